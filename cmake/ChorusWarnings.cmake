@@ -1,0 +1,5 @@
+# Warnings for chorus's own targets (not for the headers of its dependencies, included as SYSTEM).
+add_library(chorus_warnings INTERFACE)
+target_compile_options(chorus_warnings INTERFACE -Wall -Wextra -Wpedantic -Wno-unused-parameter
+  # Options structs are filled with designated initialisers that name only what differs from the defaults.
+  -Wno-missing-field-initializers)

@@ -1,0 +1,452 @@
+// Recipe configs: a plain struct, declared once with CHORUS_CONFIG, loaded from a JSON file and
+// `key.path=value` overrides, checked strictly, and listed by `--help`.
+//
+//   struct SftConfig { double lr = 1e-5; int epochs = 1; Required<std::string> data; };
+//   CHORUS_CONFIG(SftConfig, lr, epochs, data)
+//
+// Defaults are the struct's own initialisers. Every mistake is a ConfigError that names the source
+// (file or `--set`), the key path and the expected type: unknown keys (with the closest known key),
+// wrong types, integers out of range, and missing required fields.
+#pragma once
+
+#include <chorus/detail/pp.hpp>
+#include <chorus/errors.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <concepts>
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace chorus {
+
+using Json = nlohmann::json;
+
+/// Where a config value is read from, for error messages.
+struct ConfigLocation {
+  /// The file name, or `--set key=value` for an override.
+  std::string source;
+  /// The dotted key path, e.g. `sft.lr`; empty at the top level.
+  std::string key;
+
+  /// The location of field `name` inside this section.
+  ConfigLocation child(std::string_view name) const;
+
+  /// @throws ConfigError "SOURCE: key 'KEY': expected EXPECTED, got <description of got>".
+  [[noreturn]] void fail(std::string_view expected, const Json& got) const;
+
+  /// @throws ConfigError "SOURCE: key 'KEY': MESSAGE".
+  [[noreturn]] void fail(std::string_view message) const;
+
+  /// @throws ConfigError for a key that this section does not have, suggesting the closest of `known`.
+  [[noreturn]] void fail_unknown(const std::vector<std::string>& known) const;
+};
+
+/// A field that the user must give: a config with it unset does not load.
+template <class T>
+class Required {
+public:
+  Required() = default;
+  Required(T value) : value_(std::move(value)) {
+  }
+
+  /// @throws ConfigError if unset (only possible before the config was loaded).
+  const T& value() const {
+    if (!value_)
+      throw ConfigError("a required config field was read before it was set");
+    return *value_;
+  }
+  const T& operator*() const {
+    return value();
+  }
+  const T* operator->() const {
+    return &value();
+  }
+  bool is_set() const noexcept {
+    return value_.has_value();
+  }
+  void set(T value) {
+    value_ = std::move(value);
+  }
+
+private:
+  std::optional<T> value_;
+};
+
+/// Reads, writes and names one config field type. Specialise it for your own types with:
+/// `static std::string type_name()`, `static void read(const Json&, T&, const ConfigLocation&)`,
+/// `static Json write(const T&)`, `static Json parse_text(std::string_view, const ConfigLocation&)`
+/// (the value of a `--set` override as JSON) and, for a type that must be given, `static bool
+/// is_set(const T&)`.
+template <class T>
+struct ConfigCodec;
+
+/// A struct declared with CHORUS_CONFIG.
+template <class T>
+concept IsConfig = requires(T* config) {
+  { chorus_is_config(config) } -> std::same_as<bool>;
+};
+
+namespace detail {
+
+std::string describe_json(const Json& value);
+Json parse_json_text(std::string_view text, const ConfigLocation& at, std::string_view expected);
+Json read_json_file(const std::filesystem::path& file);
+/// Splits "a.b.c=value" into {"a","b","c"} and "value". @throws ConfigError on a missing '='.
+std::pair<std::vector<std::string>, std::string> split_override(std::string_view assignment);
+
+template <class T>
+using codec_for = ConfigCodec<std::remove_cvref_t<T>>;
+
+template <class T>
+concept HasIsSet = requires(const T& value) {
+  { ConfigCodec<T>::is_set(value) } -> std::same_as<bool>;
+};
+
+} // namespace detail
+
+// -- codecs for the built-in field types ----------------------------------------
+
+template <>
+struct ConfigCodec<bool> {
+  static std::string type_name() {
+    return "bool";
+  }
+  static void read(const Json& value, bool& out, const ConfigLocation& at) {
+    if (!value.is_boolean())
+      at.fail("bool (true or false)", value);
+    out = value.get<bool>();
+  }
+  static Json write(bool value) {
+    return value;
+  }
+  static Json parse_text(std::string_view text, const ConfigLocation& at) {
+    if (text == "true" || text == "1" || text == "yes" || text == "on")
+      return true;
+    if (text == "false" || text == "0" || text == "no" || text == "off")
+      return false;
+    at.fail("bool (true or false)", Json(std::string(text)));
+  }
+};
+
+template <std::integral T>
+  requires(!std::same_as<T, bool>)
+struct ConfigCodec<T> {
+  static std::string type_name() {
+    return std::is_signed_v<T> ? "int" : "unsigned int";
+  }
+  static void read(const Json& value, T& out, const ConfigLocation& at) {
+    // JSON writes 1e3 as a float: accept floats that hold a whole number, reject 1.5.
+    long double number;
+    if (value.is_number_integer() || value.is_number_unsigned())
+      number = value.is_number_unsigned() ? static_cast<long double>(value.get<std::uint64_t>())
+                                          : static_cast<long double>(value.get<std::int64_t>());
+    else if (value.is_number_float() && std::trunc(value.get<double>()) == value.get<double>())
+      number = value.get<double>();
+    else
+      at.fail(type_name() + " (a whole number)", value);
+    if (number < static_cast<long double>(std::numeric_limits<T>::min())
+        || number > static_cast<long double>(std::numeric_limits<T>::max()))
+      at.fail(type_name() + " in [" + std::to_string(std::numeric_limits<T>::min()) + ", "
+                + std::to_string(std::numeric_limits<T>::max()) + "]",
+              value);
+    out = static_cast<T>(number);
+  }
+  static Json write(T value) {
+    return value;
+  }
+  static Json parse_text(std::string_view text, const ConfigLocation& at) {
+    return detail::parse_json_text(text, at, type_name());
+  }
+};
+
+template <std::floating_point T>
+struct ConfigCodec<T> {
+  static std::string type_name() {
+    return "float";
+  }
+  static void read(const Json& value, T& out, const ConfigLocation& at) {
+    if (!value.is_number())
+      at.fail("float", value);
+    out = value.get<T>();
+  }
+  static Json write(T value) {
+    return value;
+  }
+  static Json parse_text(std::string_view text, const ConfigLocation& at) {
+    return detail::parse_json_text(text, at, "float");
+  }
+};
+
+template <>
+struct ConfigCodec<std::string> {
+  static std::string type_name() {
+    return "string";
+  }
+  static void read(const Json& value, std::string& out, const ConfigLocation& at) {
+    if (!value.is_string())
+      at.fail("string", value);
+    out = value.get<std::string>();
+  }
+  static Json write(const std::string& value) {
+    return value;
+  }
+  static Json parse_text(std::string_view text, const ConfigLocation&) {
+    return std::string(text); // --set name=hello: no quotes needed
+  }
+};
+
+template <>
+struct ConfigCodec<std::filesystem::path> {
+  static std::string type_name() {
+    return "path";
+  }
+  static void read(const Json& value, std::filesystem::path& out, const ConfigLocation& at) {
+    if (!value.is_string())
+      at.fail("path (a string)", value);
+    out = value.get<std::string>();
+  }
+  static Json write(const std::filesystem::path& value) {
+    return value.string();
+  }
+  static Json parse_text(std::string_view text, const ConfigLocation&) {
+    return std::string(text);
+  }
+};
+
+template <class T>
+struct ConfigCodec<std::vector<T>> {
+  static std::string type_name() {
+    return "list of " + ConfigCodec<T>::type_name();
+  }
+  static void read(const Json& value, std::vector<T>& out, const ConfigLocation& at) {
+    if (!value.is_array())
+      at.fail(type_name() + " (a JSON array)", value);
+    std::vector<T> result(value.size());
+    for (std::size_t i = 0; i < value.size(); ++i)
+      ConfigCodec<T>::read(value[i], result[i], at.child("[" + std::to_string(i) + "]"));
+    out = std::move(result);
+  }
+  static Json write(const std::vector<T>& value) {
+    auto result = Json::array();
+    for (const auto& item : value)
+      result.push_back(ConfigCodec<T>::write(item));
+    return result;
+  }
+  /// `[1,2,3]` as JSON, or `1,2,3` with each item read as for a single field.
+  static Json parse_text(std::string_view text, const ConfigLocation& at) {
+    if (!text.empty() && text.front() == '[')
+      return detail::parse_json_text(text, at, type_name());
+    auto result = Json::array();
+    while (!text.empty()) {
+      auto comma = text.find(',');
+      result.push_back(ConfigCodec<T>::parse_text(text.substr(0, comma), at));
+      text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
+    }
+    return result;
+  }
+};
+
+template <class T>
+struct ConfigCodec<std::optional<T>> {
+  static std::string type_name() {
+    return ConfigCodec<T>::type_name() + " or null";
+  }
+  static void read(const Json& value, std::optional<T>& out, const ConfigLocation& at) {
+    if (value.is_null()) {
+      out.reset();
+      return;
+    }
+    T result{};
+    ConfigCodec<T>::read(value, result, at);
+    out = std::move(result);
+  }
+  static Json write(const std::optional<T>& value) {
+    return value ? ConfigCodec<T>::write(*value) : Json(nullptr);
+  }
+  static Json parse_text(std::string_view text, const ConfigLocation& at) {
+    return text == "null" ? Json(nullptr) : ConfigCodec<T>::parse_text(text, at);
+  }
+};
+
+template <class T>
+struct ConfigCodec<Required<T>> {
+  static std::string type_name() {
+    return ConfigCodec<T>::type_name();
+  }
+  static void read(const Json& value, Required<T>& out, const ConfigLocation& at) {
+    T result{};
+    ConfigCodec<T>::read(value, result, at);
+    out.set(std::move(result));
+  }
+  static Json write(const Required<T>& value) {
+    return value.is_set() ? ConfigCodec<T>::write(*value) : Json(nullptr);
+  }
+  static Json parse_text(std::string_view text, const ConfigLocation& at) {
+    return ConfigCodec<T>::parse_text(text, at);
+  }
+  static bool is_set(const Required<T>& value) {
+    return value.is_set();
+  }
+};
+
+/// A nested config struct: a JSON object, keys as `outer.inner` in overrides.
+template <IsConfig T>
+struct ConfigCodec<T> {
+  static std::string type_name() {
+    return "section";
+  }
+  static void read(const Json& value, T& out, const ConfigLocation& at) {
+    if (!value.is_object())
+      at.fail("a section (JSON object)", value);
+    std::vector<std::string> known;
+    chorus_config_visit(out, [&](const char* name, auto&) { known.emplace_back(name); });
+    for (const auto& item : value.items())
+      if (std::find(known.begin(), known.end(), item.key()) == known.end())
+        at.child(item.key()).fail_unknown(known);
+    chorus_config_visit(out, [&](const char* name, auto& field) {
+      if (auto found = value.find(name); found != value.end())
+        detail::codec_for<decltype(field)>::read(*found, field, at.child(name));
+    });
+  }
+  static Json write(const T& value) {
+    auto result = Json::object();
+    chorus_config_visit(value, [&](const char* name, const auto& field) {
+      result[name] = detail::codec_for<decltype(field)>::write(field);
+    });
+    return result;
+  }
+  static Json parse_text(std::string_view text, const ConfigLocation& at) {
+    return detail::parse_json_text(text, at, "a section (JSON object)");
+  }
+};
+
+// -- loading --------------------------------------------------------------------
+
+namespace detail {
+
+template <IsConfig T>
+void assign_path(T& section, std::span<const std::string> path, std::string_view text,
+                 const ConfigLocation& at) {
+  bool found = false;
+  std::vector<std::string> known;
+  chorus_config_visit(section, [&](const char* name, auto& field) {
+    known.emplace_back(name);
+    if (found || path.front() != name)
+      return;
+    found = true;
+    using Field = std::remove_cvref_t<decltype(field)>;
+    auto here = at.child(name);
+    if (path.size() == 1) {
+      ConfigCodec<Field>::read(ConfigCodec<Field>::parse_text(text, here), field, here);
+    } else if constexpr (IsConfig<Field>) {
+      assign_path(field, path.subspan(1), text, here);
+    } else {
+      here.fail("is a " + ConfigCodec<Field>::type_name() + ", not a section: it has no key '"
+                + path[1] + "'");
+    }
+  });
+  if (!found)
+    at.child(path.front()).fail_unknown(known);
+}
+
+template <IsConfig T>
+void check_required(const T& section, const ConfigLocation& at) {
+  chorus_config_visit(section, [&](const char* name, const auto& field) {
+    using Field = std::remove_cvref_t<decltype(field)>;
+    if constexpr (IsConfig<Field>) {
+      check_required(field, at.child(name));
+    } else if constexpr (HasIsSet<Field>) {
+      if (!ConfigCodec<Field>::is_set(field))
+        at.child(name).fail("missing required field (expected " + ConfigCodec<Field>::type_name()
+                            + "): set it in the config file or with --set " + at.child(name).key
+                            + "=...");
+    }
+  });
+}
+
+template <IsConfig T>
+void describe_fields(const T& section, const std::string& prefix, std::vector<std::vector<std::string>>& rows) {
+  chorus_config_visit(section, [&](const char* name, const auto& field) {
+    using Field = std::remove_cvref_t<decltype(field)>;
+    auto key = prefix + name;
+    if constexpr (IsConfig<Field>) {
+      describe_fields(field, key + ".", rows);
+    } else {
+      std::string fallback = ConfigCodec<Field>::write(field).dump();
+      if constexpr (HasIsSet<Field>)
+        if (!ConfigCodec<Field>::is_set(field))
+          fallback = "(required)";
+      rows.push_back({key, ConfigCodec<Field>::type_name(), fallback});
+    }
+  });
+}
+
+std::string format_table(const std::vector<std::vector<std::string>>& rows);
+
+} // namespace detail
+
+/// Applies one override `key.path=value` to `config`; the value is read as the field's type
+/// (`--set lr=1e-5`, `--set name=run1`, `--set layers=[1,2]` or `layers=1,2`).
+/// @throws ConfigError naming the override, the key path and the expected type.
+template <IsConfig T>
+void apply_override(T& config, std::string_view assignment) {
+  auto [path, text] = detail::split_override(assignment);
+  ConfigLocation at{"--set " + std::string(assignment), ""};
+  detail::assign_path(config, std::span<const std::string>(path), text, at);
+}
+
+/// Loads a config: the struct's defaults, then `file` if not empty, then `overrides` in order; then
+/// checks that every required field is set.
+/// @throws ConfigError for any mistake, naming where it is.
+template <IsConfig T>
+T load_config(const std::filesystem::path& file, const std::vector<std::string>& overrides) {
+  T config{};
+  if (!file.empty())
+    ConfigCodec<T>::read(detail::read_json_file(file), config, ConfigLocation{file.string(), ""});
+  for (const auto& assignment : overrides)
+    apply_override(config, assignment);
+  detail::check_required(config, ConfigLocation{"config", ""});
+  return config;
+}
+
+/// The config as JSON, e.g. to save the resolved config beside a run's outputs.
+template <IsConfig T>
+Json config_to_json(const T& config) {
+  return ConfigCodec<T>::write(config);
+}
+
+/// A table of every field of `T`: key path, type and default, for `--help`.
+template <IsConfig T>
+std::string describe_config() {
+  T defaults{};
+  std::vector<std::vector<std::string>> rows{{"key", "type", "default"}};
+  detail::describe_fields(defaults, "", rows);
+  return detail::format_table(rows);
+}
+
+} // namespace chorus
+
+#define CHORUS_CONFIG_VISIT_FIELD(field) visit(#field, self.field);
+
+/// Declares the fields of config struct `Type`, in order. Write it after the struct, in the same
+/// namespace: `CHORUS_CONFIG(MyConfig, lr, epochs, dataset)`.
+#define CHORUS_CONFIG(Type, ...)                                                                   \
+  [[maybe_unused]] constexpr bool chorus_is_config(Type*) {                                        \
+    return true;                                                                                   \
+  }                                                                                                \
+  template <class Self, class Visitor>                                                             \
+    requires std::same_as<std::remove_const_t<Self>, Type>                                         \
+  void chorus_config_visit(Self& self, Visitor&& visit) {                                          \
+    CHORUS_PP_FOR_EACH(CHORUS_CONFIG_VISIT_FIELD, __VA_ARGS__)                                     \
+  }

@@ -1,0 +1,67 @@
+// RecipeContext: what a running recipe can reach: its output directory, its loggers, the runtime.
+#pragma once
+
+#include <chorus/metrics.hpp>
+#include <chorus/task.hpp>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace spdlog {
+class logger;
+}
+
+namespace chorus {
+
+class Runtime;
+
+/// Handed to every recipe by CHORUS_RECIPE_MAIN; lives as long as the recipe runs. Recipe code uses
+/// it from the recipe executor only.
+class RecipeContext {
+public:
+  // -- constructors -----------------------------------------------------------
+
+  RecipeContext(Runtime& runtime, std::string recipe_name, std::filesystem::path output_dir,
+                MetricsLogger metrics, std::shared_ptr<spdlog::logger> log);
+
+  // -- properties -------------------------------------------------------------
+
+  /// The recipe's name, e.g. `sft_to_gspo`.
+  const std::string& recipe_name() const noexcept {
+    return recipe_name_;
+  }
+
+  /// Where the run writes its outputs: metrics.jsonl, the resolved config.json, saved models.
+  const std::filesystem::path& output_dir() const noexcept {
+    return output_dir_;
+  }
+
+  /// The metrics logger (per-step JSON lines and progress), passed to trainers as `.logger`.
+  MetricsLogger logger() const {
+    return metrics_;
+  }
+
+  /// The console and file logger for messages.
+  spdlog::logger& log() const {
+    return *log_;
+  }
+
+  /// True once the user asked the recipe to stop (Ctrl-C). Awaits throw CancelledError by then;
+  /// code that loops without awaiting can check this.
+  bool stop_requested() const noexcept;
+
+  /// The runtime hosting the actors: for the code that spawns them (actors/, not recipes).
+  Runtime& runtime() const noexcept {
+    return *runtime_;
+  }
+
+private:
+  Runtime* runtime_;
+  std::string recipe_name_;
+  std::filesystem::path output_dir_;
+  MetricsLogger metrics_;
+  std::shared_ptr<spdlog::logger> log_;
+};
+
+} // namespace chorus

@@ -1,0 +1,15 @@
+// Preprocessor helpers: CHORUS_PP_FOR_EACH(macro, a, b, c) expands to macro(a) macro(b) macro(c).
+// Up to 256 arguments, by the standard __VA_OPT__ recursion.
+#pragma once
+
+#define CHORUS_PP_PARENS ()
+#define CHORUS_PP_EXPAND(...) CHORUS_PP_EXPAND3(CHORUS_PP_EXPAND3(CHORUS_PP_EXPAND3(CHORUS_PP_EXPAND3(__VA_ARGS__))))
+#define CHORUS_PP_EXPAND3(...) CHORUS_PP_EXPAND2(CHORUS_PP_EXPAND2(CHORUS_PP_EXPAND2(CHORUS_PP_EXPAND2(__VA_ARGS__))))
+#define CHORUS_PP_EXPAND2(...) CHORUS_PP_EXPAND1(CHORUS_PP_EXPAND1(CHORUS_PP_EXPAND1(CHORUS_PP_EXPAND1(__VA_ARGS__))))
+#define CHORUS_PP_EXPAND1(...) __VA_ARGS__
+
+#define CHORUS_PP_FOR_EACH(macro, ...) \
+  __VA_OPT__(CHORUS_PP_EXPAND(CHORUS_PP_FOR_EACH_HELPER(macro, __VA_ARGS__)))
+#define CHORUS_PP_FOR_EACH_HELPER(macro, first, ...) \
+  macro(first) __VA_OPT__(CHORUS_PP_FOR_EACH_AGAIN CHORUS_PP_PARENS(macro, __VA_ARGS__))
+#define CHORUS_PP_FOR_EACH_AGAIN() CHORUS_PP_FOR_EACH_HELPER

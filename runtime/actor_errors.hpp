@@ -1,0 +1,29 @@
+// How actors report failures to the coroutines that asked them. Only runtime/ and actors/ include
+// this: it is the one place where chorus errors are spelled as CAF errors.
+#pragma once
+
+#include <caf/atom.hpp>
+#include <caf/error.hpp>
+#include <caf/make_message.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace chorus {
+
+/// The CAF error category of errors raised by chorus code inside actors.
+constexpr caf::atom_value kChorusErrorCategory = caf::atom("chorus");
+
+/// Codes within kChorusErrorCategory.
+enum class ActorFault : std::uint8_t {
+  /// A request handler threw; the context holds the exception's message.
+  handler_threw = 1,
+};
+
+/// The error reply for a handler that threw `what`. Serialisable, so it crosses processes.
+inline caf::error make_handler_error(std::string what) {
+  return caf::error(static_cast<std::uint8_t>(ActorFault::handler_threw), kChorusErrorCategory,
+                    caf::make_message(std::move(what)));
+}
+
+} // namespace chorus

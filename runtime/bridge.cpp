@@ -1,0 +1,206 @@
+// The CAF side of the coroutine <-> actor bridge (see bridge.hpp). Never resumes a coroutine here:
+// completions are posted to the awaiting coroutine's executor by PendingAsk::complete.
+#include "runtime/bridge.hpp"
+
+#include "runtime/actor_errors.hpp"
+
+#include <chorus/errors.hpp>
+
+#include <caf/actor_cast.hpp>
+#include <caf/actor_companion.hpp>
+#include <caf/default_attachable.hpp>
+#include <caf/mailbox_element.hpp>
+#include <caf/sec.hpp>
+#include <caf/system_messages.hpp>
+
+#include <cstdio>
+
+namespace chorus {
+
+namespace {
+
+std::string describe_duration(std::chrono::nanoseconds d) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.3g s", std::chrono::duration<double>(d).count());
+  return text;
+}
+
+std::string quoted(const std::string& name) {
+  return "'" + name + "'";
+}
+
+} // namespace
+
+// -- constructors and destructors ---------------------------------------------
+
+Bridge::Bridge(caf::actor_system& system) : system_(system) {
+  auto companion = system.spawn<caf::actor_companion>();
+  companion_ = caf::actor_cast<caf::strong_actor_ptr>(companion);
+  auto* self = static_cast<caf::actor_companion*>(caf::actor_cast<caf::abstract_actor*>(companion));
+  self->on_enqueue([this](caf::mailbox_element_ptr element) { on_message(std::move(element)); });
+}
+
+Bridge::~Bridge() {
+  close();
+  auto* self = static_cast<caf::actor_companion*>(caf::actor_cast<caf::abstract_actor*>(companion_));
+  // What actor_companion::disconnect does; libcaf_core 0.17.6 declares it but does not export it.
+  self->on_enqueue({});
+  self->cleanup(caf::make_error(caf::exit_reason::user_shutdown), nullptr);
+}
+
+// -- requests -----------------------------------------------------------------
+
+std::uint64_t Bridge::send(std::shared_ptr<PendingAsk> ask, const caf::strong_actor_ptr& target,
+                           caf::message content, std::chrono::nanoseconds timeout) {
+  auto id = next_id_.fetch_add(1, std::memory_order_relaxed);
+  ask->id_ = id;
+  if (!target) {
+    auto error = std::make_exception_ptr(ActorDownError(
+      ask->actor(), ask->request(),
+      "actor " + quoted(ask->actor()) + " is gone (never spawned, or stopped): request '" + ask->request()
+        + "' not sent"));
+    PendingAsk::complete(std::move(ask), error);
+    return id;
+  }
+  ask->target_ = target->address();
+  // Arm the deadline before the request is visible to other threads: only this thread touches it.
+  ask->deadline_.expires_after(timeout);
+  ask->deadline_.async_wait([this, id, timeout](const std::error_code& ec) {
+    if (!ec)
+      expire(id, timeout);
+  });
+  bool monitor = false;
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    if (closed_) {
+      auto error = std::make_exception_ptr(ActorDownError(
+        ask->actor(), ask->request(),
+        "runtime is shutting down: request '" + ask->request() + "' to actor " + quoted(ask->actor())
+          + " not sent"));
+      PendingAsk::complete(std::move(ask), error);
+      return id;
+    }
+    monitor = monitored_.insert(ask->target_).second;
+    pending_.emplace(id, std::move(ask));
+  }
+  // Monitor before sending, so a target that dies with our request in its mailbox always reports.
+  if (monitor) {
+    auto* actor = caf::actor_cast<caf::abstract_actor*>(target);
+    actor->attach(caf::default_attachable::make_monitor(target->address(), companion_->get()->address()));
+  }
+  auto mid = caf::make_message_id(id);
+  target->enqueue(caf::make_mailbox_element(companion_, mid, {}, std::move(content)), nullptr);
+  return id;
+}
+
+void Bridge::cancel(std::uint64_t id) {
+  std::lock_guard<std::mutex> guard{mutex_};
+  if (auto ask = take_locked(id)) {
+    auto error = std::make_exception_ptr(
+      CancelledError("request '" + ask->request() + "' to actor " + quoted(ask->actor()) + " cancelled"));
+    PendingAsk::complete(std::move(ask), error);
+  }
+}
+
+void Bridge::expire(std::uint64_t id, std::chrono::nanoseconds timeout) {
+  std::lock_guard<std::mutex> guard{mutex_};
+  if (auto ask = take_locked(id)) {
+    auto error = std::make_exception_ptr(
+      TimeoutError(ask->actor(), ask->request(),
+                   "actor " + quoted(ask->actor()) + " did not answer request '" + ask->request()
+                     + "' within " + describe_duration(timeout)));
+    PendingAsk::complete(std::move(ask), error);
+  }
+}
+
+void Bridge::close() {
+  std::lock_guard<std::mutex> guard{mutex_};
+  closed_ = true;
+  for (auto& [id, ask] : pending_) {
+    auto error = std::make_exception_ptr(
+      ActorDownError(ask->actor(), ask->request(),
+                     "runtime is shutting down: request '" + ask->request() + "' to actor "
+                       + quoted(ask->actor()) + " was not answered"));
+    PendingAsk::complete(std::move(ask), error);
+  }
+  pending_.clear();
+}
+
+std::size_t Bridge::pending() const {
+  std::lock_guard<std::mutex> guard{mutex_};
+  return pending_.size();
+}
+
+std::shared_ptr<PendingAsk> Bridge::take_locked(std::uint64_t id) {
+  auto i = pending_.find(id);
+  if (i == pending_.end())
+    return nullptr;
+  auto ask = std::move(i->second);
+  pending_.erase(i);
+  return ask;
+}
+
+// -- the companion's mailbox --------------------------------------------------
+
+void Bridge::on_message(caf::mailbox_element_ptr element) {
+  if (!element)
+    return;
+  std::lock_guard<std::mutex> guard{mutex_};
+  if (element->mid.is_response()) {
+    auto ask = take_locked(element->mid.request_id().integer_value());
+    if (!ask)
+      return; // completed already: timed out, cancelled, failed by the target's death or shutdown
+    auto reply = element->move_content_to_message();
+    if (reply.match_elements<caf::error>()) {
+      auto error = to_exception(reply.get_as<caf::error>(0), *ask);
+      PendingAsk::complete(std::move(ask), error);
+    } else {
+      PendingAsk::complete(std::move(ask), std::move(reply));
+    }
+    return;
+  }
+  auto content = element->move_content_to_message();
+  if (!content.match_elements<caf::down_msg>())
+    return;
+  const auto& down = content.get_as<caf::down_msg>(0);
+  monitored_.erase(down.source);
+  for (auto i = pending_.begin(); i != pending_.end();) {
+    if (i->second->target_ != down.source) {
+      ++i;
+      continue;
+    }
+    auto ask = std::move(i->second);
+    i = pending_.erase(i);
+    auto error = std::make_exception_ptr(
+      ActorDownError(ask->actor(), ask->request(),
+                     "actor " + quoted(ask->actor()) + " went down (" + system_.render(down.reason)
+                       + ") before answering request '" + ask->request() + "'"));
+    PendingAsk::complete(std::move(ask), error);
+  }
+}
+
+std::exception_ptr Bridge::to_exception(const caf::error& err, const PendingAsk& ask) const {
+  const auto& actor = ask.actor();
+  const auto& request = ask.request();
+  if (err.category() == kChorusErrorCategory
+      && err.code() == static_cast<std::uint8_t>(ActorFault::handler_threw)) {
+    std::string what = err.context().match_elements<std::string>() ? err.context().get_as<std::string>(0)
+                                                                    : system_.render(err);
+    return std::make_exception_ptr(
+      ActorError(actor, request, "actor " + quoted(actor) + " failed on request '" + request + "': " + what));
+  }
+  if (err == caf::sec::request_receiver_down)
+    return std::make_exception_ptr(ActorDownError(
+      actor, request, "actor " + quoted(actor) + " is down: request '" + request + "' was not delivered"));
+  if (err == caf::sec::request_timeout)
+    return std::make_exception_ptr(
+      TimeoutError(actor, request, "actor " + quoted(actor) + " timed out on request '" + request + "'"));
+  if (err == caf::sec::unexpected_message)
+    return std::make_exception_ptr(RemoteError(
+      actor, request, "actor " + quoted(actor) + " does not handle request '" + request + "'"));
+  return std::make_exception_ptr(RemoteError(actor, request,
+                                             "actor " + quoted(actor) + " answered request '" + request
+                                               + "' with an error: " + system_.render(err)));
+}
+
+} // namespace chorus

@@ -1,0 +1,206 @@
+// co_await ref.ask(request): replies, and every way a request can fail, each surfacing as its own
+// exception type whose message names the actor and the request.
+#include "tests/runtime/test_actors.hpp"
+
+#include <chorus/channel.hpp>
+#include <chorus/gather.hpp>
+
+#include <gtest/gtest.h>
+
+#include <asio/detached.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+
+using namespace chorus;
+using namespace chorus::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+RuntimeOptions test_options() {
+  return {.configure = [](caf::actor_system_config& config) {
+    config.add_message_types<caf::id_block::chorus_runtime_test>();
+  }};
+}
+
+class Ask : public ::testing::Test {
+protected:
+  Runtime runtime{test_options()};
+  ActorRef<> actor = runtime.spawn("echo-actor", test_actor);
+
+  template <class Error, class Request>
+  std::string expect_failure(Request request, std::chrono::nanoseconds timeout = 10s) {
+    auto ask = [&]() -> Task<std::string> {
+      try {
+        co_await actor.ask(std::move(request), timeout);
+      } catch (const Error& error) {
+        EXPECT_EQ(error.actor(), "echo-actor");
+        co_return std::string(error.what());
+      }
+      co_return std::string("no exception");
+    };
+    return runtime.run(ask());
+  }
+};
+
+TEST_F(Ask, ReturnsTheReply) {
+  auto reply = runtime.run([&]() -> Task<EchoReply> {
+    EchoRequest request{"hello"};
+    co_return co_await actor.ask(request);
+  }());
+  EXPECT_EQ(reply.text, "hello");
+}
+
+TEST_F(Ask, VoidReplyCompletes) {
+  bool done = runtime.run([&]() -> Task<bool> {
+    co_await actor.ask(PingRequest{});
+    co_return true;
+  }());
+  EXPECT_TRUE(done);
+}
+
+TEST_F(Ask, ResumesOnTheRecipeExecutorNotOnTheActorThread) {
+  auto caller = std::hash<std::thread::id>{}(std::this_thread::get_id());
+  auto [reply, resumed_on] = runtime.run([&]() -> Task<std::pair<EchoReply, std::size_t>> {
+    auto reply = co_await actor.ask(EchoRequest{"x"});
+    co_return std::pair{reply, std::hash<std::thread::id>{}(std::this_thread::get_id())};
+  }());
+  EXPECT_NE(reply.thread_hash, caller) << "the actor should run on a CAF thread";
+  EXPECT_EQ(resumed_on, caller);
+}
+
+TEST_F(Ask, TimeoutIsTimeoutErrorNamingActorAndRequest) {
+  auto what = expect_failure<TimeoutError>(SilentRequest{}, 50ms);
+  EXPECT_NE(what.find("echo-actor"), std::string::npos) << what;
+  EXPECT_NE(what.find("SilentRequest"), std::string::npos) << what;
+  EXPECT_NE(what.find("within"), std::string::npos) << what;
+  EXPECT_EQ(runtime.bridge().pending(), 0u);
+}
+
+TEST_F(Ask, HandlerExceptionIsActorErrorAndTheActorKeepsServing) {
+  auto what = expect_failure<ActorError>(FailRequest{"disk on fire"});
+  EXPECT_NE(what.find("disk on fire"), std::string::npos) << what;
+  EXPECT_NE(what.find("FailRequest"), std::string::npos) << what;
+  auto reply = runtime.run([&]() -> Task<EchoReply> { co_return co_await actor.ask(EchoRequest{"still here"}); }());
+  EXPECT_EQ(reply.text, "still here");
+}
+
+TEST_F(Ask, DeadActorIsActorDownError) {
+  caf::anon_send_exit(actor.handle(), caf::exit_reason::kill);
+  {
+    caf::scoped_actor self{runtime.system()};
+    self->wait_for(actor.handle());
+  }
+  auto what = expect_failure<ActorDownError>(EchoRequest{"anyone?"});
+  EXPECT_NE(what.find("echo-actor"), std::string::npos) << what;
+  EXPECT_NE(what.find("EchoRequest"), std::string::npos) << what;
+}
+
+TEST_F(Ask, ActorDyingWithTheRequestInFlightIsActorDownError) {
+  auto what = expect_failure<ActorDownError>(QuitRequest{});
+  EXPECT_NE(what.find("QuitRequest"), std::string::npos) << what;
+  EXPECT_EQ(runtime.bridge().pending(), 0u);
+}
+
+TEST_F(Ask, RequestsQueuedBehindADyingActorFailToo) {
+  auto failures = runtime.run([&]() -> Task<int> {
+    std::vector<Task<int>> asks;
+    asks.push_back([](ActorRef<> a) -> Task<int> {
+      try {
+        co_await a.ask(QuitRequest{});
+      } catch (const ActorDownError&) {
+        co_return 1;
+      }
+      co_return 0;
+    }(actor));
+    for (int i = 0; i < 5; ++i)
+      asks.push_back([](ActorRef<> a) -> Task<int> {
+        try {
+          co_await a.ask(EchoRequest{"queued"});
+        } catch (const ActorDownError&) {
+          co_return 1;
+        }
+        co_return 0;
+      }(actor));
+    auto results = co_await when_all(std::move(asks));
+    co_return results[0] + (results[1] + results[2] + results[3] + results[4] + results[5] > 0 ? 1 : 0);
+  }());
+  // The quitting request always fails; the ones behind it either were answered before the actor
+  // quit or fail with ActorDownError. None hangs.
+  EXPECT_GE(failures, 1);
+  EXPECT_EQ(runtime.bridge().pending(), 0u);
+}
+
+TEST_F(Ask, UnhandledRequestIsRemoteError) {
+  auto what = expect_failure<RemoteError>(UnknownRequest{});
+  EXPECT_NE(what.find("does not handle"), std::string::npos) << what;
+  EXPECT_NE(what.find("UnknownRequest"), std::string::npos) << what;
+}
+
+TEST_F(Ask, ManyConcurrentAsksAllGetTheirOwnReply) {
+  constexpr int n = 2000;
+  auto replies = runtime.run([&]() -> Task<std::vector<EchoReply>> {
+    std::vector<Task<EchoReply>> asks;
+    for (int i = 0; i < n; ++i)
+      asks.push_back(actor.ask(EchoRequest{std::to_string(i)}));
+    co_return co_await when_all(std::move(asks));
+  }());
+  ASSERT_EQ(replies.size(), static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i)
+    EXPECT_EQ(replies[i].text, std::to_string(i));
+  EXPECT_EQ(runtime.bridge().pending(), 0u);
+}
+
+TEST_F(Ask, CancellingTheAwaiterRemovesThePendingRequest) {
+  auto outcome = runtime.run([&]() -> Task<std::string> {
+    auto slow = [](ActorRef<> a) -> Task<void> { co_await a.ask(SilentRequest{}); };
+    auto failing = []() -> Task<void> {
+      co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+      throw std::logic_error("sibling failed");
+    };
+    try {
+      co_await gather(slow(actor), failing());
+    } catch (const std::logic_error& error) {
+      co_return std::string(error.what());
+    }
+    co_return std::string("no exception");
+  }());
+  EXPECT_EQ(outcome, "sibling failed");
+  EXPECT_EQ(runtime.bridge().pending(), 0u);
+}
+
+TEST_F(Ask, ShutdownWithRequestsInFlightFailsThemWithoutHanging) {
+  auto silent = runtime.spawn_detached("silent-actor", test_actor);
+  std::vector<std::string> errors;
+  for (int i = 0; i < 20; ++i) {
+    auto ask = [](ActorRef<> a, std::vector<std::string>& out) -> Task<void> {
+      try {
+        co_await a.ask(SilentRequest{});
+      } catch (const ActorDownError& error) {
+        out.push_back(error.what());
+      }
+    };
+    asio::co_spawn(runtime.io(), ask(silent, errors), asio::detached);
+  }
+  // Let the requests go out, then shut down while they wait for replies that never come.
+  while (runtime.bridge().pending() < 20)
+    runtime.io().run_one();
+  runtime.shutdown();
+  ASSERT_EQ(errors.size(), 20u);
+  EXPECT_NE(errors[0].find("shutting down"), std::string::npos) << errors[0];
+}
+
+TEST_F(Ask, AskOnADefaultHandleIsActorDownError) {
+  ActorRef<> nobody;
+  auto what = runtime.run([&]() -> Task<std::string> {
+    try {
+      co_await nobody.ask(EchoRequest{"?"});
+    } catch (const ActorDownError& error) {
+      co_return std::string(error.what());
+    }
+    co_return std::string("no exception");
+  }());
+  EXPECT_NE(what.find("is gone"), std::string::npos) << what;
+}
+
+} // namespace

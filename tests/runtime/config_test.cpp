@@ -1,0 +1,177 @@
+// Config loading: defaults, JSON files, --set overrides, and an error naming the source, the key
+// path and the expected type for every kind of mistake.
+#include <chorus/config.hpp>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+namespace test_config {
+
+struct Optimizer {
+  double lr = 1e-5;
+  double weight_decay = 0.01;
+  std::vector<double> betas{0.9, 0.999};
+};
+CHORUS_CONFIG(Optimizer, lr, weight_decay, betas)
+
+struct Training {
+  chorus::Required<std::string> dataset;
+  int epochs = 1;
+  std::int64_t max_steps = 1000;
+  bool shuffle = true;
+  std::optional<int> seed;
+  std::string name = "run";
+  Optimizer optimizer;
+};
+CHORUS_CONFIG(Training, dataset, epochs, max_steps, shuffle, seed, name, optimizer)
+
+} // namespace test_config
+
+using namespace chorus;
+using test_config::Training;
+
+namespace {
+
+std::filesystem::path write_file(const std::string& name, const std::string& text) {
+  auto path = std::filesystem::path(::testing::TempDir()) / name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const ConfigError& error) {
+    return error.what();
+  }
+  return "no ConfigError";
+}
+
+TEST(Config, DefaultsComeFromTheStruct) {
+  auto config = load_config<Training>({}, {"dataset=data.jsonl"});
+  EXPECT_EQ(*config.dataset, "data.jsonl");
+  EXPECT_EQ(config.epochs, 1);
+  EXPECT_DOUBLE_EQ(config.optimizer.lr, 1e-5);
+  EXPECT_EQ(config.optimizer.betas, (std::vector<double>{0.9, 0.999}));
+  EXPECT_FALSE(config.seed.has_value());
+}
+
+TEST(Config, FileThenOverridesInOrder) {
+  auto file = write_file("training.json", R"({"dataset": "a.jsonl", "epochs": 3,
+    "optimizer": {"lr": 0.5}, "seed": 7})");
+  auto config = load_config<Training>(file, {"optimizer.lr=1e-3", "epochs=4", "epochs=5", "name=hello world",
+                                             "optimizer.betas=0.5,0.6", "shuffle=false", "seed=null"});
+  EXPECT_EQ(*config.dataset, "a.jsonl");
+  EXPECT_EQ(config.epochs, 5);
+  EXPECT_DOUBLE_EQ(config.optimizer.lr, 1e-3);
+  EXPECT_DOUBLE_EQ(config.optimizer.weight_decay, 0.01) << "a partial section keeps the other defaults";
+  EXPECT_EQ(config.optimizer.betas, (std::vector<double>{0.5, 0.6}));
+  EXPECT_EQ(config.name, "hello world");
+  EXPECT_FALSE(config.shuffle);
+  EXPECT_FALSE(config.seed.has_value());
+}
+
+TEST(Config, ListOverrideAcceptsJson) {
+  auto config = load_config<Training>({}, {"dataset=x", "optimizer.betas=[0.1, 0.2, 0.3]"});
+  EXPECT_EQ(config.optimizer.betas, (std::vector<double>{0.1, 0.2, 0.3}));
+}
+
+TEST(Config, UnknownKeyInFileNamesFileKeyAndSuggestion) {
+  auto file = write_file("unknown.json", R"({"dataset": "a", "optimizer": {"lrr": 0.1}})");
+  auto what = error_of([&] { load_config<Training>(file, {}); });
+  EXPECT_NE(what.find("unknown.json"), std::string::npos) << what;
+  EXPECT_NE(what.find("'optimizer.lrr'"), std::string::npos) << what;
+  EXPECT_NE(what.find("did you mean 'lr'"), std::string::npos) << what;
+}
+
+TEST(Config, UnknownKeyInOverride) {
+  auto what = error_of([&] { load_config<Training>({}, {"dataset=x", "epoch=3"}); });
+  EXPECT_NE(what.find("--set epoch=3"), std::string::npos) << what;
+  EXPECT_NE(what.find("did you mean 'epochs'"), std::string::npos) << what;
+}
+
+TEST(Config, WrongTypeNamesTheExpectedType) {
+  auto file = write_file("wrong.json", R"({"dataset": "a", "epochs": "three"})");
+  auto what = error_of([&] { load_config<Training>(file, {}); });
+  EXPECT_NE(what.find("wrong.json: key 'epochs': expected int"), std::string::npos) << what;
+  EXPECT_NE(what.find("got string \"three\""), std::string::npos) << what;
+}
+
+TEST(Config, FractionalIntegerIsRejected) {
+  auto what = error_of([&] { load_config<Training>({}, {"dataset=x", "epochs=1.5"}); });
+  EXPECT_NE(what.find("expected int"), std::string::npos) << what;
+}
+
+TEST(Config, WholeFloatIsAcceptedAsInteger) {
+  auto config = load_config<Training>({}, {"dataset=x", "max_steps=1e3"});
+  EXPECT_EQ(config.max_steps, 1000);
+}
+
+TEST(Config, IntegerOutOfRangeIsRejected) {
+  auto what = error_of([&] { load_config<Training>({}, {"dataset=x", "epochs=99999999999"}); });
+  EXPECT_NE(what.find("expected int in ["), std::string::npos) << what;
+}
+
+TEST(Config, BadFloatOverride) {
+  auto what = error_of([&] { load_config<Training>({}, {"dataset=x", "optimizer.lr=fast"}); });
+  EXPECT_NE(what.find("--set optimizer.lr=fast: key 'optimizer.lr': expected float"), std::string::npos) << what;
+}
+
+TEST(Config, BadListElementNamesItsIndex) {
+  auto file = write_file("list.json", R"({"dataset": "a", "optimizer": {"betas": [0.9, "x"]}})");
+  auto what = error_of([&] { load_config<Training>(file, {}); });
+  EXPECT_NE(what.find("'optimizer.betas[1]'"), std::string::npos) << what;
+}
+
+TEST(Config, MissingRequiredField) {
+  auto what = error_of([&] { load_config<Training>({}, {}); });
+  EXPECT_NE(what.find("'dataset'"), std::string::npos) << what;
+  EXPECT_NE(what.find("missing required field"), std::string::npos) << what;
+}
+
+TEST(Config, SubKeyOfAPlainField) {
+  auto what = error_of([&] { load_config<Training>({}, {"dataset=x", "epochs.value=3"}); });
+  EXPECT_NE(what.find("not a section"), std::string::npos) << what;
+}
+
+TEST(Config, OverrideWithoutEquals) {
+  auto what = error_of([&] { load_config<Training>({}, {"epochs"}); });
+  EXPECT_NE(what.find("expected key=value"), std::string::npos) << what;
+}
+
+TEST(Config, InvalidJsonNamesLineAndColumn) {
+  auto file = write_file("broken.json", "{\n  \"dataset\": \"a\",\n  \"epochs\": ,\n}\n");
+  auto what = error_of([&] { load_config<Training>(file, {}); });
+  EXPECT_NE(what.find("broken.json:3:"), std::string::npos) << what;
+  EXPECT_NE(what.find("invalid JSON"), std::string::npos) << what;
+}
+
+TEST(Config, MissingFile) {
+  auto what = error_of([&] { load_config<Training>("/nonexistent/config.json", {}); });
+  EXPECT_NE(what.find("/nonexistent/config.json: cannot open"), std::string::npos) << what;
+}
+
+TEST(Config, SectionMustBeAnObject) {
+  auto file = write_file("section.json", R"({"dataset": "a", "optimizer": 3})");
+  auto what = error_of([&] { load_config<Training>(file, {}); });
+  EXPECT_NE(what.find("key 'optimizer': expected a section"), std::string::npos) << what;
+}
+
+TEST(Config, DescribeListsEveryFieldWithTypeAndDefault) {
+  auto table = describe_config<Training>();
+  for (const char* expected : {"dataset", "(required)", "epochs", "int", "optimizer.lr", "float", "1e-05",
+                               "optimizer.betas", "list of float", "seed", "int or null", "shuffle", "bool"})
+    EXPECT_NE(table.find(expected), std::string::npos) << expected << " missing from\n" << table;
+}
+
+TEST(Config, RoundTripsThroughJson) {
+  auto config = load_config<Training>({}, {"dataset=x", "optimizer.lr=0.25", "seed=3"});
+  auto json = config_to_json(config);
+  EXPECT_EQ(json["optimizer"]["lr"], 0.25);
+  auto file = write_file("roundtrip.json", json.dump());
+  auto again = load_config<Training>(file, {});
+  EXPECT_EQ(config_to_json(again), json);
+}
+
+} // namespace
