@@ -7,6 +7,7 @@
 //                          in-flight request, and whether the heap grows from round to round;
 //                          ratio = heap after the first round / heap after the last (target 0.99)
 #include "runtime/actor_host.hpp"
+#include "runtime/message.hpp"
 #include "runtime/runtime.hpp"
 
 #include <chorus/gather.hpp>
@@ -32,14 +33,8 @@ struct Ping {
   std::int64_t value = 0;
 };
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, Pong& x) {
-  return f(caf::meta::type_name("Pong"), x.value);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, Ping& x) {
-  return f(caf::meta::type_name("Ping"), x.value);
-}
+CHORUS_INSPECT(Pong, value)
+CHORUS_INSPECT(Ping, value)
 
 } // namespace bench
 

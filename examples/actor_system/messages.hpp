@@ -1,7 +1,8 @@
 // The requests of the actor-system tour: a stand-in policy, judge and trainer.
 #pragma once
 
-#include <caf/meta/type_name.hpp>
+#include "runtime/message.hpp"
+
 #include <caf/type_id.hpp>
 
 #include <string>
@@ -48,34 +49,13 @@ struct TrainRequest {
   std::vector<double> scores;
 };
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, Busy& x) {
-  return f(caf::meta::type_name("Busy"), x.start_s, x.end_s);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, GenerateReply& x) {
-  return f(caf::meta::type_name("GenerateReply"), x.completion, x.policy_version, x.busy);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, GenerateRequest& x) {
-  return f(caf::meta::type_name("GenerateRequest"), x.prompt);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, GradeReply& x) {
-  return f(caf::meta::type_name("GradeReply"), x.score, x.busy);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, GradeRequest& x) {
-  return f(caf::meta::type_name("GradeRequest"), x.prompt, x.completion);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, TrainReply& x) {
-  return f(caf::meta::type_name("TrainReply"), x.policy_version, x.loss, x.busy);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, TrainRequest& x) {
-  return f(caf::meta::type_name("TrainRequest"), x.scores);
-}
+CHORUS_INSPECT(Busy, start_s, end_s)
+CHORUS_INSPECT(GenerateReply, completion, policy_version, busy)
+CHORUS_INSPECT(GenerateRequest, prompt)
+CHORUS_INSPECT(GradeReply, score, busy)
+CHORUS_INSPECT(GradeRequest, prompt, completion)
+CHORUS_INSPECT(TrainReply, policy_version, loss, busy)
+CHORUS_INSPECT(TrainRequest, scores)
 
 } // namespace tour
 

@@ -1,6 +1,7 @@
 // co_await ref.ask(request): replies, and every way a request can fail, each surfacing as its own
 // exception type whose message names the actor and the request.
 #include "tests/runtime/test_actors.hpp"
+#include "tests/runtime/test_util.hpp"
 
 #include <chorus/channel.hpp>
 #include <chorus/gather.hpp>
@@ -155,7 +156,7 @@ TEST_F(Ask, CancellingTheAwaiterRemovesThePendingRequest) {
   auto outcome = runtime.run([&]() -> Task<std::string> {
     auto slow = [](ActorRef<> a) -> Task<void> { co_await a.ask(SilentRequest{}); };
     auto failing = []() -> Task<void> {
-      co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+      co_await yield();
       throw std::logic_error("sibling failed");
     };
     try {

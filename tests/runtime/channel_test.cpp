@@ -3,18 +3,16 @@
 #include <chorus/gather.hpp>
 
 #include "runtime/runtime.hpp"
+#include "tests/runtime/test_util.hpp"
 
 #include <gtest/gtest.h>
 
 #include <asio/post.hpp>
 
 using namespace chorus;
+using chorus::test::yield;
 
 namespace {
-
-Task<void> yield() {
-  co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
-}
 
 class ChannelTest : public ::testing::Test {
 protected:

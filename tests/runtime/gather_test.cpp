@@ -4,6 +4,7 @@
 #include <chorus/gather.hpp>
 
 #include "runtime/runtime.hpp"
+#include "tests/runtime/test_util.hpp"
 
 #include <gtest/gtest.h>
 
@@ -13,12 +14,9 @@
 #include <numeric>
 
 using namespace chorus;
+using chorus::test::yield;
 
 namespace {
-
-Task<void> yield() {
-  co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
-}
 
 class Gather : public ::testing::Test {
 protected:

@@ -5,6 +5,7 @@
 #include <chorus/task.hpp>
 
 #include "runtime/runtime.hpp"
+#include "tests/runtime/test_util.hpp"
 
 #include <gtest/gtest.h>
 
@@ -41,12 +42,12 @@ constexpr const char* kFirst = "a string long enough to live on the heap";
 constexpr const char* kSecond = "another heap-allocated string of text";
 
 Task<std::size_t> measure(Counted value) {
-  co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+  co_await test::yield();
   co_return value.text.size();
 }
 
 Task<std::size_t> measure_by_reference(const Counted& value) {
-  co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+  co_await test::yield();
   co_return value.text.size();
 }
 

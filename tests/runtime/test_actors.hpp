@@ -2,6 +2,7 @@
 #pragma once
 
 #include "runtime/actor_host.hpp"
+#include "runtime/message.hpp"
 #include "runtime/runtime.hpp"
 
 #include <caf/all.hpp>
@@ -50,34 +51,13 @@ struct PingRequest {
   using Reply = void;
 };
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, EchoReply& x) {
-  return f(caf::meta::type_name("EchoReply"), x.text, x.thread_hash);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, EchoRequest& x) {
-  return f(caf::meta::type_name("EchoRequest"), x.text);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, FailRequest& x) {
-  return f(caf::meta::type_name("FailRequest"), x.why);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, SilentRequest&) {
-  return f(caf::meta::type_name("SilentRequest"));
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, QuitRequest&) {
-  return f(caf::meta::type_name("QuitRequest"));
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, UnknownRequest&) {
-  return f(caf::meta::type_name("UnknownRequest"));
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, PingRequest&) {
-  return f(caf::meta::type_name("PingRequest"));
-}
+CHORUS_INSPECT(EchoReply, text, thread_hash)
+CHORUS_INSPECT(EchoRequest, text)
+CHORUS_INSPECT(FailRequest, why)
+CHORUS_INSPECT(SilentRequest)
+CHORUS_INSPECT(QuitRequest)
+CHORUS_INSPECT(UnknownRequest)
+CHORUS_INSPECT(PingRequest)
 
 /// Handles Echo, Fail, Silent, Quit and Ping.
 inline caf::behavior test_actor(caf::event_based_actor* self) {
