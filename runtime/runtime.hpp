@@ -89,6 +89,14 @@ public:
     return ActorRef<Interface>(*bridge_, caf::actor_cast<Interface>(handle), std::move(name));
   }
 
+  /// Takes ownership of an actor spawned elsewhere, e.g. a remote actor's proxy from
+  /// `system().middleman().remote_actor(...)`, and returns a handle named `name`.
+  template <class Interface = caf::actor>
+  ActorRef<Interface> adopt(std::string name, Interface handle) {
+    track(caf::actor_cast<caf::actor>(handle));
+    return ActorRef<Interface>(*bridge_, std::move(handle), std::move(name));
+  }
+
   // -- running ----------------------------------------------------------------
 
   /// Runs `task` on the recipe executor, on the calling thread, until it completes; returns its

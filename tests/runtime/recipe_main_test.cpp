@@ -5,14 +5,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <chrono>
-#include <csignal>
-#include <fcntl.h>
+#include "tests/test_process.hpp"
+
 #include <fstream>
-#include <poll.h>
-#include <sys/wait.h>
-#include <thread>
-#include <unistd.h>
 
 namespace {
 
@@ -22,50 +17,15 @@ struct Outcome {
 };
 
 // Runs the test recipe program with `args`. When `interrupt_after` shows up in its output, sends
-// it SIGINT. Kills it (and fails) if it runs longer than 60 s.
+// it SIGINT.
 Outcome run_program(const std::vector<std::string>& args, const std::string& interrupt_after = "") {
-  int fds[2];
-  EXPECT_EQ(pipe(fds), 0);
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(fds[1], STDOUT_FILENO);
-    dup2(fds[1], STDERR_FILENO);
-    close(fds[0]);
-    std::vector<char*> argv{const_cast<char*>(CHORUS_TEST_RECIPE_PROGRAM)};
-    for (const auto& arg : args)
-      argv.push_back(const_cast<char*>(arg.c_str()));
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
+  chorus::test::ChildProcess child(CHORUS_TEST_RECIPE_PROGRAM, args);
+  if (!interrupt_after.empty()) {
+    EXPECT_TRUE(child.wait_for_output(interrupt_after, std::chrono::seconds(60))) << child.output();
+    child.signal(SIGINT);
   }
-  close(fds[1]);
-  Outcome outcome;
-  bool interrupted = false;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  char buffer[4096];
-  while (true) {
-    pollfd poll_fd{fds[0], POLLIN, 0};
-    if (poll(&poll_fd, 1, 100) > 0) {
-      auto n = read(fds[0], buffer, sizeof(buffer));
-      if (n <= 0)
-        break;
-      outcome.output.append(buffer, static_cast<std::size_t>(n));
-    }
-    if (!interrupt_after.empty() && !interrupted && outcome.output.find(interrupt_after) != std::string::npos) {
-      kill(pid, SIGINT);
-      interrupted = true;
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      kill(pid, SIGKILL);
-      ADD_FAILURE() << "the recipe program hung; output:\n" << outcome.output;
-      break;
-    }
-  }
-  close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  outcome.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return outcome;
+  int code = child.wait();
+  return {code, child.output()};
 }
 
 std::filesystem::path fresh_dir(const std::string& name) {

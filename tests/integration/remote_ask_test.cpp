@@ -1,0 +1,91 @@
+// co_await ref.ask() across processes over CAF's network transport: replies, a handler's exception
+// and an unhandled request cross the wire as their own exception types, and a node that dies with a
+// request in flight fails that request instead of hanging it.
+#include "tests/runtime/test_actors.hpp"
+#include "tests/test_process.hpp"
+
+#include <chorus/gather.hpp>
+
+#include <caf/io/middleman.hpp>
+
+#include <gtest/gtest.h>
+
+using namespace chorus;
+using namespace chorus::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+class RemoteAsk : public ::testing::Test {
+protected:
+  void SetUp() override {
+    ASSERT_TRUE(node.wait_for_output("PORT ", 30s)) << node.output();
+    ASSERT_TRUE(node.wait_for_output("\n", 5s)) << node.output();
+    unsigned port = 0;
+    auto line = node.output().substr(node.output().find("PORT "));
+    ASSERT_EQ(std::sscanf(line.c_str(), "PORT %u", &port), 1) << node.output();
+    auto handle = runtime.system().middleman().remote_actor("127.0.0.1", static_cast<std::uint16_t>(port));
+    ASSERT_TRUE(handle) << runtime.system().render(handle.error());
+    remote = runtime.adopt("remote-echo", *handle);
+  }
+
+  template <class Error, class Request>
+  std::string expect_failure(Request request, std::chrono::nanoseconds timeout = 30s) {
+    return runtime.run([](ActorRef<> remote, Request request, std::chrono::nanoseconds timeout) -> Task<std::string> {
+      try {
+        co_await remote.ask(std::move(request), timeout);
+      } catch (const Error& error) {
+        co_return std::string(error.what());
+      }
+      co_return std::string("no exception of the expected type");
+    }(remote, std::move(request), timeout));
+  }
+
+  ChildProcess node{CHORUS_TEST_REMOTE_NODE, {}};
+  Runtime runtime{{.network = true, .configure = [](caf::actor_system_config& config) {
+                     config.add_message_types<caf::id_block::chorus_runtime_test>();
+                   }}};
+  ActorRef<> remote;
+};
+
+TEST_F(RemoteAsk, ReplyComesBackFromTheOtherProcess) {
+  auto reply = runtime.run([](ActorRef<> remote) -> Task<EchoReply> {
+    co_return co_await remote.ask(EchoRequest{"over the wire"});
+  }(remote));
+  EXPECT_EQ(reply.text, "over the wire");
+}
+
+TEST_F(RemoteAsk, HandlerExceptionCrossesTheWireAsActorError) {
+  auto what = expect_failure<ActorError>(FailRequest{"remote disk on fire"});
+  EXPECT_NE(what.find("remote disk on fire"), std::string::npos) << what;
+  EXPECT_NE(what.find("remote-echo"), std::string::npos) << what;
+}
+
+TEST_F(RemoteAsk, UnhandledRequestIsRemoteError) {
+  auto what = expect_failure<RemoteError>(UnknownRequest{});
+  EXPECT_NE(what.find("UnknownRequest"), std::string::npos) << what;
+}
+
+TEST_F(RemoteAsk, NodeDyingWithARequestInFlightIsActorDownError) {
+  auto outcome = runtime.run([](ActorRef<> remote, ChildProcess& node) -> Task<std::string> {
+    auto silent = [](ActorRef<> remote) -> Task<std::string> {
+      try {
+        co_await remote.ask(SilentRequest{}, 60s);
+      } catch (const ActorDownError& error) {
+        co_return std::string(error.what());
+      }
+      co_return std::string("no ActorDownError");
+    };
+    auto killer = [](ActorRef<> remote, ChildProcess& node) -> Task<void> {
+      // Make sure the silent request reached the node before killing it.
+      co_await remote.ask(EchoRequest{"still there"});
+      node.signal(SIGKILL);
+    };
+    auto [what, nothing] = co_await gather(silent(remote), killer(remote, node));
+    co_return what;
+  }(remote, node));
+  EXPECT_NE(outcome.find("went down"), std::string::npos) << outcome;
+  EXPECT_EQ(runtime.bridge().pending(), 0u);
+}
+
+} // namespace
