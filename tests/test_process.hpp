@@ -59,6 +59,19 @@ public:
     return true;
   }
 
+  /// Reads output until a complete line starting with `prefix` has arrived; returns that line, or
+  /// nothing if the child closed its output or `timeout` passed first.
+  std::optional<std::string> wait_for_line(const std::string& prefix, std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (true) {
+      for (std::size_t start = 0, end; (end = output_.find('\n', start)) != std::string::npos; start = end + 1)
+        if (output_.compare(start, prefix.size(), prefix) == 0)
+          return output_.substr(start, end - start);
+      if (std::chrono::steady_clock::now() > deadline || !read_some(100))
+        return std::nullopt;
+    }
+  }
+
   void signal(int number) {
     kill(pid_, number);
   }

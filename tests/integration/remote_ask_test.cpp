@@ -19,11 +19,10 @@ namespace {
 class RemoteAsk : public ::testing::Test {
 protected:
   void SetUp() override {
-    ASSERT_TRUE(node.wait_for_output("PORT ", 30s)) << node.output();
-    ASSERT_TRUE(node.wait_for_output("\n", 5s)) << node.output();
+    auto line = node.wait_for_line("PORT ", 30s);
+    ASSERT_TRUE(line) << node.output();
     unsigned port = 0;
-    auto line = node.output().substr(node.output().find("PORT "));
-    ASSERT_EQ(std::sscanf(line.c_str(), "PORT %u", &port), 1) << node.output();
+    ASSERT_EQ(std::sscanf(line->c_str(), "PORT %u", &port), 1) << node.output();
     auto handle = runtime.system().middleman().remote_actor("127.0.0.1", static_cast<std::uint16_t>(port));
     ASSERT_TRUE(handle) << runtime.system().render(handle.error());
     remote = runtime.adopt("remote-echo", *handle);
