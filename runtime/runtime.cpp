@@ -7,6 +7,11 @@
 #include <caf/io/middleman.hpp>
 #include <caf/send.hpp>
 
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+
 namespace chorus {
 
 namespace {
@@ -28,7 +33,8 @@ void add_message_types(std::function<void(caf::actor_system_config&)> installer)
   installers().push_back(std::move(installer));
 }
 
-Runtime::Runtime(RuntimeOptions options) : config_(std::make_unique<caf::actor_system_config>()) {
+Runtime::Runtime(RuntimeOptions options)
+  : config_(std::make_unique<caf::actor_system_config>()), shutdown_timeout_(options.shutdown_timeout) {
   {
     std::lock_guard<std::mutex> guard{installers_mutex()};
     for (const auto& install : installers())
@@ -96,7 +102,31 @@ void Runtime::shutdown() {
   actors.clear();
   io_.reset();
   bridge_.reset();
+  stop_actor_system();
+}
+
+void Runtime::stop_actor_system() {
+  std::mutex mutex;
+  std::condition_variable stopped;
+  bool done = false;
+  std::thread watchdog([&] {
+    std::unique_lock<std::mutex> lock{mutex};
+    if (!stopped.wait_for(lock, shutdown_timeout_, [&] { return done; })) {
+      std::fprintf(stderr,
+                   "chorus: shutdown stalled: actors still running or referenced after %lld ms "
+                   "(a busy actor, or a leaked actor handle); exiting\n",
+                   static_cast<long long>(shutdown_timeout_.count()));
+      std::fflush(stderr);
+      std::_Exit(kShutdownStalledExitCode);
+    }
+  });
   system_.reset();
+  {
+    std::lock_guard<std::mutex> lock{mutex};
+    done = true;
+  }
+  stopped.notify_one();
+  watchdog.join();
 }
 
 } // namespace chorus

@@ -19,6 +19,7 @@
 #include <asio/io_context.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -37,7 +38,14 @@ struct RuntimeOptions {
   bool network = false;
   /// Called with the CAF config before the actor system starts, after the registered type blocks.
   std::function<void(caf::actor_system_config&)> configure;
+  /// How long shutdown waits for the actors to stop before it gives up and ends the process with
+  /// kShutdownStalledExitCode: an actor still busy, or a leaked handle that keeps one alive (CAF 0.17
+  /// waits for every detached actor to be destroyed), must not hang the program forever.
+  std::chrono::milliseconds shutdown_timeout = std::chrono::seconds(60);
 };
+
+/// The exit code of a process whose runtime could not shut down within its shutdown_timeout.
+inline constexpr int kShutdownStalledExitCode = 70;
 
 class Runtime {
 public:
@@ -141,6 +149,9 @@ public:
 private:
   void track(caf::actor actor);
 
+  // Destroys the actor system, ending the process if that stalls past shutdown_timeout_.
+  void stop_actor_system();
+
   // Runs the executor until `done()` holds. @throws Error if it runs out of work first.
   void drive(const std::function<bool()>& done);
 
@@ -152,6 +163,7 @@ private:
   std::atomic<bool> stop_requested_{false};
   std::mutex actors_mutex_;
   std::vector<caf::actor> actors_;
+  std::chrono::milliseconds shutdown_timeout_;
   bool shut_down_ = false;
 };
 

@@ -205,3 +205,21 @@ TEST_F(Ask, AskOnADefaultHandleIsActorDownError) {
 }
 
 } // namespace
+
+namespace {
+
+TEST(RuntimeShutdown, ALeakedHandleEndsTheProcessWithAMessageInsteadOfHanging) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+    {
+      Runtime runtime{{.shutdown_timeout = std::chrono::milliseconds(300)}};
+      auto actor = runtime.spawn_detached("leaky", test_actor);
+      auto* leaked = new caf::actor(actor.handle()); // never released: keeps the actor alive
+      (void)leaked;
+      runtime.shutdown();
+      std::exit(0);
+    },
+    ::testing::ExitedWithCode(kShutdownStalledExitCode), "shutdown stalled");
+}
+
+} // namespace
