@@ -14,6 +14,10 @@ RecipeContext::RecipeContext(Runtime& runtime, std::string recipe_name, std::fil
     log_(std::move(log)) {
 }
 
+asio::any_io_executor RecipeContext::executor() const {
+  return runtime_->executor();
+}
+
 bool RecipeContext::stop_requested() const noexcept {
   return runtime_->stop_requested();
 }

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Configures and builds chorus: `scripts/build.sh` into build/ (optimised, everything), or
-# `scripts/build.sh --sanitize` into build-asan/ (AddressSanitizer + UBSan, the tests that CI also
-# runs under sanitizers).
+# `scripts/build.sh --sanitize` into build-asan/ (AddressSanitizer + UBSan; the runtime and its tests,
+# which CI also runs under sanitizers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "${1:-}" = "--sanitize" ]; then
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCHORUS_SANITIZE=ON \
-    -DCHORUS_BUILD_BENCH=OFF -DCHORUS_BUILD_EXAMPLES=OFF >/dev/null
+    -DCHORUS_BUILD_BENCH=OFF -DCHORUS_BUILD_EXAMPLES=OFF -DCHORUS_WITH_TORCH=OFF >/dev/null
   cmake --build build-asan
 else
   cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

@@ -4,6 +4,8 @@
 #include <chorus/metrics.hpp>
 #include <chorus/task.hpp>
 
+#include <asio/any_io_executor.hpp>
+
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -46,6 +48,9 @@ public:
   spdlog::logger& log() const {
     return *log_;
   }
+
+  /// The recipe executor: the one thread that runs every recipe coroutine.
+  asio::any_io_executor executor() const;
 
   /// True once the user asked the recipe to stop (Ctrl-C). Awaits throw CancelledError by then;
   /// code that loops without awaiting can check this.

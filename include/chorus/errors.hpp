@@ -32,6 +32,13 @@ public:
   using Error::Error;
 };
 
+/// A model checkpoint that cannot be read or written (safetensors, config.json, tokenizer files): the
+/// message names the file and, where it applies, the tensor or key.
+class CheckpointError : public Error {
+public:
+  using Error::Error;
+};
+
 /// A request to an actor that did not produce a reply. Base of the more specific actor errors;
 /// thrown as itself when the actor's handler threw: the actor keeps serving other requests.
 class ActorError : public Error {

@@ -22,7 +22,7 @@ Task<void> test_recipe(ProgramConfig config, RecipeContext& ctx) {
     throw std::runtime_error("the recipe failed on purpose");
   if (config.mode == "wait") {
     ctx.log().info("waiting for a signal");
-    asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::seconds(120));
+    asio::steady_timer timer(ctx.executor(), std::chrono::seconds(120));
     co_await timer.async_wait(asio::use_awaitable);
   }
 }

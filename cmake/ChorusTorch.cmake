@@ -1,0 +1,13 @@
+# LibTorch (Debian's libtorch-dev, CPU). Its 1.13 headers do not compile as C++20 under clang
+# (std::vector<c10::IValue> is instantiated with an incomplete type in a constexpr context), so the
+# targets that include them are built as C++17; none of them contains coroutine code, which stays in
+# C++20 targets that see no LibTorch header.
+find_package(Torch REQUIRED)
+
+# Makes `target` a LibTorch target: C++17, linked to LibTorch, with <torch/torch.h> precompiled
+# (parsing it costs ~9 s per translation unit on the CI machine).
+function(chorus_torch_target target)
+  set_target_properties(${target} PROPERTIES CXX_STANDARD 17)
+  target_link_libraries(${target} PRIVATE torch)
+  target_precompile_headers(${target} PRIVATE <torch/torch.h>)
+endfunction()
