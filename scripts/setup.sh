@@ -13,6 +13,7 @@ packages=(
   libgtest-dev libbenchmark-dev
   libtorch-dev          # LibTorch (CPU)
   libopenblas0-pthread  # without it LibTorch falls back to the reference BLAS, 30x slower
+  python3-torch         # the independent PyTorch reference the model tests compare logits with
 )
 
 missing=()

@@ -1,0 +1,124 @@
+// Loading and saving model folders. Loading is strict: every parameter must be found with the shape
+// config.json implies, and a tensor that belongs to nothing is an error, since it usually means the
+// folder holds a different architecture than config.json says.
+#include "models/checkpoint.hpp"
+
+#include "models/safetensors.hpp"
+
+#include <chorus/errors.hpp>
+
+#include <fstream>
+#include <map>
+#include <set>
+
+namespace chorus::models {
+
+namespace {
+
+torch::ScalarType storage_dtype(const std::string& torch_dtype) {
+  if (torch_dtype == "bfloat16")
+    return torch::kBFloat16;
+  if (torch_dtype == "float16")
+    return torch::kFloat16;
+  return torch::kFloat32;
+}
+
+std::string shape_text(torch::IntArrayRef shape) {
+  std::string text = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i)
+    text += (i ? ", " : "") + std::to_string(shape[i]);
+  return text + "]";
+}
+
+// The safetensors files of a folder, and which file holds which tensor.
+struct Shards {
+  std::map<std::string, SafetensorsFile> files;  // by file name
+  std::map<std::string, std::string> file_of;   // tensor name -> file name
+
+  static Shards open(const std::filesystem::path& folder) {
+    Shards shards;
+    auto single = folder / "model.safetensors";
+    auto index_path = folder / "model.safetensors.index.json";
+    if (std::filesystem::exists(index_path)) {
+      std::ifstream in(index_path);
+      auto index = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+      if (index.is_discarded() || !index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
+        throw CheckpointError(index_path.string() + ": expected a JSON object with a \"weight_map\" object");
+      for (const auto& [tensor, file] : index["weight_map"].items()) {
+        if (!file.is_string())
+          throw CheckpointError(index_path.string() + ": weight_map entry '" + tensor + "' is not a file name");
+        auto name = file.get<std::string>();
+        if (!shards.files.count(name))
+          shards.files.emplace(name, SafetensorsFile::open(folder / name));
+        if (!shards.files.at(name).contains(tensor))
+          throw CheckpointError((folder / name).string() + ": tensor '" + tensor + "' is listed in "
+                                + index_path.filename().string() + " but not in the file");
+        shards.file_of[tensor] = name;
+      }
+    } else if (std::filesystem::exists(single)) {
+      shards.files.emplace("model.safetensors", SafetensorsFile::open(single));
+      for (const auto& entry : shards.files.at("model.safetensors").entries())
+        shards.file_of[entry.name] = "model.safetensors";
+    } else {
+      throw CheckpointError(folder.string() + ": no model.safetensors or model.safetensors.index.json");
+    }
+    return shards;
+  }
+};
+
+} // namespace
+
+void save_pretrained(Transformer& model, const std::filesystem::path& folder) {
+  std::error_code ec;
+  std::filesystem::create_directories(folder, ec);
+  if (ec)
+    throw CheckpointError(folder.string() + ": cannot create the folder: " + ec.message());
+  const auto& config = model->config();
+  {
+    std::ofstream out(folder / "config.json");
+    out << config.to_json().dump(2) << "\n";
+    if (!out)
+      throw CheckpointError((folder / "config.json").string() + ": write failed");
+  }
+  auto dtype = storage_dtype(config.torch_dtype);
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (const auto& parameter : model->named_parameters())
+    tensors.emplace_back(parameter.key(), parameter.value().detach().to(dtype));
+  save_safetensors(folder / "model.safetensors", tensors);
+}
+
+Transformer load_pretrained(const std::filesystem::path& folder, torch::ScalarType dtype) {
+  auto config = ModelConfig::load(folder / "config.json");
+  auto shards = Shards::open(folder);
+  Transformer model(config);
+  model->to(dtype);
+  std::set<std::string> used;
+  torch::NoGradGuard no_grad;
+  for (auto& parameter : model->named_parameters()) {
+    const auto& name = parameter.key();
+    auto found = shards.file_of.find(name);
+    if (found == shards.file_of.end())
+      throw CheckpointError(folder.string() + ": tensor '" + name + "' is missing (config.json describes a "
+                            + config.model_type + " model that has it)");
+    const auto& file = shards.files.at(found->second);
+    auto tensor = file.load(name);
+    if (tensor.sizes() != parameter.value().sizes())
+      throw CheckpointError(file.path().string() + ": tensor '" + name + "' has shape " + shape_text(tensor.sizes())
+                            + " but config.json implies " + shape_text(parameter.value().sizes()));
+    parameter.value().copy_(tensor.to(dtype));
+    used.insert(name);
+  }
+  for (const auto& [name, file] : shards.file_of) {
+    if (used.count(name))
+      continue;
+    // Old checkpoints store the rotary frequencies; a tied model may still carry its output head.
+    bool harmless = name.find("rotary_emb.inv_freq") != std::string::npos
+                    || (config.tie_word_embeddings && name == "lm_head.weight");
+    if (!harmless)
+      throw CheckpointError((folder / file).string() + ": tensor '" + name
+                            + "' belongs to no parameter of the model config.json describes");
+  }
+  return model;
+}
+
+} // namespace chorus::models

@@ -1,0 +1,184 @@
+// config.json <-> ModelConfig. Reads the keys the Llama and Qwen2 families use, rejects what this
+// engine would compute wrongly (rope scaling, sliding windows) instead of ignoring it.
+#include "models/model_config.hpp"
+
+#include <chorus/errors.hpp>
+
+#include <fstream>
+
+namespace chorus::models {
+
+namespace {
+
+using nlohmann::json;
+
+[[noreturn]] void fail(const std::filesystem::path& file, const std::string& key, const std::string& what) {
+  throw CheckpointError(file.string() + ": key '" + key + "': " + what);
+}
+
+std::int64_t read_int(const json& object, const std::string& key, const std::filesystem::path& file,
+                      std::optional<std::int64_t> fallback = std::nullopt) {
+  auto found = object.find(key);
+  if (found == object.end() || found->is_null()) {
+    if (fallback)
+      return *fallback;
+    fail(file, key, "missing (expected an integer)");
+  }
+  if (!found->is_number_integer())
+    fail(file, key, "expected an integer, got " + found->dump());
+  return found->get<std::int64_t>();
+}
+
+double read_number(const json& object, const std::string& key, const std::filesystem::path& file, double fallback) {
+  auto found = object.find(key);
+  if (found == object.end() || found->is_null())
+    return fallback;
+  if (!found->is_number())
+    fail(file, key, "expected a number, got " + found->dump());
+  return found->get<double>();
+}
+
+bool read_bool(const json& object, const std::string& key, const std::filesystem::path& file, bool fallback) {
+  auto found = object.find(key);
+  if (found == object.end() || found->is_null())
+    return fallback;
+  if (!found->is_boolean())
+    fail(file, key, "expected true or false, got " + found->dump());
+  return found->get<bool>();
+}
+
+} // namespace
+
+ModelConfig ModelConfig::from_json(const json& object, const std::filesystem::path& file) {
+  if (!object.is_object())
+    throw CheckpointError(file.string() + ": expected a JSON object");
+  ModelConfig config;
+  auto type = object.find("model_type");
+  if (type == object.end() || !type->is_string())
+    fail(file, "model_type", "missing (expected \"llama\" or \"qwen2\")");
+  config.model_type = type->get<std::string>();
+  if (config.model_type != "llama" && config.model_type != "qwen2")
+    fail(file, "model_type", "'" + config.model_type + "' is not supported (expected \"llama\" or \"qwen2\")");
+  config.vocab_size = read_int(object, "vocab_size", file);
+  config.hidden_size = read_int(object, "hidden_size", file);
+  config.intermediate_size = read_int(object, "intermediate_size", file);
+  config.num_hidden_layers = read_int(object, "num_hidden_layers", file);
+  config.num_attention_heads = read_int(object, "num_attention_heads", file);
+  config.num_key_value_heads = read_int(object, "num_key_value_heads", file, config.num_attention_heads);
+  config.head_dim = read_int(object, "head_dim", file,
+                             config.num_attention_heads > 0 ? config.hidden_size / config.num_attention_heads : 0);
+  config.max_position_embeddings = read_int(object, "max_position_embeddings", file, 2048);
+  config.rms_norm_eps = read_number(object, "rms_norm_eps", file, 1e-6);
+  config.rope_theta = read_number(object, "rope_theta", file, 10000.0);
+  config.attention_bias = config.model_type == "qwen2" || read_bool(object, "attention_bias", file, false);
+  config.tie_word_embeddings = read_bool(object, "tie_word_embeddings", file, false);
+  if (auto dtype = object.find("torch_dtype"); dtype != object.end() && !dtype->is_null()) {
+    if (!dtype->is_string())
+      fail(file, "torch_dtype", "expected a string, got " + dtype->dump());
+    config.torch_dtype = dtype->get<std::string>();
+    if (config.torch_dtype != "float32" && config.torch_dtype != "bfloat16" && config.torch_dtype != "float16")
+      fail(file, "torch_dtype", "'" + config.torch_dtype + "' is not supported (expected float32, bfloat16 or float16)");
+  }
+  if (object.contains("bos_token_id") && !object["bos_token_id"].is_null())
+    config.bos_token_id = read_int(object, "bos_token_id", file);
+  if (auto eos = object.find("eos_token_id"); eos != object.end() && !eos->is_null()) {
+    if (eos->is_array()) {
+      for (const auto& id : *eos) {
+        if (!id.is_number_integer())
+          fail(file, "eos_token_id", "expected integers, got " + eos->dump());
+        config.eos_token_ids.push_back(id.get<std::int64_t>());
+      }
+    } else {
+      config.eos_token_ids.push_back(read_int(object, "eos_token_id", file));
+    }
+  }
+  if (auto scaling = object.find("rope_scaling"); scaling != object.end() && !scaling->is_null())
+    fail(file, "rope_scaling", "rope scaling " + scaling->dump() + " is not supported yet");
+  if (read_bool(object, "use_sliding_window", file, false))
+    fail(file, "use_sliding_window", "sliding-window attention is not supported");
+  config.validate(file);
+  return config;
+}
+
+ModelConfig ModelConfig::load(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  if (!in)
+    throw CheckpointError(file.string() + ": cannot open");
+  auto object = json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (object.is_discarded())
+    throw CheckpointError(file.string() + ": invalid JSON");
+  return from_json(object, file);
+}
+
+void ModelConfig::validate(const std::filesystem::path& file) const {
+  auto positive = [&](const char* key, std::int64_t value) {
+    if (value <= 0)
+      fail(file, key, "must be positive, got " + std::to_string(value));
+  };
+  positive("vocab_size", vocab_size);
+  positive("hidden_size", hidden_size);
+  positive("intermediate_size", intermediate_size);
+  positive("num_hidden_layers", num_hidden_layers);
+  positive("num_attention_heads", num_attention_heads);
+  positive("num_key_value_heads", num_key_value_heads);
+  positive("head_dim", head_dim);
+  positive("max_position_embeddings", max_position_embeddings);
+  if (num_attention_heads % num_key_value_heads != 0)
+    fail(file, "num_key_value_heads", std::to_string(num_key_value_heads) + " does not divide num_attention_heads "
+                                        + std::to_string(num_attention_heads));
+  if (head_dim % 2 != 0)
+    fail(file, "head_dim", "rotary embeddings need an even head_dim, got " + std::to_string(head_dim));
+  if (rms_norm_eps <= 0)
+    fail(file, "rms_norm_eps", "must be positive");
+  if (rope_theta <= 0)
+    fail(file, "rope_theta", "must be positive");
+}
+
+json ModelConfig::to_json() const {
+  json object{
+    {"architectures", {model_type == "qwen2" ? "Qwen2ForCausalLM" : "LlamaForCausalLM"}},
+    {"model_type", model_type},
+    {"vocab_size", vocab_size},
+    {"hidden_size", hidden_size},
+    {"intermediate_size", intermediate_size},
+    {"num_hidden_layers", num_hidden_layers},
+    {"num_attention_heads", num_attention_heads},
+    {"num_key_value_heads", num_key_value_heads},
+    {"head_dim", head_dim},
+    {"max_position_embeddings", max_position_embeddings},
+    {"rms_norm_eps", rms_norm_eps},
+    {"rope_theta", rope_theta},
+    {"hidden_act", "silu"},
+    {"tie_word_embeddings", tie_word_embeddings},
+    {"torch_dtype", torch_dtype},
+  };
+  if (model_type == "llama")
+    object["attention_bias"] = attention_bias;
+  if (bos_token_id)
+    object["bos_token_id"] = *bos_token_id;
+  if (eos_token_ids.size() == 1)
+    object["eos_token_id"] = eos_token_ids.front();
+  else if (!eos_token_ids.empty())
+    object["eos_token_id"] = eos_token_ids;
+  return object;
+}
+
+ModelConfig ModelConfig::tiny(std::int64_t vocab_size) {
+  ModelConfig config;
+  config.model_type = "qwen2";
+  config.vocab_size = vocab_size;
+  config.hidden_size = 256;
+  config.intermediate_size = 688;
+  config.num_hidden_layers = 4;
+  config.num_attention_heads = 8;
+  config.num_key_value_heads = 2;
+  config.head_dim = 32;
+  config.max_position_embeddings = 1024;
+  config.rms_norm_eps = 1e-6;
+  config.rope_theta = 10000.0;
+  config.attention_bias = true;
+  config.tie_word_embeddings = true;
+  return config;
+}
+
+} // namespace chorus::models

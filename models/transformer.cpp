@@ -1,0 +1,160 @@
+// The forward pass, written to match the Hugging Face reference numerically: norms and softmax in
+// fp32, rotary embeddings on two halves of each head (rotate_half), keys and values repeated per
+// group of query heads.
+#include "models/transformer.hpp"
+
+#include <cmath>
+
+namespace chorus::models {
+
+namespace F = torch::nn::functional;
+
+namespace {
+
+torch::nn::Linear linear(std::int64_t in, std::int64_t out, bool bias) {
+  return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
+}
+
+torch::Tensor rotate_half(const torch::Tensor& x) {
+  auto half = x.size(-1) / 2;
+  auto first = x.narrow(-1, 0, half);
+  auto second = x.narrow(-1, half, half);
+  return torch::cat({-second, first}, -1);
+}
+
+} // namespace
+
+// -- RMSNorm ------------------------------------------------------------------
+
+RMSNormImpl::RMSNormImpl(std::int64_t dim, double eps) : eps_(eps) {
+  weight = register_parameter("weight", torch::ones({dim}));
+}
+
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  auto x32 = x.to(torch::kFloat32);
+  auto normed = x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps_);
+  return weight * normed.to(x.scalar_type());
+}
+
+// -- attention ----------------------------------------------------------------
+
+AttentionImpl::AttentionImpl(const ModelConfig& config)
+  : n_heads_(config.num_attention_heads), n_kv_heads_(config.num_key_value_heads), head_dim_(config.head_dim) {
+  q_proj = register_module("q_proj", linear(config.hidden_size, n_heads_ * head_dim_, config.attention_bias));
+  k_proj = register_module("k_proj", linear(config.hidden_size, n_kv_heads_ * head_dim_, config.attention_bias));
+  v_proj = register_module("v_proj", linear(config.hidden_size, n_kv_heads_ * head_dim_, config.attention_bias));
+  o_proj = register_module("o_proj", linear(n_heads_ * head_dim_, config.hidden_size, false));
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                     const torch::Tensor& mask) {
+  auto batch = x.size(0), time = x.size(1);
+  auto q = q_proj(x).view({batch, time, n_heads_, head_dim_}).transpose(1, 2);
+  auto k = k_proj(x).view({batch, time, n_kv_heads_, head_dim_}).transpose(1, 2);
+  auto v = v_proj(x).view({batch, time, n_kv_heads_, head_dim_}).transpose(1, 2);
+  auto c = cos.unsqueeze(1), s = sin.unsqueeze(1); // broadcast over heads
+  q = q * c + rotate_half(q) * s;
+  k = k * c + rotate_half(k) * s;
+  if (n_kv_heads_ != n_heads_) {
+    // Key/value head j serves query heads j * group ... (j + 1) * group - 1.
+    auto group = n_heads_ / n_kv_heads_;
+    k = k.repeat_interleave(group, 1);
+    v = v.repeat_interleave(group, 1);
+  }
+  auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(head_dim_));
+  scores = scores + mask;
+  auto probs = torch::softmax(scores.to(torch::kFloat32), -1).to(q.scalar_type());
+  auto out = torch::matmul(probs, v).transpose(1, 2).reshape({batch, time, n_heads_ * head_dim_});
+  return o_proj(out);
+}
+
+// -- MLP ----------------------------------------------------------------------
+
+MlpImpl::MlpImpl(const ModelConfig& config) {
+  gate_proj = register_module("gate_proj", linear(config.hidden_size, config.intermediate_size, false));
+  up_proj = register_module("up_proj", linear(config.hidden_size, config.intermediate_size, false));
+  down_proj = register_module("down_proj", linear(config.intermediate_size, config.hidden_size, false));
+}
+
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
+  return down_proj(F::silu(gate_proj(x)) * up_proj(x));
+}
+
+// -- layers -------------------------------------------------------------------
+
+DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& config) {
+  input_layernorm = register_module("input_layernorm", RMSNorm(config.hidden_size, config.rms_norm_eps));
+  self_attn = register_module("self_attn", Attention(config));
+  post_attention_layernorm =
+    register_module("post_attention_layernorm", RMSNorm(config.hidden_size, config.rms_norm_eps));
+  mlp = register_module("mlp", Mlp(config));
+}
+
+torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                        const torch::Tensor& mask) {
+  auto h = x + self_attn(input_layernorm(x), cos, sin, mask);
+  return h + mlp(post_attention_layernorm(h));
+}
+
+DecoderImpl::DecoderImpl(const ModelConfig& config) {
+  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(config.vocab_size, config.hidden_size));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (std::int64_t i = 0; i < config.num_hidden_layers; ++i)
+    layers->push_back(DecoderLayer(config));
+  norm = register_module("norm", RMSNorm(config.hidden_size, config.rms_norm_eps));
+}
+
+// -- the model ----------------------------------------------------------------
+
+TransformerImpl::TransformerImpl(const ModelConfig& config) : config_(config) {
+  model = register_module("model", Decoder(config));
+  if (!config.tie_word_embeddings)
+    lm_head = register_module("lm_head", linear(config.hidden_size, config.vocab_size, false));
+  auto exponents = torch::arange(0, config.head_dim, 2, torch::kFloat32) / static_cast<double>(config.head_dim);
+  inv_freq_ = 1.0 / torch::pow(config.rope_theta, exponents);
+  torch::NoGradGuard no_grad;
+  for (auto& parameter : named_parameters()) {
+    const auto& name = parameter.key();
+    if (name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0)
+      parameter.value().zero_();
+    else if (name.find("norm") != std::string::npos)
+      parameter.value().fill_(1.0);
+    else
+      parameter.value().normal_(0.0, 0.02);
+  }
+}
+
+torch::Tensor TransformerImpl::output_weight() const {
+  return lm_head ? lm_head->weight : model->embed_tokens->weight;
+}
+
+torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens, const torch::Tensor& attention_mask) {
+  auto batch = tokens.size(0), time = tokens.size(1);
+  auto device = tokens.device();
+  torch::Tensor positions;
+  auto causal = torch::ones({time, time}, torch::TensorOptions().dtype(torch::kBool).device(device)).tril();
+  torch::Tensor allowed = causal.unsqueeze(0).expand({batch, time, time});
+  if (attention_mask.defined()) {
+    // Positions count real tokens only, so left padding does not shift the rotary phases.
+    auto real = attention_mask.to(torch::kInt64);
+    positions = (real.cumsum(1) - 1).clamp_min(0);
+    allowed = allowed & real.to(torch::kBool).unsqueeze(1);
+    // A padding row attends to itself only, so its softmax stays finite (its output is ignored).
+    allowed = allowed | torch::eye(time, torch::TensorOptions().dtype(torch::kBool).device(device)).unsqueeze(0);
+  } else {
+    positions = torch::arange(time, torch::TensorOptions().dtype(torch::kInt64).device(device)).expand({batch, time});
+  }
+  auto x = model->embed_tokens(tokens);
+  auto dtype = x.scalar_type();
+  auto freqs = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq_.to(device);
+  auto emb = torch::cat({freqs, freqs}, -1);
+  auto cos = emb.cos().to(dtype), sin = emb.sin().to(dtype);
+  auto mask = torch::zeros({batch, 1, time, time}, torch::TensorOptions().dtype(dtype).device(device))
+                .masked_fill(allowed.logical_not().unsqueeze(1), -std::numeric_limits<float>::infinity());
+  for (const auto& layer : *model->layers)
+    x = layer->as<DecoderLayer>()->forward(x, cos, sin, mask);
+  x = model->norm(x);
+  return torch::matmul(x, output_weight().t());
+}
+
+} // namespace chorus::models

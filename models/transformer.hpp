@@ -1,0 +1,98 @@
+// Transformer: the decoder-only model of the Llama / Qwen2 family (RMSNorm, rotary embeddings,
+// SwiGLU MLP, grouped-query attention, optional QKV bias, tied or untied embeddings), with the same
+// parameter names as Hugging Face checkpoints (`model.layers.0.self_attn.q_proj.weight`, ...).
+#pragma once
+
+#include "models/model_config.hpp"
+
+#include <torch/torch.h>
+
+namespace chorus::models {
+
+/// Root-mean-square layer norm, computed in fp32 whatever the input dtype, as the reference does.
+class RMSNormImpl : public torch::nn::Module {
+public:
+  RMSNormImpl(std::int64_t dim, double eps);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  torch::Tensor weight;
+
+private:
+  double eps_;
+};
+TORCH_MODULE(RMSNorm);
+
+class AttentionImpl : public torch::nn::Module {
+public:
+  explicit AttentionImpl(const ModelConfig& config);
+
+  /// `x` [batch, time, hidden]; `cos`/`sin` [batch, time, head_dim]; `mask` additive, broadcastable to
+  /// [batch, heads, time, time].
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                        const torch::Tensor& mask);
+
+  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+
+private:
+  std::int64_t n_heads_, n_kv_heads_, head_dim_;
+};
+TORCH_MODULE(Attention);
+
+class MlpImpl : public torch::nn::Module {
+public:
+  explicit MlpImpl(const ModelConfig& config);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+class DecoderLayerImpl : public torch::nn::Module {
+public:
+  explicit DecoderLayerImpl(const ModelConfig& config);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                        const torch::Tensor& mask);
+
+  RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+  Attention self_attn{nullptr};
+  Mlp mlp{nullptr};
+};
+TORCH_MODULE(DecoderLayer);
+
+/// The stack under the output head: `model.*` in a checkpoint.
+class DecoderImpl : public torch::nn::Module {
+public:
+  explicit DecoderImpl(const ModelConfig& config);
+
+  torch::nn::Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+  RMSNorm norm{nullptr};
+};
+TORCH_MODULE(Decoder);
+
+class TransformerImpl : public torch::nn::Module {
+public:
+  /// A model with freshly initialised weights (normal(0, 0.02), as Hugging Face initialises them).
+  explicit TransformerImpl(const ModelConfig& config);
+
+  /// Logits [batch, time, vocab] for `tokens` [batch, time] (int64). `attention_mask` [batch, time]
+  /// marks real tokens with 1 and padding with 0 (padding on the left or right); undefined: none.
+  torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& attention_mask = {});
+
+  const ModelConfig& config() const noexcept {
+    return config_;
+  }
+
+  /// The weight of the output projection (the embedding matrix when tied).
+  torch::Tensor output_weight() const;
+
+  Decoder model{nullptr};
+  torch::nn::Linear lm_head{nullptr}; // null when tie_word_embeddings
+
+private:
+  ModelConfig config_;
+  torch::Tensor inv_freq_; // rotary frequencies, [head_dim / 2], not a parameter
+};
+TORCH_MODULE(Transformer);
+
+} // namespace chorus::models

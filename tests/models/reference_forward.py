@@ -1,0 +1,110 @@
+#!/usr/bin/python3
+"""An independent reference forward pass of a Llama / Qwen2 model folder in plain PyTorch.
+
+Usage: reference_forward.py MODEL_FOLDER TOKENS_JSON OUT_SAFETENSORS
+
+Reads config.json and model.safetensors (parsed here by hand: Debian has no safetensors package),
+runs the Hugging Face formulation of the model on the token ids of TOKENS_JSON ([[ids...], ...], all
+rows the same length) in float64, and writes the logits as float32 tensor "logits" to OUT_SAFETENSORS.
+Written from the published architecture, not from chorus's code, so the two can disagree.
+"""
+import json
+import math
+import struct
+import sys
+
+import torch
+
+DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64}
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        blob = f.read()
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8:8 + n])
+    data = blob[8 + n:]
+    tensors = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = entry["data_offsets"]
+        raw = bytearray(data[begin:end])
+        t = torch.frombuffer(raw, dtype=DTYPES[entry["dtype"]]) if raw else torch.empty(0, dtype=DTYPES[entry["dtype"]])
+        tensors[name] = t.reshape(entry["shape"]).to(torch.float64)
+    return tensors
+
+
+def write_safetensors(path, tensors):
+    header, chunks, offset = {}, [], 0
+    for name, t in tensors.items():
+        b = t.contiguous().numpy().tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(b)]}
+        chunks.append(b)
+        offset += len(b)
+    text = json.dumps(header).encode()
+    text += b" " * ((8 - len(text) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for b in chunks:
+            f.write(b)
+
+
+def rms_norm(x, w, eps):
+    return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+
+
+def rotate_half(x):
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def main():
+    folder, tokens_path, out_path = sys.argv[1:4]
+    cfg = json.load(open(f"{folder}/config.json"))
+    w = read_safetensors(f"{folder}/model.safetensors")
+    ids = torch.tensor(json.load(open(tokens_path)), dtype=torch.long)
+    B, T = ids.shape
+    H, KV = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    D = cfg.get("head_dim") or cfg["hidden_size"] // H
+    eps, theta = cfg["rms_norm_eps"], cfg["rope_theta"]
+    bias = cfg["model_type"] == "qwen2" or cfg.get("attention_bias", False)
+
+    x = w["model.embed_tokens.weight"][ids]
+    inv_freq = 1.0 / (theta ** (torch.arange(0, D, 2, dtype=torch.float64) / D))
+    freqs = torch.outer(torch.arange(T, dtype=torch.float64), inv_freq)
+    emb = torch.cat((freqs, freqs), dim=-1)
+    cos, sin = emb.cos(), emb.sin()
+    causal = torch.full((T, T), float("-inf"), dtype=torch.float64).triu(1)
+
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        h = rms_norm(x, w[p + "input_layernorm.weight"], eps)
+
+        def proj(name, heads):
+            y = h @ w[p + f"self_attn.{name}.weight"].T
+            if bias:
+                y = y + w[p + f"self_attn.{name}.bias"]
+            return y.view(B, T, heads, D).transpose(1, 2)
+
+        q, k, v = proj("q_proj", H), proj("k_proj", KV), proj("v_proj", KV)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        k = k[:, :, None].expand(B, KV, H // KV, T, D).reshape(B, H, T, D)
+        v = v[:, :, None].expand(B, KV, H // KV, T, D).reshape(B, H, T, D)
+        att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(D) + causal, dim=-1)
+        out = (att @ v).transpose(1, 2).reshape(B, T, H * D)
+        x = x + out @ w[p + "self_attn.o_proj.weight"].T
+        h = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps)
+        gate = h @ w[p + "mlp.gate_proj.weight"].T
+        up = h @ w[p + "mlp.up_proj.weight"].T
+        x = x + (torch.nn.functional.silu(gate) * up) @ w[p + "mlp.down_proj.weight"].T
+
+    x = rms_norm(x, w["model.norm.weight"], eps)
+    head = w["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings") else w["lm_head.weight"]
+    write_safetensors(out_path, {"logits": (x @ head.T).to(torch.float32)})
+
+
+if __name__ == "__main__":
+    main()
