@@ -2,4 +2,6 @@
 add_library(chorus_warnings INTERFACE)
 target_compile_options(chorus_warnings INTERFACE -Wall -Wextra -Wpedantic -Wno-unused-parameter
   # Options structs are filled with designated initialisers that name only what differs from the defaults.
-  -Wno-missing-field-initializers)
+  -Wno-missing-field-initializers
+  # ... which LibTorch targets, built as C++17 (cmake/ChorusTorch.cmake), use as clang's extension.
+  $<$<STREQUAL:$<TARGET_PROPERTY:CXX_STANDARD>,17>:-Wno-c++20-designator>)

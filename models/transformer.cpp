@@ -47,7 +47,8 @@ AttentionImpl::AttentionImpl(const ModelConfig& config)
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                     const torch::Tensor& mask) {
+                                     const torch::Tensor& mask, torch::Tensor* key_cache,
+                                     torch::Tensor* value_cache, std::int64_t start) {
   auto batch = x.size(0), time = x.size(1);
   auto q = q_proj(x).view({batch, time, n_heads_, head_dim_}).transpose(1, 2);
   auto k = k_proj(x).view({batch, time, n_kv_heads_, head_dim_}).transpose(1, 2);
@@ -55,6 +56,12 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   auto c = cos.unsqueeze(1), s = sin.unsqueeze(1); // broadcast over heads
   q = q * c + rotate_half(q) * s;
   k = k * c + rotate_half(k) * s;
+  if (key_cache) {
+    key_cache->narrow(2, start, time).copy_(k);
+    value_cache->narrow(2, start, time).copy_(v);
+    k = key_cache->narrow(2, 0, start + time);
+    v = value_cache->narrow(2, 0, start + time);
+  }
   if (n_kv_heads_ != n_heads_) {
     // Key/value head j serves query heads j * group ... (j + 1) * group - 1.
     auto group = n_heads_ / n_kv_heads_;
@@ -91,8 +98,9 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& config) {
 }
 
 torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                        const torch::Tensor& mask) {
-  auto h = x + self_attn(input_layernorm(x), cos, sin, mask);
+                                        const torch::Tensor& mask, torch::Tensor* key_cache,
+                                        torch::Tensor* value_cache, std::int64_t start) {
+  auto h = x + self_attn->forward(input_layernorm(x), cos, sin, mask, key_cache, value_cache, start);
   return h + mlp(post_attention_layernorm(h));
 }
 
@@ -146,15 +154,59 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens, const torch:
   }
   auto x = model->embed_tokens(tokens);
   auto dtype = x.scalar_type();
-  auto freqs = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq_.to(device);
-  auto emb = torch::cat({freqs, freqs}, -1);
-  auto cos = emb.cos().to(dtype), sin = emb.sin().to(dtype);
+  auto [cos, sin] = rotary(positions, dtype);
   auto mask = torch::zeros({batch, 1, time, time}, torch::TensorOptions().dtype(dtype).device(device))
                 .masked_fill(allowed.logical_not().unsqueeze(1), -std::numeric_limits<float>::infinity());
   for (const auto& layer : *model->layers)
     x = layer->as<DecoderLayer>()->forward(x, cos, sin, mask);
   x = model->norm(x);
   return torch::matmul(x, output_weight().t());
+}
+
+std::pair<torch::Tensor, torch::Tensor> TransformerImpl::rotary(const torch::Tensor& positions,
+                                                                torch::ScalarType dtype) const {
+  auto freqs = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq_.to(positions.device());
+  auto emb = torch::cat({freqs, freqs}, -1);
+  return {emb.cos().to(dtype), emb.sin().to(dtype)};
+}
+
+KVCache TransformerImpl::make_cache(std::int64_t batch, std::int64_t capacity) const {
+  auto weight = model->embed_tokens->weight;
+  auto options = torch::TensorOptions().dtype(weight.scalar_type()).device(weight.device());
+  KVCache cache;
+  for (std::int64_t i = 0; i < config_.num_hidden_layers; ++i) {
+    cache.keys.push_back(torch::zeros({batch, config_.num_key_value_heads, capacity, config_.head_dim}, options));
+    cache.values.push_back(torch::zeros({batch, config_.num_key_value_heads, capacity, config_.head_dim}, options));
+  }
+  return cache;
+}
+
+torch::Tensor TransformerImpl::forward_cached(const torch::Tensor& tokens, const torch::Tensor& positions,
+                                              const torch::Tensor& key_valid, KVCache& cache, std::int64_t start) {
+  auto batch = tokens.size(0), time = tokens.size(1);
+  auto device = tokens.device();
+  auto x = model->embed_tokens(tokens);
+  auto dtype = x.scalar_type();
+  auto [cos, sin] = rotary(positions, dtype);
+  // Block row i may see every valid earlier column, and block columns up to its own.
+  auto keys = start + time;
+  auto bool_options = torch::TensorOptions().dtype(torch::kBool).device(device);
+  auto within = torch::ones({time, keys}, bool_options).tril(start); // column j <= start + i
+  auto allowed = within.unsqueeze(0) & key_valid.narrow(1, 0, keys).unsqueeze(1);
+  // A row with nothing to attend to (padding) attends to its own column, so softmax stays finite.
+  auto own = torch::zeros({time, keys}, bool_options);
+  own.narrow(1, start, time).copy_(torch::eye(time, bool_options));
+  allowed = allowed | own.unsqueeze(0);
+  auto mask = torch::zeros({batch, 1, time, keys}, torch::TensorOptions().dtype(dtype).device(device))
+                .masked_fill(allowed.logical_not().unsqueeze(1), -std::numeric_limits<float>::infinity());
+  std::int64_t index = 0;
+  for (const auto& layer : *model->layers) {
+    x = layer->as<DecoderLayer>()->forward(x, cos, sin, mask, &cache.keys[static_cast<std::size_t>(index)],
+                                            &cache.values[static_cast<std::size_t>(index)], start);
+    ++index;
+  }
+  auto last = model->norm(x.select(1, time - 1));
+  return torch::matmul(last, output_weight().t());
 }
 
 } // namespace chorus::models

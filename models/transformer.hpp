@@ -9,6 +9,18 @@
 
 namespace chorus::models {
 
+/// Keys and values of the tokens seen so far, preallocated for the whole generation so that a decode
+/// step writes one column instead of concatenating (and copying) the cache.
+struct KVCache {
+  /// Per layer: keys and values [batch, kv_heads, capacity, head_dim].
+  std::vector<torch::Tensor> keys, values;
+
+  /// The number of positions the cache can hold.
+  std::int64_t capacity() const {
+    return keys.empty() ? 0 : keys.front().size(2);
+  }
+};
+
 /// Root-mean-square layer norm, computed in fp32 whatever the input dtype, as the reference does.
 class RMSNormImpl : public torch::nn::Module {
 public:
@@ -27,9 +39,11 @@ public:
   explicit AttentionImpl(const ModelConfig& config);
 
   /// `x` [batch, time, hidden]; `cos`/`sin` [batch, time, head_dim]; `mask` additive, broadcastable to
-  /// [batch, heads, time, time].
+  /// [batch, heads, time, keys]. With a cache, this block's keys and values are written at
+  /// [start, start + time) and attention covers keys [0, start + time); without, keys = the block.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& mask);
+                        const torch::Tensor& mask, torch::Tensor* key_cache = nullptr,
+                        torch::Tensor* value_cache = nullptr, std::int64_t start = 0);
 
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
@@ -51,7 +65,8 @@ class DecoderLayerImpl : public torch::nn::Module {
 public:
   explicit DecoderLayerImpl(const ModelConfig& config);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& mask);
+                        const torch::Tensor& mask, torch::Tensor* key_cache = nullptr,
+                        torch::Tensor* value_cache = nullptr, std::int64_t start = 0);
 
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
   Attention self_attn{nullptr};
@@ -79,6 +94,16 @@ public:
   /// marks real tokens with 1 and padding with 0 (padding on the left or right); undefined: none.
   torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& attention_mask = {});
 
+  /// An empty cache for `batch` rows of up to `capacity` positions, in the model's dtype and device.
+  KVCache make_cache(std::int64_t batch, std::int64_t capacity) const;
+
+  /// One step of incremental decoding: runs `tokens` [batch, time] at rotary `positions` [batch, time]
+  /// as cache columns [start, start + time), attending to every earlier column whose `key_valid`
+  /// [batch, capacity] entry is true (and causally within the block). Returns the logits of the
+  /// block's last position only, [batch, vocab]: that is all a sampler needs.
+  torch::Tensor forward_cached(const torch::Tensor& tokens, const torch::Tensor& positions,
+                               const torch::Tensor& key_valid, KVCache& cache, std::int64_t start);
+
   const ModelConfig& config() const noexcept {
     return config_;
   }
@@ -90,6 +115,9 @@ public:
   torch::nn::Linear lm_head{nullptr}; // null when tie_word_embeddings
 
 private:
+  // cos and sin of the rotary angles for `positions` [batch, time], in `dtype`.
+  std::pair<torch::Tensor, torch::Tensor> rotary(const torch::Tensor& positions, torch::ScalarType dtype) const;
+
   ModelConfig config_;
   torch::Tensor inv_freq_; // rotary frequencies, [head_dim / 2], not a parameter
 };

@@ -1,0 +1,59 @@
+// Batched generation with a preallocated KV cache, and scoring of given completions.
+//
+// Both report the log-probability of each token under the model's own distribution (temperature 1,
+// no top-k / top-p truncation): the quantity an RL trainer recomputes, so the sampler's numbers and
+// the trainer's can be compared directly.
+#pragma once
+
+#include "models/transformer.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+namespace chorus::models {
+
+struct SamplingOptions {
+  /// 0 picks the most likely token (greedy); otherwise logits are divided by it before sampling.
+  double temperature = 1.0;
+  /// Sample among the k most likely tokens only; 0: all.
+  std::int64_t top_k = 0;
+  /// Sample among the most likely tokens whose probabilities add up to top_p; 1: all.
+  double top_p = 1.0;
+  /// Seeds the sampler: the same seed, prompts and model give the same tokens.
+  std::uint64_t seed = 0;
+  /// The most tokens generated per prompt.
+  std::int64_t max_new_tokens = 64;
+  /// Tokens that end a sequence (EOS, end of turn); the stop token is kept in the output.
+  std::vector<std::int64_t> stop_token_ids;
+};
+
+enum class FinishReason {
+  stop,   // a stop token or the caller's stop check
+  length, // max_new_tokens reached
+};
+
+struct GeneratedSequence {
+  std::vector<std::int64_t> tokens;
+  /// log p(token | everything before it), one per token.
+  std::vector<float> logprobs;
+  FinishReason finish = FinishReason::length;
+};
+
+/// Called after each generated token with the row and its tokens so far; returning true ends the
+/// row (e.g. a stop string appeared in the decoded text).
+using StopCheck = std::function<bool(std::size_t row, const std::vector<std::int64_t>& tokens)>;
+
+/// Generates a continuation of every prompt, all rows in one batch (prompts may differ in length).
+/// @throws std::invalid_argument for an empty prompt or a prompt plus max_new_tokens beyond the
+/// model's max_position_embeddings.
+std::vector<GeneratedSequence> generate(Transformer& model, const std::vector<std::vector<std::int64_t>>& prompts,
+                                        const SamplingOptions& options, const StopCheck& should_stop = {});
+
+/// The log-probability of each token of `completions[i]` following `prompts[i]`, in one forward pass
+/// over the batch.
+std::vector<std::vector<float>> score_logprobs(Transformer& model,
+                                               const std::vector<std::vector<std::int64_t>>& prompts,
+                                               const std::vector<std::vector<std::int64_t>>& completions);
+
+} // namespace chorus::models

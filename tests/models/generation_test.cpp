@@ -1,0 +1,140 @@
+// Generation with the KV cache against recomputation from scratch, batching against one-at-a-time,
+// and the sampler's log-probs against a scoring pass over the same tokens.
+#include "models/generation.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace chorus::models;
+
+namespace {
+
+// `sharpness` scales the embeddings: a peaked distribution keeps greedy choices clear of near-ties.
+Transformer test_model(double sharpness = 20.0, std::uint64_t seed = 11) {
+  ModelConfig config;
+  config.model_type = "qwen2";
+  config.vocab_size = 97;
+  config.hidden_size = 64;
+  config.intermediate_size = 96;
+  config.num_hidden_layers = 2;
+  config.num_attention_heads = 4;
+  config.num_key_value_heads = 2;
+  config.head_dim = 16;
+  config.attention_bias = true;
+  config.tie_word_embeddings = true;
+  config.max_position_embeddings = 128;
+  torch::manual_seed(seed);
+  Transformer model(config);
+  torch::NoGradGuard no_grad;
+  model->model->embed_tokens->weight.mul_(sharpness);
+  return model;
+}
+
+const std::vector<std::vector<std::int64_t>> kPrompts{{5, 17, 3}, {9, 1, 44, 60, 2, 8, 31}, {70, 70, 12, 4, 96}};
+
+TEST(Generation, GreedyWithTheCacheEqualsRecomputingFromScratch) {
+  auto model = test_model();
+  SamplingOptions options{.temperature = 0, .max_new_tokens = 12};
+  auto generated = generate(model, {kPrompts[1]}, options);
+  ASSERT_EQ(generated[0].tokens.size(), 12u);
+  torch::NoGradGuard no_grad;
+  std::vector<std::int64_t> sequence = kPrompts[1];
+  for (int step = 0; step < 12; ++step) {
+    auto logits = model->forward(torch::tensor(sequence, torch::kInt64).unsqueeze(0));
+    sequence.push_back(logits[0][-1].argmax().item<std::int64_t>());
+  }
+  std::vector<std::int64_t> expected(sequence.begin() + static_cast<long>(kPrompts[1].size()), sequence.end());
+  EXPECT_EQ(generated[0].tokens, expected);
+}
+
+TEST(Generation, ABatchOfDifferentLengthsEqualsOneAtATime) {
+  auto model = test_model();
+  SamplingOptions options{.temperature = 0, .max_new_tokens = 10};
+  auto batched = generate(model, kPrompts, options);
+  for (std::size_t i = 0; i < kPrompts.size(); ++i) {
+    auto alone = generate(model, {kPrompts[i]}, options);
+    EXPECT_EQ(batched[i].tokens, alone[0].tokens) << "row " << i;
+    for (std::size_t t = 0; t < alone[0].logprobs.size(); ++t)
+      EXPECT_NEAR(batched[i].logprobs[t], alone[0].logprobs[t], 1e-5) << "row " << i << " token " << t;
+  }
+}
+
+TEST(Generation, SamplerLogprobsMatchAScoringPassWithin1e5) {
+  auto model = test_model();
+  SamplingOptions options{.temperature = 1.0, .seed = 3, .max_new_tokens = 16};
+  auto generated = generate(model, kPrompts, options);
+  std::vector<std::vector<std::int64_t>> completions;
+  for (const auto& sequence : generated)
+    completions.push_back(sequence.tokens);
+  auto scored = score_logprobs(model, kPrompts, completions);
+  double worst = 0;
+  for (std::size_t i = 0; i < generated.size(); ++i) {
+    ASSERT_EQ(scored[i].size(), generated[i].logprobs.size());
+    for (std::size_t t = 0; t < scored[i].size(); ++t)
+      worst = std::max(worst, std::abs(static_cast<double>(scored[i][t] - generated[i].logprobs[t])));
+  }
+  EXPECT_LT(worst, 1e-5);
+}
+
+TEST(Generation, TheSameSeedGivesTheSameSampleAndAnotherSeedAnother) {
+  auto model = test_model(/*sharpness=*/1.0); // nearly uniform: two seeds all but surely differ
+  SamplingOptions options{.temperature = 1.5, .seed = 1, .max_new_tokens = 20};
+  auto first = generate(model, {kPrompts[0]}, options);
+  auto again = generate(model, {kPrompts[0]}, options);
+  options.seed = 2;
+  auto other = generate(model, {kPrompts[0]}, options);
+  EXPECT_EQ(first[0].tokens, again[0].tokens);
+  EXPECT_NE(first[0].tokens, other[0].tokens);
+}
+
+TEST(Generation, TopKOfOneIsGreedy) {
+  auto model = test_model();
+  auto greedy = generate(model, kPrompts, {.temperature = 0, .max_new_tokens = 8});
+  auto top1 = generate(model, kPrompts, {.temperature = 1.0, .top_k = 1, .seed = 9, .max_new_tokens = 8});
+  for (std::size_t i = 0; i < kPrompts.size(); ++i)
+    EXPECT_EQ(greedy[i].tokens, top1[i].tokens);
+}
+
+TEST(Generation, TinyTopPIsGreedy) {
+  auto model = test_model();
+  auto greedy = generate(model, kPrompts, {.temperature = 0, .max_new_tokens = 8});
+  auto nucleus = generate(model, kPrompts, {.temperature = 1.0, .top_p = 1e-6, .seed = 4, .max_new_tokens = 8});
+  for (std::size_t i = 0; i < kPrompts.size(); ++i)
+    EXPECT_EQ(greedy[i].tokens, nucleus[i].tokens);
+}
+
+TEST(Generation, AStopTokenEndsItsRowAndIsKept) {
+  auto model = test_model();
+  auto greedy = generate(model, kPrompts, {.temperature = 0, .max_new_tokens = 6});
+  auto stop = greedy[1].tokens[2];
+  auto stopped = generate(model, kPrompts, {.temperature = 0, .max_new_tokens = 6, .stop_token_ids = {stop}});
+  auto end = std::find(greedy[1].tokens.begin(), greedy[1].tokens.end(), stop) + 1;
+  EXPECT_EQ(stopped[1].tokens, std::vector<std::int64_t>(greedy[1].tokens.begin(), end));
+  EXPECT_EQ(stopped[1].finish, FinishReason::stop);
+  for (std::size_t i : {0u, 2u}) {
+    bool has_stop = std::find(greedy[i].tokens.begin(), greedy[i].tokens.end(), stop) != greedy[i].tokens.end();
+    if (!has_stop) {
+      EXPECT_EQ(stopped[i].tokens, greedy[i].tokens) << "other rows run on";
+      EXPECT_EQ(stopped[i].finish, FinishReason::length);
+    }
+  }
+}
+
+TEST(Generation, AStopCheckEndsItsRow) {
+  auto model = test_model();
+  auto generated = generate(model, kPrompts, {.temperature = 0, .max_new_tokens = 10},
+                            [](std::size_t row, const std::vector<std::int64_t>& tokens) {
+                              return row == 2 && tokens.size() == 3;
+                            });
+  EXPECT_EQ(generated[2].tokens.size(), 3u);
+  EXPECT_EQ(generated[2].finish, FinishReason::stop);
+  EXPECT_EQ(generated[0].tokens.size(), 10u);
+}
+
+TEST(Generation, BadInputIsRejected) {
+  auto model = test_model();
+  EXPECT_THROW(generate(model, {{}}, {}), std::invalid_argument);
+  EXPECT_THROW(generate(model, {{1, 2}}, {.max_new_tokens = 500}), std::invalid_argument);
+  EXPECT_THROW(score_logprobs(model, {{1}}, {}), std::invalid_argument);
+}
+
+} // namespace
