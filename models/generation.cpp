@@ -2,6 +2,8 @@
 // at each step; padding is excluded by the key-validity mask and does not shift rotary positions.
 #include "models/generation.hpp"
 
+#include "models/training.hpp"
+
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <stdexcept>
@@ -71,9 +73,8 @@ std::vector<GeneratedSequence> generate(Transformer& model, const std::vector<st
   std::int64_t active = batch;
   for (std::int64_t step = 0; step < options.max_new_tokens && active > 0; ++step) {
     auto logits32 = logits.to(torch::kFloat32);
-    auto logprobs = logits32.log_softmax(-1);
     auto chosen = sample(logits32, options, generator);
-    auto chosen_logprobs = logprobs.gather(-1, chosen.unsqueeze(-1)).squeeze(-1);
+    auto chosen_logprobs = token_logprobs(logits32.unsqueeze(1), chosen.unsqueeze(1)).squeeze(1);
     auto chosen_values = chosen.accessor<std::int64_t, 1>();
     auto logprob_values = chosen_logprobs.accessor<float, 1>();
     for (std::int64_t row = 0; row < batch; ++row) {
@@ -130,11 +131,10 @@ std::vector<std::vector<float>> score_logprobs(Transformer& model,
     tokens[row].narrow(0, 0, length).copy_(torch::tensor(sequence, torch::kInt64));
     mask[row].narrow(0, 0, length).fill_(1);
   }
-  auto logprobs = model->forward(tokens, mask).to(torch::kFloat32).log_softmax(-1);
+  auto logits = model->forward(tokens, mask);
   // The token at position t + 1 is predicted at position t.
-  auto next = tokens.narrow(1, 1, longest - 1).unsqueeze(-1);
-  auto token_logprobs = logprobs.narrow(1, 0, longest - 1).gather(-1, next).squeeze(-1);
-  auto values = token_logprobs.accessor<float, 2>();
+  auto predicted = token_logprobs(logits.narrow(1, 0, longest - 1), tokens.narrow(1, 1, longest - 1));
+  auto values = predicted.accessor<float, 2>();
   for (std::int64_t row = 0; row < batch; ++row) {
     auto r = static_cast<std::size_t>(row);
     auto start = static_cast<std::int64_t>(prompts[r].size()) - 1;

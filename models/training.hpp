@@ -1,0 +1,74 @@
+// Training primitives: the losses, the optimizer with its parameter groups, the learning-rate
+// schedule and one optimizer step over micro-batches. Trainers (actors/) compose these.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+namespace chorus::models {
+
+/// log p(targets) under `logits`: [batch, time, vocab] and [batch, time] -> [batch, time], in fp32.
+/// The one function both the sampler's and the trainer's log-probs come from.
+torch::Tensor token_logprobs(const torch::Tensor& logits, const torch::Tensor& targets);
+
+/// Cross-entropy averaged over the tokens where `mask` is 1 (e.g. the assistant's tokens only).
+torch::Tensor masked_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets,
+                                   const torch::Tensor& mask);
+
+/// The mean of `values` over the tokens where `mask` is 1.
+torch::Tensor masked_mean(const torch::Tensor& values, const torch::Tensor& mask);
+
+struct PolicyLoss {
+  torch::Tensor loss;          // scalar, to minimise
+  double clip_fraction = 0.0;  // share of masked tokens whose ratio was clipped
+  double ratio_mean = 0.0;
+};
+
+/// The clipped policy-gradient surrogate (PPO / GRPO, token level):
+///   ratio = exp(logprobs - old_logprobs),
+///   loss  = -mean over masked tokens of min(ratio * A, clip(ratio, 1 - clip_low, 1 + clip_high) * A).
+/// `advantages` is per token [batch, time] or per sequence [batch].
+PolicyLoss clipped_policy_loss(const torch::Tensor& logprobs, const torch::Tensor& old_logprobs,
+                               const torch::Tensor& advantages, const torch::Tensor& mask, double clip_low,
+                               double clip_high);
+
+/// AdamW over `model`'s parameters in two groups: matrices and embeddings decay by `weight_decay`;
+/// biases and norm weights (one-dimensional parameters) do not.
+std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& model, double lr, double weight_decay,
+                                                double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8);
+
+/// Linear warm-up to the base rate, then constant or cosine decay to base * min_ratio.
+struct LrSchedule {
+  enum class Kind { constant, cosine };
+
+  double base_lr = 1e-5;
+  std::int64_t warmup_steps = 0;
+  std::int64_t total_steps = 1;
+  Kind kind = Kind::cosine;
+  double min_ratio = 0.0;
+
+  /// The rate for optimizer step `step`, counted from 0.
+  double at(std::int64_t step) const;
+};
+
+/// Sets every parameter group's learning rate.
+void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
+
+struct StepResult {
+  double loss = 0.0;      // the batch's loss, token-weighted over micro-batches
+  double grad_norm = 0.0; // before clipping
+};
+
+/// One optimizer step over a batch split into micro-batches (gradient accumulation). `loss_of(i)`
+/// returns micro-batch i's mean loss; `weights[i]` is its share of the batch (e.g. its token count),
+/// so that the accumulated gradient equals the gradient of the whole batch's mean loss. Clips the
+/// gradient norm to `max_grad_norm` (<= 0: no clipping).
+StepResult optimizer_step(torch::nn::Module& model, torch::optim::Optimizer& optimizer,
+                          const std::vector<double>& weights, const std::function<torch::Tensor(std::size_t)>& loss_of,
+                          double max_grad_norm);
+
+} // namespace chorus::models

@@ -1,0 +1,174 @@
+// Training primitives against numbers worked out by hand, and gradient accumulation against the
+// whole batch at once.
+#include "models/training.hpp"
+#include "models/transformer.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+using namespace chorus::models;
+
+namespace {
+
+TEST(Losses, MaskedCrossEntropyByHand) {
+  // Row 0, token 0: logits [0, ln 2, 0] -> probabilities [1/4, 1/2, 1/4]; the target 1 costs ln 2.
+  // Token 1 is masked out and must not count, whatever its logits.
+  auto logits = torch::tensor({0.0, std::log(2.0), 0.0, 5.0, -3.0, 1.0}, torch::kFloat32).view({1, 2, 3});
+  logits.set_requires_grad(true);
+  auto targets = torch::tensor({1, 2}, torch::kInt64).view({1, 2});
+  auto mask = torch::tensor({1, 0}, torch::kInt64).view({1, 2});
+  auto loss = masked_cross_entropy(logits, targets, mask);
+  EXPECT_NEAR(loss.item<double>(), std::log(2.0), 1e-6);
+  loss.backward();
+  // d loss / d logits = softmax - one_hot(target) on the counted token, 0 elsewhere.
+  auto expected = torch::tensor({0.25, -0.5, 0.25, 0.0, 0.0, 0.0}, torch::kFloat32).view({1, 2, 3});
+  EXPECT_TRUE(torch::allclose(logits.grad(), expected, 1e-6, 1e-6)) << logits.grad();
+}
+
+TEST(Losses, ClippedPolicyLossByHand) {
+  // ratio = exp(ln 0.5 - ln 0.25) = 2 on both tokens; clip range 0.2 -> clipped ratio 1.2.
+  // A = +1: min(2, 1.2) = 1.2, clipped, no gradient. A = -1: min(-2, -1.2) = -2, unclipped,
+  // d(-ratio * A)/d logprob = -ratio * A = 2, divided by the 2 masked tokens.
+  auto logprobs = torch::full({1, 2}, std::log(0.5), torch::kFloat32).requires_grad_(true);
+  auto old = torch::full({1, 2}, std::log(0.25), torch::kFloat32);
+  auto advantages = torch::tensor({1.0f, -1.0f}).view({1, 2});
+  auto mask = torch::ones({1, 2}, torch::kInt64);
+  auto result = clipped_policy_loss(logprobs, old, advantages, mask, 0.2, 0.2);
+  EXPECT_NEAR(result.loss.item<double>(), -(1.2 + -2.0) / 2, 1e-6);
+  EXPECT_NEAR(result.clip_fraction, 0.5, 1e-9);
+  EXPECT_NEAR(result.ratio_mean, 2.0, 1e-6);
+  result.loss.backward();
+  EXPECT_NEAR(logprobs.grad()[0][0].item<double>(), 0.0, 1e-7);
+  EXPECT_NEAR(logprobs.grad()[0][1].item<double>(), 2.0 / 2, 1e-6);
+}
+
+TEST(Losses, SequenceAdvantagesBroadcastOverTokens) {
+  auto logprobs = torch::zeros({2, 3});
+  auto mask = torch::tensor({1, 1, 0, 1, 0, 0}, torch::kInt64).view({2, 3});
+  auto per_sequence = clipped_policy_loss(logprobs, logprobs, torch::tensor({2.0f, -1.0f}), mask, 0.2, 0.2);
+  // ratio 1 everywhere: loss = -mean(A over masked tokens) = -(2 + 2 - 1) / 3.
+  EXPECT_NEAR(per_sequence.loss.item<double>(), -1.0, 1e-6);
+}
+
+TEST(Schedule, WarmupThenCosineByHand) {
+  LrSchedule schedule{.base_lr = 1.0, .warmup_steps = 10, .total_steps = 110, .kind = LrSchedule::Kind::cosine};
+  EXPECT_NEAR(schedule.at(0), 0.1, 1e-12);
+  EXPECT_NEAR(schedule.at(9), 1.0, 1e-12);
+  EXPECT_NEAR(schedule.at(10), 1.0, 1e-12);
+  EXPECT_NEAR(schedule.at(60), 0.5, 1e-12);
+  EXPECT_NEAR(schedule.at(110), 0.0, 1e-12);
+  EXPECT_NEAR(schedule.at(500), 0.0, 1e-12);
+  LrSchedule constant{.base_lr = 2.0, .warmup_steps = 4, .kind = LrSchedule::Kind::constant};
+  EXPECT_NEAR(constant.at(1), 1.0, 1e-12);
+  EXPECT_NEAR(constant.at(1000), 2.0, 1e-12);
+  LrSchedule floor{.base_lr = 1.0, .total_steps = 10, .min_ratio = 0.1};
+  EXPECT_NEAR(floor.at(10), 0.1, 1e-12);
+}
+
+ModelConfig small() {
+  ModelConfig config;
+  config.model_type = "qwen2";
+  config.vocab_size = 50;
+  config.hidden_size = 32;
+  config.intermediate_size = 48;
+  config.num_hidden_layers = 1;
+  config.num_attention_heads = 2;
+  config.num_key_value_heads = 1;
+  config.head_dim = 16;
+  config.attention_bias = true;
+  config.tie_word_embeddings = false;
+  return config;
+}
+
+TEST(Optimizer, NormsAndBiasesDoNotDecay) {
+  torch::manual_seed(0);
+  Transformer model(small());
+  auto optimizer = make_adamw(*model, /*lr=*/0.1, /*weight_decay=*/0.5);
+  ASSERT_EQ(optimizer->param_groups().size(), 2u);
+  auto weight = model->model->layers[0]->as<DecoderLayer>()->mlp->up_proj->weight;
+  auto norm = model->model->norm->weight;
+  auto weight_before = weight.detach().clone();
+  auto norm_before = norm.detach().clone();
+  // Zero gradients: only decoupled weight decay moves anything, by a factor (1 - lr * wd).
+  optimizer->zero_grad();
+  for (auto& parameter : model->parameters())
+    parameter.mutable_grad() = torch::zeros_like(parameter);
+  optimizer->step();
+  EXPECT_TRUE(torch::allclose(weight, weight_before * (1 - 0.1 * 0.5), 1e-6, 1e-7));
+  EXPECT_TRUE(torch::equal(norm, norm_before));
+  set_learning_rate(*optimizer, 0.25);
+  for (auto& group : optimizer->param_groups())
+    EXPECT_DOUBLE_EQ(group.options().get_lr(), 0.25);
+}
+
+TEST(Optimizer, AccumulatedMicroBatchesEqualTheWholeBatch) {
+  auto config = small();
+  torch::manual_seed(1);
+  auto tokens = torch::randint(config.vocab_size, {4, 9}, torch::kInt64);
+  auto mask = torch::ones({4, 8}, torch::kInt64);
+  mask[0].narrow(0, 0, 5).zero_(); // uneven token counts: weights must follow them
+  auto loss_on = [&](Transformer& model, std::int64_t from, std::int64_t rows) {
+    auto batch = tokens.narrow(0, from, rows);
+    auto logits = model->forward(batch.narrow(1, 0, 8));
+    return masked_cross_entropy(logits, batch.narrow(1, 1, 8), mask.narrow(0, from, rows));
+  };
+  auto grads_of = [&](bool split) {
+    torch::manual_seed(2);
+    Transformer model(config);
+    torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(0.0));
+    StepResult result;
+    if (split) {
+      std::vector<double> weights{mask.narrow(0, 0, 2).sum().item<double>(), mask.narrow(0, 2, 2).sum().item<double>()};
+      result = optimizer_step(*model, optimizer, weights,
+                              [&](std::size_t i) { return loss_on(model, static_cast<std::int64_t>(i) * 2, 2); }, 0);
+    } else {
+      result = optimizer_step(*model, optimizer, {1.0}, [&](std::size_t) { return loss_on(model, 0, 4); }, 0);
+    }
+    std::vector<torch::Tensor> grads;
+    for (auto& parameter : model->parameters())
+      grads.push_back(parameter.grad().clone());
+    return std::pair{result, grads};
+  };
+  auto [whole, whole_grads] = grads_of(false);
+  auto [split, split_grads] = grads_of(true);
+  EXPECT_NEAR(whole.loss, split.loss, 1e-5);
+  EXPECT_NEAR(whole.grad_norm, split.grad_norm, 1e-5);
+  for (std::size_t i = 0; i < whole_grads.size(); ++i)
+    EXPECT_TRUE(torch::allclose(whole_grads[i], split_grads[i], 1e-4, 1e-6)) << "parameter " << i;
+}
+
+TEST(Optimizer, ClippingBoundsTheGradientNorm) {
+  torch::manual_seed(3);
+  Transformer model(small());
+  auto optimizer = make_adamw(*model, 1e-3, 0.0);
+  auto tokens = torch::randint(50, {2, 6}, torch::kInt64);
+  auto loss_of = [&](std::size_t) {
+    return masked_cross_entropy(model->forward(tokens.narrow(1, 0, 5)), tokens.narrow(1, 1, 5),
+                                torch::ones({2, 5}, torch::kInt64)) * 100.0;
+  };
+  auto result = optimizer_step(*model, *optimizer, {1.0}, loss_of, /*max_grad_norm=*/0.5);
+  EXPECT_GT(result.grad_norm, 0.5) << "the reported norm is the one before clipping";
+  double squares = 0;
+  for (auto& parameter : model->parameters())
+    squares += parameter.grad().pow(2).sum().item<double>();
+  EXPECT_NEAR(std::sqrt(squares), 0.5, 1e-4);
+}
+
+TEST(Training, AFewStepsLowerTheLoss) {
+  torch::manual_seed(4);
+  Transformer model(small());
+  auto optimizer = make_adamw(*model, 1e-2, 0.0);
+  auto tokens = torch::randint(50, {4, 12}, torch::kInt64);
+  auto mask = torch::ones({4, 11}, torch::kInt64);
+  auto loss_of = [&](std::size_t) {
+    return masked_cross_entropy(model->forward(tokens.narrow(1, 0, 11)), tokens.narrow(1, 1, 11), mask);
+  };
+  auto first = optimizer_step(*model, *optimizer, {1.0}, loss_of, 1.0).loss;
+  double last = first;
+  for (int step = 0; step < 20; ++step)
+    last = optimizer_step(*model, *optimizer, {1.0}, loss_of, 1.0).loss;
+  EXPECT_LT(last, first * 0.7) << "first " << first << " last " << last;
+}
+
+} // namespace
