@@ -37,7 +37,8 @@ torch::Tensor sample(const torch::Tensor& logits, const SamplingOptions& options
 
 std::vector<GeneratedSequence> generate(Transformer& model, const std::vector<std::vector<std::int64_t>>& prompts,
                                         const SamplingOptions& options, const StopCheck& should_stop) {
-  torch::NoGradGuard no_grad;
+  // Inference mode skips autograd bookkeeping on every op; nothing made here is trained through.
+  c10::InferenceMode inference;
   auto batch = static_cast<std::int64_t>(prompts.size());
   std::vector<GeneratedSequence> results(prompts.size());
   if (batch == 0 || options.max_new_tokens <= 0)
@@ -110,7 +111,7 @@ std::vector<std::vector<float>> score_logprobs(Transformer& model,
   if (prompts.size() != completions.size())
     throw std::invalid_argument("score_logprobs: " + std::to_string(prompts.size()) + " prompts but "
                                 + std::to_string(completions.size()) + " completions");
-  torch::NoGradGuard no_grad;
+  c10::InferenceMode inference;
   auto batch = static_cast<std::int64_t>(prompts.size());
   std::vector<std::vector<float>> results(prompts.size());
   std::int64_t longest = 0;

@@ -22,7 +22,37 @@ torch::Tensor rotate_half(const torch::Tensor& x) {
   return torch::cat({-second, first}, -1);
 }
 
+// Which cache columns each row of a block of `time` new tokens starting at column `start` may
+// attend to: valid earlier columns and block columns up to its own; [batch, time, start + time].
+torch::Tensor block_mask(const torch::Tensor& key_valid, std::int64_t time, std::int64_t start) {
+  auto keys = start + time;
+  auto options = torch::TensorOptions().dtype(torch::kBool).device(key_valid.device());
+  auto within = torch::ones({time, keys}, options).tril(start); // column j <= start + i
+  auto allowed = within.unsqueeze(0) & key_valid.narrow(1, 0, keys).unsqueeze(1);
+  // A row with nothing to attend to (padding) attends to its own column, so softmax stays finite.
+  auto own = torch::zeros({time, keys}, options);
+  own.narrow(1, start, time).copy_(torch::eye(time, options));
+  return allowed | own.unsqueeze(0);
+}
+
 } // namespace
+
+// -- FusedParameter -----------------------------------------------------------
+
+torch::Tensor FusedParameter::get(const std::vector<torch::Tensor>& parts) {
+  if (torch::GradMode::is_enabled())
+    return torch::cat(parts);
+  bool fresh = value_.defined() && sources_.size() == parts.size();
+  for (std::size_t i = 0; fresh && i < parts.size(); ++i)
+    fresh = sources_[i].first == parts[i].data_ptr() && sources_[i].second == parts[i]._version();
+  if (!fresh) {
+    value_ = torch::cat(parts);
+    sources_.clear();
+    for (const auto& part : parts)
+      sources_.emplace_back(part.data_ptr(), part._version());
+  }
+  return value_;
+}
 
 // -- RMSNorm ------------------------------------------------------------------
 
@@ -49,29 +79,34 @@ AttentionImpl::AttentionImpl(const ModelConfig& config)
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                      const torch::Tensor& mask, torch::Tensor* key_cache,
                                      torch::Tensor* value_cache, std::int64_t start) {
+  // Few, large ops: per-op dispatch, not arithmetic, dominates a small model on a CPU. q, k and v
+  // come from one matrix product; the rotary embedding turns q and k in one pass; grouped-query
+  // attention multiplies each key/value head with its group of query heads directly, never
+  // materialising repeated keys and values.
   auto batch = x.size(0), time = x.size(1);
-  auto q = q_proj(x).view({batch, time, n_heads_, head_dim_}).transpose(1, 2);
-  auto k = k_proj(x).view({batch, time, n_kv_heads_, head_dim_}).transpose(1, 2);
-  auto v = v_proj(x).view({batch, time, n_kv_heads_, head_dim_}).transpose(1, 2);
-  auto c = cos.unsqueeze(1), s = sin.unsqueeze(1); // broadcast over heads
-  q = q * c + rotate_half(q) * s;
-  k = k * c + rotate_half(k) * s;
+  auto weight = qkv_weight_.get({q_proj->weight, k_proj->weight, v_proj->weight});
+  auto bias = q_proj->bias.defined() ? qkv_bias_.get({q_proj->bias, k_proj->bias, v_proj->bias}) : torch::Tensor();
+  auto qkv = F::linear(x, weight, bias).view({batch, time, n_heads_ + 2 * n_kv_heads_, head_dim_});
+  auto qk = qkv.narrow(2, 0, n_heads_ + n_kv_heads_).transpose(1, 2);
+  qk = qk * cos.unsqueeze(1) + rotate_half(qk) * sin.unsqueeze(1);
+  auto q = qk.narrow(1, 0, n_heads_);
+  auto k = qk.narrow(1, n_heads_, n_kv_heads_);
+  auto v = qkv.narrow(2, n_heads_ + n_kv_heads_, n_kv_heads_).transpose(1, 2);
   if (key_cache) {
     key_cache->narrow(2, start, time).copy_(k);
     value_cache->narrow(2, start, time).copy_(v);
     k = key_cache->narrow(2, 0, start + time);
     v = value_cache->narrow(2, 0, start + time);
   }
-  if (n_kv_heads_ != n_heads_) {
-    // Key/value head j serves query heads j * group ... (j + 1) * group - 1.
-    auto group = n_heads_ / n_kv_heads_;
-    k = k.repeat_interleave(group, 1);
-    v = v.repeat_interleave(group, 1);
-  }
-  auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(head_dim_));
-  scores = scores + mask;
+  auto keys = k.size(2);
+  auto group = n_heads_ / n_kv_heads_;
+  // Query head h = j * group + g belongs to key/value head j.
+  auto grouped = q.reshape({batch, n_kv_heads_, group * time, head_dim_});
+  auto scores = torch::matmul(grouped, k.transpose(-2, -1)).mul_(1.0 / std::sqrt(static_cast<double>(head_dim_)));
+  scores = scores.view({batch, n_kv_heads_, group, time, keys}).add_(mask.unsqueeze(2));
   auto probs = torch::softmax(scores.to(torch::kFloat32), -1).to(q.scalar_type());
-  auto out = torch::matmul(probs, v).transpose(1, 2).reshape({batch, time, n_heads_ * head_dim_});
+  auto out = torch::matmul(probs.view({batch, n_kv_heads_, group * time, keys}), v);
+  out = out.view({batch, n_heads_, time, head_dim_}).transpose(1, 2).reshape({batch, time, n_heads_ * head_dim_});
   return o_proj(out);
 }
 
@@ -84,7 +119,9 @@ MlpImpl::MlpImpl(const ModelConfig& config) {
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  return down_proj(F::silu(gate_proj(x)) * up_proj(x));
+  // The gate and up projections as one matrix product.
+  auto gate_up = F::linear(x, gate_up_weight_.get({gate_proj->weight, up_proj->weight})).chunk(2, -1);
+  return down_proj(F::silu(gate_up[0]) * gate_up[1]);
 }
 
 // -- layers -------------------------------------------------------------------
@@ -188,17 +225,16 @@ torch::Tensor TransformerImpl::forward_cached(const torch::Tensor& tokens, const
   auto x = model->embed_tokens(tokens);
   auto dtype = x.scalar_type();
   auto [cos, sin] = rotary(positions, dtype);
-  // Block row i may see every valid earlier column, and block columns up to its own.
   auto keys = start + time;
-  auto bool_options = torch::TensorOptions().dtype(torch::kBool).device(device);
-  auto within = torch::ones({time, keys}, bool_options).tril(start); // column j <= start + i
-  auto allowed = within.unsqueeze(0) & key_valid.narrow(1, 0, keys).unsqueeze(1);
-  // A row with nothing to attend to (padding) attends to its own column, so softmax stays finite.
-  auto own = torch::zeros({time, keys}, bool_options);
-  own.narrow(1, start, time).copy_(torch::eye(time, bool_options));
-  allowed = allowed | own.unsqueeze(0);
-  auto mask = torch::zeros({batch, 1, time, keys}, torch::TensorOptions().dtype(dtype).device(device))
-                .masked_fill(allowed.logical_not().unsqueeze(1), -std::numeric_limits<float>::infinity());
+  auto mask = torch::zeros({batch, 1, time, keys}, torch::TensorOptions().dtype(dtype).device(device));
+  if (time == 1) {
+    // A decode step: the one new token sees every valid column, its own included.
+    mask.masked_fill_(key_valid.narrow(1, 0, keys).logical_not().view({batch, 1, 1, keys}),
+                      -std::numeric_limits<float>::infinity());
+  } else {
+    mask.masked_fill_(block_mask(key_valid, time, start).logical_not().unsqueeze(1),
+                      -std::numeric_limits<float>::infinity());
+  }
   std::int64_t index = 0;
   for (const auto& layer : *model->layers) {
     x = layer->as<DecoderLayer>()->forward(x, cos, sin, mask, &cache.keys[static_cast<std::size_t>(index)],

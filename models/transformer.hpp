@@ -21,6 +21,19 @@ struct KVCache {
   }
 };
 
+/// Several parameters concatenated along their first dimension, for one matrix product instead of
+/// several. Without autograd the concatenation is kept and rebuilt only when a part changed (an
+/// optimizer step or a weight sync updates parts in place, bumping their version counters); with
+/// autograd it is rebuilt every time, so that gradients reach the parts.
+class FusedParameter {
+public:
+  torch::Tensor get(const std::vector<torch::Tensor>& parts);
+
+private:
+  torch::Tensor value_;
+  std::vector<std::pair<const void*, std::uint32_t>> sources_; // data pointer and version of each part
+};
+
 /// Root-mean-square layer norm, computed in fp32 whatever the input dtype, as the reference does.
 class RMSNormImpl : public torch::nn::Module {
 public:
@@ -49,6 +62,7 @@ public:
 
 private:
   std::int64_t n_heads_, n_kv_heads_, head_dim_;
+  FusedParameter qkv_weight_, qkv_bias_;
 };
 TORCH_MODULE(Attention);
 
@@ -58,6 +72,9 @@ public:
   torch::Tensor forward(const torch::Tensor& x);
 
   torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+
+private:
+  FusedParameter gate_up_weight_;
 };
 TORCH_MODULE(Mlp);
 

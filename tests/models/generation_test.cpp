@@ -138,3 +138,30 @@ TEST(Generation, BadInputIsRejected) {
 }
 
 } // namespace
+
+namespace {
+
+TEST(Generation, SeesWeightsUpdatedInPlace) {
+  // Inference keeps fused copies of the q/k/v and gate/up weights; an optimizer step or a weight
+  // sync updates the weights in place, and the next forward must use the new values.
+  auto model = test_model();
+  auto tokens = torch::tensor(kPrompts[1], torch::kInt64).unsqueeze(0);
+  auto before = generate(model, {kPrompts[1]}, {.temperature = 0, .max_new_tokens = 4});
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& parameter : model->parameters())
+      parameter.add_(torch::randn_like(parameter) * 0.05);
+  }
+  torch::Tensor cached, fresh;
+  {
+    torch::NoGradGuard no_grad;
+    cached = model->forward(tokens);
+  }
+  fresh = model->forward(tokens).detach(); // with autograd: concatenates anew
+  EXPECT_TRUE(torch::allclose(cached, fresh, 1e-6, 1e-6));
+  auto after = score_logprobs(model, {kPrompts[1]}, {before[0].tokens});
+  for (std::size_t t = 0; t < after[0].size(); ++t)
+    EXPECT_GT(std::abs(after[0][t] - before[0].logprobs[t]), 1e-6) << "token " << t << " scored with stale weights";
+}
+
+} // namespace
