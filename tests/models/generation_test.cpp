@@ -144,7 +144,7 @@ namespace {
 TEST(Generation, SeesWeightsUpdatedInPlace) {
   // Inference keeps fused copies of the q/k/v and gate/up weights; an optimizer step or a weight
   // sync updates the weights in place, and the next forward must use the new values.
-  auto model = test_model();
+  auto model = test_model(/*sharpness=*/1.0); // log-probs well away from 0, so changes show
   auto tokens = torch::tensor(kPrompts[1], torch::kInt64).unsqueeze(0);
   auto before = generate(model, {kPrompts[1]}, {.temperature = 0, .max_new_tokens = 4});
   {
