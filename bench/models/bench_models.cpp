@@ -31,6 +31,7 @@ constexpr std::int64_t kTrainBatch = 8;
 constexpr std::int64_t kTrainSequence = 128;
 constexpr int kRepeats = 3;
 constexpr int kTrainSteps = 5;
+constexpr int kRounds = 2;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -126,18 +127,25 @@ int main() {
               static_cast<double>(parameters) / 1e6, static_cast<long long>(config.num_hidden_layers),
               static_cast<long long>(config.hidden_size), threads);
 
-  auto python = run_python(folder, threads);
+  // The machine is shared and noisy: alternate the two sides and keep each side's best round.
+  double chorus_1 = 0, chorus_32 = 0, chorus_train = 0, python_1 = 0, python_32 = 0, python_train = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    auto python = run_python(folder, threads);
+    python_1 = std::max(python_1, python["generate_1"].get<double>());
+    python_32 = std::max(python_32, python["generate_32"].get<double>());
+    python_train = std::max(python_train, python["train"].get<double>());
+    chorus_1 = std::max(chorus_1, generation_tokens_per_second(model, 1));
+    chorus_32 = std::max(chorus_32, generation_tokens_per_second(model, 32));
+    torch::manual_seed(0);
+    Transformer fresh(config); // train a copy: the timed model keeps its weights for the next round
+    chorus_train = std::max(chorus_train, training_tokens_per_second(fresh));
+  }
   std::filesystem::remove_all(folder);
-  double chorus_1 = generation_tokens_per_second(model, 1);
-  double chorus_32 = generation_tokens_per_second(model, 32);
-  double python_1 = python["generate_1"], python_32 = python["generate_32"];
   std::printf("generate, %lld prompt + %lld new tokens, greedy: batch 1: chorus %.0f tok/s, Python %.0f tok/s (%.2fx); "
               "batch 32: chorus %.0f tok/s, Python %.0f tok/s (%.2fx)\n",
               static_cast<long long>(kPromptLength), static_cast<long long>(kNewTokens), chorus_1, python_1,
               chorus_1 / python_1, chorus_32, python_32, chorus_32 / python_32);
 
-  double chorus_train = training_tokens_per_second(model);
-  double python_train = python["train"];
   double rate = matmul_gflops();
   // FLOPs per trained token: 6 per parameter (forward 2, backward 4), plus attention's two
   // sequence-long products per layer (forward and backward: 12 * layers * sequence * heads * head_dim).
