@@ -1,6 +1,7 @@
 // Generation with the KV cache against recomputation from scratch, batching against one-at-a-time,
 // and the sampler's log-probs against a scoring pass over the same tokens.
 #include "models/generation.hpp"
+#include "tests/models/test_models.hpp"
 
 #include <gtest/gtest.h>
 
@@ -10,18 +11,7 @@ namespace {
 
 // `sharpness` scales the embeddings: a peaked distribution keeps greedy choices clear of near-ties.
 Transformer test_model(double sharpness = 20.0, std::uint64_t seed = 11) {
-  ModelConfig config;
-  config.model_type = "qwen2";
-  config.vocab_size = 97;
-  config.hidden_size = 64;
-  config.intermediate_size = 96;
-  config.num_hidden_layers = 2;
-  config.num_attention_heads = 4;
-  config.num_key_value_heads = 2;
-  config.head_dim = 16;
-  config.attention_bias = true;
-  config.tie_word_embeddings = true;
-  config.max_position_embeddings = 128;
+  auto config = test::small_config();
   torch::manual_seed(seed);
   Transformer model(config);
   torch::NoGradGuard no_grad;

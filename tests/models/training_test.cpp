@@ -2,6 +2,7 @@
 // whole batch at once.
 #include "models/training.hpp"
 #include "models/transformer.hpp"
+#include "tests/models/test_models.hpp"
 
 #include <gtest/gtest.h>
 
@@ -67,17 +68,8 @@ TEST(Schedule, WarmupThenCosineByHand) {
 }
 
 ModelConfig small() {
-  ModelConfig config;
-  config.model_type = "qwen2";
-  config.vocab_size = 50;
-  config.hidden_size = 32;
-  config.intermediate_size = 48;
+  auto config = test::small_config("qwen2", /*tied=*/false, /*vocab=*/50);
   config.num_hidden_layers = 1;
-  config.num_attention_heads = 2;
-  config.num_key_value_heads = 1;
-  config.head_dim = 16;
-  config.attention_bias = true;
-  config.tie_word_embeddings = false;
   return config;
 }
 

@@ -2,6 +2,7 @@
 // save/load round trips, padding that changes nothing, and clear errors for broken folders.
 #include "models/checkpoint.hpp"
 #include "models/safetensors.hpp"
+#include "tests/models/test_models.hpp"
 
 #include <chorus/errors.hpp>
 
@@ -15,22 +16,7 @@ using namespace chorus::models;
 
 namespace {
 
-ModelConfig small_config(const std::string& type, bool tied) {
-  ModelConfig config;
-  config.model_type = type;
-  config.vocab_size = 97;
-  config.hidden_size = 64;
-  config.intermediate_size = 96;
-  config.num_hidden_layers = 2;
-  config.num_attention_heads = 4;
-  config.num_key_value_heads = 2;
-  config.head_dim = 16;
-  config.rope_theta = 10000.0;
-  config.rms_norm_eps = 1e-6;
-  config.attention_bias = type == "qwen2";
-  config.tie_word_embeddings = tied;
-  return config;
-}
+using test::small_config;
 
 std::filesystem::path fresh_dir(const std::string& name) {
   auto dir = std::filesystem::path(::testing::TempDir()) / name;
