@@ -1,0 +1,73 @@
+// Tokenizers: text <-> token ids, special tokens, and chat templates that render a conversation into
+// the ids a model was trained on.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace chorus::models {
+
+/// One turn of a conversation: role "system", "user" or "assistant", and its text.
+struct ChatMessage {
+  std::string role;
+  std::string content;
+};
+
+class Tokenizer {
+public:
+  virtual ~Tokenizer() = default;
+
+  /// The ids of `text`. As Hugging Face tokenizers do, a special token spelled out in the text
+  /// (e.g. "<|im_end|>") becomes that special token; nothing is added around the text.
+  virtual std::vector<std::int64_t> encode(std::string_view text) const = 0;
+
+  /// The text of `ids`; special tokens are written out unless `skip_special`.
+  virtual std::string decode(const std::vector<std::int64_t>& ids, bool skip_special = false) const = 0;
+
+  virtual std::int64_t vocab_size() const = 0;
+
+  /// The id of special token `name` (e.g. "<|im_end|>"), if the vocabulary has it.
+  virtual std::optional<std::int64_t> special_token(std::string_view name) const = 0;
+
+  /// The conversation in the model's chat format, as ids, ending with the start of an assistant
+  /// turn when `add_generation_prompt`.
+  virtual std::vector<std::int64_t> apply_chat_template(const std::vector<ChatMessage>& messages,
+                                                        bool add_generation_prompt) const = 0;
+
+  /// The tokens that end an assistant turn: generation stops at them.
+  virtual std::vector<std::int64_t> stop_token_ids() const = 0;
+};
+
+/// The built-in tokenizer: one token per byte (ids 0-255, so any UTF-8 text round-trips), plus the
+/// ChatML special tokens <|endoftext|> (256), <|im_start|> (257) and <|im_end|> (258). The chat
+/// format is ChatML, as Qwen models use:
+///   <|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n
+class ByteTokenizer final : public Tokenizer {
+public:
+  static constexpr std::int64_t kEndOfText = 256;
+  static constexpr std::int64_t kImStart = 257;
+  static constexpr std::int64_t kImEnd = 258;
+  static constexpr std::int64_t kVocabSize = 259;
+
+  std::vector<std::int64_t> encode(std::string_view text) const override;
+  std::string decode(const std::vector<std::int64_t>& ids, bool skip_special = false) const override;
+  std::int64_t vocab_size() const override {
+    return kVocabSize;
+  }
+  std::optional<std::int64_t> special_token(std::string_view name) const override;
+  std::vector<std::int64_t> apply_chat_template(const std::vector<ChatMessage>& messages,
+                                                bool add_generation_prompt) const override;
+  std::vector<std::int64_t> stop_token_ids() const override {
+    return {kImEnd, kEndOfText};
+  }
+
+  /// Writes tokenizer.json and tokenizer_config.json into `folder`, in the Hugging Face format: a
+  /// byte-level BPE with no merges, which Hugging Face tokenizers load as this same tokenizer.
+  void save(const std::filesystem::path& folder) const;
+};
+
+} // namespace chorus::models
