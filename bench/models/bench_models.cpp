@@ -113,7 +113,13 @@ nlohmann::json run_python(const std::string& folder, int threads) {
 
 int main() {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
-  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // One intra-op thread on each side. On the 2-core CI machine a team of 2 OpenMP threads next to
+  // OpenBLAS's own thread pool oversubscribes the cores: every small op waits on the team, and both
+  // sides ran 3-4x slower (batch-32 generation 1,800 instead of 8,100 tok/s). Matrix products still
+  // use OpenBLAS's threads. CHORUS_BENCH_THREADS overrides the count.
+  int threads = 1;
+  if (const char* forced = std::getenv("CHORUS_BENCH_THREADS"))
+    threads = std::max(1, std::atoi(forced));
   at::set_num_threads(threads);
   auto config = ModelConfig::tiny(512);
   torch::manual_seed(0);
