@@ -4,6 +4,11 @@
 # C++20 targets that see no LibTorch header.
 find_package(Torch REQUIRED)
 
+# The tokenizers' split regexes need Unicode classes (PCRE2) and NFC normalisation (ICU).
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(pcre2 REQUIRED IMPORTED_TARGET libpcre2-8)
+pkg_check_modules(icu REQUIRED IMPORTED_TARGET icu-uc)
+
 # Makes `target` a LibTorch target: C++17, linked to LibTorch, with <torch/torch.h> precompiled
 # (parsing it costs ~9 s per translation unit on the CI machine).
 function(chorus_torch_target target)

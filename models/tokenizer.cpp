@@ -2,6 +2,8 @@
 // printable character (GPT-2's bytes_to_unicode); with no merges, every byte is its own token.
 #include "models/tokenizer.hpp"
 
+#include "models/byte_level.hpp"
+
 #include <chorus/errors.hpp>
 
 #include <nlohmann/json.hpp>
@@ -15,33 +17,6 @@ namespace chorus::models {
 namespace {
 
 constexpr std::array<std::string_view, 3> kSpecialNames{"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
-
-// GPT-2's reversible map from bytes to printable code points: printable Latin-1 bytes map to
-// themselves, the others to 256, 257, ... in byte order.
-std::array<char32_t, 256> bytes_to_unicode() {
-  std::array<char32_t, 256> map{};
-  char32_t next = 256;
-  for (int b = 0; b < 256; ++b) {
-    bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-    map[static_cast<std::size_t>(b)] = printable ? static_cast<char32_t>(b) : next++;
-  }
-  return map;
-}
-
-std::string utf8(char32_t code_point) {
-  std::string out;
-  if (code_point < 0x80) {
-    out += static_cast<char>(code_point);
-  } else if (code_point < 0x800) {
-    out += static_cast<char>(0xC0 | (code_point >> 6));
-    out += static_cast<char>(0x80 | (code_point & 0x3F));
-  } else {
-    out += static_cast<char>(0xE0 | (code_point >> 12));
-    out += static_cast<char>(0x80 | ((code_point >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (code_point & 0x3F));
-  }
-  return out;
-}
 
 void append_text(std::vector<std::int64_t>& ids, std::string_view text) {
   for (unsigned char byte : text)
@@ -112,9 +87,9 @@ std::vector<std::int64_t> ByteTokenizer::apply_chat_template(const std::vector<C
 
 void ByteTokenizer::save(const std::filesystem::path& folder) const {
   nlohmann::ordered_json vocab = nlohmann::ordered_json::object();
-  auto names = bytes_to_unicode();
+  auto symbols = byte_symbols();
   for (int b = 0; b < 256; ++b)
-    vocab[utf8(names[static_cast<std::size_t>(b)])] = b;
+    vocab[symbols[static_cast<std::size_t>(b)]] = b;
   auto added = nlohmann::ordered_json::array();
   for (std::size_t i = 0; i < kSpecialNames.size(); ++i)
     added.push_back({{"id", kEndOfText + static_cast<std::int64_t>(i)},

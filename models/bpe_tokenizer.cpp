@@ -1,0 +1,375 @@
+// Byte-level BPE from tokenizer.json. Encoding: split out added tokens, NFC-normalise the rest if
+// asked, split it with the pre-tokenizer regex (PCRE2, Unicode classes), spell each piece's bytes as
+// byte-level symbols, merge adjacent symbols by rank, look the results up. Every merge created from
+// a pair of rank r has a rank above r, so merging all occurrences of the best pair at once is the same
+// as Hugging Face's one-at-a-time queue.
+#include "models/bpe_tokenizer.hpp"
+
+#include "models/byte_level.hpp"
+
+#include <chorus/errors.hpp>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <unicode/normalizer2.h>
+#include <unicode/unistr.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <climits>
+#include <fstream>
+
+namespace chorus::models {
+
+namespace {
+
+using nlohmann::json;
+
+// GPT-2's split, for a ByteLevel pre-tokenizer with use_regex.
+constexpr const char* kGpt2Pattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+
+constexpr std::size_t kCacheLimit = 1 << 16;
+
+[[noreturn]] void fail(const std::filesystem::path& file, const std::string& key, const std::string& what) {
+  throw CheckpointError(file.string() + ": key '" + key + "': " + what);
+}
+
+std::string nfc(std::string_view text) {
+  UErrorCode status = U_ZERO_ERROR;
+  const auto* normalizer = icu::Normalizer2::getNFCInstance(status);
+  auto input = icu::UnicodeString::fromUTF8(icu::StringPiece(text.data(), static_cast<int32_t>(text.size())));
+  if (U_FAILURE(status) || normalizer->isNormalized(input, status))
+    return std::string(text);
+  auto normalized = normalizer->normalize(input, status);
+  std::string out;
+  normalized.toUTF8String(out);
+  return out;
+}
+
+} // namespace
+
+// -- the split regex ----------------------------------------------------------
+
+struct BpeTokenizer::Regex {
+  pcre2_code* code = nullptr;
+
+  Regex(const std::string& pattern, const std::filesystem::path& file) {
+    int error = 0;
+    PCRE2_SIZE offset = 0;
+    code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.c_str()), pattern.size(), PCRE2_UTF | PCRE2_UCP, &error,
+                         &offset, nullptr);
+    if (!code) {
+      PCRE2_UCHAR message[256];
+      pcre2_get_error_message(error, message, sizeof(message));
+      fail(file, "pre_tokenizer", "cannot compile the split regex at offset " + std::to_string(offset) + ": "
+                                    + reinterpret_cast<const char*>(message));
+    }
+    pcre2_jit_compile(code, PCRE2_JIT_COMPLETE); // falls back to the interpreter if JIT is unavailable
+  }
+
+  ~Regex() {
+    pcre2_code_free(code);
+  }
+
+  // Calls `piece` for every match and for every gap between matches, in order (behaviour "Isolated").
+  template <class F>
+  void split(std::string_view text, F&& piece) const {
+    auto* match = pcre2_match_data_create_from_pattern(code, nullptr);
+    std::size_t position = 0, emitted = 0;
+    while (position < text.size()) {
+      int found = pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), position,
+                              PCRE2_NO_UTF_CHECK, match, nullptr);
+      if (found < 0)
+        break;
+      auto* ovector = pcre2_get_ovector_pointer(match);
+      auto begin = ovector[0], end = ovector[1];
+      if (begin > emitted)
+        piece(text.substr(emitted, begin - emitted));
+      if (end > begin)
+        piece(text.substr(begin, end - begin));
+      emitted = end;
+      // An empty match must still move on, by one whole UTF-8 character.
+      position = end > begin ? end : end + 1;
+      while (position < text.size() && (static_cast<unsigned char>(text[position]) & 0xC0) == 0x80)
+        ++position;
+    }
+    if (emitted < text.size())
+      piece(text.substr(emitted));
+    pcre2_match_data_free(match);
+  }
+};
+
+// -- loading ------------------------------------------------------------------
+
+BpeTokenizer::BpeTokenizer() = default;
+BpeTokenizer::~BpeTokenizer() = default;
+
+std::unique_ptr<BpeTokenizer> BpeTokenizer::load(const std::filesystem::path& path) {
+  auto file = std::filesystem::is_directory(path) ? path / "tokenizer.json" : path;
+  std::ifstream in(file);
+  if (!in)
+    throw CheckpointError(file.string() + ": cannot open");
+  auto root = json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (root.is_discarded() || !root.is_object())
+    throw CheckpointError(file.string() + ": invalid JSON");
+  std::unique_ptr<BpeTokenizer> tokenizer(new BpeTokenizer());
+  auto& t = *tokenizer;
+  t.file_ = file;
+
+  const auto& normalizer = root.value("normalizer", json());
+  auto is_nfc = [](const json& n) { return n.is_object() && n.value("type", "") == "NFC"; };
+  if (is_nfc(normalizer)) {
+    t.nfc_ = true;
+  } else if (normalizer.is_object() && normalizer.value("type", "") == "Sequence" && normalizer.contains("normalizers")
+             && normalizer["normalizers"].size() == 1 && is_nfc(normalizer["normalizers"][0])) {
+    t.nfc_ = true;
+  } else if (!normalizer.is_null()) {
+    fail(file, "normalizer", "only NFC is supported, got " + normalizer.dump().substr(0, 200));
+  }
+
+  const auto& pre = root.value("pre_tokenizer", json());
+  auto byte_level_without_prefix = [&](const json& step) {
+    if (step.value("add_prefix_space", false))
+      fail(file, "pre_tokenizer", "ByteLevel with add_prefix_space is not supported");
+  };
+  if (pre.is_object() && pre.value("type", "") == "ByteLevel" && pre.value("use_regex", true)) {
+    byte_level_without_prefix(pre);
+    t.split_ = std::make_unique<Regex>(kGpt2Pattern, file);
+  } else if (pre.is_object() && pre.value("type", "") == "Sequence" && pre.contains("pretokenizers")
+             && pre["pretokenizers"].size() == 2) {
+    const auto& split = pre["pretokenizers"][0];
+    const auto& bytes = pre["pretokenizers"][1];
+    if (split.value("type", "") != "Split" || split.value("behavior", "") != "Isolated" || split.value("invert", false)
+        || !split.contains("pattern") || !split["pattern"].contains("Regex"))
+      fail(file, "pre_tokenizer", "expected a Split with a Regex pattern and behavior Isolated first");
+    if (bytes.value("type", "") != "ByteLevel" || bytes.value("use_regex", true))
+      fail(file, "pre_tokenizer", "expected ByteLevel without its own regex after the Split");
+    byte_level_without_prefix(bytes);
+    t.split_ = std::make_unique<Regex>(split["pattern"]["Regex"].get<std::string>(), file);
+  } else {
+    fail(file, "pre_tokenizer", "only byte-level pre-tokenizers are supported, got " + pre.dump().substr(0, 200));
+  }
+
+  const auto& decoder = root.value("decoder", json());
+  if (!decoder.is_object() || decoder.value("type", "") != "ByteLevel")
+    fail(file, "decoder", "only the ByteLevel decoder is supported");
+
+  if (!root.contains("model") || !root["model"].is_object())
+    fail(file, "model", "missing");
+  const auto& model = root["model"];
+  if (model.value("type", "BPE") != "BPE")
+    fail(file, "model.type", "only BPE is supported, got " + model.value("type", ""));
+  if (model.value("byte_fallback", false))
+    fail(file, "model.byte_fallback", "byte fallback is not supported");
+  t.ignore_merges_ = model.value("ignore_merges", false);
+  if (!model.contains("vocab") || !model["vocab"].is_object())
+    fail(file, "model.vocab", "missing");
+  std::int64_t largest = -1;
+  for (const auto& [token, id] : model["vocab"].items()) {
+    if (!id.is_number_integer() || id.get<std::int64_t>() < 0)
+      fail(file, "model.vocab", "token '" + token + "' has no valid id");
+    t.vocab_[token] = id.get<std::int64_t>();
+    largest = std::max(largest, id.get<std::int64_t>());
+  }
+  const auto& merges = model.value("merges", json::array());
+  std::int64_t rank = 0;
+  for (const auto& merge : merges) {
+    std::string key;
+    if (merge.is_string())
+      key = merge.get<std::string>();
+    else if (merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string())
+      key = merge[0].get<std::string>() + " " + merge[1].get<std::string>();
+    else
+      fail(file, "model.merges", "entry " + std::to_string(rank) + " is neither \"a b\" nor [\"a\", \"b\"]");
+    t.merge_ranks_.emplace(std::move(key), rank++);
+  }
+
+  for (const auto& added : root.value("added_tokens", json::array())) {
+    if (!added.contains("content") || !added.contains("id"))
+      fail(file, "added_tokens", "an entry lacks content or id");
+    auto id = added["id"].get<std::int64_t>();
+    t.added_.emplace_back(added["content"].get<std::string>(), id);
+    largest = std::max(largest, id);
+    if (t.special_.size() <= static_cast<std::size_t>(id))
+      t.special_.resize(static_cast<std::size_t>(id) + 1, false);
+    t.special_[static_cast<std::size_t>(id)] = added.value("special", false);
+  }
+  std::sort(t.added_.begin(), t.added_.end(), [](const auto& a, const auto& b) {
+    return a.first.size() != b.first.size() ? a.first.size() > b.first.size() : a.second < b.second;
+  });
+  t.id_to_token_.resize(static_cast<std::size_t>(largest + 1));
+  for (const auto& [token, id] : t.vocab_)
+    t.id_to_token_[static_cast<std::size_t>(id)] = token;
+  for (const auto& [content, id] : t.added_)
+    t.id_to_token_[static_cast<std::size_t>(id)] = content;
+  t.special_.resize(t.id_to_token_.size(), false);
+
+  t.byte_symbol_ = byte_symbols();
+  for (int b = 0; b < 256; ++b) {
+    t.symbol_byte_[t.byte_symbol_[static_cast<std::size_t>(b)]] = static_cast<unsigned char>(b);
+    if (!t.vocab_.count(t.byte_symbol_[static_cast<std::size_t>(b)]))
+      fail(file, "model.vocab", "has no token for byte " + std::to_string(b) + ": not a byte-level vocabulary");
+  }
+  return tokenizer;
+}
+
+// -- encoding -----------------------------------------------------------------
+
+void BpeTokenizer::encode_piece(const std::string& piece, std::vector<std::int64_t>& ids) const {
+  {
+    std::lock_guard<std::mutex> guard{cache_mutex_};
+    if (auto found = cache_.find(piece); found != cache_.end()) {
+      ids.insert(ids.end(), found->second.begin(), found->second.end());
+      return;
+    }
+  }
+  std::vector<std::string> symbols;
+  std::string spelled;
+  for (unsigned char byte : piece) {
+    symbols.push_back(byte_symbol_[byte]);
+    spelled += byte_symbol_[byte];
+  }
+  std::vector<std::int64_t> result;
+  if (auto whole = vocab_.find(spelled); ignore_merges_ && whole != vocab_.end()) {
+    result.push_back(whole->second);
+  } else {
+    while (symbols.size() > 1) {
+      std::int64_t best = LLONG_MAX;
+      std::string best_pair;
+      for (std::size_t i = 0; i + 1 < symbols.size(); ++i) {
+        auto rank = merge_ranks_.find(symbols[i] + " " + symbols[i + 1]);
+        if (rank != merge_ranks_.end() && rank->second < best) {
+          best = rank->second;
+          best_pair = rank->first;
+        }
+      }
+      if (best == LLONG_MAX)
+        break;
+      std::vector<std::string> merged;
+      for (std::size_t i = 0; i < symbols.size(); ++i) {
+        if (i + 1 < symbols.size() && symbols[i] + " " + symbols[i + 1] == best_pair) {
+          merged.push_back(symbols[i] + symbols[i + 1]);
+          ++i;
+        } else {
+          merged.push_back(symbols[i]);
+        }
+      }
+      symbols = std::move(merged);
+    }
+    for (const auto& symbol : symbols) {
+      auto id = vocab_.find(symbol);
+      if (id == vocab_.end())
+        throw CheckpointError(file_.string() + ": merges produce '" + symbol + "', which is not in the vocabulary");
+      result.push_back(id->second);
+    }
+  }
+  ids.insert(ids.end(), result.begin(), result.end());
+  std::lock_guard<std::mutex> guard{cache_mutex_};
+  if (cache_.size() >= kCacheLimit)
+    cache_.clear();
+  cache_.emplace(piece, std::move(result));
+}
+
+void BpeTokenizer::encode_text(std::string_view text, std::vector<std::int64_t>& ids) const {
+  if (text.empty())
+    return;
+  auto normalized = nfc_ ? nfc(text) : std::string(text);
+  split_->split(normalized, [&](std::string_view piece) { encode_piece(std::string(piece), ids); });
+}
+
+std::vector<std::int64_t> BpeTokenizer::encode(std::string_view text) const {
+  // Added tokens are cut out of the raw text first, leftmost first and the longest at a position.
+  std::vector<std::int64_t> ids;
+  std::size_t plain = 0, position = 0;
+  while (position < text.size()) {
+    std::size_t best_at = std::string_view::npos;
+    const std::pair<std::string, std::int64_t>* best = nullptr;
+    for (const auto& added : added_) {
+      auto at = text.find(added.first, position);
+      if (at != std::string_view::npos && (at < best_at || (at == best_at && added.first.size() > best->first.size()))) {
+        best_at = at;
+        best = &added;
+      }
+    }
+    if (!best)
+      break;
+    encode_text(text.substr(plain, best_at - plain), ids);
+    ids.push_back(best->second);
+    position = plain = best_at + best->first.size();
+  }
+  encode_text(text.substr(plain), ids);
+  return ids;
+}
+
+// -- decoding and the rest ----------------------------------------------------
+
+std::string BpeTokenizer::decode(const std::vector<std::int64_t>& ids, bool skip_special) const {
+  std::string text;
+  for (auto id : ids) {
+    if (id < 0 || static_cast<std::size_t>(id) >= id_to_token_.size() || id_to_token_[static_cast<std::size_t>(id)].empty())
+      throw std::out_of_range("token id " + std::to_string(id) + " is not in the vocabulary of " + file_.string());
+    const auto& token = id_to_token_[static_cast<std::size_t>(id)];
+    bool added = std::any_of(added_.begin(), added_.end(), [&](const auto& a) { return a.second == id; });
+    if (added) {
+      if (!(skip_special && special_[static_cast<std::size_t>(id)]))
+        text += token;
+      continue;
+    }
+    for (std::size_t i = 0; i < token.size();) {
+      std::size_t length = (static_cast<unsigned char>(token[i]) & 0x80) == 0 ? 1 : 2; // symbols are U+0000-U+0143
+      auto byte = symbol_byte_.find(token.substr(i, length));
+      text += byte != symbol_byte_.end() ? static_cast<char>(byte->second) : '?';
+      i += length;
+    }
+  }
+  return text;
+}
+
+std::int64_t BpeTokenizer::vocab_size() const {
+  return static_cast<std::int64_t>(id_to_token_.size());
+}
+
+std::optional<std::int64_t> BpeTokenizer::special_token(std::string_view name) const {
+  for (const auto& [content, id] : added_)
+    if (content == name)
+      return id;
+  return std::nullopt;
+}
+
+std::vector<std::int64_t> BpeTokenizer::apply_chat_template(const std::vector<ChatMessage>& messages,
+                                                            bool add_generation_prompt) const {
+  std::vector<std::int64_t> ids;
+  auto add = [&](std::string_view text) {
+    auto more = encode(text);
+    ids.insert(ids.end(), more.begin(), more.end());
+  };
+  if (special_token("<|im_start|>")) {
+    for (const auto& message : messages) {
+      add("<|im_start|>" + message.role + "\n" + message.content + "<|im_end|>\n");
+    }
+    if (add_generation_prompt)
+      add("<|im_start|>assistant\n");
+    return ids;
+  }
+  if (special_token("<|start_header_id|>")) {
+    add("<|begin_of_text|>");
+    for (const auto& message : messages)
+      add("<|start_header_id|>" + message.role + "<|end_header_id|>\n\n" + message.content + "<|eot_id|>");
+    if (add_generation_prompt)
+      add("<|start_header_id|>assistant<|end_header_id|>\n\n");
+    return ids;
+  }
+  throw CheckpointError(file_.string() + ": no chat format known for this vocabulary (expected <|im_start|> or "
+                        "<|start_header_id|>)");
+}
+
+std::vector<std::int64_t> BpeTokenizer::stop_token_ids() const {
+  std::vector<std::int64_t> stops;
+  for (const char* name : {"<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>"})
+    if (auto id = special_token(name))
+      stops.push_back(*id);
+  return stops;
+}
+
+} // namespace chorus::models

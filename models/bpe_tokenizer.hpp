@@ -1,0 +1,63 @@
+// BpeTokenizer: the byte-level BPE of Hugging Face's `tokenizer.json` (GPT-2, Qwen2/Qwen3, Llama 3):
+// NFC normalisation where the file asks for it, the split regex with Unicode classes, byte-level
+// symbols, merges by rank, added and special tokens, and decoding back to text.
+#pragma once
+
+#include "models/tokenizer.hpp"
+
+#include <array>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace chorus::models {
+
+class BpeTokenizer final : public Tokenizer {
+public:
+  /// Reads `path`: a tokenizer.json file, or a model folder holding one.
+  /// @throws CheckpointError naming the file and the key for anything it cannot honour.
+  static std::unique_ptr<BpeTokenizer> load(const std::filesystem::path& path);
+
+  ~BpeTokenizer() override;
+
+  std::vector<std::int64_t> encode(std::string_view text) const override;
+  std::string decode(const std::vector<std::int64_t>& ids, bool skip_special = false) const override;
+  std::int64_t vocab_size() const override;
+  std::optional<std::int64_t> special_token(std::string_view name) const override;
+
+  /// ChatML when the vocabulary has <|im_start|> (Qwen), the Llama 3 header format when it has
+  /// <|start_header_id|>. @throws CheckpointError for a tokenizer with neither.
+  std::vector<std::int64_t> apply_chat_template(const std::vector<ChatMessage>& messages,
+                                                bool add_generation_prompt) const override;
+  std::vector<std::int64_t> stop_token_ids() const override;
+
+private:
+  BpeTokenizer();
+
+  struct Regex;
+
+  // The ids of one pre-tokenised piece (already byte-level symbols).
+  void encode_piece(const std::string& piece, std::vector<std::int64_t>& ids) const;
+  void encode_text(std::string_view text, std::vector<std::int64_t>& ids) const;
+
+  std::filesystem::path file_;
+  bool nfc_ = false;
+  bool ignore_merges_ = false;
+  std::unique_ptr<Regex> split_;
+  std::unordered_map<std::string, std::int64_t> vocab_;
+  std::vector<std::string> id_to_token_;
+  std::unordered_map<std::string, std::int64_t> merge_ranks_; // "left right" -> rank
+  std::vector<std::pair<std::string, std::int64_t>> added_;   // longest first
+  std::vector<bool> special_;                                 // by id
+  std::array<std::string, 256> byte_symbol_;                  // byte -> its UTF-8 symbol
+  std::unordered_map<std::string, unsigned char> symbol_byte_;
+  mutable std::mutex cache_mutex_;
+  mutable std::unordered_map<std::string, std::vector<std::int64_t>> cache_;
+};
+
+} // namespace chorus::models

