@@ -35,6 +35,59 @@ constexpr std::size_t kCacheLimit = 1 << 16;
   throw CheckpointError(file.string() + ": key '" + key + "': " + what);
 }
 
+// `text` with every ill-formed UTF-8 sequence replaced by U+FFFD, one per maximal ill-formed
+// subpart, as the WHATWG decoder (and so a JavaScript or Python caller's decoding) does. The regex
+// engine must never see ill-formed UTF-8.
+std::string well_formed_utf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  const auto* bytes = reinterpret_cast<const unsigned char*>(text.data());
+  std::size_t i = 0, n = text.size();
+  while (i < n) {
+    unsigned char lead = bytes[i];
+    std::size_t length = 0;
+    unsigned char low = 0x80, high = 0xBF;
+    if (lead < 0x80) {
+      out += static_cast<char>(lead);
+      ++i;
+      continue;
+    } else if (lead >= 0xC2 && lead <= 0xDF) {
+      length = 2;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+      length = 3;
+      if (lead == 0xE0)
+        low = 0xA0;
+      if (lead == 0xED)
+        high = 0x9F;
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+      length = 4;
+      if (lead == 0xF0)
+        low = 0x90;
+      if (lead == 0xF4)
+        high = 0x8F;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+      continue;
+    }
+    std::size_t valid = 1;
+    while (valid < length && i + valid < n) {
+      unsigned char next = bytes[i + valid];
+      if (next < low || next > high)
+        break;
+      low = 0x80;
+      high = 0xBF;
+      ++valid;
+    }
+    if (valid == length)
+      out.append(text.substr(i, length));
+    else
+      out += "\xEF\xBF\xBD";
+    i += valid;
+  }
+  return out;
+}
+
 std::string nfc(std::string_view text) {
   UErrorCode status = U_ZERO_ERROR;
   const auto* normalizer = icu::Normalizer2::getNFCInstance(status);
@@ -274,7 +327,8 @@ void BpeTokenizer::encode_piece(const std::string& piece, std::vector<std::int64
 void BpeTokenizer::encode_text(std::string_view text, std::vector<std::int64_t>& ids) const {
   if (text.empty())
     return;
-  auto normalized = nfc_ ? nfc(text) : std::string(text);
+  auto well_formed = well_formed_utf8(text);
+  auto normalized = nfc_ ? nfc(well_formed) : std::move(well_formed);
   split_->split(normalized, [&](std::string_view piece) { encode_piece(std::string(piece), ids); });
 }
 

