@@ -393,29 +393,60 @@ std::optional<std::int64_t> BpeTokenizer::special_token(std::string_view name) c
 
 std::vector<std::int64_t> BpeTokenizer::apply_chat_template(const std::vector<ChatMessage>& messages,
                                                             bool add_generation_prompt) const {
+  // The same ids as rendering the template to text and tokenising it, except that message content
+  // is always plain text: a special token spelled inside a message cannot end its turn.
   std::vector<std::int64_t> ids;
-  auto add = [&](std::string_view text) {
-    auto more = encode(text);
-    ids.insert(ids.end(), more.begin(), more.end());
-  };
-  if (special_token("<|im_start|>")) {
+  auto special = [&](const char* name) { ids.push_back(*special_token(name)); };
+  auto text = [&](const std::string& segment) { encode_text(segment, ids); };
+  if (special_token("<|im_start|>") && special_token("<|im_end|>")) {
     for (const auto& message : messages) {
-      add("<|im_start|>" + message.role + "\n" + message.content + "<|im_end|>\n");
+      special("<|im_start|>");
+      text(message.role + "\n" + message.content);
+      special("<|im_end|>");
+      text("\n");
     }
-    if (add_generation_prompt)
-      add("<|im_start|>assistant\n");
+    if (add_generation_prompt) {
+      special("<|im_start|>");
+      text("assistant\n");
+    }
     return ids;
   }
-  if (special_token("<|start_header_id|>")) {
-    add("<|begin_of_text|>");
-    for (const auto& message : messages)
-      add("<|start_header_id|>" + message.role + "<|end_header_id|>\n\n" + message.content + "<|eot_id|>");
-    if (add_generation_prompt)
-      add("<|start_header_id|>assistant<|end_header_id|>\n\n");
+  if (special_token("<|start_header_id|>") && special_token("<|end_header_id|>") && special_token("<|eot_id|>")
+      && special_token("<|begin_of_text|>")) {
+    special("<|begin_of_text|>");
+    for (const auto& message : messages) {
+      special("<|start_header_id|>");
+      text(message.role);
+      special("<|end_header_id|>");
+      text("\n\n" + message.content);
+      special("<|eot_id|>");
+    }
+    if (add_generation_prompt) {
+      special("<|start_header_id|>");
+      text("assistant");
+      special("<|end_header_id|>");
+      text("\n\n");
+    }
     return ids;
   }
   throw CheckpointError(file_.string() + ": no chat format known for this vocabulary (expected <|im_start|> or "
                         "<|start_header_id|>)");
+}
+
+void BpeTokenizer::save(const std::filesystem::path& folder) const {
+  std::error_code ec;
+  for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
+    auto source = file_.parent_path() / name;
+    if (std::string(name) == "tokenizer.json")
+      source = file_;
+    if (!std::filesystem::exists(source))
+      continue;
+    if (std::filesystem::equivalent(source.parent_path(), folder, ec))
+      continue; // saving into the folder it came from
+    std::filesystem::copy_file(source, folder / name, std::filesystem::copy_options::overwrite_existing, ec);
+    if (ec)
+      throw CheckpointError((folder / name).string() + ": cannot write: " + ec.message());
+  }
 }
 
 std::vector<std::int64_t> BpeTokenizer::stop_token_ids() const {

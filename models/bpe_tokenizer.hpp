@@ -36,6 +36,9 @@ public:
                                                 bool add_generation_prompt) const override;
   std::vector<std::int64_t> stop_token_ids() const override;
 
+  /// Copies the tokenizer.json it was loaded from, and the tokenizer_config.json beside it if any.
+  void save(const std::filesystem::path& folder) const override;
+
 private:
   BpeTokenizer();
 

@@ -35,12 +35,18 @@ public:
   virtual std::optional<std::int64_t> special_token(std::string_view name) const = 0;
 
   /// The conversation in the model's chat format, as ids, ending with the start of an assistant
-  /// turn when `add_generation_prompt`.
+  /// turn when `add_generation_prompt`. Message content is always plain text: a special token
+  /// spelled inside a message stays text and cannot end its turn (rendering the template to text
+  /// and tokenising that, as Hugging Face does, would let it).
   virtual std::vector<std::int64_t> apply_chat_template(const std::vector<ChatMessage>& messages,
                                                         bool add_generation_prompt) const = 0;
 
   /// The tokens that end an assistant turn: generation stops at them.
   virtual std::vector<std::int64_t> stop_token_ids() const = 0;
+
+  /// Writes tokenizer.json and tokenizer_config.json into `folder`.
+  /// @throws CheckpointError if they cannot be written.
+  virtual void save(const std::filesystem::path& folder) const = 0;
 };
 
 /// The built-in tokenizer: one token per byte (ids 0-255, so any UTF-8 text round-trips), plus the
@@ -66,9 +72,9 @@ public:
     return {kImEnd, kEndOfText};
   }
 
-  /// Writes tokenizer.json and tokenizer_config.json into `folder`, in the Hugging Face format: a
-  /// byte-level BPE with no merges, which Hugging Face tokenizers load as this same tokenizer.
-  void save(const std::filesystem::path& folder) const;
+  /// Writes the Hugging Face files of a byte-level BPE with no merges, which Hugging Face
+  /// tokenizers (and BpeTokenizer) load as this same tokenizer.
+  void save(const std::filesystem::path& folder) const override;
 };
 
 } // namespace chorus::models

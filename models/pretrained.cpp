@@ -1,0 +1,50 @@
+// Resolving model references. The built-in tiny model is made, not downloaded: nothing here needs
+// a network.
+#include "models/pretrained.hpp"
+
+#include "models/bpe_tokenizer.hpp"
+#include "models/checkpoint.hpp"
+
+#include <chorus/errors.hpp>
+
+namespace chorus::models {
+
+Pretrained builtin_tiny(std::uint64_t seed) {
+  auto config = ModelConfig::tiny(/*vocab_size=*/264); // 259 byte-tokenizer ids, padded to a multiple of 8
+  config.eos_token_ids = {ByteTokenizer::kImEnd, ByteTokenizer::kEndOfText};
+  torch::manual_seed(seed);
+  return {Transformer(config), std::make_shared<ByteTokenizer>()};
+}
+
+Pretrained load_pretrained_model(const std::string& reference, torch::ScalarType dtype, std::uint64_t seed) {
+  constexpr std::string_view kBuiltin = "builtin:";
+  if (reference.rfind(kBuiltin, 0) == 0) {
+    if (reference != "builtin:tiny")
+      throw CheckpointError("model '" + reference + "': unknown built-in model (expected builtin:tiny)");
+    auto pretrained = builtin_tiny(seed);
+    pretrained.model->to(dtype);
+    return pretrained;
+  }
+  std::filesystem::path folder(reference);
+  if (!std::filesystem::is_directory(folder))
+    throw CheckpointError("model '" + reference + "': not a folder (expected builtin:tiny or a Hugging Face model folder)");
+  if (!std::filesystem::exists(folder / "tokenizer.json"))
+    throw CheckpointError(folder.string() + ": no tokenizer.json");
+  Pretrained pretrained;
+  pretrained.model = load_pretrained(folder, dtype);
+  std::shared_ptr<const Tokenizer> tokenizer = BpeTokenizer::load(folder / "tokenizer.json");
+  if (tokenizer->vocab_size() > pretrained.model->config().vocab_size)
+    throw CheckpointError(folder.string() + ": tokenizer.json has " + std::to_string(tokenizer->vocab_size())
+                          + " tokens but config.json's vocab_size is "
+                          + std::to_string(pretrained.model->config().vocab_size));
+  pretrained.tokenizer = std::move(tokenizer);
+  return pretrained;
+}
+
+void save_pretrained_model(const Pretrained& pretrained, const std::filesystem::path& folder) {
+  auto model = pretrained.model;
+  save_pretrained(model, folder);
+  pretrained.tokenizer->save(folder);
+}
+
+} // namespace chorus::models

@@ -1,0 +1,33 @@
+// Models by reference: `builtin:tiny` or a Hugging Face folder, with their tokenizers.
+#pragma once
+
+#include "models/tokenizer.hpp"
+#include "models/transformer.hpp"
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace chorus::models {
+
+/// A model and the tokenizer it reads and writes text with.
+struct Pretrained {
+  Transformer model{nullptr};
+  std::shared_ptr<const Tokenizer> tokenizer;
+};
+
+/// The built-in tiny model: ModelConfig::tiny over the byte tokenizer (vocabulary padded to 264),
+/// freshly initialised from `seed`. Runs anywhere; the default of examples and tests.
+Pretrained builtin_tiny(std::uint64_t seed = 0);
+
+/// `builtin:tiny` (initialised from `seed`), or the path of a Hugging Face model folder: config.json,
+/// the safetensors weights and tokenizer.json. Weights are converted to `dtype`.
+/// @throws CheckpointError naming the reference, file, key or tensor that is wrong.
+Pretrained load_pretrained_model(const std::string& reference, torch::ScalarType dtype = torch::kFloat32,
+                                 std::uint64_t seed = 0);
+
+/// Writes the model and its tokenizer as a Hugging Face folder that load_pretrained_model (and other
+/// tools) open.
+void save_pretrained_model(const Pretrained& pretrained, const std::filesystem::path& folder);
+
+} // namespace chorus::models
