@@ -17,7 +17,6 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <climits>
 #include <fstream>
 
 namespace chorus::models {
@@ -228,14 +227,27 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::load(const std::filesystem::path& pa
   const auto& merges = model.value("merges", json::array());
   std::int64_t rank = 0;
   for (const auto& merge : merges) {
-    std::string key;
-    if (merge.is_string())
-      key = merge.get<std::string>();
-    else if (merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string())
-      key = merge[0].get<std::string>() + " " + merge[1].get<std::string>();
-    else
+    std::string left, right;
+    if (merge.is_string()) {
+      auto text = merge.get<std::string>();
+      auto space = text.find(' ', 1); // a symbol is never empty, so the separator is not at 0
+      if (space == std::string::npos)
+        fail(file, "model.merges", "entry " + std::to_string(rank) + " '" + text + "' is not \"a b\"");
+      left = text.substr(0, space);
+      right = text.substr(space + 1);
+    } else if (merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string()) {
+      left = merge[0].get<std::string>();
+      right = merge[1].get<std::string>();
+    } else {
       fail(file, "model.merges", "entry " + std::to_string(rank) + " is neither \"a b\" nor [\"a\", \"b\"]");
-    t.merge_ranks_.emplace(std::move(key), rank++);
+    }
+    auto l = t.vocab_.find(left), r = t.vocab_.find(right), m = t.vocab_.find(left + right);
+    if (l == t.vocab_.end() || r == t.vocab_.end() || m == t.vocab_.end())
+      fail(file, "model.merges", "entry " + std::to_string(rank) + " '" + left + " " + right
+                                   + "' names a token that is not in the vocabulary");
+    auto key = (static_cast<std::uint64_t>(l->second) << 32) | static_cast<std::uint64_t>(r->second);
+    t.merges_.emplace(key, Merge{rank, m->second}); // the first (best) rank of a pair wins
+    ++rank;
   }
 
   for (const auto& added : root.value("added_tokens", json::array())) {
@@ -260,9 +272,12 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::load(const std::filesystem::path& pa
 
   t.byte_symbol_ = byte_symbols();
   for (int b = 0; b < 256; ++b) {
-    t.symbol_byte_[t.byte_symbol_[static_cast<std::size_t>(b)]] = static_cast<unsigned char>(b);
-    if (!t.vocab_.count(t.byte_symbol_[static_cast<std::size_t>(b)]))
+    const auto& symbol = t.byte_symbol_[static_cast<std::size_t>(b)];
+    t.symbol_byte_[symbol] = static_cast<unsigned char>(b);
+    auto id = t.vocab_.find(symbol);
+    if (id == t.vocab_.end())
       fail(file, "model.vocab", "has no token for byte " + std::to_string(b) + ": not a byte-level vocabulary");
+    t.byte_id_[static_cast<std::size_t>(b)] = id->second;
   }
   return tokenizer;
 }
@@ -277,44 +292,42 @@ void BpeTokenizer::encode_piece(const std::string& piece, std::vector<std::int64
       return;
     }
   }
-  std::vector<std::string> symbols;
-  std::string spelled;
-  for (unsigned char byte : piece) {
-    symbols.push_back(byte_symbol_[byte]);
-    spelled += byte_symbol_[byte];
-  }
+  // Work on ids: each byte's token, then repeatedly the best-ranked adjacent pair, merged everywhere.
   std::vector<std::int64_t> result;
-  if (auto whole = vocab_.find(spelled); ignore_merges_ && whole != vocab_.end()) {
-    result.push_back(whole->second);
-  } else {
-    while (symbols.size() > 1) {
-      std::int64_t best = LLONG_MAX;
-      std::string best_pair;
-      for (std::size_t i = 0; i + 1 < symbols.size(); ++i) {
-        auto rank = merge_ranks_.find(symbols[i] + " " + symbols[i + 1]);
-        if (rank != merge_ranks_.end() && rank->second < best) {
-          best = rank->second;
-          best_pair = rank->first;
+  if (ignore_merges_) {
+    std::string spelled;
+    for (unsigned char byte : piece)
+      spelled += byte_symbol_[byte];
+    if (auto whole = vocab_.find(spelled); whole != vocab_.end())
+      result.push_back(whole->second);
+  }
+  if (result.empty()) {
+    for (unsigned char byte : piece)
+      result.push_back(byte_id_[byte]);
+    while (result.size() > 1) {
+      const Merge* best = nullptr;
+      std::uint64_t best_key = 0;
+      for (std::size_t i = 0; i + 1 < result.size(); ++i) {
+        auto key = (static_cast<std::uint64_t>(result[i]) << 32) | static_cast<std::uint64_t>(result[i + 1]);
+        auto found = merges_.find(key);
+        if (found != merges_.end() && (!best || found->second.rank < best->rank)) {
+          best = &found->second;
+          best_key = key;
         }
       }
-      if (best == LLONG_MAX)
+      if (!best)
         break;
-      std::vector<std::string> merged;
-      for (std::size_t i = 0; i < symbols.size(); ++i) {
-        if (i + 1 < symbols.size() && symbols[i] + " " + symbols[i + 1] == best_pair) {
-          merged.push_back(symbols[i] + symbols[i + 1]);
+      std::size_t out = 0;
+      for (std::size_t i = 0; i < result.size(); ++i) {
+        if (i + 1 < result.size()
+            && ((static_cast<std::uint64_t>(result[i]) << 32) | static_cast<std::uint64_t>(result[i + 1])) == best_key) {
+          result[out++] = best->merged;
           ++i;
         } else {
-          merged.push_back(symbols[i]);
+          result[out++] = result[i];
         }
       }
-      symbols = std::move(merged);
-    }
-    for (const auto& symbol : symbols) {
-      auto id = vocab_.find(symbol);
-      if (id == vocab_.end())
-        throw CheckpointError(file_.string() + ": merges produce '" + symbol + "', which is not in the vocabulary");
-      result.push_back(id->second);
+      result.resize(out);
     }
   }
   ids.insert(ids.end(), result.begin(), result.end());

@@ -54,7 +54,12 @@ private:
   std::unique_ptr<Regex> split_;
   std::unordered_map<std::string, std::int64_t> vocab_;
   std::vector<std::string> id_to_token_;
-  std::unordered_map<std::string, std::int64_t> merge_ranks_; // "left right" -> rank
+  struct Merge {
+    std::int64_t rank;
+    std::int64_t merged; // the id of the merged token
+  };
+  std::unordered_map<std::uint64_t, Merge> merges_; // (left id << 32 | right id) -> merge
+  std::array<std::int64_t, 256> byte_id_{};         // byte -> id of its symbol
   std::vector<std::pair<std::string, std::int64_t>> added_;   // longest first
   std::vector<bool> special_;                                 // by id
   std::array<std::string, 256> byte_symbol_;                  // byte -> its UTF-8 symbol
