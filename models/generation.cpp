@@ -12,6 +12,13 @@ namespace chorus::models {
 
 namespace {
 
+void check_ids(const std::vector<std::int64_t>& ids, std::int64_t vocab, const char* what) {
+  for (auto id : ids)
+    if (id < 0 || id >= vocab)
+      throw std::invalid_argument(std::string(what) + ": token id " + std::to_string(id)
+                                  + " is outside the model's vocabulary of " + std::to_string(vocab));
+}
+
 // Picks one token per row from `logits` [batch, vocab] (fp32).
 torch::Tensor sample(const torch::Tensor& logits, const SamplingOptions& options, at::Generator& generator) {
   if (options.temperature <= 0.0)
@@ -35,6 +42,34 @@ torch::Tensor sample(const torch::Tensor& logits, const SamplingOptions& options
 
 } // namespace
 
+StopCheck stop_at_strings(std::shared_ptr<const Tokenizer> tokenizer, std::vector<std::string> stop_strings) {
+  std::size_t longest = 0;
+  for (const auto& stop : stop_strings)
+    longest = std::max(longest, stop.size());
+  return [tokenizer = std::move(tokenizer), stop_strings = std::move(stop_strings), longest](
+           std::size_t, const std::vector<std::int64_t>& tokens) {
+    if (longest == 0)
+      return false;
+    // A match that ends in the newest token starts at most `longest` bytes back, and every token is
+    // at least one byte long: decoding that many trailing tokens is enough.
+    auto from = tokens.size() > longest ? tokens.size() - longest : 0;
+    std::vector<std::int64_t> tail(tokens.begin() + static_cast<std::ptrdiff_t>(from), tokens.end());
+    auto text = tokenizer->decode(tail);
+    for (const auto& stop : stop_strings)
+      if (!stop.empty() && text.find(stop) != std::string::npos)
+        return true;
+    return false;
+  };
+}
+
+std::string text_before_stop(const std::string& text, const std::vector<std::string>& stop_strings) {
+  auto cut = text.size();
+  for (const auto& stop : stop_strings)
+    if (!stop.empty())
+      cut = std::min(cut, text.find(stop));
+  return text.substr(0, cut);
+}
+
 std::vector<GeneratedSequence> generate(Transformer& model, const std::vector<std::vector<std::int64_t>>& prompts,
                                         const SamplingOptions& options, const StopCheck& should_stop) {
   // Inference mode skips autograd bookkeeping on every op; nothing made here is trained through.
@@ -47,6 +82,7 @@ std::vector<GeneratedSequence> generate(Transformer& model, const std::vector<st
   for (const auto& prompt : prompts) {
     if (prompt.empty())
       throw std::invalid_argument("generate: empty prompt");
+    check_ids(prompt, model->config().vocab_size, "generate");
     longest = std::max<std::int64_t>(longest, static_cast<std::int64_t>(prompt.size()));
   }
   auto capacity = longest + options.max_new_tokens;
@@ -118,6 +154,8 @@ std::vector<std::vector<float>> score_logprobs(Transformer& model,
   for (std::size_t i = 0; i < prompts.size(); ++i) {
     if (prompts[i].empty())
       throw std::invalid_argument("score_logprobs: empty prompt");
+    check_ids(prompts[i], model->config().vocab_size, "score_logprobs");
+    check_ids(completions[i], model->config().vocab_size, "score_logprobs");
     longest = std::max<std::int64_t>(longest, static_cast<std::int64_t>(prompts[i].size() + completions[i].size()));
   }
   if (batch == 0)

@@ -5,10 +5,13 @@
 // the trainer's can be compared directly.
 #pragma once
 
+#include "models/tokenizer.hpp"
 #include "models/transformer.hpp"
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <string>
 #include <vector>
 
 namespace chorus::models {
@@ -44,9 +47,16 @@ struct GeneratedSequence {
 /// row (e.g. a stop string appeared in the decoded text).
 using StopCheck = std::function<bool(std::size_t row, const std::vector<std::int64_t>& tokens)>;
 
+/// A StopCheck that ends a row once its decoded text contains any of `stop_strings` (the text is
+/// cut there by the caller: see text_before_stop). Decodes only the tail that could hold a new match.
+StopCheck stop_at_strings(std::shared_ptr<const Tokenizer> tokenizer, std::vector<std::string> stop_strings);
+
+/// `text` up to the first occurrence of any of `stop_strings` (all of it if none occurs).
+std::string text_before_stop(const std::string& text, const std::vector<std::string>& stop_strings);
+
 /// Generates a continuation of every prompt, all rows in one batch (prompts may differ in length).
-/// @throws std::invalid_argument for an empty prompt or a prompt plus max_new_tokens beyond the
-/// model's max_position_embeddings.
+/// @throws std::invalid_argument for an empty prompt, a token id outside the vocabulary, or a prompt
+/// plus max_new_tokens beyond the model's max_position_embeddings.
 std::vector<GeneratedSequence> generate(Transformer& model, const std::vector<std::vector<std::int64_t>>& prompts,
                                         const SamplingOptions& options, const StopCheck& should_stop = {});
 

@@ -2,6 +2,7 @@
 // and the sampler's log-probs against a scoring pass over the same tokens.
 #include "models/generation.hpp"
 #include "tests/models/test_models.hpp"
+#include "models/tokenizer.hpp"
 
 #include <gtest/gtest.h>
 
@@ -125,6 +126,8 @@ TEST(Generation, BadInputIsRejected) {
   EXPECT_THROW(generate(model, {{}}, {}), std::invalid_argument);
   EXPECT_THROW(generate(model, {{1, 2}}, {.max_new_tokens = 500}), std::invalid_argument);
   EXPECT_THROW(score_logprobs(model, {{1}}, {}), std::invalid_argument);
+  EXPECT_THROW(generate(model, {{1, 97}}, {}), std::invalid_argument);
+  EXPECT_THROW(score_logprobs(model, {{1}}, {{-1}}), std::invalid_argument);
 }
 
 } // namespace
@@ -152,6 +155,32 @@ TEST(Generation, SeesWeightsUpdatedInPlace) {
   auto after = score_logprobs(model, {kPrompts[1]}, {before[0].tokens});
   for (std::size_t t = 0; t < after[0].size(); ++t)
     EXPECT_GT(std::abs(after[0][t] - before[0].logprobs[t]), 1e-6) << "token " << t << " scored with stale weights";
+}
+
+} // namespace
+
+namespace {
+
+TEST(Generation, StopStringsEndTheRowWhereTheTextAppears) {
+  auto model = test_model(/*sharpness=*/1.0);
+  auto tokenizer = std::make_shared<ByteTokenizer>();
+  // Greedy continuation first, then pick a stop string from inside it.
+  std::vector<std::int64_t> prompt{72, 65, 33}; // "HA!"; the test model's vocabulary is 97
+  auto free_run = generate(model, {prompt}, {.temperature = 0, .max_new_tokens = 12});
+  std::vector<std::int64_t> bytes;
+  for (auto id : free_run[0].tokens)
+    if (id < 256)
+      bytes.push_back(id);
+  ASSERT_GE(bytes.size(), 6u);
+  auto full_text = tokenizer->decode(bytes);
+  auto stop = full_text.substr(3, 2);
+  auto stopped = generate(model, {prompt}, {.temperature = 0, .max_new_tokens = 12}, stop_at_strings(tokenizer, {stop}));
+  EXPECT_EQ(stopped[0].finish, FinishReason::stop);
+  auto text = tokenizer->decode(stopped[0].tokens);
+  EXPECT_NE(text.find(stop), std::string::npos);
+  EXPECT_EQ(text.find(stop) + stop.size(), text.size()) << "generation ends right after the stop string appears";
+  EXPECT_EQ(text_before_stop(text, {stop}), text.substr(0, text.find(stop)));
+  EXPECT_EQ(text_before_stop("no stop here", {"zz", ""}), "no stop here");
 }
 
 } // namespace
