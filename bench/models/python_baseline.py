@@ -11,7 +11,7 @@ The shapes come from a JSON line on stdin; the timings go to stdout as one JSON 
 """
 import json
 import math
-import struct
+import os
 import sys
 import time
 
@@ -19,22 +19,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-DTYPES = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        blob = f.read()
-    (n,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8:8 + n])
-    data = blob[8 + n:]
-    out = {}
-    for name, e in header.items():
-        if name == "__metadata__":
-            continue
-        b, end = e["data_offsets"]
-        out[name] = torch.frombuffer(bytearray(data[b:end]), dtype=DTYPES[e["dtype"]]).reshape(e["shape"]).float()
-    return out
+# The hand-written safetensors reader of the model tests' PyTorch reference: Debian has no
+# safetensors package. It returns float64 tensors; load_state_dict converts them to float32.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../tests/models"))
+from reference_forward import read_safetensors  # noqa: E402
 
 
 class RMSNorm(nn.Module):
