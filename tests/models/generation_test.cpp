@@ -184,3 +184,26 @@ TEST(Generation, StopStringsEndTheRowWhereTheTextAppears) {
 }
 
 } // namespace
+
+namespace {
+
+TEST(Generation, RunsInBfloat16) {
+  auto model = test_model(/*sharpness=*/1.0);
+  model->to(torch::kBFloat16);
+  auto generated = generate(model, kPrompts, {.temperature = 1.0, .seed = 5, .max_new_tokens = 8});
+  std::vector<std::vector<std::int64_t>> completions;
+  for (const auto& sequence : generated) {
+    ASSERT_EQ(sequence.tokens.size(), 8u);
+    for (float logprob : sequence.logprobs) {
+      EXPECT_TRUE(std::isfinite(logprob));
+      EXPECT_LE(logprob, 0.0f);
+    }
+    completions.push_back(sequence.tokens);
+  }
+  auto scored = score_logprobs(model, kPrompts, completions);
+  for (std::size_t i = 0; i < scored.size(); ++i)
+    for (std::size_t t = 0; t < scored[i].size(); ++t)
+      EXPECT_NEAR(scored[i][t], generated[i].logprobs[t], 0.05) << "bf16 rounding only";
+}
+
+} // namespace
