@@ -4,4 +4,5 @@ target_compile_options(chorus_warnings INTERFACE -Wall -Wextra -Wpedantic -Wno-u
   # Options structs are filled with designated initialisers that name only what differs from the defaults.
   -Wno-missing-field-initializers
   # ... which LibTorch targets, built as C++17 (cmake/ChorusTorch.cmake), use as clang's extension.
-  $<$<STREQUAL:$<TARGET_PROPERTY:CXX_STANDARD>,17>:-Wno-c++20-designator>)
+  # (and the variadic macros of runtime/message.hpp)
+  $<$<STREQUAL:$<TARGET_PROPERTY:CXX_STANDARD>,17>:-Wno-c++20-designator -Wno-c++20-extensions>)

@@ -4,6 +4,7 @@
 
 #include "runtime/actor_ref.hpp"
 #include "runtime/bridge.hpp"
+#include "runtime/message.hpp"
 
 #include <chorus/errors.hpp>
 #include <chorus/task.hpp>
@@ -28,10 +29,6 @@
 #include <vector>
 
 namespace chorus {
-
-/// Adds a CAF type-id block's message types to every Runtime created afterwards. Call it from
-/// the translation unit that implements the actors using those types (see CHORUS_MESSAGE_TYPES).
-void add_message_types(std::function<void(caf::actor_system_config&)> installer);
 
 struct RuntimeOptions {
   /// Loads CAF's middleman, so that actors can be published to and reached from other processes.
@@ -168,12 +165,3 @@ private:
 };
 
 } // namespace chorus
-
-/// Registers the CAF type-id block `block` (declared with CAF_BEGIN_TYPE_ID_BLOCK) with every Runtime.
-/// Put it in a .cpp file that is linked for certain, e.g. the one implementing the actors.
-#define CHORUS_MESSAGE_TYPES(block)                                                                \
-  [[maybe_unused]] static const bool chorus_message_types_##block = [] {                          \
-    ::chorus::add_message_types(                                                                   \
-      [](caf::actor_system_config& config) { config.add_message_types<caf::id_block::block>(); }); \
-    return true;                                                                                   \
-  }()

@@ -3,7 +3,7 @@
 #include "actors.hpp"
 
 #include "runtime/actor_host.hpp"
-#include "runtime/runtime.hpp"
+#include "runtime/message.hpp"
 
 #include <numeric>
 #include <thread>
