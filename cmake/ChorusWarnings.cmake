@@ -5,4 +5,4 @@ target_compile_options(chorus_warnings INTERFACE -Wall -Wextra -Wpedantic -Wno-u
   -Wno-missing-field-initializers
   # ... which LibTorch targets, built as C++17 (cmake/ChorusTorch.cmake), use as clang's extension.
   # (and the variadic macros of runtime/message.hpp)
-  $<$<STREQUAL:$<TARGET_PROPERTY:CXX_STANDARD>,17>:-Wno-c++20-designator -Wno-c++20-extensions>)
+  "$<$<STREQUAL:$<TARGET_PROPERTY:CXX_STANDARD>,17>:-Wno-c++20-designator;-Wno-c++20-extensions>")
