@@ -269,6 +269,9 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::load(const std::filesystem::path& pa
   for (const auto& [content, id] : t.added_)
     t.id_to_token_[static_cast<std::size_t>(id)] = content;
   t.special_.resize(t.id_to_token_.size(), false);
+  t.added_id_.assign(t.id_to_token_.size(), false);
+  for (const auto& [content, id] : t.added_)
+    t.added_id_[static_cast<std::size_t>(id)] = true;
 
   t.byte_symbol_ = byte_symbols();
   for (int b = 0; b < 256; ++b) {
@@ -377,8 +380,7 @@ std::string BpeTokenizer::decode(const std::vector<std::int64_t>& ids, bool skip
     if (id < 0 || static_cast<std::size_t>(id) >= id_to_token_.size() || id_to_token_[static_cast<std::size_t>(id)].empty())
       throw std::out_of_range("token id " + std::to_string(id) + " is not in the vocabulary of " + file_.string());
     const auto& token = id_to_token_[static_cast<std::size_t>(id)];
-    bool added = std::any_of(added_.begin(), added_.end(), [&](const auto& a) { return a.second == id; });
-    if (added) {
+    if (added_id_[static_cast<std::size_t>(id)]) {
       if (!(skip_special && special_[static_cast<std::size_t>(id)]))
         text += token;
       continue;

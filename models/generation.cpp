@@ -31,9 +31,9 @@ torch::Tensor sample(const torch::Tensor& logits, const SamplingOptions& options
   }
   if (options.top_p < 1.0) {
     auto [sorted, order] = scaled.sort(-1, /*descending=*/true);
-    auto cumulative = sorted.softmax(-1).cumsum(-1);
+    auto probabilities = sorted.softmax(-1);
     // Drop a token when the tokens before it already reach top_p; the most likely always stays.
-    auto drop = (cumulative - sorted.softmax(-1)) >= options.top_p;
+    auto drop = (probabilities.cumsum(-1) - probabilities) >= options.top_p;
     auto sorted_masked = sorted.masked_fill(drop, -std::numeric_limits<float>::infinity());
     scaled = torch::full_like(scaled, -std::numeric_limits<float>::infinity()).scatter(-1, order, sorted_masked);
   }

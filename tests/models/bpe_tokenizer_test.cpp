@@ -45,12 +45,17 @@ const std::vector<std::string> kCorpus{
   "",
 };
 
-std::string run(const std::string& command) {
+// Runs `command` through the shell and returns its standard output; stores its exit status in
+// `status` if given.
+std::string run(const std::string& command, int* status = nullptr) {
   std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), pclose);
   std::string output;
   char buffer[4096];
   while (pipe && std::fgets(buffer, sizeof(buffer), pipe.get()))
     output += buffer;
+  int code = pclose(pipe.release());
+  if (status)
+    *status = WEXITSTATUS(code);
   return output;
 }
 
@@ -145,14 +150,9 @@ TEST(BpeTokenizer, UnsupportedFilesAreErrorsNamingTheKey) {
 
 namespace {
 
+// `run` with standard error in the output too.
 std::string shell(const std::string& command, int* status) {
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen((command + " 2>&1").c_str(), "r"), pclose);
-  std::string output;
-  char buffer[4096];
-  while (std::fgets(buffer, sizeof(buffer), pipe.get()))
-    output += buffer;
-  *status = WEXITSTATUS(pclose(pipe.release()));
-  return output;
+  return run(command + " 2>&1", status);
 }
 
 TEST(ChorusTokenize, EncodesAndDecodesLikeTheLibrary) {
