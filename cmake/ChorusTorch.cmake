@@ -2,7 +2,9 @@
 # (std::vector<c10::IValue> is instantiated with an incomplete type in a constexpr context), so the
 # targets that include them are built as C++17; none of them contains coroutine code, which stays in
 # C++20 targets that see no LibTorch header.
-find_package(Torch REQUIRED)
+# GLOBAL: a user project that adds chorus with add_subdirectory links targets that name LibTorch's
+# imported targets, which must therefore be visible outside this folder.
+find_package(Torch REQUIRED GLOBAL)
 
 # The tokenizers' split regexes need Unicode classes (PCRE2) and NFC normalisation (ICU).
 find_package(PkgConfig REQUIRED)

@@ -3,6 +3,8 @@
 // group of query heads.
 #include "models/transformer.hpp"
 
+#include "models/decode_attention.hpp"
+
 #include <cmath>
 
 namespace chorus::models {
@@ -76,22 +78,25 @@ AttentionImpl::AttentionImpl(const ModelConfig& config)
   o_proj = register_module("o_proj", linear(n_heads_ * head_dim_, config.hidden_size, false));
 }
 
-torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                     const torch::Tensor& mask, torch::Tensor* key_cache,
-                                     torch::Tensor* value_cache, std::int64_t start) {
+std::array<torch::Tensor, 3> AttentionImpl::project(const torch::Tensor& x, const torch::Tensor& cos,
+                                                    const torch::Tensor& sin) {
   // Few, large ops: per-op dispatch, not arithmetic, dominates a small model on a CPU. q, k and v
-  // come from one matrix product; the rotary embedding turns q and k in one pass; grouped-query
-  // attention multiplies each key/value head with its group of query heads directly, never
-  // materialising repeated keys and values.
+  // come from one matrix product and the rotary embedding turns q and k in one pass.
   auto batch = x.size(0), time = x.size(1);
   auto weight = qkv_weight_.get({q_proj->weight, k_proj->weight, v_proj->weight});
   auto bias = q_proj->bias.defined() ? qkv_bias_.get({q_proj->bias, k_proj->bias, v_proj->bias}) : torch::Tensor();
   auto qkv = F::linear(x, weight, bias).view({batch, time, n_heads_ + 2 * n_kv_heads_, head_dim_});
   auto qk = qkv.narrow(2, 0, n_heads_ + n_kv_heads_).transpose(1, 2);
   qk = qk * cos.unsqueeze(1) + rotate_half(qk) * sin.unsqueeze(1);
-  auto q = qk.narrow(1, 0, n_heads_);
-  auto k = qk.narrow(1, n_heads_, n_kv_heads_);
-  auto v = qkv.narrow(2, n_heads_ + n_kv_heads_, n_kv_heads_).transpose(1, 2);
+  return {qk.narrow(1, 0, n_heads_), qk.narrow(1, n_heads_, n_kv_heads_),
+          qkv.narrow(2, n_heads_ + n_kv_heads_, n_kv_heads_).transpose(1, 2)};
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                     const torch::Tensor& mask, torch::Tensor* key_cache,
+                                     torch::Tensor* value_cache, std::int64_t start) {
+  auto batch = x.size(0), time = x.size(1);
+  auto [q, k, v] = project(x, cos, sin);
   if (key_cache) {
     key_cache->narrow(2, start, time).copy_(k);
     value_cache->narrow(2, start, time).copy_(v);
@@ -100,7 +105,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   }
   auto keys = k.size(2);
   auto group = n_heads_ / n_kv_heads_;
-  // Query head h = j * group + g belongs to key/value head j.
+  // Grouped-query attention multiplies each key/value head with its group of query heads directly,
+  // never materialising repeated keys and values: query head h = j * group + g reads head j.
   auto grouped = q.reshape({batch, n_kv_heads_, group * time, head_dim_});
   auto scores = torch::matmul(grouped, k.transpose(-2, -1)).mul_(1.0 / std::sqrt(static_cast<double>(head_dim_)));
   scores = scores.view({batch, n_kv_heads_, group, time, keys}).add_(mask.unsqueeze(2));
@@ -108,6 +114,16 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   auto out = torch::matmul(probs.view({batch, n_kv_heads_, group * time, keys}), v);
   out = out.view({batch, n_heads_, time, head_dim_}).transpose(1, 2).reshape({batch, time, n_heads_ * head_dim_});
   return o_proj(out);
+}
+
+torch::Tensor AttentionImpl::decode(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                    const torch::Tensor& key_valid, torch::Tensor& key_cache,
+                                    torch::Tensor& value_cache, std::int64_t start) {
+  auto [q, k, v] = project(x, cos, sin);
+  key_cache.narrow(2, start, 1).copy_(k);
+  value_cache.narrow(2, start, 1).copy_(v);
+  auto out = decode_attention(q.squeeze(2), key_cache, value_cache, key_valid, start + 1);
+  return o_proj(out.unsqueeze(1));
 }
 
 // -- MLP ----------------------------------------------------------------------
@@ -138,6 +154,13 @@ torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Ten
                                         const torch::Tensor& mask, torch::Tensor* key_cache,
                                         torch::Tensor* value_cache, std::int64_t start) {
   auto h = x + self_attn->forward(input_layernorm(x), cos, sin, mask, key_cache, value_cache, start);
+  return h + mlp(post_attention_layernorm(h));
+}
+
+torch::Tensor DecoderLayerImpl::decode(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                       const torch::Tensor& key_valid, torch::Tensor& key_cache,
+                                       torch::Tensor& value_cache, std::int64_t start) {
+  auto h = x + self_attn->decode(input_layernorm(x), cos, sin, key_valid, key_cache, value_cache, start);
   return h + mlp(post_attention_layernorm(h));
 }
 
@@ -225,21 +248,22 @@ torch::Tensor TransformerImpl::forward_cached(const torch::Tensor& tokens, const
   auto x = model->embed_tokens(tokens);
   auto dtype = x.scalar_type();
   auto [cos, sin] = rotary(positions, dtype);
-  auto keys = start + time;
-  auto mask = torch::zeros({batch, 1, time, keys}, torch::TensorOptions().dtype(dtype).device(device));
-  if (time == 1) {
-    // A decode step: the one new token sees every valid column, its own included.
-    mask.masked_fill_(key_valid.narrow(1, 0, keys).logical_not().view({batch, 1, 1, keys}),
-                      -std::numeric_limits<float>::infinity());
+  if (time == 1 && decode_attention_supported(x, cache.keys.front())) {
+    for (std::size_t i = 0; i < cache.keys.size(); ++i)
+      x = model->layers[i]->as<DecoderLayer>()->decode(x, cos, sin, key_valid, cache.keys[i], cache.values[i], start);
   } else {
-    mask.masked_fill_(block_mask(key_valid, time, start).logical_not().unsqueeze(1),
-                      -std::numeric_limits<float>::infinity());
-  }
-  std::int64_t index = 0;
-  for (const auto& layer : *model->layers) {
-    x = layer->as<DecoderLayer>()->forward(x, cos, sin, mask, &cache.keys[static_cast<std::size_t>(index)],
-                                            &cache.values[static_cast<std::size_t>(index)], start);
-    ++index;
+    auto keys = start + time;
+    auto mask = torch::zeros({batch, 1, time, keys}, torch::TensorOptions().dtype(dtype).device(device));
+    if (time == 1) {
+      // A decode step: the one new token sees every valid column, its own included.
+      mask.masked_fill_(key_valid.narrow(1, 0, keys).logical_not().view({batch, 1, 1, keys}),
+                        -std::numeric_limits<float>::infinity());
+    } else {
+      mask.masked_fill_(block_mask(key_valid, time, start).logical_not().unsqueeze(1),
+                        -std::numeric_limits<float>::infinity());
+    }
+    for (std::size_t i = 0; i < cache.keys.size(); ++i)
+      x = model->layers[i]->as<DecoderLayer>()->forward(x, cos, sin, mask, &cache.keys[i], &cache.values[i], start);
   }
   auto last = model->norm(x.select(1, time - 1));
   return torch::matmul(last, output_weight().t());

@@ -7,6 +7,8 @@
 
 #include <torch/torch.h>
 
+#include <array>
+
 namespace chorus::models {
 
 /// Keys and values of the tokens seen so far, preallocated for the whole generation so that a decode
@@ -58,9 +60,18 @@ public:
                         const torch::Tensor& mask, torch::Tensor* key_cache = nullptr,
                         torch::Tensor* value_cache = nullptr, std::int64_t start = 0);
 
+  /// One decode step: `x` [batch, 1, hidden] is written at cache column `start` and attends to the
+  /// columns [0, start] whose `key_valid` [batch, capacity] entry is true (fused kernel, fp32 CPU).
+  torch::Tensor decode(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                       const torch::Tensor& key_valid, torch::Tensor& key_cache, torch::Tensor& value_cache,
+                       std::int64_t start);
+
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
 private:
+  // q [batch, heads, time, head_dim] and k, v [batch, kv_heads, time, head_dim], rotary applied.
+  std::array<torch::Tensor, 3> project(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+
   std::int64_t n_heads_, n_kv_heads_, head_dim_;
   FusedParameter qkv_weight_, qkv_bias_;
 };
@@ -84,6 +95,9 @@ public:
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& mask, torch::Tensor* key_cache = nullptr,
                         torch::Tensor* value_cache = nullptr, std::int64_t start = 0);
+  torch::Tensor decode(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                       const torch::Tensor& key_valid, torch::Tensor& key_cache, torch::Tensor& value_cache,
+                       std::int64_t start);
 
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
   Attention self_attn{nullptr};
