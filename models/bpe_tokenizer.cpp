@@ -282,7 +282,55 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::load(const std::filesystem::path& pa
       fail(file, "model.vocab", "has no token for byte " + std::to_string(b) + ": not a byte-level vocabulary");
     t.byte_id_[static_cast<std::size_t>(b)] = id->second;
   }
+  t.read_config(file.parent_path() / "tokenizer_config.json");
   return tokenizer;
+}
+
+void BpeTokenizer::read_config(const std::filesystem::path& file) {
+  // Optional: the end-of-sequence token and which chat template the model was trained with.
+  std::ifstream in(file);
+  if (!in)
+    return;
+  auto root = json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (root.is_discarded() || !root.is_object())
+    throw CheckpointError(file.string() + ": invalid JSON");
+  if (root.contains("eos_token") && !root["eos_token"].is_null()) {
+    const auto& eos = root["eos_token"];
+    std::string name;
+    if (eos.is_string())
+      name = eos.get<std::string>();
+    else if (eos.is_object() && eos.contains("content") && eos["content"].is_string())
+      name = eos["content"].get<std::string>();
+    else
+      fail(file, "eos_token", "expected a string or {\"content\": string}");
+    eos_id_ = special_token(name);
+    if (!eos_id_) {
+      auto plain = vocab_.find(name);
+      if (plain == vocab_.end())
+        fail(file, "eos_token", "'" + name + "' is not a token of " + file_.string());
+      eos_id_ = plain->second;
+    }
+  }
+  if (root.contains("chat_template") && !root["chat_template"].is_null()) {
+    const auto& value = root["chat_template"];
+    std::string text;
+    if (value.is_string()) {
+      text = value.get<std::string>();
+    } else if (value.is_array()) { // [{"name": "default", "template": "..."}, ...]
+      for (const auto& entry : value)
+        if (entry.is_object() && entry.value("name", "") == "default" && entry.contains("template"))
+          text = entry["template"].get<std::string>();
+    } else {
+      fail(file, "chat_template", "expected a string or a list of named templates");
+    }
+    if (text.find("<|im_start|>") != std::string::npos)
+      chat_format_ = ChatFormat::chatml;
+    else if (text.find("<|start_header_id|>") != std::string::npos)
+      chat_format_ = ChatFormat::llama3;
+    else
+      chat_format_ = ChatFormat::unsupported;
+  }
+  config_file_ = file;
 }
 
 // -- encoding -----------------------------------------------------------------
@@ -413,7 +461,18 @@ std::vector<std::int64_t> BpeTokenizer::apply_chat_template(const std::vector<Ch
   std::vector<std::int64_t> ids;
   auto special = [&](const char* name) { ids.push_back(*special_token(name)); };
   auto text = [&](const std::string& segment) { encode_text(segment, ids); };
-  if (special_token("<|im_start|>") && special_token("<|im_end|>")) {
+  auto format = chat_format_;
+  if (format == ChatFormat::by_vocabulary) {
+    if (special_token("<|im_start|>") && special_token("<|im_end|>"))
+      format = ChatFormat::chatml;
+    else if (special_token("<|start_header_id|>") && special_token("<|end_header_id|>") && special_token("<|eot_id|>")
+             && special_token("<|begin_of_text|>"))
+      format = ChatFormat::llama3;
+  }
+  if (format == ChatFormat::unsupported)
+    throw CheckpointError(config_file_.string() + ": chat_template: only the ChatML (Qwen) and Llama 3 formats are "
+                          "supported, and this template is neither");
+  if (format == ChatFormat::chatml) {
     for (const auto& message : messages) {
       special("<|im_start|>");
       text(message.role + "\n" + message.content);
@@ -426,8 +485,7 @@ std::vector<std::int64_t> BpeTokenizer::apply_chat_template(const std::vector<Ch
     }
     return ids;
   }
-  if (special_token("<|start_header_id|>") && special_token("<|end_header_id|>") && special_token("<|eot_id|>")
-      && special_token("<|begin_of_text|>")) {
+  if (format == ChatFormat::llama3) {
     special("<|begin_of_text|>");
     for (const auto& message : messages) {
       special("<|start_header_id|>");
@@ -466,8 +524,10 @@ void BpeTokenizer::save(const std::filesystem::path& folder) const {
 
 std::vector<std::int64_t> BpeTokenizer::stop_token_ids() const {
   std::vector<std::int64_t> stops;
+  if (eos_id_)
+    stops.push_back(*eos_id_);
   for (const char* name : {"<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>"})
-    if (auto id = special_token(name))
+    if (auto id = special_token(name); id && std::find(stops.begin(), stops.end(), *id) == stops.end())
       stops.push_back(*id);
   return stops;
 }

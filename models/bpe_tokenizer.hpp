@@ -19,7 +19,9 @@ namespace chorus::models {
 
 class BpeTokenizer final : public Tokenizer {
 public:
-  /// Reads `path`: a tokenizer.json file, or a model folder holding one.
+  /// Reads `path`: a tokenizer.json file, or a model folder holding one, and the tokenizer_config.json
+  /// beside it if there is one (its `eos_token` leads the stop tokens; its `chat_template` picks the
+  /// chat format).
   /// @throws CheckpointError naming the file and the key for anything it cannot honour.
   static std::unique_ptr<BpeTokenizer> load(const std::filesystem::path& path);
 
@@ -30,8 +32,9 @@ public:
   std::int64_t vocab_size() const override;
   std::optional<std::int64_t> special_token(std::string_view name) const override;
 
-  /// ChatML when the vocabulary has <|im_start|> (Qwen), the Llama 3 header format when it has
-  /// <|start_header_id|>. @throws CheckpointError for a tokenizer with neither.
+  /// The format of tokenizer_config.json's chat_template: ChatML (Qwen) or the Llama 3 headers. Without
+  /// a template, ChatML when the vocabulary has <|im_start|>, Llama 3 when it has <|start_header_id|>.
+  /// @throws CheckpointError for a template of another family, or a vocabulary with neither.
   std::vector<std::int64_t> apply_chat_template(const std::vector<ChatMessage>& messages,
                                                 bool add_generation_prompt) const override;
   std::vector<std::int64_t> stop_token_ids() const override;
@@ -43,12 +46,18 @@ private:
   BpeTokenizer();
 
   struct Regex;
+  enum class ChatFormat { by_vocabulary, chatml, llama3, unsupported };
+
+  void read_config(const std::filesystem::path& file);
 
   // The ids of one pre-tokenised piece (already byte-level symbols).
   void encode_piece(const std::string& piece, std::vector<std::int64_t>& ids) const;
   void encode_text(std::string_view text, std::vector<std::int64_t>& ids) const;
 
   std::filesystem::path file_;
+  std::filesystem::path config_file_;
+  std::optional<std::int64_t> eos_id_;
+  ChatFormat chat_format_ = ChatFormat::by_vocabulary;
   bool nfc_ = false;
   bool ignore_merges_ = false;
   std::unique_ptr<Regex> split_;

