@@ -23,7 +23,8 @@ struct SamplingOptions {
   std::int64_t top_k = 0;
   /// Sample among the most likely tokens whose probabilities add up to top_p; 1: all.
   double top_p = 1.0;
-  /// Seeds the sampler: the same seed, prompts and model give the same tokens.
+  /// Seeds the sampler: the same seed, prompts and model give the same tokens (`generate` seeds row i
+  /// with seed + i, so that rows with the same prompt still differ).
   std::uint64_t seed = 0;
   /// The most tokens generated per prompt.
   std::int64_t max_new_tokens = 64;
@@ -53,6 +54,9 @@ StopCheck stop_at_strings(std::shared_ptr<const Tokenizer> tokenizer, std::vecto
 
 /// `text` up to the first occurrence of any of `stop_strings` (all of it if none occurs).
 std::string text_before_stop(const std::string& text, const std::vector<std::string>& stop_strings);
+
+/// @throws std::invalid_argument naming `what` if an id in `ids` is outside [0, vocab).
+void check_token_ids(const std::vector<std::int64_t>& ids, std::int64_t vocab, const char* what);
 
 /// Generates a continuation of every prompt, all rows in one batch (prompts may differ in length).
 /// @throws std::invalid_argument for an empty prompt, a token id outside the vocabulary, or a prompt

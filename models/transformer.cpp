@@ -92,17 +92,9 @@ std::array<torch::Tensor, 3> AttentionImpl::project(const torch::Tensor& x, cons
           qkv.narrow(2, n_heads_ + n_kv_heads_, n_kv_heads_).transpose(1, 2)};
 }
 
-torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                     const torch::Tensor& mask, torch::Tensor* key_cache,
-                                     torch::Tensor* value_cache, std::int64_t start) {
-  auto batch = x.size(0), time = x.size(1);
-  auto [q, k, v] = project(x, cos, sin);
-  if (key_cache) {
-    key_cache->narrow(2, start, time).copy_(k);
-    value_cache->narrow(2, start, time).copy_(v);
-    k = key_cache->narrow(2, 0, start + time);
-    v = value_cache->narrow(2, 0, start + time);
-  }
+torch::Tensor AttentionImpl::attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                    const torch::Tensor& mask) const {
+  auto batch = q.size(0), time = q.size(2);
   auto keys = k.size(2);
   auto group = n_heads_ / n_kv_heads_;
   // Grouped-query attention multiplies each key/value head with its group of query heads directly,
@@ -113,17 +105,41 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   auto probs = torch::softmax(scores.to(torch::kFloat32), -1).to(q.scalar_type());
   auto out = torch::matmul(probs.view({batch, n_kv_heads_, group * time, keys}), v);
   out = out.view({batch, n_heads_, time, head_dim_}).transpose(1, 2).reshape({batch, time, n_heads_ * head_dim_});
-  return o_proj(out);
+  return out;
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                     const torch::Tensor& mask, torch::Tensor* key_cache,
+                                     torch::Tensor* value_cache, std::int64_t start) {
+  auto time = x.size(1);
+  auto [q, k, v] = project(x, cos, sin);
+  if (key_cache) {
+    key_cache->narrow(2, start, time).copy_(k);
+    value_cache->narrow(2, start, time).copy_(v);
+    k = key_cache->narrow(2, 0, start + time);
+    v = value_cache->narrow(2, 0, start + time);
+  }
+  return o_proj(attend(q, k, v, mask));
 }
 
 torch::Tensor AttentionImpl::decode(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                    const torch::Tensor& key_valid, torch::Tensor& key_cache,
-                                    torch::Tensor& value_cache, std::int64_t start) {
+                                    const torch::Tensor& slots, const torch::Tensor& columns,
+                                    torch::Tensor& key_cache, torch::Tensor& value_cache) {
+  using torch::indexing::Slice;
   auto [q, k, v] = project(x, cos, sin);
-  key_cache.narrow(2, start, 1).copy_(k);
-  value_cache.narrow(2, start, 1).copy_(v);
-  auto out = decode_attention(q.squeeze(2), key_cache, value_cache, key_valid, start + 1);
-  return o_proj(out.unsqueeze(1));
+  key_cache.index_put_({slots, Slice(), columns}, k.squeeze(2));
+  value_cache.index_put_({slots, Slice(), columns}, v.squeeze(2));
+  auto lengths = columns + 1;
+  if (decode_attention_supported(q, key_cache))
+    return o_proj(decode_attention(q.squeeze(2), key_cache, value_cache, slots, lengths).unsqueeze(1));
+  // Elsewhere (a GPU): gather the sequences' slots and mask the columns past each one's length.
+  auto longest = lengths.max().item<std::int64_t>();
+  auto keys = key_cache.index_select(0, slots).narrow(2, 0, longest);
+  auto values = value_cache.index_select(0, slots).narrow(2, 0, longest);
+  auto beyond = torch::arange(longest, columns.options()).unsqueeze(0) >= lengths.unsqueeze(1);
+  auto mask = torch::zeros({x.size(0), 1, 1, longest}, q.options())
+                .masked_fill_(beyond.view({x.size(0), 1, 1, longest}), -std::numeric_limits<float>::infinity());
+  return o_proj(attend(q, keys, values, mask));
 }
 
 // -- MLP ----------------------------------------------------------------------
@@ -158,9 +174,9 @@ torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Ten
 }
 
 torch::Tensor DecoderLayerImpl::decode(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                       const torch::Tensor& key_valid, torch::Tensor& key_cache,
-                                       torch::Tensor& value_cache, std::int64_t start) {
-  auto h = x + self_attn->decode(input_layernorm(x), cos, sin, key_valid, key_cache, value_cache, start);
+                                       const torch::Tensor& slots, const torch::Tensor& columns,
+                                       torch::Tensor& key_cache, torch::Tensor& value_cache) {
+  auto h = x + self_attn->decode(input_layernorm(x), cos, sin, slots, columns, key_cache, value_cache);
   return h + mlp(post_attention_layernorm(h));
 }
 
@@ -242,31 +258,30 @@ KVCache TransformerImpl::make_cache(std::int64_t batch, std::int64_t capacity) c
 }
 
 torch::Tensor TransformerImpl::forward_cached(const torch::Tensor& tokens, const torch::Tensor& positions,
-                                              const torch::Tensor& key_valid, KVCache& cache, std::int64_t start) {
+                                              const torch::Tensor& key_valid, KVCache& cache, std::int64_t start,
+                                              const torch::Tensor& last) {
   auto batch = tokens.size(0), time = tokens.size(1);
   auto device = tokens.device();
   auto x = model->embed_tokens(tokens);
   auto dtype = x.scalar_type();
   auto [cos, sin] = rotary(positions, dtype);
-  if (time == 1 && decode_attention_supported(x, cache.keys.front())) {
-    for (std::size_t i = 0; i < cache.keys.size(); ++i)
-      x = model->layers[i]->as<DecoderLayer>()->decode(x, cos, sin, key_valid, cache.keys[i], cache.values[i], start);
-  } else {
-    auto keys = start + time;
-    auto mask = torch::zeros({batch, 1, time, keys}, torch::TensorOptions().dtype(dtype).device(device));
-    if (time == 1) {
-      // A decode step: the one new token sees every valid column, its own included.
-      mask.masked_fill_(key_valid.narrow(1, 0, keys).logical_not().view({batch, 1, 1, keys}),
-                        -std::numeric_limits<float>::infinity());
-    } else {
-      mask.masked_fill_(block_mask(key_valid, time, start).logical_not().unsqueeze(1),
-                        -std::numeric_limits<float>::infinity());
-    }
-    for (std::size_t i = 0; i < cache.keys.size(); ++i)
-      x = model->layers[i]->as<DecoderLayer>()->forward(x, cos, sin, mask, &cache.keys[i], &cache.values[i], start);
-  }
-  auto last = model->norm(x.select(1, time - 1));
-  return torch::matmul(last, output_weight().t());
+  auto mask = torch::zeros({batch, 1, time, start + time}, torch::TensorOptions().dtype(dtype).device(device))
+                .masked_fill_(block_mask(key_valid, time, start).logical_not().unsqueeze(1),
+                              -std::numeric_limits<float>::infinity());
+  for (std::size_t i = 0; i < cache.keys.size(); ++i)
+    x = model->layers[i]->as<DecoderLayer>()->forward(x, cos, sin, mask, &cache.keys[i], &cache.values[i], start);
+  auto rows = torch::arange(batch, torch::TensorOptions().dtype(torch::kInt64).device(device));
+  auto picked = last.defined() ? x.index({rows, last}) : x.select(1, time - 1);
+  return torch::matmul(model->norm(picked), output_weight().t());
+}
+
+torch::Tensor TransformerImpl::decode(const torch::Tensor& tokens, const torch::Tensor& slots,
+                                      const torch::Tensor& columns, KVCache& cache) {
+  auto x = model->embed_tokens(tokens).unsqueeze(1);
+  auto [cos, sin] = rotary(columns.unsqueeze(1), x.scalar_type());
+  for (std::size_t i = 0; i < cache.keys.size(); ++i)
+    x = model->layers[i]->as<DecoderLayer>()->decode(x, cos, sin, slots, columns, cache.keys[i], cache.values[i]);
+  return torch::matmul(model->norm(x.squeeze(1)), output_weight().t());
 }
 
 } // namespace chorus::models

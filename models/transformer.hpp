@@ -60,17 +60,21 @@ public:
                         const torch::Tensor& mask, torch::Tensor* key_cache = nullptr,
                         torch::Tensor* value_cache = nullptr, std::int64_t start = 0);
 
-  /// One decode step: `x` [batch, 1, hidden] is written at cache column `start` and attends to the
-  /// columns [0, start] whose `key_valid` [batch, capacity] entry is true (fused kernel, fp32 CPU).
+  /// One decode step for sequences in arbitrary cache slots: `x` [n, 1, hidden] is written at column
+  /// `columns[i]` of cache slot `slots[i]` and attends to that slot's columns [0, columns[i]].
   torch::Tensor decode(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                       const torch::Tensor& key_valid, torch::Tensor& key_cache, torch::Tensor& value_cache,
-                       std::int64_t start);
+                       const torch::Tensor& slots, const torch::Tensor& columns, torch::Tensor& key_cache,
+                       torch::Tensor& value_cache);
 
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
 private:
   // q [batch, heads, time, head_dim] and k, v [batch, kv_heads, time, head_dim], rotary applied.
   std::array<torch::Tensor, 3> project(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+  // softmax(q k^T / sqrt(head_dim) + mask) v for q [batch, heads, time, head_dim] and k, v
+  // [batch, kv_heads, keys, head_dim]; returns [batch, time, heads * head_dim].
+  torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                       const torch::Tensor& mask) const;
 
   std::int64_t n_heads_, n_kv_heads_, head_dim_;
   FusedParameter qkv_weight_, qkv_bias_;
@@ -96,8 +100,8 @@ public:
                         const torch::Tensor& mask, torch::Tensor* key_cache = nullptr,
                         torch::Tensor* value_cache = nullptr, std::int64_t start = 0);
   torch::Tensor decode(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                       const torch::Tensor& key_valid, torch::Tensor& key_cache, torch::Tensor& value_cache,
-                       std::int64_t start);
+                       const torch::Tensor& slots, const torch::Tensor& columns, torch::Tensor& key_cache,
+                       torch::Tensor& value_cache);
 
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
   Attention self_attn{nullptr};
@@ -128,12 +132,20 @@ public:
   /// An empty cache for `batch` rows of up to `capacity` positions, in the model's dtype and device.
   KVCache make_cache(std::int64_t batch, std::int64_t capacity) const;
 
-  /// One step of incremental decoding: runs `tokens` [batch, time] at rotary `positions` [batch, time]
-  /// as cache columns [start, start + time), attending to every earlier column whose `key_valid`
-  /// [batch, capacity] entry is true (and causally within the block). Returns the logits of the
-  /// block's last position only, [batch, vocab]: that is all a sampler needs.
+  /// Prefill: runs `tokens` [batch, time] at rotary `positions` [batch, time] as cache columns
+  /// [start, start + time), attending to every earlier column whose `key_valid` [batch, capacity]
+  /// entry is true (and causally within the block). Returns the logits [batch, vocab] of one position
+  /// per row: `last[row]` within the block (int64 [batch]), or the block's last position if undefined.
   torch::Tensor forward_cached(const torch::Tensor& tokens, const torch::Tensor& positions,
-                               const torch::Tensor& key_valid, KVCache& cache, std::int64_t start);
+                               const torch::Tensor& key_valid, KVCache& cache, std::int64_t start,
+                               const torch::Tensor& last = {});
+
+  /// One decode step for `n` sequences in arbitrary slots of `cache`: token `tokens[i]` is written at
+  /// column `columns[i]` of slot `slots[i]`, which is also its position (a slot holds its sequence from
+  /// column 0, without padding), and attends to that slot's columns [0, columns[i]]. Returns the
+  /// logits [n, vocab].
+  torch::Tensor decode(const torch::Tensor& tokens, const torch::Tensor& slots, const torch::Tensor& columns,
+                       KVCache& cache);
 
   const ModelConfig& config() const noexcept {
     return config_;

@@ -3,49 +3,56 @@
 
 #include <gtest/gtest.h>
 
-#include <limits>
+#include <cmath>
 
 using namespace chorus::models;
 
 namespace {
 
-// softmax(q k^T / sqrt(d) + mask) v with keys and values repeated per group of query heads.
-torch::Tensor reference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                        const torch::Tensor& valid) {
-  auto group = q.size(1) / k.size(1);
-  auto keys = k.repeat_interleave(group, 1), values = v.repeat_interleave(group, 1);
-  auto scores = torch::matmul(q.unsqueeze(2), keys.transpose(-2, -1)).squeeze(2) / std::sqrt(double(q.size(2)));
-  scores = scores.masked_fill(valid.logical_not().unsqueeze(1), -std::numeric_limits<float>::infinity());
-  auto out = torch::matmul(torch::softmax(scores, -1).unsqueeze(2), values).squeeze(2);
-  return out.reshape({q.size(0), -1});
+// softmax(q k^T / sqrt(d)) v for one sequence: q [heads, d], k and v [kv_heads, keys, d], with keys
+// and values repeated per group of query heads.
+torch::Tensor reference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+  auto group = q.size(0) / k.size(0);
+  auto keys = k.repeat_interleave(group, 0), values = v.repeat_interleave(group, 0);
+  auto scores = torch::matmul(q.unsqueeze(1), keys.transpose(-2, -1)) / std::sqrt(double(q.size(1)));
+  return torch::matmul(torch::softmax(scores, -1), values).reshape({-1});
+}
+
+void expect_matches_reference(torch::ScalarType dtype, double tolerance) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(3);
+  const std::int64_t heads = 6, kv_heads = 2, dim = 16, capacity = 12;
+  auto key_cache = torch::randn({4, kv_heads, capacity, dim}).to(dtype);
+  auto value_cache = torch::randn({4, kv_heads, capacity, dim}).to(dtype);
+  auto q = torch::randn({3, heads, dim}).to(dtype);
+  // Three sequences in slots 2, 0 and 3 of a four-slot cache, with 5, 12 and 1 columns.
+  auto slots = torch::tensor({2, 0, 3}, torch::kInt64), lengths = torch::tensor({5, 12, 1}, torch::kInt64);
+  auto fused = decode_attention(q, key_cache, value_cache, slots, lengths).to(torch::kFloat32);
+  for (std::int64_t i = 0; i < 3; ++i) {
+    auto slot = slots[i].item<std::int64_t>(), length = lengths[i].item<std::int64_t>();
+    auto expected = reference(q[i].to(torch::kFloat32), key_cache[slot].narrow(1, 0, length).to(torch::kFloat32),
+                              value_cache[slot].narrow(1, 0, length).to(torch::kFloat32));
+    EXPECT_TRUE(torch::allclose(fused[i], expected, tolerance, tolerance)) << (fused[i] - expected).abs().max();
+  }
 }
 
 } // namespace
 
-TEST(DecodeAttention, MatchesTheUnfusedComputationWithMaskedColumns) {
-  torch::NoGradGuard no_grad;
-  torch::manual_seed(3);
-  const std::int64_t batch = 3, heads = 6, kv_heads = 2, dim = 16, capacity = 12, keys = 9;
-  auto q = torch::randn({batch, heads, dim});
-  auto key_cache = torch::randn({batch, kv_heads, capacity, dim});
-  auto value_cache = torch::randn({batch, kv_heads, capacity, dim});
-  auto valid = torch::rand({batch, capacity}) > 0.3;
-  valid.select(1, keys - 1).fill_(true); // the new token always sees itself
-  valid[1].narrow(0, 0, 4).fill_(false); // left padding
-
-  auto fused = decode_attention(q, key_cache, value_cache, valid, keys);
-  auto expected = reference(q, key_cache.narrow(2, 0, keys), value_cache.narrow(2, 0, keys), valid.narrow(1, 0, keys));
-  EXPECT_TRUE(torch::allclose(fused, expected, 1e-5, 1e-6)) << (fused - expected).abs().max();
+TEST(DecodeAttention, MatchesTheUnfusedComputationPerSlotAndLength) {
+  expect_matches_reference(torch::kFloat32, 1e-5);
 }
 
-TEST(DecodeAttention, OnlyFp32WithoutAutogradIsSupported) {
+TEST(DecodeAttention, Bfloat16CachesAccumulateInFp32) {
+  expect_matches_reference(torch::kBFloat16, 2e-2);
+}
+
+TEST(DecodeAttention, OnlyContiguousFp32OrBf16CpuCachesAreSupported) {
   auto q = torch::randn({1, 2, 4});
   auto cache = torch::randn({1, 1, 4, 4});
-  {
-    torch::NoGradGuard no_grad;
-    EXPECT_TRUE(decode_attention_supported(q, cache));
-    EXPECT_FALSE(decode_attention_supported(q.to(torch::kBFloat16), cache));
-    EXPECT_FALSE(decode_attention_supported(q, cache.transpose(2, 3)));
-  }
-  EXPECT_FALSE(decode_attention_supported(q.requires_grad_(), cache));
+  EXPECT_TRUE(decode_attention_supported(q, cache));
+  EXPECT_TRUE(decode_attention_supported(q.to(torch::kBFloat16), cache.to(torch::kBFloat16)));
+  EXPECT_FALSE(decode_attention_supported(q.to(torch::kFloat16), cache.to(torch::kFloat16)));
+  EXPECT_FALSE(decode_attention_supported(q, cache.transpose(2, 3)));
+  EXPECT_THROW(decode_attention(q, cache, cache, torch::tensor({0}, torch::kInt64), torch::tensor({5}, torch::kInt64)),
+               c10::Error);
 }

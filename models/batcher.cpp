@@ -1,0 +1,216 @@
+// Continuous batching. Slots hold their sequence from cache column 0 without padding, so a sequence's
+// column is its position; a prefill right-pads the admitted prompts to one length (causal attention
+// never lets a real token see the padding after it) and copies their keys and values into their slots.
+#include "models/batcher.hpp"
+
+#include "models/training.hpp"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <limits>
+#include <stdexcept>
+
+namespace chorus::models {
+
+namespace {
+
+// One token from `logits` [1, vocab] (fp32) under `options`.
+std::int64_t sample_one(const torch::Tensor& logits, const SamplingOptions& options, at::Generator& generator) {
+  auto scaled = logits / options.temperature;
+  auto vocab = scaled.size(-1);
+  if (options.top_k > 0 && options.top_k < vocab) {
+    auto kth = std::get<0>(scaled.topk(options.top_k, -1)).narrow(-1, options.top_k - 1, 1);
+    scaled = scaled.masked_fill(scaled < kth, -std::numeric_limits<float>::infinity());
+  }
+  if (options.top_p < 1.0) {
+    auto [sorted, order] = scaled.sort(-1, /*descending=*/true);
+    auto probabilities = sorted.softmax(-1);
+    // Drop a token when the tokens before it already reach top_p; the most likely always stays.
+    auto drop = (probabilities.cumsum(-1) - probabilities) >= options.top_p;
+    auto sorted_masked = sorted.masked_fill(drop, -std::numeric_limits<float>::infinity());
+    scaled = torch::full_like(scaled, -std::numeric_limits<float>::infinity()).scatter(-1, order, sorted_masked);
+  }
+  return torch::multinomial(scaled.softmax(-1), 1, /*replacement=*/false, generator).item<std::int64_t>();
+}
+
+torch::Tensor int64_tensor(const std::vector<std::int64_t>& values) {
+  return torch::tensor(values, torch::kInt64);
+}
+
+} // namespace
+
+ContinuousBatcher::ContinuousBatcher(Transformer model, std::int64_t max_batch_size, std::int64_t max_sequence_length)
+  : model_(std::move(model)), max_batch_size_(max_batch_size), max_sequence_length_(max_sequence_length) {
+  if (max_batch_size < 1 || max_sequence_length < 2)
+    throw std::invalid_argument("ContinuousBatcher: max_batch_size must be >= 1 and max_sequence_length >= 2");
+  max_sequence_length_ = std::min(max_sequence_length_, model_->config().max_position_embeddings);
+}
+
+ContinuousBatcher::Id ContinuousBatcher::add(SequenceRequest request) {
+  const auto& prompt = request.prompt;
+  if (prompt.empty())
+    throw std::invalid_argument("generate: empty prompt");
+  check_token_ids(prompt, model_->config().vocab_size, "generate");
+  auto total = static_cast<std::int64_t>(prompt.size()) + std::max<std::int64_t>(request.options.max_new_tokens, 0);
+  if (total > max_sequence_length_)
+    throw std::invalid_argument("generate: prompt of " + std::to_string(prompt.size()) + " tokens plus "
+                                + std::to_string(request.options.max_new_tokens) + " new tokens exceeds the "
+                                + std::to_string(max_sequence_length_) + " positions a sequence may use");
+  auto generator = at::detail::createCPUGenerator(request.options.seed);
+  Sequence sequence{next_id_++, std::move(request), {}, std::move(generator)};
+  auto id = sequence.id;
+  waiting_.push_back(std::move(sequence));
+  return id;
+}
+
+void ContinuousBatcher::clear() {
+  waiting_.clear();
+  running_.clear();
+  cache_ = KVCache{};
+  free_slots_.clear();
+}
+
+void ContinuousBatcher::ensure_capacity(std::int64_t columns) {
+  if (cache_.keys.empty()) {
+    cache_ = model_->make_cache(max_batch_size_, std::min(max_sequence_length_, std::max<std::int64_t>(columns, 256)));
+    free_slots_.clear();
+    for (auto slot = max_batch_size_ - 1; slot >= 0; --slot)
+      free_slots_.push_back(slot);
+    return;
+  }
+  auto capacity = cache_.capacity();
+  if (columns <= capacity)
+    return;
+  // Doubling keeps the copies rare; the new columns stay zero until written.
+  auto grown = model_->make_cache(max_batch_size_, std::min(max_sequence_length_, std::max(columns, 2 * capacity)));
+  for (std::size_t layer = 0; layer < cache_.keys.size(); ++layer) {
+    grown.keys[layer].narrow(2, 0, capacity).copy_(cache_.keys[layer]);
+    grown.values[layer].narrow(2, 0, capacity).copy_(cache_.values[layer]);
+  }
+  cache_ = std::move(grown);
+}
+
+bool ContinuousBatcher::append(Sequence& sequence, std::int64_t token, float logprob) {
+  auto& result = sequence.result;
+  const auto& options = sequence.request.options;
+  result.tokens.push_back(token);
+  result.logprobs.push_back(logprob);
+  sequence.pending = token;
+  bool stop = std::find(options.stop_token_ids.begin(), options.stop_token_ids.end(), token)
+              != options.stop_token_ids.end();
+  if (!stop && sequence.request.should_stop)
+    stop = sequence.request.should_stop(result.tokens);
+  if (stop || static_cast<std::int64_t>(result.tokens.size()) >= options.max_new_tokens) {
+    result.finish = stop ? FinishReason::stop : FinishReason::length;
+    return true;
+  }
+  return false;
+}
+
+void ContinuousBatcher::sample_and_append(const torch::Tensor& logits, std::vector<Sequence*>& rows,
+                                          std::vector<Finished>& finished) {
+  auto logits32 = logits.to(torch::kFloat32);
+  // Greedy rows share one argmax; sampling rows draw from their own generator.
+  auto greedy = logits32.argmax(-1);
+  auto greedy_values = greedy.accessor<std::int64_t, 1>();
+  std::vector<std::int64_t> chosen(rows.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto& options = rows[i]->request.options;
+    auto row = static_cast<std::int64_t>(i);
+    chosen[i] = options.temperature <= 0.0 ? greedy_values[row]
+                                           : sample_one(logits32.narrow(0, row, 1), options, rows[i]->generator);
+  }
+  auto chosen_tensor = int64_tensor(chosen);
+  auto logprobs = token_logprobs(logits32.unsqueeze(1), chosen_tensor.unsqueeze(1)).squeeze(1);
+  auto logprob_values = logprobs.accessor<float, 1>();
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (append(*rows[i], chosen[i], logprob_values[static_cast<std::int64_t>(i)])) {
+      finished.push_back({rows[i]->id, std::move(rows[i]->result)});
+      free_slots_.push_back(rows[i]->slot);
+      rows[i]->slot = -1; // marks it for removal
+    }
+  }
+}
+
+void ContinuousBatcher::admit(std::vector<Finished>& finished) {
+  if (waiting_.empty() || running_.size() >= static_cast<std::size_t>(max_batch_size_))
+    return;
+  auto count = std::min(waiting_.size(), static_cast<std::size_t>(max_batch_size_) - running_.size());
+  std::int64_t needed = 0, longest = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto& request = waiting_[i].request;
+    auto length = static_cast<std::int64_t>(request.prompt.size());
+    longest = std::max(longest, length);
+    needed = std::max(needed, length + request.options.max_new_tokens);
+  }
+  ensure_capacity(needed);
+
+  // Prefill the admitted prompts, right-padded to the longest, in a cache of their own.
+  auto batch = static_cast<std::int64_t>(count);
+  auto tokens = torch::zeros({batch, longest}, torch::kInt64);
+  auto key_valid = torch::zeros({batch, longest}, torch::kBool);
+  std::vector<std::int64_t> slots, last;
+  auto first = running_.size();
+  for (std::size_t i = 0; i < count; ++i) {
+    auto sequence = std::move(waiting_.front());
+    waiting_.pop_front();
+    auto length = static_cast<std::int64_t>(sequence.request.prompt.size());
+    auto row = static_cast<std::int64_t>(i);
+    tokens[row].narrow(0, 0, length).copy_(int64_tensor(sequence.request.prompt));
+    key_valid[row].narrow(0, 0, length).fill_(true);
+    sequence.slot = free_slots_.back();
+    free_slots_.pop_back();
+    sequence.length = length;
+    slots.push_back(sequence.slot);
+    last.push_back(length - 1);
+    running_.push_back(std::move(sequence));
+  }
+  auto positions = torch::arange(longest, torch::kInt64).unsqueeze(0).expand({batch, longest});
+  auto block = model_->make_cache(batch, longest);
+  auto logits = model_->forward_cached(tokens, positions, key_valid, block, 0, int64_tensor(last));
+  auto slot_tensor = int64_tensor(slots);
+  for (std::size_t layer = 0; layer < block.keys.size(); ++layer) {
+    cache_.keys[layer].narrow(2, 0, longest).index_copy_(0, slot_tensor, block.keys[layer]);
+    cache_.values[layer].narrow(2, 0, longest).index_copy_(0, slot_tensor, block.values[layer]);
+  }
+  std::vector<Sequence*> rows;
+  for (auto i = first; i < running_.size(); ++i)
+    rows.push_back(&running_[i]);
+  sample_and_append(logits, rows, finished);
+}
+
+std::vector<ContinuousBatcher::Finished> ContinuousBatcher::step() {
+  // Inference mode skips autograd bookkeeping on every op; nothing made here is trained through.
+  c10::InferenceMode inference;
+  std::vector<Finished> finished;
+  // A sequence asking for no tokens finishes at once, without a slot.
+  while (!waiting_.empty() && waiting_.front().request.options.max_new_tokens <= 0) {
+    finished.push_back({waiting_.front().id, {}});
+    waiting_.pop_front();
+  }
+  admit(finished);
+  auto erase_finished = [&] {
+    running_.erase(std::remove_if(running_.begin(), running_.end(), [](const Sequence& s) { return s.slot < 0; }),
+                   running_.end());
+  };
+  erase_finished();
+  if (running_.empty())
+    return finished;
+
+  std::vector<Sequence*> rows;
+  std::vector<std::int64_t> tokens, slots, columns;
+  for (auto& sequence : running_) {
+    rows.push_back(&sequence);
+    tokens.push_back(sequence.pending);
+    slots.push_back(sequence.slot);
+    columns.push_back(sequence.length);
+    ++sequence.length;
+  }
+  auto logits = model_->decode(int64_tensor(tokens), int64_tensor(slots), int64_tensor(columns), cache_);
+  sample_and_append(logits, rows, finished);
+  erase_finished();
+  return finished;
+}
+
+} // namespace chorus::models

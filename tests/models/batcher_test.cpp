@@ -1,0 +1,129 @@
+// Continuous batching: sequences that join a running batch, wait for a free slot or outgrow the
+// cache give the same tokens and log-probs as generating each one alone.
+#include "models/batcher.hpp"
+#include "tests/models/test_models.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+using namespace chorus::models;
+
+namespace {
+
+Transformer sharp_model() {
+  auto config = test::small_config();
+  config.max_position_embeddings = 600;
+  torch::manual_seed(5);
+  Transformer model(config);
+  torch::NoGradGuard no_grad;
+  model->model->embed_tokens->weight.mul_(20.0); // peaked distributions: no near-ties for argmax
+  return model;
+}
+
+std::vector<std::int64_t> prompt_of(std::int64_t length, std::int64_t salt) {
+  std::vector<std::int64_t> prompt;
+  for (std::int64_t i = 0; i < length; ++i)
+    prompt.push_back((i * 7 + salt * 13) % 97);
+  return prompt;
+}
+
+GeneratedSequence alone(Transformer& model, const std::vector<std::int64_t>& prompt, SamplingOptions options) {
+  return generate(model, {prompt}, options)[0];
+}
+
+// Runs the batcher until idle, collecting finished sequences by id.
+void drain(ContinuousBatcher& batcher, std::map<ContinuousBatcher::Id, GeneratedSequence>& done) {
+  while (!batcher.idle())
+    for (auto& finished : batcher.step())
+      done[finished.id] = std::move(finished.sequence);
+}
+
+} // namespace
+
+TEST(ContinuousBatcher, SequencesJoiningARunningBatchMatchGeneratingAlone) {
+  auto model = sharp_model();
+  SamplingOptions greedy{.temperature = 0, .max_new_tokens = 10};
+  ContinuousBatcher batcher(model, 4, 64);
+  std::map<ContinuousBatcher::Id, GeneratedSequence> done;
+  std::map<ContinuousBatcher::Id, std::vector<std::int64_t>> prompts;
+  auto first = prompt_of(3, 1);
+  prompts[batcher.add({first, greedy, {}})] = first;
+  for (int i = 0; i < 4; ++i)
+    for (auto& finished : batcher.step())
+      done[finished.id] = std::move(finished.sequence);
+  // Two more join while the first is half-way; one asks for fewer tokens and finishes early.
+  auto second = prompt_of(9, 2), third = prompt_of(5, 3);
+  prompts[batcher.add({second, greedy, {}})] = second;
+  auto short_options = greedy;
+  short_options.max_new_tokens = 3;
+  auto short_id = batcher.add({third, short_options, {}});
+  drain(batcher, done);
+
+  ASSERT_EQ(done.size(), 3u);
+  for (const auto& [id, prompt] : prompts) {
+    auto expected = alone(model, prompt, greedy);
+    EXPECT_EQ(done[id].tokens, expected.tokens);
+    for (std::size_t i = 0; i < expected.logprobs.size(); ++i)
+      EXPECT_NEAR(done[id].logprobs[i], expected.logprobs[i], 1e-5);
+  }
+  EXPECT_EQ(done[short_id].tokens, alone(model, third, short_options).tokens);
+  EXPECT_EQ(done[short_id].finish, FinishReason::length);
+}
+
+TEST(ContinuousBatcher, MoreSequencesThanSlotsWaitForAFreeOne) {
+  auto model = sharp_model();
+  SamplingOptions greedy{.temperature = 0, .max_new_tokens = 6};
+  ContinuousBatcher batcher(model, 2, 64);
+  std::map<ContinuousBatcher::Id, std::vector<std::int64_t>> prompts;
+  for (std::int64_t i = 0; i < 5; ++i) {
+    auto prompt = prompt_of(2 + i, i);
+    prompts[batcher.add({prompt, greedy, {}})] = prompt;
+  }
+  std::map<ContinuousBatcher::Id, GeneratedSequence> done;
+  while (!batcher.idle()) {
+    for (auto& finished : batcher.step())
+      done[finished.id] = std::move(finished.sequence);
+    EXPECT_LE(batcher.running(), 2u);
+  }
+  ASSERT_EQ(done.size(), 5u);
+  for (const auto& [id, prompt] : prompts)
+    EXPECT_EQ(done[id].tokens, alone(model, prompt, greedy).tokens);
+}
+
+TEST(ContinuousBatcher, TheCacheGrowsForLongSequencesWithoutChangingThem) {
+  auto model = sharp_model();
+  SamplingOptions greedy{.temperature = 0, .max_new_tokens = 8};
+  ContinuousBatcher batcher(model, 3, 600);
+  std::map<ContinuousBatcher::Id, GeneratedSequence> done;
+  auto short_prompt = prompt_of(4, 1), long_prompt = prompt_of(300, 2);
+  auto short_id = batcher.add({short_prompt, greedy, {}});
+  batcher.step(); // the cache is sized for the short one
+  auto long_id = batcher.add({long_prompt, greedy, {}});
+  drain(batcher, done);
+  EXPECT_EQ(done[short_id].tokens, alone(model, short_prompt, greedy).tokens);
+  EXPECT_EQ(done[long_id].tokens, alone(model, long_prompt, greedy).tokens);
+}
+
+TEST(ContinuousBatcher, SampledSequencesDependOnTheirOwnSeedOnly) {
+  auto model = sharp_model();
+  SamplingOptions sampled{.temperature = 1.0, .seed = 42, .max_new_tokens = 12};
+  auto prompt = prompt_of(4, 9);
+  ContinuousBatcher lonely(model, 4, 64), crowded(model, 4, 64);
+  std::map<ContinuousBatcher::Id, GeneratedSequence> a, b;
+  auto id_a = lonely.add({prompt, sampled, {}});
+  drain(lonely, a);
+  crowded.add({prompt_of(6, 1), SamplingOptions{.temperature = 1.0, .seed = 7, .max_new_tokens = 5}, {}});
+  auto id_b = crowded.add({prompt, sampled, {}});
+  drain(crowded, b);
+  EXPECT_EQ(a[id_a].tokens, b[id_b].tokens);
+}
+
+TEST(ContinuousBatcher, ARequestBeyondTheSequenceLimitIsRejected) {
+  auto model = sharp_model();
+  ContinuousBatcher batcher(model, 2, 16);
+  EXPECT_THROW(batcher.add({prompt_of(10, 1), SamplingOptions{.max_new_tokens = 10}, {}}), std::invalid_argument);
+  EXPECT_THROW(batcher.add({{}, SamplingOptions{}, {}}), std::invalid_argument);
+  EXPECT_THROW(batcher.add({{500}, SamplingOptions{}, {}}), std::invalid_argument);
+  EXPECT_TRUE(batcher.idle());
+}
