@@ -111,15 +111,26 @@ bool ContinuousBatcher::append(Sequence& sequence, std::int64_t token, float log
 void ContinuousBatcher::sample_and_append(const torch::Tensor& logits, std::vector<Sequence*>& rows,
                                           std::vector<Finished>& finished) {
   auto logits32 = logits.to(torch::kFloat32);
+  // Padding ids past a row's limit are never drawn (log-probs below still use the full logits).
+  auto samplable = logits32;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    auto limit = rows[i]->request.options.sample_below;
+    if (limit > 0 && limit < logits32.size(1)) {
+      if (samplable.is_same(logits32))
+        samplable = logits32.clone();
+      samplable[static_cast<std::int64_t>(i)].narrow(0, limit, logits32.size(1) - limit)
+        .fill_(-std::numeric_limits<float>::infinity());
+    }
+  }
   // Greedy rows share one argmax; sampling rows draw from their own generator.
-  auto greedy = logits32.argmax(-1);
+  auto greedy = samplable.argmax(-1);
   auto greedy_values = greedy.accessor<std::int64_t, 1>();
   std::vector<std::int64_t> chosen(rows.size());
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const auto& options = rows[i]->request.options;
     auto row = static_cast<std::int64_t>(i);
     chosen[i] = options.temperature <= 0.0 ? greedy_values[row]
-                                           : sample_one(logits32.narrow(0, row, 1), options, rows[i]->generator);
+                                           : sample_one(samplable.narrow(0, row, 1), options, rows[i]->generator);
   }
   auto chosen_tensor = int64_tensor(chosen);
   auto logprobs = token_logprobs(logits32.unsqueeze(1), chosen_tensor.unsqueeze(1)).squeeze(1);
@@ -180,7 +191,7 @@ void ContinuousBatcher::admit(std::vector<Finished>& finished) {
   sample_and_append(logits, rows, finished);
 }
 
-std::vector<ContinuousBatcher::Finished> ContinuousBatcher::step() {
+std::vector<ContinuousBatcher::Finished> ContinuousBatcher::step(bool admit_waiting) {
   // Inference mode skips autograd bookkeeping on every op; nothing made here is trained through.
   c10::InferenceMode inference;
   std::vector<Finished> finished;
@@ -189,7 +200,8 @@ std::vector<ContinuousBatcher::Finished> ContinuousBatcher::step() {
     finished.push_back({waiting_.front().id, {}});
     waiting_.pop_front();
   }
-  admit(finished);
+  if (admit_waiting)
+    admit(finished);
   auto erase_finished = [&] {
     running_.erase(std::remove_if(running_.begin(), running_.end(), [](const Sequence& s) { return s.slot < 0; }),
                    running_.end());

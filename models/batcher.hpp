@@ -42,9 +42,10 @@ public:
   /// prompt plus max_new_tokens beyond max_sequence_length or the model's positions.
   Id add(SequenceRequest request);
 
-  /// One step: admits waiting sequences into free slots, then generates one token for every running
-  /// sequence. Returns the sequences that finished in it.
-  std::vector<Finished> step();
+  /// One step: admits waiting sequences into free slots (unless `admit` is false: to let the running
+  /// ones finish before the weights change), then generates one token for every running sequence.
+  /// Returns the sequences that finished in it.
+  std::vector<Finished> step(bool admit = true);
 
   /// True when nothing is waiting or running.
   bool idle() const noexcept {

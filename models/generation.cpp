@@ -77,29 +77,21 @@ std::vector<std::vector<float>> score_logprobs(Transformer& model,
   c10::InferenceMode inference;
   auto batch = static_cast<std::int64_t>(prompts.size());
   std::vector<std::vector<float>> results(prompts.size());
-  std::int64_t longest = 0;
   for (std::size_t i = 0; i < prompts.size(); ++i) {
     if (prompts[i].empty())
       throw std::invalid_argument("score_logprobs: empty prompt");
     check_token_ids(prompts[i], model->config().vocab_size, "score_logprobs");
     check_token_ids(completions[i], model->config().vocab_size, "score_logprobs");
-    longest = std::max<std::int64_t>(longest, static_cast<std::int64_t>(prompts[i].size() + completions[i].size()));
   }
   if (batch == 0)
     return results;
-  auto tokens = torch::zeros({batch, longest}, torch::kInt64);
-  auto mask = torch::zeros({batch, longest}, torch::kInt64);
-  for (std::int64_t row = 0; row < batch; ++row) {
-    auto r = static_cast<std::size_t>(row);
-    std::vector<std::int64_t> sequence = prompts[r];
-    sequence.insert(sequence.end(), completions[r].begin(), completions[r].end());
-    auto length = static_cast<std::int64_t>(sequence.size());
-    tokens[row].narrow(0, 0, length).copy_(torch::tensor(sequence, torch::kInt64));
-    mask[row].narrow(0, 0, length).fill_(1);
+  std::vector<const std::vector<std::int64_t>*> prompt_refs, completion_refs;
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    prompt_refs.push_back(&prompts[i]);
+    completion_refs.push_back(&completions[i]);
   }
-  auto logits = model->forward(tokens, mask);
-  // The token at position t + 1 is predicted at position t.
-  auto predicted = token_logprobs(logits.narrow(1, 0, longest - 1), tokens.narrow(1, 1, longest - 1));
+  auto sequences = make_sequence_batch(prompt_refs, completion_refs);
+  auto predicted = batch_logprobs(model->forward(sequences.tokens, sequences.attention_mask), sequences);
   auto values = predicted.accessor<float, 2>();
   for (std::int64_t row = 0; row < batch; ++row) {
     auto r = static_cast<std::size_t>(row);

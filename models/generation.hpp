@@ -30,6 +30,10 @@ struct SamplingOptions {
   std::int64_t max_new_tokens = 64;
   /// Tokens that end a sequence (EOS, end of turn); the stop token is kept in the output.
   std::vector<std::int64_t> stop_token_ids;
+  /// Only ids below this are sampled (0: all). A model's vocabulary is often padded past its
+  /// tokenizer's (to a multiple of 8 or 64): those ids mean nothing. Log-probs stay those of the full
+  /// distribution, as a trainer computes them.
+  std::int64_t sample_below = 0;
 };
 
 enum class FinishReason {

@@ -12,8 +12,7 @@ namespace chorus::models {
 Pretrained builtin_tiny(std::uint64_t seed) {
   auto config = ModelConfig::tiny(/*vocab_size=*/264); // 259 byte-tokenizer ids, padded to a multiple of 8
   config.eos_token_ids = {ByteTokenizer::kImEnd, ByteTokenizer::kEndOfText};
-  torch::manual_seed(seed);
-  return {Transformer(config), std::make_shared<ByteTokenizer>()};
+  return {Transformer(config, seed), std::make_shared<ByteTokenizer>()};
 }
 
 Pretrained load_pretrained_model(const std::string& reference, torch::ScalarType dtype, std::uint64_t seed) {

@@ -2,6 +2,8 @@
 // the ids a model was trained on.
 #pragma once
 
+#include <chorus/generation.hpp>
+
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -12,10 +14,7 @@
 namespace chorus::models {
 
 /// One turn of a conversation: role "system", "user" or "assistant", and its text.
-struct ChatMessage {
-  std::string role;
-  std::string content;
-};
+using ChatMessage = chorus::ChatMessage;
 
 class Tokenizer {
 public:

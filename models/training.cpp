@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <numeric>
+#include <stdexcept>
 
 namespace chorus::models {
 
@@ -35,6 +36,76 @@ PolicyLoss clipped_policy_loss(const torch::Tensor& logprobs, const torch::Tenso
   result.clip_fraction = masked_mean(was_clipped, mask).item<double>();
   result.ratio_mean = masked_mean(ratio, mask).item<double>();
   return result;
+}
+
+PolicyLoss sequence_policy_loss(const torch::Tensor& logprobs, const torch::Tensor& old_logprobs,
+                                const torch::Tensor& advantages, const torch::Tensor& mask, double clip_low,
+                                double clip_high) {
+  auto weights = mask.to(torch::kFloat32);
+  auto lengths = weights.sum(1).clamp_min(1.0);
+  auto ratio = (((logprobs - old_logprobs) * weights).sum(1) / lengths).exp();
+  auto advantage = advantages.to(torch::kFloat32);
+  auto objective = torch::min(ratio * advantage, ratio.clamp(1.0 - clip_low, 1.0 + clip_high) * advantage);
+  PolicyLoss result;
+  result.loss = -objective.mean();
+  torch::NoGradGuard no_grad;
+  result.clip_fraction = (ratio * advantage != objective).to(torch::kFloat32).mean().item<double>();
+  result.ratio_mean = ratio.mean().item<double>();
+  return result;
+}
+
+torch::Tensor kl_to_reference(const torch::Tensor& logprobs, const torch::Tensor& reference_logprobs,
+                              const torch::Tensor& mask) {
+  auto delta = reference_logprobs - logprobs;
+  return masked_mean(delta.exp() - delta - 1.0, mask);
+}
+
+SequenceBatch make_sequence_batch(const std::vector<const std::vector<std::int64_t>*>& prompts,
+                                  const std::vector<const std::vector<std::int64_t>*>& completions) {
+  auto batch = static_cast<std::int64_t>(prompts.size());
+  std::int64_t longest = 2;
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    if (prompts[i]->empty())
+      throw std::invalid_argument("a training sequence has an empty prompt");
+    longest = std::max<std::int64_t>(longest, static_cast<std::int64_t>(prompts[i]->size() + completions[i]->size()));
+  }
+  SequenceBatch result;
+  auto tokens = torch::zeros({batch, longest}, torch::kInt64);
+  auto mask = torch::zeros({batch, longest}, torch::kInt64);
+  auto completion = torch::zeros({batch, longest - 1}, torch::kInt64);
+  for (std::int64_t row = 0; row < batch; ++row) {
+    const auto& prompt = *prompts[static_cast<std::size_t>(row)];
+    const auto& tail = *completions[static_cast<std::size_t>(row)];
+    auto p = static_cast<std::int64_t>(prompt.size()), c = static_cast<std::int64_t>(tail.size());
+    tokens[row].narrow(0, 0, p).copy_(torch::tensor(prompt, torch::kInt64));
+    if (c > 0) {
+      tokens[row].narrow(0, p, c).copy_(torch::tensor(tail, torch::kInt64));
+      completion[row].narrow(0, p - 1, c).fill_(1); // position t predicts token t + 1
+    }
+    mask[row].narrow(0, 0, p + c).fill_(1);
+    result.prompt_lengths.push_back(p);
+  }
+  result.tokens = tokens;
+  result.attention_mask = mask;
+  result.targets = tokens.narrow(1, 1, longest - 1);
+  result.completion_mask = completion;
+  return result;
+}
+
+torch::Tensor SequenceBatch::at_completion(const std::vector<std::vector<float>>& values) const {
+  auto out = torch::zeros(targets.sizes(), torch::kFloat32);
+  for (std::size_t row = 0; row < values.size(); ++row) {
+    if (values[row].empty())
+      continue;
+    out[static_cast<std::int64_t>(row)]
+      .narrow(0, prompt_lengths[row] - 1, static_cast<std::int64_t>(values[row].size()))
+      .copy_(torch::tensor(values[row], torch::kFloat32));
+  }
+  return out;
+}
+
+torch::Tensor batch_logprobs(const torch::Tensor& logits, const SequenceBatch& batch) {
+  return token_logprobs(logits.narrow(1, 0, logits.size(1) - 1), batch.targets);
 }
 
 std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& model, double lr, double weight_decay,

@@ -36,6 +36,39 @@ PolicyLoss clipped_policy_loss(const torch::Tensor& logprobs, const torch::Tenso
                                const torch::Tensor& advantages, const torch::Tensor& mask, double clip_low,
                                double clip_high);
 
+/// The sequence-level clipped surrogate (GSPO): one ratio per sequence, the geometric mean of its
+/// token ratios, s = exp(mean over masked tokens of (logprobs - old_logprobs)), and
+///   loss = -mean over sequences of min(s * A, clip(s, 1 - clip_low, 1 + clip_high) * A)
+/// with `advantages` [batch]. clip_fraction counts sequences.
+PolicyLoss sequence_policy_loss(const torch::Tensor& logprobs, const torch::Tensor& old_logprobs,
+                                const torch::Tensor& advantages, const torch::Tensor& mask, double clip_low,
+                                double clip_high);
+
+/// The per-token KL estimate to a reference policy that is unbiased and never negative (Schulman's
+/// k3): exp(ref - logprobs) - (ref - logprobs) - 1, averaged over the masked tokens.
+torch::Tensor kl_to_reference(const torch::Tensor& logprobs, const torch::Tensor& reference_logprobs,
+                              const torch::Tensor& mask);
+
+/// Prompt + completion sequences right-padded into one batch, set up for scoring the completions.
+struct SequenceBatch {
+  torch::Tensor tokens;          // [batch, time] int64
+  torch::Tensor attention_mask;  // [batch, time] 1 on real tokens
+  torch::Tensor targets;         // [batch, time - 1]: tokens[:, 1:]
+  torch::Tensor completion_mask; // [batch, time - 1]: 1 where the target is a completion token
+
+  /// `values[i]` (one per completion token of row i) placed where row i's completion targets are.
+  torch::Tensor at_completion(const std::vector<std::vector<float>>& values) const;
+
+  std::vector<std::int64_t> prompt_lengths;
+};
+
+/// @throws std::invalid_argument for an empty prompt.
+SequenceBatch make_sequence_batch(const std::vector<const std::vector<std::int64_t>*>& prompts,
+                                  const std::vector<const std::vector<std::int64_t>*>& completions);
+
+/// log p(target) of every target of `batch` under `logits` [batch, time, vocab]: [batch, time - 1].
+torch::Tensor batch_logprobs(const torch::Tensor& logits, const SequenceBatch& batch);
+
 /// AdamW over `model`'s parameters in two groups: matrices and embeddings decay by `weight_decay`;
 /// biases and norm weights (one-dimensional parameters) do not.
 std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& model, double lr, double weight_decay,

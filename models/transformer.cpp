@@ -5,6 +5,8 @@
 
 #include "models/decode_attention.hpp"
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <cmath>
 
 namespace chorus::models {
@@ -190,13 +192,18 @@ DecoderImpl::DecoderImpl(const ModelConfig& config) {
 
 // -- the model ----------------------------------------------------------------
 
-TransformerImpl::TransformerImpl(const ModelConfig& config) : config_(config) {
+TransformerImpl::TransformerImpl(const ModelConfig& config, std::optional<std::uint64_t> seed) : config_(config) {
   model = register_module("model", Decoder(config));
   if (!config.tie_word_embeddings)
     lm_head = register_module("lm_head", linear(config.hidden_size, config.vocab_size, false));
   auto exponents = torch::arange(0, config.head_dim, 2, torch::kFloat32) / static_cast<double>(config.head_dim);
   inv_freq_ = 1.0 / torch::pow(config.rope_theta, exponents);
   torch::NoGradGuard no_grad;
+  // A seeded model draws from a generator of its own: LibTorch's default generator is shared by
+  // every thread, and two actors initialising models at once would interleave their draws.
+  c10::optional<at::Generator> generator;
+  if (seed)
+    generator = at::detail::createCPUGenerator(*seed);
   for (auto& parameter : named_parameters()) {
     const auto& name = parameter.key();
     if (name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0)
@@ -204,7 +211,7 @@ TransformerImpl::TransformerImpl(const ModelConfig& config) : config_(config) {
     else if (name.find("norm") != std::string::npos)
       parameter.value().fill_(1.0);
     else
-      parameter.value().normal_(0.0, 0.02);
+      parameter.value().normal_(0.0, 0.02, generator);
   }
 }
 

@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <array>
+#include <optional>
 
 namespace chorus::models {
 
@@ -122,8 +123,9 @@ TORCH_MODULE(Decoder);
 
 class TransformerImpl : public torch::nn::Module {
 public:
-  /// A model with freshly initialised weights (normal(0, 0.02), as Hugging Face initialises them).
-  explicit TransformerImpl(const ModelConfig& config);
+  /// A model with freshly initialised weights (normal(0, 0.02), as Hugging Face initialises them),
+  /// drawn from a generator seeded with `seed`, or from LibTorch's default generator without one.
+  explicit TransformerImpl(const ModelConfig& config, std::optional<std::uint64_t> seed = std::nullopt);
 
   /// Logits [batch, time, vocab] for `tokens` [batch, time] (int64). `attention_mask` [batch, time]
   /// marks real tokens with 1 and padding with 0 (padding on the left or right); undefined: none.

@@ -1,0 +1,122 @@
+// The requests that model actors answer, and CAF's view of the public types they carry. Valid C++17
+// without LibTorch, so that both the actors (C++17, LibTorch) and the recipe-facing handles (C++20,
+// coroutines) include it. Every type here is serialisable: it can cross processes unchanged.
+#pragma once
+
+#include "runtime/message.hpp"
+
+#include <chorus/generation.hpp>
+#include <chorus/training.hpp>
+
+#include <caf/type_id.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace chorus {
+
+CHORUS_INSPECT(ChatMessage, role, content)
+CHORUS_INSPECT(SamplingParams, temperature, top_k, top_p, max_tokens, stop, seed)
+CHORUS_INSPECT(Generation, text, prompt_tokens, tokens, logprobs, finish_reason, weight_version)
+CHORUS_INSPECT(TrainSample, prompt_tokens, completion_tokens, advantage, behaviour_logprobs, weight_version)
+CHORUS_INSPECT(TrainParams, lr, max_grad_norm, weight_decay, micro_batch_size, clip_range, ratio_level, kl_beta)
+CHORUS_INSPECT(TrainReport, loss, grad_norm, lr, tokens, tokens_per_second, logprob_gap, clip_fraction, kl,
+               weight_version)
+
+} // namespace chorus
+
+namespace chorus::actors {
+
+/// What an actor hosting a model reports about it; asking for it is also how a spawner waits until
+/// the model has loaded (a load failure comes back as the request's error).
+struct ModelInfo {
+  std::string model_type;
+  std::int64_t vocab_size = 0;
+  std::int64_t parameters = 0;
+  std::int64_t weight_version = 0;
+  std::int32_t threads = 0;
+};
+
+struct ModelInfoRequest {
+  using Reply = ModelInfo;
+};
+
+/// Generate from a chat (`messages`, rendered with the chat template) or from plain `text`.
+struct GenerateRequest {
+  using Reply = Generation;
+  std::vector<ChatMessage> messages;
+  std::string text;
+  SamplingParams params;
+};
+
+struct LogprobsReply {
+  std::vector<float> logprobs;
+  std::int64_t weight_version = 0;
+};
+
+struct LogprobsRequest {
+  using Reply = LogprobsReply;
+  std::vector<std::int64_t> prompt_tokens;
+  std::vector<std::int64_t> completion_tokens;
+};
+
+struct TokenizeReply {
+  std::vector<std::int64_t> tokens;
+};
+
+/// Tokenize a chat (with the chat template) when `messages` is not empty, else plain `text`.
+struct TokenizeRequest {
+  using Reply = TokenizeReply;
+  std::vector<ChatMessage> messages;
+  std::string text;
+  bool add_generation_prompt = true;
+};
+
+/// One optimizer step; `objective` is "sft" or "policy".
+struct TrainRequest {
+  using Reply = TrainReport;
+  std::string objective;
+  std::vector<TrainSample> samples;
+  TrainParams params;
+};
+
+struct SaveRequest {
+  using Reply = void;
+  std::string folder;
+};
+
+/// A policy actor's message to itself: run one continuous-batching step.
+struct DecodeStep {};
+
+CHORUS_INSPECT(ModelInfo, model_type, vocab_size, parameters, weight_version, threads)
+CHORUS_INSPECT(ModelInfoRequest)
+CHORUS_INSPECT(GenerateRequest, messages, text, params)
+CHORUS_INSPECT(LogprobsReply, logprobs, weight_version)
+CHORUS_INSPECT(LogprobsRequest, prompt_tokens, completion_tokens)
+CHORUS_INSPECT(TokenizeReply, tokens)
+CHORUS_INSPECT(TokenizeRequest, messages, text, add_generation_prompt)
+CHORUS_INSPECT(TrainRequest, objective, samples, params)
+CHORUS_INSPECT(SaveRequest, folder)
+CHORUS_INSPECT(DecodeStep)
+
+} // namespace chorus::actors
+
+CAF_BEGIN_TYPE_ID_BLOCK(chorus_model_actors, caf::first_custom_type_id + 100)
+  CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::ChatMessage))
+  CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::SamplingParams))
+  CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::Generation))
+  CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::TrainSample))
+  CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::TrainParams))
+  CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::TrainReport))
+  CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::ModelInfo))
+  CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::ModelInfoRequest))
+  CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::GenerateRequest))
+  CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::LogprobsReply))
+  CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::LogprobsRequest))
+  CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::TokenizeReply))
+  CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::TokenizeRequest))
+  CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::TrainRequest))
+  CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::SaveRequest))
+  CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::DecodeStep))
+CAF_END_TYPE_ID_BLOCK(chorus_model_actors)

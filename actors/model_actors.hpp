@@ -1,0 +1,50 @@
+// Spawning the actors that host models. Valid C++17 without LibTorch: the recipe-facing handles
+// (C++20) call these; the actors themselves live in C++17 translation units that include LibTorch.
+//
+// Each actor runs on a thread of its own (CAF detached), loads its model there, and answers
+// ModelInfoRequest once loaded: a spawner asks it to wait for the load, whose failure comes back as
+// that request's error. Requests are answered by actors::messages.hpp's types.
+#pragma once
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace chorus::actors {
+
+struct ModelActorSpec {
+  /// The actor's name in logs, errors and the core split.
+  std::string name;
+  /// builtin:tiny or a Hugging Face model folder.
+  std::string reference = "builtin:tiny";
+  /// "float32" or "bfloat16".
+  std::string dtype = "float32";
+  std::uint64_t seed = 0;
+  /// Sequences generated at once (continuous batching).
+  std::int64_t max_batch_size = 32;
+  /// The longest sequence a KV-cache slot holds.
+  std::int64_t kv_cache_len = 4096;
+  /// Intra-op threads; 0: a share of the cores (CoreBudget).
+  int threads = 0;
+};
+
+/// A policy actor: generation with continuous batching, scoring and tokenization.
+caf::actor spawn_policy_actor(caf::actor_system& system, ModelActorSpec spec);
+
+struct TrainingActors {
+  caf::actor trainer;
+  std::vector<caf::actor> replicas;
+};
+
+/// A trainer actor and `replicas` policy actors that adopt each weight version it publishes.
+/// `replica_spec` describes the replicas (their names get a suffix).
+TrainingActors spawn_training_actors(caf::actor_system& system, ModelActorSpec trainer_spec,
+                                     ModelActorSpec replica_spec, int replicas, bool keep_reference);
+
+/// Accelerator devices LibTorch can use here (CUDA); 0 on a CPU-only machine.
+int available_devices();
+
+} // namespace chorus::actors

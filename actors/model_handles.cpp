@@ -1,0 +1,393 @@
+// The recipe-facing model handles (include/chorus/model.hpp): spawning through actors/model_actors.hpp
+// and asking the actors through the bridge. Runs on the recipe executor only, so the routing state
+// needs no lock.
+#include <chorus/model.hpp>
+
+#include "actors/messages.hpp"
+#include "actors/model_actors.hpp"
+#include "runtime/runtime.hpp"
+
+#include <caf/send.hpp>
+
+#include <chorus/context.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <filesystem>
+
+namespace chorus {
+
+namespace detail {
+
+struct ModelSpec {
+  std::string reference;
+  BuilderOptions options;
+};
+
+// One actor that serves generation, with the requests it has in flight.
+struct Replica {
+  ActorRef<> ref;
+  int in_flight = 0;
+};
+
+struct InferenceState {
+  std::string name;
+  std::vector<std::shared_ptr<Replica>> replicas;
+
+  // The replica with the fewest requests in flight. @throws Error when none is left.
+  std::shared_ptr<Replica> pick() const {
+    if (replicas.empty())
+      throw Error("model '" + name + "': no replica left to serve requests (every one was lost)");
+    return *std::min_element(replicas.begin(), replicas.end(),
+                             [](const auto& a, const auto& b) { return a->in_flight < b->in_flight; });
+  }
+
+  void drop(const std::shared_ptr<Replica>& replica, const std::string& why) {
+    auto found = std::find(replicas.begin(), replicas.end(), replica);
+    if (found == replicas.end())
+      return; // another coroutine dropped it first
+    replicas.erase(found);
+    spdlog::warn("model '{}': replica '{}' lost ({}); {} left", name, replica->ref.name(), why, replicas.size());
+  }
+
+  // Asks a replica; a lost replica is dropped and the request retried on another.
+  template <class Request>
+  Task<reply_t<Request>> ask(Request request, std::chrono::milliseconds timeout) {
+    for (;;) {
+      auto replica = pick();
+      ++replica->in_flight;
+      try {
+        auto copy = request;
+        auto reply = co_await replica->ref.ask(std::move(copy), timeout);
+        --replica->in_flight;
+        co_return reply;
+      } catch (const ActorDownError& lost) {
+        --replica->in_flight;
+        drop(replica, lost.what());
+      } catch (...) {
+        --replica->in_flight;
+        throw;
+      }
+    }
+  }
+};
+
+struct TrainingState {
+  std::string name;
+  ActorRef<> trainer;
+  std::shared_ptr<InferenceState> inference;
+  std::int64_t weight_version = 0;
+  std::chrono::milliseconds timeout{std::chrono::minutes(10)};
+};
+
+struct ModelAccess {
+  static ModelBuilder builder(RecipeContext& ctx, std::shared_ptr<const ModelSpec> spec) {
+    return ModelBuilder(ctx, std::move(spec));
+  }
+  static InferenceModel inference(std::shared_ptr<InferenceState> state, std::chrono::milliseconds timeout) {
+    return InferenceModel(std::move(state), timeout);
+  }
+  static TrainingModel training(std::shared_ptr<TrainingState> state) {
+    return TrainingModel(std::move(state));
+  }
+};
+
+} // namespace detail
+
+namespace {
+
+using actors::GenerateRequest;
+using actors::LogprobsRequest;
+using actors::ModelActorSpec;
+using actors::ModelInfoRequest;
+using actors::TokenizeRequest;
+
+// Waits until `ref`'s actor has loaded its model; a load failure becomes an ActorError naming it.
+Task<actors::ModelInfo> wait_loaded(ActorRef<> ref) {
+  // Loading a large folder can take a while; a hung load still ends.
+  constexpr auto kLoadTimeout = std::chrono::minutes(30);
+  auto info = co_await ref.ask(ModelInfoRequest{}, kLoadTimeout);
+  co_return info;
+}
+
+ModelActorSpec actor_spec(const detail::ModelSpec& spec, const std::string& name, std::int64_t max_batch_size) {
+  ModelActorSpec result;
+  result.name = name;
+  result.reference = spec.reference;
+  result.dtype = spec.options.dtype;
+  result.seed = spec.options.seed;
+  result.max_batch_size = max_batch_size;
+  result.kv_cache_len = spec.options.kv_cache_len;
+  result.threads = spec.options.threads;
+  return result;
+}
+
+void stop_all(Runtime& runtime, const std::vector<caf::actor>& handles) {
+  for (const auto& handle : handles)
+    caf::anon_send_exit(handle, caf::exit_reason::user_shutdown);
+  (void)runtime;
+}
+
+} // namespace
+
+// -- ModelRef -------------------------------------------------------------------
+
+namespace {
+
+Task<ModelBuilder> make_builder(RecipeContext& ctx, std::string reference, BuilderOptions options);
+
+} // namespace
+
+Task<ModelBuilder> ModelRef::to_builder(RecipeContext& ctx, BuilderOptions options) const {
+  return make_builder(ctx, reference, std::move(options));
+}
+
+namespace {
+
+Task<ModelBuilder> make_builder(RecipeContext& ctx, std::string reference, BuilderOptions options) {
+  auto where = "model '" + reference + "': ";
+  if (options.tp < 1)
+    throw ConfigError(where + "tp must be at least 1, got " + std::to_string(options.tp));
+  if (options.tp > 1) {
+    auto devices = actors::available_devices();
+    if (devices < options.tp)
+      throw ConfigError(where + "tp = " + std::to_string(options.tp) + " needs " + std::to_string(options.tp)
+                        + " devices, but LibTorch sees " + std::to_string(devices)
+                        + " here (CPU only): use tp = 1");
+    throw ConfigError(where + "tensor parallelism (tp > 1) is not supported yet: use tp = 1");
+  }
+  if (options.replicas < 1)
+    throw ConfigError(where + "replicas must be at least 1, got " + std::to_string(options.replicas));
+  if (options.kv_cache_len < 2)
+    throw ConfigError(where + "kv_cache_len must be at least 2, got " + std::to_string(options.kv_cache_len));
+  if (options.dtype != "float32" && options.dtype != "bfloat16")
+    throw ConfigError(where + "dtype '" + options.dtype + "' is not supported (expected float32 or bfloat16)");
+  if (options.threads < 0)
+    throw ConfigError(where + "threads must be >= 0 (0: a share of the cores)");
+  if (!options.node.empty())
+    throw ConfigError(where + "node '" + options.node + "': placing actors on other nodes is not supported yet; "
+                      "leave node empty to run in this process");
+  if (reference.rfind("builtin:", 0) != 0 && !std::filesystem::is_directory(reference))
+    throw ConfigError(where + "not a folder (expected builtin:tiny or a Hugging Face model folder)");
+  auto spec = std::make_shared<detail::ModelSpec>(detail::ModelSpec{reference, std::move(options)});
+  co_return detail::ModelAccess::builder(ctx, std::move(spec));
+}
+
+} // namespace
+
+// -- ModelBuilder ---------------------------------------------------------------
+
+ModelBuilder::ModelBuilder(RecipeContext& ctx, std::shared_ptr<const detail::ModelSpec> spec)
+  : ctx_(&ctx), spec_(std::move(spec)) {
+}
+
+const std::string& ModelBuilder::reference() const noexcept {
+  return spec_->reference;
+}
+
+namespace {
+
+Task<TrainingModel> spawn_training_model(RecipeContext* ctx, std::shared_ptr<const detail::ModelSpec> spec,
+                                         std::string name, TrainOptions options);
+Task<InferenceModel> spawn_inference_model(RecipeContext* ctx, std::shared_ptr<const detail::ModelSpec> spec,
+                                           std::string name, InferenceOptions options);
+
+} // namespace
+
+Task<TrainingModel> ModelBuilder::spawn_train(std::string name, TrainOptions options) const {
+  return spawn_training_model(ctx_, spec_, std::move(name), options);
+}
+
+Task<InferenceModel> ModelBuilder::spawn_inference(std::string name, InferenceOptions options) const {
+  return spawn_inference_model(ctx_, spec_, std::move(name), options);
+}
+
+namespace {
+
+Task<TrainingModel> spawn_training_model(RecipeContext* ctx_, std::shared_ptr<const detail::ModelSpec> spec_,
+                                         std::string name, TrainOptions options) {
+  if (options.max_batch_size < 1)
+    throw ConfigError("model '" + name + "': max_batch_size must be at least 1");
+  auto& runtime = ctx_->runtime();
+  auto spawned = actors::spawn_training_actors(runtime.system(), actor_spec(*spec_, name + "/trainer", 1),
+                                               actor_spec(*spec_, name, options.max_batch_size),
+                                               spec_->options.replicas, options.keep_reference);
+  auto state = std::make_shared<detail::TrainingState>();
+  state->name = name;
+  state->trainer = runtime.adopt(name + "/trainer", spawned.trainer);
+  state->inference = std::make_shared<detail::InferenceState>();
+  state->inference->name = name;
+  for (std::size_t i = 0; i < spawned.replicas.size(); ++i) {
+    auto replica = std::make_shared<detail::Replica>();
+    replica->ref = runtime.adopt(name + "/replica" + std::to_string(i), spawned.replicas[i]);
+    state->inference->replicas.push_back(std::move(replica));
+  }
+  std::vector<caf::actor> all = spawned.replicas;
+  all.push_back(spawned.trainer);
+  try {
+    // The trainer first: it publishes the weights that the replicas adopt when asked.
+    auto trainer_info = co_await wait_loaded(state->trainer);
+    for (const auto& replica : state->inference->replicas)
+      co_await wait_loaded(replica->ref);
+    ctx_->log().info("model '{}': {} ({:.1f} M parameters) loaded by a trainer and {} replica(s)", name,
+                     spec_->reference, static_cast<double>(trainer_info.parameters) / 1e6,
+                     state->inference->replicas.size());
+  } catch (...) {
+    stop_all(runtime, all);
+    throw;
+  }
+  co_return detail::ModelAccess::training(std::move(state));
+}
+
+Task<InferenceModel> spawn_inference_model(RecipeContext* ctx_, std::shared_ptr<const detail::ModelSpec> spec_,
+                                           std::string name, InferenceOptions options) {
+  if (options.max_batch_size < 1)
+    throw ConfigError("model '" + name + "': max_batch_size must be at least 1");
+  auto& runtime = ctx_->runtime();
+  auto handle = actors::spawn_policy_actor(runtime.system(), actor_spec(*spec_, name, options.max_batch_size));
+  auto state = std::make_shared<detail::InferenceState>();
+  state->name = name;
+  auto replica = std::make_shared<detail::Replica>();
+  replica->ref = runtime.adopt(name, handle);
+  state->replicas.push_back(replica);
+  try {
+    auto info = co_await wait_loaded(replica->ref);
+    ctx_->log().info("model '{}': {} ({:.1f} M parameters) loaded for inference", name, spec_->reference,
+                     static_cast<double>(info.parameters) / 1e6);
+  } catch (...) {
+    stop_all(runtime, {handle});
+    throw;
+  }
+  co_return detail::ModelAccess::inference(std::move(state), std::chrono::minutes(10));
+}
+
+} // namespace
+
+// -- InferenceModel -------------------------------------------------------------
+//
+// The public methods are plain functions that hand everything the request needs, by value, to a
+// coroutine: a handle may be a temporary that is gone by the time the returned Task runs.
+
+namespace {
+
+template <class Request>
+Task<reply_t<Request>> ask_replicas(std::shared_ptr<detail::InferenceState> state, Request request,
+                                    std::chrono::milliseconds timeout) {
+  co_return co_await state->ask(std::move(request), timeout);
+}
+
+Task<std::vector<float>> ask_logprobs(std::shared_ptr<detail::InferenceState> state, LogprobsRequest request,
+                                      std::chrono::milliseconds timeout) {
+  auto reply = co_await state->ask(std::move(request), timeout);
+  co_return std::move(reply.logprobs);
+}
+
+Task<std::vector<std::int64_t>> ask_tokens(std::shared_ptr<detail::InferenceState> state, TokenizeRequest request,
+                                           std::chrono::milliseconds timeout) {
+  auto reply = co_await state->ask(std::move(request), timeout);
+  co_return std::move(reply.tokens);
+}
+
+Task<TrainReport> ask_train(std::shared_ptr<detail::TrainingState> state, actors::TrainRequest request) {
+  auto report = co_await state->trainer.ask(std::move(request), state->timeout);
+  state->weight_version = std::max(state->weight_version, report.weight_version);
+  co_return report;
+}
+
+Task<std::string> ask_save(std::shared_ptr<detail::TrainingState> state, std::string folder, RecipeContext& ctx) {
+  actors::SaveRequest request{folder};
+  co_await state->trainer.ask(std::move(request), state->timeout);
+  ctx.log().info("model '{}': saved to {}", state->name, folder);
+  co_return folder;
+}
+
+} // namespace
+
+InferenceModel::InferenceModel(std::shared_ptr<detail::InferenceState> state, std::chrono::milliseconds timeout)
+  : state_(std::move(state)), timeout_(timeout) {
+}
+
+Task<Generation> InferenceModel::generate(std::vector<ChatMessage> messages, SamplingParams params) const {
+  return ask_replicas(state_, GenerateRequest{std::move(messages), {}, std::move(params)}, timeout_);
+}
+
+Task<Generation> InferenceModel::complete(std::string text, SamplingParams params) const {
+  return ask_replicas(state_, GenerateRequest{{}, std::move(text), std::move(params)}, timeout_);
+}
+
+Task<std::vector<float>> InferenceModel::logprobs(std::vector<std::int64_t> prompt_tokens,
+                                                  std::vector<std::int64_t> completion_tokens) const {
+  return ask_logprobs(state_, LogprobsRequest{std::move(prompt_tokens), std::move(completion_tokens)}, timeout_);
+}
+
+Task<std::vector<std::int64_t>> InferenceModel::tokenize(std::string text) const {
+  return ask_tokens(state_, TokenizeRequest{{}, std::move(text), false}, timeout_);
+}
+
+Task<std::vector<std::int64_t>> InferenceModel::tokenize_chat(std::vector<ChatMessage> messages,
+                                                              bool add_generation_prompt) const {
+  return ask_tokens(state_, TokenizeRequest{std::move(messages), {}, add_generation_prompt}, timeout_);
+}
+
+const std::string& InferenceModel::name() const {
+  return state_->name;
+}
+
+InferenceModel InferenceModel::with_timeout(std::chrono::milliseconds timeout) const {
+  return InferenceModel(state_, timeout);
+}
+
+// -- TrainingModel --------------------------------------------------------------
+
+TrainingModel::TrainingModel(std::shared_ptr<detail::TrainingState> state) : state_(std::move(state)) {
+}
+
+Task<Generation> TrainingModel::generate(std::vector<ChatMessage> messages, SamplingParams params) const {
+  return InferenceModel(state_->inference, state_->timeout).generate(std::move(messages), std::move(params));
+}
+
+Task<Generation> TrainingModel::complete(std::string text, SamplingParams params) const {
+  return InferenceModel(state_->inference, state_->timeout).complete(std::move(text), std::move(params));
+}
+
+Task<std::vector<float>> TrainingModel::logprobs(std::vector<std::int64_t> prompt_tokens,
+                                                 std::vector<std::int64_t> completion_tokens) const {
+  return InferenceModel(state_->inference, state_->timeout).logprobs(std::move(prompt_tokens),
+                                                                      std::move(completion_tokens));
+}
+
+Task<std::vector<std::int64_t>> TrainingModel::tokenize(std::string text) const {
+  return InferenceModel(state_->inference, state_->timeout).tokenize(std::move(text));
+}
+
+Task<std::vector<std::int64_t>> TrainingModel::tokenize_chat(std::vector<ChatMessage> messages,
+                                                             bool add_generation_prompt) const {
+  return InferenceModel(state_->inference, state_->timeout).tokenize_chat(std::move(messages), add_generation_prompt);
+}
+
+Task<TrainReport> TrainingModel::train_sft(std::vector<TrainSample> samples, TrainParams params) const {
+  return ask_train(state_, actors::TrainRequest{"sft", std::move(samples), std::move(params)});
+}
+
+Task<TrainReport> TrainingModel::train_policy(std::vector<TrainSample> samples, TrainParams params) const {
+  return ask_train(state_, actors::TrainRequest{"policy", std::move(samples), std::move(params)});
+}
+
+Task<std::string> TrainingModel::save(std::string model_name, RecipeContext& ctx) const {
+  return ask_save(state_, (ctx.output_dir() / model_name).string(), ctx);
+}
+
+std::int64_t TrainingModel::weight_version() const {
+  return state_->weight_version;
+}
+
+const std::string& TrainingModel::name() const {
+  return state_->name;
+}
+
+std::size_t TrainingModel::replicas() const {
+  return state_->inference->replicas.size();
+}
+
+} // namespace chorus

@@ -1,0 +1,51 @@
+#include "actors/model_host.hpp"
+
+#include <stdexcept>
+
+namespace chorus::actors {
+
+namespace {
+
+torch::ScalarType parse_dtype(const std::string& dtype) {
+  if (dtype == "float32" || dtype == "fp32")
+    return torch::kFloat32;
+  if (dtype == "bfloat16" || dtype == "bf16")
+    return torch::kBFloat16;
+  throw std::invalid_argument("dtype '" + dtype + "' is not supported (expected float32 or bfloat16)");
+}
+
+} // namespace
+
+void ModelHost::load(ModelActorSpec model_spec, int weight) {
+  spec = std::move(model_spec);
+  try {
+    cores = CoreBudget::process().join(spec.name, weight, spec.threads);
+    threads = cores->threads();
+    at::set_num_threads(threads);
+    model = models::load_pretrained_model(spec.reference, parse_dtype(spec.dtype), spec.seed);
+  } catch (const std::exception& error) {
+    load_error = "cannot load model '" + spec.reference + "': " + error.what();
+  }
+}
+
+void ModelHost::prepare() {
+  if (!load_error.empty())
+    throw std::runtime_error(load_error);
+  if (cores && cores->threads() != threads) {
+    threads = cores->threads();
+    at::set_num_threads(threads);
+  }
+}
+
+ModelInfo ModelHost::info(std::int64_t weight_version) const {
+  ModelInfo result;
+  result.model_type = model.model->config().model_type;
+  result.vocab_size = model.model->config().vocab_size;
+  for (const auto& parameter : model.model->parameters())
+    result.parameters += parameter.numel();
+  result.weight_version = weight_version;
+  result.threads = threads;
+  return result;
+}
+
+} // namespace chorus::actors

@@ -1,0 +1,38 @@
+// What every model-hosting actor does the same way: load its model on its own thread, keep its
+// intra-op thread count at its share of the cores, and describe itself.
+#pragma once
+
+#include "actors/core_budget.hpp"
+#include "actors/messages.hpp"
+#include "actors/model_actors.hpp"
+#include "models/pretrained.hpp"
+
+#include <memory>
+#include <string>
+
+namespace chorus::actors {
+
+class WeightBoard;
+
+/// A policy actor that adopts the weight versions `board` publishes (none if null).
+caf::actor spawn_policy_with_board(caf::actor_system& system, ModelActorSpec spec, std::shared_ptr<WeightBoard> board);
+
+struct ModelHost {
+  ModelActorSpec spec;
+  models::Pretrained model;
+  std::unique_ptr<CoreShare> cores;
+  int threads = 0;
+  /// Set when loading failed: every request is answered with it.
+  std::string load_error;
+
+  /// Loads the model named by `spec` and joins the core budget with `weight`. Never throws: a failure
+  /// is kept in load_error.
+  void load(ModelActorSpec model_spec, int weight);
+
+  /// Throws load_error if loading failed; sets this thread's intra-op threads to the current share.
+  void prepare();
+
+  ModelInfo info(std::int64_t weight_version) const;
+};
+
+} // namespace chorus::actors

@@ -1,0 +1,184 @@
+// The policy actor: generation with continuous batching. A generate request is tokenized and queued
+// in the batcher and answered later through a response promise; the actor drives the batcher by
+// sending itself a DecodeStep after each step, so requests that arrive meanwhile (queued in the
+// mailbox ahead of the next DecodeStep) join the running batch one step later. Never blocks on
+// anything but its own model; never answers a request twice.
+#include "actors/model_host.hpp"
+#include "actors/weight_board.hpp"
+#include "models/batcher.hpp"
+
+#include "runtime/actor_host.hpp"
+
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_response_promise.hpp>
+
+#include <random>
+#include <unordered_map>
+
+CHORUS_MESSAGE_TYPES(chorus_model_actors);
+
+namespace chorus::actors {
+
+namespace {
+
+struct PolicyState {
+  ModelHost host;
+  std::shared_ptr<WeightBoard> board; // null for an inference-only model
+  std::int64_t version = 0;
+  std::unique_ptr<models::ContinuousBatcher> batcher;
+  struct Pending {
+    caf::typed_response_promise<Generation> promise;
+    std::vector<std::int64_t> prompt_tokens;
+    std::vector<std::string> stop;
+  };
+  std::unordered_map<models::ContinuousBatcher::Id, Pending> pending;
+  bool stepping = false;
+  std::mt19937_64 seeds{std::random_device{}()};
+  static inline const char* name = "chorus.policy";
+};
+
+using PolicyActor = caf::stateful_actor<PolicyState>;
+
+std::vector<std::int64_t> stop_ids(const models::Pretrained& model) {
+  auto ids = model.tokenizer->stop_token_ids();
+  for (auto id : model.model->config().eos_token_ids)
+    if (std::find(ids.begin(), ids.end(), id) == ids.end())
+      ids.push_back(id);
+  return ids;
+}
+
+Generation finish(const models::Pretrained& model, PolicyState::Pending& pending, models::GeneratedSequence sequence) {
+  Generation result;
+  auto text = model.tokenizer->decode(sequence.tokens, /*skip_special=*/true);
+  result.text = models::text_before_stop(text, pending.stop);
+  bool stopped_by_string = result.text.size() != text.size();
+  result.finish_reason = sequence.finish == models::FinishReason::stop || stopped_by_string ? "stop" : "length";
+  result.prompt_tokens = std::move(pending.prompt_tokens);
+  result.tokens = std::move(sequence.tokens);
+  result.logprobs = std::move(sequence.logprobs);
+  return result;
+}
+
+// Adopts the newest published weights when no sequence is running; reports whether the batcher may
+// admit new sequences (not while newer weights wait for the running ones to finish).
+bool sync_weights(PolicyState& state) {
+  if (!state.board || state.board->version() <= state.version)
+    return true;
+  if (state.batcher->running() > 0)
+    return false;
+  state.version = state.board->adopt(*state.host.model.model, state.version);
+  return true;
+}
+
+void fail_all(PolicyState& state, const std::string& why) {
+  for (auto& [id, pending] : state.pending)
+    pending.promise.deliver(make_handler_error(why));
+  state.pending.clear();
+  state.batcher->clear();
+}
+
+void decode_step(PolicyActor* self) {
+  auto& state = self->state;
+  try {
+    state.host.prepare();
+    bool admit = sync_weights(state);
+    for (auto& done : state.batcher->step(admit)) {
+      auto found = state.pending.find(done.id);
+      if (found == state.pending.end())
+        continue;
+      try {
+        auto generation = finish(state.host.model, found->second, std::move(done.sequence));
+        // Weights change only while no sequence runs: these are the weights that made all of it.
+        generation.weight_version = state.version;
+        found->second.promise.deliver(std::move(generation));
+      } catch (const std::exception& error) { // this sequence's text only: the others carry on
+        found->second.promise.deliver(make_handler_error(std::string("generation failed: ") + error.what()));
+      }
+      state.pending.erase(found);
+    }
+  } catch (const std::exception& error) {
+    fail_all(state, std::string("generation failed: ") + error.what());
+  }
+  state.stepping = !state.batcher->idle();
+  if (state.stepping)
+    self->send(self, DecodeStep{});
+}
+
+caf::behavior policy_actor(PolicyActor* self, ModelActorSpec spec, std::shared_ptr<WeightBoard> board) {
+  auto& state = self->state;
+  state.host.load(std::move(spec), /*weight=*/1);
+  state.board = std::move(board);
+  if (state.host.load_error.empty())
+    state.batcher = std::make_unique<models::ContinuousBatcher>(state.host.model.model, state.host.spec.max_batch_size,
+                                                                state.host.spec.kv_cache_len);
+  return {
+    guarded([self](const ModelInfoRequest&) {
+      auto& state = self->state;
+      state.host.prepare();
+      if (state.batcher->idle())
+        sync_weights(state);
+      return state.host.info(state.version);
+    }),
+    [self](GenerateRequest& request) -> caf::result<Generation> {
+      auto& state = self->state;
+      try {
+        state.host.prepare();
+        const auto& model = state.host.model;
+        auto prompt = request.messages.empty() ? model.tokenizer->encode(request.text)
+                                               : model.tokenizer->apply_chat_template(request.messages, true);
+        const auto& params = request.params;
+        models::SequenceRequest sequence;
+        sequence.prompt = prompt;
+        sequence.options.temperature = params.temperature;
+        sequence.options.top_k = params.top_k;
+        sequence.options.top_p = params.top_p;
+        sequence.options.max_new_tokens = params.max_tokens;
+        sequence.options.seed = params.seed >= 0 ? static_cast<std::uint64_t>(params.seed) : state.seeds();
+        sequence.options.stop_token_ids = stop_ids(model);
+        sequence.options.sample_below = model.tokenizer->vocab_size();
+        if (!params.stop.empty())
+          sequence.should_stop = [check = models::stop_at_strings(model.tokenizer, params.stop)](
+                                   const std::vector<std::int64_t>& tokens) { return check(0, tokens); };
+        auto id = state.batcher->add(std::move(sequence));
+        auto promise = self->make_response_promise<Generation>();
+        state.pending.emplace(id, PolicyState::Pending{promise, std::move(prompt), params.stop});
+        if (!state.stepping) {
+          state.stepping = true;
+          self->send(self, DecodeStep{});
+        }
+        return caf::delegated<Generation>{};
+      } catch (const std::exception& error) {
+        return make_handler_error(error.what());
+      }
+    },
+    [self](const DecodeStep&) { decode_step(self); },
+    guarded([self](const LogprobsRequest& request) {
+      auto& state = self->state;
+      state.host.prepare();
+      sync_weights(state); // adopts the newest weights unless sequences are running
+      auto scores = models::score_logprobs(state.host.model.model, {request.prompt_tokens}, {request.completion_tokens});
+      return LogprobsReply{std::move(scores.front()), state.version};
+    }),
+    guarded([self](const TokenizeRequest& request) {
+      auto& state = self->state;
+      state.host.prepare();
+      const auto& tokenizer = *state.host.model.tokenizer;
+      return TokenizeReply{request.messages.empty()
+                             ? tokenizer.encode(request.text)
+                             : tokenizer.apply_chat_template(request.messages, request.add_generation_prompt)};
+    }),
+  };
+}
+
+} // namespace
+
+caf::actor spawn_policy_with_board(caf::actor_system& system, ModelActorSpec spec, std::shared_ptr<WeightBoard> board) {
+  return system.spawn<caf::detached>(policy_actor, std::move(spec), std::move(board));
+}
+
+caf::actor spawn_policy_actor(caf::actor_system& system, ModelActorSpec spec) {
+  return spawn_policy_with_board(system, std::move(spec), nullptr);
+}
+
+} // namespace chorus::actors

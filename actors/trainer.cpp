@@ -1,0 +1,174 @@
+// The trainer's optimizer steps. Every micro-batch's loss is a mean over its tokens (or sequences),
+// weighted by its share of the batch, so the accumulated gradient is that of the whole batch's mean.
+#include "actors/trainer.hpp"
+
+#include "models/generation.hpp"
+#include "models/training.hpp"
+
+#include <chrono>
+#include <stdexcept>
+
+namespace chorus::actors {
+
+namespace {
+
+using models::Transformer;
+
+Transformer frozen_copy(Transformer& model) {
+  Transformer copy(model->config(), /*seed=*/0); // its own generator: other threads may be drawing
+  torch::NoGradGuard no_grad;
+  auto source = model->parameters();
+  auto target = copy->parameters();
+  for (std::size_t i = 0; i < source.size(); ++i) {
+    target[i].set_data(source[i].detach().clone());
+    target[i].requires_grad_(false);
+  }
+  return copy;
+}
+
+std::string sample_name(std::size_t index) {
+  return "sample " + std::to_string(index);
+}
+
+} // namespace
+
+Trainer::Trainer(models::Pretrained model, bool keep_reference) : model_(std::move(model)) {
+  if (keep_reference)
+    reference_ = frozen_copy(model_.model);
+}
+
+void Trainer::check(const std::string& objective, const std::vector<TrainSample>& samples,
+                    const TrainParams& params) const {
+  if (objective != "sft" && objective != "policy")
+    throw std::invalid_argument("unknown objective '" + objective + "' (expected sft or policy)");
+  if (samples.empty())
+    throw std::invalid_argument("a train step needs at least one sample");
+  if (params.micro_batch_size < 1)
+    throw std::invalid_argument("micro_batch_size must be at least 1, got " + std::to_string(params.micro_batch_size));
+  if (!(params.lr >= 0))
+    throw std::invalid_argument("lr must be >= 0");
+  auto vocab = model_.model->config().vocab_size;
+  auto positions = model_.model->config().max_position_embeddings;
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    const auto& sample = samples[i];
+    if (sample.prompt_tokens.empty() || sample.completion_tokens.empty())
+      throw std::invalid_argument(sample_name(i) + ": prompt and completion must both have tokens");
+    auto where = sample_name(i);
+    models::check_token_ids(sample.prompt_tokens, vocab, where.c_str());
+    models::check_token_ids(sample.completion_tokens, vocab, where.c_str());
+    auto length = static_cast<std::int64_t>(sample.prompt_tokens.size() + sample.completion_tokens.size());
+    if (length > positions)
+      throw std::invalid_argument(where + ": " + std::to_string(length) + " tokens exceed the model's "
+                                  + std::to_string(positions) + " positions");
+    if (objective == "policy" && sample.behaviour_logprobs.size() != sample.completion_tokens.size())
+      throw std::invalid_argument(where + ": " + std::to_string(sample.behaviour_logprobs.size())
+                                  + " behaviour log-probs for " + std::to_string(sample.completion_tokens.size())
+                                  + " completion tokens");
+  }
+  if (objective == "policy") {
+    if (params.ratio_level != "token" && params.ratio_level != "sequence")
+      throw std::invalid_argument("ratio_level must be token or sequence, got '" + params.ratio_level + "'");
+    if (params.kl_beta > 0 && !reference_)
+      throw std::invalid_argument("kl_beta > 0 needs a reference model: spawn_train with .keep_reference = true");
+  }
+}
+
+TrainReport Trainer::step(const std::string& objective, const std::vector<TrainSample>& samples,
+                          const TrainParams& params) {
+  check(objective, samples, params);
+  auto start = std::chrono::steady_clock::now();
+  auto& model = model_.model;
+  if (!optimizer_)
+    optimizer_ = models::make_adamw(*model, params.lr, params.weight_decay);
+  models::set_learning_rate(*optimizer_, params.lr);
+  static_cast<torch::optim::AdamWOptions&>(optimizer_->param_groups()[0].options()).weight_decay(params.weight_decay);
+
+  const bool policy = objective == "policy", sequence_level = params.ratio_level == "sequence";
+  const auto chunk = static_cast<std::size_t>(params.micro_batch_size);
+  std::vector<std::pair<std::size_t, std::size_t>> ranges; // [begin, end) of each micro-batch
+  std::vector<double> weights;
+  std::int64_t tokens = 0;
+  for (std::size_t begin = 0; begin < samples.size(); begin += chunk) {
+    auto end = std::min(samples.size(), begin + chunk);
+    std::int64_t chunk_tokens = 0;
+    for (auto i = begin; i < end; ++i)
+      chunk_tokens += static_cast<std::int64_t>(samples[i].completion_tokens.size());
+    ranges.emplace_back(begin, end);
+    weights.push_back(policy && sequence_level ? static_cast<double>(end - begin) : static_cast<double>(chunk_tokens));
+    tokens += chunk_tokens;
+  }
+
+  double gap_sum = 0, gap_count = 0, clip_sum = 0, kl_sum = 0;
+  auto loss_of = [&](std::size_t index) {
+    auto [begin, end] = ranges[index];
+    std::vector<const std::vector<std::int64_t>*> prompts, completions;
+    for (auto i = begin; i < end; ++i) {
+      prompts.push_back(&samples[i].prompt_tokens);
+      completions.push_back(&samples[i].completion_tokens);
+    }
+    auto batch = models::make_sequence_batch(prompts, completions);
+    auto logprobs = models::batch_logprobs(model->forward(batch.tokens, batch.attention_mask), batch);
+    const auto& mask = batch.completion_mask;
+    if (!policy)
+      return models::masked_mean(-logprobs, mask);
+
+    std::vector<std::vector<float>> behaviour;
+    std::vector<float> advantages;
+    for (auto i = begin; i < end; ++i) {
+      behaviour.push_back(samples[i].behaviour_logprobs);
+      advantages.push_back(static_cast<float>(samples[i].advantage));
+    }
+    auto old_logprobs = batch.at_completion(behaviour);
+    auto advantage = torch::tensor(advantages, torch::kFloat32);
+    {
+      // The sampler-trainer gap, over samples generated by exactly these weights.
+      torch::NoGradGuard no_grad;
+      auto difference = ((logprobs - old_logprobs).abs() * mask.to(torch::kFloat32)).sum(1);
+      for (auto i = begin; i < end; ++i) {
+        if (samples[i].weight_version != version_)
+          continue;
+        gap_sum += difference[static_cast<std::int64_t>(i - begin)].item<double>();
+        gap_count += static_cast<double>(samples[i].completion_tokens.size());
+      }
+    }
+    auto surrogate = sequence_level
+                       ? models::sequence_policy_loss(logprobs, old_logprobs, advantage, mask, params.clip_range,
+                                                      params.clip_range)
+                       : models::clipped_policy_loss(logprobs, old_logprobs, advantage, mask, params.clip_range,
+                                                     params.clip_range);
+    auto share = weights[index];
+    clip_sum += surrogate.clip_fraction * share;
+    auto loss = surrogate.loss;
+    if (params.kl_beta > 0) {
+      torch::Tensor reference_logprobs;
+      {
+        torch::NoGradGuard no_grad;
+        reference_logprobs = models::batch_logprobs(reference_->forward(batch.tokens, batch.attention_mask), batch);
+      }
+      auto kl = models::kl_to_reference(logprobs, reference_logprobs, mask);
+      kl_sum += kl.item<double>() * share;
+      loss = loss + params.kl_beta * kl;
+    }
+    return loss;
+  };
+  auto result = models::optimizer_step(*model, *optimizer_, weights, loss_of, params.max_grad_norm);
+  ++version_;
+
+  double total_weight = 0;
+  for (auto w : weights)
+    total_weight += w;
+  auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  TrainReport report;
+  report.loss = result.loss;
+  report.grad_norm = result.grad_norm;
+  report.lr = params.lr;
+  report.tokens = tokens;
+  report.tokens_per_second = static_cast<double>(tokens) / std::max(seconds, 1e-9);
+  report.logprob_gap = gap_count > 0 ? gap_sum / gap_count : -1.0;
+  report.clip_fraction = total_weight > 0 ? clip_sum / total_weight : 0.0;
+  report.kl = total_weight > 0 ? kl_sum / total_weight : 0.0;
+  report.weight_version = version_;
+  return report;
+}
+
+} // namespace chorus::actors

@@ -1,0 +1,46 @@
+// Trainer: the trainable weights, their optimizer and an optional frozen reference copy, and the
+// optimizer steps a trainer actor runs: SFT (cross-entropy over completion tokens) and the clipped
+// policy gradient (token-level ratio for PPO / GRPO, sequence-level for GSPO), with gradient
+// accumulation over micro-batches. No actor code here: the actor (trainer_actor.cpp) wraps it.
+#pragma once
+
+#include "models/pretrained.hpp"
+
+#include <chorus/training.hpp>
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace chorus::actors {
+
+class Trainer {
+public:
+  /// Trains `model`; keeps a frozen copy of its current weights when `keep_reference`.
+  Trainer(models::Pretrained model, bool keep_reference);
+
+  /// One optimizer step. `objective` is "sft" or "policy".
+  /// @throws std::invalid_argument naming the sample and what is wrong with it.
+  TrainReport step(const std::string& objective, const std::vector<TrainSample>& samples, const TrainParams& params);
+
+  /// The version of the current weights: the number of steps taken.
+  std::int64_t version() const noexcept {
+    return version_;
+  }
+
+  models::Pretrained& model() noexcept {
+    return model_;
+  }
+
+private:
+  void check(const std::string& objective, const std::vector<TrainSample>& samples, const TrainParams& params) const;
+
+  models::Pretrained model_;
+  models::Transformer reference_{nullptr};
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::int64_t version_ = 0;
+};
+
+} // namespace chorus::actors

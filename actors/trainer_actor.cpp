@@ -1,0 +1,92 @@
+// The trainer actor: owns the trainable weights and the optimizer (actors/trainer.hpp), publishes
+// each new weight version to its replicas, and saves checkpoints. Steps run one at a time in arrival
+// order; a bad request is answered with an error and the actor keeps serving.
+#include "actors/model_host.hpp"
+#include "actors/trainer.hpp"
+#include "actors/weight_board.hpp"
+#include "models/generation.hpp"
+
+#include "runtime/actor_host.hpp"
+
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+
+namespace chorus::actors {
+
+namespace {
+
+struct TrainerState {
+  ModelHost host;
+  std::unique_ptr<Trainer> trainer;
+  std::shared_ptr<WeightBoard> board;
+  static inline const char* name = "chorus.trainer";
+};
+
+using TrainerActor = caf::stateful_actor<TrainerState>;
+
+caf::behavior trainer_actor(TrainerActor* self, ModelActorSpec spec, std::shared_ptr<WeightBoard> board,
+                            bool keep_reference) {
+  auto& state = self->state;
+  // A backward pass costs about twice a forward: the trainer claims two shares of the cores.
+  state.host.load(std::move(spec), /*weight=*/2);
+  state.board = std::move(board);
+  if (state.host.load_error.empty()) {
+    try {
+      state.trainer = std::make_unique<Trainer>(state.host.model, keep_reference);
+      state.board->publish(0, *state.host.model.model); // replicas start from exactly these weights
+    } catch (const std::exception& error) {
+      state.host.load_error = error.what();
+    }
+  }
+  return {
+    guarded([self](const ModelInfoRequest&) {
+      self->state.host.prepare();
+      return self->state.host.info(self->state.trainer->version());
+    }),
+    guarded([self](const TrainRequest& request) {
+      auto& state = self->state;
+      state.host.prepare();
+      auto report = state.trainer->step(request.objective, request.samples, request.params);
+      state.board->publish(report.weight_version, *state.host.model.model);
+      return report;
+    }),
+    guarded([self](const SaveRequest& request) {
+      auto& state = self->state;
+      state.host.prepare();
+      std::filesystem::create_directories(request.folder);
+      models::save_pretrained_model(state.host.model, request.folder);
+    }),
+    guarded([self](const LogprobsRequest& request) {
+      auto& state = self->state;
+      state.host.prepare();
+      auto scores = models::score_logprobs(state.host.model.model, {request.prompt_tokens}, {request.completion_tokens});
+      return LogprobsReply{std::move(scores.front()), state.trainer->version()};
+    }),
+  };
+}
+
+} // namespace
+
+TrainingActors spawn_training_actors(caf::actor_system& system, ModelActorSpec trainer_spec,
+                                     ModelActorSpec replica_spec, int replicas, bool keep_reference) {
+  auto board = std::make_shared<WeightBoard>();
+  TrainingActors actors;
+  actors.trainer = system.spawn<caf::detached>(trainer_actor, std::move(trainer_spec), board,
+                                                              keep_reference);
+  for (int i = 0; i < replicas; ++i) {
+    auto spec = replica_spec;
+    spec.name += "/replica" + std::to_string(i);
+    actors.replicas.push_back(spawn_policy_with_board(system, std::move(spec), board));
+  }
+  return actors;
+}
+
+int available_devices() {
+  return torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
+}
+
+} // namespace chorus::actors

@@ -1,0 +1,37 @@
+// WeightBoard: where a trainer publishes each new weight version for the inference replicas in its
+// process. The trainer copies its parameters into a fresh snapshot after a step (never letting a
+// replica read tensors that optimizer.step() is writing: a data race); a replica copies the newest
+// snapshot into its own model between batches.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace chorus::actors {
+
+class WeightBoard {
+public:
+  /// Snapshots `model`'s parameters as `version`.
+  void publish(std::int64_t version, torch::nn::Module& model);
+
+  /// The newest published version (0 before any).
+  std::int64_t version() const noexcept {
+    return version_.load();
+  }
+
+  /// Copies the newest snapshot into `model` if it is newer than `have`; returns the version `model`
+  /// holds afterwards.
+  std::int64_t adopt(torch::nn::Module& model, std::int64_t have) const;
+
+private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<const std::vector<torch::Tensor>> snapshot_;
+  std::atomic<std::int64_t> version_{0};
+};
+
+} // namespace chorus::actors

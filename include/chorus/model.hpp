@@ -1,0 +1,202 @@
+// Models in a recipe: a ModelRef names one (a config field), its builder spawns the actors that host
+// it, and the handles they return generate, score and train.
+//
+//   auto builder = co_await config.model.to_builder(ctx, {.kv_cache_len = 4096});
+//   auto model = co_await builder.spawn_train("policy", {.max_batch_size = 64});
+//   auto completion = co_await model.generate({{"user", "What is 2+2?"}}, {.max_tokens = 32});
+//   auto report = co_await model.train_sft(samples, {.lr = 1e-5});
+//
+// Everything awaited here is a request to an actor: a policy replica (generation), the trainer (steps)
+// or an inference model. The handles are cheap to copy and may be used from many coroutines at once.
+#pragma once
+
+#include <chorus/config.hpp>
+#include <chorus/generation.hpp>
+#include <chorus/task.hpp>
+#include <chorus/training.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace chorus {
+
+class RecipeContext;
+class InferenceModel;
+class TrainingModel;
+
+namespace detail {
+struct ModelSpec;
+struct InferenceState;
+struct TrainingState;
+struct ModelAccess; // the implementation's way to the private constructors
+} // namespace detail
+
+/// How the actors hosting a model are laid out.
+struct BuilderOptions {
+  /// Tensor-parallel degree: devices one model is split over. Only 1 is supported on a CPU machine.
+  int tp = 1;
+  /// The longest sequence (prompt and completion, in tokens) a replica holds in its KV cache.
+  std::int64_t kv_cache_len = 4096;
+  /// "float32" or "bfloat16": the dtype weights are computed in.
+  std::string dtype = "float32";
+  /// Inference replicas of a training model (each a policy actor with its own copy of the weights).
+  int replicas = 1;
+  /// Intra-op threads of each actor; 0 divides the machine's cores between the compute actors.
+  int threads = 0;
+  /// Where the actors run: empty for this process (other nodes: see the cluster docs).
+  std::string node;
+  /// Seeds the built-in model's initial weights (ignored for a folder).
+  std::uint64_t seed = 0;
+};
+
+/// Options of a model that trains.
+struct TrainOptions {
+  /// The most sequences a replica generates at once (continuous batching).
+  std::int64_t max_batch_size = 32;
+  /// Keep a frozen copy of the initial weights for the KL penalty (TrainParams::kl_beta).
+  bool keep_reference = false;
+};
+
+/// Options of an inference-only model (a judge, a reference).
+struct InferenceOptions {
+  /// The most sequences generated at once (continuous batching).
+  std::int64_t max_batch_size = 32;
+};
+
+/// Spawns the actors of one model. Returned by ModelRef::to_builder.
+class ModelBuilder {
+public:
+  /// Spawns the trainer and `replicas` policy actors, and waits until all have loaded the model.
+  /// @throws ConfigError for options the machine cannot honour; ActorError if loading fails (the
+  /// message names the file and what is wrong).
+  Task<TrainingModel> spawn_train(std::string name, TrainOptions options = {}) const;
+
+  /// Spawns one inference actor and waits until it has loaded the model.
+  Task<InferenceModel> spawn_inference(std::string name, InferenceOptions options = {}) const;
+
+  const std::string& reference() const noexcept;
+
+private:
+  friend struct detail::ModelAccess;
+  ModelBuilder(RecipeContext& ctx, std::shared_ptr<const detail::ModelSpec> spec);
+
+  RecipeContext* ctx_;
+  std::shared_ptr<const detail::ModelSpec> spec_;
+};
+
+/// A model named in a config: `builtin:tiny`, or the path of a Hugging Face model folder
+/// (config.json, model.safetensors or its sharded index, tokenizer.json).
+struct ModelRef {
+  std::string reference = "builtin:tiny";
+
+  /// Checks `options` against this machine and returns a builder for the model's actors.
+  /// @throws ConfigError naming the option that cannot be honoured (e.g. tp > 1 without devices).
+  Task<ModelBuilder> to_builder(RecipeContext& ctx, BuilderOptions options = {}) const;
+};
+
+/// A model that generates and scores: a policy replica or a judge.
+class InferenceModel {
+public:
+  InferenceModel() = default;
+
+  /// Generates a completion of a chat (rendered with the model's chat template and a generation
+  /// prompt). Requests from many coroutines are batched together by the actor.
+  /// @throws ActorError for bad input (the message says what), TimeoutError past `timeout`.
+  Task<Generation> generate(std::vector<ChatMessage> messages, SamplingParams params = {}) const;
+
+  /// Generates a continuation of plain text (no chat template).
+  Task<Generation> complete(std::string text, SamplingParams params = {}) const;
+
+  /// The log-probability of each completion token after the prompt, in one forward pass.
+  Task<std::vector<float>> logprobs(std::vector<std::int64_t> prompt_tokens,
+                                    std::vector<std::int64_t> completion_tokens) const;
+
+  /// The ids of `text` (no special tokens added).
+  Task<std::vector<std::int64_t>> tokenize(std::string text) const;
+
+  /// The ids of a chat rendered with the model's template.
+  Task<std::vector<std::int64_t>> tokenize_chat(std::vector<ChatMessage> messages,
+                                                bool add_generation_prompt = true) const;
+
+  /// The model's name as spawned.
+  const std::string& name() const;
+
+  /// How long a request may take before it fails with TimeoutError (default 10 minutes).
+  InferenceModel with_timeout(std::chrono::milliseconds timeout) const;
+
+private:
+  friend class TrainingModel;
+  friend struct detail::ModelAccess;
+  explicit InferenceModel(std::shared_ptr<detail::InferenceState> state, std::chrono::milliseconds timeout);
+
+  std::shared_ptr<detail::InferenceState> state_;
+  std::chrono::milliseconds timeout_{std::chrono::minutes(10)};
+};
+
+/// A model that trains: a trainer actor owning the weights and optimizer, and policy replicas that
+/// generate with the newest weights the trainer published (each Generation says which version).
+class TrainingModel {
+public:
+  TrainingModel() = default;
+
+  /// As InferenceModel: routed to the replica with the fewest requests in flight; a replica that
+  /// is lost is dropped from routing (and reported) and the request retried on another.
+  /// @throws Error once no replica is left.
+  Task<Generation> generate(std::vector<ChatMessage> messages, SamplingParams params = {}) const;
+  Task<Generation> complete(std::string text, SamplingParams params = {}) const;
+  Task<std::vector<float>> logprobs(std::vector<std::int64_t> prompt_tokens,
+                                    std::vector<std::int64_t> completion_tokens) const;
+  Task<std::vector<std::int64_t>> tokenize(std::string text) const;
+  Task<std::vector<std::int64_t>> tokenize_chat(std::vector<ChatMessage> messages,
+                                                bool add_generation_prompt = true) const;
+
+  /// One optimizer step of supervised fine-tuning: cross-entropy over the completion tokens.
+  Task<TrainReport> train_sft(std::vector<TrainSample> samples, TrainParams params) const;
+
+  /// One optimizer step of the clipped policy-gradient objective (token-level ratio for GRPO/PPO,
+  /// sequence-level for GSPO), with the samples' advantages and behaviour log-probs.
+  Task<TrainReport> train_policy(std::vector<TrainSample> samples, TrainParams params) const;
+
+  /// Saves the weights and tokenizer as a Hugging Face folder `<output_dir>/<model_name>`; returns
+  /// its path.
+  Task<std::string> save(std::string model_name, RecipeContext& ctx) const;
+
+  /// The weight version of the newest step (0 before any).
+  std::int64_t weight_version() const;
+
+  const std::string& name() const;
+
+  /// Replicas still serving.
+  std::size_t replicas() const;
+
+private:
+  friend struct detail::ModelAccess;
+  explicit TrainingModel(std::shared_ptr<detail::TrainingState> state);
+
+  std::shared_ptr<detail::TrainingState> state_;
+};
+
+// -- config ---------------------------------------------------------------------
+
+template <>
+struct ConfigCodec<ModelRef> {
+  static std::string type_name() {
+    return "model (builtin:tiny or a Hugging Face folder)";
+  }
+  static void read(const Json& value, ModelRef& out, const ConfigLocation& at) {
+    if (!value.is_string() || value.get<std::string>().empty())
+      at.fail("a model: builtin:tiny or the path of a Hugging Face model folder", value);
+    out.reference = value.get<std::string>();
+  }
+  static Json write(const ModelRef& value) {
+    return value.reference;
+  }
+  static Json parse_text(std::string_view text, const ConfigLocation&) {
+    return std::string(text);
+  }
+};
+
+} // namespace chorus

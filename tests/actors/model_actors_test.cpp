@@ -1,0 +1,229 @@
+// The model actors through the API a recipe sees (include/chorus/model.hpp): concurrent generation,
+// train steps and weight versions, the sampler-trainer log-prob gap, save and load in a new process,
+// errors inside actors, bad options, and shutdown with requests in flight.
+#include <chorus/chorus.hpp>
+#include <chorus/model.hpp>
+
+#include "runtime/runtime.hpp"
+#include "tests/test_process.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+#include <fstream>
+
+using namespace chorus;
+
+namespace {
+
+std::string join_ids(const std::vector<std::int64_t>& ids) {
+  std::string text;
+  for (auto id : ids)
+    text += (text.empty() ? "" : ",") + std::to_string(id);
+  return text;
+}
+
+class ModelActors : public ::testing::Test {
+protected:
+  std::filesystem::path output_ = std::filesystem::path(::testing::TempDir())
+                                  / ("model_actors_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+  Runtime runtime_;
+  RecipeContext ctx_{runtime_, "test", output_, MetricsLogger(), spdlog::default_logger()};
+
+  Task<TrainingModel> training_model(int replicas = 1, bool keep_reference = false) {
+    auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(ctx_, {.kv_cache_len = 256, .replicas = replicas});
+    co_return co_await builder.spawn_train("policy", {.max_batch_size = 8, .keep_reference = keep_reference});
+  }
+};
+
+TEST_F(ModelActors, ManyCoroutinesGenerateAtOnceAndEachGetsItsOwnCompletion) {
+  runtime_.run([&]() -> Task<void> {
+    auto model = co_await training_model();
+    std::vector<Task<Generation>> requests;
+    for (int i = 0; i < 16; ++i)
+      requests.push_back(model.generate({{"user", "hello " + std::to_string(i)}}, {.max_tokens = 6, .seed = i}));
+    auto results = co_await when_all(std::move(requests));
+    EXPECT_EQ(results.size(), 16u);
+    for (const auto& result : results) {
+      EXPECT_FALSE(result.tokens.empty());
+      EXPECT_EQ(result.tokens.size(), result.logprobs.size());
+      EXPECT_FALSE(result.prompt_tokens.empty());
+      EXPECT_EQ(result.weight_version, 0);
+      EXPECT_TRUE(result.finish_reason == "stop" || result.finish_reason == "length");
+    }
+    // The prompts differ, so their chat renderings do.
+    EXPECT_NE(results[0].prompt_tokens, results[1].prompt_tokens);
+    // The same seed and prompt give the same completion, whatever shares the batch.
+    auto again = co_await model.generate({{"user", "hello 3"}}, {.max_tokens = 6, .seed = 3});
+    EXPECT_EQ(again.tokens, results[3].tokens);
+  }());
+}
+
+TEST_F(ModelActors, ATrainStepPublishesANewVersionThatTheNextGenerationReports) {
+  runtime_.run([&]() -> Task<void> {
+    auto model = co_await training_model();
+    auto before = co_await model.complete("abc", {.temperature = 0, .max_tokens = 5});
+    EXPECT_EQ(before.weight_version, 0);
+    auto old_logprobs = co_await model.logprobs(before.prompt_tokens, before.tokens);
+
+    TrainSample sample{before.prompt_tokens, co_await model.tokenize("xyz"), 0.0, {}, before.weight_version};
+    auto report = co_await model.train_sft({sample, sample}, {.lr = 1e-2, .micro_batch_size = 1});
+    EXPECT_EQ(report.weight_version, 1);
+    EXPECT_EQ(model.weight_version(), 1);
+    EXPECT_TRUE(std::isfinite(report.loss));
+    EXPECT_GT(report.loss, 0.0);
+    EXPECT_GT(report.grad_norm, 0.0);
+    EXPECT_EQ(report.tokens, 6);
+
+    auto after = co_await model.complete("abc", {.temperature = 0, .max_tokens = 5});
+    EXPECT_EQ(after.weight_version, 1);
+    auto new_logprobs = co_await model.logprobs(before.prompt_tokens, before.tokens);
+    EXPECT_NE(new_logprobs, old_logprobs);
+  }());
+}
+
+TEST_F(ModelActors, SamplerAndTrainerLogprobsAgreeWhateverSharesTheBatch) {
+  runtime_.run([&]() -> Task<void> {
+    auto model = co_await training_model();
+    std::vector<Task<Generation>> requests;
+    for (int i = 0; i < 6; ++i)
+      requests.push_back(model.complete(std::string(static_cast<std::size_t>(1 + 3 * i), 'a' + static_cast<char>(i)),
+                                        {.max_tokens = 10 + 3 * i, .seed = 100 + i}));
+    auto generations = co_await when_all(std::move(requests));
+    std::vector<TrainSample> samples;
+    for (const auto& g : generations)
+      samples.push_back({g.prompt_tokens, g.tokens, 0.0, g.logprobs, g.weight_version});
+    // Zero advantages: the step measures the gap without moving the weights much.
+    auto report = co_await model.train_policy(samples, {.lr = 1e-6, .micro_batch_size = 4});
+    EXPECT_GE(report.logprob_gap, 0.0);
+    EXPECT_LT(report.logprob_gap, 1e-5);
+    EXPECT_EQ(report.weight_version, 1);
+    // Samples from an older version are left out of the gap.
+    auto stale = co_await model.train_policy(samples, {.lr = 1e-6});
+    EXPECT_EQ(stale.logprob_gap, -1.0);
+  }());
+}
+
+TEST_F(ModelActors, SaveThenLoadInANewProcessGivesTheSameLogprobs) {
+  std::string folder;
+  std::vector<std::int64_t> prompt, completion;
+  std::vector<float> expected;
+  runtime_.run([&]() -> Task<void> {
+    auto model = co_await training_model();
+    prompt = co_await model.tokenize("The quick brown fox");
+    completion = co_await model.tokenize(" jumps");
+    TrainSample sample{prompt, completion, 0.0, {}, 0};
+    co_await model.train_sft({sample}, {.lr = 1e-2});
+    expected = co_await model.logprobs(prompt, completion); // replicas hold version 1 by now
+    folder = co_await model.save("saved", ctx_);
+  }());
+  EXPECT_TRUE(std::filesystem::exists(std::filesystem::path(folder) / "model.safetensors"));
+  test::ChildProcess probe(CHORUS_TEST_MODEL_PROBE, {folder, join_ids(prompt), join_ids(completion)});
+  auto line = probe.wait_for_line("LOGPROBS ", std::chrono::seconds(60));
+  ASSERT_TRUE(line) << probe.output();
+  auto loaded = nlohmann::json::parse(line->substr(9)).get<std::vector<float>>();
+  ASSERT_EQ(loaded.size(), expected.size());
+  for (std::size_t i = 0; i < loaded.size(); ++i)
+    EXPECT_NEAR(loaded[i], expected[i], 1e-5);
+  EXPECT_EQ(probe.wait(), 0);
+}
+
+TEST_F(ModelActors, AnExceptionInsideAnActorReachesTheCallerAndTheActorKeepsServing) {
+  runtime_.run([&]() -> Task<void> {
+    auto model = co_await training_model();
+    try {
+      co_await model.complete("abc", {.max_tokens = 1000}); // beyond kv_cache_len = 256
+      ADD_FAILURE() << "no error";
+    } catch (const ActorError& error) {
+      EXPECT_EQ(error.actor(), "policy/replica0");
+      EXPECT_NE(std::string(error.what()).find("256 positions"), std::string::npos) << error.what();
+    }
+    try {
+      TrainSample bad{{1, 2}, {3, 4}, 1.0, {-0.5f}, 0}; // one log-prob for two tokens
+      co_await model.train_policy({bad}, {});
+      ADD_FAILURE() << "no error";
+    } catch (const ActorError& error) {
+      EXPECT_EQ(error.actor(), "policy/trainer");
+      EXPECT_NE(std::string(error.what()).find("sample 0: 1 behaviour log-probs for 2 completion tokens"),
+                std::string::npos)
+        << error.what();
+    }
+    auto fine = co_await model.complete("abc", {.max_tokens = 3});
+    EXPECT_FALSE(fine.tokens.empty());
+    TrainSample good{{1, 2}, {3, 4}, 0.0, {}, 0};
+    auto report = co_await model.train_sft({good}, {});
+    EXPECT_EQ(report.weight_version, 1);
+  }());
+}
+
+TEST_F(ModelActors, OptionsTheMachineCannotHonourAreConfigErrors) {
+  runtime_.run([&]() -> Task<void> {
+    try {
+      co_await ModelRef{"builtin:tiny"}.to_builder(ctx_, {.tp = 2});
+      ADD_FAILURE() << "no error";
+    } catch (const ConfigError& error) {
+      EXPECT_NE(std::string(error.what()).find("tp = 2 needs 2 devices"), std::string::npos) << error.what();
+    }
+    EXPECT_THROW(co_await ModelRef{"/no/such/folder"}.to_builder(ctx_), ConfigError);
+    EXPECT_THROW(co_await ModelRef{"builtin:tiny"}.to_builder(ctx_, {.dtype = "float64"}), ConfigError);
+  }());
+}
+
+TEST_F(ModelActors, AModelThatFailsToLoadIsAnErrorNamingTheFile) {
+  auto folder = output_ / "broken";
+  std::filesystem::create_directories(folder);
+  std::ofstream(folder / "config.json") << "{\"model_type\": \"llama\"";
+  std::ofstream(folder / "tokenizer.json") << "{}";
+  runtime_.run([&]() -> Task<void> {
+    auto builder = co_await ModelRef{folder.string()}.to_builder(ctx_);
+    try {
+      co_await builder.spawn_inference("judge");
+      ADD_FAILURE() << "no error";
+    } catch (const ActorError& error) {
+      EXPECT_NE(std::string(error.what()).find("config.json"), std::string::npos) << error.what();
+    }
+  }());
+}
+
+TEST_F(ModelActors, AnInferenceModelTokenizesChatsAndStopsAtStopStrings) {
+  runtime_.run([&]() -> Task<void> {
+    auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(ctx_, {.kv_cache_len = 128});
+    auto judge = co_await builder.spawn_inference("judge", {.max_batch_size = 4});
+    auto chat = co_await judge.tokenize_chat({{"user", "Hi"}});
+    EXPECT_EQ(chat.front(), 257); // <|im_start|> of the byte tokenizer
+    // Whatever the untrained model says, the text ends before the first stop string.
+    auto result = co_await judge.complete("a", {.temperature = 1.0, .max_tokens = 40, .stop = {"e"}, .seed = 1});
+    EXPECT_EQ(result.text.find('e'), std::string::npos);
+  }());
+}
+
+TEST_F(ModelActors, ShutdownWithRequestsInFlightFailsThemInsteadOfHanging) {
+  int failed = 0, finished = 0;
+  runtime_.run([&]() -> Task<void> {
+    auto model = co_await training_model();
+    for (int i = 0; i < 4; ++i) {
+      asio::co_spawn(
+        runtime_.executor(),
+        [model, &failed, &finished]() -> Task<void> {
+          try {
+            co_await model.complete("abc", {.max_tokens = 250});
+            ++finished;
+          } catch (const Error&) {
+            ++failed;
+          }
+        },
+        asio::detached);
+    }
+    co_await model.tokenize("x"); // the generations are queued behind nothing: they have started
+  }());
+  auto start = std::chrono::steady_clock::now();
+  runtime_.shutdown();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+  EXPECT_EQ(failed + finished, 4);
+}
+
+} // namespace
