@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 if [ "${1:-}" = "--sanitize" ]; then
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCHORUS_SANITIZE=ON \
-    -DCHORUS_BUILD_BENCH=OFF -DCHORUS_BUILD_EXAMPLES=OFF -DCHORUS_WITH_TORCH=OFF >/dev/null
+    -DCHORUS_BUILD_BENCH=OFF -DCHORUS_BUILD_EXAMPLES=OFF -DCHORUS_WITH_TORCH=ON >/dev/null
   cmake --build build-asan
 else
   cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
