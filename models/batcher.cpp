@@ -71,24 +71,27 @@ void ContinuousBatcher::clear() {
   free_slots_.clear();
 }
 
-void ContinuousBatcher::ensure_capacity(std::int64_t columns) {
-  if (cache_.keys.empty()) {
-    cache_ = model_->make_cache(max_batch_size_, std::min(max_sequence_length_, std::max<std::int64_t>(columns, 256)));
-    free_slots_.clear();
-    for (auto slot = max_batch_size_ - 1; slot >= 0; --slot)
-      free_slots_.push_back(slot);
+void ContinuousBatcher::ensure_capacity(std::int64_t slots, std::int64_t columns) {
+  // The cache grows to what the running sequences need, doubling in either dimension so that copies
+  // stay rare: max_batch_size and max_sequence_length are limits, not allocations.
+  std::int64_t have_slots = cache_.keys.empty() ? 0 : cache_.keys.front().size(0);
+  std::int64_t have_columns = cache_.capacity();
+  if (slots <= have_slots && columns <= have_columns)
     return;
-  }
-  auto capacity = cache_.capacity();
-  if (columns <= capacity)
-    return;
-  // Doubling keeps the copies rare; the new columns stay zero until written.
-  auto grown = model_->make_cache(max_batch_size_, std::min(max_sequence_length_, std::max(columns, 2 * capacity)));
+  auto new_slots = std::min(max_batch_size_, std::max({slots, 2 * have_slots, std::int64_t{8}}));
+  auto new_columns = std::min(max_sequence_length_, std::max({columns, 2 * have_columns, std::int64_t{256}}));
+  if (slots <= have_slots)
+    new_slots = have_slots;
+  if (columns <= have_columns)
+    new_columns = have_columns;
+  auto grown = model_->make_cache(new_slots, new_columns);
   for (std::size_t layer = 0; layer < cache_.keys.size(); ++layer) {
-    grown.keys[layer].narrow(2, 0, capacity).copy_(cache_.keys[layer]);
-    grown.values[layer].narrow(2, 0, capacity).copy_(cache_.values[layer]);
+    grown.keys[layer].narrow(0, 0, have_slots).narrow(2, 0, have_columns).copy_(cache_.keys[layer]);
+    grown.values[layer].narrow(0, 0, have_slots).narrow(2, 0, have_columns).copy_(cache_.values[layer]);
   }
   cache_ = std::move(grown);
+  for (auto slot = new_slots - 1; slot >= have_slots; --slot)
+    free_slots_.push_back(slot);
 }
 
 bool ContinuousBatcher::append(Sequence& sequence, std::int64_t token, float logprob) {
@@ -155,7 +158,7 @@ void ContinuousBatcher::admit(std::vector<Finished>& finished) {
     longest = std::max(longest, length);
     needed = std::max(needed, length + request.options.max_new_tokens);
   }
-  ensure_capacity(needed);
+  ensure_capacity(static_cast<std::int64_t>(running_.size() + count), needed);
 
   // Prefill the admitted prompts, right-padded to the longest, in a cache of their own.
   auto batch = static_cast<std::int64_t>(count);

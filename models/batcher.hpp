@@ -34,7 +34,8 @@ public:
   };
 
   /// Runs up to `max_batch_size` sequences at once, each at most `max_sequence_length` tokens long
-  /// (prompt and completion). The cache starts small and doubles as longer sequences arrive.
+  /// (prompt and completion). The cache starts small and doubles (in sequences and in length) as the
+  /// running sequences need it.
   ContinuousBatcher(Transformer model, std::int64_t max_batch_size, std::int64_t max_sequence_length);
 
   /// Queues a sequence and returns its id.
@@ -79,7 +80,7 @@ private:
   // Picks each row's next token from `logits` [rows, vocab] and appends it; moves finished ones out.
   void sample_and_append(const torch::Tensor& logits, std::vector<Sequence*>& rows, std::vector<Finished>& finished);
   void admit(std::vector<Finished>& finished);
-  void ensure_capacity(std::int64_t columns);
+  void ensure_capacity(std::int64_t slots, std::int64_t columns);
 
   Transformer model_;
   std::int64_t max_batch_size_, max_sequence_length_;

@@ -105,6 +105,27 @@ TEST(ContinuousBatcher, TheCacheGrowsForLongSequencesWithoutChangingThem) {
   EXPECT_EQ(done[long_id].tokens, alone(model, long_prompt, greedy).tokens);
 }
 
+TEST(ContinuousBatcher, TheCacheGrowsInSequencesWhileOthersRun) {
+  auto model = sharp_model();
+  SamplingOptions greedy{.temperature = 0, .max_new_tokens = 6};
+  ContinuousBatcher batcher(model, 1000, 64); // a limit, not an allocation of 1000 slots
+  std::map<ContinuousBatcher::Id, std::vector<std::int64_t>> prompts;
+  std::map<ContinuousBatcher::Id, GeneratedSequence> done;
+  for (std::int64_t i = 0; i < 3; ++i) {
+    auto prompt = prompt_of(3 + i, i);
+    prompts[batcher.add({prompt, greedy, {}})] = prompt;
+  }
+  batcher.step();
+  for (std::int64_t i = 3; i < 20; ++i) { // 20 running: past the first 8 slots and their doubling
+    auto prompt = prompt_of(3 + i % 5, i);
+    prompts[batcher.add({prompt, greedy, {}})] = prompt;
+  }
+  drain(batcher, done);
+  ASSERT_EQ(done.size(), 20u);
+  for (const auto& [id, prompt] : prompts)
+    EXPECT_EQ(done[id].tokens, alone(model, prompt, greedy).tokens);
+}
+
 TEST(ContinuousBatcher, SampledSequencesDependOnTheirOwnSeedOnly) {
   auto model = sharp_model();
   SamplingOptions sampled{.temperature = 1.0, .seed = 42, .max_new_tokens = 12};
