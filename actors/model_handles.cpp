@@ -5,6 +5,7 @@
 
 #include "actors/messages.hpp"
 #include "actors/model_actors.hpp"
+#include "actors/model_state.hpp"
 #include "runtime/runtime.hpp"
 
 #include <caf/send.hpp>
@@ -18,82 +19,6 @@
 
 namespace chorus {
 
-namespace detail {
-
-struct ModelSpec {
-  std::string reference;
-  BuilderOptions options;
-};
-
-// One actor that serves generation, with the requests it has in flight.
-struct Replica {
-  ActorRef<> ref;
-  int in_flight = 0;
-};
-
-struct InferenceState {
-  std::string name;
-  std::vector<std::shared_ptr<Replica>> replicas;
-
-  // The replica with the fewest requests in flight. @throws Error when none is left.
-  std::shared_ptr<Replica> pick() const {
-    if (replicas.empty())
-      throw Error("model '" + name + "': no replica left to serve requests (every one was lost)");
-    return *std::min_element(replicas.begin(), replicas.end(),
-                             [](const auto& a, const auto& b) { return a->in_flight < b->in_flight; });
-  }
-
-  void drop(const std::shared_ptr<Replica>& replica, const std::string& why) {
-    auto found = std::find(replicas.begin(), replicas.end(), replica);
-    if (found == replicas.end())
-      return; // another coroutine dropped it first
-    replicas.erase(found);
-    spdlog::warn("model '{}': replica '{}' lost ({}); {} left", name, replica->ref.name(), why, replicas.size());
-  }
-
-  // Asks a replica; a lost replica is dropped and the request retried on another.
-  template <class Request>
-  Task<reply_t<Request>> ask(Request request, std::chrono::milliseconds timeout) {
-    for (;;) {
-      auto replica = pick();
-      ++replica->in_flight;
-      try {
-        auto copy = request;
-        auto reply = co_await replica->ref.ask(std::move(copy), timeout);
-        --replica->in_flight;
-        co_return reply;
-      } catch (const ActorDownError& lost) {
-        --replica->in_flight;
-        drop(replica, lost.what());
-      } catch (...) {
-        --replica->in_flight;
-        throw;
-      }
-    }
-  }
-};
-
-struct TrainingState {
-  std::string name;
-  ActorRef<> trainer;
-  std::shared_ptr<InferenceState> inference;
-  std::int64_t weight_version = 0;
-  std::chrono::milliseconds timeout{std::chrono::minutes(10)};
-};
-
-struct ModelAccess {
-  static ModelBuilder builder(RecipeContext& ctx, std::shared_ptr<const ModelSpec> spec) {
-    return ModelBuilder(ctx, std::move(spec));
-  }
-  static InferenceModel inference(std::shared_ptr<InferenceState> state, std::chrono::milliseconds timeout) {
-    return InferenceModel(std::move(state), timeout);
-  }
-  static TrainingModel training(std::shared_ptr<TrainingState> state) {
-    return TrainingModel(std::move(state));
-  }
-};
-
-} // namespace detail
 
 namespace {
 
