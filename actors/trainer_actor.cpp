@@ -52,6 +52,13 @@ caf::behavior trainer_actor(TrainerActor* self, ModelActorSpec spec, std::shared
       state.host.prepare();
       auto report = state.trainer->step(request.objective, request.samples, request.params);
       state.board->publish(report.weight_version, *state.host.model.model);
+      // A sampler that disagrees with the trainer about the same weights and tokens biases every
+      // policy-gradient step silently: say so loudly. bf16 rounds differently in the two code paths.
+      double tolerance = state.host.spec.dtype == "float32" ? 1e-4 : 5e-2;
+      if (report.logprob_gap > tolerance)
+        spdlog::warn("{}: sampler and trainer log-probs differ by {:.2e} per token on weight version {}: sampling "
+                     "and training disagree about the same weights",
+                     state.host.spec.name, report.logprob_gap, report.weight_version - 1);
       return report;
     }),
     guarded([self](const SaveRequest& request) {

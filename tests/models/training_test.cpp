@@ -52,6 +52,39 @@ TEST(Losses, SequenceAdvantagesBroadcastOverTokens) {
   EXPECT_NEAR(per_sequence.loss.item<double>(), -1.0, 1e-6);
 }
 
+TEST(Losses, SequenceLevelRatioByHand) {
+  // Row 0: token log-ratios 0.2 and 0.0 (the third token is masked) -> s = exp(0.1) = 1.10517, inside
+  // [0.8, 1.2]: objective s * A = 1.10517 * 2. Row 1: log-ratios 0.5, 0.5 -> s = exp(0.5) = 1.64872,
+  // clipped to 1.2 for A = 1 > 0: objective 1.2. Loss = -(2.21034 + 1.2) / 2.
+  auto logprobs = torch::tensor({-1.0, -2.0, -9.0, -0.5, -0.5, -0.5}, torch::kFloat32).view({2, 3});
+  auto old = torch::tensor({-1.2, -2.0, 0.0, -1.0, -1.0, 0.0}, torch::kFloat32).view({2, 3});
+  auto mask = torch::tensor({1, 1, 0, 1, 1, 0}, torch::kInt64).view({2, 3});
+  auto advantages = torch::tensor({2.0, 1.0}, torch::kFloat32);
+  auto result = sequence_policy_loss(logprobs, old, advantages, mask, 0.2, 0.2);
+  EXPECT_NEAR(result.loss.item<double>(), -(std::exp(0.1) * 2.0 + 1.2) / 2.0, 1e-5);
+  EXPECT_NEAR(result.clip_fraction, 0.5, 1e-6);
+  EXPECT_NEAR(result.ratio_mean, (std::exp(0.1) + std::exp(0.5)) / 2.0, 1e-5);
+}
+
+TEST(Losses, KlToReferenceByHand) {
+  // delta = ref - logprobs: 0 -> 0; ln 2 -> 2 - ln 2 - 1 = 0.30685; the masked token does not count.
+  auto logprobs = torch::tensor({-1.0, -2.0, -3.0}, torch::kFloat32).view({1, 3});
+  auto reference = torch::tensor({-1.0, -2.0 + std::log(2.0), 5.0}, torch::kFloat32).view({1, 3});
+  auto mask = torch::tensor({1, 1, 0}, torch::kInt64).view({1, 3});
+  EXPECT_NEAR(kl_to_reference(logprobs, reference, mask).item<double>(), (2.0 - std::log(2.0) - 1.0) / 2.0, 1e-6);
+}
+
+TEST(Losses, SequenceBatchMarksTheCompletionTargets) {
+  std::vector<std::int64_t> p0{1, 2, 3}, c0{4, 5}, p1{6}, c1{7};
+  auto batch = make_sequence_batch({&p0, &p1}, {&c0, &c1});
+  // Row 0: tokens 1 2 3 4 5, targets 2 3 4 5, completion targets at 2 and 3 (positions 2, 3 predict 4, 5).
+  EXPECT_TRUE(torch::equal(batch.tokens, torch::tensor({1, 2, 3, 4, 5, 6, 7, 0, 0, 0}, torch::kInt64).view({2, 5})));
+  EXPECT_TRUE(torch::equal(batch.completion_mask, torch::tensor({0, 0, 1, 1, 1, 0, 0, 0}, torch::kInt64).view({2, 4})));
+  EXPECT_TRUE(torch::equal(batch.attention_mask, torch::tensor({1, 1, 1, 1, 1, 1, 1, 0, 0, 0}, torch::kInt64).view({2, 5})));
+  auto values = batch.at_completion({{-0.5f, -0.25f}, {-1.0f}});
+  EXPECT_TRUE(torch::equal(values, torch::tensor({0.0f, 0.0f, -0.5f, -0.25f, -1.0f, 0.0f, 0.0f, 0.0f}).view({2, 4})));
+}
+
 TEST(Schedule, WarmupThenCosineByHand) {
   LrSchedule schedule{.base_lr = 1.0, .warmup_steps = 10, .total_steps = 110, .kind = LrSchedule::Kind::cosine};
   EXPECT_NEAR(schedule.at(0), 0.1, 1e-12);
