@@ -20,9 +20,11 @@ CHORUS_INSPECT(ChatMessage, role, content)
 CHORUS_INSPECT(SamplingParams, temperature, top_k, top_p, max_tokens, stop, seed)
 CHORUS_INSPECT(Generation, text, prompt_tokens, tokens, logprobs, finish_reason, weight_version)
 CHORUS_INSPECT(TrainSample, prompt_tokens, completion_tokens, advantage, behaviour_logprobs, weight_version)
-CHORUS_INSPECT(TrainParams, lr, max_grad_norm, weight_decay, micro_batch_size, clip_range, ratio_level, kl_beta)
+CHORUS_INSPECT(PreferencePair, prompt_tokens, chosen_tokens, rejected_tokens)
+CHORUS_INSPECT(TrainParams, lr, max_grad_norm, weight_decay, micro_batch_size, clip_range, ratio_level, kl_beta,
+               dpo_beta)
 CHORUS_INSPECT(TrainReport, loss, grad_norm, lr, tokens, tokens_per_second, logprob_gap, clip_fraction, kl,
-               weight_version)
+               reward_accuracy, reward_margin, weight_version)
 
 } // namespace chorus
 
@@ -73,12 +75,13 @@ struct TokenizeRequest {
   bool add_generation_prompt = true;
 };
 
-/// One optimizer step; `objective` is "sft" or "policy".
+/// One optimizer step; `objective` is "sft" or "policy" (over `samples`) or "dpo" (over `pairs`).
 struct TrainRequest {
   using Reply = TrainReport;
   std::string objective;
   std::vector<TrainSample> samples;
   TrainParams params;
+  std::vector<PreferencePair> pairs;
 };
 
 struct SaveRequest {
@@ -96,7 +99,7 @@ CHORUS_INSPECT(LogprobsReply, logprobs, weight_version)
 CHORUS_INSPECT(LogprobsRequest, prompt_tokens, completion_tokens)
 CHORUS_INSPECT(TokenizeReply, tokens)
 CHORUS_INSPECT(TokenizeRequest, messages, text, add_generation_prompt)
-CHORUS_INSPECT(TrainRequest, objective, samples, params)
+CHORUS_INSPECT(TrainRequest, objective, samples, params, pairs)
 CHORUS_INSPECT(SaveRequest, folder)
 CHORUS_INSPECT(DecodeStep)
 
@@ -107,6 +110,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(chorus_model_actors, caf::first_custom_type_id + 100)
   CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::SamplingParams))
   CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::Generation))
   CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::TrainSample))
+  CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::PreferencePair))
   CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::TrainParams))
   CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::TrainReport))
   CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::ModelInfo))

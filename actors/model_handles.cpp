@@ -299,6 +299,10 @@ Task<TrainReport> TrainingModel::train_policy(std::vector<TrainSample> samples, 
   return ask_train(state_, actors::TrainRequest{"policy", std::move(samples), std::move(params)});
 }
 
+Task<TrainReport> TrainingModel::train_dpo(std::vector<PreferencePair> pairs, TrainParams params) const {
+  return ask_train(state_, actors::TrainRequest{"dpo", {}, std::move(params), std::move(pairs)});
+}
+
 Task<std::string> TrainingModel::save(std::string model_name, RecipeContext& ctx) const {
   return ask_save(state_, (ctx.output_dir() / model_name).string(), ctx);
 }

@@ -47,19 +47,10 @@ void Trainer::check(const std::string& objective, const std::vector<TrainSample>
     throw std::invalid_argument("micro_batch_size must be at least 1, got " + std::to_string(params.micro_batch_size));
   if (!(params.lr >= 0))
     throw std::invalid_argument("lr must be >= 0");
-  auto vocab = model_.model->config().vocab_size;
-  auto positions = model_.model->config().max_position_embeddings;
   for (std::size_t i = 0; i < samples.size(); ++i) {
     const auto& sample = samples[i];
-    if (sample.prompt_tokens.empty() || sample.completion_tokens.empty())
-      throw std::invalid_argument(sample_name(i) + ": prompt and completion must both have tokens");
     auto where = sample_name(i);
-    models::check_token_ids(sample.prompt_tokens, vocab, where.c_str());
-    models::check_token_ids(sample.completion_tokens, vocab, where.c_str());
-    auto length = static_cast<std::int64_t>(sample.prompt_tokens.size() + sample.completion_tokens.size());
-    if (length > positions)
-      throw std::invalid_argument(where + ": " + std::to_string(length) + " tokens exceed the model's "
-                                  + std::to_string(positions) + " positions");
+    check_sequence(sample.prompt_tokens, sample.completion_tokens, where);
     if (objective == "policy" && sample.behaviour_logprobs.size() != sample.completion_tokens.size())
       throw std::invalid_argument(where + ": " + std::to_string(sample.behaviour_logprobs.size())
                                   + " behaviour log-probs for " + std::to_string(sample.completion_tokens.size())
@@ -73,15 +64,34 @@ void Trainer::check(const std::string& objective, const std::vector<TrainSample>
   }
 }
 
+void Trainer::check_sequence(const std::vector<std::int64_t>& prompt, const std::vector<std::int64_t>& completion,
+                             const std::string& where) const {
+  if (prompt.empty() || completion.empty())
+    throw std::invalid_argument(where + ": prompt and completion must both have tokens");
+  auto vocab = model_.model->config().vocab_size;
+  models::check_token_ids(prompt, vocab, where.c_str());
+  models::check_token_ids(completion, vocab, where.c_str());
+  auto length = static_cast<std::int64_t>(prompt.size() + completion.size());
+  auto positions = model_.model->config().max_position_embeddings;
+  if (length > positions)
+    throw std::invalid_argument(where + ": " + std::to_string(length) + " tokens exceed the model's "
+                                + std::to_string(positions) + " positions");
+}
+
+void Trainer::prepare_optimizer(const TrainParams& params) {
+  if (!optimizer_)
+    optimizer_ = models::make_adamw(*model_.model, params.lr, params.weight_decay);
+  models::set_learning_rate(*optimizer_, params.lr);
+  // Group 0 holds the matrices and embeddings, the parameters that decay (make_adamw).
+  static_cast<torch::optim::AdamWOptions&>(optimizer_->param_groups()[0].options()).weight_decay(params.weight_decay);
+}
+
 TrainReport Trainer::step(const std::string& objective, const std::vector<TrainSample>& samples,
                           const TrainParams& params) {
   check(objective, samples, params);
   auto start = std::chrono::steady_clock::now();
   auto& model = model_.model;
-  if (!optimizer_)
-    optimizer_ = models::make_adamw(*model, params.lr, params.weight_decay);
-  models::set_learning_rate(*optimizer_, params.lr);
-  static_cast<torch::optim::AdamWOptions&>(optimizer_->param_groups()[0].options()).weight_decay(params.weight_decay);
+  prepare_optimizer(params);
 
   const bool policy = objective == "policy", sequence_level = params.ratio_level == "sequence";
   const auto chunk = static_cast<std::size_t>(params.micro_batch_size);
@@ -167,6 +177,78 @@ TrainReport Trainer::step(const std::string& objective, const std::vector<TrainS
   report.logprob_gap = gap_count > 0 ? gap_sum / gap_count : -1.0;
   report.clip_fraction = total_weight > 0 ? clip_sum / total_weight : 0.0;
   report.kl = total_weight > 0 ? kl_sum / total_weight : 0.0;
+  report.weight_version = version_;
+  return report;
+}
+
+TrainReport Trainer::dpo_step(const std::vector<PreferencePair>& pairs, const TrainParams& params) {
+  if (!reference_)
+    throw std::invalid_argument("dpo needs a reference model: spawn_train with .keep_reference = true");
+  if (pairs.empty())
+    throw std::invalid_argument("a DPO step needs at least one preference pair");
+  if (params.micro_batch_size < 1)
+    throw std::invalid_argument("micro_batch_size must be at least 1, got " + std::to_string(params.micro_batch_size));
+  if (!(params.dpo_beta > 0))
+    throw std::invalid_argument("dpo_beta must be > 0");
+  for (std::size_t i = 0; i < pairs.size(); ++i) {
+    auto where = "pair " + std::to_string(i);
+    check_sequence(pairs[i].prompt_tokens, pairs[i].chosen_tokens, where + " (chosen)");
+    check_sequence(pairs[i].prompt_tokens, pairs[i].rejected_tokens, where + " (rejected)");
+  }
+  auto start = std::chrono::steady_clock::now();
+  auto& model = model_.model;
+  prepare_optimizer(params);
+  const auto chunk = static_cast<std::size_t>(params.micro_batch_size);
+  std::vector<std::pair<std::size_t, std::size_t>> ranges;
+  std::vector<double> weights;
+  std::int64_t tokens = 0;
+  for (std::size_t begin = 0; begin < pairs.size(); begin += chunk) {
+    auto end = std::min(pairs.size(), begin + chunk);
+    ranges.emplace_back(begin, end);
+    weights.push_back(static_cast<double>(end - begin));
+    for (auto i = begin; i < end; ++i)
+      tokens += static_cast<std::int64_t>(pairs[i].chosen_tokens.size() + pairs[i].rejected_tokens.size());
+  }
+  double accuracy = 0, margin = 0;
+  auto loss_of = [&](std::size_t index) {
+    auto [begin, end] = ranges[index];
+    // Chosen completions in the first half of the batch, rejected ones in the second.
+    std::vector<const std::vector<std::int64_t>*> prompts, completions;
+    for (auto i = begin; i < end; ++i) {
+      prompts.push_back(&pairs[i].prompt_tokens);
+      completions.push_back(&pairs[i].chosen_tokens);
+    }
+    for (auto i = begin; i < end; ++i) {
+      prompts.push_back(&pairs[i].prompt_tokens);
+      completions.push_back(&pairs[i].rejected_tokens);
+    }
+    auto batch = models::make_sequence_batch(prompts, completions);
+    auto mask = batch.completion_mask.to(torch::kFloat32);
+    auto sums = (models::batch_logprobs(model->forward(batch.tokens, batch.attention_mask), batch) * mask).sum(1);
+    torch::Tensor reference_sums;
+    {
+      torch::NoGradGuard no_grad;
+      reference_sums =
+        (models::batch_logprobs(reference_->forward(batch.tokens, batch.attention_mask), batch) * mask).sum(1);
+    }
+    auto n = static_cast<std::int64_t>(end - begin);
+    auto result = models::dpo_loss(sums.narrow(0, 0, n), sums.narrow(0, n, n), reference_sums.narrow(0, 0, n),
+                                   reference_sums.narrow(0, n, n), params.dpo_beta);
+    accuracy += result.reward_accuracy * static_cast<double>(n);
+    margin += result.reward_margin * static_cast<double>(n);
+    return result.loss;
+  };
+  auto result = models::optimizer_step(*model, *optimizer_, weights, loss_of, params.max_grad_norm);
+  ++version_;
+  auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  TrainReport report;
+  report.loss = result.loss;
+  report.grad_norm = result.grad_norm;
+  report.lr = params.lr;
+  report.tokens = tokens;
+  report.tokens_per_second = static_cast<double>(tokens) / std::max(seconds, 1e-9);
+  report.reward_accuracy = accuracy / static_cast<double>(pairs.size());
+  report.reward_margin = margin / static_cast<double>(pairs.size());
   report.weight_version = version_;
   return report;
 }

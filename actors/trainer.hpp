@@ -25,6 +25,10 @@ public:
   /// @throws std::invalid_argument naming the sample and what is wrong with it.
   TrainReport step(const std::string& objective, const std::vector<TrainSample>& samples, const TrainParams& params);
 
+  /// One DPO step over preference pairs, against the frozen reference (needs keep_reference).
+  /// @throws std::invalid_argument naming the pair and what is wrong with it.
+  TrainReport dpo_step(const std::vector<PreferencePair>& pairs, const TrainParams& params);
+
   /// The version of the current weights: the number of steps taken.
   std::int64_t version() const noexcept {
     return version_;
@@ -36,6 +40,11 @@ public:
 
 private:
   void check(const std::string& objective, const std::vector<TrainSample>& samples, const TrainParams& params) const;
+  // Checks that `tokens` may be trained on; `where` names the sample or pair in errors.
+  void check_sequence(const std::vector<std::int64_t>& prompt, const std::vector<std::int64_t>& completion,
+                      const std::string& where) const;
+  // Creates the optimizer on first use and sets this step's rate and weight decay.
+  void prepare_optimizer(const TrainParams& params);
 
   models::Pretrained model_;
   models::Transformer reference_{nullptr};

@@ -50,7 +50,8 @@ caf::behavior trainer_actor(TrainerActor* self, ModelActorSpec spec, std::shared
     guarded([self](const TrainRequest& request) {
       auto& state = self->state;
       state.host.prepare();
-      auto report = state.trainer->step(request.objective, request.samples, request.params);
+      auto report = request.objective == "dpo" ? state.trainer->dpo_step(request.pairs, request.params)
+                                               : state.trainer->step(request.objective, request.samples, request.params);
       state.board->publish(report.weight_version, *state.host.model.model);
       // A sampler that disagrees with the trainer about the same weights and tokens biases every
       // policy-gradient step silently: say so loudly. bf16 rounds differently in the two code paths.

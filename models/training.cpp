@@ -60,6 +60,17 @@ torch::Tensor kl_to_reference(const torch::Tensor& logprobs, const torch::Tensor
   return masked_mean(delta.exp() - delta - 1.0, mask);
 }
 
+DpoLoss dpo_loss(const torch::Tensor& chosen, const torch::Tensor& rejected, const torch::Tensor& reference_chosen,
+                 const torch::Tensor& reference_rejected, double beta) {
+  auto margin = beta * ((chosen - reference_chosen) - (rejected - reference_rejected));
+  DpoLoss result;
+  result.loss = -torch::nn::functional::logsigmoid(margin).mean();
+  torch::NoGradGuard no_grad;
+  result.reward_accuracy = (margin > 0).to(torch::kFloat32).mean().item<double>();
+  result.reward_margin = margin.mean().item<double>();
+  return result;
+}
+
 SequenceBatch make_sequence_batch(const std::vector<const std::vector<std::int64_t>*>& prompts,
                                   const std::vector<const std::vector<std::int64_t>*>& completions) {
   auto batch = static_cast<std::int64_t>(prompts.size());

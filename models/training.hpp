@@ -49,6 +49,18 @@ PolicyLoss sequence_policy_loss(const torch::Tensor& logprobs, const torch::Tens
 torch::Tensor kl_to_reference(const torch::Tensor& logprobs, const torch::Tensor& reference_logprobs,
                               const torch::Tensor& mask);
 
+struct DpoLoss {
+  torch::Tensor loss;            // scalar, to minimise
+  double reward_accuracy = 0.0;  // share of pairs with a positive margin
+  double reward_margin = 0.0;    // mean margin
+};
+
+/// Direct preference optimisation (Rafailov et al. 2023) over per-sequence log-probability sums
+/// [pairs]: margin = beta * ((chosen - ref_chosen) - (rejected - ref_rejected)),
+/// loss = -mean log sigmoid(margin).
+DpoLoss dpo_loss(const torch::Tensor& chosen, const torch::Tensor& rejected, const torch::Tensor& reference_chosen,
+                 const torch::Tensor& reference_rejected, double beta);
+
 /// Prompt + completion sequences right-padded into one batch, set up for scoring the completions.
 struct SequenceBatch {
   torch::Tensor tokens;          // [batch, time] int64

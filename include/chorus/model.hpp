@@ -160,6 +160,10 @@ public:
   /// sequence-level for GSPO), with the samples' advantages and behaviour log-probs.
   Task<TrainReport> train_policy(std::vector<TrainSample> samples, TrainParams params) const;
 
+  /// One optimizer step of DPO over preference pairs, against the frozen reference copy (spawn_train
+  /// with .keep_reference = true).
+  Task<TrainReport> train_dpo(std::vector<PreferencePair> pairs, TrainParams params) const;
+
   /// Saves the weights and tokenizer as a Hugging Face folder `<output_dir>/<model_name>`; returns
   /// its path.
   Task<std::string> save(std::string model_name, RecipeContext& ctx) const;

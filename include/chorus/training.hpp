@@ -21,6 +21,13 @@ struct TrainSample {
   std::int64_t weight_version = 0;
 };
 
+/// One preference for DPO: after the same prompt, `chosen` is preferred to `rejected`.
+struct PreferencePair {
+  std::vector<std::int64_t> prompt_tokens;
+  std::vector<std::int64_t> chosen_tokens;
+  std::vector<std::int64_t> rejected_tokens;
+};
+
 /// The parameters of one optimizer step.
 struct TrainParams {
   double lr = 1e-5;
@@ -38,6 +45,8 @@ struct TrainParams {
   /// Policy-gradient steps: weight of the KL penalty to the frozen reference model (needs
   /// TrainOptions::keep_reference).
   double kl_beta = 0.0;
+  /// DPO steps: the inverse temperature beta of the implicit reward beta * log(pi / pi_ref).
+  double dpo_beta = 0.1;
 };
 
 /// What one optimizer step did.
@@ -56,6 +65,10 @@ struct TrainReport {
   double clip_fraction = 0.0;
   /// Policy-gradient steps with a reference model: the mean KL estimate to it.
   double kl = 0.0;
+  /// DPO steps: the share of pairs whose implicit reward ranks chosen above rejected, and the mean
+  /// reward margin beta * ((log pi - log ref)(chosen) - (log pi - log ref)(rejected)).
+  double reward_accuracy = 0.0;
+  double reward_margin = 0.0;
   /// The weight version after the step.
   std::int64_t weight_version = 0;
 };

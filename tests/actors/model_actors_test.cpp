@@ -108,6 +108,23 @@ TEST_F(ModelActors, SamplerAndTrainerLogprobsAgreeWhateverSharesTheBatch) {
   }());
 }
 
+TEST_F(ModelActors, DpoStepsNeedAndUseTheFrozenReference) {
+  runtime_.run([&]() -> Task<void> {
+    auto model = co_await training_model(1, /*keep_reference=*/true);
+    PreferencePair pair{{1, 2, 3}, {4, 5}, {6, 7}};
+    auto report = co_await model.train_dpo({pair}, {.lr = 1e-3});
+    EXPECT_EQ(report.weight_version, 1);
+    EXPECT_NEAR(report.loss, std::log(2.0), 1e-5); // the policy still equals the reference
+    auto plain = co_await training_model();
+    try {
+      co_await plain.train_dpo({pair}, {});
+      ADD_FAILURE() << "no error";
+    } catch (const ActorError& error) {
+      EXPECT_NE(std::string(error.what()).find("keep_reference"), std::string::npos) << error.what();
+    }
+  }());
+}
+
 TEST_F(ModelActors, SaveThenLoadInANewProcessGivesTheSameLogprobs) {
   std::string folder;
   std::vector<std::int64_t> prompt, completion;

@@ -83,6 +83,23 @@ TEST(Trainer, PolicyStepsFollowTheAdvantages) {
   }
 }
 
+TEST(Trainer, DpoStepsPreferTheChosenCompletion) {
+  Trainer trainer(tiny(), true);
+  std::vector<PreferencePair> pairs{{{1, 2, 3}, {4, 5}, {6, 7, 8}}, {{9}, {10, 11, 12}, {13}}};
+  auto first = trainer.dpo_step(pairs, {.lr = 3e-3, .micro_batch_size = 1, .dpo_beta = 0.5});
+  // Before any step the policy is the reference: every margin is 0, the loss log 2.
+  EXPECT_NEAR(first.loss, std::log(2.0), 1e-5);
+  EXPECT_NEAR(first.reward_margin, 0.0, 1e-6);
+  TrainReport last;
+  for (int i = 0; i < 10; ++i)
+    last = trainer.dpo_step(pairs, {.lr = 3e-3, .dpo_beta = 0.5});
+  EXPECT_LT(last.loss, first.loss);
+  EXPECT_GT(last.reward_margin, 0.0);
+  EXPECT_EQ(last.reward_accuracy, 1.0);
+  Trainer without_reference(tiny(), false);
+  EXPECT_THROW(without_reference.dpo_step(pairs, {}), std::invalid_argument);
+}
+
 TEST(Trainer, BadRequestsAreRefusedWithoutAStep) {
   Trainer trainer(tiny(), false);
   auto expect_refused = [&](const std::string& objective, std::vector<TrainSample> batch, TrainParams params,
@@ -94,7 +111,7 @@ TEST(Trainer, BadRequestsAreRefusedWithoutAStep) {
       EXPECT_NE(std::string(error.what()).find(message), std::string::npos) << error.what();
     }
   };
-  expect_refused("dpo", samples(), {}, "unknown objective 'dpo'");
+  expect_refused("rlhf", samples(), {}, "unknown objective 'rlhf'");
   expect_refused("sft", {}, {}, "at least one sample");
   expect_refused("sft", {{{1}, {}, 0.0, {}, 0}}, {}, "sample 0: prompt and completion must both have tokens");
   expect_refused("sft", {{{1}, {2}, 0.0, {}, 0}, {{1}, {99}, 0.0, {}, 0}}, {}, "sample 1: token id 99");

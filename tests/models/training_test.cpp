@@ -66,6 +66,17 @@ TEST(Losses, SequenceLevelRatioByHand) {
   EXPECT_NEAR(result.ratio_mean, (std::exp(0.1) + std::exp(0.5)) / 2.0, 1e-5);
 }
 
+TEST(Losses, DpoByHand) {
+  // Pair 0: margin = 0.5 * ((-3 - -4) - (-6 - -5)) = 0.5 * (1 + 1) = 1 -> loss log(1 + e^-1) = 0.31326.
+  // Pair 1: margin = 0.5 * ((-2 - -2) - (-1 - -3)) = -1 -> loss log(1 + e) = 1.31326.
+  auto chosen = torch::tensor({-3.0, -2.0}), rejected = torch::tensor({-6.0, -1.0});
+  auto ref_chosen = torch::tensor({-4.0, -2.0}), ref_rejected = torch::tensor({-5.0, -3.0});
+  auto result = dpo_loss(chosen, rejected, ref_chosen, ref_rejected, 0.5);
+  EXPECT_NEAR(result.loss.item<double>(), (std::log1p(std::exp(-1.0)) + std::log1p(std::exp(1.0))) / 2.0, 1e-5);
+  EXPECT_NEAR(result.reward_accuracy, 0.5, 1e-6);
+  EXPECT_NEAR(result.reward_margin, 0.0, 1e-6);
+}
+
 TEST(Losses, KlToReferenceByHand) {
   // delta = ref - logprobs: 0 -> 0; ln 2 -> 2 - ln 2 - 1 = 0.30685; the masked token does not count.
   auto logprobs = torch::tensor({-1.0, -2.0, -3.0}, torch::kFloat32).view({1, 3});
