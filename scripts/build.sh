@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Configures and builds chorus: `scripts/build.sh` into build/ (optimised, everything), or
-# `scripts/build.sh --sanitize` into build-asan/ (AddressSanitizer + UBSan; the runtime and its tests,
-# which CI also runs under sanitizers).
+# `scripts/build.sh --sanitize` into build-asan/ (AddressSanitizer + UBSan, Debug; what CI runs under
+# sanitizers: the runtime, the actors and their tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
