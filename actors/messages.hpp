@@ -21,8 +21,8 @@ CHORUS_INSPECT(SamplingParams, temperature, top_k, top_p, max_tokens, stop, seed
 CHORUS_INSPECT(Generation, text, prompt_tokens, tokens, logprobs, finish_reason, weight_version)
 CHORUS_INSPECT(TrainSample, prompt_tokens, completion_tokens, advantage, behaviour_logprobs, weight_version)
 CHORUS_INSPECT(PreferencePair, prompt_tokens, chosen_tokens, rejected_tokens)
-CHORUS_INSPECT(TrainParams, lr, max_grad_norm, weight_decay, micro_batch_size, clip_range, ratio_level, kl_beta,
-               dpo_beta)
+CHORUS_INSPECT(TrainParams, lr, max_grad_norm, weight_decay, micro_batch_size, clip_range, clip_range_high,
+               loss_aggregation, ratio_level, kl_beta, dpo_beta)
 CHORUS_INSPECT(TrainReport, loss, grad_norm, lr, tokens, tokens_per_second, logprob_gap, clip_fraction, kl,
                reward_accuracy, reward_margin, weight_version)
 

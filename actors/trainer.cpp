@@ -59,6 +59,12 @@ void Trainer::check(const std::string& objective, const std::vector<TrainSample>
   if (objective == "policy") {
     if (params.ratio_level != "token" && params.ratio_level != "sequence")
       throw std::invalid_argument("ratio_level must be token or sequence, got '" + params.ratio_level + "'");
+    if (params.loss_aggregation != "token_mean" && params.loss_aggregation != "sequence_mean"
+        && params.loss_aggregation != "sequence_sum")
+      throw std::invalid_argument("loss_aggregation must be token_mean, sequence_mean or sequence_sum, got '"
+                                  + params.loss_aggregation + "'");
+    if (!(params.clip_range >= 0))
+      throw std::invalid_argument("clip_range must be >= 0");
     if (params.kl_beta > 0 && !reference_)
       throw std::invalid_argument("kl_beta > 0 needs a reference model: spawn_train with .keep_reference = true");
   }
@@ -94,6 +100,12 @@ TrainReport Trainer::step(const std::string& objective, const std::vector<TrainS
   prepare_optimizer(params);
 
   const bool policy = objective == "policy", sequence_level = params.ratio_level == "sequence";
+  const auto aggregation = params.loss_aggregation == "sequence_mean"  ? models::Aggregation::sequence_mean
+                           : params.loss_aggregation == "sequence_sum" ? models::Aggregation::sequence_sum
+                                                                       : models::Aggregation::token_mean;
+  // Micro-batches weigh by what the loss averages over: tokens, or sequences.
+  const bool per_sequence = policy && (sequence_level || aggregation != models::Aggregation::token_mean);
+  const double clip_high = params.clip_range_high >= 0 ? params.clip_range_high : params.clip_range;
   const auto chunk = static_cast<std::size_t>(params.micro_batch_size);
   std::vector<std::pair<std::size_t, std::size_t>> ranges; // [begin, end) of each micro-batch
   std::vector<double> weights;
@@ -104,7 +116,7 @@ TrainReport Trainer::step(const std::string& objective, const std::vector<TrainS
     for (auto i = begin; i < end; ++i)
       chunk_tokens += static_cast<std::int64_t>(samples[i].completion_tokens.size());
     ranges.emplace_back(begin, end);
-    weights.push_back(policy && sequence_level ? static_cast<double>(end - begin) : static_cast<double>(chunk_tokens));
+    weights.push_back(per_sequence ? static_cast<double>(end - begin) : static_cast<double>(chunk_tokens));
     tokens += chunk_tokens;
   }
 
@@ -142,10 +154,9 @@ TrainReport Trainer::step(const std::string& objective, const std::vector<TrainS
       }
     }
     auto surrogate = sequence_level
-                       ? models::sequence_policy_loss(logprobs, old_logprobs, advantage, mask, params.clip_range,
-                                                      params.clip_range)
-                       : models::clipped_policy_loss(logprobs, old_logprobs, advantage, mask, params.clip_range,
-                                                     params.clip_range);
+                       ? models::sequence_policy_loss(logprobs, old_logprobs, advantage, mask, params.clip_range, clip_high)
+                       : models::clipped_policy_loss(logprobs, old_logprobs, advantage, mask, params.clip_range, clip_high,
+                                                     aggregation);
     auto share = weights[index];
     clip_sum += surrogate.clip_fraction * share;
     auto loss = surrogate.loss;

@@ -21,16 +21,26 @@ torch::Tensor masked_cross_entropy(const torch::Tensor& logits, const torch::Ten
   return masked_mean(-token_logprobs(logits, targets), mask);
 }
 
+torch::Tensor aggregate(const torch::Tensor& values, const torch::Tensor& mask, Aggregation aggregation) {
+  if (aggregation == Aggregation::token_mean)
+    return masked_mean(values, mask);
+  auto weights = mask.to(values.scalar_type());
+  auto sums = (values * weights).sum(1);
+  if (aggregation == Aggregation::sequence_sum)
+    return sums.mean();
+  return (sums / weights.sum(1).clamp_min(1.0)).mean();
+}
+
 PolicyLoss clipped_policy_loss(const torch::Tensor& logprobs, const torch::Tensor& old_logprobs,
                                const torch::Tensor& advantages, const torch::Tensor& mask, double clip_low,
-                               double clip_high) {
+                               double clip_high, Aggregation aggregation) {
   auto per_token = advantages.dim() == 1 ? advantages.unsqueeze(1).expand_as(logprobs) : advantages;
   per_token = per_token.to(torch::kFloat32);
   auto ratio = (logprobs - old_logprobs).exp();
   auto clipped = ratio.clamp(1.0 - clip_low, 1.0 + clip_high);
   auto objective = torch::min(ratio * per_token, clipped * per_token);
   PolicyLoss result;
-  result.loss = -masked_mean(objective, mask);
+  result.loss = -aggregate(objective, mask, aggregation);
   torch::NoGradGuard no_grad;
   auto was_clipped = (ratio * per_token != objective).to(torch::kFloat32);
   result.clip_fraction = masked_mean(was_clipped, mask).item<double>();
@@ -137,16 +147,6 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& model, double
   return std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(lr));
 }
 
-double LrSchedule::at(std::int64_t step) const {
-  if (step < warmup_steps)
-    return base_lr * static_cast<double>(step + 1) / static_cast<double>(warmup_steps);
-  if (kind == Kind::constant)
-    return base_lr;
-  auto span = std::max<std::int64_t>(1, total_steps - warmup_steps);
-  auto progress = std::min(1.0, static_cast<double>(step - warmup_steps) / static_cast<double>(span));
-  auto floor = base_lr * min_ratio;
-  return floor + (base_lr - floor) * 0.5 * (1.0 + std::cos(M_PI * progress));
-}
 
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
   for (auto& group : optimizer.param_groups())

@@ -2,6 +2,8 @@
 // schedule and one optimizer step over micro-batches. Trainers (actors/) compose these.
 #pragma once
 
+#include <chorus/schedule.hpp>
+
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -28,13 +30,23 @@ struct PolicyLoss {
   double ratio_mean = 0.0;
 };
 
+/// How per-token terms become one loss.
+enum class Aggregation {
+  token_mean,    // mean over every masked token of the batch (DAPO; long sequences weigh more)
+  sequence_mean, // mean over sequences of each one's token mean (the original GRPO)
+  sequence_sum,  // mean over sequences of each one's token sum (Dr. GRPO: no length normalisation)
+};
+
+/// `values` [batch, time] over `mask` aggregated as `aggregation` says.
+torch::Tensor aggregate(const torch::Tensor& values, const torch::Tensor& mask, Aggregation aggregation);
+
 /// The clipped policy-gradient surrogate (PPO / GRPO, token level):
 ///   ratio = exp(logprobs - old_logprobs),
-///   loss  = -mean over masked tokens of min(ratio * A, clip(ratio, 1 - clip_low, 1 + clip_high) * A).
+///   loss  = -aggregate over masked tokens of min(ratio * A, clip(ratio, 1 - clip_low, 1 + clip_high) * A).
 /// `advantages` is per token [batch, time] or per sequence [batch].
 PolicyLoss clipped_policy_loss(const torch::Tensor& logprobs, const torch::Tensor& old_logprobs,
                                const torch::Tensor& advantages, const torch::Tensor& mask, double clip_low,
-                               double clip_high);
+                               double clip_high, Aggregation aggregation = Aggregation::token_mean);
 
 /// The sequence-level clipped surrogate (GSPO): one ratio per sequence, the geometric mean of its
 /// token ratios, s = exp(mean over masked tokens of (logprobs - old_logprobs)), and
@@ -86,19 +98,8 @@ torch::Tensor batch_logprobs(const torch::Tensor& logits, const SequenceBatch& b
 std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& model, double lr, double weight_decay,
                                                 double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8);
 
-/// Linear warm-up to the base rate, then constant or cosine decay to base * min_ratio.
-struct LrSchedule {
-  enum class Kind { constant, cosine };
-
-  double base_lr = 1e-5;
-  std::int64_t warmup_steps = 0;
-  std::int64_t total_steps = 1;
-  Kind kind = Kind::cosine;
-  double min_ratio = 0.0;
-
-  /// The rate for optimizer step `step`, counted from 0.
-  double at(std::int64_t step) const;
-};
+/// The learning-rate schedule (include/chorus/schedule.hpp).
+using chorus::LrSchedule;
 
 /// Sets every parameter group's learning rate.
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);

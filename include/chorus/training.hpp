@@ -37,8 +37,14 @@ struct TrainParams {
   double weight_decay = 0.0;
   /// Samples per forward/backward pass; the step accumulates gradients over all of them.
   std::int64_t micro_batch_size = 8;
-  /// Policy-gradient steps: the ratio is clipped to [1 - clip_range, 1 + clip_range].
+  /// Policy-gradient steps: the ratio is clipped to [1 - clip_range, 1 + clip_range_high].
   double clip_range = 0.2;
+  /// The upper clip range when it differs (DAPO's clip-higher); negative: clip_range.
+  double clip_range_high = -1.0;
+  /// Token-level steps: how per-token terms become the loss: "token_mean" (every token of the batch
+  /// weighs the same: DAPO), "sequence_mean" (each sequence's token mean, then the mean over
+  /// sequences: GRPO) or "sequence_sum" (no length normalisation: Dr. GRPO).
+  std::string loss_aggregation = "token_mean";
   /// Policy-gradient steps: "token" (PPO / GRPO: one ratio per token) or "sequence" (GSPO: the
   /// length-normalised ratio of the whole completion).
   std::string ratio_level = "token";

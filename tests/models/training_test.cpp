@@ -52,6 +52,15 @@ TEST(Losses, SequenceAdvantagesBroadcastOverTokens) {
   EXPECT_NEAR(per_sequence.loss.item<double>(), -1.0, 1e-6);
 }
 
+TEST(Losses, AggregationsByHand) {
+  // Row 0: values 1, 2, 3 (all counted); row 1: 4 (then two masked tokens).
+  auto values = torch::tensor({1.0, 2.0, 3.0, 4.0, 100.0, 100.0}, torch::kFloat32).view({2, 3});
+  auto mask = torch::tensor({1, 1, 1, 1, 0, 0}, torch::kInt64).view({2, 3});
+  EXPECT_NEAR(aggregate(values, mask, Aggregation::token_mean).item<double>(), 10.0 / 4.0, 1e-6);
+  EXPECT_NEAR(aggregate(values, mask, Aggregation::sequence_mean).item<double>(), (2.0 + 4.0) / 2.0, 1e-6);
+  EXPECT_NEAR(aggregate(values, mask, Aggregation::sequence_sum).item<double>(), (6.0 + 4.0) / 2.0, 1e-6);
+}
+
 TEST(Losses, SequenceLevelRatioByHand) {
   // Row 0: token log-ratios 0.2 and 0.0 (the third token is masked) -> s = exp(0.1) = 1.10517, inside
   // [0.8, 1.2]: objective s * A = 1.10517 * 2. Row 1: log-ratios 0.5, 0.5 -> s = exp(0.5) = 1.64872,

@@ -1,0 +1,147 @@
+// Datasets: JSONL files of demonstrations (Completion), prompts (Prompt) or preferences (Preference),
+// named in a config and loaded by a recipe:
+//
+//   struct Config { Dataset<Completion> sft_dataset; };      // --set sft_dataset=data.jsonl
+//   auto examples = co_await config.sft_dataset.load(ctx);  // std::vector<Completion>
+//
+// Accepted lines (one JSON object each; other keys go to `metadata`):
+//   Completion  {"messages": [..., {"role": "assistant", "content": "..."}]}  or  {"prompt": "...", "completion": "..."}
+//   Prompt      {"messages": [...]}  or  {"prompt": "..."}
+//   Preference  {"messages" or "prompt": ..., "chosen": "...", "rejected": "..."}
+// A malformed line is a DatasetError naming the file, line and field; with `skip_bad_lines` it is
+// skipped instead, and every skipped line is reported in the log with its reason.
+#pragma once
+
+#include <chorus/config.hpp>
+#include <chorus/generation.hpp>
+#include <chorus/task.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace chorus {
+
+class RecipeContext;
+
+/// A demonstration: the conversation so far and the assistant turn to learn.
+struct Completion {
+  std::vector<ChatMessage> prompt; // system / user / assistant turns before the completion
+  std::string completion;          // the final assistant turn
+  Json metadata = Json::object();
+};
+
+/// A prompt to generate from, with whatever the graders need (e.g. metadata["answer"]).
+struct Prompt {
+  std::vector<ChatMessage> prompt;
+  Json metadata = Json::object();
+};
+
+/// A preference: after `prompt`, `chosen` is better than `rejected`.
+struct Preference {
+  std::vector<ChatMessage> prompt;
+  std::string chosen;
+  std::string rejected;
+  Json metadata = Json::object();
+};
+
+/// Parses one JSONL line as `Kind`. @throws DatasetError "FILE:LINE: field 'F': what was expected".
+template <class Kind>
+Kind parse_dataset_line(const Json& line, const std::string& where);
+
+/// Reads `file`: every line must parse (DatasetError otherwise), unless `skip_bad_lines`, which keeps
+/// the good ones and returns the reasons for the others in `skipped`.
+template <class Kind>
+std::vector<Kind> read_dataset(const std::filesystem::path& file, bool skip_bad_lines,
+                               std::vector<std::string>* skipped = nullptr);
+
+/// Reads `file` (see read_dataset) and logs how many examples were loaded and each skipped line.
+template <class Kind>
+Task<std::vector<Kind>> load_dataset(std::filesystem::path file, bool skip_bad_lines, RecipeContext& ctx);
+
+/// A JSONL dataset named in a config: a path, or {"path": ..., "skip_bad_lines": true}.
+template <class Kind>
+struct Dataset {
+  std::filesystem::path path;
+  bool skip_bad_lines = false;
+
+  /// Reads the file (see read_dataset); logs how many examples were loaded and each skipped line.
+  /// @throws DatasetError naming the file and line.
+  Task<std::vector<Kind>> load(RecipeContext& ctx) const {
+    return load_dataset<Kind>(path, skip_bad_lines, ctx);
+  }
+};
+
+// -- working with loaded data ---------------------------------------------------
+
+/// `items` in an order drawn from `seed` (the same seed, the same order).
+template <class T>
+std::vector<T> shuffled(std::vector<T> items, std::uint64_t seed) {
+  std::mt19937_64 generator(seed);
+  std::shuffle(items.begin(), items.end(), generator);
+  return items;
+}
+
+/// Splits `items` into (train, eval) with `eval_fraction` of them (at least one if the fraction is
+/// positive and there are two or more items) in eval, after shuffling with `seed`.
+template <class T>
+std::pair<std::vector<T>, std::vector<T>> train_eval_split(std::vector<T> items, double eval_fraction,
+                                                           std::uint64_t seed) {
+  items = shuffled(std::move(items), seed);
+  auto eval = static_cast<std::size_t>(eval_fraction * static_cast<double>(items.size()) + 0.5);
+  if (eval_fraction > 0 && eval == 0 && items.size() >= 2)
+    eval = 1;
+  eval = std::min(eval, items.size());
+  std::vector<T> eval_items(items.end() - static_cast<std::ptrdiff_t>(eval), items.end());
+  items.resize(items.size() - eval);
+  return {std::move(items), std::move(eval_items)};
+}
+
+/// `items` cut into consecutive batches of `size` (the last one may be shorter).
+template <class T>
+std::vector<std::vector<T>> batches_of(const std::vector<T>& items, std::size_t size) {
+  std::vector<std::vector<T>> result;
+  for (std::size_t begin = 0; begin < items.size(); begin += std::max<std::size_t>(size, 1))
+    result.emplace_back(items.begin() + static_cast<std::ptrdiff_t>(begin),
+                        items.begin() + static_cast<std::ptrdiff_t>(std::min(items.size(), begin + std::max<std::size_t>(size, 1))));
+  return result;
+}
+
+// -- config ---------------------------------------------------------------------
+
+template <class Kind>
+struct ConfigCodec<Dataset<Kind>> {
+  static std::string type_name() {
+    return "dataset (path of a JSONL file)";
+  }
+  static void read(const Json& value, Dataset<Kind>& out, const ConfigLocation& at) {
+    if (value.is_string()) {
+      out.path = value.get<std::string>();
+      return;
+    }
+    if (!value.is_object() || !value.contains("path") || !value["path"].is_string())
+      at.fail("the path of a JSONL file, or {\"path\": ..., \"skip_bad_lines\": true}", value);
+    for (const auto& [key, item] : value.items())
+      if (key != "path" && key != "skip_bad_lines")
+        at.child(key).fail_unknown({"path", "skip_bad_lines"});
+    out.path = value["path"].get<std::string>();
+    if (value.contains("skip_bad_lines")) {
+      if (!value["skip_bad_lines"].is_boolean())
+        at.child("skip_bad_lines").fail("bool (true or false)", value["skip_bad_lines"]);
+      out.skip_bad_lines = value["skip_bad_lines"].get<bool>();
+    }
+  }
+  static Json write(const Dataset<Kind>& value) {
+    if (!value.skip_bad_lines)
+      return value.path.string();
+    return Json{{"path", value.path.string()}, {"skip_bad_lines", true}};
+  }
+  static Json parse_text(std::string_view text, const ConfigLocation&) {
+    return std::string(text);
+  }
+};
+
+} // namespace chorus

@@ -1,0 +1,175 @@
+// Graders: turn a sample (prompt, completion, metadata) into a score in [0, 1] with an explanation.
+// Grading is a coroutine, so an RL trainer grades a whole batch at once, judge calls included.
+//
+//   auto format = JsonGrader({.grader_key = "format", .schema = {{"required", {"answer"}}}});
+//   auto correct = ExactMatchGrader({.grader_key = "correct", .metadata_key = "answer"});
+//   auto judge = BinaryJudgeGrader({.grader_key = "quality", .criteria = "Is it polite?", .model = judge_model});
+//   auto reward = CombinedGrader({.grader_key = "reward", .graders = {format, correct, judge}});
+//   Grade grade = co_await reward.grade(sample);   // grade.score, grade.scores["format"], ...
+#pragma once
+
+#include <chorus/config.hpp>
+#include <chorus/generation.hpp>
+#include <chorus/model.hpp>
+#include <chorus/task.hpp>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace chorus {
+
+/// What a grader sees: the prompt, the model's completion and the example's metadata.
+struct Sample {
+  std::vector<ChatMessage> prompt;
+  std::string completion;
+  Json metadata = Json::object();
+};
+
+struct Grade {
+  /// In [0, 1]; higher is better.
+  double score = 0.0;
+  std::string explanation;
+  /// The score of every grader that contributed, by grader key (a combined grader's parts too).
+  std::map<std::string, double> scores;
+  /// Judge verdicts that could not be parsed (each scored 0): counted, so that a trainer reports them.
+  int unparseable = 0;
+};
+
+/// A grader: a cheap, copyable handle. Build one with the classes below.
+class Grader {
+public:
+  /// Grades `sample`. Never throws for a bad completion (that is a low score); throws for a judge
+  /// that cannot be reached.
+  Task<Grade> grade(Sample sample) const;
+
+  /// The key its score is logged under.
+  const std::string& key() const;
+
+  /// What implementations provide.
+  struct Impl {
+    virtual ~Impl() = default;
+    virtual Task<Grade> grade(Sample sample) const = 0;
+    std::string key;
+  };
+
+  explicit Grader(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {
+  }
+
+private:
+  std::shared_ptr<const Impl> impl_;
+};
+
+/// A grader from any function of a sample, returning a score in [0, 1] (or a whole Grade):
+/// `FunctionGrader("short", [](const Sample& s) { return s.completion.size() < 100 ? 1.0 : 0.0; })`.
+class FunctionGrader : public Grader {
+public:
+  FunctionGrader(std::string grader_key, std::function<double(const Sample&)> score);
+  FunctionGrader(std::string grader_key, std::function<Grade(const Sample&)> grade);
+};
+
+struct ExactMatchOptions {
+  std::string grader_key = "exact_match";
+  /// The metadata field holding the expected answer (a string, or a number compared as text).
+  std::string metadata_key = "answer";
+  /// Where the answer is in the completion: a regex whose first group (or whole match) is compared;
+  /// empty: the whole completion.
+  std::string extract;
+  /// Compare after trimming whitespace and lower-casing.
+  bool normalize = true;
+};
+
+/// 1 when the completion's answer equals metadata[metadata_key], else 0.
+class ExactMatchGrader : public Grader {
+public:
+  explicit ExactMatchGrader(ExactMatchOptions options);
+};
+
+struct RegexOptions {
+  std::string grader_key = "regex";
+  /// ECMAScript regex searched for in the completion.
+  std::string pattern;
+};
+
+/// 1 when the pattern occurs in the completion. @throws ConfigError for an invalid pattern.
+class RegexGrader : public Grader {
+public:
+  explicit RegexGrader(RegexOptions options);
+};
+
+struct JsonOptions {
+  std::string grader_key = "json";
+  /// A JSON-Schema subset the completion must satisfy: "type" (object, array, string, number,
+  /// integer, boolean, null), "required" and "properties" (nested), "enum". Empty: any valid JSON.
+  Json schema = Json::object();
+};
+
+/// 1 when the completion (trimmed) is valid JSON satisfying the schema; the explanation says what
+/// is wrong otherwise.
+class JsonGrader : public Grader {
+public:
+  explicit JsonGrader(JsonOptions options);
+};
+
+struct BinaryJudgeOptions {
+  std::string grader_key = "judge";
+  /// What the judge checks, in plain words.
+  std::string criteria;
+  /// The judge: any inference model (spawn_inference).
+  InferenceModel model;
+  /// The judge's sampling; greedy by default, so that a verdict is reproducible.
+  SamplingParams sampling{.temperature = 0.0, .max_tokens = 64};
+};
+
+/// Asks a judge model whether the completion meets the criteria: PASS scores 1, FAIL 0. A verdict
+/// with neither word scores 0 and is counted in Grade::unparseable, the judge's text kept.
+class BinaryJudgeGrader : public Grader {
+public:
+  explicit BinaryJudgeGrader(BinaryJudgeOptions options);
+};
+
+struct RangeJudgeOptions {
+  std::string grader_key = "judge_score";
+  std::string criteria;
+  InferenceModel model;
+  /// The scale the judge answers on; the score is (answer - min_score) / (max_score - min_score).
+  double min_score = 1;
+  double max_score = 10;
+  SamplingParams sampling{.temperature = 0.0, .max_tokens = 64};
+};
+
+/// Asks a judge model for a score on a stated scale, normalised to [0, 1]. An answer without a
+/// number on the scale scores 0 and is counted in Grade::unparseable.
+class RangeJudgeGrader : public Grader {
+public:
+  explicit RangeJudgeGrader(RangeJudgeOptions options);
+};
+
+struct CombinedOptions {
+  std::string grader_key = "combined";
+  std::vector<Grader> graders;
+  /// One per grader; empty: equal weights.
+  std::vector<double> weights;
+};
+
+/// The weighted mean of several graders, run concurrently; each part's score is kept under its key.
+/// @throws ConfigError for no graders or a weight count that does not match.
+class CombinedGrader : public Grader {
+public:
+  explicit CombinedGrader(CombinedOptions options);
+};
+
+// -- judge prompts and verdicts (exposed for tests) -------------------------------
+
+/// The judge's verdict in `text`: 1 for PASS, 0 for FAIL, -1 when there is none. The word after the
+/// last "VERDICT:" decides if there is one; otherwise the last of the two words to appear as a whole
+/// word (case-insensitive), since a judge reasons before it concludes.
+int parse_pass_fail(const std::string& text);
+
+/// The number after the last "SCORE:" if there is one, else the last number in `text`; NaN when it is
+/// missing or outside [min_score, max_score].
+double parse_scale_score(const std::string& text, double min_score, double max_score);
+
+} // namespace chorus

@@ -1,0 +1,171 @@
+// Reading JSONL datasets. Every rejected line says file:line, the field and what was expected.
+#include <chorus/context.hpp>
+#include <chorus/dataset.hpp>
+#include <chorus/errors.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+
+namespace chorus {
+
+namespace {
+
+[[noreturn]] void bad(const std::string& where, const std::string& field, const std::string& what) {
+  throw DatasetError(where + ": field '" + field + "': " + what);
+}
+
+std::string text_field(const Json& line, const std::string& where, const char* field) {
+  if (!line.contains(field))
+    bad(where, field, "missing");
+  if (!line[field].is_string())
+    bad(where, field, "expected a string, got " + std::string(line[field].type_name()));
+  auto text = line[field].get<std::string>();
+  if (text.empty())
+    bad(where, field, "empty");
+  return text;
+}
+
+// The conversation of a line: "messages" (roles in order: an optional system turn, then user and
+// assistant alternating from user), or "prompt" as one user turn.
+std::vector<ChatMessage> conversation(const Json& line, const std::string& where) {
+  if (line.contains("messages")) {
+    const auto& messages = line["messages"];
+    if (!messages.is_array() || messages.empty())
+      bad(where, "messages", "expected a non-empty list of {\"role\", \"content\"}");
+    std::vector<ChatMessage> result;
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+      auto field = "messages[" + std::to_string(i) + "]";
+      const auto& message = messages[i];
+      if (!message.is_object() || !message.contains("role") || !message["role"].is_string()
+          || !message.contains("content") || !message["content"].is_string())
+        bad(where, field, "expected {\"role\": string, \"content\": string}");
+      auto role = message["role"].get<std::string>();
+      // Expected here: system only first; then user, assistant, user, ... alternating.
+      auto first_turn = !result.empty() && result.front().role == "system" ? 1u : 0u;
+      std::string expected = i == 0 && role == "system" ? "system"
+                             : (i - first_turn) % 2 == 0 ? "user"
+                                                         : "assistant";
+      if (role != expected)
+        bad(where, field + ".role", "expected '" + expected + "' here (system first if any, then user and assistant "
+                                      "alternating), got '" + role + "'");
+      result.push_back({role, message["content"].get<std::string>()});
+    }
+    return result;
+  }
+  if (line.contains("prompt"))
+    return {{"user", text_field(line, where, "prompt")}};
+  bad(where, "messages", "missing (expected \"messages\" or \"prompt\")");
+}
+
+Json metadata_of(const Json& line, std::initializer_list<const char*> used) {
+  auto metadata = line.contains("metadata") && line["metadata"].is_object() ? line["metadata"] : Json::object();
+  for (const auto& [key, value] : line.items()) {
+    bool taken = key == "metadata";
+    for (const char* name : used)
+      taken = taken || key == name;
+    if (!taken)
+      metadata[key] = value;
+  }
+  return metadata;
+}
+
+void expect_last_role(const std::vector<ChatMessage>& turns, const std::string& where, const char* role) {
+  if (turns.back().role != role)
+    bad(where, "messages", std::string("expected the last turn to be '") + role + "', got '" + turns.back().role + "'");
+}
+
+} // namespace
+
+template <>
+Completion parse_dataset_line<Completion>(const Json& line, const std::string& where) {
+  Completion result;
+  if (line.contains("messages")) {
+    auto turns = conversation(line, where);
+    expect_last_role(turns, where, "assistant");
+    if (turns.back().content.empty())
+      bad(where, "messages[" + std::to_string(turns.size() - 1) + "].content", "empty completion");
+    result.completion = turns.back().content;
+    turns.pop_back();
+    result.prompt = std::move(turns);
+  } else {
+    result.prompt = conversation(line, where);
+    result.completion = text_field(line, where, "completion");
+  }
+  result.metadata = metadata_of(line, {"messages", "prompt", "completion"});
+  return result;
+}
+
+template <>
+Prompt parse_dataset_line<Prompt>(const Json& line, const std::string& where) {
+  Prompt result;
+  result.prompt = conversation(line, where);
+  expect_last_role(result.prompt, where, "user");
+  result.metadata = metadata_of(line, {"messages", "prompt"});
+  return result;
+}
+
+template <>
+Preference parse_dataset_line<Preference>(const Json& line, const std::string& where) {
+  Preference result;
+  result.prompt = conversation(line, where);
+  expect_last_role(result.prompt, where, "user");
+  result.chosen = text_field(line, where, "chosen");
+  result.rejected = text_field(line, where, "rejected");
+  result.metadata = metadata_of(line, {"messages", "prompt", "chosen", "rejected"});
+  return result;
+}
+
+template <class Kind>
+std::vector<Kind> read_dataset(const std::filesystem::path& file, bool skip_bad_lines, std::vector<std::string>* skipped) {
+  if (file.empty())
+    throw DatasetError("no dataset file given (expected the path of a JSONL file)");
+  std::ifstream in(file);
+  if (!in)
+    throw DatasetError(file.string() + ": cannot open");
+  std::vector<Kind> result;
+  std::string text;
+  for (std::size_t number = 1; std::getline(in, text); ++number) {
+    auto where = file.string() + ":" + std::to_string(number);
+    if (text.find_first_not_of(" \t\r") == std::string::npos)
+      continue; // blank lines separate nothing and mean nothing
+    try {
+      auto line = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+      if (line.is_discarded())
+        throw DatasetError(where + ": not valid JSON");
+      if (!line.is_object())
+        throw DatasetError(where + ": expected a JSON object, got " + std::string(line.type_name()));
+      result.push_back(parse_dataset_line<Kind>(line, where));
+    } catch (const DatasetError& error) {
+      if (!skip_bad_lines)
+        throw;
+      if (skipped)
+        skipped->push_back(error.what());
+    }
+  }
+  if (in.bad())
+    throw DatasetError(file.string() + ": read error");
+  if (result.empty())
+    throw DatasetError(file.string() + ": no examples" + (skip_bad_lines ? " (every line was skipped)" : ""));
+  return result;
+}
+
+template <class Kind>
+Task<std::vector<Kind>> load_dataset(std::filesystem::path path, bool skip_bad_lines, RecipeContext& ctx) {
+  std::vector<std::string> skipped;
+  auto examples = read_dataset<Kind>(path, skip_bad_lines, &skipped);
+  for (const auto& reason : skipped)
+    ctx.log().warn("skipped: {}", reason);
+  ctx.log().info("dataset {}: {} examples{}", path.string(), examples.size(),
+                 skipped.empty() ? std::string() : ", " + std::to_string(skipped.size()) + " bad lines skipped");
+  co_return examples;
+}
+
+template std::vector<Completion> read_dataset<Completion>(const std::filesystem::path&, bool, std::vector<std::string>*);
+template std::vector<Prompt> read_dataset<Prompt>(const std::filesystem::path&, bool, std::vector<std::string>*);
+template std::vector<Preference> read_dataset<Preference>(const std::filesystem::path&, bool, std::vector<std::string>*);
+template Task<std::vector<Completion>> load_dataset<Completion>(std::filesystem::path, bool, RecipeContext&);
+template Task<std::vector<Prompt>> load_dataset<Prompt>(std::filesystem::path, bool, RecipeContext&);
+template Task<std::vector<Preference>> load_dataset<Preference>(std::filesystem::path, bool, RecipeContext&);
+
+} // namespace chorus

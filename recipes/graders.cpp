@@ -1,0 +1,233 @@
+// The programmatic graders and the combined grader. Each grade is a plain function of the sample;
+// the combined grader runs its parts concurrently.
+#include <chorus/errors.hpp>
+#include <chorus/gather.hpp>
+#include <chorus/grader.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <regex>
+
+namespace chorus {
+
+// -- Grader -----------------------------------------------------------------------
+
+namespace {
+
+Task<Grade> grade_with(std::shared_ptr<const Grader::Impl> impl, Sample sample) {
+  co_return co_await impl->grade(std::move(sample));
+}
+
+std::string trimmed(const std::string& text) {
+  auto begin = text.find_first_not_of(" \t\r\n");
+  if (begin == std::string::npos)
+    return {};
+  auto end = text.find_last_not_of(" \t\r\n");
+  return text.substr(begin, end - begin + 1);
+}
+
+std::string lowered(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
+  return text;
+}
+
+// A grader whose grade is a plain (non-suspending) function of the sample.
+struct PlainGrader : Grader::Impl {
+  std::function<Grade(const Sample&)> fn;
+  Task<Grade> grade(Sample sample) const override {
+    auto result = fn(sample);
+    result.score = std::clamp(result.score, 0.0, 1.0);
+    result.scores.emplace(key, result.score);
+    co_return result;
+  }
+};
+
+std::shared_ptr<const Grader::Impl> plain(std::string key, std::function<Grade(const Sample&)> fn) {
+  auto impl = std::make_shared<PlainGrader>();
+  impl->key = std::move(key);
+  impl->fn = std::move(fn);
+  return impl;
+}
+
+Grade verdict(bool passed, std::string explanation) {
+  return {passed ? 1.0 : 0.0, std::move(explanation), {}, 0};
+}
+
+std::regex compile(const std::string& pattern, const std::string& key) {
+  try {
+    return std::regex(pattern, std::regex::ECMAScript);
+  } catch (const std::regex_error& error) {
+    throw ConfigError("grader '" + key + "': invalid regex '" + pattern + "': " + error.what());
+  }
+}
+
+} // namespace
+
+Task<Grade> Grader::grade(Sample sample) const {
+  return grade_with(impl_, std::move(sample));
+}
+
+const std::string& Grader::key() const {
+  return impl_->key;
+}
+
+// -- FunctionGrader ---------------------------------------------------------------
+
+FunctionGrader::FunctionGrader(std::string grader_key, std::function<double(const Sample&)> score)
+  : Grader(plain(std::move(grader_key), [score = std::move(score)](const Sample& sample) {
+      return Grade{score(sample), {}, {}, 0};
+    })) {
+}
+
+FunctionGrader::FunctionGrader(std::string grader_key, std::function<Grade(const Sample&)> grade)
+  : Grader(plain(std::move(grader_key), std::move(grade))) {
+}
+
+// -- ExactMatchGrader -------------------------------------------------------------
+
+ExactMatchGrader::ExactMatchGrader(ExactMatchOptions options)
+  : Grader(plain(options.grader_key, [options, extract = options.extract.empty()
+                                                           ? std::optional<std::regex>()
+                                                           : std::optional<std::regex>(compile(options.extract, options.grader_key))](
+                                       const Sample& sample) {
+      if (!sample.metadata.contains(options.metadata_key))
+        return verdict(false, "metadata has no '" + options.metadata_key + "'");
+      const auto& value = sample.metadata[options.metadata_key];
+      auto expected = value.is_string() ? value.get<std::string>() : value.dump();
+      auto answer = sample.completion;
+      if (extract) {
+        std::smatch match;
+        if (!std::regex_search(sample.completion, match, *extract))
+          return verdict(false, "no answer found by '" + options.extract + "'");
+        answer = match.size() > 1 ? match[1].str() : match[0].str();
+      }
+      if (options.normalize) {
+        answer = lowered(trimmed(answer));
+        expected = lowered(trimmed(expected));
+      }
+      return verdict(answer == expected, "answer '" + answer + "', expected '" + expected + "'");
+    })) {
+}
+
+// -- RegexGrader ------------------------------------------------------------------
+
+RegexGrader::RegexGrader(RegexOptions options)
+  : Grader(plain(options.grader_key, [pattern = options.pattern, regex = compile(options.pattern, options.grader_key)](
+                                       const Sample& sample) {
+      bool found = std::regex_search(sample.completion, regex);
+      return verdict(found, found ? "matches " + pattern : "does not match " + pattern);
+    })) {
+}
+
+// -- JsonGrader -------------------------------------------------------------------
+
+namespace {
+
+bool has_type(const Json& value, const std::string& type) {
+  if (type == "object")
+    return value.is_object();
+  if (type == "array")
+    return value.is_array();
+  if (type == "string")
+    return value.is_string();
+  if (type == "number")
+    return value.is_number();
+  if (type == "integer")
+    return value.is_number_integer() || value.is_number_unsigned();
+  if (type == "boolean")
+    return value.is_boolean();
+  if (type == "null")
+    return value.is_null();
+  return false;
+}
+
+// The first way `value` breaks `schema` ("" if none), `path` naming where.
+std::string violation(const Json& value, const Json& schema, const std::string& path) {
+  if (!schema.is_object())
+    return {};
+  if (schema.contains("type") && schema["type"].is_string() && !has_type(value, schema["type"].get<std::string>()))
+    return path + ": expected " + schema["type"].get<std::string>() + ", got " + value.type_name();
+  if (schema.contains("enum") && schema["enum"].is_array()
+      && std::find(schema["enum"].begin(), schema["enum"].end(), value) == schema["enum"].end())
+    return path + ": " + value.dump() + " is not one of " + schema["enum"].dump();
+  if (value.is_object()) {
+    if (schema.contains("required") && schema["required"].is_array())
+      for (const auto& field : schema["required"])
+        if (field.is_string() && !value.contains(field.get<std::string>()))
+          return path + ": missing required field '" + field.get<std::string>() + "'";
+    if (schema.contains("properties") && schema["properties"].is_object())
+      for (const auto& [field, sub_schema] : schema["properties"].items())
+        if (value.contains(field))
+          if (auto problem = violation(value[field], sub_schema, path + "." + field); !problem.empty())
+            return problem;
+  }
+  if (value.is_array() && schema.contains("items"))
+    for (std::size_t i = 0; i < value.size(); ++i)
+      if (auto problem = violation(value[i], schema["items"], path + "[" + std::to_string(i) + "]"); !problem.empty())
+        return problem;
+  return {};
+}
+
+} // namespace
+
+JsonGrader::JsonGrader(JsonOptions options)
+  : Grader(plain(options.grader_key, [schema = options.schema](const Sample& sample) {
+      auto value = Json::parse(trimmed(sample.completion), nullptr, /*allow_exceptions=*/false);
+      if (value.is_discarded())
+        return verdict(false, "not valid JSON");
+      auto problem = violation(value, schema, "$");
+      return verdict(problem.empty(), problem.empty() ? "valid" : problem);
+    })) {
+}
+
+// -- CombinedGrader ---------------------------------------------------------------
+
+namespace {
+
+struct Combined : Grader::Impl {
+  std::vector<Grader> graders;
+  std::vector<double> weights;
+
+  Task<Grade> grade(Sample sample) const override {
+    std::vector<Task<Grade>> parts;
+    for (const auto& grader : graders)
+      parts.push_back(grader.grade(sample));
+    auto grades = co_await when_all(std::move(parts));
+    Grade result;
+    double total = 0;
+    for (std::size_t i = 0; i < grades.size(); ++i) {
+      result.score += weights[i] * grades[i].score;
+      total += weights[i];
+      result.unparseable += grades[i].unparseable;
+      result.scores.insert(grades[i].scores.begin(), grades[i].scores.end());
+      result.explanation += (i ? "; " : "") + graders[i].key() + ": " + grades[i].explanation;
+    }
+    result.score = total > 0 ? result.score / total : 0.0;
+    result.scores[key] = result.score;
+    co_return result;
+  }
+};
+
+} // namespace
+
+CombinedGrader::CombinedGrader(CombinedOptions options)
+  : Grader([&] {
+      if (options.graders.empty())
+        throw ConfigError("grader '" + options.grader_key + "': a combined grader needs at least one grader");
+      if (options.weights.empty())
+        options.weights.assign(options.graders.size(), 1.0);
+      if (options.weights.size() != options.graders.size())
+        throw ConfigError("grader '" + options.grader_key + "': " + std::to_string(options.weights.size())
+                          + " weights for " + std::to_string(options.graders.size()) + " graders");
+      for (auto weight : options.weights)
+        if (!(weight >= 0))
+          throw ConfigError("grader '" + options.grader_key + "': weights must be >= 0");
+      auto impl = std::make_shared<Combined>();
+      impl->key = options.grader_key;
+      impl->graders = std::move(options.graders);
+      impl->weights = std::move(options.weights);
+      return std::shared_ptr<const Grader::Impl>(impl);
+    }()) {
+}
+
+} // namespace chorus

@@ -1,0 +1,119 @@
+// Graders: programmatic ones against hand-made samples, the combined grader's weighting, the
+// judge's verdict parsing, and a judge grader on a real (untrained) judge model.
+#include <chorus/chorus.hpp>
+#include <chorus/grader.hpp>
+
+#include "runtime/runtime.hpp"
+
+#include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+
+using namespace chorus;
+
+namespace {
+
+Grade grade(const Grader& grader, Sample sample) {
+  Runtime runtime;
+  return runtime.run(grader.grade(std::move(sample)));
+}
+
+Sample answer(std::string completion, Json metadata = Json::object()) {
+  return {{{"user", "question"}}, std::move(completion), std::move(metadata)};
+}
+
+} // namespace
+
+TEST(Graders, ExactMatchNormalisesAndExtracts) {
+  ExactMatchGrader plain({.grader_key = "correct", .metadata_key = "answer"});
+  EXPECT_EQ(grade(plain, answer("  Paris \n", {{"answer", "paris"}})).score, 1.0);
+  EXPECT_EQ(grade(plain, answer("Lyon", {{"answer", "paris"}})).score, 0.0);
+  EXPECT_EQ(grade(plain, answer("42", {{"answer", 42}})).score, 1.0);
+  auto missing = grade(plain, answer("x"));
+  EXPECT_EQ(missing.score, 0.0);
+  EXPECT_NE(missing.explanation.find("no 'answer'"), std::string::npos);
+  ExactMatchGrader extracting({.grader_key = "correct", .extract = R"(answer is (\d+))"});
+  auto result = grade(extracting, answer("I think the answer is 12.", {{"answer", "12"}}));
+  EXPECT_EQ(result.score, 1.0);
+  EXPECT_EQ(result.scores.at("correct"), 1.0);
+}
+
+TEST(Graders, JsonValidityAndSchema) {
+  JsonGrader any({.grader_key = "json"});
+  EXPECT_EQ(grade(any, answer(R"([1, 2])")).score, 1.0);
+  EXPECT_EQ(grade(any, answer(R"({"a": )")).score, 0.0);
+  JsonGrader schema({.grader_key = "format",
+                     .schema = {{"type", "object"},
+                                {"required", {"name", "age"}},
+                                {"properties", {{"name", {{"type", "string"}}}, {"age", {{"type", "integer"}}},
+                                                {"tags", {{"type", "array"}, {"items", {{"type", "string"}}}}}}}}});
+  EXPECT_EQ(grade(schema, answer(R"({"name": "Ada", "age": 36, "tags": ["x"]})")).score, 1.0);
+  auto missing = grade(schema, answer(R"({"name": "Ada"})"));
+  EXPECT_EQ(missing.score, 0.0);
+  EXPECT_EQ(missing.explanation, "$: missing required field 'age'");
+  EXPECT_EQ(grade(schema, answer(R"({"name": "Ada", "age": "36"})")).explanation, "$.age: expected integer, got string");
+  EXPECT_EQ(grade(schema, answer(R"({"name": "Ada", "age": 3, "tags": [1]})")).explanation,
+            "$.tags[0]: expected string, got number");
+}
+
+TEST(Graders, RegexAndFunctionGraders) {
+  RegexGrader regex({.grader_key = "has_number", .pattern = R"(\d+)"});
+  EXPECT_EQ(grade(regex, answer("abc 7")).score, 1.0);
+  EXPECT_EQ(grade(regex, answer("abc")).score, 0.0);
+  EXPECT_THROW(RegexGrader({.pattern = "("}), ConfigError);
+  FunctionGrader short_answers("short", [](const Sample& s) { return s.completion.size() < 5 ? 1.0 : 0.0; });
+  EXPECT_EQ(grade(short_answers, answer("ok")).score, 1.0);
+  EXPECT_EQ(short_answers.key(), "short");
+  FunctionGrader clamped("clamped", [](const Sample&) { return 7.0; });
+  EXPECT_EQ(grade(clamped, answer("x")).score, 1.0);
+}
+
+TEST(Graders, CombinedIsTheWeightedMeanAndKeepsEachPart) {
+  FunctionGrader one("one", [](const Sample&) { return 1.0; });
+  FunctionGrader zero("zero", [](const Sample&) { return 0.0; });
+  CombinedGrader combined({.grader_key = "reward", .graders = {one, zero}, .weights = {3.0, 1.0}});
+  auto result = grade(combined, answer("x"));
+  EXPECT_DOUBLE_EQ(result.score, 0.75);
+  EXPECT_EQ(result.scores.at("one"), 1.0);
+  EXPECT_EQ(result.scores.at("zero"), 0.0);
+  EXPECT_EQ(result.scores.at("reward"), 0.75);
+  EXPECT_THROW(CombinedGrader({.grader_key = "bad", .graders = {one}, .weights = {1.0, 2.0}}), ConfigError);
+  EXPECT_THROW(CombinedGrader({.grader_key = "empty"}), ConfigError);
+}
+
+TEST(Graders, JudgeVerdictsParseRobustly) {
+  EXPECT_EQ(parse_pass_fail("The answer is fine.\nVERDICT: PASS"), 1);
+  EXPECT_EQ(parse_pass_fail("It might pass, but no.\nverdict: **fail**"), 0);
+  EXPECT_EQ(parse_pass_fail("Could PASS at first sight; on reflection FAIL"), 0);
+  EXPECT_EQ(parse_pass_fail("Passable, failing nothing"), -1);
+  EXPECT_EQ(parse_pass_fail(""), -1);
+  EXPECT_EQ(parse_scale_score("Reasoning: 3 issues.\nSCORE: 8", 1, 10), 8.0);
+  EXPECT_EQ(parse_scale_score("I'd give it 7.5", 1, 10), 7.5);
+  EXPECT_TRUE(std::isnan(parse_scale_score("SCORE: 11", 1, 10)));
+  EXPECT_TRUE(std::isnan(parse_scale_score("no idea", 1, 10)));
+}
+
+TEST(Graders, AJudgeGraderAsksARealJudgeModel) {
+  Runtime runtime;
+  RecipeContext ctx(runtime, "test", std::filesystem::path(::testing::TempDir()) / "judge", MetricsLogger(),
+                    spdlog::default_logger());
+  runtime.run([&]() -> Task<void> {
+    auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(ctx, {.kv_cache_len = 512});
+    auto judge = co_await builder.spawn_inference("judge");
+    BinaryJudgeGrader binary({.grader_key = "polite", .criteria = "Is the response polite?", .model = judge,
+                              .sampling = {.temperature = 0.0, .max_tokens = 8}});
+    RangeJudgeGrader range({.grader_key = "quality", .criteria = "Quality", .model = judge,
+                            .sampling = {.temperature = 0.0, .max_tokens = 8}});
+    auto combined = CombinedGrader({.grader_key = "judged", .graders = {binary, range}});
+    auto result = co_await combined.grade(answer("Thank you!"));
+    // An untrained judge answers gibberish: a counted failure, never an exception or a made-up score.
+    EXPECT_GE(result.score, 0.0);
+    EXPECT_LE(result.score, 1.0);
+    EXPECT_EQ(result.scores.count("polite"), 1u);
+    EXPECT_EQ(result.scores.count("quality"), 1u);
+    EXPECT_GE(result.unparseable, 0);
+    EXPECT_LE(result.unparseable, 2);
+    EXPECT_FALSE(result.explanation.empty());
+  }());
+}
