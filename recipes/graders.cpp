@@ -64,11 +64,14 @@ std::regex compile(const std::string& pattern, const std::string& key) {
 } // namespace
 
 Task<Grade> Grader::grade(Sample sample) const {
+  if (!impl_)
+    throw ConfigError("no grader given");
   return grade_with(impl_, std::move(sample));
 }
 
 const std::string& Grader::key() const {
-  return impl_->key;
+  static const std::string none = "<no grader>";
+  return impl_ ? impl_->key : none;
 }
 
 // -- FunctionGrader ---------------------------------------------------------------

@@ -41,12 +41,20 @@ struct Grade {
 /// A grader: a cheap, copyable handle. Build one with the classes below.
 class Grader {
 public:
+  /// No grader: grading with it throws (an algorithm's options start with one of these).
+  Grader() = default;
+
   /// Grades `sample`. Never throws for a bad completion (that is a low score); throws for a judge
   /// that cannot be reached.
   Task<Grade> grade(Sample sample) const;
 
   /// The key its score is logged under.
   const std::string& key() const;
+
+  /// Whether this handle holds a grader.
+  explicit operator bool() const noexcept {
+    return impl_ != nullptr;
+  }
 
   /// What implementations provide.
   struct Impl {

@@ -56,8 +56,9 @@ struct BuilderOptions {
 struct TrainOptions {
   /// The most sequences a replica generates at once (continuous batching).
   std::int64_t max_batch_size = 32;
-  /// Keep a frozen copy of the initial weights for the KL penalty (TrainParams::kl_beta).
-  bool keep_reference = false;
+  /// Keep a frozen copy of the initial weights: the reference of the KL penalty (TrainParams::kl_beta)
+  /// and of DPO. Costs one more copy of the weights.
+  bool keep_reference = true;
 };
 
 /// Options of an inference-only model (a judge, a reference).

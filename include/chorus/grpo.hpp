@@ -1,0 +1,80 @@
+// GRPO: group-relative policy optimisation (Shao et al. 2024) and the variants users ask for by name.
+// Each step samples `completions_per_sample` completions of each prompt, grades them, turns the
+// rewards into group-relative advantages, and takes one clipped policy-gradient step (token-level
+// ratio) per mini-batch, with the sampler's log-probs as the old policy and an optional KL penalty to
+// the frozen reference (k3).
+//
+//   co_await GRPO({.dataset = prompts, .model = model, .grader = grader, .logger = ctx.logger(),
+//                  .lr = 1e-6, .samples_per_batch = 64, .completions_per_sample = 8,
+//                  .max_num_grpo_steps = 200, .variant = "dapo"}).run();
+#pragma once
+
+#include <chorus/advantages.hpp>
+#include <chorus/dataset.hpp>
+#include <chorus/grader.hpp>
+#include <chorus/metrics.hpp>
+#include <chorus/model.hpp>
+#include <chorus/task.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace chorus {
+
+/// What a reinforcement-learning run did.
+struct RlResult {
+  std::int64_t steps = 0;
+  /// The mean reward of the last step's completions.
+  double reward_mean = 0.0;
+};
+
+struct GrpoOptions {
+  std::vector<Prompt> dataset;
+  TrainingModel model;
+  Grader grader;
+  MetricsLogger logger;
+  double lr = 1e-6;
+  /// Completions per step (prompts per step = samples_per_batch / completions_per_sample).
+  int samples_per_batch = 64;
+  /// Completions per optimizer step: a step takes samples_per_batch / samples_per_mini_batch updates.
+  int samples_per_mini_batch = 64;
+  /// Completions per forward/backward pass (gradient accumulation).
+  int micro_batch_size = 8;
+  /// The group size: completions sampled per prompt.
+  int completions_per_sample = 4;
+  double max_grad_norm = 1.0;
+  /// The ratio is clipped to [1 - clip_range, 1 + clip_range_high] (clip_range_high < 0: clip_range).
+  double clip_range = 0.2;
+  double clip_range_high = -1.0;
+  /// Weight of the KL penalty to the frozen reference (needs spawn_train's keep_reference, the default).
+  double kl_beta = 0.0;
+  /// "sequence_mean" (GRPO), "token_mean" (DAPO) or "sequence_sum" (Dr. GRPO).
+  std::string loss_aggregation = "sequence_mean";
+  /// Advantage baseline ("mean" or "rloo") and whether to divide by the group's std.
+  std::string baseline = "mean";
+  bool normalize_std = true;
+  /// Drop groups whose completions all got the same reward (DAPO's dynamic sampling, without resampling).
+  bool drop_uniform_groups = false;
+  /// A preset that sets the fields above as the variant's paper does, whatever they were:
+  /// "grpo" (leaves them), "dr_grpo" (no std normalisation, sequence_sum), "dapo" (clip_range_high
+  /// 0.28, token_mean, drop_uniform_groups), "rloo" (rloo baseline, no std normalisation).
+  std::string variant = "grpo";
+  int max_num_grpo_steps = 100;
+  SamplingParams sampling{.temperature = 1.0, .max_tokens = 256};
+  std::uint64_t seed = 0;
+  std::string stage = "grpo";
+};
+
+class GRPO {
+public:
+  /// @throws ConfigError for an empty dataset, no grader, an unknown variant or an option out of range.
+  explicit GRPO(GrpoOptions options);
+
+  Task<RlResult> run() const;
+
+private:
+  GrpoOptions options_;
+};
+
+} // namespace chorus

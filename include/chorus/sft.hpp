@@ -1,0 +1,71 @@
+// SFT: supervised fine-tuning on demonstrations. Cross-entropy over the assistant's tokens only (the
+// completion as the chat template closes the turn), epochs over a shuffled dataset, a warm-up then
+// cosine (or constant) learning rate, gradient accumulation over mini-batches.
+//
+//   co_await SFT({.dataset = examples, .model = model, .logger = ctx.logger(), .lr = 1e-5,
+//                 .epochs = 2, .samples_per_batch = 64}).run();
+#pragma once
+
+#include <chorus/dataset.hpp>
+#include <chorus/metrics.hpp>
+#include <chorus/model.hpp>
+#include <chorus/task.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace chorus {
+
+struct SftOptions {
+  std::vector<Completion> dataset;
+  TrainingModel model;
+  MetricsLogger logger;
+  /// The peak learning rate.
+  double lr = 1e-5;
+  int epochs = 1;
+  /// Samples per optimizer step.
+  int samples_per_batch = 32;
+  /// Samples per forward/backward pass (gradient accumulation within a batch).
+  int samples_per_mini_batch = 8;
+  /// Clip the gradient's global norm to this (<= 0: no clipping).
+  double max_grad_norm = 1.0;
+  double weight_decay = 0.0;
+  /// Optimizer steps of linear warm-up.
+  int warmup_steps = 0;
+  /// "cosine" (decays to lr * min_lr_ratio over the run) or "constant".
+  std::string lr_schedule = "cosine";
+  double min_lr_ratio = 0.1;
+  /// Held-out demonstrations: their loss is measured after each epoch (none if empty).
+  std::vector<Completion> eval_dataset;
+  /// Seeds the order of the samples in each epoch.
+  std::uint64_t seed = 0;
+  /// The stage name in the metrics and progress lines.
+  std::string stage = "sft";
+};
+
+struct SftResult {
+  std::int64_t steps = 0;
+  /// The last step's training loss.
+  double train_loss = 0.0;
+  /// The held-out loss after the last epoch (NaN without an eval set).
+  double eval_loss = 0.0;
+};
+
+/// The SFT trainer: `run()` is the whole loop.
+class SFT {
+public:
+  /// @throws ConfigError for an empty dataset or an option out of range.
+  explicit SFT(SftOptions options);
+
+  Task<SftResult> run() const;
+
+private:
+  SftOptions options_;
+};
+
+/// The mean per-token cross-entropy of `samples`' completions under `model`'s current weights
+/// (scored by its replicas; no step).
+Task<double> completion_loss(TrainingModel model, std::vector<TrainSample> samples);
+
+} // namespace chorus

@@ -1,0 +1,77 @@
+// The DPO loop: tokenize each preference's two turns once, then per epoch shuffle, batch and step.
+#include <chorus/dpo.hpp>
+#include <chorus/errors.hpp>
+#include <chorus/gather.hpp>
+#include <chorus/schedule.hpp>
+
+#include "recipes/tokenized.hpp"
+
+namespace chorus {
+
+namespace {
+
+Task<DpoResult> run_dpo(DpoOptions options) {
+  auto& model = options.model;
+  std::vector<PreferencePair> pairs(options.dataset.size());
+  std::vector<std::size_t> indices(pairs.size());
+  for (std::size_t i = 0; i < indices.size(); ++i)
+    indices[i] = i;
+  co_await for_each_concurrent(indices, 32, [&](std::size_t i) -> Task<void> {
+    const auto& preference = options.dataset[i];
+    auto chosen = co_await detail::tokenize_turn(model, preference.prompt, preference.chosen);
+    auto rejected = co_await detail::tokenize_turn(model, preference.prompt, preference.rejected);
+    pairs[i] = {std::move(chosen.prompt), std::move(chosen.completion), std::move(rejected.completion)};
+  });
+
+  auto batch_size = static_cast<std::size_t>(options.samples_per_batch);
+  auto total_steps = static_cast<std::int64_t>((pairs.size() + batch_size - 1) / batch_size) * options.epochs;
+  LrSchedule schedule{.base_lr = options.lr,
+                      .warmup_steps = options.warmup_steps,
+                      .total_steps = total_steps,
+                      .kind = options.lr_schedule == "constant" ? LrSchedule::Kind::constant : LrSchedule::Kind::cosine,
+                      .min_ratio = options.min_lr_ratio};
+  options.logger.begin_stage(options.stage, total_steps);
+  DpoResult result;
+  for (int epoch = 0; epoch < options.epochs; ++epoch) {
+    for (auto& batch : batches_of(shuffled(pairs, options.seed + static_cast<std::uint64_t>(epoch)), batch_size)) {
+      TrainParams params{.lr = schedule.at(result.steps),
+                         .max_grad_norm = options.max_grad_norm,
+                         .weight_decay = options.weight_decay,
+                         .micro_batch_size = options.samples_per_mini_batch,
+                         .dpo_beta = options.beta};
+      auto report = co_await model.train_dpo(std::move(batch), params);
+      ++result.steps;
+      result.loss = report.loss;
+      result.reward_accuracy = report.reward_accuracy;
+      options.logger.log(options.stage, result.steps,
+                         {{"loss", report.loss},
+                          {"reward_accuracy", report.reward_accuracy},
+                          {"reward_margin", report.reward_margin},
+                          {"grad_norm", report.grad_norm},
+                          {"lr", report.lr},
+                          {"tokens_per_s", report.tokens_per_second},
+                          {"epoch", epoch + 1},
+                          {"policy_version", static_cast<double>(report.weight_version)}});
+    }
+  }
+  co_return result;
+}
+
+} // namespace
+
+DPO::DPO(DpoOptions options) : options_(std::move(options)) {
+  if (options_.dataset.empty())
+    throw ConfigError("DPO: the dataset is empty");
+  if (options_.epochs < 1 || options_.samples_per_batch < 1 || options_.samples_per_mini_batch < 1)
+    throw ConfigError("DPO: epochs, samples_per_batch and samples_per_mini_batch must be at least 1");
+  if (!(options_.beta > 0))
+    throw ConfigError("DPO: beta must be > 0");
+  if (options_.lr_schedule != "cosine" && options_.lr_schedule != "constant")
+    throw ConfigError("DPO: lr_schedule must be cosine or constant, got '" + options_.lr_schedule + "'");
+}
+
+Task<DpoResult> DPO::run() const {
+  return run_dpo(options_);
+}
+
+} // namespace chorus

@@ -1,0 +1,99 @@
+// GRPO and GSPO: their options, variants and defaults, mapped onto the shared loop.
+#include <chorus/errors.hpp>
+#include <chorus/gspo.hpp>
+
+#include "recipes/policy_optimization.hpp"
+
+namespace chorus {
+
+namespace {
+
+detail::PolicyOptimization from(const GrpoOptions& o) {
+  detail::PolicyOptimization c;
+  c.algorithm = "GRPO";
+  c.dataset = o.dataset;
+  c.model = o.model;
+  c.grader = o.grader;
+  c.logger = o.logger;
+  c.lr = o.lr;
+  c.samples_per_batch = o.samples_per_batch;
+  c.samples_per_mini_batch = o.samples_per_mini_batch;
+  c.micro_batch_size = o.micro_batch_size;
+  c.completions_per_sample = o.completions_per_sample;
+  c.max_grad_norm = o.max_grad_norm;
+  c.clip_range = o.clip_range;
+  c.clip_range_high = o.clip_range_high;
+  c.kl_beta = o.kl_beta;
+  c.loss_aggregation = o.loss_aggregation;
+  c.ratio_level = "token";
+  c.advantages = {.baseline = o.baseline, .normalize_std = o.normalize_std};
+  c.drop_uniform_groups = o.drop_uniform_groups;
+  c.max_steps = o.max_num_grpo_steps;
+  c.sampling = o.sampling;
+  c.seed = o.seed;
+  c.stage = o.stage;
+  if (o.variant == "dr_grpo") {
+    c.advantages.normalize_std = false;
+    c.loss_aggregation = "sequence_sum";
+  } else if (o.variant == "dapo") {
+    c.clip_range_high = 0.28;
+    c.loss_aggregation = "token_mean";
+    c.drop_uniform_groups = true;
+  } else if (o.variant == "rloo") {
+    c.advantages = {.baseline = "rloo", .normalize_std = false};
+  } else if (o.variant != "grpo") {
+    throw ConfigError("GRPO: unknown variant '" + o.variant + "' (expected grpo, dr_grpo, dapo or rloo)");
+  }
+  if (c.advantages.baseline != "mean" && c.advantages.baseline != "rloo")
+    throw ConfigError("GRPO: baseline must be mean or rloo, got '" + c.advantages.baseline + "'");
+  if (c.loss_aggregation != "token_mean" && c.loss_aggregation != "sequence_mean" && c.loss_aggregation != "sequence_sum")
+    throw ConfigError("GRPO: loss_aggregation must be token_mean, sequence_mean or sequence_sum, got '"
+                      + c.loss_aggregation + "'");
+  return c;
+}
+
+detail::PolicyOptimization from(const GspoOptions& o) {
+  detail::PolicyOptimization c;
+  c.algorithm = "GSPO";
+  c.dataset = o.dataset;
+  c.model = o.model;
+  c.grader = o.grader;
+  c.logger = o.logger;
+  c.lr = o.lr;
+  c.samples_per_batch = o.samples_per_batch;
+  c.samples_per_mini_batch = o.samples_per_mini_batch;
+  c.micro_batch_size = o.micro_batch_size;
+  c.completions_per_sample = o.completions_per_sample;
+  c.max_grad_norm = o.max_grad_norm;
+  c.clip_range = o.clip_range;
+  c.clip_range_high = o.clip_range_high;
+  c.kl_beta = o.kl_beta;
+  c.loss_aggregation = "sequence_mean"; // the sequence ratio is applied per sequence
+  c.ratio_level = "sequence";
+  c.advantages = {.baseline = "mean", .normalize_std = o.normalize_std};
+  c.max_steps = o.max_num_gspo_steps;
+  c.sampling = o.sampling;
+  c.seed = o.seed;
+  c.stage = o.stage;
+  return c;
+}
+
+} // namespace
+
+GRPO::GRPO(GrpoOptions options) : options_(std::move(options)) {
+  detail::check(from(options_));
+}
+
+Task<RlResult> GRPO::run() const {
+  return detail::run_policy_optimization(from(options_));
+}
+
+GSPO::GSPO(GspoOptions options) : options_(std::move(options)) {
+  detail::check(from(options_));
+}
+
+Task<RlResult> GSPO::run() const {
+  return detail::run_policy_optimization(from(options_));
+}
+
+} // namespace chorus

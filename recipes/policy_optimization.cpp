@@ -1,0 +1,199 @@
+// One RL step reads top to bottom: prompts -> rollouts (generate, then grade, all concurrently) ->
+// group advantages -> mini-batch policy steps -> metrics.
+#include "recipes/policy_optimization.hpp"
+
+#include <chorus/errors.hpp>
+#include <chorus/gather.hpp>
+
+#include <cmath>
+#include <map>
+
+namespace chorus::detail {
+
+namespace {
+
+struct Rollout {
+  Generation generation;
+  Grade grade;
+};
+
+// One completion of `prompt`, graded as soon as it is generated.
+Task<Rollout> rollout(TrainingModel model, Grader grader, Prompt prompt, SamplingParams sampling) {
+  auto generation = co_await model.generate(prompt.prompt, sampling);
+  auto grade = co_await grader.grade(Sample{prompt.prompt, generation.text, prompt.metadata});
+  co_return Rollout{std::move(generation), std::move(grade)};
+}
+
+double mean_of(const std::vector<double>& values) {
+  double sum = 0;
+  for (auto v : values)
+    sum += v;
+  return values.empty() ? 0.0 : sum / static_cast<double>(values.size());
+}
+
+double std_of(const std::vector<double>& values) {
+  auto mean = mean_of(values);
+  double sum = 0;
+  for (auto v : values)
+    sum += (v - mean) * (v - mean);
+  return values.empty() ? 0.0 : std::sqrt(sum / static_cast<double>(values.size()));
+}
+
+// Prompts in a shuffled order, reshuffled each time the dataset runs out.
+class PromptStream {
+public:
+  PromptStream(const std::vector<Prompt>& prompts, std::uint64_t seed) : prompts_(prompts), seed_(seed) {
+  }
+
+  std::vector<Prompt> next(std::size_t count) {
+    std::vector<Prompt> result;
+    while (result.size() < count) {
+      if (position_ == order_.size()) {
+        order_ = shuffled(prompts_, seed_ + epoch_++);
+        position_ = 0;
+      }
+      result.push_back(order_[position_++]);
+    }
+    return result;
+  }
+
+private:
+  const std::vector<Prompt>& prompts_;
+  std::uint64_t seed_;
+  std::uint64_t epoch_ = 0;
+  std::vector<Prompt> order_;
+  std::size_t position_ = 0;
+};
+
+} // namespace
+
+void check(const PolicyOptimization& c) {
+  auto fail = [&](const std::string& what) { throw ConfigError(c.algorithm + ": " + what); };
+  if (c.dataset.empty())
+    fail("the dataset is empty");
+  if (!c.grader)
+    fail("no grader given");
+  if (c.completions_per_sample < 1)
+    fail("completions_per_sample must be at least 1");
+  if (c.samples_per_batch < c.completions_per_sample)
+    fail("samples_per_batch (" + std::to_string(c.samples_per_batch) + ") must be at least completions_per_sample ("
+         + std::to_string(c.completions_per_sample) + ")");
+  if (c.samples_per_mini_batch < 1 || c.micro_batch_size < 1)
+    fail("samples_per_mini_batch and micro_batch_size must be at least 1");
+  if (c.max_steps < 0)
+    fail("the step limit must be >= 0");
+  if (!(c.lr >= 0) || !(c.clip_range >= 0) || !(c.kl_beta >= 0))
+    fail("lr, clip_range and kl_beta must be >= 0");
+  if (c.sampling.max_tokens < 1)
+    fail("sampling.max_tokens must be at least 1");
+}
+
+Task<RlResult> run_policy_optimization(PolicyOptimization c) {
+  check(c);
+  auto& model = c.model;
+  PromptStream stream(c.dataset, c.seed);
+  auto group = static_cast<std::size_t>(c.completions_per_sample);
+  auto prompts_per_step = static_cast<std::size_t>(c.samples_per_batch) / group;
+  c.logger.begin_stage(c.stage, c.max_steps);
+
+  RlResult result;
+  for (int step = 1; step <= c.max_steps; ++step) {
+    // Rollouts: every completion of every prompt at once; the policy actor batches them.
+    auto prompts = stream.next(prompts_per_step);
+    std::vector<Task<Rollout>> requests;
+    for (std::size_t p = 0; p < prompts.size(); ++p) {
+      for (std::size_t k = 0; k < group; ++k) {
+        auto sampling = c.sampling;
+        if (sampling.seed < 0) // reproducible from the run's seed
+          sampling.seed = static_cast<std::int64_t>((c.seed * 1000003 + static_cast<std::uint64_t>(step) * 10007
+                                                     + p * group + k) & 0x7fffffffffffffffULL);
+        requests.push_back(rollout(model, c.grader, prompts[p], std::move(sampling)));
+      }
+    }
+    auto rollouts = co_await when_all(std::move(requests));
+
+    // Advantages, group by group.
+    std::vector<TrainSample> samples;
+    std::vector<double> rewards, lengths;
+    std::map<std::string, std::vector<double>> by_key;
+    int unparseable = 0, groups_kept = 0, empty = 0;
+    for (std::size_t p = 0; p < prompts.size(); ++p) {
+      std::vector<double> group_rewards;
+      for (std::size_t k = 0; k < group; ++k) {
+        const auto& r = rollouts[p * group + k];
+        group_rewards.push_back(r.grade.score);
+        rewards.push_back(r.grade.score);
+        lengths.push_back(static_cast<double>(r.generation.tokens.size()));
+        unparseable += r.grade.unparseable;
+        for (const auto& [key, score] : r.grade.scores)
+          by_key[key].push_back(score);
+      }
+      if (c.drop_uniform_groups && uniform_rewards(group_rewards))
+        continue;
+      ++groups_kept;
+      auto advantages = group_advantages(group_rewards, c.advantages);
+      for (std::size_t k = 0; k < group; ++k) {
+        auto& generation = rollouts[p * group + k].generation;
+        if (generation.tokens.empty()) {
+          ++empty;
+          continue;
+        }
+        samples.push_back({generation.prompt_tokens, generation.tokens, advantages[k], generation.logprobs,
+                           generation.weight_version});
+      }
+    }
+
+    // Policy steps over mini-batches; the sampler's log-probs stay the old policy throughout.
+    std::vector<TrainReport> reports;
+    auto version_before = model.weight_version();
+    double staleness = 0;
+    for (const auto& sample : samples)
+      staleness += static_cast<double>(version_before - sample.weight_version);
+    staleness = samples.empty() ? 0.0 : staleness / static_cast<double>(samples.size());
+    for (auto& mini_batch : batches_of(shuffled(samples, c.seed + static_cast<std::uint64_t>(step)),
+                                       static_cast<std::size_t>(c.samples_per_mini_batch))) {
+      TrainParams params{.lr = c.lr,
+                         .max_grad_norm = c.max_grad_norm,
+                         .micro_batch_size = c.micro_batch_size,
+                         .clip_range = c.clip_range,
+                         .clip_range_high = c.clip_range_high,
+                         .loss_aggregation = c.loss_aggregation,
+                         .ratio_level = c.ratio_level,
+                         .kl_beta = c.kl_beta};
+      reports.push_back(co_await model.train_policy(std::move(mini_batch), params));
+    }
+
+    Metrics metrics{{"reward_mean", mean_of(rewards)}, {"reward_std", std_of(rewards)}};
+    for (const auto& [key, scores] : by_key)
+      metrics.emplace_back("reward/" + key, mean_of(scores));
+    if (!reports.empty()) {
+      std::vector<double> losses, kls, clips, norms, speeds;
+      for (const auto& report : reports) {
+        losses.push_back(report.loss);
+        kls.push_back(report.kl);
+        clips.push_back(report.clip_fraction);
+        norms.push_back(report.grad_norm);
+        speeds.push_back(report.tokens_per_second);
+      }
+      metrics.insert(metrics.end(), {{"loss", mean_of(losses)},
+                                     {"kl", mean_of(kls)},
+                                     {"clip_fraction", mean_of(clips)},
+                                     {"grad_norm", mean_of(norms)},
+                                     {"lr", c.lr},
+                                     {"tokens_per_s", mean_of(speeds)},
+                                     {"logprob_gap", reports.front().logprob_gap}});
+    }
+    metrics.insert(metrics.end(), {{"completion_length", mean_of(lengths)},
+                                   {"policy_version", static_cast<double>(model.weight_version())},
+                                   {"staleness", staleness},
+                                   {"groups_kept", groups_kept},
+                                   {"unparseable", unparseable},
+                                   {"empty_completions", empty}});
+    c.logger.log(c.stage, step, metrics);
+    result.steps = step;
+    result.reward_mean = mean_of(rewards);
+  }
+  co_return result;
+}
+
+} // namespace chorus::detail

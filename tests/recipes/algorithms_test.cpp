@@ -1,0 +1,140 @@
+// The algorithms on the built-in tiny model: a few steps move each one's metric the right way. And
+// the advantage math against numbers worked out by hand.
+#include <chorus/chorus.hpp>
+
+#include "recipes/tokenized.hpp"
+#include "runtime/runtime.hpp"
+
+#include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+
+using namespace chorus;
+
+namespace {
+
+class Algorithms : public ::testing::Test {
+protected:
+  Runtime runtime_;
+  RecipeContext ctx_{runtime_, "test",
+                     std::filesystem::path(::testing::TempDir()) / ::testing::UnitTest::GetInstance()->current_test_info()->name(),
+                     MetricsLogger(), spdlog::default_logger()};
+
+  Task<TrainingModel> tiny_model() {
+    auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(ctx_, {.kv_cache_len = 256});
+    co_return co_await builder.spawn_train("policy", {.max_batch_size = 64});
+  }
+};
+
+// The share of the completion's characters that are 'x': a reward a policy can climb token by token.
+double share_of_x(const Sample& sample) {
+  if (sample.completion.empty())
+    return 0.0;
+  return static_cast<double>(std::count(sample.completion.begin(), sample.completion.end(), 'x'))
+         / static_cast<double>(sample.completion.size());
+}
+
+std::vector<Prompt> prompts() {
+  std::vector<Prompt> result;
+  for (const char* text : {"Write something.", "Say anything.", "Go on.", "Tell me more."})
+    result.push_back({{{"user", text}}, Json::object()});
+  return result;
+}
+
+} // namespace
+
+TEST(Advantages, GroupNormalisedByHand) {
+  // Rewards 1, 0, 0, 1: mean 0.5, population std 0.5 -> +1, -1, -1, +1.
+  auto advantages = group_advantages({1, 0, 0, 1});
+  for (std::size_t i = 0; i < 4; ++i)
+    EXPECT_NEAR(advantages[i], i == 0 || i == 3 ? 1.0 : -1.0, 1e-5);
+  // Dr. GRPO: no std normalisation: +0.5 / -0.5.
+  EXPECT_NEAR(group_advantages({1, 0}, {.normalize_std = false})[0], 0.5, 1e-12);
+  // RLOO: reward minus the mean of the others: 3 - (1 + 2) / 2 = 1.5; 1 - 2.5 = -1.5; 2 - 2 = 0.
+  auto rloo = group_advantages({3, 1, 2}, {.baseline = "rloo", .normalize_std = false});
+  EXPECT_NEAR(rloo[0], 1.5, 1e-12);
+  EXPECT_NEAR(rloo[1], -1.5, 1e-12);
+  EXPECT_NEAR(rloo[2], 0.0, 1e-12);
+  // Equal rewards teach nothing.
+  EXPECT_EQ(group_advantages({0.7, 0.7, 0.7}), (std::vector<double>{0.0, 0.0, 0.0}));
+  EXPECT_TRUE(uniform_rewards({0.7, 0.7}));
+  EXPECT_FALSE(uniform_rewards({0.7, 0.8}));
+}
+
+TEST_F(Algorithms, SftLowersTheLossOfTheDemonstrations) {
+  runtime_.run([&]() -> Task<void> {
+    auto model = co_await tiny_model();
+    std::vector<Completion> examples;
+    for (int i = 0; i < 12; ++i)
+      examples.push_back({{{"user", "Name a color " + std::to_string(i)}}, "blue", Json::object()});
+    auto before = co_await completion_loss(model, co_await detail::tokenize_completions(model, examples));
+    auto result = co_await SFT({.dataset = examples, .model = model, .lr = 3e-3, .epochs = 4,
+                                .samples_per_batch = 4, .eval_dataset = examples})
+                    .run();
+    EXPECT_EQ(result.steps, 12);
+    EXPECT_LT(result.eval_loss, 0.5 * before);
+  }());
+}
+
+TEST_F(Algorithms, GrpoRaisesTheReward) {
+  runtime_.run([&]() -> Task<void> {
+    auto model = co_await tiny_model();
+    auto grader = FunctionGrader("x", share_of_x);
+    auto first = co_await GRPO({.dataset = prompts(), .model = model, .grader = grader, .lr = 0.0,
+                                .samples_per_batch = 32, .completions_per_sample = 8, .max_num_grpo_steps = 1,
+                                .sampling = {.temperature = 1.0, .max_tokens = 8}})
+                   .run();
+    auto trained = co_await GRPO({.dataset = prompts(), .model = model, .grader = grader, .lr = 2e-3,
+                                  .samples_per_batch = 32, .samples_per_mini_batch = 16, .completions_per_sample = 8,
+                                  .variant = "dapo", .max_num_grpo_steps = 12,
+                                  .sampling = {.temperature = 1.0, .max_tokens = 8}})
+                     .run();
+    EXPECT_GT(trained.reward_mean, first.reward_mean + 0.2) << first.reward_mean << " -> " << trained.reward_mean;
+    std::printf("GRPO reward %.3f -> %.3f\n", first.reward_mean, trained.reward_mean);
+  }());
+}
+
+TEST_F(Algorithms, GspoRaisesTheReward) {
+  runtime_.run([&]() -> Task<void> {
+    auto model = co_await tiny_model();
+    auto grader = FunctionGrader("x", share_of_x);
+    auto first = co_await GSPO({.dataset = prompts(), .model = model, .grader = grader, .lr = 0.0,
+                                .samples_per_batch = 32, .max_num_gspo_steps = 1, .completions_per_sample = 8,
+                                .sampling = {.temperature = 1.0, .max_tokens = 8}})
+                   .run();
+    auto trained = co_await GSPO({.dataset = prompts(), .model = model, .grader = grader, .lr = 2e-3,
+                                  .samples_per_batch = 32, .samples_per_mini_batch = 16, .kl_beta = 0.01,
+                                  .max_num_gspo_steps = 12, .completions_per_sample = 8,
+                                  .sampling = {.temperature = 1.0, .max_tokens = 8}})
+                     .run();
+    EXPECT_GT(trained.reward_mean, first.reward_mean + 0.2) << first.reward_mean << " -> " << trained.reward_mean;
+    std::printf("GSPO reward %.3f -> %.3f\n", first.reward_mean, trained.reward_mean);
+  }());
+}
+
+TEST_F(Algorithms, DpoRanksTheChosenCompletionsFirst) {
+  runtime_.run([&]() -> Task<void> {
+    auto model = co_await tiny_model();
+    std::vector<Preference> preferences;
+    for (int i = 0; i < 8; ++i)
+      preferences.push_back({{{"user", "Greet me " + std::to_string(i)}}, "Hello!", "Go away.", Json::object()});
+    auto result = co_await DPO({.dataset = preferences, .model = model, .lr = 3e-3, .beta = 0.5, .epochs = 3,
+                                .samples_per_batch = 4})
+                    .run();
+    EXPECT_EQ(result.steps, 6);
+    EXPECT_EQ(result.reward_accuracy, 1.0);
+    EXPECT_LT(result.loss, std::log(2.0) - 0.1);
+  }());
+}
+
+TEST(AlgorithmOptions, BadOptionsAreConfigErrors) {
+  EXPECT_THROW(SFT({}), ConfigError);
+  EXPECT_THROW(GRPO({.dataset = prompts()}), ConfigError); // no grader
+  EXPECT_THROW(GRPO({.dataset = prompts(), .grader = FunctionGrader("x", share_of_x), .variant = "grpo++"}),
+               ConfigError);
+  EXPECT_THROW(GSPO({.dataset = prompts(), .grader = FunctionGrader("x", share_of_x), .samples_per_batch = 2,
+                     .completions_per_sample = 4}),
+               ConfigError);
+  EXPECT_THROW(DPO({.dataset = {{{{"user", "a"}}, "b", "c", Json::object()}}, .beta = 0.0}), ConfigError);
+}
