@@ -30,6 +30,8 @@ Task<SftResult> run_sft(SftOptions options) {
                       .kind = options.lr_schedule == "constant" ? LrSchedule::Kind::constant : LrSchedule::Kind::cosine,
                       .min_ratio = options.min_lr_ratio};
   options.logger.begin_stage(options.stage, total_steps);
+  if (!eval_samples.empty())
+    options.logger.begin_stage(options.stage + "_eval", options.epochs);
 
   SftResult result;
   result.eval_loss = std::numeric_limits<double>::quiet_NaN();

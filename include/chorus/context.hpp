@@ -5,14 +5,11 @@
 #include <chorus/task.hpp>
 
 #include <asio/any_io_executor.hpp>
+#include <spdlog/spdlog.h> // recipes log with ctx.log().info("...", ...)
 
 #include <filesystem>
 #include <memory>
 #include <string>
-
-namespace spdlog {
-class logger;
-}
 
 namespace chorus {
 

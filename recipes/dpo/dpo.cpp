@@ -1,0 +1,30 @@
+// DPO on a JSONL file of preferences ({"prompt", "chosen", "rejected"}):
+//
+//   ./build/recipes/dpo/dpo --config examples/configs/dpo.json
+#include <chorus/chorus.hpp>
+using namespace chorus;
+
+struct DpoConfig {
+  Dataset<Preference> dataset;
+  ModelRef model;
+  double lr = 1e-6;
+  double beta = 0.1;
+  int epochs = 1;
+  int samples_per_batch = 32;
+  std::uint64_t seed = 0;
+};
+CHORUS_CONFIG(DpoConfig, dataset, model, lr, beta, epochs, samples_per_batch, seed)
+
+Task<void> dpo(DpoConfig config, RecipeContext& ctx) {
+  auto builder = co_await config.model.to_builder(ctx);
+  auto model = co_await builder.spawn_train("dpo", {.keep_reference = true});
+  auto preferences = co_await config.dataset.load(ctx);
+  auto result = co_await DPO({.dataset = preferences, .model = model, .logger = ctx.logger(), .lr = config.lr,
+                              .beta = config.beta, .epochs = config.epochs,
+                              .samples_per_batch = config.samples_per_batch, .seed = config.seed})
+                  .run();
+  ctx.log().info("DPO: {} steps, last loss {:.4f}, reward accuracy {:.2f}", result.steps, result.loss,
+                 result.reward_accuracy);
+  co_await model.save("dpo-final", ctx);
+}
+CHORUS_RECIPE_MAIN(dpo)

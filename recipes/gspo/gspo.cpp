@@ -1,0 +1,43 @@
+// GSPO (sequence-level importance ratios) on prompts whose metadata holds the expected answer:
+//
+//   ./build/recipes/gspo/gspo --config examples/configs/gspo.json
+#include <chorus/chorus.hpp>
+using namespace chorus;
+
+struct GspoConfig {
+  Dataset<Prompt> dataset; // {"prompt": ..., "answer": ...}
+  ModelRef model;
+  /// Where the answer is in a completion: a regex whose first group is compared with "answer".
+  std::string answer_pattern = "(-?[0-9]+)";
+  double lr = 5e-7;
+  int samples_per_batch = 64;
+  int samples_per_mini_batch = 32;
+  int completions_per_sample = 8;
+  double clip_range = 0.2;
+  double kl_beta = 0.0;
+  int max_num_gspo_steps = 100;
+  int max_tokens = 64;
+  double temperature = 1.0;
+  std::uint64_t seed = 0;
+};
+CHORUS_CONFIG(GspoConfig, dataset, model, answer_pattern, lr, samples_per_batch, samples_per_mini_batch,
+              completions_per_sample, clip_range, kl_beta, max_num_gspo_steps, max_tokens, temperature, seed)
+
+Task<void> gspo(GspoConfig config, RecipeContext& ctx) {
+  auto builder = co_await config.model.to_builder(ctx);
+  auto model = co_await builder.spawn_train("gspo", {.max_batch_size = config.samples_per_batch});
+  auto prompts = co_await config.dataset.load(ctx);
+  auto correct = ExactMatchGrader({.grader_key = "correct", .metadata_key = "answer", .extract = config.answer_pattern});
+  auto result = co_await GSPO({.dataset = prompts, .model = model, .grader = correct, .logger = ctx.logger(),
+                               .lr = config.lr, .samples_per_batch = config.samples_per_batch,
+                               .samples_per_mini_batch = config.samples_per_mini_batch,
+                               .clip_range = config.clip_range, .kl_beta = config.kl_beta,
+                               .max_num_gspo_steps = config.max_num_gspo_steps,
+                               .completions_per_sample = config.completions_per_sample,
+                               .sampling = {.temperature = config.temperature, .max_tokens = config.max_tokens},
+                               .seed = config.seed})
+                  .run();
+  ctx.log().info("GSPO: {} steps, last reward {:.3f}", result.steps, result.reward_mean);
+  co_await model.save("gspo-final", ctx);
+}
+CHORUS_RECIPE_MAIN(gspo)

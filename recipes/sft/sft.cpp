@@ -1,0 +1,36 @@
+// Supervised fine-tuning on a JSONL file of demonstrations, with a held-out split:
+//
+//   ./build/recipes/sft/sft --config examples/configs/sft.json
+#include <chorus/chorus.hpp>
+using namespace chorus;
+
+struct SftConfig {
+  Dataset<Completion> dataset;
+  ModelRef model;
+  double lr = 1e-5;
+  int epochs = 1;
+  int samples_per_batch = 32;
+  int samples_per_mini_batch = 8;
+  int warmup_steps = 0;
+  double weight_decay = 0.0;
+  double eval_fraction = 0.1;
+  std::uint64_t seed = 0;
+};
+CHORUS_CONFIG(SftConfig, dataset, model, lr, epochs, samples_per_batch, samples_per_mini_batch, warmup_steps,
+              weight_decay, eval_fraction, seed)
+
+Task<void> sft(SftConfig config, RecipeContext& ctx) {
+  auto builder = co_await config.model.to_builder(ctx);
+  auto model = co_await builder.spawn_train("sft", {.keep_reference = false});
+  auto [train, eval] = train_eval_split(co_await config.dataset.load(ctx), config.eval_fraction, config.seed);
+  auto result = co_await SFT({.dataset = train, .model = model, .logger = ctx.logger(), .lr = config.lr,
+                              .epochs = config.epochs, .samples_per_batch = config.samples_per_batch,
+                              .samples_per_mini_batch = config.samples_per_mini_batch,
+                              .weight_decay = config.weight_decay, .warmup_steps = config.warmup_steps,
+                              .eval_dataset = eval, .seed = config.seed})
+                  .run();
+  ctx.log().info("SFT: {} steps, last loss {:.4f}, held-out loss {:.4f}", result.steps, result.train_loss,
+                 result.eval_loss);
+  co_await model.save("sft-final", ctx);
+}
+CHORUS_RECIPE_MAIN(sft)

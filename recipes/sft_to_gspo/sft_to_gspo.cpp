@@ -1,0 +1,49 @@
+// The two-stage recipe of DESIGN.md: SFT warm-up on demonstrations, then GSPO on prompts graded by a
+// judge model. Run with a config (examples/configs/sft_to_gspo.json runs on builtin:tiny):
+//
+//   ./build/recipes/sft_to_gspo/sft_to_gspo --config examples/configs/sft_to_gspo.json
+#include <chorus/chorus.hpp>
+using namespace chorus;
+
+struct SftToGspoConfig {
+  Dataset<Completion> sft_dataset; // demonstrations with expected outputs
+  Dataset<Prompt> gspo_dataset;    // prompts only
+  ModelRef model_to_train;
+  double sft_learning_rate = 1e-5;
+  int sft_epochs = 1;
+  int sft_batch_size = 512;
+  double gspo_learning_rate = 5e-7;
+  int gspo_max_steps = 1000;
+  int gspo_batch_size = 256;
+  int max_tokens = 256;
+};
+CHORUS_CONFIG(SftToGspoConfig, sft_dataset, gspo_dataset, model_to_train, sft_learning_rate, sft_epochs,
+              sft_batch_size, gspo_learning_rate, gspo_max_steps, gspo_batch_size, max_tokens)
+
+Task<void> sft_to_gspo(SftToGspoConfig config, RecipeContext& ctx) {
+  auto builder = co_await config.model_to_train.to_builder(ctx, {.tp = 1, .kv_cache_len = 4096});
+  auto model = co_await builder.spawn_train("sft_then_gspo", {.max_batch_size = 10'000});
+  auto logger = ctx.logger();
+
+  auto sft_data = co_await config.sft_dataset.load(ctx);
+  co_await SFT({.dataset = sft_data, .model = model, .logger = logger, .lr = config.sft_learning_rate,
+                .epochs = config.sft_epochs, .samples_per_batch = config.sft_batch_size, .max_grad_norm = 1.0,
+                .weight_decay = 0.01})
+    .run();
+
+  auto prompts = co_await config.gspo_dataset.load(ctx);
+  auto judge_builder = co_await config.model_to_train.to_builder(ctx, {.tp = 1});
+  auto judge = co_await judge_builder.spawn_inference("judge");
+  auto grader = BinaryJudgeGrader({.grader_key = "output-quality",
+                                   .criteria = "Is the output high-quality, well-formed, and correct?",
+                                   .model = judge});
+  auto combined = CombinedGrader({.grader_key = "combined", .graders = {grader}});
+  co_await GSPO({.dataset = prompts, .model = model, .grader = combined, .logger = logger,
+                 .lr = config.gspo_learning_rate, .samples_per_batch = config.gspo_batch_size,
+                 .samples_per_mini_batch = 64, .max_grad_norm = 1.0, .clip_range = 0.2, .kl_beta = 0.1,
+                 .max_num_gspo_steps = config.gspo_max_steps, .completions_per_sample = 4,
+                 .sampling = {.temperature = 1.0, .max_tokens = config.max_tokens}})
+    .run();
+  co_await model.save("sft-then-gspo-final", ctx);
+}
+CHORUS_RECIPE_MAIN(sft_to_gspo)
