@@ -19,7 +19,8 @@ namespace chorus {
 CHORUS_INSPECT(ChatMessage, role, content)
 CHORUS_INSPECT(SamplingParams, temperature, top_k, top_p, max_tokens, stop, seed)
 CHORUS_INSPECT(Generation, text, prompt_tokens, tokens, logprobs, finish_reason, weight_version)
-CHORUS_INSPECT(TrainSample, prompt_tokens, completion_tokens, advantage, behaviour_logprobs, weight_version)
+CHORUS_INSPECT(TrainSample, prompt_tokens, completion_tokens, advantage, behaviour_logprobs, weight_version,
+               completion_mask)
 CHORUS_INSPECT(PreferencePair, prompt_tokens, chosen_tokens, rejected_tokens)
 CHORUS_INSPECT(TrainParams, lr, max_grad_norm, weight_decay, micro_batch_size, clip_range, clip_range_high,
                loss_aggregation, ratio_level, kl_beta, dpo_beta)
@@ -44,12 +45,14 @@ struct ModelInfoRequest {
   using Reply = ModelInfo;
 };
 
-/// Generate from a chat (`messages`, rendered with the chat template) or from plain `text`.
+/// Generate from a chat (`messages`, rendered with the chat template), from plain `text`, or from
+/// `tokens` as they are (whichever is not empty, in that order).
 struct GenerateRequest {
   using Reply = Generation;
   std::vector<ChatMessage> messages;
   std::string text;
   SamplingParams params;
+  std::vector<std::int64_t> tokens;
 };
 
 struct LogprobsReply {
@@ -94,7 +97,7 @@ struct DecodeStep {};
 
 CHORUS_INSPECT(ModelInfo, model_type, vocab_size, parameters, weight_version, threads)
 CHORUS_INSPECT(ModelInfoRequest)
-CHORUS_INSPECT(GenerateRequest, messages, text, params)
+CHORUS_INSPECT(GenerateRequest, messages, text, params, tokens)
 CHORUS_INSPECT(LogprobsReply, logprobs, weight_version)
 CHORUS_INSPECT(LogprobsRequest, prompt_tokens, completion_tokens)
 CHORUS_INSPECT(TokenizeReply, tokens)

@@ -241,6 +241,12 @@ Task<Generation> InferenceModel::complete(std::string text, SamplingParams param
   return ask_replicas(state_, GenerateRequest{{}, std::move(text), std::move(params)}, timeout_);
 }
 
+Task<Generation> InferenceModel::generate_tokens(std::vector<std::int64_t> prompt_tokens, SamplingParams params) const {
+  if (prompt_tokens.empty())
+    throw Error("model '" + state_->name + "': generate_tokens needs at least one prompt token");
+  return ask_replicas(state_, GenerateRequest{{}, {}, std::move(params), std::move(prompt_tokens)}, timeout_);
+}
+
 Task<std::vector<float>> InferenceModel::logprobs(std::vector<std::int64_t> prompt_tokens,
                                                   std::vector<std::int64_t> completion_tokens) const {
   return ask_logprobs(state_, LogprobsRequest{std::move(prompt_tokens), std::move(completion_tokens)}, timeout_);
@@ -274,6 +280,10 @@ Task<Generation> TrainingModel::generate(std::vector<ChatMessage> messages, Samp
 
 Task<Generation> TrainingModel::complete(std::string text, SamplingParams params) const {
   return InferenceModel(state_->inference, state_->timeout).complete(std::move(text), std::move(params));
+}
+
+Task<Generation> TrainingModel::generate_tokens(std::vector<std::int64_t> prompt_tokens, SamplingParams params) const {
+  return InferenceModel(state_->inference, state_->timeout).generate_tokens(std::move(prompt_tokens), std::move(params));
 }
 
 Task<std::vector<float>> TrainingModel::logprobs(std::vector<std::int64_t> prompt_tokens,

@@ -125,8 +125,9 @@ caf::behavior policy_actor(PolicyActor* self, ModelActorSpec spec, std::shared_p
       try {
         state.host.prepare();
         const auto& model = state.host.model;
-        auto prompt = request.messages.empty() ? model.tokenizer->encode(request.text)
-                                               : model.tokenizer->apply_chat_template(request.messages, true);
+        auto prompt = !request.messages.empty() ? model.tokenizer->apply_chat_template(request.messages, true)
+                      : !request.text.empty()   ? model.tokenizer->encode(request.text)
+                                                : request.tokens;
         const auto& params = request.params;
         models::SequenceRequest sequence;
         sequence.prompt = prompt;

@@ -30,6 +30,32 @@ std::string sample_name(std::size_t index) {
   return "sample " + std::to_string(index);
 }
 
+// The completion tokens a sample trains on.
+std::int64_t trained_tokens(const TrainSample& sample) {
+  if (sample.completion_mask.empty())
+    return static_cast<std::int64_t>(sample.completion_tokens.size());
+  std::int64_t count = 0;
+  for (auto bit : sample.completion_mask)
+    count += bit ? 1 : 0;
+  return count;
+}
+
+// Leaves out the completion tokens that samples [begin, end) mark as context only.
+void apply_completion_masks(models::SequenceBatch& batch, const std::vector<TrainSample>& samples, std::size_t begin,
+                            std::size_t end) {
+  bool any = false;
+  std::vector<std::vector<float>> masks;
+  for (auto i = begin; i < end; ++i) {
+    const auto& sample = samples[i];
+    any = any || !sample.completion_mask.empty();
+    masks.emplace_back(sample.completion_tokens.size(), 1.0f);
+    for (std::size_t t = 0; t < sample.completion_mask.size(); ++t)
+      masks.back()[t] = sample.completion_mask[t] ? 1.0f : 0.0f;
+  }
+  if (any)
+    batch.completion_mask = batch.completion_mask * batch.at_completion(masks).to(torch::kInt64);
+}
+
 } // namespace
 
 Trainer::Trainer(models::Pretrained model, bool keep_reference) : model_(std::move(model)) {
@@ -51,6 +77,9 @@ void Trainer::check(const std::string& objective, const std::vector<TrainSample>
     const auto& sample = samples[i];
     auto where = sample_name(i);
     check_sequence(sample.prompt_tokens, sample.completion_tokens, where);
+    if (!sample.completion_mask.empty() && sample.completion_mask.size() != sample.completion_tokens.size())
+      throw std::invalid_argument(where + ": " + std::to_string(sample.completion_mask.size()) + " mask entries for "
+                                  + std::to_string(sample.completion_tokens.size()) + " completion tokens");
     if (objective == "policy" && sample.behaviour_logprobs.size() != sample.completion_tokens.size())
       throw std::invalid_argument(where + ": " + std::to_string(sample.behaviour_logprobs.size())
                                   + " behaviour log-probs for " + std::to_string(sample.completion_tokens.size())
@@ -114,7 +143,7 @@ TrainReport Trainer::step(const std::string& objective, const std::vector<TrainS
     auto end = std::min(samples.size(), begin + chunk);
     std::int64_t chunk_tokens = 0;
     for (auto i = begin; i < end; ++i)
-      chunk_tokens += static_cast<std::int64_t>(samples[i].completion_tokens.size());
+      chunk_tokens += trained_tokens(samples[i]);
     ranges.emplace_back(begin, end);
     weights.push_back(per_sequence ? static_cast<double>(end - begin) : static_cast<double>(chunk_tokens));
     tokens += chunk_tokens;
@@ -129,6 +158,7 @@ TrainReport Trainer::step(const std::string& objective, const std::vector<TrainS
       completions.push_back(&samples[i].completion_tokens);
     }
     auto batch = models::make_sequence_batch(prompts, completions);
+    apply_completion_masks(batch, samples, begin, end);
     auto logprobs = models::batch_logprobs(model->forward(batch.tokens, batch.attention_mask), batch);
     const auto& mask = batch.completion_mask;
     if (!policy)
@@ -150,7 +180,7 @@ TrainReport Trainer::step(const std::string& objective, const std::vector<TrainS
         if (samples[i].weight_version != version_)
           continue;
         gap_sum += difference[static_cast<std::int64_t>(i - begin)].item<double>();
-        gap_count += static_cast<double>(samples[i].completion_tokens.size());
+        gap_count += static_cast<double>(trained_tokens(samples[i]));
       }
     }
     auto surrogate = sequence_level

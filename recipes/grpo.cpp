@@ -6,10 +6,10 @@
 
 namespace chorus {
 
-namespace {
+namespace detail {
 
-detail::PolicyOptimization from(const GrpoOptions& o) {
-  detail::PolicyOptimization c;
+PolicyOptimization from(const GrpoOptions& o) {
+  PolicyOptimization c;
   c.algorithm = "GRPO";
   c.dataset = o.dataset;
   c.model = o.model;
@@ -52,8 +52,8 @@ detail::PolicyOptimization from(const GrpoOptions& o) {
   return c;
 }
 
-detail::PolicyOptimization from(const GspoOptions& o) {
-  detail::PolicyOptimization c;
+PolicyOptimization from(const GspoOptions& o) {
+  PolicyOptimization c;
   c.algorithm = "GSPO";
   c.dataset = o.dataset;
   c.model = o.model;
@@ -78,22 +78,22 @@ detail::PolicyOptimization from(const GspoOptions& o) {
   return c;
 }
 
-} // namespace
+} // namespace detail
 
 GRPO::GRPO(GrpoOptions options) : options_(std::move(options)) {
-  detail::check(from(options_));
+  detail::check(detail::from(options_));
 }
 
 Task<RlResult> GRPO::run() const {
-  return detail::run_policy_optimization(from(options_));
+  return detail::run_policy_optimization(detail::from(options_));
 }
 
 GSPO::GSPO(GspoOptions options) : options_(std::move(options)) {
-  detail::check(from(options_));
+  detail::check(detail::from(options_));
 }
 
 Task<RlResult> GSPO::run() const {
-  return detail::run_policy_optimization(from(options_));
+  return detail::run_policy_optimization(detail::from(options_));
 }
 
 } // namespace chorus

@@ -12,16 +12,17 @@ namespace chorus::detail {
 
 namespace {
 
-struct Rollout {
-  Generation generation;
-  Grade grade;
-};
-
 // One completion of `prompt`, graded as soon as it is generated.
-Task<Rollout> rollout(TrainingModel model, Grader grader, Prompt prompt, SamplingParams sampling) {
+Task<Rollout> generate_and_grade(TrainingModel model, Grader grader, Prompt prompt, SamplingParams sampling) {
   auto generation = co_await model.generate(prompt.prompt, sampling);
-  auto grade = co_await grader.grade(Sample{prompt.prompt, generation.text, prompt.metadata});
-  co_return Rollout{std::move(generation), std::move(grade)};
+  Rollout result;
+  result.grade = co_await grader.grade(Sample{prompt.prompt, generation.text, prompt.metadata});
+  result.prompt_tokens = std::move(generation.prompt_tokens);
+  result.generated = static_cast<std::int64_t>(generation.tokens.size());
+  result.tokens = std::move(generation.tokens);
+  result.logprobs = std::move(generation.logprobs);
+  result.weight_version = generation.weight_version;
+  co_return result;
 }
 
 double mean_of(const std::vector<double>& values) {
@@ -71,7 +72,7 @@ void check(const PolicyOptimization& c) {
   auto fail = [&](const std::string& what) { throw ConfigError(c.algorithm + ": " + what); };
   if (c.dataset.empty())
     fail("the dataset is empty");
-  if (!c.grader)
+  if (!c.grader && !c.rollout)
     fail("no grader given");
   if (c.completions_per_sample < 1)
     fail("completions_per_sample must be at least 1");
@@ -91,6 +92,10 @@ void check(const PolicyOptimization& c) {
 Task<RlResult> run_policy_optimization(PolicyOptimization c) {
   check(c);
   auto& model = c.model;
+  if (!c.rollout)
+    c.rollout = [model, grader = c.grader](Prompt prompt, SamplingParams sampling) {
+      return generate_and_grade(model, grader, std::move(prompt), std::move(sampling));
+    };
   PromptStream stream(c.dataset, c.seed);
   auto group = static_cast<std::size_t>(c.completions_per_sample);
   auto prompts_per_step = static_cast<std::size_t>(c.samples_per_batch) / group;
@@ -107,7 +112,7 @@ Task<RlResult> run_policy_optimization(PolicyOptimization c) {
         if (sampling.seed < 0) // reproducible from the run's seed
           sampling.seed = static_cast<std::int64_t>((c.seed * 1000003 + static_cast<std::uint64_t>(step) * 10007
                                                      + p * group + k) & 0x7fffffffffffffffULL);
-        requests.push_back(rollout(model, c.grader, prompts[p], std::move(sampling)));
+        requests.push_back(c.rollout(prompts[p], std::move(sampling)));
       }
     }
     auto rollouts = co_await when_all(std::move(requests));
@@ -123,7 +128,7 @@ Task<RlResult> run_policy_optimization(PolicyOptimization c) {
         const auto& r = rollouts[p * group + k];
         group_rewards.push_back(r.grade.score);
         rewards.push_back(r.grade.score);
-        lengths.push_back(static_cast<double>(r.generation.tokens.size()));
+        lengths.push_back(static_cast<double>(r.generated));
         unparseable += r.grade.unparseable;
         for (const auto& [key, score] : r.grade.scores)
           by_key[key].push_back(score);
@@ -133,13 +138,13 @@ Task<RlResult> run_policy_optimization(PolicyOptimization c) {
       ++groups_kept;
       auto advantages = group_advantages(group_rewards, c.advantages);
       for (std::size_t k = 0; k < group; ++k) {
-        auto& generation = rollouts[p * group + k].generation;
-        if (generation.tokens.empty()) {
+        auto& r = rollouts[p * group + k];
+        if (r.generated == 0) {
           ++empty;
           continue;
         }
-        samples.push_back({generation.prompt_tokens, generation.tokens, advantages[k], generation.logprobs,
-                           generation.weight_version});
+        samples.push_back({std::move(r.prompt_tokens), std::move(r.tokens), advantages[k], std::move(r.logprobs),
+                           r.weight_version, std::move(r.mask)});
       }
     }
 

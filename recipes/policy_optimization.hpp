@@ -5,15 +5,33 @@
 
 #include <chorus/advantages.hpp>
 #include <chorus/dataset.hpp>
+#include <chorus/environment.hpp>
 #include <chorus/grader.hpp>
 #include <chorus/grpo.hpp>
+#include <chorus/gspo.hpp>
 #include <chorus/metrics.hpp>
 #include <chorus/model.hpp>
 
+#include <functional>
 #include <string>
 #include <vector>
 
 namespace chorus::detail {
+
+/// One graded trajectory: what the model generated after the prompt (with the environment's turns,
+/// masked out, in a multi-turn episode) and its reward.
+struct Rollout {
+  std::vector<std::int64_t> prompt_tokens;
+  std::vector<std::int64_t> tokens;
+  std::vector<float> logprobs;     // one per token (0 for masked ones)
+  std::vector<std::uint8_t> mask;  // empty: every token is the model's
+  std::int64_t weight_version = 0; // the oldest weights that generated any of it
+  std::int64_t generated = 0;      // tokens the model generated
+  Grade grade;
+};
+
+/// Produces one rollout of a prompt with the given sampling.
+using RolloutFn = std::function<Task<Rollout>(Prompt, SamplingParams)>;
 
 struct PolicyOptimization {
   std::string algorithm; // for error messages: "GRPO", "GSPO"
@@ -38,11 +56,22 @@ struct PolicyOptimization {
   SamplingParams sampling;
   std::uint64_t seed = 0;
   std::string stage;
+  /// How a prompt becomes a rollout; unset: one generation, graded by `grader`.
+  RolloutFn rollout;
 };
+
+/// The shared loop's settings for GRPO (its variant applied) and GSPO.
+/// @throws ConfigError for an unknown variant, baseline or aggregation.
+PolicyOptimization from(const GrpoOptions& options);
+PolicyOptimization from(const GspoOptions& options);
 
 /// @throws ConfigError naming the algorithm and the option that is out of range.
 void check(const PolicyOptimization& config);
 
 Task<RlResult> run_policy_optimization(PolicyOptimization config);
+
+/// One multi-turn episode of `prompt` against a fresh environment from `factory` (environment.cpp).
+Task<Rollout> episode(TrainingModel model, EnvironmentFactory factory, int max_turns, Prompt prompt,
+                      SamplingParams sampling);
 
 } // namespace chorus::detail

@@ -7,6 +7,7 @@
 #include <chorus/context.hpp>
 #include <chorus/dataset.hpp>
 #include <chorus/dpo.hpp>
+#include <chorus/environment.hpp>
 #include <chorus/errors.hpp>
 #include <chorus/gather.hpp>
 #include <chorus/generation.hpp>

@@ -111,6 +111,10 @@ public:
   /// Generates a continuation of plain text (no chat template).
   Task<Generation> complete(std::string text, SamplingParams params = {}) const;
 
+  /// Generates a continuation of `prompt_tokens` as they are: for callers that keep a conversation
+  /// in token space (multi-turn episodes), where re-tokenizing text could change the tokens.
+  Task<Generation> generate_tokens(std::vector<std::int64_t> prompt_tokens, SamplingParams params = {}) const;
+
   /// The log-probability of each completion token after the prompt, in one forward pass.
   Task<std::vector<float>> logprobs(std::vector<std::int64_t> prompt_tokens,
                                     std::vector<std::int64_t> completion_tokens) const;
@@ -148,6 +152,7 @@ public:
   /// @throws Error once no replica is left.
   Task<Generation> generate(std::vector<ChatMessage> messages, SamplingParams params = {}) const;
   Task<Generation> complete(std::string text, SamplingParams params = {}) const;
+  Task<Generation> generate_tokens(std::vector<std::int64_t> prompt_tokens, SamplingParams params = {}) const;
   Task<std::vector<float>> logprobs(std::vector<std::int64_t> prompt_tokens,
                                     std::vector<std::int64_t> completion_tokens) const;
   Task<std::vector<std::int64_t>> tokenize(std::string text) const;

@@ -19,6 +19,9 @@ struct TrainSample {
   std::vector<float> behaviour_logprobs;
   /// The weight version that generated the completion (Generation::weight_version).
   std::int64_t weight_version = 0;
+  /// Which completion tokens are trained (1) and which are context only (0), e.g. the environment's
+  /// turns inside a multi-turn episode; empty: all of them.
+  std::vector<std::uint8_t> completion_mask;
 };
 
 /// One preference for DPO: after the same prompt, `chosen` is preferred to `rejected`.

@@ -100,6 +100,17 @@ TEST(Trainer, DpoStepsPreferTheChosenCompletion) {
   EXPECT_THROW(without_reference.dpo_step(pairs, {}), std::invalid_argument);
 }
 
+TEST(Trainer, MaskedCompletionTokensAreContextOnly) {
+  Trainer trainer(tiny(), false);
+  TrainSample sample{{1, 2}, {3, 4, 5, 6}, 0.0, {}, 0, {0, 1, 0, 0}}; // only token 4 is trained
+  auto scores = models::score_logprobs(trainer.model().model, {sample.prompt_tokens}, {sample.completion_tokens});
+  auto report = trainer.step("sft", {sample}, {.lr = 0.0});
+  EXPECT_NEAR(report.loss, -scores.front()[1], 1e-5);
+  EXPECT_EQ(report.tokens, 1);
+  sample.completion_mask = {1, 0};
+  EXPECT_THROW(trainer.step("sft", {sample}, {}), std::invalid_argument);
+}
+
 TEST(Trainer, BadRequestsAreRefusedWithoutAStep) {
   Trainer trainer(tiny(), false);
   auto expect_refused = [&](const std::string& objective, std::vector<TrainSample> batch, TrainParams params,

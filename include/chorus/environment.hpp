@@ -1,0 +1,98 @@
+// Environments: the other side of a multi-turn conversation in RL. An environment starts an episode
+// from a prompt, reacts to each model turn with the next user message, and ends the episode with a
+// reward. ENVGRPO / ENVGSPO train on the model's own turns only; the environment's turns are context.
+//
+//   struct GuessTheNumber : Environment {
+//     int secret = 0;
+//     Task<std::vector<ChatMessage>> reset(const Prompt& prompt) override {
+//       secret = prompt.metadata["secret"];
+//       co_return prompt.prompt;
+//     }
+//     Task<EnvReply> step(const std::vector<ChatMessage>& conversation) override {
+//       int guess = std::atoi(conversation.back().content.c_str());
+//       if (guess == secret) co_return EnvReply::finish(1.0, "found it");
+//       co_return EnvReply::next(guess < secret ? "Higher." : "Lower.");
+//     }
+//   };
+//   co_await ENVGRPO({.dataset = prompts, .model = model, .logger = ctx.logger(), ...},
+//                    {.environment = [] { return std::make_unique<GuessTheNumber>(); }, .max_turns = 4}).run();
+#pragma once
+
+#include <chorus/dataset.hpp>
+#include <chorus/generation.hpp>
+#include <chorus/grpo.hpp>
+#include <chorus/gspo.hpp>
+#include <chorus/task.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace chorus {
+
+/// An environment's answer to a model turn: the next message, or the end of the episode.
+struct EnvReply {
+  /// The next user message (when not done).
+  std::string message;
+  bool done = false;
+  /// The episode's reward in [0, 1] (when done).
+  double reward = 0.0;
+  std::string explanation;
+
+  static EnvReply next(std::string message) {
+    return {std::move(message), false, 0.0, {}};
+  }
+  static EnvReply finish(double reward, std::string explanation = {}) {
+    return {{}, true, reward, std::move(explanation)};
+  }
+};
+
+/// One episode's other side; a new instance per episode (see EnvironmentFactory).
+class Environment {
+public:
+  virtual ~Environment() = default;
+
+  /// Starts an episode on `prompt`: returns the conversation the model answers first.
+  virtual Task<std::vector<ChatMessage>> reset(const Prompt& prompt) = 0;
+
+  /// Reacts to the model's turn, the last message of `conversation`.
+  virtual Task<EnvReply> step(const std::vector<ChatMessage>& conversation) = 0;
+};
+
+/// Makes a fresh environment for each episode.
+using EnvironmentFactory = std::function<std::unique_ptr<Environment>()>;
+
+struct EnvironmentOptions {
+  EnvironmentFactory environment;
+  /// Model turns per episode; an episode with no final reward by then scores 0.
+  int max_turns = 4;
+};
+
+/// GRPO over multi-turn episodes: the options are GRPO's (the grader is unused: the environment
+/// gives the reward); a model turn cut by max_tokens ends its episode with reward 0.
+class ENVGRPO {
+public:
+  /// @throws ConfigError as GRPO does, and for no environment or max_turns < 1.
+  ENVGRPO(GrpoOptions options, EnvironmentOptions environment);
+
+  Task<RlResult> run() const;
+
+private:
+  GrpoOptions options_;
+  EnvironmentOptions environment_;
+};
+
+/// GSPO over multi-turn episodes (see ENVGRPO).
+class ENVGSPO {
+public:
+  ENVGSPO(GspoOptions options, EnvironmentOptions environment);
+
+  Task<RlResult> run() const;
+
+private:
+  GspoOptions options_;
+  EnvironmentOptions environment_;
+};
+
+} // namespace chorus

@@ -1,0 +1,133 @@
+// Multi-turn episodes in token space. The model continues the exact tokens of the conversation so far
+// (re-tokenizing its text could change them, and with them the log-probs the loss needs); the
+// environment's turns are rendered by the chat template and spliced in between, masked out.
+#include <chorus/environment.hpp>
+#include <chorus/errors.hpp>
+
+#include "recipes/policy_optimization.hpp"
+
+#include <algorithm>
+#include <optional>
+
+namespace chorus {
+
+namespace {
+
+void append(detail::Rollout& rollout, const std::vector<std::int64_t>& tokens, const std::vector<float>& logprobs,
+            std::uint8_t trained) {
+  rollout.tokens.insert(rollout.tokens.end(), tokens.begin(), tokens.end());
+  if (trained)
+    rollout.logprobs.insert(rollout.logprobs.end(), logprobs.begin(), logprobs.end());
+  else
+    rollout.logprobs.insert(rollout.logprobs.end(), tokens.size(), 0.0f);
+  rollout.mask.insert(rollout.mask.end(), tokens.size(), trained);
+}
+
+// The tokens between the model's turn (ending in its stop token) and the next generation: the rest
+// of the closed assistant turn, the environment's message and the generation prompt. Nothing if the
+// model ended its turn with a stop token the chat template does not close turns with (e.g.
+// end-of-text instead of end-of-turn): the conversation cannot go on from there.
+Task<std::optional<std::vector<std::int64_t>>> environment_turn(TrainingModel model, std::vector<ChatMessage> conversation,
+                                                 std::string message, std::int64_t stop_token) {
+  auto closed = co_await model.tokenize_chat(conversation, /*add_generation_prompt=*/false);
+  conversation.push_back({"user", std::move(message)});
+  auto opened = co_await model.tokenize_chat(conversation, /*add_generation_prompt=*/true);
+  if (opened.size() < closed.size() || !std::equal(closed.begin(), closed.end(), opened.begin()))
+    throw Error("model '" + model.name() + "': its chat template does not render a conversation as a prefix of its "
+                "continuation; multi-turn episodes need that");
+  auto stop = std::find(closed.rbegin(), closed.rend(), stop_token);
+  if (stop == closed.rend())
+    co_return std::nullopt;
+  std::vector<std::int64_t> glue(stop.base(), closed.end()); // after the stop token
+  glue.insert(glue.end(), opened.begin() + static_cast<std::ptrdiff_t>(closed.size()), opened.end());
+  co_return glue;
+}
+
+} // namespace
+
+Task<detail::Rollout> detail::episode(TrainingModel model, EnvironmentFactory factory, int max_turns, Prompt prompt,
+                                      SamplingParams sampling) {
+  auto environment = factory();
+  if (!environment)
+    throw Error("the environment factory returned no environment");
+  auto conversation = co_await environment->reset(prompt);
+  detail::Rollout rollout;
+  rollout.prompt_tokens = co_await model.tokenize_chat(conversation, /*add_generation_prompt=*/true);
+  auto context = rollout.prompt_tokens;
+  rollout.weight_version = -1;
+  for (int turn = 0;; ++turn) {
+    auto turn_sampling = sampling;
+    if (turn_sampling.seed >= 0)
+      turn_sampling.seed += turn * 7919; // each turn its own draws, still reproducible
+    auto generation = co_await model.generate_tokens(context, turn_sampling);
+    append(rollout, generation.tokens, generation.logprobs, 1);
+    context.insert(context.end(), generation.tokens.begin(), generation.tokens.end());
+    rollout.generated += static_cast<std::int64_t>(generation.tokens.size());
+    rollout.weight_version = rollout.weight_version < 0 ? generation.weight_version
+                                                        : std::min(rollout.weight_version, generation.weight_version);
+    conversation.push_back({"assistant", generation.text});
+    if (generation.finish_reason != "stop" || generation.tokens.empty()) {
+      rollout.grade = {0.0, "turn " + std::to_string(turn + 1) + " was cut at max_tokens", {}, 0};
+      break;
+    }
+    auto reply = co_await environment->step(conversation);
+    if (reply.done) {
+      rollout.grade = {std::clamp(reply.reward, 0.0, 1.0), reply.explanation, {}, 0};
+      break;
+    }
+    if (turn + 1 >= max_turns) {
+      rollout.grade = {0.0, "no final reward within " + std::to_string(max_turns) + " turns", {}, 0};
+      break;
+    }
+    auto glue = co_await environment_turn(model, conversation, reply.message, generation.tokens.back());
+    if (!glue) {
+      rollout.grade = {0.0, "turn " + std::to_string(turn + 1) + " ended with a token that does not end a chat turn",
+                       {}, 0};
+      break;
+    }
+    conversation.push_back({"user", reply.message});
+    append(rollout, *glue, {}, 0);
+    context.insert(context.end(), glue->begin(), glue->end());
+  }
+  rollout.grade.scores["environment"] = rollout.grade.score;
+  co_return rollout;
+}
+
+namespace {
+
+detail::PolicyOptimization with_environment(detail::PolicyOptimization c, const EnvironmentOptions& environment) {
+  if (!environment.environment)
+    throw ConfigError(c.algorithm + ": no environment given");
+  if (environment.max_turns < 1)
+    throw ConfigError(c.algorithm + ": max_turns must be at least 1");
+  c.algorithm = "ENV" + c.algorithm;
+  c.grader = {};
+  c.rollout = [model = c.model, factory = environment.environment, turns = environment.max_turns](
+                Prompt prompt, SamplingParams sampling) {
+    return detail::episode(model, factory, turns, std::move(prompt), std::move(sampling));
+  };
+  detail::check(c);
+  return c;
+}
+
+} // namespace
+
+ENVGRPO::ENVGRPO(GrpoOptions options, EnvironmentOptions environment)
+  : options_(std::move(options)), environment_(std::move(environment)) {
+  with_environment(detail::from(options_), environment_);
+}
+
+Task<RlResult> ENVGRPO::run() const {
+  return detail::run_policy_optimization(with_environment(detail::from(options_), environment_));
+}
+
+ENVGSPO::ENVGSPO(GspoOptions options, EnvironmentOptions environment)
+  : options_(std::move(options)), environment_(std::move(environment)) {
+  with_environment(detail::from(options_), environment_);
+}
+
+Task<RlResult> ENVGSPO::run() const {
+  return detail::run_policy_optimization(with_environment(detail::from(options_), environment_));
+}
+
+} // namespace chorus

@@ -1,0 +1,110 @@
+// Multi-turn episodes: the environment's turns are spliced between the model's in token space and
+// masked out; ENVGRPO and ENVGSPO run on them.
+#include <chorus/chorus.hpp>
+
+#include "recipes/policy_optimization.hpp"
+#include "runtime/runtime.hpp"
+
+#include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
+
+using namespace chorus;
+
+namespace {
+
+// Says "Again." after each model turn until the third, then rewards the share of 'o' in the replies.
+struct Repeat : Environment {
+  int turns = 0;
+  Task<std::vector<ChatMessage>> reset(const Prompt& prompt) override {
+    co_return prompt.prompt;
+  }
+  Task<EnvReply> step(const std::vector<ChatMessage>& conversation) override {
+    if (++turns < 3)
+      co_return EnvReply::next("Again.");
+    double os = 0, total = 0;
+    for (const auto& message : conversation)
+      if (message.role == "assistant")
+        for (char c : message.content) {
+          os += c == 'o';
+          ++total;
+        }
+    co_return EnvReply::finish(total > 0 ? os / total : 0.0, "share of o");
+  }
+};
+
+class Environments : public ::testing::Test {
+protected:
+  Runtime runtime_;
+  RecipeContext ctx_{runtime_, "test", std::filesystem::path(::testing::TempDir()) / "environments", MetricsLogger(),
+                     spdlog::default_logger()};
+
+  // The tiny model taught to answer "ok" and end its turn, so that episodes go on.
+  Task<TrainingModel> polite_model() {
+    auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(ctx_, {.kv_cache_len = 256});
+    auto model = co_await builder.spawn_train("policy", {.max_batch_size = 64});
+    std::vector<Completion> examples;
+    for (const char* text : {"Hi.", "Again.", "Go on.", "Write something."})
+      examples.push_back({{{"user", text}}, "ok", Json::object()});
+    co_await SFT({.dataset = examples, .model = model, .lr = 3e-3, .epochs = 15, .samples_per_batch = 4}).run();
+    co_return model;
+  }
+};
+
+} // namespace
+
+TEST_F(Environments, TheEnvironmentsTurnsAreSplicedInAndMaskedOut) {
+  runtime_.run([&]() -> Task<void> {
+    auto model = co_await polite_model();
+    Prompt prompt{{{"user", "Hi."}}, Json::object()};
+    auto rollout = co_await detail::episode(model, [] { return std::make_unique<Repeat>(); }, 4, prompt,
+                                            {.temperature = 0.0, .max_tokens = 8});
+    EXPECT_EQ(rollout.grade.explanation, "share of o");
+    EXPECT_EQ(rollout.tokens.size(), rollout.mask.size());
+    EXPECT_EQ(rollout.tokens.size(), rollout.logprobs.size());
+    auto trained = std::count(rollout.mask.begin(), rollout.mask.end(), 1);
+    EXPECT_EQ(trained, rollout.generated);
+    EXPECT_GT(rollout.mask.size(), static_cast<std::size_t>(trained)); // the environment's turns are there
+    for (std::size_t i = 0; i < rollout.mask.size(); ++i)
+      if (!rollout.mask[i])
+        EXPECT_EQ(rollout.logprobs[i], 0.0f);
+    // Prompt and episode tokens are the conversation as the chat template renders it (the byte
+    // tokenizer re-tokenizes text exactly), up to the newline after the last end-of-turn.
+    std::vector<ChatMessage> conversation = prompt.prompt;
+    for (int turn = 0; turn < 3; ++turn) {
+      conversation.push_back({"assistant", "ok"});
+      if (turn < 2)
+        conversation.push_back({"user", "Again."});
+    }
+    auto rendered = co_await model.tokenize_chat(conversation, false);
+    auto sequence = rollout.prompt_tokens;
+    sequence.insert(sequence.end(), rollout.tokens.begin(), rollout.tokens.end());
+    EXPECT_LE(sequence.size(), rendered.size());
+    EXPECT_TRUE(sequence.size() <= rendered.size() && std::equal(sequence.begin(), sequence.end(), rendered.begin()));
+    EXPECT_NEAR(rollout.grade.score, 0.5, 1e-9); // "ok" three times
+  }());
+}
+
+TEST_F(Environments, EnvGrpoAndEnvGspoTrainOnEpisodes) {
+  runtime_.run([&]() -> Task<void> {
+    auto model = co_await polite_model();
+    std::vector<Prompt> prompts{{{{"user", "Hi."}}, Json::object()}, {{{"user", "Go on."}}, Json::object()}};
+    EnvironmentOptions environment{.environment = [] { return std::make_unique<Repeat>(); }, .max_turns = 3};
+    auto grpo = co_await ENVGRPO({.dataset = prompts, .model = model, .lr = 1e-4, .samples_per_batch = 8,
+                                  .completions_per_sample = 4, .max_num_grpo_steps = 2,
+                                  .sampling = {.temperature = 1.0, .max_tokens = 6}},
+                                 environment)
+                  .run();
+    EXPECT_EQ(grpo.steps, 2);
+    EXPECT_GE(grpo.reward_mean, 0.0);
+    EXPECT_LE(grpo.reward_mean, 1.0);
+    auto version = model.weight_version();
+    auto gspo = co_await ENVGSPO({.dataset = prompts, .model = model, .lr = 1e-4, .samples_per_batch = 8,
+                                  .max_num_gspo_steps = 1, .completions_per_sample = 4,
+                                  .sampling = {.temperature = 1.0, .max_tokens = 6}},
+                                 environment)
+                  .run();
+    EXPECT_EQ(gspo.steps, 1);
+    EXPECT_GT(model.weight_version(), version);
+  }());
+  EXPECT_THROW(ENVGRPO({.dataset = {{{{"user", "x"}}, Json::object()}}}, {}), ConfigError);
+}
