@@ -101,6 +101,8 @@ detail::PolicyOptimization with_environment(detail::PolicyOptimization c, const 
   if (environment.max_turns < 1)
     throw ConfigError(c.algorithm + ": max_turns must be at least 1");
   c.algorithm = "ENV" + c.algorithm;
+  if (c.stage == "grpo" || c.stage == "gspo")
+    c.stage = "env_" + c.stage;
   c.grader = {};
   c.rollout = [model = c.model, factory = environment.environment, turns = environment.max_turns](
                 Prompt prompt, SamplingParams sampling) {
