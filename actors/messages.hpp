@@ -20,12 +20,12 @@ CHORUS_INSPECT(ChatMessage, role, content)
 CHORUS_INSPECT(SamplingParams, temperature, top_k, top_p, max_tokens, stop, seed)
 CHORUS_INSPECT(Generation, text, prompt_tokens, tokens, logprobs, finish_reason, weight_version)
 CHORUS_INSPECT(TrainSample, prompt_tokens, completion_tokens, advantage, behaviour_logprobs, weight_version,
-               completion_mask)
+               completion_mask, token_advantages, old_values, returns)
 CHORUS_INSPECT(PreferencePair, prompt_tokens, chosen_tokens, rejected_tokens)
 CHORUS_INSPECT(TrainParams, lr, max_grad_norm, weight_decay, micro_batch_size, clip_range, clip_range_high,
-               loss_aggregation, ratio_level, kl_beta, dpo_beta)
+               loss_aggregation, ratio_level, kl_beta, dpo_beta, value_coef, value_clip_range)
 CHORUS_INSPECT(TrainReport, loss, grad_norm, lr, tokens, tokens_per_second, logprob_gap, clip_fraction, kl,
-               reward_accuracy, reward_margin, weight_version)
+               reward_accuracy, reward_margin, value_loss, weight_version)
 
 } // namespace chorus
 
@@ -87,6 +87,17 @@ struct TrainRequest {
   std::vector<PreferencePair> pairs;
 };
 
+struct ValuesReply {
+  /// Per sample, the value head's estimate at each completion token.
+  std::vector<std::vector<float>> values;
+};
+
+/// The trainer's value estimates for `samples` (PPO), without a step.
+struct ValuesRequest {
+  using Reply = ValuesReply;
+  std::vector<TrainSample> samples;
+};
+
 struct SaveRequest {
   using Reply = void;
   std::string folder;
@@ -104,6 +115,8 @@ CHORUS_INSPECT(TokenizeReply, tokens)
 CHORUS_INSPECT(TokenizeRequest, messages, text, add_generation_prompt)
 CHORUS_INSPECT(TrainRequest, objective, samples, params, pairs)
 CHORUS_INSPECT(SaveRequest, folder)
+CHORUS_INSPECT(ValuesReply, values)
+CHORUS_INSPECT(ValuesRequest, samples)
 CHORUS_INSPECT(DecodeStep)
 
 } // namespace chorus::actors
@@ -126,4 +139,6 @@ CAF_BEGIN_TYPE_ID_BLOCK(chorus_model_actors, caf::first_custom_type_id + 100)
   CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::TrainRequest))
   CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::SaveRequest))
   CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::DecodeStep))
+  CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::ValuesReply))
+  CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::ValuesRequest))
 CAF_END_TYPE_ID_BLOCK(chorus_model_actors)

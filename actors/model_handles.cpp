@@ -220,6 +220,12 @@ Task<TrainReport> ask_train(std::shared_ptr<detail::TrainingState> state, actors
   co_return report;
 }
 
+Task<std::vector<std::vector<float>>> ask_values(std::shared_ptr<detail::TrainingState> state,
+                                                 actors::ValuesRequest request) {
+  auto reply = co_await state->trainer.ask(std::move(request), state->timeout);
+  co_return std::move(reply.values);
+}
+
 Task<std::string> ask_save(std::shared_ptr<detail::TrainingState> state, std::string folder, RecipeContext& ctx) {
   actors::SaveRequest request{folder};
   co_await state->trainer.ask(std::move(request), state->timeout);
@@ -307,6 +313,14 @@ Task<TrainReport> TrainingModel::train_sft(std::vector<TrainSample> samples, Tra
 
 Task<TrainReport> TrainingModel::train_policy(std::vector<TrainSample> samples, TrainParams params) const {
   return ask_train(state_, actors::TrainRequest{"policy", std::move(samples), std::move(params)});
+}
+
+Task<std::vector<std::vector<float>>> TrainingModel::values(std::vector<TrainSample> samples) const {
+  return ask_values(state_, actors::ValuesRequest{std::move(samples)});
+}
+
+Task<TrainReport> TrainingModel::train_ppo(std::vector<TrainSample> samples, TrainParams params) const {
+  return ask_train(state_, actors::TrainRequest{"ppo", std::move(samples), std::move(params)});
 }
 
 Task<TrainReport> TrainingModel::train_dpo(std::vector<PreferencePair> pairs, TrainParams params) const {

@@ -1,7 +1,7 @@
 // Trainer: the trainable weights, their optimizer and an optional frozen reference copy, and the
-// optimizer steps a trainer actor runs: SFT (cross-entropy over completion tokens) and the clipped
-// policy gradient (token-level ratio for PPO / GRPO, sequence-level for GSPO), with gradient
-// accumulation over micro-batches. No actor code here: the actor (trainer_actor.cpp) wraps it.
+// optimizer steps a trainer actor runs: SFT (cross-entropy over completion tokens), the clipped
+// policy gradient (token-level ratio for GRPO, sequence-level for GSPO), PPO with a value head and
+// DPO against the frozen reference, with gradient accumulation over micro-batches. No actor code here: the actor (trainer_actor.cpp) wraps it.
 #pragma once
 
 #include "models/pretrained.hpp"
@@ -21,9 +21,14 @@ public:
   /// Trains `model`; keeps a frozen copy of its current weights when `keep_reference`.
   Trainer(models::Pretrained model, bool keep_reference);
 
-  /// One optimizer step. `objective` is "sft" or "policy".
+  /// One optimizer step. `objective` is "sft", "policy" (clipped policy gradient) or "ppo" (the same
+  /// with per-token advantages, plus the value head's clipped loss).
   /// @throws std::invalid_argument naming the sample and what is wrong with it.
   TrainReport step(const std::string& objective, const std::vector<TrainSample>& samples, const TrainParams& params);
+
+  /// The value head's estimate at each completion token of each sample (PPO), without a step. The
+  /// value head (on the model's last hidden states, zero-initialised) is created on first use.
+  std::vector<std::vector<float>> values(const std::vector<TrainSample>& samples);
 
   /// One DPO step over preference pairs, against the frozen reference (needs keep_reference).
   /// @throws std::invalid_argument naming the pair and what is wrong with it.
@@ -45,10 +50,12 @@ private:
                       const std::string& where) const;
   // Creates the optimizer on first use and sets this step's rate and weight decay.
   void prepare_optimizer(const TrainParams& params);
+  void ensure_value_head(const TrainParams& params);
 
   models::Pretrained model_;
   models::Transformer reference_{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer_;
+  torch::nn::Linear value_head_{nullptr}; // PPO only
   std::int64_t version_ = 0;
 };
 

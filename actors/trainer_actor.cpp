@@ -62,6 +62,10 @@ caf::behavior trainer_actor(TrainerActor* self, ModelActorSpec spec, std::shared
                      state.host.spec.name, report.logprob_gap, report.weight_version - 1);
       return report;
     }),
+    guarded([self](const ValuesRequest& request) {
+      self->state.host.prepare();
+      return ValuesReply{self->state.trainer->values(request.samples)};
+    }),
     guarded([self](const SaveRequest& request) {
       auto& state = self->state;
       state.host.prepare();

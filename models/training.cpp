@@ -81,6 +81,13 @@ DpoLoss dpo_loss(const torch::Tensor& chosen, const torch::Tensor& rejected, con
   return result;
 }
 
+torch::Tensor clipped_value_loss(const torch::Tensor& values, const torch::Tensor& old_values,
+                                 const torch::Tensor& returns, const torch::Tensor& mask, double clip_range) {
+  auto clipped = old_values + (values - old_values).clamp(-clip_range, clip_range);
+  auto worst = torch::max((values - returns).pow(2), (clipped - returns).pow(2));
+  return 0.5 * masked_mean(worst, mask);
+}
+
 SequenceBatch make_sequence_batch(const std::vector<const std::vector<std::int64_t>*>& prompts,
                                   const std::vector<const std::vector<std::int64_t>*>& completions) {
   auto batch = static_cast<std::int64_t>(prompts.size());
@@ -165,7 +172,12 @@ StepResult optimizer_step(torch::nn::Module& model, torch::optim::Optimizer& opt
     (loss * share).backward();
     result.loss += loss.item<double>() * share;
   }
-  auto parameters = model.parameters();
+  // Every parameter the optimizer updates, including any added to it besides the model's (a value head).
+  std::vector<torch::Tensor> parameters;
+  for (auto& group : optimizer.param_groups())
+    for (auto& parameter : group.params())
+      parameters.push_back(parameter);
+  (void)model;
   if (max_grad_norm > 0) {
     result.grad_norm = torch::nn::utils::clip_grad_norm_(parameters, max_grad_norm);
   } else {

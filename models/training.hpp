@@ -73,6 +73,11 @@ struct DpoLoss {
 DpoLoss dpo_loss(const torch::Tensor& chosen, const torch::Tensor& rejected, const torch::Tensor& reference_chosen,
                  const torch::Tensor& reference_rejected, double beta);
 
+/// PPO's clipped value loss: 0.5 * mean over masked tokens of
+/// max((V - R)^2, (V_old + clip(V - V_old, -clip_range, clip_range) - R)^2).
+torch::Tensor clipped_value_loss(const torch::Tensor& values, const torch::Tensor& old_values,
+                                 const torch::Tensor& returns, const torch::Tensor& mask, double clip_range);
+
 /// Prompt + completion sequences right-padded into one batch, set up for scoring the completions.
 struct SequenceBatch {
   torch::Tensor tokens;          // [batch, time] int64
@@ -112,7 +117,8 @@ struct StepResult {
 /// One optimizer step over a batch split into micro-batches (gradient accumulation). `loss_of(i)`
 /// returns micro-batch i's mean loss; `weights[i]` is its share of the batch (e.g. its token count),
 /// so that the accumulated gradient equals the gradient of the whole batch's mean loss. Clips the
-/// gradient norm to `max_grad_norm` (<= 0: no clipping).
+/// global gradient norm of every parameter the optimizer updates to `max_grad_norm` (<= 0: no
+/// clipping).
 StepResult optimizer_step(torch::nn::Module& model, torch::optim::Optimizer& optimizer,
                           const std::vector<double>& weights, const std::function<torch::Tensor(std::size_t)>& loss_of,
                           double max_grad_norm);

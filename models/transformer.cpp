@@ -220,6 +220,10 @@ torch::Tensor TransformerImpl::output_weight() const {
 }
 
 torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens, const torch::Tensor& attention_mask) {
+  return torch::matmul(hidden_states(tokens, attention_mask), output_weight().t());
+}
+
+torch::Tensor TransformerImpl::hidden_states(const torch::Tensor& tokens, const torch::Tensor& attention_mask) {
   auto batch = tokens.size(0), time = tokens.size(1);
   auto device = tokens.device();
   torch::Tensor positions;
@@ -242,8 +246,7 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens, const torch:
                 .masked_fill(allowed.logical_not().unsqueeze(1), -std::numeric_limits<float>::infinity());
   for (const auto& layer : *model->layers)
     x = layer->as<DecoderLayer>()->forward(x, cos, sin, mask);
-  x = model->norm(x);
-  return torch::matmul(x, output_weight().t());
+  return model->norm(x);
 }
 
 std::pair<torch::Tensor, torch::Tensor> TransformerImpl::rotary(const torch::Tensor& positions,

@@ -131,6 +131,10 @@ public:
   /// marks real tokens with 1 and padding with 0 (padding on the left or right); undefined: none.
   torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& attention_mask = {});
 
+  /// The final (normed) hidden states [batch, time, hidden] that `forward` projects to logits: what
+  /// a value head reads.
+  torch::Tensor hidden_states(const torch::Tensor& tokens, const torch::Tensor& attention_mask = {});
+
   /// An empty cache for `batch` rows of up to `capacity` positions, in the model's dtype and device.
   KVCache make_cache(std::int64_t batch, std::int64_t capacity) const;
 

@@ -16,6 +16,7 @@
 #include <chorus/gspo.hpp>
 #include <chorus/metrics.hpp>
 #include <chorus/model.hpp>
+#include <chorus/ppo.hpp>
 #include <chorus/recipe_main.hpp>
 #include <chorus/schedule.hpp>
 #include <chorus/sft.hpp>

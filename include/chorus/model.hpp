@@ -166,6 +166,13 @@ public:
   /// sequence-level for GSPO), with the samples' advantages and behaviour log-probs.
   Task<TrainReport> train_policy(std::vector<TrainSample> samples, TrainParams params) const;
 
+  /// PPO: the value head's estimate at each completion token of each sample (no step).
+  Task<std::vector<std::vector<float>>> values(std::vector<TrainSample> samples) const;
+
+  /// One PPO step: the clipped policy gradient with per-token advantages (TrainSample::
+  /// token_advantages) and the value head's clipped loss towards TrainSample::returns.
+  Task<TrainReport> train_ppo(std::vector<TrainSample> samples, TrainParams params) const;
+
   /// One optimizer step of DPO over preference pairs, against the frozen reference copy (spawn_train
   /// with .keep_reference = true).
   Task<TrainReport> train_dpo(std::vector<PreferencePair> pairs, TrainParams params) const;

@@ -22,6 +22,12 @@ struct TrainSample {
   /// Which completion tokens are trained (1) and which are context only (0), e.g. the environment's
   /// turns inside a multi-turn episode; empty: all of them.
   std::vector<std::uint8_t> completion_mask;
+  /// PPO: one advantage per completion token (GAE), used instead of `advantage`.
+  std::vector<float> token_advantages;
+  /// PPO: the value head's estimates at rollout time and the returns they are trained towards, one
+  /// per completion token.
+  std::vector<float> old_values;
+  std::vector<float> returns;
 };
 
 /// One preference for DPO: after the same prompt, `chosen` is preferred to `rejected`.
@@ -56,6 +62,9 @@ struct TrainParams {
   double kl_beta = 0.0;
   /// DPO steps: the inverse temperature beta of the implicit reward beta * log(pi / pi_ref).
   double dpo_beta = 0.1;
+  /// PPO steps: weight of the value loss, and the clip range of the value update.
+  double value_coef = 0.5;
+  double value_clip_range = 0.2;
 };
 
 /// What one optimizer step did.
@@ -78,6 +87,8 @@ struct TrainReport {
   /// reward margin beta * ((log pi - log ref)(chosen) - (log pi - log ref)(rejected)).
   double reward_accuracy = 0.0;
   double reward_margin = 0.0;
+  /// PPO steps: the value head's loss.
+  double value_loss = 0.0;
   /// The weight version after the step.
   std::int64_t weight_version = 0;
 };

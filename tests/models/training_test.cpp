@@ -86,6 +86,18 @@ TEST(Losses, DpoByHand) {
   EXPECT_NEAR(result.reward_margin, 0.0, 1e-6);
 }
 
+TEST(Losses, ClippedValueLossByHand) {
+  // Token 0: V 1.0, V_old 0.5, R 0.0: clipped V = 0.5 + 0.2 = 0.7; max(1.0, 0.49) = 1.0.
+  // Token 1: V 0.0, V_old 0.5, R 1.0: clipped V = 0.3; max(1.0, 0.49) = 1.0 ... both unclipped-worse.
+  // Token 2: V 0.9, V_old 0.0, R 1.0: clipped V = 0.2; max(0.01, 0.64) = 0.64 (the clip bites).
+  // Loss = 0.5 * (1.0 + 1.0 + 0.64) / 3.
+  auto values = torch::tensor({1.0, 0.0, 0.9}, torch::kFloat32).view({1, 3});
+  auto old_values = torch::tensor({0.5, 0.5, 0.0}, torch::kFloat32).view({1, 3});
+  auto returns = torch::tensor({0.0, 1.0, 1.0}, torch::kFloat32).view({1, 3});
+  auto mask = torch::ones({1, 3}, torch::kInt64);
+  EXPECT_NEAR(clipped_value_loss(values, old_values, returns, mask, 0.2).item<double>(), 0.5 * 2.64 / 3.0, 1e-6);
+}
+
 TEST(Losses, KlToReferenceByHand) {
   // delta = ref - logprobs: 0 -> 0; ln 2 -> 2 - ln 2 - 1 = 0.30685; the masked token does not count.
   auto logprobs = torch::tensor({-1.0, -2.0, -3.0}, torch::kFloat32).view({1, 3});

@@ -113,6 +113,44 @@ TEST_F(Algorithms, GspoRaisesTheReward) {
   }());
 }
 
+TEST(Advantages, GeneralizedAdvantageEstimationByHand) {
+  // Rewards 0, 0, 1; values 0.5, 0.25, 0.5; gamma 1, lambda 0.5:
+  // delta_2 = 1 - 0.5 = 0.5; delta_1 = 0 + 0.5 - 0.25 = 0.25; delta_0 = 0 + 0.25 - 0.5 = -0.25.
+  // A_2 = 0.5; A_1 = 0.25 + 0.5 * 0.5 = 0.5; A_0 = -0.25 + 0.5 * 0.5 = 0. Returns = A + V.
+  auto gae = generalized_advantages({0, 0, 1}, {0.5, 0.25, 0.5}, 1.0, 0.5);
+  EXPECT_NEAR(gae.advantages[0], 0.0, 1e-12);
+  EXPECT_NEAR(gae.advantages[1], 0.5, 1e-12);
+  EXPECT_NEAR(gae.advantages[2], 0.5, 1e-12);
+  EXPECT_NEAR(gae.returns[0], 0.5, 1e-12);
+  EXPECT_NEAR(gae.returns[1], 0.75, 1e-12);
+  EXPECT_NEAR(gae.returns[2], 1.0, 1e-12);
+  // lambda 1, gamma 1: every advantage is the final reward minus the value (Monte Carlo).
+  auto monte_carlo = generalized_advantages({0, 1}, {0.25, 0.5}, 1.0, 1.0);
+  EXPECT_NEAR(monte_carlo.advantages[0], 0.75, 1e-12);
+  EXPECT_NEAR(monte_carlo.advantages[1], 0.5, 1e-12);
+}
+
+TEST_F(Algorithms, PpoRaisesTheRewardAndLearnsValues) {
+  runtime_.run([&]() -> Task<void> {
+    auto model = co_await tiny_model();
+    auto grader = FunctionGrader("x", share_of_x);
+    auto first = co_await PPO({.dataset = prompts(), .model = model, .grader = grader, .lr = 0.0,
+                               .samples_per_batch = 32, .max_num_ppo_steps = 1,
+                               .sampling = {.temperature = 1.0, .max_tokens = 8}})
+                   .run();
+    auto trained = co_await PPO({.dataset = prompts(), .model = model, .grader = grader, .lr = 2e-3,
+                                 .samples_per_batch = 32, .samples_per_mini_batch = 16, .max_num_ppo_steps = 12,
+                                 .sampling = {.temperature = 1.0, .max_tokens = 8}})
+                     .run();
+    EXPECT_GT(trained.reward_mean, first.reward_mean + 0.2) << first.reward_mean << " -> " << trained.reward_mean;
+    std::printf("PPO reward %.3f -> %.3f\n", first.reward_mean, trained.reward_mean);
+    // The value head moved off zero towards the returns.
+    auto sample = TrainSample{co_await model.tokenize_chat({{"user", "Go on."}}), {'x', 'x'}, 0.0, {}, 0};
+    auto values = co_await model.values({sample});
+    EXPECT_NE(values.front().front(), 0.0f);
+  }());
+}
+
 TEST_F(Algorithms, DpoRanksTheChosenCompletionsFirst) {
   runtime_.run([&]() -> Task<void> {
     auto model = co_await tiny_model();
@@ -137,4 +175,5 @@ TEST(AlgorithmOptions, BadOptionsAreConfigErrors) {
                      .completions_per_sample = 4}),
                ConfigError);
   EXPECT_THROW(DPO({.dataset = {{{{"user", "a"}}, "b", "c", Json::object()}}, .beta = 0.0}), ConfigError);
+  EXPECT_THROW(PPO({.dataset = prompts(), .grader = FunctionGrader("x", share_of_x), .gamma = 1.5}), ConfigError);
 }

@@ -1,0 +1,167 @@
+// The PPO loop: prompts -> one completion each, graded -> values at rollout time -> GAE ->
+// (whitened) per-token advantages and returns -> clipped policy + value steps over mini-batches.
+#include <chorus/errors.hpp>
+#include <chorus/gather.hpp>
+#include <chorus/ppo.hpp>
+
+#include <cmath>
+
+namespace chorus {
+
+GaeResult generalized_advantages(const std::vector<double>& rewards, const std::vector<double>& values, double gamma,
+                                 double lambda) {
+  if (rewards.size() != values.size())
+    throw Error("generalized_advantages: " + std::to_string(rewards.size()) + " rewards but " +
+                std::to_string(values.size()) + " values");
+  GaeResult result;
+  result.advantages.assign(rewards.size(), 0.0);
+  result.returns.assign(rewards.size(), 0.0);
+  double next_advantage = 0, next_value = 0;
+  for (auto t = rewards.size(); t-- > 0;) {
+    double delta = rewards[t] + gamma * next_value - values[t];
+    next_advantage = delta + gamma * lambda * next_advantage;
+    next_value = values[t];
+    result.advantages[t] = next_advantage;
+    result.returns[t] = next_advantage + values[t];
+  }
+  return result;
+}
+
+namespace {
+
+struct Graded {
+  Generation generation;
+  Grade grade;
+};
+
+Task<Graded> generate_and_grade(TrainingModel model, Grader grader, Prompt prompt, SamplingParams sampling) {
+  auto generation = co_await model.generate(prompt.prompt, sampling);
+  auto grade = co_await grader.grade(Sample{prompt.prompt, generation.text, prompt.metadata});
+  co_return Graded{std::move(generation), std::move(grade)};
+}
+
+double mean_of(const std::vector<double>& values) {
+  double sum = 0;
+  for (auto v : values)
+    sum += v;
+  return values.empty() ? 0.0 : sum / static_cast<double>(values.size());
+}
+
+Task<RlResult> run_ppo(PpoOptions o) {
+  auto& model = o.model;
+  o.logger.begin_stage(o.stage, o.max_num_ppo_steps);
+  RlResult result;
+  std::uint64_t epoch = 0;
+  std::vector<Prompt> order;
+  std::size_t position = 0;
+  for (int step = 1; step <= o.max_num_ppo_steps; ++step) {
+    std::vector<Task<Graded>> requests;
+    for (int i = 0; i < o.samples_per_batch; ++i) {
+      if (position == order.size()) {
+        order = shuffled(o.dataset, o.seed + epoch++);
+        position = 0;
+      }
+      auto sampling = o.sampling;
+      if (sampling.seed < 0)
+        sampling.seed = static_cast<std::int64_t>((o.seed * 1000003 + static_cast<std::uint64_t>(step) * 10007
+                                                   + static_cast<std::uint64_t>(i)) & 0x7fffffffffffffffULL);
+      requests.push_back(generate_and_grade(model, o.grader, order[position++], sampling));
+    }
+    auto graded = co_await when_all(std::move(requests));
+
+    std::vector<TrainSample> samples;
+    std::vector<double> rewards, lengths;
+    for (auto& g : graded) {
+      rewards.push_back(g.grade.score);
+      lengths.push_back(static_cast<double>(g.generation.tokens.size()));
+      if (g.generation.tokens.empty())
+        continue;
+      samples.push_back({std::move(g.generation.prompt_tokens), std::move(g.generation.tokens), g.grade.score,
+                         std::move(g.generation.logprobs), g.generation.weight_version});
+    }
+    // Values at rollout time, then GAE with the reward on each completion's last token.
+    auto values = co_await model.values(samples);
+    std::vector<double> all_advantages;
+    for (std::size_t i = 0; i < samples.size(); ++i) {
+      auto& sample = samples[i];
+      std::vector<double> token_rewards(sample.completion_tokens.size(), 0.0), token_values(values[i].begin(), values[i].end());
+      token_rewards.back() = sample.advantage; // the grade
+      auto gae = generalized_advantages(token_rewards, token_values, o.gamma, o.lambda);
+      sample.old_values.assign(values[i].begin(), values[i].end());
+      sample.returns.assign(gae.returns.begin(), gae.returns.end());
+      sample.token_advantages.assign(gae.advantages.begin(), gae.advantages.end());
+      all_advantages.insert(all_advantages.end(), gae.advantages.begin(), gae.advantages.end());
+    }
+    if (o.whiten_advantages && all_advantages.size() > 1) {
+      double mean = mean_of(all_advantages), variance = 0;
+      for (auto a : all_advantages)
+        variance += (a - mean) * (a - mean);
+      double scale = std::sqrt(variance / static_cast<double>(all_advantages.size())) + 1e-8;
+      for (auto& sample : samples)
+        for (auto& a : sample.token_advantages)
+          a = static_cast<float>((a - mean) / scale);
+    }
+
+    std::vector<double> losses, value_losses, clips, kls, norms;
+    for (int pass = 0; pass < o.ppo_epochs; ++pass) {
+      auto order_of_samples = shuffled(samples, o.seed + static_cast<std::uint64_t>(step * 131 + pass));
+      for (auto& mini_batch : batches_of(order_of_samples, static_cast<std::size_t>(o.samples_per_mini_batch))) {
+        TrainParams params{.lr = o.lr,
+                           .max_grad_norm = o.max_grad_norm,
+                           .micro_batch_size = o.micro_batch_size,
+                           .clip_range = o.clip_range,
+                           .loss_aggregation = "token_mean",
+                           .kl_beta = o.kl_beta,
+                           .value_coef = o.value_coef,
+                           .value_clip_range = o.value_clip_range};
+        auto report = co_await model.train_ppo(std::move(mini_batch), params);
+        losses.push_back(report.loss);
+        value_losses.push_back(report.value_loss);
+        clips.push_back(report.clip_fraction);
+        kls.push_back(report.kl);
+        norms.push_back(report.grad_norm);
+      }
+    }
+    double value_mean = 0, count = 0;
+    for (const auto& v : values)
+      for (auto x : v) {
+        value_mean += x;
+        ++count;
+      }
+    o.logger.log(o.stage, step,
+                 {{"reward_mean", mean_of(rewards)},
+                  {"loss", mean_of(losses)},
+                  {"value_loss", mean_of(value_losses)},
+                  {"value_mean", count > 0 ? value_mean / count : 0.0},
+                  {"kl", mean_of(kls)},
+                  {"clip_fraction", mean_of(clips)},
+                  {"grad_norm", mean_of(norms)},
+                  {"lr", o.lr},
+                  {"completion_length", mean_of(lengths)},
+                  {"policy_version", static_cast<double>(model.weight_version())}});
+    result.steps = step;
+    result.reward_mean = mean_of(rewards);
+  }
+  co_return result;
+}
+
+} // namespace
+
+PPO::PPO(PpoOptions options) : options_(std::move(options)) {
+  if (options_.dataset.empty())
+    throw ConfigError("PPO: the dataset is empty");
+  if (!options_.grader)
+    throw ConfigError("PPO: no grader given");
+  if (options_.samples_per_batch < 1 || options_.samples_per_mini_batch < 1 || options_.micro_batch_size < 1
+      || options_.ppo_epochs < 1)
+    throw ConfigError("PPO: samples_per_batch, samples_per_mini_batch, micro_batch_size and ppo_epochs must be at "
+                      "least 1");
+  if (!(options_.gamma >= 0 && options_.gamma <= 1) || !(options_.lambda >= 0 && options_.lambda <= 1))
+    throw ConfigError("PPO: gamma and lambda must be in [0, 1]");
+}
+
+Task<RlResult> PPO::run() const {
+  return run_ppo(options_);
+}
+
+} // namespace chorus

@@ -1,0 +1,41 @@
+// PPO with a value head on prompts whose metadata holds the expected answer:
+//
+//   ./build/recipes/ppo/ppo --config examples/configs/ppo.json
+#include <chorus/chorus.hpp>
+using namespace chorus;
+
+struct PpoConfig {
+  Dataset<Prompt> dataset; // {"prompt": ..., "answer": ...}
+  ModelRef model;
+  /// Where the answer is in a completion: a regex whose first group is compared with "answer".
+  std::string answer_pattern = "(-?[0-9]+)";
+  double lr = 1e-6;
+  int samples_per_batch = 64;
+  int samples_per_mini_batch = 32;
+  int ppo_epochs = 1;
+  double gamma = 1.0;
+  double lambda = 0.95;
+  double kl_beta = 0.0;
+  int max_num_ppo_steps = 100;
+  int max_tokens = 64;
+  std::uint64_t seed = 0;
+};
+CHORUS_CONFIG(PpoConfig, dataset, model, answer_pattern, lr, samples_per_batch, samples_per_mini_batch, ppo_epochs,
+              gamma, lambda, kl_beta, max_num_ppo_steps, max_tokens, seed)
+
+Task<void> ppo(PpoConfig config, RecipeContext& ctx) {
+  auto builder = co_await config.model.to_builder(ctx);
+  auto model = co_await builder.spawn_train("ppo", {.max_batch_size = config.samples_per_batch});
+  auto prompts = co_await config.dataset.load(ctx);
+  auto correct = ExactMatchGrader({.grader_key = "correct", .metadata_key = "answer", .extract = config.answer_pattern});
+  auto result = co_await PPO({.dataset = prompts, .model = model, .grader = correct, .logger = ctx.logger(),
+                              .lr = config.lr, .samples_per_batch = config.samples_per_batch,
+                              .samples_per_mini_batch = config.samples_per_mini_batch, .ppo_epochs = config.ppo_epochs,
+                              .gamma = config.gamma, .lambda = config.lambda, .kl_beta = config.kl_beta,
+                              .max_num_ppo_steps = config.max_num_ppo_steps,
+                              .sampling = {.temperature = 1.0, .max_tokens = config.max_tokens}, .seed = config.seed})
+                  .run();
+  ctx.log().info("PPO: {} steps, last reward {:.3f}", result.steps, result.reward_mean);
+  co_await model.save("ppo-final", ctx);
+}
+CHORUS_RECIPE_MAIN(ppo)
