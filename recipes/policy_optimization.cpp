@@ -10,9 +10,6 @@
 
 namespace chorus::detail {
 
-namespace {
-
-// One completion of `prompt`, graded as soon as it is generated.
 Task<Rollout> generate_and_grade(TrainingModel model, Grader grader, Prompt prompt, SamplingParams sampling) {
   auto generation = co_await model.generate(prompt.prompt, sampling);
   Rollout result;
@@ -31,6 +28,15 @@ double mean_of(const std::vector<double>& values) {
     sum += v;
   return values.empty() ? 0.0 : sum / static_cast<double>(values.size());
 }
+
+SamplingParams seeded(SamplingParams sampling, std::uint64_t run_seed, int step, std::size_t index) {
+  if (sampling.seed < 0)
+    sampling.seed = static_cast<std::int64_t>(
+      (run_seed * 1000003 + static_cast<std::uint64_t>(step) * 10007 + index) & 0x7fffffffffffffffULL);
+  return sampling;
+}
+
+namespace {
 
 double std_of(const std::vector<double>& values) {
   auto mean = mean_of(values);
@@ -108,11 +114,7 @@ Task<RlResult> run_policy_optimization(PolicyOptimization c) {
     std::vector<Task<Rollout>> requests;
     for (std::size_t p = 0; p < prompts.size(); ++p) {
       for (std::size_t k = 0; k < group; ++k) {
-        auto sampling = c.sampling;
-        if (sampling.seed < 0) // reproducible from the run's seed
-          sampling.seed = static_cast<std::int64_t>((c.seed * 1000003 + static_cast<std::uint64_t>(step) * 10007
-                                                     + p * group + k) & 0x7fffffffffffffffULL);
-        requests.push_back(c.rollout(prompts[p], std::move(sampling)));
+        requests.push_back(c.rollout(prompts[p], seeded(c.sampling, c.seed, step, p * group + k)));
       }
     }
     auto rollouts = co_await when_all(std::move(requests));

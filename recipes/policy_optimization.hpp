@@ -70,6 +70,16 @@ void check(const PolicyOptimization& config);
 
 Task<RlResult> run_policy_optimization(PolicyOptimization config);
 
+/// One completion of `prompt`, graded as soon as it is generated.
+Task<Rollout> generate_and_grade(TrainingModel model, Grader grader, Prompt prompt, SamplingParams sampling);
+
+/// The mean of `values` (0 if empty).
+double mean_of(const std::vector<double>& values);
+
+/// A sampling seed for completion `index` of step `step`, drawn from the run's seed unless the
+/// options fix one: runs repeat exactly.
+SamplingParams seeded(SamplingParams sampling, std::uint64_t run_seed, int step, std::size_t index);
+
 /// One multi-turn episode of `prompt` against a fresh environment from `factory` (environment.cpp).
 Task<Rollout> episode(TrainingModel model, EnvironmentFactory factory, int max_turns, Prompt prompt,
                       SamplingParams sampling);

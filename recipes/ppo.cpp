@@ -4,6 +4,8 @@
 #include <chorus/gather.hpp>
 #include <chorus/ppo.hpp>
 
+#include "recipes/policy_optimization.hpp"
+
 #include <cmath>
 
 namespace chorus {
@@ -29,23 +31,7 @@ GaeResult generalized_advantages(const std::vector<double>& rewards, const std::
 
 namespace {
 
-struct Graded {
-  Generation generation;
-  Grade grade;
-};
-
-Task<Graded> generate_and_grade(TrainingModel model, Grader grader, Prompt prompt, SamplingParams sampling) {
-  auto generation = co_await model.generate(prompt.prompt, sampling);
-  auto grade = co_await grader.grade(Sample{prompt.prompt, generation.text, prompt.metadata});
-  co_return Graded{std::move(generation), std::move(grade)};
-}
-
-double mean_of(const std::vector<double>& values) {
-  double sum = 0;
-  for (auto v : values)
-    sum += v;
-  return values.empty() ? 0.0 : sum / static_cast<double>(values.size());
-}
+using detail::mean_of;
 
 Task<RlResult> run_ppo(PpoOptions o) {
   auto& model = o.model;
@@ -55,17 +41,14 @@ Task<RlResult> run_ppo(PpoOptions o) {
   std::vector<Prompt> order;
   std::size_t position = 0;
   for (int step = 1; step <= o.max_num_ppo_steps; ++step) {
-    std::vector<Task<Graded>> requests;
+    std::vector<Task<detail::Rollout>> requests;
     for (int i = 0; i < o.samples_per_batch; ++i) {
       if (position == order.size()) {
         order = shuffled(o.dataset, o.seed + epoch++);
         position = 0;
       }
-      auto sampling = o.sampling;
-      if (sampling.seed < 0)
-        sampling.seed = static_cast<std::int64_t>((o.seed * 1000003 + static_cast<std::uint64_t>(step) * 10007
-                                                   + static_cast<std::uint64_t>(i)) & 0x7fffffffffffffffULL);
-      requests.push_back(generate_and_grade(model, o.grader, order[position++], sampling));
+      requests.push_back(detail::generate_and_grade(model, o.grader, order[position++],
+                                                    detail::seeded(o.sampling, o.seed, step, static_cast<std::size_t>(i))));
     }
     auto graded = co_await when_all(std::move(requests));
 
@@ -73,11 +56,11 @@ Task<RlResult> run_ppo(PpoOptions o) {
     std::vector<double> rewards, lengths;
     for (auto& g : graded) {
       rewards.push_back(g.grade.score);
-      lengths.push_back(static_cast<double>(g.generation.tokens.size()));
-      if (g.generation.tokens.empty())
+      lengths.push_back(static_cast<double>(g.generated));
+      if (g.generated == 0)
         continue;
-      samples.push_back({std::move(g.generation.prompt_tokens), std::move(g.generation.tokens), g.grade.score,
-                         std::move(g.generation.logprobs), g.generation.weight_version});
+      samples.push_back({std::move(g.prompt_tokens), std::move(g.tokens), g.grade.score, std::move(g.logprobs),
+                         g.weight_version});
     }
     // Values at rollout time, then GAE with the reward on each completion's last token.
     auto values = co_await model.values(samples);
