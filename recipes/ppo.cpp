@@ -7,6 +7,7 @@
 #include "recipes/policy_optimization.hpp"
 
 #include <cmath>
+#include <map>
 
 namespace chorus {
 
@@ -54,8 +55,11 @@ Task<RlResult> run_ppo(PpoOptions o) {
 
     std::vector<TrainSample> samples;
     std::vector<double> rewards, lengths;
+    std::map<std::string, std::vector<double>> by_key;
     for (auto& g : graded) {
       rewards.push_back(g.grade.score);
+      for (const auto& [key, score] : g.grade.scores)
+        by_key[key].push_back(score);
       lengths.push_back(static_cast<double>(g.generated));
       if (g.generated == 0)
         continue;
@@ -85,7 +89,11 @@ Task<RlResult> run_ppo(PpoOptions o) {
           a = static_cast<float>((a - mean) / scale);
     }
 
-    std::vector<double> losses, value_losses, clips, kls, norms;
+    // How many weight versions behind the trainer the samples were generated (before this step's updates).
+    double staleness = 0;
+    for (const auto& sample : samples)
+      staleness += static_cast<double>(model.weight_version() - sample.weight_version);
+    std::vector<double> losses, value_losses, clips, kls, norms, speeds;
     for (int pass = 0; pass < o.ppo_epochs; ++pass) {
       auto order_of_samples = shuffled(samples, o.seed + static_cast<std::uint64_t>(step * 131 + pass));
       for (auto& mini_batch : batches_of(order_of_samples, static_cast<std::size_t>(o.samples_per_mini_batch))) {
@@ -103,6 +111,7 @@ Task<RlResult> run_ppo(PpoOptions o) {
         clips.push_back(report.clip_fraction);
         kls.push_back(report.kl);
         norms.push_back(report.grad_norm);
+        speeds.push_back(report.tokens_per_second);
       }
     }
     double value_mean = 0, count = 0;
@@ -111,17 +120,22 @@ Task<RlResult> run_ppo(PpoOptions o) {
         value_mean += x;
         ++count;
       }
-    o.logger.log(o.stage, step,
-                 {{"reward_mean", mean_of(rewards)},
-                  {"loss", mean_of(losses)},
+    Metrics metrics{{"reward_mean", mean_of(rewards)}};
+    for (const auto& [key, scores] : by_key)
+      metrics.emplace_back("reward/" + key, mean_of(scores));
+    metrics.insert(metrics.end(),
+                 {{"loss", mean_of(losses)},
                   {"value_loss", mean_of(value_losses)},
                   {"value_mean", count > 0 ? value_mean / count : 0.0},
                   {"kl", mean_of(kls)},
                   {"clip_fraction", mean_of(clips)},
                   {"grad_norm", mean_of(norms)},
                   {"lr", o.lr},
+                  {"tokens_per_s", mean_of(speeds)},
                   {"completion_length", mean_of(lengths)},
-                  {"policy_version", static_cast<double>(model.weight_version())}});
+                  {"policy_version", static_cast<double>(model.weight_version())},
+                  {"staleness", samples.empty() ? 0.0 : staleness / static_cast<double>(samples.size())}});
+    o.logger.log(o.stage, step, metrics);
     result.steps = step;
     result.reward_mean = mean_of(rewards);
   }

@@ -30,9 +30,11 @@ std::filesystem::path default_output_dir(std::string_view recipe) {
   return std::filesystem::path("runs") / (std::string(recipe) + "-" + stamp);
 }
 
+// Logs and progress go to stderr (and log.txt): standard output is left to the recipe's results, so
+// that a program's last line of output can be machine-readable.
 std::shared_ptr<spdlog::logger> make_logger(std::string_view recipe, const std::filesystem::path& file,
                                             const std::string& level) {
-  std::vector<spdlog::sink_ptr> sinks{std::make_shared<spdlog::sinks::stdout_color_sink_mt>(),
+  std::vector<spdlog::sink_ptr> sinks{std::make_shared<spdlog::sinks::stderr_color_sink_mt>(),
                                       std::make_shared<spdlog::sinks::basic_file_sink_mt>(file.string())};
   auto logger = std::make_shared<spdlog::logger>(std::string(recipe), sinks.begin(), sinks.end());
   logger->set_pattern("[%H:%M:%S] %^%l%$ %v");

@@ -69,8 +69,15 @@ TEST(Losses, SequenceLevelRatioByHand) {
   auto old = torch::tensor({-1.2, -2.0, 0.0, -1.0, -1.0, 0.0}, torch::kFloat32).view({2, 3});
   auto mask = torch::tensor({1, 1, 0, 1, 1, 0}, torch::kInt64).view({2, 3});
   auto advantages = torch::tensor({2.0, 1.0}, torch::kFloat32);
+  logprobs.set_requires_grad(true);
   auto result = sequence_policy_loss(logprobs, old, advantages, mask, 0.2, 0.2);
   EXPECT_NEAR(result.loss.item<double>(), -(std::exp(0.1) * 2.0 + 1.2) / 2.0, 1e-5);
+  // Row 0 (unclipped): d/d logprob_t = -(1/2) * A * s / 2 for its two counted tokens, 0 for the
+  // masked one. Row 1 is clipped: no gradient at all.
+  result.loss.backward();
+  auto expected = torch::tensor({-0.5 * 2.0 * std::exp(0.1) / 2, -0.5 * 2.0 * std::exp(0.1) / 2, 0.0, 0.0, 0.0, 0.0},
+                                torch::kFloat32).view({2, 3});
+  EXPECT_TRUE(torch::allclose(logprobs.grad(), expected, 1e-5, 1e-6)) << logprobs.grad();
   EXPECT_NEAR(result.clip_fraction, 0.5, 1e-6);
   EXPECT_NEAR(result.ratio_mean, (std::exp(0.1) + std::exp(0.5)) / 2.0, 1e-5);
 }
@@ -80,30 +87,50 @@ TEST(Losses, DpoByHand) {
   // Pair 1: margin = 0.5 * ((-2 - -2) - (-1 - -3)) = -1 -> loss log(1 + e) = 1.31326.
   auto chosen = torch::tensor({-3.0, -2.0}), rejected = torch::tensor({-6.0, -1.0});
   auto ref_chosen = torch::tensor({-4.0, -2.0}), ref_rejected = torch::tensor({-5.0, -3.0});
+  chosen.set_requires_grad(true);
+  rejected.set_requires_grad(true);
   auto result = dpo_loss(chosen, rejected, ref_chosen, ref_rejected, 0.5);
   EXPECT_NEAR(result.loss.item<double>(), (std::log1p(std::exp(-1.0)) + std::log1p(std::exp(1.0))) / 2.0, 1e-5);
   EXPECT_NEAR(result.reward_accuracy, 0.5, 1e-6);
   EXPECT_NEAR(result.reward_margin, 0.0, 1e-6);
+  // d loss / d chosen_i = -beta * (1 - sigmoid(margin_i)) / pairs; the rejected side is its negative.
+  result.loss.backward();
+  auto sigmoid = [](double x) { return 1.0 / (1.0 + std::exp(-x)); };
+  EXPECT_NEAR(chosen.grad()[0].item<double>(), -0.5 * (1 - sigmoid(1.0)) / 2, 1e-6);
+  EXPECT_NEAR(chosen.grad()[1].item<double>(), -0.5 * (1 - sigmoid(-1.0)) / 2, 1e-6);
+  EXPECT_NEAR(rejected.grad()[0].item<double>(), 0.5 * (1 - sigmoid(1.0)) / 2, 1e-6);
 }
 
 TEST(Losses, ClippedValueLossByHand) {
   // Token 0: V 1.0, V_old 0.5, R 0.0: clipped V = 0.5 + 0.2 = 0.7; max(1.0, 0.49) = 1.0.
-  // Token 1: V 0.0, V_old 0.5, R 1.0: clipped V = 0.3; max(1.0, 0.49) = 1.0 ... both unclipped-worse.
+  // Token 1: V 0.0, V_old 0.5, R 1.0: clipped V = 0.3; max(1.0, 0.49) = 1.0 (unclipped again).
   // Token 2: V 0.9, V_old 0.0, R 1.0: clipped V = 0.2; max(0.01, 0.64) = 0.64 (the clip bites).
   // Loss = 0.5 * (1.0 + 1.0 + 0.64) / 3.
   auto values = torch::tensor({1.0, 0.0, 0.9}, torch::kFloat32).view({1, 3});
   auto old_values = torch::tensor({0.5, 0.5, 0.0}, torch::kFloat32).view({1, 3});
   auto returns = torch::tensor({0.0, 1.0, 1.0}, torch::kFloat32).view({1, 3});
   auto mask = torch::ones({1, 3}, torch::kInt64);
-  EXPECT_NEAR(clipped_value_loss(values, old_values, returns, mask, 0.2).item<double>(), 0.5 * 2.64 / 3.0, 1e-6);
+  values.set_requires_grad(true);
+  auto loss = clipped_value_loss(values, old_values, returns, mask, 0.2);
+  EXPECT_NEAR(loss.item<double>(), 0.5 * 2.64 / 3.0, 1e-6);
+  // Unclipped terms pull V towards R: (V - R) / 3; the clipped one has no gradient.
+  loss.backward();
+  auto expected = torch::tensor({1.0 / 3.0, -1.0 / 3.0, 0.0}, torch::kFloat32).view({1, 3});
+  EXPECT_TRUE(torch::allclose(values.grad(), expected, 1e-6, 1e-6)) << values.grad();
 }
 
 TEST(Losses, KlToReferenceByHand) {
   // delta = ref - logprobs: 0 -> 0; ln 2 -> 2 - ln 2 - 1 = 0.30685; the masked token does not count.
   auto logprobs = torch::tensor({-1.0, -2.0, -3.0}, torch::kFloat32).view({1, 3});
+  logprobs.set_requires_grad(true);
   auto reference = torch::tensor({-1.0, -2.0 + std::log(2.0), 5.0}, torch::kFloat32).view({1, 3});
   auto mask = torch::tensor({1, 1, 0}, torch::kInt64).view({1, 3});
-  EXPECT_NEAR(kl_to_reference(logprobs, reference, mask).item<double>(), (2.0 - std::log(2.0) - 1.0) / 2.0, 1e-6);
+  auto kl = kl_to_reference(logprobs, reference, mask);
+  EXPECT_NEAR(kl.item<double>(), (2.0 - std::log(2.0) - 1.0) / 2.0, 1e-6);
+  // d/d logprobs of exp(d) - d - 1 with d = ref - logprobs is 1 - exp(d), over 2 counted tokens.
+  kl.backward();
+  auto expected = torch::tensor({0.0, (1.0 - 2.0) / 2.0, 0.0}, torch::kFloat32).view({1, 3});
+  EXPECT_TRUE(torch::allclose(logprobs.grad(), expected, 1e-6, 1e-6)) << logprobs.grad();
 }
 
 TEST(Losses, SequenceBatchMarksTheCompletionTargets) {

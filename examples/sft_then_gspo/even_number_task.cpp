@@ -1,0 +1,67 @@
+#include "even_number_task.hpp"
+
+#include <random>
+
+namespace even_number {
+
+using namespace chorus;
+
+Json answer_schema() {
+  return {{"type", "object"},
+          {"required", {"answer"}},
+          {"properties", {{"answer", {{"type", "string"}, {"enum", {"yes", "no"}}}}}}};
+}
+
+std::vector<Prompt> prompts(int count, std::uint64_t seed) {
+  std::mt19937_64 random(seed);
+  std::uniform_int_distribution<int> number(10, 999);
+  std::vector<Prompt> result;
+  for (int i = 0; i < count; ++i) {
+    int n = number(random);
+    auto text = "Is " + std::to_string(n) + " even? JSON please.";
+    result.push_back({{{"user", text}}, Json{{"answer", n % 2 == 0 ? "yes" : "no"}, {"number", n}}});
+  }
+  return result;
+}
+
+std::vector<Completion> demonstrations(const std::vector<Prompt>& prompts, std::uint64_t seed) {
+  std::mt19937_64 random(seed);
+  std::vector<Completion> result;
+  for (const auto& prompt : prompts)
+    result.push_back({prompt.prompt, Json{{"answer", random() % 2 == 0 ? "yes" : "no"}}.dump(), prompt.metadata});
+  return result;
+}
+
+namespace {
+
+bool right(const Sample& sample) {
+  auto value = Json::parse(sample.completion, nullptr, /*allow_exceptions=*/false);
+  return value.is_object() && value.contains("answer") && value["answer"] == sample.metadata["answer"];
+}
+
+} // namespace
+
+Grader reward() {
+  auto format = JsonGrader({.grader_key = "format", .schema = answer_schema()});
+  auto correct = FunctionGrader("correct", [](const Sample& sample) { return right(sample) ? 1.0 : 0.0; });
+  return CombinedGrader({.grader_key = "reward", .graders = {format, correct}, .weights = {0.2, 0.8}});
+}
+
+Task<Evaluation> evaluate(TrainingModel model, std::vector<Prompt> eval) {
+  std::vector<Task<Generation>> answers;
+  for (const auto& prompt : eval)
+    answers.push_back(model.generate(prompt.prompt, {.temperature = 0.0, .max_tokens = 24}));
+  auto generations = co_await when_all(std::move(answers));
+  auto format = JsonGrader({.grader_key = "format", .schema = answer_schema()});
+  Evaluation result;
+  for (std::size_t i = 0; i < eval.size(); ++i) {
+    Sample sample{eval[i].prompt, generations[i].text, eval[i].metadata};
+    result.format += (co_await format.grade(sample)).score;
+    result.accuracy += right(sample) ? 1.0 : 0.0;
+  }
+  result.format /= static_cast<double>(eval.size());
+  result.accuracy /= static_cast<double>(eval.size());
+  co_return result;
+}
+
+} // namespace even_number

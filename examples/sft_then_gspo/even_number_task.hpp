@@ -1,0 +1,35 @@
+// The main job's task, generated from a seed: "Is 347 even? JSON please.", answered as a JSON object
+// {"answer": "no"}. The demonstrations teach the format, but their answers are coin flips: SFT alone
+// learns the format, not the rule. GSPO then learns the rule (read the last digit) from a reward for
+// being right.
+#pragma once
+
+#include <chorus/chorus.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace even_number {
+
+/// The JSON object every answer must be.
+chorus::Json answer_schema();
+
+/// `count` prompts with metadata {"answer": "yes" or "no", "number": n}, drawn from `seed`.
+std::vector<chorus::Prompt> prompts(int count, std::uint64_t seed);
+
+/// A demonstration for each prompt: the right format, and "yes" or "no" at random.
+std::vector<chorus::Completion> demonstrations(const std::vector<chorus::Prompt>& prompts, std::uint64_t seed);
+
+/// The reward: the format (weight 0.2) and being right (weight 0.8), each logged under its key.
+chorus::Grader reward();
+
+struct Evaluation {
+  double format = 0.0;   // share of answers that are the JSON object asked for
+  double accuracy = 0.0; // share of answers that are right
+};
+
+/// Greedy answers to every prompt of `eval`, scored.
+chorus::Task<Evaluation> evaluate(chorus::TrainingModel model, std::vector<chorus::Prompt> eval);
+
+} // namespace even_number

@@ -1,0 +1,100 @@
+// The main job: DESIGN.md's two-stage recipe on the built-in tiny model and a task it generates
+// itself (even_number_task.hpp). SFT teaches the JSON answer format from demonstrations whose
+// answers are coin flips; GSPO then teaches the comparison from a reward for being right. A held-out
+// evaluation before training, after SFT and after GSPO shows what each stage did:
+//
+//   ./build/examples/sft_then_gspo/sft_then_gspo                 # results on stdout, logs on stderr
+//   ./build/examples/sft_then_gspo/sft_then_gspo --set grader=judge --set judge_model=path/to/hf/folder
+#include "even_number_task.hpp"
+#include "report.hpp"
+
+#include <chorus/chorus.hpp>
+
+#include <cstdio>
+#include <set>
+
+using namespace chorus;
+
+struct SftThenGspoConfig {
+  ModelRef model;
+  std::uint64_t seed = 1;
+  int train_prompts = 2000;
+  int eval_prompts = 200;
+  double sft_learning_rate = 1e-3;
+  int sft_epochs = 1;
+  int sft_batch_size = 16;
+  double gspo_learning_rate = 2e-4;
+  int gspo_max_steps = 100;
+  int gspo_batch_size = 64;
+  int completions_per_sample = 8;
+  double kl_beta = 0.0;
+  /// "programmatic" (format + correctness) or "judge" (a BinaryJudgeGrader on judge_model).
+  std::string grader = "programmatic";
+  ModelRef judge_model;
+};
+CHORUS_CONFIG(SftThenGspoConfig, model, seed, train_prompts, eval_prompts, sft_learning_rate, sft_epochs,
+              sft_batch_size, gspo_learning_rate, gspo_max_steps, gspo_batch_size, completions_per_sample, kl_beta,
+              grader, judge_model)
+
+Task<Grader> make_grader(const SftThenGspoConfig& config, RecipeContext& ctx) {
+  if (config.grader == "programmatic")
+    co_return even_number::reward();
+  if (config.grader != "judge")
+    throw ConfigError("grader must be programmatic or judge, got '" + config.grader + "'");
+  auto builder = co_await config.judge_model.to_builder(ctx);
+  auto judge = co_await builder.spawn_inference("judge");
+  co_return BinaryJudgeGrader({.grader_key = "judge",
+                               .criteria = "The user asked whether a number is even. Is the response a JSON object "
+                                           "{\"answer\": \"yes\"} or {\"answer\": \"no\"}, and the right one?",
+                               .model = judge});
+}
+
+Task<void> sft_then_gspo(SftThenGspoConfig config, RecipeContext& ctx) {
+  auto train = even_number::prompts(config.train_prompts, config.seed);
+  std::set<std::string> seen;
+  for (const auto& prompt : train)
+    seen.insert(prompt.prompt.front().content);
+  std::vector<Prompt> eval;
+  for (auto& prompt : even_number::prompts(4 * config.eval_prompts, config.seed + 1))
+    if (!seen.count(prompt.prompt.front().content) && static_cast<int>(eval.size()) < config.eval_prompts)
+      eval.push_back(std::move(prompt)); // held out: never seen in training
+  auto demonstrations = even_number::demonstrations(train, config.seed + 2);
+
+  auto builder = co_await config.model.to_builder(ctx, {.kv_cache_len = 256});
+  auto model = co_await builder.spawn_train("policy", {.max_batch_size = 128});
+  auto logger = ctx.logger();
+
+  auto base = co_await even_number::evaluate(model, eval);
+  ctx.log().info("untrained: format {:.2f}, accuracy {:.2f}", base.format, base.accuracy);
+
+  co_await SFT({.dataset = demonstrations, .model = model, .logger = logger, .lr = config.sft_learning_rate,
+                .epochs = config.sft_epochs, .samples_per_batch = config.sft_batch_size,
+                .samples_per_mini_batch = config.sft_batch_size, .max_grad_norm = 1.0, .weight_decay = 0.01,
+                .warmup_steps = 10, .seed = config.seed})
+    .run();
+  auto after_sft = co_await even_number::evaluate(model, eval);
+  ctx.log().info("after SFT: format {:.2f}, accuracy {:.2f}", after_sft.format, after_sft.accuracy);
+
+  auto grader = co_await make_grader(config, ctx);
+  co_await GSPO({.dataset = train, .model = model, .grader = grader, .logger = logger, .lr = config.gspo_learning_rate,
+                 .samples_per_batch = config.gspo_batch_size, .samples_per_mini_batch = config.gspo_batch_size / 2,
+                 .micro_batch_size = 16, .max_grad_norm = 1.0, .clip_range = 0.2, .kl_beta = config.kl_beta,
+                 .max_num_gspo_steps = config.gspo_max_steps, .completions_per_sample = config.completions_per_sample,
+                 .sampling = {.temperature = 1.0, .max_tokens = 24}, .seed = config.seed})
+    .run();
+  auto after_gspo = co_await even_number::evaluate(model, eval);
+  ctx.log().info("after GSPO: format {:.2f}, accuracy {:.2f}", after_gspo.format, after_gspo.accuracy);
+
+  auto folder = co_await model.save("final-model", ctx);
+  auto report = write_report(ctx.output_dir(), {{"untrained", base}, {"after SFT", after_sft}, {"after GSPO", after_gspo}});
+  ctx.log().info("final model in {}, report in {}", folder, report.string());
+
+  std::printf("held-out evaluation (%zu prompts, greedy)\n", eval.size());
+  std::printf("  %-12s %8s %9s\n", "stage", "format", "accuracy");
+  for (const auto& [stage, result] : {std::pair{"untrained", base}, {"after SFT", after_sft}, {"after GSPO", after_gspo}})
+    std::printf("  %-12s %8.2f %9.2f\n", stage, result.format, result.accuracy);
+  std::printf("EVAL base_acc=%.2f sft_acc=%.2f gspo_acc=%.2f base_format=%.2f sft_format=%.2f gspo_format=%.2f\n",
+              base.accuracy, after_sft.accuracy, after_gspo.accuracy, base.format, after_sft.format, after_gspo.format);
+  std::fflush(stdout);
+}
+CHORUS_RECIPE_MAIN(sft_then_gspo)
