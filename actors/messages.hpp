@@ -98,6 +98,11 @@ struct ValuesRequest {
   std::vector<TrainSample> samples;
 };
 
+/// Makes the trainer's current weights its frozen reference (e.g. the SFT model before RL).
+struct ResetReferenceRequest {
+  using Reply = void;
+};
+
 struct SaveRequest {
   using Reply = void;
   std::string folder;
@@ -115,6 +120,7 @@ CHORUS_INSPECT(TokenizeReply, tokens)
 CHORUS_INSPECT(TokenizeRequest, messages, text, add_generation_prompt)
 CHORUS_INSPECT(TrainRequest, objective, samples, params, pairs)
 CHORUS_INSPECT(SaveRequest, folder)
+CHORUS_INSPECT(ResetReferenceRequest)
 CHORUS_INSPECT(ValuesReply, values)
 CHORUS_INSPECT(ValuesRequest, samples)
 CHORUS_INSPECT(DecodeStep)
@@ -140,5 +146,6 @@ CAF_BEGIN_TYPE_ID_BLOCK(chorus_model_actors, caf::first_custom_type_id + 100)
   CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::SaveRequest))
   CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::DecodeStep))
   CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::ValuesReply))
+  CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::ResetReferenceRequest))
   CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::ValuesRequest))
 CAF_END_TYPE_ID_BLOCK(chorus_model_actors)

@@ -226,6 +226,10 @@ Task<std::vector<std::vector<float>>> ask_values(std::shared_ptr<detail::Trainin
   co_return std::move(reply.values);
 }
 
+Task<void> ask_reset_reference(std::shared_ptr<detail::TrainingState> state) {
+  co_await state->trainer.ask(actors::ResetReferenceRequest{}, state->timeout);
+}
+
 Task<std::string> ask_save(std::shared_ptr<detail::TrainingState> state, std::string folder, RecipeContext& ctx) {
   actors::SaveRequest request{folder};
   co_await state->trainer.ask(std::move(request), state->timeout);
@@ -317,6 +321,10 @@ Task<TrainReport> TrainingModel::train_policy(std::vector<TrainSample> samples, 
 
 Task<std::vector<std::vector<float>>> TrainingModel::values(std::vector<TrainSample> samples) const {
   return ask_values(state_, actors::ValuesRequest{std::move(samples)});
+}
+
+Task<void> TrainingModel::reset_reference() const {
+  return ask_reset_reference(state_);
 }
 
 Task<TrainReport> TrainingModel::train_ppo(std::vector<TrainSample> samples, TrainParams params) const {

@@ -63,6 +63,10 @@ Trainer::Trainer(models::Pretrained model, bool keep_reference) : model_(std::mo
     reference_ = frozen_copy(model_.model);
 }
 
+void Trainer::reset_reference() {
+  reference_ = frozen_copy(model_.model);
+}
+
 void Trainer::check(const std::string& objective, const std::vector<TrainSample>& samples,
                     const TrainParams& params) const {
   if (objective != "sft" && objective != "policy" && objective != "ppo")

@@ -34,6 +34,9 @@ public:
   /// @throws std::invalid_argument naming the pair and what is wrong with it.
   TrainReport dpo_step(const std::vector<PreferencePair>& pairs, const TrainParams& params);
 
+  /// Makes the current weights the frozen reference (creating one if there was none).
+  void reset_reference();
+
   /// The version of the current weights: the number of steps taken.
   std::int64_t version() const noexcept {
     return version_;

@@ -66,6 +66,10 @@ caf::behavior trainer_actor(TrainerActor* self, ModelActorSpec spec, std::shared
       self->state.host.prepare();
       return ValuesReply{self->state.trainer->values(request.samples)};
     }),
+    guarded([self](const ResetReferenceRequest&) {
+      self->state.host.prepare();
+      self->state.trainer->reset_reference();
+    }),
     guarded([self](const SaveRequest& request) {
       auto& state = self->state;
       state.host.prepare();

@@ -24,6 +24,7 @@ PolicyOptimization from(const GrpoOptions& o) {
   c.clip_range = o.clip_range;
   c.clip_range_high = o.clip_range_high;
   c.kl_beta = o.kl_beta;
+  c.reset_reference = o.reset_reference;
   c.loss_aggregation = o.loss_aggregation;
   c.ratio_level = "token";
   c.advantages = {.baseline = o.baseline, .normalize_std = o.normalize_std};
@@ -68,6 +69,7 @@ PolicyOptimization from(const GspoOptions& o) {
   c.clip_range = o.clip_range;
   c.clip_range_high = o.clip_range_high;
   c.kl_beta = o.kl_beta;
+  c.reset_reference = o.reset_reference;
   c.loss_aggregation = "sequence_mean"; // the sequence ratio is applied per sequence
   c.ratio_level = "sequence";
   c.advantages = {.baseline = "mean", .normalize_std = o.normalize_std};

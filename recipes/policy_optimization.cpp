@@ -106,6 +106,8 @@ Task<RlResult> run_policy_optimization(PolicyOptimization c) {
   auto group = static_cast<std::size_t>(c.completions_per_sample);
   auto prompts_per_step = static_cast<std::size_t>(c.samples_per_batch) / group;
   c.logger.begin_stage(c.stage, c.max_steps);
+  if (c.kl_beta > 0 && c.reset_reference)
+    co_await model.reset_reference();
 
   RlResult result;
   for (int step = 1; step <= c.max_steps; ++step) {

@@ -48,6 +48,7 @@ struct PolicyOptimization {
   double clip_range = 0.2;
   double clip_range_high = -1.0;
   double kl_beta = 0.0;
+  bool reset_reference = true;
   std::string loss_aggregation = "sequence_mean";
   std::string ratio_level = "token";
   AdvantageOptions advantages;

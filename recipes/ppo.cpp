@@ -37,6 +37,8 @@ using detail::mean_of;
 Task<RlResult> run_ppo(PpoOptions o) {
   auto& model = o.model;
   o.logger.begin_stage(o.stage, o.max_num_ppo_steps);
+  if (o.kl_beta > 0 && o.reset_reference)
+    co_await model.reset_reference();
   RlResult result;
   std::uint64_t epoch = 0;
   std::vector<Prompt> order;

@@ -77,7 +77,7 @@ Task<void> sft_then_gspo(SftThenGspoConfig config, RecipeContext& ctx) {
 
   auto grader = co_await make_grader(config, ctx);
   co_await GSPO({.dataset = train, .model = model, .grader = grader, .logger = logger, .lr = config.gspo_learning_rate,
-                 .samples_per_batch = config.gspo_batch_size, .samples_per_mini_batch = config.gspo_batch_size / 2,
+                 .samples_per_batch = config.gspo_batch_size, .samples_per_mini_batch = config.gspo_batch_size,
                  .micro_batch_size = 16, .max_grad_norm = 1.0, .clip_range = 0.2, .kl_beta = config.kl_beta,
                  .max_num_gspo_steps = config.gspo_max_steps, .completions_per_sample = config.completions_per_sample,
                  .sampling = {.temperature = 1.0, .max_tokens = 24}, .seed = config.seed})

@@ -49,6 +49,9 @@ struct GrpoOptions {
   double clip_range_high = -1.0;
   /// Weight of the KL penalty to the frozen reference (needs spawn_train's keep_reference, the default).
   double kl_beta = 0.0;
+  /// With kl_beta > 0: make the weights at the start of the run the reference (the SFT model when
+  /// RL follows SFT); false keeps the reference as it is (the weights the model was loaded with).
+  bool reset_reference = true;
   /// "sequence_mean" (GRPO), "token_mean" (DAPO) or "sequence_sum" (Dr. GRPO).
   std::string loss_aggregation = "sequence_mean";
   /// Advantage baseline ("mean" or "rloo") and whether to divide by the group's std.

@@ -30,6 +30,8 @@ struct GspoOptions {
   /// The upper clip range when it differs (negative: clip_range).
   double clip_range_high = -1.0;
   double kl_beta = 0.0;
+  /// With kl_beta > 0: make the weights at the start of the run the reference (see GrpoOptions).
+  bool reset_reference = true;
   int max_num_gspo_steps = 1000;
   int completions_per_sample = 4;
   /// Divide advantages by the group's std (GSPO does).

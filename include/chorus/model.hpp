@@ -166,6 +166,10 @@ public:
   /// sequence-level for GSPO), with the samples' advantages and behaviour log-probs.
   Task<TrainReport> train_policy(std::vector<TrainSample> samples, TrainParams params) const;
 
+  /// Makes the current weights the frozen reference of the KL penalty and of DPO: what RL after SFT
+  /// wants (GRPO, GSPO and PPO do it when they start, unless told not to).
+  Task<void> reset_reference() const;
+
   /// PPO: the value head's estimate at each completion token of each sample (no step).
   Task<std::vector<std::vector<float>>> values(std::vector<TrainSample> samples) const;
 

@@ -51,6 +51,8 @@ struct PpoOptions {
   double value_clip_range = 0.2;
   double value_coef = 0.5;
   double kl_beta = 0.0;
+  /// With kl_beta > 0: make the weights at the start of the run the reference (see GrpoOptions).
+  bool reset_reference = true;
   double max_grad_norm = 1.0;
   /// Normalise the batch's advantages to mean 0 and std 1 (standard in PPO implementations).
   bool whiten_advantages = true;

@@ -111,6 +111,21 @@ TEST(Trainer, MaskedCompletionTokensAreContextOnly) {
   EXPECT_THROW(trainer.step("sft", {sample}, {}), std::invalid_argument);
 }
 
+TEST(Trainer, ResettingTheReferenceMakesTheKlStartFromZero) {
+  Trainer trainer(tiny(), true);
+  for (int i = 0; i < 5; ++i)
+    trainer.step("sft", samples(), {.lr = 1e-2}); // moves away from the initial weights
+  auto batch = samples();
+  for (auto& sample : batch)
+    sample.behaviour_logprobs =
+      models::score_logprobs(trainer.model().model, {sample.prompt_tokens}, {sample.completion_tokens}).front();
+  auto far = trainer.step("policy", batch, {.lr = 0.0, .kl_beta = 0.1});
+  EXPECT_GT(far.kl, 0.01); // measured against the initial weights
+  trainer.reset_reference();
+  auto near = trainer.step("policy", batch, {.lr = 0.0, .kl_beta = 0.1});
+  EXPECT_NEAR(near.kl, 0.0, 1e-6);
+}
+
 TEST(Trainer, BadRequestsAreRefusedWithoutAStep) {
   Trainer trainer(tiny(), false);
   auto expect_refused = [&](const std::string& objective, std::vector<TrainSample> batch, TrainParams params,
