@@ -110,6 +110,7 @@ int run_recipe(std::string_view recipe, const RecipeCommandLine& command_line, c
     }
   }
   auto log = make_logger(recipe, output / "log.txt", command_line.log_level);
+  spdlog::set_default_logger(log); // what the runtime and the actors log goes to stderr and log.txt too
   MetricsLogger metrics({.jsonl = output / "metrics.jsonl", .console = log});
   Runtime runtime;
   RecipeContext ctx(runtime, std::string(recipe), output, metrics, log);

@@ -12,23 +12,25 @@ Json answer_schema() {
           {"properties", {{"answer", {{"type", "string"}, {"enum", {"yes", "no"}}}}}}};
 }
 
-std::vector<Prompt> prompts(int count, std::uint64_t seed) {
+std::vector<Prompt> prompts(int count, std::uint64_t seed, const std::set<int>& excluded, bool distinct) {
   std::mt19937_64 random(seed);
   std::uniform_int_distribution<int> number(10, 999);
   std::vector<Prompt> result;
-  for (int i = 0; i < count; ++i) {
+  std::set<int> used;
+  while (static_cast<int>(result.size()) < count) {
     int n = number(random);
+    if (excluded.count(n) || (distinct && !used.insert(n).second))
+      continue;
     auto text = "Is " + std::to_string(n) + " even? JSON please.";
     result.push_back({{{"user", text}}, Json{{"answer", n % 2 == 0 ? "yes" : "no"}, {"number", n}}});
   }
   return result;
 }
 
-std::vector<Completion> demonstrations(const std::vector<Prompt>& prompts, std::uint64_t seed) {
-  std::mt19937_64 random(seed);
+std::vector<Completion> demonstrations(const std::vector<Prompt>& prompts, std::size_t count) {
   std::vector<Completion> result;
-  for (const auto& prompt : prompts)
-    result.push_back({prompt.prompt, Json{{"answer", random() % 2 == 0 ? "yes" : "no"}}.dump(), prompt.metadata});
+  for (std::size_t i = 0; i < std::min(count, prompts.size()); ++i)
+    result.push_back({prompts[i].prompt, Json{{"answer", prompts[i].metadata["answer"]}}.dump(), prompts[i].metadata});
   return result;
 }
 

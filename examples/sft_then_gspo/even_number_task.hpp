@@ -7,6 +7,7 @@
 #include <chorus/chorus.hpp>
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -15,11 +16,13 @@ namespace even_number {
 /// The JSON object every answer must be.
 chorus::Json answer_schema();
 
-/// `count` prompts with metadata {"answer": "yes" or "no", "number": n}, drawn from `seed`.
-std::vector<chorus::Prompt> prompts(int count, std::uint64_t seed);
+/// `count` prompts with metadata {"answer": "yes" or "no", "number": n}, drawn from `seed`, about
+/// numbers from 10 to 999 that are not in `excluded`; with `distinct`, each number at most once.
+std::vector<chorus::Prompt> prompts(int count, std::uint64_t seed, const std::set<int>& excluded = {},
+                                    bool distinct = false);
 
-/// A demonstration for each prompt: the right format, and "yes" or "no" at random.
-std::vector<chorus::Completion> demonstrations(const std::vector<chorus::Prompt>& prompts, std::uint64_t seed);
+/// Demonstrations for the first `count` prompts: the right format and the right answer.
+std::vector<chorus::Completion> demonstrations(const std::vector<chorus::Prompt>& prompts, std::size_t count);
 
 /// The reward: the format (weight 0.2) and being right (weight 0.8), each logged under its key.
 chorus::Grader reward();

@@ -19,20 +19,22 @@ struct SftThenGspoConfig {
   ModelRef model;
   std::uint64_t seed = 1;
   int train_prompts = 2000;
+  /// Demonstrations for SFT: the first ones of the training prompts, answered right.
+  int demonstrations = 500;
   int eval_prompts = 200;
   double sft_learning_rate = 1e-3;
-  int sft_epochs = 1;
+  int sft_epochs = 2;
   int sft_batch_size = 16;
   double gspo_learning_rate = 2e-4;
-  int gspo_max_steps = 100;
-  int gspo_batch_size = 64;
+  int gspo_max_steps = 80;
+  int gspo_batch_size = 128;
   int completions_per_sample = 8;
-  double kl_beta = 0.0;
+  double kl_beta = 0.02;
   /// "programmatic" (format + correctness) or "judge" (a BinaryJudgeGrader on judge_model).
   std::string grader = "programmatic";
   ModelRef judge_model;
 };
-CHORUS_CONFIG(SftThenGspoConfig, model, seed, train_prompts, eval_prompts, sft_learning_rate, sft_epochs,
+CHORUS_CONFIG(SftThenGspoConfig, model, seed, train_prompts, demonstrations, eval_prompts, sft_learning_rate, sft_epochs,
               sft_batch_size, gspo_learning_rate, gspo_max_steps, gspo_batch_size, completions_per_sample, kl_beta,
               grader, judge_model)
 
@@ -50,15 +52,13 @@ Task<Grader> make_grader(const SftThenGspoConfig& config, RecipeContext& ctx) {
 }
 
 Task<void> sft_then_gspo(SftThenGspoConfig config, RecipeContext& ctx) {
-  auto train = even_number::prompts(config.train_prompts, config.seed);
-  std::set<std::string> seen;
-  for (const auto& prompt : train)
-    seen.insert(prompt.prompt.front().content);
-  std::vector<Prompt> eval;
-  for (auto& prompt : even_number::prompts(4 * config.eval_prompts, config.seed + 1))
-    if (!seen.count(prompt.prompt.front().content) && static_cast<int>(eval.size()) < config.eval_prompts)
-      eval.push_back(std::move(prompt)); // held out: never seen in training
-  auto demonstrations = even_number::demonstrations(train, config.seed + 2);
+  // The evaluation's numbers are held out: training never sees them.
+  auto eval = even_number::prompts(config.eval_prompts, config.seed + 1, {}, /*distinct=*/true);
+  std::set<int> held_out;
+  for (const auto& prompt : eval)
+    held_out.insert(prompt.metadata["number"].get<int>());
+  auto train = even_number::prompts(config.train_prompts, config.seed, held_out);
+  auto demonstrations = even_number::demonstrations(train, static_cast<std::size_t>(config.demonstrations));
 
   auto builder = co_await config.model.to_builder(ctx, {.kv_cache_len = 256});
   auto model = co_await builder.spawn_train("policy", {.max_batch_size = 128});
