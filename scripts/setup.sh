@@ -16,6 +16,7 @@ packages=(
   python3-torch         # the independent PyTorch reference the model tests compare logits with
   libpcre2-dev          # tokenizer split regexes with Unicode classes
   libicu-dev            # NFC normalisation (Qwen tokenizers)
+  chromium              # headless: the test that the main job's report.html renders its charts
 )
 # Node.js runs the reference tokenizer (@huggingface/tokenizers) in the parity tests. Some machines
 # bring their own Node.js with npm; Debian's packages otherwise.
