@@ -8,6 +8,7 @@
 #include "models/batcher.hpp"
 
 #include "runtime/actor_host.hpp"
+#include "runtime/timeline.hpp"
 
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
@@ -80,6 +81,9 @@ void fail_all(PolicyState& state, const std::string& why) {
 
 void decode_step(PolicyActor* self) {
   auto& state = self->state;
+  TimelineSpan span(state.host.spec.name, "decode step",
+                    std::to_string(state.batcher->running()) + " running, " + std::to_string(state.batcher->waiting()) +
+                      " waiting");
   try {
     state.host.prepare();
     bool admit = sync_weights(state);

@@ -7,6 +7,7 @@
 #include "models/generation.hpp"
 
 #include "runtime/actor_host.hpp"
+#include "runtime/timeline.hpp"
 
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
@@ -50,6 +51,8 @@ caf::behavior trainer_actor(TrainerActor* self, ModelActorSpec spec, std::shared
     guarded([self](const TrainRequest& request) {
       auto& state = self->state;
       state.host.prepare();
+      TimelineSpan span(state.host.spec.name, request.objective + " step",
+                        std::to_string(request.samples.size() + request.pairs.size()) + " samples");
       auto report = request.objective == "dpo" ? state.trainer->dpo_step(request.pairs, request.params)
                                                : state.trainer->step(request.objective, request.samples, request.params);
       state.board->publish(report.weight_version, *state.host.model.model);

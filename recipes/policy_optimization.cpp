@@ -5,6 +5,8 @@
 #include <chorus/errors.hpp>
 #include <chorus/gather.hpp>
 
+#include "runtime/timeline.hpp"
+
 #include <cmath>
 #include <map>
 
@@ -119,7 +121,10 @@ Task<RlResult> run_policy_optimization(PolicyOptimization c) {
         requests.push_back(c.rollout(prompts[p], seeded(c.sampling, c.seed, step, p * group + k)));
       }
     }
+    auto rollout_start = Timeline::Clock::now();
     auto rollouts = co_await when_all(std::move(requests));
+    Timeline::process().record("recipe", "rollouts", rollout_start, Timeline::Clock::now(),
+                               std::to_string(rollouts.size()) + " generated and graded");
 
     // Advantages, group by group.
     std::vector<TrainSample> samples;

@@ -4,6 +4,7 @@
 #include <chorus/recipe_main.hpp>
 
 #include "runtime/runtime.hpp"
+#include "runtime/timeline.hpp"
 
 #include <asio/signal_set.hpp>
 #include <spdlog/sinks/basic_file_sink.h>
@@ -134,6 +135,11 @@ int run_recipe(std::string_view recipe, const RecipeCommandLine& command_line, c
     }
   }
   runtime.shutdown();
+  try {
+    Timeline::process().write(output / "timeline.json");
+  } catch (const std::exception& error) {
+    log->warn("{}", error.what());
+  }
   return code;
 }
 
