@@ -48,10 +48,10 @@ ModelActorSpec actor_spec(const detail::ModelSpec& spec, const std::string& name
   return result;
 }
 
-void stop_all(Runtime& runtime, const std::vector<caf::actor>& handles) {
+// Stops actors whose model failed to load: nothing will ask them anything.
+void stop_all(const std::vector<caf::actor>& handles) {
   for (const auto& handle : handles)
     caf::anon_send_exit(handle, caf::exit_reason::user_shutdown);
-  (void)runtime;
 }
 
 } // namespace
@@ -159,7 +159,7 @@ Task<TrainingModel> spawn_training_model(RecipeContext* ctx_, std::shared_ptr<co
                      spec_->reference, static_cast<double>(trainer_info.parameters) / 1e6,
                      state->inference->replicas.size());
   } catch (...) {
-    stop_all(runtime, all);
+    stop_all(all);
     throw;
   }
   co_return detail::ModelAccess::training(std::move(state));
@@ -181,7 +181,7 @@ Task<InferenceModel> spawn_inference_model(RecipeContext* ctx_, std::shared_ptr<
     ctx_->log().info("model '{}': {} ({:.1f} M parameters) loaded for inference", name, spec_->reference,
                      static_cast<double>(info.parameters) / 1e6);
   } catch (...) {
-    stop_all(runtime, {handle});
+    stop_all({handle});
     throw;
   }
   co_return detail::ModelAccess::inference(std::move(state), std::chrono::minutes(10));
