@@ -130,7 +130,8 @@ int run_recipe(std::string_view recipe, const RecipeCommandLine& command_line, c
         code = 130;
       } else {
         log->error("recipe '{}' failed after {}: {}", recipe, seconds(Clock::now() - started), error.what());
-        code = 1;
+        // A config value the recipe itself rejects (ConfigError) is still a bad config.
+        code = dynamic_cast<const ConfigError*>(&error) ? 2 : 1;
       }
     }
   }

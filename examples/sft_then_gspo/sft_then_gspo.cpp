@@ -41,8 +41,6 @@ CHORUS_CONFIG(SftThenGspoConfig, model, seed, train_prompts, demonstrations, eva
 Task<Grader> make_grader(const SftThenGspoConfig& config, RecipeContext& ctx) {
   if (config.grader == "programmatic")
     co_return even_number::reward();
-  if (config.grader != "judge")
-    throw ConfigError("grader must be programmatic or judge, got '" + config.grader + "'");
   auto builder = co_await config.judge_model.to_builder(ctx);
   auto judge = co_await builder.spawn_inference("judge");
   co_return BinaryJudgeGrader({.grader_key = "judge",
@@ -52,6 +50,13 @@ Task<Grader> make_grader(const SftThenGspoConfig& config, RecipeContext& ctx) {
 }
 
 Task<void> sft_then_gspo(SftThenGspoConfig config, RecipeContext& ctx) {
+  // Checked before any training: a bad value should not cost a run.
+  if (config.grader != "programmatic" && config.grader != "judge")
+    throw ConfigError("grader must be programmatic or judge, got '" + config.grader + "'");
+  if (config.eval_prompts < 1 || config.eval_prompts > 500)
+    throw ConfigError("eval_prompts must be between 1 and 500 (the held-out numbers come from 10..999)");
+  if (config.train_prompts < 1 || config.demonstrations < 1 || config.demonstrations > config.train_prompts)
+    throw ConfigError("train_prompts must be at least 1, demonstrations between 1 and train_prompts");
   // The evaluation's numbers are held out: training never sees them.
   auto eval = even_number::prompts(config.eval_prompts, config.seed + 1, {}, /*distinct=*/true);
   std::set<int> held_out;

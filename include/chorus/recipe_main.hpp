@@ -2,7 +2,8 @@
 //
 //   program [--config FILE] [--set key.path=value]... [--output DIR] [--log-level LEVEL] [--help]
 //
-// Exit codes: 0 done, 1 the recipe failed, 2 a bad command line or config, 130 stopped by Ctrl-C.
+// Exit codes: 0 done, 1 the recipe failed, 2 a bad command line or config (also a ConfigError the
+// recipe throws when it checks its own fields), 130 stopped by Ctrl-C.
 #pragma once
 
 #include <chorus/config.hpp>

@@ -80,6 +80,12 @@ TEST(RecipeMain, FailingRecipeExitsWithOneAndSaysWhy) {
   EXPECT_NE(outcome.output.find("the recipe failed on purpose"), std::string::npos) << outcome.output;
 }
 
+TEST(RecipeMain, AConfigErrorFromTheRecipeExitsWithTwo) {
+  auto outcome = run_program({"--set", "mode=bad_value", "--output", fresh_dir("recipe_bad_value").string()});
+  EXPECT_EQ(outcome.exit_code, 2);
+  EXPECT_NE(outcome.output.find("steps must be even, got 3"), std::string::npos) << outcome.output;
+}
+
 TEST(RecipeMain, CtrlCStopsTheRecipeCleanlyAndSaysSo) {
   auto out = fresh_dir("recipe_wait");
   auto outcome = run_program({"--set", "mode=wait", "--output", out.string()}, "waiting for a signal");

@@ -8,7 +8,7 @@
 using namespace chorus;
 
 struct ProgramConfig {
-  std::string mode = "ok"; // ok, fail or wait
+  std::string mode = "ok"; // ok, fail, bad_value or wait
   int steps = 3;
 };
 CHORUS_CONFIG(ProgramConfig, mode, steps)
@@ -20,6 +20,8 @@ Task<void> test_recipe(ProgramConfig config, RecipeContext& ctx) {
     logger.log("train", step, {{"loss", 1.0 / step}});
   if (config.mode == "fail")
     throw std::runtime_error("the recipe failed on purpose");
+  if (config.mode == "bad_value")
+    throw ConfigError("steps must be even, got " + std::to_string(config.steps));
   if (config.mode == "wait") {
     ctx.log().info("waiting for a signal");
     asio::steady_timer timer(ctx.executor(), std::chrono::seconds(120));
