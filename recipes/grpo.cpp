@@ -8,9 +8,13 @@ namespace chorus {
 
 namespace detail {
 
-PolicyOptimization from(const GrpoOptions& o) {
+namespace {
+
+// The fields GRPO's and GSPO's options share, under the same names.
+template <class Options>
+PolicyOptimization shared_fields(const Options& o, const char* algorithm) {
   PolicyOptimization c;
-  c.algorithm = "GRPO";
+  c.algorithm = algorithm;
   c.dataset = o.dataset;
   c.model = o.model;
   c.grader = o.grader;
@@ -25,14 +29,21 @@ PolicyOptimization from(const GrpoOptions& o) {
   c.clip_range_high = o.clip_range_high;
   c.kl_beta = o.kl_beta;
   c.reset_reference = o.reset_reference;
+  c.sampling = o.sampling;
+  c.seed = o.seed;
+  c.stage = o.stage;
+  return c;
+}
+
+} // namespace
+
+PolicyOptimization from(const GrpoOptions& o) {
+  auto c = shared_fields(o, "GRPO");
   c.loss_aggregation = o.loss_aggregation;
   c.ratio_level = "token";
   c.advantages = {.baseline = o.baseline, .normalize_std = o.normalize_std};
   c.drop_uniform_groups = o.drop_uniform_groups;
   c.max_steps = o.max_num_grpo_steps;
-  c.sampling = o.sampling;
-  c.seed = o.seed;
-  c.stage = o.stage;
   if (o.variant == "dr_grpo") {
     c.advantages.normalize_std = false;
     c.loss_aggregation = "sequence_sum";
@@ -54,29 +65,11 @@ PolicyOptimization from(const GrpoOptions& o) {
 }
 
 PolicyOptimization from(const GspoOptions& o) {
-  PolicyOptimization c;
-  c.algorithm = "GSPO";
-  c.dataset = o.dataset;
-  c.model = o.model;
-  c.grader = o.grader;
-  c.logger = o.logger;
-  c.lr = o.lr;
-  c.samples_per_batch = o.samples_per_batch;
-  c.samples_per_mini_batch = o.samples_per_mini_batch;
-  c.micro_batch_size = o.micro_batch_size;
-  c.completions_per_sample = o.completions_per_sample;
-  c.max_grad_norm = o.max_grad_norm;
-  c.clip_range = o.clip_range;
-  c.clip_range_high = o.clip_range_high;
-  c.kl_beta = o.kl_beta;
-  c.reset_reference = o.reset_reference;
+  auto c = shared_fields(o, "GSPO");
   c.loss_aggregation = "sequence_mean"; // the sequence ratio is applied per sequence
   c.ratio_level = "sequence";
   c.advantages = {.baseline = "mean", .normalize_std = o.normalize_std};
   c.max_steps = o.max_num_gspo_steps;
-  c.sampling = o.sampling;
-  c.seed = o.seed;
-  c.stage = o.stage;
   return c;
 }
 

@@ -48,33 +48,20 @@ double std_of(const std::vector<double>& values) {
   return values.empty() ? 0.0 : std::sqrt(sum / static_cast<double>(values.size()));
 }
 
-// Prompts in a shuffled order, reshuffled each time the dataset runs out.
-class PromptStream {
-public:
-  PromptStream(const std::vector<Prompt>& prompts, std::uint64_t seed) : prompts_(prompts), seed_(seed) {
-  }
-
-  std::vector<Prompt> next(std::size_t count) {
-    std::vector<Prompt> result;
-    while (result.size() < count) {
-      if (position_ == order_.size()) {
-        order_ = shuffled(prompts_, seed_ + epoch_++);
-        position_ = 0;
-      }
-      result.push_back(order_[position_++]);
-    }
-    return result;
-  }
-
-private:
-  const std::vector<Prompt>& prompts_;
-  std::uint64_t seed_;
-  std::uint64_t epoch_ = 0;
-  std::vector<Prompt> order_;
-  std::size_t position_ = 0;
-};
 
 } // namespace
+
+std::vector<Prompt> PromptStream::next(std::size_t count) {
+  std::vector<Prompt> result;
+  while (result.size() < count) {
+    if (position_ == order_.size()) {
+      order_ = shuffled(prompts_, seed_ + epoch_++);
+      position_ = 0;
+    }
+    result.push_back(order_[position_++]);
+  }
+  return result;
+}
 
 void check(const PolicyOptimization& c) {
   auto fail = [&](const std::string& what) { throw ConfigError(c.algorithm + ": " + what); };

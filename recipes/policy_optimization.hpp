@@ -71,6 +71,23 @@ void check(const PolicyOptimization& config);
 
 Task<RlResult> run_policy_optimization(PolicyOptimization config);
 
+/// Prompts in a shuffled order (drawn from `seed`), reshuffled each time the dataset runs out.
+class PromptStream {
+public:
+  PromptStream(const std::vector<Prompt>& prompts, std::uint64_t seed) : prompts_(prompts), seed_(seed) {
+  }
+
+  /// The next `count` prompts.
+  std::vector<Prompt> next(std::size_t count);
+
+private:
+  const std::vector<Prompt>& prompts_;
+  std::uint64_t seed_;
+  std::uint64_t epoch_ = 0;
+  std::vector<Prompt> order_;
+  std::size_t position_ = 0;
+};
+
 /// One completion of `prompt`, graded as soon as it is generated.
 Task<Rollout> generate_and_grade(TrainingModel model, Grader grader, Prompt prompt, SamplingParams sampling);
 

@@ -40,19 +40,13 @@ Task<RlResult> run_ppo(PpoOptions o) {
   if (o.kl_beta > 0 && o.reset_reference)
     co_await model.reset_reference();
   RlResult result;
-  std::uint64_t epoch = 0;
-  std::vector<Prompt> order;
-  std::size_t position = 0;
+  detail::PromptStream stream(o.dataset, o.seed);
   for (int step = 1; step <= o.max_num_ppo_steps; ++step) {
+    auto prompts = stream.next(static_cast<std::size_t>(o.samples_per_batch));
     std::vector<Task<detail::Rollout>> requests;
-    for (int i = 0; i < o.samples_per_batch; ++i) {
-      if (position == order.size()) {
-        order = shuffled(o.dataset, o.seed + epoch++);
-        position = 0;
-      }
-      requests.push_back(detail::generate_and_grade(model, o.grader, order[position++],
-                                                    detail::seeded(o.sampling, o.seed, step, static_cast<std::size_t>(i))));
-    }
+    for (std::size_t i = 0; i < prompts.size(); ++i)
+      requests.push_back(
+        detail::generate_and_grade(model, o.grader, std::move(prompts[i]), detail::seeded(o.sampling, o.seed, step, i)));
     auto graded = co_await when_all(std::move(requests));
 
     std::vector<TrainSample> samples;
