@@ -108,3 +108,17 @@ TEST_F(Environments, EnvGrpoAndEnvGspoTrainOnEpisodes) {
   }());
   EXPECT_THROW(ENVGRPO({.dataset = {{{{"user", "x"}}, Json::object()}}}, {}), ConfigError);
 }
+
+TEST_F(Environments, AFactoryThatMakesNoEnvironmentIsAnError) {
+  runtime_.run([&]() -> Task<void> {
+    auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(ctx_, {.kv_cache_len = 128});
+    auto model = co_await builder.spawn_train("policy");
+    try {
+      co_await detail::episode(model, [] { return std::unique_ptr<Environment>(); }, 2, {{{"user", "Hi."}}, Json::object()},
+                               {.max_tokens = 4});
+      ADD_FAILURE() << "no error";
+    } catch (const Error& error) {
+      EXPECT_NE(std::string(error.what()).find("returned no environment"), std::string::npos) << error.what();
+    }
+  }());
+}
