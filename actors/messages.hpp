@@ -39,6 +39,8 @@ struct ModelInfo {
   std::int64_t parameters = 0;
   std::int64_t weight_version = 0;
   std::int32_t threads = 0;
+  /// Generate requests queued or running (a policy or judge actor; 0 for a trainer).
+  std::int64_t pending = 0;
 };
 
 struct ModelInfoRequest {
@@ -53,6 +55,14 @@ struct GenerateRequest {
   std::string text;
   SamplingParams params;
   std::vector<std::int64_t> tokens;
+  /// Names the request for CancelGeneration: unique per process that asks (0: cannot be cancelled).
+  std::uint64_t id = 0;
+};
+
+/// Stops generate request `id` if it is still queued or running: its slot is freed at once and the
+/// request is answered with an error. Sent (no reply) when the asker stopped waiting.
+struct CancelGeneration {
+  std::uint64_t id = 0;
 };
 
 struct LogprobsReply {
@@ -111,9 +121,10 @@ struct SaveRequest {
 /// A policy actor's message to itself: run one continuous-batching step.
 struct DecodeStep {};
 
-CHORUS_INSPECT(ModelInfo, model_type, vocab_size, parameters, weight_version, threads)
+CHORUS_INSPECT(ModelInfo, model_type, vocab_size, parameters, weight_version, threads, pending)
 CHORUS_INSPECT(ModelInfoRequest)
-CHORUS_INSPECT(GenerateRequest, messages, text, params, tokens)
+CHORUS_INSPECT(GenerateRequest, messages, text, params, tokens, id)
+CHORUS_INSPECT(CancelGeneration, id)
 CHORUS_INSPECT(LogprobsReply, logprobs, weight_version)
 CHORUS_INSPECT(LogprobsRequest, prompt_tokens, completion_tokens)
 CHORUS_INSPECT(TokenizeReply, tokens)
@@ -148,4 +159,5 @@ CAF_BEGIN_TYPE_ID_BLOCK(chorus_model_actors, caf::first_custom_type_id + 100)
   CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::ValuesReply))
   CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::ResetReferenceRequest))
   CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::ValuesRequest))
+  CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::CancelGeneration))
 CAF_END_TYPE_ID_BLOCK(chorus_model_actors)

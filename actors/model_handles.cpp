@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 
 namespace chorus {
@@ -196,10 +197,13 @@ Task<InferenceModel> spawn_inference_model(RecipeContext* ctx_, std::shared_ptr<
 
 namespace {
 
-template <class Request>
-Task<reply_t<Request>> ask_replicas(std::shared_ptr<detail::InferenceState> state, Request request,
-                                    std::chrono::milliseconds timeout) {
-  co_return co_await state->ask(std::move(request), timeout);
+// A generation the asker stops waiting for is cancelled in the actor too, so it stops taking a slot.
+Task<Generation> ask_generate(std::shared_ptr<detail::InferenceState> state, GenerateRequest request,
+                              std::chrono::milliseconds timeout) {
+  static std::atomic<std::uint64_t> next_id{1};
+  auto id = request.id = next_id++;
+  co_return co_await state->ask(std::move(request), timeout,
+                                [id](const ActorRef<>& replica) { replica.tell(actors::CancelGeneration{id}); });
 }
 
 Task<std::vector<float>> ask_logprobs(std::shared_ptr<detail::InferenceState> state, LogprobsRequest request,
@@ -244,17 +248,17 @@ InferenceModel::InferenceModel(std::shared_ptr<detail::InferenceState> state, st
 }
 
 Task<Generation> InferenceModel::generate(std::vector<ChatMessage> messages, SamplingParams params) const {
-  return ask_replicas(state_, GenerateRequest{std::move(messages), {}, std::move(params)}, timeout_);
+  return ask_generate(state_, GenerateRequest{std::move(messages), {}, std::move(params)}, timeout_);
 }
 
 Task<Generation> InferenceModel::complete(std::string text, SamplingParams params) const {
-  return ask_replicas(state_, GenerateRequest{{}, std::move(text), std::move(params)}, timeout_);
+  return ask_generate(state_, GenerateRequest{{}, std::move(text), std::move(params)}, timeout_);
 }
 
 Task<Generation> InferenceModel::generate_tokens(std::vector<std::int64_t> prompt_tokens, SamplingParams params) const {
   if (prompt_tokens.empty())
     throw Error("model '" + state_->name + "': generate_tokens needs at least one prompt token");
-  return ask_replicas(state_, GenerateRequest{{}, {}, std::move(params), std::move(prompt_tokens)}, timeout_);
+  return ask_generate(state_, GenerateRequest{{}, {}, std::move(params), std::move(prompt_tokens)}, timeout_);
 }
 
 Task<std::vector<float>> InferenceModel::logprobs(std::vector<std::int64_t> prompt_tokens,

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,9 +50,11 @@ struct InferenceState {
     spdlog::warn("model '{}': replica '{}' lost ({}); {} left", name, replica->ref.name(), why, replicas.size());
   }
 
-  // Asks a replica; a lost replica is dropped and the request retried on another.
+  // Asks a replica; a lost replica is dropped and the request retried on another. If the asker stops
+  // waiting (timeout, cancellation), `abandoned` is told which replica holds the request.
   template <class Request>
-  Task<reply_t<Request>> ask(Request request, std::chrono::milliseconds timeout) {
+  Task<reply_t<Request>> ask(Request request, std::chrono::milliseconds timeout,
+                             std::function<void(const ActorRef<>&)> abandoned = {}) {
     for (;;) {
       auto replica = pick();
       ++replica->in_flight;
@@ -63,6 +66,16 @@ struct InferenceState {
       } catch (const ActorDownError& lost) {
         --replica->in_flight;
         drop(replica, lost.what());
+      } catch (const TimeoutError&) {
+        --replica->in_flight;
+        if (abandoned)
+          abandoned(replica->ref);
+        throw;
+      } catch (const CancelledError&) {
+        --replica->in_flight;
+        if (abandoned)
+          abandoned(replica->ref);
+        throw;
       } catch (...) {
         --replica->in_flight;
         throw;
@@ -88,6 +101,9 @@ struct ModelAccess {
   }
   static TrainingModel training(std::shared_ptr<TrainingState> state) {
     return TrainingModel(std::move(state));
+  }
+  static const std::shared_ptr<TrainingState>& state_of(const TrainingModel& model) {
+    return model.state_;
   }
 };
 

@@ -32,8 +32,10 @@ struct PolicyState {
     caf::typed_response_promise<Generation> promise;
     std::vector<std::int64_t> prompt_tokens;
     std::vector<std::string> stop;
+    std::uint64_t request_id = 0;
   };
   std::unordered_map<models::ContinuousBatcher::Id, Pending> pending;
+  std::unordered_map<std::uint64_t, models::ContinuousBatcher::Id> by_request; // cancellable requests
   bool stepping = false;
   std::mt19937_64 seeds{std::random_device{}()};
   static inline const char* name = "chorus.policy";
@@ -76,6 +78,7 @@ void fail_all(PolicyState& state, const std::string& why) {
   for (auto& [id, pending] : state.pending)
     pending.promise.deliver(make_handler_error(why));
   state.pending.clear();
+  state.by_request.clear();
   state.batcher->clear();
 }
 
@@ -99,6 +102,7 @@ void decode_step(PolicyActor* self) {
       } catch (const std::exception& error) { // this sequence's text only: the others carry on
         found->second.promise.deliver(make_handler_error(std::string("generation failed: ") + error.what()));
       }
+      state.by_request.erase(found->second.request_id);
       state.pending.erase(found);
     }
   } catch (const std::exception& error) {
@@ -122,7 +126,9 @@ caf::behavior policy_actor(PolicyActor* self, ModelActorSpec spec, std::shared_p
       state.host.prepare();
       if (state.batcher->idle())
         sync_weights(state);
-      return state.host.info(state.version);
+      auto info = state.host.info(state.version);
+      info.pending = static_cast<std::int64_t>(state.pending.size());
+      return info;
     }),
     [self](GenerateRequest& request) -> caf::result<Generation> {
       auto& state = self->state;
@@ -147,7 +153,9 @@ caf::behavior policy_actor(PolicyActor* self, ModelActorSpec spec, std::shared_p
                                    const std::vector<std::int64_t>& tokens) { return check(0, tokens); };
         auto id = state.batcher->add(std::move(sequence));
         auto promise = self->make_response_promise<Generation>();
-        state.pending.emplace(id, PolicyState::Pending{promise, std::move(prompt), params.stop});
+        state.pending.emplace(id, PolicyState::Pending{promise, std::move(prompt), params.stop, request.id});
+        if (request.id != 0)
+          state.by_request[request.id] = id;
         if (!state.stepping) {
           state.stepping = true;
           self->send(self, DecodeStep{});
@@ -158,6 +166,16 @@ caf::behavior policy_actor(PolicyActor* self, ModelActorSpec spec, std::shared_p
       }
     },
     [self](const DecodeStep&) { decode_step(self); },
+    [self](const CancelGeneration& cancel) {
+      auto& state = self->state;
+      auto found = state.by_request.find(cancel.id);
+      if (found == state.by_request.end())
+        return; // finished (or failed) before the cancellation arrived
+      state.batcher->cancel(found->second);
+      state.pending.at(found->second).promise.deliver(make_handler_error("generation cancelled by the asker"));
+      state.pending.erase(found->second);
+      state.by_request.erase(found);
+    },
     guarded([self](const LogprobsRequest& request) {
       auto& state = self->state;
       state.host.prepare();

@@ -64,6 +64,20 @@ ContinuousBatcher::Id ContinuousBatcher::add(SequenceRequest request) {
   return id;
 }
 
+bool ContinuousBatcher::cancel(Id id) {
+  auto waiting = std::find_if(waiting_.begin(), waiting_.end(), [id](const Sequence& s) { return s.id == id; });
+  if (waiting != waiting_.end()) {
+    waiting_.erase(waiting);
+    return true;
+  }
+  auto running = std::find_if(running_.begin(), running_.end(), [id](const Sequence& s) { return s.id == id; });
+  if (running == running_.end())
+    return false;
+  free_slots_.push_back(running->slot); // the slot's stale keys are overwritten when it is reused
+  running_.erase(running);
+  return true;
+}
+
 void ContinuousBatcher::clear() {
   waiting_.clear();
   running_.clear();

@@ -61,6 +61,10 @@ public:
     return waiting_.size();
   }
 
+  /// Drops one waiting or running sequence, freeing its slot at once; its id is never reported.
+  /// Returns false if no such sequence is queued or running (it finished already).
+  bool cancel(Id id);
+
   /// Drops every waiting and running sequence (their ids are never reported) and frees the cache.
   void clear();
 

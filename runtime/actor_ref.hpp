@@ -10,6 +10,7 @@
 #include <caf/actor.hpp>
 #include <caf/actor_cast.hpp>
 #include <caf/make_message.hpp>
+#include <caf/message_id.hpp>
 #include <caf/type_id.hpp>
 
 #include <asio/associated_cancellation_slot.hpp>
@@ -185,6 +186,13 @@ public:
   template <class Request>
   Task<reply_t<Request>> ask(Request request) const {
     return ask(std::move(request), timeout_);
+  }
+
+  /// Sends `message` without waiting for (or expecting) a reply; nothing happens if the actor is gone.
+  template <class Message>
+  void tell(Message message) const {
+    if (auto target = actor_.lock())
+      target->enqueue(nullptr, caf::make_message_id(), caf::make_message(std::move(message)), nullptr);
   }
 
   // -- properties -------------------------------------------------------------

@@ -6,6 +6,7 @@
 #include <chorus/config.hpp>
 #include <chorus/context.hpp>
 #include <chorus/dataset.hpp>
+#include <chorus/deadline.hpp>
 #include <chorus/dpo.hpp>
 #include <chorus/environment.hpp>
 #include <chorus/errors.hpp>

@@ -4,6 +4,8 @@
 #include <chorus/chorus.hpp>
 #include <chorus/model.hpp>
 
+#include "actors/messages.hpp"
+#include "actors/model_state.hpp"
 #include "runtime/runtime.hpp"
 #include "tests/test_process.hpp"
 
@@ -241,6 +243,35 @@ TEST_F(ModelActors, ShutdownWithRequestsInFlightFailsThemInsteadOfHanging) {
   runtime_.shutdown();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
   EXPECT_EQ(failed + finished, 4);
+}
+
+} // namespace
+
+namespace {
+
+TEST_F(ModelActors, AGenerationTheAskerStopsWaitingForStopsInTheActor) {
+  runtime_.run([&]() -> Task<void> {
+    auto model = co_await training_model();
+    // Eight long generations fill every slot; the asker gives up on them after 50 ms (a few may
+    // sample the end token before that).
+    std::vector<Task<void>> abandoned;
+    int timed_out = 0;
+    for (int i = 0; i < 8; ++i)
+      abandoned.push_back([](TrainingModel model, int i, int& timed_out) -> Task<void> {
+        try {
+          co_await with_deadline(model.complete("abc", {.max_tokens = 250, .seed = i}), std::chrono::milliseconds(50));
+        } catch (const DeadlineError&) {
+          ++timed_out;
+        }
+      }(model, i, timed_out));
+    co_await when_all(std::move(abandoned));
+    EXPECT_GT(timed_out, 0);
+    auto replica = detail::ModelAccess::state_of(model)->inference->replicas.front()->ref;
+    auto info = co_await replica.ask(actors::ModelInfoRequest{});
+    EXPECT_EQ(info.pending, 0); // the cancellations arrived first and freed the slots
+    auto after = co_await model.complete("abc", {.max_tokens = 3, .seed = 1});
+    EXPECT_EQ(after.tokens.size(), 3u);
+  }());
 }
 
 } // namespace

@@ -148,3 +148,29 @@ TEST(ContinuousBatcher, ARequestBeyondTheSequenceLimitIsRejected) {
   EXPECT_THROW(batcher.add({{500}, SamplingOptions{}, {}}), std::invalid_argument);
   EXPECT_TRUE(batcher.idle());
 }
+
+TEST(ContinuousBatcher, ACancelledSequenceFreesItsSlotAndTheOthersAreUnchanged) {
+  auto model = sharp_model();
+  SamplingOptions greedy{.temperature = 0, .max_new_tokens = 8};
+  ContinuousBatcher batcher(model, 2, 64);
+  auto kept_prompt = prompt_of(4, 1), late_prompt = prompt_of(6, 3);
+  auto kept = batcher.add({kept_prompt, greedy, {}});
+  auto cancelled_running = batcher.add({prompt_of(5, 2), greedy, {}});
+  auto late = batcher.add({late_prompt, greedy, {}}); // waits: two slots
+  auto cancelled_waiting = batcher.add({prompt_of(3, 4), greedy, {}});
+  std::map<ContinuousBatcher::Id, GeneratedSequence> done;
+  for (int i = 0; i < 3; ++i)
+    for (auto& finished : batcher.step())
+      done[finished.id] = std::move(finished.sequence);
+  EXPECT_EQ(batcher.running(), 2u);
+  EXPECT_TRUE(batcher.cancel(cancelled_running));
+  EXPECT_TRUE(batcher.cancel(cancelled_waiting));
+  EXPECT_FALSE(batcher.cancel(cancelled_running)); // gone already
+  EXPECT_EQ(batcher.running(), 1u);
+  EXPECT_EQ(batcher.waiting(), 1u);
+  drain(batcher, done); // `late` takes the freed slot and reuses its stale cache rows
+  ASSERT_EQ(done.size(), 2u);
+  EXPECT_EQ(done.count(cancelled_running) + done.count(cancelled_waiting), 0u);
+  EXPECT_EQ(done[kept].tokens, alone(model, kept_prompt, greedy).tokens);
+  EXPECT_EQ(done[late].tokens, alone(model, late_prompt, greedy).tokens);
+}
