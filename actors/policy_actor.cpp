@@ -70,6 +70,7 @@ bool sync_weights(PolicyState& state) {
     return true;
   if (state.batcher->running() > 0)
     return false;
+  TimelineSpan span(state.host.spec.name, "weight sync", "version " + std::to_string(state.board->version()));
   state.version = state.board->adopt(*state.host.model.model, state.version);
   return true;
 }

@@ -51,11 +51,17 @@ caf::behavior trainer_actor(TrainerActor* self, ModelActorSpec spec, std::shared
     guarded([self](const TrainRequest& request) {
       auto& state = self->state;
       state.host.prepare();
-      TimelineSpan span(state.host.spec.name, request.objective + " step",
-                        std::to_string(request.samples.size() + request.pairs.size()) + " samples");
-      auto report = request.objective == "dpo" ? state.trainer->dpo_step(request.pairs, request.params)
-                                               : state.trainer->step(request.objective, request.samples, request.params);
-      state.board->publish(report.weight_version, *state.host.model.model);
+      TrainReport report;
+      {
+        TimelineSpan span(state.host.spec.name, request.objective + " step",
+                          std::to_string(request.samples.size() + request.pairs.size()) + " samples");
+        report = request.objective == "dpo" ? state.trainer->dpo_step(request.pairs, request.params)
+                                            : state.trainer->step(request.objective, request.samples, request.params);
+      }
+      {
+        TimelineSpan span(state.host.spec.name, "weight publish", "version " + std::to_string(report.weight_version));
+        state.board->publish(report.weight_version, *state.host.model.model);
+      }
       // A sampler that disagrees with the trainer about the same weights and tokens biases every
       // policy-gradient step silently: say so loudly. bf16 rounds differently in the two code paths.
       double tolerance = state.host.spec.dtype == "float32" ? 1e-4 : 5e-2;

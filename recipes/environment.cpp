@@ -5,6 +5,7 @@
 #include <chorus/errors.hpp>
 
 #include "recipes/policy_optimization.hpp"
+#include "recipes/stage_clock.hpp"
 
 #include <algorithm>
 #include <optional>
@@ -46,7 +47,7 @@ Task<std::optional<std::vector<std::int64_t>>> environment_turn(TrainingModel mo
 } // namespace
 
 Task<detail::Rollout> detail::episode(TrainingModel model, EnvironmentFactory factory, int max_turns, Prompt prompt,
-                                      SamplingParams sampling) {
+                                      SamplingParams sampling, StageClock& clock) {
   auto environment = factory();
   if (!environment)
     throw Error("the environment factory returned no environment");
@@ -59,7 +60,11 @@ Task<detail::Rollout> detail::episode(TrainingModel model, EnvironmentFactory fa
     auto turn_sampling = sampling;
     if (turn_sampling.seed >= 0)
       turn_sampling.seed += turn * 7919; // each turn its own draws, still reproducible
-    auto generation = co_await model.generate_tokens(context, turn_sampling);
+    Generation generation;
+    {
+      StageClock::Busy busy(clock, StageClock::generate);
+      generation = co_await model.generate_tokens(context, turn_sampling);
+    }
     append(rollout, generation.tokens, generation.logprobs, 1);
     context.insert(context.end(), generation.tokens.begin(), generation.tokens.end());
     rollout.generated += static_cast<std::int64_t>(generation.tokens.size());
@@ -70,7 +75,11 @@ Task<detail::Rollout> detail::episode(TrainingModel model, EnvironmentFactory fa
       rollout.grade = {0.0, "turn " + std::to_string(turn + 1) + " was cut at max_tokens", {}, 0};
       break;
     }
-    auto reply = co_await environment->step(conversation);
+    EnvReply reply;
+    {
+      StageClock::Busy busy(clock, StageClock::grade); // the environment's reaction grades the turn
+      reply = co_await environment->step(conversation);
+    }
     if (reply.done) {
       rollout.grade = {std::clamp(reply.reward, 0.0, 1.0), reply.explanation, {}, 0};
       break;
@@ -105,8 +114,8 @@ detail::PolicyOptimization with_environment(detail::PolicyOptimization c, const 
     c.stage = "env_" + c.stage;
   c.grader = {};
   c.rollout = [model = c.model, factory = environment.environment, turns = environment.max_turns](
-                Prompt prompt, SamplingParams sampling) {
-    return detail::episode(model, factory, turns, std::move(prompt), std::move(sampling));
+                Prompt prompt, SamplingParams sampling, detail::StageClock& clock) {
+    return detail::episode(model, factory, turns, std::move(prompt), std::move(sampling), clock);
   };
   detail::check(c);
   return c;

@@ -202,6 +202,7 @@ struct Combined : Grader::Impl {
       result.score += weights[i] * grades[i].score;
       total += weights[i];
       result.unparseable += grades[i].unparseable;
+      result.cached += grades[i].cached;
       result.scores.insert(grades[i].scores.begin(), grades[i].scores.end());
       result.explanation += (i ? "; " : "") + graders[i].key() + ": " + grades[i].explanation;
     }

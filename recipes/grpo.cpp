@@ -29,6 +29,10 @@ PolicyOptimization shared_fields(const Options& o, const char* algorithm) {
   c.clip_range_high = o.clip_range_high;
   c.kl_beta = o.kl_beta;
   c.reset_reference = o.reset_reference;
+  c.max_staleness = o.max_staleness;
+  c.group_timeout_s = o.group_timeout_s;
+  c.max_rollout_retries = o.max_rollout_retries;
+  c.max_grading_queue = o.max_grading_queue;
   c.sampling = o.sampling;
   c.seed = o.seed;
   c.stage = o.stage;

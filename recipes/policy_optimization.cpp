@@ -1,21 +1,29 @@
 // One RL step reads top to bottom: prompts -> rollouts (generate, then grade, all concurrently) ->
 // group advantages -> mini-batch policy steps -> metrics.
 #include "recipes/policy_optimization.hpp"
+#include "recipes/rollout_pipeline.hpp"
 
 #include <chorus/errors.hpp>
 #include <chorus/gather.hpp>
-
-#include "runtime/timeline.hpp"
 
 #include <cmath>
 #include <map>
 
 namespace chorus::detail {
 
-Task<Rollout> generate_and_grade(TrainingModel model, Grader grader, Prompt prompt, SamplingParams sampling) {
-  auto generation = co_await model.generate(prompt.prompt, sampling);
+Task<Rollout> generate_and_grade(TrainingModel model, Grader grader, Prompt prompt, SamplingParams sampling,
+                                 StageClock& clock) {
+  Generation generation;
+  {
+    StageClock::Busy busy(clock, StageClock::generate);
+    generation = co_await model.generate(prompt.prompt, sampling);
+  }
   Rollout result;
-  result.grade = co_await grader.grade(Sample{prompt.prompt, generation.text, prompt.metadata});
+  co_await clock.wait_for_room(StageClock::grade);
+  {
+    StageClock::Busy busy(clock, StageClock::grade);
+    result.grade = co_await grader.grade(Sample{prompt.prompt, generation.text, prompt.metadata});
+  }
   result.prompt_tokens = std::move(generation.prompt_tokens);
   result.generated = static_cast<std::int64_t>(generation.tokens.size());
   result.tokens = std::move(generation.tokens);
@@ -82,119 +90,153 @@ void check(const PolicyOptimization& c) {
     fail("lr, clip_range and kl_beta must be >= 0");
   if (c.sampling.max_tokens < 1)
     fail("sampling.max_tokens must be at least 1");
+  check_overlap(c.algorithm, c.max_staleness, c.group_timeout_s, c.max_rollout_retries, c.max_grading_queue);
+}
+
+void check_overlap(const std::string& algorithm, int max_staleness, double group_timeout_s, int max_rollout_retries,
+                   int max_grading_queue) {
+  auto fail = [&](const std::string& what) { throw ConfigError(algorithm + ": " + what); };
+  if (max_staleness < 0)
+    fail("max_staleness must be >= 0 (0: synchronous), got " + std::to_string(max_staleness));
+  if (!(group_timeout_s >= 0))
+    fail("group_timeout_s must be >= 0 (0: no deadline)");
+  if (max_rollout_retries < 0)
+    fail("max_rollout_retries must be >= 0");
+  if (max_grading_queue < 0)
+    fail("max_grading_queue must be >= 0 (0: samples_per_batch)");
+}
+
+namespace {
+
+// The training side of the loop; the rollouts come from the pipeline, produced concurrently.
+struct PolicyOptimizationRun {
+  PolicyOptimization c;
+  RolloutPipeline pipeline;
+  RlResult result;
+
+  Task<void> train() {
+    auto& model = c.model;
+    for (int step = 1; step <= c.max_steps; ++step) {
+      auto rollouts = co_await pipeline.next_step(step);
+
+      // Advantages, group by group.
+      std::vector<TrainSample> samples;
+      std::vector<double> rewards, lengths;
+      std::map<std::string, std::vector<double>> by_key;
+      int unparseable = 0, groups_kept = 0, empty = 0, cache_hits = 0;
+      for (auto& g : rollouts.groups) {
+        std::vector<double> group_rewards;
+        for (const auto& r : g.members) {
+          group_rewards.push_back(r.grade.score);
+          rewards.push_back(r.grade.score);
+          lengths.push_back(static_cast<double>(r.generated));
+          unparseable += r.grade.unparseable;
+          cache_hits += r.grade.cached;
+          for (const auto& [key, score] : r.grade.scores)
+            by_key[key].push_back(score);
+        }
+        if (c.drop_uniform_groups && uniform_rewards(group_rewards))
+          continue;
+        ++groups_kept;
+        auto advantages = group_advantages(group_rewards, c.advantages);
+        for (std::size_t k = 0; k < g.members.size(); ++k) {
+          auto& r = g.members[k];
+          if (r.generated == 0) {
+            ++empty;
+            continue;
+          }
+          samples.push_back({std::move(r.prompt_tokens), std::move(r.tokens), advantages[k], std::move(r.logprobs),
+                             r.weight_version, std::move(r.mask)});
+        }
+      }
+
+      // Policy steps over mini-batches; the sampler's log-probs stay the old policy throughout.
+      std::vector<TrainReport> reports;
+      {
+        StageClock::Busy training(pipeline.clock(), StageClock::train);
+        for (auto& mini_batch : batches_of(shuffled(samples, c.seed + static_cast<std::uint64_t>(step)),
+                                           static_cast<std::size_t>(c.samples_per_mini_batch))) {
+          TrainParams params{.lr = c.lr,
+                             .max_grad_norm = c.max_grad_norm,
+                             .micro_batch_size = c.micro_batch_size,
+                             .clip_range = c.clip_range,
+                             .clip_range_high = c.clip_range_high,
+                             .loss_aggregation = c.loss_aggregation,
+                             .ratio_level = c.ratio_level,
+                             .kl_beta = c.kl_beta};
+          reports.push_back(co_await model.train_policy(std::move(mini_batch), params));
+        }
+      }
+      pipeline.step_trained(step, model.weight_version());
+
+      Metrics metrics{{"reward_mean", mean_of(rewards)}, {"reward_std", std_of(rewards)}};
+      for (const auto& [key, scores] : by_key)
+        metrics.emplace_back("reward/" + key, mean_of(scores));
+      if (!reports.empty()) {
+        std::vector<double> losses, kls, clips, norms, speeds;
+        for (const auto& report : reports) {
+          losses.push_back(report.loss);
+          kls.push_back(report.kl);
+          clips.push_back(report.clip_fraction);
+          norms.push_back(report.grad_norm);
+          speeds.push_back(report.tokens_per_second);
+        }
+        metrics.insert(metrics.end(), {{"loss", mean_of(losses)},
+                                       {"kl", mean_of(kls)},
+                                       {"clip_fraction", mean_of(clips)},
+                                       {"grad_norm", mean_of(norms)},
+                                       {"lr", c.lr},
+                                       {"tokens_per_s", mean_of(speeds)},
+                                       {"logprob_gap", reports.front().logprob_gap}});
+      }
+      metrics.insert(metrics.end(), {{"completion_length", mean_of(lengths)},
+                                     {"policy_version", static_cast<double>(model.weight_version())},
+                                     {"groups_kept", groups_kept},
+                                     {"unparseable", unparseable},
+                                     {"judge_cache_hits", cache_hits},
+                                     {"empty_completions", empty}});
+      rollouts.stages = pipeline.lap();
+      rollouts.add_to(metrics);
+      c.logger.log(c.stage, step, metrics);
+      result.steps = step;
+      result.reward_mean = mean_of(rewards);
+    }
+  }
+};
+
+} // namespace
+
+PipelineOptions pipeline_options(const PolicyOptimization& c) {
+  PipelineOptions p;
+  p.algorithm = c.algorithm;
+  p.dataset = c.dataset;
+  p.steps = c.max_steps;
+  p.group_size = static_cast<std::size_t>(c.completions_per_sample);
+  p.groups_per_step = static_cast<std::size_t>(c.samples_per_batch / c.completions_per_sample);
+  p.max_staleness = c.max_staleness;
+  p.group_timeout_s = c.group_timeout_s;
+  p.max_rollout_retries = c.max_rollout_retries;
+  p.max_grading_queue = static_cast<std::size_t>(c.max_grading_queue > 0 ? c.max_grading_queue : c.samples_per_batch);
+  p.sampling = c.sampling;
+  p.seed = c.seed;
+  p.rollout = c.rollout;
+  return p;
 }
 
 Task<RlResult> run_policy_optimization(PolicyOptimization c) {
   check(c);
-  auto& model = c.model;
   if (!c.rollout)
-    c.rollout = [model, grader = c.grader](Prompt prompt, SamplingParams sampling) {
-      return generate_and_grade(model, grader, std::move(prompt), std::move(sampling));
+    c.rollout = [model = c.model, grader = c.grader](Prompt prompt, SamplingParams sampling, StageClock& clock) {
+      return generate_and_grade(model, grader, std::move(prompt), std::move(sampling), clock);
     };
-  PromptStream stream(c.dataset, c.seed);
-  auto group = static_cast<std::size_t>(c.completions_per_sample);
-  auto prompts_per_step = static_cast<std::size_t>(c.samples_per_batch) / group;
   c.logger.begin_stage(c.stage, c.max_steps);
   if (c.kl_beta > 0 && c.reset_reference)
-    co_await model.reset_reference();
-
-  RlResult result;
-  for (int step = 1; step <= c.max_steps; ++step) {
-    // Rollouts: every completion of every prompt at once; the policy actor batches them.
-    auto prompts = stream.next(prompts_per_step);
-    std::vector<Task<Rollout>> requests;
-    for (std::size_t p = 0; p < prompts.size(); ++p) {
-      for (std::size_t k = 0; k < group; ++k) {
-        requests.push_back(c.rollout(prompts[p], seeded(c.sampling, c.seed, step, p * group + k)));
-      }
-    }
-    auto rollout_start = Timeline::Clock::now();
-    auto rollouts = co_await when_all(std::move(requests));
-    Timeline::process().record("recipe", "rollouts", rollout_start, Timeline::Clock::now(),
-                               std::to_string(rollouts.size()) + " generated and graded");
-
-    // Advantages, group by group.
-    std::vector<TrainSample> samples;
-    std::vector<double> rewards, lengths;
-    std::map<std::string, std::vector<double>> by_key;
-    int unparseable = 0, groups_kept = 0, empty = 0;
-    for (std::size_t p = 0; p < prompts.size(); ++p) {
-      std::vector<double> group_rewards;
-      for (std::size_t k = 0; k < group; ++k) {
-        const auto& r = rollouts[p * group + k];
-        group_rewards.push_back(r.grade.score);
-        rewards.push_back(r.grade.score);
-        lengths.push_back(static_cast<double>(r.generated));
-        unparseable += r.grade.unparseable;
-        for (const auto& [key, score] : r.grade.scores)
-          by_key[key].push_back(score);
-      }
-      if (c.drop_uniform_groups && uniform_rewards(group_rewards))
-        continue;
-      ++groups_kept;
-      auto advantages = group_advantages(group_rewards, c.advantages);
-      for (std::size_t k = 0; k < group; ++k) {
-        auto& r = rollouts[p * group + k];
-        if (r.generated == 0) {
-          ++empty;
-          continue;
-        }
-        samples.push_back({std::move(r.prompt_tokens), std::move(r.tokens), advantages[k], std::move(r.logprobs),
-                           r.weight_version, std::move(r.mask)});
-      }
-    }
-
-    // Policy steps over mini-batches; the sampler's log-probs stay the old policy throughout.
-    std::vector<TrainReport> reports;
-    auto version_before = model.weight_version();
-    double staleness = 0;
-    for (const auto& sample : samples)
-      staleness += static_cast<double>(version_before - sample.weight_version);
-    staleness = samples.empty() ? 0.0 : staleness / static_cast<double>(samples.size());
-    for (auto& mini_batch : batches_of(shuffled(samples, c.seed + static_cast<std::uint64_t>(step)),
-                                       static_cast<std::size_t>(c.samples_per_mini_batch))) {
-      TrainParams params{.lr = c.lr,
-                         .max_grad_norm = c.max_grad_norm,
-                         .micro_batch_size = c.micro_batch_size,
-                         .clip_range = c.clip_range,
-                         .clip_range_high = c.clip_range_high,
-                         .loss_aggregation = c.loss_aggregation,
-                         .ratio_level = c.ratio_level,
-                         .kl_beta = c.kl_beta};
-      reports.push_back(co_await model.train_policy(std::move(mini_batch), params));
-    }
-
-    Metrics metrics{{"reward_mean", mean_of(rewards)}, {"reward_std", std_of(rewards)}};
-    for (const auto& [key, scores] : by_key)
-      metrics.emplace_back("reward/" + key, mean_of(scores));
-    if (!reports.empty()) {
-      std::vector<double> losses, kls, clips, norms, speeds;
-      for (const auto& report : reports) {
-        losses.push_back(report.loss);
-        kls.push_back(report.kl);
-        clips.push_back(report.clip_fraction);
-        norms.push_back(report.grad_norm);
-        speeds.push_back(report.tokens_per_second);
-      }
-      metrics.insert(metrics.end(), {{"loss", mean_of(losses)},
-                                     {"kl", mean_of(kls)},
-                                     {"clip_fraction", mean_of(clips)},
-                                     {"grad_norm", mean_of(norms)},
-                                     {"lr", c.lr},
-                                     {"tokens_per_s", mean_of(speeds)},
-                                     {"logprob_gap", reports.front().logprob_gap}});
-    }
-    metrics.insert(metrics.end(), {{"completion_length", mean_of(lengths)},
-                                   {"policy_version", static_cast<double>(model.weight_version())},
-                                   {"staleness", staleness},
-                                   {"groups_kept", groups_kept},
-                                   {"unparseable", unparseable},
-                                   {"empty_completions", empty}});
-    c.logger.log(c.stage, step, metrics);
-    result.steps = step;
-    result.reward_mean = mean_of(rewards);
-  }
-  co_return result;
+    co_await c.model.reset_reference();
+  auto initial_version = c.model.weight_version();
+  auto options = pipeline_options(c);
+  PolicyOptimizationRun run{std::move(c), RolloutPipeline(std::move(options), initial_version), {}};
+  co_await gather(run.pipeline.produce(), run.train());
+  co_return run.result;
 }
 
 } // namespace chorus::detail

@@ -30,8 +30,10 @@ struct Rollout {
   Grade grade;
 };
 
-/// Produces one rollout of a prompt with the given sampling.
-using RolloutFn = std::function<Task<Rollout>(Prompt, SamplingParams)>;
+class StageClock;
+
+/// Produces one rollout of a prompt with the given sampling, marking its generate and grade stages.
+using RolloutFn = std::function<Task<Rollout>(Prompt, SamplingParams, StageClock&)>;
 
 struct PolicyOptimization {
   std::string algorithm; // for error messages: "GRPO", "GSPO"
@@ -54,6 +56,10 @@ struct PolicyOptimization {
   AdvantageOptions advantages;
   bool drop_uniform_groups = false;
   int max_steps = 100;
+  int max_staleness = 1;
+  double group_timeout_s = 600;
+  int max_rollout_retries = 1;
+  int max_grading_queue = 0;
   SamplingParams sampling;
   std::uint64_t seed = 0;
   std::string stage;
@@ -70,6 +76,10 @@ PolicyOptimization from(const GspoOptions& options);
 void check(const PolicyOptimization& config);
 
 Task<RlResult> run_policy_optimization(PolicyOptimization config);
+
+struct PipelineOptions;
+/// The rollout pipeline's settings for `config`'s run.
+PipelineOptions pipeline_options(const PolicyOptimization& config);
 
 /// Prompts in a shuffled order (drawn from `seed`), reshuffled each time the dataset runs out.
 class PromptStream {
@@ -89,7 +99,12 @@ private:
 };
 
 /// One completion of `prompt`, graded as soon as it is generated.
-Task<Rollout> generate_and_grade(TrainingModel model, Grader grader, Prompt prompt, SamplingParams sampling);
+Task<Rollout> generate_and_grade(TrainingModel model, Grader grader, Prompt prompt, SamplingParams sampling,
+                                 StageClock& clock);
+
+/// @throws ConfigError naming `algorithm` for overlap options out of range.
+void check_overlap(const std::string& algorithm, int max_staleness, double group_timeout_s, int max_rollout_retries,
+                   int max_grading_queue);
 
 /// The mean of `values` (0 if empty).
 double mean_of(const std::vector<double>& values);
@@ -100,6 +115,6 @@ SamplingParams seeded(SamplingParams sampling, std::uint64_t run_seed, int step,
 
 /// One multi-turn episode of `prompt` against a fresh environment from `factory` (environment.cpp).
 Task<Rollout> episode(TrainingModel model, EnvironmentFactory factory, int max_turns, Prompt prompt,
-                      SamplingParams sampling);
+                      SamplingParams sampling, StageClock& clock);
 
 } // namespace chorus::detail

@@ -36,6 +36,8 @@ struct Grade {
   std::map<std::string, double> scores;
   /// Judge verdicts that could not be parsed (each scored 0): counted, so that a trainer reports them.
   int unparseable = 0;
+  /// Judge verdicts served from a judge grader's cache instead of asking the judge again.
+  int cached = 0;
 };
 
 /// A grader: a cheap, copyable handle. Build one with the classes below.
@@ -129,6 +131,10 @@ struct BinaryJudgeOptions {
   InferenceModel model;
   /// The judge's sampling; greedy by default, so that a verdict is reproducible.
   SamplingParams sampling{.temperature = 0.0, .max_tokens = 64};
+  /// Serve identical judgements (same criteria, conversation, response and sampling) from a cache of
+  /// the last cache_size verdicts; identical requests in flight at once ask the judge once.
+  bool cache = true;
+  int cache_size = 65536;
 };
 
 /// Asks a judge model whether the completion meets the criteria: PASS scores 1, FAIL 0. A verdict
@@ -146,6 +152,9 @@ struct RangeJudgeOptions {
   double min_score = 1;
   double max_score = 10;
   SamplingParams sampling{.temperature = 0.0, .max_tokens = 64};
+  /// As in BinaryJudgeOptions.
+  bool cache = true;
+  int cache_size = 65536;
 };
 
 /// Asks a judge model for a score on a stated scale, normalised to [0, 1]. An answer without a

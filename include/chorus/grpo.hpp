@@ -64,6 +64,21 @@ struct GrpoOptions {
   /// 0.28, token_mean, drop_uniform_groups), "rloo" (rloo baseline, no std normalisation).
   std::string variant = "grpo";
   int max_num_grpo_steps = 100;
+  /// Asynchronous overlap. The rollouts for step k start once step k - 1 - max_staleness is trained,
+  /// so generation and grading run while the trainer steps, on samples at most max_staleness policy
+  /// versions old (the loss corrects for it with the behaviour log-probs); 0 is the synchronous loop,
+  /// with the same numbers.
+  int max_staleness = 1;
+  /// Stragglers: group_timeout_s after a group's first request, its rollouts still running are
+  /// cancelled (0: no deadline); a failed rollout is retried with the same seed up to
+  /// max_rollout_retries times within the deadline. A group is trained on with the members it has if
+  /// it has at least two, else dropped; all of it is counted in the metrics, and a step left with
+  /// nothing to train on because rollouts failed stops the run with the first failure.
+  double group_timeout_s = 600;
+  int max_rollout_retries = 1;
+  /// Back-pressure: at most this many rollouts are graded at once, and no new group starts
+  /// generating while this many more wait for their turn (0: samples_per_batch).
+  int max_grading_queue = 0;
   SamplingParams sampling{.temperature = 1.0, .max_tokens = 256};
   std::uint64_t seed = 0;
   std::string stage = "grpo";

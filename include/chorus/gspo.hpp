@@ -33,6 +33,11 @@ struct GspoOptions {
   /// With kl_beta > 0: make the weights at the start of the run the reference (see GrpoOptions).
   bool reset_reference = true;
   int max_num_gspo_steps = 1000;
+  /// Asynchronous overlap, stragglers and back-pressure: as in GrpoOptions.
+  int max_staleness = 1;
+  double group_timeout_s = 600;
+  int max_rollout_retries = 1;
+  int max_grading_queue = 0;
   int completions_per_sample = 4;
   /// Divide advantages by the group's std (GSPO does).
   bool normalize_std = true;

@@ -57,6 +57,11 @@ struct PpoOptions {
   /// Normalise the batch's advantages to mean 0 and std 1 (standard in PPO implementations).
   bool whiten_advantages = true;
   int max_num_ppo_steps = 100;
+  /// Asynchronous overlap, stragglers and back-pressure: as in GrpoOptions.
+  int max_staleness = 1;
+  double group_timeout_s = 600;
+  int max_rollout_retries = 1;
+  int max_grading_queue = 0;
   SamplingParams sampling{.temperature = 1.0, .max_tokens = 256};
   std::uint64_t seed = 0;
   std::string stage = "ppo";

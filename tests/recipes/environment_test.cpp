@@ -3,6 +3,7 @@
 #include <chorus/chorus.hpp>
 
 #include "recipes/policy_optimization.hpp"
+#include "recipes/stage_clock.hpp"
 #include "runtime/runtime.hpp"
 
 #include <gtest/gtest.h>
@@ -56,8 +57,12 @@ TEST_F(Environments, TheEnvironmentsTurnsAreSplicedInAndMaskedOut) {
   runtime_.run([&]() -> Task<void> {
     auto model = co_await polite_model();
     Prompt prompt{{{"user", "Hi."}}, Json::object()};
+    detail::StageClock clock;
     auto rollout = co_await detail::episode(model, [] { return std::make_unique<Repeat>(); }, 4, prompt,
-                                            {.temperature = 0.0, .max_tokens = 8});
+                                            {.temperature = 0.0, .max_tokens = 8}, clock);
+    auto stages = clock.totals();
+    EXPECT_GT(stages.busy[detail::StageClock::generate], 0.0);
+    EXPECT_GT(stages.busy[detail::StageClock::grade], 0.0); // the environment's turns
     EXPECT_EQ(rollout.grade.explanation, "share of o");
     EXPECT_EQ(rollout.tokens.size(), rollout.mask.size());
     EXPECT_EQ(rollout.tokens.size(), rollout.logprobs.size());
@@ -113,9 +118,10 @@ TEST_F(Environments, AFactoryThatMakesNoEnvironmentIsAnError) {
   runtime_.run([&]() -> Task<void> {
     auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(ctx_, {.kv_cache_len = 128});
     auto model = co_await builder.spawn_train("policy");
+    detail::StageClock clock;
     try {
       co_await detail::episode(model, [] { return std::unique_ptr<Environment>(); }, 2, {{{"user", "Hi."}}, Json::object()},
-                               {.max_tokens = 4});
+                               {.max_tokens = 4}, clock);
       ADD_FAILURE() << "no error";
     } catch (const Error& error) {
       EXPECT_NE(std::string(error.what()).find("returned no environment"), std::string::npos) << error.what();

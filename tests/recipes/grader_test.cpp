@@ -117,3 +117,33 @@ TEST(Graders, AJudgeGraderAsksARealJudgeModel) {
     EXPECT_FALSE(result.explanation.empty());
   }());
 }
+
+TEST(Graders, IdenticalJudgementsAreServedFromTheCacheAndAskTheJudgeOnce) {
+  Runtime runtime;
+  RecipeContext ctx(runtime, "test", std::filesystem::path(::testing::TempDir()) / "judge_cache", MetricsLogger(),
+                    spdlog::default_logger());
+  runtime.run([&]() -> Task<void> {
+    auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(ctx, {.kv_cache_len = 512});
+    auto judge = co_await builder.spawn_inference("judge");
+    SamplingParams sampling{.temperature = 0.0, .max_tokens = 8};
+    BinaryJudgeGrader cached({.criteria = "Is it polite?", .model = judge, .sampling = sampling});
+    BinaryJudgeGrader uncached({.criteria = "Is it polite?", .model = judge, .sampling = sampling, .cache = false});
+
+    // Two identical requests at once: one asks the judge, the other waits for its verdict.
+    auto [first, second] = co_await gather(cached.grade(answer("Thanks!")), cached.grade(answer("Thanks!")));
+    EXPECT_EQ(first.cached + second.cached, 1);
+    EXPECT_EQ(first.explanation, second.explanation);
+    auto again = co_await cached.grade(answer("Thanks!"));
+    EXPECT_EQ(again.cached, 1);
+    EXPECT_EQ(again.score, first.score);
+    // A different response, or no cache, asks the judge.
+    EXPECT_EQ((co_await cached.grade(answer("Go away."))).cached, 0);
+    auto fresh = co_await uncached.grade(answer("Thanks!"));
+    EXPECT_EQ(fresh.cached, 0);
+    EXPECT_EQ(fresh.explanation, first.explanation); // greedy: the judge says the same thing again
+    // A combined grader counts its parts' cache hits.
+    auto combined = CombinedGrader({.graders = {cached, uncached}});
+    EXPECT_EQ((co_await combined.grade(answer("Thanks!"))).cached, 1);
+  }());
+  EXPECT_THROW(BinaryJudgeGrader({.criteria = "x", .cache_size = 0}), ConfigError);
+}

@@ -1,0 +1,262 @@
+// The asynchronous RL loop: max_staleness 0 is the synchronous loop to the last bit, 1 overlaps
+// generation with training without ever training on an older policy, and stragglers, failures and a
+// slow grader are handled by the documented rule, each counted in the metrics.
+#include <chorus/chorus.hpp>
+
+#include "recipes/policy_optimization.hpp"
+#include "runtime/runtime.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+
+using namespace chorus;
+using namespace std::chrono_literals;
+
+namespace {
+
+double share_of_x(const Sample& sample) {
+  if (sample.completion.empty())
+    return 0.0;
+  return static_cast<double>(std::count(sample.completion.begin(), sample.completion.end(), 'x'))
+         / static_cast<double>(sample.completion.size());
+}
+
+std::vector<Prompt> prompts() {
+  std::vector<Prompt> result;
+  for (const char* text : {"Write something.", "Say anything.", "Go on.", "Tell me more."})
+    result.push_back({{{"user", text}}, Json::object()});
+  return result;
+}
+
+// A grader whose behaviour the test scripts per call (0, 1, ...): sleep, hang, fail.
+using Script = Task<double> (*)(int call, const Sample& sample, int& in_flight, int& most_in_flight);
+
+Grader scripted(Script script) {
+  struct Impl : Grader::Impl {
+    Script script;
+    mutable int calls = 0, in_flight = 0, most_in_flight = 0;
+    Task<Grade> grade(Sample sample) const override {
+      auto call = calls++;
+      ++in_flight;
+      most_in_flight = std::max(most_in_flight, in_flight);
+      struct Leave {
+        int& in_flight;
+        ~Leave() {
+          --in_flight;
+        }
+      } leave{in_flight};
+      Grade result;
+      result.score = co_await script(call, sample, in_flight, most_in_flight);
+      result.scores[key] = result.score;
+      co_return result;
+    }
+  };
+  auto impl = std::make_shared<Impl>();
+  impl->key = "scripted";
+  impl->script = script;
+  return Grader(std::shared_ptr<const Grader::Impl>(impl));
+}
+
+std::vector<nlohmann::json> read_metrics(const std::filesystem::path& file) {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(file);
+  for (std::string line; std::getline(in, line);)
+    lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
+class Overlap : public ::testing::Test {
+protected:
+  std::filesystem::path output_ = std::filesystem::path(::testing::TempDir())
+                                  / ("overlap_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+  Runtime runtime_;
+  RecipeContext ctx_{runtime_, "test", output_, MetricsLogger(), spdlog::default_logger()};
+
+  void SetUp() override {
+    std::filesystem::remove_all(output_);
+    std::filesystem::create_directories(output_);
+  }
+
+  Task<TrainingModel> tiny_model(std::string name = "policy") {
+    auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(ctx_, {.kv_cache_len = 256, .seed = 7});
+    co_return co_await builder.spawn_train(name, {.max_batch_size = 64});
+  }
+
+  MetricsLogger logger(const std::string& name) {
+    return MetricsLogger({.jsonl = output_ / (name + ".jsonl")});
+  }
+};
+
+} // namespace
+
+TEST_F(Overlap, StalenessZeroIsTheSynchronousLoopExactly) {
+  constexpr int kSteps = 3;
+  const SamplingParams sampling{.temperature = 1.0, .max_tokens = 8};
+  const std::uint64_t seed = 11;
+  std::vector<double> pipelined_rewards, sequential_rewards;
+  std::vector<float> pipelined_logprobs, sequential_logprobs;
+  runtime_.run([&]() -> Task<void> {
+    auto grader = FunctionGrader("x", share_of_x);
+    auto probe = [](TrainingModel model) -> Task<std::vector<float>> {
+      auto prompt = co_await model.tokenize_chat({{"user", "Go on."}});
+      co_return co_await model.logprobs(prompt, {'x', 'y', 'x'});
+    };
+
+    auto pipelined = co_await tiny_model("pipelined");
+    co_await GRPO({.dataset = prompts(), .model = pipelined, .grader = grader, .logger = logger("pipelined"),
+                   .lr = 1e-3, .samples_per_batch = 16, .samples_per_mini_batch = 8, .completions_per_sample = 4,
+                   .max_num_grpo_steps = kSteps, .max_staleness = 0, .sampling = sampling, .seed = seed})
+      .run();
+    for (const auto& line : read_metrics(output_ / "pipelined.jsonl"))
+      pipelined_rewards.push_back(line["reward_mean"].get<double>());
+    pipelined_logprobs = co_await probe(pipelined);
+
+    // The same run written as the plain sequential loop: generate and grade everything, then train.
+    auto sequential = co_await tiny_model("sequential");
+    auto dataset = prompts();
+    detail::PromptStream stream(dataset, seed);
+    for (int step = 1; step <= kSteps; ++step) {
+      auto step_prompts = stream.next(4);
+      std::vector<Task<Generation>> requests;
+      for (std::size_t p = 0; p < 4; ++p)
+        for (std::size_t k = 0; k < 4; ++k)
+          requests.push_back(sequential.generate(step_prompts[p].prompt, detail::seeded(sampling, seed, step, p * 4 + k)));
+      auto generations = co_await when_all(std::move(requests));
+      std::vector<TrainSample> samples;
+      double reward_sum = 0;
+      for (std::size_t p = 0; p < 4; ++p) {
+        std::vector<double> rewards;
+        for (std::size_t k = 0; k < 4; ++k)
+          rewards.push_back(share_of_x({step_prompts[p].prompt, generations[p * 4 + k].text, Json::object()}));
+        auto advantages = group_advantages(rewards);
+        for (std::size_t k = 0; k < 4; ++k) {
+          auto& g = generations[p * 4 + k];
+          reward_sum += rewards[k];
+          if (!g.tokens.empty())
+            samples.push_back({g.prompt_tokens, g.tokens, advantages[k], g.logprobs, g.weight_version});
+        }
+      }
+      sequential_rewards.push_back(reward_sum / 16);
+      for (auto& batch : batches_of(shuffled(samples, seed + static_cast<std::uint64_t>(step)), 8))
+        co_await sequential.train_policy(std::move(batch), {.lr = 1e-3, .max_grad_norm = 1.0, .micro_batch_size = 8,
+                                                            .clip_range = 0.2, .loss_aggregation = "sequence_mean",
+                                                            .ratio_level = "token"});
+    }
+    sequential_logprobs = co_await probe(sequential);
+  }());
+  ASSERT_EQ(pipelined_rewards.size(), static_cast<std::size_t>(kSteps));
+  EXPECT_EQ(pipelined_rewards, sequential_rewards);
+  ASSERT_EQ(pipelined_logprobs.size(), sequential_logprobs.size());
+  for (std::size_t i = 0; i < pipelined_logprobs.size(); ++i)
+    EXPECT_FLOAT_EQ(pipelined_logprobs[i], sequential_logprobs[i]);
+  EXPECT_NE(pipelined_logprobs, std::vector<float>(3, pipelined_logprobs.front())); // it trained something
+}
+
+TEST_F(Overlap, StalenessOneOverlapsGenerationWithTrainingAndNeverExceedsTheBound) {
+  constexpr int kSteps = 6;
+  runtime_.run([&]() -> Task<void> {
+    auto model = co_await tiny_model();
+    auto result = co_await GRPO({.dataset = prompts(), .model = model, .grader = FunctionGrader("x", share_of_x),
+                                 .logger = logger("async"), .lr = 1e-3, .samples_per_batch = 32,
+                                 .samples_per_mini_batch = 16, .completions_per_sample = 4,
+                                 .max_num_grpo_steps = kSteps, .max_staleness = 1,
+                                 .sampling = {.temperature = 1.0, .max_tokens = 16}})
+                    .run();
+    EXPECT_EQ(result.steps, kSteps);
+  }());
+  auto lines = read_metrics(output_ / "async.jsonl");
+  ASSERT_EQ(lines.size(), static_cast<std::size_t>(kSteps));
+  int stale_samples = 0;
+  double overlap = 0;
+  for (const auto& line : lines) {
+    EXPECT_FALSE(line.contains("staleness/2")) << line.dump();
+    EXPECT_EQ(line["stale_dropped"].get<double>(), 0.0);
+    EXPECT_LE(line["staleness"].get<double>(), 1.0);
+    stale_samples += line.value("staleness/1", 0.0);
+    overlap += line["overlap"].get<double>();
+    EXPECT_GT(line["busy_s/train"].get<double>(), 0.0);
+    if (&line != &lines.back()) // the last step's rollouts were all made while the step before trained
+      EXPECT_GT(line["busy_s/generate"].get<double>(), 0.0);
+  }
+  EXPECT_EQ(lines[0].value("staleness/1", 0.0), 0.0); // the first step's rollouts come from the start
+  EXPECT_GT(stale_samples, 0);                         // later ones were made while the trainer stepped
+  EXPECT_GT(overlap, 0.0);
+}
+
+TEST_F(Overlap, AStragglerIsCancelledAtItsGroupsDeadlineAndTheGroupTrainsWithoutIt) {
+  auto start = std::chrono::steady_clock::now();
+  runtime_.run([&]() -> Task<void> {
+    auto model = co_await tiny_model();
+    auto hang_first = [](int call, const Sample& sample, int&, int&) -> Task<double> {
+      if (call == 0)
+        co_await sleep_for(1h); // a judge that never answers
+      co_return share_of_x(sample);
+    };
+    co_await GRPO({.dataset = prompts(), .model = model, .grader = scripted(hang_first), .logger = logger("straggler"),
+                   .samples_per_batch = 8, .completions_per_sample = 4, .max_num_grpo_steps = 2,
+                   .max_staleness = 0, .group_timeout_s = 1.0, .sampling = {.max_tokens = 8}})
+      .run();
+  }());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 60s);
+  auto lines = read_metrics(output_ / "straggler.jsonl");
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0]["rollouts_timed_out"].get<double>(), 1.0);
+  EXPECT_EQ(lines[0]["groups_partial"].get<double>(), 1.0);
+  EXPECT_EQ(lines[0]["groups_dropped"].get<double>(), 0.0);
+  EXPECT_EQ(lines[0]["staleness/0"].get<double>(), 7.0); // trained on the other seven
+  EXPECT_EQ(lines[1]["rollouts_timed_out"].get<double>(), 0.0);
+}
+
+TEST_F(Overlap, AFailedRolloutIsRetriedAndRolloutsThatAlwaysFailStopTheRun) {
+  runtime_.run([&]() -> Task<void> {
+    auto model = co_await tiny_model();
+    auto fail_first = [](int call, const Sample& sample, int&, int&) -> Task<double> {
+      if (call == 0)
+        throw std::runtime_error("judge hiccup");
+      co_return share_of_x(sample);
+    };
+    co_await GRPO({.dataset = prompts(), .model = model, .grader = scripted(fail_first), .logger = logger("retry"),
+                   .samples_per_batch = 8, .completions_per_sample = 4, .max_num_grpo_steps = 1,
+                   .sampling = {.max_tokens = 8}})
+      .run();
+    auto always_fail = [](int, const Sample&, int&, int&) -> Task<double> {
+      throw std::runtime_error("judge down");
+      co_return 0.0;
+    };
+    try {
+      co_await GRPO({.dataset = prompts(), .model = model, .grader = scripted(always_fail),
+                     .samples_per_batch = 8, .completions_per_sample = 4, .max_num_grpo_steps = 3,
+                     .sampling = {.max_tokens = 8}})
+        .run();
+      ADD_FAILURE() << "no error";
+    } catch (const Error& error) {
+      EXPECT_NE(std::string(error.what()).find("judge down"), std::string::npos) << error.what();
+      EXPECT_NE(std::string(error.what()).find("every rollout of step 1 failed"), std::string::npos) << error.what();
+    }
+  }());
+  auto lines = read_metrics(output_ / "retry.jsonl");
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["rollouts_retried"].get<double>(), 1.0);
+  EXPECT_EQ(lines[0]["rollouts_failed"].get<double>(), 0.0);
+  EXPECT_EQ(lines[0]["groups_partial"].get<double>(), 0.0);
+}
+
+TEST_F(Overlap, GradingNeverRunsMoreThanMaxGradingQueueAtOnce) {
+  static int most = 0;
+  runtime_.run([&]() -> Task<void> {
+    auto model = co_await tiny_model();
+    auto slow = [](int, const Sample& sample, int&, int& most_in_flight) -> Task<double> {
+      co_await sleep_for(20ms);
+      most = most_in_flight;
+      co_return share_of_x(sample);
+    };
+    co_await GRPO({.dataset = prompts(), .model = model, .grader = scripted(slow), .samples_per_batch = 16,
+                   .completions_per_sample = 4, .max_num_grpo_steps = 2, .max_grading_queue = 3,
+                   .sampling = {.max_tokens = 4}})
+      .run();
+  }());
+  EXPECT_EQ(most, 3);
+}
