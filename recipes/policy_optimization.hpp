@@ -56,7 +56,7 @@ struct PolicyOptimization {
   AdvantageOptions advantages;
   bool drop_uniform_groups = false;
   int max_steps = 100;
-  int max_staleness = 1;
+  int max_staleness = 0;
   double group_timeout_s = 600;
   int max_rollout_retries = 1;
   int max_grading_queue = 0;

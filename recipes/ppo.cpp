@@ -1,5 +1,6 @@
-// The PPO loop: prompts -> one completion each, graded -> values at rollout time -> GAE ->
-// (whitened) per-token advantages and returns -> clipped policy + value steps over mini-batches.
+// The PPO loop: prompts -> one completion each, graded (the rollout pipeline, ahead of training) ->
+// the value head's estimates when the step starts -> GAE -> (whitened) per-token advantages and
+// returns -> clipped policy + value steps over mini-batches.
 #include <chorus/errors.hpp>
 #include <chorus/gather.hpp>
 #include <chorus/ppo.hpp>

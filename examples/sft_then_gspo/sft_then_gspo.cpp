@@ -30,13 +30,16 @@ struct SftThenGspoConfig {
   int gspo_batch_size = 128;
   int completions_per_sample = 8;
   double kl_beta = 0.02;
+  /// 0 runs the GSPO steps one after another; 1 overlaps generation for step k+1 with training on
+  /// step k (faster, but it learned less here: see the README).
+  int max_staleness = 0;
   /// "programmatic" (format + correctness) or "judge" (a BinaryJudgeGrader on judge_model).
   std::string grader = "programmatic";
   ModelRef judge_model;
 };
 CHORUS_CONFIG(SftThenGspoConfig, model, seed, train_prompts, demonstrations, eval_prompts, sft_learning_rate, sft_epochs,
               sft_batch_size, gspo_learning_rate, gspo_max_steps, gspo_batch_size, completions_per_sample, kl_beta,
-              grader, judge_model)
+              max_staleness, grader, judge_model)
 
 Task<Grader> make_grader(const SftThenGspoConfig& config, RecipeContext& ctx) {
   if (config.grader == "programmatic")
@@ -85,7 +88,7 @@ Task<void> sft_then_gspo(SftThenGspoConfig config, RecipeContext& ctx) {
                  .samples_per_batch = config.gspo_batch_size, .samples_per_mini_batch = config.gspo_batch_size,
                  .micro_batch_size = 16, .max_grad_norm = 1.0, .clip_range = 0.2, .kl_beta = config.kl_beta,
                  .max_num_gspo_steps = config.gspo_max_steps, .completions_per_sample = config.completions_per_sample,
-                 .sampling = {.temperature = 1.0, .max_tokens = 24}, .seed = config.seed})
+                 .max_staleness = config.max_staleness, .sampling = {.temperature = 1.0, .max_tokens = 24}, .seed = config.seed})
     .run();
   auto after_gspo = co_await even_number::evaluate(model, eval);
   ctx.log().info("after GSPO: format {:.2f}, accuracy {:.2f}", after_gspo.format, after_gspo.accuracy);

@@ -34,7 +34,7 @@ struct GspoOptions {
   bool reset_reference = true;
   int max_num_gspo_steps = 1000;
   /// Asynchronous overlap, stragglers and back-pressure: as in GrpoOptions.
-  int max_staleness = 1;
+  int max_staleness = 0;
   double group_timeout_s = 600;
   int max_rollout_retries = 1;
   int max_grading_queue = 0;

@@ -58,7 +58,7 @@ struct PpoOptions {
   bool whiten_advantages = true;
   int max_num_ppo_steps = 100;
   /// Asynchronous overlap, stragglers and back-pressure: as in GrpoOptions.
-  int max_staleness = 1;
+  int max_staleness = 0;
   double group_timeout_s = 600;
   int max_rollout_retries = 1;
   int max_grading_queue = 0;

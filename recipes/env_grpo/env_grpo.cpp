@@ -13,11 +13,13 @@ struct EnvGrpoConfig {
   int completions_per_sample = 8;
   int max_turns = 4;
   int max_num_grpo_steps = 50;
+  /// 0: synchronous steps; 1: generation overlaps training (samples one policy version old).
+  int max_staleness = 0;
   int max_tokens = 8;
   std::uint64_t seed = 0;
 };
 CHORUS_CONFIG(EnvGrpoConfig, dataset, model, lr, samples_per_batch, completions_per_sample, max_turns,
-              max_num_grpo_steps, max_tokens, seed)
+              max_num_grpo_steps, max_staleness, max_tokens, seed)
 
 // The environment: one instance per episode.
 class GuessTheNumber : public Environment {
@@ -57,6 +59,7 @@ Task<void> env_grpo(EnvGrpoConfig config, RecipeContext& ctx) {
                                   .samples_per_batch = config.samples_per_batch,
                                   .completions_per_sample = config.completions_per_sample,
                                   .max_num_grpo_steps = config.max_num_grpo_steps,
+                                  .max_staleness = config.max_staleness,
                                   .sampling = {.temperature = 1.0, .max_tokens = config.max_tokens},
                                   .seed = config.seed},
                                  {.environment = [max_turns] { return std::make_unique<GuessTheNumber>(max_turns); },

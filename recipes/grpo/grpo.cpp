@@ -16,12 +16,14 @@ struct GrpoConfig {
   int completions_per_sample = 8;
   double kl_beta = 0.0;
   int max_num_grpo_steps = 100;
+  /// 0: synchronous steps; 1: generation overlaps training (samples one policy version old).
+  int max_staleness = 0;
   int max_tokens = 64;
   double temperature = 1.0;
   std::uint64_t seed = 0;
 };
 CHORUS_CONFIG(GrpoConfig, dataset, model, answer_pattern, variant, lr, samples_per_batch, samples_per_mini_batch,
-              completions_per_sample, kl_beta, max_num_grpo_steps, max_tokens, temperature, seed)
+              completions_per_sample, kl_beta, max_num_grpo_steps, max_staleness, max_tokens, temperature, seed)
 
 Task<void> grpo(GrpoConfig config, RecipeContext& ctx) {
   auto builder = co_await config.model.to_builder(ctx);
@@ -33,6 +35,7 @@ Task<void> grpo(GrpoConfig config, RecipeContext& ctx) {
                                .samples_per_mini_batch = config.samples_per_mini_batch,
                                .completions_per_sample = config.completions_per_sample, .kl_beta = config.kl_beta,
                                .variant = config.variant, .max_num_grpo_steps = config.max_num_grpo_steps,
+                               .max_staleness = config.max_staleness,
                                .sampling = {.temperature = config.temperature, .max_tokens = config.max_tokens},
                                .seed = config.seed})
                   .run();

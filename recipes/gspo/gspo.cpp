@@ -16,12 +16,14 @@ struct GspoConfig {
   double clip_range = 0.2;
   double kl_beta = 0.0;
   int max_num_gspo_steps = 100;
+  /// 0: synchronous steps; 1: generation overlaps training (samples one policy version old).
+  int max_staleness = 0;
   int max_tokens = 64;
   double temperature = 1.0;
   std::uint64_t seed = 0;
 };
 CHORUS_CONFIG(GspoConfig, dataset, model, answer_pattern, lr, samples_per_batch, samples_per_mini_batch,
-              completions_per_sample, clip_range, kl_beta, max_num_gspo_steps, max_tokens, temperature, seed)
+              completions_per_sample, clip_range, kl_beta, max_num_gspo_steps, max_staleness, max_tokens, temperature, seed)
 
 Task<void> gspo(GspoConfig config, RecipeContext& ctx) {
   auto builder = co_await config.model.to_builder(ctx);
@@ -33,6 +35,7 @@ Task<void> gspo(GspoConfig config, RecipeContext& ctx) {
                                .samples_per_mini_batch = config.samples_per_mini_batch,
                                .clip_range = config.clip_range, .kl_beta = config.kl_beta,
                                .max_num_gspo_steps = config.max_num_gspo_steps,
+                               .max_staleness = config.max_staleness,
                                .completions_per_sample = config.completions_per_sample,
                                .sampling = {.temperature = config.temperature, .max_tokens = config.max_tokens},
                                .seed = config.seed})

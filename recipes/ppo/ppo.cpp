@@ -17,11 +17,13 @@ struct PpoConfig {
   double lambda = 0.95;
   double kl_beta = 0.0;
   int max_num_ppo_steps = 100;
+  /// 0: synchronous steps; 1: generation overlaps training (samples one policy version old).
+  int max_staleness = 0;
   int max_tokens = 64;
   std::uint64_t seed = 0;
 };
 CHORUS_CONFIG(PpoConfig, dataset, model, answer_pattern, lr, samples_per_batch, samples_per_mini_batch, ppo_epochs,
-              gamma, lambda, kl_beta, max_num_ppo_steps, max_tokens, seed)
+              gamma, lambda, kl_beta, max_num_ppo_steps, max_staleness, max_tokens, seed)
 
 Task<void> ppo(PpoConfig config, RecipeContext& ctx) {
   auto builder = co_await config.model.to_builder(ctx);
@@ -33,6 +35,7 @@ Task<void> ppo(PpoConfig config, RecipeContext& ctx) {
                               .samples_per_mini_batch = config.samples_per_mini_batch, .ppo_epochs = config.ppo_epochs,
                               .gamma = config.gamma, .lambda = config.lambda, .kl_beta = config.kl_beta,
                               .max_num_ppo_steps = config.max_num_ppo_steps,
+                              .max_staleness = config.max_staleness,
                               .sampling = {.temperature = 1.0, .max_tokens = config.max_tokens}, .seed = config.seed})
                   .run();
   ctx.log().info("PPO: {} steps, last reward {:.3f}", result.steps, result.reward_mean);

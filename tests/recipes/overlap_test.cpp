@@ -4,6 +4,7 @@
 #include <chorus/chorus.hpp>
 
 #include "recipes/policy_optimization.hpp"
+#include "recipes/rollout_pipeline.hpp"
 #include "runtime/runtime.hpp"
 
 #include <gtest/gtest.h>
@@ -259,4 +260,58 @@ TEST_F(Overlap, GradingNeverRunsMoreThanMaxGradingQueueAtOnce) {
       .run();
   }());
   EXPECT_EQ(most, 3);
+}
+
+// The pipeline alone, with a scripted rollout and no model: the staleness gate, and the rule that a
+// sample older than max_staleness is dropped and counted, never trained on.
+TEST(RolloutPipeline, StepsWaitForTheTrainerAndSamplesBeyondTheBoundAreDropped) {
+  Runtime runtime;
+  std::vector<std::string> events;
+  runtime.run([&]() -> Task<void> {
+    detail::PipelineOptions options;
+    options.algorithm = "TEST";
+    options.dataset = prompts();
+    options.steps = 3;
+    options.groups_per_step = 2;
+    options.group_size = 2;
+    options.max_staleness = 1;
+    // Every rollout claims the weights the run started from (version 100), as a policy that never
+    // adopted new weights would.
+    options.rollout = [&events](Prompt, SamplingParams sampling, detail::StageClock&) -> Task<detail::Rollout> {
+      (void)sampling;
+      events.push_back("rollout");
+      detail::Rollout rollout;
+      rollout.prompt_tokens = {1};
+      rollout.tokens = {2, 3};
+      rollout.logprobs = {-1.0f, -1.0f};
+      rollout.generated = 2;
+      rollout.weight_version = 100;
+      co_return rollout;
+    };
+    detail::RolloutPipeline pipeline(std::move(options), /*initial_version=*/100);
+    auto train = [](detail::RolloutPipeline& pipeline, std::vector<std::string>& events,
+                    std::vector<detail::StepRollouts>& steps) -> Task<void> {
+      for (int step = 1; step <= 3; ++step) {
+        steps.push_back(co_await pipeline.next_step(step));
+        events.push_back("trained " + std::to_string(step));
+        pipeline.step_trained(step, 100 + 10 * step);
+      }
+    };
+    std::vector<detail::StepRollouts> steps;
+    co_await gather(pipeline.produce(), train(pipeline, events, steps));
+    EXPECT_EQ(steps.size(), 3u);
+    if (steps.size() != 3u)
+      co_return;
+    EXPECT_EQ(steps[0].staleness.at(0), 4);
+    EXPECT_EQ(steps[1].staleness.at(1), 4); // made by version 0, trained by version 1: within the bound
+    EXPECT_EQ(steps[2].stale_dropped, 4);   // version 0 against version 2: dropped, and counted
+    EXPECT_EQ(steps[2].groups_dropped, 2);
+    EXPECT_TRUE(steps[2].groups.empty());
+  }());
+  // Steps 1 and 2 may start at once (8 rollouts); step 3's wait for step 1 to be trained.
+  auto first_trained = std::find(events.begin(), events.end(), "trained 1");
+  ASSERT_NE(first_trained, events.end());
+  EXPECT_GE(std::count(events.begin(), first_trained, "rollout"), 4);
+  EXPECT_LE(std::count(events.begin(), first_trained, "rollout"), 8);
+  EXPECT_EQ(std::count(events.begin(), events.end(), "rollout"), 12);
 }
