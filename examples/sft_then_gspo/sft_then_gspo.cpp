@@ -87,8 +87,8 @@ Task<void> sft_then_gspo(SftThenGspoConfig config, RecipeContext& ctx) {
   co_await GSPO({.dataset = train, .model = model, .grader = grader, .logger = logger, .lr = config.gspo_learning_rate,
                  .samples_per_batch = config.gspo_batch_size, .samples_per_mini_batch = config.gspo_batch_size,
                  .micro_batch_size = 16, .max_grad_norm = 1.0, .clip_range = 0.2, .kl_beta = config.kl_beta,
-                 .max_num_gspo_steps = config.gspo_max_steps, .completions_per_sample = config.completions_per_sample,
-                 .max_staleness = config.max_staleness, .sampling = {.temperature = 1.0, .max_tokens = 24}, .seed = config.seed})
+                 .max_num_gspo_steps = config.gspo_max_steps, .max_staleness = config.max_staleness,
+                 .completions_per_sample = config.completions_per_sample, .sampling = {.temperature = 1.0, .max_tokens = 24}, .seed = config.seed})
     .run();
   auto after_gspo = co_await even_number::evaluate(model, eval);
   ctx.log().info("after GSPO: format {:.2f}, accuracy {:.2f}", after_gspo.format, after_gspo.accuracy);
