@@ -8,12 +8,29 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
+#include <limits>
+#include <malloc.h>
 
 namespace chorus::models {
 
 namespace F = torch::nn::functional;
 
 namespace {
+
+// Activations of a forward pass are large (a batch's attention scores alone can be 100 MB), and
+// glibc serves every allocation over 32 MB with a fresh mmap and returns it on free, so each pass
+// faulted its memory in again: a third of an RL loop's time went to the kernel zeroing pages. Keeping
+// freed memory in one heap makes later passes reuse it (measured on an RL loop: 1.6x faster, kernel
+// time 48 s -> 4 s). The cost: the process keeps its peak heap size, as a training process does anyway.
+void keep_freed_memory() {
+  mallopt(M_ARENA_MAX, 1);   // thread arenas cannot hold such blocks and give theirs back eagerly
+  mallopt(M_MMAP_MAX, 0);    // large blocks come from the heap too
+  mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
+  mallopt(M_TOP_PAD, 256 << 20);
+}
+
+// Before main: arenas taken by threads before the setting would stay in use.
+[[maybe_unused]] const bool kFreedMemoryKept = (keep_freed_memory(), true);
 
 torch::nn::Linear linear(std::int64_t in, std::int64_t out, bool bias) {
   return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
