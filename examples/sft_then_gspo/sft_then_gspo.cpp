@@ -30,6 +30,9 @@ struct SftThenGspoConfig {
   int gspo_batch_size = 128;
   int completions_per_sample = 8;
   double kl_beta = 0.02;
+  /// GSPO's sequence-ratio clip range, below and above 1 (clip_range_high < 0: clip_range).
+  double clip_range = 0.2;
+  double clip_range_high = -1.0;
   /// 0 runs the GSPO steps one after another; 1 overlaps generation for step k+1 with training on
   /// step k (faster, but it learned less here: see the README).
   int max_staleness = 0;
@@ -39,7 +42,7 @@ struct SftThenGspoConfig {
 };
 CHORUS_CONFIG(SftThenGspoConfig, model, seed, train_prompts, demonstrations, eval_prompts, sft_learning_rate, sft_epochs,
               sft_batch_size, gspo_learning_rate, gspo_max_steps, gspo_batch_size, completions_per_sample, kl_beta,
-              max_staleness, grader, judge_model)
+              clip_range, clip_range_high, max_staleness, grader, judge_model)
 
 Task<Grader> make_grader(const SftThenGspoConfig& config, RecipeContext& ctx) {
   if (config.grader == "programmatic")
@@ -86,7 +89,8 @@ Task<void> sft_then_gspo(SftThenGspoConfig config, RecipeContext& ctx) {
   auto grader = co_await make_grader(config, ctx);
   co_await GSPO({.dataset = train, .model = model, .grader = grader, .logger = logger, .lr = config.gspo_learning_rate,
                  .samples_per_batch = config.gspo_batch_size, .samples_per_mini_batch = config.gspo_batch_size,
-                 .micro_batch_size = 16, .max_grad_norm = 1.0, .clip_range = 0.2, .kl_beta = config.kl_beta,
+                 .micro_batch_size = 16, .max_grad_norm = 1.0, .clip_range = config.clip_range,
+                 .clip_range_high = config.clip_range_high, .kl_beta = config.kl_beta,
                  .max_num_gspo_steps = config.gspo_max_steps, .max_staleness = config.max_staleness,
                  .completions_per_sample = config.completions_per_sample, .sampling = {.temperature = 1.0, .max_tokens = 24}, .seed = config.seed})
     .run();
