@@ -4,6 +4,7 @@
 
 #include "recipes/tokenized.hpp"
 #include "runtime/runtime.hpp"
+#include "tests/recipes/x_task.hpp"
 
 #include <gtest/gtest.h>
 #include <spdlog/spdlog.h>
@@ -11,6 +12,8 @@
 #include <cmath>
 
 using namespace chorus;
+using chorus::test::share_of_x;
+using chorus::test::x_task_prompts;
 
 namespace {
 
@@ -26,21 +29,6 @@ protected:
     co_return co_await builder.spawn_train("policy", {.max_batch_size = 64});
   }
 };
-
-// The share of the completion's characters that are 'x': a reward a policy can climb token by token.
-double share_of_x(const Sample& sample) {
-  if (sample.completion.empty())
-    return 0.0;
-  return static_cast<double>(std::count(sample.completion.begin(), sample.completion.end(), 'x'))
-         / static_cast<double>(sample.completion.size());
-}
-
-std::vector<Prompt> prompts() {
-  std::vector<Prompt> result;
-  for (const char* text : {"Write something.", "Say anything.", "Go on.", "Tell me more."})
-    result.push_back({{{"user", text}}, Json::object()});
-  return result;
-}
 
 } // namespace
 
@@ -81,11 +69,11 @@ TEST_F(Algorithms, GrpoRaisesTheReward) {
   runtime_.run([&]() -> Task<void> {
     auto model = co_await tiny_model();
     auto grader = FunctionGrader("x", share_of_x);
-    auto first = co_await GRPO({.dataset = prompts(), .model = model, .grader = grader, .lr = 0.0,
+    auto first = co_await GRPO({.dataset = x_task_prompts(), .model = model, .grader = grader, .lr = 0.0,
                                 .samples_per_batch = 32, .completions_per_sample = 8, .max_num_grpo_steps = 1,
                                 .sampling = {.temperature = 1.0, .max_tokens = 8}})
                    .run();
-    auto trained = co_await GRPO({.dataset = prompts(), .model = model, .grader = grader, .lr = 2e-3,
+    auto trained = co_await GRPO({.dataset = x_task_prompts(), .model = model, .grader = grader, .lr = 2e-3,
                                   .samples_per_batch = 32, .samples_per_mini_batch = 16, .completions_per_sample = 8,
                                   .variant = "dapo", .max_num_grpo_steps = 12,
                                   .sampling = {.temperature = 1.0, .max_tokens = 8}})
@@ -99,11 +87,11 @@ TEST_F(Algorithms, GspoRaisesTheReward) {
   runtime_.run([&]() -> Task<void> {
     auto model = co_await tiny_model();
     auto grader = FunctionGrader("x", share_of_x);
-    auto first = co_await GSPO({.dataset = prompts(), .model = model, .grader = grader, .lr = 0.0,
+    auto first = co_await GSPO({.dataset = x_task_prompts(), .model = model, .grader = grader, .lr = 0.0,
                                 .samples_per_batch = 32, .max_num_gspo_steps = 1, .completions_per_sample = 8,
                                 .sampling = {.temperature = 1.0, .max_tokens = 8}})
                    .run();
-    auto trained = co_await GSPO({.dataset = prompts(), .model = model, .grader = grader, .lr = 2e-3,
+    auto trained = co_await GSPO({.dataset = x_task_prompts(), .model = model, .grader = grader, .lr = 2e-3,
                                   .samples_per_batch = 32, .samples_per_mini_batch = 16, .kl_beta = 0.01,
                                   .max_num_gspo_steps = 12, .completions_per_sample = 8,
                                   .sampling = {.temperature = 1.0, .max_tokens = 8}})
@@ -134,11 +122,11 @@ TEST_F(Algorithms, PpoRaisesTheRewardAndLearnsValues) {
   runtime_.run([&]() -> Task<void> {
     auto model = co_await tiny_model();
     auto grader = FunctionGrader("x", share_of_x);
-    auto first = co_await PPO({.dataset = prompts(), .model = model, .grader = grader, .lr = 0.0,
+    auto first = co_await PPO({.dataset = x_task_prompts(), .model = model, .grader = grader, .lr = 0.0,
                                .samples_per_batch = 32, .max_num_ppo_steps = 1,
                                .sampling = {.temperature = 1.0, .max_tokens = 8}})
                    .run();
-    auto trained = co_await PPO({.dataset = prompts(), .model = model, .grader = grader, .lr = 2e-3,
+    auto trained = co_await PPO({.dataset = x_task_prompts(), .model = model, .grader = grader, .lr = 2e-3,
                                  .samples_per_batch = 32, .samples_per_mini_batch = 16, .max_num_ppo_steps = 12,
                                  .max_staleness = 0, // at this lr, stale PPO samples are mostly clipped: 30 steps to learn
                                  .sampling = {.temperature = 1.0, .max_tokens = 8}})
@@ -169,12 +157,12 @@ TEST_F(Algorithms, DpoRanksTheChosenCompletionsFirst) {
 
 TEST(AlgorithmOptions, BadOptionsAreConfigErrors) {
   EXPECT_THROW(SFT({}), ConfigError);
-  EXPECT_THROW(GRPO({.dataset = prompts()}), ConfigError); // no grader
-  EXPECT_THROW(GRPO({.dataset = prompts(), .grader = FunctionGrader("x", share_of_x), .variant = "grpo++"}),
+  EXPECT_THROW(GRPO({.dataset = x_task_prompts()}), ConfigError); // no grader
+  EXPECT_THROW(GRPO({.dataset = x_task_prompts(), .grader = FunctionGrader("x", share_of_x), .variant = "grpo++"}),
                ConfigError);
-  EXPECT_THROW(GSPO({.dataset = prompts(), .grader = FunctionGrader("x", share_of_x), .samples_per_batch = 2,
+  EXPECT_THROW(GSPO({.dataset = x_task_prompts(), .grader = FunctionGrader("x", share_of_x), .samples_per_batch = 2,
                      .completions_per_sample = 4}),
                ConfigError);
   EXPECT_THROW(DPO({.dataset = {{{{"user", "a"}}, "b", "c", Json::object()}}, .beta = 0.0}), ConfigError);
-  EXPECT_THROW(PPO({.dataset = prompts(), .grader = FunctionGrader("x", share_of_x), .gamma = 1.5}), ConfigError);
+  EXPECT_THROW(PPO({.dataset = x_task_prompts(), .grader = FunctionGrader("x", share_of_x), .gamma = 1.5}), ConfigError);
 }

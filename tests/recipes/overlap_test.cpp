@@ -6,6 +6,7 @@
 #include "recipes/policy_optimization.hpp"
 #include "recipes/rollout_pipeline.hpp"
 #include "runtime/runtime.hpp"
+#include "tests/recipes/x_task.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -14,23 +15,11 @@
 #include <fstream>
 
 using namespace chorus;
+using chorus::test::share_of_x;
+using chorus::test::x_task_prompts;
 using namespace std::chrono_literals;
 
 namespace {
-
-double share_of_x(const Sample& sample) {
-  if (sample.completion.empty())
-    return 0.0;
-  return static_cast<double>(std::count(sample.completion.begin(), sample.completion.end(), 'x'))
-         / static_cast<double>(sample.completion.size());
-}
-
-std::vector<Prompt> prompts() {
-  std::vector<Prompt> result;
-  for (const char* text : {"Write something.", "Say anything.", "Go on.", "Tell me more."})
-    result.push_back({{{"user", text}}, Json::object()});
-  return result;
-}
 
 // A grader whose behaviour the test scripts per call (0, 1, ...): sleep, hang, fail.
 using Script = Task<double> (*)(int call, const Sample& sample, int& in_flight, int& most_in_flight);
@@ -107,7 +96,7 @@ TEST_F(Overlap, StalenessZeroIsTheSynchronousLoopExactly) {
     };
 
     auto pipelined = co_await tiny_model("pipelined");
-    co_await GRPO({.dataset = prompts(), .model = pipelined, .grader = grader, .logger = logger("pipelined"),
+    co_await GRPO({.dataset = x_task_prompts(), .model = pipelined, .grader = grader, .logger = logger("pipelined"),
                    .lr = 1e-3, .samples_per_batch = 16, .samples_per_mini_batch = 8, .completions_per_sample = 4,
                    .max_num_grpo_steps = kSteps, .max_staleness = 0, .sampling = sampling, .seed = seed})
       .run();
@@ -117,7 +106,7 @@ TEST_F(Overlap, StalenessZeroIsTheSynchronousLoopExactly) {
 
     // The same run written as the plain sequential loop: generate and grade everything, then train.
     auto sequential = co_await tiny_model("sequential");
-    auto dataset = prompts();
+    auto dataset = x_task_prompts();
     detail::PromptStream stream(dataset, seed);
     for (int step = 1; step <= kSteps; ++step) {
       auto step_prompts = stream.next(4);
@@ -160,7 +149,7 @@ TEST_F(Overlap, StalenessOneOverlapsGenerationWithTrainingAndNeverExceedsTheBoun
   constexpr int kSteps = 6;
   runtime_.run([&]() -> Task<void> {
     auto model = co_await tiny_model();
-    auto result = co_await GRPO({.dataset = prompts(), .model = model, .grader = FunctionGrader("x", share_of_x),
+    auto result = co_await GRPO({.dataset = x_task_prompts(), .model = model, .grader = FunctionGrader("x", share_of_x),
                                  .logger = logger("async"), .lr = 1e-3, .samples_per_batch = 32,
                                  .samples_per_mini_batch = 16, .completions_per_sample = 4,
                                  .max_num_grpo_steps = kSteps, .max_staleness = 1,
@@ -196,7 +185,7 @@ TEST_F(Overlap, AStragglerIsCancelledAtItsGroupsDeadlineAndTheGroupTrainsWithout
         co_await sleep_for(1h); // a judge that never answers
       co_return share_of_x(sample);
     };
-    co_await GRPO({.dataset = prompts(), .model = model, .grader = scripted(hang_first), .logger = logger("straggler"),
+    co_await GRPO({.dataset = x_task_prompts(), .model = model, .grader = scripted(hang_first), .logger = logger("straggler"),
                    .samples_per_batch = 8, .completions_per_sample = 4, .max_num_grpo_steps = 2,
                    .max_staleness = 0, .group_timeout_s = 1.0, .sampling = {.max_tokens = 8}})
       .run();
@@ -219,7 +208,7 @@ TEST_F(Overlap, AFailedRolloutIsRetriedAndRolloutsThatAlwaysFailStopTheRun) {
         throw std::runtime_error("judge hiccup");
       co_return share_of_x(sample);
     };
-    co_await GRPO({.dataset = prompts(), .model = model, .grader = scripted(fail_first), .logger = logger("retry"),
+    co_await GRPO({.dataset = x_task_prompts(), .model = model, .grader = scripted(fail_first), .logger = logger("retry"),
                    .samples_per_batch = 8, .completions_per_sample = 4, .max_num_grpo_steps = 1,
                    .sampling = {.max_tokens = 8}})
       .run();
@@ -228,7 +217,7 @@ TEST_F(Overlap, AFailedRolloutIsRetriedAndRolloutsThatAlwaysFailStopTheRun) {
       co_return 0.0;
     };
     try {
-      co_await GRPO({.dataset = prompts(), .model = model, .grader = scripted(always_fail),
+      co_await GRPO({.dataset = x_task_prompts(), .model = model, .grader = scripted(always_fail),
                      .samples_per_batch = 8, .completions_per_sample = 4, .max_num_grpo_steps = 3,
                      .sampling = {.max_tokens = 8}})
         .run();
@@ -254,7 +243,7 @@ TEST_F(Overlap, GradingNeverRunsMoreThanMaxGradingQueueAtOnce) {
       most = most_in_flight;
       co_return share_of_x(sample);
     };
-    co_await GRPO({.dataset = prompts(), .model = model, .grader = scripted(slow), .samples_per_batch = 16,
+    co_await GRPO({.dataset = x_task_prompts(), .model = model, .grader = scripted(slow), .samples_per_batch = 16,
                    .completions_per_sample = 4, .max_num_grpo_steps = 2, .max_grading_queue = 3,
                    .sampling = {.max_tokens = 4}})
       .run();
@@ -270,7 +259,7 @@ TEST(RolloutPipeline, StepsWaitForTheTrainerAndSamplesBeyondTheBoundAreDropped) 
   runtime.run([&]() -> Task<void> {
     detail::PipelineOptions options;
     options.algorithm = "TEST";
-    options.dataset = prompts();
+    options.dataset = x_task_prompts();
     options.steps = 3;
     options.groups_per_step = 2;
     options.group_size = 2;

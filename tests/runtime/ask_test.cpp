@@ -18,15 +18,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-RuntimeOptions test_options() {
-  return {.configure = [](caf::actor_system_config& config) {
-    config.add_message_types<caf::id_block::chorus_runtime_test>();
-  }};
-}
-
 class Ask : public ::testing::Test {
 protected:
-  Runtime runtime{test_options()};
+  Runtime runtime{test_runtime_options()};
   ActorRef<> actor = runtime.spawn("echo-actor", test_actor);
 
   template <class Error, class Request>

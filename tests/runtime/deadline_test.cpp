@@ -16,15 +16,19 @@ using namespace std::chrono_literals;
 
 namespace {
 
-RuntimeOptions test_options() {
-  return {.configure = [](caf::actor_system_config& config) {
-    config.add_message_types<caf::id_block::chorus_runtime_test>();
-  }};
+// Waits on a channel nobody sends to, until cancelled; notes the cancellation in `saw`.
+Task<void> wait_until_cancelled(Channel<int>& never, bool& saw) {
+  try {
+    co_await never.receive();
+  } catch (const CancelledError&) {
+    saw = true;
+    throw;
+  }
 }
 
 class Deadline : public ::testing::Test {
 protected:
-  Runtime runtime{test_options()};
+  Runtime runtime{test_runtime_options()};
 };
 
 TEST_F(Deadline, ATaskThatFinishesInTimeGivesItsResultOrItsError) {
@@ -51,16 +55,8 @@ TEST_F(Deadline, ALateTaskIsCancelledAndHasStoppedWhenTheErrorArrives) {
   auto start = std::chrono::steady_clock::now();
   auto what = runtime.run([&]() -> Task<std::string> {
     Channel<int> never(1);
-    auto waiter = [](Channel<int>& never, bool& saw) -> Task<void> {
-      try {
-        co_await never.receive();
-      } catch (const CancelledError&) {
-        saw = true;
-        throw;
-      }
-    };
     try {
-      co_await with_deadline(waiter(never, child_saw_cancel), 50ms, "the waiter");
+      co_await with_deadline(wait_until_cancelled(never, child_saw_cancel), 50ms, "the waiter");
     } catch (const DeadlineError& error) {
       EXPECT_TRUE(child_saw_cancel); // stopped before the error reached us
       co_return error.what();
@@ -91,20 +87,12 @@ TEST_F(Deadline, CancellingTheCallerCancelsTheTaskToo) {
   bool child_saw_cancel = false;
   auto outcome = runtime.run([&]() -> Task<std::string> {
     Channel<int> never(1);
-    auto waiter = [](Channel<int>& never, bool& saw) -> Task<void> {
-      try {
-        co_await never.receive();
-      } catch (const CancelledError&) {
-        saw = true;
-        throw;
-      }
-    };
     auto failing = []() -> Task<void> {
       co_await sleep_for(10ms);
       throw std::runtime_error("sibling failed");
     };
     try {
-      co_await gather(with_deadline(waiter(never, child_saw_cancel), 60s), failing());
+      co_await gather(with_deadline(wait_until_cancelled(never, child_saw_cancel), 60s), failing());
     } catch (const std::runtime_error& error) {
       co_return error.what();
     }

@@ -89,3 +89,14 @@ CAF_BEGIN_TYPE_ID_BLOCK(chorus_runtime_test, caf::first_custom_type_id + 900)
   CAF_ADD_TYPE_ID(chorus_runtime_test, (chorus::test::UnknownRequest))
   CAF_ADD_TYPE_ID(chorus_runtime_test, (chorus::test::PingRequest))
 CAF_END_TYPE_ID_BLOCK(chorus_runtime_test)
+
+namespace chorus::test {
+
+/// Options for a Runtime that can carry the test request types above.
+inline RuntimeOptions test_runtime_options() {
+  return {.configure = [](caf::actor_system_config& config) {
+    config.add_message_types<caf::id_block::chorus_runtime_test>();
+  }};
+}
+
+} // namespace chorus::test
