@@ -103,7 +103,7 @@ void check_overlap(const std::string& algorithm, int max_staleness, double group
   if (max_rollout_retries < 0)
     fail("max_rollout_retries must be >= 0");
   if (max_grading_queue < 0)
-    fail("max_grading_queue must be >= 0 (0: samples_per_batch)");
+    fail("max_grading_queue must be >= 0 (0: one step's rollouts)");
 }
 
 namespace {
@@ -195,8 +195,7 @@ struct PolicyOptimizationRun {
                                      {"unparseable", unparseable},
                                      {"judge_cache_hits", cache_hits},
                                      {"empty_completions", empty}});
-      rollouts.stages = pipeline.lap();
-      rollouts.add_to(metrics);
+      rollouts.add_to(metrics, pipeline.lap());
       c.logger.log(c.stage, step, metrics);
       result.steps = step;
       result.reward_mean = mean_of(rewards);
@@ -204,8 +203,7 @@ struct PolicyOptimizationRun {
   }
 };
 
-} // namespace
-
+// The rollout pipeline's settings for `c`'s run.
 PipelineOptions pipeline_options(const PolicyOptimization& c) {
   PipelineOptions p;
   p.algorithm = c.algorithm;
@@ -216,12 +214,14 @@ PipelineOptions pipeline_options(const PolicyOptimization& c) {
   p.max_staleness = c.max_staleness;
   p.group_timeout_s = c.group_timeout_s;
   p.max_rollout_retries = c.max_rollout_retries;
-  p.max_grading_queue = static_cast<std::size_t>(c.max_grading_queue > 0 ? c.max_grading_queue : c.samples_per_batch);
+  p.max_grading_queue = static_cast<std::size_t>(c.max_grading_queue);
   p.sampling = c.sampling;
   p.seed = c.seed;
   p.rollout = c.rollout;
   return p;
 }
+
+} // namespace
 
 Task<RlResult> run_policy_optimization(PolicyOptimization c) {
   check(c);

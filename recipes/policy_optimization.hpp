@@ -77,10 +77,6 @@ void check(const PolicyOptimization& config);
 
 Task<RlResult> run_policy_optimization(PolicyOptimization config);
 
-struct PipelineOptions;
-/// The rollout pipeline's settings for `config`'s run.
-PipelineOptions pipeline_options(const PolicyOptimization& config);
-
 /// Prompts in a shuffled order (drawn from `seed`), reshuffled each time the dataset runs out.
 class PromptStream {
 public:

@@ -128,8 +128,7 @@ struct PpoRun {
                                      {"tokens_per_s", mean_of(speeds)},
                                      {"completion_length", mean_of(lengths)},
                                      {"policy_version", static_cast<double>(model.weight_version())}});
-      rollouts.stages = pipeline.lap();
-      rollouts.add_to(metrics);
+      rollouts.add_to(metrics, pipeline.lap());
       o.logger.log(o.stage, step, metrics);
       result.steps = step;
       result.reward_mean = mean_of(rewards);
@@ -147,7 +146,7 @@ detail::PipelineOptions ppo_pipeline(const PpoOptions& o) {
   p.max_staleness = o.max_staleness;
   p.group_timeout_s = o.group_timeout_s;
   p.max_rollout_retries = o.max_rollout_retries;
-  p.max_grading_queue = static_cast<std::size_t>(o.max_grading_queue > 0 ? o.max_grading_queue : o.samples_per_batch);
+  p.max_grading_queue = static_cast<std::size_t>(o.max_grading_queue);
   p.sampling = o.sampling;
   p.seed = o.seed;
   p.rollout = [model = o.model, grader = o.grader](Prompt prompt, SamplingParams sampling, detail::StageClock& clock) {

@@ -10,7 +10,7 @@
 
 namespace chorus::detail {
 
-void StepRollouts::add_to(Metrics& metrics) const {
+void StepRollouts::add_to(Metrics& metrics, const StageClock::Totals& stages) const {
   double stale_sum = 0, members = 0;
   for (const auto& [staleness, count] : this->staleness) {
     stale_sum += static_cast<double>(staleness * count);
@@ -37,6 +37,8 @@ RolloutPipeline::RolloutPipeline(PipelineOptions options, std::int64_t initial_v
     stream_(options_.dataset, options_.seed),
     ready_(std::max<std::size_t>(1, options_.groups_per_step)),
     versions_{initial_version} {
+  if (options_.max_grading_queue == 0)
+    options_.max_grading_queue = options_.groups_per_step * options_.group_size;
   clock_.set_limit(StageClock::grade, static_cast<int>(options_.max_grading_queue));
 }
 
@@ -68,8 +70,7 @@ Task<void> RolloutPipeline::produce_step(int step) {
 
 Task<void> RolloutPipeline::produce_group(int step, std::size_t index, Prompt prompt) {
   // Back-pressure: while the graders' queue is full, generating more only lengthens it.
-  if (options_.max_grading_queue > 0)
-    while (static_cast<std::size_t>(clock_.waiting(StageClock::grade)) >= options_.max_grading_queue)
+  while (static_cast<std::size_t>(clock_.waiting(StageClock::grade)) >= options_.max_grading_queue)
       co_await clock_.left().wait();
   RolloutGroup group{step, index, std::move(prompt), {}};
   auto deadline = options_.group_timeout_s > 0

@@ -49,7 +49,7 @@ struct PipelineOptions {
   int max_staleness = 0;
   double group_timeout_s = 0; // 0: no deadline
   int max_rollout_retries = 1;
-  std::size_t max_grading_queue = 0; // 0: no limit
+  std::size_t max_grading_queue = 0; // 0: one step's rollouts
   SamplingParams sampling;
   std::uint64_t seed = 0;
   RolloutFn rollout;
@@ -69,10 +69,9 @@ struct StepRollouts {
   std::vector<RolloutGroup> groups; // the trainable ones, ordered by (step, index)
   std::map<std::int64_t, int> staleness; // members trained on, by staleness in policy versions
   int stale_dropped = 0, failed = 0, retried = 0, timed_out = 0, groups_partial = 0, groups_dropped = 0;
-  StageClock::Totals stages; // busy time since the previous step: set by the training loop (lap())
-
-  /// Appends the counts, the staleness histogram and the stage times to `metrics`.
-  void add_to(Metrics& metrics) const;
+  /// Appends the counts, the staleness histogram and `stages` (the step's stage times, from lap()) to
+  /// `metrics`.
+  void add_to(Metrics& metrics, const StageClock::Totals& stages) const;
 };
 
 class RolloutPipeline {

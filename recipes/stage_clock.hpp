@@ -32,11 +32,6 @@ public:
   void enter(Stage stage);
   void leave(Stage stage);
 
-  /// Pieces of work running in `stage` now.
-  int active(Stage stage) const {
-    return active_[stage];
-  }
-
   /// At most `limit` pieces of work in `stage` at once (0: no limit), for those that ask wait_for_room.
   void set_limit(Stage stage, int limit) {
     limit_[stage] = limit;

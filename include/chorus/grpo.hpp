@@ -77,7 +77,7 @@ struct GrpoOptions {
   double group_timeout_s = 600;
   int max_rollout_retries = 1;
   /// Back-pressure: at most this many rollouts are graded at once, and no new group starts
-  /// generating while this many more wait for their turn (0: samples_per_batch).
+  /// generating while this many more wait for their turn (0: one step's rollouts).
   int max_grading_queue = 0;
   SamplingParams sampling{.temperature = 1.0, .max_tokens = 256};
   std::uint64_t seed = 0;
