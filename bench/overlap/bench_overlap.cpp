@@ -83,8 +83,8 @@ Task<RunTimes> run_gspo(RecipeContext& ctx, int steps, int max_staleness, const 
   co_await GSPO({.dataset = make_prompts(), .model = model, .grader = grader,
                  .logger = MetricsLogger({.jsonl = metrics}), .lr = 1e-4,
                  .samples_per_batch = kPromptsPerStep * kGroupSize, .samples_per_mini_batch = kPromptsPerStep * kGroupSize,
-                 .micro_batch_size = 4, .max_num_gspo_steps = steps,
-                 .completions_per_sample = kGroupSize, .max_staleness = max_staleness,
+                 .micro_batch_size = 4, .max_num_gspo_steps = steps, .max_staleness = max_staleness,
+                 .completions_per_sample = kGroupSize,
                  .sampling = {.temperature = 1.0, .max_tokens = kCompletionTokens}, .seed = 1})
     .run();
   co_return read_times(metrics, std::chrono::duration<double>(Clock::now() - start).count());
