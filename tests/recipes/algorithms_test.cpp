@@ -165,4 +165,13 @@ TEST(AlgorithmOptions, BadOptionsAreConfigErrors) {
                ConfigError);
   EXPECT_THROW(DPO({.dataset = {{{{"user", "a"}}, "b", "c", Json::object()}}, .beta = 0.0}), ConfigError);
   EXPECT_THROW(PPO({.dataset = x_task_prompts(), .grader = FunctionGrader("x", share_of_x), .gamma = 1.5}), ConfigError);
+  // The overlap options, checked by every pipelined algorithm.
+  EXPECT_THROW(GRPO({.dataset = x_task_prompts(), .grader = FunctionGrader("x", share_of_x), .max_staleness = -1}),
+               ConfigError);
+  EXPECT_THROW(GSPO({.dataset = x_task_prompts(), .grader = FunctionGrader("x", share_of_x), .group_timeout_s = -1}),
+               ConfigError);
+  EXPECT_THROW(PPO({.dataset = x_task_prompts(), .grader = FunctionGrader("x", share_of_x), .max_rollout_retries = -1}),
+               ConfigError);
+  EXPECT_THROW(GRPO({.dataset = x_task_prompts(), .grader = FunctionGrader("x", share_of_x), .max_grading_queue = -1}),
+               ConfigError);
 }

@@ -200,6 +200,25 @@ TEST_F(Overlap, AStragglerIsCancelledAtItsGroupsDeadlineAndTheGroupTrainsWithout
   EXPECT_EQ(lines[1]["rollouts_timed_out"].get<double>(), 0.0);
 }
 
+TEST_F(Overlap, AStepWhoseRolloutsAllMissTheDeadlineStopsTheRunSayingSo) {
+  runtime_.run([&]() -> Task<void> {
+    auto model = co_await tiny_model();
+    auto never_answer = [](int, const Sample&, int&, int&) -> Task<double> {
+      co_await sleep_for(1h);
+      co_return 0.0;
+    };
+    try {
+      co_await GRPO({.dataset = x_task_prompts(), .model = model, .grader = scripted(never_answer),
+                     .samples_per_batch = 4, .completions_per_sample = 2, .max_num_grpo_steps = 2,
+                     .group_timeout_s = 0.3, .sampling = {.max_tokens = 4}})
+        .run();
+      ADD_FAILURE() << "no error";
+    } catch (const Error& error) {
+      EXPECT_NE(std::string(error.what()).find("missed its group's deadline"), std::string::npos) << error.what();
+    }
+  }());
+}
+
 TEST_F(Overlap, AFailedRolloutIsRetriedAndRolloutsThatAlwaysFailStopTheRun) {
   runtime_.run([&]() -> Task<void> {
     auto model = co_await tiny_model();
