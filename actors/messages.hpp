@@ -57,6 +57,9 @@ struct GenerateRequest {
   std::vector<std::int64_t> tokens;
   /// Names the request for CancelGeneration: unique per process that asks (0: cannot be cancelled).
   std::uint64_t id = 0;
+  /// A replica of a training model generates it with this weight version or a newer one (the asker
+  /// has seen the trainer publish it); a replica in another process waits until it has fetched it.
+  std::int64_t min_weight_version = 0;
 };
 
 /// Stops generate request `id` if it is still queued or running: its slot is freed at once and the
@@ -123,7 +126,7 @@ struct DecodeStep {};
 
 CHORUS_INSPECT(ModelInfo, model_type, vocab_size, parameters, weight_version, threads, pending)
 CHORUS_INSPECT(ModelInfoRequest)
-CHORUS_INSPECT(GenerateRequest, messages, text, params, tokens, id)
+CHORUS_INSPECT(GenerateRequest, messages, text, params, tokens, id, min_weight_version)
 CHORUS_INSPECT(CancelGeneration, id)
 CHORUS_INSPECT(LogprobsReply, logprobs, weight_version)
 CHORUS_INSPECT(LogprobsRequest, prompt_tokens, completion_tokens)

@@ -37,12 +37,18 @@ caf::actor spawn_policy_actor(caf::actor_system& system, ModelActorSpec spec);
 struct TrainingActors {
   caf::actor trainer;
   std::vector<caf::actor> replicas;
+  /// Streams each weight version to replicas in other processes (spawn_remote_replica there).
+  caf::actor weight_server;
 };
 
-/// A trainer actor and `replicas` policy actors that adopt each weight version it publishes.
-/// `replica_spec` describes the replicas (their names get a suffix).
+/// A trainer actor, its weight server, and `replicas` policy actors in this process that adopt each
+/// weight version it publishes. `replica_spec` describes the replicas (their names get a suffix).
 TrainingActors spawn_training_actors(caf::actor_system& system, ModelActorSpec trainer_spec,
                                      ModelActorSpec replica_spec, int replicas, bool keep_reference);
+
+/// A replica of a training model in another process than its trainer: it streams each weight
+/// version from `weight_server` (TrainingActors::weight_server) and generates only with those.
+caf::actor spawn_remote_replica(caf::actor_system& system, ModelActorSpec spec, caf::actor weight_server);
 
 /// Accelerator devices LibTorch can use here (CUDA); 0 on a CPU-only machine.
 int available_devices();

@@ -3,11 +3,13 @@
 // needs no lock.
 #include <chorus/model.hpp>
 
+#include "actors/cluster_messages.hpp"
 #include "actors/messages.hpp"
 #include "actors/model_actors.hpp"
 #include "actors/model_state.hpp"
 #include "runtime/runtime.hpp"
 
+#include <caf/io/middleman.hpp>
 #include <caf/send.hpp>
 
 #include <chorus/context.hpp>
@@ -35,6 +37,40 @@ Task<actors::ModelInfo> wait_loaded(ActorRef<> ref) {
   constexpr auto kLoadTimeout = std::chrono::minutes(30);
   auto info = co_await ref.ask(ModelInfoRequest{}, kLoadTimeout);
   co_return info;
+}
+
+// The spawner of cluster node `node`, joined (connected, secret checked) on first use.
+Task<caf::actor> join_node(RecipeContext& ctx, const std::string& node) {
+  auto& runtime = ctx.runtime();
+  auto& joined = runtime.joined_nodes();
+  if (auto found = joined.find(node); found != joined.end())
+    co_return found->second;
+  const auto& cluster = *runtime.cluster();
+  const auto& address = cluster.node(node);
+  // A blocking connect, once per node: refused at once on a closed port, bounded by TCP otherwise.
+  auto spawner = runtime.system().middleman().remote_actor(address.host, address.port);
+  if (!spawner)
+    throw ActorError("node '" + node + "'", "connect", "node '" + node + "' (" + address.host + ":" + std::to_string(address.port) +
+                     ", from " + cluster.file.string() + ") cannot be reached: " + runtime.system().render(spawner.error()));
+  // Not adopted: the runtime stops the actors it adopts at shutdown, and the node outlives this run.
+  ActorRef<> ref(runtime.bridge(), *spawner, "node '" + node + "'");
+  auto welcome = co_await ref.ask(actors::NodeHello{cluster.secret}, std::chrono::seconds(30));
+  if (welcome.name != node)
+    throw ConfigError(cluster.file.string() + ": " + address.host + ":" + std::to_string(address.port) +
+                      " is node '" + welcome.name + "', not '" + node + "'");
+  ctx.log().info("joined node '{}' at {}:{} ({} cores)", node, address.host, address.port, welcome.cores);
+  joined.emplace(node, *spawner);
+  co_return *spawner;
+}
+
+// Spawns a policy actor on `node` (a replica streaming from `weights`, or an inference model).
+Task<caf::actor> spawn_on_node(RecipeContext& ctx, const std::string& node, ModelActorSpec spec, caf::actor weights) {
+  auto spawner = co_await join_node(ctx, node);
+  ActorRef<> ref(ctx.runtime().bridge(), spawner, "node '" + node + "'");
+  auto spawned = co_await ref.ask(actors::SpawnModelActor{ctx.runtime().cluster()->secret, std::move(spec),
+                                                          std::move(weights)},
+                                  std::chrono::seconds(60));
+  co_return spawned.actor;
 }
 
 ModelActorSpec actor_spec(const detail::ModelSpec& spec, const std::string& name, std::int64_t max_batch_size) {
@@ -91,9 +127,20 @@ Task<ModelBuilder> make_builder(RecipeContext& ctx, std::string reference, Build
     throw ConfigError(where + "dtype '" + options.dtype + "' is not supported (expected float32 or bfloat16)");
   if (options.threads < 0)
     throw ConfigError(where + "threads must be >= 0 (0: a share of the cores)");
-  if (!options.node.empty())
-    throw ConfigError(where + "node '" + options.node + "': placing actors on other nodes is not supported yet; "
-                      "leave node empty to run in this process");
+  if (!options.replica_nodes.empty() && static_cast<int>(options.replica_nodes.size()) != options.replicas)
+    throw ConfigError(where + "replica_nodes names " + std::to_string(options.replica_nodes.size()) +
+                      " node(s) for " + std::to_string(options.replicas) + " replica(s): give one per replica");
+  auto placed = options.replica_nodes;
+  placed.push_back(options.node);
+  for (const auto& node : placed) {
+    if (node.empty())
+      continue;
+    const auto* cluster = ctx.runtime().cluster();
+    if (!cluster)
+      throw ConfigError(where + "node '" + node + "': this recipe runs without a cluster; start it with "
+                        "--cluster FILE (a file naming the nodes) or leave node empty");
+    cluster->node(node); // throws for a node the file does not name
+  }
   if (reference.rfind("builtin:", 0) != 0 && !std::filesystem::is_directory(reference))
     throw ConfigError(where + "not a folder (expected builtin:tiny or a Hugging Face model folder)");
   auto spec = std::make_shared<detail::ModelSpec>(detail::ModelSpec{reference, std::move(options)});
@@ -136,22 +183,41 @@ Task<TrainingModel> spawn_training_model(RecipeContext* ctx_, std::shared_ptr<co
   if (options.max_batch_size < 1)
     throw ConfigError("model '" + name + "': max_batch_size must be at least 1");
   auto& runtime = ctx_->runtime();
+  const auto& placement = spec_->options;
+  auto node_of = [&](int replica) {
+    return placement.replica_nodes.empty() ? placement.node : placement.replica_nodes[static_cast<std::size_t>(replica)];
+  };
+  int local = 0;
+  for (int i = 0; i < placement.replicas; ++i)
+    local += node_of(i).empty() ? 1 : 0;
   auto spawned = actors::spawn_training_actors(runtime.system(), actor_spec(*spec_, name + "/trainer", 1),
-                                               actor_spec(*spec_, name, options.max_batch_size),
-                                               spec_->options.replicas, options.keep_reference);
+                                               actor_spec(*spec_, name, options.max_batch_size), local,
+                                               options.keep_reference);
   auto state = std::make_shared<detail::TrainingState>();
   state->name = name;
   state->trainer = runtime.adopt(name + "/trainer", spawned.trainer);
+  runtime.adopt(name + "/weights", spawned.weight_server);
   state->inference = std::make_shared<detail::InferenceState>();
   state->inference->name = name;
-  for (std::size_t i = 0; i < spawned.replicas.size(); ++i) {
-    auto replica = std::make_shared<detail::Replica>();
-    replica->ref = runtime.adopt(name + "/replica" + std::to_string(i), spawned.replicas[i]);
-    state->inference->replicas.push_back(std::move(replica));
-  }
   std::vector<caf::actor> all = spawned.replicas;
   all.push_back(spawned.trainer);
+  all.push_back(spawned.weight_server);
   try {
+    for (int i = 0, next_local = 0; i < placement.replicas; ++i) {
+      auto replica_name = name + "/replica" + std::to_string(i);
+      caf::actor handle;
+      if (node_of(i).empty()) {
+        handle = spawned.replicas[static_cast<std::size_t>(next_local++)];
+      } else {
+        auto spec = actor_spec(*spec_, replica_name, options.max_batch_size);
+        handle = co_await spawn_on_node(*ctx_, node_of(i), std::move(spec), spawned.weight_server);
+        all.push_back(handle);
+        replica_name += "@" + node_of(i);
+      }
+      auto replica = std::make_shared<detail::Replica>();
+      replica->ref = runtime.adopt(replica_name, handle);
+      state->inference->replicas.push_back(std::move(replica));
+    }
     // The trainer first: it publishes the weights that the replicas adopt when asked.
     auto trainer_info = co_await wait_loaded(state->trainer);
     for (const auto& replica : state->inference->replicas)
@@ -171,11 +237,14 @@ Task<InferenceModel> spawn_inference_model(RecipeContext* ctx_, std::shared_ptr<
   if (options.max_batch_size < 1)
     throw ConfigError("model '" + name + "': max_batch_size must be at least 1");
   auto& runtime = ctx_->runtime();
-  auto handle = actors::spawn_policy_actor(runtime.system(), actor_spec(*spec_, name, options.max_batch_size));
+  const auto& node = spec_->options.node;
+  auto spec = actor_spec(*spec_, name, options.max_batch_size);
+  auto handle = node.empty() ? actors::spawn_policy_actor(runtime.system(), std::move(spec))
+                             : co_await spawn_on_node(*ctx_, node, std::move(spec), caf::actor{});
   auto state = std::make_shared<detail::InferenceState>();
   state->name = name;
   auto replica = std::make_shared<detail::Replica>();
-  replica->ref = runtime.adopt(name, handle);
+  replica->ref = runtime.adopt(node.empty() ? name : name + "@" + node, handle);
   state->replicas.push_back(replica);
   try {
     auto info = co_await wait_loaded(replica->ref);
@@ -202,6 +271,7 @@ Task<Generation> ask_generate(std::shared_ptr<detail::InferenceState> state, Gen
                               std::chrono::milliseconds timeout) {
   static std::atomic<std::uint64_t> next_id{1};
   auto id = request.id = next_id++;
+  request.min_weight_version = state->min_weight_version;
   co_return co_await state->ask(std::move(request), timeout,
                                 [id](const ActorRef<>& replica) { replica.tell(actors::CancelGeneration{id}); });
 }
@@ -221,6 +291,7 @@ Task<std::vector<std::int64_t>> ask_tokens(std::shared_ptr<detail::InferenceStat
 Task<TrainReport> ask_train(std::shared_ptr<detail::TrainingState> state, actors::TrainRequest request) {
   auto report = co_await state->trainer.ask(std::move(request), state->timeout);
   state->weight_version = std::max(state->weight_version, report.weight_version);
+  state->inference->min_weight_version = state->weight_version;
   co_return report;
 }
 

@@ -33,6 +33,8 @@ struct Replica {
 struct InferenceState {
   std::string name;
   std::vector<std::shared_ptr<Replica>> replicas;
+  // The newest weight version its trainer reported: generation waits for at least this one.
+  std::int64_t min_weight_version = 0;
 
   // The replica with the fewest requests in flight. @throws Error when none is left.
   std::shared_ptr<Replica> pick() const {

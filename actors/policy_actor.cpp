@@ -5,6 +5,7 @@
 // anything but its own model; never answers a request twice.
 #include "actors/model_host.hpp"
 #include "actors/weight_board.hpp"
+#include "actors/weight_stream.hpp"
 #include "models/batcher.hpp"
 
 #include "runtime/actor_host.hpp"
@@ -25,8 +26,10 @@ namespace {
 
 struct PolicyState {
   ModelHost host;
-  std::shared_ptr<WeightBoard> board; // null for an inference-only model
+  std::shared_ptr<WeightBoard> board; // a replica in the trainer's process; else null
+  std::unique_ptr<WeightFeed> feed;   // a replica in another process; else null
   std::int64_t version = 0;
+  std::int64_t required = 0; // the newest version a request asked for: new sequences wait for it
   std::unique_ptr<models::ContinuousBatcher> batcher;
   struct Pending {
     caf::typed_response_promise<Generation> promise;
@@ -64,8 +67,17 @@ Generation finish(const models::Pretrained& model, PolicyState::Pending& pending
 }
 
 // Adopts the newest published weights when no sequence is running; reports whether the batcher may
-// admit new sequences (not while newer weights wait for the running ones to finish).
-bool sync_weights(PolicyState& state) {
+// admit new sequences (not while newer weights wait for the running ones to finish, nor while a
+// remote replica still fetches the version its requests asked for).
+bool sync_weights(PolicyState& state, caf::event_based_actor* self) {
+  if (state.feed) {
+    if (state.feed->ready() > state.version) {
+      if (state.batcher->running() > 0)
+        return false;
+      state.version = state.feed->adopt(self, *state.host.model.model);
+    }
+    return state.version >= state.required;
+  }
   if (!state.board || state.board->version() <= state.version)
     return true;
   if (state.batcher->running() > 0)
@@ -90,7 +102,7 @@ void decode_step(PolicyActor* self) {
                       " waiting");
   try {
     state.host.prepare();
-    bool admit = sync_weights(state);
+    bool admit = sync_weights(state, self);
     for (auto& done : state.batcher->step(admit)) {
       auto found = state.pending.find(done.id);
       if (found == state.pending.end())
@@ -109,15 +121,38 @@ void decode_step(PolicyActor* self) {
   } catch (const std::exception& error) {
     fail_all(state, std::string("generation failed: ") + error.what());
   }
-  state.stepping = !state.batcher->idle();
+  // Sequences that wait for weights still being fetched: the feed restarts the steps when they come.
+  bool waiting_for_weights = state.batcher->running() == 0 && state.version < state.required;
+  state.stepping = !state.batcher->idle() && !waiting_for_weights;
   if (state.stepping)
     self->send(self, DecodeStep{});
 }
 
-caf::behavior policy_actor(PolicyActor* self, ModelActorSpec spec, std::shared_ptr<WeightBoard> board) {
+// A remote replica's feed completed a version, or failed: a replica that cannot follow its trainer
+// stops, so that the recipe routes its requests to the other replicas.
+void on_weights(PolicyActor* self) {
+  auto& state = self->state;
+  if (!state.feed->error().empty()) {
+    fail_all(state, "weight sync failed: " + state.feed->error());
+    self->quit(caf::make_error(caf::sec::runtime_error, "weight sync failed: " + state.feed->error()));
+    return;
+  }
+  if (!state.stepping && state.batcher && !state.batcher->idle()) {
+    state.stepping = true;
+    self->send(self, DecodeStep{});
+  }
+}
+
+caf::behavior policy_actor(PolicyActor* self, ModelActorSpec spec, std::shared_ptr<WeightBoard> board,
+                           caf::actor weight_server) {
   auto& state = self->state;
   state.host.load(std::move(spec), /*weight=*/1);
   state.board = std::move(board);
+  if (weight_server && state.host.load_error.empty()) {
+    state.feed = std::make_unique<WeightFeed>(std::move(weight_server), state.host.spec.name);
+    state.version = -1; // whatever it loaded, a replica generates only with weights its trainer sent
+    state.feed->start(self, [self] { on_weights(self); });
+  }
   if (state.host.load_error.empty())
     state.batcher = std::make_unique<models::ContinuousBatcher>(state.host.model.model, state.host.spec.max_batch_size,
                                                                 state.host.spec.kv_cache_len);
@@ -126,7 +161,7 @@ caf::behavior policy_actor(PolicyActor* self, ModelActorSpec spec, std::shared_p
       auto& state = self->state;
       state.host.prepare();
       if (state.batcher->idle())
-        sync_weights(state);
+        sync_weights(state, self);
       auto info = state.host.info(state.version);
       info.pending = static_cast<std::int64_t>(state.pending.size());
       return info;
@@ -152,6 +187,10 @@ caf::behavior policy_actor(PolicyActor* self, ModelActorSpec spec, std::shared_p
         if (!params.stop.empty())
           sequence.should_stop = [check = models::stop_at_strings(model.tokenizer, params.stop)](
                                    const std::vector<std::int64_t>& tokens) { return check(0, tokens); };
+        if (state.feed) {
+          state.required = std::max(state.required, request.min_weight_version);
+          state.feed->want(self, state.required);
+        }
         auto id = state.batcher->add(std::move(sequence));
         auto promise = self->make_response_promise<Generation>();
         state.pending.emplace(id, PolicyState::Pending{promise, std::move(prompt), params.stop, request.id});
@@ -167,6 +206,10 @@ caf::behavior policy_actor(PolicyActor* self, ModelActorSpec spec, std::shared_p
       }
     },
     [self](const DecodeStep&) { decode_step(self); },
+    [self](const WeightsPublished& published) {
+      if (self->state.feed)
+        self->state.feed->want(self, published.version);
+    },
     [self](const CancelGeneration& cancel) {
       auto& state = self->state;
       auto found = state.by_request.find(cancel.id);
@@ -180,7 +223,7 @@ caf::behavior policy_actor(PolicyActor* self, ModelActorSpec spec, std::shared_p
     guarded([self](const LogprobsRequest& request) {
       auto& state = self->state;
       state.host.prepare();
-      sync_weights(state); // adopts the newest weights unless sequences are running
+      sync_weights(state, self); // adopts the newest weights unless sequences are running
       auto scores = models::score_logprobs(state.host.model.model, {request.prompt_tokens}, {request.completion_tokens});
       return LogprobsReply{std::move(scores.front()), state.version};
     }),
@@ -198,7 +241,11 @@ caf::behavior policy_actor(PolicyActor* self, ModelActorSpec spec, std::shared_p
 } // namespace
 
 caf::actor spawn_policy_with_board(caf::actor_system& system, ModelActorSpec spec, std::shared_ptr<WeightBoard> board) {
-  return system.spawn<caf::detached>(policy_actor, std::move(spec), std::move(board));
+  return system.spawn<caf::detached>(policy_actor, std::move(spec), std::move(board), caf::actor{});
+}
+
+caf::actor spawn_remote_replica(caf::actor_system& system, ModelActorSpec spec, caf::actor weight_server) {
+  return system.spawn<caf::detached>(policy_actor, std::move(spec), nullptr, std::move(weight_server));
 }
 
 caf::actor spawn_policy_actor(caf::actor_system& system, ModelActorSpec spec) {

@@ -4,6 +4,7 @@
 #include "actors/model_host.hpp"
 #include "actors/trainer.hpp"
 #include "actors/weight_board.hpp"
+#include "actors/weight_stream.hpp"
 #include "models/generation.hpp"
 
 #include "runtime/actor_host.hpp"
@@ -24,21 +25,24 @@ struct TrainerState {
   ModelHost host;
   std::unique_ptr<Trainer> trainer;
   std::shared_ptr<WeightBoard> board;
+  caf::actor weight_server; // tells replicas in other processes of each version
   static inline const char* name = "chorus.trainer";
 };
 
 using TrainerActor = caf::stateful_actor<TrainerState>;
 
 caf::behavior trainer_actor(TrainerActor* self, ModelActorSpec spec, std::shared_ptr<WeightBoard> board,
-                            bool keep_reference) {
+                            caf::actor weight_server, bool keep_reference) {
   auto& state = self->state;
   // A backward pass costs about twice a forward: the trainer claims two shares of the cores.
   state.host.load(std::move(spec), /*weight=*/2);
   state.board = std::move(board);
+  state.weight_server = std::move(weight_server);
   if (state.host.load_error.empty()) {
     try {
       state.trainer = std::make_unique<Trainer>(state.host.model, keep_reference);
       state.board->publish(0, *state.host.model.model); // replicas start from exactly these weights
+      self->send(state.weight_server, WeightsPublished{0});
     } catch (const std::exception& error) {
       state.host.load_error = error.what();
     }
@@ -62,6 +66,7 @@ caf::behavior trainer_actor(TrainerActor* self, ModelActorSpec spec, std::shared
         TimelineSpan span(state.host.spec.name, "weight publish", "version " + std::to_string(report.weight_version));
         state.board->publish(report.weight_version, *state.host.model.model);
       }
+      self->send(state.weight_server, WeightsPublished{report.weight_version});
       // A sampler that disagrees with the trainer about the same weights and tokens biases every
       // policy-gradient step silently: say so loudly. bf16 rounds differently in the two code paths.
       double tolerance = state.host.spec.dtype == "float32" ? 1e-4 : 5e-2;
@@ -100,8 +105,9 @@ TrainingActors spawn_training_actors(caf::actor_system& system, ModelActorSpec t
                                      ModelActorSpec replica_spec, int replicas, bool keep_reference) {
   auto board = std::make_shared<WeightBoard>();
   TrainingActors actors;
-  actors.trainer = system.spawn<caf::detached>(trainer_actor, std::move(trainer_spec), board,
-                                                              keep_reference);
+  actors.weight_server = spawn_weight_server(system, board);
+  actors.trainer = system.spawn<caf::detached>(trainer_actor, std::move(trainer_spec), board, actors.weight_server,
+                                               keep_reference);
   for (int i = 0; i < replicas; ++i) {
     auto spec = replica_spec;
     spec.name += "/replica" + std::to_string(i);

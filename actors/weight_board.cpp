@@ -7,10 +7,14 @@ namespace chorus::actors {
 void WeightBoard::publish(std::int64_t version, torch::nn::Module& model) {
   torch::NoGradGuard no_grad;
   auto snapshot = std::make_shared<std::vector<torch::Tensor>>();
-  for (const auto& parameter : model.parameters())
-    snapshot->push_back(parameter.detach().clone());
+  auto names = std::make_shared<std::vector<std::string>>();
+  for (const auto& parameter : model.named_parameters()) {
+    snapshot->push_back(parameter.value().detach().clone());
+    names->push_back(parameter.key());
+  }
   std::lock_guard<std::mutex> guard{mutex_};
   snapshot_ = std::move(snapshot);
+  names_ = std::move(names);
   version_.store(version);
 }
 
@@ -31,6 +35,11 @@ std::int64_t WeightBoard::adopt(torch::nn::Module& model, std::int64_t have) con
   for (std::size_t i = 0; i < parameters.size(); ++i)
     parameters[i].copy_((*snapshot)[i]); // copy_ converts dtype: a bf16 replica of an fp32 trainer works
   return version;
+}
+
+WeightBoard::Snapshot WeightBoard::newest() const {
+  std::lock_guard<std::mutex> guard{mutex_};
+  return {version_.load(), snapshot_, names_};
 }
 
 } // namespace chorus::actors

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 namespace chorus::actors {
@@ -28,9 +29,20 @@ public:
   /// holds afterwards.
   std::int64_t adopt(torch::nn::Module& model, std::int64_t have) const;
 
+  /// One published version: the parameters in `model.named_parameters()` order, and their names.
+  struct Snapshot {
+    std::int64_t version = 0;
+    std::shared_ptr<const std::vector<torch::Tensor>> tensors; // null before any publish
+    std::shared_ptr<const std::vector<std::string>> names;
+  };
+
+  /// The newest version (for the weight server, which streams it to other processes).
+  Snapshot newest() const;
+
 private:
   mutable std::mutex mutex_;
   std::shared_ptr<const std::vector<torch::Tensor>> snapshot_;
+  std::shared_ptr<const std::vector<std::string>> names_;
   std::atomic<std::int64_t> version_{0};
 };
 

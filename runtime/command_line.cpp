@@ -38,6 +38,8 @@ RecipeCommandLine parse_command_line(int argc, const char* const* argv) {
       result.overrides.push_back(value());
     } else if (option == "-o" || option == "--output") {
       result.output_dir = value();
+    } else if (option == "--cluster") {
+      result.cluster_file = value();
     } else if (option == "--log-level") {
       result.log_level = value();
       if (std::find(kLogLevels.begin(), kLogLevels.end(), result.log_level) == kLogLevels.end())
@@ -62,6 +64,7 @@ std::string recipe_usage(std::string_view program, std::string_view recipe, cons
   text += "  -c, --config FILE        read config fields from a JSON file\n";
   text += "  -s, --set KEY=VALUE      set one field (after the file), e.g. --set lr=1e-5; repeatable\n";
   text += "  -o, --output DIR         output directory (default: runs/" + std::string(recipe) + "-<date>-<time>)\n";
+  text += "      --cluster FILE       a cluster file: the chorus-node processes components may run on\n";
   text += "      --log-level LEVEL    trace, debug, info (default), warn or error\n";
   text += "  -h, --help               show this help\n\n";
   text += "Config fields:\n" + config_table;

@@ -112,8 +112,17 @@ int run_recipe(std::string_view recipe, const RecipeCommandLine& command_line, c
   }
   auto log = make_logger(recipe, output / "log.txt", command_line.log_level);
   spdlog::set_default_logger(log); // what the runtime and the actors log goes to stderr and log.txt too
+  std::shared_ptr<const Cluster> cluster;
+  if (!command_line.cluster_file.empty()) {
+    try {
+      cluster = std::make_shared<const Cluster>(read_cluster_file(command_line.cluster_file));
+    } catch (const std::exception& error) {
+      log->error("{}", error.what());
+      return 2;
+    }
+  }
   MetricsLogger metrics({.jsonl = output / "metrics.jsonl", .console = log});
-  Runtime runtime;
+  Runtime runtime({.cluster = cluster});
   RecipeContext ctx(runtime, std::string(recipe), output, metrics, log);
   int code = 0;
   {

@@ -34,7 +34,9 @@ void add_message_types(std::function<void(caf::actor_system_config&)> installer)
 }
 
 Runtime::Runtime(RuntimeOptions options)
-  : config_(std::make_unique<caf::actor_system_config>()), shutdown_timeout_(options.shutdown_timeout) {
+  : config_(std::make_unique<caf::actor_system_config>()),
+    shutdown_timeout_(options.shutdown_timeout),
+    cluster_(std::move(options.cluster)) {
   {
     std::lock_guard<std::mutex> guard{installers_mutex()};
     for (const auto& install : installers())
@@ -45,8 +47,10 @@ Runtime::Runtime(RuntimeOptions options)
   // wait out a sleep (~90 us per round trip, measured by bench_bridge); waiting on the condition
   // variable right after the short busy-poll phase answers in ~15 us and burns less idle CPU.
   config_->set("work-stealing.moderate-poll-attempts", 0);
-  if (options.network)
+  if (options.network || cluster_)
     config_->load<caf::io::middleman>();
+  if (cluster_)
+    configure_cluster_network(*config_);
   if (options.configure)
     options.configure(*config_);
   system_ = std::make_unique<caf::actor_system>(*config_);
@@ -100,6 +104,7 @@ void Runtime::shutdown() {
   for (auto& actor : actors)
     caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
   actors.clear();
+  joined_nodes_.clear();
   io_.reset();
   bridge_.reset();
   stop_actor_system();

@@ -4,6 +4,7 @@
 
 #include "runtime/actor_ref.hpp"
 #include "runtime/bridge.hpp"
+#include "runtime/cluster.hpp"
 #include "runtime/message.hpp"
 
 #include <chorus/errors.hpp>
@@ -22,6 +23,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -33,6 +35,8 @@ namespace chorus {
 struct RuntimeOptions {
   /// Loads CAF's middleman, so that actors can be published to and reached from other processes.
   bool network = false;
+  /// The nodes that components may be placed on (a cluster file); implies `network`.
+  std::shared_ptr<const Cluster> cluster;
   /// Called with the CAF config before the actor system starts, after the registered type blocks.
   std::function<void(caf::actor_system_config&)> configure;
   /// How long shutdown waits for the actors to stop before it gives up and ends the process with
@@ -102,6 +106,18 @@ public:
     return ActorRef<Interface>(*bridge_, std::move(handle), std::move(name));
   }
 
+  // -- cluster ----------------------------------------------------------------
+
+  /// The cluster this process belongs to; null when it runs alone.
+  const Cluster* cluster() const noexcept {
+    return cluster_.get();
+  }
+
+  /// The spawners of the nodes joined so far, by node name (recipe executor only).
+  std::map<std::string, caf::actor>& joined_nodes() {
+    return joined_nodes_;
+  }
+
   // -- running ----------------------------------------------------------------
 
   /// Runs `task` on the recipe executor, on the calling thread, until it completes; returns its
@@ -161,6 +177,8 @@ private:
   std::mutex actors_mutex_;
   std::vector<caf::actor> actors_;
   std::chrono::milliseconds shutdown_timeout_;
+  std::shared_ptr<const Cluster> cluster_;
+  std::map<std::string, caf::actor> joined_nodes_;
   bool shut_down_ = false;
 };
 

@@ -46,8 +46,14 @@ struct BuilderOptions {
   int replicas = 1;
   /// Intra-op threads of each actor; 0 divides the machine's cores between the compute actors.
   int threads = 0;
-  /// Where the actors run: empty for this process (other nodes: see the cluster docs).
+  /// Where the inference actors run: a node of the cluster file the recipe was started with
+  /// (`--cluster FILE`), or empty for this process. It places an inference model, or the replicas of
+  /// a training model (its trainer stays in the recipe's process). The recipe's code is the same
+  /// wherever they run.
   std::string node;
+  /// One node per replica of a training model (size `replicas`; "" for this process); overrides
+  /// `node` for replicas, e.g. {"", "gen-1"} keeps one replica here and puts one on gen-1.
+  std::vector<std::string> replica_nodes;
   /// Seeds the built-in model's initial weights (ignored for a folder).
   std::uint64_t seed = 0;
 };

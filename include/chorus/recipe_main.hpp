@@ -28,6 +28,8 @@ struct RecipeCommandLine {
   std::vector<std::string> overrides;
   /// `--output DIR`; empty: `runs/<recipe>-<date>-<time>`.
   std::filesystem::path output_dir;
+  /// `--cluster FILE`: the nodes components may be placed on (BuilderOptions::node); empty: none.
+  std::filesystem::path cluster_file;
   /// `--log-level`: trace, debug, info, warn or error.
   std::string log_level = "info";
   /// `--help`: print the usage and every config field, then exit.

@@ -1,0 +1,118 @@
+// chorus-node: a process that hosts the components a recipe places on it (policy replicas, judges).
+// It publishes a spawner actor through CAF's middleman on the address and port given, and serves
+// until SIGINT or SIGTERM.
+//
+//   chorus-node --cluster cluster.json --name gen-1            # host and port from the file
+//   chorus-node --cluster cluster.json --name gen-1 --port 0   # any free port (printed)
+#include "actors/node_spawner.hpp"
+#include "runtime/cluster.hpp"
+#include "runtime/runtime.hpp"
+
+#include <caf/io/middleman.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <optional>
+#include <string>
+
+namespace {
+
+constexpr const char* kUsage = R"(Usage: chorus-node --cluster FILE --name NAME [--bind ADDR] [--port P]
+
+Hosts the recipe components placed on node NAME of the cluster file (its secret and port).
+  --bind ADDR   the address to listen on (default: the node's host in the file)
+  --port P      the port to listen on (default: the node's port in the file; 0: any free port)
+Prints "chorus-node NAME listening on ADDR:PORT" once it serves; stops on SIGINT or SIGTERM.
+)";
+
+struct Options {
+  std::string cluster_file, name, bind;
+  std::optional<long> port;
+};
+
+Options parse(int argc, char** argv) {
+  Options options;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc)
+        throw std::invalid_argument("option " + arg + " needs a value");
+      return argv[++i];
+    };
+    if (arg == "-h" || arg == "--help") {
+      std::cout << kUsage;
+      std::exit(0);
+    } else if (arg == "--cluster") {
+      options.cluster_file = value();
+    } else if (arg == "--name") {
+      options.name = value();
+    } else if (arg == "--bind") {
+      options.bind = value();
+    } else if (arg == "--port") {
+      auto text = value();
+      std::size_t used = 0;
+      long port = -1;
+      try {
+        port = std::stol(text, &used);
+      } catch (const std::exception&) {
+      }
+      if (used != text.size() || port < 0 || port > 65535)
+        throw std::invalid_argument("--port " + text + ": expected a port number from 0 to 65535");
+      options.port = port;
+    } else {
+      throw std::invalid_argument("unexpected argument '" + arg + "'");
+    }
+  }
+  if (options.cluster_file.empty() || options.name.empty())
+    throw std::invalid_argument("--cluster FILE and --name NAME are required");
+  return options;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  std::shared_ptr<const chorus::Cluster> cluster;
+  chorus::ClusterNode node;
+  try {
+    options = parse(argc, argv);
+    cluster = std::make_shared<const chorus::Cluster>(chorus::read_cluster_file(options.cluster_file));
+    node = cluster->node(options.name);
+  } catch (const std::exception& error) {
+    std::cerr << "chorus-node: error: " << error.what() << "\n" << kUsage;
+    return 2;
+  }
+  if (!options.bind.empty())
+    node.host = options.bind;
+  if (options.port)
+    node.port = static_cast<std::uint16_t>(*options.port);
+
+  // Signals are waited for by this thread, not delivered to whichever thread runs.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  chorus::Runtime runtime({.cluster = cluster});
+  auto spawner = chorus::actors::spawn_node_spawner(runtime.system(), node.name, cluster->secret,
+                                                    [&runtime](caf::actor actor) { runtime.adopt("", actor); });
+  runtime.adopt("spawner", spawner);
+  auto port = runtime.system().middleman().publish(spawner, node.port, node.host.c_str(), /*reuse_addr=*/true);
+  if (!port) {
+    std::cerr << "chorus-node: error: cannot listen on " << node.host << ":" << node.port << ": "
+              << runtime.system().render(port.error()) << "\n";
+    return 1;
+  }
+  std::printf("chorus-node %s listening on %s:%u\n", node.name.c_str(), node.host.c_str(),
+              static_cast<unsigned>(*port));
+  std::fflush(stdout);
+  int received = 0;
+  sigwait(&signals, &received);
+  spdlog::info("chorus-node {}: {} received, stopping", node.name, received == SIGTERM ? "SIGTERM" : "SIGINT");
+  runtime.shutdown();
+  return 0;
+}

@@ -1,0 +1,116 @@
+// The messages that cross between a recipe's process and the chorus-node processes of its cluster:
+// joining a node, spawning model actors on it, and streaming weight versions from a trainer to the
+// replicas in other processes. Valid C++17 without LibTorch. Tensors travel as {dtype, shape, bytes}:
+// a manifest names each tensor's layout once, then the bytes of all tensors laid end to end come in
+// chunks (CAF copies a byte vector as one block; a float vector element by element, ~7x slower).
+#pragma once
+
+#include "actors/model_actors.hpp"
+#include "runtime/message.hpp"
+
+#include <caf/actor.hpp>
+#include <caf/type_id.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace chorus::actors {
+
+/// What a node says when joined: its name and the cores it divides between its actors.
+struct NodeWelcome {
+  std::string name;
+  std::int32_t cores = 0;
+};
+
+/// Joins a node. Refused unless `secret` is the cluster file's secret.
+struct NodeHello {
+  using Reply = NodeWelcome;
+  std::string secret;
+};
+
+struct SpawnedActor {
+  caf::actor actor;
+};
+
+/// Spawns a policy actor on the node and answers once it is spawned (not yet loaded: ask it for
+/// ModelInfo to wait for the load). With `weights`, a weight server, the actor is a replica of a
+/// training model that streams each version from it; without, an inference-only model.
+struct SpawnModelActor {
+  using Reply = SpawnedActor;
+  std::string secret;
+  ModelActorSpec spec;
+  caf::actor weights;
+};
+
+/// A trainer published weight version `version`: sent by the trainer to its weight server, and by
+/// the server to every subscribed replica.
+struct WeightsPublished {
+  std::int64_t version = 0;
+};
+
+/// A remote replica asks to be told of each new version; the reply names the newest so far.
+struct SubscribeWeights {
+  using Reply = WeightsPublished;
+};
+
+struct TensorLayout {
+  std::string name;
+  std::string dtype; // "float32" or "bfloat16"
+  std::vector<std::int64_t> shape;
+};
+
+/// The newest version's tensors; the server keeps that version for chunk requests for a while.
+struct WeightManifest {
+  std::int64_t version = 0;
+  std::vector<TensorLayout> tensors;
+  std::int64_t total_bytes = 0;
+  std::int64_t chunk_bytes = 0;
+};
+
+struct WeightManifestRequest {
+  using Reply = WeightManifest;
+};
+
+/// Bytes [index * chunk_bytes, (index + 1) * chunk_bytes) of the version's tensors laid end to end.
+struct WeightChunk {
+  std::int64_t version = 0;
+  std::int64_t index = 0;
+  std::vector<std::uint8_t> bytes;
+};
+
+struct WeightChunkRequest {
+  using Reply = WeightChunk;
+  std::int64_t version = 0;
+  std::int64_t index = 0;
+};
+
+CHORUS_INSPECT(ModelActorSpec, name, reference, dtype, seed, max_batch_size, kv_cache_len, threads)
+CHORUS_INSPECT(NodeWelcome, name, cores)
+CHORUS_INSPECT(NodeHello, secret)
+CHORUS_INSPECT(SpawnedActor, actor)
+CHORUS_INSPECT(SpawnModelActor, secret, spec, weights)
+CHORUS_INSPECT(WeightsPublished, version)
+CHORUS_INSPECT(SubscribeWeights)
+CHORUS_INSPECT(TensorLayout, name, dtype, shape)
+CHORUS_INSPECT(WeightManifest, version, tensors, total_bytes, chunk_bytes)
+CHORUS_INSPECT(WeightManifestRequest)
+CHORUS_INSPECT(WeightChunk, version, index, bytes)
+CHORUS_INSPECT(WeightChunkRequest, version, index)
+
+} // namespace chorus::actors
+
+CAF_BEGIN_TYPE_ID_BLOCK(chorus_cluster, caf::first_custom_type_id + 200)
+  CAF_ADD_TYPE_ID(chorus_cluster, (chorus::actors::NodeHello))
+  CAF_ADD_TYPE_ID(chorus_cluster, (chorus::actors::NodeWelcome))
+  CAF_ADD_TYPE_ID(chorus_cluster, (chorus::actors::ModelActorSpec))
+  CAF_ADD_TYPE_ID(chorus_cluster, (chorus::actors::SpawnModelActor))
+  CAF_ADD_TYPE_ID(chorus_cluster, (chorus::actors::SpawnedActor))
+  CAF_ADD_TYPE_ID(chorus_cluster, (chorus::actors::WeightsPublished))
+  CAF_ADD_TYPE_ID(chorus_cluster, (chorus::actors::SubscribeWeights))
+  CAF_ADD_TYPE_ID(chorus_cluster, (chorus::actors::TensorLayout))
+  CAF_ADD_TYPE_ID(chorus_cluster, (chorus::actors::WeightManifest))
+  CAF_ADD_TYPE_ID(chorus_cluster, (chorus::actors::WeightManifestRequest))
+  CAF_ADD_TYPE_ID(chorus_cluster, (chorus::actors::WeightChunk))
+  CAF_ADD_TYPE_ID(chorus_cluster, (chorus::actors::WeightChunkRequest))
+CAF_END_TYPE_ID_BLOCK(chorus_cluster)

@@ -1,0 +1,84 @@
+#include "actors/node_spawner.hpp"
+
+#include "actors/cluster_messages.hpp"
+#include "actors/model_actors.hpp"
+
+#include "runtime/actor_host.hpp"
+
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <map>
+#include <stdexcept>
+#include <thread>
+
+namespace chorus::actors {
+
+namespace {
+
+struct SpawnerState {
+  std::string node;
+  std::string secret;
+  std::function<void(caf::actor)> track;
+  std::map<caf::actor_addr, std::vector<caf::actor>> by_client; // what each recipe process asked for
+  static inline const char* name = "chorus.node_spawner";
+};
+
+using SpawnerActor = caf::stateful_actor<SpawnerState>;
+
+void check_secret(const SpawnerState& state, const std::string& secret) {
+  if (secret != state.secret)
+    throw std::invalid_argument("node '" + state.node +
+                                "' refused the request: the cluster secret does not match this node's");
+}
+
+caf::behavior node_spawner(SpawnerActor* self, std::string node_name, std::string secret,
+                           std::function<void(caf::actor)> track) {
+  auto& state = self->state;
+  state.node = std::move(node_name);
+  state.secret = std::move(secret);
+  state.track = std::move(track);
+  self->set_down_handler([self](const caf::down_msg& down) {
+    auto found = self->state.by_client.find(down.source);
+    if (found == self->state.by_client.end())
+      return;
+    spdlog::info("node '{}': a recipe went away; stopping the {} actor(s) it spawned here", self->state.node,
+                 found->second.size());
+    for (const auto& actor : found->second)
+      self->send_exit(actor, caf::exit_reason::user_shutdown);
+    self->state.by_client.erase(found);
+  });
+  return {
+    guarded([self](const NodeHello& hello) {
+      check_secret(self->state, hello.secret);
+      return NodeWelcome{self->state.node, static_cast<std::int32_t>(std::thread::hardware_concurrency())};
+    }),
+    guarded([self](SpawnModelActor& request) {
+      auto& state = self->state;
+      check_secret(state, request.secret);
+      auto name = request.spec.name;
+      auto actor = request.weights ? spawn_remote_replica(self->system(), std::move(request.spec), request.weights)
+                                   : spawn_policy_actor(self->system(), std::move(request.spec));
+      state.track(actor);
+      auto client = caf::actor_cast<caf::actor>(self->current_sender());
+      if (client) {
+        if (!state.by_client.count(client.address()))
+          self->monitor(client);
+        state.by_client[client.address()].push_back(actor);
+      }
+      spdlog::info("node '{}': spawned '{}'", state.node, name);
+      return SpawnedActor{actor};
+    }),
+  };
+}
+
+} // namespace
+
+caf::actor spawn_node_spawner(caf::actor_system& system, std::string node_name, std::string secret,
+                              std::function<void(caf::actor)> track) {
+  return system.spawn(node_spawner, std::move(node_name), std::move(secret), std::move(track));
+}
+
+} // namespace chorus::actors

@@ -1,0 +1,276 @@
+#include "actors/weight_stream.hpp"
+
+#include "runtime/actor_host.hpp"
+#include "runtime/timeline.hpp"
+
+#include <caf/stateful_actor.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+CHORUS_MESSAGE_TYPES(chorus_cluster);
+
+namespace chorus::actors {
+
+namespace {
+
+// Replicas fetch a few chunks at once: the transfer keeps the link busy while each chunk is copied.
+constexpr std::int64_t kChunksInFlight = 4;
+// Versions a server keeps for fetches under way: a fetch older than this restarts on the newest.
+constexpr std::size_t kPinnedVersions = 3;
+
+std::string dtype_name(torch::ScalarType type) {
+  switch (type) {
+  case torch::kFloat32:
+    return "float32";
+  case torch::kBFloat16:
+    return "bfloat16";
+  default:
+    throw std::invalid_argument(std::string("weight stream: unsupported dtype ") + c10::toString(type));
+  }
+}
+
+torch::ScalarType dtype_of(const std::string& name) {
+  if (name == "float32")
+    return torch::kFloat32;
+  if (name == "bfloat16")
+    return torch::kBFloat16;
+  throw std::invalid_argument("weight stream: unknown dtype '" + name + "' (expected float32 or bfloat16)");
+}
+
+std::int64_t byte_size(const torch::Tensor& tensor) {
+  return static_cast<std::int64_t>(tensor.numel()) * static_cast<std::int64_t>(tensor.element_size());
+}
+
+// Walks the tensors overlapping bytes [begin, begin + size) of their concatenation.
+template <class F>
+void for_each_span(const std::vector<torch::Tensor>& tensors, std::int64_t begin, std::int64_t size, F f) {
+  std::int64_t offset = 0, end = begin + size;
+  for (const auto& tensor : tensors) {
+    auto bytes = byte_size(tensor);
+    auto from = std::max(begin, offset), to = std::min(end, offset + bytes);
+    if (from < to)
+      f(tensor, from - offset, from - begin, to - from); // tensor, offset in it, offset in the range, length
+    offset += bytes;
+    if (offset >= end)
+      break;
+  }
+  if (offset < end)
+    throw std::out_of_range("weight stream: byte range past the end of the tensors");
+}
+
+struct ServerState {
+  std::shared_ptr<WeightBoard> board;
+  std::vector<caf::actor> subscribers;
+  std::map<std::int64_t, std::shared_ptr<const std::vector<torch::Tensor>>> pinned;
+  static inline const char* name = "chorus.weight_server";
+};
+
+using ServerActor = caf::stateful_actor<ServerState>;
+
+caf::behavior weight_server(ServerActor* self, std::shared_ptr<WeightBoard> board) {
+  self->state.board = std::move(board);
+  self->set_down_handler([self](const caf::down_msg& down) {
+    auto& subscribers = self->state.subscribers;
+    subscribers.erase(std::remove_if(subscribers.begin(), subscribers.end(),
+                                     [&](const caf::actor& actor) { return actor.address() == down.source; }),
+                      subscribers.end());
+  });
+  return {
+    [self](const WeightsPublished& published) {
+      for (const auto& subscriber : self->state.subscribers)
+        self->send(subscriber, published);
+    },
+    [self](const SubscribeWeights&) {
+      auto sender = caf::actor_cast<caf::actor>(self->current_sender());
+      if (sender) {
+        self->monitor(sender);
+        self->state.subscribers.push_back(sender);
+      }
+      // -1 while the trainer still loads: its first version is announced when published.
+      auto newest = self->state.board->newest();
+      return WeightsPublished{newest.tensors ? newest.version : -1};
+    },
+    guarded([self](const WeightManifestRequest&) {
+      auto snapshot = self->state.board->newest();
+      if (!snapshot.tensors)
+        throw std::runtime_error("the trainer has not published weights yet");
+      auto& pinned = self->state.pinned;
+      pinned[snapshot.version] = snapshot.tensors;
+      while (pinned.size() > kPinnedVersions)
+        pinned.erase(pinned.begin());
+      WeightManifest manifest;
+      manifest.version = snapshot.version;
+      manifest.chunk_bytes = kWeightChunkBytes;
+      for (std::size_t i = 0; i < snapshot.tensors->size(); ++i) {
+        const auto& tensor = (*snapshot.tensors)[i];
+        manifest.tensors.push_back({(*snapshot.names)[i], dtype_name(tensor.scalar_type()), tensor.sizes().vec()});
+        manifest.total_bytes += byte_size(tensor);
+      }
+      return manifest;
+    }),
+    guarded([self](const WeightChunkRequest& request) {
+      auto found = self->state.pinned.find(request.version);
+      if (found == self->state.pinned.end())
+        throw std::runtime_error("weight version " + std::to_string(request.version) +
+                                 " is no longer served (newer versions replaced it): fetch the newest");
+      std::int64_t total = 0;
+      for (const auto& tensor : *found->second)
+        total += byte_size(tensor);
+      auto begin = request.index * kWeightChunkBytes;
+      if (request.index < 0 || begin >= total)
+        throw std::out_of_range("weight chunk " + std::to_string(request.index) + " is past the end of version " +
+                                std::to_string(request.version));
+      WeightChunk chunk{request.version, request.index, {}};
+      chunk.bytes.resize(static_cast<std::size_t>(std::min(kWeightChunkBytes, total - begin)));
+      read_tensor_bytes(*found->second, begin, static_cast<std::int64_t>(chunk.bytes.size()), chunk.bytes.data());
+      return chunk;
+    }),
+  };
+}
+
+} // namespace
+
+caf::actor spawn_weight_server(caf::actor_system& system, std::shared_ptr<WeightBoard> board) {
+  return system.spawn(weight_server, std::move(board));
+}
+
+void read_tensor_bytes(const std::vector<torch::Tensor>& tensors, std::int64_t begin, std::int64_t size,
+                       std::uint8_t* out) {
+  for_each_span(tensors, begin, size, [&](const torch::Tensor& tensor, std::int64_t at, std::int64_t to, std::int64_t n) {
+    std::memcpy(out + to, static_cast<const std::uint8_t*>(tensor.data_ptr()) + at, static_cast<std::size_t>(n));
+  });
+}
+
+void write_tensor_bytes(std::vector<torch::Tensor>& tensors, std::int64_t begin, std::int64_t size,
+                        const std::uint8_t* in) {
+  for_each_span(tensors, begin, size, [&](const torch::Tensor& tensor, std::int64_t at, std::int64_t from, std::int64_t n) {
+    std::memcpy(static_cast<std::uint8_t*>(tensor.data_ptr()) + at, in + from, static_cast<std::size_t>(n));
+  });
+}
+
+// -- WeightFeed -------------------------------------------------------------------
+
+WeightFeed::WeightFeed(caf::actor server, std::string replica_name)
+  : server_(std::move(server)), name_(std::move(replica_name)) {
+}
+
+void WeightFeed::start(caf::event_based_actor* self, std::function<void()> on_change) {
+  on_change_ = std::move(on_change);
+  self->request(server_, caf::infinite, SubscribeWeights{})
+    .then([this, self](const WeightsPublished& newest) { want(self, newest.version); },
+          [this](const caf::error& error) { fail("cannot subscribe to the trainer's weights: " + to_string(error)); });
+}
+
+void WeightFeed::want(caf::event_based_actor* self, std::int64_t version) {
+  wanted_ = std::max(wanted_, version);
+  if (fetching_ < 0 && wanted_ > std::max(ready_version_, adopted_))
+    fetch(self);
+}
+
+void WeightFeed::fetch(caf::event_based_actor* self) {
+  fetching_ = wanted_;
+  self->request(server_, caf::infinite, WeightManifestRequest{})
+    .then([this, self](WeightManifest& manifest) { on_manifest(self, std::move(manifest)); },
+          [this](const caf::error& error) { fail("cannot fetch the weight manifest: " + to_string(error)); });
+}
+
+void WeightFeed::on_manifest(caf::event_based_actor* self, WeightManifest manifest) {
+  try {
+    fetching_ = manifest.version;
+    wanted_ = std::max(wanted_, manifest.version);
+    if (manifest.chunk_bytes <= 0)
+      throw std::invalid_argument("the weight manifest has chunk_bytes " + std::to_string(manifest.chunk_bytes));
+    staging_.clear();
+    std::int64_t total = 0;
+    for (const auto& layout : manifest.tensors) {
+      staging_.push_back(torch::empty(layout.shape, torch::TensorOptions().dtype(dtype_of(layout.dtype))));
+      total += byte_size(staging_.back());
+    }
+    if (total != manifest.total_bytes)
+      throw std::invalid_argument("the weight manifest's tensors hold " + std::to_string(total) + " bytes, it says " +
+                                  std::to_string(manifest.total_bytes));
+    chunk_bytes_ = manifest.chunk_bytes;
+    total_bytes_ = total;
+    chunks_ = (total + chunk_bytes_ - 1) / chunk_bytes_;
+    next_chunk_ = received_ = 0;
+    if (chunks_ == 0)
+      throw std::invalid_argument("the weight manifest lists no tensors");
+    while (next_chunk_ < std::min(chunks_, kChunksInFlight))
+      request_chunk(self, next_chunk_++);
+  } catch (const std::exception& error) {
+    fail(error.what());
+  }
+}
+
+void WeightFeed::request_chunk(caf::event_based_actor* self, std::int64_t index) {
+  self->request(server_, caf::infinite, WeightChunkRequest{fetching_, index})
+    .then([this, self](WeightChunk& chunk) { on_chunk(self, std::move(chunk)); },
+          [this](const caf::error& error) { fail("cannot fetch a weight chunk: " + to_string(error)); });
+}
+
+void WeightFeed::on_chunk(caf::event_based_actor* self, WeightChunk chunk) {
+  if (chunk.version != fetching_)
+    return; // a chunk of an abandoned fetch
+  try {
+    auto begin = chunk.index * chunk_bytes_;
+    auto expected = std::min(chunk_bytes_, total_bytes_ - begin);
+    if (chunk.index < 0 || chunk.index >= chunks_ || static_cast<std::int64_t>(chunk.bytes.size()) != expected)
+      throw std::invalid_argument("weight chunk " + std::to_string(chunk.index) + " of version " +
+                                  std::to_string(chunk.version) + " has " + std::to_string(chunk.bytes.size()) +
+                                  " bytes, expected " + std::to_string(expected));
+    write_tensor_bytes(staging_, begin, expected, chunk.bytes.data());
+  } catch (const std::exception& error) {
+    fail(error.what());
+    return;
+  }
+  if (next_chunk_ < chunks_)
+    request_chunk(self, next_chunk_++);
+  if (++received_ < chunks_)
+    return;
+  ready_version_ = fetching_;
+  ready_ = std::move(staging_);
+  staging_.clear();
+  fetching_ = -1;
+  error_.clear();
+  if (on_change_)
+    on_change_();
+}
+
+void WeightFeed::fail(const std::string& why) {
+  error_ = why;
+  fetching_ = -1;
+  staging_.clear();
+  spdlog::warn("{}: weight sync failed: {}", name_, why);
+  if (on_change_)
+    on_change_();
+}
+
+std::int64_t WeightFeed::adopt(caf::event_based_actor* self, torch::nn::Module& model) {
+  if (ready_version_ < 0)
+    return adopted_;
+  TimelineSpan span(name_, "weight sync", "version " + std::to_string(ready_version_));
+  torch::NoGradGuard no_grad;
+  auto parameters = model.named_parameters();
+  if (parameters.size() != ready_.size())
+    throw std::invalid_argument("weight sync: the trainer sends " + std::to_string(ready_.size()) +
+                                " tensors, this replica's model has " + std::to_string(parameters.size()));
+  for (std::size_t i = 0; i < ready_.size(); ++i) {
+    auto& parameter = parameters[i].value();
+    if (!parameter.sizes().equals(ready_[i].sizes()))
+      throw std::invalid_argument("weight sync: tensor '" + parameters[i].key() + "' has shape " +
+                                  c10::str(parameter.sizes()) + " here and " + c10::str(ready_[i].sizes()) +
+                                  " in the trainer");
+    parameter.copy_(ready_[i]); // converts dtype: a bf16 replica of an fp32 trainer works
+  }
+  adopted_ = ready_version_;
+  ready_version_ = -1;
+  ready_.clear();
+  want(self, wanted_);
+  return adopted_;
+}
+
+} // namespace chorus::actors

@@ -1,0 +1,208 @@
+// bench_transport: weight sync between two processes on loopback, against the bound of a plain Asio
+// TCP copy of the same bytes, in the same run.
+//
+//   chorus: a child process holds a weight version (64 MiB of fp32 tensors) on a WeightBoard behind
+//           the weight server a trainer uses; this process fetches it with the WeightFeed a remote
+//           replica uses (manifest, then 2 MiB chunks, 4 in flight, over CAF's BASP), into tensors.
+//   bound:  a child process writes the same bytes to a TCP socket with Asio; this process reads them
+//           into a buffer allocated beforehand: no framing, no serialisation, no copy into tensors.
+//
+//   BENCH transport  MB/s of each; ratio = chorus / Asio (target 0.5)
+#include "actors/messages.hpp"
+#include "actors/weight_stream.hpp"
+#include "runtime/cluster.hpp"
+
+#include <asio/connect.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/read.hpp>
+#include <asio/write.hpp>
+
+#include <caf/all.hpp>
+#include <caf/io/middleman.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <future>
+#include <string>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::int64_t kTensorBytes = std::int64_t{4} << 20;
+constexpr int kTensors = 16; // 64 MiB per version
+constexpr int kRounds = 8;
+
+std::vector<torch::Tensor> weights() {
+  torch::manual_seed(0);
+  std::vector<torch::Tensor> tensors;
+  for (int i = 0; i < kTensors; ++i)
+    tensors.push_back(torch::randn({kTensorBytes / 4}));
+  return tensors;
+}
+
+// A parameter list the WeightBoard can snapshot.
+struct Holder : torch::nn::Module {
+  Holder() {
+    auto tensors = weights();
+    for (int i = 0; i < kTensors; ++i)
+      register_parameter("w" + std::to_string(i), tensors[static_cast<std::size_t>(i)]);
+  }
+};
+
+caf::actor_system_config& network_config(caf::actor_system_config& config) {
+  config.load<caf::io::middleman>();
+  config.add_message_types<caf::id_block::chorus_model_actors>();
+  config.add_message_types<caf::id_block::chorus_cluster>();
+  chorus::configure_cluster_network(config);
+  return config;
+}
+
+// Child: serve the weights through a weight server, as a trainer's process does.
+int serve_weights() {
+  caf::actor_system_config config;
+  caf::actor_system system(network_config(config));
+  auto board = std::make_shared<chorus::actors::WeightBoard>();
+  Holder holder;
+  board->publish(1, holder);
+  auto server = chorus::actors::spawn_weight_server(system, board);
+  auto port = system.middleman().publish(server, 0, "127.0.0.1");
+  if (!port)
+    return 1;
+  std::printf("PORT %u\n", static_cast<unsigned>(*port));
+  std::fflush(stdout);
+  pause(); // killed by the parent
+  return 0;
+}
+
+// Child: write the same bytes to every connection, as fast as TCP takes them.
+int serve_tcp() {
+  auto tensors = weights();
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(kTensors * kTensorBytes));
+  chorus::actors::read_tensor_bytes(tensors, 0, static_cast<std::int64_t>(bytes.size()), bytes.data());
+  asio::io_context io;
+  asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  std::printf("PORT %u\n", static_cast<unsigned>(acceptor.local_endpoint().port()));
+  std::fflush(stdout);
+  for (;;) {
+    asio::ip::tcp::socket socket(io);
+    acceptor.accept(socket);
+    asio::write(socket, asio::buffer(bytes));
+  }
+}
+
+struct Child {
+  pid_t pid = -1;
+  unsigned port = 0;
+};
+
+Child start(const char* self, const char* mode) {
+  int fds[2];
+  if (pipe(fds) != 0)
+    throw std::runtime_error("pipe failed");
+  Child child;
+  child.pid = fork();
+  if (child.pid == 0) {
+    dup2(fds[1], STDOUT_FILENO);
+    close(fds[0]);
+    execl(self, self, mode, static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(fds[1]);
+  std::string line;
+  char c;
+  while (read(fds[0], &c, 1) == 1 && c != '\n')
+    line += c;
+  close(fds[0]);
+  if (std::sscanf(line.c_str(), "PORT %u", &child.port) != 1)
+    throw std::runtime_error("child " + std::string(mode) + " did not start: '" + line + "'");
+  return child;
+}
+
+void stop(const Child& child) {
+  kill(child.pid, SIGKILL);
+  waitpid(child.pid, nullptr, 0);
+}
+
+// Seconds for one fetch of the version through a fresh WeightFeed, as a new replica does.
+double fetch_once(caf::actor_system& system, const caf::actor& server) {
+  std::promise<std::string> done;
+  auto start = Clock::now();
+  // Kept until the process ends: its callback may still be unwinding when `done` is set.
+  static std::vector<std::unique_ptr<chorus::actors::WeightFeed>> feeds;
+  auto* feed = feeds.emplace_back(std::make_unique<chorus::actors::WeightFeed>(server, "bench")).get();
+  system.spawn([&done, feed](caf::event_based_actor* self) -> caf::behavior {
+    feed->start(self, [self, feed, &done] {
+      done.set_value(feed->ready() == 1 ? std::string() : feed->error());
+      self->quit();
+    });
+    return {[](const chorus::actors::WeightsPublished&) {}};
+  });
+  auto error = done.get_future().get();
+  auto seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  if (!error.empty())
+    throw std::runtime_error("weight fetch failed: " + error);
+  return seconds;
+}
+
+// Seconds to read the same bytes from a TCP socket into a buffer allocated (and touched) beforehand.
+double read_once(unsigned port, std::vector<std::uint8_t>& bytes) {
+  asio::io_context io;
+  auto start = Clock::now();
+  asio::ip::tcp::socket socket(io);
+  socket.connect({asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)});
+  asio::read(socket, asio::buffer(bytes));
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 2 && std::strcmp(argv[1], "--serve-weights") == 0)
+    return serve_weights();
+  if (argc == 2 && std::strcmp(argv[1], "--serve-tcp") == 0)
+    return serve_tcp();
+  at::set_num_threads(1);
+  const double megabytes = static_cast<double>(kTensors * kTensorBytes) / 1e6;
+
+  auto weights_child = start(argv[0], "--serve-weights");
+  auto tcp_child = start(argv[0], "--serve-tcp");
+  std::vector<double> chorus_seconds, asio_seconds;
+  {
+    caf::actor_system_config config;
+    caf::actor_system system(network_config(config));
+    auto server = system.middleman().remote_actor("127.0.0.1", static_cast<std::uint16_t>(weights_child.port));
+    if (!server) {
+      std::fprintf(stderr, "cannot reach the weight server: %s\n", system.render(server.error()).c_str());
+      return 1;
+    }
+    std::vector<std::uint8_t> buffer(static_cast<std::size_t>(kTensors * kTensorBytes));
+    fetch_once(system, *server); // warm-up: connection, allocator
+    read_once(tcp_child.port, buffer);
+    // Interleaved rounds: both sides see the same machine load.
+    for (int round = 0; round < kRounds; ++round) {
+      chorus_seconds.push_back(fetch_once(system, *server));
+      asio_seconds.push_back(read_once(tcp_child.port, buffer));
+      std::printf("round %d: chorus %.1f MB/s, asio %.1f MB/s\n", round + 1, megabytes / chorus_seconds.back(),
+                  megabytes / asio_seconds.back());
+    }
+  }
+  stop(weights_child);
+  stop(tcp_child);
+  auto chorus_rate = megabytes / median(chorus_seconds), asio_rate = megabytes / median(asio_seconds);
+  std::printf("BENCH transport chorus_MBps=%.1f asio_MBps=%.1f version_MB=%.1f ratio=%.3f target=0.5\n", chorus_rate,
+              asio_rate, megabytes, chorus_rate / asio_rate);
+  return 0;
+}

@@ -1,0 +1,176 @@
+// Components on chorus-node processes (loopback): the two-stage recipe gives the same numbers with its
+// policy replica and judge on two nodes as in one process; a node killed mid-run is reported and the
+// run completes on the other replica; a process without the cluster's secret cannot join.
+#include "tests/recipes/x_task.hpp"
+#include "tests/test_process.hpp"
+
+#include "runtime/runtime.hpp"
+
+#include <chorus/chorus.hpp>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <memory>
+
+using namespace chorus;
+using namespace chorus::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::filesystem::path temp_dir(const std::string& name) {
+  auto dir = std::filesystem::path(::testing::TempDir()) / ("cluster_" + name);
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+void write_cluster(const std::filesystem::path& file, const std::string& secret,
+                   const std::vector<std::pair<std::string, unsigned>>& nodes) {
+  Json json{{"secret", secret}, {"nodes", Json::object()}};
+  for (const auto& [name, port] : nodes)
+    json["nodes"][name] = {{"host", "127.0.0.1"}, {"port", port}};
+  std::ofstream(file) << json.dump(2);
+}
+
+// Two chorus-node processes, gen-1 and judge-1, on free loopback ports, and the cluster file naming them.
+class Cluster : public ::testing::Test {
+protected:
+  void SetUp() override {
+    write_cluster(dir_ / "bootstrap.json", kSecret, {{"gen-1", 1}, {"judge-1", 1}});
+    std::vector<std::pair<std::string, unsigned>> ports;
+    for (const char* name : {"gen-1", "judge-1"}) {
+      nodes_.push_back(std::make_unique<ChildProcess>(
+        CHORUS_NODE_PROGRAM,
+        std::vector<std::string>{"--cluster", (dir_ / "bootstrap.json").string(), "--name", name, "--port", "0"}));
+      auto line = nodes_.back()->wait_for_line("chorus-node " + std::string(name) + " listening on", 30s);
+      ASSERT_TRUE(line) << nodes_.back()->output();
+      ports.emplace_back(name, static_cast<unsigned>(std::stoul(line->substr(line->rfind(':') + 1))));
+    }
+    write_cluster(cluster_file_, kSecret, ports);
+  }
+
+  static constexpr const char* kSecret = "test secret";
+  std::filesystem::path dir_ = temp_dir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+  std::filesystem::path cluster_file_ = dir_ / "cluster.json";
+  std::vector<std::unique_ptr<ChildProcess>> nodes_;
+};
+
+std::vector<Json> read_metrics(const std::filesystem::path& file) {
+  std::vector<Json> lines;
+  std::ifstream in(file);
+  for (std::string line; std::getline(in, line);) {
+    auto row = Json::parse(line);
+    // What depends on the clock, not on the numbers.
+    for (const char* key : {"time_s", "tokens_per_s", "step_s", "overlap"})
+      row.erase(key);
+    for (auto it = row.begin(); it != row.end();)
+      it = it.key().rfind("busy_s/", 0) == 0 ? row.erase(it) : std::next(it);
+    lines.push_back(std::move(row));
+  }
+  return lines;
+}
+
+TEST_F(Cluster, TwoStageRecipeOnTwoNodesGivesTheSameMetricsAsOneProcess) {
+#ifndef CHORUS_TWO_STAGE_PROGRAM
+  GTEST_SKIP() << "built without the examples (the sanitizer build)";
+#else
+  // Fixed threads per actor: the same arithmetic wherever an actor runs.
+  std::vector<std::string> args{"--set", "grader=judge",  "--set", "judge_model=builtin:tiny", "--set",
+                                "gspo_max_steps=3", "--set", "sft_epochs=1", "--set", "demonstrations=48",
+                                "--set", "eval_prompts=8", "--set", "gspo_batch_size=16", "--set", "threads=1"};
+  auto run = [&](const std::string& name, std::vector<std::string> extra) {
+    auto all = args;
+    all.insert(all.end(), {"--output", (dir_ / name).string()});
+    all.insert(all.end(), extra.begin(), extra.end());
+    ChildProcess recipe(CHORUS_TWO_STAGE_PROGRAM, all);
+    EXPECT_EQ(recipe.wait(300s), 0) << recipe.output();
+    auto eval = recipe.output().substr(recipe.output().find("EVAL"));
+    return std::pair{eval.substr(0, eval.find('\n')), read_metrics(dir_ / name / "metrics.jsonl")};
+  };
+  auto [local_eval, local] = run("local", {});
+  auto [cluster_eval, placed] =
+    run("placed", {"--cluster", cluster_file_.string(), "--set", "policy_node=gen-1", "--set", "judge_node=judge-1"});
+  auto log = [&] {
+    std::ifstream in(dir_ / "placed" / "log.txt");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }();
+  EXPECT_NE(log.find("joined node 'gen-1'"), std::string::npos) << log;
+  EXPECT_NE(log.find("joined node 'judge-1'"), std::string::npos) << log;
+  ASSERT_EQ(local.size(), placed.size());
+  ASSERT_GT(local.size(), 3u);
+  for (std::size_t i = 0; i < local.size(); ++i) {
+    // logprob_gap compares the replica's sampling with the trainer: it must be ~0 in both.
+    EXPECT_LT(placed[i].value("logprob_gap", 0.0), 1e-4) << placed[i].dump();
+    local[i].erase("logprob_gap");
+    placed[i].erase("logprob_gap");
+    EXPECT_EQ(local[i], placed[i]) << "metrics line " << i;
+  }
+  EXPECT_EQ(local_eval, cluster_eval);
+#endif
+}
+
+TEST_F(Cluster, ANodeKilledMidRunIsReportedAndTheRunCompletesOnTheOtherReplica) {
+  Runtime runtime({.cluster = std::make_shared<const chorus::Cluster>(read_cluster_file(cluster_file_))});
+  RecipeContext ctx(runtime, "test", dir_, MetricsLogger(), spdlog::default_logger());
+  constexpr int kSteps = 6;
+  auto& gen = *nodes_[0];
+  auto replicas_left = runtime.run([&]() -> Task<std::size_t> {
+    auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(
+      ctx, {.kv_cache_len = 128, .replicas = 2, .threads = 1, .replica_nodes = {"", "gen-1"}, .seed = 3});
+    auto model = co_await builder.spawn_train("policy", {.max_batch_size = 32});
+    auto killer = [&gen](TrainingModel model) -> Task<void> {
+      while (model.weight_version() < 2)
+        co_await sleep_for(20ms);
+      gen.signal(SIGKILL);
+    };
+    auto training = GRPO({.dataset = x_task_prompts(), .model = model, .grader = FunctionGrader("x", share_of_x),
+                          .logger = MetricsLogger({.jsonl = dir_ / "metrics.jsonl"}), .lr = 1e-3,
+                          .samples_per_batch = 16, .samples_per_mini_batch = 16, .completions_per_sample = 4,
+                          .max_num_grpo_steps = kSteps, .sampling = {.temperature = 1.0, .max_tokens = 8}, .seed = 5})
+                      .run();
+    co_await gather(std::move(training), killer(model));
+    co_return model.replicas();
+  }());
+  EXPECT_EQ(replicas_left, 1u);
+  EXPECT_EQ(read_metrics(dir_ / "metrics.jsonl").size(), static_cast<std::size_t>(kSteps));
+  EXPECT_NE(gen.wait(10s), 0);
+}
+
+TEST_F(Cluster, AProcessWithoutTheSecretCannotJoin) {
+  write_cluster(dir_ / "wrong.json", "not the secret", {{"gen-1", 1}});
+  auto real = read_cluster_file(cluster_file_);
+  auto wrong = read_cluster_file(dir_ / "wrong.json");
+  wrong.nodes = real.nodes;
+  Runtime runtime({.cluster = std::make_shared<const chorus::Cluster>(wrong)});
+  RecipeContext ctx(runtime, "test", dir_, MetricsLogger(), spdlog::default_logger());
+  auto what = runtime.run([&]() -> Task<std::string> {
+    try {
+      auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(ctx, {.node = "judge-1"});
+      co_await builder.spawn_inference("judge");
+    } catch (const Error& error) {
+      co_return std::string(error.what());
+    }
+    co_return std::string("joined without the secret");
+  }());
+  EXPECT_NE(what.find("secret does not match"), std::string::npos) << what;
+  EXPECT_NE(what.find("judge-1"), std::string::npos) << what;
+}
+
+TEST_F(Cluster, ANodeTheFileDoesNotNameIsAConfigError) {
+  Runtime runtime({.cluster = std::make_shared<const chorus::Cluster>(read_cluster_file(cluster_file_))});
+  RecipeContext ctx(runtime, "test", dir_, MetricsLogger(), spdlog::default_logger());
+  auto what = runtime.run([&]() -> Task<std::string> {
+    try {
+      co_await ModelRef{"builtin:tiny"}.to_builder(ctx, {.node = "gen-7"});
+    } catch (const ConfigError& error) {
+      co_return std::string(error.what());
+    }
+    co_return std::string("no ConfigError");
+  }());
+  EXPECT_NE(what.find("no node 'gen-7'"), std::string::npos) << what;
+  EXPECT_NE(what.find("gen-1, judge-1"), std::string::npos) << what;
+}
+
+} // namespace
