@@ -33,14 +33,25 @@ struct SpawnedActor {
   caf::actor actor;
 };
 
-/// Spawns a policy actor on the node and answers once it is spawned (not yet loaded: ask it for
-/// ModelInfo to wait for the load). With `weights`, a weight server, the actor is a replica of a
-/// training model that streams each version from it; without, an inference-only model.
+/// Spawns a model actor on the node and answers once it is spawned (not yet loaded: ask it for
+/// ModelInfo to wait for the load). `role` "inference": an inference-only model; "replica": a
+/// replica of a training model streaming each version from `weights`, its trainer's weight server;
+/// "trainer": rank data_parallel.rank of a data-parallel trainer group.
 struct SpawnModelActor {
   using Reply = SpawnedActor;
   std::string secret;
+  std::string role;
   ModelActorSpec spec;
   caf::actor weights;
+  DataParallelSpec data_parallel;
+  bool keep_reference = true;
+};
+
+/// Tells rank 0 of a data-parallel trainer group its other ranks, to which it forwards every
+/// request that changes the weights.
+struct JoinRanks {
+  using Reply = void;
+  std::vector<caf::actor> ranks;
 };
 
 /// A trainer published weight version `version`: sent by the trainer to its weight server, and by
@@ -89,7 +100,9 @@ CHORUS_INSPECT(ModelActorSpec, name, reference, dtype, seed, max_batch_size, kv_
 CHORUS_INSPECT(NodeWelcome, name, cores)
 CHORUS_INSPECT(NodeHello, secret)
 CHORUS_INSPECT(SpawnedActor, actor)
-CHORUS_INSPECT(SpawnModelActor, secret, spec, weights)
+CHORUS_INSPECT(DataParallelSpec, rank, size, store_host, store_port, bind_host)
+CHORUS_INSPECT(SpawnModelActor, secret, role, spec, weights, data_parallel, keep_reference)
+CHORUS_INSPECT(JoinRanks, ranks)
 CHORUS_INSPECT(WeightsPublished, version)
 CHORUS_INSPECT(SubscribeWeights)
 CHORUS_INSPECT(TensorLayout, name, dtype, shape)
@@ -113,4 +126,6 @@ CAF_BEGIN_TYPE_ID_BLOCK(chorus_cluster, caf::first_custom_type_id + 200)
   CAF_ADD_TYPE_ID(chorus_cluster, (chorus::actors::WeightManifestRequest))
   CAF_ADD_TYPE_ID(chorus_cluster, (chorus::actors::WeightChunk))
   CAF_ADD_TYPE_ID(chorus_cluster, (chorus::actors::WeightChunkRequest))
+  CAF_ADD_TYPE_ID(chorus_cluster, (chorus::actors::DataParallelSpec))
+  CAF_ADD_TYPE_ID(chorus_cluster, (chorus::actors::JoinRanks))
 CAF_END_TYPE_ID_BLOCK(chorus_cluster)

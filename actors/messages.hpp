@@ -41,6 +41,8 @@ struct ModelInfo {
   std::int32_t threads = 0;
   /// Generate requests queued or running (a policy or judge actor; 0 for a trainer).
   std::int64_t pending = 0;
+  /// Rank 0 of a data-parallel trainer group: the port of its rendezvous store (else 0).
+  std::int32_t data_parallel_port = 0;
 };
 
 struct ModelInfoRequest {
@@ -124,7 +126,7 @@ struct SaveRequest {
 /// A policy actor's message to itself: run one continuous-batching step.
 struct DecodeStep {};
 
-CHORUS_INSPECT(ModelInfo, model_type, vocab_size, parameters, weight_version, threads, pending)
+CHORUS_INSPECT(ModelInfo, model_type, vocab_size, parameters, weight_version, threads, pending, data_parallel_port)
 CHORUS_INSPECT(ModelInfoRequest)
 CHORUS_INSPECT(GenerateRequest, messages, text, params, tokens, id, min_weight_version)
 CHORUS_INSPECT(CancelGeneration, id)

@@ -31,6 +31,17 @@ struct ModelActorSpec {
   int threads = 0;
 };
 
+/// Where a trainer rank finds its data-parallel group (actors/data_parallel.hpp): rank 0 hosts the
+/// rendezvous store at (store_host, store_port).
+struct DataParallelSpec {
+  std::int32_t rank = 0;
+  std::int32_t size = 1;
+  std::string store_host = "127.0.0.1";
+  std::int32_t store_port = 0;
+  /// The address this rank's Gloo connections bind to.
+  std::string bind_host = "127.0.0.1";
+};
+
 /// A policy actor: generation with continuous batching, scoring and tokenization.
 caf::actor spawn_policy_actor(caf::actor_system& system, ModelActorSpec spec);
 
@@ -44,7 +55,13 @@ struct TrainingActors {
 /// A trainer actor, its weight server, and `replicas` policy actors in this process that adopt each
 /// weight version it publishes. `replica_spec` describes the replicas (their names get a suffix).
 TrainingActors spawn_training_actors(caf::actor_system& system, ModelActorSpec trainer_spec,
-                                     ModelActorSpec replica_spec, int replicas, bool keep_reference);
+                                     ModelActorSpec replica_spec, int replicas, bool keep_reference,
+                                     DataParallelSpec data_parallel = {});
+
+/// A trainer rank other than 0 of a data-parallel group: it takes the same requests as rank 0 (which
+/// forwards them) and publishes nothing.
+caf::actor spawn_trainer_rank(caf::actor_system& system, ModelActorSpec spec, bool keep_reference,
+                              DataParallelSpec data_parallel);
 
 /// A replica of a training model in another process than its trainer: it streams each weight
 /// version from `weight_server` (TrainingActors::weight_server) and generates only with those.

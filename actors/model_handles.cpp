@@ -63,13 +63,13 @@ Task<caf::actor> join_node(RecipeContext& ctx, const std::string& node) {
   co_return *spawner;
 }
 
-// Spawns a policy actor on `node` (a replica streaming from `weights`, or an inference model).
-Task<caf::actor> spawn_on_node(RecipeContext& ctx, const std::string& node, ModelActorSpec spec, caf::actor weights) {
+// Spawns a model actor on `node` (actors::SpawnModelActor says what each role is); `request`'s
+// secret is filled in here.
+Task<caf::actor> spawn_on_node(RecipeContext& ctx, const std::string& node, actors::SpawnModelActor request) {
   auto spawner = co_await join_node(ctx, node);
   ActorRef<> ref(ctx.runtime().bridge(), spawner, "node '" + node + "'");
-  auto spawned = co_await ref.ask(actors::SpawnModelActor{ctx.runtime().cluster()->secret, std::move(spec),
-                                                          std::move(weights)},
-                                  std::chrono::seconds(60));
+  request.secret = ctx.runtime().cluster()->secret;
+  auto spawned = co_await ref.ask(std::move(request), std::chrono::seconds(60));
   co_return spawned.actor;
 }
 
@@ -132,6 +132,11 @@ Task<ModelBuilder> make_builder(RecipeContext& ctx, std::string reference, Build
                       " node(s) for " + std::to_string(options.replicas) + " replica(s): give one per replica");
   auto placed = options.replica_nodes;
   placed.push_back(options.node);
+  for (const auto& node : options.trainer_nodes) {
+    if (node.empty())
+      throw ConfigError(where + "trainer_nodes names a node with an empty name (rank 0 is always this process)");
+    placed.push_back(node);
+  }
   for (const auto& node : placed) {
     if (node.empty())
       continue;
@@ -190,9 +195,15 @@ Task<TrainingModel> spawn_training_model(RecipeContext* ctx_, std::shared_ptr<co
   int local = 0;
   for (int i = 0; i < placement.replicas; ++i)
     local += node_of(i).empty() ? 1 : 0;
+  // Data parallelism: rank 0 here, rank i on trainer_nodes[i - 1]; they meet at rank 0's store.
+  actors::DataParallelSpec data_parallel;
+  if (!placement.trainer_nodes.empty()) {
+    data_parallel.size = 1 + static_cast<std::int32_t>(placement.trainer_nodes.size());
+    data_parallel.store_host = data_parallel.bind_host = runtime.cluster()->recipe_host;
+  }
   auto spawned = actors::spawn_training_actors(runtime.system(), actor_spec(*spec_, name + "/trainer", 1),
                                                actor_spec(*spec_, name, options.max_batch_size), local,
-                                               options.keep_reference);
+                                               options.keep_reference, data_parallel);
   auto state = std::make_shared<detail::TrainingState>();
   state->name = name;
   state->trainer = runtime.adopt(name + "/trainer", spawned.trainer);
@@ -209,8 +220,10 @@ Task<TrainingModel> spawn_training_model(RecipeContext* ctx_, std::shared_ptr<co
       if (node_of(i).empty()) {
         handle = spawned.replicas[static_cast<std::size_t>(next_local++)];
       } else {
-        auto spec = actor_spec(*spec_, replica_name, options.max_batch_size);
-        handle = co_await spawn_on_node(*ctx_, node_of(i), std::move(spec), spawned.weight_server);
+        handle = co_await spawn_on_node(*ctx_, node_of(i),
+                                        {.role = "replica",
+                                         .spec = actor_spec(*spec_, replica_name, options.max_batch_size),
+                                         .weights = spawned.weight_server});
         all.push_back(handle);
         replica_name += "@" + node_of(i);
       }
@@ -220,6 +233,25 @@ Task<TrainingModel> spawn_training_model(RecipeContext* ctx_, std::shared_ptr<co
     }
     // The trainer first: it publishes the weights that the replicas adopt when asked.
     auto trainer_info = co_await wait_loaded(state->trainer);
+    std::vector<caf::actor> ranks;
+    for (std::size_t i = 0; i < placement.trainer_nodes.size(); ++i) {
+      const auto& node = placement.trainer_nodes[i];
+      auto rank = data_parallel;
+      rank.rank = static_cast<std::int32_t>(i + 1);
+      rank.store_port = trainer_info.data_parallel_port;
+      rank.bind_host = runtime.cluster()->node(node).host;
+      auto rank_name = name + "/trainer" + std::to_string(rank.rank);
+      auto handle = co_await spawn_on_node(*ctx_, node,
+                                           {.role = "trainer", .spec = actor_spec(*spec_, rank_name, 1),
+                                            .data_parallel = rank, .keep_reference = options.keep_reference});
+      all.push_back(handle);
+      co_await wait_loaded(runtime.adopt(rank_name + "@" + node, handle));
+      ranks.push_back(handle);
+    }
+    if (!ranks.empty()) {
+      co_await state->trainer.ask(actors::JoinRanks{ranks}, std::chrono::seconds(30));
+      ctx_->log().info("model '{}': {} data-parallel trainer ranks (Gloo)", name, ranks.size() + 1);
+    }
     for (const auto& replica : state->inference->replicas)
       co_await wait_loaded(replica->ref);
     ctx_->log().info("model '{}': {} ({:.1f} M parameters) loaded by a trainer and {} replica(s)", name,
@@ -240,7 +272,7 @@ Task<InferenceModel> spawn_inference_model(RecipeContext* ctx_, std::shared_ptr<
   const auto& node = spec_->options.node;
   auto spec = actor_spec(*spec_, name, options.max_batch_size);
   auto handle = node.empty() ? actors::spawn_policy_actor(runtime.system(), std::move(spec))
-                             : co_await spawn_on_node(*ctx_, node, std::move(spec), caf::actor{});
+                             : co_await spawn_on_node(*ctx_, node, {.role = "inference", .spec = std::move(spec)});
   auto state = std::make_shared<detail::InferenceState>();
   state->name = name;
   auto replica = std::make_shared<detail::Replica>();

@@ -59,8 +59,17 @@ caf::behavior node_spawner(SpawnerActor* self, std::string node_name, std::strin
       auto& state = self->state;
       check_secret(state, request.secret);
       auto name = request.spec.name;
-      auto actor = request.weights ? spawn_remote_replica(self->system(), std::move(request.spec), request.weights)
-                                   : spawn_policy_actor(self->system(), std::move(request.spec));
+      caf::actor actor;
+      if (request.role == "inference")
+        actor = spawn_policy_actor(self->system(), std::move(request.spec));
+      else if (request.role == "replica" && request.weights)
+        actor = spawn_remote_replica(self->system(), std::move(request.spec), request.weights);
+      else if (request.role == "trainer")
+        actor = spawn_trainer_rank(self->system(), std::move(request.spec), request.keep_reference,
+                                   request.data_parallel);
+      else
+        throw std::invalid_argument("node '" + state.node + "': cannot spawn a model actor of role '" + request.role +
+                                    "' (expected inference, replica with a weight server, or trainer)");
       state.track(actor);
       auto client = caf::actor_cast<caf::actor>(self->current_sender());
       if (client) {

@@ -234,8 +234,9 @@ TrainReport Trainer::step(const std::string& objective, const std::vector<TrainS
     }
     return loss;
   };
-  auto result = models::optimizer_step(*model, *optimizer_, weights, loss_of, params.max_grad_norm);
+  auto result = models::optimizer_step(*model, *optimizer_, weights, loss_of, params.max_grad_norm, shard());
   ++version_;
+  sum_metrics({&gap_sum, &gap_count, &clip_sum, &kl_sum, &value_loss_sum});
 
   double total_weight = 0;
   for (auto w : weights)
@@ -253,6 +254,30 @@ TrainReport Trainer::step(const std::string& objective, const std::vector<TrainS
   report.value_loss = total_weight > 0 ? value_loss_sum / total_weight : 0.0;
   report.weight_version = version_;
   return report;
+}
+
+models::Shard Trainer::shard() {
+  if (!group_ || group_->size() == 1)
+    return {};
+  std::vector<torch::Tensor> parameters;
+  for (const auto& parameter : model_.model->parameters())
+    parameters.push_back(parameter);
+  bool first = !group_->connected();
+  group_->connect(parameters);
+  if (first && reference_)
+    reset_reference(); // the reference of rank 0's weights, now everyone's
+  return {group_->rank(), group_->size(), [group = group_.get()](torch::Tensor& t) { group->all_reduce_sum(t); }};
+}
+
+void Trainer::sum_metrics(std::vector<double*> totals) {
+  if (!group_ || group_->size() == 1)
+    return;
+  auto buffer = torch::zeros({static_cast<std::int64_t>(totals.size())}, torch::kFloat64);
+  for (std::size_t i = 0; i < totals.size(); ++i)
+    buffer[static_cast<std::int64_t>(i)] = *totals[i];
+  group_->all_reduce_sum(buffer);
+  for (std::size_t i = 0; i < totals.size(); ++i)
+    *totals[i] = buffer[static_cast<std::int64_t>(i)].item<double>();
 }
 
 void Trainer::ensure_value_head(const TrainParams& params) {
@@ -345,8 +370,9 @@ TrainReport Trainer::dpo_step(const std::vector<PreferencePair>& pairs, const Tr
     margin += result.reward_margin * static_cast<double>(n);
     return result.loss;
   };
-  auto result = models::optimizer_step(*model, *optimizer_, weights, loss_of, params.max_grad_norm);
+  auto result = models::optimizer_step(*model, *optimizer_, weights, loss_of, params.max_grad_norm, shard());
   ++version_;
+  sum_metrics({&accuracy, &margin});
   auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   TrainReport report;
   report.loss = result.loss;

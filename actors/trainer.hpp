@@ -4,7 +4,9 @@
 // DPO against the frozen reference, with gradient accumulation over micro-batches. No actor code here: the actor (trainer_actor.cpp) wraps it.
 #pragma once
 
+#include "actors/data_parallel.hpp"
 #include "models/pretrained.hpp"
+#include "models/training.hpp"
 
 #include <chorus/training.hpp>
 
@@ -46,6 +48,16 @@ public:
     return model_;
   }
 
+  /// Makes this trainer one rank of `group`: each step then computes this rank's micro-batches and
+  /// sums gradients with the other ranks, which must receive the same requests in the same order.
+  void join(std::unique_ptr<GradientGroup> group) {
+    group_ = std::move(group);
+  }
+
+  GradientGroup* group() noexcept {
+    return group_.get();
+  }
+
 private:
   void check(const std::string& objective, const std::vector<TrainSample>& samples, const TrainParams& params) const;
   // Checks that `tokens` may be trained on; `where` names the sample or pair in errors.
@@ -54,12 +66,17 @@ private:
   // Creates the optimizer on first use and sets this step's rate and weight decay.
   void prepare_optimizer(const TrainParams& params);
   void ensure_value_head(const TrainParams& params);
+  // This step's share of the micro-batches (all of them without a group); forms the group first.
+  models::Shard shard();
+  // Sums a step's metric totals across the ranks (no-op without a group).
+  void sum_metrics(std::vector<double*> totals);
 
   models::Pretrained model_;
   models::Transformer reference_{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   torch::nn::Linear value_head_{nullptr}; // PPO only
   std::int64_t version_ = 0;
+  std::unique_ptr<GradientGroup> group_;
 };
 
 } // namespace chorus::actors

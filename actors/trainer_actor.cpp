@@ -4,6 +4,7 @@
 #include "actors/model_host.hpp"
 #include "actors/trainer.hpp"
 #include "actors/weight_board.hpp"
+#include "actors/data_parallel.hpp"
 #include "actors/weight_stream.hpp"
 #include "models/generation.hpp"
 
@@ -11,6 +12,7 @@
 #include "runtime/timeline.hpp"
 
 #include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 
 #include <spdlog/spdlog.h>
@@ -25,14 +27,24 @@ struct TrainerState {
   ModelHost host;
   std::unique_ptr<Trainer> trainer;
   std::shared_ptr<WeightBoard> board;
-  caf::actor weight_server; // tells replicas in other processes of each version
+  caf::actor weight_server; // tells replicas in other processes of each version (null on ranks > 0)
+  std::vector<caf::actor> ranks; // rank 0 of a data-parallel group: the others, to forward to
   static inline const char* name = "chorus.trainer";
 };
 
 using TrainerActor = caf::stateful_actor<TrainerState>;
 
+// Rank 0 of a data-parallel group sends every request that changes the weights to the other ranks
+// before it runs the request itself: all ranks then run the same steps in the same order. A rank's
+// failure shows on rank 0 as a failed collective (Gloo), so their replies are not awaited.
+template <class Request>
+void forward_to_ranks(TrainerActor* self, const Request& request) {
+  for (const auto& rank : self->state.ranks)
+    caf::anon_send(rank, request);
+}
+
 caf::behavior trainer_actor(TrainerActor* self, ModelActorSpec spec, std::shared_ptr<WeightBoard> board,
-                            caf::actor weight_server, bool keep_reference) {
+                            caf::actor weight_server, bool keep_reference, DataParallelSpec data_parallel) {
   auto& state = self->state;
   // A backward pass costs about twice a forward: the trainer claims two shares of the cores.
   state.host.load(std::move(spec), /*weight=*/2);
@@ -41,8 +53,11 @@ caf::behavior trainer_actor(TrainerActor* self, ModelActorSpec spec, std::shared
   if (state.host.load_error.empty()) {
     try {
       state.trainer = std::make_unique<Trainer>(state.host.model, keep_reference);
+      if (data_parallel.size > 1)
+        state.trainer->join(std::make_unique<GradientGroup>(data_parallel));
       state.board->publish(0, *state.host.model.model); // replicas start from exactly these weights
-      self->send(state.weight_server, WeightsPublished{0});
+      if (state.weight_server)
+        self->send(state.weight_server, WeightsPublished{0});
     } catch (const std::exception& error) {
       state.host.load_error = error.what();
     }
@@ -50,11 +65,16 @@ caf::behavior trainer_actor(TrainerActor* self, ModelActorSpec spec, std::shared
   return {
     guarded([self](const ModelInfoRequest&) {
       self->state.host.prepare();
-      return self->state.host.info(self->state.trainer->version());
+      auto info = self->state.host.info(self->state.trainer->version());
+      if (auto* group = self->state.trainer->group())
+        info.data_parallel_port = group->store_port();
+      return info;
     }),
+    guarded([self](const JoinRanks& join) { self->state.ranks = join.ranks; }),
     guarded([self](const TrainRequest& request) {
       auto& state = self->state;
       state.host.prepare();
+      forward_to_ranks(self, request);
       TrainReport report;
       {
         TimelineSpan span(state.host.spec.name, request.objective + " step",
@@ -66,7 +86,8 @@ caf::behavior trainer_actor(TrainerActor* self, ModelActorSpec spec, std::shared
         TimelineSpan span(state.host.spec.name, "weight publish", "version " + std::to_string(report.weight_version));
         state.board->publish(report.weight_version, *state.host.model.model);
       }
-      self->send(state.weight_server, WeightsPublished{report.weight_version});
+      if (state.weight_server)
+        self->send(state.weight_server, WeightsPublished{report.weight_version});
       // A sampler that disagrees with the trainer about the same weights and tokens biases every
       // policy-gradient step silently: say so loudly. bf16 rounds differently in the two code paths.
       double tolerance = state.host.spec.dtype == "float32" ? 1e-4 : 5e-2;
@@ -80,8 +101,9 @@ caf::behavior trainer_actor(TrainerActor* self, ModelActorSpec spec, std::shared
       self->state.host.prepare();
       return ValuesReply{self->state.trainer->values(request.samples)};
     }),
-    guarded([self](const ResetReferenceRequest&) {
+    guarded([self](const ResetReferenceRequest& request) {
       self->state.host.prepare();
+      forward_to_ranks(self, request);
       self->state.trainer->reset_reference();
     }),
     guarded([self](const SaveRequest& request) {
@@ -101,13 +123,20 @@ caf::behavior trainer_actor(TrainerActor* self, ModelActorSpec spec, std::shared
 
 } // namespace
 
+caf::actor spawn_trainer_rank(caf::actor_system& system, ModelActorSpec spec, bool keep_reference,
+                              DataParallelSpec data_parallel) {
+  return system.spawn<caf::detached>(trainer_actor, std::move(spec), std::make_shared<WeightBoard>(), caf::actor{},
+                                     keep_reference, std::move(data_parallel));
+}
+
 TrainingActors spawn_training_actors(caf::actor_system& system, ModelActorSpec trainer_spec,
-                                     ModelActorSpec replica_spec, int replicas, bool keep_reference) {
+                                     ModelActorSpec replica_spec, int replicas, bool keep_reference,
+                                     DataParallelSpec data_parallel) {
   auto board = std::make_shared<WeightBoard>();
   TrainingActors actors;
   actors.weight_server = spawn_weight_server(system, board);
   actors.trainer = system.spawn<caf::detached>(trainer_actor, std::move(trainer_spec), board, actors.weight_server,
-                                               keep_reference);
+                                               keep_reference, std::move(data_parallel));
   for (int i = 0; i < replicas; ++i) {
     auto spec = replica_spec;
     spec.name += "/replica" + std::to_string(i);

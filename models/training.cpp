@@ -162,11 +162,13 @@ void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
 
 StepResult optimizer_step(torch::nn::Module& model, torch::optim::Optimizer& optimizer,
                           const std::vector<double>& weights, const std::function<torch::Tensor(std::size_t)>& loss_of,
-                          double max_grad_norm) {
+                          double max_grad_norm, const Shard& shard) {
   optimizer.zero_grad();
   auto total = std::accumulate(weights.begin(), weights.end(), 0.0);
   StepResult result;
   for (std::size_t i = 0; i < weights.size(); ++i) {
+    if (static_cast<int>(i % static_cast<std::size_t>(shard.ranks)) != shard.rank)
+      continue;
     auto share = total > 0 ? weights[i] / total : 0.0;
     auto loss = loss_of(i);
     (loss * share).backward();
@@ -178,6 +180,26 @@ StepResult optimizer_step(torch::nn::Module& model, torch::optim::Optimizer& opt
     for (auto& parameter : group.params())
       parameters.push_back(parameter);
   (void)model;
+  if (shard.ranks > 1) {
+    // One collective for all gradients and the loss: a rank without micro-batches sends zeros.
+    torch::NoGradGuard no_grad;
+    std::vector<torch::Tensor> flat;
+    for (auto& parameter : parameters) {
+      if (!parameter.grad().defined())
+        parameter.mutable_grad() = torch::zeros_like(parameter);
+      flat.push_back(parameter.grad().reshape(-1).to(torch::kFloat32));
+    }
+    flat.push_back(torch::tensor({result.loss}, torch::kFloat32));
+    auto buffer = torch::cat(flat);
+    shard.sum_across_ranks(buffer);
+    std::int64_t offset = 0;
+    for (auto& parameter : parameters) {
+      auto n = parameter.numel();
+      parameter.mutable_grad().copy_(buffer.narrow(0, offset, n).view_as(parameter));
+      offset += n;
+    }
+    result.loss = buffer[offset].item<double>();
+  }
   if (max_grad_norm > 0) {
     result.grad_norm = torch::nn::utils::clip_grad_norm_(parameters, max_grad_norm);
   } else {

@@ -114,13 +114,22 @@ struct StepResult {
   double grad_norm = 0.0; // before clipping
 };
 
+/// Data parallelism for optimizer_step: this process computes micro-batches i with
+/// i % ranks == rank, and `sum_across_ranks` sums a tensor over all ranks in place.
+struct Shard {
+  int rank = 0;
+  int ranks = 1;
+  std::function<void(torch::Tensor&)> sum_across_ranks;
+};
+
 /// One optimizer step over a batch split into micro-batches (gradient accumulation). `loss_of(i)`
 /// returns micro-batch i's mean loss; `weights[i]` is its share of the batch (e.g. its token count),
 /// so that the accumulated gradient equals the gradient of the whole batch's mean loss. Clips the
 /// global gradient norm of every parameter the optimizer updates to `max_grad_norm` (<= 0: no
-/// clipping).
+/// clipping). With a `shard` of several ranks, each computes its micro-batches and the gradients
+/// (and loss) are summed across ranks before clipping: every rank takes the same step.
 StepResult optimizer_step(torch::nn::Module& model, torch::optim::Optimizer& optimizer,
                           const std::vector<double>& weights, const std::function<torch::Tensor(std::size_t)>& loss_of,
-                          double max_grad_norm);
+                          double max_grad_norm, const Shard& shard = {});
 
 } // namespace chorus::models

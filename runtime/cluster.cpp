@@ -46,8 +46,13 @@ Cluster read_cluster_file(const std::filesystem::path& file) {
   Cluster cluster;
   cluster.file = file;
   for (const auto& [key, value] : json.items())
-    if (key != "secret" && key != "nodes")
-      top.child(key).fail_unknown({"secret", "nodes"});
+    if (key != "secret" && key != "nodes" && key != "recipe_host")
+      top.child(key).fail_unknown({"secret", "nodes", "recipe_host"});
+  if (json.contains("recipe_host")) {
+    if (!json["recipe_host"].is_string() || json["recipe_host"].get<std::string>().empty())
+      top.child("recipe_host").fail("the address at which nodes reach the recipe's process", json["recipe_host"]);
+    cluster.recipe_host = json["recipe_host"].get<std::string>();
+  }
   if (!json.contains("secret") || !json["secret"].is_string() || json["secret"].get<std::string>().empty())
     top.child("secret").fail("a non-empty string shared by every process of the cluster",
                              json.contains("secret") ? json["secret"] : Json());

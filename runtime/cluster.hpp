@@ -1,8 +1,8 @@
 // A cluster file names the chorus-node processes a recipe may place components on, and the secret
 // that joins them:
 //
-//   {"secret": "change me", "nodes": {"gen-1": {"host": "127.0.0.1", "port": 7101},
-//                                     "judge-1": {"host": "10.0.0.7", "port": 7101}}}
+//   {"secret": "change me", "recipe_host": "10.0.0.2",
+//    "nodes": {"gen-1": {"host": "127.0.0.1", "port": 7101}, "judge-1": {"host": "10.0.0.7", "port": 7101}}}
 //
 // A recipe program reads it with `--cluster FILE`; `chorus-node --cluster FILE --name gen-1` serves
 // the node of that name. Include only from runtime/ and actors/: it spells CAF types.
@@ -28,6 +28,9 @@ struct Cluster {
   std::filesystem::path file;
   std::string secret;
   std::vector<ClusterNode> nodes;
+  /// The address at which nodes reach the recipe's process ("recipe_host"; loopback unless told):
+  /// where data-parallel trainer ranks meet rank 0.
+  std::string recipe_host = "127.0.0.1";
 
   /// The node called `name`. @throws ConfigError naming the file and the nodes it has.
   const ClusterNode& node(const std::string& name) const;

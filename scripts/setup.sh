@@ -12,6 +12,7 @@ packages=(
   nlohmann-json3-dev libspdlog-dev
   libgtest-dev libbenchmark-dev
   libtorch-dev          # LibTorch (CPU)
+  libgloo-dev           # the headers of Gloo, the collectives under c10d that trainer data parallelism uses
   libopenblas0-pthread  # without it LibTorch falls back to the reference BLAS, 30x slower
   python3-torch         # the independent PyTorch reference the model tests compare logits with
   libpcre2-dev          # tokenizer split regexes with Unicode classes

@@ -138,6 +138,51 @@ TEST_F(Cluster, ANodeKilledMidRunIsReportedAndTheRunCompletesOnTheOtherReplica) 
   EXPECT_NE(gen.wait(10s), 0);
 }
 
+TEST_F(Cluster, TwoTrainerRanksTakeTheSameStepsAsOneTrainerOnTheSameBatches) {
+  Runtime runtime({.cluster = std::make_shared<const chorus::Cluster>(read_cluster_file(cluster_file_))});
+  RecipeContext ctx(runtime, "test", dir_, MetricsLogger(), spdlog::default_logger());
+  struct Outcome {
+    std::vector<TrainReport> one, two;
+    std::vector<float> one_logprobs, two_logprobs;
+  };
+  auto outcome = runtime.run([&]() -> Task<Outcome> {
+    auto one = co_await (co_await ModelRef{"builtin:tiny"}.to_builder(ctx, {.kv_cache_len = 128, .threads = 1, .seed = 3}))
+                 .spawn_train("one");
+    auto two = co_await (co_await ModelRef{"builtin:tiny"}.to_builder(
+                           ctx, {.kv_cache_len = 128, .threads = 1, .trainer_nodes = {"gen-1"}, .seed = 3}))
+                 .spawn_train("two");
+    // Eight samples of different lengths in four micro-batches: two on each rank.
+    std::vector<TrainSample> samples;
+    for (int i = 0; i < 8; ++i) {
+      auto prompt = co_await one.tokenize_chat({{"user", "Count to " + std::to_string(i)}});
+      std::vector<std::int64_t> completion;
+      for (int k = 0; k <= i + 2; ++k)
+        completion.push_back('0' + (k % 10));
+      samples.push_back({prompt, completion});
+    }
+    const TrainParams params{.lr = 1e-3, .micro_batch_size = 2};
+    Outcome result;
+    for (int step = 0; step < 3; ++step) {
+      result.one.push_back(co_await one.train_sft(samples, params));
+      result.two.push_back(co_await two.train_sft(samples, params));
+    }
+    result.one_logprobs = co_await one.logprobs(samples[5].prompt_tokens, samples[5].completion_tokens);
+    result.two_logprobs = co_await two.logprobs(samples[5].prompt_tokens, samples[5].completion_tokens);
+    co_return result;
+  }());
+  ASSERT_EQ(outcome.one.size(), outcome.two.size());
+  for (std::size_t i = 0; i < outcome.one.size(); ++i) {
+    EXPECT_NEAR(outcome.one[i].loss, outcome.two[i].loss, 1e-5 * std::abs(outcome.one[i].loss)) << "step " << i;
+    EXPECT_NEAR(outcome.one[i].grad_norm, outcome.two[i].grad_norm, 1e-4 * outcome.one[i].grad_norm) << "step " << i;
+  }
+  EXPECT_LT(outcome.one.back().loss, outcome.one.front().loss); // it trained
+  ASSERT_EQ(outcome.one_logprobs.size(), outcome.two_logprobs.size());
+  for (std::size_t i = 0; i < outcome.one_logprobs.size(); ++i)
+    EXPECT_NEAR(outcome.one_logprobs[i], outcome.two_logprobs[i], 1e-4) << "token " << i;
+  // The second rank ran on the node, not in this process.
+  EXPECT_TRUE(nodes_[0]->wait_for_output("spawned 'two/trainer1'", 5s)) << nodes_[0]->output();
+}
+
 TEST_F(Cluster, AProcessWithoutTheSecretCannotJoin) {
   write_cluster(dir_ / "wrong.json", "not the secret", {{"gen-1", 1}});
   auto real = read_cluster_file(cluster_file_);
