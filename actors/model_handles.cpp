@@ -13,6 +13,10 @@
 #include <caf/send.hpp>
 
 #include <chorus/context.hpp>
+#include <chorus/deadline.hpp>
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -49,6 +53,11 @@ Task<caf::actor> join_node(RecipeContext& ctx, const std::string& node) {
   const auto& address = cluster.node(node);
   // A blocking connect, once per node: refused at once on a closed port, bounded by TCP otherwise.
   auto spawner = runtime.system().middleman().remote_actor(address.host, address.port);
+  if (!spawner && (spawner.error() == caf::sec::incompatible_application_ids ||
+                   spawner.error() == caf::sec::incompatible_versions))
+    throw ActorError("node '" + node + "'", "connect", "node '" + node + "' (" + address.host + ":" +
+                     std::to_string(address.port) + ") runs another version of chorus (its wire protocol differs): "
+                     "run the same build on every node");
   if (!spawner)
     throw ActorError("node '" + node + "'", "connect", "node '" + node + "' (" + address.host + ":" + std::to_string(address.port) +
                      ", from " + cluster.file.string() + ") cannot be reached: " + runtime.system().render(spawner.error()));
@@ -71,6 +80,38 @@ Task<caf::actor> spawn_on_node(RecipeContext& ctx, const std::string& node, acto
   request.secret = ctx.runtime().cluster()->secret;
   auto spawned = co_await ref.ask(std::move(request), std::chrono::seconds(60));
   co_return spawned.actor;
+}
+
+// A replica lost with its node comes back when the node does: tried every few seconds while the
+// model is in use, so a restarted chorus-node rejoins the pool on its own.
+Task<void> rejoin(RecipeContext* ctx, std::weak_ptr<detail::InferenceState> weak, std::string node, std::string name,
+                  ModelActorSpec spec, caf::actor weights) {
+  constexpr auto kRetry = std::chrono::seconds(2);
+  spec.name = name.substr(0, name.rfind('@'));
+  for (;;) {
+    co_await sleep_for(kRetry);
+    if (weak.expired() || ctx->stop_requested())
+      co_return;
+    try {
+      ctx->runtime().joined_nodes().erase(node); // the old connection died with the node
+      auto handle = co_await spawn_on_node(*ctx, node, {.role = "replica", .spec = spec, .weights = weights});
+      auto ref = ctx->runtime().adopt(name, handle);
+      co_await wait_loaded(ref);
+      auto state = weak.lock();
+      if (!state) {
+        caf::anon_send_exit(handle, caf::exit_reason::user_shutdown);
+        co_return;
+      }
+      auto replica = std::make_shared<detail::Replica>();
+      replica->ref = ref;
+      replica->node = node;
+      state->replicas.push_back(replica);
+      ctx->log().info("model '{}': replica '{}' rejoined; {} serving", state->name, name, state->replicas.size());
+      co_return;
+    } catch (const std::exception&) {
+      // still down: try again
+    }
+  }
 }
 
 ModelActorSpec actor_spec(const detail::ModelSpec& spec, const std::string& name, std::int64_t max_batch_size) {
@@ -229,7 +270,19 @@ Task<TrainingModel> spawn_training_model(RecipeContext* ctx_, std::shared_ptr<co
       }
       auto replica = std::make_shared<detail::Replica>();
       replica->ref = runtime.adopt(replica_name, handle);
+      replica->node = node_of(i);
       state->inference->replicas.push_back(std::move(replica));
+    }
+    if (local < placement.replicas) {
+      std::weak_ptr<detail::InferenceState> weak = state->inference;
+      state->inference->on_lost = [ctx_, weak, spec_, options, weights = spawned.weight_server](
+                                    const std::shared_ptr<detail::Replica>& lost) {
+        if (lost->node.empty())
+          return;
+        asio::co_spawn(ctx_->executor(), rejoin(ctx_, weak, lost->node, lost->ref.name(),
+                                                actor_spec(*spec_, lost->ref.name(), options.max_batch_size), weights),
+                       asio::detached);
+      };
     }
     // The trainer first: it publishes the weights that the replicas adopt when asked.
     auto trainer_info = co_await wait_loaded(state->trainer);

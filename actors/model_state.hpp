@@ -28,11 +28,15 @@ struct ModelSpec {
 struct Replica {
   ActorRef<> ref;
   int in_flight = 0;
+  // The node it runs on ("": the recipe's process), for rejoining.
+  std::string node;
 };
 
 struct InferenceState {
   std::string name;
   std::vector<std::shared_ptr<Replica>> replicas;
+  // Called with each replica dropped from the pool (a replica on another node tries to rejoin).
+  std::function<void(const std::shared_ptr<Replica>&)> on_lost;
   // The newest weight version its trainer reported: generation waits for at least this one.
   std::int64_t min_weight_version = 0;
 
@@ -50,6 +54,8 @@ struct InferenceState {
       return; // another coroutine dropped it first
     replicas.erase(found);
     spdlog::warn("model '{}': replica '{}' lost ({}); {} left", name, replica->ref.name(), why, replicas.size());
+    if (on_lost)
+      on_lost(replica);
   }
 
   // Asks a replica; a lost replica is dropped and the request retried on another. If the asker stops

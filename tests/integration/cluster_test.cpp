@@ -138,6 +138,39 @@ TEST_F(Cluster, ANodeKilledMidRunIsReportedAndTheRunCompletesOnTheOtherReplica) 
   EXPECT_NE(gen.wait(10s), 0);
 }
 
+TEST_F(Cluster, ANodeThatComesBackRejoinsThePool) {
+  auto cluster = std::make_shared<const chorus::Cluster>(read_cluster_file(cluster_file_));
+  Runtime runtime({.cluster = cluster});
+  RecipeContext ctx(runtime, "test", dir_, MetricsLogger(), spdlog::default_logger());
+  auto port = std::to_string(cluster->node("gen-1").port);
+  std::unique_ptr<ChildProcess> restarted;
+  auto counts = runtime.run([&]() -> Task<std::vector<std::size_t>> {
+    auto model = co_await (co_await ModelRef{"builtin:tiny"}.to_builder(
+                             ctx, {.kv_cache_len = 128, .replicas = 2, .threads = 1, .replica_nodes = {"", "gen-1"}}))
+                   .spawn_train("policy", {.max_batch_size = 8});
+    auto burst = [&model]() -> Task<void> { // concurrent requests: both replicas get some
+      std::vector<Task<Generation>> requests;
+      for (int i = 0; i < 8; ++i)
+        requests.push_back(model.generate({{"user", "hi"}}, {.max_tokens = 4}));
+      co_await when_all(std::move(requests));
+    };
+    std::vector<std::size_t> counts{model.replicas()};
+    nodes_[0]->signal(SIGKILL);
+    nodes_[0]->wait(10s);
+    co_await burst(); // the requests sent to the dead replica fail over to the other
+    counts.push_back(model.replicas());
+    restarted = std::make_unique<ChildProcess>(
+      CHORUS_NODE_PROGRAM, std::vector<std::string>{"--cluster", cluster_file_.string(), "--name", "gen-1", "--port", port});
+    for (int i = 0; i < 300 && model.replicas() < 2; ++i)
+      co_await sleep_for(100ms);
+    counts.push_back(model.replicas());
+    co_await burst();
+    counts.push_back(model.replicas());
+    co_return counts;
+  }());
+  EXPECT_EQ(counts, (std::vector<std::size_t>{2, 1, 2, 2})) << (restarted ? restarted->output() : "");
+}
+
 TEST_F(Cluster, TwoTrainerRanksTakeTheSameStepsAsOneTrainerOnTheSameBatches) {
   Runtime runtime({.cluster = std::make_shared<const chorus::Cluster>(read_cluster_file(cluster_file_))});
   RecipeContext ctx(runtime, "test", dir_, MetricsLogger(), spdlog::default_logger());
@@ -201,6 +234,24 @@ TEST_F(Cluster, AProcessWithoutTheSecretCannotJoin) {
   }());
   EXPECT_NE(what.find("secret does not match"), std::string::npos) << what;
   EXPECT_NE(what.find("judge-1"), std::string::npos) << what;
+}
+
+TEST_F(Cluster, APeerOfAnotherVersionIsRefusedAtTheHandshake) {
+  // What a build with another wire protocol would say in its handshake.
+  Runtime runtime({.cluster = std::make_shared<const chorus::Cluster>(read_cluster_file(cluster_file_)),
+                   .configure = [](caf::actor_system_config& config) {
+                     config.set("middleman.app-identifiers", std::vector<std::string>{"chorus-wire-0"});
+                   }});
+  RecipeContext ctx(runtime, "test", dir_, MetricsLogger(), spdlog::default_logger());
+  auto what = runtime.run([&]() -> Task<std::string> {
+    try {
+      co_await (co_await ModelRef{"builtin:tiny"}.to_builder(ctx, {.node = "judge-1"})).spawn_inference("judge");
+    } catch (const Error& error) {
+      co_return std::string(error.what());
+    }
+    co_return std::string("joined across versions");
+  }());
+  EXPECT_NE(what.find("another version of chorus"), std::string::npos) << what;
 }
 
 TEST_F(Cluster, ANodeTheFileDoesNotNameIsAConfigError) {
