@@ -31,12 +31,15 @@ struct NodeHello {
 
 struct SpawnedActor {
   caf::actor actor;
+  /// A trainer's weight server (rank 0 of a trainer only).
+  caf::actor weights;
 };
 
 /// Spawns a model actor on the node and answers once it is spawned (not yet loaded: ask it for
 /// ModelInfo to wait for the load). `role` "inference": an inference-only model; "replica": a
 /// replica of a training model streaming each version from `weights`, its trainer's weight server;
-/// "trainer": rank data_parallel.rank of a data-parallel trainer group.
+/// "trainer": rank data_parallel.rank of a (data-parallel) trainer group; rank 0 comes with its
+/// weight server.
 struct SpawnModelActor {
   using Reply = SpawnedActor;
   std::string secret;
@@ -99,7 +102,7 @@ struct WeightChunkRequest {
 CHORUS_INSPECT(ModelActorSpec, name, reference, dtype, seed, max_batch_size, kv_cache_len, threads)
 CHORUS_INSPECT(NodeWelcome, name, cores)
 CHORUS_INSPECT(NodeHello, secret)
-CHORUS_INSPECT(SpawnedActor, actor)
+CHORUS_INSPECT(SpawnedActor, actor, weights)
 CHORUS_INSPECT(DataParallelSpec, rank, size, store_host, store_port, bind_host)
 CHORUS_INSPECT(SpawnModelActor, secret, role, spec, weights, data_parallel, keep_reference)
 CHORUS_INSPECT(JoinRanks, ranks)

@@ -7,13 +7,12 @@
 #include "actors/messages.hpp"
 #include "actors/model_actors.hpp"
 #include "actors/model_state.hpp"
+#include "actors/node_client.hpp"
 #include "runtime/runtime.hpp"
 
-#include <caf/io/middleman.hpp>
 #include <caf/send.hpp>
 
 #include <chorus/context.hpp>
-#include <chorus/deadline.hpp>
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -33,86 +32,10 @@ using actors::GenerateRequest;
 using actors::LogprobsRequest;
 using actors::ModelActorSpec;
 using actors::ModelInfoRequest;
+using actors::rejoin;
+using actors::spawn_on_node;
+using actors::wait_loaded;
 using actors::TokenizeRequest;
-
-// Waits until `ref`'s actor has loaded its model; a load failure becomes an ActorError naming it.
-Task<actors::ModelInfo> wait_loaded(ActorRef<> ref) {
-  // Loading a large folder can take a while; a hung load still ends.
-  constexpr auto kLoadTimeout = std::chrono::minutes(30);
-  auto info = co_await ref.ask(ModelInfoRequest{}, kLoadTimeout);
-  co_return info;
-}
-
-// The spawner of cluster node `node`, joined (connected, secret checked) on first use.
-Task<caf::actor> join_node(RecipeContext& ctx, const std::string& node) {
-  auto& runtime = ctx.runtime();
-  auto& joined = runtime.joined_nodes();
-  if (auto found = joined.find(node); found != joined.end())
-    co_return found->second;
-  const auto& cluster = *runtime.cluster();
-  const auto& address = cluster.node(node);
-  // A blocking connect, once per node: refused at once on a closed port, bounded by TCP otherwise.
-  auto spawner = runtime.system().middleman().remote_actor(address.host, address.port);
-  if (!spawner && (spawner.error() == caf::sec::incompatible_application_ids ||
-                   spawner.error() == caf::sec::incompatible_versions))
-    throw ActorError("node '" + node + "'", "connect", "node '" + node + "' (" + address.host + ":" +
-                     std::to_string(address.port) + ") runs another version of chorus (its wire protocol differs): "
-                     "run the same build on every node");
-  if (!spawner)
-    throw ActorError("node '" + node + "'", "connect", "node '" + node + "' (" + address.host + ":" + std::to_string(address.port) +
-                     ", from " + cluster.file.string() + ") cannot be reached: " + runtime.system().render(spawner.error()));
-  // Not adopted: the runtime stops the actors it adopts at shutdown, and the node outlives this run.
-  ActorRef<> ref(runtime.bridge(), *spawner, "node '" + node + "'");
-  auto welcome = co_await ref.ask(actors::NodeHello{cluster.secret}, std::chrono::seconds(30));
-  if (welcome.name != node)
-    throw ConfigError(cluster.file.string() + ": " + address.host + ":" + std::to_string(address.port) +
-                      " is node '" + welcome.name + "', not '" + node + "'");
-  ctx.log().info("joined node '{}' at {}:{} ({} cores)", node, address.host, address.port, welcome.cores);
-  joined.emplace(node, *spawner);
-  co_return *spawner;
-}
-
-// Spawns a model actor on `node` (actors::SpawnModelActor says what each role is); `request`'s
-// secret is filled in here.
-Task<caf::actor> spawn_on_node(RecipeContext& ctx, const std::string& node, actors::SpawnModelActor request) {
-  auto spawner = co_await join_node(ctx, node);
-  ActorRef<> ref(ctx.runtime().bridge(), spawner, "node '" + node + "'");
-  request.secret = ctx.runtime().cluster()->secret;
-  auto spawned = co_await ref.ask(std::move(request), std::chrono::seconds(60));
-  co_return spawned.actor;
-}
-
-// A replica lost with its node comes back when the node does: tried every few seconds while the
-// model is in use, so a restarted chorus-node rejoins the pool on its own.
-Task<void> rejoin(RecipeContext* ctx, std::weak_ptr<detail::InferenceState> weak, std::string node, std::string name,
-                  ModelActorSpec spec, caf::actor weights) {
-  constexpr auto kRetry = std::chrono::seconds(2);
-  spec.name = name.substr(0, name.rfind('@'));
-  for (;;) {
-    co_await sleep_for(kRetry);
-    if (weak.expired() || ctx->stop_requested())
-      co_return;
-    try {
-      ctx->runtime().joined_nodes().erase(node); // the old connection died with the node
-      auto handle = co_await spawn_on_node(*ctx, node, {.role = "replica", .spec = spec, .weights = weights});
-      auto ref = ctx->runtime().adopt(name, handle);
-      co_await wait_loaded(ref);
-      auto state = weak.lock();
-      if (!state) {
-        caf::anon_send_exit(handle, caf::exit_reason::user_shutdown);
-        co_return;
-      }
-      auto replica = std::make_shared<detail::Replica>();
-      replica->ref = ref;
-      replica->node = node;
-      state->replicas.push_back(replica);
-      ctx->log().info("model '{}': replica '{}' rejoined; {} serving", state->name, name, state->replicas.size());
-      co_return;
-    } catch (const std::exception&) {
-      // still down: try again
-    }
-  }
-}
 
 ModelActorSpec actor_spec(const detail::ModelSpec& spec, const std::string& name, std::int64_t max_batch_size) {
   ModelActorSpec result;
@@ -173,6 +96,7 @@ Task<ModelBuilder> make_builder(RecipeContext& ctx, std::string reference, Build
                       " node(s) for " + std::to_string(options.replicas) + " replica(s): give one per replica");
   auto placed = options.replica_nodes;
   placed.push_back(options.node);
+  placed.push_back(options.trainer_node);
   for (const auto& node : options.trainer_nodes) {
     if (node.empty())
       throw ConfigError(where + "trainer_nodes names a node with an empty name (rank 0 is always this process)");
@@ -236,18 +160,37 @@ Task<TrainingModel> spawn_training_model(RecipeContext* ctx_, std::shared_ptr<co
   int local = 0;
   for (int i = 0; i < placement.replicas; ++i)
     local += node_of(i).empty() ? 1 : 0;
-  // Data parallelism: rank 0 here, rank i on trainer_nodes[i - 1]; they meet at rank 0's store.
+  // Data parallelism: rank 0 is the trainer, rank i runs on trainer_nodes[i - 1]; they meet at rank
+  // 0's rendezvous store.
+  const auto& trainer_node = placement.trainer_node;
   actors::DataParallelSpec data_parallel;
-  if (!placement.trainer_nodes.empty()) {
+  if (!placement.trainer_nodes.empty() || !trainer_node.empty()) {
     data_parallel.size = 1 + static_cast<std::int32_t>(placement.trainer_nodes.size());
-    data_parallel.store_host = data_parallel.bind_host = runtime.cluster()->recipe_host;
+    data_parallel.store_host = data_parallel.bind_host =
+      trainer_node.empty() ? runtime.cluster()->recipe_host : runtime.cluster()->node(trainer_node).host;
   }
-  auto spawned = actors::spawn_training_actors(runtime.system(), actor_spec(*spec_, name + "/trainer", 1),
-                                               actor_spec(*spec_, name, options.max_batch_size), local,
-                                               options.keep_reference, data_parallel);
+  actors::TrainingActors spawned;
+  if (trainer_node.empty()) {
+    spawned = actors::spawn_training_actors(runtime.system(), actor_spec(*spec_, name + "/trainer", 1),
+                                            actor_spec(*spec_, name, options.max_batch_size), local,
+                                            options.keep_reference, data_parallel);
+  } else {
+    auto remote = co_await spawn_on_node(*ctx_, trainer_node,
+                                                      {.role = "trainer", .spec = actor_spec(*spec_, name + "/trainer", 1),
+                                                       .data_parallel = data_parallel,
+                                                       .keep_reference = options.keep_reference});
+    spawned.trainer = remote.actor;
+    spawned.weight_server = remote.weights;
+    // Replicas in this process stream from the trainer on the node, as any remote replica does.
+    for (int i = 0; i < placement.replicas; ++i)
+      if (node_of(i).empty())
+        spawned.replicas.push_back(actors::spawn_remote_replica(
+          runtime.system(), actor_spec(*spec_, name + "/replica" + std::to_string(i), options.max_batch_size),
+          spawned.weight_server));
+  }
   auto state = std::make_shared<detail::TrainingState>();
   state->name = name;
-  state->trainer = runtime.adopt(name + "/trainer", spawned.trainer);
+  state->trainer = runtime.adopt(name + "/trainer" + (trainer_node.empty() ? "" : "@" + trainer_node), spawned.trainer);
   runtime.adopt(name + "/weights", spawned.weight_server);
   state->inference = std::make_shared<detail::InferenceState>();
   state->inference->name = name;
@@ -261,10 +204,11 @@ Task<TrainingModel> spawn_training_model(RecipeContext* ctx_, std::shared_ptr<co
       if (node_of(i).empty()) {
         handle = spawned.replicas[static_cast<std::size_t>(next_local++)];
       } else {
-        handle = co_await spawn_on_node(*ctx_, node_of(i),
-                                        {.role = "replica",
-                                         .spec = actor_spec(*spec_, replica_name, options.max_batch_size),
-                                         .weights = spawned.weight_server});
+        auto remote = co_await spawn_on_node(*ctx_, node_of(i),
+                                             {.role = "replica",
+                                              .spec = actor_spec(*spec_, replica_name, options.max_batch_size),
+                                              .weights = spawned.weight_server});
+        handle = remote.actor;
         all.push_back(handle);
         replica_name += "@" + node_of(i);
       }
@@ -294,9 +238,10 @@ Task<TrainingModel> spawn_training_model(RecipeContext* ctx_, std::shared_ptr<co
       rank.store_port = trainer_info.data_parallel_port;
       rank.bind_host = runtime.cluster()->node(node).host;
       auto rank_name = name + "/trainer" + std::to_string(rank.rank);
-      auto handle = co_await spawn_on_node(*ctx_, node,
+      auto remote = co_await spawn_on_node(*ctx_, node,
                                            {.role = "trainer", .spec = actor_spec(*spec_, rank_name, 1),
                                             .data_parallel = rank, .keep_reference = options.keep_reference});
+      auto handle = remote.actor;
       all.push_back(handle);
       co_await wait_loaded(runtime.adopt(rank_name + "@" + node, handle));
       ranks.push_back(handle);
@@ -325,7 +270,7 @@ Task<InferenceModel> spawn_inference_model(RecipeContext* ctx_, std::shared_ptr<
   const auto& node = spec_->options.node;
   auto spec = actor_spec(*spec_, name, options.max_batch_size);
   auto handle = node.empty() ? actors::spawn_policy_actor(runtime.system(), std::move(spec))
-                             : co_await spawn_on_node(*ctx_, node, {.role = "inference", .spec = std::move(spec)});
+                             : (co_await spawn_on_node(*ctx_, node, {.role = "inference", .spec = std::move(spec)})).actor;
   auto state = std::make_shared<detail::InferenceState>();
   state->name = name;
   auto replica = std::make_shared<detail::Replica>();

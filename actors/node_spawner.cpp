@@ -59,8 +59,14 @@ caf::behavior node_spawner(SpawnerActor* self, std::string node_name, std::strin
       auto& state = self->state;
       check_secret(state, request.secret);
       auto name = request.spec.name;
-      caf::actor actor;
-      if (request.role == "inference")
+      caf::actor actor, weights;
+      if (request.role == "trainer" && request.data_parallel.rank == 0) {
+        auto spawned = spawn_training_actors(self->system(), request.spec, request.spec, 0, request.keep_reference,
+                                             request.data_parallel);
+        actor = spawned.trainer;
+        weights = spawned.weight_server;
+        state.track(weights);
+      } else if (request.role == "inference")
         actor = spawn_policy_actor(self->system(), std::move(request.spec));
       else if (request.role == "replica" && request.weights)
         actor = spawn_remote_replica(self->system(), std::move(request.spec), request.weights);
@@ -76,9 +82,11 @@ caf::behavior node_spawner(SpawnerActor* self, std::string node_name, std::strin
         if (!state.by_client.count(client.address()))
           self->monitor(client);
         state.by_client[client.address()].push_back(actor);
+        if (weights)
+          state.by_client[client.address()].push_back(weights);
       }
       spdlog::info("node '{}': spawned '{}'", state.node, name);
-      return SpawnedActor{actor};
+      return SpawnedActor{actor, weights};
     }),
   };
 }

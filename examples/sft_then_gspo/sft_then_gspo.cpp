@@ -39,9 +39,10 @@ struct SftThenGspoConfig {
   /// "programmatic" (format + correctness) or "judge" (a BinaryJudgeGrader on judge_model).
   std::string grader = "programmatic";
   ModelRef judge_model;
-  /// Nodes of the cluster file (--cluster FILE) that run the policy's replica and the judge; empty:
-  /// this process.
+  /// Nodes of the cluster file (--cluster FILE) that run the policy's replica, its trainer and the
+  /// judge; empty: this process.
   std::string policy_node;
+  std::string trainer_node;
   std::string judge_node;
   /// Intra-op threads of each model actor; 0: a share of this machine's cores. Fixed threads make
   /// runs comparable number for number wherever the actors are placed.
@@ -49,7 +50,7 @@ struct SftThenGspoConfig {
 };
 CHORUS_CONFIG(SftThenGspoConfig, model, seed, train_prompts, demonstrations, eval_prompts, sft_learning_rate, sft_epochs,
               sft_batch_size, gspo_learning_rate, gspo_max_steps, gspo_batch_size, completions_per_sample, kl_beta,
-              clip_range, clip_range_high, max_staleness, grader, judge_model, policy_node, judge_node, threads)
+              clip_range, clip_range_high, max_staleness, grader, judge_model, policy_node, trainer_node, judge_node, threads)
 
 Task<Grader> make_grader(const SftThenGspoConfig& config, RecipeContext& ctx) {
   if (config.grader == "programmatic")
@@ -78,7 +79,10 @@ Task<void> sft_then_gspo(SftThenGspoConfig config, RecipeContext& ctx) {
   auto train = even_number::prompts(config.train_prompts, config.seed, held_out);
   auto demonstrations = even_number::demonstrations(train, static_cast<std::size_t>(config.demonstrations));
 
-  auto builder = co_await config.model.to_builder(ctx, {.kv_cache_len = 256, .threads = config.threads, .node = config.policy_node});
+  auto builder = co_await config.model.to_builder(ctx, {.kv_cache_len = 256,
+                                                         .threads = config.threads,
+                                                         .node = config.policy_node,
+                                                         .trainer_node = config.trainer_node});
   auto model = co_await builder.spawn_train("policy", {.max_batch_size = 128});
   auto logger = ctx.logger();
 

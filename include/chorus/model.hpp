@@ -54,8 +54,12 @@ struct BuilderOptions {
   /// One node per replica of a training model (size `replicas`; "" for this process); overrides
   /// `node` for replicas, e.g. {"", "gen-1"} keeps one replica here and puts one on gen-1.
   std::vector<std::string> replica_nodes;
+  /// Where the trainer of a training model runs (its weight server with it): a cluster node, or empty
+  /// for the recipe's process. Its replicas, wherever they are, stream its weights over the network;
+  /// `save` writes on that node's file system.
+  std::string trainer_node;
   /// Data parallelism for a training model: more trainer ranks, one on each node named (the first
-  /// rank stays in the recipe's process). Each step's micro-batches are divided between the ranks and
+  /// rank is the trainer above). Each step's micro-batches are divided between the ranks and
   /// their gradients summed (c10d Gloo): the same step as one trainer, in less time per step.
   std::vector<std::string> trainer_nodes;
   /// Seeds the built-in model's initial weights (ignored for a folder).

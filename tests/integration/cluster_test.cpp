@@ -171,6 +171,35 @@ TEST_F(Cluster, ANodeThatComesBackRejoinsThePool) {
   EXPECT_EQ(counts, (std::vector<std::size_t>{2, 1, 2, 2})) << (restarted ? restarted->output() : "");
 }
 
+TEST_F(Cluster, ATrainerOnANodeTrainsAsInTheRecipesProcess) {
+  Runtime runtime({.cluster = std::make_shared<const chorus::Cluster>(read_cluster_file(cluster_file_))});
+  RecipeContext ctx(runtime, "test", dir_, MetricsLogger(), spdlog::default_logger());
+  runtime.run([&]() -> Task<void> {
+    for (std::string trainer_node : {"", "gen-1"}) {
+      auto model = co_await (co_await ModelRef{"builtin:tiny"}.to_builder(
+                               ctx, {.kv_cache_len = 128, .threads = 1, .trainer_node = trainer_node, .seed = 3}))
+                     .spawn_train("policy");
+      auto name = trainer_node.empty() ? std::string("here") : trainer_node;
+      co_await GRPO({.dataset = x_task_prompts(), .model = model, .grader = FunctionGrader("x", share_of_x),
+                     .logger = MetricsLogger({.jsonl = dir_ / (name + ".jsonl")}), .lr = 1e-3, .samples_per_batch = 8,
+                     .samples_per_mini_batch = 8, .completions_per_sample = 4, .max_num_grpo_steps = 3,
+                     .sampling = {.temperature = 1.0, .max_tokens = 8}, .seed = 5})
+        .run();
+    }
+  }());
+  auto here = read_metrics(dir_ / "here.jsonl"), there = read_metrics(dir_ / "gen-1.jsonl");
+  ASSERT_EQ(here.size(), 3u);
+  ASSERT_EQ(there.size(), 3u);
+  for (std::size_t i = 0; i < here.size(); ++i) {
+    // The sampler-trainer gap (~1e-7) is rounding, and differs between the runs' thread teams.
+    EXPECT_LT(there[i]["logprob_gap"].get<double>(), 1e-4);
+    here[i].erase("logprob_gap");
+    there[i].erase("logprob_gap");
+    EXPECT_EQ(here[i], there[i]) << "step " << i + 1;
+  }
+  EXPECT_TRUE(nodes_[0]->wait_for_output("spawned 'policy/trainer'", 5s)) << nodes_[0]->output();
+}
+
 TEST_F(Cluster, TwoTrainerRanksTakeTheSameStepsAsOneTrainerOnTheSameBatches) {
   Runtime runtime({.cluster = std::make_shared<const chorus::Cluster>(read_cluster_file(cluster_file_))});
   RecipeContext ctx(runtime, "test", dir_, MetricsLogger(), spdlog::default_logger());
