@@ -37,13 +37,15 @@ struct InferenceState {
   std::vector<std::shared_ptr<Replica>> replicas;
   // Called with each replica dropped from the pool (a replica on another node tries to rejoin).
   std::function<void(const std::shared_ptr<Replica>&)> on_lost;
+  std::string last_loss; // why the last replica dropped was lost, for the error once none is left
   // The newest weight version its trainer reported: generation waits for at least this one.
   std::int64_t min_weight_version = 0;
 
   // The replica with the fewest requests in flight. @throws Error when none is left.
   std::shared_ptr<Replica> pick() const {
     if (replicas.empty())
-      throw Error("model '" + name + "': no replica left to serve requests (every one was lost)");
+      throw Error("model '" + name + "': no replica left to serve requests (every one was lost" +
+                  (last_loss.empty() ? std::string(")") : "; the last: " + last_loss + ")"));
     return *std::min_element(replicas.begin(), replicas.end(),
                              [](const auto& a, const auto& b) { return a->in_flight < b->in_flight; });
   }
@@ -53,6 +55,7 @@ struct InferenceState {
     if (found == replicas.end())
       return; // another coroutine dropped it first
     replicas.erase(found);
+    last_loss = "'" + replica->ref.name() + "': " + why;
     spdlog::warn("model '{}': replica '{}' lost ({}); {} left", name, replica->ref.name(), why, replicas.size());
     if (on_lost)
       on_lost(replica);

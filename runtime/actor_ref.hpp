@@ -175,6 +175,11 @@ public:
   template <class Request>
   Task<reply_t<Request>> ask(Request request, std::chrono::nanoseconds timeout) const {
     using Reply = reply_t<Request>;
+    // What crosses processes must be in a type-id block: refused here, not as a lost message later.
+    static_assert(caf::has_type_id<Request>::value,
+                  "a request type must be listed in a CAF type-id block (CAF_ADD_TYPE_ID) to be sent");
+    static_assert(std::is_void_v<Reply> || caf::has_type_id<Reply>::value,
+                  "a reply type must be listed in a CAF type-id block (CAF_ADD_TYPE_ID) to be sent");
     detail::AskInitiation<Reply> initiation{bridge_, actor_.lock(),
                                             caf::make_message(std::move(request)), name_,
                                             caf::type_name<Request>::value, timeout};
@@ -191,6 +196,8 @@ public:
   /// Sends `message` without waiting for (or expecting) a reply; nothing happens if the actor is gone.
   template <class Message>
   void tell(Message message) const {
+    static_assert(caf::has_type_id<Message>::value,
+                  "a message type must be listed in a CAF type-id block (CAF_ADD_TYPE_ID) to be sent");
     if (auto target = actor_.lock())
       target->enqueue(nullptr, caf::make_message_id(), caf::make_message(std::move(message)), nullptr);
   }

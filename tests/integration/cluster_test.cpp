@@ -138,6 +138,30 @@ TEST_F(Cluster, ANodeKilledMidRunIsReportedAndTheRunCompletesOnTheOtherReplica) 
   EXPECT_NE(gen.wait(10s), 0);
 }
 
+TEST_F(Cluster, ANodeCutOffWithoutClosingItsConnectionIsNoticedWithinSeconds) {
+  Runtime runtime({.cluster = std::make_shared<const chorus::Cluster>(read_cluster_file(cluster_file_))});
+  RecipeContext ctx(runtime, "test", dir_, MetricsLogger(), spdlog::default_logger());
+  auto& judge_node = *nodes_[1];
+  auto [what, seconds] = runtime.run([&]() -> Task<std::pair<std::string, double>> {
+    auto judge = co_await (co_await ModelRef{"builtin:tiny"}.to_builder(ctx, {.threads = 1, .node = "judge-1"}))
+                   .spawn_inference("judge");
+    co_await judge.generate({{"user", "hi"}}, {.max_tokens = 2});
+    judge_node.signal(SIGSTOP); // frozen: its socket stays open, nothing answers, no heartbeats
+    auto start = std::chrono::steady_clock::now();
+    std::string what = "no error";
+    try {
+      co_await judge.generate({{"user", "hi"}}, {.max_tokens = 2});
+    } catch (const Error& error) {
+      what = error.what();
+    }
+    co_return std::pair{what, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
+  }());
+  judge_node.signal(SIGCONT);
+  EXPECT_NE(what.find("judge@judge-1"), std::string::npos) << what;
+  EXPECT_NE(what.find("went down"), std::string::npos) << what;
+  EXPECT_LT(seconds, 30.0); // heartbeats every second, a connection silent for 5 s is dropped
+}
+
 TEST_F(Cluster, ANodeThatComesBackRejoinsThePool) {
   auto cluster = std::make_shared<const chorus::Cluster>(read_cluster_file(cluster_file_));
   Runtime runtime({.cluster = cluster});
