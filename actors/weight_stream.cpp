@@ -21,6 +21,8 @@ namespace {
 constexpr std::int64_t kChunksInFlight = 4;
 // Versions a server keeps for fetches under way: a fetch older than this restarts on the newest.
 constexpr std::size_t kPinnedVersions = 3;
+// Fetches restarted in a row (a version superseded under way) before the feed gives up.
+constexpr int kFetchRestarts = 3;
 
 std::string dtype_name(torch::ScalarType type) {
   switch (type) {
@@ -173,9 +175,14 @@ void WeightFeed::want(caf::event_based_actor* self, std::int64_t version) {
 
 void WeightFeed::fetch(caf::event_based_actor* self) {
   fetching_ = wanted_;
+  ++generation_; // replies to an earlier fetch are ignored from now on
   self->request(server_, caf::infinite, WeightManifestRequest{})
-    .then([this, self](WeightManifest& manifest) { on_manifest(self, std::move(manifest)); },
-          [this](const caf::error& error) { fail("cannot fetch the weight manifest: " + to_string(error)); });
+    .then(
+      [this, self, generation = generation_](WeightManifest& manifest) {
+        if (generation == generation_)
+          on_manifest(self, std::move(manifest));
+      },
+      [this](const caf::error& error) { fail("cannot fetch the weight manifest: " + to_string(error)); });
 }
 
 void WeightFeed::on_manifest(caf::event_based_actor* self, WeightManifest manifest) {
@@ -208,8 +215,21 @@ void WeightFeed::on_manifest(caf::event_based_actor* self, WeightManifest manife
 
 void WeightFeed::request_chunk(caf::event_based_actor* self, std::int64_t index) {
   self->request(server_, caf::infinite, WeightChunkRequest{fetching_, index})
-    .then([this, self](WeightChunk& chunk) { on_chunk(self, std::move(chunk)); },
-          [this](const caf::error& error) { fail("cannot fetch a weight chunk: " + to_string(error)); });
+    .then(
+      [this, self, generation = generation_](WeightChunk& chunk) {
+        if (generation == generation_)
+          on_chunk(self, std::move(chunk));
+      },
+      [this, self, generation = generation_](const caf::error& error) {
+        if (generation != generation_)
+          return; // a chunk of a fetch already restarted
+        if (restarts_++ < kFetchRestarts) { // e.g. the server dropped this version for newer ones
+          fetching_ = -1;
+          fetch(self);
+          return;
+        }
+        fail("cannot fetch a weight chunk: " + to_string(error));
+      });
 }
 
 void WeightFeed::on_chunk(caf::event_based_actor* self, WeightChunk chunk) {
@@ -235,6 +255,7 @@ void WeightFeed::on_chunk(caf::event_based_actor* self, WeightChunk chunk) {
   ready_ = std::move(staging_);
   staging_.clear();
   fetching_ = -1;
+  restarts_ = 0;
   error_.clear();
   if (on_change_)
     on_change_();

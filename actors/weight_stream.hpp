@@ -80,6 +80,8 @@ private:
   std::int64_t ready_version_ = -1;
   std::vector<torch::Tensor> ready_;
   std::int64_t adopted_ = -1;
+  int restarts_ = 0;
+  std::uint64_t generation_ = 0; // of the fetch under way
   std::string error_;
 };
 

@@ -1,8 +1,13 @@
-// The byte layout a weight version streams in: tensors laid end to end, cut into chunks that cross
-// tensor boundaries, put back together bit for bit.
+// Weight streaming: the byte layout (tensors laid end to end, cut into chunks that cross tensor
+// boundaries, put back together bit for bit) and a replica's feed fetching a version from a server.
+#include "actors/messages.hpp"
 #include "actors/weight_stream.hpp"
 
+#include <caf/all.hpp>
+
 #include <gtest/gtest.h>
+
+#include <future>
 
 using namespace chorus::actors;
 
@@ -26,4 +31,51 @@ TEST(WeightStream, ChunksAcrossTensorBoundariesRebuildTheTensorsExactly) {
   for (std::size_t i = 0; i < sent.size(); ++i)
     EXPECT_TRUE(torch::equal(sent[i], received[i])) << "tensor " << i;
   EXPECT_THROW(read_tensor_bytes(sent, total - 2, 4, bytes.data()), std::out_of_range);
+}
+
+namespace {
+
+struct TwoTensors : torch::nn::Module {
+  explicit TwoTensors(float fill) {
+    register_parameter("a", torch::full({1000, 1500}, fill)); // 6 MB: a version of several chunks
+    register_parameter("b", torch::full({7}, fill));
+  }
+};
+
+} // namespace
+
+TEST(WeightStream, AFeedFetchesTheNewestVersionAndAdoptsItBitForBit) {
+  caf::actor_system_config config;
+  config.add_message_types<caf::id_block::chorus_model_actors>();
+  config.add_message_types<caf::id_block::chorus_cluster>();
+  caf::actor_system system(config);
+  auto board = std::make_shared<WeightBoard>();
+  TwoTensors trained(0.0f);
+  torch::manual_seed(2);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& parameter : trained.parameters())
+      parameter.copy_(torch::randn_like(parameter));
+  }
+  board->publish(4, trained);
+  auto server = spawn_weight_server(system, board);
+
+  TwoTensors replica(1.0f);
+  std::promise<std::int64_t> adopted;
+  auto feed = std::make_unique<WeightFeed>(server, "test-replica");
+  auto fetcher = system.spawn([&](caf::event_based_actor* self) -> caf::behavior {
+    feed->start(self, [self, &feed, &replica, &adopted] {
+      adopted.set_value(feed->error().empty() ? feed->adopt(self, replica) : -1);
+      self->quit();
+    });
+    return {[](const WeightsPublished&) {}};
+  });
+  auto version = adopted.get_future();
+  ASSERT_EQ(version.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  EXPECT_EQ(version.get(), 4);
+  auto want = trained.parameters(), got = replica.parameters();
+  for (std::size_t i = 0; i < want.size(); ++i)
+    EXPECT_TRUE(torch::equal(want[i], got[i])) << "parameter " << i;
+  caf::anon_send_exit(server, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(fetcher, caf::exit_reason::user_shutdown);
 }
