@@ -4,6 +4,7 @@
 //
 //   chorus-node --cluster cluster.json --name gen-1            # host and port from the file
 //   chorus-node --cluster cluster.json --name gen-1 --port 0   # any free port (printed)
+//   CHORUS_CLUSTER_SECRET=... chorus-node --name gen-1 --bind 10.0.0.5 --port 7101   # no file
 #include "actors/node_spawner.hpp"
 #include "runtime/cluster.hpp"
 #include "runtime/runtime.hpp"
@@ -14,6 +15,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -21,10 +23,14 @@
 namespace {
 
 constexpr const char* kUsage = R"(Usage: chorus-node --cluster FILE --name NAME [--bind ADDR] [--port P]
+       chorus-node --name NAME --bind ADDR --port P      (secret in $CHORUS_CLUSTER_SECRET)
 
-Hosts the recipe components placed on node NAME of the cluster file (its secret and port).
-  --bind ADDR   the address to listen on (default: the node's host in the file)
-  --port P      the port to listen on (default: the node's port in the file; 0: any free port)
+Hosts the recipe components placed on node NAME (the name the recipe's cluster file gives it).
+  --cluster FILE  the cluster file: this node's secret, address and port
+  --bind ADDR     the address to listen on (default: the node's host in the file)
+  --port P        the port to listen on (default: the node's port in the file; 0: any free port)
+Without a cluster file, --bind and --port are required and the secret is read from the
+environment variable CHORUS_CLUSTER_SECRET (a command line is visible to every user).
 Prints "chorus-node NAME listening on ADDR:PORT" once it serves; stops on SIGINT or SIGTERM.
 )";
 
@@ -66,8 +72,10 @@ Options parse(int argc, char** argv) {
       throw std::invalid_argument("unexpected argument '" + arg + "'");
     }
   }
-  if (options.cluster_file.empty() || options.name.empty())
-    throw std::invalid_argument("--cluster FILE and --name NAME are required");
+  if (options.name.empty())
+    throw std::invalid_argument("--name NAME is required");
+  if (options.cluster_file.empty() && (options.bind.empty() || !options.port))
+    throw std::invalid_argument("without --cluster FILE, --bind ADDR and --port P are required");
   return options;
 }
 
@@ -79,8 +87,21 @@ int main(int argc, char** argv) {
   chorus::ClusterNode node;
   try {
     options = parse(argc, argv);
-    cluster = std::make_shared<const chorus::Cluster>(chorus::read_cluster_file(options.cluster_file));
-    node = cluster->node(options.name);
+    if (!options.cluster_file.empty()) {
+      cluster = std::make_shared<const chorus::Cluster>(chorus::read_cluster_file(options.cluster_file));
+      node = cluster->node(options.name);
+    } else {
+      const char* secret = std::getenv("CHORUS_CLUSTER_SECRET");
+      if (!secret || !*secret)
+        throw std::invalid_argument("without --cluster FILE, the secret comes from CHORUS_CLUSTER_SECRET, "
+                                    "which is not set");
+      chorus::Cluster alone;
+      alone.file = "(command line)";
+      alone.secret = secret;
+      alone.nodes.push_back({options.name, options.bind, 0});
+      cluster = std::make_shared<const chorus::Cluster>(std::move(alone));
+      node = cluster->nodes.front();
+    }
   } catch (const std::exception& error) {
     std::cerr << "chorus-node: error: " << error.what() << "\n" << kUsage;
     return 2;

@@ -269,6 +269,31 @@ TEST_F(Cluster, TwoTrainerRanksTakeTheSameStepsAsOneTrainerOnTheSameBatches) {
   EXPECT_TRUE(nodes_[0]->wait_for_output("spawned 'two/trainer1'", 5s)) << nodes_[0]->output();
 }
 
+TEST(ClusterNode, ServesWithoutAClusterFileOnTheAddressAndPortGivenWithTheSecretFromTheEnvironment) {
+  auto dir = temp_dir("node_without_file");
+  unsetenv("CHORUS_CLUSTER_SECRET");
+  ChildProcess no_secret(CHORUS_NODE_PROGRAM, {"--name", "solo", "--bind", "127.0.0.1", "--port", "0"});
+  EXPECT_EQ(no_secret.wait(30s), 2);
+  EXPECT_NE(no_secret.output().find("CHORUS_CLUSTER_SECRET"), std::string::npos) << no_secret.output();
+
+  setenv("CHORUS_CLUSTER_SECRET", "from the environment", 1);
+  ChildProcess node(CHORUS_NODE_PROGRAM, {"--name", "solo", "--bind", "127.0.0.1", "--port", "0"});
+  unsetenv("CHORUS_CLUSTER_SECRET");
+  auto line = node.wait_for_line("chorus-node solo listening on 127.0.0.1:", 30s);
+  ASSERT_TRUE(line) << node.output();
+  write_cluster(dir / "cluster.json", "from the environment",
+                {{"solo", static_cast<unsigned>(std::stoul(line->substr(line->rfind(':') + 1)))}});
+  Runtime runtime({.cluster = std::make_shared<const chorus::Cluster>(read_cluster_file(dir / "cluster.json"))});
+  RecipeContext ctx(runtime, "test", dir, MetricsLogger(), spdlog::default_logger());
+  auto generation = runtime.run([&]() -> Task<Generation> {
+    auto judge = co_await (co_await ModelRef{"builtin:tiny"}.to_builder(ctx, {.threads = 1, .node = "solo"}))
+                   .spawn_inference("judge");
+    co_return co_await judge.generate({{"user", "hi"}}, {.max_tokens = 3});
+  }());
+  EXPECT_FALSE(generation.finish_reason.empty()); // answered by the model on the node
+  EXPECT_LE(generation.tokens.size(), 3u);
+}
+
 TEST_F(Cluster, AProcessWithoutTheSecretCannotJoin) {
   write_cluster(dir_ / "wrong.json", "not the secret", {{"gen-1", 1}});
   auto real = read_cluster_file(cluster_file_);
