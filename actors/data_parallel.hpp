@@ -13,11 +13,6 @@
 #include <string>
 #include <vector>
 
-namespace c10d {
-class Store;
-class ProcessGroup;
-} // namespace c10d
-
 namespace chorus::actors {
 
 class GradientGroup {
@@ -34,9 +29,7 @@ public:
   /// rank's `parameters` equal to rank 0's. Idempotent.
   void connect(const std::vector<torch::Tensor>& parameters);
 
-  bool connected() const noexcept {
-    return group_ != nullptr;
-  }
+  bool connected() const noexcept;
 
   int rank() const noexcept {
     return spec_.rank;
@@ -50,9 +43,10 @@ public:
   void all_reduce_sum(torch::Tensor& tensor);
 
 private:
+  struct Collectives; // the c10d store and process group: c10d headers stay in data_parallel.cpp
+
   DataParallelSpec spec_;
-  std::shared_ptr<void> store_; // c10::intrusive_ptr<c10d::Store>, kept opaque
-  std::shared_ptr<void> group_; // c10::intrusive_ptr<c10d::ProcessGroup>
+  std::unique_ptr<Collectives> collectives_;
 };
 
 } // namespace chorus::actors

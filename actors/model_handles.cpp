@@ -37,6 +37,11 @@ using actors::spawn_on_node;
 using actors::wait_loaded;
 using actors::TokenizeRequest;
 
+// An actor's name in logs and errors: `name`, or `name@node` for one on another node.
+std::string placed(const std::string& name, const std::string& node) {
+  return node.empty() ? name : name + "@" + node;
+}
+
 ModelActorSpec actor_spec(const detail::ModelSpec& spec, const std::string& name, std::int64_t max_batch_size) {
   ModelActorSpec result;
   result.name = name;
@@ -99,7 +104,8 @@ Task<ModelBuilder> make_builder(RecipeContext& ctx, std::string reference, Build
   placed.push_back(options.trainer_node);
   for (const auto& node : options.trainer_nodes) {
     if (node.empty())
-      throw ConfigError(where + "trainer_nodes names a node with an empty name (rank 0 is always this process)");
+      throw ConfigError(where + "trainer_nodes names a node with an empty name (rank 0 is the trainer itself: "
+                        "see trainer_node)");
     placed.push_back(node);
   }
   for (const auto& node : placed) {
@@ -190,7 +196,7 @@ Task<TrainingModel> spawn_training_model(RecipeContext* ctx_, std::shared_ptr<co
   }
   auto state = std::make_shared<detail::TrainingState>();
   state->name = name;
-  state->trainer = runtime.adopt(name + "/trainer" + (trainer_node.empty() ? "" : "@" + trainer_node), spawned.trainer);
+  state->trainer = runtime.adopt(placed(name + "/trainer", trainer_node), spawned.trainer);
   runtime.adopt(name + "/weights", spawned.weight_server);
   state->inference = std::make_shared<detail::InferenceState>();
   state->inference->name = name;
@@ -210,10 +216,9 @@ Task<TrainingModel> spawn_training_model(RecipeContext* ctx_, std::shared_ptr<co
                                               .weights = spawned.weight_server});
         handle = remote.actor;
         all.push_back(handle);
-        replica_name += "@" + node_of(i);
       }
       auto replica = std::make_shared<detail::Replica>();
-      replica->ref = runtime.adopt(replica_name, handle);
+      replica->ref = runtime.adopt(placed(replica_name, node_of(i)), handle);
       replica->node = node_of(i);
       state->inference->replicas.push_back(std::move(replica));
     }
@@ -243,7 +248,7 @@ Task<TrainingModel> spawn_training_model(RecipeContext* ctx_, std::shared_ptr<co
                                             .data_parallel = rank, .keep_reference = options.keep_reference});
       auto handle = remote.actor;
       all.push_back(handle);
-      co_await wait_loaded(runtime.adopt(rank_name + "@" + node, handle));
+      co_await wait_loaded(runtime.adopt(placed(rank_name, node), handle));
       ranks.push_back(handle);
     }
     if (!ranks.empty()) {
@@ -274,7 +279,7 @@ Task<InferenceModel> spawn_inference_model(RecipeContext* ctx_, std::shared_ptr<
   auto state = std::make_shared<detail::InferenceState>();
   state->name = name;
   auto replica = std::make_shared<detail::Replica>();
-  replica->ref = runtime.adopt(node.empty() ? name : name + "@" + node, handle);
+  replica->ref = runtime.adopt(placed(name, node), handle);
   state->replicas.push_back(replica);
   try {
     auto info = co_await wait_loaded(replica->ref);

@@ -4,8 +4,6 @@
 
 namespace chorus::actors {
 
-namespace {
-
 torch::ScalarType parse_dtype(const std::string& dtype) {
   if (dtype == "float32" || dtype == "fp32")
     return torch::kFloat32;
@@ -13,8 +11,6 @@ torch::ScalarType parse_dtype(const std::string& dtype) {
     return torch::kBFloat16;
   throw std::invalid_argument("dtype '" + dtype + "' is not supported (expected float32 or bfloat16)");
 }
-
-} // namespace
 
 void ModelHost::load(ModelActorSpec model_spec, int weight) {
   spec = std::move(model_spec);

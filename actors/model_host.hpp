@@ -14,6 +14,10 @@ namespace chorus::actors {
 
 class WeightBoard;
 
+/// The LibTorch dtype of "float32" (or "fp32") and "bfloat16" (or "bf16").
+/// @throws std::invalid_argument for any other name.
+torch::ScalarType parse_dtype(const std::string& dtype);
+
 /// A policy actor that adopts the weight versions `board` publishes (none if null).
 caf::actor spawn_policy_with_board(caf::actor_system& system, ModelActorSpec spec, std::shared_ptr<WeightBoard> board);
 

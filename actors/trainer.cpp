@@ -259,13 +259,11 @@ TrainReport Trainer::step(const std::string& objective, const std::vector<TrainS
 models::Shard Trainer::shard() {
   if (!group_ || group_->size() == 1)
     return {};
-  std::vector<torch::Tensor> parameters;
-  for (const auto& parameter : model_.model->parameters())
-    parameters.push_back(parameter);
-  bool first = !group_->connected();
-  group_->connect(parameters);
-  if (first && reference_)
-    reset_reference(); // the reference of rank 0's weights, now everyone's
+  if (!group_->connected()) {
+    group_->connect(model_.model->parameters());
+    if (reference_)
+      reset_reference(); // the reference of rank 0's weights, now everyone's
+  }
   return {group_->rank(), group_->size(), [group = group_.get()](torch::Tensor& t) { group->all_reduce_sum(t); }};
 }
 

@@ -26,8 +26,8 @@ namespace {
 struct TrainerState {
   ModelHost host;
   std::unique_ptr<Trainer> trainer;
-  std::shared_ptr<WeightBoard> board;
-  caf::actor weight_server; // tells replicas in other processes of each version (null on ranks > 0)
+  std::shared_ptr<WeightBoard> board; // null on data-parallel ranks > 0: nothing generates from them
+  caf::actor weight_server;           // tells replicas in other processes of each version (null too)
   std::vector<caf::actor> ranks; // rank 0 of a data-parallel group: the others, to forward to
   static inline const char* name = "chorus.trainer";
 };
@@ -43,6 +43,20 @@ void forward_to_ranks(TrainerActor* self, const Request& request) {
     caf::anon_send(rank, request);
 }
 
+// Makes the current weights version `version` for the replicas in this process (the board) and in
+// others (the weight server tells them).
+void publish(TrainerActor* self, std::int64_t version) {
+  auto& state = self->state;
+  if (!state.board)
+    return;
+  {
+    TimelineSpan span(state.host.spec.name, "weight publish", "version " + std::to_string(version));
+    state.board->publish(version, *state.host.model.model);
+  }
+  if (state.weight_server)
+    self->send(state.weight_server, WeightsPublished{version});
+}
+
 caf::behavior trainer_actor(TrainerActor* self, ModelActorSpec spec, std::shared_ptr<WeightBoard> board,
                             caf::actor weight_server, bool keep_reference, DataParallelSpec data_parallel) {
   auto& state = self->state;
@@ -55,9 +69,7 @@ caf::behavior trainer_actor(TrainerActor* self, ModelActorSpec spec, std::shared
       state.trainer = std::make_unique<Trainer>(state.host.model, keep_reference);
       if (data_parallel.size > 1)
         state.trainer->join(std::make_unique<GradientGroup>(data_parallel));
-      state.board->publish(0, *state.host.model.model); // replicas start from exactly these weights
-      if (state.weight_server)
-        self->send(state.weight_server, WeightsPublished{0});
+      publish(self, 0); // replicas start from exactly these weights
     } catch (const std::exception& error) {
       state.host.load_error = error.what();
     }
@@ -82,12 +94,7 @@ caf::behavior trainer_actor(TrainerActor* self, ModelActorSpec spec, std::shared
         report = request.objective == "dpo" ? state.trainer->dpo_step(request.pairs, request.params)
                                             : state.trainer->step(request.objective, request.samples, request.params);
       }
-      {
-        TimelineSpan span(state.host.spec.name, "weight publish", "version " + std::to_string(report.weight_version));
-        state.board->publish(report.weight_version, *state.host.model.model);
-      }
-      if (state.weight_server)
-        self->send(state.weight_server, WeightsPublished{report.weight_version});
+      publish(self, report.weight_version);
       // A sampler that disagrees with the trainer about the same weights and tokens biases every
       // policy-gradient step silently: say so loudly. bf16 rounds differently in the two code paths.
       double tolerance = state.host.spec.dtype == "float32" ? 1e-4 : 5e-2;
@@ -125,8 +132,8 @@ caf::behavior trainer_actor(TrainerActor* self, ModelActorSpec spec, std::shared
 
 caf::actor spawn_trainer_rank(caf::actor_system& system, ModelActorSpec spec, bool keep_reference,
                               DataParallelSpec data_parallel) {
-  return system.spawn<caf::detached>(trainer_actor, std::move(spec), std::make_shared<WeightBoard>(), caf::actor{},
-                                     keep_reference, std::move(data_parallel));
+  return system.spawn<caf::detached>(trainer_actor, std::move(spec), nullptr, caf::actor{}, keep_reference,
+                                     std::move(data_parallel));
 }
 
 TrainingActors spawn_training_actors(caf::actor_system& system, ModelActorSpec trainer_spec,

@@ -4,6 +4,22 @@
 
 namespace chorus::actors {
 
+void copy_into_parameters(torch::nn::Module& model, const std::vector<torch::Tensor>& tensors) {
+  torch::NoGradGuard no_grad;
+  auto parameters = model.named_parameters();
+  if (parameters.size() != tensors.size())
+    throw std::invalid_argument("weight sync: the trainer sends " + std::to_string(tensors.size()) +
+                                " tensors, this replica's model has " + std::to_string(parameters.size()));
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    auto& parameter = parameters[i].value();
+    if (!parameter.sizes().equals(tensors[i].sizes()))
+      throw std::invalid_argument("weight sync: tensor '" + parameters[i].key() + "' has shape " +
+                                  c10::str(parameter.sizes()) + " here and " + c10::str(tensors[i].sizes()) +
+                                  " in the trainer");
+    parameter.copy_(tensors[i]);
+  }
+}
+
 void WeightBoard::publish(std::int64_t version, torch::nn::Module& model) {
   torch::NoGradGuard no_grad;
   auto snapshot = std::make_shared<std::vector<torch::Tensor>>();
@@ -28,12 +44,7 @@ std::int64_t WeightBoard::adopt(torch::nn::Module& model, std::int64_t have) con
     snapshot = snapshot_;
     version = version_.load();
   }
-  torch::NoGradGuard no_grad;
-  auto parameters = model.parameters();
-  if (parameters.size() != snapshot->size())
-    throw std::logic_error("weight sync: the replica's model has a different parameter list than the trainer's");
-  for (std::size_t i = 0; i < parameters.size(); ++i)
-    parameters[i].copy_((*snapshot)[i]); // copy_ converts dtype: a bf16 replica of an fp32 trainer works
+  copy_into_parameters(model, *snapshot);
   return version;
 }
 

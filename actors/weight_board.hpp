@@ -15,6 +15,11 @@
 
 namespace chorus::actors {
 
+/// Copies `tensors` (in `model.named_parameters()` order) into `model`'s parameters, converting the
+/// dtype (a bf16 replica of an fp32 trainer works). @throws std::invalid_argument if the count or a
+/// shape differs, naming the tensor.
+void copy_into_parameters(torch::nn::Module& model, const std::vector<torch::Tensor>& tensors);
+
 class WeightBoard {
 public:
   /// Snapshots `model`'s parameters as `version`.

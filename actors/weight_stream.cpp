@@ -1,5 +1,7 @@
 #include "actors/weight_stream.hpp"
 
+#include "actors/model_host.hpp"
+
 #include "runtime/actor_host.hpp"
 #include "runtime/timeline.hpp"
 
@@ -35,14 +37,6 @@ std::string dtype_name(torch::ScalarType type) {
   }
 }
 
-torch::ScalarType dtype_of(const std::string& name) {
-  if (name == "float32")
-    return torch::kFloat32;
-  if (name == "bfloat16")
-    return torch::kBFloat16;
-  throw std::invalid_argument("weight stream: unknown dtype '" + name + "' (expected float32 or bfloat16)");
-}
-
 std::int64_t byte_size(const torch::Tensor& tensor) {
   return static_cast<std::int64_t>(tensor.numel()) * static_cast<std::int64_t>(tensor.element_size());
 }
@@ -64,10 +58,16 @@ void for_each_span(const std::vector<torch::Tensor>& tensors, std::int64_t begin
     throw std::out_of_range("weight stream: byte range past the end of the tensors");
 }
 
+// A version kept for the fetches under way.
+struct Pinned {
+  std::shared_ptr<const std::vector<torch::Tensor>> tensors;
+  std::int64_t total_bytes = 0;
+};
+
 struct ServerState {
   std::shared_ptr<WeightBoard> board;
   std::vector<caf::actor> subscribers;
-  std::map<std::int64_t, std::shared_ptr<const std::vector<torch::Tensor>>> pinned;
+  std::map<std::int64_t, Pinned> pinned;
   static inline const char* name = "chorus.weight_server";
 };
 
@@ -100,10 +100,6 @@ caf::behavior weight_server(ServerActor* self, std::shared_ptr<WeightBoard> boar
       auto snapshot = self->state.board->newest();
       if (!snapshot.tensors)
         throw std::runtime_error("the trainer has not published weights yet");
-      auto& pinned = self->state.pinned;
-      pinned[snapshot.version] = snapshot.tensors;
-      while (pinned.size() > kPinnedVersions)
-        pinned.erase(pinned.begin());
       WeightManifest manifest;
       manifest.version = snapshot.version;
       manifest.chunk_bytes = kWeightChunkBytes;
@@ -112,6 +108,10 @@ caf::behavior weight_server(ServerActor* self, std::shared_ptr<WeightBoard> boar
         manifest.tensors.push_back({(*snapshot.names)[i], dtype_name(tensor.scalar_type()), tensor.sizes().vec()});
         manifest.total_bytes += byte_size(tensor);
       }
+      auto& pinned = self->state.pinned;
+      pinned[snapshot.version] = {snapshot.tensors, manifest.total_bytes};
+      while (pinned.size() > kPinnedVersions)
+        pinned.erase(pinned.begin());
       return manifest;
     }),
     guarded([self](const WeightChunkRequest& request) {
@@ -119,16 +119,14 @@ caf::behavior weight_server(ServerActor* self, std::shared_ptr<WeightBoard> boar
       if (found == self->state.pinned.end())
         throw std::runtime_error("weight version " + std::to_string(request.version) +
                                  " is no longer served (newer versions replaced it): fetch the newest");
-      std::int64_t total = 0;
-      for (const auto& tensor : *found->second)
-        total += byte_size(tensor);
+      const auto& [tensors, total] = found->second;
       auto begin = request.index * kWeightChunkBytes;
       if (request.index < 0 || begin >= total)
         throw std::out_of_range("weight chunk " + std::to_string(request.index) + " is past the end of version " +
                                 std::to_string(request.version));
       WeightChunk chunk{request.version, request.index, {}};
       chunk.bytes.resize(static_cast<std::size_t>(std::min(kWeightChunkBytes, total - begin)));
-      read_tensor_bytes(*found->second, begin, static_cast<std::int64_t>(chunk.bytes.size()), chunk.bytes.data());
+      read_tensor_bytes(*tensors, begin, static_cast<std::int64_t>(chunk.bytes.size()), chunk.bytes.data());
       return chunk;
     }),
   };
@@ -194,7 +192,7 @@ void WeightFeed::on_manifest(caf::event_based_actor* self, WeightManifest manife
     staging_.clear();
     std::int64_t total = 0;
     for (const auto& layout : manifest.tensors) {
-      staging_.push_back(torch::empty(layout.shape, torch::TensorOptions().dtype(dtype_of(layout.dtype))));
+      staging_.push_back(torch::empty(layout.shape, torch::TensorOptions().dtype(parse_dtype(layout.dtype))));
       total += byte_size(staging_.back());
     }
     if (total != manifest.total_bytes)
@@ -274,19 +272,7 @@ std::int64_t WeightFeed::adopt(caf::event_based_actor* self, torch::nn::Module& 
   if (ready_version_ < 0)
     return adopted_;
   TimelineSpan span(name_, "weight sync", "version " + std::to_string(ready_version_));
-  torch::NoGradGuard no_grad;
-  auto parameters = model.named_parameters();
-  if (parameters.size() != ready_.size())
-    throw std::invalid_argument("weight sync: the trainer sends " + std::to_string(ready_.size()) +
-                                " tensors, this replica's model has " + std::to_string(parameters.size()));
-  for (std::size_t i = 0; i < ready_.size(); ++i) {
-    auto& parameter = parameters[i].value();
-    if (!parameter.sizes().equals(ready_[i].sizes()))
-      throw std::invalid_argument("weight sync: tensor '" + parameters[i].key() + "' has shape " +
-                                  c10::str(parameter.sizes()) + " here and " + c10::str(ready_[i].sizes()) +
-                                  " in the trainer");
-    parameter.copy_(ready_[i]); // converts dtype: a bf16 replica of an fp32 trainer works
-  }
+  copy_into_parameters(model, ready_);
   adopted_ = ready_version_;
   ready_version_ = -1;
   ready_.clear();

@@ -347,4 +347,33 @@ TEST_F(Cluster, ANodeTheFileDoesNotNameIsAConfigError) {
   EXPECT_NE(what.find("gen-1, judge-1"), std::string::npos) << what;
 }
 
+TEST(ClusterPlacement, MistakesAreConfigErrorsBeforeAnythingIsSpawned) {
+  auto config_error = [](std::shared_ptr<const chorus::Cluster> cluster, BuilderOptions options) {
+    Runtime runtime({.cluster = std::move(cluster)});
+    RecipeContext ctx(runtime, "test", temp_dir("placement"), MetricsLogger(), spdlog::default_logger());
+    return runtime.run([&]() -> Task<std::string> {
+      try {
+        co_await ModelRef{"builtin:tiny"}.to_builder(ctx, options);
+      } catch (const ConfigError& error) {
+        co_return std::string(error.what());
+      }
+      co_return std::string("no ConfigError");
+    }());
+  };
+  chorus::Cluster cluster;
+  cluster.file = "cluster.json";
+  cluster.secret = "s";
+  cluster.nodes.push_back({"gen-1", "127.0.0.1", 7101});
+  auto with_file = std::make_shared<const chorus::Cluster>(cluster);
+
+  auto alone = config_error(nullptr, {.node = "gen-1"});
+  EXPECT_NE(alone.find("without a cluster"), std::string::npos) << alone;
+  auto count = config_error(with_file, {.replicas = 2, .replica_nodes = {"gen-1"}});
+  EXPECT_NE(count.find("give one per replica"), std::string::npos) << count;
+  auto empty_rank = config_error(with_file, {.trainer_nodes = {""}});
+  EXPECT_NE(empty_rank.find("trainer_nodes names a node with an empty name"), std::string::npos) << empty_rank;
+  auto unknown_trainer = config_error(with_file, {.trainer_node = "train-9"});
+  EXPECT_NE(unknown_trainer.find("no node 'train-9'"), std::string::npos) << unknown_trainer;
+}
+
 } // namespace

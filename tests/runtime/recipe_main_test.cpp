@@ -68,6 +68,14 @@ TEST(RecipeMain, BadConfigExitsWithTwoAndNamesTheKey) {
   EXPECT_NE(outcome.output.find("key 'steps': expected int"), std::string::npos) << outcome.output;
 }
 
+TEST(RecipeMain, ABadClusterFileExitsWithTwoAndNamesTheFileAndKey) {
+  auto file = std::filesystem::path(::testing::TempDir()) / "recipe_cluster.json";
+  std::ofstream(file) << R"({"secret": "s", "nodes": {"gen-1": {"host": "127.0.0.1"}}})";
+  auto outcome = run_program({"--cluster", file.string(), "--output", fresh_dir("recipe_cluster").string()});
+  EXPECT_EQ(outcome.exit_code, 2);
+  EXPECT_NE(outcome.output.find("recipe_cluster.json: key 'nodes.gen-1.port'"), std::string::npos) << outcome.output;
+}
+
 TEST(RecipeMain, UnknownOptionExitsWithTwo) {
   auto outcome = run_program({"--epochs", "3"});
   EXPECT_EQ(outcome.exit_code, 2);
