@@ -123,6 +123,19 @@ struct SaveRequest {
   std::string folder;
 };
 
+/// Writes the trainer's whole state (weights, optimizer, reference, RNG, version) into `folder`: a
+/// checkpoint's trainer part (actors/trainer_state.cpp has the files).
+struct SaveStateRequest {
+  using Reply = void;
+  std::string folder;
+};
+
+/// Restores what SaveStateRequest wrote and publishes the restored weights; replies with their version.
+struct LoadStateRequest {
+  using Reply = std::int64_t;
+  std::string folder;
+};
+
 /// A policy actor's message to itself: run one continuous-batching step.
 struct DecodeStep {};
 
@@ -137,6 +150,8 @@ CHORUS_INSPECT(TokenizeRequest, messages, text, add_generation_prompt)
 CHORUS_INSPECT(TrainRequest, objective, samples, params, pairs)
 CHORUS_INSPECT(SaveRequest, folder)
 CHORUS_INSPECT(ResetReferenceRequest)
+CHORUS_INSPECT(SaveStateRequest, folder)
+CHORUS_INSPECT(LoadStateRequest, folder)
 CHORUS_INSPECT(ValuesReply, values)
 CHORUS_INSPECT(ValuesRequest, samples)
 CHORUS_INSPECT(DecodeStep)
@@ -165,4 +180,6 @@ CAF_BEGIN_TYPE_ID_BLOCK(chorus_model_actors, caf::first_custom_type_id + 100)
   CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::ResetReferenceRequest))
   CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::ValuesRequest))
   CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::CancelGeneration))
+  CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::SaveStateRequest))
+  CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::LoadStateRequest))
 CAF_END_TYPE_ID_BLOCK(chorus_model_actors)

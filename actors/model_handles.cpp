@@ -196,6 +196,7 @@ Task<TrainingModel> spawn_training_model(RecipeContext* ctx_, std::shared_ptr<co
   }
   auto state = std::make_shared<detail::TrainingState>();
   state->name = name;
+  state->checkpoints = ctx_->checkpoints();
   state->trainer = runtime.adopt(placed(name + "/trainer", trainer_node), spawned.trainer);
   runtime.adopt(name + "/weights", spawned.weight_server);
   state->inference = std::make_shared<detail::InferenceState>();

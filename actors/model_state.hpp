@@ -19,6 +19,8 @@ namespace chorus {
 
 namespace detail {
 
+class RunCheckpoints;
+
 struct ModelSpec {
   std::string reference;
   BuilderOptions options;
@@ -101,6 +103,8 @@ struct TrainingState {
   std::shared_ptr<InferenceState> inference;
   std::int64_t weight_version = 0;
   std::chrono::milliseconds timeout{std::chrono::minutes(10)};
+  // The run's checkpoints (null: none kept), for the stages that train this model.
+  std::shared_ptr<RunCheckpoints> checkpoints;
 };
 
 struct ModelAccess {

@@ -12,6 +12,7 @@
 
 #include <torch/torch.h>
 
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,6 +39,17 @@ public:
 
   /// Makes the current weights the frozen reference (creating one if there was none).
   void reset_reference();
+
+  /// Writes everything a resumed run needs to take the same next step into `folder` (created):
+  /// weights.safetensors (the exact trained weights, value head included), reference.safetensors,
+  /// optimizer.safetensors (AdamW's moments and step counts), rng.safetensors, trainer.json (version).
+  /// @throws CheckpointError naming the file that could not be written.
+  void save_state(const std::filesystem::path& folder) const;
+
+  /// Restores what save_state wrote. @throws CheckpointError naming the file and the tensor that is
+  /// missing or misshapen, or if the state is older than the current weights (resuming never goes
+  /// back in versions).
+  void load_state(const std::filesystem::path& folder);
 
   /// The version of the current weights: the number of steps taken.
   std::int64_t version() const noexcept {

@@ -119,6 +119,20 @@ caf::behavior trainer_actor(TrainerActor* self, ModelActorSpec spec, std::shared
       std::filesystem::create_directories(request.folder);
       models::save_pretrained_model(state.host.model, request.folder);
     }),
+    guarded([self](const SaveStateRequest& request) {
+      auto& state = self->state;
+      state.host.prepare();
+      TimelineSpan span(state.host.spec.name, "checkpoint", request.folder);
+      state.trainer->save_state(request.folder);
+    }),
+    guarded([self](const LoadStateRequest& request) {
+      auto& state = self->state;
+      state.host.prepare();
+      forward_to_ranks(self, request);
+      state.trainer->load_state(request.folder);
+      publish(self, state.trainer->version());
+      return state.trainer->version();
+    }),
     guarded([self](const LogprobsRequest& request) {
       auto& state = self->state;
       state.host.prepare();

@@ -1,4 +1,5 @@
 // The DPO loop: tokenize each preference's two turns once, then per epoch shuffle, batch and step.
+#include <chorus/checkpoint.hpp>
 #include <chorus/dpo.hpp>
 #include <chorus/errors.hpp>
 #include <chorus/gather.hpp>
@@ -30,10 +31,26 @@ Task<DpoResult> run_dpo(DpoOptions options) {
                       .total_steps = total_steps,
                       .kind = options.lr_schedule == "constant" ? LrSchedule::Kind::constant : LrSchedule::Kind::cosine,
                       .min_ratio = options.min_lr_ratio};
-  options.logger.begin_stage(options.stage, total_steps);
   DpoResult result;
+  auto checkpoint = co_await StageCheckpoint::open(model, options.stage);
+  auto progress = [&result] {
+    return Json{{"steps", result.steps}, {"loss", result.loss}, {"reward_accuracy", result.reward_accuracy}};
+  };
+  if (checkpoint.step() > 0 || checkpoint.finished()) {
+    const auto& state = checkpoint.state();
+    result.steps = state.at("steps").get<std::int64_t>();
+    result.loss = state.at("loss").get<double>();
+    result.reward_accuracy = state.at("reward_accuracy").get<double>();
+    if (checkpoint.finished())
+      co_return result;
+  }
+  const auto resumed_at = result.steps;
+  options.logger.begin_stage(options.stage, total_steps);
+  std::int64_t batch_step = 0;
   for (int epoch = 0; epoch < options.epochs; ++epoch) {
     for (auto& batch : batches_of(shuffled(pairs, options.seed + static_cast<std::uint64_t>(epoch)), batch_size)) {
+      if (++batch_step <= resumed_at)
+        continue; // done before the checkpoint a resumed run continues from
       TrainParams params{.lr = schedule.at(result.steps),
                          .max_grad_norm = options.max_grad_norm,
                          .weight_decay = options.weight_decay,
@@ -52,8 +69,10 @@ Task<DpoResult> run_dpo(DpoOptions options) {
                           {"tokens_per_s", report.tokens_per_second},
                           {"epoch", epoch + 1},
                           {"policy_version", static_cast<double>(report.weight_version)}});
+      co_await checkpoint.step_done(result.steps, progress());
     }
   }
+  co_await checkpoint.finish(result.steps, progress());
   co_return result;
 }
 

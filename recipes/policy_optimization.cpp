@@ -3,6 +3,7 @@
 #include "recipes/policy_optimization.hpp"
 #include "recipes/rollout_pipeline.hpp"
 
+#include <chorus/checkpoint.hpp>
 #include <chorus/errors.hpp>
 #include <chorus/gather.hpp>
 
@@ -106,6 +107,24 @@ void check_overlap(const std::string& algorithm, int max_staleness, double group
     fail("max_grading_queue must be >= 0 (0: one step's rollouts)");
 }
 
+Task<RlStage> open_rl_stage(TrainingModel model, std::string stage, bool reset_reference) {
+  RlStage result{co_await StageCheckpoint::open(model, std::move(stage)), {}, {model.weight_version()}};
+  const auto& checkpoint = result.checkpoint;
+  if (checkpoint.step() > 0 || checkpoint.finished()) {
+    const auto& state = checkpoint.state();
+    result.result.steps = state.at("steps").get<std::int64_t>();
+    result.result.reward_mean = state.at("reward_mean").get<double>();
+    result.versions = state.at("versions").get<std::vector<std::int64_t>>();
+  } else if (reset_reference) {
+    co_await model.reset_reference(); // a resumed stage restored its reference with its weights
+  }
+  co_return result;
+}
+
+Json rl_progress(const RlResult& result, const RolloutPipeline& pipeline) {
+  return {{"steps", result.steps}, {"reward_mean", result.reward_mean}, {"versions", pipeline.versions()}};
+}
+
 namespace {
 
 // The training side of the loop; the rollouts come from the pipeline, produced concurrently.
@@ -113,10 +132,11 @@ struct PolicyOptimizationRun {
   PolicyOptimization c;
   RolloutPipeline pipeline;
   RlResult result;
+  StageCheckpoint checkpoint;
 
   Task<void> train() {
     auto& model = c.model;
-    for (int step = 1; step <= c.max_steps; ++step) {
+    for (int step = static_cast<int>(checkpoint.step()) + 1; step <= c.max_steps; ++step) {
       auto rollouts = co_await pipeline.next_step(step);
 
       // Advantages, group by group.
@@ -199,7 +219,9 @@ struct PolicyOptimizationRun {
       c.logger.log(c.stage, step, metrics);
       result.steps = step;
       result.reward_mean = mean_of(rewards);
+      co_await checkpoint.step_done(step, rl_progress(result, pipeline));
     }
+    co_await checkpoint.finish(result.steps, rl_progress(result, pipeline));
   }
 };
 
@@ -229,12 +251,13 @@ Task<RlResult> run_policy_optimization(PolicyOptimization c) {
     c.rollout = [model = c.model, grader = c.grader](Prompt prompt, SamplingParams sampling, StageClock& clock) {
       return generate_and_grade(model, grader, std::move(prompt), std::move(sampling), clock);
     };
+  auto stage = co_await open_rl_stage(c.model, c.stage, c.kl_beta > 0 && c.reset_reference);
+  if (stage.checkpoint.finished())
+    co_return stage.result;
   c.logger.begin_stage(c.stage, c.max_steps);
-  if (c.kl_beta > 0 && c.reset_reference)
-    co_await c.model.reset_reference();
-  auto initial_version = c.model.weight_version();
   auto options = pipeline_options(c);
-  PolicyOptimizationRun run{std::move(c), RolloutPipeline(std::move(options), initial_version), {}};
+  PolicyOptimizationRun run{std::move(c), RolloutPipeline(std::move(options), std::move(stage.versions)),
+                            stage.result, std::move(stage.checkpoint)};
   co_await gather(run.pipeline.produce(), run.train());
   co_return run.result;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chorus/advantages.hpp>
+#include <chorus/checkpoint.hpp>
 #include <chorus/dataset.hpp>
 #include <chorus/environment.hpp>
 #include <chorus/grader.hpp>
@@ -31,6 +32,7 @@ struct Rollout {
 };
 
 class StageClock;
+class RolloutPipeline;
 
 /// Produces one rollout of a prompt with the given sampling, marking its generate and grade stages.
 using RolloutFn = std::function<Task<Rollout>(Prompt, SamplingParams, StageClock&)>;
@@ -108,6 +110,20 @@ double mean_of(const std::vector<double>& values);
 /// A sampling seed for completion `index` of step `step`, drawn from the run's seed unless the
 /// options fix one: runs repeat exactly.
 SamplingParams seeded(SamplingParams sampling, std::uint64_t run_seed, int step, std::size_t index);
+
+/// An RL stage's start: its checkpoint, and in a resumed run the result so far and the weight
+/// version after each step done (for RolloutPipeline). A fresh stage resets the reference first when
+/// `reset_reference`.
+struct RlStage {
+  StageCheckpoint checkpoint;
+  RlResult result;
+  std::vector<std::int64_t> versions;
+};
+Task<RlStage> open_rl_stage(TrainingModel model, std::string stage, bool reset_reference);
+
+/// What an RL stage's checkpoint records of its loop; the prompts drawn and the sampling seeds
+/// follow from the step.
+Json rl_progress(const RlResult& result, const RolloutPipeline& pipeline);
 
 /// One multi-turn episode of `prompt` against a fresh environment from `factory` (environment.cpp).
 Task<Rollout> episode(TrainingModel model, EnvironmentFactory factory, int max_turns, Prompt prompt,

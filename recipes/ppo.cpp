@@ -41,10 +41,11 @@ struct PpoRun {
   PpoOptions o;
   detail::RolloutPipeline pipeline;
   RlResult result;
+  StageCheckpoint checkpoint;
 
   Task<void> train() {
     auto& model = o.model;
-    for (int step = 1; step <= o.max_num_ppo_steps; ++step) {
+    for (int step = static_cast<int>(checkpoint.step()) + 1; step <= o.max_num_ppo_steps; ++step) {
       auto rollouts = co_await pipeline.next_step(step);
       std::vector<TrainSample> samples;
       std::vector<double> rewards, lengths;
@@ -132,7 +133,9 @@ struct PpoRun {
       o.logger.log(o.stage, step, metrics);
       result.steps = step;
       result.reward_mean = mean_of(rewards);
+      co_await checkpoint.step_done(step, detail::rl_progress(result, pipeline));
     }
+    co_await checkpoint.finish(result.steps, detail::rl_progress(result, pipeline));
   }
 };
 
@@ -156,12 +159,13 @@ detail::PipelineOptions ppo_pipeline(const PpoOptions& o) {
 }
 
 Task<RlResult> run_ppo(PpoOptions o) {
+  auto stage = co_await detail::open_rl_stage(o.model, o.stage, o.kl_beta > 0 && o.reset_reference);
+  if (stage.checkpoint.finished())
+    co_return stage.result;
   o.logger.begin_stage(o.stage, o.max_num_ppo_steps);
-  if (o.kl_beta > 0 && o.reset_reference)
-    co_await o.model.reset_reference();
-  auto initial_version = o.model.weight_version();
   auto pipeline = ppo_pipeline(o);
-  PpoRun run{std::move(o), detail::RolloutPipeline(std::move(pipeline), initial_version), {}};
+  PpoRun run{std::move(o), detail::RolloutPipeline(std::move(pipeline), std::move(stage.versions)), stage.result,
+             std::move(stage.checkpoint)};
   co_await gather(run.pipeline.produce(), run.train());
   co_return run.result;
 }

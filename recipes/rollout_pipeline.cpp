@@ -32,11 +32,13 @@ void StepRollouts::add_to(Metrics& metrics, const StageClock::Totals& stages) co
   metrics.emplace_back("overlap", stages.wall > 0 ? stages.overlap / stages.wall : 0.0);
 }
 
-RolloutPipeline::RolloutPipeline(PipelineOptions options, std::int64_t initial_version)
+RolloutPipeline::RolloutPipeline(PipelineOptions options, std::vector<std::int64_t> versions)
   : options_(std::move(options)),
     stream_(options_.dataset, options_.seed),
     ready_(std::max<std::size_t>(1, options_.groups_per_step)),
-    versions_{initial_version} {
+    versions_(std::move(versions)) {
+  if (versions_.empty())
+    throw std::logic_error("RolloutPipeline: no initial weight version");
   if (options_.max_grading_queue == 0)
     options_.max_grading_queue = options_.groups_per_step * options_.group_size;
   clock_.set_limit(StageClock::grade, static_cast<int>(options_.max_grading_queue));
@@ -51,7 +53,11 @@ const std::vector<Prompt>& RolloutPipeline::prompts_of(int step) {
 
 Task<void> RolloutPipeline::produce() {
   std::vector<Task<void>> steps;
-  for (int step = 1; step <= options_.steps; ++step)
+  // The prompts of the steps a resumed run has done are drawn (not used): the stream goes on from there.
+  auto first = static_cast<int>(versions_.size());
+  if (first > 1)
+    prompts_of(first - 1);
+  for (int step = first; step <= options_.steps; ++step)
     steps.push_back(produce_step(step));
   co_await when_all(std::move(steps));
 }

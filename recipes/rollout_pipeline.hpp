@@ -76,8 +76,14 @@ struct StepRollouts {
 
 class RolloutPipeline {
 public:
-  /// `initial_version`: the trainer's weight version before the first step.
-  RolloutPipeline(PipelineOptions options, std::int64_t initial_version);
+  /// `versions`: the trainer's weight version before the first step, then after each step a resumed
+  /// run has done (versions()): it produces the steps after those.
+  RolloutPipeline(PipelineOptions options, std::vector<std::int64_t> versions);
+
+  /// The weight version at the start, then after each step trained.
+  const std::vector<std::int64_t>& versions() const noexcept {
+    return versions_;
+  }
 
   /// Produces every step's rollouts; run it next to the training loop (gather). Returns when the last
   /// group is in the channel.

@@ -1,5 +1,6 @@
 // The SFT loop: tokenize once, then per epoch shuffle, cut into batches and take one optimizer step
 // per batch; measure the held-out loss after each epoch.
+#include <chorus/checkpoint.hpp>
 #include <chorus/errors.hpp>
 #include <chorus/gather.hpp>
 #include <chorus/schedule.hpp>
@@ -29,15 +30,35 @@ Task<SftResult> run_sft(SftOptions options) {
                       .total_steps = total_steps,
                       .kind = options.lr_schedule == "constant" ? LrSchedule::Kind::constant : LrSchedule::Kind::cosine,
                       .min_ratio = options.min_lr_ratio};
+  SftResult result;
+  result.eval_loss = std::numeric_limits<double>::quiet_NaN();
+  auto checkpoint = co_await StageCheckpoint::open(model, options.stage);
+  auto progress = [&result] {
+    return Json{{"steps", result.steps}, {"train_loss", result.train_loss}, {"eval_loss", result.eval_loss}};
+  };
+  if (checkpoint.step() > 0 || checkpoint.finished()) {
+    const auto& state = checkpoint.state();
+    result.steps = state.at("steps").get<std::int64_t>();
+    result.train_loss = state.at("train_loss").get<double>();
+    // A NaN was written as null.
+    result.eval_loss = state.at("eval_loss").is_number() ? state.at("eval_loss").get<double>() : result.eval_loss;
+    if (checkpoint.finished())
+      co_return result;
+  }
+  const auto resumed_at = result.steps;
   options.logger.begin_stage(options.stage, total_steps);
   if (!eval_samples.empty())
     options.logger.begin_stage(options.stage + "_eval", options.epochs);
 
-  SftResult result;
-  result.eval_loss = std::numeric_limits<double>::quiet_NaN();
   for (int epoch = 0; epoch < options.epochs; ++epoch) {
+    // A resumed run skips the epochs it finished, evaluation included (logged before the checkpoint).
+    if (resumed_at > steps_per_epoch * (epoch + 1))
+      continue;
     auto order = shuffled(samples, options.seed + static_cast<std::uint64_t>(epoch));
+    std::int64_t batch_step = steps_per_epoch * epoch;
     for (auto& batch : batches_of(order, batch_size)) {
+      if (++batch_step <= resumed_at)
+        continue;
       TrainParams params{.lr = schedule.at(result.steps),
                          .max_grad_norm = options.max_grad_norm,
                          .weight_decay = options.weight_decay,
@@ -52,12 +73,14 @@ Task<SftResult> run_sft(SftOptions options) {
                           {"tokens_per_s", report.tokens_per_second},
                           {"epoch", epoch + 1},
                           {"policy_version", static_cast<double>(report.weight_version)}});
+      co_await checkpoint.step_done(result.steps, progress());
     }
     if (!eval_samples.empty()) {
       result.eval_loss = co_await completion_loss(model, eval_samples);
       options.logger.log(options.stage + "_eval", epoch + 1, {{"eval_loss", result.eval_loss}});
     }
   }
+  co_await checkpoint.finish(result.steps, progress());
   co_return result;
 }
 

@@ -38,6 +38,19 @@ RecipeCommandLine parse_command_line(int argc, const char* const* argv) {
       result.overrides.push_back(value());
     } else if (option == "-o" || option == "--output") {
       result.output_dir = value();
+    } else if (option == "--checkpoint-every") {
+      auto text = value();
+      std::size_t used = 0;
+      int every = -1;
+      try {
+        every = std::stoi(text, &used);
+      } catch (const std::exception&) {
+      }
+      if (every < 0 || used != text.size())
+        throw UsageError("--checkpoint-every " + text + ": expected a number of steps >= 0 (0: only at each stage's end)");
+      result.checkpoint_every = every;
+    } else if (option == "--resume") {
+      result.resume = true;
     } else if (option == "--cluster") {
       result.cluster_file = value();
     } else if (option == "--log-level") {
@@ -51,6 +64,8 @@ RecipeCommandLine parse_command_line(int argc, const char* const* argv) {
                        + "'; config values are given as --set key=value, see --help");
     }
   }
+  if (result.resume && result.output_dir.empty() && !result.help)
+    throw UsageError("--resume needs --output DIR: the directory of the run to continue");
   return result;
 }
 
@@ -64,11 +79,15 @@ std::string recipe_usage(std::string_view program, std::string_view recipe, cons
   text += "  -c, --config FILE        read config fields from a JSON file\n";
   text += "  -s, --set KEY=VALUE      set one field (after the file), e.g. --set lr=1e-5; repeatable\n";
   text += "  -o, --output DIR         output directory (default: runs/" + std::string(recipe) + "-<date>-<time>)\n";
+  text += "      --checkpoint-every N a checkpoint every N steps of each stage (default 50; 0: only at\n"
+          "                           each stage's end, which always gets one)\n";
+  text += "      --resume             continue the run in --output DIR from its newest checkpoint\n";
   text += "      --cluster FILE       a cluster file: the chorus-node processes components may run on\n";
   text += "      --log-level LEVEL    trace, debug, info (default), warn or error\n";
   text += "  -h, --help               show this help\n\n";
   text += "Config fields:\n" + config_table;
-  text += "\nExit codes: 0 done, 1 recipe failed, 2 bad command line or config, 130 stopped by Ctrl-C.\n";
+  text += "\nExit codes: 0 done, 1 recipe failed, 2 bad command line or config, 130 stopped by Ctrl-C or SIGTERM\n"
+          "(during a stage: after its current step, with a checkpoint to --resume from).\n";
   return text;
 }
 

@@ -3,6 +3,7 @@
 // clean cancellation (a second Ctrl-C exits at once), and always shuts the runtime down.
 #include <chorus/recipe_main.hpp>
 
+#include "runtime/checkpoints.hpp"
 #include "runtime/runtime.hpp"
 #include "runtime/timeline.hpp"
 
@@ -50,11 +51,12 @@ std::string seconds(Clock::duration d) {
   return text;
 }
 
-// The first SIGINT or SIGTERM cancels the recipe; the second ends the process at once.
+// The first SIGINT or SIGTERM stops the recipe: at the end of the current step of a stage that keeps
+// checkpoints (after writing one), at once otherwise. The second ends the process at once.
 class StopOnSignal {
 public:
-  StopOnSignal(Runtime& runtime, spdlog::logger& log)
-    : runtime_(runtime), log_(log), signals_(runtime.io(), SIGINT, SIGTERM) {
+  StopOnSignal(Runtime& runtime, detail::RunCheckpoints& checkpoints, spdlog::logger& log)
+    : runtime_(runtime), checkpoints_(checkpoints), log_(log), signals_(runtime.io(), SIGINT, SIGTERM) {
     arm();
   }
 
@@ -72,23 +74,67 @@ private:
     signals_.async_wait([this](const std::error_code& ec, int signal) {
       if (ec)
         return;
-      if (runtime_.stop_requested()) {
+      if (signal_ != 0) {
         log_.error("second {}: exiting now", signal == SIGTERM ? "SIGTERM" : "Ctrl-C");
         log_.flush();
         std::_Exit(130);
       }
       signal_ = signal;
-      log_.warn("{} received: stopping the recipe (press Ctrl-C again to exit at once)", signal_name());
-      runtime_.request_stop();
+      if (checkpoints_.defer_stop()) {
+        log_.warn("{} received: stopping after the current step and its checkpoint (press Ctrl-C again to exit "
+                  "at once)", signal_name());
+      } else {
+        log_.warn("{} received: stopping the recipe (press Ctrl-C again to exit at once)", signal_name());
+        runtime_.request_stop();
+      }
       arm();
     });
   }
 
   Runtime& runtime_;
+  detail::RunCheckpoints& checkpoints_;
   spdlog::logger& log_;
   asio::signal_set signals_;
   int signal_ = 0;
 };
+
+// The first key path where `a` and `b` differ ("" if they are equal).
+std::string first_difference(const Json& a, const Json& b, const std::string& path = "") {
+  if (a.is_object() && b.is_object()) {
+    for (const auto& [key, value] : a.items()) {
+      auto at = path.empty() ? key : path + "." + key;
+      if (!b.contains(key))
+        return at;
+      if (auto inner = first_difference(value, b[key], at); !inner.empty())
+        return inner;
+    }
+    for (const auto& [key, value] : b.items())
+      if (!a.contains(key))
+        return path.empty() ? key : path + "." + key;
+    return "";
+  }
+  return a == b ? "" : (path.empty() ? "(the whole config)" : path);
+}
+
+// Writes config.json for a new run; for a resumed one, checks that the config is the run's.
+// @throws ConfigError naming the first key that differs.
+void record_config(const std::filesystem::path& output, const Json& resolved, bool resume) {
+  auto file = output / "config.json";
+  if (resume) {
+    std::ifstream in(file);
+    auto saved = Json::parse(in, nullptr, /*allow_exceptions=*/false);
+    if (!in.is_open() || saved.is_discarded())
+      throw ConfigError(file.string() + ": missing or not JSON: " + output.string() + " is not a run to resume");
+    if (auto key = first_difference(saved, resolved); !key.empty())
+      throw ConfigError("--resume: config key '" + key + "' differs from the run's (" + file.string() +
+                        "): a resumed run must use the config it started with");
+    return;
+  }
+  std::ofstream out(file);
+  out << resolved.dump(2) << "\n";
+  if (!out)
+    throw Error("cannot write " + file.string());
+}
 
 } // namespace
 
@@ -102,13 +148,22 @@ int run_recipe(std::string_view recipe, const RecipeCommandLine& command_line, c
     std::cerr << recipe << ": error: cannot create the output directory " << output << ": " << ec.message() << "\n";
     return 1;
   }
-  {
-    std::ofstream out(output / "config.json");
-    out << resolved_config.dump(2) << "\n";
-    if (!out) {
-      std::cerr << recipe << ": error: cannot write " << (output / "config.json") << "\n";
-      return 1;
-    }
+  std::shared_ptr<RunCheckpoints> checkpoints;
+  try {
+    record_config(output, resolved_config, command_line.resume);
+    checkpoints = std::make_shared<RunCheckpoints>(RunCheckpoints::Options{.dir = output / "checkpoints",
+                                                                           .every = command_line.checkpoint_every,
+                                                                           .resume = command_line.resume,
+                                                                           .metrics = output / "metrics.jsonl"});
+  } catch (const ConfigError& error) {
+    std::cerr << recipe << ": error: " << error.what() << "\n";
+    return 2;
+  } catch (const CheckpointError& error) {
+    std::cerr << recipe << ": error: --resume: " << error.what() << "\n";
+    return 2;
+  } catch (const std::exception& error) {
+    std::cerr << recipe << ": error: " << error.what() << "\n";
+    return 1;
   }
   auto log = make_logger(recipe, output / "log.txt", command_line.log_level);
   spdlog::set_default_logger(log); // what the runtime and the actors log goes to stderr and log.txt too
@@ -124,18 +179,27 @@ int run_recipe(std::string_view recipe, const RecipeCommandLine& command_line, c
   MetricsLogger metrics({.jsonl = output / "metrics.jsonl", .console = log});
   Runtime runtime({.cluster = cluster});
   RecipeContext ctx(runtime, std::string(recipe), output, metrics, log);
+  checkpoints->on_stop([&runtime] { runtime.request_stop(); });
+  ctx.set_checkpoints(checkpoints);
   int code = 0;
   {
-    StopOnSignal stop_on_signal(runtime, *log);
-    log->info("recipe '{}' started; outputs in {}", recipe, output.string());
+    StopOnSignal stop_on_signal(runtime, *checkpoints, *log);
+    if (const auto& from = checkpoints->resumed_from())
+      log->info("recipe '{}' resumed from checkpoint {} (stage {} '{}', step {}); outputs in {}", recipe, from->name,
+                from->ordinal, from->stage, from->step, output.string());
+    else
+      log->info("recipe '{}' started; outputs in {}", recipe, output.string());
     try {
       runtime.run(body(ctx));
       log->info("recipe '{}' finished in {}; outputs in {}", recipe, seconds(Clock::now() - started),
                 output.string());
     } catch (const std::exception& error) {
       if (runtime.stop_requested()) {
-        log->warn("recipe '{}' stopped by {} after {}; partial outputs in {}", recipe,
-                  stop_on_signal.signal_name(), seconds(Clock::now() - started), output.string());
+        log->warn("recipe '{}' stopped by {} after {}; partial outputs in {}{}", recipe,
+                  stop_on_signal.signal_name(), seconds(Clock::now() - started), output.string(),
+                  std::filesystem::exists(output / "checkpoints" / "latest")
+                    ? "; continue with --resume --output " + output.string()
+                    : std::string());
         code = 130;
       } else {
         log->error("recipe '{}' failed after {}: {}", recipe, seconds(Clock::now() - started), error.what());

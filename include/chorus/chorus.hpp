@@ -3,6 +3,7 @@
 
 #include <chorus/advantages.hpp>
 #include <chorus/channel.hpp>
+#include <chorus/checkpoint.hpp>
 #include <chorus/config.hpp>
 #include <chorus/context.hpp>
 #include <chorus/dataset.hpp>

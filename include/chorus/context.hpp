@@ -15,6 +15,10 @@ namespace chorus {
 
 class Runtime;
 
+namespace detail {
+class RunCheckpoints;
+}
+
 /// Handed to every recipe by CHORUS_RECIPE_MAIN; lives as long as the recipe runs. Recipe code uses
 /// it from the recipe executor only.
 class RecipeContext {
@@ -58,12 +62,22 @@ public:
     return *runtime_;
   }
 
+  /// The run's checkpoints (--checkpoint-every, --resume); null when the run keeps none. The stages
+  /// use them through StageCheckpoint (chorus/checkpoint.hpp).
+  const std::shared_ptr<detail::RunCheckpoints>& checkpoints() const noexcept {
+    return checkpoints_;
+  }
+  void set_checkpoints(std::shared_ptr<detail::RunCheckpoints> checkpoints) {
+    checkpoints_ = std::move(checkpoints);
+  }
+
 private:
   Runtime* runtime_;
   std::string recipe_name_;
   std::filesystem::path output_dir_;
   MetricsLogger metrics_;
   std::shared_ptr<spdlog::logger> log_;
+  std::shared_ptr<detail::RunCheckpoints> checkpoints_;
 };
 
 } // namespace chorus

@@ -1,9 +1,11 @@
 // CHORUS_RECIPE_MAIN(fn): turns a recipe coroutine into a program with a command line.
 //
-//   program [--config FILE] [--set key.path=value]... [--output DIR] [--log-level LEVEL] [--help]
+//   program [--config FILE] [--set key.path=value]... [--output DIR] [--checkpoint-every N]
+//           [--resume] [--cluster FILE] [--log-level LEVEL] [--help]
 //
 // Exit codes: 0 done, 1 the recipe failed, 2 a bad command line or config (also a ConfigError the
-// recipe throws when it checks its own fields), 130 stopped by Ctrl-C.
+// recipe throws when it checks its own fields), 130 stopped by Ctrl-C or SIGTERM (during a stage:
+// after its current step and a checkpoint, see chorus/checkpoint.hpp).
 #pragma once
 
 #include <chorus/config.hpp>
@@ -28,6 +30,11 @@ struct RecipeCommandLine {
   std::vector<std::string> overrides;
   /// `--output DIR`; empty: `runs/<recipe>-<date>-<time>`.
   std::filesystem::path output_dir;
+  /// `--checkpoint-every N`: a checkpoint every N steps of each stage, besides one at each stage's
+  /// end; 0: only those.
+  int checkpoint_every = 50;
+  /// `--resume`: continue the run in `output_dir` from its newest complete checkpoint.
+  bool resume = false;
   /// `--cluster FILE`: the nodes components may be placed on (BuilderOptions::node); empty: none.
   std::filesystem::path cluster_file;
   /// `--log-level`: trace, debug, info, warn or error.
@@ -36,7 +43,8 @@ struct RecipeCommandLine {
   bool help = false;
 };
 
-/// @throws UsageError for an unknown option, a missing value or a stray argument.
+/// @throws UsageError for an unknown option, a missing or bad value, a stray argument, or --resume
+/// without --output.
 RecipeCommandLine parse_command_line(int argc, const char* const* argv);
 
 namespace detail {

@@ -3,6 +3,10 @@
 #include "actors/trainer.hpp"
 #include "models/generation.hpp"
 
+#include <chorus/errors.hpp>
+
+#include <filesystem>
+
 #include <gtest/gtest.h>
 
 using namespace chorus;
@@ -148,4 +152,74 @@ TEST(Trainer, BadRequestsAreRefusedWithoutAStep) {
   expect_refused("policy", batch, {.kl_beta = 0.1}, "keep_reference");
   expect_refused("policy", batch, {.ratio_level = "word"}, "ratio_level must be token or sequence");
   EXPECT_EQ(trainer.version(), 0);
+}
+
+// A checkpoint is only as good as the step after it: a trainer restored from one takes exactly the
+// step the saved trainer takes (AdamW's moments, the reference and the version all came back).
+TEST(Trainer, ARestoredTrainerTakesTheSameNextStep) {
+  auto folder = std::filesystem::path(::testing::TempDir()) / "trainer_state";
+  std::filesystem::remove_all(folder);
+  Trainer original(tiny(), true);
+  for (int i = 0; i < 3; ++i)
+    original.step("sft", samples(), {.lr = 1e-2, .weight_decay = 0.1});
+  original.save_state(folder);
+  for (const char* file : {"weights.safetensors", "reference.safetensors", "optimizer.safetensors",
+                           "rng.safetensors", "trainer.json"})
+    EXPECT_TRUE(std::filesystem::exists(folder / file)) << file;
+
+  auto fresh = tiny();
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& parameter : fresh.model->parameters())
+      parameter.add_(0.5); // not the saved weights: the restore must overwrite every one
+  }
+  Trainer restored(std::move(fresh), false);
+  restored.load_state(folder);
+  EXPECT_EQ(restored.version(), 3);
+
+  auto batch = samples();
+  for (auto& sample : batch)
+    sample.behaviour_logprobs =
+      models::score_logprobs(original.model().model, {sample.prompt_tokens}, {sample.completion_tokens}).front();
+  TrainParams params{.lr = 1e-2, .weight_decay = 0.1, .kl_beta = 0.1};
+  auto a = original.step("policy", batch, params);
+  auto b = restored.step("policy", batch, params);
+  EXPECT_EQ(a.loss, b.loss);
+  EXPECT_EQ(a.kl, b.kl); // the reference came back too
+  EXPECT_EQ(a.weight_version, b.weight_version);
+  auto pa = original.model().model->parameters(), pb = restored.model().model->parameters();
+  for (std::size_t i = 0; i < pa.size(); ++i)
+    EXPECT_TRUE(torch::equal(pa[i], pb[i])) << "parameter " << i;
+}
+
+TEST(Trainer, RestoringAMisshapenOrOlderStateIsACheckpointErrorNamingTheTensor) {
+  auto folder = std::filesystem::path(::testing::TempDir()) / "trainer_state_bad";
+  std::filesystem::remove_all(folder);
+  Trainer saved(tiny(), false);
+  saved.step("sft", samples(), {.lr = 1e-2});
+  saved.save_state(folder);
+
+  auto config = models::ModelConfig::tiny(64);
+  config.num_hidden_layers = 2;
+  config.hidden_size = 32; // another shape of every matrix
+  config.intermediate_size = 48;
+  config.num_attention_heads = 2;
+  config.num_key_value_heads = 1;
+  config.head_dim = 16;
+  Trainer other({models::Transformer(config, 3), nullptr}, false);
+  try {
+    other.load_state(folder);
+    FAIL() << "loaded a state of another shape";
+  } catch (const CheckpointError& error) {
+    EXPECT_NE(std::string(error.what()).find("weights.safetensors"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("has shape"), std::string::npos) << error.what();
+  }
+
+  Trainer ahead(tiny(), false);
+  for (int i = 0; i < 2; ++i)
+    ahead.step("sft", samples(), {.lr = 1e-2});
+  EXPECT_THROW(ahead.load_state(folder), CheckpointError); // version 1 is older than 2
+
+  std::filesystem::remove(folder / "trainer.json");
+  EXPECT_THROW(Trainer(tiny(), false).load_state(folder), CheckpointError);
 }

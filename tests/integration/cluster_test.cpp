@@ -2,6 +2,7 @@
 // policy replica and judge on two nodes as in one process; a node killed mid-run is reported and the
 // run completes on the other replica; a process without the cluster's secret cannot join.
 #include "tests/recipes/x_task.hpp"
+#include "tests/integration/run_outputs.hpp"
 #include "tests/test_process.hpp"
 
 #include "runtime/runtime.hpp"
@@ -56,21 +57,6 @@ protected:
   std::filesystem::path cluster_file_ = dir_ / "cluster.json";
   std::vector<std::unique_ptr<ChildProcess>> nodes_;
 };
-
-std::vector<Json> read_metrics(const std::filesystem::path& file) {
-  std::vector<Json> lines;
-  std::ifstream in(file);
-  for (std::string line; std::getline(in, line);) {
-    auto row = Json::parse(line);
-    // What depends on the clock, not on the numbers.
-    for (const char* key : {"time_s", "tokens_per_s", "step_s", "overlap"})
-      row.erase(key);
-    for (auto it = row.begin(); it != row.end();)
-      it = it.key().rfind("busy_s/", 0) == 0 ? row.erase(it) : std::next(it);
-    lines.push_back(std::move(row));
-  }
-  return lines;
-}
 
 TEST_F(Cluster, TwoStageRecipeOnTwoNodesGivesTheSameMetricsAsOneProcess) {
 #ifndef CHORUS_TWO_STAGE_PROGRAM

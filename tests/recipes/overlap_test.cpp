@@ -296,7 +296,7 @@ TEST(RolloutPipeline, StepsWaitForTheTrainerAndSamplesBeyondTheBoundAreDropped) 
       rollout.weight_version = 100;
       co_return rollout;
     };
-    detail::RolloutPipeline pipeline(std::move(options), /*initial_version=*/100);
+    detail::RolloutPipeline pipeline(std::move(options), /*versions=*/{100});
     auto train = [](detail::RolloutPipeline& pipeline, std::vector<std::string>& events,
                     std::vector<detail::StepRollouts>& steps) -> Task<void> {
       for (int step = 1; step <= 3; ++step) {

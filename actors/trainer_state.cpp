@@ -1,0 +1,164 @@
+// The trainer's part of a checkpoint. Tensors go to safetensors files by parameter name (never by
+// position or address), so a checkpoint names what it holds and a mismatch names the tensor:
+//
+//   weights.safetensors     the trained parameters in their own dtype, "value_head.*" for PPO's head
+//   reference.safetensors   the frozen reference, when there is one
+//   optimizer.safetensors   "exp_avg/<name>", "exp_avg_sq/<name>"; metadata "step/<name>" (AdamW)
+//   rng.safetensors         "torch.cpu": the default CPU generator's state
+//   trainer.json            {"version": N}
+#include "actors/trainer.hpp"
+
+#include "models/safetensors.hpp"
+
+#include <chorus/errors.hpp>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <map>
+#include <mutex>
+
+namespace chorus::actors {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+using Named = std::vector<std::pair<std::string, torch::Tensor>>;
+
+Named named_parameters(const torch::nn::Module& module, const std::string& prefix = "") {
+  Named result;
+  for (const auto& item : module.named_parameters())
+    result.emplace_back(prefix + item.key(), item.value());
+  return result;
+}
+
+// AdamW keys its per-parameter state by the parameter's address, rendered as text.
+std::string state_key(const torch::Tensor& parameter) {
+  return c10::guts::to_string(parameter.unsafeGetTensorImpl());
+}
+
+// Copies `file`'s tensor `name` into `target` (same shape; converted to its dtype).
+void restore_tensor(const models::SafetensorsFile& file, const std::string& name, torch::Tensor& target) {
+  auto source = file.load(name);
+  if (source.sizes() != target.sizes())
+    throw CheckpointError(file.path().string() + ": tensor '" + name + "' has shape " +
+                          c10::str(source.sizes()) + ", the model's is " + c10::str(target.sizes()));
+  torch::NoGradGuard no_grad;
+  target.copy_(source);
+}
+
+void restore_all(const models::SafetensorsFile& file, const Named& targets) {
+  for (auto [name, tensor] : targets)
+    restore_tensor(file, name, tensor);
+}
+
+} // namespace
+
+void Trainer::save_state(const fs::path& folder) const {
+  std::error_code ec;
+  fs::create_directories(folder, ec);
+  if (ec)
+    throw CheckpointError(folder.string() + ": cannot create: " + ec.message());
+  auto weights = named_parameters(*model_.model);
+  if (value_head_) {
+    auto head = named_parameters(*value_head_, "value_head.");
+    weights.insert(weights.end(), head.begin(), head.end());
+  }
+  models::save_safetensors(folder / "weights.safetensors", weights);
+  if (reference_)
+    models::save_safetensors(folder / "reference.safetensors", named_parameters(*reference_));
+
+  if (optimizer_) {
+    Named moments;
+    std::map<std::string, std::string> metadata{{"format", "pt"}};
+    for (const auto& [name, parameter] : weights) {
+      auto found = optimizer_->state().find(state_key(parameter));
+      if (found == optimizer_->state().end())
+        continue; // not stepped yet
+      auto& adam = static_cast<torch::optim::AdamWParamState&>(*found->second);
+      moments.emplace_back("exp_avg/" + name, adam.exp_avg());
+      moments.emplace_back("exp_avg_sq/" + name, adam.exp_avg_sq());
+      metadata["step/" + name] = std::to_string(adam.step());
+    }
+    models::save_safetensors(folder / "optimizer.safetensors", moments, metadata);
+  }
+
+  auto generator = at::detail::getDefaultCPUGenerator();
+  torch::Tensor rng;
+  {
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    rng = generator.get_state();
+  }
+  models::save_safetensors(folder / "rng.safetensors", {{"torch.cpu", rng}});
+
+  std::ofstream out(folder / "trainer.json");
+  out << nlohmann::json{{"version", version_}}.dump() << "\n";
+  out.flush();
+  if (!out)
+    throw CheckpointError((folder / "trainer.json").string() + ": cannot write (disk full or not writable?)");
+}
+
+void Trainer::load_state(const fs::path& folder) {
+  auto info_file = folder / "trainer.json";
+  std::ifstream in(info_file);
+  auto info = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (!in.is_open() || info.is_discarded() || !info.is_object() || !info.contains("version") ||
+      !info["version"].is_number_integer())
+    throw CheckpointError(info_file.string() + ": missing, or without an integer \"version\"");
+  auto version = info["version"].get<std::int64_t>();
+  if (version < version_)
+    throw CheckpointError(info_file.string() + ": holds weight version " + std::to_string(version) +
+                          ", older than the trainer's current " + std::to_string(version_) +
+                          ": a resumed recipe must reach this stage before training further");
+
+  auto weights_file = models::SafetensorsFile::open(folder / "weights.safetensors");
+  if (weights_file.contains("value_head.weight"))
+    ensure_value_head(TrainParams{});
+  auto weights = named_parameters(*model_.model);
+  if (value_head_) {
+    auto head = named_parameters(*value_head_, "value_head.");
+    weights.insert(weights.end(), head.begin(), head.end());
+  }
+  restore_all(weights_file, weights);
+
+  if (fs::exists(folder / "reference.safetensors")) {
+    if (!reference_)
+      reset_reference(); // a frozen copy to restore into
+    restore_all(models::SafetensorsFile::open(folder / "reference.safetensors"), named_parameters(*reference_));
+  }
+
+  if (fs::exists(folder / "optimizer.safetensors")) {
+    auto file = models::SafetensorsFile::open(folder / "optimizer.safetensors");
+    prepare_optimizer(TrainParams{}); // each step sets its own rate and decay
+    optimizer_->state().clear();
+    for (const auto& [name, parameter] : weights) {
+      if (!file.contains("exp_avg/" + name))
+        continue;
+      auto step = file.metadata().find("step/" + name);
+      if (step == file.metadata().end())
+        throw CheckpointError(file.path().string() + ": no \"step/" + name + "\" in the metadata");
+      auto adam = std::make_unique<torch::optim::AdamWParamState>();
+      auto exp_avg = torch::zeros_like(parameter), exp_avg_sq = torch::zeros_like(parameter);
+      restore_tensor(file, "exp_avg/" + name, exp_avg);
+      restore_tensor(file, "exp_avg_sq/" + name, exp_avg_sq);
+      adam->step(std::stoll(step->second));
+      adam->exp_avg(exp_avg);
+      adam->exp_avg_sq(exp_avg_sq);
+      optimizer_->state()[state_key(parameter)] = std::move(adam);
+    }
+  } else {
+    optimizer_.reset(); // the checkpointed trainer had not stepped: the next step starts AdamW afresh
+  }
+
+  auto rng_file = models::SafetensorsFile::open(folder / "rng.safetensors");
+  auto generator = at::detail::getDefaultCPUGenerator();
+  {
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_state(rng_file.load("torch.cpu"));
+  }
+  version_ = version;
+}
+
+} // namespace chorus::actors
