@@ -41,9 +41,25 @@ Pretrained load_pretrained_model(const std::string& reference, torch::ScalarType
 }
 
 void save_pretrained_model(const Pretrained& pretrained, const std::filesystem::path& folder) {
-  auto model = pretrained.model;
-  save_pretrained(model, folder);
-  pretrained.tokenizer->save(folder);
+  // Written beside its place and renamed into it: a save that fails (a full disk) leaves no folder
+  // that looks like a complete model.
+  auto target = folder.filename().empty() ? folder.parent_path() : folder;
+  auto partial = target;
+  partial += ".partial";
+  std::error_code ec;
+  std::filesystem::remove_all(partial, ec);
+  try {
+    auto model = pretrained.model;
+    save_pretrained(model, partial);
+    pretrained.tokenizer->save(partial);
+  } catch (...) {
+    std::filesystem::remove_all(partial, ec);
+    throw;
+  }
+  std::filesystem::remove_all(target, ec);
+  std::filesystem::rename(partial, target, ec);
+  if (ec)
+    throw CheckpointError(target.string() + ": cannot move the saved model into place: " + ec.message());
 }
 
 } // namespace chorus::models

@@ -27,7 +27,8 @@ Pretrained load_pretrained_model(const std::string& reference, torch::ScalarType
                                  std::uint64_t seed = 0);
 
 /// Writes the model and its tokenizer as a Hugging Face folder that load_pretrained_model (and other
-/// tools) open.
+/// tools) open, replacing `folder` only once all of it is written (into `folder`.partial first).
+/// @throws CheckpointError naming the file that could not be written.
 void save_pretrained_model(const Pretrained& pretrained, const std::filesystem::path& folder);
 
 } // namespace chorus::models

@@ -116,6 +116,32 @@ Preference parse_dataset_line<Preference>(const Json& line, const std::string& w
   return result;
 }
 
+namespace {
+
+// One JSONL line may hold a long conversation, but not the whole file's worth of memory.
+constexpr std::size_t kMaxLineBytes = std::size_t{64} << 20;
+
+// Reads one line into `text` (without its newline); false at the end of the file. A line longer than
+// kMaxLineBytes is read past (not kept) and reported in `too_long`.
+bool read_line(std::istream& in, std::string& text, bool& too_long) {
+  text.clear();
+  too_long = false;
+  auto* buffer = in.rdbuf();
+  bool any = false;
+  for (int c; (c = buffer->sbumpc()) != std::char_traits<char>::eof();) {
+    any = true;
+    if (c == '\n')
+      return true;
+    if (text.size() < kMaxLineBytes)
+      text.push_back(static_cast<char>(c));
+    else
+      too_long = true;
+  }
+  return any;
+}
+
+} // namespace
+
 template <class Kind>
 std::vector<Kind> read_dataset(const std::filesystem::path& file, bool skip_bad_lines, std::vector<std::string>* skipped) {
   if (file.empty())
@@ -125,11 +151,14 @@ std::vector<Kind> read_dataset(const std::filesystem::path& file, bool skip_bad_
     throw DatasetError(file.string() + ": cannot open");
   std::vector<Kind> result;
   std::string text;
-  for (std::size_t number = 1; std::getline(in, text); ++number) {
+  bool too_long = false;
+  for (std::size_t number = 1; read_line(in, text, too_long); ++number) {
     auto where = file.string() + ":" + std::to_string(number);
-    if (text.find_first_not_of(" \t\r") == std::string::npos)
+    if (!too_long && text.find_first_not_of(" \t\r") == std::string::npos)
       continue; // blank lines separate nothing and mean nothing
     try {
+      if (too_long)
+        throw DatasetError(where + ": line longer than " + std::to_string(kMaxLineBytes >> 20) + " MiB");
       auto line = Json::parse(text, nullptr, /*allow_exceptions=*/false);
       if (line.is_discarded())
         throw DatasetError(where + ": not valid JSON");

@@ -8,9 +8,10 @@
 // from). The rollouts for step k start once the trainer has finished step k - 1 - max_staleness, so a
 // sample trained on at step k was made by a policy at most max_staleness versions old; with 0 every
 // step waits for the previous one: the synchronous loop, with the same numbers. The loss corrects the
-// remaining staleness with the behaviour log-probs recorded at generation time. Members that are
-// older than the bound all the same (they cannot be, unless the policy failed to adopt new weights)
-// are dropped and counted, never silently used.
+// remaining staleness with the behaviour log-probs recorded at generation time. A step trains on the
+// first groups to arrive, so with max_staleness > 0 a straggling group of step k may be trained at
+// step k + 1; members that are older than the bound by then are dropped and counted, never silently
+// used (with 0 no group can be late).
 //
 // Stragglers and failures, the rule:
 //   - A rollout that fails (an error from the policy, the grader or an environment) is retried with

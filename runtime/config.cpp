@@ -2,6 +2,7 @@
 // and the wording of every ConfigError.
 #include <chorus/config.hpp>
 
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 
@@ -71,7 +72,7 @@ void ConfigLocation::fail_unknown(const std::vector<std::string>& known) const {
 namespace detail {
 
 std::string describe_json(const Json& value) {
-  auto text = value.dump();
+  auto text = value.dump(-1, ' ', false, Json::error_handler_t::replace);
   if (text.size() > 60)
     text = text.substr(0, 57) + "...";
   switch (value.type()) {
@@ -129,7 +130,35 @@ Json read_json_file(const std::filesystem::path& file) {
   }
 }
 
+namespace {
+
+// Whether `text` is well-formed UTF-8 (what JSON, and so config.json, can hold).
+bool is_utf8(std::string_view text) {
+  for (std::size_t i = 0; i < text.size();) {
+    auto byte = static_cast<unsigned char>(text[i]);
+    std::size_t length = byte < 0x80 ? 1 : (byte >> 5) == 0x6 ? 2 : (byte >> 4) == 0xe ? 3 : (byte >> 3) == 0x1e ? 4 : 0;
+    if (length == 0 || i + length > text.size())
+      return false;
+    std::uint32_t code = length == 1 ? byte : byte & (0x7f >> length);
+    for (std::size_t k = 1; k < length; ++k) {
+      auto next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xc0) != 0x80)
+        return false;
+      code = (code << 6) | (next & 0x3f);
+    }
+    static constexpr std::uint32_t smallest[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (code < smallest[length] || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff))
+      return false; // overlong, beyond Unicode, or a surrogate
+    i += length;
+  }
+  return true;
+}
+
+} // namespace
+
 std::pair<std::vector<std::string>, std::string> split_override(std::string_view assignment) {
+  if (!is_utf8(assignment))
+    throw ConfigError("--set: the assignment is not valid UTF-8 (a config holds text as JSON does)");
   auto equals = assignment.find('=');
   if (equals == std::string_view::npos || equals == 0)
     throw ConfigError("--set " + std::string(assignment) + ": expected key=value, e.g. --set lr=1e-5");

@@ -141,6 +141,9 @@ void record_config(const std::filesystem::path& output, const Json& resolved, bo
 int run_recipe(std::string_view recipe, const RecipeCommandLine& command_line, const Json& resolved_config,
                const std::function<Task<void>(RecipeContext&)>& body) {
   auto started = Clock::now();
+  // A file-size limit (ulimit -f) then fails a write with a message naming the file, as a full disk
+  // does, instead of killing the process.
+  std::signal(SIGXFSZ, SIG_IGN);
   auto output = command_line.output_dir.empty() ? default_output_dir(recipe) : command_line.output_dir;
   std::error_code ec;
   std::filesystem::create_directories(output, ec);

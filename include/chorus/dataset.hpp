@@ -13,6 +13,7 @@
 #pragma once
 
 #include <chorus/config.hpp>
+#include <chorus/errors.hpp>
 #include <chorus/generation.hpp>
 #include <chorus/task.hpp>
 
@@ -87,9 +88,12 @@ std::vector<T> shuffled(std::vector<T> items, std::uint64_t seed) {
 
 /// Splits `items` into (train, eval) with `eval_fraction` of them (at least one if the fraction is
 /// positive and there are two or more items) in eval, after shuffling with `seed`.
+/// @throws ConfigError if `eval_fraction` is not in [0, 1).
 template <class T>
 std::pair<std::vector<T>, std::vector<T>> train_eval_split(std::vector<T> items, double eval_fraction,
                                                            std::uint64_t seed) {
+  if (!(eval_fraction >= 0 && eval_fraction < 1))
+    throw ConfigError("eval_fraction must be in [0, 1), got " + std::to_string(eval_fraction));
   items = shuffled(std::move(items), seed);
   auto eval = static_cast<std::size_t>(eval_fraction * static_cast<double>(items.size()) + 0.5);
   if (eval_fraction > 0 && eval == 0 && items.size() >= 2)

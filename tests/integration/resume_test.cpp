@@ -159,6 +159,29 @@ TEST_F(Resume, WhatCannotBeResumedIsRefusedWithExitCode2AndTheReason) {
   expect_refused(args_for(changed, {"--resume", "--set", "gspo_max_steps=9"}), "config key 'gspo_max_steps' differs");
 }
 
+// A full disk, as a file-size limit shows it: the first checkpoint cannot be written (the optimizer's
+// moments are twice the weights). The run fails naming the file, and nothing incomplete is presented
+// as complete: no checkpoint is named latest, no final model folder exists.
+TEST(Outputs, AFullDiskIsAnErrorNamingTheFileAndLeavesNothingLookingComplete) {
+  auto output = run_dir("full_disk");
+  fs::remove_all(output);
+  auto args = args_for(output);
+  args.insert(args.begin(), {"--fsize=16000000", "--", CHORUS_TWO_STAGE_PROGRAM});
+  ChildProcess run("/usr/bin/prlimit", args);
+  EXPECT_EQ(run.wait(300s), 1) << run.output();
+  EXPECT_NE(run.output().find("optimizer.safetensors: write failed (disk full?)"), std::string::npos) << run.output();
+  EXPECT_FALSE(fs::exists(output / "checkpoints" / "latest"));
+  EXPECT_FALSE(fs::exists(output / "final-model"));
+}
+
+TEST(Outputs, AnOutputDirectoryThatCannotBeCreatedIsAnError) {
+  auto file = run_dir("a_file");
+  std::ofstream(file) << "not a directory";
+  ChildProcess run(CHORUS_TWO_STAGE_PROGRAM, args_for(file / "run"));
+  EXPECT_EQ(run.wait(60s), 1) << run.output();
+  EXPECT_NE(run.output().find("cannot create the output directory"), std::string::npos) << run.output();
+}
+
 #else
 
 TEST(Resume, NeedsTheExamples) {

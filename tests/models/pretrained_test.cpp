@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 using namespace chorus::models;
 
 namespace {
@@ -65,6 +67,38 @@ TEST(Pretrained, BadReferencesAreErrorsThatSayWhatWasExpected) {
   chorus::models::save_pretrained_model(tiny, folder);
   std::filesystem::remove(folder / "tokenizer.json");
   EXPECT_NE(error_of(folder.string()).find("no tokenizer.json"), std::string::npos);
+
+  // The tokenizer.json of another model: more tokens than the embedding has rows.
+  std::filesystem::copy_file(std::filesystem::path(CHORUS_SOURCE_DIR) / "fuzz/corpus/tokenizer/qwen3-small.json",
+                             folder / "tokenizer.json");
+  EXPECT_NE(error_of(folder.string()).find("tokenizer.json has 409 tokens but config.json's vocab_size is 264"),
+            std::string::npos)
+    << error_of(folder.string());
+
+  // Weights missing, then torn: a header that claims more than the file holds.
+  chorus::models::save_pretrained_model(tiny, folder);
+  auto weights = folder / "model.safetensors";
+  auto size = std::filesystem::file_size(weights);
+  std::filesystem::rename(weights, folder / "elsewhere.safetensors");
+  EXPECT_NE(error_of(folder.string()).find("no model.safetensors or model.safetensors.index.json"), std::string::npos)
+    << error_of(folder.string());
+  std::filesystem::rename(folder / "elsewhere.safetensors", weights);
+  std::filesystem::resize_file(weights, size / 2);
+  EXPECT_NE(error_of(folder.string()).find("model.safetensors"), std::string::npos) << error_of(folder.string());
+  EXPECT_NE(error_of(folder.string()).find("outside the data section"), std::string::npos) << error_of(folder.string());
+}
+
+TEST(Pretrained, ASaveReplacesTheFolderWholeAndLeavesNoPartialFolder) {
+  auto folder = std::filesystem::path(::testing::TempDir()) / "atomic_save";
+  std::filesystem::remove_all(folder);
+  std::filesystem::create_directories(folder);
+  std::ofstream(folder / "stale.txt") << "from an older save";
+  auto tiny = builtin_tiny();
+  chorus::models::save_pretrained_model(tiny, folder);
+  EXPECT_TRUE(std::filesystem::exists(folder / "model.safetensors"));
+  EXPECT_FALSE(std::filesystem::exists(folder / "stale.txt")); // replaced, not merged into
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::path(folder.string() + ".partial")));
+  EXPECT_NO_THROW(load_pretrained_model(folder.string()));
 }
 
 } // namespace

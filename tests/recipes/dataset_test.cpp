@@ -79,6 +79,30 @@ TEST(Dataset, MalformedLinesNameTheFileLineAndField) {
             std::string::npos);
 }
 
+TEST(Dataset, AnEmptyFileAndAHugeLineAreErrorsNamingTheFile) {
+  auto empty = write_lines("nothing.jsonl", {});
+  EXPECT_NE(error_of<Prompt>(empty).find("nothing.jsonl: no examples"), std::string::npos) << error_of<Prompt>(empty);
+  auto blank = write_lines("blank.jsonl", {"", "   ", ""});
+  EXPECT_NE(error_of<Prompt>(blank).find("blank.jsonl: no examples"), std::string::npos) << error_of<Prompt>(blank);
+
+  // A line past 64 MiB is refused without being kept; the lines around it still read when skipping.
+  auto huge = write_lines("huge.jsonl", {R"({"prompt": "a", "completion": "b"})",
+                                         R"({"prompt": ")" + std::string((64u << 20) + 16, 'x') + R"(", "completion": "c"})",
+                                         R"({"prompt": "d", "completion": "e"})"});
+  EXPECT_NE(error_of<Completion>(huge).find("huge.jsonl:2: line longer than 64 MiB"), std::string::npos)
+    << error_of<Completion>(huge).substr(0, 200);
+  std::vector<std::string> skipped;
+  auto examples = read_dataset<Completion>(huge, true, &skipped);
+  ASSERT_EQ(examples.size(), 2u);
+  EXPECT_EQ(examples[1].completion, "e");
+  ASSERT_EQ(skipped.size(), 1u);
+
+  // The last line needs no newline.
+  auto unterminated = std::filesystem::path(::testing::TempDir()) / "unterminated.jsonl";
+  std::ofstream(unterminated) << R"({"prompt": "a", "completion": "b"})";
+  EXPECT_EQ(read_dataset<Completion>(unterminated, false).size(), 1u);
+}
+
 TEST(Dataset, SkippingBadLinesReportsEachOne) {
   auto path = write_lines("mixed.jsonl", {R"({"prompt": "a", "completion": "b"})", "not json",
                                           R"({"prompt": "c"})", R"({"prompt": "d", "completion": "e"})"});

@@ -140,6 +140,17 @@ TEST(Config, OverrideWithoutEquals) {
   EXPECT_NE(what.find("expected key=value"), std::string::npos) << what;
 }
 
+// Found by fuzz/config_fuzz.cpp: bytes that are not UTF-8 in an override once escaped as an
+// nlohmann exception instead of a ConfigError, and a string field could take them (config.json then
+// could not be written).
+TEST(Config, OverrideThatIsNotUtf8IsAConfigError) {
+  for (std::string bad : {"name=caf\xe9", "epochs=\xe6\xe6", "dataset=a\xed\xa0\x80" "b", "name=\xc0\xaf"}) {
+    auto what = error_of([&] { load_config<Training>({}, {"dataset=x", bad}); });
+    EXPECT_NE(what.find("not valid UTF-8"), std::string::npos) << what;
+  }
+  EXPECT_EQ(load_config<Training>({}, {"dataset=x", "name=caf\xc3\xa9 \xf0\x9f\x99\x82"}).name, "caf\xc3\xa9 \xf0\x9f\x99\x82");
+}
+
 TEST(Config, InvalidJsonNamesLineAndColumn) {
   auto file = write_file("broken.json", "{\n  \"dataset\": \"a\",\n  \"epochs\": ,\n}\n");
   auto what = error_of([&] { load_config<Training>(file, {}); });
