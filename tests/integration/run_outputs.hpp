@@ -29,6 +29,27 @@ inline std::vector<Json> read_metrics(const std::filesystem::path& file) {
   return lines;
 }
 
+/// Whether two metrics lines hold the same keys and values, numbers equal within `relative` (the
+/// sampler's log-probs, and so losses, vary in their last bits with how requests were batched).
+/// Returns "" if so, else the first difference.
+inline std::string metrics_difference(const Json& a, const Json& b, double relative = 1e-5) {
+  if (a.size() != b.size())
+    return "different keys: " + a.dump() + " vs " + b.dump();
+  for (const auto& [key, value] : a.items()) {
+    if (!b.contains(key))
+      return "key " + key + " missing";
+    const auto& other = b[key];
+    if (value.is_number() && other.is_number()) {
+      auto x = value.get<double>(), y = other.get<double>();
+      if (std::abs(x - y) > relative * std::max(1.0, std::abs(x)))
+        return key + ": " + value.dump() + " vs " + other.dump();
+    } else if (value != other) {
+      return key + ": " + value.dump() + " vs " + other.dump();
+    }
+  }
+  return "";
+}
+
 /// The largest difference between two safetensors files' F32 tensors, relative to max(1, |a|);
 /// infinity if they hold other tensors, shapes or dtypes.
 inline double max_weight_difference(const std::filesystem::path& a, const std::filesystem::path& b) {
