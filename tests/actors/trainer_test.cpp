@@ -223,3 +223,38 @@ TEST(Trainer, RestoringAMisshapenOrOlderStateIsACheckpointErrorNamingTheTensor) 
   std::filesystem::remove(folder / "trainer.json");
   EXPECT_THROW(Trainer(tiny(), false).load_state(folder), CheckpointError);
 }
+
+// PPO's value head is part of a checkpoint: its weights and its AdamW moments come back, and the
+// restored trainer's next PPO step is the saved one's.
+TEST(Trainer, ARestoredPpoTrainerKeepsItsValueHead) {
+  auto folder = std::filesystem::path(::testing::TempDir()) / "trainer_state_ppo";
+  std::filesystem::remove_all(folder);
+  auto ppo_batch = [](Trainer& trainer) {
+    auto batch = samples();
+    auto values = trainer.values(batch);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      auto& sample = batch[i];
+      sample.behaviour_logprobs =
+        models::score_logprobs(trainer.model().model, {sample.prompt_tokens}, {sample.completion_tokens}).front();
+      sample.old_values = values[i];
+      sample.returns.assign(sample.completion_tokens.size(), static_cast<float>(sample.advantage));
+      sample.token_advantages.assign(sample.completion_tokens.size(), static_cast<float>(sample.advantage));
+    }
+    return batch;
+  };
+  TrainParams params{.lr = 1e-2, .loss_aggregation = "token_mean", .value_coef = 0.5};
+  Trainer original(tiny(), false);
+  for (int i = 0; i < 2; ++i)
+    original.step("ppo", ppo_batch(original), params);
+  original.save_state(folder);
+
+  Trainer restored(tiny(), false);
+  restored.load_state(folder);
+  auto batch = ppo_batch(original);
+  EXPECT_EQ(restored.values(batch), original.values(batch)); // the value head's weights
+  auto a = original.step("ppo", batch, params);
+  auto b = restored.step("ppo", batch, params);
+  EXPECT_EQ(a.loss, b.loss);
+  EXPECT_EQ(a.value_loss, b.value_loss);
+  EXPECT_EQ(restored.values(batch), original.values(batch)); // and its optimizer state
+}
