@@ -4,6 +4,8 @@
 
 #include <chorus/errors.hpp>
 
+#include "runtime/tensorboard.hpp"
+
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -29,6 +31,7 @@ struct MetricsLogger::State {
   Clock::time_point created = Clock::now();
   std::mutex mutex;
   std::ofstream file;
+  std::unique_ptr<detail::TensorBoardWriter> tensorboard;
   std::map<std::string, Stage, std::less<>> stages;
 };
 
@@ -62,6 +65,8 @@ MetricsLogger::MetricsLogger(Options options) : state_(std::make_shared<State>()
     if (!state_->file)
       throw Error(state_->options.jsonl.string() + ": cannot create the metrics file");
   }
+  if (!state_->options.tensorboard.empty())
+    state_->tensorboard = std::make_unique<detail::TensorBoardWriter>(state_->options.tensorboard);
 }
 
 void MetricsLogger::begin_stage(std::string_view stage, std::int64_t total_steps) {
@@ -83,6 +88,10 @@ void MetricsLogger::log(std::string_view stage, std::int64_t step, const Metrics
       line[key] = std::isfinite(value) ? nlohmann::ordered_json(value) : nlohmann::ordered_json(nullptr);
     state_->file << line.dump() << '\n';
     state_->file.flush();
+  }
+  if (state_->tensorboard) {
+    auto wall = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    state_->tensorboard->write_scalars(stage, step, wall, metrics);
   }
   auto& console = state_->options.console;
   if (!console)

@@ -179,9 +179,16 @@ int run_recipe(std::string_view recipe, const RecipeCommandLine& command_line, c
       return 2;
     }
   }
-  MetricsLogger metrics({.jsonl = output / "metrics.jsonl", .console = log});
+  std::optional<MetricsLogger> metrics;
+  try {
+    metrics.emplace(MetricsLogger::Options{
+      .jsonl = output / "metrics.jsonl", .tensorboard = output / "tensorboard", .console = log});
+  } catch (const std::exception& error) {
+    log->error("{}", error.what());
+    return 1;
+  }
   Runtime runtime({.cluster = cluster});
-  RecipeContext ctx(runtime, std::string(recipe), output, metrics, log);
+  RecipeContext ctx(runtime, std::string(recipe), output, *metrics, log);
   checkpoints->on_stop([&runtime] { runtime.request_stop(); });
   ctx.set_checkpoints(checkpoints);
   int code = 0;

@@ -17,6 +17,7 @@ packages=(
   python3-torch         # the independent PyTorch reference the model tests compare logits with
   libpcre2-dev          # tokenizer split regexes with Unicode classes
   libicu-dev            # NFC normalisation (Qwen tokenizers)
+  libprotobuf-dev protobuf-compiler  # TensorBoard event files (metrics)
   chromium              # headless: the test that the main job's report.html renders its charts
 )
 # Node.js runs the reference tokenizer (@huggingface/tokenizers) in the parity tests. Some machines

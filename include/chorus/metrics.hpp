@@ -19,7 +19,8 @@ namespace chorus {
 /// One step's figures in the order they are given: `{{"loss", 0.42}, {"lr", 1e-5}}`.
 using Metrics = std::vector<std::pair<std::string, double>>;
 
-/// Writes one JSON line per logged step to `metrics.jsonl`:
+/// Writes one JSON line per logged step to `metrics.jsonl` (and, with a TensorBoard folder, the same
+/// figures as scalars `<stage>/<key>` of a TensorBoard event file):
 /// `{"stage":"sft","step":3,"time_s":12.5,"loss":0.42,...}` (`time_s` counts from the logger's
 /// creation; a non-finite figure is written as null), and prints a progress line per stage:
 /// `[sft] 12/100 12% 3.4 steps/s ETA 0:26 | loss 0.42`, at most once per `console_interval`
@@ -29,6 +30,8 @@ public:
   struct Options {
     /// Where the JSON lines go; empty: no file.
     std::filesystem::path jsonl;
+    /// A folder for TensorBoard event files (`tensorboard --logdir` it); empty: none.
+    std::filesystem::path tensorboard;
     /// The console (spdlog) logger for progress lines; null: no console output.
     std::shared_ptr<spdlog::logger> console;
     /// Minimum time between two progress lines of one stage.
@@ -40,7 +43,7 @@ public:
   /// A logger that records nothing.
   MetricsLogger();
 
-  /// @throws Error if the JSONL file cannot be created.
+  /// @throws Error if the JSONL or the event file cannot be created.
   explicit MetricsLogger(Options options);
 
   // -- logging ----------------------------------------------------------------

@@ -60,20 +60,22 @@ TEST(WeightStream, AFeedFetchesTheNewestVersionAndAdoptsItBitForBit) {
   board->publish(4, trained);
   auto server = spawn_weight_server(system, board);
 
-  TwoTensors replica(1.0f);
-  std::promise<std::int64_t> adopted;
-  auto feed = std::make_unique<WeightFeed>(server, "test-replica");
-  auto fetcher = system.spawn([&](caf::event_based_actor* self) -> caf::behavior {
-    feed->start(self, [self, &feed, &replica, &adopted] {
-      adopted.set_value(feed->error().empty() ? feed->adopt(self, replica) : -1);
+  // Shared with the fetcher, which may still be running when this scope ends (the actor system
+  // outlives the locals declared after it).
+  auto replica = std::make_shared<TwoTensors>(1.0f);
+  auto adopted = std::make_shared<std::promise<std::int64_t>>();
+  auto feed = std::make_shared<WeightFeed>(server, "test-replica");
+  auto fetcher = system.spawn([feed, replica, adopted](caf::event_based_actor* self) -> caf::behavior {
+    feed->start(self, [self, feed, replica, adopted] {
+      adopted->set_value(feed->error().empty() ? feed->adopt(self, *replica) : -1);
       self->quit();
     });
     return {[](const WeightsPublished&) {}};
   });
-  auto version = adopted.get_future();
+  auto version = adopted->get_future();
   ASSERT_EQ(version.wait_for(std::chrono::seconds(30)), std::future_status::ready);
   EXPECT_EQ(version.get(), 4);
-  auto want = trained.parameters(), got = replica.parameters();
+  auto want = trained.parameters(), got = replica->parameters();
   for (std::size_t i = 0; i < want.size(); ++i)
     EXPECT_TRUE(torch::equal(want[i], got[i])) << "parameter " << i;
   caf::anon_send_exit(server, caf::exit_reason::user_shutdown);

@@ -2,6 +2,8 @@
 #include <chorus/errors.hpp>
 #include <chorus/metrics.hpp>
 
+#include "runtime/tensorboard.hpp"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/sinks/ostream_sink.h>
@@ -72,6 +74,66 @@ TEST(Metrics, ProgressIsThrottledButTheLastStepAlwaysPrints) {
   auto lines = std::count(text.begin(), text.end(), '\n');
   EXPECT_EQ(lines, 2) << text; // the first step, then the last
   EXPECT_NE(text.find("100/100"), std::string::npos) << text;
+}
+
+// The published check value of CRC-32C, which TFRecord framing uses.
+TEST(TensorBoard, Crc32cIsCastagnolis) {
+  EXPECT_EQ(detail::crc32c("123456789"), 0xe3069283u);
+  EXPECT_EQ(detail::crc32c(""), 0u);
+}
+
+TEST(TensorBoard, EveryLoggedFigureDecodesBackFromTheEventFile) {
+  auto dir = std::filesystem::path(::testing::TempDir()) / "tensorboard_events";
+  std::filesystem::remove_all(dir);
+  {
+    MetricsLogger logger({.tensorboard = dir});
+    logger.log("sft", 1, {{"loss", 2.5}, {"lr", 1e-5}});
+    logger.log("sft", 2, {{"loss", 1.25}, {"lr", 2e-5}});
+    logger.log("gspo", 1, {{"reward_mean", 0.75}, {"kl", std::numeric_limits<double>::quiet_NaN()}});
+  }
+  std::vector<std::filesystem::path> files;
+  for (const auto& entry : std::filesystem::directory_iterator(dir))
+    files.push_back(entry.path());
+  ASSERT_EQ(files.size(), 1u);
+  EXPECT_EQ(files[0].filename().string().rfind("events.out.tfevents.", 0), 0u) << files[0];
+
+  auto events = detail::read_tensorboard_events(files[0]);
+  ASSERT_EQ(events.size(), 4u);
+  EXPECT_EQ(events[0].file_version, "brain.Event:2");
+  EXPECT_EQ(events[1].step, 1);
+  EXPECT_EQ(events[1].scalars, (std::vector<std::pair<std::string, float>>{{"sft/loss", 2.5f}, {"sft/lr", 1e-5f}}));
+  EXPECT_EQ(events[2].step, 2);
+  EXPECT_EQ(events[2].scalars, (std::vector<std::pair<std::string, float>>{{"sft/loss", 1.25f}, {"sft/lr", 2e-5f}}));
+  // A non-finite figure is left out: TensorBoard cannot draw it.
+  EXPECT_EQ(events[3].scalars, (std::vector<std::pair<std::string, float>>{{"gspo/reward_mean", 0.75f}}));
+  EXPECT_GT(events[3].wall_time, 1.7e9); // seconds since 1970, as TensorBoard expects
+
+  // A flipped bit or a torn end is an error naming the file and the record, never garbage.
+  std::string bytes;
+  {
+    std::ifstream in(files[0], std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  auto write = [&](const std::string& content) {
+    std::ofstream(files[0], std::ios::binary | std::ios::trunc) << content;
+  };
+  auto flipped = bytes;
+  flipped[bytes.size() - 10] ^= 0x10;
+  write(flipped);
+  try {
+    detail::read_tensorboard_events(files[0]);
+    ADD_FAILURE() << "a corrupt record was read";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("record 4"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("CRC does not match"), std::string::npos) << error.what();
+  }
+  write(bytes.substr(0, bytes.size() - 3));
+  try {
+    detail::read_tensorboard_events(files[0]);
+    ADD_FAILURE() << "a torn record was read";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("torn"), std::string::npos) << error.what();
+  }
 }
 
 TEST(Metrics, UnwritableFileIsAnError) {
