@@ -26,7 +26,7 @@ struct SpawnerState {
   static inline const char* name = "chorus.node_spawner";
 };
 
-using SpawnerActor = caf::stateful_actor<SpawnerState>;
+using SpawnerActor = StatefulActor<SpawnerState>;
 
 void check_secret(const SpawnerState& state, const std::string& secret) {
   if (secret != state.secret)

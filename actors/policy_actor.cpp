@@ -44,7 +44,7 @@ struct PolicyState {
   static inline const char* name = "chorus.policy";
 };
 
-using PolicyActor = caf::stateful_actor<PolicyState>;
+using PolicyActor = StatefulActor<PolicyState>;
 
 std::vector<std::int64_t> stop_ids(const models::Pretrained& model) {
   auto ids = model.tokenizer->stop_token_ids();

@@ -32,7 +32,7 @@ struct TrainerState {
   static inline const char* name = "chorus.trainer";
 };
 
-using TrainerActor = caf::stateful_actor<TrainerState>;
+using TrainerActor = StatefulActor<TrainerState>;
 
 // Rank 0 of a data-parallel group sends every request that changes the weights to the other ranks
 // before it runs the request itself: all ranks then run the same steps in the same order. A rank's

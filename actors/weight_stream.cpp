@@ -71,7 +71,7 @@ struct ServerState {
   static inline const char* name = "chorus.weight_server";
 };
 
-using ServerActor = caf::stateful_actor<ServerState>;
+using ServerActor = StatefulActor<ServerState>;
 
 caf::behavior weight_server(ServerActor* self, std::shared_ptr<WeightBoard> board) {
   self->state.board = std::move(board);

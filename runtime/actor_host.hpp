@@ -3,6 +3,7 @@
 #pragma once
 
 #include "runtime/actor_errors.hpp"
+#include "runtime/ordered_actor.hpp"
 
 #include <caf/detail/type_list.hpp>
 #include <caf/detail/type_traits.hpp>

@@ -2,6 +2,7 @@
 // boundaries, put back together bit for bit) and a replica's feed fetching a version from a server.
 #include "actors/messages.hpp"
 #include "actors/weight_stream.hpp"
+#include "runtime/ordered_actor.hpp"
 
 #include <caf/all.hpp>
 
@@ -45,6 +46,12 @@ struct TwoTensors : torch::nn::Module {
 } // namespace
 
 TEST(WeightStream, AFeedFetchesTheNewestVersionAndAdoptsItBitForBit) {
+#ifdef CHORUS_THREAD_SANITIZER
+  // The raw actor system's teardown at the end races with CAF's own detached actors inside libcaf,
+  // where ThreadSanitizer sees neither side's synchronisation (chorus::Runtime's shutdown is covered
+  // by scripts/tsan.supp; this test has none).
+  GTEST_SKIP() << "a raw caf::actor_system's teardown is invisible to ThreadSanitizer";
+#endif
   caf::actor_system_config config;
   config.add_message_types<caf::id_block::chorus_model_actors>();
   config.add_message_types<caf::id_block::chorus_cluster>();
@@ -65,7 +72,7 @@ TEST(WeightStream, AFeedFetchesTheNewestVersionAndAdoptsItBitForBit) {
   auto replica = std::make_shared<TwoTensors>(1.0f);
   auto adopted = std::make_shared<std::promise<std::int64_t>>();
   auto feed = std::make_shared<WeightFeed>(server, "test-replica");
-  auto fetcher = system.spawn([feed, replica, adopted](caf::event_based_actor* self) -> caf::behavior {
+  auto fetcher = system.spawn([feed, replica, adopted](chorus::OrderedActor* self) -> caf::behavior {
     feed->start(self, [self, feed, replica, adopted] {
       adopted->set_value(feed->error().empty() ? feed->adopt(self, *replica) : -1);
       self->quit();

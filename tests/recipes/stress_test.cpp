@@ -62,7 +62,7 @@ struct StandInState {
 
 // Replies after 0-4 ms with a value drawn from the request's seed; 4% of requests fail, 2% are never
 // answered (the asker's timeout ends them), and 2% make the actor die with its requests pending.
-caf::behavior stand_in(caf::stateful_actor<StandInState>* self) {
+caf::behavior stand_in(StatefulActor<StandInState>* self) {
   return {
     [self](const StandInRequest& request) -> caf::result<std::int64_t> {
       std::mt19937_64 random(request.seed);

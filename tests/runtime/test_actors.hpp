@@ -60,7 +60,7 @@ CHORUS_INSPECT(UnknownRequest)
 CHORUS_INSPECT(PingRequest)
 
 /// Handles Echo, Fail, Silent, Quit and Ping.
-inline caf::behavior test_actor(caf::event_based_actor* self) {
+inline caf::behavior test_actor(OrderedActor* self) {
   return {
     guarded([](const EchoRequest& request) {
       return EchoReply{request.text, std::hash<std::thread::id>{}(std::this_thread::get_id())};
