@@ -73,11 +73,12 @@ TEST(WeightStream, AFeedFetchesTheNewestVersionAndAdoptsItBitForBit) {
   auto adopted = std::make_shared<std::promise<std::int64_t>>();
   auto feed = std::make_shared<WeightFeed>(server, "test-replica");
   auto fetcher = system.spawn([feed, replica, adopted](chorus::OrderedActor* self) -> caf::behavior {
-    feed->start(self, [self, feed, replica, adopted] {
-      adopted->set_value(feed->error().empty() ? feed->adopt(self, *replica) : -1);
+    // The callback lives in the feed: it must not own the feed (a cycle, a leak); the behavior does.
+    feed->start(self, [self, raw = feed.get(), replica, adopted] {
+      adopted->set_value(raw->error().empty() ? raw->adopt(self, *replica) : -1);
       self->quit();
     });
-    return {[](const WeightsPublished&) {}};
+    return {[feed](const WeightsPublished&) {}};
   });
   auto version = adopted->get_future();
   ASSERT_EQ(version.wait_for(std::chrono::seconds(30)), std::future_status::ready);
