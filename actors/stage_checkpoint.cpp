@@ -17,6 +17,7 @@ struct StageCheckpoint::Impl {
   std::shared_ptr<detail::RunCheckpoints> run; // null: the run keeps no checkpoints
   std::string stage;
   int ordinal = 0;
+  std::int64_t last_step = 0; // 0: not known
   bool finished = false;
   std::int64_t step = 0;
   Json state = Json::object();
@@ -47,8 +48,9 @@ StageCheckpoint::StageCheckpoint(StageCheckpoint&&) noexcept = default;
 StageCheckpoint& StageCheckpoint::operator=(StageCheckpoint&&) noexcept = default;
 StageCheckpoint::~StageCheckpoint() = default;
 
-Task<StageCheckpoint> StageCheckpoint::open(TrainingModel model, std::string stage) {
+Task<StageCheckpoint> StageCheckpoint::open(TrainingModel model, std::string stage, std::int64_t last_step) {
   auto impl = std::make_unique<Impl>();
+  impl->last_step = last_step;
   impl->model = detail::ModelAccess::state_of(model);
   impl->run = impl->model->checkpoints;
   impl->stage = std::move(stage);
@@ -92,7 +94,8 @@ Task<void> StageCheckpoint::step_done(std::int64_t step, Json state) {
   if (!impl.run)
     co_return;
   bool stopping = impl.run->stop_pending();
-  if (stopping || (impl.run->every() > 0 && step % impl.run->every() == 0))
+  bool periodic = impl.run->every() > 0 && step % impl.run->every() == 0 && step != impl.last_step;
+  if (stopping || periodic)
     co_await impl.write(step, std::move(state), /*end=*/false);
   if (stopping) {
     spdlog::warn("[{}] stopped after step {} with a checkpoint: continue with --resume", impl.stage, step);

@@ -32,7 +32,7 @@ Task<DpoResult> run_dpo(DpoOptions options) {
                       .kind = options.lr_schedule == "constant" ? LrSchedule::Kind::constant : LrSchedule::Kind::cosine,
                       .min_ratio = options.min_lr_ratio};
   DpoResult result;
-  auto checkpoint = co_await StageCheckpoint::open(model, options.stage);
+  auto checkpoint = co_await StageCheckpoint::open(model, options.stage, total_steps);
   auto progress = [&result] {
     return Json{{"steps", result.steps}, {"loss", result.loss}, {"reward_accuracy", result.reward_accuracy}};
   };

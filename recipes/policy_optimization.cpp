@@ -107,8 +107,8 @@ void check_overlap(const std::string& algorithm, int max_staleness, double group
     fail("max_grading_queue must be >= 0 (0: one step's rollouts)");
 }
 
-Task<RlStage> open_rl_stage(TrainingModel model, std::string stage, bool reset_reference) {
-  RlStage result{co_await StageCheckpoint::open(model, std::move(stage)), {}, {model.weight_version()}};
+Task<RlStage> open_rl_stage(TrainingModel model, std::string stage, int steps, bool reset_reference) {
+  RlStage result{co_await StageCheckpoint::open(model, std::move(stage), steps), {}, {model.weight_version()}};
   const auto& checkpoint = result.checkpoint;
   if (checkpoint.step() > 0 || checkpoint.finished()) {
     const auto& state = checkpoint.state();
@@ -251,7 +251,7 @@ Task<RlResult> run_policy_optimization(PolicyOptimization c) {
     c.rollout = [model = c.model, grader = c.grader](Prompt prompt, SamplingParams sampling, StageClock& clock) {
       return generate_and_grade(model, grader, std::move(prompt), std::move(sampling), clock);
     };
-  auto stage = co_await open_rl_stage(c.model, c.stage, c.kl_beta > 0 && c.reset_reference);
+  auto stage = co_await open_rl_stage(c.model, c.stage, c.max_steps, c.kl_beta > 0 && c.reset_reference);
   if (stage.checkpoint.finished())
     co_return stage.result;
   c.logger.begin_stage(c.stage, c.max_steps);

@@ -112,14 +112,14 @@ double mean_of(const std::vector<double>& values);
 SamplingParams seeded(SamplingParams sampling, std::uint64_t run_seed, int step, std::size_t index);
 
 /// An RL stage's start: its checkpoint, and in a resumed run the result so far and the weight
-/// version after each step done (for RolloutPipeline). A fresh stage resets the reference first when
-/// `reset_reference`.
+/// version after each step done (for RolloutPipeline). `steps`: the stage's last step. A fresh stage
+/// resets the reference first when `reset_reference`.
 struct RlStage {
   StageCheckpoint checkpoint;
   RlResult result;
   std::vector<std::int64_t> versions;
 };
-Task<RlStage> open_rl_stage(TrainingModel model, std::string stage, bool reset_reference);
+Task<RlStage> open_rl_stage(TrainingModel model, std::string stage, int steps, bool reset_reference);
 
 /// What an RL stage's checkpoint records of its loop; the prompts drawn and the sampling seeds
 /// follow from the step.

@@ -159,7 +159,7 @@ detail::PipelineOptions ppo_pipeline(const PpoOptions& o) {
 }
 
 Task<RlResult> run_ppo(PpoOptions o) {
-  auto stage = co_await detail::open_rl_stage(o.model, o.stage, o.kl_beta > 0 && o.reset_reference);
+  auto stage = co_await detail::open_rl_stage(o.model, o.stage, o.max_num_ppo_steps, o.kl_beta > 0 && o.reset_reference);
   if (stage.checkpoint.finished())
     co_return stage.result;
   o.logger.begin_stage(o.stage, o.max_num_ppo_steps);

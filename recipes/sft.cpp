@@ -32,7 +32,7 @@ Task<SftResult> run_sft(SftOptions options) {
                       .min_ratio = options.min_lr_ratio};
   SftResult result;
   result.eval_loss = std::numeric_limits<double>::quiet_NaN();
-  auto checkpoint = co_await StageCheckpoint::open(model, options.stage);
+  auto checkpoint = co_await StageCheckpoint::open(model, options.stage, total_steps);
   auto progress = [&result] {
     return Json{{"steps", result.steps}, {"train_loss", result.train_loss}, {"eval_loss", result.eval_loss}};
   };

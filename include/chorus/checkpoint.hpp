@@ -18,7 +18,7 @@
 // The built-in stages (SFT, GRPO, GSPO, PPO, DPO) do all this themselves. A training loop of your own
 // does it with a StageCheckpoint:
 //
-//   auto checkpoint = co_await StageCheckpoint::open(model, "my_stage");
+//   auto checkpoint = co_await StageCheckpoint::open(model, "my_stage", steps);
 //   if (checkpoint.finished())
 //     co_return checkpoint.state()["loss"].get<double>();
 //   for (auto step = checkpoint.step() + 1; step <= steps; ++step) {
@@ -43,9 +43,11 @@ class StageCheckpoint {
 public:
   /// Begins stage `stage` of `model`'s training. In a resumed run, restores `model` to where this
   /// stage stood in the checkpoint (a stage is matched by its place among the run's stages).
+  /// `last_step`: the stage's last step, if known: finish() writes the checkpoint after it, so
+  /// step_done does not write a periodic one there too.
   /// @throws CheckpointError if the checkpoint does not fit (another stage, another model, missing
   /// files), naming the file.
-  static Task<StageCheckpoint> open(TrainingModel model, std::string stage);
+  static Task<StageCheckpoint> open(TrainingModel model, std::string stage, std::int64_t last_step = 0);
 
   /// The stage had finished in the run being resumed: return state()'s result without training.
   bool finished() const noexcept;
