@@ -18,6 +18,7 @@ struct StageCheckpoint::Impl {
   std::string stage;
   int ordinal = 0;
   std::int64_t last_step = 0; // 0: not known
+  bool restored = false;
   bool finished = false;
   std::int64_t step = 0;
   Json state = Json::object();
@@ -67,6 +68,7 @@ Task<StageCheckpoint> StageCheckpoint::open(TrainingModel model, std::string sta
     // Generation waits until the replicas hold the restored weights.
     impl->model->weight_version = version;
     impl->model->inference->min_weight_version = version;
+    impl->restored = true;
     impl->finished = point->finished;
     impl->step = point->step;
     impl->state = point->state;
@@ -74,6 +76,10 @@ Task<StageCheckpoint> StageCheckpoint::open(TrainingModel model, std::string sta
                  point->finished ? "finished earlier: restored" : "resumed", point->name, point->step, version);
   }
   co_return StageCheckpoint(std::move(impl));
+}
+
+bool StageCheckpoint::restored() const noexcept {
+  return impl_->restored;
 }
 
 bool StageCheckpoint::finished() const noexcept {

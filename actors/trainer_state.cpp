@@ -34,6 +34,16 @@ Named named_parameters(const torch::nn::Module& module, const std::string& prefi
   return result;
 }
 
+// Everything the optimizer trains, by name: the model's parameters, then PPO's value head if any.
+Named trained_parameters(const torch::nn::Module& model, const torch::nn::Linear& value_head) {
+  auto result = named_parameters(model);
+  if (value_head) {
+    auto head = named_parameters(*value_head, "value_head.");
+    result.insert(result.end(), head.begin(), head.end());
+  }
+  return result;
+}
+
 // AdamW keys its per-parameter state by the parameter's address, rendered as text.
 std::string state_key(const torch::Tensor& parameter) {
   return c10::guts::to_string(parameter.unsafeGetTensorImpl());
@@ -61,11 +71,7 @@ void Trainer::save_state(const fs::path& folder) const {
   fs::create_directories(folder, ec);
   if (ec)
     throw CheckpointError(folder.string() + ": cannot create: " + ec.message());
-  auto weights = named_parameters(*model_.model);
-  if (value_head_) {
-    auto head = named_parameters(*value_head_, "value_head.");
-    weights.insert(weights.end(), head.begin(), head.end());
-  }
+  auto weights = trained_parameters(*model_.model, value_head_);
   models::save_safetensors(folder / "weights.safetensors", weights);
   if (reference_)
     models::save_safetensors(folder / "reference.safetensors", named_parameters(*reference_));
@@ -116,11 +122,7 @@ void Trainer::load_state(const fs::path& folder) {
   auto weights_file = models::SafetensorsFile::open(folder / "weights.safetensors");
   if (weights_file.contains("value_head.weight"))
     ensure_value_head(TrainParams{});
-  auto weights = named_parameters(*model_.model);
-  if (value_head_) {
-    auto head = named_parameters(*value_head_, "value_head.");
-    weights.insert(weights.end(), head.begin(), head.end());
-  }
+  auto weights = trained_parameters(*model_.model, value_head_);
   restore_all(weights_file, weights);
 
   if (fs::exists(folder / "reference.safetensors")) {

@@ -36,7 +36,7 @@ Task<DpoResult> run_dpo(DpoOptions options) {
   auto progress = [&result] {
     return Json{{"steps", result.steps}, {"loss", result.loss}, {"reward_accuracy", result.reward_accuracy}};
   };
-  if (checkpoint.step() > 0 || checkpoint.finished()) {
+  if (checkpoint.restored()) {
     const auto& state = checkpoint.state();
     result.steps = state.at("steps").get<std::int64_t>();
     result.loss = state.at("loss").get<double>();

@@ -110,7 +110,7 @@ void check_overlap(const std::string& algorithm, int max_staleness, double group
 Task<RlStage> open_rl_stage(TrainingModel model, std::string stage, int steps, bool reset_reference) {
   RlStage result{co_await StageCheckpoint::open(model, std::move(stage), steps), {}, {model.weight_version()}};
   const auto& checkpoint = result.checkpoint;
-  if (checkpoint.step() > 0 || checkpoint.finished()) {
+  if (checkpoint.restored()) {
     const auto& state = checkpoint.state();
     result.result.steps = state.at("steps").get<std::int64_t>();
     result.result.reward_mean = state.at("reward_mean").get<double>();

@@ -36,7 +36,7 @@ Task<SftResult> run_sft(SftOptions options) {
   auto progress = [&result] {
     return Json{{"steps", result.steps}, {"train_loss", result.train_loss}, {"eval_loss", result.eval_loss}};
   };
-  if (checkpoint.step() > 0 || checkpoint.finished()) {
+  if (checkpoint.restored()) {
     const auto& state = checkpoint.state();
     result.steps = state.at("steps").get<std::int64_t>();
     result.train_loss = state.at("train_loss").get<double>();
