@@ -8,6 +8,7 @@
 #include <chorus/generation.hpp>
 #include <chorus/training.hpp>
 
+#include <caf/actor.hpp>
 #include <caf/type_id.hpp>
 
 #include <cstdint>
@@ -62,6 +63,16 @@ struct GenerateRequest {
   /// A replica of a training model generates it with this weight version or a newer one (the asker
   /// has seen the trainer publish it); a replica in another process waits until it has fetched it.
   std::int64_t min_weight_version = 0;
+  /// Streaming: receives a GenerationDelta (tagged with `id`) each time the completion's text grows
+  /// by text that is final (no partial UTF-8 character, nothing a stop string could still cut); the
+  /// reply, which follows the last delta, carries the whole completion. Null: no deltas.
+  caf::actor stream_to;
+};
+
+/// The text a streamed generation added since its previous delta (GenerateRequest::stream_to).
+struct GenerationDelta {
+  std::uint64_t id = 0;
+  std::string text;
 };
 
 /// Stops generate request `id` if it is still queued or running: its slot is freed at once and the
@@ -141,7 +152,8 @@ struct DecodeStep {};
 
 CHORUS_INSPECT(ModelInfo, model_type, vocab_size, parameters, weight_version, threads, pending, data_parallel_port)
 CHORUS_INSPECT(ModelInfoRequest)
-CHORUS_INSPECT(GenerateRequest, messages, text, params, tokens, id, min_weight_version)
+CHORUS_INSPECT(GenerateRequest, messages, text, params, tokens, id, min_weight_version, stream_to)
+CHORUS_INSPECT(GenerationDelta, id, text)
 CHORUS_INSPECT(CancelGeneration, id)
 CHORUS_INSPECT(LogprobsReply, logprobs, weight_version)
 CHORUS_INSPECT(LogprobsRequest, prompt_tokens, completion_tokens)
@@ -182,4 +194,5 @@ CAF_BEGIN_TYPE_ID_BLOCK(chorus_model_actors, caf::first_custom_type_id + 100)
   CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::CancelGeneration))
   CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::SaveStateRequest))
   CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::LoadStateRequest))
+  CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::GenerationDelta))
 CAF_END_TYPE_ID_BLOCK(chorus_model_actors)

@@ -7,6 +7,7 @@
 #include "actors/weight_board.hpp"
 #include "actors/weight_stream.hpp"
 #include "models/batcher.hpp"
+#include "models/text_stream.hpp"
 
 #include "runtime/actor_host.hpp"
 #include "runtime/timeline.hpp"
@@ -184,9 +185,21 @@ caf::behavior policy_actor(PolicyActor* self, ModelActorSpec spec, std::shared_p
         sequence.options.seed = params.seed >= 0 ? static_cast<std::uint64_t>(params.seed) : state.seeds();
         sequence.options.stop_token_ids = stop_ids(model);
         sequence.options.sample_below = model.tokenizer->vocab_size();
+        models::StopCheck stop_check;
         if (!params.stop.empty())
-          sequence.should_stop = [check = models::stop_at_strings(model.tokenizer, params.stop)](
-                                   const std::vector<std::int64_t>& tokens) { return check(0, tokens); };
+          stop_check = models::stop_at_strings(model.tokenizer, params.stop);
+        if (request.stream_to) {
+          // Called after each token: sends the text it made final, then checks the stop strings.
+          sequence.should_stop = [self, sink = request.stream_to, id = request.id, stop_check,
+                                  stream = models::TextStream(model.tokenizer, params.stop)](
+                                   const std::vector<std::int64_t>& tokens) mutable {
+            if (auto piece = stream.advance(tokens); !piece.empty())
+              self->send(sink, GenerationDelta{id, std::move(piece)});
+            return stop_check && stop_check(0, tokens);
+          };
+        } else if (stop_check) {
+          sequence.should_stop = [stop_check](const std::vector<std::int64_t>& tokens) { return stop_check(0, tokens); };
+        }
         if (state.feed) {
           state.required = std::max(state.required, request.min_weight_version);
           state.feed->want(self, state.required);
@@ -201,6 +214,8 @@ caf::behavior policy_actor(PolicyActor* self, ModelActorSpec spec, std::shared_p
           self->send(self, DecodeStep{});
         }
         return caf::delegated<Generation>{};
+      } catch (const std::invalid_argument& error) { // the prompt or the sampling as asked
+        return make_bad_request_error(error.what());
       } catch (const std::exception& error) {
         return make_handler_error(error.what());
       }

@@ -5,6 +5,7 @@
 #include <chorus/grader.hpp>
 
 #include "recipes/judgement_cache.hpp"
+#include "recipes/openai_chat_client.hpp"
 
 #include <cctype>
 #include <cmath>
@@ -55,13 +56,30 @@ std::string cache_key(const std::vector<ChatMessage>& prompt, const SamplingPara
   return key;
 }
 
+// How a judge grader reaches its judge: a prompt and sampling in, the judge's text out.
+using AskJudge = std::function<Task<std::string>(std::vector<ChatMessage> prompt, SamplingParams sampling)>;
+
+AskJudge ask_model(InferenceModel model) {
+  return [model = std::move(model)](std::vector<ChatMessage> prompt, SamplingParams sampling) -> Task<std::string> {
+    auto reply = co_await model.generate(std::move(prompt), std::move(sampling));
+    co_return reply.text;
+  };
+}
+
+AskJudge ask_endpoint(OpenAIEndpoint endpoint, const std::string& key) {
+  auto client = std::make_shared<detail::OpenAIChatClient>(std::move(endpoint), key);
+  return [client](std::vector<ChatMessage> prompt, SamplingParams sampling) -> Task<std::string> {
+    co_return co_await client->chat(std::move(prompt), std::move(sampling));
+  };
+}
+
 // Asks the judge, through the cache when there is one.
-Task<Grade> ask_judge(const InferenceModel& model, const SamplingParams& sampling,
+Task<Grade> ask_judge(const AskJudge& ask, const SamplingParams& sampling,
                       const std::shared_ptr<detail::JudgementCache>& cache, std::vector<ChatMessage> prompt,
                       std::function<Grade(const std::string& reply)> verdict) {
-  auto judge = [model, sampling, prompt, verdict]() -> Task<Grade> {
-    auto reply = co_await model.generate(prompt, sampling);
-    co_return verdict(reply.text);
+  auto judge = [ask, sampling, prompt, verdict]() -> Task<Grade> {
+    auto reply = co_await ask(prompt, sampling);
+    co_return verdict(reply);
   };
   if (!cache)
     co_return co_await judge();
@@ -76,28 +94,47 @@ std::shared_ptr<detail::JudgementCache> make_cache(bool enabled, int size, const
   return std::make_shared<detail::JudgementCache>(static_cast<std::size_t>(size));
 }
 
+// What every judge grader is configured with, whichever way it reaches its judge.
+struct JudgeSetup {
+  std::string key;
+  std::string criteria;
+  SamplingParams sampling;
+  bool cache = true;
+  int cache_size = 0;
+};
+
+void check_criteria(const JudgeSetup& setup) {
+  if (setup.criteria.empty())
+    throw ConfigError("grader '" + setup.key + "': criteria must not be empty");
+}
+
 struct BinaryJudge : Grader::Impl {
-  BinaryJudgeOptions options;
+  std::string criteria;
+  SamplingParams sampling;
+  AskJudge ask;
   std::shared_ptr<detail::JudgementCache> cache;
   Task<Grade> grade(Sample sample) const override {
-    auto instruction = "Criterion: " + options.criteria
+    auto instruction = "Criterion: " + criteria
                        + "\nDoes the response meet the criterion? Reason briefly, then end with a line "
                          "'VERDICT: PASS' or 'VERDICT: FAIL'.";
-    co_return co_await ask_judge(options.model, options.sampling, cache, judge_prompt(instruction, sample),
+    co_return co_await ask_judge(ask, sampling, cache, judge_prompt(instruction, sample),
                                  [key = key](const std::string& text) { return pass_fail_grade(key, text); });
   }
 };
 
 struct RangeJudge : Grader::Impl {
-  RangeJudgeOptions options;
+  std::string criteria;
+  SamplingParams sampling;
+  AskJudge ask;
   std::shared_ptr<detail::JudgementCache> cache;
+  double min_score = 1, max_score = 10;
   Task<Grade> grade(Sample sample) const override {
-    auto scale = std::to_string(static_cast<long long>(options.min_score)) + " to "
-                 + std::to_string(static_cast<long long>(options.max_score));
-    auto instruction = "Criterion: " + options.criteria + "\nRate how well the response meets the criterion on a scale "
+    auto scale = std::to_string(static_cast<long long>(min_score)) + " to "
+                 + std::to_string(static_cast<long long>(max_score));
+    auto instruction = "Criterion: " + criteria + "\nRate how well the response meets the criterion on a scale "
                        "from " + scale + ". Reason briefly, then end with a line 'SCORE: <number>'.";
-    co_return co_await ask_judge(options.model, options.sampling, cache, judge_prompt(instruction, sample),
-                                 [key = key, low = options.min_score, high = options.max_score](const std::string& text) {
+    co_return co_await ask_judge(ask, sampling, cache, judge_prompt(instruction, sample),
+                                 [key = key, low = min_score, high = max_score](const std::string& text) {
                                    Grade result;
                                    auto value = parse_scale_score(text, low, high);
                                    if (std::isnan(value)) {
@@ -112,6 +149,33 @@ struct RangeJudge : Grader::Impl {
                                  });
   }
 };
+
+std::shared_ptr<const Grader::Impl> binary_judge(const JudgeSetup& setup, AskJudge ask) {
+  check_criteria(setup);
+  auto impl = std::make_shared<BinaryJudge>();
+  impl->key = setup.key;
+  impl->criteria = setup.criteria;
+  impl->sampling = setup.sampling;
+  impl->ask = std::move(ask);
+  impl->cache = make_cache(setup.cache, setup.cache_size, setup.key);
+  return impl;
+}
+
+std::shared_ptr<const Grader::Impl> range_judge(const JudgeSetup& setup, double min_score, double max_score,
+                                                AskJudge ask) {
+  check_criteria(setup);
+  if (!(max_score > min_score))
+    throw ConfigError("grader '" + setup.key + "': max_score must be greater than min_score");
+  auto impl = std::make_shared<RangeJudge>();
+  impl->key = setup.key;
+  impl->criteria = setup.criteria;
+  impl->sampling = setup.sampling;
+  impl->ask = std::move(ask);
+  impl->cache = make_cache(setup.cache, setup.cache_size, setup.key);
+  impl->min_score = min_score;
+  impl->max_score = max_score;
+  return impl;
+}
 
 } // namespace
 
@@ -149,29 +213,34 @@ double parse_scale_score(const std::string& text, double min_score, double max_s
   return *found;
 }
 
+// Each constructor checks its options before it builds anything (an OpenAI client reads the
+// environment and starts threads).
 BinaryJudgeGrader::BinaryJudgeGrader(BinaryJudgeOptions options)
-  : Grader([&] {
-      if (options.criteria.empty())
-        throw ConfigError("grader '" + options.grader_key + "': criteria must not be empty");
-      auto impl = std::make_shared<BinaryJudge>();
-      impl->key = options.grader_key;
-      impl->cache = make_cache(options.cache, options.cache_size, options.grader_key);
-      impl->options = std::move(options);
-      return std::shared_ptr<const Grader::Impl>(impl);
-    }()) {
+  : Grader(binary_judge({options.grader_key, options.criteria, options.sampling, options.cache, options.cache_size},
+                        ask_model(options.model))) {
 }
 
 RangeJudgeGrader::RangeJudgeGrader(RangeJudgeOptions options)
+  : Grader(range_judge({options.grader_key, options.criteria, options.sampling, options.cache, options.cache_size},
+                       options.min_score, options.max_score, ask_model(options.model))) {
+}
+
+OpenAIJudgeGrader::OpenAIJudgeGrader(OpenAIJudgeOptions options)
   : Grader([&] {
-      if (options.criteria.empty())
-        throw ConfigError("grader '" + options.grader_key + "': criteria must not be empty");
+      JudgeSetup setup{options.grader_key, options.criteria, options.sampling, options.cache, options.cache_size};
+      check_criteria(setup);
+      return binary_judge(setup, ask_endpoint(std::move(options.endpoint), options.grader_key));
+    }()) {
+}
+
+OpenAIRangeJudgeGrader::OpenAIRangeJudgeGrader(OpenAIRangeJudgeOptions options)
+  : Grader([&] {
+      JudgeSetup setup{options.grader_key, options.criteria, options.sampling, options.cache, options.cache_size};
+      check_criteria(setup);
       if (!(options.max_score > options.min_score))
-        throw ConfigError("grader '" + options.grader_key + "': max_score must be greater than min_score");
-      auto impl = std::make_shared<RangeJudge>();
-      impl->key = options.grader_key;
-      impl->cache = make_cache(options.cache, options.cache_size, options.grader_key);
-      impl->options = std::move(options);
-      return std::shared_ptr<const Grader::Impl>(impl);
+        throw ConfigError("grader '" + setup.key + "': max_score must be greater than min_score");
+      return range_judge(setup, options.min_score, options.max_score,
+                         ask_endpoint(std::move(options.endpoint), options.grader_key));
     }()) {
 }
 

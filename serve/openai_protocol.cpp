@@ -1,0 +1,370 @@
+#include "serve/openai_protocol.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <set>
+
+namespace chorus::serve {
+
+using nlohmann::json;
+
+namespace {
+
+// Completions may hold any bytes a tokenizer decodes to: ill-formed UTF-8 becomes U+FFFD, as a
+// client decoding the bytes itself would show it.
+std::string dump(const json& value) {
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+[[noreturn]] void invalid(const std::string& param, const std::string& message) {
+  throw ApiError(400, message, param);
+}
+
+json parse_object(const std::string& body) {
+  json request;
+  try {
+    request = json::parse(body);
+  } catch (const json::parse_error& error) {
+    throw ApiError(400, std::string("The request body is not valid JSON: ") + error.what());
+  }
+  if (!request.is_object())
+    throw ApiError(400, "The request body must be a JSON object.");
+  return request;
+}
+
+// Reads the fields of a request body one by one; whatever is left unread at the end is refused,
+// as OpenAI refuses arguments it does not know (a typo must not be ignored silently).
+class Fields {
+public:
+  explicit Fields(json request) : request_(std::move(request)) {
+  }
+
+  // The field's value, or nullptr when it is absent or null (clients send null for "not set").
+  const json* take(const std::string& key) {
+    auto found = request_.find(key);
+    if (found == request_.end())
+      return nullptr;
+    taken_.insert(key);
+    return found->is_null() ? nullptr : &*found;
+  }
+
+  double number(const std::string& key, double fallback, double low, double high) {
+    const auto* value = take(key);
+    if (!value)
+      return fallback;
+    if (!value->is_number())
+      invalid(key, "'" + key + "' must be a number.");
+    auto number = value->get<double>();
+    if (!(number >= low && number <= high))
+      invalid(key, "'" + key + "' must be between " + format(low) + " and " + format(high) + ", got "
+                     + format(number) + ".");
+    return number;
+  }
+
+  std::int64_t integer(const std::string& key, std::int64_t fallback, std::int64_t low, std::int64_t high) {
+    const auto* value = take(key);
+    if (!value)
+      return fallback;
+    if (!value->is_number_integer())
+      invalid(key, "'" + key + "' must be an integer.");
+    auto number = value->get<std::int64_t>();
+    if (number < low || number > high)
+      invalid(key, "'" + key + "' must be between " + std::to_string(low) + " and " + std::to_string(high)
+                     + ", got " + std::to_string(number) + ".");
+    return number;
+  }
+
+  bool boolean(const std::string& key, bool fallback) {
+    const auto* value = take(key);
+    if (!value)
+      return fallback;
+    if (!value->is_boolean())
+      invalid(key, "'" + key + "' must be a boolean.");
+    return value->get<bool>();
+  }
+
+  // A field chorus-serve accepts only at its default (a feature it does not have): `is_default`
+  // says whether the value given is harmless.
+  template <class Check>
+  void only_default(const std::string& key, Check is_default) {
+    const auto* value = take(key);
+    if (value && !is_default(*value))
+      invalid(key, "'" + key + "' is not supported by chorus-serve.");
+  }
+
+  void ignore(const std::string& key) {
+    take(key);
+  }
+
+  void refuse_unknown() const {
+    for (const auto& [key, value] : request_.items())
+      if (!taken_.count(key))
+        invalid(key, "Unrecognized request argument supplied: " + key);
+  }
+
+private:
+  static std::string format(double number) {
+    auto text = std::to_string(number);
+    text.erase(text.find_last_not_of('0') + 1);
+    if (!text.empty() && text.back() == '.')
+      text.pop_back();
+    return text;
+  }
+
+  json request_;
+  std::set<std::string> taken_;
+};
+
+// The fields both endpoints share.
+void parse_common(Fields& fields, CompletionRequest& request, const RequestLimits& limits,
+                  std::int64_t default_max_tokens) {
+  const auto* model = fields.take("model");
+  if (!model)
+    invalid("model", "You must provide a model parameter.");
+  if (!model->is_string())
+    invalid("model", "'model' must be a string.");
+  request.model = model->get<std::string>();
+  if (request.model != limits.model)
+    throw ApiError(404, "The model '" + request.model + "' does not exist; this server serves '" + limits.model + "'.",
+                   "model", "model_not_found");
+
+  auto& sampling = request.sampling;
+  sampling.temperature = fields.number("temperature", 1.0, 0.0, 2.0);
+  sampling.top_p = fields.number("top_p", 1.0, 0.0, 1.0);
+  if (sampling.top_p == 0.0) // as vLLM does: the single most likely token
+    sampling.temperature = 0.0, sampling.top_p = 1.0;
+  sampling.top_k = fields.integer("top_k", 0, 0, 1 << 30); // a vLLM extension
+  sampling.max_tokens = fields.integer("max_tokens", default_max_tokens, 1, 1 << 30);
+  if (request.chat) // the newer name of max_tokens
+    sampling.max_tokens = fields.integer("max_completion_tokens", sampling.max_tokens, 1, 1 << 30);
+  sampling.seed = fields.integer("seed", -1, std::numeric_limits<std::int64_t>::min(),
+                                 std::numeric_limits<std::int64_t>::max());
+  if (sampling.seed < 0)
+    sampling.seed = -1; // every negative seed means "fresh"
+  request.n = fields.integer("n", 1, 1, limits.max_choices);
+
+  if (const auto* stop = fields.take("stop")) {
+    if (stop->is_string()) {
+      sampling.stop = {stop->get<std::string>()};
+    } else if (stop->is_array() && stop->size() <= 4
+               && std::all_of(stop->begin(), stop->end(), [](const json& s) { return s.is_string(); })) {
+      sampling.stop = stop->get<std::vector<std::string>>();
+    } else {
+      invalid("stop", "'stop' must be a string or an array of at most 4 strings.");
+    }
+    for (const auto& text : sampling.stop)
+      if (text.empty())
+        invalid("stop", "'stop' strings must not be empty.");
+  }
+
+  request.stream = fields.boolean("stream", false);
+  if (const auto* options = fields.take("stream_options")) {
+    if (!request.stream)
+      invalid("stream_options", "'stream_options' is only allowed when 'stream' is true.");
+    if (!options->is_object())
+      invalid("stream_options", "'stream_options' must be an object.");
+    for (const auto& [key, value] : options->items()) {
+      if (key != "include_usage")
+        invalid("stream_options", "Unrecognized stream option: " + key);
+      if (!value.is_boolean())
+        invalid("stream_options", "'stream_options.include_usage' must be a boolean.");
+      request.include_usage = value.get<bool>();
+    }
+  }
+
+  auto zero = [](const json& value) { return value.is_number() && value.get<double>() == 0.0; };
+  fields.only_default("frequency_penalty", zero);
+  fields.only_default("presence_penalty", zero);
+  fields.only_default("logit_bias", [](const json& value) { return value.is_object() && value.empty(); });
+  fields.ignore("user");
+  fields.ignore("metadata");
+  fields.ignore("store");
+  fields.ignore("service_tier");
+}
+
+ChatMessage parse_message(const json& message, std::size_t index) {
+  auto where = "messages[" + std::to_string(index) + "]";
+  if (!message.is_object())
+    invalid(where, "'" + where + "' must be an object with 'role' and 'content'.");
+  auto role = message.find("role");
+  if (role == message.end() || !role->is_string())
+    invalid(where + ".role", "'" + where + ".role' must be a string.");
+  ChatMessage result{role->get<std::string>(), {}};
+  if (result.role == "developer") // the newer name of the system role
+    result.role = "system";
+  if (result.role != "system" && result.role != "user" && result.role != "assistant")
+    invalid(where + ".role", "'" + where + ".role' must be 'system', 'developer', 'user' or 'assistant', got '"
+                               + result.role + "'.");
+  auto content = message.find("content");
+  if (content == message.end() || content->is_null())
+    invalid(where + ".content", "'" + where + ".content' is required.");
+  if (content->is_string()) {
+    result.content = content->get<std::string>();
+  } else if (content->is_array()) { // content parts: only text ones
+    for (const auto& part : *content) {
+      if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
+        invalid(where + ".content", "'" + where + ".content' parts must be {\"type\": \"text\", \"text\": ...}.");
+      result.content += part["text"].get<std::string>();
+    }
+  } else {
+    invalid(where + ".content", "'" + where + ".content' must be a string or an array of text parts.");
+  }
+  for (const auto& [key, value] : message.items())
+    if (key != "role" && key != "content" && key != "name")
+      invalid(where + "." + key, "'" + where + "." + key + "' is not supported by chorus-serve.");
+  return result;
+}
+
+json usage(const std::vector<Generation>& choices) {
+  std::int64_t prompt = choices.empty() ? 0 : static_cast<std::int64_t>(choices.front().prompt_tokens.size());
+  std::int64_t completion = 0;
+  for (const auto& choice : choices)
+    completion += static_cast<std::int64_t>(choice.tokens.size());
+  return {{"prompt_tokens", prompt}, {"completion_tokens", completion}, {"total_tokens", prompt + completion}};
+}
+
+json envelope(const ResponseHeader& header, bool chunk) {
+  const char* object = header.chat ? (chunk ? "chat.completion.chunk" : "chat.completion") : "text_completion";
+  return {{"id", header.id}, {"object", object}, {"created", header.created}, {"model", header.model}};
+}
+
+std::string event(const json& data) {
+  return "data: " + dump(data) + "\n\n";
+}
+
+} // namespace
+
+std::string error_body(const ApiError& error) {
+  json body = {{"message", error.what()}, {"type", error.type}, {"param", nullptr}, {"code", nullptr}};
+  if (!error.param.empty())
+    body["param"] = error.param;
+  if (!error.code.empty())
+    body["code"] = error.code;
+  return dump(json{{"error", body}});
+}
+
+CompletionRequest parse_chat_request(const std::string& body, const RequestLimits& limits) {
+  Fields fields(parse_object(body));
+  CompletionRequest request;
+  request.chat = true;
+  const auto* messages = fields.take("messages");
+  if (!messages)
+    invalid("messages", "'messages' is required.");
+  if (!messages->is_array() || messages->empty())
+    invalid("messages", "'messages' must be a non-empty array.");
+  for (std::size_t i = 0; i < messages->size(); ++i)
+    request.messages.push_back(parse_message((*messages)[i], i));
+  parse_common(fields, request, limits, limits.default_max_tokens);
+  fields.only_default("logprobs", [](const json& value) { return value.is_boolean() && !value.get<bool>(); });
+  fields.only_default("top_logprobs", [](const json& value) { return value.is_number() && value.get<double>() == 0; });
+  fields.only_default("response_format", [](const json& value) { return value.is_object() && value.value("type", "") == "text"; });
+  fields.only_default("tools", [](const json& value) { return value.is_array() && value.empty(); });
+  fields.only_default("tool_choice", [](const json& value) { return value == "none"; });
+  fields.ignore("parallel_tool_calls");
+  fields.refuse_unknown();
+  return request;
+}
+
+CompletionRequest parse_completion_request(const std::string& body, const RequestLimits& limits) {
+  Fields fields(parse_object(body));
+  CompletionRequest request;
+  request.chat = false;
+  const auto* prompt = fields.take("prompt");
+  if (!prompt)
+    invalid("prompt", "'prompt' is required.");
+  auto is_token = [](const json& value) { return value.is_number_integer() && value.get<std::int64_t>() >= 0; };
+  if (prompt->is_string()) {
+    request.prompt = prompt->get<std::string>();
+  } else if (prompt->is_array() && prompt->size() == 1 && (*prompt)[0].is_string()) {
+    request.prompt = (*prompt)[0].get<std::string>();
+  } else if (prompt->is_array() && !prompt->empty() && std::all_of(prompt->begin(), prompt->end(), is_token)) {
+    request.prompt_tokens = prompt->get<std::vector<std::int64_t>>();
+  } else {
+    invalid("prompt", "'prompt' must be a string, an array of one string, or an array of token ids "
+                      "(one prompt per request: ask for several completions of it with 'n').");
+  }
+  if (request.prompt_tokens.empty() && request.prompt.empty())
+    invalid("prompt", "'prompt' must not be empty.");
+  parse_common(fields, request, limits, 16);
+  fields.only_default("echo", [](const json& value) { return value.is_boolean() && !value.get<bool>(); });
+  fields.only_default("logprobs", [](const json&) { return false; });
+  fields.only_default("suffix", [](const json& value) { return value.is_string() && value.get<std::string>().empty(); });
+  fields.only_default("best_of", [](const json& value) { return value.is_number() && value.get<double>() == 1; });
+  fields.refuse_unknown();
+  return request;
+}
+
+ResponseHeader make_header(const CompletionRequest& request) {
+  static thread_local std::mt19937_64 random{std::random_device{}()};
+  static constexpr char kDigits[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+  ResponseHeader header;
+  header.id = request.chat ? "chatcmpl-" : "cmpl-";
+  for (int i = 0; i < 24; ++i)
+    header.id += kDigits[random() % (sizeof(kDigits) - 1)];
+  header.created = std::chrono::duration_cast<std::chrono::seconds>(
+                     std::chrono::system_clock::now().time_since_epoch()).count();
+  header.model = request.model;
+  header.chat = request.chat;
+  return header;
+}
+
+std::string response_body(const ResponseHeader& header, const std::vector<Generation>& choices) {
+  auto body = envelope(header, false);
+  body["choices"] = json::array();
+  for (std::size_t i = 0; i < choices.size(); ++i) {
+    json choice = {{"index", i}, {"logprobs", nullptr}, {"finish_reason", choices[i].finish_reason}};
+    if (header.chat)
+      choice["message"] = {{"role", "assistant"}, {"content", choices[i].text}};
+    else
+      choice["text"] = choices[i].text;
+    body["choices"].push_back(std::move(choice));
+  }
+  body["usage"] = usage(choices);
+  return dump(body);
+}
+
+std::string chunk_event(const ResponseHeader& header, std::int64_t index, const std::string& text, bool first) {
+  auto data = envelope(header, true);
+  json choice = {{"index", index}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
+  if (header.chat) {
+    choice["delta"] = {{"content", text}};
+    if (first)
+      choice["delta"]["role"] = "assistant";
+  } else {
+    choice["text"] = text;
+  }
+  data["choices"] = json::array({std::move(choice)});
+  return event(data);
+}
+
+std::string finish_event(const ResponseHeader& header, std::int64_t index, const std::string& finish_reason) {
+  auto data = envelope(header, true);
+  json choice = {{"index", index}, {"logprobs", nullptr}, {"finish_reason", finish_reason}};
+  if (header.chat)
+    choice["delta"] = json::object();
+  else
+    choice["text"] = "";
+  data["choices"] = json::array({std::move(choice)});
+  return event(data);
+}
+
+std::string usage_event(const ResponseHeader& header, const std::vector<Generation>& choices) {
+  auto data = envelope(header, true);
+  data["choices"] = json::array();
+  data["usage"] = usage(choices);
+  return event(data);
+}
+
+std::string error_event(const ApiError& error) {
+  return "data: " + error_body(error) + "\n\n";
+}
+
+std::string models_body(const std::string& model, std::int64_t created) {
+  json entry = {{"id", model}, {"object", "model"}, {"created", created}, {"owned_by", "chorus"}};
+  return dump(json{{"object", "list"}, {"data", json::array({entry})}});
+}
+
+} // namespace chorus::serve

@@ -1,0 +1,96 @@
+// The OpenAI API's wire format, as chorus-serve speaks it: request bodies of /v1/chat/completions and
+// /v1/completions parsed into what a policy actor generates, and the response, stream-chunk and error
+// bodies built from what it generated. No HTTP and no actors here: pure functions, tested alone.
+#pragma once
+
+#include <chorus/generation.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace chorus::serve {
+
+/// A request the API refuses, answered with `status` and OpenAI's error body.
+struct ApiError : std::runtime_error {
+  ApiError(int status, const std::string& message, std::string param = {}, std::string code = {},
+           std::string type = "invalid_request_error")
+    : std::runtime_error(message), status(status), param(std::move(param)), code(std::move(code)),
+      type(std::move(type)) {
+  }
+  int status;
+  std::string param, code, type;
+};
+
+/// {"error": {"message", "type", "param", "code"}}: what OpenAI's clients parse an error from.
+std::string error_body(const ApiError& error);
+
+/// What the server allows in a request.
+struct RequestLimits {
+  /// The name the model is served under: a request's "model" must be it.
+  std::string model;
+  /// The most choices ("n") per request.
+  std::int64_t max_choices = 16;
+  /// max_tokens when a chat request gives none (a completions request's default is OpenAI's, 16).
+  std::int64_t default_max_tokens = 256;
+};
+
+/// A parsed generation request: its choices are generated independently (each with its own seed).
+struct CompletionRequest {
+  /// /v1/chat/completions (else /v1/completions).
+  bool chat = true;
+  std::string model;
+  /// The conversation (chat).
+  std::vector<ChatMessage> messages;
+  /// The prompt (completions): text, or token ids when `prompt` was an array of integers.
+  std::string prompt;
+  std::vector<std::int64_t> prompt_tokens;
+  SamplingParams sampling;
+  std::int64_t n = 1;
+  bool stream = false;
+  /// stream_options.include_usage: a last chunk with the token counts.
+  bool include_usage = false;
+};
+
+/// @throws ApiError (400, naming the field) for a body that is not a valid request, (404) for
+/// another model than the one served.
+CompletionRequest parse_chat_request(const std::string& body, const RequestLimits& limits);
+CompletionRequest parse_completion_request(const std::string& body, const RequestLimits& limits);
+
+/// The identity of one response: its id ("chatcmpl-..." or "cmpl-..."), time and model.
+struct ResponseHeader {
+  std::string id;
+  std::int64_t created = 0;
+  std::string model;
+  bool chat = true;
+};
+
+/// A new response identity for `request`.
+ResponseHeader make_header(const CompletionRequest& request);
+
+/// The whole (non-streamed) response body: one choice per generation, in order.
+std::string response_body(const ResponseHeader& header, const std::vector<Generation>& choices);
+
+/// One server-sent event of a streamed response ("data: {...}\n\n"): a piece of choice `index`'s
+/// text. The first chunk of a chat choice carries the assistant role.
+std::string chunk_event(const ResponseHeader& header, std::int64_t index, const std::string& text, bool first);
+
+/// The event that ends choice `index` with its finish reason.
+std::string finish_event(const ResponseHeader& header, std::int64_t index, const std::string& finish_reason);
+
+/// The usage event (stream_options.include_usage): no choices, the token counts of all of them.
+std::string usage_event(const ResponseHeader& header, const std::vector<Generation>& choices);
+
+/// An error inside a stream that has already begun (the status line has gone out).
+std::string error_event(const ApiError& error);
+
+/// The end of a stream.
+inline const char* const kDoneEvent = "data: [DONE]\n\n";
+
+/// The body of /v1/models for the model served.
+std::string models_body(const std::string& model, std::int64_t created);
+
+} // namespace chorus::serve

@@ -1,0 +1,177 @@
+// chorus-serve: an OpenAI-compatible HTTP server for one model, generating with a policy actor
+// (continuous batching). Any OpenAI client works against it: point its base URL at
+// http://HOST:PORT/v1.
+//
+//   chorus-serve --model path/to/hf-folder --port 8000
+//   chorus-serve --model builtin:tiny --port 0                 # any free port (printed)
+//   CHORUS_SERVE_KEY=secret chorus-serve --model DIR --api-key-env CHORUS_SERVE_KEY
+#include "actors/messages.hpp"
+#include "actors/model_actors.hpp"
+#include "runtime/actor_errors.hpp"
+#include "runtime/runtime.hpp"
+#include "serve/openai_server.hpp"
+
+#include <caf/scoped_actor.hpp>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <string>
+
+namespace {
+
+constexpr const char* kUsage = R"(Usage: chorus-serve --model MODEL [options]
+
+Serves MODEL (builtin:tiny or a Hugging Face model folder) over the OpenAI API:
+POST /v1/chat/completions, POST /v1/completions (both stream with "stream": true), GET /v1/models.
+  --model MODEL             the model to serve (required)
+  --served-model-name NAME  the name requests give as "model" (default: MODEL as given)
+  --host ADDR               the address to listen on (default 127.0.0.1)
+  --port P                  the port (default 8000; 0: any free port)
+  --max-batch-size N        sequences generated at once (default 32)
+  --kv-cache-len N          the longest prompt plus completion, in tokens (default 2048)
+  --max-tokens N            max_tokens of a chat request that gives none (default 256)
+  --dtype float32|bfloat16  the dtype the weights are computed in (default float32)
+  --threads N               intra-op threads of the model (default 0: the machine's cores)
+  --http-threads N          connections served at once (default 64)
+  --api-key-env VAR         require "Authorization: Bearer $VAR" (the key itself never goes on a
+                            command line, which every user of the machine can read)
+Prints "chorus-serve listening on http://ADDR:PORT/v1" once it serves; stops on SIGINT or SIGTERM.
+)";
+
+struct Options {
+  chorus::actors::ModelActorSpec spec;
+  chorus::serve::ServerOptions server;
+  std::string served_name;
+};
+
+long parse_integer(const std::string& option, const std::string& text, long low, long high) {
+  std::size_t used = 0;
+  long value = low - 1;
+  try {
+    value = std::stol(text, &used);
+  } catch (const std::exception&) {
+  }
+  if (used != text.size() || value < low || value > high)
+    throw std::invalid_argument(option + " " + text + ": expected an integer from " + std::to_string(low) + " to "
+                                + std::to_string(high));
+  return value;
+}
+
+Options parse(int argc, char** argv) {
+  Options options;
+  options.spec.name = "serve";
+  options.spec.kv_cache_len = 2048;
+  bool model_given = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc)
+        throw std::invalid_argument("option " + arg + " needs a value");
+      return argv[++i];
+    };
+    if (arg == "-h" || arg == "--help") {
+      std::cout << kUsage;
+      std::exit(0);
+    } else if (arg == "--model") {
+      options.spec.reference = value();
+      model_given = true;
+    } else if (arg == "--served-model-name") {
+      options.served_name = value();
+    } else if (arg == "--host") {
+      options.server.host = value();
+    } else if (arg == "--port") {
+      options.server.port = static_cast<int>(parse_integer(arg, value(), 0, 65535));
+    } else if (arg == "--max-batch-size") {
+      options.spec.max_batch_size = parse_integer(arg, value(), 1, 4096);
+    } else if (arg == "--kv-cache-len") {
+      options.spec.kv_cache_len = parse_integer(arg, value(), 2, 1 << 20);
+    } else if (arg == "--max-tokens") {
+      options.server.limits.default_max_tokens = parse_integer(arg, value(), 1, 1 << 20);
+    } else if (arg == "--dtype") {
+      options.spec.dtype = value();
+      if (options.spec.dtype != "float32" && options.spec.dtype != "bfloat16")
+        throw std::invalid_argument("--dtype " + options.spec.dtype + ": expected float32 or bfloat16");
+    } else if (arg == "--threads") {
+      options.spec.threads = static_cast<int>(parse_integer(arg, value(), 0, 1024));
+    } else if (arg == "--http-threads") {
+      options.server.http_threads = static_cast<int>(parse_integer(arg, value(), 1, 4096));
+    } else if (arg == "--api-key-env") {
+      auto variable = value();
+      const char* key = std::getenv(variable.c_str());
+      if (!key || !*key)
+        throw std::invalid_argument("--api-key-env " + variable + ": the environment variable is not set or empty");
+      options.server.api_key = key;
+    } else {
+      throw std::invalid_argument("unexpected argument '" + arg + "'");
+    }
+  }
+  if (!model_given || options.spec.reference.empty())
+    throw std::invalid_argument("--model MODEL is required");
+  options.server.limits.model = options.served_name.empty() ? options.spec.reference : options.served_name;
+  return options;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  try {
+    options = parse(argc, argv);
+  } catch (const std::exception& error) {
+    std::cerr << "chorus-serve: error: " << error.what() << "\n" << kUsage;
+    return 2;
+  }
+
+  // Signals are waited for by this thread, not delivered to whichever thread runs.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  chorus::Runtime runtime;
+  auto policy = chorus::actors::spawn_policy_actor(runtime.system(), options.spec);
+  runtime.adopt("serve", policy);
+  // The policy actor answers its first request once the model has loaded (or failed to).
+  std::string failure;
+  {
+    caf::scoped_actor self(runtime.system()); // gone before shutdown, which waits for every actor
+    self->request(policy, caf::infinite, chorus::actors::ModelInfoRequest{})
+      .receive([](const chorus::actors::ModelInfo&) {},
+               [&](const caf::error& error) {
+                 failure = chorus::handler_error_message(error);
+                 if (failure.empty())
+                   failure = runtime.system().render(error);
+               });
+  }
+  if (!failure.empty()) {
+    std::cerr << "chorus-serve: error: " << failure << "\n";
+    policy = nullptr; // CAF 0.17 waits at shutdown for every handle to a detached actor to go
+    runtime.shutdown();
+    return 1;
+  }
+
+  auto server = std::make_unique<chorus::serve::OpenAIServer>(runtime.system(), std::move(policy), options.server);
+  int port = 0;
+  try {
+    port = server->start();
+  } catch (const std::exception& error) {
+    std::cerr << "chorus-serve: error: " << error.what() << "\n";
+    server.reset();
+    runtime.shutdown();
+    return 1;
+  }
+  std::printf("chorus-serve listening on http://%s:%d/v1 (model '%s')\n", options.server.host.c_str(), port,
+              options.server.limits.model.c_str());
+  std::fflush(stdout);
+  int received = 0;
+  sigwait(&signals, &received);
+  spdlog::info("chorus-serve: {} received, stopping", received == SIGTERM ? "SIGTERM" : "SIGINT");
+  server.reset(); // stops serving and lets go of the policy actor
+  runtime.shutdown();
+  return 0;
+}

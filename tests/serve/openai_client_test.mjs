@@ -1,0 +1,132 @@
+// The official OpenAI client (npm `openai`) against a running chorus-serve:
+//   node openai_client_test.mjs BASE_URL MODEL
+// The API key comes from CHORUS_SERVE_TEST_KEY, as the server's does. Exits non-zero on the first
+// check that fails, saying which.
+import OpenAI from "openai";
+import assert from "node:assert/strict";
+
+const [baseURL, model] = process.argv.slice(2);
+const apiKey = process.env.CHORUS_SERVE_TEST_KEY;
+assert.ok(baseURL && model && apiKey, "usage: node openai_client_test.mjs BASE_URL MODEL (key in CHORUS_SERVE_TEST_KEY)");
+const client = new OpenAI({ baseURL, apiKey, maxRetries: 0, timeout: 120_000 });
+const messages = [{ role: "system", content: "Answer briefly." }, { role: "user", content: "What is 2+3?" }];
+
+async function check(name, body) {
+  const started = Date.now();
+  await body();
+  console.log(`ok ${name} (${Date.now() - started} ms)`);
+}
+
+// Runs `call`, which must fail with the client's error class `type` and HTTP `status`; returns the error.
+async function refused(call, type, status) {
+  try {
+    await call();
+  } catch (error) {
+    assert.ok(error instanceof type, `expected ${type.name}, got ${error.constructor.name}: ${error.message}`);
+    assert.equal(error.status, status);
+    assert.equal(typeof error.error?.message, "string", "an OpenAI error body has error.message");
+    return error;
+  }
+  assert.fail(`expected ${type.name} (${status}), but the request succeeded`);
+}
+
+await check("models.list names the served model", async () => {
+  const models = [];
+  for await (const entry of client.models.list()) models.push(entry.id);
+  assert.deepEqual(models, [model]);
+});
+
+let plain;
+await check("a plain chat completion", async () => {
+  plain = await client.chat.completions.create({ model, messages, max_tokens: 12, temperature: 0.8, seed: 7 });
+  assert.equal(plain.object, "chat.completion");
+  assert.match(plain.id, /^chatcmpl-/);
+  assert.equal(plain.choices.length, 1);
+  const [choice] = plain.choices;
+  assert.equal(choice.message.role, "assistant");
+  assert.equal(typeof choice.message.content, "string");
+  assert.ok(["stop", "length"].includes(choice.finish_reason), choice.finish_reason);
+  assert.ok(plain.usage.prompt_tokens > 0);
+  assert.ok(plain.usage.completion_tokens >= 1 && plain.usage.completion_tokens <= 12, JSON.stringify(plain.usage));
+  assert.equal(plain.usage.total_tokens, plain.usage.prompt_tokens + plain.usage.completion_tokens);
+});
+
+await check("a streamed chat completion adds up to the same completion", async () => {
+  const stream = await client.chat.completions.create({
+    model, messages, max_tokens: 12, temperature: 0.8, seed: 7, stream: true, stream_options: { include_usage: true },
+  });
+  let text = "", chunks = 0, finish = null, usage = null, role = null;
+  for await (const chunk of stream) {
+    assert.equal(chunk.object, "chat.completion.chunk");
+    if (chunk.usage) usage = chunk.usage;
+    for (const choice of chunk.choices) {
+      chunks += 1;
+      role ??= choice.delta.role ?? null;
+      text += choice.delta.content ?? "";
+      if (choice.finish_reason) finish = choice.finish_reason;
+    }
+  }
+  assert.equal(role, "assistant");
+  assert.equal(text, plain.choices[0].message.content, "the same seed streams the same text");
+  assert.equal(finish, plain.choices[0].finish_reason);
+  assert.ok(chunks >= 2, `streamed in ${chunks} chunks`);
+  assert.deepEqual(usage, plain.usage);
+});
+
+await check("a plain and a streamed text completion", async () => {
+  const prompt = "The quick brown fox";
+  const completion = await client.completions.create({ model, prompt, max_tokens: 10, temperature: 0, n: 2 });
+  assert.equal(completion.object, "text_completion");
+  assert.equal(completion.choices.length, 2);
+  assert.equal(completion.choices[0].text, completion.choices[1].text, "greedy choices agree");
+  const stream = await client.completions.create({ model, prompt, max_tokens: 10, temperature: 0, stream: true });
+  let text = "";
+  for await (const chunk of stream) for (const choice of chunk.choices) text += choice.text;
+  assert.equal(text, completion.choices[0].text);
+});
+
+await check("32 concurrent requests", async () => {
+  const requests = Array.from({ length: 32 }, (_, i) =>
+    client.chat.completions.create({
+      model, max_tokens: 8, seed: i,
+      messages: [{ role: "user", content: `Request number ${i}: say something.` }],
+    }));
+  const replies = await Promise.all(requests);
+  assert.equal(replies.length, 32);
+  assert.equal(new Set(replies.map((reply) => reply.id)).size, 32, "every response has its own id");
+  for (const reply of replies) {
+    assert.equal(reply.choices.length, 1);
+    assert.ok(reply.usage.completion_tokens >= 1 && reply.usage.completion_tokens <= 8);
+  }
+});
+
+await check("malformed requests get OpenAI error bodies and 4xx codes", async () => {
+  let error = await refused(() => client.chat.completions.create({ model, max_tokens: 4 }), OpenAI.BadRequestError, 400);
+  assert.equal(error.param, "messages");
+  assert.equal(error.type, "invalid_request_error");
+  error = await refused(() => client.chat.completions.create({ model, messages, temperature: 7 }), OpenAI.BadRequestError, 400);
+  assert.equal(error.param, "temperature");
+  error = await refused(() => client.chat.completions.create({ model, messages: [{ role: "wizard", content: "x" }] }),
+    OpenAI.BadRequestError, 400);
+  assert.equal(error.param, "messages[0].role");
+  error = await refused(() => client.chat.completions.create({ model, messages, max_tokens: 100000 }), OpenAI.BadRequestError, 400);
+  assert.match(error.message, /exceeds/);
+  error = await refused(() => client.chat.completions.create({ model, messages, frobnicate: true }), OpenAI.BadRequestError, 400);
+  assert.equal(error.param, "frobnicate");
+  error = await refused(() => client.chat.completions.create({ model: "no-such-model", messages }), OpenAI.NotFoundError, 404);
+  assert.equal(error.code, "model_not_found");
+  const stranger = new OpenAI({ baseURL, apiKey: "wrong-key", maxRetries: 0 });
+  error = await refused(() => stranger.chat.completions.create({ model, messages }), OpenAI.AuthenticationError, 401);
+  assert.equal(error.code, "invalid_api_key");
+
+  // A body that is not JSON at all: the client cannot send one, so plain fetch does.
+  const response = await fetch(`${baseURL}/chat/completions`, {
+    method: "POST", headers: { "Content-Type": "application/json", Authorization: `Bearer ${apiKey}` }, body: "{\"model\": ",
+  });
+  assert.equal(response.status, 400);
+  const body = await response.json();
+  assert.equal(body.error.type, "invalid_request_error");
+  assert.match(body.error.message, /not valid JSON/);
+});
+
+console.log("all checks passed");

@@ -1,0 +1,146 @@
+// The OpenAI wire format of chorus-serve: what a request body may hold (and the errors naming the
+// field when it may not), and the shape of responses, stream chunks and error bodies.
+#include "serve/openai_protocol.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace chorus::serve;
+using nlohmann::json;
+
+namespace {
+
+const RequestLimits kLimits{.model = "tiny", .max_choices = 4, .default_max_tokens = 99};
+
+// The ApiError that parsing `body` throws.
+ApiError refusal(const std::string& body, bool chat = true) {
+  try {
+    if (chat)
+      parse_chat_request(body, kLimits);
+    else
+      parse_completion_request(body, kLimits);
+  } catch (const ApiError& error) {
+    return error;
+  }
+  ADD_FAILURE() << "accepted: " << body;
+  return ApiError(0, "");
+}
+
+} // namespace
+
+TEST(OpenAIProtocol, ParsesAChatRequest) {
+  auto request = parse_chat_request(R"({"model": "tiny", "messages": [
+      {"role": "developer", "content": "Be brief."},
+      {"role": "user", "content": [{"type": "text", "text": "Hi "}, {"type": "text", "text": "there"}]}],
+      "temperature": 0.5, "top_p": 0.9, "max_completion_tokens": 7, "stop": "\n", "seed": 3, "n": 2,
+      "stream": true, "stream_options": {"include_usage": true}, "user": "u1", "presence_penalty": 0,
+      "logprobs": null})",
+                                    kLimits);
+  ASSERT_EQ(request.messages.size(), 2u);
+  EXPECT_EQ(request.messages[0].role, "system");
+  EXPECT_EQ(request.messages[1].content, "Hi there");
+  EXPECT_EQ(request.sampling.temperature, 0.5);
+  EXPECT_EQ(request.sampling.top_p, 0.9);
+  EXPECT_EQ(request.sampling.max_tokens, 7);
+  EXPECT_EQ(request.sampling.stop, std::vector<std::string>{"\n"});
+  EXPECT_EQ(request.sampling.seed, 3);
+  EXPECT_EQ(request.n, 2);
+  EXPECT_TRUE(request.stream);
+  EXPECT_TRUE(request.include_usage);
+  // Defaults: the server's max_tokens for chat, OpenAI's 16 for completions, a fresh seed.
+  auto plain = parse_chat_request(R"({"model": "tiny", "messages": [{"role": "user", "content": "x"}]})", kLimits);
+  EXPECT_EQ(plain.sampling.max_tokens, 99);
+  EXPECT_EQ(plain.sampling.seed, -1);
+  EXPECT_EQ(plain.sampling.temperature, 1.0);
+  auto completion = parse_completion_request(R"({"model": "tiny", "prompt": [1, 2, 3]})", kLimits);
+  EXPECT_EQ(completion.prompt_tokens, (std::vector<std::int64_t>{1, 2, 3}));
+  EXPECT_EQ(completion.sampling.max_tokens, 16);
+  EXPECT_EQ(parse_completion_request(R"({"model": "tiny", "prompt": ["once"]})", kLimits).prompt, "once");
+}
+
+TEST(OpenAIProtocol, RefusesWhatItCannotServeNamingTheField) {
+  EXPECT_EQ(refusal("[1, 2]").status, 400);
+  EXPECT_NE(std::string(refusal("{\"model\": ").what()).find("not valid JSON"), std::string::npos);
+  EXPECT_EQ(refusal(R"({"messages": [{"role": "user", "content": "x"}]})").param, "model");
+  auto unknown_model = refusal(R"({"model": "gpt-9", "messages": [{"role": "user", "content": "x"}]})");
+  EXPECT_EQ(unknown_model.status, 404);
+  EXPECT_EQ(unknown_model.code, "model_not_found");
+  const std::string base = R"({"model": "tiny", "messages": [{"role": "user", "content": "x"}], )";
+  EXPECT_EQ(refusal(base + R"("temperature": 2.5})").param, "temperature");
+  EXPECT_EQ(refusal(base + R"("temperature": "hot"})").param, "temperature");
+  EXPECT_EQ(refusal(base + R"("max_tokens": 0})").param, "max_tokens");
+  EXPECT_EQ(refusal(base + R"("max_tokens": 1.5})").param, "max_tokens");
+  EXPECT_EQ(refusal(base + R"("n": 5})").param, "n");
+  EXPECT_EQ(refusal(base + R"("stop": ["a", "b", "c", "d", "e"]})").param, "stop");
+  EXPECT_EQ(refusal(base + R"("stop": [""]})").param, "stop");
+  EXPECT_EQ(refusal(base + R"("stream_options": {"include_usage": true}})").param, "stream_options");
+  EXPECT_EQ(refusal(base + R"("frequency_penalty": 0.5})").param, "frequency_penalty");
+  EXPECT_EQ(refusal(base + R"("tools": [{"type": "function"}]})").param, "tools");
+  EXPECT_EQ(refusal(base + R"("temprature": 1})").param, "temprature");
+  EXPECT_EQ(refusal(R"({"model": "tiny", "messages": []})").param, "messages");
+  EXPECT_EQ(refusal(R"({"model": "tiny", "messages": [{"role": "tool", "content": "x"}]})").param, "messages[0].role");
+  EXPECT_EQ(refusal(R"({"model": "tiny", "messages": [{"role": "user"}]})").param, "messages[0].content");
+  EXPECT_EQ(refusal(R"({"model": "tiny", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]})").param,
+            "messages[0].content");
+  EXPECT_EQ(refusal(R"({"model": "tiny"})", false).param, "prompt");
+  EXPECT_EQ(refusal(R"({"model": "tiny", "prompt": ["a", "b"]})", false).param, "prompt");
+  EXPECT_EQ(refusal(R"({"model": "tiny", "prompt": ""})", false).param, "prompt");
+  EXPECT_EQ(refusal(R"({"model": "tiny", "prompt": "a", "echo": true})", false).param, "echo");
+  EXPECT_EQ(refusal(R"({"model": "tiny", "prompt": "a", "max_completion_tokens": 3})", false).param,
+            "max_completion_tokens");
+}
+
+TEST(OpenAIProtocol, ErrorBodiesAreOpenAIs) {
+  auto body = json::parse(error_body(ApiError(404, "no such model", "model", "model_not_found")));
+  EXPECT_EQ(body["error"]["message"], "no such model");
+  EXPECT_EQ(body["error"]["type"], "invalid_request_error");
+  EXPECT_EQ(body["error"]["param"], "model");
+  EXPECT_EQ(body["error"]["code"], "model_not_found");
+  auto plain = json::parse(error_body(ApiError(400, "bad")));
+  EXPECT_TRUE(plain["error"]["param"].is_null());
+  EXPECT_TRUE(plain["error"]["code"].is_null());
+}
+
+TEST(OpenAIProtocol, ResponsesAndChunks) {
+  auto request = parse_chat_request(R"({"model": "tiny", "messages": [{"role": "user", "content": "x"}]})", kLimits);
+  auto header = make_header(request);
+  EXPECT_EQ(header.id.rfind("chatcmpl-", 0), 0u);
+  EXPECT_NE(make_header(request).id, header.id);
+  chorus::Generation first, second;
+  first.text = "caf\xC3\xA9 \xFF"; // ill-formed UTF-8 becomes U+FFFD rather than failing the response
+  first.prompt_tokens = {1, 2, 3};
+  first.tokens = {4, 5};
+  first.finish_reason = "stop";
+  second = first;
+  second.tokens = {6};
+  second.finish_reason = "length";
+  auto body = json::parse(response_body(header, {first, second}));
+  EXPECT_EQ(body["object"], "chat.completion");
+  EXPECT_EQ(body["choices"][0]["message"]["content"], "caf\xC3\xA9 \xEF\xBF\xBD");
+  EXPECT_EQ(body["choices"][1]["index"], 1);
+  EXPECT_EQ(body["choices"][1]["finish_reason"], "length");
+  EXPECT_EQ(body["usage"], json({{"prompt_tokens", 3}, {"completion_tokens", 3}, {"total_tokens", 6}}));
+
+  auto event = chunk_event(header, 1, "caf", true);
+  ASSERT_EQ(event.rfind("data: ", 0), 0u);
+  ASSERT_EQ(event.substr(event.size() - 2), "\n\n");
+  auto chunk = json::parse(event.substr(6));
+  EXPECT_EQ(chunk["object"], "chat.completion.chunk");
+  EXPECT_EQ(chunk["id"], header.id);
+  EXPECT_EQ(chunk["choices"][0]["delta"], json({{"role", "assistant"}, {"content", "caf"}}));
+  EXPECT_TRUE(chunk["choices"][0]["finish_reason"].is_null());
+  auto finish = json::parse(finish_event(header, 1, "stop").substr(6));
+  EXPECT_EQ(finish["choices"][0]["finish_reason"], "stop");
+  EXPECT_TRUE(finish["choices"][0]["delta"].empty());
+  auto usage = json::parse(usage_event(header, {first}).substr(6));
+  EXPECT_TRUE(usage["choices"].empty());
+  EXPECT_EQ(usage["usage"]["completion_tokens"], 2);
+
+  auto completion = parse_completion_request(R"({"model": "tiny", "prompt": "x"})", kLimits);
+  auto text_header = make_header(completion);
+  EXPECT_EQ(text_header.id.rfind("cmpl-", 0), 0u);
+  auto text_body = json::parse(response_body(text_header, {first}));
+  EXPECT_EQ(text_body["object"], "text_completion");
+  EXPECT_TRUE(text_body["choices"][0].contains("text"));
+  auto models = json::parse(models_body("tiny", 5));
+  EXPECT_EQ(models["data"][0]["id"], "tiny");
+}
