@@ -50,6 +50,14 @@ struct SpawnModelActor {
   bool keep_reference = true;
 };
 
+/// Spawns the host of registered environment `environment` on the node (the node's program must
+/// have registered it: chorus::node_main); its episodes run there.
+struct SpawnEnvironmentHost {
+  using Reply = SpawnedActor;
+  std::string secret;
+  std::string environment;
+};
+
 /// Tells rank 0 of a data-parallel trainer group its other ranks, to which it forwards every
 /// request that changes the weights.
 struct JoinRanks {
@@ -106,6 +114,7 @@ CHORUS_INSPECT(SpawnedActor, actor, weights)
 CHORUS_INSPECT(DataParallelSpec, rank, size, store_host, store_port, bind_host)
 CHORUS_INSPECT(SpawnModelActor, secret, role, spec, weights, data_parallel, keep_reference)
 CHORUS_INSPECT(JoinRanks, ranks)
+CHORUS_INSPECT(SpawnEnvironmentHost, secret, environment)
 CHORUS_INSPECT(WeightsPublished, version)
 CHORUS_INSPECT(SubscribeWeights)
 CHORUS_INSPECT(TensorLayout, name, dtype, shape)
@@ -131,4 +140,5 @@ CAF_BEGIN_TYPE_ID_BLOCK(chorus_cluster, caf::first_custom_type_id + 200)
   CAF_ADD_TYPE_ID(chorus_cluster, (chorus::actors::WeightChunkRequest))
   CAF_ADD_TYPE_ID(chorus_cluster, (chorus::actors::DataParallelSpec))
   CAF_ADD_TYPE_ID(chorus_cluster, (chorus::actors::JoinRanks))
+  CAF_ADD_TYPE_ID(chorus_cluster, (chorus::actors::SpawnEnvironmentHost))
 CAF_END_TYPE_ID_BLOCK(chorus_cluster)

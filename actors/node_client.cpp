@@ -16,9 +16,6 @@ Task<ModelInfo> wait_loaded(ActorRef<> ref) {
   co_return info;
 }
 
-namespace {
-
-// The spawner of cluster node `node`, joined (connected, secret checked) on first use.
 Task<caf::actor> join_node(RecipeContext& ctx, const std::string& node) {
   auto& runtime = ctx.runtime();
   auto& joined = runtime.joined_nodes();
@@ -46,8 +43,6 @@ Task<caf::actor> join_node(RecipeContext& ctx, const std::string& node) {
   joined.emplace(node, *spawner);
   co_return *spawner;
 }
-
-} // namespace
 
 Task<SpawnedActor> spawn_on_node(RecipeContext& ctx, const std::string& node, SpawnModelActor request) {
   auto spawner = co_await join_node(ctx, node);

@@ -17,6 +17,10 @@ namespace chorus::actors {
 /// Waits until `ref`'s actor has loaded its model; a load failure becomes an ActorError naming it.
 Task<ModelInfo> wait_loaded(ActorRef<> ref);
 
+/// The spawner of cluster node `node`, joined (connected, secret checked) on first use.
+/// @throws ActorError naming the node if it cannot be reached or runs another version.
+Task<caf::actor> join_node(RecipeContext& ctx, const std::string& node);
+
 /// Spawns a model actor on cluster node `node` (SpawnModelActor says what each role is), joining the
 /// node on first use; the request's secret is filled in here.
 Task<SpawnedActor> spawn_on_node(RecipeContext& ctx, const std::string& node, SpawnModelActor request);

@@ -22,6 +22,7 @@ struct SpawnerState {
   std::string node;
   std::string secret;
   std::function<void(caf::actor)> track;
+  EnvironmentSpawner environments;
   std::map<caf::actor_addr, std::vector<caf::actor>> by_client; // what each recipe process asked for
   static inline const char* name = "chorus.node_spawner";
 };
@@ -34,12 +35,26 @@ void check_secret(const SpawnerState& state, const std::string& secret) {
                                 "' refused the request: the cluster secret does not match this node's");
 }
 
+// Tracks `actor` as spawned for the recipe process that sent the current request: it stops when that
+// process goes away.
+void adopt(SpawnerActor* self, const caf::actor& actor) {
+  auto& state = self->state;
+  state.track(actor);
+  auto client = caf::actor_cast<caf::actor>(self->current_sender());
+  if (!client)
+    return;
+  if (!state.by_client.count(client.address()))
+    self->monitor(client);
+  state.by_client[client.address()].push_back(actor);
+}
+
 caf::behavior node_spawner(SpawnerActor* self, std::string node_name, std::string secret,
-                           std::function<void(caf::actor)> track) {
+                           std::function<void(caf::actor)> track, EnvironmentSpawner environments) {
   auto& state = self->state;
   state.node = std::move(node_name);
   state.secret = std::move(secret);
   state.track = std::move(track);
+  state.environments = std::move(environments);
   self->set_down_handler([self](const caf::down_msg& down) {
     auto found = self->state.by_client.find(down.source);
     if (found == self->state.by_client.end())
@@ -76,17 +91,27 @@ caf::behavior node_spawner(SpawnerActor* self, std::string node_name, std::strin
       else
         throw std::invalid_argument("node '" + state.node + "': cannot spawn a model actor of role '" + request.role +
                                     "' (expected inference, replica with a weight server, or trainer)");
-      state.track(actor);
-      auto client = caf::actor_cast<caf::actor>(self->current_sender());
-      if (client) {
-        if (!state.by_client.count(client.address()))
-          self->monitor(client);
-        state.by_client[client.address()].push_back(actor);
-        if (weights)
-          state.by_client[client.address()].push_back(weights);
-      }
+      adopt(self, actor);
+      if (weights)
+        adopt(self, weights);
       spdlog::info("node '{}': spawned '{}'", state.node, name);
       return SpawnedActor{actor, weights};
+    }),
+    guarded([self](const SpawnEnvironmentHost& request) {
+      auto& state = self->state;
+      check_secret(state, request.secret);
+      if (!state.environments)
+        throw std::invalid_argument("node '" + state.node + "' hosts no environments: run a node program that registers "
+                                    "them (chorus::node_main, include/chorus/node.hpp) instead of chorus-node");
+      caf::actor host;
+      try {
+        host = state.environments(self->system(), request.environment);
+      } catch (const std::exception& error) {
+        throw std::invalid_argument("node '" + state.node + "': " + error.what());
+      }
+      adopt(self, host);
+      spdlog::info("node '{}': hosting environment '{}'", state.node, request.environment);
+      return SpawnedActor{host, {}};
     }),
   };
 }
@@ -94,8 +119,8 @@ caf::behavior node_spawner(SpawnerActor* self, std::string node_name, std::strin
 } // namespace
 
 caf::actor spawn_node_spawner(caf::actor_system& system, std::string node_name, std::string secret,
-                              std::function<void(caf::actor)> track) {
-  return system.spawn(node_spawner, std::move(node_name), std::move(secret), std::move(track));
+                              std::function<void(caf::actor)> track, EnvironmentSpawner environments) {
+  return system.spawn(node_spawner, std::move(node_name), std::move(secret), std::move(track), std::move(environments));
 }
 
 } // namespace chorus::actors

@@ -11,8 +11,12 @@
 
 namespace chorus::actors {
 
-/// `track` receives every actor spawned, so that the node stops them when it shuts down.
+/// Spawns the host of the registered environment named; throws for a name not registered.
+using EnvironmentSpawner = std::function<caf::actor(caf::actor_system& system, const std::string& environment)>;
+
+/// `track` receives every actor spawned, so that the node stops them when it shuts down;
+/// `environments` hosts environments (null: this node hosts none).
 caf::actor spawn_node_spawner(caf::actor_system& system, std::string node_name, std::string secret,
-                              std::function<void(caf::actor)> track);
+                              std::function<void(caf::actor)> track, EnvironmentSpawner environments = nullptr);
 
 } // namespace chorus::actors

@@ -1,6 +1,8 @@
 // Parsing a recipe program's command line. Small and strict: a typo is an error, never ignored.
 #include <chorus/recipe_main.hpp>
 
+#include "runtime/option_values.hpp"
+
 #include <array>
 
 namespace chorus {
@@ -39,16 +41,11 @@ RecipeCommandLine parse_command_line(int argc, const char* const* argv) {
     } else if (option == "-o" || option == "--output") {
       result.output_dir = value();
     } else if (option == "--checkpoint-every") {
-      auto text = value();
-      std::size_t used = 0;
-      int every = -1;
       try {
-        every = std::stoi(text, &used);
-      } catch (const std::exception&) {
+        result.checkpoint_every = static_cast<int>(option_integer("--checkpoint-every", value(), 0, 1 << 30));
+      } catch (const std::invalid_argument& error) {
+        throw UsageError(std::string(error.what()) + " (a number of steps; 0: only at each stage's end)");
       }
-      if (every < 0 || used != text.size())
-        throw UsageError("--checkpoint-every " + text + ": expected a number of steps >= 0 (0: only at each stage's end)");
-      result.checkpoint_every = every;
     } else if (option == "--resume") {
       result.resume = true;
     } else if (option == "--cluster") {

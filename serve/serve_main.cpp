@@ -8,6 +8,7 @@
 #include "actors/messages.hpp"
 #include "actors/model_actors.hpp"
 #include "runtime/actor_errors.hpp"
+#include "runtime/option_values.hpp"
 #include "runtime/runtime.hpp"
 #include "serve/openai_server.hpp"
 
@@ -48,19 +49,6 @@ struct Options {
   std::string served_name;
 };
 
-long parse_integer(const std::string& option, const std::string& text, long low, long high) {
-  std::size_t used = 0;
-  long value = low - 1;
-  try {
-    value = std::stol(text, &used);
-  } catch (const std::exception&) {
-  }
-  if (used != text.size() || value < low || value > high)
-    throw std::invalid_argument(option + " " + text + ": expected an integer from " + std::to_string(low) + " to "
-                                + std::to_string(high));
-  return value;
-}
-
 Options parse(int argc, char** argv) {
   Options options;
   options.spec.name = "serve";
@@ -84,21 +72,21 @@ Options parse(int argc, char** argv) {
     } else if (arg == "--host") {
       options.server.host = value();
     } else if (arg == "--port") {
-      options.server.port = static_cast<int>(parse_integer(arg, value(), 0, 65535));
+      options.server.port = static_cast<int>(chorus::option_integer(arg, value(), 0, 65535));
     } else if (arg == "--max-batch-size") {
-      options.spec.max_batch_size = parse_integer(arg, value(), 1, 4096);
+      options.spec.max_batch_size = chorus::option_integer(arg, value(), 1, 4096);
     } else if (arg == "--kv-cache-len") {
-      options.spec.kv_cache_len = parse_integer(arg, value(), 2, 1 << 20);
+      options.spec.kv_cache_len = chorus::option_integer(arg, value(), 2, 1 << 20);
     } else if (arg == "--max-tokens") {
-      options.server.limits.default_max_tokens = parse_integer(arg, value(), 1, 1 << 20);
+      options.server.limits.default_max_tokens = chorus::option_integer(arg, value(), 1, 1 << 20);
     } else if (arg == "--dtype") {
       options.spec.dtype = value();
       if (options.spec.dtype != "float32" && options.spec.dtype != "bfloat16")
         throw std::invalid_argument("--dtype " + options.spec.dtype + ": expected float32 or bfloat16");
     } else if (arg == "--threads") {
-      options.spec.threads = static_cast<int>(parse_integer(arg, value(), 0, 1024));
+      options.spec.threads = static_cast<int>(chorus::option_integer(arg, value(), 0, 1024));
     } else if (arg == "--http-threads") {
-      options.server.http_threads = static_cast<int>(parse_integer(arg, value(), 1, 4096));
+      options.server.http_threads = static_cast<int>(chorus::option_integer(arg, value(), 1, 4096));
     } else if (arg == "--api-key-env") {
       auto variable = value();
       const char* key = std::getenv(variable.c_str());

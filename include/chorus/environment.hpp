@@ -63,6 +63,22 @@ public:
 /// Makes a fresh environment for each episode.
 using EnvironmentFactory = std::function<std::unique_ptr<Environment>()>;
 
+/// Registers an environment under `name`, so that it can be found by name: in this process, or on
+/// a cluster node whose program registered it too (chorus::node_main, include/chorus/node.hpp).
+/// @throws ConfigError for an empty name or factory.
+void register_environment(std::string name, EnvironmentFactory factory);
+
+class RecipeContext;
+
+/// The environment registered as `name`: made in this process when `node` is empty, else hosted on
+/// cluster node `node` (the recipe started with --cluster), whose program registered the same name;
+/// each episode then lives on that node and its reset and steps are requests to it. Which one is
+/// a matter of configuration: the recipe's code is the same.
+/// @throws ConfigError if `name` is not registered here (empty node); ActorError naming the node if
+/// it cannot be reached or did not register `name`. An episode's reset or step on a node that died
+/// throws ActorDownError naming the node.
+Task<EnvironmentFactory> find_environment(RecipeContext& ctx, std::string name, std::string node = "");
+
 struct EnvironmentOptions {
   EnvironmentFactory environment;
   /// Model turns per episode; an episode with no final reward by then scores 0.

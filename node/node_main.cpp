@@ -1,13 +1,13 @@
-// chorus-node: a process that hosts the components a recipe places on it (policy replicas, judges).
-// It publishes a spawner actor through CAF's middleman on the address and port given, and serves
-// until SIGINT or SIGTERM.
-//
-//   chorus-node --cluster cluster.json --name gen-1            # host and port from the file
-//   chorus-node --cluster cluster.json --name gen-1 --port 0   # any free port (printed)
-//   CHORUS_CLUSTER_SECRET=... chorus-node --name gen-1 --bind 10.0.0.5 --port 7101   # no file
+// node_main: a process that hosts the components a recipe places on it (policy replicas, judges,
+// trainers, and the environments registered in it). It publishes a spawner actor through CAF's
+// middleman on the address and port given, and serves until SIGINT or SIGTERM.
 #include "actors/node_spawner.hpp"
+#include "recipes/environment_host.hpp"
 #include "runtime/cluster.hpp"
+#include "runtime/option_values.hpp"
 #include "runtime/runtime.hpp"
+
+#include <chorus/node.hpp>
 
 #include <caf/io/middleman.hpp>
 
@@ -58,16 +58,7 @@ Options parse(int argc, char** argv) {
     } else if (arg == "--bind") {
       options.bind = value();
     } else if (arg == "--port") {
-      auto text = value();
-      std::size_t used = 0;
-      long port = -1;
-      try {
-        port = std::stol(text, &used);
-      } catch (const std::exception&) {
-      }
-      if (used != text.size() || port < 0 || port > 65535)
-        throw std::invalid_argument("--port " + text + ": expected a port number from 0 to 65535");
-      options.port = port;
+      options.port = chorus::option_integer(arg, value(), 0, 65535);
     } else {
       throw std::invalid_argument("unexpected argument '" + arg + "'");
     }
@@ -81,7 +72,7 @@ Options parse(int argc, char** argv) {
 
 } // namespace
 
-int main(int argc, char** argv) {
+int chorus::node_main(int argc, char** argv) {
   Options options;
   std::shared_ptr<const chorus::Cluster> cluster;
   chorus::ClusterNode node;
@@ -120,7 +111,8 @@ int main(int argc, char** argv) {
 
   chorus::Runtime runtime({.cluster = cluster});
   auto spawner = chorus::actors::spawn_node_spawner(runtime.system(), node.name, cluster->secret,
-                                                    [&runtime](caf::actor actor) { runtime.adopt("", actor); });
+                                                    [&runtime](caf::actor actor) { runtime.adopt("", actor); },
+                                                    chorus::actors::spawn_environment_host);
   runtime.adopt("spawner", spawner);
   auto port = runtime.system().middleman().publish(spawner, node.port, node.host.c_str(), /*reuse_addr=*/true);
   if (!port) {

@@ -1,0 +1,248 @@
+// Environments by name, in this process or hosted on a cluster node. A node program registers the
+// environments it can host (chorus::node_main); for each recipe that places one there, it runs an
+// environment host: an actor that keeps the episodes' environments and runs their coroutines on an
+// executor thread of its own (environments are recipe-style coroutines), answering each reset and
+// step when its coroutine completes. The recipe's side is a proxy Environment whose reset and step
+// are requests to that host, so ENVGRPO and ENVGSPO run unchanged.
+#include "recipes/environment_host.hpp"
+#include "recipes/environment_messages.hpp"
+
+#include "actors/node_client.hpp"
+#include "runtime/actor_host.hpp"
+#include "runtime/actor_ref.hpp"
+#include "runtime/runtime.hpp"
+
+#include <chorus/errors.hpp>
+
+#include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_response_promise.hpp>
+
+#include <asio/co_spawn.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+CHORUS_MESSAGE_TYPES(chorus_environments);
+
+namespace chorus {
+
+namespace {
+
+struct Registry {
+  std::mutex mutex;
+  std::map<std::string, EnvironmentFactory> factories;
+};
+
+Registry& registry() {
+  static Registry instance;
+  return instance;
+}
+
+} // namespace
+
+void register_environment(std::string name, EnvironmentFactory factory) {
+  if (name.empty() || !factory)
+    throw ConfigError("register_environment: a name and a factory are required");
+  auto& r = registry();
+  std::lock_guard lock(r.mutex);
+  r.factories[std::move(name)] = std::move(factory);
+}
+
+EnvironmentFactory registered_environment(const std::string& name) {
+  auto& r = registry();
+  std::lock_guard lock(r.mutex);
+  if (auto found = r.factories.find(name); found != r.factories.end())
+    return found->second;
+  std::string known;
+  for (const auto& [key, factory] : r.factories)
+    known += (known.empty() ? "" : ", ") + key;
+  throw ConfigError("no environment is registered as '" + name + "' (registered: " + (known.empty() ? "none" : known)
+                    + ")");
+}
+
+} // namespace chorus
+
+namespace chorus::actors {
+
+namespace {
+
+using Episodes = std::map<std::uint64_t, std::shared_ptr<Environment>>;
+
+struct HostState {
+  std::string environment;
+  EnvironmentFactory factory;
+  // The executor the environments' coroutines run on, and the episodes: touched on its thread only.
+  asio::io_context io;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::thread thread;
+  Episodes episodes;
+  // Requests waiting for their coroutine, by key: touched on the actor's thread only.
+  std::map<std::uint64_t, caf::typed_response_promise<EnvResetReply>> resets;
+  std::map<std::uint64_t, caf::typed_response_promise<EnvReply>> steps;
+  std::uint64_t next_key = 1;
+  static inline const char* name = "chorus.environment_host";
+
+  ~HostState() {
+    work.reset();
+    io.stop(); // the coroutines still suspended are destroyed with the context
+    if (thread.joinable())
+      thread.join();
+  }
+};
+
+using HostActor = StatefulActor<HostState>;
+
+// Runs `body` (an environment call) as a coroutine on the host's executor and reports its outcome
+// to the host, which answers the request: promises are kept and delivered by the actor itself.
+template <class Body>
+void run_on_executor(HostActor* self, std::uint64_t key, Body body) {
+  auto host = caf::actor_cast<caf::weak_actor_ptr>(self);
+  auto report = [host](EnvCompleted done) {
+    if (auto alive = caf::actor_cast<caf::actor>(host.lock()))
+      caf::anon_send(alive, std::move(done));
+  };
+  auto coroutine = [](Body body, std::uint64_t key, decltype(report) report) -> Task<void> {
+    EnvCompleted done;
+    done.key = key;
+    try {
+      co_await body(done);
+    } catch (const std::exception& error) {
+      done.error = error.what();
+    }
+    report(std::move(done));
+  };
+  asio::co_spawn(self->state.io, coroutine(std::move(body), key, std::move(report)), [](std::exception_ptr) {});
+}
+
+caf::behavior environment_host(HostActor* self, std::string name, EnvironmentFactory factory) {
+  auto& state = self->state;
+  state.environment = std::move(name);
+  state.factory = std::move(factory);
+  state.work.emplace(state.io.get_executor());
+  state.thread = std::thread([&io = state.io] { io.run(); });
+  auto label = [self] { return "environment '" + self->state.environment + "'"; };
+  return {
+    [self, label](EnvResetRequest& request) -> caf::result<EnvResetReply> {
+      auto& state = self->state;
+      auto key = state.next_key++;
+      auto promise = self->make_response_promise<EnvResetReply>();
+      state.resets.emplace(key, promise);
+      Prompt prompt{std::move(request.prompt), Json::object()};
+      try {
+        prompt.metadata = Json::parse(request.metadata);
+      } catch (const std::exception& error) {
+        state.resets.erase(key);
+        return make_bad_request_error(label() + ": the prompt's metadata is not JSON: " + error.what());
+      }
+      auto body = [episodes = &state.episodes, factory = state.factory, episode = request.episode,
+                   prompt = std::move(prompt)](EnvCompleted& done) mutable -> Task<void> {
+        std::shared_ptr<Environment> environment = factory();
+        (*episodes)[episode] = environment;
+        done.messages = co_await environment->reset(prompt);
+      };
+      run_on_executor(self, key, std::move(body));
+      return caf::delegated<EnvResetReply>{};
+    },
+    [self](EnvStepRequest& request) -> caf::result<EnvReply> {
+      auto& state = self->state;
+      auto key = state.next_key++;
+      auto promise = self->make_response_promise<EnvReply>();
+      state.steps.emplace(key, promise);
+      auto body = [episodes = &state.episodes, episode = request.episode,
+                   conversation = std::move(request.conversation)](EnvCompleted& done) -> Task<void> {
+        auto found = episodes->find(episode);
+        if (found == episodes->end())
+          throw std::invalid_argument("no episode " + std::to_string(episode) + " (a step before its reset?)");
+        auto environment = found->second; // kept alive while it steps, even if the episode is closed
+        done.reply = co_await environment->step(conversation);
+      };
+      run_on_executor(self, key, std::move(body));
+      return caf::delegated<EnvReply>{};
+    },
+    [self](const EnvCloseEpisode& close) {
+      asio::post(self->state.io, [episodes = &self->state.episodes, episode = close.episode] { episodes->erase(episode); });
+    },
+    [self, label](EnvCompleted& done) {
+      auto& state = self->state;
+      auto fail = [&](auto& promise) { promise.deliver(make_handler_error(label() + ": " + done.error)); };
+      if (auto reset = state.resets.find(done.key); reset != state.resets.end()) {
+        if (done.error.empty())
+          reset->second.deliver(EnvResetReply{std::move(done.messages)});
+        else
+          fail(reset->second);
+        state.resets.erase(reset);
+      } else if (auto step = state.steps.find(done.key); step != state.steps.end()) {
+        if (done.error.empty())
+          step->second.deliver(std::move(done.reply));
+        else
+          fail(step->second);
+        state.steps.erase(step);
+      }
+    },
+  };
+}
+
+// The recipe's side of a hosted environment: one per episode, all sharing the link to the host.
+struct HostLink {
+  ActorRef<> host;
+  std::atomic<std::uint64_t> next_episode{1};
+};
+
+class RemoteEnvironment final : public Environment {
+public:
+  explicit RemoteEnvironment(std::shared_ptr<HostLink> link)
+    : link_(std::move(link)), episode_(link_->next_episode.fetch_add(1)) {
+  }
+
+  ~RemoteEnvironment() override {
+    link_->host.tell(EnvCloseEpisode{episode_});
+  }
+
+  Task<std::vector<ChatMessage>> reset(const Prompt& prompt) override {
+    EnvResetRequest request{episode_, prompt.prompt, prompt.metadata.dump()};
+    auto reply = co_await link_->host.ask(std::move(request));
+    co_return std::move(reply.messages);
+  }
+
+  Task<EnvReply> step(const std::vector<ChatMessage>& conversation) override {
+    EnvStepRequest request{episode_, conversation};
+    co_return co_await link_->host.ask(std::move(request));
+  }
+
+private:
+  std::shared_ptr<HostLink> link_;
+  std::uint64_t episode_;
+};
+
+} // namespace
+
+caf::actor spawn_environment_host(caf::actor_system& system, const std::string& name) {
+  auto factory = registered_environment(name); // throws for a name not registered here
+  return system.spawn(environment_host, name, std::move(factory));
+}
+
+} // namespace chorus::actors
+
+namespace chorus {
+
+Task<EnvironmentFactory> find_environment(RecipeContext& ctx, std::string name, std::string node) {
+  if (node.empty())
+    co_return registered_environment(name);
+  auto spawner = co_await actors::join_node(ctx, node);
+  ActorRef<> ref(ctx.runtime().bridge(), spawner, "node '" + node + "'");
+  actors::SpawnEnvironmentHost request{ctx.runtime().cluster()->secret, name};
+  auto spawned = co_await ref.ask(std::move(request), std::chrono::seconds(60));
+  auto link = std::make_shared<actors::HostLink>();
+  link->host = ctx.runtime().adopt("environment '" + name + "' on node '" + node + "'", spawned.actor);
+  co_return [link]() -> std::unique_ptr<Environment> { return std::make_unique<actors::RemoteEnvironment>(link); };
+}
+
+} // namespace chorus
