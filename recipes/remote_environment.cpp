@@ -24,7 +24,6 @@
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 
-#include <atomic>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -190,36 +189,84 @@ caf::behavior environment_host(HostActor* self, std::string name, EnvironmentFac
   };
 }
 
-// The recipe's side of a hosted environment: one per episode, all sharing the link to the host.
-struct HostLink {
-  ActorRef<> host;
-  std::atomic<std::uint64_t> next_episode{1};
+// The recipe's side of hosted environments: the hosts on the nodes named, and how many episodes each
+// has. A new episode goes to the live host with the fewest; a host whose node went down is left out
+// from then on (its episodes in flight fail, and the rollouts that ran them are retried on the
+// others). Touched on the recipe executor only.
+struct EnvironmentHosts {
+  struct Host {
+    ActorRef<> ref;
+    std::string node;
+    std::int64_t episodes = 0;
+    bool down = false;
+  };
+  std::string name;
+  std::vector<Host> hosts;
+  std::uint64_t next_episode = 1;
+
+  std::size_t pick() {
+    std::optional<std::size_t> best;
+    for (std::size_t i = 0; i < hosts.size(); ++i)
+      if (!hosts[i].down && (!best || hosts[i].episodes < hosts[*best].episodes))
+        best = i;
+    if (!best) {
+      std::string nodes;
+      for (const auto& host : hosts)
+        nodes += (nodes.empty() ? "'" : ", '") + host.node + "'";
+      throw ActorDownError("environment '" + name + "'", "reset",
+                           "environment '" + name + "': every node hosting it is down (" + nodes + ")");
+    }
+    return *best;
+  }
 };
 
 class RemoteEnvironment final : public Environment {
 public:
-  explicit RemoteEnvironment(std::shared_ptr<HostLink> link)
-    : link_(std::move(link)), episode_(link_->next_episode.fetch_add(1)) {
+  explicit RemoteEnvironment(std::shared_ptr<EnvironmentHosts> hosts)
+    : hosts_(std::move(hosts)), episode_(hosts_->next_episode++) {
   }
 
   ~RemoteEnvironment() override {
-    link_->host.tell(EnvCloseEpisode{episode_});
+    if (!host_)
+      return;
+    auto& host = hosts_->hosts[*host_];
+    --host.episodes;
+    host.ref.tell(EnvCloseEpisode{episode_});
   }
 
   Task<std::vector<ChatMessage>> reset(const Prompt& prompt) override {
+    if (!host_) {
+      host_ = hosts_->pick();
+      ++hosts_->hosts[*host_].episodes;
+    }
     EnvResetRequest request{episode_, prompt.prompt, prompt.metadata.dump()};
-    auto reply = co_await link_->host.ask(std::move(request));
+    auto reply = co_await ask(std::move(request));
     co_return std::move(reply.messages);
   }
 
   Task<EnvReply> step(const std::vector<ChatMessage>& conversation) override {
+    if (!host_)
+      throw Error("environment '" + hosts_->name + "': step before reset");
     EnvStepRequest request{episode_, conversation};
-    co_return co_await link_->host.ask(std::move(request));
+    co_return co_await ask(std::move(request));
   }
 
 private:
-  std::shared_ptr<HostLink> link_;
+  // Asks this episode's host; a host found down is left out of later episodes.
+  template <class Request>
+  Task<typename Request::Reply> ask(Request request) {
+    auto& host = hosts_->hosts[*host_];
+    try {
+      co_return co_await host.ref.ask(std::move(request));
+    } catch (const ActorDownError&) {
+      hosts_->hosts[*host_].down = true;
+      throw;
+    }
+  }
+
+  std::shared_ptr<EnvironmentHosts> hosts_;
   std::uint64_t episode_;
+  std::optional<std::size_t> host_;
 };
 
 } // namespace
@@ -236,13 +283,23 @@ namespace chorus {
 Task<EnvironmentFactory> find_environment(RecipeContext& ctx, std::string name, std::string node) {
   if (node.empty())
     co_return registered_environment(name);
-  auto spawner = co_await actors::join_node(ctx, node);
-  ActorRef<> ref(ctx.runtime().bridge(), spawner, "node '" + node + "'");
-  actors::SpawnEnvironmentHost request{ctx.runtime().cluster()->secret, name};
-  auto spawned = co_await ref.ask(std::move(request), std::chrono::seconds(60));
-  auto link = std::make_shared<actors::HostLink>();
-  link->host = ctx.runtime().adopt("environment '" + name + "' on node '" + node + "'", spawned.actor);
-  co_return [link]() -> std::unique_ptr<Environment> { return std::make_unique<actors::RemoteEnvironment>(link); };
+  std::vector<std::string> nodes{std::move(node)};
+  co_return co_await find_environment_on_nodes(ctx, std::move(name), std::move(nodes));
+}
+
+Task<EnvironmentFactory> find_environment_on_nodes(RecipeContext& ctx, std::string name, std::vector<std::string> nodes) {
+  if (nodes.empty())
+    throw ConfigError("find_environment_on_nodes '" + name + "': no nodes named");
+  auto hosts = std::make_shared<actors::EnvironmentHosts>();
+  hosts->name = name;
+  for (const auto& node : nodes) {
+    auto spawner = co_await actors::join_node(ctx, node);
+    ActorRef<> ref(ctx.runtime().bridge(), spawner, "node '" + node + "'");
+    actors::SpawnEnvironmentHost request{ctx.runtime().cluster()->secret, name};
+    auto spawned = co_await ref.ask(std::move(request), std::chrono::seconds(60));
+    hosts->hosts.push_back({ctx.runtime().adopt("environment '" + name + "' on node '" + node + "'", spawned.actor), node});
+  }
+  co_return [hosts]() -> std::unique_ptr<Environment> { return std::make_unique<actors::RemoteEnvironment>(hosts); };
 }
 
 } // namespace chorus

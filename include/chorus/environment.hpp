@@ -79,6 +79,12 @@ class RecipeContext;
 /// throws ActorDownError naming the node.
 Task<EnvironmentFactory> find_environment(RecipeContext& ctx, std::string name, std::string node = "");
 
+/// The environment registered as `name`, hosted on every one of cluster nodes `nodes`: each new
+/// episode goes to the node with the fewest episodes. A node that dies is left out from then on:
+/// the episodes it had fail (ENVGRPO and ENVGSPO retry their rollouts) and the run goes on with the
+/// others; once all are down, an episode's reset throws ActorDownError naming them.
+Task<EnvironmentFactory> find_environment_on_nodes(RecipeContext& ctx, std::string name, std::vector<std::string> nodes);
+
 struct EnvironmentOptions {
   EnvironmentFactory environment;
   /// Model turns per episode; an episode with no final reward by then scores 0.

@@ -21,13 +21,20 @@ namespace {
 // One node program on a free loopback port, and the cluster file naming it.
 class EnvironmentNode : public ::testing::Test {
 protected:
-  void start(const std::string& program) {
-    write_cluster({{"env-1", 1}});
-    node_ = std::make_unique<ChildProcess>(
-      program, std::vector<std::string>{"--cluster", cluster_file_.string(), "--name", "env-1", "--port", "0"});
-    auto line = node_->wait_for_line("chorus-node env-1 listening on", 30s);
-    ASSERT_TRUE(line) << node_->output();
-    write_cluster({{"env-1", static_cast<unsigned>(std::stoul(line->substr(line->rfind(':') + 1)))}});
+  // Starts `count` node programs, env-1, env-2, ...
+  void start(const std::string& program, int count = 1) {
+    std::vector<std::pair<std::string, unsigned>> ports;
+    for (int i = 1; i <= count; ++i)
+      ports.emplace_back("env-" + std::to_string(i), 1);
+    write_cluster(ports);
+    for (auto& [name, port] : ports) {
+      nodes_.push_back(std::make_unique<ChildProcess>(
+        program, std::vector<std::string>{"--cluster", cluster_file_.string(), "--name", name, "--port", "0"}));
+      auto line = nodes_.back()->wait_for_line("chorus-node " + name + " listening on", 30s);
+      ASSERT_TRUE(line) << nodes_.back()->output();
+      port = static_cast<unsigned>(std::stoul(line->substr(line->rfind(':') + 1)));
+    }
+    write_cluster(ports);
     runtime_ = std::make_unique<Runtime>(
       RuntimeOptions{.cluster = std::make_shared<const Cluster>(read_cluster_file(cluster_file_))});
     ctx_ = std::make_unique<RecipeContext>(*runtime_, "test", dir_, MetricsLogger(), spdlog::default_logger());
@@ -53,7 +60,7 @@ protected:
     return dir;
   }();
   std::filesystem::path cluster_file_ = dir_ / "cluster.json";
-  std::unique_ptr<ChildProcess> node_;
+  std::vector<std::unique_ptr<ChildProcess>> nodes_;
   std::unique_ptr<Runtime> runtime_;
   std::unique_ptr<RecipeContext> ctx_;
 };
@@ -129,6 +136,40 @@ TEST_F(EnvironmentNode, ENVGRPOTrainsWithTheEnvironmentOnTheNode) {
   EXPECT_LE(result.reward_mean, 1.0);
 }
 
+TEST_F(EnvironmentNode, ANodeKilledMidRunLeavesThePoolAndENVGRPOCompletesOnTheOther) {
+  start(CHORUS_ENVIRONMENT_NODE_PROGRAM, 2);
+  constexpr int kSteps = 4;
+  auto result = runtime_->run([&]() -> Task<RlResult> {
+    auto environment = co_await find_environment_on_nodes(*ctx_, "two_turns", {"env-1", "env-2"});
+    auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(*ctx_, {.kv_cache_len = 256, .threads = 1});
+    auto model = co_await builder.spawn_train("policy", {.max_batch_size = 16});
+    std::vector<Prompt> prompts;
+    for (int secret = 0; secret < 4; ++secret)
+      prompts.push_back(prompt_with_secret(secret));
+    auto killer = [this](TrainingModel model) -> Task<void> {
+      while (model.weight_version() < 1)
+        co_await sleep_for(20ms);
+      nodes_[1]->signal(SIGKILL);
+    };
+    auto training = ENVGRPO({.dataset = prompts, .model = model,
+                             .logger = MetricsLogger({.jsonl = dir_ / "metrics.jsonl"}), .lr = 1e-3,
+                             .samples_per_batch = 8, .samples_per_mini_batch = 8, .completions_per_sample = 2,
+                             .max_num_grpo_steps = kSteps, .sampling = {.temperature = 1.0, .max_tokens = 6},
+                             .seed = 1},
+                            {.environment = environment, .max_turns = 3})
+                      .run();
+    auto [rl, killed] = co_await gather(std::move(training), killer(model));
+    co_return rl;
+  }());
+  EXPECT_EQ(result.steps, kSteps);
+  // The episodes the dead node had (or was given before it was found down) were run again on env-1.
+  std::ifstream metrics(dir_ / "metrics.jsonl");
+  double retried = 0;
+  for (std::string line; std::getline(metrics, line);)
+    retried += Json::parse(line).value("rollouts_retried", 0.0);
+  EXPECT_GE(retried, 1.0);
+}
+
 TEST_F(EnvironmentNode, UnknownNamesNodesWithoutEnvironmentsAndDeadNodesAreErrorsNamingTheNode) {
   start(CHORUS_ENVIRONMENT_NODE_PROGRAM);
   runtime_->run([&]() -> Task<void> {
@@ -143,8 +184,8 @@ TEST_F(EnvironmentNode, UnknownNamesNodesWithoutEnvironmentsAndDeadNodesAreError
     auto environment = (co_await find_environment(*ctx_, "two_turns", "env-1"))();
     auto prompt = prompt_with_secret(1);
     co_await environment->reset(prompt);
-    node_->signal(SIGKILL);
-    node_->wait(10s);
+    nodes_[0]->signal(SIGKILL);
+    nodes_[0]->wait(10s);
     try {
       std::vector<ChatMessage> conversation{{"user", "Write x."}, {"assistant", "x"}};
       co_await environment->step(conversation);
