@@ -6,6 +6,7 @@
 #include "runtime/cluster.hpp"
 #include "runtime/option_values.hpp"
 #include "runtime/runtime.hpp"
+#include "runtime/stop_signals.hpp"
 
 #include <chorus/node.hpp>
 
@@ -13,7 +14,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -43,11 +43,7 @@ Options parse(int argc, char** argv) {
   Options options;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc)
-        throw std::invalid_argument("option " + arg + " needs a value");
-      return argv[++i];
-    };
+    auto value = [&] { return chorus::option_value(argc, argv, i); };
     if (arg == "-h" || arg == "--help") {
       std::cout << kUsage;
       std::exit(0);
@@ -102,12 +98,7 @@ int chorus::node_main(int argc, char** argv) {
   if (options.port)
     node.port = static_cast<std::uint16_t>(*options.port);
 
-  // Signals are waited for by this thread, not delivered to whichever thread runs.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  chorus::StopSignals stop; // before any thread starts
 
   chorus::Runtime runtime({.cluster = cluster});
   auto spawner = chorus::actors::spawn_node_spawner(runtime.system(), node.name, cluster->secret,
@@ -123,9 +114,8 @@ int chorus::node_main(int argc, char** argv) {
   std::printf("chorus-node %s listening on %s:%u\n", node.name.c_str(), node.host.c_str(),
               static_cast<unsigned>(*port));
   std::fflush(stdout);
-  int received = 0;
-  sigwait(&signals, &received);
-  spdlog::info("chorus-node {}: {} received, stopping", node.name, received == SIGTERM ? "SIGTERM" : "SIGINT");
+  auto stopped_by = stop.wait();
+  spdlog::info("chorus-node {}: {} received, stopping", node.name, stopped_by);
   runtime.shutdown();
   return 0;
 }

@@ -109,31 +109,29 @@ void check_criteria(const JudgeSetup& setup) {
 }
 
 struct BinaryJudge : Grader::Impl {
-  std::string criteria;
-  SamplingParams sampling;
-  AskJudge ask;
+  JudgeSetup setup;
   std::shared_ptr<detail::JudgementCache> cache;
+  AskJudge ask;
   Task<Grade> grade(Sample sample) const override {
-    auto instruction = "Criterion: " + criteria
+    auto instruction = "Criterion: " + setup.criteria
                        + "\nDoes the response meet the criterion? Reason briefly, then end with a line "
                          "'VERDICT: PASS' or 'VERDICT: FAIL'.";
-    co_return co_await ask_judge(ask, sampling, cache, judge_prompt(instruction, sample),
+    co_return co_await ask_judge(ask, setup.sampling, cache, judge_prompt(instruction, sample),
                                  [key = key](const std::string& text) { return pass_fail_grade(key, text); });
   }
 };
 
 struct RangeJudge : Grader::Impl {
-  std::string criteria;
-  SamplingParams sampling;
-  AskJudge ask;
+  JudgeSetup setup;
   std::shared_ptr<detail::JudgementCache> cache;
+  AskJudge ask;
   double min_score = 1, max_score = 10;
   Task<Grade> grade(Sample sample) const override {
     auto scale = std::to_string(static_cast<long long>(min_score)) + " to "
                  + std::to_string(static_cast<long long>(max_score));
-    auto instruction = "Criterion: " + criteria + "\nRate how well the response meets the criterion on a scale "
+    auto instruction = "Criterion: " + setup.criteria + "\nRate how well the response meets the criterion on a scale "
                        "from " + scale + ". Reason briefly, then end with a line 'SCORE: <number>'.";
-    co_return co_await ask_judge(ask, sampling, cache, judge_prompt(instruction, sample),
+    co_return co_await ask_judge(ask, setup.sampling, cache, judge_prompt(instruction, sample),
                                  [key = key, low = min_score, high = max_score](const std::string& text) {
                                    Grade result;
                                    auto value = parse_scale_score(text, low, high);
@@ -150,30 +148,30 @@ struct RangeJudge : Grader::Impl {
   }
 };
 
-std::shared_ptr<const Grader::Impl> binary_judge(const JudgeSetup& setup, AskJudge ask) {
+// Each builder checks the options first and only then makes the way to the judge (an OpenAI
+// client reads the environment and starts threads): `make_ask` runs last.
+std::shared_ptr<const Grader::Impl> binary_judge(JudgeSetup setup, const std::function<AskJudge()>& make_ask) {
   check_criteria(setup);
   auto impl = std::make_shared<BinaryJudge>();
   impl->key = setup.key;
-  impl->criteria = setup.criteria;
-  impl->sampling = setup.sampling;
-  impl->ask = std::move(ask);
   impl->cache = make_cache(setup.cache, setup.cache_size, setup.key);
+  impl->setup = std::move(setup);
+  impl->ask = make_ask();
   return impl;
 }
 
-std::shared_ptr<const Grader::Impl> range_judge(const JudgeSetup& setup, double min_score, double max_score,
-                                                AskJudge ask) {
+std::shared_ptr<const Grader::Impl> range_judge(JudgeSetup setup, double min_score, double max_score,
+                                                const std::function<AskJudge()>& make_ask) {
   check_criteria(setup);
   if (!(max_score > min_score))
     throw ConfigError("grader '" + setup.key + "': max_score must be greater than min_score");
   auto impl = std::make_shared<RangeJudge>();
   impl->key = setup.key;
-  impl->criteria = setup.criteria;
-  impl->sampling = setup.sampling;
-  impl->ask = std::move(ask);
   impl->cache = make_cache(setup.cache, setup.cache_size, setup.key);
+  impl->setup = std::move(setup);
   impl->min_score = min_score;
   impl->max_score = max_score;
+  impl->ask = make_ask();
   return impl;
 }
 
@@ -213,35 +211,25 @@ double parse_scale_score(const std::string& text, double min_score, double max_s
   return *found;
 }
 
-// Each constructor checks its options before it builds anything (an OpenAI client reads the
-// environment and starts threads).
 BinaryJudgeGrader::BinaryJudgeGrader(BinaryJudgeOptions options)
   : Grader(binary_judge({options.grader_key, options.criteria, options.sampling, options.cache, options.cache_size},
-                        ask_model(options.model))) {
+                        [&] { return ask_model(options.model); })) {
 }
 
 RangeJudgeGrader::RangeJudgeGrader(RangeJudgeOptions options)
   : Grader(range_judge({options.grader_key, options.criteria, options.sampling, options.cache, options.cache_size},
-                       options.min_score, options.max_score, ask_model(options.model))) {
+                       options.min_score, options.max_score, [&] { return ask_model(options.model); })) {
 }
 
 OpenAIJudgeGrader::OpenAIJudgeGrader(OpenAIJudgeOptions options)
-  : Grader([&] {
-      JudgeSetup setup{options.grader_key, options.criteria, options.sampling, options.cache, options.cache_size};
-      check_criteria(setup);
-      return binary_judge(setup, ask_endpoint(std::move(options.endpoint), options.grader_key));
-    }()) {
+  : Grader(binary_judge({options.grader_key, options.criteria, options.sampling, options.cache, options.cache_size},
+                        [&] { return ask_endpoint(std::move(options.endpoint), options.grader_key); })) {
 }
 
 OpenAIRangeJudgeGrader::OpenAIRangeJudgeGrader(OpenAIRangeJudgeOptions options)
-  : Grader([&] {
-      JudgeSetup setup{options.grader_key, options.criteria, options.sampling, options.cache, options.cache_size};
-      check_criteria(setup);
-      if (!(options.max_score > options.min_score))
-        throw ConfigError("grader '" + setup.key + "': max_score must be greater than min_score");
-      return range_judge(setup, options.min_score, options.max_score,
-                         ask_endpoint(std::move(options.endpoint), options.grader_key));
-    }()) {
+  : Grader(range_judge({options.grader_key, options.criteria, options.sampling, options.cache, options.cache_size},
+                       options.min_score, options.max_score,
+                       [&] { return ask_endpoint(std::move(options.endpoint), options.grader_key); })) {
 }
 
 } // namespace chorus

@@ -10,12 +10,12 @@
 #include "runtime/actor_errors.hpp"
 #include "runtime/option_values.hpp"
 #include "runtime/runtime.hpp"
+#include "runtime/stop_signals.hpp"
 #include "serve/openai_server.hpp"
 
 #include <caf/scoped_actor.hpp>
 #include <spdlog/spdlog.h>
 
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -56,11 +56,7 @@ Options parse(int argc, char** argv) {
   bool model_given = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc)
-        throw std::invalid_argument("option " + arg + " needs a value");
-      return argv[++i];
-    };
+    auto value = [&] { return chorus::option_value(argc, argv, i); };
     if (arg == "-h" || arg == "--help") {
       std::cout << kUsage;
       std::exit(0);
@@ -114,12 +110,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  // Signals are waited for by this thread, not delivered to whichever thread runs.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  chorus::StopSignals stop; // before any thread starts
 
   chorus::Runtime runtime;
   auto policy = chorus::actors::spawn_policy_actor(runtime.system(), options.spec);
@@ -156,9 +147,8 @@ int main(int argc, char** argv) {
   std::printf("chorus-serve listening on http://%s:%d/v1 (model '%s')\n", options.server.host.c_str(), port,
               options.server.limits.model.c_str());
   std::fflush(stdout);
-  int received = 0;
-  sigwait(&signals, &received);
-  spdlog::info("chorus-serve: {} received, stopping", received == SIGTERM ? "SIGTERM" : "SIGINT");
+  auto stopped_by = stop.wait();
+  spdlog::info("chorus-serve: {} received, stopping", stopped_by);
   server.reset(); // stops serving and lets go of the policy actor
   runtime.shutdown();
   return 0;
