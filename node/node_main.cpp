@@ -2,7 +2,7 @@
 // trainers, and the environments registered in it). It publishes a spawner actor through CAF's
 // middleman on the address and port given, and serves until SIGINT or SIGTERM.
 #include "actors/node_spawner.hpp"
-#include "recipes/environment_host.hpp"
+#include "actors/environment_host.hpp"
 #include "runtime/cluster.hpp"
 #include "runtime/option_values.hpp"
 #include "runtime/runtime.hpp"

@@ -4,8 +4,8 @@
 // executor thread of its own (environments are recipe-style coroutines), answering each reset and
 // step when its coroutine completes. The recipe's side is a proxy Environment whose reset and step
 // are requests to that host, so ENVGRPO and ENVGSPO run unchanged.
-#include "recipes/environment_host.hpp"
-#include "recipes/environment_messages.hpp"
+#include "actors/environment_host.hpp"
+#include "actors/environment_messages.hpp"
 
 #include "actors/node_client.hpp"
 #include "runtime/actor_host.hpp"

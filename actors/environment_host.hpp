@@ -1,4 +1,4 @@
-// The node side of environments placed on a cluster node (recipes/remote_environment.cpp).
+// The node side of environments placed on a cluster node (actors/environments.cpp).
 #pragma once
 
 #include <chorus/environment.hpp>

@@ -1,5 +1,5 @@
 // The requests an environment host answers: the episodes of a registered environment, run on the node
-// that hosts it for a recipe in another process (recipes/environment_host.hpp).
+// that hosts it for a recipe in another process (actors/environment_host.hpp).
 #pragma once
 
 #include "actors/messages.hpp" // ChatMessage's inspect
