@@ -4,6 +4,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -34,15 +35,18 @@ float dot_product(const float* a, const T* b, std::int64_t n) {
 }
 
 template <class T>
-void attend(const torch::Tensor& query, const torch::Tensor& key_cache, const torch::Tensor& value_cache,
-            const std::int64_t* slots, const std::int64_t* lengths, torch::Tensor& out) {
+void attend(const torch::Tensor& query, const torch::Tensor& new_keys, const torch::Tensor& new_values,
+            const torch::Tensor& key_cache, const torch::Tensor& value_cache, const std::int64_t* slots,
+            const std::int64_t* lengths, torch::Tensor& out) {
   auto q = query.to(torch::kFloat32).contiguous();
   const auto n = q.size(0), heads = q.size(1), dim = q.size(2);
   const auto kv_heads = key_cache.size(1), capacity = key_cache.size(2);
   const auto group = heads / kv_heads;
   const float* q_data = q.data_ptr<float>();
-  const T* k_data = key_cache.data_ptr<T>();
-  const T* v_data = value_cache.data_ptr<T>();
+  T* k_data = key_cache.data_ptr<T>();
+  T* v_data = value_cache.data_ptr<T>();
+  const T* new_k = new_keys.defined() ? new_keys.data_ptr<T>() : nullptr;
+  const T* new_v = new_keys.defined() ? new_values.data_ptr<T>() : nullptr;
   float* out_data = out.data_ptr<float>();
   const float scale = 1.0f / std::sqrt(static_cast<float>(dim));
 
@@ -52,8 +56,12 @@ void attend(const torch::Tensor& query, const torch::Tensor& key_cache, const to
     for (std::int64_t task = begin; task < end; ++task) {
       const auto row = task / kv_heads, kv = task % kv_heads;
       const auto keys = lengths[row];
-      const T* k_head = k_data + (slots[row] * kv_heads + kv) * capacity * dim;
-      const T* v_head = v_data + (slots[row] * kv_heads + kv) * capacity * dim;
+      T* k_head = k_data + (slots[row] * kv_heads + kv) * capacity * dim;
+      T* v_head = v_data + (slots[row] * kv_heads + kv) * capacity * dim;
+      if (new_k) { // this step's key and value go into the sequence's last column first
+        std::copy_n(new_k + (row * kv_heads + kv) * dim, dim, k_head + (keys - 1) * dim);
+        std::copy_n(new_v + (row * kv_heads + kv) * dim, dim, v_head + (keys - 1) * dim);
+      }
       weights.resize(static_cast<std::size_t>(keys));
       for (std::int64_t g = 0; g < group; ++g) {
         const auto head = kv * group + g;
@@ -92,7 +100,8 @@ bool decode_attention_supported(const torch::Tensor& query, const torch::Tensor&
 
 torch::Tensor decode_attention(const torch::Tensor& query, const torch::Tensor& key_cache,
                                const torch::Tensor& value_cache, const torch::Tensor& slots,
-                               const torch::Tensor& lengths) {
+                               const torch::Tensor& lengths, const torch::Tensor& new_keys,
+                               const torch::Tensor& new_values) {
   TORCH_CHECK(decode_attention_supported(query, key_cache) && value_cache.is_contiguous()
                 && value_cache.scalar_type() == key_cache.scalar_type(),
               "decode_attention: fp32 or bf16 CPU tensors with contiguous caches expected");
@@ -104,14 +113,24 @@ torch::Tensor decode_attention(const torch::Tensor& query, const torch::Tensor& 
     TORCH_CHECK(slot >= 0 && slot < key_cache.size(0) && length >= 1 && length <= key_cache.size(2),
                 "decode_attention: slot or length outside the cache");
   }
+  torch::Tensor keys, values;
+  if (new_keys.defined()) {
+    auto expected = std::vector<std::int64_t>{n, key_cache.size(1), key_cache.size(3)};
+    TORCH_CHECK(new_keys.sizes() == expected && new_values.sizes() == expected
+                  && new_keys.scalar_type() == key_cache.scalar_type()
+                  && new_values.scalar_type() == key_cache.scalar_type(),
+                "decode_attention: new keys and values [n, kv_heads, head_dim] in the cache's dtype expected");
+    keys = new_keys.contiguous();
+    values = new_values.contiguous();
+  }
   // Autograd never sees this: decoding is inference only.
   torch::NoGradGuard no_grad;
   auto out = torch::empty({n, query.size(1) * query.size(2)}, query.options().dtype(torch::kFloat32));
   if (key_cache.scalar_type() == torch::kFloat32)
-    attend<float>(query, key_cache, value_cache, slot_ids.data_ptr<std::int64_t>(),
+    attend<float>(query, keys, values, key_cache, value_cache, slot_ids.data_ptr<std::int64_t>(),
                   length_values.data_ptr<std::int64_t>(), out);
   else
-    attend<c10::BFloat16>(query, key_cache, value_cache, slot_ids.data_ptr<std::int64_t>(),
+    attend<c10::BFloat16>(query, keys, values, key_cache, value_cache, slot_ids.data_ptr<std::int64_t>(),
                           length_values.data_ptr<std::int64_t>(), out);
   return out.to(query.scalar_type());
 }

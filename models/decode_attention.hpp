@@ -17,9 +17,11 @@ bool decode_attention_supported(const torch::Tensor& query, const torch::Tensor&
 /// [slots, kv_heads, capacity, head_dim]; sequence i lives in cache slot `slots[i]` and attends to its
 /// first `lengths[i]` columns (int64 tensors [n]). Query head h reads key/value head
 /// h / (heads / kv_heads). Returns softmax(q k^T / sqrt(head_dim)) v as [n, heads * head_dim], with
-/// scores and softmax in fp32 whatever the cache dtype.
+/// scores and softmax in fp32 whatever the cache dtype. With `new_keys`/`new_values` [n, kv_heads,
+/// head_dim], sequence i's are first written into its column lengths[i] - 1 (this step's token).
 torch::Tensor decode_attention(const torch::Tensor& query, const torch::Tensor& key_cache,
                                const torch::Tensor& value_cache, const torch::Tensor& slots,
-                               const torch::Tensor& lengths);
+                               const torch::Tensor& lengths, const torch::Tensor& new_keys = {},
+                               const torch::Tensor& new_values = {});
 
 } // namespace chorus::models

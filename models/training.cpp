@@ -1,6 +1,9 @@
 // Training primitives. Losses are computed in fp32 whatever the model's dtype.
 #include "models/training.hpp"
 
+#include "models/cpu_kernels.hpp"
+#include "models/fused_adamw.hpp"
+
 #include <cmath>
 #include <numeric>
 #include <stdexcept>
@@ -151,7 +154,7 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& model, double
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(decay, options(weight_decay));
   groups.emplace_back(no_decay, options(0.0));
-  return std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(lr));
+  return std::make_unique<FusedAdamW>(groups, torch::optim::AdamWOptions(lr));
 }
 
 
@@ -160,10 +163,41 @@ void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
     group.options().set_lr(lr);
 }
 
+namespace {
+
+// The gradients' global L2 norm: one pass per fp32 CPU gradient, without a tensor op or a
+// synchronisation per parameter.
+double gradient_norm(const std::vector<torch::Tensor>& parameters) {
+  const auto& kernels = cpu_kernels();
+  double squares = 0;
+  for (const auto& parameter : parameters) {
+    const auto& grad = parameter.grad();
+    if (!grad.defined())
+      continue;
+    if (grad.device().is_cpu() && grad.scalar_type() == torch::kFloat32 && grad.is_contiguous())
+      squares += kernels.sum_of_squares(grad.data_ptr<float>(), grad.numel());
+    else
+      squares += grad.to(torch::kFloat32).pow(2).sum().item<double>();
+  }
+  return std::sqrt(squares);
+}
+
+} // namespace
+
 StepResult optimizer_step(torch::nn::Module& model, torch::optim::Optimizer& optimizer,
                           const std::vector<double>& weights, const std::function<torch::Tensor(std::size_t)>& loss_of,
                           double max_grad_norm, const Shard& shard) {
-  optimizer.zero_grad();
+  // Every parameter the optimizer updates, including any added to it besides the model's (a value head).
+  std::vector<torch::Tensor> parameters;
+  for (auto& group : optimizer.param_groups())
+    for (auto& parameter : group.params())
+      parameters.push_back(parameter);
+  (void)model;
+  // Gradients start undefined rather than zero: the first backward pass then keeps its gradient
+  // buffers instead of adding them into zero-filled ones. A parameter no loss reached keeps none,
+  // and the optimizer leaves it as it is.
+  for (auto& parameter : parameters)
+    parameter.mutable_grad() = torch::Tensor();
   auto total = std::accumulate(weights.begin(), weights.end(), 0.0);
   StepResult result;
   for (std::size_t i = 0; i < weights.size(); ++i) {
@@ -174,12 +208,6 @@ StepResult optimizer_step(torch::nn::Module& model, torch::optim::Optimizer& opt
     (loss * share).backward();
     result.loss += loss.item<double>() * share;
   }
-  // Every parameter the optimizer updates, including any added to it besides the model's (a value head).
-  std::vector<torch::Tensor> parameters;
-  for (auto& group : optimizer.param_groups())
-    for (auto& parameter : group.params())
-      parameters.push_back(parameter);
-  (void)model;
   if (shard.ranks > 1) {
     // One collective for all gradients and the loss: a rank without micro-batches sends zeros.
     torch::NoGradGuard no_grad;
@@ -200,14 +228,16 @@ StepResult optimizer_step(torch::nn::Module& model, torch::optim::Optimizer& opt
     }
     result.loss = buffer[offset].item<double>();
   }
+  result.grad_norm = gradient_norm(parameters);
   if (max_grad_norm > 0) {
-    result.grad_norm = torch::nn::utils::clip_grad_norm_(parameters, max_grad_norm);
-  } else {
-    double squares = 0;
-    for (const auto& parameter : parameters)
-      if (parameter.grad().defined())
-        squares += parameter.grad().pow(2).sum().item<double>();
-    result.grad_norm = std::sqrt(squares);
+    // As torch.nn.utils.clip_grad_norm_: scale by max / (norm + 1e-6) when that is below 1.
+    auto scale = max_grad_norm / (result.grad_norm + 1e-6);
+    if (scale < 1) {
+      torch::NoGradGuard no_grad;
+      for (auto& parameter : parameters)
+        if (parameter.grad().defined())
+          parameter.mutable_grad().mul_(scale);
+    }
   }
   optimizer.step();
   return result;

@@ -1,9 +1,10 @@
 // The forward pass, written to match the Hugging Face reference numerically: norms and softmax in
-// fp32, rotary embeddings on two halves of each head (rotate_half), keys and values repeated per
-// group of query heads.
+// fp32, rotary embeddings on two halves of each head (rotate_half), grouped-query attention. The
+// element-wise steps run as the fused kernels of fused_ops.hpp.
 #include "models/transformer.hpp"
 
 #include "models/decode_attention.hpp"
+#include "models/fused_ops.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -34,13 +35,6 @@ void keep_freed_memory() {
 
 torch::nn::Linear linear(std::int64_t in, std::int64_t out, bool bias) {
   return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
-}
-
-torch::Tensor rotate_half(const torch::Tensor& x) {
-  auto half = x.size(-1) / 2;
-  auto first = x.narrow(-1, 0, half);
-  auto second = x.narrow(-1, half, half);
-  return torch::cat({-second, first}, -1);
 }
 
 // Which cache columns each row of a block of `time` new tokens starting at column `start` may
@@ -82,9 +76,7 @@ RMSNormImpl::RMSNormImpl(std::int64_t dim, double eps) : eps_(eps) {
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
-  auto x32 = x.to(torch::kFloat32);
-  auto normed = x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps_);
-  return weight * normed.to(x.scalar_type());
+  return rms_norm(x, weight, eps_);
 }
 
 // -- attention ----------------------------------------------------------------
@@ -105,10 +97,7 @@ std::array<torch::Tensor, 3> AttentionImpl::project(const torch::Tensor& x, cons
   auto weight = qkv_weight_.get({q_proj->weight, k_proj->weight, v_proj->weight});
   auto bias = q_proj->bias.defined() ? qkv_bias_.get({q_proj->bias, k_proj->bias, v_proj->bias}) : torch::Tensor();
   auto qkv = F::linear(x, weight, bias).view({batch, time, n_heads_ + 2 * n_kv_heads_, head_dim_});
-  auto qk = qkv.narrow(2, 0, n_heads_ + n_kv_heads_).transpose(1, 2);
-  qk = qk * cos.unsqueeze(1) + rotate_half(qk) * sin.unsqueeze(1);
-  return {qk.narrow(1, 0, n_heads_), qk.narrow(1, n_heads_, n_kv_heads_),
-          qkv.narrow(2, n_heads_ + n_kv_heads_, n_kv_heads_).transpose(1, 2)};
+  return split_heads_rotary(qkv, n_heads_, n_kv_heads_, cos, sin);
 }
 
 torch::Tensor AttentionImpl::attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
@@ -119,9 +108,8 @@ torch::Tensor AttentionImpl::attend(const torch::Tensor& q, const torch::Tensor&
   // Grouped-query attention multiplies each key/value head with its group of query heads directly,
   // never materialising repeated keys and values: query head h = j * group + g reads head j.
   auto grouped = q.reshape({batch, n_kv_heads_, group * time, head_dim_});
-  auto scores = torch::matmul(grouped, k.transpose(-2, -1)).mul_(1.0 / std::sqrt(static_cast<double>(head_dim_)));
-  scores = scores.view({batch, n_kv_heads_, group, time, keys}).add_(mask.unsqueeze(2));
-  auto probs = torch::softmax(scores.to(torch::kFloat32), -1).to(q.scalar_type());
+  auto scores = torch::matmul(grouped, k.transpose(-2, -1)).view({batch, n_kv_heads_, group, time, keys});
+  auto probs = masked_softmax(scores, mask, 1.0 / std::sqrt(static_cast<double>(head_dim_)));
   auto out = torch::matmul(probs.view({batch, n_kv_heads_, group * time, keys}), v);
   out = out.view({batch, n_heads_, time, head_dim_}).transpose(1, 2).reshape({batch, time, n_heads_ * head_dim_});
   return out;
@@ -146,11 +134,12 @@ torch::Tensor AttentionImpl::decode(const torch::Tensor& x, const torch::Tensor&
                                     torch::Tensor& key_cache, torch::Tensor& value_cache) {
   using torch::indexing::Slice;
   auto [q, k, v] = project(x, cos, sin);
-  key_cache.index_put_({slots, Slice(), columns}, k.squeeze(2));
-  value_cache.index_put_({slots, Slice(), columns}, v.squeeze(2));
   auto lengths = columns + 1;
   if (decode_attention_supported(q, key_cache))
-    return o_proj(decode_attention(q.squeeze(2), key_cache, value_cache, slots, lengths).unsqueeze(1));
+    return o_proj(
+      decode_attention(q.squeeze(2), key_cache, value_cache, slots, lengths, k.squeeze(2), v.squeeze(2)).unsqueeze(1));
+  key_cache.index_put_({slots, Slice(), columns}, k.squeeze(2));
+  value_cache.index_put_({slots, Slice(), columns}, v.squeeze(2));
   // Elsewhere (a GPU): gather the sequences' slots and mask the columns past each one's length.
   auto longest = lengths.max().item<std::int64_t>();
   auto keys = key_cache.index_select(0, slots).narrow(2, 0, longest);
@@ -171,8 +160,7 @@ MlpImpl::MlpImpl(const ModelConfig& config) {
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
   // The gate and up projections as one matrix product.
-  auto gate_up = F::linear(x, gate_up_weight_.get({gate_proj->weight, up_proj->weight})).chunk(2, -1);
-  return down_proj(F::silu(gate_up[0]) * gate_up[1]);
+  return down_proj(swiglu(F::linear(x, gate_up_weight_.get({gate_proj->weight, up_proj->weight}))));
 }
 
 // -- layers -------------------------------------------------------------------
@@ -256,7 +244,7 @@ torch::Tensor TransformerImpl::hidden_states(const torch::Tensor& tokens, const 
   } else {
     positions = torch::arange(time, torch::TensorOptions().dtype(torch::kInt64).device(device)).expand({batch, time});
   }
-  auto x = model->embed_tokens(tokens);
+  auto x = embedding_rows(model->embed_tokens->weight, tokens);
   auto dtype = x.scalar_type();
   auto [cos, sin] = rotary(positions, dtype);
   auto mask = torch::zeros({batch, 1, time, time}, torch::TensorOptions().dtype(dtype).device(device))
@@ -289,7 +277,7 @@ torch::Tensor TransformerImpl::forward_cached(const torch::Tensor& tokens, const
                                               const torch::Tensor& last) {
   auto batch = tokens.size(0), time = tokens.size(1);
   auto device = tokens.device();
-  auto x = model->embed_tokens(tokens);
+  auto x = embedding_rows(model->embed_tokens->weight, tokens);
   auto dtype = x.scalar_type();
   auto [cos, sin] = rotary(positions, dtype);
   auto mask = torch::zeros({batch, 1, time, start + time}, torch::TensorOptions().dtype(dtype).device(device))
@@ -304,7 +292,7 @@ torch::Tensor TransformerImpl::forward_cached(const torch::Tensor& tokens, const
 
 torch::Tensor TransformerImpl::decode(const torch::Tensor& tokens, const torch::Tensor& slots,
                                       const torch::Tensor& columns, KVCache& cache) {
-  auto x = model->embed_tokens(tokens).unsqueeze(1);
+  auto x = embedding_rows(model->embed_tokens->weight, tokens).unsqueeze(1);
   auto [cos, sin] = rotary(columns.unsqueeze(1), x.scalar_type());
   for (std::size_t i = 0; i < cache.keys.size(); ++i)
     x = model->layers[i]->as<DecoderLayer>()->decode(x, cos, sin, slots, columns, cache.keys[i], cache.values[i]);

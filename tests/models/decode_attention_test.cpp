@@ -56,3 +56,27 @@ TEST(DecodeAttention, OnlyContiguousFp32OrBf16CpuCachesAreSupported) {
   EXPECT_THROW(decode_attention(q, cache, cache, torch::tensor({0}, torch::kInt64), torch::tensor({5}, torch::kInt64)),
                c10::Error);
 }
+
+TEST(DecodeAttention, WritesThisStepsKeysAndValuesBeforeAttending) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(4);
+  const std::int64_t heads = 4, kv_heads = 2, dim = 8, capacity = 6;
+  auto key_cache = torch::randn({3, kv_heads, capacity, dim}), value_cache = torch::randn({3, kv_heads, capacity, dim});
+  auto keys_before = key_cache.clone(), values_before = value_cache.clone();
+  auto q = torch::randn({2, heads, dim});
+  auto new_keys = torch::randn({2, kv_heads, dim}), new_values = torch::randn({2, kv_heads, dim});
+  // Sequences in slots 1 and 2; this step is column 3 of the first and column 0 of the second.
+  auto slots = torch::tensor({1, 2}, torch::kInt64), lengths = torch::tensor({4, 1}, torch::kInt64);
+  auto out = decode_attention(q, key_cache, value_cache, slots, lengths, new_keys, new_values);
+  auto expected_keys = keys_before.clone(), expected_values = values_before.clone();
+  expected_keys[1].select(1, 3).copy_(new_keys[0]);
+  expected_keys[2].select(1, 0).copy_(new_keys[1]);
+  expected_values[1].select(1, 3).copy_(new_values[0]);
+  expected_values[2].select(1, 0).copy_(new_values[1]);
+  EXPECT_TRUE(torch::equal(key_cache, expected_keys)); // nothing else in the cache changed
+  EXPECT_TRUE(torch::equal(value_cache, expected_values));
+  auto first = reference(q[0], expected_keys[1].narrow(1, 0, 4), expected_values[1].narrow(1, 0, 4));
+  EXPECT_TRUE(torch::allclose(out[0], first, 1e-5, 1e-5));
+  // A sequence with one column attends only to its own value.
+  EXPECT_TRUE(torch::allclose(out[1], new_values[1].repeat_interleave(heads / kv_heads, 0).reshape({-1}), 1e-5, 1e-5));
+}
