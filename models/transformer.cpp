@@ -55,18 +55,35 @@ torch::Tensor block_mask(const torch::Tensor& key_valid, std::int64_t time, std:
 // -- FusedParameter -----------------------------------------------------------
 
 torch::Tensor FusedParameter::get(const std::vector<torch::Tensor>& parts) {
+  return cached(parts, false);
+}
+
+torch::Tensor FusedParameter::transposed(const std::vector<torch::Tensor>& parts) {
+  return cached(parts, true);
+}
+
+torch::Tensor FusedParameter::cached(const std::vector<torch::Tensor>& parts, bool transpose) {
+  auto joined = [&] { return parts.size() == 1 ? parts.front() : torch::cat(parts); };
   if (torch::GradMode::is_enabled())
-    return torch::cat(parts);
+    return transpose ? joined().t() : joined();
   bool fresh = value_.defined() && sources_.size() == parts.size();
   for (std::size_t i = 0; fresh && i < parts.size(); ++i)
     fresh = sources_[i].first == parts[i].data_ptr() && sources_[i].second == parts[i]._version();
   if (!fresh) {
-    value_ = torch::cat(parts);
+    value_ = transpose ? joined().t().contiguous() : joined();
     sources_.clear();
     for (const auto& part : parts)
       sources_.emplace_back(part.data_ptr(), part._version());
   }
   return value_;
+}
+
+torch::Tensor linear_transposed(const torch::Tensor& x, const torch::Tensor& weight_t, const torch::Tensor& bias) {
+  auto rows = x.reshape({-1, x.size(-1)});
+  auto out = bias.defined() ? torch::addmm(bias, rows, weight_t) : torch::mm(rows, weight_t);
+  auto sizes = x.sizes().vec();
+  sizes.back() = weight_t.size(1);
+  return out.view(sizes);
 }
 
 // -- RMSNorm ------------------------------------------------------------------
@@ -94,9 +111,9 @@ std::array<torch::Tensor, 3> AttentionImpl::project(const torch::Tensor& x, cons
   // Few, large ops: per-op dispatch, not arithmetic, dominates a small model on a CPU. q, k and v
   // come from one matrix product and the rotary embedding turns q and k in one pass.
   auto batch = x.size(0), time = x.size(1);
-  auto weight = qkv_weight_.get({q_proj->weight, k_proj->weight, v_proj->weight});
+  auto weight_t = qkv_weight_.transposed({q_proj->weight, k_proj->weight, v_proj->weight});
   auto bias = q_proj->bias.defined() ? qkv_bias_.get({q_proj->bias, k_proj->bias, v_proj->bias}) : torch::Tensor();
-  auto qkv = F::linear(x, weight, bias).view({batch, time, n_heads_ + 2 * n_kv_heads_, head_dim_});
+  auto qkv = linear_transposed(x, weight_t, bias).view({batch, time, n_heads_ + 2 * n_kv_heads_, head_dim_});
   return split_heads_rotary(qkv, n_heads_, n_kv_heads_, cos, sin);
 }
 
@@ -126,7 +143,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     k = key_cache->narrow(2, 0, start + time);
     v = value_cache->narrow(2, 0, start + time);
   }
-  return o_proj(attend(q, k, v, mask));
+  return linear_transposed(attend(q, k, v, mask), o_weight_.transposed({o_proj->weight}));
 }
 
 torch::Tensor AttentionImpl::decode(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
@@ -136,8 +153,9 @@ torch::Tensor AttentionImpl::decode(const torch::Tensor& x, const torch::Tensor&
   auto [q, k, v] = project(x, cos, sin);
   auto lengths = columns + 1;
   if (decode_attention_supported(q, key_cache))
-    return o_proj(
-      decode_attention(q.squeeze(2), key_cache, value_cache, slots, lengths, k.squeeze(2), v.squeeze(2)).unsqueeze(1));
+    return linear_transposed(
+      decode_attention(q.squeeze(2), key_cache, value_cache, slots, lengths, k.squeeze(2), v.squeeze(2)).unsqueeze(1),
+      o_weight_.transposed({o_proj->weight}));
   key_cache.index_put_({slots, Slice(), columns}, k.squeeze(2));
   value_cache.index_put_({slots, Slice(), columns}, v.squeeze(2));
   // Elsewhere (a GPU): gather the sequences' slots and mask the columns past each one's length.
@@ -147,7 +165,7 @@ torch::Tensor AttentionImpl::decode(const torch::Tensor& x, const torch::Tensor&
   auto beyond = torch::arange(longest, columns.options()).unsqueeze(0) >= lengths.unsqueeze(1);
   auto mask = torch::zeros({x.size(0), 1, 1, longest}, q.options())
                 .masked_fill_(beyond.view({x.size(0), 1, 1, longest}), -std::numeric_limits<float>::infinity());
-  return o_proj(attend(q, keys, values, mask));
+  return linear_transposed(attend(q, keys, values, mask), o_weight_.transposed({o_proj->weight}));
 }
 
 // -- MLP ----------------------------------------------------------------------
@@ -160,7 +178,8 @@ MlpImpl::MlpImpl(const ModelConfig& config) {
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
   // The gate and up projections as one matrix product.
-  return down_proj(swiglu(F::linear(x, gate_up_weight_.get({gate_proj->weight, up_proj->weight}))));
+  auto gate_up = linear_transposed(x, gate_up_weight_.transposed({gate_proj->weight, up_proj->weight}));
+  return linear_transposed(swiglu(gate_up), down_weight_.transposed({down_proj->weight}));
 }
 
 // -- layers -------------------------------------------------------------------
@@ -225,7 +244,11 @@ torch::Tensor TransformerImpl::output_weight() const {
 }
 
 torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens, const torch::Tensor& attention_mask) {
-  return torch::matmul(hidden_states(tokens, attention_mask), output_weight().t());
+  return logits(hidden_states(tokens, attention_mask));
+}
+
+torch::Tensor TransformerImpl::logits(const torch::Tensor& hidden) {
+  return linear_transposed(hidden, output_weight_t_.transposed({output_weight()}));
 }
 
 torch::Tensor TransformerImpl::hidden_states(const torch::Tensor& tokens, const torch::Tensor& attention_mask) {
@@ -287,7 +310,7 @@ torch::Tensor TransformerImpl::forward_cached(const torch::Tensor& tokens, const
     x = model->layers[i]->as<DecoderLayer>()->forward(x, cos, sin, mask, &cache.keys[i], &cache.values[i], start);
   auto rows = torch::arange(batch, torch::TensorOptions().dtype(torch::kInt64).device(device));
   auto picked = last.defined() ? x.index({rows, last}) : x.select(1, time - 1);
-  return torch::matmul(model->norm(picked), output_weight().t());
+  return logits(model->norm(picked));
 }
 
 torch::Tensor TransformerImpl::decode(const torch::Tensor& tokens, const torch::Tensor& slots,
@@ -296,7 +319,7 @@ torch::Tensor TransformerImpl::decode(const torch::Tensor& tokens, const torch::
   auto [cos, sin] = rotary(columns.unsqueeze(1), x.scalar_type());
   for (std::size_t i = 0; i < cache.keys.size(); ++i)
     x = model->layers[i]->as<DecoderLayer>()->decode(x, cos, sin, slots, columns, cache.keys[i], cache.values[i]);
-  return torch::matmul(model->norm(x.squeeze(1)), output_weight().t());
+  return logits(model->norm(x.squeeze(1)));
 }
 
 } // namespace chorus::models
