@@ -19,20 +19,33 @@ namespace chorus::actors {
 
 namespace {
 
-// Returns the BLAS threads now (0: not OpenBLAS, left alone).
-int set_blas_threads(int threads) {
-  using SetThreads = void (*)(int);
-  using GetThreads = int (*)();
-  static const auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+using SetThreads = void (*)(int);
+using GetThreads = int (*)();
+
+GetThreads openblas_get() {
   static const auto get = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-  if (!set || !get)
-    return 0;
-  set(threads);
-  return get();
+  return get;
 }
 
+// Returns the BLAS threads now (0: not OpenBLAS, left alone).
+int set_blas_threads(int threads) {
+  static const auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (!set || !openblas_get())
+    return 0;
+  set(threads);
+  return openblas_get()();
+}
 
 } // namespace
+
+int blas_threads() {
+  auto get = openblas_get();
+  return get ? get() : 0;
+}
+
+int intra_op_threads(int share) {
+  return blas_threads() > 1 ? 1 : share;
+}
 
 CoreShare::~CoreShare() {
   budget_->leave(id_);

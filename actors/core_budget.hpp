@@ -15,6 +15,16 @@ namespace chorus::actors {
 
 class CoreBudget;
 
+/// The threads OpenBLAS runs each matrix product on (0: LibTorch uses another BLAS).
+int blas_threads();
+
+/// The intra-op (OpenMP) threads for an actor whose share is `share`: the share, except while BLAS
+/// runs its products on a pool of several threads (a lone compute actor). A team of OpenMP threads
+/// spinning beside OpenBLAS's oversubscribes the cores (both sides of bench_models ran 3-4x slower
+/// with two of each on 2 cores); the products, most of the work, reach the cores through BLAS, and
+/// the fused element-wise kernels run on the actor's own thread.
+int intra_op_threads(int share);
+
 /// One compute actor's share: the number of intra-op threads it should use now. Released (and the
 /// cores redistributed) when destroyed.
 class CoreShare {

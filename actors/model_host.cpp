@@ -17,7 +17,7 @@ void ModelHost::load(ModelActorSpec model_spec, int weight) {
   try {
     cores = CoreBudget::process().join(spec.name, weight, spec.threads);
     threads = cores->threads();
-    at::set_num_threads(threads);
+    at::set_num_threads(intra_op_threads(threads));
     model = models::load_pretrained_model(spec.reference, parse_dtype(spec.dtype), spec.seed);
   } catch (const std::exception& error) {
     load_error = "cannot load model '" + spec.reference + "': " + error.what();
@@ -27,9 +27,9 @@ void ModelHost::load(ModelActorSpec model_spec, int weight) {
 void ModelHost::prepare() {
   if (!load_error.empty())
     throw std::runtime_error(load_error);
-  if (cores && cores->threads() != threads) {
+  if (cores && (cores->threads() != threads || at::get_num_threads() != intra_op_threads(threads))) {
     threads = cores->threads();
-    at::set_num_threads(threads);
+    at::set_num_threads(intra_op_threads(threads));
   }
 }
 

@@ -3,6 +3,7 @@
 // never lets a real token see the padding after it) and copies their keys and values into their slots.
 #include "models/batcher.hpp"
 
+#include "models/sampling.hpp"
 #include "models/training.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -14,25 +15,6 @@
 namespace chorus::models {
 
 namespace {
-
-// One token from `logits` [1, vocab] (fp32) under `options`.
-std::int64_t sample_one(const torch::Tensor& logits, const SamplingOptions& options, at::Generator& generator) {
-  auto scaled = logits / options.temperature;
-  auto vocab = scaled.size(-1);
-  if (options.top_k > 0 && options.top_k < vocab) {
-    auto kth = std::get<0>(scaled.topk(options.top_k, -1)).narrow(-1, options.top_k - 1, 1);
-    scaled = scaled.masked_fill(scaled < kth, -std::numeric_limits<float>::infinity());
-  }
-  if (options.top_p < 1.0) {
-    auto [sorted, order] = scaled.sort(-1, /*descending=*/true);
-    auto probabilities = sorted.softmax(-1);
-    // Drop a token when the tokens before it already reach top_p; the most likely always stays.
-    auto drop = (probabilities.cumsum(-1) - probabilities) >= options.top_p;
-    auto sorted_masked = sorted.masked_fill(drop, -std::numeric_limits<float>::infinity());
-    scaled = torch::full_like(scaled, -std::numeric_limits<float>::infinity()).scatter(-1, order, sorted_masked);
-  }
-  return torch::multinomial(scaled.softmax(-1), 1, /*replacement=*/false, generator).item<std::int64_t>();
-}
 
 torch::Tensor int64_tensor(const std::vector<std::int64_t>& values) {
   return torch::tensor(values, torch::kInt64);
@@ -128,27 +110,28 @@ bool ContinuousBatcher::append(Sequence& sequence, std::int64_t token, float log
 void ContinuousBatcher::sample_and_append(const torch::Tensor& logits, std::vector<Sequence*>& rows,
                                           std::vector<Finished>& finished) {
   auto logits32 = logits.to(torch::kFloat32);
-  // Padding ids past a row's limit are never drawn (log-probs below still use the full logits).
+  // Padding ids past a row's limit are never drawn (log-probs below still use the full logits): one
+  // mask over the batch, not an op per row.
+  const auto vocab = logits32.size(1);
+  std::vector<std::int64_t> limits;
+  bool limited = false;
+  for (auto* row : rows) {
+    auto limit = row->request.options.sample_below;
+    limits.push_back(limit > 0 && limit < vocab ? limit : vocab);
+    limited = limited || limits.back() < vocab;
+  }
   auto samplable = logits32;
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    auto limit = rows[i]->request.options.sample_below;
-    if (limit > 0 && limit < logits32.size(1)) {
-      if (samplable.is_same(logits32))
-        samplable = logits32.clone();
-      samplable[static_cast<std::int64_t>(i)].narrow(0, limit, logits32.size(1) - limit)
-        .fill_(-std::numeric_limits<float>::infinity());
-    }
+  if (limited) {
+    auto beyond = torch::arange(vocab, torch::kInt64).unsqueeze(0) >= int64_tensor(limits).unsqueeze(1);
+    samplable = logits32.masked_fill(beyond, -std::numeric_limits<float>::infinity());
   }
-  // Greedy rows share one argmax; sampling rows draw from their own generator.
-  auto greedy = samplable.argmax(-1);
-  auto greedy_values = greedy.accessor<std::int64_t, 1>();
-  std::vector<std::int64_t> chosen(rows.size());
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    const auto& options = rows[i]->request.options;
-    auto row = static_cast<std::int64_t>(i);
-    chosen[i] = options.temperature <= 0.0 ? greedy_values[row]
-                                           : sample_one(samplable.narrow(0, row, 1), options, rows[i]->generator);
+  std::vector<const SamplingOptions*> options;
+  std::vector<at::Generator*> generators;
+  for (auto* row : rows) {
+    options.push_back(&row->request.options);
+    generators.push_back(&row->generator);
   }
+  auto chosen = sample_tokens(samplable, options, generators);
   auto chosen_tensor = int64_tensor(chosen);
   auto logprobs = token_logprobs(logits32.unsqueeze(1), chosen_tensor.unsqueeze(1)).squeeze(1);
   auto logprob_values = logprobs.accessor<float, 1>();

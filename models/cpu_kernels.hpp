@@ -43,6 +43,11 @@ struct CpuKernels {
   /// Rows [begin, end): d scores = scale * p * (grad - sum(grad * p)).
   void (*masked_softmax_backward)(const float* grad, const float* probs, float* d_scores, std::int64_t begin,
                                   std::int64_t end, std::int64_t keys, float scale);
+  /// Decode attention of one key/value head's group of `group` query heads over `keys` cached
+  /// positions: out[g] = softmax(scale * q[g] . k[t]) over t, times v[t]; `q` and `out` [group, dim]
+  /// fp32, `k` and `v` [keys, dim] in the cache's element type, `scratch` room for `keys` floats.
+  void (*attend_group)(Element, const float* q, const void* k, const void* v, std::int64_t keys, std::int64_t dim,
+                       std::int64_t group, float scale, float* out, float* scratch);
   /// The sum of the squares of n fp32 values (in fp32 over blocks, the blocks summed in fp64).
   double (*sum_of_squares)(const float* x, std::int64_t n);
 };

@@ -2,6 +2,8 @@
 // scores and softmax in fp32, the maximum subtracted first.
 #include "models/decode_attention.hpp"
 
+#include "models/cpu_kernels.hpp"
+
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -12,27 +14,6 @@
 namespace chorus::models {
 
 namespace {
-
-float to_float(float x) {
-  return x;
-}
-
-float to_float(c10::BFloat16 x) {
-  return static_cast<float>(x);
-}
-
-// A dot product the compiler may vectorise: reassociating the sum (several partial sums in SIMD
-// lanes) changes the result only in the last bits, as a BLAS kernel's blocking does.
-template <class T>
-float dot_product(const float* a, const T* b, std::int64_t n) {
-#ifdef __clang__
-#pragma clang fp reassociate(on)
-#endif
-  float sum = 0;
-  for (std::int64_t i = 0; i < n; ++i)
-    sum += a[i] * to_float(b[i]);
-  return sum;
-}
 
 template <class T>
 void attend(const torch::Tensor& query, const torch::Tensor& new_keys, const torch::Tensor& new_values,
@@ -49,6 +30,8 @@ void attend(const torch::Tensor& query, const torch::Tensor& new_keys, const tor
   const T* new_v = new_keys.defined() ? new_values.data_ptr<T>() : nullptr;
   float* out_data = out.data_ptr<float>();
   const float scale = 1.0f / std::sqrt(static_cast<float>(dim));
+  const auto& kernels = cpu_kernels();
+  const auto element = std::is_same_v<T, float> ? Element::f32 : Element::bf16;
 
   // One task per (sequence, key/value head): its keys and values are read once for the whole group.
   at::parallel_for(0, n * kv_heads, 1, [&](std::int64_t begin, std::int64_t end) {
@@ -63,29 +46,8 @@ void attend(const torch::Tensor& query, const torch::Tensor& new_keys, const tor
         std::copy_n(new_v + (row * kv_heads + kv) * dim, dim, v_head + (keys - 1) * dim);
       }
       weights.resize(static_cast<std::size_t>(keys));
-      for (std::int64_t g = 0; g < group; ++g) {
-        const auto head = kv * group + g;
-        const float* q_head = q_data + (row * heads + head) * dim;
-        float max_score = -std::numeric_limits<float>::infinity();
-        for (std::int64_t t = 0; t < keys; ++t) {
-          float score = dot_product(q_head, k_head + t * dim, dim) * scale;
-          weights[static_cast<std::size_t>(t)] = score;
-          max_score = std::max(max_score, score);
-        }
-        float* o = out_data + (row * heads + head) * dim;
-        std::fill(o, o + dim, 0.0f);
-        float total = 0;
-        for (std::int64_t t = 0; t < keys; ++t) {
-          float w = std::exp(weights[static_cast<std::size_t>(t)] - max_score);
-          total += w;
-          const T* value = v_head + t * dim;
-          for (std::int64_t d = 0; d < dim; ++d)
-            o[d] += w * to_float(value[d]);
-        }
-        const float inverse = 1.0f / total;
-        for (std::int64_t d = 0; d < dim; ++d)
-          o[d] *= inverse;
-      }
+      kernels.attend_group(element, q_data + (row * heads + kv * group) * dim, k_head, v_head, keys, dim, group, scale,
+                           out_data + (row * heads + kv * group) * dim, weights.data());
     }
   });
 }

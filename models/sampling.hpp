@@ -1,0 +1,26 @@
+// Choosing the next token of each sequence in a batch: greedy rows share one argmax, sampled rows
+// share one softmax, and each sampled row draws with one uniform number from its own generator (so a
+// sequence's tokens depend on its seed only, whatever else is in the batch). Drawing row by row with
+// LibTorch's multinomial cost five ops and a vocabulary's worth of random numbers per row and step: at
+// 64 sequences that was as long as the model's forward pass.
+#pragma once
+
+#include "models/generation.hpp"
+
+#include <torch/torch.h>
+
+#include <vector>
+
+namespace chorus::models {
+
+/// One token per row of `logits` [rows, vocab] (fp32): the argmax where the row's temperature is
+/// <= 0, else a draw from softmax(logits / temperature) limited to top_k tokens and to the top_p
+/// nucleus, with the row's generator. `options` and `generators` hold one entry per row.
+std::vector<std::int64_t> sample_tokens(const torch::Tensor& logits, const std::vector<const SamplingOptions*>& options,
+                                        const std::vector<at::Generator*>& generators);
+
+/// A draw from `probabilities` (n values adding up to about 1; zeros are never drawn) by inverting
+/// their cumulative sum at one uniform number from `generator`.
+std::int64_t draw_token(const float* probabilities, std::int64_t n, at::Generator& generator);
+
+} // namespace chorus::models
