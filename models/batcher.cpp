@@ -148,34 +148,58 @@ void ContinuousBatcher::admit(std::vector<Finished>& finished) {
   if (waiting_.empty() || running_.size() >= static_cast<std::size_t>(max_batch_size_))
     return;
   auto count = std::min(waiting_.size(), static_cast<std::size_t>(max_batch_size_) - running_.size());
-  std::int64_t needed = 0, longest = 0;
+  std::int64_t needed = 0;
   for (std::size_t i = 0; i < count; ++i) {
     const auto& request = waiting_[i].request;
-    auto length = static_cast<std::int64_t>(request.prompt.size());
-    longest = std::max(longest, length);
-    needed = std::max(needed, length + request.options.max_new_tokens);
+    needed = std::max(needed, static_cast<std::int64_t>(request.prompt.size()) + request.options.max_new_tokens);
   }
   ensure_capacity(static_cast<std::int64_t>(running_.size() + count), needed);
 
-  // Prefill the admitted prompts, right-padded to the longest, in a cache of their own.
-  auto batch = static_cast<std::int64_t>(count);
-  auto tokens = torch::zeros({batch, longest}, torch::kInt64);
-  auto key_valid = torch::zeros({batch, longest}, torch::kBool);
-  std::vector<std::int64_t> slots, last;
   auto first = running_.size();
   for (std::size_t i = 0; i < count; ++i) {
     auto sequence = std::move(waiting_.front());
     waiting_.pop_front();
-    auto length = static_cast<std::int64_t>(sequence.request.prompt.size());
-    auto row = static_cast<std::int64_t>(i);
-    tokens[row].narrow(0, 0, length).copy_(int64_tensor(sequence.request.prompt));
-    key_valid[row].narrow(0, 0, length).fill_(true);
     sequence.slot = free_slots_.back();
     free_slots_.pop_back();
-    sequence.length = length;
-    slots.push_back(sequence.slot);
-    last.push_back(length - 1);
+    sequence.length = static_cast<std::int64_t>(sequence.request.prompt.size());
     running_.push_back(std::move(sequence));
+  }
+  // Prefill in groups of similar prompt lengths, each right-padded to its own longest: padding 64
+  // prompts of 11 to 24 tokens to the longest spent a third of the prefill on padding.
+  std::vector<Sequence*> admitted;
+  for (auto i = first; i < running_.size(); ++i)
+    admitted.push_back(&running_[i]);
+  std::sort(admitted.begin(), admitted.end(), [](const Sequence* a, const Sequence* b) {
+    return a->length != b->length ? a->length < b->length : a < b; // ties in admission order
+  });
+  for (std::size_t begin = 0; begin < admitted.size();) {
+    auto shortest = admitted[begin]->length;
+    auto end = begin + 1;
+    while (end < admitted.size() && admitted[end]->length <= std::max(shortest * 5 / 4, shortest + 8))
+      ++end;
+    std::vector<Sequence*> group(admitted.begin() + static_cast<std::ptrdiff_t>(begin),
+                                 admitted.begin() + static_cast<std::ptrdiff_t>(end));
+    prefill(group, finished);
+    begin = end;
+  }
+}
+
+void ContinuousBatcher::prefill(std::vector<Sequence*>& group, std::vector<Finished>& finished) {
+  // The group's prompts, right-padded to the longest, run in a cache of their own (causal attention
+  // never lets a real token see the padding after it), then go into their slots.
+  auto batch = static_cast<std::int64_t>(group.size());
+  std::int64_t longest = 0;
+  for (auto* sequence : group)
+    longest = std::max(longest, sequence->length);
+  auto tokens = torch::zeros({batch, longest}, torch::kInt64);
+  auto key_valid = torch::zeros({batch, longest}, torch::kBool);
+  std::vector<std::int64_t> slots, last;
+  for (std::int64_t row = 0; row < batch; ++row) {
+    auto* sequence = group[static_cast<std::size_t>(row)];
+    tokens[row].narrow(0, 0, sequence->length).copy_(int64_tensor(sequence->request.prompt));
+    key_valid[row].narrow(0, 0, sequence->length).fill_(true);
+    slots.push_back(sequence->slot);
+    last.push_back(sequence->length - 1);
   }
   auto positions = torch::arange(longest, torch::kInt64).unsqueeze(0).expand({batch, longest});
   auto block = model_->make_cache(batch, longest);
@@ -185,10 +209,7 @@ void ContinuousBatcher::admit(std::vector<Finished>& finished) {
     cache_.keys[layer].narrow(2, 0, longest).index_copy_(0, slot_tensor, block.keys[layer]);
     cache_.values[layer].narrow(2, 0, longest).index_copy_(0, slot_tensor, block.values[layer]);
   }
-  std::vector<Sequence*> rows;
-  for (auto i = first; i < running_.size(); ++i)
-    rows.push_back(&running_[i]);
-  sample_and_append(logits, rows, finished);
+  sample_and_append(logits, group, finished);
 }
 
 std::vector<ContinuousBatcher::Finished> ContinuousBatcher::step(bool admit_waiting) {

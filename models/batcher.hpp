@@ -1,7 +1,8 @@
 // ContinuousBatcher: generation for sequences that arrive and finish at different times. Each running
 // sequence owns a slot of one preallocated KV cache; every step admits waiting sequences into free
-// slots (one batched prefill) and then advances every running sequence by one token (one batched
-// decode), so a sequence joins the running batch as soon as another one finishes.
+// slots (a batched prefill per group of similar prompt lengths) and then advances every running
+// sequence by one token (one batched decode), so a sequence joins the running batch as soon as
+// another one finishes.
 #pragma once
 
 #include "models/generation.hpp"
@@ -84,6 +85,7 @@ private:
   // Picks each row's next token from `logits` [rows, vocab] and appends it; moves finished ones out.
   void sample_and_append(const torch::Tensor& logits, std::vector<Sequence*>& rows, std::vector<Finished>& finished);
   void admit(std::vector<Finished>& finished);
+  void prefill(std::vector<Sequence*>& group, std::vector<Finished>& finished);
   void ensure_capacity(std::int64_t slots, std::int64_t columns);
 
   Transformer model_;

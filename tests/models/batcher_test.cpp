@@ -174,3 +174,24 @@ TEST(ContinuousBatcher, ACancelledSequenceFreesItsSlotAndTheOthersAreUnchanged) 
   EXPECT_EQ(done[kept].tokens, alone(model, kept_prompt, greedy).tokens);
   EXPECT_EQ(done[late].tokens, alone(model, late_prompt, greedy).tokens);
 }
+
+TEST(ContinuousBatcher, PromptsOfVeryDifferentLengthsPrefilledInGroupsMatchGeneratingAlone) {
+  auto model = sharp_model();
+  SamplingOptions greedy{.temperature = 0, .max_new_tokens = 6};
+  ContinuousBatcher batcher(model, 8, 128);
+  // 2 to 60 tokens: several prefill groups in one admission, given out of length order.
+  std::vector<std::vector<std::int64_t>> prompts{prompt_of(40, 1), prompt_of(2, 2), prompt_of(60, 3),
+                                                 prompt_of(9, 4),  prompt_of(3, 5), prompt_of(41, 6)};
+  std::map<ContinuousBatcher::Id, std::size_t> index;
+  for (std::size_t i = 0; i < prompts.size(); ++i)
+    index[batcher.add({prompts[i], greedy, {}})] = i;
+  std::map<ContinuousBatcher::Id, GeneratedSequence> done;
+  drain(batcher, done);
+  ASSERT_EQ(done.size(), prompts.size());
+  for (const auto& [id, i] : index) {
+    auto expected = alone(model, prompts[i], greedy);
+    EXPECT_EQ(done[id].tokens, expected.tokens) << "prompt " << i;
+    for (std::size_t t = 0; t < expected.logprobs.size(); ++t)
+      EXPECT_NEAR(done[id].logprobs[t], expected.logprobs[t], 1e-4) << "prompt " << i << " token " << t;
+  }
+}
