@@ -173,7 +173,7 @@ TrainReport Trainer::step(const std::string& objective, const std::vector<TrainS
     auto batch = models::make_sequence_batch(prompts, completions);
     apply_completion_masks(batch, samples, begin, end);
     auto hidden = model->hidden_states(batch.tokens, batch.attention_mask);
-    auto logprobs = models::batch_logprobs(torch::matmul(hidden, model->output_weight().t()), batch);
+    auto logprobs = models::batch_logprobs(model->logits(hidden), batch);
     const auto& mask = batch.completion_mask;
     if (!policy)
       return models::masked_mean(-logprobs, mask);

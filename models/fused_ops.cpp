@@ -127,7 +127,7 @@ struct SwigluFunction : torch::autograd::Function<SwigluFunction> {
 // q [batch, heads, time, head_dim], k and v [batch, kv_heads, time, head_dim]: q and k turned by
 // their position's angles, v copied. `backward` goes the other way with the transposed rotation,
 // writing every element of `packed` (zeros where a gradient is undefined).
-void convert_heads(torch::Tensor& packed, std::array<torch::Tensor, 3>& split, std::int64_t heads,
+void convert_heads(const torch::Tensor& packed, const std::array<torch::Tensor, 3>& split, std::int64_t heads,
                    std::int64_t kv_heads, const torch::Tensor& cos, const torch::Tensor& sin, bool backward) {
   const auto batch = packed.size(0), time = packed.size(1), all = packed.size(2), dim = packed.size(3);
   const auto& kernels = cpu_kernels();
@@ -170,8 +170,7 @@ std::array<torch::Tensor, 3> split_forward(const torch::Tensor& qkv, std::int64_
   std::array<torch::Tensor, 3> split{torch::empty({batch, heads, time, dim}, qkv.options()),
                                      torch::empty({batch, kv_heads, time, dim}, qkv.options()),
                                      torch::empty({batch, kv_heads, time, dim}, qkv.options())};
-  auto packed = qkv;
-  convert_heads(packed, split, heads, kv_heads, cos, sin, false);
+  convert_heads(qkv, split, heads, kv_heads, cos, sin, false);
   return split;
 }
 

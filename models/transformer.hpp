@@ -172,15 +172,15 @@ public:
   /// The weight of the output projection (the embedding matrix when tied).
   torch::Tensor output_weight() const;
 
+  /// Logits [..., vocab] of final hidden states [..., hidden] (what `hidden_states` returns).
+  torch::Tensor logits(const torch::Tensor& hidden);
+
   Decoder model{nullptr};
   torch::nn::Linear lm_head{nullptr}; // null when tie_word_embeddings
 
 private:
   // cos and sin of the rotary angles for `positions` [batch, time], in `dtype`.
   std::pair<torch::Tensor, torch::Tensor> rotary(const torch::Tensor& positions, torch::ScalarType dtype) const;
-
-  // Logits [..., vocab] of final hidden states [..., hidden].
-  torch::Tensor logits(const torch::Tensor& hidden);
 
   ModelConfig config_;
   torch::Tensor inv_freq_; // rotary frequencies, [head_dim / 2], not a parameter

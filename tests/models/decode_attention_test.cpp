@@ -80,3 +80,16 @@ TEST(DecodeAttention, WritesThisStepsKeysAndValuesBeforeAttending) {
   // A sequence with one column attends only to its own value.
   EXPECT_TRUE(torch::allclose(out[1], new_values[1].repeat_interleave(heads / kv_heads, 0).reshape({-1}), 1e-5, 1e-5));
 }
+
+TEST(DecodeAttention, NewKeysOfTheWrongShapeOrDtypeAreRefused) {
+  torch::NoGradGuard no_grad;
+  auto cache = torch::zeros({2, 1, 4, 8});
+  auto q = torch::randn({1, 2, 8});
+  auto slots = torch::tensor({0}, torch::kInt64), lengths = torch::tensor({2}, torch::kInt64);
+  EXPECT_THROW(decode_attention(q, cache, cache.clone(), slots, lengths, torch::randn({1, 2, 8}), torch::randn({1, 2, 8})),
+               c10::Error);
+  EXPECT_THROW(decode_attention(q, cache, cache.clone(), slots, lengths, torch::randn({1, 1, 8}).to(torch::kFloat64),
+                                torch::randn({1, 1, 8}).to(torch::kFloat64)),
+               c10::Error);
+  EXPECT_TRUE(torch::equal(cache, torch::zeros({2, 1, 4, 8}))); // nothing written before the refusal
+}

@@ -225,3 +225,17 @@ TEST(CpuKernels, ExtremeAndNanInputsBehaveAsTheReference) {
 }
 
 } // namespace
+
+namespace {
+
+TEST(FusedOpsShapes, MisshapenInputsAreRefusedWithAnError) {
+  auto cos = torch::ones({1, 2, 8}), sin = torch::zeros({1, 2, 8});
+  // qkv must hold heads + 2 kv_heads heads of an even head_dim.
+  EXPECT_THROW(split_heads_rotary(torch::randn({1, 2, 5, 8}), 4, 1, cos, sin), c10::Error);
+  EXPECT_THROW(split_heads_rotary(torch::randn({1, 2, 6, 7}), 4, 1, cos, sin), c10::Error);
+  // The mask is shared by the heads: [batch, 1, time, keys].
+  EXPECT_THROW(masked_softmax(torch::randn({1, 1, 2, 3, 4}), torch::zeros({1, 2, 3, 4}), 1.0), c10::Error);
+  EXPECT_THROW(masked_softmax(torch::randn({1, 2, 3, 4}), torch::zeros({1, 1, 3, 4}), 1.0), c10::Error);
+}
+
+} // namespace
