@@ -203,8 +203,16 @@ TrainReport Trainer::step(const std::string& objective, const std::vector<TrainS
         gap_count += static_cast<double>(trained_tokens(samples[i]));
       }
     }
+    torch::Tensor stale;
+    if (sequence_level && params.on_policy_version >= 0) {
+      std::vector<float> rows;
+      for (auto i = begin; i < end; ++i)
+        rows.push_back(samples[i].weight_version < params.on_policy_version ? 1.0f : 0.0f);
+      stale = torch::tensor(rows, torch::kFloat32);
+    }
     auto surrogate = sequence_level
-                       ? models::sequence_policy_loss(logprobs, old_logprobs, advantage, mask, params.clip_range, clip_high)
+                       ? models::sequence_policy_loss(logprobs, old_logprobs, advantage, mask, params.clip_range, clip_high,
+                                                      stale)
                        : models::clipped_policy_loss(logprobs, old_logprobs, advantage, mask, params.clip_range, clip_high,
                                                      aggregation);
     auto share = weights[index];

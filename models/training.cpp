@@ -53,12 +53,23 @@ PolicyLoss clipped_policy_loss(const torch::Tensor& logprobs, const torch::Tenso
 
 PolicyLoss sequence_policy_loss(const torch::Tensor& logprobs, const torch::Tensor& old_logprobs,
                                 const torch::Tensor& advantages, const torch::Tensor& mask, double clip_low,
-                                double clip_high) {
+                                double clip_high, const torch::Tensor& stale) {
   auto weights = mask.to(torch::kFloat32);
   auto lengths = weights.sum(1).clamp_min(1.0);
-  auto ratio = (((logprobs - old_logprobs) * weights).sum(1) / lengths).exp();
+  auto log_ratio_sum = ((logprobs - old_logprobs) * weights).sum(1);
+  auto ratio = (log_ratio_sum / lengths).exp();
   auto advantage = advantages.to(torch::kFloat32);
   auto objective = torch::min(ratio * advantage, ratio.clamp(1.0 - clip_low, 1.0 + clip_high) * advantage);
+  if (stale.defined()) {
+    torch::Tensor correction;
+    {
+      torch::NoGradGuard no_grad;
+      // min(w, cap) / s in logarithms: w and s alone can overflow or vanish, their quotient cannot.
+      auto log_correction = log_ratio_sum.clamp_max(std::log(kStaleImportanceCap)) - log_ratio_sum / lengths;
+      correction = torch::where(stale.to(torch::kBool), log_correction.exp(), torch::ones_like(log_correction));
+    }
+    objective = objective * correction;
+  }
   PolicyLoss result;
   result.loss = -objective.mean();
   torch::NoGradGuard no_grad;

@@ -48,13 +48,23 @@ PolicyLoss clipped_policy_loss(const torch::Tensor& logprobs, const torch::Tenso
                                const torch::Tensor& advantages, const torch::Tensor& mask, double clip_low,
                                double clip_high, Aggregation aggregation = Aggregation::token_mean);
 
+/// The truncation of a stale sample's importance weight (sequence_policy_loss).
+constexpr double kStaleImportanceCap = 2.0;
+
 /// The sequence-level clipped surrogate (GSPO): one ratio per sequence, the geometric mean of its
 /// token ratios, s = exp(mean over masked tokens of (logprobs - old_logprobs)), and
-///   loss = -mean over sequences of min(s * A, clip(s, 1 - clip_low, 1 + clip_high) * A)
+///   loss = -mean over sequences of c * min(s * A, clip(s, 1 - clip_low, 1 + clip_high) * A)
 /// with `advantages` [batch]. clip_fraction counts sequences.
+///
+/// c is 1, except on the rows where `stale` [batch] is 1: samples made by an older policy than the
+/// one whose step this is (asynchronous RL). s corrects those only by the |y|-th root of their
+/// probability ratio (1.05 per token is 2.2 over 16 tokens), too little: the update keeps pushing what
+/// an earlier step already changed, and the run oscillates. There c = min(w, kStaleImportanceCap) / s,
+/// a constant (no gradient through it), w = pi(y) / mu(y) the whole completion's importance weight:
+/// the gradient is then the truncated importance-sampling estimate.
 PolicyLoss sequence_policy_loss(const torch::Tensor& logprobs, const torch::Tensor& old_logprobs,
                                 const torch::Tensor& advantages, const torch::Tensor& mask, double clip_low,
-                                double clip_high);
+                                double clip_high, const torch::Tensor& stale = {});
 
 /// The per-token KL estimate to a reference policy that is unbiased and never negative (Schulman's
 /// k3): exp(ref - logprobs) - (ref - logprobs) - 1, averaged over the masked tokens.

@@ -172,6 +172,7 @@ struct PolicyOptimizationRun {
 
       // Policy steps over mini-batches; the sampler's log-probs stay the old policy throughout.
       std::vector<TrainReport> reports;
+      const auto on_policy_version = model.weight_version();
       {
         StageClock::Busy training(pipeline.clock(), StageClock::train);
         for (auto& mini_batch : batches_of(shuffled(samples, c.seed + static_cast<std::uint64_t>(step)),
@@ -183,6 +184,7 @@ struct PolicyOptimizationRun {
                              .clip_range_high = c.clip_range_high,
                              .loss_aggregation = c.loss_aggregation,
                              .ratio_level = c.ratio_level,
+                             .on_policy_version = on_policy_version,
                              .kl_beta = c.kl_beta};
           reports.push_back(co_await model.train_policy(std::move(mini_batch), params));
         }

@@ -5,6 +5,7 @@
 
 #include <chorus/errors.hpp>
 
+#include <cmath>
 #include <filesystem>
 
 #include <gtest/gtest.h>
@@ -85,6 +86,29 @@ TEST(Trainer, PolicyStepsFollowTheAdvantages) {
     EXPECT_GT(report.kl, 0.0) << level;
     EXPECT_GT(report.clip_fraction, 0.0) << level;
   }
+}
+
+// GSPO on samples older than the step's policy: each one weighs by exp(sum of its token log-ratios)
+// (its whole completion's importance weight), not by their geometric mean; newer samples do not.
+TEST(Trainer, StaleSamplesOfASequenceLevelStepWeighByTheirWholeImportanceRatio) {
+  Trainer trainer(tiny(), false);
+  auto batch = samples(); // made by weight version 0; advantages 1, -1, 0.5; 4, 2 and 3 tokens
+  for (auto& sample : batch) {
+    sample.behaviour_logprobs =
+      models::score_logprobs(trainer.model().model, {sample.prompt_tokens}, {sample.completion_tokens}).front();
+    for (auto& logprob : sample.behaviour_logprobs)
+      logprob -= 0.1f; // the policy now gives each token e^0.1 times its sampling probability
+  }
+  TrainParams params{.lr = 0.0, .ratio_level = "sequence"};
+  auto plain = trainer.step("policy", batch, params);
+  params.on_policy_version = 0;
+  auto fresh = trainer.step("policy", batch, params);
+  params.on_policy_version = 1;
+  auto stale = trainer.step("policy", batch, params);
+  double s = std::exp(0.1);
+  EXPECT_NEAR(plain.loss, -s * (1.0 - 1.0 + 0.5) / 3, 1e-4);
+  EXPECT_EQ(fresh.loss, plain.loss);
+  EXPECT_NEAR(stale.loss, -(std::exp(0.4) - std::exp(0.2) + 0.5 * std::exp(0.3)) / 3, 1e-4);
 }
 
 TEST(Trainer, DpoStepsPreferTheChosenCompletion) {

@@ -82,6 +82,35 @@ TEST(Losses, SequenceLevelRatioByHand) {
   EXPECT_NEAR(result.ratio_mean, (std::exp(0.1) + std::exp(0.5)) / 2.0, 1e-5);
 }
 
+TEST(Losses, StaleSequencesCarryTheirWholeCompletionsTruncatedImportanceWeight) {
+  // The rows of SequenceLevelRatioByHand, both stale, row 1 with A = -1 (unclipped: min(-s, -1.2)).
+  // Row 0: w = exp(0.2 + 0.0) = 1.2214 < 2: objective w * A; each counted token's gradient is
+  // -(1/2) * w * A / 2 (s's own factor is replaced by w). Row 1: w = exp(1.0) = 2.718, truncated to
+  // kStaleImportanceCap = 2: objective 2 * A, token gradients -(1/2) * 2 * A / 2.
+  auto logprobs = torch::tensor({-1.0, -2.0, -9.0, -0.5, -0.5, -0.5}, torch::kFloat32).view({2, 3});
+  auto old = torch::tensor({-1.2, -2.0, 0.0, -1.0, -1.0, 0.0}, torch::kFloat32).view({2, 3});
+  auto mask = torch::tensor({1, 1, 0, 1, 1, 0}, torch::kInt64).view({2, 3});
+  auto advantages = torch::tensor({2.0, -1.0}, torch::kFloat32);
+  logprobs.set_requires_grad(true);
+  auto result = sequence_policy_loss(logprobs, old, advantages, mask, 0.2, 0.2, torch::tensor({1.0f, 1.0f}));
+  double w0 = std::exp(0.2), w1 = kStaleImportanceCap;
+  EXPECT_NEAR(result.loss.item<double>(), -(w0 * 2.0 + w1 * -1.0) / 2.0, 1e-5);
+  result.loss.backward();
+  auto expected = torch::tensor({-0.5 * w0 * 2.0 / 2, -0.5 * w0 * 2.0 / 2, 0.0, 0.5 * w1 / 2, 0.5 * w1 / 2, 0.0},
+                                torch::kFloat32).view({2, 3});
+  EXPECT_TRUE(torch::allclose(logprobs.grad(), expected, 1e-5, 1e-6)) << logprobs.grad();
+
+  // Rows that are not stale keep GSPO's objective exactly.
+  auto fresh_logprobs = logprobs.detach().clone().requires_grad_(true);
+  auto plain_logprobs = logprobs.detach().clone().requires_grad_(true);
+  auto fresh = sequence_policy_loss(fresh_logprobs, old, advantages, mask, 0.2, 0.2, torch::tensor({0.0f, 0.0f}));
+  auto plain = sequence_policy_loss(plain_logprobs, old, advantages, mask, 0.2, 0.2);
+  EXPECT_EQ(fresh.loss.item<float>(), plain.loss.item<float>());
+  fresh.loss.backward();
+  plain.loss.backward();
+  EXPECT_TRUE(torch::equal(fresh_logprobs.grad(), plain_logprobs.grad()));
+}
+
 TEST(Losses, DpoByHand) {
   // Pair 0: margin = 0.5 * ((-3 - -4) - (-6 - -5)) = 0.5 * (1 + 1) = 1 -> loss log(1 + e^-1) = 0.31326.
   // Pair 1: margin = 0.5 * ((-2 - -2) - (-1 - -3)) = -1 -> loss log(1 + e) = 1.31326.
