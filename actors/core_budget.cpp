@@ -51,6 +51,14 @@ CoreShare::~CoreShare() {
   budget_->leave(id_);
 }
 
+bool CoreShare::should_yield_to_trainer() const {
+  std::lock_guard<std::mutex> guard{budget_->mutex_};
+  for (const auto& member : budget_->members_)
+    if (member.id == id_ && member.weight > 1)
+      return false;
+  return budget_->oversubscribed_locked();
+}
+
 CoreBudget& CoreBudget::process() {
   static CoreBudget budget([] {
     if (const char* forced = std::getenv("CHORUS_CORES"); forced && std::atoi(forced) > 0)
@@ -97,6 +105,21 @@ void CoreBudget::rebalance() {
     int threads = member.fixed > 0 ? member.fixed : std::max(1, weights > 0 ? pool * member.weight / weights : 1);
     member.share->threads_.store(threads);
   }
+}
+
+bool CoreBudget::oversubscribed_with_trainer() const {
+  std::lock_guard<std::mutex> guard{mutex_};
+  return oversubscribed_locked();
+}
+
+bool CoreBudget::oversubscribed_locked() const {
+  int threads = 0;
+  bool trainer = false;
+  for (const auto& member : members_) {
+    threads += member.share->threads();
+    trainer = trainer || member.weight > 1;
+  }
+  return trainer && threads > cores_;
 }
 
 std::string CoreBudget::describe() const {

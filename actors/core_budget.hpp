@@ -38,6 +38,10 @@ public:
     return threads_.load();
   }
 
+  /// True while this is an inference actor (weight 1) that shares the cores with a trainer and the
+  /// compute actors' threads outnumber the cores: it should then yield the cores to the trainer.
+  bool should_yield_to_trainer() const;
+
 private:
   friend class CoreBudget;
   CoreShare(CoreBudget* budget, std::uint64_t id) : budget_(budget), id_(id) {
@@ -64,6 +68,10 @@ public:
     return cores_;
   }
 
+  /// True while a member of weight > 1 (a trainer) is registered and the members' threads exceed the
+  /// cores.
+  bool oversubscribed_with_trainer() const;
+
   /// "policy: 1, trainer: 1" for the actors registered now.
   std::string describe() const;
 
@@ -71,6 +79,7 @@ private:
   friend class CoreShare;
   void leave(std::uint64_t id);
   void rebalance();                   // with mutex_ held
+  bool oversubscribed_locked() const; // with mutex_ held
   std::string describe_locked() const; // with mutex_ held
 
   struct Member {

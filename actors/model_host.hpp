@@ -28,12 +28,15 @@ struct ModelHost {
   int threads = 0;
   /// Set when loading failed: every request is answered with it.
   std::string load_error;
+  /// This actor's thread runs at a lower priority for the trainer's sake (prepare).
+  bool yielded = false;
 
   /// Loads the model named by `spec` and joins the core budget with `weight`. Never throws: a failure
   /// is kept in load_error.
   void load(ModelActorSpec model_spec, int weight);
 
-  /// Throws load_error if loading failed; sets this thread's intra-op threads to the current share.
+  /// Throws load_error if loading failed; sets this thread's intra-op threads to the current share;
+  /// lowers this thread's priority while it should yield to a trainer (CoreShare).
   void prepare();
 
   ModelInfo info(std::int64_t weight_version) const;

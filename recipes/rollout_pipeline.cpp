@@ -39,6 +39,7 @@ RolloutPipeline::RolloutPipeline(PipelineOptions options, std::vector<std::int64
     versions_(std::move(versions)) {
   if (versions_.empty())
     throw std::logic_error("RolloutPipeline: no initial weight version");
+  first_step_ = static_cast<int>(versions_.size());
   if (options_.max_grading_queue == 0)
     options_.max_grading_queue = options_.groups_per_step * options_.group_size;
   clock_.set_limit(StageClock::grade, static_cast<int>(options_.max_grading_queue));
@@ -54,10 +55,9 @@ const std::vector<Prompt>& RolloutPipeline::prompts_of(int step) {
 Task<void> RolloutPipeline::produce() {
   std::vector<Task<void>> steps;
   // The prompts of the steps a resumed run has done are drawn (not used): the stream goes on from there.
-  auto first = static_cast<int>(versions_.size());
-  if (first > 1)
-    prompts_of(first - 1);
-  for (int step = first; step <= options_.steps; ++step)
+  if (first_step_ > 1)
+    prompts_of(first_step_ - 1);
+  for (int step = first_step_; step <= options_.steps; ++step)
     steps.push_back(produce_step(step));
   co_await when_all(std::move(steps));
 }
@@ -67,6 +67,9 @@ Task<void> RolloutPipeline::produce_step(int step) {
   auto needed = static_cast<std::size_t>(std::max(0, step - 1 - options_.max_staleness));
   while (versions_.size() <= needed)
     co_await trained_.wait();
+  if (step != first_step_)
+    while (first_step_delivered_ < options_.groups_per_step)
+      co_await first_step_done_.wait();
   std::vector<Task<void>> groups;
   const auto& prompts = prompts_of(step);
   for (std::size_t index = 0; index < prompts.size(); ++index)
@@ -93,6 +96,8 @@ Task<void> RolloutPipeline::produce_group(int step, std::size_t index, Prompt pr
     if (result)
       group.members.push_back(std::move(*result));
   co_await ready_.send(std::move(group));
+  if (step == first_step_ && ++first_step_delivered_ == options_.groups_per_step)
+    first_step_done_.notify_all();
 }
 
 Task<void> RolloutPipeline::produce_member(RolloutGroup& group, std::size_t member,

@@ -323,3 +323,46 @@ TEST(RolloutPipeline, StepsWaitForTheTrainerAndSamplesBeyondTheBoundAreDropped) 
   EXPECT_LE(std::count(events.begin(), first_trained, "rollout"), 8);
   EXPECT_EQ(std::count(events.begin(), events.end(), "rollout"), 12);
 }
+
+// The first step's rollouts run alone (the trainer waits for them); the next step's start when they
+// are all in, without waiting for the first step to be trained (max_staleness 1).
+TEST(RolloutPipeline, TheFirstStepsRolloutsRunAloneThenTheBoundGoverns) {
+  Runtime runtime;
+  std::vector<std::string> events;
+  runtime.run([&]() -> Task<void> {
+    detail::PipelineOptions options;
+    options.algorithm = "TEST";
+    options.dataset = x_task_prompts();
+    options.steps = 2;
+    options.groups_per_step = 2;
+    options.group_size = 2;
+    options.max_staleness = 1;
+    options.rollout = [&events](Prompt, SamplingParams, detail::StageClock&) -> Task<detail::Rollout> {
+      events.push_back("start");
+      co_await sleep_for(std::chrono::milliseconds(20));
+      events.push_back("end");
+      detail::Rollout rollout;
+      rollout.prompt_tokens = {1};
+      rollout.tokens = {2};
+      rollout.logprobs = {-1.0f};
+      rollout.generated = 1;
+      co_return rollout;
+    };
+    detail::RolloutPipeline pipeline(std::move(options), /*versions=*/{0});
+    auto train = [](detail::RolloutPipeline& pipeline, std::vector<std::string>& events) -> Task<void> {
+      for (int step = 1; step <= 2; ++step) {
+        co_await pipeline.next_step(step);
+        events.push_back("trained " + std::to_string(step));
+        pipeline.step_trained(step, step);
+      }
+    };
+    co_await gather(pipeline.produce(), train(pipeline, events));
+  }());
+  ASSERT_EQ(std::count(events.begin(), events.end(), "start"), 8);
+  // The fifth rollout (step 2's first) starts after the fourth has ended and before step 1 is trained.
+  auto fifth_start = events.begin();
+  for (int seen = 0; seen < 5; ++fifth_start)
+    seen += *fifth_start == "start" ? 1 : 0;
+  --fifth_start;
+  EXPECT_EQ(std::count(events.begin(), fifth_start, "end"), 4);
+}
