@@ -66,8 +66,8 @@ struct GrpoOptions {
   int max_num_grpo_steps = 100;
   /// Asynchronous overlap. The rollouts for step k start once step k - 1 - max_staleness is trained,
   /// so with 1 generation and grading run while the trainer steps, on samples one policy version old
-  /// (the importance ratio uses the behaviour log-probs). 0, the default, is the synchronous loop:
-  /// on the main example's task 1 ran 1.25x faster but ended 10-33 accuracy points lower (README).
+  /// (the importance ratio uses the behaviour log-probs). 0, the default, is the synchronous loop,
+  /// number for number reproducible; on the main example's task GSPO with 1 learned as well (README).
   int max_staleness = 0;
   /// Stragglers: group_timeout_s after a group's first request, its rollouts still running are
   /// cancelled (0: no deadline); a failed rollout is retried with the same seed up to
