@@ -42,7 +42,7 @@ void ModelHost::prepare() {
   // evenly and the trainer, the stage the others wait for, runs ~8% slower (bench_overlap). An
   // inference actor then lowers its own thread's priority (nice +5: the trainer gets about three
   // times its share of a contended core), for the rest of its life: an unprivileged thread cannot
-  // raise it back. Its OpenMP workers, if it has any, keep theirs.
+  // raise it back. OpenMP workers it already has keep theirs; threads it starts later inherit it.
   if (!yielded && cores && cores->should_yield_to_trainer()) {
     yielded = true;
     auto thread = static_cast<id_t>(syscall(SYS_gettid));

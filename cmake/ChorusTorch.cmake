@@ -14,6 +14,8 @@ pkg_check_modules(icu REQUIRED IMPORTED_TARGET icu-uc)
 # Makes `target` a LibTorch target: C++17, linked to LibTorch, with <torch/torch.h> precompiled
 # (parsing it costs ~9 s per translation unit on the CI machine). chorus_models compiles the header
 # once; every other LibTorch target reuses that (its own copy took 10-15 s, eleven times a build).
+# Reuse needs the same code-generation flags: chorus is built as static libraries without -fPIC; a
+# shared chorus_models would need the executables to get their own header again.
 function(chorus_torch_target target)
   set_target_properties(${target} PROPERTIES CXX_STANDARD 17)
   target_link_libraries(${target} PRIVATE torch)

@@ -60,6 +60,12 @@ PolicyLoss sequence_policy_loss(const torch::Tensor& logprobs, const torch::Tens
   auto ratio = (log_ratio_sum / lengths).exp();
   auto advantage = advantages.to(torch::kFloat32);
   auto objective = torch::min(ratio * advantage, ratio.clamp(1.0 - clip_low, 1.0 + clip_high) * advantage);
+  PolicyLoss result;
+  {
+    torch::NoGradGuard no_grad;
+    result.clip_fraction = (ratio * advantage != objective).to(torch::kFloat32).mean().item<double>();
+    result.ratio_mean = ratio.mean().item<double>();
+  }
   if (stale.defined()) {
     torch::Tensor correction;
     {
@@ -70,11 +76,7 @@ PolicyLoss sequence_policy_loss(const torch::Tensor& logprobs, const torch::Tens
     }
     objective = objective * correction;
   }
-  PolicyLoss result;
   result.loss = -objective.mean();
-  torch::NoGradGuard no_grad;
-  result.clip_fraction = (ratio * advantage != objective).to(torch::kFloat32).mean().item<double>();
-  result.ratio_mean = ratio.mean().item<double>();
   return result;
 }
 

@@ -184,8 +184,8 @@ struct PolicyOptimizationRun {
                              .clip_range_high = c.clip_range_high,
                              .loss_aggregation = c.loss_aggregation,
                              .ratio_level = c.ratio_level,
-                             .on_policy_version = on_policy_version,
-                             .kl_beta = c.kl_beta};
+                             .kl_beta = c.kl_beta,
+                             .on_policy_version = on_policy_version};
           reports.push_back(co_await model.train_policy(std::move(mini_batch), params));
         }
       }

@@ -57,11 +57,6 @@ struct TrainParams {
   /// Policy-gradient steps: "token" (PPO / GRPO: one ratio per token) or "sequence" (GSPO: the
   /// length-normalised ratio of the whole completion).
   std::string ratio_level = "token";
-  /// Policy-gradient steps: the weight version the step's on-policy samples were made by (the
-  /// trainer's when the RL step began); samples made by older weights are stale, and a GSPO step
-  /// weighs them by their whole completion's truncated importance ratio (models/training.hpp,
-  /// sequence_policy_loss). -1: every sample counts as on-policy.
-  std::int64_t on_policy_version = -1;
   /// Policy-gradient steps: weight of the KL penalty to the frozen reference model (needs
   /// TrainOptions::keep_reference).
   double kl_beta = 0.0;
@@ -70,6 +65,11 @@ struct TrainParams {
   /// PPO steps: weight of the value loss, and the clip range of the value update.
   double value_coef = 0.5;
   double value_clip_range = 0.2;
+  /// Policy-gradient steps: the weight version the step's on-policy samples were made by (the
+  /// trainer's when the RL step began); samples made by older weights are stale, and a GSPO step
+  /// weighs them by their whole completion's truncated importance ratio (models/training.hpp,
+  /// sequence_policy_loss). -1: every sample counts as on-policy.
+  std::int64_t on_policy_version = -1;
 };
 
 /// What one optimizer step did.

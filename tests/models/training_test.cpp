@@ -95,6 +95,7 @@ TEST(Losses, StaleSequencesCarryTheirWholeCompletionsTruncatedImportanceWeight) 
   auto result = sequence_policy_loss(logprobs, old, advantages, mask, 0.2, 0.2, torch::tensor({1.0f, 1.0f}));
   double w0 = std::exp(0.2), w1 = kStaleImportanceCap;
   EXPECT_NEAR(result.loss.item<double>(), -(w0 * 2.0 + w1 * -1.0) / 2.0, 1e-5);
+  EXPECT_EQ(result.clip_fraction, 0.0); // neither row's ratio was clipped; the weights are no clip
   result.loss.backward();
   auto expected = torch::tensor({-0.5 * w0 * 2.0 / 2, -0.5 * w0 * 2.0 / 2, 0.0, 0.5 * w1 / 2, 0.5 * w1 / 2, 0.0},
                                 torch::kFloat32).view({2, 3});
