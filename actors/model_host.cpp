@@ -47,10 +47,10 @@ void ModelHost::prepare() {
     yielded = true;
     auto thread = static_cast<id_t>(syscall(SYS_gettid));
     errno = 0;
-    int nice = getpriority(PRIO_PROCESS, thread);
-    if (errno == 0 && setpriority(PRIO_PROCESS, thread, std::min(nice + 5, 19)) == 0)
+    int lowered = std::min(getpriority(PRIO_PROCESS, thread) + 5, 19);
+    if (errno == 0 && setpriority(PRIO_PROCESS, thread, lowered) == 0)
       spdlog::info("{}: shares {} cores with a trainer; runs at nice {} to leave it a core", spec.name,
-                   CoreBudget::process().cores(), std::min(nice + 5, 19));
+                   CoreBudget::process().cores(), lowered);
   }
 }
 

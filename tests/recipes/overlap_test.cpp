@@ -80,6 +80,31 @@ protected:
   }
 };
 
+// The pipeline alone, as the RolloutPipeline tests drive it: 2 groups of 2 per step, max_staleness 1,
+// and `rollout` in place of a policy and a grader.
+detail::PipelineOptions pipeline_options(int steps, detail::RolloutFn rollout) {
+  detail::PipelineOptions options;
+  options.algorithm = "TEST";
+  options.dataset = x_task_prompts();
+  options.steps = steps;
+  options.groups_per_step = 2;
+  options.group_size = 2;
+  options.max_staleness = 1;
+  options.rollout = std::move(rollout);
+  return options;
+}
+
+// A rollout of `tokens` completion tokens made by the weights of `weight_version`.
+detail::Rollout rollout_of(std::size_t tokens, std::int64_t weight_version) {
+  detail::Rollout rollout;
+  rollout.prompt_tokens = {1};
+  rollout.tokens.assign(tokens, 2);
+  rollout.logprobs.assign(tokens, -1.0f);
+  rollout.generated = static_cast<std::int64_t>(tokens);
+  rollout.weight_version = weight_version;
+  return rollout;
+}
+
 } // namespace
 
 TEST_F(Overlap, StalenessZeroIsTheSynchronousLoopExactly) {
@@ -276,26 +301,12 @@ TEST(RolloutPipeline, StepsWaitForTheTrainerAndSamplesBeyondTheBoundAreDropped) 
   Runtime runtime;
   std::vector<std::string> events;
   runtime.run([&]() -> Task<void> {
-    detail::PipelineOptions options;
-    options.algorithm = "TEST";
-    options.dataset = x_task_prompts();
-    options.steps = 3;
-    options.groups_per_step = 2;
-    options.group_size = 2;
-    options.max_staleness = 1;
     // Every rollout claims the weights the run started from (version 100), as a policy that never
     // adopted new weights would.
-    options.rollout = [&events](Prompt, SamplingParams sampling, detail::StageClock&) -> Task<detail::Rollout> {
-      (void)sampling;
+    auto options = pipeline_options(3, [&events](Prompt, SamplingParams, detail::StageClock&) -> Task<detail::Rollout> {
       events.push_back("rollout");
-      detail::Rollout rollout;
-      rollout.prompt_tokens = {1};
-      rollout.tokens = {2, 3};
-      rollout.logprobs = {-1.0f, -1.0f};
-      rollout.generated = 2;
-      rollout.weight_version = 100;
-      co_return rollout;
-    };
+      co_return rollout_of(2, 100);
+    });
     detail::RolloutPipeline pipeline(std::move(options), /*versions=*/{100});
     auto train = [](detail::RolloutPipeline& pipeline, std::vector<std::string>& events,
                     std::vector<detail::StepRollouts>& steps) -> Task<void> {
@@ -330,24 +341,12 @@ TEST(RolloutPipeline, TheFirstStepsRolloutsRunAloneThenTheBoundGoverns) {
   Runtime runtime;
   std::vector<std::string> events;
   runtime.run([&]() -> Task<void> {
-    detail::PipelineOptions options;
-    options.algorithm = "TEST";
-    options.dataset = x_task_prompts();
-    options.steps = 2;
-    options.groups_per_step = 2;
-    options.group_size = 2;
-    options.max_staleness = 1;
-    options.rollout = [&events](Prompt, SamplingParams, detail::StageClock&) -> Task<detail::Rollout> {
+    auto options = pipeline_options(2, [&events](Prompt, SamplingParams, detail::StageClock&) -> Task<detail::Rollout> {
       events.push_back("start");
       co_await sleep_for(std::chrono::milliseconds(20));
       events.push_back("end");
-      detail::Rollout rollout;
-      rollout.prompt_tokens = {1};
-      rollout.tokens = {2};
-      rollout.logprobs = {-1.0f};
-      rollout.generated = 1;
-      co_return rollout;
-    };
+      co_return rollout_of(1, 0);
+    });
     detail::RolloutPipeline pipeline(std::move(options), /*versions=*/{0});
     auto train = [](detail::RolloutPipeline& pipeline, std::vector<std::string>& events) -> Task<void> {
       for (int step = 1; step <= 2; ++step) {
@@ -359,7 +358,7 @@ TEST(RolloutPipeline, TheFirstStepsRolloutsRunAloneThenTheBoundGoverns) {
     co_await gather(pipeline.produce(), train(pipeline, events));
   }());
   ASSERT_EQ(std::count(events.begin(), events.end(), "start"), 8);
-  // The fifth rollout (step 2's first) starts after the fourth has ended and before step 1 is trained.
+  // The fifth rollout (step 2's first) starts after the fourth (step 1's last) has ended.
   auto fifth_start = events.begin();
   for (int seen = 0; seen < 5; ++fifth_start)
     seen += *fifth_start == "start" ? 1 : 0;
