@@ -37,7 +37,7 @@ Cluster read_cluster_file(const std::filesystem::path& file) {
   Json json;
   try {
     json = Json::parse(text.str());
-  } catch (const Json::parse_error& error) {
+  } catch (const Json::exception& error) { // parse_error, or out_of_range for a number like 1e999
     throw ConfigError(file.string() + ": not valid JSON: " + error.what());
   }
   ConfigLocation top{file.string(), ""};

@@ -110,12 +110,10 @@ Json read_json_file(const std::filesystem::path& file) {
   std::stringstream buffer;
   buffer << in.rdbuf();
   auto text = buffer.str();
-  try {
-    return Json::parse(text);
-  } catch (const Json::parse_error& e) {
-    // nlohmann reports a byte offset: turn it into line:column, as editors show it.
+  // nlohmann reports a byte offset: the error names line:column, as editors show it.
+  auto invalid = [&](std::size_t offset, const std::string& detail) {
     std::size_t line = 1, column = 1;
-    for (std::size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
+    for (std::size_t i = 0; i < offset && i < text.size(); ++i) {
       if (text[i] == '\n') {
         ++line;
         column = 1;
@@ -123,10 +121,24 @@ Json read_json_file(const std::filesystem::path& file) {
         ++column;
       }
     }
+    return ConfigError(file.string() + ":" + std::to_string(line) + ":" + std::to_string(column)
+                       + ": invalid JSON: " + detail);
+  };
+  try {
+    return Json::parse(text);
+  } catch (const Json::parse_error& e) {
     std::string what = e.what();
     auto detail = what.find("syntax error");
-    throw ConfigError(file.string() + ":" + std::to_string(line) + ":" + std::to_string(column)
-                      + ": invalid JSON: " + (detail == std::string::npos ? what : what.substr(detail)));
+    throw invalid(e.byte == 0 ? 0 : e.byte - 1, detail == std::string::npos ? what : what.substr(detail));
+  } catch (const Json::out_of_range& e) {
+    // A number too large for a double ("1e999"): nlohmann names the number but not where it is.
+    std::string what = e.what();
+    auto quote = what.find('\'');
+    auto number = quote == std::string::npos ? std::string() : what.substr(quote + 1, what.rfind('\'') - quote - 1);
+    auto at = number.empty() ? std::string::npos : text.find(number);
+    throw invalid(at == std::string::npos ? 0 : at, what.substr(what.find(']') + 2));
+  } catch (const Json::exception& e) {
+    throw invalid(0, e.what());
   }
 }
 

@@ -101,16 +101,21 @@ void Runtime::shutdown() {
     std::lock_guard<std::mutex> guard{actors_mutex_};
     actors.swap(actors_);
   }
-  for (auto& actor : actors)
+  std::vector<caf::actor_addr> detached;
+  for (auto& actor : actors) {
     caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    if (actor.node() == system_->node()
+        && caf::actor_cast<caf::abstract_actor*>(actor)->getf(caf::abstract_actor::is_detached_flag))
+      detached.push_back(actor.address());
+  }
   actors.clear();
   joined_nodes_.clear();
   io_.reset();
   bridge_.reset();
-  stop_actor_system();
+  stop_actor_system(detached);
 }
 
-void Runtime::stop_actor_system() {
+void Runtime::stop_actor_system(const std::vector<caf::actor_addr>& detached) {
   std::mutex mutex;
   std::condition_variable stopped;
   bool done = false;
@@ -125,6 +130,15 @@ void Runtime::stop_actor_system() {
       std::_Exit(kShutdownStalledExitCode);
     }
   });
+  // CAF 0.17's actor_system destructor stops the middleman, then waits for each detached actor's
+  // last reference to go. An actor that a node holds a handle to is monitored by the middleman's
+  // broker, and its exit sends the broker a down message that references it; if that message is
+  // still in the broker's mailbox when the middleman stops, nothing ever releases it and the
+  // destructor waits forever (seen about once in 15 runs of a trainer on a node). So wait here,
+  // while the broker still runs, until this process's detached actors are gone.
+  for (const auto& address : detached)
+    while (caf::actor_cast<caf::strong_actor_ptr>(address))
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
   system_.reset();
   {
     std::lock_guard<std::mutex> lock{mutex};

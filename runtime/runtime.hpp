@@ -162,8 +162,9 @@ public:
 private:
   void track(caf::actor actor);
 
-  // Destroys the actor system, ending the process if that stalls past shutdown_timeout_.
-  void stop_actor_system();
+  // Waits until `detached` (this process's stopped detached actors) are released, then destroys the
+  // actor system, ending the process if the two together stall past shutdown_timeout_.
+  void stop_actor_system(const std::vector<caf::actor_addr>& detached);
 
   // Runs the executor until `done()` holds. @throws Error if it runs out of work first.
   void drive(const std::function<bool()>& done);

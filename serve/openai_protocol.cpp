@@ -27,7 +27,7 @@ json parse_object(const std::string& body) {
   json request;
   try {
     request = json::parse(body);
-  } catch (const json::parse_error& error) {
+  } catch (const json::exception& error) { // parse_error, or out_of_range for a number like 1e999
     throw ApiError(400, std::string("The request body is not valid JSON: ") + error.what());
   }
   if (!request.is_object())

@@ -67,7 +67,8 @@ struct GrpoOptions {
   /// Asynchronous overlap. The rollouts for step k start once step k - 1 - max_staleness is trained,
   /// so with 1 generation and grading run while the trainer steps, on samples one policy version old
   /// (the importance ratio uses the behaviour log-probs). 0, the default, is the synchronous loop,
-  /// number for number reproducible; on the main example's task GSPO with 1 learned as well (README).
+  /// number for number (up to the last bits of batched inference, which depend on which requests
+  /// share a batch); on the main example's task GSPO with 1 learned as well (README).
   int max_staleness = 0;
   /// Stragglers: group_timeout_s after a group's first request, its rollouts still running are
   /// cancelled (0: no deadline); a failed rollout is retried with the same seed up to

@@ -53,6 +53,8 @@ TEST(ClusterFile, MistakesNameTheFileAndTheKey) {
 
   auto bad_json = error_of(R"({"secret": "s", )");
   EXPECT_NE(bad_json.find("not valid JSON"), std::string::npos) << bad_json;
+  auto huge_number = error_of(R"({"secret": "s", "nodes": {"gen-1": {"port": 1e999}}})");
+  EXPECT_NE(huge_number.find("not valid JSON"), std::string::npos) << huge_number;
 
   auto no_nodes = error_of(R"({"secret": "s", "nodes": {}})");
   EXPECT_NE(no_nodes.find("at least one node"), std::string::npos) << no_nodes;

@@ -158,6 +158,14 @@ TEST(Config, InvalidJsonNamesLineAndColumn) {
   EXPECT_NE(what.find("invalid JSON"), std::string::npos) << what;
 }
 
+// Found by fuzz/config_fuzz.cpp: a number too large for a double is nlohmann's out_of_range, not
+// its parse_error, and once escaped the loader uncaught.
+TEST(Config, NumberTooLargeForADoubleNamesItsLine) {
+  auto file = write_file("huge.json", "{\n  \"dataset\": \"a\",\n  \"epochs\": 1e999\n}\n");
+  auto what = error_of([&] { load_config<Training>(file, {}); });
+  EXPECT_NE(what.find("huge.json:3:13: invalid JSON: number overflow parsing '1e999'"), std::string::npos) << what;
+}
+
 TEST(Config, MissingFile) {
   auto what = error_of([&] { load_config<Training>("/nonexistent/config.json", {}); });
   EXPECT_NE(what.find("/nonexistent/config.json: cannot open"), std::string::npos) << what;

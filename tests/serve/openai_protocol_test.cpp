@@ -60,6 +60,7 @@ TEST(OpenAIProtocol, ParsesAChatRequest) {
 TEST(OpenAIProtocol, RefusesWhatItCannotServeNamingTheField) {
   EXPECT_EQ(refusal("[1, 2]").status, 400);
   EXPECT_NE(std::string(refusal("{\"model\": ").what()).find("not valid JSON"), std::string::npos);
+  EXPECT_NE(std::string(refusal("{\"model\": 1e999}").what()).find("not valid JSON"), std::string::npos);
   EXPECT_EQ(refusal(R"({"messages": [{"role": "user", "content": "x"}]})").param, "model");
   auto unknown_model = refusal(R"({"model": "gpt-9", "messages": [{"role": "user", "content": "x"}]})");
   EXPECT_EQ(unknown_model.status, 404);
