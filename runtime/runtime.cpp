@@ -104,7 +104,7 @@ void Runtime::shutdown() {
   std::vector<caf::actor_addr> detached;
   for (auto& actor : actors) {
     caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
-    if (actor.node() == system_->node()
+    if (actor && actor.node() == system_->node()
         && caf::actor_cast<caf::abstract_actor*>(actor)->getf(caf::abstract_actor::is_detached_flag))
       detached.push_back(actor.address());
   }
@@ -134,7 +134,7 @@ void Runtime::stop_actor_system(const std::vector<caf::actor_addr>& detached) {
   // last reference to go. An actor that a node holds a handle to is monitored by the middleman's
   // broker, and its exit sends the broker a down message that references it; if that message is
   // still in the broker's mailbox when the middleman stops, nothing ever releases it and the
-  // destructor waits forever (seen about once in 15 runs of a trainer on a node). So wait here,
+  // destructor waits forever (about once in 10 runs of a trainer on a node, under load). So wait here,
   // while the broker still runs, until this process's detached actors are gone.
   for (const auto& address : detached)
     while (caf::actor_cast<caf::strong_actor_ptr>(address))

@@ -202,6 +202,16 @@ TEST_F(Ask, AskOnADefaultHandleIsActorDownError) {
 
 namespace {
 
+// Shutdown looks at each tracked actor (is it a detached actor of this process?): a handle adopted
+// empty, e.g. from a lookup that found nothing, must not be dereferenced.
+TEST(RuntimeShutdown, AnAdoptedEmptyHandleShutsDownCleanly) {
+  Runtime runtime;
+  auto nobody = runtime.adopt("nobody", caf::actor{});
+  auto echo = runtime.spawn_detached("echo", test_actor);
+  runtime.shutdown();
+  SUCCEED();
+}
+
 TEST(RuntimeShutdown, ALeakedHandleEndsTheProcessWithAMessageInsteadOfHanging) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_EXIT(
