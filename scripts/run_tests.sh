@@ -10,11 +10,11 @@ scripts/setup.sh
 case "${1:-}" in
   --sanitize)
     scripts/build.sh --sanitize
-    ctest --test-dir build-asan --output-on-failure -L "runtime|actors|integration|fuzz" -j 2
+    ctest --test-dir build-asan --output-on-failure -L "runtime|actors|integration|fuzz|setup" -j 2
     ;;
   --tsan)
     scripts/build.sh --tsan
-    ctest --test-dir build-tsan --output-on-failure -L "runtime|actors" -j 2
+    ctest --test-dir build-tsan --output-on-failure -L "runtime|actors|setup" -j 2
     ;;
   *)
     scripts/build.sh

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Installs every Debian package chorus needs to build, test and benchmark. Idempotent: prints
 # nothing and changes nothing when all are present. Run as root or with sudo available.
+#   scripts/setup.sh --list   prints the packages, one a line, and installs nothing (the test
+#                             setup.ListsEveryPackageTheBuildUses checks the build against it)
+# A package installed by hand and missing here breaks every new machine while yours stays green:
+# add it here in the same commit as the code that needs it.
 set -euo pipefail
 
 packages=(
   cmake ninja-build
   clang-19              # the compiler: g++ 12 miscompiles coroutine temporaries (see CMakeLists.txt)
+  libclang-rt-19-dev    # clang's sanitizer and libFuzzer runtimes (scripts/build.sh --sanitize, --tsan)
+  llvm-19               # llvm-symbolizer-19: sanitizer reports with function names, which suppressions match
   g++                   # libstdc++, which clang++ uses
   libcaf-dev            # CAF 0.17: actors and their network transport
   libasio-dev           # standalone Asio: the recipe executor and C++20 coroutines
@@ -23,8 +29,12 @@ packages=(
 )
 # Node.js runs the reference tokenizer (@huggingface/tokenizers) in the parity tests. Some machines
 # bring their own Node.js with npm; Debian's packages otherwise.
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1 || [ "${1:-}" = "--list" ]; then
   packages+=(nodejs npm)
+fi
+if [ "${1:-}" = "--list" ]; then
+  printf '%s\n' "${packages[@]}"
+  exit 0
 fi
 
 missing=()

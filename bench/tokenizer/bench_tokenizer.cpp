@@ -102,7 +102,7 @@ int main() {
     chorus_tokens = count;
   }
 
-  auto command = std::string("node ") + CHORUS_SOURCE_DIR + "/bench/tokenizer/reference_encode.mjs " + tokenizer_json
+  auto command = std::string(CHORUS_NODE) + " " + CHORUS_SOURCE_DIR + "/bench/tokenizer/reference_encode.mjs " + tokenizer_json
                  + " " + corpus_path + " " + std::to_string(kPasses);
   std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), pclose);
   std::string output;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Opens the main job's report.html in headless Chromium and checks that its charts render.
 
-Usage: report_renders.py REPORT_HTML
+Usage: report_renders.py CHROMIUM REPORT_HTML
 
 Two checks: the DOM Chromium built has the three charts with drawn series, and a screenshot has
 pixels of the first series' colour (#1f77b4): the lines were painted, not just parsed.
@@ -14,7 +14,7 @@ import sys
 import tempfile
 import zlib
 
-CHROMIUM = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
             "--disable-dev-shm-usage", "--no-first-run"]
 
 
@@ -67,10 +67,11 @@ def png_pixels(path):
 
 
 def main():
-    if len(sys.argv) != 2 or not os.path.isfile(sys.argv[1]):
-        fail("usage: report_renders.py REPORT_HTML (an existing file)")
-    url = "file://" + os.path.abspath(sys.argv[1])
-    dom = subprocess.run(CHROMIUM + ["--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    if len(sys.argv) != 3 or not os.path.isfile(sys.argv[2]):
+        fail("usage: report_renders.py CHROMIUM REPORT_HTML (an existing file)")
+    chromium = [sys.argv[1]] + CHROMIUM_FLAGS
+    url = "file://" + os.path.abspath(sys.argv[2])
+    dom = subprocess.run(chromium + ["--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
     charts = re.findall(r'<svg class="chart"', dom)
     series = re.findall(r'<polyline class="series"[^>]*points="([^"]+)"', dom)
     if len(charts) != 3:
@@ -81,7 +82,7 @@ def main():
         fail("no evaluation table")
     with tempfile.TemporaryDirectory() as folder:
         shot = os.path.join(folder, "report.png")
-        subprocess.run(CHROMIUM + ["--screenshot=" + shot, "--window-size=1280,1400", url],
+        subprocess.run(chromium + ["--screenshot=" + shot, "--window-size=1280,1400", url],
                        capture_output=True, timeout=120)
         if not os.path.isfile(shot):
             fail("chromium wrote no screenshot")

@@ -68,7 +68,7 @@ TEST_P(Parity, IdsMatchHuggingFaceTokenizersAndDecodingIsLossless) {
   auto tokenizer = BpeTokenizer::load(tokenizer_json);
   auto corpus_path = std::filesystem::path(::testing::TempDir()) / ("corpus_" + GetParam() + ".json");
   std::ofstream(corpus_path) << nlohmann::json(kCorpus).dump();
-  auto output = run("node " + (kParity / "encode.mjs").string() + " " + tokenizer_json.string() + " "
+  auto output = run(std::string(CHORUS_NODE) + " " + (kParity / "encode.mjs").string() + " " + tokenizer_json.string() + " "
                     + corpus_path.string());
   auto expected = nlohmann::json::parse(output, nullptr, false);
   ASSERT_FALSE(expected.is_discarded()) << "node printed: " << output;

@@ -21,7 +21,7 @@ TEST(ChorusServe, OfficialOpenAIClient) {
   setenv("CHORUS_SERVE_TEST_KEY", "test-key-123", 1);
   auto serve = ServeProcess::start({"--api-key-env", "CHORUS_SERVE_TEST_KEY"});
   ASSERT_NE(serve.port, 0);
-  ChildProcess client("/usr/bin/env", {"node", (tests / "openai_client_test.mjs").string(), serve.base_url(),
+  ChildProcess client(CHORUS_NODE, {(tests / "openai_client_test.mjs").string(), serve.base_url(),
                                        "builtin:tiny"});
   EXPECT_EQ(client.wait(std::chrono::minutes(5)), 0) << client.output();
   EXPECT_NE(client.output().find("all checks passed"), std::string::npos) << client.output();
