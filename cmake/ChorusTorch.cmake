@@ -1,15 +1,7 @@
 # LibTorch (Debian's libtorch-dev, CPU). Its 1.13 headers do not compile as C++20 under clang
 # (std::vector<c10::IValue> is instantiated with an incomplete type in a constexpr context), so the
 # targets that include them are built as C++17; none of them contains coroutine code, which stays in
-# C++20 targets that see no LibTorch header.
-# GLOBAL: a user project that adds chorus with add_subdirectory links targets that name LibTorch's
-# imported targets, which must therefore be visible outside this folder.
-find_package(Torch REQUIRED GLOBAL)
-
-# The tokenizers' split regexes need Unicode classes (PCRE2) and NFC normalisation (ICU).
-find_package(PkgConfig REQUIRED)
-pkg_check_modules(pcre2 REQUIRED IMPORTED_TARGET libpcre2-8)
-pkg_check_modules(icu REQUIRED IMPORTED_TARGET icu-uc)
+# C++20 targets that see no LibTorch header. LibTorch itself is found by ChorusFindDependencies.cmake.
 
 # Makes `target` a LibTorch target: C++17, linked to LibTorch, with <torch/torch.h> precompiled
 # (parsing it costs ~9 s per translation unit on the CI machine). chorus_models compiles the header

@@ -34,6 +34,8 @@ RecipeCommandLine parse_command_line(int argc, const char* const* argv) {
     };
     if (option == "-h" || option == "--help") {
       result.help = true;
+    } else if (option == "--schema") {
+      result.schema = true;
     } else if (option == "-c" || option == "--config") {
       result.config_file = value();
     } else if (option == "-s" || option == "--set") {
@@ -61,7 +63,7 @@ RecipeCommandLine parse_command_line(int argc, const char* const* argv) {
                        + "'; config values are given as --set key=value, see --help");
     }
   }
-  if (result.resume && result.output_dir.empty() && !result.help)
+  if (result.resume && result.output_dir.empty() && !result.help && !result.schema)
     throw UsageError("--resume needs --output DIR: the directory of the run to continue");
   return result;
 }
@@ -81,7 +83,8 @@ std::string recipe_usage(std::string_view program, std::string_view recipe, cons
   text += "      --resume             continue the run in --output DIR from its newest checkpoint\n";
   text += "      --cluster FILE       a cluster file: the chorus-node processes components may run on\n";
   text += "      --log-level LEVEL    trace, debug, info (default), warn or error\n";
-  text += "  -h, --help               show this help\n\n";
+  text += "  -h, --help               show this help\n";
+  text += "      --schema             print the config's JSON Schema (for editors and validators)\n\n";
   text += "Config fields:\n" + config_table;
   text += "\nExit codes: 0 done, 1 recipe failed, 2 bad command line or config, 130 stopped by Ctrl-C or SIGTERM\n"
           "(during a stage: after its current step, with a checkpoint to --resume from).\n";

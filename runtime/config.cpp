@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 namespace chorus {
@@ -31,6 +32,36 @@ std::string where(const ConfigLocation& at) {
 }
 
 } // namespace
+
+namespace detail {
+
+namespace {
+
+// Config struct -> field -> the comment above it (detail::ConfigDocs). Filled before main runs.
+std::map<std::string, std::map<std::string, std::string, std::less<>>, std::less<>>& registered_docs() {
+  static std::map<std::string, std::map<std::string, std::string, std::less<>>, std::less<>> docs;
+  return docs;
+}
+
+} // namespace
+
+ConfigDocs::ConfigDocs(std::string_view type,
+                       std::initializer_list<std::pair<std::string_view, std::string_view>> fields) {
+  auto& docs = registered_docs()[std::string(type)];
+  for (const auto& [field, text] : fields)
+    docs.emplace(std::string(field), std::string(text));
+}
+
+std::string config_field_doc(std::string_view type, std::string_view field) {
+  const auto& docs = registered_docs();
+  auto section = docs.find(type);
+  if (section == docs.end())
+    return {};
+  auto found = section->second.find(field);
+  return found == section->second.end() ? std::string() : found->second;
+}
+
+} // namespace detail
 
 ConfigLocation ConfigLocation::child(std::string_view name) const {
   if (key.empty())

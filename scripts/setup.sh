@@ -21,6 +21,7 @@ packages=(
   libgloo-dev           # the headers of Gloo, the collectives under c10d that trainer data parallelism uses
   libopenblas0-pthread  # without it LibTorch falls back to the reference BLAS, 30x slower
   python3-torch         # the independent PyTorch reference the model tests compare logits with
+  python3-jsonschema    # validates the shipped configs against the recipe programs' --schema
   libpcre2-dev          # tokenizer split regexes with Unicode classes
   libicu-dev            # NFC normalisation (Qwen tokenizers)
   libprotobuf-dev protobuf-compiler  # TensorBoard event files (metrics)

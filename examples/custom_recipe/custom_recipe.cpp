@@ -9,10 +9,15 @@
 using namespace chorus;
 
 struct CustomConfig {
+  // The model to train: builtin:tiny or the path of a Hugging Face model folder.
   ModelRef model;
+  // Steps of GRPO on the tidy-answer grader.
   int grpo_steps = 5;
+  // Steps of ENVGRPO on the counting game.
   int env_steps = 5;
+  // The learning rate of both stages.
   double lr = 5e-4;
+  // Seeds sampling: the same seed, the same run.
   std::uint64_t seed = 0;
 };
 CHORUS_CONFIG(CustomConfig, model, grpo_steps, env_steps, lr, seed)

@@ -16,36 +16,51 @@
 using namespace chorus;
 
 struct SftThenGspoConfig {
+  // The model to train: builtin:tiny (trained from scratch here) or a Hugging Face model folder.
   ModelRef model;
+  // Seeds the generated task, sampling and the order of the data.
   std::uint64_t seed = 1;
+  // Training prompts of the task ("Is 347 even? JSON please.").
   int train_prompts = 2000;
-  /// Demonstrations for SFT: the first ones of the training prompts, answered right.
+  // Demonstrations for SFT: the first ones of the training prompts, answered right.
   int demonstrations = 500;
+  // Held-out prompts, evaluated greedily before training, after SFT and after GSPO.
   int eval_prompts = 200;
+  // SFT's peak learning rate.
   double sft_learning_rate = 1e-3;
+  // Passes over the demonstrations.
   int sft_epochs = 2;
+  // Demonstrations per SFT optimizer step.
   int sft_batch_size = 16;
+  // GSPO's learning rate.
   double gspo_learning_rate = 2e-4;
+  // GSPO steps to take.
   int gspo_max_steps = 80;
+  // Completions per GSPO step.
   int gspo_batch_size = 128;
+  // The group size: completions sampled per prompt.
   int completions_per_sample = 8;
+  // Weight of the KL penalty to the model after SFT.
   double kl_beta = 0.02;
-  /// GSPO's sequence-ratio clip range, below and above 1 (clip_range_high < 0: clip_range).
+  // GSPO's sequence-ratio clip range below 1 (and above, unless clip_range_high is set).
   double clip_range = 0.2;
+  // GSPO's clip range above 1 (< 0: clip_range).
   double clip_range_high = -1.0;
-  /// 0 runs the GSPO steps one after another; 1 overlaps generation for step k+1 with training on
-  /// step k (faster, and it learned as well here: see the README).
+  // 0 runs the GSPO steps one after another; 1 overlaps generation for step k+1 with training on
+  // step k (faster, and it learned as well here: see the README).
   int max_staleness = 0;
-  /// "programmatic" (format + correctness) or "judge" (a BinaryJudgeGrader on judge_model).
+  // "programmatic" (format + correctness) or "judge" (a BinaryJudgeGrader on judge_model).
   std::string grader = "programmatic";
+  // The judge's model, with grader "judge".
   ModelRef judge_model;
-  /// Nodes of the cluster file (--cluster FILE) that run the policy's replica, its trainer and the
-  /// judge; empty: this process.
+  // The node of the cluster file (--cluster FILE) that runs the policy's replica; empty: this process.
   std::string policy_node;
+  // The node that runs the trainer; empty: this process.
   std::string trainer_node;
+  // The node that runs the judge; empty: this process.
   std::string judge_node;
-  /// Intra-op threads of each model actor; 0: a share of this machine's cores. Fixed threads make
-  /// runs comparable number for number wherever the actors are placed.
+  // Intra-op threads of each model actor; 0: a share of this machine's cores. Fixed threads make
+  // runs comparable number for number wherever the actors are placed.
   int threads = 0;
 };
 CHORUS_CONFIG(SftThenGspoConfig, model, seed, train_prompts, demonstrations, eval_prompts, sft_learning_rate, sft_epochs,

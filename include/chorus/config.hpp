@@ -1,5 +1,6 @@
 // Recipe configs: a plain struct, declared once with CHORUS_CONFIG, loaded from a JSON file and
-// `key.path=value` overrides, checked strictly, and listed by `--help`.
+// `key.path=value` overrides, checked strictly, listed by `--help` and described as a JSON Schema by
+// `--schema` (the comment above a field is its description, for programs built with chorus_add_recipe).
 //
 //   struct SftConfig { double lr = 1e-5; int epochs = 1; Required<std::string> data; };
 //   CHORUS_CONFIG(SftConfig, lr, epochs, data)
@@ -19,6 +20,7 @@
 #include <concepts>
 #include <cstdint>
 #include <filesystem>
+#include <initializer_list>
 #include <limits>
 #include <optional>
 #include <span>
@@ -86,8 +88,8 @@ private:
 /// Reads, writes and names one config field type. Specialise it for your own types with:
 /// `static std::string type_name()`, `static void read(const Json&, T&, const ConfigLocation&)`,
 /// `static Json write(const T&)`, `static Json parse_text(std::string_view, const ConfigLocation&)`
-/// (the value of a `--set` override as JSON) and, for a type that must be given, `static bool
-/// is_set(const T&)`.
+/// (the value of a `--set` override as JSON), optionally `static Json schema()` (its JSON Schema; without
+/// it the schema accepts any value) and, for a type that must be given, `static bool is_set(const T&)`.
 template <class T>
 struct ConfigCodec;
 
@@ -113,6 +115,29 @@ concept HasIsSet = requires(const T& value) {
   { ConfigCodec<T>::is_set(value) } -> std::same_as<bool>;
 };
 
+template <class T>
+concept HasSchema = requires {
+  { ConfigCodec<T>::schema() } -> std::same_as<Json>;
+};
+
+/// The JSON Schema of field type `T`: its codec's, or one that accepts any value.
+template <class T>
+Json schema_of() {
+  if constexpr (HasSchema<T>)
+    return ConfigCodec<T>::schema();
+  else
+    return Json{{"description", ConfigCodec<T>::type_name()}};
+}
+
+/// The comments above a config struct's fields, registered at start-up by the source file that
+/// chorus-config-docs generates for a recipe program (chorus_add_recipe in CMake).
+struct ConfigDocs {
+  ConfigDocs(std::string_view type, std::initializer_list<std::pair<std::string_view, std::string_view>> fields);
+};
+
+/// The registered comment of `field` in config struct `type`; empty if there is none.
+std::string config_field_doc(std::string_view type, std::string_view field);
+
 } // namespace detail
 
 // -- codecs for the built-in field types ----------------------------------------
@@ -129,6 +154,9 @@ struct ConfigCodec<bool> {
   }
   static Json write(bool value) {
     return value;
+  }
+  static Json schema() {
+    return {{"type", "boolean"}};
   }
   static Json parse_text(std::string_view text, const ConfigLocation& at) {
     if (text == "true" || text == "1" || text == "yes" || text == "on")
@@ -165,6 +193,9 @@ struct ConfigCodec<T> {
   static Json write(T value) {
     return value;
   }
+  static Json schema() {
+    return {{"type", "integer"}, {"minimum", std::numeric_limits<T>::min()}, {"maximum", std::numeric_limits<T>::max()}};
+  }
   static Json parse_text(std::string_view text, const ConfigLocation& at) {
     return detail::parse_json_text(text, at, type_name());
   }
@@ -182,6 +213,9 @@ struct ConfigCodec<T> {
   }
   static Json write(T value) {
     return value;
+  }
+  static Json schema() {
+    return {{"type", "number"}};
   }
   static Json parse_text(std::string_view text, const ConfigLocation& at) {
     return detail::parse_json_text(text, at, "float");
@@ -201,6 +235,9 @@ struct ConfigCodec<std::string> {
   static Json write(const std::string& value) {
     return value;
   }
+  static Json schema() {
+    return {{"type", "string"}};
+  }
   static Json parse_text(std::string_view text, const ConfigLocation&) {
     return std::string(text); // --set name=hello: no quotes needed
   }
@@ -218,6 +255,9 @@ struct ConfigCodec<std::filesystem::path> {
   }
   static Json write(const std::filesystem::path& value) {
     return value.string();
+  }
+  static Json schema() {
+    return {{"type", "string"}, {"format", "path"}};
   }
   static Json parse_text(std::string_view text, const ConfigLocation&) {
     return std::string(text);
@@ -242,6 +282,9 @@ struct ConfigCodec<std::vector<T>> {
     for (const auto& item : value)
       result.push_back(ConfigCodec<T>::write(item));
     return result;
+  }
+  static Json schema() {
+    return {{"type", "array"}, {"items", detail::schema_of<T>()}};
   }
   /// `[1,2,3]` as JSON, or `1,2,3` with each item read as for a single field.
   static Json parse_text(std::string_view text, const ConfigLocation& at) {
@@ -274,6 +317,9 @@ struct ConfigCodec<std::optional<T>> {
   static Json write(const std::optional<T>& value) {
     return value ? ConfigCodec<T>::write(*value) : Json(nullptr);
   }
+  static Json schema() {
+    return {{"anyOf", {detail::schema_of<T>(), {{"type", "null"}}}}};
+  }
   static Json parse_text(std::string_view text, const ConfigLocation& at) {
     return text == "null" ? Json(nullptr) : ConfigCodec<T>::parse_text(text, at);
   }
@@ -291,6 +337,9 @@ struct ConfigCodec<Required<T>> {
   }
   static Json write(const Required<T>& value) {
     return value.is_set() ? ConfigCodec<T>::write(*value) : Json(nullptr);
+  }
+  static Json schema() {
+    return detail::schema_of<T>();
   }
   static Json parse_text(std::string_view text, const ConfigLocation& at) {
     return ConfigCodec<T>::parse_text(text, at);
@@ -324,6 +373,32 @@ struct ConfigCodec<T> {
     chorus_config_visit(value, [&](const char* name, const auto& field) {
       result[name] = detail::codec_for<decltype(field)>::write(field);
     });
+    return result;
+  }
+  /// An object with exactly the struct's fields: each with its type, its default (required fields
+  /// have none and are listed as required) and the comment above it as its description.
+  static Json schema() {
+    T defaults{};
+    const std::string type = chorus_config_name(static_cast<T*>(nullptr));
+    auto properties = Json::object();
+    auto required = Json::array();
+    chorus_config_visit(defaults, [&](const char* name, const auto& field) {
+      using Field = std::remove_cvref_t<decltype(field)>;
+      Json property = detail::schema_of<Field>();
+      bool has_default = !IsConfig<Field>;
+      if constexpr (detail::HasIsSet<Field>)
+        has_default = ConfigCodec<Field>::is_set(field);
+      if (has_default)
+        property["default"] = ConfigCodec<Field>::write(field);
+      else if (!IsConfig<Field>)
+        required.push_back(name);
+      if (auto doc = detail::config_field_doc(type, name); !doc.empty())
+        property["description"] = doc;
+      properties[name] = std::move(property);
+    });
+    Json result{{"type", "object"}, {"properties", std::move(properties)}, {"additionalProperties", false}};
+    if (!required.empty())
+      result["required"] = std::move(required);
     return result;
   }
   static Json parse_text(std::string_view text, const ConfigLocation& at) {
@@ -426,6 +501,19 @@ Json config_to_json(const T& config) {
   return ConfigCodec<T>::write(config);
 }
 
+/// The JSON Schema (draft 2020-12) of a config file for the recipe `recipe` with config `T`, for
+/// `--schema`: a config file that loads validates against it, and one that fails validation does not
+/// load. (`--set` overrides also take the shorthands of parse_text, such as `layers=1,2`.)
+template <IsConfig T>
+Json config_schema(std::string_view recipe) {
+  Json document{{"$schema", "https://json-schema.org/draft/2020-12/schema"},
+                {"title", std::string(recipe) + " config"},
+                {"description", "The --config file of the recipe program '" + std::string(recipe)
+                                  + "'; each key can also be given as --set key=value."}};
+  document.update(ConfigCodec<T>::schema());
+  return document;
+}
+
 /// A table of every field of `T`: key path, type and default, for `--help`.
 template <IsConfig T>
 std::string describe_config() {
@@ -444,6 +532,9 @@ std::string describe_config() {
 #define CHORUS_CONFIG(Type, ...)                                                                   \
   [[maybe_unused]] constexpr bool chorus_is_config(Type*) {                                        \
     return true;                                                                                   \
+  }                                                                                                \
+  [[maybe_unused]] constexpr const char* chorus_config_name(Type*) {                               \
+    return #Type;                                                                                  \
   }                                                                                                \
   template <class Self, class Visitor>                                                             \
     requires std::same_as<std::remove_const_t<Self>, Type>                                         \

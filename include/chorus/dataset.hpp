@@ -116,10 +116,39 @@ std::vector<std::vector<T>> batches_of(const std::vector<T>& items, std::size_t 
 
 // -- config ---------------------------------------------------------------------
 
+namespace detail {
+
+/// What a line of a `Dataset<Kind>` file holds, for its JSON Schema's format ("chorus-dataset:prompt").
+template <class Kind>
+constexpr const char* dataset_kind_name();
+template <>
+constexpr const char* dataset_kind_name<Completion>() {
+  return "completion";
+}
+template <>
+constexpr const char* dataset_kind_name<Prompt>() {
+  return "prompt";
+}
+template <>
+constexpr const char* dataset_kind_name<Preference>() {
+  return "preference";
+}
+
+} // namespace detail
+
 template <class Kind>
 struct ConfigCodec<Dataset<Kind>> {
   static std::string type_name() {
     return "dataset (path of a JSONL file)";
+  }
+  /// The path of a JSONL file, or {"path": ..., "skip_bad_lines": true}.
+  static Json schema() {
+    Json path{{"type", "string"}, {"format", std::string("chorus-dataset:") + detail::dataset_kind_name<Kind>()}};
+    Json object{{"type", "object"},
+                {"properties", {{"path", path}, {"skip_bad_lines", {{"type", "boolean"}}}}},
+                {"required", {"path"}},
+                {"additionalProperties", false}};
+    return {{"anyOf", {path, object}}};
   }
   static void read(const Json& value, Dataset<Kind>& out, const ConfigLocation& at) {
     if (value.is_string()) {

@@ -229,6 +229,10 @@ struct ConfigCodec<ModelRef> {
   static Json write(const ModelRef& value) {
     return value.reference;
   }
+  /// A non-empty string: builtin:tiny, or the path of a Hugging Face model folder.
+  static Json schema() {
+    return {{"type", "string"}, {"minLength", 1}, {"format", "chorus-model"}};
+  }
   static Json parse_text(std::string_view text, const ConfigLocation&) {
     return std::string(text);
   }

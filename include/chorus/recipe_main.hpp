@@ -1,7 +1,7 @@
 // CHORUS_RECIPE_MAIN(fn): turns a recipe coroutine into a program with a command line.
 //
 //   program [--config FILE] [--set key.path=value]... [--output DIR] [--checkpoint-every N]
-//           [--resume] [--cluster FILE] [--log-level LEVEL] [--help]
+//           [--resume] [--cluster FILE] [--log-level LEVEL] [--help] [--schema]
 //
 // Exit codes: 0 done, 1 the recipe failed, 2 a bad command line or config (also a ConfigError the
 // recipe throws when it checks its own fields), 130 stopped by Ctrl-C or SIGTERM (during a stage:
@@ -41,6 +41,8 @@ struct RecipeCommandLine {
   std::string log_level = "info";
   /// `--help`: print the usage and every config field, then exit.
   bool help = false;
+  /// `--schema`: print the config's JSON Schema (config_schema), then exit.
+  bool schema = false;
 };
 
 /// @throws UsageError for an unknown option, a missing or bad value, a stray argument, or --resume
@@ -69,6 +71,10 @@ int recipe_main(int argc, char** argv, std::string_view name, Task<void> (*recip
     command_line = parse_command_line(argc, argv);
     if (command_line.help) {
       std::cout << detail::recipe_usage(argc > 0 ? argv[0] : name, name, describe_config<Config>());
+      return 0;
+    }
+    if (command_line.schema) {
+      std::cout << config_schema<Config>(name).dump(2) << "\n";
       return 0;
     }
     config = load_config<Config>(command_line.config_file, command_line.overrides);

@@ -5,12 +5,19 @@
 using namespace chorus;
 
 struct DpoConfig {
+  // Preference pairs, one JSON object a line: {"prompt": ..., "chosen": ..., "rejected": ...}.
   Dataset<Preference> dataset;
+  // The model to train; its weights at the start are DPO's frozen reference.
   ModelRef model;
+  // The peak learning rate.
   double lr = 1e-6;
+  // DPO's beta: the inverse temperature of the implicit reward (higher stays closer to the reference).
   double beta = 0.1;
+  // Passes over the pairs.
   int epochs = 1;
+  // Pairs per optimizer step.
   int samples_per_batch = 32;
+  // Seeds sampling and the order of the data: the same seed, the same run.
   std::uint64_t seed = 0;
 };
 CHORUS_CONFIG(DpoConfig, dataset, model, lr, beta, epochs, samples_per_batch, seed)

@@ -6,16 +6,25 @@
 using namespace chorus;
 
 struct EnvGrpoConfig {
-  Dataset<Prompt> dataset; // {"prompt": "...", "secret": 7}
+  // Games to play, one JSON object a line: {"prompt": "...", "secret": 7} (the number to guess).
+  Dataset<Prompt> dataset;
+  // The model to train: builtin:tiny or the path of a Hugging Face model folder.
   ModelRef model;
+  // The learning rate.
   double lr = 1e-6;
+  // Episodes per step (games per step: samples_per_batch / completions_per_sample).
   int samples_per_batch = 32;
+  // The group size: episodes played from each game.
   int completions_per_sample = 8;
+  // The most model turns in one episode.
   int max_turns = 4;
+  // ENVGRPO steps to take.
   int max_num_grpo_steps = 50;
-  /// 0: synchronous steps; 1: generation overlaps training (samples one policy version old).
+  // 0: synchronous steps; 1: generation overlaps training (samples one policy version old).
   int max_staleness = 0;
+  // The longest model turn, in tokens.
   int max_tokens = 8;
+  // Seeds sampling and the order of the data: the same seed, the same run.
   std::uint64_t seed = 0;
 };
 CHORUS_CONFIG(EnvGrpoConfig, dataset, model, lr, samples_per_batch, completions_per_sample, max_turns,

@@ -5,21 +5,33 @@
 using namespace chorus;
 
 struct GspoConfig {
-  Dataset<Prompt> dataset; // {"prompt": ..., "answer": ...}
+  // Prompts, one JSON object a line, with the expected answer: {"prompt": ..., "answer": ...}.
+  Dataset<Prompt> dataset;
+  // The model to train: builtin:tiny or the path of a Hugging Face model folder.
   ModelRef model;
-  /// Where the answer is in a completion: a regex whose first group is compared with "answer".
+  // Where the answer is in a completion: a regex whose first group is compared with "answer".
   std::string answer_pattern = "(-?[0-9]+)";
+  // The learning rate.
   double lr = 5e-7;
+  // Completions per step (prompts per step: samples_per_batch / completions_per_sample).
   int samples_per_batch = 64;
+  // Completions per optimizer step: a step takes samples_per_batch / samples_per_mini_batch updates.
   int samples_per_mini_batch = 32;
+  // The group size: completions sampled per prompt.
   int completions_per_sample = 8;
+  // GSPO's sequence-ratio clip range: ratios are clipped to [1 - clip_range, 1 + clip_range].
   double clip_range = 0.2;
+  // Weight of the KL penalty to the model as it was at the start (0: none).
   double kl_beta = 0.0;
+  // GSPO steps to take.
   int max_num_gspo_steps = 100;
-  /// 0: synchronous steps; 1: generation overlaps training (samples one policy version old).
+  // 0: synchronous steps; 1: generation overlaps training (samples one policy version old).
   int max_staleness = 0;
+  // The longest completion, in tokens.
   int max_tokens = 64;
+  // Sampling temperature of the completions.
   double temperature = 1.0;
+  // Seeds sampling and the order of the data: the same seed, the same run.
   std::uint64_t seed = 0;
 };
 CHORUS_CONFIG(GspoConfig, dataset, model, answer_pattern, lr, samples_per_batch, samples_per_mini_batch,

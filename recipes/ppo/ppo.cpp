@@ -5,21 +5,33 @@
 using namespace chorus;
 
 struct PpoConfig {
-  Dataset<Prompt> dataset; // {"prompt": ..., "answer": ...}
+  // Prompts, one JSON object a line, with the expected answer: {"prompt": ..., "answer": ...}.
+  Dataset<Prompt> dataset;
+  // The model to train: builtin:tiny or the path of a Hugging Face model folder.
   ModelRef model;
-  /// Where the answer is in a completion: a regex whose first group is compared with "answer".
+  // Where the answer is in a completion: a regex whose first group is compared with "answer".
   std::string answer_pattern = "(-?[0-9]+)";
+  // The learning rate (of the policy and its value head).
   double lr = 1e-6;
+  // Prompts per step, one completion each.
   int samples_per_batch = 64;
+  // Completions per optimizer step.
   int samples_per_mini_batch = 32;
+  // Passes over each step's rollouts.
   int ppo_epochs = 1;
+  // Discount of later rewards (1: none).
   double gamma = 1.0;
+  // GAE's lambda: trades the advantages' bias (0) against their variance (1).
   double lambda = 0.95;
+  // Weight of the KL penalty to the model as it was at the start (0: none).
   double kl_beta = 0.0;
+  // PPO steps to take.
   int max_num_ppo_steps = 100;
-  /// 0: synchronous steps; 1: generation overlaps training (samples one policy version old).
+  // 0: synchronous steps; 1: generation overlaps training (samples one policy version old).
   int max_staleness = 0;
+  // The longest completion, in tokens.
   int max_tokens = 64;
+  // Seeds sampling and the order of the data: the same seed, the same run.
   std::uint64_t seed = 0;
 };
 CHORUS_CONFIG(PpoConfig, dataset, model, answer_pattern, lr, samples_per_batch, samples_per_mini_batch, ppo_epochs,

@@ -5,15 +5,25 @@
 using namespace chorus;
 
 struct SftConfig {
+  // Demonstrations, one JSON object a line: {"prompt": ..., "completion": ...} or {"messages": [...]}.
   Dataset<Completion> dataset;
+  // The model to train: builtin:tiny or the path of a Hugging Face model folder.
   ModelRef model;
+  // The peak learning rate (linear warm-up, then cosine decay to a tenth of it).
   double lr = 1e-5;
+  // Passes over the training demonstrations.
   int epochs = 1;
+  // Demonstrations per optimizer step.
   int samples_per_batch = 32;
+  // Demonstrations per forward/backward pass (gradient accumulation within a step).
   int samples_per_mini_batch = 8;
+  // Optimizer steps of linear learning-rate warm-up.
   int warmup_steps = 0;
+  // AdamW's decoupled weight decay.
   double weight_decay = 0.0;
+  // Share of the demonstrations held out; their loss is measured after each epoch.
   double eval_fraction = 0.1;
+  // Seeds sampling and the order of the data: the same seed, the same run.
   std::uint64_t seed = 0;
 };
 CHORUS_CONFIG(SftConfig, dataset, model, lr, epochs, samples_per_batch, samples_per_mini_batch, warmup_steps,

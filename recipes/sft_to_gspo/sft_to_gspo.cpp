@@ -6,15 +6,25 @@
 using namespace chorus;
 
 struct SftToGspoConfig {
-  Dataset<Completion> sft_dataset; // demonstrations with expected outputs
-  Dataset<Prompt> gspo_dataset;    // prompts only
+  // Demonstrations with expected outputs: {"prompt": ..., "completion": ...} or {"messages": [...]}.
+  Dataset<Completion> sft_dataset;
+  // Prompts only, for GSPO: {"prompt": ...} or {"messages": [...]}.
+  Dataset<Prompt> gspo_dataset;
+  // The model to train (and, as a judge, to grade): builtin:tiny or a Hugging Face model folder.
   ModelRef model_to_train;
+  // SFT's peak learning rate.
   double sft_learning_rate = 1e-5;
+  // Passes over the demonstrations.
   int sft_epochs = 1;
+  // Demonstrations per SFT optimizer step.
   int sft_batch_size = 512;
+  // GSPO's learning rate.
   double gspo_learning_rate = 5e-7;
+  // GSPO steps to take.
   int gspo_max_steps = 1000;
+  // Completions per GSPO step.
   int gspo_batch_size = 256;
+  // The longest completion, in tokens.
   int max_tokens = 256;
 };
 CHORUS_CONFIG(SftToGspoConfig, sft_dataset, gspo_dataset, model_to_train, sft_learning_rate, sft_epochs,

@@ -193,4 +193,55 @@ TEST(Config, RoundTripsThroughJson) {
   EXPECT_EQ(config_to_json(again), json);
 }
 
+// -- the JSON Schema of --schema ----------------------------------------------------------------------
+
+// What chorus-config-docs generates for a recipe program: here by hand.
+const detail::ConfigDocs kTrainingDocs{"Training", {{"epochs", "Passes over the data."}}};
+
+TEST(ConfigSchema, EveryFieldHasItsTypeAndDefaultAndExtraKeysAreRefused) {
+  auto schema = config_schema<Training>("train");
+  EXPECT_EQ(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
+  EXPECT_EQ(schema["title"], "train config");
+  EXPECT_EQ(schema["type"], "object");
+  EXPECT_EQ(schema["additionalProperties"], false);
+  const auto& fields = schema["properties"];
+  EXPECT_EQ(fields.size(), 7u);
+  EXPECT_EQ(fields["epochs"]["type"], "integer");
+  EXPECT_EQ(fields["epochs"]["default"], 1);
+  EXPECT_EQ(fields["epochs"]["minimum"], std::numeric_limits<int>::min());
+  EXPECT_EQ(fields["max_steps"]["maximum"], std::numeric_limits<std::int64_t>::max());
+  EXPECT_EQ(fields["shuffle"]["type"], "boolean");
+  EXPECT_EQ(fields["name"], (Json{{"type", "string"}, {"default", "run"}}));
+  EXPECT_EQ(fields["seed"]["anyOf"], (Json::array({{{"type", "integer"}, {"minimum", std::numeric_limits<int>::min()},
+                                                    {"maximum", std::numeric_limits<int>::max()}},
+                                                   {{"type", "null"}}})));
+  EXPECT_EQ(fields["seed"]["default"], nullptr);
+  // A nested section is an object of its own fields, each with its default.
+  const auto& optimizer = fields["optimizer"];
+  EXPECT_EQ(optimizer["type"], "object");
+  EXPECT_EQ(optimizer["additionalProperties"], false);
+  EXPECT_EQ(optimizer["properties"]["lr"]["type"], "number");
+  EXPECT_EQ(optimizer["properties"]["betas"]["type"], "array");
+  EXPECT_EQ(optimizer["properties"]["betas"]["items"]["type"], "number");
+  EXPECT_EQ(optimizer["properties"]["betas"]["default"], Json::array({0.9, 0.999}));
+  EXPECT_FALSE(optimizer.contains("default"));
+}
+
+TEST(ConfigSchema, RequiredFieldsAreListedAndHaveNoDefault) {
+  auto schema = config_schema<Training>("train");
+  EXPECT_EQ(schema["required"], Json::array({"dataset"}));
+  EXPECT_FALSE(schema["properties"]["dataset"].contains("default"));
+  EXPECT_EQ(schema["properties"]["dataset"]["type"], "string");
+  EXPECT_FALSE(schema["properties"]["optimizer"].contains("required"));
+}
+
+TEST(ConfigSchema, TheRegisteredCommentOfAFieldIsItsDescription) {
+  auto schema = config_schema<Training>("train");
+  EXPECT_EQ(schema["properties"]["epochs"]["description"], "Passes over the data.");
+  EXPECT_FALSE(schema["properties"]["name"].contains("description"));
+  EXPECT_EQ(detail::config_field_doc("Training", "epochs"), "Passes over the data.");
+  EXPECT_EQ(detail::config_field_doc("Training", "nothing"), "");
+  EXPECT_EQ(detail::config_field_doc("Nothing", "epochs"), "");
+}
+
 } // namespace

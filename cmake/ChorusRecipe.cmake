@@ -1,0 +1,31 @@
+# chorus_add_recipe(<name> <source>...): a recipe program, linked to chorus::chorus, whose --schema
+# describes each config field with the comment above it in the sources. (A C++ program cannot see its
+# comments: chorus-config-docs reads them at build time into a generated source file.)
+#
+#   chorus_add_recipe(my_recipe my_recipe.cpp)
+#
+# Defined by chorus's own build (and so under add_subdirectory) and by find_package(chorus).
+function(chorus_add_recipe name)
+  if(NOT ARGN)
+    message(FATAL_ERROR "chorus_add_recipe(${name}): give the program's sources")
+  endif()
+  add_executable(${name} ${ARGN})
+  target_link_libraries(${name} PRIVATE chorus::chorus)
+  set(sources "")
+  foreach(source IN LISTS ARGN)
+    get_filename_component(source ${source} ABSOLUTE BASE_DIR ${CMAKE_CURRENT_SOURCE_DIR})
+    list(APPEND sources ${source})
+  endforeach()
+  if(TARGET chorus-config-docs)
+    set(tool chorus-config-docs) # chorus's own build, or a project that adds it with add_subdirectory
+  else()
+    set(tool chorus::config-docs) # find_package(chorus)
+  endif()
+  set(docs ${CMAKE_CURRENT_BINARY_DIR}/${name}_config_docs.cpp)
+  add_custom_command(OUTPUT ${docs}
+    COMMAND $<TARGET_FILE:${tool}> ${docs} ${sources}
+    DEPENDS ${sources} ${tool}
+    COMMENT "Reading the config field comments of ${name}"
+    VERBATIM)
+  target_sources(${name} PRIVATE ${docs})
+endfunction()
