@@ -26,6 +26,7 @@ struct NodeWelcome {
 /// Joins a node. Refused unless `secret` is the cluster file's secret.
 struct NodeHello {
   using Reply = NodeWelcome;
+  static constexpr const char* kDoing = "greeting a node";
   std::string secret;
 };
 
@@ -42,6 +43,7 @@ struct SpawnedActor {
 /// weight server.
 struct SpawnModelActor {
   using Reply = SpawnedActor;
+  static constexpr const char* kDoing = "starting a model actor";
   std::string secret;
   std::string role;
   ModelActorSpec spec;
@@ -54,6 +56,7 @@ struct SpawnModelActor {
 /// have registered it: chorus::node_main); its episodes run there.
 struct SpawnEnvironmentHost {
   using Reply = SpawnedActor;
+  static constexpr const char* kDoing = "starting an environment host";
   std::string secret;
   std::string environment;
 };
@@ -62,6 +65,7 @@ struct SpawnEnvironmentHost {
 /// request that changes the weights.
 struct JoinRanks {
   using Reply = void;
+  static constexpr const char* kDoing = "joining the trainer ranks";
   std::vector<caf::actor> ranks;
 };
 
@@ -92,6 +96,7 @@ struct WeightManifest {
 
 struct WeightManifestRequest {
   using Reply = WeightManifest;
+  static constexpr const char* kDoing = "listing new weights";
 };
 
 /// Bytes [index * chunk_bytes, (index + 1) * chunk_bytes) of the version's tensors laid end to end.
@@ -103,6 +108,7 @@ struct WeightChunk {
 
 struct WeightChunkRequest {
   using Reply = WeightChunk;
+  static constexpr const char* kDoing = "sending weights";
   std::int64_t version = 0;
   std::int64_t index = 0;
 };

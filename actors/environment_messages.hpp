@@ -29,6 +29,7 @@ struct EnvResetReply {
 /// metadata travels as JSON text.
 struct EnvResetRequest {
   using Reply = EnvResetReply;
+  static constexpr const char* kDoing = "starting an episode";
   std::uint64_t episode = 0;
   std::vector<ChatMessage> prompt;
   std::string metadata;
@@ -37,6 +38,7 @@ struct EnvResetRequest {
 /// The model's turn in episode `episode`: the last message of `conversation`.
 struct EnvStepRequest {
   using Reply = EnvReply;
+  static constexpr const char* kDoing = "taking an environment step";
   std::uint64_t episode = 0;
   std::vector<ChatMessage> conversation;
 };

@@ -48,12 +48,14 @@ struct ModelInfo {
 
 struct ModelInfoRequest {
   using Reply = ModelInfo;
+  static constexpr const char* kDoing = "loading its model";
 };
 
 /// Generate from a chat (`messages`, rendered with the chat template), from plain `text`, or from
 /// `tokens` as they are (whichever is not empty, in that order).
 struct GenerateRequest {
   using Reply = Generation;
+  static constexpr const char* kDoing = "generating";
   std::vector<ChatMessage> messages;
   std::string text;
   SamplingParams params;
@@ -88,6 +90,7 @@ struct LogprobsReply {
 
 struct LogprobsRequest {
   using Reply = LogprobsReply;
+  static constexpr const char* kDoing = "computing log-probabilities";
   std::vector<std::int64_t> prompt_tokens;
   std::vector<std::int64_t> completion_tokens;
 };
@@ -99,6 +102,7 @@ struct TokenizeReply {
 /// Tokenize a chat (with the chat template) when `messages` is not empty, else plain `text`.
 struct TokenizeRequest {
   using Reply = TokenizeReply;
+  static constexpr const char* kDoing = "tokenizing";
   std::vector<ChatMessage> messages;
   std::string text;
   bool add_generation_prompt = true;
@@ -107,6 +111,7 @@ struct TokenizeRequest {
 /// One optimizer step; `objective` is "sft" or "policy" (over `samples`) or "dpo" (over `pairs`).
 struct TrainRequest {
   using Reply = TrainReport;
+  static constexpr const char* kDoing = "taking a training step";
   std::string objective;
   std::vector<TrainSample> samples;
   TrainParams params;
@@ -121,16 +126,19 @@ struct ValuesReply {
 /// The trainer's value estimates for `samples` (PPO), without a step.
 struct ValuesRequest {
   using Reply = ValuesReply;
+  static constexpr const char* kDoing = "computing value estimates";
   std::vector<TrainSample> samples;
 };
 
 /// Makes the trainer's current weights its frozen reference (e.g. the SFT model before RL).
 struct ResetReferenceRequest {
   using Reply = void;
+  static constexpr const char* kDoing = "resetting the reference model";
 };
 
 struct SaveRequest {
   using Reply = void;
+  static constexpr const char* kDoing = "saving the model";
   std::string folder;
 };
 
@@ -138,12 +146,14 @@ struct SaveRequest {
 /// checkpoint's trainer part (actors/trainer_state.cpp has the files).
 struct SaveStateRequest {
   using Reply = void;
+  static constexpr const char* kDoing = "saving a checkpoint";
   std::string folder;
 };
 
 /// Restores what SaveStateRequest wrote and publishes the restored weights; replies with their version.
 struct LoadStateRequest {
   using Reply = std::int64_t;
+  static constexpr const char* kDoing = "restoring a checkpoint";
   std::string folder;
 };
 

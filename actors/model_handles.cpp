@@ -280,7 +280,8 @@ Task<InferenceModel> spawn_inference_model(RecipeContext* ctx_, std::shared_ptr<
   auto state = std::make_shared<detail::InferenceState>();
   state->name = name;
   auto replica = std::make_shared<detail::Replica>();
-  replica->ref = runtime.adopt(placed(name, node), handle);
+  // "NAME/inference": errors name it as model 'NAME' (inference) (runtime/ask_words.hpp).
+  replica->ref = runtime.adopt(placed(name + "/inference", node), handle);
   state->replicas.push_back(replica);
   try {
     auto info = co_await wait_loaded(replica->ref);

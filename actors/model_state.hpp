@@ -57,7 +57,7 @@ struct InferenceState {
     if (found == replicas.end())
       return; // another coroutine dropped it first
     replicas.erase(found);
-    last_loss = "'" + replica->ref.name() + "': " + why;
+    last_loss = why; // names the replica in words (runtime/ask_words.hpp)
     spdlog::warn("model '{}': replica '{}' lost ({}); {} left", name, replica->ref.name(), why, replicas.size());
     if (on_lost)
       on_lost(replica);

@@ -2,6 +2,7 @@
 // Include only from runtime/ and actors/: it spells CAF types.
 #pragma once
 
+#include "runtime/ask_words.hpp"
 #include "runtime/bridge.hpp"
 
 #include <chorus/errors.hpp>
@@ -54,8 +55,8 @@ using ask_signature = typename ask_signature_of<Reply>::type;
 template <class Reply, class Handler>
 class AskOp final : public PendingAsk {
 public:
-  AskOp(Handler handler, std::shared_ptr<const std::string> actor, std::string request)
-    : PendingAsk(std::move(actor), std::move(request),
+  AskOp(Handler handler, std::shared_ptr<const std::string> actor, std::string request, const std::string& doing)
+    : PendingAsk(std::move(actor), std::move(request), doing,
                  asio::steady_timer{asio::get_associated_executor(handler)}),
       handler_(std::move(handler)),
       work_(asio::get_associated_executor(handler_)) {
@@ -102,9 +103,7 @@ private:
         return std::move(handler)(nullptr, std::move(reply.get_mutable_as<Reply>(0)));
     }
     auto wrong = std::make_exception_ptr(RemoteError(
-      actor(), request(),
-      "actor '" + actor() + "' answered request '" + request() + "' with an unexpected reply "
-        + caf::to_string(reply)));
+      actor(), request(), who() + " answered with an unexpected reply while " + doing() + ": " + caf::to_string(reply)));
     if constexpr (std::is_void_v<Reply>)
       std::move(handler)(wrong);
     else
@@ -123,15 +122,17 @@ struct AskInitiation {
   caf::message content;
   std::shared_ptr<const std::string> actor;
   const char* request;
+  const std::string& doing;
   std::chrono::nanoseconds timeout;
 
   template <class Handler>
   void operator()(Handler&& handler) {
     using Op = AskOp<Reply, std::decay_t<Handler>>;
-    auto op = std::make_shared<Op>(std::forward<Handler>(handler), actor, request);
+    auto op = std::make_shared<Op>(std::forward<Handler>(handler), actor, request, doing);
     if (!bridge) {
-      PendingAsk::complete(std::move(op), std::make_exception_ptr(ActorDownError(
-        *actor, request, "actor '" + *actor + "' is gone (never spawned, or stopped): request '" + request + "' not sent")));
+      auto gone = std::make_exception_ptr(ActorDownError(
+        *actor, request, op->who() + " could not be reached for " + doing + ": it is gone (never spawned, or stopped)"));
+      PendingAsk::complete(std::move(op), std::move(gone));
       return;
     }
     op->start(*bridge, target, std::move(content), timeout);
@@ -182,7 +183,8 @@ public:
                   "a reply type must be listed in a CAF type-id block (CAF_ADD_TYPE_ID) to be sent");
     detail::AskInitiation<Reply> initiation{bridge_, actor_.lock(),
                                             caf::make_message(std::move(request)), name_,
-                                            caf::type_name<Request>::value, timeout};
+                                            caf::type_name<Request>::value, detail::request_doing<Request>(),
+                                            timeout};
     return asio::async_initiate<const asio::use_awaitable_t<>&, detail::ask_signature<Reply>>(
       std::move(initiation), asio::use_awaitable);
   }

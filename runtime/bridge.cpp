@@ -3,6 +3,7 @@
 #include "runtime/bridge.hpp"
 
 #include "runtime/actor_errors.hpp"
+#include "runtime/ask_words.hpp"
 
 #include <chorus/errors.hpp>
 
@@ -25,11 +26,11 @@ std::string describe_duration(std::chrono::nanoseconds d) {
   return text;
 }
 
-std::string quoted(const std::string& name) {
-  return "'" + name + "'";
-}
-
 } // namespace
+
+std::string PendingAsk::who() const {
+  return detail::describe_actor(*actor_);
+}
 
 // -- constructors and destructors ---------------------------------------------
 
@@ -58,10 +59,9 @@ std::uint64_t Bridge::send(std::shared_ptr<PendingAsk> ask, const caf::strong_ac
   auto id = next_id_.fetch_add(1, std::memory_order_relaxed);
   ask->id_ = id;
   if (!target) {
-    auto error = std::make_exception_ptr(ActorDownError(
-      ask->actor(), ask->request(),
-      "actor " + quoted(ask->actor()) + " is gone (never spawned, or stopped): request '" + ask->request()
-        + "' not sent"));
+    auto error = std::make_exception_ptr(
+      ActorDownError(ask->actor(), ask->request(),
+                     ask->who() + " could not be reached for " + ask->doing() + ": it is gone (never spawned, or stopped)"));
     PendingAsk::complete(std::move(ask), error);
     return id;
   }
@@ -76,10 +76,9 @@ std::uint64_t Bridge::send(std::shared_ptr<PendingAsk> ask, const caf::strong_ac
   {
     std::lock_guard<std::mutex> guard{mutex_};
     if (closed_) {
-      auto error = std::make_exception_ptr(ActorDownError(
-        ask->actor(), ask->request(),
-        "runtime is shutting down: request '" + ask->request() + "' to actor " + quoted(ask->actor())
-          + " not sent"));
+      auto error = std::make_exception_ptr(
+        ActorDownError(ask->actor(), ask->request(),
+                       ask->who() + " could not be reached for " + ask->doing() + ": the runtime is shutting down"));
       PendingAsk::complete(std::move(ask), error);
       return id;
     }
@@ -100,7 +99,7 @@ void Bridge::cancel(std::uint64_t id) {
   std::lock_guard<std::mutex> guard{mutex_};
   if (auto ask = take_locked(id)) {
     auto error = std::make_exception_ptr(
-      CancelledError("request '" + ask->request() + "' to actor " + quoted(ask->actor()) + " cancelled"));
+      CancelledError("cancelled before " + ask->who() + " finished " + ask->doing()));
     PendingAsk::complete(std::move(ask), error);
   }
 }
@@ -110,8 +109,7 @@ void Bridge::expire(std::uint64_t id, std::chrono::nanoseconds timeout) {
   if (auto ask = take_locked(id)) {
     auto error = std::make_exception_ptr(
       TimeoutError(ask->actor(), ask->request(),
-                   "actor " + quoted(ask->actor()) + " did not answer request '" + ask->request()
-                     + "' within " + describe_duration(timeout)));
+                   ask->who() + " did not finish " + ask->doing() + " within " + describe_duration(timeout)));
     PendingAsk::complete(std::move(ask), error);
   }
 }
@@ -122,8 +120,7 @@ void Bridge::close() {
   for (auto& [id, ask] : pending_) {
     auto error = std::make_exception_ptr(
       ActorDownError(ask->actor(), ask->request(),
-                     "runtime is shutting down: request '" + ask->request() + "' to actor "
-                       + quoted(ask->actor()) + " was not answered"));
+                     ask->who() + " had not finished " + ask->doing() + ": the runtime is shutting down"));
     PendingAsk::complete(std::move(ask), error);
   }
   pending_.clear();
@@ -176,8 +173,7 @@ void Bridge::on_message(caf::mailbox_element_ptr element) {
     i = pending_.erase(i);
     auto error = std::make_exception_ptr(
       ActorDownError(ask->actor(), ask->request(),
-                     "actor " + quoted(ask->actor()) + " went down (" + system_.render(down.reason)
-                       + ") before answering request '" + ask->request() + "'"));
+                     ask->who() + " went down (" + system_.render(down.reason) + ") while " + ask->doing()));
     PendingAsk::complete(std::move(ask), error);
   }
 }
@@ -185,25 +181,23 @@ void Bridge::on_message(caf::mailbox_element_ptr element) {
 std::exception_ptr Bridge::to_exception(const caf::error& err, const PendingAsk& ask) const {
   const auto& actor = ask.actor();
   const auto& request = ask.request();
+  const auto who = ask.who();
   if (err.category() == kChorusErrorCategory) {
     auto what = handler_error_message(err);
     if (what.empty())
       what = system_.render(err);
-    return std::make_exception_ptr(
-      ActorError(actor, request, "actor " + quoted(actor) + " failed on request '" + request + "': " + what));
+    return std::make_exception_ptr(ActorError(actor, request, who + " failed while " + ask.doing() + ": " + what));
   }
   if (err == caf::sec::request_receiver_down)
-    return std::make_exception_ptr(ActorDownError(
-      actor, request, "actor " + quoted(actor) + " is down: request '" + request + "' was not delivered"));
-  if (err == caf::sec::request_timeout)
     return std::make_exception_ptr(
-      TimeoutError(actor, request, "actor " + quoted(actor) + " timed out on request '" + request + "'"));
+      ActorDownError(actor, request, who + " could not be reached for " + ask.doing() + ": it is down"));
+  if (err == caf::sec::request_timeout)
+    return std::make_exception_ptr(TimeoutError(actor, request, who + " timed out while " + ask.doing()));
   if (err == caf::sec::unexpected_message)
     return std::make_exception_ptr(RemoteError(
-      actor, request, "actor " + quoted(actor) + " does not handle request '" + request + "'"));
-  return std::make_exception_ptr(RemoteError(actor, request,
-                                             "actor " + quoted(actor) + " answered request '" + request
-                                               + "' with an error: " + system_.render(err)));
+      actor, request, who + " does not understand the request it got (" + ask.doing() + ", " + request + ")"));
+  return std::make_exception_ptr(
+    RemoteError(actor, request, who + " answered with an error while " + ask.doing() + ": " + system_.render(err)));
 }
 
 } // namespace chorus

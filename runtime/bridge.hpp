@@ -42,8 +42,9 @@ class PendingAsk : public std::enable_shared_from_this<PendingAsk> {
 public:
   // -- constructors and destructors -------------------------------------------
 
-  PendingAsk(std::shared_ptr<const std::string> actor, std::string request, asio::steady_timer timer)
-    : actor_(std::move(actor)), request_(std::move(request)), deadline_(std::move(timer)) {
+  PendingAsk(std::shared_ptr<const std::string> actor, std::string request, const std::string& doing,
+             asio::steady_timer timer)
+    : actor_(std::move(actor)), request_(std::move(request)), doing_(&doing), deadline_(std::move(timer)) {
     // nop
   }
 
@@ -65,9 +66,18 @@ public:
     return *actor_;
   }
 
+  /// The request's type name, for logs.
   const std::string& request() const noexcept {
     return request_;
   }
+
+  /// What the actor does for the request, in words (request_doing), for error messages.
+  const std::string& doing() const noexcept {
+    return *doing_;
+  }
+
+  /// The actor as error messages name it (describe_actor).
+  std::string who() const;
 
 protected:
   friend class Bridge;
@@ -77,6 +87,7 @@ protected:
 
   std::shared_ptr<const std::string> actor_;
   std::string request_;
+  const std::string* doing_; // static storage: request_doing
   asio::steady_timer deadline_; // touched on the coroutine's executor only
   caf::actor_addr target_;
   std::uint64_t id_ = 0;

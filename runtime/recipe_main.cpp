@@ -45,6 +45,14 @@ std::shared_ptr<spdlog::logger> make_logger(std::string_view recipe, const std::
   return logger;
 }
 
+// Writes `text` to log.txt only (the logger's second sink): detail for whoever debugs the run, which
+// the person reading the console does not need.
+void log_to_file(spdlog::logger& logger, spdlog::level::level_enum level, const std::string& text) {
+  const auto& file = logger.sinks().at(1);
+  file->log(spdlog::details::log_msg(logger.name(), level, text));
+  file->flush();
+}
+
 std::string seconds(Clock::duration d) {
   char text[32];
   std::snprintf(text, sizeof(text), "%.1f s", std::chrono::duration<double>(d).count());
@@ -213,6 +221,11 @@ int run_recipe(std::string_view recipe, const RecipeCommandLine& command_line, c
         code = 130;
       } else {
         log->error("recipe '{}' failed after {}: {}", recipe, seconds(Clock::now() - started), error.what());
+        // The console names the model and what failed in words; the actor and the request's type
+        // are for log.txt.
+        if (const auto* failed = dynamic_cast<const ActorError*>(&error))
+          log_to_file(*log, spdlog::level::err,
+                      "detail: actor '" + failed->actor() + "', request " + failed->request());
         // A config value the recipe itself rejects (ConfigError) is still a bad config.
         code = dynamic_cast<const ConfigError*>(&error) ? 2 : 1;
       }

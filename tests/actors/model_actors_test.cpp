@@ -203,7 +203,12 @@ TEST_F(ModelActors, AModelThatFailsToLoadIsAnErrorNamingTheFile) {
       co_await builder.spawn_inference("judge");
       ADD_FAILURE() << "no error";
     } catch (const ActorError& error) {
-      EXPECT_NE(std::string(error.what()).find("config.json"), std::string::npos) << error.what();
+      // In words for people: the model and what it was doing, no C++ type names.
+      std::string what = error.what();
+      EXPECT_NE(what.find("config.json"), std::string::npos) << what;
+      EXPECT_NE(what.find("model 'judge' (inference) failed while loading its model"), std::string::npos) << what;
+      EXPECT_EQ(what.find("chorus::"), std::string::npos) << what;
+      EXPECT_NE(error.request().find("ModelInfoRequest"), std::string::npos) << "the type name stays for logs";
     }
   }());
 }

@@ -1,5 +1,6 @@
 // co_await ref.ask(request): replies, and every way a request can fail, each surfacing as its own
 // exception type whose message names the actor and the request.
+#include "runtime/ask_words.hpp"
 #include "tests/runtime/test_actors.hpp"
 #include "tests/runtime/test_util.hpp"
 
@@ -66,8 +67,8 @@ TEST_F(Ask, ResumesOnTheRecipeExecutorNotOnTheActorThread) {
 
 TEST_F(Ask, TimeoutIsTimeoutErrorNamingActorAndRequest) {
   auto what = expect_failure<TimeoutError>(SilentRequest{}, 50ms);
-  EXPECT_NE(what.find("echo-actor"), std::string::npos) << what;
-  EXPECT_NE(what.find("SilentRequest"), std::string::npos) << what;
+  EXPECT_NE(what.find("actor 'echo-actor'"), std::string::npos) << what;
+  EXPECT_NE(what.find("handling a silent request"), std::string::npos) << what;
   EXPECT_NE(what.find("within"), std::string::npos) << what;
   EXPECT_EQ(runtime.bridge().pending(), 0u);
 }
@@ -75,7 +76,7 @@ TEST_F(Ask, TimeoutIsTimeoutErrorNamingActorAndRequest) {
 TEST_F(Ask, HandlerExceptionIsActorErrorAndTheActorKeepsServing) {
   auto what = expect_failure<ActorError>(FailRequest{"disk on fire"});
   EXPECT_NE(what.find("disk on fire"), std::string::npos) << what;
-  EXPECT_NE(what.find("FailRequest"), std::string::npos) << what;
+  EXPECT_NE(what.find("failed while handling a fail request: disk on fire"), std::string::npos) << what;
   auto reply = runtime.run([&]() -> Task<EchoReply> { co_return co_await actor.ask(EchoRequest{"still here"}); }());
   EXPECT_EQ(reply.text, "still here");
 }
@@ -88,12 +89,12 @@ TEST_F(Ask, DeadActorIsActorDownError) {
   }
   auto what = expect_failure<ActorDownError>(EchoRequest{"anyone?"});
   EXPECT_NE(what.find("echo-actor"), std::string::npos) << what;
-  EXPECT_NE(what.find("EchoRequest"), std::string::npos) << what;
+  EXPECT_NE(what.find("handling an echo request"), std::string::npos) << what;
 }
 
 TEST_F(Ask, ActorDyingWithTheRequestInFlightIsActorDownError) {
   auto what = expect_failure<ActorDownError>(QuitRequest{});
-  EXPECT_NE(what.find("QuitRequest"), std::string::npos) << what;
+  EXPECT_NE(what.find("handling a quit request"), std::string::npos) << what;
   EXPECT_EQ(runtime.bridge().pending(), 0u);
 }
 
@@ -128,7 +129,7 @@ TEST_F(Ask, RequestsQueuedBehindADyingActorFailToo) {
 
 TEST_F(Ask, UnhandledRequestIsRemoteError) {
   auto what = expect_failure<RemoteError>(UnknownRequest{});
-  EXPECT_NE(what.find("does not handle"), std::string::npos) << what;
+  EXPECT_NE(what.find("does not understand"), std::string::npos) << what;
   EXPECT_NE(what.find("UnknownRequest"), std::string::npos) << what;
 }
 
@@ -224,6 +225,30 @@ TEST(RuntimeShutdown, ALeakedHandleEndsTheProcessWithAMessageInsteadOfHanging) {
       std::exit(0);
     },
     ::testing::ExitedWithCode(kShutdownStalledExitCode), "shutdown stalled");
+}
+
+// -- how requests are worded in errors (runtime/ask_words.hpp) ------------------------------------------
+
+struct RequestWithWords {
+  static constexpr const char* kDoing = "weighing the options";
+};
+
+TEST(AskWords, AModelsActorIsNamedAsTheModelAndItsRole) {
+  EXPECT_EQ(detail::describe_actor("sft/trainer"), "model 'sft' (trainer)");
+  EXPECT_EQ(detail::describe_actor("judge/replica1"), "model 'judge' (replica1)");
+  EXPECT_EQ(detail::describe_actor("echo-actor"), "actor 'echo-actor'");
+  EXPECT_EQ(detail::describe_actor("/odd"), "actor '/odd'");
+  EXPECT_EQ(detail::describe_actor("sft/replica1@gen-1"), "model 'sft' (replica1 on node 'gen-1')");
+  EXPECT_EQ(detail::describe_actor("echo@node-2"), "actor 'echo' on node 'node-2'");
+}
+
+TEST(AskWords, ARequestIsWhatTheActorDoesInWordsNotItsTypeName) {
+  EXPECT_EQ(detail::request_doing<RequestWithWords>(), "weighing the options");
+  EXPECT_EQ(detail::doing_from_type_name("chorus::actors::ModelInfoRequest"), "handling a model info request");
+  EXPECT_EQ(detail::doing_from_type_name("EchoRequest"), "handling an echo request");
+  EXPECT_EQ(detail::doing_from_type_name("ns::HTTPRequest"), "handling a http request");
+  EXPECT_EQ(detail::doing_from_type_name("env_step"), "handling an env step");
+  EXPECT_EQ(detail::request_doing<SilentRequest>(), "handling a silent request");
 }
 
 } // namespace
