@@ -47,7 +47,7 @@ struct SftThenGspoConfig {
   // GSPO's clip range above 1 (< 0: clip_range).
   double clip_range_high = -1.0;
   // 0 runs the GSPO steps one after another; 1 overlaps generation for step k+1 with training on
-  // step k (faster, and it learned as well here: see the README).
+  // step k (faster, and it learned as well here: docs/overlap.md).
   int max_staleness = 0;
   // "programmatic" (format + correctness) or "judge" (a BinaryJudgeGrader on judge_model).
   std::string grader = "programmatic";

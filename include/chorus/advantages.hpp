@@ -7,6 +7,7 @@
 
 namespace chorus {
 
+/// How group_advantages turns rewards into advantages.
 struct AdvantageOptions {
   /// "mean": reward minus the group's mean (GRPO). "rloo": reward minus the mean of the *other*
   /// completions (leave-one-out; an unbiased baseline).

@@ -73,6 +73,7 @@ public:
 
   // -- properties -------------------------------------------------------------
 
+  /// Whether close() was called.
   bool closed() const noexcept {
     return closed_;
   }
@@ -82,6 +83,7 @@ public:
     return items_.size();
   }
 
+  /// The most items the channel buffers.
   std::size_t capacity() const noexcept {
     return capacity_;
   }

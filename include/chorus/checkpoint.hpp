@@ -69,7 +69,9 @@ public:
   /// Call when the stage is complete: writes its end checkpoint, which a resumed run restores here.
   Task<void> finish(std::int64_t step, Json state);
 
+  /// Moves the link to the run's checkpoints.
   StageCheckpoint(StageCheckpoint&&) noexcept;
+  /// Moves the link to the run's checkpoints.
   StageCheckpoint& operator=(StageCheckpoint&&) noexcept;
   ~StageCheckpoint();
 

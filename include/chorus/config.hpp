@@ -58,25 +58,34 @@ struct ConfigLocation {
 template <class T>
 class Required {
 public:
+  /// An unset field.
   Required() = default;
+  /// A field set to `value`, e.g. a default that the user may override.
   Required(T value) : value_(std::move(value)) {
   }
 
+  /// The value.
   /// @throws ConfigError if unset (only possible before the config was loaded).
   const T& value() const {
     if (!value_)
       throw ConfigError("a required config field was read before it was set");
     return *value_;
   }
+  /// The value, as value().
+  /// @throws ConfigError if unset.
   const T& operator*() const {
     return value();
   }
+  /// A pointer to the value, as value().
+  /// @throws ConfigError if unset.
   const T* operator->() const {
     return &value();
   }
+  /// Whether the field has a value.
   bool is_set() const noexcept {
     return value_.has_value();
   }
+  /// Sets the value.
   void set(T value) {
     value_ = std::move(value);
   }
@@ -142,22 +151,30 @@ std::string config_field_doc(std::string_view type, std::string_view field);
 
 // -- codecs for the built-in field types ----------------------------------------
 
+/// Reads and writes bool config fields: true or false.
 template <>
 struct ConfigCodec<bool> {
+  /// The type's name in messages and `--help`: `bool`.
   static std::string type_name() {
     return "bool";
   }
+  /// Reads a JSON boolean into `out`.
+  /// @throws ConfigError if `value` is not a boolean.
   static void read(const Json& value, bool& out, const ConfigLocation& at) {
     if (!value.is_boolean())
       at.fail("bool (true or false)", value);
     out = value.get<bool>();
   }
+  /// The value as JSON.
   static Json write(bool value) {
     return value;
   }
+  /// The JSON Schema: `{"type": "boolean"}`.
   static Json schema() {
     return {{"type", "boolean"}};
   }
+  /// Reads a `--set` value: `true`, `1`, `yes`, `on`, `false`, `0`, `no` or `off`.
+  /// @throws ConfigError for any other text.
   static Json parse_text(std::string_view text, const ConfigLocation& at) {
     if (text == "true" || text == "1" || text == "yes" || text == "on")
       return true;
@@ -167,12 +184,16 @@ struct ConfigCodec<bool> {
   }
 };
 
+/// Reads and writes integer config fields, checking that the value fits in `T`.
 template <std::integral T>
   requires(!std::same_as<T, bool>)
 struct ConfigCodec<T> {
+  /// The type's name in messages and `--help`: `int` or `unsigned int`.
   static std::string type_name() {
     return std::is_signed_v<T> ? "int" : "unsigned int";
   }
+  /// Reads a JSON whole number (a float such as `1e3` is accepted if it has no fraction) into `out`.
+  /// @throws ConfigError if `value` is not a whole number or is out of the range of `T`.
   static void read(const Json& value, T& out, const ConfigLocation& at) {
     // JSON writes 1e3 as a float: accept floats that hold a whole number, reject 1.5.
     long double number;
@@ -190,85 +211,115 @@ struct ConfigCodec<T> {
               value);
     out = static_cast<T>(number);
   }
+  /// The value as JSON.
   static Json write(T value) {
     return value;
   }
+  /// The JSON Schema: an integer between the minimum and maximum of `T`.
   static Json schema() {
     return {{"type", "integer"}, {"minimum", std::numeric_limits<T>::min()}, {"maximum", std::numeric_limits<T>::max()}};
   }
+  /// Reads a `--set` value as JSON.
+  /// @throws ConfigError if `text` is not valid JSON.
   static Json parse_text(std::string_view text, const ConfigLocation& at) {
     return detail::parse_json_text(text, at, type_name());
   }
 };
 
+/// Reads and writes floating-point config fields.
 template <std::floating_point T>
 struct ConfigCodec<T> {
+  /// The type's name in messages and `--help`: `float`.
   static std::string type_name() {
     return "float";
   }
+  /// Reads a JSON number into `out`.
+  /// @throws ConfigError if `value` is not a number.
   static void read(const Json& value, T& out, const ConfigLocation& at) {
     if (!value.is_number())
       at.fail("float", value);
     out = value.get<T>();
   }
+  /// The value as JSON.
   static Json write(T value) {
     return value;
   }
+  /// The JSON Schema: `{"type": "number"}`.
   static Json schema() {
     return {{"type", "number"}};
   }
+  /// Reads a `--set` value as JSON.
+  /// @throws ConfigError if `text` is not valid JSON.
   static Json parse_text(std::string_view text, const ConfigLocation& at) {
     return detail::parse_json_text(text, at, "float");
   }
 };
 
+/// Reads and writes string config fields.
 template <>
 struct ConfigCodec<std::string> {
+  /// The type's name in messages and `--help`: `string`.
   static std::string type_name() {
     return "string";
   }
+  /// Reads a JSON string into `out`.
+  /// @throws ConfigError if `value` is not a string.
   static void read(const Json& value, std::string& out, const ConfigLocation& at) {
     if (!value.is_string())
       at.fail("string", value);
     out = value.get<std::string>();
   }
+  /// The value as JSON.
   static Json write(const std::string& value) {
     return value;
   }
+  /// The JSON Schema: `{"type": "string"}`.
   static Json schema() {
     return {{"type", "string"}};
   }
+  /// Reads a `--set` value: the text as is, without quotes.
   static Json parse_text(std::string_view text, const ConfigLocation&) {
     return std::string(text); // --set name=hello: no quotes needed
   }
 };
 
+/// Reads and writes filesystem path config fields, as JSON strings.
 template <>
 struct ConfigCodec<std::filesystem::path> {
+  /// The type's name in messages and `--help`: `path`.
   static std::string type_name() {
     return "path";
   }
+  /// Reads a JSON string into `out`.
+  /// @throws ConfigError if `value` is not a string.
   static void read(const Json& value, std::filesystem::path& out, const ConfigLocation& at) {
     if (!value.is_string())
       at.fail("path (a string)", value);
     out = value.get<std::string>();
   }
+  /// The path as a JSON string.
   static Json write(const std::filesystem::path& value) {
     return value.string();
   }
+  /// The JSON Schema: a string with format `path`.
   static Json schema() {
     return {{"type", "string"}, {"format", "path"}};
   }
+  /// Reads a `--set` value: the text as is, without quotes.
   static Json parse_text(std::string_view text, const ConfigLocation&) {
     return std::string(text);
   }
 };
 
+/// Reads and writes list config fields: JSON arrays whose items are read with the codec of `T`.
 template <class T>
 struct ConfigCodec<std::vector<T>> {
+  /// The type's name in messages and `--help`: `list of ` and the item type's name.
   static std::string type_name() {
     return "list of " + ConfigCodec<T>::type_name();
   }
+  /// Reads a JSON array into `out`, each item with the codec of `T`.
+  /// @throws ConfigError if `value` is not an array or an item does not read.
   static void read(const Json& value, std::vector<T>& out, const ConfigLocation& at) {
     if (!value.is_array())
       at.fail(type_name() + " (a JSON array)", value);
@@ -277,12 +328,14 @@ struct ConfigCodec<std::vector<T>> {
       ConfigCodec<T>::read(value[i], result[i], at.child("[" + std::to_string(i) + "]"));
     out = std::move(result);
   }
+  /// The list as a JSON array.
   static Json write(const std::vector<T>& value) {
     auto result = Json::array();
     for (const auto& item : value)
       result.push_back(ConfigCodec<T>::write(item));
     return result;
   }
+  /// The JSON Schema: an array whose items have the schema of `T`.
   static Json schema() {
     return {{"type", "array"}, {"items", detail::schema_of<T>()}};
   }
@@ -300,11 +353,15 @@ struct ConfigCodec<std::vector<T>> {
   }
 };
 
+/// Reads and writes optional config fields: the value of `T`, or null for none.
 template <class T>
 struct ConfigCodec<std::optional<T>> {
+  /// The type's name in messages and `--help`: the name of `T` and ` or null`.
   static std::string type_name() {
     return ConfigCodec<T>::type_name() + " or null";
   }
+  /// Reads null as no value, or else the value of `T` into `out`.
+  /// @throws ConfigError if `value` is neither null nor a valid `T`.
   static void read(const Json& value, std::optional<T>& out, const ConfigLocation& at) {
     if (value.is_null()) {
       out.reset();
@@ -314,36 +371,49 @@ struct ConfigCodec<std::optional<T>> {
     ConfigCodec<T>::read(value, result, at);
     out = std::move(result);
   }
+  /// The value as JSON, or null if there is none.
   static Json write(const std::optional<T>& value) {
     return value ? ConfigCodec<T>::write(*value) : Json(nullptr);
   }
+  /// The JSON Schema: the schema of `T` or null.
   static Json schema() {
     return {{"anyOf", {detail::schema_of<T>(), {{"type", "null"}}}}};
   }
+  /// Reads a `--set` value: `null` for none, or else as for `T`.
+  /// @throws ConfigError if the text does not read as `T`.
   static Json parse_text(std::string_view text, const ConfigLocation& at) {
     return text == "null" ? Json(nullptr) : ConfigCodec<T>::parse_text(text, at);
   }
 };
 
+/// Reads and writes required config fields: as `T`, and a config does not load while one is unset.
 template <class T>
 struct ConfigCodec<Required<T>> {
+  /// The type's name in messages and `--help`: the name of `T`.
   static std::string type_name() {
     return ConfigCodec<T>::type_name();
   }
+  /// Reads the value of `T` into `out` and marks it set.
+  /// @throws ConfigError if `value` is not a valid `T`.
   static void read(const Json& value, Required<T>& out, const ConfigLocation& at) {
     T result{};
     ConfigCodec<T>::read(value, result, at);
     out.set(std::move(result));
   }
+  /// The value as JSON, or null if unset.
   static Json write(const Required<T>& value) {
     return value.is_set() ? ConfigCodec<T>::write(*value) : Json(nullptr);
   }
+  /// The JSON Schema of `T`.
   static Json schema() {
     return detail::schema_of<T>();
   }
+  /// Reads a `--set` value as for `T`.
+  /// @throws ConfigError if the text does not read as `T`.
   static Json parse_text(std::string_view text, const ConfigLocation& at) {
     return ConfigCodec<T>::parse_text(text, at);
   }
+  /// Whether the field has a value.
   static bool is_set(const Required<T>& value) {
     return value.is_set();
   }
@@ -352,9 +422,12 @@ struct ConfigCodec<Required<T>> {
 /// A nested config struct: a JSON object, keys as `outer.inner` in overrides.
 template <IsConfig T>
 struct ConfigCodec<T> {
+  /// The type's name in messages and `--help`: `section`.
   static std::string type_name() {
     return "section";
   }
+  /// Reads a JSON object into `out`, field by field; keys that are absent keep their values.
+  /// @throws ConfigError if `value` is not an object, has an unknown key, or a field does not read.
   static void read(const Json& value, T& out, const ConfigLocation& at) {
     if (!value.is_object())
       at.fail("a section (JSON object)", value);
@@ -368,6 +441,7 @@ struct ConfigCodec<T> {
         detail::codec_for<decltype(field)>::read(*found, field, at.child(name));
     });
   }
+  /// The struct as a JSON object with one key per field.
   static Json write(const T& value) {
     auto result = Json::object();
     chorus_config_visit(value, [&](const char* name, const auto& field) {
@@ -401,6 +475,8 @@ struct ConfigCodec<T> {
       result["required"] = std::move(required);
     return result;
   }
+  /// Reads a `--set` value as a JSON object.
+  /// @throws ConfigError if `text` is not valid JSON.
   static Json parse_text(std::string_view text, const ConfigLocation& at) {
     return detail::parse_json_text(text, at, "a section (JSON object)");
   }
@@ -525,6 +601,7 @@ std::string describe_config() {
 
 } // namespace chorus
 
+/// Implementation helper of CHORUS_CONFIG: visits one field.
 #define CHORUS_CONFIG_VISIT_FIELD(field) visit(#field, self.field);
 
 /// Declares the fields of config struct `Type`, in order. Write it after the struct, in the same

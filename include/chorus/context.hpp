@@ -25,6 +25,7 @@ class RecipeContext {
 public:
   // -- constructors -----------------------------------------------------------
 
+  /// A context for recipe `recipe_name` on `runtime`, writing to `output_dir` and logging to `metrics` and `log`.
   RecipeContext(Runtime& runtime, std::string recipe_name, std::filesystem::path output_dir,
                 MetricsLogger metrics, std::shared_ptr<spdlog::logger> log);
 
@@ -67,6 +68,7 @@ public:
   const std::shared_ptr<detail::RunCheckpoints>& checkpoints() const noexcept {
     return checkpoints_;
   }
+  /// Sets the run's checkpoints (done by the recipe program before the recipe starts).
   void set_checkpoints(std::shared_ptr<detail::RunCheckpoints> checkpoints) {
     checkpoints_ = std::move(checkpoints);
   }

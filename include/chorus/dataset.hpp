@@ -30,22 +30,28 @@ class RecipeContext;
 
 /// A demonstration: the conversation so far and the assistant turn to learn.
 struct Completion {
-  std::vector<ChatMessage> prompt; // system / user / assistant turns before the completion
-  std::string completion;          // the final assistant turn
-  Json metadata = Json::object();
+  std::vector<ChatMessage> prompt; ///< System / user / assistant turns before the completion.
+  std::string completion;          ///< The final assistant turn.
+  Json metadata = Json::object();  ///< The line's other keys.
 };
 
 /// A prompt to generate from, with whatever the graders need (e.g. metadata["answer"]).
 struct Prompt {
+  /// The conversation to continue.
   std::vector<ChatMessage> prompt;
+  /// The line's other keys, e.g. the expected answer.
   Json metadata = Json::object();
 };
 
 /// A preference: after `prompt`, `chosen` is better than `rejected`.
 struct Preference {
+  /// The conversation before the two answers.
   std::vector<ChatMessage> prompt;
+  /// The better assistant turn.
   std::string chosen;
+  /// The worse assistant turn.
   std::string rejected;
+  /// The line's other keys.
   Json metadata = Json::object();
 };
 
@@ -66,7 +72,9 @@ Task<std::vector<Kind>> load_dataset(std::filesystem::path file, bool skip_bad_l
 /// A JSONL dataset named in a config: a path, or {"path": ..., "skip_bad_lines": true}.
 template <class Kind>
 struct Dataset {
+  /// The JSONL file.
   std::filesystem::path path;
+  /// Skip (and log) malformed lines instead of failing with DatasetError.
   bool skip_bad_lines = false;
 
   /// Reads the file (see read_dataset); logs how many examples were loaded and each skipped line.
@@ -136,8 +144,10 @@ constexpr const char* dataset_kind_name<Preference>() {
 
 } // namespace detail
 
+/// Reads and writes Dataset config fields: a path, or {"path": ..., "skip_bad_lines": true}.
 template <class Kind>
 struct ConfigCodec<Dataset<Kind>> {
+  /// The type's name in messages and `--help`.
   static std::string type_name() {
     return "dataset (path of a JSONL file)";
   }
@@ -150,6 +160,8 @@ struct ConfigCodec<Dataset<Kind>> {
                 {"additionalProperties", false}};
     return {{"anyOf", {path, object}}};
   }
+  /// Reads a path string or a {"path", "skip_bad_lines"} object into `out`.
+  /// @throws ConfigError for any other value or an unknown key.
   static void read(const Json& value, Dataset<Kind>& out, const ConfigLocation& at) {
     if (value.is_string()) {
       out.path = value.get<std::string>();
@@ -167,11 +179,13 @@ struct ConfigCodec<Dataset<Kind>> {
       out.skip_bad_lines = value["skip_bad_lines"].get<bool>();
     }
   }
+  /// The path as a JSON string, or an object if `skip_bad_lines` is set.
   static Json write(const Dataset<Kind>& value) {
     if (!value.skip_bad_lines)
       return value.path.string();
     return Json{{"path", value.path.string()}, {"skip_bad_lines", true}};
   }
+  /// Reads a `--set` value: the text as the path.
   static Json parse_text(std::string_view text, const ConfigLocation&) {
     return std::string(text);
   }

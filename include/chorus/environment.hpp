@@ -35,14 +35,18 @@ namespace chorus {
 struct EnvReply {
   /// The next user message (when not done).
   std::string message;
+  /// Whether the episode ends with this reply.
   bool done = false;
   /// The episode's reward in [0, 1] (when done).
   double reward = 0.0;
+  /// Why the episode got its reward (when done): the grade's explanation.
   std::string explanation;
 
+  /// A reply that goes on with the next user message `message`.
   static EnvReply next(std::string message) {
     return {std::move(message), false, 0.0, {}};
   }
+  /// A reply that ends the episode with `reward` and `explanation`.
   static EnvReply finish(double reward, std::string explanation = {}) {
     return {{}, true, reward, std::move(explanation)};
   }
@@ -85,7 +89,9 @@ Task<EnvironmentFactory> find_environment(RecipeContext& ctx, std::string name, 
 /// others; once all are down, an episode's reset throws ActorDownError naming them.
 Task<EnvironmentFactory> find_environment_on_nodes(RecipeContext& ctx, std::string name, std::vector<std::string> nodes);
 
+/// The environment of ENVGRPO and ENVGSPO.
 struct EnvironmentOptions {
+  /// Makes the environment of each episode (e.g. from find_environment).
   EnvironmentFactory environment;
   /// Model turns per episode; an episode with no final reward by then scores 0.
   int max_turns = 4;
@@ -98,6 +104,7 @@ public:
   /// @throws ConfigError as GRPO does, and for no environment or max_turns < 1.
   ENVGRPO(GrpoOptions options, EnvironmentOptions environment);
 
+  /// Trains as GRPO does, on episodes with the environment.
   Task<RlResult> run() const;
 
 private:
@@ -108,8 +115,10 @@ private:
 /// GSPO over multi-turn episodes (see ENVGRPO).
 class ENVGSPO {
 public:
+  /// @throws ConfigError as GSPO does, and for no environment or max_turns < 1.
   ENVGSPO(GspoOptions options, EnvironmentOptions environment);
 
+  /// Trains as GSPO does, on episodes with the environment.
   Task<RlResult> run() const;
 
 private:

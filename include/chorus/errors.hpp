@@ -45,6 +45,7 @@ class ActorError : public Error {
 public:
   // -- constructors -----------------------------------------------------------
 
+  /// An error for request `request` to actor `actor`, with message `what`.
   ActorError(std::string actor, std::string request, const std::string& what)
     : Error(what), actor_(std::move(actor)), request_(std::move(request)) {
     // nop

@@ -10,7 +10,9 @@ namespace chorus {
 
 /// One turn of a conversation: `role` is "system", "user" or "assistant".
 struct ChatMessage {
+  /// "system", "user" or "assistant".
   std::string role;
+  /// The message's text.
   std::string content;
 };
 

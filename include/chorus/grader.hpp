@@ -24,14 +24,19 @@ namespace chorus {
 
 /// What a grader sees: the prompt, the model's completion and the example's metadata.
 struct Sample {
+  /// The conversation the completion answers.
   std::vector<ChatMessage> prompt;
+  /// The model's completion.
   std::string completion;
+  /// The example's metadata, e.g. the expected answer.
   Json metadata = Json::object();
 };
 
+/// A grader's verdict on one sample: a score with an explanation.
 struct Grade {
   /// In [0, 1]; higher is better.
   double score = 0.0;
+  /// Why the sample got its score, in words.
   std::string explanation;
   /// The score of every grader that contributed, by grader key (a combined grader's parts too).
   std::map<std::string, double> scores;
@@ -62,10 +67,13 @@ public:
   /// What implementations provide.
   struct Impl {
     virtual ~Impl() = default;
+    /// Grades `sample`.
     virtual Task<Grade> grade(Sample sample) const = 0;
+    /// The key the score is logged under.
     std::string key;
   };
 
+  /// A handle to the grader `impl`, for implementations.
   explicit Grader(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {
   }
 
@@ -77,11 +85,15 @@ private:
 /// `FunctionGrader("short", [](const Sample& s) { return s.completion.size() < 100 ? 1.0 : 0.0; })`.
 class FunctionGrader : public Grader {
 public:
+  /// A grader under key `grader_key` whose score is `score(sample)`, clamped to [0, 1].
   FunctionGrader(std::string grader_key, std::function<double(const Sample&)> score);
+  /// A grader under key `grader_key` whose Grade is `grade(sample)`, its score clamped to [0, 1].
   FunctionGrader(std::string grader_key, std::function<Grade(const Sample&)> grade);
 };
 
+/// Options of ExactMatchGrader.
 struct ExactMatchOptions {
+  /// The key the score is logged under.
   std::string grader_key = "exact_match";
   /// The metadata field holding the expected answer (a string, or a number compared as text).
   std::string metadata_key = "answer";
@@ -95,10 +107,14 @@ struct ExactMatchOptions {
 /// 1 when the completion's answer equals metadata[metadata_key], else 0.
 class ExactMatchGrader : public Grader {
 public:
+  /// A grader with `options`.
+  /// @throws ConfigError for an invalid `extract` regex.
   explicit ExactMatchGrader(ExactMatchOptions options);
 };
 
+/// Options of RegexGrader.
 struct RegexOptions {
+  /// The key the score is logged under.
   std::string grader_key = "regex";
   /// ECMAScript regex searched for in the completion.
   std::string pattern;
@@ -107,10 +123,14 @@ struct RegexOptions {
 /// 1 when the pattern occurs in the completion. @throws ConfigError for an invalid pattern.
 class RegexGrader : public Grader {
 public:
+  /// A grader with `options`.
+  /// @throws ConfigError for an invalid pattern.
   explicit RegexGrader(RegexOptions options);
 };
 
+/// Options of JsonGrader.
 struct JsonOptions {
+  /// The key the score is logged under.
   std::string grader_key = "json";
   /// A JSON-Schema subset the completion must satisfy: "type" (object, array, string, number,
   /// integer, boolean, null), "required" and "properties" (nested), "enum". Empty: any valid JSON.
@@ -121,10 +141,13 @@ struct JsonOptions {
 /// is wrong otherwise.
 class JsonGrader : public Grader {
 public:
+  /// A grader with `options`.
   explicit JsonGrader(JsonOptions options);
 };
 
+/// Options of BinaryJudgeGrader.
 struct BinaryJudgeOptions {
+  /// The key the score is logged under.
   std::string grader_key = "judge";
   /// What the judge checks, in plain words.
   std::string criteria;
@@ -135,6 +158,7 @@ struct BinaryJudgeOptions {
   /// Serve identical judgements (same criteria, conversation, response and sampling) from a cache of
   /// the last cache_size verdicts; identical requests in flight at once ask the judge once.
   bool cache = true;
+  /// The most verdicts the cache keeps (at least 1 when `cache` is on).
   int cache_size = 65536;
 };
 
@@ -142,19 +166,28 @@ struct BinaryJudgeOptions {
 /// with neither word scores 0 and is counted in Grade::unparseable, the judge's text kept.
 class BinaryJudgeGrader : public Grader {
 public:
+  /// A grader with `options`.
+  /// @throws ConfigError for an empty criteria, or a cache_size below 1 with the cache on.
   explicit BinaryJudgeGrader(BinaryJudgeOptions options);
 };
 
+/// Options of RangeJudgeGrader.
 struct RangeJudgeOptions {
+  /// The key the score is logged under.
   std::string grader_key = "judge_score";
+  /// What the judge scores, in plain words.
   std::string criteria;
+  /// The judge: any inference model (spawn_inference).
   InferenceModel model;
   /// The scale the judge answers on; the score is (answer - min_score) / (max_score - min_score).
   double min_score = 1;
+  /// The top of the judge's scale (see min_score).
   double max_score = 10;
+  /// The judge's sampling; greedy by default, so that a verdict is reproducible.
   SamplingParams sampling{.temperature = 0.0, .max_tokens = 64};
   /// As in BinaryJudgeOptions.
   bool cache = true;
+  /// The most verdicts the cache keeps (at least 1 when `cache` is on).
   int cache_size = 65536;
 };
 
@@ -162,6 +195,9 @@ struct RangeJudgeOptions {
 /// number on the scale scores 0 and is counted in Grade::unparseable.
 class RangeJudgeGrader : public Grader {
 public:
+  /// A grader with `options`.
+  /// @throws ConfigError for an empty criteria, max_score not above min_score, or a cache_size below 1
+  /// with the cache on.
   explicit RangeJudgeGrader(RangeJudgeOptions options);
 };
 
@@ -186,33 +222,50 @@ struct OpenAIEndpoint {
   std::chrono::milliseconds initial_backoff = std::chrono::milliseconds(500);
 };
 
+/// Options of OpenAIJudgeGrader.
 struct OpenAIJudgeOptions {
+  /// The key the score is logged under.
   std::string grader_key = "judge";
+  /// What the judge checks, in plain words.
   std::string criteria;
+  /// The judge's API and model.
   OpenAIEndpoint endpoint;
   /// As in BinaryJudgeOptions; top_k is not part of the OpenAI API and is not sent.
   SamplingParams sampling{.temperature = 0.0, .max_tokens = 64};
+  /// Serve identical judgements from a cache, as in BinaryJudgeOptions.
   bool cache = true;
+  /// The most verdicts the cache keeps (at least 1 when `cache` is on).
   int cache_size = 65536;
 };
 
 /// BinaryJudgeGrader's judging (same prompt, same PASS/FAIL parsing) by a model behind an
 /// OpenAI-compatible endpoint. An endpoint that cannot be reached after the retries, or that refuses
 /// the request (a 4xx other than 429), throws Error naming the URL and the status.
-/// @throws ConfigError for an empty criteria, base URL or model, or a limit below 1.
 class OpenAIJudgeGrader : public Grader {
 public:
+  /// A grader with `options`.
+  /// @throws ConfigError for an empty criteria or model, an invalid base URL or limit, or a cache_size
+  /// below 1 with the cache on.
   explicit OpenAIJudgeGrader(OpenAIJudgeOptions options);
 };
 
+/// Options of OpenAIRangeJudgeGrader.
 struct OpenAIRangeJudgeOptions {
+  /// The key the score is logged under.
   std::string grader_key = "judge_score";
+  /// What the judge scores, in plain words.
   std::string criteria;
+  /// The judge's API and model.
   OpenAIEndpoint endpoint;
+  /// The bottom of the judge's scale; the score is (answer - min_score) / (max_score - min_score).
   double min_score = 1;
+  /// The top of the judge's scale.
   double max_score = 10;
+  /// As in BinaryJudgeOptions; top_k is not part of the OpenAI API and is not sent.
   SamplingParams sampling{.temperature = 0.0, .max_tokens = 64};
+  /// Serve identical judgements from a cache, as in BinaryJudgeOptions.
   bool cache = true;
+  /// The most verdicts the cache keeps (at least 1 when `cache` is on).
   int cache_size = 65536;
 };
 
@@ -220,11 +273,17 @@ struct OpenAIRangeJudgeOptions {
 /// OpenAIJudgeGrader.
 class OpenAIRangeJudgeGrader : public Grader {
 public:
+  /// A grader with `options`.
+  /// @throws ConfigError for an empty criteria or model, an invalid base URL or limit, max_score not
+  /// above min_score, or a cache_size below 1 with the cache on.
   explicit OpenAIRangeJudgeGrader(OpenAIRangeJudgeOptions options);
 };
 
+/// Options of CombinedGrader.
 struct CombinedOptions {
+  /// The key the combined score is logged under.
   std::string grader_key = "combined";
+  /// The graders to combine (at least one).
   std::vector<Grader> graders;
   /// One per grader; empty: equal weights.
   std::vector<double> weights;
@@ -234,6 +293,8 @@ struct CombinedOptions {
 /// @throws ConfigError for no graders or a weight count that does not match.
 class CombinedGrader : public Grader {
 public:
+  /// A grader with `options`.
+  /// @throws ConfigError for no graders, a weight count that does not match, or a negative weight.
   explicit CombinedGrader(CombinedOptions options);
 };
 

@@ -24,16 +24,23 @@ namespace chorus {
 
 /// What a reinforcement-learning run did.
 struct RlResult {
+  /// The last step taken.
   std::int64_t steps = 0;
   /// The mean reward of the last step's completions.
   double reward_mean = 0.0;
 };
 
+/// Options of GRPO (and of ENVGRPO).
 struct GrpoOptions {
+  /// The prompts, drawn in a shuffled order, epoch after epoch.
   std::vector<Prompt> dataset;
+  /// The policy: it generates the rollouts and is trained.
   TrainingModel model;
+  /// Scores each completion: its score is the reward.
   Grader grader;
+  /// Where each step's metrics go (e.g. ctx.logger()).
   MetricsLogger logger;
+  /// The learning rate, constant over the run.
   double lr = 1e-6;
   /// Completions per step (prompts per step = samples_per_batch / completions_per_sample).
   int samples_per_batch = 64;
@@ -43,9 +50,11 @@ struct GrpoOptions {
   int micro_batch_size = 8;
   /// The group size: completions sampled per prompt.
   int completions_per_sample = 4;
+  /// Clip the gradient's global norm to this (<= 0: no clipping).
   double max_grad_norm = 1.0;
   /// The ratio is clipped to [1 - clip_range, 1 + clip_range_high] (clip_range_high < 0: clip_range).
   double clip_range = 0.2;
+  /// The upper clip range (see clip_range).
   double clip_range_high = -1.0;
   /// Weight of the KL penalty to the frozen reference (needs spawn_train's keep_reference, the default).
   double kl_beta = 0.0;
@@ -54,8 +63,9 @@ struct GrpoOptions {
   bool reset_reference = true;
   /// "sequence_mean" (GRPO), "token_mean" (DAPO) or "sequence_sum" (Dr. GRPO).
   std::string loss_aggregation = "sequence_mean";
-  /// Advantage baseline ("mean" or "rloo") and whether to divide by the group's std.
+  /// Advantage baseline: "mean" or "rloo" (see AdvantageOptions).
   std::string baseline = "mean";
+  /// Divide advantages by the group's std.
   bool normalize_std = true;
   /// Drop groups whose completions all got the same reward (DAPO's dynamic sampling, without resampling).
   bool drop_uniform_groups = false;
@@ -63,12 +73,13 @@ struct GrpoOptions {
   /// "grpo" (leaves them), "dr_grpo" (no std normalisation, sequence_sum), "dapo" (clip_range_high
   /// 0.28, token_mean, drop_uniform_groups), "rloo" (rloo baseline, no std normalisation).
   std::string variant = "grpo";
+  /// Steps in the run.
   int max_num_grpo_steps = 100;
   /// Asynchronous overlap. The rollouts for step k start once step k - 1 - max_staleness is trained,
   /// so with 1 generation and grading run while the trainer steps, on samples one policy version old
   /// (the importance ratio uses the behaviour log-probs). 0, the default, is the synchronous loop,
   /// number for number (up to the last bits of batched inference, which depend on which requests
-  /// share a batch); on the main example's task GSPO with 1 learned as well (README).
+  /// share a batch); on the main example's task GSPO with 1 learned as well (docs/overlap.md).
   int max_staleness = 0;
   /// Stragglers: group_timeout_s after a group's first request, its rollouts still running are
   /// cancelled (0: no deadline); a failed rollout is retried with the same seed up to
@@ -76,20 +87,26 @@ struct GrpoOptions {
   /// it has at least two, else dropped; all of it is counted in the metrics, and a step left with
   /// nothing to train on because rollouts failed stops the run with the first failure.
   double group_timeout_s = 600;
+  /// Retries of a failed rollout (see group_timeout_s).
   int max_rollout_retries = 1;
   /// Back-pressure: at most this many rollouts are graded at once, and no new group starts
   /// generating while this many more wait for their turn (0: one step's rollouts).
   int max_grading_queue = 0;
+  /// How completions are sampled; a negative `sampling.seed` is replaced by one drawn from `seed`.
   SamplingParams sampling{.temperature = 1.0, .max_tokens = 256};
+  /// Seeds the prompt order, the mini-batch order and the completions' sampling (see sampling).
   std::uint64_t seed = 0;
+  /// The stage name in the metrics, progress lines and checkpoints.
   std::string stage = "grpo";
 };
 
+/// The GRPO trainer: `run()` is the whole loop.
 class GRPO {
 public:
   /// @throws ConfigError for an empty dataset, no grader, an unknown variant or an option out of range.
   explicit GRPO(GrpoOptions options);
 
+  /// Trains for max_num_grpo_steps steps; a resumed run continues from its checkpoint.
   Task<RlResult> run() const;
 
 private:

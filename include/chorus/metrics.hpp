@@ -27,6 +27,7 @@ using Metrics = std::vector<std::pair<std::string, double>>;
 /// and always for the last step. Cheap to copy; copies share the file; safe from any thread.
 class MetricsLogger {
 public:
+  /// Where the logger writes.
   struct Options {
     /// Where the JSON lines go; empty: no file.
     std::filesystem::path jsonl;

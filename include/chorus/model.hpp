@@ -92,6 +92,7 @@ public:
   /// Spawns one inference actor and waits until it has loaded the model.
   Task<InferenceModel> spawn_inference(std::string name, InferenceOptions options = {}) const;
 
+  /// The model reference the builder was made from (ModelRef::reference).
   const std::string& reference() const noexcept;
 
 private:
@@ -105,6 +106,7 @@ private:
 /// A model named in a config: `builtin:tiny`, or the path of a Hugging Face model folder
 /// (config.json, model.safetensors or its sharded index, tokenizer.json).
 struct ModelRef {
+  /// `builtin:tiny` (the default) or the path of a Hugging Face model folder.
   std::string reference = "builtin:tiny";
 
   /// Checks `options` against this machine and returns a builder for the model's actors.
@@ -165,11 +167,16 @@ public:
   /// is lost is dropped from routing (and reported) and the request retried on another.
   /// @throws Error once no replica is left.
   Task<Generation> generate(std::vector<ChatMessage> messages, SamplingParams params = {}) const;
+  /// As InferenceModel::complete, on a replica chosen as for generate().
   Task<Generation> complete(std::string text, SamplingParams params = {}) const;
+  /// As InferenceModel::generate_tokens, on a replica chosen as for generate().
   Task<Generation> generate_tokens(std::vector<std::int64_t> prompt_tokens, SamplingParams params = {}) const;
+  /// As InferenceModel::logprobs, on a replica chosen as for generate().
   Task<std::vector<float>> logprobs(std::vector<std::int64_t> prompt_tokens,
                                     std::vector<std::int64_t> completion_tokens) const;
+  /// As InferenceModel::tokenize, on a replica chosen as for generate().
   Task<std::vector<std::int64_t>> tokenize(std::string text) const;
+  /// As InferenceModel::tokenize_chat, on a replica chosen as for generate().
   Task<std::vector<std::int64_t>> tokenize_chat(std::vector<ChatMessage> messages,
                                                 bool add_generation_prompt = true) const;
 
@@ -202,6 +209,7 @@ public:
   /// The weight version of the newest step (0 before any).
   std::int64_t weight_version() const;
 
+  /// The model's name as spawned.
   const std::string& name() const;
 
   /// Replicas still serving.
@@ -216,16 +224,21 @@ private:
 
 // -- config ---------------------------------------------------------------------
 
+/// Reads and writes ModelRef config fields: `builtin:tiny` or the path of a Hugging Face model folder.
 template <>
 struct ConfigCodec<ModelRef> {
+  /// The type's name in messages and `--help`.
   static std::string type_name() {
     return "model (builtin:tiny or a Hugging Face folder)";
   }
+  /// Reads a non-empty JSON string into `out`.
+  /// @throws ConfigError if `value` is not a non-empty string.
   static void read(const Json& value, ModelRef& out, const ConfigLocation& at) {
     if (!value.is_string() || value.get<std::string>().empty())
       at.fail("a model: builtin:tiny or the path of a Hugging Face model folder", value);
     out.reference = value.get<std::string>();
   }
+  /// The reference as a JSON string.
   static Json write(const ModelRef& value) {
     return value.reference;
   }
@@ -233,6 +246,7 @@ struct ConfigCodec<ModelRef> {
   static Json schema() {
     return {{"type", "string"}, {"minLength", 1}, {"format", "chorus-model"}};
   }
+  /// Reads a `--set` value: the text as the reference.
   static Json parse_text(std::string_view text, const ConfigLocation&) {
     return std::string(text);
   }

@@ -21,21 +21,30 @@
 
 namespace chorus {
 
+/// The per-token advantages and returns of one completion.
 struct GaeResult {
+  /// A_t, one per token.
   std::vector<double> advantages;
-  std::vector<double> returns; // advantages + values: the value head's targets
+  std::vector<double> returns; ///< Advantages + values: the value head's targets.
 };
 
 /// GAE over one completion of T tokens: delta_t = r_t + gamma * V_{t+1} - V_t (V_T = 0: the episode
 /// ends), A_t = delta_t + gamma * lambda * A_{t+1}.
+/// @throws Error if `rewards` and `values` differ in size.
 GaeResult generalized_advantages(const std::vector<double>& rewards, const std::vector<double>& values, double gamma,
                                  double lambda);
 
+/// Options of PPO.
 struct PpoOptions {
+  /// The prompts, drawn in a shuffled order, epoch after epoch.
   std::vector<Prompt> dataset;
+  /// The policy (with its value head): it generates the rollouts and is trained.
   TrainingModel model;
+  /// Scores each completion: its score is the reward at the completion's last token.
   Grader grader;
+  /// Where each step's metrics go (e.g. ctx.logger()).
   MetricsLogger logger;
+  /// The learning rate, constant over the run.
   double lr = 1e-6;
   /// Prompts per step (one completion each).
   int samples_per_batch = 64;
@@ -45,33 +54,49 @@ struct PpoOptions {
   int micro_batch_size = 8;
   /// Passes over each batch of rollouts.
   int ppo_epochs = 1;
+  /// The discount of future rewards in GAE, in [0, 1].
   double gamma = 1.0;
+  /// GAE's lambda, in [0, 1]: 1 gives the Monte Carlo return, 0 the one-step TD error.
   double lambda = 0.95;
+  /// The ratio is clipped to [1 - clip_range, 1 + clip_range].
   double clip_range = 0.2;
+  /// The clip range of the value update.
   double value_clip_range = 0.2;
+  /// Weight of the value loss.
   double value_coef = 0.5;
+  /// Weight of the KL penalty to the frozen reference (needs spawn_train's keep_reference, the default).
   double kl_beta = 0.0;
   /// With kl_beta > 0: make the weights at the start of the run the reference (see GrpoOptions).
   bool reset_reference = true;
+  /// Clip the gradient's global norm to this (<= 0: no clipping).
   double max_grad_norm = 1.0;
   /// Normalise the batch's advantages to mean 0 and std 1 (standard in PPO implementations).
   bool whiten_advantages = true;
+  /// Steps in the run.
   int max_num_ppo_steps = 100;
   /// Asynchronous overlap, stragglers and back-pressure: as in GrpoOptions.
   int max_staleness = 0;
+  /// Seconds after a rollout's first request before it is cancelled if still running (0: no deadline).
   double group_timeout_s = 600;
+  /// Retries of a failed rollout (see GrpoOptions::group_timeout_s).
   int max_rollout_retries = 1;
+  /// Back-pressure: the most rollouts graded at once (see GrpoOptions; 0: one step's rollouts).
   int max_grading_queue = 0;
+  /// How completions are sampled; a negative `sampling.seed` is replaced by one drawn from `seed`.
   SamplingParams sampling{.temperature = 1.0, .max_tokens = 256};
+  /// Seeds the prompt order, the mini-batch order and the completions' sampling (see sampling).
   std::uint64_t seed = 0;
+  /// The stage name in the metrics, progress lines and checkpoints.
   std::string stage = "ppo";
 };
 
+/// The PPO trainer: `run()` is the whole loop.
 class PPO {
 public:
   /// @throws ConfigError for an empty dataset, no grader or an option out of range.
   explicit PPO(PpoOptions options);
 
+  /// Trains for max_num_ppo_steps steps; a resumed run continues from its checkpoint.
   Task<RlResult> run() const;
 
 private:

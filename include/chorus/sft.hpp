@@ -17,12 +17,17 @@
 
 namespace chorus {
 
+/// Options of SFT.
 struct SftOptions {
+  /// The demonstrations to train on.
   std::vector<Completion> dataset;
+  /// The model to train.
   TrainingModel model;
+  /// Where each step's metrics go (e.g. ctx.logger()).
   MetricsLogger logger;
   /// The peak learning rate.
   double lr = 1e-5;
+  /// Passes over the dataset.
   int epochs = 1;
   /// Samples per optimizer step.
   int samples_per_batch = 32;
@@ -30,11 +35,13 @@ struct SftOptions {
   int samples_per_mini_batch = 8;
   /// Clip the gradient's global norm to this (<= 0: no clipping).
   double max_grad_norm = 1.0;
+  /// AdamW weight decay of matrices and embeddings.
   double weight_decay = 0.0;
   /// Optimizer steps of linear warm-up.
   int warmup_steps = 0;
   /// "cosine" (decays to lr * min_lr_ratio over the run) or "constant".
   std::string lr_schedule = "cosine";
+  /// The cosine schedule's final rate, as a fraction of lr.
   double min_lr_ratio = 0.1;
   /// Held-out demonstrations: their loss is measured after each epoch (none if empty).
   std::vector<Completion> eval_dataset;
@@ -44,7 +51,9 @@ struct SftOptions {
   std::string stage = "sft";
 };
 
+/// What an SFT run did.
 struct SftResult {
+  /// Optimizer steps taken.
   std::int64_t steps = 0;
   /// The last step's training loss.
   double train_loss = 0.0;
@@ -58,6 +67,8 @@ public:
   /// @throws ConfigError for an empty dataset or an option out of range.
   explicit SFT(SftOptions options);
 
+  /// Tokenizes the demonstrations, then takes one step per batch of each shuffled epoch and measures
+  /// the held-out loss after it; a resumed run continues from its checkpoint.
   Task<SftResult> run() const;
 
 private:
