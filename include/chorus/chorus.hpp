@@ -5,6 +5,7 @@
 #include <chorus/channel.hpp>
 #include <chorus/checkpoint.hpp>
 #include <chorus/config.hpp>
+#include <chorus/config_codec.hpp>
 #include <chorus/context.hpp>
 #include <chorus/dataset.hpp>
 #include <chorus/deadline.hpp>
