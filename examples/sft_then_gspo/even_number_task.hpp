@@ -1,7 +1,7 @@
 // The main job's task, generated from a seed: "Is 347 even? JSON please.", answered as a JSON object
-// {"answer": "no"}. The demonstrations teach the format, but their answers are coin flips: SFT alone
-// learns the format, not the rule. GSPO then learns the rule (read the last digit) from a reward for
-// being right.
+// {"answer": "no"}. The demonstrations are answered right, but too few for the rule: SFT learns the
+// format and part of the rule (read the last digit); GSPO then learns the rest from a reward for being
+// right.
 #pragma once
 
 #include <chorus/chorus.hpp>

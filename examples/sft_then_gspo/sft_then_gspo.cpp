@@ -1,6 +1,6 @@
 // The main job: DESIGN.md's two-stage recipe on the built-in tiny model and a task it generates
-// itself (even_number_task.hpp). SFT teaches the JSON answer format from demonstrations whose
-// answers are coin flips; GSPO then teaches the comparison from a reward for being right. A held-out
+// itself (even_number_task.hpp). SFT on a few hundred right demonstrations teaches the JSON answer
+// format and part of the rule; GSPO then teaches the rest from a reward for being right. A held-out
 // evaluation before training, after SFT and after GSPO shows what each stage did:
 //
 //   ./build/examples/sft_then_gspo/sft_then_gspo                 # results on stdout, logs on stderr
