@@ -38,13 +38,10 @@ export(EXPORT chorusTargets NAMESPACE chorus:: FILE ${PROJECT_BINARY_DIR}/chorus
 configure_file(${PROJECT_SOURCE_DIR}/cmake/chorusConfig.cmake.in ${PROJECT_BINARY_DIR}/chorusConfig.cmake @ONLY)
 # 0.x: a new minor version may change the API, so only the same minor version matches.
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/chorusConfigVersion.cmake COMPATIBILITY SameMinorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/chorusConfig.cmake ${PROJECT_BINARY_DIR}/chorusConfigVersion.cmake
+  DESTINATION ${CHORUS_PACKAGE_DIR})
+# The files chorusConfig.cmake includes, beside it in the build folder and in the install.
 foreach(file ChorusFindDependencies.cmake ChorusCompilerCheck.cmake ChorusRecipe.cmake)
   configure_file(${PROJECT_SOURCE_DIR}/cmake/${file} ${PROJECT_BINARY_DIR}/${file} COPYONLY)
+  install(FILES ${PROJECT_SOURCE_DIR}/cmake/${file} DESTINATION ${CHORUS_PACKAGE_DIR})
 endforeach()
-install(FILES
-  ${PROJECT_BINARY_DIR}/chorusConfig.cmake
-  ${PROJECT_BINARY_DIR}/chorusConfigVersion.cmake
-  ${PROJECT_BINARY_DIR}/ChorusFindDependencies.cmake
-  ${PROJECT_BINARY_DIR}/ChorusCompilerCheck.cmake
-  ${PROJECT_BINARY_DIR}/ChorusRecipe.cmake
-  DESTINATION ${CHORUS_PACKAGE_DIR})

@@ -37,9 +37,12 @@ namespace detail {
 
 namespace {
 
-// Config struct -> field -> the comment above it (detail::ConfigDocs). Filled before main runs.
-std::map<std::string, std::map<std::string, std::string, std::less<>>, std::less<>>& registered_docs() {
-  static std::map<std::string, std::map<std::string, std::string, std::less<>>, std::less<>> docs;
+// Field -> the comment above it, of one config struct.
+using FieldDocs = std::map<std::string, std::string, std::less<>>;
+
+// Config struct -> its FieldDocs (detail::ConfigDocs). Filled before main runs.
+std::map<std::string, FieldDocs, std::less<>>& registered_docs() {
+  static std::map<std::string, FieldDocs, std::less<>> docs;
   return docs;
 }
 

@@ -136,7 +136,7 @@ private:
     auto at = position_;
     while (at < source_.size() && at - position_ < 2 && (source_[at] == 'u' || source_[at] == '8' || source_[at] == 'L' || source_[at] == 'U'))
       ++at;
-    return source_.substr(at, 2) == "R\"" && (at == position_ || is_identifier_char(source_[position_]));
+    return source_.substr(at, 2) == "R\"";
   }
 
   void skip_raw_string() {

@@ -7,16 +7,18 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 mkdir -p build/docs
 tests/docs/doxygen_test.sh "$(command -v doxygen)" "$PWD" "$PWD/build/docs"
-programs=()
-for name in sft_to_gspo sft grpo gspo ppo dpo env_grpo sft_then_gspo custom_recipe; do
-  for folder in recipes examples; do
-    if [ -x "build/$folder/$name/$name" ]; then
-      programs+=("$name=build/$folder/$name/$name")
-    fi
-  done
-done
-if [ ${#programs[@]} -ne 9 ]; then
-  echo "docs.sh: build the recipe programs first (scripts/build.sh); found ${#programs[@]} of 9" >&2
+# The reference is written by the command of the test that checks it (tests/docs/CMakeLists.txt names
+# the programs), with --write for --check.
+if [ ! -f build/CTestTestfile.cmake ]; then
+  echo "docs.sh: build chorus first (scripts/build.sh): no build/CTestTestfile.cmake" >&2
   exit 1
 fi
-/usr/bin/python3 tests/docs/recipes_reference.py --write "$PWD" "${programs[@]}"
+mapfile -d '' command < <(ctest --test-dir build -R '^docs.RecipesReferenceMatchesThePrograms$' --show-only=json-v1 \
+  | /usr/bin/python3 -c 'import json, sys
+tests = json.load(sys.stdin)["tests"]
+sys.stdout.write("\0".join(tests[0]["command"]) if tests else "")')
+if [ ${#command[@]} -eq 0 ]; then
+  echo "docs.sh: build chorus first (scripts/build.sh): build/ has no test docs.RecipesReferenceMatchesThePrograms" >&2
+  exit 1
+fi
+"${command[@]/#--check/--write}"
