@@ -12,6 +12,7 @@ packages=(
   clang-19              # the compiler: g++ 12 miscompiles coroutine temporaries (see CMakeLists.txt)
   libclang-rt-19-dev    # clang's sanitizer and libFuzzer runtimes (scripts/build.sh --sanitize, --tsan)
   llvm-19               # llvm-symbolizer-19: sanitizer reports with function names, which suppressions match
+  clang-format-19       # the formatting .ci/run checks (scripts/format.sh applies it)
   g++                   # libstdc++, which clang++ uses
   libcaf-dev            # CAF 0.17: actors and their network transport
   libasio-dev           # standalone Asio: the recipe executor and C++20 coroutines
