@@ -68,8 +68,7 @@ CoreBudget& CoreBudget::process() {
   return budget;
 }
 
-CoreBudget::CoreBudget(int cores) : cores_(std::max(1, cores)) {
-}
+CoreBudget::CoreBudget(int cores) : cores_(std::max(1, cores)) {}
 
 std::unique_ptr<CoreShare> CoreBudget::join(std::string name, int weight, int fixed_threads) {
   std::unique_ptr<CoreShare> share(new CoreShare(this, 0));

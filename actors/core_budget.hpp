@@ -44,8 +44,7 @@ public:
 
 private:
   friend class CoreBudget;
-  CoreShare(CoreBudget* budget, std::uint64_t id) : budget_(budget), id_(id) {
-  }
+  CoreShare(CoreBudget* budget, std::uint64_t id) : budget_(budget), id_(id) {}
 
   CoreBudget* budget_;
   std::uint64_t id_;
@@ -78,8 +77,8 @@ public:
 private:
   friend class CoreShare;
   void leave(std::uint64_t id);
-  void rebalance();                   // with mutex_ held
-  bool oversubscribed_locked() const; // with mutex_ held
+  void rebalance();                    // with mutex_ held
+  bool oversubscribed_locked() const;  // with mutex_ held
   std::string describe_locked() const; // with mutex_ held
 
   struct Member {

@@ -35,8 +35,8 @@ struct GradientGroup::Collectives {
 
 GradientGroup::GradientGroup(DataParallelSpec spec) : spec_(std::move(spec)), collectives_(new Collectives) {
   if (spec_.size < 1 || spec_.rank < 0 || spec_.rank >= spec_.size)
-    throw std::invalid_argument("data parallelism: rank " + std::to_string(spec_.rank) + " of " +
-                                std::to_string(spec_.size) + " ranks");
+    throw std::invalid_argument("data parallelism: rank " + std::to_string(spec_.rank) + " of "
+                                + std::to_string(spec_.size) + " ranks");
   if (spec_.rank == 0) {
     collectives_->store = open_store(spec_);
     spec_.store_port = collectives_->store->getPort();

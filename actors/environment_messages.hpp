@@ -2,10 +2,10 @@
 // that hosts it for a recipe in another process (actors/environment_host.hpp).
 #pragma once
 
+#include <chorus/environment.hpp>
+
 #include "actors/messages.hpp" // ChatMessage's inspect
 #include "runtime/message.hpp"
-
-#include <chorus/environment.hpp>
 
 #include <caf/type_id.hpp>
 

@@ -4,25 +4,23 @@
 // executor thread of its own (environments are recipe-style coroutines), answering each reset and
 // step when its coroutine completes. The recipe's side is a proxy Environment whose reset and step
 // are requests to that host, so ENVGRPO and ENVGSPO run unchanged.
+#include <chorus/errors.hpp>
+
 #include "actors/environment_host.hpp"
 #include "actors/environment_messages.hpp"
-
 #include "actors/node_client.hpp"
 #include "runtime/actor_host.hpp"
 #include "runtime/actor_ref.hpp"
 #include "runtime/runtime.hpp"
 
-#include <chorus/errors.hpp>
-
-#include <caf/event_based_actor.hpp>
-#include <caf/send.hpp>
-#include <caf/stateful_actor.hpp>
-#include <caf/typed_response_promise.hpp>
-
 #include <asio/co_spawn.hpp>
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_response_promise.hpp>
 
 #include <map>
 #include <mutex>
@@ -167,7 +165,8 @@ caf::behavior environment_host(HostActor* self, std::string name, EnvironmentFac
       return caf::delegated<EnvReply>{};
     },
     [self](const EnvCloseEpisode& close) {
-      asio::post(self->state.io, [episodes = &self->state.episodes, episode = close.episode] { episodes->erase(episode); });
+      asio::post(self->state.io,
+                 [episodes = &self->state.episodes, episode = close.episode] { episodes->erase(episode); });
     },
     [self, label](EnvCompleted& done) {
       auto& state = self->state;
@@ -223,8 +222,7 @@ struct EnvironmentHosts {
 class RemoteEnvironment final : public Environment {
 public:
   explicit RemoteEnvironment(std::shared_ptr<EnvironmentHosts> hosts)
-    : hosts_(std::move(hosts)), episode_(hosts_->next_episode++) {
-  }
+    : hosts_(std::move(hosts)), episode_(hosts_->next_episode++) {}
 
   ~RemoteEnvironment() override {
     if (!host_)
@@ -287,7 +285,8 @@ Task<EnvironmentFactory> find_environment(RecipeContext& ctx, std::string name, 
   co_return co_await find_environment_on_nodes(ctx, std::move(name), std::move(nodes));
 }
 
-Task<EnvironmentFactory> find_environment_on_nodes(RecipeContext& ctx, std::string name, std::vector<std::string> nodes) {
+Task<EnvironmentFactory> find_environment_on_nodes(RecipeContext& ctx, std::string name,
+                                                   std::vector<std::string> nodes) {
   if (nodes.empty())
     throw ConfigError("find_environment_on_nodes '" + name + "': no nodes named");
   auto hosts = std::make_shared<actors::EnvironmentHosts>();
@@ -297,7 +296,8 @@ Task<EnvironmentFactory> find_environment_on_nodes(RecipeContext& ctx, std::stri
     ActorRef<> ref(ctx.runtime().bridge(), spawner, "node '" + node + "'");
     actors::SpawnEnvironmentHost request{ctx.runtime().cluster()->secret, name};
     auto spawned = co_await ref.ask(std::move(request), std::chrono::seconds(60));
-    hosts->hosts.push_back({ctx.runtime().adopt("environment '" + name + "' on node '" + node + "'", spawned.actor), node});
+    hosts->hosts.push_back(
+      {ctx.runtime().adopt("environment '" + name + "' on node '" + node + "'", spawned.actor), node});
   }
   co_return [hosts]() -> std::unique_ptr<Environment> { return std::make_unique<actors::RemoteEnvironment>(hosts); };
 }

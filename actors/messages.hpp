@@ -3,10 +3,10 @@
 // coroutines) include it. Every type here is serialisable: it can cross processes unchanged.
 #pragma once
 
-#include "runtime/message.hpp"
-
 #include <chorus/generation.hpp>
 #include <chorus/training.hpp>
+
+#include "runtime/message.hpp"
 
 #include <caf/actor.hpp>
 #include <caf/type_id.hpp>

@@ -1,6 +1,7 @@
 // The recipe-facing model handles (include/chorus/model.hpp): spawning through actors/model_actors.hpp
 // and asking the actors through the bridge. Runs on the recipe executor only, so the routing state
 // needs no lock.
+#include <chorus/context.hpp>
 #include <chorus/model.hpp>
 
 #include "actors/cluster_messages.hpp"
@@ -10,13 +11,9 @@
 #include "actors/node_client.hpp"
 #include "runtime/runtime.hpp"
 
-#include <caf/send.hpp>
-
-#include <chorus/context.hpp>
-
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
-
+#include <caf/send.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -24,7 +21,6 @@
 #include <filesystem>
 
 namespace chorus {
-
 
 namespace {
 
@@ -34,8 +30,8 @@ using actors::ModelActorSpec;
 using actors::ModelInfoRequest;
 using actors::rejoin;
 using actors::spawn_on_node;
-using actors::wait_loaded;
 using actors::TokenizeRequest;
+using actors::wait_loaded;
 
 // An actor's name in logs and errors: `name`, or `name@node` for one on another node.
 std::string placed(const std::string& name, const std::string& node) {
@@ -84,8 +80,7 @@ Task<ModelBuilder> make_builder(RecipeContext& ctx, std::string reference, Build
     auto devices = actors::available_devices();
     if (devices < options.tp)
       throw ConfigError(where + "tp = " + std::to_string(options.tp) + " needs " + std::to_string(options.tp)
-                        + " devices, but LibTorch sees " + std::to_string(devices)
-                        + " here (CPU only): use tp = 1");
+                        + " devices, but LibTorch sees " + std::to_string(devices) + " here (CPU only): use tp = 1");
     throw ConfigError(where + "tensor parallelism (tp > 1) is not supported yet: use tp = 1");
   }
   if (options.replicas < 1)
@@ -97,15 +92,16 @@ Task<ModelBuilder> make_builder(RecipeContext& ctx, std::string reference, Build
   if (options.threads < 0)
     throw ConfigError(where + "threads must be >= 0 (0: a share of the cores)");
   if (!options.replica_nodes.empty() && static_cast<int>(options.replica_nodes.size()) != options.replicas)
-    throw ConfigError(where + "replica_nodes names " + std::to_string(options.replica_nodes.size()) +
-                      " node(s) for " + std::to_string(options.replicas) + " replica(s): give one per replica");
+    throw ConfigError(where + "replica_nodes names " + std::to_string(options.replica_nodes.size()) + " node(s) for "
+                      + std::to_string(options.replicas) + " replica(s): give one per replica");
   auto placed = options.replica_nodes;
   placed.push_back(options.node);
   placed.push_back(options.trainer_node);
   for (const auto& node : options.trainer_nodes) {
     if (node.empty())
-      throw ConfigError(where + "trainer_nodes names a node with an empty name (rank 0 is the trainer itself: "
-                        "see trainer_node)");
+      throw ConfigError(where
+                        + "trainer_nodes names a node with an empty name (rank 0 is the trainer itself: "
+                          "see trainer_node)");
     placed.push_back(node);
   }
   for (const auto& node : placed) {
@@ -113,8 +109,9 @@ Task<ModelBuilder> make_builder(RecipeContext& ctx, std::string reference, Build
       continue;
     const auto* cluster = ctx.runtime().cluster();
     if (!cluster)
-      throw ConfigError(where + "node '" + node + "': this recipe runs without a cluster; start it with "
-                        "--cluster FILE (a file naming the nodes) or leave node empty");
+      throw ConfigError(where + "node '" + node
+                        + "': this recipe runs without a cluster; start it with "
+                          "--cluster FILE (a file naming the nodes) or leave node empty");
     cluster->node(node); // throws for a node the file does not name
   }
   if (reference.rfind("builtin:", 0) != 0 && !std::filesystem::is_directory(reference))
@@ -128,8 +125,7 @@ Task<ModelBuilder> make_builder(RecipeContext& ctx, std::string reference, Build
 // -- ModelBuilder ---------------------------------------------------------------
 
 ModelBuilder::ModelBuilder(RecipeContext& ctx, std::shared_ptr<const detail::ModelSpec> spec)
-  : ctx_(&ctx), spec_(std::move(spec)) {
-}
+  : ctx_(&ctx), spec_(std::move(spec)) {}
 
 const std::string& ModelBuilder::reference() const noexcept {
   return spec_->reference;
@@ -161,7 +157,8 @@ Task<TrainingModel> spawn_training_model(RecipeContext* ctx_, std::shared_ptr<co
   auto& runtime = ctx_->runtime();
   const auto& placement = spec_->options;
   auto node_of = [&](int replica) {
-    return placement.replica_nodes.empty() ? placement.node : placement.replica_nodes[static_cast<std::size_t>(replica)];
+    return placement.replica_nodes.empty() ? placement.node
+                                           : placement.replica_nodes[static_cast<std::size_t>(replica)];
   };
   int local = 0;
   for (int i = 0; i < placement.replicas; ++i)
@@ -182,9 +179,10 @@ Task<TrainingModel> spawn_training_model(RecipeContext* ctx_, std::shared_ptr<co
                                             options.keep_reference, data_parallel);
   } else {
     auto remote = co_await spawn_on_node(*ctx_, trainer_node,
-                                                      {.role = "trainer", .spec = actor_spec(*spec_, name + "/trainer", 1),
-                                                       .data_parallel = data_parallel,
-                                                       .keep_reference = options.keep_reference});
+                                         {.role = "trainer",
+                                          .spec = actor_spec(*spec_, name + "/trainer", 1),
+                                          .data_parallel = data_parallel,
+                                          .keep_reference = options.keep_reference});
     spawned.trainer = remote.actor;
     spawned.weight_server = remote.weights;
     // Replicas in this process stream from the trainer on the node, as any remote replica does.
@@ -225,12 +223,13 @@ Task<TrainingModel> spawn_training_model(RecipeContext* ctx_, std::shared_ptr<co
     }
     if (local < placement.replicas) {
       std::weak_ptr<detail::InferenceState> weak = state->inference;
-      state->inference->on_lost = [ctx_, weak, spec_, options, weights = spawned.weight_server](
-                                    const std::shared_ptr<detail::Replica>& lost) {
+      state->inference->on_lost = [ctx_, weak, spec_, options,
+                                   weights = spawned.weight_server](const std::shared_ptr<detail::Replica>& lost) {
         if (lost->node.empty())
           return;
-        asio::co_spawn(ctx_->executor(), rejoin(ctx_, weak, lost->node, lost->ref.name(),
-                                                actor_spec(*spec_, lost->ref.name(), options.max_batch_size), weights),
+        asio::co_spawn(ctx_->executor(),
+                       rejoin(ctx_, weak, lost->node, lost->ref.name(),
+                              actor_spec(*spec_, lost->ref.name(), options.max_batch_size), weights),
                        asio::detached);
       };
     }
@@ -245,8 +244,10 @@ Task<TrainingModel> spawn_training_model(RecipeContext* ctx_, std::shared_ptr<co
       rank.bind_host = runtime.cluster()->node(node).host;
       auto rank_name = name + "/trainer" + std::to_string(rank.rank);
       auto remote = co_await spawn_on_node(*ctx_, node,
-                                           {.role = "trainer", .spec = actor_spec(*spec_, rank_name, 1),
-                                            .data_parallel = rank, .keep_reference = options.keep_reference});
+                                           {.role = "trainer",
+                                            .spec = actor_spec(*spec_, rank_name, 1),
+                                            .data_parallel = rank,
+                                            .keep_reference = options.keep_reference});
       auto handle = remote.actor;
       all.push_back(handle);
       co_await wait_loaded(runtime.adopt(placed(rank_name, node), handle));
@@ -275,8 +276,9 @@ Task<InferenceModel> spawn_inference_model(RecipeContext* ctx_, std::shared_ptr<
   auto& runtime = ctx_->runtime();
   const auto& node = spec_->options.node;
   auto spec = actor_spec(*spec_, name, options.max_batch_size);
-  auto handle = node.empty() ? actors::spawn_policy_actor(runtime.system(), std::move(spec))
-                             : (co_await spawn_on_node(*ctx_, node, {.role = "inference", .spec = std::move(spec)})).actor;
+  auto handle = node.empty()
+    ? actors::spawn_policy_actor(runtime.system(), std::move(spec))
+    : (co_await spawn_on_node(*ctx_, node, {.role = "inference", .spec = std::move(spec)})).actor;
   auto state = std::make_shared<detail::InferenceState>();
   state->name = name;
   auto replica = std::make_shared<detail::Replica>();
@@ -352,8 +354,7 @@ Task<std::string> ask_save(std::shared_ptr<detail::TrainingState> state, std::st
 } // namespace
 
 InferenceModel::InferenceModel(std::shared_ptr<detail::InferenceState> state, std::chrono::milliseconds timeout)
-  : state_(std::move(state)), timeout_(timeout) {
-}
+  : state_(std::move(state)), timeout_(timeout) {}
 
 Task<Generation> InferenceModel::generate(std::vector<ChatMessage> messages, SamplingParams params) const {
   return ask_generate(state_, GenerateRequest{std::move(messages), {}, std::move(params)}, timeout_);
@@ -393,8 +394,7 @@ InferenceModel InferenceModel::with_timeout(std::chrono::milliseconds timeout) c
 
 // -- TrainingModel --------------------------------------------------------------
 
-TrainingModel::TrainingModel(std::shared_ptr<detail::TrainingState> state) : state_(std::move(state)) {
-}
+TrainingModel::TrainingModel(std::shared_ptr<detail::TrainingState> state) : state_(std::move(state)) {}
 
 Task<Generation> TrainingModel::generate(std::vector<ChatMessage> messages, SamplingParams params) const {
   return InferenceModel(state_->inference, state_->timeout).generate(std::move(messages), std::move(params));
@@ -405,13 +405,14 @@ Task<Generation> TrainingModel::complete(std::string text, SamplingParams params
 }
 
 Task<Generation> TrainingModel::generate_tokens(std::vector<std::int64_t> prompt_tokens, SamplingParams params) const {
-  return InferenceModel(state_->inference, state_->timeout).generate_tokens(std::move(prompt_tokens), std::move(params));
+  return InferenceModel(state_->inference, state_->timeout)
+    .generate_tokens(std::move(prompt_tokens), std::move(params));
 }
 
 Task<std::vector<float>> TrainingModel::logprobs(std::vector<std::int64_t> prompt_tokens,
                                                  std::vector<std::int64_t> completion_tokens) const {
-  return InferenceModel(state_->inference, state_->timeout).logprobs(std::move(prompt_tokens),
-                                                                      std::move(completion_tokens));
+  return InferenceModel(state_->inference, state_->timeout)
+    .logprobs(std::move(prompt_tokens), std::move(completion_tokens));
 }
 
 Task<std::vector<std::int64_t>> TrainingModel::tokenize(std::string text) const {

@@ -2,9 +2,9 @@
 // and dropping lost replicas. C++20, no LibTorch; used on the recipe executor only (no locks).
 #pragma once
 
-#include "runtime/actor_ref.hpp"
-
 #include <chorus/model.hpp>
+
+#include "runtime/actor_ref.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -46,8 +46,8 @@ struct InferenceState {
   // The replica with the fewest requests in flight. @throws Error when none is left.
   std::shared_ptr<Replica> pick() const {
     if (replicas.empty())
-      throw Error("model '" + name + "': no replica left to serve requests (every one was lost" +
-                  (last_loss.empty() ? std::string(")") : "; the last: " + last_loss + ")"));
+      throw Error("model '" + name + "': no replica left to serve requests (every one was lost"
+                  + (last_loss.empty() ? std::string(")") : "; the last: " + last_loss + ")"));
     return *std::min_element(replicas.begin(), replicas.end(),
                              [](const auto& a, const auto& b) { return a->in_flight < b->in_flight; });
   }

@@ -1,8 +1,8 @@
 #include "actors/node_client.hpp"
 
-#include "runtime/runtime.hpp"
-
 #include <chorus/deadline.hpp>
+
+#include "runtime/runtime.hpp"
 
 #include <caf/io/middleman.hpp>
 #include <caf/send.hpp>
@@ -25,20 +25,23 @@ Task<caf::actor> join_node(RecipeContext& ctx, const std::string& node) {
   const auto& address = cluster.node(node);
   // A blocking connect, once per node: refused at once on a closed port, bounded by TCP otherwise.
   auto spawner = runtime.system().middleman().remote_actor(address.host, address.port);
-  if (!spawner && (spawner.error() == caf::sec::incompatible_application_ids ||
-                   spawner.error() == caf::sec::incompatible_versions))
-    throw ActorError("node '" + node + "'", "connect", "node '" + node + "' (" + address.host + ":" +
-                     std::to_string(address.port) + ") runs another version of chorus (its wire protocol differs): "
-                     "run the same build on every node");
+  if (!spawner
+      && (spawner.error() == caf::sec::incompatible_application_ids
+          || spawner.error() == caf::sec::incompatible_versions))
+    throw ActorError("node '" + node + "'", "connect",
+                     "node '" + node + "' (" + address.host + ":" + std::to_string(address.port)
+                       + ") runs another version of chorus (its wire protocol differs): "
+                         "run the same build on every node");
   if (!spawner)
-    throw ActorError("node '" + node + "'", "connect", "node '" + node + "' (" + address.host + ":" + std::to_string(address.port) +
-                     ", from " + cluster.file.string() + ") cannot be reached: " + runtime.system().render(spawner.error()));
+    throw ActorError("node '" + node + "'", "connect",
+                     "node '" + node + "' (" + address.host + ":" + std::to_string(address.port) + ", from "
+                       + cluster.file.string() + ") cannot be reached: " + runtime.system().render(spawner.error()));
   // Not adopted: the runtime stops the actors it adopts at shutdown, and the node outlives this run.
   ActorRef<> ref(runtime.bridge(), *spawner, "node '" + node + "'");
   auto welcome = co_await ref.ask(NodeHello{cluster.secret}, std::chrono::seconds(30));
   if (welcome.name != node)
-    throw ConfigError(cluster.file.string() + ": " + address.host + ":" + std::to_string(address.port) +
-                      " is node '" + welcome.name + "', not '" + node + "'");
+    throw ConfigError(cluster.file.string() + ": " + address.host + ":" + std::to_string(address.port) + " is node '"
+                      + welcome.name + "', not '" + node + "'");
   ctx.log().info("joined node '{}' at {}:{} ({} cores)", node, address.host, address.port, welcome.cores);
   joined.emplace(node, *spawner);
   co_return *spawner;
@@ -80,6 +83,5 @@ Task<void> rejoin(RecipeContext* ctx, std::weak_ptr<detail::InferenceState> weak
     }
   }
 }
-
 
 } // namespace chorus::actors

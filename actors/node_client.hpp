@@ -3,11 +3,11 @@
 // used by the model handles on the recipe executor.
 #pragma once
 
+#include <chorus/context.hpp>
+
 #include "actors/cluster_messages.hpp"
 #include "actors/messages.hpp"
 #include "actors/model_state.hpp"
-
-#include <chorus/context.hpp>
 
 #include <memory>
 #include <string>

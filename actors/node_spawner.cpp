@@ -2,12 +2,10 @@
 
 #include "actors/cluster_messages.hpp"
 #include "actors/model_actors.hpp"
-
 #include "runtime/actor_host.hpp"
 
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
-
 #include <spdlog/spdlog.h>
 
 #include <map>
@@ -31,8 +29,8 @@ using SpawnerActor = StatefulActor<SpawnerState>;
 
 void check_secret(const SpawnerState& state, const std::string& secret) {
   if (secret != state.secret)
-    throw std::invalid_argument("node '" + state.node +
-                                "' refused the request: the cluster secret does not match this node's");
+    throw std::invalid_argument("node '" + state.node
+                                + "' refused the request: the cluster secret does not match this node's");
 }
 
 // Tracks `actor` as spawned for the recipe process that sent the current request: it stops when that
@@ -86,11 +84,11 @@ caf::behavior node_spawner(SpawnerActor* self, std::string node_name, std::strin
       else if (request.role == "replica" && request.weights)
         actor = spawn_remote_replica(self->system(), std::move(request.spec), request.weights);
       else if (request.role == "trainer")
-        actor = spawn_trainer_rank(self->system(), std::move(request.spec), request.keep_reference,
-                                   request.data_parallel);
+        actor =
+          spawn_trainer_rank(self->system(), std::move(request.spec), request.keep_reference, request.data_parallel);
       else
-        throw std::invalid_argument("node '" + state.node + "': cannot spawn a model actor of role '" + request.role +
-                                    "' (expected inference, replica with a weight server, or trainer)");
+        throw std::invalid_argument("node '" + state.node + "': cannot spawn a model actor of role '" + request.role
+                                    + "' (expected inference, replica with a weight server, or trainer)");
       adopt(self, actor);
       if (weights)
         adopt(self, weights);
@@ -101,8 +99,9 @@ caf::behavior node_spawner(SpawnerActor* self, std::string node_name, std::strin
       auto& state = self->state;
       check_secret(state, request.secret);
       if (!state.environments)
-        throw std::invalid_argument("node '" + state.node + "' hosts no environments: run a node program that registers "
-                                    "them (chorus::node_main, include/chorus/node.hpp) instead of chorus-node");
+        throw std::invalid_argument("node '" + state.node
+                                    + "' hosts no environments: run a node program that registers "
+                                      "them (chorus::node_main, include/chorus/node.hpp) instead of chorus-node");
       caf::actor host;
       try {
         host = state.environments(self->system(), request.environment);

@@ -8,7 +8,6 @@
 #include "actors/weight_stream.hpp"
 #include "models/batcher.hpp"
 #include "models/text_stream.hpp"
-
 #include "runtime/actor_host.hpp"
 #include "runtime/timeline.hpp"
 
@@ -99,8 +98,8 @@ void fail_all(PolicyState& state, const std::string& why) {
 void decode_step(PolicyActor* self) {
   auto& state = self->state;
   TimelineSpan span(state.host.spec.name, "decode step",
-                    std::to_string(state.batcher->running()) + " running, " + std::to_string(state.batcher->waiting()) +
-                      " waiting");
+                    std::to_string(state.batcher->running()) + " running, " + std::to_string(state.batcher->waiting())
+                      + " waiting");
   try {
     state.host.prepare();
     bool admit = sync_weights(state, self);
@@ -173,7 +172,7 @@ caf::behavior policy_actor(PolicyActor* self, ModelActorSpec spec, std::shared_p
         state.host.prepare();
         const auto& model = state.host.model;
         auto prompt = !request.messages.empty() ? model.tokenizer->apply_chat_template(request.messages, true)
-                      : !request.text.empty()   ? model.tokenizer->encode(request.text)
+          : !request.text.empty()               ? model.tokenizer->encode(request.text)
                                                 : request.tokens;
         const auto& params = request.params;
         models::SequenceRequest sequence;
@@ -198,7 +197,9 @@ caf::behavior policy_actor(PolicyActor* self, ModelActorSpec spec, std::shared_p
             return stop_check && stop_check(0, tokens);
           };
         } else if (stop_check) {
-          sequence.should_stop = [stop_check](const std::vector<std::int64_t>& tokens) { return stop_check(0, tokens); };
+          sequence.should_stop = [stop_check](const std::vector<std::int64_t>& tokens) {
+            return stop_check(0, tokens);
+          };
         }
         if (state.feed) {
           state.required = std::max(state.required, request.min_weight_version);
@@ -239,7 +240,8 @@ caf::behavior policy_actor(PolicyActor* self, ModelActorSpec spec, std::shared_p
       auto& state = self->state;
       state.host.prepare();
       sync_weights(state, self); // adopts the newest weights unless sequences are running
-      auto scores = models::score_logprobs(state.host.model.model, {request.prompt_tokens}, {request.completion_tokens});
+      auto scores =
+        models::score_logprobs(state.host.model.model, {request.prompt_tokens}, {request.completion_tokens});
       return LogprobsReply{std::move(scores.front()), state.version};
     }),
     guarded([self](const TokenizeRequest& request) {

@@ -1,12 +1,11 @@
 // StageCheckpoint: a stage's side of the run's checkpoints. The manifest and its publication are
 // RunCheckpoints' (runtime/checkpoints.hpp); the trainer writes and restores its own state.
 #include <chorus/checkpoint.hpp>
+#include <chorus/errors.hpp>
 
 #include "actors/messages.hpp"
 #include "actors/model_state.hpp"
 #include "runtime/checkpoints.hpp"
-
-#include <chorus/errors.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -42,8 +41,7 @@ struct StageCheckpoint::Impl {
   }
 };
 
-StageCheckpoint::StageCheckpoint(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
-}
+StageCheckpoint::StageCheckpoint(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 StageCheckpoint::StageCheckpoint(StageCheckpoint&&) noexcept = default;
 StageCheckpoint& StageCheckpoint::operator=(StageCheckpoint&&) noexcept = default;
@@ -63,8 +61,8 @@ Task<StageCheckpoint> StageCheckpoint::open(TrainingModel model, std::string sta
     auto folder = impl->run->folder(*point) / "trainer";
     auto version = co_await impl->model->trainer.ask(actors::LoadStateRequest{folder.string()}, impl->model->timeout);
     if (version != point->weight_version)
-      throw CheckpointError(folder.string() + ": the trainer restored weight version " + std::to_string(version) +
-                            ", the checkpoint says " + std::to_string(point->weight_version));
+      throw CheckpointError(folder.string() + ": the trainer restored weight version " + std::to_string(version)
+                            + ", the checkpoint says " + std::to_string(point->weight_version));
     // Generation waits until the replicas hold the restored weights.
     impl->model->weight_version = version;
     impl->model->inference->min_weight_version = version;

@@ -87,8 +87,10 @@ void Trainer::check(const std::string& objective, const std::vector<TrainSample>
     if (objective == "ppo") {
       auto n = sample.completion_tokens.size();
       if (sample.token_advantages.size() != n || sample.old_values.size() != n || sample.returns.size() != n)
-        throw std::invalid_argument(where + ": PPO needs one token advantage, old value and return per completion "
-                                    "token (" + std::to_string(n) + ")");
+        throw std::invalid_argument(where
+                                    + ": PPO needs one token advantage, old value and return per completion "
+                                      "token ("
+                                    + std::to_string(n) + ")");
     }
     if (objective != "sft" && sample.behaviour_logprobs.size() != sample.completion_tokens.size())
       throw std::invalid_argument(where + ": " + std::to_string(sample.behaviour_logprobs.size())
@@ -142,9 +144,9 @@ TrainReport Trainer::step(const std::string& objective, const std::vector<TrainS
   const bool sequence_level = !ppo && params.ratio_level == "sequence";
   if (ppo)
     ensure_value_head(params);
-  const auto aggregation = params.loss_aggregation == "sequence_mean"  ? models::Aggregation::sequence_mean
-                           : params.loss_aggregation == "sequence_sum" ? models::Aggregation::sequence_sum
-                                                                       : models::Aggregation::token_mean;
+  const auto aggregation = params.loss_aggregation == "sequence_mean" ? models::Aggregation::sequence_mean
+    : params.loss_aggregation == "sequence_sum"                       ? models::Aggregation::sequence_sum
+                                                                      : models::Aggregation::token_mean;
   // Micro-batches weigh by what the loss averages over: tokens, or sequences.
   const bool per_sequence = policy && (sequence_level || aggregation != models::Aggregation::token_mean);
   const double clip_high = params.clip_range_high >= 0 ? params.clip_range_high : params.clip_range;
@@ -211,10 +213,8 @@ TrainReport Trainer::step(const std::string& objective, const std::vector<TrainS
       stale = torch::tensor(rows, torch::kFloat32);
     }
     auto surrogate = sequence_level
-                       ? models::sequence_policy_loss(logprobs, old_logprobs, advantage, mask, params.clip_range, clip_high,
-                                                      stale)
-                       : models::clipped_policy_loss(logprobs, old_logprobs, advantage, mask, params.clip_range, clip_high,
-                                                     aggregation);
+      ? models::sequence_policy_loss(logprobs, old_logprobs, advantage, mask, params.clip_range, clip_high, stale)
+      : models::clipped_policy_loss(logprobs, old_logprobs, advantage, mask, params.clip_range, clip_high, aggregation);
     auto share = weights[index];
     clip_sum += surrogate.clip_fraction * share;
     auto loss = surrogate.loss;

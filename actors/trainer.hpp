@@ -4,11 +4,11 @@
 // DPO against the frozen reference, with gradient accumulation over micro-batches. No actor code here: the actor (trainer_actor.cpp) wraps it.
 #pragma once
 
+#include <chorus/training.hpp>
+
 #include "actors/data_parallel.hpp"
 #include "models/pretrained.hpp"
 #include "models/training.hpp"
-
-#include <chorus/training.hpp>
 
 #include <torch/torch.h>
 

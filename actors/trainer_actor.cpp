@@ -1,20 +1,18 @@
 // The trainer actor: owns the trainable weights and the optimizer (actors/trainer.hpp), publishes
 // each new weight version to its replicas, and saves checkpoints. Steps run one at a time in arrival
 // order; a bad request is answered with an error and the actor keeps serving.
+#include "actors/data_parallel.hpp"
 #include "actors/model_host.hpp"
 #include "actors/trainer.hpp"
 #include "actors/weight_board.hpp"
-#include "actors/data_parallel.hpp"
 #include "actors/weight_stream.hpp"
 #include "models/generation.hpp"
-
 #include "runtime/actor_host.hpp"
 #include "runtime/timeline.hpp"
 
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
-
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
@@ -28,7 +26,7 @@ struct TrainerState {
   std::unique_ptr<Trainer> trainer;
   std::shared_ptr<WeightBoard> board; // null on data-parallel ranks > 0: nothing generates from them
   caf::actor weight_server;           // tells replicas in other processes of each version (null too)
-  std::vector<caf::actor> ranks; // rank 0 of a data-parallel group: the others, to forward to
+  std::vector<caf::actor> ranks;      // rank 0 of a data-parallel group: the others, to forward to
   static inline const char* name = "chorus.trainer";
 };
 
@@ -136,7 +134,8 @@ caf::behavior trainer_actor(TrainerActor* self, ModelActorSpec spec, std::shared
     guarded([self](const LogprobsRequest& request) {
       auto& state = self->state;
       state.host.prepare();
-      auto scores = models::score_logprobs(state.host.model.model, {request.prompt_tokens}, {request.completion_tokens});
+      auto scores =
+        models::score_logprobs(state.host.model.model, {request.prompt_tokens}, {request.completion_tokens});
       return LogprobsReply{std::move(scores.front()), state.trainer->version()};
     }),
   };

@@ -6,11 +6,10 @@
 //   optimizer.safetensors   "exp_avg/<name>", "exp_avg_sq/<name>"; metadata "step/<name>" (AdamW)
 //   rng.safetensors         "torch.cpu": the default CPU generator's state
 //   trainer.json            {"version": N}
-#include "actors/trainer.hpp"
-
-#include "models/safetensors.hpp"
-
 #include <chorus/errors.hpp>
+
+#include "actors/trainer.hpp"
+#include "models/safetensors.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <nlohmann/json.hpp>
@@ -53,8 +52,8 @@ std::string state_key(const torch::Tensor& parameter) {
 void restore_tensor(const models::SafetensorsFile& file, const std::string& name, torch::Tensor& target) {
   auto source = file.load(name);
   if (source.sizes() != target.sizes())
-    throw CheckpointError(file.path().string() + ": tensor '" + name + "' has shape " +
-                          c10::str(source.sizes()) + ", the model's is " + c10::str(target.sizes()));
+    throw CheckpointError(file.path().string() + ": tensor '" + name + "' has shape " + c10::str(source.sizes())
+                          + ", the model's is " + c10::str(target.sizes()));
   torch::NoGradGuard no_grad;
   target.copy_(source);
 }
@@ -110,14 +109,14 @@ void Trainer::load_state(const fs::path& folder) {
   auto info_file = folder / "trainer.json";
   std::ifstream in(info_file);
   auto info = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (!in.is_open() || info.is_discarded() || !info.is_object() || !info.contains("version") ||
-      !info["version"].is_number_integer())
+  if (!in.is_open() || info.is_discarded() || !info.is_object() || !info.contains("version")
+      || !info["version"].is_number_integer())
     throw CheckpointError(info_file.string() + ": missing, or without an integer \"version\"");
   auto version = info["version"].get<std::int64_t>();
   if (version < version_)
-    throw CheckpointError(info_file.string() + ": holds weight version " + std::to_string(version) +
-                          ", older than the trainer's current " + std::to_string(version_) +
-                          ": a resumed recipe must reach this stage before training further");
+    throw CheckpointError(info_file.string() + ": holds weight version " + std::to_string(version)
+                          + ", older than the trainer's current " + std::to_string(version_)
+                          + ": a resumed recipe must reach this stage before training further");
 
   auto weights_file = models::SafetensorsFile::open(folder / "weights.safetensors");
   if (weights_file.contains("value_head.weight"))

@@ -8,14 +8,14 @@ void copy_into_parameters(torch::nn::Module& model, const std::vector<torch::Ten
   torch::NoGradGuard no_grad;
   auto parameters = model.named_parameters();
   if (parameters.size() != tensors.size())
-    throw std::invalid_argument("weight sync: the trainer sends " + std::to_string(tensors.size()) +
-                                " tensors, this replica's model has " + std::to_string(parameters.size()));
+    throw std::invalid_argument("weight sync: the trainer sends " + std::to_string(tensors.size())
+                                + " tensors, this replica's model has " + std::to_string(parameters.size()));
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     auto& parameter = parameters[i].value();
     if (!parameter.sizes().equals(tensors[i].sizes()))
-      throw std::invalid_argument("weight sync: tensor '" + parameters[i].key() + "' has shape " +
-                                  c10::str(parameter.sizes()) + " here and " + c10::str(tensors[i].sizes()) +
-                                  " in the trainer");
+      throw std::invalid_argument("weight sync: tensor '" + parameters[i].key() + "' has shape "
+                                  + c10::str(parameter.sizes()) + " here and " + c10::str(tensors[i].sizes())
+                                  + " in the trainer");
     parameter.copy_(tensors[i]);
   }
 }

@@ -1,12 +1,10 @@
 #include "actors/weight_stream.hpp"
 
 #include "actors/model_host.hpp"
-
 #include "runtime/actor_host.hpp"
 #include "runtime/timeline.hpp"
 
 #include <caf/stateful_actor.hpp>
-
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -28,12 +26,9 @@ constexpr int kFetchRestarts = 3;
 
 std::string dtype_name(torch::ScalarType type) {
   switch (type) {
-  case torch::kFloat32:
-    return "float32";
-  case torch::kBFloat16:
-    return "bfloat16";
-  default:
-    throw std::invalid_argument(std::string("weight stream: unsupported dtype ") + c10::toString(type));
+    case torch::kFloat32: return "float32";
+    case torch::kBFloat16: return "bfloat16";
+    default: throw std::invalid_argument(std::string("weight stream: unsupported dtype ") + c10::toString(type));
   }
 }
 
@@ -117,13 +112,13 @@ caf::behavior weight_server(ServerActor* self, std::shared_ptr<WeightBoard> boar
     guarded([self](const WeightChunkRequest& request) {
       auto found = self->state.pinned.find(request.version);
       if (found == self->state.pinned.end())
-        throw std::runtime_error("weight version " + std::to_string(request.version) +
-                                 " is no longer served (newer versions replaced it): fetch the newest");
+        throw std::runtime_error("weight version " + std::to_string(request.version)
+                                 + " is no longer served (newer versions replaced it): fetch the newest");
       const auto& [tensors, total] = found->second;
       auto begin = request.index * kWeightChunkBytes;
       if (request.index < 0 || begin >= total)
-        throw std::out_of_range("weight chunk " + std::to_string(request.index) + " is past the end of version " +
-                                std::to_string(request.version));
+        throw std::out_of_range("weight chunk " + std::to_string(request.index) + " is past the end of version "
+                                + std::to_string(request.version));
       WeightChunk chunk{request.version, request.index, {}};
       chunk.bytes.resize(static_cast<std::size_t>(std::min(kWeightChunkBytes, total - begin)));
       read_tensor_bytes(*tensors, begin, static_cast<std::int64_t>(chunk.bytes.size()), chunk.bytes.data());
@@ -140,23 +135,24 @@ caf::actor spawn_weight_server(caf::actor_system& system, std::shared_ptr<Weight
 
 void read_tensor_bytes(const std::vector<torch::Tensor>& tensors, std::int64_t begin, std::int64_t size,
                        std::uint8_t* out) {
-  for_each_span(tensors, begin, size, [&](const torch::Tensor& tensor, std::int64_t at, std::int64_t to, std::int64_t n) {
-    std::memcpy(out + to, static_cast<const std::uint8_t*>(tensor.data_ptr()) + at, static_cast<std::size_t>(n));
-  });
+  for_each_span(
+    tensors, begin, size, [&](const torch::Tensor& tensor, std::int64_t at, std::int64_t to, std::int64_t n) {
+      std::memcpy(out + to, static_cast<const std::uint8_t*>(tensor.data_ptr()) + at, static_cast<std::size_t>(n));
+    });
 }
 
 void write_tensor_bytes(std::vector<torch::Tensor>& tensors, std::int64_t begin, std::int64_t size,
                         const std::uint8_t* in) {
-  for_each_span(tensors, begin, size, [&](const torch::Tensor& tensor, std::int64_t at, std::int64_t from, std::int64_t n) {
-    std::memcpy(static_cast<std::uint8_t*>(tensor.data_ptr()) + at, in + from, static_cast<std::size_t>(n));
-  });
+  for_each_span(
+    tensors, begin, size, [&](const torch::Tensor& tensor, std::int64_t at, std::int64_t from, std::int64_t n) {
+      std::memcpy(static_cast<std::uint8_t*>(tensor.data_ptr()) + at, in + from, static_cast<std::size_t>(n));
+    });
 }
 
 // -- WeightFeed -------------------------------------------------------------------
 
 WeightFeed::WeightFeed(caf::actor server, std::string replica_name)
-  : server_(std::move(server)), name_(std::move(replica_name)) {
-}
+  : server_(std::move(server)), name_(std::move(replica_name)) {}
 
 void WeightFeed::start(caf::event_based_actor* self, std::function<void()> on_change) {
   on_change_ = std::move(on_change);
@@ -196,8 +192,8 @@ void WeightFeed::on_manifest(caf::event_based_actor* self, WeightManifest manife
       total += byte_size(staging_.back());
     }
     if (total != manifest.total_bytes)
-      throw std::invalid_argument("the weight manifest's tensors hold " + std::to_string(total) + " bytes, it says " +
-                                  std::to_string(manifest.total_bytes));
+      throw std::invalid_argument("the weight manifest's tensors hold " + std::to_string(total) + " bytes, it says "
+                                  + std::to_string(manifest.total_bytes));
     chunk_bytes_ = manifest.chunk_bytes;
     total_bytes_ = total;
     chunks_ = (total + chunk_bytes_ - 1) / chunk_bytes_;
@@ -220,7 +216,7 @@ void WeightFeed::request_chunk(caf::event_based_actor* self, std::int64_t index)
       },
       [this, self, generation = generation_](const caf::error& error) {
         if (generation != generation_)
-          return; // a chunk of a fetch already restarted
+          return;                           // a chunk of a fetch already restarted
         if (restarts_++ < kFetchRestarts) { // e.g. the server dropped this version for newer ones
           fetching_ = -1;
           fetch(self);
@@ -237,9 +233,9 @@ void WeightFeed::on_chunk(caf::event_based_actor* self, WeightChunk chunk) {
     auto begin = chunk.index * chunk_bytes_;
     auto expected = std::min(chunk_bytes_, total_bytes_ - begin);
     if (chunk.index < 0 || chunk.index >= chunks_ || static_cast<std::int64_t>(chunk.bytes.size()) != expected)
-      throw std::invalid_argument("weight chunk " + std::to_string(chunk.index) + " of version " +
-                                  std::to_string(chunk.version) + " has " + std::to_string(chunk.bytes.size()) +
-                                  " bytes, expected " + std::to_string(expected));
+      throw std::invalid_argument("weight chunk " + std::to_string(chunk.index) + " of version "
+                                  + std::to_string(chunk.version) + " has " + std::to_string(chunk.bytes.size())
+                                  + " bytes, expected " + std::to_string(expected));
     write_tensor_bytes(staging_, begin, expected, chunk.bytes.data());
   } catch (const std::exception& error) {
     fail(error.what());

@@ -9,7 +9,6 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
-
 #include <torch/torch.h>
 
 #include <cstdint>

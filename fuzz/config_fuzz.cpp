@@ -1,12 +1,12 @@
 // Fuzzes the config loader: a JSON config file, then (after a NUL byte) one `--set` override per
 // line, into a struct with every kind of field. Any input either loads or fails with a ConfigError;
 // a loaded config, written back as JSON, loads again to the same config.
-#include "fuzz/input_file.hpp"
-
 #include <chorus/config.hpp>
 #include <chorus/dataset.hpp>
 #include <chorus/errors.hpp>
 #include <chorus/model.hpp>
+
+#include "fuzz/input_file.hpp"
 
 #include <cstring>
 #include <stdexcept>
@@ -55,8 +55,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   auto written = chorus::config_to_json(config).dump();
-  auto again_file = chorus::fuzz::input_file("again.json", reinterpret_cast<const std::uint8_t*>(written.data()),
-                                             written.size());
+  auto again_file =
+    chorus::fuzz::input_file("again.json", reinterpret_cast<const std::uint8_t*>(written.data()), written.size());
   auto again = chorus::load_config<fuzz_config::Recipe>(again_file, {}); // must not throw
   if (chorus::config_to_json(again) != chorus::config_to_json(config))
     throw std::logic_error("a loaded config written back as JSON loads differently: " + written);

@@ -1,9 +1,9 @@
 // Fuzzes the JSONL dataset reader with each kind of example, strict and skipping bad lines: any bytes
 // either read as examples or fail with a DatasetError naming the file and line.
-#include "fuzz/input_file.hpp"
-
 #include <chorus/dataset.hpp>
 #include <chorus/errors.hpp>
+
+#include "fuzz/input_file.hpp"
 
 namespace {
 

@@ -7,7 +7,6 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
-
 #include <unistd.h>
 
 namespace chorus::fuzz {
@@ -20,8 +19,8 @@ inline std::filesystem::path input_file(const char* name, const std::uint8_t* da
     return path;
   }();
   auto path = dir / name;
-  std::ofstream(path, std::ios::binary | std::ios::trunc).write(reinterpret_cast<const char*>(data),
-                                                                static_cast<std::streamsize>(size));
+  std::ofstream(path, std::ios::binary | std::ios::trunc)
+    .write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
   return path;
 }
 

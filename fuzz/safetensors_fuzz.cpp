@@ -1,9 +1,9 @@
 // Fuzzes the safetensors reader: any bytes either open as a file whose every tensor loads, or fail
 // with a CheckpointError. Anything else (a crash, a read out of bounds, another exception) is a bug.
+#include <chorus/errors.hpp>
+
 #include "fuzz/input_file.hpp"
 #include "models/safetensors.hpp"
-
-#include <chorus/errors.hpp>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   auto path = chorus::fuzz::input_file("model.safetensors", data, size);

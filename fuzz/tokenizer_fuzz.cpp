@@ -2,10 +2,10 @@
 // NUL byte and a text to encode (JSON cannot hold a raw NUL); without one, a fixed text is encoded.
 // A file either loads or fails with a CheckpointError; a loaded tokenizer encodes any text, and its
 // ids decode without error.
+#include <chorus/errors.hpp>
+
 #include "fuzz/input_file.hpp"
 #include "models/bpe_tokenizer.hpp"
-
-#include <chorus/errors.hpp>
 
 #include <cstring>
 #include <stdexcept>
@@ -14,7 +14,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto* nul = static_cast<const std::uint8_t*>(std::memchr(data, 0, size));
   auto json_size = nul ? static_cast<std::size_t>(nul - data) : size;
   std::string text = nul ? std::string(reinterpret_cast<const char*>(nul + 1), size - json_size - 1)
-                         : std::string("Hello, world! 2026 \xc3\xbc" "n\xc3\xaf" "c\xc3\xb6" "d\xc3\xa9 \xf0\x9f\x99\x82\t\n");
+                         : std::string("Hello, world! 2026 \xc3\xbc"
+                                       "n\xc3\xaf"
+                                       "c\xc3\xb6"
+                                       "d\xc3\xa9 \xf0\x9f\x99\x82\t\n");
   auto path = chorus::fuzz::input_file("tokenizer.json", data, json_size);
   std::unique_ptr<chorus::models::BpeTokenizer> tokenizer;
   try {

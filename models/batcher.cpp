@@ -96,8 +96,8 @@ bool ContinuousBatcher::append(Sequence& sequence, std::int64_t token, float log
   result.tokens.push_back(token);
   result.logprobs.push_back(logprob);
   sequence.pending = token;
-  bool stop = std::find(options.stop_token_ids.begin(), options.stop_token_ids.end(), token)
-              != options.stop_token_ids.end();
+  bool stop =
+    std::find(options.stop_token_ids.begin(), options.stop_token_ids.end(), token) != options.stop_token_ids.end();
   if (!stop && sequence.request.should_stop)
     stop = sequence.request.should_stop(result.tokens);
   if (stop || static_cast<std::int64_t>(result.tokens.size()) >= options.max_new_tokens) {

@@ -5,16 +5,15 @@
 // as Hugging Face's one-at-a-time queue.
 #include "models/bpe_tokenizer.hpp"
 
-#include "models/byte_level.hpp"
-
 #include <chorus/errors.hpp>
 
+#include "models/byte_level.hpp"
+
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include <nlohmann/json.hpp>
 #include <pcre2.h>
 #include <unicode/normalizer2.h>
 #include <unicode/unistr.h>
-
-#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <fstream>
@@ -114,8 +113,9 @@ struct BpeTokenizer::Regex {
     if (!code) {
       PCRE2_UCHAR message[256];
       pcre2_get_error_message(error, message, sizeof(message));
-      fail(file, "pre_tokenizer", "cannot compile the split regex at offset " + std::to_string(offset) + ": "
-                                    + reinterpret_cast<const char*>(message));
+      fail(file, "pre_tokenizer",
+           "cannot compile the split regex at offset " + std::to_string(offset) + ": "
+             + reinterpret_cast<const char*>(message));
     }
     pcre2_jit_compile(code, PCRE2_JIT_COMPLETE); // falls back to the interpreter if JIT is unavailable
   }
@@ -243,8 +243,9 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::load(const std::filesystem::path& pa
     }
     auto l = t.vocab_.find(left), r = t.vocab_.find(right), m = t.vocab_.find(left + right);
     if (l == t.vocab_.end() || r == t.vocab_.end() || m == t.vocab_.end())
-      fail(file, "model.merges", "entry " + std::to_string(rank) + " '" + left + " " + right
-                                   + "' names a token that is not in the vocabulary");
+      fail(file, "model.merges",
+           "entry " + std::to_string(rank) + " '" + left + " " + right
+             + "' names a token that is not in the vocabulary");
     auto key = (static_cast<std::uint64_t>(l->second) << 32) | static_cast<std::uint64_t>(r->second);
     t.merges_.emplace(key, Merge{rank, m->second}); // the first (best) rank of a pair wins
     ++rank;
@@ -371,7 +372,8 @@ void BpeTokenizer::encode_piece(const std::string& piece, std::vector<std::int64
       std::size_t out = 0;
       for (std::size_t i = 0; i < result.size(); ++i) {
         if (i + 1 < result.size()
-            && ((static_cast<std::uint64_t>(result[i]) << 32) | static_cast<std::uint64_t>(result[i + 1])) == best_key) {
+            && ((static_cast<std::uint64_t>(result[i]) << 32) | static_cast<std::uint64_t>(result[i + 1]))
+              == best_key) {
           result[out++] = best->merged;
           ++i;
         } else {
@@ -405,7 +407,8 @@ std::vector<std::int64_t> BpeTokenizer::encode(std::string_view text) const {
     const std::pair<std::string, std::int64_t>* best = nullptr;
     for (const auto& added : added_) {
       auto at = text.find(added.first, position);
-      if (at != std::string_view::npos && (at < best_at || (at == best_at && added.first.size() > best->first.size()))) {
+      if (at != std::string_view::npos
+          && (at < best_at || (at == best_at && added.first.size() > best->first.size()))) {
         best_at = at;
         best = &added;
       }
@@ -425,7 +428,8 @@ std::vector<std::int64_t> BpeTokenizer::encode(std::string_view text) const {
 std::string BpeTokenizer::decode(const std::vector<std::int64_t>& ids, bool skip_special) const {
   std::string text;
   for (auto id : ids) {
-    if (id < 0 || static_cast<std::size_t>(id) >= id_to_token_.size() || id_to_token_[static_cast<std::size_t>(id)].empty())
+    if (id < 0 || static_cast<std::size_t>(id) >= id_to_token_.size()
+        || id_to_token_[static_cast<std::size_t>(id)].empty())
       throw std::out_of_range("token id " + std::to_string(id) + " is not in the vocabulary of " + file_.string());
     const auto& token = id_to_token_[static_cast<std::size_t>(id)];
     if (added_id_[static_cast<std::size_t>(id)]) {
@@ -470,8 +474,9 @@ std::vector<std::int64_t> BpeTokenizer::apply_chat_template(const std::vector<Ch
       format = ChatFormat::llama3;
   }
   if (format == ChatFormat::unsupported)
-    throw CheckpointError(config_file_.string() + ": chat_template: only the ChatML (Qwen) and Llama 3 formats are "
-                          "supported, and this template is neither");
+    throw CheckpointError(config_file_.string()
+                          + ": chat_template: only the ChatML (Qwen) and Llama 3 formats are "
+                            "supported, and this template is neither");
   if (format == ChatFormat::chatml) {
     for (const auto& message : messages) {
       special("<|im_start|>");
@@ -502,8 +507,9 @@ std::vector<std::int64_t> BpeTokenizer::apply_chat_template(const std::vector<Ch
     }
     return ids;
   }
-  throw CheckpointError(file_.string() + ": no chat format known for this vocabulary (expected <|im_start|> or "
-                        "<|start_header_id|>)");
+  throw CheckpointError(file_.string()
+                        + ": no chat format known for this vocabulary (expected <|im_start|> or "
+                          "<|start_header_id|>)");
 }
 
 void BpeTokenizer::save(const std::filesystem::path& folder) const {

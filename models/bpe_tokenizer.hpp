@@ -67,12 +67,12 @@ private:
     std::int64_t rank;
     std::int64_t merged; // the id of the merged token
   };
-  std::unordered_map<std::uint64_t, Merge> merges_; // (left id << 32 | right id) -> merge
-  std::array<std::int64_t, 256> byte_id_{};         // byte -> id of its symbol
-  std::vector<std::pair<std::string, std::int64_t>> added_;   // longest first
-  std::vector<bool> added_id_;                                // by id: an added token
-  std::vector<bool> special_;                                 // by id: an added token marked special
-  std::array<std::string, 256> byte_symbol_;                  // byte -> its UTF-8 symbol
+  std::unordered_map<std::uint64_t, Merge> merges_;         // (left id << 32 | right id) -> merge
+  std::array<std::int64_t, 256> byte_id_{};                 // byte -> id of its symbol
+  std::vector<std::pair<std::string, std::int64_t>> added_; // longest first
+  std::vector<bool> added_id_;                              // by id: an added token
+  std::vector<bool> special_;                               // by id: an added token marked special
+  std::array<std::string, 256> byte_symbol_;                // byte -> its UTF-8 symbol
   std::unordered_map<std::string, unsigned char> symbol_byte_;
   mutable std::mutex cache_mutex_;
   mutable std::unordered_map<std::string, std::vector<std::int64_t>> cache_;

@@ -3,9 +3,9 @@
 // folder holds a different architecture than config.json says.
 #include "models/checkpoint.hpp"
 
-#include "models/safetensors.hpp"
-
 #include <chorus/errors.hpp>
+
+#include "models/safetensors.hpp"
 
 #include <fstream>
 #include <map>
@@ -32,7 +32,7 @@ std::string shape_text(torch::IntArrayRef shape) {
 
 // The safetensors files of a folder, and which file holds which tensor.
 struct Shards {
-  std::map<std::string, SafetensorsFile> files;  // by file name
+  std::map<std::string, SafetensorsFile> files; // by file name
   std::map<std::string, std::string> file_of;   // tensor name -> file name
 
   static Shards open(const std::filesystem::path& folder) {
@@ -42,7 +42,8 @@ struct Shards {
     if (std::filesystem::exists(index_path)) {
       std::ifstream in(index_path);
       auto index = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-      if (index.is_discarded() || !index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
+      if (index.is_discarded() || !index.is_object() || !index.contains("weight_map")
+          || !index["weight_map"].is_object())
         throw CheckpointError(index_path.string() + ": expected a JSON object with a \"weight_map\" object");
       for (const auto& [tensor, file] : index["weight_map"].items()) {
         if (!file.is_string())
@@ -112,8 +113,8 @@ Transformer load_pretrained(const std::filesystem::path& folder, torch::ScalarTy
     if (used.count(name))
       continue;
     // Old checkpoints store the rotary frequencies; a tied model may still carry its output head.
-    bool harmless = name.find("rotary_emb.inv_freq") != std::string::npos
-                    || (config.tie_word_embeddings && name == "lm_head.weight");
+    bool harmless =
+      name.find("rotary_emb.inv_freq") != std::string::npos || (config.tie_word_embeddings && name == "lm_head.weight");
     if (!harmless)
       throw CheckpointError((folder / file).string() + ": tensor '" + name
                             + "' belongs to no parameter of the model config.json describes");

@@ -56,7 +56,7 @@ void attend(const torch::Tensor& query, const torch::Tensor& new_keys, const tor
 bool decode_attention_supported(const torch::Tensor& query, const torch::Tensor& key_cache) {
   auto type = key_cache.scalar_type();
   return query.device().is_cpu() && key_cache.device().is_cpu() && key_cache.is_contiguous()
-         && (type == torch::kFloat32 || type == torch::kBFloat16) && query.scalar_type() == type;
+    && (type == torch::kFloat32 || type == torch::kBFloat16) && query.scalar_type() == type;
 }
 
 torch::Tensor decode_attention(const torch::Tensor& query, const torch::Tensor& key_cache,

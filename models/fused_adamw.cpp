@@ -16,7 +16,7 @@ bool fusable(const torch::Tensor& p, const torch::Tensor& grad, const torch::opt
     return t.device().is_cpu() && t.scalar_type() == torch::kFloat32 && t.is_contiguous();
   };
   return !options.amsgrad() && fp32_cpu(p) && fp32_cpu(grad) && fp32_cpu(state.exp_avg())
-         && fp32_cpu(state.exp_avg_sq());
+    && fp32_cpu(state.exp_avg_sq());
 }
 
 } // namespace

@@ -61,9 +61,9 @@ std::pair<torch::Tensor, torch::Tensor> rms_norm_backward(const torch::Tensor& g
   const auto& kernels = cpu_kernels();
   at::parallel_for(0, blocks, 1, [&](std::int64_t first_block, std::int64_t last_block) {
     for (auto block = first_block; block < last_block; ++block)
-      kernels.rms_norm_backward(element(x), grad.data_ptr(), x.data_ptr(), weight.data_ptr(),
-                                inverse.data_ptr<float>(), dx.data_ptr(), partial.data_ptr<float>() + block * dim,
-                                block * rows / blocks, (block + 1) * rows / blocks, dim);
+      kernels.rms_norm_backward(element(x), grad.data_ptr(), x.data_ptr(), weight.data_ptr(), inverse.data_ptr<float>(),
+                                dx.data_ptr(), partial.data_ptr<float>() + block * dim, block * rows / blocks,
+                                (block + 1) * rows / blocks, dim);
   });
   return {dx, partial.sum(0).to(weight.scalar_type())};
 }
@@ -303,7 +303,8 @@ torch::Tensor embedding_rows(const torch::Tensor& weight, const torch::Tensor& t
 }
 
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
-  if (!fusable(x) || weight.scalar_type() != x.scalar_type() || !weight.device().is_cpu() || x.size(-1) != weight.numel())
+  if (!fusable(x) || weight.scalar_type() != x.scalar_type() || !weight.device().is_cpu()
+      || x.size(-1) != weight.numel())
     return reference_rms_norm(x, weight, eps);
   auto input = x.contiguous();
   auto w = weight.contiguous();

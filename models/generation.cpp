@@ -19,8 +19,8 @@ StopCheck stop_at_strings(std::shared_ptr<const Tokenizer> tokenizer, std::vecto
   std::size_t longest = 0;
   for (const auto& stop : stop_strings)
     longest = std::max(longest, stop.size());
-  return [tokenizer = std::move(tokenizer), stop_strings = std::move(stop_strings), longest](
-           std::size_t, const std::vector<std::int64_t>& tokens) {
+  return [tokenizer = std::move(tokenizer), stop_strings = std::move(stop_strings),
+          longest](std::size_t, const std::vector<std::int64_t>& tokens) {
     if (longest == 0)
       return false;
     // A match that ends in the newest token starts at most `longest` bytes back, and every token is
@@ -59,12 +59,15 @@ std::vector<GeneratedSequence> generate(Transformer& model, const std::vector<st
     SequenceRequest request{prompts[row], options, {}};
     request.options.seed = options.seed + row; // rows with the same prompt still differ
     if (should_stop)
-      request.should_stop = [&should_stop, row](const std::vector<std::int64_t>& tokens) { return should_stop(row, tokens); };
+      request.should_stop = [&should_stop, row](const std::vector<std::int64_t>& tokens) {
+        return should_stop(row, tokens);
+      };
     ids.push_back(batcher.add(std::move(request)));
   }
   while (!batcher.idle())
     for (auto& done : batcher.step())
-      results[static_cast<std::size_t>(std::find(ids.begin(), ids.end(), done.id) - ids.begin())] = std::move(done.sequence);
+      results[static_cast<std::size_t>(std::find(ids.begin(), ids.end(), done.id) - ids.begin())] =
+        std::move(done.sequence);
   return results;
 }
 

@@ -77,7 +77,8 @@ ModelConfig ModelConfig::from_json(const json& object, const std::filesystem::pa
       fail(file, "torch_dtype", "expected a string, got " + dtype->dump());
     config.torch_dtype = dtype->get<std::string>();
     if (config.torch_dtype != "float32" && config.torch_dtype != "bfloat16" && config.torch_dtype != "float16")
-      fail(file, "torch_dtype", "'" + config.torch_dtype + "' is not supported (expected float32, bfloat16 or float16)");
+      fail(file, "torch_dtype",
+           "'" + config.torch_dtype + "' is not supported (expected float32, bfloat16 or float16)");
   }
   if (object.contains("bos_token_id") && !object["bos_token_id"].is_null())
     config.bos_token_id = read_int(object, "bos_token_id", file);
@@ -124,8 +125,9 @@ void ModelConfig::validate(const std::filesystem::path& file) const {
   positive("head_dim", head_dim);
   positive("max_position_embeddings", max_position_embeddings);
   if (num_attention_heads % num_key_value_heads != 0)
-    fail(file, "num_key_value_heads", std::to_string(num_key_value_heads) + " does not divide num_attention_heads "
-                                        + std::to_string(num_attention_heads));
+    fail(file, "num_key_value_heads",
+         std::to_string(num_key_value_heads) + " does not divide num_attention_heads "
+           + std::to_string(num_attention_heads));
   if (head_dim % 2 != 0)
     fail(file, "head_dim", "rotary embeddings need an even head_dim, got " + std::to_string(head_dim));
   if (rms_norm_eps <= 0)

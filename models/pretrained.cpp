@@ -2,10 +2,10 @@
 // a network.
 #include "models/pretrained.hpp"
 
+#include <chorus/errors.hpp>
+
 #include "models/bpe_tokenizer.hpp"
 #include "models/checkpoint.hpp"
-
-#include <chorus/errors.hpp>
 
 namespace chorus::models {
 
@@ -26,7 +26,8 @@ Pretrained load_pretrained_model(const std::string& reference, torch::ScalarType
   }
   std::filesystem::path folder(reference);
   if (!std::filesystem::is_directory(folder))
-    throw CheckpointError("model '" + reference + "': not a folder (expected builtin:tiny or a Hugging Face model folder)");
+    throw CheckpointError("model '" + reference
+                          + "': not a folder (expected builtin:tiny or a Hugging Face model folder)");
   if (!std::filesystem::exists(folder / "tokenizer.json"))
     throw CheckpointError(folder.string() + ": no tokenizer.json");
   Pretrained pretrained;

@@ -28,10 +28,9 @@ struct DtypeInfo {
 };
 
 constexpr DtypeInfo kDtypes[] = {
-  {"F64", torch::kFloat64, 8}, {"F32", torch::kFloat32, 4}, {"F16", torch::kFloat16, 2},
-  {"BF16", torch::kBFloat16, 2}, {"I64", torch::kInt64, 8}, {"I32", torch::kInt32, 4},
-  {"I16", torch::kInt16, 2},    {"I8", torch::kInt8, 1},    {"U8", torch::kUInt8, 1},
-  {"BOOL", torch::kBool, 1},
+  {"F64", torch::kFloat64, 8}, {"F32", torch::kFloat32, 4}, {"F16", torch::kFloat16, 2}, {"BF16", torch::kBFloat16, 2},
+  {"I64", torch::kInt64, 8},   {"I32", torch::kInt32, 4},   {"I16", torch::kInt16, 2},   {"I8", torch::kInt8, 1},
+  {"U8", torch::kUInt8, 1},    {"BOOL", torch::kBool, 1},
 };
 
 const DtypeInfo* find_dtype(const std::string& name) {
@@ -68,7 +67,7 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     fail(path, std::string("cannot open: ") + std::strerror(errno));
-  struct stat info {};
+  struct stat info{};
   if (fstat(fd, &info) != 0) {
     ::close(fd);
     fail(path, std::string("cannot stat: ") + std::strerror(errno));
@@ -90,8 +89,9 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
   for (int i = 7; i >= 0; --i)
     header_size = (header_size << 8) | bytes[i];
   if (header_size > kMaxHeaderBytes || header_size > size - 8)
-    fail(path, "header length " + std::to_string(header_size) + " does not fit in a file of "
-                 + std::to_string(size) + " bytes (truncated or not a safetensors file)");
+    fail(path,
+         "header length " + std::to_string(header_size) + " does not fit in a file of " + std::to_string(size)
+           + " bytes (truncated or not a safetensors file)");
   auto header = nlohmann::json::parse(bytes + 8, bytes + 8 + header_size, nullptr, /*allow_exceptions=*/false);
   if (header.is_discarded() || !header.is_object())
     fail(path, "header is not a JSON object");
@@ -119,7 +119,8 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
     entry.dtype = dtype->get<std::string>();
     const auto* type = find_dtype(entry.dtype);
     if (!type)
-      fail_tensor(path, name, "unknown dtype '" + entry.dtype + "' (expected F64, F32, F16, BF16, I64, I32, I16, I8, U8 or BOOL)");
+      fail_tensor(path, name,
+                  "unknown dtype '" + entry.dtype + "' (expected F64, F32, F16, BF16, I64, I32, I16, I8, U8 or BOOL)");
     auto shape = value.find("shape");
     if (shape == value.end() || !shape->is_array())
       fail_tensor(path, name, "missing shape");
@@ -140,11 +141,13 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
     entry.begin = (*offsets)[0].get<std::uint64_t>();
     entry.end = (*offsets)[1].get<std::uint64_t>();
     if (entry.begin > entry.end || entry.end > data_size)
-      fail_tensor(path, name, "data_offsets [" + std::to_string(entry.begin) + ", " + std::to_string(entry.end)
-                                + "] lie outside the data section of " + std::to_string(data_size) + " bytes");
+      fail_tensor(path, name,
+                  "data_offsets [" + std::to_string(entry.begin) + ", " + std::to_string(entry.end)
+                    + "] lie outside the data section of " + std::to_string(data_size) + " bytes");
     if (entry.end - entry.begin != elements * type->bytes)
-      fail_tensor(path, name, "holds " + std::to_string(entry.end - entry.begin) + " bytes but shape "
-                                + shape->dump() + " of " + entry.dtype + " needs " + std::to_string(elements * type->bytes));
+      fail_tensor(path, name,
+                  "holds " + std::to_string(entry.end - entry.begin) + " bytes but shape " + shape->dump() + " of "
+                    + entry.dtype + " needs " + std::to_string(elements * type->bytes));
     file.entries_.push_back(std::move(entry));
   }
   std::sort(file.entries_.begin(), file.entries_.end(),

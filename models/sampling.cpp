@@ -82,8 +82,8 @@ std::vector<std::int64_t> sample_tokens(const torch::Tensor& logits, const std::
   if (sampled.empty())
     return chosen;
   auto picked = static_cast<std::int64_t>(sampled.size()) == rows
-                  ? logits
-                  : logits.index_select(0, torch::tensor(sampled, torch::kInt64));
+    ? logits
+    : logits.index_select(0, torch::tensor(sampled, torch::kInt64));
   auto scaled = picked / torch::tensor(temperatures, torch::kFloat32).unsqueeze(1);
   for (std::size_t i = 0; i < sampled.size(); ++i) {
     const auto& o = *options[static_cast<std::size_t>(sampled[i])];

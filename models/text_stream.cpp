@@ -55,8 +55,7 @@ std::size_t final_text_length(const std::string& text, const std::vector<std::st
 }
 
 TextStream::TextStream(std::shared_ptr<const Tokenizer> tokenizer, std::vector<std::string> stop_strings)
-  : tokenizer_(std::move(tokenizer)), stop_strings_(std::move(stop_strings)) {
-}
+  : tokenizer_(std::move(tokenizer)), stop_strings_(std::move(stop_strings)) {}
 
 std::string TextStream::advance(const std::vector<std::int64_t>& tokens) {
   auto text = tokenizer_->decode(tokens, /*skip_special=*/true);

@@ -5,9 +5,9 @@
 //
 // No special tokens are added; special tokens spelled out in the text are recognised, as Hugging
 // Face tokenizers do. Exit codes: 0 done, 1 bad input or tokenizer file, 2 bad command line.
-#include "models/bpe_tokenizer.hpp"
-
 #include <chorus/errors.hpp>
+
+#include "models/bpe_tokenizer.hpp"
 
 #include <nlohmann/json.hpp>
 

@@ -2,9 +2,9 @@
 // printable character (GPT-2's bytes_to_unicode); with no merges, every byte is its own token.
 #include "models/tokenizer.hpp"
 
-#include "models/byte_level.hpp"
-
 #include <chorus/errors.hpp>
+
+#include "models/byte_level.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -105,7 +105,8 @@ void ByteTokenizer::save(const std::filesystem::path& folder) const {
     {"padding", nullptr},
     {"added_tokens", added},
     {"normalizer", nullptr},
-    {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", true}}},
+    {"pre_tokenizer",
+     {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", true}}},
     {"post_processor", nullptr},
     {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", true}}},
     {"model",
@@ -129,7 +130,8 @@ void ByteTokenizer::save(const std::filesystem::path& folder) const {
      "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + "
      "'\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"},
   };
-  for (const auto& [name, json] : {std::pair{"tokenizer.json", tokenizer}, std::pair{"tokenizer_config.json", config}}) {
+  for (const auto& [name, json] :
+       {std::pair{"tokenizer.json", tokenizer}, std::pair{"tokenizer_config.json", config}}) {
     std::ofstream out(folder / name);
     out << json.dump(2) << "\n";
     if (!out)

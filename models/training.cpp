@@ -152,8 +152,8 @@ torch::Tensor batch_logprobs(const torch::Tensor& logits, const SequenceBatch& b
   return token_logprobs(logits.narrow(1, 0, logits.size(1) - 1), batch.targets);
 }
 
-std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& model, double lr, double weight_decay,
-                                                double beta1, double beta2, double eps) {
+std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& model, double lr, double weight_decay, double beta1,
+                                                double beta2, double eps) {
   std::vector<torch::Tensor> decay, no_decay;
   for (auto& parameter : model.parameters()) {
     if (!parameter.requires_grad())
@@ -169,7 +169,6 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& model, double
   groups.emplace_back(no_decay, options(0.0));
   return std::make_unique<FusedAdamW>(groups, torch::optim::AdamWOptions(lr));
 }
-
 
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
   for (auto& group : optimizer.param_groups())

@@ -25,8 +25,8 @@ torch::Tensor masked_cross_entropy(const torch::Tensor& logits, const torch::Ten
 torch::Tensor masked_mean(const torch::Tensor& values, const torch::Tensor& mask);
 
 struct PolicyLoss {
-  torch::Tensor loss;          // scalar, to minimise
-  double clip_fraction = 0.0;  // share of masked tokens whose ratio was clipped
+  torch::Tensor loss;         // scalar, to minimise
+  double clip_fraction = 0.0; // share of masked tokens whose ratio was clipped
   double ratio_mean = 0.0;
 };
 
@@ -72,9 +72,9 @@ torch::Tensor kl_to_reference(const torch::Tensor& logprobs, const torch::Tensor
                               const torch::Tensor& mask);
 
 struct DpoLoss {
-  torch::Tensor loss;            // scalar, to minimise
-  double reward_accuracy = 0.0;  // share of pairs with a positive margin
-  double reward_margin = 0.0;    // mean margin
+  torch::Tensor loss;           // scalar, to minimise
+  double reward_accuracy = 0.0; // share of pairs with a positive margin
+  double reward_margin = 0.0;   // mean margin
 };
 
 /// Direct preference optimisation (Rafailov et al. 2023) over per-sequence log-probability sums

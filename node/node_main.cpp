@@ -1,17 +1,16 @@
 // node_main: a process that hosts the components a recipe places on it (policy replicas, judges,
 // trainers, and the environments registered in it). It publishes a spawner actor through CAF's
 // middleman on the address and port given, and serves until SIGINT or SIGTERM.
-#include "actors/node_spawner.hpp"
+#include <chorus/node.hpp>
+
 #include "actors/environment_host.hpp"
+#include "actors/node_spawner.hpp"
 #include "runtime/cluster.hpp"
 #include "runtime/option_values.hpp"
 #include "runtime/runtime.hpp"
 #include "runtime/stop_signals.hpp"
 
-#include <chorus/node.hpp>
-
 #include <caf/io/middleman.hpp>
-
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -101,9 +100,9 @@ int chorus::node_main(int argc, char** argv) {
   chorus::StopSignals stop; // before any thread starts
 
   chorus::Runtime runtime({.cluster = cluster});
-  auto spawner = chorus::actors::spawn_node_spawner(runtime.system(), node.name, cluster->secret,
-                                                    [&runtime](caf::actor actor) { runtime.adopt("", actor); },
-                                                    chorus::actors::spawn_environment_host);
+  auto spawner = chorus::actors::spawn_node_spawner(
+    runtime.system(), node.name, cluster->secret, [&runtime](caf::actor actor) { runtime.adopt("", actor); },
+    chorus::actors::spawn_environment_host);
   runtime.adopt("spawner", spawner);
   auto port = runtime.system().middleman().publish(spawner, node.port, node.host.c_str(), /*reuse_addr=*/true);
   if (!port) {

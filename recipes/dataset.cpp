@@ -43,12 +43,13 @@ std::vector<ChatMessage> conversation(const Json& line, const std::string& where
       auto role = message["role"].get<std::string>();
       // Expected here: system only first; then user, assistant, user, ... alternating.
       auto first_turn = !result.empty() && result.front().role == "system" ? 1u : 0u;
-      std::string expected = i == 0 && role == "system" ? "system"
-                             : (i - first_turn) % 2 == 0 ? "user"
-                                                         : "assistant";
+      std::string expected = i == 0 && role == "system" ? "system" : (i - first_turn) % 2 == 0 ? "user" : "assistant";
       if (role != expected)
-        bad(where, field + ".role", "expected '" + expected + "' here (system first if any, then user and assistant "
-                                      "alternating), got '" + role + "'");
+        bad(where, field + ".role",
+            "expected '" + expected
+              + "' here (system first if any, then user and assistant "
+                "alternating), got '"
+              + role + "'");
       result.push_back({role, message["content"].get<std::string>()});
     }
     return result;
@@ -143,7 +144,8 @@ bool read_line(std::istream& in, std::string& text, bool& too_long) {
 } // namespace
 
 template <class Kind>
-std::vector<Kind> read_dataset(const std::filesystem::path& file, bool skip_bad_lines, std::vector<std::string>* skipped) {
+std::vector<Kind> read_dataset(const std::filesystem::path& file, bool skip_bad_lines,
+                               std::vector<std::string>* skipped) {
   if (file.empty())
     throw DatasetError("no dataset file given (expected the path of a JSONL file)");
   std::ifstream in(file);
@@ -190,9 +192,11 @@ Task<std::vector<Kind>> load_dataset(std::filesystem::path path, bool skip_bad_l
   co_return examples;
 }
 
-template std::vector<Completion> read_dataset<Completion>(const std::filesystem::path&, bool, std::vector<std::string>*);
+template std::vector<Completion> read_dataset<Completion>(const std::filesystem::path&, bool,
+                                                          std::vector<std::string>*);
 template std::vector<Prompt> read_dataset<Prompt>(const std::filesystem::path&, bool, std::vector<std::string>*);
-template std::vector<Preference> read_dataset<Preference>(const std::filesystem::path&, bool, std::vector<std::string>*);
+template std::vector<Preference> read_dataset<Preference>(const std::filesystem::path&, bool,
+                                                          std::vector<std::string>*);
 template Task<std::vector<Completion>> load_dataset<Completion>(std::filesystem::path, bool, RecipeContext&);
 template Task<std::vector<Prompt>> load_dataset<Prompt>(std::filesystem::path, bool, RecipeContext&);
 template Task<std::vector<Preference>> load_dataset<Preference>(std::filesystem::path, bool, RecipeContext&);

@@ -28,14 +28,16 @@ void append(detail::Rollout& rollout, const std::vector<std::int64_t>& tokens, c
 // of the closed assistant turn, the environment's message and the generation prompt. Nothing if the
 // model ended its turn with a stop token the chat template does not close turns with (e.g.
 // end-of-text instead of end-of-turn): the conversation cannot go on from there.
-Task<std::optional<std::vector<std::int64_t>>> environment_turn(TrainingModel model, std::vector<ChatMessage> conversation,
-                                                 std::string message, std::int64_t stop_token) {
+Task<std::optional<std::vector<std::int64_t>>> environment_turn(TrainingModel model,
+                                                                std::vector<ChatMessage> conversation,
+                                                                std::string message, std::int64_t stop_token) {
   auto closed = co_await model.tokenize_chat(conversation, /*add_generation_prompt=*/false);
   conversation.push_back({"user", std::move(message)});
   auto opened = co_await model.tokenize_chat(conversation, /*add_generation_prompt=*/true);
   if (opened.size() < closed.size() || !std::equal(closed.begin(), closed.end(), opened.begin()))
-    throw Error("model '" + model.name() + "': its chat template does not render a conversation as a prefix of its "
-                "continuation; multi-turn episodes need that");
+    throw Error("model '" + model.name()
+                + "': its chat template does not render a conversation as a prefix of its "
+                  "continuation; multi-turn episodes need that");
   auto stop = std::find(closed.rbegin(), closed.rend(), stop_token);
   if (stop == closed.rend())
     co_return std::nullopt;
@@ -90,8 +92,8 @@ Task<detail::Rollout> detail::episode(TrainingModel model, EnvironmentFactory fa
     }
     auto glue = co_await environment_turn(model, conversation, reply.message, generation.tokens.back());
     if (!glue) {
-      rollout.grade = {0.0, "turn " + std::to_string(turn + 1) + " ended with a token that does not end a chat turn",
-                       {}, 0};
+      rollout.grade = {
+        0.0, "turn " + std::to_string(turn + 1) + " ended with a token that does not end a chat turn", {}, 0};
       break;
     }
     conversation.push_back({"user", reply.message});
@@ -113,8 +115,8 @@ detail::PolicyOptimization with_environment(detail::PolicyOptimization c, const 
   if (c.stage == "grpo" || c.stage == "gspo")
     c.stage = "env_" + c.stage;
   c.grader = {};
-  c.rollout = [model = c.model, factory = environment.environment, turns = environment.max_turns](
-                Prompt prompt, SamplingParams sampling, detail::StageClock& clock) {
+  c.rollout = [model = c.model, factory = environment.environment,
+               turns = environment.max_turns](Prompt prompt, SamplingParams sampling, detail::StageClock& clock) {
     return detail::episode(model, factory, turns, std::move(prompt), std::move(sampling), clock);
   };
   detail::check(c);

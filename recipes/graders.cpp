@@ -77,50 +77,47 @@ const std::string& Grader::key() const {
 // -- FunctionGrader ---------------------------------------------------------------
 
 FunctionGrader::FunctionGrader(std::string grader_key, std::function<double(const Sample&)> score)
-  : Grader(plain(std::move(grader_key), [score = std::move(score)](const Sample& sample) {
-      return Grade{score(sample), {}, {}, 0};
-    })) {
-}
+  : Grader(plain(std::move(grader_key),
+                 [score = std::move(score)](const Sample& sample) { return Grade{score(sample), {}, {}, 0}; })) {}
 
 FunctionGrader::FunctionGrader(std::string grader_key, std::function<Grade(const Sample&)> grade)
-  : Grader(plain(std::move(grader_key), std::move(grade))) {
-}
+  : Grader(plain(std::move(grader_key), std::move(grade))) {}
 
 // -- ExactMatchGrader -------------------------------------------------------------
 
 ExactMatchGrader::ExactMatchGrader(ExactMatchOptions options)
-  : Grader(plain(options.grader_key, [options, extract = options.extract.empty()
-                                                           ? std::optional<std::regex>()
-                                                           : std::optional<std::regex>(compile(options.extract, options.grader_key))](
-                                       const Sample& sample) {
-      if (!sample.metadata.contains(options.metadata_key))
-        return verdict(false, "metadata has no '" + options.metadata_key + "'");
-      const auto& value = sample.metadata[options.metadata_key];
-      auto expected = value.is_string() ? value.get<std::string>() : value.dump();
-      auto answer = sample.completion;
-      if (extract) {
-        std::smatch match;
-        if (!std::regex_search(sample.completion, match, *extract))
-          return verdict(false, "no answer found by '" + options.extract + "'");
-        answer = match.size() > 1 ? match[1].str() : match[0].str();
-      }
-      if (options.normalize) {
-        answer = lowered(trimmed(answer));
-        expected = lowered(trimmed(expected));
-      }
-      return verdict(answer == expected, "answer '" + answer + "', expected '" + expected + "'");
-    })) {
-}
+  : Grader(plain(options.grader_key,
+                 [options,
+                  extract = options.extract.empty()
+                    ? std::optional<std::regex>()
+                    : std::optional<std::regex>(compile(options.extract, options.grader_key))](const Sample& sample) {
+                   if (!sample.metadata.contains(options.metadata_key))
+                     return verdict(false, "metadata has no '" + options.metadata_key + "'");
+                   const auto& value = sample.metadata[options.metadata_key];
+                   auto expected = value.is_string() ? value.get<std::string>() : value.dump();
+                   auto answer = sample.completion;
+                   if (extract) {
+                     std::smatch match;
+                     if (!std::regex_search(sample.completion, match, *extract))
+                       return verdict(false, "no answer found by '" + options.extract + "'");
+                     answer = match.size() > 1 ? match[1].str() : match[0].str();
+                   }
+                   if (options.normalize) {
+                     answer = lowered(trimmed(answer));
+                     expected = lowered(trimmed(expected));
+                   }
+                   return verdict(answer == expected, "answer '" + answer + "', expected '" + expected + "'");
+                 })) {}
 
 // -- RegexGrader ------------------------------------------------------------------
 
 RegexGrader::RegexGrader(RegexOptions options)
-  : Grader(plain(options.grader_key, [pattern = options.pattern, regex = compile(options.pattern, options.grader_key)](
-                                       const Sample& sample) {
-      bool found = std::regex_search(sample.completion, regex);
-      return verdict(found, found ? "matches " + pattern : "does not match " + pattern);
-    })) {
-}
+  : Grader(
+      plain(options.grader_key,
+            [pattern = options.pattern, regex = compile(options.pattern, options.grader_key)](const Sample& sample) {
+              bool found = std::regex_search(sample.completion, regex);
+              return verdict(found, found ? "matches " + pattern : "does not match " + pattern);
+            })) {}
 
 // -- JsonGrader -------------------------------------------------------------------
 
@@ -180,8 +177,7 @@ JsonGrader::JsonGrader(JsonOptions options)
         return verdict(false, "not valid JSON");
       auto problem = violation(value, schema, "$");
       return verdict(problem.empty(), problem.empty() ? "valid" : problem);
-    })) {
-}
+    })) {}
 
 // -- CombinedGrader ---------------------------------------------------------------
 
@@ -231,7 +227,6 @@ CombinedGrader::CombinedGrader(CombinedOptions options)
       impl->graders = std::move(options.graders);
       impl->weights = std::move(options.weights);
       return std::shared_ptr<const Grader::Impl>(impl);
-    }()) {
-}
+    }()) {}
 
 } // namespace chorus

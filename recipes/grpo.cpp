@@ -62,7 +62,8 @@ PolicyOptimization from(const GrpoOptions& o) {
   }
   if (c.advantages.baseline != "mean" && c.advantages.baseline != "rloo")
     throw ConfigError("GRPO: baseline must be mean or rloo, got '" + c.advantages.baseline + "'");
-  if (c.loss_aggregation != "token_mean" && c.loss_aggregation != "sequence_mean" && c.loss_aggregation != "sequence_sum")
+  if (c.loss_aggregation != "token_mean" && c.loss_aggregation != "sequence_mean"
+      && c.loss_aggregation != "sequence_sum")
     throw ConfigError("GRPO: loss_aggregation must be token_mean, sequence_mean or sequence_sum, got '"
                       + c.loss_aggregation + "'");
   return c;

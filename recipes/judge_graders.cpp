@@ -50,7 +50,7 @@ std::string cache_key(const std::vector<ChatMessage>& prompt, const SamplingPara
   for (const auto& message : prompt)
     key += message.role + '\x1f' + message.content + '\x1e';
   key += std::to_string(s.temperature) + ',' + std::to_string(s.top_k) + ',' + std::to_string(s.top_p) + ','
-         + std::to_string(s.max_tokens) + ',' + std::to_string(s.seed);
+    + std::to_string(s.max_tokens) + ',' + std::to_string(s.seed);
   for (const auto& stop : s.stop)
     key += '\x1f' + stop;
   return key;
@@ -114,8 +114,8 @@ struct BinaryJudge : Grader::Impl {
   AskJudge ask;
   Task<Grade> grade(Sample sample) const override {
     auto instruction = "Criterion: " + setup.criteria
-                       + "\nDoes the response meet the criterion? Reason briefly, then end with a line "
-                         "'VERDICT: PASS' or 'VERDICT: FAIL'.";
+      + "\nDoes the response meet the criterion? Reason briefly, then end with a line "
+        "'VERDICT: PASS' or 'VERDICT: FAIL'.";
     co_return co_await ask_judge(ask, setup.sampling, cache, judge_prompt(instruction, sample),
                                  [key = key](const std::string& text) { return pass_fail_grade(key, text); });
   }
@@ -127,10 +127,12 @@ struct RangeJudge : Grader::Impl {
   AskJudge ask;
   double min_score = 1, max_score = 10;
   Task<Grade> grade(Sample sample) const override {
-    auto scale = std::to_string(static_cast<long long>(min_score)) + " to "
-                 + std::to_string(static_cast<long long>(max_score));
-    auto instruction = "Criterion: " + setup.criteria + "\nRate how well the response meets the criterion on a scale "
-                       "from " + scale + ". Reason briefly, then end with a line 'SCORE: <number>'.";
+    auto scale =
+      std::to_string(static_cast<long long>(min_score)) + " to " + std::to_string(static_cast<long long>(max_score));
+    auto instruction = "Criterion: " + setup.criteria
+      + "\nRate how well the response meets the criterion on a scale "
+        "from "
+      + scale + ". Reason briefly, then end with a line 'SCORE: <number>'.";
     co_return co_await ask_judge(ask, setup.sampling, cache, judge_prompt(instruction, sample),
                                  [key = key, low = min_score, high = max_score](const std::string& text) {
                                    Grade result;
@@ -213,23 +215,19 @@ double parse_scale_score(const std::string& text, double min_score, double max_s
 
 BinaryJudgeGrader::BinaryJudgeGrader(BinaryJudgeOptions options)
   : Grader(binary_judge({options.grader_key, options.criteria, options.sampling, options.cache, options.cache_size},
-                        [&] { return ask_model(options.model); })) {
-}
+                        [&] { return ask_model(options.model); })) {}
 
 RangeJudgeGrader::RangeJudgeGrader(RangeJudgeOptions options)
   : Grader(range_judge({options.grader_key, options.criteria, options.sampling, options.cache, options.cache_size},
-                       options.min_score, options.max_score, [&] { return ask_model(options.model); })) {
-}
+                       options.min_score, options.max_score, [&] { return ask_model(options.model); })) {}
 
 OpenAIJudgeGrader::OpenAIJudgeGrader(OpenAIJudgeOptions options)
   : Grader(binary_judge({options.grader_key, options.criteria, options.sampling, options.cache, options.cache_size},
-                        [&] { return ask_endpoint(std::move(options.endpoint), options.grader_key); })) {
-}
+                        [&] { return ask_endpoint(std::move(options.endpoint), options.grader_key); })) {}
 
 OpenAIRangeJudgeGrader::OpenAIRangeJudgeGrader(OpenAIRangeJudgeOptions options)
   : Grader(range_judge({options.grader_key, options.criteria, options.sampling, options.cache, options.cache_size},
                        options.min_score, options.max_score,
-                       [&] { return ask_endpoint(std::move(options.endpoint), options.grader_key); })) {
-}
+                       [&] { return ask_endpoint(std::move(options.endpoint), options.grader_key); })) {}
 
 } // namespace chorus

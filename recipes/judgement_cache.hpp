@@ -18,8 +18,7 @@ namespace chorus::detail {
 class JudgementCache {
 public:
   /// Keeps the `capacity` most recently used verdicts.
-  explicit JudgementCache(std::size_t capacity) : capacity_(capacity) {
-  }
+  explicit JudgementCache(std::size_t capacity) : capacity_(capacity) {}
 
   /// The verdict stored under `key` (its Grade::cached set to 1), or `judge()`'s, stored under it.
   /// While one call for `key` runs, others for it wait for its verdict; if it fails, they ask again.

@@ -1,8 +1,8 @@
 #include "recipes/openai_chat_client.hpp"
 
-#include "runtime/blocking_call.hpp"
-
 #include <chorus/errors.hpp>
+
+#include "runtime/blocking_call.hpp"
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
@@ -42,7 +42,8 @@ OpenAIChatClient::OpenAIChatClient(OpenAIEndpoint endpoint, std::string who)
   auto fail = [this](const std::string& what) { throw ConfigError("grader '" + who_ + "': endpoint " + what); };
   const auto& url = endpoint_.base_url;
   auto scheme = url.find("://");
-  if (url.empty() || scheme == std::string::npos || (url.compare(0, scheme, "http") != 0 && url.compare(0, scheme, "https") != 0))
+  if (url.empty() || scheme == std::string::npos
+      || (url.compare(0, scheme, "http") != 0 && url.compare(0, scheme, "https") != 0))
     fail("base_url '" + url + "': expected http://HOST[:PORT]/PATH or https://...");
   auto path = url.find('/', scheme + 3);
   origin_ = url.substr(0, path);
@@ -65,7 +66,9 @@ OpenAIChatClient::~OpenAIChatClient() {
 
 std::string OpenAIChatClient::request_body(const std::vector<ChatMessage>& messages,
                                            const SamplingParams& sampling) const {
-  json body = {{"model", endpoint_.model}, {"messages", json::array()}, {"temperature", sampling.temperature},
+  json body = {{"model", endpoint_.model},
+               {"messages", json::array()},
+               {"temperature", sampling.temperature},
                {"max_tokens", sampling.max_tokens}};
   for (const auto& message : messages)
     body["messages"].push_back({{"role", message.role}, {"content", message.content}});
@@ -118,9 +121,10 @@ std::string OpenAIChatClient::post(const std::string& body) {
     auto connection = take_connection();
     auto result = connection->Post(path_, body, "application/json");
     if (!result) {
-      auto why = result.error() == httplib::Error::Read ? std::string("no answer within the timeout, or the connection broke")
-                 : result.error() == httplib::Error::Connection ? std::string("cannot connect")
-                                                                : httplib::to_string(result.error());
+      auto why = result.error() == httplib::Error::Read
+        ? std::string("no answer within the timeout, or the connection broke")
+        : result.error() == httplib::Error::Connection ? std::string("cannot connect")
+                                                       : httplib::to_string(result.error());
       last_error = url + ": " + why;
     } else if (result->status == 200) {
       give_back(std::move(connection));

@@ -1,11 +1,12 @@
 // One RL step reads top to bottom: prompts -> rollouts (generate, then grade, all concurrently) ->
 // group advantages -> mini-batch policy steps -> metrics.
 #include "recipes/policy_optimization.hpp"
-#include "recipes/rollout_pipeline.hpp"
 
 #include <chorus/checkpoint.hpp>
 #include <chorus/errors.hpp>
 #include <chorus/gather.hpp>
+
+#include "recipes/rollout_pipeline.hpp"
 
 #include <cmath>
 #include <map>
@@ -42,8 +43,8 @@ double mean_of(const std::vector<double>& values) {
 
 SamplingParams seeded(SamplingParams sampling, std::uint64_t run_seed, int step, std::size_t index) {
   if (sampling.seed < 0)
-    sampling.seed = static_cast<std::int64_t>(
-      (run_seed * 1000003 + static_cast<std::uint64_t>(step) * 10007 + index) & 0x7fffffffffffffffULL);
+    sampling.seed = static_cast<std::int64_t>((run_seed * 1000003 + static_cast<std::uint64_t>(step) * 10007 + index)
+                                              & 0x7fffffffffffffffULL);
   return sampling;
 }
 
@@ -56,7 +57,6 @@ double std_of(const std::vector<double>& values) {
     sum += (v - mean) * (v - mean);
   return values.empty() ? 0.0 : std::sqrt(sum / static_cast<double>(values.size()));
 }
-
 
 } // namespace
 
@@ -203,20 +203,22 @@ struct PolicyOptimizationRun {
           norms.push_back(report.grad_norm);
           speeds.push_back(report.tokens_per_second);
         }
-        metrics.insert(metrics.end(), {{"loss", mean_of(losses)},
-                                       {"kl", mean_of(kls)},
-                                       {"clip_fraction", mean_of(clips)},
-                                       {"grad_norm", mean_of(norms)},
-                                       {"lr", c.lr},
-                                       {"tokens_per_s", mean_of(speeds)},
-                                       {"logprob_gap", reports.front().logprob_gap}});
+        metrics.insert(metrics.end(),
+                       {{"loss", mean_of(losses)},
+                        {"kl", mean_of(kls)},
+                        {"clip_fraction", mean_of(clips)},
+                        {"grad_norm", mean_of(norms)},
+                        {"lr", c.lr},
+                        {"tokens_per_s", mean_of(speeds)},
+                        {"logprob_gap", reports.front().logprob_gap}});
       }
-      metrics.insert(metrics.end(), {{"completion_length", mean_of(lengths)},
-                                     {"policy_version", static_cast<double>(model.weight_version())},
-                                     {"groups_kept", groups_kept},
-                                     {"unparseable", unparseable},
-                                     {"judge_cache_hits", cache_hits},
-                                     {"empty_completions", empty}});
+      metrics.insert(metrics.end(),
+                     {{"completion_length", mean_of(lengths)},
+                      {"policy_version", static_cast<double>(model.weight_version())},
+                      {"groups_kept", groups_kept},
+                      {"unparseable", unparseable},
+                      {"judge_cache_hits", cache_hits},
+                      {"empty_completions", empty}});
       rollouts.add_to(metrics, pipeline.lap());
       c.logger.log(c.stage, step, metrics);
       result.steps = step;
@@ -258,8 +260,8 @@ Task<RlResult> run_policy_optimization(PolicyOptimization c) {
     co_return stage.result;
   c.logger.begin_stage(c.stage, c.max_steps);
   auto options = pipeline_options(c);
-  PolicyOptimizationRun run{std::move(c), RolloutPipeline(std::move(options), std::move(stage.versions)),
-                            stage.result, std::move(stage.checkpoint)};
+  PolicyOptimizationRun run{std::move(c), RolloutPipeline(std::move(options), std::move(stage.versions)), stage.result,
+                            std::move(stage.checkpoint)};
   co_await gather(run.pipeline.produce(), run.train());
   co_return run.result;
 }

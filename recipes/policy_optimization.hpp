@@ -82,8 +82,7 @@ Task<RlResult> run_policy_optimization(PolicyOptimization config);
 /// Prompts in a shuffled order (drawn from `seed`), reshuffled each time the dataset runs out.
 class PromptStream {
 public:
-  PromptStream(const std::vector<Prompt>& prompts, std::uint64_t seed) : prompts_(prompts), seed_(seed) {
-  }
+  PromptStream(const std::vector<Prompt>& prompts, std::uint64_t seed) : prompts_(prompts), seed_(seed) {}
 
   /// The next `count` prompts.
   std::vector<Prompt> next(std::size_t count);

@@ -16,8 +16,8 @@ namespace chorus {
 GaeResult generalized_advantages(const std::vector<double>& rewards, const std::vector<double>& values, double gamma,
                                  double lambda) {
   if (rewards.size() != values.size())
-    throw Error("generalized_advantages: " + std::to_string(rewards.size()) + " rewards but " +
-                std::to_string(values.size()) + " values");
+    throw Error("generalized_advantages: " + std::to_string(rewards.size()) + " rewards but "
+                + std::to_string(values.size()) + " values");
   GaeResult result;
   result.advantages.assign(rewards.size(), 0.0);
   result.returns.assign(rewards.size(), 0.0);
@@ -58,8 +58,8 @@ struct PpoRun {
           lengths.push_back(static_cast<double>(g.generated));
           if (g.generated == 0)
             continue;
-          samples.push_back({std::move(g.prompt_tokens), std::move(g.tokens), g.grade.score, std::move(g.logprobs),
-                             g.weight_version});
+          samples.push_back(
+            {std::move(g.prompt_tokens), std::move(g.tokens), g.grade.score, std::move(g.logprobs), g.weight_version});
         }
       }
       std::vector<double> losses, value_losses, clips, kls, norms, speeds;
@@ -119,16 +119,17 @@ struct PpoRun {
       Metrics metrics{{"reward_mean", mean_of(rewards)}};
       for (const auto& [key, scores] : by_key)
         metrics.emplace_back("reward/" + key, mean_of(scores));
-      metrics.insert(metrics.end(), {{"loss", mean_of(losses)},
-                                     {"value_loss", mean_of(value_losses)},
-                                     {"value_mean", count > 0 ? value_mean / count : 0.0},
-                                     {"kl", mean_of(kls)},
-                                     {"clip_fraction", mean_of(clips)},
-                                     {"grad_norm", mean_of(norms)},
-                                     {"lr", o.lr},
-                                     {"tokens_per_s", mean_of(speeds)},
-                                     {"completion_length", mean_of(lengths)},
-                                     {"policy_version", static_cast<double>(model.weight_version())}});
+      metrics.insert(metrics.end(),
+                     {{"loss", mean_of(losses)},
+                      {"value_loss", mean_of(value_losses)},
+                      {"value_mean", count > 0 ? value_mean / count : 0.0},
+                      {"kl", mean_of(kls)},
+                      {"clip_fraction", mean_of(clips)},
+                      {"grad_norm", mean_of(norms)},
+                      {"lr", o.lr},
+                      {"tokens_per_s", mean_of(speeds)},
+                      {"completion_length", mean_of(lengths)},
+                      {"policy_version", static_cast<double>(model.weight_version())}});
       rollouts.add_to(metrics, pipeline.lap());
       o.logger.log(o.stage, step, metrics);
       result.steps = step;
@@ -159,7 +160,8 @@ detail::PipelineOptions ppo_pipeline(const PpoOptions& o) {
 }
 
 Task<RlResult> run_ppo(PpoOptions o) {
-  auto stage = co_await detail::open_rl_stage(o.model, o.stage, o.max_num_ppo_steps, o.kl_beta > 0 && o.reset_reference);
+  auto stage =
+    co_await detail::open_rl_stage(o.model, o.stage, o.max_num_ppo_steps, o.kl_beta > 0 && o.reset_reference);
   if (stage.checkpoint.finished())
     co_return stage.result;
   o.logger.begin_stage(o.stage, o.max_num_ppo_steps);

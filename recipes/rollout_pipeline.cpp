@@ -16,13 +16,14 @@ void StepRollouts::add_to(Metrics& metrics, const StageClock::Totals& stages) co
     stale_sum += static_cast<double>(staleness * count);
     members += count;
   }
-  metrics.insert(metrics.end(), {{"staleness", members > 0 ? stale_sum / members : 0.0},
-                                 {"stale_dropped", stale_dropped},
-                                 {"rollouts_failed", failed},
-                                 {"rollouts_retried", retried},
-                                 {"rollouts_timed_out", timed_out},
-                                 {"groups_partial", groups_partial},
-                                 {"groups_dropped", groups_dropped}});
+  metrics.insert(metrics.end(),
+                 {{"staleness", members > 0 ? stale_sum / members : 0.0},
+                  {"stale_dropped", stale_dropped},
+                  {"rollouts_failed", failed},
+                  {"rollouts_retried", retried},
+                  {"rollouts_timed_out", timed_out},
+                  {"groups_partial", groups_partial},
+                  {"groups_dropped", groups_dropped}});
   for (const auto& [staleness, count] : this->staleness)
     metrics.emplace_back("staleness/" + std::to_string(staleness), count);
   for (int stage = 0; stage < StageClock::kStages; ++stage)
@@ -33,10 +34,8 @@ void StepRollouts::add_to(Metrics& metrics, const StageClock::Totals& stages) co
 }
 
 RolloutPipeline::RolloutPipeline(PipelineOptions options, std::vector<std::int64_t> versions)
-  : options_(std::move(options)),
-    stream_(options_.dataset, options_.seed),
-    ready_(std::max<std::size_t>(1, options_.groups_per_step)),
-    versions_(std::move(versions)) {
+  : options_(std::move(options)), stream_(options_.dataset, options_.seed),
+    ready_(std::max<std::size_t>(1, options_.groups_per_step)), versions_(std::move(versions)) {
   if (versions_.empty())
     throw std::logic_error("RolloutPipeline: no initial weight version");
   first_step_ = static_cast<int>(versions_.size());
@@ -80,13 +79,12 @@ Task<void> RolloutPipeline::produce_step(int step) {
 Task<void> RolloutPipeline::produce_group(int step, std::size_t index, Prompt prompt) {
   // Back-pressure: while the graders' queue is full, generating more only lengthens it.
   while (static_cast<std::size_t>(clock_.waiting(StageClock::grade)) >= options_.max_grading_queue)
-      co_await clock_.left().wait();
+    co_await clock_.left().wait();
   RolloutGroup group{step, index, std::move(prompt), {}};
-  auto deadline = options_.group_timeout_s > 0
-                    ? std::chrono::steady_clock::now()
-                        + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                          std::chrono::duration<double>(options_.group_timeout_s))
-                    : std::chrono::steady_clock::time_point::max();
+  auto deadline = options_.group_timeout_s > 0 ? std::chrono::steady_clock::now()
+      + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                   std::chrono::duration<double>(options_.group_timeout_s))
+                                               : std::chrono::steady_clock::time_point::max();
   std::vector<std::optional<Rollout>> results(options_.group_size);
   std::vector<Task<void>> members;
   for (std::size_t member = 0; member < options_.group_size; ++member)
@@ -170,13 +168,14 @@ Task<StepRollouts> RolloutPipeline::next_step(int step) {
     try {
       std::rethrow_exception(first_failure_);
     } catch (const std::exception& error) {
-      throw Error(options_.algorithm + ": every rollout of step " + std::to_string(step) + " failed; the first: "
-                  + error.what());
+      throw Error(options_.algorithm + ": every rollout of step " + std::to_string(step)
+                  + " failed; the first: " + error.what());
     }
   }
   if (members_finished == 0 && members_started > 0 && result.timed_out > 0)
-    throw Error(options_.algorithm + ": every rollout of step " + std::to_string(step) + " missed its group's deadline ("
-                + std::to_string(options_.group_timeout_s) + " s): raise group_timeout_s");
+    throw Error(options_.algorithm + ": every rollout of step " + std::to_string(step)
+                + " missed its group's deadline (" + std::to_string(options_.group_timeout_s)
+                + " s): raise group_timeout_s");
   std::sort(result.groups.begin(), result.groups.end(),
             [](const auto& a, const auto& b) { return std::tie(a.step, a.index) < std::tie(b.step, b.index); });
   co_return result;

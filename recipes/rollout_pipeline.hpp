@@ -33,10 +33,10 @@
 // rollout back instead of piling up work.
 #pragma once
 
+#include <chorus/channel.hpp>
+
 #include "recipes/policy_optimization.hpp"
 #include "recipes/stage_clock.hpp"
-
-#include <chorus/channel.hpp>
 
 #include <cstdint>
 #include <exception>
@@ -63,8 +63,8 @@ struct PipelineOptions {
 
 /// The completions of one prompt that finished, in sampling order.
 struct RolloutGroup {
-  int step = 0;           // the step whose rollouts it was started for
-  std::size_t index = 0;  // its prompt's position in that step
+  int step = 0;          // the step whose rollouts it was started for
+  std::size_t index = 0; // its prompt's position in that step
   Prompt prompt;
   std::vector<Rollout> members;
   int failed = 0, retried = 0, timed_out = 0;
@@ -72,7 +72,7 @@ struct RolloutGroup {
 
 /// What happened to one step's rollouts, for its metrics.
 struct StepRollouts {
-  std::vector<RolloutGroup> groups; // the trainable ones, ordered by (step, index)
+  std::vector<RolloutGroup> groups;      // the trainable ones, ordered by (step, index)
   std::map<std::int64_t, int> staleness; // members trained on, by staleness in policy versions
   int stale_dropped = 0, failed = 0, retried = 0, timed_out = 0, groups_partial = 0, groups_dropped = 0;
   /// Appends the counts, the staleness histogram and `stages` (the step's stage times, from lap()) to
@@ -126,10 +126,10 @@ private:
   Channel<RolloutGroup> ready_;
   StageClock clock_;
   StageClock::Totals reported_;
-  std::vector<std::int64_t> versions_;       // weight version after each step; [0]: at the start
+  std::vector<std::int64_t> versions_; // weight version after each step; [0]: at the start
   WaitQueue trained_;
-  int first_step_ = 1;                       // the first step this run produces (after a resume: later)
-  std::size_t first_step_delivered_ = 0;     // groups of the run's first step in the channel
+  int first_step_ = 1;                   // the first step this run produces (after a resume: later)
+  std::size_t first_step_delivered_ = 0; // groups of the run's first step in the channel
   WaitQueue first_step_done_;
   std::exception_ptr first_failure_;
 };

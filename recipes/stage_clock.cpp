@@ -15,12 +15,9 @@ StageClock::Totals StageClock::Totals::operator-(const Totals& earlier) const {
 
 const char* StageClock::name(Stage stage) {
   switch (stage) {
-  case generate:
-    return "generate";
-  case grade:
-    return "grade";
-  case train:
-    return "train";
+    case generate: return "generate";
+    case grade: return "grade";
+    case train: return "train";
   }
   return "?";
 }

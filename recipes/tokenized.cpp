@@ -13,9 +13,11 @@ Task<TokenizedTurn> tokenize_turn(TrainingModel model, std::vector<ChatMessage> 
   auto prompt_ids = co_await model.tokenize_chat(std::move(prompt), /*add_generation_prompt=*/true);
   auto full = co_await model.tokenize_chat(std::move(conversation), /*add_generation_prompt=*/false);
   if (full.size() <= prompt_ids.size() || !std::equal(prompt_ids.begin(), prompt_ids.end(), full.begin()))
-    throw Error("model '" + model.name() + "': the chat template's generation prompt is not a prefix of the rendered "
-                "assistant turn; cannot tell the completion tokens apart");
-  co_return TokenizedTurn{prompt_ids, std::vector<std::int64_t>(full.begin() + static_cast<std::ptrdiff_t>(prompt_ids.size()), full.end())};
+    throw Error("model '" + model.name()
+                + "': the chat template's generation prompt is not a prefix of the rendered "
+                  "assistant turn; cannot tell the completion tokens apart");
+  co_return TokenizedTurn{
+    prompt_ids, std::vector<std::int64_t>(full.begin() + static_cast<std::ptrdiff_t>(prompt_ids.size()), full.end())};
 }
 
 Task<std::vector<TrainSample>> tokenize_completions(TrainingModel model, const std::vector<Completion>& examples) {

@@ -2,17 +2,11 @@
 // Include only from runtime/ and actors/: it spells CAF types.
 #pragma once
 
-#include "runtime/ask_words.hpp"
-#include "runtime/bridge.hpp"
-
 #include <chorus/errors.hpp>
 #include <chorus/task.hpp>
 
-#include <caf/actor.hpp>
-#include <caf/actor_cast.hpp>
-#include <caf/make_message.hpp>
-#include <caf/message_id.hpp>
-#include <caf/type_id.hpp>
+#include "runtime/ask_words.hpp"
+#include "runtime/bridge.hpp"
 
 #include <asio/associated_cancellation_slot.hpp>
 #include <asio/associated_executor.hpp>
@@ -20,6 +14,11 @@
 #include <asio/executor_work_guard.hpp>
 #include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
+#include <caf/actor.hpp>
+#include <caf/actor_cast.hpp>
+#include <caf/make_message.hpp>
+#include <caf/message_id.hpp>
+#include <caf/type_id.hpp>
 
 #include <chrono>
 #include <memory>
@@ -58,8 +57,7 @@ public:
   AskOp(Handler handler, std::shared_ptr<const std::string> actor, std::string request, const std::string& doing)
     : PendingAsk(std::move(actor), std::move(request), doing,
                  asio::steady_timer{asio::get_associated_executor(handler)}),
-      handler_(std::move(handler)),
-      work_(asio::get_associated_executor(handler_)) {
+      handler_(std::move(handler)), work_(asio::get_associated_executor(handler_)) {
     // nop
   }
 
@@ -76,8 +74,10 @@ public:
 private:
   void post(std::shared_ptr<PendingAsk> self, AskOutcome outcome) override {
     auto executor = work_.get_executor();
-    asio::post(executor, [self = std::static_pointer_cast<AskOp>(std::move(self)),
-                          outcome = std::move(outcome)]() mutable { self->resume(std::move(outcome)); });
+    asio::post(executor,
+               [self = std::static_pointer_cast<AskOp>(std::move(self)), outcome = std::move(outcome)]() mutable {
+                 self->resume(std::move(outcome));
+               });
   }
 
   // Runs on the coroutine's executor: disarms the deadline and hands the outcome to the coroutine.
@@ -102,8 +102,9 @@ private:
       if (reply.match_elements<Reply>())
         return std::move(handler)(nullptr, std::move(reply.get_mutable_as<Reply>(0)));
     }
-    auto wrong = std::make_exception_ptr(RemoteError(
-      actor(), request(), who() + " answered with an unexpected reply while " + doing() + ": " + caf::to_string(reply)));
+    auto wrong = std::make_exception_ptr(
+      RemoteError(actor(), request(),
+                  who() + " answered with an unexpected reply while " + doing() + ": " + caf::to_string(reply)));
     if constexpr (std::is_void_v<Reply>)
       std::move(handler)(wrong);
     else
@@ -130,8 +131,9 @@ struct AskInitiation {
     using Op = AskOp<Reply, std::decay_t<Handler>>;
     auto op = std::make_shared<Op>(std::forward<Handler>(handler), actor, request, doing);
     if (!bridge) {
-      auto gone = std::make_exception_ptr(ActorDownError(
-        *actor, request, op->who() + " could not be reached for " + doing + ": it is gone (never spawned, or stopped)"));
+      auto gone = std::make_exception_ptr(
+        ActorDownError(*actor, request,
+                       op->who() + " could not be reached for " + doing + ": it is gone (never spawned, or stopped)"));
       PendingAsk::complete(std::move(op), std::move(gone));
       return;
     }
@@ -154,12 +156,9 @@ public:
 
   ActorRef() = default;
 
-  ActorRef(Bridge& bridge, Interface handle, std::string name,
-           std::chrono::nanoseconds timeout = kDefaultAskTimeout)
-    : bridge_(&bridge),
-      actor_(caf::actor_cast<caf::weak_actor_ptr>(handle)),
-      name_(std::make_shared<const std::string>(std::move(name))),
-      timeout_(timeout) {
+  ActorRef(Bridge& bridge, Interface handle, std::string name, std::chrono::nanoseconds timeout = kDefaultAskTimeout)
+    : bridge_(&bridge), actor_(caf::actor_cast<caf::weak_actor_ptr>(handle)),
+      name_(std::make_shared<const std::string>(std::move(name))), timeout_(timeout) {
     // nop
   }
 
@@ -181,12 +180,15 @@ public:
                   "a request type must be listed in a CAF type-id block (CAF_ADD_TYPE_ID) to be sent");
     static_assert(std::is_void_v<Reply> || caf::has_type_id<Reply>::value,
                   "a reply type must be listed in a CAF type-id block (CAF_ADD_TYPE_ID) to be sent");
-    detail::AskInitiation<Reply> initiation{bridge_, actor_.lock(),
-                                            caf::make_message(std::move(request)), name_,
-                                            caf::type_name<Request>::value, detail::request_doing<Request>(),
+    detail::AskInitiation<Reply> initiation{bridge_,
+                                            actor_.lock(),
+                                            caf::make_message(std::move(request)),
+                                            name_,
+                                            caf::type_name<Request>::value,
+                                            detail::request_doing<Request>(),
                                             timeout};
-    return asio::async_initiate<const asio::use_awaitable_t<>&, detail::ask_signature<Reply>>(
-      std::move(initiation), asio::use_awaitable);
+    return asio::async_initiate<const asio::use_awaitable_t<>&, detail::ask_signature<Reply>>(std::move(initiation),
+                                                                                              asio::use_awaitable);
   }
 
   /// `ask` with this handle's default timeout.

@@ -24,8 +24,8 @@ std::string doing_from_type_name(std::string_view type_name) {
   for (std::size_t i = 0; i < type_name.size(); ++i) {
     auto c = static_cast<unsigned char>(type_name[i]);
     bool word_starts = std::isupper(c) && i > 0
-                       && (std::islower(static_cast<unsigned char>(type_name[i - 1]))
-                           || (i + 1 < type_name.size() && std::islower(static_cast<unsigned char>(type_name[i + 1]))));
+      && (std::islower(static_cast<unsigned char>(type_name[i - 1]))
+          || (i + 1 < type_name.size() && std::islower(static_cast<unsigned char>(type_name[i + 1]))));
     if (word_starts || (c == '_' && !words.empty())) {
       if (words.back() != ' ')
         words += ' ';

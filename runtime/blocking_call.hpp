@@ -27,18 +27,19 @@ Task<T> run_blocking(asio::thread_pool& pool, std::function<T()> call) {
     // tracking copy travels with the completion and is released on the executor's thread, by the
     // completion: released on the pool's thread, it could touch an executor already destroyed.
     auto work = asio::prefer(executor, asio::execution::outstanding_work.tracked);
-    asio::post(pool, [call = std::move(call), executor, work = std::move(work), handler = std::move(handler)]() mutable {
-      std::exception_ptr error;
-      T result{};
-      try {
-        result = call();
-      } catch (...) {
-        error = std::current_exception();
-      }
-      asio::post(executor, [handler = std::move(handler), error, result = std::move(result), work = std::move(work)]() mutable {
-        std::move(handler)(error, std::move(result));
-      });
-    });
+    asio::post(pool,
+               [call = std::move(call), executor, work = std::move(work), handler = std::move(handler)]() mutable {
+                 std::exception_ptr error;
+                 T result{};
+                 try {
+                   result = call();
+                 } catch (...) {
+                   error = std::current_exception();
+                 }
+                 asio::post(executor,
+                            [handler = std::move(handler), error, result = std::move(result),
+                             work = std::move(work)]() mutable { std::move(handler)(error, std::move(result)); });
+               });
   };
   co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr, T)>(
     std::move(initiation), asio::use_awaitable);

@@ -2,10 +2,10 @@
 // completions are posted to the awaiting coroutine's executor by PendingAsk::complete.
 #include "runtime/bridge.hpp"
 
+#include <chorus/errors.hpp>
+
 #include "runtime/actor_errors.hpp"
 #include "runtime/ask_words.hpp"
-
-#include <chorus/errors.hpp>
 
 #include <caf/actor_cast.hpp>
 #include <caf/actor_companion.hpp>
@@ -48,20 +48,22 @@ Bridge::~Bridge() {
   self->on_enqueue({});
   // No on_message starts after that; this orders the last one before the members' destruction in
   // a way ThreadSanitizer sees (CAF's own lock is not instrumented).
-  { std::lock_guard<std::mutex> guard{mutex_}; }
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+  }
   self->cleanup(caf::make_error(caf::exit_reason::user_shutdown), nullptr);
 }
 
 // -- requests -----------------------------------------------------------------
 
-std::uint64_t Bridge::send(std::shared_ptr<PendingAsk> ask, const caf::strong_actor_ptr& target,
-                           caf::message content, std::chrono::nanoseconds timeout) {
+std::uint64_t Bridge::send(std::shared_ptr<PendingAsk> ask, const caf::strong_actor_ptr& target, caf::message content,
+                           std::chrono::nanoseconds timeout) {
   auto id = next_id_.fetch_add(1, std::memory_order_relaxed);
   ask->id_ = id;
   if (!target) {
-    auto error = std::make_exception_ptr(
-      ActorDownError(ask->actor(), ask->request(),
-                     ask->who() + " could not be reached for " + ask->doing() + ": it is gone (never spawned, or stopped)"));
+    auto error = std::make_exception_ptr(ActorDownError(ask->actor(), ask->request(),
+                                                        ask->who() + " could not be reached for " + ask->doing()
+                                                          + ": it is gone (never spawned, or stopped)"));
     PendingAsk::complete(std::move(ask), error);
     return id;
   }
@@ -98,8 +100,8 @@ std::uint64_t Bridge::send(std::shared_ptr<PendingAsk> ask, const caf::strong_ac
 void Bridge::cancel(std::uint64_t id) {
   std::lock_guard<std::mutex> guard{mutex_};
   if (auto ask = take_locked(id)) {
-    auto error = std::make_exception_ptr(
-      CancelledError("cancelled before " + ask->who() + " finished " + ask->doing()));
+    auto error =
+      std::make_exception_ptr(CancelledError("cancelled before " + ask->who() + " finished " + ask->doing()));
     PendingAsk::complete(std::move(ask), error);
   }
 }

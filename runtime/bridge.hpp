@@ -11,13 +11,12 @@
 // coroutine, or `close()` at shutdown. Whoever removes it from the pending table completes it.
 #pragma once
 
+#include <asio/steady_timer.hpp>
 #include <caf/actor_addr.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/error.hpp>
 #include <caf/fwd.hpp>
 #include <caf/message.hpp>
-
-#include <asio/steady_timer.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -87,7 +86,7 @@ protected:
 
   std::shared_ptr<const std::string> actor_;
   std::string request_;
-  const std::string* doing_; // static storage: request_doing
+  const std::string* doing_;    // static storage: request_doing
   asio::steady_timer deadline_; // touched on the coroutine's executor only
   caf::actor_addr target_;
   std::uint64_t id_ = 0;
@@ -109,8 +108,8 @@ public:
 
   /// Sends `content` to `target` as a request. Must be called on the executor of `ask`'s completion
   /// handler (it arms the deadline timer there). Returns the request's id, for `cancel`.
-  std::uint64_t send(std::shared_ptr<PendingAsk> ask, const caf::strong_actor_ptr& target,
-                     caf::message content, std::chrono::nanoseconds timeout);
+  std::uint64_t send(std::shared_ptr<PendingAsk> ask, const caf::strong_actor_ptr& target, caf::message content,
+                     std::chrono::nanoseconds timeout);
 
   /// Completes request `id` with CancelledError if it is still pending.
   void cancel(std::uint64_t id);

@@ -7,9 +7,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-
 #include <fcntl.h>
+#include <fstream>
 #include <unistd.h>
 
 namespace chorus::detail {
@@ -78,9 +77,14 @@ void replace_file(const fs::path& path, const std::string& text) {
 }
 
 Json to_json(const CheckpointManifest& m) {
-  return {{"format", kFormat},          {"ordinal", m.ordinal},           {"stage", m.stage},
-          {"step", m.step},             {"finished", m.finished},         {"weight_version", m.weight_version},
-          {"metrics_bytes", m.metrics_bytes}, {"state", m.state}};
+  return {{"format", kFormat},
+          {"ordinal", m.ordinal},
+          {"stage", m.stage},
+          {"step", m.step},
+          {"finished", m.finished},
+          {"weight_version", m.weight_version},
+          {"metrics_bytes", m.metrics_bytes},
+          {"state", m.state}};
 }
 
 } // namespace
@@ -130,8 +134,9 @@ RunCheckpoints::RunCheckpoints(Options options) : options_(std::move(options)) {
   std::error_code ec;
   auto size = fs::file_size(options_.metrics, ec);
   if (ec || size < latest_->metrics_bytes)
-    fail(options_.metrics, "shorter than when checkpoint " + name + " was written (" +
-                             std::to_string(latest_->metrics_bytes) + " bytes): the run's metrics were changed");
+    fail(options_.metrics,
+         "shorter than when checkpoint " + name + " was written (" + std::to_string(latest_->metrics_bytes)
+           + " bytes): the run's metrics were changed");
   fs::resize_file(options_.metrics, latest_->metrics_bytes, ec);
   if (ec)
     fail(options_.metrics, "cannot cut back to the checkpoint: " + ec.message());
@@ -167,13 +172,15 @@ std::optional<CheckpointManifest> RunCheckpoints::resume_point(int ordinal, cons
   } else {
     auto found = finished_.find(ordinal);
     if (found == finished_.end())
-      fail(options_.dir, "the end checkpoint of stage " + std::to_string(ordinal) + " ('" + stage +
-                           "') is missing: it was deleted, or the recipe begins its stages in another order now");
+      fail(options_.dir,
+           "the end checkpoint of stage " + std::to_string(ordinal) + " ('" + stage
+             + "') is missing: it was deleted, or the recipe begins its stages in another order now");
     point = &found->second;
   }
   if (point->stage != stage)
-    fail(folder(*point), "stage " + std::to_string(ordinal) + " of the resumed run was '" + point->stage +
-                           "', but this run's is '" + stage + "': the recipe changed since the checkpoint");
+    fail(folder(*point),
+         "stage " + std::to_string(ordinal) + " of the resumed run was '" + point->stage + "', but this run's is '"
+           + stage + "': the recipe changed since the checkpoint");
   return *point;
 }
 

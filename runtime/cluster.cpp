@@ -73,8 +73,8 @@ Cluster read_cluster_file(const std::filesystem::path& file) {
         at.child("host").fail("a host name or address", value["host"]);
       node.host = value["host"].get<std::string>();
     }
-    if (!value.contains("port") || !value["port"].is_number_integer() || value["port"].get<std::int64_t>() < 1 ||
-        value["port"].get<std::int64_t>() > 65535)
+    if (!value.contains("port") || !value["port"].is_number_integer() || value["port"].get<std::int64_t>() < 1
+        || value["port"].get<std::int64_t>() > 65535)
       at.child("port").fail("a port number from 1 to 65535", value.contains("port") ? value["port"] : Json());
     node.port = static_cast<std::uint16_t>(value["port"].get<std::int64_t>());
     cluster.nodes.push_back(std::move(node));

@@ -75,8 +75,7 @@ ConfigLocation ConfigLocation::child(std::string_view name) const {
 }
 
 void ConfigLocation::fail(std::string_view expected, const Json& got) const {
-  throw ConfigError(where(*this) + "expected " + std::string(expected) + ", got "
-                    + detail::describe_json(got));
+  throw ConfigError(where(*this) + "expected " + std::string(expected) + ", got " + detail::describe_json(got));
 }
 
 void ConfigLocation::fail(std::string_view message) const {
@@ -110,23 +109,15 @@ std::string describe_json(const Json& value) {
   if (text.size() > 60)
     text = text.substr(0, 57) + "...";
   switch (value.type()) {
-    case Json::value_t::null:
-      return "null";
-    case Json::value_t::boolean:
-      return "bool " + text;
-    case Json::value_t::string:
-      return "string " + text;
-    case Json::value_t::number_float:
-      return "float " + text;
+    case Json::value_t::null: return "null";
+    case Json::value_t::boolean: return "bool " + text;
+    case Json::value_t::string: return "string " + text;
+    case Json::value_t::number_float: return "float " + text;
     case Json::value_t::number_integer:
-    case Json::value_t::number_unsigned:
-      return "int " + text;
-    case Json::value_t::array:
-      return "list " + text;
-    case Json::value_t::object:
-      return "section " + text;
-    default:
-      return text;
+    case Json::value_t::number_unsigned: return "int " + text;
+    case Json::value_t::array: return "list " + text;
+    case Json::value_t::object: return "section " + text;
+    default: return text;
   }
 }
 
@@ -182,7 +173,11 @@ namespace {
 bool is_utf8(std::string_view text) {
   for (std::size_t i = 0; i < text.size();) {
     auto byte = static_cast<unsigned char>(text[i]);
-    std::size_t length = byte < 0x80 ? 1 : (byte >> 5) == 0x6 ? 2 : (byte >> 4) == 0xe ? 3 : (byte >> 3) == 0x1e ? 4 : 0;
+    std::size_t length = byte < 0x80 ? 1
+      : (byte >> 5) == 0x6           ? 2
+      : (byte >> 4) == 0xe           ? 3
+      : (byte >> 3) == 0x1e          ? 4
+                                     : 0;
     if (length == 0 || i + length > text.size())
       return false;
     std::uint32_t code = length == 1 ? byte : byte & (0x7f >> length);

@@ -7,12 +7,8 @@ namespace chorus {
 
 RecipeContext::RecipeContext(Runtime& runtime, std::string recipe_name, std::filesystem::path output_dir,
                              MetricsLogger metrics, std::shared_ptr<spdlog::logger> log)
-  : runtime_(&runtime),
-    recipe_name_(std::move(recipe_name)),
-    output_dir_(std::move(output_dir)),
-    metrics_(std::move(metrics)),
-    log_(std::move(log)) {
-}
+  : runtime_(&runtime), recipe_name_(std::move(recipe_name)), output_dir_(std::move(output_dir)),
+    metrics_(std::move(metrics)), log_(std::move(log)) {}
 
 asio::any_io_executor RecipeContext::executor() const {
   return runtime_->executor();

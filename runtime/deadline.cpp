@@ -2,7 +2,6 @@
 // that signal at the deadline. The caller waits for the child either way, so the child may keep
 // referencing the caller's frame until it has stopped.
 #include <chorus/deadline.hpp>
-
 #include <chorus/detail/wait_queue.hpp>
 
 #include <asio/bind_cancellation_slot.hpp>
@@ -42,7 +41,8 @@ struct DeadlineState {
 Task<void> run_until(Task<void> task, std::chrono::steady_clock::time_point deadline, std::string what) {
   auto executor = co_await asio::this_coro::executor;
   auto state = std::make_shared<DeadlineState>();
-  asio::co_spawn(executor, std::move(task), asio::bind_cancellation_slot(state->signal.slot(), [state](std::exception_ptr e) {
+  asio::co_spawn(executor, std::move(task),
+                 asio::bind_cancellation_slot(state->signal.slot(), [state](std::exception_ptr e) {
                    state->done = true;
                    state->error = e;
                    state->finished.notify_all();

@@ -2,10 +2,9 @@
 // Children run as separate coroutines on the caller's executor, each with its own cancellation
 // signal, so a failure in one can cancel the others without touching the caller's own state.
 // Never returns before every child has finished: children may reference the caller's frame.
-#include <chorus/gather.hpp>
-
 #include <chorus/detail/wait_queue.hpp>
 #include <chorus/errors.hpp>
+#include <chorus/gather.hpp>
 
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/cancellation_signal.hpp>
@@ -19,8 +18,7 @@ namespace {
 // Shared by the joining coroutine and the children's completion handlers; lives until the last of
 // them is gone.
 struct JoinState {
-  explicit JoinState(std::size_t n) : remaining(n), signals(new asio::cancellation_signal[n]), size(n) {
-  }
+  explicit JoinState(std::size_t n) : remaining(n), signals(new asio::cancellation_signal[n]), size(n) {}
 
   void finished(std::size_t index, std::exception_ptr error) {
     --remaining;

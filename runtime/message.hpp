@@ -26,7 +26,7 @@ void add_message_types(std::function<void(caf::actor_system_config&)> installer)
 /// Registers the CAF type-id block `block` (declared with CAF_BEGIN_TYPE_ID_BLOCK) with every Runtime.
 /// Put it in a .cpp file that is linked for certain, e.g. the one implementing the actors.
 #define CHORUS_MESSAGE_TYPES(block)                                                                \
-  [[maybe_unused]] static const bool chorus_message_types_##block = [] {                          \
+  [[maybe_unused]] static const bool chorus_message_types_##block = [] {                           \
     ::chorus::add_message_types(                                                                   \
       [](caf::actor_system_config& config) { config.add_message_types<caf::id_block::block>(); }); \
     return true;                                                                                   \
@@ -36,8 +36,8 @@ void add_message_types(std::function<void(caf::actor_system_config&)> installer)
 
 /// Defines CAF's `inspect` for message type `Type` over the listed fields, in order: what CAF needs
 /// to serialise the type across processes and to print it. Write it in the type's namespace.
-#define CHORUS_INSPECT(Type, ...)                                                                  \
-  template <class Inspector>                                                                       \
-  typename Inspector::result_type inspect(Inspector& f, Type& x) {                                 \
-    return f(caf::meta::type_name(#Type) CHORUS_PP_FOR_EACH(CHORUS_INSPECT_FIELD, __VA_ARGS__));   \
+#define CHORUS_INSPECT(Type, ...)                                                                \
+  template <class Inspector>                                                                     \
+  typename Inspector::result_type inspect(Inspector& f, Type& x) {                               \
+    return f(caf::meta::type_name(#Type) CHORUS_PP_FOR_EACH(CHORUS_INSPECT_FIELD, __VA_ARGS__)); \
   }

@@ -1,8 +1,7 @@
 // MetricsLogger: one JSON object per line (flushed per step, so a crashed run keeps its history)
 // and throttled progress lines with a rate and an ETA per stage.
-#include <chorus/metrics.hpp>
-
 #include <chorus/errors.hpp>
+#include <chorus/metrics.hpp>
 
 #include "runtime/tensorboard.hpp"
 
@@ -55,8 +54,7 @@ std::string format_figure(double value) {
 
 } // namespace
 
-MetricsLogger::MetricsLogger() : state_(std::make_shared<State>()) {
-}
+MetricsLogger::MetricsLogger() : state_(std::make_shared<State>()) {}
 
 MetricsLogger::MetricsLogger(Options options) : state_(std::make_shared<State>()) {
   state_->options = std::move(options);
@@ -110,12 +108,12 @@ void MetricsLogger::log(std::string_view stage, std::int64_t step, const Metrics
   std::string text = "[" + std::string(stage) + "] " + std::to_string(step);
   if (entry.total > 0) {
     text += "/" + std::to_string(entry.total) + " "
-            + std::to_string(100 * step / std::max<std::int64_t>(1, entry.total)) + "%";
+      + std::to_string(100 * step / std::max<std::int64_t>(1, entry.total)) + "%";
   }
   text += " " + format_figure(rate) + " steps/s";
   if (entry.total > 0 && rate > 0)
-    text += last ? " took " + format_clock(elapsed)
-                 : " ETA " + format_clock(static_cast<double>(entry.total - step) / rate);
+    text +=
+      last ? " took " + format_clock(elapsed) : " ETA " + format_clock(static_cast<double>(entry.total - step) / rate);
   if (!metrics.empty()) {
     text += " |";
     for (const auto& [key, value] : metrics)

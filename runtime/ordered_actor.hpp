@@ -29,9 +29,9 @@ namespace chorus {
 
 class OrderedActor : public caf::event_based_actor {
 public:
-  using caf::event_based_actor::event_based_actor;
-  using caf::event_based_actor::enqueue;
   using caf::event_based_actor::consume;
+  using caf::event_based_actor::enqueue;
+  using caf::event_based_actor::event_based_actor;
 
   void launch(caf::execution_unit* unit, bool lazy, bool hide) override {
     __tsan_release(this); // what the spawning thread wrote (the state, the captured arguments)

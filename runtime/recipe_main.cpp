@@ -90,7 +90,8 @@ private:
       signal_ = signal;
       if (checkpoints_.defer_stop()) {
         log_.warn("{} received: stopping after the current step and its checkpoint (press Ctrl-C again to exit "
-                  "at once)", signal_name());
+                  "at once)",
+                  signal_name());
       } else {
         log_.warn("{} received: stopping the recipe (press Ctrl-C again to exit at once)", signal_name());
         runtime_.request_stop();
@@ -134,8 +135,8 @@ void record_config(const std::filesystem::path& output, const Json& resolved, bo
     if (!in.is_open() || saved.is_discarded())
       throw ConfigError(file.string() + ": missing or not JSON: " + output.string() + " is not a run to resume");
     if (auto key = first_difference(saved, resolved); !key.empty())
-      throw ConfigError("--resume: config key '" + key + "' differs from the run's (" + file.string() +
-                        "): a resumed run must use the config it started with");
+      throw ConfigError("--resume: config key '" + key + "' differs from the run's (" + file.string()
+                        + "): a resumed run must use the config it started with");
     return;
   }
   std::ofstream out(file);
@@ -189,8 +190,8 @@ int run_recipe(std::string_view recipe, const RecipeCommandLine& command_line, c
   }
   std::optional<MetricsLogger> metrics;
   try {
-    metrics.emplace(MetricsLogger::Options{
-      .jsonl = output / "metrics.jsonl", .tensorboard = output / "tensorboard", .console = log});
+    metrics.emplace(
+      MetricsLogger::Options{.jsonl = output / "metrics.jsonl", .tensorboard = output / "tensorboard", .console = log});
   } catch (const std::exception& error) {
     log->error("{}", error.what());
     return 1;
@@ -209,12 +210,11 @@ int run_recipe(std::string_view recipe, const RecipeCommandLine& command_line, c
       log->info("recipe '{}' started; outputs in {}", recipe, output.string());
     try {
       runtime.run(body(ctx));
-      log->info("recipe '{}' finished in {}; outputs in {}", recipe, seconds(Clock::now() - started),
-                output.string());
+      log->info("recipe '{}' finished in {}; outputs in {}", recipe, seconds(Clock::now() - started), output.string());
     } catch (const std::exception& error) {
       if (runtime.stop_requested()) {
-        log->warn("recipe '{}' stopped by {} after {}; partial outputs in {}{}", recipe,
-                  stop_on_signal.signal_name(), seconds(Clock::now() - started), output.string(),
+        log->warn("recipe '{}' stopped by {} after {}; partial outputs in {}{}", recipe, stop_on_signal.signal_name(),
+                  seconds(Clock::now() - started), output.string(),
                   std::filesystem::exists(output / "checkpoints" / "latest")
                     ? "; continue with --resume --output " + output.string()
                     : std::string());

@@ -34,8 +34,7 @@ void add_message_types(std::function<void(caf::actor_system_config&)> installer)
 }
 
 Runtime::Runtime(RuntimeOptions options)
-  : config_(std::make_unique<caf::actor_system_config>()),
-    shutdown_timeout_(options.shutdown_timeout),
+  : config_(std::make_unique<caf::actor_system_config>()), shutdown_timeout_(options.shutdown_timeout),
     cluster_(std::move(options.cluster)) {
   {
     std::lock_guard<std::mutex> guard{installers_mutex()};

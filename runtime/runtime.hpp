@@ -2,23 +2,22 @@
 // Include only from runtime/ and actors/ (and tests): it spells CAF types.
 #pragma once
 
+#include <chorus/errors.hpp>
+#include <chorus/task.hpp>
+
 #include "runtime/actor_ref.hpp"
 #include "runtime/bridge.hpp"
 #include "runtime/cluster.hpp"
 #include "runtime/message.hpp"
 
-#include <chorus/errors.hpp>
-#include <chorus/task.hpp>
-
-#include <caf/actor.hpp>
-#include <caf/actor_system.hpp>
-#include <caf/actor_system_config.hpp>
-#include <caf/spawn_options.hpp>
-
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/spawn_options.hpp>
 
 #include <atomic>
 #include <chrono>

@@ -1,16 +1,15 @@
 // TensorBoard event files: TFRecord framing with CRC-32C, protobuf Events.
 #include "runtime/tensorboard.hpp"
 
-#include "runtime/tensorboard_event.pb.h"
-
 #include <chorus/errors.hpp>
+
+#include "runtime/tensorboard_event.pb.h"
 
 #include <array>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <iterator>
-
 #include <unistd.h>
 
 namespace chorus::detail {
@@ -112,7 +111,9 @@ std::vector<TensorBoardEvent> read_tensorboard_events(const std::filesystem::pat
   std::string bytes((std::istreambuf_iterator<char>(in)), {});
   std::vector<TensorBoardEvent> events;
   for (std::size_t at = 0; at < bytes.size();) {
-    auto where = [&] { return file.string() + ": record " + std::to_string(events.size() + 1) + " at byte " + std::to_string(at); };
+    auto where = [&] {
+      return file.string() + ": record " + std::to_string(events.size() + 1) + " at byte " + std::to_string(at);
+    };
     if (bytes.size() - at < 12)
       throw Error(where() + ": torn (shorter than a record header)");
     std::string_view header(bytes.data() + at, 8);

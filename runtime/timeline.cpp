@@ -14,8 +14,8 @@ Timeline& Timeline::process() {
   return timeline;
 }
 
-void Timeline::record(const std::string& track, const std::string& name, Clock::time_point start,
-                      Clock::time_point end, const std::string& detail) {
+void Timeline::record(const std::string& track, const std::string& name, Clock::time_point start, Clock::time_point end,
+                      const std::string& detail) {
   std::lock_guard<std::mutex> guard{mutex_};
   if (spans_.size() >= kMaxSpans)
     return;
@@ -36,9 +36,10 @@ void Timeline::write(const std::filesystem::path& file) const {
   std::lock_guard<std::mutex> guard{mutex_};
   auto events = nlohmann::json::array();
   for (std::size_t i = 0; i < tracks_.size(); ++i)
-    events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 1}, {"tid", i + 1}, {"args", {{"name", tracks_[i]}}}});
+    events.push_back(
+      {{"name", "thread_name"}, {"ph", "M"}, {"pid", 1}, {"tid", i + 1}, {"args", {{"name", tracks_[i]}}}});
   for (const auto& span : spans_) {
-    nlohmann::json event{{"name", span.name}, {"ph", "X"},        {"pid", 1},
+    nlohmann::json event{{"name", span.name},     {"ph", "X"},           {"pid", 1},
                          {"tid", span.track + 1}, {"ts", span.start_us}, {"dur", span.duration_us}};
     if (!span.detail.empty())
       event["args"] = {{"detail", span.detail}};

@@ -51,8 +51,7 @@ private:
 class TimelineSpan {
 public:
   TimelineSpan(std::string track, std::string name, std::string detail = {})
-    : track_(std::move(track)), name_(std::move(name)), detail_(std::move(detail)), start_(Timeline::Clock::now()) {
-  }
+    : track_(std::move(track)), name_(std::move(name)), detail_(std::move(detail)), start_(Timeline::Clock::now()) {}
   ~TimelineSpan() {
     Timeline::process().record(track_, name_, start_, Timeline::Clock::now(), detail_);
   }

@@ -9,7 +9,6 @@
 
 // The message types are registered by actors/policy_actor.cpp, which every program that serves links.
 
-
 namespace chorus::serve {
 
 namespace {
@@ -53,7 +52,7 @@ GenerationCall::GenerationCall(caf::actor_system& system, caf::actor policy,
           [self, shared, choice](caf::error& error) {
             auto message = handler_error_message(error);
             bool bad_request = error.category() == kChorusErrorCategory
-                               && error.code() == static_cast<std::uint8_t>(ActorFault::bad_request);
+              && error.code() == static_cast<std::uint8_t>(ActorFault::bad_request);
             if (message.empty())
               message = self->system().render(error);
             shared->push({Event::Kind::failed, choice, std::move(message), {}, bad_request});

@@ -39,8 +39,7 @@ json parse_object(const std::string& body) {
 // as OpenAI refuses arguments it does not know (a typo must not be ignored silently).
 class Fields {
 public:
-  explicit Fields(json request) : request_(std::move(request)) {
-  }
+  explicit Fields(json request) : request_(std::move(request)) {}
 
   // The field's value, or nullptr when it is absent or null (clients send null for "not set").
   const json* take(const std::string& key) {
@@ -59,8 +58,8 @@ public:
       invalid(key, "'" + key + "' must be a number.");
     auto number = value->get<double>();
     if (!(number >= low && number <= high))
-      invalid(key, "'" + key + "' must be between " + format(low) + " and " + format(high) + ", got "
-                     + format(number) + ".");
+      invalid(
+        key, "'" + key + "' must be between " + format(low) + " and " + format(high) + ", got " + format(number) + ".");
     return number;
   }
 
@@ -72,8 +71,9 @@ public:
       invalid(key, "'" + key + "' must be an integer.");
     auto number = value->get<std::int64_t>();
     if (number < low || number > high)
-      invalid(key, "'" + key + "' must be between " + std::to_string(low) + " and " + std::to_string(high)
-                     + ", got " + std::to_string(number) + ".");
+      invalid(key,
+              "'" + key + "' must be between " + std::to_string(low) + " and " + std::to_string(high) + ", got "
+                + std::to_string(number) + ".");
     return number;
   }
 
@@ -140,8 +140,8 @@ void parse_common(Fields& fields, CompletionRequest& request, const RequestLimit
   sampling.max_tokens = fields.integer("max_tokens", default_max_tokens, 1, 1 << 30);
   if (request.chat) // the newer name of max_tokens
     sampling.max_tokens = fields.integer("max_completion_tokens", sampling.max_tokens, 1, 1 << 30);
-  sampling.seed = fields.integer("seed", -1, std::numeric_limits<std::int64_t>::min(),
-                                 std::numeric_limits<std::int64_t>::max());
+  sampling.seed =
+    fields.integer("seed", -1, std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::int64_t>::max());
   if (sampling.seed < 0)
     sampling.seed = -1; // every negative seed means "fresh"
   request.n = fields.integer("n", 1, 1, limits.max_choices);
@@ -196,8 +196,8 @@ ChatMessage parse_message(const json& message, std::size_t index) {
   if (result.role == "developer") // the newer name of the system role
     result.role = "system";
   if (result.role != "system" && result.role != "user" && result.role != "assistant")
-    invalid(where + ".role", "'" + where + ".role' must be 'system', 'developer', 'user' or 'assistant', got '"
-                               + result.role + "'.");
+    invalid(where + ".role",
+            "'" + where + ".role' must be 'system', 'developer', 'user' or 'assistant', got '" + result.role + "'.");
   auto content = message.find("content");
   if (content == message.end() || content->is_null())
     invalid(where + ".content", "'" + where + ".content' is required.");
@@ -260,7 +260,8 @@ CompletionRequest parse_chat_request(const std::string& body, const RequestLimit
   parse_common(fields, request, limits, limits.default_max_tokens);
   fields.only_default("logprobs", [](const json& value) { return value.is_boolean() && !value.get<bool>(); });
   fields.only_default("top_logprobs", [](const json& value) { return value.is_number() && value.get<double>() == 0; });
-  fields.only_default("response_format", [](const json& value) { return value.is_object() && value.value("type", "") == "text"; });
+  fields.only_default("response_format",
+                      [](const json& value) { return value.is_object() && value.value("type", "") == "text"; });
   fields.only_default("tools", [](const json& value) { return value.is_array() && value.empty(); });
   fields.only_default("tool_choice", [](const json& value) { return value == "none"; });
   fields.ignore("parallel_tool_calls");
@@ -283,15 +284,17 @@ CompletionRequest parse_completion_request(const std::string& body, const Reques
   } else if (prompt->is_array() && !prompt->empty() && std::all_of(prompt->begin(), prompt->end(), is_token)) {
     request.prompt_tokens = prompt->get<std::vector<std::int64_t>>();
   } else {
-    invalid("prompt", "'prompt' must be a string, an array of one string, or an array of token ids "
-                      "(one prompt per request: ask for several completions of it with 'n').");
+    invalid("prompt",
+            "'prompt' must be a string, an array of one string, or an array of token ids "
+            "(one prompt per request: ask for several completions of it with 'n').");
   }
   if (request.prompt_tokens.empty() && request.prompt.empty())
     invalid("prompt", "'prompt' must not be empty.");
   parse_common(fields, request, limits, 16);
   fields.only_default("echo", [](const json& value) { return value.is_boolean() && !value.get<bool>(); });
   fields.only_default("logprobs", [](const json&) { return false; });
-  fields.only_default("suffix", [](const json& value) { return value.is_string() && value.get<std::string>().empty(); });
+  fields.only_default("suffix",
+                      [](const json& value) { return value.is_string() && value.get<std::string>().empty(); });
   fields.only_default("best_of", [](const json& value) { return value.is_number() && value.get<double>() == 1; });
   fields.refuse_unknown();
   return request;
@@ -304,8 +307,8 @@ ResponseHeader make_header(const CompletionRequest& request) {
   header.id = request.chat ? "chatcmpl-" : "cmpl-";
   for (int i = 0; i < 24; ++i)
     header.id += kDigits[random() % (sizeof(kDigits) - 1)];
-  header.created = std::chrono::duration_cast<std::chrono::seconds>(
-                     std::chrono::system_clock::now().time_since_epoch()).count();
+  header.created =
+    std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   header.model = request.model;
   header.chat = request.chat;
   return header;

@@ -19,8 +19,7 @@ struct ApiError : std::runtime_error {
   ApiError(int status, const std::string& message, std::string param = {}, std::string code = {},
            std::string type = "invalid_request_error")
     : std::runtime_error(message), status(status), param(std::move(param)), code(std::move(code)),
-      type(std::move(type)) {
-  }
+      type(std::move(type)) {}
   int status;
   std::string param, code, type;
 };

@@ -7,7 +7,6 @@
 #include <spdlog/spdlog.h>
 
 #include <stdexcept>
-
 #include <sys/socket.h>
 
 namespace chorus::serve {
@@ -68,8 +67,8 @@ struct Stream {
   ResponseHeader header;
   bool include_usage = false;
   std::unique_ptr<GenerationCall> call;
-  std::vector<std::string> sent;  // each choice's text so far
-  std::vector<bool> started;      // whether a choice's first chunk (with the role) went out
+  std::vector<std::string> sent; // each choice's text so far
+  std::vector<bool> started;     // whether a choice's first chunk (with the role) went out
   std::vector<Generation> finished;
 };
 
@@ -91,27 +90,25 @@ bool stream_next(Stream& stream, httplib::DataSink& sink) {
   };
   bool written = true;
   switch (event->kind) {
-  case GenerationCall::Event::Kind::piece:
-    written = piece(event->text);
-    break;
-  case GenerationCall::Event::Kind::finished: {
-    // The pieces are a prefix of the completion's text: send what they did not cover.
-    const auto& text = event->generation.text;
-    const auto& sent = stream.sent[event->choice];
-    auto rest = text.compare(0, sent.size(), sent) == 0 ? text.substr(sent.size()) : std::string();
-    if (!rest.empty() || !stream.started[event->choice])
-      written = piece(rest);
-    written = written && write(finish_event(stream.header, choice, event->generation.finish_reason));
-    stream.finished[event->choice] = std::move(event->generation);
-    break;
-  }
-  case GenerationCall::Event::Kind::failed:
-    // The status line went out already: the error goes in the stream, which ends there.
-    write(error_event(choice_error(*event)));
-    write(kDoneEvent);
-    sink.done();
-    stream.call->cancel();
-    return true;
+    case GenerationCall::Event::Kind::piece: written = piece(event->text); break;
+    case GenerationCall::Event::Kind::finished: {
+      // The pieces are a prefix of the completion's text: send what they did not cover.
+      const auto& text = event->generation.text;
+      const auto& sent = stream.sent[event->choice];
+      auto rest = text.compare(0, sent.size(), sent) == 0 ? text.substr(sent.size()) : std::string();
+      if (!rest.empty() || !stream.started[event->choice])
+        written = piece(rest);
+      written = written && write(finish_event(stream.header, choice, event->generation.finish_reason));
+      stream.finished[event->choice] = std::move(event->generation);
+      break;
+    }
+    case GenerationCall::Event::Kind::failed:
+      // The status line went out already: the error goes in the stream, which ends there.
+      write(error_event(choice_error(*event)));
+      write(kDoneEvent);
+      sink.done();
+      stream.call->cancel();
+      return true;
   }
   if (!written)
     stream.call->cancel();
@@ -121,8 +118,7 @@ bool stream_next(Stream& stream, httplib::DataSink& sink) {
 } // namespace
 
 OpenAIServer::OpenAIServer(caf::actor_system& system, caf::actor policy, ServerOptions options)
-  : system_(system), policy_(std::move(policy)), options_(std::move(options)),
-    http_(std::make_unique<HttpServer>()) {
+  : system_(system), policy_(std::move(policy)), options_(std::move(options)), http_(std::make_unique<HttpServer>()) {
   route();
 }
 
@@ -151,23 +147,26 @@ void OpenAIServer::route() {
     if (response.status == 404)
       reply_error(response, ApiError(404, "Unknown request URL: " + request.method + " " + request.path + "."));
     else if (response.status == 413)
-      reply_error(response, ApiError(413, "The request body is larger than " + std::to_string(options_.max_body_bytes)
-                                            + " bytes."));
+      reply_error(
+        response,
+        ApiError(413, "The request body is larger than " + std::to_string(options_.max_body_bytes) + " bytes."));
     else
-      reply_error(response, ApiError(response.status, "The request could not be served (HTTP " +
-                                                         std::to_string(response.status) + ")."));
+      reply_error(
+        response,
+        ApiError(response.status, "The request could not be served (HTTP " + std::to_string(response.status) + ")."));
   });
-  http.set_exception_handler([](const httplib::Request& request, httplib::Response& response, std::exception_ptr error) {
-    std::string what = "unknown error";
-    try {
-      std::rethrow_exception(error);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    spdlog::error("chorus-serve: {} {} failed: {}", request.method, request.path, what);
-    reply_error(response, ApiError(500, "The server failed: " + what, {}, {}, "server_error"));
-  });
+  http.set_exception_handler(
+    [](const httplib::Request& request, httplib::Response& response, std::exception_ptr error) {
+      std::string what = "unknown error";
+      try {
+        std::rethrow_exception(error);
+      } catch (const std::exception& e) {
+        what = e.what();
+      } catch (...) {
+      }
+      spdlog::error("chorus-serve: {} {} failed: {}", request.method, request.path, what);
+      reply_error(response, ApiError(500, "The server failed: " + what, {}, {}, "server_error"));
+    });
 
   http.Get("/health", [this](const httplib::Request&, httplib::Response& response) {
     // The policy actor answers between decode steps: a live server, and how busy it is.
@@ -175,16 +174,17 @@ void OpenAIServer::route() {
     self->request(policy_, std::chrono::seconds(30), actors::ModelInfoRequest{})
       .receive(
         [&](const actors::ModelInfo& info) {
-          response.set_content(nlohmann::json{{"status", "ok"}, {"generating", info.pending}}.dump(), "application/json");
+          response.set_content(nlohmann::json{{"status", "ok"}, {"generating", info.pending}}.dump(),
+                               "application/json");
         },
         [&](const caf::error& error) {
-          reply_error(response, ApiError(503, "The model is not answering: " + system_.render(error), {}, {},
-                                         "server_error"));
+          reply_error(response,
+                      ApiError(503, "The model is not answering: " + system_.render(error), {}, {}, "server_error"));
         });
   });
   http.Get("/v1/models", [this](const httplib::Request&, httplib::Response& response) {
-    static const auto started = std::chrono::duration_cast<std::chrono::seconds>(
-                                  std::chrono::system_clock::now().time_since_epoch()).count();
+    static const auto started =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     response.set_content(models_body(options_.limits.model, started), "application/json");
   });
 

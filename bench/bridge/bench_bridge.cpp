@@ -6,11 +6,11 @@
 //   BENCH bridge_inflight  10,000 requests in flight at once, several rounds: heap bytes held per
 //                          in-flight request, and whether the heap grows from round to round;
 //                          ratio = heap after the first round / heap after the last (target 0.99)
+#include <chorus/gather.hpp>
+
 #include "runtime/actor_host.hpp"
 #include "runtime/message.hpp"
 #include "runtime/runtime.hpp"
-
-#include <chorus/gather.hpp>
 
 #include <caf/all.hpp>
 
@@ -196,7 +196,7 @@ int main() {
   auto [raw_ms, raw_per, raw_heap] = inflight([&] { return raw_seconds(system, held.handle(), in_flight, true); });
   auto [ask_ms, ask_per, ask_heap] = inflight([&] { return ask_seconds(runtime, held, in_flight, true); });
   double growth = (static_cast<double>(ask_heap.back()) - static_cast<double>(ask_heap.front()))
-                  / static_cast<double>((inflight_rounds - 1) * in_flight);
+    / static_cast<double>((inflight_rounds - 1) * in_flight);
   std::printf("%zu in flight at once (median of %d rounds): raw CAF %.1f ms, %.0f heap bytes per request; "
               "co_await ask %.1f ms, %.0f heap bytes per request\n",
               in_flight, inflight_rounds, raw_ms, raw_per, ask_ms, ask_per);

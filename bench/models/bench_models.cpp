@@ -97,7 +97,7 @@ nlohmann::json run_python(const std::string& folder, int threads) {
                         {"repeats", kRepeats},         {"train_batch", kTrainBatch},  {"train_seq", kTrainSequence},
                         {"train_steps", kTrainSteps}};
   auto command = "echo '" + shapes.dump() + "' | /usr/bin/python3 " + CHORUS_SOURCE_DIR
-                 + "/bench/models/python_baseline.py " + folder + " " + std::to_string(threads);
+    + "/bench/models/python_baseline.py " + folder + " " + std::to_string(threads);
   std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), pclose);
   if (!pipe)
     throw std::runtime_error("cannot start " + command);
@@ -156,8 +156,8 @@ int main() {
   // FLOPs per trained token: 6 per parameter (forward 2, backward 4), plus attention's two
   // sequence-long products per layer (forward and backward: 12 * layers * sequence * heads * head_dim).
   double flops_per_token = 6.0 * static_cast<double>(parameters)
-                           + 12.0 * static_cast<double>(config.num_hidden_layers * kTrainSequence
-                                                        * config.num_attention_heads * config.head_dim);
+    + 12.0
+      * static_cast<double>(config.num_hidden_layers * kTrainSequence * config.num_attention_heads * config.head_dim);
   double mfu = chorus_train * flops_per_token / (rate * 1e9);
   std::printf("train step (batch %lld x %lld, AdamW): chorus %.0f tok/s, Python %.0f tok/s; fp32 matmul %.0f GFLOP/s; "
               "chorus model FLOP utilisation %.1f%%\n",

@@ -40,7 +40,8 @@ std::vector<Prompt> make_prompts() {
   for (int i = 0; i < 16; ++i) {
     std::string document;
     for (int sentence = 0; document.size() < kDocumentChars; ++sentence)
-      document += "Record " + std::to_string(i * 100 + sentence) + " notes a value of " + std::to_string(sentence * 7 + i) + ". ";
+      document +=
+        "Record " + std::to_string(i * 100 + sentence) + " notes a value of " + std::to_string(sentence * 7 + i) + ". ";
     document.resize(kDocumentChars);
     prompts.push_back({{{"user", document + "\nSummarise the records in one line."}}, Json::object()});
   }
@@ -71,28 +72,40 @@ Task<RunTimes> run_gspo(RecipeContext& ctx, int steps, int max_staleness, const 
   std::filesystem::remove(metrics);
   auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(ctx, {.kv_cache_len = 1024, .threads = 1, .seed = 3});
   auto name = metrics.stem().string();
-  auto model = co_await builder.spawn_train(name, {.max_batch_size = kPromptsPerStep * kGroupSize * 2,
-                                                   .keep_reference = false});
-  auto judge_builder = co_await ModelRef{"builtin:tiny"}.to_builder(ctx, {.kv_cache_len = 1024, .threads = 1, .seed = 4});
-  auto judge = co_await judge_builder.spawn_inference("judge_" + name,
-                                                      {.max_batch_size = kPromptsPerStep * kGroupSize});
-  auto grader = BinaryJudgeGrader({.grader_key = "judge", .criteria = "Is the line about the number?", .model = judge,
-                                   .sampling = {.temperature = 0.0, .max_tokens = kJudgeTokens}, .cache = false});
+  auto model =
+    co_await builder.spawn_train(name, {.max_batch_size = kPromptsPerStep * kGroupSize * 2, .keep_reference = false});
+  auto judge_builder =
+    co_await ModelRef{"builtin:tiny"}.to_builder(ctx, {.kv_cache_len = 1024, .threads = 1, .seed = 4});
+  auto judge =
+    co_await judge_builder.spawn_inference("judge_" + name, {.max_batch_size = kPromptsPerStep * kGroupSize});
+  auto grader = BinaryJudgeGrader({.grader_key = "judge",
+                                   .criteria = "Is the line about the number?",
+                                   .model = judge,
+                                   .sampling = {.temperature = 0.0, .max_tokens = kJudgeTokens},
+                                   .cache = false});
   co_await model.complete("warm-up", {.max_tokens = 4});
   auto start = Clock::now();
-  co_await GSPO({.dataset = make_prompts(), .model = model, .grader = grader,
-                 .logger = MetricsLogger({.jsonl = metrics}), .lr = 1e-4,
-                 .samples_per_batch = kPromptsPerStep * kGroupSize, .samples_per_mini_batch = kPromptsPerStep * kGroupSize,
-                 .micro_batch_size = 4, .max_num_gspo_steps = steps, .max_staleness = max_staleness,
+  co_await GSPO({.dataset = make_prompts(),
+                 .model = model,
+                 .grader = grader,
+                 .logger = MetricsLogger({.jsonl = metrics}),
+                 .lr = 1e-4,
+                 .samples_per_batch = kPromptsPerStep * kGroupSize,
+                 .samples_per_mini_batch = kPromptsPerStep * kGroupSize,
+                 .micro_batch_size = 4,
+                 .max_num_gspo_steps = steps,
+                 .max_staleness = max_staleness,
                  .completions_per_sample = kGroupSize,
-                 .sampling = {.temperature = 1.0, .max_tokens = kCompletionTokens}, .seed = 1})
+                 .sampling = {.temperature = 1.0, .max_tokens = kCompletionTokens},
+                 .seed = 1})
     .run();
   co_return read_times(metrics, std::chrono::duration<double>(Clock::now() - start).count());
 }
 
 void describe(const char* name, const RunTimes& t) {
-  std::printf("%-6s wall %6.2f s   busy: generate %6.2f s, grade %6.2f s, train %6.2f s   two or more at once %6.2f s\n",
-              name, t.wall, t.busy[0], t.busy[1], t.busy[2], t.overlap);
+  std::printf(
+    "%-6s wall %6.2f s   busy: generate %6.2f s, grade %6.2f s, train %6.2f s   two or more at once %6.2f s\n", name,
+    t.wall, t.busy[0], t.busy[1], t.busy[2], t.overlap);
 }
 
 Task<void> bench(RecipeContext& ctx) {
@@ -108,8 +121,8 @@ Task<void> bench(RecipeContext& ctx) {
   describe("async", async);
   double ideal = std::max({sync.busy[0], sync.busy[1], sync.busy[2]});
   std::printf("ideal bound (the busiest stage alone, from the synchronous run): %.2f s\n", ideal);
-  std::printf("BENCH overlap sync_s=%.2f async_s=%.2f ideal_s=%.2f ratio=%.2f target=1.6\n", sync.wall, async.wall, ideal,
-              sync.wall / async.wall);
+  std::printf("BENCH overlap sync_s=%.2f async_s=%.2f ideal_s=%.2f ratio=%.2f target=1.6\n", sync.wall, async.wall,
+              ideal, sync.wall / async.wall);
   std::printf("BENCH overlap_ideal async_s=%.2f ideal_s=%.2f ratio=%.2f target=0.87\n", async.wall, ideal,
               ideal / async.wall);
 }

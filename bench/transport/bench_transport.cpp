@@ -16,7 +16,6 @@
 #include <asio/ip/tcp.hpp>
 #include <asio/read.hpp>
 #include <asio/write.hpp>
-
 #include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
 

@@ -50,7 +50,7 @@ caf::behavior trainer_actor(caf::event_based_actor* self, Clock::time_point epoc
   return {chorus::guarded([=](const TrainRequest& request) {
     auto busy = compute(epoch, train_ms);
     double mean = std::accumulate(request.scores.begin(), request.scores.end(), 0.0)
-                  / static_cast<double>(std::max<std::size_t>(1, request.scores.size()));
+      / static_cast<double>(std::max<std::size_t>(1, request.scores.size()));
     return TrainReply{++*version, 1.0 - mean, busy};
   })};
 }

@@ -4,10 +4,9 @@
 //
 //   rollouts:  for each prompt, at most `concurrency` at once: generate -> grade -> channel
 //   training:  take `batch_size` graded samples from the channel -> one train step
-#include "actors.hpp"
-
 #include <chorus/chorus.hpp>
 
+#include "actors.hpp"
 #include "runtime/runtime.hpp"
 
 #include <spdlog/spdlog.h>
@@ -140,8 +139,8 @@ Task<void> actor_system_tour(TourConfig config, RecipeContext& ctx) {
   std::printf("\nWhen each actor was busy (%.2f s across):\n%s\n", wall, timeline.chart(wall).c_str());
   std::printf("policy %.2f s, judge %.2f s, trainer %.2f s busy: %.2f s of work in %.2f s of wall time "
               "(%.1fx from overlap)\n",
-              timeline.busy_seconds("policy"), timeline.busy_seconds("judge"), timeline.busy_seconds("trainer"),
-              busy, wall, busy / wall);
+              timeline.busy_seconds("policy"), timeline.busy_seconds("judge"), timeline.busy_seconds("trainer"), busy,
+              wall, busy / wall);
   std::printf("generation and training overlapped for %.2f s; grading and training for %.2f s\n",
               timeline.overlap_seconds("policy", "trainer"), timeline.overlap_seconds("judge", "trainer"));
 }

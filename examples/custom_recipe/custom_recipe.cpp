@@ -65,16 +65,27 @@ Task<void> custom_recipe(CustomConfig config, RecipeContext& ctx) {
   }
 
   auto tidy = FunctionGrader("tidy", tidy_answer);
-  auto graded = co_await GRPO({.dataset = questions, .model = model, .grader = tidy, .logger = ctx.logger(),
-                               .lr = config.lr, .samples_per_batch = 32, .completions_per_sample = 8,
+  auto graded = co_await GRPO({.dataset = questions,
+                               .model = model,
+                               .grader = tidy,
+                               .logger = ctx.logger(),
+                               .lr = config.lr,
+                               .samples_per_batch = 32,
+                               .completions_per_sample = 8,
                                .max_num_grpo_steps = config.grpo_steps,
-                               .sampling = {.temperature = 1.0, .max_tokens = 16}, .seed = config.seed})
+                               .sampling = {.temperature = 1.0, .max_tokens = 16},
+                               .seed = config.seed})
                   .run();
 
-  auto played = co_await ENVGRPO({.dataset = games, .model = model, .logger = ctx.logger(), .lr = config.lr,
-                                  .samples_per_batch = 32, .completions_per_sample = 8,
+  auto played = co_await ENVGRPO({.dataset = games,
+                                  .model = model,
+                                  .logger = ctx.logger(),
+                                  .lr = config.lr,
+                                  .samples_per_batch = 32,
+                                  .completions_per_sample = 8,
                                   .max_num_grpo_steps = config.env_steps,
-                                  .sampling = {.temperature = 1.0, .max_tokens = 8}, .seed = config.seed},
+                                  .sampling = {.temperature = 1.0, .max_tokens = 8},
+                                  .seed = config.seed},
                                  {.environment = [] { return std::make_unique<CountingGame>(); }, .max_turns = 3})
                   .run();
 

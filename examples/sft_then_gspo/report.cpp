@@ -55,25 +55,25 @@ std::string chart(const std::string& title, const std::vector<std::pair<std::str
   auto px = [&](double x) { return left + (x - x_min) / (x_max - x_min) * (width - left - right); };
   auto py = [&](double y) { return top + (1 - (y - y_min) / (y_max - y_min)) * (height - top - bottom); };
   static const char* colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd"};
-  std::string svg = "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" + format(width) +
-                    "\" height=\"" + format(height) + "\" role=\"img\" aria-label=\"" + title + "\">";
+  std::string svg = "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" + format(width)
+    + "\" height=\"" + format(height) + "\" role=\"img\" aria-label=\"" + title + "\">";
   svg += "<text x=\"" + format(left) + "\" y=\"18\" font-weight=\"bold\">" + title + "</text>";
-  svg += "<line x1=\"" + format(left) + "\" y1=\"" + format(height - bottom) + "\" x2=\"" + format(width - right) +
-         "\" y2=\"" + format(height - bottom) + "\" stroke=\"#888\"/>";
-  svg += "<line x1=\"" + format(left) + "\" y1=\"" + format(top) + "\" x2=\"" + format(left) + "\" y2=\"" +
-         format(height - bottom) + "\" stroke=\"#888\"/>";
+  svg += "<line x1=\"" + format(left) + "\" y1=\"" + format(height - bottom) + "\" x2=\"" + format(width - right)
+    + "\" y2=\"" + format(height - bottom) + "\" stroke=\"#888\"/>";
+  svg += "<line x1=\"" + format(left) + "\" y1=\"" + format(top) + "\" x2=\"" + format(left) + "\" y2=\""
+    + format(height - bottom) + "\" stroke=\"#888\"/>";
   svg += "<text x=\"4\" y=\"" + format(top + 10) + "\" font-size=\"11\">" + format(y_max) + "</text>";
   svg += "<text x=\"4\" y=\"" + format(height - bottom) + "\" font-size=\"11\">" + format(y_min) + "</text>";
-  svg += "<text x=\"" + format(width - right - 60) + "\" y=\"" + format(height - 8) + "\" font-size=\"11\">step " +
-         format(x_max) + "</text>";
+  svg += "<text x=\"" + format(width - right - 60) + "\" y=\"" + format(height - 8) + "\" font-size=\"11\">step "
+    + format(x_max) + "</text>";
   for (std::size_t i = 0; i < lines.size(); ++i) {
     std::string points;
     for (const auto& [x, y] : *lines[i].second)
       points += format(px(x)) + "," + format(py(y)) + " ";
-    svg += "<polyline class=\"series\" fill=\"none\" stroke-width=\"2\" stroke=\"" + std::string(colours[i % 4]) +
-           "\" points=\"" + points + "\"/>";
-    svg += "<text x=\"" + format(left + 10 + 140 * static_cast<double>(i)) + "\" y=\"" + format(height - 8) +
-           "\" font-size=\"11\" fill=\"" + colours[i % 4] + "\">" + lines[i].first + "</text>";
+    svg += "<polyline class=\"series\" fill=\"none\" stroke-width=\"2\" stroke=\"" + std::string(colours[i % 4])
+      + "\" points=\"" + points + "\"/>";
+    svg += "<text x=\"" + format(left + 10 + 140 * static_cast<double>(i)) + "\" y=\"" + format(height - 8)
+      + "\" font-size=\"11\" fill=\"" + colours[i % 4] + "\">" + lines[i].first + "</text>";
   }
   return svg + "</svg>";
 }
@@ -92,13 +92,14 @@ std::filesystem::path write_report(const std::filesystem::path& output_dir,
   html += "<h1>SFT then GSPO on builtin:tiny</h1><h2>Held-out evaluation</h2><table id=\"evaluation\">"
           "<tr><th>stage</th><th>format</th><th>accuracy</th></tr>";
   for (const auto& [stage, result] : evaluations)
-    html += "<tr><td>" + stage + "</td><td>" + format(result.format) + "</td><td>" + format(result.accuracy) +
-            "</td></tr>";
+    html +=
+      "<tr><td>" + stage + "</td><td>" + format(result.format) + "</td><td>" + format(result.accuracy) + "</td></tr>";
   html += "</table><h2>Training</h2><div class=\"charts\">";
   html += chart("SFT loss", {{"loss", get("sft/loss")}});
-  html += chart("GSPO reward", {{"reward", get("gspo/reward_mean")},
-                                {"correct", get("gspo/reward/correct")},
-                                {"format", get("gspo/reward/format")}});
+  html += chart("GSPO reward",
+                {{"reward", get("gspo/reward_mean")},
+                 {"correct", get("gspo/reward/correct")},
+                 {"format", get("gspo/reward/format")}});
   html += chart("GSPO loss", {{"loss", get("gspo/loss")}});
   html += "</div></body></html>\n";
   auto path = output_dir / "report.html";

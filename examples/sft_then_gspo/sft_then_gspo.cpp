@@ -5,10 +5,10 @@
 //
 //   ./build/examples/sft_then_gspo/sft_then_gspo                 # results on stdout, logs on stderr
 //   ./build/examples/sft_then_gspo/sft_then_gspo --set grader=judge --set judge_model=path/to/hf/folder
+#include <chorus/chorus.hpp>
+
 #include "even_number_task.hpp"
 #include "report.hpp"
-
-#include <chorus/chorus.hpp>
 
 #include <cstdio>
 #include <set>
@@ -63,9 +63,10 @@ struct SftThenGspoConfig {
   // runs comparable number for number wherever the actors are placed.
   int threads = 0;
 };
-CHORUS_CONFIG(SftThenGspoConfig, model, seed, train_prompts, demonstrations, eval_prompts, sft_learning_rate, sft_epochs,
-              sft_batch_size, gspo_learning_rate, gspo_max_steps, gspo_batch_size, completions_per_sample, kl_beta,
-              clip_range, clip_range_high, max_staleness, grader, judge_model, policy_node, trainer_node, judge_node, threads)
+CHORUS_CONFIG(SftThenGspoConfig, model, seed, train_prompts, demonstrations, eval_prompts, sft_learning_rate,
+              sft_epochs, sft_batch_size, gspo_learning_rate, gspo_max_steps, gspo_batch_size, completions_per_sample,
+              kl_beta, clip_range, clip_range_high, max_staleness, grader, judge_model, policy_node, trainer_node,
+              judge_node, threads)
 
 Task<Grader> make_grader(const SftThenGspoConfig& config, RecipeContext& ctx) {
   if (config.grader == "programmatic")
@@ -94,42 +95,61 @@ Task<void> sft_then_gspo(SftThenGspoConfig config, RecipeContext& ctx) {
   auto train = even_number::prompts(config.train_prompts, config.seed, held_out);
   auto demonstrations = even_number::demonstrations(train, static_cast<std::size_t>(config.demonstrations));
 
-  auto builder = co_await config.model.to_builder(ctx, {.kv_cache_len = 256,
-                                                         .threads = config.threads,
-                                                         .node = config.policy_node,
-                                                         .trainer_node = config.trainer_node});
+  auto builder = co_await config.model.to_builder(
+    ctx,
+    {.kv_cache_len = 256, .threads = config.threads, .node = config.policy_node, .trainer_node = config.trainer_node});
   auto model = co_await builder.spawn_train("policy", {.max_batch_size = 128});
   auto logger = ctx.logger();
 
   auto base = co_await even_number::evaluate(model, eval);
   ctx.log().info("untrained: format {:.2f}, accuracy {:.2f}", base.format, base.accuracy);
 
-  co_await SFT({.dataset = demonstrations, .model = model, .logger = logger, .lr = config.sft_learning_rate,
-                .epochs = config.sft_epochs, .samples_per_batch = config.sft_batch_size,
-                .samples_per_mini_batch = config.sft_batch_size, .max_grad_norm = 1.0, .weight_decay = 0.01,
-                .warmup_steps = 10, .seed = config.seed})
+  co_await SFT({.dataset = demonstrations,
+                .model = model,
+                .logger = logger,
+                .lr = config.sft_learning_rate,
+                .epochs = config.sft_epochs,
+                .samples_per_batch = config.sft_batch_size,
+                .samples_per_mini_batch = config.sft_batch_size,
+                .max_grad_norm = 1.0,
+                .weight_decay = 0.01,
+                .warmup_steps = 10,
+                .seed = config.seed})
     .run();
   auto after_sft = co_await even_number::evaluate(model, eval);
   ctx.log().info("after SFT: format {:.2f}, accuracy {:.2f}", after_sft.format, after_sft.accuracy);
 
   auto grader = co_await make_grader(config, ctx);
-  co_await GSPO({.dataset = train, .model = model, .grader = grader, .logger = logger, .lr = config.gspo_learning_rate,
-                 .samples_per_batch = config.gspo_batch_size, .samples_per_mini_batch = config.gspo_batch_size,
-                 .micro_batch_size = 16, .max_grad_norm = 1.0, .clip_range = config.clip_range,
-                 .clip_range_high = config.clip_range_high, .kl_beta = config.kl_beta,
-                 .max_num_gspo_steps = config.gspo_max_steps, .max_staleness = config.max_staleness,
-                 .completions_per_sample = config.completions_per_sample, .sampling = {.temperature = 1.0, .max_tokens = 24}, .seed = config.seed})
+  co_await GSPO({.dataset = train,
+                 .model = model,
+                 .grader = grader,
+                 .logger = logger,
+                 .lr = config.gspo_learning_rate,
+                 .samples_per_batch = config.gspo_batch_size,
+                 .samples_per_mini_batch = config.gspo_batch_size,
+                 .micro_batch_size = 16,
+                 .max_grad_norm = 1.0,
+                 .clip_range = config.clip_range,
+                 .clip_range_high = config.clip_range_high,
+                 .kl_beta = config.kl_beta,
+                 .max_num_gspo_steps = config.gspo_max_steps,
+                 .max_staleness = config.max_staleness,
+                 .completions_per_sample = config.completions_per_sample,
+                 .sampling = {.temperature = 1.0, .max_tokens = 24},
+                 .seed = config.seed})
     .run();
   auto after_gspo = co_await even_number::evaluate(model, eval);
   ctx.log().info("after GSPO: format {:.2f}, accuracy {:.2f}", after_gspo.format, after_gspo.accuracy);
 
   auto folder = co_await model.save("final-model", ctx);
-  auto report = write_report(ctx.output_dir(), {{"untrained", base}, {"after SFT", after_sft}, {"after GSPO", after_gspo}});
+  auto report =
+    write_report(ctx.output_dir(), {{"untrained", base}, {"after SFT", after_sft}, {"after GSPO", after_gspo}});
   ctx.log().info("final model in {}, report in {}", folder, report.string());
 
   std::printf("held-out evaluation (%zu prompts, greedy)\n", eval.size());
   std::printf("  %-12s %8s %9s\n", "stage", "format", "accuracy");
-  for (const auto& [stage, result] : {std::pair{"untrained", base}, {"after SFT", after_sft}, {"after GSPO", after_gspo}})
+  for (const auto& [stage, result] :
+       {std::pair{"untrained", base}, {"after SFT", after_sft}, {"after GSPO", after_gspo}})
     std::printf("  %-12s %8.2f %9.2f\n", stage, result.format, result.accuracy);
   std::printf("EVAL base_acc=%.2f sft_acc=%.2f gspo_acc=%.2f base_format=%.2f sft_format=%.2f gspo_format=%.2f\n",
               base.accuracy, after_sft.accuracy, after_gspo.accuracy, base.format, after_sft.format, after_gspo.format);

@@ -32,8 +32,7 @@ namespace chorus {
 namespace detail {
 
 template <IsConfig T>
-void assign_path(T& section, std::span<const std::string> path, std::string_view text,
-                 const ConfigLocation& at) {
+void assign_path(T& section, std::span<const std::string> path, std::string_view text, const ConfigLocation& at) {
   bool found = false;
   std::vector<std::string> known;
   chorus_config_visit(section, [&](const char* name, auto& field) {
@@ -48,8 +47,7 @@ void assign_path(T& section, std::span<const std::string> path, std::string_view
     } else if constexpr (IsConfig<Field>) {
       assign_path(field, path.subspan(1), text, here);
     } else {
-      here.fail("is a " + ConfigCodec<Field>::type_name() + ", not a section: it has no key '"
-                + path[1] + "'");
+      here.fail("is a " + ConfigCodec<Field>::type_name() + ", not a section: it has no key '" + path[1] + "'");
     }
   });
   if (!found)
@@ -65,8 +63,7 @@ void check_required(const T& section, const ConfigLocation& at) {
     } else if constexpr (HasIsSet<Field>) {
       if (!ConfigCodec<Field>::is_set(field))
         at.child(name).fail("missing required field (expected " + ConfigCodec<Field>::type_name()
-                            + "): set it in the config file or with --set " + at.child(name).key
-                            + "=...");
+                            + "): set it in the config file or with --set " + at.child(name).key + "=...");
     }
   });
 }
@@ -129,8 +126,9 @@ template <IsConfig T>
 Json config_schema(std::string_view recipe) {
   Json document{{"$schema", "https://json-schema.org/draft/2020-12/schema"},
                 {"title", std::string(recipe) + " config"},
-                {"description", "The --config file of the recipe program '" + std::string(recipe)
-                                  + "'; each key can also be given as --set key=value."}};
+                {"description",
+                 "The --config file of the recipe program '" + std::string(recipe)
+                   + "'; each key can also be given as --set key=value."}};
   document.update(ConfigCodec<T>::schema());
   return document;
 }
@@ -151,15 +149,15 @@ std::string describe_config() {
 
 /// Declares the fields of config struct `Type`, in order. Write it after the struct, in the same
 /// namespace: `CHORUS_CONFIG(MyConfig, lr, epochs, dataset)`.
-#define CHORUS_CONFIG(Type, ...)                                                                   \
-  [[maybe_unused]] constexpr bool chorus_is_config(Type*) {                                        \
-    return true;                                                                                   \
-  }                                                                                                \
-  [[maybe_unused]] constexpr const char* chorus_config_name(Type*) {                               \
-    return #Type;                                                                                  \
-  }                                                                                                \
-  template <class Self, class Visitor>                                                             \
-    requires std::same_as<std::remove_const_t<Self>, Type>                                         \
-  void chorus_config_visit(Self& self, Visitor&& visit) {                                          \
-    CHORUS_PP_FOR_EACH(CHORUS_CONFIG_VISIT_FIELD, __VA_ARGS__)                                     \
+#define CHORUS_CONFIG(Type, ...)                                     \
+  [[maybe_unused]] constexpr bool chorus_is_config(Type*) {          \
+    return true;                                                     \
+  }                                                                  \
+  [[maybe_unused]] constexpr const char* chorus_config_name(Type*) { \
+    return #Type;                                                    \
+  }                                                                  \
+  template <class Self, class Visitor>                               \
+    requires std::same_as<std::remove_const_t<Self>, Type>           \
+  void chorus_config_visit(Self& self, Visitor&& visit) {            \
+    CHORUS_PP_FOR_EACH(CHORUS_CONFIG_VISIT_FIELD, __VA_ARGS__)       \
   }

@@ -55,8 +55,7 @@ public:
   /// An unset field.
   Required() = default;
   /// A field set to `value`, e.g. a default that the user may override.
-  Required(T value) : value_(std::move(value)) {
-  }
+  Required(T value) : value_(std::move(value)) {}
 
   /// The value.
   /// @throws ConfigError if unset (only possible before the config was loaded).
@@ -211,7 +210,8 @@ struct ConfigCodec<T> {
   }
   /// The JSON Schema: an integer between the minimum and maximum of `T`.
   static Json schema() {
-    return {{"type", "integer"}, {"minimum", std::numeric_limits<T>::min()}, {"maximum", std::numeric_limits<T>::max()}};
+    return {
+      {"type", "integer"}, {"minimum", std::numeric_limits<T>::min()}, {"maximum", std::numeric_limits<T>::max()}};
   }
   /// Reads a `--set` value as JSON.
   /// @throws ConfigError if `text` is not valid JSON.

@@ -26,8 +26,8 @@ public:
   // -- constructors -----------------------------------------------------------
 
   /// A context for recipe `recipe_name` on `runtime`, writing to `output_dir` and logging to `metrics` and `log`.
-  RecipeContext(Runtime& runtime, std::string recipe_name, std::filesystem::path output_dir,
-                MetricsLogger metrics, std::shared_ptr<spdlog::logger> log);
+  RecipeContext(Runtime& runtime, std::string recipe_name, std::filesystem::path output_dir, MetricsLogger metrics,
+                std::shared_ptr<spdlog::logger> log);
 
   // -- properties -------------------------------------------------------------
 

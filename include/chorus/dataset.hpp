@@ -117,8 +117,9 @@ template <class T>
 std::vector<std::vector<T>> batches_of(const std::vector<T>& items, std::size_t size) {
   std::vector<std::vector<T>> result;
   for (std::size_t begin = 0; begin < items.size(); begin += std::max<std::size_t>(size, 1))
-    result.emplace_back(items.begin() + static_cast<std::ptrdiff_t>(begin),
-                        items.begin() + static_cast<std::ptrdiff_t>(std::min(items.size(), begin + std::max<std::size_t>(size, 1))));
+    result.emplace_back(
+      items.begin() + static_cast<std::ptrdiff_t>(begin),
+      items.begin() + static_cast<std::ptrdiff_t>(std::min(items.size(), begin + std::max<std::size_t>(size, 1))));
   return result;
 }
 

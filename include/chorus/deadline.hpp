@@ -43,9 +43,11 @@ Task<T> with_deadline(Task<T> task, std::chrono::steady_clock::time_point deadli
     co_await detail::run_until(std::move(task), deadline, std::move(what));
   } else {
     std::optional<T> result;
-    co_await detail::run_until([](Task<T> inner, std::optional<T>& out) -> Task<void> {
-      out.emplace(co_await std::move(inner));
-    }(std::move(task), result), deadline, std::move(what));
+    co_await detail::run_until(
+      [](Task<T> inner, std::optional<T>& out) -> Task<void> {
+        out.emplace(co_await std::move(inner));
+      }(std::move(task), result),
+      deadline, std::move(what));
     co_return std::move(*result);
   }
 }

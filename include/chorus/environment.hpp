@@ -87,7 +87,8 @@ Task<EnvironmentFactory> find_environment(RecipeContext& ctx, std::string name, 
 /// episode goes to the node with the fewest episodes. A node that dies is left out from then on:
 /// the episodes it had fail (ENVGRPO and ENVGSPO retry their rollouts) and the run goes on with the
 /// others; once all are down, an episode's reset throws ActorDownError naming them.
-Task<EnvironmentFactory> find_environment_on_nodes(RecipeContext& ctx, std::string name, std::vector<std::string> nodes);
+Task<EnvironmentFactory> find_environment_on_nodes(RecipeContext& ctx, std::string name,
+                                                   std::vector<std::string> nodes);
 
 /// The environment of ENVGRPO and ENVGSPO.
 struct EnvironmentOptions {

@@ -118,8 +118,8 @@ Task<std::tuple<detail::stored_t<Ts>...>> gather(Task<Ts>... tasks) {
 /// @throws the first exception any call threw, after cancelling and awaiting the others.
 template <class Range, class Fn>
 Task<void> for_each_concurrent(Range&& range, std::size_t limit, Fn fn) {
-  return detail::for_each_concurrent_impl(std::views::all(std::forward<Range>(range)),
-                                          limit == 0 ? 1 : limit, std::move(fn));
+  return detail::for_each_concurrent_impl(std::views::all(std::forward<Range>(range)), limit == 0 ? 1 : limit,
+                                          std::move(fn));
 }
 
 } // namespace chorus

@@ -74,8 +74,7 @@ public:
   };
 
   /// A handle to the grader `impl`, for implementations.
-  explicit Grader(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {
-  }
+  explicit Grader(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
 
 private:
   std::shared_ptr<const Impl> impl_;

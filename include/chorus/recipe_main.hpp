@@ -90,7 +90,7 @@ int recipe_main(int argc, char** argv, std::string_view name, Task<void> (*recip
 
 /// Defines `main` for the recipe coroutine `fn`, of type `Task<void>(Config, RecipeContext&)` where
 /// Config was declared with CHORUS_CONFIG.
-#define CHORUS_RECIPE_MAIN(fn)                                                                     \
-  int main(int argc, char** argv) {                                                                \
-    return ::chorus::recipe_main(argc, argv, #fn, &fn);                                            \
+#define CHORUS_RECIPE_MAIN(fn)                          \
+  int main(int argc, char** argv) {                     \
+    return ::chorus::recipe_main(argc, argv, #fn, &fn); \
   }

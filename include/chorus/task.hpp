@@ -1,8 +1,8 @@
 // Task<T>: the coroutine type that recipes and everything they await return.
 #pragma once
 
-#include <asio/awaitable.hpp>
 #include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
 
 namespace chorus {
 

@@ -26,9 +26,14 @@ Task<void> dpo(DpoConfig config, RecipeContext& ctx) {
   auto builder = co_await config.model.to_builder(ctx);
   auto model = co_await builder.spawn_train("dpo", {.keep_reference = true});
   auto preferences = co_await config.dataset.load(ctx);
-  auto result = co_await DPO({.dataset = preferences, .model = model, .logger = ctx.logger(), .lr = config.lr,
-                              .beta = config.beta, .epochs = config.epochs,
-                              .samples_per_batch = config.samples_per_batch, .seed = config.seed})
+  auto result = co_await DPO({.dataset = preferences,
+                              .model = model,
+                              .logger = ctx.logger(),
+                              .lr = config.lr,
+                              .beta = config.beta,
+                              .epochs = config.epochs,
+                              .samples_per_batch = config.samples_per_batch,
+                              .seed = config.seed})
                   .run();
   ctx.log().info("DPO: {} steps, last loss {:.4f}, reward accuracy {:.2f}", result.steps, result.loss,
                  result.reward_accuracy);

@@ -33,8 +33,7 @@ CHORUS_CONFIG(EnvGrpoConfig, dataset, model, lr, samples_per_batch, completions_
 // The environment: one instance per episode.
 class GuessTheNumber : public Environment {
 public:
-  explicit GuessTheNumber(int max_turns) : max_turns_(max_turns) {
-  }
+  explicit GuessTheNumber(int max_turns) : max_turns_(max_turns) {}
 
   Task<std::vector<ChatMessage>> reset(const Prompt& prompt) override {
     secret_ = prompt.metadata.value("secret", 0);
@@ -64,7 +63,10 @@ Task<void> env_grpo(EnvGrpoConfig config, RecipeContext& ctx) {
   auto model = co_await builder.spawn_train("env_grpo", {.max_batch_size = config.samples_per_batch});
   auto prompts = co_await config.dataset.load(ctx);
   auto max_turns = config.max_turns;
-  auto result = co_await ENVGRPO({.dataset = prompts, .model = model, .logger = ctx.logger(), .lr = config.lr,
+  auto result = co_await ENVGRPO({.dataset = prompts,
+                                  .model = model,
+                                  .logger = ctx.logger(),
+                                  .lr = config.lr,
                                   .samples_per_batch = config.samples_per_batch,
                                   .completions_per_sample = config.completions_per_sample,
                                   .max_num_grpo_steps = config.max_num_grpo_steps,

@@ -41,12 +41,19 @@ Task<void> grpo(GrpoConfig config, RecipeContext& ctx) {
   auto builder = co_await config.model.to_builder(ctx);
   auto model = co_await builder.spawn_train("grpo", {.max_batch_size = config.samples_per_batch});
   auto prompts = co_await config.dataset.load(ctx);
-  auto correct = ExactMatchGrader({.grader_key = "correct", .metadata_key = "answer", .extract = config.answer_pattern});
-  auto result = co_await GRPO({.dataset = prompts, .model = model, .grader = correct, .logger = ctx.logger(),
-                               .lr = config.lr, .samples_per_batch = config.samples_per_batch,
+  auto correct =
+    ExactMatchGrader({.grader_key = "correct", .metadata_key = "answer", .extract = config.answer_pattern});
+  auto result = co_await GRPO({.dataset = prompts,
+                               .model = model,
+                               .grader = correct,
+                               .logger = ctx.logger(),
+                               .lr = config.lr,
+                               .samples_per_batch = config.samples_per_batch,
                                .samples_per_mini_batch = config.samples_per_mini_batch,
-                               .completions_per_sample = config.completions_per_sample, .kl_beta = config.kl_beta,
-                               .variant = config.variant, .max_num_grpo_steps = config.max_num_grpo_steps,
+                               .completions_per_sample = config.completions_per_sample,
+                               .kl_beta = config.kl_beta,
+                               .variant = config.variant,
+                               .max_num_grpo_steps = config.max_num_grpo_steps,
                                .max_staleness = config.max_staleness,
                                .sampling = {.temperature = config.temperature, .max_tokens = config.max_tokens},
                                .seed = config.seed})

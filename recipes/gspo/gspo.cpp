@@ -35,17 +35,24 @@ struct GspoConfig {
   std::uint64_t seed = 0;
 };
 CHORUS_CONFIG(GspoConfig, dataset, model, answer_pattern, lr, samples_per_batch, samples_per_mini_batch,
-              completions_per_sample, clip_range, kl_beta, max_num_gspo_steps, max_staleness, max_tokens, temperature, seed)
+              completions_per_sample, clip_range, kl_beta, max_num_gspo_steps, max_staleness, max_tokens, temperature,
+              seed)
 
 Task<void> gspo(GspoConfig config, RecipeContext& ctx) {
   auto builder = co_await config.model.to_builder(ctx);
   auto model = co_await builder.spawn_train("gspo", {.max_batch_size = config.samples_per_batch});
   auto prompts = co_await config.dataset.load(ctx);
-  auto correct = ExactMatchGrader({.grader_key = "correct", .metadata_key = "answer", .extract = config.answer_pattern});
-  auto result = co_await GSPO({.dataset = prompts, .model = model, .grader = correct, .logger = ctx.logger(),
-                               .lr = config.lr, .samples_per_batch = config.samples_per_batch,
+  auto correct =
+    ExactMatchGrader({.grader_key = "correct", .metadata_key = "answer", .extract = config.answer_pattern});
+  auto result = co_await GSPO({.dataset = prompts,
+                               .model = model,
+                               .grader = correct,
+                               .logger = ctx.logger(),
+                               .lr = config.lr,
+                               .samples_per_batch = config.samples_per_batch,
                                .samples_per_mini_batch = config.samples_per_mini_batch,
-                               .clip_range = config.clip_range, .kl_beta = config.kl_beta,
+                               .clip_range = config.clip_range,
+                               .kl_beta = config.kl_beta,
                                .max_num_gspo_steps = config.max_num_gspo_steps,
                                .max_staleness = config.max_staleness,
                                .completions_per_sample = config.completions_per_sample,

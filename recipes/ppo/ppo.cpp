@@ -41,14 +41,23 @@ Task<void> ppo(PpoConfig config, RecipeContext& ctx) {
   auto builder = co_await config.model.to_builder(ctx);
   auto model = co_await builder.spawn_train("ppo", {.max_batch_size = config.samples_per_batch});
   auto prompts = co_await config.dataset.load(ctx);
-  auto correct = ExactMatchGrader({.grader_key = "correct", .metadata_key = "answer", .extract = config.answer_pattern});
-  auto result = co_await PPO({.dataset = prompts, .model = model, .grader = correct, .logger = ctx.logger(),
-                              .lr = config.lr, .samples_per_batch = config.samples_per_batch,
-                              .samples_per_mini_batch = config.samples_per_mini_batch, .ppo_epochs = config.ppo_epochs,
-                              .gamma = config.gamma, .lambda = config.lambda, .kl_beta = config.kl_beta,
+  auto correct =
+    ExactMatchGrader({.grader_key = "correct", .metadata_key = "answer", .extract = config.answer_pattern});
+  auto result = co_await PPO({.dataset = prompts,
+                              .model = model,
+                              .grader = correct,
+                              .logger = ctx.logger(),
+                              .lr = config.lr,
+                              .samples_per_batch = config.samples_per_batch,
+                              .samples_per_mini_batch = config.samples_per_mini_batch,
+                              .ppo_epochs = config.ppo_epochs,
+                              .gamma = config.gamma,
+                              .lambda = config.lambda,
+                              .kl_beta = config.kl_beta,
                               .max_num_ppo_steps = config.max_num_ppo_steps,
                               .max_staleness = config.max_staleness,
-                              .sampling = {.temperature = 1.0, .max_tokens = config.max_tokens}, .seed = config.seed})
+                              .sampling = {.temperature = 1.0, .max_tokens = config.max_tokens},
+                              .seed = config.seed})
                   .run();
   ctx.log().info("PPO: {} steps, last reward {:.3f}", result.steps, result.reward_mean);
   co_await model.save("ppo-final", ctx);

@@ -33,11 +33,17 @@ Task<void> sft(SftConfig config, RecipeContext& ctx) {
   auto builder = co_await config.model.to_builder(ctx);
   auto model = co_await builder.spawn_train("sft", {.keep_reference = false});
   auto [train, eval] = train_eval_split(co_await config.dataset.load(ctx), config.eval_fraction, config.seed);
-  auto result = co_await SFT({.dataset = train, .model = model, .logger = ctx.logger(), .lr = config.lr,
-                              .epochs = config.epochs, .samples_per_batch = config.samples_per_batch,
+  auto result = co_await SFT({.dataset = train,
+                              .model = model,
+                              .logger = ctx.logger(),
+                              .lr = config.lr,
+                              .epochs = config.epochs,
+                              .samples_per_batch = config.samples_per_batch,
                               .samples_per_mini_batch = config.samples_per_mini_batch,
-                              .weight_decay = config.weight_decay, .warmup_steps = config.warmup_steps,
-                              .eval_dataset = eval, .seed = config.seed})
+                              .weight_decay = config.weight_decay,
+                              .warmup_steps = config.warmup_steps,
+                              .eval_dataset = eval,
+                              .seed = config.seed})
                   .run();
   ctx.log().info("SFT: {} steps, last loss {:.4f}, held-out loss {:.4f}", result.steps, result.train_loss,
                  result.eval_loss);

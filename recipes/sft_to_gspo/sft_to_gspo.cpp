@@ -27,8 +27,8 @@ struct SftToGspoConfig {
   // The longest completion, in tokens.
   int max_tokens = 256;
 };
-CHORUS_CONFIG(SftToGspoConfig, sft_dataset, gspo_dataset, model_to_train, sft_learning_rate, sft_epochs,
-              sft_batch_size, gspo_learning_rate, gspo_max_steps, gspo_batch_size, max_tokens)
+CHORUS_CONFIG(SftToGspoConfig, sft_dataset, gspo_dataset, model_to_train, sft_learning_rate, sft_epochs, sft_batch_size,
+              gspo_learning_rate, gspo_max_steps, gspo_batch_size, max_tokens)
 
 Task<void> sft_to_gspo(SftToGspoConfig config, RecipeContext& ctx) {
   auto builder = co_await config.model_to_train.to_builder(ctx, {.tp = 1, .kv_cache_len = 4096});
@@ -36,8 +36,13 @@ Task<void> sft_to_gspo(SftToGspoConfig config, RecipeContext& ctx) {
   auto logger = ctx.logger();
 
   auto sft_data = co_await config.sft_dataset.load(ctx);
-  co_await SFT({.dataset = sft_data, .model = model, .logger = logger, .lr = config.sft_learning_rate,
-                .epochs = config.sft_epochs, .samples_per_batch = config.sft_batch_size, .max_grad_norm = 1.0,
+  co_await SFT({.dataset = sft_data,
+                .model = model,
+                .logger = logger,
+                .lr = config.sft_learning_rate,
+                .epochs = config.sft_epochs,
+                .samples_per_batch = config.sft_batch_size,
+                .max_grad_norm = 1.0,
                 .weight_decay = 0.01})
     .run();
 
@@ -48,10 +53,18 @@ Task<void> sft_to_gspo(SftToGspoConfig config, RecipeContext& ctx) {
                                    .criteria = "Is the output high-quality, well-formed, and correct?",
                                    .model = judge});
   auto combined = CombinedGrader({.grader_key = "combined", .graders = {grader}});
-  co_await GSPO({.dataset = prompts, .model = model, .grader = combined, .logger = logger,
-                 .lr = config.gspo_learning_rate, .samples_per_batch = config.gspo_batch_size,
-                 .samples_per_mini_batch = 64, .max_grad_norm = 1.0, .clip_range = 0.2, .kl_beta = 0.1,
-                 .max_num_gspo_steps = config.gspo_max_steps, .completions_per_sample = 4,
+  co_await GSPO({.dataset = prompts,
+                 .model = model,
+                 .grader = combined,
+                 .logger = logger,
+                 .lr = config.gspo_learning_rate,
+                 .samples_per_batch = config.gspo_batch_size,
+                 .samples_per_mini_batch = 64,
+                 .max_grad_norm = 1.0,
+                 .clip_range = 0.2,
+                 .kl_beta = 0.1,
+                 .max_num_gspo_steps = config.gspo_max_steps,
+                 .completions_per_sample = 4,
                  .sampling = {.temperature = 1.0, .max_tokens = config.max_tokens}})
     .run();
   co_await model.save("sft-then-gspo-final", ctx);

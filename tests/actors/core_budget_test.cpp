@@ -3,13 +3,13 @@
 #include "actors/core_budget.hpp"
 #include "actors/model_host.hpp"
 
+#include <gtest/gtest.h>
+
 #include <cerrno>
 #include <cstdlib>
-#include <thread>
-
-#include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <thread>
 #include <unistd.h>
 
 using namespace chorus::actors;

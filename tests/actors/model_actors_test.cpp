@@ -32,7 +32,7 @@ std::string join_ids(const std::vector<std::int64_t>& ids) {
 class ModelActors : public ::testing::Test {
 protected:
   std::filesystem::path output_ = std::filesystem::path(::testing::TempDir())
-                                  / ("model_actors_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    / ("model_actors_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
   Runtime runtime_;
   RecipeContext ctx_{runtime_, "test", output_, MetricsLogger(), spdlog::default_logger()};
 

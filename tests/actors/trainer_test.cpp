@@ -1,14 +1,14 @@
 // The trainer's steps without actors: SFT learns, micro-batching does not change the step, the
 // policy-gradient step moves probability towards positive advantages, and bad samples are refused.
+#include <chorus/errors.hpp>
+
 #include "actors/trainer.hpp"
 #include "models/generation.hpp"
 
-#include <chorus/errors.hpp>
+#include <gtest/gtest.h>
 
 #include <cmath>
 #include <filesystem>
-
-#include <gtest/gtest.h>
 
 using namespace chorus;
 using chorus::actors::Trainer;
@@ -187,8 +187,8 @@ TEST(Trainer, ARestoredTrainerTakesTheSameNextStep) {
   for (int i = 0; i < 3; ++i)
     original.step("sft", samples(), {.lr = 1e-2, .weight_decay = 0.1});
   original.save_state(folder);
-  for (const char* file : {"weights.safetensors", "reference.safetensors", "optimizer.safetensors",
-                           "rng.safetensors", "trainer.json"})
+  for (const char* file :
+       {"weights.safetensors", "reference.safetensors", "optimizer.safetensors", "rng.safetensors", "trainer.json"})
     EXPECT_TRUE(std::filesystem::exists(folder / file)) << file;
 
   auto fresh = tiny();

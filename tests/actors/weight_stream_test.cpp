@@ -5,7 +5,6 @@
 #include "runtime/ordered_actor.hpp"
 
 #include <caf/all.hpp>
-
 #include <gtest/gtest.h>
 
 #include <future>

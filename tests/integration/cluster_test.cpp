@@ -1,13 +1,12 @@
 // Components on chorus-node processes (loopback): the two-stage recipe gives the same numbers with its
 // policy replica and judge on two nodes as in one process; a node killed mid-run is reported and the
 // run completes on the other replica; a process without the cluster's secret cannot join.
-#include "tests/recipes/x_task.hpp"
-#include "tests/integration/run_outputs.hpp"
-#include "tests/test_process.hpp"
+#include <chorus/chorus.hpp>
 
 #include "runtime/runtime.hpp"
-
-#include <chorus/chorus.hpp>
+#include "tests/integration/run_outputs.hpp"
+#include "tests/recipes/x_task.hpp"
+#include "tests/test_process.hpp"
 
 #include <gtest/gtest.h>
 
@@ -63,9 +62,10 @@ TEST_F(Cluster, TwoStageRecipeOnTwoNodesGivesTheSameMetricsAsOneProcess) {
   GTEST_SKIP() << "built without the examples (the sanitizer build)";
 #else
   // Fixed threads per actor: the same arithmetic wherever an actor runs.
-  std::vector<std::string> args{"--set", "grader=judge",  "--set", "judge_model=builtin:tiny", "--set",
-                                "gspo_max_steps=3", "--set", "sft_epochs=1", "--set", "demonstrations=48",
-                                "--set", "eval_prompts=8", "--set", "gspo_batch_size=16", "--set", "threads=1"};
+  std::vector<std::string> args{"--set", "grader=judge",       "--set", "judge_model=builtin:tiny",
+                                "--set", "gspo_max_steps=3",   "--set", "sft_epochs=1",
+                                "--set", "demonstrations=48",  "--set", "eval_prompts=8",
+                                "--set", "gspo_batch_size=16", "--set", "threads=1"};
   auto run = [&](const std::string& name, std::vector<std::string> extra) {
     auto all = args;
     all.insert(all.end(), {"--output", (dir_ / name).string()});
@@ -111,10 +111,17 @@ TEST_F(Cluster, ANodeKilledMidRunIsReportedAndTheRunCompletesOnTheOtherReplica) 
         co_await sleep_for(20ms);
       gen.signal(SIGKILL);
     };
-    auto training = GRPO({.dataset = x_task_prompts(), .model = model, .grader = FunctionGrader("x", share_of_x),
-                          .logger = MetricsLogger({.jsonl = dir_ / "metrics.jsonl"}), .lr = 1e-3,
-                          .samples_per_batch = 16, .samples_per_mini_batch = 16, .completions_per_sample = 4,
-                          .max_num_grpo_steps = kSteps, .sampling = {.temperature = 1.0, .max_tokens = 8}, .seed = 5})
+    auto training = GRPO({.dataset = x_task_prompts(),
+                          .model = model,
+                          .grader = FunctionGrader("x", share_of_x),
+                          .logger = MetricsLogger({.jsonl = dir_ / "metrics.jsonl"}),
+                          .lr = 1e-3,
+                          .samples_per_batch = 16,
+                          .samples_per_mini_batch = 16,
+                          .completions_per_sample = 4,
+                          .max_num_grpo_steps = kSteps,
+                          .sampling = {.temperature = 1.0, .max_tokens = 8},
+                          .seed = 5})
                       .run();
     co_await gather(std::move(training), killer(model));
     co_return model.replicas();
@@ -170,7 +177,8 @@ TEST_F(Cluster, ANodeThatComesBackRejoinsThePool) {
     co_await burst(); // the requests sent to the dead replica fail over to the other
     counts.push_back(model.replicas());
     restarted = std::make_unique<ChildProcess>(
-      CHORUS_NODE_PROGRAM, std::vector<std::string>{"--cluster", cluster_file_.string(), "--name", "gen-1", "--port", port});
+      CHORUS_NODE_PROGRAM,
+      std::vector<std::string>{"--cluster", cluster_file_.string(), "--name", "gen-1", "--port", port});
     for (int i = 0; i < 300 && model.replicas() < 2; ++i)
       co_await sleep_for(100ms);
     counts.push_back(model.replicas());
@@ -190,10 +198,17 @@ TEST_F(Cluster, ATrainerOnANodeTrainsAsInTheRecipesProcess) {
                                ctx, {.kv_cache_len = 128, .threads = 1, .trainer_node = trainer_node, .seed = 3}))
                      .spawn_train("policy");
       auto name = trainer_node.empty() ? std::string("here") : trainer_node;
-      co_await GRPO({.dataset = x_task_prompts(), .model = model, .grader = FunctionGrader("x", share_of_x),
-                     .logger = MetricsLogger({.jsonl = dir_ / (name + ".jsonl")}), .lr = 1e-3, .samples_per_batch = 8,
-                     .samples_per_mini_batch = 8, .completions_per_sample = 4, .max_num_grpo_steps = 3,
-                     .sampling = {.temperature = 1.0, .max_tokens = 8}, .seed = 5})
+      co_await GRPO({.dataset = x_task_prompts(),
+                     .model = model,
+                     .grader = FunctionGrader("x", share_of_x),
+                     .logger = MetricsLogger({.jsonl = dir_ / (name + ".jsonl")}),
+                     .lr = 1e-3,
+                     .samples_per_batch = 8,
+                     .samples_per_mini_batch = 8,
+                     .completions_per_sample = 4,
+                     .max_num_grpo_steps = 3,
+                     .sampling = {.temperature = 1.0, .max_tokens = 8},
+                     .seed = 5})
         .run();
     }
   }());
@@ -218,8 +233,9 @@ TEST_F(Cluster, TwoTrainerRanksTakeTheSameStepsAsOneTrainerOnTheSameBatches) {
     std::vector<float> one_logprobs, two_logprobs;
   };
   auto outcome = runtime.run([&]() -> Task<Outcome> {
-    auto one = co_await (co_await ModelRef{"builtin:tiny"}.to_builder(ctx, {.kv_cache_len = 128, .threads = 1, .seed = 3}))
-                 .spawn_train("one");
+    auto one =
+      co_await (co_await ModelRef{"builtin:tiny"}.to_builder(ctx, {.kv_cache_len = 128, .threads = 1, .seed = 3}))
+        .spawn_train("one");
     auto two = co_await (co_await ModelRef{"builtin:tiny"}.to_builder(
                            ctx, {.kv_cache_len = 128, .threads = 1, .trainer_nodes = {"gen-1"}, .seed = 3}))
                  .spawn_train("two");

@@ -1,12 +1,11 @@
 // Environments hosted on a cluster node: episodes run there (concurrently), answer as they would in
 // the recipe's process, train with ENVGRPO unchanged; a name the node does not know, a node that
 // hosts no environments, and a node that dies are errors naming the node.
-#include "tests/integration/test_environments.hpp"
-#include "tests/test_process.hpp"
+#include <chorus/chorus.hpp>
 
 #include "runtime/runtime.hpp"
-
-#include <chorus/chorus.hpp>
+#include "tests/integration/test_environments.hpp"
+#include "tests/test_process.hpp"
 
 #include <gtest/gtest.h>
 
@@ -53,8 +52,8 @@ protected:
   }
 
   std::filesystem::path dir_ = [] {
-    auto dir = std::filesystem::path(::testing::TempDir()) /
-               ("environment_node_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    auto dir = std::filesystem::path(::testing::TempDir())
+      / ("environment_node_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
     return dir;
@@ -124,10 +123,16 @@ TEST_F(EnvironmentNode, ENVGRPOTrainsWithTheEnvironmentOnTheNode) {
     std::vector<Prompt> prompts;
     for (int secret = 0; secret < 4; ++secret)
       prompts.push_back(prompt_with_secret(secret));
-    co_return co_await ENVGRPO({.dataset = prompts, .model = model, .logger = MetricsLogger({.jsonl = dir_ / "metrics.jsonl"}),
-                                .lr = 1e-3, .samples_per_batch = 8, .samples_per_mini_batch = 8,
-                                .completions_per_sample = 2, .max_num_grpo_steps = 2,
-                                .sampling = {.temperature = 1.0, .max_tokens = 6}, .seed = 1},
+    co_return co_await ENVGRPO({.dataset = prompts,
+                                .model = model,
+                                .logger = MetricsLogger({.jsonl = dir_ / "metrics.jsonl"}),
+                                .lr = 1e-3,
+                                .samples_per_batch = 8,
+                                .samples_per_mini_batch = 8,
+                                .completions_per_sample = 2,
+                                .max_num_grpo_steps = 2,
+                                .sampling = {.temperature = 1.0, .max_tokens = 6},
+                                .seed = 1},
                                {.environment = environment, .max_turns = 3})
       .run();
   }());
@@ -151,10 +156,15 @@ TEST_F(EnvironmentNode, ANodeKilledMidRunLeavesThePoolAndENVGRPOCompletesOnTheOt
         co_await sleep_for(20ms);
       nodes_[1]->signal(SIGKILL);
     };
-    auto training = ENVGRPO({.dataset = prompts, .model = model,
-                             .logger = MetricsLogger({.jsonl = dir_ / "metrics.jsonl"}), .lr = 1e-3,
-                             .samples_per_batch = 8, .samples_per_mini_batch = 8, .completions_per_sample = 2,
-                             .max_num_grpo_steps = kSteps, .sampling = {.temperature = 1.0, .max_tokens = 6},
+    auto training = ENVGRPO({.dataset = prompts,
+                             .model = model,
+                             .logger = MetricsLogger({.jsonl = dir_ / "metrics.jsonl"}),
+                             .lr = 1e-3,
+                             .samples_per_batch = 8,
+                             .samples_per_mini_batch = 8,
+                             .completions_per_sample = 2,
+                             .max_num_grpo_steps = kSteps,
+                             .sampling = {.temperature = 1.0, .max_tokens = 6},
                              .seed = 1},
                             {.environment = environment, .max_turns = 3})
                       .run();
@@ -179,7 +189,8 @@ TEST_F(EnvironmentNode, UnknownNamesNodesWithoutEnvironmentsAndDeadNodesAreError
     } catch (const ActorError& error) {
       std::string what = error.what();
       EXPECT_NE(what.find("node 'env-1'"), std::string::npos) << what;
-      EXPECT_NE(what.find("no environment is registered as 'chess' (registered: two_turns)"), std::string::npos) << what;
+      EXPECT_NE(what.find("no environment is registered as 'chess' (registered: two_turns)"), std::string::npos)
+        << what;
     }
     auto environment = (co_await find_environment(*ctx_, "two_turns", "env-1"))();
     auto prompt = prompt_with_secret(1);

@@ -1,13 +1,12 @@
 // co_await ref.ask() across processes over CAF's network transport: replies, a handler's exception
 // and an unhandled request cross the wire as their own exception types, and a node that dies with a
 // request in flight fails that request instead of hanging it.
+#include <chorus/gather.hpp>
+
 #include "tests/runtime/test_actors.hpp"
 #include "tests/test_process.hpp"
 
-#include <chorus/gather.hpp>
-
 #include <caf/io/middleman.hpp>
-
 #include <gtest/gtest.h>
 
 using namespace chorus;
@@ -48,9 +47,8 @@ protected:
 };
 
 TEST_F(RemoteAsk, ReplyComesBackFromTheOtherProcess) {
-  auto reply = runtime.run([](ActorRef<> remote) -> Task<EchoReply> {
-    co_return co_await remote.ask(EchoRequest{"over the wire"});
-  }(remote));
+  auto reply = runtime.run(
+    [](ActorRef<> remote) -> Task<EchoReply> { co_return co_await remote.ask(EchoRequest{"over the wire"}); }(remote));
   EXPECT_EQ(reply.text, "over the wire");
 }
 

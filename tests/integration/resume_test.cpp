@@ -18,10 +18,22 @@ namespace {
 #ifdef CHORUS_TWO_STAGE_PROGRAM
 
 // Small enough to take seconds; one intra-op thread so that every run does the same arithmetic.
-const std::vector<std::string> kArgs{"--set", "train_prompts=64", "--set", "demonstrations=32",
-                                     "--set", "eval_prompts=16", "--set", "sft_epochs=1",
-                                     "--set", "gspo_max_steps=6", "--set", "gspo_batch_size=32",
-                                     "--set", "threads=1", "--checkpoint-every", "1"};
+const std::vector<std::string> kArgs{"--set",
+                                     "train_prompts=64",
+                                     "--set",
+                                     "demonstrations=32",
+                                     "--set",
+                                     "eval_prompts=16",
+                                     "--set",
+                                     "sft_epochs=1",
+                                     "--set",
+                                     "gspo_max_steps=6",
+                                     "--set",
+                                     "gspo_batch_size=32",
+                                     "--set",
+                                     "threads=1",
+                                     "--checkpoint-every",
+                                     "1"};
 
 fs::path run_dir(const std::string& name) {
   return fs::path(::testing::TempDir()) / ("resume_" + name);
@@ -96,8 +108,8 @@ TEST_F(Resume, ARunKilledInTheMiddleOfGspoAndResumedEndsAsIfNeverStopped) {
   fs::remove_all(output);
   {
     ChildProcess run(CHORUS_TWO_STAGE_PROGRAM, args_for(output));
-    ASSERT_TRUE(run.wait_for_output("checkpoint written: " + (output / "checkpoints" / "0002-gspo-step000003").string(),
-                                    300s))
+    ASSERT_TRUE(
+      run.wait_for_output("checkpoint written: " + (output / "checkpoints" / "0002-gspo-step000003").string(), 300s))
       << run.output();
     run.signal(SIGKILL); // no chance to write anything more
     EXPECT_EQ(run.wait(), 128 + SIGKILL);

@@ -10,8 +10,7 @@
 namespace chorus::test {
 
 struct TwoTurns : Environment {
-  explicit TwoTurns(std::string where) : where(std::move(where)) {
-  }
+  explicit TwoTurns(std::string where) : where(std::move(where)) {}
   std::string where;
   int turns = 0;
   int secret = 0;

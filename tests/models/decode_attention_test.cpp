@@ -86,8 +86,9 @@ TEST(DecodeAttention, NewKeysOfTheWrongShapeOrDtypeAreRefused) {
   auto cache = torch::zeros({2, 1, 4, 8});
   auto q = torch::randn({1, 2, 8});
   auto slots = torch::tensor({0}, torch::kInt64), lengths = torch::tensor({2}, torch::kInt64);
-  EXPECT_THROW(decode_attention(q, cache, cache.clone(), slots, lengths, torch::randn({1, 2, 8}), torch::randn({1, 2, 8})),
-               c10::Error);
+  EXPECT_THROW(
+    decode_attention(q, cache, cache.clone(), slots, lengths, torch::randn({1, 2, 8}), torch::randn({1, 2, 8})),
+    c10::Error);
   EXPECT_THROW(decode_attention(q, cache, cache.clone(), slots, lengths, torch::randn({1, 1, 8}).to(torch::kFloat64),
                                 torch::randn({1, 1, 8}).to(torch::kFloat64)),
                c10::Error);

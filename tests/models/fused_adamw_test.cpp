@@ -37,8 +37,8 @@ template <class Optimizer>
 void take_steps(Parameters& p, Optimizer& optimizer, int steps, int first = 0) {
   for (int step = first; step < first + steps; ++step) {
     optimizer.zero_grad();
-    auto loss = (p.matrix * p.matrix.sin()).sum() + (p.half.to(torch::kFloat32).pow(3)).sum()
-                + (p.bias * p.bias.cos()).sum();
+    auto loss =
+      (p.matrix * p.matrix.sin()).sum() + (p.half.to(torch::kFloat32).pow(3)).sum() + (p.bias * p.bias.cos()).sum();
     loss.backward();
     if (step == 1)
       p.bias.mutable_grad() = torch::Tensor();
@@ -64,7 +64,8 @@ TEST(FusedAdamW, TakesLibTorchsSteps) {
   // The same state: step counts (the bias skipped one step) and moments.
   ASSERT_EQ(fused->state().size(), 3u);
   auto state_of = [](torch::optim::Optimizer& optimizer, const torch::Tensor& p) -> torch::optim::AdamWParamState& {
-    return static_cast<torch::optim::AdamWParamState&>(*optimizer.state().at(c10::guts::to_string(p.unsafeGetTensorImpl())));
+    return static_cast<torch::optim::AdamWParamState&>(
+      *optimizer.state().at(c10::guts::to_string(p.unsafeGetTensorImpl())));
   };
   std::vector<std::int64_t> steps;
   for (const auto& p : {fused_params.matrix, fused_params.bias, fused_params.half})

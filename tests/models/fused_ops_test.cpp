@@ -1,8 +1,7 @@
 // The fused kernels (RMSNorm, SwiGLU, rotary embedding) against the same steps written with LibTorch
 // ops: values and every gradient, in fp32 and bf16, with and without autograd.
-#include "models/fused_ops.hpp"
-
 #include "models/cpu_kernels.hpp"
+#include "models/fused_ops.hpp"
 
 #include <gtest/gtest.h>
 
@@ -210,7 +209,8 @@ namespace {
 
 // The vectorised exp behind SwiGLU and the softmax: extremes saturate, NaN stays NaN.
 TEST(CpuKernels, ExtremeAndNanInputsBehaveAsTheReference) {
-  auto gate_up = torch::tensor({{std::numeric_limits<float>::quiet_NaN(), 100.0f, -100.0f, 0.0f, 2.0f, 2.0f, 2.0f, 2.0f}});
+  auto gate_up =
+    torch::tensor({{std::numeric_limits<float>::quiet_NaN(), 100.0f, -100.0f, 0.0f, 2.0f, 2.0f, 2.0f, 2.0f}});
   std::vector<const CpuKernels*> builds{&baseline_cpu_kernels()};
   if (avx2_cpu_kernels())
     builds.push_back(avx2_cpu_kernels());

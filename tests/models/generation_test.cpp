@@ -1,8 +1,8 @@
 // Generation with the KV cache against recomputation from scratch, batching against one-at-a-time,
 // and the sampler's log-probs against a scoring pass over the same tokens.
 #include "models/generation.hpp"
-#include "tests/models/test_models.hpp"
 #include "models/tokenizer.hpp"
+#include "tests/models/test_models.hpp"
 
 #include <gtest/gtest.h>
 
@@ -112,10 +112,9 @@ TEST(Generation, AStopTokenEndsItsRowAndIsKept) {
 
 TEST(Generation, AStopCheckEndsItsRow) {
   auto model = test_model();
-  auto generated = generate(model, kPrompts, {.temperature = 0, .max_new_tokens = 10},
-                            [](std::size_t row, const std::vector<std::int64_t>& tokens) {
-                              return row == 2 && tokens.size() == 3;
-                            });
+  auto generated =
+    generate(model, kPrompts, {.temperature = 0, .max_new_tokens = 10},
+             [](std::size_t row, const std::vector<std::int64_t>& tokens) { return row == 2 && tokens.size() == 3; });
   EXPECT_EQ(generated[2].tokens.size(), 3u);
   EXPECT_EQ(generated[2].finish, FinishReason::stop);
   EXPECT_EQ(generated[0].tokens.size(), 10u);
@@ -174,7 +173,8 @@ TEST(Generation, StopStringsEndTheRowWhereTheTextAppears) {
   ASSERT_GE(bytes.size(), 6u);
   auto full_text = tokenizer->decode(bytes);
   auto stop = full_text.substr(3, 2);
-  auto stopped = generate(model, {prompt}, {.temperature = 0, .max_new_tokens = 12}, stop_at_strings(tokenizer, {stop}));
+  auto stopped =
+    generate(model, {prompt}, {.temperature = 0, .max_new_tokens = 12}, stop_at_strings(tokenizer, {stop}));
   EXPECT_EQ(stopped[0].finish, FinishReason::stop);
   auto text = tokenizer->decode(stopped[0].tokens);
   EXPECT_NE(text.find(stop), std::string::npos);

@@ -1,8 +1,8 @@
 // Model references: builtin:tiny from a seed, and a saved folder that loads back as the same model
 // with a tokenizer that gives the same ids.
-#include "models/pretrained.hpp"
-
 #include <chorus/errors.hpp>
+
+#include "models/pretrained.hpp"
 
 #include <gtest/gtest.h>
 

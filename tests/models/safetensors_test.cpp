@@ -1,8 +1,8 @@
 // safetensors: exact round trips for every dtype, the byte layout other tools expect, and an error
 // naming the file and the tensor for every kind of corruption.
-#include "models/safetensors.hpp"
-
 #include <chorus/errors.hpp>
+
+#include "models/safetensors.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -116,22 +116,21 @@ TEST(Safetensors, HeaderThatIsNotJson) {
 }
 
 TEST(Safetensors, UnknownDtype) {
-  auto what = error_of(
-    write_raw("dtype.safetensors", R"({"w":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}})", 2));
+  auto what =
+    error_of(write_raw("dtype.safetensors", R"({"w":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}})", 2));
   EXPECT_NE(what.find("tensor 'w'"), std::string::npos) << what;
   EXPECT_NE(what.find("unknown dtype 'F8_E4M3'"), std::string::npos) << what;
 }
 
 TEST(Safetensors, OffsetsOutsideTheData) {
-  auto what = error_of(
-    write_raw("offsets.safetensors", R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8));
+  auto what =
+    error_of(write_raw("offsets.safetensors", R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8));
   EXPECT_NE(what.find("tensor 'w'"), std::string::npos) << what;
   EXPECT_NE(what.find("outside the data section"), std::string::npos) << what;
 }
 
 TEST(Safetensors, SizeThatDisagreesWithShape) {
-  auto what = error_of(
-    write_raw("size.safetensors", R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8));
+  auto what = error_of(write_raw("size.safetensors", R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8));
   EXPECT_NE(what.find("needs 12"), std::string::npos) << what;
 }
 
@@ -144,8 +143,8 @@ TEST(Safetensors, OverlappingTensors) {
 }
 
 TEST(Safetensors, NegativeDimension) {
-  auto what = error_of(
-    write_raw("negative.safetensors", R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}})", 0));
+  auto what =
+    error_of(write_raw("negative.safetensors", R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}})", 0));
   EXPECT_NE(what.find("non-negative"), std::string::npos) << what;
 }
 

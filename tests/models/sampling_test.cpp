@@ -65,7 +65,8 @@ TEST(Sampling, TopKAndTopPRestrictTheCandidates) {
     seen.insert(sample_tokens(logits, {&top3}, {&generator})[0]);
     EXPECT_EQ(sample_tokens(logits, {&nucleus}, {&generator})[0], order[0].item<std::int64_t>());
   }
-  std::set<std::int64_t> top{order[0].item<std::int64_t>(), order[1].item<std::int64_t>(), order[2].item<std::int64_t>()};
+  std::set<std::int64_t> top{order[0].item<std::int64_t>(), order[1].item<std::int64_t>(),
+                             order[2].item<std::int64_t>()};
   EXPECT_EQ(seen, top); // all three drawn at temperature 2, nothing else
 }
 

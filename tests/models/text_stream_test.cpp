@@ -12,15 +12,18 @@ using namespace chorus::models;
 
 TEST(TextStream, HoldsBackPartialCharactersAndStopPrefixes) {
   EXPECT_EQ(final_text_length("abc", {}), 3u);
-  EXPECT_EQ(final_text_length("ab\xE2\x82", {}), 2u);        // the first two bytes of "€"
-  EXPECT_EQ(final_text_length("ab\xE2\x82\xAC", {}), 5u);    // "€" complete
-  EXPECT_EQ(final_text_length("ab\xF0\x9F\x98", {}), 2u);    // three bytes of a four-byte emoji
-  EXPECT_EQ(final_text_length("ab\xFF", {}), 3u);            // never the start of a character: final
-  EXPECT_EQ(final_text_length("ab\xE2" "c", {}), 4u);        // broken for good: final
-  EXPECT_EQ(final_text_length("hello wor", {"world"}), 6u);  // "wor" may become the stop string
+  EXPECT_EQ(final_text_length("ab\xE2\x82", {}), 2u);     // the first two bytes of "€"
+  EXPECT_EQ(final_text_length("ab\xE2\x82\xAC", {}), 5u); // "€" complete
+  EXPECT_EQ(final_text_length("ab\xF0\x9F\x98", {}), 2u); // three bytes of a four-byte emoji
+  EXPECT_EQ(final_text_length("ab\xFF", {}), 3u);         // never the start of a character: final
+  EXPECT_EQ(final_text_length("ab\xE2"
+                              "c",
+                              {}),
+            4u);                                            // broken for good: final
+  EXPECT_EQ(final_text_length("hello wor", {"world"}), 6u); // "wor" may become the stop string
   EXPECT_EQ(final_text_length("hello world!", {"world"}), 6u);
   EXPECT_EQ(final_text_length("a\n\n", {"\n\n\n", "x"}), 1u);
-  EXPECT_EQ(final_text_length("ab", {"b"}), 1u);             // the stop string itself is never shown
+  EXPECT_EQ(final_text_length("ab", {"b"}), 1u); // the stop string itself is never shown
 }
 
 TEST(TextStream, PiecesAddUpToTheFinishedText) {
@@ -28,8 +31,8 @@ TEST(TextStream, PiecesAddUpToTheFinishedText) {
   std::mt19937 random(5);
   const std::vector<std::string> stops = {"END", "\n\n"};
   // Completions of random bytes, UTF-8 characters, stop strings and special tokens.
-  const std::vector<std::string> atoms = {"a", "b", " ", "\n", "E", "N", "D", "\xC3\xA9", "\xE2\x82\xAC",
-                                          "\xF0\x9F\x98\x80", "\xFF", "\x80"};
+  const std::vector<std::string> atoms = {
+    "a", "b", " ", "\n", "E", "N", "D", "\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80", "\xFF", "\x80"};
   for (int trial = 0; trial < 200; ++trial) {
     std::vector<std::int64_t> tokens;
     for (int i = 0; i < 30; ++i) {

@@ -75,8 +75,9 @@ TEST(Losses, SequenceLevelRatioByHand) {
   // Row 0 (unclipped): d/d logprob_t = -(1/2) * A * s / 2 for its two counted tokens, 0 for the
   // masked one. Row 1 is clipped: no gradient at all.
   result.loss.backward();
-  auto expected = torch::tensor({-0.5 * 2.0 * std::exp(0.1) / 2, -0.5 * 2.0 * std::exp(0.1) / 2, 0.0, 0.0, 0.0, 0.0},
-                                torch::kFloat32).view({2, 3});
+  auto expected =
+    torch::tensor({-0.5 * 2.0 * std::exp(0.1) / 2, -0.5 * 2.0 * std::exp(0.1) / 2, 0.0, 0.0, 0.0, 0.0}, torch::kFloat32)
+      .view({2, 3});
   EXPECT_TRUE(torch::allclose(logprobs.grad(), expected, 1e-5, 1e-6)) << logprobs.grad();
   EXPECT_NEAR(result.clip_fraction, 0.5, 1e-6);
   EXPECT_NEAR(result.ratio_mean, (std::exp(0.1) + std::exp(0.5)) / 2.0, 1e-5);
@@ -97,8 +98,9 @@ TEST(Losses, StaleSequencesCarryTheirWholeCompletionsTruncatedImportanceWeight) 
   EXPECT_NEAR(result.loss.item<double>(), -(w0 * 2.0 + w1 * -1.0) / 2.0, 1e-5);
   EXPECT_EQ(result.clip_fraction, 0.0); // neither row's ratio was clipped; the weights are no clip
   result.loss.backward();
-  auto expected = torch::tensor({-0.5 * w0 * 2.0 / 2, -0.5 * w0 * 2.0 / 2, 0.0, 0.5 * w1 / 2, 0.5 * w1 / 2, 0.0},
-                                torch::kFloat32).view({2, 3});
+  auto expected =
+    torch::tensor({-0.5 * w0 * 2.0 / 2, -0.5 * w0 * 2.0 / 2, 0.0, 0.5 * w1 / 2, 0.5 * w1 / 2, 0.0}, torch::kFloat32)
+      .view({2, 3});
   EXPECT_TRUE(torch::allclose(logprobs.grad(), expected, 1e-5, 1e-6)) << logprobs.grad();
 
   // Rows that are not stale keep GSPO's objective exactly.
@@ -169,7 +171,8 @@ TEST(Losses, SequenceBatchMarksTheCompletionTargets) {
   // Row 0: tokens 1 2 3 4 5, targets 2 3 4 5, completion targets at 2 and 3 (positions 2, 3 predict 4, 5).
   EXPECT_TRUE(torch::equal(batch.tokens, torch::tensor({1, 2, 3, 4, 5, 6, 7, 0, 0, 0}, torch::kInt64).view({2, 5})));
   EXPECT_TRUE(torch::equal(batch.completion_mask, torch::tensor({0, 0, 1, 1, 1, 0, 0, 0}, torch::kInt64).view({2, 4})));
-  EXPECT_TRUE(torch::equal(batch.attention_mask, torch::tensor({1, 1, 1, 1, 1, 1, 1, 0, 0, 0}, torch::kInt64).view({2, 5})));
+  EXPECT_TRUE(
+    torch::equal(batch.attention_mask, torch::tensor({1, 1, 1, 1, 1, 1, 1, 0, 0, 0}, torch::kInt64).view({2, 5})));
   auto values = batch.at_completion({{-0.5f, -0.25f}, {-1.0f}});
   EXPECT_TRUE(torch::equal(values, torch::tensor({0.0f, 0.0f, -0.5f, -0.25f, -1.0f, 0.0f, 0.0f, 0.0f}).view({2, 4})));
 }
@@ -234,8 +237,9 @@ TEST(Optimizer, AccumulatedMicroBatchesEqualTheWholeBatch) {
     StepResult result;
     if (split) {
       std::vector<double> weights{mask.narrow(0, 0, 2).sum().item<double>(), mask.narrow(0, 2, 2).sum().item<double>()};
-      result = optimizer_step(*model, optimizer, weights,
-                              [&](std::size_t i) { return loss_on(model, static_cast<std::int64_t>(i) * 2, 2); }, 0);
+      result = optimizer_step(
+        *model, optimizer, weights, [&](std::size_t i) { return loss_on(model, static_cast<std::int64_t>(i) * 2, 2); },
+        0);
     } else {
       result = optimizer_step(*model, optimizer, {1.0}, [&](std::size_t) { return loss_on(model, 0, 4); }, 0);
     }
@@ -259,7 +263,8 @@ TEST(Optimizer, ClippingBoundsTheGradientNorm) {
   auto tokens = torch::randint(50, {2, 6}, torch::kInt64);
   auto loss_of = [&](std::size_t) {
     return masked_cross_entropy(model->forward(tokens.narrow(1, 0, 5)), tokens.narrow(1, 1, 5),
-                                torch::ones({2, 5}, torch::kInt64)) * 100.0;
+                                torch::ones({2, 5}, torch::kInt64))
+      * 100.0;
   };
   auto result = optimizer_step(*model, *optimizer, {1.0}, loss_of, /*max_grad_norm=*/0.5);
   EXPECT_GT(result.grad_norm, 0.5) << "the reported norm is the one before clipping";

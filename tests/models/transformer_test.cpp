@@ -1,10 +1,10 @@
 // The transformer and its checkpoints: logits against an independent PyTorch reference, exact
 // save/load round trips, padding that changes nothing, and clear errors for broken folders.
+#include <chorus/errors.hpp>
+
 #include "models/checkpoint.hpp"
 #include "models/safetensors.hpp"
 #include "tests/models/test_models.hpp"
-
-#include <chorus/errors.hpp>
 
 #include <gtest/gtest.h>
 
@@ -71,8 +71,7 @@ TEST_P(ReferenceLogits, MatchAnIndependentPyTorchForwardWithin1e4) {
     out << "]";
   }
   auto command = std::string("/usr/bin/python3 ") + CHORUS_SOURCE_DIR + "/tests/models/reference_forward.py "
-                 + (dir / "model").string() + " " + (dir / "tokens.json").string() + " "
-                 + (dir / "reference.safetensors").string();
+    + (dir / "model").string() + " " + (dir / "tokens.json").string() + " " + (dir / "reference.safetensors").string();
   ASSERT_EQ(std::system(command.c_str()), 0) << command;
   auto expected = SafetensorsFile::open(dir / "reference.safetensors").load("logits");
   torch::NoGradGuard no_grad;
@@ -142,7 +141,8 @@ TEST(Checkpoint, ShardedFolderLoads) {
   save_safetensors(dir / "model-00001-of-00002.safetensors", first);
   save_safetensors(dir / "model-00002-of-00002.safetensors", second);
   std::filesystem::remove(dir / "model.safetensors");
-  std::ofstream(dir / "model.safetensors.index.json") << nlohmann::json{{"metadata", {}}, {"weight_map", weight_map}}.dump();
+  std::ofstream(dir / "model.safetensors.index.json")
+    << nlohmann::json{{"metadata", {}}, {"weight_map", weight_map}}.dump();
   auto loaded = load_pretrained(dir);
   auto tokens = sample_tokens(config.vocab_size, 1, 4);
   torch::NoGradGuard no_grad;

@@ -21,7 +21,8 @@ class Algorithms : public ::testing::Test {
 protected:
   Runtime runtime_;
   RecipeContext ctx_{runtime_, "test",
-                     std::filesystem::path(::testing::TempDir()) / ::testing::UnitTest::GetInstance()->current_test_info()->name(),
+                     std::filesystem::path(::testing::TempDir())
+                       / ::testing::UnitTest::GetInstance()->current_test_info()->name(),
                      MetricsLogger(), spdlog::default_logger()};
 
   Task<TrainingModel> tiny_model() {
@@ -57,8 +58,12 @@ TEST_F(Algorithms, SftLowersTheLossOfTheDemonstrations) {
     for (int i = 0; i < 12; ++i)
       examples.push_back({{{"user", "Name a color " + std::to_string(i)}}, "blue", Json::object()});
     auto before = co_await completion_loss(model, co_await detail::tokenize_completions(model, examples));
-    auto result = co_await SFT({.dataset = examples, .model = model, .lr = 3e-3, .epochs = 4,
-                                .samples_per_batch = 4, .eval_dataset = examples})
+    auto result = co_await SFT({.dataset = examples,
+                                .model = model,
+                                .lr = 3e-3,
+                                .epochs = 4,
+                                .samples_per_batch = 4,
+                                .eval_dataset = examples})
                     .run();
     EXPECT_EQ(result.steps, 12);
     EXPECT_LT(result.eval_loss, 0.5 * before);
@@ -69,13 +74,24 @@ TEST_F(Algorithms, GrpoRaisesTheReward) {
   runtime_.run([&]() -> Task<void> {
     auto model = co_await tiny_model();
     auto grader = FunctionGrader("x", share_of_x);
-    auto first = co_await GRPO({.dataset = x_task_prompts(), .model = model, .grader = grader, .lr = 0.0,
-                                .samples_per_batch = 32, .completions_per_sample = 8, .max_num_grpo_steps = 1,
+    auto first = co_await GRPO({.dataset = x_task_prompts(),
+                                .model = model,
+                                .grader = grader,
+                                .lr = 0.0,
+                                .samples_per_batch = 32,
+                                .completions_per_sample = 8,
+                                .max_num_grpo_steps = 1,
                                 .sampling = {.temperature = 1.0, .max_tokens = 8}})
                    .run();
-    auto trained = co_await GRPO({.dataset = x_task_prompts(), .model = model, .grader = grader, .lr = 2e-3,
-                                  .samples_per_batch = 32, .samples_per_mini_batch = 16, .completions_per_sample = 8,
-                                  .variant = "dapo", .max_num_grpo_steps = 12,
+    auto trained = co_await GRPO({.dataset = x_task_prompts(),
+                                  .model = model,
+                                  .grader = grader,
+                                  .lr = 2e-3,
+                                  .samples_per_batch = 32,
+                                  .samples_per_mini_batch = 16,
+                                  .completions_per_sample = 8,
+                                  .variant = "dapo",
+                                  .max_num_grpo_steps = 12,
                                   .sampling = {.temperature = 1.0, .max_tokens = 8}})
                      .run();
     EXPECT_GT(trained.reward_mean, first.reward_mean + 0.2) << first.reward_mean << " -> " << trained.reward_mean;
@@ -87,13 +103,24 @@ TEST_F(Algorithms, GspoRaisesTheReward) {
   runtime_.run([&]() -> Task<void> {
     auto model = co_await tiny_model();
     auto grader = FunctionGrader("x", share_of_x);
-    auto first = co_await GSPO({.dataset = x_task_prompts(), .model = model, .grader = grader, .lr = 0.0,
-                                .samples_per_batch = 32, .max_num_gspo_steps = 1, .completions_per_sample = 8,
+    auto first = co_await GSPO({.dataset = x_task_prompts(),
+                                .model = model,
+                                .grader = grader,
+                                .lr = 0.0,
+                                .samples_per_batch = 32,
+                                .max_num_gspo_steps = 1,
+                                .completions_per_sample = 8,
                                 .sampling = {.temperature = 1.0, .max_tokens = 8}})
                    .run();
-    auto trained = co_await GSPO({.dataset = x_task_prompts(), .model = model, .grader = grader, .lr = 2e-3,
-                                  .samples_per_batch = 32, .samples_per_mini_batch = 16, .kl_beta = 0.01,
-                                  .max_num_gspo_steps = 12, .completions_per_sample = 8,
+    auto trained = co_await GSPO({.dataset = x_task_prompts(),
+                                  .model = model,
+                                  .grader = grader,
+                                  .lr = 2e-3,
+                                  .samples_per_batch = 32,
+                                  .samples_per_mini_batch = 16,
+                                  .kl_beta = 0.01,
+                                  .max_num_gspo_steps = 12,
+                                  .completions_per_sample = 8,
                                   .sampling = {.temperature = 1.0, .max_tokens = 8}})
                      .run();
     EXPECT_GT(trained.reward_mean, first.reward_mean + 0.2) << first.reward_mean << " -> " << trained.reward_mean;
@@ -122,15 +149,25 @@ TEST_F(Algorithms, PpoRaisesTheRewardAndLearnsValues) {
   runtime_.run([&]() -> Task<void> {
     auto model = co_await tiny_model();
     auto grader = FunctionGrader("x", share_of_x);
-    auto first = co_await PPO({.dataset = x_task_prompts(), .model = model, .grader = grader, .lr = 0.0,
-                               .samples_per_batch = 32, .max_num_ppo_steps = 1,
+    auto first = co_await PPO({.dataset = x_task_prompts(),
+                               .model = model,
+                               .grader = grader,
+                               .lr = 0.0,
+                               .samples_per_batch = 32,
+                               .max_num_ppo_steps = 1,
                                .sampling = {.temperature = 1.0, .max_tokens = 8}})
                    .run();
-    auto trained = co_await PPO({.dataset = x_task_prompts(), .model = model, .grader = grader, .lr = 2e-3,
-                                 .samples_per_batch = 32, .samples_per_mini_batch = 16, .max_num_ppo_steps = 12,
-                                 .max_staleness = 0, // at this lr, stale PPO samples are mostly clipped: 30 steps to learn
-                                 .sampling = {.temperature = 1.0, .max_tokens = 8}})
-                     .run();
+    auto trained =
+      co_await PPO({.dataset = x_task_prompts(),
+                    .model = model,
+                    .grader = grader,
+                    .lr = 2e-3,
+                    .samples_per_batch = 32,
+                    .samples_per_mini_batch = 16,
+                    .max_num_ppo_steps = 12,
+                    .max_staleness = 0, // at this lr, stale PPO samples are mostly clipped: 30 steps to learn
+                    .sampling = {.temperature = 1.0, .max_tokens = 8}})
+        .run();
     EXPECT_GT(trained.reward_mean, first.reward_mean + 0.2) << first.reward_mean << " -> " << trained.reward_mean;
     std::printf("PPO reward %.3f -> %.3f\n", first.reward_mean, trained.reward_mean);
     // The value head moved off zero towards the returns.
@@ -146,9 +183,10 @@ TEST_F(Algorithms, DpoRanksTheChosenCompletionsFirst) {
     std::vector<Preference> preferences;
     for (int i = 0; i < 8; ++i)
       preferences.push_back({{{"user", "Greet me " + std::to_string(i)}}, "Hello!", "Go away.", Json::object()});
-    auto result = co_await DPO({.dataset = preferences, .model = model, .lr = 3e-3, .beta = 0.5, .epochs = 3,
-                                .samples_per_batch = 4})
-                    .run();
+    auto result =
+      co_await DPO(
+        {.dataset = preferences, .model = model, .lr = 3e-3, .beta = 0.5, .epochs = 3, .samples_per_batch = 4})
+        .run();
     EXPECT_EQ(result.steps, 6);
     EXPECT_EQ(result.reward_accuracy, 1.0);
     EXPECT_LT(result.loss, std::log(2.0) - 0.1);
@@ -160,11 +198,14 @@ TEST(AlgorithmOptions, BadOptionsAreConfigErrors) {
   EXPECT_THROW(GRPO({.dataset = x_task_prompts()}), ConfigError); // no grader
   EXPECT_THROW(GRPO({.dataset = x_task_prompts(), .grader = FunctionGrader("x", share_of_x), .variant = "grpo++"}),
                ConfigError);
-  EXPECT_THROW(GSPO({.dataset = x_task_prompts(), .grader = FunctionGrader("x", share_of_x), .samples_per_batch = 2,
+  EXPECT_THROW(GSPO({.dataset = x_task_prompts(),
+                     .grader = FunctionGrader("x", share_of_x),
+                     .samples_per_batch = 2,
                      .completions_per_sample = 4}),
                ConfigError);
   EXPECT_THROW(DPO({.dataset = {{{{"user", "a"}}, "b", "c", Json::object()}}, .beta = 0.0}), ConfigError);
-  EXPECT_THROW(PPO({.dataset = x_task_prompts(), .grader = FunctionGrader("x", share_of_x), .gamma = 1.5}), ConfigError);
+  EXPECT_THROW(PPO({.dataset = x_task_prompts(), .grader = FunctionGrader("x", share_of_x), .gamma = 1.5}),
+               ConfigError);
   // The overlap options, checked by every pipelined algorithm.
   EXPECT_THROW(GRPO({.dataset = x_task_prompts(), .grader = FunctionGrader("x", share_of_x), .max_staleness = -1}),
                ConfigError);

@@ -31,10 +31,11 @@ std::string error_of(const std::filesystem::path& path) {
 } // namespace
 
 TEST(Dataset, CompletionsFromMessagesOrPromptPairs) {
-  auto path = write_lines("completions.jsonl",
-                          {R"({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"},)"
-                           R"( {"role": "assistant", "content": "4"}], "source": "math"})",
-                           "", R"({"prompt": "Capital of France?", "completion": "Paris", "metadata": {"id": 7}})"});
+  auto path =
+    write_lines("completions.jsonl",
+                {R"({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"},)"
+                 R"( {"role": "assistant", "content": "4"}], "source": "math"})",
+                 "", R"({"prompt": "Capital of France?", "completion": "Paris", "metadata": {"id": 7}})"});
   auto examples = read_dataset<Completion>(path, false);
   ASSERT_EQ(examples.size(), 2u);
   EXPECT_EQ(examples[0].prompt.size(), 2u);
@@ -67,13 +68,15 @@ TEST(Dataset, MalformedLinesNameTheFileLineAndField) {
   EXPECT_NE(error_of<Completion>(order).find("order.jsonl:1: field 'messages[0].role': expected 'user'"),
             std::string::npos)
     << error_of<Completion>(order);
-  auto empty = write_lines("empty.jsonl", {R"({"messages": [{"role": "user", "content": "hi"},)"
-                                           R"( {"role": "assistant", "content": ""}]})"});
+  auto empty = write_lines("empty.jsonl",
+                           {R"({"messages": [{"role": "user", "content": "hi"},)"
+                            R"( {"role": "assistant", "content": ""}]})"});
   EXPECT_NE(error_of<Completion>(empty).find("empty.jsonl:1: field 'messages[1].content': empty completion"),
             std::string::npos)
     << error_of<Completion>(empty);
-  auto prompt_ending = write_lines("ending.jsonl", {R"({"messages": [{"role": "user", "content": "a"},)"
-                                                    R"( {"role": "assistant", "content": "b"}]})"});
+  auto prompt_ending = write_lines("ending.jsonl",
+                                   {R"({"messages": [{"role": "user", "content": "a"},)"
+                                    R"( {"role": "assistant", "content": "b"}]})"});
   EXPECT_NE(error_of<Prompt>(prompt_ending).find("expected the last turn to be 'user'"), std::string::npos);
   EXPECT_NE(error_of<Prompt>(std::filesystem::path(::testing::TempDir()) / "missing.jsonl").find("cannot open"),
             std::string::npos);
@@ -86,9 +89,10 @@ TEST(Dataset, AnEmptyFileAndAHugeLineAreErrorsNamingTheFile) {
   EXPECT_NE(error_of<Prompt>(blank).find("blank.jsonl: no examples"), std::string::npos) << error_of<Prompt>(blank);
 
   // A line past 64 MiB is refused without being kept; the lines around it still read when skipping.
-  auto huge = write_lines("huge.jsonl", {R"({"prompt": "a", "completion": "b"})",
-                                         R"({"prompt": ")" + std::string((64u << 20) + 16, 'x') + R"(", "completion": "c"})",
-                                         R"({"prompt": "d", "completion": "e"})"});
+  auto huge = write_lines("huge.jsonl",
+                          {R"({"prompt": "a", "completion": "b"})",
+                           R"({"prompt": ")" + std::string((64u << 20) + 16, 'x') + R"(", "completion": "c"})",
+                           R"({"prompt": "d", "completion": "e"})"});
   EXPECT_NE(error_of<Completion>(huge).find("huge.jsonl:2: line longer than 64 MiB"), std::string::npos)
     << error_of<Completion>(huge).substr(0, 200);
   std::vector<std::string> skipped;
@@ -104,8 +108,9 @@ TEST(Dataset, AnEmptyFileAndAHugeLineAreErrorsNamingTheFile) {
 }
 
 TEST(Dataset, SkippingBadLinesReportsEachOne) {
-  auto path = write_lines("mixed.jsonl", {R"({"prompt": "a", "completion": "b"})", "not json",
-                                          R"({"prompt": "c"})", R"({"prompt": "d", "completion": "e"})"});
+  auto path = write_lines("mixed.jsonl",
+                          {R"({"prompt": "a", "completion": "b"})", "not json", R"({"prompt": "c"})",
+                           R"({"prompt": "d", "completion": "e"})"});
   std::vector<std::string> skipped;
   auto examples = read_dataset<Completion>(path, true, &skipped);
   EXPECT_EQ(examples.size(), 2u);

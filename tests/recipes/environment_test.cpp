@@ -58,8 +58,8 @@ TEST_F(Environments, TheEnvironmentsTurnsAreSplicedInAndMaskedOut) {
     auto model = co_await polite_model();
     Prompt prompt{{{"user", "Hi."}}, Json::object()};
     detail::StageClock clock;
-    auto rollout = co_await detail::episode(model, [] { return std::make_unique<Repeat>(); }, 4, prompt,
-                                            {.temperature = 0.0, .max_tokens = 8}, clock);
+    auto rollout = co_await detail::episode(
+      model, [] { return std::make_unique<Repeat>(); }, 4, prompt, {.temperature = 0.0, .max_tokens = 8}, clock);
     auto stages = clock.totals();
     EXPECT_GT(stages.busy[detail::StageClock::generate], 0.0);
     EXPECT_GT(stages.busy[detail::StageClock::grade], 0.0); // the environment's turns
@@ -94,8 +94,12 @@ TEST_F(Environments, EnvGrpoAndEnvGspoTrainOnEpisodes) {
     auto model = co_await polite_model();
     std::vector<Prompt> prompts{{{{"user", "Hi."}}, Json::object()}, {{{"user", "Go on."}}, Json::object()}};
     EnvironmentOptions environment{.environment = [] { return std::make_unique<Repeat>(); }, .max_turns = 3};
-    auto grpo = co_await ENVGRPO({.dataset = prompts, .model = model, .lr = 1e-4, .samples_per_batch = 8,
-                                  .completions_per_sample = 4, .max_num_grpo_steps = 2,
+    auto grpo = co_await ENVGRPO({.dataset = prompts,
+                                  .model = model,
+                                  .lr = 1e-4,
+                                  .samples_per_batch = 8,
+                                  .completions_per_sample = 4,
+                                  .max_num_grpo_steps = 2,
                                   .sampling = {.temperature = 1.0, .max_tokens = 6}},
                                  environment)
                   .run();
@@ -103,8 +107,12 @@ TEST_F(Environments, EnvGrpoAndEnvGspoTrainOnEpisodes) {
     EXPECT_GE(grpo.reward_mean, 0.0);
     EXPECT_LE(grpo.reward_mean, 1.0);
     auto version = model.weight_version();
-    auto gspo = co_await ENVGSPO({.dataset = prompts, .model = model, .lr = 1e-4, .samples_per_batch = 8,
-                                  .max_num_gspo_steps = 1, .completions_per_sample = 4,
+    auto gspo = co_await ENVGSPO({.dataset = prompts,
+                                  .model = model,
+                                  .lr = 1e-4,
+                                  .samples_per_batch = 8,
+                                  .max_num_gspo_steps = 1,
+                                  .completions_per_sample = 4,
                                   .sampling = {.temperature = 1.0, .max_tokens = 6}},
                                  environment)
                   .run();
@@ -120,8 +128,9 @@ TEST_F(Environments, AFactoryThatMakesNoEnvironmentIsAnError) {
     auto model = co_await builder.spawn_train("policy");
     detail::StageClock clock;
     try {
-      co_await detail::episode(model, [] { return std::unique_ptr<Environment>(); }, 2, {{{"user", "Hi."}}, Json::object()},
-                               {.max_tokens = 4}, clock);
+      co_await detail::episode(
+        model, [] { return std::unique_ptr<Environment>(); }, 2, {{{"user", "Hi."}}, Json::object()}, {.max_tokens = 4},
+        clock);
       ADD_FAILURE() << "no error";
     } catch (const Error& error) {
       EXPECT_NE(std::string(error.what()).find("returned no environment"), std::string::npos) << error.what();

@@ -46,13 +46,16 @@ TEST(Graders, JsonValidityAndSchema) {
   JsonGrader schema({.grader_key = "format",
                      .schema = {{"type", "object"},
                                 {"required", {"name", "age"}},
-                                {"properties", {{"name", {{"type", "string"}}}, {"age", {{"type", "integer"}}},
-                                                {"tags", {{"type", "array"}, {"items", {{"type", "string"}}}}}}}}});
+                                {"properties",
+                                 {{"name", {{"type", "string"}}},
+                                  {"age", {{"type", "integer"}}},
+                                  {"tags", {{"type", "array"}, {"items", {{"type", "string"}}}}}}}}});
   EXPECT_EQ(grade(schema, answer(R"({"name": "Ada", "age": 36, "tags": ["x"]})")).score, 1.0);
   auto missing = grade(schema, answer(R"({"name": "Ada"})"));
   EXPECT_EQ(missing.score, 0.0);
   EXPECT_EQ(missing.explanation, "$: missing required field 'age'");
-  EXPECT_EQ(grade(schema, answer(R"({"name": "Ada", "age": "36"})")).explanation, "$.age: expected integer, got string");
+  EXPECT_EQ(grade(schema, answer(R"({"name": "Ada", "age": "36"})")).explanation,
+            "$.age: expected integer, got string");
   EXPECT_EQ(grade(schema, answer(R"({"name": "Ada", "age": 3, "tags": [1]})")).explanation,
             "$.tags[0]: expected string, got number");
 }
@@ -101,9 +104,13 @@ TEST(Graders, AJudgeGraderAsksARealJudgeModel) {
   runtime.run([&]() -> Task<void> {
     auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(ctx, {.kv_cache_len = 512});
     auto judge = co_await builder.spawn_inference("judge");
-    BinaryJudgeGrader binary({.grader_key = "polite", .criteria = "Is the response polite?", .model = judge,
+    BinaryJudgeGrader binary({.grader_key = "polite",
+                              .criteria = "Is the response polite?",
+                              .model = judge,
                               .sampling = {.temperature = 0.0, .max_tokens = 8}});
-    RangeJudgeGrader range({.grader_key = "quality", .criteria = "Quality", .model = judge,
+    RangeJudgeGrader range({.grader_key = "quality",
+                            .criteria = "Quality",
+                            .model = judge,
                             .sampling = {.temperature = 0.0, .max_tokens = 8}});
     auto combined = CombinedGrader({.grader_key = "judged", .graders = {binary, range}});
     auto result = co_await combined.grade(answer("Thank you!"));

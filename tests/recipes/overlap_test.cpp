@@ -61,7 +61,7 @@ std::vector<nlohmann::json> read_metrics(const std::filesystem::path& file) {
 class Overlap : public ::testing::Test {
 protected:
   std::filesystem::path output_ = std::filesystem::path(::testing::TempDir())
-                                  / ("overlap_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    / ("overlap_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
   Runtime runtime_;
   RecipeContext ctx_{runtime_, "test", output_, MetricsLogger(), spdlog::default_logger()};
 
@@ -126,9 +126,18 @@ TEST_F(Overlap, StalenessZeroIsTheSynchronousLoopExactly) {
     // importance ratio the updates, would depend on which requests happened to arrive together.
     // The pipeline must give the same numbers as the loop; arrival timing is not what is tested.
     auto pipelined = co_await tiny_model("pipelined", 1);
-    co_await GRPO({.dataset = x_task_prompts(), .model = pipelined, .grader = grader, .logger = logger("pipelined"),
-                   .lr = 1e-3, .samples_per_batch = 16, .samples_per_mini_batch = 8, .completions_per_sample = 4,
-                   .max_num_grpo_steps = kSteps, .max_staleness = 0, .sampling = sampling, .seed = seed})
+    co_await GRPO({.dataset = x_task_prompts(),
+                   .model = pipelined,
+                   .grader = grader,
+                   .logger = logger("pipelined"),
+                   .lr = 1e-3,
+                   .samples_per_batch = 16,
+                   .samples_per_mini_batch = 8,
+                   .completions_per_sample = 4,
+                   .max_num_grpo_steps = kSteps,
+                   .max_staleness = 0,
+                   .sampling = sampling,
+                   .seed = seed})
       .run();
     for (const auto& line : read_metrics(output_ / "pipelined.jsonl"))
       pipelined_rewards.push_back(line["reward_mean"].get<double>());
@@ -143,7 +152,8 @@ TEST_F(Overlap, StalenessZeroIsTheSynchronousLoopExactly) {
       std::vector<Task<Generation>> requests;
       for (std::size_t p = 0; p < 4; ++p)
         for (std::size_t k = 0; k < 4; ++k)
-          requests.push_back(sequential.generate(step_prompts[p].prompt, detail::seeded(sampling, seed, step, p * 4 + k)));
+          requests.push_back(
+            sequential.generate(step_prompts[p].prompt, detail::seeded(sampling, seed, step, p * 4 + k)));
       auto generations = co_await when_all(std::move(requests));
       std::vector<TrainSample> samples;
       double reward_sum = 0;
@@ -161,9 +171,13 @@ TEST_F(Overlap, StalenessZeroIsTheSynchronousLoopExactly) {
       }
       sequential_rewards.push_back(reward_sum / 16);
       for (auto& batch : batches_of(shuffled(samples, seed + static_cast<std::uint64_t>(step)), 8))
-        co_await sequential.train_policy(std::move(batch), {.lr = 1e-3, .max_grad_norm = 1.0, .micro_batch_size = 8,
-                                                            .clip_range = 0.2, .loss_aggregation = "sequence_mean",
-                                                            .ratio_level = "token"});
+        co_await sequential.train_policy(std::move(batch),
+                                         {.lr = 1e-3,
+                                          .max_grad_norm = 1.0,
+                                          .micro_batch_size = 8,
+                                          .clip_range = 0.2,
+                                          .loss_aggregation = "sequence_mean",
+                                          .ratio_level = "token"});
     }
     sequential_logprobs = co_await probe(sequential);
   }());
@@ -179,10 +193,16 @@ TEST_F(Overlap, StalenessOneOverlapsGenerationWithTrainingAndNeverExceedsTheBoun
   constexpr int kSteps = 6;
   runtime_.run([&]() -> Task<void> {
     auto model = co_await tiny_model();
-    auto result = co_await GRPO({.dataset = x_task_prompts(), .model = model, .grader = FunctionGrader("x", share_of_x),
-                                 .logger = logger("async"), .lr = 1e-3, .samples_per_batch = 32,
-                                 .samples_per_mini_batch = 16, .completions_per_sample = 4,
-                                 .max_num_grpo_steps = kSteps, .max_staleness = 1,
+    auto result = co_await GRPO({.dataset = x_task_prompts(),
+                                 .model = model,
+                                 .grader = FunctionGrader("x", share_of_x),
+                                 .logger = logger("async"),
+                                 .lr = 1e-3,
+                                 .samples_per_batch = 32,
+                                 .samples_per_mini_batch = 16,
+                                 .completions_per_sample = 4,
+                                 .max_num_grpo_steps = kSteps,
+                                 .max_staleness = 1,
                                  .sampling = {.temperature = 1.0, .max_tokens = 16}})
                     .run();
     EXPECT_EQ(result.steps, kSteps);
@@ -202,7 +222,7 @@ TEST_F(Overlap, StalenessOneOverlapsGenerationWithTrainingAndNeverExceedsTheBoun
       EXPECT_GT(line["busy_s/generate"].get<double>(), 0.0);
   }
   EXPECT_EQ(lines[0].value("staleness/1", 0.0), 0.0); // the first step's rollouts come from the start
-  EXPECT_GT(stale_samples, 0);                         // later ones were made while the trainer stepped
+  EXPECT_GT(stale_samples, 0);                        // later ones were made while the trainer stepped
   EXPECT_GT(overlap, 0.0);
 }
 
@@ -215,9 +235,16 @@ TEST_F(Overlap, AStragglerIsCancelledAtItsGroupsDeadlineAndTheGroupTrainsWithout
         co_await sleep_for(1h); // a judge that never answers
       co_return share_of_x(sample);
     };
-    co_await GRPO({.dataset = x_task_prompts(), .model = model, .grader = scripted(hang_first), .logger = logger("straggler"),
-                   .samples_per_batch = 8, .completions_per_sample = 4, .max_num_grpo_steps = 2,
-                   .max_staleness = 0, .group_timeout_s = 1.0, .sampling = {.max_tokens = 8}})
+    co_await GRPO({.dataset = x_task_prompts(),
+                   .model = model,
+                   .grader = scripted(hang_first),
+                   .logger = logger("straggler"),
+                   .samples_per_batch = 8,
+                   .completions_per_sample = 4,
+                   .max_num_grpo_steps = 2,
+                   .max_staleness = 0,
+                   .group_timeout_s = 1.0,
+                   .sampling = {.max_tokens = 8}})
       .run();
   }());
   EXPECT_LT(std::chrono::steady_clock::now() - start, 60s);
@@ -238,9 +265,14 @@ TEST_F(Overlap, AStepWhoseRolloutsAllMissTheDeadlineStopsTheRunSayingSo) {
       co_return 0.0;
     };
     try {
-      co_await GRPO({.dataset = x_task_prompts(), .model = model, .grader = scripted(never_answer),
-                     .samples_per_batch = 4, .completions_per_sample = 2, .max_num_grpo_steps = 2,
-                     .group_timeout_s = 0.3, .sampling = {.max_tokens = 4}})
+      co_await GRPO({.dataset = x_task_prompts(),
+                     .model = model,
+                     .grader = scripted(never_answer),
+                     .samples_per_batch = 4,
+                     .completions_per_sample = 2,
+                     .max_num_grpo_steps = 2,
+                     .group_timeout_s = 0.3,
+                     .sampling = {.max_tokens = 4}})
         .run();
       ADD_FAILURE() << "no error";
     } catch (const Error& error) {
@@ -257,8 +289,13 @@ TEST_F(Overlap, AFailedRolloutIsRetriedAndRolloutsThatAlwaysFailStopTheRun) {
         throw std::runtime_error("judge hiccup");
       co_return share_of_x(sample);
     };
-    co_await GRPO({.dataset = x_task_prompts(), .model = model, .grader = scripted(fail_first), .logger = logger("retry"),
-                   .samples_per_batch = 8, .completions_per_sample = 4, .max_num_grpo_steps = 1,
+    co_await GRPO({.dataset = x_task_prompts(),
+                   .model = model,
+                   .grader = scripted(fail_first),
+                   .logger = logger("retry"),
+                   .samples_per_batch = 8,
+                   .completions_per_sample = 4,
+                   .max_num_grpo_steps = 1,
                    .sampling = {.max_tokens = 8}})
       .run();
     auto always_fail = [](int, const Sample&, int&, int&) -> Task<double> {
@@ -266,8 +303,12 @@ TEST_F(Overlap, AFailedRolloutIsRetriedAndRolloutsThatAlwaysFailStopTheRun) {
       co_return 0.0;
     };
     try {
-      co_await GRPO({.dataset = x_task_prompts(), .model = model, .grader = scripted(always_fail),
-                     .samples_per_batch = 8, .completions_per_sample = 4, .max_num_grpo_steps = 3,
+      co_await GRPO({.dataset = x_task_prompts(),
+                     .model = model,
+                     .grader = scripted(always_fail),
+                     .samples_per_batch = 8,
+                     .completions_per_sample = 4,
+                     .max_num_grpo_steps = 3,
                      .sampling = {.max_tokens = 8}})
         .run();
       ADD_FAILURE() << "no error";
@@ -292,8 +333,13 @@ TEST_F(Overlap, GradingNeverRunsMoreThanMaxGradingQueueAtOnce) {
       most = most_in_flight;
       co_return share_of_x(sample);
     };
-    co_await GRPO({.dataset = x_task_prompts(), .model = model, .grader = scripted(slow), .samples_per_batch = 16,
-                   .completions_per_sample = 4, .max_num_grpo_steps = 2, .max_grading_queue = 3,
+    co_await GRPO({.dataset = x_task_prompts(),
+                   .model = model,
+                   .grader = scripted(slow),
+                   .samples_per_batch = 16,
+                   .completions_per_sample = 4,
+                   .max_num_grpo_steps = 2,
+                   .max_grading_queue = 3,
                    .sampling = {.max_tokens = 4}})
       .run();
   }());

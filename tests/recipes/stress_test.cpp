@@ -9,18 +9,17 @@
 // every rollout started must be accounted for (trained, dropped as stale, counted as failed or
 // timed out, or in a group too small to train); no rollout is trained twice; no rollout coroutine
 // outlives the run. Under the sanitizer build, LeakSanitizer checks that nothing leaked.
-#include "recipes/rollout_pipeline.hpp"
-#include "runtime/actor_host.hpp"
-#include "runtime/runtime.hpp"
-
 #include <chorus/deadline.hpp>
 #include <chorus/errors.hpp>
 #include <chorus/gather.hpp>
 
-#include <caf/all.hpp>
-#include <gtest/gtest.h>
+#include "recipes/rollout_pipeline.hpp"
+#include "runtime/actor_host.hpp"
+#include "runtime/runtime.hpp"
 
 #include <asio/steady_timer.hpp>
+#include <caf/all.hpp>
+#include <gtest/gtest.h>
 
 #include <map>
 #include <random>
@@ -135,14 +134,18 @@ RunShape shape_of(std::uint64_t seed) {
   std::mt19937_64 random(seed);
   auto pick = [&](int low, int high) { return std::uniform_int_distribution<int>(low, high)(random); };
   static const double timeouts[] = {0.0, 0.02, 0.25};
-  return {pick(1, 4),       static_cast<std::size_t>(pick(1, 4)), static_cast<std::size_t>(pick(1, 4)),
-          pick(0, 2),       timeouts[pick(0, 2)],                   pick(0, 2)};
+  return {pick(1, 4),
+          static_cast<std::size_t>(pick(1, 4)),
+          static_cast<std::size_t>(pick(1, 4)),
+          pick(0, 2),
+          timeouts[pick(0, 2)],
+          pick(0, 2)};
 }
 
 std::string describe(std::uint64_t seed, const RunShape& s) {
-  return "seed " + std::to_string(seed) + ": " + std::to_string(s.steps) + " steps of " + std::to_string(s.groups) +
-         " groups of " + std::to_string(s.group_size) + ", staleness " + std::to_string(s.staleness) + ", timeout " +
-         std::to_string(s.timeout_s) + " s, retries " + std::to_string(s.retries);
+  return "seed " + std::to_string(seed) + ": " + std::to_string(s.steps) + " steps of " + std::to_string(s.groups)
+    + " groups of " + std::to_string(s.group_size) + ", staleness " + std::to_string(s.staleness) + ", timeout "
+    + std::to_string(s.timeout_s) + " s, retries " + std::to_string(s.retries);
 }
 
 // One run: produces and trains `shape`'s steps with the stand-ins; checks the accounting.
@@ -201,7 +204,8 @@ void stress_run(std::uint64_t seed) {
       stale += rollouts.stale_dropped;
       for (const auto& group : rollouts.groups) {
         for (const auto& member : group.members) {
-          EXPECT_TRUE(trained_ids.insert(member.tokens[0]).second) << "rollout " << member.tokens[0] << " trained twice";
+          EXPECT_TRUE(trained_ids.insert(member.tokens[0]).second)
+            << "rollout " << member.tokens[0] << " trained twice";
           EXPECT_LE(step - 1 - member.weight_version, shape.staleness) << "trained beyond max_staleness";
           ++trained;
         }

@@ -14,7 +14,7 @@ inline double share_of_x(const Sample& sample) {
   if (sample.completion.empty())
     return 0.0;
   return static_cast<double>(std::count(sample.completion.begin(), sample.completion.end(), 'x'))
-         / static_cast<double>(sample.completion.size());
+    / static_cast<double>(sample.completion.size());
 }
 
 /// Four open-ended prompts.

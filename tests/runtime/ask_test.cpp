@@ -1,17 +1,16 @@
 // co_await ref.ask(request): replies, and every way a request can fail, each surfacing as its own
 // exception type whose message names the actor and the request.
+#include <chorus/channel.hpp>
+#include <chorus/gather.hpp>
+
 #include "runtime/ask_words.hpp"
 #include "tests/runtime/test_actors.hpp"
 #include "tests/runtime/test_util.hpp"
 
-#include <chorus/channel.hpp>
-#include <chorus/gather.hpp>
-
-#include <gtest/gtest.h>
-
 #include <asio/detached.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
+#include <gtest/gtest.h>
 
 using namespace chorus;
 using namespace chorus::test;

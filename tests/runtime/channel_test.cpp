@@ -5,9 +5,8 @@
 #include "runtime/runtime.hpp"
 #include "tests/runtime/test_util.hpp"
 
-#include <gtest/gtest.h>
-
 #include <asio/post.hpp>
+#include <gtest/gtest.h>
 
 using namespace chorus;
 using chorus::test::yield;

@@ -1,8 +1,8 @@
 // RunCheckpoints without a model: what `latest` names, what survives a crash mid-write, what a
 // commit prunes, and what --resume reads back (and refuses).
-#include "runtime/checkpoints.hpp"
-
 #include <chorus/errors.hpp>
+
+#include "runtime/checkpoints.hpp"
 
 #include <gtest/gtest.h>
 
@@ -28,13 +28,18 @@ protected:
   }
 
   RunCheckpoints open(bool resume, int every = 2) {
-    return RunCheckpoints({.dir = dir_ / "checkpoints", .every = every, .resume = resume, .metrics = dir_ / "metrics.jsonl"});
+    return RunCheckpoints(
+      {.dir = dir_ / "checkpoints", .every = every, .resume = resume, .metrics = dir_ / "metrics.jsonl"});
   }
 
   // A checkpoint of stage `ordinal` at `step`, with a file standing in for the trainer's part.
   fs::path write(RunCheckpoints& run, int ordinal, const std::string& stage, std::int64_t step, bool finished) {
-    CheckpointManifest manifest{.ordinal = ordinal, .stage = stage, .step = step, .finished = finished,
-                                .weight_version = step, .state = {{"steps", step}}};
+    CheckpointManifest manifest{.ordinal = ordinal,
+                                .stage = stage,
+                                .step = step,
+                                .finished = finished,
+                                .weight_version = step,
+                                .state = {{"steps", step}}};
     auto partial = run.begin_write(manifest);
     std::ofstream(partial / "trainer.bin") << "weights of step " << step;
     return run.commit(partial, manifest);
@@ -47,8 +52,8 @@ protected:
     return name;
   }
 
-  fs::path dir_ = fs::path(::testing::TempDir()) /
-                  ("checkpoints_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+  fs::path dir_ = fs::path(::testing::TempDir())
+    / ("checkpoints_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
 };
 
 std::vector<std::string> folders(const fs::path& dir) {
@@ -70,7 +75,8 @@ TEST_F(Checkpoints, LatestNamesTheNewestAndACommitKeepsOnlyItAndEarlierStagesEnd
   write(run, 2, "gspo", 3, false);
   write(run, 2, "gspo", 6, false);
   EXPECT_EQ(latest(), "0002-gspo-step000006");
-  EXPECT_EQ(folders(dir_ / "checkpoints"), (std::vector<std::string>{"0001-sft-step000004-end", "0002-gspo-step000006"}));
+  EXPECT_EQ(folders(dir_ / "checkpoints"),
+            (std::vector<std::string>{"0001-sft-step000004-end", "0002-gspo-step000006"}));
   auto manifest = chorus::detail::read_manifest(dir_ / "checkpoints" / latest());
   EXPECT_EQ(manifest.stage, "gspo");
   EXPECT_EQ(manifest.step, 6);

@@ -1,7 +1,7 @@
 // Cluster files: what a good one holds, and errors that name the file, the key and what was expected.
-#include "runtime/cluster.hpp"
-
 #include <chorus/errors.hpp>
+
+#include "runtime/cluster.hpp"
 
 #include <gtest/gtest.h>
 

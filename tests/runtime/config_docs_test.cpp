@@ -143,13 +143,15 @@ CHORUS_CONFIG(Config, optimizer)
 }
 
 TEST(ConfigDocs, SeveralDeclaratorsShareTheComment) {
-  auto docs = docs_of("struct C {\n  // Sizes.\n  int width = 1, height = 2;\n};\nCHORUS_CONFIG(C, width, height)\n", "C");
+  auto docs =
+    docs_of("struct C {\n  // Sizes.\n  int width = 1, height = 2;\n};\nCHORUS_CONFIG(C, width, height)\n", "C");
   EXPECT_EQ(docs["width"], "Sizes.");
   EXPECT_EQ(docs["height"], "Sizes.");
 }
 
 TEST(ConfigDocs, BlockCommentsAreJoinedIntoOneLine) {
-  auto docs = docs_of("struct C {\n  /* The learning\n   * rate. */\n  double lr = 1;\n};\nCHORUS_CONFIG(C, lr)\n", "C");
+  auto docs =
+    docs_of("struct C {\n  /* The learning\n   * rate. */\n  double lr = 1;\n};\nCHORUS_CONFIG(C, lr)\n", "C");
   EXPECT_EQ(docs["lr"], "The learning rate.");
 }
 

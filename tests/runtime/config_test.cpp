@@ -60,8 +60,9 @@ TEST(Config, DefaultsComeFromTheStruct) {
 TEST(Config, FileThenOverridesInOrder) {
   auto file = write_file("training.json", R"({"dataset": "a.jsonl", "epochs": 3,
     "optimizer": {"lr": 0.5}, "seed": 7})");
-  auto config = load_config<Training>(file, {"optimizer.lr=1e-3", "epochs=4", "epochs=5", "name=hello world",
-                                             "optimizer.betas=0.5,0.6", "shuffle=false", "seed=null"});
+  auto config = load_config<Training>(file,
+                                      {"optimizer.lr=1e-3", "epochs=4", "epochs=5", "name=hello world",
+                                       "optimizer.betas=0.5,0.6", "shuffle=false", "seed=null"});
   EXPECT_EQ(*config.dataset, "a.jsonl");
   EXPECT_EQ(config.epochs, 5);
   EXPECT_DOUBLE_EQ(config.optimizer.lr, 1e-3);
@@ -144,11 +145,15 @@ TEST(Config, OverrideWithoutEquals) {
 // nlohmann exception instead of a ConfigError, and a string field could take them (config.json then
 // could not be written).
 TEST(Config, OverrideThatIsNotUtf8IsAConfigError) {
-  for (std::string bad : {"name=caf\xe9", "epochs=\xe6\xe6", "dataset=a\xed\xa0\x80" "b", "name=\xc0\xaf"}) {
+  for (std::string bad : {"name=caf\xe9", "epochs=\xe6\xe6",
+                          "dataset=a\xed\xa0\x80"
+                          "b",
+                          "name=\xc0\xaf"}) {
     auto what = error_of([&] { load_config<Training>({}, {"dataset=x", bad}); });
     EXPECT_NE(what.find("not valid UTF-8"), std::string::npos) << what;
   }
-  EXPECT_EQ(load_config<Training>({}, {"dataset=x", "name=caf\xc3\xa9 \xf0\x9f\x99\x82"}).name, "caf\xc3\xa9 \xf0\x9f\x99\x82");
+  EXPECT_EQ(load_config<Training>({}, {"dataset=x", "name=caf\xc3\xa9 \xf0\x9f\x99\x82"}).name,
+            "caf\xc3\xa9 \xf0\x9f\x99\x82");
 }
 
 TEST(Config, InvalidJsonNamesLineAndColumn) {
@@ -212,9 +217,11 @@ TEST(ConfigSchema, EveryFieldHasItsTypeAndDefaultAndExtraKeysAreRefused) {
   EXPECT_EQ(fields["max_steps"]["maximum"], std::numeric_limits<std::int64_t>::max());
   EXPECT_EQ(fields["shuffle"]["type"], "boolean");
   EXPECT_EQ(fields["name"], (Json{{"type", "string"}, {"default", "run"}}));
-  EXPECT_EQ(fields["seed"]["anyOf"], (Json::array({{{"type", "integer"}, {"minimum", std::numeric_limits<int>::min()},
-                                                    {"maximum", std::numeric_limits<int>::max()}},
-                                                   {{"type", "null"}}})));
+  EXPECT_EQ(fields["seed"]["anyOf"],
+            (Json::array({{{"type", "integer"},
+                           {"minimum", std::numeric_limits<int>::min()},
+                           {"maximum", std::numeric_limits<int>::max()}},
+                          {{"type", "null"}}})));
   EXPECT_EQ(fields["seed"]["default"], nullptr);
   // A nested section is an object of its own fields, each with its default.
   const auto& optimizer = fields["optimizer"];

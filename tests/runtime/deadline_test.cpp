@@ -1,12 +1,12 @@
 // with_deadline and sleep_for: a task that finishes in time returns its result or its own error; one
 // that does not is cancelled, awaited until it stopped, and reported as a DeadlineError; an actor
 // request inside it is withdrawn.
-#include "tests/runtime/test_actors.hpp"
-#include "tests/runtime/test_util.hpp"
-
 #include <chorus/channel.hpp>
 #include <chorus/deadline.hpp>
 #include <chorus/gather.hpp>
+
+#include "tests/runtime/test_actors.hpp"
+#include "tests/runtime/test_util.hpp"
 
 #include <gtest/gtest.h>
 
@@ -33,10 +33,12 @@ protected:
 
 TEST_F(Deadline, ATaskThatFinishesInTimeGivesItsResultOrItsError) {
   auto value = runtime.run([]() -> Task<int> {
-    co_return co_await with_deadline([]() -> Task<int> {
-      co_await sleep_for(1ms);
-      co_return 7;
-    }(), 10s);
+    co_return co_await with_deadline(
+      []() -> Task<int> {
+        co_await sleep_for(1ms);
+        co_return 7;
+      }(),
+      10s);
   }());
   EXPECT_EQ(value, 7);
   auto what = runtime.run([]() -> Task<std::string> {

@@ -6,10 +6,9 @@
 #include "runtime/runtime.hpp"
 #include "tests/runtime/test_util.hpp"
 
-#include <gtest/gtest.h>
-
 #include <asio/detached.hpp>
 #include <asio/post.hpp>
+#include <gtest/gtest.h>
 
 #include <numeric>
 
@@ -93,7 +92,7 @@ TEST_F(Gather, WhenAllKeepsTheOrderOfTheInput) {
       tasks.push_back([](int i) -> Task<int> {
         for (int k = 0; k < 10 - i; ++k)
           co_await yield(); // later tasks finish first
-        co_return i * i;
+        co_return i* i;
       }(i));
     co_return co_await when_all(std::move(tasks));
   }());
@@ -103,7 +102,8 @@ TEST_F(Gather, WhenAllKeepsTheOrderOfTheInput) {
 }
 
 TEST_F(Gather, EmptyWhenAllCompletes) {
-  auto results = runtime.run([]() -> Task<std::vector<int>> { co_return co_await when_all(std::vector<Task<int>>{}); }());
+  auto results =
+    runtime.run([]() -> Task<std::vector<int>> { co_return co_await when_all(std::vector<Task<int>>{}); }());
   EXPECT_TRUE(results.empty());
 }
 
@@ -161,12 +161,13 @@ TEST_F(Gather, ForEachConcurrentStopsAtTheFirstFailure) {
   std::vector<int> items(100);
   std::iota(items.begin(), items.end(), 0);
   int started = 0;
-  EXPECT_THROW(runtime.run(for_each_concurrent(items, 3, [&](int item) -> Task<void> {
-                 ++started;
-                 co_await yield();
-                 if (item == 4)
-                   throw std::runtime_error("item 4 is bad");
-               })),
+  EXPECT_THROW(runtime.run(for_each_concurrent(items, 3,
+                                               [&](int item) -> Task<void> {
+                                                 ++started;
+                                                 co_await yield();
+                                                 if (item == 4)
+                                                   throw std::runtime_error("item 4 is bad");
+                                               })),
                std::runtime_error);
   EXPECT_LT(started, 100) << "items after a failure must not be started";
 }

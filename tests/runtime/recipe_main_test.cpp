@@ -2,10 +2,10 @@
 // outputs, its errors, and Ctrl-C.
 #include <chorus/recipe_main.hpp>
 
+#include "tests/test_process.hpp"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-
-#include "tests/test_process.hpp"
 
 #include <fstream>
 

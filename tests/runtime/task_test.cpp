@@ -7,9 +7,8 @@
 #include "runtime/runtime.hpp"
 #include "tests/runtime/test_util.hpp"
 
-#include <gtest/gtest.h>
-
 #include <asio/post.hpp>
+#include <gtest/gtest.h>
 
 using namespace chorus;
 

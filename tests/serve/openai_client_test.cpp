@@ -21,8 +21,7 @@ TEST(ChorusServe, OfficialOpenAIClient) {
   setenv("CHORUS_SERVE_TEST_KEY", "test-key-123", 1);
   auto serve = ServeProcess::start({"--api-key-env", "CHORUS_SERVE_TEST_KEY"});
   ASSERT_NE(serve.port, 0);
-  ChildProcess client(CHORUS_NODE, {(tests / "openai_client_test.mjs").string(), serve.base_url(),
-                                       "builtin:tiny"});
+  ChildProcess client(CHORUS_NODE, {(tests / "openai_client_test.mjs").string(), serve.base_url(), "builtin:tiny"});
   EXPECT_EQ(client.wait(std::chrono::minutes(5)), 0) << client.output();
   EXPECT_NE(client.output().find("all checks passed"), std::string::npos) << client.output();
   // The key never shows in the server's output.
@@ -86,6 +85,7 @@ TEST(ChorusServe, AClientThatDisconnectsCancelsItsGeneration) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   auto cancel_time = std::chrono::steady_clock::now() - started;
   EXPECT_EQ(generating(), 0);
-  EXPECT_LT(cancel_time, full_time / 2) << "full " << std::chrono::duration<double>(full_time).count() << " s, cancelled after "
-                                        << std::chrono::duration<double>(cancel_time).count() << " s";
+  EXPECT_LT(cancel_time, full_time / 2) << "full " << std::chrono::duration<double>(full_time).count()
+                                        << " s, cancelled after " << std::chrono::duration<double>(cancel_time).count()
+                                        << " s";
 }

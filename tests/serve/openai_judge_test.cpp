@@ -1,15 +1,14 @@
 // OpenAI judge graders: against chorus-serve on loopback (the same verdicts as BinaryJudgeGrader on
 // the same model), and against a scripted endpoint (a test double) for the key, retries, the
 // concurrency limit, timeouts and errors that must not be retried.
-#include "serve_process.hpp"
-
 #include <chorus/chorus.hpp>
 #include <chorus/grader.hpp>
 
 #include "runtime/runtime.hpp"
+#include "serve_process.hpp"
 
-#include <httplib.h>
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -62,8 +61,10 @@ public:
   }
 
   OpenAIEndpoint endpoint() const {
-    return {.base_url = "http://127.0.0.1:" + std::to_string(port_) + "/v1", .model = "judge-model",
-            .api_key_env = "CHORUS_JUDGE_TEST_KEY", .initial_backoff = std::chrono::milliseconds(10)};
+    return {.base_url = "http://127.0.0.1:" + std::to_string(port_) + "/v1",
+            .model = "judge-model",
+            .api_key_env = "CHORUS_JUDGE_TEST_KEY",
+            .initial_backoff = std::chrono::milliseconds(10)};
   }
 
   int requests() const {
@@ -82,9 +83,10 @@ public:
   }
 
   static void completion(httplib::Response& response, const std::string& content) {
-    json body = {{"object", "chat.completion"},
-                 {"choices", {{{"index", 0}, {"message", {{"role", "assistant"}, {"content", content}}},
-                               {"finish_reason", "stop"}}}}};
+    json body = {
+      {"object", "chat.completion"},
+      {"choices",
+       {{{"index", 0}, {"message", {{"role", "assistant"}, {"content", content}}}, {"finish_reason", "stop"}}}}};
     response.set_content(body.dump(), "application/json");
   }
 
@@ -111,11 +113,12 @@ TEST(OpenAIJudge, JudgesLikeBinaryJudgeGraderThroughChorusServe) {
   auto serve = test::ServeProcess::start({"--api-key-env", "CHORUS_JUDGE_TEST_KEY"});
   ASSERT_NE(serve.port, 0);
   SamplingParams sampling{.temperature = 0.0, .max_tokens = 24};
-  OpenAIEndpoint endpoint{.base_url = serve.base_url(), .model = "builtin:tiny", .api_key_env = "CHORUS_JUDGE_TEST_KEY"};
-  OpenAIJudgeGrader remote({.grader_key = "polite", .criteria = "Is the response polite?", .endpoint = endpoint,
-                            .sampling = sampling});
-  OpenAIRangeJudgeGrader range({.grader_key = "quality", .criteria = "Quality", .endpoint = endpoint,
-                                .sampling = sampling});
+  OpenAIEndpoint endpoint{
+    .base_url = serve.base_url(), .model = "builtin:tiny", .api_key_env = "CHORUS_JUDGE_TEST_KEY"};
+  OpenAIJudgeGrader remote(
+    {.grader_key = "polite", .criteria = "Is the response polite?", .endpoint = endpoint, .sampling = sampling});
+  OpenAIRangeJudgeGrader range(
+    {.grader_key = "quality", .criteria = "Quality", .endpoint = endpoint, .sampling = sampling});
 
   Runtime runtime;
   RecipeContext ctx(runtime, "test", std::filesystem::path(::testing::TempDir()) / "openai_judge", MetricsLogger(),
@@ -124,8 +127,8 @@ TEST(OpenAIJudge, JudgesLikeBinaryJudgeGraderThroughChorusServe) {
     // The same model (builtin:tiny, seed 0) judging in this process, greedy: the same words.
     auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(ctx, {.kv_cache_len = 1024});
     auto judge = co_await builder.spawn_inference("judge");
-    BinaryJudgeGrader local({.grader_key = "polite", .criteria = "Is the response polite?", .model = judge,
-                             .sampling = sampling});
+    BinaryJudgeGrader local(
+      {.grader_key = "polite", .criteria = "Is the response polite?", .model = judge, .sampling = sampling});
     for (const auto* response : {"Thank you so much!", "Go away."}) {
       auto [over_http, in_process, ranged] =
         co_await gather(remote.grade(answer(response)), local.grade(answer(response)), range.grade(answer(response)));
@@ -255,10 +258,11 @@ TEST(OpenAIJudge, RefusesAnEndpointItCannotUse) {
   EXPECT_THROW(OpenAIJudgeGrader({.criteria = "x", .endpoint = {.base_url = "ftp://x", .model = "m"}}), ConfigError);
   EXPECT_THROW(OpenAIJudgeGrader({.criteria = "x", .endpoint = {.base_url = "http://127.0.0.1:1/v1"}}), ConfigError);
   EXPECT_THROW(OpenAIJudgeGrader({.criteria = "", .endpoint = {.base_url = "http://h/v1", .model = "m"}}), ConfigError);
-  EXPECT_THROW(OpenAIRangeJudgeGrader({.criteria = "x", .endpoint = {.base_url = "http://h/v1", .model = "m"},
-                                       .min_score = 5, .max_score = 5}),
-               ConfigError);
-  EXPECT_THROW(OpenAIJudgeGrader({.criteria = "x", .endpoint = {.base_url = "http://h/v1", .model = "m",
-                                                                 .max_concurrency = 0}}),
-               ConfigError);
+  EXPECT_THROW(
+    OpenAIRangeJudgeGrader(
+      {.criteria = "x", .endpoint = {.base_url = "http://h/v1", .model = "m"}, .min_score = 5, .max_score = 5}),
+    ConfigError);
+  EXPECT_THROW(
+    OpenAIJudgeGrader({.criteria = "x", .endpoint = {.base_url = "http://h/v1", .model = "m", .max_concurrency = 0}}),
+    ConfigError);
 }
