@@ -1,4 +1,4 @@
-// The main job: DESIGN.md's two-stage recipe on the built-in tiny model and a task it generates
+// The main job: the README's two-stage recipe on the built-in tiny model and a task it generates
 // itself (even_number_task.hpp). SFT on a few hundred right demonstrations teaches the JSON answer
 // format and part of the rule; GSPO then teaches the rest from a reward for being right. A held-out
 // evaluation before training, after SFT and after GSPO shows what each stage did:

@@ -1,5 +1,6 @@
-// The two-stage recipe of DESIGN.md: SFT warm-up on demonstrations, then GSPO on prompts graded by a
-// judge model. Run with a config (examples/configs/sft_to_gspo.json runs on builtin:tiny):
+// The two-stage recipe of the README: SFT warm-up on demonstrations, then GSPO on prompts graded by
+// a judge model (docs/architecture.md follows its awaits down to the actors). Run with a config
+// (examples/configs/sft_to_gspo.json runs on builtin:tiny):
 //
 //   ./build/recipes/sft_to_gspo/sft_to_gspo --config examples/configs/sft_to_gspo.json
 #include <chorus/chorus.hpp>
