@@ -95,6 +95,20 @@ void fail_all(PolicyState& state, const std::string& why) {
   state.batcher->clear();
 }
 
+// The one place the decode loop is (re)armed: sends the next DecodeStep unless one is on its way or
+// there is nothing a step could do. Sequences that all wait for weights still being fetched leave
+// it unarmed: the feed arms it again when they come (on_weights).
+void arm_decode(PolicyActor* self) {
+  auto& state = self->state;
+  if (state.stepping || !state.batcher || state.batcher->idle())
+    return;
+  auto newest = state.feed ? std::max(state.version, state.feed->ready()) : state.version;
+  if (state.batcher->running() == 0 && newest < state.required)
+    return;
+  state.stepping = true;
+  self->send(self, DecodeStep{});
+}
+
 void decode_step(PolicyActor* self) {
   auto& state = self->state;
   TimelineSpan span(state.host.spec.name, "decode step",
@@ -121,11 +135,8 @@ void decode_step(PolicyActor* self) {
   } catch (const std::exception& error) {
     fail_all(state, std::string("generation failed: ") + error.what());
   }
-  // Sequences that wait for weights still being fetched: the feed restarts the steps when they come.
-  bool waiting_for_weights = state.batcher->running() == 0 && state.version < state.required;
-  state.stepping = !state.batcher->idle() && !waiting_for_weights;
-  if (state.stepping)
-    self->send(self, DecodeStep{});
+  state.stepping = false;
+  arm_decode(self);
 }
 
 // A remote replica's feed completed a version, or failed: a replica that cannot follow its trainer
@@ -137,25 +148,106 @@ void on_weights(PolicyActor* self) {
     self->quit(caf::make_error(caf::sec::runtime_error, "weight sync failed: " + state.feed->error()));
     return;
   }
-  if (!state.stepping && state.batcher && !state.batcher->idle()) {
-    state.stepping = true;
-    self->send(self, DecodeStep{});
+  arm_decode(self);
+}
+
+// The prompt's tokens: the chat template over `messages`, or `text` encoded, or `tokens` as given.
+std::vector<std::int64_t> prompt_of(const models::Pretrained& model, const GenerateRequest& request) {
+  if (!request.messages.empty())
+    return model.tokenizer->apply_chat_template(request.messages, true);
+  if (!request.text.empty())
+    return model.tokenizer->encode(request.text);
+  return request.tokens;
+}
+
+// The batcher's request for `prompt` with the request's sampling; with a stream, each token's final
+// text goes to it before the stop strings are checked.
+models::SequenceRequest sequence_of(PolicyActor* self, const GenerateRequest& request,
+                                    const std::vector<std::int64_t>& prompt) {
+  const auto& model = self->state.host.model;
+  const auto& params = request.params;
+  models::SequenceRequest sequence;
+  sequence.prompt = prompt;
+  sequence.options.temperature = params.temperature;
+  sequence.options.top_k = params.top_k;
+  sequence.options.top_p = params.top_p;
+  sequence.options.max_new_tokens = params.max_tokens;
+  sequence.options.seed = params.seed >= 0 ? static_cast<std::uint64_t>(params.seed) : self->state.seeds();
+  sequence.options.stop_token_ids = stop_ids(model);
+  sequence.options.sample_below = model.tokenizer->vocab_size();
+  models::StopCheck stop_check;
+  if (!params.stop.empty())
+    stop_check = models::stop_at_strings(model.tokenizer, params.stop);
+  if (request.stream_to) {
+    sequence.should_stop =
+      [self, sink = request.stream_to, id = request.id, stop_check,
+       stream = models::TextStream(model.tokenizer, params.stop)](const std::vector<std::int64_t>& tokens) mutable {
+        if (auto piece = stream.advance(tokens); !piece.empty())
+          self->send(sink, GenerationDelta{id, std::move(piece)});
+        return stop_check && stop_check(0, tokens);
+      };
+  } else if (stop_check) {
+    sequence.should_stop = [stop_check](const std::vector<std::int64_t>& tokens) { return stop_check(0, tokens); };
+  }
+  return sequence;
+}
+
+// Queues the request in the batcher; the answer comes through a promise when its sequence finishes.
+caf::result<Generation> generate(PolicyActor* self, GenerateRequest& request) {
+  auto& state = self->state;
+  try {
+    state.host.prepare();
+    auto prompt = prompt_of(state.host.model, request);
+    auto sequence = sequence_of(self, request, prompt);
+    if (state.feed) {
+      state.required = std::max(state.required, request.min_weight_version);
+      state.feed->want(self, state.required);
+    }
+    auto id = state.batcher->add(std::move(sequence));
+    auto promise = self->make_response_promise<Generation>();
+    state.pending.emplace(id, PolicyState::Pending{promise, std::move(prompt), request.params.stop, request.id});
+    if (request.id != 0)
+      state.by_request[request.id] = id;
+    arm_decode(self);
+    return caf::delegated<Generation>{};
+  } catch (const std::invalid_argument& error) { // the prompt or the sampling as asked
+    return make_bad_request_error(error.what());
+  } catch (const std::exception& error) {
+    return make_handler_error(error.what());
   }
 }
 
-caf::behavior policy_actor(PolicyActor* self, ModelActorSpec spec, std::shared_ptr<WeightBoard> board,
-                           caf::actor weight_server) {
+void cancel(PolicyActor* self, const CancelGeneration& cancel) {
+  auto& state = self->state;
+  auto found = state.by_request.find(cancel.id);
+  if (found == state.by_request.end())
+    return; // finished (or failed) before the cancellation arrived
+  state.batcher->cancel(found->second);
+  state.pending.at(found->second).promise.deliver(make_handler_error("generation cancelled by the asker"));
+  state.pending.erase(found->second);
+  state.by_request.erase(found);
+}
+
+// Loads the model; a replica in another process starts following its trainer's weight server.
+void start_policy(PolicyActor* self, ModelActorSpec spec, std::shared_ptr<WeightBoard> board,
+                  caf::actor weight_server) {
   auto& state = self->state;
   state.host.load(std::move(spec), /*weight=*/1);
   state.board = std::move(board);
-  if (weight_server && state.host.load_error.empty()) {
+  if (!state.host.load_error.empty())
+    return;
+  if (weight_server) {
     state.feed = std::make_unique<WeightFeed>(std::move(weight_server), state.host.spec.name);
     state.version = -1; // whatever it loaded, a replica generates only with weights its trainer sent
     state.feed->start(self, [self] { on_weights(self); });
   }
-  if (state.host.load_error.empty())
-    state.batcher = std::make_unique<models::ContinuousBatcher>(state.host.model.model, state.host.spec.max_batch_size,
-                                                                state.host.spec.kv_cache_len);
+  state.batcher = std::make_unique<models::ContinuousBatcher>(state.host.model.model, state.host.spec.max_batch_size,
+                                                              state.host.spec.kv_cache_len);
+}
+
+caf::behavior policy_actor(PolicyActor* self, ModelActorSpec spec, std::shared_ptr<WeightBoard> board,
+                           caf::actor weight_server) {
+  start_policy(self, std::move(spec), std::move(board), std::move(weight_server));
   return {
     guarded([self](const ModelInfoRequest&) {
       auto& state = self->state;
@@ -166,76 +258,13 @@ caf::behavior policy_actor(PolicyActor* self, ModelActorSpec spec, std::shared_p
       info.pending = static_cast<std::int64_t>(state.pending.size());
       return info;
     }),
-    [self](GenerateRequest& request) -> caf::result<Generation> {
-      auto& state = self->state;
-      try {
-        state.host.prepare();
-        const auto& model = state.host.model;
-        auto prompt = !request.messages.empty() ? model.tokenizer->apply_chat_template(request.messages, true)
-          : !request.text.empty()               ? model.tokenizer->encode(request.text)
-                                                : request.tokens;
-        const auto& params = request.params;
-        models::SequenceRequest sequence;
-        sequence.prompt = prompt;
-        sequence.options.temperature = params.temperature;
-        sequence.options.top_k = params.top_k;
-        sequence.options.top_p = params.top_p;
-        sequence.options.max_new_tokens = params.max_tokens;
-        sequence.options.seed = params.seed >= 0 ? static_cast<std::uint64_t>(params.seed) : state.seeds();
-        sequence.options.stop_token_ids = stop_ids(model);
-        sequence.options.sample_below = model.tokenizer->vocab_size();
-        models::StopCheck stop_check;
-        if (!params.stop.empty())
-          stop_check = models::stop_at_strings(model.tokenizer, params.stop);
-        if (request.stream_to) {
-          // Called after each token: sends the text it made final, then checks the stop strings.
-          sequence.should_stop = [self, sink = request.stream_to, id = request.id, stop_check,
-                                  stream = models::TextStream(model.tokenizer, params.stop)](
-                                   const std::vector<std::int64_t>& tokens) mutable {
-            if (auto piece = stream.advance(tokens); !piece.empty())
-              self->send(sink, GenerationDelta{id, std::move(piece)});
-            return stop_check && stop_check(0, tokens);
-          };
-        } else if (stop_check) {
-          sequence.should_stop = [stop_check](const std::vector<std::int64_t>& tokens) {
-            return stop_check(0, tokens);
-          };
-        }
-        if (state.feed) {
-          state.required = std::max(state.required, request.min_weight_version);
-          state.feed->want(self, state.required);
-        }
-        auto id = state.batcher->add(std::move(sequence));
-        auto promise = self->make_response_promise<Generation>();
-        state.pending.emplace(id, PolicyState::Pending{promise, std::move(prompt), params.stop, request.id});
-        if (request.id != 0)
-          state.by_request[request.id] = id;
-        if (!state.stepping) {
-          state.stepping = true;
-          self->send(self, DecodeStep{});
-        }
-        return caf::delegated<Generation>{};
-      } catch (const std::invalid_argument& error) { // the prompt or the sampling as asked
-        return make_bad_request_error(error.what());
-      } catch (const std::exception& error) {
-        return make_handler_error(error.what());
-      }
-    },
+    [self](GenerateRequest& request) { return generate(self, request); },
     [self](const DecodeStep&) { decode_step(self); },
     [self](const WeightsPublished& published) {
       if (self->state.feed)
         self->state.feed->want(self, published.version);
     },
-    [self](const CancelGeneration& cancel) {
-      auto& state = self->state;
-      auto found = state.by_request.find(cancel.id);
-      if (found == state.by_request.end())
-        return; // finished (or failed) before the cancellation arrived
-      state.batcher->cancel(found->second);
-      state.pending.at(found->second).promise.deliver(make_handler_error("generation cancelled by the asker"));
-      state.pending.erase(found->second);
-      state.by_request.erase(found);
-    },
+    [self](const CancelGeneration& request) { cancel(self, request); },
     guarded([self](const LogprobsRequest& request) {
       auto& state = self->state;
       state.host.prepare();

@@ -56,6 +56,61 @@ void apply_completion_masks(models::SequenceBatch& batch, const std::vector<Trai
     batch.completion_mask = batch.completion_mask * batch.at_completion(masks).to(torch::kInt64);
 }
 
+// A step's micro-batches: [begin, end) of each and its weight in the step's mean.
+struct MicroBatches {
+  std::vector<std::pair<std::size_t, std::size_t>> ranges;
+  std::vector<double> weights;
+  std::int64_t tokens = 0; // trained on, over the whole step
+
+  double total_weight() const {
+    double total = 0;
+    for (auto w : weights)
+      total += w;
+    return total;
+  }
+};
+
+// Items [0, count) in micro-batches of `size`; item i weighs weight(i) and trains tokens(i) tokens.
+template <class Weight, class Tokens>
+MicroBatches split_micro_batches(std::size_t count, std::int64_t size, Weight weight, Tokens tokens) {
+  MicroBatches result;
+  const auto chunk = static_cast<std::size_t>(size);
+  for (std::size_t begin = 0; begin < count; begin += chunk) {
+    auto end = std::min(count, begin + chunk);
+    double batch_weight = 0;
+    for (auto i = begin; i < end; ++i) {
+      batch_weight += weight(i);
+      result.tokens += tokens(i);
+    }
+    result.ranges.emplace_back(begin, end);
+    result.weights.push_back(batch_weight);
+  }
+  return result;
+}
+
+// What every step reports; the objective's own figures are added by the caller.
+TrainReport step_report(const models::StepResult& result, const MicroBatches& batches, const TrainParams& params,
+                        std::int64_t version, std::chrono::steady_clock::time_point start) {
+  auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  TrainReport report;
+  report.loss = result.loss;
+  report.grad_norm = result.grad_norm;
+  report.lr = params.lr;
+  report.tokens = batches.tokens;
+  report.tokens_per_second = static_cast<double>(batches.tokens) / std::max(seconds, 1e-9);
+  report.weight_version = version;
+  return report;
+}
+
+// `field` (one value per completion token) of samples [begin, end), a row each.
+std::vector<std::vector<float>> rows_of(const std::vector<TrainSample>& samples, std::size_t begin, std::size_t end,
+                                        std::vector<float> TrainSample::* field) {
+  std::vector<std::vector<float>> rows;
+  for (auto i = begin; i < end; ++i)
+    rows.push_back(samples[i].*field);
+  return rows;
+}
+
 } // namespace
 
 Trainer::Trainer(models::Pretrained model, bool keep_reference) : model_(std::move(model)) {
@@ -67,10 +122,21 @@ void Trainer::reset_reference() {
   reference_ = frozen_copy(model_.model);
 }
 
-void Trainer::check(const std::string& objective, const std::vector<TrainSample>& samples,
-                    const TrainParams& params) const {
-  if (objective != "sft" && objective != "policy" && objective != "ppo")
-    throw std::invalid_argument("unknown objective '" + objective + "' (expected sft, policy or ppo)");
+Objective parse_objective(const std::string& name) {
+  if (name == "sft")
+    return Objective::sft;
+  if (name == "policy")
+    return Objective::policy;
+  if (name == "ppo")
+    return Objective::ppo;
+  if (name == "dpo")
+    return Objective::dpo;
+  throw std::invalid_argument("unknown objective '" + name + "' (expected sft, policy, ppo or dpo)");
+}
+
+void Trainer::check(Objective objective, const std::vector<TrainSample>& samples, const TrainParams& params) const {
+  if (objective == Objective::dpo)
+    throw std::invalid_argument("dpo trains on preference pairs, not samples (dpo_step)");
   if (samples.empty())
     throw std::invalid_argument("a train step needs at least one sample");
   if (params.micro_batch_size < 1)
@@ -81,33 +147,48 @@ void Trainer::check(const std::string& objective, const std::vector<TrainSample>
     const auto& sample = samples[i];
     auto where = sample_name(i);
     check_sequence(sample.prompt_tokens, sample.completion_tokens, where);
-    if (!sample.completion_mask.empty() && sample.completion_mask.size() != sample.completion_tokens.size())
+    auto n = sample.completion_tokens.size();
+    if (!sample.completion_mask.empty() && sample.completion_mask.size() != n)
       throw std::invalid_argument(where + ": " + std::to_string(sample.completion_mask.size()) + " mask entries for "
-                                  + std::to_string(sample.completion_tokens.size()) + " completion tokens");
-    if (objective == "ppo") {
-      auto n = sample.completion_tokens.size();
-      if (sample.token_advantages.size() != n || sample.old_values.size() != n || sample.returns.size() != n)
-        throw std::invalid_argument(where
-                                    + ": PPO needs one token advantage, old value and return per completion "
-                                      "token ("
-                                    + std::to_string(n) + ")");
-    }
-    if (objective != "sft" && sample.behaviour_logprobs.size() != sample.completion_tokens.size())
+                                  + std::to_string(n) + " completion tokens");
+    if (objective == Objective::ppo
+        && (sample.token_advantages.size() != n || sample.old_values.size() != n || sample.returns.size() != n))
+      throw std::invalid_argument(where + ": PPO needs one token advantage, old value and return per completion token ("
+                                  + std::to_string(n) + ")");
+    if (objective != Objective::sft && sample.behaviour_logprobs.size() != n)
       throw std::invalid_argument(where + ": " + std::to_string(sample.behaviour_logprobs.size())
-                                  + " behaviour log-probs for " + std::to_string(sample.completion_tokens.size())
-                                  + " completion tokens");
+                                  + " behaviour log-probs for " + std::to_string(n) + " completion tokens");
   }
-  if (objective != "sft") {
-    if (params.ratio_level != "token" && params.ratio_level != "sequence")
-      throw std::invalid_argument("ratio_level must be token or sequence, got '" + params.ratio_level + "'");
-    if (params.loss_aggregation != "token_mean" && params.loss_aggregation != "sequence_mean"
-        && params.loss_aggregation != "sequence_sum")
-      throw std::invalid_argument("loss_aggregation must be token_mean, sequence_mean or sequence_sum, got '"
-                                  + params.loss_aggregation + "'");
-    if (!(params.clip_range >= 0))
-      throw std::invalid_argument("clip_range must be >= 0");
-    if (params.kl_beta > 0 && !reference_)
-      throw std::invalid_argument("kl_beta > 0 needs a reference model: spawn_train with .keep_reference = true");
+  if (objective != Objective::sft)
+    check_policy_params(params);
+}
+
+void Trainer::check_policy_params(const TrainParams& params) const {
+  if (params.ratio_level != "token" && params.ratio_level != "sequence")
+    throw std::invalid_argument("ratio_level must be token or sequence, got '" + params.ratio_level + "'");
+  if (params.loss_aggregation != "token_mean" && params.loss_aggregation != "sequence_mean"
+      && params.loss_aggregation != "sequence_sum")
+    throw std::invalid_argument("loss_aggregation must be token_mean, sequence_mean or sequence_sum, got '"
+                                + params.loss_aggregation + "'");
+  if (!(params.clip_range >= 0))
+    throw std::invalid_argument("clip_range must be >= 0");
+  if (params.kl_beta > 0 && !reference_)
+    throw std::invalid_argument("kl_beta > 0 needs a reference model: spawn_train with .keep_reference = true");
+}
+
+void Trainer::check_dpo(const std::vector<PreferencePair>& pairs, const TrainParams& params) const {
+  if (!reference_)
+    throw std::invalid_argument("dpo needs a reference model: spawn_train with .keep_reference = true");
+  if (pairs.empty())
+    throw std::invalid_argument("a DPO step needs at least one preference pair");
+  if (params.micro_batch_size < 1)
+    throw std::invalid_argument("micro_batch_size must be at least 1, got " + std::to_string(params.micro_batch_size));
+  if (!(params.dpo_beta > 0))
+    throw std::invalid_argument("dpo_beta must be > 0");
+  for (std::size_t i = 0; i < pairs.size(); ++i) {
+    auto where = "pair " + std::to_string(i);
+    check_sequence(pairs[i].prompt_tokens, pairs[i].chosen_tokens, where + " (chosen)");
+    check_sequence(pairs[i].prompt_tokens, pairs[i].rejected_tokens, where + " (rejected)");
   }
 }
 
@@ -133,135 +214,156 @@ void Trainer::prepare_optimizer(const TrainParams& params) {
   static_cast<torch::optim::AdamWOptions&>(optimizer_->param_groups()[0].options()).weight_decay(params.weight_decay);
 }
 
-TrainReport Trainer::step(const std::string& objective, const std::vector<TrainSample>& samples,
-                          const TrainParams& params) {
-  check(objective, samples, params);
-  auto start = std::chrono::steady_clock::now();
-  auto& model = model_.model;
-  prepare_optimizer(params);
+// One step over samples: what its objective and parameters resolve to, once, and the metric totals
+// its micro-batches add to (each weighted by its share of the step; the gap by tokens).
+struct Trainer::SampleStep {
+  Objective objective;
+  const std::vector<TrainSample>& samples;
+  const TrainParams& params;
+  bool sequence_level = false; // GSPO's sequence ratio (never with PPO's per-token advantages)
+  models::Aggregation aggregation = models::Aggregation::token_mean;
+  double clip_high = 0;
+  double gap_sum = 0, gap_count = 0, clip_sum = 0, kl_sum = 0, value_loss_sum = 0;
 
-  const bool ppo = objective == "ppo", policy = objective == "policy" || ppo;
-  const bool sequence_level = !ppo && params.ratio_level == "sequence";
-  if (ppo)
-    ensure_value_head(params);
-  const auto aggregation = params.loss_aggregation == "sequence_mean" ? models::Aggregation::sequence_mean
-    : params.loss_aggregation == "sequence_sum"                       ? models::Aggregation::sequence_sum
-                                                                      : models::Aggregation::token_mean;
-  // Micro-batches weigh by what the loss averages over: tokens, or sequences.
-  const bool per_sequence = policy && (sequence_level || aggregation != models::Aggregation::token_mean);
-  const double clip_high = params.clip_range_high >= 0 ? params.clip_range_high : params.clip_range;
-  const auto chunk = static_cast<std::size_t>(params.micro_batch_size);
-  std::vector<std::pair<std::size_t, std::size_t>> ranges; // [begin, end) of each micro-batch
-  std::vector<double> weights;
-  std::int64_t tokens = 0;
-  for (std::size_t begin = 0; begin < samples.size(); begin += chunk) {
-    auto end = std::min(samples.size(), begin + chunk);
-    std::int64_t chunk_tokens = 0;
-    for (auto i = begin; i < end; ++i)
-      chunk_tokens += trained_tokens(samples[i]);
-    ranges.emplace_back(begin, end);
-    weights.push_back(per_sequence ? static_cast<double>(end - begin) : static_cast<double>(chunk_tokens));
-    tokens += chunk_tokens;
+  SampleStep(Objective objective, const std::vector<TrainSample>& samples, const TrainParams& params)
+    : objective(objective), samples(samples), params(params) {
+    sequence_level = objective == Objective::policy && params.ratio_level == "sequence";
+    aggregation = params.loss_aggregation == "sequence_mean" ? models::Aggregation::sequence_mean
+      : params.loss_aggregation == "sequence_sum"            ? models::Aggregation::sequence_sum
+                                                             : models::Aggregation::token_mean;
+    clip_high = params.clip_range_high >= 0 ? params.clip_range_high : params.clip_range;
   }
 
-  double gap_sum = 0, gap_count = 0, clip_sum = 0, kl_sum = 0, value_loss_sum = 0;
-  auto loss_of = [&](std::size_t index) {
-    auto [begin, end] = ranges[index];
-    std::vector<const std::vector<std::int64_t>*> prompts, completions;
-    for (auto i = begin; i < end; ++i) {
-      prompts.push_back(&samples[i].prompt_tokens);
-      completions.push_back(&samples[i].completion_tokens);
-    }
-    auto batch = models::make_sequence_batch(prompts, completions);
-    apply_completion_masks(batch, samples, begin, end);
-    auto hidden = model->hidden_states(batch.tokens, batch.attention_mask);
-    auto logprobs = models::batch_logprobs(model->logits(hidden), batch);
-    const auto& mask = batch.completion_mask;
-    if (!policy)
-      return models::masked_mean(-logprobs, mask);
+  // Micro-batches weigh by what the loss averages over: tokens, or sequences.
+  bool per_sequence() const {
+    return objective != Objective::sft && (sequence_level || aggregation != models::Aggregation::token_mean);
+  }
+};
 
-    std::vector<std::vector<float>> behaviour;
-    std::vector<float> advantages;
+TrainReport Trainer::step(Objective objective, const std::vector<TrainSample>& samples, const TrainParams& params) {
+  check(objective, samples, params);
+  auto start = std::chrono::steady_clock::now();
+  prepare_optimizer(params);
+  if (objective == Objective::ppo)
+    ensure_value_head(params);
+  SampleStep step(objective, samples, params);
+  auto batches = split_micro_batches(
+    samples.size(), params.micro_batch_size,
+    [&](std::size_t i) { return step.per_sequence() ? 1.0 : static_cast<double>(trained_tokens(samples[i])); },
+    [&](std::size_t i) { return trained_tokens(samples[i]); });
+  auto result = take_step(
+    batches.weights,
+    [&](std::size_t index) {
+      auto [begin, end] = batches.ranges[index];
+      return sample_loss(step, begin, end, batches.weights[index]);
+    },
+    params);
+  sum_metrics({&step.gap_sum, &step.gap_count, &step.clip_sum, &step.kl_sum, &step.value_loss_sum});
+
+  auto report = step_report(result, batches, params, version_, start);
+  auto total_weight = batches.total_weight();
+  report.logprob_gap = step.gap_count > 0 ? step.gap_sum / step.gap_count : -1.0;
+  report.clip_fraction = total_weight > 0 ? step.clip_sum / total_weight : 0.0;
+  report.kl = total_weight > 0 ? step.kl_sum / total_weight : 0.0;
+  report.value_loss = total_weight > 0 ? step.value_loss_sum / total_weight : 0.0;
+  return report;
+}
+
+models::StepResult Trainer::take_step(const std::vector<double>& weights,
+                                      const std::function<torch::Tensor(std::size_t)>& loss_of,
+                                      const TrainParams& params) {
+  auto result = models::optimizer_step(*model_.model, *optimizer_, weights, loss_of, params.max_grad_norm, shard());
+  ++version_;
+  return result;
+}
+
+torch::Tensor Trainer::sample_loss(SampleStep& step, std::size_t begin, std::size_t end, double share) {
+  const auto& samples = step.samples;
+  std::vector<const std::vector<std::int64_t>*> prompts, completions;
+  for (auto i = begin; i < end; ++i) {
+    prompts.push_back(&samples[i].prompt_tokens);
+    completions.push_back(&samples[i].completion_tokens);
+  }
+  auto batch = models::make_sequence_batch(prompts, completions);
+  apply_completion_masks(batch, samples, begin, end);
+  auto hidden = model_.model->hidden_states(batch.tokens, batch.attention_mask);
+  auto logprobs = models::batch_logprobs(model_.model->logits(hidden), batch);
+  if (step.objective == Objective::sft)
+    return models::masked_mean(-logprobs, batch.completion_mask);
+
+  auto old_logprobs = batch.at_completion(rows_of(samples, begin, end, &TrainSample::behaviour_logprobs));
+  auto loss = surrogate_loss(step, batch, logprobs, old_logprobs, begin, end, share);
+  if (step.params.kl_beta > 0)
+    loss = loss + step.params.kl_beta * kl_penalty(step, batch, logprobs, share);
+  if (step.objective == Objective::ppo)
+    loss = loss + step.params.value_coef * value_loss(step, batch, hidden, logprobs.size(1), begin, end, share);
+  return loss;
+}
+
+torch::Tensor Trainer::surrogate_loss(SampleStep& step, const models::SequenceBatch& batch,
+                                      const torch::Tensor& logprobs, const torch::Tensor& old_logprobs,
+                                      std::size_t begin, std::size_t end, double share) {
+  const auto& samples = step.samples;
+  const auto& params = step.params;
+  const auto& mask = batch.completion_mask;
+  std::vector<float> advantages;
+  for (auto i = begin; i < end; ++i)
+    advantages.push_back(static_cast<float>(samples[i].advantage));
+  auto advantage = step.objective == Objective::ppo // per-token advantages (GAE)
+    ? batch.at_completion(rows_of(samples, begin, end, &TrainSample::token_advantages))
+    : torch::tensor(advantages, torch::kFloat32);
+  {
+    // The sampler-trainer gap, over samples generated by exactly these weights.
+    torch::NoGradGuard no_grad;
+    auto difference = ((logprobs - old_logprobs).abs() * mask.to(torch::kFloat32)).sum(1);
     for (auto i = begin; i < end; ++i) {
-      behaviour.push_back(samples[i].behaviour_logprobs);
-      advantages.push_back(static_cast<float>(samples[i].advantage));
+      if (samples[i].weight_version != version_)
+        continue;
+      step.gap_sum += difference[static_cast<std::int64_t>(i - begin)].item<double>();
+      step.gap_count += static_cast<double>(trained_tokens(samples[i]));
     }
-    auto old_logprobs = batch.at_completion(behaviour);
-    auto advantage = torch::tensor(advantages, torch::kFloat32);
-    if (ppo) { // per-token advantages (GAE)
-      std::vector<std::vector<float>> per_token;
-      for (auto i = begin; i < end; ++i)
-        per_token.push_back(samples[i].token_advantages);
-      advantage = batch.at_completion(per_token);
-    }
-    {
-      // The sampler-trainer gap, over samples generated by exactly these weights.
-      torch::NoGradGuard no_grad;
-      auto difference = ((logprobs - old_logprobs).abs() * mask.to(torch::kFloat32)).sum(1);
-      for (auto i = begin; i < end; ++i) {
-        if (samples[i].weight_version != version_)
-          continue;
-        gap_sum += difference[static_cast<std::int64_t>(i - begin)].item<double>();
-        gap_count += static_cast<double>(trained_tokens(samples[i]));
-      }
-    }
-    torch::Tensor stale;
-    if (sequence_level && params.on_policy_version >= 0) {
+  }
+  models::PolicyLoss surrogate;
+  if (step.sequence_level) {
+    torch::Tensor stale; // rows made by weights older than the step's on-policy version
+    if (params.on_policy_version >= 0) {
       std::vector<float> rows;
       for (auto i = begin; i < end; ++i)
         rows.push_back(samples[i].weight_version < params.on_policy_version ? 1.0f : 0.0f);
       stale = torch::tensor(rows, torch::kFloat32);
     }
-    auto surrogate = sequence_level
-      ? models::sequence_policy_loss(logprobs, old_logprobs, advantage, mask, params.clip_range, clip_high, stale)
-      : models::clipped_policy_loss(logprobs, old_logprobs, advantage, mask, params.clip_range, clip_high, aggregation);
-    auto share = weights[index];
-    clip_sum += surrogate.clip_fraction * share;
-    auto loss = surrogate.loss;
-    if (params.kl_beta > 0) {
-      torch::Tensor reference_logprobs;
-      {
-        torch::NoGradGuard no_grad;
-        reference_logprobs = models::batch_logprobs(reference_->forward(batch.tokens, batch.attention_mask), batch);
-      }
-      auto kl = models::kl_to_reference(logprobs, reference_logprobs, mask);
-      kl_sum += kl.item<double>() * share;
-      loss = loss + params.kl_beta * kl;
-    }
-    if (ppo) {
-      std::vector<std::vector<float>> old_values, returns;
-      for (auto i = begin; i < end; ++i) {
-        old_values.push_back(samples[i].old_values);
-        returns.push_back(samples[i].returns);
-      }
-      auto values = value_head_(hidden.to(torch::kFloat32)).squeeze(-1).narrow(1, 0, logprobs.size(1));
-      auto value_loss = models::clipped_value_loss(values, batch.at_completion(old_values),
-                                                   batch.at_completion(returns), mask, params.value_clip_range);
-      value_loss_sum += value_loss.item<double>() * share;
-      loss = loss + params.value_coef * value_loss;
-    }
-    return loss;
-  };
-  auto result = models::optimizer_step(*model, *optimizer_, weights, loss_of, params.max_grad_norm, shard());
-  ++version_;
-  sum_metrics({&gap_sum, &gap_count, &clip_sum, &kl_sum, &value_loss_sum});
+    surrogate =
+      models::sequence_policy_loss(logprobs, old_logprobs, advantage, mask, params.clip_range, step.clip_high, stale);
+  } else {
+    surrogate = models::clipped_policy_loss(logprobs, old_logprobs, advantage, mask, params.clip_range, step.clip_high,
+                                            step.aggregation);
+  }
+  step.clip_sum += surrogate.clip_fraction * share;
+  return surrogate.loss;
+}
 
-  double total_weight = 0;
-  for (auto w : weights)
-    total_weight += w;
-  auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  TrainReport report;
-  report.loss = result.loss;
-  report.grad_norm = result.grad_norm;
-  report.lr = params.lr;
-  report.tokens = tokens;
-  report.tokens_per_second = static_cast<double>(tokens) / std::max(seconds, 1e-9);
-  report.logprob_gap = gap_count > 0 ? gap_sum / gap_count : -1.0;
-  report.clip_fraction = total_weight > 0 ? clip_sum / total_weight : 0.0;
-  report.kl = total_weight > 0 ? kl_sum / total_weight : 0.0;
-  report.value_loss = total_weight > 0 ? value_loss_sum / total_weight : 0.0;
-  report.weight_version = version_;
-  return report;
+torch::Tensor Trainer::kl_penalty(SampleStep& step, const models::SequenceBatch& batch, const torch::Tensor& logprobs,
+                                  double share) {
+  torch::Tensor reference_logprobs;
+  {
+    torch::NoGradGuard no_grad;
+    reference_logprobs = models::batch_logprobs(reference_->forward(batch.tokens, batch.attention_mask), batch);
+  }
+  auto kl = models::kl_to_reference(logprobs, reference_logprobs, batch.completion_mask);
+  step.kl_sum += kl.item<double>() * share;
+  return kl;
+}
+
+torch::Tensor Trainer::value_loss(SampleStep& step, const models::SequenceBatch& batch, const torch::Tensor& hidden,
+                                  std::int64_t length, std::size_t begin, std::size_t end, double share) {
+  const auto& samples = step.samples;
+  auto values = value_head_(hidden.to(torch::kFloat32)).squeeze(-1).narrow(1, 0, length);
+  auto loss =
+    models::clipped_value_loss(values, batch.at_completion(rows_of(samples, begin, end, &TrainSample::old_values)),
+                               batch.at_completion(rows_of(samples, begin, end, &TrainSample::returns)),
+                               batch.completion_mask, step.params.value_clip_range);
+  step.value_loss_sum += loss.item<double>() * share;
+  return loss;
 }
 
 models::Shard Trainer::shard() {
@@ -320,76 +422,55 @@ std::vector<std::vector<float>> Trainer::values(const std::vector<TrainSample>& 
 }
 
 TrainReport Trainer::dpo_step(const std::vector<PreferencePair>& pairs, const TrainParams& params) {
-  if (!reference_)
-    throw std::invalid_argument("dpo needs a reference model: spawn_train with .keep_reference = true");
-  if (pairs.empty())
-    throw std::invalid_argument("a DPO step needs at least one preference pair");
-  if (params.micro_batch_size < 1)
-    throw std::invalid_argument("micro_batch_size must be at least 1, got " + std::to_string(params.micro_batch_size));
-  if (!(params.dpo_beta > 0))
-    throw std::invalid_argument("dpo_beta must be > 0");
-  for (std::size_t i = 0; i < pairs.size(); ++i) {
-    auto where = "pair " + std::to_string(i);
-    check_sequence(pairs[i].prompt_tokens, pairs[i].chosen_tokens, where + " (chosen)");
-    check_sequence(pairs[i].prompt_tokens, pairs[i].rejected_tokens, where + " (rejected)");
-  }
+  check_dpo(pairs, params);
   auto start = std::chrono::steady_clock::now();
-  auto& model = model_.model;
   prepare_optimizer(params);
-  const auto chunk = static_cast<std::size_t>(params.micro_batch_size);
-  std::vector<std::pair<std::size_t, std::size_t>> ranges;
-  std::vector<double> weights;
-  std::int64_t tokens = 0;
-  for (std::size_t begin = 0; begin < pairs.size(); begin += chunk) {
-    auto end = std::min(pairs.size(), begin + chunk);
-    ranges.emplace_back(begin, end);
-    weights.push_back(static_cast<double>(end - begin));
-    for (auto i = begin; i < end; ++i)
-      tokens += static_cast<std::int64_t>(pairs[i].chosen_tokens.size() + pairs[i].rejected_tokens.size());
-  }
+  auto batches = split_micro_batches(
+    pairs.size(), params.micro_batch_size, [](std::size_t) { return 1.0; },
+    [&](std::size_t i) {
+      return static_cast<std::int64_t>(pairs[i].chosen_tokens.size() + pairs[i].rejected_tokens.size());
+    });
   double accuracy = 0, margin = 0;
-  auto loss_of = [&](std::size_t index) {
-    auto [begin, end] = ranges[index];
-    // Chosen completions in the first half of the batch, rejected ones in the second.
-    std::vector<const std::vector<std::int64_t>*> prompts, completions;
-    for (auto i = begin; i < end; ++i) {
-      prompts.push_back(&pairs[i].prompt_tokens);
-      completions.push_back(&pairs[i].chosen_tokens);
-    }
-    for (auto i = begin; i < end; ++i) {
-      prompts.push_back(&pairs[i].prompt_tokens);
-      completions.push_back(&pairs[i].rejected_tokens);
-    }
-    auto batch = models::make_sequence_batch(prompts, completions);
-    auto mask = batch.completion_mask.to(torch::kFloat32);
-    auto sums = (models::batch_logprobs(model->forward(batch.tokens, batch.attention_mask), batch) * mask).sum(1);
-    torch::Tensor reference_sums;
-    {
-      torch::NoGradGuard no_grad;
-      reference_sums =
-        (models::batch_logprobs(reference_->forward(batch.tokens, batch.attention_mask), batch) * mask).sum(1);
-    }
-    auto n = static_cast<std::int64_t>(end - begin);
-    auto result = models::dpo_loss(sums.narrow(0, 0, n), sums.narrow(0, n, n), reference_sums.narrow(0, 0, n),
-                                   reference_sums.narrow(0, n, n), params.dpo_beta);
-    accuracy += result.reward_accuracy * static_cast<double>(n);
-    margin += result.reward_margin * static_cast<double>(n);
-    return result.loss;
-  };
-  auto result = models::optimizer_step(*model, *optimizer_, weights, loss_of, params.max_grad_norm, shard());
-  ++version_;
+  auto result = take_step(
+    batches.weights,
+    [&](std::size_t index) {
+      auto [begin, end] = batches.ranges[index];
+      return pair_loss(pairs, begin, end, params, accuracy, margin);
+    },
+    params);
   sum_metrics({&accuracy, &margin});
-  auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  TrainReport report;
-  report.loss = result.loss;
-  report.grad_norm = result.grad_norm;
-  report.lr = params.lr;
-  report.tokens = tokens;
-  report.tokens_per_second = static_cast<double>(tokens) / std::max(seconds, 1e-9);
+  auto report = step_report(result, batches, params, version_, start);
   report.reward_accuracy = accuracy / static_cast<double>(pairs.size());
   report.reward_margin = margin / static_cast<double>(pairs.size());
-  report.weight_version = version_;
   return report;
+}
+
+torch::Tensor Trainer::pair_loss(const std::vector<PreferencePair>& pairs, std::size_t begin, std::size_t end,
+                                 const TrainParams& params, double& accuracy, double& margin) {
+  std::vector<const std::vector<std::int64_t>*> prompts, completions;
+  for (auto i = begin; i < end; ++i) {
+    prompts.push_back(&pairs[i].prompt_tokens);
+    completions.push_back(&pairs[i].chosen_tokens);
+  }
+  for (auto i = begin; i < end; ++i) {
+    prompts.push_back(&pairs[i].prompt_tokens);
+    completions.push_back(&pairs[i].rejected_tokens);
+  }
+  auto batch = models::make_sequence_batch(prompts, completions);
+  auto mask = batch.completion_mask.to(torch::kFloat32);
+  auto sums = (models::batch_logprobs(model_.model->forward(batch.tokens, batch.attention_mask), batch) * mask).sum(1);
+  torch::Tensor reference_sums;
+  {
+    torch::NoGradGuard no_grad;
+    reference_sums =
+      (models::batch_logprobs(reference_->forward(batch.tokens, batch.attention_mask), batch) * mask).sum(1);
+  }
+  auto n = static_cast<std::int64_t>(end - begin);
+  auto result = models::dpo_loss(sums.narrow(0, 0, n), sums.narrow(0, n, n), reference_sums.narrow(0, 0, n),
+                                 reference_sums.narrow(0, n, n), params.dpo_beta);
+  accuracy += result.reward_accuracy * static_cast<double>(n);
+  margin += result.reward_margin * static_cast<double>(n);
+  return result.loss;
 }
 
 } // namespace chorus::actors

@@ -1,7 +1,8 @@
 // Trainer: the trainable weights, their optimizer and an optional frozen reference copy, and the
 // optimizer steps a trainer actor runs: SFT (cross-entropy over completion tokens), the clipped
 // policy gradient (token-level ratio for GRPO, sequence-level for GSPO), PPO with a value head and
-// DPO against the frozen reference, with gradient accumulation over micro-batches. No actor code here: the actor (trainer_actor.cpp) wraps it.
+// DPO against the frozen reference, with gradient accumulation over micro-batches. No actor code
+// here: the actor (trainer_actor.cpp) wraps it.
 #pragma once
 
 #include <chorus/training.hpp>
@@ -13,21 +14,32 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 namespace chorus::actors {
 
+/// What a train step minimises. A TrainRequest names it in words ("sft", "policy", "ppo", "dpo").
+enum class Objective {
+  sft,    ///< cross-entropy over the completion tokens
+  policy, ///< the clipped policy gradient: token-level ratio (GRPO) or sequence-level (GSPO)
+  ppo,    ///< the clipped policy gradient with per-token advantages, plus the value head's loss
+  dpo,    ///< DPO over preference pairs, against the frozen reference
+};
+
+/// The objective named `name`. @throws std::invalid_argument naming it and the objectives there are.
+Objective parse_objective(const std::string& name);
+
 class Trainer {
 public:
   /// Trains `model`; keeps a frozen copy of its current weights when `keep_reference`.
   Trainer(models::Pretrained model, bool keep_reference);
 
-  /// One optimizer step. `objective` is "sft", "policy" (clipped policy gradient) or "ppo" (the same
-  /// with per-token advantages, plus the value head's clipped loss).
+  /// One optimizer step over `samples` (every objective but dpo, which trains on pairs: dpo_step).
   /// @throws std::invalid_argument naming the sample and what is wrong with it.
-  TrainReport step(const std::string& objective, const std::vector<TrainSample>& samples, const TrainParams& params);
+  TrainReport step(Objective objective, const std::vector<TrainSample>& samples, const TrainParams& params);
 
   /// The value head's estimate at each completion token of each sample (PPO), without a step. The
   /// value head (on the model's last hidden states, zero-initialised) is created on first use.
@@ -71,7 +83,11 @@ public:
   }
 
 private:
-  void check(const std::string& objective, const std::vector<TrainSample>& samples, const TrainParams& params) const;
+  struct SampleStep; // one step over samples: its settings and metric totals (trainer.cpp)
+
+  void check(Objective objective, const std::vector<TrainSample>& samples, const TrainParams& params) const;
+  void check_policy_params(const TrainParams& params) const;
+  void check_dpo(const std::vector<PreferencePair>& pairs, const TrainParams& params) const;
   // Checks that `tokens` may be trained on; `where` names the sample or pair in errors.
   void check_sequence(const std::vector<std::int64_t>& prompt, const std::vector<std::int64_t>& completion,
                       const std::string& where) const;
@@ -82,6 +98,23 @@ private:
   models::Shard shard();
   // Sums a step's metric totals across the ranks (no-op without a group).
   void sum_metrics(std::vector<double*> totals);
+  // One optimizer step over micro-batches weighted by `weights`; the version goes up by one.
+  models::StepResult take_step(const std::vector<double>& weights,
+                               const std::function<torch::Tensor(std::size_t)>& loss_of, const TrainParams& params);
+
+  // The loss of samples [begin, end) of `step`, a micro-batch weighing `share` of it.
+  torch::Tensor sample_loss(SampleStep& step, std::size_t begin, std::size_t end, double share);
+  // The policy-gradient terms of that loss: the clipped surrogate, the KL penalty, the value loss.
+  torch::Tensor surrogate_loss(SampleStep& step, const models::SequenceBatch& batch, const torch::Tensor& logprobs,
+                               const torch::Tensor& old_logprobs, std::size_t begin, std::size_t end, double share);
+  torch::Tensor kl_penalty(SampleStep& step, const models::SequenceBatch& batch, const torch::Tensor& logprobs,
+                           double share);
+  torch::Tensor value_loss(SampleStep& step, const models::SequenceBatch& batch, const torch::Tensor& hidden,
+                           std::int64_t length, std::size_t begin, std::size_t end, double share);
+  // The loss of pairs [begin, end): chosen completions in the first half of one batch, rejected ones
+  // in the second; adds the pairs' reward accuracy and margin to the totals.
+  torch::Tensor pair_loss(const std::vector<PreferencePair>& pairs, std::size_t begin, std::size_t end,
+                          const TrainParams& params, double& accuracy, double& margin);
 
   models::Pretrained model_;
   models::Transformer reference_{nullptr};

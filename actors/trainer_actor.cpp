@@ -55,23 +55,53 @@ void publish(TrainerActor* self, std::int64_t version) {
     self->send(state.weight_server, WeightsPublished{version});
 }
 
-caf::behavior trainer_actor(TrainerActor* self, ModelActorSpec spec, std::shared_ptr<WeightBoard> board,
-                            caf::actor weight_server, bool keep_reference, DataParallelSpec data_parallel) {
+// Loads the model and makes its trainer; a failure is kept as the host's load error, which every
+// request then reports.
+void start_trainer(TrainerActor* self, ModelActorSpec spec, bool keep_reference, DataParallelSpec data_parallel) {
   auto& state = self->state;
   // A backward pass costs about twice a forward: the trainer claims two shares of the cores.
   state.host.load(std::move(spec), /*weight=*/2);
-  state.board = std::move(board);
-  state.weight_server = std::move(weight_server);
-  if (state.host.load_error.empty()) {
-    try {
-      state.trainer = std::make_unique<Trainer>(state.host.model, keep_reference);
-      if (data_parallel.size > 1)
-        state.trainer->join(std::make_unique<GradientGroup>(data_parallel));
-      publish(self, 0); // replicas start from exactly these weights
-    } catch (const std::exception& error) {
-      state.host.load_error = error.what();
-    }
+  if (!state.host.load_error.empty())
+    return;
+  try {
+    state.trainer = std::make_unique<Trainer>(state.host.model, keep_reference);
+    if (data_parallel.size > 1)
+      state.trainer->join(std::make_unique<GradientGroup>(data_parallel));
+    publish(self, 0); // replicas start from exactly these weights
+  } catch (const std::exception& error) {
+    state.host.load_error = error.what();
   }
+}
+
+// One optimizer step, published to the replicas before the report goes back.
+TrainReport train(TrainerActor* self, const TrainRequest& request) {
+  auto& state = self->state;
+  state.host.prepare();
+  auto objective = parse_objective(request.objective);
+  forward_to_ranks(self, request);
+  TrainReport report;
+  {
+    TimelineSpan span(state.host.spec.name, request.objective + " step",
+                      std::to_string(request.samples.size() + request.pairs.size()) + " samples");
+    report = objective == Objective::dpo ? state.trainer->dpo_step(request.pairs, request.params)
+                                         : state.trainer->step(objective, request.samples, request.params);
+  }
+  publish(self, report.weight_version);
+  // A sampler that disagrees with the trainer about the same weights and tokens biases every
+  // policy-gradient step silently: say so loudly. bf16 rounds differently in the two code paths.
+  double tolerance = state.host.spec.dtype == "float32" ? 1e-4 : 5e-2;
+  if (report.logprob_gap > tolerance)
+    spdlog::warn("{}: sampler and trainer log-probs differ by {:.2e} per token on weight version {}: sampling "
+                 "and training disagree about the same weights",
+                 state.host.spec.name, report.logprob_gap, report.weight_version - 1);
+  return report;
+}
+
+caf::behavior trainer_actor(TrainerActor* self, ModelActorSpec spec, std::shared_ptr<WeightBoard> board,
+                            caf::actor weight_server, bool keep_reference, DataParallelSpec data_parallel) {
+  self->state.board = std::move(board);
+  self->state.weight_server = std::move(weight_server);
+  start_trainer(self, std::move(spec), keep_reference, std::move(data_parallel));
   return {
     guarded([self](const ModelInfoRequest&) {
       self->state.host.prepare();
@@ -81,27 +111,7 @@ caf::behavior trainer_actor(TrainerActor* self, ModelActorSpec spec, std::shared
       return info;
     }),
     guarded([self](const JoinRanks& join) { self->state.ranks = join.ranks; }),
-    guarded([self](const TrainRequest& request) {
-      auto& state = self->state;
-      state.host.prepare();
-      forward_to_ranks(self, request);
-      TrainReport report;
-      {
-        TimelineSpan span(state.host.spec.name, request.objective + " step",
-                          std::to_string(request.samples.size() + request.pairs.size()) + " samples");
-        report = request.objective == "dpo" ? state.trainer->dpo_step(request.pairs, request.params)
-                                            : state.trainer->step(request.objective, request.samples, request.params);
-      }
-      publish(self, report.weight_version);
-      // A sampler that disagrees with the trainer about the same weights and tokens biases every
-      // policy-gradient step silently: say so loudly. bf16 rounds differently in the two code paths.
-      double tolerance = state.host.spec.dtype == "float32" ? 1e-4 : 5e-2;
-      if (report.logprob_gap > tolerance)
-        spdlog::warn("{}: sampler and trainer log-probs differ by {:.2e} per token on weight version {}: sampling "
-                     "and training disagree about the same weights",
-                     state.host.spec.name, report.logprob_gap, report.weight_version - 1);
-      return report;
-    }),
+    guarded([self](const TrainRequest& request) { return train(self, request); }),
     guarded([self](const ValuesRequest& request) {
       self->state.host.prepare();
       return ValuesReply{self->state.trainer->values(request.samples)};

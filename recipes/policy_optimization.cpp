@@ -34,44 +34,6 @@ Task<Rollout> generate_and_grade(TrainingModel model, Grader grader, Prompt prom
   co_return result;
 }
 
-double mean_of(const std::vector<double>& values) {
-  double sum = 0;
-  for (auto v : values)
-    sum += v;
-  return values.empty() ? 0.0 : sum / static_cast<double>(values.size());
-}
-
-SamplingParams seeded(SamplingParams sampling, std::uint64_t run_seed, int step, std::size_t index) {
-  if (sampling.seed < 0)
-    sampling.seed = static_cast<std::int64_t>((run_seed * 1000003 + static_cast<std::uint64_t>(step) * 10007 + index)
-                                              & 0x7fffffffffffffffULL);
-  return sampling;
-}
-
-namespace {
-
-double std_of(const std::vector<double>& values) {
-  auto mean = mean_of(values);
-  double sum = 0;
-  for (auto v : values)
-    sum += (v - mean) * (v - mean);
-  return values.empty() ? 0.0 : std::sqrt(sum / static_cast<double>(values.size()));
-}
-
-} // namespace
-
-std::vector<Prompt> PromptStream::next(std::size_t count) {
-  std::vector<Prompt> result;
-  while (result.size() < count) {
-    if (position_ == order_.size()) {
-      order_ = shuffled(prompts_, seed_ + epoch_++);
-      position_ = 0;
-    }
-    result.push_back(order_[position_++]);
-  }
-  return result;
-}
-
 void check(const PolicyOptimization& c) {
   auto fail = [&](const std::string& what) { throw ConfigError(c.algorithm + ": " + what); };
   if (c.dataset.empty())
@@ -127,6 +89,13 @@ Json rl_progress(const RlResult& result, const RolloutPipeline& pipeline) {
 
 namespace {
 
+// One step's rollouts as training samples, and the counts its metrics report.
+struct StepSamples {
+  std::vector<TrainSample> samples;
+  RewardStats stats;
+  int unparseable = 0, groups_kept = 0, empty = 0, cache_hits = 0;
+};
+
 // The training side of the loop; the rollouts come from the pipeline, produced concurrently.
 struct PolicyOptimizationRun {
   PolicyOptimization c;
@@ -135,97 +104,94 @@ struct PolicyOptimizationRun {
   StageCheckpoint checkpoint;
 
   Task<void> train() {
-    auto& model = c.model;
     for (int step = static_cast<int>(checkpoint.step()) + 1; step <= c.max_steps; ++step) {
       auto rollouts = co_await pipeline.next_step(step);
-
-      // Advantages, group by group.
-      std::vector<TrainSample> samples;
-      std::vector<double> rewards, lengths;
-      std::map<std::string, std::vector<double>> by_key;
-      int unparseable = 0, groups_kept = 0, empty = 0, cache_hits = 0;
-      for (auto& g : rollouts.groups) {
-        std::vector<double> group_rewards;
-        for (const auto& r : g.members) {
-          group_rewards.push_back(r.grade.score);
-          rewards.push_back(r.grade.score);
-          lengths.push_back(static_cast<double>(r.generated));
-          unparseable += r.grade.unparseable;
-          cache_hits += r.grade.cached;
-          for (const auto& [key, score] : r.grade.scores)
-            by_key[key].push_back(score);
-        }
-        if (c.drop_uniform_groups && uniform_rewards(group_rewards))
-          continue;
-        ++groups_kept;
-        auto advantages = group_advantages(group_rewards, c.advantages);
-        for (std::size_t k = 0; k < g.members.size(); ++k) {
-          auto& r = g.members[k];
-          if (r.generated == 0) {
-            ++empty;
-            continue;
-          }
-          samples.push_back({std::move(r.prompt_tokens), std::move(r.tokens), advantages[k], std::move(r.logprobs),
-                             r.weight_version, std::move(r.mask)});
-        }
-      }
-
-      // Policy steps over mini-batches; the sampler's log-probs stay the old policy throughout.
-      std::vector<TrainReport> reports;
-      const auto on_policy_version = model.weight_version();
-      {
-        StageClock::Busy training(pipeline.clock(), StageClock::train);
-        for (auto& mini_batch : batches_of(shuffled(samples, c.seed + static_cast<std::uint64_t>(step)),
-                                           static_cast<std::size_t>(c.samples_per_mini_batch))) {
-          TrainParams params{.lr = c.lr,
-                             .max_grad_norm = c.max_grad_norm,
-                             .micro_batch_size = c.micro_batch_size,
-                             .clip_range = c.clip_range,
-                             .clip_range_high = c.clip_range_high,
-                             .loss_aggregation = c.loss_aggregation,
-                             .ratio_level = c.ratio_level,
-                             .kl_beta = c.kl_beta,
-                             .on_policy_version = on_policy_version};
-          reports.push_back(co_await model.train_policy(std::move(mini_batch), params));
-        }
-      }
-      pipeline.step_trained(step, model.weight_version());
-
-      Metrics metrics{{"reward_mean", mean_of(rewards)}, {"reward_std", std_of(rewards)}};
-      for (const auto& [key, scores] : by_key)
-        metrics.emplace_back("reward/" + key, mean_of(scores));
-      if (!reports.empty()) {
-        std::vector<double> losses, kls, clips, norms, speeds;
-        for (const auto& report : reports) {
-          losses.push_back(report.loss);
-          kls.push_back(report.kl);
-          clips.push_back(report.clip_fraction);
-          norms.push_back(report.grad_norm);
-          speeds.push_back(report.tokens_per_second);
-        }
-        metrics.insert(metrics.end(),
-                       {{"loss", mean_of(losses)},
-                        {"kl", mean_of(kls)},
-                        {"clip_fraction", mean_of(clips)},
-                        {"grad_norm", mean_of(norms)},
-                        {"lr", c.lr},
-                        {"tokens_per_s", mean_of(speeds)},
-                        {"logprob_gap", reports.front().logprob_gap}});
-      }
-      metrics.insert(metrics.end(),
-                     {{"completion_length", mean_of(lengths)},
-                      {"policy_version", static_cast<double>(model.weight_version())},
-                      {"groups_kept", groups_kept},
-                      {"unparseable", unparseable},
-                      {"judge_cache_hits", cache_hits},
-                      {"empty_completions", empty}});
-      rollouts.add_to(metrics, pipeline.lap());
-      c.logger.log(c.stage, step, metrics);
+      auto batch = samples_of(rollouts);
+      auto reports = co_await train_on(std::move(batch.samples), step);
+      pipeline.step_trained(step, c.model.weight_version());
+      c.logger.log(c.stage, step, step_metrics(batch, reports, rollouts));
       result.steps = step;
-      result.reward_mean = mean_of(rewards);
+      result.reward_mean = mean_of(batch.stats.rewards);
       co_await checkpoint.step_done(step, rl_progress(result, pipeline));
     }
     co_await checkpoint.finish(result.steps, rl_progress(result, pipeline));
+  }
+
+  // Group-relative advantages, group by group (a group of equal rewards dropped if asked). Empty
+  // completions are counted, not trained on.
+  StepSamples samples_of(StepRollouts& rollouts) const {
+    StepSamples step;
+    for (auto& group : rollouts.groups) {
+      std::vector<double> rewards;
+      for (const auto& r : group.members) {
+        rewards.push_back(r.grade.score);
+        step.stats.add(r.grade, r.generated);
+        step.unparseable += r.grade.unparseable;
+        step.cache_hits += r.grade.cached;
+      }
+      if (c.drop_uniform_groups && uniform_rewards(rewards))
+        continue;
+      ++step.groups_kept;
+      auto advantages = group_advantages(rewards, c.advantages);
+      for (std::size_t k = 0; k < group.members.size(); ++k) {
+        auto& r = group.members[k];
+        if (r.generated == 0) {
+          ++step.empty;
+          continue;
+        }
+        step.samples.push_back({std::move(r.prompt_tokens), std::move(r.tokens), advantages[k], std::move(r.logprobs),
+                                r.weight_version, std::move(r.mask)});
+      }
+    }
+    return step;
+  }
+
+  // Policy steps over shuffled mini-batches; the sampler's log-probs stay the old policy throughout.
+  Task<std::vector<TrainReport>> train_on(std::vector<TrainSample> samples, int step) {
+    StageClock::Busy training(pipeline.clock(), StageClock::train);
+    const auto on_policy_version = c.model.weight_version();
+    std::vector<TrainReport> reports;
+    for (auto& mini_batch : batches_of(shuffled(std::move(samples), c.seed + static_cast<std::uint64_t>(step)),
+                                       static_cast<std::size_t>(c.samples_per_mini_batch)))
+      reports.push_back(co_await c.model.train_policy(std::move(mini_batch), train_params(on_policy_version)));
+    co_return reports;
+  }
+
+  TrainParams train_params(std::int64_t on_policy_version) const {
+    return {.lr = c.lr,
+            .max_grad_norm = c.max_grad_norm,
+            .micro_batch_size = c.micro_batch_size,
+            .clip_range = c.clip_range,
+            .clip_range_high = c.clip_range_high,
+            .loss_aggregation = c.loss_aggregation,
+            .ratio_level = c.ratio_level,
+            .kl_beta = c.kl_beta,
+            .on_policy_version = on_policy_version};
+  }
+
+  Metrics step_metrics(const StepSamples& step, const std::vector<TrainReport>& reports, const StepRollouts& rollouts) {
+    const auto& rewards = step.stats.rewards;
+    Metrics metrics{{"reward_mean", mean_of(rewards)}, {"reward_std", std_of(rewards)}};
+    for (const auto& [key, scores] : step.stats.by_key)
+      metrics.emplace_back("reward/" + key, mean_of(scores));
+    if (!reports.empty())
+      metrics.insert(metrics.end(),
+                     {{"loss", mean_over(reports, &TrainReport::loss)},
+                      {"kl", mean_over(reports, &TrainReport::kl)},
+                      {"clip_fraction", mean_over(reports, &TrainReport::clip_fraction)},
+                      {"grad_norm", mean_over(reports, &TrainReport::grad_norm)},
+                      {"lr", c.lr},
+                      {"tokens_per_s", mean_over(reports, &TrainReport::tokens_per_second)},
+                      {"logprob_gap", reports.front().logprob_gap}});
+    metrics.insert(metrics.end(),
+                   {{"completion_length", mean_of(step.stats.lengths)},
+                    {"policy_version", static_cast<double>(c.model.weight_version())},
+                    {"groups_kept", step.groups_kept},
+                    {"unparseable", step.unparseable},
+                    {"judge_cache_hits", step.cache_hits},
+                    {"empty_completions", step.empty}});
+    rollouts.add_to(metrics, pipeline.lap());
+    return metrics;
   }
 };
 

@@ -13,6 +13,8 @@
 #include <chorus/metrics.hpp>
 #include <chorus/model.hpp>
 
+#include "recipes/rl_support.hpp"
+
 #include <functional>
 #include <string>
 #include <vector>
@@ -79,22 +81,6 @@ void check(const PolicyOptimization& config);
 
 Task<RlResult> run_policy_optimization(PolicyOptimization config);
 
-/// Prompts in a shuffled order (drawn from `seed`), reshuffled each time the dataset runs out.
-class PromptStream {
-public:
-  PromptStream(const std::vector<Prompt>& prompts, std::uint64_t seed) : prompts_(prompts), seed_(seed) {}
-
-  /// The next `count` prompts.
-  std::vector<Prompt> next(std::size_t count);
-
-private:
-  const std::vector<Prompt>& prompts_;
-  std::uint64_t seed_;
-  std::uint64_t epoch_ = 0;
-  std::vector<Prompt> order_;
-  std::size_t position_ = 0;
-};
-
 /// One completion of `prompt`, graded as soon as it is generated.
 Task<Rollout> generate_and_grade(TrainingModel model, Grader grader, Prompt prompt, SamplingParams sampling,
                                  StageClock& clock);
@@ -102,13 +88,6 @@ Task<Rollout> generate_and_grade(TrainingModel model, Grader grader, Prompt prom
 /// @throws ConfigError naming `algorithm` for overlap options out of range.
 void check_overlap(const std::string& algorithm, int max_staleness, double group_timeout_s, int max_rollout_retries,
                    int max_grading_queue);
-
-/// The mean of `values` (0 if empty).
-double mean_of(const std::vector<double>& values);
-
-/// A sampling seed for completion `index` of step `step`, drawn from the run's seed unless the
-/// options fix one: runs repeat exactly.
-SamplingParams seeded(SamplingParams sampling, std::uint64_t run_seed, int step, std::size_t index);
 
 /// An RL stage's start: its checkpoint, and in a resumed run the result so far and the weight
 /// version after each step done (for RolloutPipeline). `steps`: the stage's last step. A fresh stage

@@ -9,7 +9,6 @@
 #include "recipes/rollout_pipeline.hpp"
 
 #include <cmath>
-#include <map>
 
 namespace chorus {
 
@@ -35,6 +34,7 @@ GaeResult generalized_advantages(const std::vector<double>& rewards, const std::
 namespace {
 
 using detail::mean_of;
+using detail::mean_over;
 
 // The training side of PPO; the rollouts (one per prompt) come from the pipeline, produced concurrently.
 struct PpoRun {
@@ -44,99 +44,116 @@ struct PpoRun {
   StageCheckpoint checkpoint;
 
   Task<void> train() {
-    auto& model = o.model;
     for (int step = static_cast<int>(checkpoint.step()) + 1; step <= o.max_num_ppo_steps; ++step) {
       auto rollouts = co_await pipeline.next_step(step);
-      std::vector<TrainSample> samples;
-      std::vector<double> rewards, lengths;
-      std::map<std::string, std::vector<double>> by_key;
-      for (auto& group : rollouts.groups) {
-        for (auto& g : group.members) {
-          rewards.push_back(g.grade.score);
-          for (const auto& [key, score] : g.grade.scores)
-            by_key[key].push_back(score);
-          lengths.push_back(static_cast<double>(g.generated));
-          if (g.generated == 0)
-            continue;
-          samples.push_back(
-            {std::move(g.prompt_tokens), std::move(g.tokens), g.grade.score, std::move(g.logprobs), g.weight_version});
-        }
-      }
-      std::vector<double> losses, value_losses, clips, kls, norms, speeds;
-      double value_mean = 0, count = 0;
+      detail::RewardStats stats;
+      auto samples = samples_of(rollouts, stats);
+      std::vector<TrainReport> reports;
+      double value_mean = 0;
       {
         detail::StageClock::Busy training(pipeline.clock(), detail::StageClock::train);
-        // Values from the trainer now, then GAE with the reward on each completion's last token.
-        auto values = co_await model.values(samples);
-        std::vector<double> all_advantages;
-        for (std::size_t i = 0; i < samples.size(); ++i) {
-          auto& sample = samples[i];
-          std::vector<double> token_rewards(sample.completion_tokens.size(), 0.0),
-            token_values(values[i].begin(), values[i].end());
-          token_rewards.back() = sample.advantage; // the grade
-          auto gae = generalized_advantages(token_rewards, token_values, o.gamma, o.lambda);
-          sample.old_values.assign(values[i].begin(), values[i].end());
-          sample.returns.assign(gae.returns.begin(), gae.returns.end());
-          sample.token_advantages.assign(gae.advantages.begin(), gae.advantages.end());
-          all_advantages.insert(all_advantages.end(), gae.advantages.begin(), gae.advantages.end());
-          for (auto x : values[i]) {
-            value_mean += x;
-            ++count;
-          }
-        }
-        if (o.whiten_advantages && all_advantages.size() > 1) {
-          double mean = mean_of(all_advantages), variance = 0;
-          for (auto a : all_advantages)
-            variance += (a - mean) * (a - mean);
-          double scale = std::sqrt(variance / static_cast<double>(all_advantages.size())) + 1e-8;
-          for (auto& sample : samples)
-            for (auto& a : sample.token_advantages)
-              a = static_cast<float>((a - mean) / scale);
-        }
-        for (int pass = 0; pass < o.ppo_epochs; ++pass) {
-          auto order_of_samples = shuffled(samples, o.seed + static_cast<std::uint64_t>(step * 131 + pass));
-          for (auto& mini_batch : batches_of(order_of_samples, static_cast<std::size_t>(o.samples_per_mini_batch))) {
-            TrainParams params{.lr = o.lr,
-                               .max_grad_norm = o.max_grad_norm,
-                               .micro_batch_size = o.micro_batch_size,
-                               .clip_range = o.clip_range,
-                               .loss_aggregation = "token_mean",
-                               .kl_beta = o.kl_beta,
-                               .value_coef = o.value_coef,
-                               .value_clip_range = o.value_clip_range};
-            auto report = co_await model.train_ppo(std::move(mini_batch), params);
-            losses.push_back(report.loss);
-            value_losses.push_back(report.value_loss);
-            clips.push_back(report.clip_fraction);
-            kls.push_back(report.kl);
-            norms.push_back(report.grad_norm);
-            speeds.push_back(report.tokens_per_second);
-          }
-        }
+        value_mean = co_await add_advantages(samples);
+        reports = co_await train_on(std::move(samples), step);
       }
-      pipeline.step_trained(step, model.weight_version());
-
-      Metrics metrics{{"reward_mean", mean_of(rewards)}};
-      for (const auto& [key, scores] : by_key)
-        metrics.emplace_back("reward/" + key, mean_of(scores));
-      metrics.insert(metrics.end(),
-                     {{"loss", mean_of(losses)},
-                      {"value_loss", mean_of(value_losses)},
-                      {"value_mean", count > 0 ? value_mean / count : 0.0},
-                      {"kl", mean_of(kls)},
-                      {"clip_fraction", mean_of(clips)},
-                      {"grad_norm", mean_of(norms)},
-                      {"lr", o.lr},
-                      {"tokens_per_s", mean_of(speeds)},
-                      {"completion_length", mean_of(lengths)},
-                      {"policy_version", static_cast<double>(model.weight_version())}});
-      rollouts.add_to(metrics, pipeline.lap());
-      o.logger.log(o.stage, step, metrics);
+      pipeline.step_trained(step, o.model.weight_version());
+      o.logger.log(o.stage, step, step_metrics(stats, reports, value_mean, rollouts));
       result.steps = step;
-      result.reward_mean = mean_of(rewards);
+      result.reward_mean = mean_of(stats.rewards);
       co_await checkpoint.step_done(step, detail::rl_progress(result, pipeline));
     }
     co_await checkpoint.finish(result.steps, detail::rl_progress(result, pipeline));
+  }
+
+  // The rollouts as samples whose `advantage` holds the grade for now; empty completions are left out.
+  static std::vector<TrainSample> samples_of(detail::StepRollouts& rollouts, detail::RewardStats& stats) {
+    std::vector<TrainSample> samples;
+    for (auto& group : rollouts.groups) {
+      for (auto& g : group.members) {
+        stats.add(g.grade, g.generated);
+        if (g.generated == 0)
+          continue;
+        samples.push_back(
+          {std::move(g.prompt_tokens), std::move(g.tokens), g.grade.score, std::move(g.logprobs), g.weight_version});
+      }
+    }
+    return samples;
+  }
+
+  // The value head's estimates now, then GAE with the grade on each completion's last token: each
+  // sample's per-token advantages, old values and returns (advantages whitened over the batch if
+  // asked). Returns the mean value estimate.
+  Task<double> add_advantages(std::vector<TrainSample>& samples) {
+    auto values = co_await o.model.values(samples);
+    std::vector<double> all_advantages;
+    double value_sum = 0, count = 0;
+    for (std::size_t i = 0; i < samples.size(); ++i) {
+      auto& sample = samples[i];
+      std::vector<double> token_rewards(sample.completion_tokens.size(), 0.0),
+        token_values(values[i].begin(), values[i].end());
+      token_rewards.back() = sample.advantage; // the grade
+      auto gae = generalized_advantages(token_rewards, token_values, o.gamma, o.lambda);
+      sample.old_values.assign(values[i].begin(), values[i].end());
+      sample.returns.assign(gae.returns.begin(), gae.returns.end());
+      sample.token_advantages.assign(gae.advantages.begin(), gae.advantages.end());
+      all_advantages.insert(all_advantages.end(), gae.advantages.begin(), gae.advantages.end());
+      for (auto x : values[i]) {
+        value_sum += x;
+        ++count;
+      }
+    }
+    if (o.whiten_advantages && all_advantages.size() > 1)
+      whiten(samples, all_advantages);
+    co_return count > 0 ? value_sum / count : 0.0;
+  }
+
+  // Advantages to mean 0 and std 1 over the batch.
+  static void whiten(std::vector<TrainSample>& samples, const std::vector<double>& all_advantages) {
+    double mean = mean_of(all_advantages), variance = 0;
+    for (auto a : all_advantages)
+      variance += (a - mean) * (a - mean);
+    double scale = std::sqrt(variance / static_cast<double>(all_advantages.size())) + 1e-8;
+    for (auto& sample : samples)
+      for (auto& a : sample.token_advantages)
+        a = static_cast<float>((a - mean) / scale);
+  }
+
+  // ppo_epochs passes of clipped policy + value steps over shuffled mini-batches.
+  Task<std::vector<TrainReport>> train_on(std::vector<TrainSample> samples, int step) {
+    TrainParams params{.lr = o.lr,
+                       .max_grad_norm = o.max_grad_norm,
+                       .micro_batch_size = o.micro_batch_size,
+                       .clip_range = o.clip_range,
+                       .loss_aggregation = "token_mean",
+                       .kl_beta = o.kl_beta,
+                       .value_coef = o.value_coef,
+                       .value_clip_range = o.value_clip_range};
+    std::vector<TrainReport> reports;
+    for (int pass = 0; pass < o.ppo_epochs; ++pass) {
+      auto order = shuffled(samples, o.seed + static_cast<std::uint64_t>(step * 131 + pass));
+      for (auto& mini_batch : batches_of(order, static_cast<std::size_t>(o.samples_per_mini_batch)))
+        reports.push_back(co_await o.model.train_ppo(std::move(mini_batch), params));
+    }
+    co_return reports;
+  }
+
+  Metrics step_metrics(const detail::RewardStats& stats, const std::vector<TrainReport>& reports, double value_mean,
+                       const detail::StepRollouts& rollouts) {
+    Metrics metrics{{"reward_mean", mean_of(stats.rewards)}};
+    for (const auto& [key, scores] : stats.by_key)
+      metrics.emplace_back("reward/" + key, mean_of(scores));
+    metrics.insert(metrics.end(),
+                   {{"loss", mean_over(reports, &TrainReport::loss)},
+                    {"value_loss", mean_over(reports, &TrainReport::value_loss)},
+                    {"value_mean", value_mean},
+                    {"kl", mean_over(reports, &TrainReport::kl)},
+                    {"clip_fraction", mean_over(reports, &TrainReport::clip_fraction)},
+                    {"grad_norm", mean_over(reports, &TrainReport::grad_norm)},
+                    {"lr", o.lr},
+                    {"tokens_per_s", mean_over(reports, &TrainReport::tokens_per_second)},
+                    {"completion_length", mean_of(stats.lengths)},
+                    {"policy_version", static_cast<double>(o.model.weight_version())}});
+    rollouts.add_to(metrics, pipeline.lap());
+    return metrics;
   }
 };
 

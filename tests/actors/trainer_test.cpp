@@ -11,6 +11,7 @@
 #include <filesystem>
 
 using namespace chorus;
+using chorus::actors::Objective;
 using chorus::actors::Trainer;
 
 namespace {
@@ -43,10 +44,10 @@ double completion_logprob(models::Pretrained& model, const TrainSample& sample) 
 TEST(Trainer, SftStepsLowerTheLoss) {
   Trainer trainer(tiny(), false);
   TrainParams params{.lr = 3e-3};
-  auto first = trainer.step("sft", samples(), params);
+  auto first = trainer.step(Objective::sft, samples(), params);
   TrainReport last;
   for (int i = 0; i < 15; ++i)
-    last = trainer.step("sft", samples(), params);
+    last = trainer.step(Objective::sft, samples(), params);
   EXPECT_LT(last.loss, 0.5 * first.loss);
   EXPECT_EQ(last.weight_version, 16);
   EXPECT_EQ(last.tokens, 9);
@@ -55,8 +56,8 @@ TEST(Trainer, SftStepsLowerTheLoss) {
 
 TEST(Trainer, MicroBatchingDoesNotChangeTheStep) {
   Trainer whole(tiny(), false), split(tiny(), false);
-  auto a = whole.step("sft", samples(), {.lr = 1e-2, .micro_batch_size = 8});
-  auto b = split.step("sft", samples(), {.lr = 1e-2, .micro_batch_size = 1});
+  auto a = whole.step(Objective::sft, samples(), {.lr = 1e-2, .micro_batch_size = 8});
+  auto b = split.step(Objective::sft, samples(), {.lr = 1e-2, .micro_batch_size = 1});
   EXPECT_NEAR(a.loss, b.loss, 1e-5);
   EXPECT_NEAR(a.grad_norm, b.grad_norm, 1e-4);
   auto pa = whole.model().model->parameters(), pb = split.model().model->parameters();
@@ -76,11 +77,11 @@ TEST(Trainer, PolicyStepsFollowTheAdvantages) {
     }
     auto up_before = completion_logprob(trainer.model(), batch[0]);
     auto down_before = completion_logprob(trainer.model(), batch[1]);
-    auto report = trainer.step("policy", batch, {.lr = 1e-2, .ratio_level = level, .kl_beta = 0.01});
+    auto report = trainer.step(Objective::policy, batch, {.lr = 1e-2, .ratio_level = level, .kl_beta = 0.01});
     EXPECT_LT(report.logprob_gap, 1e-5) << level; // behaviour log-probs from these very weights
     EXPECT_GE(report.logprob_gap, 0.0) << level;
     for (int i = 0; i < 3; ++i) // later steps: behaviour log-probs are stale, as off-policy samples are
-      report = trainer.step("policy", batch, {.lr = 1e-2, .ratio_level = level, .kl_beta = 0.01});
+      report = trainer.step(Objective::policy, batch, {.lr = 1e-2, .ratio_level = level, .kl_beta = 0.01});
     EXPECT_GT(completion_logprob(trainer.model(), batch[0]), up_before) << level;
     EXPECT_LT(completion_logprob(trainer.model(), batch[1]), down_before) << level;
     EXPECT_GT(report.kl, 0.0) << level;
@@ -100,11 +101,11 @@ TEST(Trainer, StaleSamplesOfASequenceLevelStepWeighByTheirWholeImportanceRatio) 
       logprob -= 0.1f; // the policy now gives each token e^0.1 times its sampling probability
   }
   TrainParams params{.lr = 0.0, .ratio_level = "sequence"};
-  auto plain = trainer.step("policy", batch, params);
+  auto plain = trainer.step(Objective::policy, batch, params);
   params.on_policy_version = 0;
-  auto fresh = trainer.step("policy", batch, params);
+  auto fresh = trainer.step(Objective::policy, batch, params);
   params.on_policy_version = 1;
-  auto stale = trainer.step("policy", batch, params);
+  auto stale = trainer.step(Objective::policy, batch, params);
   double s = std::exp(0.1);
   EXPECT_NEAR(plain.loss, -s * (1.0 - 1.0 + 0.5) / 3, 1e-4);
   EXPECT_EQ(fresh.loss, plain.loss);
@@ -132,31 +133,31 @@ TEST(Trainer, MaskedCompletionTokensAreContextOnly) {
   Trainer trainer(tiny(), false);
   TrainSample sample{{1, 2}, {3, 4, 5, 6}, 0.0, {}, 0, {0, 1, 0, 0}}; // only token 4 is trained
   auto scores = models::score_logprobs(trainer.model().model, {sample.prompt_tokens}, {sample.completion_tokens});
-  auto report = trainer.step("sft", {sample}, {.lr = 0.0});
+  auto report = trainer.step(Objective::sft, {sample}, {.lr = 0.0});
   EXPECT_NEAR(report.loss, -scores.front()[1], 1e-5);
   EXPECT_EQ(report.tokens, 1);
   sample.completion_mask = {1, 0};
-  EXPECT_THROW(trainer.step("sft", {sample}, {}), std::invalid_argument);
+  EXPECT_THROW(trainer.step(Objective::sft, {sample}, {}), std::invalid_argument);
 }
 
 TEST(Trainer, ResettingTheReferenceMakesTheKlStartFromZero) {
   Trainer trainer(tiny(), true);
   for (int i = 0; i < 5; ++i)
-    trainer.step("sft", samples(), {.lr = 1e-2}); // moves away from the initial weights
+    trainer.step(Objective::sft, samples(), {.lr = 1e-2}); // moves away from the initial weights
   auto batch = samples();
   for (auto& sample : batch)
     sample.behaviour_logprobs =
       models::score_logprobs(trainer.model().model, {sample.prompt_tokens}, {sample.completion_tokens}).front();
-  auto far = trainer.step("policy", batch, {.lr = 0.0, .kl_beta = 0.1});
+  auto far = trainer.step(Objective::policy, batch, {.lr = 0.0, .kl_beta = 0.1});
   EXPECT_GT(far.kl, 0.01); // measured against the initial weights
   trainer.reset_reference();
-  auto near = trainer.step("policy", batch, {.lr = 0.0, .kl_beta = 0.1});
+  auto near = trainer.step(Objective::policy, batch, {.lr = 0.0, .kl_beta = 0.1});
   EXPECT_NEAR(near.kl, 0.0, 1e-6);
 }
 
 TEST(Trainer, BadRequestsAreRefusedWithoutAStep) {
   Trainer trainer(tiny(), false);
-  auto expect_refused = [&](const std::string& objective, std::vector<TrainSample> batch, TrainParams params,
+  auto expect_refused = [&](Objective objective, std::vector<TrainSample> batch, TrainParams params,
                             const std::string& message) {
     try {
       trainer.step(objective, batch, params);
@@ -165,16 +166,17 @@ TEST(Trainer, BadRequestsAreRefusedWithoutAStep) {
       EXPECT_NE(std::string(error.what()).find(message), std::string::npos) << error.what();
     }
   };
-  expect_refused("rlhf", samples(), {}, "unknown objective 'rlhf'");
-  expect_refused("sft", {}, {}, "at least one sample");
-  expect_refused("sft", {{{1}, {}, 0.0, {}, 0}}, {}, "sample 0: prompt and completion must both have tokens");
-  expect_refused("sft", {{{1}, {2}, 0.0, {}, 0}, {{1}, {99}, 0.0, {}, 0}}, {}, "sample 1: token id 99");
-  expect_refused("policy", samples(), {}, "sample 0: 0 behaviour log-probs for 4 completion tokens");
+  EXPECT_THROW(actors::parse_objective("rlhf"), std::invalid_argument);
+  expect_refused(Objective::dpo, samples(), {}, "dpo trains on preference pairs");
+  expect_refused(Objective::sft, {}, {}, "at least one sample");
+  expect_refused(Objective::sft, {{{1}, {}, 0.0, {}, 0}}, {}, "sample 0: prompt and completion must both have tokens");
+  expect_refused(Objective::sft, {{{1}, {2}, 0.0, {}, 0}, {{1}, {99}, 0.0, {}, 0}}, {}, "sample 1: token id 99");
+  expect_refused(Objective::policy, samples(), {}, "sample 0: 0 behaviour log-probs for 4 completion tokens");
   auto batch = samples();
   for (auto& sample : batch)
     sample.behaviour_logprobs.assign(sample.completion_tokens.size(), -1.0f);
-  expect_refused("policy", batch, {.kl_beta = 0.1}, "keep_reference");
-  expect_refused("policy", batch, {.ratio_level = "word"}, "ratio_level must be token or sequence");
+  expect_refused(Objective::policy, batch, {.kl_beta = 0.1}, "keep_reference");
+  expect_refused(Objective::policy, batch, {.ratio_level = "word"}, "ratio_level must be token or sequence");
   EXPECT_EQ(trainer.version(), 0);
 }
 
@@ -185,7 +187,7 @@ TEST(Trainer, ARestoredTrainerTakesTheSameNextStep) {
   std::filesystem::remove_all(folder);
   Trainer original(tiny(), true);
   for (int i = 0; i < 3; ++i)
-    original.step("sft", samples(), {.lr = 1e-2, .weight_decay = 0.1});
+    original.step(Objective::sft, samples(), {.lr = 1e-2, .weight_decay = 0.1});
   original.save_state(folder);
   for (const char* file :
        {"weights.safetensors", "reference.safetensors", "optimizer.safetensors", "rng.safetensors", "trainer.json"})
@@ -206,8 +208,8 @@ TEST(Trainer, ARestoredTrainerTakesTheSameNextStep) {
     sample.behaviour_logprobs =
       models::score_logprobs(original.model().model, {sample.prompt_tokens}, {sample.completion_tokens}).front();
   TrainParams params{.lr = 1e-2, .weight_decay = 0.1, .kl_beta = 0.1};
-  auto a = original.step("policy", batch, params);
-  auto b = restored.step("policy", batch, params);
+  auto a = original.step(Objective::policy, batch, params);
+  auto b = restored.step(Objective::policy, batch, params);
   EXPECT_EQ(a.loss, b.loss);
   EXPECT_EQ(a.kl, b.kl); // the reference came back too
   EXPECT_EQ(a.weight_version, b.weight_version);
@@ -220,7 +222,7 @@ TEST(Trainer, RestoringAMisshapenOrOlderStateIsACheckpointErrorNamingTheTensor) 
   auto folder = std::filesystem::path(::testing::TempDir()) / "trainer_state_bad";
   std::filesystem::remove_all(folder);
   Trainer saved(tiny(), false);
-  saved.step("sft", samples(), {.lr = 1e-2});
+  saved.step(Objective::sft, samples(), {.lr = 1e-2});
   saved.save_state(folder);
 
   auto config = models::ModelConfig::tiny(64);
@@ -241,7 +243,7 @@ TEST(Trainer, RestoringAMisshapenOrOlderStateIsACheckpointErrorNamingTheTensor) 
 
   Trainer ahead(tiny(), false);
   for (int i = 0; i < 2; ++i)
-    ahead.step("sft", samples(), {.lr = 1e-2});
+    ahead.step(Objective::sft, samples(), {.lr = 1e-2});
   EXPECT_THROW(ahead.load_state(folder), CheckpointError); // version 1 is older than 2
 
   std::filesystem::remove(folder / "trainer.json");
@@ -269,15 +271,15 @@ TEST(Trainer, ARestoredPpoTrainerKeepsItsValueHead) {
   TrainParams params{.lr = 1e-2, .loss_aggregation = "token_mean", .value_coef = 0.5};
   Trainer original(tiny(), false);
   for (int i = 0; i < 2; ++i)
-    original.step("ppo", ppo_batch(original), params);
+    original.step(Objective::ppo, ppo_batch(original), params);
   original.save_state(folder);
 
   Trainer restored(tiny(), false);
   restored.load_state(folder);
   auto batch = ppo_batch(original);
   EXPECT_EQ(restored.values(batch), original.values(batch)); // the value head's weights
-  auto a = original.step("ppo", batch, params);
-  auto b = restored.step("ppo", batch, params);
+  auto a = original.step(Objective::ppo, batch, params);
+  auto b = restored.step(Objective::ppo, batch, params);
   EXPECT_EQ(a.loss, b.loss);
   EXPECT_EQ(a.value_loss, b.value_loss);
   EXPECT_EQ(restored.values(batch), original.values(batch)); // and its optimizer state
