@@ -130,8 +130,8 @@ ENVGRPO::ENVGRPO(GrpoOptions options, EnvironmentOptions environment)
   with_environment(detail::from(options_), environment_);
 }
 
-Task<RlResult> ENVGRPO::run() const {
-  return detail::run_policy_optimization(with_environment(detail::from(options_), environment_));
+Task<GrpoResult> ENVGRPO::run() const {
+  return detail::run_policy_optimization_as<GrpoResult>(with_environment(detail::from(options_), environment_));
 }
 
 ENVGSPO::ENVGSPO(GspoOptions options, EnvironmentOptions environment)
@@ -139,8 +139,8 @@ ENVGSPO::ENVGSPO(GspoOptions options, EnvironmentOptions environment)
   with_environment(detail::from(options_), environment_);
 }
 
-Task<RlResult> ENVGSPO::run() const {
-  return detail::run_policy_optimization(with_environment(detail::from(options_), environment_));
+Task<GspoResult> ENVGSPO::run() const {
+  return detail::run_policy_optimization_as<GspoResult>(with_environment(detail::from(options_), environment_));
 }
 
 } // namespace chorus

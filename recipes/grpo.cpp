@@ -84,16 +84,16 @@ GRPO::GRPO(GrpoOptions options) : options_(std::move(options)) {
   detail::check(detail::from(options_));
 }
 
-Task<RlResult> GRPO::run() const {
-  return detail::run_policy_optimization(detail::from(options_));
+Task<GrpoResult> GRPO::run() const {
+  return detail::run_policy_optimization_as<GrpoResult>(detail::from(options_));
 }
 
 GSPO::GSPO(GspoOptions options) : options_(std::move(options)) {
   detail::check(detail::from(options_));
 }
 
-Task<RlResult> GSPO::run() const {
-  return detail::run_policy_optimization(detail::from(options_));
+Task<GspoResult> GSPO::run() const {
+  return detail::run_policy_optimization_as<GspoResult>(detail::from(options_));
 }
 
 } // namespace chorus

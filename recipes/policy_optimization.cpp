@@ -83,7 +83,7 @@ Task<RlStage> open_rl_stage(TrainingModel model, std::string stage, int steps, b
   co_return result;
 }
 
-Json rl_progress(const RlResult& result, const RolloutPipeline& pipeline) {
+Json rl_progress(const RlProgress& result, const RolloutPipeline& pipeline) {
   return {{"steps", result.steps}, {"reward_mean", result.reward_mean}, {"versions", pipeline.versions()}};
 }
 
@@ -100,7 +100,7 @@ struct StepSamples {
 struct PolicyOptimizationRun {
   PolicyOptimization c;
   RolloutPipeline pipeline;
-  RlResult result;
+  RlProgress result;
   StageCheckpoint checkpoint;
 
   Task<void> train() {
@@ -215,7 +215,7 @@ PipelineOptions pipeline_options(const PolicyOptimization& c) {
 
 } // namespace
 
-Task<RlResult> run_policy_optimization(PolicyOptimization c) {
+Task<RlProgress> run_policy_optimization(PolicyOptimization c) {
   check(c);
   if (!c.rollout)
     c.rollout = [model = c.model, grader = c.grader](Prompt prompt, SamplingParams sampling, StageClock& clock) {

@@ -36,6 +36,13 @@ struct Rollout {
 class StageClock;
 class RolloutPipeline;
 
+/// Where an RL loop stands: the last step taken and that step's mean reward (the algorithms return
+/// it as their own result type; a checkpoint records it).
+struct RlProgress {
+  std::int64_t steps = 0;
+  double reward_mean = 0.0;
+};
+
 /// Produces one rollout of a prompt with the given sampling, marking its generate and grade stages.
 using RolloutFn = std::function<Task<Rollout>(Prompt, SamplingParams, StageClock&)>;
 
@@ -79,7 +86,14 @@ PolicyOptimization from(const GspoOptions& options);
 /// @throws ConfigError naming the algorithm and the option that is out of range.
 void check(const PolicyOptimization& config);
 
-Task<RlResult> run_policy_optimization(PolicyOptimization config);
+Task<RlProgress> run_policy_optimization(PolicyOptimization config);
+
+/// run_policy_optimization with its progress as the algorithm's result (GrpoResult, GspoResult).
+template <class Result>
+Task<Result> run_policy_optimization_as(PolicyOptimization config) {
+  auto progress = co_await run_policy_optimization(std::move(config));
+  co_return Result{progress.steps, progress.reward_mean};
+}
 
 /// One completion of `prompt`, graded as soon as it is generated.
 Task<Rollout> generate_and_grade(TrainingModel model, Grader grader, Prompt prompt, SamplingParams sampling,
@@ -94,14 +108,14 @@ void check_overlap(const std::string& algorithm, int max_staleness, double group
 /// resets the reference first when `reset_reference`.
 struct RlStage {
   StageCheckpoint checkpoint;
-  RlResult result;
+  RlProgress result;
   std::vector<std::int64_t> versions;
 };
 Task<RlStage> open_rl_stage(TrainingModel model, std::string stage, int steps, bool reset_reference);
 
 /// What an RL stage's checkpoint records of its loop; the prompts drawn and the sampling seeds
 /// follow from the step.
-Json rl_progress(const RlResult& result, const RolloutPipeline& pipeline);
+Json rl_progress(const RlProgress& result, const RolloutPipeline& pipeline);
 
 /// One multi-turn episode of `prompt` against a fresh environment from `factory` (environment.cpp).
 Task<Rollout> episode(TrainingModel model, EnvironmentFactory factory, int max_turns, Prompt prompt,

@@ -40,7 +40,7 @@ using detail::mean_over;
 struct PpoRun {
   PpoOptions o;
   detail::RolloutPipeline pipeline;
-  RlResult result;
+  detail::RlProgress result;
   StageCheckpoint checkpoint;
 
   Task<void> train() {
@@ -176,17 +176,17 @@ detail::PipelineOptions ppo_pipeline(const PpoOptions& o) {
   return p;
 }
 
-Task<RlResult> run_ppo(PpoOptions o) {
+Task<PpoResult> run_ppo(PpoOptions o) {
   auto stage =
     co_await detail::open_rl_stage(o.model, o.stage, o.max_num_ppo_steps, o.kl_beta > 0 && o.reset_reference);
   if (stage.checkpoint.finished())
-    co_return stage.result;
+    co_return PpoResult{stage.result.steps, stage.result.reward_mean};
   o.logger.begin_stage(o.stage, o.max_num_ppo_steps);
   auto pipeline = ppo_pipeline(o);
   PpoRun run{std::move(o), detail::RolloutPipeline(std::move(pipeline), std::move(stage.versions)), stage.result,
              std::move(stage.checkpoint)};
   co_await gather(run.pipeline.produce(), run.train());
-  co_return run.result;
+  co_return PpoResult{run.result.steps, run.result.reward_mean};
 }
 
 } // namespace
@@ -206,7 +206,7 @@ PPO::PPO(PpoOptions options) : options_(std::move(options)) {
                         options_.max_grading_queue);
 }
 
-Task<RlResult> PPO::run() const {
+Task<PpoResult> PPO::run() const {
   return run_ppo(options_);
 }
 

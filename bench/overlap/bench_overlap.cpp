@@ -93,9 +93,9 @@ Task<RunTimes> run_gspo(RecipeContext& ctx, int steps, int max_staleness, const 
                  .samples_per_batch = kPromptsPerStep * kGroupSize,
                  .samples_per_mini_batch = kPromptsPerStep * kGroupSize,
                  .micro_batch_size = 4,
+                 .completions_per_sample = kGroupSize,
                  .max_num_gspo_steps = steps,
                  .max_staleness = max_staleness,
-                 .completions_per_sample = kGroupSize,
                  .sampling = {.temperature = 1.0, .max_tokens = kCompletionTokens},
                  .seed = 1})
     .run();

@@ -128,13 +128,13 @@ Task<void> sft_then_gspo(SftThenGspoConfig config, RecipeContext& ctx) {
                  .samples_per_batch = config.gspo_batch_size,
                  .samples_per_mini_batch = config.gspo_batch_size,
                  .micro_batch_size = 16,
+                 .completions_per_sample = config.completions_per_sample,
                  .max_grad_norm = 1.0,
                  .clip_range = config.clip_range,
                  .clip_range_high = config.clip_range_high,
                  .kl_beta = config.kl_beta,
                  .max_num_gspo_steps = config.gspo_max_steps,
                  .max_staleness = config.max_staleness,
-                 .completions_per_sample = config.completions_per_sample,
                  .sampling = {.temperature = 1.0, .max_tokens = 24},
                  .seed = config.seed})
     .run();

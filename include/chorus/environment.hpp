@@ -106,7 +106,7 @@ public:
   ENVGRPO(GrpoOptions options, EnvironmentOptions environment);
 
   /// Trains as GRPO does, on episodes with the environment.
-  Task<RlResult> run() const;
+  Task<GrpoResult> run() const;
 
 private:
   GrpoOptions options_;
@@ -120,7 +120,7 @@ public:
   ENVGSPO(GspoOptions options, EnvironmentOptions environment);
 
   /// Trains as GSPO does, on episodes with the environment.
-  Task<RlResult> run() const;
+  Task<GspoResult> run() const;
 
 private:
   GspoOptions options_;

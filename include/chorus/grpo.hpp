@@ -6,7 +6,7 @@
 //
 //   co_await GRPO({.dataset = prompts, .model = model, .grader = grader, .logger = ctx.logger(),
 //                  .lr = 1e-6, .samples_per_batch = 64, .completions_per_sample = 8,
-//                  .max_num_grpo_steps = 200, .variant = "dapo"}).run();
+//                  .variant = "dapo", .max_num_grpo_steps = 200}).run();
 #pragma once
 
 #include <chorus/advantages.hpp>
@@ -22,15 +22,14 @@
 
 namespace chorus {
 
-/// What a reinforcement-learning run did.
-struct RlResult {
-  /// The last step taken.
-  std::int64_t steps = 0;
-  /// The mean reward of the last step's completions.
-  double reward_mean = 0.0;
-};
-
 /// Options of GRPO (and of ENVGRPO).
+///
+/// GRPO, GSPO and PPO declare the fields they share in one order, which designated initialisers
+/// must follow: dataset, model, grader, logger; lr, samples_per_batch, samples_per_mini_batch,
+/// micro_batch_size, completions_per_sample (not PPO: one completion per prompt); max_grad_norm,
+/// clip_range, clip_range_high (not PPO), kl_beta, reset_reference; then the algorithm's own fields;
+/// then max_num_<algorithm>_steps, max_staleness, group_timeout_s, max_rollout_retries,
+/// max_grading_queue, sampling, seed, stage.
 struct GrpoOptions {
   /// The prompts, drawn in a shuffled order, epoch after epoch.
   std::vector<Prompt> dataset;
@@ -100,6 +99,14 @@ struct GrpoOptions {
   std::string stage = "grpo";
 };
 
+/// What a GRPO run (or an ENVGRPO run) did.
+struct GrpoResult {
+  /// The last step taken.
+  std::int64_t steps = 0;
+  /// The mean reward of the last step's completions.
+  double reward_mean = 0.0;
+};
+
 /// The GRPO trainer: `run()` is the whole loop.
 class GRPO {
 public:
@@ -107,7 +114,7 @@ public:
   explicit GRPO(GrpoOptions options);
 
   /// Trains for max_num_grpo_steps steps; a resumed run continues from its checkpoint.
-  Task<RlResult> run() const;
+  Task<GrpoResult> run() const;
 
 private:
   GrpoOptions options_;

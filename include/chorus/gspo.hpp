@@ -5,15 +5,16 @@
 //
 //   co_await GSPO({.dataset = prompts, .model = model, .grader = combined, .logger = logger,
 //                  .lr = 5e-7, .samples_per_batch = 256, .samples_per_mini_batch = 64,
-//                  .max_grad_norm = 1.0, .clip_range = 0.2, .kl_beta = 0.1,
-//                  .max_num_gspo_steps = 1000, .completions_per_sample = 4}).run();
+//                  .completions_per_sample = 4, .max_grad_norm = 1.0, .clip_range = 0.2,
+//                  .kl_beta = 0.1, .max_num_gspo_steps = 1000}).run();
 #pragma once
 
 #include <chorus/grpo.hpp>
 
 namespace chorus {
 
-/// Options of GSPO (and of ENVGSPO).
+/// Options of GSPO (and of ENVGSPO). The fields GRPO, GSPO and PPO share come in the same order in
+/// each (see GrpoOptions), so one designated initialiser reads the same for all three.
 struct GspoOptions {
   /// The prompts, drawn in a shuffled order, epoch after epoch.
   std::vector<Prompt> dataset;
@@ -31,6 +32,8 @@ struct GspoOptions {
   int samples_per_mini_batch = 64;
   /// Completions per forward/backward pass (gradient accumulation).
   int micro_batch_size = 8;
+  /// The group size: completions sampled per prompt.
+  int completions_per_sample = 4;
   /// Clip the gradient's global norm to this (<= 0: no clipping).
   double max_grad_norm = 1.0;
   /// The sequence ratio is clipped to [1 - clip_range, 1 + clip_range_high].
@@ -41,6 +44,8 @@ struct GspoOptions {
   double kl_beta = 0.0;
   /// With kl_beta > 0: make the weights at the start of the run the reference (see GrpoOptions).
   bool reset_reference = true;
+  /// Divide advantages by the group's std (GSPO does).
+  bool normalize_std = true;
   /// Steps in the run.
   int max_num_gspo_steps = 1000;
   /// Asynchronous overlap, stragglers and back-pressure: as in GrpoOptions.
@@ -51,16 +56,20 @@ struct GspoOptions {
   int max_rollout_retries = 1;
   /// Back-pressure: the most rollouts graded at once (see GrpoOptions; 0: one step's rollouts).
   int max_grading_queue = 0;
-  /// The group size: completions sampled per prompt.
-  int completions_per_sample = 4;
-  /// Divide advantages by the group's std (GSPO does).
-  bool normalize_std = true;
   /// How completions are sampled; a negative `sampling.seed` is replaced by one drawn from `seed`.
   SamplingParams sampling{.temperature = 1.0, .max_tokens = 256};
   /// Seeds the prompt order, the mini-batch order and the completions' sampling (see sampling).
   std::uint64_t seed = 0;
   /// The stage name in the metrics, progress lines and checkpoints.
   std::string stage = "gspo";
+};
+
+/// What a GSPO run (or an ENVGSPO run) did.
+struct GspoResult {
+  /// The last step taken.
+  std::int64_t steps = 0;
+  /// The mean reward of the last step's completions.
+  double reward_mean = 0.0;
 };
 
 /// The GSPO trainer: `run()` is the whole loop.
@@ -70,7 +79,7 @@ public:
   explicit GSPO(GspoOptions options);
 
   /// Trains for max_num_gspo_steps steps; a resumed run continues from its checkpoint.
-  Task<RlResult> run() const;
+  Task<GspoResult> run() const;
 
 private:
   GspoOptions options_;

@@ -34,7 +34,8 @@ struct GaeResult {
 GaeResult generalized_advantages(const std::vector<double>& rewards, const std::vector<double>& values, double gamma,
                                  double lambda);
 
-/// Options of PPO.
+/// Options of PPO. The fields GRPO, GSPO and PPO share come in the same order in each (see
+/// GrpoOptions).
 struct PpoOptions {
   /// The prompts, drawn in a shuffled order, epoch after epoch.
   std::vector<Prompt> dataset;
@@ -52,24 +53,24 @@ struct PpoOptions {
   int samples_per_mini_batch = 32;
   /// Completions per forward/backward pass.
   int micro_batch_size = 8;
+  /// Clip the gradient's global norm to this (<= 0: no clipping).
+  double max_grad_norm = 1.0;
+  /// The ratio is clipped to [1 - clip_range, 1 + clip_range].
+  double clip_range = 0.2;
+  /// Weight of the KL penalty to the frozen reference (needs spawn_train's keep_reference, the default).
+  double kl_beta = 0.0;
+  /// With kl_beta > 0: make the weights at the start of the run the reference (see GrpoOptions).
+  bool reset_reference = true;
   /// Passes over each batch of rollouts.
   int ppo_epochs = 1;
   /// The discount of future rewards in GAE, in [0, 1].
   double gamma = 1.0;
   /// GAE's lambda, in [0, 1]: 1 gives the Monte Carlo return, 0 the one-step TD error.
   double lambda = 0.95;
-  /// The ratio is clipped to [1 - clip_range, 1 + clip_range].
-  double clip_range = 0.2;
   /// The clip range of the value update.
   double value_clip_range = 0.2;
   /// Weight of the value loss.
   double value_coef = 0.5;
-  /// Weight of the KL penalty to the frozen reference (needs spawn_train's keep_reference, the default).
-  double kl_beta = 0.0;
-  /// With kl_beta > 0: make the weights at the start of the run the reference (see GrpoOptions).
-  bool reset_reference = true;
-  /// Clip the gradient's global norm to this (<= 0: no clipping).
-  double max_grad_norm = 1.0;
   /// Normalise the batch's advantages to mean 0 and std 1 (standard in PPO implementations).
   bool whiten_advantages = true;
   /// Steps in the run.
@@ -90,6 +91,14 @@ struct PpoOptions {
   std::string stage = "ppo";
 };
 
+/// What a PPO run did.
+struct PpoResult {
+  /// The last step taken.
+  std::int64_t steps = 0;
+  /// The mean reward of the last step's completions.
+  double reward_mean = 0.0;
+};
+
 /// The PPO trainer: `run()` is the whole loop.
 class PPO {
 public:
@@ -97,7 +106,7 @@ public:
   explicit PPO(PpoOptions options);
 
   /// Trains for max_num_ppo_steps steps; a resumed run continues from its checkpoint.
-  Task<RlResult> run() const;
+  Task<PpoResult> run() const;
 
 private:
   PpoOptions options_;

@@ -51,11 +51,11 @@ Task<void> gspo(GspoConfig config, RecipeContext& ctx) {
                                .lr = config.lr,
                                .samples_per_batch = config.samples_per_batch,
                                .samples_per_mini_batch = config.samples_per_mini_batch,
+                               .completions_per_sample = config.completions_per_sample,
                                .clip_range = config.clip_range,
                                .kl_beta = config.kl_beta,
                                .max_num_gspo_steps = config.max_num_gspo_steps,
                                .max_staleness = config.max_staleness,
-                               .completions_per_sample = config.completions_per_sample,
                                .sampling = {.temperature = config.temperature, .max_tokens = config.max_tokens},
                                .seed = config.seed})
                   .run();

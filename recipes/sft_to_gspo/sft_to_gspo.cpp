@@ -61,11 +61,11 @@ Task<void> sft_to_gspo(SftToGspoConfig config, RecipeContext& ctx) {
                  .lr = config.gspo_learning_rate,
                  .samples_per_batch = config.gspo_batch_size,
                  .samples_per_mini_batch = 64,
+                 .completions_per_sample = 4,
                  .max_grad_norm = 1.0,
                  .clip_range = 0.2,
                  .kl_beta = 0.1,
                  .max_num_gspo_steps = config.gspo_max_steps,
-                 .completions_per_sample = 4,
                  .sampling = {.temperature = 1.0, .max_tokens = config.max_tokens}})
     .run();
   co_await model.save("sft-then-gspo-final", ctx);

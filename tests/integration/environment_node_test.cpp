@@ -116,7 +116,7 @@ TEST_F(EnvironmentNode, EpisodesRunOnTheNodeConcurrentlyAndAnswerAsTheyWouldHere
 
 TEST_F(EnvironmentNode, ENVGRPOTrainsWithTheEnvironmentOnTheNode) {
   start(CHORUS_ENVIRONMENT_NODE_PROGRAM);
-  auto result = runtime_->run([&]() -> Task<RlResult> {
+  auto result = runtime_->run([&]() -> Task<GrpoResult> {
     auto environment = co_await find_environment(*ctx_, "two_turns", "env-1");
     auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(*ctx_, {.kv_cache_len = 256, .threads = 1});
     auto model = co_await builder.spawn_train("policy", {.max_batch_size = 16});
@@ -144,7 +144,7 @@ TEST_F(EnvironmentNode, ENVGRPOTrainsWithTheEnvironmentOnTheNode) {
 TEST_F(EnvironmentNode, ANodeKilledMidRunLeavesThePoolAndENVGRPOCompletesOnTheOther) {
   start(CHORUS_ENVIRONMENT_NODE_PROGRAM, 2);
   constexpr int kSteps = 4;
-  auto result = runtime_->run([&]() -> Task<RlResult> {
+  auto result = runtime_->run([&]() -> Task<GrpoResult> {
     auto environment = co_await find_environment_on_nodes(*ctx_, "two_turns", {"env-1", "env-2"});
     auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(*ctx_, {.kv_cache_len = 256, .threads = 1});
     auto model = co_await builder.spawn_train("policy", {.max_batch_size = 16});

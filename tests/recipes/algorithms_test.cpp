@@ -108,8 +108,8 @@ TEST_F(Algorithms, GspoRaisesTheReward) {
                                 .grader = grader,
                                 .lr = 0.0,
                                 .samples_per_batch = 32,
-                                .max_num_gspo_steps = 1,
                                 .completions_per_sample = 8,
+                                .max_num_gspo_steps = 1,
                                 .sampling = {.temperature = 1.0, .max_tokens = 8}})
                    .run();
     auto trained = co_await GSPO({.dataset = x_task_prompts(),
@@ -118,9 +118,9 @@ TEST_F(Algorithms, GspoRaisesTheReward) {
                                   .lr = 2e-3,
                                   .samples_per_batch = 32,
                                   .samples_per_mini_batch = 16,
+                                  .completions_per_sample = 8,
                                   .kl_beta = 0.01,
                                   .max_num_gspo_steps = 12,
-                                  .completions_per_sample = 8,
                                   .sampling = {.temperature = 1.0, .max_tokens = 8}})
                      .run();
     EXPECT_GT(trained.reward_mean, first.reward_mean + 0.2) << first.reward_mean << " -> " << trained.reward_mean;

@@ -111,8 +111,8 @@ TEST_F(Environments, EnvGrpoAndEnvGspoTrainOnEpisodes) {
                                   .model = model,
                                   .lr = 1e-4,
                                   .samples_per_batch = 8,
-                                  .max_num_gspo_steps = 1,
                                   .completions_per_sample = 4,
+                                  .max_num_gspo_steps = 1,
                                   .sampling = {.temperature = 1.0, .max_tokens = 6}},
                                  environment)
                   .run();
