@@ -4,6 +4,7 @@
 
 #include "actors/trainer.hpp"
 #include "models/generation.hpp"
+#include "tests/expect_error.hpp"
 
 #include <gtest/gtest.h>
 
@@ -13,6 +14,7 @@
 using namespace chorus;
 using chorus::actors::Objective;
 using chorus::actors::Trainer;
+using chorus::test::expect_error_containing;
 
 namespace {
 
@@ -159,14 +161,11 @@ TEST(Trainer, BadRequestsAreRefusedWithoutAStep) {
   Trainer trainer(tiny(), false);
   auto expect_refused = [&](Objective objective, std::vector<TrainSample> batch, TrainParams params,
                             const std::string& message) {
-    try {
-      trainer.step(objective, batch, params);
-      ADD_FAILURE() << "no error for " << message;
-    } catch (const std::invalid_argument& error) {
-      EXPECT_NE(std::string(error.what()).find(message), std::string::npos) << error.what();
-    }
+    SCOPED_TRACE(message);
+    expect_error_containing<std::invalid_argument>([&] { trainer.step(objective, batch, params); }, {message});
   };
-  EXPECT_THROW(actors::parse_objective("rlhf"), std::invalid_argument);
+  expect_error_containing<std::invalid_argument>([] { actors::parse_objective("rlhf"); },
+                                                 {"unknown objective 'rlhf'", "sft, policy, ppo or dpo"});
   expect_refused(Objective::dpo, samples(), {}, "dpo trains on preference pairs");
   expect_refused(Objective::sft, {}, {}, "at least one sample");
   expect_refused(Objective::sft, {{{1}, {}, 0.0, {}, 0}}, {}, "sample 0: prompt and completion must both have tokens");

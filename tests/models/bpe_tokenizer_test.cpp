@@ -3,6 +3,7 @@
 #include <chorus/errors.hpp>
 
 #include "models/bpe_tokenizer.hpp"
+#include "tests/expect_error.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -13,6 +14,7 @@
 #include <sys/wait.h>
 
 using namespace chorus::models;
+using chorus::test::expect_error_containing;
 
 namespace {
 
@@ -128,24 +130,13 @@ TEST(BpeTokenizer, TokenizerConfigGivesTheEosTokenAndChatFormat) {
   std::ofstream(folder / "tokenizer_config.json") << config.dump();
   auto mistral_like = BpeTokenizer::load(folder);
   EXPECT_FALSE(mistral_like->encode("hi").empty());
-  try {
-    mistral_like->apply_chat_template({{"user", "Hi"}}, true);
-    FAIL() << "no error";
-  } catch (const chorus::CheckpointError& error) {
-    std::string what = error.what();
-    EXPECT_NE(what.find("tokenizer_config.json: chat_template"), std::string::npos) << what;
-  }
+  expect_error_containing<chorus::CheckpointError>([&] { mistral_like->apply_chat_template({{"user", "Hi"}}, true); },
+                                                   {"tokenizer_config.json: chat_template"});
 
   config["eos_token"] = "<|nonexistent|>";
   std::ofstream(folder / "tokenizer_config.json") << config.dump();
-  try {
-    BpeTokenizer::load(folder);
-    FAIL() << "no error";
-  } catch (const chorus::CheckpointError& error) {
-    std::string what = error.what();
-    EXPECT_NE(what.find("key 'eos_token'"), std::string::npos) << what;
-    EXPECT_NE(what.find("<|nonexistent|>"), std::string::npos) << what;
-  }
+  expect_error_containing<chorus::CheckpointError>([&] { BpeTokenizer::load(folder); },
+                                                   {"key 'eos_token'", "<|nonexistent|>"});
 }
 
 TEST(BpeTokenizer, MergesApplyByRank) {
@@ -176,14 +167,8 @@ TEST(BpeTokenizer, UnsupportedFilesAreErrorsNamingTheKey) {
   auto json = nlohmann::json::parse(std::ifstream(folder / "tokenizer.json"));
   json["normalizer"] = {{"type", "Lowercase"}};
   std::ofstream(folder / "tokenizer.json") << json.dump();
-  try {
-    BpeTokenizer::load(folder);
-    FAIL() << "no error";
-  } catch (const chorus::CheckpointError& error) {
-    std::string what = error.what();
-    EXPECT_NE(what.find("tokenizer.json"), std::string::npos) << what;
-    EXPECT_NE(what.find("key 'normalizer'"), std::string::npos) << what;
-  }
+  expect_error_containing<chorus::CheckpointError>([&] { BpeTokenizer::load(folder); },
+                                                   {"tokenizer.json", "key 'normalizer'"});
   EXPECT_THROW(BpeTokenizer::load(folder / "missing.json"), chorus::CheckpointError);
 }
 

@@ -3,14 +3,24 @@
 #include <chorus/errors.hpp>
 
 #include "models/pretrained.hpp"
+#include "tests/expect_error.hpp"
 
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <initializer_list>
+#include <string_view>
 
 using namespace chorus::models;
+using chorus::test::expect_error_containing;
 
 namespace {
+
+// Loading `reference` must fail with a CheckpointError saying each of `fragments`.
+void expect_load_error(const std::string& reference, std::initializer_list<std::string_view> fragments,
+                       const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  expect_error_containing<chorus::CheckpointError>([&] { load_pretrained_model(reference); }, fragments, file, line);
+}
 
 TEST(Pretrained, BuiltinTinyIsDeterministicPerSeed) {
   auto a = load_pretrained_model("builtin:tiny", torch::kFloat32, 7);
@@ -50,42 +60,30 @@ TEST(Pretrained, SavedFolderLoadsAsTheSameModelAndTokenizer) {
 }
 
 TEST(Pretrained, BadReferencesAreErrorsThatSayWhatWasExpected) {
-  auto error_of = [](const std::string& reference) {
-    try {
-      load_pretrained_model(reference);
-    } catch (const chorus::CheckpointError& error) {
-      return std::string(error.what());
-    }
-    return std::string("no CheckpointError");
-  };
-  EXPECT_NE(error_of("builtin:huge").find("expected builtin:tiny"), std::string::npos);
-  EXPECT_NE(error_of("/nonexistent/model").find("not a folder"), std::string::npos);
+  expect_load_error("builtin:huge", {"expected builtin:tiny"});
+  expect_load_error("/nonexistent/model", {"not a folder"});
   auto folder = std::filesystem::path(::testing::TempDir()) / "no_tokenizer";
   std::filesystem::remove_all(folder);
   auto tiny = builtin_tiny();
   auto model = tiny.model;
   chorus::models::save_pretrained_model(tiny, folder);
   std::filesystem::remove(folder / "tokenizer.json");
-  EXPECT_NE(error_of(folder.string()).find("no tokenizer.json"), std::string::npos);
+  expect_load_error(folder.string(), {"no tokenizer.json"});
 
   // The tokenizer.json of another model: more tokens than the embedding has rows.
   std::filesystem::copy_file(std::filesystem::path(CHORUS_SOURCE_DIR) / "fuzz/corpus/tokenizer/qwen3-small.json",
                              folder / "tokenizer.json");
-  EXPECT_NE(error_of(folder.string()).find("tokenizer.json has 409 tokens but config.json's vocab_size is 264"),
-            std::string::npos)
-    << error_of(folder.string());
+  expect_load_error(folder.string(), {"tokenizer.json has 409 tokens but config.json's vocab_size is 264"});
 
   // Weights missing, then torn: a header that claims more than the file holds.
   chorus::models::save_pretrained_model(tiny, folder);
   auto weights = folder / "model.safetensors";
   auto size = std::filesystem::file_size(weights);
   std::filesystem::rename(weights, folder / "elsewhere.safetensors");
-  EXPECT_NE(error_of(folder.string()).find("no model.safetensors or model.safetensors.index.json"), std::string::npos)
-    << error_of(folder.string());
+  expect_load_error(folder.string(), {"no model.safetensors or model.safetensors.index.json"});
   std::filesystem::rename(folder / "elsewhere.safetensors", weights);
   std::filesystem::resize_file(weights, size / 2);
-  EXPECT_NE(error_of(folder.string()).find("model.safetensors"), std::string::npos) << error_of(folder.string());
-  EXPECT_NE(error_of(folder.string()).find("outside the data section"), std::string::npos) << error_of(folder.string());
+  expect_load_error(folder.string(), {"model.safetensors", "outside the data section"});
 }
 
 TEST(Pretrained, ASaveReplacesTheFolderWholeAndLeavesNoPartialFolder) {

@@ -3,13 +3,17 @@
 #include <chorus/errors.hpp>
 
 #include "models/safetensors.hpp"
+#include "tests/expect_error.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <initializer_list>
+#include <string_view>
 
 using chorus::CheckpointError;
+using chorus::test::expect_error_containing;
 using namespace chorus::models;
 
 namespace {
@@ -30,15 +34,10 @@ std::filesystem::path write_raw(const std::string& name, const std::string& head
   return path;
 }
 
-std::string error_of(const std::filesystem::path& path, const std::string& tensor = "") {
-  try {
-    auto file = SafetensorsFile::open(path);
-    if (!tensor.empty())
-      file.load(tensor);
-  } catch (const CheckpointError& error) {
-    return error.what();
-  }
-  return "no CheckpointError";
+// Opening `path` must fail with a CheckpointError saying each of `fragments`.
+void expect_open_error(const std::filesystem::path& path, std::initializer_list<std::string_view> fragments,
+                       const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  expect_error_containing<CheckpointError>([&] { SafetensorsFile::open(path); }, fragments, file, line);
 }
 
 TEST(Safetensors, RoundTripKeepsEveryDtypeAndValue) {
@@ -93,64 +92,57 @@ TEST(Safetensors, LayoutIsLittleEndianLengthThenAlignedJsonThenData) {
 TEST(Safetensors, MissingTensorNamesFileAndTensor) {
   auto path = temp_path("missing.safetensors");
   save_safetensors(path, {{"present", torch::zeros({1})}});
-  auto what = error_of(path, "model.layers.0.mlp.up_proj.weight");
-  EXPECT_NE(what.find("missing.safetensors"), std::string::npos) << what;
-  EXPECT_NE(what.find("model.layers.0.mlp.up_proj.weight"), std::string::npos) << what;
+  auto file = SafetensorsFile::open(path);
+  expect_error_containing<CheckpointError>([&] { file.load("model.layers.0.mlp.up_proj.weight"); },
+                                           {"missing.safetensors", "model.layers.0.mlp.up_proj.weight"});
 }
 
 TEST(Safetensors, TooShortFile) {
   auto path = temp_path("short.safetensors");
   std::ofstream(path) << "abc";
-  EXPECT_NE(error_of(path).find("too short"), std::string::npos);
+  expect_open_error(path, {"too short"});
 }
 
 TEST(Safetensors, HeaderLengthBeyondTheFile) {
   auto path = write_raw("badlength.safetensors", "{}", 0, 1'000'000);
-  auto what = error_of(path);
-  EXPECT_NE(what.find("header length 1000000"), std::string::npos) << what;
+  expect_open_error(path, {"header length 1000000"});
 }
 
 TEST(Safetensors, HeaderThatIsNotJson) {
-  auto what = error_of(write_raw("notjson.safetensors", "{\"a\": [1, 2", 0));
-  EXPECT_NE(what.find("not a JSON object"), std::string::npos) << what;
+  expect_open_error(write_raw("notjson.safetensors", "{\"a\": [1, 2", 0), {"not a JSON object"});
 }
 
 TEST(Safetensors, UnknownDtype) {
-  auto what =
-    error_of(write_raw("dtype.safetensors", R"({"w":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}})", 2));
-  EXPECT_NE(what.find("tensor 'w'"), std::string::npos) << what;
-  EXPECT_NE(what.find("unknown dtype 'F8_E4M3'"), std::string::npos) << what;
+  expect_open_error(write_raw("dtype.safetensors", R"({"w":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}})", 2),
+                    {"tensor 'w'", "unknown dtype 'F8_E4M3'"});
 }
 
 TEST(Safetensors, OffsetsOutsideTheData) {
-  auto what =
-    error_of(write_raw("offsets.safetensors", R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8));
-  EXPECT_NE(what.find("tensor 'w'"), std::string::npos) << what;
-  EXPECT_NE(what.find("outside the data section"), std::string::npos) << what;
+  expect_open_error(write_raw("offsets.safetensors", R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8),
+                    {"tensor 'w'", "outside the data section"});
 }
 
 TEST(Safetensors, SizeThatDisagreesWithShape) {
-  auto what = error_of(write_raw("size.safetensors", R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8));
-  EXPECT_NE(what.find("needs 12"), std::string::npos) << what;
+  expect_open_error(write_raw("size.safetensors", R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8),
+                    {"needs 12"});
 }
 
 TEST(Safetensors, OverlappingTensors) {
-  auto what = error_of(write_raw(
-    "overlap.safetensors",
-    R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
-    12));
-  EXPECT_NE(what.find("overlaps"), std::string::npos) << what;
+  expect_open_error(
+    write_raw(
+      "overlap.safetensors",
+      R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+      12),
+    {"overlaps"});
 }
 
 TEST(Safetensors, NegativeDimension) {
-  auto what =
-    error_of(write_raw("negative.safetensors", R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}})", 0));
-  EXPECT_NE(what.find("non-negative"), std::string::npos) << what;
+  expect_open_error(write_raw("negative.safetensors", R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}})", 0),
+                    {"non-negative"});
 }
 
 TEST(Safetensors, MissingFile) {
-  auto what = error_of("/nonexistent/model.safetensors");
-  EXPECT_NE(what.find("/nonexistent/model.safetensors: cannot open"), std::string::npos) << what;
+  expect_open_error("/nonexistent/model.safetensors", {"/nonexistent/model.safetensors: cannot open"});
 }
 
 } // namespace

@@ -4,6 +4,7 @@
 
 #include "models/checkpoint.hpp"
 #include "models/safetensors.hpp"
+#include "tests/expect_error.hpp"
 #include "tests/models/test_models.hpp"
 
 #include <gtest/gtest.h>
@@ -12,6 +13,7 @@
 #include <fstream>
 
 using chorus::CheckpointError;
+using chorus::test::expect_error_containing;
 using namespace chorus::models;
 
 namespace {
@@ -39,15 +41,6 @@ Transformer random_model(const ModelConfig& config, std::uint64_t seed) {
 torch::Tensor sample_tokens(std::int64_t vocab, std::int64_t batch, std::int64_t time) {
   torch::manual_seed(7);
   return torch::randint(vocab, {batch, time}, torch::kInt64);
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const CheckpointError& error) {
-    return error.what();
-  }
-  return "no CheckpointError";
 }
 
 class ReferenceLogits : public ::testing::TestWithParam<std::pair<std::string, bool>> {};
@@ -160,9 +153,8 @@ TEST(Checkpoint, MissingTensorNamesTheFolderAndTensor) {
     if (entry.name != "model.layers.1.mlp.up_proj.weight")
       kept.emplace_back(entry.name, whole.load(entry.name));
   save_safetensors(dir / "model.safetensors", kept);
-  auto what = error_of([&] { load_pretrained(dir); });
-  EXPECT_NE(what.find("model.layers.1.mlp.up_proj.weight"), std::string::npos) << what;
-  EXPECT_NE(what.find("missing"), std::string::npos) << what;
+  expect_error_containing<CheckpointError>([&] { load_pretrained(dir); },
+                                           {"model.layers.1.mlp.up_proj.weight", "missing"});
 }
 
 TEST(Checkpoint, ShapeThatDisagreesWithConfigJson) {
@@ -173,10 +165,8 @@ TEST(Checkpoint, ShapeThatDisagreesWithConfigJson) {
   auto json = config.to_json();
   json["intermediate_size"] = 128;
   std::ofstream(dir / "config.json") << json.dump();
-  auto what = error_of([&] { load_pretrained(dir); });
-  EXPECT_NE(what.find("gate_proj.weight"), std::string::npos) << what;
-  EXPECT_NE(what.find("[96, 64]"), std::string::npos) << what;
-  EXPECT_NE(what.find("[128, 64]"), std::string::npos) << what;
+  expect_error_containing<CheckpointError>([&] { load_pretrained(dir); },
+                                           {"gate_proj.weight", "[96, 64]", "[128, 64]"});
 }
 
 TEST(Checkpoint, UnexpectedTensorIsAnError) {
@@ -190,16 +180,14 @@ TEST(Checkpoint, UnexpectedTensorIsAnError) {
     tensors.emplace_back(entry.name, whole.load(entry.name));
   tensors.emplace_back("model.layers.0.self_attn.q_norm.weight", torch::ones({16}));
   save_safetensors(dir / "model.safetensors", tensors);
-  auto what = error_of([&] { load_pretrained(dir); });
-  EXPECT_NE(what.find("q_norm"), std::string::npos) << what;
+  expect_error_containing<CheckpointError>([&] { load_pretrained(dir); }, {"q_norm"});
 }
 
 TEST(ModelConfigJson, ErrorsNameTheFileAndKey) {
   auto base = small_config("llama", false).to_json();
   auto check = [&](nlohmann::json json, const std::string& expected) {
-    auto what = error_of([&] { ModelConfig::from_json(json, "folder/config.json"); });
-    EXPECT_NE(what.find("folder/config.json"), std::string::npos) << what;
-    EXPECT_NE(what.find(expected), std::string::npos) << what;
+    expect_error_containing<CheckpointError>([&] { ModelConfig::from_json(json, "folder/config.json"); },
+                                             {"folder/config.json", expected});
   };
   auto missing = base;
   missing.erase("hidden_size");

@@ -2,11 +2,16 @@
 #include <chorus/dataset.hpp>
 #include <chorus/errors.hpp>
 
+#include "tests/expect_error.hpp"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <initializer_list>
+#include <string_view>
 
 using namespace chorus;
+using chorus::test::expect_error_containing;
 
 namespace {
 
@@ -18,14 +23,12 @@ std::filesystem::path write_lines(const std::string& name, const std::vector<std
   return path;
 }
 
+// Reading `path` as a dataset of `Kind` must fail with a DatasetError saying each of `fragments`;
+// returns the message.
 template <class Kind>
-std::string error_of(const std::filesystem::path& path) {
-  try {
-    read_dataset<Kind>(path, false);
-  } catch (const DatasetError& error) {
-    return error.what();
-  }
-  return "no error";
+std::string expect_dataset_error(const std::filesystem::path& path, std::initializer_list<std::string_view> fragments,
+                                 const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  return expect_error_containing<DatasetError>([&] { read_dataset<Kind>(path, false); }, fragments, file, line);
 }
 
 } // namespace
@@ -60,41 +63,36 @@ TEST(Dataset, PromptsKeepTheirMetadataForGraders) {
 
 TEST(Dataset, MalformedLinesNameTheFileLineAndField) {
   auto path = write_lines("bad.jsonl", {R"({"prompt": "ok", "completion": "fine"})", R"({"prompt": "no completion"})"});
-  EXPECT_NE(error_of<Completion>(path).find("bad.jsonl:2: field 'completion': missing"), std::string::npos)
-    << error_of<Completion>(path);
+  expect_dataset_error<Completion>(path, {"bad.jsonl:2: field 'completion': missing"});
   auto json = write_lines("json.jsonl", {R"({"prompt": "x", "completion": )"});
-  EXPECT_NE(error_of<Completion>(json).find("json.jsonl:1: not valid JSON"), std::string::npos);
+  expect_dataset_error<Completion>(json, {"json.jsonl:1: not valid JSON"});
   auto order = write_lines("order.jsonl", {R"({"messages": [{"role": "assistant", "content": "hi"}]})"});
-  EXPECT_NE(error_of<Completion>(order).find("order.jsonl:1: field 'messages[0].role': expected 'user'"),
-            std::string::npos)
-    << error_of<Completion>(order);
+  expect_dataset_error<Completion>(order, {"order.jsonl:1: field 'messages[0].role': expected 'user'"});
   auto empty = write_lines("empty.jsonl",
                            {R"({"messages": [{"role": "user", "content": "hi"},)"
                             R"( {"role": "assistant", "content": ""}]})"});
-  EXPECT_NE(error_of<Completion>(empty).find("empty.jsonl:1: field 'messages[1].content': empty completion"),
-            std::string::npos)
-    << error_of<Completion>(empty);
+  expect_dataset_error<Completion>(empty, {"empty.jsonl:1: field 'messages[1].content': empty completion"});
   auto prompt_ending = write_lines("ending.jsonl",
                                    {R"({"messages": [{"role": "user", "content": "a"},)"
                                     R"( {"role": "assistant", "content": "b"}]})"});
-  EXPECT_NE(error_of<Prompt>(prompt_ending).find("expected the last turn to be 'user'"), std::string::npos);
-  EXPECT_NE(error_of<Prompt>(std::filesystem::path(::testing::TempDir()) / "missing.jsonl").find("cannot open"),
-            std::string::npos);
+  expect_dataset_error<Prompt>(prompt_ending, {"expected the last turn to be 'user'"});
+  expect_dataset_error<Prompt>(std::filesystem::path(::testing::TempDir()) / "missing.jsonl", {"cannot open"});
 }
 
 TEST(Dataset, AnEmptyFileAndAHugeLineAreErrorsNamingTheFile) {
   auto empty = write_lines("nothing.jsonl", {});
-  EXPECT_NE(error_of<Prompt>(empty).find("nothing.jsonl: no examples"), std::string::npos) << error_of<Prompt>(empty);
+  expect_dataset_error<Prompt>(empty, {"nothing.jsonl: no examples"});
   auto blank = write_lines("blank.jsonl", {"", "   ", ""});
-  EXPECT_NE(error_of<Prompt>(blank).find("blank.jsonl: no examples"), std::string::npos) << error_of<Prompt>(blank);
+  expect_dataset_error<Prompt>(blank, {"blank.jsonl: no examples"});
 
   // A line past 64 MiB is refused without being kept; the lines around it still read when skipping.
   auto huge = write_lines("huge.jsonl",
                           {R"({"prompt": "a", "completion": "b"})",
                            R"({"prompt": ")" + std::string((64u << 20) + 16, 'x') + R"(", "completion": "c"})",
                            R"({"prompt": "d", "completion": "e"})"});
-  EXPECT_NE(error_of<Completion>(huge).find("huge.jsonl:2: line longer than 64 MiB"), std::string::npos)
-    << error_of<Completion>(huge).substr(0, 200);
+  // Checked by hand so that a failure shows only the start of the message, which could hold the line.
+  auto too_long = expect_dataset_error<Completion>(huge, {});
+  EXPECT_NE(too_long.find("huge.jsonl:2: line longer than 64 MiB"), std::string::npos) << too_long.substr(0, 200);
   std::vector<std::string> skipped;
   auto examples = read_dataset<Completion>(huge, true, &skipped);
   ASSERT_EQ(examples.size(), 2u);

@@ -5,11 +5,13 @@
 #include "recipes/policy_optimization.hpp"
 #include "recipes/stage_clock.hpp"
 #include "runtime/runtime.hpp"
+#include "tests/expect_error.hpp"
 
 #include <gtest/gtest.h>
 #include <spdlog/spdlog.h>
 
 using namespace chorus;
+using chorus::test::expect_error_containing;
 
 namespace {
 
@@ -127,13 +129,9 @@ TEST_F(Environments, AFactoryThatMakesNoEnvironmentIsAnError) {
     auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(ctx_, {.kv_cache_len = 128});
     auto model = co_await builder.spawn_train("policy");
     detail::StageClock clock;
-    try {
-      co_await detail::episode(
-        model, [] { return std::unique_ptr<Environment>(); }, 2, {{{"user", "Hi."}}, Json::object()}, {.max_tokens = 4},
-        clock);
-      ADD_FAILURE() << "no error";
-    } catch (const Error& error) {
-      EXPECT_NE(std::string(error.what()).find("returned no environment"), std::string::npos) << error.what();
-    }
+    auto episode = detail::episode(
+      model, [] { return std::unique_ptr<Environment>(); }, 2, {{{"user", "Hi."}}, Json::object()}, {.max_tokens = 4},
+      clock);
+    co_await expect_error_containing<Error>(std::move(episode), {"returned no environment"});
   }());
 }

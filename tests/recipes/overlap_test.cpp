@@ -6,6 +6,8 @@
 #include "recipes/policy_optimization.hpp"
 #include "recipes/rollout_pipeline.hpp"
 #include "runtime/runtime.hpp"
+#include "tests/expect_error.hpp"
+#include "tests/recipes/scripted.hpp"
 #include "tests/recipes/x_task.hpp"
 
 #include <gtest/gtest.h>
@@ -15,40 +17,15 @@
 #include <fstream>
 
 using namespace chorus;
+using chorus::test::expect_error_containing;
+using chorus::test::Gate;
+using chorus::test::GradingCounts;
+using chorus::test::scripted;
 using chorus::test::share_of_x;
 using chorus::test::x_task_prompts;
 using namespace std::chrono_literals;
 
 namespace {
-
-// A grader whose behaviour the test scripts per call (0, 1, ...): sleep, hang, fail.
-using Script = Task<double> (*)(int call, const Sample& sample, int& in_flight, int& most_in_flight);
-
-Grader scripted(Script script) {
-  struct Impl : Grader::Impl {
-    Script script;
-    mutable int calls = 0, in_flight = 0, most_in_flight = 0;
-    Task<Grade> grade(Sample sample) const override {
-      auto call = calls++;
-      ++in_flight;
-      most_in_flight = std::max(most_in_flight, in_flight);
-      struct Leave {
-        int& in_flight;
-        ~Leave() {
-          --in_flight;
-        }
-      } leave{in_flight};
-      Grade result;
-      result.score = co_await script(call, sample, in_flight, most_in_flight);
-      result.scores[key] = result.score;
-      co_return result;
-    }
-  };
-  auto impl = std::make_shared<Impl>();
-  impl->key = "scripted";
-  impl->script = script;
-  return Grader(std::shared_ptr<const Grader::Impl>(impl));
-}
 
 std::vector<nlohmann::json> read_metrics(const std::filesystem::path& file) {
   std::vector<nlohmann::json> lines;
@@ -80,15 +57,19 @@ protected:
   }
 };
 
-// The pipeline alone, as the RolloutPipeline tests drive it: 2 groups of 2 per step, max_staleness 1,
-// and `rollout` in place of a policy and a grader.
+// The pipeline alone, as the RolloutPipeline tests drive it: kGroupsPerStep groups of kGroupSize per
+// step, max_staleness 1, and `rollout` in place of a policy and a grader.
+constexpr int kGroupsPerStep = 2;
+constexpr int kGroupSize = 2;
+constexpr int kRolloutsPerStep = kGroupsPerStep * kGroupSize;
+
 detail::PipelineOptions pipeline_options(int steps, detail::RolloutFn rollout) {
   detail::PipelineOptions options;
   options.algorithm = "TEST";
   options.dataset = x_task_prompts();
   options.steps = steps;
-  options.groups_per_step = 2;
-  options.group_size = 2;
+  options.groups_per_step = kGroupsPerStep;
+  options.group_size = kGroupSize;
   options.max_staleness = 1;
   options.rollout = std::move(rollout);
   return options;
@@ -109,6 +90,8 @@ detail::Rollout rollout_of(std::size_t tokens, std::int64_t weight_version) {
 
 TEST_F(Overlap, StalenessZeroIsTheSynchronousLoopExactly) {
   constexpr int kSteps = 3;
+  constexpr int kSamplesPerBatch = 16, kSamplesPerMiniBatch = 8, kCompletionsPerSample = 4;
+  constexpr std::size_t kGroup = kCompletionsPerSample, kPrompts = kSamplesPerBatch / kCompletionsPerSample;
   const SamplingParams sampling{.temperature = 1.0, .max_tokens = 8};
   const std::uint64_t seed = 11;
   std::vector<double> pipelined_rewards, sequential_rewards;
@@ -131,9 +114,10 @@ TEST_F(Overlap, StalenessZeroIsTheSynchronousLoopExactly) {
                    .grader = grader,
                    .logger = logger("pipelined"),
                    .lr = 1e-3,
-                   .samples_per_batch = 16,
-                   .samples_per_mini_batch = 8,
-                   .completions_per_sample = 4,
+                   .samples_per_batch = kSamplesPerBatch,
+                   .samples_per_mini_batch = kSamplesPerMiniBatch,
+                   .micro_batch_size = kSamplesPerMiniBatch,
+                   .completions_per_sample = kCompletionsPerSample,
                    .max_num_grpo_steps = kSteps,
                    .max_staleness = 0,
                    .sampling = sampling,
@@ -148,33 +132,33 @@ TEST_F(Overlap, StalenessZeroIsTheSynchronousLoopExactly) {
     auto dataset = x_task_prompts();
     detail::PromptStream stream(dataset, seed);
     for (int step = 1; step <= kSteps; ++step) {
-      auto step_prompts = stream.next(4);
+      auto step_prompts = stream.next(kPrompts);
       std::vector<Task<Generation>> requests;
-      for (std::size_t p = 0; p < 4; ++p)
-        for (std::size_t k = 0; k < 4; ++k)
+      for (std::size_t p = 0; p < kPrompts; ++p)
+        for (std::size_t k = 0; k < kGroup; ++k)
           requests.push_back(
-            sequential.generate(step_prompts[p].prompt, detail::seeded(sampling, seed, step, p * 4 + k)));
+            sequential.generate(step_prompts[p].prompt, detail::seeded(sampling, seed, step, p * kGroup + k)));
       auto generations = co_await when_all(std::move(requests));
       std::vector<TrainSample> samples;
       double reward_sum = 0;
-      for (std::size_t p = 0; p < 4; ++p) {
+      for (std::size_t p = 0; p < kPrompts; ++p) {
         std::vector<double> rewards;
-        for (std::size_t k = 0; k < 4; ++k)
-          rewards.push_back(share_of_x({step_prompts[p].prompt, generations[p * 4 + k].text, Json::object()}));
+        for (std::size_t k = 0; k < kGroup; ++k)
+          rewards.push_back(share_of_x({step_prompts[p].prompt, generations[p * kGroup + k].text, Json::object()}));
         auto advantages = group_advantages(rewards);
-        for (std::size_t k = 0; k < 4; ++k) {
-          auto& g = generations[p * 4 + k];
+        for (std::size_t k = 0; k < kGroup; ++k) {
+          auto& g = generations[p * kGroup + k];
           reward_sum += rewards[k];
           if (!g.tokens.empty())
             samples.push_back({g.prompt_tokens, g.tokens, advantages[k], g.logprobs, g.weight_version});
         }
       }
-      sequential_rewards.push_back(reward_sum / 16);
-      for (auto& batch : batches_of(shuffled(samples, seed + static_cast<std::uint64_t>(step)), 8))
+      sequential_rewards.push_back(reward_sum / kSamplesPerBatch);
+      for (auto& batch : batches_of(shuffled(samples, seed + static_cast<std::uint64_t>(step)), kSamplesPerMiniBatch))
         co_await sequential.train_policy(std::move(batch),
                                          {.lr = 1e-3,
                                           .max_grad_norm = 1.0,
-                                          .micro_batch_size = 8,
+                                          .micro_batch_size = kSamplesPerMiniBatch,
                                           .clip_range = 0.2,
                                           .loss_aggregation = "sequence_mean",
                                           .ratio_level = "token"});
@@ -227,19 +211,20 @@ TEST_F(Overlap, StalenessOneOverlapsGenerationWithTrainingAndNeverExceedsTheBoun
 }
 
 TEST_F(Overlap, AStragglerIsCancelledAtItsGroupsDeadlineAndTheGroupTrainsWithoutIt) {
+  constexpr int kSamplesPerBatch = 8;
   auto start = std::chrono::steady_clock::now();
   runtime_.run([&]() -> Task<void> {
     auto model = co_await tiny_model();
-    auto hang_first = [](int call, const Sample& sample, int&, int&) -> Task<double> {
+    auto hang_first = [](int call, const Sample& sample) -> Task<double> {
       if (call == 0)
-        co_await sleep_for(1h); // a judge that never answers
+        co_await Gate().pass(); // a judge that never answers
       co_return share_of_x(sample);
     };
     co_await GRPO({.dataset = x_task_prompts(),
                    .model = model,
                    .grader = scripted(hang_first),
                    .logger = logger("straggler"),
-                   .samples_per_batch = 8,
+                   .samples_per_batch = kSamplesPerBatch,
                    .completions_per_sample = 4,
                    .max_num_grpo_steps = 2,
                    .max_staleness = 0,
@@ -253,38 +238,34 @@ TEST_F(Overlap, AStragglerIsCancelledAtItsGroupsDeadlineAndTheGroupTrainsWithout
   EXPECT_EQ(lines[0]["rollouts_timed_out"].get<double>(), 1.0);
   EXPECT_EQ(lines[0]["groups_partial"].get<double>(), 1.0);
   EXPECT_EQ(lines[0]["groups_dropped"].get<double>(), 0.0);
-  EXPECT_EQ(lines[0]["staleness/0"].get<double>(), 7.0); // trained on the other seven
+  EXPECT_EQ(lines[0]["staleness/0"].get<double>(), kSamplesPerBatch - 1.0); // trained on the others
   EXPECT_EQ(lines[1]["rollouts_timed_out"].get<double>(), 0.0);
 }
 
 TEST_F(Overlap, AStepWhoseRolloutsAllMissTheDeadlineStopsTheRunSayingSo) {
   runtime_.run([&]() -> Task<void> {
     auto model = co_await tiny_model();
-    auto never_answer = [](int, const Sample&, int&, int&) -> Task<double> {
-      co_await sleep_for(1h);
+    auto never_answer = [](int, const Sample&) -> Task<double> {
+      co_await Gate().pass();
       co_return 0.0;
     };
-    try {
-      co_await GRPO({.dataset = x_task_prompts(),
-                     .model = model,
-                     .grader = scripted(never_answer),
-                     .samples_per_batch = 4,
-                     .completions_per_sample = 2,
-                     .max_num_grpo_steps = 2,
-                     .group_timeout_s = 0.3,
-                     .sampling = {.max_tokens = 4}})
-        .run();
-      ADD_FAILURE() << "no error";
-    } catch (const Error& error) {
-      EXPECT_NE(std::string(error.what()).find("missed its group's deadline"), std::string::npos) << error.what();
-    }
+    co_await expect_error_containing<Error>(GRPO({.dataset = x_task_prompts(),
+                                                  .model = model,
+                                                  .grader = scripted(never_answer),
+                                                  .samples_per_batch = 4,
+                                                  .completions_per_sample = 2,
+                                                  .max_num_grpo_steps = 2,
+                                                  .group_timeout_s = 0.3,
+                                                  .sampling = {.max_tokens = 4}})
+                                              .run(),
+                                            {"missed its group's deadline"});
   }());
 }
 
 TEST_F(Overlap, AFailedRolloutIsRetriedAndRolloutsThatAlwaysFailStopTheRun) {
   runtime_.run([&]() -> Task<void> {
     auto model = co_await tiny_model();
-    auto fail_first = [](int call, const Sample& sample, int&, int&) -> Task<double> {
+    auto fail_first = [](int call, const Sample& sample) -> Task<double> {
       if (call == 0)
         throw std::runtime_error("judge hiccup");
       co_return share_of_x(sample);
@@ -298,24 +279,19 @@ TEST_F(Overlap, AFailedRolloutIsRetriedAndRolloutsThatAlwaysFailStopTheRun) {
                    .max_num_grpo_steps = 1,
                    .sampling = {.max_tokens = 8}})
       .run();
-    auto always_fail = [](int, const Sample&, int&, int&) -> Task<double> {
+    auto always_fail = [](int, const Sample&) -> Task<double> {
       throw std::runtime_error("judge down");
       co_return 0.0;
     };
-    try {
-      co_await GRPO({.dataset = x_task_prompts(),
-                     .model = model,
-                     .grader = scripted(always_fail),
-                     .samples_per_batch = 8,
-                     .completions_per_sample = 4,
-                     .max_num_grpo_steps = 3,
-                     .sampling = {.max_tokens = 8}})
-        .run();
-      ADD_FAILURE() << "no error";
-    } catch (const Error& error) {
-      EXPECT_NE(std::string(error.what()).find("judge down"), std::string::npos) << error.what();
-      EXPECT_NE(std::string(error.what()).find("every rollout of step 1 failed"), std::string::npos) << error.what();
-    }
+    co_await expect_error_containing<Error>(GRPO({.dataset = x_task_prompts(),
+                                                  .model = model,
+                                                  .grader = scripted(always_fail),
+                                                  .samples_per_batch = 8,
+                                                  .completions_per_sample = 4,
+                                                  .max_num_grpo_steps = 3,
+                                                  .sampling = {.max_tokens = 8}})
+                                              .run(),
+                                            {"judge down", "every rollout of step 1 failed"});
   }());
   auto lines = read_metrics(output_ / "retry.jsonl");
   ASSERT_EQ(lines.size(), 1u);
@@ -324,26 +300,31 @@ TEST_F(Overlap, AFailedRolloutIsRetriedAndRolloutsThatAlwaysFailStopTheRun) {
   EXPECT_EQ(lines[0]["groups_partial"].get<double>(), 0.0);
 }
 
+// Forced order, no wall clock: the first grading calls wait until kQueue of them are in flight, so
+// the queue is full at least once; a pipeline that let more in would start one more meanwhile.
 TEST_F(Overlap, GradingNeverRunsMoreThanMaxGradingQueueAtOnce) {
-  static int most = 0;
+  constexpr int kQueue = 3;
+  auto counts = std::make_shared<GradingCounts>();
   runtime_.run([&]() -> Task<void> {
     auto model = co_await tiny_model();
-    auto slow = [](int, const Sample& sample, int&, int& most_in_flight) -> Task<double> {
-      co_await sleep_for(20ms);
-      most = most_in_flight;
+    Gate full;
+    auto held = [&full, counts](int, const Sample& sample) -> Task<double> {
+      if (counts->in_flight == kQueue)
+        full.open();
+      co_await full.pass();
       co_return share_of_x(sample);
     };
     co_await GRPO({.dataset = x_task_prompts(),
                    .model = model,
-                   .grader = scripted(slow),
+                   .grader = scripted(held, counts),
                    .samples_per_batch = 16,
                    .completions_per_sample = 4,
                    .max_num_grpo_steps = 2,
-                   .max_grading_queue = 3,
+                   .max_grading_queue = kQueue,
                    .sampling = {.max_tokens = 4}})
       .run();
   }());
-  EXPECT_EQ(most, 3);
+  EXPECT_EQ(counts->most_in_flight, kQueue);
 }
 
 // The pipeline alone, with a scripted rollout and no model: the staleness gate, and the rule that a
@@ -378,23 +359,29 @@ TEST(RolloutPipeline, StepsWaitForTheTrainerAndSamplesBeyondTheBoundAreDropped) 
     EXPECT_EQ(steps[2].groups_dropped, 2);
     EXPECT_TRUE(steps[2].groups.empty());
   }());
-  // Steps 1 and 2 may start at once (8 rollouts); step 3's wait for step 1 to be trained.
+  // Steps 1 and 2 may start at once; step 3's wait for step 1 to be trained.
   auto first_trained = std::find(events.begin(), events.end(), "trained 1");
   ASSERT_NE(first_trained, events.end());
-  EXPECT_GE(std::count(events.begin(), first_trained, "rollout"), 4);
-  EXPECT_LE(std::count(events.begin(), first_trained, "rollout"), 8);
-  EXPECT_EQ(std::count(events.begin(), events.end(), "rollout"), 12);
+  EXPECT_GE(std::count(events.begin(), first_trained, "rollout"), kRolloutsPerStep);
+  EXPECT_LE(std::count(events.begin(), first_trained, "rollout"), 2 * kRolloutsPerStep);
+  EXPECT_EQ(std::count(events.begin(), events.end(), "rollout"), 3 * kRolloutsPerStep);
 }
 
 // The first step's rollouts run alone (the trainer waits for them); the next step's start when they
-// are all in, without waiting for the first step to be trained (max_staleness 1).
+// are all in, without waiting for the first step to be trained (max_staleness 1). Forced order: the
+// first step's rollouts are held until all of them have started, so a pipeline that started the
+// next step's early would start them while the first step's are still running.
 TEST(RolloutPipeline, TheFirstStepsRolloutsRunAloneThenTheBoundGoverns) {
   Runtime runtime;
   std::vector<std::string> events;
   runtime.run([&]() -> Task<void> {
-    auto options = pipeline_options(2, [&events](Prompt, SamplingParams, detail::StageClock&) -> Task<detail::Rollout> {
+    Gate all_started;
+    int started = 0;
+    auto options = pipeline_options(2, [&](Prompt, SamplingParams, detail::StageClock&) -> Task<detail::Rollout> {
       events.push_back("start");
-      co_await sleep_for(std::chrono::milliseconds(20));
+      if (++started == kRolloutsPerStep)
+        all_started.open();
+      co_await all_started.pass();
       events.push_back("end");
       co_return rollout_of(1, 0);
     });
@@ -408,11 +395,11 @@ TEST(RolloutPipeline, TheFirstStepsRolloutsRunAloneThenTheBoundGoverns) {
     };
     co_await gather(pipeline.produce(), train(pipeline, events));
   }());
-  ASSERT_EQ(std::count(events.begin(), events.end(), "start"), 8);
-  // The fifth rollout (step 2's first) starts after the fourth (step 1's last) has ended.
-  auto fifth_start = events.begin();
-  for (int seen = 0; seen < 5; ++fifth_start)
-    seen += *fifth_start == "start" ? 1 : 0;
-  --fifth_start;
-  EXPECT_EQ(std::count(events.begin(), fifth_start, "end"), 4);
+  ASSERT_EQ(std::count(events.begin(), events.end(), "start"), 2 * kRolloutsPerStep);
+  // Step 2's first rollout starts after step 1's last has ended.
+  auto next_step_start = events.begin();
+  for (int seen = 0; seen <= kRolloutsPerStep; ++next_step_start)
+    seen += *next_step_start == "start" ? 1 : 0;
+  --next_step_start;
+  EXPECT_EQ(std::count(events.begin(), next_step_start, "end"), kRolloutsPerStep);
 }

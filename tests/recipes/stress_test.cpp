@@ -59,26 +59,39 @@ struct StandInState {
   std::uint64_t next_key = 0;
 };
 
-// Replies after 0-4 ms with a value drawn from the request's seed; 4% of requests fail, 2% are never
-// answered (the asker's timeout ends them), and 2% make the actor die with its requests pending.
+// What a stand-in does with a request, in percent of requests, and how long it takes.
+constexpr int kDiesPercent = 2;         // the actor dies with its requests pending
+constexpr int kNeverAnswersPercent = 2; // dropped unanswered: the asker's timeout ends it
+constexpr int kFailsPercent = 4;        // an error reply
+constexpr auto kSlowestReply = std::chrono::microseconds(4000);
+constexpr auto kAskTimeout = 100ms; // well above kSlowestReply: only unanswered requests time out
+constexpr auto kSlowestStep = std::chrono::microseconds(3000); // a training step's pause
+constexpr auto kHang = 30s;                                    // a run that has not ended by then hangs
+constexpr int kPrompts = 5;
+constexpr int kSeedsPerCase = 25; // the cases run in parallel under ctest
+constexpr int kCases = 4;
+
+// Replies after up to kSlowestReply with a value drawn from the request's seed, or dies, drops the
+// request or fails it, as often as the constants above say.
 caf::behavior stand_in(StatefulActor<StandInState>* self) {
   return {
     [self](const StandInRequest& request) -> caf::result<std::int64_t> {
       std::mt19937_64 random(request.seed);
       auto roll = std::uniform_int_distribution<int>(0, 99)(random);
-      if (roll < 2) {
+      if (roll < kDiesPercent) {
         self->quit(caf::exit_reason::user_shutdown);
         return caf::delegated<std::int64_t>{};
       }
-      if (roll < 4) {
+      if (roll < kDiesPercent + kNeverAnswersPercent) {
         self->make_response_promise<std::int64_t>(); // dropped unanswered
         return caf::delegated<std::int64_t>{};
       }
-      if (roll < 8)
+      if (roll < kDiesPercent + kNeverAnswersPercent + kFailsPercent)
         return caf::make_error(caf::sec::runtime_error, "stand-in failure");
       auto key = self->state.next_key++;
       self->state.pending.emplace(key, self->make_response_promise<std::int64_t>());
-      auto delay = std::chrono::microseconds(std::uniform_int_distribution<int>(0, 4000)(random));
+      auto delay = std::chrono::microseconds(
+        std::uniform_int_distribution<int>(0, static_cast<int>(kSlowestReply.count()))(random));
       self->delayed_send(self, delay, StandInAnswer{key});
       return caf::delegated<std::int64_t>{};
     },
@@ -102,7 +115,7 @@ public:
     auto& slot = slots_[index % slots_.size()];
     auto actor = slot;
     try {
-      co_return co_await actor.ask(StandInRequest{seed}, 100ms);
+      co_return co_await actor.ask(StandInRequest{seed}, kAskTimeout);
     } catch (const ActorDownError&) {
       if (slot.name() == actor.name())
         slot = spawn();
@@ -163,7 +176,7 @@ void stress_run(std::uint64_t seed) {
 
   detail::PipelineOptions options;
   options.algorithm = "stress";
-  for (int i = 0; i < 5; ++i)
+  for (int i = 0; i < kPrompts; ++i)
     options.dataset.push_back({{{"user", "prompt " + std::to_string(i)}}, Json::object()});
   options.steps = shape.steps;
   options.groups_per_step = shape.groups;
@@ -210,9 +223,9 @@ void stress_run(std::uint64_t seed) {
           ++trained;
         }
       }
-      // Training takes 0-3 ms.
       asio::steady_timer pause(co_await asio::this_coro::executor,
-                               std::chrono::microseconds(std::uniform_int_distribution<int>(0, 3000)(pauses)));
+                               std::chrono::microseconds(std::uniform_int_distribution<int>(
+                                 0, static_cast<int>(kSlowestStep.count()))(pauses)));
       co_await pause.async_wait(asio::use_awaitable);
       pipeline.step_trained(step, ++version);
     }
@@ -220,8 +233,7 @@ void stress_run(std::uint64_t seed) {
 
   std::string error;
   try {
-    // A run that does not end in 30 s hangs.
-    runtime.run(with_deadline(gather(pipeline.produce(), train()), 30s, "stress run"));
+    runtime.run(with_deadline(gather(pipeline.produce(), train()), kHang, "stress run"));
   } catch (const DeadlineError& hang) {
     ADD_FAILURE() << "the run hung: " << hang.what();
     error = hang.what();
@@ -248,12 +260,11 @@ void stress_run(std::uint64_t seed) {
 class Stress : public ::testing::TestWithParam<int> {};
 
 TEST_P(Stress, EveryRunEndsAndEveryRolloutIsAccountedFor) {
-  // 25 seeds per test case: ctest runs the cases in parallel.
-  for (int i = 0; i < 25; ++i)
-    stress_run(static_cast<std::uint64_t>(GetParam() * 25 + i + 1));
+  for (int i = 0; i < kSeedsPerCase; ++i)
+    stress_run(static_cast<std::uint64_t>(GetParam() * kSeedsPerCase + i + 1));
 }
 
-INSTANTIATE_TEST_SUITE_P(Seeds, Stress, ::testing::Range(0, 4));
+INSTANTIATE_TEST_SUITE_P(Seeds, Stress, ::testing::Range(0, kCases));
 
 } // namespace
 

@@ -2,13 +2,18 @@
 #include <chorus/errors.hpp>
 
 #include "runtime/cluster.hpp"
+#include "tests/expect_error.hpp"
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
+#include <string>
+#include <string_view>
 
 using namespace chorus;
+using chorus::test::expect_error_containing;
 
 namespace {
 
@@ -18,14 +23,11 @@ std::filesystem::path write(const std::string& name, const std::string& text) {
   return path;
 }
 
-std::string error_of(const std::string& text) {
+// Reading a cluster file holding `text` must fail with a ConfigError saying each of `fragments`.
+void expect_cluster_file_error(const std::string& text, std::initializer_list<std::string_view> fragments,
+                               const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
   auto path = write("cluster_error.json", text);
-  try {
-    read_cluster_file(path);
-  } catch (const ConfigError& error) {
-    return error.what();
-  }
-  return "no ConfigError";
+  expect_error_containing<ConfigError>([&] { read_cluster_file(path); }, fragments, file, line);
 }
 
 TEST(ClusterFile, ReadsTheSecretAndEachNode) {
@@ -41,23 +43,15 @@ TEST(ClusterFile, ReadsTheSecretAndEachNode) {
 }
 
 TEST(ClusterFile, MistakesNameTheFileAndTheKey) {
-  auto missing_port = error_of(R"({"secret": "s", "nodes": {"gen-1": {"host": "h"}}})");
-  EXPECT_NE(missing_port.find("cluster_error.json"), std::string::npos) << missing_port;
-  EXPECT_NE(missing_port.find("nodes.gen-1.port"), std::string::npos) << missing_port;
+  expect_cluster_file_error(R"({"secret": "s", "nodes": {"gen-1": {"host": "h"}}})",
+                            {"cluster_error.json", "nodes.gen-1.port"});
+  expect_cluster_file_error(R"({"nodes": {"gen-1": {"port": 1}}})", {"'secret'"});
+  expect_cluster_file_error(R"({"secret": "s", "nodes": {"gen-1": {"prot": 1}}})", {"nodes.gen-1.prot"});
 
-  auto no_secret = error_of(R"({"nodes": {"gen-1": {"port": 1}}})");
-  EXPECT_NE(no_secret.find("'secret'"), std::string::npos) << no_secret;
+  expect_cluster_file_error(R"({"secret": "s", )", {"not valid JSON"});
+  expect_cluster_file_error(R"({"secret": "s", "nodes": {"gen-1": {"port": 1e999}}})", {"not valid JSON"});
 
-  auto typo = error_of(R"({"secret": "s", "nodes": {"gen-1": {"prot": 1}}})");
-  EXPECT_NE(typo.find("nodes.gen-1.prot"), std::string::npos) << typo;
-
-  auto bad_json = error_of(R"({"secret": "s", )");
-  EXPECT_NE(bad_json.find("not valid JSON"), std::string::npos) << bad_json;
-  auto huge_number = error_of(R"({"secret": "s", "nodes": {"gen-1": {"port": 1e999}}})");
-  EXPECT_NE(huge_number.find("not valid JSON"), std::string::npos) << huge_number;
-
-  auto no_nodes = error_of(R"({"secret": "s", "nodes": {}})");
-  EXPECT_NE(no_nodes.find("at least one node"), std::string::npos) << no_nodes;
+  expect_cluster_file_error(R"({"secret": "s", "nodes": {}})", {"at least one node"});
 
   EXPECT_THROW(read_cluster_file("/nonexistent/cluster.json"), ConfigError);
 }
