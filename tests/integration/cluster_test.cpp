@@ -62,11 +62,12 @@ TEST_F(Cluster, TwoStageRecipeOnTwoNodesGivesTheSameMetricsAsOneProcess) {
 #ifndef CHORUS_TWO_STAGE_PROGRAM
   GTEST_SKIP() << "built without the examples (the sanitizer build)";
 #else
-  // Fixed threads per actor: the same arithmetic wherever an actor runs.
+  // Fixed threads per actor and the synchronous loop: the same arithmetic wherever an actor runs.
   std::vector<std::string> args{"--set", "grader=judge",       "--set", "judge_model=builtin:tiny",
                                 "--set", "gspo_max_steps=3",   "--set", "sft_epochs=1",
                                 "--set", "demonstrations=48",  "--set", "eval_prompts=8",
-                                "--set", "gspo_batch_size=16", "--set", "threads=1"};
+                                "--set", "gspo_batch_size=16", "--set", "threads=1",
+                                "--set", "max_staleness=0"};
   auto run = [&](const std::string& name, std::vector<std::string> extra) {
     auto all = args;
     all.insert(all.end(), {"--output", (dir_ / name).string()});

@@ -17,7 +17,8 @@ namespace {
 
 #ifdef CHORUS_TWO_STAGE_PROGRAM
 
-// Small enough to take seconds; one intra-op thread so that every run does the same arithmetic.
+// Small enough to take seconds; one intra-op thread and the synchronous loop, so that every run does
+// the same arithmetic.
 const std::vector<std::string> kArgs{"--set",
                                      "train_prompts=64",
                                      "--set",
@@ -32,6 +33,8 @@ const std::vector<std::string> kArgs{"--set",
                                      "gspo_batch_size=32",
                                      "--set",
                                      "threads=1",
+                                     "--set",
+                                     "max_staleness=0",
                                      "--checkpoint-every",
                                      "1"};
 
