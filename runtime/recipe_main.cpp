@@ -16,6 +16,8 @@
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
+#include <sys/resource.h>
+#include <thread>
 
 namespace chorus::detail {
 
@@ -56,6 +58,25 @@ void log_to_file(spdlog::logger& logger, spdlog::level::level_enum level, const 
 std::string seconds(Clock::duration d) {
   char text[32];
   std::snprintf(text, sizeof(text), "%.1f s", std::chrono::duration<double>(d).count());
+  return text;
+}
+
+// CPU seconds this process has used (every thread, user and system).
+double cpu_seconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto of = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6; };
+  return of(usage.ru_utime) + of(usage.ru_stime);
+}
+
+// "CPU 250.3 s on 2 cores: 82% busy": how much of the machine a run of `wall` used since `cpu_start`.
+// A low share on a run that computes throughout means cores sat idle (docs/performance.md).
+std::string cpu_use(double cpu_start, Clock::duration wall) {
+  auto cpu = cpu_seconds() - cpu_start;
+  auto cores = std::max(1u, std::thread::hardware_concurrency());
+  auto busy = cpu / std::max(std::chrono::duration<double>(wall).count(), 1e-9) / cores;
+  char text[96];
+  std::snprintf(text, sizeof(text), "CPU %.1f s on %u cores: %.0f%% busy", cpu, cores, 100.0 * busy);
   return text;
 }
 
@@ -150,6 +171,7 @@ void record_config(const std::filesystem::path& output, const Json& resolved, bo
 int run_recipe(std::string_view recipe, const RecipeCommandLine& command_line, const Json& resolved_config,
                const std::function<Task<void>(RecipeContext&)>& body) {
   auto started = Clock::now();
+  auto cpu_started = cpu_seconds();
   // A file-size limit (ulimit -f) then fails a write with a message naming the file, as a full disk
   // does, instead of killing the process.
   std::signal(SIGXFSZ, SIG_IGN);
@@ -210,7 +232,9 @@ int run_recipe(std::string_view recipe, const RecipeCommandLine& command_line, c
       log->info("recipe '{}' started; outputs in {}", recipe, output.string());
     try {
       runtime.run(body(ctx));
-      log->info("recipe '{}' finished in {}; outputs in {}", recipe, seconds(Clock::now() - started), output.string());
+      auto wall = Clock::now() - started;
+      log->info("recipe '{}' finished in {} ({}); outputs in {}", recipe, seconds(wall), cpu_use(cpu_started, wall),
+                output.string());
     } catch (const std::exception& error) {
       if (runtime.stop_requested()) {
         log->warn("recipe '{}' stopped by {} after {}; partial outputs in {}{}", recipe, stop_on_signal.signal_name(),

@@ -39,6 +39,10 @@ TEST(RecipeMain, RunWritesConfigMetricsAndLog) {
   auto outcome = run_program({"--set", "steps=4", "--output", out.string()});
   ASSERT_EQ(outcome.exit_code, 0) << outcome.output;
   EXPECT_NE(outcome.output.find("[train] 4/4 100%"), std::string::npos) << outcome.output;
+  // The last line says how long the run took and how much of the machine it used.
+  EXPECT_NE(outcome.output.find("finished in "), std::string::npos) << outcome.output;
+  EXPECT_NE(outcome.output.find(" cores: "), std::string::npos) << outcome.output;
+  EXPECT_NE(outcome.output.find("% busy); outputs in "), std::string::npos) << outcome.output;
   auto config = nlohmann::json::parse(std::ifstream(out / "config.json"));
   EXPECT_EQ(config["steps"], 4);
   std::ifstream metrics(out / "metrics.jsonl");
