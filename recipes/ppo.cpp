@@ -123,6 +123,7 @@ struct PpoRun {
                        .max_grad_norm = o.max_grad_norm,
                        .micro_batch_size = o.micro_batch_size,
                        .clip_range = o.clip_range,
+                       .clip_range_high = o.clip_range_high,
                        .loss_aggregation = "token_mean",
                        .kl_beta = o.kl_beta,
                        .value_coef = o.value_coef,

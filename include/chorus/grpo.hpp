@@ -27,7 +27,7 @@ namespace chorus {
 /// GRPO, GSPO and PPO declare the fields they share in one order, which designated initialisers
 /// must follow: dataset, model, grader, logger; lr, samples_per_batch, samples_per_mini_batch,
 /// micro_batch_size, completions_per_sample (not PPO: one completion per prompt); max_grad_norm,
-/// clip_range, clip_range_high (not PPO), kl_beta, reset_reference; then the algorithm's own fields;
+/// clip_range, clip_range_high, kl_beta, reset_reference; then the algorithm's own fields;
 /// then max_num_<algorithm>_steps, max_staleness, group_timeout_s, max_rollout_retries,
 /// max_grading_queue, sampling, seed, stage.
 struct GrpoOptions {

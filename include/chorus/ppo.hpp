@@ -55,8 +55,10 @@ struct PpoOptions {
   int micro_batch_size = 8;
   /// Clip the gradient's global norm to this (<= 0: no clipping).
   double max_grad_norm = 1.0;
-  /// The ratio is clipped to [1 - clip_range, 1 + clip_range].
+  /// The ratio is clipped to [1 - clip_range, 1 + clip_range_high].
   double clip_range = 0.2;
+  /// The upper clip range when it differs (DAPO's clip-higher; negative: clip_range).
+  double clip_range_high = -1.0;
   /// Weight of the KL penalty to the frozen reference (needs spawn_train's keep_reference, the default).
   double kl_beta = 0.0;
   /// With kl_beta > 0: make the weights at the start of the run the reference (see GrpoOptions).

@@ -23,6 +23,7 @@ Options every_shared_field() {
                  .micro_batch_size = 2,
                  .max_grad_norm = 0.5,
                  .clip_range = 0.1,
+                 .clip_range_high = 0.3,
                  .kl_beta = 0.01,
                  .reset_reference = false,
                  .max_staleness = 1,
@@ -34,7 +35,8 @@ Options every_shared_field() {
                  .stage = "shared"};
 }
 
-// The group algorithms' (GRPO, GSPO) shared fields, with the two PPO does not have.
+// The group algorithms' (GRPO, GSPO) shared fields, with completions_per_sample, which PPO does not
+// have (one completion per prompt).
 template <class Options>
 Options every_group_field() {
   return Options{.lr = 1e-3,
@@ -61,6 +63,7 @@ void expect_shared_fields(const Options& options) {
   EXPECT_EQ(options.micro_batch_size, 2);
   EXPECT_EQ(options.max_grad_norm, 0.5);
   EXPECT_EQ(options.clip_range, 0.1);
+  EXPECT_EQ(options.clip_range_high, 0.3);
   EXPECT_EQ(options.kl_beta, 0.01);
   EXPECT_FALSE(options.reset_reference);
   EXPECT_EQ(options.max_staleness, 1);
