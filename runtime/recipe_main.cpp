@@ -166,6 +166,27 @@ void record_config(const std::filesystem::path& output, const Json& resolved, bo
     throw Error("cannot write " + file.string());
 }
 
+// Says that a signal stopped the run and how to continue it; returns the exit code (130).
+int report_stop(spdlog::logger& log, std::string_view recipe, const char* signal, Clock::duration elapsed,
+                const std::filesystem::path& output) {
+  log.warn(
+    "recipe '{}' stopped by {} after {}; partial outputs in {}{}", recipe, signal, seconds(elapsed), output.string(),
+    std::filesystem::exists(output / "checkpoints" / "latest") ? "; continue with --resume --output " + output.string()
+                                                               : std::string());
+  return 130;
+}
+
+// Says why the run failed; returns the exit code: 2 for a config value the recipe itself rejects
+// (ConfigError, still a bad config), else 1.
+int report_failure(spdlog::logger& log, std::string_view recipe, const std::exception& error, Clock::duration elapsed) {
+  log.error("recipe '{}' failed after {}: {}", recipe, seconds(elapsed), error.what());
+  // The console names the model and what failed in words; the actor and the request's type are for
+  // log.txt.
+  if (const auto* failed = dynamic_cast<const ActorError*>(&error))
+    log_to_file(log, spdlog::level::err, "detail: actor '" + failed->actor() + "', request " + failed->request());
+  return dynamic_cast<const ConfigError*>(&error) ? 2 : 1;
+}
+
 } // namespace
 
 int run_recipe(std::string_view recipe, const RecipeCommandLine& command_line, const Json& resolved_config,
@@ -236,23 +257,9 @@ int run_recipe(std::string_view recipe, const RecipeCommandLine& command_line, c
       log->info("recipe '{}' finished in {} ({}); outputs in {}", recipe, seconds(wall), cpu_use(cpu_started, wall),
                 output.string());
     } catch (const std::exception& error) {
-      if (runtime.stop_requested()) {
-        log->warn("recipe '{}' stopped by {} after {}; partial outputs in {}{}", recipe, stop_on_signal.signal_name(),
-                  seconds(Clock::now() - started), output.string(),
-                  std::filesystem::exists(output / "checkpoints" / "latest")
-                    ? "; continue with --resume --output " + output.string()
-                    : std::string());
-        code = 130;
-      } else {
-        log->error("recipe '{}' failed after {}: {}", recipe, seconds(Clock::now() - started), error.what());
-        // The console names the model and what failed in words; the actor and the request's type
-        // are for log.txt.
-        if (const auto* failed = dynamic_cast<const ActorError*>(&error))
-          log_to_file(*log, spdlog::level::err,
-                      "detail: actor '" + failed->actor() + "', request " + failed->request());
-        // A config value the recipe itself rejects (ConfigError) is still a bad config.
-        code = dynamic_cast<const ConfigError*>(&error) ? 2 : 1;
-      }
+      code = runtime.stop_requested()
+        ? report_stop(*log, recipe, stop_on_signal.signal_name(), Clock::now() - started, output)
+        : report_failure(*log, recipe, error, Clock::now() - started);
     }
   }
   runtime.shutdown();
