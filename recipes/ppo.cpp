@@ -8,8 +8,6 @@
 #include "recipes/policy_optimization.hpp"
 #include "recipes/rollout_pipeline.hpp"
 
-#include <cmath>
-
 namespace chorus {
 
 GaeResult generalized_advantages(const std::vector<double>& rewards, const std::vector<double>& values, double gamma,
@@ -108,10 +106,7 @@ struct PpoRun {
 
   // Advantages to mean 0 and std 1 over the batch.
   static void whiten(std::vector<TrainSample>& samples, const std::vector<double>& all_advantages) {
-    double mean = mean_of(all_advantages), variance = 0;
-    for (auto a : all_advantages)
-      variance += (a - mean) * (a - mean);
-    double scale = std::sqrt(variance / static_cast<double>(all_advantages.size())) + 1e-8;
+    double mean = mean_of(all_advantages), scale = detail::std_of(all_advantages) + 1e-8;
     for (auto& sample : samples)
       for (auto& a : sample.token_advantages)
         a = static_cast<float>((a - mean) / scale);
