@@ -1,11 +1,11 @@
-// Dividing the cores: pinned actors take their threads first; the rest of the cores go to the others
-// in proportion to their weights, at least one thread each (more threads than cores only when there
-// are more actors than cores).
+// Dividing the cores: pinned actors take their threads first and keep them; the rest of the cores go
+// to the actors working now in proportion to their weights, at least one thread each (more threads
+// than cores only when more actors work than there are cores). An actor that asks what it would get
+// counts itself as working: it asks right before it works.
 //
-// BLAS too: OpenBLAS keeps one thread pool for the whole process, so two actors calling it at once
-// queue for that pool while its idle threads spin on the cores (measured: an overlapped RL loop ran
-// slower than the sequential one, with a third of its time in the kernel). With more than one compute
-// actor each BLAS call therefore runs on its caller's own thread; a lone actor lets BLAS use its share.
+// The split follows the work within a step: in an overlapped RL step the policy's replica and the
+// trainer each get one of two cores while both work, and the trainer all of them once the replica's
+// batch is done (it reads its share again at each micro-batch); SFT and evaluation get every core.
 #include "actors/core_budget.hpp"
 
 #include <spdlog/spdlog.h>
@@ -13,50 +13,53 @@
 #include <algorithm>
 #include <cstdlib>
 #include <dlfcn.h>
+#include <stdexcept>
 #include <thread>
 
 namespace chorus::actors {
 
 namespace {
 
-using SetThreads = void (*)(int);
-using GetThreads = int (*)();
+// OpenBLAS says how it was built: 0 sequential, 1 pthreads, 2 OpenMP.
+constexpr int kOpenBlasPthreads = 1;
 
-GetThreads openblas_get() {
-  static const auto get = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-  return get;
-}
-
-// Returns the BLAS threads now (0: not OpenBLAS, left alone).
-int set_blas_threads(int threads) {
-  static const auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
-  if (!set || !openblas_get())
-    return 0;
-  set(threads);
-  return openblas_get()();
+BlasThreading find_blas_threading() {
+  using GetParallel = int (*)();
+  using SetThreads = void (*)(int);
+  auto get_parallel = reinterpret_cast<GetParallel>(dlsym(RTLD_DEFAULT, "openblas_get_parallel"));
+  auto set_threads = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (!get_parallel || !set_threads || get_parallel() != kOpenBlasPthreads)
+    return BlasThreading::per_caller;
+  set_threads(1);
+  spdlog::warn("cores: this program loaded the pthread build of OpenBLAS, which keeps one thread pool for the "
+               "whole process: matrix products run on one thread each. Install libopenblas0-openmp and rebuild "
+               "chorus so that an actor's products use the cores it is given");
+  return BlasThreading::shared_pool;
 }
 
 } // namespace
 
-int blas_threads() {
-  auto get = openblas_get();
-  return get ? get() : 0;
-}
-
-int intra_op_threads(int share) {
-  return blas_threads() > 1 ? 1 : share;
+BlasThreading blas_threading() {
+  static const BlasThreading threading = find_blas_threading();
+  return threading;
 }
 
 CoreShare::~CoreShare() {
   budget_->leave(id_);
 }
 
+int CoreShare::threads() const {
+  std::lock_guard<std::mutex> guard{budget_->mutex_};
+  return budget_->threads_locked(budget_->member_locked(id_));
+}
+
+void CoreShare::set_busy(bool busy) {
+  budget_->set_busy(id_, busy);
+}
+
 bool CoreShare::should_yield_to_trainer() const {
   std::lock_guard<std::mutex> guard{budget_->mutex_};
-  for (const auto& member : budget_->members_)
-    if (member.id == id_ && member.weight > 1)
-      return false;
-  return budget_->oversubscribed_locked();
+  return budget_->should_yield_locked(budget_->member_locked(id_));
 }
 
 CoreBudget& CoreBudget::process() {
@@ -71,16 +74,15 @@ CoreBudget& CoreBudget::process() {
 CoreBudget::CoreBudget(int cores) : cores_(std::max(1, cores)) {}
 
 std::unique_ptr<CoreShare> CoreBudget::join(std::string name, int weight, int fixed_threads) {
+  blas_threading();
   std::unique_ptr<CoreShare> share(new CoreShare(this, 0));
   std::lock_guard<std::mutex> guard{mutex_};
   share->id_ = next_id_++;
-  members_.push_back({share->id_, std::move(name), std::max(1, weight), std::max(0, fixed_threads), share.get()});
-  rebalance();
-  // Set on joining only: an actor joins before it computes, while shrinking the pool under running
-  // BLAS calls of others is what OpenBLAS does not promise to survive.
-  auto blas = set_blas_threads(members_.size() > 1 ? 1 : members_.front().share->threads());
-  spdlog::info("cores: {} divided between compute actors: {} (OpenBLAS: {})", cores_, describe_locked(),
-               blas > 0 ? std::to_string(blas) + " thread(s) per call" : "not loaded");
+  members_.push_back({share->id_, std::move(name), std::max(1, weight), std::max(0, fixed_threads)});
+  std::string text;
+  for (const auto& member : members_)
+    text += (text.empty() ? "" : ", ") + member.name + (member.fixed > 0 ? " (pinned)" : "");
+  spdlog::info("cores: {} shared by the compute actors that work at the same time: {}", cores_, text);
   return share;
 }
 
@@ -88,51 +90,71 @@ void CoreBudget::leave(std::uint64_t id) {
   std::lock_guard<std::mutex> guard{mutex_};
   members_.erase(std::remove_if(members_.begin(), members_.end(), [id](const Member& m) { return m.id == id; }),
                  members_.end());
-  rebalance();
 }
 
-void CoreBudget::rebalance() {
-  int pool = cores_, weights = 0;
-  for (const auto& member : members_) {
-    if (member.fixed > 0)
-      pool -= member.fixed;
-    else
-      weights += member.weight;
-  }
-  pool = std::max(pool, 0);
-  for (const auto& member : members_) {
-    int threads = member.fixed > 0 ? member.fixed : std::max(1, weights > 0 ? pool * member.weight / weights : 1);
-    member.share->threads_.store(threads);
-  }
-}
-
-bool CoreBudget::oversubscribed_with_trainer() const {
+void CoreBudget::set_busy(std::uint64_t id, bool busy) {
   std::lock_guard<std::mutex> guard{mutex_};
-  return oversubscribed_locked();
+  for (auto& member : members_) {
+    if (member.id != id || member.busy == busy)
+      continue;
+    member.busy = busy;
+    auto working = working_locked();
+    if (logged_.insert(working).second)
+      spdlog::info("cores: working now: {}", working);
+    else
+      spdlog::debug("cores: working now: {}", working);
+  }
 }
 
-bool CoreBudget::oversubscribed_locked() const {
+const CoreBudget::Member& CoreBudget::member_locked(std::uint64_t id) const {
+  for (const auto& member : members_)
+    if (member.id == id)
+      return member;
+  throw std::logic_error("CoreShare of an actor that left the budget");
+}
+
+int CoreBudget::threads_locked(const Member& member) const {
+  if (member.fixed > 0)
+    return member.fixed;
+  int pool = cores_, weights = 0;
+  for (const auto& other : members_) {
+    if (other.fixed > 0)
+      pool -= other.fixed;
+    else if (other.busy || other.id == member.id)
+      weights += other.weight;
+  }
+  return std::max(1, std::max(pool, 0) * member.weight / weights);
+}
+
+bool CoreBudget::should_yield_locked(const Member& member) const {
+  if (member.weight > 1)
+    return false;
   int threads = 0;
   bool trainer = false;
-  for (const auto& member : members_) {
-    threads += member.share->threads();
-    trainer = trainer || member.weight > 1;
+  for (const auto& other : members_) {
+    trainer = trainer || other.weight > 1;
+    if (other.fixed > 0 || other.busy || other.id == member.id)
+      threads += threads_locked(other);
   }
   return trainer && threads > cores_;
 }
 
-std::string CoreBudget::describe() const {
-  std::lock_guard<std::mutex> guard{mutex_};
-  return describe_locked();
+std::string CoreBudget::working_locked() const {
+  std::string text;
+  for (const auto& member : members_)
+    if (member.busy)
+      text += (text.empty() ? "" : ", ") + member.name + ": " + std::to_string(threads_locked(member));
+  return text.empty() ? "none" : text;
 }
 
-std::string CoreBudget::describe_locked() const {
+std::string CoreBudget::describe() const {
+  std::lock_guard<std::mutex> guard{mutex_};
   std::string text;
-  for (const auto& member : members_) {
-    if (!text.empty())
-      text += ", ";
-    text += member.name + ": " + std::to_string(member.share->threads()) + (member.fixed > 0 ? " (pinned)" : "");
-  }
+  for (const auto& member : members_)
+    text += (text.empty() ? "" : ", ") + member.name + ": "
+      + (member.fixed > 0 ? std::to_string(member.fixed) + " (pinned)"
+           : member.busy  ? std::to_string(threads_locked(member))
+                          : std::string("waiting"));
   return text;
 }
 

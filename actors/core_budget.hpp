@@ -1,6 +1,9 @@
-// CoreBudget: divides the machine's cores between the compute actors of this process (policy
-// replicas, trainers, judges), so that their intra-op thread teams together stay within the cores:
-// oversubscribed OpenMP teams made every op wait on its team (3-4x slower on the 2-core machine).
+// CoreBudget: gives this process's cores to the compute actors (policy replicas, trainers, judges)
+// that are working now. A lone working actor gets every core; actors working at the same time split
+// them by weight; an actor waiting for requests holds none. Each actor reads its share before each
+// unit of work (a decode step, a trainer's micro-batch) and sets its own OpenMP threads to it: the
+// OpenMP build of OpenBLAS that chorus links runs a matrix product on the calling thread's OpenMP
+// threads, so LibTorch's element-wise loops and the products follow the same setting.
 // Valid C++17 without LibTorch.
 #pragma once
 
@@ -8,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -15,31 +19,34 @@ namespace chorus::actors {
 
 class CoreBudget;
 
-/// The threads OpenBLAS runs each matrix product on (0: LibTorch uses another BLAS).
-int blas_threads();
+/// How this process's BLAS threads its matrix products.
+enum class BlasThreading {
+  per_caller,  ///< on the calling thread's OpenMP threads (OpenBLAS's OpenMP build, MKL), or not OpenBLAS
+  shared_pool, ///< one pool for the whole process (OpenBLAS's pthread build): kept at one thread
+};
 
-/// The intra-op (OpenMP) threads for an actor whose share is `share`: the share, except while BLAS
-/// runs its products on a pool of several threads (a lone compute actor). A team of OpenMP threads
-/// spinning beside OpenBLAS's oversubscribes the cores (both sides of bench_models ran 3-4x slower
-/// with two of each on 2 cores); the products, most of the work, reach the cores through BLAS, and
-/// the fused element-wise kernels run on the actor's own thread.
-int intra_op_threads(int share);
+/// This process's BLAS threading, found once. With a shared pool, the pool is set to one thread (two
+/// actors calling into it at once queued for it while its idle threads spun on the cores) and a
+/// warning names the package to install.
+BlasThreading blas_threading();
 
-/// One compute actor's share: the number of intra-op threads it should use now. Released (and the
-/// cores redistributed) when destroyed.
+/// One compute actor's place in the budget. Released (and the cores given to the others) when
+/// destroyed.
 class CoreShare {
 public:
   ~CoreShare();
   CoreShare(const CoreShare&) = delete;
   CoreShare& operator=(const CoreShare&) = delete;
 
-  /// The threads this actor should use; changes when actors join or leave.
-  int threads() const noexcept {
-    return threads_.load();
-  }
+  /// The threads this actor should use now: pinned, or its weight's part of the unpinned cores shared
+  /// with the other actors working now (all of them when none is).
+  int threads() const;
 
-  /// True while this is an inference actor (weight 1) that shares the cores with a trainer and the
-  /// compute actors' threads outnumber the cores: it should then yield the cores to the trainer.
+  /// Marks the actor working (it holds its share) or waiting for work (it holds none).
+  void set_busy(bool busy);
+
+  /// True while this is an inference actor (weight 1) beside a trainer and the threads of the actors
+  /// holding cores, this one included, outnumber the cores: it should then yield them to the trainer.
   bool should_yield_to_trainer() const;
 
 private:
@@ -48,7 +55,6 @@ private:
 
   CoreBudget* budget_;
   std::uint64_t id_;
-  std::atomic<int> threads_{1};
 };
 
 class CoreBudget {
@@ -58,40 +64,40 @@ public:
 
   explicit CoreBudget(int cores);
 
-  /// Registers a compute actor named `name`. `weight` is its claim relative to the others (a trainer
-  /// claims 2: a backward pass costs twice a forward); `fixed_threads` > 0 pins its thread count and
-  /// takes those cores out of the shared pool. Logs the new split.
+  /// Registers a compute actor named `name`, waiting for work. `weight` is its claim relative to the
+  /// others working at the same time (a trainer claims 2: a backward pass costs twice a forward);
+  /// `fixed_threads` > 0 pins its thread count and takes those cores out of the shared pool for good
+  /// (reproducible runs). Logs the actors registered.
   std::unique_ptr<CoreShare> join(std::string name, int weight, int fixed_threads = 0);
 
   int cores() const noexcept {
     return cores_;
   }
 
-  /// True while a member of weight > 1 (a trainer) is registered and the members' threads exceed the
-  /// cores.
-  bool oversubscribed_with_trainer() const;
-
-  /// "policy: 1, trainer: 1" for the actors registered now.
+  /// "judge: 1 (pinned), policy: waiting, trainer: 2": each registered actor's threads now.
   std::string describe() const;
 
 private:
   friend class CoreShare;
-  void leave(std::uint64_t id);
-  void rebalance();                    // with mutex_ held
-  bool oversubscribed_locked() const;  // with mutex_ held
-  std::string describe_locked() const; // with mutex_ held
-
   struct Member {
     std::uint64_t id;
     std::string name;
     int weight;
     int fixed;
-    CoreShare* share;
+    bool busy = false;
   };
+
+  void leave(std::uint64_t id);
+  void set_busy(std::uint64_t id, bool busy);
+  const Member& member_locked(std::uint64_t id) const;  // with mutex_ held
+  int threads_locked(const Member& member) const;       // with mutex_ held
+  bool should_yield_locked(const Member& member) const; // with mutex_ held
+  std::string working_locked() const;                   // with mutex_ held
 
   int cores_;
   mutable std::mutex mutex_;
   std::vector<Member> members_;
+  std::set<std::string> logged_; // the splits already logged: each once, at info
   std::uint64_t next_id_ = 1;
 };
 

@@ -23,8 +23,7 @@ void ModelHost::load(ModelActorSpec model_spec, int weight) {
   spec = std::move(model_spec);
   try {
     cores = CoreBudget::process().join(spec.name, weight, spec.threads);
-    threads = cores->threads();
-    at::set_num_threads(intra_op_threads(threads));
+    follow_share();
     model = models::load_pretrained_model(spec.reference, parse_dtype(spec.dtype), spec.seed);
   } catch (const std::exception& error) {
     load_error = "cannot load model '" + spec.reference + "': " + error.what();
@@ -34,10 +33,7 @@ void ModelHost::load(ModelActorSpec model_spec, int weight) {
 void ModelHost::prepare() {
   if (!load_error.empty())
     throw std::runtime_error(load_error);
-  if (cores && (cores->threads() != threads || at::get_num_threads() != intra_op_threads(threads))) {
-    threads = cores->threads();
-    at::set_num_threads(intra_op_threads(threads));
-  }
+  follow_share();
   // Three one-thread actors on two cores (a policy, a judge, a trainer): the OS shares the cores
   // evenly and the trainer, the stage the others wait for, runs ~8% slower (bench_overlap). An
   // inference actor then lowers its own thread's priority (nice +5: the trainer gets about three
@@ -52,6 +48,30 @@ void ModelHost::prepare() {
       spdlog::info("{}: shares {} cores with a trainer; runs at nice {} to leave it a core", spec.name,
                    CoreBudget::process().cores(), lowered);
   }
+}
+
+void ModelHost::follow_share() {
+  if (!cores)
+    return;
+  threads = cores->threads();
+  // at::get_num_threads first: a thread's first LibTorch parallel call sets its OpenMP threads from a
+  // process-wide value that another actor may have set last, so that first call must come before ours.
+  if (at::get_num_threads() != threads)
+    at::set_num_threads(threads);
+}
+
+void ModelHost::set_busy(bool busy) {
+  if (cores)
+    cores->set_busy(busy);
+}
+
+ModelHost::Working::Working(ModelHost& host) : host_(host) {
+  host_.set_busy(true);
+  host_.follow_share();
+}
+
+ModelHost::Working::~Working() {
+  host_.set_busy(false);
 }
 
 ModelInfo ModelHost::info(std::int64_t weight_version) const {

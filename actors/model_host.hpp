@@ -1,5 +1,5 @@
 // What every model-hosting actor does the same way: load its model on its own thread, keep its
-// intra-op thread count at its share of the cores, and describe itself.
+// intra-op thread count at its share of the cores while it works, and describe itself.
 #pragma once
 
 #include "actors/core_budget.hpp"
@@ -38,6 +38,25 @@ struct ModelHost {
   /// Throws load_error if loading failed; sets this thread's intra-op threads to the current share;
   /// lowers this thread's priority while it should yield to a trainer (CoreShare).
   void prepare();
+
+  /// Sets this thread's intra-op (OpenMP) threads, which the BLAS follows too, to the actor's share
+  /// of the cores now. Called before each unit of work: shares change as other actors start and stop.
+  void follow_share();
+
+  /// Marks the actor working (it holds its share of the cores) or waiting (it holds none).
+  void set_busy(bool busy);
+
+  /// The actor works while this lives: busy, with its share's threads set.
+  class Working {
+  public:
+    explicit Working(ModelHost& host);
+    ~Working();
+    Working(const Working&) = delete;
+    Working& operator=(const Working&) = delete;
+
+  private:
+    ModelHost& host_;
+  };
 
   ModelInfo info(std::int64_t weight_version) const;
 };

@@ -93,6 +93,7 @@ void fail_all(PolicyState& state, const std::string& why) {
   state.pending.clear();
   state.by_request.clear();
   state.batcher->clear();
+  state.host.set_busy(false);
 }
 
 // The one place the decode loop is (re)armed: sends the next DecodeStep unless one is on its way or
@@ -100,6 +101,8 @@ void fail_all(PolicyState& state, const std::string& why) {
 // it unarmed: the feed arms it again when they come (on_weights).
 void arm_decode(PolicyActor* self) {
   auto& state = self->state;
+  if (state.batcher)
+    state.host.set_busy(!state.batcher->idle()); // a replica with nothing to decode holds no cores
   if (state.stepping || !state.batcher || state.batcher->idle())
     return;
   auto newest = state.feed ? std::max(state.version, state.feed->ready()) : state.version;

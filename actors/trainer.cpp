@@ -272,7 +272,12 @@ TrainReport Trainer::step(Objective objective, const std::vector<TrainSample>& s
 models::StepResult Trainer::take_step(const std::vector<double>& weights,
                                       const std::function<torch::Tensor(std::size_t)>& loss_of,
                                       const TrainParams& params) {
-  auto result = models::optimizer_step(*model_.model, *optimizer_, weights, loss_of, params.max_grad_norm, shard());
+  auto each = [&](std::size_t index) {
+    if (before_micro_batch_)
+      before_micro_batch_();
+    return loss_of(index);
+  };
+  auto result = models::optimizer_step(*model_.model, *optimizer_, weights, each, params.max_grad_norm, shard());
   ++version_;
   return result;
 }

@@ -82,6 +82,11 @@ public:
     return group_.get();
   }
 
+  /// Runs `hook` before each micro-batch of every step (the actor reads its share of the cores there).
+  void before_micro_batch(std::function<void()> hook) {
+    before_micro_batch_ = std::move(hook);
+  }
+
 private:
   struct SampleStep; // one step over samples: its settings and metric totals (trainer.cpp)
 
@@ -122,6 +127,7 @@ private:
   torch::nn::Linear value_head_{nullptr}; // PPO only
   std::int64_t version_ = 0;
   std::unique_ptr<GradientGroup> group_;
+  std::function<void()> before_micro_batch_;
 };
 
 } // namespace chorus::actors

@@ -65,6 +65,7 @@ void start_trainer(TrainerActor* self, ModelActorSpec spec, bool keep_reference,
     return;
   try {
     state.trainer = std::make_unique<Trainer>(state.host.model, keep_reference);
+    state.trainer->before_micro_batch([&host = state.host] { host.follow_share(); });
     if (data_parallel.size > 1)
       state.trainer->join(std::make_unique<GradientGroup>(data_parallel));
     publish(self, 0); // replicas start from exactly these weights
@@ -77,6 +78,7 @@ void start_trainer(TrainerActor* self, ModelActorSpec spec, bool keep_reference,
 TrainReport train(TrainerActor* self, const TrainRequest& request) {
   auto& state = self->state;
   state.host.prepare();
+  ModelHost::Working working(state.host);
   auto objective = parse_objective(request.objective);
   forward_to_ranks(self, request);
   TrainReport report;
@@ -114,6 +116,7 @@ caf::behavior trainer_actor(TrainerActor* self, ModelActorSpec spec, std::shared
     guarded([self](const TrainRequest& request) { return train(self, request); }),
     guarded([self](const ValuesRequest& request) {
       self->state.host.prepare();
+      ModelHost::Working working(self->state.host);
       return ValuesReply{self->state.trainer->values(request.samples)};
     }),
     guarded([self](const ResetReferenceRequest& request) {
@@ -144,6 +147,7 @@ caf::behavior trainer_actor(TrainerActor* self, ModelActorSpec spec, std::shared
     guarded([self](const LogprobsRequest& request) {
       auto& state = self->state;
       state.host.prepare();
+      ModelHost::Working working(state.host);
       auto scores =
         models::score_logprobs(state.host.model.model, {request.prompt_tokens}, {request.completion_tokens});
       return LogprobsReply{std::move(scores.front()), state.trainer->version()};

@@ -45,6 +45,28 @@ if(CHORUS_WITH_TORCH)
   if(NOT TARGET torch)
     find_package(Torch REQUIRED GLOBAL)
   endif()
+  # The BLAS chorus's programs load: Debian's OpenBLAS built for OpenMP (libopenblas0-openmp), whose
+  # matrix products run on as many threads as the calling thread's OpenMP setting. That is how each
+  # compute actor gets the cores it is given (actors/core_budget.hpp): the system's default OpenBLAS
+  # (pthread) keeps one pool for the whole process, which two actors cannot share. Linked by full
+  # path and kept even when no symbol is used from it, so that the program's RUNPATH finds these
+  # copies before LibTorch asks for libblas.so.3 by name (the loader then reuses them). Without the
+  # package the programs still run, their products on the one thread of the calling actor.
+  if(NOT TARGET chorus_openmp_blas)
+    add_library(chorus_openmp_blas INTERFACE IMPORTED GLOBAL)
+    set(chorus_blas_dir /usr/lib/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-openmp)
+    if(EXISTS ${chorus_blas_dir}/libopenblas.so.0 AND EXISTS ${chorus_blas_dir}/libblas.so.3
+       AND EXISTS ${chorus_blas_dir}/liblapack.so.3)
+      set(CMAKE_LINK_LIBRARY_USING_CHORUS_NO_AS_NEEDED
+        "LINKER:--push-state,--no-as-needed" "<LINK_ITEM>" "LINKER:--pop-state")
+      set(CMAKE_LINK_LIBRARY_USING_CHORUS_NO_AS_NEEDED_SUPPORTED TRUE)
+      set_target_properties(chorus_openmp_blas PROPERTIES INTERFACE_LINK_LIBRARIES
+        "$<LINK_LIBRARY:CHORUS_NO_AS_NEEDED,${chorus_blas_dir}/libopenblas.so.0,${chorus_blas_dir}/libblas.so.3,${chorus_blas_dir}/liblapack.so.3>")
+    else()
+      message(WARNING "chorus: ${chorus_blas_dir} has no OpenBLAS (install libopenblas0-openmp): each "
+                      "compute actor's matrix products will run on one thread")
+    endif()
+  endif()
   # The tokenizers' split regexes need Unicode classes (PCRE2) and NFC normalisation (ICU).
   pkg_check_modules(pcre2 REQUIRED IMPORTED_TARGET GLOBAL libpcre2-8)
   pkg_check_modules(icu REQUIRED IMPORTED_TARGET GLOBAL icu-uc)

@@ -29,6 +29,8 @@ set_target_properties(chorus-config-docs PROPERTIES EXPORT_NAME config-docs)
 install(TARGETS chorus-config-docs EXPORT chorusTargets RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 foreach(program chorus-tokenize chorus-serve chorus-node)
   if(TARGET ${program})
+    # Installed programs keep the RUNPATH to the OpenMP OpenBLAS (ChorusFindDependencies.cmake).
+    set_target_properties(${program} PROPERTIES INSTALL_RPATH_USE_LINK_PATH TRUE)
     install(TARGETS ${program} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
   endif()
 endforeach()

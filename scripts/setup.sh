@@ -21,6 +21,7 @@ packages=(
   libtorch-dev          # LibTorch (CPU)
   libgloo-dev           # the headers of Gloo, the collectives under c10d that trainer data parallelism uses
   libopenblas0-pthread  # without it LibTorch falls back to the reference BLAS, 30x slower
+  libopenblas0-openmp   # the BLAS chorus links: its products use the calling thread's OpenMP threads
   python3-torch         # the independent PyTorch reference the model tests compare logits with
   python3-jsonschema    # validates the shipped configs against the recipe programs' --schema
   libpcre2-dev          # tokenizer split regexes with Unicode classes

@@ -39,8 +39,8 @@ std::int64_t count_tokens(const std::vector<Generation>& results) {
 }
 
 Task<void> bench(RecipeContext& ctx) {
-  // The policy alone takes the machine, as a serving process's would: its matrix products run on
-  // OpenBLAS's threads over all cores, its other kernels on the actor's thread (core_budget.hpp).
+  // The policy alone takes the machine, as a serving process's would: every core, for its matrix
+  // products and its other kernels alike (core_budget.hpp).
   auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(ctx, {.kv_cache_len = 256});
   auto policy = co_await builder.spawn_inference("policy", {.max_batch_size = kRequests});
   co_await policy.complete("warm-up", {.max_tokens = 8});

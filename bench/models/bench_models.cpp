@@ -1,6 +1,6 @@
 // bench_models: chorus's model engine against the same model written as the usual PyTorch Python
-// code (bench/models/python_baseline.py, Debian's python3-torch), same weights, shapes and threads,
-// in one run.
+// code (bench/models/python_baseline.py, Debian's python3-torch), same weights and shapes, each side
+// with its best thread settings, in one run.
 //
 //   BENCH generate  greedy generation tokens/s at batch 1 and batch 32 (Python grows its KV cache
 //                   with torch.cat); ratio = the smaller of the two chorus/Python ratios (target 2)
@@ -113,11 +113,13 @@ nlohmann::json run_python(const std::string& folder, int threads) {
 
 int main() {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
-  // One intra-op thread on each side. On the 2-core CI machine a team of 2 OpenMP threads next to
-  // OpenBLAS's own thread pool oversubscribes the cores: every small op waits on the team, and both
-  // sides ran 3-4x slower (batch-32 generation 1,800 instead of 8,100 tok/s). Matrix products still
-  // use OpenBLAS's threads. CHORUS_BENCH_THREADS overrides the count.
-  int threads = 1;
+  // Each side as it runs best here. chorus: every core, for LibTorch's loops and for the matrix
+  // products alike (the OpenMP build of OpenBLAS it links runs them on the caller's OpenMP threads),
+  // as a lone compute actor gets them (actors/core_budget.hpp). Python: one intra-op thread, its
+  // products on the pool of Debian's default (pthread) OpenBLAS over all cores; with two intra-op
+  // threads beside that pool it ran 3-4x slower on 2 cores. CHORUS_BENCH_THREADS overrides chorus's.
+  int threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int python_threads = 1;
   if (const char* forced = std::getenv("CHORUS_BENCH_THREADS"))
     threads = std::max(1, std::atoi(forced));
   at::set_num_threads(threads);
@@ -129,14 +131,15 @@ int main() {
     parameters += parameter.numel();
   auto folder = "/tmp/chorus_bench_models_" + std::to_string(getpid());
   save_pretrained(model, folder);
-  std::printf("model: builtin tiny shape, %.1f M parameters (%lld layers, hidden %lld), %d threads\n",
+  std::printf("model: builtin tiny shape, %.1f M parameters (%lld layers, hidden %lld); chorus %d threads, Python %d "
+              "intra-op thread and OpenBLAS's pool\n",
               static_cast<double>(parameters) / 1e6, static_cast<long long>(config.num_hidden_layers),
-              static_cast<long long>(config.hidden_size), threads);
+              static_cast<long long>(config.hidden_size), threads, python_threads);
 
   // The machine is shared and noisy: alternate the two sides and keep each side's best round.
   double chorus_1 = 0, chorus_32 = 0, chorus_train = 0, python_1 = 0, python_32 = 0, python_train = 0;
   for (int round = 0; round < kRounds; ++round) {
-    auto python = run_python(folder, threads);
+    auto python = run_python(folder, python_threads);
     python_1 = std::max(python_1, python["generate_1"].get<double>());
     python_32 = std::max(python_32, python["generate_32"].get<double>());
     python_train = std::max(python_train, python["train"].get<double>());

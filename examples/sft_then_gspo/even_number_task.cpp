@@ -1,5 +1,6 @@
 #include "even_number_task.hpp"
 
+#include <fstream>
 #include <random>
 
 namespace even_number {
@@ -25,6 +26,19 @@ std::vector<Prompt> prompts(int count, std::uint64_t seed, const std::set<int>& 
     result.push_back({{{"user", text}}, Json{{"answer", n % 2 == 0 ? "yes" : "no"}, {"number", n}}});
   }
   return result;
+}
+
+void write_jsonl(const std::filesystem::path& file, const std::vector<Prompt>& prompts) {
+  std::filesystem::create_directories(file.parent_path());
+  std::ofstream out(file);
+  for (const auto& prompt : prompts)
+    out << Json{{"prompt", prompt.prompt.front().content},
+                {"answer", prompt.metadata["answer"]},
+                {"number", prompt.metadata["number"]}}
+             .dump()
+        << '\n';
+  if (!out.flush())
+    throw Error("cannot write " + file.string());
 }
 
 std::vector<Completion> demonstrations(const std::vector<Prompt>& prompts, std::size_t count) {

@@ -7,6 +7,7 @@
 #include <chorus/chorus.hpp>
 
 #include <cstdint>
+#include <filesystem>
 #include <set>
 #include <string>
 #include <vector>
@@ -20,6 +21,10 @@ chorus::Json answer_schema();
 /// numbers from 10 to 999 that are not in `excluded`; with `distinct`, each number at most once.
 std::vector<chorus::Prompt> prompts(int count, std::uint64_t seed, const std::set<int>& excluded = {},
                                     bool distinct = false);
+
+/// Writes `prompts` as JSONL, one {"prompt": text, "answer": "yes" or "no", "number": n} a line
+/// (creating the folder). @throws chorus::Error naming the file if it cannot be written.
+void write_jsonl(const std::filesystem::path& file, const std::vector<chorus::Prompt>& prompts);
 
 /// Demonstrations for the first `count` prompts: the right format and the right answer.
 std::vector<chorus::Completion> demonstrations(const std::vector<chorus::Prompt>& prompts, std::size_t count);

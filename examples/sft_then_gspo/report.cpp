@@ -106,3 +106,11 @@ std::filesystem::path write_report(const std::filesystem::path& output_dir,
   std::ofstream(path) << html;
   return path;
 }
+
+void StageTimes::lap(const std::string& name) {
+  auto now = std::chrono::steady_clock::now();
+  char seconds[32];
+  std::snprintf(seconds, sizeof seconds, "%.1f", std::chrono::duration<double>(now - last_).count());
+  line_ += (line_.empty() ? "" : " ") + name + "=" + seconds;
+  last_ = now;
+}

@@ -95,6 +95,10 @@ Task<void> sft_then_gspo(SftThenGspoConfig config, RecipeContext& ctx) {
     held_out.insert(prompt.metadata["number"].get<int>());
   auto train = even_number::prompts(config.train_prompts, config.seed, held_out);
   auto demonstrations = even_number::demonstrations(train, static_cast<std::size_t>(config.demonstrations));
+  // The task as generated, for a look at it (and for bench_main_job's Python version of this recipe).
+  even_number::write_jsonl(ctx.output_dir() / "data" / "train.jsonl", train);
+  even_number::write_jsonl(ctx.output_dir() / "data" / "eval.jsonl", eval);
+  StageTimes times;
 
   auto builder = co_await config.model.to_builder(
     ctx,
@@ -102,7 +106,9 @@ Task<void> sft_then_gspo(SftThenGspoConfig config, RecipeContext& ctx) {
   auto model = co_await builder.spawn_train("policy", {.max_batch_size = 128});
   auto logger = ctx.logger();
 
+  times.start();
   auto base = co_await even_number::evaluate(model, eval);
+  times.lap("base_eval");
   ctx.log().info("untrained: format {:.2f}, accuracy {:.2f}", base.format, base.accuracy);
 
   co_await SFT({.dataset = demonstrations,
@@ -117,7 +123,9 @@ Task<void> sft_then_gspo(SftThenGspoConfig config, RecipeContext& ctx) {
                 .warmup_steps = 10,
                 .seed = config.seed})
     .run();
+  times.lap("sft");
   auto after_sft = co_await even_number::evaluate(model, eval);
+  times.lap("sft_eval");
   ctx.log().info("after SFT: format {:.2f}, accuracy {:.2f}", after_sft.format, after_sft.accuracy);
 
   auto grader = co_await make_grader(config, ctx);
@@ -139,7 +147,9 @@ Task<void> sft_then_gspo(SftThenGspoConfig config, RecipeContext& ctx) {
                  .sampling = {.temperature = 1.0, .max_tokens = 24},
                  .seed = config.seed})
     .run();
+  times.lap("gspo");
   auto after_gspo = co_await even_number::evaluate(model, eval);
+  times.lap("gspo_eval");
   ctx.log().info("after GSPO: format {:.2f}, accuracy {:.2f}", after_gspo.format, after_gspo.accuracy);
 
   auto folder = co_await model.save("final-model", ctx);
@@ -152,6 +162,7 @@ Task<void> sft_then_gspo(SftThenGspoConfig config, RecipeContext& ctx) {
   for (const auto& [stage, result] :
        {std::pair{"untrained", base}, {"after SFT", after_sft}, {"after GSPO", after_gspo}})
     std::printf("  %-12s %8.2f %9.2f\n", stage, result.format, result.accuracy);
+  std::printf("STAGES %s\n", times.line().c_str());
   std::printf("EVAL base_acc=%.2f sft_acc=%.2f gspo_acc=%.2f base_format=%.2f sft_format=%.2f gspo_format=%.2f\n",
               base.accuracy, after_sft.accuracy, after_gspo.accuracy, base.format, after_sft.format, after_gspo.format);
   std::fflush(stdout);
