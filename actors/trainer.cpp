@@ -3,6 +3,7 @@
 #include "actors/trainer.hpp"
 
 #include "models/generation.hpp"
+#include "models/packing.hpp"
 #include "models/training.hpp"
 
 #include <chrono>
@@ -100,6 +101,17 @@ TrainReport step_report(const models::StepResult& result, const MicroBatches& ba
   report.tokens_per_second = static_cast<double>(batches.tokens) / std::max(seconds, 1e-9);
   report.weight_version = version;
   return report;
+}
+
+// `samples` with equal prompts next to each other (models::grouped_by_prompt).
+std::vector<TrainSample> in_prompt_groups(const std::vector<TrainSample>& samples) {
+  std::vector<const std::vector<std::int64_t>*> prompts;
+  for (const auto& sample : samples)
+    prompts.push_back(&sample.prompt_tokens);
+  std::vector<TrainSample> result;
+  for (auto i : models::grouped_by_prompt(prompts))
+    result.push_back(samples[i]);
+  return result;
 }
 
 // `field` (one value per completion token) of samples [begin, end), a row each.
@@ -246,11 +258,18 @@ TrainReport Trainer::step(Objective objective, const std::vector<TrainSample>& s
   prepare_optimizer(params);
   if (objective == Objective::ppo)
     ensure_value_head(params);
-  SampleStep step(objective, samples, params);
+  // A group's completions in the same micro-batches, which then score their shared prompt once
+  // (models/packing.hpp). Each micro-batch's loss weighs its share of the step, so the policy term
+  // does not depend on how the samples are cut.
+  std::vector<TrainSample> grouped;
+  if (objective == Objective::policy)
+    grouped = in_prompt_groups(samples);
+  SampleStep step(objective, objective == Objective::policy ? grouped : samples, params);
+  const auto& ordered = step.samples;
   auto batches = split_micro_batches(
-    samples.size(), params.micro_batch_size,
-    [&](std::size_t i) { return step.per_sequence() ? 1.0 : static_cast<double>(trained_tokens(samples[i])); },
-    [&](std::size_t i) { return trained_tokens(samples[i]); });
+    ordered.size(), params.micro_batch_size,
+    [&](std::size_t i) { return step.per_sequence() ? 1.0 : static_cast<double>(trained_tokens(ordered[i])); },
+    [&](std::size_t i) { return trained_tokens(ordered[i]); });
   auto result = take_step(
     batches.weights,
     [&](std::size_t index) {
@@ -291,8 +310,13 @@ torch::Tensor Trainer::sample_loss(SampleStep& step, std::size_t begin, std::siz
   }
   auto batch = models::make_sequence_batch(prompts, completions);
   apply_completion_masks(batch, samples, begin, end);
-  auto hidden = model_.model->hidden_states(batch.tokens, batch.attention_mask);
-  auto logprobs = models::batch_logprobs(model_.model->logits(hidden), batch);
+  torch::Tensor hidden, logprobs;
+  if (step.objective == Objective::ppo) { // the value head reads every position's state
+    hidden = model_.model->hidden_states(batch.tokens, batch.attention_mask);
+    logprobs = models::batch_logprobs(model_.model->logits(hidden), batch);
+  } else {
+    logprobs = models::completion_logprobs(model_.model, batch);
+  }
   if (step.objective == Objective::sft)
     return models::masked_mean(-logprobs, batch.completion_mask);
 
@@ -352,7 +376,7 @@ torch::Tensor Trainer::kl_penalty(SampleStep& step, const models::SequenceBatch&
   torch::Tensor reference_logprobs;
   {
     torch::NoGradGuard no_grad;
-    reference_logprobs = models::batch_logprobs(reference_->forward(batch.tokens, batch.attention_mask), batch);
+    reference_logprobs = models::completion_logprobs(reference_, batch);
   }
   auto kl = models::kl_to_reference(logprobs, reference_logprobs, batch.completion_mask);
   step.kl_sum += kl.item<double>() * share;
@@ -463,12 +487,12 @@ torch::Tensor Trainer::pair_loss(const std::vector<PreferencePair>& pairs, std::
   }
   auto batch = models::make_sequence_batch(prompts, completions);
   auto mask = batch.completion_mask.to(torch::kFloat32);
-  auto sums = (models::batch_logprobs(model_.model->forward(batch.tokens, batch.attention_mask), batch) * mask).sum(1);
+  // A pair's two completions share its prompt: scored packed, the prompt once.
+  auto sums = (models::completion_logprobs(model_.model, batch) * mask).sum(1);
   torch::Tensor reference_sums;
   {
     torch::NoGradGuard no_grad;
-    reference_sums =
-      (models::batch_logprobs(reference_->forward(batch.tokens, batch.attention_mask), batch) * mask).sum(1);
+    reference_sums = (models::completion_logprobs(reference_, batch) * mask).sum(1);
   }
   auto n = static_cast<std::int64_t>(end - begin);
   auto result = models::dpo_loss(sums.narrow(0, 0, n), sums.narrow(0, n, n), reference_sums.narrow(0, 0, n),

@@ -128,6 +128,7 @@ SequenceBatch make_sequence_batch(const std::vector<const std::vector<std::int64
     }
     mask[row].narrow(0, 0, p + c).fill_(1);
     result.prompt_lengths.push_back(p);
+    result.completion_lengths.push_back(c);
   }
   result.tokens = tokens;
   result.attention_mask = mask;

@@ -99,6 +99,7 @@ struct SequenceBatch {
   torch::Tensor at_completion(const std::vector<std::vector<float>>& values) const;
 
   std::vector<std::int64_t> prompt_lengths;
+  std::vector<std::int64_t> completion_lengths;
 };
 
 /// @throws std::invalid_argument for an empty prompt.

@@ -267,10 +267,16 @@ torch::Tensor TransformerImpl::hidden_states(const torch::Tensor& tokens, const 
   } else {
     positions = torch::arange(time, torch::TensorOptions().dtype(torch::kInt64).device(device)).expand({batch, time});
   }
+  return hidden_states(tokens, positions, allowed);
+}
+
+torch::Tensor TransformerImpl::hidden_states(const torch::Tensor& tokens, const torch::Tensor& positions,
+                                             const torch::Tensor& allowed) {
+  auto batch = tokens.size(0), time = tokens.size(1);
   auto x = embedding_rows(model->embed_tokens->weight, tokens);
   auto dtype = x.scalar_type();
   auto [cos, sin] = rotary(positions, dtype);
-  auto mask = torch::zeros({batch, 1, time, time}, torch::TensorOptions().dtype(dtype).device(device))
+  auto mask = torch::zeros({batch, 1, time, time}, torch::TensorOptions().dtype(dtype).device(tokens.device()))
                 .masked_fill(allowed.logical_not().unsqueeze(1), -std::numeric_limits<float>::infinity());
   for (const auto& layer : *model->layers)
     x = layer->as<DecoderLayer>()->forward(x, cos, sin, mask);

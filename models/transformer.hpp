@@ -147,6 +147,12 @@ public:
   /// a value head reads.
   torch::Tensor hidden_states(const torch::Tensor& tokens, const torch::Tensor& attention_mask = {});
 
+  /// The same for tokens placed freely: `positions` [batch, time] are their rotary positions and
+  /// `allowed` [batch, time, time] (bool) marks the keys each token attends to (packed rows:
+  /// models/packing.hpp).
+  torch::Tensor hidden_states(const torch::Tensor& tokens, const torch::Tensor& positions,
+                              const torch::Tensor& allowed);
+
   /// An empty cache for `batch` rows of up to `capacity` positions, in the model's dtype and device.
   KVCache make_cache(std::int64_t batch, std::int64_t capacity) const;
 

@@ -41,8 +41,8 @@ struct Measured {
 
 // Runs `argv` with `environment` added, its standard output and error into files in `folder`;
 // measures its wall time and the CPU time of it and its threads.
-Measured run(const std::vector<std::string>& argv, const std::vector<std::string>& environment,
-             const fs::path& folder, const std::string& name) {
+Measured run(const std::vector<std::string>& argv, const std::vector<std::string>& environment, const fs::path& folder,
+             const std::string& name) {
   auto out = folder / (name + ".stdout"), err = folder / (name + ".stderr");
   auto start = std::chrono::steady_clock::now();
   pid_t pid = fork();
@@ -68,14 +68,14 @@ Measured run(const std::vector<std::string>& argv, const std::vector<std::string
   Measured result;
   result.wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   result.cpu = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
-             + static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+    + static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
   std::ifstream in(out);
   result.output.assign(std::istreambuf_iterator<char>(in), {});
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     std::ifstream log(err);
     std::string text(std::istreambuf_iterator<char>(log), {});
-    throw std::runtime_error(name + " failed (exit status " + std::to_string(WEXITSTATUS(status)) + "): "
-                             + text.substr(text.size() > 3000 ? text.size() - 3000 : 0));
+    throw std::runtime_error(name + " failed (exit status " + std::to_string(WEXITSTATUS(status))
+                             + "): " + text.substr(text.size() > 3000 ? text.size() - 3000 : 0));
   }
   return result;
 }
