@@ -104,8 +104,12 @@ std::optional<PackedBatch> pack_shared_prompts(const SequenceBatch& batch) {
       allow[r][t][t] = true; // padding attends to itself only: its softmax stays finite
   }
   auto n = static_cast<std::int64_t>(sources.size());
-  return PackedBatch{int64_tensor(packed, {packed_rows, time}), int64_tensor(positions, {packed_rows, time}), allowed,
-                     int64_tensor(sources, {n}), int64_tensor(targets, {n}), int64_tensor(places, {n})};
+  return PackedBatch{int64_tensor(packed, {packed_rows, time}),
+                     int64_tensor(positions, {packed_rows, time}),
+                     allowed,
+                     int64_tensor(sources, {n}),
+                     int64_tensor(targets, {n}),
+                     int64_tensor(places, {n})};
 }
 
 torch::Tensor completion_logprobs(Transformer& model, const SequenceBatch& batch) {
@@ -113,8 +117,8 @@ torch::Tensor completion_logprobs(Transformer& model, const SequenceBatch& batch
   if (!packed)
     return batch_logprobs(model->forward(batch.tokens, batch.attention_mask), batch);
   auto device = batch.tokens.device();
-  auto hidden = model->hidden_states(packed->tokens.to(device), packed->positions.to(device),
-                                     packed->allowed.to(device));
+  auto hidden =
+    model->hidden_states(packed->tokens.to(device), packed->positions.to(device), packed->allowed.to(device));
   // Only the states that predict a completion token go through the output projection.
   auto states = hidden.reshape({-1, hidden.size(-1)}).index_select(0, packed->sources.to(device));
   auto logprobs = token_logprobs(model->logits(states), packed->targets.to(device));

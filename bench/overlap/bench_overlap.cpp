@@ -24,11 +24,13 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// Long prompts (a document to answer about) and short answers: the trainer, which runs forward and
-// backward over every token, is the busiest stage; generation and the judge together take about as
-// long. Micro-batches of 4 keep the trainer's activations small, so that it and the judge do not
+// Long prompts (a document to answer about) and short answers. The judge, which reads the document
+// and the answer for every completion, is the busiest stage; generation and training together take
+// about as long (the trainer scores each group's shared document once: models/packing.hpp). The
+// first step's generation and grading have nothing to overlap with: 32 steps keep that small beside
+// the run. Micro-batches of 4 keep the trainer's activations small, so that it and the judge do not
 // slow each other down much through the shared memory bandwidth.
-constexpr int kSteps = 16;
+constexpr int kSteps = 32;
 constexpr int kGroupSize = 4;
 constexpr int kPromptsPerStep = 4;
 constexpr std::int64_t kCompletionTokens = 16;

@@ -60,8 +60,8 @@ struct SftThenGspoConfig {
   std::string trainer_node;
   // The node that runs the judge; empty: this process.
   std::string judge_node;
-  // Intra-op threads of each model actor; 0: a share of this machine's cores. Fixed threads make
-  // runs comparable number for number wherever the actors are placed.
+  // Intra-op threads of each model actor; 0: the cores go to the actors working at the moment.
+  // Fixed threads make runs comparable number for number wherever the actors are placed.
   int threads = 0;
 };
 CHORUS_CONFIG(SftThenGspoConfig, model, seed, train_prompts, demonstrations, eval_prompts, sft_learning_rate,

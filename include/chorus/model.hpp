@@ -44,7 +44,8 @@ struct BuilderOptions {
   std::string dtype = "float32";
   /// Inference replicas of a training model (each a policy actor with its own copy of the weights).
   int replicas = 1;
-  /// Intra-op threads of each actor; 0 divides the machine's cores between the compute actors.
+  /// Intra-op threads of each actor; 0 gives the machine's cores to the compute actors working at the
+  /// moment (all of them to a lone one, split between those working at once, none to a waiting one).
   int threads = 0;
   /// Where the inference actors run: a node of the cluster file the recipe was started with
   /// (`--cluster FILE`), or empty for this process. It places an inference model, or the replicas of
