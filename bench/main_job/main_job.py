@@ -22,11 +22,13 @@ import time
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-# Debian has no safetensors package: the model tests' hand-written reader (float64 tensors).
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../tests/models"))
+# Debian has no safetensors package: the model tests' hand-written reader (float64 tensors). The
+# model's layers are bench_models' Python baseline's, with the attention below.
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(here, "../../tests/models"), os.path.join(here, "../models")]
 from reference_forward import read_safetensors  # noqa: E402
+from python_baseline import Attention, Decoder  # noqa: E402
 
 # The built-in tokenizer: one token per byte, and ChatML's special tokens.
 END_OF_TEXT, IM_START, IM_END, TOKENIZER_VOCAB = 256, 257, 258, 259
@@ -53,81 +55,16 @@ def decode(tokens):
 # ---------------------------------------------------------------------------------------------
 # The model: Qwen2 (grouped-query attention with biases, RoPE, RMSNorm, SwiGLU, tied embeddings).
 
-class RMSNorm(nn.Module):
-    def __init__(self, dim, eps):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(dim))
-        self.eps = eps
-
-    def forward(self, x):
-        return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps))
-
-
-def rotate_half(x):
-    h = x.shape[-1] // 2
-    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
-
-
-class Attention(nn.Module):
-    def __init__(self, c):
-        super().__init__()
-        self.h, self.kv, self.d = c["num_attention_heads"], c["num_key_value_heads"], c["head_dim"]
-        hid = c["hidden_size"]
-        self.q_proj = nn.Linear(hid, self.h * self.d, bias=True)
-        self.k_proj = nn.Linear(hid, self.kv * self.d, bias=True)
-        self.v_proj = nn.Linear(hid, self.kv * self.d, bias=True)
-        self.o_proj = nn.Linear(self.h * self.d, hid, bias=False)
+class PreallocatedAttention(Attention):
+    """Attention with a KV cache preallocated for the whole generation (python_baseline's grows it)."""
 
     def forward(self, x, cos, sin, mask, cache, start):
-        B, T, _ = x.shape
-        q = self.q_proj(x).view(B, T, self.h, self.d).transpose(1, 2)
-        k = self.k_proj(x).view(B, T, self.kv, self.d).transpose(1, 2)
-        v = self.v_proj(x).view(B, T, self.kv, self.d).transpose(1, 2)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
-        if cache is not None:  # preallocated: write this step's keys and values, attend to all so far
-            cache[0][:, :, start:start + T] = k
-            cache[1][:, :, start:start + T] = v
-            k, v = cache[0][:, :, :start + T], cache[1][:, :, :start + T]
-        rep = self.h // self.kv
-        S = k.shape[2]
-        k = k[:, :, None].expand(B, self.kv, rep, S, self.d).reshape(B, self.h, S, self.d)
-        v = v[:, :, None].expand(B, self.kv, rep, S, self.d).reshape(B, self.h, S, self.d)
-        att = (q @ k.transpose(-1, -2)) / math.sqrt(self.d) + mask
-        out = att.softmax(-1) @ v
-        return self.o_proj(out.transpose(1, 2).reshape(B, T, self.h * self.d))
-
-
-class Mlp(nn.Module):
-    def __init__(self, c):
-        super().__init__()
-        self.gate_proj = nn.Linear(c["hidden_size"], c["intermediate_size"], bias=False)
-        self.up_proj = nn.Linear(c["hidden_size"], c["intermediate_size"], bias=False)
-        self.down_proj = nn.Linear(c["intermediate_size"], c["hidden_size"], bias=False)
-
-    def forward(self, h):
-        return self.down_proj(F.silu(self.gate_proj(h)) * self.up_proj(h))
-
-
-class Layer(nn.Module):
-    def __init__(self, c):
-        super().__init__()
-        self.input_layernorm = RMSNorm(c["hidden_size"], c["rms_norm_eps"])
-        self.self_attn = Attention(c)
-        self.post_attention_layernorm = RMSNorm(c["hidden_size"], c["rms_norm_eps"])
-        self.mlp = Mlp(c)
-
-    def forward(self, x, cos, sin, mask, cache, start):
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, cache, start)
-        return x + self.mlp(self.post_attention_layernorm(x))
-
-
-class Decoder(nn.Module):
-    def __init__(self, c):
-        super().__init__()
-        self.embed_tokens = nn.Embedding(c["vocab_size"], c["hidden_size"])
-        self.layers = nn.ModuleList([Layer(c) for _ in range(c["num_hidden_layers"])])
-        self.norm = RMSNorm(c["hidden_size"], c["rms_norm_eps"])
+        q, k, v = self.project(x, cos, sin)
+        if cache is not None:  # preallocated: write this block's keys and values, attend to all so far
+            cache[0][:, :, start:start + k.shape[2]] = k
+            cache[1][:, :, start:start + k.shape[2]] = v
+            k, v = cache[0][:, :, :start + k.shape[2]], cache[1][:, :, :start + k.shape[2]]
+        return self.attend(q, k, v, mask)
 
 
 class Model(nn.Module):
@@ -135,7 +72,7 @@ class Model(nn.Module):
         super().__init__()
         assert c["model_type"] == "qwen2" and c.get("tie_word_embeddings"), "the built-in tiny model is expected"
         self.config = c
-        self.model = Decoder(c)
+        self.model = Decoder(c, PreallocatedAttention)
         d = c["head_dim"]
         inv_freq = 1.0 / (c["rope_theta"] ** (torch.arange(0, d, 2).float() / d))
         freqs = torch.outer(torch.arange(c["max_position_embeddings"]).float(), inv_freq)

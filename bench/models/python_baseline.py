@@ -51,18 +51,16 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(hid, self.kv * self.d, bias=bias)
         self.o_proj = nn.Linear(self.h * self.d, hid, bias=False)
 
-    def forward(self, x, cos, sin, mask, cache=None):
+    def project(self, x, cos, sin):
+        """q, k and v of `x` [B, T, hidden], heads first, q and k turned by the rotary embedding."""
         B, T, _ = x.shape
         q = self.q_proj(x).view(B, T, self.h, self.d).transpose(1, 2)
         k = self.k_proj(x).view(B, T, self.kv, self.d).transpose(1, 2)
         v = self.v_proj(x).view(B, T, self.kv, self.d).transpose(1, 2)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
-        if cache is not None:
-            if "k" in cache:
-                k = torch.cat([cache["k"], k], dim=2)
-                v = torch.cat([cache["v"], v], dim=2)
-            cache["k"], cache["v"] = k, v
+        return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin, v
+
+    def attend(self, q, k, v, mask):
+        B, T = q.shape[0], q.shape[2]
         rep = self.h // self.kv
         k = k.repeat_interleave(rep, dim=1)
         v = v.repeat_interleave(rep, dim=1)
@@ -72,17 +70,26 @@ class Attention(nn.Module):
         att = att.softmax(-1)
         return self.o_proj((att @ v).transpose(1, 2).reshape(B, T, self.h * self.d))
 
+    def forward(self, x, cos, sin, mask, cache=None):
+        q, k, v = self.project(x, cos, sin)
+        if cache is not None:
+            if "k" in cache:
+                k = torch.cat([cache["k"], k], dim=2)
+                v = torch.cat([cache["v"], v], dim=2)
+            cache["k"], cache["v"] = k, v
+        return self.attend(q, k, v, mask)
+
 
 class Layer(nn.Module):
-    def __init__(self, c):
+    def __init__(self, c, attention=None):
         super().__init__()
         self.input_layernorm = RMSNorm(c["hidden_size"], c["rms_norm_eps"])
-        self.self_attn = Attention(c)
+        self.self_attn = (attention or Attention)(c)
         self.post_attention_layernorm = RMSNorm(c["hidden_size"], c["rms_norm_eps"])
         self.mlp = Mlp(c)
 
-    def forward(self, x, cos, sin, mask, cache=None):
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, cache)
+    def forward(self, x, *attention_args):
+        x = x + self.self_attn(self.input_layernorm(x), *attention_args)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -98,10 +105,10 @@ class Mlp(nn.Module):
 
 
 class Decoder(nn.Module):
-    def __init__(self, c):
+    def __init__(self, c, attention=None):
         super().__init__()
         self.embed_tokens = nn.Embedding(c["vocab_size"], c["hidden_size"])
-        self.layers = nn.ModuleList([Layer(c) for _ in range(c["num_hidden_layers"])])
+        self.layers = nn.ModuleList([Layer(c, attention) for _ in range(c["num_hidden_layers"])])
         self.norm = RMSNorm(c["hidden_size"], c["rms_norm_eps"])
 
 
