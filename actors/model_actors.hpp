@@ -70,4 +70,7 @@ caf::actor spawn_remote_replica(caf::actor_system& system, ModelActorSpec spec, 
 /// Accelerator devices LibTorch can use here (CUDA); 0 on a CPU-only machine.
 int available_devices();
 
+/// The version of the LibTorch this process runs ("1.13.0").
+std::string libtorch_version();
+
 } // namespace chorus::actors

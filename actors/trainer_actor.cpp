@@ -183,4 +183,9 @@ int available_devices() {
   return torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
 }
 
+std::string libtorch_version() {
+  return std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "."
+    + std::to_string(TORCH_VERSION_PATCH);
+}
+
 } // namespace chorus::actors

@@ -42,6 +42,10 @@ struct BuilderOptions {
   std::int64_t kv_cache_len = 4096;
   /// "float32" or "bfloat16": the dtype weights are computed in.
   std::string dtype = "float32";
+  /// Where the model's tensors live: "cpu", or "cuda" / "cuda:N" for a LibTorch built with CUDA.
+  /// This version of chorus runs models on the CPU; another device is a ConfigError that says what
+  /// this process's LibTorch has.
+  std::string device = "cpu";
   /// Inference replicas of a training model (each a policy actor with its own copy of the weights).
   int replicas = 1;
   /// Intra-op threads of each actor; 0 gives the machine's cores to the compute actors working at the

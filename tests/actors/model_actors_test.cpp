@@ -185,6 +185,29 @@ TEST_F(ModelActors, OptionsTheMachineCannotHonourAreConfigErrors) {
   }());
 }
 
+// On a CPU-only LibTorch (Debian's) the error says so; with CUDA, this version still refuses the
+// device, saying that instead. Either way the option and the device are named.
+TEST_F(ModelActors, ADeviceThisProcessCannotUseIsAConfigErrorSayingWhatItHas) {
+  runtime_.run([&]() -> Task<void> {
+    for (const std::string device : {"cuda", "cuda:1"}) {
+      auto named = "device '" + device + "'";
+      auto message = co_await expect_error_containing<ConfigError>(
+        ModelRef{"builtin:tiny"}.to_builder(ctx_, {.device = device}), {"model 'builtin:tiny'", named});
+      if (message.find("without CUDA") != std::string::npos) {
+        EXPECT_NE(message.find("this process's LibTorch 1."), std::string::npos) << message;
+        EXPECT_NE(message.find("(CPU only): use device = cpu"), std::string::npos) << message;
+      } else { // a CUDA LibTorch: "does not exist" or "not supported yet"
+        EXPECT_NE(message.find(" not "), std::string::npos) << message;
+      }
+    }
+    for (const auto* device : {"gpu", "cuda:", "cuda:x", "CUDA", "cuda:0:1"})
+      co_await expect_error_containing<ConfigError>(ModelRef{"builtin:tiny"}.to_builder(ctx_, {.device = device}),
+                                                    {"expected cpu, cuda or cuda:N"});
+    auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(ctx_, {.device = "cpu"});
+    EXPECT_EQ(builder.reference(), "builtin:tiny");
+  }());
+}
+
 TEST_F(ModelActors, AModelThatFailsToLoadIsAnErrorNamingTheFile) {
   auto folder = output_ / "broken";
   std::filesystem::create_directories(folder);
