@@ -43,21 +43,32 @@ std::optional<PackedBatch> pack_shared_prompts(const SequenceBatch& batch) {
     pointers.push_back(&prompt);
   auto order = grouped_by_prompt(pointers);
 
-  // The packed rows: members of a group are consecutive in `order`.
+  // The packed rows: members of a group are consecutive in `order`. A row takes the next member of
+  // its group while its attention area stays within twice that of the members' own rows: long
+  // completions after a short prompt (packing would save little) then get rows of their own.
   std::vector<std::vector<std::size_t>> groups;
+  std::int64_t length = 0, own_area = 0;
   for (std::size_t k = 0; k < order.size(); ++k) {
-    if (k == 0 || prompts[order[k]] != prompts[order[k - 1]])
+    auto i = order[k];
+    auto p = static_cast<std::int64_t>(prompts[i].size()), c = batch.completion_lengths[i];
+    bool same_prompt = k > 0 && prompts[i] == prompts[order[k - 1]];
+    if (!same_prompt || (length + c) * (length + c) > 2 * (own_area + (p + c) * (p + c))) {
       groups.emplace_back();
-    groups.back().push_back(order[k]);
+      length = p;
+      own_area = 0;
+    }
+    groups.back().push_back(i);
+    length += c;
+    own_area += (p + c) * (p + c);
   }
   if (static_cast<std::int64_t>(groups.size()) == rows)
     return std::nullopt;
   std::int64_t time = 1;
   for (const auto& group : groups) {
-    auto length = static_cast<std::int64_t>(prompts[group.front()].size());
+    auto row_length = static_cast<std::int64_t>(prompts[group.front()].size());
     for (auto i : group)
-      length += batch.completion_lengths[i];
-    time = std::max(time, length);
+      row_length += batch.completion_lengths[i];
+    time = std::max(time, row_length);
   }
 
   auto packed_rows = static_cast<std::int64_t>(groups.size());

@@ -24,7 +24,9 @@ struct PackedBatch {
 };
 
 /// `batch` packed, its rows in the order their prompts first appear; nothing if no two rows share a
-/// prompt (packing would save nothing).
+/// prompt (packing would save nothing). A packed row's attention costs the square of its length: a
+/// row takes another completion of its prompt only while that stays within twice the completions'
+/// own rows, so long completions after a short prompt are split over several rows.
 std::optional<PackedBatch> pack_shared_prompts(const SequenceBatch& batch);
 
 /// log p of `batch`'s completion targets under `model`: [batch, time - 1] as batch_logprobs gives,

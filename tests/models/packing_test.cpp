@@ -67,6 +67,23 @@ TEST(Packing, GradientsMatchTheUnpackedRows) {
     EXPECT_TRUE(torch::allclose(plain[i], shared[i], 1e-4, 1e-5)) << "parameter " << i;
 }
 
+TEST(Packing, LongCompletionsOfAShortPromptAreSplitOverRows) {
+  // Prompt 2, completions 30: one row of 2 + 4 * 30 = 122 tokens would attend over 122^2 = 14,884
+  // positions against 4 * 32^2 = 4,096 on their own rows; two per row (62^2 = 3,844 <= 2 * 2,048).
+  std::vector<std::int64_t> prompt{1, 2}, completion(30, 7);
+  Rows rows{{prompt, prompt, prompt, prompt}, {completion, completion, completion, completion}};
+  auto batch = rows.batch();
+  auto packed = pack_shared_prompts(batch);
+  ASSERT_TRUE(packed.has_value());
+  EXPECT_EQ(packed->tokens.size(0), 2);
+  EXPECT_EQ(packed->tokens.size(1), 62);
+  torch::manual_seed(5);
+  Transformer model(test::small_config());
+  auto plain = batch_logprobs(model->forward(batch.tokens, batch.attention_mask), batch);
+  auto mask = batch.completion_mask.to(torch::kFloat32);
+  EXPECT_TRUE(torch::allclose(plain * mask, completion_logprobs(model, batch), 1e-5, 1e-5));
+}
+
 TEST(Packing, DistinctPromptsAreLeftAsTheyAre) {
   Rows rows{{{1, 2}, {1, 3}, {2}}, {{4}, {5, 6}, {7}}};
   EXPECT_FALSE(pack_shared_prompts(rows.batch()).has_value());
