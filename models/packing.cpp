@@ -46,32 +46,32 @@ std::optional<PackedBatch> pack_shared_prompts(const SequenceBatch& batch) {
   // The packed rows: members of a group are consecutive in `order`. A row takes the next member of
   // its group while its attention area stays within twice that of the members' own rows: long
   // completions after a short prompt (packing would save little) then get rows of their own.
-  std::vector<std::vector<std::size_t>> groups;
+  std::vector<std::vector<std::size_t>> row_members;
   std::int64_t length = 0, own_area = 0;
   for (std::size_t k = 0; k < order.size(); ++k) {
     auto i = order[k];
     auto p = static_cast<std::int64_t>(prompts[i].size()), c = batch.completion_lengths[i];
     bool same_prompt = k > 0 && prompts[i] == prompts[order[k - 1]];
     if (!same_prompt || (length + c) * (length + c) > 2 * (own_area + (p + c) * (p + c))) {
-      groups.emplace_back();
+      row_members.emplace_back();
       length = p;
       own_area = 0;
     }
-    groups.back().push_back(i);
+    row_members.back().push_back(i);
     length += c;
     own_area += (p + c) * (p + c);
   }
-  if (static_cast<std::int64_t>(groups.size()) == rows)
+  if (static_cast<std::int64_t>(row_members.size()) == rows)
     return std::nullopt;
   std::int64_t time = 1;
-  for (const auto& group : groups) {
-    auto row_length = static_cast<std::int64_t>(prompts[group.front()].size());
-    for (auto i : group)
+  for (const auto& members : row_members) {
+    auto row_length = static_cast<std::int64_t>(prompts[members.front()].size());
+    for (auto i : members)
       row_length += batch.completion_lengths[i];
     time = std::max(time, row_length);
   }
 
-  auto packed_rows = static_cast<std::int64_t>(groups.size());
+  auto packed_rows = static_cast<std::int64_t>(row_members.size());
   auto targets_per_row = batch.tokens.size(1) - 1;
   std::vector<std::int64_t> packed(static_cast<std::size_t>(packed_rows * time), 0);
   std::vector<std::int64_t> positions(packed.size(), 0);
@@ -81,8 +81,8 @@ std::optional<PackedBatch> pack_shared_prompts(const SequenceBatch& batch) {
   const auto* all_tokens = tokens.data_ptr<std::int64_t>();
   const auto width = tokens.size(1);
   for (std::int64_t r = 0; r < packed_rows; ++r) {
-    const auto& group = groups[static_cast<std::size_t>(r)];
-    const auto& prompt = prompts[group.front()];
+    const auto& members = row_members[static_cast<std::size_t>(r)];
+    const auto& prompt = prompts[members.front()];
     auto p = static_cast<std::int64_t>(prompt.size());
     auto at = [&](std::int64_t t) { return static_cast<std::size_t>(r * time + t); };
     for (std::int64_t t = 0; t < p; ++t) {
@@ -92,7 +92,7 @@ std::optional<PackedBatch> pack_shared_prompts(const SequenceBatch& batch) {
         allow[r][t][key] = true;
     }
     auto offset = p;
-    for (auto i : group) {
+    for (auto i : members) {
       auto row = static_cast<std::int64_t>(i);
       auto c = batch.completion_lengths[i];
       for (std::int64_t j = 0; j < c; ++j) {
