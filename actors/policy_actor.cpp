@@ -120,7 +120,12 @@ void decode_step(PolicyActor* self) {
   try {
     state.host.prepare();
     bool admit = sync_weights(state, self);
-    for (auto& done : state.batcher->step(admit)) {
+    auto finished = state.batcher->step(admit);
+    // Idle before the answers go out: a trainer step they lead to must find the cores free, or its
+    // thread count (and the last bits of its numbers) would depend on this actor's timing.
+    if (state.batcher->idle())
+      state.host.set_busy(false);
+    for (auto& done : finished) {
       auto found = state.pending.find(done.id);
       if (found == state.pending.end())
         continue;
