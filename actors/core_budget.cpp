@@ -23,26 +23,23 @@ namespace {
 // OpenBLAS says how it was built: 0 sequential, 1 pthreads, 2 OpenMP.
 constexpr int kOpenBlasPthreads = 1;
 
-BlasThreading find_blas_threading() {
+// The OpenMP build (or another BLAS) runs a product on the caller's OpenMP threads and needs nothing.
+// The pthread build keeps one pool for the whole process: two actors calling into it at once queued
+// for it while its idle threads spun on the cores, so it is held at one thread, with a warning.
+void hold_a_shared_blas_pool_at_one_thread() {
   using GetParallel = int (*)();
   using SetThreads = void (*)(int);
   auto get_parallel = reinterpret_cast<GetParallel>(dlsym(RTLD_DEFAULT, "openblas_get_parallel"));
   auto set_threads = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
   if (!get_parallel || !set_threads || get_parallel() != kOpenBlasPthreads)
-    return BlasThreading::per_caller;
+    return;
   set_threads(1);
   spdlog::warn("cores: this program loaded the pthread build of OpenBLAS, which keeps one thread pool for the "
                "whole process: matrix products run on one thread each. Install libopenblas0-openmp and rebuild "
                "chorus so that an actor's products use the cores it is given");
-  return BlasThreading::shared_pool;
 }
 
 } // namespace
-
-BlasThreading blas_threading() {
-  static const BlasThreading threading = find_blas_threading();
-  return threading;
-}
 
 CoreShare::~CoreShare() {
   budget_->leave(id_);
@@ -74,7 +71,8 @@ CoreBudget& CoreBudget::process() {
 CoreBudget::CoreBudget(int cores) : cores_(std::max(1, cores)) {}
 
 std::unique_ptr<CoreShare> CoreBudget::join(std::string name, int weight, int fixed_threads) {
-  blas_threading();
+  static std::once_flag blas_checked;
+  std::call_once(blas_checked, hold_a_shared_blas_pool_at_one_thread);
   std::unique_ptr<CoreShare> share(new CoreShare(this, 0));
   std::lock_guard<std::mutex> guard{mutex_};
   share->id_ = next_id_++;

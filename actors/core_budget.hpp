@@ -19,17 +19,6 @@ namespace chorus::actors {
 
 class CoreBudget;
 
-/// How this process's BLAS threads its matrix products.
-enum class BlasThreading {
-  per_caller,  ///< on the calling thread's OpenMP threads (OpenBLAS's OpenMP build, MKL), or not OpenBLAS
-  shared_pool, ///< one pool for the whole process (OpenBLAS's pthread build): kept at one thread
-};
-
-/// This process's BLAS threading, found once. With a shared pool, the pool is set to one thread (two
-/// actors calling into it at once queued for it while its idle threads spun on the cores) and a
-/// warning names the package to install.
-BlasThreading blas_threading();
-
 /// One compute actor's place in the budget. Released (and the cores given to the others) when
 /// destroyed.
 class CoreShare {

@@ -93,7 +93,6 @@ void fail_all(PolicyState& state, const std::string& why) {
   state.pending.clear();
   state.by_request.clear();
   state.batcher->clear();
-  state.host.set_busy(false);
 }
 
 // The one place the decode loop is (re)armed: sends the next DecodeStep unless one is on its way or
