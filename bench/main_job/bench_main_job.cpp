@@ -80,22 +80,23 @@ Measured run(const std::vector<std::string>& argv, const std::vector<std::string
   return result;
 }
 
-// The key=value figures of the output's line that starts with `tag` ("EVAL", "STAGES").
-std::map<std::string, double> figures(const std::string& output, const std::string& tag, const std::string& side) {
+// The last line of `output` that starts with `tag` ("EVAL", "STAGES"); "" if there is none.
+std::string line_of(const std::string& output, const std::string& tag) {
   auto at = output.rfind(tag + " ");
-  if (at == std::string::npos)
+  return at == std::string::npos ? "" : output.substr(at, output.find('\n', at) - at);
+}
+
+// The key=value figures of that line.
+std::map<std::string, double> figures(const std::string& output, const std::string& tag, const std::string& side) {
+  auto text = line_of(output, tag);
+  if (text.empty())
     throw std::runtime_error(side + " printed no " + tag + " line");
-  std::istringstream line(output.substr(at + tag.size() + 1, output.find('\n', at) - at - tag.size() - 1));
+  std::istringstream line(text.substr(tag.size() + 1));
   std::map<std::string, double> result;
   for (std::string pair; line >> pair;)
     if (auto eq = pair.find('='); eq != std::string::npos)
       result[pair.substr(0, eq)] = std::stod(pair.substr(eq + 1));
   return result;
-}
-
-std::string line_of(const std::string& output, const std::string& tag) {
-  auto at = output.rfind(tag + " ");
-  return at == std::string::npos ? "" : output.substr(at, output.find('\n', at) - at);
 }
 
 } // namespace
