@@ -113,7 +113,7 @@ struct WeightChunkRequest {
   std::int64_t index = 0;
 };
 
-CHORUS_INSPECT(ModelActorSpec, name, reference, dtype, seed, max_batch_size, kv_cache_len, threads)
+CHORUS_INSPECT(ModelActorSpec, name, reference, dtype, device, seed, max_batch_size, kv_cache_len, threads)
 CHORUS_INSPECT(NodeWelcome, name, cores)
 CHORUS_INSPECT(NodeHello, secret)
 CHORUS_INSPECT(SpawnedActor, actor, weights)

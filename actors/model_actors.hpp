@@ -22,6 +22,8 @@ struct ModelActorSpec {
   std::string reference = "builtin:tiny";
   /// "float32" or "bfloat16".
   std::string dtype = "float32";
+  /// "cpu", "cuda" or "cuda:N": where the weights, caches and activations live.
+  std::string device = "cpu";
   std::uint64_t seed = 0;
   /// Sequences generated at once (continuous batching).
   std::int64_t max_batch_size = 32;

@@ -19,12 +19,33 @@ torch::ScalarType parse_dtype(const std::string& dtype) {
   throw std::invalid_argument("dtype '" + dtype + "' is not supported (expected float32 or bfloat16)");
 }
 
+torch::Device parse_device(const std::string& device) {
+  // The recipe's process checked the name; a node's process checks what it has itself.
+  torch::Device parsed = torch::kCPU;
+  try {
+    parsed = torch::Device(device);
+  } catch (const c10::Error&) {
+    throw std::invalid_argument("device '" + device + "' is not supported (expected cpu, cuda or cuda:N)");
+  }
+  if (parsed.is_cpu())
+    return parsed;
+  auto devices = available_devices();
+  if (!parsed.is_cuda() || devices == 0)
+    throw std::invalid_argument("device '" + device + "': this process's LibTorch " + libtorch_version()
+                                + " has no CUDA devices (CPU only)");
+  if (parsed.has_index() && parsed.index() >= devices)
+    throw std::invalid_argument("device '" + device + "' does not exist: LibTorch sees " + std::to_string(devices)
+                                + " CUDA device(s) in this process");
+  return parsed;
+}
+
 void ModelHost::load(ModelActorSpec model_spec, int weight) {
   spec = std::move(model_spec);
   try {
     cores = CoreBudget::process().join(spec.name, weight, spec.threads);
     follow_share();
-    model = models::load_pretrained_model(spec.reference, parse_dtype(spec.dtype), spec.seed);
+    model =
+      models::load_pretrained_model(spec.reference, parse_dtype(spec.dtype), spec.seed, parse_device(spec.device));
   } catch (const std::exception& error) {
     load_error = "cannot load model '" + spec.reference + "': " + error.what();
   }

@@ -18,6 +18,10 @@ class WeightBoard;
 /// @throws std::invalid_argument for any other name.
 torch::ScalarType parse_dtype(const std::string& dtype);
 
+/// The LibTorch device of "cpu", "cuda" or "cuda:N", one this process has.
+/// @throws std::invalid_argument naming the device and what this process's LibTorch has.
+torch::Device parse_device(const std::string& device);
+
 /// A policy actor that adopts the weight versions `board` publishes (none if null).
 caf::actor spawn_policy_with_board(caf::actor_system& system, ModelActorSpec spec, std::shared_ptr<WeightBoard> board);
 

@@ -40,6 +40,7 @@ ModelActorSpec actor_spec(const detail::ModelSpec& spec, const std::string& name
   result.name = name;
   result.reference = spec.reference;
   result.dtype = spec.options.dtype;
+  result.device = spec.options.device;
   result.seed = spec.options.seed;
   result.max_batch_size = max_batch_size;
   result.kv_cache_len = spec.options.kv_cache_len;
@@ -89,8 +90,6 @@ void check_device(const std::string& where, const std::string& device) {
   if (index >= devices)
     throw ConfigError(where + "device '" + device + "' does not exist: LibTorch sees " + std::to_string(devices)
                       + " CUDA device(s), cuda:0 to cuda:" + std::to_string(devices - 1));
-  throw ConfigError(where + "device '" + device + "': this version of chorus runs models on the CPU only "
-                    + "(device = cpu); CUDA devices are not supported yet");
 }
 
 Task<ModelBuilder> make_builder(RecipeContext& ctx, std::string reference, BuilderOptions options) {

@@ -244,7 +244,8 @@ void start_policy(PolicyActor* self, ModelActorSpec spec, std::shared_ptr<Weight
   if (!state.host.load_error.empty())
     return;
   if (weight_server) {
-    state.feed = std::make_unique<WeightFeed>(std::move(weight_server), state.host.spec.name);
+    state.feed = std::make_unique<WeightFeed>(std::move(weight_server), state.host.spec.name,
+                                              /*pinned_staging=*/state.host.spec.device != "cpu");
     state.version = -1; // whatever it loaded, a replica generates only with weights its trainer sent
     state.feed->start(self, [self] { on_weights(self); });
   }

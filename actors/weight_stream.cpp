@@ -104,7 +104,7 @@ caf::behavior weight_server(ServerActor* self, std::shared_ptr<WeightBoard> boar
         manifest.total_bytes += byte_size(tensor);
       }
       auto& pinned = self->state.pinned;
-      pinned[snapshot.version] = {snapshot.tensors, manifest.total_bytes};
+      pinned[snapshot.version] = {on_host(snapshot.tensors), manifest.total_bytes};
       while (pinned.size() > kPinnedVersions)
         pinned.erase(pinned.begin());
       return manifest;
@@ -149,10 +149,27 @@ void write_tensor_bytes(std::vector<torch::Tensor>& tensors, std::int64_t begin,
     });
 }
 
+std::shared_ptr<const std::vector<torch::Tensor>> on_host(std::shared_ptr<const std::vector<torch::Tensor>> tensors) {
+  bool all_on_host = true;
+  for (const auto& tensor : *tensors)
+    all_on_host = all_on_host && tensor.device().is_cpu();
+  if (all_on_host)
+    return tensors;
+  // Device weights (a trainer on a GPU) are copied once per served version into page-locked memory,
+  // which the device copies into at full speed; the chunks are then read from there.
+  torch::NoGradGuard no_grad;
+  auto host = std::make_shared<std::vector<torch::Tensor>>();
+  for (const auto& tensor : *tensors) {
+    auto options = torch::TensorOptions().dtype(tensor.scalar_type()).pinned_memory(!tensor.device().is_cpu());
+    host->push_back(torch::empty(tensor.sizes(), options).copy_(tensor));
+  }
+  return host;
+}
+
 // -- WeightFeed -------------------------------------------------------------------
 
-WeightFeed::WeightFeed(caf::actor server, std::string replica_name)
-  : server_(std::move(server)), name_(std::move(replica_name)) {}
+WeightFeed::WeightFeed(caf::actor server, std::string replica_name, bool pinned_staging)
+  : server_(std::move(server)), name_(std::move(replica_name)), pinned_staging_(pinned_staging) {}
 
 void WeightFeed::start(caf::event_based_actor* self, std::function<void()> on_change) {
   on_change_ = std::move(on_change);
@@ -188,7 +205,8 @@ void WeightFeed::on_manifest(caf::event_based_actor* self, WeightManifest manife
     staging_.clear();
     std::int64_t total = 0;
     for (const auto& layout : manifest.tensors) {
-      staging_.push_back(torch::empty(layout.shape, torch::TensorOptions().dtype(parse_dtype(layout.dtype))));
+      auto options = torch::TensorOptions().dtype(parse_dtype(layout.dtype)).pinned_memory(pinned_staging_);
+      staging_.push_back(torch::empty(layout.shape, options));
       total += byte_size(staging_.back());
     }
     if (total != manifest.total_bytes)

@@ -37,9 +37,15 @@ void write_tensor_bytes(std::vector<torch::Tensor>& tensors, std::int64_t begin,
 
 /// A replica's side of the stream. Lives in the replica actor's state; `fetch` drives requests from
 /// that actor, so every callback runs on the actor's own thread.
+/// `tensors` if they are all in host memory, else host copies of them (page-locked where they come
+/// from a device): what the weight server reads chunks from.
+std::shared_ptr<const std::vector<torch::Tensor>> on_host(std::shared_ptr<const std::vector<torch::Tensor>> tensors);
+
 class WeightFeed {
 public:
-  WeightFeed(caf::actor server, std::string replica_name);
+  /// With `pinned_staging` (a replica on a GPU) chunks land in page-locked host memory, from which the
+  /// version is copied to the device at full speed.
+  WeightFeed(caf::actor server, std::string replica_name, bool pinned_staging = false);
 
   /// Subscribes to new versions and fetches the newest. `on_change` runs when a version is complete
   /// or a fetch fails (then `error()` says why).
@@ -71,6 +77,7 @@ private:
 
   caf::actor server_;
   std::string name_;
+  bool pinned_staging_ = false;
   std::function<void()> on_change_;
   std::int64_t wanted_ = -1;   // the newest version known to exist
   std::int64_t fetching_ = -1; // the version being fetched (-1: none)

@@ -16,14 +16,16 @@ namespace chorus::models {
 
 namespace {
 
-torch::Tensor int64_tensor(const std::vector<std::int64_t>& values) {
-  return torch::tensor(values, torch::kInt64);
+torch::Tensor int64_tensor(const std::vector<std::int64_t>& values, torch::Device device) {
+  auto host = torch::tensor(values, torch::kInt64);
+  return device.is_cpu() ? host : host.to(device, /*non_blocking=*/false);
 }
 
 } // namespace
 
 ContinuousBatcher::ContinuousBatcher(Transformer model, std::int64_t max_batch_size, std::int64_t max_sequence_length)
-  : model_(std::move(model)), max_batch_size_(max_batch_size), max_sequence_length_(max_sequence_length) {
+  : model_(std::move(model)), device_(model_->device()), max_batch_size_(max_batch_size),
+    max_sequence_length_(max_sequence_length) {
   if (max_batch_size < 1 || max_sequence_length < 2)
     throw std::invalid_argument("ContinuousBatcher: max_batch_size must be >= 1 and max_sequence_length >= 2");
   max_sequence_length_ = std::min(max_sequence_length_, model_->config().max_position_embeddings);
@@ -122,7 +124,8 @@ void ContinuousBatcher::sample_and_append(const torch::Tensor& logits, std::vect
   }
   auto samplable = logits32;
   if (limited) {
-    auto beyond = torch::arange(vocab, torch::kInt64).unsqueeze(0) >= int64_tensor(limits).unsqueeze(1);
+    auto beyond = torch::arange(vocab, torch::TensorOptions(torch::kInt64).device(device_)).unsqueeze(0)
+      >= int64_tensor(limits, device_).unsqueeze(1);
     samplable = logits32.masked_fill(beyond, -std::numeric_limits<float>::infinity());
   }
   std::vector<const SamplingOptions*> options;
@@ -132,8 +135,8 @@ void ContinuousBatcher::sample_and_append(const torch::Tensor& logits, std::vect
     generators.push_back(&row->generator);
   }
   auto chosen = sample_tokens(samplable, options, generators);
-  auto chosen_tensor = int64_tensor(chosen);
-  auto logprobs = token_logprobs(logits32.unsqueeze(1), chosen_tensor.unsqueeze(1)).squeeze(1);
+  auto chosen_tensor = int64_tensor(chosen, device_);
+  auto logprobs = token_logprobs(logits32.unsqueeze(1), chosen_tensor.unsqueeze(1)).squeeze(1).to(torch::kCPU);
   auto logprob_values = logprobs.accessor<float, 1>();
   for (std::size_t i = 0; i < rows.size(); ++i) {
     if (append(*rows[i], chosen[i], logprob_values[static_cast<std::int64_t>(i)])) {
@@ -196,15 +199,17 @@ void ContinuousBatcher::prefill(std::vector<Sequence*>& group, std::vector<Finis
   std::vector<std::int64_t> slots, last;
   for (std::int64_t row = 0; row < batch; ++row) {
     auto* sequence = group[static_cast<std::size_t>(row)];
-    tokens[row].narrow(0, 0, sequence->length).copy_(int64_tensor(sequence->request.prompt));
+    tokens[row].narrow(0, 0, sequence->length).copy_(torch::tensor(sequence->request.prompt, torch::kInt64));
     key_valid[row].narrow(0, 0, sequence->length).fill_(true);
     slots.push_back(sequence->slot);
     last.push_back(sequence->length - 1);
   }
-  auto positions = torch::arange(longest, torch::kInt64).unsqueeze(0).expand({batch, longest});
+  auto positions =
+    torch::arange(longest, torch::TensorOptions(torch::kInt64).device(device_)).unsqueeze(0).expand({batch, longest});
   auto block = model_->make_cache(batch, longest);
-  auto logits = model_->forward_cached(tokens, positions, key_valid, block, 0, int64_tensor(last));
-  auto slot_tensor = int64_tensor(slots);
+  auto logits =
+    model_->forward_cached(tokens.to(device_), positions, key_valid.to(device_), block, 0, int64_tensor(last, device_));
+  auto slot_tensor = int64_tensor(slots, device_);
   for (std::size_t layer = 0; layer < block.keys.size(); ++layer) {
     cache_.keys[layer].narrow(2, 0, longest).index_copy_(0, slot_tensor, block.keys[layer]);
     cache_.values[layer].narrow(2, 0, longest).index_copy_(0, slot_tensor, block.values[layer]);
@@ -240,7 +245,8 @@ std::vector<ContinuousBatcher::Finished> ContinuousBatcher::step(bool admit_wait
     columns.push_back(sequence.length);
     ++sequence.length;
   }
-  auto logits = model_->decode(int64_tensor(tokens), int64_tensor(slots), int64_tensor(columns), cache_);
+  auto logits =
+    model_->decode(int64_tensor(tokens, device_), int64_tensor(slots, device_), int64_tensor(columns, device_), cache_);
   sample_and_append(logits, rows, finished);
   erase_finished();
   return finished;

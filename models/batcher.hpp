@@ -89,6 +89,7 @@ private:
   void ensure_capacity(std::int64_t slots, std::int64_t columns);
 
   Transformer model_;
+  torch::Device device_; // the model's: token ids go there, sampled ids and log-probs come back
   std::int64_t max_batch_size_, max_sequence_length_;
   KVCache cache_;
   std::vector<std::int64_t> free_slots_;

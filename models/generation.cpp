@@ -93,8 +93,9 @@ std::vector<std::vector<float>> score_logprobs(Transformer& model,
     prompt_refs.push_back(&prompts[i]);
     completion_refs.push_back(&completions[i]);
   }
-  auto sequences = make_sequence_batch(prompt_refs, completion_refs);
-  auto predicted = batch_logprobs(model->forward(sequences.tokens, sequences.attention_mask), sequences);
+  auto sequences = make_sequence_batch(prompt_refs, completion_refs, model->device());
+  auto predicted =
+    batch_logprobs(model->forward(sequences.tokens, sequences.attention_mask), sequences).to(torch::kCPU);
   auto values = predicted.accessor<float, 2>();
   for (std::int64_t row = 0; row < batch; ++row) {
     auto r = static_cast<std::size_t>(row);

@@ -15,13 +15,14 @@ Pretrained builtin_tiny(std::uint64_t seed) {
   return {Transformer(config, seed), std::make_shared<ByteTokenizer>()};
 }
 
-Pretrained load_pretrained_model(const std::string& reference, torch::ScalarType dtype, std::uint64_t seed) {
+Pretrained load_pretrained_model(const std::string& reference, torch::ScalarType dtype, std::uint64_t seed,
+                                 torch::Device device) {
   constexpr std::string_view kBuiltin = "builtin:";
   if (reference.rfind(kBuiltin, 0) == 0) {
     if (reference != "builtin:tiny")
       throw CheckpointError("model '" + reference + "': unknown built-in model (expected builtin:tiny)");
     auto pretrained = builtin_tiny(seed);
-    pretrained.model->to(dtype);
+    pretrained.model->to(device, dtype);
     return pretrained;
   }
   std::filesystem::path folder(reference);
@@ -32,6 +33,8 @@ Pretrained load_pretrained_model(const std::string& reference, torch::ScalarType
     throw CheckpointError(folder.string() + ": no tokenizer.json");
   Pretrained pretrained;
   pretrained.model = load_pretrained(folder, dtype);
+  if (!device.is_cpu())
+    pretrained.model->to(device);
   std::shared_ptr<const Tokenizer> tokenizer = BpeTokenizer::load(folder / "tokenizer.json");
   if (tokenizer->vocab_size() > pretrained.model->config().vocab_size)
     throw CheckpointError(folder.string() + ": tokenizer.json has " + std::to_string(tokenizer->vocab_size())

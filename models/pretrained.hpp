@@ -21,10 +21,10 @@ struct Pretrained {
 Pretrained builtin_tiny(std::uint64_t seed = 0);
 
 /// `builtin:tiny` (initialised from `seed`), or the path of a Hugging Face model folder: config.json,
-/// the safetensors weights and tokenizer.json. Weights are converted to `dtype`.
+/// the safetensors weights and tokenizer.json. Weights are converted to `dtype` and placed on `device`.
 /// @throws CheckpointError naming the reference, file, key or tensor that is wrong.
 Pretrained load_pretrained_model(const std::string& reference, torch::ScalarType dtype = torch::kFloat32,
-                                 std::uint64_t seed = 0);
+                                 std::uint64_t seed = 0, torch::Device device = torch::kCPU);
 
 /// Writes the model and its tokenizer as a Hugging Face folder that load_pretrained_model (and other
 /// tools) open, replacing `folder` only once all of it is written (into `folder`.partial first).

@@ -23,4 +23,10 @@ std::vector<std::int64_t> sample_tokens(const torch::Tensor& logits, const std::
 /// their cumulative sum at one uniform number from `generator`.
 std::int64_t draw_token(const float* probabilities, std::int64_t n, at::Generator& generator);
 
+/// The same draw for every row of `probabilities` [rows, vocab] at once, where they are (a GPU): one
+/// uniform number per row from its generator, the inversion as a cumulative sum and a search in
+/// float64, and only the chosen ids copied back. On a CPU it chooses what draw_token chooses.
+std::vector<std::int64_t> draw_tokens(const torch::Tensor& probabilities,
+                                      const std::vector<at::Generator*>& generators);
+
 } // namespace chorus::models

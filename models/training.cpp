@@ -105,7 +105,8 @@ torch::Tensor clipped_value_loss(const torch::Tensor& values, const torch::Tenso
 }
 
 SequenceBatch make_sequence_batch(const std::vector<const std::vector<std::int64_t>*>& prompts,
-                                  const std::vector<const std::vector<std::int64_t>*>& completions) {
+                                  const std::vector<const std::vector<std::int64_t>*>& completions,
+                                  torch::Device device) {
   auto batch = static_cast<std::int64_t>(prompts.size());
   std::int64_t longest = 2;
   for (std::size_t i = 0; i < prompts.size(); ++i) {
@@ -130,10 +131,11 @@ SequenceBatch make_sequence_batch(const std::vector<const std::vector<std::int64
     result.prompt_lengths.push_back(p);
     result.completion_lengths.push_back(c);
   }
-  result.tokens = tokens;
-  result.attention_mask = mask;
-  result.targets = tokens.narrow(1, 1, longest - 1);
-  result.completion_mask = completion;
+  // Built on the host and copied over once.
+  result.tokens = tokens.to(device);
+  result.attention_mask = mask.to(device);
+  result.targets = result.tokens.narrow(1, 1, longest - 1);
+  result.completion_mask = completion.to(device);
   return result;
 }
 
@@ -146,7 +148,7 @@ torch::Tensor SequenceBatch::at_completion(const std::vector<std::vector<float>>
       .narrow(0, prompt_lengths[row] - 1, static_cast<std::int64_t>(values[row].size()))
       .copy_(torch::tensor(values[row], torch::kFloat32));
   }
-  return out;
+  return out.to(targets.device());
 }
 
 torch::Tensor batch_logprobs(const torch::Tensor& logits, const SequenceBatch& batch) {
@@ -179,10 +181,11 @@ void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
 namespace {
 
 // The gradients' global L2 norm: one pass per fp32 CPU gradient, without a tensor op or a
-// synchronisation per parameter.
+// synchronisation per parameter; elsewhere (a GPU) sums on the device and one copy back.
 double gradient_norm(const std::vector<torch::Tensor>& parameters) {
   const auto& kernels = cpu_kernels();
   double squares = 0;
+  std::vector<torch::Tensor> on_device;
   for (const auto& parameter : parameters) {
     const auto& grad = parameter.grad();
     if (!grad.defined())
@@ -190,8 +193,10 @@ double gradient_norm(const std::vector<torch::Tensor>& parameters) {
     if (grad.device().is_cpu() && grad.scalar_type() == torch::kFloat32 && grad.is_contiguous())
       squares += kernels.sum_of_squares(grad.data_ptr<float>(), grad.numel());
     else
-      squares += grad.to(torch::kFloat32).pow(2).sum().item<double>();
+      on_device.push_back(grad.to(torch::kFloat32).pow(2).sum().to(torch::kFloat64));
   }
+  if (!on_device.empty())
+    squares += torch::stack(on_device).sum().item<double>();
   return std::sqrt(squares);
 }
 
@@ -230,7 +235,7 @@ StepResult optimizer_step(torch::nn::Module& model, torch::optim::Optimizer& opt
         parameter.mutable_grad() = torch::zeros_like(parameter);
       flat.push_back(parameter.grad().reshape(-1).to(torch::kFloat32));
     }
-    flat.push_back(torch::tensor({result.loss}, torch::kFloat32));
+    flat.push_back(torch::tensor({result.loss}, torch::kFloat32).to(flat.front().device()));
     auto buffer = torch::cat(flat);
     shard.sum_across_ranks(buffer);
     std::int64_t offset = 0;

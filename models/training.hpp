@@ -95,16 +95,19 @@ struct SequenceBatch {
   torch::Tensor targets;         // [batch, time - 1]: tokens[:, 1:]
   torch::Tensor completion_mask; // [batch, time - 1]: 1 where the target is a completion token
 
-  /// `values[i]` (one per completion token of row i) placed where row i's completion targets are.
+  /// `values[i]` (one per completion token of row i) placed where row i's completion targets are, on
+  /// the batch's device.
   torch::Tensor at_completion(const std::vector<std::vector<float>>& values) const;
 
   std::vector<std::int64_t> prompt_lengths;
   std::vector<std::int64_t> completion_lengths;
 };
 
+/// The batch's tensors on `device` (a model's: Transformer::device()).
 /// @throws std::invalid_argument for an empty prompt.
 SequenceBatch make_sequence_batch(const std::vector<const std::vector<std::int64_t>*>& prompts,
-                                  const std::vector<const std::vector<std::int64_t>*>& completions);
+                                  const std::vector<const std::vector<std::int64_t>*>& completions,
+                                  torch::Device device = torch::kCPU);
 
 /// log p(target) of every target of `batch` under `logits` [batch, time, vocab]: [batch, time - 1].
 torch::Tensor batch_logprobs(const torch::Tensor& logits, const SequenceBatch& batch);

@@ -7,6 +7,7 @@
 #include "models/fused_ops.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <torch/version.h>
 
 #include <cmath>
 #include <limits>
@@ -122,6 +123,15 @@ torch::Tensor AttentionImpl::attend(const torch::Tensor& q, const torch::Tensor&
   auto batch = q.size(0), time = q.size(2);
   auto keys = k.size(2);
   auto group = n_heads_ / n_kv_heads_;
+#if TORCH_VERSION_MAJOR >= 2
+  // Off the CPU, LibTorch 2's fused attention (memory-efficient kernels on CUDA) never materialises
+  // the scores. Query head h = j * group + g reads key/value head j, as repeat_interleave lays them out.
+  if (!q.device().is_cpu()) {
+    auto expand = [&](const torch::Tensor& t) { return group == 1 ? t : t.repeat_interleave(group, 1); };
+    auto out = at::scaled_dot_product_attention(q, expand(k), expand(v), mask.to(q.scalar_type()));
+    return out.transpose(1, 2).reshape({batch, time, n_heads_ * head_dim_});
+  }
+#endif
   // Grouped-query attention multiplies each key/value head with its group of query heads directly,
   // never materialising repeated keys and values: query head h = j * group + g reads head j.
   auto grouped = q.reshape({batch, n_kv_heads_, group * time, head_dim_});
@@ -148,24 +158,31 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
 
 torch::Tensor AttentionImpl::decode(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                     const torch::Tensor& slots, const torch::Tensor& columns, torch::Tensor& key_cache,
-                                    torch::Tensor& value_cache) {
+                                    torch::Tensor& value_cache, const torch::Tensor& mask) {
   using torch::indexing::Slice;
   auto [q, k, v] = project(x, cos, sin);
-  auto lengths = columns + 1;
-  if (decode_attention_supported(q, key_cache))
+  if (!mask.defined() && decode_attention_supported(q, key_cache))
     return linear_transposed(
-      decode_attention(q.squeeze(2), key_cache, value_cache, slots, lengths, k.squeeze(2), v.squeeze(2)).unsqueeze(1),
+      decode_attention(q.squeeze(2), key_cache, value_cache, slots, columns + 1, k.squeeze(2), v.squeeze(2))
+        .unsqueeze(1),
       o_weight_.transposed({o_proj->weight}));
   key_cache.index_put_({slots, Slice(), columns}, k.squeeze(2));
   value_cache.index_put_({slots, Slice(), columns}, v.squeeze(2));
   // Elsewhere (a GPU): gather the sequences' slots and mask the columns past each one's length.
-  auto longest = lengths.max().item<std::int64_t>();
+  auto columns_mask = mask.defined() ? mask : decode_mask(columns, q.scalar_type());
+  auto longest = columns_mask.size(-1);
   auto keys = key_cache.index_select(0, slots).narrow(2, 0, longest);
   auto values = value_cache.index_select(0, slots).narrow(2, 0, longest);
+  return linear_transposed(attend(q, keys, values, columns_mask), o_weight_.transposed({o_proj->weight}));
+}
+
+torch::Tensor decode_mask(const torch::Tensor& columns, torch::ScalarType dtype) {
+  auto lengths = columns + 1;
+  auto longest = lengths.max().item<std::int64_t>(); // the one host synchronisation of a decode step
+  auto n = columns.size(0);
   auto beyond = torch::arange(longest, columns.options()).unsqueeze(0) >= lengths.unsqueeze(1);
-  auto mask = torch::zeros({x.size(0), 1, 1, longest}, q.options())
-                .masked_fill_(beyond.view({x.size(0), 1, 1, longest}), -std::numeric_limits<float>::infinity());
-  return linear_transposed(attend(q, keys, values, mask), o_weight_.transposed({o_proj->weight}));
+  return torch::zeros({n, 1, 1, longest}, columns.options().dtype(dtype))
+    .masked_fill_(beyond.view({n, 1, 1, longest}), -std::numeric_limits<float>::infinity());
 }
 
 // -- MLP ----------------------------------------------------------------------
@@ -201,8 +218,9 @@ torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Ten
 
 torch::Tensor DecoderLayerImpl::decode(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                        const torch::Tensor& slots, const torch::Tensor& columns,
-                                       torch::Tensor& key_cache, torch::Tensor& value_cache) {
-  auto h = x + self_attn->decode(input_layernorm(x), cos, sin, slots, columns, key_cache, value_cache);
+                                       torch::Tensor& key_cache, torch::Tensor& value_cache,
+                                       const torch::Tensor& mask) {
+  auto h = x + self_attn->decode(input_layernorm(x), cos, sin, slots, columns, key_cache, value_cache, mask);
   return h + mlp(post_attention_layernorm(h));
 }
 
@@ -285,7 +303,9 @@ torch::Tensor TransformerImpl::hidden_states(const torch::Tensor& tokens, const 
 
 std::pair<torch::Tensor, torch::Tensor> TransformerImpl::rotary(const torch::Tensor& positions,
                                                                 torch::ScalarType dtype) const {
-  auto freqs = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq_.to(positions.device());
+  if (inv_freq_.device() != positions.device()) // kept in fp32 on the model's device, whatever its dtype
+    inv_freq_ = inv_freq_.to(positions.device());
+  auto freqs = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq_;
   auto emb = torch::cat({freqs, freqs}, -1);
   return {emb.cos().to(dtype), emb.sin().to(dtype)};
 }
@@ -323,8 +343,10 @@ torch::Tensor TransformerImpl::decode(const torch::Tensor& tokens, const torch::
                                       const torch::Tensor& columns, KVCache& cache) {
   auto x = embedding_rows(model->embed_tokens->weight, tokens).unsqueeze(1);
   auto [cos, sin] = rotary(columns.unsqueeze(1), x.scalar_type());
+  // Off the CPU every layer masks the same columns: made once per step, not once per layer.
+  auto mask = tokens.device().is_cpu() ? torch::Tensor() : decode_mask(columns, x.scalar_type());
   for (std::size_t i = 0; i < cache.keys.size(); ++i)
-    x = model->layers[i]->as<DecoderLayer>()->decode(x, cos, sin, slots, columns, cache.keys[i], cache.values[i]);
+    x = model->layers[i]->as<DecoderLayer>()->decode(x, cos, sin, slots, columns, cache.keys[i], cache.values[i], mask);
   return logits(model->norm(x.squeeze(1)));
 }
 

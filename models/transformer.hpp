@@ -62,6 +62,10 @@ private:
 };
 TORCH_MODULE(RMSNorm);
 
+/// The additive mask [n, 1, 1, longest] of a decode step that gathers its sequences' cache slots:
+/// sequence i reads columns [0, columns[i]] (-inf beyond), longest = max(columns) + 1.
+torch::Tensor decode_mask(const torch::Tensor& columns, torch::ScalarType dtype);
+
 class AttentionImpl : public torch::nn::Module {
 public:
   explicit AttentionImpl(const ModelConfig& config);
@@ -74,10 +78,11 @@ public:
                         torch::Tensor* value_cache = nullptr, std::int64_t start = 0);
 
   /// One decode step for sequences in arbitrary cache slots: `x` [n, 1, hidden] is written at column
-  /// `columns[i]` of cache slot `slots[i]` and attends to that slot's columns [0, columns[i]].
+  /// `columns[i]` of cache slot `slots[i]` and attends to that slot's columns [0, columns[i]]. `mask`
+  /// (decode_mask), if defined, is used instead of the CPU decode kernel.
   torch::Tensor decode(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                        const torch::Tensor& slots, const torch::Tensor& columns, torch::Tensor& key_cache,
-                       torch::Tensor& value_cache);
+                       torch::Tensor& value_cache, const torch::Tensor& mask = {});
 
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
@@ -114,7 +119,7 @@ public:
                         torch::Tensor* value_cache = nullptr, std::int64_t start = 0);
   torch::Tensor decode(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                        const torch::Tensor& slots, const torch::Tensor& columns, torch::Tensor& key_cache,
-                       torch::Tensor& value_cache);
+                       torch::Tensor& value_cache, const torch::Tensor& mask = {});
 
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
   Attention self_attn{nullptr};
@@ -175,6 +180,11 @@ public:
     return config_;
   }
 
+  /// Where the weights are: inputs go there, results come from there.
+  torch::Device device() const {
+    return model->embed_tokens->weight.device();
+  }
+
   /// The weight of the output projection (the embedding matrix when tied).
   torch::Tensor output_weight() const;
 
@@ -189,7 +199,7 @@ private:
   std::pair<torch::Tensor, torch::Tensor> rotary(const torch::Tensor& positions, torch::ScalarType dtype) const;
 
   ModelConfig config_;
-  torch::Tensor inv_freq_; // rotary frequencies, [head_dim / 2], not a parameter
+  mutable torch::Tensor inv_freq_; // rotary frequencies, [head_dim / 2], not a parameter
   FusedParameter output_weight_t_;
 };
 TORCH_MODULE(Transformer);

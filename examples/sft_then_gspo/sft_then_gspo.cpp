@@ -63,16 +63,19 @@ struct SftThenGspoConfig {
   // Intra-op threads of each model actor; 0: the cores go to the actors working at the moment.
   // Fixed threads make runs comparable number for number wherever the actors are placed.
   int threads = 0;
+  // Where the models run: cpu, or cuda / cuda:N with a CUDA build of LibTorch (docs/gpu.md).
+  std::string device = "cpu";
 };
 CHORUS_CONFIG(SftThenGspoConfig, model, seed, train_prompts, demonstrations, eval_prompts, sft_learning_rate,
               sft_epochs, sft_batch_size, gspo_learning_rate, gspo_max_steps, gspo_batch_size, completions_per_sample,
               kl_beta, clip_range, clip_range_high, max_staleness, grader, judge_model, policy_node, trainer_node,
-              judge_node, threads)
+              judge_node, threads, device)
 
 Task<Grader> make_grader(const SftThenGspoConfig& config, RecipeContext& ctx) {
   if (config.grader == "programmatic")
     co_return even_number::reward();
-  auto builder = co_await config.judge_model.to_builder(ctx, {.threads = config.threads, .node = config.judge_node});
+  auto builder = co_await config.judge_model.to_builder(
+    ctx, {.device = config.device, .threads = config.threads, .node = config.judge_node});
   auto judge = co_await builder.spawn_inference("judge");
   co_return BinaryJudgeGrader({.grader_key = "judge",
                                .criteria = "The user asked whether a number is even. Is the response a JSON object "
@@ -100,9 +103,12 @@ Task<void> sft_then_gspo(SftThenGspoConfig config, RecipeContext& ctx) {
   even_number::write_jsonl(ctx.output_dir() / "data" / "eval.jsonl", eval);
   StageTimes times;
 
-  auto builder = co_await config.model.to_builder(
-    ctx,
-    {.kv_cache_len = 256, .threads = config.threads, .node = config.policy_node, .trainer_node = config.trainer_node});
+  auto builder = co_await config.model.to_builder(ctx,
+                                                  {.kv_cache_len = 256,
+                                                   .device = config.device,
+                                                   .threads = config.threads,
+                                                   .node = config.policy_node,
+                                                   .trainer_node = config.trainer_node});
   auto model = co_await builder.spawn_train("policy", {.max_batch_size = 128});
   auto logger = ctx.logger();
 

@@ -42,9 +42,9 @@ struct BuilderOptions {
   std::int64_t kv_cache_len = 4096;
   /// "float32" or "bfloat16": the dtype weights are computed in.
   std::string dtype = "float32";
-  /// Where the model's tensors live: "cpu", or "cuda" / "cuda:N" for a LibTorch built with CUDA.
-  /// This version of chorus runs models on the CPU; another device is a ConfigError that says what
-  /// this process's LibTorch has.
+  /// Where the model's weights, KV caches, activations and optimizer state live: "cpu", or "cuda" /
+  /// "cuda:N" with a LibTorch built with CUDA (docs/gpu.md). A device this process's LibTorch does not
+  /// have is a ConfigError that says what it has.
   std::string device = "cpu";
   /// Inference replicas of a training model (each a policy actor with its own copy of the weights).
   int replicas = 1;

@@ -19,11 +19,13 @@ struct DpoConfig {
   int samples_per_batch = 32;
   // Seeds sampling and the order of the data: the same seed, the same run.
   std::uint64_t seed = 0;
+  // Where the models run: cpu, or cuda / cuda:N with a CUDA build of LibTorch (docs/gpu.md).
+  std::string device = "cpu";
 };
-CHORUS_CONFIG(DpoConfig, dataset, model, lr, beta, epochs, samples_per_batch, seed)
+CHORUS_CONFIG(DpoConfig, dataset, model, lr, beta, epochs, samples_per_batch, seed, device)
 
 Task<void> dpo(DpoConfig config, RecipeContext& ctx) {
-  auto builder = co_await config.model.to_builder(ctx);
+  auto builder = co_await config.model.to_builder(ctx, {.device = config.device});
   auto model = co_await builder.spawn_train("dpo", {.keep_reference = true});
   auto preferences = co_await config.dataset.load(ctx);
   auto result = co_await DPO({.dataset = preferences,

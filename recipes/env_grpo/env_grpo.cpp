@@ -26,9 +26,11 @@ struct EnvGrpoConfig {
   int max_tokens = 8;
   // Seeds sampling and the order of the data: the same seed, the same run.
   std::uint64_t seed = 0;
+  // Where the models run: cpu, or cuda / cuda:N with a CUDA build of LibTorch (docs/gpu.md).
+  std::string device = "cpu";
 };
 CHORUS_CONFIG(EnvGrpoConfig, dataset, model, lr, samples_per_batch, completions_per_sample, max_turns,
-              max_num_grpo_steps, max_staleness, max_tokens, seed)
+              max_num_grpo_steps, max_staleness, max_tokens, seed, device)
 
 // The environment: one instance per episode.
 class GuessTheNumber : public Environment {
@@ -59,7 +61,7 @@ private:
 };
 
 Task<void> env_grpo(EnvGrpoConfig config, RecipeContext& ctx) {
-  auto builder = co_await config.model.to_builder(ctx);
+  auto builder = co_await config.model.to_builder(ctx, {.device = config.device});
   auto model = co_await builder.spawn_train("env_grpo", {.max_batch_size = config.samples_per_batch});
   auto prompts = co_await config.dataset.load(ctx);
   auto max_turns = config.max_turns;

@@ -33,12 +33,14 @@ struct GrpoConfig {
   double temperature = 1.0;
   // Seeds sampling and the order of the data: the same seed, the same run.
   std::uint64_t seed = 0;
+  // Where the models run: cpu, or cuda / cuda:N with a CUDA build of LibTorch (docs/gpu.md).
+  std::string device = "cpu";
 };
 CHORUS_CONFIG(GrpoConfig, dataset, model, answer_pattern, variant, lr, samples_per_batch, samples_per_mini_batch,
-              completions_per_sample, kl_beta, max_num_grpo_steps, max_staleness, max_tokens, temperature, seed)
+              completions_per_sample, kl_beta, max_num_grpo_steps, max_staleness, max_tokens, temperature, seed, device)
 
 Task<void> grpo(GrpoConfig config, RecipeContext& ctx) {
-  auto builder = co_await config.model.to_builder(ctx);
+  auto builder = co_await config.model.to_builder(ctx, {.device = config.device});
   auto model = co_await builder.spawn_train("grpo", {.max_batch_size = config.samples_per_batch});
   auto prompts = co_await config.dataset.load(ctx);
   auto correct =

@@ -33,13 +33,15 @@ struct GspoConfig {
   double temperature = 1.0;
   // Seeds sampling and the order of the data: the same seed, the same run.
   std::uint64_t seed = 0;
+  // Where the models run: cpu, or cuda / cuda:N with a CUDA build of LibTorch (docs/gpu.md).
+  std::string device = "cpu";
 };
 CHORUS_CONFIG(GspoConfig, dataset, model, answer_pattern, lr, samples_per_batch, samples_per_mini_batch,
               completions_per_sample, clip_range, kl_beta, max_num_gspo_steps, max_staleness, max_tokens, temperature,
-              seed)
+              seed, device)
 
 Task<void> gspo(GspoConfig config, RecipeContext& ctx) {
-  auto builder = co_await config.model.to_builder(ctx);
+  auto builder = co_await config.model.to_builder(ctx, {.device = config.device});
   auto model = co_await builder.spawn_train("gspo", {.max_batch_size = config.samples_per_batch});
   auto prompts = co_await config.dataset.load(ctx);
   auto correct =

@@ -25,12 +25,14 @@ struct SftConfig {
   double eval_fraction = 0.1;
   // Seeds sampling and the order of the data: the same seed, the same run.
   std::uint64_t seed = 0;
+  // Where the models run: cpu, or cuda / cuda:N with a CUDA build of LibTorch (docs/gpu.md).
+  std::string device = "cpu";
 };
 CHORUS_CONFIG(SftConfig, dataset, model, lr, epochs, samples_per_batch, samples_per_mini_batch, warmup_steps,
-              weight_decay, eval_fraction, seed)
+              weight_decay, eval_fraction, seed, device)
 
 Task<void> sft(SftConfig config, RecipeContext& ctx) {
-  auto builder = co_await config.model.to_builder(ctx);
+  auto builder = co_await config.model.to_builder(ctx, {.device = config.device});
   auto model = co_await builder.spawn_train("sft", {.keep_reference = false});
   auto [train, eval] = train_eval_split(co_await config.dataset.load(ctx), config.eval_fraction, config.seed);
   auto result = co_await SFT({.dataset = train,

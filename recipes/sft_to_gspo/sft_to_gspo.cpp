@@ -27,12 +27,15 @@ struct SftToGspoConfig {
   int gspo_batch_size = 256;
   // The longest completion, in tokens.
   int max_tokens = 256;
+  // Where the models run: cpu, or cuda / cuda:N with a CUDA build of LibTorch (docs/gpu.md).
+  std::string device = "cpu";
 };
 CHORUS_CONFIG(SftToGspoConfig, sft_dataset, gspo_dataset, model_to_train, sft_learning_rate, sft_epochs, sft_batch_size,
-              gspo_learning_rate, gspo_max_steps, gspo_batch_size, max_tokens)
+              gspo_learning_rate, gspo_max_steps, gspo_batch_size, max_tokens, device)
 
 Task<void> sft_to_gspo(SftToGspoConfig config, RecipeContext& ctx) {
-  auto builder = co_await config.model_to_train.to_builder(ctx, {.tp = 1, .kv_cache_len = 4096});
+  auto builder =
+    co_await config.model_to_train.to_builder(ctx, {.tp = 1, .kv_cache_len = 4096, .device = config.device});
   auto model = co_await builder.spawn_train("sft_then_gspo", {.max_batch_size = 10'000});
   auto logger = ctx.logger();
 
@@ -48,7 +51,7 @@ Task<void> sft_to_gspo(SftToGspoConfig config, RecipeContext& ctx) {
     .run();
 
   auto prompts = co_await config.gspo_dataset.load(ctx);
-  auto judge_builder = co_await config.model_to_train.to_builder(ctx, {.tp = 1});
+  auto judge_builder = co_await config.model_to_train.to_builder(ctx, {.tp = 1, .device = config.device});
   auto judge = co_await judge_builder.spawn_inference("judge");
   auto grader = BinaryJudgeGrader({.grader_key = "output-quality",
                                    .criteria = "Is the output high-quality, well-formed, and correct?",

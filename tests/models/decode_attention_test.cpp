@@ -1,5 +1,7 @@
 // The fused decode-attention kernel against the same attention written with LibTorch ops.
 #include "models/decode_attention.hpp"
+#include "models/transformer.hpp"
+#include "tests/models/test_models.hpp"
 
 #include <gtest/gtest.h>
 
@@ -93,4 +95,30 @@ TEST(DecodeAttention, NewKeysOfTheWrongShapeOrDtypeAreRefused) {
                                 torch::randn({1, 1, 8}).to(torch::kFloat64)),
                c10::Error);
   EXPECT_TRUE(torch::equal(cache, torch::zeros({2, 1, 4, 8}))); // nothing written before the refusal
+}
+
+// Off the CPU a decode step gathers the sequences' slots and masks the columns past each one
+// (decode_mask, made once per step); on the CPU the kernel above reads the slots in place. Both give
+// the same outputs and write the same cache columns.
+TEST(DecodeAttention, TheGatheredPathAGpuTakesMatchesTheCpuKernel) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(6);
+  auto config = test::small_config();
+  DecoderLayer layer(config);
+  for (auto& parameter : layer->parameters())
+    parameter.normal_(0, 0.1);
+  const std::int64_t capacity = 10;
+  auto key_cache = torch::randn({4, config.num_key_value_heads, capacity, config.head_dim});
+  auto value_cache = torch::randn({4, config.num_key_value_heads, capacity, config.head_dim});
+  auto x = torch::randn({3, 1, config.hidden_size});
+  auto slots = torch::tensor({3, 0, 2}, torch::kInt64), columns = torch::tensor({6, 0, 9}, torch::kInt64);
+  auto cos = torch::randn({3, 1, config.head_dim}), sin = torch::randn({3, 1, config.head_dim});
+  auto kernel_keys = key_cache.clone(), kernel_values = value_cache.clone();
+  auto kernel = layer->decode(x, cos, sin, slots, columns, kernel_keys, kernel_values);
+  auto mask = decode_mask(columns, torch::kFloat32);
+  EXPECT_EQ(mask.sizes(), (std::vector<std::int64_t>{3, 1, 1, 10}));
+  auto gathered = layer->decode(x, cos, sin, slots, columns, key_cache, value_cache, mask);
+  EXPECT_TRUE(torch::allclose(gathered, kernel, 1e-5, 1e-5)) << (gathered - kernel).abs().max();
+  EXPECT_TRUE(torch::equal(key_cache, kernel_keys));
+  EXPECT_TRUE(torch::equal(value_cache, kernel_values));
 }

@@ -71,3 +71,32 @@ TEST(Sampling, TopKAndTopPRestrictTheCandidates) {
 }
 
 } // namespace
+
+// The draw that runs where the probabilities are (a GPU) chooses what the row-by-row CPU draw
+// chooses, from the same generators, including rows with zeros and a near-one-hot row.
+TEST(Sampling, TheWholeBatchDrawChoosesWhatTheRowByRowDrawChooses) {
+  torch::manual_seed(4);
+  auto probabilities = (torch::randn({64, 300}) * 3).softmax(-1);
+  probabilities.narrow(1, 0, 40).zero_(); // tokens never drawn
+  probabilities[5].zero_();
+  probabilities[5][299] = 1.0f; // only the last token can be drawn
+  probabilities = probabilities.contiguous();
+  std::vector<at::Generator> by_row, whole;
+  std::vector<at::Generator*> whole_pointers;
+  for (std::uint64_t seed = 0; seed < 64; ++seed) {
+    by_row.push_back(at::detail::createCPUGenerator(seed + 100));
+    whole.push_back(at::detail::createCPUGenerator(seed + 100));
+  }
+  for (auto& generator : whole)
+    whole_pointers.push_back(&generator);
+  for (int round = 0; round < 3; ++round) {
+    auto drawn = draw_tokens(probabilities, whole_pointers);
+    ASSERT_EQ(drawn.size(), 64u);
+    for (std::int64_t row = 0; row < 64; ++row) {
+      auto expected = draw_token(probabilities[row].data_ptr<float>(), 300, by_row[static_cast<std::size_t>(row)]);
+      EXPECT_EQ(drawn[static_cast<std::size_t>(row)], expected) << "row " << row << ", round " << round;
+      EXPECT_GE(drawn[static_cast<std::size_t>(row)], 40);
+    }
+    EXPECT_EQ(drawn[5], 299);
+  }
+}
