@@ -8,6 +8,7 @@
 #include "tests/models/test_models.hpp"
 
 #include <gtest/gtest.h>
+#include <torch/version.h>
 
 #include <filesystem>
 
