@@ -127,6 +127,8 @@ std::vector<std::vector<float>> rows_of(const std::vector<TrainSample>& samples,
 } // namespace
 
 Trainer::Trainer(models::Pretrained model, bool keep_reference) : model_(std::move(model)) {
+  if (auto master = std::make_unique<models::MasterWeights>(*model_.model); !master->empty())
+    master_ = std::move(master);
   if (keep_reference)
     reference_ = frozen_copy(model_.model);
 }
@@ -221,7 +223,8 @@ void Trainer::check_sequence(const std::vector<std::int64_t>& prompt, const std:
 
 void Trainer::prepare_optimizer(const TrainParams& params) {
   if (!optimizer_)
-    optimizer_ = models::make_adamw(*model_.model, params.lr, params.weight_decay);
+    optimizer_ = master_ ? models::make_adamw(master_->trained(), params.lr, params.weight_decay)
+                         : models::make_adamw(*model_.model, params.lr, params.weight_decay);
   models::set_learning_rate(*optimizer_, params.lr);
   // Group 0 holds the matrices and embeddings, the parameters that decay (make_adamw).
   static_cast<torch::optim::AdamWOptions&>(optimizer_->param_groups()[0].options()).weight_decay(params.weight_decay);
@@ -297,7 +300,8 @@ models::StepResult Trainer::take_step(const std::vector<double>& weights,
       before_micro_batch_();
     return loss_of(index);
   };
-  auto result = models::optimizer_step(*model_.model, *optimizer_, weights, each, params.max_grad_norm, shard());
+  auto result =
+    models::optimizer_step(*model_.model, *optimizer_, weights, each, params.max_grad_norm, shard(), master_.get());
   ++version_;
   return result;
 }
@@ -402,6 +406,8 @@ models::Shard Trainer::shard() {
     return {};
   if (!group_->connected()) {
     group_->connect(model_.model->parameters());
+    if (master_)
+      master_->model_to_copies(); // rank 0's weights, now everyone's
     if (reference_)
       reset_reference(); // the reference of rank 0's weights, now everyone's
   }

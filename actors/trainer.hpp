@@ -53,7 +53,8 @@ public:
   void reset_reference();
 
   /// Writes everything a resumed run needs to take the same next step into `folder` (created):
-  /// weights.safetensors (the exact trained weights, value head included), reference.safetensors,
+  /// weights.safetensors (the exact trained weights, value head included; a bf16 model's fp32 master
+  /// copies), reference.safetensors,
   /// optimizer.safetensors (AdamW's moments and step counts), rng.safetensors, trainer.json (version).
   /// @throws CheckpointError naming the file that could not be written.
   void save_state(const std::filesystem::path& folder) const;
@@ -123,6 +124,8 @@ private:
 
   models::Pretrained model_;
   models::Transformer reference_{nullptr};
+  // fp32 copies of a bf16 model's weights, which the optimizer updates (null for an fp32 model).
+  std::unique_ptr<models::MasterWeights> master_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   torch::nn::Linear value_head_{nullptr}; // PPO only
   std::int64_t version_ = 0;

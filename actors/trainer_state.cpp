@@ -33,9 +33,14 @@ Named named_parameters(const torch::nn::Module& module, const std::string& prefi
   return result;
 }
 
-// Everything the optimizer trains, by name: the model's parameters, then PPO's value head if any.
-Named trained_parameters(const torch::nn::Module& model, const torch::nn::Linear& value_head) {
+// Everything the optimizer trains, by name: the model's parameters (their fp32 master copies where
+// the model keeps some), then PPO's value head if any.
+Named trained_parameters(const torch::nn::Module& model, const models::MasterWeights* master,
+                         const torch::nn::Linear& value_head) {
   auto result = named_parameters(model);
+  if (master)
+    for (std::size_t i = 0; i < result.size(); ++i)
+      result[i].second = master->trained()[i];
   if (value_head) {
     auto head = named_parameters(*value_head, "value_head.");
     result.insert(result.end(), head.begin(), head.end());
@@ -70,7 +75,7 @@ void Trainer::save_state(const fs::path& folder) const {
   fs::create_directories(folder, ec);
   if (ec)
     throw CheckpointError(folder.string() + ": cannot create: " + ec.message());
-  auto weights = trained_parameters(*model_.model, value_head_);
+  auto weights = trained_parameters(*model_.model, master_.get(), value_head_);
   models::save_safetensors(folder / "weights.safetensors", weights);
   if (reference_)
     models::save_safetensors(folder / "reference.safetensors", named_parameters(*reference_));
@@ -121,8 +126,10 @@ void Trainer::load_state(const fs::path& folder) {
   auto weights_file = models::SafetensorsFile::open(folder / "weights.safetensors");
   if (weights_file.contains("value_head.weight"))
     ensure_value_head(TrainParams{});
-  auto weights = trained_parameters(*model_.model, value_head_);
+  auto weights = trained_parameters(*model_.model, master_.get(), value_head_);
   restore_all(weights_file, weights);
+  if (master_)
+    master_->copies_to_model();
 
   if (fs::exists(folder / "reference.safetensors")) {
     if (!reference_)

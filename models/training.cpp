@@ -157,8 +157,13 @@ torch::Tensor batch_logprobs(const torch::Tensor& logits, const SequenceBatch& b
 
 std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& model, double lr, double weight_decay, double beta1,
                                                 double beta2, double eps) {
+  return make_adamw(model.parameters(), lr, weight_decay, beta1, beta2, eps);
+}
+
+std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<torch::Tensor>& parameters, double lr,
+                                                double weight_decay, double beta1, double beta2, double eps) {
   std::vector<torch::Tensor> decay, no_decay;
-  for (auto& parameter : model.parameters()) {
+  for (const auto& parameter : parameters) {
     if (!parameter.requires_grad())
       continue;
     (parameter.dim() >= 2 ? decay : no_decay).push_back(parameter);
@@ -171,6 +176,43 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& model, double
   groups.emplace_back(decay, options(weight_decay));
   groups.emplace_back(no_decay, options(0.0));
   return std::make_unique<FusedAdamW>(groups, torch::optim::AdamWOptions(lr));
+}
+
+MasterWeights::MasterWeights(torch::nn::Module& model) : parameters_(model.parameters()) {
+  torch::NoGradGuard no_grad;
+  for (const auto& parameter : parameters_) {
+    if (parameter.is_floating_point() && parameter.scalar_type() != torch::kFloat32) {
+      trained_.push_back(parameter.detach().to(torch::kFloat32).clone().requires_grad_(parameter.requires_grad()));
+      ++copies_;
+    } else {
+      trained_.push_back(parameter);
+    }
+  }
+}
+
+void MasterWeights::gradients_to_copies() {
+  torch::NoGradGuard no_grad;
+  for (std::size_t i = 0; i < parameters_.size(); ++i) {
+    auto& parameter = parameters_[i];
+    if (trained_[i].is_same(parameter) || !parameter.grad().defined())
+      continue;
+    trained_[i].mutable_grad() = parameter.grad().to(torch::kFloat32);
+    parameter.mutable_grad() = torch::Tensor();
+  }
+}
+
+void MasterWeights::copies_to_model() {
+  torch::NoGradGuard no_grad;
+  for (std::size_t i = 0; i < parameters_.size(); ++i)
+    if (!trained_[i].is_same(parameters_[i]))
+      parameters_[i].copy_(trained_[i]);
+}
+
+void MasterWeights::model_to_copies() {
+  torch::NoGradGuard no_grad;
+  for (std::size_t i = 0; i < parameters_.size(); ++i)
+    if (!trained_[i].is_same(parameters_[i]))
+      trained_[i].copy_(parameters_[i]);
 }
 
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
@@ -204,18 +246,20 @@ double gradient_norm(const std::vector<torch::Tensor>& parameters) {
 
 StepResult optimizer_step(torch::nn::Module& model, torch::optim::Optimizer& optimizer,
                           const std::vector<double>& weights, const std::function<torch::Tensor(std::size_t)>& loss_of,
-                          double max_grad_norm, const Shard& shard) {
+                          double max_grad_norm, const Shard& shard, MasterWeights* master) {
   // Every parameter the optimizer updates, including any added to it besides the model's (a value head).
   std::vector<torch::Tensor> parameters;
   for (auto& group : optimizer.param_groups())
     for (auto& parameter : group.params())
       parameters.push_back(parameter);
-  (void)model;
   // Gradients start undefined rather than zero: the first backward pass then keeps its gradient
   // buffers instead of adding them into zero-filled ones. A parameter no loss reached keeps none,
   // and the optimizer leaves it as it is.
   for (auto& parameter : parameters)
     parameter.mutable_grad() = torch::Tensor();
+  if (master)
+    for (auto& parameter : model.parameters())
+      parameter.mutable_grad() = torch::Tensor();
   auto total = std::accumulate(weights.begin(), weights.end(), 0.0);
   StepResult result;
   for (std::size_t i = 0; i < weights.size(); ++i) {
@@ -226,6 +270,8 @@ StepResult optimizer_step(torch::nn::Module& model, torch::optim::Optimizer& opt
     (loss * share).backward();
     result.loss += loss.item<double>() * share;
   }
+  if (master)
+    master->gradients_to_copies();
   if (shard.ranks > 1) {
     // One collective for all gradients and the loss: a rank without micro-batches sends zeros.
     torch::NoGradGuard no_grad;
@@ -258,6 +304,8 @@ StepResult optimizer_step(torch::nn::Module& model, torch::optim::Optimizer& opt
     }
   }
   optimizer.step();
+  if (master)
+    master->copies_to_model();
   return result;
 }
 

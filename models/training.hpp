@@ -117,6 +117,43 @@ torch::Tensor batch_logprobs(const torch::Tensor& logits, const SequenceBatch& b
 std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& model, double lr, double weight_decay,
                                                 double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8);
 
+/// The same over `parameters` (those that require gradients).
+std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<torch::Tensor>& parameters, double lr,
+                                                double weight_decay, double beta1 = 0.9, double beta2 = 0.999,
+                                                double eps = 1e-8);
+
+/// fp32 master copies of a low-precision model's parameters (bf16 weights): the optimizer updates
+/// the copies, in fp32 with fp32 AdamW state, and the model's weights are their rounding. Trained
+/// in bf16 directly, an update smaller than half a weight's bf16 spacing (2^-9 of its size: lr 1e-6
+/// on a weight of 0.01 is 1e-4 of it) rounds away, and most of a fine-tuning run's updates did.
+class MasterWeights {
+public:
+  /// fp32 copies of `model`'s parameters that are not fp32 (none for an fp32 model).
+  explicit MasterWeights(torch::nn::Module& model);
+
+  /// True when the model has no low-precision parameter (nothing to keep).
+  bool empty() const noexcept {
+    return copies_ == 0;
+  }
+
+  /// What the optimizer updates, one per model parameter in order: the fp32 copy where there is
+  /// one, else the parameter itself.
+  const std::vector<torch::Tensor>& trained() const noexcept {
+    return trained_;
+  }
+
+  /// Moves the gradients backward left on the model's parameters to their copies, in fp32.
+  void gradients_to_copies();
+  /// Rounds the copies into the model's parameters (after an optimizer step or a restore).
+  void copies_to_model();
+  /// Sets the copies from the model's parameters (after the model's weights were replaced).
+  void model_to_copies();
+
+private:
+  std::vector<torch::Tensor> parameters_, trained_;
+  std::size_t copies_ = 0;
+};
+
 /// The learning-rate schedule (include/chorus/schedule.hpp).
 using chorus::LrSchedule;
 
@@ -141,9 +178,11 @@ struct Shard {
 /// so that the accumulated gradient equals the gradient of the whole batch's mean loss. Clips the
 /// global gradient norm of every parameter the optimizer updates to `max_grad_norm` (<= 0: no
 /// clipping). With a `shard` of several ranks, each computes its micro-batches and the gradients
-/// (and loss) are summed across ranks before clipping: every rank takes the same step.
+/// (and loss) are summed across ranks before clipping: every rank takes the same step. With `master`
+/// the optimizer updates its fp32 copies (make_adamw over master->trained()): the model's gradients
+/// move there before clipping and the updated copies are rounded into the model after the step.
 StepResult optimizer_step(torch::nn::Module& model, torch::optim::Optimizer& optimizer,
                           const std::vector<double>& weights, const std::function<torch::Tensor(std::size_t)>& loss_of,
-                          double max_grad_norm, const Shard& shard = {});
+                          double max_grad_norm, const Shard& shard = {}, MasterWeights* master = nullptr);
 
 } // namespace chorus::models

@@ -87,7 +87,7 @@ double generation_tokens_per_second(Transformer& model, std::int64_t batch) {
   for (std::int64_t row = 0; row < batch; ++row)
     prompts.emplace_back(ids[row].data_ptr<std::int64_t>(), ids[row].data_ptr<std::int64_t>() + prompt_tokens);
   SamplingOptions options{.temperature = 0, .max_new_tokens = new_tokens}; // no stop tokens: every row runs to the end
-  generate(model, prompts, options);                                        // warm-up
+  generate(model, prompts, options);                                       // warm-up
   auto start = Clock::now();
   for (int i = 0; i < 2; ++i)
     generate(model, prompts, options);

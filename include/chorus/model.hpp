@@ -40,7 +40,8 @@ struct BuilderOptions {
   int tp = 1;
   /// The longest sequence (prompt and completion, in tokens) a replica holds in its KV cache.
   std::int64_t kv_cache_len = 4096;
-  /// "float32" or "bfloat16": the dtype weights are computed in.
+  /// "float32" or "bfloat16": the dtype weights are computed in. A bfloat16 trainer keeps fp32 master
+  /// copies of its weights, which its optimizer updates (fp32 AdamW state).
   std::string dtype = "float32";
   /// Where the model's weights, KV caches, activations and optimizer state live: "cpu", or "cuda" /
   /// "cuda:N" with a LibTorch built with CUDA (docs/gpu.md). A device this process's LibTorch does not

@@ -4,6 +4,7 @@
 
 #include "actors/trainer.hpp"
 #include "models/generation.hpp"
+#include "models/safetensors.hpp"
 #include "tests/expect_error.hpp"
 
 #include <gtest/gtest.h>
@@ -282,4 +283,47 @@ TEST(Trainer, ARestoredPpoTrainerKeepsItsValueHead) {
   EXPECT_EQ(a.loss, b.loss);
   EXPECT_EQ(a.value_loss, b.value_loss);
   EXPECT_EQ(restored.values(batch), original.values(batch)); // and its optimizer state
+}
+
+// A bf16 model trains through fp32 master copies: updates too small for a bf16 weight's spacing
+// accumulate in the copies (and reach the bf16 weights once they add up), the AdamW state is fp32,
+// and a restored trainer holds the same copies, so it takes the same next step.
+TEST(Trainer, ABf16ModelTrainsThroughFp32MasterCopiesThatCheckpointsKeep) {
+  auto bf16 = [] {
+    auto model = tiny();
+    model.model->to(torch::kBFloat16);
+    return model;
+  };
+  // Updates of about lr = 1e-5 each: below half the bf16 spacing of weights ~0.02 (6e-5).
+  TrainParams params{.lr = 1e-5};
+  Trainer plain_bf16(bf16(), false);
+  std::vector<torch::Tensor> before;
+  for (const auto& parameter : plain_bf16.model().model->parameters())
+    before.push_back(parameter.detach().clone());
+  Trainer trainer(bf16(), false);
+  for (int i = 0; i < 30; ++i)
+    trainer.step(Objective::sft, samples(), params);
+  std::int64_t changed = 0, total = 0;
+  auto after = trainer.model().model->parameters();
+  for (std::size_t i = 0; i < after.size(); ++i) {
+    EXPECT_EQ(after[i].scalar_type(), torch::kBFloat16);
+    changed += (after[i] != before[i]).sum().item<std::int64_t>();
+    total += after[i].numel();
+  }
+  // 30 steps of ~1e-5 add up to a few bf16 spacings on most matrix weights.
+  EXPECT_GT(changed, total / 4) << changed << " of " << total << " weights moved";
+
+  auto folder = std::filesystem::path(::testing::TempDir()) / "bf16_trainer_state";
+  std::filesystem::remove_all(folder);
+  trainer.save_state(folder);
+  auto saved = models::SafetensorsFile::open(folder / "weights.safetensors");
+  EXPECT_EQ(saved.load("model.embed_tokens.weight").scalar_type(), torch::kFloat32); // the master copy
+  Trainer restored(bf16(), false);
+  restored.load_state(folder);
+  auto a = trainer.step(Objective::sft, samples(), params);
+  auto b = restored.step(Objective::sft, samples(), params);
+  EXPECT_EQ(a.loss, b.loss);
+  auto pa = trainer.model().model->parameters(), pb = restored.model().model->parameters();
+  for (std::size_t i = 0; i < pa.size(); ++i)
+    EXPECT_TRUE(torch::equal(pa[i], pb[i])) << "parameter " << i;
 }
