@@ -9,6 +9,7 @@
 #include <chorus/errors.hpp>
 
 #include "actors/trainer.hpp"
+#include "models/fused_adamw.hpp"
 #include "models/safetensors.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -48,9 +49,9 @@ Named trained_parameters(const torch::nn::Module& model, const models::MasterWei
   return result;
 }
 
-// AdamW keys its per-parameter state by the parameter's address, rendered as text.
-std::string state_key(const torch::Tensor& parameter) {
-  return c10::guts::to_string(parameter.unsafeGetTensorImpl());
+// AdamW keys its per-parameter state by the parameter's address (as text before LibTorch 2.2).
+models::OptimizerStateKey state_key(const torch::Tensor& parameter) {
+  return models::optimizer_state_key(parameter);
 }
 
 // Copies `file`'s tensor `name` into `target` (same shape; converted to its dtype).

@@ -37,7 +37,7 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
         continue;
       const auto& grad = p.grad();
       TORCH_CHECK(!grad.is_sparse(), "AdamW does not support sparse gradients");
-      auto key = c10::guts::to_string(p.unsafeGetTensorImpl());
+      auto key = optimizer_state_key(p);
       auto& slot = state()[key];
       if (!slot) {
         auto fresh = std::make_unique<torch::optim::AdamWParamState>();

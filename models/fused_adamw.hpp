@@ -6,7 +6,28 @@
 
 #include <torch/torch.h>
 
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <utility>
+
 namespace chorus::models {
+
+/// What LibTorch's optimizers key their per-parameter state by: the parameter's TensorImpl address as
+/// text up to LibTorch 2.1, the address itself from 2.2 (which also dropped c10::guts::to_string).
+using OptimizerStateKey = std::remove_reference_t<decltype(std::declval<torch::optim::Optimizer&>().state())>::key_type;
+
+/// The key of `parameter`'s state in an optimizer's state(), as LibTorch's own step makes it.
+template <class Key = OptimizerStateKey>
+Key optimizer_state_key(const torch::Tensor& parameter) {
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream text; // what c10::guts::to_string wrote
+    text << parameter.unsafeGetTensorImpl();
+    return text.str();
+  } else {
+    return parameter.unsafeGetTensorImpl();
+  }
+}
 
 class FusedAdamW : public torch::optim::AdamW {
 public:

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <exception>
 #include <regex>
 
 namespace chorus {
@@ -37,7 +38,8 @@ struct PlainGrader : Grader::Impl {
   Task<Grade> grade(Sample sample) const override {
     auto result = fn(sample);
     result.score = std::clamp(result.score, 0.0, 1.0);
-    result.scores.emplace(key, result.score);
+    if (!result.ignored) // an ignored sample has no score to log
+      result.scores.emplace(key, result.score);
     co_return result;
   }
 };
@@ -72,6 +74,10 @@ Task<Grade> Grader::grade(Sample sample) const {
 const std::string& Grader::key() const {
   static const std::string none = "<no grader>";
   return impl_ ? impl_->key : none;
+}
+
+double Grader::failure_rate_warning() const {
+  return impl_ ? impl_->failure_rate_warning : 1.0;
 }
 
 // -- FunctionGrader ---------------------------------------------------------------
@@ -186,23 +192,57 @@ namespace {
 struct Combined : Grader::Impl {
   std::vector<Grader> graders;
   std::vector<double> weights;
+  bool sum = false; // else the weighted mean
+
+  // A part's grade; one that throws is a part left out, its exception kept in `failure`.
+  static Task<Grade> part(Grader grader, Sample sample, std::exception_ptr& failure) {
+    std::string what;
+    try {
+      co_return co_await grader.grade(std::move(sample));
+    } catch (const std::exception& error) {
+      failure = std::current_exception();
+      what = error.what();
+    }
+    Grade failed;
+    failed.ignored = true;
+    failed.left_out[grader.key()] = "failed: " + what;
+    failed.explanation = "failed: " + what;
+    co_return failed;
+  }
 
   Task<Grade> grade(Sample sample) const override {
+    std::vector<std::exception_ptr> failures(graders.size());
     std::vector<Task<Grade>> parts;
-    for (const auto& grader : graders)
-      parts.push_back(grader.grade(sample));
+    for (std::size_t i = 0; i < graders.size(); ++i)
+      parts.push_back(part(graders[i], sample, failures[i]));
     auto grades = co_await when_all(std::move(parts));
+    // Every part threw (a judge that cannot be reached): the grading failed, as a lone grader's would.
+    if (std::all_of(failures.begin(), failures.end(), [](const auto& failure) { return failure != nullptr; }))
+      std::rethrow_exception(failures.front());
     Grade result;
-    double total = 0;
+    double total = 0, weighted = 0;
+    std::size_t graded = 0;
     for (std::size_t i = 0; i < grades.size(); ++i) {
-      result.score += weights[i] * grades[i].score;
+      const auto& grade = grades[i];
+      result.unparseable += grade.unparseable;
+      result.cached += grade.cached;
+      result.scores.insert(grade.scores.begin(), grade.scores.end());
+      result.left_out.insert(grade.left_out.begin(), grade.left_out.end());
+      result.explanation += (i ? "; " : "") + graders[i].key() + ": " + grade.explanation;
+      if (grade.ignored) {
+        result.left_out.emplace(graders[i].key(), "ignored: " + grade.explanation);
+        result.scores.erase(graders[i].key()); // no score to average or log
+        continue;
+      }
+      weighted += weights[i] * grade.score;
       total += weights[i];
-      result.unparseable += grades[i].unparseable;
-      result.cached += grades[i].cached;
-      result.scores.insert(grades[i].scores.begin(), grades[i].scores.end());
-      result.explanation += (i ? "; " : "") + graders[i].key() + ": " + grades[i].explanation;
+      ++graded;
     }
-    result.score = total > 0 ? result.score / total : 0.0;
+    if (graded == 0) {
+      result.ignored = true;
+      co_return result;
+    }
+    result.score = sum ? std::clamp(weighted, 0.0, 1.0) : (total > 0 ? weighted / total : 0.0);
     result.scores[key] = result.score;
     co_return result;
   }
@@ -222,8 +262,15 @@ CombinedGrader::CombinedGrader(CombinedOptions options)
       for (auto weight : options.weights)
         if (!(weight >= 0))
           throw ConfigError("grader '" + options.grader_key + "': weights must be >= 0");
+      if (options.aggregation != "mean" && options.aggregation != "sum")
+        throw ConfigError("grader '" + options.grader_key + "': aggregation must be mean or sum, got '"
+                          + options.aggregation + "'");
+      if (!(options.failure_rate_warning >= 0 && options.failure_rate_warning <= 1))
+        throw ConfigError("grader '" + options.grader_key + "': failure_rate_warning must be in [0, 1]");
       auto impl = std::make_shared<Combined>();
       impl->key = options.grader_key;
+      impl->sum = options.aggregation == "sum";
+      impl->failure_rate_warning = options.failure_rate_warning;
       impl->graders = std::move(options.graders);
       impl->weights = std::move(options.weights);
       return std::shared_ptr<const Grader::Impl>(impl);

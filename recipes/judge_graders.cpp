@@ -10,7 +10,9 @@
 #include <cctype>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <regex>
+#include <string>
 
 namespace chorus {
 
@@ -22,25 +24,44 @@ std::string upper(std::string text) {
   return text;
 }
 
-std::string render(const Sample& sample) {
+std::string render(const std::vector<ChatMessage>& conversation, const std::string& response) {
   std::string text = "[Conversation]\n";
-  for (const auto& message : sample.prompt)
+  for (const auto& message : conversation)
     text += message.role + ": " + message.content + "\n";
-  return text + "\n[Response]\n" + sample.completion + "\n";
+  return text + "\n[Response]\n" + response + "\n";
 }
 
-std::vector<ChatMessage> judge_prompt(const std::string& instruction, const Sample& sample) {
+// The judge's prompt: the worked examples, if any, then the case and the instruction. `tag` is the
+// line a verdict starts with ("VERDICT:", "SCORE:").
+std::vector<ChatMessage> judge_prompt(const std::string& instruction, const std::string& tag,
+                                      const std::vector<JudgeShot>& shots, const Sample& sample) {
+  std::string text;
+  if (!shots.empty()) {
+    text = instruction + "\n\nGraded examples:\n";
+    for (std::size_t i = 0; i < shots.size(); ++i) {
+      const auto& shot = shots[i];
+      text += "\n[Example " + std::to_string(i + 1) + "]\n" + render(shot.conversation, shot.response) + "[Grading]\n"
+        + (shot.reasoning.empty() ? "" : shot.reasoning + "\n") + tag + " " + shot.verdict + "\n";
+    }
+    text += "\nNow the case to grade.\n\n";
+  }
   return {{"system", "You are a careful, strict grader of an AI assistant's responses."},
-          {"user", render(sample) + "\n" + instruction}};
+          {"user", text + render(sample.prompt, sample.completion) + "\n" + instruction}};
 }
 
-Grade pass_fail_grade(const std::string& key, const std::string& text) {
+// A judge's answer as a grade; nullopt when it holds no verdict to parse.
+using Interpret = std::function<std::optional<Grade>(const std::string& reply)>;
+
+std::optional<Grade> pass_fail_grade(const std::string& key, const std::string& text) {
+  auto verdict = parse_verdict(text);
+  if (verdict == Verdict::none)
+    return std::nullopt;
   Grade result;
-  auto verdict = parse_pass_fail(text);
-  result.score = verdict == 1 ? 1.0 : 0.0;
-  result.unparseable = verdict < 0 ? 1 : 0;
-  result.explanation = verdict < 0 ? "unparseable verdict: " + text : text;
-  result.scores[key] = result.score;
+  result.ignored = verdict == Verdict::not_applicable;
+  result.score = verdict == Verdict::pass ? 1.0 : 0.0;
+  result.explanation = text;
+  if (!result.ignored)
+    result.scores[key] = result.score;
   return result;
 }
 
@@ -73,13 +94,33 @@ AskJudge ask_endpoint(OpenAIEndpoint endpoint, const std::string& key) {
   };
 }
 
+// Asks the judge until its answer parses, at most 1 + `retries` times, each retry shown its last
+// answer and the form expected (`reminder`); after that the sample is ignored.
+Task<Grade> ask_until_parsed(AskJudge ask, SamplingParams sampling, std::vector<ChatMessage> conversation,
+                             Interpret interpret, std::string reminder, int retries) {
+  std::string reply;
+  for (int attempt = 0; attempt <= retries; ++attempt) {
+    reply = co_await ask(conversation, sampling);
+    if (auto grade = interpret(reply)) {
+      grade->unparseable = attempt;
+      co_return std::move(*grade);
+    }
+    conversation.push_back({"assistant", reply});
+    conversation.push_back({"user", reminder});
+  }
+  Grade ignored;
+  ignored.ignored = true;
+  ignored.unparseable = retries + 1;
+  ignored.explanation = "no verdict after " + std::to_string(retries + 1) + " answer(s); the last: " + reply;
+  co_return ignored;
+}
+
 // Asks the judge, through the cache when there is one.
 Task<Grade> ask_judge(const AskJudge& ask, const SamplingParams& sampling,
                       const std::shared_ptr<detail::JudgementCache>& cache, std::vector<ChatMessage> prompt,
-                      std::function<Grade(const std::string& reply)> verdict) {
-  auto judge = [ask, sampling, prompt, verdict]() -> Task<Grade> {
-    auto reply = co_await ask(prompt, sampling);
-    co_return verdict(reply);
+                      Interpret interpret, std::string reminder, int retries) {
+  auto judge = [ask, sampling, prompt, interpret, reminder, retries]() -> Task<Grade> {
+    return ask_until_parsed(ask, sampling, prompt, interpret, reminder, retries);
   };
   if (!cache)
     co_return co_await judge();
@@ -101,11 +142,32 @@ struct JudgeSetup {
   SamplingParams sampling;
   bool cache = true;
   int cache_size = 0;
+  std::vector<JudgeShot> shots;
+  int max_parsing_retries = 1;
 };
 
-void check_criteria(const JudgeSetup& setup) {
+// `accepted` says whether a shot's verdict is one the judge may give; `expected` names them.
+void check_setup(JudgeSetup& setup, const std::function<bool(const std::string&)>& accepted,
+                 const std::string& expected) {
+  auto fail = [&](const std::string& what) { throw ConfigError("grader '" + setup.key + "': " + what); };
   if (setup.criteria.empty())
-    throw ConfigError("grader '" + setup.key + "': criteria must not be empty");
+    fail("criteria must not be empty");
+  if (setup.max_parsing_retries < 0)
+    fail("max_parsing_retries must be >= 0");
+  for (std::size_t i = 0; i < setup.shots.size(); ++i) {
+    auto& verdict = setup.shots[i].verdict;
+    verdict = upper(verdict);
+    if (verdict == "N/A")
+      verdict = "NA";
+    if (!accepted(verdict))
+      fail("shot " + std::to_string(i + 1) + "'s verdict '" + setup.shots[i].verdict + "' is not " + expected);
+  }
+}
+
+// The setup of judge options `o` (any of the four judge option structs).
+template <class Options>
+JudgeSetup setup_of(const Options& o) {
+  return {o.grader_key, o.criteria, o.sampling, o.cache, o.cache_size, o.shots, o.max_parsing_retries};
 }
 
 struct BinaryJudge : Grader::Impl {
@@ -114,10 +176,14 @@ struct BinaryJudge : Grader::Impl {
   AskJudge ask;
   Task<Grade> grade(Sample sample) const override {
     auto instruction = "Criterion: " + setup.criteria
-      + "\nDoes the response meet the criterion? Reason briefly, then end with a line "
-        "'VERDICT: PASS' or 'VERDICT: FAIL'.";
-    co_return co_await ask_judge(ask, setup.sampling, cache, judge_prompt(instruction, sample),
-                                 [key = key](const std::string& text) { return pass_fail_grade(key, text); });
+      + "\nDoes the response meet the criterion? Reason briefly, then end with a line 'VERDICT: PASS' or "
+        "'VERDICT: FAIL' ('VERDICT: NA' if the criterion does not apply to this conversation).";
+    co_return co_await ask_judge(
+      ask, setup.sampling, cache, judge_prompt(instruction, "VERDICT:", setup.shots, sample),
+      [key = key](const std::string& text) { return pass_fail_grade(key, text); },
+      "Your answer did not end with a verdict. End it with one line: 'VERDICT: PASS', 'VERDICT: FAIL' or "
+      "'VERDICT: NA'.",
+      setup.max_parsing_retries);
   }
 };
 
@@ -126,34 +192,51 @@ struct RangeJudge : Grader::Impl {
   std::shared_ptr<detail::JudgementCache> cache;
   AskJudge ask;
   double min_score = 1, max_score = 10;
+
+  std::string scale() const {
+    return number(min_score) + " to " + number(max_score);
+  }
+
   Task<Grade> grade(Sample sample) const override {
-    auto scale =
-      std::to_string(static_cast<long long>(min_score)) + " to " + std::to_string(static_cast<long long>(max_score));
     auto instruction = "Criterion: " + setup.criteria
-      + "\nRate how well the response meets the criterion on a scale "
-        "from "
-      + scale + ". Reason briefly, then end with a line 'SCORE: <number>'.";
-    co_return co_await ask_judge(ask, setup.sampling, cache, judge_prompt(instruction, sample),
-                                 [key = key, low = min_score, high = max_score](const std::string& text) {
-                                   Grade result;
-                                   auto value = parse_scale_score(text, low, high);
-                                   if (std::isnan(value)) {
-                                     result.unparseable = 1;
-                                     result.explanation = "unparseable score: " + text;
-                                   } else {
-                                     result.score = (value - low) / (high - low);
-                                     result.explanation = text;
-                                   }
-                                   result.scores[key] = result.score;
-                                   return result;
-                                 });
+      + "\nRate how well the response meets the criterion on a scale from " + scale()
+      + ". Reason briefly, then end with a line 'SCORE: <number>' ('SCORE: NA' if the criterion does not "
+        "apply to this conversation).";
+    co_return co_await ask_judge(
+      ask, setup.sampling, cache, judge_prompt(instruction, "SCORE:", setup.shots, sample),
+      [key = key, low = min_score, high = max_score](const std::string& text) -> std::optional<Grade> {
+        Grade result;
+        result.explanation = text;
+        if (says_not_applicable(text, "SCORE:")) {
+          result.ignored = true;
+          return result;
+        }
+        auto value = parse_scale_score(text, low, high);
+        if (std::isnan(value))
+          return std::nullopt;
+        result.score = (value - low) / (high - low);
+        result.scores[key] = result.score;
+        return result;
+      },
+      "Your answer did not end with a score from " + scale()
+        + ". End it with one line: 'SCORE: <number>' or "
+          "'SCORE: NA'.",
+      setup.max_parsing_retries);
+  }
+
+  static std::string number(double value) {
+    auto text = std::to_string(value);
+    text.erase(text.find_last_not_of('0') + 1);
+    if (text.back() == '.')
+      text.pop_back();
+    return text;
   }
 };
 
 // Each builder checks the options first and only then makes the way to the judge (an OpenAI
 // client reads the environment and starts threads): `make_ask` runs last.
 std::shared_ptr<const Grader::Impl> binary_judge(JudgeSetup setup, const std::function<AskJudge()>& make_ask) {
-  check_criteria(setup);
+  check_setup(setup, [](const std::string& v) { return v == "PASS" || v == "FAIL" || v == "NA"; }, "PASS, FAIL or NA");
   auto impl = std::make_shared<BinaryJudge>();
   impl->key = setup.key;
   impl->cache = make_cache(setup.cache, setup.cache_size, setup.key);
@@ -164,9 +247,14 @@ std::shared_ptr<const Grader::Impl> binary_judge(JudgeSetup setup, const std::fu
 
 std::shared_ptr<const Grader::Impl> range_judge(JudgeSetup setup, double min_score, double max_score,
                                                 const std::function<AskJudge()>& make_ask) {
-  check_criteria(setup);
   if (!(max_score > min_score))
     throw ConfigError("grader '" + setup.key + "': max_score must be greater than min_score");
+  check_setup(
+    setup,
+    [&](const std::string& v) {
+      return v == "NA" || !std::isnan(parse_scale_score("SCORE: " + v, min_score, max_score));
+    },
+    "NA or a number from " + RangeJudge::number(min_score) + " to " + RangeJudge::number(max_score));
   auto impl = std::make_shared<RangeJudge>();
   impl->key = setup.key;
   impl->cache = make_cache(setup.cache, setup.cache_size, setup.key);
@@ -179,21 +267,41 @@ std::shared_ptr<const Grader::Impl> range_judge(JudgeSetup setup, double min_sco
 
 } // namespace
 
-int parse_pass_fail(const std::string& text) {
+bool says_not_applicable(const std::string& text, const std::string& tag) {
+  auto upper_text = upper(text);
+  auto at = upper_text.rfind(upper(tag));
+  if (at == std::string::npos)
+    return false;
+  auto rest = upper_text.substr(at + tag.size());
+  auto word = rest.find_first_not_of(" \t*_\"'`");
+  if (word == std::string::npos)
+    return false;
+  for (const char* na : {"N/A", "NA"}) {
+    auto length = std::char_traits<char>::length(na);
+    if (rest.compare(word, length, na) == 0
+        && (word + length == rest.size() || !std::isalnum(static_cast<unsigned char>(rest[word + length]))))
+      return true;
+  }
+  return false;
+}
+
+Verdict parse_verdict(const std::string& text) {
+  if (says_not_applicable(text, "VERDICT:"))
+    return Verdict::not_applicable;
   auto upper_text = upper(text);
   auto tag = upper_text.rfind("VERDICT:");
   if (tag != std::string::npos) {
     auto rest = upper_text.substr(tag + 8);
     auto word = rest.find_first_not_of(" \t*_\"'`");
     if (word != std::string::npos && rest.compare(word, 4, "PASS") == 0)
-      return 1;
+      return Verdict::pass;
     if (word != std::string::npos && rest.compare(word, 4, "FAIL") == 0)
-      return 0;
+      return Verdict::fail;
   }
   static const std::regex words(R"(\b(PASS|FAIL)\b)");
-  int verdict = -1;
+  auto verdict = Verdict::none;
   for (std::sregex_iterator it(upper_text.begin(), upper_text.end(), words), end; it != end; ++it)
-    verdict = (*it)[1].str() == "PASS" ? 1 : 0;
+    verdict = (*it)[1].str() == "PASS" ? Verdict::pass : Verdict::fail;
   return verdict;
 }
 
@@ -214,20 +322,18 @@ double parse_scale_score(const std::string& text, double min_score, double max_s
 }
 
 BinaryJudgeGrader::BinaryJudgeGrader(BinaryJudgeOptions options)
-  : Grader(binary_judge({options.grader_key, options.criteria, options.sampling, options.cache, options.cache_size},
-                        [&] { return ask_model(options.model); })) {}
+  : Grader(binary_judge(setup_of(options), [&] { return ask_model(options.model); })) {}
 
 RangeJudgeGrader::RangeJudgeGrader(RangeJudgeOptions options)
-  : Grader(range_judge({options.grader_key, options.criteria, options.sampling, options.cache, options.cache_size},
-                       options.min_score, options.max_score, [&] { return ask_model(options.model); })) {}
+  : Grader(
+      range_judge(setup_of(options), options.min_score, options.max_score, [&] { return ask_model(options.model); })) {}
 
 OpenAIJudgeGrader::OpenAIJudgeGrader(OpenAIJudgeOptions options)
-  : Grader(binary_judge({options.grader_key, options.criteria, options.sampling, options.cache, options.cache_size},
-                        [&] { return ask_endpoint(std::move(options.endpoint), options.grader_key); })) {}
+  : Grader(
+      binary_judge(setup_of(options), [&] { return ask_endpoint(std::move(options.endpoint), options.grader_key); })) {}
 
 OpenAIRangeJudgeGrader::OpenAIRangeJudgeGrader(OpenAIRangeJudgeOptions options)
-  : Grader(range_judge({options.grader_key, options.criteria, options.sampling, options.cache, options.cache_size},
-                       options.min_score, options.max_score,
+  : Grader(range_judge(setup_of(options), options.min_score, options.max_score,
                        [&] { return ask_endpoint(std::move(options.endpoint), options.grader_key); })) {}
 
 } // namespace chorus

@@ -109,7 +109,7 @@ struct PolicyOptimizationRun {
       auto batch = samples_of(rollouts);
       auto reports = co_await train_on(std::move(batch.samples), step);
       pipeline.step_trained(step, c.model.weight_version());
-      c.logger.log(c.stage, step, step_metrics(batch, reports, rollouts));
+      c.logger.log(c.stage, step, step_metrics(batch, reports, rollouts, step));
       result.steps = step;
       result.reward_mean = mean_of(batch.stats.rewards);
       co_await checkpoint.step_done(step, rl_progress(result, pipeline));
@@ -122,19 +122,24 @@ struct PolicyOptimizationRun {
   StepSamples samples_of(StepRollouts& rollouts) const {
     StepSamples step;
     for (auto& group : rollouts.groups) {
+      // Ignored grades (a judge's NA, no verdict) are no reward: the group is the members graded.
       std::vector<double> rewards;
-      for (const auto& r : group.members) {
-        rewards.push_back(r.grade.score);
+      std::vector<Rollout*> graded;
+      for (auto& r : group.members) {
         step.stats.add(r.grade, r.generated);
         step.unparseable += r.grade.unparseable;
         step.cache_hits += r.grade.cached;
+        if (!r.grade.ignored) {
+          rewards.push_back(r.grade.score);
+          graded.push_back(&r);
+        }
       }
-      if (c.drop_uniform_groups && uniform_rewards(rewards))
+      if (graded.empty() || (c.drop_uniform_groups && uniform_rewards(rewards)))
         continue;
       ++step.groups_kept;
       auto advantages = group_advantages(rewards, c.advantages);
-      for (std::size_t k = 0; k < group.members.size(); ++k) {
-        auto& r = group.members[k];
+      for (std::size_t k = 0; k < graded.size(); ++k) {
+        auto& r = *graded[k];
         if (r.generated == 0) {
           ++step.empty;
           continue;
@@ -169,7 +174,8 @@ struct PolicyOptimizationRun {
             .on_policy_version = on_policy_version};
   }
 
-  Metrics step_metrics(const StepSamples& step, const std::vector<TrainReport>& reports, const StepRollouts& rollouts) {
+  Metrics step_metrics(const StepSamples& step, const std::vector<TrainReport>& reports, const StepRollouts& rollouts,
+                       int step_number) {
     const auto& rewards = step.stats.rewards;
     Metrics metrics{{"reward_mean", mean_of(rewards)}, {"reward_std", std_of(rewards)}};
     for (const auto& [key, scores] : step.stats.by_key)
@@ -190,6 +196,7 @@ struct PolicyOptimizationRun {
                     {"unparseable", step.unparseable},
                     {"judge_cache_hits", step.cache_hits},
                     {"empty_completions", step.empty}});
+    step.stats.add_grading_metrics(metrics, c.grader, c.stage, step_number);
     rollouts.add_to(metrics, pipeline.lap());
     return metrics;
   }

@@ -54,7 +54,7 @@ struct PpoRun {
         reports = co_await train_on(std::move(samples), step);
       }
       pipeline.step_trained(step, o.model.weight_version());
-      o.logger.log(o.stage, step, step_metrics(stats, reports, value_mean, rollouts));
+      o.logger.log(o.stage, step, step_metrics(stats, reports, value_mean, rollouts, step));
       result.steps = step;
       result.reward_mean = mean_of(stats.rewards);
       co_await checkpoint.step_done(step, detail::rl_progress(result, pipeline));
@@ -68,7 +68,7 @@ struct PpoRun {
     for (auto& group : rollouts.groups) {
       for (auto& g : group.members) {
         stats.add(g.grade, g.generated);
-        if (g.generated == 0)
+        if (g.generated == 0 || g.grade.ignored) // an ignored grade is no reward to learn from
           continue;
         samples.push_back(
           {std::move(g.prompt_tokens), std::move(g.tokens), g.grade.score, std::move(g.logprobs), g.weight_version});
@@ -133,7 +133,7 @@ struct PpoRun {
   }
 
   Metrics step_metrics(const detail::RewardStats& stats, const std::vector<TrainReport>& reports, double value_mean,
-                       const detail::StepRollouts& rollouts) {
+                       const detail::StepRollouts& rollouts, int step) {
     Metrics metrics{{"reward_mean", mean_of(stats.rewards)}};
     for (const auto& [key, scores] : stats.by_key)
       metrics.emplace_back("reward/" + key, mean_of(scores));
@@ -148,6 +148,7 @@ struct PpoRun {
                     {"tokens_per_s", mean_over(reports, &TrainReport::tokens_per_second)},
                     {"completion_length", mean_of(stats.lengths)},
                     {"policy_version", static_cast<double>(o.model.weight_version())}});
+    stats.add_grading_metrics(metrics, o.grader, o.stage, step);
     rollouts.add_to(metrics, pipeline.lap());
     return metrics;
   }

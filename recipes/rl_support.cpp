@@ -1,6 +1,8 @@
 // The RL loops' small helpers (recipes/rl_support.hpp): prompt order, sampling seeds, step statistics.
 #include "recipes/rl_support.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <cmath>
 
 namespace chorus::detail {
@@ -47,10 +49,30 @@ double mean_over(const std::vector<TrainReport>& reports, double TrainReport::* 
 }
 
 void RewardStats::add(const Grade& grade, std::int64_t generated) {
-  rewards.push_back(grade.score);
+  ++samples;
   lengths.push_back(static_cast<double>(generated));
+  for (const auto& [part, why] : grade.left_out)
+    ++left_out[part];
+  if (grade.ignored) {
+    ++ignored;
+    return;
+  }
+  rewards.push_back(grade.score);
   for (const auto& [key, score] : grade.scores)
     by_key[key].push_back(score);
+}
+
+void RewardStats::add_grading_metrics(Metrics& metrics, const Grader& grader, const std::string& stage,
+                                      int step) const {
+  metrics.emplace_back("ignored_samples", ignored);
+  for (const auto& [part, count] : left_out) {
+    auto share = samples > 0 ? static_cast<double>(count) / samples : 0.0;
+    metrics.emplace_back("left_out/" + part, share);
+    if (share > grader.failure_rate_warning())
+      spdlog::warn("{} step {}: grader '{}' left out part '{}' on {} of {} samples ({:.0f}%, above its "
+                   "failure_rate_warning of {:.0f}%)",
+                   stage, step, grader.key(), part, count, samples, 100 * share, 100 * grader.failure_rate_warning());
+  }
 }
 
 } // namespace chorus::detail

@@ -6,6 +6,7 @@
 #include <chorus/dataset.hpp>
 #include <chorus/generation.hpp>
 #include <chorus/grader.hpp>
+#include <chorus/metrics.hpp>
 #include <chorus/training.hpp>
 
 #include <cstdint>
@@ -46,11 +47,17 @@ double mean_over(const std::vector<TrainReport>& reports, double TrainReport::* 
 
 /// The rewards of a step's rollouts, for its metrics.
 struct RewardStats {
-  std::vector<double> rewards;                       // one per rollout
+  std::vector<double> rewards;                       // one per graded rollout (ignored ones have none)
   std::vector<double> lengths;                       // tokens generated, one per rollout
   std::map<std::string, std::vector<double>> by_key; // the parts of a combined grade, by grader key
+  int samples = 0, ignored = 0;                      // rollouts, and those whose grade is ignored
+  std::map<std::string, int> left_out;               // the parts left out of a combined grade, by key
 
   void add(const Grade& grade, std::int64_t generated);
+
+  // Adds ignored_samples and left_out/<part> (the share of the step's rollouts) to `metrics`, and warns
+  // about a part left out of more than `grader`'s failure_rate_warning of them.
+  void add_grading_metrics(Metrics& metrics, const Grader& grader, const std::string& stage, int step) const;
 };
 
 } // namespace chorus::detail

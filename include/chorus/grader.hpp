@@ -40,10 +40,17 @@ struct Grade {
   std::string explanation;
   /// The score of every grader that contributed, by grader key (a combined grader's parts too).
   std::map<std::string, double> scores;
-  /// Judge verdicts that could not be parsed (each scored 0): counted, so that a trainer reports them.
+  /// Judge answers that could not be parsed, retries included: counted, so that a trainer reports them.
   int unparseable = 0;
   /// Judge verdicts served from a judge grader's cache instead of asking the judge again.
   int cached = 0;
+  /// The grader could not grade the sample: a judge's NA ("not applicable") verdict, no verdict it
+  /// could parse after its retries, or every part of a combined grader left out. The sample is left
+  /// out of the reward, the advantages and the loss (and counted), instead of scoring 0.
+  bool ignored = false;
+  /// The parts of a combined grade that were left out, by grader key: "ignored: ..." or "failed: ..."
+  /// (the part threw), with the reason.
+  std::map<std::string, std::string> left_out;
 };
 
 /// A grader: a cheap, copyable handle. Build one with the classes below.
@@ -64,6 +71,10 @@ public:
     return impl_ != nullptr;
   }
 
+  /// The share of a step's samples above which a part left out (Grade::left_out) is warned about and
+  /// logged (CombinedOptions::failure_rate_warning); 1 for graders without parts.
+  double failure_rate_warning() const;
+
   /// What implementations provide.
   struct Impl {
     virtual ~Impl() = default;
@@ -71,6 +82,8 @@ public:
     virtual Task<Grade> grade(Sample sample) const = 0;
     /// The key the score is logged under.
     std::string key;
+    /// As Grader::failure_rate_warning.
+    double failure_rate_warning = 1.0;
   };
 
   /// A handle to the grader `impl`, for implementations.
@@ -144,6 +157,19 @@ public:
   explicit JsonGrader(JsonOptions options);
 };
 
+/// A worked example placed in a judge's prompt before the case it grades (the judges' `shots`).
+struct JudgeShot {
+  /// The example's conversation.
+  std::vector<ChatMessage> conversation;
+  /// The example's response.
+  std::string response;
+  /// The answer the judge should give: "PASS", "FAIL" or "NA" for a binary judge; a number on the
+  /// scale, or "NA", for a range judge.
+  std::string verdict;
+  /// The reasoning the judge should write before its verdict (may be empty).
+  std::string reasoning;
+};
+
 /// Options of BinaryJudgeGrader.
 struct BinaryJudgeOptions {
   /// The key the score is logged under.
@@ -159,10 +185,16 @@ struct BinaryJudgeOptions {
   bool cache = true;
   /// The most verdicts the cache keeps (at least 1 when `cache` is on).
   int cache_size = 65536;
+  /// Worked examples shown to the judge before each case, in order.
+  std::vector<JudgeShot> shots;
+  /// Times the judge is asked again, shown its answer and the form expected, when its answer has no
+  /// verdict it can parse; after them the sample is ignored (Grade::ignored).
+  int max_parsing_retries = 1;
 };
 
-/// Asks a judge model whether the completion meets the criteria: PASS scores 1, FAIL 0. A verdict
-/// with neither word scores 0 and is counted in Grade::unparseable, the judge's text kept.
+/// Asks a judge model whether the completion meets the criteria: PASS scores 1, FAIL 0. NA (the
+/// criterion does not apply), or an answer with no verdict after the retries, ignores the sample
+/// (Grade::ignored; the latter also counted in Grade::unparseable), the judge's text kept.
 class BinaryJudgeGrader : public Grader {
 public:
   /// A grader with `options`.
@@ -188,10 +220,15 @@ struct RangeJudgeOptions {
   bool cache = true;
   /// The most verdicts the cache keeps (at least 1 when `cache` is on).
   int cache_size = 65536;
+  /// Worked examples shown to the judge before each case, in order.
+  std::vector<JudgeShot> shots;
+  /// Times the judge is asked again, shown its answer and the form expected, when its answer has no
+  /// verdict it can parse; after them the sample is ignored (Grade::ignored).
+  int max_parsing_retries = 1;
 };
 
-/// Asks a judge model for a score on a stated scale, normalised to [0, 1]. An answer without a
-/// number on the scale scores 0 and is counted in Grade::unparseable.
+/// Asks a judge model for a score on a stated scale, normalised to [0, 1]. NA, or an answer without a
+/// number on the scale after the retries, ignores the sample (as BinaryJudgeGrader).
 class RangeJudgeGrader : public Grader {
 public:
   /// A grader with `options`.
@@ -235,6 +272,11 @@ struct OpenAIJudgeOptions {
   bool cache = true;
   /// The most verdicts the cache keeps (at least 1 when `cache` is on).
   int cache_size = 65536;
+  /// Worked examples shown to the judge before each case, in order.
+  std::vector<JudgeShot> shots;
+  /// Times the judge is asked again, shown its answer and the form expected, when its answer has no
+  /// verdict it can parse; after them the sample is ignored (Grade::ignored).
+  int max_parsing_retries = 1;
 };
 
 /// BinaryJudgeGrader's judging (same prompt, same PASS/FAIL parsing) by a model behind an
@@ -266,6 +308,11 @@ struct OpenAIRangeJudgeOptions {
   bool cache = true;
   /// The most verdicts the cache keeps (at least 1 when `cache` is on).
   int cache_size = 65536;
+  /// Worked examples shown to the judge before each case, in order.
+  std::vector<JudgeShot> shots;
+  /// Times the judge is asked again, shown its answer and the form expected, when its answer has no
+  /// verdict it can parse; after them the sample is ignored (Grade::ignored).
+  int max_parsing_retries = 1;
 };
 
 /// RangeJudgeGrader's judging by a model behind an OpenAI-compatible endpoint; errors as
@@ -286,26 +333,40 @@ struct CombinedOptions {
   std::vector<Grader> graders;
   /// One per grader; empty: equal weights.
   std::vector<double> weights;
+  /// "mean": the weighted mean of the parts' scores; "sum": their weighted sum, clamped to [0, 1].
+  std::string aggregation = "mean";
+  /// When a part is left out (ignored, or it threw) on more than this share of a step's samples,
+  /// the algorithm warns in the log, naming the part; the share is logged every step either way
+  /// (`left_out/<part>`).
+  double failure_rate_warning = 0.2;
 };
 
-/// The weighted mean of several graders, run concurrently; each part's score is kept under its key.
-/// @throws ConfigError for no graders or a weight count that does not match.
+/// Several graders, run concurrently, combined by `aggregation`; each part's score is kept under its
+/// key. A part that is ignored or throws is left out, the others' weights renormalised ("mean"), and
+/// named in Grade::left_out; when every part is left out the sample is ignored.
 class CombinedGrader : public Grader {
 public:
   /// A grader with `options`.
-  /// @throws ConfigError for no graders, a weight count that does not match, or a negative weight.
+  /// @throws ConfigError for no graders, a weight count that does not match, a negative weight, an
+  /// unknown aggregation or a failure_rate_warning outside [0, 1].
   explicit CombinedGrader(CombinedOptions options);
 };
 
 // -- judge prompts and verdicts (exposed for tests) -------------------------------
 
-/// The judge's verdict in `text`: 1 for PASS, 0 for FAIL, -1 when there is none. The word after the
-/// last "VERDICT:" decides if there is one; otherwise the last of the two words to appear as a whole
-/// word (case-insensitive), since a judge reasons before it concludes.
-int parse_pass_fail(const std::string& text);
+/// A binary judge's verdict.
+enum class Verdict { fail, pass, not_applicable, none };
+
+/// The judge's verdict in `text`. The word after the last "VERDICT:" decides if there is one (PASS,
+/// FAIL, NA or N/A); otherwise the last of PASS and FAIL to appear as a whole word
+/// (case-insensitive), since a judge reasons before it concludes; Verdict::none without either.
+Verdict parse_verdict(const std::string& text);
 
 /// The number after the last "SCORE:" if there is one, else the last number in `text`; NaN when it is
 /// missing or outside [min_score, max_score].
 double parse_scale_score(const std::string& text, double min_score, double max_score);
+
+/// Whether the word after the last `tag` ("VERDICT:", "SCORE:") in `text` is NA or N/A.
+bool says_not_applicable(const std::string& text, const std::string& tag);
 
 } // namespace chorus

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs on a Debian 12 machine with network access (a developer's or CI's): downloads the Debian
 # packages chorus's build needs that a CUDA machine's image lacks (CAF, spdlog, fmt, nlohmann-json,
-# Asio, cpp-httplib, PCRE2, ICU, protobuf, GoogleTest, pkg-config) into .device/debs/, which the
-# device tool carries there (`carry: [".device"]`, well under its 64 MiB). LibTorch, CUDA, CMake,
+# Asio, cpp-httplib, PCRE2, ICU, protobuf, GoogleTest, Gloo's headers, pkg-config) into .device/debs/,
+# which the device tool carries there (`carry: [".device"]`, well under its 64 MiB). LibTorch, CUDA, CMake,
 # ninja and the compiler come from the GPU image itself (its PyTorch wheel holds a complete LibTorch).
 # Nothing is installed here: `apt-get download` only fetches the .deb files.
 #   scripts/device/gather_packages.sh          downloads what is missing from .device/debs/
@@ -18,6 +18,7 @@ packages=(
   libicu-dev libicu72
   libprotobuf-dev libprotobuf32 libprotobuf-lite32 protobuf-compiler libprotoc32
   libgtest-dev googletest libbenchmark-dev libbenchmark1debian
+  libgloo-dev # the Gloo headers c10d's ProcessGroupGloo.hpp includes; the wheel's LibTorch lacks them
   pkgconf pkgconf-bin libpkgconf3
 )
 if [ "${1:-}" = "--list" ]; then

@@ -3,6 +3,7 @@
 // loads on the CPU. Skipped (with the reason) where LibTorch has no CUDA device: run on a GPU machine
 // with `ctest -L gpu` (docs/gpu.md, scripts/device/).
 #include "models/checkpoint.hpp"
+#include "models/fused_adamw.hpp"
 #include "models/generation.hpp"
 #include "models/training.hpp"
 #include "tests/models/test_models.hpp"
@@ -163,8 +164,7 @@ TEST_F(OnCuda, SftStepsLowerTheLossWithTheOptimizerStateOnTheDevice) {
   EXPECT_GT(first.grad_norm, 0.0);
   for (const auto& parameter : model->parameters()) {
     ASSERT_TRUE(parameter.is_cuda());
-    auto& state = static_cast<torch::optim::AdamWParamState&>(
-      *optimizer->state().at(c10::guts::to_string(parameter.unsafeGetTensorImpl())));
+    auto& state = static_cast<torch::optim::AdamWParamState&>(*optimizer->state().at(optimizer_state_key(parameter)));
     EXPECT_TRUE(state.exp_avg().is_cuda());
     EXPECT_EQ(state.exp_avg().scalar_type(), torch::kFloat32);
   }

@@ -64,8 +64,7 @@ TEST(FusedAdamW, TakesLibTorchsSteps) {
   // The same state: step counts (the bias skipped one step) and moments.
   ASSERT_EQ(fused->state().size(), 3u);
   auto state_of = [](torch::optim::Optimizer& optimizer, const torch::Tensor& p) -> torch::optim::AdamWParamState& {
-    return static_cast<torch::optim::AdamWParamState&>(
-      *optimizer.state().at(c10::guts::to_string(p.unsafeGetTensorImpl())));
+    return static_cast<torch::optim::AdamWParamState&>(*optimizer.state().at(optimizer_state_key(p)));
   };
   std::vector<std::int64_t> steps;
   for (const auto& p : {fused_params.matrix, fused_params.bias, fused_params.half})

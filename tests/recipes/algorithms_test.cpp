@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cmath>
+#include <fstream>
 
 using namespace chorus;
 using chorus::test::share_of_x;
@@ -126,6 +127,46 @@ TEST_F(Algorithms, GspoRaisesTheReward) {
     EXPECT_GT(trained.reward_mean, first.reward_mean + 0.2) << first.reward_mean << " -> " << trained.reward_mean;
     std::printf("GSPO reward %.3f -> %.3f\n", first.reward_mean, trained.reward_mean);
   }());
+}
+
+// A grader that cannot grade a sample (a judge's NA) leaves it out of the reward, the advantages and
+// the loss: here every completion without an 'x' is ignored, so the graded ones all score above 0 and
+// the step's mean reward counts them only; the metrics count the ignored ones.
+TEST_F(Algorithms, IgnoredSamplesAreLeftOutOfTheRewardAndTheLossAndCounted) {
+  auto jsonl = std::filesystem::path(::testing::TempDir()) / "ignored_metrics.jsonl";
+  std::filesystem::remove(jsonl);
+  runtime_.run([&]() -> Task<void> {
+    auto model = co_await tiny_model();
+    auto grader = FunctionGrader("x_only", [](const Sample& sample) {
+      Grade grade;
+      grade.score = share_of_x(sample);
+      grade.ignored = grade.score == 0;
+      return grade;
+    });
+    auto result = co_await GRPO({.dataset = x_task_prompts(),
+                                 .model = model,
+                                 .grader = grader,
+                                 .logger = MetricsLogger({.jsonl = jsonl}),
+                                 .lr = 1e-3,
+                                 .samples_per_batch = 32,
+                                 .completions_per_sample = 8,
+                                 .max_num_grpo_steps = 2,
+                                 .sampling = {.temperature = 1.0, .max_tokens = 8}})
+                    .run();
+    EXPECT_GT(result.reward_mean, 0.0); // the mean over graded samples, which all have an 'x'
+  }());
+  std::ifstream in(jsonl);
+  std::string line;
+  int steps = 0;
+  while (std::getline(in, line)) {
+    auto record = Json::parse(line);
+    ++steps;
+    auto ignored = record.at("ignored_samples").get<double>();
+    EXPECT_GT(ignored, 0.0) << line; // an untrained model writes few x's
+    EXPECT_LT(ignored, 32.0) << line;
+    EXPECT_GT(record.at("reward_mean").get<double>(), 0.0) << line;
+  }
+  EXPECT_EQ(steps, 2);
 }
 
 TEST(Advantages, GeneralizedAdvantageEstimationByHand) {

@@ -85,12 +85,60 @@ TEST(Graders, CombinedIsTheWeightedMeanAndKeepsEachPart) {
   EXPECT_THROW(CombinedGrader({.grader_key = "empty"}), ConfigError);
 }
 
+TEST(Graders, CombinedLeavesOutIgnoredAndFailingPartsAndSumsWhenAsked) {
+  auto one = FunctionGrader("one", [](const Sample&) { return 1.0; });
+  auto half = FunctionGrader("half", [](const Sample&) { return 0.5; });
+  auto na = FunctionGrader("na", [](const Sample&) {
+    Grade grade;
+    grade.ignored = true;
+    grade.explanation = "does not apply";
+    return grade;
+  });
+  auto throws = FunctionGrader("throws", [](const Sample&) -> double { throw std::runtime_error("judge down"); });
+  Runtime runtime;
+  runtime.run([&]() -> Task<void> {
+    // The mean over the parts graded, their weights renormalised: (2 * 1 + 1 * 0.5) / 3.
+    auto mean =
+      co_await CombinedGrader({.grader_key = "mean", .graders = {one, na, half, throws}, .weights = {2, 5, 1, 5}})
+        .grade(answer("x"));
+    EXPECT_FALSE(mean.ignored);
+    EXPECT_DOUBLE_EQ(mean.score, 2.5 / 3.0);
+    EXPECT_EQ(mean.scores.count("na"), 0u);
+    EXPECT_NE(mean.left_out.at("na").find("ignored: does not apply"), std::string::npos) << mean.left_out.at("na");
+    EXPECT_NE(mean.left_out.at("throws").find("failed: judge down"), std::string::npos);
+    // "sum": 0.25 * 1 + 0.5 * 0.5 = 0.5; above 1 it is clamped.
+    auto sum = co_await CombinedGrader({.graders = {one, half}, .weights = {0.25, 0.5}, .aggregation = "sum"})
+                 .grade(answer("x"));
+    EXPECT_DOUBLE_EQ(sum.score, 0.5);
+    EXPECT_DOUBLE_EQ((co_await CombinedGrader({.graders = {one, one}, .aggregation = "sum"}).grade(answer("x"))).score,
+                     1.0);
+    // Nothing graded: the sample is ignored; every part throwing: the grading fails, as one grader's would.
+    EXPECT_TRUE((co_await CombinedGrader({.graders = {na, throws}}).grade(answer("x"))).ignored);
+    bool threw = false;
+    try {
+      co_await CombinedGrader({.graders = {throws}}).grade(answer("x"));
+    } catch (const std::runtime_error& error) {
+      threw = std::string(error.what()) == "judge down";
+    }
+    EXPECT_TRUE(threw);
+  }());
+  EXPECT_THROW(CombinedGrader({.graders = {one}, .aggregation = "max"}), ConfigError);
+  EXPECT_THROW(CombinedGrader({.graders = {one}, .failure_rate_warning = 1.5}), ConfigError);
+  EXPECT_DOUBLE_EQ(CombinedGrader({.graders = {one}, .failure_rate_warning = 0.1}).failure_rate_warning(), 0.1);
+  EXPECT_DOUBLE_EQ(one.failure_rate_warning(), 1.0);
+}
+
 TEST(Graders, JudgeVerdictsParseRobustly) {
-  EXPECT_EQ(parse_pass_fail("The answer is fine.\nVERDICT: PASS"), 1);
-  EXPECT_EQ(parse_pass_fail("It might pass, but no.\nverdict: **fail**"), 0);
-  EXPECT_EQ(parse_pass_fail("Could PASS at first sight; on reflection FAIL"), 0);
-  EXPECT_EQ(parse_pass_fail("Passable, failing nothing"), -1);
-  EXPECT_EQ(parse_pass_fail(""), -1);
+  EXPECT_EQ(parse_verdict("The answer is fine.\nVERDICT: PASS"), Verdict::pass);
+  EXPECT_EQ(parse_verdict("It might pass, but no.\nverdict: **fail**"), Verdict::fail);
+  EXPECT_EQ(parse_verdict("Could PASS at first sight; on reflection FAIL"), Verdict::fail);
+  EXPECT_EQ(parse_verdict("Passable, failing nothing"), Verdict::none);
+  EXPECT_EQ(parse_verdict(""), Verdict::none);
+  EXPECT_EQ(parse_verdict("The user asked nothing to judge.\nVERDICT: NA"), Verdict::not_applicable);
+  EXPECT_EQ(parse_verdict("VERDICT: n/a (no question)"), Verdict::not_applicable);
+  EXPECT_EQ(parse_verdict("VERDICT: NAH, PASS"), Verdict::pass); // NA only as a whole word
+  EXPECT_TRUE(says_not_applicable("Off topic.\nSCORE: N/A", "SCORE:"));
+  EXPECT_FALSE(says_not_applicable("SCORE: 7", "SCORE:"));
   EXPECT_EQ(parse_scale_score("Reasoning: 3 issues.\nSCORE: 8", 1, 10), 8.0);
   EXPECT_EQ(parse_scale_score("I'd give it 7.5", 1, 10), 7.5);
   EXPECT_TRUE(std::isnan(parse_scale_score("SCORE: 11", 1, 10)));
@@ -114,13 +162,14 @@ TEST(Graders, AJudgeGraderAsksARealJudgeModel) {
                             .sampling = {.temperature = 0.0, .max_tokens = 8}});
     auto combined = CombinedGrader({.grader_key = "judged", .graders = {binary, range}});
     auto result = co_await combined.grade(answer("Thank you!"));
-    // An untrained judge answers gibberish: a counted failure, never an exception or a made-up score.
+    // An untrained judge answers gibberish: each part either scores or is left out (asked twice,
+    // unparseable both times), never an exception or a made-up score.
     EXPECT_GE(result.score, 0.0);
     EXPECT_LE(result.score, 1.0);
-    EXPECT_EQ(result.scores.count("polite"), 1u);
-    EXPECT_EQ(result.scores.count("quality"), 1u);
-    EXPECT_GE(result.unparseable, 0);
-    EXPECT_LE(result.unparseable, 2);
+    for (const char* part : {"polite", "quality"})
+      EXPECT_EQ(result.scores.count(part) + result.left_out.count(part), 1u) << part;
+    EXPECT_EQ(result.unparseable, 2 * static_cast<int>(result.left_out.size()));
+    EXPECT_EQ(result.ignored, result.left_out.size() == 2);
     EXPECT_FALSE(result.explanation.empty());
   }());
 }

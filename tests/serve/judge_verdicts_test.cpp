@@ -1,0 +1,144 @@
+// The judge graders' verdicts against a scripted judge endpoint (a test double of the judge's API;
+// the model judges share this machinery): NA ignores the sample, an answer without a verdict is
+// asked again showing the judge its answer, and shots reach the judge's prompt.
+#include <chorus/chorus.hpp>
+#include <chorus/grader.hpp>
+
+#include "runtime/runtime.hpp"
+#include "scripted_endpoint.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace chorus;
+using chorus::test::ScriptedEndpoint;
+using nlohmann::json;
+
+namespace {
+
+Sample answer(std::string completion) {
+  return {{{"user", "Say thanks."}}, std::move(completion), Json::object()};
+}
+
+Grade run(const Grader& grader, Sample sample) {
+  Runtime runtime;
+  return runtime.run(grader.grade(std::move(sample)));
+}
+
+// Answers request i with replies[i] (the last one again past the end).
+ScriptedEndpoint::Reply replies(std::vector<std::string> texts) {
+  return [texts = std::move(texts)](int number, const httplib::Request&, httplib::Response& response) {
+    ScriptedEndpoint::completion(response, texts[std::min<std::size_t>(static_cast<std::size_t>(number), texts.size() - 1)]);
+  };
+}
+
+json messages_of(const std::string& body) {
+  return json::parse(body)["messages"];
+}
+
+} // namespace
+
+TEST(JudgeVerdicts, NotApplicableIgnoresTheSampleInsteadOfScoringIt) {
+  ScriptedEndpoint binary(replies({"The user asked for nothing this criterion covers.\nVERDICT: NA"}));
+  OpenAIJudgeGrader judge({.grader_key = "polite", .criteria = "Is it polite?", .endpoint = binary.endpoint()});
+  auto grade = run(judge, answer("ok"));
+  EXPECT_TRUE(grade.ignored);
+  EXPECT_EQ(grade.scores.count("polite"), 0u);
+  EXPECT_EQ(grade.unparseable, 0);
+  EXPECT_NE(grade.explanation.find("covers"), std::string::npos);
+  EXPECT_EQ(binary.requests(), 1);
+  auto instruction = messages_of(binary.bodies().front())[1]["content"].get<std::string>();
+  EXPECT_NE(instruction.find("'VERDICT: NA' if the criterion does not apply"), std::string::npos) << instruction;
+
+  ScriptedEndpoint range(replies({"Nothing to rate.\nSCORE: N/A"}));
+  OpenAIRangeJudgeGrader scale({.criteria = "Quality", .endpoint = range.endpoint()});
+  EXPECT_TRUE(run(scale, answer("ok")).ignored);
+}
+
+TEST(JudgeVerdicts, AnAnswerWithoutAVerdictIsAskedAgainShowingTheJudgeItsAnswer) {
+  ScriptedEndpoint endpoint(replies({"Hmm, hard to say.", "On reflection it is polite.\nVERDICT: PASS"}));
+  OpenAIJudgeGrader judge({.grader_key = "polite", .criteria = "Is it polite?", .endpoint = endpoint.endpoint()});
+  auto grade = run(judge, answer("Thanks!"));
+  EXPECT_FALSE(grade.ignored);
+  EXPECT_EQ(grade.score, 1.0);
+  EXPECT_EQ(grade.unparseable, 1); // the first answer, counted
+  ASSERT_EQ(endpoint.requests(), 2);
+  auto retry = messages_of(endpoint.bodies()[1]);
+  ASSERT_EQ(retry.size(), 4u); // system, the case, the judge's answer, the reminder
+  EXPECT_EQ(retry[2]["role"], "assistant");
+  EXPECT_EQ(retry[2]["content"], "Hmm, hard to say.");
+  EXPECT_NE(retry[3]["content"].get<std::string>().find("'VERDICT: PASS', 'VERDICT: FAIL' or 'VERDICT: NA'"),
+            std::string::npos);
+
+  // Still no verdict after the retries: ignored, every answer counted.
+  ScriptedEndpoint stubborn(replies({"Hmm."}));
+  OpenAIJudgeGrader twice({.criteria = "Is it polite?", .endpoint = stubborn.endpoint(), .max_parsing_retries = 2});
+  auto ignored = run(twice, answer("Thanks!"));
+  EXPECT_TRUE(ignored.ignored);
+  EXPECT_EQ(ignored.unparseable, 3);
+  EXPECT_EQ(stubborn.requests(), 3);
+  EXPECT_NE(ignored.explanation.find("no verdict after 3 answer(s)"), std::string::npos) << ignored.explanation;
+
+  // A range judge's reminder names its scale.
+  ScriptedEndpoint vague(replies({"Fairly good.", "SCORE: 4"}));
+  OpenAIRangeJudgeGrader scale({.criteria = "Quality", .endpoint = vague.endpoint(), .min_score = 0, .max_score = 5});
+  EXPECT_DOUBLE_EQ(run(scale, answer("x")).score, 0.8);
+  EXPECT_NE(messages_of(vague.bodies()[1])[3]["content"].get<std::string>().find("a score from 0 to 5"),
+            std::string::npos);
+}
+
+TEST(JudgeVerdicts, ShotsAreWorkedExamplesInTheJudgesPrompt) {
+  ScriptedEndpoint endpoint(replies({"VERDICT: FAIL"}));
+  OpenAIJudgeGrader judge({.grader_key = "polite",
+                           .criteria = "Is it polite?",
+                           .endpoint = endpoint.endpoint(),
+                           .shots = {{{{"user", "Pass the salt."}}, "Here you are, enjoy!", "pass", "Friendly."},
+                                     {{{"user", "Hi"}}, "Go away.", "FAIL", ""}}});
+  EXPECT_EQ(run(judge, answer("Whatever.")).score, 0.0);
+  auto prompt = messages_of(endpoint.bodies().front())[1]["content"].get<std::string>();
+  auto first = prompt.find("[Example 1]"), second = prompt.find("[Example 2]"), case_at = prompt.find("Whatever.");
+  ASSERT_NE(first, std::string::npos) << prompt;
+  ASSERT_NE(second, std::string::npos) << prompt;
+  EXPECT_LT(first, second);
+  EXPECT_LT(second, case_at); // the examples come before the case
+  EXPECT_NE(prompt.find("user: Pass the salt.\n\n[Response]\nHere you are, enjoy!\n[Grading]\nFriendly.\nVERDICT: PASS"),
+            std::string::npos)
+    << prompt;
+  EXPECT_NE(prompt.find("Go away.\n[Grading]\nVERDICT: FAIL"), std::string::npos) << prompt;
+
+  ScriptedEndpoint scored(replies({"SCORE: 9"}));
+  OpenAIRangeJudgeGrader range(
+    {.criteria = "Quality", .endpoint = scored.endpoint(), .shots = {{{{"user", "2+2?"}}, "4", "10", "Exact."}}});
+  run(range, answer("x"));
+  EXPECT_NE(messages_of(scored.bodies().front())[1]["content"].get<std::string>().find("Exact.\nSCORE: 10"),
+            std::string::npos);
+}
+
+TEST(JudgeVerdicts, AShotWithAVerdictTheJudgeCannotGiveIsAConfigErrorNamingIt) {
+  ScriptedEndpoint endpoint(replies({"VERDICT: PASS"}));
+  auto message = [&](auto make) {
+    try {
+      make();
+    } catch (const ConfigError& error) {
+      return std::string(error.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(message([&] {
+              OpenAIJudgeGrader({.grader_key = "polite",
+                                 .criteria = "Is it polite?",
+                                 .endpoint = endpoint.endpoint(),
+                                 .shots = {{{}, "a", "PASS", ""}, {{}, "b", "MAYBE", ""}}});
+            }),
+            "grader 'polite': shot 2's verdict 'MAYBE' is not PASS, FAIL or NA");
+  EXPECT_EQ(message([&] {
+              OpenAIRangeJudgeGrader({.grader_key = "quality",
+                                      .criteria = "Quality",
+                                      .endpoint = endpoint.endpoint(),
+                                      .shots = {{{}, "a", "11", ""}}});
+            }),
+            "grader 'quality': shot 1's verdict '11' is not NA or a number from 1 to 10");
+  EXPECT_NE(message([&] {
+              OpenAIJudgeGrader({.criteria = "x", .endpoint = endpoint.endpoint(), .max_parsing_retries = -1});
+            }).find("max_parsing_retries must be >= 0"),
+            std::string::npos);
+}
