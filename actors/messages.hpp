@@ -18,7 +18,7 @@
 namespace chorus {
 
 CHORUS_INSPECT(ChatMessage, role, content)
-CHORUS_INSPECT(SamplingParams, temperature, top_k, top_p, max_tokens, stop, seed)
+CHORUS_INSPECT(SamplingParams, temperature, top_k, top_p, max_tokens, stop, seed, min_tokens)
 CHORUS_INSPECT(Generation, text, prompt_tokens, tokens, logprobs, finish_reason, weight_version)
 CHORUS_INSPECT(TrainSample, prompt_tokens, completion_tokens, advantage, behaviour_logprobs, weight_version,
                completion_mask, token_advantages, old_values, returns)

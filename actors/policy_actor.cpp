@@ -179,6 +179,7 @@ models::SequenceRequest sequence_of(PolicyActor* self, const GenerateRequest& re
   sequence.options.top_k = params.top_k;
   sequence.options.top_p = params.top_p;
   sequence.options.max_new_tokens = params.max_tokens;
+  sequence.options.min_new_tokens = params.min_tokens;
   sequence.options.seed = params.seed >= 0 ? static_cast<std::uint64_t>(params.seed) : self->state.seeds();
   sequence.options.stop_token_ids = stop_ids(model);
   sequence.options.sample_below = model.tokenizer->vocab_size();

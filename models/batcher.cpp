@@ -100,8 +100,11 @@ bool ContinuousBatcher::append(Sequence& sequence, std::int64_t token, float log
   sequence.pending = token;
   bool stop =
     std::find(options.stop_token_ids.begin(), options.stop_token_ids.end(), token) != options.stop_token_ids.end();
+  // The stop check runs on every token (a stream's text goes out there) but ends the sequence only
+  // from min_new_tokens on.
   if (!stop && sequence.request.should_stop)
-    stop = sequence.request.should_stop(result.tokens);
+    stop = sequence.request.should_stop(result.tokens)
+      && static_cast<std::int64_t>(result.tokens.size()) >= options.min_new_tokens;
   if (stop || static_cast<std::int64_t>(result.tokens.size()) >= options.max_new_tokens) {
     result.finish = stop ? FinishReason::stop : FinishReason::length;
     return true;
@@ -127,6 +130,24 @@ void ContinuousBatcher::sample_and_append(const torch::Tensor& logits, std::vect
     auto beyond = torch::arange(vocab, torch::TensorOptions(torch::kInt64).device(device_)).unsqueeze(0)
       >= int64_tensor(limits, device_).unsqueeze(1);
     samplable = logits32.masked_fill(beyond, -std::numeric_limits<float>::infinity());
+  }
+  // Rows short of their min_new_tokens cannot draw a stop token yet.
+  std::vector<std::int64_t> held_rows, held_ids;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto& options = rows[i]->request.options;
+    if (static_cast<std::int64_t>(rows[i]->result.tokens.size()) >= options.min_new_tokens)
+      continue;
+    for (auto id : options.stop_token_ids)
+      if (id >= 0 && id < vocab) {
+        held_rows.push_back(static_cast<std::int64_t>(i));
+        held_ids.push_back(id);
+      }
+  }
+  if (!held_rows.empty()) {
+    if (samplable.is_same(logits32))
+      samplable = logits32.clone();
+    samplable.index_put_({int64_tensor(held_rows, device_), int64_tensor(held_ids, device_)},
+                         torch::tensor(-std::numeric_limits<float>::infinity(), samplable.options()));
   }
   std::vector<const SamplingOptions*> options;
   std::vector<at::Generator*> generators;

@@ -28,6 +28,8 @@ struct SamplingOptions {
   std::uint64_t seed = 0;
   /// The most tokens generated per prompt.
   std::int64_t max_new_tokens = 64;
+  /// The fewest: stop tokens are not drawn and the stop check is not obeyed before this many.
+  std::int64_t min_new_tokens = 0;
   /// Tokens that end a sequence (EOS, end of turn); the stop token is kept in the output.
   std::vector<std::int64_t> stop_token_ids;
   /// Only ids below this are sampled (0: all). A model's vocabulary is often padded past its

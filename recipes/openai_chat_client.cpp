@@ -74,6 +74,8 @@ std::string OpenAIChatClient::request_body(const std::vector<ChatMessage>& messa
     body["messages"].push_back({{"role", message.role}, {"content", message.content}});
   if (sampling.top_p < 1.0)
     body["top_p"] = sampling.top_p;
+  if (sampling.min_tokens > 0) // a vLLM extension, which chorus-serve honours too
+    body["min_tokens"] = sampling.min_tokens;
   if (!sampling.stop.empty())
     body["stop"] = sampling.stop;
   if (sampling.seed >= 0)

@@ -140,6 +140,7 @@ void parse_common(Fields& fields, CompletionRequest& request, const RequestLimit
   sampling.max_tokens = fields.integer("max_tokens", default_max_tokens, 1, 1 << 30);
   if (request.chat) // the newer name of max_tokens
     sampling.max_tokens = fields.integer("max_completion_tokens", sampling.max_tokens, 1, 1 << 30);
+  sampling.min_tokens = fields.integer("min_tokens", 0, 0, sampling.max_tokens); // a vLLM extension
   sampling.seed =
     fields.integer("seed", -1, std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::int64_t>::max());
   if (sampling.seed < 0)

@@ -30,6 +30,10 @@ struct SamplingParams {
   std::vector<std::string> stop;
   /// The same seed, prompt and weights give the same completion; negative: a fresh seed per request.
   std::int64_t seed = -1;
+  /// The fewest tokens to generate: end-of-turn tokens are not drawn, and stop strings do not end
+  /// the completion, before this many (the text is still cut before a stop string's first match).
+  /// Log-probs stay those of the model's whole distribution, as a trainer computes them.
+  std::int64_t min_tokens = 0;
 };
 
 /// A generated completion.

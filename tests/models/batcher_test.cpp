@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 
 using namespace chorus::models;
@@ -194,4 +195,47 @@ TEST(ContinuousBatcher, PromptsOfVeryDifferentLengthsPrefilledInGroupsMatchGener
     for (std::size_t t = 0; t < expected.logprobs.size(); ++t)
       EXPECT_NEAR(done[id].logprobs[t], expected.logprobs[t], 1e-4) << "prompt " << i << " token " << t;
   }
+}
+
+// Before min_new_tokens a row cannot draw a stop token and its stop check does not end it; its
+// log-probs stay those of the whole distribution. After, it stops as usual.
+TEST(ContinuousBatcher, MinNewTokensHoldsStopTokensAndStopChecksBack) {
+  torch::manual_seed(8);
+  Transformer model(test::small_config());
+  auto prompt = prompt_of(4, 7);
+  SamplingOptions sampled{.temperature = 1.0, .seed = 3, .max_new_tokens = 16};
+  auto free_run = alone(model, prompt, sampled);
+  // A token the run first draws at position k > 0, as a stop token: without min_new_tokens the run
+  // ends there.
+  std::size_t k = 1;
+  auto seen_before = [&](std::size_t i) {
+    auto end = free_run.tokens.begin() + static_cast<std::ptrdiff_t>(i);
+    return std::find(free_run.tokens.begin(), end, free_run.tokens[i]) != end;
+  };
+  while (k < free_run.tokens.size() && seen_before(k))
+    ++k;
+  ASSERT_LT(k, free_run.tokens.size());
+  auto stop = free_run.tokens[k];
+  auto stopping = sampled;
+  stopping.stop_token_ids = {stop};
+  EXPECT_EQ(alone(model, prompt, stopping).tokens.size(), k + 1);
+  auto held = stopping;
+  held.min_new_tokens = static_cast<std::int64_t>(k) + 4;
+  ContinuousBatcher batcher(model, 4, 64);
+  int checks = 0;
+  batcher.add({prompt, held, [&](const std::vector<std::int64_t>&) {
+                 ++checks;
+                 return true; // a stop string in every token: obeyed from min_new_tokens on
+               }});
+  std::map<ContinuousBatcher::Id, GeneratedSequence> done;
+  drain(batcher, done);
+  const auto& generated = done.begin()->second;
+  ASSERT_EQ(generated.tokens.size(), k + 4);
+  for (std::size_t i = 0; i + 1 < generated.tokens.size(); ++i)
+    EXPECT_NE(generated.tokens[i], stop) << "token " << i;
+  EXPECT_EQ(checks, static_cast<int>(k + 4)); // checked on every token (a stream sends text there)
+  // The log-probs are the whole distribution's, as the trainer recomputes them.
+  auto scored = score_logprobs(model, {prompt}, {generated.tokens}).front();
+  for (std::size_t i = 0; i < scored.size(); ++i)
+    EXPECT_NEAR(generated.logprobs[i], scored[i], 1e-5) << "token " << i;
 }

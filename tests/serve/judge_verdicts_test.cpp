@@ -27,7 +27,8 @@ Grade run(const Grader& grader, Sample sample) {
 // Answers request i with replies[i] (the last one again past the end).
 ScriptedEndpoint::Reply replies(std::vector<std::string> texts) {
   return [texts = std::move(texts)](int number, const httplib::Request&, httplib::Response& response) {
-    ScriptedEndpoint::completion(response, texts[std::min<std::size_t>(static_cast<std::size_t>(number), texts.size() - 1)]);
+    ScriptedEndpoint::completion(response,
+                                 texts[std::min<std::size_t>(static_cast<std::size_t>(number), texts.size() - 1)]);
   };
 }
 
@@ -100,8 +101,9 @@ TEST(JudgeVerdicts, ShotsAreWorkedExamplesInTheJudgesPrompt) {
   ASSERT_NE(second, std::string::npos) << prompt;
   EXPECT_LT(first, second);
   EXPECT_LT(second, case_at); // the examples come before the case
-  EXPECT_NE(prompt.find("user: Pass the salt.\n\n[Response]\nHere you are, enjoy!\n[Grading]\nFriendly.\nVERDICT: PASS"),
-            std::string::npos)
+  EXPECT_NE(
+    prompt.find("user: Pass the salt.\n\n[Response]\nHere you are, enjoy!\n[Grading]\nFriendly.\nVERDICT: PASS"),
+    std::string::npos)
     << prompt;
   EXPECT_NE(prompt.find("Go away.\n[Grading]\nVERDICT: FAIL"), std::string::npos) << prompt;
 

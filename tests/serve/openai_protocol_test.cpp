@@ -31,7 +31,7 @@ TEST(OpenAIProtocol, ParsesAChatRequest) {
   auto request = parse_chat_request(R"({"model": "tiny", "messages": [
       {"role": "developer", "content": "Be brief."},
       {"role": "user", "content": [{"type": "text", "text": "Hi "}, {"type": "text", "text": "there"}]}],
-      "temperature": 0.5, "top_p": 0.9, "max_completion_tokens": 7, "stop": "\n", "seed": 3, "n": 2,
+      "temperature": 0.5, "top_p": 0.9, "max_completion_tokens": 7, "min_tokens": 2, "stop": "\n", "seed": 3, "n": 2,
       "stream": true, "stream_options": {"include_usage": true}, "user": "u1", "presence_penalty": 0,
       "logprobs": null})",
                                     kLimits);
@@ -41,6 +41,7 @@ TEST(OpenAIProtocol, ParsesAChatRequest) {
   EXPECT_EQ(request.sampling.temperature, 0.5);
   EXPECT_EQ(request.sampling.top_p, 0.9);
   EXPECT_EQ(request.sampling.max_tokens, 7);
+  EXPECT_EQ(request.sampling.min_tokens, 2);
   EXPECT_EQ(request.sampling.stop, std::vector<std::string>{"\n"});
   EXPECT_EQ(request.sampling.seed, 3);
   EXPECT_EQ(request.n, 2);
