@@ -3,6 +3,7 @@
 // to the last verdict-like word, since small judges drift from instructions.
 #include <chorus/errors.hpp>
 #include <chorus/grader.hpp>
+#include <chorus/json_schema.hpp>
 
 #include "recipes/judgement_cache.hpp"
 #include "recipes/openai_chat_client.hpp"
@@ -265,7 +266,126 @@ std::shared_ptr<const Grader::Impl> range_judge(JudgeSetup setup, double min_sco
   return impl;
 }
 
+// -- TemplatedJudgeGrader ----------------------------------------------------------
+
+// The names {{...}} in `text`, in order.
+std::vector<std::string> placeholders(const std::string& text) {
+  static const std::regex pattern(R"(\{\{\s*([A-Za-z0-9_.-]+)\s*\}\})");
+  std::vector<std::string> names;
+  for (std::sregex_iterator it(text.begin(), text.end(), pattern), end; it != end; ++it)
+    names.push_back((*it)[1].str());
+  return names;
+}
+
+// `text` with its placeholders filled from `sample`; nullopt and `missing` set when the sample's
+// metadata lacks a field the text names.
+std::optional<std::string> fill(const std::string& text, const Sample& sample, std::string& missing) {
+  static const std::regex pattern(R"(\{\{\s*([A-Za-z0-9_.-]+)\s*\}\})");
+  std::string result;
+  auto last = text.cbegin();
+  for (std::sregex_iterator it(text.begin(), text.end(), pattern), end; it != end; ++it) {
+    result.append(last, (*it)[0].first);
+    last = (*it)[0].second;
+    auto name = (*it)[1].str();
+    if (name == "conversation") {
+      for (const auto& message : sample.prompt)
+        result += message.role + ": " + message.content + "\n";
+    } else if (name == "prompt") {
+      for (auto message = sample.prompt.rbegin(); message != sample.prompt.rend(); ++message)
+        if (message->role == "user") {
+          result += message->content;
+          break;
+        }
+    } else if (name == "completion") {
+      result += sample.completion;
+    } else { // metadata.FIELD, checked at construction
+      auto field = name.substr(9);
+      if (!sample.metadata.is_object() || !sample.metadata.contains(field)) {
+        missing = field;
+        return std::nullopt;
+      }
+      const auto& value = sample.metadata[field];
+      result += value.is_string() ? value.get<std::string>() : value.dump();
+    }
+  }
+  result.append(last, text.cend());
+  return result;
+}
+
+struct TemplatedJudge : Grader::Impl {
+  TemplatedJudgeOptions options;
+  AskJudge ask;
+
+  std::string answer_form() const {
+    return "Answer with only a JSON object with the fields \"" + options.reasoning_field
+      + "\" (a string: your reasoning, first) and \"" + options.score_field + "\" (a number from "
+      + RangeJudge::number(options.min_score) + " to " + RangeJudge::number(options.max_score)
+      + ", or null if the criterion does not apply).";
+  }
+
+  std::optional<Grade> interpret(const std::string& reply) const {
+    auto value = parse_json_reply(reply);
+    Json schema = {{"type", "object"},
+                   {"required", {options.score_field, options.reasoning_field}},
+                   {"properties", {{options.reasoning_field, {{"type", "string"}}}}}};
+    if (!value || !schema_violation(*value, schema).empty())
+      return std::nullopt;
+    const auto& score = (*value)[options.score_field];
+    Grade result;
+    result.explanation = (*value)[options.reasoning_field].get<std::string>();
+    if (score.is_null() || (score.is_string() && says_not_applicable("SCORE: " + score.get<std::string>(), "SCORE:"))) {
+      result.ignored = true;
+      return result;
+    }
+    if (!score.is_number() || score.get<double>() < options.min_score || score.get<double>() > options.max_score)
+      return std::nullopt;
+    result.score = (score.get<double>() - options.min_score) / (options.max_score - options.min_score);
+    result.scores[key] = result.score;
+    return result;
+  }
+
+  Task<Grade> grade(Sample sample) const override {
+    std::string missing;
+    auto system = fill(options.system_template, sample, missing);
+    auto user = system ? fill(options.user_template, sample, missing) : std::nullopt;
+    if (!user) {
+      Grade ignored;
+      ignored.ignored = true;
+      ignored.explanation = "the sample's metadata has no '" + missing + "', which the judge's template names";
+      co_return ignored;
+    }
+    std::vector<ChatMessage> prompt{{"system", *system}, {"user", *user + "\n\n" + answer_form()}};
+    co_return co_await ask_until_parsed(
+      ask, options.sampling, std::move(prompt), [this](const std::string& reply) { return interpret(reply); },
+      "That answer is not usable. " + answer_form(), options.max_parsing_retries);
+  }
+};
+
 } // namespace
+
+TemplatedJudgeGrader::TemplatedJudgeGrader(TemplatedJudgeOptions options)
+  : Grader([&] {
+      auto fail = [&](const std::string& what) { throw ConfigError("grader '" + options.grader_key + "': " + what); };
+      if (options.user_template.empty())
+        fail("user_template must not be empty");
+      for (const auto* text : {&options.system_template, &options.user_template})
+        for (const auto& name : placeholders(*text))
+          if (name != "conversation" && name != "prompt" && name != "completion"
+              && !(name.rfind("metadata.", 0) == 0 && name.size() > 9))
+            fail("unknown placeholder {{" + name + "}} (expected conversation, prompt, completion or metadata.FIELD)");
+      bool has_endpoint = !options.endpoint.base_url.empty();
+      if (static_cast<bool>(options.model) == has_endpoint)
+        fail("give the judge as exactly one of model and endpoint");
+      if (!(options.max_score > options.min_score))
+        fail("max_score must be greater than min_score");
+      if (options.max_parsing_retries < 0)
+        fail("max_parsing_retries must be >= 0");
+      auto impl = std::make_shared<TemplatedJudge>();
+      impl->key = options.grader_key;
+      impl->ask = has_endpoint ? ask_endpoint(options.endpoint, options.grader_key) : ask_model(options.model);
+      impl->options = std::move(options);
+      return std::shared_ptr<const Grader::Impl>(impl);
+    }()) {}
 
 bool says_not_applicable(const std::string& text, const std::string& tag) {
   auto upper_text = upper(text);

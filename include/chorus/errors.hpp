@@ -39,6 +39,13 @@ public:
   using Error::Error;
 };
 
+/// A model's answers that never satisfied the JSON schema asked for (generate_and_validate), after
+/// the retries; the message names the last problem.
+class ValidationError : public Error {
+public:
+  using Error::Error;
+};
+
 /// A request to an actor that did not produce a reply. Base of the more specific actor errors;
 /// thrown as itself when the actor's handler threw: the actor keeps serving other requests.
 class ActorError : public Error {

@@ -325,6 +325,48 @@ public:
   explicit OpenAIRangeJudgeGrader(OpenAIRangeJudgeOptions options);
 };
 
+/// Options of TemplatedJudgeGrader.
+struct TemplatedJudgeOptions {
+  /// The key the score is logged under.
+  std::string grader_key = "templated_judge";
+  /// The judge's system message; placeholders as in user_template.
+  std::string system_template = "You are a careful, strict grader of an AI assistant's responses.";
+  /// The judge's user message. Placeholders: {{conversation}} (the prompt's messages, one
+  /// "role: content" line each), {{prompt}} (the last user message), {{completion}}, and
+  /// {{metadata.FIELD}} (a metadata field; strings as they are, other values as JSON). The form of the
+  /// answer (a JSON object with score_field and reasoning_field) is asked for after it.
+  std::string user_template;
+  /// The judge: an inference model (spawn_inference), or else...
+  InferenceModel model;
+  /// ...a model behind an OpenAI-compatible endpoint (when its base_url is set).
+  OpenAIEndpoint endpoint;
+  /// The answer's field holding the score, a number on [min_score, max_score]; null or "NA": the
+  /// criterion does not apply and the sample is ignored.
+  std::string score_field = "score";
+  /// The answer's field holding the judge's reasoning (the grade's explanation).
+  std::string reasoning_field = "reasoning";
+  /// The bottom of the score's scale; the grade is (score - min_score) / (max_score - min_score).
+  double min_score = 0;
+  /// The top of the score's scale.
+  double max_score = 1;
+  /// The judge's sampling; greedy by default.
+  SamplingParams sampling{.temperature = 0.0, .max_tokens = 256};
+  /// Times the judge is asked again, shown its answer and what is wrong with it, when the answer is
+  /// not such a JSON object; after them the sample is ignored (counted as unparseable).
+  int max_parsing_retries = 2;
+};
+
+/// A judge whose prompt the recipe writes: `system_template` and `user_template` with the sample
+/// filled in, the judge's answer a JSON object parsed and checked (retried when it does not parse).
+/// A sample whose metadata lacks a field the template names is ignored, the field named.
+class TemplatedJudgeGrader : public Grader {
+public:
+  /// A grader with `options`.
+  /// @throws ConfigError for an empty user_template, a placeholder it does not know, neither or both
+  /// of model and endpoint, max_score not above min_score, or negative retries.
+  explicit TemplatedJudgeGrader(TemplatedJudgeOptions options);
+};
+
 /// Options of CombinedGrader.
 struct CombinedOptions {
   /// The key the combined score is logged under.

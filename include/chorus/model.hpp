@@ -120,10 +120,34 @@ struct ModelRef {
   Task<ModelBuilder> to_builder(RecipeContext& ctx, BuilderOptions options = {}) const;
 };
 
+/// How generate_and_validate samples and retries.
+struct ValidateOptions {
+  /// Each attempt's sampling.
+  SamplingParams sampling{.temperature = 0.0, .max_tokens = 256};
+  /// Times the model is asked again, shown its answer and what was wrong with it, after an answer
+  /// that is not JSON satisfying the schema.
+  int max_parsing_retries = 3;
+};
+
+/// generate_and_validate's result: the parsed value and how it was reached.
+struct ValidatedGeneration {
+  /// The JSON value that satisfies the schema.
+  Json value;
+  /// The generation it was parsed from (the last attempt's).
+  Generation generation;
+  /// Answers before it that did not parse or satisfy the schema.
+  int failed_attempts = 0;
+};
+
 /// A model that generates and scores: a policy replica or a judge.
 class InferenceModel {
 public:
   InferenceModel() = default;
+
+  /// Whether this handle holds a model (a default-constructed one does not).
+  explicit operator bool() const noexcept {
+    return state_ != nullptr;
+  }
 
   /// Generates a completion of a chat (rendered with the model's chat template and a generation
   /// prompt). Requests from many coroutines are batched together by the actor.
@@ -132,6 +156,13 @@ public:
 
   /// Generates a continuation of plain text (no chat template).
   Task<Generation> complete(std::string text, SamplingParams params = {}) const;
+
+  /// Generates a reply to `messages` that is JSON satisfying `schema` (chorus/json_schema.hpp's
+  /// subset): an answer that does not parse or fit is followed by the answer and a user turn saying
+  /// what is wrong (and the schema), and the model asked again, up to max_parsing_retries times.
+  /// @throws ValidationError naming the last problem when no answer satisfies the schema.
+  Task<ValidatedGeneration> generate_and_validate(std::vector<ChatMessage> messages, Json schema,
+                                                  ValidateOptions options = {}) const;
 
   /// Generates a continuation of `prompt_tokens` as they are: for callers that keep a conversation
   /// in token space (multi-turn episodes), where re-tokenizing text could change the tokens.
@@ -175,6 +206,9 @@ public:
   Task<Generation> generate(std::vector<ChatMessage> messages, SamplingParams params = {}) const;
   /// As InferenceModel::complete, on a replica chosen as for generate().
   Task<Generation> complete(std::string text, SamplingParams params = {}) const;
+  /// As InferenceModel::generate_and_validate, each attempt on a replica chosen as for generate().
+  Task<ValidatedGeneration> generate_and_validate(std::vector<ChatMessage> messages, Json schema,
+                                                  ValidateOptions options = {}) const;
   /// As InferenceModel::generate_tokens, on a replica chosen as for generate().
   Task<Generation> generate_tokens(std::vector<std::int64_t> prompt_tokens, SamplingParams params = {}) const;
   /// As InferenceModel::logprobs, on a replica chosen as for generate().

@@ -169,6 +169,38 @@ TEST_F(Algorithms, IgnoredSamplesAreLeftOutOfTheRewardAndTheLossAndCounted) {
   EXPECT_EQ(steps, 2);
 }
 
+// generate_and_validate: a model trained to answer a JSON object returns it parsed; an untrained
+// one never satisfies the schema, and after the retries that is a ValidationError naming the problem.
+TEST_F(Algorithms, GenerateAndValidateReturnsTheParsedValueOrSaysWhatWasWrong) {
+  runtime_.run([&]() -> Task<void> {
+    // Room for a retry's conversation (the answer, the problem and the schema) in bytes.
+    auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(ctx_, {.kv_cache_len = 1024});
+    auto model = co_await builder.spawn_train("policy", {.max_batch_size = 8});
+    Json schema = {
+      {"type", "object"}, {"required", {"answer"}}, {"properties", {{"answer", {{"enum", {"yes", "no"}}}}}}};
+    std::string message;
+    try {
+      co_await model.generate_and_validate(
+        {{"user", "Is 4 even?"}}, schema,
+        {.sampling = {.temperature = 0.0, .max_tokens = 12}, .max_parsing_retries = 1});
+    } catch (const ValidationError& error) {
+      message = error.what();
+    }
+    EXPECT_NE(message.find("no answer satisfied the schema in 2 attempt(s); the last: "), std::string::npos) << message;
+
+    std::vector<Completion> examples;
+    for (int i = 0; i < 8; ++i)
+      examples.push_back(
+        {{{"user", "Is " + std::to_string(2 * i) + " even?"}}, R"({"answer": "yes"})", Json::object()});
+    co_await SFT({.dataset = examples, .model = model, .lr = 3e-3, .epochs = 24, .samples_per_batch = 4}).run();
+    auto validated = co_await model.generate_and_validate({{"user", "Is 6 even?"}}, schema,
+                                                          {.sampling = {.temperature = 0.0, .max_tokens = 32}});
+    EXPECT_EQ(validated.value, Json({{"answer", "yes"}}));
+    EXPECT_NE(validated.generation.text.find("yes"), std::string::npos);
+    EXPECT_GE(validated.failed_attempts, 0);
+  }());
+}
+
 TEST(Advantages, GeneralizedAdvantageEstimationByHand) {
   // Rewards 0, 0, 1; values 0.5, 0.25, 0.5; gamma 1, lambda 0.5:
   // delta_2 = 1 - 0.5 = 0.5; delta_1 = 0 + 0.5 - 0.25 = 0.25; delta_0 = 0 + 0.25 - 0.5 = -0.25.

@@ -144,3 +144,79 @@ TEST(JudgeVerdicts, AShotWithAVerdictTheJudgeCannotGiveIsAConfigErrorNamingIt) {
             }).find("max_parsing_retries must be >= 0"),
             std::string::npos);
 }
+
+TEST(TemplatedJudge, FillsTheTemplatesAndParsesTheJsonAnswerRetryingWhenItDoesNotParse) {
+  ScriptedEndpoint endpoint(
+    replies({"I think it is good", R"(Here: {"reasoning": "Matches the context.", "score": 4})"}));
+  TemplatedJudgeGrader judge({.grader_key = "faithful",
+                              .system_template = "You check answers against {{metadata.source}}.",
+                              .user_template = "Context: {{metadata.context}}\nQuestion: {{prompt}}\n"
+                                               "Answer: {{completion}}\nIs every claim in the context?",
+                              .endpoint = endpoint.endpoint(),
+                              .min_score = 1,
+                              .max_score = 5});
+  Sample sample{{{"system", "Be brief."}, {"user", "Where is Paris?"}},
+                "In France.",
+                {{"context", "Paris is the capital of France."}, {"source", "an atlas"}}};
+  auto grade = run(judge, sample);
+  EXPECT_FALSE(grade.ignored);
+  EXPECT_DOUBLE_EQ(grade.score, 0.75); // (4 - 1) / (5 - 1)
+  EXPECT_EQ(grade.scores.at("faithful"), 0.75);
+  EXPECT_EQ(grade.explanation, "Matches the context.");
+  EXPECT_EQ(grade.unparseable, 1);
+  ASSERT_EQ(endpoint.requests(), 2);
+  auto first = messages_of(endpoint.bodies()[0]);
+  EXPECT_EQ(first[0]["content"], "You check answers against an atlas.");
+  auto user = first[1]["content"].get<std::string>();
+  EXPECT_EQ(user.rfind("Context: Paris is the capital of France.\nQuestion: Where is Paris?\nAnswer: In France.\n", 0),
+            0u)
+    << user;
+  EXPECT_NE(user.find("\"score\" (a number from 1 to 5, or null"), std::string::npos) << user;
+  auto retry = messages_of(endpoint.bodies()[1]);
+  EXPECT_EQ(retry[2]["content"], "I think it is good");
+  EXPECT_NE(retry[3]["content"].get<std::string>().find("That answer is not usable."), std::string::npos);
+}
+
+TEST(TemplatedJudge, NullScoresAndMissingMetadataIgnoreTheSample) {
+  ScriptedEndpoint endpoint(replies({R"({"reasoning": "No context to check.", "score": null})"}));
+  TemplatedJudgeGrader judge(
+    {.user_template = "{{metadata.context}} / {{completion}}", .endpoint = endpoint.endpoint()});
+  auto not_applicable = run(judge, {{{"user", "q"}}, "a", {{"context", "c"}}});
+  EXPECT_TRUE(not_applicable.ignored);
+  EXPECT_EQ(not_applicable.explanation, "No context to check.");
+  auto missing = run(judge, {{{"user", "q"}}, "a", Json::object()});
+  EXPECT_TRUE(missing.ignored);
+  EXPECT_NE(missing.explanation.find("metadata has no 'context'"), std::string::npos);
+  EXPECT_EQ(endpoint.requests(), 1); // the sample without the field never reached the judge
+
+  // Out of range, every time: asked again, then ignored.
+  ScriptedEndpoint wild(replies({R"({"reasoning": "great", "score": 7})"}));
+  TemplatedJudgeGrader strict(
+    {.user_template = "{{completion}}", .endpoint = wild.endpoint(), .max_parsing_retries = 1});
+  auto ignored = run(strict, {{{"user", "q"}}, "a", Json::object()});
+  EXPECT_TRUE(ignored.ignored);
+  EXPECT_EQ(ignored.unparseable, 2);
+}
+
+TEST(TemplatedJudge, BadTemplatesAndJudgesAreConfigErrors) {
+  ScriptedEndpoint endpoint(replies({"{}"}));
+  auto error = [&](TemplatedJudgeOptions options) {
+    try {
+      TemplatedJudgeGrader grader(std::move(options));
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(error({.grader_key = "t", .user_template = "{{answer}}", .endpoint = endpoint.endpoint()}),
+            "grader 't': unknown placeholder {{answer}} (expected conversation, prompt, completion or metadata.FIELD)");
+  EXPECT_EQ(error({.grader_key = "t", .user_template = "{{completion}}"}),
+            "grader 't': give the judge as exactly one of model and endpoint");
+  EXPECT_EQ(error({.grader_key = "t", .endpoint = endpoint.endpoint()}), "grader 't': user_template must not be empty");
+  EXPECT_EQ(error({.grader_key = "t",
+                   .user_template = "{{completion}}",
+                   .endpoint = endpoint.endpoint(),
+                   .min_score = 1,
+                   .max_score = 1}),
+            "grader 't': max_score must be greater than min_score");
+}

@@ -1,0 +1,25 @@
+// JSON that a model writes, checked against a schema: what JsonGrader scores, what
+// generate_and_validate retries until, and what a TemplatedJudgeGrader's judge answers with.
+//
+//   Json schema = {{"type", "object"}, {"required", {"answer"}}, {"properties", {{"answer", {{"type", "string"}}}}}};
+//   auto value = parse_json_reply("Sure: ```json\n{\"answer\": \"yes\"}\n```");   // {"answer": "yes"}
+//   schema_violation(*value, schema);                                             // "" (it satisfies it)
+#pragma once
+
+#include <chorus/config.hpp>
+
+#include <optional>
+#include <string>
+
+namespace chorus {
+
+/// The first way `value` breaks `schema`, naming where ("$.answer: expected string, got number"), or
+/// "" when it satisfies it. The schema is a JSON-Schema subset: "type" (object, array, string,
+/// number, integer, boolean, null), "enum", "required" and "properties" (nested), "items".
+std::string schema_violation(const Json& value, const Json& schema);
+
+/// The JSON value in a model's reply: the whole reply (trimmed), else the outermost {...} or [...]
+/// within it (models wrap JSON in prose or a ```json fence); nullopt when neither parses.
+std::optional<Json> parse_json_reply(const std::string& reply);
+
+} // namespace chorus
