@@ -24,12 +24,12 @@ Task<ValidatedGeneration> generate_until_valid(Generate generate, std::vector<Ch
     if (problem.empty())
       co_return ValidatedGeneration{std::move(*value), std::move(generation), attempt};
     messages.push_back({"assistant", generation.text});
-    messages.push_back({"user", "That answer is not usable: " + problem
-                                  + ". Answer again with only a JSON value that satisfies this JSON schema: "
-                                  + schema.dump()});
+    messages.push_back({"user",
+                        "That answer is not usable: " + problem
+                          + ". Answer again with only a JSON value that satisfies this JSON schema: " + schema.dump()});
   }
-  throw ValidationError("generate_and_validate: no answer satisfied the schema in " + std::to_string(options.max_parsing_retries + 1)
-              + " attempt(s); the last: " + problem);
+  throw ValidationError("generate_and_validate: no answer satisfied the schema in "
+                        + std::to_string(options.max_parsing_retries + 1) + " attempt(s); the last: " + problem);
 }
 
 } // namespace

@@ -367,6 +367,47 @@ public:
   explicit TemplatedJudgeGrader(TemplatedJudgeOptions options);
 };
 
+/// Options of the retrieval graders (FaithfulnessGrader, AnswerRelevancyGrader,
+/// ContextRelevancyGrader): templated judges with a fixed prompt on a 1-5 scale.
+struct RetrievalJudgeOptions {
+  /// The key the score is logged under; empty: the grader's own ("faithfulness", "answer_relevancy",
+  /// "context_relevancy").
+  std::string grader_key;
+  /// The metadata field holding the retrieved context the answer was written from.
+  std::string context_key = "context";
+  /// The judge: an inference model, or else...
+  InferenceModel model;
+  /// ...a model behind an OpenAI-compatible endpoint (when its base_url is set).
+  OpenAIEndpoint endpoint;
+  /// The judge's sampling; greedy by default.
+  SamplingParams sampling{.temperature = 0.0, .max_tokens = 256};
+  /// As in TemplatedJudgeOptions.
+  int max_parsing_retries = 2;
+};
+
+/// Whether the answer makes no claim beyond the context in metadata[context_key]: 1 when every claim
+/// is supported; an answer without factual claims is ignored.
+class FaithfulnessGrader : public Grader {
+public:
+  /// A grader with `options`. @throws ConfigError as TemplatedJudgeGrader.
+  explicit FaithfulnessGrader(RetrievalJudgeOptions options);
+};
+
+/// How directly and completely the answer addresses the question (the prompt's last user message).
+class AnswerRelevancyGrader : public Grader {
+public:
+  /// A grader with `options`. @throws ConfigError as TemplatedJudgeGrader.
+  explicit AnswerRelevancyGrader(RetrievalJudgeOptions options);
+};
+
+/// How relevant the retrieved context in metadata[context_key] is to the question: a check of the
+/// retrieval, whatever the answer.
+class ContextRelevancyGrader : public Grader {
+public:
+  /// A grader with `options`. @throws ConfigError as TemplatedJudgeGrader.
+  explicit ContextRelevancyGrader(RetrievalJudgeOptions options);
+};
+
 /// Options of CombinedGrader.
 struct CombinedOptions {
   /// The key the combined score is logged under.

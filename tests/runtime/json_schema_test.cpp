@@ -25,7 +25,8 @@ TEST(JsonSchema, TheFirstViolationIsNamedByItsPath) {
   EXPECT_EQ(schema_violation({{"answer", "yes"}}, schema), "$: missing required field 'steps'");
   EXPECT_EQ(schema_violation({{"answer", "maybe"}, {"steps", Json::array()}}, schema),
             "$.answer: \"maybe\" is not one of [\"yes\",\"no\"]");
-  EXPECT_EQ(schema_violation({{"answer", "no"}, {"steps", {1, 2.5}}}, schema), "$.steps[1]: expected integer, got number");
+  EXPECT_EQ(schema_violation({{"answer", "no"}, {"steps", {1, 2.5}}}, schema),
+            "$.steps[1]: expected integer, got number");
   EXPECT_EQ(schema_violation(Json::array(), schema), "$: expected object, got array");
   EXPECT_EQ(schema_violation(Json(3), Json::object()), ""); // an empty schema takes any JSON
 }

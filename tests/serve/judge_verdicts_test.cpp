@@ -6,6 +6,7 @@
 
 #include "runtime/runtime.hpp"
 #include "scripted_endpoint.hpp"
+#include "serve_process.hpp"
 
 #include <gtest/gtest.h>
 
@@ -219,4 +220,48 @@ TEST(TemplatedJudge, BadTemplatesAndJudgesAreConfigErrors) {
                    .min_score = 1,
                    .max_score = 1}),
             "grader 't': max_score must be greater than min_score");
+}
+
+// The retrieval graders put the question, the context (from the metadata key given) and the answer
+// where their prompts say, and score on 1-5.
+TEST(RetrievalGraders, EachJudgesItsLinkOnAOneToFiveScale) {
+  ScriptedEndpoint endpoint(replies({R"({"reasoning": "ok", "score": 5})"}));
+  Sample sample{{{"user", "Where is Paris?"}}, "In France.", {{"passages", "Paris is the capital of France."}}};
+  auto prompt_of = [&](int request) {
+    return messages_of(endpoint.bodies()[static_cast<std::size_t>(request)])[1]["content"].get<std::string>();
+  };
+  RetrievalJudgeOptions options{.context_key = "passages", .endpoint = endpoint.endpoint()};
+  auto faithful = run(FaithfulnessGrader(options), sample);
+  EXPECT_EQ(faithful.scores.at("faithfulness"), 1.0);
+  EXPECT_NE(prompt_of(0).find("Context:\nParis is the capital of France.\n\nQuestion:\nWhere is Paris?\n\nAnswer:\n"
+                              "In France.\n\nIs every claim"),
+            std::string::npos)
+    << prompt_of(0);
+  EXPECT_EQ(run(AnswerRelevancyGrader(options), sample).scores.count("answer_relevancy"), 1u);
+  EXPECT_EQ(prompt_of(1).find("Paris is the capital"), std::string::npos); // no context for this one
+  EXPECT_EQ(run(ContextRelevancyGrader(options), sample).scores.count("context_relevancy"), 1u);
+  EXPECT_NE(prompt_of(2).find("Retrieved context:\nParis is the capital of France."), std::string::npos);
+  // A sample without the context is ignored, naming the key.
+  auto without = run(FaithfulnessGrader({.grader_key = "grounded", .endpoint = endpoint.endpoint()}), sample);
+  EXPECT_TRUE(without.ignored);
+  EXPECT_NE(without.explanation.find("no 'context'"), std::string::npos);
+}
+
+// The same graders against chorus-serve (a real model over HTTP, untrained): each sample is graded
+// or ignored, never an exception, and the judge's answers are counted.
+TEST(RetrievalGraders, JudgeThroughChorusServe) {
+  setenv("CHORUS_JUDGE_TEST_KEY", "rag-key", 1);
+  auto serve = chorus::test::ServeProcess::start({"--api-key-env", "CHORUS_JUDGE_TEST_KEY"});
+  ASSERT_NE(serve.port, 0);
+  RetrievalJudgeOptions options{
+    .endpoint = {.base_url = serve.base_url(), .model = "builtin:tiny", .api_key_env = "CHORUS_JUDGE_TEST_KEY"},
+    .sampling = {.temperature = 0.0, .max_tokens = 16},
+    .max_parsing_retries = 0};
+  Sample sample{{{"user", "Where is Paris?"}}, "In France.", {{"context", "Paris is the capital of France."}}};
+  for (const auto& grader : {Grader(FaithfulnessGrader(options)), Grader(AnswerRelevancyGrader(options)),
+                             Grader(ContextRelevancyGrader(options))}) {
+    auto grade = run(grader, sample);
+    EXPECT_EQ(grade.scores.count(grader.key()), grade.ignored ? 0u : 1u) << grader.key();
+    EXPECT_EQ(grade.unparseable, grade.ignored ? 1 : 0) << grader.key() << ": " << grade.explanation;
+  }
 }
