@@ -2,6 +2,7 @@
 // response, and asks for a final line in a fixed form; parsing accepts that form first and falls back
 // to the last verdict-like word, since small judges drift from instructions.
 #include <chorus/errors.hpp>
+#include <chorus/gather.hpp>
 #include <chorus/grader.hpp>
 #include <chorus/json_schema.hpp>
 
@@ -198,13 +199,68 @@ struct RangeJudge : Grader::Impl {
     return number(min_score) + " to " + number(max_score);
   }
 
-  Task<Grade> grade(Sample sample) const override {
-    auto instruction = "Criterion: " + setup.criteria
-      + "\nRate how well the response meets the criterion on a scale from " + scale()
+  // Set for `scoring = "logprobs"`: the judge, whose probabilities of the scale's numbers are read.
+  std::optional<InferenceModel> scoring_model;
+
+  std::string instruction() const {
+    return "Criterion: " + setup.criteria + "\nRate how well the response meets the criterion on a scale from "
+      + scale()
       + ". Reason briefly, then end with a line 'SCORE: <number>' ('SCORE: NA' if the criterion does not "
         "apply to this conversation).";
+  }
+
+  // The judge reasons up to "SCORE:"; the score is the expectation of the scale's numbers under its
+  // probabilities for the token that follows (NA is a candidate too: when it is the most likely, the
+  // sample is ignored).
+  Task<Grade> expected_score(Sample sample) const {
+    const auto& model = *scoring_model;
+    auto prompt = judge_prompt(instruction(), "SCORE:", setup.shots, sample);
+    auto sampling = setup.sampling;
+    sampling.stop.push_back("SCORE:");
+    auto reasoning = co_await model.generate(prompt, sampling);
+    auto prefix = reasoning.prompt_tokens;
+    for (auto id : co_await model.tokenize(reasoning.text + "SCORE: "))
+      prefix.push_back(id);
+    std::vector<std::string> candidates{"NA"};
+    for (auto v = static_cast<long long>(min_score); v <= static_cast<long long>(max_score); ++v)
+      candidates.push_back(std::to_string(v));
+    std::vector<Task<std::vector<float>>> asks;
+    for (const auto& candidate : candidates) {
+      auto ids = co_await model.tokenize(candidate);
+      if (ids.size() != 1 && candidate != "NA")
+        throw ConfigError("grader '" + key
+                          + "': scoring = logprobs needs each score on the scale to be one token of "
+                            "the judge's tokenizer; '"
+                          + candidate + "' is " + std::to_string(ids.size()));
+      ids.resize(1); // NA: its first token stands for it
+      asks.push_back(model.logprobs(prefix, ids));
+    }
+    auto logprobs = co_await when_all(std::move(asks));
+    double total = 0, weighted = 0, not_applicable = std::exp(static_cast<double>(logprobs[0][0])), best = 0;
+    for (std::size_t i = 1; i < candidates.size(); ++i) {
+      auto p = std::exp(static_cast<double>(logprobs[i][0]));
+      total += p;
+      weighted += p * std::stod(candidates[i]);
+      best = std::max(best, p);
+    }
+    Grade result;
+    result.explanation = reasoning.text;
+    if (not_applicable > best || total <= 0) {
+      result.ignored = true;
+      co_return result;
+    }
+    auto expected = weighted / total;
+    result.score = (expected - min_score) / (max_score - min_score);
+    result.scores[key] = result.score;
+    result.explanation += " (expected score " + std::to_string(expected) + ")";
+    co_return result;
+  }
+
+  Task<Grade> grade(Sample sample) const override {
+    if (scoring_model)
+      co_return co_await expected_score(std::move(sample));
     co_return co_await ask_judge(
-      ask, setup.sampling, cache, judge_prompt(instruction, "SCORE:", setup.shots, sample),
+      ask, setup.sampling, cache, judge_prompt(instruction(), "SCORE:", setup.shots, sample),
       [key = key, low = min_score, high = max_score](const std::string& text) -> std::optional<Grade> {
         Grade result;
         result.explanation = text;
@@ -445,8 +501,21 @@ BinaryJudgeGrader::BinaryJudgeGrader(BinaryJudgeOptions options)
   : Grader(binary_judge(setup_of(options), [&] { return ask_model(options.model); })) {}
 
 RangeJudgeGrader::RangeJudgeGrader(RangeJudgeOptions options)
-  : Grader(
-      range_judge(setup_of(options), options.min_score, options.max_score, [&] { return ask_model(options.model); })) {}
+  : Grader([&] {
+      auto impl =
+        range_judge(setup_of(options), options.min_score, options.max_score, [&] { return ask_model(options.model); });
+      if (options.scoring == "parsed")
+        return impl;
+      auto fail = [&](const std::string& what) { throw ConfigError("grader '" + options.grader_key + "': " + what); };
+      if (options.scoring != "logprobs")
+        fail("scoring must be parsed or logprobs, got '" + options.scoring + "'");
+      if (options.min_score != std::floor(options.min_score) || options.max_score != std::floor(options.max_score)
+          || options.max_score - options.min_score > 20)
+        fail("scoring = logprobs needs a scale of whole numbers with at most 21 values");
+      auto logprob_judge = std::make_shared<RangeJudge>(static_cast<const RangeJudge&>(*impl));
+      logprob_judge->scoring_model = options.model;
+      return std::shared_ptr<const Grader::Impl>(logprob_judge);
+    }()) {}
 
 OpenAIJudgeGrader::OpenAIJudgeGrader(OpenAIJudgeOptions options)
   : Grader(

@@ -225,6 +225,11 @@ struct RangeJudgeOptions {
   /// Times the judge is asked again, shown its answer and the form expected, when its answer has no
   /// verdict it can parse; after them the sample is ignored (Grade::ignored).
   int max_parsing_retries = 1;
+  /// "parsed": the number the judge writes after "SCORE:". "logprobs": the judge reasons up to
+  /// "SCORE:", and the score is the expectation of the scale's numbers under its probabilities for
+  /// the next token (a finer, steadier reward than one sampled number); NA the most likely: ignored.
+  /// Needs a scale of whole numbers, each one token of the judge's tokenizer (not cached).
+  std::string scoring = "parsed";
 };
 
 /// Asks a judge model for a score on a stated scale, normalised to [0, 1]. NA, or an answer without a

@@ -174,6 +174,46 @@ TEST(Graders, AJudgeGraderAsksARealJudgeModel) {
   }());
 }
 
+// scoring = "logprobs": the expectation of the scale's numbers under the judge's next-token
+// probabilities after its reasoning, a number between the scale's ends rather than one of them.
+TEST(Graders, ARangeJudgeCanScoreByItsProbabilitiesOverTheScale) {
+  Runtime runtime;
+  RecipeContext ctx(runtime, "test", std::filesystem::path(::testing::TempDir()) / "judge_logprobs", MetricsLogger(),
+                    spdlog::default_logger());
+  runtime.run([&]() -> Task<void> {
+    auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(ctx, {.kv_cache_len = 512});
+    auto judge = co_await builder.spawn_inference("judge");
+    RangeJudgeGrader expected({.grader_key = "quality",
+                               .criteria = "Quality",
+                               .model = judge,
+                               .min_score = 1,
+                               .max_score = 5,
+                               .sampling = {.temperature = 0.0, .max_tokens = 8},
+                               .scoring = "logprobs"});
+    auto grade = co_await expected.grade(answer("Thank you!"));
+    auto again = co_await expected.grade(answer("Thank you!"));
+    EXPECT_EQ(grade.score, again.score); // greedy reasoning, exact probabilities
+    std::printf("logprob-scored judge: %s %.4f\n", grade.ignored ? "ignored" : "score", grade.score);
+    if (!grade.ignored) { // an untrained judge spreads its probability over the digits
+      EXPECT_GT(grade.score, 0.0);
+      EXPECT_LT(grade.score, 1.0);
+      EXPECT_NE(grade.explanation.find("(expected score "), std::string::npos) << grade.explanation;
+    }
+    // "10" is two byte tokens: a scale the judge cannot answer in one token is refused, naming it.
+    RangeJudgeGrader ten({.grader_key = "ten", .criteria = "Quality", .model = judge, .scoring = "logprobs"});
+    std::string message;
+    try {
+      co_await ten.grade(answer("x"));
+    } catch (const ConfigError& error) {
+      message = error.what();
+    }
+    EXPECT_NE(message.find("'10' is 2"), std::string::npos) << message;
+    EXPECT_THROW(RangeJudgeGrader({.criteria = "Quality", .model = judge, .scoring = "mean"}), ConfigError);
+    EXPECT_THROW(RangeJudgeGrader({.criteria = "Quality", .model = judge, .max_score = 2.5, .scoring = "logprobs"}),
+                 ConfigError);
+  }());
+}
+
 TEST(Graders, IdenticalJudgementsAreServedFromTheCacheAndAskTheJudgeOnce) {
   Runtime runtime;
   RecipeContext ctx(runtime, "test", std::filesystem::path(::testing::TempDir()) / "judge_cache", MetricsLogger(),
