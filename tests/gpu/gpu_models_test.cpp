@@ -117,7 +117,7 @@ TEST_F(OnCuda, BatchedGreedyGenerationWithTheCacheGivesTheCpusTokens) {
   }
 }
 
-TEST_F(OnCuda, SampledSequencesDependOnTheirSeedAsOnTheCpu) {
+TEST_F(OnCuda, SampledSequencesAreFixedByTheirSeed) {
   auto config = gpu_config("llama");
   auto cpu = random_model(config, 4);
   auto cuda = copy_to(cpu, kCuda, torch::kFloat32);
