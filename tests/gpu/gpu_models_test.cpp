@@ -17,6 +17,8 @@ using namespace chorus::models;
 
 namespace {
 
+using test::random_model;
+
 const torch::Device kCuda{torch::kCUDA, 0};
 
 class OnCuda : public ::testing::Test {
@@ -38,17 +40,6 @@ ModelConfig gpu_config(const std::string& type) {
   config.head_dim = 32;
   config.max_position_embeddings = 256;
   return config;
-}
-
-Transformer random_model(const ModelConfig& config, std::uint64_t seed, double embedding_scale = 1.0) {
-  torch::manual_seed(seed);
-  Transformer model(config);
-  torch::NoGradGuard no_grad;
-  for (auto& parameter : model->named_parameters())
-    if (parameter.key().find("bias") != std::string::npos || parameter.key().find("norm") != std::string::npos)
-      parameter.value().add_(torch::randn_like(parameter.value()) * 0.1);
-  model->model->embed_tokens->weight.mul_(embedding_scale); // > 1: peaked distributions, no near-ties
-  return model;
 }
 
 // The same weights on `device` in `dtype`.

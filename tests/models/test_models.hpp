@@ -2,6 +2,7 @@
 #pragma once
 
 #include "models/model_config.hpp"
+#include "models/transformer.hpp"
 
 namespace chorus::models::test {
 
@@ -21,6 +22,20 @@ inline ModelConfig small_config(const std::string& type = "qwen2", bool tied = t
   config.tie_word_embeddings = tied;
   config.max_position_embeddings = 128;
   return config;
+}
+
+/// A model of `config` drawn from `seed`, with its biases and norm weights moved off their initial
+/// zeros and ones so that they matter in comparisons; embeddings scaled by `embedding_scale` (> 1:
+/// peaked distributions, no near-ties for argmax).
+inline Transformer random_model(const ModelConfig& config, std::uint64_t seed, double embedding_scale = 1.0) {
+  torch::manual_seed(seed);
+  Transformer model(config);
+  torch::NoGradGuard no_grad;
+  for (auto& parameter : model->named_parameters())
+    if (parameter.key().find("bias") != std::string::npos || parameter.key().find("norm") != std::string::npos)
+      parameter.value().add_(torch::randn_like(parameter.value()) * 0.1);
+  model->model->embed_tokens->weight.mul_(embedding_scale);
+  return model;
 }
 
 } // namespace chorus::models::test

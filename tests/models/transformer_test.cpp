@@ -18,6 +18,7 @@ using namespace chorus::models;
 
 namespace {
 
+using test::random_model;
 using test::small_config;
 
 std::filesystem::path fresh_dir(const std::string& name) {
@@ -25,17 +26,6 @@ std::filesystem::path fresh_dir(const std::string& name) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;
-}
-
-Transformer random_model(const ModelConfig& config, std::uint64_t seed) {
-  torch::manual_seed(seed);
-  Transformer model(config);
-  // Biases start at zero; make them matter for the comparison.
-  torch::NoGradGuard no_grad;
-  for (auto& parameter : model->named_parameters())
-    if (parameter.key().find("bias") != std::string::npos || parameter.key().find("norm") != std::string::npos)
-      parameter.value().add_(torch::randn_like(parameter.value()) * 0.1);
-  return model;
 }
 
 torch::Tensor sample_tokens(std::int64_t vocab, std::int64_t batch, std::int64_t time) {
