@@ -75,4 +75,9 @@ int available_devices();
 /// The version of the LibTorch this process runs ("1.13.0").
 std::string libtorch_version();
 
+/// What is wrong with model device `device` here ("" if nothing): not "cpu", "cuda" or "cuda:N", no
+/// CUDA in this process's LibTorch, or an index past its devices. The recipe's process checks a
+/// builder's device with it, and a model actor's process (a node's may differ) again before loading.
+std::string device_problem(const std::string& device);
+
 } // namespace chorus::actors

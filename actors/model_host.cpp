@@ -19,24 +19,31 @@ torch::ScalarType parse_dtype(const std::string& dtype) {
   throw std::invalid_argument("dtype '" + dtype + "' is not supported (expected float32 or bfloat16)");
 }
 
-torch::Device parse_device(const std::string& device) {
-  // The recipe's process checked the name; a node's process checks what it has itself.
-  torch::Device parsed = torch::kCPU;
-  try {
-    parsed = torch::Device(device);
-  } catch (const c10::Error&) {
-    throw std::invalid_argument("device '" + device + "' is not supported (expected cpu, cuda or cuda:N)");
+std::string device_problem(const std::string& device) {
+  if (device == "cpu")
+    return {};
+  std::int64_t index = 0;
+  bool cuda = device == "cuda";
+  if (!cuda && device.rfind("cuda:", 0) == 0 && device.size() > 5 && device.size() < 9) {
+    cuda = device.find_first_not_of("0123456789", 5) == std::string::npos;
+    index = cuda ? std::stoll(device.substr(5)) : 0;
   }
-  if (parsed.is_cpu())
-    return parsed;
+  if (!cuda)
+    return "device '" + device + "' is not supported (expected cpu, cuda or cuda:N)";
   auto devices = available_devices();
-  if (!parsed.is_cuda() || devices == 0)
-    throw std::invalid_argument("device '" + device + "': this process's LibTorch " + libtorch_version()
-                                + " has no CUDA devices (CPU only)");
-  if (parsed.has_index() && parsed.index() >= devices)
-    throw std::invalid_argument("device '" + device + "' does not exist: LibTorch sees " + std::to_string(devices)
-                                + " CUDA device(s) in this process");
-  return parsed;
+  if (devices == 0)
+    return "device '" + device + "': this process's LibTorch " + libtorch_version()
+      + " was built without CUDA (CPU only): use device = cpu, or build chorus against a CUDA LibTorch";
+  if (index >= devices)
+    return "device '" + device + "' does not exist: LibTorch sees " + std::to_string(devices)
+      + " CUDA device(s), cuda:0 to cuda:" + std::to_string(devices - 1);
+  return {};
+}
+
+torch::Device parse_device(const std::string& device) {
+  if (auto problem = device_problem(device); !problem.empty())
+    throw std::invalid_argument(problem);
+  return torch::Device(device);
 }
 
 void ModelHost::load(ModelActorSpec model_spec, int weight) {

@@ -70,28 +70,6 @@ Task<ModelBuilder> ModelRef::to_builder(RecipeContext& ctx, BuilderOptions optio
 
 namespace {
 
-// `device` is "cpu", "cuda" or "cuda:N", and one this process's LibTorch has.
-void check_device(const std::string& where, const std::string& device) {
-  if (device == "cpu")
-    return;
-  std::int64_t index = 0;
-  bool cuda = device == "cuda";
-  if (!cuda && device.rfind("cuda:", 0) == 0 && device.size() > 5 && device.size() < 9) {
-    cuda = device.find_first_not_of("0123456789", 5) == std::string::npos;
-    index = cuda ? std::stoll(device.substr(5)) : 0;
-  }
-  if (!cuda)
-    throw ConfigError(where + "device '" + device + "' is not supported (expected cpu, cuda or cuda:N)");
-  auto devices = actors::available_devices();
-  if (devices == 0)
-    throw ConfigError(where + "device '" + device + "': this process's LibTorch " + actors::libtorch_version()
-                      + " was built without CUDA (CPU only): use device = cpu, or build chorus against a "
-                        "CUDA LibTorch");
-  if (index >= devices)
-    throw ConfigError(where + "device '" + device + "' does not exist: LibTorch sees " + std::to_string(devices)
-                      + " CUDA device(s), cuda:0 to cuda:" + std::to_string(devices - 1));
-}
-
 Task<ModelBuilder> make_builder(RecipeContext& ctx, std::string reference, BuilderOptions options) {
   auto where = "model '" + reference + "': ";
   if (options.tp < 1)
@@ -109,7 +87,8 @@ Task<ModelBuilder> make_builder(RecipeContext& ctx, std::string reference, Build
     throw ConfigError(where + "kv_cache_len must be at least 2, got " + std::to_string(options.kv_cache_len));
   if (options.dtype != "float32" && options.dtype != "bfloat16")
     throw ConfigError(where + "dtype '" + options.dtype + "' is not supported (expected float32 or bfloat16)");
-  check_device(where, options.device);
+  if (auto problem = actors::device_problem(options.device); !problem.empty())
+    throw ConfigError(where + problem);
   if (options.threads < 0)
     throw ConfigError(where + "threads must be >= 0 (0: a share of the cores)");
   if (!options.replica_nodes.empty() && static_cast<int>(options.replica_nodes.size()) != options.replicas)
