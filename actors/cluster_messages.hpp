@@ -37,7 +37,8 @@ struct SpawnedActor {
 };
 
 /// Spawns a model actor on the node and answers once it is spawned (not yet loaded: ask it for
-/// ModelInfo to wait for the load). `role` "inference": an inference-only model; "replica": a
+/// ModelInfo to wait for the load). `role` "inference": an inference-only model; "scoring": a
+/// scoring model (trained and asked in that one actor); "replica": a
 /// replica of a training model streaming each version from `weights`, its trainer's weight server;
 /// "trainer": rank data_parallel.rank of a (data-parallel) trainer group; rank 0 comes with its
 /// weight server.
@@ -113,7 +114,7 @@ struct WeightChunkRequest {
   std::int64_t index = 0;
 };
 
-CHORUS_INSPECT(ModelActorSpec, name, reference, dtype, device, seed, max_batch_size, kv_cache_len, threads)
+CHORUS_INSPECT(ModelActorSpec, name, reference, dtype, device, seed, max_batch_size, kv_cache_len, threads, scoring)
 CHORUS_INSPECT(NodeWelcome, name, cores)
 CHORUS_INSPECT(NodeHello, secret)
 CHORUS_INSPECT(SpawnedActor, actor, weights)

@@ -21,7 +21,7 @@ CHORUS_INSPECT(ChatMessage, role, content)
 CHORUS_INSPECT(SamplingParams, temperature, top_k, top_p, max_tokens, stop, seed, min_tokens)
 CHORUS_INSPECT(Generation, text, prompt_tokens, tokens, logprobs, finish_reason, weight_version)
 CHORUS_INSPECT(TrainSample, prompt_tokens, completion_tokens, advantage, behaviour_logprobs, weight_version,
-               completion_mask, token_advantages, old_values, returns)
+               completion_mask, token_advantages, old_values, returns, label)
 CHORUS_INSPECT(PreferencePair, prompt_tokens, chosen_tokens, rejected_tokens)
 CHORUS_INSPECT(TrainParams, lr, max_grad_norm, weight_decay, micro_batch_size, clip_range, clip_range_high,
                loss_aggregation, ratio_level, kl_beta, dpo_beta, value_coef, value_clip_range, on_policy_version)
@@ -108,7 +108,8 @@ struct TokenizeRequest {
   bool add_generation_prompt = true;
 };
 
-/// One optimizer step; `objective` is "sft" or "policy" (over `samples`) or "dpo" (over `pairs`).
+/// One optimizer step; `objective` is "sft", "policy", "ppo", "regression" or "value" (over `samples`),
+/// or "dpo" or "reward" (over `pairs`).
 struct TrainRequest {
   using Reply = TrainReport;
   static constexpr const char* kDoing = "taking a training step";
@@ -127,6 +128,19 @@ struct ValuesReply {
 struct ValuesRequest {
   using Reply = ValuesReply;
   static constexpr const char* kDoing = "computing value estimates";
+  std::vector<TrainSample> samples;
+};
+
+struct ScoresReply {
+  /// Per sample, the scoring model's score at its last token.
+  std::vector<float> scores;
+  std::int64_t weight_version = 0;
+};
+
+/// A scoring model's scores of `samples` (prompt and completion tokens), without a step.
+struct ScoresRequest {
+  using Reply = ScoresReply;
+  static constexpr const char* kDoing = "scoring";
   std::vector<TrainSample> samples;
 };
 
@@ -176,6 +190,8 @@ CHORUS_INSPECT(SaveStateRequest, folder)
 CHORUS_INSPECT(LoadStateRequest, folder)
 CHORUS_INSPECT(ValuesReply, values)
 CHORUS_INSPECT(ValuesRequest, samples)
+CHORUS_INSPECT(ScoresReply, scores, weight_version)
+CHORUS_INSPECT(ScoresRequest, samples)
 CHORUS_INSPECT(DecodeStep)
 
 } // namespace chorus::actors
@@ -205,4 +221,6 @@ CAF_BEGIN_TYPE_ID_BLOCK(chorus_model_actors, caf::first_custom_type_id + 100)
   CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::SaveStateRequest))
   CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::LoadStateRequest))
   CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::GenerationDelta))
+  CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::ScoresReply))
+  CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::ScoresRequest))
 CAF_END_TYPE_ID_BLOCK(chorus_model_actors)

@@ -31,6 +31,8 @@ struct ModelActorSpec {
   std::int64_t kv_cache_len = 4096;
   /// Intra-op threads; 0: a share of the cores (CoreBudget).
   int threads = 0;
+  /// Load it as a scoring model (a score head instead of the language-model head).
+  bool scoring = false;
 };
 
 /// Where a trainer rank finds its data-parallel group (actors/data_parallel.hpp): rank 0 hosts the
@@ -64,6 +66,10 @@ TrainingActors spawn_training_actors(caf::actor_system& system, ModelActorSpec t
 /// forwards them) and publishes nothing.
 caf::actor spawn_trainer_rank(caf::actor_system& system, ModelActorSpec spec, bool keep_reference,
                               DataParallelSpec data_parallel);
+
+/// A scoring model's actor (`spec.scoring` set): a trainer with no replicas and no reference that
+/// also answers ScoresRequest.
+caf::actor spawn_scoring_actor(caf::actor_system& system, ModelActorSpec spec);
 
 /// A replica of a training model in another process than its trainer: it streams each weight
 /// version from `weight_server` (TrainingActors::weight_server) and generates only with those.

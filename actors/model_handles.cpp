@@ -72,6 +72,36 @@ Task<std::vector<std::vector<float>>> ask_values(std::shared_ptr<detail::Trainin
   co_return std::move(reply.values);
 }
 
+Task<std::vector<float>> ask_scores(std::shared_ptr<detail::TrainingState> state, actors::ScoresRequest request) {
+  auto reply = co_await state->trainer.ask(std::move(request), state->timeout);
+  co_return std::move(reply.scores);
+}
+
+Task<std::vector<std::int64_t>> ask_trainer_tokens(std::shared_ptr<detail::TrainingState> state,
+                                                   TokenizeRequest request) {
+  auto reply = co_await state->trainer.ask(std::move(request), state->timeout);
+  co_return std::move(reply.tokens);
+}
+
+// The conversation's tokens with and without the assistant turn, as training renders them: the
+// score is read at the last token of the whole.
+Task<float> ask_score(std::shared_ptr<detail::TrainingState> state, std::vector<ChatMessage> prompt,
+                      std::string completion) {
+  auto conversation = prompt;
+  conversation.push_back({"assistant", std::move(completion)});
+  auto prompt_ids = co_await ask_trainer_tokens(state, TokenizeRequest{std::move(prompt), {}, true});
+  auto full = co_await ask_trainer_tokens(state, TokenizeRequest{std::move(conversation), {}, false});
+  TrainSample sample;
+  // A template whose generation prompt is not a prefix of the turn still scores the whole text.
+  auto prefix = full.size() > prompt_ids.size() && std::equal(prompt_ids.begin(), prompt_ids.end(), full.begin())
+    ? prompt_ids.size()
+    : std::size_t{1};
+  sample.prompt_tokens.assign(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(prefix));
+  sample.completion_tokens.assign(full.begin() + static_cast<std::ptrdiff_t>(prefix), full.end());
+  auto scores = co_await ask_scores(state, actors::ScoresRequest{{std::move(sample)}});
+  co_return scores.front();
+}
+
 Task<void> ask_reset_reference(std::shared_ptr<detail::TrainingState> state) {
   co_await state->trainer.ask(actors::ResetReferenceRequest{}, state->timeout);
 }
@@ -194,6 +224,55 @@ const std::string& TrainingModel::name() const {
 
 std::size_t TrainingModel::replicas() const {
   return state_->inference->replicas.size();
+}
+
+// -- ScoringModel ---------------------------------------------------------------
+
+ScoringModel::ScoringModel(std::shared_ptr<detail::TrainingState> state) : state_(std::move(state)) {}
+
+Task<float> ScoringModel::score(std::vector<ChatMessage> prompt, std::string completion) const {
+  return ask_score(state_, std::move(prompt), std::move(completion));
+}
+
+Task<std::vector<float>> ScoringModel::score_tokens(std::vector<TrainSample> samples) const {
+  return ask_scores(state_, actors::ScoresRequest{std::move(samples)});
+}
+
+Task<TrainReport> ScoringModel::train_pairs(std::vector<PreferencePair> pairs, TrainParams params) const {
+  return ask_train(state_, actors::TrainRequest{"reward", {}, std::move(params), std::move(pairs)});
+}
+
+Task<TrainReport> ScoringModel::train_regression(std::vector<TrainSample> samples, TrainParams params) const {
+  return ask_train(state_, actors::TrainRequest{"regression", std::move(samples), std::move(params)});
+}
+
+Task<std::vector<std::vector<float>>> ScoringModel::values(std::vector<TrainSample> samples) const {
+  return ask_values(state_, actors::ValuesRequest{std::move(samples)});
+}
+
+Task<TrainReport> ScoringModel::train_values(std::vector<TrainSample> samples, TrainParams params) const {
+  return ask_train(state_, actors::TrainRequest{"value", std::move(samples), std::move(params)});
+}
+
+Task<std::vector<std::int64_t>> ScoringModel::tokenize(std::string text) const {
+  return ask_trainer_tokens(state_, TokenizeRequest{{}, std::move(text), false});
+}
+
+Task<std::vector<std::int64_t>> ScoringModel::tokenize_chat(std::vector<ChatMessage> messages,
+                                                            bool add_generation_prompt) const {
+  return ask_trainer_tokens(state_, TokenizeRequest{std::move(messages), {}, add_generation_prompt});
+}
+
+Task<std::string> ScoringModel::save(std::string model_name, RecipeContext& ctx) const {
+  return ask_save(state_, (ctx.output_dir() / model_name).string(), ctx);
+}
+
+std::int64_t ScoringModel::weight_version() const {
+  return state_->weight_version;
+}
+
+const std::string& ScoringModel::name() const {
+  return state_->name;
 }
 
 } // namespace chorus

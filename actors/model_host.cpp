@@ -46,13 +46,20 @@ torch::Device parse_device(const std::string& device) {
   return torch::Device(device);
 }
 
+TokenizeReply ModelHost::tokenize(const TokenizeRequest& request) const {
+  const auto& tokenizer = *model.tokenizer;
+  return TokenizeReply{request.messages.empty()
+                         ? tokenizer.encode(request.text)
+                         : tokenizer.apply_chat_template(request.messages, request.add_generation_prompt)};
+}
+
 void ModelHost::load(ModelActorSpec model_spec, int weight) {
   spec = std::move(model_spec);
   try {
     cores = CoreBudget::process().join(spec.name, weight, spec.threads);
     follow_share();
-    model =
-      models::load_pretrained_model(spec.reference, parse_dtype(spec.dtype), spec.seed, parse_device(spec.device));
+    model = models::load_pretrained_model(spec.reference, parse_dtype(spec.dtype), spec.seed, parse_device(spec.device),
+                                          spec.scoring ? models::Head::scoring : models::Head::language_model);
   } catch (const std::exception& error) {
     load_error = "cannot load model '" + spec.reference + "': " + error.what();
   }

@@ -63,6 +63,9 @@ struct ModelHost {
   };
 
   ModelInfo info(std::int64_t weight_version) const;
+
+  /// The model's tokens of a request's chat (with the chat template) or text.
+  TokenizeReply tokenize(const TokenizeRequest& request) const;
 };
 
 } // namespace chorus::actors

@@ -150,6 +150,40 @@ Task<InferenceModel> ModelBuilder::spawn_inference(std::string name, InferenceOp
 
 namespace {
 
+Task<ScoringModel> spawn_scoring_model(RecipeContext* ctx, std::shared_ptr<const detail::ModelSpec> spec,
+                                       std::string name) {
+  auto& runtime = ctx->runtime();
+  const auto& node = spec->options.node;
+  auto actor = actor_spec(*spec, name + "/scoring", 1);
+  actor.scoring = true;
+  auto handle = node.empty()
+    ? actors::spawn_scoring_actor(runtime.system(), std::move(actor))
+    : (co_await spawn_on_node(*ctx, node, {.role = "scoring", .spec = std::move(actor)})).actor;
+  auto state = std::make_shared<detail::TrainingState>();
+  state->name = name;
+  state->checkpoints = ctx->checkpoints();
+  state->trainer = runtime.adopt(placed(name + "/scoring", node), handle);
+  state->inference = std::make_shared<detail::InferenceState>(); // no replicas: it scores in the one actor
+  state->inference->name = name;
+  try {
+    auto info = co_await wait_loaded(state->trainer);
+    ctx->log().info("model '{}': {} ({:.1f} M parameters) loaded as a scoring model", name, spec->reference,
+                    static_cast<double>(info.parameters) / 1e6);
+  } catch (...) {
+    stop_all({handle});
+    throw;
+  }
+  co_return detail::ModelAccess::scoring(std::move(state));
+}
+
+} // namespace
+
+Task<ScoringModel> ModelBuilder::spawn_scoring(std::string name) const {
+  return spawn_scoring_model(ctx_, spec_, std::move(name));
+}
+
+namespace {
+
 // A training model's actors, spawned step by step: the trainer (with the replicas in this process),
 // the replicas on nodes, the other data-parallel ranks; then each waited for until it has loaded.
 // Every actor spawned is kept in `all`, so that a failure part way stops them all.

@@ -120,6 +120,13 @@ struct ModelAccess {
   static const std::shared_ptr<TrainingState>& state_of(const TrainingModel& model) {
     return model.state_;
   }
+  // A scoring model is a trainer with no replicas: its state is a TrainingState with none.
+  static ScoringModel scoring(std::shared_ptr<TrainingState> state) {
+    return ScoringModel(std::move(state));
+  }
+  static const std::shared_ptr<TrainingState>& state_of(const ScoringModel& model) {
+    return model.state_;
+  }
 };
 
 } // namespace detail

@@ -81,6 +81,8 @@ caf::behavior node_spawner(SpawnerActor* self, std::string node_name, std::strin
         state.track(weights);
       } else if (request.role == "inference")
         actor = spawn_policy_actor(self->system(), std::move(request.spec));
+      else if (request.role == "scoring")
+        actor = spawn_scoring_actor(self->system(), std::move(request.spec));
       else if (request.role == "replica" && request.weights)
         actor = spawn_remote_replica(self->system(), std::move(request.spec), request.weights);
       else if (request.role == "trainer")
@@ -88,7 +90,7 @@ caf::behavior node_spawner(SpawnerActor* self, std::string node_name, std::strin
           spawn_trainer_rank(self->system(), std::move(request.spec), request.keep_reference, request.data_parallel);
       else
         throw std::invalid_argument("node '" + state.node + "': cannot spawn a model actor of role '" + request.role
-                                    + "' (expected inference, replica with a weight server, or trainer)");
+                                    + "' (expected inference, scoring, replica with a weight server, or trainer)");
       adopt(self, actor);
       if (weights)
         adopt(self, weights);

@@ -283,12 +283,8 @@ caf::behavior policy_actor(PolicyActor* self, ModelActorSpec spec, std::shared_p
       return LogprobsReply{std::move(scores.front()), state.version};
     }),
     guarded([self](const TokenizeRequest& request) {
-      auto& state = self->state;
-      state.host.prepare();
-      const auto& tokenizer = *state.host.model.tokenizer;
-      return TokenizeReply{request.messages.empty()
-                             ? tokenizer.encode(request.text)
-                             : tokenizer.apply_chat_template(request.messages, request.add_generation_prompt)};
+      self->state.host.prepare();
+      return self->state.host.tokenize(request);
     }),
   };
 }

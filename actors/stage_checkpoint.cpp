@@ -47,12 +47,17 @@ StageCheckpoint::StageCheckpoint(StageCheckpoint&&) noexcept = default;
 StageCheckpoint& StageCheckpoint::operator=(StageCheckpoint&&) noexcept = default;
 StageCheckpoint::~StageCheckpoint() = default;
 
+Task<StageCheckpoint> StageCheckpoint::open(ScoringModel model, std::string stage, std::int64_t last_step) {
+  // A scoring model is a trainer without replicas: its checkpoints are a training model's.
+  return open(detail::ModelAccess::training(detail::ModelAccess::state_of(model)), std::move(stage), last_step);
+}
+
 Task<StageCheckpoint> StageCheckpoint::open(TrainingModel model, std::string stage, std::int64_t last_step) {
   auto impl = std::make_unique<Impl>();
   impl->last_step = last_step;
   impl->model = detail::ModelAccess::state_of(model);
-  impl->run = impl->model->checkpoints;
   impl->stage = std::move(stage);
+  impl->run = impl->model->checkpoints;
   if (!impl->run)
     co_return StageCheckpoint(std::move(impl));
   impl->run->stage_started();

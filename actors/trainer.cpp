@@ -7,6 +7,7 @@
 #include "models/training.hpp"
 
 #include <chrono>
+#include <cmath>
 #include <stdexcept>
 
 namespace chorus::actors {
@@ -18,7 +19,8 @@ using models::Transformer;
 Transformer frozen_copy(Transformer& model) {
   Transformer copy(model->config(), /*seed=*/0); // its own generator: other threads may be drawing
   torch::NoGradGuard no_grad;
-  copy->to(model->device(), model->output_weight().scalar_type()); // set_data keeps a tensor on its device
+  // set_data keeps a tensor on its device
+  copy->to(model->device(), model->model->embed_tokens->weight.scalar_type());
   auto source = model->parameters();
   auto target = copy->parameters();
   for (std::size_t i = 0; i < source.size(); ++i) {
@@ -115,6 +117,15 @@ std::vector<TrainSample> in_prompt_groups(const std::vector<TrainSample>& sample
   return result;
 }
 
+// Each row's value at its last real token: [batch, time] -> [batch].
+torch::Tensor at_last_token(const torch::Tensor& values, const models::SequenceBatch& batch) {
+  std::vector<std::int64_t> last;
+  for (std::size_t row = 0; row < batch.prompt_lengths.size(); ++row)
+    last.push_back(batch.prompt_lengths[row] + batch.completion_lengths[row] - 1);
+  auto index = torch::tensor(last, torch::kInt64).to(values.device()).unsqueeze(1);
+  return values.gather(1, index).squeeze(1);
+}
+
 // `field` (one value per completion token) of samples [begin, end), a row each.
 std::vector<std::vector<float>> rows_of(const std::vector<TrainSample>& samples, std::size_t begin, std::size_t end,
                                         std::vector<float> TrainSample::* field) {
@@ -146,12 +157,31 @@ Objective parse_objective(const std::string& name) {
     return Objective::ppo;
   if (name == "dpo")
     return Objective::dpo;
-  throw std::invalid_argument("unknown objective '" + name + "' (expected sft, policy, ppo or dpo)");
+  if (name == "reward")
+    return Objective::reward;
+  if (name == "regression")
+    return Objective::regression;
+  if (name == "value")
+    return Objective::value;
+  throw std::invalid_argument("unknown objective '" + name
+                              + "' (expected sft, policy, ppo, dpo, reward, regression or value)");
+}
+
+void Trainer::check_head(Objective objective) const {
+  bool scoring_objective =
+    objective == Objective::reward || objective == Objective::regression || objective == Objective::value;
+  if (model_.model->is_scoring() && !scoring_objective)
+    throw std::invalid_argument("a scoring model trains as a reward model (Bradley-Terry on pairs, regression on "
+                                "labels) or a value model, not with this objective");
+  if (!model_.model->is_scoring() && scoring_objective)
+    throw std::invalid_argument("reward, regression and value steps train a scoring model (spawn_scoring), not a "
+                                "language model");
 }
 
 void Trainer::check(Objective objective, const std::vector<TrainSample>& samples, const TrainParams& params) const {
-  if (objective == Objective::dpo)
-    throw std::invalid_argument("dpo trains on preference pairs, not samples (dpo_step)");
+  if (objective == Objective::dpo || objective == Objective::reward)
+    throw std::invalid_argument("dpo and reward steps train on preference pairs, not samples (pair_step)");
+  check_head(objective);
   if (samples.empty())
     throw std::invalid_argument("a train step needs at least one sample");
   if (params.micro_batch_size < 1)
@@ -170,11 +200,17 @@ void Trainer::check(Objective objective, const std::vector<TrainSample>& samples
         && (sample.token_advantages.size() != n || sample.old_values.size() != n || sample.returns.size() != n))
       throw std::invalid_argument(where + ": PPO needs one token advantage, old value and return per completion token ("
                                   + std::to_string(n) + ")");
-    if (objective != Objective::sft && sample.behaviour_logprobs.size() != n)
+    if (objective == Objective::value && (sample.old_values.size() != n || sample.returns.size() != n))
+      throw std::invalid_argument(where + ": a value step needs one old value and return per completion token ("
+                                  + std::to_string(n) + ")");
+    if (objective == Objective::regression && !std::isfinite(sample.label))
+      throw std::invalid_argument(where + ": the label must be a finite number");
+    bool policy = objective == Objective::policy || objective == Objective::ppo;
+    if (policy && sample.behaviour_logprobs.size() != n)
       throw std::invalid_argument(where + ": " + std::to_string(sample.behaviour_logprobs.size())
                                   + " behaviour log-probs for " + std::to_string(n) + " completion tokens");
   }
-  if (objective != Objective::sft)
+  if (objective == Objective::policy || objective == Objective::ppo)
     check_policy_params(params);
 }
 
@@ -191,14 +227,18 @@ void Trainer::check_policy_params(const TrainParams& params) const {
     throw std::invalid_argument("kl_beta > 0 needs a reference model: spawn_train with .keep_reference = true");
 }
 
-void Trainer::check_dpo(const std::vector<PreferencePair>& pairs, const TrainParams& params) const {
-  if (!reference_)
+void Trainer::check_pairs(Objective objective, const std::vector<PreferencePair>& pairs,
+                          const TrainParams& params) const {
+  if (objective != Objective::dpo && objective != Objective::reward)
+    throw std::invalid_argument("only dpo and reward steps train on preference pairs");
+  check_head(objective);
+  if (objective == Objective::dpo && !reference_)
     throw std::invalid_argument("dpo needs a reference model: spawn_train with .keep_reference = true");
   if (pairs.empty())
-    throw std::invalid_argument("a DPO step needs at least one preference pair");
+    throw std::invalid_argument("a step over preference pairs needs at least one pair");
   if (params.micro_batch_size < 1)
     throw std::invalid_argument("micro_batch_size must be at least 1, got " + std::to_string(params.micro_batch_size));
-  if (!(params.dpo_beta > 0))
+  if (objective == Objective::dpo && !(params.dpo_beta > 0))
     throw std::invalid_argument("dpo_beta must be > 0");
   for (std::size_t i = 0; i < pairs.size(); ++i) {
     auto where = "pair " + std::to_string(i);
@@ -252,7 +292,10 @@ struct Trainer::SampleStep {
 
   // Micro-batches weigh by what the loss averages over: tokens, or sequences.
   bool per_sequence() const {
-    return objective != Objective::sft && (sequence_level || aggregation != models::Aggregation::token_mean);
+    if (objective == Objective::regression)
+      return true;
+    bool policy = objective == Objective::policy || objective == Objective::ppo;
+    return policy && (sequence_level || aggregation != models::Aggregation::token_mean);
   }
 };
 
@@ -315,6 +358,8 @@ torch::Tensor Trainer::sample_loss(SampleStep& step, std::size_t begin, std::siz
   }
   auto batch = models::make_sequence_batch(prompts, completions, model_.model->device());
   apply_completion_masks(batch, samples, begin, end);
+  if (model_.model->is_scoring())
+    return scoring_loss(step, batch, begin, end, share);
   torch::Tensor hidden, logprobs;
   if (step.objective == Objective::ppo) { // the value head reads every position's state
     hidden = model_.model->hidden_states(batch.tokens, batch.attention_mask);
@@ -330,8 +375,28 @@ torch::Tensor Trainer::sample_loss(SampleStep& step, std::size_t begin, std::siz
   if (step.params.kl_beta > 0)
     loss = loss + step.params.kl_beta * kl_penalty(step, batch, logprobs, share);
   if (step.objective == Objective::ppo)
-    loss = loss + step.params.value_coef * value_loss(step, batch, hidden, logprobs.size(1), begin, end, share);
+    loss = loss
+      + step.params.value_coef
+        * value_loss(step, batch, value_estimates(hidden).narrow(1, 0, logprobs.size(1)), begin, end, share);
   return loss;
+}
+
+torch::Tensor Trainer::scoring_loss(SampleStep& step, const models::SequenceBatch& batch, std::size_t begin,
+                                    std::size_t end, double share) {
+  auto scores = model_.model->scores(model_.model->hidden_states(batch.tokens, batch.attention_mask));
+  if (step.objective == Objective::value)
+    return value_loss(step, batch, scores.narrow(1, 0, batch.targets.size(1)), begin, end, share);
+  std::vector<float> labels;
+  for (auto i = begin; i < end; ++i)
+    labels.push_back(static_cast<float>(step.samples[i].label));
+  auto target = torch::tensor(labels, torch::kFloat32).to(scores.device());
+  return (at_last_token(scores, batch) - target).pow(2).mean();
+}
+
+torch::Tensor Trainer::value_estimates(const torch::Tensor& hidden) {
+  if (model_.model->is_scoring())
+    return model_.model->scores(hidden);
+  return value_head_(hidden.to(torch::kFloat32)).squeeze(-1);
 }
 
 torch::Tensor Trainer::surrogate_loss(SampleStep& step, const models::SequenceBatch& batch,
@@ -389,10 +454,9 @@ torch::Tensor Trainer::kl_penalty(SampleStep& step, const models::SequenceBatch&
   return kl;
 }
 
-torch::Tensor Trainer::value_loss(SampleStep& step, const models::SequenceBatch& batch, const torch::Tensor& hidden,
-                                  std::int64_t length, std::size_t begin, std::size_t end, double share) {
+torch::Tensor Trainer::value_loss(SampleStep& step, const models::SequenceBatch& batch, const torch::Tensor& values,
+                                  std::size_t begin, std::size_t end, double share) {
   const auto& samples = step.samples;
-  auto values = value_head_(hidden.to(torch::kFloat32)).squeeze(-1).narrow(1, 0, length);
   auto loss =
     models::clipped_value_loss(values, batch.at_completion(rows_of(samples, begin, end, &TrainSample::old_values)),
                                batch.at_completion(rows_of(samples, begin, end, &TrainSample::returns)),
@@ -444,14 +508,15 @@ void Trainer::ensure_value_head(const TrainParams& params) {
 std::vector<std::vector<float>> Trainer::values(const std::vector<TrainSample>& samples) {
   for (std::size_t i = 0; i < samples.size(); ++i)
     check_sequence(samples[i].prompt_tokens, samples[i].completion_tokens, sample_name(i));
-  ensure_value_head(TrainParams{});
+  if (!model_.model->is_scoring())
+    ensure_value_head(TrainParams{});
   torch::NoGradGuard no_grad;
   std::vector<std::vector<float>> result;
   for (const auto& sample : samples) {
     auto batch =
       models::make_sequence_batch({&sample.prompt_tokens}, {&sample.completion_tokens}, model_.model->device());
     auto hidden = model_.model->hidden_states(batch.tokens, batch.attention_mask);
-    auto values = value_head_(hidden.to(torch::kFloat32)).squeeze(-1)[0].to(torch::kCPU);
+    auto values = value_estimates(hidden)[0].to(torch::kCPU);
     auto start = static_cast<std::int64_t>(sample.prompt_tokens.size()) - 1;
     auto n = static_cast<std::int64_t>(sample.completion_tokens.size());
     auto slice = values.narrow(0, start, n).contiguous();
@@ -460,8 +525,31 @@ std::vector<std::vector<float>> Trainer::values(const std::vector<TrainSample>& 
   return result;
 }
 
-TrainReport Trainer::dpo_step(const std::vector<PreferencePair>& pairs, const TrainParams& params) {
-  check_dpo(pairs, params);
+std::vector<float> Trainer::scores(const std::vector<TrainSample>& samples) {
+  if (!model_.model->is_scoring())
+    throw std::invalid_argument("a language model has no score head: spawn a scoring model to score");
+  for (std::size_t i = 0; i < samples.size(); ++i)
+    check_sequence(samples[i].prompt_tokens, samples[i].completion_tokens, sample_name(i));
+  torch::NoGradGuard no_grad;
+  std::vector<float> result;
+  constexpr std::size_t kRows = 16; // sequences per forward pass
+  for (std::size_t begin = 0; begin < samples.size(); begin += kRows) {
+    std::vector<const std::vector<std::int64_t>*> prompts, completions;
+    for (auto i = begin; i < std::min(samples.size(), begin + kRows); ++i) {
+      prompts.push_back(&samples[i].prompt_tokens);
+      completions.push_back(&samples[i].completion_tokens);
+    }
+    auto batch = models::make_sequence_batch(prompts, completions, model_.model->device());
+    auto hidden = model_.model->hidden_states(batch.tokens, batch.attention_mask);
+    auto last = at_last_token(model_.model->scores(hidden), batch).to(torch::kCPU).contiguous();
+    result.insert(result.end(), last.data_ptr<float>(), last.data_ptr<float>() + last.numel());
+  }
+  return result;
+}
+
+TrainReport Trainer::pair_step(Objective objective, const std::vector<PreferencePair>& pairs,
+                               const TrainParams& params) {
+  check_pairs(objective, pairs, params);
   auto start = std::chrono::steady_clock::now();
   prepare_optimizer(params);
   auto batches = split_micro_batches(
@@ -474,7 +562,7 @@ TrainReport Trainer::dpo_step(const std::vector<PreferencePair>& pairs, const Tr
     batches.weights,
     [&](std::size_t index) {
       auto [begin, end] = batches.ranges[index];
-      return pair_loss(pairs, begin, end, params, accuracy, margin);
+      return pair_loss(objective, pairs, begin, end, params, accuracy, margin);
     },
     params);
   sum_metrics({&accuracy, &margin});
@@ -484,8 +572,8 @@ TrainReport Trainer::dpo_step(const std::vector<PreferencePair>& pairs, const Tr
   return report;
 }
 
-torch::Tensor Trainer::pair_loss(const std::vector<PreferencePair>& pairs, std::size_t begin, std::size_t end,
-                                 const TrainParams& params, double& accuracy, double& margin) {
+torch::Tensor Trainer::pair_loss(Objective objective, const std::vector<PreferencePair>& pairs, std::size_t begin,
+                                 std::size_t end, const TrainParams& params, double& accuracy, double& margin) {
   std::vector<const std::vector<std::int64_t>*> prompts, completions;
   for (auto i = begin; i < end; ++i) {
     prompts.push_back(&pairs[i].prompt_tokens);
@@ -496,6 +584,17 @@ torch::Tensor Trainer::pair_loss(const std::vector<PreferencePair>& pairs, std::
     completions.push_back(&pairs[i].rejected_tokens);
   }
   auto batch = models::make_sequence_batch(prompts, completions, model_.model->device());
+  auto n = static_cast<std::int64_t>(end - begin);
+  auto count = [&](const models::PairLoss& result) {
+    accuracy += result.reward_accuracy * static_cast<double>(n);
+    margin += result.reward_margin * static_cast<double>(n);
+    return result.loss;
+  };
+  if (objective == Objective::reward) {
+    auto hidden = model_.model->hidden_states(batch.tokens, batch.attention_mask);
+    auto scores = at_last_token(model_.model->scores(hidden), batch);
+    return count(models::bradley_terry_loss(scores.narrow(0, 0, n), scores.narrow(0, n, n)));
+  }
   auto mask = batch.completion_mask.to(torch::kFloat32);
   // A pair's two completions share its prompt: scored packed, the prompt once.
   auto sums = (models::completion_logprobs(model_.model, batch) * mask).sum(1);
@@ -504,12 +603,8 @@ torch::Tensor Trainer::pair_loss(const std::vector<PreferencePair>& pairs, std::
     torch::NoGradGuard no_grad;
     reference_sums = (models::completion_logprobs(reference_, batch) * mask).sum(1);
   }
-  auto n = static_cast<std::int64_t>(end - begin);
-  auto result = models::dpo_loss(sums.narrow(0, 0, n), sums.narrow(0, n, n), reference_sums.narrow(0, 0, n),
-                                 reference_sums.narrow(0, n, n), params.dpo_beta);
-  accuracy += result.reward_accuracy * static_cast<double>(n);
-  margin += result.reward_margin * static_cast<double>(n);
-  return result.loss;
+  return count(models::dpo_loss(sums.narrow(0, 0, n), sums.narrow(0, n, n), reference_sums.narrow(0, 0, n),
+                                reference_sums.narrow(0, n, n), params.dpo_beta));
 }
 
 } // namespace chorus::actors

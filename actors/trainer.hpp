@@ -1,8 +1,10 @@
 // Trainer: the trainable weights, their optimizer and an optional frozen reference copy, and the
 // optimizer steps a trainer actor runs: SFT (cross-entropy over completion tokens), the clipped
 // policy gradient (token-level ratio for GRPO, sequence-level for GSPO), PPO with a value head and
-// DPO against the frozen reference, with gradient accumulation over micro-batches. No actor code
-// here: the actor (trainer_actor.cpp) wraps it.
+// DPO against the frozen reference, with gradient accumulation over micro-batches. A scoring model
+// (a score head instead of the language-model head) trains as a reward model (Bradley-Terry on
+// pairs, squared error on labels) or as PPO's value model. No actor code here: the actor
+// (trainer_actor.cpp) wraps it.
 #pragma once
 
 #include <chorus/training.hpp>
@@ -27,9 +29,14 @@ enum class Objective {
   policy, ///< the clipped policy gradient: token-level ratio (GRPO) or sequence-level (GSPO)
   ppo,    ///< the clipped policy gradient with per-token advantages, plus the value head's loss
   dpo,    ///< DPO over preference pairs, against the frozen reference
+  // A scoring model's objectives:
+  reward,     ///< Bradley-Terry over preference pairs: the chosen completion should score higher
+  regression, ///< squared error between each sample's score and its label
+  value,      ///< PPO's clipped value loss at every completion token, towards the samples' returns
 };
 
-/// The objective named `name`. @throws std::invalid_argument naming it and the objectives there are.
+/// The objective named `name` ("sft", "policy", "ppo", "dpo", "reward", "regression", "value").
+/// @throws std::invalid_argument naming it and the objectives there are.
 Objective parse_objective(const std::string& name);
 
 class Trainer {
@@ -37,17 +44,24 @@ public:
   /// Trains `model`; keeps a frozen copy of its current weights when `keep_reference`.
   Trainer(models::Pretrained model, bool keep_reference);
 
-  /// One optimizer step over `samples` (every objective but dpo, which trains on pairs: dpo_step).
+  /// One optimizer step over `samples` (every objective but dpo and reward, which train on pairs:
+  /// pair_step).
   /// @throws std::invalid_argument naming the sample and what is wrong with it.
   TrainReport step(Objective objective, const std::vector<TrainSample>& samples, const TrainParams& params);
 
-  /// The value head's estimate at each completion token of each sample (PPO), without a step. The
-  /// value head (on the model's last hidden states, zero-initialised) is created on first use.
+  /// The value estimate at each completion token of each sample (PPO), without a step: a scoring
+  /// model's score there, or else the value head's (on the model's last hidden states,
+  /// zero-initialised, created on first use).
   std::vector<std::vector<float>> values(const std::vector<TrainSample>& samples);
 
-  /// One DPO step over preference pairs, against the frozen reference (needs keep_reference).
+  /// A scoring model's score of each sample (at its last token), without a step.
+  /// @throws std::invalid_argument for a language model, or naming a sample that cannot be scored.
+  std::vector<float> scores(const std::vector<TrainSample>& samples);
+
+  /// One step over preference pairs: DPO against the frozen reference (needs keep_reference), or a
+  /// scoring model's Bradley-Terry step (reward).
   /// @throws std::invalid_argument naming the pair and what is wrong with it.
-  TrainReport dpo_step(const std::vector<PreferencePair>& pairs, const TrainParams& params);
+  TrainReport pair_step(Objective objective, const std::vector<PreferencePair>& pairs, const TrainParams& params);
 
   /// Makes the current weights the frozen reference (creating one if there was none).
   void reset_reference();
@@ -93,7 +107,9 @@ private:
 
   void check(Objective objective, const std::vector<TrainSample>& samples, const TrainParams& params) const;
   void check_policy_params(const TrainParams& params) const;
-  void check_dpo(const std::vector<PreferencePair>& pairs, const TrainParams& params) const;
+  void check_pairs(Objective objective, const std::vector<PreferencePair>& pairs, const TrainParams& params) const;
+  // That `objective` fits the model: a scoring model's objectives for a scoring model, the others not.
+  void check_head(Objective objective) const;
   // Checks that `tokens` may be trained on; `where` names the sample or pair in errors.
   void check_sequence(const std::vector<std::int64_t>& prompt, const std::vector<std::int64_t>& completion,
                       const std::string& where) const;
@@ -115,12 +131,17 @@ private:
                                const torch::Tensor& old_logprobs, std::size_t begin, std::size_t end, double share);
   torch::Tensor kl_penalty(SampleStep& step, const models::SequenceBatch& batch, const torch::Tensor& logprobs,
                            double share);
-  torch::Tensor value_loss(SampleStep& step, const models::SequenceBatch& batch, const torch::Tensor& hidden,
-                           std::int64_t length, std::size_t begin, std::size_t end, double share);
+  torch::Tensor value_loss(SampleStep& step, const models::SequenceBatch& batch, const torch::Tensor& values,
+                           std::size_t begin, std::size_t end, double share);
+  // A scoring model's terms: squared error to the labels, or the value loss.
+  torch::Tensor scoring_loss(SampleStep& step, const models::SequenceBatch& batch, std::size_t begin, std::size_t end,
+                             double share);
+  // The value estimates [batch, time] of final hidden states: the score head, or the value head.
+  torch::Tensor value_estimates(const torch::Tensor& hidden);
   // The loss of pairs [begin, end): chosen completions in the first half of one batch, rejected ones
   // in the second; adds the pairs' reward accuracy and margin to the totals.
-  torch::Tensor pair_loss(const std::vector<PreferencePair>& pairs, std::size_t begin, std::size_t end,
-                          const TrainParams& params, double& accuracy, double& margin);
+  torch::Tensor pair_loss(Objective objective, const std::vector<PreferencePair>& pairs, std::size_t begin,
+                          std::size_t end, const TrainParams& params, double& accuracy, double& margin);
 
   models::Pretrained model_;
   models::Transformer reference_{nullptr};

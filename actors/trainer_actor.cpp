@@ -85,8 +85,9 @@ TrainReport train(TrainerActor* self, const TrainRequest& request) {
   {
     TimelineSpan span(state.host.spec.name, request.objective + " step",
                       std::to_string(request.samples.size() + request.pairs.size()) + " samples");
-    report = objective == Objective::dpo ? state.trainer->dpo_step(request.pairs, request.params)
-                                         : state.trainer->step(objective, request.samples, request.params);
+    bool pairs = objective == Objective::dpo || objective == Objective::reward;
+    report = pairs ? state.trainer->pair_step(objective, request.pairs, request.params)
+                   : state.trainer->step(objective, request.samples, request.params);
   }
   publish(self, report.weight_version);
   // A sampler that disagrees with the trainer about the same weights and tokens biases every
@@ -144,6 +145,16 @@ caf::behavior trainer_actor(TrainerActor* self, ModelActorSpec spec, std::shared
       publish(self, state.trainer->version());
       return state.trainer->version();
     }),
+    guarded([self](const ScoresRequest& request) {
+      auto& state = self->state;
+      state.host.prepare();
+      ModelHost::Working working(state.host);
+      return ScoresReply{state.trainer->scores(request.samples), state.trainer->version()};
+    }),
+    guarded([self](const TokenizeRequest& request) {
+      self->state.host.prepare();
+      return self->state.host.tokenize(request);
+    }),
     guarded([self](const LogprobsRequest& request) {
       auto& state = self->state;
       state.host.prepare();
@@ -161,6 +172,12 @@ caf::actor spawn_trainer_rank(caf::actor_system& system, ModelActorSpec spec, bo
                               DataParallelSpec data_parallel) {
   return system.spawn<caf::detached>(trainer_actor, std::move(spec), nullptr, caf::actor{}, keep_reference,
                                      std::move(data_parallel));
+}
+
+caf::actor spawn_scoring_actor(caf::actor_system& system, ModelActorSpec spec) {
+  spec.scoring = true;
+  return system.spawn<caf::detached>(trainer_actor, std::move(spec), nullptr, caf::actor{}, /*keep_reference=*/false,
+                                     DataParallelSpec{});
 }
 
 TrainingActors spawn_training_actors(caf::actor_system& system, ModelActorSpec trainer_spec,

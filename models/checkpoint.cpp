@@ -88,16 +88,26 @@ void save_pretrained(Transformer& model, const std::filesystem::path& folder) {
   save_safetensors(folder / "model.safetensors", tensors);
 }
 
-Transformer load_pretrained(const std::filesystem::path& folder, torch::ScalarType dtype) {
+Transformer load_pretrained(const std::filesystem::path& folder, torch::ScalarType dtype, Head head,
+                            std::uint64_t seed) {
   auto config = ModelConfig::load(folder / "config.json");
+  if (head == Head::language_model && config.num_labels > 0)
+    throw CheckpointError((folder / "config.json").string() + ": a scoring model (" + config.architecture()
+                          + "), not a language model: load it as a scoring model (spawn_scoring)");
+  // A language model becomes a scoring model with a new score head over its body.
+  bool new_head = head == Head::scoring && config.num_labels == 0;
+  if (new_head)
+    config.num_labels = 1;
   auto shards = Shards::open(folder);
-  Transformer model(config);
+  Transformer model(config, seed);
   model->to(dtype);
   std::set<std::string> used;
   torch::NoGradGuard no_grad;
   for (auto& parameter : model->named_parameters()) {
     const auto& name = parameter.key();
     auto found = shards.file_of.find(name);
+    if (new_head && name == "score.weight")
+      continue;
     if (found == shards.file_of.end())
       throw CheckpointError(folder.string() + ": tensor '" + name + "' is missing (config.json describes a "
                             + config.model_type + " model that has it)");
@@ -113,8 +123,8 @@ Transformer load_pretrained(const std::filesystem::path& folder, torch::ScalarTy
     if (used.count(name))
       continue;
     // Old checkpoints store the rotary frequencies; a tied model may still carry its output head.
-    bool harmless =
-      name.find("rotary_emb.inv_freq") != std::string::npos || (config.tie_word_embeddings && name == "lm_head.weight");
+    bool harmless = name.find("rotary_emb.inv_freq") != std::string::npos
+      || ((config.tie_word_embeddings || new_head) && name == "lm_head.weight");
     if (!harmless)
       throw CheckpointError((folder / file).string() + ": tensor '" + name
                             + "' belongs to no parameter of the model config.json describes");

@@ -47,7 +47,39 @@ bool read_bool(const json& object, const std::string& key, const std::filesystem
   return found->get<bool>();
 }
 
+// 0 for a causal LM; a `...ForSequenceClassification` architecture's label count, which must be 1 (a
+// scoring model). Transformers writes the labels as id2label; num_labels is accepted too.
+std::int64_t read_num_labels(const json& object, const std::filesystem::path& file) {
+  auto architectures = object.find("architectures");
+  if (architectures == object.end() || !architectures->is_array())
+    return 0;
+  bool classifier = false;
+  for (const auto& name : *architectures) {
+    constexpr std::string_view kSuffix = "ForSequenceClassification";
+    auto text = name.is_string() ? name.get<std::string>() : std::string();
+    classifier = classifier
+      || (text.size() > kSuffix.size() && text.compare(text.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0);
+  }
+  if (!classifier)
+    return 0;
+  std::int64_t labels = 2; // transformers' default
+  if (auto id2label = object.find("id2label"); id2label != object.end() && id2label->is_object())
+    labels = static_cast<std::int64_t>(id2label->size());
+  if (object.contains("num_labels"))
+    labels = read_int(object, "num_labels", file);
+  if (labels != 1)
+    fail(file, "num_labels",
+         "a sequence-classification model with " + std::to_string(labels)
+           + " labels is not supported (a scoring model has one: num_labels 1)");
+  return 1;
+}
+
 } // namespace
+
+std::string ModelConfig::architecture() const {
+  return std::string(model_type == "qwen2" ? "Qwen2" : "Llama")
+    + (num_labels > 0 ? "ForSequenceClassification" : "ForCausalLM");
+}
 
 ModelConfig ModelConfig::from_json(const json& object, const std::filesystem::path& file) {
   if (!object.is_object())
@@ -93,6 +125,7 @@ ModelConfig ModelConfig::from_json(const json& object, const std::filesystem::pa
       config.eos_token_ids.push_back(read_int(object, "eos_token_id", file));
     }
   }
+  config.num_labels = read_num_labels(object, file);
   if (auto scaling = object.find("rope_scaling"); scaling != object.end() && !scaling->is_null())
     fail(file, "rope_scaling", "rope scaling " + scaling->dump() + " is not supported yet");
   if (read_bool(object, "use_sliding_window", file, false))
@@ -138,7 +171,7 @@ void ModelConfig::validate(const std::filesystem::path& file) const {
 
 json ModelConfig::to_json() const {
   json object{
-    {"architectures", {model_type == "qwen2" ? "Qwen2ForCausalLM" : "LlamaForCausalLM"}},
+    {"architectures", {architecture()}},
     {"model_type", model_type},
     {"vocab_size", vocab_size},
     {"hidden_size", hidden_size},
@@ -156,6 +189,14 @@ json ModelConfig::to_json() const {
   };
   if (model_type == "llama")
     object["attention_bias"] = attention_bias;
+  if (num_labels > 0) {
+    object["id2label"] = json::object();
+    object["label2id"] = json::object();
+    for (std::int64_t i = 0; i < num_labels; ++i) {
+      object["id2label"][std::to_string(i)] = "LABEL_" + std::to_string(i);
+      object["label2id"]["LABEL_" + std::to_string(i)] = i;
+    }
+  }
   if (bos_token_id)
     object["bos_token_id"] = *bos_token_id;
   if (eos_token_ids.size() == 1)

@@ -35,6 +35,10 @@ struct ModelConfig {
   std::string torch_dtype = "float32";
   std::optional<std::int64_t> bos_token_id;
   std::vector<std::int64_t> eos_token_ids;
+  /// 0: a causal language model (`...ForCausalLM`, logits over the vocabulary). 1: a scoring model
+  /// (`...ForSequenceClassification` with one label): a `score` head maps the last token's hidden
+  /// state to one number, and there is no language-model head.
+  std::int64_t num_labels = 0;
 
   /// Reads config.json's object. @throws CheckpointError naming `file` and the key.
   static ModelConfig from_json(const nlohmann::json& json, const std::filesystem::path& file);
@@ -44,6 +48,10 @@ struct ModelConfig {
 
   /// The config.json object, with the keys Hugging Face tools expect.
   nlohmann::json to_json() const;
+
+  /// The architecture's name as Hugging Face writes it ("Qwen2ForCausalLM",
+  /// "LlamaForSequenceClassification", ...).
+  std::string architecture() const;
 
   /// The built-in tiny model: a few million parameters over a byte-level vocabulary, for examples
   /// and tests on a laptop CPU.

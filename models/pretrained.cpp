@@ -9,19 +9,20 @@
 
 namespace chorus::models {
 
-Pretrained builtin_tiny(std::uint64_t seed) {
+Pretrained builtin_tiny(std::uint64_t seed, Head head) {
   auto config = ModelConfig::tiny(/*vocab_size=*/264); // 259 byte-tokenizer ids, padded to a multiple of 8
   config.eos_token_ids = {ByteTokenizer::kImEnd, ByteTokenizer::kEndOfText};
+  config.num_labels = head == Head::scoring ? 1 : 0;
   return {Transformer(config, seed), std::make_shared<ByteTokenizer>()};
 }
 
 Pretrained load_pretrained_model(const std::string& reference, torch::ScalarType dtype, std::uint64_t seed,
-                                 torch::Device device) {
+                                 torch::Device device, Head head) {
   constexpr std::string_view kBuiltin = "builtin:";
   if (reference.rfind(kBuiltin, 0) == 0) {
     if (reference != "builtin:tiny")
       throw CheckpointError("model '" + reference + "': unknown built-in model (expected builtin:tiny)");
-    auto pretrained = builtin_tiny(seed);
+    auto pretrained = builtin_tiny(seed, head);
     pretrained.model->to(device, dtype);
     return pretrained;
   }
@@ -32,7 +33,7 @@ Pretrained load_pretrained_model(const std::string& reference, torch::ScalarType
   if (!std::filesystem::exists(folder / "tokenizer.json"))
     throw CheckpointError(folder.string() + ": no tokenizer.json");
   Pretrained pretrained;
-  pretrained.model = load_pretrained(folder, dtype);
+  pretrained.model = load_pretrained(folder, dtype, head, seed);
   if (!device.is_cpu())
     pretrained.model->to(device);
   std::shared_ptr<const Tokenizer> tokenizer = BpeTokenizer::load(folder / "tokenizer.json");

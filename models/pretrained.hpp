@@ -1,6 +1,7 @@
 // Models by reference: `builtin:tiny` or a Hugging Face folder, with their tokenizers.
 #pragma once
 
+#include "models/checkpoint.hpp"
 #include "models/tokenizer.hpp"
 #include "models/transformer.hpp"
 
@@ -18,13 +19,15 @@ struct Pretrained {
 
 /// The built-in tiny model: ModelConfig::tiny over the byte tokenizer (vocabulary padded to 264),
 /// freshly initialised from `seed`. Runs anywhere; the default of examples and tests.
-Pretrained builtin_tiny(std::uint64_t seed = 0);
+Pretrained builtin_tiny(std::uint64_t seed = 0, Head head = Head::language_model);
 
 /// `builtin:tiny` (initialised from `seed`), or the path of a Hugging Face model folder: config.json,
-/// the safetensors weights and tokenizer.json. Weights are converted to `dtype` and placed on `device`.
+/// the safetensors weights and tokenizer.json. Weights are converted to `dtype` and placed on `device`;
+/// `head` says whether it is loaded as a language model or a scoring model (models/checkpoint.hpp).
 /// @throws CheckpointError naming the reference, file, key or tensor that is wrong.
 Pretrained load_pretrained_model(const std::string& reference, torch::ScalarType dtype = torch::kFloat32,
-                                 std::uint64_t seed = 0, torch::Device device = torch::kCPU);
+                                 std::uint64_t seed = 0, torch::Device device = torch::kCPU,
+                                 Head head = Head::language_model);
 
 /// Writes the model and its tokenizer as a Hugging Face folder that load_pretrained_model (and other
 /// tools) open, replacing `folder` only once all of it is written (into `folder`.partial first).

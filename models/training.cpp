@@ -86,15 +86,26 @@ torch::Tensor kl_to_reference(const torch::Tensor& logprobs, const torch::Tensor
   return masked_mean(delta.exp() - delta - 1.0, mask);
 }
 
-DpoLoss dpo_loss(const torch::Tensor& chosen, const torch::Tensor& rejected, const torch::Tensor& reference_chosen,
-                 const torch::Tensor& reference_rejected, double beta) {
-  auto margin = beta * ((chosen - reference_chosen) - (rejected - reference_rejected));
-  DpoLoss result;
+namespace {
+
+PairLoss pair_loss_of(const torch::Tensor& margin) {
+  PairLoss result;
   result.loss = -torch::nn::functional::logsigmoid(margin).mean();
   torch::NoGradGuard no_grad;
   result.reward_accuracy = (margin > 0).to(torch::kFloat32).mean().item<double>();
   result.reward_margin = margin.mean().item<double>();
   return result;
+}
+
+} // namespace
+
+PairLoss dpo_loss(const torch::Tensor& chosen, const torch::Tensor& rejected, const torch::Tensor& reference_chosen,
+                  const torch::Tensor& reference_rejected, double beta) {
+  return pair_loss_of(beta * ((chosen - reference_chosen) - (rejected - reference_rejected)));
+}
+
+PairLoss bradley_terry_loss(const torch::Tensor& chosen, const torch::Tensor& rejected) {
+  return pair_loss_of(chosen - rejected);
 }
 
 torch::Tensor clipped_value_loss(const torch::Tensor& values, const torch::Tensor& old_values,

@@ -71,7 +71,8 @@ PolicyLoss sequence_policy_loss(const torch::Tensor& logprobs, const torch::Tens
 torch::Tensor kl_to_reference(const torch::Tensor& logprobs, const torch::Tensor& reference_logprobs,
                               const torch::Tensor& mask);
 
-struct DpoLoss {
+/// A loss over preference pairs (DPO, Bradley-Terry) and how well it ranks them.
+struct PairLoss {
   torch::Tensor loss;           // scalar, to minimise
   double reward_accuracy = 0.0; // share of pairs with a positive margin
   double reward_margin = 0.0;   // mean margin
@@ -80,8 +81,13 @@ struct DpoLoss {
 /// Direct preference optimisation (Rafailov et al. 2023) over per-sequence log-probability sums
 /// [pairs]: margin = beta * ((chosen - ref_chosen) - (rejected - ref_rejected)),
 /// loss = -mean log sigmoid(margin).
-DpoLoss dpo_loss(const torch::Tensor& chosen, const torch::Tensor& rejected, const torch::Tensor& reference_chosen,
-                 const torch::Tensor& reference_rejected, double beta);
+PairLoss dpo_loss(const torch::Tensor& chosen, const torch::Tensor& rejected, const torch::Tensor& reference_chosen,
+                  const torch::Tensor& reference_rejected, double beta);
+
+/// A reward model's Bradley-Terry loss over its scores of pairs' completions [pairs]:
+/// margin = chosen - rejected, loss = -mean log sigmoid(margin) (the negative log-likelihood that
+/// chosen is preferred, P = sigmoid(margin)).
+PairLoss bradley_terry_loss(const torch::Tensor& chosen, const torch::Tensor& rejected);
 
 /// PPO's clipped value loss: 0.5 * mean over masked tokens of
 /// max((V - R)^2, (V_old + clip(V - V_old, -clip_range, clip_range) - R)^2).

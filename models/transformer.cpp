@@ -236,7 +236,11 @@ DecoderImpl::DecoderImpl(const ModelConfig& config) {
 
 TransformerImpl::TransformerImpl(const ModelConfig& config, std::optional<std::uint64_t> seed) : config_(config) {
   model = register_module("model", Decoder(config));
-  if (!config.tie_word_embeddings)
+  // As transformers lays the two kinds out: `...ForSequenceClassification` has a score head and no
+  // lm_head. Registered after the body, so a seed draws the same body for both.
+  if (config.num_labels > 0)
+    score = register_module("score", linear(config.hidden_size, config.num_labels, false));
+  else if (!config.tie_word_embeddings)
     lm_head = register_module("lm_head", linear(config.hidden_size, config.vocab_size, false));
   auto exponents = torch::arange(0, config.head_dim, 2, torch::kFloat32) / static_cast<double>(config.head_dim);
   inv_freq_ = 1.0 / torch::pow(config.rope_theta, exponents);
@@ -266,7 +270,16 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens, const torch:
 }
 
 torch::Tensor TransformerImpl::logits(const torch::Tensor& hidden) {
+  if (score)
+    throw std::invalid_argument("a scoring model has no language-model head: it scores sequences, it does not "
+                                "generate or give log-probabilities");
   return linear_transposed(hidden, output_weight_t_.transposed({output_weight()}));
+}
+
+torch::Tensor TransformerImpl::scores(const torch::Tensor& hidden) {
+  if (!score)
+    throw std::invalid_argument("a language model has no score head: spawn a scoring model to score");
+  return score(hidden).to(torch::kFloat32).squeeze(-1);
 }
 
 torch::Tensor TransformerImpl::hidden_states(const torch::Tensor& tokens, const torch::Tensor& attention_mask) {

@@ -189,10 +189,21 @@ public:
   torch::Tensor output_weight() const;
 
   /// Logits [..., vocab] of final hidden states [..., hidden] (what `hidden_states` returns).
+  /// @throws std::invalid_argument for a scoring model, which has no language-model head.
   torch::Tensor logits(const torch::Tensor& hidden);
 
+  /// A scoring model (config().num_labels == 1): the score head's output [...] (fp32) for final
+  /// hidden states [..., hidden]. A sequence's score is the one at its last token.
+  torch::Tensor scores(const torch::Tensor& hidden);
+
+  /// Whether this is a scoring model (a `score` head instead of a language-model head).
+  bool is_scoring() const noexcept {
+    return config_.num_labels > 0;
+  }
+
   Decoder model{nullptr};
-  torch::nn::Linear lm_head{nullptr}; // null when tie_word_embeddings
+  torch::nn::Linear lm_head{nullptr}; // null when tie_word_embeddings, or for a scoring model
+  torch::nn::Linear score{nullptr};   // a scoring model's head: hidden -> num_labels, no bias
 
 private:
   // cos and sin of the rotary angles for `positions` [batch, time], in `dtype`.

@@ -49,6 +49,9 @@ public:
   /// files), naming the file.
   static Task<StageCheckpoint> open(TrainingModel model, std::string stage, std::int64_t last_step = 0);
 
+  /// The same for a scoring model's training (a reward model).
+  static Task<StageCheckpoint> open(ScoringModel model, std::string stage, std::int64_t last_step = 0);
+
   /// This stage was restored from a checkpoint of the run being resumed: state() holds its progress.
   bool restored() const noexcept;
 

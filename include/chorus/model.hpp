@@ -5,6 +5,8 @@
 //   auto model = co_await builder.spawn_train("policy", {.max_batch_size = 64});
 //   auto completion = co_await model.generate({{"user", "What is 2+2?"}}, {.max_tokens = 32});
 //   auto report = co_await model.train_sft(samples, {.lr = 1e-5});
+//   auto reward_model = co_await builder.spawn_scoring("reward");   // a score head instead of the LM head
+//   float score = co_await reward_model.score({{"user", "What is 2+2?"}}, "4");
 //
 // Everything awaited here is a request to an actor: a policy replica (generation), the trainer (steps)
 // or an inference model. The handles are cheap to copy and may be used from many coroutines at once.
@@ -26,6 +28,7 @@ namespace chorus {
 class RecipeContext;
 class InferenceModel;
 class TrainingModel;
+class ScoringModel;
 
 namespace detail {
 struct ModelSpec;
@@ -97,6 +100,14 @@ public:
 
   /// Spawns one inference actor and waits until it has loaded the model.
   Task<InferenceModel> spawn_inference(std::string name, InferenceOptions options = {}) const;
+
+  /// Spawns a scoring model (the SDK's into_scoring_model): the transformer with a scalar `score` head
+  /// on its last token's hidden state instead of the language-model head, in one actor that scores
+  /// and trains (a reward model, or PPO's value model), placed on `node` like an inference model.
+  /// A `...ForSequenceClassification` folder (num_labels 1) loads as it is; a language model's folder
+  /// (or builtin:tiny) gets a new score head, drawn from the builder's seed.
+  /// @throws ActorError if loading fails.
+  Task<ScoringModel> spawn_scoring(std::string name) const;
 
   /// The model reference the builder was made from (ModelRef::reference).
   const std::string& reference() const noexcept;
@@ -258,6 +269,64 @@ public:
 private:
   friend struct detail::ModelAccess;
   explicit TrainingModel(std::shared_ptr<detail::TrainingState> state);
+
+  std::shared_ptr<detail::TrainingState> state_;
+};
+
+/// A scoring model: a transformer whose `score` head maps the hidden state of a sequence's last token
+/// to one number (a reward model; PPO's value model reads it at every token). Spawned by
+/// ModelBuilder::spawn_scoring; saved as a Hugging Face `...ForSequenceClassification` folder.
+class ScoringModel {
+public:
+  ScoringModel() = default;
+
+  /// Whether this handle holds a model (a default-constructed one does not).
+  explicit operator bool() const noexcept {
+    return state_ != nullptr;
+  }
+
+  /// The score of `completion` as the assistant's reply to `prompt` (the conversation rendered with
+  /// the model's chat template, as training renders it).
+  Task<float> score(std::vector<ChatMessage> prompt, std::string completion) const;
+
+  /// The score of each sample's prompt and completion tokens, in one request.
+  Task<std::vector<float>> score_tokens(std::vector<TrainSample> samples) const;
+
+  /// One optimizer step of the Bradley-Terry loss, -log sigmoid(score(chosen) - score(rejected)):
+  /// reward modelling on preferences. The report's reward_accuracy and reward_margin are the pairs'.
+  Task<TrainReport> train_pairs(std::vector<PreferencePair> pairs, TrainParams params) const;
+
+  /// One optimizer step of the squared error between each sample's score and its TrainSample::label.
+  Task<TrainReport> train_regression(std::vector<TrainSample> samples, TrainParams params) const;
+
+  /// PPO's value model: the score at each completion token of each sample (the estimate of the
+  /// return from there), without a step.
+  Task<std::vector<std::vector<float>>> values(std::vector<TrainSample> samples) const;
+
+  /// PPO's value model: one step of the clipped value loss (TrainParams::value_clip_range) towards
+  /// TrainSample::returns, from TrainSample::old_values.
+  Task<TrainReport> train_values(std::vector<TrainSample> samples, TrainParams params) const;
+
+  /// The ids of `text` (no special tokens added).
+  Task<std::vector<std::int64_t>> tokenize(std::string text) const;
+
+  /// The ids of a chat rendered with the model's template.
+  Task<std::vector<std::int64_t>> tokenize_chat(std::vector<ChatMessage> messages,
+                                                bool add_generation_prompt = true) const;
+
+  /// Saves the weights and tokenizer as a Hugging Face folder `<output_dir>/<model_name>`
+  /// (`...ForSequenceClassification`, the head as `score.weight`); returns its path.
+  Task<std::string> save(std::string model_name, RecipeContext& ctx) const;
+
+  /// The weight version of the newest step (0 before any).
+  std::int64_t weight_version() const;
+
+  /// The model's name as spawned.
+  const std::string& name() const;
+
+private:
+  friend struct detail::ModelAccess;
+  explicit ScoringModel(std::shared_ptr<detail::TrainingState> state);
 
   std::shared_ptr<detail::TrainingState> state_;
 };

@@ -30,9 +30,11 @@ struct TrainSample {
   std::vector<float> old_values;
   /// PPO: the returns the value head is trained towards, one per completion token.
   std::vector<float> returns;
+  /// Reward modelling on numeric labels (a scoring model's regression): the sequence's target score.
+  double label = 0.0;
 };
 
-/// One preference for DPO: after the same prompt, `chosen` is preferred to `rejected`.
+/// One preference for DPO or a reward model: after the same prompt, `chosen` is preferred to `rejected`.
 struct PreferencePair {
   /// The prompt's token ids.
   std::vector<std::int64_t> prompt_tokens;

@@ -19,8 +19,9 @@ using chorus::test::expect_error_containing;
 
 namespace {
 
-models::Pretrained tiny() {
+models::Pretrained tiny(std::int64_t num_labels = 0) {
   auto config = models::ModelConfig::tiny(64);
+  config.num_labels = num_labels;
   config.num_hidden_layers = 2;
   config.hidden_size = 64;
   config.intermediate_size = 96;
@@ -118,18 +119,83 @@ TEST(Trainer, StaleSamplesOfASequenceLevelStepWeighByTheirWholeImportanceRatio) 
 TEST(Trainer, DpoStepsPreferTheChosenCompletion) {
   Trainer trainer(tiny(), true);
   std::vector<PreferencePair> pairs{{{1, 2, 3}, {4, 5}, {6, 7, 8}}, {{9}, {10, 11, 12}, {13}}};
-  auto first = trainer.dpo_step(pairs, {.lr = 3e-3, .micro_batch_size = 1, .dpo_beta = 0.5});
+  auto first = trainer.pair_step(Objective::dpo, pairs, {.lr = 3e-3, .micro_batch_size = 1, .dpo_beta = 0.5});
   // Before any step the policy is the reference: every margin is 0, the loss log 2.
   EXPECT_NEAR(first.loss, std::log(2.0), 1e-5);
   EXPECT_NEAR(first.reward_margin, 0.0, 1e-6);
   TrainReport last;
   for (int i = 0; i < 10; ++i)
-    last = trainer.dpo_step(pairs, {.lr = 3e-3, .dpo_beta = 0.5});
+    last = trainer.pair_step(Objective::dpo, pairs, {.lr = 3e-3, .dpo_beta = 0.5});
   EXPECT_LT(last.loss, first.loss);
   EXPECT_GT(last.reward_margin, 0.0);
   EXPECT_EQ(last.reward_accuracy, 1.0);
   Trainer without_reference(tiny(), false);
-  EXPECT_THROW(without_reference.dpo_step(pairs, {}), std::invalid_argument);
+  EXPECT_THROW(without_reference.pair_step(Objective::dpo, pairs, {}), std::invalid_argument);
+}
+
+// A reward model: its Bradley-Terry step's loss is the loss of the scores it gives before the step
+// (read at each sequence's last token, whatever the padding), and the steps rank the pairs right.
+TEST(Trainer, RewardStepsOfAScoringModelRankTheChosenCompletionAbove) {
+  Trainer trainer(tiny(/*num_labels=*/1), false);
+  std::vector<PreferencePair> pairs{{{1, 2, 3}, {4, 5}, {6, 7, 8, 9}}, {{10}, {11, 12, 13}, {14}}};
+  auto scores_of = [&] {
+    std::vector<TrainSample> sequences;
+    for (const auto& pair : pairs) {
+      sequences.push_back({pair.prompt_tokens, pair.chosen_tokens});
+      sequences.push_back({pair.prompt_tokens, pair.rejected_tokens});
+    }
+    return trainer.scores(sequences);
+  };
+  auto before = scores_of();
+  auto loss = [](double margin) { return std::log1p(std::exp(-margin)); };
+  auto first = trainer.pair_step(Objective::reward, pairs, {.lr = 3e-3, .micro_batch_size = 1});
+  EXPECT_NEAR(first.loss, (loss(before[0] - before[1]) + loss(before[2] - before[3])) / 2, 1e-5);
+  EXPECT_NEAR(first.reward_margin, ((before[0] - before[1]) + (before[2] - before[3])) / 2, 1e-5);
+  TrainReport last;
+  for (int i = 0; i < 10; ++i)
+    last = trainer.pair_step(Objective::reward, pairs, {.lr = 3e-3});
+  EXPECT_LT(last.loss, first.loss);
+  EXPECT_EQ(last.reward_accuracy, 1.0);
+  auto after = scores_of();
+  EXPECT_GT(after[0], after[1]);
+  EXPECT_GT(after[2], after[3]);
+}
+
+TEST(Trainer, RegressionAndValueStepsOfAScoringModelFitTheirTargets) {
+  Trainer trainer(tiny(/*num_labels=*/1), false);
+  std::vector<TrainSample> labelled{{{1, 2}, {3, 4}}, {{5}, {6, 7, 8}}};
+  labelled[0].label = 1.0;
+  labelled[1].label = -1.0;
+  auto before = trainer.scores(labelled);
+  auto first = trainer.step(Objective::regression, labelled, {.lr = 3e-3, .micro_batch_size = 1});
+  // The mean squared error of the scores before the step, each sample weighing the same.
+  EXPECT_NEAR(first.loss, (std::pow(before[0] - 1.0, 2) + std::pow(before[1] + 1.0, 2)) / 2, 1e-5);
+  TrainReport last;
+  for (int i = 0; i < 30; ++i)
+    last = trainer.step(Objective::regression, labelled, {.lr = 3e-3});
+  EXPECT_LT(last.loss, 0.05);
+  auto fitted = trainer.scores(labelled);
+  EXPECT_GT(fitted[0], 0.5);
+  EXPECT_LT(fitted[1], -0.5);
+
+  // As PPO's value model: the score at every completion token, trained towards the returns.
+  auto sample = labelled[0];
+  sample.old_values = trainer.values({sample}).front();
+  ASSERT_EQ(sample.old_values.size(), 2u);
+  sample.returns = {2.0f, 2.0f};
+  auto value_first = trainer.step(Objective::value, {sample}, {.lr = 3e-3, .value_clip_range = 10.0});
+  EXPECT_GT(value_first.value_loss, 0.0);
+  TrainReport value_last;
+  for (int i = 0; i < 20; ++i) {
+    sample.old_values = trainer.values({sample}).front();
+    value_last = trainer.step(Objective::value, {sample}, {.lr = 3e-3, .value_clip_range = 10.0});
+  }
+  EXPECT_LT(value_last.value_loss, 0.2 * value_first.value_loss);
+
+  expect_error_containing<std::invalid_argument>([&] { trainer.step(Objective::sft, labelled, {}); },
+                                                 {"a scoring model trains as a reward model"});
+  Trainer language_model(tiny(), false);
+  expect_error_containing<std::invalid_argument>([&] { language_model.scores(labelled); }, {"no score head"});
 }
 
 TEST(Trainer, MaskedCompletionTokensAreContextOnly) {
@@ -166,8 +232,9 @@ TEST(Trainer, BadRequestsAreRefusedWithoutAStep) {
     expect_error_containing<std::invalid_argument>([&] { trainer.step(objective, batch, params); }, {message});
   };
   expect_error_containing<std::invalid_argument>([] { actors::parse_objective("rlhf"); },
-                                                 {"unknown objective 'rlhf'", "sft, policy, ppo or dpo"});
-  expect_refused(Objective::dpo, samples(), {}, "dpo trains on preference pairs");
+                                                 {"unknown objective 'rlhf'", "sft, policy, ppo, dpo, reward"});
+  expect_refused(Objective::dpo, samples(), {}, "dpo and reward steps train on preference pairs");
+  expect_refused(Objective::regression, samples(), {}, "train a scoring model (spawn_scoring)");
   expect_refused(Objective::sft, {}, {}, "at least one sample");
   expect_refused(Objective::sft, {{{1}, {}, 0.0, {}, 0}}, {}, "sample 0: prompt and completion must both have tokens");
   expect_refused(Objective::sft, {{{1}, {2}, 0.0, {}, 0}, {{1}, {99}, 0.0, {}, 0}}, {}, "sample 1: token id 99");

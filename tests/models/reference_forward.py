@@ -5,7 +5,9 @@ Usage: reference_forward.py MODEL_FOLDER TOKENS_JSON OUT_SAFETENSORS
 
 Reads config.json and model.safetensors (parsed here by hand: Debian has no safetensors package),
 runs the Hugging Face formulation of the model on the token ids of TOKENS_JSON ([[ids...], ...], all
-rows the same length) in float64, and writes the logits as float32 tensor "logits" to OUT_SAFETENSORS.
+rows the same length) in float64, and writes the logits as float32 tensor "logits" to OUT_SAFETENSORS;
+for a ...ForSequenceClassification folder, the score head's output at every position as "scores"
+[batch, time] instead (a sequence's score is the one at its last token).
 Written from the published architecture, not from chorus's code, so the two can disagree.
 """
 import json
@@ -102,6 +104,9 @@ def main():
         x = x + (torch.nn.functional.silu(gate) * up) @ w[p + "mlp.down_proj.weight"].T
 
     x = rms_norm(x, w["model.norm.weight"], eps)
+    if any(a.endswith("ForSequenceClassification") for a in cfg.get("architectures", [])):
+        write_safetensors(out_path, {"scores": (x @ w["score.weight"].T)[..., 0].to(torch.float32)})
+        return
     head = w["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings") else w["lm_head.weight"]
     write_safetensors(out_path, {"logits": (x @ head.T).to(torch.float32)})
 

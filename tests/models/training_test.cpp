@@ -133,6 +133,25 @@ TEST(Losses, DpoByHand) {
   EXPECT_NEAR(rejected.grad()[0].item<double>(), 0.5 * (1 - sigmoid(1.0)) / 2, 1e-6);
 }
 
+TEST(Losses, BradleyTerryByHand) {
+  // Scores: pair 0 chosen 2.0, rejected 1.0 -> margin 1 -> -log sigmoid(1) = log(1 + e^-1) = 0.31326;
+  // pair 1 chosen 0.5, rejected 1.5 -> margin -1 -> log(1 + e) = 1.31326. Loss = their mean, 0.81326.
+  auto chosen = torch::tensor({2.0, 0.5}), rejected = torch::tensor({1.0, 1.5});
+  chosen.set_requires_grad(true);
+  rejected.set_requires_grad(true);
+  auto result = bradley_terry_loss(chosen, rejected);
+  EXPECT_NEAR(result.loss.item<double>(), 0.8132617, 1e-6);
+  EXPECT_NEAR(result.reward_accuracy, 0.5, 1e-6);
+  EXPECT_NEAR(result.reward_margin, 0.0, 1e-6);
+  // d loss / d chosen_i = -(1 - sigmoid(margin_i)) / pairs: -(1 - 0.7310586) / 2 and
+  // -(1 - 0.2689414) / 2; the rejected side is the negative.
+  result.loss.backward();
+  EXPECT_NEAR(chosen.grad()[0].item<double>(), -0.1344707, 1e-6);
+  EXPECT_NEAR(chosen.grad()[1].item<double>(), -0.3655293, 1e-6);
+  EXPECT_NEAR(rejected.grad()[0].item<double>(), 0.1344707, 1e-6);
+  EXPECT_NEAR(rejected.grad()[1].item<double>(), 0.3655293, 1e-6);
+}
+
 TEST(Losses, ClippedValueLossByHand) {
   // Token 0: V 1.0, V_old 0.5, R 0.0: clipped V = 0.5 + 0.2 = 0.7; max(1.0, 0.49) = 1.0.
   // Token 1: V 0.0, V_old 0.5, R 1.0: clipped V = 0.3; max(1.0, 0.49) = 1.0 (unclipped again).
