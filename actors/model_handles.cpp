@@ -28,6 +28,15 @@ using actors::GenerateRequest;
 using actors::LogprobsRequest;
 using actors::TokenizeRequest;
 
+// A handle's state; a default-constructed handle holds none, and using it is an error, not a crash.
+template <class State>
+const std::shared_ptr<State>& held(const std::shared_ptr<State>& state) {
+  if (!state)
+    throw Error("a model handle that holds no model (default-constructed or moved from): spawn one with a "
+                "ModelBuilder first");
+  return state;
+}
+
 } // namespace
 
 // -- InferenceModel -------------------------------------------------------------
@@ -119,39 +128,39 @@ InferenceModel::InferenceModel(std::shared_ptr<detail::InferenceState> state, st
   : state_(std::move(state)), timeout_(timeout) {}
 
 Task<Generation> InferenceModel::generate(std::vector<ChatMessage> messages, SamplingParams params) const {
-  return ask_generate(state_, GenerateRequest{std::move(messages), {}, std::move(params)}, timeout_);
+  return ask_generate(held(state_), GenerateRequest{std::move(messages), {}, std::move(params)}, timeout_);
 }
 
 Task<Generation> InferenceModel::complete(std::string text, SamplingParams params) const {
-  return ask_generate(state_, GenerateRequest{{}, std::move(text), std::move(params)}, timeout_);
+  return ask_generate(held(state_), GenerateRequest{{}, std::move(text), std::move(params)}, timeout_);
 }
 
 Task<Generation> InferenceModel::generate_tokens(std::vector<std::int64_t> prompt_tokens, SamplingParams params) const {
   if (prompt_tokens.empty())
-    throw Error("model '" + state_->name + "': generate_tokens needs at least one prompt token");
-  return ask_generate(state_, GenerateRequest{{}, {}, std::move(params), std::move(prompt_tokens)}, timeout_);
+    throw Error("model '" + held(state_)->name + "': generate_tokens needs at least one prompt token");
+  return ask_generate(held(state_), GenerateRequest{{}, {}, std::move(params), std::move(prompt_tokens)}, timeout_);
 }
 
 Task<std::vector<float>> InferenceModel::logprobs(std::vector<std::int64_t> prompt_tokens,
                                                   std::vector<std::int64_t> completion_tokens) const {
-  return ask_logprobs(state_, LogprobsRequest{std::move(prompt_tokens), std::move(completion_tokens)}, timeout_);
+  return ask_logprobs(held(state_), LogprobsRequest{std::move(prompt_tokens), std::move(completion_tokens)}, timeout_);
 }
 
 Task<std::vector<std::int64_t>> InferenceModel::tokenize(std::string text) const {
-  return ask_tokens(state_, TokenizeRequest{{}, std::move(text), false}, timeout_);
+  return ask_tokens(held(state_), TokenizeRequest{{}, std::move(text), false}, timeout_);
 }
 
 Task<std::vector<std::int64_t>> InferenceModel::tokenize_chat(std::vector<ChatMessage> messages,
                                                               bool add_generation_prompt) const {
-  return ask_tokens(state_, TokenizeRequest{std::move(messages), {}, add_generation_prompt}, timeout_);
+  return ask_tokens(held(state_), TokenizeRequest{std::move(messages), {}, add_generation_prompt}, timeout_);
 }
 
 const std::string& InferenceModel::name() const {
-  return state_->name;
+  return held(state_)->name;
 }
 
 InferenceModel InferenceModel::with_timeout(std::chrono::milliseconds timeout) const {
-  return InferenceModel(state_, timeout);
+  return InferenceModel(held(state_), timeout);
 }
 
 // -- TrainingModel --------------------------------------------------------------
@@ -159,71 +168,73 @@ InferenceModel InferenceModel::with_timeout(std::chrono::milliseconds timeout) c
 TrainingModel::TrainingModel(std::shared_ptr<detail::TrainingState> state) : state_(std::move(state)) {}
 
 Task<Generation> TrainingModel::generate(std::vector<ChatMessage> messages, SamplingParams params) const {
-  return InferenceModel(state_->inference, state_->timeout).generate(std::move(messages), std::move(params));
+  return InferenceModel(held(state_)->inference, held(state_)->timeout)
+    .generate(std::move(messages), std::move(params));
 }
 
 Task<Generation> TrainingModel::complete(std::string text, SamplingParams params) const {
-  return InferenceModel(state_->inference, state_->timeout).complete(std::move(text), std::move(params));
+  return InferenceModel(held(state_)->inference, held(state_)->timeout).complete(std::move(text), std::move(params));
 }
 
 Task<Generation> TrainingModel::generate_tokens(std::vector<std::int64_t> prompt_tokens, SamplingParams params) const {
-  return InferenceModel(state_->inference, state_->timeout)
+  return InferenceModel(held(state_)->inference, held(state_)->timeout)
     .generate_tokens(std::move(prompt_tokens), std::move(params));
 }
 
 Task<std::vector<float>> TrainingModel::logprobs(std::vector<std::int64_t> prompt_tokens,
                                                  std::vector<std::int64_t> completion_tokens) const {
-  return InferenceModel(state_->inference, state_->timeout)
+  return InferenceModel(held(state_)->inference, held(state_)->timeout)
     .logprobs(std::move(prompt_tokens), std::move(completion_tokens));
 }
 
 Task<std::vector<std::int64_t>> TrainingModel::tokenize(std::string text) const {
-  return InferenceModel(state_->inference, state_->timeout).tokenize(std::move(text));
+  return InferenceModel(held(state_)->inference, held(state_)->timeout).tokenize(std::move(text));
 }
 
 Task<std::vector<std::int64_t>> TrainingModel::tokenize_chat(std::vector<ChatMessage> messages,
                                                              bool add_generation_prompt) const {
-  return InferenceModel(state_->inference, state_->timeout).tokenize_chat(std::move(messages), add_generation_prompt);
+  return InferenceModel(held(state_)->inference, held(state_)->timeout)
+    .tokenize_chat(std::move(messages), add_generation_prompt);
 }
 
 Task<TrainReport> TrainingModel::train_sft(std::vector<TrainSample> samples, TrainParams params) const {
-  return ask_train(state_, actors::TrainRequest{"sft", std::move(samples), std::move(params)});
+  return ask_train(held(state_), actors::TrainRequest{"sft", std::move(samples), std::move(params)});
 }
 
 Task<TrainReport> TrainingModel::train_policy(std::vector<TrainSample> samples, TrainParams params) const {
-  return ask_train(state_, actors::TrainRequest{"policy", std::move(samples), std::move(params)});
+  return ask_train(held(state_), actors::TrainRequest{"policy", std::move(samples), std::move(params)});
 }
 
 Task<std::vector<std::vector<float>>> TrainingModel::values(std::vector<TrainSample> samples) const {
-  return ask_values(state_, actors::ValuesRequest{std::move(samples)});
+  return ask_values(held(state_), actors::ValuesRequest{std::move(samples)});
 }
 
 Task<void> TrainingModel::reset_reference() const {
-  return ask_reset_reference(state_);
+  return ask_reset_reference(held(state_));
 }
 
 Task<TrainReport> TrainingModel::train_ppo(std::vector<TrainSample> samples, TrainParams params) const {
-  return ask_train(state_, actors::TrainRequest{"ppo", std::move(samples), std::move(params)});
+  return ask_train(held(state_), actors::TrainRequest{"ppo", std::move(samples), std::move(params)});
 }
 
 Task<TrainReport> TrainingModel::train_dpo(std::vector<PreferencePair> pairs, TrainParams params) const {
-  return ask_train(state_, actors::TrainRequest{"dpo", {}, std::move(params), std::move(pairs)});
+  return ask_train(held(state_), actors::TrainRequest{"dpo", {}, std::move(params), std::move(pairs)});
 }
 
 Task<std::string> TrainingModel::save(std::string model_name, RecipeContext& ctx) const {
-  return ask_save(state_, (ctx.output_dir() / model_name).string(), ctx);
+  return ask_save(held(state_), (ctx.output_dir() / model_name).string(), ctx);
 }
 
 std::int64_t TrainingModel::weight_version() const {
-  return state_->weight_version;
+  return held(state_)->weight_version;
 }
 
 const std::string& TrainingModel::name() const {
-  return state_->name;
+  return held(state_)->name;
 }
 
 std::size_t TrainingModel::replicas() const {
-  return state_->inference->replicas.size();
+  return held(state_)->inference->replicas.size();
 }
 
 // -- ScoringModel ---------------------------------------------------------------
@@ -231,48 +242,48 @@ std::size_t TrainingModel::replicas() const {
 ScoringModel::ScoringModel(std::shared_ptr<detail::TrainingState> state) : state_(std::move(state)) {}
 
 Task<float> ScoringModel::score(std::vector<ChatMessage> prompt, std::string completion) const {
-  return ask_score(state_, std::move(prompt), std::move(completion));
+  return ask_score(held(state_), std::move(prompt), std::move(completion));
 }
 
 Task<std::vector<float>> ScoringModel::score_tokens(std::vector<TrainSample> samples) const {
-  return ask_scores(state_, actors::ScoresRequest{std::move(samples)});
+  return ask_scores(held(state_), actors::ScoresRequest{std::move(samples)});
 }
 
 Task<TrainReport> ScoringModel::train_pairs(std::vector<PreferencePair> pairs, TrainParams params) const {
-  return ask_train(state_, actors::TrainRequest{"reward", {}, std::move(params), std::move(pairs)});
+  return ask_train(held(state_), actors::TrainRequest{"reward", {}, std::move(params), std::move(pairs)});
 }
 
 Task<TrainReport> ScoringModel::train_regression(std::vector<TrainSample> samples, TrainParams params) const {
-  return ask_train(state_, actors::TrainRequest{"regression", std::move(samples), std::move(params)});
+  return ask_train(held(state_), actors::TrainRequest{"regression", std::move(samples), std::move(params)});
 }
 
 Task<std::vector<std::vector<float>>> ScoringModel::values(std::vector<TrainSample> samples) const {
-  return ask_values(state_, actors::ValuesRequest{std::move(samples)});
+  return ask_values(held(state_), actors::ValuesRequest{std::move(samples)});
 }
 
 Task<TrainReport> ScoringModel::train_values(std::vector<TrainSample> samples, TrainParams params) const {
-  return ask_train(state_, actors::TrainRequest{"value", std::move(samples), std::move(params)});
+  return ask_train(held(state_), actors::TrainRequest{"value", std::move(samples), std::move(params)});
 }
 
 Task<std::vector<std::int64_t>> ScoringModel::tokenize(std::string text) const {
-  return ask_trainer_tokens(state_, TokenizeRequest{{}, std::move(text), false});
+  return ask_trainer_tokens(held(state_), TokenizeRequest{{}, std::move(text), false});
 }
 
 Task<std::vector<std::int64_t>> ScoringModel::tokenize_chat(std::vector<ChatMessage> messages,
                                                             bool add_generation_prompt) const {
-  return ask_trainer_tokens(state_, TokenizeRequest{std::move(messages), {}, add_generation_prompt});
+  return ask_trainer_tokens(held(state_), TokenizeRequest{std::move(messages), {}, add_generation_prompt});
 }
 
 Task<std::string> ScoringModel::save(std::string model_name, RecipeContext& ctx) const {
-  return ask_save(state_, (ctx.output_dir() / model_name).string(), ctx);
+  return ask_save(held(state_), (ctx.output_dir() / model_name).string(), ctx);
 }
 
 std::int64_t ScoringModel::weight_version() const {
-  return state_->weight_version;
+  return held(state_)->weight_version;
 }
 
 const std::string& ScoringModel::name() const {
-  return state_->name;
+  return held(state_)->name;
 }
 
 } // namespace chorus

@@ -9,11 +9,21 @@
 
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
+
 namespace chorus {
+
+namespace {
+
+// A checkpoint's folder of the model trained alongside (PPO's value model).
+constexpr const char* kValueModel = "value_model";
+
+} // namespace
 
 struct StageCheckpoint::Impl {
   std::shared_ptr<detail::TrainingState> model;
-  std::shared_ptr<detail::RunCheckpoints> run; // null: the run keeps no checkpoints
+  std::shared_ptr<detail::TrainingState> value_model; // null: none trains alongside
+  std::shared_ptr<detail::RunCheckpoints> run;        // null: the run keeps no checkpoints
   std::string stage;
   int ordinal = 0;
   std::int64_t last_step = 0; // 0: not known
@@ -36,6 +46,9 @@ struct StageCheckpoint::Impl {
                                         .state = std::move(progress)};
     auto partial = run->begin_write(manifest);
     co_await model->trainer.ask(actors::SaveStateRequest{(partial / "trainer").string()}, model->timeout);
+    if (value_model)
+      co_await value_model->trainer.ask(actors::SaveStateRequest{(partial / kValueModel).string()},
+                                        value_model->timeout);
     auto folder = run->commit(partial, std::move(manifest));
     spdlog::info("[{}] checkpoint written: {}", stage, folder.string());
   }
@@ -52,10 +65,13 @@ Task<StageCheckpoint> StageCheckpoint::open(ScoringModel model, std::string stag
   return open(detail::ModelAccess::training(detail::ModelAccess::state_of(model)), std::move(stage), last_step);
 }
 
-Task<StageCheckpoint> StageCheckpoint::open(TrainingModel model, std::string stage, std::int64_t last_step) {
+Task<StageCheckpoint> StageCheckpoint::open(TrainingModel model, std::string stage, std::int64_t last_step,
+                                            ScoringModel value_model) {
   auto impl = std::make_unique<Impl>();
   impl->last_step = last_step;
   impl->model = detail::ModelAccess::state_of(model);
+  if (value_model)
+    impl->value_model = detail::ModelAccess::state_of(value_model);
   impl->stage = std::move(stage);
   impl->run = impl->model->checkpoints;
   if (!impl->run)
@@ -68,6 +84,14 @@ Task<StageCheckpoint> StageCheckpoint::open(TrainingModel model, std::string sta
     if (version != point->weight_version)
       throw CheckpointError(folder.string() + ": the trainer restored weight version " + std::to_string(version)
                             + ", the checkpoint says " + std::to_string(point->weight_version));
+    if (impl->value_model) {
+      auto value_folder = impl->run->folder(*point) / kValueModel;
+      if (!std::filesystem::is_directory(value_folder))
+        throw CheckpointError(value_folder.string()
+                              + ": missing: the checkpoint has no value model (it was written by a run without one)");
+      impl->value_model->weight_version = co_await impl->value_model->trainer.ask(
+        actors::LoadStateRequest{value_folder.string()}, impl->value_model->timeout);
+    }
     // Generation waits until the replicas hold the restored weights.
     impl->model->weight_version = version;
     impl->model->inference->min_weight_version = version;

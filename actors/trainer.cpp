@@ -303,7 +303,7 @@ TrainReport Trainer::step(Objective objective, const std::vector<TrainSample>& s
   check(objective, samples, params);
   auto start = std::chrono::steady_clock::now();
   prepare_optimizer(params);
-  if (objective == Objective::ppo)
+  if (objective == Objective::ppo && params.value_coef > 0) // 0: a separate value model learns the values
     ensure_value_head(params);
   // A group's completions in the same micro-batches, which then score their shared prompt once
   // (models/packing.hpp). Each micro-batch's loss weighs its share of the step, so the policy term
@@ -374,7 +374,7 @@ torch::Tensor Trainer::sample_loss(SampleStep& step, std::size_t begin, std::siz
   auto loss = surrogate_loss(step, batch, logprobs, old_logprobs, begin, end, share);
   if (step.params.kl_beta > 0)
     loss = loss + step.params.kl_beta * kl_penalty(step, batch, logprobs, share);
-  if (step.objective == Objective::ppo)
+  if (step.objective == Objective::ppo && step.params.value_coef > 0)
     loss = loss
       + step.params.value_coef
         * value_loss(step, batch, value_estimates(hidden).narrow(1, 0, logprobs.size(1)), begin, end, share);

@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cmath>
 #include <fstream>
 
 namespace chorus {
@@ -79,7 +80,7 @@ void expect_last_role(const std::vector<ChatMessage>& turns, const std::string& 
 } // namespace
 
 template <>
-Completion parse_dataset_line<Completion>(const Json& line, const std::string& where) {
+Completion parse_dataset_line<Completion>(const Json& line, const std::string& where, const std::string&) {
   Completion result;
   if (line.contains("messages")) {
     auto turns = conversation(line, where);
@@ -98,7 +99,7 @@ Completion parse_dataset_line<Completion>(const Json& line, const std::string& w
 }
 
 template <>
-Prompt parse_dataset_line<Prompt>(const Json& line, const std::string& where) {
+Prompt parse_dataset_line<Prompt>(const Json& line, const std::string& where, const std::string&) {
   Prompt result;
   result.prompt = conversation(line, where);
   expect_last_role(result.prompt, where, "user");
@@ -107,7 +108,7 @@ Prompt parse_dataset_line<Prompt>(const Json& line, const std::string& where) {
 }
 
 template <>
-Preference parse_dataset_line<Preference>(const Json& line, const std::string& where) {
+Preference parse_dataset_line<Preference>(const Json& line, const std::string& where, const std::string&) {
   Preference result;
   result.prompt = conversation(line, where);
   expect_last_role(result.prompt, where, "user");
@@ -115,6 +116,19 @@ Preference parse_dataset_line<Preference>(const Json& line, const std::string& w
   result.rejected = text_field(line, where, "rejected");
   result.metadata = metadata_of(line, {"messages", "prompt", "chosen", "rejected"});
   return result;
+}
+
+template <>
+Metric parse_dataset_line<Metric>(const Json& line, const std::string& where, const std::string& label_key) {
+  if (!line.contains(label_key))
+    bad(where, label_key, "missing (expected the completion's numeric label)");
+  const auto& label = line[label_key];
+  if (!label.is_number() || !std::isfinite(label.get<double>()))
+    bad(where, label_key, "expected a finite number, got " + label.dump());
+  auto completion = parse_dataset_line<Completion>(line, where);
+  completion.metadata.erase(label_key);
+  return Metric{std::move(completion.prompt), std::move(completion.completion), label.get<double>(),
+                std::move(completion.metadata)};
 }
 
 namespace {
@@ -145,7 +159,7 @@ bool read_line(std::istream& in, std::string& text, bool& too_long) {
 
 template <class Kind>
 std::vector<Kind> read_dataset(const std::filesystem::path& file, bool skip_bad_lines,
-                               std::vector<std::string>* skipped) {
+                               std::vector<std::string>* skipped, const std::string& label_key) {
   if (file.empty())
     throw DatasetError("no dataset file given (expected the path of a JSONL file)");
   std::ifstream in(file);
@@ -166,7 +180,7 @@ std::vector<Kind> read_dataset(const std::filesystem::path& file, bool skip_bad_
         throw DatasetError(where + ": not valid JSON");
       if (!line.is_object())
         throw DatasetError(where + ": expected a JSON object, got " + std::string(line.type_name()));
-      result.push_back(parse_dataset_line<Kind>(line, where));
+      result.push_back(parse_dataset_line<Kind>(line, where, label_key));
     } catch (const DatasetError& error) {
       if (!skip_bad_lines)
         throw;
@@ -182,9 +196,10 @@ std::vector<Kind> read_dataset(const std::filesystem::path& file, bool skip_bad_
 }
 
 template <class Kind>
-Task<std::vector<Kind>> load_dataset(std::filesystem::path path, bool skip_bad_lines, RecipeContext& ctx) {
+Task<std::vector<Kind>> load_dataset(std::filesystem::path path, bool skip_bad_lines, RecipeContext& ctx,
+                                     std::string label_key) {
   std::vector<std::string> skipped;
-  auto examples = read_dataset<Kind>(path, skip_bad_lines, &skipped);
+  auto examples = read_dataset<Kind>(path, skip_bad_lines, &skipped, label_key);
   for (const auto& reason : skipped)
     ctx.log().warn("skipped: {}", reason);
   ctx.log().info("dataset {}: {} examples{}", path.string(), examples.size(),
@@ -192,13 +207,14 @@ Task<std::vector<Kind>> load_dataset(std::filesystem::path path, bool skip_bad_l
   co_return examples;
 }
 
-template std::vector<Completion> read_dataset<Completion>(const std::filesystem::path&, bool,
-                                                          std::vector<std::string>*);
-template std::vector<Prompt> read_dataset<Prompt>(const std::filesystem::path&, bool, std::vector<std::string>*);
-template std::vector<Preference> read_dataset<Preference>(const std::filesystem::path&, bool,
-                                                          std::vector<std::string>*);
-template Task<std::vector<Completion>> load_dataset<Completion>(std::filesystem::path, bool, RecipeContext&);
-template Task<std::vector<Prompt>> load_dataset<Prompt>(std::filesystem::path, bool, RecipeContext&);
-template Task<std::vector<Preference>> load_dataset<Preference>(std::filesystem::path, bool, RecipeContext&);
+#define CHORUS_DATASET_KIND(Kind)                                                                              \
+  template std::vector<Kind> read_dataset<Kind>(const std::filesystem::path&, bool, std::vector<std::string>*, \
+                                                const std::string&);                                           \
+  template Task<std::vector<Kind>> load_dataset<Kind>(std::filesystem::path, bool, RecipeContext&, std::string);
+CHORUS_DATASET_KIND(Completion)
+CHORUS_DATASET_KIND(Prompt)
+CHORUS_DATASET_KIND(Preference)
+CHORUS_DATASET_KIND(Metric)
+#undef CHORUS_DATASET_KIND
 
 } // namespace chorus

@@ -69,8 +69,11 @@ void check_overlap(const std::string& algorithm, int max_staleness, double group
     fail("max_grading_queue must be >= 0 (0: one step's rollouts)");
 }
 
-Task<RlStage> open_rl_stage(TrainingModel model, std::string stage, int steps, bool reset_reference) {
-  RlStage result{co_await StageCheckpoint::open(model, std::move(stage), steps), {}, {model.weight_version()}};
+Task<RlStage> open_rl_stage(TrainingModel model, std::string stage, int steps, bool reset_reference,
+                            ScoringModel value_model) {
+  RlStage result{co_await StageCheckpoint::open(model, std::move(stage), steps, std::move(value_model)),
+                 {},
+                 {model.weight_version()}};
   const auto& checkpoint = result.checkpoint;
   if (checkpoint.restored()) {
     const auto& state = checkpoint.state();

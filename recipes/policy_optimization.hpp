@@ -111,7 +111,8 @@ struct RlStage {
   RlProgress result;
   std::vector<std::int64_t> versions;
 };
-Task<RlStage> open_rl_stage(TrainingModel model, std::string stage, int steps, bool reset_reference);
+Task<RlStage> open_rl_stage(TrainingModel model, std::string stage, int steps, bool reset_reference,
+                            ScoringModel value_model = {});
 
 /// What an RL stage's checkpoint records of its loop; the prompts drawn and the sampling seeds
 /// follow from the step.

@@ -81,7 +81,7 @@ struct PpoRun {
   // sample's per-token advantages, old values and returns (advantages whitened over the batch if
   // asked). Returns the mean value estimate.
   Task<double> add_advantages(std::vector<TrainSample>& samples) {
-    auto values = co_await o.model.values(samples);
+    auto values = o.value_model ? co_await o.value_model.values(samples) : co_await o.model.values(samples);
     std::vector<double> all_advantages;
     double value_sum = 0, count = 0;
     for (std::size_t i = 0; i < samples.size(); ++i) {
@@ -112,7 +112,8 @@ struct PpoRun {
         a = static_cast<float>((a - mean) / scale);
   }
 
-  // ppo_epochs passes of clipped policy + value steps over shuffled mini-batches.
+  // ppo_epochs passes of clipped policy + value steps over shuffled mini-batches; a separate value
+  // model takes its value step on each mini-batch at the same time as the policy its step.
   Task<std::vector<TrainReport>> train_on(std::vector<TrainSample> samples, int step) {
     TrainParams params{.lr = o.lr,
                        .max_grad_norm = o.max_grad_norm,
@@ -121,13 +122,21 @@ struct PpoRun {
                        .clip_range_high = o.clip_range_high,
                        .loss_aggregation = "token_mean",
                        .kl_beta = o.kl_beta,
-                       .value_coef = o.value_coef,
+                       .value_coef = o.value_model ? 0.0 : o.value_coef,
                        .value_clip_range = o.value_clip_range};
     std::vector<TrainReport> reports;
     for (int pass = 0; pass < o.ppo_epochs; ++pass) {
       auto order = shuffled(samples, o.seed + static_cast<std::uint64_t>(step * 131 + pass));
-      for (auto& mini_batch : batches_of(order, static_cast<std::size_t>(o.samples_per_mini_batch)))
-        reports.push_back(co_await o.model.train_ppo(std::move(mini_batch), params));
+      for (auto& mini_batch : batches_of(order, static_cast<std::size_t>(o.samples_per_mini_batch))) {
+        if (!o.value_model) {
+          reports.push_back(co_await o.model.train_ppo(std::move(mini_batch), params));
+          continue;
+        }
+        auto [policy, value] =
+          co_await gather(o.model.train_ppo(mini_batch, params), o.value_model.train_values(mini_batch, params));
+        policy.value_loss = value.value_loss;
+        reports.push_back(policy);
+      }
     }
     co_return reports;
   }
@@ -174,8 +183,8 @@ detail::PipelineOptions ppo_pipeline(const PpoOptions& o) {
 }
 
 Task<PpoResult> run_ppo(PpoOptions o) {
-  auto stage =
-    co_await detail::open_rl_stage(o.model, o.stage, o.max_num_ppo_steps, o.kl_beta > 0 && o.reset_reference);
+  auto stage = co_await detail::open_rl_stage(o.model, o.stage, o.max_num_ppo_steps, o.kl_beta > 0 && o.reset_reference,
+                                              o.value_model);
   if (stage.checkpoint.finished())
     co_return PpoResult{stage.result.steps, stage.result.reward_mean};
   o.logger.begin_stage(o.stage, o.max_num_ppo_steps);

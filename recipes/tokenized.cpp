@@ -7,7 +7,8 @@
 
 namespace chorus::detail {
 
-Task<TokenizedTurn> tokenize_turn(TrainingModel model, std::vector<ChatMessage> prompt, std::string completion) {
+template <class Model>
+Task<TokenizedTurn> tokenize_turn(Model model, std::vector<ChatMessage> prompt, std::string completion) {
   auto conversation = prompt;
   conversation.push_back({"assistant", std::move(completion)});
   auto prompt_ids = co_await model.tokenize_chat(std::move(prompt), /*add_generation_prompt=*/true);
@@ -19,6 +20,9 @@ Task<TokenizedTurn> tokenize_turn(TrainingModel model, std::vector<ChatMessage> 
   co_return TokenizedTurn{
     prompt_ids, std::vector<std::int64_t>(full.begin() + static_cast<std::ptrdiff_t>(prompt_ids.size()), full.end())};
 }
+
+template Task<TokenizedTurn> tokenize_turn<TrainingModel>(TrainingModel, std::vector<ChatMessage>, std::string);
+template Task<TokenizedTurn> tokenize_turn<ScoringModel>(ScoringModel, std::vector<ChatMessage>, std::string);
 
 Task<std::vector<TrainSample>> tokenize_completions(TrainingModel model, const std::vector<Completion>& examples) {
   std::vector<TrainSample> samples(examples.size());

@@ -18,9 +18,11 @@ struct TokenizedTurn {
   std::vector<std::int64_t> completion;
 };
 
-/// Renders `prompt` with and without the assistant turn `completion`; the first must be a prefix of
-/// the second (true of the supported templates). @throws Error if it is not.
-Task<TokenizedTurn> tokenize_turn(TrainingModel model, std::vector<ChatMessage> prompt, std::string completion);
+/// Renders `prompt` with and without the assistant turn `completion` through `model` (a TrainingModel
+/// or a ScoringModel); the first must be a prefix of the second (true of the supported templates).
+/// @throws Error if it is not.
+template <class Model>
+Task<TokenizedTurn> tokenize_turn(Model model, std::vector<ChatMessage> prompt, std::string completion);
 
 /// tokenize_turn for every example, at most 64 requests in flight.
 Task<std::vector<TrainSample>> tokenize_completions(TrainingModel model, const std::vector<Completion>& examples);

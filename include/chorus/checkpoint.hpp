@@ -47,7 +47,10 @@ public:
   /// step_done does not write a periodic one there too.
   /// @throws CheckpointError if the checkpoint does not fit (another stage, another model, missing
   /// files), naming the file.
-  static Task<StageCheckpoint> open(TrainingModel model, std::string stage, std::int64_t last_step = 0);
+  /// `value_model`, if given, trains alongside `model` (PPO's separate value model): its state is
+  /// written with each checkpoint and restored with it.
+  static Task<StageCheckpoint> open(TrainingModel model, std::string stage, std::int64_t last_step = 0,
+                                    ScoringModel value_model = {});
 
   /// The same for a scoring model's training (a reward model).
   static Task<StageCheckpoint> open(ScoringModel model, std::string stage, std::int64_t last_step = 0);

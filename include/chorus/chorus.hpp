@@ -21,6 +21,7 @@
 #include <chorus/model.hpp>
 #include <chorus/ppo.hpp>
 #include <chorus/recipe_main.hpp>
+#include <chorus/reward_modelling.hpp>
 #include <chorus/schedule.hpp>
 #include <chorus/sft.hpp>
 #include <chorus/task.hpp>

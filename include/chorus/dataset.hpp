@@ -1,5 +1,5 @@
-// Datasets: JSONL files of demonstrations (Completion), prompts (Prompt) or preferences (Preference),
-// named in a config and loaded by a recipe:
+// Datasets: JSONL files of demonstrations (Completion), prompts (Prompt), preferences (Preference) or
+// labelled completions (Metric), named in a config and loaded by a recipe:
 //
 //   struct Config { Dataset<Completion> sft_dataset; };      // --set sft_dataset=data.jsonl
 //   auto examples = co_await config.sft_dataset.load(ctx);  // std::vector<Completion>
@@ -8,6 +8,8 @@
 //   Completion  {"messages": [..., {"role": "assistant", "content": "..."}]}  or  {"prompt": "...", "completion": "..."}
 //   Prompt      {"messages": [...]}  or  {"prompt": "..."}
 //   Preference  {"messages" or "prompt": ..., "chosen": "...", "rejected": "..."}
+//   Metric      a Completion line with a number: {"prompt": "...", "completion": "...", "label": 0.8}
+//               (the label's key is the dataset's label_key)
 // A malformed line is a DatasetError naming the file, line and field; with `skip_bad_lines` it is
 // skipped instead, and every skipped line is reported in the log with its reason.
 #pragma once
@@ -17,10 +19,12 @@
 #include <chorus/generation.hpp>
 #include <chorus/task.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -55,32 +59,54 @@ struct Preference {
   Json metadata = Json::object();
 };
 
-/// Parses one JSONL line as `Kind`. @throws DatasetError "FILE:LINE: field 'F': what was expected".
+/// A completion with a numeric label: what a reward model learns to predict by regression (e.g. a
+/// human rating).
+struct Metric {
+  /// The conversation before the completion.
+  std::vector<ChatMessage> prompt;
+  /// The assistant turn that was rated.
+  std::string completion;
+  /// Its label (any finite number).
+  double label = 0.0;
+  /// The line's other keys.
+  Json metadata = Json::object();
+};
+
+/// The field of a Metric line that holds its label, unless a dataset names another.
+inline const std::string kDefaultLabelKey = "label";
+
+/// Parses one JSONL line as `Kind` (a Metric's label read from `label_key`).
+/// @throws DatasetError "FILE:LINE: field 'F': what was expected".
 template <class Kind>
-Kind parse_dataset_line(const Json& line, const std::string& where);
+Kind parse_dataset_line(const Json& line, const std::string& where, const std::string& label_key = kDefaultLabelKey);
 
 /// Reads `file`: every line must parse (DatasetError otherwise), unless `skip_bad_lines`, which keeps
 /// the good ones and returns the reasons for the others in `skipped`.
 template <class Kind>
 std::vector<Kind> read_dataset(const std::filesystem::path& file, bool skip_bad_lines,
-                               std::vector<std::string>* skipped = nullptr);
+                               std::vector<std::string>* skipped = nullptr,
+                               const std::string& label_key = kDefaultLabelKey);
 
 /// Reads `file` (see read_dataset) and logs how many examples were loaded and each skipped line.
 template <class Kind>
-Task<std::vector<Kind>> load_dataset(std::filesystem::path file, bool skip_bad_lines, RecipeContext& ctx);
+Task<std::vector<Kind>> load_dataset(std::filesystem::path file, bool skip_bad_lines, RecipeContext& ctx,
+                                     std::string label_key = kDefaultLabelKey);
 
-/// A JSONL dataset named in a config: a path, or {"path": ..., "skip_bad_lines": true}.
+/// A JSONL dataset named in a config: a path, or {"path": ..., "skip_bad_lines": true} (a Metric
+/// dataset also takes "label_key").
 template <class Kind>
 struct Dataset {
   /// The JSONL file.
   std::filesystem::path path;
   /// Skip (and log) malformed lines instead of failing with DatasetError.
   bool skip_bad_lines = false;
+  /// Metric datasets: the field of each line that holds its label.
+  std::string label_key = kDefaultLabelKey;
 
   /// Reads the file (see read_dataset); logs how many examples were loaded and each skipped line.
   /// @throws DatasetError naming the file and line.
   Task<std::vector<Kind>> load(RecipeContext& ctx) const {
-    return load_dataset<Kind>(path, skip_bad_lines, ctx);
+    return load_dataset<Kind>(path, skip_bad_lines, ctx, label_key);
   }
 };
 
@@ -142,49 +168,70 @@ template <>
 constexpr const char* dataset_kind_name<Preference>() {
   return "preference";
 }
+template <>
+constexpr const char* dataset_kind_name<Metric>() {
+  return "metric";
+}
 
 } // namespace detail
 
-/// Reads and writes Dataset config fields: a path, or {"path": ..., "skip_bad_lines": true}.
+/// Reads and writes Dataset config fields: a path, or {"path": ..., "skip_bad_lines": true} (and
+/// "label_key" for a Metric dataset).
 template <class Kind>
 struct ConfigCodec<Dataset<Kind>> {
+  /// Whether the dataset has labels (a Metric dataset): it then takes "label_key".
+  static constexpr bool kLabelled = std::is_same_v<Kind, Metric>;
+
   /// The type's name in messages and `--help`.
   static std::string type_name() {
     return "dataset (path of a JSONL file)";
   }
-  /// The path of a JSONL file, or {"path": ..., "skip_bad_lines": true}.
+  /// The path of a JSONL file, or {"path": ..., "skip_bad_lines": true} (and "label_key": a Metric's).
   static Json schema() {
     Json path{{"type", "string"}, {"format", std::string("chorus-dataset:") + detail::dataset_kind_name<Kind>()}};
-    Json object{{"type", "object"},
-                {"properties", {{"path", path}, {"skip_bad_lines", {{"type", "boolean"}}}}},
-                {"required", {"path"}},
-                {"additionalProperties", false}};
+    Json properties{{"path", path}, {"skip_bad_lines", {{"type", "boolean"}}}};
+    if (kLabelled)
+      properties["label_key"] = {{"type", "string"}, {"minLength", 1}};
+    Json object{
+      {"type", "object"}, {"properties", properties}, {"required", {"path"}}, {"additionalProperties", false}};
     return {{"anyOf", {path, object}}};
   }
-  /// Reads a path string or a {"path", "skip_bad_lines"} object into `out`.
+  /// Reads a path string or a {"path", "skip_bad_lines", "label_key"} object into `out`.
   /// @throws ConfigError for any other value or an unknown key.
   static void read(const Json& value, Dataset<Kind>& out, const ConfigLocation& at) {
     if (value.is_string()) {
       out.path = value.get<std::string>();
       return;
     }
+    std::vector<std::string> keys{"path", "skip_bad_lines"};
+    if (kLabelled)
+      keys.push_back("label_key");
     if (!value.is_object() || !value.contains("path") || !value["path"].is_string())
       at.fail("the path of a JSONL file, or {\"path\": ..., \"skip_bad_lines\": true}", value);
     for (const auto& [key, item] : value.items())
-      if (key != "path" && key != "skip_bad_lines")
-        at.child(key).fail_unknown({"path", "skip_bad_lines"});
+      if (std::find(keys.begin(), keys.end(), key) == keys.end())
+        at.child(key).fail_unknown(keys);
     out.path = value["path"].get<std::string>();
     if (value.contains("skip_bad_lines")) {
       if (!value["skip_bad_lines"].is_boolean())
         at.child("skip_bad_lines").fail("bool (true or false)", value["skip_bad_lines"]);
       out.skip_bad_lines = value["skip_bad_lines"].get<bool>();
     }
+    if (value.contains("label_key")) {
+      const auto& key = value["label_key"];
+      if (!key.is_string() || key.get<std::string>().empty())
+        at.child("label_key").fail("the name of the field holding each line's label", key);
+      out.label_key = key.get<std::string>();
+    }
   }
-  /// The path as a JSON string, or an object if `skip_bad_lines` is set.
+  /// The path as a JSON string, or an object if `skip_bad_lines` or `label_key` is set.
   static Json write(const Dataset<Kind>& value) {
-    if (!value.skip_bad_lines)
+    if (!value.skip_bad_lines && value.label_key == kDefaultLabelKey)
       return value.path.string();
-    return Json{{"path", value.path.string()}, {"skip_bad_lines", true}};
+    Json object{{"path", value.path.string()}, {"skip_bad_lines", value.skip_bad_lines}};
+    if (kLabelled)
+      object["label_key"] = value.label_key;
+    return object;
   }
   /// Reads a `--set` value: the text as the path.
   static Json parse_text(std::string_view text, const ConfigLocation&) {

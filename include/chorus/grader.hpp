@@ -242,6 +242,35 @@ public:
   explicit RangeJudgeGrader(RangeJudgeOptions options);
 };
 
+/// Options of ScoringModelGrader.
+struct ScoringModelOptions {
+  /// The key the score is logged under.
+  std::string grader_key = "reward_model";
+  /// The reward model (spawn_scoring; e.g. trained by RewardModelling).
+  ScoringModel model;
+  /// How its raw score s becomes one in [0, 1]: "sigmoid": 1 / (1 + exp(-(s - center) / temperature))
+  /// (a Bradley-Terry model's scores are log-odds); "linear": (s - low) / (high - low), clamped (a
+  /// regression model's scale).
+  std::string squash = "sigmoid";
+  /// "sigmoid": the raw score that maps to 0.5.
+  double center = 0.0;
+  /// "sigmoid": raw-score units per unit of log-odds (> 0).
+  double temperature = 1.0;
+  /// "linear": the raw score that maps to 0.
+  double low = 0.0;
+  /// "linear": the raw score that maps to 1 (> low).
+  double high = 1.0;
+};
+
+/// A reward model as a grader: scores the prompt and completion with a scoring model and squashes
+/// its raw score into [0, 1] as configured; the raw score is in the explanation.
+class ScoringModelGrader : public Grader {
+public:
+  /// A grader with `options`.
+  /// @throws ConfigError for no model, an unknown squash, a temperature <= 0 or high <= low.
+  explicit ScoringModelGrader(ScoringModelOptions options);
+};
+
 /// An OpenAI-compatible chat-completions API: a hosted one, a vLLM server, or chorus-serve.
 struct OpenAIEndpoint {
   /// The API's base URL, up to and including the version: "https://api.openai.com/v1",

@@ -2,7 +2,8 @@
 // applies it to language models: the reward arrives at the completion's last token, a value head on
 // the policy's last hidden states estimates the return at every token, generalised advantage
 // estimation (GAE) turns both into per-token advantages, and each step minimises the clipped policy
-// loss plus value_coef times the clipped value loss.
+// loss plus value_coef times the clipped value loss. A separate value model (a scoring model) can
+// stand in for the value head.
 //
 //   co_await PPO({.dataset = prompts, .model = model, .grader = grader, .logger = ctx.logger(),
 //                 .lr = 1e-6, .gamma = 1.0, .lambda = 0.95, .max_num_ppo_steps = 100}).run();
@@ -39,8 +40,12 @@ GaeResult generalized_advantages(const std::vector<double>& rewards, const std::
 struct PpoOptions {
   /// The prompts, drawn in a shuffled order, epoch after epoch.
   std::vector<Prompt> dataset;
-  /// The policy (with its value head): it generates the rollouts and is trained.
+  /// The policy: it generates the rollouts and is trained (with its value head, unless value_model).
   TrainingModel model;
+  /// A separate value model (spawn_scoring, e.g. from a reward model's folder): its score at each token
+  /// is the value estimate, and it takes a value step (value_clip_range) with each policy step. Empty:
+  /// the policy's own value head (zero-initialised, trained in the policy's step with value_coef).
+  ScoringModel value_model;
   /// Scores each completion: its score is the reward at the completion's last token.
   Grader grader;
   /// Where each step's metrics go (e.g. ctx.logger()).

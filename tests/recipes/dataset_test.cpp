@@ -146,3 +146,35 @@ TEST(Dataset, ConfigTakesAPathOrAnObject) {
   EXPECT_THROW(ConfigCodec<Dataset<Prompt>>::read(Json{{"path", "c"}, {"skip", true}}, dataset, at), ConfigError);
   EXPECT_THROW(ConfigCodec<Dataset<Prompt>>::read(Json(3), dataset, at), ConfigError);
 }
+
+TEST(Dataset, MetricsAreCompletionsWithANumericLabelUnderTheDatasetsKey) {
+  auto path = write_lines("metrics.jsonl",
+                          {R"({"prompt": "Hi", "completion": "Hello!", "label": 0.75, "id": 3})",
+                           R"({"messages": [{"role": "user", "content": "Yo"},)"
+                           R"( {"role": "assistant", "content": "What?"}], "label": -2})"});
+  auto metrics = read_dataset<Metric>(path, false);
+  ASSERT_EQ(metrics.size(), 2u);
+  EXPECT_EQ(metrics[0].completion, "Hello!");
+  EXPECT_DOUBLE_EQ(metrics[0].label, 0.75);
+  EXPECT_EQ(metrics[0].metadata["id"], 3);
+  EXPECT_FALSE(metrics[0].metadata.contains("label")); // the label is not metadata too
+  EXPECT_DOUBLE_EQ(metrics[1].label, -2.0);
+  EXPECT_EQ(metrics[1].prompt.back().content, "Yo");
+
+  auto rated = write_lines("rated.jsonl", {R"({"prompt": "Hi", "completion": "Hello!", "rating": 4})"});
+  EXPECT_DOUBLE_EQ(read_dataset<Metric>(rated, false, nullptr, "rating").front().label, 4.0);
+  expect_dataset_error<Metric>(rated, {"rated.jsonl:1: field 'label': missing"});
+  auto text = write_lines("text_label.jsonl", {R"({"prompt": "Hi", "completion": "Hello!", "label": "good"})"});
+  expect_dataset_error<Metric>(text, {"text_label.jsonl:1: field 'label': expected a finite number"});
+  auto no_completion = write_lines("no_completion.jsonl", {R"({"prompt": "Hi", "label": 1})"});
+  expect_dataset_error<Metric>(no_completion, {"no_completion.jsonl:1: field 'completion': missing"});
+
+  // The label's key is a Metric dataset's config; other kinds refuse it as an unknown key.
+  Dataset<Metric> dataset;
+  ConfigLocation at{"config.json", "ratings"};
+  ConfigCodec<Dataset<Metric>>::read(Json{{"path", "r.jsonl"}, {"label_key", "rating"}}, dataset, at);
+  EXPECT_EQ(dataset.label_key, "rating");
+  EXPECT_EQ(ConfigCodec<Dataset<Metric>>::write(dataset)["label_key"], "rating");
+  Dataset<Prompt> prompts;
+  EXPECT_THROW(ConfigCodec<Dataset<Prompt>>::read(Json{{"path", "p"}, {"label_key", "x"}}, prompts, at), ConfigError);
+}
