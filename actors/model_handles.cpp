@@ -233,6 +233,10 @@ const std::string& TrainingModel::name() const {
   return held(state_)->name;
 }
 
+InferenceModel TrainingModel::as_inference() const {
+  return InferenceModel(held(state_)->inference, held(state_)->timeout);
+}
+
 std::size_t TrainingModel::replicas() const {
   return held(state_)->inference->replicas.size();
 }

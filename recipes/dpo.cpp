@@ -5,6 +5,7 @@
 #include <chorus/gather.hpp>
 #include <chorus/schedule.hpp>
 
+#include "recipes/step_callbacks.hpp"
 #include "recipes/tokenized.hpp"
 
 namespace chorus {
@@ -60,15 +61,16 @@ Task<DpoResult> run_dpo(DpoOptions options) {
       ++result.steps;
       result.loss = report.loss;
       result.reward_accuracy = report.reward_accuracy;
-      options.logger.log(options.stage, result.steps,
-                         {{"loss", report.loss},
-                          {"reward_accuracy", report.reward_accuracy},
-                          {"reward_margin", report.reward_margin},
-                          {"grad_norm", report.grad_norm},
-                          {"lr", report.lr},
-                          {"tokens_per_s", report.tokens_per_second},
-                          {"epoch", epoch + 1},
-                          {"policy_version", static_cast<double>(report.weight_version)}});
+      Metrics metrics{{"loss", report.loss},
+                      {"reward_accuracy", report.reward_accuracy},
+                      {"reward_margin", report.reward_margin},
+                      {"grad_norm", report.grad_norm},
+                      {"lr", report.lr},
+                      {"tokens_per_s", report.tokens_per_second},
+                      {"epoch", epoch + 1},
+                      {"policy_version", static_cast<double>(report.weight_version)}};
+      co_await detail::run_callbacks(options.callbacks, {options.stage, result.steps, total_steps}, metrics);
+      options.logger.log(options.stage, result.steps, metrics);
       co_await checkpoint.step_done(result.steps, progress());
     }
   }

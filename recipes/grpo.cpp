@@ -36,6 +36,7 @@ PolicyOptimization shared_fields(const Options& o, const char* algorithm) {
   c.sampling = o.sampling;
   c.seed = o.seed;
   c.stage = o.stage;
+  c.callbacks = o.callbacks;
   return c;
 }
 

@@ -7,6 +7,7 @@
 #include <chorus/gather.hpp>
 
 #include "recipes/rollout_pipeline.hpp"
+#include "recipes/step_callbacks.hpp"
 
 #include <cmath>
 #include <map>
@@ -112,7 +113,9 @@ struct PolicyOptimizationRun {
       auto batch = samples_of(rollouts);
       auto reports = co_await train_on(std::move(batch.samples), step);
       pipeline.step_trained(step, c.model.weight_version());
-      c.logger.log(c.stage, step, step_metrics(batch, reports, rollouts, step));
+      auto metrics = step_metrics(batch, reports, rollouts, step);
+      co_await run_callbacks(c.callbacks, {c.stage, step, c.max_steps}, metrics);
+      c.logger.log(c.stage, step, metrics);
       result.steps = step;
       result.reward_mean = mean_of(batch.stats.rewards);
       co_await checkpoint.step_done(step, rl_progress(result, pipeline));

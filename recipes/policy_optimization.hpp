@@ -74,6 +74,7 @@ struct PolicyOptimization {
   SamplingParams sampling;
   std::uint64_t seed = 0;
   std::string stage;
+  std::vector<Callback> callbacks;
   /// How a prompt becomes a rollout; unset: one generation, graded by `grader`.
   RolloutFn rollout;
 };

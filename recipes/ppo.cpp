@@ -7,6 +7,7 @@
 
 #include "recipes/policy_optimization.hpp"
 #include "recipes/rollout_pipeline.hpp"
+#include "recipes/step_callbacks.hpp"
 
 namespace chorus {
 
@@ -54,7 +55,9 @@ struct PpoRun {
         reports = co_await train_on(std::move(samples), step);
       }
       pipeline.step_trained(step, o.model.weight_version());
-      o.logger.log(o.stage, step, step_metrics(stats, reports, value_mean, rollouts, step));
+      auto metrics = step_metrics(stats, reports, value_mean, rollouts, step);
+      co_await detail::run_callbacks(o.callbacks, {o.stage, step, o.max_num_ppo_steps}, metrics);
+      o.logger.log(o.stage, step, metrics);
       result.steps = step;
       result.reward_mean = mean_of(stats.rewards);
       co_await checkpoint.step_done(step, detail::rl_progress(result, pipeline));

@@ -7,6 +7,7 @@
 #include <chorus/reward_modelling.hpp>
 #include <chorus/schedule.hpp>
 
+#include "recipes/step_callbacks.hpp"
 #include "recipes/tokenized.hpp"
 
 namespace chorus {
@@ -147,6 +148,7 @@ Task<RewardModellingResult> run_reward_modelling(RewardModellingOptions options)
       bool due = result.steps == total_steps || (options.eval_every > 0 && result.steps % options.eval_every == 0);
       if (held_out && due)
         co_await evaluate(logged);
+      co_await detail::run_callbacks(options.callbacks, {options.stage, result.steps, total_steps}, logged);
       options.logger.log(options.stage, result.steps, logged);
       co_await checkpoint.step_done(result.steps, progress());
     }

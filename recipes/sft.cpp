@@ -6,6 +6,7 @@
 #include <chorus/schedule.hpp>
 #include <chorus/sft.hpp>
 
+#include "recipes/step_callbacks.hpp"
 #include "recipes/tokenized.hpp"
 
 #include <cmath>
@@ -66,13 +67,11 @@ Task<SftResult> run_sft(SftOptions options) {
       auto report = co_await model.train_sft(std::move(batch), params);
       ++result.steps;
       result.train_loss = report.loss;
-      options.logger.log(options.stage, result.steps,
-                         {{"loss", report.loss},
-                          {"grad_norm", report.grad_norm},
-                          {"lr", report.lr},
-                          {"tokens_per_s", report.tokens_per_second},
-                          {"epoch", epoch + 1},
-                          {"policy_version", static_cast<double>(report.weight_version)}});
+      Metrics metrics{{"loss", report.loss}, {"grad_norm", report.grad_norm},
+                      {"lr", report.lr},     {"tokens_per_s", report.tokens_per_second},
+                      {"epoch", epoch + 1},  {"policy_version", static_cast<double>(report.weight_version)}};
+      co_await detail::run_callbacks(options.callbacks, {options.stage, result.steps, total_steps}, metrics);
+      options.logger.log(options.stage, result.steps, metrics);
       co_await checkpoint.step_done(result.steps, progress());
     }
     if (!eval_samples.empty()) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chorus/advantages.hpp>
+#include <chorus/callbacks.hpp>
 #include <chorus/channel.hpp>
 #include <chorus/checkpoint.hpp>
 #include <chorus/config.hpp>
@@ -12,6 +13,7 @@
 #include <chorus/dpo.hpp>
 #include <chorus/environment.hpp>
 #include <chorus/errors.hpp>
+#include <chorus/evaluation.hpp>
 #include <chorus/gather.hpp>
 #include <chorus/generation.hpp>
 #include <chorus/grader.hpp>

@@ -5,6 +5,7 @@
 //   co_await DPO({.dataset = preferences, .model = model, .logger = ctx.logger(), .beta = 0.1}).run();
 #pragma once
 
+#include <chorus/callbacks.hpp>
 #include <chorus/dataset.hpp>
 #include <chorus/metrics.hpp>
 #include <chorus/model.hpp>
@@ -48,6 +49,9 @@ struct DpoOptions {
   std::uint64_t seed = 0;
   /// The stage name in the metrics, progress lines and checkpoints.
   std::string stage = "dpo";
+  /// Run after each step (e.g. evaluation_callback, chorus/evaluation.hpp); what they return is
+  /// logged with the step.
+  std::vector<Callback> callbacks;
 };
 
 /// What a DPO run did.

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <chorus/advantages.hpp>
+#include <chorus/callbacks.hpp>
 #include <chorus/dataset.hpp>
 #include <chorus/grader.hpp>
 #include <chorus/metrics.hpp>
@@ -97,6 +98,9 @@ struct GrpoOptions {
   std::uint64_t seed = 0;
   /// The stage name in the metrics, progress lines and checkpoints.
   std::string stage = "grpo";
+  /// Run after each step (e.g. evaluation_callback, chorus/evaluation.hpp); what they return is
+  /// logged with the step.
+  std::vector<Callback> callbacks;
 };
 
 /// What a GRPO run (or an ENVGRPO run) did.

@@ -9,6 +9,7 @@
 //                  .kl_beta = 0.1, .max_num_gspo_steps = 1000}).run();
 #pragma once
 
+#include <chorus/callbacks.hpp>
 #include <chorus/grpo.hpp>
 
 namespace chorus {
@@ -62,6 +63,9 @@ struct GspoOptions {
   std::uint64_t seed = 0;
   /// The stage name in the metrics, progress lines and checkpoints.
   std::string stage = "gspo";
+  /// Run after each step (e.g. evaluation_callback, chorus/evaluation.hpp); what they return is
+  /// logged with the step.
+  std::vector<Callback> callbacks;
 };
 
 /// What a GSPO run (or an ENVGSPO run) did.

@@ -211,6 +211,11 @@ class TrainingModel {
 public:
   TrainingModel() = default;
 
+  /// Whether this handle holds a model (a default-constructed one does not).
+  explicit operator bool() const noexcept {
+    return state_ != nullptr;
+  }
+
   /// As InferenceModel: routed to the replica with the fewest requests in flight; a replica that
   /// is lost is dropped from routing (and reported) and the request retried on another.
   /// @throws Error once no replica is left.
@@ -265,6 +270,10 @@ public:
 
   /// Replicas still serving.
   std::size_t replicas() const;
+
+  /// An inference handle on this model's replicas (routed as generate() is, with the newest weights
+  /// the trainer reported): for what takes an InferenceModel, e.g. evaluate() or a judge.
+  InferenceModel as_inference() const;
 
 private:
   friend struct detail::ModelAccess;

@@ -9,6 +9,7 @@
 //                 .lr = 1e-6, .gamma = 1.0, .lambda = 0.95, .max_num_ppo_steps = 100}).run();
 #pragma once
 
+#include <chorus/callbacks.hpp>
 #include <chorus/dataset.hpp>
 #include <chorus/grader.hpp>
 #include <chorus/grpo.hpp>
@@ -96,6 +97,9 @@ struct PpoOptions {
   std::uint64_t seed = 0;
   /// The stage name in the metrics, progress lines and checkpoints.
   std::string stage = "ppo";
+  /// Run after each step (e.g. evaluation_callback, chorus/evaluation.hpp); what they return is
+  /// logged with the step.
+  std::vector<Callback> callbacks;
 };
 
 /// What a PPO run did.

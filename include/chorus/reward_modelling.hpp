@@ -9,6 +9,7 @@
 //   co_await reward_model.save("reward-model", ctx);   // a ...ForSequenceClassification folder
 #pragma once
 
+#include <chorus/callbacks.hpp>
 #include <chorus/dataset.hpp>
 #include <chorus/metrics.hpp>
 #include <chorus/model.hpp>
@@ -59,6 +60,9 @@ struct RewardModellingOptions {
   std::uint64_t seed = 0;
   /// The stage name in the metrics, progress lines and checkpoints.
   std::string stage = "reward_model";
+  /// Run after each step (e.g. evaluation_callback, chorus/evaluation.hpp); what they return is
+  /// logged with the step.
+  std::vector<Callback> callbacks;
 };
 
 /// What a reward-modelling run did.

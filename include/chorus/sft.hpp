@@ -6,6 +6,7 @@
 //                 .epochs = 2, .samples_per_batch = 64}).run();
 #pragma once
 
+#include <chorus/callbacks.hpp>
 #include <chorus/dataset.hpp>
 #include <chorus/metrics.hpp>
 #include <chorus/model.hpp>
@@ -49,6 +50,9 @@ struct SftOptions {
   std::uint64_t seed = 0;
   /// The stage name in the metrics and progress lines.
   std::string stage = "sft";
+  /// Run after each step (e.g. evaluation_callback, chorus/evaluation.hpp); what they return is
+  /// logged with the step.
+  std::vector<Callback> callbacks;
 };
 
 /// What an SFT run did.

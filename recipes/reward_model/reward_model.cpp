@@ -38,10 +38,8 @@ Task<void> reward_model(RewardModelConfig config, RecipeContext& ctx) {
   bool by_pairs = !config.preference_dataset.path.empty();
   if (!by_pairs && config.metric_dataset.path.empty())
     throw ConfigError("give preference_dataset (pairs) or metric_dataset (labelled completions)");
-  RewardModellingOptions options{.lr = config.lr,
-                                 .epochs = config.epochs,
-                                 .samples_per_batch = config.samples_per_batch,
-                                 .seed = config.seed};
+  RewardModellingOptions options{
+    .lr = config.lr, .epochs = config.epochs, .samples_per_batch = config.samples_per_batch, .seed = config.seed};
   if (by_pairs)
     std::tie(options.preferences, options.eval_preferences) =
       train_eval_split(co_await config.preference_dataset.load(ctx), config.eval_fraction, config.seed);
@@ -54,8 +52,8 @@ Task<void> reward_model(RewardModelConfig config, RecipeContext& ctx) {
   options.logger = ctx.logger();
   auto result = co_await RewardModelling(std::move(options)).run();
   if (by_pairs)
-    ctx.log().info("reward model: {} steps, last loss {:.4f}, held-out pairwise accuracy {}", result.steps,
-                   result.loss, result.eval_accuracy >= 0 ? fmt::format("{:.2f}", result.eval_accuracy) : "n/a");
+    ctx.log().info("reward model: {} steps, last loss {:.4f}, held-out pairwise accuracy {}", result.steps, result.loss,
+                   result.eval_accuracy >= 0 ? fmt::format("{:.2f}", result.eval_accuracy) : "n/a");
   else
     ctx.log().info("reward model: {} steps, last loss {:.4f}, held-out squared error {}", result.steps, result.loss,
                    result.eval_mse >= 0 ? fmt::format("{:.4f}", result.eval_mse) : "n/a");
