@@ -8,9 +8,8 @@
 
 #include "recipes/tokenized.hpp"
 
-#include <fmt/format.h>
-
 #include <algorithm>
+#include <fmt/format.h>
 #include <fstream>
 #include <numeric>
 
@@ -181,15 +180,15 @@ Task<Metrics> evaluate_after(std::shared_ptr<EvaluationCallbackState> state, Ste
   Metrics metrics;
   if (!o.dataset.empty()) {
     auto name = fmt::format("{}-step{}", end.stage, end.step);
-    auto result = co_await evaluate({.dataset = o.dataset,
-                                     .model = o.model.as_inference(),
-                                     .graders = o.graders,
-                                     .k = o.k,
-                                     .sampling = o.sampling,
-                                     .pass_threshold = o.pass_threshold,
-                                     .samples_file = o.write_samples ? ctx.output_dir() / "eval" / (name + ".jsonl")
-                                                                     : std::filesystem::path(),
-                                     .seed = static_cast<std::uint64_t>(end.step)});
+    auto result = co_await evaluate(
+      {.dataset = o.dataset,
+       .model = o.model.as_inference(),
+       .graders = o.graders,
+       .k = o.k,
+       .sampling = o.sampling,
+       .pass_threshold = o.pass_threshold,
+       .samples_file = o.write_samples ? ctx.output_dir() / "eval" / (name + ".jsonl") : std::filesystem::path(),
+       .seed = static_cast<std::uint64_t>(end.step)});
     ctx.log().info("[{}] evaluation after step {}:\n{}", end.stage, end.step, result.table());
     for (int i = 0; i < o.log_samples && i < static_cast<int>(result.samples.size()); ++i) {
       const auto& sample = result.samples[static_cast<std::size_t>(i) * static_cast<std::size_t>(o.k)];

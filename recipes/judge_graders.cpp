@@ -172,16 +172,20 @@ JudgeSetup setup_of(const Options& o) {
   return {o.grader_key, o.criteria, o.sampling, o.cache, o.cache_size, o.shots, o.max_parsing_retries};
 }
 
+// What a binary judge is asked after the case.
+std::string binary_instruction(const std::string& criteria) {
+  return "Criterion: " + criteria
+    + "\nDoes the response meet the criterion? Reason briefly, then end with a line 'VERDICT: PASS' or "
+      "'VERDICT: FAIL' ('VERDICT: NA' if the criterion does not apply to this conversation).";
+}
+
 struct BinaryJudge : Grader::Impl {
   JudgeSetup setup;
   std::shared_ptr<detail::JudgementCache> cache;
   AskJudge ask;
   Task<Grade> grade(Sample sample) const override {
-    auto instruction = "Criterion: " + setup.criteria
-      + "\nDoes the response meet the criterion? Reason briefly, then end with a line 'VERDICT: PASS' or "
-        "'VERDICT: FAIL' ('VERDICT: NA' if the criterion does not apply to this conversation).";
     co_return co_await ask_judge(
-      ask, setup.sampling, cache, judge_prompt(instruction, "VERDICT:", setup.shots, sample),
+      ask, setup.sampling, cache, judge_prompt(binary_instruction(setup.criteria), "VERDICT:", setup.shots, sample),
       [key = key](const std::string& text) { return pass_fail_grade(key, text); },
       "Your answer did not end with a verdict. End it with one line: 'VERDICT: PASS', 'VERDICT: FAIL' or "
       "'VERDICT: NA'.",
@@ -495,6 +499,12 @@ double parse_scale_score(const std::string& text, double min_score, double max_s
   if (!found || *found < min_score || *found > max_score)
     return std::numeric_limits<double>::quiet_NaN();
   return *found;
+}
+
+std::vector<ChatMessage> binary_judge_prompt(const BinaryJudgeOptions& options, const Sample& sample) {
+  auto setup = setup_of(options);
+  check_setup(setup, [](const std::string&) { return true; }, ""); // the verdicts as the grader writes them
+  return judge_prompt(binary_instruction(setup.criteria), "VERDICT:", setup.shots, sample);
 }
 
 BinaryJudgeGrader::BinaryJudgeGrader(BinaryJudgeOptions options)

@@ -63,6 +63,74 @@ Grader reward() {
   return CombinedGrader({.grader_key = "reward", .graders = {format, correct}, .weights = {0.2, 0.8}});
 }
 
+BinaryJudgeOptions judge_options(InferenceModel judge) {
+  return {.grader_key = "judge",
+          .criteria = "The user asked whether a number is even. Is the response a JSON object "
+                      "{\"answer\": \"yes\"} or {\"answer\": \"no\"}, and the right one?",
+          .model = std::move(judge),
+          .sampling = {.temperature = 0.0, .max_tokens = 96}};
+}
+
+std::vector<Verdict> verdicts(const std::vector<Prompt>& prompts, std::uint64_t seed) {
+  static const std::vector<std::string> malformed = {
+    "yes", "no", "{\"answer\": \"maybe\"}", "{\"answer\": \"yes\"", "{\"result\": \"no\"}", "\"no\"", "{}"};
+  std::mt19937_64 random(seed);
+  std::uniform_real_distribution<double> kind(0.0, 1.0);
+  std::vector<Verdict> result;
+  for (const auto& prompt : prompts) {
+    auto answer = prompt.metadata["answer"].get<std::string>();
+    auto draw = kind(random);
+    std::string response;
+    if (draw < 0.4)
+      response = Json{{"answer", answer}}.dump();
+    else if (draw < 0.8)
+      response = Json{{"answer", answer == "yes" ? "no" : "yes"}}.dump();
+    else
+      response = malformed[random() % malformed.size()];
+    Sample sample{prompt.prompt, response, prompt.metadata};
+    bool pass = right(sample);
+    result.push_back({std::move(sample), pass});
+  }
+  return result;
+}
+
+std::string judge_reasoning(const Verdict& verdict) {
+  auto number = verdict.sample.metadata["number"].get<int>();
+  auto expected = verdict.sample.metadata["answer"].get<std::string>();
+  auto value = Json::parse(verdict.sample.completion, nullptr, /*allow_exceptions=*/false);
+  std::string given = value.is_object() && value.contains("answer") && value["answer"].is_string()
+    ? value["answer"].get<std::string>()
+    : "";
+  auto rule = "Ends in " + std::to_string(number % 10) + ": " + (number % 2 == 0 ? "even" : "odd") + ", so \""
+    + expected + "\". ";
+  if (given != "yes" && given != "no")
+    return rule + "The response is not the JSON object asked for.";
+  return rule + "The response says \"" + given + "\".";
+}
+
+std::vector<Completion> judge_demonstrations(const std::vector<Verdict>& verdicts, const BinaryJudgeOptions& options) {
+  std::vector<Completion> result;
+  for (const auto& verdict : verdicts)
+    result.push_back({binary_judge_prompt(options, verdict.sample),
+                      judge_reasoning(verdict) + (verdict.pass ? "\nVERDICT: PASS" : "\nVERDICT: FAIL"),
+                      Json::object()});
+  return result;
+}
+
+Task<double> judge_accuracy(InferenceModel judge, std::vector<Verdict> verdicts) {
+  auto options = judge_options(std::move(judge));
+  options.cache = false;
+  auto grader = BinaryJudgeGrader(options);
+  std::vector<Task<Grade>> grades;
+  for (const auto& verdict : verdicts)
+    grades.push_back(grader.grade(verdict.sample));
+  auto results = co_await when_all(std::move(grades));
+  double agreed = 0;
+  for (std::size_t i = 0; i < verdicts.size(); ++i)
+    agreed += !results[i].ignored && (results[i].score > 0.5) == verdicts[i].pass ? 1.0 : 0.0;
+  co_return agreed / static_cast<double>(std::max<std::size_t>(verdicts.size(), 1));
+}
+
 Task<Evaluation> evaluate(TrainingModel model, std::vector<Prompt> eval) {
   std::vector<Task<Generation>> answers;
   for (const auto& prompt : eval)

@@ -32,6 +32,32 @@ std::vector<chorus::Completion> demonstrations(const std::vector<chorus::Prompt>
 /// The reward: the format (weight 0.2) and being right (weight 0.8), each logged under its key.
 chorus::Grader reward();
 
+// -- the judge ---------------------------------------------------------------------
+
+/// The judge's BinaryJudgeGrader options: the task's criterion, greedy, room for a verdict line.
+chorus::BinaryJudgeOptions judge_options(chorus::InferenceModel judge);
+
+/// A response to a prompt and whether the task's rule passes it (right JSON, right answer).
+struct Verdict {
+  chorus::Sample sample;
+  bool pass = false;
+};
+
+/// One response per prompt, drawn from `seed`: the right answer (40%), the wrong one (40%) or a
+/// malformed one (20%), with the rule's verdict.
+std::vector<Verdict> verdicts(const std::vector<chorus::Prompt>& prompts, std::uint64_t seed);
+
+/// Judge demonstrations: BinaryJudgeGrader's exact prompt for each verdict's sample, answered with a
+/// line of reasoning by the rule ("Ends in 7: odd, so "no". The response says "no".") and the verdict
+/// line ("VERDICT: PASS" or "VERDICT: FAIL"). Writing the last digit down first makes the rule a
+/// lookup the small model learns from a few thousand examples.
+std::vector<chorus::Completion> judge_demonstrations(const std::vector<Verdict>& verdicts,
+                                                     const chorus::BinaryJudgeOptions& options);
+
+/// The share of `verdicts` a BinaryJudgeGrader on `judge` gives as the rule does (an ignored or
+/// unparseable verdict counts as wrong).
+chorus::Task<double> judge_accuracy(chorus::InferenceModel judge, std::vector<Verdict> verdicts);
+
 struct Evaluation {
   double format = 0.0;   // share of answers that are the JSON object asked for
   double accuracy = 0.0; // share of answers that are right

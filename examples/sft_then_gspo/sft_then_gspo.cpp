@@ -4,7 +4,12 @@
 // evaluation before training, after SFT and after GSPO shows what each stage did:
 //
 //   ./build/examples/sft_then_gspo/sft_then_gspo                 # results on stdout, logs on stderr
-//   ./build/examples/sft_then_gspo/sft_then_gspo --set grader=judge --set judge_model=path/to/hf/folder
+//   ./build/examples/sft_then_gspo/sft_then_gspo --set grader=judge        # the seed's judge, trained first
+//
+// With grader=judge the recipe grades as the seed's does: a BinaryJudgeGrader on a judge model,
+// combined with the JSON format check. With judge_model builtin:tiny a first stage makes the built-in
+// model that judge (SFT on verdicts the task's rule gives, in the grader's own prompt format); a
+// folder (e.g. the judge-model a previous run saved) is used as it is.
 #include <chorus/chorus.hpp>
 
 #include "even_number_task.hpp"
@@ -50,10 +55,18 @@ struct SftThenGspoConfig {
   // learned as well on every seed measured (docs/overlap.md). 0 runs the steps one after another,
   // number for number like the sequential loop (the resume and cluster tests use it).
   int max_staleness = 1;
-  // "programmatic" (format + correctness) or "judge" (a BinaryJudgeGrader on judge_model).
+  // "programmatic" (format + correctness) or "judge" (a BinaryJudgeGrader on judge_model, with the
+  // format check).
   std::string grader = "programmatic";
-  // The judge's model, with grader "judge".
+  // The judge's model, with grader "judge": builtin:tiny is first trained into the task's judge; a
+  // folder is used as it is.
   ModelRef judge_model;
+  // Verdicts the built-in judge is trained on (responses right, wrong or malformed, judged by the rule).
+  int judge_demonstrations = 3000;
+  // The judge's SFT learning rate.
+  double judge_learning_rate = 1e-3;
+  // Passes over the judge's verdicts.
+  int judge_epochs = 1;
   // The node of the cluster file (--cluster FILE) that runs the policy's replica; empty: this process.
   std::string policy_node;
   // The node that runs the trainer; empty: this process.
@@ -68,19 +81,56 @@ struct SftThenGspoConfig {
 };
 CHORUS_CONFIG(SftThenGspoConfig, model, seed, train_prompts, demonstrations, eval_prompts, sft_learning_rate,
               sft_epochs, sft_batch_size, gspo_learning_rate, gspo_max_steps, gspo_batch_size, completions_per_sample,
-              kl_beta, clip_range, clip_range_high, max_staleness, grader, judge_model, policy_node, trainer_node,
-              judge_node, threads, device)
+              kl_beta, clip_range, clip_range_high, max_staleness, grader, judge_model, judge_demonstrations,
+              judge_learning_rate, judge_epochs, policy_node, trainer_node, judge_node, threads, device)
 
-Task<Grader> make_grader(const SftThenGspoConfig& config, RecipeContext& ctx) {
+// The built-in model trained into the task's judge: SFT on the rule's verdicts of responses to
+// prompts about numbers that are not held out, in BinaryJudgeGrader's exact prompt format. Returns
+// the folder it is saved in.
+Task<std::string> train_judge(const SftThenGspoConfig& config, const std::set<int>& held_out, RecipeContext& ctx) {
+  auto prompts = even_number::prompts(config.judge_demonstrations, config.seed + 2, held_out);
+  auto examples =
+    even_number::judge_demonstrations(even_number::verdicts(prompts, config.seed + 3), even_number::judge_options({}));
+  auto builder = co_await config.judge_model.to_builder(
+    ctx, {.kv_cache_len = 1024, .device = config.device, .threads = config.threads, .seed = config.seed + 4});
+  auto judge = co_await builder.spawn_train("judge_training", {.max_batch_size = 16, .keep_reference = false});
+  co_await SFT({.dataset = examples,
+                .model = judge,
+                .logger = ctx.logger(),
+                .lr = config.judge_learning_rate,
+                .epochs = config.judge_epochs,
+                .samples_per_batch = 16,
+                .samples_per_mini_batch = 16,
+                .max_grad_norm = 1.0,
+                .weight_decay = 0.01,
+                .warmup_steps = 10,
+                .seed = config.seed,
+                .stage = "judge_sft"})
+    .run();
+  co_return co_await judge.save("judge-model", ctx);
+}
+
+// The GSPO stage's grader: the task's reward, or the seed's judge combined with the format check.
+Task<Grader> make_grader(const SftThenGspoConfig& config, const std::vector<Prompt>& eval,
+                         const std::set<int>& held_out, RecipeContext& ctx, StageTimes& times) {
   if (config.grader == "programmatic")
     co_return even_number::reward();
-  auto builder = co_await config.judge_model.to_builder(
-    ctx, {.device = config.device, .threads = config.threads, .node = config.judge_node});
-  auto judge = co_await builder.spawn_inference("judge");
-  co_return BinaryJudgeGrader({.grader_key = "judge",
-                               .criteria = "The user asked whether a number is even. Is the response a JSON object "
-                                           "{\"answer\": \"yes\"} or {\"answer\": \"no\"}, and the right one?",
-                               .model = judge});
+  auto folder = config.judge_model.reference;
+  if (folder == "builtin:tiny") {
+    folder = co_await train_judge(config, held_out, ctx);
+    times.lap("judge_sft");
+  }
+  auto builder = co_await ModelRef{folder}.to_builder(
+    ctx, {.kv_cache_len = 1024, .device = config.device, .threads = config.threads, .node = config.judge_node});
+  auto judge = co_await builder.spawn_inference("judge", {.max_batch_size = 128});
+  auto accuracy = co_await even_number::judge_accuracy(judge, even_number::verdicts(eval, config.seed + 5));
+  times.lap("judge_eval");
+  ctx.log().info("judge {}: accuracy {:.3f} on {} held-out verdicts", folder, accuracy, eval.size());
+  std::printf("JUDGE accuracy=%.3f verdicts=%zu\n", accuracy, eval.size());
+  auto format = JsonGrader({.grader_key = "format", .schema = even_number::answer_schema()});
+  co_return CombinedGrader({.grader_key = "reward",
+                            .graders = {BinaryJudgeGrader(even_number::judge_options(judge)), format},
+                            .weights = {0.8, 0.2}});
 }
 
 Task<void> sft_then_gspo(SftThenGspoConfig config, RecipeContext& ctx) {
@@ -134,7 +184,7 @@ Task<void> sft_then_gspo(SftThenGspoConfig config, RecipeContext& ctx) {
   times.lap("sft_eval");
   ctx.log().info("after SFT: format {:.2f}, accuracy {:.2f}", after_sft.format, after_sft.accuracy);
 
-  auto grader = co_await make_grader(config, ctx);
+  auto grader = co_await make_grader(config, eval, held_out, ctx, times);
   co_await GSPO({.dataset = train,
                  .model = model,
                  .grader = grader,

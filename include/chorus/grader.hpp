@@ -202,6 +202,11 @@ public:
   explicit BinaryJudgeGrader(BinaryJudgeOptions options);
 };
 
+/// The conversation a BinaryJudgeGrader with `options` sends its judge about `sample` (its shots,
+/// the case and the instruction): what to train a judge on, its reply ending with a line
+/// "VERDICT: PASS" or "VERDICT: FAIL".
+std::vector<ChatMessage> binary_judge_prompt(const BinaryJudgeOptions& options, const Sample& sample);
+
 /// Options of RangeJudgeGrader.
 struct RangeJudgeOptions {
   /// The key the score is logged under.

@@ -73,7 +73,8 @@ Task<void> evaluate_model(EvaluateConfig config, RecipeContext& ctx) {
   InferenceModel judge;
   for (const auto& g : config.graders)
     if (g.type == "judge" && !judge)
-      judge = co_await (co_await config.judge_model.to_builder(ctx, {.device = config.device})).spawn_inference("judge");
+      judge =
+        co_await (co_await config.judge_model.to_builder(ctx, {.device = config.device})).spawn_inference("judge");
   std::vector<Grader> graders;
   for (std::size_t i = 0; i < config.graders.size(); ++i)
     graders.push_back(make_grader(config.graders[i], judge, i));

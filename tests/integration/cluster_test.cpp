@@ -67,7 +67,7 @@ TEST_F(Cluster, TwoStageRecipeOnTwoNodesGivesTheSameMetricsAsOneProcess) {
                                 "--set", "gspo_max_steps=3",   "--set", "sft_epochs=1",
                                 "--set", "demonstrations=48",  "--set", "eval_prompts=8",
                                 "--set", "gspo_batch_size=16", "--set", "threads=1",
-                                "--set", "max_staleness=0"};
+                                "--set", "max_staleness=0",    "--set", "judge_demonstrations=32"};
   auto run = [&](const std::string& name, std::vector<std::string> extra) {
     auto all = args;
     all.insert(all.end(), {"--output", (dir_ / name).string()});

@@ -5,6 +5,7 @@
 #include "models/checkpoint.hpp"
 #include "models/safetensors.hpp"
 #include "tests/expect_error.hpp"
+#include "tests/models/reference_forward.hpp"
 #include "tests/models/test_models.hpp"
 
 #include <gtest/gtest.h>
@@ -40,23 +41,8 @@ TEST_P(ReferenceLogits, MatchAnIndependentPyTorchForwardWithin1e4) {
   auto config = small_config(type, tied);
   auto model = random_model(config, 42);
   auto dir = fresh_dir("reference_" + type + (tied ? "_tied" : ""));
-  save_pretrained(model, dir / "model");
   auto tokens = sample_tokens(config.vocab_size, 2, 11);
-  {
-    std::ofstream out(dir / "tokens.json");
-    out << "[";
-    for (std::int64_t b = 0; b < tokens.size(0); ++b) {
-      out << (b ? ",[" : "[");
-      for (std::int64_t t = 0; t < tokens.size(1); ++t)
-        out << (t ? "," : "") << tokens[b][t].item<std::int64_t>();
-      out << "]";
-    }
-    out << "]";
-  }
-  auto command = std::string("/usr/bin/python3 ") + CHORUS_SOURCE_DIR + "/tests/models/reference_forward.py "
-    + (dir / "model").string() + " " + (dir / "tokens.json").string() + " " + (dir / "reference.safetensors").string();
-  ASSERT_EQ(std::system(command.c_str()), 0) << command;
-  auto expected = SafetensorsFile::open(dir / "reference.safetensors").load("logits");
+  auto expected = test::reference_output(model, dir, tokens, "logits");
   torch::NoGradGuard no_grad;
   auto logits = model->forward(tokens);
   ASSERT_EQ(logits.sizes(), expected.sizes());

@@ -101,8 +101,8 @@ TEST_F(Evaluation, MeanAndPassAtKAreTheGradersFiguresAndEverySampleIsWritten) {
         short_pass[line["prompt_index"].get<std::size_t>()] = true;
     }
     EXPECT_NEAR(result.graders[1].mean_at_k, short_sum / 12, 1e-12);
-    EXPECT_DOUBLE_EQ(result.graders[1].pass_at_k, static_cast<double>(std::count(short_pass.begin(),
-                                                                                   short_pass.end(), true)) / 4);
+    EXPECT_DOUBLE_EQ(result.graders[1].pass_at_k,
+                     static_cast<double>(std::count(short_pass.begin(), short_pass.end(), true)) / 4);
     EXPECT_NE(result.table().find("mean@3"), std::string::npos);
     auto metrics = result.metrics();
     EXPECT_EQ(metrics.front().first, "eval/given/mean@3");

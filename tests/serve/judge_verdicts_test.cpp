@@ -116,6 +116,24 @@ TEST(JudgeVerdicts, ShotsAreWorkedExamplesInTheJudgesPrompt) {
             std::string::npos);
 }
 
+// What a judge is trained on must be what it is asked: binary_judge_prompt is the grader's prompt.
+TEST(JudgeVerdicts, TheJudgePromptToTrainOnIsTheOneTheGraderSends) {
+  ScriptedEndpoint endpoint(replies({"VERDICT: PASS"}));
+  std::vector<JudgeShot> shots{{{{"user", "Hi"}}, "Go away.", "fail", "Rude."}};
+  OpenAIJudgeGrader judge(
+    {.grader_key = "polite", .criteria = "Is it polite?", .endpoint = endpoint.endpoint(), .shots = shots});
+  auto sample = answer("Hello there!");
+  run(judge, sample);
+  auto sent = messages_of(endpoint.bodies().front());
+  auto expected = binary_judge_prompt({.criteria = "Is it polite?", .shots = shots}, sample);
+  ASSERT_EQ(sent.size(), expected.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(sent[i]["role"], expected[i].role);
+    EXPECT_EQ(sent[i]["content"], expected[i].content);
+  }
+  EXPECT_NE(expected.back().content.find("VERDICT: FAIL"), std::string::npos); // the shot's verdict, upper-cased
+}
+
 TEST(JudgeVerdicts, AShotWithAVerdictTheJudgeCannotGiveIsAConfigErrorNamingIt) {
   ScriptedEndpoint endpoint(replies({"VERDICT: PASS"}));
   auto message = [&](auto make) {
