@@ -130,7 +130,10 @@ RunCheckpoints::RunCheckpoints(Options options) : options_(std::move(options)) {
   for (auto& [ordinal, manifest] : committed())
     if (manifest.finished && ordinal < latest_->ordinal)
       finished_.emplace(ordinal, std::move(manifest));
-  // What was logged after the checkpoint is logged again by the resumed steps.
+  // What was logged after the checkpoint is logged again by the resumed steps (a run that logs no
+  // metrics file has none to cut).
+  if (options_.metrics.empty())
+    return;
   std::error_code ec;
   auto size = fs::file_size(options_.metrics, ec);
   if (ec || size < latest_->metrics_bytes)

@@ -55,7 +55,7 @@ public:
     int every = 0;
     /// Continue from the newest complete checkpoint in `dir`.
     bool resume = false;
-    /// The run's metrics.jsonl: on resume, cut back to the checkpoint's length.
+    /// The run's metrics.jsonl: on resume, cut back to the checkpoint's length (empty: no metrics file).
     std::filesystem::path metrics;
   };
 

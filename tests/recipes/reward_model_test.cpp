@@ -3,6 +3,7 @@
 // labels; its saved folder scores the same; ScoringModelGrader squashes its scores.
 #include <chorus/chorus.hpp>
 
+#include "runtime/checkpoints.hpp"
 #include "runtime/runtime.hpp"
 #include "tests/expect_error.hpp"
 #include "tests/recipes/x_task.hpp"
@@ -147,6 +148,47 @@ TEST_F(RewardModels, PpoTrainsASeparateValueModelAlongsideThePolicy) {
     auto after = co_await value_model.values({probe});
     EXPECT_NE(after.front().front(), before.front().front());
   }());
+}
+
+// The value model trains with the policy, so it is saved and restored with the stage's checkpoints.
+TEST(RewardModelCheckpoints, APpoStageRestoresItsValueModelWithThePolicy) {
+  auto dir = std::filesystem::path(::testing::TempDir()) / "ppo_value_model_checkpoints";
+  std::filesystem::remove_all(dir);
+  auto run = [&](bool resume) {
+    Runtime runtime;
+    RecipeContext ctx{runtime, "test", dir, MetricsLogger(), spdlog::default_logger()};
+    ctx.set_checkpoints(std::make_shared<detail::RunCheckpoints>(
+      detail::RunCheckpoints::Options{.dir = dir / "checkpoints", .every = 1, .resume = resume}));
+    return runtime.run([&]() -> Task<std::pair<std::int64_t, std::vector<float>>> {
+      auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(ctx, {.kv_cache_len = 256, .seed = 1});
+      auto policy = co_await builder.spawn_train("policy", {.max_batch_size = 64});
+      auto value_model = co_await builder.spawn_scoring("value");
+      co_await PPO({.dataset = test::x_task_prompts(),
+                    .model = policy,
+                    .value_model = value_model,
+                    .grader = FunctionGrader("x", test::share_of_x),
+                    .lr = 1e-3,
+                    .samples_per_batch = 8,
+                    .samples_per_mini_batch = 8,
+                    .max_num_ppo_steps = 2,
+                    .sampling = {.temperature = 1.0, .max_tokens = 4}})
+        .run();
+      auto probe = TrainSample{co_await value_model.tokenize_chat({{"user", "Go on."}}), {'x'}};
+      co_return std::pair{value_model.weight_version(), (co_await value_model.values({probe})).front()};
+    }());
+  };
+  auto [trained_version, trained_values] = run(false);
+  EXPECT_EQ(trained_version, 2);
+  EXPECT_TRUE(std::filesystem::is_directory(dir / "checkpoints"));
+  bool found = false;
+  for (const auto& entry : std::filesystem::directory_iterator(dir / "checkpoints"))
+    found = found || std::filesystem::is_directory(entry.path() / "value_model");
+  EXPECT_TRUE(found) << "no checkpoint holds value_model/";
+  // Resumed: the finished stage restores both models instead of training; the value model's weights
+  // are the trained ones, not a fresh head's.
+  auto [restored_version, restored_values] = run(true);
+  EXPECT_EQ(restored_version, 2);
+  EXPECT_EQ(restored_values, trained_values);
 }
 
 TEST(RewardModelOptions, BadOptionsAreConfigErrors) {
