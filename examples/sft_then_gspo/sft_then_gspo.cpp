@@ -62,11 +62,12 @@ struct SftThenGspoConfig {
   // folder is used as it is.
   ModelRef judge_model;
   // Verdicts the built-in judge is trained on (responses right, wrong or malformed, judged by the rule).
-  int judge_demonstrations = 3000;
+  int judge_demonstrations = 4000;
   // The judge's SFT learning rate.
-  double judge_learning_rate = 1e-3;
-  // Passes over the judge's verdicts.
-  int judge_epochs = 1;
+  double judge_learning_rate = 2e-3;
+  // Passes over the judge's verdicts. The judge learns to read the number late: 250 steps left it at
+  // chance, 500 (two passes over 4,000) made it right on every held-out verdict.
+  int judge_epochs = 2;
   // The node of the cluster file (--cluster FILE) that runs the policy's replica; empty: this process.
   std::string policy_node;
   // The node that runs the trainer; empty: this process.
@@ -128,9 +129,12 @@ Task<Grader> make_grader(const SftThenGspoConfig& config, const std::vector<Prom
   ctx.log().info("judge {}: accuracy {:.3f} on {} held-out verdicts", folder, accuracy, eval.size());
   std::printf("JUDGE accuracy=%.3f verdicts=%zu\n", accuracy, eval.size());
   auto format = JsonGrader({.grader_key = "format", .schema = even_number::answer_schema()});
+  // Equal weights: with the judge at 0.8 GSPO found answers the judge passes and the format check fails
+  // ('{"answer"ano"}': the judge never saw such near-misses) and drove the format to 0. At 0.5 such an
+  // answer earns no more than a well-formed wrong one.
   co_return CombinedGrader({.grader_key = "reward",
                             .graders = {BinaryJudgeGrader(even_number::judge_options(judge)), format},
-                            .weights = {0.8, 0.2}});
+                            .weights = {0.5, 0.5}});
 }
 
 Task<void> sft_then_gspo(SftThenGspoConfig config, RecipeContext& ctx) {

@@ -1,5 +1,5 @@
 // Evaluation: a model's completions of held-out prompts, graded. After training, `evaluate` gives
-// each grader's mean@k and pass@k over k completions per prompt, prints them as a table and writes
+// each grader's mean@k and pass@k over k completions per prompt (and a table of them) and writes
 // every sample to a JSONL file; during training, an evaluation callback does the same every N steps
 // of any algorithm (with the validation loss and a few samples in the log), its figures logged with
 // the step:
