@@ -14,16 +14,7 @@ namespace {
 
 Task<DpoResult> run_dpo(DpoOptions options) {
   auto& model = options.model;
-  std::vector<PreferencePair> pairs(options.dataset.size());
-  std::vector<std::size_t> indices(pairs.size());
-  for (std::size_t i = 0; i < indices.size(); ++i)
-    indices[i] = i;
-  co_await for_each_concurrent(indices, 32, [&](std::size_t i) -> Task<void> {
-    const auto& preference = options.dataset[i];
-    auto chosen = co_await detail::tokenize_turn(model, preference.prompt, preference.chosen);
-    auto rejected = co_await detail::tokenize_turn(model, preference.prompt, preference.rejected);
-    pairs[i] = {std::move(chosen.prompt), std::move(chosen.completion), std::move(rejected.completion)};
-  });
+  auto pairs = co_await detail::tokenize_preferences(model, options.dataset);
 
   auto batch_size = static_cast<std::size_t>(options.samples_per_batch);
   auto total_steps = static_cast<std::int64_t>((pairs.size() + batch_size - 1) / batch_size) * options.epochs;

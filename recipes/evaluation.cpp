@@ -11,7 +11,7 @@
 #include <algorithm>
 #include <fmt/format.h>
 #include <fstream>
-#include <numeric>
+#include <ranges>
 
 namespace chorus {
 
@@ -146,10 +146,8 @@ Task<EvaluationResult> evaluate(EvaluateOptions options) {
       throw ConfigError("evaluate: a grader in the list is empty");
   const auto k = static_cast<std::size_t>(options.k);
   std::vector<EvaluatedSample> samples(options.dataset.size() * k);
-  std::vector<std::size_t> prompts(options.dataset.size());
-  std::iota(prompts.begin(), prompts.end(), std::size_t{0});
-  co_await for_each_concurrent(prompts, static_cast<std::size_t>(options.max_concurrency),
-                               [&](std::size_t i) -> Task<void> {
+  co_await for_each_concurrent(std::views::iota(std::size_t{0}, options.dataset.size()),
+                               static_cast<std::size_t>(options.max_concurrency), [&](std::size_t i) -> Task<void> {
                                  std::vector<Task<void>> completions;
                                  for (std::size_t j = 0; j < k; ++j)
                                    completions.push_back(complete_and_grade(options, i, j, samples[i * k + j]));

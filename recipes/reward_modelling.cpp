@@ -14,35 +14,6 @@ namespace chorus {
 
 namespace {
 
-std::vector<std::size_t> indices_of(std::size_t count) {
-  std::vector<std::size_t> indices(count);
-  for (std::size_t i = 0; i < count; ++i)
-    indices[i] = i;
-  return indices;
-}
-
-Task<std::vector<PreferencePair>> tokenize_pairs(ScoringModel model, const std::vector<Preference>& preferences) {
-  std::vector<PreferencePair> pairs(preferences.size());
-  co_await for_each_concurrent(indices_of(pairs.size()), 32, [&](std::size_t i) -> Task<void> {
-    const auto& preference = preferences[i];
-    auto chosen = co_await detail::tokenize_turn(model, preference.prompt, preference.chosen);
-    auto rejected = co_await detail::tokenize_turn(model, preference.prompt, preference.rejected);
-    pairs[i] = {std::move(chosen.prompt), std::move(chosen.completion), std::move(rejected.completion)};
-  });
-  co_return pairs;
-}
-
-Task<std::vector<TrainSample>> tokenize_labelled(ScoringModel model, const std::vector<Metric>& labelled) {
-  std::vector<TrainSample> samples(labelled.size());
-  co_await for_each_concurrent(indices_of(samples.size()), 32, [&](std::size_t i) -> Task<void> {
-    auto turn = co_await detail::tokenize_turn(model, labelled[i].prompt, labelled[i].completion);
-    samples[i].prompt_tokens = std::move(turn.prompt);
-    samples[i].completion_tokens = std::move(turn.completion);
-    samples[i].label = labelled[i].label;
-  });
-  co_return samples;
-}
-
 // The held-out figures of tokenized pairs and labelled samples.
 Task<ScoringEvaluation> evaluate_tokens(ScoringModel model, const std::vector<PreferencePair>& pairs,
                                         const std::vector<TrainSample>& labelled) {
@@ -72,10 +43,10 @@ Task<ScoringEvaluation> evaluate_tokens(ScoringModel model, const std::vector<Pr
 Task<RewardModellingResult> run_reward_modelling(RewardModellingOptions options) {
   auto& model = options.model;
   bool by_pairs = !options.preferences.empty();
-  auto pairs = co_await tokenize_pairs(model, options.preferences);
-  auto labelled = co_await tokenize_labelled(model, options.metrics);
-  auto eval_pairs = co_await tokenize_pairs(model, options.eval_preferences);
-  auto eval_labelled = co_await tokenize_labelled(model, options.eval_metrics);
+  auto pairs = co_await detail::tokenize_preferences(model, options.preferences);
+  auto labelled = co_await detail::tokenize_completions(model, options.metrics);
+  auto eval_pairs = co_await detail::tokenize_preferences(model, options.eval_preferences);
+  auto eval_labelled = co_await detail::tokenize_completions(model, options.eval_metrics);
   bool held_out = !eval_pairs.empty() || !eval_labelled.empty();
 
   auto count = by_pairs ? pairs.size() : labelled.size();
@@ -187,8 +158,8 @@ Task<RewardModellingResult> RewardModelling::run() const {
 
 Task<ScoringEvaluation> evaluate_scoring_model(ScoringModel model, const std::vector<Preference>& pairs,
                                                const std::vector<Metric>& labelled) {
-  auto tokenized_pairs = co_await tokenize_pairs(model, pairs);
-  auto tokenized_labelled = co_await tokenize_labelled(model, labelled);
+  auto tokenized_pairs = co_await detail::tokenize_preferences(model, pairs);
+  auto tokenized_labelled = co_await detail::tokenize_completions(model, labelled);
   co_return co_await evaluate_tokens(model, tokenized_pairs, tokenized_labelled);
 }
 

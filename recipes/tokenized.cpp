@@ -4,6 +4,8 @@
 #include <chorus/gather.hpp>
 
 #include <algorithm>
+#include <ranges>
+#include <type_traits>
 
 namespace chorus::detail {
 
@@ -24,17 +26,35 @@ Task<TokenizedTurn> tokenize_turn(Model model, std::vector<ChatMessage> prompt, 
 template Task<TokenizedTurn> tokenize_turn<TrainingModel>(TrainingModel, std::vector<ChatMessage>, std::string);
 template Task<TokenizedTurn> tokenize_turn<ScoringModel>(ScoringModel, std::vector<ChatMessage>, std::string);
 
-Task<std::vector<TrainSample>> tokenize_completions(TrainingModel model, const std::vector<Completion>& examples) {
+template <class Model, class Example>
+Task<std::vector<TrainSample>> tokenize_completions(Model model, const std::vector<Example>& examples) {
   std::vector<TrainSample> samples(examples.size());
-  std::vector<std::size_t> indices(examples.size());
-  for (std::size_t i = 0; i < indices.size(); ++i)
-    indices[i] = i;
-  co_await for_each_concurrent(indices, 64, [&](std::size_t i) -> Task<void> {
+  co_await for_each_concurrent(std::views::iota(std::size_t{0}, examples.size()), 64, [&](std::size_t i) -> Task<void> {
     auto turn = co_await tokenize_turn(model, examples[i].prompt, examples[i].completion);
     samples[i].prompt_tokens = std::move(turn.prompt);
     samples[i].completion_tokens = std::move(turn.completion);
+    if constexpr (std::is_same_v<Example, Metric>)
+      samples[i].label = examples[i].label;
   });
   co_return samples;
 }
+
+template Task<std::vector<TrainSample>> tokenize_completions(TrainingModel, const std::vector<Completion>&);
+template Task<std::vector<TrainSample>> tokenize_completions(ScoringModel, const std::vector<Metric>&);
+
+template <class Model>
+Task<std::vector<PreferencePair>> tokenize_preferences(Model model, const std::vector<Preference>& preferences) {
+  std::vector<PreferencePair> pairs(preferences.size());
+  co_await for_each_concurrent(std::views::iota(std::size_t{0}, pairs.size()), 32, [&](std::size_t i) -> Task<void> {
+    const auto& preference = preferences[i];
+    auto chosen = co_await tokenize_turn(model, preference.prompt, preference.chosen);
+    auto rejected = co_await tokenize_turn(model, preference.prompt, preference.rejected);
+    pairs[i] = {std::move(chosen.prompt), std::move(chosen.completion), std::move(rejected.completion)};
+  });
+  co_return pairs;
+}
+
+template Task<std::vector<PreferencePair>> tokenize_preferences(TrainingModel, const std::vector<Preference>&);
+template Task<std::vector<PreferencePair>> tokenize_preferences(ScoringModel, const std::vector<Preference>&);
 
 } // namespace chorus::detail

@@ -24,7 +24,14 @@ struct TokenizedTurn {
 template <class Model>
 Task<TokenizedTurn> tokenize_turn(Model model, std::vector<ChatMessage> prompt, std::string completion);
 
-/// tokenize_turn for every example, at most 64 requests in flight.
-Task<std::vector<TrainSample>> tokenize_completions(TrainingModel model, const std::vector<Completion>& examples);
+/// tokenize_turn for every example (a Completion, or a Metric whose label goes to TrainSample::label),
+/// at most 64 requests in flight.
+template <class Model, class Example>
+Task<std::vector<TrainSample>> tokenize_completions(Model model, const std::vector<Example>& examples);
+
+/// Each preference's chosen and rejected turns through tokenize_turn (the prompt once), at most 32
+/// preferences in flight.
+template <class Model>
+Task<std::vector<PreferencePair>> tokenize_preferences(Model model, const std::vector<Preference>& preferences);
 
 } // namespace chorus::detail
