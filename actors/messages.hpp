@@ -154,6 +154,7 @@ struct SaveRequest {
   using Reply = void;
   static constexpr const char* kDoing = "saving the model";
   std::string folder;
+  bool merge_adapter = false; // a LoRA model: a full folder with the adapters merged in
 };
 
 /// Writes the trainer's whole state (weights, optimizer, reference, RNG, version) into `folder`: a
@@ -184,7 +185,7 @@ CHORUS_INSPECT(LogprobsRequest, prompt_tokens, completion_tokens)
 CHORUS_INSPECT(TokenizeReply, tokens)
 CHORUS_INSPECT(TokenizeRequest, messages, text, add_generation_prompt)
 CHORUS_INSPECT(TrainRequest, objective, samples, params, pairs)
-CHORUS_INSPECT(SaveRequest, folder)
+CHORUS_INSPECT(SaveRequest, folder, merge_adapter)
 CHORUS_INSPECT(ResetReferenceRequest)
 CHORUS_INSPECT(SaveStateRequest, folder)
 CHORUS_INSPECT(LoadStateRequest, folder)

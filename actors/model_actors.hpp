@@ -6,6 +6,8 @@
 // that request's error. Requests are answered by actors::messages.hpp's types.
 #pragma once
 
+#include "models/lora_config.hpp"
+
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 
@@ -33,6 +35,20 @@ struct ModelActorSpec {
   int threads = 0;
   /// Load it as a scoring model (a score head instead of the language-model head).
   bool scoring = false;
+  /// LoRA adapters added to the model (lora_r > 0), drawn from `seed`: only they train and travel to
+  /// replicas (models/lora.hpp).
+  std::int64_t lora_r = 0;
+  double lora_alpha = 32.0;
+  double lora_dropout = 0.0;
+  std::vector<std::string> lora_target_modules;
+  bool lora_use_rslora = false;
+  /// A PEFT adapter folder loaded onto the model (empty: none); its config gives the adapters' shape.
+  std::string adapter;
+
+  /// The adapters' shape, when lora_r > 0.
+  models::LoraConfig lora_config() const {
+    return {lora_r, lora_alpha, lora_dropout, lora_target_modules, lora_use_rslora};
+  }
 };
 
 /// Where a trainer rank finds its data-parallel group (actors/data_parallel.hpp): rank 0 hosts the

@@ -115,8 +115,9 @@ Task<void> ask_reset_reference(std::shared_ptr<detail::TrainingState> state) {
   co_await state->trainer.ask(actors::ResetReferenceRequest{}, state->timeout);
 }
 
-Task<std::string> ask_save(std::shared_ptr<detail::TrainingState> state, std::string folder, RecipeContext& ctx) {
-  actors::SaveRequest request{folder};
+Task<std::string> ask_save(std::shared_ptr<detail::TrainingState> state, std::string folder, RecipeContext& ctx,
+                           bool merge_adapter = false) {
+  actors::SaveRequest request{folder, merge_adapter};
   co_await state->trainer.ask(std::move(request), state->timeout);
   ctx.log().info("model '{}': saved to {}", state->name, folder);
   co_return folder;
@@ -221,8 +222,8 @@ Task<TrainReport> TrainingModel::train_dpo(std::vector<PreferencePair> pairs, Tr
   return ask_train(held(state_), actors::TrainRequest{"dpo", {}, std::move(params), std::move(pairs)});
 }
 
-Task<std::string> TrainingModel::save(std::string model_name, RecipeContext& ctx) const {
-  return ask_save(held(state_), (ctx.output_dir() / model_name).string(), ctx);
+Task<std::string> TrainingModel::save(std::string model_name, RecipeContext& ctx, SaveOptions options) const {
+  return ask_save(held(state_), (ctx.output_dir() / model_name).string(), ctx, options.merge_adapter);
 }
 
 std::int64_t TrainingModel::weight_version() const {

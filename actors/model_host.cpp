@@ -60,6 +60,12 @@ void ModelHost::load(ModelActorSpec model_spec, int weight) {
     follow_share();
     model = models::load_pretrained_model(spec.reference, parse_dtype(spec.dtype), spec.seed, parse_device(spec.device),
                                           spec.scoring ? models::Head::scoring : models::Head::language_model);
+    // Every actor of a model draws the same new adapters (the seed's), so the trainer and its
+    // replicas start from the same weights.
+    if (!spec.adapter.empty())
+      models::load_adapter(model.model, spec.adapter);
+    else if (spec.lora_r > 0)
+      model.model->add_adapters(spec.lora_config(), spec.seed);
   } catch (const std::exception& error) {
     load_error = "cannot load model '" + spec.reference + "': " + error.what();
   }

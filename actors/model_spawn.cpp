@@ -9,6 +9,7 @@
 #include "actors/model_actors.hpp"
 #include "actors/model_state.hpp"
 #include "actors/node_client.hpp"
+#include "models/lora_config.hpp"
 #include "runtime/runtime.hpp"
 
 #include <asio/co_spawn.hpp>
@@ -45,6 +46,13 @@ ModelActorSpec actor_spec(const detail::ModelSpec& spec, const std::string& name
   result.max_batch_size = max_batch_size;
   result.kv_cache_len = spec.options.kv_cache_len;
   result.threads = spec.options.threads;
+  const auto& lora = spec.options.adapter;
+  result.lora_r = lora.r;
+  result.lora_alpha = lora.lora_alpha;
+  result.lora_dropout = lora.lora_dropout;
+  result.lora_target_modules = lora.target_modules;
+  result.lora_use_rslora = lora.use_rslora;
+  result.adapter = spec.adapter;
   return result;
 }
 
@@ -60,17 +68,18 @@ void stop_all(const std::vector<caf::actor>& handles) {
 
 namespace {
 
-Task<ModelBuilder> make_builder(RecipeContext& ctx, std::string reference, BuilderOptions options);
+Task<ModelBuilder> make_builder(RecipeContext& ctx, std::string reference, BuilderOptions options, std::string adapter);
 
 } // namespace
 
 Task<ModelBuilder> ModelRef::to_builder(RecipeContext& ctx, BuilderOptions options) const {
-  return make_builder(ctx, reference, std::move(options));
+  return make_builder(ctx, reference, std::move(options), adapter);
 }
 
 namespace {
 
-Task<ModelBuilder> make_builder(RecipeContext& ctx, std::string reference, BuilderOptions options) {
+Task<ModelBuilder> make_builder(RecipeContext& ctx, std::string reference, BuilderOptions options,
+                                std::string adapter) {
   auto where = "model '" + reference + "': ";
   if (options.tp < 1)
     throw ConfigError(where + "tp must be at least 1, got " + std::to_string(options.tp));
@@ -116,7 +125,25 @@ Task<ModelBuilder> make_builder(RecipeContext& ctx, std::string reference, Build
   }
   if (reference.rfind("builtin:", 0) != 0 && !std::filesystem::is_directory(reference))
     throw ConfigError(where + "not a folder (expected builtin:tiny or a Hugging Face model folder)");
-  auto spec = std::make_shared<detail::ModelSpec>(detail::ModelSpec{reference, std::move(options)});
+  if (options.adapter.r < 0)
+    throw ConfigError(where + "adapter.r must be >= 0 (0: full fine-tuning), got " + std::to_string(options.adapter.r));
+  if (options.adapter.r > 0) {
+    try {
+      const auto& lora = options.adapter;
+      models::check_lora_config({lora.r, lora.lora_alpha, lora.lora_dropout, lora.target_modules, lora.use_rslora});
+    } catch (const std::invalid_argument& error) {
+      throw ConfigError(where + error.what());
+    }
+  }
+  if (!adapter.empty()) {
+    if (options.adapter.r > 0)
+      throw ConfigError(where + "both an adapter folder (" + adapter
+                        + ") and new adapters (adapter.r > 0): the folder's adapters train further; give one");
+    if (!std::filesystem::exists(std::filesystem::path(adapter) / "adapter_config.json"))
+      throw ConfigError(where + "adapter '" + adapter
+                        + "': not a LoRA adapter folder (expected adapter_config.json and adapter_model.safetensors)");
+  }
+  auto spec = std::make_shared<detail::ModelSpec>(detail::ModelSpec{reference, std::move(options), adapter});
   co_return detail::ModelAccess::builder(ctx, std::move(spec));
 }
 

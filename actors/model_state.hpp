@@ -24,6 +24,7 @@ class RunCheckpoints;
 struct ModelSpec {
   std::string reference;
   BuilderOptions options;
+  std::string adapter; // a LoRA adapter folder loaded onto the model (ModelRef::adapter)
 };
 
 // One actor that serves generation, with the requests it has in flight.

@@ -2,6 +2,7 @@
 // weighted by its share of the batch, so the accumulated gradient is that of the whole batch's mean.
 #include "actors/trainer.hpp"
 
+#include "actors/trainer_step.hpp"
 #include "models/generation.hpp"
 #include "models/packing.hpp"
 #include "models/training.hpp"
@@ -28,10 +29,6 @@ Transformer frozen_copy(Transformer& model) {
     target[i].requires_grad_(false);
   }
   return copy;
-}
-
-std::string sample_name(std::size_t index) {
-  return "sample " + std::to_string(index);
 }
 
 // The completion tokens a sample trains on.
@@ -117,35 +114,69 @@ std::vector<TrainSample> in_prompt_groups(const std::vector<TrainSample>& sample
   return result;
 }
 
-// Each row's value at its last real token: [batch, time] -> [batch].
-torch::Tensor at_last_token(const torch::Tensor& values, const models::SequenceBatch& batch) {
-  std::vector<std::int64_t> last;
-  for (std::size_t row = 0; row < batch.prompt_lengths.size(); ++row)
-    last.push_back(batch.prompt_lengths[row] + batch.completion_lengths[row] - 1);
-  auto index = torch::tensor(last, torch::kInt64).to(values.device()).unsqueeze(1);
-  return values.gather(1, index).squeeze(1);
-}
-
-// `field` (one value per completion token) of samples [begin, end), a row each.
-std::vector<std::vector<float>> rows_of(const std::vector<TrainSample>& samples, std::size_t begin, std::size_t end,
-                                        std::vector<float> TrainSample::* field) {
-  std::vector<std::vector<float>> rows;
-  for (auto i = begin; i < end; ++i)
-    rows.push_back(samples[i].*field);
-  return rows;
-}
-
 } // namespace
 
 Trainer::Trainer(models::Pretrained model, bool keep_reference) : model_(std::move(model)) {
   if (auto master = std::make_unique<models::MasterWeights>(*model_.model); !master->empty())
     master_ = std::move(master);
-  if (keep_reference)
+  if (keep_reference && !model_.model->lora_config())
     reference_ = frozen_copy(model_.model);
 }
 
 void Trainer::reset_reference() {
-  reference_ = frozen_copy(model_.model);
+  if (!model_.model->lora_config()) {
+    reference_ = frozen_copy(model_.model);
+    return;
+  }
+  torch::NoGradGuard no_grad;
+  reference_adapters_.clear();
+  for (const auto& [name, tensor] : model_.model->adapter_parameters())
+    reference_adapters_.push_back(tensor.detach().clone());
+}
+
+bool Trainer::has_reference() const {
+  return reference_ || model_.model->lora_config();
+}
+
+namespace {
+
+// Puts a LoRA model's reference in place for one forward pass: its adapters switched off, or their
+// values swapped for the reference's; puts the trained adapters back when it ends.
+class ReferenceAdapters {
+public:
+  ReferenceAdapters(models::Transformer& model, const std::vector<torch::Tensor>& reference) : model_(model) {
+    if (reference.empty()) {
+      model_->set_adapters_enabled(false);
+      return;
+    }
+    for (auto& [name, tensor] : model_->adapter_parameters())
+      adapters_.push_back(tensor);
+    for (std::size_t i = 0; i < adapters_.size(); ++i) {
+      trained_.push_back(adapters_[i].clone());
+      adapters_[i].copy_(reference[i]);
+    }
+  }
+  ~ReferenceAdapters() {
+    model_->set_adapters_enabled(true);
+    for (std::size_t i = 0; i < trained_.size(); ++i)
+      adapters_[i].copy_(trained_[i]);
+  }
+  ReferenceAdapters(const ReferenceAdapters&) = delete;
+  ReferenceAdapters& operator=(const ReferenceAdapters&) = delete;
+
+private:
+  models::Transformer& model_;
+  std::vector<torch::Tensor> adapters_, trained_;
+};
+
+} // namespace
+
+torch::Tensor Trainer::reference_logprobs(const models::SequenceBatch& batch) {
+  torch::NoGradGuard no_grad;
+  if (reference_)
+    return models::completion_logprobs(reference_, batch);
+  ReferenceAdapters swapped(model_.model, reference_adapters_);
+  return models::completion_logprobs(model_.model, batch);
 }
 
 Objective parse_objective(const std::string& name) {
@@ -223,7 +254,7 @@ void Trainer::check_policy_params(const TrainParams& params) const {
                                 + params.loss_aggregation + "'");
   if (!(params.clip_range >= 0))
     throw std::invalid_argument("clip_range must be >= 0");
-  if (params.kl_beta > 0 && !reference_)
+  if (params.kl_beta > 0 && !has_reference())
     throw std::invalid_argument("kl_beta > 0 needs a reference model: spawn_train with .keep_reference = true");
 }
 
@@ -232,7 +263,7 @@ void Trainer::check_pairs(Objective objective, const std::vector<PreferencePair>
   if (objective != Objective::dpo && objective != Objective::reward)
     throw std::invalid_argument("only dpo and reward steps train on preference pairs");
   check_head(objective);
-  if (objective == Objective::dpo && !reference_)
+  if (objective == Objective::dpo && !has_reference())
     throw std::invalid_argument("dpo needs a reference model: spawn_train with .keep_reference = true");
   if (pairs.empty())
     throw std::invalid_argument("a step over preference pairs needs at least one pair");
@@ -269,35 +300,6 @@ void Trainer::prepare_optimizer(const TrainParams& params) {
   // Group 0 holds the matrices and embeddings, the parameters that decay (make_adamw).
   static_cast<torch::optim::AdamWOptions&>(optimizer_->param_groups()[0].options()).weight_decay(params.weight_decay);
 }
-
-// One step over samples: what its objective and parameters resolve to, once, and the metric totals
-// its micro-batches add to (each weighted by its share of the step; the gap by tokens).
-struct Trainer::SampleStep {
-  Objective objective;
-  const std::vector<TrainSample>& samples;
-  const TrainParams& params;
-  bool sequence_level = false; // GSPO's sequence ratio (never with PPO's per-token advantages)
-  models::Aggregation aggregation = models::Aggregation::token_mean;
-  double clip_high = 0;
-  double gap_sum = 0, gap_count = 0, clip_sum = 0, kl_sum = 0, value_loss_sum = 0;
-
-  SampleStep(Objective objective, const std::vector<TrainSample>& samples, const TrainParams& params)
-    : objective(objective), samples(samples), params(params) {
-    sequence_level = objective == Objective::policy && params.ratio_level == "sequence";
-    aggregation = params.loss_aggregation == "sequence_mean" ? models::Aggregation::sequence_mean
-      : params.loss_aggregation == "sequence_sum"            ? models::Aggregation::sequence_sum
-                                                             : models::Aggregation::token_mean;
-    clip_high = params.clip_range_high >= 0 ? params.clip_range_high : params.clip_range;
-  }
-
-  // Micro-batches weigh by what the loss averages over: tokens, or sequences.
-  bool per_sequence() const {
-    if (objective == Objective::regression)
-      return true;
-    bool policy = objective == Objective::policy || objective == Objective::ppo;
-    return policy && (sequence_level || aggregation != models::Aggregation::token_mean);
-  }
-};
 
 TrainReport Trainer::step(Objective objective, const std::vector<TrainSample>& samples, const TrainParams& params) {
   check(objective, samples, params);
@@ -360,6 +362,11 @@ torch::Tensor Trainer::sample_loss(SampleStep& step, std::size_t begin, std::siz
   apply_completion_masks(batch, samples, begin, end);
   if (model_.model->is_scoring())
     return scoring_loss(step, batch, begin, end, share);
+  // The reference pass comes before the policy's: a LoRA reference swaps adapter values in place,
+  // which must not happen to tensors a recorded graph holds.
+  torch::Tensor reference;
+  if (step.objective != Objective::sft && step.params.kl_beta > 0)
+    reference = reference_logprobs(batch);
   torch::Tensor hidden, logprobs;
   if (step.objective == Objective::ppo) { // the value head reads every position's state
     hidden = model_.model->hidden_states(batch.tokens, batch.attention_mask);
@@ -373,30 +380,12 @@ torch::Tensor Trainer::sample_loss(SampleStep& step, std::size_t begin, std::siz
   auto old_logprobs = batch.at_completion(rows_of(samples, begin, end, &TrainSample::behaviour_logprobs));
   auto loss = surrogate_loss(step, batch, logprobs, old_logprobs, begin, end, share);
   if (step.params.kl_beta > 0)
-    loss = loss + step.params.kl_beta * kl_penalty(step, batch, logprobs, share);
+    loss = loss + step.params.kl_beta * kl_penalty(step, batch, logprobs, reference, share);
   if (step.objective == Objective::ppo && step.params.value_coef > 0)
     loss = loss
       + step.params.value_coef
         * value_loss(step, batch, value_estimates(hidden).narrow(1, 0, logprobs.size(1)), begin, end, share);
   return loss;
-}
-
-torch::Tensor Trainer::scoring_loss(SampleStep& step, const models::SequenceBatch& batch, std::size_t begin,
-                                    std::size_t end, double share) {
-  auto scores = model_.model->scores(model_.model->hidden_states(batch.tokens, batch.attention_mask));
-  if (step.objective == Objective::value)
-    return value_loss(step, batch, scores.narrow(1, 0, batch.targets.size(1)), begin, end, share);
-  std::vector<float> labels;
-  for (auto i = begin; i < end; ++i)
-    labels.push_back(static_cast<float>(step.samples[i].label));
-  auto target = torch::tensor(labels, torch::kFloat32).to(scores.device());
-  return (at_last_token(scores, batch) - target).pow(2).mean();
-}
-
-torch::Tensor Trainer::value_estimates(const torch::Tensor& hidden) {
-  if (model_.model->is_scoring())
-    return model_.model->scores(hidden);
-  return value_head_(hidden.to(torch::kFloat32)).squeeze(-1);
 }
 
 torch::Tensor Trainer::surrogate_loss(SampleStep& step, const models::SequenceBatch& batch,
@@ -443,26 +432,10 @@ torch::Tensor Trainer::surrogate_loss(SampleStep& step, const models::SequenceBa
 }
 
 torch::Tensor Trainer::kl_penalty(SampleStep& step, const models::SequenceBatch& batch, const torch::Tensor& logprobs,
-                                  double share) {
-  torch::Tensor reference_logprobs;
-  {
-    torch::NoGradGuard no_grad;
-    reference_logprobs = models::completion_logprobs(reference_, batch);
-  }
-  auto kl = models::kl_to_reference(logprobs, reference_logprobs, batch.completion_mask);
+                                  const torch::Tensor& reference, double share) {
+  auto kl = models::kl_to_reference(logprobs, reference, batch.completion_mask);
   step.kl_sum += kl.item<double>() * share;
   return kl;
-}
-
-torch::Tensor Trainer::value_loss(SampleStep& step, const models::SequenceBatch& batch, const torch::Tensor& values,
-                                  std::size_t begin, std::size_t end, double share) {
-  const auto& samples = step.samples;
-  auto loss =
-    models::clipped_value_loss(values, batch.at_completion(rows_of(samples, begin, end, &TrainSample::old_values)),
-                               batch.at_completion(rows_of(samples, begin, end, &TrainSample::returns)),
-                               batch.completion_mask, step.params.value_clip_range);
-  step.value_loss_sum += loss.item<double>() * share;
-  return loss;
 }
 
 models::Shard Trainer::shard() {
@@ -472,7 +445,7 @@ models::Shard Trainer::shard() {
     group_->connect(model_.model->parameters());
     if (master_)
       master_->model_to_copies(); // rank 0's weights, now everyone's
-    if (reference_)
+    if (reference_ || !reference_adapters_.empty())
       reset_reference(); // the reference of rank 0's weights, now everyone's
   }
   return {group_->rank(), group_->size(), [group = group_.get()](torch::Tensor& t) { group->all_reduce_sum(t); }};
@@ -487,64 +460,6 @@ void Trainer::sum_metrics(std::vector<double*> totals) {
   group_->all_reduce_sum(buffer);
   for (std::size_t i = 0; i < totals.size(); ++i)
     *totals[i] = buffer[static_cast<std::int64_t>(i)].item<double>();
-}
-
-void Trainer::ensure_value_head(const TrainParams& params) {
-  if (value_head_)
-    return;
-  prepare_optimizer(params);
-  // Zero-initialised: every value starts at 0, so the first advantages are the rewards themselves.
-  value_head_ = torch::nn::Linear(model_.model->config().hidden_size, 1);
-  value_head_->to(model_.model->device());
-  torch::NoGradGuard no_grad;
-  value_head_->weight.zero_();
-  value_head_->bias.zero_();
-  // Trained by the same optimizer (and clipped together with the model): one more parameter group.
-  auto options = std::make_unique<torch::optim::AdamWOptions>(
-    static_cast<torch::optim::AdamWOptions&>(optimizer_->param_groups()[1].options()));
-  optimizer_->add_param_group(torch::optim::OptimizerParamGroup(value_head_->parameters(), std::move(options)));
-}
-
-std::vector<std::vector<float>> Trainer::values(const std::vector<TrainSample>& samples) {
-  for (std::size_t i = 0; i < samples.size(); ++i)
-    check_sequence(samples[i].prompt_tokens, samples[i].completion_tokens, sample_name(i));
-  if (!model_.model->is_scoring())
-    ensure_value_head(TrainParams{});
-  torch::NoGradGuard no_grad;
-  std::vector<std::vector<float>> result;
-  for (const auto& sample : samples) {
-    auto batch =
-      models::make_sequence_batch({&sample.prompt_tokens}, {&sample.completion_tokens}, model_.model->device());
-    auto hidden = model_.model->hidden_states(batch.tokens, batch.attention_mask);
-    auto values = value_estimates(hidden)[0].to(torch::kCPU);
-    auto start = static_cast<std::int64_t>(sample.prompt_tokens.size()) - 1;
-    auto n = static_cast<std::int64_t>(sample.completion_tokens.size());
-    auto slice = values.narrow(0, start, n).contiguous();
-    result.emplace_back(slice.data_ptr<float>(), slice.data_ptr<float>() + n);
-  }
-  return result;
-}
-
-std::vector<float> Trainer::scores(const std::vector<TrainSample>& samples) {
-  if (!model_.model->is_scoring())
-    throw std::invalid_argument("a language model has no score head: spawn a scoring model to score");
-  for (std::size_t i = 0; i < samples.size(); ++i)
-    check_sequence(samples[i].prompt_tokens, samples[i].completion_tokens, sample_name(i));
-  torch::NoGradGuard no_grad;
-  std::vector<float> result;
-  constexpr std::size_t kRows = 16; // sequences per forward pass
-  for (std::size_t begin = 0; begin < samples.size(); begin += kRows) {
-    std::vector<const std::vector<std::int64_t>*> prompts, completions;
-    for (auto i = begin; i < std::min(samples.size(), begin + kRows); ++i) {
-      prompts.push_back(&samples[i].prompt_tokens);
-      completions.push_back(&samples[i].completion_tokens);
-    }
-    auto batch = models::make_sequence_batch(prompts, completions, model_.model->device());
-    auto hidden = model_.model->hidden_states(batch.tokens, batch.attention_mask);
-    auto last = at_last_token(model_.model->scores(hidden), batch).to(torch::kCPU).contiguous();
-    result.insert(result.end(), last.data_ptr<float>(), last.data_ptr<float>() + last.numel());
-  }
-  return result;
 }
 
 TrainReport Trainer::pair_step(Objective objective, const std::vector<PreferencePair>& pairs,
@@ -597,12 +512,8 @@ torch::Tensor Trainer::pair_loss(Objective objective, const std::vector<Preferen
   }
   auto mask = batch.completion_mask.to(torch::kFloat32);
   // A pair's two completions share its prompt: scored packed, the prompt once.
+  auto reference_sums = (reference_logprobs(batch) * mask).sum(1); // first: see sample_loss
   auto sums = (models::completion_logprobs(model_.model, batch) * mask).sum(1);
-  torch::Tensor reference_sums;
-  {
-    torch::NoGradGuard no_grad;
-    reference_sums = (models::completion_logprobs(reference_, batch) * mask).sum(1);
-  }
   return count(models::dpo_loss(sums.narrow(0, 0, n), sums.narrow(0, n, n), reference_sums.narrow(0, 0, n),
                                 reference_sums.narrow(0, n, n), params.dpo_beta));
 }

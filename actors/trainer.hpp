@@ -41,7 +41,8 @@ Objective parse_objective(const std::string& name);
 
 class Trainer {
 public:
-  /// Trains `model`; keeps a frozen copy of its current weights when `keep_reference`.
+  /// Trains `model`; keeps a frozen copy of its current weights when `keep_reference`. A model with
+  /// LoRA adapters needs no copy: its reference is its base, the adapters switched off.
   Trainer(models::Pretrained model, bool keep_reference);
 
   /// One optimizer step over `samples` (every objective but dpo and reward, which train on pairs:
@@ -63,7 +64,8 @@ public:
   /// @throws std::invalid_argument naming the pair and what is wrong with it.
   TrainReport pair_step(Objective objective, const std::vector<PreferencePair>& pairs, const TrainParams& params);
 
-  /// Makes the current weights the frozen reference (creating one if there was none).
+  /// Makes the current weights the frozen reference (creating one if there was none). With LoRA
+  /// adapters only the adapters' values are kept: the reference is the base with them.
   void reset_reference();
 
   /// Writes everything a resumed run needs to take the same next step into `folder` (created):
@@ -77,6 +79,9 @@ public:
   /// missing or misshapen, or if the state is older than the current weights (resuming never goes
   /// back in versions).
   void load_state(const std::filesystem::path& folder);
+
+  /// Bytes of optimizer state (AdamW's two moments of every trained element; 0 before a step).
+  std::int64_t optimizer_state_bytes() const;
 
   /// The version of the current weights: the number of steps taken.
   std::int64_t version() const noexcept {
@@ -130,9 +135,16 @@ private:
   torch::Tensor surrogate_loss(SampleStep& step, const models::SequenceBatch& batch, const torch::Tensor& logprobs,
                                const torch::Tensor& old_logprobs, std::size_t begin, std::size_t end, double share);
   torch::Tensor kl_penalty(SampleStep& step, const models::SequenceBatch& batch, const torch::Tensor& logprobs,
-                           double share);
+                           const torch::Tensor& reference, double share);
   torch::Tensor value_loss(SampleStep& step, const models::SequenceBatch& batch, const torch::Tensor& values,
                            std::size_t begin, std::size_t end, double share);
+  // Whether a KL or DPO reference exists: a frozen copy, or a LoRA model's base.
+  bool has_reference() const;
+  // log p of the batch's target tokens under the reference ([batch, time - 1], no gradient). Call it
+  // before the step's own forward pass: a LoRA reference swaps the adapters' values in place.
+  torch::Tensor reference_logprobs(const models::SequenceBatch& batch);
+  // The reference adapters under their parameters' names (for checkpoints).
+  std::vector<std::pair<std::string, torch::Tensor>> reference_adapter_names() const;
   // A scoring model's terms: squared error to the labels, or the value loss.
   torch::Tensor scoring_loss(SampleStep& step, const models::SequenceBatch& batch, std::size_t begin, std::size_t end,
                              double share);
@@ -145,6 +157,8 @@ private:
 
   models::Pretrained model_;
   models::Transformer reference_{nullptr};
+  // With LoRA adapters: their values when the reference was last reset (empty: the bare base).
+  std::vector<torch::Tensor> reference_adapters_;
   // fp32 copies of a bf16 model's weights, which the optimizer updates (null for an fp32 model).
   std::unique_ptr<models::MasterWeights> master_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;

@@ -129,7 +129,11 @@ caf::behavior trainer_actor(TrainerActor* self, ModelActorSpec spec, std::shared
       auto& state = self->state;
       state.host.prepare();
       std::filesystem::create_directories(request.folder);
-      models::save_pretrained_model(state.host.model, request.folder);
+      const auto& spec = state.host.spec;
+      // An adapter folder names its base as this run loaded it (a folder given as an adapter names
+      // its own base in turn).
+      auto base = spec.adapter.empty() ? spec.reference : models::adapter_base_model(spec.adapter);
+      models::save_pretrained_model(state.host.model, request.folder, request.merge_adapter, base);
     }),
     guarded([self](const SaveStateRequest& request) {
       auto& state = self->state;

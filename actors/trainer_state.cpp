@@ -1,8 +1,9 @@
 // The trainer's part of a checkpoint. Tensors go to safetensors files by parameter name (never by
 // position or address), so a checkpoint names what it holds and a mismatch names the tensor:
 //
-//   weights.safetensors     the trained parameters in their own dtype, "value_head.*" for PPO's head
-//   reference.safetensors   the frozen reference, when there is one
+//   weights.safetensors     the trained parameters in their own dtype (a LoRA model's adapters, not
+//                           its frozen base), "value_head.*" for PPO's head
+//   reference.safetensors   the frozen reference, when there is one (a LoRA model's: its adapters)
 //   optimizer.safetensors   "exp_avg/<name>", "exp_avg_sq/<name>"; metadata "step/<name>" (AdamW)
 //   rng.safetensors         "torch.cpu": the default CPU generator's state
 //   trainer.json            {"version": N}
@@ -34,14 +35,15 @@ Named named_parameters(const torch::nn::Module& module, const std::string& prefi
   return result;
 }
 
-// Everything the optimizer trains, by name: the model's parameters (their fp32 master copies where
-// the model keeps some), then PPO's value head if any.
+// Everything the optimizer trains, by name: the model's trained parameters (their fp32 master copies
+// where the model keeps some; a LoRA model's adapters, not its frozen base), then PPO's value head.
 Named trained_parameters(const torch::nn::Module& model, const models::MasterWeights* master,
                          const torch::nn::Linear& value_head) {
-  auto result = named_parameters(model);
-  if (master)
-    for (std::size_t i = 0; i < result.size(); ++i)
-      result[i].second = master->trained()[i];
+  Named result;
+  auto all = named_parameters(model);
+  for (std::size_t i = 0; i < all.size(); ++i)
+    if (all[i].second.requires_grad())
+      result.emplace_back(all[i].first, master ? master->trained()[i] : all[i].second);
   if (value_head) {
     auto head = named_parameters(*value_head, "value_head.");
     result.insert(result.end(), head.begin(), head.end());
@@ -71,6 +73,25 @@ void restore_all(const models::SafetensorsFile& file, const Named& targets) {
 
 } // namespace
 
+std::vector<std::pair<std::string, torch::Tensor>> Trainer::reference_adapter_names() const {
+  std::vector<std::pair<std::string, torch::Tensor>> result;
+  auto adapters = model_.model->adapter_parameters();
+  for (std::size_t i = 0; i < adapters.size() && i < reference_adapters_.size(); ++i)
+    result.emplace_back(adapters[i].first, reference_adapters_[i]);
+  return result;
+}
+
+std::int64_t Trainer::optimizer_state_bytes() const {
+  if (!optimizer_)
+    return 0;
+  std::int64_t bytes = 0;
+  for (const auto& [key, state] : optimizer_->state()) {
+    const auto& adam = static_cast<const torch::optim::AdamWParamState&>(*state);
+    bytes += static_cast<std::int64_t>(adam.exp_avg().nbytes() + adam.exp_avg_sq().nbytes());
+  }
+  return bytes;
+}
+
 void Trainer::save_state(const fs::path& folder) const {
   std::error_code ec;
   fs::create_directories(folder, ec);
@@ -80,6 +101,8 @@ void Trainer::save_state(const fs::path& folder) const {
   models::save_safetensors(folder / "weights.safetensors", weights);
   if (reference_)
     models::save_safetensors(folder / "reference.safetensors", named_parameters(*reference_));
+  if (!reference_adapters_.empty())
+    models::save_safetensors(folder / "reference.safetensors", reference_adapter_names());
 
   if (optimizer_) {
     Named moments;
@@ -133,9 +156,10 @@ void Trainer::load_state(const fs::path& folder) {
     master_->copies_to_model();
 
   if (fs::exists(folder / "reference.safetensors")) {
-    if (!reference_)
-      reset_reference(); // a frozen copy to restore into
-    restore_all(models::SafetensorsFile::open(folder / "reference.safetensors"), named_parameters(*reference_));
+    if (!reference_ && reference_adapters_.empty())
+      reset_reference(); // a frozen copy (or adapters) to restore into
+    auto file = models::SafetensorsFile::open(folder / "reference.safetensors");
+    restore_all(file, reference_ ? named_parameters(*reference_) : reference_adapter_names());
   }
 
   if (fs::exists(folder / "optimizer.safetensors")) {

@@ -4,16 +4,27 @@
 
 namespace chorus::actors {
 
+std::vector<std::pair<std::string, torch::Tensor>> synced_parameters(const torch::nn::Module& model) {
+  std::vector<std::pair<std::string, torch::Tensor>> all, adapters;
+  for (const auto& parameter : model.named_parameters()) {
+    all.emplace_back(parameter.key(), parameter.value());
+    const auto& name = parameter.key();
+    if (name.find(".lora_A.") != std::string::npos || name.find(".lora_B.") != std::string::npos)
+      adapters.emplace_back(name, parameter.value());
+  }
+  return adapters.empty() ? all : adapters;
+}
+
 void copy_into_parameters(torch::nn::Module& model, const std::vector<torch::Tensor>& tensors) {
   torch::NoGradGuard no_grad;
-  auto parameters = model.named_parameters();
+  auto parameters = synced_parameters(model);
   if (parameters.size() != tensors.size())
     throw std::invalid_argument("weight sync: the trainer sends " + std::to_string(tensors.size())
                                 + " tensors, this replica's model has " + std::to_string(parameters.size()));
   for (std::size_t i = 0; i < tensors.size(); ++i) {
-    auto& parameter = parameters[i].value();
+    auto& parameter = parameters[i].second;
     if (!parameter.sizes().equals(tensors[i].sizes()))
-      throw std::invalid_argument("weight sync: tensor '" + parameters[i].key() + "' has shape "
+      throw std::invalid_argument("weight sync: tensor '" + parameters[i].first + "' has shape "
                                   + c10::str(parameter.sizes()) + " here and " + c10::str(tensors[i].sizes())
                                   + " in the trainer");
     parameter.copy_(tensors[i]);
@@ -24,9 +35,9 @@ void WeightBoard::publish(std::int64_t version, torch::nn::Module& model) {
   torch::NoGradGuard no_grad;
   auto snapshot = std::make_shared<std::vector<torch::Tensor>>();
   auto names = std::make_shared<std::vector<std::string>>();
-  for (const auto& parameter : model.named_parameters()) {
-    snapshot->push_back(parameter.value().detach().clone());
-    names->push_back(parameter.key());
+  for (const auto& [name, parameter] : synced_parameters(model)) {
+    snapshot->push_back(parameter.detach().clone());
+    names->push_back(name);
   }
   std::lock_guard<std::mutex> guard{mutex_};
   snapshot_ = std::move(snapshot);

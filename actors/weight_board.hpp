@@ -11,18 +11,23 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace chorus::actors {
 
-/// Copies `tensors` (in `model.named_parameters()` order) into `model`'s parameters, converting the
+/// The parameters a weight version carries, by name in named_parameters() order: a model's LoRA
+/// adapters when it has some (its frozen base never changes), else all its parameters.
+std::vector<std::pair<std::string, torch::Tensor>> synced_parameters(const torch::nn::Module& model);
+
+/// Copies `tensors` (in synced_parameters(model) order) into `model`'s parameters, converting the
 /// dtype (a bf16 replica of an fp32 trainer works). @throws std::invalid_argument if the count or a
 /// shape differs, naming the tensor.
 void copy_into_parameters(torch::nn::Module& model, const std::vector<torch::Tensor>& tensors);
 
 class WeightBoard {
 public:
-  /// Snapshots `model`'s parameters as `version`.
+  /// Snapshots `model`'s synced parameters (synced_parameters) as `version`.
   void publish(std::int64_t version, torch::nn::Module& model);
 
   /// The newest published version (0 before any).
@@ -34,7 +39,7 @@ public:
   /// holds afterwards.
   std::int64_t adopt(torch::nn::Module& model, std::int64_t have) const;
 
-  /// One published version: the parameters in `model.named_parameters()` order, and their names.
+  /// One published version: the synced parameters in order (synced_parameters), and their names.
   struct Snapshot {
     std::int64_t version = 0;
     std::shared_ptr<const std::vector<torch::Tensor>> tensors; // null before any publish

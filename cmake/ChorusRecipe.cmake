@@ -5,6 +5,17 @@
 #   chorus_add_recipe(my_recipe my_recipe.cpp)
 #
 # Defined by chorus's own build (and so under add_subdirectory) and by find_package(chorus).
+
+# The public header whose config structs recipes nest (LoraOptions: `lora.r`), read for their comments
+# too: in the source tree (cmake/ beside include/) or installed (lib/cmake/chorus/ under the prefix).
+foreach(candidate ${CMAKE_CURRENT_LIST_DIR}/../include/chorus/model.hpp
+                  ${CMAKE_CURRENT_LIST_DIR}/../../../include/chorus/model.hpp)
+  get_filename_component(candidate ${candidate} ABSOLUTE)
+  if(EXISTS ${candidate} AND NOT CHORUS_NESTED_CONFIG_HEADER)
+    set(CHORUS_NESTED_CONFIG_HEADER ${candidate} CACHE INTERNAL "chorus's header of nested config structs")
+  endif()
+endforeach()
+
 function(chorus_add_recipe name)
   if(NOT ARGN)
     message(FATAL_ERROR "chorus_add_recipe(${name}): give the program's sources")
@@ -16,6 +27,9 @@ function(chorus_add_recipe name)
     get_filename_component(source ${source} ABSOLUTE BASE_DIR ${CMAKE_CURRENT_SOURCE_DIR})
     list(APPEND sources ${source})
   endforeach()
+  if(CHORUS_NESTED_CONFIG_HEADER)
+    list(APPEND sources ${CHORUS_NESTED_CONFIG_HEADER})
+  endif()
   if(TARGET chorus-config-docs)
     set(tool chorus-config-docs) # chorus's own build, or a project that adds it with add_subdirectory
   else()

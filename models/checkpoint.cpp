@@ -13,8 +13,6 @@
 
 namespace chorus::models {
 
-namespace {
-
 torch::ScalarType storage_dtype(const std::string& torch_dtype) {
   if (torch_dtype == "bfloat16")
     return torch::kBFloat16;
@@ -22,6 +20,8 @@ torch::ScalarType storage_dtype(const std::string& torch_dtype) {
     return torch::kFloat16;
   return torch::kFloat32;
 }
+
+namespace {
 
 std::string shape_text(torch::IntArrayRef shape) {
   std::string text = "[";
@@ -83,8 +83,8 @@ void save_pretrained(Transformer& model, const std::filesystem::path& folder) {
   }
   auto dtype = storage_dtype(config.torch_dtype);
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
-  for (const auto& parameter : model->named_parameters())
-    tensors.emplace_back(parameter.key(), parameter.value().detach().to(dtype));
+  for (const auto& [name, tensor] : merged_parameters(model))
+    tensors.emplace_back(name, tensor.to(dtype));
   save_safetensors(folder / "model.safetensors", tensors);
 }
 

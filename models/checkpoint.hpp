@@ -5,12 +5,43 @@
 #include "models/transformer.hpp"
 
 #include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace chorus::models {
 
 /// Writes `model` to `folder` (created if needed): config.json and model.safetensors, with the
-/// weights in the config's torch_dtype. @throws CheckpointError if a file cannot be written.
+/// weights in the config's torch_dtype; a model with LoRA adapters is written with them merged into
+/// its weights (a plain Hugging Face folder). @throws CheckpointError if a file cannot be written.
 void save_pretrained(Transformer& model, const std::filesystem::path& folder);
+
+/// The dtype weights are stored in for config.json's torch_dtype ("bfloat16", "float16", else fp32).
+torch::ScalarType storage_dtype(const std::string& torch_dtype);
+
+/// The model's parameters by name, LoRA adapters merged into the weights they adapt (W + s B A,
+/// computed in fp32) and left out themselves: what a merged folder holds.
+std::vector<std::pair<std::string, torch::Tensor>> merged_parameters(Transformer& model);
+
+// -- LoRA adapter folders (PEFT's format) ----------------------------------------
+
+/// Writes the model's adapters to `folder` as PEFT does: adapter_config.json (r, lora_alpha,
+/// target_modules, ..., base_model_name_or_path = `base_model`) and adapter_model.safetensors with
+/// tensors named `base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight`, ...
+/// @throws std::invalid_argument for a model without adapters; CheckpointError for a write failure.
+void save_adapter(Transformer& model, const std::filesystem::path& folder, const std::string& base_model);
+
+/// Whether `folder` is an adapter folder (holds adapter_config.json).
+bool is_adapter_folder(const std::filesystem::path& folder);
+
+/// The base model an adapter folder was trained on (its base_model_name_or_path).
+/// @throws CheckpointError when adapter_config.json does not name one.
+std::string adapter_base_model(const std::filesystem::path& folder);
+
+/// Adds the adapters of the PEFT folder `folder` to `model` (its base) and loads their weights.
+/// @throws CheckpointError naming the file and key or tensor: a config that is not a LoRA one, a
+/// tensor missing, or shaped for another base model (both shapes named), or one that adapts nothing.
+void load_adapter(Transformer& model, const std::filesystem::path& folder);
 
 /// What load_pretrained makes of a folder.
 enum class Head {

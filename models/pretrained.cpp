@@ -45,7 +45,8 @@ Pretrained load_pretrained_model(const std::string& reference, torch::ScalarType
   return pretrained;
 }
 
-void save_pretrained_model(const Pretrained& pretrained, const std::filesystem::path& folder) {
+void save_pretrained_model(const Pretrained& pretrained, const std::filesystem::path& folder, bool merge_adapter,
+                           const std::string& base_model) {
   // Written beside its place and renamed into it: a save that fails (a full disk) leaves no folder
   // that looks like a complete model.
   auto target = folder.filename().empty() ? folder.parent_path() : folder;
@@ -55,7 +56,10 @@ void save_pretrained_model(const Pretrained& pretrained, const std::filesystem::
   std::filesystem::remove_all(partial, ec);
   try {
     auto model = pretrained.model;
-    save_pretrained(model, partial);
+    if (model->lora_config() && !merge_adapter)
+      save_adapter(model, partial, base_model);
+    else
+      save_pretrained(model, partial);
     pretrained.tokenizer->save(partial);
   } catch (...) {
     std::filesystem::remove_all(partial, ec);

@@ -30,8 +30,11 @@ Pretrained load_pretrained_model(const std::string& reference, torch::ScalarType
                                  Head head = Head::language_model);
 
 /// Writes the model and its tokenizer as a Hugging Face folder that load_pretrained_model (and other
-/// tools) open, replacing `folder` only once all of it is written (into `folder`.partial first).
+/// tools) open, replacing `folder` only once all of it is written (into `folder`.partial first). A
+/// model with LoRA adapters is written as a PEFT adapter folder naming `base_model` (with the
+/// tokenizer), or with `merge_adapter` as a full folder with the adapters merged in.
 /// @throws CheckpointError naming the file that could not be written.
-void save_pretrained_model(const Pretrained& pretrained, const std::filesystem::path& folder);
+void save_pretrained_model(const Pretrained& pretrained, const std::filesystem::path& folder,
+                           bool merge_adapter = false, const std::string& base_model = "");
 
 } // namespace chorus::models

@@ -192,7 +192,7 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<torch::Tensor>
 MasterWeights::MasterWeights(torch::nn::Module& model) : parameters_(model.parameters()) {
   torch::NoGradGuard no_grad;
   for (const auto& parameter : parameters_) {
-    if (parameter.is_floating_point() && parameter.scalar_type() != torch::kFloat32) {
+    if (parameter.requires_grad() && parameter.is_floating_point() && parameter.scalar_type() != torch::kFloat32) {
       trained_.push_back(parameter.detach().to(torch::kFloat32).clone().requires_grad_(parameter.requires_grad()));
       ++copies_;
     } else {

@@ -134,7 +134,8 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<torch::Tensor>
 /// on a weight of 0.01 is 1e-4 of it) rounds away, and most of a fine-tuning run's updates did.
 class MasterWeights {
 public:
-  /// fp32 copies of `model`'s parameters that are not fp32 (none for an fp32 model).
+  /// fp32 copies of `model`'s trained parameters that are not fp32 (none for an fp32 model; a frozen
+  /// parameter, such as a LoRA adapter's base weight, is not trained and not copied).
   explicit MasterWeights(torch::nn::Module& model);
 
   /// True when the model has no low-precision parameter (nothing to keep).

@@ -9,6 +9,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/version.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <malloc.h>
@@ -65,12 +66,17 @@ torch::Tensor FusedParameter::transposed(const std::vector<torch::Tensor>& parts
 
 torch::Tensor FusedParameter::cached(const std::vector<torch::Tensor>& parts, bool transpose) {
   auto joined = [&] { return parts.size() == 1 ? parts.front() : torch::cat(parts); };
-  if (torch::GradMode::is_enabled())
+  bool recorded = torch::GradMode::is_enabled()
+    && std::any_of(parts.begin(), parts.end(), [](const torch::Tensor& part) { return part.requires_grad(); });
+  if (recorded)
     return transpose ? joined().t() : joined();
   bool fresh = value_.defined() && sources_.size() == parts.size();
   for (std::size_t i = 0; fresh && i < parts.size(); ++i)
     fresh = sources_[i].first == parts[i].data_ptr() && sources_[i].second == parts[i]._version();
   if (!fresh) {
+    // A normal tensor even when made in inference mode: a later pass that records gradients may
+    // multiply by it (a LoRA model's frozen weights stay fused while its adapters train).
+    c10::InferenceMode normal_tensor(false);
     value_ = transpose ? joined().t().contiguous() : joined();
     sources_.clear();
     for (const auto& part : parts)
@@ -85,6 +91,34 @@ torch::Tensor linear_transposed(const torch::Tensor& x, const torch::Tensor& wei
   auto sizes = x.sizes().vec();
   sizes.back() = weight_t.size(1);
   return out.view(sizes);
+}
+
+torch::Tensor adapted_linear(const torch::Tensor& x, FusedParameter& fused, const std::vector<torch::Tensor>& bases,
+                             const std::vector<LoraAdapter*>& adapters, const LoraState* lora,
+                             const torch::Tensor& bias) {
+  bool adapted = lora && lora->enabled
+    && std::any_of(adapters.begin(), adapters.end(), [](const LoraAdapter* adapter) { return adapter != nullptr; });
+  if (!adapted)
+    return linear_transposed(x, fused.transposed(bases), bias);
+  if (!torch::GradMode::is_enabled()) { // a replica, a log-prob pass: the merged weights, kept
+    std::vector<torch::Tensor> merged;
+    for (std::size_t i = 0; i < bases.size(); ++i)
+      merged.push_back(adapters[i] ? adapters[i]->merged(bases[i], lora->scale) : bases[i]);
+    return linear_transposed(x, fused.transposed(merged), bias);
+  }
+  // Training: the frozen product (its fused weight kept), each adapter's low-rank term added into
+  // its columns in place: s (x A^T) B^T, with no [tokens, out] temporary beside the output.
+  auto out = linear_transposed(x, fused.transposed(bases), bias);
+  auto out_rows = out.view({-1, out.size(-1)});
+  std::int64_t offset = 0;
+  for (std::size_t i = 0; i < bases.size(); ++i) {
+    auto width = bases[i].size(0);
+    if (adapters[i])
+      adapters[i]->add_delta(x.reshape({-1, x.size(-1)}), out_rows.narrow(1, offset, width), lora->scale,
+                             lora->dropout);
+    offset += width;
+  }
+  return out;
 }
 
 // -- RMSNorm ------------------------------------------------------------------
@@ -112,9 +146,10 @@ std::array<torch::Tensor, 3> AttentionImpl::project(const torch::Tensor& x, cons
   // Few, large ops: per-op dispatch, not arithmetic, dominates a small model on a CPU. q, k and v
   // come from one matrix product and the rotary embedding turns q and k in one pass.
   auto batch = x.size(0), time = x.size(1);
-  auto weight_t = qkv_weight_.transposed({q_proj->weight, k_proj->weight, v_proj->weight});
   auto bias = q_proj->bias.defined() ? qkv_bias_.get({q_proj->bias, k_proj->bias, v_proj->bias}) : torch::Tensor();
-  auto qkv = linear_transposed(x, weight_t, bias).view({batch, time, n_heads_ + 2 * n_kv_heads_, head_dim_});
+  auto qkv = adapted_linear(x, qkv_weight_, {q_proj->weight, k_proj->weight, v_proj->weight},
+                            {adapters_[0].get(), adapters_[1].get(), adapters_[2].get()}, lora_.get(), bias)
+               .view({batch, time, n_heads_ + 2 * n_kv_heads_, head_dim_});
   return split_heads_rotary(qkv, n_heads_, n_kv_heads_, cos, sin);
 }
 
@@ -153,7 +188,21 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     k = key_cache->narrow(2, 0, start + time);
     v = value_cache->narrow(2, 0, start + time);
   }
-  return linear_transposed(attend(q, k, v, mask), o_weight_.transposed({o_proj->weight}));
+  return project_out(attend(q, k, v, mask));
+}
+
+torch::Tensor AttentionImpl::project_out(const torch::Tensor& x) {
+  return adapted_linear(x, o_weight_, {o_proj->weight}, {adapters_[3].get()}, lora_.get());
+}
+
+void AttentionImpl::add_adapters(const LoraConfig& config, std::shared_ptr<const LoraState> state,
+                                 std::optional<at::Generator>& generator) {
+  lora_ = std::move(state);
+  std::array<torch::nn::Linear*, 4> projections = {&q_proj, &k_proj, &v_proj, &o_proj};
+  std::array<const char*, 4> names = {"q_proj", "k_proj", "v_proj", "o_proj"};
+  for (std::size_t i = 0; i < projections.size(); ++i)
+    if (std::find(config.target_modules.begin(), config.target_modules.end(), names[i]) != config.target_modules.end())
+      adapters_[i] = std::make_unique<LoraAdapter>(*projections[i], config.r, generator);
 }
 
 torch::Tensor AttentionImpl::decode(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
@@ -162,10 +211,9 @@ torch::Tensor AttentionImpl::decode(const torch::Tensor& x, const torch::Tensor&
   using torch::indexing::Slice;
   auto [q, k, v] = project(x, cos, sin);
   if (!mask.defined() && decode_attention_supported(q, key_cache))
-    return linear_transposed(
+    return project_out(
       decode_attention(q.squeeze(2), key_cache, value_cache, slots, columns + 1, k.squeeze(2), v.squeeze(2))
-        .unsqueeze(1),
-      o_weight_.transposed({o_proj->weight}));
+        .unsqueeze(1));
   key_cache.index_put_({slots, Slice(), columns}, k.squeeze(2));
   value_cache.index_put_({slots, Slice(), columns}, v.squeeze(2));
   // Elsewhere (a GPU): gather the sequences' slots and mask the columns past each one's length.
@@ -173,7 +221,7 @@ torch::Tensor AttentionImpl::decode(const torch::Tensor& x, const torch::Tensor&
   auto longest = columns_mask.size(-1);
   auto keys = key_cache.index_select(0, slots).narrow(2, 0, longest);
   auto values = value_cache.index_select(0, slots).narrow(2, 0, longest);
-  return linear_transposed(attend(q, keys, values, columns_mask), o_weight_.transposed({o_proj->weight}));
+  return project_out(attend(q, keys, values, columns_mask));
 }
 
 torch::Tensor decode_mask(const torch::Tensor& columns, torch::ScalarType dtype) {
@@ -195,8 +243,19 @@ MlpImpl::MlpImpl(const ModelConfig& config) {
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
   // The gate and up projections as one matrix product.
-  auto gate_up = linear_transposed(x, gate_up_weight_.transposed({gate_proj->weight, up_proj->weight}));
-  return linear_transposed(swiglu(gate_up), down_weight_.transposed({down_proj->weight}));
+  auto gate_up = adapted_linear(x, gate_up_weight_, {gate_proj->weight, up_proj->weight},
+                                {adapters_[0].get(), adapters_[1].get()}, lora_.get());
+  return adapted_linear(swiglu(gate_up), down_weight_, {down_proj->weight}, {adapters_[2].get()}, lora_.get());
+}
+
+void MlpImpl::add_adapters(const LoraConfig& config, std::shared_ptr<const LoraState> state,
+                           std::optional<at::Generator>& generator) {
+  lora_ = std::move(state);
+  std::array<torch::nn::Linear*, 3> projections = {&gate_proj, &up_proj, &down_proj};
+  std::array<const char*, 3> names = {"gate_proj", "up_proj", "down_proj"};
+  for (std::size_t i = 0; i < projections.size(); ++i)
+    if (std::find(config.target_modules.begin(), config.target_modules.end(), names[i]) != config.target_modules.end())
+      adapters_[i] = std::make_unique<LoraAdapter>(*projections[i], config.r, generator);
 }
 
 // -- layers -------------------------------------------------------------------
@@ -259,6 +318,42 @@ TransformerImpl::TransformerImpl(const ModelConfig& config, std::optional<std::u
     else
       parameter.value().normal_(0.0, 0.02, generator);
   }
+}
+
+void TransformerImpl::add_adapters(const LoraConfig& config, std::optional<std::uint64_t> seed) {
+  if (lora_config_)
+    throw std::invalid_argument("the model has adapters already");
+  check_lora_config(config);
+  // The base is frozen: no gradients, no optimizer state. A scoring model's head is new, so it trains
+  // with the adapters (PEFT's modules_to_save for sequence classification).
+  for (auto& parameter : model->parameters())
+    parameter.requires_grad_(false);
+  if (lm_head)
+    lm_head->weight.requires_grad_(false);
+  lora_ = std::make_shared<LoraState>(LoraState{config.scale(), config.lora_dropout, true});
+  std::optional<at::Generator> generator;
+  if (seed)
+    generator = at::detail::createCPUGenerator(*seed);
+  for (const auto& layer : *model->layers) {
+    auto* decoder_layer = layer->as<DecoderLayer>();
+    decoder_layer->self_attn->add_adapters(config, lora_, generator);
+    decoder_layer->mlp->add_adapters(config, lora_, generator);
+  }
+  lora_config_ = config;
+}
+
+void TransformerImpl::set_adapters_enabled(bool enabled) {
+  if (!lora_)
+    throw std::invalid_argument("the model has no adapters to switch");
+  lora_->enabled = enabled;
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> TransformerImpl::adapter_parameters() const {
+  std::vector<std::pair<std::string, torch::Tensor>> result;
+  for (const auto& item : named_parameters())
+    if (item.key().find(".lora_A.") != std::string::npos || item.key().find(".lora_B.") != std::string::npos)
+      result.emplace_back(item.key(), item.value());
+  return result;
 }
 
 torch::Tensor TransformerImpl::output_weight() const {

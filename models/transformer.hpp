@@ -3,11 +3,13 @@
 // parameter names as Hugging Face checkpoints (`model.layers.0.self_attn.q_proj.weight`, ...).
 #pragma once
 
+#include "models/lora.hpp"
 #include "models/model_config.hpp"
 
 #include <torch/torch.h>
 
 #include <array>
+#include <memory>
 #include <optional>
 
 namespace chorus::models {
@@ -25,9 +27,9 @@ struct KVCache {
 };
 
 /// Several parameters concatenated along their first dimension, for one matrix product instead of
-/// several. Without autograd the concatenation is kept and rebuilt only when a part changed (an
-/// optimizer step or a weight sync updates parts in place, bumping their version counters); with
-/// autograd it is rebuilt every time, so that gradients reach the parts.
+/// several. The concatenation is kept and rebuilt only when a part changed (an optimizer step or a
+/// weight sync updates parts in place, bumping their version counters), except when autograd records
+/// and a part requires gradients: then it is rebuilt every time, so that gradients reach the parts.
 class FusedParameter {
 public:
   /// The parts concatenated: [sum of their first dimensions, ...].
@@ -48,6 +50,14 @@ private:
 /// x [..., in] times `weight_t` [in, out], plus `bias` [out] if defined: a linear layer given its
 /// weight transposed (FusedParameter::transposed).
 torch::Tensor linear_transposed(const torch::Tensor& x, const torch::Tensor& weight_t, const torch::Tensor& bias = {});
+
+/// x [..., in] times the weights of `bases` concatenated along their outputs (`fused` keeps the
+/// concatenation), plus `bias`, with the LoRA adapters of `adapters` (one per base, null where none)
+/// applied while `lora` is enabled: merged into the weights when autograd does not record, added as
+/// s B A dropout(x) beside the frozen product when it does (so gradients reach A and B only).
+torch::Tensor adapted_linear(const torch::Tensor& x, FusedParameter& fused, const std::vector<torch::Tensor>& bases,
+                             const std::vector<LoraAdapter*>& adapters, const LoraState* lora,
+                             const torch::Tensor& bias = {});
 
 /// Root-mean-square layer norm, computed in fp32 whatever the input dtype, as the reference does.
 class RMSNormImpl : public torch::nn::Module {
@@ -84,9 +94,15 @@ public:
                        const torch::Tensor& slots, const torch::Tensor& columns, torch::Tensor& key_cache,
                        torch::Tensor& value_cache, const torch::Tensor& mask = {});
 
+  /// Adapts the projections `config` targets (lora.hpp), sharing `state`.
+  void add_adapters(const LoraConfig& config, std::shared_ptr<const LoraState> state,
+                    std::optional<at::Generator>& generator);
+
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
 private:
+  // The output projection of the heads' outputs [..., heads * head_dim].
+  torch::Tensor project_out(const torch::Tensor& x);
   // q [batch, heads, time, head_dim] and k, v [batch, kv_heads, time, head_dim], rotary applied.
   std::array<torch::Tensor, 3> project(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
   // softmax(q k^T / sqrt(head_dim) + mask) v for q [batch, heads, time, head_dim] and k, v
@@ -96,6 +112,8 @@ private:
 
   std::int64_t n_heads_, n_kv_heads_, head_dim_;
   FusedParameter qkv_weight_, qkv_bias_, o_weight_;
+  std::shared_ptr<const LoraState> lora_;
+  std::array<std::unique_ptr<LoraAdapter>, 4> adapters_; // q, k, v, o; null where not adapted
 };
 TORCH_MODULE(Attention);
 
@@ -104,10 +122,16 @@ public:
   explicit MlpImpl(const ModelConfig& config);
   torch::Tensor forward(const torch::Tensor& x);
 
+  /// Adapts the projections `config` targets (lora.hpp), sharing `state`.
+  void add_adapters(const LoraConfig& config, std::shared_ptr<const LoraState> state,
+                    std::optional<at::Generator>& generator);
+
   torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 
 private:
   FusedParameter gate_up_weight_, down_weight_;
+  std::shared_ptr<const LoraState> lora_;
+  std::array<std::unique_ptr<LoraAdapter>, 3> adapters_; // gate, up, down; null where not adapted
 };
 TORCH_MODULE(Mlp);
 
@@ -196,6 +220,28 @@ public:
   /// hidden states [..., hidden]. A sequence's score is the one at its last token.
   torch::Tensor scores(const torch::Tensor& hidden);
 
+  /// Adds LoRA adapters to the projections `config` targets and freezes every other parameter (they
+  /// stop requiring gradients): from then on only the adapters train. A is drawn from `seed` (LibTorch's
+  /// default generator without one), B is zero, so the model computes as before.
+  /// @throws std::invalid_argument for a bad config (check_lora_config) or a model that has adapters.
+  void add_adapters(const LoraConfig& config, std::optional<std::uint64_t> seed = std::nullopt);
+
+  /// The adapters' config, if the model has adapters.
+  const std::optional<LoraConfig>& lora_config() const noexcept {
+    return lora_config_;
+  }
+
+  /// Whether the adapters apply. Off, the model computes as its base (the reference of a KL penalty
+  /// or of DPO, without a second copy of the weights).
+  bool adapters_enabled() const noexcept {
+    return lora_ && lora_->enabled;
+  }
+  void set_adapters_enabled(bool enabled);
+
+  /// The adapters' parameters, by name (`model.layers.0.self_attn.q_proj.lora_A.weight`, ...), in
+  /// named_parameters() order; empty without adapters.
+  std::vector<std::pair<std::string, torch::Tensor>> adapter_parameters() const;
+
   /// Whether this is a scoring model (a `score` head instead of a language-model head).
   bool is_scoring() const noexcept {
     return config_.num_labels > 0;
@@ -210,6 +256,8 @@ private:
   std::pair<torch::Tensor, torch::Tensor> rotary(const torch::Tensor& positions, torch::ScalarType dtype) const;
 
   ModelConfig config_;
+  std::optional<LoraConfig> lora_config_;
+  std::shared_ptr<LoraState> lora_;
   mutable torch::Tensor inv_freq_; // rotary frequencies, [head_dim / 2], not a parameter
   FusedParameter output_weight_t_;
 };

@@ -45,8 +45,12 @@ Json sample_json(const EvaluateOptions& options, const EvaluatedSample& sample) 
 
 void write_samples(const EvaluateOptions& options, const std::vector<EvaluatedSample>& samples) {
   const auto& file = options.samples_file;
+  std::error_code error;
   if (file.has_parent_path())
-    std::filesystem::create_directories(file.parent_path());
+    std::filesystem::create_directories(file.parent_path(), error);
+  if (error)
+    throw Error(file.string() + ": cannot write the evaluation samples: cannot create its folder (" + error.message()
+                + ")");
   std::ofstream out(file);
   for (const auto& sample : samples)
     // A model may end a completion inside a multi-byte character: written with U+FFFD there.

@@ -55,6 +55,22 @@ bool right(const Sample& sample) {
   return value.is_object() && value.contains("answer") && value["answer"] == sample.metadata["answer"];
 }
 
+// The rule's reasoning about a response: writing the last digit down first makes the rule a lookup
+// the small model learns from a few thousand examples.
+std::string judge_reasoning(const Sample& sample) {
+  auto number = sample.metadata["number"].get<int>();
+  auto expected = sample.metadata["answer"].get<std::string>();
+  auto value = Json::parse(sample.completion, nullptr, /*allow_exceptions=*/false);
+  std::string given = value.is_object() && value.contains("answer") && value["answer"].is_string()
+    ? value["answer"].get<std::string>()
+    : "";
+  auto rule = "Ends in " + std::to_string(number % 10) + ": " + (number % 2 == 0 ? "even" : "odd") + ", so \""
+    + expected + "\". ";
+  if (given != "yes" && given != "no")
+    return rule + "The response is not the JSON object asked for.";
+  return rule + "The response says \"" + given + "\".";
+}
+
 } // namespace
 
 Grader reward() {
@@ -71,12 +87,12 @@ BinaryJudgeOptions judge_options(InferenceModel judge) {
           .sampling = {.temperature = 0.0, .max_tokens = 96}};
 }
 
-std::vector<Verdict> verdicts(const std::vector<Prompt>& prompts, std::uint64_t seed) {
+std::vector<Metric> verdicts(const std::vector<Prompt>& prompts, std::uint64_t seed) {
   static const std::vector<std::string> malformed = {
     "yes", "no", "{\"answer\": \"maybe\"}", "{\"answer\": \"yes\"", "{\"result\": \"no\"}", "\"no\"", "{}"};
   std::mt19937_64 random(seed);
   std::uniform_real_distribution<double> kind(0.0, 1.0);
-  std::vector<Verdict> result;
+  std::vector<Metric> result;
   for (const auto& prompt : prompts) {
     auto answer = prompt.metadata["answer"].get<std::string>();
     auto draw = kind(random);
@@ -88,47 +104,11 @@ std::vector<Verdict> verdicts(const std::vector<Prompt>& prompts, std::uint64_t 
     else
       response = malformed[random() % malformed.size()];
     Sample sample{prompt.prompt, response, prompt.metadata};
-    bool pass = right(sample);
-    result.push_back({std::move(sample), pass});
+    auto metadata = prompt.metadata;
+    metadata["reasoning"] = judge_reasoning(sample);
+    result.push_back({prompt.prompt, response, right(sample) ? 1.0 : 0.0, std::move(metadata)});
   }
   return result;
-}
-
-std::string judge_reasoning(const Verdict& verdict) {
-  auto number = verdict.sample.metadata["number"].get<int>();
-  auto expected = verdict.sample.metadata["answer"].get<std::string>();
-  auto value = Json::parse(verdict.sample.completion, nullptr, /*allow_exceptions=*/false);
-  std::string given = value.is_object() && value.contains("answer") && value["answer"].is_string()
-    ? value["answer"].get<std::string>()
-    : "";
-  auto rule = "Ends in " + std::to_string(number % 10) + ": " + (number % 2 == 0 ? "even" : "odd") + ", so \""
-    + expected + "\". ";
-  if (given != "yes" && given != "no")
-    return rule + "The response is not the JSON object asked for.";
-  return rule + "The response says \"" + given + "\".";
-}
-
-std::vector<Completion> judge_demonstrations(const std::vector<Verdict>& verdicts, const BinaryJudgeOptions& options) {
-  std::vector<Completion> result;
-  for (const auto& verdict : verdicts)
-    result.push_back({binary_judge_prompt(options, verdict.sample),
-                      judge_reasoning(verdict) + (verdict.pass ? "\nVERDICT: PASS" : "\nVERDICT: FAIL"),
-                      Json::object()});
-  return result;
-}
-
-Task<double> judge_accuracy(InferenceModel judge, std::vector<Verdict> verdicts) {
-  auto options = judge_options(std::move(judge));
-  options.cache = false;
-  auto grader = BinaryJudgeGrader(options);
-  std::vector<Task<Grade>> grades;
-  for (const auto& verdict : verdicts)
-    grades.push_back(grader.grade(verdict.sample));
-  auto results = co_await when_all(std::move(grades));
-  double agreed = 0;
-  for (std::size_t i = 0; i < verdicts.size(); ++i)
-    agreed += !results[i].ignored && (results[i].score > 0.5) == verdicts[i].pass ? 1.0 : 0.0;
-  co_return agreed / static_cast<double>(std::max<std::size_t>(verdicts.size(), 1));
 }
 
 Task<Evaluation> evaluate(TrainingModel model, std::vector<Prompt> eval) {

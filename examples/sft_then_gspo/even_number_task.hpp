@@ -37,26 +37,12 @@ chorus::Grader reward();
 /// The judge's BinaryJudgeGrader options: the task's criterion, greedy, room for a verdict line.
 chorus::BinaryJudgeOptions judge_options(chorus::InferenceModel judge);
 
-/// A response to a prompt and whether the task's rule passes it (right JSON, right answer).
-struct Verdict {
-  chorus::Sample sample;
-  bool pass = false;
-};
-
 /// One response per prompt, drawn from `seed`: the right answer (40%), the wrong one (40%) or a
-/// malformed one (20%), with the rule's verdict.
-std::vector<Verdict> verdicts(const std::vector<chorus::Prompt>& prompts, std::uint64_t seed);
-
-/// Judge demonstrations: BinaryJudgeGrader's exact prompt for each verdict's sample, answered with a
-/// line of reasoning by the rule ("Ends in 7: odd, so "no". The response says "no".") and the verdict
-/// line ("VERDICT: PASS" or "VERDICT: FAIL"). Writing the last digit down first makes the rule a
-/// lookup the small model learns from a few thousand examples.
-std::vector<chorus::Completion> judge_demonstrations(const std::vector<Verdict>& verdicts,
-                                                     const chorus::BinaryJudgeOptions& options);
-
-/// The share of `verdicts` a BinaryJudgeGrader on `judge` gives as the rule does (an ignored or
-/// unparseable verdict counts as wrong).
-chorus::Task<double> judge_accuracy(chorus::InferenceModel judge, std::vector<Verdict> verdicts);
+/// malformed one (20%), labelled 1 where the task's rule passes it (right JSON, right answer) and 0
+/// where it does not, with the rule's reasoning in the metadata ("Ends in 7: odd, so "no". The
+/// response says "no"."): the judge's training and held-out verdicts (binary_judge_demonstrations,
+/// judge_agreement).
+std::vector<chorus::Metric> verdicts(const std::vector<chorus::Prompt>& prompts, std::uint64_t seed);
 
 struct Evaluation {
   double format = 0.0;   // share of answers that are the JSON object asked for

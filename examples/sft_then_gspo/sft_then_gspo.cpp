@@ -45,6 +45,8 @@ struct SftThenGspoConfig {
   int gspo_batch_size = 128;
   // The group size: completions sampled per prompt.
   int completions_per_sample = 8;
+  // GSPO's sampling temperature.
+  double temperature = 1.0;
   // Weight of the KL penalty to the model after SFT.
   double kl_beta = 0.02;
   // GSPO's sequence-ratio clip range below 1 (and above, unless clip_range_high is set).
@@ -79,11 +81,14 @@ struct SftThenGspoConfig {
   int threads = 0;
   // Where the models run: cpu, or cuda / cuda:N with a CUDA build of LibTorch (docs/gpu.md).
   std::string device = "cpu";
+  // LoRA adapters on the policy instead of training every weight: lora.r > 0 (--set lora.r=16).
+  LoraOptions lora;
 };
 CHORUS_CONFIG(SftThenGspoConfig, model, seed, train_prompts, demonstrations, eval_prompts, sft_learning_rate,
               sft_epochs, sft_batch_size, gspo_learning_rate, gspo_max_steps, gspo_batch_size, completions_per_sample,
-              kl_beta, clip_range, clip_range_high, max_staleness, grader, judge_model, judge_demonstrations,
-              judge_learning_rate, judge_epochs, policy_node, trainer_node, judge_node, threads, device)
+              temperature, kl_beta, clip_range, clip_range_high, max_staleness, grader, judge_model,
+              judge_demonstrations, judge_learning_rate, judge_epochs, policy_node, trainer_node, judge_node, threads,
+              device, lora)
 
 // The built-in model trained into the task's judge: SFT on the rule's verdicts of responses to
 // prompts about numbers that are not held out, in BinaryJudgeGrader's exact prompt format. Returns
@@ -91,7 +96,7 @@ CHORUS_CONFIG(SftThenGspoConfig, model, seed, train_prompts, demonstrations, eva
 Task<std::string> train_judge(const SftThenGspoConfig& config, const std::set<int>& held_out, RecipeContext& ctx) {
   auto prompts = even_number::prompts(config.judge_demonstrations, config.seed + 2, held_out);
   auto examples =
-    even_number::judge_demonstrations(even_number::verdicts(prompts, config.seed + 3), even_number::judge_options({}));
+    binary_judge_demonstrations(even_number::judge_options({}), even_number::verdicts(prompts, config.seed + 3));
   auto builder = co_await config.judge_model.to_builder(
     ctx, {.kv_cache_len = 1024, .device = config.device, .threads = config.threads, .seed = config.seed + 4});
   auto judge = co_await builder.spawn_train("judge_training", {.max_batch_size = 16, .keep_reference = false});
@@ -124,7 +129,10 @@ Task<Grader> make_grader(const SftThenGspoConfig& config, const std::vector<Prom
   auto builder = co_await ModelRef{folder}.to_builder(
     ctx, {.kv_cache_len = 1024, .device = config.device, .threads = config.threads, .node = config.judge_node});
   auto judge = co_await builder.spawn_inference("judge", {.max_batch_size = 128});
-  auto accuracy = co_await even_number::judge_accuracy(judge, even_number::verdicts(eval, config.seed + 5));
+  auto held_out_grader = even_number::judge_options(judge);
+  held_out_grader.cache = false;
+  auto accuracy =
+    co_await judge_agreement(BinaryJudgeGrader(held_out_grader), even_number::verdicts(eval, config.seed + 5));
   times.lap("judge_eval");
   ctx.log().info("judge {}: accuracy {:.3f} on {} held-out verdicts", folder, accuracy, eval.size());
   std::printf("JUDGE accuracy=%.3f verdicts=%zu\n", accuracy, eval.size());
@@ -162,7 +170,8 @@ Task<void> sft_then_gspo(SftThenGspoConfig config, RecipeContext& ctx) {
                                                    .device = config.device,
                                                    .threads = config.threads,
                                                    .node = config.policy_node,
-                                                   .trainer_node = config.trainer_node});
+                                                   .trainer_node = config.trainer_node,
+                                                   .adapter = config.lora});
   auto model = co_await builder.spawn_train("policy", {.max_batch_size = 128});
   auto logger = ctx.logger();
 
@@ -204,7 +213,7 @@ Task<void> sft_then_gspo(SftThenGspoConfig config, RecipeContext& ctx) {
                  .kl_beta = config.kl_beta,
                  .max_num_gspo_steps = config.gspo_max_steps,
                  .max_staleness = config.max_staleness,
-                 .sampling = {.temperature = 1.0, .max_tokens = 24},
+                 .sampling = {.temperature = config.temperature, .max_tokens = 24},
                  .seed = config.seed})
     .run();
   times.lap("gspo");

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chorus/config.hpp>
+#include <chorus/dataset.hpp>
 #include <chorus/generation.hpp>
 #include <chorus/model.hpp>
 #include <chorus/task.hpp>
@@ -206,6 +207,20 @@ public:
 /// the case and the instruction): what to train a judge on, its reply ending with a line
 /// "VERDICT: PASS" or "VERDICT: FAIL".
 std::vector<ChatMessage> binary_judge_prompt(const BinaryJudgeOptions& options, const Sample& sample);
+
+/// Demonstrations that train a model into the judge a BinaryJudgeGrader with `options` asks: for
+/// each labelled response (a Metric whose label above 0.5 means PASS) the grader's own prompt,
+/// answered with the line's metadata "reasoning" (when it has one) and the verdict line. SFT on them
+/// gives a judge that follows this grader's format:
+///
+///   auto verdicts = co_await Dataset<Metric>{.path = "verdicts.jsonl", .label_key = "pass"}.load(ctx);
+///   co_await SFT({.dataset = binary_judge_demonstrations(options, verdicts), .model = judge}).run();
+std::vector<Completion> binary_judge_demonstrations(const BinaryJudgeOptions& options,
+                                                    const std::vector<Metric>& verdicts);
+
+/// The share of `verdicts` that `grader` grades as labelled (score above 0.5 for a label above 0.5;
+/// an ignored grade counts as a disagreement): a judge's held-out accuracy. 0 for no verdicts.
+Task<double> judge_agreement(const Grader& grader, std::vector<Metric> verdicts);
 
 /// Options of RangeJudgeGrader.
 struct RangeJudgeOptions {

@@ -37,6 +37,25 @@ struct TrainingState;
 struct ModelAccess; // the implementation's way to the private constructors
 } // namespace detail
 
+/// LoRA adapters (Hu et al. 2021), named as PEFT's LoraConfig: each targeted projection W becomes
+/// W + s B A with A [r, in] and B [out, r] trained and W frozen, s = lora_alpha / r. Only the
+/// adapters train, get AdamW state and travel to the replicas; the KL and DPO reference is the base
+/// with the adapters off, not a second copy of the weights.
+struct LoraOptions {
+  /// The adapters' rank; 0: none (full fine-tuning).
+  std::int64_t r = 0;
+  /// The scale's numerator: s = lora_alpha / r.
+  double lora_alpha = 32.0;
+  /// Dropout on an adapter's input while training.
+  double lora_dropout = 0.0;
+  /// The projections adapted: any of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj.
+  std::vector<std::string> target_modules = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                             "gate_proj", "up_proj", "down_proj"};
+  /// rsLoRA: s = lora_alpha / sqrt(r).
+  bool use_rslora = false;
+};
+CHORUS_CONFIG(LoraOptions, r, lora_alpha, lora_dropout, target_modules, use_rslora)
+
 /// How the actors hosting a model are laid out.
 struct BuilderOptions {
   /// Tensor-parallel degree: devices one model is split over. Only 1 is supported on a CPU machine.
@@ -71,8 +90,10 @@ struct BuilderOptions {
   /// rank is the trainer above). Each step's micro-batches are divided between the ranks and
   /// their gradients summed (c10d Gloo): the same step as one trainer, in less time per step.
   std::vector<std::string> trainer_nodes;
-  /// Seeds the built-in model's initial weights (ignored for a folder).
+  /// Seeds the built-in model's initial weights (ignored for a folder) and new adapters' A.
   std::uint64_t seed = 0;
+  /// LoRA adapters to train on the model (r > 0), instead of all its weights.
+  LoraOptions adapter;
 };
 
 /// Options of a model that trains.
@@ -125,10 +146,20 @@ private:
 struct ModelRef {
   /// `builtin:tiny` (the default) or the path of a Hugging Face model folder.
   std::string reference = "builtin:tiny";
+  /// A LoRA adapter folder in PEFT's format (adapter_config.json, adapter_model.safetensors) loaded
+  /// onto the model, which is its base; empty: none. A training model trains it further.
+  std::string adapter;
 
   /// Checks `options` against this machine and returns a builder for the model's actors.
   /// @throws ConfigError naming the option that cannot be honoured (e.g. tp > 1 without devices).
   Task<ModelBuilder> to_builder(RecipeContext& ctx, BuilderOptions options = {}) const;
+};
+
+/// How a training model is saved.
+struct SaveOptions {
+  /// A model with LoRA adapters: write a full Hugging Face folder with the adapters merged into the
+  /// weights, instead of the adapter folder.
+  bool merge_adapter = false;
 };
 
 /// How generate_and_validate samples and retries.
@@ -259,8 +290,10 @@ public:
   Task<TrainReport> train_dpo(std::vector<PreferencePair> pairs, TrainParams params) const;
 
   /// Saves the weights and tokenizer as a Hugging Face folder `<output_dir>/<model_name>`; returns
-  /// its path.
-  Task<std::string> save(std::string model_name, RecipeContext& ctx) const;
+  /// its path. A model with LoRA adapters saves them in PEFT's format (adapter_config.json,
+  /// adapter_model.safetensors, with the tokenizer), or with `.merge_adapter` a full folder with the
+  /// adapters merged into its weights.
+  Task<std::string> save(std::string model_name, RecipeContext& ctx, SaveOptions options = {}) const;
 
   /// The weight version of the newest step (0 before any).
   std::int64_t weight_version() const;
@@ -347,22 +380,45 @@ template <>
 struct ConfigCodec<ModelRef> {
   /// The type's name in messages and `--help`.
   static std::string type_name() {
-    return "model (builtin:tiny or a Hugging Face folder)";
+    return "model (builtin:tiny or a Hugging Face folder; or {\"model\": ..., \"adapter\": a LoRA folder})";
   }
-  /// Reads a non-empty JSON string into `out`.
-  /// @throws ConfigError if `value` is not a non-empty string.
+  /// Reads a non-empty JSON string, or an object {"model": ..., "adapter": ...}, into `out`.
+  /// @throws ConfigError for anything else, naming the key.
   static void read(const Json& value, ModelRef& out, const ConfigLocation& at) {
-    if (!value.is_string() || value.get<std::string>().empty())
+    auto text = [](const Json& v) { return v.is_string() && !v.get<std::string>().empty(); };
+    if (value.is_object()) {
+      for (const auto& [key, item] : value.items())
+        if (key != "model" && key != "adapter")
+          at.fail("a model object with the keys \"model\" and \"adapter\" (unknown key '" + key + "')", value);
+      if (!value.contains("model") || !text(value["model"]))
+        at.fail("a model object whose \"model\" is builtin:tiny or the path of a Hugging Face model folder", value);
+      if (value.contains("adapter") && !value["adapter"].is_string())
+        at.fail("a model object whose \"adapter\" is the path of a LoRA adapter folder", value);
+      out.reference = value["model"].get<std::string>();
+      out.adapter = value.value("adapter", std::string());
+      return;
+    }
+    if (!text(value))
       at.fail("a model: builtin:tiny or the path of a Hugging Face model folder", value);
     out.reference = value.get<std::string>();
+    out.adapter.clear();
   }
-  /// The reference as a JSON string.
+  /// The reference as a JSON string, or an object when there is an adapter.
   static Json write(const ModelRef& value) {
-    return value.reference;
+    if (value.adapter.empty())
+      return value.reference;
+    return {{"model", value.reference}, {"adapter", value.adapter}};
   }
-  /// A non-empty string: builtin:tiny, or the path of a Hugging Face model folder.
+  /// A non-empty string (builtin:tiny, or the path of a Hugging Face model folder), or an object with
+  /// it as "model" and a LoRA adapter folder as "adapter".
   static Json schema() {
-    return {{"type", "string"}, {"minLength", 1}, {"format", "chorus-model"}};
+    Json reference = {{"type", "string"}, {"minLength", 1}, {"format", "chorus-model"}};
+    return {{"oneOf",
+             {reference,
+              {{"type", "object"},
+               {"properties", {{"model", reference}, {"adapter", {{"type", "string"}}}}},
+               {"required", {"model"}},
+               {"additionalProperties", false}}}}};
   }
   /// Reads a `--set` value: the text as the reference.
   static Json parse_text(std::string_view text, const ConfigLocation&) {

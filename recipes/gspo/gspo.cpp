@@ -35,13 +35,15 @@ struct GspoConfig {
   std::uint64_t seed = 0;
   // Where the models run: cpu, or cuda / cuda:N with a CUDA build of LibTorch (docs/gpu.md).
   std::string device = "cpu";
+  // LoRA adapters trained instead of every weight: lora.r > 0 (e.g. --set lora.r=16); 0: full fine-tuning.
+  LoraOptions lora;
 };
 CHORUS_CONFIG(GspoConfig, dataset, model, answer_pattern, lr, samples_per_batch, samples_per_mini_batch,
               completions_per_sample, clip_range, kl_beta, max_num_gspo_steps, max_staleness, max_tokens, temperature,
-              seed, device)
+              seed, device, lora)
 
 Task<void> gspo(GspoConfig config, RecipeContext& ctx) {
-  auto builder = co_await config.model.to_builder(ctx, {.device = config.device});
+  auto builder = co_await config.model.to_builder(ctx, {.device = config.device, .adapter = config.lora});
   auto model = co_await builder.spawn_train("gspo", {.max_batch_size = config.samples_per_batch});
   auto prompts = co_await config.dataset.load(ctx);
   auto correct =

@@ -30,9 +30,11 @@ struct RewardModelConfig {
   std::uint64_t seed = 0;
   // Where the model runs: cpu, or cuda / cuda:N with a CUDA build of LibTorch (docs/gpu.md).
   std::string device = "cpu";
+  // LoRA adapters trained instead of every weight: lora.r > 0 (e.g. --set lora.r=16); 0: full fine-tuning.
+  LoraOptions lora;
 };
 CHORUS_CONFIG(RewardModelConfig, preference_dataset, metric_dataset, model, lr, epochs, samples_per_batch,
-              eval_fraction, seed, device)
+              eval_fraction, seed, device, lora)
 
 Task<void> reward_model(RewardModelConfig config, RecipeContext& ctx) {
   bool by_pairs = !config.preference_dataset.path.empty();
@@ -46,7 +48,8 @@ Task<void> reward_model(RewardModelConfig config, RecipeContext& ctx) {
   else
     std::tie(options.metrics, options.eval_metrics) =
       train_eval_split(co_await config.metric_dataset.load(ctx), config.eval_fraction, config.seed);
-  auto builder = co_await config.model.to_builder(ctx, {.device = config.device, .seed = config.seed});
+  auto builder =
+    co_await config.model.to_builder(ctx, {.device = config.device, .seed = config.seed, .adapter = config.lora});
   auto model = co_await builder.spawn_scoring("reward_model");
   options.model = model;
   options.logger = ctx.logger();

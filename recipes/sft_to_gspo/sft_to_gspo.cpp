@@ -1,6 +1,8 @@
 // The two-stage recipe of the README: SFT warm-up on demonstrations, then GSPO on prompts graded by
-// a judge model (docs/architecture.md follows its awaits down to the actors). Run with a config
-// (examples/configs/sft_to_gspo.json runs on builtin:tiny):
+// a judge model (docs/architecture.md follows its awaits down to the actors). With a judge_dataset a
+// first stage trains the judge on labelled verdicts in the grader's own prompt format (e.g.
+// examples/configs/data/arithmetic_verdicts.jsonl). Run with a config (examples/configs/sft_to_gspo.json
+// runs on builtin:tiny):
 //
 //   ./build/recipes/sft_to_gspo/sft_to_gspo --config examples/configs/sft_to_gspo.json
 #include <chorus/chorus.hpp>
@@ -11,8 +13,25 @@ struct SftToGspoConfig {
   Dataset<Completion> sft_dataset;
   // Prompts only, for GSPO: {"prompt": ...} or {"messages": [...]}.
   Dataset<Prompt> gspo_dataset;
-  // The model to train (and, as a judge, to grade): builtin:tiny or a Hugging Face model folder.
+  // The model to train: builtin:tiny or a Hugging Face model folder.
   ModelRef model_to_train;
+  // The judge's model; empty: model_to_train, as the seed grades with the model it starts from.
+  std::string judge_model;
+  // Verdicts that first train judge_model into the judge: {"prompt": ..., "completion": ..., "label":
+  // 1 (pass) or 0 (fail), "reasoning": ...} ({"path": ..., "label_key": "pass"} names another label
+  // field). The judge is saved in judge-model/ and its held-out accuracy logged. Empty: judge_model
+  // grades as it is.
+  Dataset<Metric> judge_dataset;
+  // What the judge checks.
+  std::string judge_criteria = "Is the output high-quality, well-formed, and correct?";
+  // The judge's SFT learning rate.
+  double judge_learning_rate = 1e-3;
+  // Passes over the judge's verdicts.
+  int judge_epochs = 1;
+  // Verdicts per judge SFT step.
+  int judge_batch_size = 16;
+  // Share of judge_dataset held out to measure the judge's accuracy.
+  double judge_eval_fraction = 0.1;
   // SFT's peak learning rate.
   double sft_learning_rate = 1e-5;
   // Passes over the demonstrations.
@@ -29,13 +48,60 @@ struct SftToGspoConfig {
   int max_tokens = 256;
   // Where the models run: cpu, or cuda / cuda:N with a CUDA build of LibTorch (docs/gpu.md).
   std::string device = "cpu";
+  // LoRA adapters trained instead of every weight: lora.r > 0 (e.g. --set lora.r=16); 0: full fine-tuning.
+  LoraOptions lora;
+  // Seeds the judge's held-out split.
+  std::uint64_t seed = 0;
 };
-CHORUS_CONFIG(SftToGspoConfig, sft_dataset, gspo_dataset, model_to_train, sft_learning_rate, sft_epochs, sft_batch_size,
-              gspo_learning_rate, gspo_max_steps, gspo_batch_size, max_tokens, device)
+CHORUS_CONFIG(SftToGspoConfig, sft_dataset, gspo_dataset, model_to_train, judge_model, judge_dataset, judge_criteria,
+              judge_learning_rate, judge_epochs, judge_batch_size, judge_eval_fraction, sft_learning_rate, sft_epochs,
+              sft_batch_size, gspo_learning_rate, gspo_max_steps, gspo_batch_size, max_tokens, device, seed, lora)
+
+BinaryJudgeOptions judge_options(const SftToGspoConfig& config, InferenceModel judge) {
+  return {.grader_key = "output-quality",
+          .criteria = config.judge_criteria,
+          .model = std::move(judge),
+          .sampling = {.temperature = 0.0, .max_tokens = 64}};
+}
+
+// The judge: judge_model as it is, or trained on judge_dataset's verdicts first (and measured on the
+// held-out ones).
+Task<InferenceModel> spawn_judge(const SftToGspoConfig& config, RecipeContext& ctx) {
+  auto folder = config.judge_model.empty() ? config.model_to_train : ModelRef{config.judge_model};
+  std::vector<Metric> held_out;
+  if (!config.judge_dataset.path.empty()) {
+    auto [train, eval] =
+      train_eval_split(co_await config.judge_dataset.load(ctx), config.judge_eval_fraction, config.seed);
+    held_out = std::move(eval);
+    auto builder = co_await folder.to_builder(ctx, {.kv_cache_len = 1024, .device = config.device});
+    auto trainee = co_await builder.spawn_train("judge_training", {.max_batch_size = 16, .keep_reference = false});
+    co_await SFT({.dataset = binary_judge_demonstrations(judge_options(config, {}), train),
+                  .model = trainee,
+                  .logger = ctx.logger(),
+                  .lr = config.judge_learning_rate,
+                  .epochs = config.judge_epochs,
+                  .samples_per_batch = config.judge_batch_size,
+                  .max_grad_norm = 1.0,
+                  .warmup_steps = 10,
+                  .seed = config.seed,
+                  .stage = "judge_sft"})
+      .run();
+    folder = ModelRef{co_await trainee.save("judge-model", ctx)};
+  }
+  auto builder = co_await folder.to_builder(ctx, {.kv_cache_len = 1024, .device = config.device});
+  auto judge = co_await builder.spawn_inference("judge", {.max_batch_size = 128});
+  if (!held_out.empty()) {
+    auto grader = judge_options(config, judge);
+    grader.cache = false;
+    auto accuracy = co_await judge_agreement(BinaryJudgeGrader(grader), held_out);
+    ctx.log().info("judge {}: accuracy {:.3f} on {} held-out verdicts", folder.reference, accuracy, held_out.size());
+  }
+  co_return judge;
+}
 
 Task<void> sft_to_gspo(SftToGspoConfig config, RecipeContext& ctx) {
-  auto builder =
-    co_await config.model_to_train.to_builder(ctx, {.tp = 1, .kv_cache_len = 4096, .device = config.device});
+  auto builder = co_await config.model_to_train.to_builder(
+    ctx, {.tp = 1, .kv_cache_len = 4096, .device = config.device, .adapter = config.lora});
   auto model = co_await builder.spawn_train("sft_then_gspo", {.max_batch_size = 10'000});
   auto logger = ctx.logger();
 
@@ -51,11 +117,7 @@ Task<void> sft_to_gspo(SftToGspoConfig config, RecipeContext& ctx) {
     .run();
 
   auto prompts = co_await config.gspo_dataset.load(ctx);
-  auto judge_builder = co_await config.model_to_train.to_builder(ctx, {.tp = 1, .device = config.device});
-  auto judge = co_await judge_builder.spawn_inference("judge");
-  auto grader = BinaryJudgeGrader({.grader_key = "output-quality",
-                                   .criteria = "Is the output high-quality, well-formed, and correct?",
-                                   .model = judge});
+  auto grader = BinaryJudgeGrader(judge_options(config, co_await spawn_judge(config, ctx)));
   auto combined = CombinedGrader({.grader_key = "combined", .graders = {grader}});
   co_await GSPO({.dataset = prompts,
                  .model = model,

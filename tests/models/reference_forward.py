@@ -1,13 +1,16 @@
 #!/usr/bin/python3
 """An independent reference forward pass of a Llama / Qwen2 model folder in plain PyTorch.
 
-Usage: reference_forward.py MODEL_FOLDER TOKENS_JSON OUT_SAFETENSORS
+Usage: reference_forward.py MODEL_FOLDER TOKENS_JSON OUT_SAFETENSORS [ADAPTER_FOLDER]
 
 Reads config.json and model.safetensors (parsed here by hand: Debian has no safetensors package),
 runs the Hugging Face formulation of the model on the token ids of TOKENS_JSON ([[ids...], ...], all
 rows the same length) in float64, and writes the logits as float32 tensor "logits" to OUT_SAFETENSORS;
 for a ...ForSequenceClassification folder, the score head's output at every position as "scores"
 [batch, time] instead (a sequence's score is the one at its last token).
+With ADAPTER_FOLDER (PEFT's LoRA format: adapter_config.json, adapter_model.safetensors) the
+adapter is merged into the base weights by hand first: W += s B A, s = lora_alpha / r (or
+lora_alpha / sqrt(r) with use_rslora), for each "base_model.model.<module>.lora_A.weight".
 Written from the published architecture, not from chorus's code, so the two can disagree.
 """
 import json
@@ -62,10 +65,25 @@ def rotate_half(x):
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
+def merge_adapter(w, adapter_folder):
+    acfg = json.load(open(f"{adapter_folder}/adapter_config.json"))
+    r = acfg["r"]
+    scale = acfg["lora_alpha"] / (math.sqrt(r) if acfg.get("use_rslora") else r)
+    a = read_safetensors(f"{adapter_folder}/adapter_model.safetensors")
+    prefix = "base_model.model."
+    for name in a:
+        if not name.endswith(".lora_A.weight"):
+            continue
+        module = name[len(prefix):-len(".lora_A.weight")]
+        w[module + ".weight"] = w[module + ".weight"] + scale * (a[prefix + module + ".lora_B.weight"] @ a[name])
+
+
 def main():
     folder, tokens_path, out_path = sys.argv[1:4]
     cfg = json.load(open(f"{folder}/config.json"))
     w = read_safetensors(f"{folder}/model.safetensors")
+    if len(sys.argv) > 4:
+        merge_adapter(w, sys.argv[4])
     ids = torch.tensor(json.load(open(tokens_path)), dtype=torch.long)
     B, T = ids.shape
     H, KV = cfg["num_attention_heads"], cfg["num_key_value_heads"]

@@ -158,6 +158,29 @@ TEST_F(Evaluation, TheCallbackEvaluatesEveryNStepsAndAtTheEndWithTheStepsMetrics
   }());
 }
 
+// A samples file that cannot be written fails the evaluation naming the file (tests run as root, so
+// the paths are made unwritable by what is in the way, not by permissions).
+TEST_F(Evaluation, ASamplesFileThatCannotBeWrittenIsAnErrorNamingIt) {
+  std::ofstream(dir_ / "blocker") << "a file where a folder should be";
+  runtime_.run([&]() -> Task<void> {
+    auto model = co_await tiny_model();
+    for (auto file : {dir_ / "blocker" / "eval_samples.jsonl", dir_}) {
+      std::string error;
+      try {
+        co_await evaluate({.dataset = scored_prompts(),
+                           .model = model.as_inference(),
+                           .graders = {FunctionGrader("given", by_metadata)},
+                           .sampling = {.temperature = 1.0, .max_tokens = 4},
+                           .samples_file = file});
+      } catch (const Error& e) {
+        error = e.what();
+      }
+      EXPECT_NE(error.find(file.string() + ": cannot write the evaluation samples"), std::string::npos)
+        << "error: '" << error << "'";
+    }
+  }());
+}
+
 TEST(EvaluationOptions, BadOptionsAreConfigErrors) {
   Runtime runtime;
   RecipeContext ctx{runtime, "test", ::testing::TempDir(), MetricsLogger(), spdlog::default_logger()};

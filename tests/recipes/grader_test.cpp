@@ -243,3 +243,32 @@ TEST(Graders, IdenticalJudgementsAreServedFromTheCacheAndAskTheJudgeOnce) {
   }());
   EXPECT_THROW(BinaryJudgeGrader({.criteria = "x", .cache_size = 0}), ConfigError);
 }
+
+// Verdicts become judge demonstrations in the grader's own prompt format, answered with the
+// reasoning and the verdict line; a judge's agreement counts an ignored grade as a disagreement.
+TEST(Graders, LabelledVerdictsTrainAndMeasureAJudge) {
+  BinaryJudgeOptions options{.criteria = "Is the sum right?"};
+  std::vector<Metric> verdicts = {{{{"user", "2 + 2?"}}, "4", 1.0, {{"reasoning", "2 + 2 = 4."}}},
+                                  {{{"user", "2 + 3?"}}, "6", 0.0, Json::object()}};
+  auto demonstrations = binary_judge_demonstrations(options, verdicts);
+  ASSERT_EQ(demonstrations.size(), 2u);
+  EXPECT_EQ(demonstrations[0].completion, "2 + 2 = 4.\nVERDICT: PASS");
+  EXPECT_EQ(demonstrations[1].completion, "VERDICT: FAIL");
+  auto asked = binary_judge_prompt(options, {verdicts[1].prompt, verdicts[1].completion, Json::object()});
+  ASSERT_EQ(demonstrations[1].prompt.size(), asked.size());
+  for (std::size_t i = 0; i < asked.size(); ++i)
+    EXPECT_EQ(demonstrations[1].prompt[i].content, asked[i].content);
+
+  // A stand-in judge: passes "4" and "5", ignores "?" (NA).
+  auto judge = FunctionGrader("judge", [](const Sample& sample) {
+    Grade grade;
+    grade.score = sample.completion == "4" || sample.completion == "5" ? 1.0 : 0.0;
+    grade.ignored = sample.completion == "?";
+    return grade;
+  });
+  verdicts.push_back({{{"user", "2 + 3?"}}, "5", 0.0, Json::object()}); // the judge disagrees
+  verdicts.push_back({{{"user", "1 + 1?"}}, "?", 0.0, Json::object()}); // ignored: a disagreement
+  Runtime runtime;
+  EXPECT_DOUBLE_EQ(runtime.run(judge_agreement(judge, verdicts)), 0.5);
+  EXPECT_DOUBLE_EQ(runtime.run(judge_agreement(judge, {})), 0.0);
+}

@@ -189,6 +189,33 @@ TEST(RewardModelCheckpoints, APpoStageRestoresItsValueModelWithThePolicy) {
   auto [restored_version, restored_values] = run(true);
   EXPECT_EQ(restored_version, 2);
   EXPECT_EQ(restored_values, trained_values);
+  // A checkpoint written without a value model cannot resume a stage that has one: a CheckpointError
+  // naming the missing folder, not a value model silently restarted from a fresh head.
+  for (const auto& entry : std::filesystem::directory_iterator(dir / "checkpoints"))
+    if (entry.is_directory())
+      std::filesystem::remove_all(entry.path() / "value_model");
+  expect_error_containing<CheckpointError>([&] { run(true); }, {"value_model", "missing", "without one"});
+}
+
+TEST_F(RewardModels, ScoringModelGraderRefusesBadSquashes) {
+  runtime_.run([&]() -> Task<void> {
+    auto model = co_await scoring("builtin:tiny", "rater");
+    auto refused = [&](ScoringModelOptions options, std::string expected) {
+      options.model = model;
+      std::string error;
+      try {
+        ScoringModelGrader grader(std::move(options));
+      } catch (const ConfigError& e) {
+        error = e.what();
+      }
+      EXPECT_NE(error.find(expected), std::string::npos) << "error: '" << error << "'";
+    };
+    refused({.grader_key = "rm", .squash = "tanh"}, "squash must be sigmoid or linear, got 'tanh'");
+    refused({.grader_key = "rm", .squash = "sigmoid", .temperature = 0.0}, "temperature must be > 0");
+    refused({.grader_key = "rm", .squash = "linear", .low = 1.0, .high = 1.0}, "high must be above low");
+    refused({.grader_key = "rm", .squash = "linear", .low = 2.0, .high = -2.0}, "high must be above low");
+    co_return;
+  }());
 }
 
 TEST(RewardModelOptions, BadOptionsAreConfigErrors) {

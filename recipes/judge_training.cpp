@@ -1,0 +1,45 @@
+// Training a model into a BinaryJudgeGrader's judge: labelled responses rendered in the grader's
+// own prompt format, and the agreement of a judge with held-out labels.
+#include <chorus/gather.hpp>
+#include <chorus/grader.hpp>
+
+#include <algorithm>
+
+namespace chorus {
+
+namespace {
+
+bool passes(double label) {
+  return label > 0.5;
+}
+
+} // namespace
+
+std::vector<Completion> binary_judge_demonstrations(const BinaryJudgeOptions& options,
+                                                    const std::vector<Metric>& verdicts) {
+  std::vector<Completion> result;
+  result.reserve(verdicts.size());
+  for (const auto& verdict : verdicts) {
+    std::string answer = passes(verdict.label) ? "VERDICT: PASS" : "VERDICT: FAIL";
+    auto reasoning = verdict.metadata.find("reasoning");
+    if (reasoning != verdict.metadata.end() && reasoning->is_string() && !reasoning->get<std::string>().empty())
+      answer = reasoning->get<std::string>() + "\n" + answer;
+    result.push_back(
+      {binary_judge_prompt(options, {verdict.prompt, verdict.completion, verdict.metadata}), answer, Json::object()});
+  }
+  return result;
+}
+
+Task<double> judge_agreement(const Grader& grader, std::vector<Metric> verdicts) {
+  std::vector<Task<Grade>> grades;
+  grades.reserve(verdicts.size());
+  for (const auto& verdict : verdicts)
+    grades.push_back(grader.grade({verdict.prompt, verdict.completion, verdict.metadata}));
+  auto results = co_await when_all(std::move(grades));
+  double agreed = 0;
+  for (std::size_t i = 0; i < verdicts.size(); ++i)
+    agreed += !results[i].ignored && passes(results[i].score) == passes(verdicts[i].label) ? 1.0 : 0.0;
+  co_return agreed / static_cast<double>(std::max<std::size_t>(verdicts.size(), 1));
+}
+
+} // namespace chorus

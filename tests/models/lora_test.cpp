@@ -1,0 +1,334 @@
+// LoRA adapters on the transformer: the training path (frozen product plus s B A x) equals the
+// merged-weight path replicas use, the base is untouched and gets no gradients, switching the
+// adapters off gives the base model back, and bad configs are refused naming the field.
+#include <chorus/errors.hpp>
+
+#include "models/checkpoint.hpp"
+#include "models/generation.hpp"
+#include "models/safetensors.hpp"
+#include "models/training.hpp"
+#include "tests/expect_error.hpp"
+#include "tests/models/reference_forward.hpp"
+#include "tests/models/test_models.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <fstream>
+
+using namespace chorus::models;
+using chorus::CheckpointError;
+using chorus::test::expect_error_containing;
+using test::random_model;
+using test::small_config;
+
+namespace {
+
+torch::Tensor sample_tokens(std::int64_t vocab, std::int64_t batch, std::int64_t time) {
+  torch::manual_seed(5);
+  return torch::randint(vocab, {batch, time}, torch::kInt64);
+}
+
+// Adapters that change the model: B drawn instead of zero.
+void perturb_adapters(Transformer& model) {
+  torch::NoGradGuard no_grad;
+  for (auto& [name, tensor] : model->adapter_parameters())
+    if (name.find("lora_B") != std::string::npos)
+      tensor.normal_(0.0, 0.05);
+}
+
+double max_difference(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a - b).abs().max().item<double>();
+}
+
+std::filesystem::path fresh_dir(const std::string& name) {
+  auto dir = std::filesystem::path(::testing::TempDir()) / ("lora_" + name);
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+torch::Tensor logits_of(Transformer& model, const torch::Tensor& tokens) {
+  torch::NoGradGuard no_grad;
+  return model->forward(tokens);
+}
+
+LoraConfig rank(std::int64_t r) {
+  LoraConfig config;
+  config.r = r;
+  config.lora_alpha = 2.0 * static_cast<double>(r);
+  return config;
+}
+
+} // namespace
+
+TEST(Lora, TheTrainingPathEqualsTheMergedWeights) {
+  for (const auto* type : {"llama", "qwen2"}) {
+    auto model = random_model(small_config(type), 1);
+    model->add_adapters(rank(4), /*seed=*/3);
+    perturb_adapters(model);
+    auto tokens = sample_tokens(97, 2, 9);
+    auto trained = model->forward(tokens); // autograd records: s B A x beside the frozen product
+    torch::Tensor merged;
+    {
+      torch::NoGradGuard no_grad; // W + s B A, as a replica computes
+      merged = model->forward(tokens);
+    }
+    EXPECT_TRUE(trained.requires_grad());
+    EXPECT_LT(max_difference(trained.detach(), merged), 1e-5) << type;
+  }
+}
+
+TEST(Lora, FreshAdaptersAndAdaptersOffComputeAsTheBase) {
+  auto model = random_model(small_config(), 1);
+  auto tokens = sample_tokens(97, 2, 7);
+  torch::NoGradGuard no_grad;
+  auto base = model->forward(tokens).clone();
+  model->add_adapters(rank(8), 3);
+  EXPECT_LT(max_difference(model->forward(tokens), base), 1e-6); // B = 0
+  perturb_adapters(model);
+  auto adapted = model->forward(tokens).clone();
+  EXPECT_GT(max_difference(adapted, base), 1e-3);
+  model->set_adapters_enabled(false);
+  EXPECT_LT(max_difference(model->forward(tokens), base), 1e-6);
+  model->set_adapters_enabled(true);
+  EXPECT_LT(max_difference(model->forward(tokens), adapted), 1e-6);
+}
+
+// A replica's merged weights follow the adapters: an in-place update (a weight sync, an optimizer
+// step) is seen by the next forward, the decode path included.
+TEST(Lora, MergedWeightsFollowAnUpdateOfTheAdapters) {
+  auto model = random_model(small_config(), 2);
+  model->add_adapters(rank(4), 3);
+  auto tokens = sample_tokens(97, 1, 6);
+  torch::NoGradGuard no_grad;
+  auto before = model->forward(tokens).clone();
+  perturb_adapters(model);
+  auto after = model->forward(tokens);
+  EXPECT_GT(max_difference(after, before), 1e-3);
+  torch::Tensor expected;
+  {
+    torch::AutoGradMode recording(true);
+    expected = model->forward(tokens).detach();
+  }
+  EXPECT_LT(max_difference(after, expected), 1e-5);
+
+  // Decoding token by token through the KV cache gives the same last logits.
+  auto cache = model->make_cache(1, 16);
+  auto positions = torch::arange(5, torch::kInt64).unsqueeze(0);
+  auto valid = torch::ones({1, 16}, torch::kBool);
+  model->forward_cached(tokens.narrow(1, 0, 5), positions, valid, cache, 0);
+  auto last = model->decode(tokens.narrow(1, 5, 1).reshape({1}), torch::zeros({1}, torch::kInt64),
+                            torch::full({1}, 5, torch::kInt64), cache);
+  EXPECT_LT(max_difference(last, expected.select(1, 5)), 1e-4);
+}
+
+TEST(Lora, OnlyTheAdaptersTrain) {
+  auto model = random_model(small_config("llama", /*tied=*/false), 1);
+  std::vector<torch::Tensor> base;
+  for (const auto& parameter : model->parameters())
+    base.push_back(parameter.detach().clone());
+  auto config = rank(4);
+  config.target_modules = {"q_proj", "v_proj"};
+  model->add_adapters(config, 3);
+  auto adapters = model->adapter_parameters();
+  ASSERT_EQ(adapters.size(), 2u * 2u * 2u); // 2 layers x (q, v) x (A, B)
+  EXPECT_EQ(adapters.front().first, "model.layers.0.self_attn.q_proj.lora_A.weight");
+  EXPECT_EQ(adapters[1].first, "model.layers.0.self_attn.q_proj.lora_B.weight");
+  EXPECT_EQ(adapters.front().second.sizes(), (std::vector<std::int64_t>{4, 64}));
+
+  auto optimizer = make_adamw(*model, 1e-2, 0.01);
+  std::size_t trained = 0;
+  for (const auto& group : optimizer->param_groups())
+    trained += group.params().size();
+  EXPECT_EQ(trained, adapters.size());
+
+  auto tokens = sample_tokens(97, 2, 8);
+  for (int step = 0; step < 3; ++step) {
+    optimizer_step(*model, *optimizer, {1.0},
+                   [&](std::size_t) {
+                     return masked_cross_entropy(model->forward(tokens).narrow(1, 0, 7), tokens.narrow(1, 1, 7),
+                                                 torch::ones({2, 7}, torch::kInt64));
+                   },
+                   1.0);
+  }
+  std::size_t index = 0;
+  for (const auto& item : model->named_parameters()) {
+    if (item.key().find(".lora_") != std::string::npos)
+      continue;
+    EXPECT_FALSE(item.value().grad().defined()) << item.key();
+    EXPECT_TRUE(torch::equal(item.value(), base[index])) << item.key() << " changed";
+    ++index;
+  }
+  EXPECT_EQ(index, base.size());
+  // The adapters moved: B is no longer zero.
+  EXPECT_GT(adapters[1].second.abs().max().item<double>(), 0.0);
+}
+
+TEST(Lora, TheScaleIsAlphaOverRankOrOverItsRootWithRsLora) {
+  auto config = rank(16);
+  config.lora_alpha = 32;
+  EXPECT_DOUBLE_EQ(config.scale(), 2.0);
+  config.use_rslora = true;
+  EXPECT_DOUBLE_EQ(config.scale(), 8.0);
+}
+
+TEST(Lora, BadConfigsAreRefusedNamingTheField) {
+  auto refused = [](LoraConfig config, const std::string& expected) {
+    auto model = random_model(small_config(), 1);
+    try {
+      model->add_adapters(config);
+      ADD_FAILURE() << "accepted; expected: " << expected;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+    }
+  };
+  refused(rank(0), "lora.r must be > 0");
+  refused(rank(-2), "lora.r must be > 0");
+  auto config = rank(4);
+  config.target_modules = {"q_proj", "qkv_proj"};
+  refused(config, "unknown module 'qkv_proj'");
+  config.target_modules = {"q_proj", "q_proj"};
+  refused(config, "names 'q_proj' twice");
+  config.target_modules = {};
+  refused(config, "target_modules is empty");
+  config = rank(4);
+  config.lora_dropout = 1.0;
+  refused(config, "lora_dropout");
+  config = rank(4);
+  config.lora_alpha = 0;
+  refused(config, "lora_alpha");
+  auto model = random_model(small_config(), 1);
+  model->add_adapters(rank(2));
+  EXPECT_THROW(model->add_adapters(rank(2)), std::invalid_argument);
+}
+
+// -- adapter folders --------------------------------------------------------------
+
+TEST(LoraFolders, TheSavedAdapterIsPeftsFormatAndAnIndependentForwardAgrees) {
+  auto dir = fresh_dir("peft");
+  for (const auto* type : {"llama", "qwen2"}) {
+    auto base = random_model(small_config(type), 1);
+    auto adapted = random_model(small_config(type), 1);
+    auto config = rank(4);
+    config.use_rslora = std::string(type) == "qwen2";
+    adapted->add_adapters(config, 3);
+    perturb_adapters(adapted);
+    save_adapter(adapted, dir / type, "base-model-folder");
+
+    std::ifstream in(dir / type / "adapter_config.json");
+    auto json = nlohmann::json::parse(in);
+    EXPECT_EQ(json["peft_type"], "LORA");
+    EXPECT_EQ(json["r"], 4);
+    EXPECT_EQ(json["lora_alpha"], 8.0);
+    EXPECT_EQ(json["base_model_name_or_path"], "base-model-folder");
+    EXPECT_EQ(json["target_modules"].size(), 7u);
+    auto file = SafetensorsFile::open(dir / type / "adapter_model.safetensors");
+    EXPECT_TRUE(file.contains("base_model.model.model.layers.1.mlp.down_proj.lora_B.weight"));
+    EXPECT_EQ(file.entries().size(), 2u * 7u * 2u);
+
+    // The base as it is, the adapter merged by the script itself.
+    auto tokens = sample_tokens(97, 2, 6);
+    auto reference = test::reference_output(base, dir / (std::string(type) + "_reference"), tokens, "logits", dir / type);
+    EXPECT_LT(max_difference(logits_of(adapted, tokens), reference), 1e-4) << type;
+  }
+}
+
+TEST(LoraFolders, AnAdapterLoadsOntoItsBaseAndAMergedFolderComputesTheSame) {
+  auto dir = fresh_dir("round_trip");
+  auto adapted = random_model(small_config(), 1);
+  adapted->add_adapters(rank(4), 3);
+  perturb_adapters(adapted);
+  auto tokens = sample_tokens(97, 2, 6);
+  auto expected = logits_of(adapted, tokens);
+  save_adapter(adapted, dir / "adapter", "base");
+  save_pretrained(adapted, dir / "merged");
+
+  auto base = random_model(small_config(), 1);
+  EXPECT_TRUE(is_adapter_folder(dir / "adapter"));
+  EXPECT_FALSE(is_adapter_folder(dir / "merged"));
+  EXPECT_EQ(adapter_base_model(dir / "adapter"), "base");
+  load_adapter(base, dir / "adapter");
+  EXPECT_LT(max_difference(logits_of(base, tokens), expected), 1e-6);
+
+  auto merged = load_pretrained(dir / "merged"); // a plain folder: no adapter tensors in it
+  EXPECT_FALSE(merged->lora_config());
+  EXPECT_LT(max_difference(logits_of(merged, tokens), expected), 1e-5);
+}
+
+TEST(LoraFolders, AnAdapterForAnotherBaseOrABrokenFolderIsAClearError) {
+  auto dir = fresh_dir("errors");
+  auto adapted = random_model(small_config(), 1);
+  adapted->add_adapters(rank(4), 3);
+  save_adapter(adapted, dir / "adapter", "base");
+
+  auto other_config = small_config();
+  other_config.hidden_size = 32;
+  other_config.head_dim = 8;
+  auto other = random_model(other_config, 1);
+  expect_error_containing<CheckpointError>([&] { load_adapter(other, dir / "adapter"); },
+                                           {"adapter_model.safetensors", "lora_A.weight", "[4, 64]", "[4, 32]",
+                                            "another base model"});
+
+  auto base = random_model(small_config("qwen2", true), 1);
+  auto config = small_config();
+  config.num_hidden_layers = 1;
+  auto one_layer = random_model(config, 1);
+  expect_error_containing<CheckpointError>([&] { load_adapter(one_layer, dir / "adapter"); },
+                                           {"model.layers.1.", "belongs to no adapter"});
+
+  expect_error_containing<CheckpointError>([&] { load_adapter(base, dir / "missing"); },
+                                           {"adapter_config.json", "missing"});
+  std::filesystem::create_directories(dir / "bad");
+  std::ofstream(dir / "bad" / "adapter_config.json") << R"({"peft_type": "LORA", "r": 0, "target_modules": ["q_proj"]})";
+  expect_error_containing<CheckpointError>([&] { load_adapter(base, dir / "bad"); },
+                                           {"adapter_config.json", "lora.r must be > 0"});
+  std::ofstream(dir / "bad" / "adapter_config.json") << R"({"peft_type": "IA3", "r": 4})";
+  expect_error_containing<CheckpointError>([&] { load_adapter(base, dir / "bad"); }, {"peft_type", "only LORA"});
+}
+
+// The gradients that reach A and B are the loss's derivatives (central differences, in float64),
+// with the adapters computed as in training and as merged weights.
+TEST(Lora, AdapterGradientsMatchFiniteDifferences) {
+  auto model = random_model(small_config("qwen2"), 4);
+  model->add_adapters(rank(2), 3);
+  perturb_adapters(model);
+  model->to(torch::kFloat64);
+  auto tokens = sample_tokens(97, 1, 5);
+  auto loss_of = [&] { // in float64 throughout (the training losses compute in fp32)
+    auto logprobs = torch::log_softmax(model->forward(tokens).narrow(1, 0, 4), -1);
+    return -logprobs.gather(-1, tokens.narrow(1, 1, 4).unsqueeze(-1)).mean();
+  };
+  loss_of().backward();
+  for (auto& [name, tensor] : model->adapter_parameters()) {
+    if (name.find("layers.0.self_attn.v_proj") == std::string::npos && name.find("layers.1.mlp.down_proj") == std::string::npos)
+      continue;
+    auto flat = tensor.view(-1);
+    auto grad = tensor.grad().view(-1);
+    for (std::int64_t i : {std::int64_t{0}, flat.numel() / 2, flat.numel() - 1}) {
+      // Norms and softmax compute in fp32 whatever the dtype: a step of 1e-3 keeps their rounding
+      // (1e-7 of the loss) well below the differences measured.
+      const double h = 1e-3;
+      double original = flat[i].item<double>();
+      auto set = [&](double value) {
+        torch::NoGradGuard no_grad;
+        flat[i] = value;
+      };
+      auto evaluate = [&](bool recorded) {
+        torch::AutoGradMode mode(recorded);
+        return loss_of().item<double>();
+      };
+      for (bool recorded : {true, false}) { // the training path and the merged weights
+        set(original + h);
+        double up = evaluate(recorded);
+        set(original - h);
+        double down = evaluate(recorded);
+        set(original);
+        auto expected = (up - down) / (2 * h);
+        EXPECT_NEAR(grad[i].item<double>(), expected, 1e-4 + 0.01 * std::abs(expected))
+          << name << "[" << i << "] " << (recorded ? "training path" : "merged weights");
+      }
+    }
+  }
+}
