@@ -38,6 +38,8 @@ struct ModelInfo {
   std::string model_type;
   std::int64_t vocab_size = 0;
   std::int64_t parameters = 0;
+  /// Parameters that train: all of them, or a LoRA model's adapters.
+  std::int64_t trained_parameters = 0;
   std::int64_t weight_version = 0;
   std::int32_t threads = 0;
   /// Generate requests queued or running (a policy or judge actor; 0 for a trainer).
@@ -175,7 +177,8 @@ struct LoadStateRequest {
 /// A policy actor's message to itself: run one continuous-batching step.
 struct DecodeStep {};
 
-CHORUS_INSPECT(ModelInfo, model_type, vocab_size, parameters, weight_version, threads, pending, data_parallel_port)
+CHORUS_INSPECT(ModelInfo, model_type, vocab_size, parameters, trained_parameters, weight_version, threads, pending,
+               data_parallel_port)
 CHORUS_INSPECT(ModelInfoRequest)
 CHORUS_INSPECT(GenerateRequest, messages, text, params, tokens, id, min_weight_version, stream_to)
 CHORUS_INSPECT(GenerationDelta, id, text)

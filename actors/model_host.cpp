@@ -119,8 +119,10 @@ ModelInfo ModelHost::info(std::int64_t weight_version) const {
   ModelInfo result;
   result.model_type = model.model->config().model_type;
   result.vocab_size = model.model->config().vocab_size;
-  for (const auto& parameter : model.model->parameters())
+  for (const auto& parameter : model.model->parameters()) {
     result.parameters += parameter.numel();
+    result.trained_parameters += parameter.requires_grad() ? parameter.numel() : 0;
+  }
   result.weight_version = weight_version;
   result.threads = threads;
   return result;

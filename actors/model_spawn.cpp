@@ -17,6 +17,7 @@
 #include <caf/send.hpp>
 
 #include <filesystem>
+#include <fmt/format.h>
 
 namespace chorus {
 
@@ -364,8 +365,11 @@ struct TrainingSpawn {
       co_await join_ranks(state->trainer, trainer_info.data_parallel_port);
       for (const auto& replica : state->inference->replicas)
         co_await wait_loaded(replica->ref);
-      ctx->log().info("model '{}': {} ({:.1f} M parameters) loaded by a trainer and {} replica(s)", name,
-                      spec->reference, static_cast<double>(trainer_info.parameters) / 1e6,
+      std::string adapters;
+      if (spec->options.adapter.r > 0 || !spec->adapter.empty())
+        adapters = fmt::format(", LoRA adapters: {:.2f} M of them train", trainer_info.trained_parameters / 1e6);
+      ctx->log().info("model '{}': {} ({:.1f} M parameters{}) loaded by a trainer and {} replica(s)", name,
+                      spec->reference, static_cast<double>(trainer_info.parameters) / 1e6, adapters,
                       state->inference->replicas.size());
     } catch (...) {
       stop_all(all);

@@ -1,7 +1,6 @@
 // The trainer's scoring steps and values: a scoring model's losses (regression, value), the value
 // estimates PPO's advantages come from (a scoring model's or the policy's value head), and scores.
 #include "actors/trainer_step.hpp"
-
 #include "models/training.hpp"
 
 #include <stdexcept>

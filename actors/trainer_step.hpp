@@ -3,7 +3,6 @@
 #pragma once
 
 #include "actors/trainer.hpp"
-
 #include "models/training.hpp"
 
 #include <string>
@@ -54,8 +53,8 @@ inline torch::Tensor at_last_token(const torch::Tensor& values, const models::Se
 }
 
 // `field` (one value per completion token) of samples [begin, end), a row each.
-inline std::vector<std::vector<float>> rows_of(const std::vector<TrainSample>& samples, std::size_t begin, std::size_t end,
-                                        std::vector<float> TrainSample::* field) {
+inline std::vector<std::vector<float>> rows_of(const std::vector<TrainSample>& samples, std::size_t begin,
+                                               std::size_t end, std::vector<float> TrainSample::* field) {
   std::vector<std::vector<float>> rows;
   for (auto i = begin; i < end; ++i)
     rows.push_back(samples[i].*field);

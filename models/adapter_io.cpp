@@ -1,10 +1,9 @@
 // LoRA adapter folders in PEFT's format: adapter_config.json and adapter_model.safetensors, whose
 // tensors are named `base_model.model.<the parameter's name>`; and model folders with the adapters
 // merged into the base weights.
-#include "models/checkpoint.hpp"
-
 #include <chorus/errors.hpp>
 
+#include "models/checkpoint.hpp"
 #include "models/safetensors.hpp"
 
 #include <nlohmann/json.hpp>

@@ -18,8 +18,8 @@ struct LoraConfig {
   double lora_dropout = 0.0;
   /// The projections adapted, by name: any of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj and
   /// down_proj.
-  std::vector<std::string> target_modules = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
-                                             "down_proj"};
+  std::vector<std::string> target_modules = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                             "gate_proj", "up_proj", "down_proj"};
   /// rsLoRA's scale, lora_alpha / sqrt(r), which keeps updates the same size as r grows.
   bool use_rslora = false;
 

@@ -21,9 +21,8 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
-#include <vector>
-
 #include <unistd.h>
+#include <vector>
 
 using namespace chorus;
 
@@ -32,9 +31,9 @@ namespace {
 struct Shape {
   const char* name;
   models::ModelConfig config;
-  int sequences;          // per step
-  int length;             // tokens per sequence
-  int steps;              // measured, after one warm-up step
+  int sequences; // per step
+  int length;    // tokens per sequence
+  int steps;     // measured, after one warm-up step
 };
 
 models::ModelConfig config_110m() {

@@ -79,7 +79,8 @@ TEST_F(LoraActors, ASavedAdapterLoadsOntoItsBase) {
     auto builder = co_await ModelRef{"builtin:tiny", folder}.to_builder(ctx_, {.kv_cache_len = 256, .seed = 2});
     auto loaded = co_await builder.spawn_inference("loaded");
     auto got = co_await loaded.logprobs(prompt, completion);
-    auto merged_model = co_await (co_await ModelRef{merged}.to_builder(ctx_, {.kv_cache_len = 256})).spawn_inference("m");
+    auto merged_model =
+      co_await (co_await ModelRef{merged}.to_builder(ctx_, {.kv_cache_len = 256})).spawn_inference("m");
     auto from_merged = co_await merged_model.logprobs(prompt, completion);
     EXPECT_EQ(got.size(), expected.size());
     for (std::size_t i = 0; i < expected.size() && i < got.size(); ++i) {
@@ -96,7 +97,7 @@ TEST_F(LoraActors, BadAdapterOptionsAreConfigErrors) {
     co_await expect_error_containing<ConfigError>(
       ModelRef{"builtin:tiny"}.to_builder(ctx_, {.adapter = {.r = 4, .target_modules = {"qkv"}}}),
       {"unknown module 'qkv'"});
-    co_await expect_error_containing<ConfigError>(
-      ModelRef{"builtin:tiny", output_.string()}.to_builder(ctx_, {}), {"not a LoRA adapter folder"});
+    co_await expect_error_containing<ConfigError>(ModelRef{"builtin:tiny", output_.string()}.to_builder(ctx_, {}),
+                                                  {"not a LoRA adapter folder"});
   }());
 }

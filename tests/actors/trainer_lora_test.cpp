@@ -86,7 +86,7 @@ TEST(TrainerLora, OnlyTheAdaptersTrainAndHoldOptimizerState) {
   EXPECT_EQ(state, 2 * elements(adapters));
   EXPECT_LT(elements(adapters), elements(base) / 10);
   auto weights = models::SafetensorsFile::open(folder / "weights.safetensors");
-  EXPECT_EQ(weights.entries().size(), adapters.size()); // the frozen base is not checkpointed
+  EXPECT_EQ(weights.entries().size(), adapters.size());                    // the frozen base is not checkpointed
   EXPECT_FALSE(std::filesystem::exists(folder / "reference.safetensors")); // the base is the reference
 }
 

@@ -42,8 +42,10 @@ fs::path run_dir(const std::string& name) {
   return fs::path(::testing::TempDir()) / ("resume_" + name);
 }
 
-std::vector<std::string> args_for(const fs::path& output, std::vector<std::string> extra = {}) {
+std::vector<std::string> args_for(const fs::path& output, std::vector<std::string> extra = {}, bool lora = false) {
   auto all = kArgs;
+  if (lora) // adapters: the checkpoints hold them and their optimizer state, not the frozen base
+    all.insert(all.end(), {"--set", "lora.r=8", "--set", "sft_learning_rate=0.005"});
   all.insert(all.end(), {"--output", output.string()});
   all.insert(all.end(), extra.begin(), extra.end());
   return all;
@@ -61,11 +63,17 @@ std::string latest_checkpoint(const fs::path& output) {
   return name;
 }
 
-// The uninterrupted run, once per test process (ctest runs each test in its own, concurrently).
-class Resume : public ::testing::Test {
-protected:
+// The uninterrupted run, once per test process (ctest runs each test in its own, concurrently); with
+// `Lora`, of the policy's LoRA adapters.
+template <bool Lora>
+class ResumeRun : public ::testing::Test {
+public:
+  static std::vector<std::string> args_for(const fs::path& output, std::vector<std::string> extra = {}) {
+    return ::args_for(output, std::move(extra), Lora);
+  }
+
   static void SetUpTestSuite() {
-    full_dir_ = run_dir("full_" + std::to_string(::getpid()));
+    full_dir_ = run_dir(std::string(Lora ? "full_lora_" : "full_") + std::to_string(::getpid()));
     fs::remove_all(full_dir_);
     ChildProcess full(CHORUS_TWO_STAGE_PROGRAM, args_for(full_dir_));
     full_exit_ = full.wait(300s);
@@ -95,9 +103,8 @@ protected:
       expected[i].erase("logprob_gap");
       EXPECT_EQ(metrics_difference(got[i], expected[i]), "") << "metrics line " << i;
     }
-    EXPECT_LT(max_weight_difference(full_dir_ / "final-model" / "model.safetensors",
-                                    output / "final-model" / "model.safetensors"),
-              1e-6);
+    auto weights = Lora ? "adapter_model.safetensors" : "model.safetensors";
+    EXPECT_LT(max_weight_difference(full_dir_ / "final-model" / weights, output / "final-model" / weights), 1e-6);
   }
 
   static inline fs::path full_dir_;
@@ -105,12 +112,16 @@ protected:
   static inline std::string full_eval_, full_output_;
 };
 
-TEST_F(Resume, ARunKilledInTheMiddleOfGspoAndResumedEndsAsIfNeverStopped) {
-  ASSERT_EQ(full_exit_, 0) << full_output_;
-  auto output = run_dir("killed");
+using Resume = ResumeRun<false>;
+using ResumeWithAdapters = ResumeRun<true>;
+
+// Killed after GSPO's third checkpoint; `name` names the run's folder.
+template <class Run>
+void kill_in_gspo_and_resume(const std::string& name) {
+  auto output = run_dir(name);
   fs::remove_all(output);
   {
-    ChildProcess run(CHORUS_TWO_STAGE_PROGRAM, args_for(output));
+    ChildProcess run(CHORUS_TWO_STAGE_PROGRAM, Run::args_for(output));
     ASSERT_TRUE(
       run.wait_for_output("checkpoint written: " + (output / "checkpoints" / "0002-gspo-step000003").string(), 300s))
       << run.output();
@@ -119,7 +130,19 @@ TEST_F(Resume, ARunKilledInTheMiddleOfGspoAndResumedEndsAsIfNeverStopped) {
   }
   auto latest = latest_checkpoint(output);
   EXPECT_TRUE(latest.starts_with("0002-gspo-step00000")) << latest;
-  resume_and_compare(output);
+  Run::resume_and_compare(output);
+}
+
+TEST_F(ResumeWithAdapters, ARunKilledInTheMiddleOfGspoAndResumedEndsAsIfNeverStopped) {
+  ASSERT_EQ(full_exit_, 0) << full_output_;
+  EXPECT_NE(full_output_.find("LoRA"), std::string::npos) << full_output_;
+  EXPECT_TRUE(fs::exists(full_dir_ / "final-model" / "adapter_config.json"));
+  kill_in_gspo_and_resume<ResumeWithAdapters>("killed_lora");
+}
+
+TEST_F(Resume, ARunKilledInTheMiddleOfGspoAndResumedEndsAsIfNeverStopped) {
+  ASSERT_EQ(full_exit_, 0) << full_output_;
+  kill_in_gspo_and_resume<Resume>("killed");
 }
 
 TEST_F(Resume, SigtermFinishesTheStepWritesACheckpointAndTheRunResumes) {

@@ -146,12 +146,13 @@ TEST(Lora, OnlyTheAdaptersTrain) {
 
   auto tokens = sample_tokens(97, 2, 8);
   for (int step = 0; step < 3; ++step) {
-    optimizer_step(*model, *optimizer, {1.0},
-                   [&](std::size_t) {
-                     return masked_cross_entropy(model->forward(tokens).narrow(1, 0, 7), tokens.narrow(1, 1, 7),
-                                                 torch::ones({2, 7}, torch::kInt64));
-                   },
-                   1.0);
+    optimizer_step(
+      *model, *optimizer, {1.0},
+      [&](std::size_t) {
+        return masked_cross_entropy(model->forward(tokens).narrow(1, 0, 7), tokens.narrow(1, 1, 7),
+                                    torch::ones({2, 7}, torch::kInt64));
+      },
+      1.0);
   }
   std::size_t index = 0;
   for (const auto& item : model->named_parameters()) {
@@ -230,7 +231,8 @@ TEST(LoraFolders, TheSavedAdapterIsPeftsFormatAndAnIndependentForwardAgrees) {
 
     // The base as it is, the adapter merged by the script itself.
     auto tokens = sample_tokens(97, 2, 6);
-    auto reference = test::reference_output(base, dir / (std::string(type) + "_reference"), tokens, "logits", dir / type);
+    auto reference =
+      test::reference_output(base, dir / (std::string(type) + "_reference"), tokens, "logits", dir / type);
     EXPECT_LT(max_difference(logits_of(adapted, tokens), reference), 1e-4) << type;
   }
 }
@@ -267,9 +269,9 @@ TEST(LoraFolders, AnAdapterForAnotherBaseOrABrokenFolderIsAClearError) {
   other_config.hidden_size = 32;
   other_config.head_dim = 8;
   auto other = random_model(other_config, 1);
-  expect_error_containing<CheckpointError>([&] { load_adapter(other, dir / "adapter"); },
-                                           {"adapter_model.safetensors", "lora_A.weight", "[4, 64]", "[4, 32]",
-                                            "another base model"});
+  expect_error_containing<CheckpointError>(
+    [&] { load_adapter(other, dir / "adapter"); },
+    {"adapter_model.safetensors", "lora_A.weight", "[4, 64]", "[4, 32]", "another base model"});
 
   auto base = random_model(small_config("qwen2", true), 1);
   auto config = small_config();
@@ -281,7 +283,8 @@ TEST(LoraFolders, AnAdapterForAnotherBaseOrABrokenFolderIsAClearError) {
   expect_error_containing<CheckpointError>([&] { load_adapter(base, dir / "missing"); },
                                            {"adapter_config.json", "missing"});
   std::filesystem::create_directories(dir / "bad");
-  std::ofstream(dir / "bad" / "adapter_config.json") << R"({"peft_type": "LORA", "r": 0, "target_modules": ["q_proj"]})";
+  std::ofstream(dir / "bad" / "adapter_config.json")
+    << R"({"peft_type": "LORA", "r": 0, "target_modules": ["q_proj"]})";
   expect_error_containing<CheckpointError>([&] { load_adapter(base, dir / "bad"); },
                                            {"adapter_config.json", "lora.r must be > 0"});
   std::ofstream(dir / "bad" / "adapter_config.json") << R"({"peft_type": "IA3", "r": 4})";
@@ -302,7 +305,8 @@ TEST(Lora, AdapterGradientsMatchFiniteDifferences) {
   };
   loss_of().backward();
   for (auto& [name, tensor] : model->adapter_parameters()) {
-    if (name.find("layers.0.self_attn.v_proj") == std::string::npos && name.find("layers.1.mlp.down_proj") == std::string::npos)
+    if (name.find("layers.0.self_attn.v_proj") == std::string::npos
+        && name.find("layers.1.mlp.down_proj") == std::string::npos)
       continue;
     auto flat = tensor.view(-1);
     auto grad = tensor.grad().view(-1);
