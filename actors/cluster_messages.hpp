@@ -115,7 +115,7 @@ struct WeightChunkRequest {
 };
 
 CHORUS_INSPECT(ModelActorSpec, name, reference, dtype, device, seed, max_batch_size, kv_cache_len, threads, scoring,
-               lora_r, lora_alpha, lora_dropout, lora_target_modules, lora_use_rslora, adapter)
+               lora_r, lora_alpha, lora_dropout, lora_target_modules, lora_use_rslora, lora_modules_to_save, adapter)
 CHORUS_INSPECT(NodeWelcome, name, cores)
 CHORUS_INSPECT(NodeHello, secret)
 CHORUS_INSPECT(SpawnedActor, actor, weights)

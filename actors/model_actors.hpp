@@ -42,12 +42,13 @@ struct ModelActorSpec {
   double lora_dropout = 0.0;
   std::vector<std::string> lora_target_modules;
   bool lora_use_rslora = false;
+  std::vector<std::string> lora_modules_to_save;
   /// A PEFT adapter folder loaded onto the model (empty: none); its config gives the adapters' shape.
   std::string adapter;
 
   /// The adapters' shape, when lora_r > 0.
   models::LoraConfig lora_config() const {
-    return {lora_r, lora_alpha, lora_dropout, lora_target_modules, lora_use_rslora};
+    return {lora_r, lora_alpha, lora_dropout, lora_target_modules, lora_use_rslora, lora_modules_to_save};
   }
 };
 

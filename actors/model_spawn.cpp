@@ -53,6 +53,7 @@ ModelActorSpec actor_spec(const detail::ModelSpec& spec, const std::string& name
   result.lora_dropout = lora.lora_dropout;
   result.lora_target_modules = lora.target_modules;
   result.lora_use_rslora = lora.use_rslora;
+  result.lora_modules_to_save = lora.modules_to_save;
   result.adapter = spec.adapter;
   return result;
 }
@@ -131,7 +132,8 @@ Task<ModelBuilder> make_builder(RecipeContext& ctx, std::string reference, Build
   if (options.adapter.r > 0) {
     try {
       const auto& lora = options.adapter;
-      models::check_lora_config({lora.r, lora.lora_alpha, lora.lora_dropout, lora.target_modules, lora.use_rslora});
+      models::check_lora_config(
+        {lora.r, lora.lora_alpha, lora.lora_dropout, lora.target_modules, lora.use_rslora, lora.modules_to_save});
     } catch (const std::invalid_argument& error) {
       throw ConfigError(where + error.what());
     }

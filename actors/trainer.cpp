@@ -140,21 +140,22 @@ bool Trainer::has_reference() const {
 
 namespace {
 
-// Puts a LoRA model's reference in place for one forward pass: its adapters switched off, or their
-// values swapped for the reference's; puts the trained adapters back when it ends.
+// Puts a LoRA model's reference in place for one forward pass: its adapters switched off (and the
+// modules trained beside them back at the base's values), or their values swapped for the
+// reference's; puts the trained values back when it ends.
 class ReferenceAdapters {
 public:
   ReferenceAdapters(models::Transformer& model, const std::vector<torch::Tensor>& reference) : model_(model) {
-    if (reference.empty()) {
+    auto trained = model_->adapter_parameters();
+    if (reference.empty()) { // the base: the adapters off, the modules trained beside them as they were
       model_->set_adapters_enabled(false);
+      const auto& bases = model_->saved_module_bases();
+      for (std::size_t i = 0; i < bases.size(); ++i)
+        swap(trained[trained.size() - bases.size() + i].second, bases[i]);
       return;
     }
-    for (auto& [name, tensor] : model_->adapter_parameters())
-      adapters_.push_back(tensor);
-    for (std::size_t i = 0; i < adapters_.size(); ++i) {
-      trained_.push_back(adapters_[i].clone());
-      adapters_[i].copy_(reference[i]);
-    }
+    for (std::size_t i = 0; i < trained.size(); ++i)
+      swap(trained[i].second, reference[i]);
   }
   ~ReferenceAdapters() {
     model_->set_adapters_enabled(true);
@@ -165,6 +166,13 @@ public:
   ReferenceAdapters& operator=(const ReferenceAdapters&) = delete;
 
 private:
+  // Puts `value` into `tensor`, keeping what it held to put back.
+  void swap(torch::Tensor tensor, const torch::Tensor& value) {
+    adapters_.push_back(tensor);
+    trained_.push_back(tensor.clone());
+    tensor.copy_(value);
+  }
+
   models::Transformer& model_;
   std::vector<torch::Tensor> adapters_, trained_;
 };

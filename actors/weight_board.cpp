@@ -1,18 +1,19 @@
 #include "actors/weight_board.hpp"
 
+#include "models/transformer.hpp"
+
 #include <stdexcept>
 
 namespace chorus::actors {
 
 std::vector<std::pair<std::string, torch::Tensor>> synced_parameters(const torch::nn::Module& model) {
-  std::vector<std::pair<std::string, torch::Tensor>> all, adapters;
-  for (const auto& parameter : model.named_parameters()) {
+  if (const auto* transformer = dynamic_cast<const models::TransformerImpl*>(&model))
+    if (transformer->lora_config())
+      return transformer->adapter_parameters();
+  std::vector<std::pair<std::string, torch::Tensor>> all;
+  for (const auto& parameter : model.named_parameters())
     all.emplace_back(parameter.key(), parameter.value());
-    const auto& name = parameter.key();
-    if (name.find(".lora_A.") != std::string::npos || name.find(".lora_B.") != std::string::npos)
-      adapters.emplace_back(name, parameter.value());
-  }
-  return adapters.empty() ? all : adapters;
+  return all;
 }
 
 void copy_into_parameters(torch::nn::Module& model, const std::vector<torch::Tensor>& tensors) {

@@ -16,8 +16,8 @@
 
 namespace chorus::actors {
 
-/// The parameters a weight version carries, by name in named_parameters() order: a model's LoRA
-/// adapters when it has some (its frozen base never changes), else all its parameters.
+/// The parameters a weight version carries, by name: a model's LoRA adapters and the modules trained
+/// beside them when it has adapters (its frozen base never changes), else all its parameters.
 std::vector<std::pair<std::string, torch::Tensor>> synced_parameters(const torch::nn::Module& model);
 
 /// Copies `tensors` (in synced_parameters(model) order) into `model`'s parameters, converting the

@@ -81,6 +81,15 @@ LoraConfig read_adapter_config(const std::filesystem::path& file) {
       throw CheckpointError(where("target_modules") + "must be a list of module names or \"all-linear\"");
     }
   }
+  if (json.contains("modules_to_save") && !json["modules_to_save"].is_null()) {
+    if (!json["modules_to_save"].is_array())
+      throw CheckpointError(where("modules_to_save") + "must be a list of module names or null");
+    for (const auto& module : json["modules_to_save"]) {
+      if (!module.is_string())
+        throw CheckpointError(where("modules_to_save") + "must list module names");
+      config.modules_to_save.push_back(module.get<std::string>());
+    }
+  }
   if (json.value("bias", "none") != "none")
     throw CheckpointError(where("bias") + "is '" + json["bias"].get<std::string>()
                           + "': only adapters without trained biases (\"none\") load");
@@ -99,7 +108,7 @@ std::vector<std::pair<std::string, torch::Tensor>> merged_parameters(Transformer
   std::vector<std::pair<std::string, torch::Tensor>> result;
   for (const auto& parameter : model->named_parameters()) {
     const auto& name = parameter.key();
-    if (name.find(".lora_A.") != std::string::npos || name.find(".lora_B.") != std::string::npos)
+    if (TransformerImpl::is_lora_parameter(name))
       continue;
     auto weight = parameter.value().detach();
     result.emplace_back(name, model->lora_config() ? merged_weight(model, name, weight) : weight);
@@ -115,18 +124,20 @@ void save_adapter(Transformer& model, const std::filesystem::path& folder, const
   std::filesystem::create_directories(folder, ec);
   if (ec)
     throw CheckpointError(folder.string() + ": cannot create the folder: " + ec.message());
-  nlohmann::json config = {{"peft_type", "LORA"},
-                           {"task_type", model->is_scoring() ? "SEQ_CLS" : "CAUSAL_LM"},
-                           {"base_model_name_or_path", base_model},
-                           {"r", lora.r},
-                           {"lora_alpha", lora.lora_alpha},
-                           {"lora_dropout", lora.lora_dropout},
-                           {"target_modules", lora.target_modules},
-                           {"use_rslora", lora.use_rslora},
-                           {"bias", "none"},
-                           {"fan_in_fan_out", false},
-                           {"inference_mode", true},
-                           {"init_lora_weights", true}};
+  nlohmann::json config = {
+    {"peft_type", "LORA"},
+    {"task_type", model->is_scoring() ? "SEQ_CLS" : "CAUSAL_LM"},
+    {"base_model_name_or_path", base_model},
+    {"r", lora.r},
+    {"lora_alpha", lora.lora_alpha},
+    {"lora_dropout", lora.lora_dropout},
+    {"target_modules", lora.target_modules},
+    {"use_rslora", lora.use_rslora},
+    {"modules_to_save", lora.modules_to_save.empty() ? nlohmann::json(nullptr) : nlohmann::json(lora.modules_to_save)},
+    {"bias", "none"},
+    {"fan_in_fan_out", false},
+    {"inference_mode", true},
+    {"init_lora_weights", true}};
   {
     std::ofstream out(folder / "adapter_config.json");
     out << config.dump(2) << "\n";
@@ -156,15 +167,20 @@ std::string adapter_base_model(const std::filesystem::path& folder) {
 
 void load_adapter(Transformer& model, const std::filesystem::path& folder) {
   auto config = read_adapter_config(folder / "adapter_config.json");
-  model->add_adapters(config);
+  try {
+    model->add_adapters(config);
+  } catch (const std::invalid_argument& error) {
+    throw CheckpointError((folder / "adapter_config.json").string() + ": " + error.what());
+  }
   auto file = SafetensorsFile::open(folder / "adapter_model.safetensors");
   std::set<std::string> used;
   torch::NoGradGuard no_grad;
   for (auto& [name, parameter] : model->adapter_parameters()) {
     auto stored = kPeftPrefix + name;
     if (!file.contains(stored))
-      throw CheckpointError(file.path().string() + ": tensor '" + stored + "' is missing (adapter_config.json targets "
-                            + name.substr(0, name.find(".lora_")) + ")");
+      throw CheckpointError(file.path().string() + ": tensor '" + stored + "' is missing (adapter_config.json "
+                            + (TransformerImpl::is_lora_parameter(name) ? "targets " : "saves ")
+                            + name.substr(0, name.rfind('.')) + ")");
     auto tensor = file.load(stored);
     if (tensor.sizes() != parameter.sizes())
       throw CheckpointError(file.path().string() + ": tensor '" + stored + "' has shape " + shape_text(tensor.sizes())

@@ -40,6 +40,13 @@ void check_lora_config(const LoraConfig& config) {
     if (!seen.insert(name).second)
       throw std::invalid_argument("lora.target_modules names '" + name + "' twice");
   }
+  for (const auto& name : config.modules_to_save) {
+    if (name.empty())
+      throw std::invalid_argument("lora.modules_to_save names an empty module");
+    if (std::find(known.begin(), known.end(), name) != known.end())
+      throw std::invalid_argument("lora.modules_to_save: '" + name
+                                  + "' is adapted (target_modules), not trained in full");
+  }
 }
 
 LoraAdapter::LoraAdapter(torch::nn::Linear& base, std::int64_t r, std::optional<at::Generator> generator) {

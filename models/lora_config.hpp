@@ -22,6 +22,9 @@ struct LoraConfig {
                                              "gate_proj", "up_proj", "down_proj"};
   /// rsLoRA's scale, lora_alpha / sqrt(r), which keeps updates the same size as r grows.
   bool use_rslora = false;
+  /// Modules trained in full beside the adapters (PEFT's modules_to_save): each entry names every
+  /// module whose name ends with it, e.g. "norm" for the RMSNorm weights.
+  std::vector<std::string> modules_to_save = {};
 
   /// s, the factor of B A.
   double scale() const;

@@ -339,7 +339,30 @@ void TransformerImpl::add_adapters(const LoraConfig& config, std::optional<std::
     decoder_layer->self_attn->add_adapters(config, lora_, generator);
     decoder_layer->mlp->add_adapters(config, lora_, generator);
   }
+  // Modules trained in full: every module whose name ends with an entry, as PEFT matches them.
+  for (const auto& wanted : config.modules_to_save) {
+    bool found = false;
+    for (const auto& item : named_modules("", /*include_self=*/false)) {
+      const auto& name = item.key();
+      if (name.size() < wanted.size() || name.compare(name.size() - wanted.size(), wanted.size(), wanted) != 0)
+        continue;
+      for (auto& parameter : item.value()->parameters(/*recurse=*/false))
+        parameter.requires_grad_(true);
+      found = true;
+    }
+    if (!found)
+      throw std::invalid_argument("lora.modules_to_save: no module of this model is named '" + wanted
+                                  + "' or ends with it");
+  }
   lora_config_ = config;
+  torch::NoGradGuard no_grad;
+  for (const auto& [name, tensor] : adapter_parameters())
+    if (!is_lora_parameter(name))
+      saved_module_bases_.push_back(tensor.detach().clone());
+}
+
+bool TransformerImpl::is_lora_parameter(const std::string& name) {
+  return name.find(".lora_A.") != std::string::npos || name.find(".lora_B.") != std::string::npos;
 }
 
 void TransformerImpl::set_adapters_enabled(bool enabled) {
@@ -349,11 +372,17 @@ void TransformerImpl::set_adapters_enabled(bool enabled) {
 }
 
 std::vector<std::pair<std::string, torch::Tensor>> TransformerImpl::adapter_parameters() const {
-  std::vector<std::pair<std::string, torch::Tensor>> result;
-  for (const auto& item : named_parameters())
-    if (item.key().find(".lora_A.") != std::string::npos || item.key().find(".lora_B.") != std::string::npos)
-      result.emplace_back(item.key(), item.value());
-  return result;
+  std::vector<std::pair<std::string, torch::Tensor>> adapters, modules;
+  if (!lora_config_)
+    return adapters;
+  for (const auto& item : named_parameters()) {
+    if (is_lora_parameter(item.key()))
+      adapters.emplace_back(item.key(), item.value());
+    else if (item.value().requires_grad() && !(score && item.value().is_same(score->weight)))
+      modules.emplace_back(item.key(), item.value());
+  }
+  adapters.insert(adapters.end(), modules.begin(), modules.end());
+  return adapters;
 }
 
 torch::Tensor TransformerImpl::output_weight() const {

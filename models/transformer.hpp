@@ -238,9 +238,19 @@ public:
   }
   void set_adapters_enabled(bool enabled);
 
-  /// The adapters' parameters, by name (`model.layers.0.self_attn.q_proj.lora_A.weight`, ...), in
-  /// named_parameters() order; empty without adapters.
+  /// The adapters' parameters, by name (`model.layers.0.self_attn.q_proj.lora_A.weight`, ...), then
+  /// those of the modules trained in full beside them (LoraConfig::modules_to_save), in
+  /// named_parameters() order: everything an adapted model trains; empty without adapters.
   std::vector<std::pair<std::string, torch::Tensor>> adapter_parameters() const;
+
+  /// Whether parameter `name` is one of a LoRA adapter's A and B matrices.
+  static bool is_lora_parameter(const std::string& name);
+
+  /// The base's values of the modules trained in full beside the adapters, in adapter_parameters()
+  /// order after the adapters' own (empty without modules_to_save): what the base computes with.
+  const std::vector<torch::Tensor>& saved_module_bases() const noexcept {
+    return saved_module_bases_;
+  }
 
   /// Whether this is a scoring model (a `score` head instead of a language-model head).
   bool is_scoring() const noexcept {
@@ -258,6 +268,7 @@ private:
   ModelConfig config_;
   std::optional<LoraConfig> lora_config_;
   std::shared_ptr<LoraState> lora_;
+  std::vector<torch::Tensor> saved_module_bases_;
   mutable torch::Tensor inv_freq_; // rotary frequencies, [head_dim / 2], not a parameter
   FusedParameter output_weight_t_;
 };

@@ -81,8 +81,10 @@ struct SftThenGspoConfig {
   int threads = 0;
   // Where the models run: cpu, or cuda / cuda:N with a CUDA build of LibTorch (docs/gpu.md).
   std::string device = "cpu";
-  // LoRA adapters on the policy instead of training every weight: lora.r > 0 (--set lora.r=16).
-  LoraOptions lora;
+  // LoRA adapters on the policy instead of training every weight: lora.r > 0 (--set lora.r=16). The
+  // built-in model is random, not pretrained: with its embeddings and norms frozen no adapter can make
+  // it confident (its logits stay within about 5 of each other), so they train beside the adapters.
+  LoraOptions lora{.modules_to_save = {"norm", "embed_tokens"}};
 };
 CHORUS_CONFIG(SftThenGspoConfig, model, seed, train_prompts, demonstrations, eval_prompts, sft_learning_rate,
               sft_epochs, sft_batch_size, gspo_learning_rate, gspo_max_steps, gspo_batch_size, completions_per_sample,

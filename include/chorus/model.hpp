@@ -53,8 +53,11 @@ struct LoraOptions {
                                              "gate_proj", "up_proj", "down_proj"};
   /// rsLoRA: s = lora_alpha / sqrt(r).
   bool use_rslora = false;
+  /// Modules trained in full beside the adapters (PEFT's modules_to_save), each naming every module
+  /// whose name ends with it: e.g. "norm" for the RMSNorm weights.
+  std::vector<std::string> modules_to_save;
 };
-CHORUS_CONFIG(LoraOptions, r, lora_alpha, lora_dropout, target_modules, use_rslora)
+CHORUS_CONFIG(LoraOptions, r, lora_alpha, lora_dropout, target_modules, use_rslora, modules_to_save)
 
 /// How the actors hosting a model are laid out.
 struct BuilderOptions {

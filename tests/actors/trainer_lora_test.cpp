@@ -172,3 +172,35 @@ TEST(TrainerLora, AWeightVersionCarriesOnlyTheAdapters) {
   for (std::size_t t = 0; t < expected.front().size(); ++t)
     EXPECT_NEAR(adopted.front()[t], expected.front()[t], 1e-5);
 }
+
+// With modules trained beside the adapters, the reference is still the base: the norms go back to
+// their base values for the reference pass, and the trained values come back after it.
+TEST(TrainerLora, TheReferenceOfAModelWithModulesToSaveIsTheBase) {
+  auto config = models::ModelConfig::tiny(64);
+  config.num_hidden_layers = 2;
+  config.hidden_size = 64;
+  config.intermediate_size = 96;
+  config.num_attention_heads = 4;
+  config.num_key_value_heads = 2;
+  config.head_dim = 16;
+  models::Transformer model(config, /*seed=*/3);
+  models::LoraConfig lora;
+  lora.r = 4;
+  lora.modules_to_save = {"norm"};
+  model->add_adapters(lora, /*seed=*/5);
+  Trainer trainer({model, nullptr}, true);
+  for (int i = 0; i < 5; ++i)
+    trainer.step(Objective::sft, samples(), {.lr = 2e-2});
+  auto norm = trainer.model().model->model->norm->weight.detach().clone();
+  EXPECT_GT((norm - 1.0).abs().max().item<double>(), 1e-3); // trained
+  auto batch = samples();
+  for (auto& sample : batch)
+    sample.behaviour_logprobs =
+      models::score_logprobs(trainer.model().model, {sample.prompt_tokens}, {sample.completion_tokens}).front();
+  auto far = trainer.step(Objective::policy, batch, {.lr = 0.0, .kl_beta = 0.1});
+  EXPECT_GT(far.kl, 1e-3);
+  EXPECT_TRUE(torch::equal(trainer.model().model->model->norm->weight, norm)); // put back
+  trainer.reset_reference();
+  auto near = trainer.step(Objective::policy, batch, {.lr = 0.0, .kl_beta = 0.1});
+  EXPECT_NEAR(near.kl, 0.0, 1e-6);
+}

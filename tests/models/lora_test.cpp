@@ -336,3 +336,52 @@ TEST(Lora, AdapterGradientsMatchFiniteDifferences) {
     }
   }
 }
+
+// Modules trained in full beside the adapters (PEFT's modules_to_save): "norm" names every RMSNorm;
+// they train, are saved in the adapter folder under PEFT's names and load back with it.
+TEST(LoraFolders, ModulesToSaveTrainBesideTheAdaptersAndTravelWithThem) {
+  auto dir = fresh_dir("modules_to_save");
+  auto model = random_model(small_config("llama", /*tied=*/false), 1);
+  auto config = rank(2);
+  config.modules_to_save = {"norm"};
+  model->add_adapters(config, 3);
+  auto trained = model->adapter_parameters();
+  std::vector<std::string> modules;
+  for (const auto& [name, tensor] : trained)
+    if (!TransformerImpl::is_lora_parameter(name)) {
+      modules.push_back(name);
+      EXPECT_TRUE(tensor.requires_grad()) << name;
+    }
+  EXPECT_EQ(
+    modules,
+    (std::vector<std::string>{"model.layers.0.input_layernorm.weight", "model.layers.0.post_attention_layernorm.weight",
+                              "model.layers.1.input_layernorm.weight", "model.layers.1.post_attention_layernorm.weight",
+                              "model.norm.weight"}));
+  EXPECT_EQ(model->saved_module_bases().size(), modules.size());
+  EXPECT_FALSE(model->lm_head->weight.requires_grad());
+  {
+    torch::NoGradGuard no_grad;
+    model->model->norm->weight.mul_(1.5); // as a training step would move it
+  }
+  perturb_adapters(model);
+  auto tokens = sample_tokens(97, 2, 6);
+  auto expected = logits_of(model, tokens);
+  save_adapter(model, dir / "adapter", "base");
+  auto file = SafetensorsFile::open(dir / "adapter" / "adapter_model.safetensors");
+  EXPECT_TRUE(file.contains("base_model.model.model.norm.weight"));
+  std::ifstream in(dir / "adapter" / "adapter_config.json");
+  EXPECT_EQ(nlohmann::json::parse(in)["modules_to_save"], nlohmann::json::array({"norm"}));
+
+  auto base = random_model(small_config("llama", false), 1);
+  load_adapter(base, dir / "adapter");
+  EXPECT_LT(max_difference(logits_of(base, tokens), expected), 1e-6);
+
+  auto unknown = random_model(small_config(), 1);
+  config.modules_to_save = {"nrm"};
+  try {
+    unknown->add_adapters(config);
+    ADD_FAILURE() << "accepted an unknown module";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("no module of this model is named 'nrm'"), std::string::npos) << e.what();
+  }
+}
