@@ -224,4 +224,23 @@ ModelConfig ModelConfig::tiny(std::int64_t vocab_size) {
   return config;
 }
 
+ModelConfig ModelConfig::qwen2_half_billion() {
+  ModelConfig config;
+  config.model_type = "qwen2";
+  config.vocab_size = 151936;
+  config.hidden_size = 896;
+  config.intermediate_size = 4864;
+  config.num_hidden_layers = 24;
+  config.num_attention_heads = 14;
+  config.num_key_value_heads = 2;
+  config.head_dim = 64;
+  config.attention_bias = true;
+  config.tie_word_embeddings = true;
+  config.max_position_embeddings = 32768;
+  config.rope_theta = 1000000.0;
+  config.rms_norm_eps = 1e-6;
+  config.torch_dtype = "bfloat16";
+  return config;
+}
+
 } // namespace chorus::models

@@ -57,6 +57,11 @@ struct ModelConfig {
   /// and tests on a laptop CPU.
   static ModelConfig tiny(std::int64_t vocab_size);
 
+  /// Qwen2-0.5B's shape (its config.json): 24 layers, hidden 896, 14 query heads over 2 key/value
+  /// heads, tied embeddings over a 151936-token vocabulary, bf16 storage. For benchmarks at a real
+  /// model's size (weights drawn, not loaded).
+  static ModelConfig qwen2_half_billion();
+
   /// @throws CheckpointError naming `file` if the numbers do not describe a valid model.
   void validate(const std::filesystem::path& file) const;
 };

@@ -39,27 +39,6 @@ constexpr int kTrainSteps = 5;
 torch::Device device{torch::kCUDA, 0}; // the CPU with --smoke
 std::int64_t prompt_tokens = kPromptTokens, new_tokens = kNewTokens, train_tokens = kTrainTokens, matmul_size = 8192;
 
-// Qwen2-0.5B's shape (its config.json): 24 layers, hidden 896, 14 query heads over 2 key/value
-// heads, tied embeddings over a 151936-token vocabulary.
-ModelConfig qwen2_half_billion() {
-  ModelConfig config;
-  config.model_type = "qwen2";
-  config.vocab_size = 151936;
-  config.hidden_size = 896;
-  config.intermediate_size = 4864;
-  config.num_hidden_layers = 24;
-  config.num_attention_heads = 14;
-  config.num_key_value_heads = 2;
-  config.head_dim = 64;
-  config.attention_bias = true;
-  config.tie_word_embeddings = true;
-  config.max_position_embeddings = 32768;
-  config.rope_theta = 1000000.0;
-  config.rms_norm_eps = 1e-6;
-  config.torch_dtype = "bfloat16";
-  return config;
-}
-
 double seconds_since(Clock::time_point start) {
   if (device.is_cuda())
     torch::cuda::synchronize();
@@ -154,7 +133,7 @@ int main(int argc, char** argv) {
     std::printf("BENCH gpu_train skipped=no_cuda_device target=1.0\n");
     return 0;
   }
-  auto config = qwen2_half_billion();
+  auto config = ModelConfig::qwen2_half_billion();
   torch::manual_seed(0);
   Transformer model(config, /*seed=*/0);
   model->to(device, torch::kBFloat16);

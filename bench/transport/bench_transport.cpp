@@ -7,9 +7,14 @@
 //   bound:  a child process writes the same bytes to a TCP socket with Asio; this process reads them
 //           into a buffer allocated beforehand: no framing, no serialisation, no copy into tensors.
 //
-//   BENCH transport  MB/s of each; ratio = chorus / Asio (target 0.5)
+//   BENCH transport       MB/s of each; ratio = chorus / Asio (target 0.5)
+//   BENCH transport_lora  bytes a weight version carries with LoRA adapters (r = 16 on every
+//                         projection: synced_parameters) against the full weights, for the built-in
+//                         model and Qwen2-0.5B's shape; ratio = full / adapters on the latter
 #include "actors/messages.hpp"
 #include "actors/weight_stream.hpp"
+#include "models/checkpoint.hpp"
+#include "models/transformer.hpp"
 #include "runtime/cluster.hpp"
 
 #include <asio/connect.hpp>
@@ -166,6 +171,23 @@ double median(std::vector<double> values) {
   return values[values.size() / 2];
 }
 
+// Bytes of one weight version of `config`'s model: its full weights, and with r = 16 adapters.
+std::pair<std::int64_t, std::int64_t> version_bytes(const chorus::models::ModelConfig& config) {
+  auto bytes = [](const std::vector<std::pair<std::string, torch::Tensor>>& tensors) {
+    std::int64_t total = 0;
+    for (const auto& [name, tensor] : tensors)
+      total += static_cast<std::int64_t>(tensor.nbytes());
+    return total;
+  };
+  chorus::models::Transformer model(config, /*seed=*/1);
+  model->to(chorus::models::storage_dtype(config.torch_dtype));
+  auto full = bytes(chorus::actors::synced_parameters(*model));
+  chorus::models::LoraConfig lora;
+  lora.r = 16;
+  model->add_adapters(lora, /*seed=*/2);
+  return {full, bytes(chorus::actors::synced_parameters(*model))};
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -203,5 +225,13 @@ int main(int argc, char** argv) {
   auto chorus_rate = megabytes / median(chorus_seconds), asio_rate = megabytes / median(asio_seconds);
   std::printf("BENCH transport chorus_MBps=%.1f asio_MBps=%.1f version_MB=%.1f ratio=%.3f target=0.5\n", chorus_rate,
               asio_rate, megabytes, chorus_rate / asio_rate);
+
+  auto [tiny_full, tiny_adapters] = version_bytes(chorus::models::ModelConfig::tiny(264));
+  auto [qwen_full, qwen_adapters] = version_bytes(chorus::models::ModelConfig::qwen2_half_billion());
+  std::printf(
+    "BENCH transport_lora tiny_full_MB=%.2f tiny_lora_MB=%.2f qwen2_0.5b_full_MB=%.1f qwen2_0.5b_lora_MB=%.2f "
+    "ratio=%.1f target=10\n",
+    tiny_full / 1e6, tiny_adapters / 1e6, qwen_full / 1e6, qwen_adapters / 1e6,
+    static_cast<double>(qwen_full) / static_cast<double>(qwen_adapters));
   return 0;
 }

@@ -17,7 +17,8 @@ using chorus::actors::Trainer;
 
 namespace {
 
-models::Pretrained tiny_with_adapters(std::int64_t r = 4) {
+// A small model with adapters of rank `r` (and `modules_to_save` trained beside them).
+models::Pretrained tiny_with_adapters(std::int64_t r = 4, std::vector<std::string> modules_to_save = {}) {
   auto config = models::ModelConfig::tiny(64);
   config.num_hidden_layers = 2;
   config.hidden_size = 64;
@@ -29,6 +30,7 @@ models::Pretrained tiny_with_adapters(std::int64_t r = 4) {
   models::LoraConfig lora;
   lora.r = r;
   lora.lora_alpha = 2.0 * static_cast<double>(r);
+  lora.modules_to_save = std::move(modules_to_save);
   model->add_adapters(lora, /*seed=*/5);
   return {model, nullptr};
 }
@@ -176,19 +178,7 @@ TEST(TrainerLora, AWeightVersionCarriesOnlyTheAdapters) {
 // With modules trained beside the adapters, the reference is still the base: the norms go back to
 // their base values for the reference pass, and the trained values come back after it.
 TEST(TrainerLora, TheReferenceOfAModelWithModulesToSaveIsTheBase) {
-  auto config = models::ModelConfig::tiny(64);
-  config.num_hidden_layers = 2;
-  config.hidden_size = 64;
-  config.intermediate_size = 96;
-  config.num_attention_heads = 4;
-  config.num_key_value_heads = 2;
-  config.head_dim = 16;
-  models::Transformer model(config, /*seed=*/3);
-  models::LoraConfig lora;
-  lora.r = 4;
-  lora.modules_to_save = {"norm"};
-  model->add_adapters(lora, /*seed=*/5);
-  Trainer trainer({model, nullptr}, true);
+  Trainer trainer(tiny_with_adapters(4, {"norm"}), true);
   for (int i = 0; i < 5; ++i)
     trainer.step(Objective::sft, samples(), {.lr = 2e-2});
   auto norm = trainer.model().model->model->norm->weight.detach().clone();
