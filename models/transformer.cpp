@@ -320,16 +320,20 @@ TransformerImpl::TransformerImpl(const ModelConfig& config, std::optional<std::u
   }
 }
 
-void TransformerImpl::add_adapters(const LoraConfig& config, std::optional<std::uint64_t> seed) {
+void TransformerImpl::add_adapters(const LoraConfig& given, std::optional<std::uint64_t> seed) {
   if (lora_config_)
     throw std::invalid_argument("the model has adapters already");
-  check_lora_config(config);
-  // The base is frozen: no gradients, no optimizer state. A scoring model's head is new, so it trains
-  // with the adapters (PEFT's modules_to_save for sequence classification).
-  for (auto& parameter : model->parameters())
+  check_lora_config(given);
+  // A scoring model's head is new: it trains in full beside the adapters and is saved with them, as
+  // PEFT does for sequence classification.
+  auto config = given;
+  if (score
+      && std::find(config.modules_to_save.begin(), config.modules_to_save.end(), "score")
+        == config.modules_to_save.end())
+    config.modules_to_save.push_back("score");
+  // The base is frozen: no gradients, no optimizer state.
+  for (auto& parameter : parameters())
     parameter.requires_grad_(false);
-  if (lm_head)
-    lm_head->weight.requires_grad_(false);
   lora_ = std::make_shared<LoraState>(LoraState{config.scale(), config.lora_dropout, true});
   std::optional<at::Generator> generator;
   if (seed)
@@ -378,7 +382,7 @@ std::vector<std::pair<std::string, torch::Tensor>> TransformerImpl::adapter_para
   for (const auto& item : named_parameters()) {
     if (is_lora_parameter(item.key()))
       adapters.emplace_back(item.key(), item.value());
-    else if (item.value().requires_grad() && !(score && item.value().is_same(score->weight)))
+    else if (item.value().requires_grad())
       modules.emplace_back(item.key(), item.value());
   }
   adapters.insert(adapters.end(), modules.begin(), modules.end());

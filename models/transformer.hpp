@@ -221,7 +221,8 @@ public:
   torch::Tensor scores(const torch::Tensor& hidden);
 
   /// Adds LoRA adapters to the projections `config` targets and freezes every other parameter (they
-  /// stop requiring gradients): from then on only the adapters train. A is drawn from `seed` (LibTorch's
+  /// stop requiring gradients) but those of config.modules_to_save (and a scoring model's `score`
+  /// head, which is new): from then on only they train. A is drawn from `seed` (LibTorch's
   /// default generator without one), B is zero, so the model computes as before.
   /// @throws std::invalid_argument for a bad config (check_lora_config) or a model that has adapters.
   void add_adapters(const LoraConfig& config, std::optional<std::uint64_t> seed = std::nullopt);

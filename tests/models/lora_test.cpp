@@ -385,3 +385,32 @@ TEST(LoraFolders, ModulesToSaveTrainBesideTheAdaptersAndTravelWithThem) {
     EXPECT_NE(std::string(e.what()).find("no module of this model is named 'nrm'"), std::string::npos) << e.what();
   }
 }
+
+// A scoring model's new score head trains beside its adapters and is saved with them (PEFT's
+// modules_to_save for sequence classification): an adapter folder restores the same scores.
+TEST(LoraFolders, AScoringModelsHeadTravelsWithItsAdapters) {
+  auto dir = fresh_dir("scoring");
+  auto config = small_config();
+  config.num_labels = 1;
+  auto model = random_model(config, 1);
+  model->add_adapters(rank(2), 3);
+  EXPECT_TRUE(model->score->weight.requires_grad());
+  perturb_adapters(model);
+  {
+    torch::NoGradGuard no_grad;
+    model->score->weight.normal_(0.0, 0.5); // as training would have moved it
+  }
+  auto tokens = sample_tokens(97, 2, 5);
+  torch::Tensor expected;
+  {
+    torch::NoGradGuard no_grad;
+    expected = model->scores(model->hidden_states(tokens));
+  }
+  save_adapter(model, dir / "adapter", "base");
+  EXPECT_TRUE(
+    SafetensorsFile::open(dir / "adapter" / "adapter_model.safetensors").contains("base_model.model.score.weight"));
+  auto base = random_model(config, 1);
+  load_adapter(base, dir / "adapter");
+  torch::NoGradGuard no_grad;
+  EXPECT_LT(max_difference(base->scores(base->hidden_states(tokens)), expected), 1e-6);
+}
