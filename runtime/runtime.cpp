@@ -33,6 +33,14 @@ void add_message_types(std::function<void(caf::actor_system_config&)> installer)
   installers().push_back(std::move(installer));
 }
 
+void configure_scheduler(caf::actor_system_config& config) {
+  // An idle CAF worker polls its queue with 50 us sleeps for 500 rounds before it waits on its
+  // condition variable. Requests from the recipe executor arrive from outside CAF, so each one would
+  // wait out a sleep (~90 us per round trip, measured by bench_bridge); waiting on the condition
+  // variable right after the short busy-poll phase answers in ~15 us and burns less idle CPU.
+  config.set("work-stealing.moderate-poll-attempts", 0);
+}
+
 Runtime::Runtime(RuntimeOptions options)
   : config_(std::make_unique<caf::actor_system_config>()), shutdown_timeout_(options.shutdown_timeout),
     cluster_(std::move(options.cluster)) {
@@ -41,11 +49,7 @@ Runtime::Runtime(RuntimeOptions options)
     for (const auto& install : installers())
       install(*config_);
   }
-  // An idle CAF worker polls its queue with 50 us sleeps for 500 rounds before it waits on its
-  // condition variable. Requests from the recipe executor arrive from outside CAF, so each one would
-  // wait out a sleep (~90 us per round trip, measured by bench_bridge); waiting on the condition
-  // variable right after the short busy-poll phase answers in ~15 us and burns less idle CPU.
-  config_->set("work-stealing.moderate-poll-attempts", 0);
+  configure_scheduler(*config_);
   if (options.network || cluster_)
     config_->load<caf::io::middleman>();
   if (cluster_)

@@ -68,6 +68,7 @@ caf::actor_system_config& network_config(caf::actor_system_config& config) {
   config.add_message_types<caf::id_block::chorus_model_actors>();
   config.add_message_types<caf::id_block::chorus_cluster>();
   chorus::configure_cluster_network(config);
+  chorus::configure_scheduler(config); // as every chorus process's Runtime sets it
   return config;
 }
 
