@@ -24,25 +24,6 @@ std::string shape_text(torch::IntArrayRef shape) {
   return text + "]";
 }
 
-// The weight `name` (`....q_proj.weight`) with its adapter merged in, or as it is.
-torch::Tensor merged_weight(Transformer& model, const std::string& name, const torch::Tensor& weight) {
-  const auto suffix = std::string(".weight");
-  if (name.size() <= suffix.size() || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0)
-    return weight;
-  auto module = name.substr(0, name.size() - suffix.size());
-  torch::Tensor a, b;
-  for (const auto& [adapter_name, tensor] : model->adapter_parameters()) {
-    if (adapter_name == module + ".lora_A.weight")
-      a = tensor;
-    else if (adapter_name == module + ".lora_B.weight")
-      b = tensor;
-  }
-  if (!a.defined() || !b.defined())
-    return weight;
-  return torch::addmm(weight.to(torch::kFloat32), b.to(torch::kFloat32), a.to(torch::kFloat32), 1.0,
-                      model->lora_config()->scale());
-}
-
 LoraConfig read_adapter_config(const std::filesystem::path& file) {
   std::ifstream in(file);
   if (!in)
@@ -105,13 +86,25 @@ LoraConfig read_adapter_config(const std::filesystem::path& file) {
 
 std::vector<std::pair<std::string, torch::Tensor>> merged_parameters(Transformer& model) {
   torch::NoGradGuard no_grad;
+  const auto all = model->named_parameters();
+  const auto suffix = std::string(".weight");
   std::vector<std::pair<std::string, torch::Tensor>> result;
-  for (const auto& parameter : model->named_parameters()) {
+  for (const auto& parameter : all) {
     const auto& name = parameter.key();
     if (TransformerImpl::is_lora_parameter(name))
       continue;
     auto weight = parameter.value().detach();
-    result.emplace_back(name, model->lora_config() ? merged_weight(model, name, weight) : weight);
+    // `....q_proj.weight` with its adapter merged in, W + s B A, when the model adapts it.
+    if (model->lora_config() && name.size() > suffix.size()
+        && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      auto module = name.substr(0, name.size() - suffix.size());
+      const auto* a = all.find(module + ".lora_A.weight");
+      const auto* b = all.find(module + ".lora_B.weight");
+      if (a && b)
+        weight = torch::addmm(weight.to(torch::kFloat32), b->to(torch::kFloat32), a->to(torch::kFloat32), 1.0,
+                              model->lora_config()->scale());
+    }
+    result.emplace_back(name, weight);
   }
   return result;
 }
