@@ -51,6 +51,9 @@ struct SpawnModelActor {
   caf::actor weights;
   DataParallelSpec data_parallel;
   bool keep_reference = true;
+  /// A trainer's: the address at which replicas on other machines reach this node (its host in the
+  /// cluster file), where its weight server listens for their data connections.
+  std::string weights_host;
 };
 
 /// Spawns the host of registered environment `environment` on the node (the node's program must
@@ -88,11 +91,16 @@ struct TensorLayout {
 };
 
 /// The newest version's tensors; the server keeps that version for chunk requests for a while.
+/// With a data path (data_port > 0) the replica reads the version's bytes from a TCP connection to
+/// data_host:data_port that presents data_token (weight_data_path.hpp); chunks are the fallback.
 struct WeightManifest {
   std::int64_t version = 0;
   std::vector<TensorLayout> tensors;
   std::int64_t total_bytes = 0;
   std::int64_t chunk_bytes = 0;
+  std::string data_host;
+  std::int32_t data_port = 0;
+  std::string data_token;
 };
 
 struct WeightManifestRequest {
@@ -120,13 +128,13 @@ CHORUS_INSPECT(NodeWelcome, name, cores)
 CHORUS_INSPECT(NodeHello, secret)
 CHORUS_INSPECT(SpawnedActor, actor, weights)
 CHORUS_INSPECT(DataParallelSpec, rank, size, store_host, store_port, bind_host)
-CHORUS_INSPECT(SpawnModelActor, secret, role, spec, weights, data_parallel, keep_reference)
+CHORUS_INSPECT(SpawnModelActor, secret, role, spec, weights, data_parallel, keep_reference, weights_host)
 CHORUS_INSPECT(JoinRanks, ranks)
 CHORUS_INSPECT(SpawnEnvironmentHost, secret, environment)
 CHORUS_INSPECT(WeightsPublished, version)
 CHORUS_INSPECT(SubscribeWeights)
 CHORUS_INSPECT(TensorLayout, name, dtype, shape)
-CHORUS_INSPECT(WeightManifest, version, tensors, total_bytes, chunk_bytes)
+CHORUS_INSPECT(WeightManifest, version, tensors, total_bytes, chunk_bytes, data_host, data_port, data_token)
 CHORUS_INSPECT(WeightManifestRequest)
 CHORUS_INSPECT(WeightChunk, version, index, bytes)
 CHORUS_INSPECT(WeightChunkRequest, version, index)

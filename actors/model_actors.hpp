@@ -75,9 +75,11 @@ struct TrainingActors {
 
 /// A trainer actor, its weight server, and `replicas` policy actors in this process that adopt each
 /// weight version it publishes. `replica_spec` describes the replicas (their names get a suffix).
+/// `weights_host`: the address at which replicas in other processes reach this one (the weight
+/// server's data path listens there); empty where there are none.
 TrainingActors spawn_training_actors(caf::actor_system& system, ModelActorSpec trainer_spec,
                                      ModelActorSpec replica_spec, int replicas, bool keep_reference,
-                                     DataParallelSpec data_parallel = {});
+                                     DataParallelSpec data_parallel = {}, std::string weights_host = {});
 
 /// A trainer rank other than 0 of a data-parallel group: it takes the same requests as rank 0 (which
 /// forwards them) and publishes nothing.

@@ -164,6 +164,10 @@ InferenceModel InferenceModel::with_timeout(std::chrono::milliseconds timeout) c
   return InferenceModel(held(state_), timeout);
 }
 
+ReplicaLosses InferenceModel::losses() const {
+  return held(state_)->losses;
+}
+
 // -- TrainingModel --------------------------------------------------------------
 
 TrainingModel::TrainingModel(std::shared_ptr<detail::TrainingState> state) : state_(std::move(state)) {}
@@ -240,6 +244,10 @@ InferenceModel TrainingModel::as_inference() const {
 
 std::size_t TrainingModel::replicas() const {
   return held(state_)->inference->replicas.size();
+}
+
+ReplicaLosses TrainingModel::losses() const {
+  return held(state_)->inference->losses;
 }
 
 // -- ScoringModel ---------------------------------------------------------------

@@ -70,6 +70,12 @@ void stop_all(const std::vector<caf::actor>& handles) {
 
 namespace {
 
+// How long a model's requests wait for a lost actor to rejoin (BuilderOptions::rejoin_wait_s).
+std::chrono::steady_clock::duration rejoin_wait(const BuilderOptions& options) {
+  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+    std::chrono::duration<double>(options.rejoin_wait_s));
+}
+
 Task<ModelBuilder> make_builder(RecipeContext& ctx, std::string reference, BuilderOptions options, std::string adapter);
 
 } // namespace
@@ -102,6 +108,9 @@ Task<ModelBuilder> make_builder(RecipeContext& ctx, std::string reference, Build
     throw ConfigError(where + problem);
   if (options.threads < 0)
     throw ConfigError(where + "threads must be >= 0 (0: a share of the cores)");
+  if (!(options.rejoin_wait_s >= 0) || options.rejoin_wait_s > 86400)
+    throw ConfigError(where + "rejoin_wait_s must be from 0 (fail at once) to 86400 seconds, got "
+                      + fmt::format("{}", options.rejoin_wait_s));
   if (!options.replica_nodes.empty() && static_cast<int>(options.replica_nodes.size()) != options.replicas)
     throw ConfigError(where + "replica_nodes names " + std::to_string(options.replica_nodes.size()) + " node(s) for "
                       + std::to_string(options.replicas) + " replica(s): give one per replica");
@@ -262,15 +271,19 @@ struct TrainingSpawn {
     const auto& trainer_node = placement().trainer_node;
     actors::TrainingActors spawned;
     if (trainer_node.empty()) {
+      // Replicas on nodes read weight versions from this process's data path, at the recipe's host.
+      auto remote_replicas = local_replicas() < placement().replicas;
       spawned = actors::spawn_training_actors(runtime().system(), actor_spec(*spec, name + "/trainer", 1),
                                               actor_spec(*spec, name, options.max_batch_size), local_replicas(),
-                                              options.keep_reference, data_parallel);
+                                              options.keep_reference, data_parallel,
+                                              remote_replicas ? runtime().cluster()->recipe_host : std::string());
     } else {
       auto remote = co_await spawn_on_node(*ctx, trainer_node,
                                            {.role = "trainer",
                                             .spec = actor_spec(*spec, name + "/trainer", 1),
                                             .data_parallel = data_parallel,
-                                            .keep_reference = options.keep_reference});
+                                            .keep_reference = options.keep_reference,
+                                            .weights_host = runtime().cluster()->node(trainer_node).host});
       spawned.trainer = remote.actor;
       spawned.weight_server = remote.weights;
       // Replicas in this process stream from the trainer on the node, as any remote replica does.
@@ -310,18 +323,14 @@ struct TrainingSpawn {
 
   // A replica on a node that is lost is respawned there once the node is back.
   void rejoin_lost_replicas(const std::shared_ptr<detail::InferenceState>& inference, caf::actor weight_server) const {
+    inference->rejoin_wait = rejoin_wait(spec->options);
     if (local_replicas() == placement().replicas)
       return;
-    std::weak_ptr<detail::InferenceState> weak = inference;
-    inference->on_lost = [ctx = ctx, weak, spec = spec, max_batch_size = options.max_batch_size,
-                          weights = std::move(weight_server)](const std::shared_ptr<detail::Replica>& lost) {
-      if (lost->node.empty())
-        return;
-      asio::co_spawn(
-        ctx->executor(),
-        rejoin(ctx, weak, lost->node, lost->ref.name(), actor_spec(*spec, lost->ref.name(), max_batch_size), weights),
-        asio::detached);
-    };
+    // The spec's name is the lost replica's, set by rejoin.
+    actors::rejoin_lost(ctx, inference,
+                        {.role = "replica",
+                         .spec = actor_spec(*spec, name, options.max_batch_size),
+                         .weights = std::move(weight_server)});
   }
 
   // Data-parallel ranks 1.. on their nodes, loaded and joined to the trainer (rank 0).
@@ -404,7 +413,11 @@ Task<InferenceModel> spawn_inference_model(RecipeContext* ctx_, std::shared_ptr<
   auto replica = std::make_shared<detail::Replica>();
   // "NAME/inference": errors name it as model 'NAME' (inference) (runtime/ask_words.hpp).
   replica->ref = runtime.adopt(placed(name + "/inference", node), handle);
+  replica->node = node;
   state->replicas.push_back(replica);
+  state->rejoin_wait = rejoin_wait(spec_->options);
+  if (!node.empty()) // lost with its node: respawned there once the node is back
+    actors::rejoin_lost(ctx_, state, {.role = "inference", .spec = actor_spec(*spec_, name, options.max_batch_size)});
   try {
     auto info = co_await wait_loaded(replica->ref);
     ctx_->log().info("model '{}': {} ({:.1f} M parameters) loaded for inference", name, spec_->reference,

@@ -2,6 +2,7 @@
 // and dropping lost replicas. C++20, no LibTorch; used on the recipe executor only (no locks).
 #pragma once
 
+#include <chorus/deadline.hpp>
 #include <chorus/model.hpp>
 
 #include "runtime/actor_ref.hpp"
@@ -12,6 +13,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +38,8 @@ struct Replica {
 };
 
 struct InferenceState {
+  using Clock = std::chrono::steady_clock;
+
   std::string name;
   std::vector<std::shared_ptr<Replica>> replicas;
   // Called with each replica dropped from the pool (a replica on another node tries to rejoin).
@@ -43,6 +47,15 @@ struct InferenceState {
   std::string last_loss; // why the last replica dropped was lost, for the error once none is left
   // The newest weight version its trainer reported: generation waits for at least this one.
   std::int64_t min_weight_version = 0;
+  bool waiting_announced = false; // the warning that requests wait for a rejoin, once per empty pool
+  // How long a request waits for a lost replica to rejoin when none is left (BuilderOptions::
+  // rejoin_wait_s; zero: it fails at once), and the replicas being respawned on their nodes now.
+  Clock::duration rejoin_wait{};
+  int rejoining = 0;
+  // What losses cost so far (ReplicaLosses): requests sent again after their replica was lost, and
+  // the time the pool stood empty while a replica was awaited.
+  ReplicaLosses losses;
+  std::optional<Clock::time_point> empty_since;
 
   // The replica with the fewest requests in flight. @throws Error when none is left.
   std::shared_ptr<Replica> pick() const {
@@ -53,6 +66,37 @@ struct InferenceState {
                              [](const auto& a, const auto& b) { return a->in_flight < b->in_flight; });
   }
 
+  // As pick(), but when none is left and one is being respawned, waits for it up to rejoin_wait
+  // (and no longer than `timeout`). @throws Error when none is left after the wait.
+  Task<std::shared_ptr<Replica>> acquire(std::chrono::milliseconds timeout) {
+    if (replicas.empty() && rejoining > 0 && rejoin_wait > Clock::duration::zero()) {
+      auto wait = std::min<Clock::duration>(rejoin_wait, timeout);
+      auto until = Clock::now() + wait;
+      if (!waiting_announced) {
+        waiting_announced = true;
+        spdlog::warn("model '{}': no replica left; requests wait up to {:.0f} s for one to rejoin", name,
+                     std::chrono::duration<double>(wait).count());
+      }
+      while (replicas.empty() && rejoining > 0 && Clock::now() < until)
+        co_await sleep_for(std::chrono::milliseconds(100));
+      if (replicas.empty())
+        throw Error("model '" + name + "': no replica left to serve requests (every one was lost"
+                    + (last_loss.empty() ? std::string() : "; the last: " + last_loss) + "; none rejoined within "
+                    + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(wait).count())
+                    + " s, BuilderOptions::rejoin_wait_s)");
+    }
+    co_return pick();
+  }
+
+  void add(std::shared_ptr<Replica> replica) {
+    replicas.push_back(std::move(replica));
+    if (empty_since) {
+      losses.rejoin_wait_s += std::chrono::duration<double>(Clock::now() - *empty_since).count();
+      empty_since.reset();
+    }
+    waiting_announced = false;
+  }
+
   void drop(const std::shared_ptr<Replica>& replica, const std::string& why) {
     auto found = std::find(replicas.begin(), replicas.end(), replica);
     if (found == replicas.end())
@@ -60,6 +104,8 @@ struct InferenceState {
     replicas.erase(found);
     last_loss = why; // names the replica in words (runtime/ask_words.hpp)
     spdlog::warn("model '{}': replica '{}' lost ({}); {} left", name, replica->ref.name(), why, replicas.size());
+    if (replicas.empty())
+      empty_since = Clock::now();
     if (on_lost)
       on_lost(replica);
   }
@@ -70,7 +116,7 @@ struct InferenceState {
   Task<reply_t<Request>> ask(Request request, std::chrono::milliseconds timeout,
                              std::function<void(const ActorRef<>&)> abandoned = {}) {
     for (;;) {
-      auto replica = pick();
+      auto replica = co_await acquire(timeout);
       ++replica->in_flight;
       try {
         auto copy = request;
@@ -79,6 +125,7 @@ struct InferenceState {
         co_return reply;
       } catch (const ActorDownError& lost) {
         --replica->in_flight;
+        ++losses.requests_retried;
         drop(replica, lost.what());
       } catch (const TimeoutError&) {
         --replica->in_flight;

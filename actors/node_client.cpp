@@ -4,6 +4,8 @@
 
 #include "runtime/runtime.hpp"
 
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/send.hpp>
 
@@ -55,16 +57,28 @@ Task<SpawnedActor> spawn_on_node(RecipeContext& ctx, const std::string& node, Sp
 }
 
 Task<void> rejoin(RecipeContext* ctx, std::weak_ptr<detail::InferenceState> weak, std::string node, std::string name,
-                  ModelActorSpec spec, caf::actor weights) {
+                  SpawnModelActor request) {
   constexpr auto kRetry = std::chrono::seconds(2);
-  spec.name = name.substr(0, name.rfind('@'));
+  // Counted while it runs, however it ends.
+  struct Rejoining {
+    std::weak_ptr<detail::InferenceState> pool;
+    explicit Rejoining(std::weak_ptr<detail::InferenceState> weak) : pool(std::move(weak)) {
+      if (auto state = pool.lock())
+        ++state->rejoining;
+    }
+    ~Rejoining() {
+      if (auto state = pool.lock())
+        --state->rejoining;
+    }
+  } rejoining(weak);
+  request.spec.name = name.substr(0, name.rfind('@'));
   for (;;) {
     co_await sleep_for(kRetry);
     if (weak.expired() || ctx->stop_requested())
       co_return;
     try {
       ctx->runtime().joined_nodes().erase(node); // the old connection died with the node
-      auto handle = (co_await spawn_on_node(*ctx, node, {.role = "replica", .spec = spec, .weights = weights})).actor;
+      auto handle = (co_await spawn_on_node(*ctx, node, request)).actor;
       auto ref = ctx->runtime().adopt(name, handle);
       co_await wait_loaded(ref);
       auto state = weak.lock();
@@ -75,13 +89,22 @@ Task<void> rejoin(RecipeContext* ctx, std::weak_ptr<detail::InferenceState> weak
       auto replica = std::make_shared<detail::Replica>();
       replica->ref = ref;
       replica->node = node;
-      state->replicas.push_back(replica);
-      ctx->log().info("model '{}': replica '{}' rejoined; {} serving", state->name, name, state->replicas.size());
+      state->add(replica);
+      ctx->log().info("model '{}': '{}' rejoined; {} serving", state->name, name, state->replicas.size());
       co_return;
     } catch (const std::exception&) {
       // still down: try again
     }
   }
+}
+
+void rejoin_lost(RecipeContext* ctx, const std::shared_ptr<detail::InferenceState>& pool, SpawnModelActor request) {
+  std::weak_ptr<detail::InferenceState> weak = pool;
+  pool->on_lost = [ctx, weak, request = std::move(request)](const std::shared_ptr<detail::Replica>& lost) {
+    if (lost->node.empty())
+      return; // an actor in this process does not come back
+    asio::co_spawn(ctx->executor(), rejoin(ctx, weak, lost->node, lost->ref.name(), request), asio::detached);
+  };
 }
 
 } // namespace chorus::actors

@@ -25,9 +25,15 @@ Task<caf::actor> join_node(RecipeContext& ctx, const std::string& node);
 /// node on first use; the request's secret is filled in here.
 Task<SpawnedActor> spawn_on_node(RecipeContext& ctx, const std::string& node, SpawnModelActor request);
 
-/// Tries every few seconds, while `pool` is in use, to respawn replica `name` on `node` (streaming
-/// from `weights`) and add it back to the pool: a restarted chorus-node rejoins on its own.
+/// Tries every few seconds, while `pool` is in use, to respawn actor `name` on `node` as `request`
+/// says (a replica streaming from its weight server, or an inference model) and add it back to the
+/// pool: a restarted chorus-node rejoins on its own. The pool counts it as rejoining meanwhile, so
+/// its requests wait for it (InferenceState::acquire).
 Task<void> rejoin(RecipeContext* ctx, std::weak_ptr<detail::InferenceState> pool, std::string node, std::string name,
-                  ModelActorSpec spec, caf::actor weights);
+                  SpawnModelActor request);
+
+/// Makes `pool` respawn each actor it loses on a node once the node is back (rejoin), as `request`
+/// (role, spec, weight server) says with the lost actor's name.
+void rejoin_lost(RecipeContext* ctx, const std::shared_ptr<detail::InferenceState>& pool, SpawnModelActor request);
 
 } // namespace chorus::actors

@@ -75,7 +75,7 @@ caf::behavior node_spawner(SpawnerActor* self, std::string node_name, std::strin
       caf::actor actor, weights;
       if (request.role == "trainer" && request.data_parallel.rank == 0) {
         auto spawned = spawn_training_actors(self->system(), request.spec, request.spec, 0, request.keep_reference,
-                                             request.data_parallel);
+                                             request.data_parallel, request.weights_host);
         actor = spawned.trainer;
         weights = spawned.weight_server;
         state.track(weights);

@@ -186,10 +186,10 @@ caf::actor spawn_scoring_actor(caf::actor_system& system, ModelActorSpec spec) {
 
 TrainingActors spawn_training_actors(caf::actor_system& system, ModelActorSpec trainer_spec,
                                      ModelActorSpec replica_spec, int replicas, bool keep_reference,
-                                     DataParallelSpec data_parallel) {
+                                     DataParallelSpec data_parallel, std::string weights_host) {
   auto board = std::make_shared<WeightBoard>();
   TrainingActors actors;
-  actors.weight_server = spawn_weight_server(system, board);
+  actors.weight_server = spawn_weight_server(system, board, std::move(weights_host));
   actors.trainer = system.spawn<caf::detached>(trainer_actor, std::move(trainer_spec), board, actors.weight_server,
                                                keep_reference, std::move(data_parallel));
   for (int i = 0; i < replicas; ++i) {

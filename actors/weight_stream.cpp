@@ -23,6 +23,12 @@ constexpr std::int64_t kChunksInFlight = 4;
 constexpr std::size_t kPinnedVersions = 3;
 // Fetches restarted in a row (a version superseded under way) before the feed gives up.
 constexpr int kFetchRestarts = 3;
+// Data path failures in a row after which a feed fetches by chunks only.
+constexpr int kDataPathAttempts = 3;
+
+// Runs a blocking data path read on a thread of its own (a detached actor) and replies with its
+// error (empty: the bytes arrived).
+using read_atom = caf::atom_constant<caf::atom("read")>;
 
 std::string dtype_name(torch::ScalarType type) {
   switch (type) {
@@ -61,6 +67,7 @@ struct Pinned {
 
 struct ServerState {
   std::shared_ptr<WeightBoard> board;
+  std::unique_ptr<WeightDataServer> data; // null: chunks only
   std::vector<caf::actor> subscribers;
   std::map<std::int64_t, Pinned> pinned;
   static inline const char* name = "chorus.weight_server";
@@ -68,8 +75,15 @@ struct ServerState {
 
 using ServerActor = StatefulActor<ServerState>;
 
-caf::behavior weight_server(ServerActor* self, std::shared_ptr<WeightBoard> board) {
+caf::behavior weight_server(ServerActor* self, std::shared_ptr<WeightBoard> board, const std::string& data_host) {
   self->state.board = std::move(board);
+  if (!data_host.empty()) {
+    try {
+      self->state.data = std::make_unique<WeightDataServer>(data_host);
+    } catch (const std::exception& error) {
+      spdlog::warn("{}; weight versions go to remote replicas in chunks over CAF (slower)", error.what());
+    }
+  }
   self->set_down_handler([self](const caf::down_msg& down) {
     auto& subscribers = self->state.subscribers;
     subscribers.erase(std::remove_if(subscribers.begin(), subscribers.end(),
@@ -104,7 +118,14 @@ caf::behavior weight_server(ServerActor* self, std::shared_ptr<WeightBoard> boar
         manifest.total_bytes += byte_size(tensor);
       }
       auto& pinned = self->state.pinned;
-      pinned[snapshot.version] = {on_host(snapshot.tensors), manifest.total_bytes};
+      auto& kept = pinned[snapshot.version];
+      if (!kept.tensors)
+        kept = {on_host(snapshot.tensors), manifest.total_bytes};
+      if (const auto& data = self->state.data) {
+        manifest.data_host = data->host();
+        manifest.data_port = data->port();
+        manifest.data_token = data->grant(kept.tensors);
+      }
       while (pinned.size() > kPinnedVersions)
         pinned.erase(pinned.begin());
       return manifest;
@@ -129,8 +150,8 @@ caf::behavior weight_server(ServerActor* self, std::shared_ptr<WeightBoard> boar
 
 } // namespace
 
-caf::actor spawn_weight_server(caf::actor_system& system, std::shared_ptr<WeightBoard> board) {
-  return system.spawn(weight_server, std::move(board));
+caf::actor spawn_weight_server(caf::actor_system& system, std::shared_ptr<WeightBoard> board, std::string data_host) {
+  return system.spawn(weight_server, std::move(board), std::move(data_host));
 }
 
 void read_tensor_bytes(const std::vector<torch::Tensor>& tensors, std::int64_t begin, std::int64_t size,
@@ -171,6 +192,11 @@ std::shared_ptr<const std::vector<torch::Tensor>> on_host(std::shared_ptr<const 
 WeightFeed::WeightFeed(caf::actor server, std::string replica_name, bool pinned_staging)
   : server_(std::move(server)), name_(std::move(replica_name)), pinned_staging_(pinned_staging) {}
 
+WeightFeed::~WeightFeed() {
+  if (reader_)
+    reader_->cancel();
+}
+
 void WeightFeed::start(caf::event_based_actor* self, std::function<void()> on_change) {
   on_change_ = std::move(on_change);
   self->request(server_, caf::infinite, SubscribeWeights{})
@@ -185,6 +211,10 @@ void WeightFeed::want(caf::event_based_actor* self, std::int64_t version) {
 }
 
 void WeightFeed::fetch(caf::event_based_actor* self) {
+  if (reader_) {
+    reader_->cancel();
+    reader_.reset();
+  }
   fetching_ = wanted_;
   ++generation_; // replies to an earlier fetch are ignored from now on
   self->request(server_, caf::infinite, WeightManifestRequest{})
@@ -218,11 +248,54 @@ void WeightFeed::on_manifest(caf::event_based_actor* self, WeightManifest manife
     next_chunk_ = received_ = 0;
     if (chunks_ == 0)
       throw std::invalid_argument("the weight manifest lists no tensors");
-    while (next_chunk_ < std::min(chunks_, kChunksInFlight))
-      request_chunk(self, next_chunk_++);
   } catch (const std::exception& error) {
     fail(error.what());
+    return;
   }
+  if (manifest.data_port > 0 && data_path_failures_ < kDataPathAttempts)
+    read_data_path(self, manifest);
+  else
+    request_chunks(self);
+}
+
+void WeightFeed::read_data_path(caf::event_based_actor* self, const WeightManifest& manifest) {
+  reader_ = std::make_shared<WeightDataReader>(manifest.data_host, static_cast<std::uint16_t>(manifest.data_port),
+                                               manifest.data_token, staging_, total_bytes_);
+  auto reader = self->spawn<caf::detached>([reader = reader_](caf::event_based_actor* me) -> caf::behavior {
+    return {[reader, me](read_atom) {
+      auto promise = me->make_response_promise<std::string>();
+      promise.deliver(reader->run());
+      me->quit();
+    }};
+  });
+  auto done = [this, self, generation = generation_,
+               where = manifest.data_host + ":" + std::to_string(manifest.data_port)](const std::string& error) {
+    if (generation != generation_)
+      return; // a read of a fetch abandoned
+    reader_.reset();
+    if (error.empty()) {
+      if (by_data_path_ == 0)
+        spdlog::info("{}: weight versions arrive over the data path from {}", name_, where);
+      data_path_failures_ = 0;
+      ++by_data_path_;
+      complete();
+      return;
+    }
+    ++data_path_failures_;
+    spdlog::warn("{}: the weight data path failed ({}); fetching version {} in chunks over CAF{} (can this machine "
+                 "reach {}? For a trainer in the recipe's process that is the cluster file's recipe_host)",
+                 name_, error, fetching_,
+                 data_path_failures_ < kDataPathAttempts ? "" : ", as every version from now on (slower)", where);
+    request_chunks(self);
+  };
+  self->request(reader, caf::infinite, read_atom::value)
+    .then([done](const std::string& error) { done(error); },
+          [done](const caf::error& error) { done("its reader stopped: " + to_string(error)); });
+}
+
+void WeightFeed::request_chunks(caf::event_based_actor* self) {
+  while (next_chunk_ < std::min(chunks_, kChunksInFlight))
+    request_chunk(self, next_chunk_++);
 }
 
 void WeightFeed::request_chunk(caf::event_based_actor* self, std::int64_t index) {
@@ -263,6 +336,11 @@ void WeightFeed::on_chunk(caf::event_based_actor* self, WeightChunk chunk) {
     request_chunk(self, next_chunk_++);
   if (++received_ < chunks_)
     return;
+  ++by_chunks_;
+  complete();
+}
+
+void WeightFeed::complete() {
   ready_version_ = fetching_;
   ready_ = std::move(staging_);
   staging_.clear();

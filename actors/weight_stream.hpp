@@ -6,6 +6,7 @@
 
 #include "actors/cluster_messages.hpp"
 #include "actors/weight_board.hpp"
+#include "actors/weight_data_path.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
@@ -24,8 +25,11 @@ namespace chorus::actors {
 inline constexpr std::int64_t kWeightChunkBytes = std::int64_t{2} << 20;
 
 /// Serves `board`'s versions to remote replicas: SubscribeWeights, WeightManifestRequest and
-/// WeightChunkRequest; forwards the trainer's WeightsPublished to the subscribers.
-caf::actor spawn_weight_server(caf::actor_system& system, std::shared_ptr<WeightBoard> board);
+/// WeightChunkRequest; forwards the trainer's WeightsPublished to the subscribers. With a
+/// `data_host` (the address replicas reach this process at) the versions' bytes go over the data
+/// path (weight_data_path.hpp) and chunks serve only replicas that cannot connect to it.
+caf::actor spawn_weight_server(caf::actor_system& system, std::shared_ptr<WeightBoard> board,
+                               std::string data_host = {});
 
 /// Copies bytes [begin, begin + size) of `tensors` laid end to end (each contiguous) into `out`.
 void read_tensor_bytes(const std::vector<torch::Tensor>& tensors, std::int64_t begin, std::int64_t size,
@@ -46,6 +50,10 @@ public:
   /// With `pinned_staging` (a replica on a GPU) chunks land in page-locked host memory, from which the
   /// version is copied to the device at full speed.
   WeightFeed(caf::actor server, std::string replica_name, bool pinned_staging = false);
+  ~WeightFeed(); // cancels a read on the data path
+
+  WeightFeed(const WeightFeed&) = delete;
+  WeightFeed& operator=(const WeightFeed&) = delete;
 
   /// Subscribes to new versions and fetches the newest. `on_change` runs when a version is complete
   /// or a fetch fails (then `error()` says why).
@@ -68,9 +76,20 @@ public:
     return error_;
   }
 
+  /// Versions fetched whole over the data path, and in chunks over CAF (the fallback).
+  std::int64_t versions_by_data_path() const noexcept {
+    return by_data_path_;
+  }
+  std::int64_t versions_by_chunks() const noexcept {
+    return by_chunks_;
+  }
+
 private:
   void fetch(caf::event_based_actor* self);
+  void read_data_path(caf::event_based_actor* self, const WeightManifest& manifest);
+  void request_chunks(caf::event_based_actor* self);
   void request_chunk(caf::event_based_actor* self, std::int64_t index);
+  void complete();
   void on_manifest(caf::event_based_actor* self, WeightManifest manifest);
   void on_chunk(caf::event_based_actor* self, WeightChunk chunk);
   void fail(const std::string& why);
@@ -87,6 +106,9 @@ private:
   std::vector<torch::Tensor> ready_;
   std::int64_t adopted_ = -1;
   int restarts_ = 0;
+  std::shared_ptr<WeightDataReader> reader_; // the data path read under way
+  int data_path_failures_ = 0;               // in a row; at kDataPathAttempts the feed stops trying
+  std::int64_t by_data_path_ = 0, by_chunks_ = 0;
   std::uint64_t generation_ = 0; // of the fetch under way
   std::string error_;
 };

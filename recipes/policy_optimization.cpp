@@ -223,6 +223,7 @@ PipelineOptions pipeline_options(const PolicyOptimization& c) {
   p.sampling = c.sampling;
   p.seed = c.seed;
   p.rollout = c.rollout;
+  p.losses = [model = c.model] { return model.losses(); };
   return p;
 }
 

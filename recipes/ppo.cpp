@@ -182,6 +182,7 @@ detail::PipelineOptions ppo_pipeline(const PpoOptions& o) {
   p.rollout = [model = o.model, grader = o.grader](Prompt prompt, SamplingParams sampling, detail::StageClock& clock) {
     return detail::generate_and_grade(model, grader, std::move(prompt), std::move(sampling), clock);
   };
+  p.losses = [model = o.model] { return model.losses(); };
   return p;
 }
 

@@ -21,6 +21,8 @@ void StepRollouts::add_to(Metrics& metrics, const StageClock::Totals& stages) co
                   {"stale_dropped", stale_dropped},
                   {"rollouts_failed", failed},
                   {"rollouts_retried", retried},
+                  {"requests_retried", static_cast<double>(losses.requests_retried)},
+                  {"rejoin_wait_s", losses.rejoin_wait_s},
                   {"rollouts_timed_out", timed_out},
                   {"groups_partial", groups_partial},
                   {"groups_dropped", groups_dropped}});
@@ -39,6 +41,8 @@ RolloutPipeline::RolloutPipeline(PipelineOptions options, std::vector<std::int64
   if (versions_.empty())
     throw std::logic_error("RolloutPipeline: no initial weight version");
   first_step_ = static_cast<int>(versions_.size());
+  if (options_.losses)
+    losses_ = options_.losses();
   if (options_.max_grading_queue == 0)
     options_.max_grading_queue = options_.groups_per_step * options_.group_size;
   clock_.set_limit(StageClock::grade, static_cast<int>(options_.max_grading_queue));
@@ -178,6 +182,11 @@ Task<StepRollouts> RolloutPipeline::next_step(int step) {
                 + " s): raise group_timeout_s");
   std::sort(result.groups.begin(), result.groups.end(),
             [](const auto& a, const auto& b) { return std::tie(a.step, a.index) < std::tie(b.step, b.index); });
+  if (options_.losses) {
+    auto now = options_.losses();
+    result.losses = {now.requests_retried - losses_.requests_retried, now.rejoin_wait_s - losses_.rejoin_wait_s};
+    losses_ = now;
+  }
   co_return result;
 }
 

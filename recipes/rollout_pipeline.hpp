@@ -40,6 +40,7 @@
 
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -59,6 +60,8 @@ struct PipelineOptions {
   SamplingParams sampling;
   std::uint64_t seed = 0;
   RolloutFn rollout;
+  /// The policy's losses so far (TrainingModel::losses), for each step's share; empty: none counted.
+  std::function<ReplicaLosses()> losses;
 };
 
 /// The completions of one prompt that finished, in sampling order.
@@ -75,6 +78,7 @@ struct StepRollouts {
   std::vector<RolloutGroup> groups;      // the trainable ones, ordered by (step, index)
   std::map<std::int64_t, int> staleness; // members trained on, by staleness in policy versions
   int stale_dropped = 0, failed = 0, retried = 0, timed_out = 0, groups_partial = 0, groups_dropped = 0;
+  ReplicaLosses losses; // the policy's, since the previous step's rollouts were collected
   /// Appends the counts, the staleness histogram and `stages` (the step's stage times, from lap()) to
   /// `metrics`.
   void add_to(Metrics& metrics, const StageClock::Totals& stages) const;
@@ -132,6 +136,7 @@ private:
   std::size_t first_step_delivered_ = 0; // groups of the run's first step in the channel
   WaitQueue first_step_done_;
   std::exception_ptr first_failure_;
+  ReplicaLosses losses_; // the policy's when the last step's rollouts were collected
 };
 
 } // namespace chorus::detail

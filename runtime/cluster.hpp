@@ -29,7 +29,8 @@ struct Cluster {
   std::string secret;
   std::vector<ClusterNode> nodes;
   /// The address at which nodes reach the recipe's process ("recipe_host"; loopback unless told):
-  /// where data-parallel trainer ranks meet rank 0.
+  /// where data-parallel trainer ranks meet rank 0, and where replicas on nodes read weight versions
+  /// from a trainer in the recipe's process (its weight data path).
   std::string recipe_host = "127.0.0.1";
 
   /// The node called `name`. @throws ConfigError naming the file and the nodes it has.

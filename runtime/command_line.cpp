@@ -80,7 +80,8 @@ std::string recipe_usage(std::string_view program, std::string_view recipe, cons
   text += "  -o, --output DIR         output directory (default: runs/" + std::string(recipe) + "-<date>-<time>)\n";
   text += "      --checkpoint-every N a checkpoint every N steps of each stage (default 50; 0: only at\n"
           "                           each stage's end, which always gets one)\n";
-  text += "      --resume             continue the run in --output DIR from its newest checkpoint\n";
+  text += "      --resume             continue the run in --output DIR from its newest checkpoint, with its\n"
+          "                           config (DIR/config.json; --config or --set, if given, must agree)\n";
   text += "      --cluster FILE       a cluster file: the chorus-node processes components may run on\n";
   text += "      --log-level LEVEL    trace, debug, info (default), warn or error\n";
   text += "  -h, --help               show this help\n";

@@ -189,6 +189,13 @@ int report_failure(spdlog::logger& log, std::string_view recipe, const std::exce
 
 } // namespace
 
+std::filesystem::path resumed_config_file(const std::filesystem::path& output_dir) {
+  auto file = output_dir / "config.json";
+  if (!std::filesystem::is_regular_file(file))
+    throw ConfigError(file.string() + ": missing: " + output_dir.string() + " is not a run to resume");
+  return file;
+}
+
 int run_recipe(std::string_view recipe, const RecipeCommandLine& command_line, const Json& resolved_config,
                const std::function<Task<void>(RecipeContext&)>& body) {
   auto started = Clock::now();

@@ -9,7 +9,14 @@
 //                            the tiny model, hidden 256, r = 16 is 1/8 of each projection's rank)
 //   BENCH lora_memory        the trainer process's peak resident memory; ratio = full / LoRA
 //                            (target 1.0: adapters never cost memory)
+//   BENCH lora_decode        a replica's choice: the projections of one 110M layer at decode sizes
+//                            (1, 4 and 16 rows, one thread) with the adapters merged into the weight
+//                            (what replicas do) against the frozen product plus the side product
+//                            s (x A^T) B^T (what training does); ratio = side / merged over the three
+//                            sizes together (target 1.0), with the merge's cost per weight version and
+//                            the decode steps (one row) after which it has paid for itself
 #include "actors/trainer.hpp"
+#include "models/lora.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -106,6 +113,74 @@ int run_one(const std::string& shape_name, bool lora) {
   return 2;
 }
 
+// Microseconds per call of `f`, the median of 7 rounds of `calls` calls.
+template <class F>
+double microseconds(int calls, F f) {
+  std::vector<double> rounds;
+  for (int round = 0; round < 7; ++round) {
+    auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < calls; ++i)
+      f();
+    rounds.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count()
+                     / calls);
+  }
+  std::sort(rounds.begin(), rounds.end());
+  return rounds[rounds.size() / 2];
+}
+
+// One 110M layer's projections with r = 16 adapters, as a replica decodes with them.
+struct DecodeFigures {
+  double merged_us = 0, side_us = 0;
+};
+
+DecodeFigures decode_layer(std::int64_t rows, double* merge_ms) {
+  torch::NoGradGuard no_grad;
+  auto config = config_110m();
+  const std::int64_t d = config.hidden_size, ff = config.intermediate_size;
+  const double scale = 32.0 / 16.0;
+  // (out, in) of the fused products a layer runs: QKV, O, gate-up, down.
+  std::vector<std::pair<std::int64_t, std::int64_t>> shapes{{3 * d, d}, {d, d}, {2 * ff, d}, {d, ff}};
+  struct Projection {
+    torch::nn::Linear base{nullptr};
+    std::unique_ptr<models::LoraAdapter> adapter;
+    torch::Tensor base_t, merged_t; // transposed [in, out], as the model keeps its fused weights
+  };
+  std::vector<Projection> layer;
+  for (auto [out, in] : shapes) {
+    Projection p;
+    p.base = torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false));
+    p.adapter = std::make_unique<models::LoraAdapter>(p.base, 16, std::nullopt);
+    p.adapter->lora_B->weight.normal_(0.0, 0.02); // a trained adapter: B is no longer zero
+    p.base_t = p.base->weight.t().contiguous();
+    p.merged_t = p.adapter->merged(p.base->weight, scale).t().contiguous();
+    layer.push_back(std::move(p));
+  }
+  // The merge a replica does once per weight version, for the whole model (every layer).
+  *merge_ms = microseconds(3,
+                           [&] {
+                             for (auto& p : layer) {
+                               p.adapter->lora_B->weight.add_(0.0); // a new version: the cached merge is stale
+                               p.adapter->merged(p.base->weight, scale);
+                             }
+                           })
+    * static_cast<double>(config.num_hidden_layers) / 1000.0;
+  torch::manual_seed(5);
+  auto x_d = torch::randn({rows, d}), x_ff = torch::randn({rows, ff});
+  auto input = [&](std::size_t i) { return layer[i].base_t.size(0) == d ? x_d : x_ff; };
+  DecodeFigures figures;
+  figures.merged_us = microseconds(200, [&] {
+    for (std::size_t i = 0; i < layer.size(); ++i)
+      models::linear_transposed(input(i), layer[i].merged_t);
+  });
+  figures.side_us = microseconds(200, [&] {
+    for (std::size_t i = 0; i < layer.size(); ++i) {
+      auto out = models::linear_transposed(input(i), layer[i].base_t);
+      layer[i].adapter->add_delta(input(i), out, scale, 0.0);
+    }
+  });
+  return figures;
+}
+
 struct Result {
   double step_ms = 0, peak_mb = 0;
   long long optimizer_bytes = 0, trained = 0;
@@ -181,5 +256,26 @@ int main(int argc, char** argv) {
               "target=1.0\n",
               tiny_full.peak_mb, tiny_lora.peak_mb, big_full.peak_mb, big_lora.peak_mb,
               std::min(tiny_full.peak_mb / tiny_lora.peak_mb, big_full.peak_mb / big_lora.peak_mb));
+
+  at::set_num_threads(1); // a replica's decode thread
+  double merge_ms = 0, merged_total = 0, side_total = 0, saved_one_row_us = 0;
+  std::string figures;
+  for (std::int64_t rows : {1, 4, 16}) {
+    auto decode = decode_layer(rows, &merge_ms);
+    std::printf("decode, %lld rows: one 110M layer's projections %.1f us merged, %.1f us with the side product\n",
+                static_cast<long long>(rows), decode.merged_us, decode.side_us);
+    char text[96];
+    std::snprintf(text, sizeof text, "rows%lld_merged_us=%.1f rows%lld_side_us=%.1f ", static_cast<long long>(rows),
+                  decode.merged_us, static_cast<long long>(rows), decode.side_us);
+    figures += text;
+    merged_total += decode.merged_us;
+    side_total += decode.side_us;
+    if (rows == 1)
+      saved_one_row_us = (decode.side_us - decode.merged_us) * config_110m().num_hidden_layers;
+  }
+  // Decode steps of one sequence after which a version's merge has paid for itself.
+  auto breakeven = saved_one_row_us > 0 ? merge_ms * 1000.0 / saved_one_row_us : -1.0;
+  std::printf("BENCH lora_decode %smerge_per_version_ms=%.1f breakeven_steps=%.0f ratio=%.2f target=1.0\n",
+              figures.c_str(), merge_ms, breakeven, side_total / merged_total);
   return 0;
 }

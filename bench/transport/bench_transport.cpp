@@ -2,10 +2,14 @@
 // TCP copy of the same bytes, in the same run.
 //
 //   chorus: a child process holds a weight version (64 MiB of fp32 tensors) on a WeightBoard behind
-//           the weight server a trainer uses; this process fetches it with the WeightFeed a remote
-//           replica uses (manifest, then 2 MiB chunks, 4 in flight, over CAF's BASP), into tensors.
+//           the weight server a trainer uses; this process fetches it with a fresh WeightFeed, as a
+//           new remote replica does: the manifest over CAF, then the bytes over the data path
+//           (weight_data_path.hpp) into newly allocated staging tensors.
 //   bound:  a child process writes the same bytes to a TCP socket with Asio; this process reads them
-//           into a buffer allocated beforehand: no framing, no serialisation, no copy into tensors.
+//           into a buffer allocated (and touched) beforehand, 4 MiB per system call as the data path
+//           does: no token, no manifest, no allocation.
+//   chunks: for the record, the fallback for replicas that cannot reach the data path (2 MiB chunks,
+//           4 in flight, over CAF's BASP), from a second child whose server has no data path.
 //
 //   BENCH transport       MB/s of each (medians); five runs back to back, each run's ratio chorus / Asio
 //                         listed, min_ratio their minimum (target 0.5), ratio their median (target 0.8)
@@ -46,6 +50,11 @@ constexpr int kTensors = 16; // 64 MiB per version
 constexpr int kRounds = 4;   // per run
 constexpr int kRuns = 5;
 
+// Asio's default moves at most 64 KiB per system call; the bound moves 4 MiB, as the data path does.
+std::size_t large_calls(const asio::error_code& error, std::size_t) {
+  return error ? 0 : std::size_t{4} << 20;
+}
+
 std::vector<torch::Tensor> weights() {
   torch::manual_seed(0);
   std::vector<torch::Tensor> tensors;
@@ -72,14 +81,15 @@ caf::actor_system_config& network_config(caf::actor_system_config& config) {
   return config;
 }
 
-// Child: serve the weights through a weight server, as a trainer's process does.
-int serve_weights() {
+// Child: serve the weights through a weight server, as a trainer's process does (with its data path,
+// or with chunks over CAF only: the fallback).
+int serve_weights(bool data_path) {
   caf::actor_system_config config;
   caf::actor_system system(network_config(config));
   auto board = std::make_shared<chorus::actors::WeightBoard>();
   Holder holder;
   board->publish(1, holder);
-  auto server = chorus::actors::spawn_weight_server(system, board);
+  auto server = chorus::actors::spawn_weight_server(system, board, data_path ? "127.0.0.1" : "");
   auto port = system.middleman().publish(server, 0, "127.0.0.1");
   if (!port)
     return 1;
@@ -101,7 +111,7 @@ int serve_tcp() {
   for (;;) {
     asio::ip::tcp::socket socket(io);
     acceptor.accept(socket);
-    asio::write(socket, asio::buffer(bytes));
+    asio::write(socket, asio::buffer(bytes), large_calls);
   }
 }
 
@@ -138,21 +148,29 @@ void stop(const Child& child) {
   waitpid(child.pid, nullptr, 0);
 }
 
-// Seconds for one fetch of the version through a fresh WeightFeed, as a new replica does.
-double fetch_once(caf::actor_system& system, const caf::actor& server) {
-  std::promise<std::string> done;
+// Seconds for one fetch of the version through a fresh WeightFeed, as a new replica does, checking
+// that it came by the path expected.
+double fetch_once(caf::actor_system& system, const caf::actor& server, bool data_path) {
+  auto done = std::make_shared<std::promise<std::string>>();
   auto start = Clock::now();
-  // Kept until the process ends: its callback may still be unwinding when `done` is set.
-  static std::vector<std::unique_ptr<chorus::actors::WeightFeed>> feeds;
-  auto* feed = feeds.emplace_back(std::make_unique<chorus::actors::WeightFeed>(server, "bench")).get();
-  system.spawn([&done, feed](caf::event_based_actor* self) -> caf::behavior {
-    feed->start(self, [self, feed, &done] {
-      done.set_value(feed->ready() == 1 ? std::string() : feed->error());
+  auto feed = std::make_shared<chorus::actors::WeightFeed>(server, "bench");
+  system.spawn([done, feed, data_path](caf::event_based_actor* self) -> caf::behavior {
+    // The callback lives in the feed and must not own it; the behavior does, so the feed and its
+    // tensors go when the actor quits.
+    feed->start(self, [self, raw = feed.get(), done, data_path] {
+      if (raw->ready() != 1)
+        done->set_value(raw->error());
+      else if (raw->versions_by_data_path() != (data_path ? 1 : 0))
+        done->set_value(data_path ? "the version came in chunks, not over the data path"
+                                  : "the version did not come in chunks");
+      else
+        done->set_value({});
       self->quit();
     });
-    return {[](const chorus::actors::WeightsPublished&) {}};
+    return {[feed](const chorus::actors::WeightsPublished&) {}};
   });
-  auto error = done.get_future().get();
+  feed.reset();
+  auto error = done->get_future().get();
   auto seconds = std::chrono::duration<double>(Clock::now() - start).count();
   if (!error.empty())
     throw std::runtime_error("weight fetch failed: " + error);
@@ -165,7 +183,7 @@ double read_once(unsigned port, std::vector<std::uint8_t>& bytes) {
   auto start = Clock::now();
   asio::ip::tcp::socket socket(io);
   socket.connect({asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)});
-  asio::read(socket, asio::buffer(bytes));
+  asio::read(socket, asio::buffer(bytes), large_calls);
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
@@ -195,34 +213,41 @@ std::pair<std::int64_t, std::int64_t> version_bytes(const chorus::models::ModelC
 
 int main(int argc, char** argv) {
   if (argc == 2 && std::strcmp(argv[1], "--serve-weights") == 0)
-    return serve_weights();
+    return serve_weights(/*data_path=*/true);
+  if (argc == 2 && std::strcmp(argv[1], "--serve-chunks") == 0)
+    return serve_weights(/*data_path=*/false);
   if (argc == 2 && std::strcmp(argv[1], "--serve-tcp") == 0)
     return serve_tcp();
   at::set_num_threads(1);
   const double megabytes = static_cast<double>(kTensors * kTensorBytes) / 1e6;
 
   auto weights_child = start(argv[0], "--serve-weights");
+  auto chunks_child = start(argv[0], "--serve-chunks");
   auto tcp_child = start(argv[0], "--serve-tcp");
   // Five runs back to back, each the median of its interleaved rounds: the target asks for every run.
-  std::vector<double> ratios, chorus_rates, asio_rates;
+  std::vector<double> ratios, chorus_rates, asio_rates, chunk_rates;
   {
     caf::actor_system_config config;
     caf::actor_system system(network_config(config));
     auto server = system.middleman().remote_actor("127.0.0.1", static_cast<std::uint16_t>(weights_child.port));
-    if (!server) {
-      std::fprintf(stderr, "cannot reach the weight server: %s\n", system.render(server.error()).c_str());
+    auto chunks_server = system.middleman().remote_actor("127.0.0.1", static_cast<std::uint16_t>(chunks_child.port));
+    if (!server || !chunks_server) {
+      std::fprintf(stderr, "cannot reach the weight servers: %s\n",
+                   system.render(server ? chunks_server.error() : server.error()).c_str());
       return 1;
     }
     std::vector<std::uint8_t> buffer(static_cast<std::size_t>(kTensors * kTensorBytes));
-    fetch_once(system, *server); // warm-up: connection, allocator
+    fetch_once(system, *server, true); // warm-up: connection, allocator
+    fetch_once(system, *chunks_server, false);
     read_once(tcp_child.port, buffer);
     for (int run = 0; run < kRuns; ++run) {
       std::vector<double> chorus_seconds, asio_seconds;
       // Interleaved rounds: both sides see the same machine load.
       for (int round = 0; round < kRounds; ++round) {
-        chorus_seconds.push_back(fetch_once(system, *server));
+        chorus_seconds.push_back(fetch_once(system, *server, true));
         asio_seconds.push_back(read_once(tcp_child.port, buffer));
       }
+      chunk_rates.push_back(megabytes / fetch_once(system, *chunks_server, false)); // for the record
       chorus_rates.push_back(megabytes / median(chorus_seconds));
       asio_rates.push_back(megabytes / median(asio_seconds));
       ratios.push_back(chorus_rates.back() / asio_rates.back());
@@ -231,6 +256,7 @@ int main(int argc, char** argv) {
     }
   }
   stop(weights_child);
+  stop(chunks_child);
   stop(tcp_child);
   std::string listed;
   for (auto ratio : ratios) {
@@ -238,9 +264,9 @@ int main(int argc, char** argv) {
     std::snprintf(text, sizeof text, "%.3f", ratio);
     listed += (listed.empty() ? "" : ",") + std::string(text);
   }
-  std::printf("BENCH transport chorus_MBps=%.1f asio_MBps=%.1f version_MB=%.1f ratios=%s min_ratio=%.3f ratio=%.3f "
-              "target=0.8\n",
-              median(chorus_rates), median(asio_rates), megabytes, listed.c_str(),
+  std::printf("BENCH transport chorus_MBps=%.1f asio_MBps=%.1f chunks_over_caf_MBps=%.1f version_MB=%.1f ratios=%s "
+              "min_ratio=%.3f ratio=%.3f target=0.8\n",
+              median(chorus_rates), median(asio_rates), median(chunk_rates), megabytes, listed.c_str(),
               *std::min_element(ratios.begin(), ratios.end()), median(ratios));
 
   auto [tiny_full, tiny_adapters] = version_bytes(chorus::models::ModelConfig::tiny(264));

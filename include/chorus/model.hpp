@@ -97,6 +97,18 @@ struct BuilderOptions {
   std::uint64_t seed = 0;
   /// LoRA adapters to train on the model (r > 0), instead of all its weights.
   LoraOptions adapter;
+  /// When every replica (or an inference model's only actor) was on nodes that were lost, how long a
+  /// request waits for one to be respawned on its node once the node is back, before it fails as it
+  /// would at once with 0. The group deadline of an RL algorithm still bounds each rollout.
+  double rejoin_wait_s = 180;
+};
+
+/// What losing replicas has cost a model so far (counted from its spawn).
+struct ReplicaLosses {
+  /// Requests whose replica was lost under them, sent again to another (or a rejoined) replica.
+  std::int64_t requests_retried = 0;
+  /// Seconds the model had no replica while one was being respawned (BuilderOptions::rejoin_wait_s).
+  double rejoin_wait_s = 0;
 };
 
 /// Options of a model that trains.
@@ -230,6 +242,9 @@ public:
   /// How long a request may take before it fails with TimeoutError (default 10 minutes).
   InferenceModel with_timeout(std::chrono::milliseconds timeout) const;
 
+  /// What losing its actors (on lost nodes) has cost so far.
+  ReplicaLosses losses() const;
+
 private:
   friend class TrainingModel;
   friend struct detail::ModelAccess;
@@ -306,6 +321,9 @@ public:
 
   /// Replicas still serving.
   std::size_t replicas() const;
+
+  /// What losing replicas (on lost nodes) has cost so far.
+  ReplicaLosses losses() const;
 
   /// An inference handle on this model's replicas (routed as generate() is, with the newest weights
   /// the trainer reported): for what takes an InferenceModel, e.g. evaluate() or a judge.

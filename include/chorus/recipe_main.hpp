@@ -33,7 +33,8 @@ struct RecipeCommandLine {
   /// `--checkpoint-every N`: a checkpoint every N steps of each stage, besides one at each stage's
   /// end; 0: only those.
   int checkpoint_every = 50;
-  /// `--resume`: continue the run in `output_dir` from its newest complete checkpoint.
+  /// `--resume`: continue the run in `output_dir` from its newest complete checkpoint, with the
+  /// config it started with (its config.json); `--config` or `--set` beside it must agree with it.
   bool resume = false;
   /// `--cluster FILE`: the nodes components may be placed on (BuilderOptions::node); empty: none.
   std::filesystem::path cluster_file;
@@ -52,6 +53,10 @@ RecipeCommandLine parse_command_line(int argc, const char* const* argv);
 namespace detail {
 
 std::string recipe_usage(std::string_view program, std::string_view recipe, const std::string& config_table);
+
+/// The config file of the run to resume in `output_dir` (its config.json).
+/// @throws ConfigError if there is none: the folder is not a run.
+std::filesystem::path resumed_config_file(const std::filesystem::path& output_dir);
 
 /// Prints `error` for a failure before the recipe started and returns the exit code 2.
 int report_startup_error(std::string_view recipe, const std::exception& error);
@@ -77,7 +82,12 @@ int recipe_main(int argc, char** argv, std::string_view name, Task<void> (*recip
       std::cout << config_schema<Config>(name).dump(2) << "\n";
       return 0;
     }
-    config = load_config<Config>(command_line.config_file, command_line.overrides);
+    // A resumed run reads the config it started with; --config or --set given beside --resume must
+    // agree with it (run_recipe checks, naming the first key that differs).
+    auto config_file = command_line.resume && command_line.config_file.empty()
+      ? detail::resumed_config_file(command_line.output_dir)
+      : command_line.config_file;
+    config = load_config<Config>(config_file, command_line.overrides);
   } catch (const Error& error) {
     return detail::report_startup_error(name, error);
   }

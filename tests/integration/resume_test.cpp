@@ -85,9 +85,13 @@ public:
     fs::remove_all(full_dir_);
   }
 
-  // Resumes the run in `output` and checks it against the uninterrupted one.
-  static void resume_and_compare(const fs::path& output) {
-    ChildProcess resumed(CHORUS_TWO_STAGE_PROGRAM, args_for(output, {"--resume"}));
+  // Resumes the run in `output` and checks it against the uninterrupted one. `folder_only`: with
+  // `--resume --output DIR` alone, the config read from the folder; else with the original command
+  // line again.
+  static void resume_and_compare(const fs::path& output, bool folder_only = false) {
+    ChildProcess resumed(CHORUS_TWO_STAGE_PROGRAM,
+                         folder_only ? std::vector<std::string>{"--resume", "--output", output.string()}
+                                     : args_for(output, {"--resume"}));
     ASSERT_EQ(resumed.wait(300s), 0) << resumed.output();
     EXPECT_NE(resumed.output().find("resumed from checkpoint 0002-gspo-"), std::string::npos) << resumed.output();
     EXPECT_NE(resumed.output().find("[sft] finished earlier: restored"), std::string::npos) << resumed.output();
@@ -117,7 +121,7 @@ using ResumeWithAdapters = ResumeRun<true>;
 
 // Killed after GSPO's third checkpoint; `name` names the run's folder.
 template <class Run>
-void kill_in_gspo_and_resume(const std::string& name) {
+void kill_in_gspo_and_resume(const std::string& name, bool folder_only) {
   auto output = run_dir(name);
   fs::remove_all(output);
   {
@@ -130,19 +134,20 @@ void kill_in_gspo_and_resume(const std::string& name) {
   }
   auto latest = latest_checkpoint(output);
   EXPECT_TRUE(latest.starts_with("0002-gspo-step00000")) << latest;
-  Run::resume_and_compare(output);
+  Run::resume_and_compare(output, folder_only);
 }
 
 TEST_F(ResumeWithAdapters, ARunKilledInTheMiddleOfGspoAndResumedEndsAsIfNeverStopped) {
   ASSERT_EQ(full_exit_, 0) << full_output_;
   EXPECT_NE(full_output_.find("LoRA"), std::string::npos) << full_output_;
   EXPECT_TRUE(fs::exists(full_dir_ / "final-model" / "adapter_config.json"));
-  kill_in_gspo_and_resume<ResumeWithAdapters>("killed_lora");
+  kill_in_gspo_and_resume<ResumeWithAdapters>("killed_lora", /*folder_only=*/false);
 }
 
+// Resumed with `--resume --output DIR` alone: the config comes from the folder.
 TEST_F(Resume, ARunKilledInTheMiddleOfGspoAndResumedEndsAsIfNeverStopped) {
   ASSERT_EQ(full_exit_, 0) << full_output_;
-  kill_in_gspo_and_resume<Resume>("killed");
+  kill_in_gspo_and_resume<Resume>("killed", /*folder_only=*/true);
 }
 
 TEST_F(Resume, SigtermFinishesTheStepWritesACheckpointAndTheRunResumes) {
@@ -195,6 +200,18 @@ TEST_F(Resume, WhatCannotBeResumedIsRefusedWithExitCode2AndTheReason) {
   fs::remove_all(changed);
   fs::copy(full_dir_, changed, fs::copy_options::recursive);
   expect_refused(args_for(changed, {"--resume", "--set", "gspo_max_steps=9"}), "config key 'gspo_max_steps' differs");
+  // Given with the folder alone, a --set must agree with the run's config too.
+  expect_refused({"--resume", "--output", changed.string(), "--set", "gspo_max_steps=9"},
+                 "config key 'gspo_max_steps' differs");
+  auto config = run_dir("a_config.json");
+  {
+    std::ifstream in(changed / "config.json");
+    auto json = Json::parse(in);
+    json["gspo_max_steps"] = 9;
+    std::ofstream(config) << json.dump();
+  }
+  expect_refused({"--resume", "--output", changed.string(), "--config", config.string()},
+                 "config key 'gspo_max_steps' differs");
 }
 
 // A full disk, as a file-size limit shows it: the first checkpoint cannot be written (the optimizer's
