@@ -65,6 +65,23 @@ struct SpawnEnvironmentHost {
   std::string environment;
 };
 
+/// The node's spawner, or why there is none: `other_version` when its wire protocol differs.
+struct NodeConnection {
+  caf::actor spawner;
+  std::string error;
+  bool other_version = false;
+};
+
+/// Connects this process to a node's published actor (the recipe's side, in its own process): what
+/// `middleman().remote_actor` does, as a request with a deadline instead of a call that blocks until
+/// the peer answers the handshake (a stopped node never does).
+struct ConnectNode {
+  using Reply = NodeConnection;
+  static constexpr const char* kDoing = "connecting to a node";
+  std::string host;
+  std::uint16_t port = 0;
+};
+
 /// Tells rank 0 of a data-parallel trainer group its other ranks, to which it forwards every
 /// request that changes the weights.
 struct JoinRanks {
@@ -130,6 +147,8 @@ CHORUS_INSPECT(SpawnedActor, actor, weights)
 CHORUS_INSPECT(DataParallelSpec, rank, size, store_host, store_port, bind_host)
 CHORUS_INSPECT(SpawnModelActor, secret, role, spec, weights, data_parallel, keep_reference, weights_host)
 CHORUS_INSPECT(JoinRanks, ranks)
+CHORUS_INSPECT(ConnectNode, host, port)
+CHORUS_INSPECT(NodeConnection, spawner, error, other_version)
 CHORUS_INSPECT(SpawnEnvironmentHost, secret, environment)
 CHORUS_INSPECT(WeightsPublished, version)
 CHORUS_INSPECT(SubscribeWeights)
@@ -157,4 +176,6 @@ CAF_BEGIN_TYPE_ID_BLOCK(chorus_cluster, caf::first_custom_type_id + 200)
   CAF_ADD_TYPE_ID(chorus_cluster, (chorus::actors::DataParallelSpec))
   CAF_ADD_TYPE_ID(chorus_cluster, (chorus::actors::JoinRanks))
   CAF_ADD_TYPE_ID(chorus_cluster, (chorus::actors::SpawnEnvironmentHost))
+  CAF_ADD_TYPE_ID(chorus_cluster, (chorus::actors::ConnectNode))
+  CAF_ADD_TYPE_ID(chorus_cluster, (chorus::actors::NodeConnection))
 CAF_END_TYPE_ID_BLOCK(chorus_cluster)

@@ -6,8 +6,12 @@
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
+#include <caf/event_based_actor.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/io/middleman_actor.hpp>
 #include <caf/send.hpp>
+
+#include <set>
 
 namespace chorus::actors {
 
@@ -18,6 +22,41 @@ Task<ModelInfo> wait_loaded(ActorRef<> ref) {
   co_return info;
 }
 
+namespace {
+
+// How long joining a node may take: the TCP connect and CAF's handshake.
+constexpr auto kConnectTimeout = std::chrono::seconds(15);
+
+// Answers one ConnectNode through the middleman actor, then quits.
+caf::behavior node_connector(caf::event_based_actor* self) {
+  return {[self](const ConnectNode& request) {
+    auto promise = self->make_response_promise<NodeConnection>();
+    self
+      ->request(self->system().middleman().actor_handle(), kConnectTimeout, caf::connect_atom::value, request.host,
+                request.port)
+      .then(
+        [self, promise](const caf::node_id&, caf::strong_actor_ptr& actor, const std::set<std::string>&) mutable {
+          NodeConnection connection;
+          connection.spawner = caf::actor_cast<caf::actor>(std::move(actor));
+          if (!connection.spawner)
+            connection.error = "nothing is published at that port";
+          promise.deliver(std::move(connection));
+          self->quit();
+        },
+        [self, promise](const caf::error& error) mutable {
+          NodeConnection failed;
+          failed.error = self->system().render(error);
+          failed.other_version =
+            error == caf::sec::incompatible_application_ids || error == caf::sec::incompatible_versions;
+          promise.deliver(std::move(failed));
+          self->quit();
+        });
+    return promise;
+  }};
+}
+
+} // namespace
+
 Task<caf::actor> join_node(RecipeContext& ctx, const std::string& node) {
   auto& runtime = ctx.runtime();
   auto& joined = runtime.joined_nodes();
@@ -25,28 +64,36 @@ Task<caf::actor> join_node(RecipeContext& ctx, const std::string& node) {
     co_return found->second;
   const auto& cluster = *runtime.cluster();
   const auto& address = cluster.node(node);
-  // A blocking connect, once per node: refused at once on a closed port, bounded by TCP otherwise.
-  auto spawner = runtime.system().middleman().remote_actor(address.host, address.port);
-  if (!spawner
-      && (spawner.error() == caf::sec::incompatible_application_ids
-          || spawner.error() == caf::sec::incompatible_versions))
+  auto where = "node '" + node + "' (" + address.host + ":" + std::to_string(address.port);
+  // Not on the recipe's executor: a node that accepts the connection but never answers the handshake
+  // (a stopped process, a half-open link) would hold it for good.
+  auto connector = runtime.system().spawn(node_connector);
+  ActorRef<> connect(runtime.bridge(), connector, "the connection to node '" + node + "'");
+  NodeConnection connection;
+  try {
+    connection =
+      co_await connect.ask(ConnectNode{address.host, address.port}, kConnectTimeout + std::chrono::seconds(5));
+  } catch (const TimeoutError&) {
+    caf::anon_send_exit(connector, caf::exit_reason::user_shutdown);
+    connection.error = "no answer to the handshake within " + std::to_string(kConnectTimeout.count()) + " s";
+  }
+  if (connection.other_version)
     throw ActorError("node '" + node + "'", "connect",
-                     "node '" + node + "' (" + address.host + ":" + std::to_string(address.port)
+                     where
                        + ") runs another version of chorus (its wire protocol differs): "
                          "run the same build on every node");
-  if (!spawner)
+  if (!connection.spawner)
     throw ActorError("node '" + node + "'", "connect",
-                     "node '" + node + "' (" + address.host + ":" + std::to_string(address.port) + ", from "
-                       + cluster.file.string() + ") cannot be reached: " + runtime.system().render(spawner.error()));
+                     where + ", from " + cluster.file.string() + ") cannot be reached: " + connection.error);
   // Not adopted: the runtime stops the actors it adopts at shutdown, and the node outlives this run.
-  ActorRef<> ref(runtime.bridge(), *spawner, "node '" + node + "'");
+  ActorRef<> ref(runtime.bridge(), connection.spawner, "node '" + node + "'");
   auto welcome = co_await ref.ask(NodeHello{cluster.secret}, std::chrono::seconds(30));
   if (welcome.name != node)
     throw ConfigError(cluster.file.string() + ": " + address.host + ":" + std::to_string(address.port) + " is node '"
                       + welcome.name + "', not '" + node + "'");
   ctx.log().info("joined node '{}' at {}:{} ({} cores)", node, address.host, address.port, welcome.cores);
-  joined.emplace(node, *spawner);
-  co_return *spawner;
+  joined.emplace(node, connection.spawner);
+  co_return connection.spawner;
 }
 
 Task<SpawnedActor> spawn_on_node(RecipeContext& ctx, const std::string& node, SpawnModelActor request) {

@@ -58,8 +58,8 @@ std::int64_t byte_count(const std::vector<torch::Tensor>& tensors) {
 // Closes `socket` (after calling `on_stall`) when `progress` stops moving for `stall`: a peer that
 // went silent. Stops when `finished` is set. Runs on the socket's io_context.
 template <class Progress, class Finished, class OnStall>
-void watch(asio::steady_timer& timer, tcp::socket& socket, Clock::duration stall, Progress progress,
-           Finished finished, OnStall on_stall, std::int64_t seen) {
+void watch(asio::steady_timer& timer, tcp::socket& socket, Clock::duration stall, Progress progress, Finished finished,
+           OnStall on_stall, std::int64_t seen) {
   timer.expires_after(stall);
   timer.async_wait([&timer, &socket, stall, progress, finished, on_stall, seen](const asio::error_code& error) {
     if (error || finished())
@@ -118,8 +118,8 @@ struct WeightDataServer::Impl {
         buffers.push_back(asio::buffer(tensor.data_ptr(), tensor.nbytes())); // gather: no copy
       auto self = shared_from_this();
       watch(
-        timer, socket, kStallTimeout, [self] { return self->sent.load(); }, [self] { return self->finished; },
-        [] {}, 0);
+        timer, socket, kStallTimeout, [self] { return self->sent.load(); }, [self] { return self->finished; }, [] {},
+        0);
       asio::async_write(
         socket, buffers,
         [self](const asio::error_code& error, std::size_t sent) -> std::size_t {
@@ -308,8 +308,8 @@ std::string WeightDataReader::run(std::chrono::milliseconds idle_timeout) {
   watch(
     s.timer, s.socket, idle_timeout, [&] { return progress.load(); }, [&] { return finished; },
     [&] {
-      error = "no byte came from the weight data path at " + where + " for "
-        + std::to_string(idle_timeout.count()) + " ms";
+      error =
+        "no byte came from the weight data path at " + where + " for " + std::to_string(idle_timeout.count()) + " ms";
     },
     0);
   asio::async_connect(s.socket, endpoints, [&](const asio::error_code& connected, const tcp::endpoint&) {

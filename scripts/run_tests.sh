@@ -10,7 +10,7 @@ scripts/setup.sh
 case "${1:-}" in
   --sanitize)
     scripts/build.sh --sanitize
-    ctest --test-dir build-asan --output-on-failure -L "runtime|actors|integration|fuzz|setup" -j 2
+    ctest --test-dir build-asan --output-on-failure -L "runtime|actors|integration|netns|fuzz|setup" -j 2
     ;;
   --tsan)
     scripts/build.sh --tsan

@@ -30,6 +30,7 @@ packages=(
   libcpp-httplib-dev pkg-config      # chorus-serve's HTTP server and the OpenAI judges' client
   chromium              # headless: the test that the main job's report.html renders its charts
   doxygen               # the API reference of include/chorus/ (scripts/docs.sh; a test fails on warnings)
+  iproute2              # ip and tc: the network fault tests' namespaces, veth pairs and netem
 )
 # Node.js runs the reference tokenizer (@huggingface/tokenizers) in the parity tests. Some machines
 # bring their own Node.js with npm; Debian's packages otherwise.

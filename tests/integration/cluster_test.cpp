@@ -5,6 +5,7 @@
 
 #include "runtime/runtime.hpp"
 #include "tests/expect_error.hpp"
+#include "tests/integration/fault_runs.hpp"
 #include "tests/integration/run_outputs.hpp"
 #include "tests/recipes/x_task.hpp"
 #include "tests/test_process.hpp"
@@ -137,71 +138,20 @@ TEST_F(Cluster, ANodeKilledMidRunIsReportedAndTheRunCompletesOnTheOtherReplica) 
   EXPECT_NE(gen.wait(10s), 0);
 }
 
-// The policy's only replica is on gen-1; the node is killed at GSPO step 3 and restarted 4 s later,
-// or (`restart` false) left down. `rejoin_wait_s` bounds how long requests wait for the replica.
-struct OnlyReplicaLost {
-  std::size_t metrics_lines = 0;
-  double requests_retried = 0, rejoin_wait_s = 0; // summed over the metrics lines
-  ReplicaLosses losses;                           // the model's own count
-  std::string error;                              // what the run failed with
-};
-
-OnlyReplicaLost lose_the_only_replica(const std::filesystem::path& dir, const std::filesystem::path& cluster_file,
-                                      ChildProcess& gen, bool restart, double rejoin_wait_s) {
-  auto cluster = std::make_shared<const chorus::Cluster>(read_cluster_file(cluster_file));
-  Runtime runtime({.cluster = cluster});
-  RecipeContext ctx(runtime, "test", dir, MetricsLogger(), spdlog::default_logger());
-  auto port = std::to_string(cluster->node("gen-1").port);
+// The policy's only replica's node killed at GSPO step 3 and restarted 4 s later.
+TEST_F(Cluster, TheOnlyReplicasNodeRestartedMidGspoRejoinsAndTheRunTrainsEveryStep) {
+  auto port = std::to_string(read_cluster_file(cluster_file_).node("gen-1").port);
   std::unique_ptr<ChildProcess> restarted;
-  OnlyReplicaLost outcome;
-  runtime.run([&]() -> Task<void> {
-    auto model =
-      co_await (
-        co_await ModelRef{"builtin:tiny"}.to_builder(
-          ctx,
-          {.kv_cache_len = 128, .threads = 1, .replica_nodes = {"gen-1"}, .seed = 3, .rejoin_wait_s = rejoin_wait_s}))
-        .spawn_train("policy", {.max_batch_size = 32});
-    auto killer = [&](TrainingModel model) -> Task<void> {
-      while (model.weight_version() < 2)
-        co_await sleep_for(20ms);
-      gen.signal(SIGKILL);
-      if (!restart)
-        co_return;
+  auto outcome = run_with_a_fault(
+    dir_, cluster_file_,
+    [&]() -> Task<void> {
+      nodes_[0]->signal(SIGKILL);
       co_await sleep_for(4s);
       restarted = std::make_unique<ChildProcess>(
         CHORUS_NODE_PROGRAM,
-        std::vector<std::string>{"--cluster", cluster_file.string(), "--name", "gen-1", "--port", port});
-    };
-    try {
-      co_await gather(GSPO({.dataset = x_task_prompts(),
-                            .model = model,
-                            .grader = FunctionGrader("x", share_of_x),
-                            .logger = MetricsLogger({.jsonl = dir / "metrics.jsonl"}),
-                            .lr = 1e-3,
-                            .samples_per_batch = 8,
-                            .samples_per_mini_batch = 8,
-                            .completions_per_sample = 4,
-                            .max_num_gspo_steps = 6,
-                            .sampling = {.temperature = 1.0, .max_tokens = 8},
-                            .seed = 5})
-                        .run(),
-                      killer(model));
-    } catch (const Error& error) {
-      outcome.error = error.what();
-    }
-    outcome.losses = model.losses();
-  }());
-  auto metrics = read_metrics(dir / "metrics.jsonl");
-  outcome.metrics_lines = metrics.size();
-  for (const auto& line : metrics) {
-    outcome.requests_retried += line.value("requests_retried", 0.0);
-    outcome.rejoin_wait_s += line.value("rejoin_wait_s", 0.0);
-  }
-  return outcome;
-}
-
-TEST_F(Cluster, TheOnlyReplicasNodeRestartedMidGspoRejoinsAndTheRunTrainsEveryStep) {
-  auto outcome = lose_the_only_replica(dir_, cluster_file_, *nodes_[0], /*restart=*/true, /*rejoin_wait_s=*/120);
+        std::vector<std::string>{"--cluster", cluster_file_.string(), "--name", "gen-1", "--port", port});
+    },
+    /*rejoin_wait_s=*/120);
   EXPECT_EQ(outcome.error, "");
   EXPECT_EQ(outcome.metrics_lines, 6u);
   // The requests on the lost replica were sent again, to the respawned one, after the node's 4 s down.
@@ -213,13 +163,37 @@ TEST_F(Cluster, TheOnlyReplicasNodeRestartedMidGspoRejoinsAndTheRunTrainsEverySt
 
 TEST_F(Cluster, TheOnlyReplicasNodeLeftDownFailsTheRunAfterTheWait) {
   auto start = std::chrono::steady_clock::now();
-  auto outcome = lose_the_only_replica(dir_, cluster_file_, *nodes_[0], /*restart=*/false, /*rejoin_wait_s=*/3);
+  auto outcome = run_with_a_fault(
+    dir_, cluster_file_,
+    [&]() -> Task<void> {
+      nodes_[0]->signal(SIGKILL);
+      co_return;
+    },
+    /*rejoin_wait_s=*/3);
   auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_NE(outcome.error.find("model 'policy': no replica left to serve requests"), std::string::npos)
     << outcome.error;
   EXPECT_NE(outcome.error.find("none rejoined within 3 s"), std::string::npos) << outcome.error;
   EXPECT_LT(outcome.metrics_lines, 6u);
   EXPECT_LT(seconds, 60.0);
+}
+
+// A node that keeps its connections open and answers nothing for 10 s: heartbeats drop it, the
+// requests on it fail over to the waiting room, reconnecting to it does not block the recipe (the
+// handshake has a deadline), and once it runs again its replica is respawned and the run goes on.
+TEST_F(Cluster, TheOnlyReplicasNodeStoppedForTenSecondsIsDroppedThenRejoinsAndTheRunTrainsEveryStep) {
+  auto outcome = run_with_a_fault(
+    dir_, cluster_file_,
+    [&]() -> Task<void> {
+      nodes_[0]->signal(SIGSTOP); // it holds its connections and answers nothing
+      co_await sleep_for(10s);
+      nodes_[0]->signal(SIGCONT);
+    },
+    /*rejoin_wait_s=*/120);
+  EXPECT_EQ(outcome.error, "");
+  EXPECT_EQ(outcome.metrics_lines, 6u);
+  EXPECT_GE(outcome.requests_retried, 1.0);
+  EXPECT_GT(outcome.rejoin_wait_s, 1.0);
 }
 
 TEST_F(Cluster, ANodeCutOffWithoutClosingItsConnectionIsNoticedWithinSeconds) {
