@@ -72,6 +72,16 @@ public:
     }
   }
 
+  /// Reads output for up to `timeout`; returns whether the child has closed its output (it ended,
+  /// or is about to: reap it with wait()).
+  bool ended(std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline)
+      if (!read_some(100))
+        return true;
+    return false;
+  }
+
   void signal(int number) {
     kill(pid_, number);
   }

@@ -30,12 +30,12 @@ inline FaultRun run_with_a_fault(const std::filesystem::path& dir, const std::fi
   RecipeContext ctx(runtime, "test", dir, MetricsLogger(), spdlog::default_logger());
   FaultRun outcome;
   runtime.run([&]() -> Task<void> {
-    auto model = co_await (co_await ModelRef{"builtin:tiny"}.to_builder(ctx, {.kv_cache_len = 128,
-                                                                              .threads = 1,
-                                                                              .replica_nodes = {"gen-1"},
-                                                                              .seed = 3,
-                                                                              .rejoin_wait_s = rejoin_wait_s}))
-                   .spawn_train("policy", {.max_batch_size = 32});
+    auto model =
+      co_await (
+        co_await ModelRef{"builtin:tiny"}.to_builder(
+          ctx,
+          {.kv_cache_len = 128, .threads = 1, .replica_nodes = {"gen-1"}, .seed = 3, .rejoin_wait_s = rejoin_wait_s}))
+        .spawn_train("policy", {.max_batch_size = 32});
     auto at_step_three = [&](TrainingModel model) -> Task<void> {
       while (model.weight_version() < 2)
         co_await sleep_for(20ms);
