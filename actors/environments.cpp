@@ -4,6 +4,7 @@
 // executor thread of its own (environments are recipe-style coroutines), answering each reset and
 // step when its coroutine completes. The recipe's side is a proxy Environment whose reset and step
 // are requests to that host, so ENVGRPO and ENVGSPO run unchanged.
+#include <chorus/deadline.hpp>
 #include <chorus/errors.hpp>
 
 #include "actors/environment_host.hpp"
@@ -14,6 +15,7 @@
 #include "runtime/runtime.hpp"
 
 #include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
@@ -21,7 +23,9 @@
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_response_promise.hpp>
+#include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -190,20 +194,28 @@ caf::behavior environment_host(HostActor* self, std::string name, EnvironmentFac
 
 // The recipe's side of hosted environments: the hosts on the nodes named, and how many episodes each
 // has. A new episode goes to the live host with the fewest; a host whose node went down is left out
-// from then on (its episodes in flight fail, and the rollouts that ran them are retried on the
-// others). Touched on the recipe executor only.
-struct EnvironmentHosts {
+// (its episodes in flight fail, and the rollouts that ran them are retried on the others) until its
+// node serves again and a new host is spawned there. Touched on the recipe executor only.
+struct EnvironmentHosts : std::enable_shared_from_this<EnvironmentHosts> {
+  using Clock = std::chrono::steady_clock;
   struct Host {
     ActorRef<> ref;
     std::string node;
     std::int64_t episodes = 0;
     bool down = false;
   };
+  RecipeContext* ctx = nullptr;
   std::string name;
   std::vector<Host> hosts;
   std::uint64_t next_episode = 1;
+  Clock::duration rejoin_wait{}; // how long a new episode waits for a host when every one is down
 
-  std::size_t pick() {
+  // The live host with the fewest episodes; when every one is down, waits up to rejoin_wait for one
+  // to come back. @throws ActorDownError naming the nodes when none is live.
+  Task<std::size_t> pick() {
+    auto until = Clock::now() + rejoin_wait;
+    while (!live() && Clock::now() < until)
+      co_await sleep_for(std::chrono::milliseconds(100));
     std::optional<std::size_t> best;
     for (std::size_t i = 0; i < hosts.size(); ++i)
       if (!hosts[i].down && (!best || hosts[i].episodes < hosts[*best].episodes))
@@ -213,9 +225,54 @@ struct EnvironmentHosts {
       for (const auto& host : hosts)
         nodes += (nodes.empty() ? "'" : ", '") + host.node + "'";
       throw ActorDownError("environment '" + name + "'", "reset",
-                           "environment '" + name + "': every node hosting it is down (" + nodes + ")");
+                           "environment '" + name + "': every node hosting it is down (" + nodes + ")"
+                             + (rejoin_wait > Clock::duration::zero() ? "; none came back within the wait" : ""));
     }
-    return *best;
+    co_return *best;
+  }
+
+  bool live() const {
+    return std::any_of(hosts.begin(), hosts.end(), [](const Host& host) { return !host.down; });
+  }
+
+  // Leaves host `index` out and tries every 2 s to spawn a new host on its node.
+  void lost(std::size_t index) {
+    if (hosts[index].down)
+      return;
+    hosts[index].down = true;
+    spdlog::warn("environment '{}': node '{}' is down; its episodes are retried elsewhere", name, hosts[index].node);
+    asio::co_spawn(ctx->executor(), rejoin(weak_from_this(), index), asio::detached);
+  }
+
+  static Task<void> rejoin(std::weak_ptr<EnvironmentHosts> weak, std::size_t index) {
+    for (;;) {
+      co_await sleep_for(std::chrono::seconds(2));
+      auto self = weak.lock();
+      if (!self || self->ctx->stop_requested())
+        co_return;
+      try {
+        self->ctx->runtime().joined_nodes().erase(self->hosts[index].node); // the old connection died
+        auto host = co_await spawn_host(*self->ctx, self->name, self->hosts[index].node);
+        self = weak.lock();
+        if (!self)
+          co_return;
+        self->hosts[index].ref = host;
+        self->hosts[index].down = false;
+        spdlog::info("environment '{}': node '{}' is back", self->name, self->hosts[index].node);
+        co_return;
+      } catch (const std::exception&) {
+        // still down: try again
+      }
+    }
+  }
+
+  // A new host of environment `name` on `node`.
+  static Task<ActorRef<>> spawn_host(RecipeContext& ctx, const std::string& name, const std::string& node) {
+    auto spawner = co_await join_node(ctx, node);
+    ActorRef<> ref(ctx.runtime().bridge(), spawner, "node '" + node + "'");
+    SpawnEnvironmentHost request{ctx.runtime().cluster()->secret, name};
+    auto spawned = co_await ref.ask(std::move(request), std::chrono::seconds(60));
+    co_return ctx.runtime().adopt("environment '" + name + "' on node '" + node + "'", spawned.actor);
   }
 };
 
@@ -234,7 +291,7 @@ public:
 
   Task<std::vector<ChatMessage>> reset(const Prompt& prompt) override {
     if (!host_) {
-      host_ = hosts_->pick();
+      host_ = co_await hosts_->pick();
       ++hosts_->hosts[*host_].episodes;
     }
     EnvResetRequest request{episode_, prompt.prompt, prompt.metadata.dump()};
@@ -253,11 +310,12 @@ private:
   // Asks this episode's host; a host found down is left out of later episodes.
   template <class Request>
   Task<typename Request::Reply> ask(Request request) {
-    auto& host = hosts_->hosts[*host_];
+    auto ref = hosts_->hosts[*host_].ref; // a host that came back has a new one: not this episode's
     try {
-      co_return co_await host.ref.ask(std::move(request));
+      co_return co_await ref.ask(std::move(request));
     } catch (const ActorDownError&) {
-      hosts_->hosts[*host_].down = true;
+      if (hosts_->hosts[*host_].ref.name() == ref.name() && !hosts_->hosts[*host_].down)
+        hosts_->lost(*host_);
       throw;
     }
   }
@@ -278,27 +336,27 @@ caf::actor spawn_environment_host(caf::actor_system& system, const std::string& 
 
 namespace chorus {
 
-Task<EnvironmentFactory> find_environment(RecipeContext& ctx, std::string name, std::string node) {
+Task<EnvironmentFactory> find_environment(RecipeContext& ctx, std::string name, std::string node,
+                                          double rejoin_wait_s) {
   if (node.empty())
     co_return registered_environment(name);
   std::vector<std::string> nodes{std::move(node)};
-  co_return co_await find_environment_on_nodes(ctx, std::move(name), std::move(nodes));
+  co_return co_await find_environment_on_nodes(ctx, std::move(name), std::move(nodes), rejoin_wait_s);
 }
 
-Task<EnvironmentFactory> find_environment_on_nodes(RecipeContext& ctx, std::string name,
-                                                   std::vector<std::string> nodes) {
+Task<EnvironmentFactory> find_environment_on_nodes(RecipeContext& ctx, std::string name, std::vector<std::string> nodes,
+                                                   double rejoin_wait_s) {
   if (nodes.empty())
     throw ConfigError("find_environment_on_nodes '" + name + "': no nodes named");
+  if (!(rejoin_wait_s >= 0))
+    throw ConfigError("find_environment_on_nodes '" + name + "': rejoin_wait_s must be at least 0");
   auto hosts = std::make_shared<actors::EnvironmentHosts>();
+  hosts->ctx = &ctx;
   hosts->name = name;
-  for (const auto& node : nodes) {
-    auto spawner = co_await actors::join_node(ctx, node);
-    ActorRef<> ref(ctx.runtime().bridge(), spawner, "node '" + node + "'");
-    actors::SpawnEnvironmentHost request{ctx.runtime().cluster()->secret, name};
-    auto spawned = co_await ref.ask(std::move(request), std::chrono::seconds(60));
-    hosts->hosts.push_back(
-      {ctx.runtime().adopt("environment '" + name + "' on node '" + node + "'", spawned.actor), node});
-  }
+  hosts->rejoin_wait =
+    std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(rejoin_wait_s));
+  for (const auto& node : nodes)
+    hosts->hosts.push_back({co_await actors::EnvironmentHosts::spawn_host(ctx, name, node), node});
   co_return [hosts]() -> std::unique_ptr<Environment> { return std::make_unique<actors::RemoteEnvironment>(hosts); };
 }
 

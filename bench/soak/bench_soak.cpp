@@ -62,9 +62,10 @@ struct JudgeTouchingGrader : Grader::Impl {
 };
 
 Task<void> soak(SoakConfig config, RecipeContext& ctx) {
-  auto policy = co_await (co_await ModelRef{"builtin:tiny"}.to_builder(
-                            ctx, {.kv_cache_len = 128, .replicas = 2, .threads = 1, .replica_nodes = {"gen-1", "gen-2"}}))
-                  .spawn_train("policy", {.max_batch_size = 32});
+  auto policy =
+    co_await (co_await ModelRef{"builtin:tiny"}.to_builder(
+                ctx, {.kv_cache_len = 128, .replicas = 2, .threads = 1, .replica_nodes = {"gen-1", "gen-2"}}))
+      .spawn_train("policy", {.max_batch_size = 32});
   auto judge = co_await (co_await ModelRef{"builtin:tiny"}.to_builder(ctx, {.threads = 1, .node = "judge-1"}))
                  .spawn_inference("judge", {.max_batch_size = 32});
   co_await GSPO({.dataset = test::x_task_prompts(),
@@ -116,7 +117,8 @@ public:
     std::ofstream(dir_ / "bootstrap.json") << bootstrap.dump();
     for (auto& node : nodes_)
       start(node, "0");
-    Json cluster{{"secret", kSecret}, {"recipe_host", partitions_ ? nodes_[0].ns->here() : "127.0.0.1"},
+    Json cluster{{"secret", kSecret},
+                 {"recipe_host", partitions_ ? nodes_[0].ns->here() : "127.0.0.1"},
                  {"nodes", Json::object()}};
     for (const auto& node : nodes_)
       cluster["nodes"][node.name] = {{"host", node.host()}, {"port", node.port}};
@@ -137,8 +139,8 @@ public:
 
   // (Re)starts `node` on `port` ("0": any free one, remembered).
   void start(Node& node, const std::string& port) {
-    std::vector<std::string> args{"--cluster", (dir_ / "bootstrap.json").string(), "--name", node.name,
-                                  "--bind",    node.host(),                         "--port", port};
+    std::vector<std::string> args{
+      "--cluster", (dir_ / "bootstrap.json").string(), "--name", node.name, "--bind", node.host(), "--port", port};
     if (node.ns) { // the node runs inside its namespace
       args.insert(args.begin(), {"netns", "exec", node.ns->name(), NODE_PROGRAM});
       node.process = std::make_unique<test::ChildProcess>(IP_PROGRAM, args);
@@ -249,8 +251,9 @@ int main(int argc, char** argv) {
       resume_mismatches = 0;
   while (elapsed_minutes() < minutes) {
     auto output = dir / ("round-" + std::to_string(++rounds));
-    test::ChildProcess round(self_path(), {"--recipe", "--output", output.string(), "--cluster",
-                                           cluster.file().string(), "--checkpoint-every", "1"});
+    test::ChildProcess round(
+      self_path(),
+      {"--recipe", "--output", output.string(), "--cluster", cluster.file().string(), "--checkpoint-every", "1"});
     // Faults while the round trains (from its first step on: spawning the models is not what this
     // soaks), one every 2-6 s.
     round.wait_for_output("[gspo] 1/", 300s);
@@ -271,11 +274,11 @@ int main(int argc, char** argv) {
     auto resumed = dir / ("round-" + std::to_string(rounds) + "-resumed");
     fs::copy(output, resumed, fs::copy_options::recursive);
     fs::remove_all(resumed / "final-model");
-    test::ChildProcess resume(self_path(),
-                              {"--recipe", "--resume", "--output", resumed.string(), "--cluster", cluster.file().string()});
+    test::ChildProcess resume(
+      self_path(), {"--recipe", "--resume", "--output", resumed.string(), "--cluster", cluster.file().string()});
     auto resume_code = resume.wait(600s);
     auto difference = resume_code == 0 ? test::max_weight_difference(output / "final-model" / "model.safetensors",
-                                                                      resumed / "final-model" / "model.safetensors")
+                                                                     resumed / "final-model" / "model.safetensors")
                                        : 1e9;
     if (difference > 1e-6) {
       ++resume_mismatches;

@@ -79,16 +79,20 @@ class RecipeContext;
 /// each episode then lives on that node and its reset and steps are requests to it. Which one is
 /// a matter of configuration: the recipe's code is the same.
 /// @throws ConfigError if `name` is not registered here (empty node); ActorError naming the node if
-/// it cannot be reached or did not register `name`. An episode's reset or step on a node that died
-/// throws ActorDownError naming the node.
-Task<EnvironmentFactory> find_environment(RecipeContext& ctx, std::string name, std::string node = "");
+/// it cannot be reached or did not register `name`. An episode's step on a node that died throws
+/// ActorDownError naming the node (the episode is gone with it); a new episode's reset waits for
+/// the node to come back as find_environment_on_nodes says.
+Task<EnvironmentFactory> find_environment(RecipeContext& ctx, std::string name, std::string node = "",
+                                          double rejoin_wait_s = 180);
 
 /// The environment registered as `name`, hosted on every one of cluster nodes `nodes`: each new
-/// episode goes to the node with the fewest episodes. A node that dies is left out from then on:
-/// the episodes it had fail (ENVGRPO and ENVGSPO retry their rollouts) and the run goes on with the
-/// others; once all are down, an episode's reset throws ActorDownError naming them.
-Task<EnvironmentFactory> find_environment_on_nodes(RecipeContext& ctx, std::string name,
-                                                   std::vector<std::string> nodes);
+/// episode goes to the node with the fewest episodes. A node that dies is left out: the episodes it
+/// had fail (ENVGRPO and ENVGSPO retry their rollouts) and the run goes on with the others; every
+/// 2 s the recipe tries to spawn a new host there, and once the node serves again it is back in the
+/// pool. When every node is down, a new episode's reset waits up to `rejoin_wait_s` for one to come
+/// back, then throws ActorDownError naming them (0: at once).
+Task<EnvironmentFactory> find_environment_on_nodes(RecipeContext& ctx, std::string name, std::vector<std::string> nodes,
+                                                   double rejoin_wait_s = 180);
 
 /// The environment of ENVGRPO and ENVGSPO.
 struct EnvironmentOptions {

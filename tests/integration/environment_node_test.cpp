@@ -180,6 +180,47 @@ TEST_F(EnvironmentNode, ANodeKilledMidRunLeavesThePoolAndENVGRPOCompletesOnTheOt
   EXPECT_GE(retried, 1.0);
 }
 
+// The only environment node killed after the first step and restarted 3 s later: the episodes it
+// had fail and are retried, new episodes wait for it, and the run trains every step.
+TEST_F(EnvironmentNode, TheOnlyEnvironmentNodeRestartedMidRunIsBackInThePoolAndENVGRPOCompletes) {
+  start(CHORUS_ENVIRONMENT_NODE_PROGRAM);
+  constexpr int kSteps = 4;
+  auto port = std::to_string(read_cluster_file(cluster_file_).node("env-1").port);
+  std::unique_ptr<ChildProcess> restarted;
+  auto result = runtime_->run([&]() -> Task<GrpoResult> {
+    auto environment = co_await find_environment(*ctx_, "two_turns", "env-1");
+    auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(*ctx_, {.kv_cache_len = 256, .threads = 1});
+    auto model = co_await builder.spawn_train("policy", {.max_batch_size = 16});
+    std::vector<Prompt> prompts;
+    for (int secret = 0; secret < 4; ++secret)
+      prompts.push_back(prompt_with_secret(secret));
+    auto restarter = [&](TrainingModel model) -> Task<void> {
+      while (model.weight_version() < 1)
+        co_await sleep_for(20ms);
+      nodes_[0]->signal(SIGKILL);
+      co_await sleep_for(3s);
+      restarted = std::make_unique<ChildProcess>(
+        CHORUS_ENVIRONMENT_NODE_PROGRAM,
+        std::vector<std::string>{"--cluster", cluster_file_.string(), "--name", "env-1", "--port", port});
+    };
+    auto training = ENVGRPO({.dataset = prompts,
+                             .model = model,
+                             .logger = MetricsLogger({.jsonl = dir_ / "metrics.jsonl"}),
+                             .lr = 1e-3,
+                             .samples_per_batch = 8,
+                             .samples_per_mini_batch = 8,
+                             .completions_per_sample = 2,
+                             .max_num_grpo_steps = kSteps,
+                             .sampling = {.temperature = 1.0, .max_tokens = 6},
+                             .seed = 1},
+                            {.environment = environment, .max_turns = 3})
+                      .run();
+    auto [rl, restarted_done] = co_await gather(std::move(training), restarter(model));
+    co_return rl;
+  }());
+  EXPECT_EQ(result.steps, kSteps) << (restarted ? restarted->output() : "");
+}
+
 TEST_F(EnvironmentNode, UnknownNamesNodesWithoutEnvironmentsAndDeadNodesAreErrorsNamingTheNode) {
   start(CHORUS_ENVIRONMENT_NODE_PROGRAM);
   runtime_->run([&]() -> Task<void> {

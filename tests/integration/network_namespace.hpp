@@ -32,7 +32,8 @@ public:
   /// Null, with `why`, when it cannot be made here (not root, no `ip`, no namespaces).
   static std::unique_ptr<NetworkNamespace> make(std::string& why, int index = 0) {
     auto id = std::to_string(::getpid()) + "x" + std::to_string(index);
-    auto made = std::unique_ptr<NetworkNamespace>(new NetworkNamespace("chorus" + id, "cv" + id + "a", "cv" + id + "b"));
+    auto made =
+      std::unique_ptr<NetworkNamespace>(new NetworkNamespace("chorus" + id, "cv" + id + "a", "cv" + id + "b"));
     auto net = "10." + std::to_string(200 + index % 50) + "." + std::to_string(::getpid() % 250 + 1);
     auto& ns = *made;
     ns.here_ = net + ".1";
