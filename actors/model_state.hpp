@@ -45,6 +45,7 @@ struct InferenceState {
   // Called with each replica dropped from the pool (a replica on another node tries to rejoin).
   std::function<void(const std::shared_ptr<Replica>&)> on_lost;
   std::string last_loss; // why the last replica dropped was lost, for the error once none is left
+  std::string last_lost; // its name
   // The newest weight version its trainer reported: generation waits for at least this one.
   std::int64_t min_weight_version = 0;
   bool waiting_announced = false; // the warning that requests wait for a rejoin, once per empty pool
@@ -74,8 +75,10 @@ struct InferenceState {
       auto until = Clock::now() + wait;
       if (!waiting_announced) {
         waiting_announced = true;
-        spdlog::warn("model '{}': no replica left; requests wait up to {:.0f} s for one to rejoin", name,
-                     std::chrono::duration<double>(wait).count());
+        spdlog::warn("model '{}': no replica left; requests wait up to {:.0f} s for '{}'{} to rejoin when its node is "
+                     "back",
+                     name, std::chrono::duration<double>(wait).count(), last_lost,
+                     rejoining > 1 ? " (or another lost one)" : "");
       }
       while (replicas.empty() && rejoining > 0 && Clock::now() < until)
         co_await sleep_for(std::chrono::milliseconds(100));
@@ -103,6 +106,7 @@ struct InferenceState {
       return; // another coroutine dropped it first
     replicas.erase(found);
     last_loss = why; // names the replica in words (runtime/ask_words.hpp)
+    last_lost = replica->ref.name();
     spdlog::warn("model '{}': replica '{}' lost ({}); {} left", name, replica->ref.name(), why, replicas.size());
     if (replicas.empty())
       empty_since = Clock::now();
