@@ -123,6 +123,8 @@ struct WeightManifest {
 struct WeightManifestRequest {
   using Reply = WeightManifest;
   static constexpr const char* kDoing = "listing new weights";
+  /// Whether the replica will read over the data path (false: it gave up on it; no token is made).
+  bool data_path = true;
 };
 
 /// Bytes [index * chunk_bytes, (index + 1) * chunk_bytes) of the version's tensors laid end to end.
@@ -154,7 +156,7 @@ CHORUS_INSPECT(WeightsPublished, version)
 CHORUS_INSPECT(SubscribeWeights)
 CHORUS_INSPECT(TensorLayout, name, dtype, shape)
 CHORUS_INSPECT(WeightManifest, version, tensors, total_bytes, chunk_bytes, data_host, data_port, data_token)
-CHORUS_INSPECT(WeightManifestRequest)
+CHORUS_INSPECT(WeightManifestRequest, data_path)
 CHORUS_INSPECT(WeightChunk, version, index, bytes)
 CHORUS_INSPECT(WeightChunkRequest, version, index)
 

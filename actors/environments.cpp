@@ -203,6 +203,7 @@ struct EnvironmentHosts : std::enable_shared_from_this<EnvironmentHosts> {
     std::string node;
     std::int64_t episodes = 0;
     bool down = false;
+    std::uint64_t generation = 0; // bumped when a new host replaces a lost one on the node
   };
   RecipeContext* ctx = nullptr;
   std::string name;
@@ -250,14 +251,20 @@ struct EnvironmentHosts : std::enable_shared_from_this<EnvironmentHosts> {
       auto self = weak.lock();
       if (!self || self->ctx->stop_requested())
         co_return;
+      auto* ctx = self->ctx;
+      auto name = self->name, node = self->hosts[index].node;
+      self.reset(); // a pool nobody holds any more is not kept alive by its rejoin
       try {
-        self->ctx->runtime().joined_nodes().erase(self->hosts[index].node); // the old connection died
-        auto host = co_await spawn_host(*self->ctx, self->name, self->hosts[index].node);
+        ctx->runtime().joined_nodes().erase(node); // the old connection died
+        auto host = co_await spawn_host(*ctx, name, node);
         self = weak.lock();
-        if (!self)
+        if (!self) {
+          caf::anon_send_exit(host.handle(), caf::exit_reason::user_shutdown);
           co_return;
+        }
         self->hosts[index].ref = host;
         self->hosts[index].down = false;
+        ++self->hosts[index].generation;
         spdlog::info("environment '{}': node '{}' is back", self->name, self->hosts[index].node);
         co_return;
       } catch (const std::exception&) {
@@ -284,15 +291,17 @@ public:
   ~RemoteEnvironment() override {
     if (!host_)
       return;
-    auto& host = hosts_->hosts[*host_];
-    --host.episodes;
-    host.ref.tell(EnvCloseEpisode{episode_});
+    --hosts_->hosts[*host_].episodes;
+    ref_.tell(EnvCloseEpisode{episode_});
   }
 
   Task<std::vector<ChatMessage>> reset(const Prompt& prompt) override {
     if (!host_) {
       host_ = co_await hosts_->pick();
-      ++hosts_->hosts[*host_].episodes;
+      auto& host = hosts_->hosts[*host_];
+      ++host.episodes;
+      ref_ = host.ref; // the episode lives on this host, even if its node's host is replaced later
+      generation_ = host.generation;
     }
     EnvResetRequest request{episode_, prompt.prompt, prompt.metadata.dump()};
     auto reply = co_await ask(std::move(request));
@@ -310,11 +319,10 @@ private:
   // Asks this episode's host; a host found down is left out of later episodes.
   template <class Request>
   Task<typename Request::Reply> ask(Request request) {
-    auto ref = hosts_->hosts[*host_].ref; // a host that came back has a new one: not this episode's
     try {
-      co_return co_await ref.ask(std::move(request));
+      co_return co_await ref_.ask(std::move(request));
     } catch (const ActorDownError&) {
-      if (hosts_->hosts[*host_].ref.name() == ref.name() && !hosts_->hosts[*host_].down)
+      if (hosts_->hosts[*host_].generation == generation_) // not a host that already replaced it
         hosts_->lost(*host_);
       throw;
     }
@@ -323,6 +331,8 @@ private:
   std::shared_ptr<EnvironmentHosts> hosts_;
   std::uint64_t episode_;
   std::optional<std::size_t> host_;
+  ActorRef<> ref_;               // the host this episode lives on
+  std::uint64_t generation_ = 0; // of hosts_->hosts[*host_] when the episode began
 };
 
 } // namespace

@@ -165,7 +165,7 @@ InferenceModel InferenceModel::with_timeout(std::chrono::milliseconds timeout) c
 }
 
 ReplicaLosses InferenceModel::losses() const {
-  return held(state_)->losses;
+  return held(state_)->current_losses();
 }
 
 // -- TrainingModel --------------------------------------------------------------
@@ -247,7 +247,7 @@ std::size_t TrainingModel::replicas() const {
 }
 
 ReplicaLosses TrainingModel::losses() const {
-  return held(state_)->inference->losses;
+  return held(state_)->inference->current_losses();
 }
 
 // -- ScoringModel ---------------------------------------------------------------

@@ -67,12 +67,13 @@ struct InferenceState {
                              [](const auto& a, const auto& b) { return a->in_flight < b->in_flight; });
   }
 
-  // As pick(), but when none is left and one is being respawned, waits for it up to rejoin_wait
-  // (and no longer than `timeout`). @throws Error when none is left after the wait.
-  Task<std::shared_ptr<Replica>> acquire(std::chrono::milliseconds timeout) {
+  // As pick(), but when none is left and one is being respawned, waits for it up to rejoin_wait,
+  // and never past the request's `deadline`. @throws Error when none is left after rejoin_wait,
+  // TimeoutError (naming `request`) when the deadline ended the wait.
+  Task<std::shared_ptr<Replica>> acquire(Clock::time_point deadline, const char* request) {
     if (replicas.empty() && rejoining > 0 && rejoin_wait > Clock::duration::zero()) {
-      auto wait = std::min<Clock::duration>(rejoin_wait, timeout);
-      auto until = Clock::now() + wait;
+      auto wait = rejoin_wait;
+      auto until = std::min(Clock::now() + wait, deadline);
       if (!waiting_announced) {
         waiting_announced = true;
         spdlog::warn("model '{}': no replica left; requests wait up to {:.0f} s for '{}'{} to rejoin when its node is "
@@ -82,6 +83,9 @@ struct InferenceState {
       }
       while (replicas.empty() && rejoining > 0 && Clock::now() < until)
         co_await sleep_for(std::chrono::milliseconds(100));
+      if (replicas.empty() && rejoining > 0 && until == deadline)
+        throw TimeoutError("model '" + name + "'", request,
+                           "model '" + name + "': no replica came back before the request's deadline");
       if (replicas.empty())
         throw Error("model '" + name + "': no replica left to serve requests (every one was lost"
                     + (last_loss.empty() ? std::string() : "; the last: " + last_loss) + "; none rejoined within "
@@ -89,6 +93,14 @@ struct InferenceState {
                     + " s, BuilderOptions::rejoin_wait_s)");
     }
     co_return pick();
+  }
+
+  // ReplicaLosses so far, the time of a wait still under way included.
+  ReplicaLosses current_losses() const {
+    auto now = losses;
+    if (empty_since)
+      now.rejoin_wait_s += std::chrono::duration<double>(Clock::now() - *empty_since).count();
+    return now;
   }
 
   void add(std::shared_ptr<Replica> replica) {
@@ -119,12 +131,15 @@ struct InferenceState {
   template <class Request>
   Task<reply_t<Request>> ask(Request request, std::chrono::milliseconds timeout,
                              std::function<void(const ActorRef<>&)> abandoned = {}) {
+    // One deadline for the whole request, however many replicas it goes through or waits for.
+    auto deadline = Clock::now() + timeout;
     for (;;) {
-      auto replica = co_await acquire(timeout);
+      auto replica = co_await acquire(deadline, caf::type_name<Request>::value);
       ++replica->in_flight;
       try {
         auto copy = request;
-        auto reply = co_await replica->ref.ask(std::move(copy), timeout);
+        auto left = std::max(Clock::duration::zero(), deadline - Clock::now());
+        auto reply = co_await replica->ref.ask(std::move(copy), left);
         --replica->in_flight;
         co_return reply;
       } catch (const ActorDownError& lost) {

@@ -55,6 +55,13 @@ caf::behavior node_connector(caf::event_based_actor* self) {
   }};
 }
 
+// The nodes each runtime is connecting to now. CAF's middleman connects one at a time, blocking
+// while it does: a second attempt at an unreachable node would only queue behind the first.
+std::set<std::pair<const void*, std::string>>& connecting() {
+  static std::set<std::pair<const void*, std::string>> nodes; // touched on recipe executors only
+  return nodes;
+}
+
 } // namespace
 
 Task<caf::actor> join_node(RecipeContext& ctx, const std::string& node) {
@@ -62,6 +69,19 @@ Task<caf::actor> join_node(RecipeContext& ctx, const std::string& node) {
   auto& joined = runtime.joined_nodes();
   if (auto found = joined.find(node); found != joined.end())
     co_return found->second;
+  auto key = std::pair<const void*, std::string>(&runtime, node);
+  while (connecting().count(key)) { // another coroutine is joining it: share its outcome
+    co_await sleep_for(std::chrono::milliseconds(100));
+    if (auto found = joined.find(node); found != joined.end())
+      co_return found->second;
+  }
+  connecting().insert(key);
+  struct Connecting {
+    std::pair<const void*, std::string> key;
+    ~Connecting() {
+      connecting().erase(key);
+    }
+  } connecting_now{key};
   const auto& cluster = *runtime.cluster();
   const auto& address = cluster.node(node);
   auto where = "node '" + node + "' (" + address.host + ":" + std::to_string(address.port);

@@ -80,8 +80,10 @@ void watch(asio::steady_timer& timer, tcp::socket& socket, Clock::duration stall
 // -- WeightDataServer ----------------------------------------------------------------
 
 struct WeightDataServer::Impl {
+  // What a token may read: the version's tensors while the weight server keeps the version (the
+  // server's pinned versions own them; a token never keeps a version alive).
   struct Grant {
-    std::shared_ptr<const std::vector<torch::Tensor>> tensors;
+    std::weak_ptr<const std::vector<torch::Tensor>> tensors;
     Clock::time_point issued;
   };
 
@@ -94,8 +96,10 @@ struct WeightDataServer::Impl {
       auto self = shared_from_this();
       timer.expires_after(kHelloTimeout);
       timer.async_wait([self](const asio::error_code& error) {
-        if (!error && !self->greeted)
-          self->socket.close();
+        if (!error && !self->greeted) {
+          asio::error_code ignored;
+          self->socket.close(ignored);
+        }
       });
       asio::async_read(socket, asio::buffer(hello), [self](const asio::error_code& error, std::size_t) {
         self->greeted = true;
@@ -108,10 +112,9 @@ struct WeightDataServer::Impl {
     void on_hello() {
       if (std::memcmp(hello.data(), kMagic, kMagicBytes) != 0)
         return; // not a replica: dropped
-      auto found = server.take(std::string(hello.data() + kMagicBytes, kTokenChars));
-      if (!found.tensors)
-        return; // a wrong, used or expired token: dropped before any weight byte
-      tensors = std::move(found.tensors);
+      tensors = server.take(std::string(hello.data() + kMagicBytes, kTokenChars));
+      if (!tensors)
+        return; // a wrong, used or expired token, or a version no longer kept: dropped before any byte
       size = static_cast<std::uint64_t>(byte_count(*tensors));
       buffers.push_back(asio::buffer(&size, sizeof size));
       for (const auto& tensor : *tensors)
@@ -178,13 +181,21 @@ struct WeightDataServer::Impl {
     acceptor.async_accept([this](const asio::error_code& error, tcp::socket socket) {
       if (error == asio::error::operation_aborted || !acceptor.is_open())
         return;
-      if (!error)
+      if (!error) {
         std::make_shared<Session>(*this, std::move(socket))->start();
-      accept();
+        accept();
+        return;
+      }
+      // A lasting error (no file descriptors left): try again in a while, not in a busy loop.
+      backoff.expires_after(std::chrono::milliseconds(100));
+      backoff.async_wait([this](const asio::error_code& waited) {
+        if (!waited)
+          accept();
+      });
     });
   }
 
-  Grant take(const std::string& token) {
+  std::shared_ptr<const std::vector<torch::Tensor>> take(const std::string& token) {
     std::lock_guard lock(mutex);
     auto found = grants.find(token);
     if (found == grants.end())
@@ -193,11 +204,12 @@ struct WeightDataServer::Impl {
     grants.erase(found);
     if (Clock::now() - grant.issued > kGrantLifetime)
       return {};
-    return grant;
+    return grant.tensors.lock();
   }
 
   asio::io_context io; // first: destroyed last, after the sockets that use it
   tcp::acceptor acceptor{io};
+  asio::steady_timer backoff{io};
   std::string host;
   std::uint16_t port = 0;
   std::mutex mutex;
@@ -229,14 +241,22 @@ std::uint16_t WeightDataServer::port() const noexcept {
   return impl_->port;
 }
 
-std::string WeightDataServer::grant(std::shared_ptr<const std::vector<torch::Tensor>> tensors) {
+std::string WeightDataServer::grant(const std::shared_ptr<const std::vector<torch::Tensor>>& tensors) {
   auto token = random_token();
+  auto now = Clock::now();
   std::lock_guard lock(impl_->mutex);
-  impl_->grants[token] = {std::move(tensors), Clock::now()};
+  impl_->grants[token] = {tensors, now};
   impl_->order.push_back(token);
-  while (impl_->order.size() > kGrantsKept) {
-    impl_->grants.erase(impl_->order.front()); // unused: its replica went away
-    impl_->order.pop_front();
+  // Unused grants (their replicas went away) expire; used ones are gone already.
+  auto& grants = impl_->grants;
+  auto& order = impl_->order;
+  while (!order.empty()) {
+    auto found = grants.find(order.front());
+    if (found != grants.end() && order.size() <= kGrantsKept && now - found->second.issued <= kGrantLifetime)
+      break;
+    if (found != grants.end())
+      grants.erase(found);
+    order.pop_front();
   }
   return token;
 }

@@ -34,9 +34,10 @@ public:
   const std::string& host() const noexcept;
   std::uint16_t port() const noexcept;
 
-  /// A token for one connection that reads `tensors` (contiguous, in host memory). A token is valid
-  /// once, for a minute, and only while fewer than 64 newer grants exist.
-  std::string grant(std::shared_ptr<const std::vector<torch::Tensor>> tensors);
+  /// A token for one connection that reads `tensors` (contiguous, in host memory), which the caller
+  /// keeps: a token does not keep them alive. A token is valid once, for a minute, while the tensors
+  /// exist and fewer than 64 newer grants do.
+  std::string grant(const std::shared_ptr<const std::vector<torch::Tensor>>& tensors);
 
   /// Connections that received a whole version (for tests).
   std::int64_t served() const noexcept;

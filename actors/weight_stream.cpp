@@ -105,7 +105,7 @@ caf::behavior weight_server(ServerActor* self, std::shared_ptr<WeightBoard> boar
       auto newest = self->state.board->newest();
       return WeightsPublished{newest.tensors ? newest.version : -1};
     },
-    guarded([self](const WeightManifestRequest&) {
+    guarded([self](const WeightManifestRequest& request) {
       auto snapshot = self->state.board->newest();
       if (!snapshot.tensors)
         throw std::runtime_error("the trainer has not published weights yet");
@@ -121,7 +121,7 @@ caf::behavior weight_server(ServerActor* self, std::shared_ptr<WeightBoard> boar
       auto& kept = pinned[snapshot.version];
       if (!kept.tensors)
         kept = {on_host(snapshot.tensors), manifest.total_bytes};
-      if (const auto& data = self->state.data) {
+      if (const auto& data = self->state.data; data && request.data_path) {
         manifest.data_host = data->host();
         manifest.data_port = data->port();
         manifest.data_token = data->grant(kept.tensors);
@@ -217,7 +217,7 @@ void WeightFeed::fetch(caf::event_based_actor* self) {
   }
   fetching_ = wanted_;
   ++generation_; // replies to an earlier fetch are ignored from now on
-  self->request(server_, caf::infinite, WeightManifestRequest{})
+  self->request(server_, caf::infinite, WeightManifestRequest{data_path_failures_ < kDataPathAttempts})
     .then(
       [this, self, generation = generation_](WeightManifest& manifest) {
         if (generation == generation_)

@@ -239,6 +239,8 @@ int main(int argc, char** argv) {
       seed = static_cast<unsigned>(std::atoi(argv[i + 1]));
   }
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  // Read once: if the program is rebuilt meanwhile, /proc/self/exe names a deleted file.
+  const auto program = self_path();
   auto dir = fs::temp_directory_path() / ("chorus_soak_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   Cluster cluster(dir);
@@ -265,6 +267,11 @@ int main(int argc, char** argv) {
     steps_once += check.steps_once;
     lost_steps += check.lost_steps;
     accounting_errors += check.accounting_errors;
+    if (code == 127) { // the program could not be started: no point in going on
+      std::printf("round %d: cannot run %s\n", rounds, program.c_str());
+      ++failed_rounds;
+      break;
+    }
     if (code != 0) {
       ++failed_rounds;
       std::printf("round %d failed (exit %d):\n%s\n", rounds, code, round.output().c_str());

@@ -90,6 +90,19 @@ TEST(WeightDataPath, ATokenWorksOnceAndAWrongOneGetsNoWeights) {
   EXPECT_EQ(server.served(), 1);
 }
 
+TEST(WeightDataPath, ATokenDoesNotKeepItsVersionAlive) {
+  WeightDataServer server("127.0.0.1");
+  auto sent = version();
+  auto total = bytes_of(*sent);
+  auto received = empty_like_all(*sent);
+  std::weak_ptr<const std::vector<torch::Tensor>> kept = sent;
+  auto token = server.grant(sent);
+  sent.reset(); // the weight server dropped the version (newer ones replaced it)
+  EXPECT_TRUE(kept.expired());
+  auto error = WeightDataReader(server.host(), server.port(), token, received, total).run();
+  EXPECT_NE(error.find("refused the token"), std::string::npos) << error;
+}
+
 TEST(WeightDataPath, AReaderWhoseTensorsDoNotMatchTheVersionReadsNothing) {
   WeightDataServer server("127.0.0.1");
   auto sent = version();
