@@ -254,7 +254,7 @@ int main(int argc, char** argv) {
   while (elapsed_minutes() < minutes) {
     auto output = dir / ("round-" + std::to_string(++rounds));
     test::ChildProcess round(
-      self_path(),
+      program,
       {"--recipe", "--output", output.string(), "--cluster", cluster.file().string(), "--checkpoint-every", "1"});
     // Faults while the round trains (from its first step on: spawning the models is not what this
     // soaks), one every 2-6 s.
@@ -282,7 +282,7 @@ int main(int argc, char** argv) {
     fs::copy(output, resumed, fs::copy_options::recursive);
     fs::remove_all(resumed / "final-model");
     test::ChildProcess resume(
-      self_path(), {"--recipe", "--resume", "--output", resumed.string(), "--cluster", cluster.file().string()});
+      program, {"--recipe", "--resume", "--output", resumed.string(), "--cluster", cluster.file().string()});
     auto resume_code = resume.wait(600s);
     auto difference = resume_code == 0 ? test::max_weight_difference(output / "final-model" / "model.safetensors",
                                                                      resumed / "final-model" / "model.safetensors")
