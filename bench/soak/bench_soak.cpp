@@ -24,7 +24,9 @@
 #include "tests/recipes/x_task.hpp"
 #include "tests/test_process.hpp"
 
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -220,6 +222,9 @@ RoundCheck check_round(const fs::path& output) {
   return check;
 }
 
+// Set by Ctrl-C or SIGTERM: the soak stops, and its nodes and network namespaces are removed.
+std::atomic<bool> interrupted{false};
+
 // This program's path (for the rounds, which run it with --recipe).
 std::string self_path() {
   return fs::read_symlink("/proc/self/exe").string();
@@ -251,7 +256,9 @@ int main(int argc, char** argv) {
   };
   int rounds = 0, faults = 0, steps = 0, steps_once = 0, lost_steps = 0, accounting_errors = 0, failed_rounds = 0,
       resume_mismatches = 0;
-  while (elapsed_minutes() < minutes) {
+  std::signal(SIGINT, [](int) { interrupted = true; });
+  std::signal(SIGTERM, [](int) { interrupted = true; });
+  while (elapsed_minutes() < minutes && !interrupted) {
     auto output = dir / ("round-" + std::to_string(++rounds));
     test::ChildProcess round(
       program,
@@ -259,8 +266,13 @@ int main(int argc, char** argv) {
     // Faults while the round trains (from its first step on: spawning the models is not what this
     // soaks), one every 2-6 s.
     round.wait_for_output("[gspo] 1/", 300s);
-    while (!round.ended(std::chrono::milliseconds(std::uniform_int_distribution<int>(2000, 6000)(random))))
+    while (!interrupted
+           && !round.ended(std::chrono::milliseconds(std::uniform_int_distribution<int>(2000, 6000)(random))))
       std::printf("round %d: %s\n", rounds, inject_fault(cluster, random).c_str()), ++faults;
+    if (interrupted) {
+      std::printf("interrupted in round %d: stopping its nodes and removing their namespaces\n", rounds);
+      break; // the round's process and the nodes are killed as they go out of scope
+    }
     auto code = round.wait(600s);
     auto check = check_round(output);
     steps += kSteps;
