@@ -34,7 +34,10 @@ public:
     auto id = std::to_string(::getpid()) + "x" + std::to_string(index);
     auto made =
       std::unique_ptr<NetworkNamespace>(new NetworkNamespace("chorus" + id, "cv" + id + "a", "cv" + id + "b"));
-    auto net = "10." + std::to_string(200 + index % 50) + "." + std::to_string(::getpid() % 250 + 1);
+    // 10.200.0.0 to 10.249.255.0: 12,500 /24s, so that processes side by side (tests in parallel)
+    // and one process's namespaces do not share one.
+    auto key = (static_cast<long>(::getpid()) * 4 + index) % 12500;
+    auto net = "10." + std::to_string(200 + key / 250) + "." + std::to_string(key % 250 + 1);
     auto& ns = *made;
     ns.here_ = net + ".1";
     ns.there_ = net + ".2";
