@@ -242,22 +242,16 @@ struct EnvironmentHosts : std::enable_shared_from_this<EnvironmentHosts> {
       return;
     hosts[index].down = true;
     spdlog::warn("environment '{}': node '{}' is down; its episodes are retried elsewhere", name, hosts[index].node);
-    asio::co_spawn(ctx->executor(), rejoin(weak_from_this(), index), asio::detached);
+    asio::co_spawn(ctx->executor(), rejoin(ctx, weak_from_this(), name, hosts[index].node, index), asio::detached);
   }
 
-  static Task<void> rejoin(std::weak_ptr<EnvironmentHosts> weak, std::size_t index) {
-    for (;;) {
-      co_await sleep_for(std::chrono::seconds(2));
-      auto self = weak.lock();
-      if (!self || self->ctx->stop_requested())
-        co_return;
-      auto* ctx = self->ctx;
-      auto name = self->name, node = self->hosts[index].node;
-      self.reset(); // a pool nobody holds any more is not kept alive by its rejoin
-      try {
-        ctx->runtime().joined_nodes().erase(node); // the old connection died
+  static Task<void> rejoin(RecipeContext* ctx, std::weak_ptr<EnvironmentHosts> weak, std::string name, std::string node,
+                           std::size_t index) {
+    co_await retry_on_node(
+      *ctx, node, [weak] { return !weak.expired(); },
+      [&]() -> Task<void> {
         auto host = co_await spawn_host(*ctx, name, node);
-        self = weak.lock();
+        auto self = weak.lock(); // not held across the spawn: a pool nobody holds is not kept alive
         if (!self) {
           caf::anon_send_exit(host.handle(), caf::exit_reason::user_shutdown);
           co_return;
@@ -265,12 +259,8 @@ struct EnvironmentHosts : std::enable_shared_from_this<EnvironmentHosts> {
         self->hosts[index].ref = host;
         self->hosts[index].down = false;
         ++self->hosts[index].generation;
-        spdlog::info("environment '{}': node '{}' is back", self->name, self->hosts[index].node);
-        co_return;
-      } catch (const std::exception&) {
-        // still down: try again
-      }
-    }
+        spdlog::info("environment '{}': node '{}' is back", name, node);
+      });
   }
 
   // A new host of environment `name` on `node`.
@@ -363,8 +353,7 @@ Task<EnvironmentFactory> find_environment_on_nodes(RecipeContext& ctx, std::stri
   auto hosts = std::make_shared<actors::EnvironmentHosts>();
   hosts->ctx = &ctx;
   hosts->name = name;
-  hosts->rejoin_wait =
-    std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(rejoin_wait_s));
+  hosts->rejoin_wait = detail::from_seconds(rejoin_wait_s);
   for (const auto& node : nodes)
     hosts->hosts.push_back({co_await actors::EnvironmentHosts::spawn_host(ctx, name, node), node});
   co_return [hosts]() -> std::unique_ptr<Environment> { return std::make_unique<actors::RemoteEnvironment>(hosts); };

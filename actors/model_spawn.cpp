@@ -70,12 +70,6 @@ void stop_all(const std::vector<caf::actor>& handles) {
 
 namespace {
 
-// How long a model's requests wait for a lost actor to rejoin (BuilderOptions::rejoin_wait_s).
-std::chrono::steady_clock::duration rejoin_wait(const BuilderOptions& options) {
-  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-    std::chrono::duration<double>(options.rejoin_wait_s));
-}
-
 Task<ModelBuilder> make_builder(RecipeContext& ctx, std::string reference, BuilderOptions options, std::string adapter);
 
 } // namespace
@@ -323,14 +317,13 @@ struct TrainingSpawn {
 
   // A replica on a node that is lost is respawned there once the node is back.
   void rejoin_lost_replicas(const std::shared_ptr<detail::InferenceState>& inference, caf::actor weight_server) const {
-    inference->rejoin_wait = rejoin_wait(spec->options);
     if (local_replicas() == placement().replicas)
       return;
     // The spec's name is the lost replica's, set by rejoin.
-    actors::rejoin_lost(ctx, inference,
-                        {.role = "replica",
-                         .spec = actor_spec(*spec, name, options.max_batch_size),
-                         .weights = std::move(weight_server)});
+    actors::rejoin_lost(
+      ctx, inference,
+      {.role = "replica", .spec = actor_spec(*spec, name, options.max_batch_size), .weights = std::move(weight_server)},
+      spec->options.rejoin_wait_s);
   }
 
   // Data-parallel ranks 1.. on their nodes, loaded and joined to the trainer (rank 0).
@@ -415,9 +408,9 @@ Task<InferenceModel> spawn_inference_model(RecipeContext* ctx_, std::shared_ptr<
   replica->ref = runtime.adopt(placed(name + "/inference", node), handle);
   replica->node = node;
   state->replicas.push_back(replica);
-  state->rejoin_wait = rejoin_wait(spec_->options);
   if (!node.empty()) // lost with its node: respawned there once the node is back
-    actors::rejoin_lost(ctx_, state, {.role = "inference", .spec = actor_spec(*spec_, name, options.max_batch_size)});
+    actors::rejoin_lost(ctx_, state, {.role = "inference", .spec = actor_spec(*spec_, name, options.max_batch_size)},
+                        spec_->options.rejoin_wait_s);
   try {
     auto info = co_await wait_loaded(replica->ref);
     ctx_->log().info("model '{}': {} ({:.1f} M parameters) loaded for inference", name, spec_->reference,

@@ -58,11 +58,16 @@ struct InferenceState {
   ReplicaLosses losses;
   std::optional<Clock::time_point> empty_since;
 
+  // The error once no replica is left; `more` says why none came back, if one was awaited.
+  Error none_left(const std::string& more = "") const {
+    return Error("model '" + name + "': no replica left to serve requests (every one was lost"
+                 + (last_loss.empty() ? std::string() : "; the last: " + last_loss) + more + ")");
+  }
+
   // The replica with the fewest requests in flight. @throws Error when none is left.
   std::shared_ptr<Replica> pick() const {
     if (replicas.empty())
-      throw Error("model '" + name + "': no replica left to serve requests (every one was lost"
-                  + (last_loss.empty() ? std::string(")") : "; the last: " + last_loss + ")"));
+      throw none_left();
     return *std::min_element(replicas.begin(), replicas.end(),
                              [](const auto& a, const auto& b) { return a->in_flight < b->in_flight; });
   }
@@ -72,13 +77,12 @@ struct InferenceState {
   // TimeoutError (naming `request`) when the deadline ended the wait.
   Task<std::shared_ptr<Replica>> acquire(Clock::time_point deadline, const char* request) {
     if (replicas.empty() && rejoining > 0 && rejoin_wait > Clock::duration::zero()) {
-      auto wait = rejoin_wait;
-      auto until = std::min(Clock::now() + wait, deadline);
+      auto until = std::min(Clock::now() + rejoin_wait, deadline);
       if (!waiting_announced) {
         waiting_announced = true;
         spdlog::warn("model '{}': no replica left; requests wait up to {:.0f} s for '{}'{} to rejoin when its node is "
                      "back",
-                     name, std::chrono::duration<double>(wait).count(), last_lost,
+                     name, std::chrono::duration<double>(rejoin_wait).count(), last_lost,
                      rejoining > 1 ? " (or another lost one)" : "");
       }
       while (replicas.empty() && rejoining > 0 && Clock::now() < until)
@@ -87,10 +91,9 @@ struct InferenceState {
         throw TimeoutError("model '" + name + "'", request,
                            "model '" + name + "': no replica came back before the request's deadline");
       if (replicas.empty())
-        throw Error("model '" + name + "': no replica left to serve requests (every one was lost"
-                    + (last_loss.empty() ? std::string() : "; the last: " + last_loss) + "; none rejoined within "
-                    + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(wait).count())
-                    + " s, BuilderOptions::rejoin_wait_s)");
+        throw none_left("; none rejoined within "
+                        + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(rejoin_wait).count())
+                        + " s, BuilderOptions::rejoin_wait_s");
     }
     co_return pick();
   }
@@ -105,10 +108,8 @@ struct InferenceState {
 
   void add(std::shared_ptr<Replica> replica) {
     replicas.push_back(std::move(replica));
-    if (empty_since) {
-      losses.rejoin_wait_s += std::chrono::duration<double>(Clock::now() - *empty_since).count();
-      empty_since.reset();
-    }
+    losses = current_losses(); // the wait, if there was one, is over
+    empty_since.reset();
     waiting_announced = false;
   }
 

@@ -123,9 +123,24 @@ Task<SpawnedActor> spawn_on_node(RecipeContext& ctx, const std::string& node, Sp
   co_return co_await ref.ask(std::move(request), std::chrono::seconds(60));
 }
 
+Task<void> retry_on_node(RecipeContext& ctx, std::string node, std::function<bool()> wanted,
+                         std::function<Task<void>()> attempt) {
+  for (;;) {
+    co_await sleep_for(std::chrono::seconds(2));
+    if (!wanted() || ctx.stop_requested())
+      co_return;
+    try {
+      ctx.runtime().joined_nodes().erase(node); // the old connection died with the node
+      co_await attempt();
+      co_return;
+    } catch (const std::exception&) {
+      // still down: try again
+    }
+  }
+}
+
 Task<void> rejoin(RecipeContext* ctx, std::weak_ptr<detail::InferenceState> weak, std::string node, std::string name,
                   SpawnModelActor request) {
-  constexpr auto kRetry = std::chrono::seconds(2);
   // Counted while it runs, however it ends.
   struct Rejoining {
     std::weak_ptr<detail::InferenceState> pool;
@@ -139,12 +154,9 @@ Task<void> rejoin(RecipeContext* ctx, std::weak_ptr<detail::InferenceState> weak
     }
   } rejoining(weak);
   request.spec.name = name.substr(0, name.rfind('@'));
-  for (;;) {
-    co_await sleep_for(kRetry);
-    if (weak.expired() || ctx->stop_requested())
-      co_return;
-    try {
-      ctx->runtime().joined_nodes().erase(node); // the old connection died with the node
+  co_await retry_on_node(
+    *ctx, node, [weak] { return !weak.expired(); },
+    [&]() -> Task<void> {
       auto handle = (co_await spawn_on_node(*ctx, node, request)).actor;
       auto ref = ctx->runtime().adopt(name, handle);
       co_await wait_loaded(ref);
@@ -158,14 +170,12 @@ Task<void> rejoin(RecipeContext* ctx, std::weak_ptr<detail::InferenceState> weak
       replica->node = node;
       state->add(replica);
       ctx->log().info("model '{}': '{}' rejoined; {} serving", state->name, name, state->replicas.size());
-      co_return;
-    } catch (const std::exception&) {
-      // still down: try again
-    }
-  }
+    });
 }
 
-void rejoin_lost(RecipeContext* ctx, const std::shared_ptr<detail::InferenceState>& pool, SpawnModelActor request) {
+void rejoin_lost(RecipeContext* ctx, const std::shared_ptr<detail::InferenceState>& pool, SpawnModelActor request,
+                 double rejoin_wait_s) {
+  pool->rejoin_wait = chorus::detail::from_seconds(rejoin_wait_s);
   std::weak_ptr<detail::InferenceState> weak = pool;
   pool->on_lost = [ctx, weak, request = std::move(request)](const std::shared_ptr<detail::Replica>& lost) {
     if (lost->node.empty())

@@ -9,6 +9,7 @@
 #include "actors/messages.hpp"
 #include "actors/model_state.hpp"
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -33,7 +34,15 @@ Task<void> rejoin(RecipeContext* ctx, std::weak_ptr<detail::InferenceState> pool
                   SpawnModelActor request);
 
 /// Makes `pool` respawn each actor it loses on a node once the node is back (rejoin), as `request`
-/// (role, spec, weight server) says with the lost actor's name.
-void rejoin_lost(RecipeContext* ctx, const std::shared_ptr<detail::InferenceState>& pool, SpawnModelActor request);
+/// (role, spec, weight server) says with the lost actor's name; its requests wait up to
+/// `rejoin_wait_s` for one when none is left (InferenceState::rejoin_wait).
+void rejoin_lost(RecipeContext* ctx, const std::shared_ptr<detail::InferenceState>& pool, SpawnModelActor request,
+                 double rejoin_wait_s);
+
+/// Every 2 s, while `wanted()` holds and the recipe is not stopping, forgets `node`'s old connection
+/// and runs `attempt` (which joins the node again) until one attempt returns; an attempt that throws
+/// is tried again: the node is still down. What rejoins lost replicas and environment hosts.
+Task<void> retry_on_node(RecipeContext& ctx, std::string node, std::function<bool()> wanted,
+                         std::function<Task<void>()> attempt);
 
 } // namespace chorus::actors

@@ -120,9 +120,7 @@ struct WeightDataServer::Impl {
       for (const auto& tensor : *tensors)
         buffers.push_back(asio::buffer(tensor.data_ptr(), tensor.nbytes())); // gather: no copy
       auto self = shared_from_this();
-      watch(
-        timer, socket, kStallTimeout, [self] { return self->sent.load(); }, [self] { return self->finished; }, [] {},
-        0);
+      watch(timer, socket, kStallTimeout, [self] { return self->sent; }, [self] { return self->finished; }, [] {}, 0);
       asio::async_write(
         socket, buffers,
         [self](const asio::error_code& error, std::size_t sent) -> std::size_t {
@@ -145,7 +143,7 @@ struct WeightDataServer::Impl {
     std::shared_ptr<const std::vector<torch::Tensor>> tensors;
     std::uint64_t size = 0;
     std::vector<asio::const_buffer> buffers;
-    std::atomic<std::int64_t> sent{0};
+    std::int64_t sent = 0;
   };
 
   explicit Impl(std::string host) : host(std::move(host)) {}
@@ -317,7 +315,7 @@ std::string WeightDataReader::run(std::chrono::milliseconds idle_timeout) {
   std::vector<asio::mutable_buffer> buffers;
   for (const auto& tensor : s.into)
     buffers.push_back(asio::buffer(tensor.data_ptr(), tensor.nbytes())); // scatter: no copy
-  std::atomic<std::int64_t> progress{0};
+  std::int64_t progress = 0; // bytes and steps so far: the watchdog sees them move
   bool finished = false;
   auto fail = [&](const std::string& why) {
     if (error.empty())
@@ -326,7 +324,7 @@ std::string WeightDataReader::run(std::chrono::milliseconds idle_timeout) {
     s.timer.cancel();
   };
   watch(
-    s.timer, s.socket, idle_timeout, [&] { return progress.load(); }, [&] { return finished; },
+    s.timer, s.socket, idle_timeout, [&] { return progress; }, [&] { return finished; },
     [&] {
       error =
         "no byte came from the weight data path at " + where + " for " + std::to_string(idle_timeout.count()) + " ms";

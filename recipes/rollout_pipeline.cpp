@@ -85,10 +85,9 @@ Task<void> RolloutPipeline::produce_group(int step, std::size_t index, Prompt pr
   while (static_cast<std::size_t>(clock_.waiting(StageClock::grade)) >= options_.max_grading_queue)
     co_await clock_.left().wait();
   RolloutGroup group{step, index, std::move(prompt), {}};
-  auto deadline = options_.group_timeout_s > 0 ? std::chrono::steady_clock::now()
-      + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                                   std::chrono::duration<double>(options_.group_timeout_s))
-                                               : std::chrono::steady_clock::time_point::max();
+  auto deadline = options_.group_timeout_s > 0
+    ? std::chrono::steady_clock::now() + from_seconds(options_.group_timeout_s)
+    : std::chrono::steady_clock::time_point::max();
   std::vector<std::optional<Rollout>> results(options_.group_size);
   std::vector<Task<void>> members;
   for (std::size_t member = 0; member < options_.group_size; ++member)

@@ -97,9 +97,11 @@ struct Node {
   }
 };
 
-class Cluster {
+// The three chorus-nodes the rounds run on (each in its own namespace where one can be made), and
+// the cluster file that names them.
+class SoakNodes {
 public:
-  explicit Cluster(const fs::path& dir) : dir_(dir) {
+  explicit SoakNodes(const fs::path& dir) : dir_(dir) {
     std::string why;
     for (const char* name : {"gen-1", "gen-2", "judge-1"}) {
       auto& node = nodes_.emplace_back();
@@ -163,7 +165,7 @@ private:
 };
 
 // One fault on a random node, held for a random few seconds, then repaired. Returns what it did.
-std::string inject_fault(Cluster& cluster, std::mt19937& random) {
+std::string inject_fault(SoakNodes& cluster, std::mt19937& random) {
   auto& nodes = cluster.nodes();
   auto& node = nodes[std::uniform_int_distribution<std::size_t>(0, nodes.size() - 1)(random)];
   auto kinds = cluster.partitions() ? 3 : 2;
@@ -248,7 +250,7 @@ int main(int argc, char** argv) {
   const auto program = self_path();
   auto dir = fs::temp_directory_path() / ("chorus_soak_" + std::to_string(::getpid()));
   fs::create_directories(dir);
-  Cluster cluster(dir);
+  SoakNodes cluster(dir);
   std::mt19937 random(seed);
   auto started = std::chrono::steady_clock::now();
   auto elapsed_minutes = [&] {

@@ -29,6 +29,11 @@ Task<void> sleep_for(std::chrono::steady_clock::duration duration);
 
 namespace detail {
 
+/// `seconds` (a config's `..._s` field) as a steady-clock duration.
+inline std::chrono::steady_clock::duration from_seconds(double seconds) {
+  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(seconds));
+}
+
 /// Runs `task` until it finishes or `deadline` passes; then cancels it and waits for it to stop.
 /// @throws DeadlineError naming `what` in the second case, whatever `task` threw in the first.
 Task<void> run_until(Task<void> task, std::chrono::steady_clock::time_point deadline, std::string what);

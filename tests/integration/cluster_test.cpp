@@ -21,13 +21,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::filesystem::path temp_dir(const std::string& name) {
-  auto dir = std::filesystem::path(::testing::TempDir()) / ("cluster_" + name);
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
-
 void write_cluster(const std::filesystem::path& file, const std::string& secret,
                    const std::vector<std::pair<std::string, unsigned>>& nodes) {
   Json json{{"secret", secret}, {"nodes", Json::object()}};
@@ -54,7 +47,8 @@ protected:
   }
 
   static constexpr const char* kSecret = "test secret";
-  std::filesystem::path dir_ = temp_dir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+  std::filesystem::path dir_ =
+    fresh_test_dir(std::string("cluster_") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
   std::filesystem::path cluster_file_ = dir_ / "cluster.json";
   std::vector<std::unique_ptr<ChildProcess>> nodes_;
 };
@@ -334,7 +328,7 @@ TEST_F(Cluster, TwoTrainerRanksTakeTheSameStepsAsOneTrainerOnTheSameBatches) {
 }
 
 TEST(ClusterNode, ServesWithoutAClusterFileOnTheAddressAndPortGivenWithTheSecretFromTheEnvironment) {
-  auto dir = temp_dir("node_without_file");
+  auto dir = fresh_test_dir("cluster_node_without_file");
   unsetenv("CHORUS_CLUSTER_SECRET");
   ChildProcess no_secret(CHORUS_NODE_PROGRAM, {"--name", "solo", "--bind", "127.0.0.1", "--port", "0"});
   EXPECT_EQ(no_secret.wait(30s), 2);
@@ -411,7 +405,7 @@ TEST(ClusterPlacement, MistakesAreConfigErrorsBeforeAnythingIsSpawned) {
                                 std::vector<std::string> fragments, const char* file = __builtin_FILE(),
                                 int line = __builtin_LINE()) {
     Runtime runtime({.cluster = std::move(cluster)});
-    RecipeContext ctx(runtime, "test", temp_dir("placement"), MetricsLogger(), spdlog::default_logger());
+    RecipeContext ctx(runtime, "test", fresh_test_dir("cluster_placement"), MetricsLogger(), spdlog::default_logger());
     runtime.run([&]() -> Task<void> {
       co_await expect_error_containing<ConfigError>(ModelRef{"builtin:tiny"}.to_builder(ctx, options),
                                                     std::move(fragments), file, line);

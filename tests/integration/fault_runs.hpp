@@ -8,12 +8,22 @@
 #include "tests/integration/run_outputs.hpp"
 #include "tests/recipes/x_task.hpp"
 
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
 
 namespace chorus::test {
+
+/// An empty folder `name` under the test's temporary directory (emptied if it was there).
+inline std::filesystem::path fresh_test_dir(const std::string& name) {
+  auto dir = std::filesystem::path(::testing::TempDir()) / name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
 
 struct FaultRun {
   std::size_t metrics_lines = 0;

@@ -24,13 +24,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::filesystem::path temp_dir(const std::string& name) {
-  auto dir = std::filesystem::path(::testing::TempDir()) / ("netfault_" + name);
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
-
 // A chorus-node gen-1 inside a namespace, and the cluster file that names it and this process.
 class NetworkFaults : public ::testing::Test {
 protected:
@@ -62,7 +55,8 @@ protected:
   }
 
   static constexpr const char* kSecret = "test secret";
-  std::filesystem::path dir_ = temp_dir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+  std::filesystem::path dir_ =
+    fresh_test_dir(std::string("netfault_") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
   std::filesystem::path cluster_file_ = dir_ / "cluster.json";
   std::unique_ptr<NetworkNamespace> ns_;
   std::unique_ptr<ChildProcess> node_;
