@@ -91,9 +91,8 @@ struct InferenceState {
         throw TimeoutError("model '" + name + "'", request,
                            "model '" + name + "': no replica came back before the request's deadline");
       if (replicas.empty())
-        throw none_left("; none rejoined within "
-                        + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(rejoin_wait).count())
-                        + " s, BuilderOptions::rejoin_wait_s");
+        throw none_left(fmt::format("; none rejoined within {:g} s, BuilderOptions::rejoin_wait_s",
+                                    std::chrono::duration<double>(rejoin_wait).count()));
     }
     co_return pick();
   }

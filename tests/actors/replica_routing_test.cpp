@@ -66,3 +66,32 @@ TEST(ReplicaRouting, NoReplicaLeftIsAnErrorNamingTheModel) {
     EXPECT_NE(std::string(error.what()).find("model 'judge': no replica left"), std::string::npos) << error.what();
   }
 }
+
+// With a replica being respawned (rejoining), a request waits for it: up to rejoin_wait, after
+// which it fails naming the wait, and never past its own deadline, which ends it as a timeout.
+TEST(ReplicaRouting, AWaitForARejoinEndsAtRejoinWaitOrAtTheRequestsDeadline) {
+  Runtime runtime;
+  auto replicas = make_replicas(runtime);
+  auto state = state_of({replicas.lost});
+  state->rejoining = 1; // as actors::rejoin counts itself while it runs: nothing comes back here
+  state->rejoin_wait = std::chrono::milliseconds(300);
+  auto start = std::chrono::steady_clock::now();
+  try {
+    runtime.run(detail::ModelAccess::inference(state, std::chrono::seconds(60)).complete("abc"));
+    FAIL() << "no error";
+  } catch (const TimeoutError& error) {
+    FAIL() << "a timeout, not the end of the wait: " << error.what();
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("model 'judge': no replica left"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("none rejoined within 0.3 s"), std::string::npos) << error.what();
+  }
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(300));
+  EXPECT_EQ(state->current_losses().requests_retried, 1); // the request on the lost replica
+
+  state->rejoin_wait = std::chrono::seconds(60);
+  start = std::chrono::steady_clock::now();
+  EXPECT_THROW(runtime.run(detail::ModelAccess::inference(state, std::chrono::milliseconds(300)).complete("abc")),
+               TimeoutError);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+  EXPECT_GT(state->current_losses().rejoin_wait_s, 0.5); // the pool has stood empty since the loss
+}

@@ -421,6 +421,7 @@ TEST(ClusterPlacement, MistakesAreConfigErrorsBeforeAnythingIsSpawned) {
   expect_config_error(with_file, {.replicas = 2, .replica_nodes = {"gen-1"}}, {"give one per replica"});
   expect_config_error(with_file, {.trainer_nodes = {""}}, {"trainer_nodes names a node with an empty name"});
   expect_config_error(with_file, {.trainer_node = "train-9"}, {"no node 'train-9'"});
+  expect_config_error(nullptr, {.rejoin_wait_s = -1}, {"rejoin_wait_s must be from 0 (fail at once) to 86400"});
 }
 
 } // namespace

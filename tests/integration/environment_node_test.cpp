@@ -4,6 +4,7 @@
 #include <chorus/chorus.hpp>
 
 #include "runtime/runtime.hpp"
+#include "tests/expect_error.hpp"
 #include "tests/integration/test_environments.hpp"
 #include "tests/test_process.hpp"
 
@@ -221,6 +222,8 @@ TEST_F(EnvironmentNode, UnknownNamesNodesWithoutEnvironmentsAndDeadNodesAreError
       EXPECT_NE(what.find("no environment is registered as 'chess' (registered: two_turns)"), std::string::npos)
         << what;
     }
+    co_await expect_error_containing<ConfigError>(find_environment(*ctx_, "two_turns", "env-1", -1),
+                                                  {"rejoin_wait_s must be at least 0"});
     auto environment = (co_await find_environment(*ctx_, "two_turns", "env-1"))();
     auto prompt = prompt_with_secret(1);
     co_await environment->reset(prompt);
