@@ -33,6 +33,19 @@ constexpr std::size_t kCacheLimit = 1 << 16;
   throw CheckpointError(file.string() + ": key '" + key + "': " + what);
 }
 
+// Token ids index tables sized by the largest one: a corrupt or hostile file must not ask for an
+// exabyte. The largest real vocabularies hold a few hundred thousand tokens.
+constexpr std::int64_t kMaxTokenId = std::int64_t{1} << 24;
+
+// The token id `id` of `token` under `key`. @throws CheckpointError unless 0 <= id < kMaxTokenId.
+std::int64_t token_id(const std::filesystem::path& file, const std::string& key, const std::string& token,
+                      const nlohmann::json& id) {
+  if (!id.is_number_integer() || id.get<std::int64_t>() < 0 || id.get<std::int64_t>() >= kMaxTokenId)
+    fail(file, key,
+         "token '" + token + "' has no valid id (an integer from 0 to " + std::to_string(kMaxTokenId - 1) + ")");
+  return id.get<std::int64_t>();
+}
+
 // `text` with every ill-formed UTF-8 sequence replaced by U+FFFD, one per maximal ill-formed
 // subpart, as the WHATWG decoder (and so a JavaScript or Python caller's decoding) does. The regex
 // engine must never see ill-formed UTF-8.
@@ -218,11 +231,10 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::load(const std::filesystem::path& pa
   if (!model.contains("vocab") || !model["vocab"].is_object())
     fail(file, "model.vocab", "missing");
   std::int64_t largest = -1;
-  for (const auto& [token, id] : model["vocab"].items()) {
-    if (!id.is_number_integer() || id.get<std::int64_t>() < 0)
-      fail(file, "model.vocab", "token '" + token + "' has no valid id");
-    t.vocab_[token] = id.get<std::int64_t>();
-    largest = std::max(largest, id.get<std::int64_t>());
+  for (const auto& [token, value] : model["vocab"].items()) {
+    auto id = token_id(file, "model.vocab", token, value);
+    t.vocab_[token] = id;
+    largest = std::max(largest, id);
   }
   const auto& merges = model.value("merges", json::array());
   std::int64_t rank = 0;
@@ -252,9 +264,9 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::load(const std::filesystem::path& pa
   }
 
   for (const auto& added : root.value("added_tokens", json::array())) {
-    if (!added.contains("content") || !added.contains("id"))
+    if (!added.contains("content") || !added["content"].is_string() || !added.contains("id"))
       fail(file, "added_tokens", "an entry lacks content or id");
-    auto id = added["id"].get<std::int64_t>();
+    auto id = token_id(file, "added_tokens", added["content"].get<std::string>(), added["id"]);
     t.added_.emplace_back(added["content"].get<std::string>(), id);
     largest = std::max(largest, id);
     if (t.special_.size() <= static_cast<std::size_t>(id))

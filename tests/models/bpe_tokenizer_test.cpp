@@ -172,6 +172,29 @@ TEST(BpeTokenizer, UnsupportedFilesAreErrorsNamingTheKey) {
   EXPECT_THROW(BpeTokenizer::load(folder / "missing.json"), chorus::CheckpointError);
 }
 
+// Ids size the tokenizer's tables: one out of range is an error naming it, not an allocation of
+// its size (found by fuzz_tokenizer: an id near 10^18 in a vocabulary).
+TEST(BpeTokenizer, TokenIdsOutOfRangeAreErrorsNamingTheKey) {
+  auto folder = std::filesystem::path(::testing::TempDir()) / "bad_ids_bpe";
+  std::filesystem::create_directories(folder);
+  ByteTokenizer().save(folder);
+  auto good = nlohmann::json::parse(std::ifstream(folder / "tokenizer.json"));
+  auto load = [&](const nlohmann::json& json) {
+    std::ofstream(folder / "tokenizer.json") << json.dump();
+    return [&] { BpeTokenizer::load(folder); };
+  };
+  auto huge = good;
+  huge["model"]["vocab"]["ab"] = std::int64_t{1} << 60;
+  expect_error_containing<chorus::CheckpointError>(load(huge), {"key 'model.vocab'", "token 'ab' has no valid id"});
+  auto negative = good;
+  negative["added_tokens"] = {{{"content", "<x>"}, {"id", -1}}};
+  expect_error_containing<chorus::CheckpointError>(load(negative),
+                                                   {"key 'added_tokens'", "token '<x>' has no valid id"});
+  auto too_large = good;
+  too_large["added_tokens"] = {{{"content", "<x>"}, {"id", std::int64_t{1} << 40}}};
+  expect_error_containing<chorus::CheckpointError>(load(too_large), {"key 'added_tokens'", "token '<x>'"});
+}
+
 } // namespace
 
 namespace {
