@@ -45,7 +45,12 @@ public:
 
   caf::invoke_message_result consume(caf::mailbox_element& message) override {
     __tsan_acquire(this); // a run handles the messages that arrive while it lasts, too
-    return caf::event_based_actor::consume(message);
+    auto result = caf::event_based_actor::consume(message);
+    // Released here as well as at the end of resume(): once CAF has handled the last message it
+    // may unblock the mailbox, and a sender can then schedule the next run on another thread
+    // before this run's resume() has returned.
+    __tsan_release(this);
+    return result;
   }
 
   resume_result resume(caf::execution_unit* unit, size_t max_throughput) override {
