@@ -17,13 +17,6 @@ namespace {
 
 constexpr const char* kPeftPrefix = "base_model.model.";
 
-std::string shape_text(torch::IntArrayRef shape) {
-  std::string text = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i)
-    text += (i ? ", " : "") + std::to_string(shape[i]);
-  return text + "]";
-}
-
 LoraConfig read_adapter_config(const std::filesystem::path& file) {
   std::ifstream in(file);
   if (!in)

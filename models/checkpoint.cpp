@@ -21,14 +21,14 @@ torch::ScalarType storage_dtype(const std::string& torch_dtype) {
   return torch::kFloat32;
 }
 
-namespace {
-
 std::string shape_text(torch::IntArrayRef shape) {
   std::string text = "[";
   for (std::size_t i = 0; i < shape.size(); ++i)
     text += (i ? ", " : "") + std::to_string(shape[i]);
   return text + "]";
 }
+
+namespace {
 
 // The safetensors files of a folder, and which file holds which tensor.
 struct Shards {

@@ -19,6 +19,9 @@ void save_pretrained(Transformer& model, const std::filesystem::path& folder);
 /// The dtype weights are stored in for config.json's torch_dtype ("bfloat16", "float16", else fp32).
 torch::ScalarType storage_dtype(const std::string& torch_dtype);
 
+/// A shape as error messages show it: "[896, 4864]".
+std::string shape_text(torch::IntArrayRef shape);
+
 /// The model's parameters by name, LoRA adapters merged into the weights they adapt (W + s B A,
 /// computed in fp32) and left out themselves: what a merged folder holds.
 std::vector<std::pair<std::string, torch::Tensor>> merged_parameters(Transformer& model);

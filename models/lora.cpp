@@ -94,4 +94,31 @@ void LoraAdapter::add_delta(const torch::Tensor& rows, torch::Tensor out, double
   out.addmm_(low_rank, lora_B->weight.t(), /*beta=*/1.0, /*alpha=*/scale);
 }
 
+void add_group_deltas(const torch::Tensor& rows, torch::Tensor out, const std::vector<LoraAdapter*>& adapters,
+                      const std::vector<std::int64_t>& widths, double scale, double dropout) {
+  std::vector<torch::Tensor> a_matrices;
+  for (const auto* adapter : adapters)
+    if (adapter)
+      a_matrices.push_back(adapter->lora_A->weight);
+  // Dropout draws a mask per adapter, as PEFT does: no shared product then.
+  const bool one_product = dropout == 0 && a_matrices.size() > 1;
+  torch::Tensor low_rank;
+  if (one_product)
+    low_rank = torch::mm(rows, torch::cat(a_matrices, 0).t()); // [n, sum of ranks]
+  std::int64_t column = 0, rank = 0;
+  for (std::size_t i = 0; i < adapters.size(); ++i) {
+    if (auto* adapter = adapters[i]) {
+      auto columns = out.narrow(1, column, widths[i]);
+      if (one_product) {
+        auto r = adapter->lora_A->weight.size(0);
+        columns.addmm_(low_rank.narrow(1, rank, r), adapter->lora_B->weight.t(), /*beta=*/1.0, /*alpha=*/scale);
+        rank += r;
+      } else {
+        adapter->add_delta(rows, columns, scale, dropout);
+      }
+    }
+    column += widths[i];
+  }
+}
+
 } // namespace chorus::models

@@ -48,4 +48,11 @@ private:
   std::vector<std::pair<const void*, std::uint32_t>> sources_; // W, A, B: data pointer and version
 };
 
+/// add_delta for a fused projection (q, k and v; gate and up): `out` [n, sum of widths] holds the
+/// projections side by side, `widths` their output sizes, `adapters` theirs (null: not adapted).
+/// Without dropout the group's A matrices go into one product: a small model's step is bound by the
+/// number of products, not their size.
+void add_group_deltas(const torch::Tensor& rows, torch::Tensor out, const std::vector<LoraAdapter*>& adapters,
+                      const std::vector<std::int64_t>& widths, double scale, double dropout);
+
 } // namespace chorus::models

@@ -109,15 +109,11 @@ torch::Tensor adapted_linear(const torch::Tensor& x, FusedParameter& fused, cons
   // Training: the frozen product (its fused weight kept), each adapter's low-rank term added into
   // its columns in place: s (x A^T) B^T, with no [tokens, out] temporary beside the output.
   auto out = linear_transposed(x, fused.transposed(bases), bias);
-  auto out_rows = out.view({-1, out.size(-1)});
-  std::int64_t offset = 0;
-  for (std::size_t i = 0; i < bases.size(); ++i) {
-    auto width = bases[i].size(0);
-    if (adapters[i])
-      adapters[i]->add_delta(x.reshape({-1, x.size(-1)}), out_rows.narrow(1, offset, width), lora->scale,
-                             lora->dropout);
-    offset += width;
-  }
+  std::vector<std::int64_t> widths;
+  for (const auto& base : bases)
+    widths.push_back(base.size(0));
+  add_group_deltas(x.reshape({-1, x.size(-1)}), out.view({-1, out.size(-1)}), adapters, widths, lora->scale,
+                   lora->dropout);
   return out;
 }
 

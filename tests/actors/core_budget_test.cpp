@@ -82,10 +82,17 @@ TEST(CoreBudget, InferenceActorsYieldOnlyToATrainerTheyOversubscribeTheCoresWith
   EXPECT_FALSE(policy->should_yield_to_trainer());
 }
 
+// The process's budget reads CHORUS_CORES once, when first used. ctest runs each test in a process
+// of its own, so the variable set just before reaches it; run as one binary, the first test's count
+// stays, and the tests that need another say so and skip.
+constexpr const char* kOwnProcess =
+  "needs a process of its own, whose core budget CHORUS_CORES makes (ctest runs it so)";
+
 // What LibTorch (and the OpenMP OpenBLAS, which reads the same setting) runs an actor's work on.
 TEST(CoreBudget, AWorkingActorsThreadRunsLibTorchOnItsShare) {
   setenv("CHORUS_CORES", "4", 1);
-  ASSERT_EQ(CoreBudget::process().cores(), 4);
+  if (CoreBudget::process().cores() != 4)
+    GTEST_SKIP() << kOwnProcess;
   ModelHost trainer, policy;
   trainer.load({.name = "trainer"}, /*weight=*/2);
   policy.load({.name = "policy"}, /*weight=*/2);
@@ -106,10 +113,10 @@ TEST(CoreBudget, AWorkingActorsThreadRunsLibTorchOnItsShare) {
   EXPECT_EQ(after, 4);
 }
 
-// Each test runs in a process of its own (ctest), so CHORUS_CORES reaches the process's budget.
 TEST(CoreBudget, AnInferenceActorsThreadLowersItsPriorityBesideATrainer) {
   setenv("CHORUS_CORES", "1", 1);
-  ASSERT_EQ(CoreBudget::process().cores(), 1);
+  if (CoreBudget::process().cores() != 1)
+    GTEST_SKIP() << kOwnProcess;
   ModelHost trainer, policy;
   trainer.load({.name = "trainer", .threads = 1}, /*weight=*/2);
   policy.load({.name = "policy", .threads = 1}, /*weight=*/1);

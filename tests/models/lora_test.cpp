@@ -124,6 +124,34 @@ TEST(Lora, MergedWeightsFollowAnUpdateOfTheAdapters) {
   EXPECT_LT(max_difference(last, expected.select(1, 5)), 1e-4);
 }
 
+// A fused projection's adapters share one product of their A matrices: with some of the group not
+// adapted (k between q and v, gate beside up) each adapter's term must still land in its columns.
+TEST(Lora, PartlyAdaptedGroupsEqualTheMergedWeights) {
+  auto model = random_model(small_config("qwen2"), 1);
+  auto config = rank(4);
+  config.target_modules = {"q_proj", "v_proj", "up_proj"};
+  model->add_adapters(config, /*seed=*/3);
+  perturb_adapters(model);
+  auto tokens = sample_tokens(97, 2, 9);
+  auto trained = model->forward(tokens);
+  EXPECT_LT(max_difference(trained.detach(), logits_of(model, tokens)), 1e-5);
+}
+
+// With dropout each adapter draws its own mask on the training path: two passes differ, and none
+// equals the merged weights; without it they agree (above).
+TEST(Lora, DropoutMasksTheAdaptersInputOnTheTrainingPath) {
+  auto model = random_model(small_config("llama"), 1);
+  auto config = rank(4);
+  config.lora_dropout = 0.5;
+  model->add_adapters(config, /*seed=*/3);
+  perturb_adapters(model);
+  auto tokens = sample_tokens(97, 2, 9);
+  auto first = model->forward(tokens).detach();
+  auto second = model->forward(tokens).detach();
+  EXPECT_GT(max_difference(first, second), 1e-4);
+  EXPECT_GT(max_difference(first, logits_of(model, tokens)), 1e-4);
+}
+
 TEST(Lora, OnlyTheAdaptersTrain) {
   auto model = random_model(small_config("llama", /*tied=*/false), 1);
   std::vector<torch::Tensor> base;
