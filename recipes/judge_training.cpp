@@ -42,4 +42,12 @@ Task<double> judge_agreement(const Grader& grader, std::vector<Metric> verdicts)
   co_return agreed / static_cast<double>(std::max<std::size_t>(verdicts.size(), 1));
 }
 
+double majority_verdict_share(const std::vector<Metric>& verdicts) {
+  auto passed =
+    std::count_if(verdicts.begin(), verdicts.end(), [](const Metric& verdict) { return passes(verdict.label); });
+  auto commoner =
+    std::max<std::size_t>(static_cast<std::size_t>(passed), verdicts.size() - static_cast<std::size_t>(passed));
+  return static_cast<double>(commoner) / static_cast<double>(std::max<std::size_t>(verdicts.size(), 1));
+}
+
 } // namespace chorus

@@ -67,8 +67,9 @@ struct SftThenGspoConfig {
   int judge_demonstrations = 4000;
   // The judge's SFT learning rate.
   double judge_learning_rate = 2e-3;
-  // Passes over the judge's verdicts. The judge learns to read the number late: 250 steps left it at
-  // chance, 500 (two passes over 4,000) made it right on every held-out verdict.
+  // Passes over the judge's verdicts. The judge learns to read the number late, if at all: on the
+  // default seed 250 steps left it at chance and 500 (two passes over 4,000) made it right on every
+  // held-out verdict; on seed 7 it was still at chance after 500 (README).
   int judge_epochs = 2;
   // The node of the cluster file (--cluster FILE) that runs the policy's replica; empty: this process.
   std::string policy_node;
@@ -133,10 +134,14 @@ Task<Grader> make_grader(const SftThenGspoConfig& config, const std::vector<Prom
   auto judge = co_await builder.spawn_inference("judge", {.max_batch_size = 128});
   auto held_out_grader = even_number::judge_options(judge);
   held_out_grader.cache = false;
-  auto accuracy =
-    co_await judge_agreement(BinaryJudgeGrader(held_out_grader), even_number::verdicts(eval, config.seed + 5));
+  auto held_out_verdicts = even_number::verdicts(eval, config.seed + 5);
+  auto accuracy = co_await judge_agreement(BinaryJudgeGrader(held_out_grader), held_out_verdicts);
   times.lap("judge_eval");
   ctx.log().info("judge {}: accuracy {:.3f} on {} held-out verdicts", folder, accuracy, eval.size());
+  if (auto always_the_same = majority_verdict_share(held_out_verdicts); accuracy <= always_the_same)
+    ctx.log().warn("judge {}: no better than answering the same verdict every time ({:.3f}): GSPO will learn "
+                   "from noise (another seed, or a judge_model folder)",
+                   folder, always_the_same);
   std::printf("JUDGE accuracy=%.3f verdicts=%zu\n", accuracy, eval.size());
   auto format = JsonGrader({.grader_key = "format", .schema = even_number::answer_schema()});
   // Equal weights: with the judge at 0.8 GSPO found answers the judge passes and the format check fails

@@ -222,6 +222,11 @@ std::vector<Completion> binary_judge_demonstrations(const BinaryJudgeOptions& op
 /// an ignored grade counts as a disagreement): a judge's held-out accuracy. 0 for no verdicts.
 Task<double> judge_agreement(const Grader& grader, std::vector<Metric> verdicts);
 
+/// The share of `verdicts` with the commoner label (PASS or FAIL): the accuracy of a judge that always
+/// answers the same, which a trained judge has to beat before its verdicts carry any signal (a judge
+/// stage that did not learn to read the case lands here). 0 for no verdicts.
+double majority_verdict_share(const std::vector<Metric>& verdicts);
+
 /// Options of RangeJudgeGrader.
 struct RangeJudgeOptions {
   /// The key the score is logged under.

@@ -271,4 +271,11 @@ TEST(Graders, LabelledVerdictsTrainAndMeasureAJudge) {
   Runtime runtime;
   EXPECT_DOUBLE_EQ(runtime.run(judge_agreement(judge, verdicts)), 0.5);
   EXPECT_DOUBLE_EQ(runtime.run(judge_agreement(judge, {})), 0.0);
+  // Labels 1, 0, 0, 0: a judge answering FAIL every time agrees with three of four.
+  EXPECT_DOUBLE_EQ(majority_verdict_share(verdicts), 0.75);
+  verdicts.push_back({{{"user", "3 + 3?"}}, "6", 1.0, Json::object()});
+  verdicts.push_back({{{"user", "4 + 4?"}}, "8", 1.0, Json::object()});
+  verdicts.push_back({{{"user", "5 + 5?"}}, "10", 1.0, Json::object()});
+  EXPECT_DOUBLE_EQ(majority_verdict_share(verdicts), 4.0 / 7.0); // PASS is the commoner now
+  EXPECT_DOUBLE_EQ(majority_verdict_share({}), 0.0);
 }
