@@ -50,4 +50,17 @@ double majority_verdict_share(const std::vector<Metric>& verdicts) {
   return static_cast<double>(commoner) / static_cast<double>(std::max<std::size_t>(verdicts.size(), 1));
 }
 
+Task<double> measure_judge(const Grader& grader, std::vector<Metric> held_out, const std::string& name,
+                           RecipeContext& ctx) {
+  auto always_the_same = majority_verdict_share(held_out);
+  auto count = held_out.size();
+  auto accuracy = co_await judge_agreement(grader, std::move(held_out));
+  ctx.log().info("judge {}: accuracy {:.3f} on {} held-out verdicts", name, accuracy, count);
+  if (accuracy <= always_the_same)
+    ctx.log().warn("judge {}: no better than answering the same verdict every time ({:.3f}): GSPO will learn "
+                   "from noise (train it longer or on more verdicts, try another seed, or give a judge folder)",
+                   name, always_the_same);
+  co_return accuracy;
+}
+
 } // namespace chorus

@@ -4,8 +4,8 @@
 // receiver handles it, but CAF is not built with ThreadSanitizer, so under it every message would
 // look like a data race. Built with ThreadSanitizer, OrderedActor tells it about that ordering
 // (release when it is launched, on each enqueue and after each message and run, acquire when it runs
-// and before each message is handled); otherwise it is caf::event_based_actor itself. What CAF orders by its reference counts
-// (an actor's destruction) is left to scripts/tsan.supp.
+// and before each message is handled); otherwise it is caf::event_based_actor itself. What CAF
+// orders by its reference counts (an actor's destruction) is left to scripts/tsan.supp.
 // Include only from runtime/ and actors/: it spells CAF types.
 #pragma once
 

@@ -134,14 +134,9 @@ Task<Grader> make_grader(const SftThenGspoConfig& config, const std::vector<Prom
   auto judge = co_await builder.spawn_inference("judge", {.max_batch_size = 128});
   auto held_out_grader = even_number::judge_options(judge);
   held_out_grader.cache = false;
-  auto held_out_verdicts = even_number::verdicts(eval, config.seed + 5);
-  auto accuracy = co_await judge_agreement(BinaryJudgeGrader(held_out_grader), held_out_verdicts);
+  auto accuracy = co_await measure_judge(BinaryJudgeGrader(held_out_grader),
+                                         even_number::verdicts(eval, config.seed + 5), folder, ctx);
   times.lap("judge_eval");
-  ctx.log().info("judge {}: accuracy {:.3f} on {} held-out verdicts", folder, accuracy, eval.size());
-  if (auto always_the_same = majority_verdict_share(held_out_verdicts); accuracy <= always_the_same)
-    ctx.log().warn("judge {}: no better than answering the same verdict every time ({:.3f}): GSPO will learn "
-                   "from noise (another seed, or a judge_model folder)",
-                   folder, always_the_same);
   std::printf("JUDGE accuracy=%.3f verdicts=%zu\n", accuracy, eval.size());
   auto format = JsonGrader({.grader_key = "format", .schema = even_number::answer_schema()});
   // Equal weights: with the judge at 0.8 GSPO found answers the judge passes and the format check fails

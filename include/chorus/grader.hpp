@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chorus/config.hpp>
+#include <chorus/context.hpp>
 #include <chorus/dataset.hpp>
 #include <chorus/generation.hpp>
 #include <chorus/model.hpp>
@@ -226,6 +227,12 @@ Task<double> judge_agreement(const Grader& grader, std::vector<Metric> verdicts)
 /// answers the same, which a trained judge has to beat before its verdicts carry any signal (a judge
 /// stage that did not learn to read the case lands here). 0 for no verdicts.
 double majority_verdict_share(const std::vector<Metric>& verdicts);
+
+/// judge_agreement on held-out verdicts, logged: "judge NAME: accuracy A on N held-out verdicts", and
+/// a warning when the judge does no better than majority_verdict_share (GSPO graded by it would learn
+/// from noise). Returns the accuracy.
+Task<double> measure_judge(const Grader& grader, std::vector<Metric> held_out, const std::string& name,
+                           RecipeContext& ctx);
 
 /// Options of RangeJudgeGrader.
 struct RangeJudgeOptions {

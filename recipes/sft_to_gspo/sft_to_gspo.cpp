@@ -93,12 +93,7 @@ Task<InferenceModel> spawn_judge(const SftToGspoConfig& config, RecipeContext& c
   if (!held_out.empty()) {
     auto grader = judge_options(config, judge);
     grader.cache = false;
-    auto accuracy = co_await judge_agreement(BinaryJudgeGrader(grader), held_out);
-    ctx.log().info("judge {}: accuracy {:.3f} on {} held-out verdicts", folder.reference, accuracy, held_out.size());
-    if (auto always_the_same = majority_verdict_share(held_out); accuracy <= always_the_same)
-      ctx.log().warn("judge {}: no better than answering the same verdict every time ({:.3f}): GSPO will learn "
-                     "from noise (more judge_epochs, another seed, or a judge_model folder)",
-                     folder.reference, always_the_same);
+    co_await measure_judge(BinaryJudgeGrader(grader), std::move(held_out), folder.reference, ctx);
   }
   co_return judge;
 }
