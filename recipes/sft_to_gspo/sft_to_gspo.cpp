@@ -1,8 +1,8 @@
 // The two-stage recipe of the README: SFT warm-up on demonstrations, then GSPO on prompts graded by
 // a judge model (docs/architecture.md follows its awaits down to the actors). With a judge_dataset a
-// first stage trains the judge on labelled verdicts in the grader's own prompt format (e.g.
-// examples/configs/data/arithmetic_verdicts.jsonl). Run with a config (examples/configs/sft_to_gspo.json
-// runs on builtin:tiny):
+// first stage trains the judge on labelled verdicts in the grader's own prompt format. Run with a config
+// (examples/configs/sft_to_gspo.json: the main example's even-number task on builtin:tiny, whose judge
+// stage trains a second builtin:tiny into the task's judge first):
 //
 //   ./build/recipes/sft_to_gspo/sft_to_gspo --config examples/configs/sft_to_gspo.json
 #include <chorus/chorus.hpp>
@@ -24,6 +24,11 @@ struct SftToGspoConfig {
   Dataset<Metric> judge_dataset;
   // What the judge checks.
   std::string judge_criteria = "Is the output high-quality, well-formed, and correct?";
+  // Keys every completion must have as a JSON object: a JsonGrader beside the judge, the two weighed
+  // the same, so that a malformed answer the judge passes earns no more than a well-formed wrong one
+  // (GSPO finds such answers: '{"answwer"no":"}' from a judge trained on well-formed ones). Empty: the
+  // judge alone, as the seed grades.
+  std::vector<std::string> format_required_keys;
   // The judge's SFT learning rate.
   double judge_learning_rate = 1e-3;
   // Passes over the judge's verdicts.
@@ -44,24 +49,29 @@ struct SftToGspoConfig {
   int gspo_max_steps = 1000;
   // Completions per GSPO step.
   int gspo_batch_size = 256;
+  // The group size: completions sampled per prompt.
+  int completions_per_sample = 4;
+  // Weight of the KL penalty to the model after SFT.
+  double kl_beta = 0.1;
   // The longest completion, in tokens.
   int max_tokens = 256;
   // Where the models run: cpu, or cuda / cuda:N with a CUDA build of LibTorch (docs/gpu.md).
   std::string device = "cpu";
   // LoRA adapters trained instead of every weight: lora.r > 0 (e.g. --set lora.r=16); 0: full fine-tuning.
   LoraOptions lora;
-  // Seeds the judge's held-out split.
+  // Seeds the judge's held-out split, its initial weights (builtin:tiny) and the order of its verdicts.
   std::uint64_t seed = 0;
 };
 CHORUS_CONFIG(SftToGspoConfig, sft_dataset, gspo_dataset, model_to_train, judge_model, judge_dataset, judge_criteria,
-              judge_learning_rate, judge_epochs, judge_batch_size, judge_eval_fraction, sft_learning_rate, sft_epochs,
-              sft_batch_size, gspo_learning_rate, gspo_max_steps, gspo_batch_size, max_tokens, device, seed, lora)
+              format_required_keys, judge_learning_rate, judge_epochs, judge_batch_size, judge_eval_fraction,
+              sft_learning_rate, sft_epochs, sft_batch_size, gspo_learning_rate, gspo_max_steps, gspo_batch_size,
+              completions_per_sample, kl_beta, max_tokens, device, seed, lora)
 
 BinaryJudgeOptions judge_options(const SftToGspoConfig& config, InferenceModel judge) {
   return {.grader_key = "output-quality",
           .criteria = config.judge_criteria,
           .model = std::move(judge),
-          .sampling = {.temperature = 0.0, .max_tokens = 64}};
+          .sampling = {.temperature = 0.0, .max_tokens = 128}};
 }
 
 // The judge: judge_model as it is, or trained on judge_dataset's verdicts first (and measured on the
@@ -73,7 +83,8 @@ Task<InferenceModel> spawn_judge(const SftToGspoConfig& config, RecipeContext& c
     auto [train, eval] =
       train_eval_split(co_await config.judge_dataset.load(ctx), config.judge_eval_fraction, config.seed);
     held_out = std::move(eval);
-    auto builder = co_await folder.to_builder(ctx, {.kv_cache_len = 1024, .device = config.device});
+    auto builder =
+      co_await folder.to_builder(ctx, {.kv_cache_len = 1024, .device = config.device, .seed = config.seed});
     auto trainee = co_await builder.spawn_train("judge_training", {.max_batch_size = 16, .keep_reference = false});
     co_await SFT({.dataset = binary_judge_demonstrations(judge_options(config, {}), train),
                   .model = trainee,
@@ -82,6 +93,7 @@ Task<InferenceModel> spawn_judge(const SftToGspoConfig& config, RecipeContext& c
                   .epochs = config.judge_epochs,
                   .samples_per_batch = config.judge_batch_size,
                   .max_grad_norm = 1.0,
+                  .weight_decay = 0.01,
                   .warmup_steps = 10,
                   .seed = config.seed,
                   .stage = "judge_sft"})
@@ -116,8 +128,11 @@ Task<void> sft_to_gspo(SftToGspoConfig config, RecipeContext& ctx) {
     .run();
 
   auto prompts = co_await config.gspo_dataset.load(ctx);
-  auto grader = BinaryJudgeGrader(judge_options(config, co_await spawn_judge(config, ctx)));
-  auto combined = CombinedGrader({.grader_key = "combined", .graders = {grader}});
+  std::vector<Grader> graders = {BinaryJudgeGrader(judge_options(config, co_await spawn_judge(config, ctx)))};
+  if (!config.format_required_keys.empty())
+    graders.push_back(
+      JsonGrader({.grader_key = "format", .schema = {{"type", "object"}, {"required", config.format_required_keys}}}));
+  auto combined = CombinedGrader({.grader_key = "combined", .graders = graders});
   co_await GSPO({.dataset = prompts,
                  .model = model,
                  .grader = combined,
@@ -125,10 +140,10 @@ Task<void> sft_to_gspo(SftToGspoConfig config, RecipeContext& ctx) {
                  .lr = config.gspo_learning_rate,
                  .samples_per_batch = config.gspo_batch_size,
                  .samples_per_mini_batch = 64,
-                 .completions_per_sample = 4,
+                 .completions_per_sample = config.completions_per_sample,
                  .max_grad_norm = 1.0,
                  .clip_range = 0.2,
-                 .kl_beta = 0.1,
+                 .kl_beta = config.kl_beta,
                  .max_num_gspo_steps = config.gspo_max_steps,
                  .sampling = {.temperature = 1.0, .max_tokens = config.max_tokens}})
     .run();

@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Writes the even-number task for sft_to_gspo (examples/configs/sft_to_gspo.json), the main
+example's task ("Is 347 even? JSON please." answered {"answer":"yes"} or {"answer":"no"}):
+
+- even_number_sft.jsonl: demonstrations, answered right, for the SFT warm-up;
+- even_number_prompts.jsonl: prompts for GSPO (with the answer and number, for a look at them);
+- even_number_verdicts.jsonl: responses to the task's prompts (right, wrong or malformed) with the
+  verdict the task's rule gives and the rule's reasoning, for the judge stage that trains the built-in
+  model into the task's judge. The reasoning is the one the main example trains its judge on
+  (examples/sft_then_gspo/even_number_task.cpp): it writes the last digit down first.
+
+    python3 examples/configs/data/make_even_number_task.py examples/configs/data
+"""
+import json
+import random
+import sys
+
+MALFORMED = ["yes", "no", '{"answer": "maybe"}', '{"answer": "yes"', '{"result": "no"}', '"no"', "{}"]
+
+
+def compact(value):
+    """JSON as the model's answers are spelt: nlohmann's dump(), no spaces."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+def prompt(number):
+    return f"Is {number} even? JSON please."
+
+
+def answer(number):
+    return "yes" if number % 2 == 0 else "no"
+
+
+def reasoning(number, response):
+    expected = answer(number)
+    rule = f"Ends in {number % 10}: {'even' if number % 2 == 0 else 'odd'}, so \"{expected}\". "
+    try:
+        value = json.loads(response)
+    except json.JSONDecodeError:
+        value = None
+    given = value.get("answer") if isinstance(value, dict) else None
+    if given not in ("yes", "no"):
+        return rule + "The response is not the JSON object asked for."
+    return rule + f"The response says \"{given}\"."
+
+
+def verdict_line(number, rng):
+    draw = rng.random()
+    if draw < 0.4:
+        response = compact({"answer": answer(number)})
+    elif draw < 0.8:
+        response = compact({"answer": "no" if answer(number) == "yes" else "yes"})
+    else:
+        response = rng.choice(MALFORMED)
+    label = int(response == compact({"answer": answer(number)}))
+    return {"prompt": prompt(number), "completion": response, "label": label,
+            "reasoning": reasoning(number, response)}
+
+
+def write(path, lines):
+    with open(path, "w") as out:
+        for line in lines:
+            out.write(json.dumps(line) + "\n")
+
+
+def main(folder):
+    rng = random.Random(21)
+    numbers = lambda count: [rng.randint(10, 999) for _ in range(count)]
+    write(f"{folder}/even_number_sft.jsonl",
+          [{"prompt": prompt(n), "completion": compact({"answer": answer(n)})} for n in numbers(500)])
+    write(f"{folder}/even_number_prompts.jsonl",
+          [{"prompt": prompt(n), "answer": answer(n), "number": n} for n in numbers(2000)])
+    write(f"{folder}/even_number_verdicts.jsonl", [verdict_line(n, rng) for n in numbers(6000)])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "examples/configs/data")
