@@ -31,15 +31,22 @@ def answer(number):
     return "yes" if number % 2 == 0 else "no"
 
 
-def reasoning(number, response):
-    expected = answer(number)
-    rule = f"Ends in {number % 10}: {'even' if number % 2 == 0 else 'odd'}, so \"{expected}\". "
+def said(response):
+    """The answer a response gives by the task's rule (a JSON object whose "answer" is "yes" or
+    "no"), else None: what both the label and the reasoning read."""
     try:
         value = json.loads(response)
     except json.JSONDecodeError:
-        value = None
+        return None
     given = value.get("answer") if isinstance(value, dict) else None
-    if given not in ("yes", "no"):
+    return given if given in ("yes", "no") else None
+
+
+def reasoning(number, response):
+    expected = answer(number)
+    rule = f"Ends in {number % 10}: {'even' if number % 2 == 0 else 'odd'}, so \"{expected}\". "
+    given = said(response)
+    if given is None:
         return rule + "The response is not the JSON object asked for."
     return rule + f"The response says \"{given}\"."
 
@@ -52,8 +59,7 @@ def verdict_line(number, rng):
         response = compact({"answer": "no" if answer(number) == "yes" else "yes"})
     else:
         response = rng.choice(MALFORMED)
-    label = int(response == compact({"answer": answer(number)}))
-    return {"prompt": prompt(number), "completion": response, "label": label,
+    return {"prompt": prompt(number), "completion": response, "label": int(said(response) == answer(number)),
             "reasoning": reasoning(number, response)}
 
 
