@@ -277,6 +277,28 @@ struct ConfigCodec<std::string> {
   }
 };
 
+/// Reads and writes free-form JSON config fields (a JSON Schema a grader checks against, say): any
+/// JSON value, kept as it is; null when not given.
+template <>
+struct ConfigCodec<Json> {
+  /// The type's name in messages and `--help`: `JSON`.
+  static std::string type_name() {
+    return "JSON";
+  }
+  /// Keeps `value` as it is.
+  static void read(const Json& value, Json& out, const ConfigLocation&) {
+    out = value;
+  }
+  /// The value itself.
+  static Json write(const Json& value) {
+    return value;
+  }
+  /// Reads a `--set` value as JSON text: `--set schema='{"type": "object"}'`.
+  static Json parse_text(std::string_view text, const ConfigLocation& at) {
+    return detail::parse_json_text(text, at, "JSON");
+  }
+};
+
 /// Reads and writes filesystem path config fields, as JSON strings.
 template <>
 struct ConfigCodec<std::filesystem::path> {

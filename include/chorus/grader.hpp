@@ -146,8 +146,8 @@ public:
 struct JsonOptions {
   /// The key the score is logged under.
   std::string grader_key = "json";
-  /// A JSON-Schema subset the completion must satisfy: "type" (object, array, string, number,
-  /// integer, boolean, null), "required" and "properties" (nested), "enum". Empty: any valid JSON.
+  /// The JSON Schema the completion must satisfy (chorus/json_schema.hpp's subset: "type", "enum",
+  /// "required", "properties", "additionalProperties", "items"). Empty: any valid JSON.
   Json schema = Json::object();
 };
 

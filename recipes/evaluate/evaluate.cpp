@@ -35,6 +35,8 @@ struct EvaluateConfig {
   std::vector<GraderConfig> graders;
   // The judge of `judge` graders (spawned only if one is listed).
   ModelRef judge_model;
+  // The longest answer of the judge, in tokens: its reasoning and its verdict line must fit.
+  int judge_max_tokens = 256;
   // Completions per prompt.
   int k = 4;
   // Sampling temperature of the completions (0: greedy, then k = 1 says all).
@@ -48,10 +50,10 @@ struct EvaluateConfig {
   // Where the models run: cpu, or cuda / cuda:N with a CUDA build of LibTorch (docs/gpu.md).
   std::string device = "cpu";
 };
-CHORUS_CONFIG(EvaluateConfig, model, dataset, graders, judge_model, k, temperature, max_tokens, pass_threshold, seed,
-              device)
+CHORUS_CONFIG(EvaluateConfig, model, dataset, graders, judge_model, judge_max_tokens, k, temperature, max_tokens,
+              pass_threshold, seed, device)
 
-Grader make_grader(const GraderConfig& g, const InferenceModel& judge, std::size_t index) {
+Grader make_grader(const GraderConfig& g, const InferenceModel& judge, int judge_max_tokens, std::size_t index) {
   auto key = g.key.empty() ? g.type : g.key;
   if (g.type == "exact_match")
     return ExactMatchGrader({.grader_key = key, .metadata_key = g.metadata_key, .extract = g.extract});
@@ -62,7 +64,10 @@ Grader make_grader(const GraderConfig& g, const InferenceModel& judge, std::size
     return JsonGrader({.grader_key = key, .schema = schema});
   }
   if (g.type == "judge")
-    return BinaryJudgeGrader({.grader_key = key, .criteria = g.criteria, .model = judge});
+    return BinaryJudgeGrader({.grader_key = key,
+                              .criteria = g.criteria,
+                              .model = judge,
+                              .sampling = {.temperature = 0.0, .max_tokens = judge_max_tokens}});
   throw ConfigError("graders[" + std::to_string(index) + "].type: '" + g.type
                     + "' is not a grader (expected exact_match, regex, json or judge)");
 }
@@ -77,7 +82,7 @@ Task<void> evaluate_model(EvaluateConfig config, RecipeContext& ctx) {
         co_await (co_await config.judge_model.to_builder(ctx, {.device = config.device})).spawn_inference("judge");
   std::vector<Grader> graders;
   for (std::size_t i = 0; i < config.graders.size(); ++i)
-    graders.push_back(make_grader(config.graders[i], judge, i));
+    graders.push_back(make_grader(config.graders[i], judge, config.judge_max_tokens, i));
   auto prompts = co_await config.dataset.load(ctx);
   auto builder = co_await config.model.to_builder(ctx, {.device = config.device});
   auto model = co_await builder.spawn_inference("model", {.max_batch_size = 64});

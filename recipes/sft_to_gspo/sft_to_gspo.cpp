@@ -24,11 +24,12 @@ struct SftToGspoConfig {
   Dataset<Metric> judge_dataset;
   // What the judge checks.
   std::string judge_criteria = "Is the output high-quality, well-formed, and correct?";
-  // Keys every completion must have as a JSON object: a JsonGrader beside the judge, the two weighed
-  // the same, so that a malformed answer the judge passes earns no more than a well-formed wrong one
-  // (GSPO finds such answers: '{"answwer"no":"}' from a judge trained on well-formed ones). Empty: the
-  // judge alone, as the seed grades.
-  std::vector<std::string> format_required_keys;
+  // The JSON Schema every completion must satisfy (chorus/json_schema.hpp's subset): a JsonGrader
+  // beside the judge, the two weighed the same, so that an answer the judge passes but the schema
+  // refuses earns no more than a well-formed wrong one (GSPO finds such answers: '{"answwer"no":"}',
+  // '{"answer":"nyes"}' from a judge trained on well-formed ones). Null: the judge alone, as the seed
+  // grades.
+  Json format_schema;
   // The judge's SFT learning rate.
   double judge_learning_rate = 1e-3;
   // Passes over the judge's verdicts.
@@ -63,7 +64,7 @@ struct SftToGspoConfig {
   std::uint64_t seed = 0;
 };
 CHORUS_CONFIG(SftToGspoConfig, sft_dataset, gspo_dataset, model_to_train, judge_model, judge_dataset, judge_criteria,
-              format_required_keys, judge_learning_rate, judge_epochs, judge_batch_size, judge_eval_fraction,
+              format_schema, judge_learning_rate, judge_epochs, judge_batch_size, judge_eval_fraction,
               sft_learning_rate, sft_epochs, sft_batch_size, gspo_learning_rate, gspo_max_steps, gspo_batch_size,
               completions_per_sample, kl_beta, max_tokens, device, seed, lora)
 
@@ -111,6 +112,10 @@ Task<InferenceModel> spawn_judge(const SftToGspoConfig& config, RecipeContext& c
 }
 
 Task<void> sft_to_gspo(SftToGspoConfig config, RecipeContext& ctx) {
+  // Checked before any training: a bad value should not cost a run.
+  if (!config.format_schema.is_null() && !config.format_schema.is_object())
+    throw ConfigError("format_schema: expected a JSON Schema (an object such as {\"type\": \"object\", ...}), got "
+                      + config.format_schema.dump());
   auto builder = co_await config.model_to_train.to_builder(
     ctx, {.tp = 1, .kv_cache_len = 4096, .device = config.device, .adapter = config.lora});
   auto model = co_await builder.spawn_train("sft_then_gspo", {.max_batch_size = 10'000});
@@ -129,9 +134,8 @@ Task<void> sft_to_gspo(SftToGspoConfig config, RecipeContext& ctx) {
 
   auto prompts = co_await config.gspo_dataset.load(ctx);
   std::vector<Grader> graders = {BinaryJudgeGrader(judge_options(config, co_await spawn_judge(config, ctx)))};
-  if (!config.format_required_keys.empty())
-    graders.push_back(
-      JsonGrader({.grader_key = "format", .schema = {{"type", "object"}, {"required", config.format_required_keys}}}));
+  if (!config.format_schema.is_null())
+    graders.push_back(JsonGrader({.grader_key = "format", .schema = config.format_schema}));
   auto combined = CombinedGrader({.grader_key = "combined", .graders = graders});
   co_await GSPO({.dataset = prompts,
                  .model = model,

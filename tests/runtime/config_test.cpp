@@ -28,6 +28,11 @@ struct Training {
 };
 CHORUS_CONFIG(Training, dataset, epochs, max_steps, shuffle, seed, name, optimizer)
 
+struct Grading {
+  chorus::Json schema;
+};
+CHORUS_CONFIG(Grading, schema)
+
 } // namespace test_config
 
 using namespace chorus;
@@ -70,6 +75,15 @@ TEST(Config, FileThenOverridesInOrder) {
 TEST(Config, ListOverrideAcceptsJson) {
   auto config = load_config<Training>({}, {"dataset=x", "optimizer.betas=[0.1, 0.2, 0.3]"});
   EXPECT_EQ(config.optimizer.betas, (std::vector<double>{0.1, 0.2, 0.3}));
+}
+
+TEST(Config, AJsonFieldKeepsWhatTheFileOrTheOverrideGives) {
+  using test_config::Grading;
+  auto file = write_file("grading.json", R"({"schema": {"type": "object", "required": ["answer"]}})");
+  EXPECT_EQ(load_config<Grading>(file, {}).schema, Json({{"type", "object"}, {"required", {"answer"}}}));
+  EXPECT_EQ(load_config<Grading>(file, {R"(schema={"enum": ["yes", "no"]})"}).schema, Json({{"enum", {"yes", "no"}}}));
+  EXPECT_TRUE(load_config<Grading>({}, {}).schema.is_null());
+  expect_error_containing<ConfigError>([&] { load_config<Grading>({}, {"schema={\"type\": "}); }, {"schema", "JSON"});
 }
 
 TEST(Config, UnknownKeyInFileNamesFileKeyAndSuggestion) {

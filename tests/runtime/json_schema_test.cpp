@@ -30,3 +30,13 @@ TEST(JsonSchema, TheFirstViolationIsNamedByItsPath) {
   EXPECT_EQ(schema_violation(Json::array(), schema), "$: expected object, got array");
   EXPECT_EQ(schema_violation(Json(3), Json::object()), ""); // an empty schema takes any JSON
 }
+
+TEST(JsonSchema, AdditionalPropertiesBarOrConstrainTheOtherFields) {
+  Json closed = {
+    {"type", "object"}, {"properties", {{"answer", {{"enum", {"yes", "no"}}}}}}, {"additionalProperties", false}};
+  EXPECT_EQ(schema_violation({{"answer", "yes"}}, closed), "");
+  EXPECT_EQ(schema_violation({{"answer", "yes"}, {"note", "sure"}}, closed), "$: unexpected field 'note'");
+  Json numbers = {{"type", "object"}, {"additionalProperties", {{"type", "number"}}}};
+  EXPECT_EQ(schema_violation({{"a", 1}, {"b", 2.5}}, numbers), "");
+  EXPECT_EQ(schema_violation({{"a", 1}, {"b", "two"}}, numbers), "$.b: expected number, got string");
+}

@@ -2,8 +2,12 @@
 """Writes the even-number task for sft_to_gspo (examples/configs/sft_to_gspo.json), the main
 example's task ("Is 347 even? JSON please." answered {"answer":"yes"} or {"answer":"no"}):
 
-- even_number_sft.jsonl: demonstrations, answered right, for the SFT warm-up;
-- even_number_prompts.jsonl: prompts for GSPO (with the answer and number, for a look at them);
+- even_number_prompts.jsonl: prompts for GSPO, with the answer and the number (what a programmatic
+  grader or the `evaluate` recipe reads);
+- even_number_sft.jsonl: the first 500 of those prompts answered right, for the SFT warm-up (as the
+  main example's demonstrations are);
+- even_number_eval.jsonl: 200 numbers no training file asks about, with their answers, for
+  measuring the trained model (`evaluate`);
 - even_number_verdicts.jsonl: responses to the task's prompts (right, wrong or malformed) with the
   verdict the task's rule gives and the rule's reasoning, for the judge stage that trains the built-in
   model into the task's judge. The reasoning is the one the main example trains its judge on
@@ -69,13 +73,22 @@ def write(path, lines):
             out.write(json.dumps(line) + "\n")
 
 
+def question(number):
+    return {"prompt": prompt(number), "answer": answer(number), "number": number}
+
+
 def main(folder):
+    held_out = set(random.Random(22).sample(range(10, 1000), 200))
     rng = random.Random(21)
     numbers = lambda count: [rng.randint(10, 999) for _ in range(count)]
+    # The SFT demonstrations come from the GSPO prompts: with a separate set of numbers the warm-up
+    # left GSPO a policy that did not read the number at all, and GSPO then settled on "no" for every
+    # number, graded by the judge or by the rule alike (docs/writing-recipes.md).
+    train = [n for n in numbers(2500) if n not in held_out]
+    write(f"{folder}/even_number_prompts.jsonl", [question(n) for n in train])
     write(f"{folder}/even_number_sft.jsonl",
-          [{"prompt": prompt(n), "completion": compact({"answer": answer(n)})} for n in numbers(500)])
-    write(f"{folder}/even_number_prompts.jsonl",
-          [{"prompt": prompt(n), "answer": answer(n), "number": n} for n in numbers(2000)])
+          [{"prompt": prompt(n), "completion": compact({"answer": answer(n)})} for n in train[:500]])
+    write(f"{folder}/even_number_eval.jsonl", [question(n) for n in sorted(held_out)])
     write(f"{folder}/even_number_verdicts.jsonl", [verdict_line(n, rng) for n in numbers(6000)])
 
 
