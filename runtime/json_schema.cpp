@@ -43,16 +43,18 @@ std::string violation(const Json& value, const Json& schema, const std::string& 
         if (value.contains(field))
           if (auto problem = violation(value[field], sub_schema, path + "." + field); !problem.empty())
             return problem;
-    if (schema.contains("additionalProperties"))
+    if (schema.contains("additionalProperties")) {
+      const auto& extra = schema["additionalProperties"];
+      auto declared = schema.value("properties", Json::object());
       for (const auto& [field, field_value] : value.items()) {
-        if (schema.contains("properties") && schema["properties"].contains(field))
+        if (declared.contains(field))
           continue;
-        const auto& extra = schema["additionalProperties"];
         if (extra == false)
           return path + ": unexpected field '" + field + "'";
         if (auto problem = violation(field_value, extra, path + "." + field); !problem.empty())
           return problem;
       }
+    }
   }
   if (value.is_array() && schema.contains("items"))
     for (std::size_t i = 0; i < value.size(); ++i)
