@@ -18,8 +18,11 @@
 namespace chorus {
 
 CHORUS_INSPECT(ChatMessage, role, content)
-CHORUS_INSPECT(SamplingParams, temperature, top_k, top_p, max_tokens, stop, seed, min_tokens)
-CHORUS_INSPECT(Generation, text, prompt_tokens, tokens, logprobs, finish_reason, weight_version)
+CHORUS_INSPECT(SamplingParams, temperature, top_k, top_p, max_tokens, stop, seed, min_tokens, presence_penalty,
+               frequency_penalty, logit_bias, logprobs, top_logprobs)
+CHORUS_INSPECT(TokenLogprob, token, text, logprob)
+CHORUS_INSPECT(PositionLogprobs, chosen, top)
+CHORUS_INSPECT(Generation, text, prompt_tokens, tokens, logprobs, finish_reason, weight_version, token_logprobs)
 CHORUS_INSPECT(TrainSample, prompt_tokens, completion_tokens, advantage, behaviour_logprobs, weight_version,
                completion_mask, token_advantages, old_values, returns, label)
 CHORUS_INSPECT(PreferencePair, prompt_tokens, chosen_tokens, rejected_tokens)
@@ -73,10 +76,12 @@ struct GenerateRequest {
   caf::actor stream_to;
 };
 
-/// The text a streamed generation added since its previous delta (GenerateRequest::stream_to).
+/// The text a streamed generation added since its previous delta (GenerateRequest::stream_to), and
+/// with SamplingParams::logprobs the positions of the tokens whose text begins in it.
 struct GenerationDelta {
   std::uint64_t id = 0;
   std::string text;
+  std::vector<PositionLogprobs> logprobs;
 };
 
 /// Stops generate request `id` if it is still queued or running: its slot is freed at once and the
@@ -181,7 +186,7 @@ CHORUS_INSPECT(ModelInfo, model_type, vocab_size, parameters, trained_parameters
                data_parallel_port)
 CHORUS_INSPECT(ModelInfoRequest)
 CHORUS_INSPECT(GenerateRequest, messages, text, params, tokens, id, min_weight_version, stream_to)
-CHORUS_INSPECT(GenerationDelta, id, text)
+CHORUS_INSPECT(GenerationDelta, id, text, logprobs)
 CHORUS_INSPECT(CancelGeneration, id)
 CHORUS_INSPECT(LogprobsReply, logprobs, weight_version)
 CHORUS_INSPECT(LogprobsRequest, prompt_tokens, completion_tokens)
@@ -227,4 +232,6 @@ CAF_BEGIN_TYPE_ID_BLOCK(chorus_model_actors, caf::first_custom_type_id + 100)
   CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::GenerationDelta))
   CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::ScoresReply))
   CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::ScoresRequest))
+  CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::TokenLogprob))
+  CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::PositionLogprobs))
 CAF_END_TYPE_ID_BLOCK(chorus_model_actors)

@@ -7,6 +7,7 @@
 #include "actors/weight_board.hpp"
 #include "actors/weight_stream.hpp"
 #include "models/batcher.hpp"
+#include "models/position_logprobs.hpp"
 #include "models/text_stream.hpp"
 #include "runtime/actor_host.hpp"
 #include "runtime/timeline.hpp"
@@ -36,6 +37,7 @@ struct PolicyState {
     std::vector<std::int64_t> prompt_tokens;
     std::vector<std::string> stop;
     std::uint64_t request_id = 0;
+    bool logprobs = false; // Generation::token_logprobs asked for
   };
   std::unordered_map<models::ContinuousBatcher::Id, Pending> pending;
   std::unordered_map<std::uint64_t, models::ContinuousBatcher::Id> by_request; // cancellable requests
@@ -61,6 +63,9 @@ Generation finish(const models::Pretrained& model, PolicyState::Pending& pending
   bool stopped_by_string = result.text.size() != text.size();
   result.finish_reason = sequence.finish == models::FinishReason::stop || stopped_by_string ? "stop" : "length";
   result.prompt_tokens = std::move(pending.prompt_tokens);
+  if (pending.logprobs)
+    result.token_logprobs = models::position_logprobs(
+      *model.tokenizer, sequence, 0, models::tokens_in_text(*model.tokenizer, sequence.tokens, result.text.size()));
   result.tokens = std::move(sequence.tokens);
   result.logprobs = std::move(sequence.logprobs);
   return result;
@@ -183,19 +188,35 @@ models::SequenceRequest sequence_of(PolicyActor* self, const GenerateRequest& re
   sequence.options.seed = params.seed >= 0 ? static_cast<std::uint64_t>(params.seed) : self->state.seeds();
   sequence.options.stop_token_ids = stop_ids(model);
   sequence.options.sample_below = model.tokenizer->vocab_size();
+  sequence.options.presence_penalty = params.presence_penalty;
+  sequence.options.frequency_penalty = params.frequency_penalty;
+  for (const auto& [token, bias] : params.logit_bias)
+    sequence.options.logit_bias.emplace_back(token, static_cast<float>(bias));
+  sequence.options.top_logprobs = params.logprobs ? params.top_logprobs : 0;
   models::StopCheck stop_check;
   if (!params.stop.empty())
     stop_check = models::stop_at_strings(model.tokenizer, params.stop);
   if (request.stream_to) {
+    // Each delta carries the positions of the tokens whose text begins in the text sent so far.
     sequence.should_stop =
-      [self, sink = request.stream_to, id = request.id, stop_check,
-       stream = models::TextStream(model.tokenizer, params.stop)](const std::vector<std::int64_t>& tokens) mutable {
-        if (auto piece = stream.advance(tokens); !piece.empty())
-          self->send(sink, GenerationDelta{id, std::move(piece)});
-        return stop_check && stop_check(0, tokens);
+      [self, sink = request.stream_to, id = request.id, stop_check, logprobs = params.logprobs,
+       tokenizer = model.tokenizer, positions = std::size_t{0},
+       stream = models::TextStream(model.tokenizer, params.stop)](const models::GeneratedSequence& so_far) mutable {
+        if (auto piece = stream.advance(so_far.tokens); !piece.empty()) {
+          GenerationDelta delta{id, std::move(piece), {}};
+          if (logprobs) {
+            auto end = models::tokens_in_text(*tokenizer, so_far.tokens, stream.emitted(), positions);
+            delta.logprobs = models::position_logprobs(*tokenizer, so_far, positions, end);
+            positions = end;
+          }
+          self->send(sink, std::move(delta));
+        }
+        return stop_check && stop_check(0, so_far.tokens);
       };
   } else if (stop_check) {
-    sequence.should_stop = [stop_check](const std::vector<std::int64_t>& tokens) { return stop_check(0, tokens); };
+    sequence.should_stop = [stop_check](const models::GeneratedSequence& so_far) {
+      return stop_check(0, so_far.tokens);
+    };
   }
   return sequence;
 }
@@ -213,7 +234,8 @@ caf::result<Generation> generate(PolicyActor* self, GenerateRequest& request) {
     }
     auto id = state.batcher->add(std::move(sequence));
     auto promise = self->make_response_promise<Generation>();
-    state.pending.emplace(id, PolicyState::Pending{promise, std::move(prompt), request.params.stop, request.id});
+    state.pending.emplace(
+      id, PolicyState::Pending{promise, std::move(prompt), request.params.stop, request.id, request.params.logprobs});
     if (request.id != 0)
       state.by_request[request.id] = id;
     arm_decode(self);

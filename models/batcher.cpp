@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <limits>
 #include <stdexcept>
+#include <unordered_map>
 
 namespace chorus::models {
 
@@ -36,6 +37,14 @@ ContinuousBatcher::Id ContinuousBatcher::add(SequenceRequest request) {
   if (prompt.empty())
     throw std::invalid_argument("generate: empty prompt");
   check_token_ids(prompt, model_->config().vocab_size, "generate");
+  const auto& options = request.options;
+  for (const auto& [token, bias] : options.logit_bias)
+    if (token < 0 || token >= model_->config().vocab_size)
+      throw std::invalid_argument("generate: logit_bias names token id " + std::to_string(token)
+                                  + ", outside the vocabulary [0, " + std::to_string(model_->config().vocab_size)
+                                  + ")");
+  if (options.top_logprobs < 0)
+    throw std::invalid_argument("generate: top_logprobs must be >= 0, got " + std::to_string(options.top_logprobs));
   auto total = static_cast<std::int64_t>(prompt.size()) + std::max<std::int64_t>(request.options.max_new_tokens, 0);
   if (total > max_sequence_length_)
     throw std::invalid_argument("generate: prompt of " + std::to_string(prompt.size()) + " tokens plus "
@@ -103,8 +112,8 @@ bool ContinuousBatcher::append(Sequence& sequence, std::int64_t token, float log
   // The stop check runs on every token (a stream's text goes out there) but ends the sequence only
   // from min_new_tokens on.
   if (!stop && sequence.request.should_stop)
-    stop = sequence.request.should_stop(result.tokens)
-      && static_cast<std::int64_t>(result.tokens.size()) >= options.min_new_tokens;
+    stop =
+      sequence.request.should_stop(result) && static_cast<std::int64_t>(result.tokens.size()) >= options.min_new_tokens;
   if (stop || static_cast<std::int64_t>(result.tokens.size()) >= options.max_new_tokens) {
     result.finish = stop ? FinishReason::stop : FinishReason::length;
     return true;
@@ -125,11 +134,39 @@ void ContinuousBatcher::sample_and_append(const torch::Tensor& logits, std::vect
     limits.push_back(limit > 0 && limit < vocab ? limit : vocab);
     limited = limited || limits.back() < vocab;
   }
+  torch::Tensor beyond; // [rows, vocab]: true past a row's limit
   auto samplable = logits32;
   if (limited) {
-    auto beyond = torch::arange(vocab, torch::TensorOptions(torch::kInt64).device(device_)).unsqueeze(0)
+    beyond = torch::arange(vocab, torch::TensorOptions(torch::kInt64).device(device_)).unsqueeze(0)
       >= int64_tensor(limits, device_).unsqueeze(1);
     samplable = logits32.masked_fill(beyond, -std::numeric_limits<float>::infinity());
+  }
+  // Penalties and biases move what is drawn (the log-probs below stay the model's): one scattered
+  // add over the batch for the (row, token) pairs they touch.
+  std::vector<std::int64_t> shifted_rows, shifted_ids;
+  std::vector<float> shifts;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto& options = rows[i]->request.options;
+    auto add = [&](std::int64_t id, double shift) {
+      shifted_rows.push_back(static_cast<std::int64_t>(i));
+      shifted_ids.push_back(id);
+      shifts.push_back(static_cast<float>(shift));
+    };
+    if (options.presence_penalty != 0.0 || options.frequency_penalty != 0.0) {
+      std::unordered_map<std::int64_t, std::int64_t> counts;
+      for (auto token : rows[i]->result.tokens)
+        ++counts[token];
+      for (const auto& [token, count] : counts)
+        add(token, -(options.presence_penalty + options.frequency_penalty * static_cast<double>(count)));
+    }
+    for (const auto& [token, bias] : options.logit_bias)
+      add(token, bias);
+  }
+  if (!shifts.empty()) {
+    if (samplable.is_same(logits32))
+      samplable = logits32.clone();
+    samplable.index_put_({int64_tensor(shifted_rows, device_), int64_tensor(shifted_ids, device_)},
+                         torch::tensor(shifts, torch::kFloat32).to(device_), /*accumulate=*/true);
   }
   // Rows short of their min_new_tokens cannot draw a stop token yet.
   std::vector<std::int64_t> held_rows, held_ids;
@@ -151,16 +188,37 @@ void ContinuousBatcher::sample_and_append(const torch::Tensor& logits, std::vect
   }
   std::vector<const SamplingOptions*> options;
   std::vector<at::Generator*> generators;
+  std::int64_t most_alternatives = 0;
   for (auto* row : rows) {
     options.push_back(&row->request.options);
     generators.push_back(&row->generator);
+    most_alternatives = std::max(most_alternatives, row->request.options.top_logprobs);
   }
   auto chosen = sample_tokens(samplable, options, generators);
   auto chosen_tensor = int64_tensor(chosen, device_);
   auto logprobs = token_logprobs(logits32.unsqueeze(1), chosen_tensor.unsqueeze(1)).squeeze(1).to(torch::kCPU);
   auto logprob_values = logprobs.accessor<float, 1>();
+  // The most likely tokens of the model's distribution (padding ids left out), for the rows that ask.
+  torch::Tensor top_values, top_ids;
+  if (most_alternatives > 0) {
+    auto distribution = torch::log_softmax(logits32, -1);
+    if (limited)
+      distribution = distribution.masked_fill(beyond, -std::numeric_limits<float>::infinity());
+    auto top = distribution.topk(std::min(most_alternatives, vocab), -1);
+    top_values = std::get<0>(top).to(torch::kCPU);
+    top_ids = std::get<1>(top).to(torch::kCPU);
+  }
   for (std::size_t i = 0; i < rows.size(); ++i) {
-    if (append(*rows[i], chosen[i], logprob_values[static_cast<std::int64_t>(i)])) {
+    auto row = static_cast<std::int64_t>(i);
+    if (auto wanted = std::min(rows[i]->request.options.top_logprobs, std::min(limits[i], most_alternatives));
+        wanted > 0) {
+      auto values = top_values.accessor<float, 2>();
+      auto ids = top_ids.accessor<std::int64_t, 2>();
+      auto& alternatives = rows[i]->result.top_logprobs.emplace_back();
+      for (std::int64_t k = 0; k < wanted; ++k)
+        alternatives.emplace_back(ids[row][k], values[row][k]);
+    }
+    if (append(*rows[i], chosen[i], logprob_values[row])) {
       finished.push_back({rows[i]->id, std::move(rows[i]->result)});
       free_slots_.push_back(rows[i]->slot);
       rows[i]->slot = -1; // marks it for removal

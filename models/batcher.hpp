@@ -21,8 +21,8 @@ struct SequenceRequest {
   std::vector<std::int64_t> prompt;
   /// Its own sampling options: sequences in one batch may differ in temperature, seed, length...
   SamplingOptions options;
-  /// Called after each new token with the tokens generated so far; true ends the sequence.
-  std::function<bool(const std::vector<std::int64_t>& tokens)> should_stop;
+  /// Called after each new token with what was generated so far; true ends the sequence.
+  std::function<bool(const GeneratedSequence& so_far)> should_stop;
 };
 
 class ContinuousBatcher {

@@ -59,8 +59,8 @@ std::vector<GeneratedSequence> generate(Transformer& model, const std::vector<st
     SequenceRequest request{prompts[row], options, {}};
     request.options.seed = options.seed + row; // rows with the same prompt still differ
     if (should_stop)
-      request.should_stop = [&should_stop, row](const std::vector<std::int64_t>& tokens) {
-        return should_stop(row, tokens);
+      request.should_stop = [&should_stop, row](const GeneratedSequence& so_far) {
+        return should_stop(row, so_far.tokens);
       };
     ids.push_back(batcher.add(std::move(request)));
   }

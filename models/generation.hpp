@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace chorus::models {
@@ -36,6 +37,14 @@ struct SamplingOptions {
   /// tokenizer's (to a multiple of 8 or 64): those ids mean nothing. Log-probs stay those of the full
   /// distribution, as a trainer computes them.
   std::int64_t sample_below = 0;
+  /// Subtracted from the logit of each token the sequence already generated: presence_penalty once,
+  /// frequency_penalty once per occurrence (OpenAI's penalties).
+  double presence_penalty = 0.0;
+  double frequency_penalty = 0.0;
+  /// (token id, value) pairs added to the logits before sampling (OpenAI's logit_bias).
+  std::vector<std::pair<std::int64_t, float>> logit_bias;
+  /// Report this many most likely tokens (below sample_below) at each position (0: none).
+  std::int64_t top_logprobs = 0;
 };
 
 enum class FinishReason {
@@ -47,6 +56,9 @@ struct GeneratedSequence {
   std::vector<std::int64_t> tokens;
   /// log p(token | everything before it), one per token.
   std::vector<float> logprobs;
+  /// With SamplingOptions::top_logprobs: one list per token of the most likely (id, log-prob) pairs
+  /// at its position, most likely first; else empty.
+  std::vector<std::vector<std::pair<std::int64_t, float>>> top_logprobs;
   FinishReason finish = FinishReason::length;
 };
 

@@ -80,6 +80,12 @@ std::string OpenAIChatClient::request_body(const std::vector<ChatMessage>& messa
     body["stop"] = sampling.stop;
   if (sampling.seed >= 0)
     body["seed"] = sampling.seed;
+  if (sampling.presence_penalty != 0.0)
+    body["presence_penalty"] = sampling.presence_penalty;
+  if (sampling.frequency_penalty != 0.0)
+    body["frequency_penalty"] = sampling.frequency_penalty;
+  for (const auto& [token, bias] : sampling.logit_bias)
+    body["logit_bias"][std::to_string(token)] = bias;
   return body.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 

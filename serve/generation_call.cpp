@@ -46,7 +46,7 @@ GenerationCall::GenerationCall(caf::actor_system& system, caf::actor policy,
       self->request(policy, timeout, std::move(request))
         .then(
           [self, shared, choice](Generation& generation) {
-            shared->push({Event::Kind::finished, choice, {}, std::move(generation)});
+            shared->push({Event::Kind::finished, choice, {}, {}, std::move(generation)});
             self->quit();
           },
           [self, shared, choice](caf::error& error) {
@@ -55,11 +55,11 @@ GenerationCall::GenerationCall(caf::actor_system& system, caf::actor policy,
               && error.code() == static_cast<std::uint8_t>(ActorFault::bad_request);
             if (message.empty())
               message = self->system().render(error);
-            shared->push({Event::Kind::failed, choice, std::move(message), {}, bad_request});
+            shared->push({Event::Kind::failed, choice, std::move(message), {}, {}, bad_request});
             self->quit();
           });
       return {[shared, choice](actors::GenerationDelta& delta) {
-        shared->push({Event::Kind::piece, choice, std::move(delta.text), {}});
+        shared->push({Event::Kind::piece, choice, std::move(delta.text), std::move(delta.logprobs), {}});
       }};
     });
   }

@@ -28,6 +28,8 @@ public:
     std::size_t choice = 0;
     /// piece: the text added; failed: why.
     std::string text;
+    /// piece: the positions whose tokens' text begins in it (when log-probs were asked for).
+    std::vector<PositionLogprobs> logprobs;
     /// finished: the completion.
     Generation generation;
     /// failed: the request was invalid as asked (else the server failed).

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <random>
 #include <set>
 
@@ -18,6 +19,8 @@ namespace {
 std::string dump(const json& value) {
   return value.dump(-1, ' ', false, json::error_handler_t::replace);
 }
+
+constexpr std::int64_t kMostTopLogprobs = 20; // OpenAI's limit for chat (5 for completions; vLLM's 20)
 
 [[noreturn]] void invalid(const std::string& param, const std::string& message) {
   throw ApiError(400, message, param);
@@ -118,6 +121,29 @@ private:
   std::set<std::string> taken_;
 };
 
+// {"token id": bias, ...}; the policy refuses ids outside its vocabulary.
+std::map<std::int64_t, double> parse_logit_bias(const json& bias) {
+  constexpr std::size_t kMostTokens = 300; // as OpenAI
+  if (!bias.is_object())
+    invalid("logit_bias", "'logit_bias' must be an object that maps token ids to numbers.");
+  if (bias.size() > kMostTokens)
+    invalid("logit_bias",
+            "'logit_bias' may hold at most " + std::to_string(kMostTokens) + " tokens, got "
+              + std::to_string(bias.size()) + ".");
+  std::map<std::int64_t, double> result;
+  for (const auto& [key, value] : bias.items()) {
+    bool digits = !key.empty() && key.size() <= 18
+      && std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (!digits)
+      invalid("logit_bias",
+              "'logit_bias' keys must be token ids (non-negative integers as strings), got '" + key + "'.");
+    if (!value.is_number() || !(value.get<double>() >= -100.0 && value.get<double>() <= 100.0))
+      invalid("logit_bias", "'logit_bias' values must be numbers between -100 and 100 (token " + key + ").");
+    result[std::stoll(key)] = value.get<double>();
+  }
+  return result;
+}
+
 // The fields both endpoints share.
 void parse_common(Fields& fields, CompletionRequest& request, const RequestLimits& limits,
                   std::int64_t default_max_tokens) {
@@ -176,10 +202,10 @@ void parse_common(Fields& fields, CompletionRequest& request, const RequestLimit
     }
   }
 
-  auto zero = [](const json& value) { return value.is_number() && value.get<double>() == 0.0; };
-  fields.only_default("frequency_penalty", zero);
-  fields.only_default("presence_penalty", zero);
-  fields.only_default("logit_bias", [](const json& value) { return value.is_object() && value.empty(); });
+  sampling.frequency_penalty = fields.number("frequency_penalty", 0.0, -2.0, 2.0);
+  sampling.presence_penalty = fields.number("presence_penalty", 0.0, -2.0, 2.0);
+  if (const auto* bias = fields.take("logit_bias"))
+    sampling.logit_bias = parse_logit_bias(*bias);
   fields.ignore("user");
   fields.ignore("metadata");
   fields.ignore("store");
@@ -227,6 +253,57 @@ json usage(const std::vector<Generation>& choices) {
   return {{"prompt_tokens", prompt}, {"completion_tokens", completion}, {"total_tokens", prompt + completion}};
 }
 
+json byte_values(const std::string& text) {
+  json bytes = json::array();
+  for (unsigned char byte : text)
+    bytes.push_back(byte);
+  return bytes;
+}
+
+json token_entry(const TokenLogprob& token) {
+  return {{"token", token.text}, {"logprob", token.logprob}, {"bytes", byte_values(token.text)}};
+}
+
+// Characters in `text` (UTF-8 lead bytes; a token may hold part of a character).
+std::size_t characters(const std::string& text) {
+  return static_cast<std::size_t>(
+    std::count_if(text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+}
+
+// A choice's "logprobs": chat's {"content": [...]} or the completions API's parallel lists (with
+// text_offset counted from `offset` characters, advanced past the positions); null if not asked for.
+json logprobs_value(const ResponseHeader& header, const std::vector<PositionLogprobs>& positions, std::size_t& offset) {
+  if (!header.logprobs)
+    return nullptr;
+  if (header.chat) {
+    json content = json::array();
+    for (const auto& position : positions) {
+      auto entry = token_entry(position.chosen);
+      entry["top_logprobs"] = json::array();
+      for (const auto& alternative : position.top)
+        entry["top_logprobs"].push_back(token_entry(alternative));
+      content.push_back(std::move(entry));
+    }
+    return {{"content", std::move(content)}, {"refusal", nullptr}};
+  }
+  json tokens = json::array(), values = json::array(), top = json::array(), offsets = json::array();
+  for (const auto& position : positions) {
+    tokens.push_back(position.chosen.text);
+    values.push_back(position.chosen.logprob);
+    json alternatives = json::object();
+    for (const auto& alternative : position.top) // two ids may decode alike: the likelier one stays
+      if (!alternatives.contains(alternative.text))
+        alternatives[alternative.text] = alternative.logprob;
+    top.push_back(std::move(alternatives));
+    offsets.push_back(offset);
+    offset += characters(position.chosen.text);
+  }
+  return {{"tokens", std::move(tokens)},
+          {"token_logprobs", std::move(values)},
+          {"top_logprobs", std::move(top)},
+          {"text_offset", std::move(offsets)}};
+}
+
 json envelope(const ResponseHeader& header, bool chunk) {
   const char* object = header.chat ? (chunk ? "chat.completion.chunk" : "chat.completion") : "text_completion";
   return {{"id", header.id}, {"object", object}, {"created", header.created}, {"model", header.model}};
@@ -259,8 +336,10 @@ CompletionRequest parse_chat_request(const std::string& body, const RequestLimit
   for (std::size_t i = 0; i < messages->size(); ++i)
     request.messages.push_back(parse_message((*messages)[i], i));
   parse_common(fields, request, limits, limits.default_max_tokens);
-  fields.only_default("logprobs", [](const json& value) { return value.is_boolean() && !value.get<bool>(); });
-  fields.only_default("top_logprobs", [](const json& value) { return value.is_number() && value.get<double>() == 0; });
+  request.sampling.logprobs = fields.boolean("logprobs", false);
+  request.sampling.top_logprobs = fields.integer("top_logprobs", 0, 0, kMostTopLogprobs);
+  if (request.sampling.top_logprobs > 0 && !request.sampling.logprobs)
+    invalid("top_logprobs", "'top_logprobs' requires 'logprobs' to be true.");
   fields.only_default("response_format",
                       [](const json& value) { return value.is_object() && value.value("type", "") == "text"; });
   fields.only_default("tools", [](const json& value) { return value.is_array() && value.empty(); });
@@ -293,7 +372,11 @@ CompletionRequest parse_completion_request(const std::string& body, const Reques
     invalid("prompt", "'prompt' must not be empty.");
   parse_common(fields, request, limits, 16);
   fields.only_default("echo", [](const json& value) { return value.is_boolean() && !value.get<bool>(); });
-  fields.only_default("logprobs", [](const json&) { return false; });
+  // An integer here: the alternatives per position (null or absent: no log-probs).
+  if (auto top = fields.integer("logprobs", -1, 0, kMostTopLogprobs); top >= 0) {
+    request.sampling.logprobs = true;
+    request.sampling.top_logprobs = top;
+  }
   fields.only_default("suffix",
                       [](const json& value) { return value.is_string() && value.get<std::string>().empty(); });
   fields.only_default("best_of", [](const json& value) { return value.is_number() && value.get<double>() == 1; });
@@ -312,6 +395,7 @@ ResponseHeader make_header(const CompletionRequest& request) {
     std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   header.model = request.model;
   header.chat = request.chat;
+  header.logprobs = request.sampling.logprobs;
   return header;
 }
 
@@ -319,7 +403,10 @@ std::string response_body(const ResponseHeader& header, const std::vector<Genera
   auto body = envelope(header, false);
   body["choices"] = json::array();
   for (std::size_t i = 0; i < choices.size(); ++i) {
-    json choice = {{"index", i}, {"logprobs", nullptr}, {"finish_reason", choices[i].finish_reason}};
+    std::size_t offset = 0;
+    json choice = {{"index", i},
+                   {"logprobs", logprobs_value(header, choices[i].token_logprobs, offset)},
+                   {"finish_reason", choices[i].finish_reason}};
     if (header.chat)
       choice["message"] = {{"role", "assistant"}, {"content", choices[i].text}};
     else
@@ -330,16 +417,21 @@ std::string response_body(const ResponseHeader& header, const std::vector<Genera
   return dump(body);
 }
 
-std::string chunk_event(const ResponseHeader& header, std::int64_t index, const std::string& text, bool first) {
+std::string chunk_event(const ResponseHeader& header, std::int64_t index, const std::string& text,
+                        const std::vector<PositionLogprobs>& positions, StreamedChoice& sent) {
   auto data = envelope(header, true);
-  json choice = {{"index", index}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
+  json choice = {
+    {"index", index}, {"logprobs", logprobs_value(header, positions, sent.characters)}, {"finish_reason", nullptr}};
   if (header.chat) {
     choice["delta"] = {{"content", text}};
-    if (first)
+    if (!sent.started)
       choice["delta"]["role"] = "assistant";
   } else {
     choice["text"] = text;
   }
+  sent.started = true;
+  sent.text += text;
+  sent.positions += positions.size();
   data["choices"] = json::array({std::move(choice)});
   return event(data);
 }

@@ -65,6 +65,8 @@ struct ResponseHeader {
   std::int64_t created = 0;
   std::string model;
   bool chat = true;
+  /// The request asked for log-probs: each choice and chunk carries them.
+  bool logprobs = false;
 };
 
 /// A new response identity for `request`.
@@ -73,9 +75,21 @@ ResponseHeader make_header(const CompletionRequest& request);
 /// The whole (non-streamed) response body: one choice per generation, in order.
 std::string response_body(const ResponseHeader& header, const std::vector<Generation>& choices);
 
+/// What a stream has sent of one choice so far.
+struct StreamedChoice {
+  /// Its first chunk went out (a chat choice's first chunk carries the assistant role).
+  bool started = false;
+  std::string text;
+  /// Positions whose log-probs went out, and their tokens' characters (the completions API's
+  /// text_offset of the next one).
+  std::size_t positions = 0;
+  std::size_t characters = 0;
+};
+
 /// One server-sent event of a streamed response ("data: {...}\n\n"): a piece of choice `index`'s
-/// text. The first chunk of a chat choice carries the assistant role.
-std::string chunk_event(const ResponseHeader& header, std::int64_t index, const std::string& text, bool first);
+/// text, with the log-probs of `positions` if the request asked for them. Records it in `sent`.
+std::string chunk_event(const ResponseHeader& header, std::int64_t index, const std::string& text,
+                        const std::vector<PositionLogprobs>& positions, StreamedChoice& sent);
 
 /// The event that ends choice `index` with its finish reason.
 std::string finish_event(const ResponseHeader& header, std::int64_t index, const std::string& finish_reason);

@@ -6,6 +6,7 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <sys/socket.h>
 
@@ -67,8 +68,7 @@ struct Stream {
   ResponseHeader header;
   bool include_usage = false;
   std::unique_ptr<GenerationCall> call;
-  std::vector<std::string> sent; // each choice's text so far
-  std::vector<bool> started;     // whether a choice's first chunk (with the role) went out
+  std::vector<StreamedChoice> sent; // what went out of each choice
   std::vector<Generation> finished;
 };
 
@@ -82,22 +82,22 @@ bool stream_next(Stream& stream, httplib::DataSink& sink) {
     return written;
   }
   auto choice = static_cast<std::int64_t>(event->choice);
-  auto piece = [&](const std::string& text) {
-    bool first = !stream.started[event->choice];
-    stream.started[event->choice] = true;
-    stream.sent[event->choice] += text;
-    return write(chunk_event(stream.header, choice, text, first));
-  };
+  auto& sent = stream.sent[event->choice];
   bool written = true;
   switch (event->kind) {
-    case GenerationCall::Event::Kind::piece: written = piece(event->text); break;
+    case GenerationCall::Event::Kind::piece:
+      written = write(chunk_event(stream.header, choice, event->text, event->logprobs, sent));
+      break;
     case GenerationCall::Event::Kind::finished: {
-      // The pieces are a prefix of the completion's text: send what they did not cover.
+      // The pieces are a prefix of the completion's text: send what they did not cover, with the
+      // log-probs of the positions not sent yet.
       const auto& text = event->generation.text;
-      const auto& sent = stream.sent[event->choice];
-      auto rest = text.compare(0, sent.size(), sent) == 0 ? text.substr(sent.size()) : std::string();
-      if (!rest.empty() || !stream.started[event->choice])
-        written = piece(rest);
+      auto rest = text.compare(0, sent.text.size(), sent.text) == 0 ? text.substr(sent.text.size()) : std::string();
+      const auto& positions = event->generation.token_logprobs;
+      std::vector<PositionLogprobs> unsent(
+        positions.begin() + static_cast<std::ptrdiff_t>(std::min(sent.positions, positions.size())), positions.end());
+      if (!rest.empty() || !sent.started || !unsent.empty())
+        written = write(chunk_event(stream.header, choice, rest, unsent, sent));
       written = written && write(finish_event(stream.header, choice, event->generation.finish_reason));
       stream.finished[event->choice] = std::move(event->generation);
       break;
@@ -208,7 +208,6 @@ void OpenAIServer::route() {
         stream->call = std::move(call);
         auto choices = static_cast<std::size_t>(request.n);
         stream->sent.resize(choices);
-        stream->started.resize(choices, false);
         stream->finished.resize(choices);
         response.set_header("Cache-Control", "no-cache");
         response.set_chunked_content_provider(

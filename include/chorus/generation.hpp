@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,37 @@ struct SamplingParams {
   /// the completion, before this many (the text is still cut before a stop string's first match).
   /// Log-probs stay those of the model's whole distribution, as a trainer computes them.
   std::int64_t min_tokens = 0;
+  /// Subtracted from the logit of every token the completion already holds (OpenAI's
+  /// presence_penalty: positive values steer towards new tokens).
+  double presence_penalty = 0.0;
+  /// Subtracted from a token's logit once for each time the completion already holds it (OpenAI's
+  /// frequency_penalty: positive values curb repetition).
+  double frequency_penalty = 0.0;
+  /// Added to the logits of these token ids before sampling (OpenAI's logit_bias: -100 bans a
+  /// token, +100 all but forces it). Penalties and biases change what is drawn, not the log-probs.
+  std::map<std::int64_t, double> logit_bias;
+  /// Fill Generation::token_logprobs: each token's text and log-prob, with top_logprobs alternatives.
+  bool logprobs = false;
+  /// With logprobs: how many of the most likely tokens to report at each position (0: none).
+  std::int64_t top_logprobs = 0;
+};
+
+/// A token, its text and its log-probability at a position of a completion.
+struct TokenLogprob {
+  /// The token id.
+  std::int64_t token = 0;
+  /// The bytes the token decodes to on its own (a token may hold part of a UTF-8 character).
+  std::string text;
+  /// log p(token | everything before it) at temperature 1.
+  float logprob = 0.0f;
+};
+
+/// One position of a completion: the token generated there and the most likely ones.
+struct PositionLogprobs {
+  /// The token generated there.
+  TokenLogprob chosen;
+  /// SamplingParams::top_logprobs tokens, most likely first.
+  std::vector<TokenLogprob> top;
 };
 
 /// A generated completion.
@@ -50,6 +82,9 @@ struct Generation {
   std::string finish_reason;
   /// The weight version that generated it (0: the weights the model was loaded with).
   std::int64_t weight_version = 0;
+  /// With SamplingParams::logprobs: one entry per token that `text` is made of (an end-of-turn token
+  /// and the tokens after a stop string are left out), else empty.
+  std::vector<PositionLogprobs> token_logprobs;
 };
 
 } // namespace chorus

@@ -223,7 +223,7 @@ TEST(ContinuousBatcher, MinNewTokensHoldsStopTokensAndStopChecksBack) {
   held.min_new_tokens = static_cast<std::int64_t>(k) + 4;
   ContinuousBatcher batcher(model, 4, 64);
   int checks = 0;
-  batcher.add({prompt, held, [&](const std::vector<std::int64_t>&) {
+  batcher.add({prompt, held, [&](const GeneratedSequence&) {
                  ++checks;
                  return true; // a stop string in every token: obeyed from min_new_tokens on
                }});

@@ -85,6 +85,54 @@ await check("a plain and a streamed text completion", async () => {
   assert.equal(text, completion.choices[0].text);
 });
 
+await check("log-probs of a chat completion, plain and streamed", async () => {
+  const asked = { model, messages, max_tokens: 12, temperature: 0, logprobs: true, top_logprobs: 3 };
+  const reply = await client.chat.completions.create(asked);
+  const [choice] = reply.choices;
+  const content = choice.logprobs.content;
+  assert.ok(content.length >= 1 && content.length <= reply.usage.completion_tokens, `${content.length} positions`);
+  const text = Buffer.from(content.flatMap((entry) => entry.bytes)).toString("utf8");
+  if (!choice.message.content.includes("\uFFFD")) // ill-formed UTF-8 may be replaced differently
+    assert.equal(text, choice.message.content, "the tokens' bytes make up the text");
+  for (const entry of content) {
+    assert.ok(entry.logprob <= 0, `log-prob ${entry.logprob}`);
+    assert.equal(entry.top_logprobs.length, 3);
+    // Greedy: the chosen token is the most likely one.
+    assert.deepEqual(entry.top_logprobs[0].bytes, entry.bytes);
+    assert.ok(Math.abs(entry.top_logprobs[0].logprob - entry.logprob) < 1e-4);
+    assert.ok(entry.top_logprobs[0].logprob >= entry.top_logprobs[1].logprob);
+  }
+  const stream = await client.chat.completions.create({ ...asked, stream: true });
+  const streamed = [];
+  for await (const chunk of stream) for (const part of chunk.choices) streamed.push(...(part.logprobs?.content ?? []));
+  assert.deepEqual(streamed.map((entry) => entry.bytes), content.map((entry) => entry.bytes));
+  streamed.forEach((entry, i) => assert.ok(Math.abs(entry.logprob - content[i].logprob) < 1e-4));
+
+  // The built-in model's token ids are its bytes: ban the first token, and it is not drawn.
+  if (content[0].bytes.length === 1) {
+    const banned = await client.chat.completions.create({ ...asked, logit_bias: { [content[0].bytes[0]]: -100 } });
+    assert.notDeepEqual(banned.choices[0].logprobs.content[0].bytes, content[0].bytes);
+  }
+  const penalised = await client.chat.completions.create({ ...asked, presence_penalty: 2, frequency_penalty: 2 });
+  assert.equal(penalised.choices.length, 1);
+});
+
+await check("log-probs of a text completion", async () => {
+  const completion = await client.completions.create({
+    model, prompt: "The quick brown fox", max_tokens: 6, temperature: 0, logprobs: 2 });
+  const { tokens, token_logprobs, top_logprobs, text_offset } = completion.choices[0].logprobs;
+  assert.ok(tokens.length >= 1);
+  assert.equal(token_logprobs.length, tokens.length);
+  assert.equal(top_logprobs.length, tokens.length);
+  assert.equal(text_offset[0], 0);
+  for (const alternatives of top_logprobs) {
+    const count = Object.keys(alternatives).length;
+    assert.ok(count >= 1 && count <= 2, JSON.stringify(alternatives));
+  }
+  const plainCompletion = await client.completions.create({ model, prompt: "The quick brown fox", max_tokens: 6 });
+  assert.equal(plainCompletion.choices[0].logprobs, null);
+});
+
 await check("32 concurrent requests", async () => {
   const requests = Array.from({ length: 32 }, (_, i) =>
     client.chat.completions.create({

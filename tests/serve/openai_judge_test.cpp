@@ -129,6 +129,20 @@ TEST(OpenAIJudge, RetriesRateLimitsAndServerErrorsWithTheKeyFromTheEnvironment) 
   });
   OpenAIRangeJudgeGrader range({.criteria = "Quality", .endpoint = rating.endpoint(), .min_score = 1, .max_score = 10});
   EXPECT_DOUBLE_EQ(run(range.grade(answer("x"))).score, 6.0 / 9.0);
+  // Penalties and biases go to the endpoint as OpenAI's fields; defaults are left out.
+  EXPECT_FALSE(json::parse(rating.bodies().back()).contains("presence_penalty"));
+  OpenAIJudgeGrader shaped({.criteria = "Is it polite?",
+                            .endpoint = rating.endpoint(),
+                            .sampling = {.temperature = 0.0,
+                                         .max_tokens = 64,
+                                         .presence_penalty = 0.5,
+                                         .frequency_penalty = -0.25,
+                                         .logit_bias = {{7, -100.0}, {42, 2.5}}}});
+  run(shaped.grade(answer("x")));
+  body = json::parse(rating.bodies().back());
+  EXPECT_EQ(body["presence_penalty"], 0.5);
+  EXPECT_EQ(body["frequency_penalty"], -0.25);
+  EXPECT_EQ(body["logit_bias"], json({{"7", -100.0}, {"42", 2.5}}));
 }
 
 TEST(OpenAIJudge, GivesUpAfterTheRetriesAndNeverRetriesARefusal) {

@@ -56,6 +56,85 @@ TEST(OpenAIProtocol, ParsesAChatRequest) {
   EXPECT_EQ(completion.prompt_tokens, (std::vector<std::int64_t>{1, 2, 3}));
   EXPECT_EQ(completion.sampling.max_tokens, 16);
   EXPECT_EQ(parse_completion_request(R"({"model": "tiny", "prompt": ["once"]})", kLimits).prompt, "once");
+  EXPECT_FALSE(plain.sampling.logprobs);
+}
+
+TEST(OpenAIProtocol, ParsesPenaltiesBiasesAndLogprobs) {
+  auto chat = parse_chat_request(R"({"model": "tiny", "messages": [{"role": "user", "content": "x"}],
+      "frequency_penalty": 0.5, "presence_penalty": -1.25, "logit_bias": {"7": -100, "42": 3.5},
+      "logprobs": true, "top_logprobs": 3})",
+                                 kLimits);
+  EXPECT_EQ(chat.sampling.frequency_penalty, 0.5);
+  EXPECT_EQ(chat.sampling.presence_penalty, -1.25);
+  EXPECT_EQ(chat.sampling.logit_bias, (std::map<std::int64_t, double>{{7, -100.0}, {42, 3.5}}));
+  EXPECT_TRUE(chat.sampling.logprobs);
+  EXPECT_EQ(chat.sampling.top_logprobs, 3);
+  // The completions API's logprobs is the number of alternatives; 0 still asks for the chosen ones.
+  auto none = parse_completion_request(R"({"model": "tiny", "prompt": "x", "logprobs": null})", kLimits);
+  EXPECT_FALSE(none.sampling.logprobs);
+  auto zero = parse_completion_request(R"({"model": "tiny", "prompt": "x", "logprobs": 0})", kLimits);
+  EXPECT_TRUE(zero.sampling.logprobs);
+  EXPECT_EQ(zero.sampling.top_logprobs, 0);
+  auto five = parse_completion_request(R"({"model": "tiny", "prompt": "x", "logprobs": 5})", kLimits);
+  EXPECT_EQ(five.sampling.top_logprobs, 5);
+}
+
+TEST(OpenAIProtocol, LogprobsInResponsesAndChunks) {
+  chorus::Generation generation;
+  generation.text = "ab\xC3\xA9";
+  generation.tokens = {97, 98, 195, 169, 2};
+  generation.finish_reason = "stop";
+  // "é" is two byte tokens: each is part of a character, which "bytes" keeps whole.
+  generation.token_logprobs = {{{97, "a", -0.5f}, {{97, "a", -0.5f}, {120, "x", -1.5f}}},
+                               {{98, "b", -0.25f}, {{98, "b", -0.25f}, {120, "x", -2.0f}}},
+                               {{195, "\xC3", -0.125f}, {}},
+                               {{169, "\xA9", -1.0f}, {}}};
+  auto request = parse_chat_request(
+    R"({"model": "tiny", "messages": [{"role": "user", "content": "x"}], "logprobs": true, "top_logprobs": 2})",
+    kLimits);
+  auto header = make_header(request);
+  auto body = json::parse(response_body(header, {generation}));
+  const auto& content = body["choices"][0]["logprobs"]["content"];
+  ASSERT_EQ(content.size(), 4u);
+  EXPECT_EQ(content[0]["token"], "a");
+  EXPECT_EQ(content[0]["logprob"], -0.5);
+  EXPECT_EQ(content[0]["bytes"], json({97}));
+  EXPECT_EQ(content[0]["top_logprobs"][1], json({{"token", "x"}, {"logprob", -1.5}, {"bytes", {120}}}));
+  EXPECT_EQ(content[2]["bytes"], json({195}));
+  EXPECT_EQ(content[2]["token"], "\xEF\xBF\xBD"); // half a character: U+FFFD as text, the byte in "bytes"
+  EXPECT_TRUE(body["choices"][0]["logprobs"]["refusal"].is_null());
+
+  // Streamed: each chunk carries its positions; the record of what went out moves on.
+  StreamedChoice sent;
+  std::vector<chorus::PositionLogprobs> first(generation.token_logprobs.begin(), generation.token_logprobs.begin() + 2);
+  auto chunk = json::parse(chunk_event(header, 0, "ab", first, sent).substr(6));
+  EXPECT_EQ(chunk["choices"][0]["logprobs"]["content"].size(), 2u);
+  EXPECT_EQ(chunk["choices"][0]["delta"]["role"], "assistant");
+  EXPECT_EQ(sent.positions, 2u);
+  EXPECT_EQ(sent.text, "ab");
+  chunk = json::parse(chunk_event(header, 0, "", {}, sent).substr(6));
+  EXPECT_FALSE(chunk["choices"][0]["delta"].contains("role"));
+  EXPECT_TRUE(chunk["choices"][0]["logprobs"]["content"].empty());
+
+  // The completions API: parallel lists, alternatives as {text: logprob}, offsets in characters.
+  auto completion = parse_completion_request(R"({"model": "tiny", "prompt": "x", "logprobs": 2})", kLimits);
+  auto text_header = make_header(completion);
+  auto text_body = json::parse(response_body(text_header, {generation}));
+  const auto& logprobs = text_body["choices"][0]["logprobs"];
+  EXPECT_EQ(logprobs["tokens"].size(), 4u);
+  EXPECT_EQ(logprobs["token_logprobs"][1], -0.25);
+  EXPECT_EQ(logprobs["top_logprobs"][0], json({{"a", -0.5}, {"x", -1.5}}));
+  EXPECT_EQ(logprobs["text_offset"], json({0, 1, 2, 3})); // the second byte of "é" starts no character
+  StreamedChoice text_sent;
+  std::vector<chorus::PositionLogprobs> last(generation.token_logprobs.begin() + 2, generation.token_logprobs.end());
+  chunk_event(text_header, 0, "ab", first, text_sent);
+  chunk = json::parse(chunk_event(text_header, 0, "\xC3\xA9", last, text_sent).substr(6));
+  EXPECT_EQ(chunk["choices"][0]["logprobs"]["text_offset"], json({2, 3}));
+
+  // Not asked for: null, as before.
+  auto plain =
+    make_header(parse_chat_request(R"({"model": "tiny", "messages": [{"role": "user", "content": "x"}]})", kLimits));
+  EXPECT_TRUE(json::parse(response_body(plain, {generation}))["choices"][0]["logprobs"].is_null());
 }
 
 TEST(OpenAIProtocol, RefusesWhatItCannotServeNamingTheField) {
@@ -75,7 +154,17 @@ TEST(OpenAIProtocol, RefusesWhatItCannotServeNamingTheField) {
   EXPECT_EQ(refusal(base + R"("stop": ["a", "b", "c", "d", "e"]})").param, "stop");
   EXPECT_EQ(refusal(base + R"("stop": [""]})").param, "stop");
   EXPECT_EQ(refusal(base + R"("stream_options": {"include_usage": true}})").param, "stream_options");
-  EXPECT_EQ(refusal(base + R"("frequency_penalty": 0.5})").param, "frequency_penalty");
+  EXPECT_EQ(refusal(base + R"("frequency_penalty": 2.5})").param, "frequency_penalty");
+  EXPECT_EQ(refusal(base + R"("presence_penalty": "some"})").param, "presence_penalty");
+  EXPECT_EQ(refusal(base + R"("logit_bias": [1]})").param, "logit_bias");
+  EXPECT_EQ(refusal(base + R"("logit_bias": {"-3": 1}})").param, "logit_bias");
+  EXPECT_EQ(refusal(base + R"("logit_bias": {"abc": 1}})").param, "logit_bias");
+  EXPECT_EQ(refusal(base + R"("logit_bias": {"3": 101}})").param, "logit_bias");
+  EXPECT_EQ(refusal(base + R"("top_logprobs": 2})").param, "top_logprobs"); // needs logprobs: true
+  EXPECT_EQ(refusal(base + R"("logprobs": true, "top_logprobs": 21})").param, "top_logprobs");
+  EXPECT_EQ(refusal(base + R"("logprobs": 1})").param, "logprobs"); // chat's is a boolean
+  EXPECT_EQ(refusal(R"({"model": "tiny", "prompt": "a", "logprobs": true})", false).param, "logprobs");
+  EXPECT_EQ(refusal(R"({"model": "tiny", "prompt": "a", "logprobs": 21})", false).param, "logprobs");
   EXPECT_EQ(refusal(base + R"("tools": [{"type": "function"}]})").param, "tools");
   EXPECT_EQ(refusal(base + R"("temprature": 1})").param, "temprature");
   EXPECT_EQ(refusal(R"({"model": "tiny", "messages": []})").param, "messages");
@@ -122,7 +211,8 @@ TEST(OpenAIProtocol, ResponsesAndChunks) {
   EXPECT_EQ(body["choices"][1]["finish_reason"], "length");
   EXPECT_EQ(body["usage"], json({{"prompt_tokens", 3}, {"completion_tokens", 3}, {"total_tokens", 6}}));
 
-  auto event = chunk_event(header, 1, "caf", true);
+  StreamedChoice sent;
+  auto event = chunk_event(header, 1, "caf", {}, sent);
   ASSERT_EQ(event.rfind("data: ", 0), 0u);
   ASSERT_EQ(event.substr(event.size() - 2), "\n\n");
   auto chunk = json::parse(event.substr(6));
