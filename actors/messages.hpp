@@ -19,10 +19,11 @@ namespace chorus {
 
 CHORUS_INSPECT(ChatMessage, role, content)
 CHORUS_INSPECT(SamplingParams, temperature, top_k, top_p, max_tokens, stop, seed, min_tokens, presence_penalty,
-               frequency_penalty, logit_bias, logprobs, top_logprobs)
+               frequency_penalty, logit_bias, logprobs, top_logprobs, prompt_logprobs)
 CHORUS_INSPECT(TokenLogprob, token, text, logprob)
 CHORUS_INSPECT(PositionLogprobs, chosen, top)
-CHORUS_INSPECT(Generation, text, prompt_tokens, tokens, logprobs, finish_reason, weight_version, token_logprobs)
+CHORUS_INSPECT(Generation, text, prompt_tokens, tokens, logprobs, finish_reason, weight_version, token_logprobs,
+               prompt_logprobs)
 CHORUS_INSPECT(TrainSample, prompt_tokens, completion_tokens, advantage, behaviour_logprobs, weight_version,
                completion_mask, token_advantages, old_values, returns, label)
 CHORUS_INSPECT(PreferencePair, prompt_tokens, chosen_tokens, rejected_tokens)

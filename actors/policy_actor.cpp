@@ -16,6 +16,7 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_response_promise.hpp>
 
+#include <limits>
 #include <random>
 #include <unordered_map>
 
@@ -38,6 +39,7 @@ struct PolicyState {
     std::vector<std::string> stop;
     std::uint64_t request_id = 0;
     bool logprobs = false; // Generation::token_logprobs asked for
+    std::vector<PositionLogprobs> prompt_logprobs;
   };
   std::unordered_map<models::ContinuousBatcher::Id, Pending> pending;
   std::unordered_map<std::uint64_t, models::ContinuousBatcher::Id> by_request; // cancellable requests
@@ -68,6 +70,7 @@ Generation finish(const models::Pretrained& model, PolicyState::Pending& pending
       *model.tokenizer, sequence, 0, models::tokens_in_text(*model.tokenizer, sequence.tokens, result.text.size()));
   result.tokens = std::move(sequence.tokens);
   result.logprobs = std::move(sequence.logprobs);
+  result.prompt_logprobs = std::move(pending.prompt_logprobs);
   return result;
 }
 
@@ -221,6 +224,21 @@ models::SequenceRequest sequence_of(PolicyActor* self, const GenerateRequest& re
   return sequence;
 }
 
+// SamplingParams::prompt_logprobs: the prompt scored in one forward pass, its first token without a
+// log-prob (nothing comes before it).
+std::vector<PositionLogprobs> prompt_positions(const models::Pretrained& model, const std::vector<std::int64_t>& prompt,
+                                               std::int64_t top) {
+  const auto& tokenizer = *model.tokenizer;
+  auto transformer = model.model;
+  auto scored = models::score_prompt(transformer, prompt, top, tokenizer.vocab_size());
+  std::vector<PositionLogprobs> positions{{{prompt.front(), tokenizer.decode({prompt.front()}, /*skip_special=*/false),
+                                            std::numeric_limits<float>::quiet_NaN()},
+                                           {}}};
+  auto rest = models::position_logprobs(tokenizer, scored, 0, scored.tokens.size());
+  positions.insert(positions.end(), std::make_move_iterator(rest.begin()), std::make_move_iterator(rest.end()));
+  return positions;
+}
+
 // Queues the request in the batcher; the answer comes through a promise when its sequence finishes.
 caf::result<Generation> generate(PolicyActor* self, GenerateRequest& request) {
   auto& state = self->state;
@@ -232,10 +250,20 @@ caf::result<Generation> generate(PolicyActor* self, GenerateRequest& request) {
       state.required = std::max(state.required, request.min_weight_version);
       state.feed->want(self, state.required);
     }
-    auto id = state.batcher->add(std::move(sequence));
+    auto id = state.batcher->add(std::move(sequence)); // checks the prompt first
+    std::vector<PositionLogprobs> prompt_logprobs;
+    if (request.params.prompt_logprobs) {
+      try {
+        prompt_logprobs = prompt_positions(state.host.model, prompt, request.params.top_logprobs);
+      } catch (...) {
+        state.batcher->cancel(id);
+        throw;
+      }
+    }
     auto promise = self->make_response_promise<Generation>();
-    state.pending.emplace(
-      id, PolicyState::Pending{promise, std::move(prompt), request.params.stop, request.id, request.params.logprobs});
+    state.pending.emplace(id,
+                          PolicyState::Pending{promise, std::move(prompt), request.params.stop, request.id,
+                                               request.params.logprobs, std::move(prompt_logprobs)});
     if (request.id != 0)
       state.by_request[request.id] = id;
     arm_decode(self);

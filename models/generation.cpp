@@ -71,6 +71,44 @@ std::vector<GeneratedSequence> generate(Transformer& model, const std::vector<st
   return results;
 }
 
+GeneratedSequence score_prompt(Transformer& model, const std::vector<std::int64_t>& tokens, std::int64_t top,
+                               std::int64_t sample_below) {
+  const auto vocab = model->config().vocab_size;
+  check_token_ids(tokens, vocab, "score_prompt");
+  GeneratedSequence scored;
+  if (tokens.size() < 2)
+    return scored;
+  c10::InferenceMode inference;
+  constexpr std::int64_t kBlock = 256; // positions whose logits exist at once
+  const auto predicted = static_cast<std::int64_t>(tokens.size()) - 1;
+  const auto limit = sample_below > 0 && sample_below < vocab ? sample_below : vocab;
+  auto ids = torch::tensor(tokens, torch::kInt64).to(model->device());
+  auto hidden = model->hidden_states(ids.unsqueeze(0))[0];
+  scored.tokens.assign(tokens.begin() + 1, tokens.end());
+  for (std::int64_t begin = 0; begin < predicted; begin += kBlock) {
+    auto length = std::min(kBlock, predicted - begin);
+    auto distribution = torch::log_softmax(model->logits(hidden.narrow(0, begin, length)).to(torch::kFloat32), -1);
+    auto next = ids.narrow(0, begin + 1, length).unsqueeze(1);
+    auto chosen = distribution.gather(1, next).squeeze(1).to(torch::kCPU);
+    auto chosen_values = chosen.accessor<float, 1>();
+    for (std::int64_t i = 0; i < length; ++i)
+      scored.logprobs.push_back(chosen_values[i]);
+    if (top <= 0)
+      continue;
+    auto best = distribution.narrow(1, 0, limit).topk(std::min(top, limit), -1);
+    auto values = std::get<0>(best).to(torch::kCPU);
+    auto best_ids = std::get<1>(best).to(torch::kCPU);
+    auto value_rows = values.accessor<float, 2>();
+    auto id_rows = best_ids.accessor<std::int64_t, 2>();
+    for (std::int64_t i = 0; i < length; ++i) {
+      auto& alternatives = scored.top_logprobs.emplace_back();
+      for (std::int64_t k = 0; k < values.size(1); ++k)
+        alternatives.emplace_back(id_rows[i][k], value_rows[i][k]);
+    }
+  }
+  return scored;
+}
+
 std::vector<std::vector<float>> score_logprobs(Transformer& model,
                                                const std::vector<std::vector<std::int64_t>>& prompts,
                                                const std::vector<std::vector<std::int64_t>>& completions) {

@@ -88,4 +88,11 @@ std::vector<std::vector<float>> score_logprobs(Transformer& model,
                                                const std::vector<std::vector<std::int64_t>>& prompts,
                                                const std::vector<std::vector<std::int64_t>>& completions);
 
+/// Every token of `tokens` after the first, as if generated: its log-prob given the tokens before it
+/// and, with `top` > 0, the `top` most likely tokens there among the ids below `sample_below` (0:
+/// all). The logits are made a block of positions at a time, never [time, vocab] at once.
+/// @throws std::invalid_argument for a token id outside the vocabulary.
+GeneratedSequence score_prompt(Transformer& model, const std::vector<std::int64_t>& tokens, std::int64_t top,
+                               std::int64_t sample_below = 0);
+
 } // namespace chorus::models

@@ -4,8 +4,8 @@
 
 namespace chorus::models {
 
-std::size_t tokens_in_text(const Tokenizer& tokenizer, const std::vector<std::int64_t>& tokens,
-                           std::size_t text_bytes, std::size_t from) {
+std::size_t tokens_in_text(const Tokenizer& tokenizer, const std::vector<std::int64_t>& tokens, std::size_t text_bytes,
+                           std::size_t from) {
   // The text of a prefix grows with the prefix, so the count is a binary search over prefix lengths:
   // the shortest prefix whose text reaches text_bytes. A decoder may merge a token with its
   // neighbours (a space marker, a split character), so prefixes are decoded whole, never summed.

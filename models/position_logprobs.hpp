@@ -16,8 +16,8 @@ namespace chorus::models {
 /// How many of `tokens` the first `text_bytes` bytes of their text (decoded with special tokens left
 /// out) are made of: the tokens whose text begins before that point, at least `from`. A final
 /// end-of-turn token and the tokens after a stop string's start are not counted.
-std::size_t tokens_in_text(const Tokenizer& tokenizer, const std::vector<std::int64_t>& tokens,
-                           std::size_t text_bytes, std::size_t from = 0);
+std::size_t tokens_in_text(const Tokenizer& tokenizer, const std::vector<std::int64_t>& tokens, std::size_t text_bytes,
+                           std::size_t from = 0);
 
 /// Positions [begin, end) of `sequence`: each token decoded on its own, its log-prob and the
 /// alternatives the sampler reported there.

@@ -146,7 +146,7 @@ std::map<std::int64_t, double> parse_logit_bias(const json& bias) {
 
 // The fields both endpoints share.
 void parse_common(Fields& fields, CompletionRequest& request, const RequestLimits& limits,
-                  std::int64_t default_max_tokens) {
+                  std::int64_t default_max_tokens, std::int64_t least_max_tokens = 1) {
   const auto* model = fields.take("model");
   if (!model)
     invalid("model", "You must provide a model parameter.");
@@ -163,7 +163,7 @@ void parse_common(Fields& fields, CompletionRequest& request, const RequestLimit
   if (sampling.top_p == 0.0) // as vLLM does: the single most likely token
     sampling.temperature = 0.0, sampling.top_p = 1.0;
   sampling.top_k = fields.integer("top_k", 0, 0, 1 << 30); // a vLLM extension
-  sampling.max_tokens = fields.integer("max_tokens", default_max_tokens, 1, 1 << 30);
+  sampling.max_tokens = fields.integer("max_tokens", default_max_tokens, least_max_tokens, 1 << 30);
   if (request.chat) // the newer name of max_tokens
     sampling.max_tokens = fields.integer("max_completion_tokens", sampling.max_tokens, 1, 1 << 30);
   sampling.min_tokens = fields.integer("min_tokens", 0, 0, sampling.max_tokens); // a vLLM extension
@@ -289,12 +289,17 @@ json logprobs_value(const ResponseHeader& header, const std::vector<PositionLogp
   json tokens = json::array(), values = json::array(), top = json::array(), offsets = json::array();
   for (const auto& position : positions) {
     tokens.push_back(position.chosen.text);
-    values.push_back(position.chosen.logprob);
-    json alternatives = json::object();
-    for (const auto& alternative : position.top) // two ids may decode alike: the likelier one stays
-      if (!alternatives.contains(alternative.text))
-        alternatives[alternative.text] = alternative.logprob;
-    top.push_back(std::move(alternatives));
+    if (std::isnan(position.chosen.logprob)) { // an echoed prompt's first token: nothing before it
+      values.push_back(nullptr);
+      top.push_back(nullptr);
+    } else {
+      values.push_back(position.chosen.logprob);
+      json alternatives = json::object();
+      for (const auto& alternative : position.top) // two ids may decode alike: the likelier one stays
+        if (!alternatives.contains(alternative.text))
+          alternatives[alternative.text] = alternative.logprob;
+      top.push_back(std::move(alternatives));
+    }
     offsets.push_back(offset);
     offset += characters(position.chosen.text);
   }
@@ -370,8 +375,12 @@ CompletionRequest parse_completion_request(const std::string& body, const Reques
   }
   if (request.prompt_tokens.empty() && request.prompt.empty())
     invalid("prompt", "'prompt' must not be empty.");
-  parse_common(fields, request, limits, 16);
-  fields.only_default("echo", [](const json& value) { return value.is_boolean() && !value.get<bool>(); });
+  // Echo with max_tokens 0 scores a text without generating (as evaluation harnesses do).
+  request.echo = fields.boolean("echo", false);
+  parse_common(fields, request, limits, 16, request.echo ? 0 : 1);
+  if (request.echo && request.stream)
+    invalid("echo", "'echo' is not supported with 'stream' by chorus-serve.");
+  request.sampling.prompt_logprobs = request.echo; // the echoed tokens' texts (and log-probs)
   // An integer here: the alternatives per position (null or absent: no log-probs).
   if (auto top = fields.integer("logprobs", -1, 0, kMostTopLogprobs); top >= 0) {
     request.sampling.logprobs = true;
@@ -396,6 +405,8 @@ ResponseHeader make_header(const CompletionRequest& request) {
   header.model = request.model;
   header.chat = request.chat;
   header.logprobs = request.sampling.logprobs;
+  header.echo = request.echo;
+  header.prompt = request.prompt;
   return header;
 }
 
@@ -404,13 +415,26 @@ std::string response_body(const ResponseHeader& header, const std::vector<Genera
   body["choices"] = json::array();
   for (std::size_t i = 0; i < choices.size(); ++i) {
     std::size_t offset = 0;
+    const auto* positions = &choices[i].token_logprobs;
+    auto text = choices[i].text;
+    std::vector<PositionLogprobs> echoed;
+    if (header.echo) {
+      echoed = choices[i].prompt_logprobs;
+      std::string prompt = header.prompt;
+      if (prompt.empty())
+        for (const auto& position : echoed)
+          prompt += position.chosen.text;
+      text = prompt + text;
+      echoed.insert(echoed.end(), positions->begin(), positions->end());
+      positions = &echoed;
+    }
     json choice = {{"index", i},
-                   {"logprobs", logprobs_value(header, choices[i].token_logprobs, offset)},
+                   {"logprobs", logprobs_value(header, *positions, offset)},
                    {"finish_reason", choices[i].finish_reason}};
     if (header.chat)
-      choice["message"] = {{"role", "assistant"}, {"content", choices[i].text}};
+      choice["message"] = {{"role", "assistant"}, {"content", text}};
     else
-      choice["text"] = choices[i].text;
+      choice["text"] = text;
     body["choices"].push_back(std::move(choice));
   }
   body["usage"] = usage(choices);

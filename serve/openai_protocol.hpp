@@ -52,6 +52,8 @@ struct CompletionRequest {
   bool stream = false;
   /// stream_options.include_usage: a last chunk with the token counts.
   bool include_usage = false;
+  /// The completions API's echo: each choice's text (and log-probs) begins with the prompt's.
+  bool echo = false;
 };
 
 /// @throws ApiError (400, naming the field) for a body that is not a valid request, (404) for
@@ -67,6 +69,10 @@ struct ResponseHeader {
   bool chat = true;
   /// The request asked for log-probs: each choice and chunk carries them.
   bool logprobs = false;
+  /// Echo: the prompt as given (empty for token ids: then the text of its tokens) goes before each
+  /// choice's text, and its positions before the choice's.
+  bool echo = false;
+  std::string prompt;
 };
 
 /// A new response identity for `request`.

@@ -48,6 +48,9 @@ struct SamplingParams {
   bool logprobs = false;
   /// With logprobs: how many of the most likely tokens to report at each position (0: none).
   std::int64_t top_logprobs = 0;
+  /// Fill Generation::prompt_logprobs: each prompt token's log-prob given the tokens before it, with
+  /// top_logprobs alternatives (vLLM's prompt_logprobs; one more forward pass over the prompt).
+  bool prompt_logprobs = false;
 };
 
 /// A token, its text and its log-probability at a position of a completion.
@@ -85,6 +88,9 @@ struct Generation {
   /// With SamplingParams::logprobs: one entry per token that `text` is made of (an end-of-turn token
   /// and the tokens after a stop string are left out), else empty.
   std::vector<PositionLogprobs> token_logprobs;
+  /// With SamplingParams::prompt_logprobs: one entry per prompt token, with the weights the request
+  /// found; the first token has nothing before it, so its log-prob is NaN and it has no alternatives.
+  std::vector<PositionLogprobs> prompt_logprobs;
 };
 
 } // namespace chorus

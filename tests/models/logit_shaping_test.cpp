@@ -75,8 +75,7 @@ TEST(LogitShaping, LogitBiasBansOrForcesATokenButNotItsLogprob) {
 
 TEST(LogitShaping, TopLogprobsAreTheModelsMostLikelyTokens) {
   auto model = peaked_model();
-  SamplingOptions options{.temperature = 1.0, .seed = 4, .max_new_tokens = 10, .sample_below = 90,
-                          .top_logprobs = 5};
+  SamplingOptions options{.temperature = 1.0, .seed = 4, .max_new_tokens = 10, .sample_below = 90, .top_logprobs = 5};
   auto sampled = generate(model, {kPrompt}, options)[0];
   ASSERT_EQ(sampled.top_logprobs.size(), sampled.tokens.size());
   torch::NoGradGuard no_grad;
@@ -98,6 +97,28 @@ TEST(LogitShaping, TopLogprobsAreTheModelsMostLikelyTokens) {
   EXPECT_TRUE(generate(model, {kPrompt}, {.max_new_tokens = 3})[0].top_logprobs.empty());
   EXPECT_THROW(generate(model, {kPrompt}, {.max_new_tokens = 3, .top_logprobs = -1}), std::invalid_argument);
   EXPECT_THROW(generate(model, {kPrompt}, {.max_new_tokens = 3, .logit_bias = {{97, 1.0f}}}), std::invalid_argument);
+}
+
+TEST(LogitShaping, APromptIsScoredAsIfGenerated) {
+  auto model = peaked_model();
+  auto scored = score_prompt(model, kPrompt, 3, 90);
+  ASSERT_EQ(scored.tokens, std::vector<std::int64_t>(kPrompt.begin() + 1, kPrompt.end()));
+  auto expected = score_logprobs(model, {{kPrompt.front()}}, {scored.tokens}).front();
+  ASSERT_EQ(scored.logprobs.size(), expected.size());
+  for (std::size_t i = 0; i < expected.size(); ++i)
+    EXPECT_NEAR(scored.logprobs[i], expected[i], 1e-5 * std::max(1.0f, std::abs(expected[i]))) << "token " << i;
+  ASSERT_EQ(scored.top_logprobs.size(), scored.tokens.size());
+  torch::NoGradGuard no_grad;
+  auto logits = model->forward(torch::tensor(kPrompt, torch::kInt64).unsqueeze(0))[0];
+  for (std::size_t i = 0; i < scored.tokens.size(); ++i) {
+    auto best = torch::log_softmax(logits[static_cast<std::int64_t>(i)], -1).narrow(0, 0, 90).topk(3);
+    ASSERT_EQ(scored.top_logprobs[i].size(), 3u);
+    for (std::int64_t k = 0; k < 3; ++k)
+      EXPECT_EQ(scored.top_logprobs[i][k].first, std::get<1>(best)[k].item<std::int64_t>()) << "token " << i;
+  }
+  EXPECT_TRUE(score_prompt(model, {5}, 3).tokens.empty()); // nothing to predict
+  EXPECT_TRUE(score_prompt(model, kPrompt, 0).top_logprobs.empty());
+  EXPECT_THROW(score_prompt(model, {5, 97}, 0), std::invalid_argument);
 }
 
 TEST(LogitShaping, TheTokensATextIsMadeOf) {

@@ -133,6 +133,22 @@ await check("log-probs of a text completion", async () => {
   assert.equal(plainCompletion.choices[0].logprobs, null);
 });
 
+await check("echo scores a text without generating", async () => {
+  const prompt = "The quick brown fox";
+  const scored = await client.completions.create({ model, prompt, max_tokens: 0, echo: true, logprobs: 1 });
+  const [choice] = scored.choices;
+  assert.equal(choice.text, prompt);
+  const { tokens, token_logprobs, top_logprobs } = choice.logprobs;
+  assert.equal(tokens.join(""), prompt, "the built-in model's tokens are the prompt's bytes");
+  assert.equal(token_logprobs[0], null);
+  assert.equal(top_logprobs[0], null);
+  assert.ok(token_logprobs.slice(1).every((value) => value <= 0), JSON.stringify(token_logprobs));
+  assert.ok(top_logprobs.slice(1).every((alternatives) => Object.keys(alternatives).length === 1));
+  assert.equal(scored.usage.completion_tokens, 0);
+  const continued = await client.completions.create({ model, prompt, max_tokens: 4, temperature: 0, echo: true });
+  assert.ok(continued.choices[0].text.startsWith(prompt), continued.choices[0].text);
+});
+
 await check("32 concurrent requests", async () => {
   const requests = Array.from({ length: 32 }, (_, i) =>
     client.chat.completions.create({

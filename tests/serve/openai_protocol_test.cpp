@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 using namespace chorus::serve;
 using nlohmann::json;
 
@@ -77,6 +79,34 @@ TEST(OpenAIProtocol, ParsesPenaltiesBiasesAndLogprobs) {
   EXPECT_EQ(zero.sampling.top_logprobs, 0);
   auto five = parse_completion_request(R"({"model": "tiny", "prompt": "x", "logprobs": 5})", kLimits);
   EXPECT_EQ(five.sampling.top_logprobs, 5);
+}
+
+TEST(OpenAIProtocol, EchoPutsThePromptBeforeTheCompletion) {
+  auto request = parse_completion_request(
+    R"({"model": "tiny", "prompt": "ab", "echo": true, "max_tokens": 0, "logprobs": 1})", kLimits);
+  EXPECT_TRUE(request.echo);
+  EXPECT_EQ(request.sampling.max_tokens, 0);
+  EXPECT_TRUE(request.sampling.prompt_logprobs);
+  chorus::Generation generation;
+  generation.text = "c";
+  generation.finish_reason = "length";
+  generation.prompt_logprobs = {{{97, "a", std::numeric_limits<float>::quiet_NaN()}, {}},
+                                {{98, "b", -2.0f}, {{98, "b", -2.0f}}}};
+  generation.token_logprobs = {{{99, "c", -0.5f}, {{99, "c", -0.5f}}}};
+  auto body = json::parse(response_body(make_header(request), {generation}));
+  const auto& choice = body["choices"][0];
+  EXPECT_EQ(choice["text"], "abc");
+  EXPECT_EQ(choice["logprobs"]["tokens"], json({"a", "b", "c"}));
+  EXPECT_TRUE(choice["logprobs"]["token_logprobs"][0].is_null()); // nothing before the first token
+  EXPECT_TRUE(choice["logprobs"]["top_logprobs"][0].is_null());
+  EXPECT_EQ(choice["logprobs"]["token_logprobs"][1], -2.0);
+  EXPECT_EQ(choice["logprobs"]["top_logprobs"][2], json({{"c", -0.5}}));
+  EXPECT_EQ(choice["logprobs"]["text_offset"], json({0, 1, 2}));
+  // Token ids as the prompt: the echoed text is their tokens' text; no log-probs unless asked.
+  auto ids = parse_completion_request(R"({"model": "tiny", "prompt": [97, 98], "echo": true})", kLimits);
+  auto plain = json::parse(response_body(make_header(ids), {generation}));
+  EXPECT_EQ(plain["choices"][0]["text"], "abc");
+  EXPECT_TRUE(plain["choices"][0]["logprobs"].is_null());
 }
 
 TEST(OpenAIProtocol, LogprobsInResponsesAndChunks) {
@@ -175,7 +205,8 @@ TEST(OpenAIProtocol, RefusesWhatItCannotServeNamingTheField) {
   EXPECT_EQ(refusal(R"({"model": "tiny"})", false).param, "prompt");
   EXPECT_EQ(refusal(R"({"model": "tiny", "prompt": ["a", "b"]})", false).param, "prompt");
   EXPECT_EQ(refusal(R"({"model": "tiny", "prompt": ""})", false).param, "prompt");
-  EXPECT_EQ(refusal(R"({"model": "tiny", "prompt": "a", "echo": true})", false).param, "echo");
+  EXPECT_EQ(refusal(R"({"model": "tiny", "prompt": "a", "echo": true, "stream": true})", false).param, "echo");
+  EXPECT_EQ(refusal(R"({"model": "tiny", "prompt": "a", "max_tokens": 0})", false).param, "max_tokens"); // echo only
   EXPECT_EQ(refusal(R"({"model": "tiny", "prompt": "a", "max_completion_tokens": 3})", false).param,
             "max_completion_tokens");
 }
