@@ -9,6 +9,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <stdexcept>
 #include <unordered_map>
@@ -43,6 +44,12 @@ ContinuousBatcher::Id ContinuousBatcher::add(SequenceRequest request) {
       throw std::invalid_argument("generate: logit_bias names token id " + std::to_string(token)
                                   + ", outside the vocabulary [0, " + std::to_string(model_->config().vocab_size)
                                   + ")");
+  if (!std::isfinite(options.presence_penalty) || !std::isfinite(options.frequency_penalty))
+    throw std::invalid_argument("generate: presence_penalty and frequency_penalty must be finite numbers");
+  for (const auto& [token, bias] : options.logit_bias)
+    if (!std::isfinite(bias))
+      throw std::invalid_argument("generate: the logit_bias of token " + std::to_string(token)
+                                  + " must be a finite number");
   if (options.top_logprobs < 0)
     throw std::invalid_argument("generate: top_logprobs must be >= 0, got " + std::to_string(options.top_logprobs));
   auto total = static_cast<std::int64_t>(prompt.size()) + std::max<std::int64_t>(request.options.max_new_tokens, 0);
@@ -300,11 +307,12 @@ std::vector<ContinuousBatcher::Finished> ContinuousBatcher::step(bool admit_wait
   // Inference mode skips autograd bookkeeping on every op; nothing made here is trained through.
   c10::InferenceMode inference;
   std::vector<Finished> finished;
-  // A sequence asking for no tokens finishes at once, without a slot.
-  while (!waiting_.empty() && waiting_.front().request.options.max_new_tokens <= 0) {
-    finished.push_back({waiting_.front().id, {}});
-    waiting_.pop_front();
-  }
+  // A sequence asking for no tokens finishes at once, without a slot, wherever it waits.
+  auto no_tokens = [](const Sequence& s) { return s.request.options.max_new_tokens <= 0; };
+  for (const auto& sequence : waiting_)
+    if (no_tokens(sequence))
+      finished.push_back({sequence.id, {}});
+  waiting_.erase(std::remove_if(waiting_.begin(), waiting_.end(), no_tokens), waiting_.end());
   if (admit_waiting)
     admit(finished);
   auto erase_finished = [&] {

@@ -1,6 +1,8 @@
 #include "models/position_logprobs.hpp"
 
 #include <algorithm>
+#include <exception>
+#include <string>
 
 namespace chorus::models {
 
@@ -24,7 +26,14 @@ std::size_t tokens_in_text(const Tokenizer& tokenizer, const std::vector<std::in
 std::vector<PositionLogprobs> position_logprobs(const Tokenizer& tokenizer, const GeneratedSequence& sequence,
                                                 std::size_t begin, std::size_t end) {
   auto token = [&tokenizer](std::int64_t id, float logprob) {
-    return TokenLogprob{id, tokenizer.decode({id}, /*skip_special=*/false), logprob};
+    // An id the tokenizer has no text for (a hole in its vocabulary) shows as "": what is shown of a
+    // position must never fail the sequences generated beside it.
+    std::string text;
+    try {
+      text = tokenizer.decode({id}, /*skip_special=*/false);
+    } catch (const std::exception&) {
+    }
+    return TokenLogprob{id, std::move(text), logprob};
   };
   std::vector<PositionLogprobs> positions;
   end = std::min(end, sequence.tokens.size());

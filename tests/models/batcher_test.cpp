@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <limits>
 #include <map>
 
 using namespace chorus::models;
@@ -147,7 +148,22 @@ TEST(ContinuousBatcher, ARequestBeyondTheSequenceLimitIsRejected) {
   EXPECT_THROW(batcher.add({prompt_of(10, 1), SamplingOptions{.max_new_tokens = 10}, {}}), std::invalid_argument);
   EXPECT_THROW(batcher.add({{}, SamplingOptions{}, {}}), std::invalid_argument);
   EXPECT_THROW(batcher.add({{500}, SamplingOptions{}, {}}), std::invalid_argument);
+  const auto nan = std::numeric_limits<double>::quiet_NaN();
+  EXPECT_THROW(batcher.add({{1}, SamplingOptions{.presence_penalty = nan}, {}}), std::invalid_argument);
+  EXPECT_THROW(batcher.add({{1}, SamplingOptions{.logit_bias = {{3, std::numeric_limits<float>::infinity()}}}, {}}),
+               std::invalid_argument);
   EXPECT_TRUE(batcher.idle());
+}
+
+TEST(ContinuousBatcher, ASequenceAskingForNoTokensGetsNoneWhereverItWaits) {
+  auto model = sharp_model();
+  ContinuousBatcher batcher(model, 2, 64);
+  auto first = batcher.add({prompt_of(5, 1), SamplingOptions{.temperature = 0, .max_new_tokens = 3}, {}});
+  auto scoring_only = batcher.add({prompt_of(6, 2), SamplingOptions{.temperature = 0, .max_new_tokens = 0}, {}});
+  std::map<ContinuousBatcher::Id, GeneratedSequence> done;
+  drain(batcher, done);
+  EXPECT_EQ(done.at(first).tokens.size(), 3u);
+  EXPECT_TRUE(done.at(scoring_only).tokens.empty());
 }
 
 TEST(ContinuousBatcher, ACancelledSequenceFreesItsSlotAndTheOthersAreUnchanged) {

@@ -139,4 +139,7 @@ TEST(LogitShaping, TheTokensATextIsMadeOf) {
   EXPECT_EQ(positions[1].chosen.text, "\xC3"); // a token's own bytes, part of a character
   EXPECT_EQ(positions[1].chosen.logprob, -1.0f);
   EXPECT_TRUE(positions[2].top.empty());
+  // An id the tokenizer cannot decode shows as "" rather than failing the position.
+  GeneratedSequence unknown{{ByteTokenizer::kVocabSize + 3}, {-1.0f}, {}, {}};
+  EXPECT_EQ(position_logprobs(tokenizer, unknown, 0, 1).front().chosen.text, "");
 }
