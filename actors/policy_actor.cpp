@@ -231,9 +231,8 @@ std::vector<PositionLogprobs> prompt_positions(const models::Pretrained& model, 
   const auto& tokenizer = *model.tokenizer;
   auto transformer = model.model;
   auto scored = models::score_prompt(transformer, prompt, top, tokenizer.vocab_size());
-  std::vector<PositionLogprobs> positions{{{prompt.front(), tokenizer.decode({prompt.front()}, /*skip_special=*/false),
-                                            std::numeric_limits<float>::quiet_NaN()},
-                                           {}}};
+  std::vector<PositionLogprobs> positions{
+    {models::token_logprob(tokenizer, prompt.front(), std::numeric_limits<float>::quiet_NaN()), {}}};
   auto rest = models::position_logprobs(tokenizer, scored, 0, scored.tokens.size());
   positions.insert(positions.end(), std::make_move_iterator(rest.begin()), std::make_move_iterator(rest.end()));
   return positions;

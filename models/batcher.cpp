@@ -39,17 +39,17 @@ ContinuousBatcher::Id ContinuousBatcher::add(SequenceRequest request) {
     throw std::invalid_argument("generate: empty prompt");
   check_token_ids(prompt, model_->config().vocab_size, "generate");
   const auto& options = request.options;
-  for (const auto& [token, bias] : options.logit_bias)
+  for (const auto& [token, bias] : options.logit_bias) {
     if (token < 0 || token >= model_->config().vocab_size)
       throw std::invalid_argument("generate: logit_bias names token id " + std::to_string(token)
                                   + ", outside the vocabulary [0, " + std::to_string(model_->config().vocab_size)
                                   + ")");
-  if (!std::isfinite(options.presence_penalty) || !std::isfinite(options.frequency_penalty))
-    throw std::invalid_argument("generate: presence_penalty and frequency_penalty must be finite numbers");
-  for (const auto& [token, bias] : options.logit_bias)
     if (!std::isfinite(bias))
       throw std::invalid_argument("generate: the logit_bias of token " + std::to_string(token)
                                   + " must be a finite number");
+  }
+  if (!std::isfinite(options.presence_penalty) || !std::isfinite(options.frequency_penalty))
+    throw std::invalid_argument("generate: presence_penalty and frequency_penalty must be finite numbers");
   if (options.top_logprobs < 0)
     throw std::invalid_argument("generate: top_logprobs must be >= 0, got " + std::to_string(options.top_logprobs));
   auto total = static_cast<std::int64_t>(prompt.size()) + std::max<std::int64_t>(request.options.max_new_tokens, 0);

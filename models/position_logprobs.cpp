@@ -23,26 +23,25 @@ std::size_t tokens_in_text(const Tokenizer& tokenizer, const std::vector<std::in
   return low;
 }
 
+TokenLogprob token_logprob(const Tokenizer& tokenizer, std::int64_t id, float logprob) {
+  std::string text;
+  try {
+    text = tokenizer.decode({id}, /*skip_special=*/false);
+  } catch (const std::exception&) { // a hole in the tokenizer's vocabulary: shown as ""
+  }
+  return TokenLogprob{id, std::move(text), logprob};
+}
+
 std::vector<PositionLogprobs> position_logprobs(const Tokenizer& tokenizer, const GeneratedSequence& sequence,
                                                 std::size_t begin, std::size_t end) {
-  auto token = [&tokenizer](std::int64_t id, float logprob) {
-    // An id the tokenizer has no text for (a hole in its vocabulary) shows as "": what is shown of a
-    // position must never fail the sequences generated beside it.
-    std::string text;
-    try {
-      text = tokenizer.decode({id}, /*skip_special=*/false);
-    } catch (const std::exception&) {
-    }
-    return TokenLogprob{id, std::move(text), logprob};
-  };
   std::vector<PositionLogprobs> positions;
   end = std::min(end, sequence.tokens.size());
   for (auto i = begin; i < end; ++i) {
     auto& position = positions.emplace_back();
-    position.chosen = token(sequence.tokens[i], sequence.logprobs[i]);
+    position.chosen = token_logprob(tokenizer, sequence.tokens[i], sequence.logprobs[i]);
     if (i < sequence.top_logprobs.size())
       for (const auto& [id, logprob] : sequence.top_logprobs[i])
-        position.top.push_back(token(id, logprob));
+        position.top.push_back(token_logprob(tokenizer, id, logprob));
   }
   return positions;
 }

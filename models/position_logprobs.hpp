@@ -19,6 +19,10 @@ namespace chorus::models {
 std::size_t tokens_in_text(const Tokenizer& tokenizer, const std::vector<std::int64_t>& tokens, std::size_t text_bytes,
                            std::size_t from = 0);
 
+/// Token `id` with its text decoded on its own ("" for an id the tokenizer has no text for: what is
+/// shown of a position must never fail the sequences generated beside it).
+TokenLogprob token_logprob(const Tokenizer& tokenizer, std::int64_t id, float logprob);
+
 /// Positions [begin, end) of `sequence`: each token decoded on its own, its log-prob and the
 /// alternatives the sampler reported there.
 std::vector<PositionLogprobs> position_logprobs(const Tokenizer& tokenizer, const GeneratedSequence& sequence,
