@@ -9,17 +9,33 @@
 #include "runtime/message.hpp"
 
 #include <caf/actor.hpp>
+#include <caf/meta/load_callback.hpp>
 #include <caf/type_id.hpp>
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+// CAF's view of a JSON value (SamplingParams::json_schema): its text ("" for null).
+namespace nlohmann {
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, json& x) {
+  std::string text = x.is_null() ? std::string() : x.dump();
+  auto parse = caf::meta::load_callback([&]() -> caf::error {
+    x = text.empty() ? json() : json::parse(text, nullptr, /*allow_exceptions=*/false);
+    return caf::none;
+  });
+  return f(text, parse);
+}
+
+} // namespace nlohmann
+
 namespace chorus {
 
 CHORUS_INSPECT(ChatMessage, role, content)
 CHORUS_INSPECT(SamplingParams, temperature, top_k, top_p, max_tokens, stop, seed, min_tokens, presence_penalty,
-               frequency_penalty, logit_bias, logprobs, top_logprobs, prompt_logprobs)
+               frequency_penalty, logit_bias, logprobs, top_logprobs, prompt_logprobs, json_schema, choice)
 CHORUS_INSPECT(TokenLogprob, token, text, logprob)
 CHORUS_INSPECT(PositionLogprobs, chosen, top)
 CHORUS_INSPECT(Generation, text, prompt_tokens, tokens, logprobs, finish_reason, weight_version, token_logprobs,

@@ -7,6 +7,7 @@
 #include "actors/weight_board.hpp"
 #include "actors/weight_stream.hpp"
 #include "models/batcher.hpp"
+#include "models/guided_grammars.hpp"
 #include "models/position_logprobs.hpp"
 #include "models/text_stream.hpp"
 #include "runtime/actor_host.hpp"
@@ -33,6 +34,7 @@ struct PolicyState {
   std::int64_t version = 0;
   std::int64_t required = 0; // the newest version a request asked for: new sequences wait for it
   std::unique_ptr<models::ContinuousBatcher> batcher;
+  std::unique_ptr<models::GuidedGrammars> grammars; // made on the first request
   struct Pending {
     caf::typed_response_promise<Generation> promise;
     std::vector<std::int64_t> prompt_tokens;
@@ -196,6 +198,9 @@ models::SequenceRequest sequence_of(PolicyActor* self, const GenerateRequest& re
   for (const auto& [token, bias] : params.logit_bias)
     sequence.options.logit_bias.emplace_back(token, static_cast<float>(bias));
   sequence.options.top_logprobs = params.logprobs ? params.top_logprobs : 0;
+  if (!self->state.grammars)
+    self->state.grammars = std::make_unique<models::GuidedGrammars>(model.tokenizer);
+  sequence.options.grammar = self->state.grammars->grammar_for(params);
   models::StopCheck stop_check;
   if (!params.stop.empty())
     stop_check = models::stop_at_strings(model.tokenizer, params.stop);

@@ -59,6 +59,8 @@ ContinuousBatcher::Id ContinuousBatcher::add(SequenceRequest request) {
                                 + std::to_string(max_sequence_length_) + " positions a sequence may use");
   auto generator = at::detail::createCPUGenerator(request.options.seed);
   Sequence sequence{next_id_++, std::move(request), {}, std::move(generator)};
+  if (const auto& grammar = sequence.request.options.grammar)
+    sequence.grammar.emplace(grammar->start());
   auto id = sequence.id;
   waiting_.push_back(std::move(sequence));
   return id;
@@ -175,11 +177,13 @@ void ContinuousBatcher::sample_and_append(const torch::Tensor& logits, std::vect
     samplable.index_put_({int64_tensor(shifted_rows, device_), int64_tensor(shifted_ids, device_)},
                          torch::tensor(shifts, torch::kFloat32).to(device_), /*accumulate=*/true);
   }
-  // Rows short of their min_new_tokens cannot draw a stop token yet.
+  std::vector<bool> exhausted;
+  auto only_stops = apply_grammars(samplable, logits32, rows, exhausted);
+  // Rows short of their min_new_tokens cannot draw a stop token yet (unless their grammar is done).
   std::vector<std::int64_t> held_rows, held_ids;
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const auto& options = rows[i]->request.options;
-    if (static_cast<std::int64_t>(rows[i]->result.tokens.size()) >= options.min_new_tokens)
+    if (static_cast<std::int64_t>(rows[i]->result.tokens.size()) >= options.min_new_tokens || only_stops[i])
       continue;
     for (auto id : options.stop_token_ids)
       if (id >= 0 && id < vocab) {
@@ -225,12 +229,60 @@ void ContinuousBatcher::sample_and_append(const torch::Tensor& logits, std::vect
       for (std::int64_t k = 0; k < wanted; ++k)
         alternatives.emplace_back(ids[row][k], values[row][k]);
     }
-    if (append(*rows[i], chosen[i], logprob_values[row])) {
+    bool done = exhausted[i];
+    if (done)
+      rows[i]->result.finish = FinishReason::stop; // its grammar allows nothing more, not even a stop token
+    else
+      done = append(*rows[i], chosen[i], logprob_values[row]);
+    if (!done && rows[i]->grammar && !rows[i]->request.options.grammar->advance(*rows[i]->grammar, chosen[i]))
+      throw std::logic_error("guided decoding drew token " + std::to_string(chosen[i]) + ", which its grammar refuses");
+    if (done) {
       finished.push_back({rows[i]->id, std::move(rows[i]->result)});
       free_slots_.push_back(rows[i]->slot);
       rows[i]->slot = -1; // marks it for removal
     }
   }
+}
+
+std::vector<bool> ContinuousBatcher::apply_grammars(torch::Tensor& samplable, const torch::Tensor& logits32,
+                                                    const std::vector<Sequence*>& rows, std::vector<bool>& exhausted) {
+  std::vector<bool> only_stops(rows.size(), false);
+  exhausted.assign(rows.size(), false);
+  if (std::none_of(rows.begin(), rows.end(), [](const Sequence* row) { return row->grammar.has_value(); }))
+    return only_stops;
+  const auto vocab = logits32.size(1);
+  auto banned = torch::zeros({static_cast<std::int64_t>(rows.size()), vocab}, torch::kBool);
+  auto* data = banned.data_ptr<bool>();
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (!rows[i]->grammar)
+      continue;
+    const auto& options = rows[i]->request.options;
+    const auto& state = *rows[i]->grammar;
+    auto mask = options.grammar->allowed(state);
+    const auto known = std::min(vocab, options.grammar->vocabulary().size());
+    bool* row = data + static_cast<std::int64_t>(i) * vocab;
+    bool any_text = false;
+    for (std::int64_t token = 0; token < vocab; ++token) {
+      bool allowed = token < known && allows(*mask, token);
+      row[token] = !allowed;
+      any_text = any_text || allowed;
+    }
+    // A stop token where the sentence may end, or where nothing else may come (a vocabulary that
+    // cannot spell what the grammar needs: the sequence ends short rather than fails).
+    bool any_stop = false;
+    if (state.accepting() || !any_text)
+      for (auto id : options.stop_token_ids)
+        if (id >= 0 && id < vocab) {
+          row[id] = false;
+          any_stop = true;
+        }
+    only_stops[i] = !any_text;
+    exhausted[i] = !any_text && !any_stop;
+    if (exhausted[i])
+      std::fill(row, row + vocab, false); // what it draws is dropped
+  }
+  samplable = samplable.masked_fill(banned.to(device_), -std::numeric_limits<float>::infinity());
+  return only_stops;
 }
 
 void ContinuousBatcher::admit(std::vector<Finished>& finished) {

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <vector>
 
 namespace chorus::models {
@@ -76,12 +77,18 @@ private:
     GeneratedSequence result;
     at::Generator generator;
     std::int64_t slot = -1;
-    std::int64_t length = 0;  // tokens in the cache
-    std::int64_t pending = 0; // the newest token, not yet in the cache
+    std::int64_t length = 0;               // tokens in the cache
+    std::int64_t pending = 0;              // the newest token, not yet in the cache
+    std::optional<GrammarMatcher> grammar; // with options.grammar: where its parse stands
   };
 
   // Adds `token` (with its log-prob) to `sequence`; true if that ends it.
   bool append(Sequence& sequence, std::int64_t token, float logprob);
+  // Bans, in `samplable`, what the grammar of each guided row does not allow; true in `exhausted`
+  // for a guided row that may draw nothing (it ends without a token). Returns the rows whose only
+  // allowed tokens are stop tokens (they are drawn even before min_new_tokens).
+  std::vector<bool> apply_grammars(torch::Tensor& samplable, const torch::Tensor& logits32,
+                                   const std::vector<Sequence*>& rows, std::vector<bool>& exhausted);
   // Picks each row's next token from `logits` [rows, vocab] and appends it; moves finished ones out.
   void sample_and_append(const torch::Tensor& logits, std::vector<Sequence*>& rows, std::vector<Finished>& finished);
   void admit(std::vector<Finished>& finished);

@@ -5,6 +5,7 @@
 // the trainer's can be compared directly.
 #pragma once
 
+#include "models/token_grammar.hpp"
 #include "models/tokenizer.hpp"
 #include "models/transformer.hpp"
 
@@ -45,6 +46,10 @@ struct SamplingOptions {
   std::vector<std::pair<std::int64_t, float>> logit_bias;
   /// Report this many most likely tokens (below sample_below) at each position (0: none).
   std::int64_t top_logprobs = 0;
+  /// Guided decoding: only the tokens this grammar allows next are drawn, a stop token only where
+  /// its sentence may end, and a sequence it lets go no further ends there. Applied before
+  /// temperature, top-k and top-p; log-probs stay those of the model's whole distribution.
+  std::shared_ptr<const TokenGrammar> grammar;
 };
 
 enum class FinishReason {

@@ -79,6 +79,9 @@ std::string cache_key(const std::vector<ChatMessage>& prompt, const SamplingPara
     key += '\x1f' + stop;
   for (const auto& [token, bias] : s.logit_bias)
     key += '\x1d' + std::to_string(token) + ':' + std::to_string(bias);
+  key += '\x1c' + s.json_schema.dump();
+  for (const auto& choice : s.choice)
+    key += '\x1f' + choice;
   return key;
 }
 

@@ -86,6 +86,12 @@ std::string OpenAIChatClient::request_body(const std::vector<ChatMessage>& messa
     body["frequency_penalty"] = sampling.frequency_penalty;
   for (const auto& [token, bias] : sampling.logit_bias)
     body["logit_bias"][std::to_string(token)] = bias;
+  if (!sampling.json_schema.is_null())
+    body["response_format"] = {
+      {"type", "json_schema"},
+      {"json_schema", {{"name", "output"}, {"schema", sampling.json_schema}, {"strict", true}}}};
+  if (!sampling.choice.empty()) // vLLM's (and chorus-serve's); OpenAI itself has no equivalent
+    body["guided_choice"] = sampling.choice;
   return body.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 

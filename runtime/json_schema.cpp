@@ -6,67 +6,132 @@ namespace chorus {
 
 namespace {
 
-bool has_type(const Json& value, const std::string& type) {
-  if (type == "object")
+bool has_type(const Json& value, const Json& type) {
+  if (type.is_array())
+    return std::any_of(type.begin(), type.end(), [&](const Json& one) { return has_type(value, one); });
+  auto name = type.is_string() ? type.get<std::string>() : std::string();
+  if (name == "object")
     return value.is_object();
-  if (type == "array")
+  if (name == "array")
     return value.is_array();
-  if (type == "string")
+  if (name == "string")
     return value.is_string();
-  if (type == "number")
+  if (name == "number")
     return value.is_number();
-  if (type == "integer")
+  if (name == "integer")
     return value.is_number_integer() || value.is_number_unsigned();
-  if (type == "boolean")
+  if (name == "boolean")
     return value.is_boolean();
-  if (type == "null")
+  if (name == "null")
     return value.is_null();
   return false;
 }
 
-// The first way `value` breaks `schema` ("" if none), `path` naming where.
-std::string violation(const Json& value, const Json& schema, const std::string& path) {
-  if (!schema.is_object())
-    return {};
-  if (schema.contains("type") && schema["type"].is_string() && !has_type(value, schema["type"].get<std::string>()))
-    return path + ": expected " + schema["type"].get<std::string>() + ", got " + value.type_name();
-  if (schema.contains("enum") && schema["enum"].is_array()
-      && std::find(schema["enum"].begin(), schema["enum"].end(), value) == schema["enum"].end())
-    return path + ": " + value.dump() + " is not one of " + schema["enum"].dump();
-  if (value.is_object()) {
-    if (schema.contains("required") && schema["required"].is_array())
-      for (const auto& field : schema["required"])
-        if (field.is_string() && !value.contains(field.get<std::string>()))
-          return path + ": missing required field '" + field.get<std::string>() + "'";
-    if (schema.contains("properties") && schema["properties"].is_object())
-      for (const auto& [field, sub_schema] : schema["properties"].items())
-        if (value.contains(field))
-          if (auto problem = violation(value[field], sub_schema, path + "." + field); !problem.empty())
-            return problem;
-    if (schema.contains("additionalProperties")) {
-      const auto& extra = schema["additionalProperties"];
-      auto declared = schema.value("properties", Json::object());
-      for (const auto& [field, field_value] : value.items()) {
-        if (declared.contains(field))
-          continue;
-        if (extra == false)
-          return path + ": unexpected field '" + field + "'";
-        if (auto problem = violation(field_value, extra, path + "." + field); !problem.empty())
-          return problem;
-      }
-    }
-  }
-  if (value.is_array() && schema.contains("items"))
-    for (std::size_t i = 0; i < value.size(); ++i)
-      if (auto problem = violation(value[i], schema["items"], path + "[" + std::to_string(i) + "]"); !problem.empty())
-        return problem;
+std::size_t code_points(const std::string& text) {
+  return static_cast<std::size_t>(
+    std::count_if(text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+}
+
+// A string's characters or an array's items against the schema's bounds on them.
+std::string size_violation(std::size_t size, const Json& schema, const char* least, const char* most,
+                           const std::string& path) {
+  auto count = static_cast<std::int64_t>(size);
+  if (schema.contains(least) && schema[least].is_number() && count < schema[least].get<std::int64_t>())
+    return path + ": " + std::to_string(count) + ", fewer than " + least + " " + schema[least].dump();
+  if (schema.contains(most) && schema[most].is_number() && count > schema[most].get<std::int64_t>())
+    return path + ": " + std::to_string(count) + ", more than " + most + " " + schema[most].dump();
   return {};
 }
+
+class Validator {
+public:
+  explicit Validator(const Json& root) : root_(root) {}
+
+  // The first way `value` breaks `schema` ("" if none), `path` naming where.
+  std::string violation(const Json& value, const Json& schema, const std::string& path) const {
+    if (!schema.is_object())
+      return {};
+    if (schema.contains("$ref") && schema["$ref"].is_string())
+      if (const auto* target = resolve(schema["$ref"].get<std::string>()))
+        if (auto problem = violation(value, *target, path); !problem.empty())
+          return problem;
+    if (schema.contains("type") && !has_type(value, schema["type"]))
+      return path + ": expected "
+        + (schema["type"].is_string() ? schema["type"].get<std::string>() : schema["type"].dump()) + ", got "
+        + value.type_name();
+    if (schema.contains("enum") && schema["enum"].is_array()
+        && std::find(schema["enum"].begin(), schema["enum"].end(), value) == schema["enum"].end())
+      return path + ": " + value.dump() + " is not one of " + schema["enum"].dump();
+    if (schema.contains("const") && value != schema["const"])
+      return path + ": expected " + schema["const"].dump() + ", got " + value.dump();
+    if (schema.contains("anyOf") && schema["anyOf"].is_array()) {
+      auto passes = [&](const Json& option) { return violation(value, option, path).empty(); };
+      if (std::none_of(schema["anyOf"].begin(), schema["anyOf"].end(), passes))
+        return path + ": " + value.dump() + " satisfies none of anyOf";
+    }
+    if (schema.contains("oneOf") && schema["oneOf"].is_array()) {
+      auto passes = [&](const Json& option) { return violation(value, option, path).empty(); };
+      if (std::count_if(schema["oneOf"].begin(), schema["oneOf"].end(), passes) != 1)
+        return path + ": " + value.dump() + " does not satisfy exactly one of oneOf";
+    }
+    if (value.is_string())
+      if (auto problem = size_violation(code_points(value.get<std::string>()), schema, "minLength", "maxLength", path);
+          !problem.empty())
+        return problem;
+    if (value.is_object()) {
+      if (schema.contains("required") && schema["required"].is_array())
+        for (const auto& field : schema["required"])
+          if (field.is_string() && !value.contains(field.get<std::string>()))
+            return path + ": missing required field '" + field.get<std::string>() + "'";
+      if (schema.contains("properties") && schema["properties"].is_object())
+        for (const auto& [field, sub_schema] : schema["properties"].items())
+          if (value.contains(field))
+            if (auto problem = violation(value[field], sub_schema, path + "." + field); !problem.empty())
+              return problem;
+      if (schema.contains("additionalProperties")) {
+        const auto& extra = schema["additionalProperties"];
+        auto declared = schema.value("properties", Json::object());
+        for (const auto& [field, field_value] : value.items()) {
+          if (declared.contains(field))
+            continue;
+          if (extra == false)
+            return path + ": unexpected field '" + field + "'";
+          if (auto problem = violation(field_value, extra, path + "." + field); !problem.empty())
+            return problem;
+        }
+      }
+    }
+    if (value.is_array()) {
+      if (auto problem = size_violation(value.size(), schema, "minItems", "maxItems", path); !problem.empty())
+        return problem;
+      if (schema.contains("items"))
+        for (std::size_t i = 0; i < value.size(); ++i)
+          if (auto problem = violation(value[i], schema["items"], path + "[" + std::to_string(i) + "]");
+              !problem.empty())
+            return problem;
+    }
+    return {};
+  }
+
+private:
+  // "#/$defs/name" or "#/definitions/name" at the top of the schema; null for any other reference.
+  const Json* resolve(const std::string& ref) const {
+    for (std::string section : {"$defs", "definitions"}) {
+      auto prefix = "#/" + section + "/";
+      if (ref.rfind(prefix, 0) == 0 && root_.is_object() && root_.contains(section)
+          && root_[section].contains(ref.substr(prefix.size())))
+        return &root_[section][ref.substr(prefix.size())];
+    }
+    return nullptr;
+  }
+
+  const Json& root_;
+};
 
 } // namespace
 
 std::string schema_violation(const Json& value, const Json& schema) {
-  return violation(value, schema, "$");
+  return Validator(schema).violation(value, schema, "$");
 }
 
 std::optional<Json> parse_json_reply(const std::string& reply) {

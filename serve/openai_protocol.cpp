@@ -1,5 +1,7 @@
 #include "serve/openai_protocol.hpp"
 
+#include "models/json_grammar.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -121,6 +123,37 @@ private:
   std::set<std::string> taken_;
 };
 
+// OpenAI's response_format: the JSON Schema to guide decoding with (null for plain text). A schema
+// guided decoding cannot generate is refused here, naming where in it and what.
+json parse_response_format(const json& format) {
+  if (!format.is_object() || !format.contains("type") || !format["type"].is_string())
+    invalid("response_format", "'response_format' must be an object with a 'type'.");
+  auto type = format["type"].get<std::string>();
+  for (const auto& [key, value] : format.items())
+    if (key != "type" && !(key == "json_schema" && type == "json_schema"))
+      invalid("response_format", "Unrecognized response_format argument: " + key);
+  if (type == "text")
+    return nullptr;
+  if (type == "json_object")
+    return {{"type", "object"}};
+  if (type != "json_schema")
+    invalid("response_format.type",
+            "'response_format.type' must be 'text', 'json_object' or 'json_schema', got '" + type + "'.");
+  const auto spec = format.value("json_schema", json());
+  if (!spec.is_object() || !spec.contains("schema"))
+    invalid("response_format.json_schema", "'response_format.json_schema' must be an object with a 'schema'.");
+  for (const auto& [key, value] : spec.items())
+    if (key != "name" && key != "schema" && key != "strict" && key != "description")
+      invalid("response_format.json_schema", "Unrecognized response_format.json_schema argument: " + key);
+  try {
+    models::json_schema_grammar(spec["schema"]);
+  } catch (const std::invalid_argument& error) {
+    invalid("response_format.json_schema.schema",
+            "'response_format.json_schema.schema' cannot be followed: " + std::string(error.what()));
+  }
+  return spec["schema"];
+}
+
 // {"token id": bias, ...}; the policy refuses ids outside its vocabulary.
 std::map<std::int64_t, double> parse_logit_bias(const json& bias) {
   constexpr std::size_t kMostTokens = 300; // as OpenAI
@@ -206,6 +239,16 @@ void parse_common(Fields& fields, CompletionRequest& request, const RequestLimit
   sampling.presence_penalty = fields.number("presence_penalty", 0.0, -2.0, 2.0);
   if (const auto* bias = fields.take("logit_bias"))
     sampling.logit_bias = parse_logit_bias(*bias);
+  if (const auto* format = fields.take("response_format"))
+    sampling.json_schema = parse_response_format(*format);
+  if (const auto* choice = fields.take("guided_choice")) { // vLLM's
+    if (!choice->is_array() || choice->empty()
+        || !std::all_of(choice->begin(), choice->end(), [](const json& c) { return c.is_string(); }))
+      invalid("guided_choice", "'guided_choice' must be a non-empty array of strings.");
+    if (!sampling.json_schema.is_null())
+      invalid("guided_choice", "'guided_choice' cannot be combined with a JSON 'response_format'.");
+    sampling.choice = choice->get<std::vector<std::string>>();
+  }
   fields.ignore("user");
   fields.ignore("metadata");
   fields.ignore("store");
@@ -345,8 +388,6 @@ CompletionRequest parse_chat_request(const std::string& body, const RequestLimit
   request.sampling.top_logprobs = fields.integer("top_logprobs", 0, 0, kMostTopLogprobs);
   if (request.sampling.top_logprobs > 0 && !request.sampling.logprobs)
     invalid("top_logprobs", "'top_logprobs' requires 'logprobs' to be true.");
-  fields.only_default("response_format",
-                      [](const json& value) { return value.is_object() && value.value("type", "") == "text"; });
   fields.only_default("tools", [](const json& value) { return value.is_array() && value.empty(); });
   fields.only_default("tool_choice", [](const json& value) { return value == "none"; });
   fields.ignore("parallel_tool_calls");

@@ -7,8 +7,7 @@
 #pragma once
 
 #include <chorus/errors.hpp>
-
-#include <nlohmann/json.hpp>
+#include <chorus/json.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -25,8 +24,6 @@
 #include <vector>
 
 namespace chorus {
-
-using Json = nlohmann::json;
 
 /// Where a config value is read from, for error messages.
 struct ConfigLocation {

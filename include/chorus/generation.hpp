@@ -2,6 +2,8 @@
 // generated completion with its token ids and log-probs.
 #pragma once
 
+#include <chorus/json.hpp>
+
 #include <cstdint>
 #include <map>
 #include <string>
@@ -51,6 +53,15 @@ struct SamplingParams {
   /// Fill Generation::prompt_logprobs: each prompt token's log-prob given the tokens before it, with
   /// top_logprobs alternatives (vLLM's prompt_logprobs; one more forward pass over the prompt).
   bool prompt_logprobs = false;
+  /// Guided decoding (structured output): only tokens that keep the completion on its way to JSON
+  /// satisfying this JSON Schema are drawn, and an end-of-turn token only once the JSON is whole
+  /// (OpenAI's response_format, vLLM's guided_json); {"type": "object"} asks for any JSON object.
+  /// The keywords understood, and the order fields are written in, are in docs/models.md; a schema
+  /// with any other keyword is refused. null: no constraint. Log-probs stay the model's.
+  Json json_schema;
+  /// Guided decoding: the completion is exactly one of these strings (vLLM's guided_choice); empty:
+  /// no constraint. Not with json_schema.
+  std::vector<std::string> choice;
 };
 
 /// A token, its text and its log-probability at a position of a completion.

@@ -15,9 +15,11 @@ namespace chorus {
 
 /// The first way `value` breaks `schema`, naming where ("$.answer: expected string, got number"), or
 /// "" when it satisfies it. The schema is a JSON-Schema subset: "type" (object, array, string,
-/// number, integer, boolean, null), "enum", "required" and "properties" (nested),
-/// "additionalProperties" (false: no other fields; a schema: what the other fields must satisfy),
-/// "items".
+/// number, integer, boolean, null, or a list of them), "enum", "const", "required" and "properties"
+/// (nested), "additionalProperties" (false: no other fields; a schema: what the other fields must
+/// satisfy), "items", "minItems"/"maxItems", "minLength"/"maxLength" (in characters), "anyOf",
+/// "oneOf", and "$ref" into the top's "$defs" or "definitions": the keywords guided decoding
+/// (SamplingParams::json_schema) generates. Other keywords are not checked.
 std::string schema_violation(const Json& value, const Json& schema);
 
 /// The JSON value in a model's reply: the whole reply (trimmed), else the outermost {...} or [...]

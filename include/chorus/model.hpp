@@ -217,6 +217,8 @@ public:
   /// Generates a reply to `messages` that is JSON satisfying `schema` (chorus/json_schema.hpp's
   /// subset): an answer that does not parse or fit is followed by the answer and a user turn saying
   /// what is wrong (and the schema), and the model asked again, up to max_parsing_retries times.
+  /// With options.sampling.json_schema = schema every answer follows it (guided decoding): only one
+  /// cut by max_tokens is retried.
   /// @throws ValidationError naming the last problem when no answer satisfies the schema.
   Task<ValidatedGeneration> generate_and_validate(std::vector<ChatMessage> messages, Json schema,
                                                   ValidateOptions options = {}) const;

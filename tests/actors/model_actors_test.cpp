@@ -13,6 +13,8 @@
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
+#include <caf/binary_deserializer.hpp>
+#include <caf/binary_serializer.hpp>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -301,3 +303,27 @@ TEST_F(ModelActors, AGenerationTheAskerStopsWaitingForStopsInTheActor) {
 }
 
 } // namespace
+
+// A request's guided decoding crosses processes: the schema travels as its JSON text, the choices
+// as strings, and no schema stays no schema.
+TEST(ModelMessages, SamplingParamsKeepTheirSchemaAndChoicesThroughSerialisation) {
+  auto round_trip = [](SamplingParams params) {
+    std::vector<char> bytes;
+    caf::binary_serializer sink(nullptr, bytes);
+    EXPECT_FALSE(sink(params));
+    SamplingParams back;
+    caf::binary_deserializer source(nullptr, bytes);
+    EXPECT_FALSE(source(back));
+    return back;
+  };
+  SamplingParams guided{.temperature = 0.5, .max_tokens = 9};
+  guided.json_schema = {{"type", "object"}, {"properties", {{"a", {{"enum", {1, "two", nullptr}}}}}}};
+  auto back = round_trip(guided);
+  EXPECT_EQ(back.json_schema, guided.json_schema);
+  EXPECT_EQ(back.max_tokens, 9);
+  SamplingParams choice;
+  choice.choice = {"yes", "no"};
+  back = round_trip(choice);
+  EXPECT_TRUE(back.json_schema.is_null());
+  EXPECT_EQ(back.choice, choice.choice);
+}

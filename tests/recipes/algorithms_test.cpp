@@ -1,6 +1,7 @@
 // The algorithms on the built-in tiny model: a few steps move each one's metric the right way. And
 // the advantage math against numbers worked out by hand.
 #include <chorus/chorus.hpp>
+#include <chorus/json_schema.hpp>
 
 #include "recipes/tokenized.hpp"
 #include "runtime/runtime.hpp"
@@ -198,6 +199,58 @@ TEST_F(Algorithms, GenerateAndValidateReturnsTheParsedValueOrSaysWhatWasWrong) {
     EXPECT_EQ(validated.value, Json({{"answer", "yes"}}));
     EXPECT_NE(validated.generation.text.find("yes"), std::string::npos);
     EXPECT_GE(validated.failed_attempts, 0);
+  }());
+}
+
+// Guided decoding through the policy actor: an untrained model's answers are JSON of the schema, or
+// one of the choices; generate_and_validate guided by its schema needs no retry; and a schema that
+// cannot be followed is an error naming the keyword.
+TEST_F(Algorithms, GuidedDecodingGivesAnUntrainedModelTheShapeAskedFor) {
+  runtime_.run([&]() -> Task<void> {
+    auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(ctx_, {.kv_cache_len = 1024});
+    auto model = co_await builder.spawn_inference("judge", {.max_batch_size = 8});
+    Json schema = {{"type", "object"},
+                   {"properties", {{"answer", {{"enum", {"yes", "no"}}}}, {"score", {{"type", "integer"}}}}},
+                   {"required", {"answer", "score"}}};
+    std::vector<Task<Generation>> requests;
+    for (int i = 0; i < 8; ++i) {
+      SamplingParams params{.temperature = 1.0, .max_tokens = 128, .seed = i};
+      params.json_schema = schema;
+      requests.push_back(model.generate({{"user", "Is 4 even?"}}, params));
+    }
+    int whole = 0;
+    for (const auto& generation : co_await when_all(std::move(requests))) {
+      if (generation.finish_reason != "stop")
+        continue;
+      ++whole;
+      auto value = Json::parse(generation.text);
+      EXPECT_EQ(schema_violation(value, schema), "") << generation.text;
+    }
+    EXPECT_GE(whole, 4);
+
+    ValidateOptions guided{.max_parsing_retries = 0};
+    guided.sampling.max_tokens = 256;
+    guided.sampling.json_schema = schema;
+    auto validated = co_await model.generate_and_validate({{"user", "Is 6 even?"}}, schema, guided);
+    EXPECT_EQ(validated.failed_attempts, 0);
+    EXPECT_TRUE(validated.value["answer"] == "yes" || validated.value["answer"] == "no");
+
+    SamplingParams choice{.temperature = 1.0, .max_tokens = 16};
+    choice.choice = {"even", "odd"};
+    auto picked = co_await model.generate({{"user", "Is 4 even or odd?"}}, choice);
+    EXPECT_TRUE(picked.text == "even" || picked.text == "odd") << picked.text;
+    EXPECT_EQ(picked.finish_reason, "stop");
+
+    SamplingParams unfollowable{.max_tokens = 8};
+    unfollowable.json_schema = {{"type", "string"}, {"pattern", "^a"}};
+    std::string message;
+    try {
+      co_await model.generate({{"user", "x"}}, unfollowable);
+    } catch (const ActorError& error) {
+      message = error.what();
+    }
+    EXPECT_NE(message.find("$: the keyword 'pattern' is not supported in guided decoding"), std::string::npos)
+      << message;
   }());
 }
 

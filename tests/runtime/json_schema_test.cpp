@@ -40,3 +40,31 @@ TEST(JsonSchema, AdditionalPropertiesBarOrConstrainTheOtherFields) {
   EXPECT_EQ(schema_violation({{"a", 1}, {"b", 2.5}}, numbers), "");
   EXPECT_EQ(schema_violation({{"a", 1}, {"b", "two"}}, numbers), "$.b: expected number, got string");
 }
+
+// The keywords guided decoding generates are checked too: type lists, const, anyOf / oneOf, bounds
+// on characters and items, and $ref into $defs.
+TEST(JsonSchema, TheKeywordsOfGuidedDecodingAreChecked) {
+  Json nullable = {{"type", {"string", "null"}}, {"minLength", 2}, {"maxLength", 3}};
+  EXPECT_EQ(schema_violation(nullptr, nullable), "");
+  EXPECT_EQ(schema_violation("\xc3\xa9t\xc3\xa9", nullable), ""); // three characters in five bytes
+  EXPECT_EQ(schema_violation("a", nullable), "$: 1, fewer than minLength 2");
+  EXPECT_EQ(schema_violation("abcd", nullable), "$: 4, more than maxLength 3");
+  EXPECT_EQ(schema_violation(1, nullable), "$: expected [\"string\",\"null\"], got number");
+  EXPECT_EQ(schema_violation(Json{1, 2, 3}, {{"maxItems", 2}}), "$: 3, more than maxItems 2");
+  EXPECT_EQ(schema_violation(Json::array(), {{"minItems", 1}}), "$: 0, fewer than minItems 1");
+  EXPECT_EQ(schema_violation("no", {{"const", "yes"}}), "$: expected \"yes\", got \"no\"");
+  Json either = {{"anyOf", {{{"type", "boolean"}}, {{"const", "unsure"}}}}};
+  EXPECT_EQ(schema_violation(true, either), "");
+  EXPECT_EQ(schema_violation("unsure", either), "");
+  EXPECT_EQ(schema_violation("yes", either), "$: \"yes\" satisfies none of anyOf");
+  Json one = {{"oneOf", {{{"type", "number"}}, {{"type", "integer"}}}}};
+  EXPECT_EQ(schema_violation(1.5, one), "");
+  EXPECT_EQ(schema_violation(2, one), "$: 2 does not satisfy exactly one of oneOf"); // both
+  Json tree = {
+    {"$defs",
+     {{"node",
+       {{"type", "object"}, {"properties", {{"kids", {{"type", "array"}, {"items", {{"$ref", "#/$defs/node"}}}}}}}}}}},
+    {"$ref", "#/$defs/node"}};
+  EXPECT_EQ(schema_violation({{"kids", {Json::object(), {{"kids", Json::array()}}}}}, tree), "");
+  EXPECT_EQ(schema_violation({{"kids", {{{"kids", 3}}}}}, tree), "$.kids[0].kids: expected array, got number");
+}

@@ -149,6 +149,42 @@ await check("echo scores a text without generating", async () => {
   assert.ok(continued.choices[0].text.startsWith(prompt), continued.choices[0].text);
 });
 
+await check("structured output: a JSON schema, JSON mode and a choice", async () => {
+  const schema = {
+    type: "object",
+    properties: { answer: { enum: ["yes", "no"] }, why: { type: "string", maxLength: 10 } },
+    required: ["answer", "why"], additionalProperties: false,
+  };
+  const response_format = { type: "json_schema", json_schema: { name: "verdict", strict: true, schema } };
+  const replies = await Promise.all(Array.from({ length: 6 }, (_, seed) =>
+    client.chat.completions.create({ model, messages, max_tokens: 160, seed, response_format })));
+  const whole = replies.map((reply) => reply.choices[0]).filter((choice) => choice.finish_reason === "stop");
+  assert.ok(whole.length >= 3, `only ${whole.length} of 6 answers ended within 160 tokens`);
+  for (const choice of whole) {
+    const value = JSON.parse(choice.message.content);
+    assert.deepEqual(Object.keys(value), ["answer", "why"], choice.message.content);
+    assert.ok(["yes", "no"].includes(value.answer), choice.message.content);
+    assert.ok([...value.why].length <= 10, choice.message.content);
+  }
+  // Streamed, the pieces add up to the same JSON as the plain reply with the same seed.
+  const stream = await client.chat.completions.create({ model, messages, max_tokens: 160, seed: 0, response_format, stream: true });
+  let streamed = "";
+  for await (const chunk of stream) streamed += chunk.choices[0]?.delta?.content ?? "";
+  assert.equal(streamed, replies[0].choices[0].message.content);
+  const object = await client.chat.completions.create({ model, messages, max_tokens: 160, seed: 1,
+    response_format: { type: "json_object" } });
+  if (object.choices[0].finish_reason === "stop") {
+    const value = JSON.parse(object.choices[0].message.content);
+    assert.ok(value !== null && typeof value === "object" && !Array.isArray(value), object.choices[0].message.content);
+  }
+  const picked = await client.completions.create({ model, prompt: "The sky is", max_tokens: 8, guided_choice: ["blue", "green"] });
+  assert.ok(["blue", "green"].includes(picked.choices[0].text), picked.choices[0].text);
+  const error = await refused(() => client.chat.completions.create({ model, messages, response_format: {
+    type: "json_schema", json_schema: { name: "x", schema: { type: "string", pattern: "^a" } } } }), OpenAI.BadRequestError, 400);
+  assert.equal(error.param, "response_format.json_schema.schema");
+  assert.match(error.message, /the keyword 'pattern' is not supported/);
+});
+
 await check("32 concurrent requests", async () => {
   const requests = Array.from({ length: 32 }, (_, i) =>
     client.chat.completions.create({

@@ -81,6 +81,39 @@ TEST(OpenAIProtocol, ParsesPenaltiesBiasesAndLogprobs) {
   EXPECT_EQ(five.sampling.top_logprobs, 5);
 }
 
+TEST(OpenAIProtocol, ParsesResponseFormatsAndChoices) {
+  const std::string base = R"({"model": "tiny", "messages": [{"role": "user", "content": "x"}], )";
+  auto text = parse_chat_request(base + R"("response_format": {"type": "text"}})", kLimits);
+  EXPECT_TRUE(text.sampling.json_schema.is_null());
+  auto object = parse_chat_request(base + R"("response_format": {"type": "json_object"}})", kLimits);
+  EXPECT_EQ(object.sampling.json_schema, json({{"type", "object"}}));
+  auto schema = json::parse(R"({"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"],
+                                "additionalProperties": false})");
+  auto with_schema = parse_chat_request(
+    base + R"("response_format": {"type": "json_schema", "json_schema": {"name": "answer", "strict": true, "schema": )"
+      + schema.dump() + "}}}",
+    kLimits);
+  EXPECT_EQ(with_schema.sampling.json_schema, schema);
+  auto completion =
+    parse_completion_request(R"({"model": "tiny", "prompt": "x", "guided_choice": ["yes", "no"]})", kLimits);
+  EXPECT_EQ(completion.sampling.choice, (std::vector<std::string>{"yes", "no"}));
+  // A schema guided decoding cannot follow is refused up front, naming where in it and what.
+  auto unfollowable =
+    refusal(base + R"("response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema":
+      {"type": "object", "properties": {"id": {"type": "string", "format": "uuid"}}}}}})");
+  EXPECT_EQ(unfollowable.param, "response_format.json_schema.schema");
+  EXPECT_NE(std::string(unfollowable.what()).find("$.properties.id: the keyword 'format' is not supported"),
+            std::string::npos)
+    << unfollowable.what();
+  EXPECT_EQ(refusal(base + R"("response_format": {"type": "yaml"}})").param, "response_format.type");
+  EXPECT_EQ(refusal(base + R"("response_format": "json"})").param, "response_format");
+  EXPECT_EQ(refusal(base + R"("response_format": {"type": "json_schema"}})").param, "response_format.json_schema");
+  EXPECT_EQ(refusal(base + R"("response_format": {"type": "json_object", "schema": {}}})").param, "response_format");
+  EXPECT_EQ(refusal(base + R"("guided_choice": []})").param, "guided_choice");
+  EXPECT_EQ(refusal(base + R"("guided_choice": ["a"], "response_format": {"type": "json_object"}})").param,
+            "guided_choice");
+}
+
 TEST(OpenAIProtocol, EchoPutsThePromptBeforeTheCompletion) {
   auto request = parse_completion_request(
     R"({"model": "tiny", "prompt": "ab", "echo": true, "max_tokens": 0, "logprobs": 1})", kLimits);

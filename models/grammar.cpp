@@ -1,0 +1,156 @@
+#include "models/grammar.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace chorus::models {
+
+Grammar::RuleId Grammar::add_rule() {
+  if (finished_)
+    throw std::logic_error("Grammar: add_rule after finish");
+  rules_.emplace_back();
+  return static_cast<RuleId>(rules_.size() - 1);
+}
+
+void Grammar::add_alternative(RuleId rule, std::vector<Symbol> symbols) {
+  if (finished_ || rule >= rules_.size())
+    throw std::logic_error("Grammar: add_alternative to no rule, or after finish");
+  rules_[rule].push_back(std::move(symbols));
+}
+
+Grammar::Symbol Grammar::byte_set(const std::bitset<256>& set) {
+  auto found = std::find(classes_.begin(), classes_.end(), set);
+  if (found == classes_.end())
+    found = classes_.insert(classes_.end(), set);
+  return {false, static_cast<std::uint32_t>(found - classes_.begin())};
+}
+
+Grammar::Symbol Grammar::bytes(unsigned char first, unsigned char last) {
+  std::bitset<256> set;
+  for (unsigned byte = first; byte <= last; ++byte)
+    set.set(byte);
+  return byte_set(set);
+}
+
+std::vector<Grammar::Symbol> Grammar::literal(std::string_view text) {
+  std::vector<Symbol> symbols;
+  for (char c : text)
+    symbols.push_back(bytes(static_cast<unsigned char>(c), static_cast<unsigned char>(c)));
+  return symbols;
+}
+
+void Grammar::finish(RuleId root) {
+  if (root >= rules_.size())
+    throw std::invalid_argument("Grammar: the root is not a rule");
+  root_ = root;
+  starts_.assign(rules_.size(), {});
+  for (std::size_t r = 0; r < rules_.size(); ++r) {
+    if (rules_[r].empty())
+      throw std::invalid_argument("Grammar: rule " + std::to_string(r) + " has no alternatives");
+    for (const auto& alternative : rules_[r]) {
+      starts_[r].push_back(static_cast<std::uint32_t>(elements_.size()));
+      for (const auto& symbol : alternative) {
+        if (symbol.is_rule && symbol.index >= rules_.size())
+          throw std::invalid_argument("Grammar: a reference to rule " + std::to_string(symbol.index)
+                                      + ", which does not exist");
+        elements_.push_back({symbol.is_rule ? Element::rule_ref : Element::byte_class, symbol.index});
+      }
+      elements_.push_back({Element::end, 0});
+    }
+  }
+  finished_ = true;
+}
+
+GrammarMatcher::GrammarMatcher(const Grammar& grammar) : grammar_(&grammar) {
+  if (!grammar.finished_)
+    throw std::logic_error("GrammarMatcher: the grammar is not finished");
+  for (auto start : grammar.starts_[grammar.root_])
+    expand(Stack{start}, stacks_);
+  std::sort(stacks_.begin(), stacks_.end());
+  stacks_.erase(std::unique(stacks_.begin(), stacks_.end()), stacks_.end());
+}
+
+void GrammarMatcher::expand(Stack stack, std::vector<Stack>& out, std::size_t depth) const {
+  // A grammar that opens rules without end before any byte (left recursion) would never return.
+  if (depth > 10'000)
+    throw std::logic_error("Grammar: a rule opens itself before matching any byte (left recursion)");
+  const auto& elements = grammar_->elements_;
+  while (!stack.empty()) {
+    auto position = stack.back();
+    const auto& element = elements[position];
+    if (element.kind == Grammar::Element::byte_class) {
+      out.push_back(std::move(stack));
+      return;
+    }
+    stack.pop_back();
+    if (element.kind == Grammar::Element::end)
+      continue; // back to the rule that opened this one
+    // Where to go on once the rule is matched; nothing, when the rule ends its alternative (a tail
+    // call: repetition written as `r ::= x r | ` then keeps the stack flat).
+    if (elements[position + 1].kind != Grammar::Element::end)
+      stack.push_back(position + 1);
+    for (auto start : grammar_->starts_[element.index]) {
+      auto opened = stack;
+      opened.push_back(start);
+      expand(std::move(opened), out, depth + 1);
+    }
+    return;
+  }
+  out.push_back(std::move(stack)); // empty: the sentence may end here
+}
+
+std::vector<GrammarMatcher::Stack> GrammarMatcher::advanced(unsigned char byte) const {
+  std::vector<Stack> next;
+  const auto& elements = grammar_->elements_;
+  for (const auto& stack : stacks_) {
+    if (stack.empty() || !grammar_->classes_[elements[stack.back()].index].test(byte))
+      continue;
+    auto moved = stack;
+    ++moved.back();
+    expand(std::move(moved), next);
+  }
+  std::sort(next.begin(), next.end());
+  next.erase(std::unique(next.begin(), next.end()), next.end());
+  return next;
+}
+
+bool GrammarMatcher::advance(unsigned char byte) {
+  auto next = advanced(byte);
+  if (next.empty())
+    return false;
+  stacks_ = std::move(next);
+  return true;
+}
+
+bool GrammarMatcher::advance(std::string_view bytes) {
+  auto saved = stacks_;
+  for (char c : bytes)
+    if (!advance(static_cast<unsigned char>(c))) {
+      stacks_ = std::move(saved);
+      return false;
+    }
+  return true;
+}
+
+bool GrammarMatcher::accepting() const {
+  return !stacks_.empty() && stacks_.front().empty(); // sorted: an empty stack comes first
+}
+
+std::bitset<256> GrammarMatcher::next_bytes() const {
+  std::bitset<256> bytes;
+  for (const auto& stack : stacks_)
+    if (!stack.empty())
+      bytes |= grammar_->classes_[grammar_->elements_[stack.back()].index];
+  return bytes;
+}
+
+std::string GrammarMatcher::state_key() const {
+  std::string key;
+  for (const auto& stack : stacks_) {
+    key.append(reinterpret_cast<const char*>(stack.data()), stack.size() * sizeof(std::uint32_t));
+    key.append(4, '\xff'); // no position is 0xffffffff: separates the stacks
+  }
+  return key;
+}
+
+} // namespace chorus::models

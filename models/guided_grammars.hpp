@@ -1,0 +1,32 @@
+// The grammars that SamplingParams::json_schema and ::choice ask for, compiled against one
+// tokenizer's vocabulary and kept for the requests that ask again (a recipe sends the same schema
+// with every rollout; each TokenGrammar also remembers its masks).
+#pragma once
+
+#include <chorus/generation.hpp>
+
+#include "models/token_grammar.hpp"
+#include "models/tokenizer.hpp"
+
+#include <map>
+#include <memory>
+#include <string>
+
+namespace chorus::models {
+
+class GuidedGrammars {
+public:
+  explicit GuidedGrammars(std::shared_ptr<const Tokenizer> tokenizer) : tokenizer_(std::move(tokenizer)) {}
+
+  /// The grammar `params` asks for; null when it asks for none.
+  /// @throws std::invalid_argument naming what cannot be generated (a schema keyword, an empty
+  /// choice, both asked for at once).
+  std::shared_ptr<const TokenGrammar> grammar_for(const SamplingParams& params);
+
+private:
+  std::shared_ptr<const Tokenizer> tokenizer_;
+  std::shared_ptr<const TokenVocabulary> vocabulary_; // made on first use
+  std::map<std::string, std::shared_ptr<const TokenGrammar>> grammars_;
+};
+
+} // namespace chorus::models

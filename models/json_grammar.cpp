@@ -1,0 +1,412 @@
+// JSON Schema to grammar. Each schema becomes a rule; repetition is right-recursive (`more ::= "," item
+// more | `), so that the matcher's stacks stay as deep as the JSON's nesting.
+#include "models/json_grammar.hpp"
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <set>
+#include <stdexcept>
+
+namespace chorus::models {
+
+namespace {
+
+using Symbol = Grammar::Symbol;
+using RuleId = Grammar::RuleId;
+using Symbols = std::vector<Symbol>;
+
+constexpr std::int64_t kMostRepeats = 1000; // bounds on minItems, maxLength...: beyond, the grammar grows too big
+
+Symbols operator+(Symbols a, const Symbols& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+class SchemaCompiler {
+public:
+  SchemaCompiler(Grammar& grammar, const Json& root) : g_(grammar), root_(root) {
+    ws_ = whitespace();
+  }
+
+  RuleId compile(const Json& schema, const std::string& path) {
+    if (schema.is_boolean()) {
+      if (!schema.get<bool>())
+        fail(path, "the schema false allows no value");
+      return any_value();
+    }
+    if (!schema.is_object())
+      fail(path, "expected a schema (an object), got " + schema.dump());
+    static const std::set<std::string> understood = {
+      "type",  "enum",     "const",    "properties", "required",  "additionalProperties",
+      "items", "minItems", "maxItems", "minLength",  "maxLength", "anyOf",
+      "oneOf", "$ref",     "$defs",    "definitions"};
+    static const std::set<std::string> annotations = {"title",   "description", "$schema",    "$id",      "$comment",
+                                                      "default", "examples",    "deprecated", "readOnly", "writeOnly"};
+    for (const auto& [keyword, value] : schema.items())
+      if (!understood.count(keyword) && !annotations.count(keyword))
+        fail(path,
+             "the keyword '" + keyword
+               + "' is not supported in guided decoding (supported: type, enum, const, "
+                 "properties, required, additionalProperties, items, minItems, maxItems, minLength, maxLength, "
+                 "anyOf, oneOf, $ref, $defs)");
+    if (schema.contains("$ref"))
+      return reference(schema["$ref"], path);
+    for (const char* keyword : {"anyOf", "oneOf"})
+      if (schema.contains(keyword))
+        return any_of(schema, keyword, path);
+    if (schema.contains("const"))
+      return literals({schema["const"]}, schema, path);
+    if (schema.contains("enum")) {
+      if (!schema["enum"].is_array() || schema["enum"].empty())
+        fail(path + ".enum", "expected a non-empty array");
+      return literals(std::vector<Json>(schema["enum"].begin(), schema["enum"].end()), schema, path);
+    }
+    std::vector<std::string> types;
+    if (!schema.contains("type")) {
+      if (schema.contains("properties") || schema.contains("additionalProperties") || schema.contains("required"))
+        types = {"object"};
+      else if (schema.contains("items") || schema.contains("minItems") || schema.contains("maxItems"))
+        types = {"array"};
+      else if (schema.contains("minLength") || schema.contains("maxLength"))
+        types = {"string"};
+      else
+        return any_value();
+    } else if (schema["type"].is_string()) {
+      types = {schema["type"].get<std::string>()};
+    } else if (schema["type"].is_array() && !schema["type"].empty()) {
+      for (const auto& type : schema["type"]) {
+        if (!type.is_string())
+          fail(path + ".type", "expected type names, got " + type.dump());
+        types.push_back(type.get<std::string>());
+      }
+    } else {
+      fail(path + ".type", "expected a type name or a list of them, got " + schema["type"].dump());
+    }
+    auto rule = g_.add_rule();
+    for (const auto& type : types)
+      g_.add_alternative(rule, {Grammar::rule(of_type(type, schema, path))});
+    return rule;
+  }
+
+private:
+  [[noreturn]] static void fail(const std::string& path, const std::string& what) {
+    throw std::invalid_argument(path + ": " + what);
+  }
+
+  RuleId rule_of(std::vector<Symbols> alternatives) {
+    auto rule = g_.add_rule();
+    for (auto& alternative : alternatives)
+      g_.add_alternative(rule, std::move(alternative));
+    return rule;
+  }
+
+  Symbol ws() const {
+    return Grammar::rule(ws_);
+  }
+
+  // Nothing, a space, or a newline and up to 20 spaces or tabs: room for compact and indented JSON
+  // without letting a model write whitespace for ever.
+  RuleId whitespace() {
+    auto blank = g_.bytes(' ', ' ');
+    std::bitset<256> indent_bytes;
+    indent_bytes.set(' ');
+    indent_bytes.set('\t');
+    auto indent = rule_of({{}});
+    for (int i = 0; i < 20; ++i)
+      indent = rule_of({{}, {g_.byte_set(indent_bytes), Grammar::rule(indent)}});
+    return rule_of({{}, {blank}, {g_.bytes('\n', '\n'), Grammar::rule(indent)}});
+  }
+
+  // `item` repeated `least` to `most` times (most < 0: no bound), `separator` between items.
+  RuleId repeat(const Symbols& item, const Symbols& separator, std::int64_t least, std::int64_t most,
+                const std::string& path) {
+    if (least > kMostRepeats || most > kMostRepeats)
+      fail(path, "repetition bounds above " + std::to_string(kMostRepeats) + " are not supported in guided decoding");
+    if (most >= 0 && most < least)
+      fail(path, "the upper bound is below the lower one");
+    RuleId rest; // what may follow the first `least` items (or the first item, when least is 0)
+    auto extra = most < 0 ? -1 : most - std::max<std::int64_t>(least, 1);
+    if (most < 0) {
+      rest = g_.add_rule();
+      g_.add_alternative(rest, {});
+      g_.add_alternative(rest, separator + item + Symbols{Grammar::rule(rest)});
+    } else {
+      rest = rule_of({{}});
+      for (std::int64_t i = 0; i < extra; ++i)
+        rest = rule_of({{}, separator + item + Symbols{Grammar::rule(rest)}});
+    }
+    Symbols required = item;
+    for (std::int64_t i = 1; i < least; ++i)
+      required = required + separator + item;
+    required.push_back(Grammar::rule(rest));
+    if (least > 0)
+      return rule_of({required});
+    if (most == 0)
+      return rule_of({{}});
+    return rule_of({{}, required});
+  }
+
+  RuleId reference(const Json& ref, const std::string& path) {
+    if (!ref.is_string())
+      fail(path + ".$ref", "expected a string");
+    auto target = ref.get<std::string>();
+    if (auto known = refs_.find(target); known != refs_.end())
+      return known->second;
+    std::string section, name;
+    for (std::string prefix : {"#/$defs/", "#/definitions/"})
+      if (target.rfind(prefix, 0) == 0) {
+        section = prefix.substr(2, prefix.size() - 3);
+        name = target.substr(prefix.size());
+      }
+    if (section.empty() || !root_.is_object() || !root_.contains(section) || !root_[section].is_object()
+        || !root_[section].contains(name))
+      fail(path + ".$ref", "'" + target + "' names no schema under $defs or definitions at the top of the schema");
+    // The rule exists before its body, so that a definition may refer to itself.
+    auto rule = g_.add_rule();
+    refs_[target] = rule;
+    g_.add_alternative(rule, {Grammar::rule(compile(root_[section][name], "$." + section + "." + name))});
+    return rule;
+  }
+
+  RuleId any_of(const Json& schema, const char* keyword, const std::string& path) {
+    const auto& options = schema[keyword];
+    if (!options.is_array() || options.empty())
+      fail(path + "." + keyword, "expected a non-empty array of schemas");
+    std::vector<Symbols> alternatives;
+    for (std::size_t i = 0; i < options.size(); ++i)
+      alternatives.push_back(
+        {Grammar::rule(compile(options[i], path + "." + keyword + "[" + std::to_string(i) + "]"))});
+    return rule_of(std::move(alternatives));
+  }
+
+  // The values in `values` that satisfy the schema's "type", each written as compact JSON.
+  RuleId literals(const std::vector<Json>& values, const Json& schema, const std::string& path) {
+    std::vector<Symbols> alternatives;
+    for (const auto& value : values)
+      if (!schema.contains("type") || has_type(value, schema["type"]))
+        alternatives.push_back(g_.literal(value.dump()));
+    if (alternatives.empty())
+      fail(path, "no value of its enum or const has its type");
+    return rule_of(std::move(alternatives));
+  }
+
+  static bool has_type(const Json& value, const Json& type) {
+    if (type.is_array()) {
+      for (const auto& one : type)
+        if (has_type(value, one))
+          return true;
+      return false;
+    }
+    auto name = type.is_string() ? type.get<std::string>() : "";
+    return (name == "object" && value.is_object()) || (name == "array" && value.is_array())
+      || (name == "string" && value.is_string()) || (name == "number" && value.is_number())
+      || (name == "integer" && (value.is_number_integer() || value.is_number_unsigned()))
+      || (name == "boolean" && value.is_boolean()) || (name == "null" && value.is_null());
+  }
+
+  static std::int64_t bound(const Json& schema, const char* keyword, std::int64_t otherwise, const std::string& path) {
+    if (!schema.contains(keyword))
+      return otherwise;
+    const auto& value = schema[keyword];
+    if (!value.is_number_integer() || value.get<std::int64_t>() < 0)
+      fail(path + "." + keyword, "expected a non-negative integer, got " + value.dump());
+    return value.get<std::int64_t>();
+  }
+
+  RuleId of_type(const std::string& type, const Json& schema, const std::string& path) {
+    if (type == "object")
+      return object(schema, path);
+    if (type == "array") {
+      auto item = schema.contains("items") ? compile(schema["items"], path + ".items") : any_value();
+      auto list = repeat({Grammar::rule(item), ws()}, Symbols{g_.bytes(',', ','), ws()},
+                         bound(schema, "minItems", 0, path), bound(schema, "maxItems", -1, path), path);
+      return rule_of({g_.literal("[") + Symbols{ws(), Grammar::rule(list)} + g_.literal("]")});
+    }
+    if (type == "string") {
+      if (!schema.contains("minLength") && !schema.contains("maxLength"))
+        return string();
+      auto characters = repeat({Grammar::rule(character())}, {}, bound(schema, "minLength", 0, path),
+                               bound(schema, "maxLength", -1, path), path);
+      return rule_of({g_.literal("\"") + Symbols{Grammar::rule(characters)} + g_.literal("\"")});
+    }
+    if (type == "number")
+      return number();
+    if (type == "integer")
+      return integer();
+    if (type == "boolean")
+      return rule_of({g_.literal("true"), g_.literal("false")});
+    if (type == "null")
+      return rule_of({g_.literal("null")});
+    fail(path + ".type", "unknown type '" + type + "'");
+  }
+
+  RuleId object(const Json& schema, const std::string& path) {
+    auto colon = Symbols{ws(), g_.bytes(':', ':'), ws()};
+    auto comma = Symbols{g_.bytes(',', ','), ws()};
+    if (!schema.contains("properties")) {
+      if (schema.contains("required") && !schema["required"].empty())
+        fail(path + ".required", "required fields need their \"properties\" in guided decoding");
+      const auto extra = schema.value("additionalProperties", Json(true));
+      if (extra == false)
+        return rule_of({g_.literal("{") + Symbols{ws()} + g_.literal("}")});
+      auto value = compile(extra, path + ".additionalProperties");
+      auto member = Symbols{Grammar::rule(string())} + colon + Symbols{Grammar::rule(value), ws()};
+      auto members = repeat(member, comma, 0, -1, path);
+      return rule_of({g_.literal("{") + Symbols{ws(), Grammar::rule(members)} + g_.literal("}")});
+    }
+    const auto& properties = schema["properties"];
+    if (!properties.is_object())
+      fail(path + ".properties", "expected an object of schemas");
+    // Required fields first, in the order "required" lists them (an array keeps its order; the keys
+    // of a parsed object do not), then the optional ones.
+    std::vector<std::pair<std::string, bool>> fields; // name, required
+    const auto required = schema.value("required", Json::array());
+    if (!required.is_array())
+      fail(path + ".required", "expected an array of field names");
+    for (const auto& name : required) {
+      if (!name.is_string() || !properties.contains(name.get<std::string>()))
+        fail(path + ".required", name.dump() + " is not one of the properties");
+      fields.emplace_back(name.get<std::string>(), true);
+    }
+    for (const auto& [name, sub] : properties.items())
+      if (std::find(required.begin(), required.end(), Json(name)) == required.end())
+        fields.emplace_back(name, false);
+    // first(i): fields i.. when none has been written yet; after(i): when one has (so a comma leads).
+    RuleId first = rule_of({{}}), after = rule_of({{}});
+    for (auto i = fields.size(); i-- > 0;) {
+      const auto& [name, is_required] = fields[i];
+      auto value = compile(properties[name], path + ".properties." + name);
+      auto member = g_.literal(Json(name).dump()) + colon + Symbols{Grammar::rule(value), ws()};
+      std::vector<Symbols> first_alternatives{member + Symbols{Grammar::rule(after)}};
+      std::vector<Symbols> after_alternatives{comma + member + Symbols{Grammar::rule(after)}};
+      if (!is_required) {
+        first_alternatives.push_back({Grammar::rule(first)});
+        after_alternatives.push_back({Grammar::rule(after)});
+      }
+      first = rule_of(std::move(first_alternatives));
+      after = rule_of(std::move(after_alternatives));
+    }
+    return rule_of({g_.literal("{") + Symbols{ws(), Grammar::rule(first)} + g_.literal("}")});
+  }
+
+  // -- JSON's own values, built once and shared --
+
+  RuleId any_value() {
+    if (value_)
+      return *value_;
+    value_ = g_.add_rule();
+    auto comma = Symbols{g_.bytes(',', ','), ws()};
+    auto member = Symbols{Grammar::rule(string()), ws(), g_.bytes(':', ':'), ws(), Grammar::rule(*value_), ws()};
+    auto members = repeat(member, comma, 0, -1, "$");
+    auto items = repeat({Grammar::rule(*value_), ws()}, comma, 0, -1, "$");
+    g_.add_alternative(*value_, g_.literal("{") + Symbols{ws(), Grammar::rule(members)} + g_.literal("}"));
+    g_.add_alternative(*value_, g_.literal("[") + Symbols{ws(), Grammar::rule(items)} + g_.literal("]"));
+    g_.add_alternative(*value_, {Grammar::rule(string())});
+    g_.add_alternative(*value_, {Grammar::rule(number())});
+    for (const char* word : {"true", "false", "null"})
+      g_.add_alternative(*value_, g_.literal(word));
+    return *value_;
+  }
+
+  RuleId string() {
+    if (!string_)
+      string_ = rule_of({g_.literal("\"") + Symbols{Grammar::rule(repeat({Grammar::rule(character())}, {}, 0, -1, "$"))}
+                         + g_.literal("\"")});
+    return *string_;
+  }
+
+  // One character of a JSON string: printable ASCII but '"' and '\', well-formed UTF-8 (what a JSON
+  // parser accepts), or an escape (\u of a lone surrogate left out: parsers refuse it).
+  RuleId character() {
+    if (character_)
+      return *character_;
+    std::bitset<256> plain;
+    for (unsigned byte = 0x20; byte < 0x80; ++byte)
+      if (byte != '"' && byte != '\\')
+        plain.set(byte);
+    std::bitset<256> escaped, hex, hex_not_d, leading_e;
+    for (char c : std::string("\"\\/bfnrt"))
+      escaped.set(static_cast<unsigned char>(c));
+    for (char c : std::string("0123456789abcdefABCDEF")) {
+      hex.set(static_cast<unsigned char>(c));
+      if (c != 'd' && c != 'D')
+        hex_not_d.set(static_cast<unsigned char>(c));
+    }
+    for (unsigned byte :
+         {0xE1u, 0xE2u, 0xE3u, 0xE4u, 0xE5u, 0xE6u, 0xE7u, 0xE8u, 0xE9u, 0xEAu, 0xEBu, 0xECu, 0xEEu, 0xEFu})
+      leading_e.set(byte);
+    auto tail = g_.bytes(0x80, 0xBF), h = g_.byte_set(hex);
+    std::vector<Symbols> alternatives{
+      {g_.byte_set(plain)},
+      {g_.bytes('\\', '\\'), g_.byte_set(escaped)},
+      {g_.bytes('\\', '\\'), g_.bytes('u', 'u'), g_.byte_set(hex_not_d), h, h, h},
+      {g_.bytes('\\', '\\'), g_.bytes('u', 'u'), g_.byte_set(std::bitset<256>().set('d').set('D')), g_.bytes('0', '7'),
+       h, h},
+      {g_.bytes(0xC2, 0xDF), tail},
+      {g_.bytes(0xE0, 0xE0), g_.bytes(0xA0, 0xBF), tail},
+      {g_.byte_set(leading_e), tail, tail},
+      {g_.bytes(0xED, 0xED), g_.bytes(0x80, 0x9F), tail},
+      {g_.bytes(0xF0, 0xF0), g_.bytes(0x90, 0xBF), tail, tail},
+      {g_.bytes(0xF1, 0xF3), tail, tail, tail},
+      {g_.bytes(0xF4, 0xF4), g_.bytes(0x80, 0x8F), tail, tail},
+    };
+    character_ = rule_of(std::move(alternatives));
+    return *character_;
+  }
+
+  // -?(0|[1-9][0-9]{0,17}): at most 18 digits, so that it parses as a 64-bit integer.
+  RuleId integer() {
+    if (integer_)
+      return *integer_;
+    auto digits = repeat({g_.bytes('0', '9')}, {}, 0, 17, "$");
+    auto magnitude = rule_of({g_.literal("0"), {g_.bytes('1', '9'), Grammar::rule(digits)}});
+    integer_ = rule_of({{Grammar::rule(magnitude)}, g_.literal("-") + Symbols{Grammar::rule(magnitude)}});
+    return *integer_;
+  }
+
+  RuleId number() {
+    if (number_)
+      return *number_;
+    auto fraction =
+      rule_of({{}, g_.literal(".") + Symbols{Grammar::rule(repeat({g_.bytes('0', '9')}, {}, 1, 16, "$"))}});
+    std::bitset<256> e, sign;
+    e.set('e').set('E');
+    sign.set('+').set('-');
+    auto exponent_digits = repeat({g_.bytes('0', '9')}, {}, 1, 2, "$");
+    auto exponent = rule_of({{},
+                             {g_.byte_set(e), Grammar::rule(exponent_digits)},
+                             {g_.byte_set(e), g_.byte_set(sign), Grammar::rule(exponent_digits)}});
+    number_ = rule_of({{Grammar::rule(integer()), Grammar::rule(fraction), Grammar::rule(exponent)}});
+    return *number_;
+  }
+
+  Grammar& g_;
+  const Json& root_;
+  RuleId ws_ = 0;
+  std::map<std::string, RuleId> refs_;
+  std::optional<RuleId> value_, string_, character_, integer_, number_;
+};
+
+} // namespace
+
+Grammar json_schema_grammar(const Json& schema) {
+  Grammar grammar;
+  SchemaCompiler compiler(grammar, schema);
+  auto root = compiler.compile(schema, "$");
+  grammar.finish(root);
+  return grammar;
+}
+
+Grammar choice_grammar(const std::vector<std::string>& choices) {
+  if (choices.empty())
+    throw std::invalid_argument("choice: expected at least one string to choose from");
+  Grammar grammar;
+  auto root = grammar.add_rule();
+  for (const auto& choice : choices)
+    grammar.add_alternative(root, grammar.literal(choice));
+  grammar.finish(root);
+  return grammar;
+}
+
+} // namespace chorus::models

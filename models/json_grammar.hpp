@@ -1,0 +1,30 @@
+// The grammars of guided decoding: JSON that satisfies a JSON Schema, or one of a list of strings.
+#pragma once
+
+#include <chorus/json.hpp>
+
+#include "models/grammar.hpp"
+
+#include <string>
+#include <vector>
+
+namespace chorus::models {
+
+/// The JSON texts that satisfy `schema`, written compactly or with a little whitespace (a space, or a
+/// newline and up to 20 spaces or tabs, between tokens). Understood: "type" (a name or a list),
+/// "enum", "const", "properties" with "required" and "additionalProperties", "items" with
+/// "minItems"/"maxItems", "minLength"/"maxLength", "anyOf"/"oneOf" (both as anyOf), "$ref" into
+/// "$defs"/"definitions"; annotations ("title", "description", ...) are ignored.
+///
+/// An object with "properties" has only those fields, the required ones always, in the order of
+/// "required" and then the rest in key order. Integers have at most 18 digits, a number's fraction at
+/// most 16 and its exponent at most 2, so that every text parses into a finite value of its type.
+/// @throws std::invalid_argument naming where in the schema ("$.properties.age") and the keyword or
+/// value that cannot be generated (e.g. "pattern", or a "required" field without a property).
+Grammar json_schema_grammar(const Json& schema);
+
+/// Exactly one of `choices` (at least one).
+/// @throws std::invalid_argument for an empty list.
+Grammar choice_grammar(const std::vector<std::string>& choices);
+
+} // namespace chorus::models
