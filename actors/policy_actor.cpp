@@ -61,6 +61,8 @@ std::vector<std::int64_t> stop_ids(const models::Pretrained& model) {
 }
 
 Generation finish(const models::Pretrained& model, PolicyState::Pending& pending, models::GeneratedSequence sequence) {
+  if (!sequence.error.empty())
+    throw std::runtime_error(sequence.error);
   Generation result;
   auto text = model.tokenizer->decode(sequence.tokens, /*skip_special=*/true);
   result.text = models::text_before_stop(text, pending.stop);

@@ -234,14 +234,26 @@ void ContinuousBatcher::sample_and_append(const torch::Tensor& logits, std::vect
       rows[i]->result.finish = FinishReason::stop; // its grammar allows nothing more, not even a stop token
     else
       done = append(*rows[i], chosen[i], logprob_values[row]);
-    if (!done && rows[i]->grammar && !rows[i]->request.options.grammar->advance(*rows[i]->grammar, chosen[i]))
-      throw std::logic_error("guided decoding drew token " + std::to_string(chosen[i]) + ", which its grammar refuses");
+    if (!done && rows[i]->grammar)
+      done = !advance_grammar(*rows[i], chosen[i]);
     if (done) {
       finished.push_back({rows[i]->id, std::move(rows[i]->result)});
       free_slots_.push_back(rows[i]->slot);
       rows[i]->slot = -1; // marks it for removal
     }
   }
+}
+
+bool ContinuousBatcher::advance_grammar(Sequence& sequence, std::int64_t token) {
+  try {
+    if (sequence.request.options.grammar->advance(*sequence.grammar, token))
+      return true;
+    sequence.result.error = "guided decoding drew token " + std::to_string(token) + ", which its grammar refuses";
+  } catch (const std::exception& error) {
+    sequence.result.error = std::string("guided decoding: ") + error.what();
+  }
+  sequence.result.finish = FinishReason::stop;
+  return false;
 }
 
 std::vector<bool> ContinuousBatcher::apply_grammars(torch::Tensor& samplable, const torch::Tensor& logits32,
@@ -258,9 +270,16 @@ std::vector<bool> ContinuousBatcher::apply_grammars(torch::Tensor& samplable, co
       continue;
     const auto& options = rows[i]->request.options;
     const auto& state = *rows[i]->grammar;
-    auto mask = options.grammar->allowed(state);
-    const auto known = std::min(vocab, options.grammar->vocabulary().size());
     bool* row = data + static_cast<std::int64_t>(i) * vocab;
+    std::shared_ptr<const TokenMask> mask;
+    try {
+      mask = options.grammar->allowed(state);
+    } catch (const std::exception& error) { // this row's grammar only: the others carry on
+      rows[i]->result.error = std::string("guided decoding: ") + error.what();
+      exhausted[i] = true;
+      continue; // what it draws is dropped
+    }
+    const auto known = std::min(vocab, options.grammar->vocabulary().size());
     bool any_text = false;
     for (std::int64_t token = 0; token < vocab; ++token) {
       bool allowed = token < known && allows(*mask, token);

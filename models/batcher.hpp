@@ -89,6 +89,8 @@ private:
   // allowed tokens are stop tokens (they are drawn even before min_new_tokens).
   std::vector<bool> apply_grammars(torch::Tensor& samplable, const torch::Tensor& logits32,
                                    const std::vector<Sequence*>& rows, std::vector<bool>& exhausted);
+  // Moves the sequence's grammar past `token`; false (the sequence ends, its error said) if it fails.
+  bool advance_grammar(Sequence& sequence, std::int64_t token);
   // Picks each row's next token from `logits` [rows, vocab] and appends it; moves finished ones out.
   void sample_and_append(const torch::Tensor& logits, std::vector<Sequence*>& rows, std::vector<Finished>& finished);
   void admit(std::vector<Finished>& finished);

@@ -65,6 +65,9 @@ struct GeneratedSequence {
   /// at its position, most likely first; else empty.
   std::vector<std::vector<std::pair<std::int64_t, float>>> top_logprobs;
   FinishReason finish = FinishReason::length;
+  /// Why the sequence was ended short (its grammar could not go on: SamplingOptions::grammar), or
+  /// empty. Its tokens so far are kept; the sequences beside it are not affected.
+  std::string error;
 };
 
 /// Called after each generated token with the row and its tokens so far; returning true ends the

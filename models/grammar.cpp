@@ -71,9 +71,14 @@ GrammarMatcher::GrammarMatcher(const Grammar& grammar) : grammar_(&grammar) {
 }
 
 void GrammarMatcher::expand(Stack stack, std::vector<Stack>& out, std::size_t depth) const {
-  // A grammar that opens rules without end before any byte (left recursion) would never return.
+  // A grammar that opens rules without end before any byte (left recursion) would never return, and
+  // one ambiguous enough (alternatives inside alternatives that start alike) would multiply the
+  // stacks without bound.
   if (depth > 10'000)
     throw std::logic_error("Grammar: a rule opens itself before matching any byte (left recursion)");
+  if (out.size() > kMostStacks)
+    throw std::length_error("the grammar is too ambiguous here: more than " + std::to_string(kMostStacks)
+                            + " ways to read the text so far");
   const auto& elements = grammar_->elements_;
   while (!stack.empty()) {
     auto position = stack.back();

@@ -77,6 +77,7 @@ public:
   explicit GrammarMatcher(const Grammar& grammar);
 
   /// Consumes `byte`; false (and the state unchanged) if the grammar does not allow it here.
+  /// @throws std::length_error (as the constructor) past kMostStacks ways to read the text.
   bool advance(unsigned char byte);
   /// Consumes `bytes` in order; false (and the state unchanged) if any is not allowed.
   bool advance(std::string_view bytes);
@@ -87,6 +88,9 @@ public:
   std::bitset<256> next_bytes() const;
   /// A key equal for two matchers of one grammar exactly when their states are equal.
   std::string state_key() const;
+
+  /// The most parse stacks a state may hold (a grammar with more is refused where it gets there).
+  static constexpr std::size_t kMostStacks = 1024;
 
 private:
   using Stack = std::vector<std::uint32_t>;

@@ -28,6 +28,11 @@ std::shared_ptr<const TokenGrammar> GuidedGrammars::grammar_for(const SamplingPa
   if (grammars_.size() >= kMostKeptGrammars)
     grammars_.clear();
   auto compiled = std::make_shared<const TokenGrammar>(std::move(grammar), vocabulary_);
+  try {
+    compiled->start();
+  } catch (const std::length_error& error) {
+    throw std::invalid_argument(std::string("guided decoding: ") + error.what());
+  }
   grammars_.emplace(std::move(text), compiled);
   return compiled;
 }

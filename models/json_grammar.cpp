@@ -30,6 +30,21 @@ public:
   }
 
   RuleId compile(const Json& schema, const std::string& path) {
+    // Schemas come from HTTP clients too: their nesting is this recursion's, their size the grammar's.
+    if (depth_ >= kDeepest)
+      fail(path, "schemas nested deeper than " + std::to_string(kDeepest) + " are not supported in guided decoding");
+    if (g_.rule_count() > kMostRules)
+      fail(path,
+           "the schema makes a grammar of more than " + std::to_string(kMostRules)
+             + " rules (lower its minItems, maxItems, minLength or maxLength)");
+    ++depth_;
+    auto rule = compile_nested(schema, path);
+    --depth_;
+    return rule;
+  }
+
+private:
+  RuleId compile_nested(const Json& schema, const std::string& path) {
     if (schema.is_boolean()) {
       if (!schema.get<bool>())
         fail(path, "the schema false allows no value");
@@ -89,7 +104,6 @@ public:
     return rule;
   }
 
-private:
   [[noreturn]] static void fail(const std::string& path, const std::string& what) {
     throw std::invalid_argument(path + ": " + what);
   }
@@ -381,8 +395,12 @@ private:
     return *number_;
   }
 
+  static constexpr int kDeepest = 64;
+  static constexpr std::size_t kMostRules = 100'000;
+
   Grammar& g_;
   const Json& root_;
+  int depth_ = 0;
   RuleId ws_ = 0;
   std::map<std::string, RuleId> refs_;
   std::optional<RuleId> value_, string_, character_, integer_, number_;

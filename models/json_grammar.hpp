@@ -20,7 +20,8 @@ namespace chorus::models {
 /// "required" and then the rest in key order. Integers have at most 18 digits, a number's fraction at
 /// most 16 and its exponent at most 2, so that every text parses into a finite value of its type.
 /// @throws std::invalid_argument naming where in the schema ("$.properties.age") and the keyword or
-/// value that cannot be generated (e.g. "pattern", or a "required" field without a property).
+/// value that cannot be generated (e.g. "pattern", or a "required" field without a property), and
+/// for a schema nested deeper than 64, a bound above 1,000 or a grammar of more than 100,000 rules.
 Grammar json_schema_grammar(const Json& schema);
 
 /// Exactly one of `choices` (at least one).

@@ -195,6 +195,36 @@ TEST(JsonSchemaGrammar, RefusesWhatItCannotGenerateNamingWhere) {
   EXPECT_EQ(refusal(R"({"type": "object", "properties": {"a": {"type": "string"}}, "title": "ok"})"), "(accepted)");
 }
 
+TEST(JsonSchemaGrammar, BoundsWhatAClientsSchemaCanCost) {
+  // Nesting: the compiler's recursion.
+  Json deep = {{"type", "string"}};
+  for (int i = 0; i < 100; ++i)
+    deep = {{"type", "array"}, {"items", deep}};
+  try {
+    json_schema_grammar(deep);
+    ADD_FAILURE() << "a schema nested 100 deep was accepted";
+  } catch (const std::invalid_argument& error) {
+    EXPECT_NE(std::string(error.what()).find("schemas nested deeper than 64"), std::string::npos) << error.what();
+  }
+  // Size: every bounded repetition is rules.
+  Json wide = {{"type", "object"}, {"properties", Json::object()}};
+  for (int i = 0; i < 120; ++i)
+    wide["properties"]["f" + std::to_string(i)] = {{"type", "string"}, {"maxLength", 1000}};
+  try {
+    json_schema_grammar(wide);
+    ADD_FAILURE() << "a schema of 120,000 rules was accepted";
+  } catch (const std::invalid_argument& error) {
+    EXPECT_NE(std::string(error.what()).find("more than 100000 rules"), std::string::npos) << error.what();
+  }
+  // Ambiguity: options inside options that begin alike multiply the ways to read a text; past
+  // kMostStacks the matcher refuses instead of growing without bound.
+  Json ambiguous = {{"type", "string"}};
+  for (int i = 0; i < 12; ++i)
+    ambiguous = {{"anyOf", {ambiguous, ambiguous}}};
+  auto grammar = json_schema_grammar(ambiguous);
+  EXPECT_THROW(GrammarMatcher{grammar}, std::length_error);
+}
+
 TEST(ChoiceGrammar, AcceptsExactlyTheChoices) {
   auto grammar = choice_grammar({"yes", "no", "yes, but"});
   EXPECT_TRUE(accepts(grammar, "yes"));

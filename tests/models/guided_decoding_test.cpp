@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 
 using namespace chorus::models;
 using chorus::Json;
@@ -176,4 +177,37 @@ TEST(GuidedDecoding, AChoiceIsWrittenWholeAndThenEnds) {
   EXPECT_NE(std::find(choices.begin(), choices.end(), text), choices.end()) << text;
   EXPECT_EQ(bare.finish, FinishReason::stop);
   EXPECT_EQ(bare.tokens.size(), text.size());
+}
+
+TEST(GuidedDecoding, AGrammarThatCannotGoOnEndsItsSequenceWithAnErrorAndNoOther) {
+  // S ::= "a" S "b" | "a" S "c" | "z": after n a's there are 2^n ways to close, so within a dozen
+  // a's the matcher gives up. The guided row is pushed to write a's; the row beside it must not notice.
+  Grammar ambiguous;
+  auto s = ambiguous.add_rule();
+  ambiguous.add_alternative(s, {ambiguous.bytes('a', 'a'), Grammar::rule(s), ambiguous.bytes('b', 'b')});
+  ambiguous.add_alternative(s, {ambiguous.bytes('a', 'a'), Grammar::rule(s), ambiguous.bytes('c', 'c')});
+  ambiguous.add_alternative(s, ambiguous.literal("z"));
+  ambiguous.finish(s);
+  ByteTokenizer tokenizer;
+  auto model = test::random_model(byte_model_config(), 6);
+  SamplingOptions plain{.temperature = 0.0, .max_new_tokens = 30, .stop_token_ids = kStops};
+  const std::vector<std::int64_t> prompt{ByteTokenizer::kImStart, 'g', 'o'};
+  auto alone = generate(model, {prompt}, plain)[0];
+  auto guided = plain;
+  guided.grammar = token_grammar(std::move(ambiguous), tokenizer);
+  guided.logit_bias = {{'a', 1e4f}};
+  ContinuousBatcher batcher(model, 4, 256);
+  auto guided_id = batcher.add({prompt, guided, {}});
+  auto plain_id = batcher.add({prompt, plain, {}});
+  std::map<ContinuousBatcher::Id, GeneratedSequence> results;
+  while (!batcher.idle())
+    for (auto& finished : batcher.step())
+      results[finished.id] = std::move(finished.sequence);
+  const auto& failed = results.at(guided_id);
+  EXPECT_NE(failed.error.find("guided decoding: the grammar is too ambiguous here"), std::string::npos) << failed.error;
+  auto text = text_of(tokenizer, failed);
+  EXPECT_GE(text.size(), 5u);
+  EXPECT_EQ(text, std::string(text.size(), 'a'));
+  EXPECT_EQ(results.at(plain_id).tokens, alone.tokens);
+  EXPECT_TRUE(results.at(plain_id).error.empty());
 }
