@@ -21,7 +21,7 @@ namespace nlohmann {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, json& x) {
-  std::string text = x.is_null() ? std::string() : x.dump();
+  std::string text = x.is_null() ? std::string() : x.dump(-1, ' ', false, json::error_handler_t::replace);
   auto parse = caf::meta::load_callback([&]() -> caf::error {
     x = text.empty() ? json() : json::parse(text, nullptr, /*allow_exceptions=*/false);
     return caf::none;

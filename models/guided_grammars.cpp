@@ -19,7 +19,7 @@ std::shared_ptr<const TokenGrammar> GuidedGrammars::grammar_for(const SamplingPa
   if (schema && !params.choice.empty())
     throw std::invalid_argument("guided decoding: ask for json_schema or choice, not both");
   Json key = schema ? Json{{"json_schema", params.json_schema}} : Json{{"choice", params.choice}};
-  auto text = key.dump();
+  auto text = key.dump(-1, ' ', false, Json::error_handler_t::replace);
   if (auto known = grammars_.find(text); known != grammars_.end())
     return known->second;
   auto grammar = schema ? json_schema_grammar(params.json_schema) : choice_grammar(params.choice);

@@ -51,7 +51,7 @@ private:
       return any_value();
     }
     if (!schema.is_object())
-      fail(path, "expected a schema (an object), got " + schema.dump());
+      fail(path, "expected a schema (an object), got " + shown(schema));
     static const std::set<std::string> understood = {
       "type",  "enum",     "const",    "properties", "required",  "additionalProperties",
       "items", "minItems", "maxItems", "minLength",  "maxLength", "anyOf",
@@ -92,11 +92,11 @@ private:
     } else if (schema["type"].is_array() && !schema["type"].empty()) {
       for (const auto& type : schema["type"]) {
         if (!type.is_string())
-          fail(path + ".type", "expected type names, got " + type.dump());
+          fail(path + ".type", "expected type names, got " + shown(type));
         types.push_back(type.get<std::string>());
       }
     } else {
-      fail(path + ".type", "expected a type name or a list of them, got " + schema["type"].dump());
+      fail(path + ".type", "expected a type name or a list of them, got " + shown(schema["type"]));
     }
     auto rule = g_.add_rule();
     for (const auto& type : types)
@@ -106,6 +106,20 @@ private:
 
   [[noreturn]] static void fail(const std::string& path, const std::string& what) {
     throw std::invalid_argument(path + ": " + what);
+  }
+
+  // A value as an error message shows it (text that is not UTF-8 as U+FFFD).
+  static std::string shown(const Json& value) {
+    return value.dump(-1, ' ', false, Json::error_handler_t::replace);
+  }
+
+  // A value as the model must write it: compact JSON, its text's bytes as they are.
+  static std::string exact_text(const Json& value, const std::string& path) {
+    try {
+      return value.dump();
+    } catch (const Json::type_error&) {
+      fail(path, "holds text that is not UTF-8: " + shown(value));
+    }
   }
 
   RuleId rule_of(std::vector<Symbols> alternatives) {
@@ -199,7 +213,7 @@ private:
     std::vector<Symbols> alternatives;
     for (const auto& value : values)
       if (!schema.contains("type") || has_type(value, schema["type"]))
-        alternatives.push_back(g_.literal(value.dump()));
+        alternatives.push_back(g_.literal(exact_text(value, path)));
     if (alternatives.empty())
       fail(path, "no value of its enum or const has its type");
     return rule_of(std::move(alternatives));
@@ -224,7 +238,7 @@ private:
       return otherwise;
     const auto& value = schema[keyword];
     if (!value.is_number_integer() || value.get<std::int64_t>() < 0)
-      fail(path + "." + keyword, "expected a non-negative integer, got " + value.dump());
+      fail(path + "." + keyword, "expected a non-negative integer, got " + shown(value));
     return value.get<std::int64_t>();
   }
 
@@ -280,7 +294,7 @@ private:
       fail(path + ".required", "expected an array of field names");
     for (const auto& name : required) {
       if (!name.is_string() || !properties.contains(name.get<std::string>()))
-        fail(path + ".required", name.dump() + " is not one of the properties");
+        fail(path + ".required", shown(name) + " is not one of the properties");
       fields.emplace_back(name.get<std::string>(), true);
     }
     for (const auto& [name, sub] : properties.items())
@@ -291,7 +305,8 @@ private:
     for (auto i = fields.size(); i-- > 0;) {
       const auto& [name, is_required] = fields[i];
       auto value = compile(properties[name], path + ".properties." + name);
-      auto member = g_.literal(Json(name).dump()) + colon + Symbols{Grammar::rule(value), ws()};
+      auto member =
+        g_.literal(exact_text(Json(name), path + ".properties")) + colon + Symbols{Grammar::rule(value), ws()};
       std::vector<Symbols> first_alternatives{member + Symbols{Grammar::rule(after)}};
       std::vector<Symbols> after_alternatives{comma + member + Symbols{Grammar::rule(after)}};
       if (!is_required) {

@@ -79,7 +79,7 @@ std::string cache_key(const std::vector<ChatMessage>& prompt, const SamplingPara
     key += '\x1f' + stop;
   for (const auto& [token, bias] : s.logit_bias)
     key += '\x1d' + std::to_string(token) + ':' + std::to_string(bias);
-  key += '\x1c' + s.json_schema.dump();
+  key += '\x1c' + s.json_schema.dump(-1, ' ', false, Json::error_handler_t::replace);
   for (const auto& choice : s.choice)
     key += '\x1f' + choice;
   return key;

@@ -193,6 +193,12 @@ TEST(JsonSchemaGrammar, RefusesWhatItCannotGenerateNamingWhere) {
   EXPECT_EQ(refusal("false"), "$: the schema false allows no value");
   EXPECT_EQ(refusal(R"({"anyOf": []})"), "$.anyOf: expected a non-empty array of schemas");
   EXPECT_EQ(refusal(R"({"type": "object", "properties": {"a": {"type": "string"}}, "title": "ok"})"), "(accepted)");
+  try { // a schema built in code can hold bytes that are not UTF-8, which no JSON text may
+    json_schema_grammar(Json{{"enum", {std::string("a\xff")}}});
+    ADD_FAILURE() << "an enum value that is not UTF-8 was accepted";
+  } catch (const std::invalid_argument& error) {
+    EXPECT_EQ(std::string(error.what()), "$: holds text that is not UTF-8: \"a\xef\xbf\xbd\"");
+  }
 }
 
 TEST(JsonSchemaGrammar, BoundsWhatAClientsSchemaCanCost) {
