@@ -260,17 +260,20 @@ std::vector<bool> ContinuousBatcher::apply_grammars(torch::Tensor& samplable, co
                                                     const std::vector<Sequence*>& rows, std::vector<bool>& exhausted) {
   std::vector<bool> only_stops(rows.size(), false);
   exhausted.assign(rows.size(), false);
-  if (std::none_of(rows.begin(), rows.end(), [](const Sequence* row) { return row->grammar.has_value(); }))
+  std::vector<std::int64_t> guided; // the rows with a grammar: only they get a mask
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    if (rows[i]->grammar)
+      guided.push_back(static_cast<std::int64_t>(i));
+  if (guided.empty())
     return only_stops;
   const auto vocab = logits32.size(1);
-  auto banned = torch::zeros({static_cast<std::int64_t>(rows.size()), vocab}, torch::kBool);
+  auto banned = torch::zeros({static_cast<std::int64_t>(guided.size()), vocab}, torch::kBool);
   auto* data = banned.data_ptr<bool>();
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    if (!rows[i]->grammar)
-      continue;
+  for (std::size_t k = 0; k < guided.size(); ++k) {
+    const auto i = static_cast<std::size_t>(guided[k]);
     const auto& options = rows[i]->request.options;
     const auto& state = *rows[i]->grammar;
-    bool* row = data + static_cast<std::int64_t>(i) * vocab;
+    bool* row = data + static_cast<std::int64_t>(k) * vocab;
     std::shared_ptr<const TokenMask> mask;
     try {
       mask = options.grammar->allowed(state);
@@ -300,7 +303,9 @@ std::vector<bool> ContinuousBatcher::apply_grammars(torch::Tensor& samplable, co
     if (exhausted[i])
       std::fill(row, row + vocab, false); // what it draws is dropped
   }
-  samplable = samplable.masked_fill(banned.to(device_), -std::numeric_limits<float>::infinity());
+  auto index = int64_tensor(guided, device_);
+  samplable = samplable.index_copy(
+    0, index, samplable.index_select(0, index).masked_fill(banned.to(device_), -std::numeric_limits<float>::infinity()));
   return only_stops;
 }
 
