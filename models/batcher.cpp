@@ -305,7 +305,8 @@ std::vector<bool> ContinuousBatcher::apply_grammars(torch::Tensor& samplable, co
   }
   auto index = int64_tensor(guided, device_);
   samplable = samplable.index_copy(
-    0, index, samplable.index_select(0, index).masked_fill(banned.to(device_), -std::numeric_limits<float>::infinity()));
+    0, index,
+    samplable.index_select(0, index).masked_fill(banned.to(device_), -std::numeric_limits<float>::infinity()));
   return only_stops;
 }
 
