@@ -389,6 +389,25 @@ struct TemplatedJudge : Grader::Impl {
       + ", or null if the criterion does not apply).";
   }
 
+  // The answer's form as a schema, for guided decoding: the reasoning comes first ("required"'s order);
+  // on a scale of whole numbers (3 to 101 of them: 1-5, 0-10) the score is one of them, else any number.
+  Json answer_schema() const {
+    Json score = {{"anyOf", {{{"type", "number"}}, {{"type", "null"}}, {{"enum", {"NA"}}}}}};
+    const auto low = options.min_score, high = options.max_score;
+    if (low == std::floor(low) && high == std::floor(high) && high - low >= 2 && high - low <= 100) {
+      Json values = Json::array();
+      for (auto value = low; value <= high; ++value)
+        values.push_back(static_cast<std::int64_t>(value));
+      values.push_back(nullptr);
+      values.push_back("NA");
+      score = {{"enum", values}};
+    }
+    return {{"type", "object"},
+            {"properties", {{options.reasoning_field, {{"type", "string"}}}, {options.score_field, score}}},
+            {"required", {options.reasoning_field, options.score_field}},
+            {"additionalProperties", false}};
+  }
+
   std::optional<Grade> interpret(const std::string& reply) const {
     auto value = parse_json_reply(reply);
     Json schema = {{"type", "object"},
@@ -421,8 +440,11 @@ struct TemplatedJudge : Grader::Impl {
       co_return ignored;
     }
     std::vector<ChatMessage> prompt{{"system", *system}, {"user", *user + "\n\n" + answer_form()}};
+    auto sampling = options.sampling;
+    if (options.guided)
+      sampling.json_schema = answer_schema();
     co_return co_await ask_until_parsed(
-      ask, options.sampling, std::move(prompt), [this](const std::string& reply) { return interpret(reply); },
+      ask, std::move(sampling), std::move(prompt), [this](const std::string& reply) { return interpret(reply); },
       "That answer is not usable. " + answer_form(), options.max_parsing_retries);
   }
 };

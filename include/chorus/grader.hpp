@@ -420,6 +420,11 @@ struct TemplatedJudgeOptions {
   /// Times the judge is asked again, shown its answer and what is wrong with it, when the answer is
   /// not such a JSON object; after them the sample is ignored (counted as unparseable).
   int max_parsing_retries = 2;
+  /// Guided decoding: the judge's answer is drawn to be that JSON object (reasoning_field first, then
+  /// score_field: one of the scale's whole numbers when both ends are whole and 2 to 100 apart (1-5,
+  /// 0-10), else any number; or null or "NA"), so it always parses; only an answer cut by max_tokens
+  /// (or a number off the scale) is asked again. An endpoint judge gets it as response_format.
+  bool guided = false;
 };
 
 /// A judge whose prompt the recipe writes: `system_template` and `user_template` with the sample

@@ -174,6 +174,41 @@ TEST(Graders, AJudgeGraderAsksARealJudgeModel) {
   }());
 }
 
+// A guided templated judge: even an untrained model's answers are the JSON object asked for, so they
+// parse at the first attempt (unless max_tokens cuts one); unguided, it never writes one.
+TEST(Graders, AGuidedTemplatedJudgeAnswersInItsForm) {
+  Runtime runtime;
+  RecipeContext ctx(runtime, "test", std::filesystem::path(::testing::TempDir()) / "guided_judge", MetricsLogger(),
+                    spdlog::default_logger());
+  runtime.run([&]() -> Task<void> {
+    auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(ctx, {.kv_cache_len = 1536});
+    auto judge = co_await builder.spawn_inference("judge");
+    TemplatedJudgeOptions options{.grader_key = "faithful",
+                                  .user_template = "Question: {{prompt}}\nAnswer: {{completion}}\nIs it right?",
+                                  .model = judge,
+                                  .max_score = 10,
+                                  .sampling = {.temperature = 1.0, .max_tokens = 700, .seed = 3},
+                                  .max_parsing_retries = 0,
+                                  .guided = true};
+    TemplatedJudgeGrader guided(options);
+    int first_time = 0;
+    for (int i = 0; i < 6; ++i) {
+      auto grade = co_await guided.grade(answer("It is " + std::to_string(i) + "."));
+      first_time += grade.unparseable == 0;
+      if (grade.unparseable == 0 && !grade.ignored) {
+        EXPECT_GE(grade.score, 0.0);
+        EXPECT_LE(grade.score, 1.0);
+      }
+    }
+    // Only an answer that max_tokens cuts is asked again: most are not.
+    EXPECT_GE(first_time, 4);
+    options.guided = false;
+    options.sampling.max_tokens = 64;
+    auto unguided = co_await TemplatedJudgeGrader(options).grade(answer("It is 1."));
+    EXPECT_EQ(unguided.unparseable, 1);
+  }());
+}
+
 // scoring = "logprobs": the expectation of the scale's numbers under the judge's next-token
 // probabilities after its reasoning, a number between the scale's ends rather than one of them.
 TEST(Graders, ARangeJudgeCanScoreByItsProbabilitiesOverTheScale) {

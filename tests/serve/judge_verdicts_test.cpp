@@ -217,6 +217,25 @@ TEST(TemplatedJudge, NullScoresAndMissingMetadataIgnoreTheSample) {
   EXPECT_EQ(ignored.unparseable, 2);
 }
 
+TEST(TemplatedJudge, AGuidedJudgeSendsTheAnswersSchema) {
+  ScriptedEndpoint endpoint(replies({R"({"reasoning": "fine", "score": 0.5})"}));
+  TemplatedJudgeGrader judge({.user_template = "{{completion}}", .endpoint = endpoint.endpoint(), .guided = true});
+  auto grade = run(judge, {{{"user", "q"}}, "a", Json::object()});
+  EXPECT_DOUBLE_EQ(grade.score, 0.5);
+  auto format = nlohmann::json::parse(endpoint.bodies()[0])["response_format"];
+  EXPECT_EQ(format["type"], "json_schema");
+  EXPECT_EQ(format["json_schema"]["strict"], true);
+  EXPECT_EQ(format["json_schema"]["schema"]["required"], Json({"reasoning", "score"}));
+  EXPECT_EQ(format["json_schema"]["schema"]["additionalProperties"], false);
+  EXPECT_TRUE(format["json_schema"]["schema"]["properties"]["score"].contains("anyOf")); // 0-1: any number
+  ScriptedEndpoint five(replies({R"({"reasoning": "fine", "score": 4})"}));
+  TemplatedJudgeGrader on_five(
+    {.user_template = "{{completion}}", .endpoint = five.endpoint(), .min_score = 1, .max_score = 5, .guided = true});
+  EXPECT_DOUBLE_EQ(run(on_five, {{{"user", "q"}}, "a", Json::object()}).score, 0.75);
+  EXPECT_EQ(nlohmann::json::parse(five.bodies()[0])["response_format"]["json_schema"]["schema"]["properties"]["score"],
+            Json::parse(R"({"enum": [1, 2, 3, 4, 5, null, "NA"]})"));
+}
+
 TEST(TemplatedJudge, BadTemplatesAndJudgesAreConfigErrors) {
   ScriptedEndpoint endpoint(replies({"{}"}));
   auto error = [&](TemplatedJudgeOptions options) {
