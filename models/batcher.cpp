@@ -222,7 +222,7 @@ void ContinuousBatcher::sample_and_append(const torch::Tensor& logits, std::vect
   for (std::size_t i = 0; i < rows.size(); ++i) {
     auto row = static_cast<std::int64_t>(i);
     if (auto wanted = std::min(rows[i]->request.options.top_logprobs, std::min(limits[i], most_alternatives));
-        wanted > 0) {
+        wanted > 0 && !exhausted[i]) {
       auto values = top_values.accessor<float, 2>();
       auto ids = top_ids.accessor<std::int64_t, 2>();
       auto& alternatives = rows[i]->result.top_logprobs.emplace_back();
@@ -289,10 +289,9 @@ std::vector<bool> ContinuousBatcher::apply_grammars(torch::Tensor& samplable, co
       row[token] = !allowed;
       any_text = any_text || allowed;
     }
-    // A stop token where the sentence may end, or where nothing else may come (a vocabulary that
-    // cannot spell what the grammar needs: the sequence ends short rather than fails).
+    // A stop token where the sentence may end.
     bool any_stop = false;
-    if (state.accepting() || !any_text)
+    if (state.accepting())
       for (auto id : options.stop_token_ids)
         if (id >= 0 && id < vocab) {
           row[id] = false;
@@ -300,6 +299,8 @@ std::vector<bool> ContinuousBatcher::apply_grammars(torch::Tensor& samplable, co
         }
     only_stops[i] = !any_text;
     exhausted[i] = !any_text && !any_stop;
+    if (exhausted[i] && !state.accepting()) // a vocabulary that cannot spell what the grammar needs next
+      rows[i]->result.error = "guided decoding: no token of the vocabulary continues the grammar here";
     if (exhausted[i])
       std::fill(row, row + vocab, false); // what it draws is dropped
   }

@@ -15,6 +15,7 @@ Grammar::RuleId Grammar::add_rule() {
 void Grammar::add_alternative(RuleId rule, std::vector<Symbol> symbols) {
   if (finished_ || rule >= rules_.size())
     throw std::logic_error("Grammar: add_alternative to no rule, or after finish");
+  symbol_count_ += symbols.size();
   rules_[rule].push_back(std::move(symbols));
 }
 
@@ -39,6 +40,63 @@ std::vector<Grammar::Symbol> Grammar::literal(std::string_view text) {
   return symbols;
 }
 
+namespace {
+
+// Throws if a rule of `rules` can reach itself through rules that begin its alternatives (after
+// rules that may match nothing): the matcher would open it for ever.
+void refuse_left_recursion(const std::vector<std::vector<std::vector<Grammar::Symbol>>>& rules) {
+  // Which rules can match nothing, to a fixed point.
+  std::vector<bool> nullable(rules.size(), false);
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (std::size_t r = 0; r < rules.size(); ++r)
+      if (!nullable[r])
+        for (const auto& alternative : rules[r])
+          if (std::all_of(alternative.begin(), alternative.end(),
+                          [&](const Grammar::Symbol& s) { return s.is_rule && nullable[s.index]; })) {
+            nullable[r] = changed = true;
+            break;
+          }
+  }
+  // The rules each rule opens before any byte, then a search for a cycle among them.
+  std::vector<std::vector<std::uint32_t>> opens(rules.size());
+  for (std::size_t r = 0; r < rules.size(); ++r)
+    for (const auto& alternative : rules[r])
+      for (const auto& symbol : alternative) {
+        if (!symbol.is_rule)
+          break;
+        opens[r].push_back(symbol.index);
+        if (!nullable[symbol.index])
+          break;
+      }
+  enum : std::uint8_t { unseen, open, done };
+  std::vector<std::uint8_t> mark(rules.size(), unseen);
+  for (std::size_t start = 0; start < rules.size(); ++start) {
+    if (mark[start] != unseen)
+      continue;
+    std::vector<std::pair<std::uint32_t, std::size_t>> path{{static_cast<std::uint32_t>(start), 0}};
+    mark[start] = open;
+    while (!path.empty()) {
+      auto& [rule, next] = path.back();
+      if (next == opens[rule].size()) {
+        mark[rule] = done;
+        path.pop_back();
+        continue;
+      }
+      auto target = opens[rule][next++];
+      if (mark[target] == open)
+        throw std::invalid_argument("Grammar: rule " + std::to_string(target)
+                                    + " can reach itself before matching any byte (left recursion)");
+      if (mark[target] == unseen) {
+        mark[target] = open;
+        path.emplace_back(target, 0);
+      }
+    }
+  }
+}
+
+} // namespace
+
 void Grammar::finish(RuleId root) {
   if (root >= rules_.size())
     throw std::invalid_argument("Grammar: the root is not a rule");
@@ -58,6 +116,9 @@ void Grammar::finish(RuleId root) {
       elements_.push_back({Element::end, 0});
     }
   }
+  refuse_left_recursion(rules_);
+  rules_.clear(); // matching needs only the laid-out elements
+  rules_.shrink_to_fit();
   finished_ = true;
 }
 

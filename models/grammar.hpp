@@ -37,7 +37,8 @@ public:
   RuleId add_rule();
   void add_alternative(RuleId rule, std::vector<Symbol> symbols);
   /// Makes `root` the start rule and lays the rules out for matching; nothing may be added after.
-  /// @throws std::invalid_argument for a rule without alternatives or a reference to no rule.
+  /// @throws std::invalid_argument for a rule without alternatives, a reference to no rule, or left
+  /// recursion (a rule that can reach itself before matching a byte).
   void finish(RuleId root);
 
   /// Symbols matching one byte of a class: a range, a set, or the bytes of a literal in order.
@@ -51,12 +52,16 @@ public:
   std::size_t rule_count() const {
     return rules_.size();
   }
+  std::size_t symbol_count() const {
+    return symbol_count_;
+  }
 
 private:
   friend class GrammarMatcher;
 
   std::vector<std::bitset<256>> classes_;
-  std::vector<std::vector<std::vector<Symbol>>> rules_;
+  std::vector<std::vector<std::vector<Symbol>>> rules_; // until finish
+  std::size_t symbol_count_ = 0;
   RuleId root_ = 0;
 
   // The rules laid out for matching (by finish): each alternative's symbols followed by an end

@@ -18,8 +18,10 @@ std::shared_ptr<const TokenGrammar> GuidedGrammars::grammar_for(const SamplingPa
     return nullptr;
   if (schema && !params.choice.empty())
     throw std::invalid_argument("guided decoding: ask for json_schema or choice, not both");
-  Json key = schema ? Json{{"json_schema", params.json_schema}} : Json{{"choice", params.choice}};
-  auto text = key.dump(-1, ' ', false, Json::error_handler_t::replace);
+  // A schema whose text is not UTF-8 never compiles; choices are keyed by their exact bytes.
+  std::string text = schema ? "s" + params.json_schema.dump(-1, ' ', false, Json::error_handler_t::replace) : "c";
+  for (const auto& choice : params.choice)
+    text += std::to_string(choice.size()) + ':' + choice;
   if (auto known = grammars_.find(text); known != grammars_.end())
     return known->second;
   auto grammar = schema ? json_schema_grammar(params.json_schema) : choice_grammar(params.choice);
@@ -30,7 +32,7 @@ std::shared_ptr<const TokenGrammar> GuidedGrammars::grammar_for(const SamplingPa
   auto compiled = std::make_shared<const TokenGrammar>(std::move(grammar), vocabulary_);
   try {
     compiled->start();
-  } catch (const std::length_error& error) {
+  } catch (const std::logic_error& error) { // too ambiguous to begin (length_error is one)
     throw std::invalid_argument(std::string("guided decoding: ") + error.what());
   }
   grammars_.emplace(std::move(text), compiled);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <numeric>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -23,6 +24,39 @@ Symbols operator+(Symbols a, const Symbols& b) {
   return a;
 }
 
+// The rule matching exactly the strings texts[begin, end) from byte `offset` on (sorted, unique,
+// sharing their first `offset` bytes): a trie, so that strings that begin alike share symbols and the
+// matcher follows one stack however many strings there are.
+RuleId trie_node(Grammar& g, const std::vector<std::string>& texts, std::size_t begin, std::size_t end,
+                 std::size_t offset) {
+  auto rule = g.add_rule();
+  auto i = begin;
+  if (texts[i].size() == offset) // sorted: a string that ends here comes first
+    g.add_alternative(rule, {}), ++i;
+  while (i < end) {
+    auto byte = texts[i][offset];
+    auto j = i;
+    while (j < end && texts[j][offset] == byte)
+      ++j;
+    // The bytes every string of this branch shares (the first and last differ first).
+    std::size_t shared = 1;
+    while (offset + shared < texts[i].size() && offset + shared < texts[j - 1].size()
+           && texts[i][offset + shared] == texts[j - 1][offset + shared])
+      ++shared;
+    g.add_alternative(rule,
+                      g.literal(std::string_view(texts[i]).substr(offset, shared))
+                        + Symbols{Grammar::rule(trie_node(g, texts, i, j, offset + shared))});
+    i = j;
+  }
+  return rule;
+}
+
+RuleId literal_trie(Grammar& g, std::vector<std::string> texts) {
+  std::sort(texts.begin(), texts.end());
+  texts.erase(std::unique(texts.begin(), texts.end()), texts.end());
+  return trie_node(g, texts, 0, texts.size(), 0);
+}
+
 class SchemaCompiler {
 public:
   SchemaCompiler(Grammar& grammar, const Json& root) : g_(grammar), root_(root) {
@@ -33,10 +67,7 @@ public:
     // Schemas come from HTTP clients too: their nesting is this recursion's, their size the grammar's.
     if (depth_ >= kDeepest)
       fail(path, "schemas nested deeper than " + std::to_string(kDeepest) + " are not supported in guided decoding");
-    if (g_.rule_count() > kMostRules)
-      fail(path,
-           "the schema makes a grammar of more than " + std::to_string(kMostRules)
-             + " rules (lower its minItems, maxItems, minLength or maxLength)");
+    check_size(path);
     ++depth_;
     auto rule = compile_nested(schema, path);
     --depth_;
@@ -53,23 +84,34 @@ private:
     if (!schema.is_object())
       fail(path, "expected a schema (an object), got " + shown(schema));
     static const std::set<std::string> understood = {
-      "type",  "enum",     "const",    "properties", "required",  "additionalProperties",
-      "items", "minItems", "maxItems", "minLength",  "maxLength", "anyOf",
-      "oneOf", "$ref",     "$defs",    "definitions"};
+      "type",  "enum",     "const",      "properties", "required",  "additionalProperties",
+      "items", "minItems", "maxItems",   "minLength",  "maxLength", "anyOf",
+      "$ref",  "$defs",    "definitions"};
     static const std::set<std::string> annotations = {"title",   "description", "$schema",    "$id",      "$comment",
                                                       "default", "examples",    "deprecated", "readOnly", "writeOnly"};
+    if (schema.contains("oneOf"))
+      fail(path,
+           "the keyword 'oneOf' is not supported in guided decoding (a text could satisfy more than one of "
+           "its options): use anyOf");
     for (const auto& [keyword, value] : schema.items())
       if (!understood.count(keyword) && !annotations.count(keyword))
         fail(path,
              "the keyword '" + keyword
                + "' is not supported in guided decoding (supported: type, enum, const, "
                  "properties, required, additionalProperties, items, minItems, maxItems, minLength, maxLength, "
-                 "anyOf, oneOf, $ref, $defs)");
+                 "anyOf, $ref, $defs)");
+    // A keyword that decides the whole value is generated alone: what is beside it would not be
+    // followed (only "type" is, for const and enum: their values are filtered by it).
+    for (const char* whole : {"$ref", "anyOf", "const", "enum"})
+      if (schema.contains(whole))
+        for (const auto& [keyword, value] : schema.items())
+          if (keyword != whole && !annotations.count(keyword) && keyword != "$defs" && keyword != "definitions"
+              && !(keyword == "type" && (std::string(whole) == "const" || std::string(whole) == "enum")))
+            fail(path, "'" + keyword + "' beside '" + whole + "' is not supported in guided decoding");
     if (schema.contains("$ref"))
       return reference(schema["$ref"], path);
-    for (const char* keyword : {"anyOf", "oneOf"})
-      if (schema.contains(keyword))
-        return any_of(schema, keyword, path);
+    if (schema.contains("anyOf"))
+      return any_of(schema, "anyOf", path);
     if (schema.contains("const"))
       return literals({schema["const"]}, schema, path);
     if (schema.contains("enum")) {
@@ -106,6 +148,13 @@ private:
 
   [[noreturn]] static void fail(const std::string& path, const std::string& what) {
     throw std::invalid_argument(path + ": " + what);
+  }
+
+  void check_size(const std::string& path, std::size_t more_symbols = 0) const {
+    if (g_.rule_count() > kMostRules || g_.symbol_count() + more_symbols > kMostSymbols)
+      fail(path,
+           "the schema makes a grammar of more than " + std::to_string(kMostRules) + " rules or "
+             + std::to_string(kMostSymbols) + " symbols (lower its minItems, maxItems, minLength or maxLength)");
   }
 
   // A value as an error message shows it (text that is not UTF-8 as U+FFFD).
@@ -160,13 +209,18 @@ private:
       g_.add_alternative(rest, {});
       g_.add_alternative(rest, separator + item + Symbols{Grammar::rule(rest)});
     } else {
+      check_size(path,
+                 static_cast<std::size_t>(std::max<std::int64_t>(extra, 0)) * (item.size() + separator.size() + 1));
       rest = rule_of({{}});
       for (std::int64_t i = 0; i < extra; ++i)
         rest = rule_of({{}, separator + item + Symbols{Grammar::rule(rest)}});
     }
+    check_size(path, static_cast<std::size_t>(std::max<std::int64_t>(least, 1)) * (item.size() + separator.size()));
     Symbols required = item;
-    for (std::int64_t i = 1; i < least; ++i)
-      required = required + separator + item;
+    for (std::int64_t i = 1; i < least; ++i) {
+      required.insert(required.end(), separator.begin(), separator.end());
+      required.insert(required.end(), item.begin(), item.end());
+    }
     required.push_back(Grammar::rule(rest));
     if (least > 0)
       return rule_of({required});
@@ -210,13 +264,17 @@ private:
 
   // The values in `values` that satisfy the schema's "type", each written as compact JSON.
   RuleId literals(const std::vector<Json>& values, const Json& schema, const std::string& path) {
-    std::vector<Symbols> alternatives;
+    std::vector<std::string> texts;
     for (const auto& value : values)
       if (!schema.contains("type") || has_type(value, schema["type"]))
-        alternatives.push_back(g_.literal(exact_text(value, path)));
-    if (alternatives.empty())
+        texts.push_back(exact_text(value, path));
+    if (texts.empty())
       fail(path, "no value of its enum or const has its type");
-    return rule_of(std::move(alternatives));
+    check_size(
+      path, 2 * std::accumulate(texts.begin(), texts.end(), std::size_t{0}, [](std::size_t n, const std::string& text) {
+              return n + text.size();
+            }));
+    return literal_trie(g_, std::move(texts));
   }
 
   static bool has_type(const Json& value, const Json& type) {
@@ -295,7 +353,8 @@ private:
     for (const auto& name : required) {
       if (!name.is_string() || !properties.contains(name.get<std::string>()))
         fail(path + ".required", shown(name) + " is not one of the properties");
-      fields.emplace_back(name.get<std::string>(), true);
+      if (std::none_of(fields.begin(), fields.end(), [&](const auto& field) { return field.first == name; }))
+        fields.emplace_back(name.get<std::string>(), true);
     }
     for (const auto& [name, sub] : properties.items())
       if (std::find(required.begin(), required.end(), Json(name)) == required.end())
@@ -412,6 +471,7 @@ private:
 
   static constexpr int kDeepest = 64;
   static constexpr std::size_t kMostRules = 100'000;
+  static constexpr std::size_t kMostSymbols = 1'000'000;
 
   Grammar& g_;
   const Json& root_;
@@ -427,18 +487,26 @@ Grammar json_schema_grammar(const Json& schema) {
   Grammar grammar;
   SchemaCompiler compiler(grammar, schema);
   auto root = compiler.compile(schema, "$");
-  grammar.finish(root);
+  try {
+    grammar.finish(root);
+  } catch (const std::invalid_argument&) { // all the compiler can build that finish refuses
+    throw std::invalid_argument("$: the schema refers to itself through $ref before any text is written");
+  }
   return grammar;
 }
 
 Grammar choice_grammar(const std::vector<std::string>& choices) {
+  constexpr std::size_t kMostBytes = 1'000'000;
   if (choices.empty())
     throw std::invalid_argument("choice: expected at least one string to choose from");
-  Grammar grammar;
-  auto root = grammar.add_rule();
+  std::size_t bytes = 0;
   for (const auto& choice : choices)
-    grammar.add_alternative(root, grammar.literal(choice));
-  grammar.finish(root);
+    bytes += choice.size();
+  if (bytes > kMostBytes)
+    throw std::invalid_argument("choice: the strings to choose from hold more than " + std::to_string(kMostBytes)
+                                + " bytes");
+  Grammar grammar;
+  grammar.finish(literal_trie(grammar, choices));
   return grammar;
 }
 

@@ -1,6 +1,8 @@
 #include <chorus/json_schema.hpp>
 
 #include <algorithm>
+#include <cstdint>
+#include <optional>
 
 namespace chorus {
 
@@ -32,14 +34,26 @@ std::size_t code_points(const std::string& text) {
     std::count_if(text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
 }
 
+// A bound as a count (negative ones as 0); nullopt when it is not an integer.
+std::optional<std::uint64_t> count_bound(const Json& schema, const char* keyword) {
+  if (!schema.contains(keyword))
+    return std::nullopt;
+  const auto& value = schema[keyword];
+  if (value.is_number_unsigned())
+    return value.get<std::uint64_t>();
+  if (value.is_number_integer())
+    return static_cast<std::uint64_t>(std::max<std::int64_t>(value.get<std::int64_t>(), 0));
+  return std::nullopt;
+}
+
 // A string's characters or an array's items against the schema's bounds on them.
 std::string size_violation(std::size_t size, const Json& schema, const char* least, const char* most,
                            const std::string& path) {
-  auto count = static_cast<std::int64_t>(size);
-  if (schema.contains(least) && schema[least].is_number() && count < schema[least].get<std::int64_t>())
-    return path + ": " + std::to_string(count) + ", fewer than " + least + " " + schema[least].dump();
-  if (schema.contains(most) && schema[most].is_number() && count > schema[most].get<std::int64_t>())
-    return path + ": " + std::to_string(count) + ", more than " + most + " " + schema[most].dump();
+  auto count = static_cast<std::uint64_t>(size);
+  if (auto bound = count_bound(schema, least); bound && count < *bound)
+    return path + ": " + std::to_string(count) + ", fewer than " + least + " " + std::to_string(*bound);
+  if (auto bound = count_bound(schema, most); bound && count > *bound)
+    return path + ": " + std::to_string(count) + ", more than " + most + " " + std::to_string(*bound);
   return {};
 }
 
@@ -48,12 +62,16 @@ public:
   explicit Validator(const Json& root) : root_(root) {}
 
   // The first way `value` breaks `schema` ("" if none), `path` naming where.
-  std::string violation(const Json& value, const Json& schema, const std::string& path) const {
+  std::string violation(const Json& value, const Json& schema, const std::string& path, int depth = 0) const {
     if (!schema.is_object())
       return {};
+    // A $ref cycle that makes no progress (a definition that is only a reference to itself) would
+    // recurse for ever.
+    if (depth > kDeepest)
+      return path + ": the schema nests deeper than " + std::to_string(kDeepest) + " (a $ref cycle?)";
     if (schema.contains("$ref") && schema["$ref"].is_string())
       if (const auto* target = resolve(schema["$ref"].get<std::string>()))
-        if (auto problem = violation(value, *target, path); !problem.empty())
+        if (auto problem = violation(value, *target, path, depth + 1); !problem.empty())
           return problem;
     if (schema.contains("type") && !has_type(value, schema["type"]))
       return path + ": expected "
@@ -65,12 +83,12 @@ public:
     if (schema.contains("const") && value != schema["const"])
       return path + ": expected " + schema["const"].dump() + ", got " + value.dump();
     if (schema.contains("anyOf") && schema["anyOf"].is_array()) {
-      auto passes = [&](const Json& option) { return violation(value, option, path).empty(); };
+      auto passes = [&](const Json& option) { return violation(value, option, path, depth + 1).empty(); };
       if (std::none_of(schema["anyOf"].begin(), schema["anyOf"].end(), passes))
         return path + ": " + value.dump() + " satisfies none of anyOf";
     }
     if (schema.contains("oneOf") && schema["oneOf"].is_array()) {
-      auto passes = [&](const Json& option) { return violation(value, option, path).empty(); };
+      auto passes = [&](const Json& option) { return violation(value, option, path, depth + 1).empty(); };
       if (std::count_if(schema["oneOf"].begin(), schema["oneOf"].end(), passes) != 1)
         return path + ": " + value.dump() + " does not satisfy exactly one of oneOf";
     }
@@ -86,7 +104,7 @@ public:
       if (schema.contains("properties") && schema["properties"].is_object())
         for (const auto& [field, sub_schema] : schema["properties"].items())
           if (value.contains(field))
-            if (auto problem = violation(value[field], sub_schema, path + "." + field); !problem.empty())
+            if (auto problem = violation(value[field], sub_schema, path + "." + field, depth + 1); !problem.empty())
               return problem;
       if (schema.contains("additionalProperties")) {
         const auto& extra = schema["additionalProperties"];
@@ -96,7 +114,7 @@ public:
             continue;
           if (extra == false)
             return path + ": unexpected field '" + field + "'";
-          if (auto problem = violation(field_value, extra, path + "." + field); !problem.empty())
+          if (auto problem = violation(field_value, extra, path + "." + field, depth + 1); !problem.empty())
             return problem;
         }
       }
@@ -106,7 +124,7 @@ public:
         return problem;
       if (schema.contains("items"))
         for (std::size_t i = 0; i < value.size(); ++i)
-          if (auto problem = violation(value[i], schema["items"], path + "[" + std::to_string(i) + "]");
+          if (auto problem = violation(value[i], schema["items"], path + "[" + std::to_string(i) + "]", depth + 1);
               !problem.empty())
             return problem;
     }
@@ -125,6 +143,7 @@ private:
     return nullptr;
   }
 
+  static constexpr int kDeepest = 256;
   const Json& root_;
 };
 

@@ -9,6 +9,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <string_view>
 
 namespace chorus::serve {
 
@@ -28,7 +29,35 @@ constexpr std::int64_t kMostTopLogprobs = 20; // OpenAI's limit for chat (5 for 
   throw ApiError(400, message, param);
 }
 
+// How deep arrays and objects nest in the JSON text `body`, counted without parsing it: a parsed
+// value is copied, printed and compared by recursion as deep as it nests, and a request's
+// response_format schema is all three.
+std::size_t nesting(std::string_view body) {
+  std::size_t depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (char c : body) {
+    if (in_string) {
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
 json parse_object(const std::string& body) {
+  constexpr std::size_t kDeepest = 256;
+  if (nesting(body) > kDeepest)
+    throw ApiError(400, "The request body nests arrays and objects deeper than " + std::to_string(kDeepest) + ".");
   json request;
   try {
     request = json::parse(body);

@@ -19,7 +19,7 @@ namespace chorus {
 /// (nested), "additionalProperties" (false: no other fields; a schema: what the other fields must
 /// satisfy), "items", "minItems"/"maxItems", "minLength"/"maxLength" (in characters), "anyOf",
 /// "oneOf", and "$ref" into the top's "$defs" or "definitions": the keywords guided decoding
-/// (SamplingParams::json_schema) generates. Other keywords are not checked.
+/// (SamplingParams::json_schema) generates, and "oneOf". Other keywords are not checked.
 std::string schema_violation(const Json& value, const Json& schema);
 
 /// The JSON value in a model's reply: the whole reply (trimmed), else the outermost {...} or [...]

@@ -147,7 +147,7 @@ TEST(JsonSchemaGrammar, EverythingAWriterCanProduceSatisfiesTheSchema) {
                       "required": ["value"]}},
                     "$ref": "#/$defs/node"})"),
     Json::parse(R"({"type": "object", "additionalProperties": {"type": "boolean"}})"),
-    Json::parse(R"({"oneOf": [{"type": "string", "maxLength": 2}, {"type": "null"}]})"),
+    Json::parse(R"({"anyOf": [{"type": "string", "maxLength": 2}, {"type": "null"}]})"),
   };
   std::mt19937 random(7);
   for (const auto& schema : schemas) {
@@ -178,7 +178,21 @@ TEST(JsonSchemaGrammar, RefusesWhatItCannotGenerateNamingWhere) {
   EXPECT_EQ(refusal(R"({"type": "object", "properties": {"id": {"type": "string", "pattern": "^a"}}})"),
             "$.properties.id: the keyword 'pattern' is not supported in guided decoding (supported: type, enum, const, "
             "properties, required, additionalProperties, items, minItems, maxItems, minLength, maxLength, anyOf, "
-            "oneOf, $ref, $defs)");
+            "$ref, $defs)");
+  // What the grammar could not follow beside a keyword that decides the whole value, and oneOf
+  // (a text may satisfy several options), are refused rather than generated wrong.
+  EXPECT_EQ(refusal(R"({"enum": ["a", "abcdef"], "maxLength": 3})"),
+            "$: 'maxLength' beside 'enum' is not supported in "
+            "guided decoding");
+  EXPECT_EQ(refusal(R"({"$defs": {"s": {"type": "string"}}, "$ref": "#/$defs/s", "maxLength": 3})"),
+            "$: 'maxLength' beside '$ref' is not supported in guided decoding");
+  EXPECT_EQ(refusal(R"({"oneOf": [{"type": "integer"}, {"type": "number"}]})"),
+            "$: the keyword 'oneOf' is not supported in guided decoding (a text could satisfy more than one of its "
+            "options): use anyOf");
+  EXPECT_EQ(refusal(R"({"type": ["string", "null"], "enum": ["a", 1, null]})"), "(accepted)"); // filtered by type
+  // A definition that reaches itself before writing anything would never let the matcher start.
+  EXPECT_EQ(refusal(R"({"$defs": {"a": {"anyOf": [{"$ref": "#/$defs/a"}, {"type": "null"}]}}, "$ref": "#/$defs/a"})"),
+            "$: the schema refers to itself through $ref before any text is written");
   EXPECT_EQ(refusal(R"({"type": "object", "properties": {"a": {}}, "required": ["b"]})"),
             R"($.required: "b" is not one of the properties)");
   EXPECT_EQ(refusal(R"({"type": "integer", "minimum": 1})").substr(0, 34), "$: the keyword 'minimum' is not su");
@@ -229,6 +243,34 @@ TEST(JsonSchemaGrammar, BoundsWhatAClientsSchemaCanCost) {
     ambiguous = {{"anyOf", {ambiguous, ambiguous}}};
   auto grammar = json_schema_grammar(ambiguous);
   EXPECT_THROW(GrammarMatcher{grammar}, std::length_error);
+  // Symbols, not only rules: a thousand-item minimum inside many options.
+  Json many = {{"anyOf", Json::array()}};
+  for (int i = 0; i < 600; ++i)
+    many["anyOf"].push_back({{"type", "array"}, {"minItems", 1000}});
+  try {
+    json_schema_grammar(many);
+    ADD_FAILURE() << "a schema of 600,000 items' symbols was accepted";
+  } catch (const std::invalid_argument& error) {
+    EXPECT_NE(std::string(error.what()).find("1000000 symbols"), std::string::npos) << error.what();
+  }
+}
+
+TEST(JsonSchemaGrammar, ThousandsOfEnumValuesOrChoicesAreOneWayToRead) {
+  // Values that begin alike share a trie's symbols: one parse stack, however many there are.
+  Json countries = {{"enum", Json::array()}};
+  std::vector<std::string> names;
+  for (int i = 0; i < 3000; ++i) {
+    names.push_back("country " + std::to_string(i));
+    countries["enum"].push_back(names.back());
+  }
+  auto grammar = json_schema_grammar(countries);
+  EXPECT_TRUE(accepts(grammar, "\"country 2999\""));
+  EXPECT_TRUE(accepts(grammar, "\"country 7\""));
+  EXPECT_FALSE(accepts(grammar, "\"country 3000\""));
+  auto choices = choice_grammar(names);
+  EXPECT_TRUE(accepts(choices, "country 12"));
+  EXPECT_TRUE(accepts(choices, "country 1"));
+  EXPECT_FALSE(accepts(choices, "country "));
 }
 
 TEST(ChoiceGrammar, AcceptsExactlyTheChoices) {

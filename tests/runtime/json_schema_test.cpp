@@ -67,4 +67,9 @@ TEST(JsonSchema, TheKeywordsOfGuidedDecodingAreChecked) {
     {"$ref", "#/$defs/node"}};
   EXPECT_EQ(schema_violation({{"kids", {Json::object(), {{"kids", Json::array()}}}}}, tree), "");
   EXPECT_EQ(schema_violation({{"kids", {{{"kids", 3}}}}}, tree), "$.kids[0].kids: expected array, got number");
+  // A $ref cycle that never reaches a value, and bounds too large for any count, do not crash.
+  Json cycle = {{"$defs", {{"a", {{"$ref", "#/$defs/a"}}}}}, {"$ref", "#/$defs/a"}};
+  EXPECT_NE(schema_violation(1, cycle).find("nests deeper than 256"), std::string::npos);
+  EXPECT_EQ(schema_violation("abc", Json::parse(R"({"maxLength": 18446744073709551615})")), "");
+  EXPECT_EQ(schema_violation("abc", Json::parse(R"({"maxLength": 1e300})")), ""); // not an integer: not checked
 }

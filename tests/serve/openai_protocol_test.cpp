@@ -110,6 +110,12 @@ TEST(OpenAIProtocol, ParsesResponseFormatsAndChoices) {
   EXPECT_EQ(refusal(base + R"("response_format": {"type": "json_schema"}})").param, "response_format.json_schema");
   EXPECT_EQ(refusal(base + R"("response_format": {"type": "json_object", "schema": {}}})").param, "response_format");
   EXPECT_EQ(refusal(base + R"("guided_choice": []})").param, "guided_choice");
+  // A schema nested a million deep in an annotation is never compiled, but copying or printing it
+  // would recurse that deep: the body is refused before it is parsed.
+  auto deep = refusal(base + R"("response_format": {"type": "json_schema", "json_schema": {"schema": {"description": )"
+                      + std::string(1'000'000, '[') + std::string(1'000'000, ']') + "}}}}");
+  EXPECT_EQ(deep.status, 400);
+  EXPECT_NE(std::string(deep.what()).find("deeper than 256"), std::string::npos) << deep.what();
   EXPECT_EQ(refusal(base + R"("guided_choice": ["a"], "response_format": {"type": "json_object"}})").param,
             "guided_choice");
 }
