@@ -8,7 +8,10 @@ namespace chorus::models {
 
 namespace {
 
+// What a policy keeps compiled: clients choose the schemas, so the memory is bounded too (a symbol
+// is about 16 bytes laid out).
 constexpr std::size_t kMostKeptGrammars = 64;
+constexpr std::size_t kMostKeptSymbols = 4'000'000;
 
 } // namespace
 
@@ -27,8 +30,11 @@ std::shared_ptr<const TokenGrammar> GuidedGrammars::grammar_for(const SamplingPa
   auto grammar = schema ? json_schema_grammar(params.json_schema) : choice_grammar(params.choice);
   if (!vocabulary_)
     vocabulary_ = std::make_shared<TokenVocabulary>(*tokenizer_);
-  if (grammars_.size() >= kMostKeptGrammars)
+  const auto symbols = grammar.symbol_count();
+  if (grammars_.size() >= kMostKeptGrammars || kept_symbols_ + symbols > kMostKeptSymbols) {
     grammars_.clear();
+    kept_symbols_ = 0;
+  }
   auto compiled = std::make_shared<const TokenGrammar>(std::move(grammar), vocabulary_);
   try {
     compiled->start();
@@ -36,6 +42,7 @@ std::shared_ptr<const TokenGrammar> GuidedGrammars::grammar_for(const SamplingPa
     throw std::invalid_argument(std::string("guided decoding: ") + error.what());
   }
   grammars_.emplace(std::move(text), compiled);
+  kept_symbols_ += symbols;
   return compiled;
 }
 

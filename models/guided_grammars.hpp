@@ -27,6 +27,7 @@ private:
   std::shared_ptr<const Tokenizer> tokenizer_;
   std::shared_ptr<const TokenVocabulary> vocabulary_; // made on first use
   std::map<std::string, std::shared_ptr<const TokenGrammar>> grammars_;
+  std::size_t kept_symbols_ = 0; // of the grammars kept
 };
 
 } // namespace chorus::models
