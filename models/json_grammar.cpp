@@ -2,6 +2,8 @@
 // more | `), so that the matcher's stacks stay as deep as the JSON's nesting.
 #include "models/json_grammar.hpp"
 
+#include <chorus/detail/json_type.hpp>
+
 #include <algorithm>
 #include <map>
 #include <numeric>
@@ -266,7 +268,7 @@ private:
   RuleId literals(const std::vector<Json>& values, const Json& schema, const std::string& path) {
     std::vector<std::string> texts;
     for (const auto& value : values)
-      if (!schema.contains("type") || has_type(value, schema["type"]))
+      if (!schema.contains("type") || detail::json_has_type(value, schema["type"]))
         texts.push_back(exact_text(value, path));
     if (texts.empty())
       fail(path, "no value of its enum or const has its type");
@@ -275,20 +277,6 @@ private:
               return n + text.size();
             }));
     return literal_trie(g_, std::move(texts));
-  }
-
-  static bool has_type(const Json& value, const Json& type) {
-    if (type.is_array()) {
-      for (const auto& one : type)
-        if (has_type(value, one))
-          return true;
-      return false;
-    }
-    auto name = type.is_string() ? type.get<std::string>() : "";
-    return (name == "object" && value.is_object()) || (name == "array" && value.is_array())
-      || (name == "string" && value.is_string()) || (name == "number" && value.is_number())
-      || (name == "integer" && (value.is_number_integer() || value.is_number_unsigned()))
-      || (name == "boolean" && value.is_boolean()) || (name == "null" && value.is_null());
   }
 
   static std::int64_t bound(const Json& schema, const char* keyword, std::int64_t otherwise, const std::string& path) {

@@ -1,3 +1,4 @@
+#include <chorus/detail/json_type.hpp>
 #include <chorus/json_schema.hpp>
 
 #include <algorithm>
@@ -7,27 +8,6 @@
 namespace chorus {
 
 namespace {
-
-bool has_type(const Json& value, const Json& type) {
-  if (type.is_array())
-    return std::any_of(type.begin(), type.end(), [&](const Json& one) { return has_type(value, one); });
-  auto name = type.is_string() ? type.get<std::string>() : std::string();
-  if (name == "object")
-    return value.is_object();
-  if (name == "array")
-    return value.is_array();
-  if (name == "string")
-    return value.is_string();
-  if (name == "number")
-    return value.is_number();
-  if (name == "integer")
-    return value.is_number_integer() || value.is_number_unsigned();
-  if (name == "boolean")
-    return value.is_boolean();
-  if (name == "null")
-    return value.is_null();
-  return false;
-}
 
 std::size_t code_points(const std::string& text) {
   return static_cast<std::size_t>(
@@ -73,7 +53,7 @@ public:
       if (const auto* target = resolve(schema["$ref"].get<std::string>()))
         if (auto problem = violation(value, *target, path, depth + 1); !problem.empty())
           return problem;
-    if (schema.contains("type") && !has_type(value, schema["type"]))
+    if (schema.contains("type") && !detail::json_has_type(value, schema["type"]))
       return path + ": expected "
         + (schema["type"].is_string() ? schema["type"].get<std::string>() : schema["type"].dump()) + ", got "
         + value.type_name();
