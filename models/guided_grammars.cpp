@@ -36,11 +36,6 @@ std::shared_ptr<const TokenGrammar> GuidedGrammars::grammar_for(const SamplingPa
     kept_symbols_ = 0;
   }
   auto compiled = std::make_shared<const TokenGrammar>(std::move(grammar), vocabulary_);
-  try {
-    compiled->start();
-  } catch (const std::logic_error& error) { // too ambiguous to begin (length_error is one)
-    throw std::invalid_argument(std::string("guided decoding: ") + error.what());
-  }
   grammars_.emplace(std::move(text), compiled);
   kept_symbols_ += symbols;
   return compiled;

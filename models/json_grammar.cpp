@@ -480,6 +480,11 @@ Grammar json_schema_grammar(const Json& schema) {
   } catch (const std::invalid_argument&) { // all the compiler can build that finish refuses
     throw std::invalid_argument("$: the schema refers to itself through $ref before any text is written");
   }
+  try { // options so alike that the matcher cannot even begin (one that gets there later fails its sequence)
+    GrammarMatcher start(grammar);
+  } catch (const std::length_error& error) {
+    throw std::invalid_argument(std::string("$: ") + error.what());
+  }
   return grammar;
 }
 

@@ -23,8 +23,8 @@ namespace chorus::models {
 /// most 16 and its exponent at most 2, so that every text parses into a finite value of its type.
 /// @throws std::invalid_argument naming where in the schema ("$.properties.age") and the keyword or
 /// value that cannot be generated (e.g. "pattern", or a "required" field without a property), and
-/// for a schema nested deeper than 64, a bound above 1,000 or a grammar of more than 100,000 rules
-/// or 1,000,000 symbols.
+/// for a schema nested deeper than 64, a bound above 1,000, a grammar of more than 100,000 rules
+/// or 1,000,000 symbols, or options so alike that the matcher cannot begin (GrammarMatcher::kMostStacks).
 Grammar json_schema_grammar(const Json& schema);
 
 /// Exactly one of `choices` (at least one).

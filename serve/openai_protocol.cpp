@@ -175,8 +175,7 @@ json parse_response_format(const json& format) {
     if (key != "name" && key != "schema" && key != "strict" && key != "description")
       invalid("response_format.json_schema", "Unrecognized response_format.json_schema argument: " + key);
   try {
-    auto grammar = models::json_schema_grammar(spec["schema"]);
-    models::GrammarMatcher start(grammar); // a grammar too ambiguous to begin
+    models::json_schema_grammar(spec["schema"]);
   } catch (const std::exception& error) {
     invalid("response_format.json_schema.schema",
             "'response_format.json_schema.schema' cannot be followed: " + std::string(error.what()));
