@@ -35,7 +35,7 @@ namespace chorus {
 
 CHORUS_INSPECT(ChatMessage, role, content)
 CHORUS_INSPECT(SamplingParams, temperature, top_k, top_p, max_tokens, stop, seed, min_tokens, presence_penalty,
-               frequency_penalty, logit_bias, logprobs, top_logprobs, prompt_logprobs, json_schema, choice)
+               frequency_penalty, logit_bias, logprobs, top_logprobs, prompt_logprobs, json_schema, choice, regex)
 CHORUS_INSPECT(TokenLogprob, token, text, logprob)
 CHORUS_INSPECT(PositionLogprobs, chosen, top)
 CHORUS_INSPECT(Generation, text, prompt_tokens, tokens, logprobs, finish_reason, weight_version, token_logprobs,

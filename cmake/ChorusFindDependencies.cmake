@@ -10,6 +10,9 @@ find_package(Protobuf REQUIRED) # TensorBoard event files
 # cpp-httplib (chorus-serve, OpenAI judges): Debian builds it as a library, described by pkg-config.
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET GLOBAL cpp-httplib)
+# Regular expressions with Unicode classes (PCRE2): the tokenizers' split patterns, and the "pattern"
+# of the JSON Schemas that schema_violation checks.
+pkg_check_modules(pcre2 REQUIRED IMPORTED_TARGET GLOBAL libpcre2-8)
 
 # Standalone Asio is header only and ships no CMake config.
 if(NOT TARGET asio::asio)
@@ -67,7 +70,6 @@ if(CHORUS_WITH_TORCH)
                       "compute actor's matrix products will run on one thread")
     endif()
   endif()
-  # The tokenizers' split regexes need Unicode classes (PCRE2) and NFC normalisation (ICU).
-  pkg_check_modules(pcre2 REQUIRED IMPORTED_TARGET GLOBAL libpcre2-8)
+  # The tokenizers' NFC normalisation (ICU).
   pkg_check_modules(icu REQUIRED IMPORTED_TARGET GLOBAL icu-uc)
 endif()

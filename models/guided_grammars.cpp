@@ -1,6 +1,7 @@
 #include "models/guided_grammars.hpp"
 
 #include "models/json_grammar.hpp"
+#include "models/regex_grammar.hpp"
 
 #include <stdexcept>
 
@@ -16,18 +17,22 @@ constexpr std::size_t kMostKeptSymbols = 4'000'000;
 } // namespace
 
 std::shared_ptr<const TokenGrammar> GuidedGrammars::grammar_for(const SamplingParams& params) {
-  const bool schema = !params.json_schema.is_null();
-  if (!schema && params.choice.empty())
+  const bool schema = !params.json_schema.is_null(), choice = !params.choice.empty(), regex = !params.regex.empty();
+  if (schema + choice + regex == 0)
     return nullptr;
-  if (schema && !params.choice.empty())
-    throw std::invalid_argument("guided decoding: ask for json_schema or choice, not both");
-  // A schema whose text is not UTF-8 never compiles; choices are keyed by their exact bytes.
-  std::string text = schema ? "s" + params.json_schema.dump(-1, ' ', false, Json::error_handler_t::replace) : "c";
-  for (const auto& choice : params.choice)
-    text += std::to_string(choice.size()) + ':' + choice;
+  if (schema + choice + regex > 1)
+    throw std::invalid_argument("guided decoding: ask for one of json_schema, choice and regex, not several");
+  // A schema whose text is not UTF-8 never compiles; choices and patterns are keyed by their exact bytes.
+  std::string text = schema ? "s" + params.json_schema.dump(-1, ' ', false, Json::error_handler_t::replace)
+    : regex                 ? "r" + params.regex
+                            : "c";
+  for (const auto& option : params.choice)
+    text += std::to_string(option.size()) + ':' + option;
   if (auto known = grammars_.find(text); known != grammars_.end())
     return known->second;
-  auto grammar = schema ? json_schema_grammar(params.json_schema) : choice_grammar(params.choice);
+  auto grammar = schema ? json_schema_grammar(params.json_schema)
+    : regex             ? regex_grammar(params.regex)
+                        : choice_grammar(params.choice);
   if (!vocabulary_)
     vocabulary_ = std::make_shared<TokenVocabulary>(*tokenizer_);
   const auto symbols = grammar.symbol_count();

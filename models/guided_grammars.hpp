@@ -1,4 +1,4 @@
-// The grammars that SamplingParams::json_schema and ::choice ask for, compiled against one
+// The grammars that SamplingParams::json_schema, ::choice and ::regex ask for, compiled against one
 // tokenizer's vocabulary and kept for the requests that ask again (a recipe sends the same schema
 // with every rollout; each TokenGrammar also remembers its masks).
 #pragma once
@@ -19,8 +19,8 @@ public:
   explicit GuidedGrammars(std::shared_ptr<const Tokenizer> tokenizer) : tokenizer_(std::move(tokenizer)) {}
 
   /// The grammar `params` asks for; null when it asks for none.
-  /// @throws std::invalid_argument naming what cannot be generated (a schema keyword, an empty
-  /// choice, both asked for at once).
+  /// @throws std::invalid_argument naming what cannot be generated (a schema keyword, a regex
+  /// construct, an empty choice, more than one asked for at once).
   std::shared_ptr<const TokenGrammar> grammar_for(const SamplingParams& params);
 
 private:

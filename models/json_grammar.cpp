@@ -4,6 +4,8 @@
 
 #include <chorus/detail/json_type.hpp>
 
+#include "models/regex_grammar.hpp"
+
 #include <algorithm>
 #include <map>
 #include <numeric>
@@ -86,9 +88,9 @@ private:
     if (!schema.is_object())
       fail(path, "expected a schema (an object), got " + shown(schema));
     static const std::set<std::string> understood = {
-      "type",  "enum",     "const",      "properties", "required",  "additionalProperties",
-      "items", "minItems", "maxItems",   "minLength",  "maxLength", "anyOf",
-      "$ref",  "$defs",    "definitions"};
+      "type",  "enum",     "const",    "properties", "required",  "additionalProperties",
+      "items", "minItems", "maxItems", "minLength",  "maxLength", "pattern",
+      "anyOf", "$ref",     "$defs",    "definitions"};
     static const std::set<std::string> annotations = {"title",   "description", "$schema",    "$id",      "$comment",
                                                       "default", "examples",    "deprecated", "readOnly", "writeOnly"};
     if (schema.contains("oneOf"))
@@ -101,7 +103,7 @@ private:
              "the keyword '" + keyword
                + "' is not supported in guided decoding (supported: type, enum, const, "
                  "properties, required, additionalProperties, items, minItems, maxItems, minLength, maxLength, "
-                 "anyOf, $ref, $defs)");
+                 "pattern, anyOf, $ref, $defs)");
     // A keyword that decides the whole value is generated alone: what is beside it would not be
     // followed (only "type" is, for const and enum: their values are filtered by it).
     for (const char* whole : {"$ref", "anyOf", "const", "enum"})
@@ -127,7 +129,7 @@ private:
         types = {"object"};
       else if (schema.contains("items") || schema.contains("minItems") || schema.contains("maxItems"))
         types = {"array"};
-      else if (schema.contains("minLength") || schema.contains("maxLength"))
+      else if (schema.contains("minLength") || schema.contains("maxLength") || schema.contains("pattern"))
         types = {"string"};
       else
         return any_value();
@@ -298,6 +300,8 @@ private:
       return rule_of({g_.literal("[") + Symbols{ws(), Grammar::rule(list)} + g_.literal("]")});
     }
     if (type == "string") {
+      if (schema.contains("pattern"))
+        return pattern(schema, path);
       if (!schema.contains("minLength") && !schema.contains("maxLength"))
         return string();
       auto characters = repeat({Grammar::rule(character())}, {}, bound(schema, "minLength", 0, path),
@@ -313,6 +317,24 @@ private:
     if (type == "null")
       return rule_of({g_.literal("null")});
     fail(path + ".type", "unknown type '" + type + "'");
+  }
+
+  // A string whose characters match the pattern whole (JSON Schema's pattern matches anywhere in the
+  // string: a whole match is one of those).
+  RuleId pattern(const Json& schema, const std::string& path) {
+    if (schema.contains("minLength") || schema.contains("maxLength"))
+      fail(path,
+           "'pattern' beside minLength or maxLength is not supported in guided decoding (bound the "
+           "pattern's own repetitions instead)");
+    if (!schema["pattern"].is_string())
+      fail(path + ".pattern", "expected a regular expression (a string), got " + shown(schema["pattern"]));
+    RuleId characters = 0;
+    try {
+      characters = add_regex(g_, schema["pattern"].get_ref<const std::string&>(), RegexText::json_string);
+    } catch (const std::invalid_argument& error) {
+      fail(path + ".pattern", error.what());
+    }
+    return rule_of({g_.literal("\"") + Symbols{Grammar::rule(characters)} + g_.literal("\"")});
   }
 
   RuleId object(const Json& schema, const std::string& path) {

@@ -82,6 +82,7 @@ std::string cache_key(const std::vector<ChatMessage>& prompt, const SamplingPara
   key += '\x1c' + s.json_schema.dump(-1, ' ', false, Json::error_handler_t::replace);
   for (const auto& choice : s.choice)
     key += '\x1f' + choice;
+  key += '\x1c' + s.regex;
   return key;
 }
 

@@ -90,8 +90,11 @@ std::string OpenAIChatClient::request_body(const std::vector<ChatMessage>& messa
     body["response_format"] = {
       {"type", "json_schema"},
       {"json_schema", {{"name", "output"}, {"schema", sampling.json_schema}, {"strict", true}}}};
-  if (!sampling.choice.empty()) // vLLM's (and chorus-serve's); OpenAI itself has no equivalent
+  // vLLM's (and chorus-serve's); OpenAI itself has no equivalent.
+  if (!sampling.choice.empty())
     body["guided_choice"] = sampling.choice;
+  if (!sampling.regex.empty())
+    body["guided_regex"] = sampling.regex;
   return body.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 

@@ -1,6 +1,7 @@
 #include "serve/openai_protocol.hpp"
 
 #include "models/json_grammar.hpp"
+#include "models/regex_grammar.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -277,6 +278,18 @@ void parse_common(Fields& fields, CompletionRequest& request, const RequestLimit
     if (!sampling.json_schema.is_null())
       invalid("guided_choice", "'guided_choice' cannot be combined with a JSON 'response_format'.");
     sampling.choice = choice->get<std::vector<std::string>>();
+  }
+  if (const auto* regex = fields.take("guided_regex")) { // vLLM's
+    if (!regex->is_string() || regex->get_ref<const std::string&>().empty())
+      invalid("guided_regex", "'guided_regex' must be a non-empty string.");
+    if (!sampling.json_schema.is_null() || !sampling.choice.empty())
+      invalid("guided_regex", "'guided_regex' cannot be combined with a JSON 'response_format' or 'guided_choice'.");
+    sampling.regex = regex->get<std::string>();
+    try {
+      models::regex_grammar(sampling.regex);
+    } catch (const std::exception& error) {
+      invalid("guided_regex", "'guided_regex' cannot be followed: " + std::string(error.what()));
+    }
   }
   fields.ignore("user");
   fields.ignore("metadata");

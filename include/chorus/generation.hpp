@@ -60,8 +60,12 @@ struct SamplingParams {
   /// with any other keyword is refused. null: no constraint. Log-probs stay the model's.
   Json json_schema;
   /// Guided decoding: the completion is exactly one of these strings (vLLM's guided_choice); empty:
-  /// no constraint. Not with json_schema.
+  /// no constraint.
   std::vector<std::string> choice;
+  /// Guided decoding: the whole completion matches this regular expression (vLLM's guided_regex), in
+  /// the syntax ECMAScript and Python share ("(yes|no): [^\n]{1,200}"; docs/structured-output.md says
+  /// what is understood and refused); "": no constraint. At most one of json_schema, choice and regex.
+  std::string regex;
 };
 
 /// A token, its text and its log-probability at a position of a completion.

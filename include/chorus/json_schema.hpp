@@ -17,9 +17,11 @@ namespace chorus {
 /// "" when it satisfies it. The schema is a JSON-Schema subset: "type" (object, array, string,
 /// number, integer, boolean, null, or a list of them), "enum", "const", "required" and "properties"
 /// (nested), "additionalProperties" (false: no other fields; a schema: what the other fields must
-/// satisfy), "items", "minItems"/"maxItems", "minLength"/"maxLength" (in characters), "anyOf",
-/// "oneOf", and "$ref" into the top's "$defs" or "definitions": the keywords guided decoding
-/// (SamplingParams::json_schema) generates, and "oneOf". Other keywords are not checked.
+/// satisfy), "items", "minItems"/"maxItems", "minLength"/"maxLength" (in characters), "pattern" (a
+/// match anywhere in the string, read by PCRE2 as ECMAScript would: \uHHHH escapes, "$" only at the
+/// end; a pattern that does not compile is a violation), "anyOf", "oneOf", and "$ref" into the top's
+/// "$defs" or "definitions": the keywords guided decoding (SamplingParams::json_schema) generates,
+/// and "oneOf". Other keywords are not checked.
 std::string schema_violation(const Json& value, const Json& schema);
 
 /// The JSON value in a model's reply: the whole reply (trimmed), else the outermost {...} or [...]

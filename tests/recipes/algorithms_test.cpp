@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <regex>
 
 using namespace chorus;
 using chorus::test::share_of_x;
@@ -241,15 +242,21 @@ TEST_F(Algorithms, GuidedDecodingGivesAnUntrainedModelTheShapeAskedFor) {
     EXPECT_TRUE(picked.text == "even" || picked.text == "odd") << picked.text;
     EXPECT_EQ(picked.finish_reason, "stop");
 
+    SamplingParams patterned{.temperature = 1.0, .max_tokens = 24};
+    patterned.regex = "(even|odd), [a-z]{2,8}\\.";
+    auto sentence = co_await model.generate({{"user", "Is 4 even or odd?"}}, patterned);
+    EXPECT_TRUE(std::regex_match(sentence.text, std::regex("(even|odd), [a-z]{2,8}\\."))) << sentence.text;
+    EXPECT_EQ(sentence.finish_reason, "stop");
+
     SamplingParams unfollowable{.max_tokens = 8};
-    unfollowable.json_schema = {{"type", "string"}, {"pattern", "^a"}};
+    unfollowable.json_schema = {{"type", "string"}, {"format", "email"}};
     std::string message;
     try {
       co_await model.generate({{"user", "x"}}, unfollowable);
     } catch (const ActorError& error) {
       message = error.what();
     }
-    EXPECT_NE(message.find("$: the keyword 'pattern' is not supported in guided decoding"), std::string::npos)
+    EXPECT_NE(message.find("$: the keyword 'format' is not supported in guided decoding"), std::string::npos)
       << message;
   }());
 }

@@ -209,6 +209,33 @@ TEST(Graders, AGuidedTemplatedJudgeAnswersInItsForm) {
   }());
 }
 
+// A binary judge whose sampling carries a regex (guided decoding) ends every answer with a verdict
+// line the grader parses, even untrained; unguided, the same judge never does.
+TEST(Graders, ABinaryJudgeGuidedByARegexAlwaysGivesAVerdict) {
+  Runtime runtime;
+  RecipeContext ctx(runtime, "test", std::filesystem::path(::testing::TempDir()) / "regex_judge", MetricsLogger(),
+                    spdlog::default_logger());
+  runtime.run([&]() -> Task<void> {
+    auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(ctx, {.kv_cache_len = 1024});
+    auto judge = co_await builder.spawn_inference("judge");
+    BinaryJudgeOptions options{.grader_key = "polite",
+                               .criteria = "Is the response polite?",
+                               .model = judge,
+                               .sampling = {.temperature = 1.0, .max_tokens = 96, .seed = 5},
+                               .max_parsing_retries = 0};
+    options.sampling.regex = "[ -~]{1,40}\\nVERDICT: (PASS|FAIL|NA)"; // at most 54 bytes: within max_tokens
+    BinaryJudgeGrader guided(options);
+    for (int i = 0; i < 4; ++i) {
+      auto grade = co_await guided.grade(answer("Thanks " + std::to_string(i) + "!"));
+      EXPECT_EQ(grade.unparseable, 0) << grade.explanation;
+      EXPECT_TRUE(grade.ignored || grade.score == 0.0 || grade.score == 1.0);
+    }
+    options.sampling.regex.clear();
+    auto unguided = co_await BinaryJudgeGrader(options).grade(answer("Thanks!"));
+    EXPECT_EQ(unguided.unparseable, 1);
+  }());
+}
+
 // scoring = "logprobs": the expectation of the scale's numbers under the judge's next-token
 // probabilities after its reasoning, a number between the scale's ends rather than one of them.
 TEST(Graders, ARangeJudgeCanScoreByItsProbabilitiesOverTheScale) {

@@ -73,3 +73,20 @@ TEST(JsonSchema, TheKeywordsOfGuidedDecodingAreChecked) {
   EXPECT_EQ(schema_violation("abc", Json::parse(R"({"maxLength": 18446744073709551615})")), "");
   EXPECT_EQ(schema_violation("abc", Json::parse(R"({"maxLength": 1e300})")), ""); // not an integer: not checked
 }
+
+// "pattern" matches anywhere in the string unless anchored, in ECMAScript's syntax (\uHHHH; "$" only
+// at the very end, so "abc\n" does not end in c); a pattern that does not compile is a violation.
+TEST(JsonSchema, APatternIsSearchedForInTheString) {
+  Json code = {{"type", "string"}, {"pattern", "^[A-Z]{2}\\d{2}$"}};
+  EXPECT_EQ(schema_violation("AB12", code), "");
+  EXPECT_EQ(schema_violation("AB1", code), "$: \"AB1\" does not match the pattern \"^[A-Z]{2}\\\\d{2}$\"");
+  EXPECT_NE(schema_violation("AB12\n", code), ""); // PCRE2's default would let "$" match before it
+  EXPECT_EQ(schema_violation("xxbxx", {{"pattern", "b"}}), "");
+  EXPECT_EQ(schema_violation("\xc3\xa9t\xc3\xa9", {{"pattern", "^\\u00e9.\\u00e9$"}}), ""); // characters, not bytes
+  EXPECT_EQ(schema_violation(42, {{"pattern", "^x$"}}), "");                                // only strings are matched
+  auto broken = schema_violation("a", {{"pattern", "(a"}});
+  EXPECT_NE(broken.find("$: the pattern \"(a\" does not compile at byte 2"), std::string::npos) << broken;
+  EXPECT_NE(schema_violation("a", {{"pattern", 5}}).find("is not a string"), std::string::npos);
+  EXPECT_NE(schema_violation({{"id", "7"}}, {{"properties", {{"id", {{"pattern", "^[a-z]+$"}}}}}}).find("$.id: \"7\""),
+            std::string::npos);
+}

@@ -149,7 +149,7 @@ await check("echo scores a text without generating", async () => {
   assert.ok(continued.choices[0].text.startsWith(prompt), continued.choices[0].text);
 });
 
-await check("structured output: a JSON schema, JSON mode and a choice", async () => {
+await check("structured output: a JSON schema, JSON mode, a choice, a pattern and a regex", async () => {
   const schema = {
     type: "object",
     properties: { answer: { enum: ["yes", "no"] }, why: { type: "string", maxLength: 10 } },
@@ -180,9 +180,20 @@ await check("structured output: a JSON schema, JSON mode and a choice", async ()
   const picked = await client.completions.create({ model, prompt: "The sky is", max_tokens: 8, guided_choice: ["blue", "green"] });
   assert.ok(["blue", "green"].includes(picked.choices[0].text), picked.choices[0].text);
   const error = await refused(() => client.chat.completions.create({ model, messages, response_format: {
-    type: "json_schema", json_schema: { name: "x", schema: { type: "string", pattern: "^a" } } } }), OpenAI.BadRequestError, 400);
+    type: "json_schema", json_schema: { name: "x", schema: { type: "string", format: "email" } } } }), OpenAI.BadRequestError, 400);
   assert.equal(error.param, "response_format.json_schema.schema");
-  assert.match(error.message, /the keyword 'pattern' is not supported/);
+  assert.match(error.message, /the keyword 'format' is not supported/);
+  // A pattern in the schema, and vLLM's guided_regex for the whole completion.
+  const coded = await client.chat.completions.create({ model, messages, max_tokens: 32, response_format: {
+    type: "json_schema", json_schema: { name: "code", schema: { type: "string", pattern: "^[A-Z]{2}-\\d{3}$" } } } });
+  assert.match(JSON.parse(coded.choices[0].message.content), /^[A-Z]{2}-\d{3}$/);
+  const dated = await client.completions.create({ model, prompt: "Today is", max_tokens: 16,
+    guided_regex: "20[0-9]{2}-(0[1-9]|1[0-2])-[0-3][0-9]" });
+  assert.match(dated.choices[0].text, /^20[0-9]{2}-(0[1-9]|1[0-2])-[0-3][0-9]$/);
+  const lookahead = await refused(() => client.completions.create({ model, prompt: "x", guided_regex: "a(?=b)" }),
+    OpenAI.BadRequestError, 400);
+  assert.equal(lookahead.param, "guided_regex");
+  assert.match(lookahead.message, /at byte 3: lookaround '\(\?=' is not supported/);
 });
 
 await check("32 concurrent requests", async () => {

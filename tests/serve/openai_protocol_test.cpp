@@ -118,6 +118,16 @@ TEST(OpenAIProtocol, ParsesResponseFormatsAndChoices) {
   EXPECT_NE(std::string(deep.what()).find("deeper than 256"), std::string::npos) << deep.what();
   EXPECT_EQ(refusal(base + R"("guided_choice": ["a"], "response_format": {"type": "json_object"}})").param,
             "guided_choice");
+  // vLLM's guided_regex: a pattern the grammar cannot follow is refused up front, naming its byte.
+  auto dated =
+    parse_completion_request(R"({"model": "tiny", "prompt": "x", "guided_regex": "\\d{4}-\\d{2}"})", kLimits);
+  EXPECT_EQ(dated.sampling.regex, "\\d{4}-\\d{2}");
+  auto lookahead = refusal(base + R"j("guided_regex": "a(?=b)"})j");
+  EXPECT_EQ(lookahead.param, "guided_regex");
+  EXPECT_NE(std::string(lookahead.what()).find("cannot be followed: regex: at byte 3: lookaround"), std::string::npos)
+    << lookahead.what();
+  EXPECT_EQ(refusal(base + R"("guided_regex": ""})").param, "guided_regex");
+  EXPECT_EQ(refusal(base + R"("guided_regex": "a", "guided_choice": ["a"]})").param, "guided_regex");
 }
 
 TEST(OpenAIProtocol, EchoPutsThePromptBeforeTheCompletion) {

@@ -1,0 +1,247 @@
+// Regular expressions as guided decoding's grammars: the texts a pattern's grammar accepts, that every
+// text a writer finishes matches the pattern as PCRE2 (schema_violation) reads it, raw and inside a
+// JSON string, the characters of classes against the code points they name, and what is refused.
+#include <chorus/json_schema.hpp>
+
+#include "grammar_writer.hpp"
+#include "models/json_grammar.hpp"
+#include "models/regex.hpp"
+#include "models/regex_grammar.hpp"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+
+using chorus::Json;
+using namespace chorus::models;
+
+namespace {
+
+// PCRE2's reading of a whole-text match, through the validator.
+bool pcre2_matches_whole(const std::string& pattern, const std::string& text) {
+  return chorus::schema_violation(Json(text), {{"pattern", "^(?:" + pattern + ")$"}}).empty();
+}
+
+std::string refusal(const std::string& pattern) {
+  try {
+    regex_grammar(pattern);
+  } catch (const std::invalid_argument& error) {
+    return error.what();
+  }
+  return "(accepted)";
+}
+
+} // namespace
+
+TEST(RegexGrammar, AcceptsTheWholeTextsOfThePattern) {
+  struct Case {
+    std::string pattern;
+    std::vector<std::string> accepted, refused;
+  };
+  const std::vector<Case> cases{
+    {"[A-Z]{3}-\\d+", {"ABC-1", "XYZ-0042"}, {"AB-1", "ABC-", "abc-1", "ABC-1x", ""}},
+    {"(yes|no)", {"yes", "no"}, {"", "ye", "yesno"}},
+    {"^a.c$",
+     {"abc",
+      "a\xe2\x82\xac"
+      "c",
+      "a\"c"},
+     {"a\nc", "a\rc", "ac",
+      "a\xff"
+      "c",
+      "a\xed\xa0\x80"
+      "c"}},
+    {"colou?r", {"color", "colour"}, {"colouur"}},
+    {"(ab)*", {"", "ab", "abab"}, {"a", "aba"}},
+    {"(a?b?)*c", {"c", "abc", "babac", "aabbc"}, {"ca", "abca"}},
+    {"[^,]+,[^,]+", {"a,b", "\xc3\xa9,\xc3\xbc"}, {",b", "a,b,c", "a,"}},
+    {"x{2,4}", {"xx", "xxx", "xxxx"}, {"x", "xxxxx"}},
+    {"a{2,}", {"aa", "aaaaaaa"}, {"a"}},
+    {"a{0}b", {"b"}, {"ab"}},
+    {"[\\d\\s]+", {"1 2\t3\n"}, {"1a"}},
+    {"\\u00e9\\x41\\.\\\\",
+     {"\xc3\xa9"
+      "A.\\"},
+     {"\xc3\xa9"
+      "Ab\\"}},
+    {"[a-]", {"a", "-"}, {"b"}},
+    {"[\\]\\[]", {"]", "["}, {"\\"}},
+    {"(?:a|b)(?<name>c)(?P<other>d)", {"acd", "bcd"}, {"cd"}},
+    {"a|^b$|c", {"a", "b", "c"}, {"ab"}},
+    {".*?x", {"x", "abcx"}, {"abc"}},
+    {"\\S\\W", {"a!", "\xe4\xb8\xad "}, {" !", "\xc2\xa0!", "ab"}},
+    {"[\\b]", {"\b"}, {"b"}},
+    {"\xf0\x9f\x98\x80+", {"\xf0\x9f\x98\x80\xf0\x9f\x98\x80"}, {"\xf0\x9f\x98"}},
+  };
+  for (const auto& c : cases) {
+    auto grammar = regex_grammar(c.pattern);
+    for (const auto& text : c.accepted)
+      EXPECT_TRUE(accepts(grammar, text)) << c.pattern << " should accept " << text;
+    for (const auto& text : c.refused)
+      EXPECT_FALSE(accepts(grammar, text)) << c.pattern << " should refuse " << text;
+  }
+}
+
+// Whatever a writer finishes is a whole match as PCRE2 reads the pattern; inside a JSON schema, the
+// string parses and satisfies the (anchored) pattern, escapes and all.
+TEST(RegexGrammar, EveryTextAWriterFinishesMatchesThePatternAsPcre2ReadsIt) {
+  const std::vector<std::string> patterns{
+    "[A-Z]{3}-\\d{1,5}",
+    "(a?b?)*c",
+    ".{0,12}",
+    "[^a-z\\s]{1,6}",
+    "\\S+ \\w*",
+    "(\\d+|[\"\\\\]{2})x?",
+    "[\\x00-\\x1f\"\\\\/]{1,4}",
+    "\\u00e9+|\\u4e2d{2}|\xf0\x9f\x98\x80",
+    "(cat|dog)(, (cat|dog)){0,3}",
+    "[^\"]{0,5}\\.",
+  };
+  std::mt19937 random(11);
+  for (const auto& pattern : patterns) {
+    auto raw = regex_grammar(pattern);
+    const Json schema = {{"type", "string"}, {"pattern", "^(?:" + pattern + ")$"}};
+    auto quoted = json_schema_grammar(schema);
+    int complete = 0;
+    for (int walk = 0; walk < 150; ++walk) {
+      if (auto text = random_sentence(raw, random)) {
+        ++complete;
+        EXPECT_TRUE(pcre2_matches_whole(pattern, *text)) << pattern << " let a writer produce '" << *text << "'";
+      }
+      if (auto text = random_sentence(quoted, random)) {
+        auto value = Json::parse(*text, nullptr, /*allow_exceptions=*/false);
+        ASSERT_FALSE(value.is_discarded()) << pattern << " let a writer produce " << *text;
+        EXPECT_EQ(chorus::schema_violation(value, schema), "") << *text;
+      }
+    }
+    EXPECT_GT(complete, 75) << pattern;
+  }
+}
+
+// A class's grammar accepts exactly the UTF-8 encodings of its code points (sampled over all of
+// Unicode, every edge of an encoded length included), and never a surrogate or an overlong form.
+TEST(RegexGrammar, ClassesHoldExactlyTheirCodePoints) {
+  std::vector<char32_t> samples;
+  for (char32_t c = 0; c <= 0x10FFFF; c += 97)
+    samples.push_back(c);
+  for (char32_t edge : {0x7Fu, 0x80u, 0x7FFu, 0x800u, 0xD7FFu, 0xE000u, 0xFFFFu, 0x10000u, 0x10FFFFu, 0x2028u, 0x2029u,
+                        0xA0u, 0x0Au, 0x0Du, 0x61u, 0x62u, 0x100u, 0xFFu})
+    samples.push_back(edge);
+  auto is_surrogate = [](char32_t c) { return c >= 0xD800 && c <= 0xDFFF; };
+  struct Class {
+    std::string pattern;
+    std::function<bool(char32_t)> holds;
+  };
+  const std::vector<Class> classes{
+    {"[^a]", [](char32_t c) { return c != 'a'; }},
+    {".", [](char32_t c) { return c != '\n' && c != '\r' && c != 0x2028 && c != 0x2029; }},
+    {"[\\u0100-\\uffff]", [](char32_t c) { return c >= 0x100 && c <= 0xFFFF; }},
+    {"[a-z\\u00e0-\\u00ff\\x00]",
+     [](char32_t c) { return (c >= 'a' && c <= 'z') || (c >= 0xE0 && c <= 0xFF) || c == 0; }},
+    {"\\W", [](char32_t c) { return c >= 0x80 || !(std::isalnum(static_cast<int>(c)) || c == '_'); }},
+  };
+  for (const auto& cls : classes) {
+    auto grammar = regex_grammar(cls.pattern);
+    for (auto c : samples) {
+      if (is_surrogate(c))
+        continue;
+      const bool expected = cls.holds(c);
+      EXPECT_EQ(accepts(grammar, utf8_encode(c)), expected) << cls.pattern << " at U+" << std::hex << unsigned(c);
+      if (expected) // and PCRE2 agrees
+        EXPECT_TRUE(pcre2_matches_whole(cls.pattern, utf8_encode(c)))
+          << cls.pattern << " at U+" << std::hex << unsigned(c);
+    }
+    EXPECT_FALSE(accepts(grammar, "\xed\xa0\x80")) << cls.pattern;     // U+D800 written as UTF-8
+    EXPECT_FALSE(accepts(grammar, "\xc0\xaf")) << cls.pattern;         // '/' overlong
+    EXPECT_FALSE(accepts(grammar, "\xf4\x90\x80\x80")) << cls.pattern; // past U+10FFFF
+  }
+}
+
+TEST(RegexGrammar, RefusesWhatItCannotFollowNamingTheByte) {
+  EXPECT_EQ(refusal("ab(?=c)"), "regex: at byte 4: lookaround '(?=' is not supported in guided decoding");
+  const std::vector<std::pair<std::string, std::string>> cases{
+    {"(?<!a)b", "lookaround '(?<!'"},
+    {"(a)\\1", "at byte 3: a backreference"},
+    {"\\bword", "the word boundary \\b"},
+    {"a^b", "at byte 1: the anchor '^' inside a pattern"},
+    {"a$b", "at byte 1: the anchor '$' inside a pattern"},
+    {"(a$)", "the anchor '$'"},
+    {"x(a", "at byte 1: a '(' that is never closed"},
+    {"a)", "at byte 1: an unmatched ')'"},
+    {"a{1001}", "a bound above 1000"},
+    {"a{3,2}", "maximum is below its minimum"},
+    {"a**", "a quantifier after a quantifier"},
+    {"*a", "at byte 0: '*' repeats nothing"},
+    {"x{a}", "at byte 2: expected a bound {n}, {n,} or {n,m}"},
+    {"{", "'{' that does not begin a bound"},
+    {"[]a]", "']' first in a class"},
+    {"[[:alpha:]]", "'[' inside a class"},
+    {"[z-a]", "a range out of order"},
+    {"[\\d-z]", "a range that begins with a class escape"},
+    {"[^\\d\\D]", "a class that matches no character"},
+    {"[abc", "a '[' that is never closed"},
+    {"\\p{L}", "a Unicode property \\p"},
+    {"(?i)a", "the group '(?i'"},
+    {"a++", "a possessive quantifier"},
+    {"\\q", "the escape \\q"},
+    {"\\x4", "expected 2 hex digits after \\x"},
+    {"\\uD800", "a surrogate escape"},
+    {"\\07", "an octal escape"},
+    {"a\xff", "at byte 1: text that is not UTF-8"},
+    {"\\", "the pattern ends in a backslash"},
+    {std::string(65, '(') + std::string(65, ')'), "groups nested deeper than 64"},
+    {std::string(4097, 'a'), "patterns longer than 4096 bytes"},
+  };
+  for (const auto& [pattern, expected] : cases) {
+    auto message = refusal(pattern);
+    EXPECT_EQ(message.rfind("regex: at byte ", 0), 0u) << pattern << ": " << message;
+    EXPECT_NE(message.find(expected), std::string::npos) << pattern << ": " << message;
+  }
+}
+
+// Patterns come from HTTP clients: a grammar's size grows with the pattern's bounds, added, not
+// multiplied (a repeated group is one rule); what would be too ambiguous is refused at the start.
+TEST(RegexGrammar, BoundsWhatAPatternCanCost) {
+  auto nested = regex_grammar("((a{1000}){1000}){1000}");
+  EXPECT_LT(nested.symbol_count(), 10'000u);
+  GrammarMatcher matcher(nested);
+  EXPECT_TRUE(matcher.advance(std::string(5000, 'a')));
+  EXPECT_FALSE(matcher.accepting());
+
+  std::string many_options; // 2,000 optional items: every one could be the next
+  for (int k = 0; k < 2000; ++k)
+    many_options += "a?";
+  EXPECT_NE(refusal(many_options).find("too ambiguous"), std::string::npos);
+  EXPECT_NE(refusal("(" + many_options + ")*").find("too ambiguous"), std::string::npos);
+
+  std::string long_literal(4000, 'z'); // long, but one way to read it
+  auto literal_grammar = regex_grammar(long_literal + "|y");
+  GrammarMatcher literal(literal_grammar);
+  EXPECT_TRUE(literal.advance(long_literal));
+  EXPECT_TRUE(literal.accepting());
+}
+
+TEST(JsonSchemaGrammar, APatternShapesTheStringAndIsRefusedWhereItCannotBeFollowed) {
+  const Json schema = Json::parse(R"({"type": "object", "required": ["code"],
+    "properties": {"code": {"type": "string", "pattern": "^[A-Z]{2}\\d{2}$"}, "note": {"pattern": "\"q\""}}})");
+  auto grammar = json_schema_grammar(schema);
+  EXPECT_TRUE(accepts(grammar, R"({"code": "AB12"})"));
+  EXPECT_TRUE(accepts(grammar, R"({"code": "AB12", "note": "\"q\""})"));
+  EXPECT_FALSE(accepts(grammar, R"({"code": "AB1"})"));
+  EXPECT_FALSE(accepts(grammar, R"({"code": "ab12"})"));
+  auto refused = [](const char* text) {
+    try {
+      json_schema_grammar(Json::parse(text));
+    } catch (const std::invalid_argument& error) {
+      return std::string(error.what());
+    }
+    return std::string("(accepted)");
+  };
+  EXPECT_EQ(refused(R"j({"properties": {"id": {"type": "string", "pattern": "a(?=b)"}}})j"),
+            "$.properties.id.pattern: at byte 3: lookaround '(?=' is not supported in guided decoding");
+  EXPECT_EQ(refused(R"({"type": "string", "pattern": "a+", "maxLength": 3})"),
+            "$: 'pattern' beside minLength or maxLength is not supported in guided decoding (bound the pattern's "
+            "own repetitions instead)");
+  EXPECT_EQ(refused(R"({"type": "string", "pattern": 5})"),
+            "$.pattern: expected a regular expression (a string), got 5");
+}
