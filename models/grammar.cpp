@@ -42,6 +42,32 @@ std::vector<Grammar::Symbol> Grammar::literal(std::string_view text) {
 
 namespace {
 
+// The rule matching exactly texts[begin, end) from byte `offset` on (sorted, unique, sharing their
+// first `offset` bytes).
+Grammar::RuleId trie_node(Grammar& g, const std::vector<std::string>& texts, std::size_t begin, std::size_t end,
+                          std::size_t offset) {
+  auto rule = g.add_rule();
+  auto i = begin;
+  if (texts[i].size() == offset) // sorted: a string that ends here comes first
+    g.add_alternative(rule, {}), ++i;
+  while (i < end) {
+    auto byte = texts[i][offset];
+    auto j = i;
+    while (j < end && texts[j][offset] == byte)
+      ++j;
+    // The bytes every string of this branch shares (the first and last differ first).
+    std::size_t shared = 1;
+    while (offset + shared < texts[i].size() && offset + shared < texts[j - 1].size()
+           && texts[i][offset + shared] == texts[j - 1][offset + shared])
+      ++shared;
+    auto symbols = g.literal(std::string_view(texts[i]).substr(offset, shared));
+    symbols.push_back(Grammar::rule(trie_node(g, texts, i, j, offset + shared)));
+    g.add_alternative(rule, std::move(symbols));
+    i = j;
+  }
+  return rule;
+}
+
 // Throws if a rule of `rules` can reach itself through rules that begin its alternatives (after
 // rules that may match nothing): the matcher would open it for ever.
 void refuse_left_recursion(const std::vector<std::vector<std::vector<Grammar::Symbol>>>& rules) {
@@ -97,6 +123,14 @@ void refuse_left_recursion(const std::vector<std::vector<std::vector<Grammar::Sy
 
 } // namespace
 
+Grammar::RuleId Grammar::add_literals(std::vector<std::string> texts) {
+  std::sort(texts.begin(), texts.end());
+  texts.erase(std::unique(texts.begin(), texts.end()), texts.end());
+  if (texts.empty())
+    return add_rule(); // no alternatives: finish refuses it
+  return trie_node(*this, texts, 0, texts.size(), 0);
+}
+
 void Grammar::finish(RuleId root) {
   if (root >= rules_.size())
     throw std::invalid_argument("Grammar: the root is not a rule");
@@ -125,18 +159,23 @@ void Grammar::finish(RuleId root) {
 GrammarMatcher::GrammarMatcher(const Grammar& grammar) : grammar_(&grammar) {
   if (!grammar.finished_)
     throw std::logic_error("GrammarMatcher: the grammar is not finished");
+  std::size_t openings = 0;
   for (auto start : grammar.starts_[grammar.root_])
-    expand(Stack{start}, stacks_);
+    expand(Stack{start}, stacks_, openings);
   std::sort(stacks_.begin(), stacks_.end());
   stacks_.erase(std::unique(stacks_.begin(), stacks_.end()), stacks_.end());
 }
 
-void GrammarMatcher::expand(Stack stack, std::vector<Stack>& out, std::size_t depth) const {
-  // A grammar that opens rules without end before any byte (left recursion) would never return, and
-  // one ambiguous enough (alternatives inside alternatives that start alike) would multiply the
-  // stacks without bound.
-  if (depth > 10'000)
-    throw std::logic_error("Grammar: a rule opens itself before matching any byte (left recursion)");
+void GrammarMatcher::expand(Stack stack, std::vector<Stack>& out, std::size_t& openings, std::size_t depth) const {
+  // A grammar ambiguous enough (alternatives inside alternatives that start alike) would multiply
+  // the stacks without bound, and one with long chains of rules that may match nothing would open
+  // thousands of rules per stack (and recurse as deep; left recursion is refused by finish).
+  if (++openings > kMostOpenings)
+    throw std::length_error("the grammar is too costly to follow here: more than " + std::to_string(kMostOpenings)
+                            + " rules to open to read one byte");
+  if (depth > kDeepestOpening)
+    throw std::length_error("the grammar is too costly to follow here: more than " + std::to_string(kDeepestOpening)
+                            + " rules open inside one another to read one byte");
   if (out.size() > kMostStacks)
     throw std::length_error("the grammar is too ambiguous here: more than " + std::to_string(kMostStacks)
                             + " ways to read the text so far");
@@ -158,7 +197,7 @@ void GrammarMatcher::expand(Stack stack, std::vector<Stack>& out, std::size_t de
     for (auto start : grammar_->starts_[element.index]) {
       auto opened = stack;
       opened.push_back(start);
-      expand(std::move(opened), out, depth + 1);
+      expand(std::move(opened), out, openings, depth + 1);
     }
     return;
   }
@@ -167,13 +206,14 @@ void GrammarMatcher::expand(Stack stack, std::vector<Stack>& out, std::size_t de
 
 std::vector<GrammarMatcher::Stack> GrammarMatcher::advanced(unsigned char byte) const {
   std::vector<Stack> next;
+  std::size_t openings = 0;
   const auto& elements = grammar_->elements_;
   for (const auto& stack : stacks_) {
     if (stack.empty() || !grammar_->classes_[elements[stack.back()].index].test(byte))
       continue;
     auto moved = stack;
     ++moved.back();
-    expand(std::move(moved), next);
+    expand(std::move(moved), next, openings);
   }
   std::sort(next.begin(), next.end());
   next.erase(std::unique(next.begin(), next.end()), next.end());

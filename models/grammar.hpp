@@ -45,6 +45,9 @@ public:
   Symbol bytes(unsigned char first, unsigned char last);
   Symbol byte_set(const std::bitset<256>& set);
   std::vector<Symbol> literal(std::string_view text);
+  /// A new rule matching exactly one of `texts` (any bytes), laid out as a trie: texts that begin
+  /// alike share symbols, so that the matcher follows one stack however many texts there are.
+  RuleId add_literals(std::vector<std::string> texts);
   static Symbol rule(RuleId id) {
     return {true, id};
   }
@@ -82,7 +85,8 @@ public:
   explicit GrammarMatcher(const Grammar& grammar);
 
   /// Consumes `byte`; false (and the state unchanged) if the grammar does not allow it here.
-  /// @throws std::length_error (as the constructor) past kMostStacks ways to read the text.
+  /// @throws std::length_error (as the constructor) past kMostStacks ways to read the text, or
+  /// kMostOpenings rules opened for one byte, or kDeepestOpening inside one another.
   bool advance(unsigned char byte);
   /// Consumes `bytes` in order; false (and the state unchanged) if any is not allowed.
   bool advance(std::string_view bytes);
@@ -96,11 +100,18 @@ public:
 
   /// The most parse stacks a state may hold (a grammar with more is refused where it gets there).
   static constexpr std::size_t kMostStacks = 1024;
+  /// The most rules opened to read one byte: a grammar that needs more (long chains of rules that
+  /// may match nothing, under many stacks) is refused where it gets there, rather than let each
+  /// byte take milliseconds.
+  static constexpr std::size_t kMostOpenings = 20'000;
+  /// The most rules opened inside one another to read one byte (each is a level of recursion).
+  static constexpr std::size_t kDeepestOpening = 2'000;
 
 private:
   using Stack = std::vector<std::uint32_t>;
-  // The stacks `stack` stands for once every rule at its top is opened, into `out`.
-  void expand(Stack stack, std::vector<Stack>& out, std::size_t depth = 0) const;
+  // The stacks `stack` stands for once every rule at its top is opened, into `out`; `openings`
+  // counts the rules opened for this byte.
+  void expand(Stack stack, std::vector<Stack>& out, std::size_t& openings, std::size_t depth = 0) const;
   std::vector<Stack> advanced(unsigned char byte) const;
 
   const Grammar* grammar_;

@@ -3,6 +3,7 @@
 #include "models/json_grammar.hpp"
 
 #include <chorus/detail/json_type.hpp>
+#include <chorus/detail/schema_pattern.hpp>
 
 #include "models/regex_grammar.hpp"
 
@@ -26,39 +27,6 @@ constexpr std::int64_t kMostRepeats = 1000; // bounds on minItems, maxLength...:
 Symbols operator+(Symbols a, const Symbols& b) {
   a.insert(a.end(), b.begin(), b.end());
   return a;
-}
-
-// The rule matching exactly the strings texts[begin, end) from byte `offset` on (sorted, unique,
-// sharing their first `offset` bytes): a trie, so that strings that begin alike share symbols and the
-// matcher follows one stack however many strings there are.
-RuleId trie_node(Grammar& g, const std::vector<std::string>& texts, std::size_t begin, std::size_t end,
-                 std::size_t offset) {
-  auto rule = g.add_rule();
-  auto i = begin;
-  if (texts[i].size() == offset) // sorted: a string that ends here comes first
-    g.add_alternative(rule, {}), ++i;
-  while (i < end) {
-    auto byte = texts[i][offset];
-    auto j = i;
-    while (j < end && texts[j][offset] == byte)
-      ++j;
-    // The bytes every string of this branch shares (the first and last differ first).
-    std::size_t shared = 1;
-    while (offset + shared < texts[i].size() && offset + shared < texts[j - 1].size()
-           && texts[i][offset + shared] == texts[j - 1][offset + shared])
-      ++shared;
-    g.add_alternative(rule,
-                      g.literal(std::string_view(texts[i]).substr(offset, shared))
-                        + Symbols{Grammar::rule(trie_node(g, texts, i, j, offset + shared))});
-    i = j;
-  }
-  return rule;
-}
-
-RuleId literal_trie(Grammar& g, std::vector<std::string> texts) {
-  std::sort(texts.begin(), texts.end());
-  texts.erase(std::unique(texts.begin(), texts.end()), texts.end());
-  return trie_node(g, texts, 0, texts.size(), 0);
 }
 
 class SchemaCompiler {
@@ -278,7 +246,7 @@ private:
       path, 2 * std::accumulate(texts.begin(), texts.end(), std::size_t{0}, [](std::size_t n, const std::string& text) {
               return n + text.size();
             }));
-    return literal_trie(g_, std::move(texts));
+    return g_.add_literals(std::move(texts));
   }
 
   static std::int64_t bound(const Json& schema, const char* keyword, std::int64_t otherwise, const std::string& path) {
@@ -328,12 +296,16 @@ private:
            "pattern's own repetitions instead)");
     if (!schema["pattern"].is_string())
       fail(path + ".pattern", "expected a regular expression (a string), got " + shown(schema["pattern"]));
+    const auto& source = schema["pattern"].get_ref<const std::string&>();
     RuleId characters = 0;
     try {
-      characters = add_regex(g_, schema["pattern"].get_ref<const std::string&>(), RegexText::json_string);
+      characters = add_regex(g_, source, RegexText::json_string);
     } catch (const std::invalid_argument& error) {
       fail(path + ".pattern", error.what());
     }
+    std::string error; // what the validator would say of every value
+    if (!detail::compile_schema_pattern(source, error))
+      fail(path + ".pattern", "PCRE2, which schema_violation checks patterns with, cannot compile it " + error);
     return rule_of({g_.literal("\"") + Symbols{Grammar::rule(characters)} + g_.literal("\"")});
   }
 
@@ -521,7 +493,7 @@ Grammar choice_grammar(const std::vector<std::string>& choices) {
     throw std::invalid_argument("choice: the strings to choose from hold more than " + std::to_string(kMostBytes)
                                 + " bytes");
   Grammar grammar;
-  grammar.finish(literal_trie(grammar, choices));
+  grammar.finish(grammar.add_literals(choices));
   return grammar;
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 
@@ -56,10 +57,13 @@ CodePointRanges ascii_whitespace() {
   return {{'\t', '\r'}, {' ', ' '}}; // \t \n \v \f \r and space
 }
 
-// What ECMAScript's \s holds beyond ASCII: left out of \S so that both readings accept what is written.
-CodePointRanges unicode_spaces() {
-  return {{0x85, 0x85},     {0xA0, 0xA0},     {0x1680, 0x1680}, {0x2000, 0x200A}, {0x2028, 0x2029},
-          {0x202F, 0x202F}, {0x205F, 0x205F}, {0x3000, 0x3000}, {0xFEFF, 0xFEFF}};
+// What ECMAScript's \s holds beyond ASCII (PCRE2's does not): left out of \S, and of a negated class
+// holding \s or \S, so that every reading accepts what is written.
+const CodePointRanges& unicode_spaces() {
+  static const CodePointRanges spaces = {{0x85, 0x85},     {0xA0, 0xA0},     {0x1680, 0x1680},
+                                         {0x2000, 0x200A}, {0x2028, 0x2029}, {0x202F, 0x202F},
+                                         {0x205F, 0x205F}, {0x3000, 0x3000}, {0xFEFF, 0xFEFF}};
+  return spaces;
 }
 
 class RegexParser {
@@ -118,7 +122,7 @@ private:
       eat('^');
     while (!at_end() && peek() != '|' && peek() != ')') {
       if (peek() == '$') {
-        if (depth_ == 0 && (i_ + 1 == p_.size() || peek(1) == '|')) {
+        if (depth_ == 0 && (i_ + 1 == p_.size() || peek(1) == '|' || peek(1) == ')')) {
           ++i_;
           break;
         }
@@ -169,8 +173,15 @@ private:
         auto name_start = i_;
         while (std::isalnum(static_cast<unsigned char>(peek())) || peek() == '_')
           ++i_;
-        if (i_ == name_start || !eat('>'))
-          fail("expected a group name of letters, digits and '_', then '>'");
+        auto name = std::string(p_.substr(name_start, i_ - name_start));
+        if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0])) || name.size() > 32 || !eat('>')) {
+          i_ = name_start;
+          fail("expected a group name (a letter or '_', then letters, digits and '_'; at most 32), then '>'");
+        }
+        if (!names_.insert(name).second) {
+          i_ = name_start;
+          fail("a second group named '" + name + "'");
+        }
       } else if (!eat(':')) {
         refuse("the group '(?" + std::string(p_.substr(i_, 1))
                + "' (flags, comments and other extensions; groups are (...), (?:...) and (?<name>...))");
@@ -196,15 +207,17 @@ private:
     } else if (eat('?')) {
       least = 0, most = 1;
     } else if (peek() == '{') {
-      ++i_;
+      auto brace = i_++;
       least = number();
       most = least;
       if (eat(','))
         most = peek() == '}' ? -1 : number();
       if (!eat('}'))
         fail("expected a bound {n}, {n,} or {n,m} (write \\{ for the character)");
-      if (most >= 0 && most < least)
+      if (most >= 0 && most < least) {
+        i_ = brace;
         fail("the bound's maximum is below its minimum");
+      }
     } else {
       return item;
     }
@@ -225,66 +238,88 @@ private:
   int number() {
     if (!std::isdigit(static_cast<unsigned char>(peek())))
       fail("expected a bound {n}, {n,} or {n,m} (write \\{ for the character)");
+    auto start = i_;
     long value = 0;
-    while (std::isdigit(static_cast<unsigned char>(peek()))) {
+    while (std::isdigit(static_cast<unsigned char>(peek())))
       value = std::min<long>(value * 10 + (p_[i_++] - '0'), kMostRepeats + 1);
-    }
-    if (value > kMostRepeats)
+    if (value > kMostRepeats) {
+      i_ = start;
       refuse("a bound above " + std::to_string(kMostRepeats));
+    }
     return static_cast<int>(value);
   }
 
   RegexNodePtr character_class() {
-    ++i_; // '['
+    const auto open = i_++;
     const bool negated = eat('^');
     if (peek() == ']')
       fail("']' first in a class (an empty class, or a ']' to match: write \\])");
-    CodePointRanges ranges;
+    if (peek() == ':' || peek() == '.' || peek() == '=')
+      fail(std::string("'") + peek() + "' first in a class (PCRE2 reads [:name:] as a POSIX class): write \\" + peek());
+    // Members every reading agrees on, and characters that some readings count in and others out
+    // (Unicode's spaces, for \s and \S): neither drawn from the class nor from its negation.
+    CodePointRanges ranges, unsure;
     while (!eat(']')) {
-      if (at_end())
+      if (at_end()) {
+        i_ = open;
         fail("a '[' that is never closed");
+      }
       if (peek() == '[')
         fail("'[' inside a class (write \\[)");
-      auto first = class_member(ranges);
-      if (peek() == '-' && peek(1) != ']' && i_ + 1 < p_.size()) {
-        ++i_;
-        if (!first)
+      const auto member = i_;
+      auto first = class_member(ranges, unsure);
+      if (peek() == '-' && i_ + 1 < p_.size() && peek(1) != ']') {
+        if (!first) {
+          i_ = member;
           fail("a range that begins with a class escape (\\d, \\w, \\s...)");
-        auto last = class_member(ranges);
-        if (!last)
+        }
+        const auto end_member = ++i_;
+        auto last = class_member(ranges, unsure);
+        if (!last) {
+          i_ = end_member;
           fail("a range that ends with a class escape (\\d, \\w, \\s...)");
-        if (*last < *first)
+        }
+        if (*last < *first) {
+          i_ = member;
           fail("a range out of order");
+        }
         ranges.emplace_back(*first, *last);
       } else if (first) {
         ranges.emplace_back(*first, *first);
       }
     }
-    ranges = normalized(std::move(ranges));
-    if (negated)
+    if (negated) {
+      ranges.insert(ranges.end(), unsure.begin(), unsure.end());
       ranges = complement(ranges);
-    if (ranges.empty())
+    }
+    ranges = normalized(std::move(ranges));
+    if (ranges.empty()) {
+      i_ = open;
       fail("a class that matches no character");
+    }
     return characters(std::move(ranges));
   }
 
   // One character of a class, or (nullopt) a class escape whose ranges go into `ranges`.
-  std::optional<char32_t> class_member(CodePointRanges& ranges) {
+  std::optional<char32_t> class_member(CodePointRanges& ranges, CodePointRanges& unsure) {
     if (peek() != '\\')
       return code_point();
     CodePointRanges escaped;
-    auto single = escape(/*in_class=*/true, escaped);
+    auto single = escape(/*in_class=*/true, escaped, &unsure);
     if (single)
       return single;
     ranges.insert(ranges.end(), escaped.begin(), escaped.end());
     return std::nullopt;
   }
 
-  // The escape at a backslash: its character (also put into `ranges`), or nullopt for a class escape.
-  std::optional<char32_t> escape(bool in_class, CodePointRanges& ranges) {
+  // The escape at a backslash: its character (also put into `ranges`), or nullopt for a class escape
+  // (in a class, the characters readings disagree on go into `unsure`).
+  std::optional<char32_t> escape(bool in_class, CodePointRanges& ranges, CodePointRanges* unsure = nullptr) {
     auto start = i_++;
-    if (at_end())
+    if (at_end()) {
+      i_ = start;
       fail("the pattern ends in a backslash");
+    }
     auto single = [&](char32_t c) -> std::optional<char32_t> {
       ranges.emplace_back(c, c);
       return c;
@@ -302,8 +337,13 @@ private:
       case 'D': return set(complement({{'0', '9'}}));
       case 'w': return set({{'0', '9'}, {'A', 'Z'}, {'_', '_'}, {'a', 'z'}});
       case 'W': return set(complement({{'0', '9'}, {'A', 'Z'}, {'_', '_'}, {'a', 'z'}}));
-      case 's': return set(ascii_whitespace());
+      case 's':
+        if (unsure)
+          unsure->insert(unsure->end(), unicode_spaces().begin(), unicode_spaces().end());
+        return set(ascii_whitespace());
       case 'S': {
+        if (unsure)
+          unsure->insert(unsure->end(), unicode_spaces().begin(), unicode_spaces().end());
         auto spaces = ascii_whitespace();
         for (auto range : unicode_spaces())
           spaces.push_back(range);
@@ -313,10 +353,14 @@ private:
       case 't': return single('\t');
       case 'r': return single('\r');
       case 'f': return single('\f');
-      case 'v': return single('\v');
+      case 'v':
+        i_ = start;
+        refuse("the escape \\v (one character in ECMAScript and Python, any vertical space in PCRE2: write \\x0b)");
       case '0':
-        if (std::isdigit(static_cast<unsigned char>(peek())))
+        if (std::isdigit(static_cast<unsigned char>(peek()))) {
+          i_ = start;
           refuse("an octal escape");
+        }
         return single(0);
       case 'x': return single(hex(2, start));
       case 'u': {
@@ -380,6 +424,7 @@ private:
   std::string_view p_;
   std::size_t i_ = 0;
   int depth_ = 0;
+  std::set<std::string> names_; // of the named groups
 };
 
 } // namespace

@@ -36,16 +36,18 @@ struct RegexNode {
 
 /// The tree of `pattern`, a whole-text match ("^" at its start and "$" at its end change nothing).
 /// Understood: literal characters (UTF-8), ".", classes ("[a-z_]", "[^,]"), "\d \w \s" and
-/// "\D \W \S", escapes ("\n \t \r \f \v \0", "\xHH", "\uHHHH", a backslash before punctuation),
+/// "\D \W \S", escapes ("\n \t \r \f \0", "\xHH", "\uHHHH", a backslash before punctuation),
 /// groups "(...)", "(?:...)", "(?<name>...)", "(?P<name>...)", "|", and the quantifiers
 /// "* + ? {n} {n,} {n,m}" (lazy ones, "*?", as greedy: the same texts).
 /// "." is any character but a line break (\n, \r, U+2028, U+2029); "\d" is [0-9], "\w" [A-Za-z0-9_],
-/// "\s" ASCII whitespace, and "\S" leaves out Unicode's spaces too (where ECMAScript and PCRE2 differ,
-/// the texts both accept).
+/// "\s" ASCII whitespace, and "\S" (or a negated class holding "\s" or "\S") leaves out Unicode's
+/// spaces too (where ECMAScript and PCRE2 differ, the texts both accept).
 /// @throws std::invalid_argument "at byte N: ..." naming what is refused: lookaround, backreferences,
-/// "\b", "\p{...}", inline flags, possessive quantifiers, anchors inside the pattern, a "{" that does
-/// not begin a bound, a "]" first in a class or a "[" inside one (write "\]", "\["), bounds above
-/// 1,000, groups nested deeper than 64, a class that matches nothing, text that is not UTF-8.
+/// "\b", "\p{...}", "\v" (PCRE2 reads any vertical space), octal escapes, inline flags, possessive
+/// quantifiers, anchors inside the pattern, a "{" that does not begin a bound, a "]", ":", "." or "="
+/// first in a class or a "[" inside one (escape them), group names that repeat, begin with a digit
+/// or pass 32 characters, bounds above 1,000, groups nested deeper than 64, a class that matches
+/// nothing, text that is not UTF-8.
 RegexNodePtr parse_regex(std::string_view pattern);
 
 /// The ranges of every Unicode scalar value not in `ranges`.

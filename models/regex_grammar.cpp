@@ -95,6 +95,16 @@ public:
         break;
       }
       case RegexNode::alternation: {
+        // Options that are all plain text ("red|green|blue") share a trie: one way to read the text
+        // however many there are.
+        std::vector<std::string> texts;
+        for (const auto& item : node.items)
+          if (auto text = literal_text(*item))
+            texts.push_back(std::move(*text));
+        if (texts.size() == node.items.size()) {
+          rule = g_.add_literals(std::move(texts));
+          break;
+        }
         std::vector<Symbols> options;
         for (const auto& item : node.items)
           options.push_back({Grammar::rule(compile(*item))});
@@ -161,6 +171,31 @@ private:
     if (g_.symbol_count() > kMostSymbols)
       throw std::invalid_argument("the pattern makes a grammar of more than " + std::to_string(kMostSymbols)
                                   + " symbols (lower its bounds {n,m})");
+  }
+
+  // The text `node` stands for, written as `text_` says, when it is one text (single characters one
+  // after the other); nullopt otherwise.
+  std::optional<std::string> literal_text(const RegexNode& node) const {
+    auto written = [&](const RegexNode& item) -> std::optional<std::string> {
+      if (item.kind != RegexNode::characters || item.ranges.size() != 1
+          || item.ranges[0].first != item.ranges[0].second)
+        return std::nullopt;
+      auto c = item.ranges[0].first;
+      auto escaped = text_ == RegexText::json_string ? json_escape(c) : std::string();
+      return escaped.empty() ? utf8_encode(c) : escaped;
+    };
+    if (node.kind == RegexNode::empty)
+      return std::string();
+    if (node.kind != RegexNode::concat)
+      return written(node);
+    std::string text;
+    for (const auto& item : node.items) {
+      auto piece = written(*item);
+      if (!piece)
+        return std::nullopt;
+      text += *piece;
+    }
+    return text;
   }
 
   RuleId rule_of(std::vector<Symbols> alternatives) {

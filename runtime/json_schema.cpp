@@ -1,12 +1,9 @@
 #include <chorus/detail/json_type.hpp>
+#include <chorus/detail/schema_pattern.hpp>
 #include <chorus/json_schema.hpp>
-
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
 
 #include <algorithm>
 #include <cstdint>
-#include <memory>
 #include <optional>
 
 namespace chorus {
@@ -41,37 +38,20 @@ std::string size_violation(std::size_t size, const Json& schema, const char* lea
   return {};
 }
 
-// Whether `text` holds a match of `pattern` (JSON Schema's pattern: anywhere in the string, in
-// ECMAScript's syntax, which PCRE2 reads with \uHHHH escapes and "$" only at the very end).
+// Whether `text` holds a match of `pattern` ("" if so), else what is wrong.
 std::string pattern_violation(const std::string& text, const Json& pattern, const std::string& path) {
   if (!pattern.is_string())
     return path + ": the pattern " + pattern.dump() + " is not a string";
-  const auto& source = pattern.get_ref<const std::string&>();
-  int error = 0;
-  PCRE2_SIZE offset = 0;
-  std::unique_ptr<pcre2_code, decltype(&pcre2_code_free)> code(
-    pcre2_compile(reinterpret_cast<PCRE2_SPTR>(source.data()), source.size(),
-                  PCRE2_UTF | PCRE2_ALT_BSUX | PCRE2_DOLLAR_ENDONLY, &error, &offset, nullptr),
-    pcre2_code_free);
-  auto message = [](int code) {
-    PCRE2_UCHAR buffer[256];
-    pcre2_get_error_message(code, buffer, sizeof buffer);
-    return std::string(reinterpret_cast<const char*>(buffer));
-  };
   auto shown = [](const std::string& s) { return Json(s).dump(-1, ' ', false, Json::error_handler_t::replace); };
-  if (!code)
-    return path + ": the pattern " + shown(source) + " does not compile at byte " + std::to_string(offset) + ": "
-      + message(error);
-  std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> match(
-    pcre2_match_data_create_from_pattern(code.get(), nullptr), pcre2_match_data_free);
-  auto found =
-    pcre2_match(code.get(), reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), 0, 0, match.get(), nullptr);
-  if (found >= 0)
-    return {};
-  if (found == PCRE2_ERROR_NOMATCH)
-    return path + ": " + shown(text) + " does not match the pattern " + shown(source);
-  return path + ": " + shown(text) + " could not be matched against the pattern " + shown(source) + ": "
-    + message(found);
+  const auto& source = pattern.get_ref<const std::string&>();
+  std::string error;
+  auto compiled = detail::compile_schema_pattern(source, error);
+  if (!compiled)
+    return path + ": the pattern " + shown(source) + " does not compile " + error;
+  auto found = detail::schema_pattern_matches(compiled.get(), text, error);
+  if (!found)
+    return path + ": " + shown(text) + " could not be matched against the pattern " + shown(source) + ": " + error;
+  return *found ? "" : path + ": " + shown(text) + " does not match the pattern " + shown(source);
 }
 
 class Validator {

@@ -19,7 +19,8 @@ namespace chorus {
 /// (nested), "additionalProperties" (false: no other fields; a schema: what the other fields must
 /// satisfy), "items", "minItems"/"maxItems", "minLength"/"maxLength" (in characters), "pattern" (a
 /// match anywhere in the string, read by PCRE2 as ECMAScript would: \uHHHH escapes, "$" only at the
-/// end; a pattern that does not compile is a violation), "anyOf", "oneOf", and "$ref" into the top's
+/// end; matched as an automaton, so no pattern backtracks for ever; a pattern that does not compile
+/// is a violation), "anyOf", "oneOf", and "$ref" into the top's
 /// "$defs" or "definitions": the keywords guided decoding (SamplingParams::json_schema) generates,
 /// and "oneOf". Other keywords are not checked.
 std::string schema_violation(const Json& value, const Json& schema);

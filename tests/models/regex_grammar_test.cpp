@@ -70,6 +70,9 @@ TEST(RegexGrammar, AcceptsTheWholeTextsOfThePattern) {
     {"a|^b$|c", {"a", "b", "c"}, {"ab"}},
     {".*?x", {"x", "abcx"}, {"abc"}},
     {"\\S\\W", {"a!", "\xe4\xb8\xad "}, {" !", "\xc2\xa0!", "ab"}},
+    // Unicode's spaces are in ECMAScript's \s and not in PCRE2's: neither in \S nor in [^\s], [^\S].
+    {"[^\\s][^\\S]", {"a ", "a\t"}, {"\xc2\xa0 ", "a\xc2\xa0", "  "}},
+    {"red|green|blue|", {"red", "green", "blue", ""}, {"re", "redd"}},
     {"[\\b]", {"\b"}, {"b"}},
     {"\xf0\x9f\x98\x80+", {"\xf0\x9f\x98\x80\xf0\x9f\x98\x80"}, {"\xf0\x9f\x98"}},
   };
@@ -159,6 +162,22 @@ TEST(RegexGrammar, ClassesHoldExactlyTheirCodePoints) {
 
 TEST(RegexGrammar, RefusesWhatItCannotFollowNamingTheByte) {
   EXPECT_EQ(refusal("ab(?=c)"), "regex: at byte 4: lookaround '(?=' is not supported in guided decoding");
+  // Where the problem is: the construct's first byte.
+  const std::vector<std::pair<std::string, std::string>> placed{
+    {"ab[cd", "at byte 2: a '[' that is never closed"},
+    {"x[^\\d\\D]", "at byte 1: a class that matches no character"},
+    {"x[z-a]", "at byte 2: a range out of order"},
+    {"x[\\d-z]", "at byte 2: a range that begins with a class escape"},
+    {"x[a-\\d]", "at byte 4: a range that ends with a class escape"},
+    {"a{1001}", "at byte 2: a bound above 1000"},
+    {"a{2,1}", "at byte 1: the bound's maximum is below its minimum"},
+    {"ab\\07", "at byte 2: an octal escape"},
+    {"ab\\", "at byte 2: the pattern ends in a backslash"},
+    {"a$)", "at byte 2: an unmatched ')'"},
+    {"(?<n>a)(?<n>b)", "at byte 10: a second group named 'n'"},
+  };
+  for (const auto& [pattern, expected] : placed)
+    EXPECT_EQ(refusal(pattern).rfind("regex: " + expected, 0), 0u) << pattern << ": " << refusal(pattern);
   const std::vector<std::pair<std::string, std::string>> cases{
     {"(?<!a)b", "lookaround '(?<!'"},
     {"(a)\\1", "at byte 3: a backreference"},
@@ -181,6 +200,11 @@ TEST(RegexGrammar, RefusesWhatItCannotFollowNamingTheByte) {
     {"[^\\d\\D]", "a class that matches no character"},
     {"[abc", "a '[' that is never closed"},
     {"\\p{L}", "a Unicode property \\p"},
+    {"\\v", "the escape \\v"},
+    {"(?<1a>x)", "expected a group name"},
+    {"(?<" + std::string(33, 'n') + ">x)", "expected a group name"},
+    {"[:alpha:]", "':' first in a class"},
+    {"[.a.]", "'.' first in a class"},
     {"(?i)a", "the group '(?i'"},
     {"a++", "a possessive quantifier"},
     {"\\q", "the escape \\q"},
@@ -208,11 +232,37 @@ TEST(RegexGrammar, BoundsWhatAPatternCanCost) {
   EXPECT_TRUE(matcher.advance(std::string(5000, 'a')));
   EXPECT_FALSE(matcher.accepting());
 
-  std::string many_options; // 2,000 optional items: every one could be the next
+  // 2,000 optional items: every one could be the next; chains of groups that match nothing, under
+  // many ways to read the text, would make each byte open millions of rules.
+  std::string many_options;
   for (int k = 0; k < 2000; ++k)
     many_options += "a?";
-  EXPECT_NE(refusal(many_options).find("too ambiguous"), std::string::npos);
-  EXPECT_NE(refusal("(" + many_options + ")*").find("too ambiguous"), std::string::npos);
+  std::string empty_chain = "(?:[a-z]";
+  for (int k = 0; k < 10; ++k)
+    empty_chain += "(?:|)";
+  for (int k = 0; k < 2000; ++k)
+    empty_chain += "()";
+  empty_chain += "){1000}";
+  for (const auto& costly : {many_options, "(" + many_options + ")*"}) {
+    auto message = refusal(costly);
+    EXPECT_TRUE(message.find("too ambiguous") != std::string::npos || message.find("too costly") != std::string::npos)
+      << costly.substr(0, 40) << "...: " << message;
+  }
+  auto chain = regex_grammar(empty_chain); // its start is cheap; the first letter is not
+  GrammarMatcher chained(chain);
+  EXPECT_THROW(chained.advance('a'), std::length_error);
+
+  // Thousands of plain options are one way to read the text (a trie), behind a prefix too.
+  std::string codes; // 1,352 of them
+  for (char a = 'a'; a <= 'z'; ++a)
+    for (char b = 'a'; b <= 'z'; ++b)
+      for (char first : {a, static_cast<char>(a - 'a' + 'A')})
+        codes += std::string(codes.empty() ? "" : "|") + first + b;
+  auto code_grammar = regex_grammar("x(?:" + codes + ")");
+  GrammarMatcher code(code_grammar);
+  EXPECT_TRUE(code.advance("xQz"));
+  EXPECT_TRUE(code.accepting());
+  EXPECT_FALSE(code.advance("z"));
 
   std::string long_literal(4000, 'z'); // long, but one way to read it
   auto literal_grammar = regex_grammar(long_literal + "|y");
@@ -244,4 +294,8 @@ TEST(JsonSchemaGrammar, APatternShapesTheStringAndIsRefusedWhereItCannotBeFollow
             "own repetitions instead)");
   EXPECT_EQ(refused(R"({"type": "string", "pattern": 5})"),
             "$.pattern: expected a regular expression (a string), got 5");
+  // What the validator could not compile would make every value a violation.
+  EXPECT_EQ(refused(R"({"type": "string", "pattern": "((a{1000}){1000}){1000}"})"),
+            "$.pattern: PCRE2, which schema_violation checks patterns with, cannot compile it at byte 23: regular "
+            "expression is too large");
 }

@@ -87,6 +87,11 @@ TEST(JsonSchema, APatternIsSearchedForInTheString) {
   auto broken = schema_violation("a", {{"pattern", "(a"}});
   EXPECT_NE(broken.find("$: the pattern \"(a\" does not compile at byte 2"), std::string::npos) << broken;
   EXPECT_NE(schema_violation("a", {{"pattern", 5}}).find("is not a string"), std::string::npos);
+  // Matched as an automaton: a pattern that backtracking would take exponential time on is decided.
+  EXPECT_EQ(schema_violation(std::string(50, 'a'), {{"pattern", "^(?:a|a)*a{25}$"}}), "");
+  EXPECT_NE(schema_violation(std::string(50, 'a') + "b", {{"pattern", "^(?:a|a)*a{25}$"}}), "");
+  EXPECT_EQ(schema_violation("abab", {{"pattern", "^(ab)\\1$"}}), ""); // a backreference: backtracked
+  EXPECT_NE(schema_violation("abac", {{"pattern", "^(ab)\\1$"}}), "");
   EXPECT_NE(schema_violation({{"id", "7"}}, {{"properties", {{"id", {{"pattern", "^[a-z]+$"}}}}}}).find("$.id: \"7\""),
             std::string::npos);
 }
