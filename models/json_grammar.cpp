@@ -6,6 +6,7 @@
 #include <chorus/detail/schema_pattern.hpp>
 
 #include "models/regex_grammar.hpp"
+#include "models/string_formats.hpp"
 
 #include <algorithm>
 #include <map>
@@ -56,9 +57,9 @@ private:
     if (!schema.is_object())
       fail(path, "expected a schema (an object), got " + shown(schema));
     static const std::set<std::string> understood = {
-      "type",  "enum",     "const",    "properties", "required",  "additionalProperties",
-      "items", "minItems", "maxItems", "minLength",  "maxLength", "pattern",
-      "anyOf", "$ref",     "$defs",    "definitions"};
+      "type",   "enum",     "const",    "properties", "required",   "additionalProperties",
+      "items",  "minItems", "maxItems", "minLength",  "maxLength",  "pattern",
+      "format", "anyOf",    "$ref",     "$defs",      "definitions"};
     static const std::set<std::string> annotations = {"title",   "description", "$schema",    "$id",      "$comment",
                                                       "default", "examples",    "deprecated", "readOnly", "writeOnly"};
     if (schema.contains("oneOf"))
@@ -71,7 +72,7 @@ private:
              "the keyword '" + keyword
                + "' is not supported in guided decoding (supported: type, enum, const, "
                  "properties, required, additionalProperties, items, minItems, maxItems, minLength, maxLength, "
-                 "pattern, anyOf, $ref, $defs)");
+                 "pattern, format, anyOf, $ref, $defs)");
     // A keyword that decides the whole value is generated alone: what is beside it would not be
     // followed (only "type" is, for const and enum: their values are filtered by it).
     for (const char* whole : {"$ref", "anyOf", "const", "enum"})
@@ -97,7 +98,8 @@ private:
         types = {"object"};
       else if (schema.contains("items") || schema.contains("minItems") || schema.contains("maxItems"))
         types = {"array"};
-      else if (schema.contains("minLength") || schema.contains("maxLength") || schema.contains("pattern"))
+      else if (schema.contains("minLength") || schema.contains("maxLength") || schema.contains("pattern")
+               || schema.contains("format"))
         types = {"string"};
       else
         return any_value();
@@ -268,8 +270,8 @@ private:
       return rule_of({g_.literal("[") + Symbols{ws(), Grammar::rule(list)} + g_.literal("]")});
     }
     if (type == "string") {
-      if (schema.contains("pattern"))
-        return pattern(schema, path);
+      if (schema.contains("pattern") || schema.contains("format"))
+        return shaped_string(schema, path);
       if (!schema.contains("minLength") && !schema.contains("maxLength"))
         return string();
       auto characters = repeat({Grammar::rule(character())}, {}, bound(schema, "minLength", 0, path),
@@ -288,24 +290,33 @@ private:
   }
 
   // A string whose characters match the pattern whole (JSON Schema's pattern matches anywhere in the
-  // string: a whole match is one of those).
-  RuleId pattern(const Json& schema, const std::string& path) {
+  // string: a whole match is one of those), or that is of the format.
+  RuleId shaped_string(const Json& schema, const std::string& path) {
+    if (schema.contains("pattern") && schema.contains("format"))
+      fail(path, "'pattern' beside 'format' is not supported in guided decoding");
+    const char* keyword = schema.contains("pattern") ? "pattern" : "format";
     if (schema.contains("minLength") || schema.contains("maxLength"))
-      fail(path,
-           "'pattern' beside minLength or maxLength is not supported in guided decoding (bound the "
-           "pattern's own repetitions instead)");
-    if (!schema["pattern"].is_string())
-      fail(path + ".pattern", "expected a regular expression (a string), got " + shown(schema["pattern"]));
-    const auto& source = schema["pattern"].get_ref<const std::string&>();
+      fail(path, std::string("'") + keyword + "' beside minLength or maxLength is not supported in guided decoding");
+    if (!schema[keyword].is_string())
+      fail(path + "." + keyword, "expected a string, got " + shown(schema[keyword]));
+    std::string source = schema[keyword].get<std::string>();
+    if (std::string(keyword) == "format") {
+      auto known = string_format_pattern(source);
+      if (!known)
+        fail(path + ".format",
+             "the format '" + source + "' is not supported in guided decoding (supported: " + string_format_names()
+               + ")");
+      source = *known;
+    }
     RuleId characters = 0;
     try {
       characters = add_regex(g_, source, RegexText::json_string);
     } catch (const std::invalid_argument& error) {
-      fail(path + ".pattern", error.what());
+      fail(path + "." + keyword, error.what());
     }
     std::string error; // what the validator would say of every value
     if (!detail::compile_schema_pattern(source, error))
-      fail(path + ".pattern", "PCRE2, which schema_violation checks patterns with, cannot compile it " + error);
+      fail(path + "." + keyword, "PCRE2, which schema_violation checks patterns with, cannot compile it " + error);
     return rule_of({g_.literal("\"") + Symbols{Grammar::rule(characters)} + g_.literal("\"")});
   }
 
