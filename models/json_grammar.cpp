@@ -5,10 +5,12 @@
 #include <chorus/detail/json_type.hpp>
 #include <chorus/detail/schema_pattern.hpp>
 
+#include "models/number_ranges.hpp"
 #include "models/regex_grammar.hpp"
 #include "models/string_formats.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <numeric>
 #include <optional>
@@ -57,9 +59,10 @@ private:
     if (!schema.is_object())
       fail(path, "expected a schema (an object), got " + shown(schema));
     static const std::set<std::string> understood = {
-      "type",   "enum",     "const",    "properties", "required",   "additionalProperties",
-      "items",  "minItems", "maxItems", "minLength",  "maxLength",  "pattern",
-      "format", "anyOf",    "$ref",     "$defs",      "definitions"};
+      "type",   "enum",     "const",      "properties",       "required",         "additionalProperties",
+      "items",  "minItems", "maxItems",   "minLength",        "maxLength",        "pattern",
+      "format", "minimum",  "maximum",    "exclusiveMinimum", "exclusiveMaximum", "anyOf",
+      "$ref",   "$defs",    "definitions"};
     static const std::set<std::string> annotations = {"title",   "description", "$schema",    "$id",      "$comment",
                                                       "default", "examples",    "deprecated", "readOnly", "writeOnly"};
     if (schema.contains("oneOf"))
@@ -72,7 +75,8 @@ private:
              "the keyword '" + keyword
                + "' is not supported in guided decoding (supported: type, enum, const, "
                  "properties, required, additionalProperties, items, minItems, maxItems, minLength, maxLength, "
-                 "pattern, format, anyOf, $ref, $defs)");
+                 "pattern, format, minimum, maximum, exclusiveMinimum, exclusiveMaximum (of integers), anyOf, "
+                 "$ref, $defs)");
     // A keyword that decides the whole value is generated alone: what is beside it would not be
     // followed (only "type" is, for const and enum: their values are filtered by it).
     for (const char* whole : {"$ref", "anyOf", "const", "enum"})
@@ -101,6 +105,8 @@ private:
       else if (schema.contains("minLength") || schema.contains("maxLength") || schema.contains("pattern")
                || schema.contains("format"))
         types = {"string"};
+      else if (has_bounds(schema))
+        types = {"integer"};
       else
         return any_value();
     } else if (schema["type"].is_string()) {
@@ -278,10 +284,13 @@ private:
                                bound(schema, "maxLength", -1, path), path);
       return rule_of({g_.literal("\"") + Symbols{Grammar::rule(characters)} + g_.literal("\"")});
     }
-    if (type == "number")
+    if (type == "number") {
+      if (has_bounds(schema))
+        fail(path, "minimum and maximum are followed for integers only in guided decoding (type 'integer')");
       return number();
+    }
     if (type == "integer")
-      return integer();
+      return has_bounds(schema) ? bounded_integer(schema, path) : integer();
     if (type == "boolean")
       return rule_of({g_.literal("true"), g_.literal("false")});
     if (type == "null")
@@ -318,6 +327,40 @@ private:
     if (!detail::compile_schema_pattern(source, error))
       fail(path + "." + keyword, "PCRE2, which schema_violation checks patterns with, cannot compile it " + error);
     return rule_of({g_.literal("\"") + Symbols{Grammar::rule(characters)} + g_.literal("\"")});
+  }
+
+  static bool has_bounds(const Json& schema) {
+    return schema.contains("minimum") || schema.contains("maximum") || schema.contains("exclusiveMinimum")
+      || schema.contains("exclusiveMaximum");
+  }
+
+  // The integers within the schema's bounds (each a number, exclusive ones as in JSON Schema 6+).
+  RuleId bounded_integer(const Json& schema, const std::string& path) {
+    long double least = -static_cast<long double>(kLargestWrittenInteger);
+    long double most = kLargestWrittenInteger;
+    for (const char* keyword : {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}) {
+      if (!schema.contains(keyword))
+        continue;
+      const auto& value = schema[keyword];
+      if (!value.is_number())
+        fail(path + "." + keyword, "expected a number, got " + shown(value));
+      const auto bound = value.is_number_unsigned() ? static_cast<long double>(value.get<std::uint64_t>())
+        : value.is_number_integer()                 ? static_cast<long double>(value.get<std::int64_t>())
+                                                    : static_cast<long double>(value.get<double>());
+      const std::string name = keyword;
+      if (name == "minimum")
+        least = std::max(least, std::ceil(bound));
+      else if (name == "exclusiveMinimum")
+        least = std::max(least, std::floor(bound) + 1);
+      else if (name == "maximum")
+        most = std::min(most, std::floor(bound));
+      else
+        most = std::min(most, std::ceil(bound) - 1);
+    }
+    if (least > most)
+      fail(path, "no integer of at most 18 digits satisfies its minimum and maximum");
+    return rule_of({{Grammar::rule(add_regex(
+      g_, integer_range_pattern(static_cast<std::int64_t>(least), static_cast<std::int64_t>(most)), RegexText::raw))}});
   }
 
   RuleId object(const Json& schema, const std::string& path) {

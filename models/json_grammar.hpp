@@ -14,7 +14,9 @@ namespace chorus::models {
 /// newline and up to 20 spaces or tabs, between tokens). Understood: "type" (a name or a list),
 /// "enum", "const", "properties" with "required" and "additionalProperties", "items" with
 /// "minItems"/"maxItems", "minLength"/"maxLength", "pattern" (matched whole: regex.hpp) or "format"
-/// (string_formats.hpp; either one alone shapes a string), "anyOf", "$ref" into "$defs"/"definitions"; annotations ("title",
+/// (string_formats.hpp; either one alone shapes a string), "minimum"/"maximum"/"exclusiveMinimum"/
+/// "exclusiveMaximum" of integers (number_ranges.hpp; a bounded "number" is refused), "anyOf", "$ref"
+/// into "$defs"/"definitions"; annotations ("title",
 /// "description", ...) are ignored. Refused: any other keyword, "oneOf" (a
 /// text may satisfy several options), anything beside "$ref", "anyOf", "const" or "enum" but
 /// "type" (which filters const and enum values), and a "$ref" cycle that writes nothing.
@@ -23,7 +25,7 @@ namespace chorus::models {
 /// "required" and then the rest in key order. Integers have at most 18 digits, a number's fraction at
 /// most 16 and its exponent at most 2, so that every text parses into a finite value of its type.
 /// @throws std::invalid_argument naming where in the schema ("$.properties.age") and the keyword or
-/// value that cannot be generated (e.g. "minimum", or a "required" field without a property), and
+/// value that cannot be generated (e.g. "multipleOf", or a "required" field without a property), and
 /// for a schema nested deeper than 64, a bound above 1,000, a grammar of more than 100,000 rules
 /// or 1,000,000 symbols, or options so alike that the matcher cannot begin (GrammarMatcher::kMostStacks).
 Grammar json_schema_grammar(const Json& schema);

@@ -54,6 +54,34 @@ std::string pattern_violation(const std::string& text, const Json& pattern, cons
   return *found ? "" : path + ": " + shown(text) + " does not match the pattern " + shown(source);
 }
 
+// A number against "minimum", "maximum", "exclusiveMinimum" and "exclusiveMaximum" (numbers, as in
+// JSON Schema 6 and later; integers compared exactly).
+std::string bound_violation(const Json& value, const Json& schema, const std::string& path) {
+  // -1, 0 or 1 as value is below, at or above bound.
+  auto compare = [](const Json& a, const Json& b) {
+    if (a.is_number_integer() && b.is_number_integer() && !a.is_number_unsigned() && !b.is_number_unsigned()) {
+      auto x = a.get<std::int64_t>(), y = b.get<std::int64_t>();
+      return (x > y) - (x < y);
+    }
+    auto x = a.get<long double>(), y = b.get<long double>();
+    return (x > y) - (x < y);
+  };
+  struct Rule {
+    const char* keyword;
+    bool (*breaks)(int);
+    const char* words;
+  };
+  static const Rule rules[] = {{"minimum", [](int c) { return c < 0; }, "less than minimum"},
+                               {"maximum", [](int c) { return c > 0; }, "more than maximum"},
+                               {"exclusiveMinimum", [](int c) { return c <= 0; }, "not more than exclusiveMinimum"},
+                               {"exclusiveMaximum", [](int c) { return c >= 0; }, "not less than exclusiveMaximum"}};
+  for (const auto& rule : rules)
+    if (schema.contains(rule.keyword) && schema[rule.keyword].is_number()
+        && rule.breaks(compare(value, schema[rule.keyword])))
+      return path + ": " + value.dump() + ", " + rule.words + " " + schema[rule.keyword].dump();
+  return {};
+}
+
 class Validator {
 public:
   explicit Validator(const Json& root) : root_(root) {}
@@ -120,6 +148,9 @@ public:
         }
       }
     }
+    if (value.is_number())
+      if (auto problem = bound_violation(value, schema, path); !problem.empty())
+        return problem;
     if (value.is_array()) {
       if (auto problem = size_violation(value.size(), schema, "minItems", "maxItems", path); !problem.empty())
         return problem;

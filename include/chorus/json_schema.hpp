@@ -17,7 +17,8 @@ namespace chorus {
 /// "" when it satisfies it. The schema is a JSON-Schema subset: "type" (object, array, string,
 /// number, integer, boolean, null, or a list of them), "enum", "const", "required" and "properties"
 /// (nested), "additionalProperties" (false: no other fields; a schema: what the other fields must
-/// satisfy), "items", "minItems"/"maxItems", "minLength"/"maxLength" (in characters), "pattern" (a
+/// satisfy), "items", "minItems"/"maxItems", "minLength"/"maxLength" (in characters), "minimum",
+/// "maximum", "exclusiveMinimum", "exclusiveMaximum" (numbers, JSON Schema 6 and later), "pattern" (a
 /// match anywhere in the string, read by PCRE2 as ECMAScript would: \uHHHH escapes, "$" only at the
 /// end; matched as an automaton, so no pattern backtracks for ever; a pattern that does not compile
 /// is a violation), "anyOf", "oneOf", and "$ref" into the top's

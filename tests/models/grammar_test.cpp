@@ -137,10 +137,10 @@ TEST(JsonSchemaGrammar, RefusesWhatItCannotGenerateNamingWhere) {
     }
     return std::string("(accepted)");
   };
-  EXPECT_EQ(refusal(R"({"type": "object", "properties": {"id": {"type": "integer", "minimum": 1}}})"),
-            "$.properties.id: the keyword 'minimum' is not supported in guided decoding (supported: type, enum, const, "
-            "properties, required, additionalProperties, items, minItems, maxItems, minLength, maxLength, pattern, "
-            "format, anyOf, $ref, $defs)");
+  EXPECT_EQ(refusal(R"({"type": "object", "properties": {"id": {"type": "integer", "multipleOf": 2}}})"),
+            "$.properties.id: the keyword 'multipleOf' is not supported in guided decoding (supported: type, enum, "
+            "const, properties, required, additionalProperties, items, minItems, maxItems, minLength, maxLength, "
+            "pattern, format, minimum, maximum, exclusiveMinimum, exclusiveMaximum (of integers), anyOf, $ref, $defs)");
   // What the grammar could not follow beside a keyword that decides the whole value, and oneOf
   // (a text may satisfy several options), are refused rather than generated wrong.
   EXPECT_EQ(refusal(R"({"enum": ["a", "abcdef"], "maxLength": 3})"),
@@ -157,7 +157,7 @@ TEST(JsonSchemaGrammar, RefusesWhatItCannotGenerateNamingWhere) {
             "$: the schema refers to itself through $ref before any text is written");
   EXPECT_EQ(refusal(R"({"type": "object", "properties": {"a": {}}, "required": ["b"]})"),
             R"($.required: "b" is not one of the properties)");
-  EXPECT_EQ(refusal(R"({"type": "integer", "minimum": 1})").substr(0, 34), "$: the keyword 'minimum' is not su");
+  EXPECT_EQ(refusal(R"({"type": "number", "multipleOf": 1})").substr(0, 37), "$: the keyword 'multipleOf' is not su");
   EXPECT_EQ(refusal(R"({"type": "thing"})"), "$.type: unknown type 'thing'");
   EXPECT_EQ(refusal(R"({"$ref": "#/$defs/missing"})"),
             "$.$ref: '#/$defs/missing' names no schema under $defs or definitions at the top of the schema");

@@ -1,7 +1,9 @@
 // What the grammar tests drive a grammar with: whole texts, and a writer that takes random bytes.
 #pragma once
 
-#include "models/grammar.hpp"
+#include <chorus/json.hpp>
+
+#include "models/json_grammar.hpp"
 
 #include <gtest/gtest.h>
 
@@ -49,6 +51,30 @@ inline std::optional<std::string> random_sentence(const Grammar& grammar, std::m
     text += static_cast<char>(byte);
   }
   return std::nullopt;
+}
+
+// The values of the texts random writers finish in `walks` walks through a grammar of JSON; a text
+// that does not parse fails the test and is left out.
+inline std::vector<Json> written_values(const Grammar& grammar, int walks, std::mt19937& random) {
+  std::vector<Json> values;
+  for (int walk = 0; walk < walks; ++walk)
+    if (auto text = random_sentence(grammar, random)) {
+      auto value = Json::parse(*text, nullptr, /*allow_exceptions=*/false);
+      EXPECT_FALSE(value.is_discarded()) << "a writer produced " << *text;
+      if (!value.is_discarded())
+        values.push_back(std::move(value));
+    }
+  return values;
+}
+
+// What json_schema_grammar says refusing `schema`, or "(accepted)".
+inline std::string schema_refusal(const Json& schema) {
+  try {
+    json_schema_grammar(schema);
+  } catch (const std::invalid_argument& error) {
+    return error.what();
+  }
+  return "(accepted)";
 }
 
 } // namespace chorus::models

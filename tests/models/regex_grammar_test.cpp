@@ -282,14 +282,7 @@ TEST(JsonSchemaGrammar, APatternShapesTheStringAndIsRefusedWhereItCannotBeFollow
   EXPECT_TRUE(accepts(grammar, R"({"code": "AB12", "note": "\"q\""})"));
   EXPECT_FALSE(accepts(grammar, R"({"code": "AB1"})"));
   EXPECT_FALSE(accepts(grammar, R"({"code": "ab12"})"));
-  auto refused = [](const char* text) {
-    try {
-      json_schema_grammar(Json::parse(text));
-    } catch (const std::invalid_argument& error) {
-      return std::string(error.what());
-    }
-    return std::string("(accepted)");
-  };
+  auto refused = [](const char* text) { return schema_refusal(Json::parse(text)); };
   EXPECT_EQ(refused(R"j({"properties": {"id": {"type": "string", "pattern": "a(?=b)"}}})j"),
             "$.properties.id.pattern: at byte 3: lookaround '(?=' is not supported in guided decoding");
   EXPECT_EQ(refused(R"({"type": "string", "pattern": "a+", "maxLength": 3})"),
@@ -394,18 +387,10 @@ bool valid_value(const std::string& format, const std::string& text) {
 TEST(JsonSchemaGrammar, FormatsWriteOnlyValidValues) {
   std::mt19937 random(5);
   for (std::string format : {"date", "time", "date-time", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"}) {
-    auto grammar = json_schema_grammar({{"type", "string"}, {"format", format}});
-    int complete = 0;
-    for (int walk = 0; walk < 100; ++walk) {
-      auto text = random_sentence(grammar, random);
-      if (!text)
-        continue;
-      ++complete;
-      auto value = Json::parse(*text, nullptr, /*allow_exceptions=*/false);
-      ASSERT_TRUE(value.is_string()) << format << ": " << *text;
-      EXPECT_TRUE(valid_value(format, value.get<std::string>())) << format << ": " << *text;
-    }
-    EXPECT_GT(complete, 50) << format;
+    auto values = written_values(json_schema_grammar({{"type", "string"}, {"format", format}}), 100, random);
+    for (const auto& value : values)
+      EXPECT_TRUE(value.is_string() && valid_value(format, value.get<std::string>())) << format << ": " << value;
+    EXPECT_GT(values.size(), 50u) << format;
   }
   auto accepts_format = [](const std::string& format, const std::string& value) {
     return accepts(json_schema_grammar({{"format", format}}), Json(value).dump());

@@ -95,3 +95,17 @@ TEST(JsonSchema, APatternIsSearchedForInTheString) {
   EXPECT_NE(schema_violation({{"id", "7"}}, {{"properties", {{"id", {{"pattern", "^[a-z]+$"}}}}}}).find("$.id: \"7\""),
             std::string::npos);
 }
+
+TEST(JsonSchema, NumbersAreHeldToTheirBounds) {
+  Json score = {{"type", "integer"}, {"minimum", 1}, {"maximum", 10}};
+  EXPECT_EQ(schema_violation(1, score), "");
+  EXPECT_EQ(schema_violation(10, score), "");
+  EXPECT_EQ(schema_violation(0, score), "$: 0, less than minimum 1");
+  EXPECT_EQ(schema_violation(11, score), "$: 11, more than maximum 10");
+  EXPECT_EQ(schema_violation(0.5, {{"exclusiveMinimum", 0}, {"exclusiveMaximum", 1}}), "");
+  EXPECT_EQ(schema_violation(0, {{"exclusiveMinimum", 0}}), "$: 0, not more than exclusiveMinimum 0");
+  EXPECT_EQ(schema_violation(1.0, {{"exclusiveMaximum", 1}}), "$: 1.0, not less than exclusiveMaximum 1");
+  // Integers compare exactly, beyond what a double holds.
+  EXPECT_NE(schema_violation(Json(std::int64_t{9007199254740993}), {{"maximum", std::int64_t{9007199254740992}}}), "");
+  EXPECT_EQ(schema_violation("12", score), "$: expected integer, got string");
+}

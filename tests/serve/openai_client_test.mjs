@@ -180,9 +180,9 @@ await check("structured output: a JSON schema, JSON mode, a choice, a pattern an
   const picked = await client.completions.create({ model, prompt: "The sky is", max_tokens: 8, guided_choice: ["blue", "green"] });
   assert.ok(["blue", "green"].includes(picked.choices[0].text), picked.choices[0].text);
   const error = await refused(() => client.chat.completions.create({ model, messages, response_format: {
-    type: "json_schema", json_schema: { name: "x", schema: { type: "integer", minimum: 1 } } } }), OpenAI.BadRequestError, 400);
+    type: "json_schema", json_schema: { name: "x", schema: { type: "integer", multipleOf: 2 } } } }), OpenAI.BadRequestError, 400);
   assert.equal(error.param, "response_format.json_schema.schema");
-  assert.match(error.message, /the keyword 'minimum' is not supported/);
+  assert.match(error.message, /the keyword 'multipleOf' is not supported/);
   // A pattern in the schema, and vLLM's guided_regex for the whole completion.
   const coded = await client.chat.completions.create({ model, messages, max_tokens: 32, response_format: {
     type: "json_schema", json_schema: { name: "code", schema: { type: "string", pattern: "^[A-Z]{2}-\\d{3}$" } } } });

@@ -100,9 +100,9 @@ TEST(OpenAIProtocol, ParsesResponseFormatsAndChoices) {
   // A schema guided decoding cannot follow is refused up front, naming where in it and what.
   auto unfollowable =
     refusal(base + R"("response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema":
-      {"type": "object", "properties": {"id": {"type": "integer", "minimum": 1}}}}}})");
+      {"type": "object", "properties": {"id": {"type": "integer", "multipleOf": 2}}}}}})");
   EXPECT_EQ(unfollowable.param, "response_format.json_schema.schema");
-  EXPECT_NE(std::string(unfollowable.what()).find("$.properties.id: the keyword 'minimum' is not supported"),
+  EXPECT_NE(std::string(unfollowable.what()).find("$.properties.id: the keyword 'multipleOf' is not supported"),
             std::string::npos)
     << unfollowable.what();
   EXPECT_EQ(refusal(base + R"("response_format": {"type": "yaml"}})").param, "response_format.type");
