@@ -31,6 +31,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (!whole)
       return 0;
     auto found = chorus::detail::schema_pattern_matches(whole.get(), *text, error);
+    if (!found
+        && !chorus::detail::schema_pattern_matches(chorus::detail::compile_schema_pattern("", error).get(), *text,
+                                                   error)) { // only text that is not UTF-8 fails there
+      std::fprintf(stderr, "pattern '%.*s' let a writer finish text that is not UTF-8\n",
+                   static_cast<int>(pattern.size()), pattern.data());
+      std::abort();
+    }
     if (found && !*found) {
       std::fprintf(stderr, "pattern '%.*s' let a writer finish '%s', which PCRE2 does not match\n",
                    static_cast<int>(pattern.size()), pattern.data(), text->c_str());

@@ -342,13 +342,21 @@ private:
       if (!schema.contains(keyword))
         continue;
       const auto& value = schema[keyword];
+      const std::string name = keyword;
+      if (value.is_boolean() && (name == "exclusiveMinimum" || name == "exclusiveMaximum"))
+        continue; // draft 4's form, applied with its minimum or maximum below
       if (!value.is_number())
         fail(path + "." + keyword, "expected a number, got " + shown(value));
       const auto bound = value.is_number_unsigned() ? static_cast<long double>(value.get<std::uint64_t>())
         : value.is_number_integer()                 ? static_cast<long double>(value.get<std::int64_t>())
                                                     : static_cast<long double>(value.get<double>());
-      const std::string name = keyword;
-      if (name == "minimum")
+      const bool draft4_exclusive =
+        schema.value(name == "minimum" ? "exclusiveMinimum" : "exclusiveMaximum", Json()) == true;
+      if (name == "minimum" && draft4_exclusive)
+        least = std::max(least, std::floor(bound) + 1);
+      else if (name == "maximum" && draft4_exclusive)
+        most = std::min(most, std::ceil(bound) - 1);
+      else if (name == "minimum")
         least = std::max(least, std::ceil(bound));
       else if (name == "exclusiveMinimum")
         least = std::max(least, std::floor(bound) + 1);

@@ -13,13 +13,17 @@ constexpr const char* kTime = "(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[
 // RFC 3339 appendix A: weeks, or date parts in order (each leading to the next), then time parts.
 constexpr const char* kDurationTime = "T(?:[0-9]{1,4}H(?:[0-9]{1,4}M(?:[0-9]{1,4}S)?)?|[0-9]{1,4}M(?:[0-9]{1,4}S)?"
                                       "|[0-9]{1,4}S)";
-constexpr const char* kLabel = "[a-z0-9](?:[a-z0-9-]{0,20}[a-z0-9])?";
+// A host name's label: letters and digits, single hyphens between them (so never the "--" of
+// positions 3 and 4 that IDNA reserves); the last label is letters (RFC 1123: never all digits).
+constexpr const char* kLabel = "[a-z0-9]{1,10}(?:-[a-z0-9]{1,10}){0,2}";
+constexpr const char* kTopLabel = "[a-z]{2,10}";
 constexpr const char* kOctet = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
 
 } // namespace
 
 std::optional<std::string> string_format_pattern(std::string_view format) {
-  const std::string label = kLabel, octet = kOctet, time = kTime, date = kDate, duration_time = kDurationTime;
+  const std::string label = kLabel, top = kTopLabel, octet = kOctet, time = kTime, date = kDate,
+                    duration_time = kDurationTime;
   if (format == "date")
     return date;
   if (format == "time")
@@ -29,10 +33,10 @@ std::optional<std::string> string_format_pattern(std::string_view format) {
   if (format == "duration")
     return "P(?:[0-9]{1,4}W|(?:[0-9]{1,4}Y(?:[0-9]{1,4}M(?:[0-9]{1,4}D)?)?|[0-9]{1,4}M(?:[0-9]{1,4}D)?|[0-9]{1,4}D)(?:"
       + duration_time + ")?|" + duration_time + ")";
-  if (format == "email") // a dot-atom local part (no dot first, last or twice), a domain of 2 to 4 labels
-    return "[A-Za-z0-9_+-]{1,32}(?:\\.[A-Za-z0-9_+-]{1,32}){0,3}@(?:" + label + "\\.){1,3}[a-z]{2,10}";
+  if (format == "email") // a dot-atom local part of at most 63 bytes (no dot first, last or twice), a domain
+    return "[A-Za-z0-9_+-]{1,15}(?:\\.[A-Za-z0-9_+-]{1,15}){0,3}@(?:" + label + "\\.){1,3}" + top;
   if (format == "hostname")
-    return "(?:" + label + "\\.){0,4}" + label;
+    return "(?:" + label + "\\.){0,4}" + top;
   if (format == "ipv4")
     return octet + "(?:\\." + octet + "){3}";
   if (format == "ipv6") // the full form: eight groups

@@ -1,7 +1,7 @@
 // The strings of JSON Schema's "format" keyword, as regular expressions guided decoding writes them
 // with (json_grammar.cpp). Each writes only valid values, not every valid value: dates skip
 // 29 February, times the leap second, IPv6 addresses are written in full, e-mail addresses and host
-// names in the plain forms of letters, digits and '-'.
+// names in the plain forms of letters, digits and single hyphens, ending in a label of letters.
 #pragma once
 
 #include <optional>

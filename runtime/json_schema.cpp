@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <optional>
+#include <tuple>
 
 namespace chorus {
 
@@ -79,6 +80,12 @@ std::string bound_violation(const Json& value, const Json& schema, const std::st
     if (schema.contains(rule.keyword) && schema[rule.keyword].is_number()
         && rule.breaks(compare(value, schema[rule.keyword])))
       return path + ": " + value.dump() + ", " + rule.words + " " + schema[rule.keyword].dump();
+  // Draft 4's form: "exclusiveMinimum": true makes "minimum" exclusive.
+  for (auto [flag, bound, words] : {std::tuple{"exclusiveMinimum", "minimum", "not more than exclusive minimum"},
+                                    std::tuple{"exclusiveMaximum", "maximum", "not less than exclusive maximum"}})
+    if (schema.value(flag, Json()) == true && schema.contains(bound) && schema[bound].is_number()
+        && compare(value, schema[bound]) == 0)
+      return path + ": " + value.dump() + ", " + words + " " + schema[bound].dump();
   return {};
 }
 

@@ -18,7 +18,7 @@ namespace chorus {
 /// number, integer, boolean, null, or a list of them), "enum", "const", "required" and "properties"
 /// (nested), "additionalProperties" (false: no other fields; a schema: what the other fields must
 /// satisfy), "items", "minItems"/"maxItems", "minLength"/"maxLength" (in characters), "minimum",
-/// "maximum", "exclusiveMinimum", "exclusiveMaximum" (numbers, JSON Schema 6 and later), "pattern" (a
+/// "maximum", "exclusiveMinimum", "exclusiveMaximum" (numbers, or draft 4's booleans), "pattern" (a
 /// match anywhere in the string, read by PCRE2 as ECMAScript would: \uHHHH escapes, "$" only at the
 /// end; matched as an automaton, so no pattern backtracks for ever; a pattern that does not compile
 /// is a violation), "anyOf", "oneOf", and "$ref" into the top's

@@ -46,6 +46,7 @@ TEST(JsonSchemaGrammar, AnIntegersBoundsAreFollowed) {
     {{"type", "integer"}, {"exclusiveMinimum", -3.5}, {"exclusiveMaximum", 250}},
     {{"type", {"integer", "null"}}, {"minimum", 100}},
     {{"maximum", -20}}, // no type: an integer
+    {{"type", "integer"}, {"minimum", 0}, {"exclusiveMinimum", true}, {"maximum", 4}, {"exclusiveMaximum", true}},
   };
   std::mt19937 random(3);
   for (const auto& schema : schemas) {
@@ -60,6 +61,10 @@ TEST(JsonSchemaGrammar, AnIntegersBoundsAreFollowed) {
   EXPECT_FALSE(accepts(grammar, "0"));
   EXPECT_TRUE(accepts(grammar, "1"));
   EXPECT_TRUE(accepts(grammar, "3"));
+  auto draft4 = json_schema_grammar({{"type", "integer"}, {"minimum", 0}, {"exclusiveMinimum", true}, {"maximum", 2}});
+  EXPECT_FALSE(accepts(draft4, "0"));
+  EXPECT_TRUE(accepts(draft4, "1"));
+  EXPECT_TRUE(accepts(draft4, "2"));
   EXPECT_EQ(schema_refusal({{"type", "number"}, {"minimum", 0}}),
             "$: minimum and maximum are followed for integers only in guided decoding (type 'integer')");
   EXPECT_EQ(schema_refusal({{"type", "integer"}, {"minimum", 5}, {"exclusiveMaximum", 5}}),

@@ -327,11 +327,6 @@ bool valid_time(const std::string& text) {
         && offset_minute < 60);
 }
 
-bool valid_label(const std::string& label) {
-  return !label.empty() && label.size() <= 63 && label.front() != '-' && label.back() != '-'
-    && label.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") == std::string::npos;
-}
-
 std::vector<std::string> split(const std::string& text, char separator) {
   std::vector<std::string> parts{""};
   for (char c : text) {
@@ -341,6 +336,20 @@ std::vector<std::string> split(const std::string& text, char separator) {
       parts.back().push_back(c);
   }
   return parts;
+}
+
+// RFC 1123's labels, less what IDNA reserves ("--" as the 3rd and 4th characters).
+bool valid_label(const std::string& label) {
+  return !label.empty() && label.size() <= 63 && label.front() != '-' && label.back() != '-'
+    && label.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") == std::string::npos
+    && (label.size() < 4 || label.compare(2, 2, "--") != 0);
+}
+
+// A host name's labels, the last not all digits (RFC 1123: a name never looks like an address).
+bool valid_host(const std::string& name) {
+  auto labels = split(name, '.');
+  return name.size() <= 253 && std::all_of(labels.begin(), labels.end(), valid_label)
+    && labels.back().find_first_not_of("0123456789") != std::string::npos;
 }
 
 // Each format's values checked by hand (not by the pattern that wrote them).
@@ -362,17 +371,14 @@ bool valid_value(const std::string& format, const std::string& text) {
   if (format == "uuid")
     return text.size() == 36 && text[8] == '-' && text[13] == '-' && text[18] == '-' && text[23] == '-'
       && text.find_first_not_of("0123456789abcdef-") == std::string::npos;
-  if (format == "hostname") {
-    auto labels = split(text, '.');
-    return text.size() <= 253 && std::all_of(labels.begin(), labels.end(), valid_label);
-  }
+  if (format == "hostname")
+    return valid_host(text);
   if (format == "email") {
     auto at = split(text, '@');
-    if (at.size() != 2 || at[0].empty() || at[0].front() == '.' || at[0].back() == '.'
+    if (at.size() != 2 || at[0].empty() || at[0].size() > 64 || at[0].front() == '.' || at[0].back() == '.'
         || at[0].find("..") != std::string::npos)
       return false;
-    auto labels = split(at[1], '.');
-    return labels.size() >= 2 && std::all_of(labels.begin(), labels.end(), valid_label);
+    return split(at[1], '.').size() >= 2 && valid_host(at[1]);
   }
   if (format == "duration") { // P, then at least one number-and-unit; a T only before a time part
     auto t = text.find('T');
@@ -409,6 +415,10 @@ TEST(JsonSchemaGrammar, FormatsWriteOnlyValidValues) {
   EXPECT_FALSE(accepts_format("ipv4", "256.1.1.1"));
   EXPECT_TRUE(accepts_format("email", "first.last+tag@mail.example.org"));
   EXPECT_FALSE(accepts_format("email", "first..last@example.org"));
+  EXPECT_FALSE(accepts_format("email", std::string(16, 'a') + "@example.org")); // atoms of at most 15
+  EXPECT_TRUE(accepts_format("hostname", "db-1.example.org"));
+  EXPECT_FALSE(accepts_format("hostname", "1.2.3.4"));
+  EXPECT_FALSE(accepts_format("hostname", "xn--a.org"));
   EXPECT_TRUE(accepts_format("uuid", "123e4567-e89b-12d3-a456-426614174000"));
   try {
     json_schema_grammar({{"type", "string"}, {"format", "uri"}});

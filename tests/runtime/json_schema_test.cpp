@@ -108,4 +108,9 @@ TEST(JsonSchema, NumbersAreHeldToTheirBounds) {
   // Integers compare exactly, beyond what a double holds.
   EXPECT_NE(schema_violation(Json(std::int64_t{9007199254740993}), {{"maximum", std::int64_t{9007199254740992}}}), "");
   EXPECT_EQ(schema_violation("12", score), "$: expected integer, got string");
+  // Draft 4's boolean form.
+  EXPECT_EQ(schema_violation(5, {{"minimum", 5}, {"exclusiveMinimum", true}}),
+            "$: 5, not more than exclusive minimum 5");
+  EXPECT_EQ(schema_violation(6, {{"minimum", 5}, {"exclusiveMinimum", true}}), "");
+  EXPECT_EQ(schema_violation(5, {{"maximum", 5}, {"exclusiveMaximum", false}}), "");
 }
