@@ -323,8 +323,8 @@ private:
     } catch (const std::invalid_argument& error) {
       fail(path + "." + keyword, error.what());
     }
-    std::string error; // what the validator would say of every value
-    if (!detail::compile_schema_pattern(source, error))
+    std::string error; // what the validator would say of every value (it does not check formats)
+    if (std::string(keyword) == "pattern" && !detail::compile_schema_pattern(source, error))
       fail(path + "." + keyword, "PCRE2, which schema_violation checks patterns with, cannot compile it " + error);
     return rule_of({g_.literal("\"") + Symbols{Grammar::rule(characters)} + g_.literal("\"")});
   }
@@ -334,36 +334,29 @@ private:
       || schema.contains("exclusiveMaximum");
   }
 
-  // The integers within the schema's bounds (each a number, exclusive ones as in JSON Schema 6+).
+  // The integers within the schema's bounds (exclusive ones numbers as in JSON Schema 6+, or draft 4's
+  // booleans that make "minimum" / "maximum" exclusive).
   RuleId bounded_integer(const Json& schema, const std::string& path) {
     long double least = -static_cast<long double>(kLargestWrittenInteger);
     long double most = kLargestWrittenInteger;
-    for (const char* keyword : {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}) {
+    for (const std::string keyword : {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}) {
       if (!schema.contains(keyword))
         continue;
       const auto& value = schema[keyword];
-      const std::string name = keyword;
-      if (value.is_boolean() && (name == "exclusiveMinimum" || name == "exclusiveMaximum"))
-        continue; // draft 4's form, applied with its minimum or maximum below
+      const bool lower = keyword == "minimum" || keyword == "exclusiveMinimum";
+      const auto exclusive_keyword = lower ? "exclusiveMinimum" : "exclusiveMaximum";
+      if (value.is_boolean() && keyword == exclusive_keyword)
+        continue; // draft 4's form: read with its minimum or maximum
       if (!value.is_number())
         fail(path + "." + keyword, "expected a number, got " + shown(value));
       const auto bound = value.is_number_unsigned() ? static_cast<long double>(value.get<std::uint64_t>())
         : value.is_number_integer()                 ? static_cast<long double>(value.get<std::int64_t>())
                                                     : static_cast<long double>(value.get<double>());
-      const bool draft4_exclusive =
-        schema.value(name == "minimum" ? "exclusiveMinimum" : "exclusiveMaximum", Json()) == true;
-      if (name == "minimum" && draft4_exclusive)
-        least = std::max(least, std::floor(bound) + 1);
-      else if (name == "maximum" && draft4_exclusive)
-        most = std::min(most, std::ceil(bound) - 1);
-      else if (name == "minimum")
-        least = std::max(least, std::ceil(bound));
-      else if (name == "exclusiveMinimum")
-        least = std::max(least, std::floor(bound) + 1);
-      else if (name == "maximum")
-        most = std::min(most, std::floor(bound));
+      const bool exclusive = keyword == exclusive_keyword || schema.value(exclusive_keyword, Json()) == true;
+      if (lower)
+        least = std::max(least, exclusive ? std::floor(bound) + 1 : std::ceil(bound));
       else
-        most = std::min(most, std::ceil(bound) - 1);
+        most = std::min(most, exclusive ? std::ceil(bound) - 1 : std::floor(bound));
     }
     if (least > most)
       fail(path, "no integer of at most 18 digits satisfies its minimum and maximum");

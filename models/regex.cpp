@@ -105,13 +105,7 @@ private:
     std::vector<RegexNodePtr> options{sequence()};
     while (eat('|'))
       options.push_back(sequence());
-    if (options.size() == 1)
-      return options.front();
-    RegexNode node;
-    node.kind = RegexNode::alternation;
-    node.nullable = std::any_of(options.begin(), options.end(), [](const auto& o) { return o->nullable; });
-    node.items = std::move(options);
-    return node_of(std::move(node));
+    return joined(RegexNode::alternation, std::move(options));
   }
 
   // Anchors: "^" may begin and "$" end an option of the whole pattern, where nothing could stand
@@ -130,13 +124,21 @@ private:
       }
       items.push_back(quantified(atom()));
     }
+    return joined(RegexNode::concat, std::move(items));
+  }
+
+  // `items` one after the other (concat) or as options (alternation): nothing for no items, the item
+  // itself for one.
+  static RegexNodePtr joined(RegexNode::Kind kind, std::vector<RegexNodePtr> items) {
     if (items.empty())
       return node_of({});
     if (items.size() == 1)
       return items.front();
+    auto nullable = [](const RegexNodePtr& item) { return item->nullable; };
     RegexNode node;
-    node.kind = RegexNode::concat;
-    node.nullable = std::all_of(items.begin(), items.end(), [](const auto& item) { return item->nullable; });
+    node.kind = kind;
+    node.nullable = kind == RegexNode::concat ? std::all_of(items.begin(), items.end(), nullable)
+                                              : std::any_of(items.begin(), items.end(), nullable);
     node.items = std::move(items);
     return node_of(std::move(node));
   }

@@ -3,6 +3,8 @@
 // `(a?b?, not empty)*`): the matcher would otherwise open the repetition for ever without a byte.
 #include "models/regex_grammar.hpp"
 
+#include <chorus/json.hpp>
+
 #include "models/regex.hpp"
 
 #include <map>
@@ -56,22 +58,11 @@ void utf8_sequences(char32_t first, char32_t last, std::vector<ByteRanges>& out)
   out.push_back(std::move(sequence));
 }
 
-// How a JSON string writes a character it may not hold as it is; "" for the others.
-std::string json_escape(char32_t c) {
-  switch (c) {
-    case '"': return "\\\"";
-    case '\\': return "\\\\";
-    case '\b': return "\\b";
-    case '\f': return "\\f";
-    case '\n': return "\\n";
-    case '\r': return "\\r";
-    case '\t': return "\\t";
-    default: break;
-  }
-  if (c >= 0x20)
-    return "";
-  static const char* digits = "0123456789abcdef";
-  return std::string("\\u00") + digits[c >> 4] + digits[c & 0xF];
+// How a JSON string writes `c`: as the JSON writer of the rest of chorus does ('"', '\' and control
+// characters escaped, everything else as its UTF-8 bytes).
+std::string json_written(char32_t c) {
+  auto quoted = Json(utf8_encode(c)).dump();
+  return quoted.substr(1, quoted.size() - 2);
 }
 
 class RegexCompiler {
@@ -181,8 +172,7 @@ private:
           || item.ranges[0].first != item.ranges[0].second)
         return std::nullopt;
       auto c = item.ranges[0].first;
-      auto escaped = text_ == RegexText::json_string ? json_escape(c) : std::string();
-      return escaped.empty() ? utf8_encode(c) : escaped;
+      return text_ == RegexText::json_string ? json_written(c) : utf8_encode(c);
     };
     if (node.kind == RegexNode::empty)
       return std::string();
@@ -258,15 +248,16 @@ private:
         add(first, last);
         continue;
       }
-      // Characters a JSON string escapes are written one by one; runs of the others as they are.
+      // Characters a JSON string escapes (all below '\' + 1) are written one by one; runs of the
+      // others as they are.
       auto run_start = first;
-      for (auto c = first; c <= last && c <= 0x5C; ++c) {
-        auto escaped = json_escape(c);
-        if (escaped.empty())
+      for (auto c = first; c <= last && c <= '\\'; ++c) {
+        auto written = json_written(c);
+        if (written == utf8_encode(c))
           continue;
         if (c > run_start)
           add(run_start, c - 1);
-        options.push_back(g_.literal(escaped));
+        options.push_back(g_.literal(written));
         run_start = c + 1;
       }
       if (run_start <= last)

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <optional>
-#include <tuple>
 
 namespace chorus {
 
@@ -67,25 +66,29 @@ std::string bound_violation(const Json& value, const Json& schema, const std::st
     auto x = a.get<long double>(), y = b.get<long double>();
     return (x > y) - (x < y);
   };
-  struct Rule {
+  // Each bound, the side it keeps, and whether it is exclusive: an exclusive keyword always, minimum
+  // and maximum when draft 4's boolean exclusiveMinimum / exclusiveMaximum says so.
+  struct Bound {
     const char* keyword;
-    bool (*breaks)(int);
+    bool lower;
+    const char* exclusive_flag; // draft 4's, for minimum and maximum
     const char* words;
+    const char* exclusive_words;
   };
-  static const Rule rules[] = {{"minimum", [](int c) { return c < 0; }, "less than minimum"},
-                               {"maximum", [](int c) { return c > 0; }, "more than maximum"},
-                               {"exclusiveMinimum", [](int c) { return c <= 0; }, "not more than exclusiveMinimum"},
-                               {"exclusiveMaximum", [](int c) { return c >= 0; }, "not less than exclusiveMaximum"}};
-  for (const auto& rule : rules)
-    if (schema.contains(rule.keyword) && schema[rule.keyword].is_number()
-        && rule.breaks(compare(value, schema[rule.keyword])))
-      return path + ": " + value.dump() + ", " + rule.words + " " + schema[rule.keyword].dump();
-  // Draft 4's form: "exclusiveMinimum": true makes "minimum" exclusive.
-  for (auto [flag, bound, words] : {std::tuple{"exclusiveMinimum", "minimum", "not more than exclusive minimum"},
-                                    std::tuple{"exclusiveMaximum", "maximum", "not less than exclusive maximum"}})
-    if (schema.value(flag, Json()) == true && schema.contains(bound) && schema[bound].is_number()
-        && compare(value, schema[bound]) == 0)
-      return path + ": " + value.dump() + ", " + words + " " + schema[bound].dump();
+  static const Bound bounds[] = {
+    {"minimum", true, "exclusiveMinimum", "less than minimum", "not more than exclusive minimum"},
+    {"maximum", false, "exclusiveMaximum", "more than maximum", "not less than exclusive maximum"},
+    {"exclusiveMinimum", true, nullptr, "not more than exclusiveMinimum", "not more than exclusiveMinimum"},
+    {"exclusiveMaximum", false, nullptr, "not less than exclusiveMaximum", "not less than exclusiveMaximum"}};
+  for (const auto& bound : bounds) {
+    if (!schema.contains(bound.keyword) || !schema[bound.keyword].is_number())
+      continue;
+    const int inside = compare(value, schema[bound.keyword]) * (bound.lower ? 1 : -1); // 0: on the bound
+    const bool exclusive = !bound.exclusive_flag || schema.value(bound.exclusive_flag, Json()) == true;
+    if (inside < 0 || (inside == 0 && exclusive))
+      return path + ": " + value.dump() + ", " + (inside == 0 ? bound.exclusive_words : bound.words) + " "
+        + schema[bound.keyword].dump();
+  }
   return {};
 }
 
