@@ -15,7 +15,7 @@
 
 namespace chorus {
 
-CHORUS_INSPECT(EnvReply, message, done, reward, explanation)
+CHORUS_INSPECT(EnvReply, message, done, reward, explanation, tool_results)
 
 } // namespace chorus
 

@@ -33,7 +33,9 @@ typename Inspector::result_type inspect(Inspector& f, json& x) {
 
 namespace chorus {
 
-CHORUS_INSPECT(ChatMessage, role, content)
+CHORUS_INSPECT(ToolCall, name, arguments, id)
+CHORUS_INSPECT(ChatMessage, role, content, tool_calls)
+CHORUS_INSPECT(Tool, name, description, parameters)
 CHORUS_INSPECT(SamplingParams, temperature, top_k, top_p, max_tokens, stop, seed, min_tokens, presence_penalty,
                frequency_penalty, logit_bias, logprobs, top_logprobs, prompt_logprobs, json_schema, choice, regex)
 CHORUS_INSPECT(TokenLogprob, token, text, logprob)
@@ -82,6 +84,8 @@ struct GenerateRequest {
   std::string text;
   SamplingParams params;
   std::vector<std::int64_t> tokens;
+  /// The functions the model may call, rendered with `messages` by the chat template.
+  std::vector<Tool> tools;
   /// Names the request for CancelGeneration: unique per process that asks (0: cannot be cancelled).
   std::uint64_t id = 0;
   /// A replica of a training model generates it with this weight version or a newer one (the asker
@@ -130,6 +134,7 @@ struct TokenizeRequest {
   std::vector<ChatMessage> messages;
   std::string text;
   bool add_generation_prompt = true;
+  std::vector<Tool> tools;
 };
 
 /// One optimizer step; `objective` is "sft", "policy", "ppo", "regression" or "value" (over `samples`),
@@ -202,13 +207,13 @@ struct DecodeStep {};
 CHORUS_INSPECT(ModelInfo, model_type, vocab_size, parameters, trained_parameters, weight_version, threads, pending,
                data_parallel_port)
 CHORUS_INSPECT(ModelInfoRequest)
-CHORUS_INSPECT(GenerateRequest, messages, text, params, tokens, id, min_weight_version, stream_to)
+CHORUS_INSPECT(GenerateRequest, messages, text, params, tokens, tools, id, min_weight_version, stream_to)
 CHORUS_INSPECT(GenerationDelta, id, text, logprobs)
 CHORUS_INSPECT(CancelGeneration, id)
 CHORUS_INSPECT(LogprobsReply, logprobs, weight_version)
 CHORUS_INSPECT(LogprobsRequest, prompt_tokens, completion_tokens)
 CHORUS_INSPECT(TokenizeReply, tokens)
-CHORUS_INSPECT(TokenizeRequest, messages, text, add_generation_prompt)
+CHORUS_INSPECT(TokenizeRequest, messages, text, add_generation_prompt, tools)
 CHORUS_INSPECT(TrainRequest, objective, samples, params, pairs)
 CHORUS_INSPECT(SaveRequest, folder, merge_adapter)
 CHORUS_INSPECT(ResetReferenceRequest)
@@ -251,4 +256,6 @@ CAF_BEGIN_TYPE_ID_BLOCK(chorus_model_actors, caf::first_custom_type_id + 100)
   CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::actors::ScoresRequest))
   CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::TokenLogprob))
   CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::PositionLogprobs))
+  CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::ToolCall))
+  CAF_ADD_TYPE_ID(chorus_model_actors, (chorus::Tool))
 CAF_END_TYPE_ID_BLOCK(chorus_model_actors)

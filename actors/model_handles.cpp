@@ -152,8 +152,10 @@ Task<std::vector<std::int64_t>> InferenceModel::tokenize(std::string text) const
 }
 
 Task<std::vector<std::int64_t>> InferenceModel::tokenize_chat(std::vector<ChatMessage> messages,
-                                                              bool add_generation_prompt) const {
-  return ask_tokens(held(state_), TokenizeRequest{std::move(messages), {}, add_generation_prompt}, timeout_);
+                                                              bool add_generation_prompt,
+                                                              std::vector<Tool> tools) const {
+  return ask_tokens(held(state_), TokenizeRequest{std::move(messages), {}, add_generation_prompt, std::move(tools)},
+                    timeout_);
 }
 
 const std::string& InferenceModel::name() const {
@@ -197,9 +199,10 @@ Task<std::vector<std::int64_t>> TrainingModel::tokenize(std::string text) const 
 }
 
 Task<std::vector<std::int64_t>> TrainingModel::tokenize_chat(std::vector<ChatMessage> messages,
-                                                             bool add_generation_prompt) const {
+                                                             bool add_generation_prompt,
+                                                             std::vector<Tool> tools) const {
   return InferenceModel(held(state_)->inference, held(state_)->timeout)
-    .tokenize_chat(std::move(messages), add_generation_prompt);
+    .tokenize_chat(std::move(messages), add_generation_prompt, std::move(tools));
 }
 
 Task<TrainReport> TrainingModel::train_sft(std::vector<TrainSample> samples, TrainParams params) const {
@@ -283,8 +286,9 @@ Task<std::vector<std::int64_t>> ScoringModel::tokenize(std::string text) const {
 }
 
 Task<std::vector<std::int64_t>> ScoringModel::tokenize_chat(std::vector<ChatMessage> messages,
-                                                            bool add_generation_prompt) const {
-  return ask_trainer_tokens(held(state_), TokenizeRequest{std::move(messages), {}, add_generation_prompt});
+                                                            bool add_generation_prompt, std::vector<Tool> tools) const {
+  return ask_trainer_tokens(held(state_),
+                            TokenizeRequest{std::move(messages), {}, add_generation_prompt, std::move(tools)});
 }
 
 Task<std::string> ScoringModel::save(std::string model_name, RecipeContext& ctx) const {

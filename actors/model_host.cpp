@@ -48,9 +48,9 @@ torch::Device parse_device(const std::string& device) {
 
 TokenizeReply ModelHost::tokenize(const TokenizeRequest& request) const {
   const auto& tokenizer = *model.tokenizer;
-  return TokenizeReply{request.messages.empty()
-                         ? tokenizer.encode(request.text)
-                         : tokenizer.apply_chat_template(request.messages, request.add_generation_prompt)};
+  return TokenizeReply{request.messages.empty() ? tokenizer.encode(request.text)
+                                                : tokenizer.apply_chat_template(
+                                                    request.messages, request.add_generation_prompt, request.tools)};
 }
 
 void ModelHost::load(ModelActorSpec model_spec, int weight) {

@@ -8,6 +8,7 @@
 #include <chorus/errors.hpp>
 
 #include "models/byte_level.hpp"
+#include "models/chat_template.hpp"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <nlohmann/json.hpp>
@@ -410,26 +411,28 @@ void BpeTokenizer::encode_text(std::string_view text, std::vector<std::int64_t>&
   split_->split(normalized, [&](std::string_view piece) { encode_piece(std::string(piece), ids); });
 }
 
+const std::pair<std::string, std::int64_t>* BpeTokenizer::find_added(std::string_view text, std::size_t from,
+                                                                     std::size_t& at) const {
+  const std::pair<std::string, std::int64_t>* best = nullptr;
+  at = std::string_view::npos;
+  for (const auto& added : added_) {
+    auto found = text.find(added.first, from);
+    if (found != std::string_view::npos && (found < at || (found == at && added.first.size() > best->first.size()))) {
+      at = found;
+      best = &added;
+    }
+  }
+  return best;
+}
+
 std::vector<std::int64_t> BpeTokenizer::encode(std::string_view text) const {
   // Added tokens are cut out of the raw text first, leftmost first and the longest at a position.
   std::vector<std::int64_t> ids;
-  std::size_t plain = 0, position = 0;
-  while (position < text.size()) {
-    std::size_t best_at = std::string_view::npos;
-    const std::pair<std::string, std::int64_t>* best = nullptr;
-    for (const auto& added : added_) {
-      auto at = text.find(added.first, position);
-      if (at != std::string_view::npos
-          && (at < best_at || (at == best_at && added.first.size() > best->first.size()))) {
-        best_at = at;
-        best = &added;
-      }
-    }
-    if (!best)
-      break;
-    encode_text(text.substr(plain, best_at - plain), ids);
-    ids.push_back(best->second);
-    position = plain = best_at + best->first.size();
+  std::size_t plain = 0, at = 0;
+  while (const auto* added = find_added(text, plain, at)) {
+    encode_text(text.substr(plain, at - plain), ids);
+    ids.push_back(added->second);
+    plain = at + added->first.size();
   }
   encode_text(text.substr(plain), ids);
   return ids;
@@ -471,12 +474,21 @@ std::optional<std::int64_t> BpeTokenizer::special_token(std::string_view name) c
 }
 
 std::vector<std::int64_t> BpeTokenizer::apply_chat_template(const std::vector<ChatMessage>& messages,
-                                                            bool add_generation_prompt) const {
+                                                            bool add_generation_prompt,
+                                                            const std::vector<Tool>& tools) const {
   // The same ids as rendering the template to text and tokenising it, except that message content
-  // is always plain text: a special token spelled inside a message cannot end its turn.
+  // is always plain text: a special token spelled inside a message cannot end its turn. Text runs
+  // between tokens are encoded whole, as the pre-tokenizer would see them in the rendered text.
   std::vector<std::int64_t> ids;
-  auto special = [&](const char* name) { ids.push_back(*special_token(name)); };
-  auto text = [&](const std::string& segment) { encode_text(segment, ids); };
+  std::string run;
+  auto flush = [&] {
+    encode_text(run, ids);
+    run.clear();
+  };
+  auto special = [&](const char* name) {
+    flush();
+    ids.push_back(*special_token(name));
+  };
   auto format = chat_format_;
   if (format == ChatFormat::by_vocabulary) {
     if (special_token("<|im_start|>") && special_token("<|im_end|>"))
@@ -490,32 +502,44 @@ std::vector<std::int64_t> BpeTokenizer::apply_chat_template(const std::vector<Ch
                           + ": chat_template: only the ChatML (Qwen) and Llama 3 formats are "
                             "supported, and this template is neither");
   if (format == ChatFormat::chatml) {
-    for (const auto& message : messages) {
-      special("<|im_start|>");
-      text(message.role + "\n" + message.content);
-      special("<|im_end|>");
-      text("\n");
+    for (const auto& piece : render_chatml(messages, add_generation_prompt, tools)) {
+      if (piece.kind == ChatPiece::Kind::special) {
+        special(piece.value.c_str());
+      } else if (piece.kind == ChatPiece::Kind::text) {
+        run += piece.value;
+      } else { // the template's text: an added token spelled in it is that token
+        std::size_t plain = 0, at = 0;
+        while (const auto* added = find_added(piece.value, plain, at)) {
+          run.append(piece.value, plain, at - plain);
+          flush();
+          ids.push_back(added->second);
+          plain = at + added->first.size();
+        }
+        run.append(piece.value, plain);
+      }
     }
-    if (add_generation_prompt) {
-      special("<|im_start|>");
-      text("assistant\n");
-    }
+    flush();
     return ids;
   }
   if (format == ChatFormat::llama3) {
+    if (!tools.empty())
+      throw std::invalid_argument("tools: the Llama 3 chat format has no place for tools (ChatML models have)");
     special("<|begin_of_text|>");
     for (const auto& message : messages) {
+      if (message.role == "tool" || !message.tool_calls.empty())
+        throw std::invalid_argument("the Llama 3 chat format has no place for tool calls or tool messages");
       special("<|start_header_id|>");
-      text(message.role);
+      run += message.role;
       special("<|end_header_id|>");
-      text("\n\n" + message.content);
+      run += "\n\n" + message.content;
       special("<|eot_id|>");
     }
     if (add_generation_prompt) {
       special("<|start_header_id|>");
-      text("assistant");
+      run += "assistant";
       special("<|end_header_id|>");
-      text("\n\n");
+      run += "\n\n";
+      flush();
     }
     return ids;
   }

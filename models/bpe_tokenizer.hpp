@@ -34,9 +34,11 @@ public:
 
   /// The format of tokenizer_config.json's chat_template: ChatML (Qwen) or the Llama 3 headers. Without
   /// a template, ChatML when the vocabulary has <|im_start|>, Llama 3 when it has <|start_header_id|>.
-  /// @throws CheckpointError for a template of another family, or a vocabulary with neither.
-  std::vector<std::int64_t> apply_chat_template(const std::vector<ChatMessage>& messages,
-                                                bool add_generation_prompt) const override;
+  /// Tools and "tool" messages are written as Qwen3's template does; the Llama 3 format has none.
+  /// @throws CheckpointError for a template of another family, or a vocabulary with neither;
+  /// std::invalid_argument for tools or tool messages in the Llama 3 format.
+  std::vector<std::int64_t> apply_chat_template(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                                                const std::vector<Tool>& tools = {}) const override;
   std::vector<std::int64_t> stop_token_ids() const override;
 
   /// Copies the tokenizer.json it was loaded from, and the tokenizer_config.json beside it if any.
@@ -53,6 +55,9 @@ private:
   // The ids of one pre-tokenised piece (already byte-level symbols).
   void encode_piece(const std::string& piece, std::vector<std::int64_t>& ids) const;
   void encode_text(std::string_view text, std::vector<std::int64_t>& ids) const;
+  // The leftmost added token in `text` from `from` on (the longest at a position), or null.
+  const std::pair<std::string, std::int64_t>* find_added(std::string_view text, std::size_t from,
+                                                         std::size_t& at) const;
 
   std::filesystem::path file_;
   std::filesystem::path config_file_;

@@ -5,6 +5,7 @@
 #include <chorus/errors.hpp>
 
 #include "models/byte_level.hpp"
+#include "models/chat_template.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -68,19 +69,14 @@ std::optional<std::int64_t> ByteTokenizer::special_token(std::string_view name) 
 }
 
 std::vector<std::int64_t> ByteTokenizer::apply_chat_template(const std::vector<ChatMessage>& messages,
-                                                             bool add_generation_prompt) const {
+                                                             bool add_generation_prompt,
+                                                             const std::vector<Tool>& tools) const {
   std::vector<std::int64_t> ids;
-  for (const auto& message : messages) {
-    ids.push_back(kImStart);
-    append_text(ids, message.role);
-    append_text(ids, "\n");
-    append_text(ids, message.content);
-    ids.push_back(kImEnd);
-    append_text(ids, "\n");
-  }
-  if (add_generation_prompt) {
-    ids.push_back(kImStart);
-    append_text(ids, "assistant\n");
+  for (const auto& piece : render_chatml(messages, add_generation_prompt, tools)) {
+    if (piece.kind == ChatPiece::Kind::special)
+      ids.push_back(*special_token(piece.value));
+    else
+      append_text(ids, piece.value);
   }
   return ids;
 }

@@ -13,8 +13,8 @@
 
 namespace chorus::models {
 
-/// One turn of a conversation: role "system", "user" or "assistant", and its text.
 using ChatMessage = chorus::ChatMessage;
+using Tool = chorus::Tool;
 
 class Tokenizer {
 public:
@@ -34,11 +34,14 @@ public:
   virtual std::optional<std::int64_t> special_token(std::string_view name) const = 0;
 
   /// The conversation in the model's chat format, as ids, ending with the start of an assistant
-  /// turn when `add_generation_prompt`. Message content is always plain text: a special token
-  /// spelled inside a message stays text and cannot end its turn (rendering the template to text
-  /// and tokenising that, as Hugging Face does, would let it).
+  /// turn when `add_generation_prompt`; `tools` are the functions the model may call (rendered as
+  /// the format asks). Message content is always plain text: a special token spelled inside a
+  /// message stays text and cannot end its turn (rendering the template to text and tokenising
+  /// that, as Hugging Face does, would let it).
+  /// @throws std::invalid_argument for a role the format has no place for, or tools it cannot write.
   virtual std::vector<std::int64_t> apply_chat_template(const std::vector<ChatMessage>& messages,
-                                                        bool add_generation_prompt) const = 0;
+                                                        bool add_generation_prompt,
+                                                        const std::vector<Tool>& tools = {}) const = 0;
 
   /// The tokens that end an assistant turn: generation stops at them.
   virtual std::vector<std::int64_t> stop_token_ids() const = 0;
@@ -65,8 +68,8 @@ public:
     return kVocabSize;
   }
   std::optional<std::int64_t> special_token(std::string_view name) const override;
-  std::vector<std::int64_t> apply_chat_template(const std::vector<ChatMessage>& messages,
-                                                bool add_generation_prompt) const override;
+  std::vector<std::int64_t> apply_chat_template(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                                                const std::vector<Tool>& tools = {}) const override;
   std::vector<std::int64_t> stop_token_ids() const override {
     return {kImEnd, kEndOfText};
   }

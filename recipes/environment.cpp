@@ -24,16 +24,27 @@ void append(detail::Rollout& rollout, const std::vector<std::int64_t>& tokens, c
   rollout.mask.insert(rollout.mask.end(), tokens.size(), trained);
 }
 
+// The environment's turn as messages: the tool results, one "tool" message each, or a user message.
+std::vector<ChatMessage> reply_messages(const EnvReply& reply) {
+  if (reply.tool_results.empty())
+    return {{"user", reply.message, {}}};
+  std::vector<ChatMessage> messages;
+  for (const auto& result : reply.tool_results)
+    messages.push_back({"tool", result, {}});
+  return messages;
+}
+
 // The tokens between the model's turn (ending in its stop token) and the next generation: the rest
-// of the closed assistant turn, the environment's message and the generation prompt. Nothing if the
+// of the closed assistant turn, the environment's messages and the generation prompt. Nothing if the
 // model ended its turn with a stop token the chat template does not close turns with (e.g.
 // end-of-text instead of end-of-turn): the conversation cannot go on from there.
 Task<std::optional<std::vector<std::int64_t>>> environment_turn(TrainingModel model,
                                                                 std::vector<ChatMessage> conversation,
-                                                                std::string message, std::int64_t stop_token) {
-  auto closed = co_await model.tokenize_chat(conversation, /*add_generation_prompt=*/false);
-  conversation.push_back({"user", std::move(message)});
-  auto opened = co_await model.tokenize_chat(conversation, /*add_generation_prompt=*/true);
+                                                                const std::vector<ChatMessage>& reply,
+                                                                std::int64_t stop_token, std::vector<Tool> tools) {
+  auto closed = co_await model.tokenize_chat(conversation, /*add_generation_prompt=*/false, tools);
+  conversation.insert(conversation.end(), reply.begin(), reply.end());
+  auto opened = co_await model.tokenize_chat(conversation, /*add_generation_prompt=*/true, tools);
   if (opened.size() < closed.size() || !std::equal(closed.begin(), closed.end(), opened.begin()))
     throw Error("model '" + model.name()
                 + "': its chat template does not render a conversation as a prefix of its "
@@ -48,14 +59,14 @@ Task<std::optional<std::vector<std::int64_t>>> environment_turn(TrainingModel mo
 
 } // namespace
 
-Task<detail::Rollout> detail::episode(TrainingModel model, EnvironmentFactory factory, int max_turns, Prompt prompt,
+Task<detail::Rollout> detail::episode(TrainingModel model, EnvironmentOptions options, Prompt prompt,
                                       SamplingParams sampling, StageClock& clock) {
-  auto environment = factory();
+  auto environment = options.environment();
   if (!environment)
     throw Error("the environment factory returned no environment");
   auto conversation = co_await environment->reset(prompt);
   detail::Rollout rollout;
-  rollout.prompt_tokens = co_await model.tokenize_chat(conversation, /*add_generation_prompt=*/true);
+  rollout.prompt_tokens = co_await model.tokenize_chat(conversation, /*add_generation_prompt=*/true, options.tools);
   auto context = rollout.prompt_tokens;
   rollout.weight_version = -1;
   for (int turn = 0;; ++turn) {
@@ -72,7 +83,8 @@ Task<detail::Rollout> detail::episode(TrainingModel model, EnvironmentFactory fa
     rollout.generated += static_cast<std::int64_t>(generation.tokens.size());
     rollout.weight_version = rollout.weight_version < 0 ? generation.weight_version
                                                         : std::min(rollout.weight_version, generation.weight_version);
-    conversation.push_back({"assistant", generation.text});
+    conversation.push_back(options.tools.empty() ? ChatMessage{"assistant", generation.text, {}}
+                                                 : parse_tool_calls(generation.text));
     if (generation.finish_reason != "stop" || generation.tokens.empty()) {
       rollout.grade = {0.0, "turn " + std::to_string(turn + 1) + " was cut at max_tokens", {}, 0};
       break;
@@ -86,17 +98,18 @@ Task<detail::Rollout> detail::episode(TrainingModel model, EnvironmentFactory fa
       rollout.grade = {std::clamp(reply.reward, 0.0, 1.0), reply.explanation, {}, 0};
       break;
     }
-    if (turn + 1 >= max_turns) {
-      rollout.grade = {0.0, "no final reward within " + std::to_string(max_turns) + " turns", {}, 0};
+    if (turn + 1 >= options.max_turns) {
+      rollout.grade = {0.0, "no final reward within " + std::to_string(options.max_turns) + " turns", {}, 0};
       break;
     }
-    auto glue = co_await environment_turn(model, conversation, reply.message, generation.tokens.back());
+    auto messages = reply_messages(reply);
+    auto glue = co_await environment_turn(model, conversation, messages, generation.tokens.back(), options.tools);
     if (!glue) {
       rollout.grade = {
         0.0, "turn " + std::to_string(turn + 1) + " ended with a token that does not end a chat turn", {}, 0};
       break;
     }
-    conversation.push_back({"user", reply.message});
+    conversation.insert(conversation.end(), messages.begin(), messages.end());
     append(rollout, *glue, {}, 0);
     context.insert(context.end(), glue->begin(), glue->end());
   }
@@ -115,9 +128,8 @@ detail::PolicyOptimization with_environment(detail::PolicyOptimization c, const 
   if (c.stage == "grpo" || c.stage == "gspo")
     c.stage = "env_" + c.stage;
   c.grader = {};
-  c.rollout = [model = c.model, factory = environment.environment,
-               turns = environment.max_turns](Prompt prompt, SamplingParams sampling, detail::StageClock& clock) {
-    return detail::episode(model, factory, turns, std::move(prompt), std::move(sampling), clock);
+  c.rollout = [model = c.model, environment](Prompt prompt, SamplingParams sampling, detail::StageClock& clock) {
+    return detail::episode(model, environment, std::move(prompt), std::move(sampling), clock);
   };
   detail::check(c);
   return c;

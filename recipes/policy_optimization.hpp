@@ -119,8 +119,9 @@ Task<RlStage> open_rl_stage(TrainingModel model, std::string stage, int steps, b
 /// follow from the step.
 Json rl_progress(const RlProgress& result, const RolloutPipeline& pipeline);
 
-/// One multi-turn episode of `prompt` against a fresh environment from `factory` (environment.cpp).
-Task<Rollout> episode(TrainingModel model, EnvironmentFactory factory, int max_turns, Prompt prompt,
-                      SamplingParams sampling, StageClock& clock);
+/// One multi-turn episode of `prompt` against a fresh environment from `environment.environment`,
+/// with its tools (environment.cpp).
+Task<Rollout> episode(TrainingModel model, EnvironmentOptions environment, Prompt prompt, SamplingParams sampling,
+                      StageClock& clock);
 
 } // namespace chorus::detail

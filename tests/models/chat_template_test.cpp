@@ -1,0 +1,87 @@
+// Tool calls read back from completions (parse_tool_calls), Python's JSON spelling, and the ChatML
+// rendering's refusals. The rendering itself is checked against Qwen's own template in
+// bpe_tokenizer_test.cpp.
+#include "models/chat_template.hpp"
+#include "models/tokenizer.hpp"
+
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+
+using namespace chorus;
+using chorus::models::ByteTokenizer;
+
+TEST(ParseToolCalls, ReadsHermesBlocksAfterTheContent) {
+  auto turn =
+    parse_tool_calls("Let me add these.\n<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 2,\"b\":3}}\n"
+                     "</tool_call>\n<tool_call>\n{\"name\": \"now\", \"arguments\": {}}\n</tool_call>");
+  EXPECT_EQ(turn.role, "assistant");
+  EXPECT_EQ(turn.content, "Let me add these.");
+  ASSERT_EQ(turn.tool_calls.size(), 2u);
+  EXPECT_EQ(turn.tool_calls[0].name, "add");
+  EXPECT_EQ(turn.tool_calls[0].arguments, "{\"a\": 2, \"b\": 3}"); // as Python's json.dumps spells it
+  EXPECT_EQ(turn.tool_calls[1].name, "now");
+  EXPECT_EQ(turn.tool_calls[1].arguments, "{}");
+  // Keys keep the model's order.
+  auto ordered =
+    parse_tool_calls("<tool_call>{\"name\": \"f\", \"arguments\": {\"z\": [1, {\"y\": \"é\"}], \"a\": null}}");
+  ASSERT_EQ(ordered.tool_calls.size(), 1u); // an unclosed last block is read (generation stopped there)
+  EXPECT_EQ(ordered.content, "");
+  EXPECT_EQ(ordered.tool_calls[0].arguments, "{\"z\": [1, {\"y\": \"é\"}], \"a\": null}");
+}
+
+TEST(ParseToolCalls, TextWithoutOrWithBrokenCallsIsAllContent) {
+  for (std::string text :
+       {"Just an answer.", "", "<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 2}\n</tool_call>",
+        "<tool_call>{\"name\": 3, \"arguments\": {}}</tool_call>", "<tool_call>{\"name\": \"f\"}</tool_call>",
+        "<tool_call>{\"name\": \"f\", \"arguments\": \"{}\"}</tool_call>",
+        "ok <tool_call>{\"name\": \"f\", \"arguments\": {}}</tool_call><tool_call>nope</tool_call>"}) {
+    auto turn = parse_tool_calls(text);
+    EXPECT_EQ(turn.content, text);
+    EXPECT_TRUE(turn.tool_calls.empty()) << text;
+  }
+}
+
+TEST(ParseToolCalls, AParsedTurnRendersAsTheTextItCameFrom) {
+  std::string text =
+    "Checking.\n<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 2, \"b\": [1, 2]}}\n</tool_call>";
+  ByteTokenizer bytes;
+  auto rendered = bytes.decode(bytes.apply_chat_template({parse_tool_calls(text)}, false));
+  EXPECT_EQ(rendered, "<|im_start|>assistant\n" + text + "<|im_end|>\n");
+}
+
+TEST(ChatTemplate, TheByteTokenizerWritesToolsAsQwenDoes) {
+  ByteTokenizer bytes;
+  std::vector<Tool> tools{{"add", "Adds.", R"({"type": "object", "properties": {"b": {}, "a": {}}})"}};
+  auto text = bytes.decode(bytes.apply_chat_template({{"user", "2+3?", {}}}, true, tools));
+  EXPECT_NE(text.find("<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"add\", \"description\": \"Adds.\", "
+                      "\"parameters\": {\"type\": \"object\", \"properties\": {\"b\": {}, \"a\": {}}}}}\n</tools>"),
+            std::string::npos)
+    << text;
+  std::string tail = "</tool_call><|im_end|>\n<|im_start|>user\n2+3?<|im_end|>\n<|im_start|>assistant\n";
+  EXPECT_EQ(text.substr(text.size() - tail.size()), tail);
+  EXPECT_EQ(text.find("<|im_start|>system\n# Tools\n\n"), 0u);
+}
+
+TEST(ChatTemplate, BadToolsAndRolesAreRefusedByName) {
+  ByteTokenizer bytes;
+  try {
+    bytes.apply_chat_template({{"user", "x", {}}}, true, {{"lookup", "", "[1, 2]"}});
+    FAIL() << "parameters that are no object were accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("tool 'lookup': parameters"), std::string::npos) << e.what();
+  }
+  try {
+    bytes.apply_chat_template({{"user", "x", {}}, {"function", "y", {}}}, true);
+    FAIL() << "an unknown role was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("message 1: role 'function'"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ChatTemplate, PythonJsonSpellsAsJsonDumps) {
+  auto value =
+    nlohmann::ordered_json::parse(R"({"b": [1, 2.5, "x\n\u0001"], "a": {"t": true, "n": null}, "e": {}, "l": []})");
+  EXPECT_EQ(models::python_json(value),
+            R"({"b": [1, 2.5, "x\n\u0001"], "a": {"t": true, "n": null}, "e": {}, "l": []})");
+}
