@@ -128,18 +128,22 @@ Task<std::string> ask_save(std::shared_ptr<detail::TrainingState> state, std::st
 InferenceModel::InferenceModel(std::shared_ptr<detail::InferenceState> state, std::chrono::milliseconds timeout)
   : state_(std::move(state)), timeout_(timeout) {}
 
-Task<Generation> InferenceModel::generate(std::vector<ChatMessage> messages, SamplingParams params) const {
-  return ask_generate(held(state_), GenerateRequest{std::move(messages), {}, std::move(params)}, timeout_);
+Task<Generation> InferenceModel::generate(std::vector<ChatMessage> messages, SamplingParams params,
+                                          std::vector<Tool> tools) const {
+  return ask_generate(held(state_), GenerateRequest{std::move(messages), {}, std::move(params), {}, std::move(tools)},
+                      timeout_);
 }
 
 Task<Generation> InferenceModel::complete(std::string text, SamplingParams params) const {
   return ask_generate(held(state_), GenerateRequest{{}, std::move(text), std::move(params)}, timeout_);
 }
 
-Task<Generation> InferenceModel::generate_tokens(std::vector<std::int64_t> prompt_tokens, SamplingParams params) const {
+Task<Generation> InferenceModel::generate_tokens(std::vector<std::int64_t> prompt_tokens, SamplingParams params,
+                                                 std::vector<Tool> tools) const {
   if (prompt_tokens.empty())
     throw Error("model '" + held(state_)->name + "': generate_tokens needs at least one prompt token");
-  return ask_generate(held(state_), GenerateRequest{{}, {}, std::move(params), std::move(prompt_tokens)}, timeout_);
+  return ask_generate(held(state_),
+                      GenerateRequest{{}, {}, std::move(params), std::move(prompt_tokens), std::move(tools)}, timeout_);
 }
 
 Task<std::vector<float>> InferenceModel::logprobs(std::vector<std::int64_t> prompt_tokens,
@@ -174,18 +178,20 @@ ReplicaLosses InferenceModel::losses() const {
 
 TrainingModel::TrainingModel(std::shared_ptr<detail::TrainingState> state) : state_(std::move(state)) {}
 
-Task<Generation> TrainingModel::generate(std::vector<ChatMessage> messages, SamplingParams params) const {
+Task<Generation> TrainingModel::generate(std::vector<ChatMessage> messages, SamplingParams params,
+                                         std::vector<Tool> tools) const {
   return InferenceModel(held(state_)->inference, held(state_)->timeout)
-    .generate(std::move(messages), std::move(params));
+    .generate(std::move(messages), std::move(params), std::move(tools));
 }
 
 Task<Generation> TrainingModel::complete(std::string text, SamplingParams params) const {
   return InferenceModel(held(state_)->inference, held(state_)->timeout).complete(std::move(text), std::move(params));
 }
 
-Task<Generation> TrainingModel::generate_tokens(std::vector<std::int64_t> prompt_tokens, SamplingParams params) const {
+Task<Generation> TrainingModel::generate_tokens(std::vector<std::int64_t> prompt_tokens, SamplingParams params,
+                                                std::vector<Tool> tools) const {
   return InferenceModel(held(state_)->inference, held(state_)->timeout)
-    .generate_tokens(std::move(prompt_tokens), std::move(params));
+    .generate_tokens(std::move(prompt_tokens), std::move(params), std::move(tools));
 }
 
 Task<std::vector<float>> TrainingModel::logprobs(std::vector<std::int64_t> prompt_tokens,

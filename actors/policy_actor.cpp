@@ -202,7 +202,7 @@ models::SequenceRequest sequence_of(PolicyActor* self, const GenerateRequest& re
   sequence.options.top_logprobs = params.logprobs ? params.top_logprobs : 0;
   if (!self->state.grammars)
     self->state.grammars = std::make_unique<models::GuidedGrammars>(model.tokenizer);
-  sequence.options.grammar = self->state.grammars->grammar_for(params);
+  sequence.options.grammar = self->state.grammars->grammar_for(params, request.tools);
   models::StopCheck stop_check;
   if (!params.stop.empty())
     stop_check = models::stop_at_strings(model.tokenizer, params.stop);

@@ -3,6 +3,8 @@
 // (@huggingface/jinja) and checks the ids are the same.
 #include "models/chat_template.hpp"
 
+#include "models/json_grammar.hpp"
+
 #include <stdexcept>
 #include <string_view>
 
@@ -143,6 +145,43 @@ std::vector<ChatPiece> render_chatml(const std::vector<ChatMessage>& messages, b
     markup("assistant\n");
   }
   return pieces;
+}
+
+Grammar tool_call_grammar(const std::vector<Tool>& tools, const std::string& tool_choice, bool parallel) {
+  if (tools.empty())
+    throw std::invalid_argument("tool_choice '" + tool_choice + "': the request has no tools");
+  Grammar grammar;
+  auto call = grammar.add_rule();
+  bool named = tool_choice != "required", found = false;
+  for (const auto& tool : tools) {
+    if (named && tool.name != tool_choice)
+      continue;
+    found = true;
+    auto parameters = tool.parameters.empty() ? Json{{"type", "object"}}
+                                              : Json::parse(tool.parameters, nullptr, /*allow_exceptions=*/false);
+    if (parameters.is_discarded() || !parameters.is_object())
+      throw std::invalid_argument("tool '" + tool.name + "': parameters: expected a JSON Schema object's text");
+    Grammar::RuleId arguments = 0;
+    try {
+      arguments = add_json_schema(grammar, parameters);
+    } catch (const std::invalid_argument& error) {
+      throw std::invalid_argument("tool '" + tool.name + "': parameters: " + error.what());
+    }
+    auto head = grammar.add_literals({"<tool_call>\n{\"name\": " + python_json(tool.name) + ", \"arguments\": "});
+    auto tail = grammar.add_literals({"}\n</tool_call>"});
+    grammar.add_alternative(call, {Grammar::rule(head), Grammar::rule(arguments), Grammar::rule(tail)});
+  }
+  if (!found)
+    throw std::invalid_argument("tool_choice: '" + tool_choice + "' is not one of the request's tools");
+  auto root = call;
+  if (!named && parallel) { // calls ::= call | call "\n" calls
+    root = grammar.add_rule();
+    auto newline = grammar.add_literals({"\n"});
+    grammar.add_alternative(root, {Grammar::rule(call)});
+    grammar.add_alternative(root, {Grammar::rule(call), Grammar::rule(newline), Grammar::rule(root)});
+  }
+  grammar.finish(root);
+  return grammar;
 }
 
 } // namespace chorus::models

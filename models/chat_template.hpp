@@ -4,6 +4,8 @@
 
 #include <chorus/generation.hpp>
 
+#include "models/grammar.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <string>
@@ -27,6 +29,14 @@ struct ChatPiece {
 /// a message of another role.
 std::vector<ChatPiece> render_chatml(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
                                      const std::vector<Tool>& tools);
+
+/// The completions SamplingParams::tool_choice allows: "required", one or more calls of `tools` in
+/// <tool_call> blocks as Qwen's template writes them (one per line; one only unless `parallel`),
+/// each call's arguments a JSON object satisfying its tool's parameters (any object without); a
+/// tool's name, one call of it.
+/// @throws std::invalid_argument for no tools, a name that is none of them, or parameters that
+/// guided decoding cannot follow (naming the tool and where in its schema).
+Grammar tool_call_grammar(const std::vector<Tool>& tools, const std::string& tool_choice, bool parallel = true);
 
 /// `value` as Python's json.dumps writes it (", " and ": " between items, UTF-8 as is): what the
 /// `tojson` filter of Hugging Face's chat templates gives.

@@ -1,5 +1,6 @@
 #include "models/guided_grammars.hpp"
 
+#include "models/chat_template.hpp"
 #include "models/json_grammar.hpp"
 #include "models/regex_grammar.hpp"
 
@@ -16,22 +17,31 @@ constexpr std::size_t kMostKeptSymbols = 4'000'000;
 
 } // namespace
 
-std::shared_ptr<const TokenGrammar> GuidedGrammars::grammar_for(const SamplingParams& params) {
-  const bool schema = !params.json_schema.is_null(), choice = !params.choice.empty(), regex = !params.regex.empty();
-  if (schema + choice + regex == 0)
+std::shared_ptr<const TokenGrammar> GuidedGrammars::grammar_for(const SamplingParams& params,
+                                                                const std::vector<Tool>& tools) {
+  const bool schema = !params.json_schema.is_null(), choice = !params.choice.empty(), regex = !params.regex.empty(),
+             calls = !params.tool_choice.empty();
+  if (schema + choice + regex + calls == 0)
     return nullptr;
-  if (schema + choice + regex > 1)
-    throw std::invalid_argument("guided decoding: ask for one of json_schema, choice and regex, not several");
-  // A schema whose text is not UTF-8 never compiles; choices and patterns are keyed by their exact bytes.
+  if (schema + choice + regex + calls > 1)
+    throw std::invalid_argument(
+      "guided decoding: ask for one of json_schema, choice, regex and tool_choice, not several");
+  // A schema whose text is not UTF-8 never compiles; choices, patterns and tools are keyed by their exact bytes.
+  auto counted = [](const std::string& part) { return std::to_string(part.size()) + ':' + part; };
   std::string text = schema ? "s" + params.json_schema.dump(-1, ' ', false, Json::error_handler_t::replace)
     : regex                 ? "r" + params.regex
+    : calls                 ? "t" + counted(params.tool_choice) + (params.parallel_tool_calls ? "+" : "1")
                             : "c";
   for (const auto& option : params.choice)
-    text += std::to_string(option.size()) + ':' + option;
+    text += counted(option);
+  if (calls)
+    for (const auto& tool : tools)
+      text += counted(tool.name) + counted(tool.parameters);
   if (auto known = grammars_.find(text); known != grammars_.end())
     return known->second;
   auto grammar = schema ? json_schema_grammar(params.json_schema)
     : regex             ? regex_grammar(params.regex)
+    : calls             ? tool_call_grammar(tools, params.tool_choice, params.parallel_tool_calls)
                         : choice_grammar(params.choice);
   if (!vocabulary_)
     vocabulary_ = std::make_shared<TokenVocabulary>(*tokenizer_);

@@ -1,4 +1,4 @@
-// The grammars that SamplingParams::json_schema, ::choice and ::regex ask for, compiled against one
+// The grammars that SamplingParams::json_schema, ::choice, ::regex and ::tool_choice ask for, compiled against one
 // tokenizer's vocabulary and kept for the requests that ask again (a recipe sends the same schema
 // with every rollout; each TokenGrammar also remembers its masks).
 #pragma once
@@ -18,10 +18,10 @@ class GuidedGrammars {
 public:
   explicit GuidedGrammars(std::shared_ptr<const Tokenizer> tokenizer) : tokenizer_(std::move(tokenizer)) {}
 
-  /// The grammar `params` asks for; null when it asks for none.
+  /// The grammar `params` asks for (a tool_choice: of calls of `tools`); null when it asks for none.
   /// @throws std::invalid_argument naming what cannot be generated (a schema keyword, a regex
-  /// construct, an empty choice, more than one asked for at once).
-  std::shared_ptr<const TokenGrammar> grammar_for(const SamplingParams& params);
+  /// construct, an empty choice, a tool_choice without tools, more than one asked for at once).
+  std::shared_ptr<const TokenGrammar> grammar_for(const SamplingParams& params, const std::vector<Tool>& tools = {});
 
 private:
   std::shared_ptr<const Tokenizer> tokenizer_;

@@ -520,10 +520,14 @@ private:
 
 } // namespace
 
+Grammar::RuleId add_json_schema(Grammar& grammar, const Json& schema) {
+  SchemaCompiler compiler(grammar, schema);
+  return compiler.compile(schema, "$");
+}
+
 Grammar json_schema_grammar(const Json& schema) {
   Grammar grammar;
-  SchemaCompiler compiler(grammar, schema);
-  auto root = compiler.compile(schema, "$");
+  auto root = add_json_schema(grammar, schema);
   try {
     grammar.finish(root);
   } catch (const std::invalid_argument&) { // all the compiler can build that finish refuses

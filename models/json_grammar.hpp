@@ -30,6 +30,10 @@ namespace chorus::models {
 /// or 1,000,000 symbols, or options so alike that the matcher cannot begin (GrammarMatcher::kMostStacks).
 Grammar json_schema_grammar(const Json& schema);
 
+/// The rule of `schema`'s JSON texts inside `grammar` (as json_schema_grammar builds its root).
+/// @throws std::invalid_argument as json_schema_grammar does.
+Grammar::RuleId add_json_schema(Grammar& grammar, const Json& schema);
+
 /// Exactly one of `choices` (at least one).
 /// @throws std::invalid_argument for an empty list.
 Grammar choice_grammar(const std::vector<std::string>& choices);

@@ -76,7 +76,7 @@ Task<detail::Rollout> detail::episode(TrainingModel model, EnvironmentOptions op
     Generation generation;
     {
       StageClock::Busy busy(clock, StageClock::generate);
-      generation = co_await model.generate_tokens(context, turn_sampling);
+      generation = co_await model.generate_tokens(context, turn_sampling, options.tools);
     }
     append(rollout, generation.tokens, generation.logprobs, 1);
     context.insert(context.end(), generation.tokens.begin(), generation.tokens.end());

@@ -2,6 +2,7 @@
 
 #include "models/json_grammar.hpp"
 #include "models/regex_grammar.hpp"
+#include "serve/openai_tools.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -304,16 +305,24 @@ ChatMessage parse_message(const json& message, std::size_t index) {
   auto role = message.find("role");
   if (role == message.end() || !role->is_string())
     invalid(where + ".role", "'" + where + ".role' must be a string.");
-  ChatMessage result{role->get<std::string>(), {}};
+  ChatMessage result{role->get<std::string>(), {}, {}};
   if (result.role == "developer") // the newer name of the system role
     result.role = "system";
-  if (result.role != "system" && result.role != "user" && result.role != "assistant")
+  if (result.role != "system" && result.role != "user" && result.role != "assistant" && result.role != "tool")
     invalid(where + ".role",
-            "'" + where + ".role' must be 'system', 'developer', 'user' or 'assistant', got '" + result.role + "'.");
+            "'" + where + ".role' must be 'system', 'developer', 'user', 'assistant' or 'tool', got '" + result.role
+              + "'.");
+  if (auto calls = message.find("tool_calls"); calls != message.end() && !calls->is_null()) {
+    if (result.role != "assistant")
+      invalid(where + ".tool_calls", "'" + where + ".tool_calls' is only allowed in an assistant message.");
+    result.tool_calls = parse_message_tool_calls(*calls, where);
+  }
   auto content = message.find("content");
-  if (content == message.end() || content->is_null())
+  if ((content == message.end() || content->is_null()) && !result.tool_calls.empty()) {
+    // an assistant turn that only calls functions
+  } else if (content == message.end() || content->is_null()) {
     invalid(where + ".content", "'" + where + ".content' is required.");
-  if (content->is_string()) {
+  } else if (content->is_string()) {
     result.content = content->get<std::string>();
   } else if (content->is_array()) { // content parts: only text ones
     for (const auto& part : *content) {
@@ -325,7 +334,7 @@ ChatMessage parse_message(const json& message, std::size_t index) {
     invalid(where + ".content", "'" + where + ".content' must be a string or an array of text parts.");
   }
   for (const auto& [key, value] : message.items())
-    if (key != "role" && key != "content" && key != "name")
+    if (key != "role" && key != "content" && key != "name" && key != "tool_calls" && key != "tool_call_id")
       invalid(where + "." + key, "'" + where + "." + key + "' is not supported by chorus-serve.");
   return result;
 }
@@ -430,9 +439,17 @@ CompletionRequest parse_chat_request(const std::string& body, const RequestLimit
   request.sampling.top_logprobs = fields.integer("top_logprobs", 0, 0, kMostTopLogprobs);
   if (request.sampling.top_logprobs > 0 && !request.sampling.logprobs)
     invalid("top_logprobs", "'top_logprobs' requires 'logprobs' to be true.");
-  fields.only_default("tools", [](const json& value) { return value.is_array() && value.empty(); });
-  fields.only_default("tool_choice", [](const json& value) { return value == "none"; });
-  fields.ignore("parallel_tool_calls");
+  if (fields.take("tools")) // again, keeping the order of each schema's keys (the prompt shows them)
+    request.tools = parse_tools(nlohmann::ordered_json::parse(body)["tools"]);
+  auto tool_choice = parse_tool_choice(fields.take("tool_choice"), request.tools);
+  if (tool_choice == "none")
+    request.tools.clear(); // the model is not told about them, so it writes a message
+  else if (!tool_choice.empty() && request.sampling.json_schema.is_null() && request.sampling.choice.empty()
+           && request.sampling.regex.empty())
+    request.sampling.tool_choice = tool_choice;
+  else if (!tool_choice.empty())
+    invalid("tool_choice", "'tool_choice' 'required' or a function cannot be combined with guided decoding.");
+  request.sampling.parallel_tool_calls = fields.boolean("parallel_tool_calls", true);
   fields.refuse_unknown();
   return request;
 }
@@ -490,6 +507,7 @@ ResponseHeader make_header(const CompletionRequest& request) {
   header.logprobs = request.sampling.logprobs;
   header.echo = request.echo;
   header.prompt = request.prompt;
+  header.tool_calls = !request.tools.empty();
   return header;
 }
 
@@ -514,7 +532,16 @@ std::string response_body(const ResponseHeader& header, const std::vector<Genera
     json choice = {{"index", i},
                    {"logprobs", logprobs_value(header, *positions, offset)},
                    {"finish_reason", choices[i].finish_reason}};
-    if (header.chat)
+    auto turn = header.tool_calls ? parse_tool_calls(text) : ChatMessage{"assistant", text, {}};
+    if (header.chat && !turn.tool_calls.empty()) {
+      for (auto& call : turn.tool_calls)
+        call.id = new_call_id();
+      choice["message"] = {{"role", "assistant"},
+                           {"content", turn.content.empty() ? json(nullptr) : json(turn.content)},
+                           {"tool_calls", tool_calls_value(turn.tool_calls, false)}};
+      if (choices[i].finish_reason == "stop")
+        choice["finish_reason"] = "tool_calls";
+    } else if (header.chat)
       choice["message"] = {{"role", "assistant"}, {"content", text}};
     else
       choice["text"] = text;
@@ -526,11 +553,22 @@ std::string response_body(const ResponseHeader& header, const std::vector<Genera
 
 std::string chunk_event(const ResponseHeader& header, std::int64_t index, const std::string& text,
                         const std::vector<PositionLogprobs>& positions, StreamedChoice& sent) {
+  auto content = text;
+  if (header.tool_calls) { // send what cannot be part of a tool call
+    auto whole = sent.text + text;
+    auto certain = std::max(certain_content(whole), sent.content);
+    content = whole.substr(sent.content, certain - sent.content);
+    sent.content = certain;
+    if (content.empty() && positions.empty() && sent.started) {
+      sent.text = std::move(whole);
+      return {};
+    }
+  }
   auto data = envelope(header, true);
   json choice = {
     {"index", index}, {"logprobs", logprobs_value(header, positions, sent.characters)}, {"finish_reason", nullptr}};
   if (header.chat) {
-    choice["delta"] = {{"content", text}};
+    choice["delta"] = {{"content", content}};
     if (!sent.started)
       choice["delta"]["role"] = "assistant";
   } else {
@@ -543,15 +581,34 @@ std::string chunk_event(const ResponseHeader& header, std::int64_t index, const 
   return event(data);
 }
 
-std::string finish_event(const ResponseHeader& header, std::int64_t index, const std::string& finish_reason) {
+std::string finish_event(const ResponseHeader& header, std::int64_t index, const std::string& finish_reason,
+                         StreamedChoice& sent) {
+  std::string before; // with tools: the text held back, as content or as the calls it makes
+  auto reason = finish_reason;
+  if (header.tool_calls && sent.content < sent.text.size()) {
+    auto turn = parse_tool_calls(sent.text);
+    json delta = {{"content", sent.text.substr(sent.content)}};
+    if (!turn.tool_calls.empty()) {
+      for (auto& call : turn.tool_calls)
+        call.id = new_call_id();
+      delta = {{"tool_calls", tool_calls_value(turn.tool_calls, true)}};
+      if (reason == "stop")
+        reason = "tool_calls";
+    }
+    sent.content = sent.text.size();
+    auto data = envelope(header, true);
+    data["choices"] =
+      json::array({{{"index", index}, {"logprobs", nullptr}, {"finish_reason", nullptr}, {"delta", std::move(delta)}}});
+    before = event(data);
+  }
   auto data = envelope(header, true);
-  json choice = {{"index", index}, {"logprobs", nullptr}, {"finish_reason", finish_reason}};
+  json choice = {{"index", index}, {"logprobs", nullptr}, {"finish_reason", reason}};
   if (header.chat)
     choice["delta"] = json::object();
   else
     choice["text"] = "";
   data["choices"] = json::array({std::move(choice)});
-  return event(data);
+  return before + event(data);
 }
 
 std::string usage_event(const ResponseHeader& header, const std::vector<Generation>& choices) {

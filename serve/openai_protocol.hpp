@@ -54,6 +54,8 @@ struct CompletionRequest {
   bool include_usage = false;
   /// The completions API's echo: each choice's text (and log-probs) begins with the prompt's.
   bool echo = false;
+  /// The functions the model may call (chat; none when tool_choice is "none").
+  std::vector<Tool> tools;
 };
 
 /// @throws ApiError (400, naming the field) for a body that is not a valid request, (404) for
@@ -73,6 +75,8 @@ struct ResponseHeader {
   /// choice's text, and its positions before the choice's.
   bool echo = false;
   std::string prompt;
+  /// The request offered tools: each choice's <tool_call> blocks become its message's tool_calls.
+  bool tool_calls = false;
 };
 
 /// A new response identity for `request`.
@@ -90,15 +94,20 @@ struct StreamedChoice {
   /// text_offset of the next one).
   std::size_t positions = 0;
   std::size_t characters = 0;
+  /// With tools: the bytes of `text` sent as content (the rest may be a tool call; it is held).
+  std::size_t content = 0;
 };
 
 /// One server-sent event of a streamed response ("data: {...}\n\n"): a piece of choice `index`'s
 /// text, with the log-probs of `positions` if the request asked for them. Records it in `sent`.
+/// With tools, text that may be a tool call is held back: "" when there is nothing to send.
 std::string chunk_event(const ResponseHeader& header, std::int64_t index, const std::string& text,
                         const std::vector<PositionLogprobs>& positions, StreamedChoice& sent);
 
-/// The event that ends choice `index` with its finish reason.
-std::string finish_event(const ResponseHeader& header, std::int64_t index, const std::string& finish_reason);
+/// The event that ends choice `index` with its finish reason; with tools, after the text held back
+/// as content or as the tool calls it makes (finish reason "tool_calls").
+std::string finish_event(const ResponseHeader& header, std::int64_t index, const std::string& finish_reason,
+                         StreamedChoice& sent);
 
 /// The usage event (stream_options.include_usage): no choices, the token counts of all of them.
 std::string usage_event(const ResponseHeader& header, const std::vector<Generation>& choices);

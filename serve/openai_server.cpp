@@ -46,6 +46,7 @@ std::vector<actors::GenerateRequest> generate_requests(const CompletionRequest& 
     generate.text = request.prompt;
     generate.tokens = request.prompt_tokens;
     generate.params = request.sampling;
+    generate.tools = request.tools;
     if (request.sampling.seed >= 0)
       generate.params.seed = request.sampling.seed + choice;
     requests.push_back(std::move(generate));
@@ -74,7 +75,7 @@ struct Stream {
 
 // Writes the next event(s) of `stream`; false when the client is gone (the choices are cancelled).
 bool stream_next(Stream& stream, httplib::DataSink& sink) {
-  auto write = [&sink](const std::string& text) { return sink.write(text.data(), text.size()); };
+  auto write = [&sink](const std::string& text) { return text.empty() || sink.write(text.data(), text.size()); };
   auto event = stream.call->next();
   if (!event) {
     bool written = (!stream.include_usage || write(usage_event(stream.header, stream.finished))) && write(kDoneEvent);
@@ -98,7 +99,7 @@ bool stream_next(Stream& stream, httplib::DataSink& sink) {
         positions.begin() + static_cast<std::ptrdiff_t>(std::min(sent.positions, positions.size())), positions.end());
       if (!rest.empty() || !sent.started || !unsent.empty())
         written = write(chunk_event(stream.header, choice, rest, unsent, sent));
-      written = written && write(finish_event(stream.header, choice, event->generation.finish_reason));
+      written = written && write(finish_event(stream.header, choice, event->generation.finish_reason, sent));
       stream.finished[event->choice] = std::move(event->generation);
       break;
     }

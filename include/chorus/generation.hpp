@@ -99,6 +99,13 @@ struct SamplingParams {
   /// the syntax ECMAScript and Python share ("(yes|no): [^\n]{1,200}"; docs/structured-output.md says
   /// what is understood and refused); "": no constraint. At most one of json_schema, choice and regex.
   std::string regex;
+  /// Guided decoding of function calls, with tools in the request (OpenAI's tool_choice):
+  /// "required": the completion is one or more calls of them, in the chat format's <tool_call>
+  /// blocks with arguments that satisfy each tool's parameters schema; a tool's name: one call of
+  /// it; "": the model chooses (no constraint). At most one of this, json_schema, choice and regex.
+  std::string tool_choice;
+  /// With tool_choice "required": false allows exactly one call (OpenAI's parallel_tool_calls).
+  bool parallel_tool_calls = true;
 };
 
 /// A token, its text and its log-probability at a position of a completion.

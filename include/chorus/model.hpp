@@ -207,9 +207,11 @@ public:
   }
 
   /// Generates a completion of a chat (rendered with the model's chat template and a generation
-  /// prompt). Requests from many coroutines are batched together by the actor.
+  /// prompt), offering the model `tools` (read its calls back with parse_tool_calls; make it call
+  /// one with params.tool_choice). Requests from many coroutines are batched together by the actor.
   /// @throws ActorError for bad input (the message says what), TimeoutError past `timeout`.
-  Task<Generation> generate(std::vector<ChatMessage> messages, SamplingParams params = {}) const;
+  Task<Generation> generate(std::vector<ChatMessage> messages, SamplingParams params = {},
+                            std::vector<Tool> tools = {}) const;
 
   /// Generates a continuation of plain text (no chat template).
   Task<Generation> complete(std::string text, SamplingParams params = {}) const;
@@ -225,7 +227,9 @@ public:
 
   /// Generates a continuation of `prompt_tokens` as they are: for callers that keep a conversation
   /// in token space (multi-turn episodes), where re-tokenizing text could change the tokens.
-  Task<Generation> generate_tokens(std::vector<std::int64_t> prompt_tokens, SamplingParams params = {}) const;
+  /// `tools` (already in the prompt) are what params.tool_choice may call.
+  Task<Generation> generate_tokens(std::vector<std::int64_t> prompt_tokens, SamplingParams params = {},
+                                   std::vector<Tool> tools = {}) const;
 
   /// The log-probability of each completion token after the prompt, in one forward pass.
   Task<std::vector<float>> logprobs(std::vector<std::int64_t> prompt_tokens,
@@ -272,14 +276,16 @@ public:
   /// As InferenceModel: routed to the replica with the fewest requests in flight; a replica that
   /// is lost is dropped from routing (and reported) and the request retried on another.
   /// @throws Error once no replica is left.
-  Task<Generation> generate(std::vector<ChatMessage> messages, SamplingParams params = {}) const;
+  Task<Generation> generate(std::vector<ChatMessage> messages, SamplingParams params = {},
+                            std::vector<Tool> tools = {}) const;
   /// As InferenceModel::complete, on a replica chosen as for generate().
   Task<Generation> complete(std::string text, SamplingParams params = {}) const;
   /// As InferenceModel::generate_and_validate, each attempt on a replica chosen as for generate().
   Task<ValidatedGeneration> generate_and_validate(std::vector<ChatMessage> messages, Json schema,
                                                   ValidateOptions options = {}) const;
   /// As InferenceModel::generate_tokens, on a replica chosen as for generate().
-  Task<Generation> generate_tokens(std::vector<std::int64_t> prompt_tokens, SamplingParams params = {}) const;
+  Task<Generation> generate_tokens(std::vector<std::int64_t> prompt_tokens, SamplingParams params = {},
+                                   std::vector<Tool> tools = {}) const;
   /// As InferenceModel::logprobs, on a replica chosen as for generate().
   Task<std::vector<float>> logprobs(std::vector<std::int64_t> prompt_tokens,
                                     std::vector<std::int64_t> completion_tokens) const;

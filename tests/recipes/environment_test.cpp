@@ -123,14 +123,16 @@ TEST_F(Environments, ToolCallsAreParsedAnsweredAndTheToolsRendered) {
     auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(ctx_, {.kv_cache_len = 1024});
     auto model = co_await builder.spawn_train("policy");
     auto seen = std::make_shared<std::vector<ChatMessage>>();
-    EnvironmentOptions options{
-      .environment = [seen] { return std::make_unique<Calculator>(seen); },
-      .max_turns = 3,
-      .tools = {{"add", "Adds two digits.", R"({"type": "object", "properties": {"a": {}, "b": {}}})"}}};
-    // Untrained, the model is held to a call by guided decoding: each turn is one <tool_call> block.
-    SamplingParams sampling{.temperature = 1.0, .max_tokens = 80, .seed = 7};
+    EnvironmentOptions options{.environment = [seen] { return std::make_unique<Calculator>(seen); },
+                               .max_turns = 3,
+                               .tools = {{"add", "Adds two digits.", R"({"type": "object", "properties":
+                   {"a": {"type": "integer", "minimum": 1, "maximum": 9},
+                    "b": {"type": "integer", "minimum": 1, "maximum": 9}},
+                   "required": ["a", "b"], "additionalProperties": false})"}}};
+    // Untrained, the model is held to a call of add by guided decoding (tool_choice).
+    SamplingParams sampling{.temperature = 1.0, .max_tokens = 120, .seed = 7};
     sampling.logit_bias = {{models::ByteTokenizer::kEndOfText, -100.0}}; // end turns with <|im_end|>
-    sampling.regex = R"(<tool_call>\n\{"name": "add", "arguments": \{"a": [1-9], "b": [1-9]\}\}\n</tool_call>)";
+    sampling.tool_choice = "add";
     detail::StageClock clock;
     auto rollout = co_await detail::episode(model, options, {{{"user", "2+3?", {}}}, Json::object()}, sampling, clock);
     EXPECT_EQ(rollout.grade.score, 1.0) << rollout.grade.explanation;

@@ -196,6 +196,55 @@ await check("structured output: a JSON schema, JSON mode, a choice, a pattern an
   assert.match(lookahead.message, /at byte 3: lookaround '\(\?=' is not supported/);
 });
 
+await check("function calling: required, a named tool, streamed calls, a tool conversation", async () => {
+  const tools = [
+    { type: "function", function: { name: "get_weather", description: "Weather in a city.", parameters: {
+      type: "object", properties: { city: { type: "string", maxLength: 8 } }, required: ["city"], additionalProperties: false } } },
+    { type: "function", function: { name: "now", parameters: { type: "object", properties: {}, additionalProperties: false } } },
+  ];
+  const ask = [{ role: "user", content: "Weather in Oslo?" }];
+  // The untrained model is held to calls by guided decoding: they come back parsed.
+  const required = await client.chat.completions.create({ model, messages: ask, tools, tool_choice: "required",
+    max_tokens: 200, seed: 3, logit_bias: { 256: -100 }, parallel_tool_calls: false });
+  const choice = required.choices[0];
+  assert.equal(choice.finish_reason, "tool_calls", JSON.stringify(choice));
+  assert.equal(choice.message.tool_calls.length, 1); // parallel_tool_calls: false
+  for (const call of choice.message.tool_calls) {
+    assert.equal(call.type, "function");
+    assert.match(call.id, /^call_/);
+    assert.ok(["get_weather", "now"].includes(call.function.name), call.function.name);
+    const args = JSON.parse(call.function.arguments);
+    if (call.function.name === "get_weather") assert.ok(typeof args.city === "string" && [...args.city].length <= 8);
+    else assert.deepEqual(args, {});
+  }
+  const named = await client.chat.completions.create({ model, messages: ask, tools, max_tokens: 200, seed: 4,
+    tool_choice: { type: "function", function: { name: "get_weather" } } });
+  assert.deepEqual(named.choices[0].message.tool_calls.map((call) => call.function.name), ["get_weather"]);
+  // Streamed, the client's accumulated deltas make the same calls as the plain reply with the same seed.
+  const stream = await client.chat.completions.create({ model, messages: ask, tools, tool_choice: "required",
+    max_tokens: 200, seed: 3, logit_bias: { 256: -100 }, parallel_tool_calls: false, stream: true });
+  const calls = [];
+  let finish;
+  for await (const chunk of stream) {
+    for (const delta of chunk.choices[0]?.delta?.tool_calls ?? []) {
+      calls[delta.index] ??= { name: "", arguments: "" };
+      calls[delta.index].name += delta.function?.name ?? "";
+      calls[delta.index].arguments += delta.function?.arguments ?? "";
+    }
+    finish = chunk.choices[0]?.finish_reason ?? finish;
+  }
+  assert.equal(finish, "tool_calls");
+  assert.deepEqual(calls, choice.message.tool_calls.map((call) => ({ name: call.function.name, arguments: call.function.arguments })));
+  // The conversation goes on with the call and its result; "auto" lets the model answer in text.
+  const followed = await client.chat.completions.create({ model, tools, max_tokens: 8, messages: [...ask,
+    { role: "assistant", content: null, tool_calls: [choice.message.tool_calls[0]] },
+    { role: "tool", tool_call_id: choice.message.tool_calls[0].id, content: "-3 °C, snow" }] });
+  assert.ok(["stop", "length", "tool_calls"].includes(followed.choices[0].finish_reason));
+  const error = await refused(() => client.chat.completions.create({ model, messages: ask, tools,
+    tool_choice: { type: "function", function: { name: "get_time" } } }), OpenAI.BadRequestError, 400);
+  assert.equal(error.param, "tool_choice");
+});
+
 await check("32 concurrent requests", async () => {
   const requests = Array.from({ length: 32 }, (_, i) =>
     client.chat.completions.create({

@@ -244,10 +244,11 @@ TEST(OpenAIProtocol, RefusesWhatItCannotServeNamingTheField) {
   EXPECT_EQ(refusal(base + R"("logprobs": 1})").param, "logprobs"); // chat's is a boolean
   EXPECT_EQ(refusal(R"({"model": "tiny", "prompt": "a", "logprobs": true})", false).param, "logprobs");
   EXPECT_EQ(refusal(R"({"model": "tiny", "prompt": "a", "logprobs": 21})", false).param, "logprobs");
-  EXPECT_EQ(refusal(base + R"("tools": [{"type": "function"}]})").param, "tools");
+  EXPECT_EQ(refusal(base + R"("tools": [{"type": "function"}]})").param, "tools[0]");
   EXPECT_EQ(refusal(base + R"("temprature": 1})").param, "temprature");
   EXPECT_EQ(refusal(R"({"model": "tiny", "messages": []})").param, "messages");
-  EXPECT_EQ(refusal(R"({"model": "tiny", "messages": [{"role": "tool", "content": "x"}]})").param, "messages[0].role");
+  EXPECT_EQ(refusal(R"({"model": "tiny", "messages": [{"role": "function", "content": "x"}]})").param,
+            "messages[0].role");
   EXPECT_EQ(refusal(R"({"model": "tiny", "messages": [{"role": "user"}]})").param, "messages[0].content");
   EXPECT_EQ(refusal(R"({"model": "tiny", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]})").param,
             "messages[0].content");
@@ -300,7 +301,7 @@ TEST(OpenAIProtocol, ResponsesAndChunks) {
   EXPECT_EQ(chunk["id"], header.id);
   EXPECT_EQ(chunk["choices"][0]["delta"], json({{"role", "assistant"}, {"content", "caf"}}));
   EXPECT_TRUE(chunk["choices"][0]["finish_reason"].is_null());
-  auto finish = json::parse(finish_event(header, 1, "stop").substr(6));
+  auto finish = json::parse(finish_event(header, 1, "stop", sent).substr(6));
   EXPECT_EQ(finish["choices"][0]["finish_reason"], "stop");
   EXPECT_TRUE(finish["choices"][0]["delta"].empty());
   auto usage = json::parse(usage_event(header, {first}).substr(6));
