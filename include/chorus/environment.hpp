@@ -110,7 +110,7 @@ struct EnvironmentOptions {
   /// Model turns per episode; an episode with no final reward by then scores 0.
   int max_turns = 4;
   /// The functions the model may call, rendered into every prompt by the chat template (a ChatML
-  /// model: Qwen3's <tools> system turn). Each model turn's <tool_call> blocks are parsed into its
+  /// model: Qwen3's `<tools>` system turn). Each model turn's `<tool_call>` blocks are parsed into its
   /// tool_calls before the environment's step, which answers them with EnvReply::from_tools.
   std::vector<Tool> tools;
 };

@@ -34,7 +34,7 @@ struct ChatMessage {
 
 /// A function the model may call: a chat template renders the list of them into the prompt
 /// (OpenAI's `tools[i].function`; ChatML models such as Qwen write calls as Hermes-style
-/// <tool_call> blocks, which parse_tool_calls reads back).
+/// `<tool_call>` blocks, which parse_tool_calls reads back).
 struct Tool {
   /// The function's name: what a call names.
   std::string name;
@@ -45,11 +45,11 @@ struct Tool {
   std::string parameters;
 };
 
-/// The assistant turn that completion `text` makes: the text before its first <tool_call> block as
-/// content (trailing white space dropped), and each `<tool_call>{"name": ..., "arguments": {...}}
-/// </tool_call>` block as a call (the last may lack its closing tag, as when generation stopped
-/// there). A block that is not such JSON leaves the whole text as content with no calls (as vLLM's
-/// Hermes parser does): a malformed call is then visible to whoever reads the turn.
+/// The assistant turn that completion `text` makes: the text before its first `<tool_call>` block as
+/// content (trailing white space dropped), and each block as a call; a block holds
+/// `{"name": ..., "arguments": {...}}` and ends with `</tool_call>` (the last may lack it, as when
+/// generation stopped there). A block that is not such JSON leaves the whole text as content with
+/// no calls (as vLLM's Hermes parser does): a malformed call is then visible to whoever reads it.
 ChatMessage parse_tool_calls(const std::string& text);
 
 /// How to sample a completion. The defaults sample from the model's full distribution.
@@ -100,7 +100,7 @@ struct SamplingParams {
   /// what is understood and refused); "": no constraint. At most one of json_schema, choice and regex.
   std::string regex;
   /// Guided decoding of function calls, with tools in the request (OpenAI's tool_choice):
-  /// "required": the completion is one or more calls of them, in the chat format's <tool_call>
+  /// "required": the completion is one or more calls of them, in the chat format's `<tool_call>`
   /// blocks with arguments that satisfy each tool's parameters schema; a tool's name: one call of
   /// it; "": the model chooses (no constraint). At most one of this, json_schema, choice and regex.
   std::string tool_choice;

@@ -239,7 +239,7 @@ public:
   Task<std::vector<std::int64_t>> tokenize(std::string text) const;
 
   /// The ids of a chat rendered with the model's template, with `tools` the functions the model
-  /// may call (ChatML models: Qwen3's <tools> system turn; parse_tool_calls reads calls back).
+  /// may call (ChatML models: Qwen3's `<tools>` system turn; parse_tool_calls reads calls back).
   /// @throws ActorError for a role or tools the model's chat format has no place for.
   Task<std::vector<std::int64_t>> tokenize_chat(std::vector<ChatMessage> messages, bool add_generation_prompt = true,
                                                 std::vector<Tool> tools = {}) const;
@@ -384,7 +384,7 @@ public:
   Task<std::vector<std::int64_t>> tokenize(std::string text) const;
 
   /// The ids of a chat rendered with the model's template, with `tools` the functions the model
-  /// may call (ChatML models: Qwen3's <tools> system turn; parse_tool_calls reads calls back).
+  /// may call (ChatML models: Qwen3's `<tools>` system turn; parse_tool_calls reads calls back).
   /// @throws ActorError for a role or tools the model's chat format has no place for.
   Task<std::vector<std::int64_t>> tokenize_chat(std::vector<ChatMessage> messages, bool add_generation_prompt = true,
                                                 std::vector<Tool> tools = {}) const;

@@ -4,6 +4,7 @@
 #include <chorus/chorus.hpp>
 #include <chorus/model.hpp>
 
+#include "actors/environment_messages.hpp"
 #include "actors/messages.hpp"
 #include "actors/model_actors.hpp"
 #include "actors/model_state.hpp"
@@ -326,4 +327,42 @@ TEST(ModelMessages, SamplingParamsKeepTheirSchemaAndChoicesThroughSerialisation)
   back = round_trip(choice);
   EXPECT_TRUE(back.json_schema.is_null());
   EXPECT_EQ(back.choice, choice.choice);
+}
+
+// Tools cross processes with a request (a replica or an environment host on another node): calls in
+// the conversation, the tools offered, the guided choice of a call, and an environment's results.
+TEST(ModelMessages, ToolsCallsAndResultsSurviveSerialisation) {
+  auto round_trip = [](auto value) {
+    std::vector<char> bytes;
+    caf::binary_serializer sink(nullptr, bytes);
+    EXPECT_FALSE(sink(value)); // no error
+    decltype(value) back;
+    caf::binary_deserializer source(nullptr, bytes);
+    EXPECT_FALSE(source(back));
+    return back;
+  };
+  std::vector<ChatMessage> messages{
+    {"user", "2+3?", {}},
+    {"assistant", "Adding.", {{"add", R"({"a": 2, "b": 3})", "call_1"}, {"now", "{}", ""}}},
+    {"tool", "5", {}}};
+  auto back = round_trip(messages);
+  ASSERT_EQ(back.size(), 3u);
+  ASSERT_EQ(back[1].tool_calls.size(), 2u);
+  EXPECT_EQ(back[1].tool_calls[0].arguments, R"({"a": 2, "b": 3})");
+  EXPECT_EQ(back[1].tool_calls[0].id, "call_1");
+  EXPECT_EQ(back[1].tool_calls[1].name, "now");
+  EXPECT_EQ(back[2].role, "tool");
+  auto tools = round_trip(std::vector<Tool>{{"add", "Adds.", R"({"type": "object"})"}, {"now", "", ""}});
+  ASSERT_EQ(tools.size(), 2u);
+  EXPECT_EQ(tools[0].description, "Adds.");
+  EXPECT_EQ(tools[0].parameters, R"({"type": "object"})");
+  SamplingParams params;
+  params.tool_choice = "required";
+  params.parallel_tool_calls = false;
+  auto params_back = round_trip(params);
+  EXPECT_EQ(params_back.tool_choice, "required");
+  EXPECT_FALSE(params_back.parallel_tool_calls);
+  auto reply = round_trip(EnvReply::from_tools({"5", "12:00"}));
+  EXPECT_EQ(reply.tool_results, (std::vector<std::string>{"5", "12:00"}));
+  EXPECT_FALSE(reply.done);
 }
