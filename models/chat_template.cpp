@@ -1,5 +1,5 @@
 // ChatML with tools. The text is Qwen3's chat template (tokenizer_config.json of Qwen3) spelled out;
-// tests/models/chat_template_test.cpp renders the same conversations with the template itself
+// tests/models/bpe_tokenizer_test.cpp renders conversations with the template itself
 // (@huggingface/jinja) and checks the ids are the same.
 #include "models/chat_template.hpp"
 
@@ -22,17 +22,25 @@ constexpr std::string_view kToolsFooter =
 constexpr std::string_view kCallOpen = "<tool_call>";
 constexpr std::string_view kCallClose = "</tool_call>";
 
+// A tool's parameters schema as JSON (`Json` for the grammar, `ordered_json` to keep the key order
+// in the prompt); any object when it has none.
+template <class JsonType>
+JsonType parameters_of(const Tool& tool) {
+  if (tool.parameters.empty())
+    return JsonType{{"type", "object"}};
+  auto parameters = JsonType::parse(tool.parameters, nullptr, /*allow_exceptions=*/false);
+  if (parameters.is_discarded() || !parameters.is_object())
+    throw std::invalid_argument("tool '" + tool.name + "': parameters: expected a JSON Schema object's text");
+  return parameters;
+}
+
 // A tool as OpenAI's API and Hugging Face's templates hold it: {"type": "function", "function": {...}}.
 nlohmann::ordered_json tool_json(const Tool& tool) {
   nlohmann::ordered_json function{{"name", tool.name}};
   if (!tool.description.empty())
     function["description"] = tool.description;
-  if (!tool.parameters.empty()) {
-    auto parameters = nlohmann::ordered_json::parse(tool.parameters, nullptr, /*allow_exceptions=*/false);
-    if (parameters.is_discarded() || !parameters.is_object())
-      throw std::invalid_argument("tool '" + tool.name + "': parameters: expected a JSON Schema object's text");
-    function["parameters"] = std::move(parameters);
-  }
+  if (!tool.parameters.empty())
+    function["parameters"] = parameters_of<nlohmann::ordered_json>(tool);
   return {{"type", "function"}, {"function", std::move(function)}};
 }
 
@@ -157,10 +165,7 @@ Grammar tool_call_grammar(const std::vector<Tool>& tools, const std::string& too
     if (named && tool.name != tool_choice)
       continue;
     found = true;
-    auto parameters = tool.parameters.empty() ? Json{{"type", "object"}}
-                                              : Json::parse(tool.parameters, nullptr, /*allow_exceptions=*/false);
-    if (parameters.is_discarded() || !parameters.is_object())
-      throw std::invalid_argument("tool '" + tool.name + "': parameters: expected a JSON Schema object's text");
+    auto parameters = parameters_of<Json>(tool);
     Grammar::RuleId arguments = 0;
     try {
       arguments = add_json_schema(grammar, parameters);

@@ -437,13 +437,17 @@ CompletionRequest parse_completion_request(const std::string& body, const Reques
   return request;
 }
 
-ResponseHeader make_header(const CompletionRequest& request) {
+std::string random_id(std::string prefix) {
   static thread_local std::mt19937_64 random{std::random_device{}()};
   static constexpr char kDigits[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
-  ResponseHeader header;
-  header.id = request.chat ? "chatcmpl-" : "cmpl-";
   for (int i = 0; i < 24; ++i)
-    header.id += kDigits[random() % (sizeof(kDigits) - 1)];
+    prefix += kDigits[random() % (sizeof(kDigits) - 1)];
+  return prefix;
+}
+
+ResponseHeader make_header(const CompletionRequest& request) {
+  ResponseHeader header;
+  header.id = random_id(request.chat ? "chatcmpl-" : "cmpl-");
   header.created =
     std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   header.model = request.model;
@@ -479,7 +483,7 @@ std::string response_body(const ResponseHeader& header, const std::vector<Genera
     auto turn = header.tool_calls ? parse_tool_calls(text) : ChatMessage{"assistant", text, {}};
     if (header.chat && !turn.tool_calls.empty()) {
       for (auto& call : turn.tool_calls)
-        call.id = new_call_id();
+        call.id = random_id("call_");
       choice["message"] = {{"role", "assistant"},
                            {"content", turn.content.empty() ? json(nullptr) : json(turn.content)},
                            {"tool_calls", tool_calls_value(turn.tool_calls, false)}};
@@ -534,7 +538,7 @@ std::string finish_event(const ResponseHeader& header, std::int64_t index, const
     json delta = {{"content", sent.text.substr(sent.content)}};
     if (!turn.tool_calls.empty()) {
       for (auto& call : turn.tool_calls)
-        call.id = new_call_id();
+        call.id = random_id("call_");
       delta = {{"tool_calls", tool_calls_value(turn.tool_calls, true)}};
       if (reason == "stop")
         reason = "tool_calls";

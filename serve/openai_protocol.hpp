@@ -79,6 +79,9 @@ struct ResponseHeader {
   bool tool_calls = false;
 };
 
+/// `prefix` and 24 random letters and digits: a response's or a tool call's id.
+std::string random_id(std::string prefix);
+
 /// A new response identity for `request`.
 ResponseHeader make_header(const CompletionRequest& request);
 

@@ -3,8 +3,6 @@
 #include "models/chat_template.hpp"
 #include "serve/openai_protocol.hpp"
 
-#include <random>
-
 namespace chorus::serve {
 
 namespace {
@@ -115,15 +113,6 @@ std::vector<ToolCall> parse_message_tool_calls(const nlohmann::json& calls, cons
                       call.contains("id") && call["id"].is_string() ? call["id"].get<std::string>() : ""});
   }
   return result;
-}
-
-std::string new_call_id() {
-  static thread_local std::mt19937_64 random{std::random_device{}()};
-  static constexpr char kDigits[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
-  std::string id = "call_";
-  for (int i = 0; i < 24; ++i)
-    id += kDigits[random() % (sizeof(kDigits) - 1)];
-  return id;
 }
 
 nlohmann::json tool_calls_value(const std::vector<ToolCall>& calls, bool with_index) {

@@ -28,9 +28,6 @@ std::string parse_tool_choice(const nlohmann::json* choice, const std::vector<To
 /// @throws ApiError (400) naming `where` for anything else.
 std::vector<ToolCall> parse_message_tool_calls(const nlohmann::json& calls, const std::string& where);
 
-/// A new call id ("call_" and 24 letters and digits).
-std::string new_call_id();
-
 /// `calls` as a response's message holds them (with `index` as a stream's delta does).
 nlohmann::json tool_calls_value(const std::vector<ToolCall>& calls, bool with_index);
 
