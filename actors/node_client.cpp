@@ -11,6 +11,7 @@
 #include <caf/io/middleman_actor.hpp>
 #include <caf/send.hpp>
 
+#include <chrono>
 #include <set>
 
 namespace chorus::actors {
@@ -27,30 +28,44 @@ namespace {
 // How long joining a node may take: the TCP connect and CAF's handshake.
 constexpr auto kConnectTimeout = std::chrono::seconds(15);
 
-// Answers one ConnectNode through the middleman actor, then quits.
+// One attempt at the connection, through the middleman actor; answers `promise` and quits unless
+// it tries again.
+void attempt_connection(caf::event_based_actor* self, caf::typed_response_promise<NodeConnection> promise,
+                        ConnectNode request, std::chrono::steady_clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<caf::timespan>(deadline - std::chrono::steady_clock::now());
+  self->request(self->system().middleman().actor_handle(), left, caf::connect_atom::value, request.host, request.port)
+    .then(
+      [self, promise](const caf::node_id&, caf::strong_actor_ptr& actor, const std::set<std::string>&) mutable {
+        NodeConnection connection;
+        connection.spawner = caf::actor_cast<caf::actor>(std::move(actor));
+        if (!connection.spawner)
+          connection.error = "nothing is published at that port";
+        promise.deliver(std::move(connection));
+        self->quit();
+      },
+      [self, promise, request, deadline](const caf::error& error) mutable {
+        // CAF 0.17's heartbeat tick judges a connection still awaiting the peer's first handshake
+        // bytes by a last-seen time of zero, and drops it as timed out: a handshake slower than the
+        // time to the next tick (a busy peer) fails at random. The peer is there: try again.
+        if (error == caf::sec::connection_timeout
+            && std::chrono::steady_clock::now() + std::chrono::seconds(1) < deadline) {
+          attempt_connection(self, promise, std::move(request), deadline);
+          return;
+        }
+        NodeConnection failed;
+        failed.error = self->system().render(error);
+        failed.other_version =
+          error == caf::sec::incompatible_application_ids || error == caf::sec::incompatible_versions;
+        promise.deliver(std::move(failed));
+        self->quit();
+      });
+}
+
+// Answers one ConnectNode, then quits.
 caf::behavior node_connector(caf::event_based_actor* self) {
   return {[self](const ConnectNode& request) {
     auto promise = self->make_response_promise<NodeConnection>();
-    self
-      ->request(self->system().middleman().actor_handle(), kConnectTimeout, caf::connect_atom::value, request.host,
-                request.port)
-      .then(
-        [self, promise](const caf::node_id&, caf::strong_actor_ptr& actor, const std::set<std::string>&) mutable {
-          NodeConnection connection;
-          connection.spawner = caf::actor_cast<caf::actor>(std::move(actor));
-          if (!connection.spawner)
-            connection.error = "nothing is published at that port";
-          promise.deliver(std::move(connection));
-          self->quit();
-        },
-        [self, promise](const caf::error& error) mutable {
-          NodeConnection failed;
-          failed.error = self->system().render(error);
-          failed.other_version =
-            error == caf::sec::incompatible_application_ids || error == caf::sec::incompatible_versions;
-          promise.deliver(std::move(failed));
-          self->quit();
-        });
+    attempt_connection(self, promise, request, std::chrono::steady_clock::now() + kConnectTimeout);
     return promise;
   }};
 }

@@ -211,6 +211,33 @@ TEST_F(Cluster, ANodeCutOffWithoutClosingItsConnectionIsNoticedWithinSeconds) {
   EXPECT_LT(seconds, 30.0); // heartbeats every second, a connection silent for 5 s is dropped
 }
 
+// A node slow to answer the handshake (stopped for 3 s, as a busy machine may be) is joined once it
+// answers: CAF's heartbeat drops a connection still waiting for its first bytes at the next tick, and
+// the join tries again within its deadline instead of failing the run.
+TEST_F(Cluster, ANodeSlowToAnswerTheHandshakeIsJoinedOnceItAnswers) {
+  Runtime runtime({.cluster = std::make_shared<const chorus::Cluster>(read_cluster_file(cluster_file_))});
+  RecipeContext ctx(runtime, "test", dir_, MetricsLogger(), spdlog::default_logger());
+  auto& judge_node = *nodes_[1];
+  judge_node.signal(SIGSTOP);
+  auto start = std::chrono::steady_clock::now();
+  auto tokens = runtime.run([&]() -> Task<std::size_t> {
+    auto wake = [&]() -> Task<void> {
+      co_await sleep_for(3s);
+      judge_node.signal(SIGCONT);
+    };
+    auto join = [&]() -> Task<std::size_t> {
+      auto judge = co_await (co_await ModelRef{"builtin:tiny"}.to_builder(ctx, {.threads = 1, .node = "judge-1"}))
+                     .spawn_inference("judge");
+      co_return (co_await judge.generate({{"user", "hi"}}, {.max_tokens = 2})).tokens.size();
+    };
+    co_return std::get<1>(co_await gather(wake(), join()));
+  }());
+  judge_node.signal(SIGCONT);
+  auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_GE(tokens, 1u);
+  EXPECT_GT(seconds, 3.0);
+}
+
 TEST_F(Cluster, ANodeThatComesBackRejoinsThePool) {
   auto cluster = std::make_shared<const chorus::Cluster>(read_cluster_file(cluster_file_));
   Runtime runtime({.cluster = cluster});
