@@ -34,11 +34,11 @@ typename Inspector::result_type inspect(Inspector& f, json& x) {
 namespace chorus {
 
 CHORUS_INSPECT(ToolCall, name, arguments, id)
-CHORUS_INSPECT(ChatMessage, role, content, tool_calls)
+CHORUS_INSPECT(ChatMessage, role, content, tool_calls, reasoning)
 CHORUS_INSPECT(Tool, name, description, parameters)
 CHORUS_INSPECT(SamplingParams, temperature, top_k, top_p, max_tokens, stop, seed, min_tokens, presence_penalty,
                frequency_penalty, logit_bias, logprobs, top_logprobs, prompt_logprobs, json_schema, choice, regex,
-               tool_choice, parallel_tool_calls)
+               tool_choice, parallel_tool_calls, enable_thinking)
 CHORUS_INSPECT(TokenLogprob, token, text, logprob)
 CHORUS_INSPECT(PositionLogprobs, chosen, top)
 CHORUS_INSPECT(Generation, text, prompt_tokens, tokens, logprobs, finish_reason, weight_version, token_logprobs,
@@ -69,6 +69,8 @@ struct ModelInfo {
   std::int64_t pending = 0;
   /// Rank 0 of a data-parallel trainer group: the port of its rendezvous store (else 0).
   std::int32_t data_parallel_port = 0;
+  /// Its chat template is a thinking one (Qwen3's): turns hold reasoning before their content.
+  bool thinks = false;
 };
 
 struct ModelInfoRequest {
@@ -136,6 +138,7 @@ struct TokenizeRequest {
   std::string text;
   bool add_generation_prompt = true;
   std::vector<Tool> tools;
+  bool enable_thinking = true;
 };
 
 /// One optimizer step; `objective` is "sft", "policy", "ppo", "regression" or "value" (over `samples`),
@@ -206,7 +209,7 @@ struct LoadStateRequest {
 struct DecodeStep {};
 
 CHORUS_INSPECT(ModelInfo, model_type, vocab_size, parameters, trained_parameters, weight_version, threads, pending,
-               data_parallel_port)
+               data_parallel_port, thinks)
 CHORUS_INSPECT(ModelInfoRequest)
 CHORUS_INSPECT(GenerateRequest, messages, text, params, tokens, tools, id, min_weight_version, stream_to)
 CHORUS_INSPECT(GenerationDelta, id, text, logprobs)
@@ -214,7 +217,7 @@ CHORUS_INSPECT(CancelGeneration, id)
 CHORUS_INSPECT(LogprobsReply, logprobs, weight_version)
 CHORUS_INSPECT(LogprobsRequest, prompt_tokens, completion_tokens)
 CHORUS_INSPECT(TokenizeReply, tokens)
-CHORUS_INSPECT(TokenizeRequest, messages, text, add_generation_prompt, tools)
+CHORUS_INSPECT(TokenizeRequest, messages, text, add_generation_prompt, tools, enable_thinking)
 CHORUS_INSPECT(TrainRequest, objective, samples, params, pairs)
 CHORUS_INSPECT(SaveRequest, folder, merge_adapter)
 CHORUS_INSPECT(ResetReferenceRequest)

@@ -156,10 +156,15 @@ Task<std::vector<std::int64_t>> InferenceModel::tokenize(std::string text) const
 }
 
 Task<std::vector<std::int64_t>> InferenceModel::tokenize_chat(std::vector<ChatMessage> messages,
-                                                              bool add_generation_prompt,
-                                                              std::vector<Tool> tools) const {
-  return ask_tokens(held(state_), TokenizeRequest{std::move(messages), {}, add_generation_prompt, std::move(tools)},
+                                                              bool add_generation_prompt, std::vector<Tool> tools,
+                                                              bool enable_thinking) const {
+  return ask_tokens(held(state_),
+                    TokenizeRequest{std::move(messages), {}, add_generation_prompt, std::move(tools), enable_thinking},
                     timeout_);
+}
+
+bool InferenceModel::thinks() const {
+  return held(state_)->thinks;
 }
 
 const std::string& InferenceModel::name() const {
@@ -205,10 +210,14 @@ Task<std::vector<std::int64_t>> TrainingModel::tokenize(std::string text) const 
 }
 
 Task<std::vector<std::int64_t>> TrainingModel::tokenize_chat(std::vector<ChatMessage> messages,
-                                                             bool add_generation_prompt,
-                                                             std::vector<Tool> tools) const {
+                                                             bool add_generation_prompt, std::vector<Tool> tools,
+                                                             bool enable_thinking) const {
   return InferenceModel(held(state_)->inference, held(state_)->timeout)
-    .tokenize_chat(std::move(messages), add_generation_prompt, std::move(tools));
+    .tokenize_chat(std::move(messages), add_generation_prompt, std::move(tools), enable_thinking);
+}
+
+bool TrainingModel::thinks() const {
+  return held(state_)->inference->thinks;
 }
 
 Task<TrainReport> TrainingModel::train_sft(std::vector<TrainSample> samples, TrainParams params) const {
@@ -292,9 +301,10 @@ Task<std::vector<std::int64_t>> ScoringModel::tokenize(std::string text) const {
 }
 
 Task<std::vector<std::int64_t>> ScoringModel::tokenize_chat(std::vector<ChatMessage> messages,
-                                                            bool add_generation_prompt, std::vector<Tool> tools) const {
-  return ask_trainer_tokens(held(state_),
-                            TokenizeRequest{std::move(messages), {}, add_generation_prompt, std::move(tools)});
+                                                            bool add_generation_prompt, std::vector<Tool> tools,
+                                                            bool enable_thinking) const {
+  return ask_trainer_tokens(
+    held(state_), TokenizeRequest{std::move(messages), {}, add_generation_prompt, std::move(tools), enable_thinking});
 }
 
 Task<std::string> ScoringModel::save(std::string model_name, RecipeContext& ctx) const {

@@ -48,9 +48,10 @@ torch::Device parse_device(const std::string& device) {
 
 TokenizeReply ModelHost::tokenize(const TokenizeRequest& request) const {
   const auto& tokenizer = *model.tokenizer;
-  return TokenizeReply{request.messages.empty() ? tokenizer.encode(request.text)
-                                                : tokenizer.apply_chat_template(
-                                                    request.messages, request.add_generation_prompt, request.tools)};
+  return TokenizeReply{request.messages.empty()
+                         ? tokenizer.encode(request.text)
+                         : tokenizer.apply_chat_template(request.messages, request.add_generation_prompt, request.tools,
+                                                         request.enable_thinking)};
 }
 
 void ModelHost::load(ModelActorSpec model_spec, int weight) {
@@ -125,6 +126,7 @@ ModelInfo ModelHost::info(std::int64_t weight_version) const {
   }
   result.weight_version = weight_version;
   result.threads = threads;
+  result.thinks = model.tokenizer->thinks();
   return result;
 }
 

@@ -200,6 +200,7 @@ Task<ScoringModel> spawn_scoring_model(RecipeContext* ctx, std::shared_ptr<const
   state->inference->name = name;
   try {
     auto info = co_await wait_loaded(state->trainer);
+    state->inference->thinks = info.thinks;
     ctx->log().info("model '{}': {} ({:.1f} M parameters) loaded as a scoring model", name, spec->reference,
                     static_cast<double>(info.parameters) / 1e6);
   } catch (...) {
@@ -366,6 +367,7 @@ struct TrainingSpawn {
       rejoin_lost_replicas(state->inference, spawned.weight_server);
       // The trainer first: it publishes the weights that the replicas adopt when asked.
       auto trainer_info = co_await wait_loaded(state->trainer);
+      state->inference->thinks = trainer_info.thinks;
       co_await join_ranks(state->trainer, trainer_info.data_parallel_port);
       for (const auto& replica : state->inference->replicas)
         co_await wait_loaded(replica->ref);
@@ -413,6 +415,7 @@ Task<InferenceModel> spawn_inference_model(RecipeContext* ctx_, std::shared_ptr<
                         spec_->options.rejoin_wait_s);
   try {
     auto info = co_await wait_loaded(replica->ref);
+    state->thinks = info.thinks;
     ctx_->log().info("model '{}': {} ({:.1f} M parameters) loaded for inference", name, spec_->reference,
                      static_cast<double>(info.parameters) / 1e6);
   } catch (...) {

@@ -41,6 +41,8 @@ struct InferenceState {
   using Clock = std::chrono::steady_clock;
 
   std::string name;
+  // Its chat template is a thinking one (ModelInfo::thinks).
+  bool thinks = false;
   std::vector<std::shared_ptr<Replica>> replicas;
   // Called with each replica dropped from the pool (a replica on another node tries to rejoin).
   std::function<void(const std::shared_ptr<Replica>&)> on_lost;

@@ -173,7 +173,7 @@ void on_weights(PolicyActor* self) {
 // The prompt's tokens: the chat template over `messages`, or `text` encoded, or `tokens` as given.
 std::vector<std::int64_t> prompt_of(const models::Pretrained& model, const GenerateRequest& request) {
   if (!request.messages.empty())
-    return model.tokenizer->apply_chat_template(request.messages, true, request.tools);
+    return model.tokenizer->apply_chat_template(request.messages, true, request.tools, request.params.enable_thinking);
   if (!request.text.empty())
     return model.tokenizer->encode(request.text);
   return request.tokens;

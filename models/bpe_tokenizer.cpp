@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <iterator>
 
 namespace chorus::models {
 
@@ -303,9 +304,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::load(const std::filesystem::path& pa
 void BpeTokenizer::read_config(const std::filesystem::path& file) {
   // Optional: the end-of-sequence token and which chat template the model was trained with.
   std::ifstream in(file);
-  if (!in)
-    return;
-  auto root = json::parse(in, nullptr, /*allow_exceptions=*/false);
+  auto root = in ? json::parse(in, nullptr, /*allow_exceptions=*/false) : json::object();
   if (root.is_discarded() || !root.is_object())
     throw CheckpointError(file.string() + ": invalid JSON");
   if (root.contains("eos_token") && !root["eos_token"].is_null()) {
@@ -325,26 +324,34 @@ void BpeTokenizer::read_config(const std::filesystem::path& file) {
       eos_id_ = plain->second;
     }
   }
+  std::optional<std::string> chat_template;
   if (root.contains("chat_template") && !root["chat_template"].is_null()) {
     const auto& value = root["chat_template"];
-    std::string text;
+    chat_template.emplace();
     if (value.is_string()) {
-      text = value.get<std::string>();
+      chat_template = value.get<std::string>();
     } else if (value.is_array()) { // [{"name": "default", "template": "..."}, ...]
       for (const auto& entry : value)
         if (entry.is_object() && entry.value("name", "") == "default" && entry.contains("template"))
-          text = entry["template"].get<std::string>();
+          chat_template = entry["template"].get<std::string>();
     } else {
       fail(file, "chat_template", "expected a string or a list of named templates");
     }
-    if (text.find("<|im_start|>") != std::string::npos)
+  } else if (std::ifstream jinja(file.parent_path() / "chat_template.jinja"); jinja) {
+    chat_template = std::string(std::istreambuf_iterator<char>(jinja), {});
+    template_file_ = file.parent_path() / "chat_template.jinja";
+  }
+  if (chat_template) {
+    if (chat_template->find("<|im_start|>") != std::string::npos)
       chat_format_ = ChatFormat::chatml;
-    else if (text.find("<|start_header_id|>") != std::string::npos)
+    else if (chat_template->find("<|start_header_id|>") != std::string::npos)
       chat_format_ = ChatFormat::llama3;
     else
       chat_format_ = ChatFormat::unsupported;
+    thinks_ = chat_format_ == ChatFormat::chatml && chat_template->find("reasoning_content") != std::string::npos;
   }
-  config_file_ = file;
+  if (template_file_.empty())
+    template_file_ = file;
 }
 
 // -- encoding -----------------------------------------------------------------
@@ -474,8 +481,8 @@ std::optional<std::int64_t> BpeTokenizer::special_token(std::string_view name) c
 }
 
 std::vector<std::int64_t> BpeTokenizer::apply_chat_template(const std::vector<ChatMessage>& messages,
-                                                            bool add_generation_prompt,
-                                                            const std::vector<Tool>& tools) const {
+                                                            bool add_generation_prompt, const std::vector<Tool>& tools,
+                                                            bool enable_thinking) const {
   // The same ids as rendering the template to text and tokenising it, except that message content
   // is always plain text: a special token spelled inside a message cannot end its turn. Text runs
   // between tokens are encoded whole, as the pre-tokenizer would see them in the rendered text.
@@ -498,11 +505,11 @@ std::vector<std::int64_t> BpeTokenizer::apply_chat_template(const std::vector<Ch
       format = ChatFormat::llama3;
   }
   if (format == ChatFormat::unsupported)
-    throw CheckpointError(config_file_.string()
+    throw CheckpointError(template_file_.string()
                           + ": chat_template: only the ChatML (Qwen) and Llama 3 formats are "
                             "supported, and this template is neither");
   if (format == ChatFormat::chatml) {
-    for (const auto& piece : render_chatml(messages, add_generation_prompt, tools)) {
+    for (const auto& piece : render_chatml(messages, add_generation_prompt, tools, thinks_, enable_thinking)) {
       if (piece.kind == ChatPiece::Kind::special) {
         special(piece.value.c_str());
       } else if (piece.kind == ChatPiece::Kind::text) {
@@ -550,7 +557,7 @@ std::vector<std::int64_t> BpeTokenizer::apply_chat_template(const std::vector<Ch
 
 void BpeTokenizer::save(const std::filesystem::path& folder) const {
   std::error_code ec;
-  for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
+  for (const char* name : {"tokenizer.json", "tokenizer_config.json", "chat_template.jinja"}) {
     auto source = file_.parent_path() / name;
     if (std::string(name) == "tokenizer.json")
       source = file_;

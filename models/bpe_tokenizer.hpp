@@ -20,8 +20,8 @@ namespace chorus::models {
 class BpeTokenizer final : public Tokenizer {
 public:
   /// Reads `path`: a tokenizer.json file, or a model folder holding one, and the tokenizer_config.json
-  /// beside it if there is one (its `eos_token` leads the stop tokens; its `chat_template` picks the
-  /// chat format).
+  /// beside it if there is one (its `eos_token` leads the stop tokens; its `chat_template`, or the
+  /// chat_template.jinja file beside it that newer transformers write instead, picks the chat format).
   /// @throws CheckpointError naming the file and the key for anything it cannot honour.
   static std::unique_ptr<BpeTokenizer> load(const std::filesystem::path& path);
 
@@ -34,14 +34,20 @@ public:
 
   /// The format of tokenizer_config.json's chat_template: ChatML (Qwen) or the Llama 3 headers. Without
   /// a template, ChatML when the vocabulary has <|im_start|>, Llama 3 when it has <|start_header_id|>.
-  /// Tools and "tool" messages are written as Qwen3's template does; the Llama 3 format has none.
+  /// Tools and "tool" messages are written as Qwen3's template does; the Llama 3 format has none. A
+  /// ChatML template that reads `reasoning_content` (Qwen3's) also writes reasoning as Qwen3 does.
   /// @throws CheckpointError for a template of another family, or a vocabulary with neither;
   /// std::invalid_argument for tools or tool messages in the Llama 3 format.
   std::vector<std::int64_t> apply_chat_template(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
-                                                const std::vector<Tool>& tools = {}) const override;
+                                                const std::vector<Tool>& tools = {},
+                                                bool enable_thinking = true) const override;
+  bool thinks() const override {
+    return thinks_;
+  }
   std::vector<std::int64_t> stop_token_ids() const override;
 
-  /// Copies the tokenizer.json it was loaded from, and the tokenizer_config.json beside it if any.
+  /// Copies the tokenizer.json it was loaded from, and the tokenizer_config.json and
+  /// chat_template.jinja beside it if any.
   void save(const std::filesystem::path& folder) const override;
 
 private:
@@ -60,9 +66,10 @@ private:
                                                          std::size_t& at) const;
 
   std::filesystem::path file_;
-  std::filesystem::path config_file_;
+  std::filesystem::path template_file_; // where the chat template came from
   std::optional<std::int64_t> eos_id_;
   ChatFormat chat_format_ = ChatFormat::by_vocabulary;
+  bool thinks_ = false;
   bool nfc_ = false;
   bool ignore_merges_ = false;
   std::unique_ptr<Regex> split_;

@@ -20,6 +20,8 @@ constexpr std::string_view kToolsFooter =
   "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
   "<args-json-object>}\n</tool_call>";
 constexpr std::string_view kCallOpen = "<tool_call>";
+constexpr std::string_view kThinkOpen = "<think>";
+constexpr std::string_view kThinkClose = "</think>";
 constexpr std::string_view kCallClose = "</tool_call>";
 
 // A tool's parameters schema as JSON (`Json` for the grammar, `ordered_json` to keep the key order
@@ -74,6 +76,52 @@ bool is_space(char c) {
   return c == ' ' || c == '\n' || c == '\t' || c == '\r';
 }
 
+bool starts_with(std::string_view text, std::string_view prefix) {
+  return text.substr(0, prefix.size()) == prefix;
+}
+bool ends_with(std::string_view text, std::string_view suffix) {
+  return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
+}
+
+// Python's str.lstrip('\n') and str.rstrip('\n'), as the template writes them.
+std::string_view lstrip_newlines(std::string_view text) {
+  while (!text.empty() && text.front() == '\n')
+    text.remove_prefix(1);
+  return text;
+}
+std::string_view rstrip_newlines(std::string_view text) {
+  while (!text.empty() && text.back() == '\n')
+    text.remove_suffix(1);
+  return text;
+}
+
+// An assistant turn's reasoning and content as Qwen3's template reads them: the message's reasoning
+// if it has one, else a <think> block left in its content.
+std::pair<std::string, std::string> reasoning_and_content(const ChatMessage& message) {
+  if (!message.reasoning.empty())
+    return {message.reasoning, message.content};
+  auto close = message.content.find(kThinkClose);
+  if (close == std::string::npos)
+    return {"", message.content};
+  auto before = rstrip_newlines(std::string_view(message.content).substr(0, close));
+  if (auto open = before.rfind(kThinkOpen); open != std::string_view::npos)
+    before.remove_prefix(open + kThinkOpen.size());
+  auto after = std::string_view(message.content).substr(message.content.rfind(kThinkClose) + kThinkClose.size());
+  return {std::string(lstrip_newlines(before)), std::string(lstrip_newlines(after))};
+}
+
+// Qwen3's template: the index of the last user message that is not a tool response written as a
+// user turn (the last message's when there is none).
+std::size_t last_query(const std::vector<ChatMessage>& messages) {
+  for (std::size_t i = messages.size(); i-- > 0;) {
+    const auto& content = messages[i].content;
+    bool tool_response = starts_with(content, "<tool_response>") && ends_with(content, "</tool_response>");
+    if (messages[i].role == "user" && !tool_response)
+      return i;
+  }
+  return messages.empty() ? 0 : messages.size() - 1;
+}
+
 } // namespace
 
 std::string python_json(const nlohmann::ordered_json& value) {
@@ -83,7 +131,7 @@ std::string python_json(const nlohmann::ordered_json& value) {
 }
 
 std::vector<ChatPiece> render_chatml(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
-                                     const std::vector<Tool>& tools) {
+                                     const std::vector<Tool>& tools, bool thinking, bool enable_thinking) {
   std::vector<ChatPiece> pieces;
   auto special = [&](const char* name) { pieces.push_back({ChatPiece::Kind::special, name}); };
   auto markup = [&](std::string_view text) { pieces.push_back({ChatPiece::Kind::markup, std::string(text)}); };
@@ -105,6 +153,7 @@ std::vector<ChatPiece> render_chatml(const std::vector<ChatMessage>& messages, b
     special("<|im_end|>");
     markup("\n");
   }
+  const auto query = last_query(messages);
   for (std::size_t i = 0; i < messages.size(); ++i) {
     const auto& message = messages[i];
     if (message.role == "system" && i == 0 && !tools.empty())
@@ -117,11 +166,19 @@ std::vector<ChatPiece> render_chatml(const std::vector<ChatMessage>& messages, b
       markup("\n");
     } else if (message.role == "assistant") {
       special("<|im_start|>");
-      markup("assistant\n");
-      text(message.content);
+      auto [reasoning, content] = thinking ? reasoning_and_content(message) : std::pair{std::string(), message.content};
+      if (thinking && i > query && (i + 1 == messages.size() || !reasoning.empty())) {
+        markup("assistant\n<think>\n");
+        text(rstrip_newlines(lstrip_newlines(reasoning)));
+        markup("\n</think>\n\n");
+        text(lstrip_newlines(content));
+      } else {
+        markup("assistant\n");
+        text(content);
+      }
       for (std::size_t c = 0; c < message.tool_calls.size(); ++c) {
         const auto& call = message.tool_calls[c];
-        if (c > 0 || !message.content.empty())
+        if (c > 0 || !content.empty())
           markup("\n");
         markup("<tool_call>\n{\"name\": \"");
         text(call.name);
@@ -151,6 +208,8 @@ std::vector<ChatPiece> render_chatml(const std::vector<ChatMessage>& messages, b
   if (add_generation_prompt) {
     special("<|im_start|>");
     markup("assistant\n");
+    if (thinking && !enable_thinking)
+      markup("<think>\n\n</think>\n\n");
   }
   return pieces;
 }
@@ -215,6 +274,23 @@ ChatMessage parse_tool_calls(const std::string& text) {
     open = text.find(models::kCallOpen, close + models::kCallClose.size());
   }
   return message;
+}
+
+ChatMessage parse_assistant_turn(const std::string& text, bool reasoning, bool tool_calls) {
+  ChatMessage turn{"assistant", text, {}};
+  if (auto close = text.find(models::kThinkClose); reasoning && close != std::string::npos) {
+    auto before = models::rstrip_newlines(std::string_view(text).substr(0, close));
+    if (models::starts_with(before, models::kThinkOpen))
+      before.remove_prefix(models::kThinkOpen.size());
+    turn.reasoning = models::lstrip_newlines(before);
+    turn.content = models::lstrip_newlines(std::string_view(text).substr(close + models::kThinkClose.size()));
+  }
+  if (tool_calls) {
+    auto called = parse_tool_calls(turn.content);
+    turn.content = std::move(called.content);
+    turn.tool_calls = std::move(called.tool_calls);
+  }
+  return turn;
 }
 
 } // namespace chorus

@@ -22,13 +22,17 @@ struct ChatPiece {
   std::string value;
 };
 
-/// The conversation in ChatML as Qwen3's template writes it, thinking aside: the tools (if any) in
-/// the system turn, an assistant turn's calls as <tool_call> blocks, consecutive "tool" messages as
-/// one user turn of <tool_response> blocks.
+/// The conversation in ChatML as Qwen3's template writes it: the tools (if any) in the system turn,
+/// an assistant turn's calls as <tool_call> blocks, consecutive "tool" messages as one user turn of
+/// <tool_response> blocks. A `thinking` template (Qwen3's own, not Qwen2.5's) also writes the
+/// reasoning of the assistant turns after the last user message in a <think> block (the last turn
+/// always has one, empty if need be), reads a reasoning left in an earlier turn's content out of
+/// it, and with `enable_thinking` false ends the generation prompt with an empty <think> block.
 /// @throws std::invalid_argument naming the tool whose parameters are not a JSON object's text, or
 /// a message of another role.
 std::vector<ChatPiece> render_chatml(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
-                                     const std::vector<Tool>& tools);
+                                     const std::vector<Tool>& tools, bool thinking = false,
+                                     bool enable_thinking = true);
 
 /// The completions SamplingParams::tool_choice allows: "required", one or more calls of `tools` in
 /// <tool_call> blocks as Qwen's template writes them (one per line; one only unless `parallel`),

@@ -69,8 +69,8 @@ std::optional<std::int64_t> ByteTokenizer::special_token(std::string_view name) 
 }
 
 std::vector<std::int64_t> ByteTokenizer::apply_chat_template(const std::vector<ChatMessage>& messages,
-                                                             bool add_generation_prompt,
-                                                             const std::vector<Tool>& tools) const {
+                                                             bool add_generation_prompt, const std::vector<Tool>& tools,
+                                                             bool) const {
   std::vector<std::int64_t> ids;
   for (const auto& piece : render_chatml(messages, add_generation_prompt, tools)) {
     if (piece.kind == ChatPiece::Kind::special)

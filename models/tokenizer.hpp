@@ -35,13 +35,20 @@ public:
 
   /// The conversation in the model's chat format, as ids, ending with the start of an assistant
   /// turn when `add_generation_prompt`; `tools` are the functions the model may call (rendered as
-  /// the format asks). Message content is always plain text: a special token spelled inside a
-  /// message stays text and cannot end its turn (rendering the template to text and tokenising
-  /// that, as Hugging Face does, would let it).
+  /// the format asks); `enable_thinking` false asks a thinking template for a generation prompt
+  /// that skips the thinking (thinks()). Message content is always plain text: a special token
+  /// spelled inside a message stays text and cannot end its turn (rendering the template to text
+  /// and tokenising that, as Hugging Face does, would let it).
   /// @throws std::invalid_argument for a role the format has no place for, or tools it cannot write.
   virtual std::vector<std::int64_t> apply_chat_template(const std::vector<ChatMessage>& messages,
-                                                        bool add_generation_prompt,
-                                                        const std::vector<Tool>& tools = {}) const = 0;
+                                                        bool add_generation_prompt, const std::vector<Tool>& tools = {},
+                                                        bool enable_thinking = true) const = 0;
+
+  /// Whether the chat template is a thinking one (Qwen3's): assistant turns hold a reasoning in a
+  /// <think> block before their content.
+  virtual bool thinks() const {
+    return false;
+  }
 
   /// The tokens that end an assistant turn: generation stops at them.
   virtual std::vector<std::int64_t> stop_token_ids() const = 0;
@@ -69,7 +76,8 @@ public:
   }
   std::optional<std::int64_t> special_token(std::string_view name) const override;
   std::vector<std::int64_t> apply_chat_template(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
-                                                const std::vector<Tool>& tools = {}) const override;
+                                                const std::vector<Tool>& tools = {},
+                                                bool enable_thinking = true) const override;
   std::vector<std::int64_t> stop_token_ids() const override {
     return {kImEnd, kEndOfText};
   }

@@ -35,25 +35,32 @@ std::vector<ChatMessage> reply_messages(const EnvReply& reply) {
 }
 
 // The tokens between the model's turn (ending in its stop token) and the next generation: the rest
-// of the closed assistant turn, the environment's messages and the generation prompt. Nothing if the
-// model ended its turn with a stop token the chat template does not close turns with (e.g.
+// of the closed assistant turn, the environment's messages and the generation prompt. The messages
+// and the prompt are rendered after a stand-in user turn rather than after the conversation so far:
+// a thinking template (Qwen3's) writes the turns before the last user message without their
+// reasoning, so the longer conversation's rendering does not continue the shorter one's. Nothing if
+// the model ended its turn with a stop token the chat template does not close turns with (e.g.
 // end-of-text instead of end-of-turn): the conversation cannot go on from there.
 Task<std::optional<std::vector<std::int64_t>>> environment_turn(TrainingModel model,
-                                                                std::vector<ChatMessage> conversation,
+                                                                const std::vector<ChatMessage>& conversation,
                                                                 const std::vector<ChatMessage>& reply,
-                                                                std::int64_t stop_token, std::vector<Tool> tools) {
+                                                                std::int64_t stop_token, const std::vector<Tool>& tools,
+                                                                bool enable_thinking) {
   auto closed = co_await model.tokenize_chat(conversation, /*add_generation_prompt=*/false, tools);
-  conversation.insert(conversation.end(), reply.begin(), reply.end());
-  auto opened = co_await model.tokenize_chat(conversation, /*add_generation_prompt=*/true, tools);
-  if (opened.size() < closed.size() || !std::equal(closed.begin(), closed.end(), opened.begin()))
-    throw Error("model '" + model.name()
-                + "': its chat template does not render a conversation as a prefix of its "
-                  "continuation; multi-turn episodes need that");
   auto stop = std::find(closed.rbegin(), closed.rend(), stop_token);
   if (stop == closed.rend())
     co_return std::nullopt;
+  std::vector<ChatMessage> before{{"user", "?", {}}};
+  auto after = before;
+  after.insert(after.end(), reply.begin(), reply.end());
+  auto shorter = co_await model.tokenize_chat(before, /*add_generation_prompt=*/false, tools);
+  auto longer = co_await model.tokenize_chat(after, /*add_generation_prompt=*/true, tools, enable_thinking);
+  if (longer.size() < shorter.size() || !std::equal(shorter.begin(), shorter.end(), longer.begin()))
+    throw Error("model '" + model.name()
+                + "': its chat template does not render a conversation as a prefix of its "
+                  "continuation; multi-turn episodes need that");
   std::vector<std::int64_t> glue(stop.base(), closed.end()); // after the stop token
-  glue.insert(glue.end(), opened.begin() + static_cast<std::ptrdiff_t>(closed.size()), opened.end());
+  glue.insert(glue.end(), longer.begin() + static_cast<std::ptrdiff_t>(shorter.size()), longer.end());
   co_return glue;
 }
 
@@ -66,7 +73,8 @@ Task<detail::Rollout> detail::episode(TrainingModel model, EnvironmentOptions op
     throw Error("the environment factory returned no environment");
   auto conversation = co_await environment->reset(prompt);
   detail::Rollout rollout;
-  rollout.prompt_tokens = co_await model.tokenize_chat(conversation, /*add_generation_prompt=*/true, options.tools);
+  rollout.prompt_tokens =
+    co_await model.tokenize_chat(conversation, /*add_generation_prompt=*/true, options.tools, sampling.enable_thinking);
   auto context = rollout.prompt_tokens;
   rollout.weight_version = -1;
   for (int turn = 0;; ++turn) {
@@ -83,8 +91,7 @@ Task<detail::Rollout> detail::episode(TrainingModel model, EnvironmentOptions op
     rollout.generated += static_cast<std::int64_t>(generation.tokens.size());
     rollout.weight_version = rollout.weight_version < 0 ? generation.weight_version
                                                         : std::min(rollout.weight_version, generation.weight_version);
-    conversation.push_back(options.tools.empty() ? ChatMessage{"assistant", generation.text, {}}
-                                                 : parse_tool_calls(generation.text));
+    conversation.push_back(parse_assistant_turn(generation.text, model.thinks(), !options.tools.empty()));
     if (generation.finish_reason != "stop" || generation.tokens.empty()) {
       rollout.grade = {0.0, "turn " + std::to_string(turn + 1) + " was cut at max_tokens", {}, 0};
       break;
@@ -103,7 +110,8 @@ Task<detail::Rollout> detail::episode(TrainingModel model, EnvironmentOptions op
       break;
     }
     auto messages = reply_messages(reply);
-    auto glue = co_await environment_turn(model, conversation, messages, generation.tokens.back(), options.tools);
+    auto glue = co_await environment_turn(model, conversation, messages, generation.tokens.back(), options.tools,
+                                          sampling.enable_thinking);
     if (!glue) {
       rollout.grade = {
         0.0, "turn " + std::to_string(turn + 1) + " ended with a token that does not end a chat turn", {}, 0};

@@ -68,8 +68,9 @@ public:
   /// Starts an episode on `prompt`: returns the conversation the model answers first.
   virtual Task<std::vector<ChatMessage>> reset(const Prompt& prompt) = 0;
 
-  /// Reacts to the model's turn, the last message of `conversation`: with EnvironmentOptions::tools,
-  /// an assistant message whose tool_calls were parsed out of its text (parse_tool_calls).
+  /// Reacts to the model's turn, the last message of `conversation`, read by parse_assistant_turn:
+  /// with EnvironmentOptions::tools, its tool_calls parsed out of its text; a thinking model's
+  /// (Qwen3's) `<think>` block is its reasoning, the answer after it its content.
   virtual Task<EnvReply> step(const std::vector<ChatMessage>& conversation) = 0;
 };
 

@@ -30,6 +30,10 @@ struct ChatMessage {
   std::string content;
   /// An assistant turn's function calls (rendered after its content).
   std::vector<ToolCall> tool_calls;
+  /// An assistant turn's thinking (OpenAI-compatible servers' `reasoning_content`): a thinking
+  /// model's chat template (Qwen3's) writes it in a `<think>` block before the content of the turns
+  /// after the last user message, and leaves it out of earlier turns; other templates leave it out.
+  std::string reasoning;
 };
 
 /// A function the model may call: a chat template renders the list of them into the prompt
@@ -51,6 +55,13 @@ struct Tool {
 /// generation stopped there). A block that is not such JSON leaves the whole text as content with
 /// no calls (as vLLM's Hermes parser does): a malformed call is then visible to whoever reads it.
 ChatMessage parse_tool_calls(const std::string& text);
+
+/// The assistant turn that completion `text` makes, read as a server's parsers read it: with
+/// `reasoning`, the text before `</think>` (less a leading `<think>` and the newlines around it)
+/// is the turn's reasoning and the text after it the rest, as Qwen3's template and vLLM's Qwen3
+/// reasoning parser split it (text without `</think>` is all content); with `tool_calls`, the rest
+/// is read by parse_tool_calls. Neither: the text is the content.
+ChatMessage parse_assistant_turn(const std::string& text, bool reasoning, bool tool_calls);
 
 /// How to sample a completion. The defaults sample from the model's full distribution.
 struct SamplingParams {
@@ -106,6 +117,10 @@ struct SamplingParams {
   std::string tool_choice;
   /// With tool_choice "required": false allows exactly one call (OpenAI's parallel_tool_calls).
   bool parallel_tool_calls = true;
+  /// A thinking model's chat template (Qwen3's) lets the model think first; false writes an empty
+  /// `<think>` block into the generation prompt so that it answers at once (the template's
+  /// `enable_thinking`). Other templates ignore it.
+  bool enable_thinking = true;
 };
 
 /// A token, its text and its log-probability at a position of a completion.

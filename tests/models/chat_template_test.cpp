@@ -1,6 +1,6 @@
-// Tool calls read back from completions (parse_tool_calls), Python's JSON spelling, and the ChatML
-// rendering's refusals. The rendering itself is checked against Qwen's own template in
-// bpe_tokenizer_test.cpp.
+// Tool calls and reasoning read back from completions (parse_tool_calls, parse_assistant_turn),
+// Python's JSON spelling, and the ChatML rendering's refusals. The rendering itself is checked
+// against Qwen's own template in bpe_tokenizer_test.cpp.
 #include "models/chat_template.hpp"
 #include "models/tokenizer.hpp"
 
@@ -48,6 +48,39 @@ TEST(ParseToolCalls, AParsedTurnRendersAsTheTextItCameFrom) {
   ByteTokenizer bytes;
   auto rendered = bytes.decode(bytes.apply_chat_template({parse_tool_calls(text)}, false));
   EXPECT_EQ(rendered, "<|im_start|>assistant\n" + text + "<|im_end|>\n");
+}
+
+TEST(ParseAssistantTurn, AThinkingModelsReasoningIsSplitFromItsAnswer) {
+  auto turn = parse_assistant_turn("<think>\nTwo and two.\n</think>\n\n4", /*reasoning=*/true, /*tool_calls=*/false);
+  EXPECT_EQ(turn.role, "assistant");
+  EXPECT_EQ(turn.reasoning, "Two and two.");
+  EXPECT_EQ(turn.content, "4");
+  // The prompt may hold the opening tag (a template that starts the thinking itself).
+  turn = parse_assistant_turn("Two and two.\n</think>\n\n4", true, false);
+  EXPECT_EQ(turn.reasoning, "Two and two.");
+  EXPECT_EQ(turn.content, "4");
+  // No closing tag: all content, as vLLM's Qwen3 parser reads it (the thinking was skipped, or cut).
+  turn = parse_assistant_turn("4", true, false);
+  EXPECT_EQ(turn.reasoning, "");
+  EXPECT_EQ(turn.content, "4");
+  // Not a thinking model: the text is the content.
+  turn = parse_assistant_turn("<think>x</think>4", false, false);
+  EXPECT_EQ(turn.content, "<think>x</think>4");
+  EXPECT_EQ(turn.reasoning, "");
+}
+
+TEST(ParseAssistantTurn, CallsAreReadAfterTheReasoningOnly) {
+  const std::string call = "<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1}}\n</tool_call>";
+  auto turn = parse_assistant_turn("<think>\nI could " + call + "\n</think>\n\nNo need.", true, true);
+  EXPECT_TRUE(turn.tool_calls.empty()); // a call thought about is not made
+  EXPECT_EQ(turn.content, "No need.");
+  turn = parse_assistant_turn("<think>\nAdd.\n</think>\n\n" + call, true, true);
+  ASSERT_EQ(turn.tool_calls.size(), 1u);
+  EXPECT_EQ(turn.tool_calls[0].name, "add");
+  EXPECT_EQ(turn.reasoning, "Add.");
+  EXPECT_EQ(turn.content, "");
+  // Without tools offered, a call's text stays content.
+  EXPECT_EQ(parse_assistant_turn(call, true, false).content, call);
 }
 
 TEST(ChatTemplate, TheByteTokenizerWritesToolsAsQwenDoes) {

