@@ -278,12 +278,13 @@ ChatMessage parse_tool_calls(const std::string& text) {
 
 ChatMessage parse_assistant_turn(const std::string& text, bool reasoning, bool tool_calls) {
   ChatMessage turn{"assistant", text, {}};
-  if (auto close = text.find(models::kThinkClose); reasoning && close != std::string::npos) {
-    auto before = models::rstrip_newlines(std::string_view(text).substr(0, close));
-    if (models::starts_with(before, models::kThinkOpen))
-      before.remove_prefix(models::kThinkOpen.size());
-    turn.reasoning = models::lstrip_newlines(before);
-    turn.content = models::lstrip_newlines(std::string_view(text).substr(close + models::kThinkClose.size()));
+  if (reasoning && models::starts_with(text, models::kThinkOpen)) {
+    auto inside = std::string_view(text).substr(models::kThinkOpen.size());
+    auto close = inside.find(models::kThinkClose);
+    turn.reasoning = models::rstrip_newlines(models::lstrip_newlines(inside.substr(0, close)));
+    turn.content = close == std::string_view::npos
+      ? std::string()
+      : std::string(models::lstrip_newlines(inside.substr(close + models::kThinkClose.size())));
   }
   if (tool_calls) {
     auto called = parse_tool_calls(turn.content);

@@ -317,9 +317,15 @@ ChatMessage parse_message(const json& message, std::size_t index) {
       invalid(where + ".tool_calls", "'" + where + ".tool_calls' is only allowed in an assistant message.");
     result.tool_calls = parse_message_tool_calls(*calls, where);
   }
+  if (auto reasoning = message.find("reasoning_content"); reasoning != message.end() && !reasoning->is_null()) {
+    if (result.role != "assistant" || !reasoning->is_string())
+      invalid(where + ".reasoning_content",
+              "'" + where + ".reasoning_content' must be a string, in an assistant message.");
+    result.reasoning = reasoning->get<std::string>();
+  }
   auto content = message.find("content");
-  if ((content == message.end() || content->is_null()) && !result.tool_calls.empty()) {
-    // an assistant turn that only calls functions
+  if ((content == message.end() || content->is_null()) && (!result.tool_calls.empty() || !result.reasoning.empty())) {
+    // an assistant turn that only calls functions, or only thought
   } else if (content == message.end() || content->is_null()) {
     invalid(where + ".content", "'" + where + ".content' is required.");
   } else if (content->is_string()) {
@@ -334,7 +340,8 @@ ChatMessage parse_message(const json& message, std::size_t index) {
     invalid(where + ".content", "'" + where + ".content' must be a string or an array of text parts.");
   }
   for (const auto& [key, value] : message.items())
-    if (key != "role" && key != "content" && key != "name" && key != "tool_calls" && key != "tool_call_id")
+    if (key != "role" && key != "content" && key != "name" && key != "tool_calls" && key != "tool_call_id"
+        && key != "reasoning_content")
       invalid(where + "." + key, "'" + where + "." + key + "' is not supported by chorus-serve.");
   return result;
 }
@@ -394,6 +401,18 @@ CompletionRequest parse_chat_request(const std::string& body, const RequestLimit
   else if (!tool_choice.empty())
     invalid("tool_choice", "'tool_choice' 'required' or a function cannot be combined with guided decoding.");
   request.sampling.parallel_tool_calls = fields.boolean("parallel_tool_calls", true);
+  if (const auto* kwargs = fields.take("chat_template_kwargs")) { // vLLM's: arguments of the template
+    if (!kwargs->is_object())
+      invalid("chat_template_kwargs", "'chat_template_kwargs' must be an object.");
+    for (const auto& [key, value] : kwargs->items()) {
+      if (key != "enable_thinking")
+        invalid("chat_template_kwargs." + key,
+                "'chat_template_kwargs." + key + "' is not supported by chorus-serve (only 'enable_thinking' is).");
+      if (!value.is_boolean())
+        invalid("chat_template_kwargs.enable_thinking", "'chat_template_kwargs.enable_thinking' must be a boolean.");
+      request.sampling.enable_thinking = value.get<bool>();
+    }
+  }
   fields.refuse_unknown();
   return request;
 }
@@ -480,18 +499,22 @@ std::string response_body(const ResponseHeader& header, const std::vector<Genera
     json choice = {{"index", i},
                    {"logprobs", logprobs_value(header, *positions, offset)},
                    {"finish_reason", choices[i].finish_reason}};
-    auto turn = header.tool_calls ? parse_tool_calls(text) : ChatMessage{"assistant", text, {}};
+    auto turn = parse_assistant_turn(text, header.chat && header.reasoning, header.tool_calls);
+    if (header.chat) {
+      choice["message"] = {{"role", "assistant"}, {"content", turn.content}};
+      if (header.reasoning)
+        choice["message"]["reasoning_content"] = turn.reasoning.empty() ? json(nullptr) : json(turn.reasoning);
+    }
     if (header.chat && !turn.tool_calls.empty()) {
       for (auto& call : turn.tool_calls)
         call.id = random_id("call_");
-      choice["message"] = {{"role", "assistant"},
-                           {"content", turn.content.empty() ? json(nullptr) : json(turn.content)},
-                           {"tool_calls", tool_calls_value(turn.tool_calls, false)}};
+      if (turn.content.empty())
+        choice["message"]["content"] = nullptr;
+      choice["message"]["tool_calls"] = tool_calls_value(turn.tool_calls, false);
       if (choices[i].finish_reason == "stop")
         choice["finish_reason"] = "tool_calls";
-    } else if (header.chat)
-      choice["message"] = {{"role", "assistant"}, {"content", text}};
-    else
+    }
+    if (!header.chat)
       choice["text"] = text;
     body["choices"].push_back(std::move(choice));
   }
@@ -501,27 +524,28 @@ std::string response_body(const ResponseHeader& header, const std::vector<Genera
 
 std::string chunk_event(const ResponseHeader& header, std::int64_t index, const std::string& text,
                         const std::vector<PositionLogprobs>& positions, StreamedChoice& sent) {
-  auto content = text;
-  if (header.tool_calls) { // send what cannot be part of a tool call
-    auto whole = sent.text + text;
-    auto certain = std::max(certain_content(whole), sent.content);
-    content = whole.substr(sent.content, certain - sent.content);
-    sent.content = certain;
-    if (content.empty() && positions.empty() && sent.started) {
-      sent.text = std::move(whole);
+  if (!sent.started)
+    sent.turn = TurnStream(header.reasoning, header.tool_calls);
+  auto parts = header.chat ? sent.turn.append(text) : TurnStream::Parts{{}, text};
+  auto data = envelope(header, true);
+  json choice = {{"index", index}, {"finish_reason", nullptr}};
+  if (header.chat) {
+    if (!text.empty() && parts.reasoning.empty() && parts.content.empty() && positions.empty() && sent.started) {
+      sent.text += text; // all held back
       return {};
     }
-  }
-  auto data = envelope(header, true);
-  json choice = {
-    {"index", index}, {"logprobs", logprobs_value(header, positions, sent.characters)}, {"finish_reason", nullptr}};
-  if (header.chat) {
-    choice["delta"] = {{"content", content}};
+    json delta = json::object();
     if (!sent.started)
-      choice["delta"]["role"] = "assistant";
+      delta["role"] = "assistant";
+    if (!parts.reasoning.empty())
+      delta["reasoning_content"] = parts.reasoning;
+    if (!parts.content.empty() || parts.reasoning.empty())
+      delta["content"] = parts.content;
+    choice["delta"] = std::move(delta);
   } else {
     choice["text"] = text;
   }
+  choice["logprobs"] = logprobs_value(header, positions, sent.characters);
   sent.started = true;
   sent.text += text;
   sent.positions += positions.size();
@@ -531,23 +555,28 @@ std::string chunk_event(const ResponseHeader& header, std::int64_t index, const 
 
 std::string finish_event(const ResponseHeader& header, std::int64_t index, const std::string& finish_reason,
                          StreamedChoice& sent) {
-  std::string before; // with tools: the text held back, as content or as the calls it makes
+  std::string before; // the text held back, as reasoning, content or the calls it makes
   auto reason = finish_reason;
-  if (header.tool_calls && sent.content < sent.text.size()) {
-    auto turn = parse_tool_calls(sent.text);
-    json delta = {{"content", sent.text.substr(sent.content)}};
-    if (!turn.tool_calls.empty()) {
-      for (auto& call : turn.tool_calls)
+  if (header.chat) {
+    auto rest = sent.turn.finish();
+    json delta = json::object();
+    if (!rest.reasoning.empty())
+      delta["reasoning_content"] = rest.reasoning;
+    if (!rest.content.empty())
+      delta["content"] = rest.content;
+    if (!rest.tool_calls.empty()) {
+      for (auto& call : rest.tool_calls)
         call.id = random_id("call_");
-      delta = {{"tool_calls", tool_calls_value(turn.tool_calls, true)}};
+      delta["tool_calls"] = tool_calls_value(rest.tool_calls, true);
       if (reason == "stop")
         reason = "tool_calls";
     }
-    sent.content = sent.text.size();
-    auto data = envelope(header, true);
-    data["choices"] =
-      json::array({{{"index", index}, {"logprobs", nullptr}, {"finish_reason", nullptr}, {"delta", std::move(delta)}}});
-    before = event(data);
+    if (!delta.empty()) {
+      auto data = envelope(header, true);
+      data["choices"] = json::array(
+        {{{"index", index}, {"logprobs", nullptr}, {"finish_reason", nullptr}, {"delta", std::move(delta)}}});
+      before = event(data);
+    }
   }
   auto data = envelope(header, true);
   json choice = {{"index", index}, {"logprobs", nullptr}, {"finish_reason", reason}};

@@ -5,6 +5,8 @@
 
 #include <chorus/generation.hpp>
 
+#include "serve/turn_stream.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -77,6 +79,9 @@ struct ResponseHeader {
   std::string prompt;
   /// The request offered tools: each choice's <tool_call> blocks become its message's tool_calls.
   bool tool_calls = false;
+  /// The model thinks (InferenceModel::thinks): a chat choice's leading <think> block becomes its
+  /// message's reasoning_content (parse_assistant_turn).
+  bool reasoning = false;
 };
 
 /// `prefix` and 24 random letters and digits: a response's or a tool call's id.
@@ -97,18 +102,19 @@ struct StreamedChoice {
   /// text_offset of the next one).
   std::size_t positions = 0;
   std::size_t characters = 0;
-  /// With tools: the bytes of `text` sent as content (the rest may be a tool call; it is held).
-  std::size_t content = 0;
+  /// A chat choice's text told apart into reasoning, content and calls as it comes.
+  TurnStream turn;
 };
 
 /// One server-sent event of a streamed response ("data: {...}\n\n"): a piece of choice `index`'s
 /// text, with the log-probs of `positions` if the request asked for them. Records it in `sent`.
-/// With tools, text that may be a tool call is held back: "" when there is nothing to send.
+/// A chat choice's reasoning goes out as `reasoning_content`; text that may still be another part
+/// (TurnStream) is held back: "" when there is nothing to send.
 std::string chunk_event(const ResponseHeader& header, std::int64_t index, const std::string& text,
                         const std::vector<PositionLogprobs>& positions, StreamedChoice& sent);
 
-/// The event that ends choice `index` with its finish reason; with tools, after the text held back
-/// as content or as the tool calls it makes (finish reason "tool_calls").
+/// The event that ends choice `index` with its finish reason, after the text held back as reasoning,
+/// content or the tool calls it makes (finish reason "tool_calls").
 std::string finish_event(const ResponseHeader& header, std::int64_t index, const std::string& finish_reason,
                          StreamedChoice& sent);
 

@@ -200,6 +200,7 @@ void OpenAIServer::route() {
         return;
       }
       auto header = make_header(request);
+      header.reasoning = options_.reasoning;
       auto call = std::make_unique<GenerationCall>(system_, policy_, generate_requests(request), request.stream,
                                                    options_.request_timeout);
       if (request.stream) {

@@ -35,6 +35,8 @@ struct ServerOptions {
   std::chrono::milliseconds request_timeout = std::chrono::minutes(10);
   /// Larger request bodies are refused with 413.
   std::size_t max_body_bytes = 8 << 20;
+  /// The model thinks (ModelInfo::thinks): chat responses carry its reasoning as reasoning_content.
+  bool reasoning = false;
 };
 
 class OpenAIServer {

@@ -120,7 +120,7 @@ int main(int argc, char** argv) {
   {
     caf::scoped_actor self(runtime.system()); // gone before shutdown, which waits for every actor
     self->request(policy, caf::infinite, chorus::actors::ModelInfoRequest{})
-      .receive([](const chorus::actors::ModelInfo&) {},
+      .receive([&](const chorus::actors::ModelInfo& info) { options.server.reasoning = info.thinks; },
                [&](const caf::error& error) {
                  failure = chorus::handler_error_message(error);
                  if (failure.empty())

@@ -56,11 +56,11 @@ struct Tool {
 /// no calls (as vLLM's Hermes parser does): a malformed call is then visible to whoever reads it.
 ChatMessage parse_tool_calls(const std::string& text);
 
-/// The assistant turn that completion `text` makes, read as a server's parsers read it: with
-/// `reasoning`, the text before `</think>` (less a leading `<think>` and the newlines around it)
-/// is the turn's reasoning and the text after it the rest, as Qwen3's template and vLLM's Qwen3
-/// reasoning parser split it (text without `</think>` is all content); with `tool_calls`, the rest
-/// is read by parse_tool_calls. Neither: the text is the content.
+/// The assistant turn that completion `text` makes, read as chorus-serve reads it: with
+/// `reasoning` (a thinking model, InferenceModel::thinks), a completion that begins with `<think>`
+/// is reasoning up to `</think>` (all of it if cut before; the newlines around it dropped, as
+/// Qwen3's template writes them) and content after it; with `tool_calls`, the content is read by
+/// parse_tool_calls. Neither: the text is the content.
 ChatMessage parse_assistant_turn(const std::string& text, bool reasoning, bool tool_calls);
 
 /// How to sample a completion. The defaults sample from the model's full distribution.

