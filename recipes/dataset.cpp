@@ -52,6 +52,11 @@ std::vector<ChatMessage> conversation(const Json& line, const std::string& where
                 "alternating), got '"
               + role + "'");
       result.push_back({role, message["content"].get<std::string>()});
+      if (message.contains("reasoning_content") && !message["reasoning_content"].is_null()) {
+        if (role != "assistant" || !message["reasoning_content"].is_string())
+          bad(where, field + ".reasoning_content", "expected a string, in an assistant message");
+        result.back().reasoning = message["reasoning_content"].get<std::string>();
+      }
     }
     return result;
   }
@@ -85,9 +90,13 @@ Completion parse_dataset_line<Completion>(const Json& line, const std::string& w
   if (line.contains("messages")) {
     auto turns = conversation(line, where);
     expect_last_role(turns, where, "assistant");
-    if (turns.back().content.empty())
+    if (turns.back().content.empty() && turns.back().reasoning.empty())
       bad(where, "messages[" + std::to_string(turns.size() - 1) + "].content", "empty completion");
-    result.completion = turns.back().content;
+    // A reasoning to learn goes before the answer as a thinking model writes it (Qwen3's template
+    // reads it back out of the completion; other templates keep it as text).
+    result.completion = turns.back().reasoning.empty()
+      ? turns.back().content
+      : "<think>\n" + turns.back().reasoning + "\n</think>\n\n" + turns.back().content;
     turns.pop_back();
     result.prompt = std::move(turns);
   } else {

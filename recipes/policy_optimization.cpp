@@ -25,7 +25,9 @@ Task<Rollout> generate_and_grade(TrainingModel model, Grader grader, Prompt prom
   co_await clock.wait_for_room(StageClock::grade);
   {
     StageClock::Busy busy(clock, StageClock::grade);
-    result.grade = co_await grader.grade(Sample{prompt.prompt, generation.text, prompt.metadata});
+    // A thinking model's answer is graded; its reasoning rides along for graders that want it.
+    auto turn = parse_assistant_turn(generation.text, model.thinks(), /*tool_calls=*/false);
+    result.grade = co_await grader.grade(Sample{prompt.prompt, turn.content, prompt.metadata, turn.reasoning});
   }
   result.prompt_tokens = std::move(generation.prompt_tokens);
   result.generated = static_cast<std::int64_t>(generation.tokens.size());

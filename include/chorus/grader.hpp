@@ -28,10 +28,13 @@ namespace chorus {
 struct Sample {
   /// The conversation the completion answers.
   std::vector<ChatMessage> prompt;
-  /// The model's completion.
+  /// The model's completion; a thinking model's (InferenceModel::thinks) answer after its
+  /// reasoning, which is in `reasoning` (parse_assistant_turn).
   std::string completion;
   /// The example's metadata, e.g. the expected answer.
   Json metadata = Json::object();
+  /// A thinking model's reasoning: its `<think>` block ("" for other models).
+  std::string reasoning;
 };
 
 /// A grader's verdict on one sample: a score with an explanation.

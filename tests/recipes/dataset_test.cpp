@@ -50,6 +50,24 @@ TEST(Dataset, CompletionsFromMessagesOrPromptPairs) {
   EXPECT_EQ(examples[1].metadata["id"], 7);
 }
 
+// Distilled reasoning (OpenAI-compatible servers' reasoning_content) is learned before the answer,
+// written as a thinking model writes it.
+TEST(Dataset, AnAssistantsReasoningGoesBeforeItsAnswer) {
+  auto path = write_lines("reasoning.jsonl",
+                          {R"({"messages": [{"role": "user", "content": "2+2?"},)"
+                           R"( {"role": "assistant", "reasoning_content": "Two and two.", "content": "4"}]})"});
+  auto examples = read_dataset<Completion>(path, false);
+  ASSERT_EQ(examples.size(), 1u);
+  EXPECT_EQ(examples[0].completion, "<think>\nTwo and two.\n</think>\n\n4");
+  EXPECT_FALSE(examples[0].metadata.contains("reasoning_content"));
+  auto misplaced = write_lines("misplaced.jsonl",
+                               {R"({"messages": [{"role": "user", "content": "2+2?", "reasoning_content": "x"},)"
+                                R"( {"role": "assistant", "content": "4"}]})"});
+  expect_dataset_error<Completion>(
+    misplaced,
+    {"misplaced.jsonl:1: field 'messages[0].reasoning_content': expected a string, in an assistant message"});
+}
+
 TEST(Dataset, PromptsKeepTheirMetadataForGraders) {
   auto path = write_lines("prompts.jsonl", {R"({"prompt": "3*3?", "answer": "9"})"});
   auto prompts = read_dataset<Prompt>(path, false);

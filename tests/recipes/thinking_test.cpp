@@ -1,0 +1,63 @@
+// A thinking model (builtin:tiny saved with Qwen3's chat template) in the RL loop and in evaluation:
+// graders get its answer as the completion and its <think> block as the reasoning.
+#include <chorus/chorus.hpp>
+
+#include "recipes/policy_optimization.hpp"
+#include "recipes/stage_clock.hpp"
+#include "recipes/tokenized.hpp"
+#include "models/tokenizer.hpp"
+#include "runtime/runtime.hpp"
+#include "tests/thinking_model.hpp"
+
+#include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
+
+#include <mutex>
+#include <regex>
+
+using namespace chorus;
+
+TEST(ThinkingModels, GradersGetTheAnswerAndTheReasoningApart) {
+  Runtime runtime;
+  RecipeContext ctx(runtime, "test", std::filesystem::path(::testing::TempDir()) / "thinking", MetricsLogger(),
+                    spdlog::default_logger());
+  runtime.run([&]() -> Task<void> {
+    auto folder = co_await test::save_thinking_tiny(ctx, "thinking-tiny");
+    auto model =
+      co_await (co_await ModelRef{folder.string()}.to_builder(ctx, {.kv_cache_len = 256})).spawn_train("policy");
+    auto seen = std::make_shared<std::vector<Sample>>();
+    auto mutex = std::make_shared<std::mutex>();
+    FunctionGrader grader("answer", [seen, mutex](const Sample& sample) {
+      std::lock_guard lock(*mutex);
+      seen->push_back(sample);
+      return sample.completion == "42" ? 1.0 : 0.0;
+    });
+    // Untrained, the model is held to a short thought and a number by guided decoding.
+    SamplingParams sampling{.temperature = 1.0, .max_tokens = 40, .seed = 5};
+    sampling.regex = "<think>\n[a-z]{1,4}\n</think>\n\n(42|7)";
+    const Prompt prompt{{{"user", "6*7?", {}}}, Json::object()};
+    detail::StageClock clock;
+    auto rollout = co_await detail::generate_and_grade(model, grader, prompt, sampling, clock);
+    EXPECT_EQ(seen->size(), 1u);
+    if (seen->empty())
+      co_return;
+    EXPECT_TRUE(std::regex_match(seen->front().reasoning, std::regex("[a-z]{1,4}"))) << seen->front().reasoning;
+    EXPECT_TRUE(seen->front().completion == "42" || seen->front().completion == "7") << seen->front().completion;
+    EXPECT_EQ(rollout.grade.score, seen->front().completion == "42" ? 1.0 : 0.0);
+
+    auto result = co_await evaluate(
+      {.dataset = {prompt}, .model = model.as_inference(), .graders = {grader}, .k = 2, .sampling = sampling});
+    EXPECT_EQ(seen->size(), 3u);
+    for (const auto& sample : *seen)
+      EXPECT_EQ(sample.completion.find("</think>"), std::string::npos) << sample.completion;
+    EXPECT_EQ(result.samples.size(), 2u);
+
+    // SFT examples are written as Qwen3's template writes the last turn: a reasoning in its block,
+    // an answer without one after an empty block.
+    models::ByteTokenizer bytes;
+    auto learned = co_await detail::tokenize_turn(model, {{"user", "2+2?", {}}}, "<think>\nTwo.\n</think>\n\n4");
+    EXPECT_EQ(bytes.decode(learned.completion), "<think>\nTwo.\n</think>\n\n4<|im_end|>\n");
+    learned = co_await detail::tokenize_turn(model, {{"user", "2+2?", {}}}, "4");
+    EXPECT_EQ(bytes.decode(learned.completion), "<think>\n\n</think>\n\n4<|im_end|>\n");
+  }());
+}
