@@ -2,10 +2,10 @@
 // graders get its answer as the completion and its <think> block as the reasoning.
 #include <chorus/chorus.hpp>
 
+#include "models/tokenizer.hpp"
 #include "recipes/policy_optimization.hpp"
 #include "recipes/stage_clock.hpp"
 #include "recipes/tokenized.hpp"
-#include "models/tokenizer.hpp"
 #include "runtime/runtime.hpp"
 #include "tests/thinking_model.hpp"
 
