@@ -98,25 +98,43 @@ TEST_F(Environments, TheEnvironmentsTurnsAreSplicedInAndMaskedOut) {
 
 namespace {
 
-// Answers the model's call of add with the sum, then rewards a second call made after reading it.
-struct Calculator : Environment {
-  std::shared_ptr<std::vector<ChatMessage>> turns; // what each step saw, for the test
-  explicit Calculator(std::shared_ptr<std::vector<ChatMessage>> seen) : turns(std::move(seen)) {}
+// Records each turn it is asked to react to (for the test), then replies.
+struct Recording : Environment {
+  std::shared_ptr<std::vector<ChatMessage>> turns;
+  explicit Recording(std::shared_ptr<std::vector<ChatMessage>> seen) : turns(std::move(seen)) {}
   Task<std::vector<ChatMessage>> reset(const Prompt& prompt) override {
     co_return prompt.prompt;
   }
   Task<EnvReply> step(const std::vector<ChatMessage>& conversation) override {
+    turns->push_back(conversation.back());
+    co_return reply(conversation);
+  }
+  virtual EnvReply reply(const std::vector<ChatMessage>& conversation) = 0;
+};
+
+// Answers the model's call of add with the sum, then rewards a second call made after reading it.
+struct Calculator : Recording {
+  using Recording::Recording;
+  EnvReply reply(const std::vector<ChatMessage>& conversation) override {
     const auto& turn = conversation.back();
-    turns->push_back(turn);
     if (turn.tool_calls.size() != 1 || turn.tool_calls[0].name != "add")
-      co_return EnvReply::finish(0.0, "no call of add");
+      return EnvReply::finish(0.0, "no call of add");
     if (turns->size() == 1) {
       auto arguments = Json::parse(turn.tool_calls[0].arguments);
-      co_return EnvReply::from_tools({std::to_string(arguments["a"].get<int>() + arguments["b"].get<int>())});
+      return EnvReply::from_tools({std::to_string(arguments["a"].get<int>() + arguments["b"].get<int>())});
     }
-    co_return EnvReply::finish(conversation[conversation.size() - 2].role == "tool" ? 1.0 : 0.0, "read the sum");
+    return EnvReply::finish(conversation[conversation.size() - 2].role == "tool" ? 1.0 : 0.0, "read the sum");
   }
 };
+
+// The text of an episode's masked tokens (the environment's turns), to the byte tokenizer.
+std::string masked_text(const detail::Rollout& rollout) {
+  std::vector<std::int64_t> context;
+  for (std::size_t i = 0; i < rollout.tokens.size(); ++i)
+    if (!rollout.mask[i])
+      context.push_back(rollout.tokens[i]);
+  return models::ByteTokenizer().decode(context);
+}
 
 } // namespace
 
@@ -155,11 +173,7 @@ TEST_F(Environments, ToolCallsAreParsedAnsweredAndTheToolsRendered) {
     EXPECT_EQ(prompt.find("<|im_start|>system\n# Tools\n"), 0u) << prompt;
     EXPECT_NE(prompt.find("{\"name\": \"add\", \"description\": \"Adds two digits.\""), std::string::npos) << prompt;
     // Between the two calls, masked out: the tool's result as Qwen's template writes it.
-    std::vector<std::int64_t> context;
-    for (std::size_t i = 0; i < rollout.tokens.size(); ++i)
-      if (!rollout.mask[i])
-        context.push_back(rollout.tokens[i]);
-    EXPECT_EQ(bytes.decode(context),
+    EXPECT_EQ(masked_text(rollout),
               "\n<|im_start|>user\n<tool_response>\n" + sum + "\n</tool_response><|im_end|>\n<|im_start|>assistant\n");
   }());
 }
@@ -167,17 +181,12 @@ TEST_F(Environments, ToolCallsAreParsedAnsweredAndTheToolsRendered) {
 namespace {
 
 // Asks once more after the first turn, then rewards a second turn that thought first.
-struct AskTwice : Environment {
-  std::shared_ptr<std::vector<ChatMessage>> turns; // what each step saw, for the test
-  explicit AskTwice(std::shared_ptr<std::vector<ChatMessage>> seen) : turns(std::move(seen)) {}
-  Task<std::vector<ChatMessage>> reset(const Prompt& prompt) override {
-    co_return prompt.prompt;
-  }
-  Task<EnvReply> step(const std::vector<ChatMessage>& conversation) override {
-    turns->push_back(conversation.back());
+struct AskTwice : Recording {
+  using Recording::Recording;
+  EnvReply reply(const std::vector<ChatMessage>& conversation) override {
     if (turns->size() == 1)
-      co_return EnvReply::next("Again.");
-    co_return EnvReply::finish(conversation.back().reasoning.empty() ? 0.0 : 1.0, "thought");
+      return EnvReply::next("Again.");
+    return EnvReply::finish(conversation.back().reasoning.empty() ? 0.0 : 1.0, "thought");
   }
 };
 
@@ -194,13 +203,6 @@ TEST_F(Environments, AThinkingModelsTurnsReachTheEnvironmentWithTheirReasoningSp
     EXPECT_TRUE(model.thinks());
 
     models::ByteTokenizer bytes; // the saved tokenizer's ids
-    auto masked = [&](const detail::Rollout& rollout) {
-      std::vector<std::int64_t> context;
-      for (std::size_t i = 0; i < rollout.tokens.size(); ++i)
-        if (!rollout.mask[i])
-          context.push_back(rollout.tokens[i]);
-      return bytes.decode(context);
-    };
     // Untrained, the model is held to a short thought and a number by guided decoding.
     SamplingParams sampling{.temperature = 1.0, .max_tokens = 40, .seed = 3};
     sampling.logit_bias = {{models::ByteTokenizer::kEndOfText, -100.0}}; // end turns with <|im_end|>
@@ -215,7 +217,7 @@ TEST_F(Environments, AThinkingModelsTurnsReachTheEnvironmentWithTheirReasoningSp
       EXPECT_TRUE(std::regex_match(turn.reasoning, std::regex("[a-z]{1,4}"))) << turn.reasoning;
       EXPECT_TRUE(std::regex_match(turn.content, std::regex("[0-9]{1,2}"))) << turn.content;
     }
-    EXPECT_EQ(masked(rollout), "\n<|im_start|>user\nAgain.<|im_end|>\n<|im_start|>assistant\n");
+    EXPECT_EQ(masked_text(rollout), "\n<|im_start|>user\nAgain.<|im_end|>\n<|im_start|>assistant\n");
 
     // Thinking turned off: every generation prompt ends with the template's empty block.
     seen->clear();
@@ -227,7 +229,7 @@ TEST_F(Environments, AThinkingModelsTurnsReachTheEnvironmentWithTheirReasoningSp
     const std::string skipped = "<|im_start|>assistant\n<think>\n\n</think>\n\n";
     auto prompt = bytes.decode(rollout.prompt_tokens);
     EXPECT_EQ(prompt.substr(prompt.size() - std::min(prompt.size(), skipped.size())), skipped) << prompt;
-    EXPECT_EQ(masked(rollout), "\n<|im_start|>user\nAgain.<|im_end|>\n" + skipped);
+    EXPECT_EQ(masked_text(rollout), "\n<|im_start|>user\nAgain.<|im_end|>\n" + skipped);
   }());
 }
 
