@@ -200,7 +200,6 @@ Task<ScoringModel> spawn_scoring_model(RecipeContext* ctx, std::shared_ptr<const
   state->inference->name = name;
   try {
     auto info = co_await wait_loaded(state->trainer);
-    state->inference->thinks = info.thinks;
     ctx->log().info("model '{}': {} ({:.1f} M parameters) loaded as a scoring model", name, spec->reference,
                     static_cast<double>(info.parameters) / 1e6);
   } catch (...) {

@@ -324,8 +324,12 @@ void BpeTokenizer::read_config(const std::filesystem::path& file) {
       eos_id_ = plain->second;
     }
   }
+  // As transformers reads them: a chat_template.jinja file wins over the config's template.
   std::optional<std::string> chat_template;
-  if (root.contains("chat_template") && !root["chat_template"].is_null()) {
+  if (std::ifstream jinja(file.parent_path() / "chat_template.jinja"); jinja) {
+    chat_template = std::string(std::istreambuf_iterator<char>(jinja), {});
+    template_file_ = file.parent_path() / "chat_template.jinja";
+  } else if (root.contains("chat_template") && !root["chat_template"].is_null()) {
     const auto& value = root["chat_template"];
     chat_template.emplace();
     if (value.is_string()) {
@@ -337,9 +341,6 @@ void BpeTokenizer::read_config(const std::filesystem::path& file) {
     } else {
       fail(file, "chat_template", "expected a string or a list of named templates");
     }
-  } else if (std::ifstream jinja(file.parent_path() / "chat_template.jinja"); jinja) {
-    chat_template = std::string(std::istreambuf_iterator<char>(jinja), {});
-    template_file_ = file.parent_path() / "chat_template.jinja";
   }
   if (chat_template) {
     if (chat_template->find("<|im_start|>") != std::string::npos)

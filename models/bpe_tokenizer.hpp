@@ -21,7 +21,8 @@ class BpeTokenizer final : public Tokenizer {
 public:
   /// Reads `path`: a tokenizer.json file, or a model folder holding one, and the tokenizer_config.json
   /// beside it if there is one (its `eos_token` leads the stop tokens; its `chat_template`, or the
-  /// chat_template.jinja file beside it that newer transformers write instead, picks the chat format).
+  /// chat_template.jinja file beside it that newer transformers write instead and prefer, picks the
+  /// chat format).
   /// @throws CheckpointError naming the file and the key for anything it cannot honour.
   static std::unique_ptr<BpeTokenizer> load(const std::filesystem::path& path);
 

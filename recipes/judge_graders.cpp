@@ -83,6 +83,7 @@ std::string cache_key(const std::vector<ChatMessage>& prompt, const SamplingPara
   for (const auto& choice : s.choice)
     key += '\x1f' + choice;
   key += '\x1c' + s.regex;
+  key += s.enable_thinking ? "\x1cthinking" : "\x1cnot thinking";
   return key;
 }
 
@@ -92,7 +93,8 @@ using AskJudge = std::function<Task<std::string>(std::vector<ChatMessage> prompt
 AskJudge ask_model(InferenceModel model) {
   return [model = std::move(model)](std::vector<ChatMessage> prompt, SamplingParams sampling) -> Task<std::string> {
     auto reply = co_await model.generate(std::move(prompt), std::move(sampling));
-    co_return reply.text;
+    // A thinking judge's verdict is in its answer: its reasoning may quote the verdict's form.
+    co_return parse_assistant_turn(reply.text, model.thinks(), /*tool_calls=*/false).content;
   };
 }
 
@@ -228,6 +230,9 @@ struct RangeJudge : Grader::Impl {
     auto prompt = judge_prompt(instruction(), "SCORE:", setup.shots, sample);
     auto sampling = setup.sampling;
     sampling.stop.push_back("SCORE:");
+    // "SCORE:" must end the answer, not a line of thinking: a thinking judge reasons in its answer.
+    if (model.thinks())
+      sampling.enable_thinking = false;
     auto reasoning = co_await model.generate(prompt, sampling);
     auto prefix = reasoning.prompt_tokens;
     for (auto id : co_await model.tokenize(reasoning.text + "SCORE: "))

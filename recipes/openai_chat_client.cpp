@@ -95,6 +95,8 @@ std::string OpenAIChatClient::request_body(const std::vector<ChatMessage>& messa
     body["guided_choice"] = sampling.choice;
   if (!sampling.regex.empty())
     body["guided_regex"] = sampling.regex;
+  if (!sampling.enable_thinking) // vLLM's (and chorus-serve's) arguments of the chat template
+    body["chat_template_kwargs"] = {{"enable_thinking", false}};
   return body.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 

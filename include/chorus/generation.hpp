@@ -38,7 +38,7 @@ struct ChatMessage {
 
 /// A function the model may call: a chat template renders the list of them into the prompt
 /// (OpenAI's `tools[i].function`; ChatML models such as Qwen write calls as Hermes-style
-/// `<tool_call>` blocks, which parse_tool_calls reads back).
+/// `<tool_call>` blocks, which parse_assistant_turn reads back).
 struct Tool {
   /// The function's name: what a call names.
   std::string name;

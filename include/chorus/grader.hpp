@@ -263,7 +263,8 @@ struct RangeJudgeOptions {
   /// "parsed": the number the judge writes after "SCORE:". "logprobs": the judge reasons up to
   /// "SCORE:", and the score is the expectation of the scale's numbers under its probabilities for
   /// the next token (a finer, steadier reward than one sampled number); NA the most likely: ignored.
-  /// Needs a scale of whole numbers, each one token of the judge's tokenizer (not cached).
+  /// Needs a scale of whole numbers, each one token of the judge's tokenizer (not cached). A
+  /// thinking judge (Qwen3) answers without its `<think>` block then (enable_thinking false).
   std::string scoring = "parsed";
 };
 

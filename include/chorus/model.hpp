@@ -207,7 +207,7 @@ public:
   }
 
   /// Generates a completion of a chat (rendered with the model's chat template and a generation
-  /// prompt), offering the model `tools` (read its calls back with parse_tool_calls; make it call
+  /// prompt), offering the model `tools` (read its calls back with parse_assistant_turn; make it call
   /// one with params.tool_choice). Requests from many coroutines are batched together by the actor.
   /// @throws ActorError for bad input (the message says what), TimeoutError past `timeout`.
   Task<Generation> generate(std::vector<ChatMessage> messages, SamplingParams params = {},
@@ -239,7 +239,7 @@ public:
   Task<std::vector<std::int64_t>> tokenize(std::string text) const;
 
   /// The ids of a chat rendered with the model's template, with `tools` the functions the model
-  /// may call (ChatML models: Qwen3's `<tools>` system turn; parse_tool_calls reads calls back);
+  /// may call (ChatML models: Qwen3's `<tools>` system turn; parse_assistant_turn reads calls back);
   /// `enable_thinking` false: a thinking template's generation prompt skips the thinking
   /// (SamplingParams::enable_thinking).
   /// @throws ActorError for a role or tools the model's chat format has no place for.

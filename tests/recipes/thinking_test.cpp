@@ -61,3 +61,26 @@ TEST(ThinkingModels, GradersGetTheAnswerAndTheReasoningApart) {
     EXPECT_EQ(bytes.decode(learned.completion), "<think>\n\n</think>\n\n4<|im_end|>\n");
   }());
 }
+
+// A thinking judge's verdict is read from its answer: a verdict line in its reasoning does not count.
+TEST(ThinkingModels, AJudgesVerdictIsReadFromItsAnswerNotItsThinking) {
+  Runtime runtime;
+  RecipeContext ctx(runtime, "test", std::filesystem::path(::testing::TempDir()) / "thinking_judge", MetricsLogger(),
+                    spdlog::default_logger());
+  runtime.run([&]() -> Task<void> {
+    auto folder = co_await test::save_thinking_tiny(ctx, "thinking-judge");
+    auto judge =
+      co_await (co_await ModelRef{folder.string()}.to_builder(ctx, {.kv_cache_len = 1024})).spawn_inference("judge");
+    BinaryJudgeOptions options{.criteria = "Is the response polite?",
+                               .model = judge,
+                               .sampling = {.temperature = 1.0, .max_tokens = 96, .seed = 5},
+                               .max_parsing_retries = 0};
+    const Sample sample{{{"user", "Hi", {}}}, "Thanks!", Json::object()};
+    options.sampling.regex = "<think>\nVERDICT: FAIL\n</think>\n\nVERDICT: PASS";
+    auto grade = co_await BinaryJudgeGrader(options).grade(sample);
+    EXPECT_EQ(grade.score, 1.0) << grade.explanation;
+    options.sampling.regex = "<think>\nVERDICT: PASS\n</think>\n\nNo idea.";
+    grade = co_await BinaryJudgeGrader(options).grade(sample);
+    EXPECT_EQ(grade.unparseable, 1) << grade.explanation;
+  }());
+}

@@ -143,6 +143,13 @@ TEST(OpenAIJudge, RetriesRateLimitsAndServerErrorsWithTheKeyFromTheEnvironment) 
   EXPECT_EQ(body["presence_penalty"], 0.5);
   EXPECT_EQ(body["frequency_penalty"], -0.25);
   EXPECT_EQ(body["logit_bias"], json({{"7", -100.0}, {"42", 2.5}}));
+  EXPECT_FALSE(body.contains("chat_template_kwargs"));
+  // A judge asked not to think says so as vLLM (and chorus-serve) take it.
+  OpenAIJudgeGrader brief({.criteria = "Is it polite?",
+                           .endpoint = rating.endpoint(),
+                           .sampling = {.temperature = 0.0, .max_tokens = 64, .enable_thinking = false}});
+  run(brief.grade(answer("x")));
+  EXPECT_EQ(json::parse(rating.bodies().back())["chat_template_kwargs"], json({{"enable_thinking", false}}));
 }
 
 TEST(OpenAIJudge, GivesUpAfterTheRetriesAndNeverRetriesARefusal) {
