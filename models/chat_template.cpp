@@ -19,10 +19,6 @@ constexpr std::string_view kToolsFooter =
   "\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
   "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
   "<args-json-object>}\n</tool_call>";
-constexpr std::string_view kCallOpen = "<tool_call>";
-constexpr std::string_view kThinkOpen = "<think>";
-constexpr std::string_view kThinkClose = "</think>";
-constexpr std::string_view kCallClose = "</tool_call>";
 
 // A tool's parameters schema as JSON (`Json` for the grammar, `ordered_json` to keep the key order
 // in the prompt); any object when it has none.

@@ -9,9 +9,16 @@
 #include <nlohmann/json.hpp>
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace chorus::models {
+
+/// The tags of Qwen's format: a function call's block and a thinking model's reasoning block.
+inline constexpr std::string_view kCallOpen = "<tool_call>";
+inline constexpr std::string_view kCallClose = "</tool_call>";
+inline constexpr std::string_view kThinkOpen = "<think>";
+inline constexpr std::string_view kThinkClose = "</think>";
 
 /// A rendered conversation's part: a special token by name, the template's own text, or a
 /// message's text. A tokenizer reads the template's text as Hugging Face reads rendered text (an

@@ -7,8 +7,6 @@ namespace chorus::serve {
 
 namespace {
 
-constexpr std::string_view kCallOpen = "<tool_call>";
-
 [[noreturn]] void invalid(const std::string& param, const std::string& message) {
   throw ApiError(400, message, param);
 }
@@ -126,21 +124,6 @@ nlohmann::json tool_calls_value(const std::vector<ToolCall>& calls, bool with_in
     value.push_back(std::move(call));
   }
   return value;
-}
-
-std::size_t certain_content(const std::string& text) {
-  auto end = text.find(kCallOpen);
-  if (end == std::string::npos) { // hold a tail that may begin the tag
-    end = text.size();
-    for (std::size_t keep = std::min(text.size(), kCallOpen.size() - 1); keep > 0; --keep)
-      if (text.compare(text.size() - keep, keep, kCallOpen, 0, keep) == 0) {
-        end = text.size() - keep;
-        break;
-      }
-  }
-  while (end > 0 && (text[end - 1] == ' ' || text[end - 1] == '\n' || text[end - 1] == '\t' || text[end - 1] == '\r'))
-    --end; // parse_tool_calls drops the white space before a call
-  return end;
 }
 
 } // namespace chorus::serve

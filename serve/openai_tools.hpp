@@ -31,9 +31,4 @@ std::vector<ToolCall> parse_message_tool_calls(const nlohmann::json& calls, cons
 /// `calls` as a response's message holds them (with `index` as a stream's delta does).
 nlohmann::json tool_calls_value(const std::vector<ToolCall>& calls, bool with_index);
 
-/// How much of `text`, the start of a completion streamed with tools, is content for sure: all of it
-/// but a <tool_call> block and what precedes it that could still begin one (white space, or a
-/// beginning of "<tool_call>" at the end).
-std::size_t certain_content(const std::string& text);
-
 } // namespace chorus::serve

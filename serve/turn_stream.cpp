@@ -1,15 +1,16 @@
 #include "serve/turn_stream.hpp"
 
-#include "serve/openai_tools.hpp"
+#include "models/chat_template.hpp"
 
 #include <algorithm>
 
 namespace chorus::serve {
 
-namespace {
+using models::kCallOpen;
+using models::kThinkClose;
+using models::kThinkOpen;
 
-constexpr std::string_view kThinkOpen = "<think>";
-constexpr std::string_view kThinkClose = "</think>";
+namespace {
 
 // The length of the longest end of `text` that begins `tag` (it may be the tag, cut by the stream).
 std::size_t tag_start_at_end(std::string_view text, std::string_view tag) {
@@ -20,6 +21,15 @@ std::size_t tag_start_at_end(std::string_view text, std::string_view tag) {
 }
 
 } // namespace
+
+std::size_t certain_content(std::string_view text) {
+  auto end = text.find(kCallOpen);
+  if (end == std::string_view::npos) // hold a tail that may begin the tag
+    end = text.size() - tag_start_at_end(text, kCallOpen);
+  while (end > 0 && (text[end - 1] == ' ' || text[end - 1] == '\n' || text[end - 1] == '\t' || text[end - 1] == '\r'))
+    --end; // parse_tool_calls drops the white space before a call
+  return end;
+}
 
 TurnStream::TurnStream(bool reasoning, bool tool_calls) : reasoning_(reasoning), tool_calls_(tool_calls) {}
 
@@ -74,7 +84,7 @@ TurnStream::Parts TurnStream::append(std::string_view text) {
   }
   auto certain = text_.size();
   if (tool_calls_)
-    certain = std::max(content_begin_ + certain_content(text_.substr(content_begin_)), content_sent_);
+    certain = std::max(content_begin_ + certain_content(std::string_view(text_).substr(content_begin_)), content_sent_);
   parts.content = text_.substr(content_sent_, certain - content_sent_);
   content_sent_ = certain;
   return parts;

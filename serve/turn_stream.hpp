@@ -11,6 +11,11 @@
 
 namespace chorus::serve {
 
+/// How much of `text`, the start of a completion's content streamed with tools, is content for
+/// sure: all of it but a <tool_call> block and what precedes it that could still begin one (white
+/// space, or a beginning of "<tool_call>" at the end).
+std::size_t certain_content(std::string_view text);
+
 class TurnStream {
 public:
   /// `reasoning`: the model thinks (a leading <think> block is reasoning); `tool_calls`: the request
@@ -30,6 +35,11 @@ public:
 
   /// At the end of the completion: what was held back, as reasoning, content, or the calls it makes.
   ChatMessage finish();
+
+  /// The completion's text so far.
+  const std::string& text() const {
+    return text_;
+  }
 
 private:
   enum class Phase { undecided, thinking, answering };

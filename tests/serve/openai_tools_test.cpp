@@ -2,6 +2,7 @@
 // the conversation, and tool_calls in responses and stream chunks.
 #include "serve/openai_protocol.hpp"
 #include "serve/openai_tools.hpp"
+#include "serve/turn_stream.hpp"
 
 #include <gtest/gtest.h>
 
