@@ -35,26 +35,27 @@ std::vector<ChatMessage> reply_messages(const EnvReply& reply) {
 }
 
 // The tokens between the model's turn (ending in its stop token) and the next generation: the rest
-// of the closed assistant turn, the environment's messages and the generation prompt. The messages
-// and the prompt are rendered after a stand-in user turn rather than after the conversation so far:
-// a thinking template (Qwen3's) writes the turns before the last user message without their
-// reasoning, so the longer conversation's rendering does not continue the shorter one's. Nothing if
-// the model ended its turn with a stop token the chat template does not close turns with (e.g.
-// end-of-text instead of end-of-turn): the conversation cannot go on from there.
+// of the closed assistant turn, the environment's messages and the generation prompt. All are
+// rendered around stand-in turns, not the conversation so far: they do not depend on it, rendering
+// it would cost more every turn, and a thinking template (Qwen3's) writes the turns before the last
+// user message without their reasoning, so the longer conversation's rendering would not continue
+// the shorter one's. Nothing if the model ended its turn with a stop token the chat template does
+// not close turns with (e.g. end-of-text instead of end-of-turn): the conversation cannot go on.
 Task<std::optional<std::vector<std::int64_t>>> environment_turn(TrainingModel model,
-                                                                const std::vector<ChatMessage>& conversation,
                                                                 const std::vector<ChatMessage>& reply,
                                                                 std::int64_t stop_token, const std::vector<Tool>& tools,
                                                                 bool enable_thinking) {
-  auto closed = co_await model.tokenize_chat(conversation, /*add_generation_prompt=*/false, tools);
+  const std::vector<ChatMessage> asked{{"user", "?", {}}};
+  auto answered = asked;
+  answered.push_back({"assistant", "?", {}});
+  auto closed = co_await model.tokenize_chat(answered, /*add_generation_prompt=*/false, tools);
   auto stop = std::find(closed.rbegin(), closed.rend(), stop_token);
   if (stop == closed.rend())
     co_return std::nullopt;
-  std::vector<ChatMessage> before{{"user", "?", {}}};
-  auto after = before;
-  after.insert(after.end(), reply.begin(), reply.end());
-  auto shorter = co_await model.tokenize_chat(before, /*add_generation_prompt=*/false, tools);
-  auto longer = co_await model.tokenize_chat(after, /*add_generation_prompt=*/true, tools, enable_thinking);
+  auto replied = asked;
+  replied.insert(replied.end(), reply.begin(), reply.end());
+  auto shorter = co_await model.tokenize_chat(asked, /*add_generation_prompt=*/false, tools);
+  auto longer = co_await model.tokenize_chat(replied, /*add_generation_prompt=*/true, tools, enable_thinking);
   if (longer.size() < shorter.size() || !std::equal(shorter.begin(), shorter.end(), longer.begin()))
     throw Error("model '" + model.name()
                 + "': its chat template does not render a conversation as a prefix of its "
@@ -110,8 +111,8 @@ Task<detail::Rollout> detail::episode(TrainingModel model, EnvironmentOptions op
       break;
     }
     auto messages = reply_messages(reply);
-    auto glue = co_await environment_turn(model, conversation, messages, generation.tokens.back(), options.tools,
-                                          sampling.enable_thinking);
+    auto glue =
+      co_await environment_turn(model, messages, generation.tokens.back(), options.tools, sampling.enable_thinking);
     if (!glue) {
       rollout.grade = {
         0.0, "turn " + std::to_string(turn + 1) + " ended with a token that does not end a chat turn", {}, 0};
