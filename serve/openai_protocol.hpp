@@ -97,12 +97,11 @@ std::string response_body(const ResponseHeader& header, const std::vector<Genera
 struct StreamedChoice {
   /// Its first chunk went out (a chat choice's first chunk carries the assistant role).
   bool started = false;
-  std::string text;
   /// Positions whose log-probs went out, and their tokens' characters (the completions API's
   /// text_offset of the next one).
   std::size_t positions = 0;
   std::size_t characters = 0;
-  /// A chat choice's text told apart into reasoning, content and calls as it comes.
+  /// The text so far, a chat choice's told apart into reasoning, content and calls as it comes.
   TurnStream turn;
 };
 

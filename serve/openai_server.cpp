@@ -93,7 +93,8 @@ bool stream_next(Stream& stream, httplib::DataSink& sink) {
       // The pieces are a prefix of the completion's text: send what they did not cover, with the
       // log-probs of the positions not sent yet.
       const auto& text = event->generation.text;
-      auto rest = text.compare(0, sent.text.size(), sent.text) == 0 ? text.substr(sent.text.size()) : std::string();
+      const auto& sent_text = sent.turn.text();
+      auto rest = text.compare(0, sent_text.size(), sent_text) == 0 ? text.substr(sent_text.size()) : std::string();
       const auto& positions = event->generation.token_logprobs;
       std::vector<PositionLogprobs> unsent(
         positions.begin() + static_cast<std::ptrdiff_t>(std::min(sent.positions, positions.size())), positions.end());

@@ -190,7 +190,7 @@ TEST(OpenAIProtocol, LogprobsInResponsesAndChunks) {
   EXPECT_EQ(chunk["choices"][0]["logprobs"]["content"].size(), 2u);
   EXPECT_EQ(chunk["choices"][0]["delta"]["role"], "assistant");
   EXPECT_EQ(sent.positions, 2u);
-  EXPECT_EQ(sent.text, "ab");
+  EXPECT_EQ(sent.turn.text(), "ab");
   chunk = json::parse(chunk_event(header, 0, "", {}, sent).substr(6));
   EXPECT_FALSE(chunk["choices"][0]["delta"].contains("role"));
   EXPECT_TRUE(chunk["choices"][0]["logprobs"]["content"].empty());
