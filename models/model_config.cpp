@@ -1,5 +1,6 @@
-// config.json <-> ModelConfig. Reads the keys the Llama and Qwen2 families use, rejects what this
-// engine would compute wrongly (rope scaling, sliding windows) instead of ignoring it.
+// config.json <-> ModelConfig. Reads the keys the Llama, Qwen2 and Qwen3 families use, in the
+// spellings of transformers 4 and 5, and rejects what this engine would compute wrongly (sliding
+// windows, other activations, rope types it does not know) instead of ignoring it.
 #include "models/model_config.hpp"
 
 #include <chorus/errors.hpp>
@@ -74,10 +75,105 @@ std::int64_t read_num_labels(const json& object, const std::filesystem::path& fi
   return 1;
 }
 
+// The rotary settings: transformers 5 writes them as one `rope_parameters` object (rope_theta with
+// the scaling keys), earlier versions as `rope_theta` beside a `rope_scaling` object ("rope_type",
+// or "type" before that). Each kind's keys as transformers' modeling_rope_utils reads them.
+void read_rope(const json& object, const std::filesystem::path& file, ModelConfig& config) {
+  config.rope_theta = read_number(object, "rope_theta", file, 10000.0);
+  std::string key = "rope_scaling";
+  auto found = object.find("rope_parameters");
+  if (found != object.end() && !found->is_null())
+    key = "rope_parameters";
+  else
+    found = object.find("rope_scaling");
+  if (found == object.end() || found->is_null())
+    return;
+  const auto& scaling = *found;
+  if (!scaling.is_object())
+    fail(file, key, "expected an object, got " + scaling.dump());
+  auto number = [&](const char* name) -> std::optional<double> {
+    auto value = scaling.find(name);
+    if (value == scaling.end() || value->is_null())
+      return std::nullopt;
+    if (!value->is_number())
+      fail(file, key + "." + name, "expected a number, got " + value->dump());
+    return value->get<double>();
+  };
+  auto required = [&](const char* name) {
+    auto value = number(name);
+    if (!value)
+      fail(file, key + "." + name, "missing (rope type '" + config.rope_scaling.type + "' needs it)");
+    return *value;
+  };
+  if (key == "rope_parameters")
+    config.rope_theta = number("rope_theta").value_or(config.rope_theta);
+  auto& rope = config.rope_scaling;
+  auto type = scaling.find("rope_type");
+  if (type == scaling.end())
+    type = scaling.find("type");
+  if (type != scaling.end() && !type->is_string())
+    fail(file, key + ".rope_type", "expected a string, got " + type->dump());
+  rope.type = type == scaling.end() ? "default" : type->get<std::string>();
+  if (rope.type == "default")
+    return;
+  if (rope.type != "linear" && rope.type != "llama3" && rope.type != "yarn")
+    fail(file, key + ".rope_type",
+         "rope type '" + rope.type + "' is not supported (supported: default, linear, llama3, yarn)");
+  if (rope.type == "yarn") {
+    rope.original_max_position_embeddings =
+      static_cast<std::int64_t>(number("original_max_position_embeddings").value_or(config.max_position_embeddings));
+    rope.factor = number("factor").value_or(static_cast<double>(config.max_position_embeddings)
+                                            / static_cast<double>(rope.original_max_position_embeddings));
+    rope.attention_factor = number("attention_factor");
+    rope.beta_fast = number("beta_fast").value_or(32.0);
+    rope.beta_slow = number("beta_slow").value_or(1.0);
+    rope.mscale = number("mscale");
+    rope.mscale_all_dim = number("mscale_all_dim");
+    rope.truncate = read_bool(scaling, "truncate", file, true);
+  } else {
+    rope.factor = required("factor");
+  }
+  if (rope.type == "llama3") {
+    rope.low_freq_factor = required("low_freq_factor");
+    rope.high_freq_factor = required("high_freq_factor");
+    rope.original_max_position_embeddings = static_cast<std::int64_t>(required("original_max_position_embeddings"));
+    if (rope.high_freq_factor <= rope.low_freq_factor)
+      fail(file, key + ".high_freq_factor", "must be greater than low_freq_factor");
+  }
+  if (!(rope.factor > 0))
+    fail(file, key + ".factor", "must be positive");
+  if (rope.type != "linear" && rope.original_max_position_embeddings <= 0)
+    fail(file, key + ".original_max_position_embeddings", "must be positive");
+}
+
+json rope_scaling_json(const RopeScaling& rope) {
+  json object{{"rope_type", rope.type}, {"factor", rope.factor}};
+  if (rope.type == "llama3" || rope.type == "yarn")
+    object["original_max_position_embeddings"] = rope.original_max_position_embeddings;
+  if (rope.type == "llama3") {
+    object["low_freq_factor"] = rope.low_freq_factor;
+    object["high_freq_factor"] = rope.high_freq_factor;
+  }
+  if (rope.type == "yarn") {
+    object["beta_fast"] = rope.beta_fast;
+    object["beta_slow"] = rope.beta_slow;
+    object["truncate"] = rope.truncate;
+    if (rope.attention_factor)
+      object["attention_factor"] = *rope.attention_factor;
+    if (rope.mscale)
+      object["mscale"] = *rope.mscale;
+    if (rope.mscale_all_dim)
+      object["mscale_all_dim"] = *rope.mscale_all_dim;
+  }
+  return object;
+}
+
 } // namespace
 
 std::string ModelConfig::architecture() const {
-  return std::string(model_type == "qwen2" ? "Qwen2" : "Llama")
+  return std::string(model_type == "qwen2"     ? "Qwen2"
+                       : model_type == "qwen3" ? "Qwen3"
+                                               : "Llama")
     + (num_labels > 0 ? "ForSequenceClassification" : "ForCausalLM");
 }
 
@@ -87,10 +183,11 @@ ModelConfig ModelConfig::from_json(const json& object, const std::filesystem::pa
   ModelConfig config;
   auto type = object.find("model_type");
   if (type == object.end() || !type->is_string())
-    fail(file, "model_type", "missing (expected \"llama\" or \"qwen2\")");
+    fail(file, "model_type", "missing (expected \"llama\", \"qwen2\" or \"qwen3\")");
   config.model_type = type->get<std::string>();
-  if (config.model_type != "llama" && config.model_type != "qwen2")
-    fail(file, "model_type", "'" + config.model_type + "' is not supported (expected \"llama\" or \"qwen2\")");
+  if (config.model_type != "llama" && config.model_type != "qwen2" && config.model_type != "qwen3")
+    fail(file, "model_type",
+         "'" + config.model_type + "' is not supported (expected \"llama\", \"qwen2\" or \"qwen3\")");
   config.vocab_size = read_int(object, "vocab_size", file);
   config.hidden_size = read_int(object, "hidden_size", file);
   config.intermediate_size = read_int(object, "intermediate_size", file);
@@ -101,16 +198,17 @@ ModelConfig ModelConfig::from_json(const json& object, const std::filesystem::pa
                              config.num_attention_heads > 0 ? config.hidden_size / config.num_attention_heads : 0);
   config.max_position_embeddings = read_int(object, "max_position_embeddings", file, 2048);
   config.rms_norm_eps = read_number(object, "rms_norm_eps", file, 1e-6);
-  config.rope_theta = read_number(object, "rope_theta", file, 10000.0);
+  read_rope(object, file, config);
   config.attention_bias = config.model_type == "qwen2" || read_bool(object, "attention_bias", file, false);
   config.tie_word_embeddings = read_bool(object, "tie_word_embeddings", file, false);
-  if (auto dtype = object.find("torch_dtype"); dtype != object.end() && !dtype->is_null()) {
+  // transformers 5 writes the storage dtype as "dtype".
+  const char* dtype_key = object.contains("torch_dtype") ? "torch_dtype" : "dtype";
+  if (auto dtype = object.find(dtype_key); dtype != object.end() && !dtype->is_null()) {
     if (!dtype->is_string())
-      fail(file, "torch_dtype", "expected a string, got " + dtype->dump());
+      fail(file, dtype_key, "expected a string, got " + dtype->dump());
     config.torch_dtype = dtype->get<std::string>();
     if (config.torch_dtype != "float32" && config.torch_dtype != "bfloat16" && config.torch_dtype != "float16")
-      fail(file, "torch_dtype",
-           "'" + config.torch_dtype + "' is not supported (expected float32, bfloat16 or float16)");
+      fail(file, dtype_key, "'" + config.torch_dtype + "' is not supported (expected float32, bfloat16 or float16)");
   }
   if (object.contains("bos_token_id") && !object["bos_token_id"].is_null())
     config.bos_token_id = read_int(object, "bos_token_id", file);
@@ -126,8 +224,10 @@ ModelConfig ModelConfig::from_json(const json& object, const std::filesystem::pa
     }
   }
   config.num_labels = read_num_labels(object, file);
-  if (auto scaling = object.find("rope_scaling"); scaling != object.end() && !scaling->is_null())
-    fail(file, "rope_scaling", "rope scaling " + scaling->dump() + " is not supported yet");
+  if (auto act = object.find("hidden_act"); act != object.end() && !act->is_null() && *act != "silu")
+    fail(file, "hidden_act", "activation " + act->dump() + " is not supported (expected \"silu\")");
+  if (read_bool(object, "mlp_bias", file, false))
+    fail(file, "mlp_bias", "biases on the MLP projections are not supported");
   if (read_bool(object, "use_sliding_window", file, false))
     fail(file, "use_sliding_window", "sliding-window attention is not supported");
   config.validate(file);
@@ -183,11 +283,12 @@ json ModelConfig::to_json() const {
     {"max_position_embeddings", max_position_embeddings},
     {"rms_norm_eps", rms_norm_eps},
     {"rope_theta", rope_theta},
+    {"rope_scaling", rope_scaling.type == "default" ? json(nullptr) : rope_scaling_json(rope_scaling)},
     {"hidden_act", "silu"},
     {"tie_word_embeddings", tie_word_embeddings},
     {"torch_dtype", torch_dtype},
   };
-  if (model_type == "llama")
+  if (model_type != "qwen2")
     object["attention_bias"] = attention_bias;
   if (num_labels > 0) {
     object["id2label"] = json::object();

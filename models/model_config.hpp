@@ -1,5 +1,5 @@
-// ModelConfig: the architecture of a decoder-only transformer of the Llama / Qwen2 family, read from
-// and written to a Hugging Face `config.json` with the same keys, so that folders round-trip.
+// ModelConfig: the architecture of a decoder-only transformer of the Llama / Qwen2 / Qwen3 family, read
+// from and written to a Hugging Face `config.json` with the same keys, so that folders round-trip.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -12,8 +12,30 @@
 
 namespace chorus::models {
 
+/// How the rotary embedding is stretched for contexts longer than the model's pre-training
+/// (config.json's `rope_scaling`; `rope_parameters` in transformers 5), as transformers computes it.
+struct RopeScaling {
+  /// "default" (none), "linear" (positions divided by `factor`), "llama3" (Llama 3.1 and later:
+  /// low frequencies divided by `factor`, high ones kept, a smooth blend between) or "yarn" (Qwen's
+  /// long-context setting: a ramp between the two by dimension, and cos/sin scaled by the attention
+  /// factor).
+  std::string type = "default";
+  double factor = 1.0;
+  /// The pre-training context (llama3, yarn).
+  std::int64_t original_max_position_embeddings = 0;
+  double low_freq_factor = 1.0;  // llama3
+  double high_freq_factor = 4.0; // llama3
+  /// yarn: cos and sin are multiplied by it; when absent, 0.1 ln(factor) + 1 (or the mscale ratio).
+  std::optional<double> attention_factor;
+  double beta_fast = 32.0; // yarn: the ramp's bounds, in rotations over the pre-training context
+  double beta_slow = 1.0;
+  std::optional<double> mscale, mscale_all_dim; // yarn, DeepSeek's form of the attention factor
+  bool truncate = true;                         // yarn: the ramp's bounds rounded to whole dimensions
+};
+
 struct ModelConfig {
-  /// "llama" or "qwen2" (the latter always has biases on the q, k and v projections).
+  /// "llama", "qwen2" (always biases on the q, k and v projections) or "qwen3" (an RMSNorm on each
+  /// query and key head before the rotary embedding, `q_norm` / `k_norm`).
   std::string model_type = "llama";
   std::int64_t vocab_size = 0;
   std::int64_t hidden_size = 0;
@@ -27,7 +49,8 @@ struct ModelConfig {
   std::int64_t max_position_embeddings = 2048;
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
-  /// Biases on the q, k and v projections (Qwen2; `attention_bias` for Llama).
+  RopeScaling rope_scaling;
+  /// Biases on the q, k and v projections (Qwen2; `attention_bias` for Llama and Qwen3).
   bool attention_bias = false;
   /// The output projection shares the embedding matrix.
   bool tie_word_embeddings = false;
@@ -39,6 +62,11 @@ struct ModelConfig {
   /// (`...ForSequenceClassification` with one label): a `score` head maps the last token's hidden
   /// state to one number, and there is no language-model head.
   std::int64_t num_labels = 0;
+
+  /// Whether each query and key head is normalised before the rotary embedding (Qwen3).
+  bool qk_norm() const noexcept {
+    return model_type == "qwen3";
+  }
 
   /// Reads config.json's object. @throws CheckpointError naming `file` and the key.
   static ModelConfig from_json(const nlohmann::json& json, const std::filesystem::path& file);

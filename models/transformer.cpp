@@ -5,6 +5,7 @@
 
 #include "models/decode_attention.hpp"
 #include "models/fused_ops.hpp"
+#include "models/rotary.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/version.h>
@@ -135,6 +136,10 @@ AttentionImpl::AttentionImpl(const ModelConfig& config)
   k_proj = register_module("k_proj", linear(config.hidden_size, n_kv_heads_ * head_dim_, config.attention_bias));
   v_proj = register_module("v_proj", linear(config.hidden_size, n_kv_heads_ * head_dim_, config.attention_bias));
   o_proj = register_module("o_proj", linear(n_heads_ * head_dim_, config.hidden_size, false));
+  if (config.qk_norm()) {
+    q_norm = register_module("q_norm", RMSNorm(head_dim_, config.rms_norm_eps));
+    k_norm = register_module("k_norm", RMSNorm(head_dim_, config.rms_norm_eps));
+  }
 }
 
 std::array<torch::Tensor, 3> AttentionImpl::project(const torch::Tensor& x, const torch::Tensor& cos,
@@ -146,6 +151,10 @@ std::array<torch::Tensor, 3> AttentionImpl::project(const torch::Tensor& x, cons
   auto qkv = adapted_linear(x, qkv_weight_, {q_proj->weight, k_proj->weight, v_proj->weight},
                             {adapters_[0].get(), adapters_[1].get(), adapters_[2].get()}, lora_.get(), bias)
                .view({batch, time, n_heads_ + 2 * n_kv_heads_, head_dim_});
+  if (q_norm) // Qwen3: each query and key head normalised before the rotation
+    qkv = torch::cat({q_norm(qkv.narrow(2, 0, n_heads_)), k_norm(qkv.narrow(2, n_heads_, n_kv_heads_)),
+                      qkv.narrow(2, n_heads_ + n_kv_heads_, n_kv_heads_)},
+                     2);
   return split_heads_rotary(qkv, n_heads_, n_kv_heads_, cos, sin);
 }
 
@@ -297,8 +306,9 @@ TransformerImpl::TransformerImpl(const ModelConfig& config, std::optional<std::u
     score = register_module("score", linear(config.hidden_size, config.num_labels, false));
   else if (!config.tie_word_embeddings)
     lm_head = register_module("lm_head", linear(config.hidden_size, config.vocab_size, false));
-  auto exponents = torch::arange(0, config.head_dim, 2, torch::kFloat32) / static_cast<double>(config.head_dim);
-  inv_freq_ = 1.0 / torch::pow(config.rope_theta, exponents);
+  auto frequencies = rotary_frequencies(config);
+  inv_freq_ = frequencies.inv_freq;
+  rotary_scale_ = frequencies.attention_factor;
   torch::NoGradGuard no_grad;
   // A seeded model draws from a generator of its own: LibTorch's default generator is shared by
   // every thread, and two actors initialising models at once would interleave their draws.
@@ -444,6 +454,8 @@ std::pair<torch::Tensor, torch::Tensor> TransformerImpl::rotary(const torch::Ten
     inv_freq_ = inv_freq_.to(positions.device());
   auto freqs = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq_;
   auto emb = torch::cat({freqs, freqs}, -1);
+  if (rotary_scale_ != 1.0)
+    return {(emb.cos() * rotary_scale_).to(dtype), (emb.sin() * rotary_scale_).to(dtype)};
   return {emb.cos().to(dtype), emb.sin().to(dtype)};
 }
 

@@ -99,6 +99,7 @@ public:
                     std::optional<at::Generator>& generator);
 
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  RMSNorm q_norm{nullptr}, k_norm{nullptr}; // Qwen3's per-head norms of queries and keys; null otherwise
 
 private:
   // The output projection of the heads' outputs [..., heads * head_dim].
@@ -271,6 +272,7 @@ private:
   std::shared_ptr<LoraState> lora_;
   std::vector<torch::Tensor> saved_module_bases_;
   mutable torch::Tensor inv_freq_; // rotary frequencies, [head_dim / 2], not a parameter
+  double rotary_scale_ = 1.0;      // cos and sin multiplied by it (YaRN)
   FusedParameter output_weight_t_;
 };
 TORCH_MODULE(Transformer);

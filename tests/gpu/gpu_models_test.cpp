@@ -91,7 +91,7 @@ TEST_P(LogitsOnCuda, MatchTheCpuWithin1e4InFp32And2e2InBf16) {
   std::printf("%s logits on CUDA: relative error %.2e (fp32), %.2e (bf16)\n", GetParam().c_str(), error, bf16_error);
 }
 
-INSTANTIATE_TEST_SUITE_P(LlamaAndQwen2, LogitsOnCuda, ::testing::Values("llama", "qwen2"));
+INSTANTIATE_TEST_SUITE_P(LlamaAndQwen, LogitsOnCuda, ::testing::Values("llama", "qwen2", "qwen3"));
 
 TEST_F(OnCuda, BatchedGreedyGenerationWithTheCacheGivesTheCpusTokens) {
   auto config = gpu_config("qwen2");

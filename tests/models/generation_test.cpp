@@ -11,8 +11,7 @@ using namespace chorus::models;
 namespace {
 
 // `sharpness` scales the embeddings: a peaked distribution keeps greedy choices clear of near-ties.
-Transformer test_model(double sharpness = 20.0, std::uint64_t seed = 11) {
-  auto config = test::small_config();
+Transformer test_model(double sharpness = 20.0, std::uint64_t seed = 11, ModelConfig config = test::small_config()) {
   torch::manual_seed(seed);
   Transformer model(config);
   torch::NoGradGuard no_grad;
@@ -35,6 +34,28 @@ TEST(Generation, GreedyWithTheCacheEqualsRecomputingFromScratch) {
   }
   std::vector<std::int64_t> expected(sequence.begin() + static_cast<long>(kPrompts[1].size()), sequence.end());
   EXPECT_EQ(generated[0].tokens, expected);
+}
+
+// The cached paths (prefill and the decode kernel) of Qwen3's query/key norms and scaled rotary
+// embeddings, against the full forward pass.
+TEST(Generation, Qwen3AndScaledRopeCachesEqualRecomputingFromScratch) {
+  for (const auto& config : {test::small_config("qwen3"), test::rope_scaled(test::small_config("llama"), "llama3"),
+                             test::rope_scaled(test::small_config("qwen3"), "yarn")}) {
+    auto model = test_model(20.0, 11, config);
+    SamplingOptions options{.temperature = 0, .max_new_tokens = 12};
+    auto generated = generate(model, kPrompts, options);
+    torch::NoGradGuard no_grad;
+    for (std::size_t row = 0; row < kPrompts.size(); ++row) {
+      auto sequence = kPrompts[row];
+      for (std::size_t step = 0; step < generated[row].tokens.size(); ++step) {
+        auto logits = model->forward(torch::tensor(sequence, torch::kInt64).unsqueeze(0));
+        sequence.push_back(logits[0][-1].argmax().item<std::int64_t>());
+      }
+      std::vector<std::int64_t> expected(sequence.begin() + static_cast<long>(kPrompts[row].size()), sequence.end());
+      EXPECT_EQ(generated[row].tokens, expected)
+        << config.model_type << " " << config.rope_scaling.type << " row " << row;
+    }
+  }
 }
 
 TEST(Generation, ABatchOfDifferentLengthsEqualsOneAtATime) {

@@ -64,7 +64,7 @@ LoraConfig rank(std::int64_t r) {
 } // namespace
 
 TEST(Lora, TheTrainingPathEqualsTheMergedWeights) {
-  for (const auto* type : {"llama", "qwen2"}) {
+  for (const auto* type : {"llama", "qwen2", "qwen3"}) {
     auto model = random_model(small_config(type), 1);
     model->add_adapters(rank(4), /*seed=*/3);
     perturb_adapters(model);
@@ -237,7 +237,7 @@ TEST(Lora, BadConfigsAreRefusedNamingTheField) {
 
 TEST(LoraFolders, TheSavedAdapterIsPeftsFormatAndAnIndependentForwardAgrees) {
   auto dir = fresh_dir("peft");
-  for (const auto* type : {"llama", "qwen2"}) {
+  for (const auto* type : {"llama", "qwen2", "qwen3"}) {
     auto base = random_model(small_config(type), 1);
     auto adapted = random_model(small_config(type), 1);
     auto config = rank(4);

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""An independent reference forward pass of a Llama / Qwen2 model folder in plain PyTorch.
+"""An independent reference forward pass of a Llama / Qwen2 / Qwen3 model folder in plain PyTorch.
 
 Usage: reference_forward.py MODEL_FOLDER TOKENS_JSON OUT_SAFETENSORS [ADAPTER_FOLDER]
 
@@ -65,6 +65,53 @@ def rotate_half(x):
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
+def rope_frequencies(cfg, D):
+    """inv_freq and the cos/sin multiplier: plain RoPE, or the rope_scaling kinds (linear, llama3, yarn)
+    as their papers and Meta's / transformers' reference implementations define them."""
+    theta = cfg["rope_theta"]
+    inv_freq = 1.0 / (theta ** (torch.arange(0, D, 2, dtype=torch.float64) / D))
+    scaling = cfg.get("rope_scaling") or {}
+    kind = scaling.get("rope_type", scaling.get("type", "default"))
+    if kind == "default":
+        return inv_freq, 1.0
+    factor = scaling["factor"]
+    if kind == "linear":
+        return inv_freq / factor, 1.0
+    if kind == "llama3":
+        # Meta's apply_scaling: per frequency, by its wavelength against the old context.
+        old = scaling["original_max_position_embeddings"]
+        lo, hi = scaling["low_freq_factor"], scaling["high_freq_factor"]
+        out = []
+        for f in inv_freq.tolist():
+            wavelen = 2 * math.pi / f
+            if wavelen < old / hi:
+                out.append(f)
+            elif wavelen > old / lo:
+                out.append(f / factor)
+            else:
+                smooth = (old / wavelen - lo) / (hi - lo)
+                out.append((1 - smooth) * f / factor + smooth * f)
+        return torch.tensor(out, dtype=torch.float64), 1.0
+    if kind == "yarn":
+        old = scaling.get("original_max_position_embeddings") or cfg["max_position_embeddings"]
+        fast, slow = scaling.get("beta_fast") or 32, scaling.get("beta_slow") or 1
+
+        def dim_of(rotations):  # the dimension that turns `rotations` times over the old context
+            return D * math.log(old / (rotations * 2 * math.pi)) / (2 * math.log(theta))
+
+        low, high = dim_of(fast), dim_of(slow)
+        if scaling.get("truncate", True):
+            low, high = math.floor(low), math.ceil(high)
+        low, high = max(low, 0), min(high, D - 1)
+        if low == high:
+            high += 0.001
+        ramp = ((torch.arange(D // 2, dtype=torch.float64) - low) / (high - low)).clamp(0, 1)
+        inv = inv_freq / factor * ramp + inv_freq * (1 - ramp)
+        attention = scaling.get("attention_factor") or (0.1 * math.log(factor) + 1.0 if factor > 1 else 1.0)
+        return inv, attention
+    raise SystemExit(f"reference_forward.py: rope type {kind} not written here")
+
+
 def merge_adapter(w, adapter_folder):
     acfg = json.load(open(f"{adapter_folder}/adapter_config.json"))
     r = acfg["r"]
@@ -88,14 +135,15 @@ def main():
     B, T = ids.shape
     H, KV = cfg["num_attention_heads"], cfg["num_key_value_heads"]
     D = cfg.get("head_dim") or cfg["hidden_size"] // H
-    eps, theta = cfg["rms_norm_eps"], cfg["rope_theta"]
+    eps = cfg["rms_norm_eps"]
     bias = cfg["model_type"] == "qwen2" or cfg.get("attention_bias", False)
+    qk_norm = cfg["model_type"] == "qwen3"
 
     x = w["model.embed_tokens.weight"][ids]
-    inv_freq = 1.0 / (theta ** (torch.arange(0, D, 2, dtype=torch.float64) / D))
+    inv_freq, attention_factor = rope_frequencies(cfg, D)
     freqs = torch.outer(torch.arange(T, dtype=torch.float64), inv_freq)
     emb = torch.cat((freqs, freqs), dim=-1)
-    cos, sin = emb.cos(), emb.sin()
+    cos, sin = emb.cos() * attention_factor, emb.sin() * attention_factor
     causal = torch.full((T, T), float("-inf"), dtype=torch.float64).triu(1)
 
     for i in range(cfg["num_hidden_layers"]):
@@ -109,6 +157,9 @@ def main():
             return y.view(B, T, heads, D).transpose(1, 2)
 
         q, k, v = proj("q_proj", H), proj("k_proj", KV), proj("v_proj", KV)
+        if qk_norm:  # Qwen3: RMSNorm over each head's vector, before the rotation
+            q = rms_norm(q, w[p + "self_attn.q_norm.weight"], eps)
+            k = rms_norm(k, w[p + "self_attn.k_norm.weight"], eps)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         k = k[:, :, None].expand(B, KV, H // KV, T, D).reshape(B, H, T, D)

@@ -24,6 +24,18 @@ inline ModelConfig small_config(const std::string& type = "qwen2", bool tied = t
   return config;
 }
 
+/// `config` with its rotary embedding stretched by `kind` ("linear", "llama3" or "yarn") to a
+/// pre-training context of 32 positions, small enough that a short sequence has wavelengths on every
+/// side of the bounds the kinds treat differently.
+inline ModelConfig rope_scaled(ModelConfig config, const std::string& kind) {
+  config.rope_scaling.type = kind;
+  config.rope_scaling.factor = 4.0;
+  config.rope_scaling.original_max_position_embeddings = 32;
+  config.rope_scaling.low_freq_factor = 1.0;
+  config.rope_scaling.high_freq_factor = 4.0;
+  return config;
+}
+
 /// A model of `config` drawn from `seed`, with its biases and norm weights moved off their initial
 /// zeros and ones so that they matter in comparisons; embeddings scaled by `embedding_scale` (> 1:
 /// peaked distributions, no near-ties for argmax).

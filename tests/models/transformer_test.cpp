@@ -34,25 +34,61 @@ torch::Tensor sample_tokens(std::int64_t vocab, std::int64_t batch, std::int64_t
   return torch::randint(vocab, {batch, time}, torch::kInt64);
 }
 
-class ReferenceLogits : public ::testing::TestWithParam<std::pair<std::string, bool>> {};
+struct Architecture {
+  std::string name;
+  ModelConfig config;
+};
+
+// Each family, tied and untied heads, and each rope scaling kind on a family that ships with it.
+std::vector<Architecture> architectures() {
+  return {{"llama", small_config("llama", false)},
+          {"qwen2_tied", small_config("qwen2", true)},
+          {"qwen3_tied", small_config("qwen3", true)},
+          {"qwen3_untied_with_bias",
+           [] {
+             auto config = small_config("qwen3", false);
+             config.attention_bias = true;
+             return config;
+           }()},
+          {"llama_rope_llama3", test::rope_scaled(small_config("llama", true), "llama3")},
+          {"llama_rope_linear", test::rope_scaled(small_config("llama", false), "linear")},
+          {"qwen3_rope_yarn", test::rope_scaled(small_config("qwen3", true), "yarn")}};
+}
+
+void PrintTo(const Architecture& architecture, std::ostream* out) {
+  *out << architecture.name;
+}
+
+class ReferenceLogits : public ::testing::TestWithParam<Architecture> {};
 
 TEST_P(ReferenceLogits, MatchAnIndependentPyTorchForwardWithin1e4) {
-  auto [type, tied] = GetParam();
-  auto config = small_config(type, tied);
+  const auto& [name, config] = GetParam();
   auto model = random_model(config, 42);
-  auto dir = fresh_dir("reference_" + type + (tied ? "_tied" : ""));
-  auto tokens = sample_tokens(config.vocab_size, 2, 11);
+  auto dir = fresh_dir("reference_" + name);
+  auto tokens = sample_tokens(config.vocab_size, 2, 40);
   auto expected = test::reference_output(model, dir, tokens, "logits");
   torch::NoGradGuard no_grad;
   auto logits = model->forward(tokens);
   ASSERT_EQ(logits.sizes(), expected.sizes());
   auto difference = (logits - expected).abs().max().item<double>();
   EXPECT_LT(difference, 1e-4);
+  // The part under test changes the output: without it the same weights give logits farther from the
+  // reference than ten times the tolerance.
+  auto plain = config;
+  plain.rope_scaling = RopeScaling{};
+  if (plain.model_type == "qwen3")
+    plain.model_type = "llama";
+  if (plain.model_type != config.model_type || plain.rope_scaling.type != config.rope_scaling.type) {
+    Transformer without(plain);
+    auto state = model->named_parameters();
+    for (auto& parameter : without->named_parameters())
+      parameter.value().copy_(state[parameter.key()]);
+    EXPECT_GT((without->forward(tokens) - expected).abs().max().item<double>(), 1e-3);
+  }
 }
 
-INSTANTIATE_TEST_SUITE_P(Families, ReferenceLogits,
-                         ::testing::Values(std::pair<std::string, bool>{"llama", false},
-                                           std::pair<std::string, bool>{"qwen2", true}));
+INSTANTIATE_TEST_SUITE_P(Families, ReferenceLogits, ::testing::ValuesIn(architectures()),
+                         [](const ::testing::TestParamInfo<Architecture>& info) { return info.param.name; });
 
 TEST(Checkpoint, LoadOfSaveReproducesLogitsBitForBit) {
   for (bool tied : {false, true}) {
@@ -177,9 +213,73 @@ TEST(ModelConfigJson, ErrorsNameTheFileAndKey) {
   auto family = base;
   family["model_type"] = "gpt2";
   check(family, "'gpt2' is not supported");
-  auto scaling = base;
-  scaling["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}};
-  check(scaling, "key 'rope_scaling'");
+  auto incomplete = base;
+  incomplete["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}};
+  check(incomplete, "key 'rope_scaling.low_freq_factor': missing (rope type 'llama3' needs it)");
+  auto dynamic = base;
+  dynamic["rope_parameters"] = {{"rope_type", "dynamic"}, {"factor", 2.0}, {"rope_theta", 1e4}};
+  check(dynamic, "key 'rope_parameters.rope_type': rope type 'dynamic' is not supported");
+  auto factor = base;
+  factor["rope_scaling"] = {{"type", "linear"}, {"factor", "two"}};
+  check(factor, "key 'rope_scaling.factor': expected a number");
+  auto activation = base;
+  activation["hidden_act"] = "gelu";
+  check(activation, "key 'hidden_act': activation \"gelu\" is not supported");
+  auto mlp_bias = base;
+  mlp_bias["mlp_bias"] = true;
+  check(mlp_bias, "key 'mlp_bias'");
+}
+
+// Llama 3.2's and Qwen3's config.json as the Hub has them (their keys, shapes shrunk), and the same
+// settings as transformers 5 writes them (rope_parameters, dtype).
+TEST(ModelConfigJson, ReadsLlama32AndQwen3ConfigsInBothTransformersSpellings) {
+  auto llama = nlohmann::json::parse(R"({
+    "architectures": ["LlamaForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
+    "bos_token_id": 128000, "eos_token_id": [128001, 128008, 128009], "head_dim": 16,
+    "hidden_act": "silu", "hidden_size": 64, "initializer_range": 0.02, "intermediate_size": 96,
+    "max_position_embeddings": 131072, "mlp_bias": false, "model_type": "llama",
+    "num_attention_heads": 4, "num_hidden_layers": 2, "num_key_value_heads": 2, "pretraining_tp": 1,
+    "rms_norm_eps": 1e-05,
+    "rope_scaling": {"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                     "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+    "rope_theta": 500000.0, "tie_word_embeddings": true, "torch_dtype": "bfloat16",
+    "transformers_version": "4.45.0.dev0", "use_cache": true, "vocab_size": 97})");
+  auto config = ModelConfig::from_json(llama, "llama/config.json");
+  EXPECT_EQ(config.rope_scaling.type, "llama3");
+  EXPECT_EQ(config.rope_scaling.factor, 32.0);
+  EXPECT_EQ(config.rope_scaling.original_max_position_embeddings, 8192);
+  EXPECT_EQ(config.rope_theta, 500000.0);
+  EXPECT_FALSE(config.attention_bias);
+  EXPECT_EQ(ModelConfig::from_json(config.to_json(), "again.json").to_json(), config.to_json());
+
+  auto v5 = llama;
+  v5.erase("rope_scaling");
+  v5.erase("rope_theta");
+  v5.erase("torch_dtype");
+  v5["dtype"] = "bfloat16";
+  v5["rope_parameters"] = llama["rope_scaling"];
+  v5["rope_parameters"]["rope_theta"] = 500000.0;
+  EXPECT_EQ(ModelConfig::from_json(v5, "v5/config.json").to_json(), config.to_json());
+
+  auto qwen3 = nlohmann::json::parse(R"({
+    "architectures": ["Qwen3ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
+    "bos_token_id": 151643, "eos_token_id": 151645, "head_dim": 32, "hidden_act": "silu",
+    "hidden_size": 64, "initializer_range": 0.02, "intermediate_size": 96, "max_position_embeddings": 40960,
+    "max_window_layers": 28, "model_type": "qwen3", "num_attention_heads": 4, "num_hidden_layers": 2,
+    "num_key_value_heads": 2, "rms_norm_eps": 1e-06, "rope_scaling": null, "rope_theta": 1000000,
+    "sliding_window": null, "tie_word_embeddings": true, "torch_dtype": "bfloat16",
+    "transformers_version": "4.51.0", "use_cache": true, "use_sliding_window": false, "vocab_size": 97})");
+  auto qwen = ModelConfig::from_json(qwen3, "qwen3/config.json");
+  EXPECT_TRUE(qwen.qk_norm());
+  EXPECT_EQ(qwen.head_dim, 32) << "Qwen3's head_dim is its own, not hidden_size / heads";
+  EXPECT_EQ(qwen.rope_scaling.type, "default");
+  EXPECT_EQ(qwen.architecture(), "Qwen3ForCausalLM");
+  // Qwen's long-context setting: YaRN over the 32k pre-training context.
+  qwen3["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 32768}};
+  auto yarn = ModelConfig::from_json(qwen3, "qwen3/config.json");
+  EXPECT_EQ(yarn.rope_scaling.type, "yarn");
+  EXPECT_EQ(yarn.rope_scaling.factor, 4.0);
+  EXPECT_EQ(ModelConfig::from_json(yarn.to_json(), "again.json").to_json(), yarn.to_json());
 }
 
 TEST(ModelConfigJson, RoundTripsAndDerivesDefaults) {
