@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <fstream>
 #include <iterator>
+#include <regex>
 
 namespace chorus::models {
 
@@ -346,10 +347,17 @@ void BpeTokenizer::read_config(const std::filesystem::path& file) {
     if (chat_template->find("<|im_start|>") != std::string::npos)
       chat_format_ = ChatFormat::chatml;
     else if (chat_template->find("<|start_header_id|>") != std::string::npos)
-      chat_format_ = ChatFormat::llama3;
+      chat_format_ =
+        chat_template->find("Cutting Knowledge Date") != std::string::npos ? ChatFormat::llama31 : ChatFormat::llama3;
     else
       chat_format_ = ChatFormat::unsupported;
     thinks_ = chat_format_ == ChatFormat::chatml && chat_template->find("reasoning_content") != std::string::npos;
+    // Llama 3.2's template writes today's date where transformers gives it strftime_now, 3.1's a
+    // fixed one ("26 Jul 2024").
+    static const std::regex kFixedDate(R"re(set date_string = "([^"]*)")re");
+    std::smatch fixed;
+    if (chat_format_ == ChatFormat::llama31 && chat_template->find("strftime_now") == std::string::npos)
+      template_date_ = std::regex_search(*chat_template, fixed, kFixedDate) ? fixed[1].str() : "26 Jul 2024";
   }
   if (template_file_.empty())
     template_file_ = file;
@@ -509,51 +517,36 @@ std::vector<std::int64_t> BpeTokenizer::apply_chat_template(const std::vector<Ch
     throw CheckpointError(template_file_.string()
                           + ": chat_template: only the ChatML (Qwen) and Llama 3 formats are "
                             "supported, and this template is neither");
-  if (format == ChatFormat::chatml) {
-    for (const auto& piece : render_chatml(messages, add_generation_prompt, tools, thinks_, enable_thinking)) {
-      if (piece.kind == ChatPiece::Kind::special) {
-        special(piece.value.c_str());
-      } else if (piece.kind == ChatPiece::Kind::text) {
-        run += piece.value;
-      } else { // the template's text: an added token spelled in it is that token
-        std::size_t plain = 0, at = 0;
-        while (const auto* added = find_added(piece.value, plain, at)) {
-          run.append(piece.value, plain, at - plain);
-          flush();
-          ids.push_back(added->second);
-          plain = at + added->first.size();
-        }
-        run.append(piece.value, plain);
+  std::vector<ChatPiece> pieces;
+  if (format == ChatFormat::chatml)
+    pieces = render_chatml(messages, add_generation_prompt, tools, thinks_, enable_thinking);
+  else if (format == ChatFormat::llama3)
+    pieces = render_llama3(messages, add_generation_prompt, tools, std::nullopt);
+  else if (format == ChatFormat::llama31)
+    pieces = render_llama3(messages, add_generation_prompt, tools,
+                           template_date_.empty() ? today_for_chat_template() : template_date_);
+  else
+    throw CheckpointError(file_.string()
+                          + ": no chat format known for this vocabulary (expected <|im_start|> or "
+                            "<|start_header_id|>)");
+  for (const auto& piece : pieces) {
+    if (piece.kind == ChatPiece::Kind::special) {
+      special(piece.value.c_str());
+    } else if (piece.kind == ChatPiece::Kind::text) {
+      run += piece.value;
+    } else { // the template's text: an added token spelled in it is that token
+      std::size_t plain = 0, at = 0;
+      while (const auto* added = find_added(piece.value, plain, at)) {
+        run.append(piece.value, plain, at - plain);
+        flush();
+        ids.push_back(added->second);
+        plain = at + added->first.size();
       }
+      run.append(piece.value, plain);
     }
-    flush();
-    return ids;
   }
-  if (format == ChatFormat::llama3) {
-    if (!tools.empty())
-      throw std::invalid_argument("tools: the Llama 3 chat format has no place for tools (ChatML models have)");
-    special("<|begin_of_text|>");
-    for (const auto& message : messages) {
-      if (message.role == "tool" || !message.tool_calls.empty())
-        throw std::invalid_argument("the Llama 3 chat format has no place for tool calls or tool messages");
-      special("<|start_header_id|>");
-      run += message.role;
-      special("<|end_header_id|>");
-      run += "\n\n" + message.content;
-      special("<|eot_id|>");
-    }
-    if (add_generation_prompt) {
-      special("<|start_header_id|>");
-      run += "assistant";
-      special("<|end_header_id|>");
-      run += "\n\n";
-      flush();
-    }
-    return ids;
-  }
-  throw CheckpointError(file_.string()
-                        + ": no chat format known for this vocabulary (expected <|im_start|> or "
-                          "<|start_header_id|>)");
+  flush();
+  return ids;
 }
 
 void BpeTokenizer::save(const std::filesystem::path& folder) const {

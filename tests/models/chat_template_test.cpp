@@ -1,6 +1,6 @@
 // Tool calls and reasoning read back from completions (parse_tool_calls, parse_assistant_turn),
-// Python's JSON spelling, and the ChatML rendering's refusals. The rendering itself is checked
-// against Qwen's own template in bpe_tokenizer_test.cpp.
+// Python's JSON spelling and strip, and the ChatML rendering's refusals. The renderings themselves
+// are checked against Qwen's and Llama's own templates in bpe_tokenizer_test.cpp.
 #include "models/chat_template.hpp"
 #include "models/tokenizer.hpp"
 
@@ -120,4 +120,14 @@ TEST(ChatTemplate, PythonJsonSpellsAsJsonDumps) {
     nlohmann::ordered_json::parse(R"({"b": [1, 2.5, "x\n\u0001"], "a": {"t": true, "n": null}, "e": {}, "l": []})");
   EXPECT_EQ(models::python_json(value),
             R"({"b": [1, 2.5, "x\n\u0001"], "a": {"t": true, "n": null}, "e": {}, "l": []})");
+}
+
+TEST(ChatTemplate, PythonStripRemovesWhatStrDotStripDoes) {
+  EXPECT_EQ(models::python_strip(" \t\n\r\v\f\x1c\x1f"
+                                 "a b\u00a0\u2003\u3000\u2029"),
+            "a b");
+  EXPECT_EQ(models::python_strip("\u200bx\ufeff"), "\u200bx\ufeff"); // zero-width space and BOM are not spaces
+  EXPECT_EQ(models::python_strip("é "), "é");
+  EXPECT_EQ(models::python_strip("   "), "");
+  EXPECT_EQ(models::today_for_chat_template().size(), 11u); // "07 Dec 2026"
 }
