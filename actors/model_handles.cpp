@@ -167,6 +167,10 @@ bool InferenceModel::thinks() const {
   return held(state_)->thinks;
 }
 
+ToolCallFormat InferenceModel::tool_call_format() const {
+  return held(state_)->tool_call_format;
+}
+
 const std::string& InferenceModel::name() const {
   return held(state_)->name;
 }
@@ -218,6 +222,10 @@ Task<std::vector<std::int64_t>> TrainingModel::tokenize_chat(std::vector<ChatMes
 
 bool TrainingModel::thinks() const {
   return held(state_)->inference->thinks;
+}
+
+ToolCallFormat TrainingModel::tool_call_format() const {
+  return held(state_)->inference->tool_call_format;
 }
 
 Task<TrainReport> TrainingModel::train_sft(std::vector<TrainSample> samples, TrainParams params) const {

@@ -127,6 +127,7 @@ ModelInfo ModelHost::info(std::int64_t weight_version) const {
   result.weight_version = weight_version;
   result.threads = threads;
   result.thinks = model.tokenizer->thinks();
+  result.json_tool_calls = model.tokenizer->tool_call_format() == ToolCallFormat::json;
   return result;
 }
 

@@ -43,6 +43,8 @@ struct InferenceState {
   std::string name;
   // Its chat template is a thinking one (ModelInfo::thinks).
   bool thinks = false;
+  ToolCallFormat tool_call_format = ToolCallFormat::tagged; // how its template writes calls
+
   std::vector<std::shared_ptr<Replica>> replicas;
   // Called with each replica dropped from the pool (a replica on another node tries to rejoin).
   std::function<void(const std::shared_ptr<Replica>&)> on_lost;

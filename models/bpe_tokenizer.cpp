@@ -569,7 +569,8 @@ std::vector<std::int64_t> BpeTokenizer::stop_token_ids() const {
   std::vector<std::int64_t> stops;
   if (eos_id_)
     stops.push_back(*eos_id_);
-  for (const char* name : {"<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>"})
+  // <|eom_id|>: Llama 3.1 ends a turn with it when it expects a tool's result.
+  for (const char* name : {"<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|eom_id|>", "<|end_of_text|>"})
     if (auto id = special_token(name); id && std::find(stops.begin(), stops.end(), *id) == stops.end())
       stops.push_back(*id);
   return stops;

@@ -38,12 +38,15 @@ public:
   /// Tools and "tool" messages are written as Qwen3's template does; the Llama 3 format has none. A
   /// ChatML template that reads `reasoning_content` (Qwen3's) also writes reasoning as Qwen3 does.
   /// @throws CheckpointError for a template of another family, or a vocabulary with neither;
-  /// std::invalid_argument for tools or tool messages in the Llama 3 format (not supported yet).
+  /// std::invalid_argument for tools or tool messages in Llama 3's first template (render_llama3).
   std::vector<std::int64_t> apply_chat_template(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
                                                 const std::vector<Tool>& tools = {},
                                                 bool enable_thinking = true) const override;
   bool thinks() const override {
     return thinks_;
+  }
+  ToolCallFormat tool_call_format() const override {
+    return chat_format_ == ChatFormat::llama31 ? ToolCallFormat::json : ToolCallFormat::tagged;
   }
   std::vector<std::int64_t> stop_token_ids() const override;
 

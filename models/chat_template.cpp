@@ -5,6 +5,7 @@
 
 #include "models/json_grammar.hpp"
 
+#include <optional>
 #include <stdexcept>
 #include <string_view>
 
@@ -30,16 +31,6 @@ JsonType parameters_of(const Tool& tool) {
   if (parameters.is_discarded() || !parameters.is_object())
     throw std::invalid_argument("tool '" + tool.name + "': parameters: expected a JSON Schema object's text");
   return parameters;
-}
-
-// A tool as OpenAI's API and Hugging Face's templates hold it: {"type": "function", "function": {...}}.
-nlohmann::ordered_json tool_json(const Tool& tool) {
-  nlohmann::ordered_json function{{"name", tool.name}};
-  if (!tool.description.empty())
-    function["description"] = tool.description;
-  if (!tool.parameters.empty())
-    function["parameters"] = parameters_of<nlohmann::ordered_json>(tool);
-  return {{"type", "function"}, {"function", std::move(function)}};
 }
 
 void write_python_json(const nlohmann::ordered_json& value, std::string& out) {
@@ -70,6 +61,29 @@ void write_python_json(const nlohmann::ordered_json& value, std::string& out) {
 
 bool is_space(char c) {
   return c == ' ' || c == '\n' || c == '\t' || c == '\r';
+}
+
+// One past the closing brace of the JSON object opening at text[begin] (strings and their escapes
+// skipped), npos if it does not close: where one of several concatenated objects ends.
+std::size_t json_object_end(std::string_view text, std::size_t begin) {
+  int depth = 0;
+  bool in_string = false;
+  for (auto i = begin; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if ((c == '}' || c == ']') && --depth == 0) {
+      return i + 1;
+    }
+  }
+  return std::string_view::npos;
 }
 
 bool starts_with(std::string_view text, std::string_view prefix) {
@@ -119,6 +133,16 @@ std::size_t last_query(const std::vector<ChatMessage>& messages) {
 }
 
 } // namespace
+
+// A tool as OpenAI's API and Hugging Face's templates hold it: {"type": "function", "function": {...}}.
+nlohmann::ordered_json tool_json(const Tool& tool) {
+  nlohmann::ordered_json function{{"name", tool.name}};
+  if (!tool.description.empty())
+    function["description"] = tool.description;
+  if (!tool.parameters.empty())
+    function["parameters"] = parameters_of<nlohmann::ordered_json>(tool);
+  return {{"type", "function"}, {"function", std::move(function)}};
+}
 
 std::string python_json(const nlohmann::ordered_json& value) {
   std::string out;
@@ -210,7 +234,8 @@ std::vector<ChatPiece> render_chatml(const std::vector<ChatMessage>& messages, b
   return pieces;
 }
 
-Grammar tool_call_grammar(const std::vector<Tool>& tools, const std::string& tool_choice, bool parallel) {
+Grammar tool_call_grammar(const std::vector<Tool>& tools, const std::string& tool_choice, bool parallel,
+                          ToolCallFormat format) {
   if (tools.empty())
     throw std::invalid_argument("tool_choice '" + tool_choice + "': the request has no tools");
   Grammar grammar;
@@ -227,14 +252,16 @@ Grammar tool_call_grammar(const std::vector<Tool>& tools, const std::string& too
     } catch (const std::invalid_argument& error) {
       throw std::invalid_argument("tool '" + tool.name + "': parameters: " + error.what());
     }
-    auto head = grammar.add_literals({"<tool_call>\n{\"name\": " + python_json(tool.name) + ", \"arguments\": "});
-    auto tail = grammar.add_literals({"}\n</tool_call>"});
+    auto head = format == ToolCallFormat::json
+      ? grammar.add_literals({"{\"name\": " + python_json(tool.name) + ", \"parameters\": "})
+      : grammar.add_literals({"<tool_call>\n{\"name\": " + python_json(tool.name) + ", \"arguments\": "});
+    auto tail = grammar.add_literals({format == ToolCallFormat::json ? "}" : "}\n</tool_call>"});
     grammar.add_alternative(call, {Grammar::rule(head), Grammar::rule(arguments), Grammar::rule(tail)});
   }
   if (!found)
     throw std::invalid_argument("tool_choice: '" + tool_choice + "' is not one of the request's tools");
   auto root = call;
-  if (!named && parallel) { // calls ::= call | call "\n" calls
+  if (!named && parallel && format == ToolCallFormat::tagged) { // calls ::= call | call "\n" calls
     root = grammar.add_rule();
     auto newline = grammar.add_literals({"\n"});
     grammar.add_alternative(root, {Grammar::rule(call)});
@@ -248,7 +275,43 @@ Grammar tool_call_grammar(const std::vector<Tool>& tools, const std::string& too
 
 namespace chorus {
 
-ChatMessage parse_tool_calls(const std::string& text) {
+namespace {
+
+// Llama 3.1's calls: the turn is one JSON object, or several separated by ";", each with a "name"
+// and its "parameters" ("arguments" as some fine-tunes write it); anything else is no call.
+std::optional<std::vector<ToolCall>> json_calls(std::string_view text) {
+  auto skip_space = [&](std::size_t at) {
+    while (at < text.size() && models::is_space(text[at]))
+      ++at;
+    return at;
+  };
+  constexpr std::string_view kPythonTag = "<|python_tag|>";
+  auto at = skip_space(0);
+  if (text.substr(at, kPythonTag.size()) == kPythonTag)
+    at = skip_space(at + kPythonTag.size());
+  if (at == text.size() || text[at] != '{')
+    return std::nullopt;
+  std::vector<ToolCall> calls;
+  while (at < text.size()) {
+    auto end = models::json_object_end(text, at);
+    if (end == std::string_view::npos)
+      return std::nullopt;
+    auto call = nlohmann::ordered_json::parse(text.substr(at, end - at), nullptr, /*allow_exceptions=*/false);
+    if (call.is_discarded() || !call.contains("name") || !call["name"].is_string())
+      return std::nullopt;
+    auto arguments =
+      call.contains("parameters") ? call["parameters"] : call.value("arguments", nlohmann::ordered_json());
+    if (!arguments.is_object())
+      return std::nullopt;
+    calls.push_back({call["name"].get<std::string>(), models::python_json(arguments), {}});
+    at = skip_space(end);
+    if (at < text.size() && text[at] == ';')
+      at = skip_space(at + 1);
+  }
+  return calls;
+}
+
+ChatMessage tagged_calls(const std::string& text) {
   ChatMessage whole{"assistant", text, {}};
   auto first = text.find(models::kCallOpen);
   if (first == std::string::npos)
@@ -272,7 +335,18 @@ ChatMessage parse_tool_calls(const std::string& text) {
   return message;
 }
 
-ChatMessage parse_assistant_turn(const std::string& text, bool reasoning, bool tool_calls) {
+} // namespace
+
+ChatMessage parse_tool_calls(const std::string& text, ToolCallFormat format) {
+  if (format == ToolCallFormat::tagged)
+    return tagged_calls(text);
+  auto calls = json_calls(text);
+  if (!calls)
+    return {"assistant", text, {}};
+  return {"assistant", "", std::move(*calls)};
+}
+
+ChatMessage parse_assistant_turn(const std::string& text, bool reasoning, bool tool_calls, ToolCallFormat format) {
   ChatMessage turn{"assistant", text, {}};
   if (reasoning && models::starts_with(text, models::kThinkOpen)) {
     auto inside = std::string_view(text).substr(models::kThinkOpen.size());
@@ -283,7 +357,7 @@ ChatMessage parse_assistant_turn(const std::string& text, bool reasoning, bool t
       : std::string(models::lstrip_newlines(inside.substr(close + models::kThinkClose.size())));
   }
   if (tool_calls) {
-    auto called = parse_tool_calls(turn.content);
+    auto called = parse_tool_calls(turn.content, format);
     turn.content = std::move(called.content);
     turn.tool_calls = std::move(called.tool_calls);
   }

@@ -46,9 +46,14 @@ std::vector<ChatPiece> render_chatml(const std::vector<ChatMessage>& messages, b
 /// The conversation in Llama 3's format as Meta's templates write it: <|begin_of_text|>, then each
 /// message under its role's header with its content trimmed (Python's strip). With a `date` (the
 /// Llama 3.1 template, which 3.2 and 3.3 keep) a system turn always comes first, holding the
-/// knowledge cutoff, "Today Date: " `date` and the conversation's system message if it opens with one.
-/// @throws std::invalid_argument for tools, tool calls or tool messages (not supported in this format
-/// yet).
+/// knowledge cutoff, "Today Date: " `date` and the conversation's system message if it opens with
+/// one; and tools as that template writes them by default: "Environment: ipython" in the system
+/// turn, the tools (indented JSON) and how to call them opening the first message after it, a call
+/// as the assistant turn `{"name": ..., "parameters": ...}`, a "tool" message as an "ipython" turn
+/// holding its content as a JSON string.
+/// @throws std::invalid_argument for tools or tool messages without a `date` (Llama 3's first
+/// template has none), tools and no first message, a turn with several calls (the template takes
+/// one), arguments that are not a JSON object.
 std::vector<ChatPiece> render_llama3(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
                                      const std::vector<Tool>& tools, const std::optional<std::string>& date);
 
@@ -60,12 +65,19 @@ std::string today_for_chat_template();
 std::string python_strip(std::string_view text);
 
 /// The completions SamplingParams::tool_choice allows: "required", one or more calls of `tools` in
-/// <tool_call> blocks as Qwen's template writes them (one per line; one only unless `parallel`),
-/// each call's arguments a JSON object satisfying its tool's parameters (any object without); a
-/// tool's name, one call of it.
+/// <tool_call> blocks as Qwen's template writes them (one per line; one only unless `parallel`), or
+/// in the `json` format one call as Llama 3.1's template writes it (`{"name": ..., "parameters":
+/// ...}`), each call's arguments a JSON object satisfying its tool's parameters (any object
+/// without); a tool's name, one call of it.
 /// @throws std::invalid_argument for no tools, a name that is none of them, or parameters that
 /// guided decoding cannot follow (naming the tool and where in its schema).
-Grammar tool_call_grammar(const std::vector<Tool>& tools, const std::string& tool_choice, bool parallel = true);
+Grammar tool_call_grammar(const std::vector<Tool>& tools, const std::string& tool_choice, bool parallel = true,
+                          ToolCallFormat format = ToolCallFormat::tagged);
+
+/// `tool` as OpenAI's API and Hugging Face's templates hold it: {"type": "function", "function":
+/// {"name", "description", "parameters"}} (those it has).
+/// @throws std::invalid_argument naming the tool if its parameters are not a JSON object's text.
+nlohmann::ordered_json tool_json(const Tool& tool);
 
 /// `value` as Python's json.dumps writes it (", " and ": " between items, UTF-8 as is): what the
 /// `tojson` filter of Hugging Face's chat templates gives.

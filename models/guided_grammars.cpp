@@ -41,8 +41,8 @@ std::shared_ptr<const TokenGrammar> GuidedGrammars::grammar_for(const SamplingPa
     return known->second;
   auto grammar = schema ? json_schema_grammar(params.json_schema)
     : regex             ? regex_grammar(params.regex)
-    : calls             ? tool_call_grammar(tools, params.tool_choice, params.parallel_tool_calls)
-                        : choice_grammar(params.choice);
+    : calls ? tool_call_grammar(tools, params.tool_choice, params.parallel_tool_calls, tokenizer_->tool_call_format())
+            : choice_grammar(params.choice);
   if (!vocabulary_)
     vocabulary_ = std::make_shared<TokenVocabulary>(*tokenizer_);
   const auto symbols = grammar.symbol_count();

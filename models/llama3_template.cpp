@@ -41,6 +41,11 @@ std::size_t trailing_space(std::string_view text) {
   return 0;
 }
 
+constexpr std::string_view kToolsIntroduction =
+  "Given the following functions, please respond with a JSON for a function call with its proper arguments that "
+  "best answers the given prompt.\n\nRespond in the format {\"name\": function name, \"parameters\": dictionary of "
+  "argument name and its value}.Do not use variables.\n\n";
+
 } // namespace
 
 std::string python_strip(std::string_view text) {
@@ -66,45 +71,81 @@ std::string today_for_chat_template() {
 
 std::vector<ChatPiece> render_llama3(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
                                      const std::vector<Tool>& tools, const std::optional<std::string>& date) {
-  if (!tools.empty())
-    throw std::invalid_argument("tools: the Llama 3 chat format's tool calls are not supported yet (ChatML "
-                                "models, such as Qwen's, have them)");
+  if (!date && !tools.empty())
+    throw std::invalid_argument("tools: Llama 3's first chat template has no place for them (Llama 3.1's and later "
+                                "have)");
   std::vector<ChatPiece> pieces;
   auto special = [&](const char* name) { pieces.push_back({ChatPiece::Kind::special, name}); };
   auto markup = [&](std::string_view text) { pieces.push_back({ChatPiece::Kind::markup, std::string(text)}); };
   auto text = [&](std::string_view value) { pieces.push_back({ChatPiece::Kind::text, std::string(value)}); };
+  auto header = [&](std::string_view role) {
+    special("<|start_header_id|>");
+    markup(role);
+    special("<|end_header_id|>");
+    markup("\n\n");
+  };
   special("<|begin_of_text|>");
   std::size_t first = 0;
   if (date) { // Llama 3.1 and later: the system turn, whether or not the conversation has one
-    special("<|start_header_id|>");
-    markup("system");
-    special("<|end_header_id|>");
-    markup("\n\nCutting Knowledge Date: December 2023\nToday Date: " + *date + "\n\n");
+    header("system");
+    if (!tools.empty())
+      markup("Environment: ipython\n");
+    markup("Cutting Knowledge Date: December 2023\nToday Date: " + *date + "\n\n");
     if (!messages.empty() && messages.front().role == "system") {
       text(python_strip(messages.front().content));
       first = 1;
     }
     special("<|eot_id|>");
   }
+  if (!tools.empty()) { // the template's default: the tools open the first message after the system's
+    if (first == messages.size())
+      throw std::invalid_argument("tools: Llama 3.1's template writes them into the first user message, and the "
+                                  "conversation has none");
+    header("user");
+    markup(kToolsIntroduction);
+    for (const auto& tool : tools) {
+      text(tool_json(tool).dump(4, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
+      markup("\n\n");
+    }
+    text(python_strip(messages[first].content));
+    special("<|eot_id|>");
+    ++first;
+  }
   for (std::size_t i = first; i < messages.size(); ++i) {
     const auto& message = messages[i];
-    if (message.role == "tool" || message.role == "ipython" || !message.tool_calls.empty())
+    bool tool_result = message.role == "tool" || message.role == "ipython";
+    if (!date && (tool_result || !message.tool_calls.empty()))
       throw std::invalid_argument("message " + std::to_string(i)
-                                  + ": the Llama 3 chat format's tool calls and tool messages are not supported "
-                                    "yet (ChatML models, such as Qwen's, have them)");
-    special("<|start_header_id|>");
-    markup(message.role);
-    special("<|end_header_id|>");
-    markup("\n\n");
-    text(python_strip(message.content));
+                                  + ": Llama 3's first chat template has no place for tool calls or tool messages "
+                                    "(Llama 3.1's and later have)");
+    if (tool_result) { // the template writes a result as JSON (a string is iterable to Jinja: quoted)
+      header("ipython");
+      text(python_json(message.content));
+    } else if (!message.tool_calls.empty()) {
+      if (message.tool_calls.size() != 1)
+        throw std::invalid_argument("message " + std::to_string(i)
+                                    + ": Llama 3.1's template takes one tool call a "
+                                      "turn, and this one has "
+                                    + std::to_string(message.tool_calls.size()));
+      const auto& call = message.tool_calls.front();
+      auto arguments = nlohmann::ordered_json::parse(call.arguments, nullptr, /*allow_exceptions=*/false);
+      if (arguments.is_discarded() || !arguments.is_object())
+        throw std::invalid_argument("message " + std::to_string(i) + ": the call of '" + call.name
+                                    + "': arguments: expected a JSON object's text");
+      header("assistant");
+      markup("{\"name\": \"");
+      text(call.name);
+      markup("\", \"parameters\": ");
+      text(python_json(arguments));
+      markup("}");
+    } else {
+      header(message.role);
+      text(python_strip(message.content));
+    }
     special("<|eot_id|>");
   }
-  if (add_generation_prompt) {
-    special("<|start_header_id|>");
-    markup("assistant");
-    special("<|end_header_id|>");
-    markup("\n\n");
-  }
+  if (add_generation_prompt)
+    header("assistant");
   return pieces;
 }
 

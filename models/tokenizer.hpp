@@ -50,6 +50,12 @@ public:
     return false;
   }
 
+  /// How the chat template writes function calls (Qwen's `<tool_call>` blocks, or Llama 3.1's JSON
+  /// object), and so how they are read back and guided.
+  virtual ToolCallFormat tool_call_format() const {
+    return ToolCallFormat::tagged;
+  }
+
   /// The tokens that end an assistant turn: generation stops at them.
   virtual std::vector<std::int64_t> stop_token_ids() const = 0;
 

@@ -77,8 +77,10 @@ struct ResponseHeader {
   /// choice's text, and its positions before the choice's.
   bool echo = false;
   std::string prompt;
-  /// The request offered tools: each choice's <tool_call> blocks become its message's tool_calls.
+  /// The request offered tools: each choice's calls (in the model's tool_call_format) become its
+  /// message's tool_calls.
   bool tool_calls = false;
+  ToolCallFormat tool_call_format = ToolCallFormat::tagged;
   /// The model thinks (InferenceModel::thinks): a chat choice's leading <think> block becomes its
   /// message's reasoning_content (parse_assistant_turn).
   bool reasoning = false;

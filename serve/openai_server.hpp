@@ -37,6 +37,8 @@ struct ServerOptions {
   std::size_t max_body_bytes = 8 << 20;
   /// The model thinks (ModelInfo::thinks): chat responses carry its reasoning as reasoning_content.
   bool reasoning = false;
+  /// How the model's chat template writes function calls (ModelInfo::json_tool_calls).
+  ToolCallFormat tool_call_format = ToolCallFormat::tagged;
 };
 
 class OpenAIServer {

@@ -1,6 +1,6 @@
 // Function calling in the OpenAI API's wire format: a chat request's `tools`, `tool_choice` and the
 // tool messages of its conversation, and the `tool_calls` of a response read back from the text the
-// model wrote (parse_tool_calls: ChatML models' <tool_call> blocks).
+// model wrote (parse_tool_calls in the model's format: `<tool_call>` blocks, or Llama 3.1's JSON call).
 #pragma once
 
 #include <chorus/generation.hpp>

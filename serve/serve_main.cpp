@@ -120,12 +120,17 @@ int main(int argc, char** argv) {
   {
     caf::scoped_actor self(runtime.system()); // gone before shutdown, which waits for every actor
     self->request(policy, caf::infinite, chorus::actors::ModelInfoRequest{})
-      .receive([&](const chorus::actors::ModelInfo& info) { options.server.reasoning = info.thinks; },
-               [&](const caf::error& error) {
-                 failure = chorus::handler_error_message(error);
-                 if (failure.empty())
-                   failure = runtime.system().render(error);
-               });
+      .receive(
+        [&](const chorus::actors::ModelInfo& info) {
+          options.server.reasoning = info.thinks;
+          options.server.tool_call_format =
+            info.json_tool_calls ? chorus::ToolCallFormat::json : chorus::ToolCallFormat::tagged;
+        },
+        [&](const caf::error& error) {
+          failure = chorus::handler_error_message(error);
+          if (failure.empty())
+            failure = runtime.system().render(error);
+        });
   }
   if (!failure.empty()) {
     std::cerr << "chorus-serve: error: " << failure << "\n";

@@ -22,7 +22,16 @@ std::size_t tag_start_at_end(std::string_view text, std::string_view tag) {
 
 } // namespace
 
-std::size_t certain_content(std::string_view text) {
+std::size_t certain_content(std::string_view text, ToolCallFormat format) {
+  if (format == ToolCallFormat::json) { // the call is the whole turn: decided by its first character
+    constexpr std::string_view kPythonTag = "<|python_tag|>";
+    auto start = text.find_first_not_of(" \n\t\r");
+    if (start == std::string_view::npos)
+      return 0;
+    auto rest = text.substr(start);
+    bool may_call = rest.front() == '{' || rest.substr(0, kPythonTag.size()) == kPythonTag.substr(0, rest.size());
+    return may_call ? 0 : text.size();
+  }
   auto end = text.find(kCallOpen);
   if (end == std::string_view::npos) // hold a tail that may begin the tag
     end = text.size() - tag_start_at_end(text, kCallOpen);
@@ -31,7 +40,8 @@ std::size_t certain_content(std::string_view text) {
   return end;
 }
 
-TurnStream::TurnStream(bool reasoning, bool tool_calls) : reasoning_(reasoning), tool_calls_(tool_calls) {}
+TurnStream::TurnStream(bool reasoning, bool tool_calls, ToolCallFormat format)
+  : reasoning_(reasoning), tool_calls_(tool_calls), format_(format) {}
 
 void TurnStream::answer_from(std::size_t begin, bool after_reasoning) {
   phase_ = Phase::answering;
@@ -84,7 +94,8 @@ TurnStream::Parts TurnStream::append(std::string_view text) {
   }
   auto certain = text_.size();
   if (tool_calls_)
-    certain = std::max(content_begin_ + certain_content(std::string_view(text_).substr(content_begin_)), content_sent_);
+    certain = std::max(content_begin_ + certain_content(std::string_view(text_).substr(content_begin_), format_),
+                       content_sent_);
   parts.content = text_.substr(content_sent_, certain - content_sent_);
   content_sent_ = certain;
   return parts;
@@ -104,7 +115,7 @@ ChatMessage TurnStream::finish() {
   }
   if (!content_started_) // only newlines after </think>
     return rest;
-  auto turn = tool_calls_ ? parse_tool_calls(text_.substr(content_begin_))
+  auto turn = tool_calls_ ? parse_tool_calls(text_.substr(content_begin_), format_)
                           : ChatMessage{"assistant", text_.substr(content_begin_), {}};
   auto sent = content_sent_ - content_begin_;
   rest.content = turn.content.size() > sent ? turn.content.substr(sent) : std::string();

@@ -12,15 +12,16 @@
 namespace chorus::serve {
 
 /// How much of `text`, the start of a completion's content streamed with tools, is content for
-/// sure: all of it but a <tool_call> block and what precedes it that could still begin one (white
-/// space, or a beginning of "<tool_call>" at the end).
-std::size_t certain_content(std::string_view text);
+/// sure. `tagged`: all of it but a <tool_call> block and what precedes it that could still begin one
+/// (white space, or a beginning of "<tool_call>" at the end). `json`: nothing while it may still be
+/// a call (white space, then a JSON object or <|python_tag|>), else all of it.
+std::size_t certain_content(std::string_view text, ToolCallFormat format = ToolCallFormat::tagged);
 
 class TurnStream {
 public:
   /// `reasoning`: the model thinks (a leading <think> block is reasoning); `tool_calls`: the request
-  /// offered tools (the content's <tool_call> blocks are calls).
-  TurnStream(bool reasoning = false, bool tool_calls = false);
+  /// offered tools (the content's calls, written in `format`, are calls).
+  TurnStream(bool reasoning = false, bool tool_calls = false, ToolCallFormat format = ToolCallFormat::tagged);
 
   /// The reasoning and content that became certain.
   struct Parts {
@@ -48,6 +49,7 @@ private:
 
   bool reasoning_ = false;
   bool tool_calls_ = false;
+  ToolCallFormat format_ = ToolCallFormat::tagged;
   Phase phase_ = Phase::undecided;
   std::string text_;
   std::size_t reasoning_sent_ = 0; // the reasoning went out up to here

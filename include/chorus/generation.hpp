@@ -38,7 +38,7 @@ struct ChatMessage {
 
 /// A function the model may call: a chat template renders the list of them into the prompt
 /// (OpenAI's `tools[i].function`; ChatML models such as Qwen write calls as Hermes-style
-/// `<tool_call>` blocks, which parse_assistant_turn reads back).
+/// `<tool_call>` blocks, Llama 3.1 and later as a JSON object, which parse_assistant_turn reads back).
 struct Tool {
   /// The function's name: what a call names.
   std::string name;
@@ -49,19 +49,37 @@ struct Tool {
   std::string parameters;
 };
 
-/// The assistant turn that completion `text` makes: the text before its first `<tool_call>` block as
-/// content (trailing white space dropped), and each block as a call; a block holds
-/// `{"name": ..., "arguments": {...}}` and ends with `</tool_call>` (the last may lack it, as when
-/// generation stopped there). A block that is not such JSON leaves the whole text as content with
-/// no calls (as vLLM's Hermes parser does): a malformed call is then visible to whoever reads it.
-ChatMessage parse_tool_calls(const std::string& text);
+/// How a model's chat template writes an assistant turn's function calls, and so how they are read
+/// back (InferenceModel::tool_call_format).
+enum class ToolCallFormat {
+  /// ChatML models (Qwen2.5, Qwen3, Hermes-style): `<tool_call>` blocks after the turn's content.
+  tagged,
+  /// Llama 3.1, 3.2 and 3.3: the turn is the call, a JSON object `{"name": ..., "parameters": {...}}`
+  /// (one call a turn; results come back in "ipython" turns).
+  json,
+};
+
+/// The assistant turn that completion `text` makes.
+/// - `tagged`: the text before its first `<tool_call>` block as content (trailing white space
+///   dropped), and each block as a call; a block holds `{"name": ..., "arguments": {...}}` and ends
+///   with `</tool_call>` (the last may lack it, as when generation stopped there).
+/// - `json`: a text that is one JSON object `{"name": ..., "parameters": {...}}` ("arguments" is
+///   read too), or several separated by ";" (as vLLM's Llama 3 parser reads them), white space
+///   around, is calls and no content.
+///
+/// Either way, a call that is not such JSON leaves the whole text as content with no calls (as
+/// vLLM's parsers do): a malformed call is then visible to whoever reads it. The arguments are
+/// spelled as Python's json.dumps spells them.
+ChatMessage parse_tool_calls(const std::string& text, ToolCallFormat format = ToolCallFormat::tagged);
 
 /// The assistant turn that completion `text` makes, read as chorus-serve reads it: with
 /// `reasoning` (a thinking model, InferenceModel::thinks), a completion that begins with `<think>`
 /// is reasoning up to `</think>` (all of it if cut before; the newlines around it dropped, as
 /// Qwen3's template writes them) and content after it; with `tool_calls`, the content is read by
-/// parse_tool_calls. Neither: the text is the content.
-ChatMessage parse_assistant_turn(const std::string& text, bool reasoning, bool tool_calls);
+/// parse_tool_calls in `format` (the model's, InferenceModel::tool_call_format). Neither: the text
+/// is the content.
+ChatMessage parse_assistant_turn(const std::string& text, bool reasoning, bool tool_calls,
+                                 ToolCallFormat format = ToolCallFormat::tagged);
 
 /// How to sample a completion. The defaults sample from the model's full distribution.
 struct SamplingParams {
@@ -111,9 +129,10 @@ struct SamplingParams {
   /// what is understood and refused); "": no constraint. At most one of json_schema, choice and regex.
   std::string regex;
   /// Guided decoding of function calls, with tools in the request (OpenAI's tool_choice):
-  /// "required": the completion is one or more calls of them, in the chat format's `<tool_call>`
-  /// blocks with arguments that satisfy each tool's parameters schema; a tool's name: one call of
-  /// it; "": the model chooses (no constraint). At most one of this, json_schema, choice and regex.
+  /// "required": the completion is one or more calls of them, as the model's chat format writes
+  /// calls (`<tool_call>` blocks; Llama 3.1's JSON object, one call), with arguments that satisfy
+  /// each tool's parameters schema; a tool's name: one call of it; "": the model chooses (no
+  /// constraint). At most one of this, json_schema, choice and regex.
   std::string tool_choice;
   /// With tool_choice "required": false allows exactly one call (OpenAI's parallel_tool_calls).
   bool parallel_tool_calls = true;

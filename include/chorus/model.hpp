@@ -239,7 +239,8 @@ public:
   Task<std::vector<std::int64_t>> tokenize(std::string text) const;
 
   /// The ids of a chat rendered with the model's template, with `tools` the functions the model
-  /// may call (ChatML models: Qwen3's `<tools>` system turn; parse_assistant_turn reads calls back);
+  /// may call (ChatML models: Qwen3's `<tools>` system turn; Llama 3.1 and later: the first user
+  /// message; parse_assistant_turn reads calls back);
   /// `enable_thinking` false: a thinking template's generation prompt skips the thinking
   /// (SamplingParams::enable_thinking).
   /// @throws ActorError for a role or tools the model's chat format has no place for.
@@ -249,6 +250,10 @@ public:
   /// Whether the model's chat template is a thinking one (Qwen3's): its completions hold a
   /// `<think>` block before the answer, which parse_assistant_turn splits off as the reasoning.
   bool thinks() const;
+
+  /// How the model's chat template writes function calls: what parse_assistant_turn is given to
+  /// read its calls (Qwen's `<tool_call>` blocks; Llama 3.1's JSON object).
+  ToolCallFormat tool_call_format() const;
 
   /// The model's name as spawned.
   const std::string& name() const;
@@ -302,6 +307,8 @@ public:
                                                 std::vector<Tool> tools = {}, bool enable_thinking = true) const;
   /// As InferenceModel::thinks.
   bool thinks() const;
+  /// As InferenceModel::tool_call_format.
+  ToolCallFormat tool_call_format() const;
 
   /// One optimizer step of supervised fine-tuning: cross-entropy over the completion tokens.
   Task<TrainReport> train_sft(std::vector<TrainSample> samples, TrainParams params) const;

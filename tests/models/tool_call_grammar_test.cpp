@@ -87,6 +87,31 @@ TEST(ToolCallGrammar, ANamedToolIsCalledOnce) {
   EXPECT_FALSE(accepts(grammar, "<tool_call>\n{\"name\": \"now\", \"arguments\": {}}\n</tool_call>"));
 }
 
+// Llama 3.1's format: one call, the turn's JSON object.
+TEST(ToolCallGrammar, TheJsonFormatWritesOneCallAsLlamasTemplateDoes) {
+  auto grammar = tool_call_grammar(kTools, "required", /*parallel=*/true, ToolCallFormat::json);
+  std::mt19937 random(11);
+  std::set<std::string> called;
+  for (int walk = 0; walk < 200; ++walk) {
+    auto text = random_sentence(grammar, random);
+    if (!text)
+      continue;
+    auto turn = parse_tool_calls(*text, ToolCallFormat::json);
+    EXPECT_EQ(turn.content, "") << *text;
+    ASSERT_EQ(turn.tool_calls.size(), 1u) << *text;
+    called.insert(turn.tool_calls[0].name);
+    EXPECT_EQ(schema_violation(Json::parse(turn.tool_calls[0].arguments), parameters_of(turn.tool_calls[0].name)), "")
+      << *text;
+  }
+  EXPECT_EQ(called.size(), kTools.size());
+  EXPECT_TRUE(accepts(grammar, "{\"name\": \"add\", \"parameters\": {\"a\": 1, \"b\": 2}}"));
+  EXPECT_FALSE(accepts(grammar, "{\"name\": \"now\", \"parameters\": {}}; {\"name\": \"now\", \"parameters\": {}}"));
+  EXPECT_FALSE(accepts(grammar, "<tool_call>\n{\"name\": \"now\", \"arguments\": {}}\n</tool_call>"));
+  auto named = tool_call_grammar(kTools, "now", true, ToolCallFormat::json);
+  EXPECT_TRUE(accepts(named, "{\"name\": \"now\", \"parameters\": {}}"));
+  EXPECT_FALSE(accepts(named, "{\"name\": \"add\", \"parameters\": {\"a\": 1, \"b\": 2}}"));
+}
+
 TEST(ToolCallGrammar, WhatCannotBeCalledIsRefusedByName) {
   auto refusal = [](const std::vector<Tool>& tools, const std::string& choice) -> std::string {
     try {

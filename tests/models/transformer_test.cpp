@@ -102,6 +102,17 @@ TEST(Checkpoint, LoadOfSaveReproducesLogitsBitForBit) {
     EXPECT_TRUE(torch::equal(model->forward(tokens), loaded->forward(tokens))) << "tied=" << tied;
     EXPECT_EQ(SafetensorsFile::open(dir / "model.safetensors").contains("lm_head.weight"), !tied);
   }
+  // Qwen3's norms and a scaled rotary embedding travel through the folder too.
+  auto config = test::rope_scaled(small_config("qwen3", true), "yarn");
+  auto model = random_model(config, 2);
+  auto dir = fresh_dir("roundtrip_qwen3_yarn");
+  save_pretrained(model, dir);
+  auto loaded = load_pretrained(dir);
+  EXPECT_EQ(loaded->config().rope_scaling.type, "yarn");
+  EXPECT_TRUE(SafetensorsFile::open(dir / "model.safetensors").contains("model.layers.1.self_attn.k_norm.weight"));
+  auto tokens = sample_tokens(config.vocab_size, 2, 40);
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::equal(model->forward(tokens), loaded->forward(tokens)));
 }
 
 TEST(Checkpoint, Bfloat16FolderStoresBf16AndLoads) {

@@ -2,6 +2,7 @@
 // masked out; ENVGRPO and ENVGSPO run on them.
 #include <chorus/chorus.hpp>
 
+#include "models/bpe_tokenizer.hpp"
 #include "models/tokenizer.hpp"
 #include "recipes/policy_optimization.hpp"
 #include "recipes/stage_clock.hpp"
@@ -127,6 +128,21 @@ struct Calculator : Recording {
   }
 };
 
+// An episode of "2+3?" with the Calculator, offering the tool add (of two digits), the untrained
+// model held to calls of it by guided decoding (tool_choice).
+Task<detail::Rollout> calculator_episode(TrainingModel& model, std::shared_ptr<std::vector<ChatMessage>> seen,
+                                         SamplingParams sampling) {
+  EnvironmentOptions options{.environment = [seen] { return std::make_unique<Calculator>(seen); },
+                             .max_turns = 3,
+                             .tools = {{"add", "Adds two digits.", R"({"type": "object", "properties":
+                   {"a": {"type": "integer", "minimum": 1, "maximum": 9},
+                    "b": {"type": "integer", "minimum": 1, "maximum": 9}},
+                   "required": ["a", "b"], "additionalProperties": false})"}}};
+  sampling.tool_choice = "add";
+  detail::StageClock clock;
+  co_return co_await detail::episode(model, options, {{{"user", "2+3?", {}}}, Json::object()}, sampling, clock);
+}
+
 // The text of an episode's masked tokens (the environment's turns), to the byte tokenizer.
 std::string masked_text(const detail::Rollout& rollout) {
   std::vector<std::int64_t> context;
@@ -145,18 +161,9 @@ TEST_F(Environments, ToolCallsAreParsedAnsweredAndTheToolsRendered) {
     auto model = co_await builder.spawn_train("policy");
     EXPECT_FALSE(model.thinks()); // the byte tokenizer's ChatML has no thinking
     auto seen = std::make_shared<std::vector<ChatMessage>>();
-    EnvironmentOptions options{.environment = [seen] { return std::make_unique<Calculator>(seen); },
-                               .max_turns = 3,
-                               .tools = {{"add", "Adds two digits.", R"({"type": "object", "properties":
-                   {"a": {"type": "integer", "minimum": 1, "maximum": 9},
-                    "b": {"type": "integer", "minimum": 1, "maximum": 9}},
-                   "required": ["a", "b"], "additionalProperties": false})"}}};
-    // Untrained, the model is held to a call of add by guided decoding (tool_choice).
     SamplingParams sampling{.temperature = 1.0, .max_tokens = 120, .seed = 7};
     sampling.logit_bias = {{models::ByteTokenizer::kEndOfText, -100.0}}; // end turns with <|im_end|>
-    sampling.tool_choice = "add";
-    detail::StageClock clock;
-    auto rollout = co_await detail::episode(model, options, {{{"user", "2+3?", {}}}, Json::object()}, sampling, clock);
+    auto rollout = co_await calculator_episode(model, seen, sampling);
     EXPECT_EQ(rollout.grade.score, 1.0) << rollout.grade.explanation;
     EXPECT_EQ(seen->size(), 2u);
     if (seen->empty() || seen->front().tool_calls.size() != 1) {
@@ -175,6 +182,51 @@ TEST_F(Environments, ToolCallsAreParsedAnsweredAndTheToolsRendered) {
     // Between the two calls, masked out: the tool's result as Qwen's template writes it.
     EXPECT_EQ(masked_text(rollout),
               "\n<|im_start|>user\n<tool_response>\n" + sum + "\n</tool_response><|im_end|>\n<|im_start|>assistant\n");
+  }());
+}
+
+// Llama 3.1's format (a random model with Llama 3.2's tokenizer and template): the tools open the
+// first user message, the turn that is a JSON call is read as the call, and its result comes back
+// in an ipython turn, masked out.
+TEST_F(Environments, ALlamaModelsJsonCallsAreParsedAndAnsweredInIpythonTurns) {
+  runtime_.run([&]() -> Task<void> {
+    auto folder = std::filesystem::path(::testing::TempDir()) / "llama32-tiny";
+    if (std::system((std::string(CHORUS_SAVE_LLAMA_TINY) + " " + folder.string()).c_str()) != 0) {
+      ADD_FAILURE() << "test_save_llama_tiny failed";
+      co_return;
+    }
+    auto builder = co_await ModelRef{folder.string()}.to_builder(ctx_, {.kv_cache_len = 1024});
+    auto model = co_await builder.spawn_train("llama");
+    EXPECT_EQ(model.tool_call_format(), ToolCallFormat::json);
+    auto seen = std::make_shared<std::vector<ChatMessage>>();
+    auto rollout = co_await calculator_episode(model, seen, {.temperature = 1.0, .max_tokens = 60, .seed = 7});
+    EXPECT_EQ(rollout.grade.score, 1.0) << rollout.grade.explanation;
+    EXPECT_EQ(seen->size(), 2u);
+    if (seen->empty() || seen->front().tool_calls.size() != 1) {
+      ADD_FAILURE() << "the first turn made no call";
+      co_return;
+    }
+    EXPECT_EQ(seen->front().content, "");
+    auto arguments = Json::parse(seen->front().tool_calls[0].arguments);
+    auto sum = std::to_string(arguments["a"].get<int>() + arguments["b"].get<int>());
+
+    auto tokenizer = models::BpeTokenizer::load(folder);
+    auto prompt = tokenizer->decode(rollout.prompt_tokens);
+    EXPECT_NE(prompt.find("<|end_header_id|>\n\nEnvironment: ipython\nCutting Knowledge Date"), std::string::npos)
+      << prompt;
+    EXPECT_NE(prompt.find("<|start_header_id|>user<|end_header_id|>\n\nGiven the following functions"),
+              std::string::npos)
+      << prompt;
+    EXPECT_NE(prompt.find("\"name\": \"add\",\n        \"description\": \"Adds two digits.\""), std::string::npos)
+      << prompt;
+    // Between the two calls, masked out: the result as Llama's template writes it (a JSON string).
+    std::vector<std::int64_t> masked;
+    for (std::size_t i = 0; i < rollout.tokens.size(); ++i)
+      if (!rollout.mask[i])
+        masked.push_back(rollout.tokens[i]);
+    EXPECT_EQ(tokenizer->decode(masked),
+              "<|start_header_id|>ipython<|end_header_id|>\n\n\"" + sum
+                + "\"<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
   }());
 }
 

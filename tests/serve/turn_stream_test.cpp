@@ -37,11 +37,22 @@ const std::vector<std::string> kTexts = {
   "<think>a</think>\n<tool_call>\n{\"name\": broken}\n</tool_call>",
   "<think>a</think>\n<tool_cal",
   "<think>é and ü</think>\n\nça",
+  // Llama 3.1's calls: the turn is a JSON object (or several joined by ";").
+  "{\"name\": \"add\", \"parameters\": {\"a\": 1}}",
+  "  {\"name\": \"add\", \"parameters\": {\"a\": \"}\"}}; {\"name\": \"now\", \"parameters\": {}}\n",
+  "<|python_tag|>{\"name\": \"now\", \"arguments\": {}}",
+  "{\"name\": \"add\", \"parameters\": {\"a\": 1}} and more",
+  "{\"answer\": 4}",
+  "{\"name\": \"add\", \"param",
+  "<|py",
+  "<b>bold</b> {\"name\": \"now\", \"parameters\": {}}",
+  "<think>x</think>{\"name\": \"now\", \"parameters\": {}}",
 };
 
 // What a stream of `text` cut into `pieces` sends, put together.
-ChatMessage streamed(const std::string& text, const std::vector<std::size_t>& cuts, bool reasoning, bool tools) {
-  TurnStream stream(reasoning, tools);
+ChatMessage streamed(const std::string& text, const std::vector<std::size_t>& cuts, bool reasoning, bool tools,
+                     ToolCallFormat format) {
+  TurnStream stream(reasoning, tools, format);
   ChatMessage sent{"assistant", "", {}};
   std::size_t from = 0;
   for (auto cut : cuts) {
@@ -67,27 +78,29 @@ TEST(TurnStream, WhatGoesOutAddsUpToTheParsedTurnWhereverTheTextIsCut) {
   for (const auto& text : kTexts)
     for (bool reasoning : {false, true})
       for (bool tools : {false, true})
-        for (int trial = 0; trial < 40; ++trial) {
-          std::vector<std::size_t> cuts;
-          if (trial == 1) // a byte at a time
-            for (std::size_t i = 1; i < text.size(); ++i)
-              cuts.push_back(i);
-          else if (trial > 1 && !text.empty())
-            for (std::size_t i = 1; i < text.size(); ++i)
-              if (random() % 3 == 0)
+        for (auto format : {ToolCallFormat::tagged, ToolCallFormat::json})
+          for (int trial = 0; trial < 40; ++trial) {
+            std::vector<std::size_t> cuts;
+            if (trial == 1) // a byte at a time
+              for (std::size_t i = 1; i < text.size(); ++i)
                 cuts.push_back(i);
-          auto expected = parse_assistant_turn(text, reasoning, tools);
-          auto sent = streamed(text, cuts, reasoning, tools);
-          SCOPED_TRACE("text \"" + text + "\" reasoning " + std::to_string(reasoning) + " tools "
-                       + std::to_string(tools) + " trial " + std::to_string(trial));
-          EXPECT_EQ(sent.reasoning, expected.reasoning);
-          EXPECT_EQ(sent.content, expected.content);
-          ASSERT_EQ(sent.tool_calls.size(), expected.tool_calls.size());
-          for (std::size_t i = 0; i < sent.tool_calls.size(); ++i) {
-            EXPECT_EQ(sent.tool_calls[i].name, expected.tool_calls[i].name);
-            EXPECT_EQ(sent.tool_calls[i].arguments, expected.tool_calls[i].arguments);
+            else if (trial > 1 && !text.empty())
+              for (std::size_t i = 1; i < text.size(); ++i)
+                if (random() % 3 == 0)
+                  cuts.push_back(i);
+            auto expected = parse_assistant_turn(text, reasoning, tools, format);
+            auto sent = streamed(text, cuts, reasoning, tools, format);
+            SCOPED_TRACE("text \"" + text + "\" reasoning " + std::to_string(reasoning) + " tools "
+                         + std::to_string(tools) + " json " + std::to_string(format == ToolCallFormat::json) + " trial "
+                         + std::to_string(trial));
+            EXPECT_EQ(sent.reasoning, expected.reasoning);
+            EXPECT_EQ(sent.content, expected.content);
+            ASSERT_EQ(sent.tool_calls.size(), expected.tool_calls.size());
+            for (std::size_t i = 0; i < sent.tool_calls.size(); ++i) {
+              EXPECT_EQ(sent.tool_calls[i].name, expected.tool_calls[i].name);
+              EXPECT_EQ(sent.tool_calls[i].arguments, expected.tool_calls[i].arguments);
+            }
           }
-        }
 }
 
 TEST(TurnStream, ReasoningGoesOutAsItComes) {

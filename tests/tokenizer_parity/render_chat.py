@@ -47,6 +47,10 @@ def main():
     template = env.from_string(source)
     texts = []
     for case in json.load(open(cases_path, encoding="utf-8")):
+        # Calls' arguments as the dicts the templates expect (vLLM parses the API's strings so too).
+        for message in case["messages"]:
+            for call in message.get("tool_calls", []):
+                call["function"]["arguments"] = json.loads(call["function"]["arguments"])
         variables = {
             "messages": case["messages"],
             "tools": case["tools"] or None,

