@@ -1,6 +1,8 @@
-// ChatML with tools. The text is Qwen3's chat template (tokenizer_config.json of Qwen3) spelled out;
-// tests/models/bpe_tokenizer_test.cpp renders conversations with the template itself
-// (@huggingface/jinja) and checks the ids are the same.
+// ChatML with tools, and the calls a turn makes read back and guided in either format (Qwen's
+// <tool_call> blocks, Llama 3.1's JSON object). The ChatML text is Qwen3's chat template
+// (tokenizer_config.json of Qwen3) spelled out; tests/models/bpe_tokenizer_test.cpp renders
+// conversations with the template itself (Python's Jinja2, as transformers runs it) and checks the
+// ids are the same.
 #include "models/chat_template.hpp"
 
 #include "models/json_grammar.hpp"

@@ -1,7 +1,8 @@
 // Llama 3's chat format. The text is Meta's templates spelled out: Llama 3's (headers, trimmed
 // contents) and Llama 3.1's, which 3.2 and 3.3 keep (a system turn first, always, with the knowledge
-// cutoff and a date). tests/models/bpe_tokenizer_test.cpp renders conversations with Llama 3.2's own
-// template (@huggingface/jinja) and checks the ids are the same.
+// cutoff and a date, tools in the first user message, JSON calls, ipython turns).
+// tests/models/bpe_tokenizer_test.cpp renders conversations with Llama 3.2's own template (Python's
+// Jinja2, as transformers runs it) and checks the ids are the same.
 #include "models/chat_template.hpp"
 
 #include <array>
