@@ -73,6 +73,10 @@ struct ModelInfo {
   bool thinks = false;
   /// Its chat template writes function calls as a JSON object (Llama 3.1's: ToolCallFormat::json).
   bool json_tool_calls = false;
+
+  ToolCallFormat tool_call_format() const {
+    return json_tool_calls ? ToolCallFormat::json : ToolCallFormat::tagged;
+  }
 };
 
 struct ModelInfoRequest {

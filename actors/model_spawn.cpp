@@ -367,7 +367,7 @@ struct TrainingSpawn {
       // The trainer first: it publishes the weights that the replicas adopt when asked.
       auto trainer_info = co_await wait_loaded(state->trainer);
       state->inference->thinks = trainer_info.thinks;
-      state->inference->tool_call_format = trainer_info.json_tool_calls ? ToolCallFormat::json : ToolCallFormat::tagged;
+      state->inference->tool_call_format = trainer_info.tool_call_format();
       co_await join_ranks(state->trainer, trainer_info.data_parallel_port);
       for (const auto& replica : state->inference->replicas)
         co_await wait_loaded(replica->ref);
@@ -416,7 +416,7 @@ Task<InferenceModel> spawn_inference_model(RecipeContext* ctx_, std::shared_ptr<
   try {
     auto info = co_await wait_loaded(replica->ref);
     state->thinks = info.thinks;
-    state->tool_call_format = info.json_tool_calls ? ToolCallFormat::json : ToolCallFormat::tagged;
+    state->tool_call_format = info.tool_call_format();
     ctx_->log().info("model '{}': {} ({:.1f} M parameters) loaded for inference", name, spec_->reference,
                      static_cast<double>(info.parameters) / 1e6);
   } catch (...) {

@@ -287,10 +287,9 @@ std::optional<std::vector<ToolCall>> json_calls(std::string_view text) {
       ++at;
     return at;
   };
-  constexpr std::string_view kPythonTag = "<|python_tag|>";
   auto at = skip_space(0);
-  if (text.substr(at, kPythonTag.size()) == kPythonTag)
-    at = skip_space(at + kPythonTag.size());
+  if (text.substr(at, models::kPythonTag.size()) == models::kPythonTag)
+    at = skip_space(at + models::kPythonTag.size());
   if (at == text.size() || text[at] != '{')
     return std::nullopt;
   std::vector<ToolCall> calls;

@@ -21,6 +21,8 @@ inline constexpr std::string_view kCallOpen = "<tool_call>";
 inline constexpr std::string_view kCallClose = "</tool_call>";
 inline constexpr std::string_view kThinkOpen = "<think>";
 inline constexpr std::string_view kThinkClose = "</think>";
+/// What Llama 3.1 may write before a call (its turn is then the call's JSON object).
+inline constexpr std::string_view kPythonTag = "<|python_tag|>";
 
 /// A rendered conversation's part: a special token by name, the template's own text, or a
 /// message's text. A tokenizer reads the template's text as Hugging Face reads rendered text (an

@@ -37,7 +37,7 @@ struct ServerOptions {
   std::size_t max_body_bytes = 8 << 20;
   /// The model thinks (ModelInfo::thinks): chat responses carry its reasoning as reasoning_content.
   bool reasoning = false;
-  /// How the model's chat template writes function calls (ModelInfo::json_tool_calls).
+  /// How the model's chat template writes function calls (ModelInfo::tool_call_format).
   ToolCallFormat tool_call_format = ToolCallFormat::tagged;
 };
 

@@ -123,8 +123,7 @@ int main(int argc, char** argv) {
       .receive(
         [&](const chorus::actors::ModelInfo& info) {
           options.server.reasoning = info.thinks;
-          options.server.tool_call_format =
-            info.json_tool_calls ? chorus::ToolCallFormat::json : chorus::ToolCallFormat::tagged;
+          options.server.tool_call_format = info.tool_call_format();
         },
         [&](const caf::error& error) {
           failure = chorus::handler_error_message(error);

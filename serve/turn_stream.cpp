@@ -7,6 +7,7 @@
 namespace chorus::serve {
 
 using models::kCallOpen;
+using models::kPythonTag;
 using models::kThinkClose;
 using models::kThinkOpen;
 
@@ -24,7 +25,6 @@ std::size_t tag_start_at_end(std::string_view text, std::string_view tag) {
 
 std::size_t certain_content(std::string_view text, ToolCallFormat format) {
   if (format == ToolCallFormat::json) { // the call is the whole turn: decided by its first character
-    constexpr std::string_view kPythonTag = "<|python_tag|>";
     auto start = text.find_first_not_of(" \n\t\r");
     if (start == std::string_view::npos)
       return 0;
