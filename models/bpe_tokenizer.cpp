@@ -19,7 +19,6 @@
 #include <algorithm>
 #include <fstream>
 #include <iterator>
-#include <regex>
 
 namespace chorus::models {
 
@@ -308,15 +307,22 @@ void BpeTokenizer::read_config(const std::filesystem::path& file) {
   auto root = in ? json::parse(in, nullptr, /*allow_exceptions=*/false) : json::object();
   if (root.is_discarded() || !root.is_object())
     throw CheckpointError(file.string() + ": invalid JSON");
-  if (root.contains("eos_token") && !root["eos_token"].is_null()) {
-    const auto& eos = root["eos_token"];
-    std::string name;
-    if (eos.is_string())
-      name = eos.get<std::string>();
-    else if (eos.is_object() && eos.contains("content") && eos["content"].is_string())
-      name = eos["content"].get<std::string>();
-    else
-      fail(file, "eos_token", "expected a string or {\"content\": string}");
+  // A special token's text: a string or {"content": string, ...}.
+  auto token_text = [&](const char* key) -> std::optional<std::string> {
+    if (!root.contains(key) || root[key].is_null())
+      return std::nullopt;
+    const auto& value = root[key];
+    if (value.is_string())
+      return value.get<std::string>();
+    if (value.is_object() && value.contains("content") && value["content"].is_string())
+      return value["content"].get<std::string>();
+    fail(file, key, "expected a string or {\"content\": string}");
+  };
+  if (auto bos = token_text("bos_token"))
+    bos_text_ = *bos;
+  if (auto eos = token_text("eos_token")) {
+    const auto& name = *eos;
+    eos_text_ = name;
     eos_id_ = special_token(name);
     if (!eos_id_) {
       auto plain = vocab_.find(name);
@@ -350,17 +356,21 @@ void BpeTokenizer::read_config(const std::filesystem::path& file) {
       chat_format_ =
         chat_template->find("Cutting Knowledge Date") != std::string::npos ? ChatFormat::llama31 : ChatFormat::llama3;
     else
-      chat_format_ = ChatFormat::unsupported;
+      chat_format_ = ChatFormat::jinja;
     thinks_ = chat_format_ == ChatFormat::chatml && chat_template->find("reasoning_content") != std::string::npos;
-    // Llama 3.2's template writes today's date where transformers gives it strftime_now, 3.1's a
-    // fixed one ("26 Jul 2024").
-    static const std::regex kFixedDate(R"re(set date_string = "([^"]*)")re");
-    std::smatch fixed;
-    if (chat_format_ == ChatFormat::llama31 && chat_template->find("strftime_now") == std::string::npos)
-      template_date_ = std::regex_search(*chat_template, fixed, kFixedDate) ? fixed[1].str() : "26 Jul 2024";
   }
   if (template_file_.empty())
     template_file_ = file;
+  // The model's own template, run as transformers runs it; but for Llama 3's first template, which
+  // writes the generation prompt even when not asked (Meta fixed it in a later revision; chorus
+  // writes it as the fix does, so that a rendered assistant turn ends where the turn does).
+  if (chat_template && chat_format_ != ChatFormat::llama3) {
+    try {
+      jinja_ = std::make_shared<const JinjaTemplate>(*chat_template);
+    } catch (const JinjaError& error) {
+      throw CheckpointError(template_file_.string() + ": chat_template: " + error.what());
+    }
+  }
 }
 
 // -- encoding -----------------------------------------------------------------
@@ -513,22 +523,17 @@ std::vector<std::int64_t> BpeTokenizer::apply_chat_template(const std::vector<Ch
              && special_token("<|begin_of_text|>"))
       format = ChatFormat::llama3;
   }
-  if (format == ChatFormat::unsupported)
-    throw CheckpointError(template_file_.string()
-                          + ": chat_template: only the ChatML (Qwen) and Llama 3 formats are "
-                            "supported, and this template is neither");
   std::vector<ChatPiece> pieces;
-  if (format == ChatFormat::chatml)
-    pieces = render_chatml(messages, add_generation_prompt, tools, thinks_, enable_thinking);
+  if (jinja_)
+    pieces = render_jinja(messages, add_generation_prompt, tools, enable_thinking);
+  else if (format == ChatFormat::chatml)
+    pieces = render_chatml(messages, add_generation_prompt, tools);
   else if (format == ChatFormat::llama3)
-    pieces = render_llama3(messages, add_generation_prompt, tools, std::nullopt);
-  else if (format == ChatFormat::llama31)
-    pieces = render_llama3(messages, add_generation_prompt, tools,
-                           template_date_.empty() ? today_for_chat_template() : template_date_);
+    pieces = render_llama3(messages, add_generation_prompt, tools);
   else
     throw CheckpointError(file_.string()
-                          + ": no chat format known for this vocabulary (expected <|im_start|> or "
-                            "<|start_header_id|>)");
+                          + ": no chat template, and no chat format known for this vocabulary (expected "
+                            "<|im_start|> or <|start_header_id|>)");
   for (const auto& piece : pieces) {
     if (piece.kind == ChatPiece::Kind::special) {
       special(piece.value.c_str());
@@ -547,6 +552,20 @@ std::vector<std::int64_t> BpeTokenizer::apply_chat_template(const std::vector<Ch
   }
   flush();
   return ids;
+}
+
+std::vector<ChatPiece> BpeTokenizer::render_jinja(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                                                  const std::vector<Tool>& tools, bool enable_thinking) const {
+  auto conversation = openai_conversation(messages, tools);
+  nlohmann::ordered_json settings{{"add_generation_prompt", add_generation_prompt},
+                                  {"enable_thinking", enable_thinking},
+                                  {"bos_token", bos_text_},
+                                  {"eos_token", eos_text_}};
+  try {
+    return jinja_->render(conversation, settings);
+  } catch (const JinjaError& error) {
+    throw std::invalid_argument(template_file_.string() + ": chat template: " + error.what());
+  }
 }
 
 void BpeTokenizer::save(const std::filesystem::path& folder) const {

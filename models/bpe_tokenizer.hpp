@@ -1,8 +1,10 @@
-// BpeTokenizer: the byte-level BPE of Hugging Face's `tokenizer.json` (GPT-2, Qwen2/Qwen3, Llama 3):
-// NFC normalisation where the file asks for it, the split regex with Unicode classes, byte-level
-// symbols, merges by rank, added and special tokens, and decoding back to text.
+// BpeTokenizer: the byte-level BPE of Hugging Face's `tokenizer.json` (GPT-2, Qwen2/Qwen3, Llama 3,
+// Mistral's Tekken): NFC normalisation where the file asks for it, the split regex with Unicode
+// classes, byte-level symbols, merges by rank, added and special tokens, decoding back to text, and
+// the model's chat template.
 #pragma once
 
+#include "models/jinja.hpp"
 #include "models/tokenizer.hpp"
 
 #include <array>
@@ -33,12 +35,15 @@ public:
   std::int64_t vocab_size() const override;
   std::optional<std::int64_t> special_token(std::string_view name) const override;
 
-  /// The format of tokenizer_config.json's chat_template: ChatML (Qwen) or the Llama 3 headers. Without
-  /// a template, ChatML when the vocabulary has <|im_start|>, Llama 3 when it has <|start_header_id|>.
-  /// Tools and "tool" messages are written as Qwen3's template does; the Llama 3 format has none. A
-  /// ChatML template that reads `reasoning_content` (Qwen3's) also writes reasoning as Qwen3 does.
-  /// @throws CheckpointError for a template of another family, or a vocabulary with neither;
-  /// std::invalid_argument for tools or tool messages in Llama 3's first template (render_llama3).
+  /// The conversation as tokenizer_config.json's chat_template writes it. ChatML (Qwen) and Llama 3's
+  /// headers are written by chorus's own renderers (render_chatml, render_llama3); any other template
+  /// runs in the Jinja engine as transformers runs it (JinjaTemplate: the messages in OpenAI's
+  /// shapes, calls' arguments as objects, a tool message's tool_call_id and name from the call it
+  /// answers). Without a template, ChatML when the vocabulary has <|im_start|>, Llama 3 when it has
+  /// <|start_header_id|>. Message text is always plain text.
+  /// @throws CheckpointError for a vocabulary with neither and no template; std::invalid_argument
+  /// for what the template refuses (raise_exception's message, naming the template file) or cannot
+  /// render, and for tools or tool messages in Llama 3's first template (render_llama3).
   std::vector<std::int64_t> apply_chat_template(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
                                                 const std::vector<Tool>& tools = {},
                                                 bool enable_thinking = true) const override;
@@ -59,9 +64,12 @@ private:
 
   struct Regex;
   // llama31: Llama 3.1's template (3.2's and 3.3's too), with its dated system turn.
-  enum class ChatFormat { by_vocabulary, chatml, llama3, llama31, unsupported };
+  // jinja: any other template, run by the Jinja engine.
+  enum class ChatFormat { by_vocabulary, chatml, llama3, llama31, jinja };
 
   void read_config(const std::filesystem::path& file);
+  std::vector<ChatPiece> render_jinja(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                                      const std::vector<Tool>& tools, bool enable_thinking) const;
 
   // The ids of one pre-tokenised piece (already byte-level symbols).
   void encode_piece(const std::string& piece, std::vector<std::int64_t>& ids) const;
@@ -75,7 +83,8 @@ private:
   std::optional<std::int64_t> eos_id_;
   ChatFormat chat_format_ = ChatFormat::by_vocabulary;
   bool thinks_ = false;
-  std::string template_date_; // the date a Llama 3.1 template writes; empty: today's (strftime_now)
+  std::shared_ptr<const JinjaTemplate> jinja_;
+  std::string bos_text_, eos_text_; // tokenizer_config.json's tokens, as templates see them
   bool nfc_ = false;
   bool ignore_merges_ = false;
   std::unique_ptr<Regex> split_;

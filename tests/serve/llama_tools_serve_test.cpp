@@ -84,5 +84,5 @@ TEST(ChorusServe, ALlamaModelsJsonCallComesBackAsToolCalls) {
   auto refused = client.Post("/v1/chat/completions", request.dump(), "application/json");
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->status, 400) << refused->body;
-  EXPECT_NE(refused->body.find("one tool call a turn"), std::string::npos) << refused->body;
+  EXPECT_NE(refused->body.find("only supports single tool-calls"), std::string::npos) << refused->body;
 }

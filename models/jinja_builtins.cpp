@@ -1,0 +1,1002 @@
+// Python's and Jinja2's behaviour for the values of a chat template: str(), repr(), truth, ==, the
+// json.dumps of transformers' tojson, and the filters, tests, methods and globals templates use.
+#include "models/jinja_builtins.hpp"
+
+#include "models/chat_template.hpp"
+#include "models/jinja.hpp"
+
+#include <unicode/locid.h>
+#include <unicode/uchar.h>
+#include <unicode/unistr.h>
+#include <unicode/utf8.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <set>
+
+namespace chorus::models::jinja {
+
+void render_error(int line, const std::string& message) {
+  throw JinjaError("line " + std::to_string(line) + ": " + message);
+}
+
+namespace {
+
+// Byte offsets where each UTF-8 character of `s` starts, and s.size() last.
+std::vector<std::size_t> char_starts(const std::string& s) {
+  std::vector<std::size_t> starts;
+  for (std::size_t i = 0; i < s.size(); ++i)
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80)
+      starts.push_back(i);
+  starts.push_back(s.size());
+  return starts;
+}
+
+// float.__repr__: the shortest digits that round-trip, fixed from 1e-4 to 1e16, else 1e+16.
+std::string python_float(double value, bool json) {
+  if (std::isnan(value))
+    return json ? "NaN" : "nan";
+  if (std::isinf(value))
+    return value > 0 ? (json ? "Infinity" : "inf") : (json ? "-Infinity" : "-inf");
+  char buffer[64];
+  auto result = std::to_chars(buffer, buffer + sizeof buffer, value, std::chars_format::scientific);
+  std::string scientific(buffer, result.ptr);
+  auto e = scientific.find('e');
+  std::string mantissa = scientific.substr(0, e);
+  int exponent = std::stoi(scientific.substr(e + 1));
+  std::string sign;
+  if (mantissa[0] == '-') {
+    sign = "-";
+    mantissa.erase(0, 1);
+  }
+  std::string digits;
+  for (char c : mantissa)
+    if (c != '.')
+      digits += c;
+  if (exponent < -4 || exponent >= 16) {
+    std::string out = sign + digits.substr(0, 1);
+    if (digits.size() > 1)
+      out += "." + digits.substr(1);
+    char exp[8];
+    std::snprintf(exp, sizeof exp, "e%c%02d", exponent < 0 ? '-' : '+', std::abs(exponent));
+    return out + exp;
+  }
+  if (exponent < 0)
+    return sign + "0." + std::string(static_cast<std::size_t>(-exponent - 1), '0') + digits;
+  auto point = static_cast<std::size_t>(exponent + 1);
+  if (digits.size() <= point)
+    return sign + digits + std::string(point - digits.size(), '0') + ".0";
+  return sign + digits.substr(0, point) + "." + digits.substr(point);
+}
+
+Text quoted_repr(const Text& text) {
+  bool has_single = text.chars.find('\'') != std::string::npos;
+  char quote = has_single && text.chars.find('"') == std::string::npos ? '"' : '\'';
+  Text out = Text::markup(std::string(1, quote));
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    auto c = static_cast<unsigned char>(text.chars[i]);
+    std::string piece;
+    if (c == '\\' || c == static_cast<unsigned char>(quote))
+      piece = std::string("\\") + static_cast<char>(c);
+    else if (c == '\n')
+      piece = "\\n";
+    else if (c == '\r')
+      piece = "\\r";
+    else if (c == '\t')
+      piece = "\\t";
+    else if (c < 0x20 || c == 0x7f) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      piece = hex;
+    } else
+      piece = std::string(1, static_cast<char>(c));
+    out.append(Text(piece, text.from_data[i] != 0));
+  }
+  out.append_markup(std::string(1, quote));
+  return out;
+}
+
+void write_json_string(const Text& text, Text& out) {
+  out.append_markup("\"");
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    auto c = static_cast<unsigned char>(text.chars[i]);
+    std::string piece;
+    switch (c) {
+      case '"': piece = "\\\""; break;
+      case '\\': piece = "\\\\"; break;
+      case '\n': piece = "\\n"; break;
+      case '\r': piece = "\\r"; break;
+      case '\t': piece = "\\t"; break;
+      case '\b': piece = "\\b"; break;
+      case '\f': piece = "\\f"; break;
+      default:
+        if (c < 0x20) {
+          char hex[8];
+          std::snprintf(hex, sizeof hex, "\\u%04x", c);
+          piece = hex;
+        } else {
+          piece = std::string(1, static_cast<char>(c));
+        }
+    }
+    out.append(Text(piece, text.from_data[i] != 0));
+  }
+  out.append_markup("\"");
+}
+
+void write_json(const Value& value, int indent, bool sort_keys, int depth, int line,
+                const std::pair<std::string, std::string>& separators, Text& out) {
+  auto newline = [&](int level) {
+    if (indent >= 0)
+      out.append_markup("\n" + std::string(static_cast<std::size_t>(indent * level), ' '));
+  };
+  switch (value.kind()) {
+    case Value::Kind::none: out.append_markup("null"); return;
+    case Value::Kind::boolean: out.append_markup(value.as_bool() ? "true" : "false"); return;
+    case Value::Kind::integer: out.append_markup(std::to_string(value.as_integer())); return;
+    case Value::Kind::number: out.append_markup(python_float(value.as_double(), true)); return;
+    case Value::Kind::string: write_json_string(value.text(), out); return;
+    case Value::Kind::list: {
+      const auto& items = value.items();
+      if (items.empty()) {
+        out.append_markup("[]");
+        return;
+      }
+      out.append_markup("[");
+      for (std::size_t i = 0; i < items.size(); ++i) {
+        if (i > 0)
+          out.append_markup(separators.first);
+        newline(depth + 1);
+        write_json(items[i], indent, sort_keys, depth + 1, line, separators, out);
+      }
+      newline(depth);
+      out.append_markup("]");
+      return;
+    }
+    case Value::Kind::dict: {
+      std::vector<const std::pair<Text, Value>*> items;
+      for (const auto& item : value.dict().items)
+        items.push_back(&item);
+      if (sort_keys)
+        std::sort(items.begin(), items.end(), [](auto* a, auto* b) { return a->first.chars < b->first.chars; });
+      if (items.empty()) {
+        out.append_markup("{}");
+        return;
+      }
+      out.append_markup("{");
+      for (std::size_t i = 0; i < items.size(); ++i) {
+        if (i > 0)
+          out.append_markup(separators.first);
+        newline(depth + 1);
+        write_json_string(items[i]->first, out);
+        out.append_markup(separators.second);
+        write_json(items[i]->second, indent, sort_keys, depth + 1, line, separators, out);
+      }
+      newline(depth);
+      out.append_markup("}");
+      return;
+    }
+    default: render_error(line, "tojson: Object of type " + type_name(value) + " is not JSON serializable");
+  }
+}
+
+// Jinja2's attribute lookup for filters (selectattr, map, sort): "a.b" and "0" walk dicts and lists.
+Value attribute_path(const Value& value, const std::string& path) {
+  Value current = value;
+  std::size_t from = 0;
+  while (from <= path.size()) {
+    auto dot = path.find('.', from);
+    auto part = path.substr(from, dot == std::string::npos ? std::string::npos : dot - from);
+    if (current.is(Value::Kind::dict)) {
+      const auto* found = current.dict().find(part);
+      current = found ? *found : Value();
+    } else if (current.is(Value::Kind::list) && !part.empty()
+               && part.find_first_not_of("0123456789") == std::string::npos) {
+      auto index = std::stoull(part);
+      current = index < current.items().size() ? current.items()[index] : Value();
+    } else {
+      return Value();
+    }
+    if (dot == std::string::npos)
+      break;
+    from = dot + 1;
+  }
+  return current;
+}
+
+std::string require_string(const Value& value, const char* what, int line) {
+  if (!value.is(Value::Kind::string))
+    render_error(line, std::string(what) + ": expected a string, got " + type_name(value));
+  return value.text().chars;
+}
+
+bool less(const Value& a, const Value& b, int line) {
+  if (a.is_number() && b.is_number())
+    return a.as_double() < b.as_double();
+  if (a.is(Value::Kind::string) && b.is(Value::Kind::string))
+    return a.text().chars < b.text().chars;
+  render_error(line, "'<' not supported between " + type_name(a) + " and " + type_name(b));
+}
+
+// Python's str.strip / lstrip / rstrip: whitespace, or any of `chars`.
+Text strip(const Text& text, const Value& chars, bool left, bool right) {
+  std::size_t begin = 0, end = text.size();
+  const auto& s = text.chars;
+  if (chars.is(Value::Kind::string)) {
+    auto set = char_starts(chars.text().chars);
+    std::vector<std::string> members;
+    for (std::size_t i = 0; i + 1 < set.size(); ++i)
+      members.push_back(chars.text().chars.substr(set[i], set[i + 1] - set[i]));
+    auto member_at = [&](std::size_t at, bool backwards) -> std::size_t {
+      for (const auto& m : members) {
+        if (!backwards && s.compare(at, m.size(), m) == 0 && at + m.size() <= end)
+          return m.size();
+        if (backwards && at >= begin + m.size() && s.compare(at - m.size(), m.size(), m) == 0)
+          return m.size();
+      }
+      return 0;
+    };
+    while (left && begin < end)
+      if (auto n = member_at(begin, false))
+        begin += n;
+      else
+        break;
+    while (right && end > begin)
+      if (auto n = member_at(end, true))
+        end -= n;
+      else
+        break;
+  } else {
+    while (left && begin < end)
+      if (auto n = python_leading_space(std::string_view(s).substr(begin, end - begin)))
+        begin += n;
+      else
+        break;
+    while (right && end > begin)
+      if (auto n = python_trailing_space(std::string_view(s).substr(begin, end - begin)))
+        end -= n;
+      else
+        break;
+  }
+  return text.substr(begin, end - begin);
+}
+
+Value split(const Text& text, const Value& separator, std::int64_t max_splits) {
+  List parts;
+  const auto& s = text.chars;
+  if (separator.is(Value::Kind::string)) {
+    const auto& sep = separator.text().chars;
+    if (sep.empty())
+      throw JinjaError("split: empty separator");
+    std::size_t from = 0;
+    for (std::int64_t n = 0; max_splits < 0 || n < max_splits; ++n) {
+      auto at = s.find(sep, from);
+      if (at == std::string::npos)
+        break;
+      parts.push_back(Value::string(text.substr(from, at - from)));
+      from = at + sep.size();
+    }
+    parts.push_back(Value::string(text.substr(from)));
+    return Value::list(std::move(parts));
+  }
+  // No separator: runs of whitespace, none empty.
+  std::size_t at = 0;
+  std::int64_t n = 0;
+  while (at < s.size()) {
+    while (at < s.size())
+      if (auto w = python_leading_space(std::string_view(s).substr(at)))
+        at += w;
+      else
+        break;
+    if (at >= s.size())
+      break;
+    if (max_splits >= 0 && n == max_splits) {
+      parts.push_back(Value::string(text.substr(at)));
+      break;
+    }
+    auto start = at;
+    while (at < s.size() && !python_leading_space(std::string_view(s).substr(at)))
+      ++at;
+    parts.push_back(Value::string(text.substr(start, at - start)));
+    ++n;
+  }
+  return Value::list(std::move(parts));
+}
+
+Text replace(const Text& text, const std::string& from, const Text& to, std::int64_t count) {
+  if (from.empty())
+    return text;
+  Text out;
+  std::size_t at = 0;
+  for (std::int64_t n = 0; count < 0 || n < count; ++n) {
+    auto found = text.chars.find(from, at);
+    if (found == std::string::npos)
+      break;
+    out.append(text.substr(at, found - at));
+    out.append(to);
+    at = found + from.size();
+  }
+  out.append(text.substr(at));
+  return out;
+}
+
+enum class Case { lower, upper, capitalize, title, jinja_title };
+
+Case case_named(const std::string& name, bool filter) {
+  if (name == "lower")
+    return Case::lower;
+  if (name == "upper")
+    return Case::upper;
+  if (name == "capitalize")
+    return Case::capitalize;
+  return filter ? Case::jinja_title : Case::title;
+}
+
+// Python's str.lower / upper / capitalize / title over Unicode (full case mappings: "ß" upper is
+// "SS"), character by character so that each keeps its origin; Jinja2's title filter starts words
+// after "-", white space and opening brackets only.
+Text map_case(const Text& text, Case mode) {
+  Text out;
+  bool word_start = true, first = true;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    auto start = i;
+    UChar32 c = 0;
+    U8_NEXT(reinterpret_cast<const std::uint8_t*>(text.chars.data()), i, text.size(), c);
+    bool upper = mode == Case::upper || (mode == Case::capitalize && first)
+      || ((mode == Case::title || mode == Case::jinja_title) && word_start);
+    std::string mapped;
+    if (c < 0) {
+      mapped = text.chars.substr(start, i - start);
+    } else {
+      icu::UnicodeString one(c);
+      if (upper)
+        (mode == Case::upper ? one.toUpper(icu::Locale::getRoot()) : one.toTitle(nullptr, icu::Locale::getRoot()));
+      else
+        one.toLower(icu::Locale::getRoot());
+      one.toUTF8String(mapped);
+    }
+    out.append(Text(mapped, text.from_data[start] != 0));
+    first = false;
+    if (mode == Case::jinja_title)
+      word_start = c == '-' || c == '(' || c == '{' || c == '[' || c == '<' || u_isUWhiteSpace(c);
+    else
+      word_start = !u_isalpha(c);
+  }
+  return out;
+}
+
+std::int64_t integer_argument(const Value& value, std::int64_t fallback) {
+  return value.is_number() ? value.as_integer() : fallback;
+}
+
+const std::set<std::string>& filter_names() {
+  static const std::set<std::string> names = {
+    "abs",    "capitalize", "count",   "d",       "default", "e",     "escape",   "first",      "float", "int",
+    "items",  "indent",     "join",    "last",    "length",  "list",  "lower",    "map",        "max",   "min",
+    "reject", "rejectattr", "replace", "reverse", "round",   "safe",  "select",   "selectattr", "sort",  "string",
+    "sum",    "title",      "tojson",  "trim",    "unique",  "upper", "wordcount"};
+  return names;
+}
+
+const std::set<std::string>& test_names() {
+  static const std::set<std::string> names = {
+    "boolean",  "callable",  "defined",     "divisibleby", "eq",      "equalto",  "even",   "false",    "float",
+    "ge",       "gt",        "greaterthan", "in",          "integer", "iterable", "le",     "lower",    "lt",
+    "lessthan", "mapping",   "ne",          "none",        "number",  "odd",      "sameas", "sequence", "string",
+    "true",     "undefined", "upper",       "==",          "!=",      "<",        "<=",     ">",        ">="};
+  return names;
+}
+
+} // namespace
+
+// -- Python's view of values -----------------------------------------------------
+
+std::string type_name(const Value& value) {
+  switch (value.kind()) {
+    case Value::Kind::undefined: return "undefined";
+    case Value::Kind::none: return "NoneType";
+    case Value::Kind::boolean: return "bool";
+    case Value::Kind::integer: return "int";
+    case Value::Kind::number: return "float";
+    case Value::Kind::string: return "str";
+    case Value::Kind::list: return "list";
+    case Value::Kind::dict: return value.dict().is_namespace ? "Namespace" : "dict";
+    case Value::Kind::function: return "function";
+  }
+  return "?";
+}
+
+Text to_text(const Value& value) {
+  switch (value.kind()) {
+    case Value::Kind::undefined: return {};
+    case Value::Kind::string: return value.text();
+    default: return to_repr(value);
+  }
+}
+
+Text to_repr(const Value& value) {
+  switch (value.kind()) {
+    case Value::Kind::undefined: return {};
+    case Value::Kind::none: return Text::markup("None");
+    case Value::Kind::boolean: return Text::markup(value.as_bool() ? "True" : "False");
+    case Value::Kind::integer: return Text::markup(std::to_string(value.as_integer()));
+    case Value::Kind::number: return Text::markup(python_float(value.as_double(), false));
+    case Value::Kind::string: return quoted_repr(value.text());
+    case Value::Kind::list: {
+      bool tuple = value.is_tuple();
+      Text out = Text::markup(tuple ? "(" : "[");
+      for (std::size_t i = 0; i < value.items().size(); ++i) {
+        if (i > 0)
+          out.append_markup(", ");
+        out.append(to_repr(value.items()[i]));
+      }
+      out.append_markup(tuple ? (value.items().size() == 1 ? ",)" : ")") : "]");
+      return out;
+    }
+    case Value::Kind::dict: {
+      Text out = Text::markup(value.dict().is_namespace ? "<Namespace {" : "{");
+      bool first = true;
+      for (const auto& [key, item] : value.dict().items) {
+        if (!first)
+          out.append_markup(", ");
+        first = false;
+        out.append(quoted_repr(key));
+        out.append_markup(": ");
+        out.append(to_repr(item));
+      }
+      out.append_markup(value.dict().is_namespace ? "}>" : "}");
+      return out;
+    }
+    case Value::Kind::function: return Text::markup("<function>");
+  }
+  return {};
+}
+
+bool truthy(const Value& value) {
+  switch (value.kind()) {
+    case Value::Kind::undefined:
+    case Value::Kind::none: return false;
+    case Value::Kind::boolean:
+    case Value::Kind::integer: return value.as_integer() != 0;
+    case Value::Kind::number: return value.as_double() != 0;
+    case Value::Kind::string: return !value.text().empty();
+    case Value::Kind::list: return !value.items().empty();
+    case Value::Kind::dict: return value.dict().is_namespace || !value.dict().items.empty();
+    case Value::Kind::function: return true;
+  }
+  return false;
+}
+
+bool equal(const Value& a, const Value& b) {
+  if (a.is_number() && b.is_number())
+    return a.as_double() == b.as_double();
+  if (a.kind() != b.kind())
+    return false;
+  switch (a.kind()) {
+    case Value::Kind::undefined:
+    case Value::Kind::none: return true;
+    case Value::Kind::string: return a.text().chars == b.text().chars;
+    case Value::Kind::list:
+      return std::equal(a.items().begin(), a.items().end(), b.items().begin(), b.items().end(), equal);
+    case Value::Kind::dict: {
+      if (&a.dict() == &b.dict())
+        return true;
+      if (a.dict().items.size() != b.dict().items.size())
+        return false;
+      for (const auto& [key, item] : a.dict().items) {
+        const auto* other = b.dict().find(key.chars);
+        if (!other || !equal(item, *other))
+          return false;
+      }
+      return true;
+    }
+    default: return &a.call() == &b.call();
+  }
+}
+
+std::int64_t length(const Value& value, int line) {
+  switch (value.kind()) {
+    case Value::Kind::undefined: return 0;
+    case Value::Kind::string: return static_cast<std::int64_t>(char_starts(value.text().chars).size()) - 1;
+    case Value::Kind::list: return static_cast<std::int64_t>(value.items().size());
+    case Value::Kind::dict: return static_cast<std::int64_t>(value.dict().items.size());
+    default: render_error(line, "object of type '" + type_name(value) + "' has no len()");
+  }
+}
+
+List iterate(const Value& value, int line) {
+  switch (value.kind()) {
+    case Value::Kind::undefined: return {};
+    case Value::Kind::list: return value.items();
+    case Value::Kind::dict: {
+      List keys;
+      for (const auto& item : value.dict().items)
+        keys.push_back(Value::string(item.first));
+      return keys;
+    }
+    case Value::Kind::string: {
+      List chars;
+      auto starts = char_starts(value.text().chars);
+      for (std::size_t i = 0; i + 1 < starts.size(); ++i)
+        chars.push_back(Value::string(value.text().substr(starts[i], starts[i + 1] - starts[i])));
+      return chars;
+    }
+    default: render_error(line, "'" + type_name(value) + "' object is not iterable");
+  }
+}
+
+Text to_json(const Value& value, int indent, bool sort_keys, int line) {
+  Text out;
+  write_json(value, indent, sort_keys, 0, line, {indent >= 0 ? "," : ", ", ": "}, out);
+  return out;
+}
+
+// -- filters ----------------------------------------------------------------------
+
+bool is_filter(const std::string& name) {
+  return filter_names().count(name) > 0;
+}
+
+bool is_test(const std::string& name) {
+  return test_names().count(name) > 0;
+}
+
+Value apply_filter(const std::string& name, const Value& operand, Arguments& args, int line) {
+  auto arg = [&](std::size_t i, const char* keyword) { return args.get(i, keyword); };
+  if (name == "tojson") {
+    auto indent = arg(0, "indent");
+    auto separators = arg(1, "separators");
+    Text out;
+    std::pair<std::string, std::string> seps{indent.is_number() ? "," : ", ", ": "};
+    if (separators.is(Value::Kind::list) && separators.items().size() == 2)
+      seps = {to_text(separators.items()[0]).chars, to_text(separators.items()[1]).chars};
+    write_json(operand, indent.is_number() ? static_cast<int>(indent.as_integer()) : -1, truthy(arg(3, "sort_keys")), 0,
+               line, seps, out);
+    return Value::string(std::move(out));
+  }
+  if (name == "length" || name == "count")
+    return Value::integer(length(operand, line));
+  if (name == "string")
+    return Value::string(to_text(operand));
+  if (name == "safe")
+    return operand.is(Value::Kind::string) ? operand : Value::string(to_text(operand));
+  if (name == "trim")
+    return Value::string(strip(to_text(operand), arg(0, "chars"), true, true));
+  if (name == "upper" || name == "lower" || name == "capitalize" || name == "title")
+    return Value::string(map_case(to_text(operand), case_named(name, /*filter=*/true)));
+  if (name == "default" || name == "d") {
+    bool boolean = truthy(arg(1, "boolean"));
+    if (operand.is(Value::Kind::undefined) || (boolean && !truthy(operand)))
+      return arg(0, "default_value").is(Value::Kind::undefined) ? Value::markup("") : arg(0, "default_value");
+    return operand;
+  }
+  if (name == "escape" || name == "e") {
+    Text out;
+    auto text = to_text(operand);
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      char c = text.chars[i];
+      std::string piece = c == '&' ? "&amp;"
+        : c == '<'                 ? "&lt;"
+        : c == '>'                 ? "&gt;"
+        : c == '"'                 ? "&#34;"
+        : c == '\''                ? "&#39;"
+                                   : std::string(1, c);
+      out.append(Text(piece, text.from_data[i] != 0));
+    }
+    return Value::string(std::move(out));
+  }
+  if (name == "int") {
+    if (operand.is_number())
+      return Value::integer(operand.as_integer());
+    if (operand.is(Value::Kind::string)) {
+      try {
+        return Value::integer(std::stoll(operand.text().chars));
+      } catch (const std::exception&) {
+      }
+    }
+    return arg(0, "default").is(Value::Kind::undefined) ? Value::integer(0) : arg(0, "default");
+  }
+  if (name == "float") {
+    if (operand.is_number())
+      return Value::number(operand.as_double());
+    if (operand.is(Value::Kind::string)) {
+      try {
+        return Value::number(std::stod(operand.text().chars));
+      } catch (const std::exception&) {
+      }
+    }
+    return Value::number(0);
+  }
+  if (name == "abs")
+    return operand.is(Value::Kind::number) ? Value::number(std::fabs(operand.as_double()))
+                                           : Value::integer(std::llabs(operand.as_integer()));
+  if (name == "round") {
+    auto precision = integer_argument(arg(0, "precision"), 0);
+    auto scale = std::pow(10.0, static_cast<double>(precision));
+    return Value::number(std::nearbyint(operand.as_double() * scale) / scale);
+  }
+  if (name == "replace") {
+    auto from = require_string(arg(0, "old"), "replace", line);
+    return Value::string(
+      replace(to_text(operand), from, to_text(arg(1, "new")), integer_argument(arg(2, "count"), -1)));
+  }
+  if (name == "indent") {
+    auto width_value = arg(0, "width");
+    std::string pad = width_value.is(Value::Kind::string)
+      ? width_value.text().chars
+      : std::string(static_cast<std::size_t>(integer_argument(width_value, 4)), ' ');
+    bool first = truthy(arg(1, "first")), blank = truthy(arg(2, "blank"));
+    auto text = to_text(operand);
+    Text out;
+    std::size_t from = 0;
+    bool first_line = true;
+    while (from <= text.size()) {
+      auto end = text.chars.find('\n', from);
+      auto piece = text.substr(from, end == std::string::npos ? std::string::npos : end - from + 1);
+      bool empty_line = piece.chars == "\n" || piece.chars.empty();
+      if ((!first_line || first) && (blank || !empty_line) && !(end == std::string::npos && piece.empty()))
+        out.append_markup(pad);
+      out.append(piece);
+      first_line = false;
+      if (end == std::string::npos)
+        break;
+      from = end + 1;
+    }
+    return Value::string(std::move(out));
+  }
+  if (name == "wordcount")
+    return Value::integer(static_cast<std::int64_t>(split(to_text(operand), Value(), -1).items().size()));
+  // Filters over a sequence.
+  auto items = iterate(operand, line);
+  if (name == "list")
+    return Value::list(std::move(items));
+  if (name == "first")
+    return items.empty() ? Value() : items.front();
+  if (name == "last")
+    return items.empty() ? Value() : items.back();
+  if (name == "reverse") {
+    if (operand.is(Value::Kind::string)) {
+      Text out;
+      for (auto it = items.rbegin(); it != items.rend(); ++it)
+        out.append(it->text());
+      return Value::string(std::move(out));
+    }
+    std::reverse(items.begin(), items.end());
+    return Value::list(std::move(items));
+  }
+  if (name == "join") {
+    auto separator = to_text(arg(0, "d"));
+    auto attribute = arg(1, "attribute");
+    Text out;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      if (i > 0)
+        out.append(separator);
+      out.append(
+        to_text(attribute.is(Value::Kind::string) ? attribute_path(items[i], attribute.text().chars) : items[i]));
+    }
+    return Value::string(std::move(out));
+  }
+  if (name == "items") {
+    if (operand.is(Value::Kind::undefined))
+      return Value::list({});
+    if (!operand.is(Value::Kind::dict))
+      render_error(line, "items: expected a dict, got " + type_name(operand));
+    List pairs;
+    for (const auto& [key, item] : operand.dict().items)
+      pairs.push_back(Value::tuple({Value::string(key), item}));
+    return Value::list(std::move(pairs));
+  }
+  if (name == "sum") {
+    auto attribute = arg(0, "attribute");
+    Value total = arg(1, "start").is(Value::Kind::undefined) ? Value::integer(0) : arg(1, "start");
+    for (const auto& item : items) {
+      auto v = attribute.is(Value::Kind::string) ? attribute_path(item, attribute.text().chars) : item;
+      total = total.is(Value::Kind::number) || v.is(Value::Kind::number)
+        ? Value::number(total.as_double() + v.as_double())
+        : Value::integer(total.as_integer() + v.as_integer());
+    }
+    return total;
+  }
+  if (name == "select" || name == "reject" || name == "selectattr" || name == "rejectattr") {
+    bool by_attribute = name == "selectattr" || name == "rejectattr";
+    bool keep_if = name == "select" || name == "selectattr";
+    std::size_t first_test_arg = by_attribute ? 1 : 0;
+    std::string attribute = by_attribute ? require_string(arg(0, "attribute"), name.c_str(), line) : "";
+    std::string test;
+    if (args.positional.size() > first_test_arg)
+      test = require_string(args.positional[first_test_arg], name.c_str(), line);
+    if (!test.empty() && !is_test(test))
+      render_error(line, name + ": no test named '" + test + "'");
+    Arguments test_args;
+    for (auto i = first_test_arg + 1; i < args.positional.size(); ++i)
+      test_args.positional.push_back(args.positional[i]);
+    List kept;
+    for (const auto& item : items) {
+      auto subject = by_attribute ? attribute_path(item, attribute) : item;
+      bool passes = test.empty() ? truthy(subject) : apply_test(test, subject, test_args, line);
+      if (passes == keep_if)
+        kept.push_back(item);
+    }
+    return Value::list(std::move(kept));
+  }
+  if (name == "map") {
+    auto attribute = arg(99, "attribute");
+    List mapped;
+    if (attribute.is(Value::Kind::string)) {
+      auto fallback = arg(99, "default");
+      for (const auto& item : items) {
+        auto v = attribute_path(item, attribute.text().chars);
+        mapped.push_back(v.is(Value::Kind::undefined) ? fallback : v);
+      }
+    } else {
+      auto filter = require_string(arg(0, "filter"), "map", line);
+      if (!is_filter(filter))
+        render_error(line, "map: no filter named '" + filter + "'");
+      Arguments rest;
+      rest.positional.assign(args.positional.begin() + 1, args.positional.end());
+      for (const auto& item : items)
+        mapped.push_back(apply_filter(filter, item, rest, line));
+    }
+    return Value::list(std::move(mapped));
+  }
+  if (name == "unique") {
+    List kept;
+    for (const auto& item : items)
+      if (std::none_of(kept.begin(), kept.end(), [&](const Value& k) { return equal(k, item); }))
+        kept.push_back(item);
+    return Value::list(std::move(kept));
+  }
+  if (name == "sort" || name == "min" || name == "max") {
+    auto attribute = arg(name == "sort" ? 2 : 1, "attribute");
+    auto key = [&](const Value& v) {
+      return attribute.is(Value::Kind::string) ? attribute_path(v, attribute.text().chars) : v;
+    };
+    // Stable, as Python's sort: equal keys keep their order.
+    std::vector<std::size_t> order(items.size());
+    for (std::size_t i = 0; i < order.size(); ++i)
+      order[i] = i;
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      if (less(key(items[a]), key(items[b]), line))
+        return true;
+      return !less(key(items[b]), key(items[a]), line) && a < b;
+    });
+    List sorted;
+    for (auto i : order)
+      sorted.push_back(items[i]);
+    items = std::move(sorted);
+    if (name == "min")
+      return items.empty() ? Value() : items.front();
+    if (name == "max")
+      return items.empty() ? Value() : items.back();
+    if (truthy(arg(0, "reverse")))
+      std::reverse(items.begin(), items.end());
+    return Value::list(std::move(items));
+  }
+  render_error(line, "no filter named '" + name + "'");
+}
+
+// -- tests ------------------------------------------------------------------------
+
+bool apply_test(const std::string& name, const Value& operand, const Arguments& args, int line) {
+  using Kind = Value::Kind;
+  auto other = args.get(0, "value");
+  if (name == "defined")
+    return !operand.is(Kind::undefined);
+  if (name == "undefined")
+    return operand.is(Kind::undefined);
+  if (name == "none")
+    return operand.is(Kind::none);
+  if (name == "boolean")
+    return operand.is(Kind::boolean);
+  if (name == "true")
+    return operand.is(Kind::boolean) && operand.as_bool();
+  if (name == "false")
+    return operand.is(Kind::boolean) && !operand.as_bool();
+  if (name == "integer")
+    return operand.is(Kind::integer);
+  if (name == "float")
+    return operand.is(Kind::number);
+  if (name == "number")
+    return operand.is_number();
+  if (name == "string")
+    return operand.is(Kind::string);
+  if (name == "mapping")
+    return operand.is(Kind::dict) && !operand.dict().is_namespace;
+  if (name == "iterable" || name == "sequence")
+    return operand.is(Kind::undefined) || operand.is(Kind::string) || operand.is(Kind::list)
+      || (operand.is(Kind::dict) && !operand.dict().is_namespace);
+  if (name == "callable")
+    return operand.is(Kind::function);
+  if (name == "odd" || name == "even" || name == "divisibleby") {
+    if (!operand.is_number())
+      render_error(line, "'" + name + "' needs a number, got " + type_name(operand));
+    auto n = operand.as_integer();
+    if (name == "divisibleby")
+      return other.as_integer() != 0 && n % other.as_integer() == 0;
+    return (n % 2 != 0) == (name == "odd");
+  }
+  if (name == "eq" || name == "equalto" || name == "==" || name == "sameas")
+    return equal(operand, other);
+  if (name == "ne" || name == "!=")
+    return !equal(operand, other);
+  if (name == "lt" || name == "lessthan" || name == "<")
+    return less(operand, other, line);
+  if (name == "gt" || name == "greaterthan" || name == ">")
+    return less(other, operand, line);
+  if (name == "le" || name == "<=")
+    return !less(other, operand, line);
+  if (name == "ge" || name == ">=")
+    return !less(operand, other, line);
+  if (name == "in") {
+    if (other.is(Kind::string) && operand.is(Kind::string))
+      return other.text().chars.find(operand.text().chars) != std::string::npos;
+    for (const auto& item : iterate(other, line))
+      if (equal(item, operand))
+        return true;
+    return false;
+  }
+  if (name == "lower" || name == "upper") {
+    auto text = to_text(operand).chars;
+    return std::none_of(text.begin(), text.end(), [&](char c) {
+      return name == "lower" ? std::isupper(static_cast<unsigned char>(c))
+                             : std::islower(static_cast<unsigned char>(c));
+    });
+  }
+  render_error(line, "no test named '" + name + "'");
+}
+
+// -- methods ----------------------------------------------------------------------
+
+Value call_method(const Value& object, const std::string& name, Arguments& args, int line, bool& found) {
+  found = true;
+  auto arg = [&](std::size_t i, const char* keyword) { return args.get(i, keyword); };
+  if (object.is(Value::Kind::string)) {
+    const auto& text = object.text();
+    if (name == "strip" || name == "lstrip" || name == "rstrip")
+      return Value::string(strip(text, arg(0, "chars"), name != "rstrip", name != "lstrip"));
+    if (name == "split")
+      return split(text, arg(0, "sep"), integer_argument(arg(1, "maxsplit"), -1));
+    if (name == "startswith" || name == "endswith") {
+      auto prefix = arg(0, "prefix");
+      List candidates = prefix.is(Value::Kind::list) ? prefix.items() : List{prefix};
+      for (const auto& candidate : candidates) {
+        auto c = require_string(candidate, name.c_str(), line);
+        if (c.size() <= text.size()
+            && (name == "startswith" ? text.chars.compare(0, c.size(), c) == 0
+                                     : text.chars.compare(text.size() - c.size(), c.size(), c) == 0))
+          return Value::boolean(true);
+      }
+      return Value::boolean(false);
+    }
+    if (name == "replace")
+      return Value::string(replace(text, require_string(arg(0, "old"), "replace", line), to_text(arg(1, "new")),
+                                   integer_argument(arg(2, "count"), -1)));
+    if (name == "upper" || name == "lower" || name == "capitalize" || name == "title")
+      return Value::string(map_case(text, case_named(name, /*filter=*/false)));
+    if (name == "find" || name == "rfind" || name == "count" || name == "index") {
+      auto needle = require_string(arg(0, "sub"), name.c_str(), line);
+      if (name == "count") {
+        std::int64_t n = 0;
+        for (auto at = text.chars.find(needle); at != std::string::npos && !needle.empty();
+             at = text.chars.find(needle, at + needle.size()))
+          ++n;
+        return Value::integer(n);
+      }
+      auto at = name == "rfind" ? text.chars.rfind(needle) : text.chars.find(needle);
+      if (at == std::string::npos) {
+        if (name == "index")
+          render_error(line, "index: substring not found");
+        return Value::integer(-1);
+      }
+      auto starts = char_starts(text.chars);
+      return Value::integer(std::lower_bound(starts.begin(), starts.end(), at) - starts.begin());
+    }
+    if (name == "join") {
+      Text out;
+      auto items = iterate(arg(0, "iterable"), line);
+      for (std::size_t i = 0; i < items.size(); ++i) {
+        if (i > 0)
+          out.append(text);
+        out.append(to_text(items[i]));
+      }
+      return Value::string(std::move(out));
+    }
+    if (name == "splitlines") {
+      List lines;
+      std::size_t from = 0;
+      while (from < text.size()) {
+        auto end = text.chars.find('\n', from);
+        lines.push_back(Value::string(text.substr(from, end == std::string::npos ? std::string::npos : end - from)));
+        if (end == std::string::npos)
+          break;
+        from = end + 1;
+      }
+      return Value::list(std::move(lines));
+    }
+    if (name == "isdigit" || name == "isspace" || name == "isalpha" || name == "isalnum") {
+      const auto& s = text.chars;
+      return Value::boolean(!s.empty() && std::all_of(s.begin(), s.end(), [&](char ch) {
+        auto c = static_cast<unsigned char>(ch);
+        return name == "isdigit" ? std::isdigit(c) != 0
+          : name == "isspace"    ? std::isspace(c) != 0
+          : name == "isalpha"    ? std::isalpha(c) != 0
+                                 : std::isalnum(c) != 0;
+      }));
+    }
+  } else if (object.is(Value::Kind::dict) && !object.dict().is_namespace) {
+    if (name == "items")
+      return apply_filter("items", object, args, line);
+    if (name == "keys" || name == "values") {
+      List out;
+      for (const auto& [key, item] : object.dict().items)
+        out.push_back(name == "keys" ? Value::string(key) : item);
+      return Value::list(std::move(out));
+    }
+    if (name == "get") {
+      auto key = arg(0, "key");
+      const auto* item = key.is(Value::Kind::string) ? object.dict().find(key.text().chars) : nullptr;
+      if (item)
+        return *item;
+      auto fallback = arg(1, "default");
+      return fallback.is(Value::Kind::undefined) ? Value::none() : fallback;
+    }
+  }
+  found = false;
+  return {};
+}
+
+// -- globals ----------------------------------------------------------------------
+
+Value global_function(const std::string& name) {
+  if (name == "raise_exception")
+    return Value::function([](Arguments& args) -> Value { throw JinjaError(to_text(args.get(0, "message")).chars); });
+  if (name == "strftime_now")
+    return Value::function([](Arguments& args) -> Value {
+      auto format = to_text(args.get(0, "format")).chars;
+      auto now = std::time(nullptr);
+      std::tm local{};
+      localtime_r(&now, &local);
+      char buffer[256];
+      auto n = std::strftime(buffer, sizeof buffer, format.c_str(), &local);
+      return Value::markup(std::string(buffer, n));
+    });
+  if (name == "range")
+    return Value::function([](Arguments& args) -> Value {
+      std::int64_t start = 0, stop = 0, step = 1;
+      if (args.positional.size() == 1) {
+        stop = args.positional[0].as_integer();
+      } else if (args.positional.size() >= 2) {
+        start = args.positional[0].as_integer();
+        stop = args.positional[1].as_integer();
+        if (args.positional.size() > 2)
+          step = args.positional[2].as_integer();
+      }
+      if (step == 0)
+        throw JinjaError("range() arg 3 must not be zero");
+      List items;
+      for (auto i = start; step > 0 ? i < stop : i > stop; i += step) {
+        items.push_back(Value::integer(i));
+        if (items.size() > 100000)
+          throw JinjaError("range(): more than 100000 items");
+      }
+      return Value::list(std::move(items));
+    });
+  if (name == "namespace" || name == "dict")
+    return Value::function([is_namespace = name == "namespace"](Arguments& args) -> Value {
+      auto dict = std::make_shared<Dict>();
+      dict->is_namespace = is_namespace;
+      for (const auto& item : args.positional)
+        if (item.is(Value::Kind::dict))
+          for (const auto& [key, value] : item.dict().items)
+            dict->set(key, value);
+      for (auto& [key, value] : args.named)
+        dict->set(Text::markup(key), value);
+      return Value::dict(std::move(dict));
+    });
+  return {};
+}
+
+} // namespace chorus::models::jinja
