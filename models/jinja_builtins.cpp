@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -128,6 +129,8 @@ void write_json_string(const Text& text, Text& out) {
 
 void write_json(const Value& value, int indent, bool sort_keys, int depth, int line,
                 const std::pair<std::string, std::string>& separators, Text& out) {
+  if (depth > 100)
+    render_error(line, "tojson: nested more than 100 deep");
   auto newline = [&](int level) {
     if (indent >= 0)
       out.append_markup("\n" + std::string(static_cast<std::size_t>(indent * level), ' '));
@@ -417,7 +420,19 @@ Text to_text(const Value& value) {
   }
 }
 
+namespace {
+Text repr_at(const Value& value, int depth);
+}
+
 Text to_repr(const Value& value) {
+  return repr_at(value, 0);
+}
+
+namespace {
+
+Text repr_at(const Value& value, int depth) {
+  if (depth > 100)
+    throw JinjaError("a value nested more than 100 deep");
   switch (value.kind()) {
     case Value::Kind::undefined: return {};
     case Value::Kind::none: return Text::markup("None");
@@ -454,6 +469,8 @@ Text to_repr(const Value& value) {
   }
   return {};
 }
+
+} // namespace
 
 bool truthy(const Value& value) {
   switch (value.kind()) {
@@ -696,7 +713,8 @@ Value apply_filter(const std::string& name, const Value& operand, Arguments& arg
       auto v = attribute.is(Value::Kind::string) ? attribute_path(item, attribute.text().chars) : item;
       total = total.is(Value::Kind::number) || v.is(Value::Kind::number)
         ? Value::number(total.as_double() + v.as_double())
-        : Value::integer(total.as_integer() + v.as_integer());
+        : Value::integer(static_cast<std::int64_t>(static_cast<std::uint64_t>(total.as_integer())
+                                                   + static_cast<std::uint64_t>(v.as_integer()))); // wraps, never UB
     }
     return total;
   }
@@ -815,7 +833,7 @@ bool apply_test(const std::string& name, const Value& operand, const Arguments& 
       render_error(line, "'" + name + "' needs a number, got " + type_name(operand));
     auto n = operand.as_integer();
     if (name == "divisibleby")
-      return other.as_integer() != 0 && n % other.as_integer() == 0;
+      return other.as_integer() != 0 && (other.as_integer() == -1 || n % other.as_integer() == 0);
     return (n % 2 != 0) == (name == "odd");
   }
   if (name == "eq" || name == "equalto" || name == "==" || name == "sameas")
@@ -977,10 +995,12 @@ Value global_function(const std::string& name) {
       if (step == 0)
         throw JinjaError("range() arg 3 must not be zero");
       List items;
-      for (auto i = start; step > 0 ? i < stop : i > stop; i += step) {
+      for (auto i = start; step > 0 ? i < stop : i > stop;) {
         items.push_back(Value::integer(i));
         if (items.size() > 100000)
           throw JinjaError("range(): more than 100000 items");
+        if (__builtin_add_overflow(i, step, &i))
+          break;
       }
       return Value::list(std::move(items));
     });

@@ -6,6 +6,7 @@
 #include "models/jinja_builtins.hpp"
 
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 
 namespace chorus::models::jinja {
@@ -280,6 +281,7 @@ private:
   // Nodes up to a {% tag %} named in `ends` (its name goes to `end`, the tag's name token consumed)
   // or the template's end.
   Body parse_body(const std::vector<std::string>& ends, std::string& end) {
+    Nested nested(*this);
     Body body;
     while (true) {
       const auto& token = peek();
@@ -424,7 +426,22 @@ private:
 
   // -- expressions, loosest first ------------------------------------------------
 
+  // Nesting deeper than this (brackets, blocks) is refused rather than run off the stack.
+  static constexpr int kMaxDepth = 200;
+
+  struct Nested {
+    explicit Nested(Parser& parser) : parser_(parser) {
+      if (++parser_.depth_ > kMaxDepth)
+        fail(parser_.peek().line, "nested more than 200 deep");
+    }
+    ~Nested() {
+      --parser_.depth_;
+    }
+    Parser& parser_;
+  };
+
   ExprPtr expression(bool conditional = true) {
+    Nested nested(*this);
     auto value = logical_or();
     while (conditional && accept_name("if")) {
       auto node = make_expr(Expr::Kind::conditional, value->line);
@@ -451,6 +468,7 @@ private:
   }
 
   ExprPtr logical_not() {
+    Nested nested(*this);
     if (peek().kind == Tok::name && peek().value == "not") {
       int line = peek().line;
       ++at_;
@@ -528,6 +546,7 @@ private:
 
   // As Jinja2's parse_unary: `-x|abs` is (-x)|abs.
   ExprPtr unary(bool with_filters = true) {
+    Nested nested(*this);
     int line = peek().line;
     ExprPtr node;
     if (accept_op("-")) {
@@ -688,8 +707,14 @@ private:
         --at_;
         return literal(Value::markup(value));
       }
-      case Tok::integer: return literal(Value::integer(std::stoll(token.value)));
-      case Tok::number: return literal(Value::number(std::stod(token.value)));
+      case Tok::integer:
+      case Tok::number:
+        try {
+          return literal(token.kind == Tok::integer ? Value::integer(std::stoll(token.value))
+                                                    : Value::number(std::stod(token.value)));
+        } catch (const std::out_of_range&) {
+          fail(line, "the number " + token.value + " is out of range");
+        }
       case Tok::name:
         if (token.value == "true" || token.value == "True")
           return literal(Value::boolean(true));
@@ -826,6 +851,7 @@ private:
 
   std::vector<Token> tokens_;
   std::size_t at_ = 0;
+  int depth_ = 0;
 };
 
 } // namespace

@@ -6,6 +6,7 @@
 #include "models/jinja_builtins.hpp"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <set>
 
@@ -74,6 +75,7 @@ public:
 private:
   static constexpr int kMaxCallDepth = 64;
   static constexpr std::size_t kMaxOutput = std::size_t{1} << 28;
+  static constexpr std::int64_t kMaxIterations = 10'000'000;
 
   // -- statements -------------------------------------------------------------
 
@@ -148,6 +150,8 @@ private:
     }
     auto n = static_cast<std::int64_t>(items.size());
     for (std::int64_t i = 0; i < n; ++i) {
+      if (++iterations_ > kMaxIterations)
+        render_error(node.line, "more than 10 million loop iterations");
       auto frame = std::make_shared<Scope>();
       auto loop_info = std::make_shared<Dict>();
       auto put = [&](const char* key, Value v) { loop_info->items.emplace_back(Text::markup(key), std::move(v)); };
@@ -199,13 +203,36 @@ private:
     auto target = lookup(node.targets[0]);
     if (!target.is(Kind::dict) || !target.dict().is_namespace)
       render_error(node.line, "cannot set '" + node.attribute + "' on '" + node.targets[0] + "': not a namespace()");
+    if (holds_reference(value, 0))
+      render_error(node.line, "a namespace() attribute cannot hold a namespace() or a function");
     target.mutable_dict().set(Text::markup(node.attribute), std::move(value));
   }
 
+  // The function holds no scope (a scope holding its own macro would never be freed): it runs in
+  // the template's top-level variables and its arguments.
+  // A namespace holding a namespace (itself, say) or a function (which may hold one) could form a
+  // cycle that is never freed; Python's templates store strings, numbers and lists there.
+  static bool holds_reference(const Value& value, int depth) {
+    if (value.is(Kind::function) || (value.is(Kind::dict) && value.dict().is_namespace))
+      return true;
+    if (depth > 100)
+      return true;
+    if (value.is(Kind::list))
+      for (const auto& item : value.items())
+        if (holds_reference(item, depth + 1))
+          return true;
+    if (value.is(Kind::dict))
+      for (const auto& item : value.dict().items)
+        if (holds_reference(item.second, depth + 1))
+          return true;
+    return false;
+  }
+
+  // The function holds no scope (a scope holding its own macro would never be freed): it runs in
+  // the template's top-level variables and its arguments.
   void define_macro(const Node& node) {
-    auto root = frames_.front();
     const Node* macro = &node;
-    frames_.back()->set(node.text, Value::function([this, root, macro](Arguments& args) -> Value {
+    frames_.back()->set(node.text, Value::function([this, macro](Arguments& args) -> Value {
                           auto frame = std::make_shared<Scope>();
                           for (std::size_t i = 0; i < macro->targets.size(); ++i) {
                             auto given = args.get(i, macro->targets[i]);
@@ -213,10 +240,11 @@ private:
                               given = eval(*macro->conditions[i]);
                             frame->set(macro->targets[i], given);
                           }
-                          if (++depth_ > kMaxCallDepth)
+                          if (depth_ >= kMaxCallDepth)
                             render_error(macro->line, "macro '" + macro->text + "' calls nest deeper than 64");
-                          auto saved = std::move(frames_);
-                          frames_ = {root, frame};
+                          auto saved = frames_;
+                          frames_ = {saved.front(), frame};
+                          ++depth_;
                           Text result;
                           try {
                             result = capture(macro->bodies[0]);
@@ -385,8 +413,11 @@ private:
     auto start = clamp(start_value, step > 0 ? 0 : size - 1);
     auto stop = clamp(stop_value, step > 0 ? size : -1);
     List picked;
-    for (auto i = start; step > 0 ? i < stop : i > stop; i += step)
+    for (auto i = start; step > 0 ? i < stop : i > stop;) {
       picked.push_back(items[static_cast<std::size_t>(i)]);
+      if (__builtin_add_overflow(i, step, &i))
+        break;
+    }
     if (object.is(Kind::list))
       return Value::list(std::move(picked));
     Text out;
@@ -428,28 +459,47 @@ private:
   }
 
   static Value arithmetic(const std::string& op, const Value& a, const Value& b, int line) {
-    bool real = a.is(Kind::number) || b.is(Kind::number) || op == "/";
+    bool real = a.is(Kind::number) || b.is(Kind::number) || op == "/" || (op == "**" && b.as_integer() < 0);
     double x = a.as_double(), y = b.as_double();
-    std::int64_t i = a.as_integer(), j = b.as_integer();
-    if (op == "+")
-      return real ? Value::number(x + y) : Value::integer(i + j);
-    if (op == "-")
-      return real ? Value::number(x - y) : Value::integer(i - j);
-    if (op == "*")
-      return real ? Value::number(x * y) : Value::integer(i * j);
+    std::int64_t i = a.as_integer(), j = b.as_integer(), r = 0;
+    auto exact = [&](bool overflowed) {
+      if (overflowed)
+        render_error(line, "integer overflow in " + op);
+      return Value::integer(r);
+    };
     if ((op == "/" || op == "//" || op == "%") && (real ? y == 0 : j == 0))
       render_error(line, "division by zero");
+    if (op == "+")
+      return real ? Value::number(x + y) : exact(__builtin_add_overflow(i, j, &r));
+    if (op == "-")
+      return real ? Value::number(x - y) : exact(__builtin_sub_overflow(i, j, &r));
+    if (op == "*")
+      return real ? Value::number(x * y) : exact(__builtin_mul_overflow(i, j, &r));
     if (op == "/")
       return Value::number(x / y);
-    if (op == "//")
-      return real ? Value::number(std::floor(x / y)) : Value::integer(i / j - ((i % j != 0) && ((i < 0) != (j < 0))));
-    if (op == "%") {
+    if (op == "//" || op == "%") { // Python's: the quotient floored, the remainder with the divisor's sign
       if (real)
-        return Value::number(x - y * std::floor(x / y));
-      auto r = i % j;
-      return Value::integer(r != 0 && ((r < 0) != (j < 0)) ? r + j : r);
+        return op == "//" ? Value::number(std::floor(x / y)) : Value::number(x - y * std::floor(x / y));
+      if (j == -1)
+        return op == "%" ? Value::integer(0) : exact(__builtin_sub_overflow(std::int64_t{0}, i, &r));
+      auto q = i / j, m = i % j;
+      if (m != 0 && ((m < 0) != (j < 0))) {
+        --q;
+        m += j;
+      }
+      return Value::integer(op == "//" ? q : m);
     }
-    return real || j < 0 ? Value::number(std::pow(x, y)) : Value::integer(static_cast<std::int64_t>(std::pow(x, y)));
+    if (real)
+      return Value::number(std::pow(x, y));
+    r = 1; // integer power by squaring
+    bool overflowed = false;
+    for (std::int64_t base = i, e = j; e > 0; e >>= 1) {
+      if (e & 1)
+        overflowed |= __builtin_mul_overflow(r, base, &r);
+      if (e > 1)
+        overflowed |= __builtin_mul_overflow(base, base, &base);
+    }
+    return exact(overflowed);
   }
 
   Value binary(const std::string& op, const Value& a, const Value& b, int line) {
@@ -486,11 +536,21 @@ private:
       items.insert(items.end(), b.items().begin(), b.items().end());
       return Value::list(std::move(items));
     }
-    if (op == "*" && (a.is(Kind::string) || a.is(Kind::list)) && b.is_number()) {
-      auto repeated = a.is(Kind::string) ? Value::markup("") : Value::list({});
-      for (std::int64_t n = 0; n < b.as_integer(); ++n)
-        repeated = binary("+", repeated, a, line);
-      return repeated;
+    if (op == "*" && (a.is(Kind::string) || a.is(Kind::list)) && b.is_number() && !b.is(Kind::number)) {
+      auto times = std::max<std::int64_t>(b.as_integer(), 0);
+      auto unit = a.is(Kind::string) ? a.text().size() : a.items().size();
+      if (unit > 0 && static_cast<std::uint64_t>(times) > kMaxOutput / unit)
+        render_error(line, "a repetition past 256 MiB");
+      if (a.is(Kind::list)) {
+        List items;
+        for (std::int64_t n = 0; n < times; ++n)
+          items.insert(items.end(), a.items().begin(), a.items().end());
+        return Value::list(std::move(items));
+      }
+      Text text;
+      for (std::int64_t n = 0; n < times; ++n)
+        text.append(a.text());
+      return Value::string(std::move(text));
     }
     render_error(line, "unsupported operand types for " + op + ": '" + type_name(a) + "' and '" + type_name(b) + "'");
   }
@@ -498,6 +558,7 @@ private:
   std::vector<std::shared_ptr<Scope>> frames_;
   Text out_;
   int depth_ = 0;
+  std::int64_t iterations_ = 0;
 };
 
 } // namespace

@@ -4,6 +4,7 @@
 // message text plain text: a special token spelled inside a message must not end its turn.
 #pragma once
 
+#include <climits>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -139,8 +140,12 @@ public:
   bool as_bool() const {
     return integer_ != 0;
   }
-  std::int64_t as_integer() const {
-    return kind_ == Kind::number ? static_cast<std::int64_t>(number_) : integer_;
+  std::int64_t as_integer() const { // a float truncated, as int() does, saturating where int64 ends
+    if (kind_ != Kind::number)
+      return integer_;
+    if (!(number_ > -9.2e18))
+      return number_ != number_ ? 0 : INT64_MIN;
+    return number_ < 9.2e18 ? static_cast<std::int64_t>(number_) : INT64_MAX;
   }
   double as_double() const {
     return kind_ == Kind::number ? number_ : static_cast<double>(integer_);

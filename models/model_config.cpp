@@ -171,9 +171,10 @@ json rope_scaling_json(const RopeScaling& rope) {
 } // namespace
 
 std::string ModelConfig::architecture() const {
-  return std::string(model_type == "qwen2"     ? "Qwen2"
-                       : model_type == "qwen3" ? "Qwen3"
-                                               : "Llama")
+  return std::string(model_type == "qwen2"       ? "Qwen2"
+                       : model_type == "qwen3"   ? "Qwen3"
+                       : model_type == "mistral" ? "Mistral"
+                                                 : "Llama")
     + (num_labels > 0 ? "ForSequenceClassification" : "ForCausalLM");
 }
 
@@ -183,11 +184,12 @@ ModelConfig ModelConfig::from_json(const json& object, const std::filesystem::pa
   ModelConfig config;
   auto type = object.find("model_type");
   if (type == object.end() || !type->is_string())
-    fail(file, "model_type", "missing (expected \"llama\", \"qwen2\" or \"qwen3\")");
+    fail(file, "model_type", "missing (expected \"llama\", \"mistral\", \"qwen2\" or \"qwen3\")");
   config.model_type = type->get<std::string>();
-  if (config.model_type != "llama" && config.model_type != "qwen2" && config.model_type != "qwen3")
+  if (config.model_type != "llama" && config.model_type != "mistral" && config.model_type != "qwen2"
+      && config.model_type != "qwen3")
     fail(file, "model_type",
-         "'" + config.model_type + "' is not supported (expected \"llama\", \"qwen2\" or \"qwen3\")");
+         "'" + config.model_type + "' is not supported (expected \"llama\", \"mistral\", \"qwen2\" or \"qwen3\")");
   config.vocab_size = read_int(object, "vocab_size", file);
   config.hidden_size = read_int(object, "hidden_size", file);
   config.intermediate_size = read_int(object, "intermediate_size", file);
@@ -230,6 +232,13 @@ ModelConfig ModelConfig::from_json(const json& object, const std::filesystem::pa
     fail(file, "mlp_bias", "biases on the MLP projections are not supported");
   if (read_bool(object, "use_sliding_window", file, false))
     fail(file, "use_sliding_window", "sliding-window attention is not supported");
+  // Mistral's: null in the models since v0.2 (attention over the whole context, as here); a window
+  // shorter than the context would compute differently past it.
+  if (config.model_type == "mistral" && object.contains("sliding_window") && !object["sliding_window"].is_null()
+      && read_int(object, "sliding_window", file) < config.max_position_embeddings)
+    fail(file, "sliding_window",
+         std::to_string(read_int(object, "sliding_window", file))
+           + ": sliding-window attention is not supported (Mistral models since v0.2 have null)");
   config.validate(file);
   return config;
 }
@@ -290,6 +299,8 @@ json ModelConfig::to_json() const {
   };
   if (model_type != "qwen2")
     object["attention_bias"] = attention_bias;
+  if (model_type == "mistral")
+    object["sliding_window"] = nullptr;
   if (num_labels > 0) {
     object["id2label"] = json::object();
     object["label2id"] = json::object();

@@ -34,7 +34,8 @@ struct RopeScaling {
 };
 
 struct ModelConfig {
-  /// "llama", "qwen2" (always biases on the q, k and v projections) or "qwen3" (an RMSNorm on each
+  /// "llama", "mistral" (Llama's architecture, as Mistral Nemo and Small have it), "qwen2" (always
+  /// biases on the q, k and v projections) or "qwen3" (an RMSNorm on each
   /// query and key head before the rotary embedding, `q_norm` / `k_norm`).
   std::string model_type = "llama";
   std::int64_t vocab_size = 0;

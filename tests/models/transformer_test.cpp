@@ -52,7 +52,12 @@ std::vector<Architecture> architectures() {
            }()},
           {"llama_rope_llama3", test::rope_scaled(small_config("llama", true), "llama3")},
           {"llama_rope_linear", test::rope_scaled(small_config("llama", false), "linear")},
-          {"qwen3_rope_yarn", test::rope_scaled(small_config("qwen3", true), "yarn")}};
+          {"qwen3_rope_yarn", test::rope_scaled(small_config("qwen3", true), "yarn")},
+          {"mistral_heads_wider_than_hidden", [] {
+             auto config = small_config("mistral", false); // as Mistral Nemo: heads * head_dim > hidden
+             config.head_dim = 32;
+             return config;
+           }()}};
 }
 
 void PrintTo(const Architecture& architecture, std::ostream* out) {
@@ -252,6 +257,33 @@ TEST(ModelConfigJson, ErrorsNameTheFileAndKey) {
   auto mlp_bias = base;
   mlp_bias["mlp_bias"] = true;
   check(mlp_bias, "key 'mlp_bias'");
+  auto window = base;
+  window["model_type"] = "mistral";
+  window["sliding_window"] = 64;
+  check(window, "key 'sliding_window': 64: sliding-window attention is not supported");
+}
+
+// Mistral Nemo's config.json as the Hub has it (its keys, shapes shrunk): Llama's architecture with
+// head_dim of its own and no sliding window.
+TEST(ModelConfigJson, ReadsMistralNemosConfig) {
+  auto nemo = nlohmann::json::parse(R"({
+    "architectures": ["MistralForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 1, "eos_token_id": 2,
+    "head_dim": 32, "hidden_act": "silu", "hidden_size": 64, "initializer_range": 0.02,
+    "intermediate_size": 96, "max_position_embeddings": 1024000, "model_type": "mistral",
+    "num_attention_heads": 4, "num_hidden_layers": 2, "num_key_value_heads": 2, "rms_norm_eps": 1e-05,
+    "rope_theta": 1000000.0, "sliding_window": null, "tie_word_embeddings": false, "torch_dtype": "bfloat16",
+    "transformers_version": "4.43.0.dev0", "use_cache": true, "vocab_size": 97})");
+  auto config = ModelConfig::from_json(nemo, "nemo/config.json");
+  EXPECT_EQ(config.head_dim, 32);
+  EXPECT_FALSE(config.attention_bias);
+  EXPECT_FALSE(config.qk_norm());
+  EXPECT_EQ(config.architecture(), "MistralForCausalLM");
+  auto saved = config.to_json();
+  EXPECT_TRUE(saved.contains("sliding_window") && saved["sliding_window"].is_null());
+  EXPECT_EQ(ModelConfig::from_json(saved, "again.json").to_json(), saved);
+  // A window as long as the context changes nothing.
+  nemo["sliding_window"] = 1024000;
+  EXPECT_EQ(ModelConfig::from_json(nemo, "nemo/config.json").to_json(), saved);
 }
 
 // Llama 3.2's and Qwen3's config.json as the Hub has them (their keys, shapes shrunk), and the same
