@@ -71,6 +71,10 @@ struct ModelInfo {
   std::int32_t data_parallel_port = 0;
   /// Its chat template is a thinking one (Qwen3's): turns hold reasoning before their content.
   bool thinks = false;
+  /// Its generation prompt leaves a <think> block open, with enable_thinking off and on
+  /// (Tokenizer::opens_thinking).
+  bool opens_thinking_off = false;
+  bool opens_thinking_on = false;
   /// Its chat template writes function calls as a JSON object (Llama 3.1's: ToolCallFormat::json).
   bool json_tool_calls = false;
 
@@ -215,7 +219,7 @@ struct LoadStateRequest {
 struct DecodeStep {};
 
 CHORUS_INSPECT(ModelInfo, model_type, vocab_size, parameters, trained_parameters, weight_version, threads, pending,
-               data_parallel_port, thinks, json_tool_calls)
+               data_parallel_port, thinks, opens_thinking_off, opens_thinking_on, json_tool_calls)
 CHORUS_INSPECT(ModelInfoRequest)
 CHORUS_INSPECT(GenerateRequest, messages, text, params, tokens, tools, id, min_weight_version, stream_to)
 CHORUS_INSPECT(GenerationDelta, id, text, logprobs)

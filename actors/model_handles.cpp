@@ -167,6 +167,10 @@ bool InferenceModel::thinks() const {
   return held(state_)->thinks;
 }
 
+bool InferenceModel::opens_thinking(bool enable_thinking) const {
+  return held(state_)->opens_thinking[enable_thinking ? 1 : 0];
+}
+
 ToolCallFormat InferenceModel::tool_call_format() const {
   return held(state_)->tool_call_format;
 }
@@ -222,6 +226,10 @@ Task<std::vector<std::int64_t>> TrainingModel::tokenize_chat(std::vector<ChatMes
 
 bool TrainingModel::thinks() const {
   return held(state_)->inference->thinks;
+}
+
+bool TrainingModel::opens_thinking(bool enable_thinking) const {
+  return held(state_)->inference->opens_thinking[enable_thinking ? 1 : 0];
 }
 
 ToolCallFormat TrainingModel::tool_call_format() const {

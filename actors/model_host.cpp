@@ -127,6 +127,8 @@ ModelInfo ModelHost::info(std::int64_t weight_version) const {
   result.weight_version = weight_version;
   result.threads = threads;
   result.thinks = model.tokenizer->thinks();
+  result.opens_thinking_off = model.tokenizer->opens_thinking(false);
+  result.opens_thinking_on = model.tokenizer->opens_thinking(true);
   result.json_tool_calls = model.tokenizer->tool_call_format() == ToolCallFormat::json;
   return result;
 }

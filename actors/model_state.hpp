@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -41,8 +42,10 @@ struct InferenceState {
   using Clock = std::chrono::steady_clock;
 
   std::string name;
-  // Its chat template is a thinking one (ModelInfo::thinks).
+  // Its chat template is a thinking one (ModelInfo::thinks), and its generation prompt leaves the
+  // <think> block open, by enable_thinking.
   bool thinks = false;
+  std::array<bool, 2> opens_thinking{};
   ToolCallFormat tool_call_format = ToolCallFormat::tagged; // how its template writes calls
 
   std::vector<std::shared_ptr<Replica>> replicas;

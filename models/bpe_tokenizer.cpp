@@ -370,7 +370,29 @@ void BpeTokenizer::read_config(const std::filesystem::path& file) {
     } catch (const JinjaError& error) {
       throw CheckpointError(template_file_.string() + ": chat_template: " + error.what());
     }
+    for (bool enable_thinking : {false, true})
+      opens_thinking_[enable_thinking ? 1 : 0] = generation_prompt_opens_thinking(enable_thinking);
+    thinks_ = thinks_ || opens_thinking_[1];
   }
+}
+
+bool BpeTokenizer::generation_prompt_opens_thinking(bool enable_thinking) const {
+  // What the generation prompt adds to a one-question conversation: a <think> left open?
+  const std::vector<ChatMessage> asked{{"user", "?", {}}};
+  std::string without, with;
+  try {
+    for (const auto& piece : render_jinja(asked, false, {}, enable_thinking))
+      without += piece.value;
+    for (const auto& piece : render_jinja(asked, true, {}, enable_thinking))
+      with += piece.value;
+  } catch (const std::invalid_argument&) {
+    return false; // a template that needs more than a question (a system turn, say)
+  }
+  if (with.compare(0, without.size(), without) != 0)
+    return false;
+  auto prompt = std::string_view(with).substr(without.size());
+  auto open = prompt.rfind(kThinkOpen);
+  return open != std::string_view::npos && prompt.find(kThinkClose, open) == std::string_view::npos;
 }
 
 // -- encoding -----------------------------------------------------------------

@@ -47,8 +47,13 @@ public:
   std::vector<std::int64_t> apply_chat_template(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
                                                 const std::vector<Tool>& tools = {},
                                                 bool enable_thinking = true) const override;
+  /// A ChatML template that handles `reasoning_content` (Qwen3's), or one whose generation prompt
+  /// opens a <think> block.
   bool thinks() const override {
     return thinks_;
+  }
+  bool opens_thinking(bool enable_thinking) const override {
+    return opens_thinking_[enable_thinking ? 1 : 0];
   }
   ToolCallFormat tool_call_format() const override {
     return chat_format_ == ChatFormat::llama31 ? ToolCallFormat::json : ToolCallFormat::tagged;
@@ -68,6 +73,7 @@ private:
   enum class ChatFormat { by_vocabulary, chatml, llama3, llama31, jinja };
 
   void read_config(const std::filesystem::path& file);
+  bool generation_prompt_opens_thinking(bool enable_thinking) const;
   std::vector<ChatPiece> render_jinja(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
                                       const std::vector<Tool>& tools, bool enable_thinking) const;
 
@@ -83,6 +89,7 @@ private:
   std::optional<std::int64_t> eos_id_;
   ChatFormat chat_format_ = ChatFormat::by_vocabulary;
   bool thinks_ = false;
+  std::array<bool, 2> opens_thinking_{}; // by enable_thinking
   std::shared_ptr<const JinjaTemplate> jinja_;
   std::string bos_text_, eos_text_; // tokenizer_config.json's tokens, as templates see them
   bool nfc_ = false;

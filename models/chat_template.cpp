@@ -355,10 +355,12 @@ ChatMessage parse_tool_calls(const std::string& text, ToolCallFormat format) {
   return {"assistant", "", std::move(*calls)};
 }
 
-ChatMessage parse_assistant_turn(const std::string& text, bool reasoning, bool tool_calls, ToolCallFormat format) {
+ChatMessage parse_assistant_turn(const std::string& text, bool reasoning, bool tool_calls, ToolCallFormat format,
+                                 bool opened) {
   ChatMessage turn{"assistant", text, {}};
-  if (reasoning && models::starts_with(text, models::kThinkOpen)) {
-    auto inside = std::string_view(text).substr(models::kThinkOpen.size());
+  opened = reasoning && opened;
+  if (opened || (reasoning && models::starts_with(text, models::kThinkOpen))) {
+    auto inside = std::string_view(text).substr(opened ? 0 : models::kThinkOpen.size());
     auto close = inside.find(models::kThinkClose);
     turn.reasoning = models::rstrip_newlines(models::lstrip_newlines(inside.substr(0, close)));
     turn.content = close == std::string_view::npos

@@ -50,6 +50,13 @@ public:
     return false;
   }
 
+  /// Whether the template's generation prompt leaves a <think> block open, with `enable_thinking`
+  /// as given (Qwen3's "Thinking-2507" templates, QwQ's, DeepSeek-R1's distillations): a completion
+  /// then starts inside the reasoning and closes it with </think>.
+  virtual bool opens_thinking(bool enable_thinking) const {
+    return false;
+  }
+
   /// How the chat template writes function calls (Qwen's `<tool_call>` blocks, or Llama 3.1's JSON
   /// object), and so how they are read back and guided.
   virtual ToolCallFormat tool_call_format() const {

@@ -92,8 +92,9 @@ Task<detail::Rollout> detail::episode(TrainingModel model, EnvironmentOptions op
     rollout.generated += static_cast<std::int64_t>(generation.tokens.size());
     rollout.weight_version = rollout.weight_version < 0 ? generation.weight_version
                                                         : std::min(rollout.weight_version, generation.weight_version);
-    conversation.push_back(
-      parse_assistant_turn(generation.text, model.thinks(), !options.tools.empty(), model.tool_call_format()));
+    conversation.push_back(parse_assistant_turn(generation.text, model.thinks(), !options.tools.empty(),
+                                                model.tool_call_format(),
+                                                model.opens_thinking(sampling.enable_thinking)));
     if (generation.finish_reason != "stop" || generation.tokens.empty()) {
       rollout.grade = {0.0, "turn " + std::to_string(turn + 1) + " was cut at max_tokens", {}, 0};
       break;

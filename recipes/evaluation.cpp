@@ -103,7 +103,8 @@ Task<void> complete_and_grade(const EvaluateOptions& options, std::size_t i, std
   const auto& prompt = options.dataset[i];
   sample.generation = co_await options.model.generate(prompt.prompt, sampling);
   std::vector<Task<Grade>> grades;
-  auto turn = parse_assistant_turn(sample.generation.text, options.model.thinks(), /*tool_calls=*/false);
+  auto turn = parse_assistant_turn(sample.generation.text, options.model.thinks(), /*tool_calls=*/false,
+                                   ToolCallFormat::tagged, options.model.opens_thinking(sampling.enable_thinking));
   for (const auto& grader : options.graders)
     grades.push_back(grader.grade({prompt.prompt, turn.content, prompt.metadata, turn.reasoning}));
   sample.grades = co_await when_all(std::move(grades));

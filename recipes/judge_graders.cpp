@@ -92,9 +92,11 @@ using AskJudge = std::function<Task<std::string>(std::vector<ChatMessage> prompt
 
 AskJudge ask_model(InferenceModel model) {
   return [model = std::move(model)](std::vector<ChatMessage> prompt, SamplingParams sampling) -> Task<std::string> {
+    bool opened = model.opens_thinking(sampling.enable_thinking);
     auto reply = co_await model.generate(std::move(prompt), std::move(sampling));
     // A thinking judge's verdict is in its answer: its reasoning may quote the verdict's form.
-    co_return parse_assistant_turn(reply.text, model.thinks(), /*tool_calls=*/false).content;
+    co_return parse_assistant_turn(reply.text, model.thinks(), /*tool_calls=*/false, ToolCallFormat::tagged, opened)
+      .content;
   };
 }
 

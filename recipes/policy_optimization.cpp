@@ -26,7 +26,8 @@ Task<Rollout> generate_and_grade(TrainingModel model, Grader grader, Prompt prom
   {
     StageClock::Busy busy(clock, StageClock::grade);
     // A thinking model's answer is graded; its reasoning rides along for graders that want it.
-    auto turn = parse_assistant_turn(generation.text, model.thinks(), /*tool_calls=*/false);
+    auto turn = parse_assistant_turn(generation.text, model.thinks(), /*tool_calls=*/false, ToolCallFormat::tagged,
+                                     model.opens_thinking(sampling.enable_thinking));
     result.grade = co_await grader.grade(Sample{prompt.prompt, turn.content, prompt.metadata, turn.reasoning});
   }
   result.prompt_tokens = std::move(generation.prompt_tokens);

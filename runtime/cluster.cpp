@@ -10,7 +10,7 @@ namespace chorus {
 namespace {
 
 // Bumped whenever a message that crosses processes changes.
-constexpr const char* kWireProtocol = "chorus-wire-5";
+constexpr const char* kWireProtocol = "chorus-wire-6";
 
 std::string known_nodes(const Cluster& cluster) {
   std::string names;

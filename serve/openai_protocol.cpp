@@ -91,7 +91,8 @@ std::string response_body(const ResponseHeader& header, const std::vector<Genera
     json choice = {{"index", i},
                    {"logprobs", logprobs_value(header, *positions, offset)},
                    {"finish_reason", choices[i].finish_reason}};
-    auto turn = parse_assistant_turn(text, header.chat && header.reasoning, header.tool_calls, header.tool_call_format);
+    auto turn = parse_assistant_turn(text, header.chat && header.reasoning, header.tool_calls, header.tool_call_format,
+                                     header.reasoning_opened);
     if (header.chat) {
       choice["message"] = {{"role", "assistant"}, {"content", turn.content}};
       if (header.reasoning)
@@ -117,7 +118,8 @@ std::string response_body(const ResponseHeader& header, const std::vector<Genera
 std::string chunk_event(const ResponseHeader& header, std::int64_t index, const std::string& text,
                         const std::vector<PositionLogprobs>& positions, StreamedChoice& sent) {
   if (!sent.started) // the completions API's text is all content
-    sent.turn = TurnStream(header.chat && header.reasoning, header.chat && header.tool_calls, header.tool_call_format);
+    sent.turn = TurnStream(header.chat && header.reasoning, header.chat && header.tool_calls, header.tool_call_format,
+                           header.reasoning_opened);
   auto parts = sent.turn.append(text);
   auto data = envelope(header, true);
   json choice = {{"index", index}, {"finish_reason", nullptr}};

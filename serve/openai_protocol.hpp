@@ -84,6 +84,9 @@ struct ResponseHeader {
   /// The model thinks (InferenceModel::thinks): a chat choice's leading <think> block becomes its
   /// message's reasoning_content (parse_assistant_turn).
   bool reasoning = false;
+  /// The request's prompt left the <think> block open (InferenceModel::opens_thinking): a chat
+  /// choice starts inside its reasoning.
+  bool reasoning_opened = false;
 };
 
 /// `prefix` and 24 random letters and digits: a response's or a tool call's id.

@@ -202,6 +202,7 @@ void OpenAIServer::route() {
       }
       auto header = make_header(request);
       header.reasoning = options_.reasoning;
+      header.reasoning_opened = options_.reasoning_opened[request.sampling.enable_thinking ? 1 : 0];
       header.tool_call_format = options_.tool_call_format;
       auto call = std::make_unique<GenerationCall>(system_, policy_, generate_requests(request), request.stream,
                                                    options_.request_timeout);

@@ -13,6 +13,7 @@
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 
+#include <array>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -37,6 +38,8 @@ struct ServerOptions {
   std::size_t max_body_bytes = 8 << 20;
   /// The model thinks (ModelInfo::thinks): chat responses carry its reasoning as reasoning_content.
   bool reasoning = false;
+  /// Its generation prompt leaves the <think> block open, by enable_thinking (ModelInfo).
+  std::array<bool, 2> reasoning_opened{};
   /// How the model's chat template writes function calls (ModelInfo::tool_call_format).
   ToolCallFormat tool_call_format = ToolCallFormat::tagged;
 };

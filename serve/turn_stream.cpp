@@ -40,8 +40,8 @@ std::size_t certain_content(std::string_view text, ToolCallFormat format) {
   return end;
 }
 
-TurnStream::TurnStream(bool reasoning, bool tool_calls, ToolCallFormat format)
-  : reasoning_(reasoning), tool_calls_(tool_calls), format_(format) {}
+TurnStream::TurnStream(bool reasoning, bool tool_calls, ToolCallFormat format, bool opened)
+  : reasoning_(reasoning), opened_(reasoning && opened), tool_calls_(tool_calls), format_(format) {}
 
 void TurnStream::answer_from(std::size_t begin, bool after_reasoning) {
   phase_ = Phase::answering;
@@ -55,6 +55,9 @@ TurnStream::Parts TurnStream::append(std::string_view text) {
   if (phase_ == Phase::undecided) {
     if (!reasoning_) {
       answer_from(0, false);
+    } else if (opened_) { // the prompt opened the block: the text starts inside it
+      phase_ = Phase::thinking;
+      reasoning_sent_ = 0;
     } else if (text_.compare(0, kThinkOpen.size(), kThinkOpen) == 0) {
       phase_ = Phase::thinking;
       reasoning_sent_ = kThinkOpen.size();

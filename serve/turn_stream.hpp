@@ -19,9 +19,11 @@ std::size_t certain_content(std::string_view text, ToolCallFormat format = ToolC
 
 class TurnStream {
 public:
-  /// `reasoning`: the model thinks (a leading <think> block is reasoning); `tool_calls`: the request
-  /// offered tools (the content's calls, written in `format`, are calls).
-  TurnStream(bool reasoning = false, bool tool_calls = false, ToolCallFormat format = ToolCallFormat::tagged);
+  /// `reasoning`: the model thinks (a leading <think> block is reasoning); `opened`: the prompt left
+  /// the block open, so the text starts inside it; `tool_calls`: the request offered tools (the
+  /// content's calls, written in `format`, are calls).
+  TurnStream(bool reasoning = false, bool tool_calls = false, ToolCallFormat format = ToolCallFormat::tagged,
+             bool opened = false);
 
   /// The reasoning and content that became certain.
   struct Parts {
@@ -48,6 +50,7 @@ private:
   void answer_from(std::size_t begin, bool after_reasoning);
 
   bool reasoning_ = false;
+  bool opened_ = false;
   bool tool_calls_ = false;
   ToolCallFormat format_ = ToolCallFormat::tagged;
   Phase phase_ = Phase::undecided;

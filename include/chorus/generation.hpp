@@ -75,11 +75,12 @@ ChatMessage parse_tool_calls(const std::string& text, ToolCallFormat format = To
 /// The assistant turn that completion `text` makes, read as chorus-serve reads it: with
 /// `reasoning` (a thinking model, InferenceModel::thinks), a completion that begins with `<think>`
 /// is reasoning up to `</think>` (all of it if cut before; the newlines around it dropped, as
-/// Qwen3's template writes them) and content after it; with `tool_calls`, the content is read by
-/// parse_tool_calls in `format` (the model's, InferenceModel::tool_call_format). Neither: the text
-/// is the content.
+/// Qwen3's template writes them) and content after it; with `opened` too (the prompt left the block
+/// open, InferenceModel::opens_thinking) the completion starts inside it, the reasoning running to
+/// `</think>` without an opening tag. With `tool_calls`, the content is read by parse_tool_calls in
+/// `format` (the model's, InferenceModel::tool_call_format). Neither: the text is the content.
 ChatMessage parse_assistant_turn(const std::string& text, bool reasoning, bool tool_calls,
-                                 ToolCallFormat format = ToolCallFormat::tagged);
+                                 ToolCallFormat format = ToolCallFormat::tagged, bool opened = false);
 
 /// How to sample a completion. The defaults sample from the model's full distribution.
 struct SamplingParams {

@@ -251,6 +251,11 @@ public:
   /// `<think>` block before the answer, which parse_assistant_turn splits off as the reasoning.
   bool thinks() const;
 
+  /// Whether the template's generation prompt, with `enable_thinking` as given, leaves the `<think>`
+  /// block open (Qwen3's "Thinking-2507" models, QwQ, DeepSeek-R1's distillations): the completion
+  /// starts inside the reasoning and closes it with `</think>` (parse_assistant_turn's `opened`).
+  bool opens_thinking(bool enable_thinking = true) const;
+
   /// How the model's chat template writes function calls: what parse_assistant_turn is given to
   /// read its calls (Qwen's `<tool_call>` blocks; Llama 3.1's JSON object).
   ToolCallFormat tool_call_format() const;
@@ -307,6 +312,8 @@ public:
                                                 std::vector<Tool> tools = {}, bool enable_thinking = true) const;
   /// As InferenceModel::thinks.
   bool thinks() const;
+  /// As InferenceModel::opens_thinking.
+  bool opens_thinking(bool enable_thinking = true) const;
   /// As InferenceModel::tool_call_format.
   ToolCallFormat tool_call_format() const;
 

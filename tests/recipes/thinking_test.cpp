@@ -62,6 +62,43 @@ TEST(ThinkingModels, GradersGetTheAnswerAndTheReasoningApart) {
   }());
 }
 
+// A model whose template opens the reasoning in the generation prompt (Qwen3's Thinking-2507 form):
+// its completion starts inside the block, and graders still get the answer and the reasoning apart.
+TEST(ThinkingModels, ACompletionThatStartsInsideItsReasoningIsSplitAtTheClosingTag) {
+  Runtime runtime;
+  RecipeContext ctx(runtime, "test", std::filesystem::path(::testing::TempDir()) / "thinking_opened", MetricsLogger(),
+                    spdlog::default_logger());
+  runtime.run([&]() -> Task<void> {
+    auto folder = co_await test::save_thinking_tiny(ctx, "thinking-2507-tiny", /*opened=*/true);
+    auto model =
+      co_await (co_await ModelRef{folder.string()}.to_builder(ctx, {.kv_cache_len = 256})).spawn_train("policy");
+    EXPECT_TRUE(model.thinks());
+    EXPECT_TRUE(model.opens_thinking());
+    EXPECT_TRUE(model.as_inference().opens_thinking(false));
+    auto seen = std::make_shared<std::vector<Sample>>();
+    FunctionGrader grader("answer", [seen](const Sample& sample) {
+      seen->push_back(sample);
+      return sample.completion == "42" ? 1.0 : 0.0;
+    });
+    SamplingParams sampling{.temperature = 1.0, .max_tokens = 40, .seed = 5};
+    sampling.regex = "[a-z]{1,4}\n</think>\n\n(42|7)";
+    const Prompt prompt{{{"user", "6*7?", {}}}, Json::object()};
+    detail::StageClock clock;
+    auto rollout = co_await detail::generate_and_grade(model, grader, prompt, sampling, clock);
+    EXPECT_EQ(seen->size(), 1u);
+    if (seen->empty())
+      co_return;
+    EXPECT_TRUE(std::regex_match(seen->front().reasoning, std::regex("[a-z]{1,4}"))) << seen->front().reasoning;
+    EXPECT_TRUE(seen->front().completion == "42" || seen->front().completion == "7") << seen->front().completion;
+    EXPECT_EQ(rollout.grade.score, seen->front().completion == "42" ? 1.0 : 0.0);
+    // The prompt ends inside the block, and SFT examples continue it.
+    models::ByteTokenizer bytes;
+    auto learned = co_await detail::tokenize_turn(model, {{"user", "2+2?", {}}}, "Two.\n</think>\n\n4");
+    EXPECT_EQ(bytes.decode(learned.prompt).substr(bytes.decode(learned.prompt).size() - 8), "<think>\n");
+    EXPECT_EQ(bytes.decode(learned.completion), "Two.\n</think>\n\n4<|im_end|>\n");
+  }());
+}
+
 // A thinking judge's verdict is read from its answer: a verdict line in its reasoning does not count.
 TEST(ThinkingModels, AJudgesVerdictIsReadFromItsAnswerNotItsThinking) {
   Runtime runtime;

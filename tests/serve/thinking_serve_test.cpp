@@ -74,3 +74,33 @@ TEST(ChorusServe, AThinkingModelsReasoningComesBackAsReasoningContent) {
   EXPECT_EQ(without["usage"]["prompt_tokens"].get<int>(), reply["usage"]["prompt_tokens"].get<int>() + 19);
   EXPECT_TRUE(without["choices"][0]["message"]["reasoning_content"].is_null()) << without;
 }
+
+// A model whose template opens the reasoning in the generation prompt (Qwen3's Thinking-2507 form):
+// its completion starts inside the block; reasoning_content is what comes before </think>, in a
+// stream from the first byte.
+TEST(ChorusServe, ACompletionThatStartsInsideItsReasoningComesBackSplit) {
+  auto dir = std::filesystem::path(::testing::TempDir()) / "thinking_2507_serve";
+  chorus::Runtime runtime;
+  chorus::RecipeContext ctx(runtime, "test", dir, chorus::MetricsLogger(), spdlog::default_logger());
+  auto folder = runtime.run(chorus::test::save_thinking_tiny(ctx, "thinking-2507-tiny", /*opened=*/true));
+  auto serve = ServeProcess::start({"--model", folder.string()});
+  ASSERT_NE(serve.port, 0);
+  httplib::Client client("127.0.0.1", serve.port);
+  client.set_read_timeout(120, 0);
+  json request = {{"model", folder.string()},
+                  {"messages", {{{"role", "user"}, {"content", "2+2?"}}}},
+                  {"guided_regex", "[a-z]{2,4}\n</think>\n\n[0-9]{1,2}"},
+                  {"max_tokens", 40},
+                  {"seed", 11}};
+  auto plain = client.Post("/v1/chat/completions", request.dump(), "application/json");
+  ASSERT_TRUE(plain && plain->status == 200) << (plain ? plain->body : "no response");
+  auto message = json::parse(plain->body)["choices"][0]["message"];
+  EXPECT_TRUE(std::regex_match(message["reasoning_content"].get<std::string>(), std::regex("[a-z]{2,4}"))) << message;
+  EXPECT_TRUE(std::regex_match(message["content"].get<std::string>(), std::regex("[0-9]{1,2}"))) << message;
+  request["stream"] = true;
+  auto stream = client.Post("/v1/chat/completions", request.dump(), "application/json");
+  ASSERT_TRUE(stream && stream->status == 200);
+  auto streamed = streamed_message(stream->body);
+  EXPECT_EQ(streamed["reasoning_content"], message["reasoning_content"]) << stream->body;
+  EXPECT_EQ(streamed["content"], message["content"]) << stream->body;
+}

@@ -47,12 +47,18 @@ const std::vector<std::string> kTexts = {
   "<|py",
   "<b>bold</b> {\"name\": \"now\", \"parameters\": {}}",
   "<think>x</think>{\"name\": \"now\", \"parameters\": {}}",
+  // Completions of templates whose prompt opens the block (Qwen3-Thinking-2507, DeepSeek-R1).
+  "Two and two.\n</think>\n\n4",
+  "\n\nthought cut\n",
+  "</think>4",
+  "x\n</th",
+  "Add.\n</think>\n\n" + kCall,
 };
 
 // What a stream of `text` cut into `pieces` sends, put together.
 ChatMessage streamed(const std::string& text, const std::vector<std::size_t>& cuts, bool reasoning, bool tools,
-                     ToolCallFormat format) {
-  TurnStream stream(reasoning, tools, format);
+                     ToolCallFormat format, bool opened) {
+  TurnStream stream(reasoning, tools, format, opened);
   ChatMessage sent{"assistant", "", {}};
   std::size_t from = 0;
   for (auto cut : cuts) {
@@ -76,7 +82,7 @@ ChatMessage streamed(const std::string& text, const std::vector<std::size_t>& cu
 TEST(TurnStream, WhatGoesOutAddsUpToTheParsedTurnWhereverTheTextIsCut) {
   std::mt19937 random(7);
   for (const auto& text : kTexts)
-    for (bool reasoning : {false, true})
+    for (int thinking = 0; thinking < 3; ++thinking) // none, a leading block, opened by the prompt
       for (bool tools : {false, true})
         for (auto format : {ToolCallFormat::tagged, ToolCallFormat::json})
           for (int trial = 0; trial < 40; ++trial) {
@@ -88,9 +94,10 @@ TEST(TurnStream, WhatGoesOutAddsUpToTheParsedTurnWhereverTheTextIsCut) {
               for (std::size_t i = 1; i < text.size(); ++i)
                 if (random() % 3 == 0)
                   cuts.push_back(i);
-            auto expected = parse_assistant_turn(text, reasoning, tools, format);
-            auto sent = streamed(text, cuts, reasoning, tools, format);
-            SCOPED_TRACE("text \"" + text + "\" reasoning " + std::to_string(reasoning) + " tools "
+            bool reasoning = thinking > 0, opened = thinking == 2;
+            auto expected = parse_assistant_turn(text, reasoning, tools, format, opened);
+            auto sent = streamed(text, cuts, reasoning, tools, format, opened);
+            SCOPED_TRACE("text \"" + text + "\" thinking " + std::to_string(thinking) + " tools "
                          + std::to_string(tools) + " json " + std::to_string(format == ToolCallFormat::json) + " trial "
                          + std::to_string(trial));
             EXPECT_EQ(sent.reasoning, expected.reasoning);
@@ -101,6 +108,19 @@ TEST(TurnStream, WhatGoesOutAddsUpToTheParsedTurnWhereverTheTextIsCut) {
               EXPECT_EQ(sent.tool_calls[i].arguments, expected.tool_calls[i].arguments);
             }
           }
+}
+
+TEST(TurnStream, AnOpenedBlocksReasoningGoesOutFromTheFirstByte) {
+  TurnStream stream(/*reasoning=*/true, /*tool_calls=*/false, ToolCallFormat::tagged, /*opened=*/true);
+  EXPECT_EQ(stream.append("\nTwo").reasoning, "Two"); // the newline that opens it is dropped
+  EXPECT_EQ(stream.append(" and two.\n</think>\n\n4").content, "4");
+  auto turn = parse_assistant_turn("\nTwo and two.\n</think>\n\n4", true, false, ToolCallFormat::tagged, true);
+  EXPECT_EQ(turn.reasoning, "Two and two.");
+  EXPECT_EQ(turn.content, "4");
+  // Cut before </think>: all reasoning.
+  EXPECT_EQ(parse_assistant_turn("thinking...", true, false, ToolCallFormat::tagged, true).reasoning, "thinking...");
+  // Not a thinking model: `opened` means nothing.
+  EXPECT_EQ(parse_assistant_turn("a</think>b", false, false, ToolCallFormat::tagged, true).content, "a</think>b");
 }
 
 TEST(TurnStream, ReasoningGoesOutAsItComes) {
