@@ -17,6 +17,37 @@
 
 using namespace chorus;
 
+namespace {
+
+// A grader that keeps what it is given and scores 42.
+struct KeepingGrader {
+  std::shared_ptr<std::vector<Sample>> seen = std::make_shared<std::vector<Sample>>();
+  std::shared_ptr<std::mutex> mutex = std::make_shared<std::mutex>();
+  FunctionGrader grader{"answer", [seen = seen, mutex = mutex](const Sample& sample) {
+                          std::lock_guard lock(*mutex);
+                          seen->push_back(sample);
+                          return sample.completion == "42" ? 1.0 : 0.0;
+                        }};
+};
+
+// One GRPO generate-and-grade of `prompt` with the untrained `model` held by `sampling`'s pattern
+// to a short thought and 42 or 7: the grader gets the number as the completion and the thought as
+// the reasoning.
+Task<void> expect_answer_and_reasoning_apart(TrainingModel model, KeepingGrader kept, SamplingParams sampling,
+                                             Prompt prompt) {
+  detail::StageClock clock;
+  auto rollout = co_await detail::generate_and_grade(model, kept.grader, prompt, sampling, clock);
+  EXPECT_EQ(kept.seen->size(), 1u);
+  if (kept.seen->empty())
+    co_return;
+  const auto& sample = kept.seen->front();
+  EXPECT_TRUE(std::regex_match(sample.reasoning, std::regex("[a-z]{1,4}"))) << sample.reasoning;
+  EXPECT_TRUE(sample.completion == "42" || sample.completion == "7") << sample.completion;
+  EXPECT_EQ(rollout.grade.score, sample.completion == "42" ? 1.0 : 0.0);
+}
+
+} // namespace
+
 TEST(ThinkingModels, GradersGetTheAnswerAndTheReasoningApart) {
   Runtime runtime;
   RecipeContext ctx(runtime, "test", std::filesystem::path(::testing::TempDir()) / "thinking", MetricsLogger(),
@@ -25,25 +56,14 @@ TEST(ThinkingModels, GradersGetTheAnswerAndTheReasoningApart) {
     auto folder = co_await test::save_thinking_tiny(ctx, "thinking-tiny");
     auto model =
       co_await (co_await ModelRef{folder.string()}.to_builder(ctx, {.kv_cache_len = 256})).spawn_train("policy");
-    auto seen = std::make_shared<std::vector<Sample>>();
-    auto mutex = std::make_shared<std::mutex>();
-    FunctionGrader grader("answer", [seen, mutex](const Sample& sample) {
-      std::lock_guard lock(*mutex);
-      seen->push_back(sample);
-      return sample.completion == "42" ? 1.0 : 0.0;
-    });
+    KeepingGrader kept;
+    auto& seen = kept.seen;
+    auto& grader = kept.grader;
     // Untrained, the model is held to a short thought and a number by guided decoding.
     SamplingParams sampling{.temperature = 1.0, .max_tokens = 40, .seed = 5};
     sampling.regex = "<think>\n[a-z]{1,4}\n</think>\n\n(42|7)";
     const Prompt prompt{{{"user", "6*7?", {}}}, Json::object()};
-    detail::StageClock clock;
-    auto rollout = co_await detail::generate_and_grade(model, grader, prompt, sampling, clock);
-    EXPECT_EQ(seen->size(), 1u);
-    if (seen->empty())
-      co_return;
-    EXPECT_TRUE(std::regex_match(seen->front().reasoning, std::regex("[a-z]{1,4}"))) << seen->front().reasoning;
-    EXPECT_TRUE(seen->front().completion == "42" || seen->front().completion == "7") << seen->front().completion;
-    EXPECT_EQ(rollout.grade.score, seen->front().completion == "42" ? 1.0 : 0.0);
+    co_await expect_answer_and_reasoning_apart(model, kept, sampling, prompt);
 
     auto result = co_await evaluate(
       {.dataset = {prompt}, .model = model.as_inference(), .graders = {grader}, .k = 2, .sampling = sampling});
@@ -75,22 +95,10 @@ TEST(ThinkingModels, ACompletionThatStartsInsideItsReasoningIsSplitAtTheClosingT
     EXPECT_TRUE(model.thinks());
     EXPECT_TRUE(model.opens_thinking());
     EXPECT_TRUE(model.as_inference().opens_thinking(false));
-    auto seen = std::make_shared<std::vector<Sample>>();
-    FunctionGrader grader("answer", [seen](const Sample& sample) {
-      seen->push_back(sample);
-      return sample.completion == "42" ? 1.0 : 0.0;
-    });
     SamplingParams sampling{.temperature = 1.0, .max_tokens = 40, .seed = 5};
     sampling.regex = "[a-z]{1,4}\n</think>\n\n(42|7)";
-    const Prompt prompt{{{"user", "6*7?", {}}}, Json::object()};
-    detail::StageClock clock;
-    auto rollout = co_await detail::generate_and_grade(model, grader, prompt, sampling, clock);
-    EXPECT_EQ(seen->size(), 1u);
-    if (seen->empty())
-      co_return;
-    EXPECT_TRUE(std::regex_match(seen->front().reasoning, std::regex("[a-z]{1,4}"))) << seen->front().reasoning;
-    EXPECT_TRUE(seen->front().completion == "42" || seen->front().completion == "7") << seen->front().completion;
-    EXPECT_EQ(rollout.grade.score, seen->front().completion == "42" ? 1.0 : 0.0);
+    co_await expect_answer_and_reasoning_apart(model, KeepingGrader{}, sampling,
+                                               {{{"user", "6*7?", {}}}, Json::object()});
     // The prompt ends inside the block, and SFT examples continue it.
     models::ByteTokenizer bytes;
     auto learned = co_await detail::tokenize_turn(model, {{"user", "2+2?", {}}}, "Two.\n</think>\n\n4");

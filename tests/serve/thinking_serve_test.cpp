@@ -33,6 +33,36 @@ json streamed_message(const std::string& events) {
   return message;
 }
 
+// Asks the thinking model served at `client` for a chat reply held by `pattern` to a short thought
+// and a number: the reasoning_content and the content come apart, the same in a stream. Returns the
+// request and the plain reply.
+std::pair<json, json> expect_reasoning_apart(httplib::Client& client, const std::string& model,
+                                             const std::string& pattern) {
+  json request = {{"model", model},
+                  {"messages", {{{"role", "user"}, {"content", "2+2?"}}}},
+                  {"guided_regex", pattern},
+                  {"max_tokens", 40},
+                  {"seed", 11}};
+  auto plain = client.Post("/v1/chat/completions", request.dump(), "application/json");
+  EXPECT_TRUE(plain && plain->status == 200) << (plain ? plain->body : "no response");
+  if (!plain || plain->status != 200)
+    return {request, json::object()};
+  auto reply = json::parse(plain->body);
+  auto message = reply["choices"][0]["message"];
+  EXPECT_TRUE(std::regex_match(message["reasoning_content"].get<std::string>(), std::regex("[a-z]{2,4}"))) << message;
+  EXPECT_TRUE(std::regex_match(message["content"].get<std::string>(), std::regex("[0-9]{1,2}"))) << message;
+  request["stream"] = true;
+  auto stream = client.Post("/v1/chat/completions", request.dump(), "application/json");
+  EXPECT_TRUE(stream && stream->status == 200);
+  if (stream) {
+    auto streamed = streamed_message(stream->body);
+    EXPECT_EQ(streamed["reasoning_content"], message["reasoning_content"]) << stream->body;
+    EXPECT_EQ(streamed["content"], message["content"]) << stream->body;
+  }
+  request.erase("stream");
+  return {request, reply};
+}
+
 } // namespace
 
 TEST(ChorusServe, AThinkingModelsReasoningComesBackAsReasoningContent) {
@@ -45,27 +75,9 @@ TEST(ChorusServe, AThinkingModelsReasoningComesBackAsReasoningContent) {
   httplib::Client client("127.0.0.1", serve.port);
   client.set_read_timeout(120, 0);
   // Untrained, the model is held to a short thought and a number by guided decoding.
-  json request = {{"model", folder.string()},
-                  {"messages", {{{"role", "user"}, {"content", "2+2?"}}}},
-                  {"guided_regex", "<think>\n[a-z]{2,4}\n</think>\n\n[0-9]{1,2}"},
-                  {"max_tokens", 40},
-                  {"seed", 11}};
-  auto plain = client.Post("/v1/chat/completions", request.dump(), "application/json");
-  ASSERT_TRUE(plain && plain->status == 200) << (plain ? plain->body : "no response");
-  auto reply = json::parse(plain->body);
-  auto message = reply["choices"][0]["message"];
-  EXPECT_TRUE(std::regex_match(message["reasoning_content"].get<std::string>(), std::regex("[a-z]{2,4}"))) << message;
-  EXPECT_TRUE(std::regex_match(message["content"].get<std::string>(), std::regex("[0-9]{1,2}"))) << message;
-
-  request["stream"] = true;
-  auto stream = client.Post("/v1/chat/completions", request.dump(), "application/json");
-  ASSERT_TRUE(stream && stream->status == 200);
-  auto streamed = streamed_message(stream->body);
-  EXPECT_EQ(streamed["reasoning_content"], message["reasoning_content"]) << stream->body;
-  EXPECT_EQ(streamed["content"], message["content"]) << stream->body;
-
+  auto [request, reply] =
+    expect_reasoning_apart(client, folder.string(), "<think>\n[a-z]{2,4}\n</think>\n\n[0-9]{1,2}");
   // Thinking off: the prompt gains the template's empty block, "<think>\n\n</think>\n\n" (19 bytes).
-  request.erase("stream");
   request["guided_regex"] = "[0-9]{1,2}";
   request["chat_template_kwargs"] = {{"enable_thinking", false}};
   auto skipped = client.Post("/v1/chat/completions", request.dump(), "application/json");
@@ -87,20 +99,5 @@ TEST(ChorusServe, ACompletionThatStartsInsideItsReasoningComesBackSplit) {
   ASSERT_NE(serve.port, 0);
   httplib::Client client("127.0.0.1", serve.port);
   client.set_read_timeout(120, 0);
-  json request = {{"model", folder.string()},
-                  {"messages", {{{"role", "user"}, {"content", "2+2?"}}}},
-                  {"guided_regex", "[a-z]{2,4}\n</think>\n\n[0-9]{1,2}"},
-                  {"max_tokens", 40},
-                  {"seed", 11}};
-  auto plain = client.Post("/v1/chat/completions", request.dump(), "application/json");
-  ASSERT_TRUE(plain && plain->status == 200) << (plain ? plain->body : "no response");
-  auto message = json::parse(plain->body)["choices"][0]["message"];
-  EXPECT_TRUE(std::regex_match(message["reasoning_content"].get<std::string>(), std::regex("[a-z]{2,4}"))) << message;
-  EXPECT_TRUE(std::regex_match(message["content"].get<std::string>(), std::regex("[0-9]{1,2}"))) << message;
-  request["stream"] = true;
-  auto stream = client.Post("/v1/chat/completions", request.dump(), "application/json");
-  ASSERT_TRUE(stream && stream->status == 200);
-  auto streamed = streamed_message(stream->body);
-  EXPECT_EQ(streamed["reasoning_content"], message["reasoning_content"]) << stream->body;
-  EXPECT_EQ(streamed["content"], message["content"]) << stream->body;
+  expect_reasoning_apart(client, folder.string(), "[a-z]{2,4}\n</think>\n\n[0-9]{1,2}");
 }
