@@ -67,6 +67,18 @@ struct Node {
   std::vector<Body> bodies;
 };
 
+/// A token: the template's text between tags, a tag's opening and closing, and what is inside.
+enum class Tok { text, open_output, close_output, open_block, close_block, name, string, integer, number, op, end };
+
+struct Token {
+  Tok kind;
+  std::string value;
+  int line;
+};
+
+/// The template's tokens. @throws JinjaError naming the line.
+std::vector<Token> lex_template(std::string_view source);
+
 /// The template's nodes. @throws JinjaError naming the line.
 Body parse_template(std::string_view source);
 

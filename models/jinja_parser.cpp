@@ -1,6 +1,5 @@
-// Jinja2's syntax as Hugging Face chat templates use it, lexed with the settings transformers gives
-// (trim_blocks: the newline after a block tag goes; lstrip_blocks: the spaces before one on its line
-// go; `-` strips all whitespace on its side, `+` keeps it) and parsed with Jinja2's precedence.
+// Jinja2's syntax as Hugging Face chat templates use it (jinja_lexer.cpp's tokens), parsed with
+// Jinja2's precedence into jinja_ast.hpp's nodes.
 #include "models/jinja.hpp"
 #include "models/jinja_ast.hpp"
 #include "models/jinja_builtins.hpp"
@@ -13,256 +12,6 @@ namespace chorus::models::jinja {
 
 namespace {
 
-bool is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
-enum class Tok { text, open_output, close_output, open_block, close_block, name, string, integer, number, op, end };
-
-struct Token {
-  Tok kind;
-  std::string value;
-  int line;
-};
-
-[[noreturn]] void fail(int line, const std::string& message) {
-  throw JinjaError("line " + std::to_string(line) + ": " + message);
-}
-
-class Lexer {
-public:
-  explicit Lexer(std::string_view source) : src_(source) {
-    if (!src_.empty() && src_.back() == '\n') // Jinja2 drops the template's last newline
-      src_.remove_suffix(1);
-  }
-
-  std::vector<Token> run() {
-    while (pos_ < src_.size()) {
-      auto at = next_tag(pos_);
-      std::string text(src_.substr(pos_, at - pos_));
-      if (strip_next_) {
-        std::size_t lead = 0;
-        while (lead < text.size() && is_space(text[lead]))
-          ++lead;
-        line_starting_ = lead > 0 && text[lead - 1] == '\n' ? true : line_starting_;
-        text.erase(0, lead);
-        strip_next_ = false;
-      }
-      if (at == src_.size()) {
-        emit_text(std::move(text));
-        break;
-      }
-      char kind = src_[at + 1];
-      char control = at + 2 < src_.size() ? src_[at + 2] : '\0';
-      if (control == '-') {
-        while (!text.empty() && is_space(text.back()))
-          text.pop_back();
-      } else if (control != '+' && kind != '{') { // lstrip_blocks
-        auto line_start = text.rfind('\n');
-        std::size_t from = line_start == std::string::npos ? 0 : line_start + 1;
-        if ((from > 0 || line_starting_) && from < text.size()
-            && text.find_first_not_of(" \t\r\f\v", from) == std::string::npos)
-          text.erase(from);
-      }
-      emit_text(std::move(text));
-      count_lines(pos_, at);
-      pos_ = at + 2 + (control == '-' || control == '+' ? 1 : 0);
-      if (kind == '#')
-        comment();
-      else
-        tag(kind == '{');
-    }
-    tokens_.push_back({Tok::end, "", line_});
-    return std::move(tokens_);
-  }
-
-private:
-  std::size_t next_tag(std::size_t from) const {
-    for (auto at = src_.find('{', from); at != std::string_view::npos; at = src_.find('{', at + 1))
-      if (at + 1 < src_.size() && (src_[at + 1] == '{' || src_[at + 1] == '%' || src_[at + 1] == '#'))
-        return at;
-    return src_.size();
-  }
-
-  void emit_text(std::string text) {
-    if (!text.empty())
-      tokens_.push_back({Tok::text, std::move(text), line_});
-  }
-
-  void count_lines(std::size_t from, std::size_t to) {
-    for (auto i = from; i < to; ++i)
-      line_ += src_[i] == '\n';
-  }
-
-  // After a tag's closing: `-` strips what follows, trim_blocks drops one newline after a block.
-  void close(std::size_t after, bool strip, bool block) {
-    pos_ = after;
-    line_starting_ = false;
-    if (strip) {
-      strip_next_ = true;
-    } else if (block && pos_ < src_.size() && src_[pos_] == '\n') {
-      ++pos_;
-      ++line_;
-      line_starting_ = true;
-    }
-  }
-
-  void comment() {
-    auto end = src_.find("#}", pos_);
-    if (end == std::string_view::npos)
-      fail(line_, "a comment {# is not closed");
-    bool strip = end > pos_ && src_[end - 1] == '-';
-    count_lines(pos_, end);
-    close(end + 2, strip, true);
-  }
-
-  void tag(bool output) {
-    int opened_at = line_;
-    tokens_.push_back({output ? Tok::open_output : Tok::open_block, "", line_});
-    std::size_t first_token = tokens_.size();
-    int depth = 0;
-    const char* closer = output ? "}}" : "%}";
-    while (true) {
-      while (pos_ < src_.size() && is_space(src_[pos_]))
-        line_ += src_[pos_++] == '\n';
-      if (pos_ >= src_.size())
-        fail(opened_at, std::string("a tag opened with ") + (output ? "{{" : "{%") + " is not closed");
-      auto rest = src_.substr(pos_);
-      if (depth == 0 && (rest.substr(0, 2) == closer || (rest[0] == '-' && rest.substr(1, 2) == closer))) {
-        bool strip = rest[0] == '-';
-        tokens_.push_back({output ? Tok::close_output : Tok::close_block, "", line_});
-        close(pos_ + (strip ? 3 : 2), strip, !output);
-        break;
-      }
-      char c = rest[0];
-      if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
-        std::size_t n = 1;
-        while (n < rest.size() && (std::isalnum(static_cast<unsigned char>(rest[n])) || rest[n] == '_'))
-          ++n;
-        tokens_.push_back({Tok::name, std::string(rest.substr(0, n)), line_});
-        pos_ += n;
-      } else if (std::isdigit(static_cast<unsigned char>(c))) {
-        std::size_t n = 0;
-        bool real = false;
-        while (n < rest.size()
-               && (std::isdigit(static_cast<unsigned char>(rest[n])) || rest[n] == '_'
-                   || (rest[n] == '.' && !real && n + 1 < rest.size()
-                       && std::isdigit(static_cast<unsigned char>(rest[n + 1])))
-                   || ((rest[n] == 'e' || rest[n] == 'E') && n + 1 < rest.size()))) {
-          if (rest[n] == '.' || rest[n] == 'e' || rest[n] == 'E') {
-            real = true;
-            if ((rest[n] == 'e' || rest[n] == 'E') && (rest[n + 1] == '+' || rest[n + 1] == '-'))
-              ++n;
-          }
-          ++n;
-        }
-        std::string digits;
-        for (char d : rest.substr(0, n))
-          if (d != '_')
-            digits += d;
-        tokens_.push_back({real ? Tok::number : Tok::integer, digits, line_});
-        pos_ += n;
-      } else if (c == '"' || c == '\'') {
-        string_literal(c);
-      } else {
-        static const char* const kOperators[] = {"//", "**", "==", "!=", "<=", ">=", "+", "-", "*", "/", "%", "~", "|",
-                                                 ".",  ",",  ":",  "(",  ")",  "[",  "]", "{", "}", "<", ">", "="};
-        std::string op;
-        for (const char* candidate : kOperators)
-          if (rest.substr(0, std::char_traits<char>::length(candidate)) == candidate) {
-            op = candidate;
-            break;
-          }
-        if (op.empty())
-          fail(line_, std::string("unexpected character '") + c + "'");
-        if (op == "(" || op == "[" || op == "{")
-          ++depth;
-        else if ((op == ")" || op == "]" || op == "}") && depth > 0)
-          --depth;
-        tokens_.push_back({Tok::op, op, line_});
-        pos_ += op.size();
-      }
-    }
-    // {% raw %}: the text up to {% endraw %} as it is.
-    if (!output && tokens_.size() == first_token + 2 && tokens_[first_token].value == "raw") {
-      tokens_.resize(first_token - 1);
-      auto end = src_.find("endraw", pos_);
-      auto open = end == std::string_view::npos ? end : src_.rfind("{%", end);
-      if (open == std::string_view::npos || open < pos_)
-        fail(opened_at, "{% raw %} has no {% endraw %}");
-      std::string text(src_.substr(pos_, open - pos_));
-      if (src_[open + 2] == '-')
-        while (!text.empty() && is_space(text.back()))
-          text.pop_back();
-      emit_text(std::move(text));
-      count_lines(pos_, open);
-      auto closing = src_.find("%}", end);
-      if (closing == std::string_view::npos)
-        fail(line_, "{% endraw is not closed");
-      close(closing + 2, src_[closing - 1] == '-', true);
-    }
-  }
-
-  void string_literal(char quote) {
-    std::string value;
-    std::size_t i = pos_ + 1;
-    for (; i < src_.size() && src_[i] != quote; ++i) {
-      char c = src_[i];
-      if (c == '\n')
-        ++line_;
-      if (c != '\\' || i + 1 >= src_.size()) {
-        value += c;
-        continue;
-      }
-      char e = src_[++i];
-      switch (e) {
-        case 'n': value += '\n'; break;
-        case 't': value += '\t'; break;
-        case 'r': value += '\r'; break;
-        case '\\': value += '\\'; break;
-        case '\'': value += '\''; break;
-        case '"': value += '"'; break;
-        case '\n': break; // a continued line
-        case 'u':
-        case 'x': {
-          std::size_t digits = e == 'u' ? 4 : 2;
-          if (i + digits >= src_.size())
-            fail(line_, "a \\" + std::string(1, e) + " escape is cut short");
-          auto code = std::strtoul(std::string(src_.substr(i + 1, digits)).c_str(), nullptr, 16);
-          i += digits;
-          append_utf8(value, static_cast<std::uint32_t>(code));
-          break;
-        }
-        default: value += '\\'; value += e; // Python keeps unknown escapes as written
-      }
-    }
-    if (i >= src_.size())
-      fail(line_, "a string literal is not closed");
-    tokens_.push_back({Tok::string, value, line_});
-    pos_ = i + 1;
-  }
-
-  static void append_utf8(std::string& out, std::uint32_t code) {
-    if (code < 0x80) {
-      out += static_cast<char>(code);
-    } else if (code < 0x800) {
-      out += static_cast<char>(0xC0 | (code >> 6));
-      out += static_cast<char>(0x80 | (code & 0x3F));
-    } else {
-      out += static_cast<char>(0xE0 | (code >> 12));
-      out += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (code & 0x3F));
-    }
-  }
-
-  std::string_view src_;
-  std::size_t pos_ = 0;
-  int line_ = 1;
-  bool line_starting_ = true;
-  bool strip_next_ = false;
-  std::vector<Token> tokens_;
-};
-
 class Parser {
 public:
   explicit Parser(std::vector<Token> tokens) : tokens_(std::move(tokens)) {}
@@ -271,7 +20,7 @@ public:
     std::string end;
     auto body = parse_body({}, end);
     if (peek().kind != Tok::end)
-      fail(peek().line, "unexpected {% " + end + " %}");
+      raise_at(peek().line, "unexpected {% " + end + " %}");
     return body;
   }
 
@@ -287,7 +36,7 @@ private:
       const auto& token = peek();
       if (token.kind == Tok::end) {
         if (!ends.empty())
-          fail(token.line, "the template ends where {% " + ends.front() + " %} was expected");
+          raise_at(token.line, "the template ends where {% " + ends.front() + " %} was expected");
         return body;
       }
       if (token.kind == Tok::text) {
@@ -333,14 +82,14 @@ private:
       if (k == "filter")
         node->text = expect(Tok::name, "a filter's name").value;
       if (k == "filter" && !is_filter(node->text))
-        fail(keyword.line, "unknown filter '" + node->text + "'");
+        raise_at(keyword.line, "unknown filter '" + node->text + "'");
       expect(Tok::close_block, "%}");
       std::string end;
       node->bodies.push_back(parse_body({"end" + k}, end));
       expect(Tok::close_block, "%}");
       return node;
     }
-    fail(keyword.line, "unknown statement {% " + k + " %}");
+    raise_at(keyword.line, "unknown statement {% " + k + " %}");
   }
 
   std::unique_ptr<Node> branch(int line) {
@@ -369,11 +118,11 @@ private:
       node->targets.push_back(expect(Tok::name, "a loop variable").value);
     while (accept_op(","));
     if (!accept_name("in"))
-      fail(peek().line, "expected 'in' in a for loop");
+      raise_at(peek().line, "expected 'in' in a for loop");
     node->expr = expression(/*conditional=*/false);
     node->conditions.push_back(accept_name("if") ? expression() : nullptr);
     if (accept_name("recursive"))
-      fail(line, "recursive loops are not supported");
+      raise_at(line, "recursive loops are not supported");
     expect(Tok::close_block, "%}");
     std::string end;
     node->bodies.push_back(parse_body({"else", "endfor"}, end));
@@ -432,7 +181,7 @@ private:
   struct Nested {
     explicit Nested(Parser& parser) : parser_(parser) {
       if (++parser_.depth_ > kMaxDepth)
-        fail(parser_.peek().line, "nested more than 200 deep");
+        raise_at(parser_.peek().line, "nested more than 200 deep");
     }
     ~Nested() {
       --parser_.depth_;
@@ -567,7 +316,7 @@ private:
         auto node = make_expr(Expr::Kind::filter, peek().line);
         node->name = expect(Tok::name, "a filter's name").value;
         if (!is_filter(node->name))
-          fail(node->line, "unknown filter '" + node->name + "'");
+          raise_at(node->line, "unknown filter '" + node->name + "'");
         node->args.push_back(std::move(value));
         if (peek().kind == Tok::op && peek().value == "(") {
           ++at_;
@@ -587,10 +336,10 @@ private:
           node->name = name.value;
           ++at_;
         } else {
-          fail(name.line, "expected a test's name after 'is'");
+          raise_at(name.line, "expected a test's name after 'is'");
         }
         if (!is_test(node->name))
-          fail(node->line, "unknown test '" + node->name + "'");
+          raise_at(node->line, "unknown test '" + node->name + "'");
         node->args.push_back(std::move(value));
         if (accept_op("(")) {
           call_arguments(*node);
@@ -622,7 +371,7 @@ private:
         auto node = make_expr(Expr::Kind::attribute, line);
         const auto& name = peek();
         if (name.kind != Tok::name && name.kind != Tok::integer)
-          fail(name.line, "expected an attribute after '.'");
+          raise_at(name.line, "expected an attribute after '.'");
         node->name = name.value;
         ++at_;
         node->args.push_back(std::move(value));
@@ -650,16 +399,16 @@ private:
       if (accept_op(":")) {
         sliced = true;
         if (++part > 2)
-          fail(line, "a slice has at most three parts");
+          raise_at(line, "a slice has at most three parts");
         continue;
       }
       if (parts[part])
-        fail(peek().line, "expected ']'");
+        raise_at(peek().line, "expected ']'");
       parts[part] = expression();
     }
     if (!sliced) {
       if (!parts[0])
-        fail(line, "an empty subscript []");
+        raise_at(line, "an empty subscript []");
       auto node = make_expr(Expr::Kind::subscript, line);
       node->args.push_back(std::move(value));
       node->args.push_back(std::move(parts[0]));
@@ -713,7 +462,7 @@ private:
           return literal(token.kind == Tok::integer ? Value::integer(std::stoll(token.value))
                                                     : Value::number(std::stod(token.value)));
         } catch (const std::out_of_range&) {
-          fail(line, "the number " + token.value + " is out of range");
+          raise_at(line, "the number " + token.value + " is out of range");
         }
       case Tok::name:
         if (token.value == "true" || token.value == "True")
@@ -779,7 +528,7 @@ private:
         break;
       default: break;
     }
-    fail(line, "expected a value, found " + describe(token));
+    raise_at(line, "expected a value, found " + describe(token));
   }
 
   // -- tokens ---------------------------------------------------------------
@@ -801,14 +550,14 @@ private:
   const Token& expect(Tok kind, const std::string& what) {
     const auto& token = peek();
     if (token.kind != kind)
-      fail(token.line, "expected " + what + ", found " + describe(token));
+      raise_at(token.line, "expected " + what + ", found " + describe(token));
     ++at_;
     return token;
   }
 
   void expect_op(const char* op) {
     if (!accept_op(op))
-      fail(peek().line, std::string("expected '") + op + "', found " + describe(peek()));
+      raise_at(peek().line, std::string("expected '") + op + "', found " + describe(peek()));
   }
 
   bool accept_op(const char* op) {
@@ -857,7 +606,7 @@ private:
 } // namespace
 
 Body parse_template(std::string_view source) {
-  return Parser(Lexer(source).run()).parse();
+  return Parser(lex_template(source)).parse();
 }
 
 } // namespace chorus::models::jinja

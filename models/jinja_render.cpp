@@ -116,7 +116,7 @@ private:
   void write(const Text& text, int line) {
     out_.append(text);
     if (out_.size() > kMaxOutput)
-      render_error(line, "the rendered prompt passes 256 MiB");
+      raise_at(line, "the rendered prompt passes 256 MiB");
   }
 
   Text capture(const Body& body) {
@@ -151,7 +151,7 @@ private:
     auto n = static_cast<std::int64_t>(items.size());
     for (std::int64_t i = 0; i < n; ++i) {
       if (++iterations_ > kMaxIterations)
-        render_error(node.line, "more than 10 million loop iterations");
+        raise_at(node.line, "more than 10 million loop iterations");
       auto frame = std::make_shared<Scope>();
       auto loop_info = std::make_shared<Dict>();
       auto put = [&](const char* key, Value v) { loop_info->items.emplace_back(Text::markup(key), std::move(v)); };
@@ -187,9 +187,9 @@ private:
     }
     auto items = iterate(value, line);
     if (items.size() != targets.size())
-      render_error(line,
-                   "cannot unpack " + std::to_string(items.size()) + " values into " + std::to_string(targets.size())
-                     + " names");
+      raise_at(line,
+               "cannot unpack " + std::to_string(items.size()) + " values into " + std::to_string(targets.size())
+                 + " names");
     for (std::size_t i = 0; i < targets.size(); ++i)
       frames_.back()->set(targets[i], items[i]);
   }
@@ -202,9 +202,9 @@ private:
     }
     auto target = lookup(node.targets[0]);
     if (!target.is(Kind::dict) || !target.dict().is_namespace)
-      render_error(node.line, "cannot set '" + node.attribute + "' on '" + node.targets[0] + "': not a namespace()");
+      raise_at(node.line, "cannot set '" + node.attribute + "' on '" + node.targets[0] + "': not a namespace()");
     if (holds_reference(value, 0))
-      render_error(node.line, "a namespace() attribute cannot hold a namespace() or a function");
+      raise_at(node.line, "a namespace() attribute cannot hold a namespace() or a function");
     target.mutable_dict().set(Text::markup(node.attribute), std::move(value));
   }
 
@@ -241,7 +241,7 @@ private:
                             frame->set(macro->targets[i], given);
                           }
                           if (depth_ >= kMaxCallDepth)
-                            render_error(macro->line, "macro '" + macro->text + "' calls nest deeper than 64");
+                            raise_at(macro->line, "macro '" + macro->text + "' calls nest deeper than 64");
                           auto saved = frames_;
                           frames_ = {saved.front(), frame};
                           ++depth_;
@@ -292,7 +292,7 @@ private:
           return Value::number(-v.as_double());
         if (v.is_number())
           return Value::integer(-v.as_integer());
-        render_error(e.line, "bad operand type for unary -: '" + type_name(v) + "'");
+        raise_at(e.line, "bad operand type for unary -: '" + type_name(v) + "'");
       }
       case Expr::Kind::logical_not: return Value::boolean(!truthy(eval(*e.args[0])));
       case Expr::Kind::logical_and: {
@@ -345,7 +345,7 @@ private:
   // Jinja2's getattr: a Python attribute (a str's or dict's method) first, then the item.
   Value attribute(const Value& object, const std::string& name, int line) {
     if (object.is(Kind::undefined))
-      render_error(line, "cannot read '." + name + "' of an undefined value");
+      raise_at(line, "cannot read '." + name + "' of an undefined value");
     static const std::set<std::string> kStringMethods = {
       "strip", "lstrip", "rstrip",     "split",      "startswith", "endswith", "replace",
       "upper", "lower",  "title",      "capitalize", "find",       "rfind",    "count",
@@ -365,7 +365,7 @@ private:
 
   Value subscript(const Value& object, const Value& key, int line) {
     if (object.is(Kind::undefined))
-      render_error(line, "cannot index an undefined value");
+      raise_at(line, "cannot index an undefined value");
     if (object.is(Kind::dict)) {
       if (key.is(Kind::string)) {
         const auto* item = object.dict().find(key.text().chars);
@@ -393,12 +393,12 @@ private:
     auto bound = [&](std::size_t i) { return e.args[i] ? eval(*e.args[i]) : Value::none(); };
     auto start_value = bound(1), stop_value = bound(2), step_value = bound(3);
     if (!object.is(Kind::list) && !object.is(Kind::string))
-      render_error(e.line, "cannot slice a value of type " + type_name(object));
+      raise_at(e.line, "cannot slice a value of type " + type_name(object));
     auto items = object.is(Kind::list) ? object.items() : iterate(object, e.line);
     auto size = static_cast<std::int64_t>(items.size());
     std::int64_t step = step_value.is_number() ? step_value.as_integer() : 1;
     if (step == 0)
-      render_error(e.line, "slice step cannot be zero");
+      raise_at(e.line, "slice step cannot be zero");
     // Python's slice.indices().
     auto clamp = [&](const Value& v, std::int64_t fallback) {
       if (!v.is_number())
@@ -439,14 +439,14 @@ private:
       }
       auto function = attribute(object, callee.name, e.line);
       if (!function.is(Kind::function))
-        render_error(e.line, "'" + callee.name + "' of a " + type_name(object) + " is not callable");
+        raise_at(e.line, "'" + callee.name + "' of a " + type_name(object) + " is not callable");
       auto args = arguments(e);
       return function.call()(args);
     }
     auto function = eval(callee);
     if (!function.is(Kind::function)) {
       auto what = callee.kind == Expr::Kind::name ? "'" + callee.name + "'" : std::string("the value");
-      render_error(e.line, what + (function.is(Kind::undefined) ? " is undefined" : " is not callable"));
+      raise_at(e.line, what + (function.is(Kind::undefined) ? " is undefined" : " is not callable"));
     }
     auto args = arguments(e);
     try {
@@ -454,7 +454,7 @@ private:
     } catch (const JinjaError&) {
       throw;
     } catch (const std::exception& error) {
-      render_error(e.line, error.what());
+      raise_at(e.line, error.what());
     }
   }
 
@@ -464,11 +464,11 @@ private:
     std::int64_t i = a.as_integer(), j = b.as_integer(), r = 0;
     auto exact = [&](bool overflowed) {
       if (overflowed)
-        render_error(line, "integer overflow in " + op);
+        raise_at(line, "integer overflow in " + op);
       return Value::integer(r);
     };
     if ((op == "/" || op == "//" || op == "%") && (real ? y == 0 : j == 0))
-      render_error(line, "division by zero");
+      raise_at(line, "division by zero");
     if (op == "+")
       return real ? Value::number(x + y) : exact(__builtin_add_overflow(i, j, &r));
     if (op == "-")
@@ -516,7 +516,7 @@ private:
       Arguments args;
       args.positional.push_back(b);
       if (b.is(Kind::none) || b.is_number()) // an undefined value iterates as empty
-        render_error(line, "argument of type '" + type_name(b) + "' is not iterable");
+        raise_at(line, "argument of type '" + type_name(b) + "' is not iterable");
       return Value::boolean(apply_test("in", a, args, line) == (op == "in"));
     }
     if (op == "<" || op == "<=" || op == ">" || op == ">=") {
@@ -540,7 +540,7 @@ private:
       auto times = std::max<std::int64_t>(b.as_integer(), 0);
       auto unit = a.is(Kind::string) ? a.text().size() : a.items().size();
       if (unit > 0 && static_cast<std::uint64_t>(times) > kMaxOutput / unit)
-        render_error(line, "a repetition past 256 MiB");
+        raise_at(line, "a repetition past 256 MiB");
       if (a.is(Kind::list)) {
         List items;
         for (std::int64_t n = 0; n < times; ++n)
@@ -552,7 +552,7 @@ private:
         text.append(a.text());
       return Value::string(std::move(text));
     }
-    render_error(line, "unsupported operand types for " + op + ": '" + type_name(a) + "' and '" + type_name(b) + "'");
+    raise_at(line, "unsupported operand types for " + op + ": '" + type_name(a) + "' and '" + type_name(b) + "'");
   }
 
   std::vector<std::shared_ptr<Scope>> frames_;
