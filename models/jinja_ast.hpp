@@ -16,17 +16,18 @@ using ExprPtr = std::unique_ptr<Expr>;
 
 struct Expr {
   enum class Kind {
-    literal,     // value
-    name,        // name
-    attribute,   // args[0].name
-    subscript,   // args[0][args[1]]
-    slice,       // args[0][args[1]:args[2]:args[3]] (null where left out)
-    call,        // args[0](args[1:], with keywords)
-    filter,      // args[0] | name(args[1:], with keywords)
-    test,        // args[0] is [not] name(args[1:])
-    negate,      // -args[0]
-    logical_not, // not args[0]
-    binary,      // args[0] op args[1]: + - * / // % ** ~ == != < <= > >= in, "not in"
+    literal,          // value
+    name,             // name
+    attribute,        // args[0].name
+    subscript,        // args[0][args[1]]
+    slice,            // args[0][args[1]:args[2]:args[3]] (null where left out)
+    call,             // args[0](args[1:], with keywords)
+    filter,           // args[0] | name(args[1:], with keywords)
+    test,             // args[0] is [not] name(args[1:])
+    negate,           // -args[0]
+    logical_not,      // not args[0]
+    binary,           // args[0] op args[1]: + - * / // % ** ~ == != < <= > >= in, "not in"
+    comparison_chain, // args[0] keywords[0] args[1] keywords[1] args[2]...: each pair compared
     logical_and,
     logical_or,
     conditional, // args[0] if args[1] else args[2] (null: undefined)

@@ -4,6 +4,7 @@
 #include "models/jinja_builtins.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <climits>
 #include <cmath>
 #include <ctime>
@@ -49,10 +50,10 @@ std::int64_t integer_argument(const Value& value, std::int64_t fallback) {
 
 const std::set<std::string>& filter_names() {
   static const std::set<std::string> names = {
-    "abs",    "capitalize", "count",   "d",       "default", "e",     "escape",   "first",      "float", "int",
-    "items",  "indent",     "join",    "last",    "length",  "list",  "lower",    "map",        "max",   "min",
-    "reject", "rejectattr", "replace", "reverse", "round",   "safe",  "select",   "selectattr", "sort",  "string",
-    "sum",    "title",      "tojson",  "trim",    "unique",  "upper", "wordcount"};
+    "abs",    "attr",   "capitalize", "count",   "d",       "default", "e",     "escape",   "first",      "float",
+    "int",    "items",  "indent",     "join",    "last",    "length",  "list",  "lower",    "map",        "max",
+    "min",    "reject", "rejectattr", "replace", "reverse", "round",   "safe",  "select",   "selectattr", "sort",
+    "string", "sum",    "title",      "tojson",  "trim",    "unique",  "upper", "wordcount"};
   return names;
 }
 
@@ -120,14 +121,20 @@ Value apply_filter(const std::string& name, const Value& operand, Arguments& arg
     }
     return Value::string(std::move(out));
   }
-  if (name == "int") {
+  if (name == "int") { // int(default=0, base=10): "0x1A" with base 16, "2.5" read as a float
     if (operand.is_number())
       return Value::integer(operand.as_integer());
     if (operand.is(Value::Kind::string)) {
-      try {
-        return Value::integer(std::stoll(operand.text().chars));
-      } catch (const std::exception&) {
-      }
+      auto base = static_cast<int>(std::clamp<std::int64_t>(integer_argument(arg(1, "base"), 10), 0, 36));
+      const auto& s = operand.text().chars;
+      errno = 0;
+      char* end = nullptr;
+      auto value = std::strtoll(s.c_str(), &end, base);
+      if (errno == 0 && end != s.c_str() && *end == '\0')
+        return Value::integer(value);
+      auto real = std::strtod(s.c_str(), &end);
+      if (end != s.c_str() && *end == '\0')
+        return Value::integer(Value::number(real).as_integer());
     }
     return arg(0, "default").is(Value::Kind::undefined) ? Value::integer(0) : arg(0, "default");
   }
@@ -145,10 +152,26 @@ Value apply_filter(const std::string& name, const Value& operand, Arguments& arg
   if (name == "abs")
     return operand.is(Value::Kind::number) ? Value::number(std::fabs(operand.as_double()))
                                            : Value::integer(std::llabs(operand.as_integer()));
-  if (name == "round") {
+  if (name == "round") { // round(precision=0, method="common" | "ceil" | "floor"); an int stays one
     auto precision = integer_argument(arg(0, "precision"), 0);
+    auto method = arg(1, "method");
+    auto how = method.is(Value::Kind::string) ? method.text().chars : std::string("common");
+    if (how != "common" && how != "ceil" && how != "floor")
+      raise_at(line, "round: method must be common, ceil or floor");
+    if (how == "common" && operand.is(Value::Kind::integer))
+      return operand;
     auto scale = std::pow(10.0, static_cast<double>(precision));
-    return Value::number(std::nearbyint(operand.as_double() * scale) / scale);
+    auto scaled = operand.as_double() * scale;
+    auto rounded = how == "ceil" ? std::ceil(scaled) : how == "floor" ? std::floor(scaled) : std::nearbyint(scaled);
+    return Value::number(rounded / scale);
+  }
+  if (name == "attr") { // Python's getattr, never the item: a dict's keys are not its attributes
+    auto attribute = require_string(arg(0, "name"), "attr", line);
+    if (operand.is(Value::Kind::dict) && operand.dict().is_namespace) {
+      const auto* found = operand.dict().find(attribute);
+      return found ? *found : Value();
+    }
+    return Value();
   }
   if (name == "replace") {
     auto from = require_string(arg(0, "old"), "replace", line);
@@ -275,11 +298,21 @@ Value apply_filter(const std::string& name, const Value& operand, Arguments& arg
     }
     return Value::list(std::move(mapped));
   }
-  if (name == "unique") {
-    List kept;
-    for (const auto& item : items)
-      if (std::none_of(kept.begin(), kept.end(), [&](const Value& k) { return equal(k, item); }))
+  if (name == "unique") { // unique(case_sensitive=false, attribute=none)
+    bool case_sensitive = truthy(arg(0, "case_sensitive"));
+    auto attribute = arg(1, "attribute");
+    auto key = [&](const Value& v) {
+      auto k = attribute.is(Value::Kind::string) ? attribute_path(v, attribute.text().chars) : v;
+      return !case_sensitive && k.is(Value::Kind::string) ? Value::string(text_case(k.text(), Case::lower)) : k;
+    };
+    List kept, keys;
+    for (const auto& item : items) {
+      auto k = key(item);
+      if (std::none_of(keys.begin(), keys.end(), [&](const Value& seen) { return equal(seen, k); })) {
+        keys.push_back(k);
         kept.push_back(item);
+      }
+    }
     return Value::list(std::move(kept));
   }
   if (name == "sort" || name == "min" || name == "max") {
@@ -371,12 +404,11 @@ bool apply_test(const std::string& name, const Value& operand, const Arguments& 
         return true;
     return false;
   }
-  if (name == "lower" || name == "upper") {
-    auto text = to_text(operand).chars;
-    return std::none_of(text.begin(), text.end(), [&](char c) {
-      return name == "lower" ? std::isupper(static_cast<unsigned char>(c))
-                             : std::islower(static_cast<unsigned char>(c));
-    });
+  if (name == "lower" || name == "upper") { // str(value).islower(): a cased letter, none of the other case
+    auto text = to_text(operand);
+    auto lowered = text_case(text, Case::lower).chars, raised = text_case(text, Case::upper).chars;
+    bool cased = lowered != raised;
+    return cased && text.chars == (name == "lower" ? lowered : raised);
   }
   raise_at(line, "no test named '" + name + "'");
 }
@@ -392,17 +424,45 @@ Value call_method(const Value& object, const std::string& name, Arguments& args,
       return Value::string(text_strip(text, arg(0, "chars"), name != "rstrip", name != "lstrip"));
     if (name == "split")
       return text_split(text, arg(0, "sep"), integer_argument(arg(1, "maxsplit"), -1));
-    if (name == "startswith" || name == "endswith") {
+    if (name == "startswith" || name == "endswith") { // (prefix or a tuple of them, start, end)
       auto prefix = arg(0, "prefix");
       List candidates = prefix.is(Value::Kind::list) ? prefix.items() : List{prefix};
+      auto starts = char_starts(text.chars);
+      auto count = static_cast<std::int64_t>(starts.size()) - 1;
+      auto bound = [&](const Value& v, std::int64_t fallback) {
+        if (!v.is_number())
+          return fallback;
+        auto i = v.as_integer();
+        return std::clamp<std::int64_t>(i < 0 ? i + count : i, 0, count);
+      };
+      auto from = starts[static_cast<std::size_t>(bound(arg(1, "start"), 0))];
+      auto to = starts[static_cast<std::size_t>(bound(arg(2, "end"), count))];
+      auto window = to >= from ? std::string_view(text.chars).substr(from, to - from) : std::string_view();
       for (const auto& candidate : candidates) {
         auto c = require_string(candidate, name.c_str(), line);
-        if (c.size() <= text.size()
-            && (name == "startswith" ? text.chars.compare(0, c.size(), c) == 0
-                                     : text.chars.compare(text.size() - c.size(), c.size(), c) == 0))
+        if (to >= from && c.size() <= window.size()
+            && (name == "startswith" ? window.substr(0, c.size()) == c : window.substr(window.size() - c.size()) == c))
           return Value::boolean(true);
       }
       return Value::boolean(false);
+    }
+    if (name == "rsplit") { // split's parts, max_splits counted from the right (a separator given)
+      auto sep_value = arg(0, "sep");
+      auto parts = text_split(text, sep_value, -1).items();
+      auto max_splits = integer_argument(arg(1, "maxsplit"), -1);
+      if (!sep_value.is(Value::Kind::string) || max_splits < 0
+          || static_cast<std::size_t>(max_splits) + 1 >= parts.size())
+        return Value::list(std::move(parts));
+      const auto& sep = sep_value.text();
+      auto keep = parts.size() - static_cast<std::size_t>(max_splits); // joined back into the first
+      Text head = parts[0].text();
+      for (std::size_t i = 1; i < keep; ++i) {
+        head.append(sep);
+        head.append(parts[i].text());
+      }
+      List out{Value::string(std::move(head))};
+      out.insert(out.end(), parts.begin() + static_cast<std::ptrdiff_t>(keep), parts.end());
+      return Value::list(std::move(out));
     }
     if (name == "replace")
       return Value::string(text_replace(text, require_string(arg(0, "old"), "replace", line), to_text(arg(1, "new")),
@@ -412,8 +472,10 @@ Value call_method(const Value& object, const std::string& name, Arguments& args,
     if (name == "find" || name == "rfind" || name == "count" || name == "index") {
       auto needle = require_string(arg(0, "sub"), name.c_str(), line);
       if (name == "count") {
+        if (needle.empty()) // between every two characters and at both ends
+          return Value::integer(static_cast<std::int64_t>(char_starts(text.chars).size()));
         std::int64_t n = 0;
-        for (auto at = text.chars.find(needle); at != std::string::npos && !needle.empty();
+        for (auto at = text.chars.find(needle); at != std::string::npos;
              at = text.chars.find(needle, at + needle.size()))
           ++n;
         return Value::integer(n);
@@ -437,16 +499,31 @@ Value call_method(const Value& object, const std::string& name, Arguments& args,
       }
       return Value::string(std::move(out));
     }
-    if (name == "splitlines") {
+    if (name == "splitlines") { // at Python's line boundaries: \n \r \r\n \v \f \x1c-\x1e \x85 U+2028 U+2029
       List lines;
-      std::size_t from = 0;
-      while (from < text.size()) {
-        auto end = text.chars.find('\n', from);
-        lines.push_back(Value::string(text.substr(from, end == std::string::npos ? std::string::npos : end - from)));
-        if (end == std::string::npos)
-          break;
-        from = end + 1;
+      const auto& s = text.chars;
+      std::size_t from = 0, at = 0;
+      while (at < s.size()) {
+        std::size_t length = 0;
+        auto c = static_cast<unsigned char>(s[at]);
+        if (c == '\r')
+          length = at + 1 < s.size() && s[at + 1] == '\n' ? 2 : 1;
+        else if (c == '\n' || c == '\v' || c == '\f' || (c >= 0x1c && c <= 0x1e))
+          length = 1;
+        else if (s.compare(at, 2, "\u0085") == 0)
+          length = 2;
+        else if (s.compare(at, 3, "\u2028") == 0 || s.compare(at, 3, "\u2029") == 0)
+          length = 3;
+        if (length == 0) {
+          ++at;
+          continue;
+        }
+        lines.push_back(Value::string(text.substr(from, at - from)));
+        at += length;
+        from = at;
       }
+      if (from < s.size())
+        lines.push_back(Value::string(text.substr(from)));
       return Value::list(std::move(lines));
     }
     if (name == "isdigit" || name == "isspace" || name == "isalpha" || name == "isalnum") {

@@ -82,13 +82,14 @@ private:
       line_ += src_[i] == '\n';
   }
 
-  // After a tag's closing: `-` strips what follows, trim_blocks drops one newline after a block.
-  void close(std::size_t after, bool strip, bool block) {
+  // After a tag's closing: `-` strips what follows, trim_blocks drops one newline after a block
+  // (`+` keeps it).
+  void close(std::size_t after, char control, bool block) {
     pos_ = after;
     line_starting_ = false;
-    if (strip) {
+    if (control == '-') {
       strip_next_ = true;
-    } else if (block && pos_ < src_.size() && src_[pos_] == '\n') {
+    } else if (block && control != '+' && pos_ < src_.size() && src_[pos_] == '\n') {
       ++pos_;
       ++line_;
       line_starting_ = true;
@@ -99,9 +100,9 @@ private:
     auto end = src_.find("#}", pos_);
     if (end == std::string_view::npos)
       raise_at(line_, "a comment {# is not closed");
-    bool strip = end > pos_ && src_[end - 1] == '-';
+    char control = end > pos_ ? src_[end - 1] : '\0';
     count_lines(pos_, end);
-    close(end + 2, strip, true);
+    close(end + 2, control, true);
   }
 
   void tag(bool output) {
@@ -116,10 +117,10 @@ private:
       if (pos_ >= src_.size())
         raise_at(opened_at, std::string("a tag opened with ") + (output ? "{{" : "{%") + " is not closed");
       auto rest = src_.substr(pos_);
-      if (depth == 0 && (rest.substr(0, 2) == closer || (rest[0] == '-' && rest.substr(1, 2) == closer))) {
-        bool strip = rest[0] == '-';
+      bool controlled = (rest[0] == '-' || (rest[0] == '+' && !output)) && rest.substr(1, 2) == closer;
+      if (depth == 0 && (rest.substr(0, 2) == closer || controlled)) {
         tokens_.push_back({output ? Tok::close_output : Tok::close_block, "", line_});
-        close(pos_ + (strip ? 3 : 2), strip, !output);
+        close(pos_ + (controlled ? 3 : 2), controlled ? rest[0] : '\0', !output);
         break;
       }
       char c = rest[0];
@@ -179,6 +180,13 @@ private:
       if (open == std::string_view::npos || open < pos_)
         raise_at(opened_at, "{% raw %} has no {% endraw %}");
       std::string text(src_.substr(pos_, open - pos_));
+      if (strip_next_) { // {% raw -%}
+        std::size_t lead = 0;
+        while (lead < text.size() && is_space(text[lead]))
+          ++lead;
+        text.erase(0, lead);
+        strip_next_ = false;
+      }
       if (src_[open + 2] == '-')
         while (!text.empty() && is_space(text.back()))
           text.pop_back();
@@ -187,7 +195,7 @@ private:
       auto closing = src_.find("%}", end);
       if (closing == std::string_view::npos)
         raise_at(line_, "{% endraw is not closed");
-      close(closing + 2, src_[closing - 1] == '-', true);
+      close(closing + 2, src_[closing - 1], true);
     }
   }
 
@@ -211,9 +219,10 @@ private:
         case '\'': value += '\''; break;
         case '"': value += '"'; break;
         case '\n': break; // a continued line
+        case 'U':
         case 'u':
         case 'x': {
-          std::size_t digits = e == 'u' ? 4 : 2;
+          std::size_t digits = e == 'U' ? 8 : e == 'u' ? 4 : 2;
           if (i + digits >= src_.size())
             raise_at(line_, "a \\" + std::string(1, e) + " escape is cut short");
           auto code = std::strtoul(std::string(src_.substr(i + 1, digits)).c_str(), nullptr, 16);
@@ -236,8 +245,13 @@ private:
     } else if (code < 0x800) {
       out += static_cast<char>(0xC0 | (code >> 6));
       out += static_cast<char>(0x80 | (code & 0x3F));
-    } else {
+    } else if (code < 0x10000) {
       out += static_cast<char>(0xE0 | (code >> 12));
+      out += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (code & 0x3F));
+    } else if (code < 0x110000) {
+      out += static_cast<char>(0xF0 | (code >> 18));
+      out += static_cast<char>(0x80 | ((code >> 12) & 0x3F));
       out += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
       out += static_cast<char>(0x80 | (code & 0x3F));
     }

@@ -144,6 +144,14 @@ private:
         node->targets.push_back(expect(Tok::name, "a variable").value);
     if (accept_op("=")) {
       node->expr = expression();
+      if (node->targets.size() > 1 && peek().kind == Tok::op && peek().value == ",") { // `a, b = 1, 2`
+        auto tuple = make_expr(Expr::Kind::list, line);
+        tuple->name = "tuple";
+        tuple->args.push_back(std::move(node->expr));
+        while (accept_op(","))
+          tuple->args.push_back(expression());
+        node->expr = std::move(tuple);
+      }
       expect(Tok::close_block, "%}");
       return node;
     }
@@ -228,8 +236,13 @@ private:
     return comparison();
   }
 
+  // `a < b < c` is Python's chain, (a < b) and (b < c) with b once: a chain node when longer.
   ExprPtr comparison() {
-    auto left = sum();
+    auto first = sum();
+    int line = first->line;
+    std::vector<std::string> ops;
+    std::vector<ExprPtr> operands;
+    operands.push_back(std::move(first));
     while (true) {
       std::string op;
       for (const char* candidate : {"==", "!=", "<=", ">=", "<", ">"})
@@ -245,11 +258,20 @@ private:
           at_ += 2;
           op = "not in";
         } else {
-          return left;
+          break;
         }
       }
-      left = binary(Expr::Kind::binary, op, std::move(left), sum());
+      ops.push_back(op);
+      operands.push_back(sum());
     }
+    if (ops.empty())
+      return std::move(operands.front());
+    if (ops.size() == 1)
+      return binary(Expr::Kind::binary, ops.front(), std::move(operands[0]), std::move(operands[1]));
+    auto chain = make_expr(Expr::Kind::comparison_chain, line);
+    chain->args = std::move(operands);
+    chain->keywords = std::move(ops);
+    return chain;
   }
 
   ExprPtr sum() {
@@ -460,7 +482,7 @@ private:
       case Tok::number:
         try {
           return literal(token.kind == Tok::integer ? Value::integer(std::stoll(token.value))
-                                                    : Value::number(std::stod(token.value)));
+                                                    : Value::number(std::strtod(token.value.c_str(), nullptr)));
         } catch (const std::out_of_range&) {
           raise_at(line, "the number " + token.value + " is out of range");
         }

@@ -278,8 +278,18 @@ Value text_split(const Text& text, const Value& separator, std::int64_t max_spli
 }
 
 Text text_replace(const Text& text, const std::string& from, const Text& to, std::int64_t count) {
-  if (from.empty())
-    return text;
+  if (from.empty()) { // before every character and at the end, as Python does
+    Text out;
+    auto starts = char_starts(text.chars);
+    std::int64_t n = 0;
+    for (std::size_t i = 0; i < starts.size(); ++i) {
+      if (count < 0 || n++ < count)
+        out.append(to);
+      if (i + 1 < starts.size())
+        out.append(text.substr(starts[i], starts[i + 1] - starts[i]));
+    }
+    return out;
+  }
   Text out;
   std::size_t at = 0;
   for (std::int64_t n = 0; count < 0 || n < count; ++n) {
@@ -323,7 +333,8 @@ Text text_case(const Text& text, Case mode) {
     } else {
       icu::UnicodeString one(c);
       if (upper)
-        (mode == Case::upper ? one.toUpper(icu::Locale::getRoot()) : one.toTitle(nullptr, icu::Locale::getRoot()));
+        (mode == Case::upper || mode == Case::jinja_title ? one.toUpper(icu::Locale::getRoot())
+                                                          : one.toTitle(nullptr, icu::Locale::getRoot()));
       else
         one.toLower(icu::Locale::getRoot());
       one.toUTF8String(mapped);

@@ -233,6 +233,14 @@ private:
   void define_macro(const Node& node) {
     const Node* macro = &node;
     frames_.back()->set(node.text, Value::function([this, macro](Arguments& args) -> Value {
+                          if (args.positional.size() > macro->targets.size())
+                            raise_at(macro->line,
+                                     "macro '" + macro->text + "' takes " + std::to_string(macro->targets.size())
+                                       + " arguments, given " + std::to_string(args.positional.size()));
+                          for (const auto& [keyword, value] : args.named)
+                            if (std::find(macro->targets.begin(), macro->targets.end(), keyword)
+                                == macro->targets.end())
+                              raise_at(macro->line, "macro '" + macro->text + "' has no parameter '" + keyword + "'");
                           auto frame = std::make_shared<Scope>();
                           for (std::size_t i = 0; i < macro->targets.size(); ++i) {
                             auto given = args.get(i, macro->targets[i]);
@@ -322,6 +330,16 @@ private:
         return Value::dict(std::move(dict));
       }
       case Expr::Kind::binary: return binary(e.name, eval(*e.args[0]), eval(*e.args[1]), e.line);
+      case Expr::Kind::comparison_chain: {
+        auto left = eval(*e.args[0]);
+        for (std::size_t i = 0; i < e.keywords.size(); ++i) {
+          auto right = eval(*e.args[i + 1]);
+          if (!truthy(binary(e.keywords[i], left, right, e.line)))
+            return Value::boolean(false);
+          left = std::move(right);
+        }
+        return Value::boolean(true);
+      }
     }
     return {};
   }
@@ -347,9 +365,9 @@ private:
     if (object.is(Kind::undefined))
       raise_at(line, "cannot read '." + name + "' of an undefined value");
     static const std::set<std::string> kStringMethods = {
-      "strip", "lstrip", "rstrip",     "split",      "startswith", "endswith", "replace",
-      "upper", "lower",  "title",      "capitalize", "find",       "rfind",    "count",
-      "index", "join",   "splitlines", "isdigit",    "isspace",    "isalpha",  "isalnum"};
+      "strip",      "lstrip",  "rstrip",     "split",   "startswith", "endswith", "replace", "upper",
+      "lower",      "title",   "capitalize", "find",    "rfind",      "count",    "index",   "join",
+      "splitlines", "isdigit", "isspace",    "isalpha", "isalnum",    "rsplit"};
     if ((object.is(Kind::dict) && !object.dict().is_namespace && is_dict_method(name))
         || (object.is(Kind::string) && kStringMethods.count(name)))
       return Value::function([object, name, line](Arguments& args) -> Value {
@@ -458,6 +476,25 @@ private:
     }
   }
 
+  // Python's float % and //: the remainder takes the divisor's sign (from fmod, exact), and the
+  // quotient is what it leaves, rounded.
+  static double python_float_mod(double x, double y) {
+    double mod = std::fmod(x, y);
+    if (mod != 0)
+      return (y < 0) != (mod < 0) ? mod + y : mod;
+    return std::copysign(0.0, y);
+  }
+  static double python_float_floordiv(double x, double y) {
+    double mod = std::fmod(x, y);
+    double div = (x - mod) / y;
+    if (mod != 0 && (y < 0) != (mod < 0))
+      div -= 1.0;
+    if (div == 0)
+      return std::copysign(0.0, x / y);
+    double floored = std::floor(div);
+    return div - floored > 0.5 ? floored + 1.0 : floored;
+  }
+
   static Value arithmetic(const std::string& op, const Value& a, const Value& b, int line) {
     bool real = a.is(Kind::number) || b.is(Kind::number) || op == "/" || (op == "**" && b.as_integer() < 0);
     double x = a.as_double(), y = b.as_double();
@@ -479,7 +516,7 @@ private:
       return Value::number(x / y);
     if (op == "//" || op == "%") { // Python's: the quotient floored, the remainder with the divisor's sign
       if (real)
-        return op == "//" ? Value::number(std::floor(x / y)) : Value::number(x - y * std::floor(x / y));
+        return op == "//" ? Value::number(python_float_floordiv(x, y)) : Value::number(python_float_mod(x, y));
       if (j == -1)
         return op == "%" ? Value::integer(0) : exact(__builtin_sub_overflow(std::int64_t{0}, i, &r));
       auto q = i / j, m = i % j;
@@ -536,6 +573,8 @@ private:
       items.insert(items.end(), b.items().begin(), b.items().end());
       return Value::list(std::move(items));
     }
+    if (op == "*" && (b.is(Kind::string) || b.is(Kind::list)) && a.is_number() && !a.is(Kind::number))
+      return binary(op, b, a, line); // 3 * 'ab'
     if (op == "*" && (a.is(Kind::string) || a.is(Kind::list)) && b.is_number() && !b.is(Kind::number)) {
       auto times = std::max<std::int64_t>(b.as_integer(), 0);
       auto unit = a.is(Kind::string) ? a.text().size() : a.items().size();

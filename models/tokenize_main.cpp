@@ -23,7 +23,7 @@
 
 namespace {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json; // the tools' schemas keep their key order
 
 std::string string_at(const json& object, const char* key, const std::string& where) {
   if (!object.contains(key) || object[key].is_null())

@@ -175,6 +175,22 @@ end
 {% if messages[0].role == 'system' %}sys{% elif messages|length > 2 %}long{% else %}short{% endif %}
 {{ raise_exception('never') if false }}{{ bos_token }}{{ eos_token }}{% if add_generation_prompt %}<|im_start|>assistant
 {% endif %})t"},
+  {"found_by_differential_testing", R"t({{ 1 < 3 < 2 }} {{ 3 > 2 > 1 }} {{ 2 == 2 in [2] }} {{ 1 < 2 < 3 < 4 }}
+{% if true +%}
+kept newline{% endif +%}
+x{# c +#}
+{{ 'y' }} {%- raw -%} R {%- endraw -%} z
+{% set c, d = 1, 2 %}{{ c }}{{ d }} {{ 7 | round }} {{ 2.1 | round(method='ceil') }} {{ 2.9 | round(1, 'floor') }}
+{{ '0x1A' | int(base=16) }} {{ '2.5' | int }} {{ 'x' | int(7) }} {{ ['a', 'A', 'b'] | unique | list }} {{ ['a', 'A'] | unique(true) | list }}
+{{ 'abc' | replace('', '-') }} {{ 'aaa'.count('') }} {{ 'abc'.startswith('b', 1) }} {{ 'abc'.endswith('b', 0, 2) }} {{ 'abc'.startswith('a', -1) }}
+{{ 'a,b,c'.rsplit(',', 1) }} {{ 'a,b,c'.rsplit(',') }} {{ 'a
+b
+c
+
+d
+ef g'.splitlines() }} {{ 3 * 'ab' }} {{ 2 * [1] }}
+{{ "😀" }} {{ 5e-324 }} {{ 'ǆa bc-d' | title }} {{ 'ǆa'.title() }} {{ -3 % 0.7 }} {{ 3.5 // -1 }} {{ -0.5 // 1 }} {{ 7.0 % -2 }}
+{{ messages[0] | attr('role') }} {{ 0 is lower }} {{ 'a1' is lower }} {{ 'A' is upper }} {{ 'É' is upper }})t"},
   {"raises", R"t({% if messages|length > 1 %}{{ raise_exception('Only one message, please') }}{% endif %}never)t"},
   {"undefined_attribute", R"t({{ messages[0].role }}{{ nothing.attribute }})t"},
 };
@@ -245,6 +261,8 @@ TEST(JinjaTemplate, ErrorsNameTheLineAndWhatWasExpected) {
   } catch (const JinjaError& error) {
     EXPECT_STREQ(error.what(), "line 2: cannot read '.content' of an undefined value");
   }
+  JinjaTemplate too_many("{% macro m(a) %}{{ a }}{% endmacro %}{{ m(1, 2) }}");
+  EXPECT_THROW(too_many.render(json::object(), json::object()), JinjaError);
   // A macro that calls itself without end stops at a depth, not the stack's end.
   JinjaTemplate recursive("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}");
   EXPECT_THROW(recursive.render(json::object(), json::object()), JinjaError);
