@@ -384,7 +384,12 @@ bool apply_test(const std::string& name, const Value& operand, const Arguments& 
       return other.as_integer() != 0 && (other.as_integer() == -1 || n % other.as_integer() == 0);
     return (n % 2 != 0) == (name == "odd");
   }
-  if (name == "eq" || name == "equalto" || name == "==" || name == "sameas")
+  if (name == "sameas") // Python's `is`: None, True and False are themselves only; other values by value
+    return (operand.is(Value::Kind::none) || operand.is(Value::Kind::boolean) || other.is(Value::Kind::none)
+            || other.is(Value::Kind::boolean))
+      ? operand.kind() == other.kind() && equal(operand, other)
+      : equal(operand, other);
+  if (name == "eq" || name == "equalto" || name == "==")
     return equal(operand, other);
   if (name == "ne" || name == "!=")
     return !equal(operand, other);

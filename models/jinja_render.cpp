@@ -394,12 +394,14 @@ private:
       return {};
     }
     if ((object.is(Kind::list) || object.is(Kind::string)) && key.is_number() && !key.is(Kind::number)) {
-      auto items = object.is(Kind::list) ? object.items() : iterate(object, line);
+      // A list's item without copying the list: templates index messages inside loops over them.
+      auto items = object.is(Kind::list) ? List() : iterate(object, line);
+      const auto& source = object.is(Kind::list) ? object.items() : items;
       auto index = key.as_integer();
-      auto size = static_cast<std::int64_t>(items.size());
+      auto size = static_cast<std::int64_t>(source.size());
       if (index < 0)
         index += size;
-      return index >= 0 && index < size ? items[static_cast<std::size_t>(index)] : Value();
+      return index >= 0 && index < size ? source[static_cast<std::size_t>(index)] : Value();
     }
     if (key.is(Kind::string))
       return attribute(object, key.text().chars, line);

@@ -190,6 +190,7 @@ c
 d
 ef g'.splitlines() }} {{ 3 * 'ab' }} {{ 2 * [1] }}
 {{ "😀" }} {{ 5e-324 }} {{ 'ǆa bc-d' | title }} {{ 'ǆa'.title() }} {{ -3 % 0.7 }} {{ 3.5 // -1 }} {{ -0.5 // 1 }} {{ 7.0 % -2 }}
+{{ 1 is sameas true }} {{ false is sameas false }} {{ none is sameas none }} {{ 0 is sameas false }} {{ messages[-2].role }} {{ messages[1]['content'][0] }}
 {{ messages[0] | attr('role') }} {{ 0 is lower }} {{ 'a1' is lower }} {{ 'A' is upper }} {{ 'É' is upper }})t"},
   {"raises", R"t({% if messages|length > 1 %}{{ raise_exception('Only one message, please') }}{% endif %}never)t"},
   {"undefined_attribute", R"t({{ messages[0].role }}{{ nothing.attribute }})t"},
