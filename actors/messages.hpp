@@ -12,6 +12,7 @@
 #include <caf/meta/load_callback.hpp>
 #include <caf/type_id.hpp>
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -80,6 +81,10 @@ struct ModelInfo {
 
   ToolCallFormat tool_call_format() const {
     return json_tool_calls ? ToolCallFormat::json : ToolCallFormat::tagged;
+  }
+  /// opens_thinking_off and _on, indexed by enable_thinking.
+  std::array<bool, 2> opens_thinking() const {
+    return {opens_thinking_off, opens_thinking_on};
   }
 };
 

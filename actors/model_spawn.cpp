@@ -367,7 +367,7 @@ struct TrainingSpawn {
       // The trainer first: it publishes the weights that the replicas adopt when asked.
       auto trainer_info = co_await wait_loaded(state->trainer);
       state->inference->thinks = trainer_info.thinks;
-      state->inference->opens_thinking = {trainer_info.opens_thinking_off, trainer_info.opens_thinking_on};
+      state->inference->opens_thinking = trainer_info.opens_thinking();
       state->inference->tool_call_format = trainer_info.tool_call_format();
       co_await join_ranks(state->trainer, trainer_info.data_parallel_port);
       for (const auto& replica : state->inference->replicas)
@@ -417,7 +417,7 @@ Task<InferenceModel> spawn_inference_model(RecipeContext* ctx_, std::shared_ptr<
   try {
     auto info = co_await wait_loaded(replica->ref);
     state->thinks = info.thinks;
-    state->opens_thinking = {info.opens_thinking_off, info.opens_thinking_on};
+    state->opens_thinking = info.opens_thinking();
     state->tool_call_format = info.tool_call_format();
     ctx_->log().info("model '{}': {} ({:.1f} M parameters) loaded for inference", name, spec_->reference,
                      static_cast<double>(info.parameters) / 1e6);

@@ -35,11 +35,11 @@ public:
   std::int64_t vocab_size() const override;
   std::optional<std::int64_t> special_token(std::string_view name) const override;
 
-  /// The conversation as tokenizer_config.json's chat_template writes it. ChatML (Qwen) and Llama 3's
-  /// headers are written by chorus's own renderers (render_chatml, render_llama3); any other template
-  /// runs in the Jinja engine as transformers runs it (JinjaTemplate: the messages in OpenAI's
-  /// shapes, calls' arguments as objects, a tool message's tool_call_id and name from the call it
-  /// answers). Without a template, ChatML when the vocabulary has <|im_start|>, Llama 3 when it has
+  /// The conversation as tokenizer_config.json's chat_template writes it: the template runs in the
+  /// Jinja engine as transformers runs it (JinjaTemplate: the messages in OpenAI's shapes, calls'
+  /// arguments as objects, a tool message's tool_call_id and name from the call it answers), but for
+  /// Llama 3's first template, written by render_llama3 without its generation-prompt bug. Without a
+  /// template, render_chatml when the vocabulary has <|im_start|>, render_llama3 when it has
   /// <|start_header_id|>. Message text is always plain text.
   /// @throws CheckpointError for a vocabulary with neither and no template; std::invalid_argument
   /// for what the template refuses (raise_exception's message, naming the template file) or cannot

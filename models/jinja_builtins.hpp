@@ -55,8 +55,11 @@ bool is_filter(const std::string& name);
 bool is_test(const std::string& name);
 Value apply_filter(const std::string& name, const Value& operand, Arguments& args, int line);
 bool apply_test(const std::string& name, const Value& operand, const Arguments& args, int line);
-/// `object.name(args)` for a str or dict method; `found` false when there is none of that name.
-Value call_method(const Value& object, const std::string& name, Arguments& args, int line, bool& found);
+/// Whether `object` (a str, or a dict that is not a namespace) has the method `name`: a Python
+/// attribute, which Jinja2 looks up before an item of that name.
+bool has_method(const Value& object, const std::string& name);
+/// `object.name(args)` for a method has_method knows.
+Value call_method(const Value& object, const std::string& name, Arguments& args, int line);
 
 /// range(), namespace(), raise_exception(), strftime_now(): the globals transformers gives.
 Value global_function(const std::string& name);

@@ -420,8 +420,18 @@ bool apply_test(const std::string& name, const Value& operand, const Arguments& 
 
 // -- methods ----------------------------------------------------------------------
 
-Value call_method(const Value& object, const std::string& name, Arguments& args, int line, bool& found) {
-  found = true;
+bool has_method(const Value& object, const std::string& name) {
+  static const std::set<std::string> kStr = {"capitalize", "count",   "endswith", "find",   "index", "isalnum",
+                                             "isalpha",    "isdigit", "isspace",  "join",   "lower", "lstrip",
+                                             "replace",    "rfind",   "rsplit",   "rstrip", "split", "splitlines",
+                                             "startswith", "strip",   "title",    "upper"};
+  static const std::set<std::string> kDict = {"get", "items", "keys", "values"};
+  if (object.is(Value::Kind::string))
+    return kStr.count(name) > 0;
+  return object.is(Value::Kind::dict) && !object.dict().is_namespace && kDict.count(name) > 0;
+}
+
+Value call_method(const Value& object, const std::string& name, Arguments& args, int line) {
   auto arg = [&](std::size_t i, const char* keyword) { return args.get(i, keyword); };
   if (object.is(Value::Kind::string)) {
     const auto& text = object.text();
@@ -559,8 +569,7 @@ Value call_method(const Value& object, const std::string& name, Arguments& args,
       return fallback.is(Value::Kind::undefined) ? Value::none() : fallback;
     }
   }
-  found = false;
-  return {};
+  raise_at(line, "a " + type_name(object) + " has no method '" + name + "'");
 }
 
 // -- globals ----------------------------------------------------------------------

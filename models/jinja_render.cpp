@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
-#include <set>
 
 namespace chorus::models {
 
@@ -356,24 +355,13 @@ private:
     return args;
   }
 
-  static bool is_dict_method(const std::string& name) {
-    return name == "items" || name == "keys" || name == "values" || name == "get";
-  }
-
   // Jinja2's getattr: a Python attribute (a str's or dict's method) first, then the item.
   Value attribute(const Value& object, const std::string& name, int line) {
     if (object.is(Kind::undefined))
       raise_at(line, "cannot read '." + name + "' of an undefined value");
-    static const std::set<std::string> kStringMethods = {
-      "strip",      "lstrip",  "rstrip",     "split",   "startswith", "endswith", "replace", "upper",
-      "lower",      "title",   "capitalize", "find",    "rfind",      "count",    "index",   "join",
-      "splitlines", "isdigit", "isspace",    "isalpha", "isalnum",    "rsplit"};
-    if ((object.is(Kind::dict) && !object.dict().is_namespace && is_dict_method(name))
-        || (object.is(Kind::string) && kStringMethods.count(name)))
-      return Value::function([object, name, line](Arguments& args) -> Value {
-        bool found = false;
-        return call_method(object, name, args, line, found);
-      });
+    if (has_method(object, name))
+      return Value::function(
+        [object, name, line](Arguments& args) -> Value { return call_method(object, name, args, line); });
     if (object.is(Kind::dict)) {
       const auto* item = object.dict().find(name);
       return item ? *item : Value();
@@ -389,7 +377,7 @@ private:
         const auto* item = object.dict().find(key.text().chars);
         if (item)
           return *item;
-        return is_dict_method(key.text().chars) ? attribute(object, key.text().chars, line) : Value();
+        return has_method(object, key.text().chars) ? attribute(object, key.text().chars, line) : Value();
       }
       return {};
     }
@@ -449,13 +437,11 @@ private:
   Value call(const Expr& e) {
     const auto& callee = *e.args[0];
     if (callee.kind == Expr::Kind::attribute) {
+      // A method is called at once, not made into a bound function first.
       auto object = eval(*callee.args[0]);
-      if (object.is(Kind::string) || (object.is(Kind::dict) && !object.dict().is_namespace)) {
+      if (has_method(object, callee.name)) {
         auto args = arguments(e);
-        bool found = false;
-        auto result = call_method(object, callee.name, args, e.line, found);
-        if (found)
-          return result;
+        return call_method(object, callee.name, args, e.line);
       }
       auto function = attribute(object, callee.name, e.line);
       if (!function.is(Kind::function))

@@ -234,11 +234,13 @@ ModelConfig ModelConfig::from_json(const json& object, const std::filesystem::pa
     fail(file, "use_sliding_window", "sliding-window attention is not supported");
   // Mistral's: null in the models since v0.2 (attention over the whole context, as here); a window
   // shorter than the context would compute differently past it.
-  if (config.model_type == "mistral" && object.contains("sliding_window") && !object["sliding_window"].is_null()
-      && read_int(object, "sliding_window", file) < config.max_position_embeddings)
-    fail(file, "sliding_window",
-         std::to_string(read_int(object, "sliding_window", file))
-           + ": sliding-window attention is not supported (Mistral models since v0.2 have null)");
+  if (config.model_type == "mistral" && object.contains("sliding_window") && !object["sliding_window"].is_null()) {
+    auto window = read_int(object, "sliding_window", file);
+    if (window < config.max_position_embeddings)
+      fail(file, "sliding_window",
+           std::to_string(window)
+             + ": sliding-window attention is not supported (Mistral models since v0.2 have null)");
+  }
   config.validate(file);
   return config;
 }

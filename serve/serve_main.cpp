@@ -123,7 +123,7 @@ int main(int argc, char** argv) {
       .receive(
         [&](const chorus::actors::ModelInfo& info) {
           options.server.reasoning = info.thinks;
-          options.server.reasoning_opened = {info.opens_thinking_off, info.opens_thinking_on};
+          options.server.reasoning_opened = info.opens_thinking();
           options.server.tool_call_format = info.tool_call_format();
         },
         [&](const caf::error& error) {
