@@ -262,6 +262,21 @@ TEST(JinjaTemplate, ErrorsNameTheLineAndWhatWasExpected) {
   } catch (const JinjaError& error) {
     EXPECT_STREQ(error.what(), "line 2: cannot read '.content' of an undefined value");
   }
+  // The bounds: nesting, a namespace holding itself (a cycle never freed), output, integer overflow.
+  EXPECT_EQ(parse_error("{{ " + std::string(300, '(') + "1" + std::string(300, ')') + " }}"),
+            "line 1: nested more than 200 deep");
+  auto render_error = [](const std::string& source) {
+    try {
+      JinjaTemplate(source).render(json::object(), json::object());
+    } catch (const JinjaError& error) {
+      return std::string(error.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(render_error("{% set ns = namespace(a=1) %}{% set ns.a = ns %}"),
+            "line 1: a namespace() attribute cannot hold a namespace() or a function");
+  EXPECT_EQ(render_error("{{ 'x' * 300000000 }}"), "line 1: a repetition past 256 MiB");
+  EXPECT_EQ(render_error("{{ 2 ** 64 }}"), "line 1: integer overflow in **");
   JinjaTemplate too_many("{% macro m(a) %}{{ a }}{% endmacro %}{{ m(1, 2) }}");
   EXPECT_THROW(too_many.render(json::object(), json::object()), JinjaError);
   // A macro that calls itself without end stops at a depth, not the stack's end.
