@@ -35,5 +35,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (id < 0 || id >= tokenizer->vocab_size())
       throw std::logic_error("encode produced id " + std::to_string(id) + " outside the vocabulary");
   (void)tokenizer->decode(ids);
+  for (auto id : ids)
+    (void)tokenizer->token_text(id);
   return 0;
 }

@@ -1,8 +1,7 @@
-// Byte-level BPE from tokenizer.json. Encoding: split out added tokens, NFC-normalise the rest if
-// asked, split it with the pre-tokenizer regex (PCRE2, Unicode classes), spell each piece's bytes as
-// byte-level symbols, merge adjacent symbols by rank, look the results up. Every merge created from
-// a pair of rank r has a rank above r, so merging all occurrences of the best pair at once is the same
-// as Hugging Face's one-at-a-time queue.
+// Hugging Face's BPE from tokenizer.json, byte-level (GPT-2's symbols) or SentencePiece's (characters
+// with byte fallback). Encoding: split out added tokens, run the normaliser and the pre-tokenizer on
+// the rest (bpe_pipeline.hpp), spell each piece as symbols, merge adjacent symbols by rank, look the
+// results up.
 #include "models/bpe_tokenizer.hpp"
 
 #include <chorus/errors.hpp>
@@ -10,15 +9,12 @@
 #include "models/byte_level.hpp"
 #include "models/chat_template.hpp"
 
-#define PCRE2_CODE_UNIT_WIDTH 8
 #include <nlohmann/json.hpp>
-#include <pcre2.h>
-#include <unicode/normalizer2.h>
-#include <unicode/unistr.h>
 
 #include <algorithm>
 #include <fstream>
 #include <iterator>
+#include <queue>
 
 namespace chorus::models {
 
@@ -26,13 +22,11 @@ namespace {
 
 using nlohmann::json;
 
-// GPT-2's split, for a ByteLevel pre-tokenizer with use_regex.
-constexpr const char* kGpt2Pattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
-
 constexpr std::size_t kCacheLimit = 1 << 16;
+constexpr std::size_t kLongestCachedPiece = 256; // SentencePiece's pieces can be whole texts: not kept
 
 [[noreturn]] void fail(const std::filesystem::path& file, const std::string& key, const std::string& what) {
-  throw CheckpointError(file.string() + ": key '" + key + "': " + what);
+  tokenizer_file_error(file, key, what);
 }
 
 // Token ids index tables sized by the largest one: a corrupt or hostile file must not ask for an
@@ -48,122 +42,65 @@ std::int64_t token_id(const std::filesystem::path& file, const std::string& key,
   return id.get<std::int64_t>();
 }
 
-// `text` with every ill-formed UTF-8 sequence replaced by U+FFFD, one per maximal ill-formed
-// subpart, as the WHATWG decoder (and so a JavaScript or Python caller's decoding) does. The regex
-// engine must never see ill-formed UTF-8.
-std::string well_formed_utf8(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  const auto* bytes = reinterpret_cast<const unsigned char*>(text.data());
-  std::size_t i = 0, n = text.size();
-  while (i < n) {
-    unsigned char lead = bytes[i];
-    std::size_t length = 0;
-    unsigned char low = 0x80, high = 0xBF;
-    if (lead < 0x80) {
-      out += static_cast<char>(lead);
-      ++i;
-      continue;
-    } else if (lead >= 0xC2 && lead <= 0xDF) {
-      length = 2;
-    } else if (lead >= 0xE0 && lead <= 0xEF) {
-      length = 3;
-      if (lead == 0xE0)
-        low = 0xA0;
-      if (lead == 0xED)
-        high = 0x9F;
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-      length = 4;
-      if (lead == 0xF0)
-        low = 0x90;
-      if (lead == 0xF4)
-        high = 0x8F;
-    } else {
-      out += "\xEF\xBF\xBD";
-      ++i;
-      continue;
-    }
-    std::size_t valid = 1;
-    while (valid < length && i + valid < n) {
-      unsigned char next = bytes[i + valid];
-      if (next < low || next > high)
-        break;
-      low = 0x80;
-      high = 0xBF;
-      ++valid;
-    }
-    if (valid == length)
-      out.append(text.substr(i, length));
-    else
-      out += "\xEF\xBF\xBD";
-    i += valid;
-  }
-  return out;
+// SentencePiece's spelling of byte b as a token: "<0x0A>".
+std::string byte_token(unsigned b) {
+  static const char* hex = "0123456789ABCDEF";
+  return std::string("<0x") + hex[b >> 4] + hex[b & 15] + ">";
 }
 
-std::string nfc(std::string_view text) {
-  UErrorCode status = U_ZERO_ERROR;
-  const auto* normalizer = icu::Normalizer2::getNFCInstance(status);
-  auto input = icu::UnicodeString::fromUTF8(icu::StringPiece(text.data(), static_cast<int32_t>(text.size())));
-  if (U_FAILURE(status) || normalizer->isNormalized(input, status))
-    return std::string(text);
-  auto normalized = normalizer->normalize(input, status);
-  std::string out;
-  normalized.toUTF8String(out);
-  return out;
+// The length of the UTF-8 character that starts with `lead` (the text is well-formed).
+std::size_t utf8_length(unsigned char lead) {
+  return lead < 0xC0 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
 }
 
 } // namespace
 
-// -- the split regex ----------------------------------------------------------
+// -- added tokens -------------------------------------------------------------
 
-struct BpeTokenizer::Regex {
-  pcre2_code* code = nullptr;
+// A byte trie of the added tokens' texts: the leftmost, longest one in a text is found in one pass
+// (Gemma has 6 400 added tokens; searching for each in turn was quadratic).
+struct BpeTokenizer::AddedTokens {
+  struct Node {
+    std::vector<std::pair<unsigned char, std::uint32_t>> children;
+    std::int64_t added = -1; // index into BpeTokenizer::added_ of the token ending here
+  };
+  std::vector<Node> nodes{1};
 
-  Regex(const std::string& pattern, const std::filesystem::path& file) {
-    int error = 0;
-    PCRE2_SIZE offset = 0;
-    code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.c_str()), pattern.size(), PCRE2_UTF | PCRE2_UCP, &error,
-                         &offset, nullptr);
-    if (!code) {
-      PCRE2_UCHAR message[256];
-      pcre2_get_error_message(error, message, sizeof(message));
-      fail(file, "pre_tokenizer",
-           "cannot compile the split regex at offset " + std::to_string(offset) + ": "
-             + reinterpret_cast<const char*>(message));
+  void insert(const std::string& text, std::int64_t index) {
+    std::uint32_t node = 0;
+    for (unsigned char byte : text) {
+      auto& children = nodes[node].children;
+      auto found = std::find_if(children.begin(), children.end(), [byte](const auto& c) { return c.first == byte; });
+      if (found != children.end()) {
+        node = found->second;
+        continue;
+      }
+      auto added = static_cast<std::uint32_t>(nodes.size());
+      nodes[node].children.emplace_back(byte, added);
+      nodes.emplace_back();
+      node = added;
     }
-    pcre2_jit_compile(code, PCRE2_JIT_COMPLETE); // falls back to the interpreter if JIT is unavailable
+    if (nodes[node].added < 0) // of two entries with one text, the first wins
+      nodes[node].added = index;
   }
 
-  ~Regex() {
-    pcre2_code_free(code);
-  }
-
-  // Calls `piece` for every match and for every gap between matches, in order (behaviour "Isolated").
-  template <class F>
-  void split(std::string_view text, F&& piece) const {
-    auto* match = pcre2_match_data_create_from_pattern(code, nullptr);
-    std::size_t position = 0, emitted = 0;
-    while (position < text.size()) {
-      int found = pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), position,
-                              PCRE2_NO_UTF_CHECK, match, nullptr);
-      if (found < 0)
+  // The index of the longest added token that starts at `at` in `text` and that `allowed` (if given)
+  // accepts, and its length; {-1, 0} if none.
+  std::pair<std::int64_t, std::size_t> longest_at(std::string_view text, std::size_t at,
+                                                  const AddedFilter* allowed) const {
+    std::pair<std::int64_t, std::size_t> best{-1, 0};
+    std::uint32_t node = 0;
+    for (auto i = at; i < text.size(); ++i) {
+      auto byte = static_cast<unsigned char>(text[i]);
+      const auto& children = nodes[node].children;
+      auto found = std::find_if(children.begin(), children.end(), [byte](const auto& c) { return c.first == byte; });
+      if (found == children.end())
         break;
-      auto* ovector = pcre2_get_ovector_pointer(match);
-      auto begin = ovector[0], end = ovector[1];
-      if (begin > emitted)
-        piece(text.substr(emitted, begin - emitted));
-      if (end > begin)
-        piece(text.substr(begin, end - begin));
-      emitted = end;
-      // An empty match must still move on, by one whole UTF-8 character.
-      position = end > begin ? end : end + 1;
-      while (position < text.size() && (static_cast<unsigned char>(text[position]) & 0xC0) == 0x80)
-        ++position;
+      node = found->second;
+      if (nodes[node].added >= 0 && (!allowed || (*allowed)(nodes[node].added, at, i + 1 - at)))
+        best = {nodes[node].added, i + 1 - at};
     }
-    if (emitted < text.size())
-      piece(text.substr(emitted));
-    pcre2_match_data_free(match);
+    return best;
   }
 };
 
@@ -175,60 +112,29 @@ BpeTokenizer::~BpeTokenizer() = default;
 std::unique_ptr<BpeTokenizer> BpeTokenizer::load(const std::filesystem::path& path) {
   auto file = std::filesystem::is_directory(path) ? path / "tokenizer.json" : path;
   std::ifstream in(file);
-  if (!in)
+  if (!in) {
+    if (std::filesystem::exists(file.parent_path() / "tokenizer.model"))
+      throw CheckpointError(file.string()
+                            + ": cannot open; the folder has only SentencePiece's tokenizer.model, "
+                              "which chorus does not read (transformers writes tokenizer.json with "
+                              "AutoTokenizer.from_pretrained(folder).save_pretrained(folder))");
     throw CheckpointError(file.string() + ": cannot open");
+  }
   auto root = json::parse(in, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded() || !root.is_object())
     throw CheckpointError(file.string() + ": invalid JSON");
   std::unique_ptr<BpeTokenizer> tokenizer(new BpeTokenizer());
   auto& t = *tokenizer;
   t.file_ = file;
-
-  const auto& normalizer = root.value("normalizer", json());
-  auto is_nfc = [](const json& n) { return n.is_object() && n.value("type", "") == "NFC"; };
-  if (is_nfc(normalizer)) {
-    t.nfc_ = true;
-  } else if (normalizer.is_object() && normalizer.value("type", "") == "Sequence" && normalizer.contains("normalizers")
-             && normalizer["normalizers"].size() == 1 && is_nfc(normalizer["normalizers"][0])) {
-    t.nfc_ = true;
-  } else if (!normalizer.is_null()) {
-    fail(file, "normalizer", "only NFC is supported, got " + normalizer.dump().substr(0, 200));
-  }
-
-  const auto& pre = root.value("pre_tokenizer", json());
-  auto byte_level_without_prefix = [&](const json& step) {
-    if (step.value("add_prefix_space", false))
-      fail(file, "pre_tokenizer", "ByteLevel with add_prefix_space is not supported");
-  };
-  if (pre.is_object() && pre.value("type", "") == "ByteLevel" && pre.value("use_regex", true)) {
-    byte_level_without_prefix(pre);
-    t.split_ = std::make_unique<Regex>(kGpt2Pattern, file);
-  } else if (pre.is_object() && pre.value("type", "") == "Sequence" && pre.contains("pretokenizers")
-             && pre["pretokenizers"].size() == 2) {
-    const auto& split = pre["pretokenizers"][0];
-    const auto& bytes = pre["pretokenizers"][1];
-    if (split.value("type", "") != "Split" || split.value("behavior", "") != "Isolated" || split.value("invert", false)
-        || !split.contains("pattern") || !split["pattern"].contains("Regex"))
-      fail(file, "pre_tokenizer", "expected a Split with a Regex pattern and behavior Isolated first");
-    if (bytes.value("type", "") != "ByteLevel" || bytes.value("use_regex", true))
-      fail(file, "pre_tokenizer", "expected ByteLevel without its own regex after the Split");
-    byte_level_without_prefix(bytes);
-    t.split_ = std::make_unique<Regex>(split["pattern"]["Regex"].get<std::string>(), file);
-  } else {
-    fail(file, "pre_tokenizer", "only byte-level pre-tokenizers are supported, got " + pre.dump().substr(0, 200));
-  }
-
-  const auto& decoder = root.value("decoder", json());
-  if (!decoder.is_object() || decoder.value("type", "") != "ByteLevel")
-    fail(file, "decoder", "only the ByteLevel decoder is supported");
+  t.decoder_ = TokenDecoder::from_json(root.value("decoder", json()), file);
+  t.normalizer_ = Normalizer::from_json(root.value("normalizer", json()), file);
+  t.pre_tokenizer_ = PreTokenizer::from_json(root.value("pre_tokenizer", json()), t.decoder_.spelling, file);
 
   if (!root.contains("model") || !root["model"].is_object())
     fail(file, "model", "missing");
   const auto& model = root["model"];
   if (model.value("type", "BPE") != "BPE")
     fail(file, "model.type", "only BPE is supported, got " + model.value("type", ""));
-  if (model.value("byte_fallback", false))
-    fail(file, "model.byte_fallback", "byte fallback is not supported");
   t.ignore_merges_ = model.value("ignore_merges", false);
   if (!model.contains("vocab") || !model["vocab"].is_object())
     fail(file, "model.vocab", "missing");
@@ -265,6 +171,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::load(const std::filesystem::path& pa
     ++rank;
   }
 
+  t.added_tokens_ = std::make_unique<AddedTokens>();
   for (const auto& added : root.value("added_tokens", json::array())) {
     if (!added.contains("content") || !added["content"].is_string() || !added.contains("id"))
       fail(file, "added_tokens", "an entry lacks content or id");
@@ -275,9 +182,9 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::load(const std::filesystem::path& pa
       t.special_.resize(static_cast<std::size_t>(id) + 1, false);
     t.special_[static_cast<std::size_t>(id)] = added.value("special", false);
   }
-  std::sort(t.added_.begin(), t.added_.end(), [](const auto& a, const auto& b) {
-    return a.first.size() != b.first.size() ? a.first.size() > b.first.size() : a.second < b.second;
-  });
+  for (std::size_t i = 0; i < t.added_.size(); ++i)
+    if (!t.added_[i].first.empty())
+      t.added_tokens_->insert(t.added_[i].first, static_cast<std::int64_t>(i));
   t.id_to_token_.resize(static_cast<std::size_t>(largest + 1));
   for (const auto& [token, id] : t.vocab_)
     t.id_to_token_[static_cast<std::size_t>(id)] = token;
@@ -288,14 +195,45 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::load(const std::filesystem::path& pa
   for (const auto& [content, id] : t.added_)
     t.added_id_[static_cast<std::size_t>(id)] = true;
 
-  t.byte_symbol_ = byte_symbols();
-  for (int b = 0; b < 256; ++b) {
-    const auto& symbol = t.byte_symbol_[static_cast<std::size_t>(b)];
-    t.symbol_byte_[symbol] = static_cast<unsigned char>(b);
-    auto id = t.vocab_.find(symbol);
-    if (id == t.vocab_.end())
-      fail(file, "model.vocab", "has no token for byte " + std::to_string(b) + ": not a byte-level vocabulary");
-    t.byte_id_[static_cast<std::size_t>(b)] = id->second;
+  if (t.decoder_.spelling == Spelling::byte_level) {
+    if (model.value("byte_fallback", false))
+      fail(file, "model.byte_fallback", "byte fallback is not supported with a ByteLevel decoder");
+    t.byte_symbol_ = byte_symbols();
+    for (int b = 0; b < 256; ++b) {
+      const auto& symbol = t.byte_symbol_[static_cast<std::size_t>(b)];
+      t.symbol_byte_[symbol] = static_cast<unsigned char>(b);
+      auto id = t.vocab_.find(symbol);
+      if (id == t.vocab_.end())
+        fail(file, "model.vocab", "has no token for byte " + std::to_string(b) + ": not a byte-level vocabulary");
+      t.byte_id_[static_cast<std::size_t>(b)] = id->second;
+    }
+  } else {
+    // A character the vocabulary lacks is spelled by its bytes' tokens, or is the unknown token:
+    // one of them must exist, or such text could not be encoded at all.
+    t.byte_fallback_ = model.value("byte_fallback", false);
+    t.fuse_unk_ = model.value("fuse_unk", false);
+    t.token_byte_.assign(t.id_to_token_.size(), -1);
+    t.byte_id_.fill(-1);
+    bool every_byte = true;
+    for (unsigned b = 0; b < 256; ++b) {
+      auto id = t.vocab_.find(byte_token(b));
+      if (id == t.vocab_.end()) {
+        every_byte = false;
+        continue;
+      }
+      t.byte_id_[b] = id->second;
+      if (t.decoder_.byte_fallback)
+        t.token_byte_[static_cast<std::size_t>(id->second)] = static_cast<std::int16_t>(b);
+    }
+    if (model.contains("unk_token") && model["unk_token"].is_string()) {
+      auto unk = t.vocab_.find(model["unk_token"].get<std::string>());
+      if (unk == t.vocab_.end())
+        fail(file, "model.unk_token", "'" + model["unk_token"].get<std::string>() + "' is not in the vocabulary");
+      t.unk_id_ = unk->second;
+    }
+    if (!t.unk_id_ && !(t.byte_fallback_ && every_byte))
+      fail(file, "model.unk_token",
+           "a SentencePiece vocabulary needs an unknown token, or byte_fallback with the 256 tokens <0x00> to <0xFF>");
   }
   t.read_config(file.parent_path() / "tokenizer_config.json");
   return tokenizer;
@@ -397,80 +335,143 @@ bool BpeTokenizer::generation_prompt_opens_thinking(bool enable_thinking) const 
 
 // -- encoding -----------------------------------------------------------------
 
-void BpeTokenizer::encode_piece(const std::string& piece, std::vector<std::int64_t>& ids) const {
-  {
+void BpeTokenizer::spell(std::string_view piece, std::vector<std::int64_t>& ids) const {
+  if (decoder_.spelling == Spelling::byte_level) {
+    for (unsigned char byte : piece)
+      ids.push_back(byte_id_[byte]);
+    return;
+  }
+  // SentencePiece: a token per character, its bytes' tokens for a character the vocabulary lacks
+  // (byte fallback), else the unknown token (once for a run of them, with fuse_unk).
+  bool after_unknown = false;
+  for (std::size_t i = 0; i < piece.size();) {
+    auto length = std::min(utf8_length(static_cast<unsigned char>(piece[i])), piece.size() - i);
+    auto character = piece.substr(i, length);
+    i += length;
+    if (auto known = vocab_.find(std::string(character)); known != vocab_.end()) {
+      ids.push_back(known->second);
+      after_unknown = false;
+      continue;
+    }
+    bool spelled = byte_fallback_ && std::all_of(character.begin(), character.end(), [&](char byte) {
+                     return byte_id_[static_cast<unsigned char>(byte)] >= 0;
+                   });
+    if (spelled) {
+      for (unsigned char byte : character)
+        ids.push_back(byte_id_[byte]);
+      after_unknown = false;
+    } else if (!(fuse_unk_ && after_unknown)) {
+      ids.push_back(*unk_id_);
+      after_unknown = true;
+    }
+  }
+}
+
+void BpeTokenizer::merge(std::vector<std::int64_t>& ids) const {
+  // Hugging Face's order: the pair of lowest rank first, of equal pairs the leftmost; a merge pairs
+  // the new symbol with its neighbours again. A queue of candidates, each checked when it comes up
+  // (a neighbour may have changed since): O(n log n), so that a SentencePiece text, which no
+  // pre-tokenizer cuts into words, costs no more than its length.
+  auto n = ids.size();
+  if (n < 2)
+    return;
+  struct Symbol {
+    std::int64_t id;
+    std::int64_t prev, next; // neighbours' indices; -1 at the ends
+    bool gone;
+  };
+  std::vector<Symbol> symbols(n);
+  for (std::size_t i = 0; i < n; ++i)
+    symbols[i] = {ids[i], static_cast<std::int64_t>(i) - 1, i + 1 < n ? static_cast<std::int64_t>(i) + 1 : -1, false};
+  struct Candidate {
+    std::int64_t rank, left, left_id, right_id;
+  };
+  auto later = [](const Candidate& a, const Candidate& b) {
+    return a.rank != b.rank ? a.rank > b.rank : a.left > b.left;
+  };
+  std::priority_queue<Candidate, std::vector<Candidate>, decltype(later)> queue(later);
+  auto consider = [&](std::int64_t left) {
+    auto right = symbols[static_cast<std::size_t>(left)].next;
+    if (left < 0 || right < 0)
+      return;
+    auto left_id = symbols[static_cast<std::size_t>(left)].id, right_id = symbols[static_cast<std::size_t>(right)].id;
+    auto found = merges_.find((static_cast<std::uint64_t>(left_id) << 32) | static_cast<std::uint64_t>(right_id));
+    if (found != merges_.end())
+      queue.push({found->second.rank, left, left_id, right_id});
+  };
+  for (std::size_t i = 0; i + 1 < n; ++i)
+    consider(static_cast<std::int64_t>(i));
+  while (!queue.empty()) {
+    auto candidate = queue.top();
+    queue.pop();
+    auto& left = symbols[static_cast<std::size_t>(candidate.left)];
+    if (left.gone || left.next < 0 || left.id != candidate.left_id)
+      continue;
+    auto& right = symbols[static_cast<std::size_t>(left.next)];
+    if (right.id != candidate.right_id)
+      continue;
+    left.id = merges_.at((static_cast<std::uint64_t>(left.id) << 32) | static_cast<std::uint64_t>(right.id)).merged;
+    right.gone = true;
+    left.next = right.next;
+    if (right.next >= 0)
+      symbols[static_cast<std::size_t>(right.next)].prev = candidate.left;
+    if (left.prev >= 0)
+      consider(left.prev);
+    consider(candidate.left);
+  }
+  ids.clear();
+  for (const auto& symbol : symbols)
+    if (!symbol.gone)
+      ids.push_back(symbol.id);
+}
+
+void BpeTokenizer::encode_piece(std::string_view piece, std::vector<std::int64_t>& ids) const {
+  bool cached = piece.size() <= kLongestCachedPiece;
+  if (cached) {
     std::lock_guard<std::mutex> guard{cache_mutex_};
-    if (auto found = cache_.find(piece); found != cache_.end()) {
+    if (auto found = cache_.find(std::string(piece)); found != cache_.end()) {
       ids.insert(ids.end(), found->second.begin(), found->second.end());
       return;
     }
   }
-  // Work on ids: each byte's token, then repeatedly the best-ranked adjacent pair, merged everywhere.
   std::vector<std::int64_t> result;
-  if (ignore_merges_) {
+  if (ignore_merges_) { // a piece that is a token is that token
     std::string spelled;
-    for (unsigned char byte : piece)
-      spelled += byte_symbol_[byte];
+    if (decoder_.spelling == Spelling::byte_level)
+      for (unsigned char byte : piece)
+        spelled += byte_symbol_[byte];
+    else
+      spelled = piece;
     if (auto whole = vocab_.find(spelled); whole != vocab_.end())
       result.push_back(whole->second);
   }
   if (result.empty()) {
-    for (unsigned char byte : piece)
-      result.push_back(byte_id_[byte]);
-    while (result.size() > 1) {
-      const Merge* best = nullptr;
-      std::uint64_t best_key = 0;
-      for (std::size_t i = 0; i + 1 < result.size(); ++i) {
-        auto key = (static_cast<std::uint64_t>(result[i]) << 32) | static_cast<std::uint64_t>(result[i + 1]);
-        auto found = merges_.find(key);
-        if (found != merges_.end() && (!best || found->second.rank < best->rank)) {
-          best = &found->second;
-          best_key = key;
-        }
-      }
-      if (!best)
-        break;
-      std::size_t out = 0;
-      for (std::size_t i = 0; i < result.size(); ++i) {
-        if (i + 1 < result.size()
-            && ((static_cast<std::uint64_t>(result[i]) << 32) | static_cast<std::uint64_t>(result[i + 1]))
-              == best_key) {
-          result[out++] = best->merged;
-          ++i;
-        } else {
-          result[out++] = result[i];
-        }
-      }
-      result.resize(out);
-    }
+    spell(piece, result);
+    merge(result);
   }
   ids.insert(ids.end(), result.begin(), result.end());
+  if (!cached)
+    return;
   std::lock_guard<std::mutex> guard{cache_mutex_};
   if (cache_.size() >= kCacheLimit)
     cache_.clear();
-  cache_.emplace(piece, std::move(result));
+  cache_.emplace(std::string(piece), std::move(result));
 }
 
-void BpeTokenizer::encode_text(std::string_view text, std::vector<std::int64_t>& ids) const {
+void BpeTokenizer::encode_text(std::string_view text, bool at_start, std::vector<std::int64_t>& ids) const {
   if (text.empty())
     return;
-  auto well_formed = well_formed_utf8(text);
-  auto normalized = nfc_ ? nfc(well_formed) : std::move(well_formed);
-  split_->split(normalized, [&](std::string_view piece) { encode_piece(std::string(piece), ids); });
+  auto normalized = normalizer_.apply(well_formed_utf8(text));
+  pre_tokenizer_->split(normalized, at_start, [&](std::string_view piece) { encode_piece(piece, ids); });
 }
 
-const std::pair<std::string, std::int64_t>* BpeTokenizer::find_added(std::string_view text, std::size_t from,
-                                                                     std::size_t& at) const {
-  const std::pair<std::string, std::int64_t>* best = nullptr;
+const std::pair<std::string, std::int64_t>*
+BpeTokenizer::find_added(std::string_view text, std::size_t from, std::size_t& at, const AddedFilter* allowed) const {
+  for (at = from; at < text.size(); ++at)
+    if (auto [index, length] = added_tokens_->longest_at(text, at, allowed); index >= 0)
+      return &added_[static_cast<std::size_t>(index)];
   at = std::string_view::npos;
-  for (const auto& added : added_) {
-    auto found = text.find(added.first, from);
-    if (found != std::string_view::npos && (found < at || (found == at && added.first.size() > best->first.size()))) {
-      at = found;
-      best = &added;
-    }
-  }
-  return best;
+  return nullptr;
 }
 
 std::vector<std::int64_t> BpeTokenizer::encode(std::string_view text) const {
@@ -478,36 +479,55 @@ std::vector<std::int64_t> BpeTokenizer::encode(std::string_view text) const {
   std::vector<std::int64_t> ids;
   std::size_t plain = 0, at = 0;
   while (const auto* added = find_added(text, plain, at)) {
-    encode_text(text.substr(plain, at - plain), ids);
+    encode_text(text.substr(plain, at - plain), plain == 0, ids);
     ids.push_back(added->second);
     plain = at + added->first.size();
   }
-  encode_text(text.substr(plain), ids);
+  encode_text(text.substr(plain), plain == 0, ids);
   return ids;
 }
 
 // -- decoding and the rest ----------------------------------------------------
 
-std::string BpeTokenizer::decode(const std::vector<std::int64_t>& ids, bool skip_special) const {
+std::string BpeTokenizer::token_text(std::int64_t id, bool skip_special) const {
+  if (id < 0 || static_cast<std::size_t>(id) >= id_to_token_.size()
+      || id_to_token_[static_cast<std::size_t>(id)].empty())
+    throw std::out_of_range("token id " + std::to_string(id) + " is not in the vocabulary of " + file_.string());
+  const auto& token = id_to_token_[static_cast<std::size_t>(id)];
+  bool added = added_id_[static_cast<std::size_t>(id)];
+  if (added && skip_special && special_[static_cast<std::size_t>(id)])
+    return {};
   std::string text;
-  for (auto id : ids) {
-    if (id < 0 || static_cast<std::size_t>(id) >= id_to_token_.size()
-        || id_to_token_[static_cast<std::size_t>(id)].empty())
-      throw std::out_of_range("token id " + std::to_string(id) + " is not in the vocabulary of " + file_.string());
-    const auto& token = id_to_token_[static_cast<std::size_t>(id)];
-    if (added_id_[static_cast<std::size_t>(id)]) {
-      if (!(skip_special && special_[static_cast<std::size_t>(id)]))
-        text += token;
-      continue;
-    }
-    for (std::size_t i = 0; i < token.size();) {
-      std::size_t length = (static_cast<unsigned char>(token[i]) & 0x80) == 0 ? 1 : 2; // symbols are U+0000-U+0143
-      auto byte = symbol_byte_.find(token.substr(i, length));
-      text += byte != symbol_byte_.end() ? static_cast<char>(byte->second) : '?';
-      i += length;
-    }
+  if (decoder_.spelling == Spelling::characters) { // the decoder's chain runs over added tokens too
+    if (auto byte = token_byte_[static_cast<std::size_t>(id)]; byte >= 0 && !added)
+      return std::string(1, static_cast<char>(byte));
+    text = token;
+    if (!decoder_.from.empty())
+      for (auto at = text.find(decoder_.from); at != std::string::npos;
+           at = text.find(decoder_.from, at + decoder_.to.size()))
+        text.replace(at, decoder_.from.size(), decoder_.to);
+    return text;
+  }
+  if (added)
+    return token;
+  for (std::size_t i = 0; i < token.size();) {
+    std::size_t length = (static_cast<unsigned char>(token[i]) & 0x80) == 0 ? 1 : 2; // symbols are U+0000-U+0143
+    auto byte = symbol_byte_.find(token.substr(i, length));
+    text += byte != symbol_byte_.end() ? static_cast<char>(byte->second) : '?';
+    i += length;
   }
   return text;
+}
+
+std::string BpeTokenizer::decode(const std::vector<std::int64_t>& ids, bool skip_special) const {
+  std::string text;
+  for (auto id : ids)
+    text += token_text(id, skip_special);
+  // SentencePiece's decoders drop the space that encoding put before the first word.
+  std::size_t stripped = 0;
+  while (stripped < decoder_.strip_start && stripped < text.size() && text[stripped] == ' ')
+    ++stripped;
+  return text.erase(0, stripped);
 }
 
 std::int64_t BpeTokenizer::vocab_size() const {
@@ -524,18 +544,30 @@ std::optional<std::int64_t> BpeTokenizer::special_token(std::string_view name) c
 std::vector<std::int64_t> BpeTokenizer::apply_chat_template(const std::vector<ChatMessage>& messages,
                                                             bool add_generation_prompt, const std::vector<Tool>& tools,
                                                             bool enable_thinking) const {
-  // The same ids as rendering the template to text and tokenising it, except that message content
-  // is always plain text: a special token spelled inside a message cannot end its turn. Text runs
-  // between tokens are encoded whole, as the pre-tokenizer would see them in the rendered text.
+  // The same ids as rendering the template to text and tokenising it, except that a special token
+  // spelled inside a message is plain text: it cannot end its turn. Other added tokens (Gemma's runs
+  // of newlines, Qwen's <tool_call>) are text in any case, and found wherever they are, as when the
+  // rendered text is tokenised. Text runs between tokens are encoded whole, as the pre-tokenizer
+  // would see them in the rendered text.
   std::vector<std::int64_t> ids;
   std::string run;
-  auto flush = [&] {
-    encode_text(run, ids);
-    run.clear();
+  std::vector<bool> from_message; // by byte of `run`
+  AddedFilter outside_messages = [&](std::int64_t index, std::size_t at, std::size_t length) {
+    auto id = added_[static_cast<std::size_t>(index)].second;
+    return !special_[static_cast<std::size_t>(id)]
+      || std::none_of(from_message.begin() + static_cast<std::ptrdiff_t>(at),
+                      from_message.begin() + static_cast<std::ptrdiff_t>(at + length), [](bool b) { return b; });
   };
-  auto special = [&](const char* name) {
-    flush();
-    ids.push_back(*special_token(name));
+  auto flush = [&] {
+    std::size_t plain = 0, at = 0;
+    while (const auto* added = find_added(run, plain, at, &outside_messages)) {
+      encode_text(std::string_view(run).substr(plain, at - plain), /*at_start=*/ids.empty(), ids);
+      ids.push_back(added->second);
+      plain = at + added->first.size();
+    }
+    encode_text(std::string_view(run).substr(plain), /*at_start=*/ids.empty(), ids);
+    run.clear();
+    from_message.clear();
   };
   auto format = chat_format_;
   if (format == ChatFormat::by_vocabulary) {
@@ -558,18 +590,11 @@ std::vector<std::int64_t> BpeTokenizer::apply_chat_template(const std::vector<Ch
                             "<|im_start|> or <|start_header_id|>)");
   for (const auto& piece : pieces) {
     if (piece.kind == ChatPiece::Kind::special) {
-      special(piece.value.c_str());
-    } else if (piece.kind == ChatPiece::Kind::text) {
+      flush();
+      ids.push_back(*special_token(piece.value));
+    } else {
       run += piece.value;
-    } else { // the template's text: an added token spelled in it is that token
-      std::size_t plain = 0, at = 0;
-      while (const auto* added = find_added(piece.value, plain, at)) {
-        run.append(piece.value, plain, at - plain);
-        flush();
-        ids.push_back(added->second);
-        plain = at + added->first.size();
-      }
-      run.append(piece.value, plain);
+      from_message.insert(from_message.end(), piece.value.size(), piece.kind == ChatPiece::Kind::text);
     }
   }
   flush();
@@ -610,8 +635,9 @@ std::vector<std::int64_t> BpeTokenizer::stop_token_ids() const {
   std::vector<std::int64_t> stops;
   if (eos_id_)
     stops.push_back(*eos_id_);
-  // <|eom_id|>: Llama 3.1 ends a turn with it when it expects a tool's result.
-  for (const char* name : {"<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|eom_id|>", "<|end_of_text|>"})
+  // <|eom_id|>: Llama 3.1 ends a turn with it when it expects a tool's result; <end_of_turn>: Gemma's.
+  for (const char* name :
+       {"<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|eom_id|>", "<|end_of_text|>", "<end_of_turn>"})
     if (auto id = special_token(name); id && std::find(stops.begin(), stops.end(), *id) == stops.end())
       stops.push_back(*id);
   return stops;

@@ -1,14 +1,16 @@
-// BpeTokenizer: the byte-level BPE of Hugging Face's `tokenizer.json` (GPT-2, Qwen2/Qwen3, Llama 3,
-// Mistral's Tekken): NFC normalisation where the file asks for it, the split regex with Unicode
-// classes, byte-level symbols, merges by rank, added and special tokens, decoding back to text, and
-// the model's chat template.
+// BpeTokenizer: the BPE of Hugging Face's `tokenizer.json`, byte-level (GPT-2, Qwen2/Qwen3, Llama 3,
+// Mistral's Tekken) or SentencePiece's (Llama 2, Mistral 7B, Gemma: characters, "▁" for a space,
+// byte fallback): the normaliser and pre-tokenizer the file names (bpe_pipeline.hpp), merges by rank,
+// added and special tokens, decoding back to text, and the model's chat template.
 #pragma once
 
+#include "models/bpe_pipeline.hpp"
 #include "models/jinja.hpp"
 #include "models/tokenizer.hpp"
 
 #include <array>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -32,6 +34,7 @@ public:
 
   std::vector<std::int64_t> encode(std::string_view text) const override;
   std::string decode(const std::vector<std::int64_t>& ids, bool skip_special = false) const override;
+  std::string token_text(std::int64_t id, bool skip_special = false) const override;
   std::int64_t vocab_size() const override;
   std::optional<std::int64_t> special_token(std::string_view name) const override;
 
@@ -67,7 +70,7 @@ public:
 private:
   BpeTokenizer();
 
-  struct Regex;
+  struct AddedTokens;
   // llama31: Llama 3.1's template (3.2's and 3.3's too), with its dated system turn.
   // jinja: any other template, run by the Jinja engine.
   enum class ChatFormat { by_vocabulary, chatml, llama3, llama31, jinja };
@@ -77,12 +80,20 @@ private:
   std::vector<ChatPiece> render_jinja(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
                                       const std::vector<Tool>& tools, bool enable_thinking) const;
 
-  // The ids of one pre-tokenised piece (already byte-level symbols).
-  void encode_piece(const std::string& piece, std::vector<std::int64_t>& ids) const;
-  void encode_text(std::string_view text, std::vector<std::int64_t>& ids) const;
-  // The leftmost added token in `text` from `from` on (the longest at a position), or null.
-  const std::pair<std::string, std::int64_t>* find_added(std::string_view text, std::size_t from,
-                                                         std::size_t& at) const;
+  // The symbols of one pre-tokenised piece: a token per byte, or per character (SentencePiece).
+  void spell(std::string_view piece, std::vector<std::int64_t>& ids) const;
+  // Merges adjacent symbols by rank, as Hugging Face's BPE does.
+  void merge(std::vector<std::int64_t>& ids) const;
+  // The ids of one pre-tokenised piece.
+  void encode_piece(std::string_view piece, std::vector<std::int64_t>& ids) const;
+  // The ids of text between added tokens; `at_start`: it begins the whole input.
+  void encode_text(std::string_view text, bool at_start, std::vector<std::int64_t>& ids) const;
+  // Whether the added token added_[index] may be read at [at, at + length) of a text.
+  using AddedFilter = std::function<bool(std::int64_t index, std::size_t at, std::size_t length)>;
+  // The leftmost added token in `text` from `from` on (the longest at a position) that `allowed`
+  // accepts (any without it), or null; `at` is where it starts.
+  const std::pair<std::string, std::int64_t>* find_added(std::string_view text, std::size_t from, std::size_t& at,
+                                                         const AddedFilter* allowed = nullptr) const;
 
   std::filesystem::path file_;
   std::filesystem::path template_file_; // where the chat template came from
@@ -92,9 +103,12 @@ private:
   std::array<bool, 2> opens_thinking_{}; // by enable_thinking
   std::shared_ptr<const JinjaTemplate> jinja_;
   std::string bos_text_, eos_text_; // tokenizer_config.json's tokens, as templates see them
-  bool nfc_ = false;
+  Normalizer normalizer_;
+  std::unique_ptr<PreTokenizer> pre_tokenizer_;
+  TokenDecoder decoder_;
   bool ignore_merges_ = false;
-  std::unique_ptr<Regex> split_;
+  bool byte_fallback_ = false, fuse_unk_ = false; // SentencePiece: characters the vocabulary lacks
+  std::optional<std::int64_t> unk_id_;
   std::unordered_map<std::string, std::int64_t> vocab_;
   std::vector<std::string> id_to_token_;
   struct Merge {
@@ -102,11 +116,13 @@ private:
     std::int64_t merged; // the id of the merged token
   };
   std::unordered_map<std::uint64_t, Merge> merges_;         // (left id << 32 | right id) -> merge
-  std::array<std::int64_t, 256> byte_id_{};                 // byte -> id of its symbol
-  std::vector<std::pair<std::string, std::int64_t>> added_; // longest first
-  std::vector<bool> added_id_;                              // by id: an added token
-  std::vector<bool> special_;                               // by id: an added token marked special
-  std::array<std::string, 256> byte_symbol_;                // byte -> its UTF-8 symbol
+  std::array<std::int64_t, 256> byte_id_{};                 // byte -> id of its symbol or byte token (-1: none)
+  std::vector<std::int16_t> token_byte_;                    // SentencePiece, by id: a byte token's byte, or -1
+  std::vector<std::pair<std::string, std::int64_t>> added_; // as the file lists them
+  std::unique_ptr<AddedTokens> added_tokens_;
+  std::vector<bool> added_id_;               // by id: an added token
+  std::vector<bool> special_;                // by id: an added token marked special
+  std::array<std::string, 256> byte_symbol_; // byte -> its UTF-8 symbol
   std::unordered_map<std::string, unsigned char> symbol_byte_;
   mutable std::mutex cache_mutex_;
   mutable std::unordered_map<std::string, std::vector<std::int64_t>> cache_;

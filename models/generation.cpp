@@ -24,8 +24,9 @@ StopCheck stop_at_strings(std::shared_ptr<const Tokenizer> tokenizer, std::vecto
     if (longest == 0)
       return false;
     // A match that ends in the newest token starts at most `longest` bytes back, and every token is
-    // at least one byte long: decoding that many trailing tokens is enough.
-    auto from = tokens.size() > longest ? tokens.size() - longest : 0;
+    // at least one byte long: decoding that many trailing tokens is enough, and one more, whose
+    // leading space a SentencePiece decoder may drop.
+    auto from = tokens.size() > longest + 1 ? tokens.size() - longest - 1 : 0;
     std::vector<std::int64_t> tail(tokens.begin() + static_cast<std::ptrdiff_t>(from), tokens.end());
     auto text = tokenizer->decode(tail);
     for (const auto& stop : stop_strings)

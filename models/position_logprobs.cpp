@@ -26,7 +26,7 @@ std::size_t tokens_in_text(const Tokenizer& tokenizer, const std::vector<std::in
 TokenLogprob token_logprob(const Tokenizer& tokenizer, std::int64_t id, float logprob) {
   std::string text;
   try {
-    text = tokenizer.decode({id}, /*skip_special=*/false);
+    text = tokenizer.token_text(id, /*skip_special=*/false);
   } catch (const std::exception&) { // a hole in the tokenizer's vocabulary: shown as ""
   }
   return TokenLogprob{id, std::move(text), logprob};

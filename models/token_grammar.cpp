@@ -21,7 +21,7 @@ TokenVocabulary::TokenVocabulary(const Tokenizer& tokenizer) : nodes_(1) {
   for (std::int64_t id = 0; id < vocab; ++id) {
     std::string text;
     try {
-      text = tokenizer.decode({id}, /*skip_special=*/true);
+      text = tokenizer.token_text(id, /*skip_special=*/true);
     } catch (const std::exception&) {
       continue; // a hole in the vocabulary: never allowed
     }

