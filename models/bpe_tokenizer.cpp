@@ -104,6 +104,13 @@ struct BpeTokenizer::AddedTokens {
   }
 };
 
+void BpeTokenizer::index_added_tokens() {
+  added_tokens_ = std::make_unique<AddedTokens>();
+  for (std::size_t i = 0; i < added_.size(); ++i)
+    if (!added_[i].first.empty())
+      added_tokens_->insert(added_[i].first, static_cast<std::int64_t>(i));
+}
+
 // -- loading ------------------------------------------------------------------
 
 BpeTokenizer::BpeTokenizer() = default;
@@ -171,7 +178,6 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::load(const std::filesystem::path& pa
     ++rank;
   }
 
-  t.added_tokens_ = std::make_unique<AddedTokens>();
   for (const auto& added : root.value("added_tokens", json::array())) {
     if (!added.contains("content") || !added["content"].is_string() || !added.contains("id"))
       fail(file, "added_tokens", "an entry lacks content or id");
@@ -182,9 +188,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::load(const std::filesystem::path& pa
       t.special_.resize(static_cast<std::size_t>(id) + 1, false);
     t.special_[static_cast<std::size_t>(id)] = added.value("special", false);
   }
-  for (std::size_t i = 0; i < t.added_.size(); ++i)
-    if (!t.added_[i].first.empty())
-      t.added_tokens_->insert(t.added_[i].first, static_cast<std::int64_t>(i));
+  t.index_added_tokens();
   t.id_to_token_.resize(static_cast<std::size_t>(largest + 1));
   for (const auto& [token, id] : t.vocab_)
     t.id_to_token_[static_cast<std::size_t>(id)] = token;
@@ -613,6 +617,30 @@ std::vector<ChatPiece> BpeTokenizer::render_jinja(const std::vector<ChatMessage>
   } catch (const JinjaError& error) {
     throw std::invalid_argument(template_file_.string() + ": chat template: " + error.what());
   }
+}
+
+void BpeTokenizer::fit_vocabulary(std::int64_t model_vocab) {
+  if (vocab_size() <= model_vocab)
+    return;
+  for (const auto& [token, id] : vocab_)
+    if (id >= model_vocab)
+      throw CheckpointError(file_.string() + " has " + std::to_string(vocab_size())
+                            + " tokens but config.json's vocab_size is " + std::to_string(model_vocab) + " (token '"
+                            + token + "' has id " + std::to_string(id) + ")");
+  added_.erase(
+    std::remove_if(added_.begin(), added_.end(), [&](const auto& added) { return added.second >= model_vocab; }),
+    added_.end());
+  index_added_tokens();
+  auto size = static_cast<std::size_t>(model_vocab);
+  id_to_token_.resize(std::min(id_to_token_.size(), size));
+  special_.resize(id_to_token_.size());
+  added_id_.resize(id_to_token_.size());
+  if (!token_byte_.empty())
+    token_byte_.resize(id_to_token_.size());
+  if (eos_id_ && *eos_id_ >= model_vocab)
+    eos_id_.reset();
+  std::lock_guard<std::mutex> guard{cache_mutex_};
+  cache_.clear();
 }
 
 void BpeTokenizer::save(const std::filesystem::path& folder) const {

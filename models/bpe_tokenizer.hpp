@@ -63,6 +63,13 @@ public:
   }
   std::vector<std::int64_t> stop_token_ids() const override;
 
+  /// Fits the tokenizer to a model whose embedding has `model_vocab` rows: added tokens with ids past
+  /// it are dropped (Gemma 3 1B's tokenizer keeps the image token of the multimodal models, one id
+  /// past its embedding; text spelling it is then plain text), so no id the model lacks is produced.
+  /// @throws CheckpointError if a token of the BPE vocabulary itself lies past it (another model's
+  /// tokenizer).
+  void fit_vocabulary(std::int64_t model_vocab);
+
   /// Copies the tokenizer.json it was loaded from, and the tokenizer_config.json and
   /// chat_template.jinja beside it if any.
   void save(const std::filesystem::path& folder) const override;
@@ -76,6 +83,7 @@ private:
   enum class ChatFormat { by_vocabulary, chatml, llama3, llama31, jinja };
 
   void read_config(const std::filesystem::path& file);
+  void index_added_tokens(); // builds added_tokens_ from added_
   bool generation_prompt_opens_thinking(bool enable_thinking) const;
   std::vector<ChatPiece> render_jinja(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
                                       const std::vector<Tool>& tools, bool enable_thinking) const;

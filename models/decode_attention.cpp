@@ -17,7 +17,7 @@ namespace {
 template <class T>
 void attend(const torch::Tensor& query, const torch::Tensor& new_keys, const torch::Tensor& new_values,
             const torch::Tensor& key_cache, const torch::Tensor& value_cache, const std::int64_t* slots,
-            const std::int64_t* lengths, torch::Tensor& out) {
+            const std::int64_t* lengths, double scale, std::int64_t window, torch::Tensor& out) {
   auto q = query.to(torch::kFloat32).contiguous();
   const auto n = q.size(0), heads = q.size(1), dim = q.size(2);
   const auto kv_heads = key_cache.size(1), capacity = key_cache.size(2);
@@ -28,7 +28,7 @@ void attend(const torch::Tensor& query, const torch::Tensor& new_keys, const tor
   const T* new_k = new_keys.defined() ? new_keys.data_ptr<T>() : nullptr;
   const T* new_v = new_keys.defined() ? new_values.data_ptr<T>() : nullptr;
   float* out_data = out.data_ptr<float>();
-  const float scale = 1.0f / std::sqrt(static_cast<float>(dim));
+  const float score_scale = scale > 0 ? static_cast<float>(scale) : 1.0f / std::sqrt(static_cast<float>(dim));
   const auto& kernels = cpu_kernels();
   const auto element = std::is_same_v<T, float> ? Element::f32 : Element::bf16;
 
@@ -44,8 +44,10 @@ void attend(const torch::Tensor& query, const torch::Tensor& new_keys, const tor
         std::copy_n(new_k + (row * kv_heads + kv) * dim, dim, k_head + (keys - 1) * dim);
         std::copy_n(new_v + (row * kv_heads + kv) * dim, dim, v_head + (keys - 1) * dim);
       }
-      weights.resize(static_cast<std::size_t>(keys));
-      kernels.attend_group(element, q_data + (row * heads + kv * group) * dim, k_head, v_head, keys, dim, group, scale,
+      const auto first = window > 0 ? std::max<std::int64_t>(keys - window, 0) : 0; // the window's oldest column
+      weights.resize(static_cast<std::size_t>(keys - first));
+      kernels.attend_group(element, q_data + (row * heads + kv * group) * dim, k_head + first * dim,
+                           v_head + first * dim, keys - first, dim, group, score_scale,
                            out_data + (row * heads + kv * group) * dim, weights.data());
     }
   });
@@ -62,7 +64,7 @@ bool decode_attention_supported(const torch::Tensor& query, const torch::Tensor&
 torch::Tensor decode_attention(const torch::Tensor& query, const torch::Tensor& key_cache,
                                const torch::Tensor& value_cache, const torch::Tensor& slots,
                                const torch::Tensor& lengths, const torch::Tensor& new_keys,
-                               const torch::Tensor& new_values) {
+                               const torch::Tensor& new_values, double scale, std::int64_t window) {
   TORCH_CHECK(decode_attention_supported(query, key_cache) && value_cache.is_contiguous()
                 && value_cache.scalar_type() == key_cache.scalar_type(),
               "decode_attention: fp32 or bf16 CPU tensors with contiguous caches expected");
@@ -89,10 +91,10 @@ torch::Tensor decode_attention(const torch::Tensor& query, const torch::Tensor& 
   auto out = torch::empty({n, query.size(1) * query.size(2)}, query.options().dtype(torch::kFloat32));
   if (key_cache.scalar_type() == torch::kFloat32)
     attend<float>(query, keys, values, key_cache, value_cache, slot_ids.data_ptr<std::int64_t>(),
-                  length_values.data_ptr<std::int64_t>(), out);
+                  length_values.data_ptr<std::int64_t>(), scale, window, out);
   else
     attend<c10::BFloat16>(query, keys, values, key_cache, value_cache, slot_ids.data_ptr<std::int64_t>(),
-                          length_values.data_ptr<std::int64_t>(), out);
+                          length_values.data_ptr<std::int64_t>(), scale, window, out);
   return out.to(query.scalar_type());
 }
 

@@ -16,12 +16,14 @@ bool decode_attention_supported(const torch::Tensor& query, const torch::Tensor&
 /// `query` [n, heads, head_dim] (after the rotary embedding); `key_cache`/`value_cache`
 /// [slots, kv_heads, capacity, head_dim]; sequence i lives in cache slot `slots[i]` and attends to its
 /// first `lengths[i]` columns (int64 tensors [n]). Query head h reads key/value head
-/// h / (heads / kv_heads). Returns softmax(q k^T / sqrt(head_dim)) v as [n, heads * head_dim], with
-/// scores and softmax in fp32 whatever the cache dtype. With `new_keys`/`new_values` [n, kv_heads,
-/// head_dim], sequence i's are first written into its column lengths[i] - 1 (this step's token).
+/// h / (heads / kv_heads). Returns softmax(scale q k^T) v as [n, heads * head_dim], with scores and
+/// softmax in fp32 whatever the cache dtype; `scale` 0 is head_dim^(-1/2). With `window` > 0, only
+/// the last `window` of a sequence's columns are attended (sliding-window attention). With
+/// `new_keys`/`new_values` [n, kv_heads, head_dim], sequence i's are first written into its column
+/// lengths[i] - 1 (this step's token).
 torch::Tensor decode_attention(const torch::Tensor& query, const torch::Tensor& key_cache,
                                const torch::Tensor& value_cache, const torch::Tensor& slots,
                                const torch::Tensor& lengths, const torch::Tensor& new_keys = {},
-                               const torch::Tensor& new_values = {});
+                               const torch::Tensor& new_values = {}, double scale = 0, std::int64_t window = 0);
 
 } // namespace chorus::models

@@ -1,10 +1,11 @@
-// config.json <-> ModelConfig. Reads the keys the Llama, Qwen2 and Qwen3 families use, in the
-// spellings of transformers 4 and 5, and rejects what this engine would compute wrongly (sliding
-// windows, other activations, rope types it does not know) instead of ignoring it.
+// config.json <-> ModelConfig. Reads the keys the Llama, Qwen2, Qwen3, Mistral and Gemma 3 families
+// use, in the spellings of transformers 4 and 5, and rejects what this engine would compute wrongly
+// (other activations, soft-capping, rope types it does not know) instead of ignoring it.
 #include "models/model_config.hpp"
 
 #include <chorus/errors.hpp>
 
+#include <cmath>
 #include <fstream>
 
 namespace chorus::models {
@@ -12,6 +13,8 @@ namespace chorus::models {
 namespace {
 
 using nlohmann::json;
+
+constexpr const char* kModelTypes = "\"llama\", \"mistral\", \"qwen2\", \"qwen3\" or \"gemma3_text\"";
 
 [[noreturn]] void fail(const std::filesystem::path& file, const std::string& key, const std::string& what) {
   throw CheckpointError(file.string() + ": key '" + key + "': " + what);
@@ -78,12 +81,14 @@ std::int64_t read_num_labels(const json& object, const std::filesystem::path& fi
 // The rotary settings: transformers 5 writes them as one `rope_parameters` object (rope_theta with
 // the scaling keys), earlier versions as `rope_theta` beside a `rope_scaling` object ("rope_type",
 // or "type" before that). Each kind's keys as transformers' modeling_rope_utils reads them.
-void read_rope(const json& object, const std::filesystem::path& file, ModelConfig& config) {
-  config.rope_theta = read_number(object, "rope_theta", file, 10000.0);
+// `parameters_key`: where transformers 5 writes them (Gemma 3's nest them by layer type).
+void read_rope(const json& object, const std::filesystem::path& file, ModelConfig& config,
+               double default_theta = 10000.0, const std::string& parameters_key = "rope_parameters") {
+  config.rope_theta = read_number(object, "rope_theta", file, default_theta);
   std::string key = "rope_scaling";
-  auto found = object.find("rope_parameters");
+  auto found = object.find(parameters_key);
   if (found != object.end() && !found->is_null())
-    key = "rope_parameters";
+    key = parameters_key;
   else
     found = object.find("rope_scaling");
   if (found == object.end() || found->is_null())
@@ -105,7 +110,7 @@ void read_rope(const json& object, const std::filesystem::path& file, ModelConfi
       fail(file, key + "." + name, "missing (rope type '" + config.rope_scaling.type + "' needs it)");
     return *value;
   };
-  if (key == "rope_parameters")
+  if (key == parameters_key)
     config.rope_theta = number("rope_theta").value_or(config.rope_theta);
   auto& rope = config.rope_scaling;
   auto type = scaling.find("rope_type");
@@ -146,6 +151,73 @@ void read_rope(const json& object, const std::filesystem::path& file, ModelConfi
     fail(file, key + ".original_max_position_embeddings", "must be positive");
 }
 
+// Gemma 3's two rotary embeddings: the full-attention layers' (rope_theta, rope_scaling) and the
+// sliding layers' base (rope_local_base_freq, no scaling). transformers 5 writes both in
+// rope_parameters, keyed by layer type.
+void read_gemma_rope(const json& object, const std::filesystem::path& file, ModelConfig& config) {
+  auto nested = object.find("rope_parameters");
+  if (nested == object.end() || !nested->is_object() || !nested->contains("full_attention")) {
+    read_rope(object, file, config, 1000000.0);
+    config.rope_local_base_freq = read_number(object, "rope_local_base_freq", file, 10000.0);
+    return;
+  }
+  read_rope(json{{"rope_parameters.full_attention", (*nested)["full_attention"]}}, file, config, 1000000.0,
+            "rope_parameters.full_attention");
+  ModelConfig local;
+  const auto sliding = nested->value("sliding_attention", json::object());
+  read_rope(json{{"rope_parameters.sliding_attention", sliding}}, file, local, 10000.0,
+            "rope_parameters.sliding_attention");
+  if (local.rope_scaling.type != "default")
+    fail(file, "rope_parameters.sliding_attention.rope_type",
+         "'" + local.rope_scaling.type + "': the sliding layers' rotary embedding takes no scaling here");
+  config.rope_local_base_freq = local.rope_theta;
+}
+
+// Which layers attend within the window: `layer_types` ("sliding_attention" or "full_attention" per
+// layer), or, in older configs, every layer but each `sliding_window_pattern`-th.
+std::vector<bool> read_sliding_layers(const json& object, const std::filesystem::path& file, std::int64_t layers) {
+  std::vector<bool> sliding(static_cast<std::size_t>(std::max<std::int64_t>(layers, 0)));
+  auto types = object.find("layer_types");
+  if (types != object.end() && !types->is_null()) {
+    if (!types->is_array() || static_cast<std::int64_t>(types->size()) != layers)
+      fail(file, "layer_types", "expected one entry per layer (" + std::to_string(layers) + ")");
+    for (std::size_t i = 0; i < sliding.size(); ++i) {
+      const auto& type = (*types)[i];
+      if (type != "sliding_attention" && type != "full_attention")
+        fail(file, "layer_types",
+             "entry " + std::to_string(i) + " is " + type.dump()
+               + " (expected \"sliding_attention\" or \"full_attention\")");
+      sliding[i] = type == "sliding_attention";
+    }
+    return sliding;
+  }
+  auto pattern = read_int(object, "sliding_window_pattern", file, 6);
+  if (pattern <= 0)
+    fail(file, "sliding_window_pattern", "must be positive");
+  for (std::size_t i = 0; i < sliding.size(); ++i)
+    sliding[i] = (static_cast<std::int64_t>(i) + 1) % pattern != 0;
+  return sliding;
+}
+
+// Gemma 3's own keys.
+void read_gemma(const json& object, const std::filesystem::path& file, ModelConfig& config) {
+  read_gemma_rope(object, file, config);
+  const char* activation_key = object.contains("hidden_activation") ? "hidden_activation" : "hidden_act";
+  auto activation = object.value(activation_key, json("gelu_pytorch_tanh"));
+  if (activation != "gelu_pytorch_tanh")
+    fail(file, activation_key,
+         "activation " + activation.dump() + " is not supported (expected \"gelu_pytorch_tanh\")");
+  config.hidden_activation = "gelu_pytorch_tanh";
+  config.query_pre_attn_scalar = read_number(object, "query_pre_attn_scalar", file, 256.0);
+  config.sliding_window = read_int(object, "sliding_window", file, 4096);
+  config.sliding_layers = read_sliding_layers(object, file, config.num_hidden_layers);
+  for (const char* key : {"attn_logit_softcapping", "final_logit_softcapping"})
+    if (object.contains(key) && !object[key].is_null())
+      fail(file, key, "soft-capping is not supported (Gemma 3 has null; Gemma 2's models are not read)");
+  if (read_bool(object, "use_bidirectional_attention", file, false))
+    fail(file, "use_bidirectional_attention", "bidirectional attention (an embedding model) is not supported");
+}
+
 json rope_scaling_json(const RopeScaling& rope) {
   json object{{"rope_type", rope.type}, {"factor", rope.factor}};
   if (rope.type == "llama3" || rope.type == "yarn")
@@ -171,11 +243,16 @@ json rope_scaling_json(const RopeScaling& rope) {
 } // namespace
 
 std::string ModelConfig::architecture() const {
-  return std::string(model_type == "qwen2"       ? "Qwen2"
-                       : model_type == "qwen3"   ? "Qwen3"
-                       : model_type == "mistral" ? "Mistral"
-                                                 : "Llama")
+  return std::string(model_type == "qwen2"           ? "Qwen2"
+                       : model_type == "qwen3"       ? "Qwen3"
+                       : model_type == "mistral"     ? "Mistral"
+                       : model_type == "gemma3_text" ? "Gemma3"
+                                                     : "Llama")
     + (num_labels > 0 ? "ForSequenceClassification" : "ForCausalLM");
+}
+
+double ModelConfig::attention_scale() const {
+  return 1.0 / std::sqrt(query_pre_attn_scalar > 0 ? query_pre_attn_scalar : static_cast<double>(head_dim));
 }
 
 ModelConfig ModelConfig::from_json(const json& object, const std::filesystem::path& file) {
@@ -184,12 +261,12 @@ ModelConfig ModelConfig::from_json(const json& object, const std::filesystem::pa
   ModelConfig config;
   auto type = object.find("model_type");
   if (type == object.end() || !type->is_string())
-    fail(file, "model_type", "missing (expected \"llama\", \"mistral\", \"qwen2\" or \"qwen3\")");
+    fail(file, "model_type", std::string("missing (expected ") + kModelTypes + ")");
   config.model_type = type->get<std::string>();
   if (config.model_type != "llama" && config.model_type != "mistral" && config.model_type != "qwen2"
-      && config.model_type != "qwen3")
-    fail(file, "model_type",
-         "'" + config.model_type + "' is not supported (expected \"llama\", \"mistral\", \"qwen2\" or \"qwen3\")");
+      && config.model_type != "qwen3" && config.model_type != "gemma3_text")
+    fail(file, "model_type", "'" + config.model_type + "' is not supported (expected " + kModelTypes + ")");
+  bool gemma = config.gemma();
   config.vocab_size = read_int(object, "vocab_size", file);
   config.hidden_size = read_int(object, "hidden_size", file);
   config.intermediate_size = read_int(object, "intermediate_size", file);
@@ -197,12 +274,17 @@ ModelConfig ModelConfig::from_json(const json& object, const std::filesystem::pa
   config.num_attention_heads = read_int(object, "num_attention_heads", file);
   config.num_key_value_heads = read_int(object, "num_key_value_heads", file, config.num_attention_heads);
   config.head_dim = read_int(object, "head_dim", file,
-                             config.num_attention_heads > 0 ? config.hidden_size / config.num_attention_heads : 0);
+                             gemma                              ? 256
+                               : config.num_attention_heads > 0 ? config.hidden_size / config.num_attention_heads
+                                                                : 0);
   config.max_position_embeddings = read_int(object, "max_position_embeddings", file, 2048);
   config.rms_norm_eps = read_number(object, "rms_norm_eps", file, 1e-6);
-  read_rope(object, file, config);
+  if (gemma)
+    read_gemma(object, file, config);
+  else
+    read_rope(object, file, config);
   config.attention_bias = config.model_type == "qwen2" || read_bool(object, "attention_bias", file, false);
-  config.tie_word_embeddings = read_bool(object, "tie_word_embeddings", file, false);
+  config.tie_word_embeddings = read_bool(object, "tie_word_embeddings", file, gemma);
   // transformers 5 writes the storage dtype as "dtype".
   const char* dtype_key = object.contains("torch_dtype") ? "torch_dtype" : "dtype";
   if (auto dtype = object.find(dtype_key); dtype != object.end() && !dtype->is_null()) {
@@ -226,20 +308,21 @@ ModelConfig ModelConfig::from_json(const json& object, const std::filesystem::pa
     }
   }
   config.num_labels = read_num_labels(object, file);
-  if (auto act = object.find("hidden_act"); act != object.end() && !act->is_null() && *act != "silu")
+  if (auto act = object.find("hidden_act"); !gemma && act != object.end() && !act->is_null() && *act != "silu")
     fail(file, "hidden_act", "activation " + act->dump() + " is not supported (expected \"silu\")");
   if (read_bool(object, "mlp_bias", file, false))
     fail(file, "mlp_bias", "biases on the MLP projections are not supported");
+  // Qwen2's window covers only the layers from max_window_layers on, and no released model uses it.
   if (read_bool(object, "use_sliding_window", file, false))
-    fail(file, "use_sliding_window", "sliding-window attention is not supported");
-  // Mistral's: null in the models since v0.2 (attention over the whole context, as here); a window
-  // shorter than the context would compute differently past it.
+    fail(file, "use_sliding_window", "sliding-window attention is not supported for " + config.model_type);
+  // Mistral 7B v0.1's window covers every layer; null in the models since v0.2. A window no shorter
+  // than the context changes nothing.
   if (config.model_type == "mistral" && object.contains("sliding_window") && !object["sliding_window"].is_null()) {
     auto window = read_int(object, "sliding_window", file);
-    if (window < config.max_position_embeddings)
-      fail(file, "sliding_window",
-           std::to_string(window)
-             + ": sliding-window attention is not supported (Mistral models since v0.2 have null)");
+    if (window < config.max_position_embeddings) {
+      config.sliding_window = window;
+      config.sliding_layers.assign(static_cast<std::size_t>(std::max<std::int64_t>(config.num_hidden_layers, 0)), true);
+    }
   }
   config.validate(file);
   return config;
@@ -278,6 +361,17 @@ void ModelConfig::validate(const std::filesystem::path& file) const {
     fail(file, "rms_norm_eps", "must be positive");
   if (rope_theta <= 0)
     fail(file, "rope_theta", "must be positive");
+  if (sliding_window < 0)
+    fail(file, "sliding_window", "must be positive");
+  if (sliding_window > 0 && static_cast<std::int64_t>(sliding_layers.size()) != num_hidden_layers)
+    fail(file, "layer_types", "expected one entry per layer (" + std::to_string(num_hidden_layers) + ")");
+  if (query_pre_attn_scalar < 0)
+    fail(file, "query_pre_attn_scalar", "must be positive");
+  if (rope_local_base_freq < 0)
+    fail(file, "rope_local_base_freq", "must be positive");
+  if (hidden_activation != "silu" && hidden_activation != "gelu_pytorch_tanh")
+    fail(file, "hidden_activation",
+         "'" + hidden_activation + "' is not supported (expected silu or gelu_pytorch_tanh)");
 }
 
 json ModelConfig::to_json() const {
@@ -295,14 +389,26 @@ json ModelConfig::to_json() const {
     {"rms_norm_eps", rms_norm_eps},
     {"rope_theta", rope_theta},
     {"rope_scaling", rope_scaling.type == "default" ? json(nullptr) : rope_scaling_json(rope_scaling)},
-    {"hidden_act", "silu"},
     {"tie_word_embeddings", tie_word_embeddings},
     {"torch_dtype", torch_dtype},
   };
+  if (!gemma())
+    object["hidden_act"] = hidden_activation;
   if (model_type != "qwen2")
     object["attention_bias"] = attention_bias;
   if (model_type == "mistral")
-    object["sliding_window"] = nullptr;
+    object["sliding_window"] = sliding_window > 0 ? json(sliding_window) : json(nullptr);
+  if (gemma()) {
+    object["hidden_activation"] = hidden_activation;
+    object["query_pre_attn_scalar"] = query_pre_attn_scalar;
+    object["sliding_window"] = sliding_window;
+    object["layer_types"] = json::array();
+    for (std::int64_t i = 0; i < num_hidden_layers; ++i)
+      object["layer_types"].push_back(sliding(i) ? "sliding_attention" : "full_attention");
+    object["rope_local_base_freq"] = rope_local_base_freq;
+    object["attn_logit_softcapping"] = nullptr;
+    object["final_logit_softcapping"] = nullptr;
+  }
   if (num_labels > 0) {
     object["id2label"] = json::object();
     object["label2id"] = json::object();

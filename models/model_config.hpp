@@ -1,5 +1,6 @@
-// ModelConfig: the architecture of a decoder-only transformer of the Llama / Qwen2 / Qwen3 family, read
-// from and written to a Hugging Face `config.json` with the same keys, so that folders round-trip.
+// ModelConfig: the architecture of a decoder-only transformer of the Llama / Qwen2 / Qwen3 / Mistral /
+// Gemma 3 families, read from and written to a Hugging Face `config.json` with the same keys, so that
+// folders round-trip.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -34,9 +35,11 @@ struct RopeScaling {
 };
 
 struct ModelConfig {
-  /// "llama", "mistral" (Llama's architecture, as Mistral Nemo and Small have it), "qwen2" (always
-  /// biases on the q, k and v projections) or "qwen3" (an RMSNorm on each
-  /// query and key head before the rotary embedding, `q_norm` / `k_norm`).
+  /// "llama", "mistral" (Llama's architecture, with an optional sliding window), "qwen2" (always
+  /// biases on the q, k and v projections), "qwen3" (an RMSNorm on each query and key head before
+  /// the rotary embedding, `q_norm` / `k_norm`) or "gemma3_text" (Gemma 3: qwen3's head norms, a norm
+  /// before and after both the attention and the MLP, norms that scale by 1 + weight, embeddings
+  /// scaled by sqrt(hidden_size), GeGLU, sliding-window layers with their own rotary base).
   std::string model_type = "llama";
   std::int64_t vocab_size = 0;
   std::int64_t hidden_size = 0;
@@ -59,15 +62,41 @@ struct ModelConfig {
   std::string torch_dtype = "float32";
   std::optional<std::int64_t> bos_token_id;
   std::vector<std::int64_t> eos_token_ids;
+  /// The MLP's gate activation: "silu" (SwiGLU) or "gelu_pytorch_tanh" (GeGLU: Gemma's).
+  std::string hidden_activation = "silu";
+  /// Attention scores are scaled by query_pre_attn_scalar^(-1/2) (Gemma's key); 0: by head_dim^(-1/2).
+  double query_pre_attn_scalar = 0;
+  /// Sliding-window attention: in the layers `sliding_layers` marks, a token attends to itself and
+  /// the sliding_window - 1 tokens before it (Gemma 3: five layers of every six; Mistral 7B v0.1:
+  /// all). 0: every layer attends to the whole context.
+  std::int64_t sliding_window = 0;
+  std::vector<bool> sliding_layers;
+  /// The rotary base of the sliding layers, which take no rope_scaling (Gemma 3's
+  /// rope_local_base_freq). 0: the same rotary embedding as the other layers.
+  double rope_local_base_freq = 0;
   /// 0: a causal language model (`...ForCausalLM`, logits over the vocabulary). 1: a scoring model
   /// (`...ForSequenceClassification` with one label): a `score` head maps the last token's hidden
   /// state to one number, and there is no language-model head.
   std::int64_t num_labels = 0;
 
-  /// Whether each query and key head is normalised before the rotary embedding (Qwen3).
+  /// Whether each query and key head is normalised before the rotary embedding (Qwen3, Gemma 3).
   bool qk_norm() const noexcept {
-    return model_type == "qwen3";
+    return model_type == "qwen3" || gemma();
   }
+
+  /// Gemma 3's layout: embeddings scaled by sqrt(hidden_size), RMSNorms that scale by 1 + weight (so
+  /// a zero weight is the identity), a norm after the attention and around the MLP too.
+  bool gemma() const noexcept {
+    return model_type == "gemma3_text";
+  }
+
+  /// Whether layer `layer` attends within the sliding window only.
+  bool sliding(std::int64_t layer) const {
+    return sliding_window > 0 && sliding_layers.at(static_cast<std::size_t>(layer));
+  }
+
+  /// The factor attention scores are multiplied by before the softmax.
+  double attention_scale() const;
 
   /// Reads config.json's object. @throws CheckpointError naming `file` and the key.
   static ModelConfig from_json(const nlohmann::json& json, const std::filesystem::path& file);

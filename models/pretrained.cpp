@@ -36,11 +36,8 @@ Pretrained load_pretrained_model(const std::string& reference, torch::ScalarType
   pretrained.model = load_pretrained(folder, dtype, head, seed);
   if (!device.is_cpu())
     pretrained.model->to(device);
-  std::shared_ptr<const Tokenizer> tokenizer = BpeTokenizer::load(folder / "tokenizer.json");
-  if (tokenizer->vocab_size() > pretrained.model->config().vocab_size)
-    throw CheckpointError(folder.string() + ": tokenizer.json has " + std::to_string(tokenizer->vocab_size())
-                          + " tokens but config.json's vocab_size is "
-                          + std::to_string(pretrained.model->config().vocab_size));
+  auto tokenizer = BpeTokenizer::load(folder / "tokenizer.json");
+  tokenizer->fit_vocabulary(pretrained.model->config().vocab_size);
   pretrained.tokenizer = std::move(tokenizer);
   return pretrained;
 }

@@ -53,6 +53,21 @@ torch::Tensor block_mask(const torch::Tensor& key_valid, std::int64_t time, std:
   return allowed | own.unsqueeze(0);
 }
 
+// Which of `keys` cache columns the `time` tokens at columns [start, start + time) see through a
+// sliding window: column j from row i when (start + i) - j < window; [time, keys] (bool). A slot holds
+// its sequence from column 0 without gaps, so columns are positions.
+torch::Tensor within_window(std::int64_t time, std::int64_t keys, std::int64_t start, std::int64_t window,
+                            torch::Device device) {
+  return torch::ones({time, keys}, torch::TensorOptions().dtype(torch::kBool).device(device)).triu(start - window + 1);
+}
+
+// The additive mask [batch, 1, time, keys] of `allowed` [batch, time, keys]: 0 where attended, -inf not.
+torch::Tensor additive_mask(const torch::Tensor& allowed, torch::ScalarType dtype) {
+  return torch::zeros({allowed.size(0), 1, allowed.size(1), allowed.size(2)},
+                      torch::TensorOptions().dtype(dtype).device(allowed.device()))
+    .masked_fill_(allowed.logical_not().unsqueeze(1), -std::numeric_limits<float>::infinity());
+}
+
 } // namespace
 
 // -- FusedParameter -----------------------------------------------------------
@@ -120,25 +135,33 @@ torch::Tensor adapted_linear(const torch::Tensor& x, FusedParameter& fused, cons
 
 // -- RMSNorm ------------------------------------------------------------------
 
-RMSNormImpl::RMSNormImpl(std::int64_t dim, double eps) : eps_(eps) {
-  weight = register_parameter("weight", torch::ones({dim}));
+RMSNormImpl::RMSNormImpl(std::int64_t dim, double eps, bool unit_offset) : eps_(eps), unit_offset_(unit_offset) {
+  weight = register_parameter("weight", unit_offset ? torch::zeros({dim}) : torch::ones({dim}));
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
-  return rms_norm(x, weight, eps_);
+  if (!unit_offset_)
+    return rms_norm(x, weight, eps_);
+  // Gemma multiplies by 1 + weight in fp32 and rounds once, at the end.
+  if (x.scalar_type() == torch::kFloat32)
+    return rms_norm(x, weight + 1, eps_);
+  auto x32 = x.to(torch::kFloat32);
+  return (x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps_) * (weight.to(torch::kFloat32) + 1))
+    .to(x.scalar_type());
 }
 
 // -- attention ----------------------------------------------------------------
 
-AttentionImpl::AttentionImpl(const ModelConfig& config)
-  : n_heads_(config.num_attention_heads), n_kv_heads_(config.num_key_value_heads), head_dim_(config.head_dim) {
+AttentionImpl::AttentionImpl(const ModelConfig& config, std::int64_t layer)
+  : n_heads_(config.num_attention_heads), n_kv_heads_(config.num_key_value_heads), head_dim_(config.head_dim),
+    scale_(config.attention_scale()), window_(config.sliding(layer) ? config.sliding_window : 0) {
   q_proj = register_module("q_proj", linear(config.hidden_size, n_heads_ * head_dim_, config.attention_bias));
   k_proj = register_module("k_proj", linear(config.hidden_size, n_kv_heads_ * head_dim_, config.attention_bias));
   v_proj = register_module("v_proj", linear(config.hidden_size, n_kv_heads_ * head_dim_, config.attention_bias));
   o_proj = register_module("o_proj", linear(n_heads_ * head_dim_, config.hidden_size, false));
   if (config.qk_norm()) {
-    q_norm = register_module("q_norm", RMSNorm(head_dim_, config.rms_norm_eps));
-    k_norm = register_module("k_norm", RMSNorm(head_dim_, config.rms_norm_eps));
+    q_norm = register_module("q_norm", RMSNorm(head_dim_, config.rms_norm_eps, config.gemma()));
+    k_norm = register_module("k_norm", RMSNorm(head_dim_, config.rms_norm_eps, config.gemma()));
   }
 }
 
@@ -151,7 +174,7 @@ std::array<torch::Tensor, 3> AttentionImpl::project(const torch::Tensor& x, cons
   auto qkv = adapted_linear(x, qkv_weight_, {q_proj->weight, k_proj->weight, v_proj->weight},
                             {adapters_[0].get(), adapters_[1].get(), adapters_[2].get()}, lora_.get(), bias)
                .view({batch, time, n_heads_ + 2 * n_kv_heads_, head_dim_});
-  if (q_norm) // Qwen3: each query and key head normalised before the rotation
+  if (q_norm) // Qwen3, Gemma 3: each query and key head normalised before the rotation
     qkv = torch::cat({q_norm(qkv.narrow(2, 0, n_heads_)), k_norm(qkv.narrow(2, n_heads_, n_kv_heads_)),
                       qkv.narrow(2, n_heads_ + n_kv_heads_, n_kv_heads_)},
                      2);
@@ -168,7 +191,10 @@ torch::Tensor AttentionImpl::attend(const torch::Tensor& q, const torch::Tensor&
   // the scores. Query head h = j * group + g reads key/value head j, as repeat_interleave lays them out.
   if (!q.device().is_cpu()) {
     auto expand = [&](const torch::Tensor& t) { return group == 1 ? t : t.repeat_interleave(group, 1); };
-    auto out = at::scaled_dot_product_attention(q, expand(k), expand(v), mask.to(q.scalar_type()));
+    // The fused kernel scales by head_dim^(-1/2): another scale goes into the queries.
+    auto default_scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
+    auto query = scale_ == default_scale ? q : q * (scale_ / default_scale);
+    auto out = at::scaled_dot_product_attention(query, expand(k), expand(v), mask.to(q.scalar_type()));
     return out.transpose(1, 2).reshape({batch, time, n_heads_ * head_dim_});
   }
 #endif
@@ -176,7 +202,7 @@ torch::Tensor AttentionImpl::attend(const torch::Tensor& q, const torch::Tensor&
   // never materialising repeated keys and values: query head h = j * group + g reads head j.
   auto grouped = q.reshape({batch, n_kv_heads_, group * time, head_dim_});
   auto scores = torch::matmul(grouped, k.transpose(-2, -1)).view({batch, n_kv_heads_, group, time, keys});
-  auto probs = masked_softmax(scores, mask, 1.0 / std::sqrt(static_cast<double>(head_dim_)));
+  auto probs = masked_softmax(scores, mask, scale_);
   auto out = torch::matmul(probs.view({batch, n_kv_heads_, group * time, keys}), v);
   out = out.view({batch, n_heads_, time, head_dim_}).transpose(1, 2).reshape({batch, time, n_heads_ * head_dim_});
   return out;
@@ -216,9 +242,9 @@ torch::Tensor AttentionImpl::decode(const torch::Tensor& x, const torch::Tensor&
   using torch::indexing::Slice;
   auto [q, k, v] = project(x, cos, sin);
   if (!mask.defined() && decode_attention_supported(q, key_cache))
-    return project_out(
-      decode_attention(q.squeeze(2), key_cache, value_cache, slots, columns + 1, k.squeeze(2), v.squeeze(2))
-        .unsqueeze(1));
+    return project_out(decode_attention(q.squeeze(2), key_cache, value_cache, slots, columns + 1, k.squeeze(2),
+                                        v.squeeze(2), scale_, window_)
+                         .unsqueeze(1));
   key_cache.index_put_({slots, Slice(), columns}, k.squeeze(2));
   value_cache.index_put_({slots, Slice(), columns}, v.squeeze(2));
   // Elsewhere (a GPU): gather the sequences' slots and mask the columns past each one's length.
@@ -238,9 +264,15 @@ torch::Tensor decode_mask(const torch::Tensor& columns, torch::ScalarType dtype)
     .masked_fill_(beyond.view({n, 1, 1, longest}), -std::numeric_limits<float>::infinity());
 }
 
+torch::Tensor window_mask(const torch::Tensor& mask, const torch::Tensor& columns, std::int64_t window) {
+  auto longest = mask.size(-1);
+  auto too_old = torch::arange(longest, columns.options()).unsqueeze(0) <= (columns - window).unsqueeze(1);
+  return mask.masked_fill(too_old.view({-1, 1, 1, longest}), -std::numeric_limits<float>::infinity());
+}
+
 // -- MLP ----------------------------------------------------------------------
 
-MlpImpl::MlpImpl(const ModelConfig& config) {
+MlpImpl::MlpImpl(const ModelConfig& config) : gelu_(config.hidden_activation == "gelu_pytorch_tanh") {
   gate_proj = register_module("gate_proj", linear(config.hidden_size, config.intermediate_size, false));
   up_proj = register_module("up_proj", linear(config.hidden_size, config.intermediate_size, false));
   down_proj = register_module("down_proj", linear(config.intermediate_size, config.hidden_size, false));
@@ -250,7 +282,14 @@ torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
   // The gate and up projections as one matrix product.
   auto gate_up = adapted_linear(x, gate_up_weight_, {gate_proj->weight, up_proj->weight},
                                 {adapters_[0].get(), adapters_[1].get()}, lora_.get());
-  return adapted_linear(swiglu(gate_up), down_weight_, {down_proj->weight}, {adapters_[2].get()}, lora_.get());
+  torch::Tensor gated;
+  if (gelu_) { // GeGLU, as LibTorch ops: Gemma's gate, gelu with the tanh approximation
+    auto n = gate_up.size(-1) / 2;
+    gated = torch::gelu(gate_up.narrow(-1, 0, n), "tanh") * gate_up.narrow(-1, n, n);
+  } else {
+    gated = swiglu(gate_up);
+  }
+  return adapted_linear(gated, down_weight_, {down_proj->weight}, {adapters_[2].get()}, lora_.get());
 }
 
 void MlpImpl::add_adapters(const LoraConfig& config, std::shared_ptr<const LoraState> state,
@@ -265,35 +304,47 @@ void MlpImpl::add_adapters(const LoraConfig& config, std::shared_ptr<const LoraS
 
 // -- layers -------------------------------------------------------------------
 
-DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& config) {
-  input_layernorm = register_module("input_layernorm", RMSNorm(config.hidden_size, config.rms_norm_eps));
-  self_attn = register_module("self_attn", Attention(config));
-  post_attention_layernorm =
-    register_module("post_attention_layernorm", RMSNorm(config.hidden_size, config.rms_norm_eps));
+DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& config, std::int64_t layer) {
+  auto norm = [&] { return RMSNorm(config.hidden_size, config.rms_norm_eps, config.gemma()); };
+  input_layernorm = register_module("input_layernorm", norm());
+  self_attn = register_module("self_attn", Attention(config, layer));
+  post_attention_layernorm = register_module("post_attention_layernorm", norm());
   mlp = register_module("mlp", Mlp(config));
+  if (config.gemma()) {
+    pre_feedforward_layernorm = register_module("pre_feedforward_layernorm", norm());
+    post_feedforward_layernorm = register_module("post_feedforward_layernorm", norm());
+  }
+}
+
+torch::Tensor DecoderLayerImpl::after_attention(const torch::Tensor& x, const torch::Tensor& attended) {
+  if (!pre_feedforward_layernorm) {
+    auto h = x + attended;
+    return h + mlp(post_attention_layernorm(h));
+  }
+  auto h = x + post_attention_layernorm(attended);
+  return h + post_feedforward_layernorm(mlp(pre_feedforward_layernorm(h)));
 }
 
 torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                         const torch::Tensor& mask, torch::Tensor* key_cache, torch::Tensor* value_cache,
                                         std::int64_t start) {
-  auto h = x + self_attn->forward(input_layernorm(x), cos, sin, mask, key_cache, value_cache, start);
-  return h + mlp(post_attention_layernorm(h));
+  return after_attention(x, self_attn->forward(input_layernorm(x), cos, sin, mask, key_cache, value_cache, start));
 }
 
 torch::Tensor DecoderLayerImpl::decode(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                        const torch::Tensor& slots, const torch::Tensor& columns,
                                        torch::Tensor& key_cache, torch::Tensor& value_cache,
                                        const torch::Tensor& mask) {
-  auto h = x + self_attn->decode(input_layernorm(x), cos, sin, slots, columns, key_cache, value_cache, mask);
-  return h + mlp(post_attention_layernorm(h));
+  return after_attention(x,
+                         self_attn->decode(input_layernorm(x), cos, sin, slots, columns, key_cache, value_cache, mask));
 }
 
 DecoderImpl::DecoderImpl(const ModelConfig& config) {
   embed_tokens = register_module("embed_tokens", torch::nn::Embedding(config.vocab_size, config.hidden_size));
   layers = register_module("layers", torch::nn::ModuleList());
   for (std::int64_t i = 0; i < config.num_hidden_layers; ++i)
-    layers->push_back(DecoderLayer(config));
-  norm = register_module("norm", RMSNorm(config.hidden_size, config.rms_norm_eps));
+    layers->push_back(DecoderLayer(config, i));
+  norm = register_module("norm", RMSNorm(config.hidden_size, config.rms_norm_eps, config.gemma()));
 }
 
 // -- the model ----------------------------------------------------------------
@@ -309,6 +360,12 @@ TransformerImpl::TransformerImpl(const ModelConfig& config, std::optional<std::u
   auto frequencies = rotary_frequencies(config);
   inv_freq_ = frequencies.inv_freq;
   rotary_scale_ = frequencies.attention_factor;
+  if (config.rope_local_base_freq > 0) { // Gemma 3's sliding layers: their own base, no scaling
+    auto local = config;
+    local.rope_theta = config.rope_local_base_freq;
+    local.rope_scaling = RopeScaling{};
+    local_inv_freq_ = rotary_frequencies(local).inv_freq;
+  }
   torch::NoGradGuard no_grad;
   // A seeded model draws from a generator of its own: LibTorch's default generator is shared by
   // every thread, and two actors initialising models at once would interleave their draws.
@@ -320,7 +377,7 @@ TransformerImpl::TransformerImpl(const ModelConfig& config, std::optional<std::u
     if (name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0)
       parameter.value().zero_();
     else if (name.find("norm") != std::string::npos)
-      parameter.value().fill_(1.0);
+      parameter.value().fill_(config.gemma() ? 0.0 : 1.0); // Gemma's norms scale by 1 + weight
     else
       parameter.value().normal_(0.0, 0.02, generator);
   }
@@ -437,24 +494,52 @@ torch::Tensor TransformerImpl::hidden_states(const torch::Tensor& tokens, const 
 
 torch::Tensor TransformerImpl::hidden_states(const torch::Tensor& tokens, const torch::Tensor& positions,
                                              const torch::Tensor& allowed) {
-  auto batch = tokens.size(0), time = tokens.size(1);
-  auto x = embedding_rows(model->embed_tokens->weight, tokens);
+  auto time = tokens.size(1);
+  auto x = embed(tokens);
   auto dtype = x.scalar_type();
-  auto [cos, sin] = rotary(positions, dtype);
-  auto mask = torch::zeros({batch, 1, time, time}, torch::TensorOptions().dtype(dtype).device(tokens.device()))
-                .masked_fill(allowed.logical_not().unsqueeze(1), -std::numeric_limits<float>::infinity());
-  for (const auto& layer : *model->layers)
-    x = layer->as<DecoderLayer>()->forward(x, cos, sin, mask);
+  auto mask = additive_mask(allowed, dtype);
+  torch::Tensor local_mask;
+  if (config_.sliding_window > 0)
+    local_mask = additive_mask(
+      allowed & within_window(time, time, 0, config_.sliding_window, tokens.device()).unsqueeze(0), dtype);
+  x = run_layers(
+    x, positions, mask, local_mask,
+    [&](std::int64_t i, const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+        const torch::Tensor& mask) { return model->layers[i]->as<DecoderLayer>()->forward(x, cos, sin, mask); });
   return model->norm(x);
 }
 
-std::pair<torch::Tensor, torch::Tensor> TransformerImpl::rotary(const torch::Tensor& positions,
-                                                                torch::ScalarType dtype) const {
-  if (inv_freq_.device() != positions.device()) // kept in fp32 on the model's device, whatever its dtype
-    inv_freq_ = inv_freq_.to(positions.device());
-  auto freqs = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq_;
+torch::Tensor TransformerImpl::embed(const torch::Tensor& tokens) {
+  auto x = embedding_rows(model->embed_tokens->weight, tokens);
+  if (!config_.gemma())
+    return x;
+  // The factor rounded to the weights' dtype first, as Gemma's reference does.
+  return x * torch::scalar_tensor(std::sqrt(static_cast<double>(config_.hidden_size)), x.options());
+}
+
+template <class Layer>
+torch::Tensor TransformerImpl::run_layers(torch::Tensor x, const torch::Tensor& positions, const torch::Tensor& mask,
+                                          const torch::Tensor& local_mask, Layer&& layer) {
+  auto [cos, sin] = rotary(positions, x.scalar_type());
+  auto local_cos = cos, local_sin = sin;
+  if (local_inv_freq_.defined())
+    std::tie(local_cos, local_sin) = rotary(positions, x.scalar_type(), /*local=*/true);
+  for (std::int64_t i = 0; i < config_.num_hidden_layers; ++i) {
+    bool sliding = config_.sliding(i);
+    x = layer(i, x, sliding ? local_cos : cos, sliding ? local_sin : sin,
+              sliding && local_mask.defined() ? local_mask : mask);
+  }
+  return x;
+}
+
+std::pair<torch::Tensor, torch::Tensor> TransformerImpl::rotary(const torch::Tensor& positions, torch::ScalarType dtype,
+                                                                bool local) const {
+  auto& inv_freq = local ? local_inv_freq_ : inv_freq_;
+  if (inv_freq.device() != positions.device()) // kept in fp32 on the model's device, whatever its dtype
+    inv_freq = inv_freq.to(positions.device());
+  auto freqs = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq;
   auto emb = torch::cat({freqs, freqs}, -1);
-  if (rotary_scale_ != 1.0)
+  if (rotary_scale_ != 1.0 && !local)
     return {(emb.cos() * rotary_scale_).to(dtype), (emb.sin() * rotary_scale_).to(dtype)};
   return {emb.cos().to(dtype), emb.sin().to(dtype)};
 }
@@ -475,14 +560,21 @@ torch::Tensor TransformerImpl::forward_cached(const torch::Tensor& tokens, const
                                               const torch::Tensor& last) {
   auto batch = tokens.size(0), time = tokens.size(1);
   auto device = tokens.device();
-  auto x = embedding_rows(model->embed_tokens->weight, tokens);
+  auto x = embed(tokens);
   auto dtype = x.scalar_type();
-  auto [cos, sin] = rotary(positions, dtype);
-  auto mask = torch::zeros({batch, 1, time, start + time}, torch::TensorOptions().dtype(dtype).device(device))
-                .masked_fill_(block_mask(key_valid, time, start).logical_not().unsqueeze(1),
-                              -std::numeric_limits<float>::infinity());
-  for (std::size_t i = 0; i < cache.keys.size(); ++i)
-    x = model->layers[i]->as<DecoderLayer>()->forward(x, cos, sin, mask, &cache.keys[i], &cache.values[i], start);
+  auto allowed = block_mask(key_valid, time, start);
+  auto mask = additive_mask(allowed, dtype);
+  torch::Tensor local_mask;
+  if (config_.sliding_window > 0)
+    local_mask = additive_mask(
+      allowed & within_window(time, start + time, start, config_.sliding_window, device).unsqueeze(0), dtype);
+  x = run_layers(x, positions, mask, local_mask,
+                 [&](std::int64_t i, const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                     const torch::Tensor& mask) {
+                   auto index = static_cast<std::size_t>(i);
+                   return model->layers[i]->as<DecoderLayer>()->forward(x, cos, sin, mask, &cache.keys[index],
+                                                                        &cache.values[index], start);
+                 });
   auto rows = torch::arange(batch, torch::TensorOptions().dtype(torch::kInt64).device(device));
   auto picked = last.defined() ? x.index({rows, last}) : x.select(1, time - 1);
   return logits(model->norm(picked));
@@ -490,12 +582,22 @@ torch::Tensor TransformerImpl::forward_cached(const torch::Tensor& tokens, const
 
 torch::Tensor TransformerImpl::decode(const torch::Tensor& tokens, const torch::Tensor& slots,
                                       const torch::Tensor& columns, KVCache& cache) {
-  auto x = embedding_rows(model->embed_tokens->weight, tokens).unsqueeze(1);
-  auto [cos, sin] = rotary(columns.unsqueeze(1), x.scalar_type());
-  // Off the CPU every layer masks the same columns: made once per step, not once per layer.
-  auto mask = tokens.device().is_cpu() ? torch::Tensor() : decode_mask(columns, x.scalar_type());
-  for (std::size_t i = 0; i < cache.keys.size(); ++i)
-    x = model->layers[i]->as<DecoderLayer>()->decode(x, cos, sin, slots, columns, cache.keys[i], cache.values[i], mask);
+  auto x = embed(tokens).unsqueeze(1);
+  // Off the CPU every layer masks the same columns: made once per step, not once per layer (on the
+  // CPU the decode kernel reads each sequence's columns, and its window, itself).
+  torch::Tensor mask, local_mask;
+  if (!tokens.device().is_cpu()) {
+    mask = decode_mask(columns, x.scalar_type());
+    if (config_.sliding_window > 0)
+      local_mask = window_mask(mask, columns, config_.sliding_window);
+  }
+  x = run_layers(x, columns.unsqueeze(1), mask, local_mask,
+                 [&](std::int64_t i, const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                     const torch::Tensor& mask) {
+                   auto index = static_cast<std::size_t>(i);
+                   return model->layers[i]->as<DecoderLayer>()->decode(x, cos, sin, slots, columns, cache.keys[index],
+                                                                       cache.values[index], mask);
+                 });
   return logits(model->norm(x.squeeze(1)));
 }
 

@@ -1,6 +1,7 @@
-// Transformer: the decoder-only model of the Llama / Qwen2 family (RMSNorm, rotary embeddings,
-// SwiGLU MLP, grouped-query attention, optional QKV bias, tied or untied embeddings), with the same
-// parameter names as Hugging Face checkpoints (`model.layers.0.self_attn.q_proj.weight`, ...).
+// Transformer: the decoder-only model of the Llama / Qwen2 / Qwen3 / Mistral / Gemma 3 families
+// (RMSNorm, rotary embeddings, gated MLP, grouped-query attention, optional QKV bias and head norms,
+// sliding-window layers, tied or untied embeddings), with the same parameter names as Hugging Face
+// checkpoints (`model.layers.0.self_attn.q_proj.weight`, ...).
 #pragma once
 
 #include "models/lora.hpp"
@@ -60,15 +61,17 @@ torch::Tensor adapted_linear(const torch::Tensor& x, FusedParameter& fused, cons
                              const torch::Tensor& bias = {});
 
 /// Root-mean-square layer norm, computed in fp32 whatever the input dtype, as the reference does.
+/// With `unit_offset` (Gemma's) it scales by 1 + weight, and its weight starts at zero.
 class RMSNormImpl : public torch::nn::Module {
 public:
-  RMSNormImpl(std::int64_t dim, double eps);
+  RMSNormImpl(std::int64_t dim, double eps, bool unit_offset = false);
   torch::Tensor forward(const torch::Tensor& x);
 
   torch::Tensor weight;
 
 private:
   double eps_;
+  bool unit_offset_;
 };
 TORCH_MODULE(RMSNorm);
 
@@ -76,9 +79,14 @@ TORCH_MODULE(RMSNorm);
 /// sequence i reads columns [0, columns[i]] (-inf beyond), longest = max(columns) + 1.
 torch::Tensor decode_mask(const torch::Tensor& columns, torch::ScalarType dtype);
 
+/// `mask` (decode_mask of `columns`) for a sliding-window layer: columns `window` or more before a
+/// sequence's own are -inf too.
+torch::Tensor window_mask(const torch::Tensor& mask, const torch::Tensor& columns, std::int64_t window);
+
 class AttentionImpl : public torch::nn::Module {
 public:
-  explicit AttentionImpl(const ModelConfig& config);
+  /// The attention of layer `layer` of `config` (which decides its sliding window).
+  AttentionImpl(const ModelConfig& config, std::int64_t layer);
 
   /// `x` [batch, time, hidden]; `cos`/`sin` [batch, time, head_dim]; `mask` additive, broadcastable to
   /// [batch, heads, time, keys]. With a cache, this block's keys and values are written at
@@ -99,19 +107,21 @@ public:
                     std::optional<at::Generator>& generator);
 
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
-  RMSNorm q_norm{nullptr}, k_norm{nullptr}; // Qwen3's per-head norms of queries and keys; null otherwise
+  RMSNorm q_norm{nullptr}, k_norm{nullptr}; // per-head norms of queries and keys (Qwen3, Gemma 3); null otherwise
 
 private:
   // The output projection of the heads' outputs [..., heads * head_dim].
   torch::Tensor project_out(const torch::Tensor& x);
   // q [batch, heads, time, head_dim] and k, v [batch, kv_heads, time, head_dim], rotary applied.
   std::array<torch::Tensor, 3> project(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
-  // softmax(q k^T / sqrt(head_dim) + mask) v for q [batch, heads, time, head_dim] and k, v
+  // softmax(scale q k^T + mask) v for q [batch, heads, time, head_dim] and k, v
   // [batch, kv_heads, keys, head_dim]; returns [batch, time, heads * head_dim].
   torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                        const torch::Tensor& mask) const;
 
   std::int64_t n_heads_, n_kv_heads_, head_dim_;
+  double scale_;        // of the scores: head_dim^(-1/2), or Gemma's query_pre_attn_scalar^(-1/2)
+  std::int64_t window_; // the sliding window of this layer; 0: none
   FusedParameter qkv_weight_, qkv_bias_, o_weight_;
   std::shared_ptr<const LoraState> lora_;
   std::array<std::unique_ptr<LoraAdapter>, 4> adapters_; // q, k, v, o; null where not adapted
@@ -130,6 +140,7 @@ public:
   torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 
 private:
+  bool gelu_; // GeGLU (Gemma's gelu_pytorch_tanh gate) rather than SwiGLU
   FusedParameter gate_up_weight_, down_weight_;
   std::shared_ptr<const LoraState> lora_;
   std::array<std::unique_ptr<LoraAdapter>, 3> adapters_; // gate, up, down; null where not adapted
@@ -138,7 +149,7 @@ TORCH_MODULE(Mlp);
 
 class DecoderLayerImpl : public torch::nn::Module {
 public:
-  explicit DecoderLayerImpl(const ModelConfig& config);
+  DecoderLayerImpl(const ModelConfig& config, std::int64_t layer);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& mask, torch::Tensor* key_cache = nullptr,
                         torch::Tensor* value_cache = nullptr, std::int64_t start = 0);
@@ -147,8 +158,15 @@ public:
                        torch::Tensor& value_cache, const torch::Tensor& mask = {});
 
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+  // Gemma 3: post_attention_layernorm normalises the attention's output, these the MLP's input and
+  // output; null otherwise (post_attention_layernorm is then the MLP's input norm).
+  RMSNorm pre_feedforward_layernorm{nullptr}, post_feedforward_layernorm{nullptr};
   Attention self_attn{nullptr};
   Mlp mlp{nullptr};
+
+private:
+  // The rest of the layer, given its input `x` and the attention's output.
+  torch::Tensor after_attention(const torch::Tensor& x, const torch::Tensor& attended);
 };
 TORCH_MODULE(DecoderLayer);
 
@@ -264,15 +282,25 @@ public:
   torch::nn::Linear score{nullptr};   // a scoring model's head: hidden -> num_labels, no bias
 
 private:
-  // cos and sin of the rotary angles for `positions` [batch, time], in `dtype`.
-  std::pair<torch::Tensor, torch::Tensor> rotary(const torch::Tensor& positions, torch::ScalarType dtype) const;
+  // cos and sin of the rotary angles for `positions` [batch, time], in `dtype`: the sliding layers'
+  // own (Gemma 3's rope_local_base_freq) when `local`.
+  std::pair<torch::Tensor, torch::Tensor> rotary(const torch::Tensor& positions, torch::ScalarType dtype,
+                                                 bool local = false) const;
+  // The embeddings of `tokens`, scaled by sqrt(hidden_size) for Gemma.
+  torch::Tensor embed(const torch::Tensor& tokens);
+  // Runs the layers over `x` with each layer's rotary embedding and mask: the sliding layers' mask
+  // `local_mask` (when the model has such layers) and their own rotary angles (when it has them).
+  template <class Layer>
+  torch::Tensor run_layers(torch::Tensor x, const torch::Tensor& positions, const torch::Tensor& mask,
+                           const torch::Tensor& local_mask, Layer&& layer);
 
   ModelConfig config_;
   std::optional<LoraConfig> lora_config_;
   std::shared_ptr<LoraState> lora_;
   std::vector<torch::Tensor> saved_module_bases_;
-  mutable torch::Tensor inv_freq_; // rotary frequencies, [head_dim / 2], not a parameter
-  double rotary_scale_ = 1.0;      // cos and sin multiplied by it (YaRN)
+  mutable torch::Tensor inv_freq_;       // rotary frequencies, [head_dim / 2], not a parameter
+  mutable torch::Tensor local_inv_freq_; // the sliding layers' own, if they have them
+  double rotary_scale_ = 1.0;            // cos and sin multiplied by it (YaRN)
   FusedParameter output_weight_t_;
 };
 TORCH_MODULE(Transformer);

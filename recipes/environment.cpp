@@ -35,34 +35,32 @@ std::vector<ChatMessage> reply_messages(const EnvReply& reply) {
 }
 
 // The tokens between the model's turn (ending in its stop token) and the next generation: the rest
-// of the closed assistant turn, the environment's messages and the generation prompt. All are
-// rendered around stand-in turns, not the conversation so far: they do not depend on it, rendering
-// it would cost more every turn, and a thinking template (Qwen3's) writes the turns before the last
-// user message without their reasoning, so the longer conversation's rendering would not continue
-// the shorter one's. Nothing if the model ended its turn with a stop token the chat template does
-// not close turns with (e.g. end-of-text instead of end-of-turn): the conversation cannot go on.
+// of the closed assistant turn, the environment's messages and the generation prompt. They are
+// rendered around stand-in turns, not the conversation so far: they do not depend on it, and
+// rendering it would cost more every turn. The stand-ins are a question and an answer, so that the
+// reply follows an assistant turn as templates that insist on alternating roles (Gemma's) require;
+// the glue is what follows the answer's stop token. (A thinking template, Qwen3's, writes the answer
+// differently once a user message follows it, so the rendering without the reply is no prefix of
+// the one with it: the stop token is found by counting, not by comparing.) Nothing if the model
+// ended its turn with a stop token the chat template does not close turns with (e.g. end-of-text
+// instead of end-of-turn): the conversation cannot go on.
 Task<std::optional<std::vector<std::int64_t>>> environment_turn(TrainingModel model,
                                                                 const std::vector<ChatMessage>& reply,
                                                                 std::int64_t stop_token, const std::vector<Tool>& tools,
                                                                 bool enable_thinking) {
   const std::vector<ChatMessage> asked{{"user", "?", {}}};
-  auto answered = asked;
-  answered.push_back({"assistant", "?", {}});
-  auto closed = co_await model.tokenize_chat(answered, /*add_generation_prompt=*/false, tools);
-  auto stop = std::find(closed.rbegin(), closed.rend(), stop_token);
-  if (stop == closed.rend())
-    co_return std::nullopt;
   auto replied = asked;
+  replied.push_back({"assistant", "?", {}});
   replied.insert(replied.end(), reply.begin(), reply.end());
-  auto shorter = co_await model.tokenize_chat(asked, /*add_generation_prompt=*/false, tools);
-  auto longer = co_await model.tokenize_chat(replied, /*add_generation_prompt=*/true, tools, enable_thinking);
-  if (longer.size() < shorter.size() || !std::equal(shorter.begin(), shorter.end(), longer.begin()))
-    throw Error("model '" + model.name()
-                + "': its chat template does not render a conversation as a prefix of its "
-                  "continuation; multi-turn episodes need that");
-  std::vector<std::int64_t> glue(stop.base(), closed.end()); // after the stop token
-  glue.insert(glue.end(), longer.begin() + static_cast<std::ptrdiff_t>(shorter.size()), longer.end());
-  co_return glue;
+  auto question = co_await model.tokenize_chat(asked, /*add_generation_prompt=*/false, tools);
+  auto rendered = co_await model.tokenize_chat(replied, /*add_generation_prompt=*/true, tools, enable_thinking);
+  // The answer's stop token: the first one after those the question's rendering holds.
+  auto before = std::count(question.begin(), question.end(), stop_token);
+  std::ptrdiff_t seen = 0;
+  for (auto token = rendered.begin(); token != rendered.end(); ++token)
+    if (*token == stop_token && seen++ == before)
+      co_return std::vector<std::int64_t>(token + 1, rendered.end());
+  co_return std::nullopt;
 }
 
 } // namespace

@@ -11,16 +11,18 @@ using namespace chorus::models;
 
 namespace {
 
-// softmax(q k^T / sqrt(d)) v for one sequence: q [heads, d], k and v [kv_heads, keys, d], with keys
-// and values repeated per group of query heads.
-torch::Tensor reference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+// softmax(scale q k^T) v for one sequence: q [heads, d], k and v [kv_heads, keys, d], with keys
+// and values repeated per group of query heads; scale 0 is 1 / sqrt(d).
+torch::Tensor reference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double scale = 0) {
   auto group = q.size(0) / k.size(0);
   auto keys = k.repeat_interleave(group, 0), values = v.repeat_interleave(group, 0);
-  auto scores = torch::matmul(q.unsqueeze(1), keys.transpose(-2, -1)) / std::sqrt(double(q.size(1)));
+  auto scores =
+    torch::matmul(q.unsqueeze(1), keys.transpose(-2, -1)) * (scale > 0 ? scale : 1 / std::sqrt(double(q.size(1))));
   return torch::matmul(torch::softmax(scores, -1), values).reshape({-1});
 }
 
-void expect_matches_reference(torch::ScalarType dtype, double tolerance) {
+// With `window`, each sequence attends to its last `window` columns only.
+void expect_matches_reference(torch::ScalarType dtype, double tolerance, double scale = 0, std::int64_t window = 0) {
   torch::NoGradGuard no_grad;
   torch::manual_seed(3);
   const std::int64_t heads = 6, kv_heads = 2, dim = 16, capacity = 12;
@@ -29,11 +31,13 @@ void expect_matches_reference(torch::ScalarType dtype, double tolerance) {
   auto q = torch::randn({3, heads, dim}).to(dtype);
   // Three sequences in slots 2, 0 and 3 of a four-slot cache, with 5, 12 and 1 columns.
   auto slots = torch::tensor({2, 0, 3}, torch::kInt64), lengths = torch::tensor({5, 12, 1}, torch::kInt64);
-  auto fused = decode_attention(q, key_cache, value_cache, slots, lengths).to(torch::kFloat32);
+  auto fused = decode_attention(q, key_cache, value_cache, slots, lengths, {}, {}, scale, window).to(torch::kFloat32);
   for (std::int64_t i = 0; i < 3; ++i) {
     auto slot = slots[i].item<std::int64_t>(), length = lengths[i].item<std::int64_t>();
-    auto expected = reference(q[i].to(torch::kFloat32), key_cache[slot].narrow(1, 0, length).to(torch::kFloat32),
-                              value_cache[slot].narrow(1, 0, length).to(torch::kFloat32));
+    auto first = window > 0 ? std::max<std::int64_t>(length - window, 0) : 0;
+    auto expected =
+      reference(q[i].to(torch::kFloat32), key_cache[slot].narrow(1, first, length - first).to(torch::kFloat32),
+                value_cache[slot].narrow(1, first, length - first).to(torch::kFloat32), scale);
     EXPECT_TRUE(torch::allclose(fused[i], expected, tolerance, tolerance)) << (fused[i] - expected).abs().max();
   }
 }
@@ -46,6 +50,12 @@ TEST(DecodeAttention, MatchesTheUnfusedComputationPerSlotAndLength) {
 
 TEST(DecodeAttention, Bfloat16CachesAccumulateInFp32) {
   expect_matches_reference(torch::kBFloat16, 2e-2);
+}
+
+// Gemma 3's: scores scaled by its own factor, and a sliding window shorter than some sequences (12
+// columns) and longer than others (1 column).
+TEST(DecodeAttention, AScaleAndASlidingWindowAreHonoured) {
+  expect_matches_reference(torch::kFloat32, 1e-5, /*scale=*/0.9, /*window=*/4);
 }
 
 TEST(DecodeAttention, OnlyContiguousFp32OrBf16CpuCachesAreSupported) {
@@ -97,14 +107,15 @@ TEST(DecodeAttention, NewKeysOfTheWrongShapeOrDtypeAreRefused) {
   EXPECT_TRUE(torch::equal(cache, torch::zeros({2, 1, 4, 8}))); // nothing written before the refusal
 }
 
+namespace {
+
 // Off the CPU a decode step gathers the sequences' slots and masks the columns past each one
 // (decode_mask, made once per step); on the CPU the kernel above reads the slots in place. Both give
 // the same outputs and write the same cache columns.
-TEST(DecodeAttention, TheGatheredPathAGpuTakesMatchesTheCpuKernel) {
+void expect_gathered_path_matches_kernel(const ModelConfig& config) {
   torch::NoGradGuard no_grad;
   torch::manual_seed(6);
-  auto config = test::small_config();
-  DecoderLayer layer(config);
+  DecoderLayer layer(config, /*layer=*/0);
   for (auto& parameter : layer->parameters())
     parameter.normal_(0, 0.1);
   const std::int64_t capacity = 10;
@@ -117,8 +128,17 @@ TEST(DecodeAttention, TheGatheredPathAGpuTakesMatchesTheCpuKernel) {
   auto kernel = layer->decode(x, cos, sin, slots, columns, kernel_keys, kernel_values);
   auto mask = decode_mask(columns, torch::kFloat32);
   EXPECT_EQ(mask.sizes(), (std::vector<std::int64_t>{3, 1, 1, 10}));
+  if (config.sliding(0))
+    mask = window_mask(mask, columns, config.sliding_window);
   auto gathered = layer->decode(x, cos, sin, slots, columns, key_cache, value_cache, mask);
   EXPECT_TRUE(torch::allclose(gathered, kernel, 1e-5, 1e-5)) << (gathered - kernel).abs().max();
   EXPECT_TRUE(torch::equal(key_cache, kernel_keys));
   EXPECT_TRUE(torch::equal(value_cache, kernel_values));
+}
+
+} // namespace
+
+TEST(DecodeAttention, TheGatheredPathAGpuTakesMatchesTheCpuKernel) {
+  for (bool gemma : {false, true}) // Gemma 3's sliding layer: its window masked on the gathered path
+    expect_gathered_path_matches_kernel(gemma ? test::gemma3_config() : test::small_config());
 }

@@ -36,11 +36,16 @@ TEST(Generation, GreedyWithTheCacheEqualsRecomputingFromScratch) {
   EXPECT_EQ(generated[0].tokens, expected);
 }
 
-// The cached paths (prefill and the decode kernel) of Qwen3's query/key norms and scaled rotary
-// embeddings, against the full forward pass.
-TEST(Generation, Qwen3AndScaledRopeCachesEqualRecomputingFromScratch) {
-  for (const auto& config : {test::small_config("qwen3"), test::rope_scaled(test::small_config("llama"), "llama3"),
-                             test::rope_scaled(test::small_config("qwen3"), "yarn")}) {
+// The cached paths (prefill and the decode kernel) of Qwen3's query/key norms, scaled rotary
+// embeddings, Gemma 3's layout and sliding windows (8 columns, passed by the longer rows), against
+// the full forward pass.
+TEST(Generation, EachFamilysCacheEqualsRecomputingFromScratch) {
+  auto mistral_windowed = test::small_config("mistral", false);
+  mistral_windowed.sliding_window = 8;
+  mistral_windowed.sliding_layers = {true, true};
+  for (const auto& config :
+       {test::small_config("qwen3"), test::rope_scaled(test::small_config("llama"), "llama3"),
+        test::rope_scaled(test::small_config("qwen3"), "yarn"), test::gemma3_config(), mistral_windowed}) {
     auto model = test_model(20.0, 11, config);
     SamplingOptions options{.temperature = 0, .max_new_tokens = 12};
     auto generated = generate(model, kPrompts, options);

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""An independent reference forward pass of a Llama / Qwen2 / Qwen3 model folder in plain PyTorch.
+"""An independent reference forward pass of a Llama / Qwen2 / Qwen3 / Mistral / Gemma 3 model folder in
+plain PyTorch.
 
 Usage: reference_forward.py MODEL_FOLDER TOKENS_JSON OUT_SAFETENSORS [ADAPTER_FOLDER]
 
@@ -58,6 +59,23 @@ def write_safetensors(path, tensors):
 
 def rms_norm(x, w, eps):
     return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+
+
+def gemma_rms_norm(x, w, eps):
+    """Gemma's RMSNorm scales by 1 + w (its weights are stored as offsets from one)."""
+    return (1.0 + w) * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+
+
+def sliding_layers(cfg):
+    """Per layer: whether it attends within the sliding window (Gemma 3: layer_types, or all but every
+    sliding_window_pattern-th layer; Mistral 7B v0.1: all layers when sliding_window is set)."""
+    n = cfg["num_hidden_layers"]
+    if cfg["model_type"] == "gemma3_text":
+        if cfg.get("layer_types"):
+            return [t == "sliding_attention" for t in cfg["layer_types"]]
+        pattern = cfg.get("sliding_window_pattern", 6)
+        return [(i + 1) % pattern != 0 for i in range(n)]
+    return [bool(cfg.get("sliding_window")) and cfg["model_type"] == "mistral"] * n
 
 
 def rotate_half(x):
@@ -137,18 +155,34 @@ def main():
     D = cfg.get("head_dim") or cfg["hidden_size"] // H
     eps = cfg["rms_norm_eps"]
     bias = cfg["model_type"] == "qwen2" or cfg.get("attention_bias", False)
-    qk_norm = cfg["model_type"] == "qwen3"
+    gemma = cfg["model_type"] == "gemma3_text"
+    qk_norm = cfg["model_type"] == "qwen3" or gemma
+    norm = gemma_rms_norm if gemma else rms_norm
+    scale = cfg["query_pre_attn_scalar"] ** -0.5 if gemma else D ** -0.5
 
     x = w["model.embed_tokens.weight"][ids]
-    inv_freq, attention_factor = rope_frequencies(cfg, D)
-    freqs = torch.outer(torch.arange(T, dtype=torch.float64), inv_freq)
-    emb = torch.cat((freqs, freqs), dim=-1)
-    cos, sin = emb.cos() * attention_factor, emb.sin() * attention_factor
+    if gemma:  # Gemma scales its embeddings by sqrt(hidden_size)
+        x = x * math.sqrt(cfg["hidden_size"])
+
+    def rotation(rope_cfg):
+        inv_freq, attention_factor = rope_frequencies(rope_cfg, D)
+        freqs = torch.outer(torch.arange(T, dtype=torch.float64), inv_freq)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        return emb.cos() * attention_factor, emb.sin() * attention_factor
+
+    rotations = {False: rotation(cfg)}
+    # Gemma 3's sliding layers turn by their own base, unscaled.
+    rotations[True] = rotation({"rope_theta": cfg["rope_local_base_freq"]}) if gemma else rotations[False]
     causal = torch.full((T, T), float("-inf"), dtype=torch.float64).triu(1)
+    window = cfg.get("sliding_window") or T
+    too_far = torch.ones(T, T, dtype=torch.bool).tril(-window)  # key j with i - j >= window
+    windowed = causal.masked_fill(too_far, float("-inf"))
+    sliding = sliding_layers(cfg)
 
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}."
-        h = rms_norm(x, w[p + "input_layernorm.weight"], eps)
+        cos, sin = rotations[sliding[i]]
+        h = norm(x, w[p + "input_layernorm.weight"], eps)
 
         def proj(name, heads):
             y = h @ w[p + f"self_attn.{name}.weight"].T
@@ -157,22 +191,28 @@ def main():
             return y.view(B, T, heads, D).transpose(1, 2)
 
         q, k, v = proj("q_proj", H), proj("k_proj", KV), proj("v_proj", KV)
-        if qk_norm:  # Qwen3: RMSNorm over each head's vector, before the rotation
-            q = rms_norm(q, w[p + "self_attn.q_norm.weight"], eps)
-            k = rms_norm(k, w[p + "self_attn.k_norm.weight"], eps)
+        if qk_norm:  # Qwen3, Gemma 3: RMSNorm over each head's vector, before the rotation
+            q = norm(q, w[p + "self_attn.q_norm.weight"], eps)
+            k = norm(k, w[p + "self_attn.k_norm.weight"], eps)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         k = k[:, :, None].expand(B, KV, H // KV, T, D).reshape(B, H, T, D)
         v = v[:, :, None].expand(B, KV, H // KV, T, D).reshape(B, H, T, D)
-        att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(D) + causal, dim=-1)
-        out = (att @ v).transpose(1, 2).reshape(B, T, H * D)
-        x = x + out @ w[p + "self_attn.o_proj.weight"].T
-        h = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps)
+        att = torch.softmax(q @ k.transpose(-1, -2) * scale + (windowed if sliding[i] else causal), dim=-1)
+        out = (att @ v).transpose(1, 2).reshape(B, T, H * D) @ w[p + "self_attn.o_proj.weight"].T
+        if gemma:  # a norm on the attention's output, and around the MLP
+            x = x + norm(out, w[p + "post_attention_layernorm.weight"], eps)
+            h = norm(x, w[p + "pre_feedforward_layernorm.weight"], eps)
+        else:
+            x = x + out
+            h = norm(x, w[p + "post_attention_layernorm.weight"], eps)
         gate = h @ w[p + "mlp.gate_proj.weight"].T
         up = h @ w[p + "mlp.up_proj.weight"].T
-        x = x + (torch.nn.functional.silu(gate) * up) @ w[p + "mlp.down_proj.weight"].T
+        act = torch.nn.functional.gelu(gate, approximate="tanh") if gemma else torch.nn.functional.silu(gate)
+        mlp = (act * up) @ w[p + "mlp.down_proj.weight"].T
+        x = x + (norm(mlp, w[p + "post_feedforward_layernorm.weight"], eps) if gemma else mlp)
 
-    x = rms_norm(x, w["model.norm.weight"], eps)
+    x = norm(x, w["model.norm.weight"], eps)
     if any(a.endswith("ForSequenceClassification") for a in cfg.get("architectures", [])):
         write_safetensors(out_path, {"scores": (x @ w["score.weight"].T)[..., 0].to(torch.float32)})
         return

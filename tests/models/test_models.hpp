@@ -24,6 +24,20 @@ inline ModelConfig small_config(const std::string& type = "qwen2", bool tied = t
   return config;
 }
 
+/// Gemma 3's layout at small_config's size: a sliding window of 8 in every layer but the second (so
+/// that a sequence of a few dozen tokens reaches past it), the sliding layers' own rotary base, a
+/// query scale other than head_dim's.
+inline ModelConfig gemma3_config(bool tied = true, std::int64_t vocab = 97) {
+  auto config = small_config("gemma3_text", tied, vocab);
+  config.hidden_activation = "gelu_pytorch_tanh";
+  config.query_pre_attn_scalar = 24;
+  config.sliding_window = 8;
+  config.sliding_layers = {true, false};
+  config.rope_theta = 1000000.0;
+  config.rope_local_base_freq = 10000.0;
+  return config;
+}
+
 /// `config` with its rotary embedding stretched by `kind` ("linear", "llama3" or "yarn") to a
 /// pre-training context of 32 positions, small enough that a short sequence has wavelengths on every
 /// side of the bounds the kinds treat differently.

