@@ -10,6 +10,8 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <string>
+#include <vector>
 
 namespace chorus::models {
 
@@ -67,6 +69,24 @@ struct Shards {
   }
 };
 
+// Where a multimodal checkpoint keeps parameter `name` of its language model: transformers 4.50's
+// layout ("language_model.model.layers...") and 4.52's ("model.language_model.layers...").
+std::vector<std::string> multimodal_names(const std::string& name) {
+  if (name.rfind("model.", 0) == 0)
+    return {"language_model." + name, "model.language_model." + name.substr(6)};
+  if (name.rfind("lm_head.", 0) == 0)
+    return {"language_model." + name};
+  return {};
+}
+
+bool is_vision_weight(const std::string& name) {
+  for (const char* prefix :
+       {"vision_tower.", "multi_modal_projector.", "model.vision_tower.", "model.multi_modal_projector."})
+    if (name.rfind(prefix, 0) == 0)
+      return true;
+  return false;
+}
+
 } // namespace
 
 void save_pretrained(Transformer& model, const std::filesystem::path& folder) {
@@ -104,10 +124,16 @@ Transformer load_pretrained(const std::filesystem::path& folder, torch::ScalarTy
   std::set<std::string> used;
   torch::NoGradGuard no_grad;
   for (auto& parameter : model->named_parameters()) {
-    const auto& name = parameter.key();
+    auto name = parameter.key();
     auto found = shards.file_of.find(name);
     if (new_head && name == "score.weight")
       continue;
+    if (found == shards.file_of.end() && config.from_multimodal)
+      for (const auto& stored : multimodal_names(name))
+        if (auto alternative = shards.file_of.find(stored); alternative != shards.file_of.end()) {
+          found = alternative;
+          name = stored;
+        }
     if (found == shards.file_of.end())
       throw CheckpointError(folder.string() + ": tensor '" + name + "' is missing (config.json describes a "
                             + config.model_type + " model that has it)");
@@ -122,9 +148,11 @@ Transformer load_pretrained(const std::filesystem::path& folder, torch::ScalarTy
   for (const auto& [name, file] : shards.file_of) {
     if (used.count(name))
       continue;
-    // Old checkpoints store the rotary frequencies; a tied model may still carry its output head.
+    // Old checkpoints store the rotary frequencies; a tied model may still carry its output head; a
+    // multimodal one has its vision tower.
+    bool head = name == "lm_head.weight" || (config.from_multimodal && name == "language_model.lm_head.weight");
     bool harmless = name.find("rotary_emb.inv_freq") != std::string::npos
-      || ((config.tie_word_embeddings || new_head) && name == "lm_head.weight");
+      || ((config.tie_word_embeddings || new_head) && head) || (config.from_multimodal && is_vision_weight(name));
     if (!harmless)
       throw CheckpointError((folder / file).string() + ": tensor '" + name
                             + "' belongs to no parameter of the model config.json describes");

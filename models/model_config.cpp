@@ -260,6 +260,20 @@ ModelConfig ModelConfig::from_json(const json& object, const std::filesystem::pa
     throw CheckpointError(file.string() + ": expected a JSON object");
   ModelConfig config;
   auto type = object.find("model_type");
+  if (type != object.end() && *type == "gemma3") {
+    // Gemma 3's multimodal checkpoints: the language model's config is text_config, without the
+    // keys where it keeps transformers' defaults, and the storage dtype and token ids are outside.
+    auto text = object.value("text_config", json());
+    if (!text.is_object())
+      fail(file, "text_config", "missing (a \"gemma3\" checkpoint keeps its language model's config there)");
+    text["model_type"] = "gemma3_text";
+    for (const char* key : {"torch_dtype", "dtype", "bos_token_id", "eos_token_id"})
+      if (object.contains(key) && !text.contains(key))
+        text[key] = object[key];
+    config = from_json(text, file.string() + " (text_config)");
+    config.from_multimodal = true;
+    return config;
+  }
   if (type == object.end() || !type->is_string())
     fail(file, "model_type", std::string("missing (expected ") + kModelTypes + ")");
   config.model_type = type->get<std::string>();
@@ -267,17 +281,19 @@ ModelConfig ModelConfig::from_json(const json& object, const std::filesystem::pa
       && config.model_type != "qwen3" && config.model_type != "gemma3_text")
     fail(file, "model_type", "'" + config.model_type + "' is not supported (expected " + kModelTypes + ")");
   bool gemma = config.gemma();
-  config.vocab_size = read_int(object, "vocab_size", file);
-  config.hidden_size = read_int(object, "hidden_size", file);
-  config.intermediate_size = read_int(object, "intermediate_size", file);
-  config.num_hidden_layers = read_int(object, "num_hidden_layers", file);
-  config.num_attention_heads = read_int(object, "num_attention_heads", file);
-  config.num_key_value_heads = read_int(object, "num_key_value_heads", file, config.num_attention_heads);
+  // Gemma 3's multimodal configs leave out what keeps Gemma3TextConfig's default.
+  auto gemma_default = [&](std::int64_t value) { return gemma ? std::optional<std::int64_t>(value) : std::nullopt; };
+  config.vocab_size = read_int(object, "vocab_size", file, gemma_default(262208));
+  config.hidden_size = read_int(object, "hidden_size", file, gemma_default(2304));
+  config.intermediate_size = read_int(object, "intermediate_size", file, gemma_default(9216));
+  config.num_hidden_layers = read_int(object, "num_hidden_layers", file, gemma_default(26));
+  config.num_attention_heads = read_int(object, "num_attention_heads", file, gemma_default(8));
+  config.num_key_value_heads = read_int(object, "num_key_value_heads", file, gemma ? 4 : config.num_attention_heads);
   config.head_dim = read_int(object, "head_dim", file,
                              gemma                              ? 256
                                : config.num_attention_heads > 0 ? config.hidden_size / config.num_attention_heads
                                                                 : 0);
-  config.max_position_embeddings = read_int(object, "max_position_embeddings", file, 2048);
+  config.max_position_embeddings = read_int(object, "max_position_embeddings", file, gemma ? 131072 : 2048);
   config.rms_norm_eps = read_number(object, "rms_norm_eps", file, 1e-6);
   if (gemma)
     read_gemma(object, file, config);

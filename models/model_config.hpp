@@ -74,6 +74,10 @@ struct ModelConfig {
   /// The rotary base of the sliding layers, which take no rope_scaling (Gemma 3's
   /// rope_local_base_freq). 0: the same rotary embedding as the other layers.
   double rope_local_base_freq = 0;
+  /// Read from a multimodal checkpoint (Gemma 3 4B and larger: `Gemma3ForConditionalGeneration`,
+  /// model_type "gemma3"): this is its language model, config.json's `text_config`. The checkpoint's
+  /// vision weights are not read, and a save writes the language model alone (`Gemma3ForCausalLM`).
+  bool from_multimodal = false;
   /// 0: a causal language model (`...ForCausalLM`, logits over the vocabulary). 1: a scoring model
   /// (`...ForSequenceClassification` with one label): a `score` head maps the last token's hidden
   /// state to one number, and there is no language-model head.

@@ -6,6 +6,7 @@
 #include "tests/expect_error.hpp"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <fstream>
 #include <initializer_list>
@@ -57,6 +58,25 @@ TEST(Pretrained, SavedFolderLoadsAsTheSameModelAndTokenizer) {
   save_pretrained_model(loaded, again);
   EXPECT_TRUE(std::filesystem::exists(again / "tokenizer.json"));
   EXPECT_TRUE(std::filesystem::exists(again / "tokenizer_config.json"));
+}
+
+// Gemma 3 1B's tokenizer lists the multimodal models' image token one id past its embedding: an
+// added token past the model's vocabulary is dropped, and text that spells it stays text.
+TEST(Pretrained, AddedTokensPastTheEmbeddingAreDroppedNotProduced) {
+  auto tiny = builtin_tiny(3);
+  auto folder = std::filesystem::path(::testing::TempDir()) / "tiny_extra_token";
+  std::filesystem::remove_all(folder);
+  save_pretrained_model(tiny, folder);
+  auto json = nlohmann::json::parse(std::ifstream(folder / "tokenizer.json"));
+  auto past = tiny.model->config().vocab_size;
+  json["added_tokens"].push_back({{"id", past}, {"content", "<image>"}, {"special", true}});
+  std::ofstream(folder / "tokenizer.json") << json.dump();
+  auto loaded = load_pretrained_model(folder.string());
+  EXPECT_LE(loaded.tokenizer->vocab_size(), past);
+  EXPECT_FALSE(loaded.tokenizer->special_token("<image>"));
+  auto ids = loaded.tokenizer->encode("a<image>");
+  EXPECT_EQ(ids.size(), 8u); // one per byte
+  EXPECT_EQ(loaded.tokenizer->decode(ids), "a<image>");
 }
 
 TEST(Pretrained, BadReferencesAreErrorsThatSayWhatWasExpected) {

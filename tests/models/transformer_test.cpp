@@ -182,6 +182,48 @@ TEST(Checkpoint, ShardedFolderLoads) {
   EXPECT_TRUE(torch::equal(model->forward(tokens), loaded->forward(tokens)));
 }
 
+// Gemma 3 4B and larger are multimodal (Gemma3ForConditionalGeneration): config.json holds the
+// language model's config as text_config (keys at their default left out), the weights are named
+// under language_model (transformers 4.50's layout or 4.52's) beside a vision tower. The language
+// model loads from both layouts, the vision weights are left unread, and a save writes it alone.
+TEST(Checkpoint, TheLanguageModelOfAMultimodalGemma3CheckpointLoads) {
+  auto config = test::gemma3_config();
+  auto model = random_model(config, 12);
+  auto text_only = fresh_dir("gemma3_text_only");
+  save_pretrained(model, text_only);
+  auto weights = SafetensorsFile::open(text_only / "model.safetensors");
+  auto text_config = config.to_json();
+  for (const char* key : {"architectures", "model_type", "torch_dtype", "tie_word_embeddings", "attention_bias"})
+    text_config.erase(key);
+  auto tokens = sample_tokens(config.vocab_size, 2, 20);
+  torch::NoGradGuard no_grad;
+  auto expected = model->forward(tokens);
+  for (const std::string layout : {"language_model.model.", "model.language_model."}) {
+    auto dir = fresh_dir("gemma3_multimodal");
+    std::ofstream(dir / "config.json") << nlohmann::json{{"architectures", {"Gemma3ForConditionalGeneration"}},
+                                                         {"model_type", "gemma3"},
+                                                         {"torch_dtype", "float32"},
+                                                         {"text_config", text_config},
+                                                         {"vision_config", {{"model_type", "siglip_vision_model"}}}}
+                                            .dump();
+    std::vector<std::pair<std::string, torch::Tensor>> tensors;
+    for (const auto& entry : weights.entries())
+      tensors.emplace_back(layout + entry.name.substr(std::string("model.").size()), weights.load(entry.name));
+    tensors.emplace_back(layout == "model.language_model." ? "model.vision_tower.patch.weight"
+                                                           : "vision_tower.patch.weight",
+                         torch::ones({4, 4}));
+    tensors.emplace_back("multi_modal_projector.mm_soft_emb_norm.weight", torch::ones({4}));
+    save_safetensors(dir / "model.safetensors", tensors);
+    auto loaded = load_pretrained(dir);
+    EXPECT_TRUE(loaded->config().from_multimodal);
+    EXPECT_TRUE(torch::equal(loaded->forward(tokens), expected)) << layout;
+    auto saved = fresh_dir("gemma3_saved_text_only");
+    save_pretrained(loaded, saved);
+    EXPECT_EQ(nlohmann::json::parse(std::ifstream(saved / "config.json"))["architectures"][0], "Gemma3ForCausalLM");
+    EXPECT_TRUE(torch::equal(load_pretrained(saved)->forward(tokens), expected));
+  }
+}
+
 TEST(Checkpoint, MissingTensorNamesTheFolderAndTensor) {
   auto config = small_config("llama", false);
   auto model = random_model(config, 2);
