@@ -14,7 +14,7 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kModelTypes = "\"llama\", \"mistral\", \"qwen2\", \"qwen3\" or \"gemma3_text\"";
+constexpr const char* kModelTypes = "\"llama\", \"mistral\", \"qwen2\", \"qwen3\", \"gemma2\" or \"gemma3_text\"";
 
 [[noreturn]] void fail(const std::filesystem::path& file, const std::string& key, const std::string& what) {
   throw CheckpointError(file.string() + ": key '" + key + "': " + what);
@@ -174,8 +174,9 @@ void read_gemma_rope(const json& object, const std::filesystem::path& file, Mode
 }
 
 // Which layers attend within the window: `layer_types` ("sliding_attention" or "full_attention" per
-// layer), or, in older configs, every layer but each `sliding_window_pattern`-th.
-std::vector<bool> read_sliding_layers(const json& object, const std::filesystem::path& file, std::int64_t layers) {
+// layer), or, in older configs, every layer but each `sliding_window_pattern`-th (Gemma 2's: 2).
+std::vector<bool> read_sliding_layers(const json& object, const std::filesystem::path& file, std::int64_t layers,
+                                      std::int64_t default_pattern) {
   std::vector<bool> sliding(static_cast<std::size_t>(std::max<std::int64_t>(layers, 0)));
   auto types = object.find("layer_types");
   if (types != object.end() && !types->is_null()) {
@@ -191,7 +192,7 @@ std::vector<bool> read_sliding_layers(const json& object, const std::filesystem:
     }
     return sliding;
   }
-  auto pattern = read_int(object, "sliding_window_pattern", file, 6);
+  auto pattern = read_int(object, "sliding_window_pattern", file, default_pattern);
   if (pattern <= 0)
     fail(file, "sliding_window_pattern", "must be positive");
   for (std::size_t i = 0; i < sliding.size(); ++i)
@@ -199,9 +200,13 @@ std::vector<bool> read_sliding_layers(const json& object, const std::filesystem:
   return sliding;
 }
 
-// Gemma 3's own keys.
+// Gemma 2's and 3's own keys, with Gemma2Config's and Gemma3TextConfig's defaults.
 void read_gemma(const json& object, const std::filesystem::path& file, ModelConfig& config) {
-  read_gemma_rope(object, file, config);
+  bool gemma2 = config.model_type == "gemma2";
+  if (gemma2)
+    read_rope(object, file, config);
+  else
+    read_gemma_rope(object, file, config);
   const char* activation_key = object.contains("hidden_activation") ? "hidden_activation" : "hidden_act";
   auto activation = object.value(activation_key, json("gelu_pytorch_tanh"));
   if (activation != "gelu_pytorch_tanh")
@@ -210,10 +215,16 @@ void read_gemma(const json& object, const std::filesystem::path& file, ModelConf
   config.hidden_activation = "gelu_pytorch_tanh";
   config.query_pre_attn_scalar = read_number(object, "query_pre_attn_scalar", file, 256.0);
   config.sliding_window = read_int(object, "sliding_window", file, 4096);
-  config.sliding_layers = read_sliding_layers(object, file, config.num_hidden_layers);
-  for (const char* key : {"attn_logit_softcapping", "final_logit_softcapping"})
-    if (object.contains(key) && !object[key].is_null())
-      fail(file, key, "soft-capping is not supported (Gemma 3 has null; Gemma 2's models are not read)");
+  config.sliding_layers = read_sliding_layers(object, file, config.num_hidden_layers, gemma2 ? 2 : 6);
+  // Gemma 2's caps, Gemma2Config's defaults where absent (null turns one off); Gemma 3 has none.
+  auto cap = [&](const char* key, double fallback) {
+    auto found = object.find(key);
+    if (found == object.end())
+      return fallback;
+    return found->is_null() ? 0.0 : read_number(object, key, file, 0.0);
+  };
+  config.attn_logit_softcapping = cap("attn_logit_softcapping", gemma2 ? 50.0 : 0.0);
+  config.final_logit_softcapping = cap("final_logit_softcapping", gemma2 ? 30.0 : 0.0);
   if (read_bool(object, "use_bidirectional_attention", file, false))
     fail(file, "use_bidirectional_attention", "bidirectional attention (an embedding model) is not supported");
 }
@@ -247,6 +258,7 @@ std::string ModelConfig::architecture() const {
                        : model_type == "qwen3"       ? "Qwen3"
                        : model_type == "mistral"     ? "Mistral"
                        : model_type == "gemma3_text" ? "Gemma3"
+                       : model_type == "gemma2"      ? "Gemma2"
                                                      : "Llama")
     + (num_labels > 0 ? "ForSequenceClassification" : "ForCausalLM");
 }
@@ -278,12 +290,13 @@ ModelConfig ModelConfig::from_json(const json& object, const std::filesystem::pa
     fail(file, "model_type", std::string("missing (expected ") + kModelTypes + ")");
   config.model_type = type->get<std::string>();
   if (config.model_type != "llama" && config.model_type != "mistral" && config.model_type != "qwen2"
-      && config.model_type != "qwen3" && config.model_type != "gemma3_text")
+      && config.model_type != "qwen3" && config.model_type != "gemma2" && config.model_type != "gemma3_text")
     fail(file, "model_type", "'" + config.model_type + "' is not supported (expected " + kModelTypes + ")");
   bool gemma = config.gemma();
   // Gemma 3's multimodal configs leave out what keeps Gemma3TextConfig's default.
   auto gemma_default = [&](std::int64_t value) { return gemma ? std::optional<std::int64_t>(value) : std::nullopt; };
-  config.vocab_size = read_int(object, "vocab_size", file, gemma_default(262208));
+  bool gemma2 = config.model_type == "gemma2";
+  config.vocab_size = read_int(object, "vocab_size", file, gemma_default(gemma2 ? 256000 : 262208));
   config.hidden_size = read_int(object, "hidden_size", file, gemma_default(2304));
   config.intermediate_size = read_int(object, "intermediate_size", file, gemma_default(9216));
   config.num_hidden_layers = read_int(object, "num_hidden_layers", file, gemma_default(26));
@@ -293,7 +306,10 @@ ModelConfig ModelConfig::from_json(const json& object, const std::filesystem::pa
                              gemma                              ? 256
                                : config.num_attention_heads > 0 ? config.hidden_size / config.num_attention_heads
                                                                 : 0);
-  config.max_position_embeddings = read_int(object, "max_position_embeddings", file, gemma ? 131072 : 2048);
+  config.max_position_embeddings = read_int(object, "max_position_embeddings", file,
+                                            gemma2    ? 8192
+                                              : gemma ? 131072
+                                                      : 2048);
   config.rms_norm_eps = read_number(object, "rms_norm_eps", file, 1e-6);
   if (gemma)
     read_gemma(object, file, config);
@@ -385,6 +401,8 @@ void ModelConfig::validate(const std::filesystem::path& file) const {
     fail(file, "query_pre_attn_scalar", "must be positive");
   if (rope_local_base_freq < 0)
     fail(file, "rope_local_base_freq", "must be positive");
+  if (attn_logit_softcapping < 0 || final_logit_softcapping < 0)
+    fail(file, attn_logit_softcapping < 0 ? "attn_logit_softcapping" : "final_logit_softcapping", "must be positive");
   if (hidden_activation != "silu" && hidden_activation != "gelu_pytorch_tanh")
     fail(file, "hidden_activation",
          "'" + hidden_activation + "' is not supported (expected silu or gelu_pytorch_tanh)");
@@ -421,9 +439,10 @@ json ModelConfig::to_json() const {
     object["layer_types"] = json::array();
     for (std::int64_t i = 0; i < num_hidden_layers; ++i)
       object["layer_types"].push_back(sliding(i) ? "sliding_attention" : "full_attention");
-    object["rope_local_base_freq"] = rope_local_base_freq;
-    object["attn_logit_softcapping"] = nullptr;
-    object["final_logit_softcapping"] = nullptr;
+    if (model_type == "gemma3_text")
+      object["rope_local_base_freq"] = rope_local_base_freq;
+    object["attn_logit_softcapping"] = attn_logit_softcapping > 0 ? json(attn_logit_softcapping) : json(nullptr);
+    object["final_logit_softcapping"] = final_logit_softcapping > 0 ? json(final_logit_softcapping) : json(nullptr);
   }
   if (num_labels > 0) {
     object["id2label"] = json::object();

@@ -37,9 +37,11 @@ struct RopeScaling {
 struct ModelConfig {
   /// "llama", "mistral" (Llama's architecture, with an optional sliding window), "qwen2" (always
   /// biases on the q, k and v projections), "qwen3" (an RMSNorm on each query and key head before
-  /// the rotary embedding, `q_norm` / `k_norm`) or "gemma3_text" (Gemma 3: qwen3's head norms, a norm
-  /// before and after both the attention and the MLP, norms that scale by 1 + weight, embeddings
-  /// scaled by sqrt(hidden_size), GeGLU, sliding-window layers with their own rotary base).
+  /// the rotary embedding, `q_norm` / `k_norm`), "gemma2" (Gemma 2: a norm before and after both the
+  /// attention and the MLP, norms that scale by 1 + weight, embeddings scaled by sqrt(hidden_size),
+  /// GeGLU, every other layer windowed, soft-capped scores and logits) or "gemma3_text" (Gemma 3:
+  /// Gemma 2's layout without soft-capping, with qwen3's head norms and sliding layers with their
+  /// own rotary base).
   std::string model_type = "llama";
   std::int64_t vocab_size = 0;
   std::int64_t hidden_size = 0;
@@ -74,6 +76,10 @@ struct ModelConfig {
   /// The rotary base of the sliding layers, which take no rope_scaling (Gemma 3's
   /// rope_local_base_freq). 0: the same rotary embedding as the other layers.
   double rope_local_base_freq = 0;
+  /// Gemma 2's soft-capping: attention scores become c tanh(s / c) with c = attn_logit_softcapping
+  /// (before the mask and softmax), the output logits likewise with final_logit_softcapping. 0: none.
+  double attn_logit_softcapping = 0;
+  double final_logit_softcapping = 0;
   /// Read from a multimodal checkpoint (Gemma 3 4B and larger: `Gemma3ForConditionalGeneration`,
   /// model_type "gemma3"): this is its language model, config.json's `text_config`. The checkpoint's
   /// vision weights are not read, and a save writes the language model alone (`Gemma3ForCausalLM`).
@@ -85,13 +91,13 @@ struct ModelConfig {
 
   /// Whether each query and key head is normalised before the rotary embedding (Qwen3, Gemma 3).
   bool qk_norm() const noexcept {
-    return model_type == "qwen3" || gemma();
+    return model_type == "qwen3" || model_type == "gemma3_text";
   }
 
-  /// Gemma 3's layout: embeddings scaled by sqrt(hidden_size), RMSNorms that scale by 1 + weight (so
-  /// a zero weight is the identity), a norm after the attention and around the MLP too.
+  /// Gemma 2's and 3's layout: embeddings scaled by sqrt(hidden_size), RMSNorms that scale by
+  /// 1 + weight (so a zero weight is the identity), a norm after the attention and around the MLP too.
   bool gemma() const noexcept {
-    return model_type == "gemma3_text";
+    return model_type == "gemma2" || model_type == "gemma3_text";
   }
 
   /// Whether layer `layer` attends within the sliding window only.

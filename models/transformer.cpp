@@ -154,7 +154,8 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
 
 AttentionImpl::AttentionImpl(const ModelConfig& config, std::int64_t layer)
   : n_heads_(config.num_attention_heads), n_kv_heads_(config.num_key_value_heads), head_dim_(config.head_dim),
-    scale_(config.attention_scale()), window_(config.sliding(layer) ? config.sliding_window : 0) {
+    scale_(config.attention_scale()), softcap_(config.attn_logit_softcapping),
+    window_(config.sliding(layer) ? config.sliding_window : 0) {
   q_proj = register_module("q_proj", linear(config.hidden_size, n_heads_ * head_dim_, config.attention_bias));
   k_proj = register_module("k_proj", linear(config.hidden_size, n_kv_heads_ * head_dim_, config.attention_bias));
   v_proj = register_module("v_proj", linear(config.hidden_size, n_kv_heads_ * head_dim_, config.attention_bias));
@@ -188,8 +189,9 @@ torch::Tensor AttentionImpl::attend(const torch::Tensor& q, const torch::Tensor&
   auto group = n_heads_ / n_kv_heads_;
 #if TORCH_VERSION_MAJOR >= 2
   // Off the CPU, LibTorch 2's fused attention (memory-efficient kernels on CUDA) never materialises
-  // the scores. Query head h = j * group + g reads key/value head j, as repeat_interleave lays them out.
-  if (!q.device().is_cpu()) {
+  // the scores (it cannot cap them: Gemma 2 takes the path below). Query head h = j * group + g reads
+  // key/value head j, as repeat_interleave lays them out.
+  if (!q.device().is_cpu() && softcap_ == 0) {
     auto expand = [&](const torch::Tensor& t) { return group == 1 ? t : t.repeat_interleave(group, 1); };
     // The fused kernel scales by head_dim^(-1/2): another scale goes into the queries.
     auto default_scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
@@ -202,7 +204,9 @@ torch::Tensor AttentionImpl::attend(const torch::Tensor& q, const torch::Tensor&
   // never materialising repeated keys and values: query head h = j * group + g reads head j.
   auto grouped = q.reshape({batch, n_kv_heads_, group * time, head_dim_});
   auto scores = torch::matmul(grouped, k.transpose(-2, -1)).view({batch, n_kv_heads_, group, time, keys});
-  auto probs = masked_softmax(scores, mask, scale_);
+  // Gemma 2 caps the scaled scores at +-softcap smoothly, before the mask.
+  auto probs = softcap_ > 0 ? masked_softmax(torch::tanh(scores * (scale_ / softcap_)) * softcap_, mask, 1.0)
+                            : masked_softmax(scores, mask, scale_);
   auto out = torch::matmul(probs.view({batch, n_kv_heads_, group * time, keys}), v);
   out = out.view({batch, n_heads_, time, head_dim_}).transpose(1, 2).reshape({batch, time, n_heads_ * head_dim_});
   return out;
@@ -241,7 +245,7 @@ torch::Tensor AttentionImpl::decode(const torch::Tensor& x, const torch::Tensor&
                                     torch::Tensor& value_cache, const torch::Tensor& mask) {
   using torch::indexing::Slice;
   auto [q, k, v] = project(x, cos, sin);
-  if (!mask.defined() && decode_attention_supported(q, key_cache))
+  if (!mask.defined() && softcap_ == 0 && decode_attention_supported(q, key_cache))
     return project_out(decode_attention(q.squeeze(2), key_cache, value_cache, slots, columns + 1, k.squeeze(2),
                                         v.squeeze(2), scale_, window_)
                          .unsqueeze(1));
@@ -464,7 +468,10 @@ torch::Tensor TransformerImpl::logits(const torch::Tensor& hidden) {
   if (score)
     throw std::invalid_argument("a scoring model has no language-model head: it scores sequences, it does not "
                                 "generate or give log-probabilities");
-  return linear_transposed(hidden, output_weight_t_.transposed({output_weight()}));
+  auto logits = linear_transposed(hidden, output_weight_t_.transposed({output_weight()}));
+  if (auto cap = config_.final_logit_softcapping; cap > 0) // Gemma 2
+    return torch::tanh(logits / cap) * cap;
+  return logits;
 }
 
 torch::Tensor TransformerImpl::scores(const torch::Tensor& hidden) {
@@ -584,9 +591,10 @@ torch::Tensor TransformerImpl::decode(const torch::Tensor& tokens, const torch::
                                       const torch::Tensor& columns, KVCache& cache) {
   auto x = embed(tokens).unsqueeze(1);
   // Off the CPU every layer masks the same columns: made once per step, not once per layer (on the
-  // CPU the decode kernel reads each sequence's columns, and its window, itself).
+  // CPU the decode kernel reads each sequence's columns, and its window, itself; it does not cap
+  // scores, so Gemma 2 takes the masked path there too).
   torch::Tensor mask, local_mask;
-  if (!tokens.device().is_cpu()) {
+  if (!tokens.device().is_cpu() || config_.attn_logit_softcapping > 0) {
     mask = decode_mask(columns, x.scalar_type());
     if (config_.sliding_window > 0)
       local_mask = window_mask(mask, columns, config_.sliding_window);

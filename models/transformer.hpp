@@ -121,6 +121,7 @@ private:
 
   std::int64_t n_heads_, n_kv_heads_, head_dim_;
   double scale_;        // of the scores: head_dim^(-1/2), or Gemma's query_pre_attn_scalar^(-1/2)
+  double softcap_;      // Gemma 2's cap of the scores; 0: none
   std::int64_t window_; // the sliding window of this layer; 0: none
   FusedParameter qkv_weight_, qkv_bias_, o_weight_;
   std::shared_ptr<const LoraState> lora_;

@@ -70,10 +70,10 @@ def sliding_layers(cfg):
     """Per layer: whether it attends within the sliding window (Gemma 3: layer_types, or all but every
     sliding_window_pattern-th layer; Mistral 7B v0.1: all layers when sliding_window is set)."""
     n = cfg["num_hidden_layers"]
-    if cfg["model_type"] == "gemma3_text":
+    if cfg["model_type"] in ("gemma2", "gemma3_text"):
         if cfg.get("layer_types"):
             return [t == "sliding_attention" for t in cfg["layer_types"]]
-        pattern = cfg.get("sliding_window_pattern", 6)
+        pattern = cfg.get("sliding_window_pattern", 2 if cfg["model_type"] == "gemma2" else 6)
         return [(i + 1) % pattern != 0 for i in range(n)]
     return [bool(cfg.get("sliding_window")) and cfg["model_type"] == "mistral"] * n
 
@@ -155,8 +155,9 @@ def main():
     D = cfg.get("head_dim") or cfg["hidden_size"] // H
     eps = cfg["rms_norm_eps"]
     bias = cfg["model_type"] == "qwen2" or cfg.get("attention_bias", False)
-    gemma = cfg["model_type"] == "gemma3_text"
-    qk_norm = cfg["model_type"] == "qwen3" or gemma
+    gemma = cfg["model_type"] in ("gemma2", "gemma3_text")
+    qk_norm = cfg["model_type"] in ("qwen3", "gemma3_text")
+    attn_cap, final_cap = cfg.get("attn_logit_softcapping"), cfg.get("final_logit_softcapping")  # Gemma 2
     norm = gemma_rms_norm if gemma else rms_norm
     scale = cfg["query_pre_attn_scalar"] ** -0.5 if gemma else D ** -0.5
 
@@ -172,7 +173,8 @@ def main():
 
     rotations = {False: rotation(cfg)}
     # Gemma 3's sliding layers turn by their own base, unscaled.
-    rotations[True] = rotation({"rope_theta": cfg["rope_local_base_freq"]}) if gemma else rotations[False]
+    local_base = cfg.get("rope_local_base_freq")
+    rotations[True] = rotation({"rope_theta": local_base}) if local_base else rotations[False]
     causal = torch.full((T, T), float("-inf"), dtype=torch.float64).triu(1)
     window = cfg.get("sliding_window") or T
     too_far = torch.ones(T, T, dtype=torch.bool).tril(-window)  # key j with i - j >= window
@@ -198,7 +200,10 @@ def main():
         k = k * cos + rotate_half(k) * sin
         k = k[:, :, None].expand(B, KV, H // KV, T, D).reshape(B, H, T, D)
         v = v[:, :, None].expand(B, KV, H // KV, T, D).reshape(B, H, T, D)
-        att = torch.softmax(q @ k.transpose(-1, -2) * scale + (windowed if sliding[i] else causal), dim=-1)
+        scores = q @ k.transpose(-1, -2) * scale
+        if attn_cap:
+            scores = attn_cap * torch.tanh(scores / attn_cap)
+        att = torch.softmax(scores + (windowed if sliding[i] else causal), dim=-1)
         out = (att @ v).transpose(1, 2).reshape(B, T, H * D) @ w[p + "self_attn.o_proj.weight"].T
         if gemma:  # a norm on the attention's output, and around the MLP
             x = x + norm(out, w[p + "post_attention_layernorm.weight"], eps)
@@ -217,7 +222,10 @@ def main():
         write_safetensors(out_path, {"scores": (x @ w["score.weight"].T)[..., 0].to(torch.float32)})
         return
     head = w["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings") else w["lm_head.weight"]
-    write_safetensors(out_path, {"logits": (x @ head.T).to(torch.float32)})
+    logits = x @ head.T
+    if final_cap:
+        logits = final_cap * torch.tanh(logits / final_cap)
+    write_safetensors(out_path, {"logits": logits.to(torch.float32)})
 
 
 if __name__ == "__main__":

@@ -38,6 +38,19 @@ inline ModelConfig gemma3_config(bool tied = true, std::int64_t vocab = 97) {
   return config;
 }
 
+/// Gemma 2's layout at small_config's size: every other layer windowed (8 tokens), caps small enough
+/// for these small weights' scores and logits to reach them.
+inline ModelConfig gemma2_config(bool tied = true, std::int64_t vocab = 97) {
+  auto config = small_config("gemma2", tied, vocab);
+  config.hidden_activation = "gelu_pytorch_tanh";
+  config.query_pre_attn_scalar = 24;
+  config.sliding_window = 8;
+  config.sliding_layers = {true, false};
+  config.attn_logit_softcapping = 0.5;
+  config.final_logit_softcapping = 0.2;
+  return config;
+}
+
 /// `config` with its rotary embedding stretched by `kind` ("linear", "llama3" or "yarn") to a
 /// pre-training context of 32 positions, small enough that a short sequence has wavelengths on every
 /// side of the bounds the kinds treat differently.

@@ -66,6 +66,7 @@ std::vector<Architecture> architectures() {
              config.sliding_layers = {true, true};
              return config;
            }()},
+          {"gemma2", test::gemma2_config()},
           {"gemma3", test::gemma3_config()},
           {"gemma3_rope_linear", test::rope_scaled(test::gemma3_config(), "linear")}};
 }
@@ -94,6 +95,7 @@ TEST_P(ReferenceLogits, MatchAnIndependentPyTorchForwardWithin1e4) {
   if (plain.model_type == "qwen3")
     plain.model_type = "llama";
   plain.sliding_window = 0;
+  plain.attn_logit_softcapping = plain.final_logit_softcapping = 0;
   bool windowed = config.sliding_window > 0;
   if (plain.model_type != config.model_type || plain.rope_scaling.type != config.rope_scaling.type || windowed) {
     Transformer without(plain);
@@ -317,8 +319,8 @@ TEST(ModelConfigJson, ErrorsNameTheFileAndKey) {
   check(qwen_window, "key 'use_sliding_window': sliding-window attention is not supported for qwen2");
   auto gemma = test::gemma3_config().to_json();
   auto softcap = gemma;
-  softcap["final_logit_softcapping"] = 30.0;
-  check(softcap, "key 'final_logit_softcapping': soft-capping is not supported");
+  softcap["final_logit_softcapping"] = -30.0;
+  check(softcap, "key 'final_logit_softcapping': must be positive");
   auto layer_types = gemma;
   layer_types["layer_types"] = {"sliding_attention"};
   check(layer_types, "key 'layer_types': expected one entry per layer (2)");
@@ -403,6 +405,33 @@ TEST(ModelConfigJson, ReadsGemma3sConfigInBothTransformersSpellings) {
   v5["rope_parameters"] = {{"full_attention", {{"rope_type", "default"}, {"rope_theta", 1000000.0}}},
                            {"sliding_attention", {{"rope_type", "default"}, {"rope_theta", 10000.0}}}};
   EXPECT_EQ(ModelConfig::from_json(v5, "v5/config.json").to_json(), config.to_json());
+}
+
+// Gemma 2 2B's config.json as the Hub has it (its keys, shapes shrunk to four layers): every other
+// layer windowed, both caps.
+TEST(ModelConfigJson, ReadsGemma2sConfig) {
+  auto gemma = nlohmann::json::parse(R"({
+    "architectures": ["Gemma2ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
+    "attn_logit_softcapping": 50.0, "bos_token_id": 2, "cache_implementation": "hybrid",
+    "eos_token_id": [1, 107], "final_logit_softcapping": 30.0, "head_dim": 16,
+    "hidden_act": "gelu_pytorch_tanh", "hidden_activation": "gelu_pytorch_tanh", "hidden_size": 64,
+    "initializer_range": 0.02, "intermediate_size": 96, "max_position_embeddings": 8192,
+    "model_type": "gemma2", "num_attention_heads": 4, "num_hidden_layers": 4, "num_key_value_heads": 2,
+    "pad_token_id": 0, "query_pre_attn_scalar": 256, "rms_norm_eps": 1e-06, "rope_theta": 10000.0,
+    "sliding_window": 4096, "torch_dtype": "float32", "transformers_version": "4.42.4", "use_cache": true,
+    "vocab_size": 97})");
+  auto config = ModelConfig::from_json(gemma, "gemma2/config.json");
+  EXPECT_TRUE(config.gemma());
+  EXPECT_FALSE(config.qk_norm());
+  EXPECT_EQ(config.sliding_layers, (std::vector<bool>{true, false, true, false}));
+  EXPECT_EQ(config.attn_logit_softcapping, 50.0);
+  EXPECT_EQ(config.final_logit_softcapping, 30.0);
+  EXPECT_EQ(config.rope_local_base_freq, 0.0); // one rotary embedding for every layer
+  EXPECT_DOUBLE_EQ(config.attention_scale(), 1.0 / 16);
+  EXPECT_EQ(config.architecture(), "Gemma2ForCausalLM");
+  EXPECT_EQ(ModelConfig::from_json(config.to_json(), "again.json").to_json(), config.to_json());
+  gemma["final_logit_softcapping"] = nullptr; // null turns a cap off
+  EXPECT_EQ(ModelConfig::from_json(gemma, "gemma2/config.json").final_logit_softcapping, 0.0);
 }
 
 // Llama 3.2's and Qwen3's config.json as the Hub has them (their keys, shapes shrunk), and the same
