@@ -102,6 +102,28 @@ private:
   pcre2_code* code_ = nullptr;
 };
 
+// Splits applied in turn, each cutting the pieces of the one before (DeepSeek V3's three regexes).
+class SplitSequence final : public PreTokenizer {
+public:
+  explicit SplitSequence(std::vector<std::unique_ptr<PreTokenizer>> splits) : splits_(std::move(splits)) {}
+
+  void split(std::string_view text, bool at_start, const std::function<void(std::string_view)>& piece) const override {
+    apply(0, text, at_start, piece);
+  }
+
+private:
+  void apply(std::size_t level, std::string_view text, bool at_start,
+             const std::function<void(std::string_view)>& piece) const {
+    if (level == splits_.size()) {
+      piece(text);
+      return;
+    }
+    splits_[level]->split(text, at_start, [&](std::string_view part) { apply(level + 1, part, at_start, piece); });
+  }
+
+  std::vector<std::unique_ptr<PreTokenizer>> splits_;
+};
+
 // Where a delimiter goes when text is split at it (Hugging Face's SplitDelimiterBehavior).
 enum class Delimiter { removed, isolated, merged_with_previous, merged_with_next };
 
@@ -299,17 +321,27 @@ std::unique_ptr<PreTokenizer> PreTokenizer::from_json(const json& pre, Spelling 
       byte_level_without_prefix(pre);
       return std::make_unique<RegexSplit>(kGpt2Pattern, file);
     }
-    if (type == "Sequence" && pre.contains("pretokenizers") && pre["pretokenizers"].size() == 2) {
-      const auto& split = pre["pretokenizers"][0];
-      const auto& bytes = pre["pretokenizers"][1];
-      if (split.value("type", "") != "Split" || split.value("behavior", "") != "Isolated"
-          || split.value("invert", false) || !split.contains("pattern") || !split["pattern"].contains("Regex"))
-        tokenizer_file_error(file, "pre_tokenizer",
-                             "expected a Split with a Regex pattern and behavior Isolated first");
-      if (bytes.value("type", "") != "ByteLevel" || bytes.value("use_regex", true))
-        tokenizer_file_error(file, "pre_tokenizer", "expected ByteLevel without its own regex after the Split");
+    // Splits on regexes (Qwen's and Llama 3's one, DeepSeek V3's three), then the bytes.
+    if (type == "Sequence" && pre.contains("pretokenizers") && pre["pretokenizers"].is_array()
+        && pre["pretokenizers"].size() >= 2) {
+      const auto& steps = pre["pretokenizers"];
+      std::vector<std::unique_ptr<PreTokenizer>> splits;
+      for (std::size_t i = 0; i + 1 < steps.size(); ++i) {
+        const auto& split = steps[i];
+        if (!split.is_object() || split.value("type", "") != "Split" || split.value("behavior", "") != "Isolated"
+            || split.value("invert", false) || !split.contains("pattern") || !split["pattern"].is_object()
+            || !split["pattern"].contains("Regex") || !split["pattern"]["Regex"].is_string())
+          tokenizer_file_error(file, "pre_tokenizer",
+                               "expected Splits with a Regex pattern and behavior Isolated before the ByteLevel");
+        splits.push_back(std::make_unique<RegexSplit>(split["pattern"]["Regex"].get<std::string>(), file));
+      }
+      const auto& bytes = steps.back();
+      if (!bytes.is_object() || bytes.value("type", "") != "ByteLevel" || bytes.value("use_regex", true))
+        tokenizer_file_error(file, "pre_tokenizer", "expected ByteLevel without its own regex after the Splits");
       byte_level_without_prefix(bytes);
-      return std::make_unique<RegexSplit>(split["pattern"]["Regex"].get<std::string>(), file);
+      if (splits.size() == 1)
+        return std::move(splits.front());
+      return std::make_unique<SplitSequence>(std::move(splits));
     }
     tokenizer_file_error(file, "pre_tokenizer",
                          "a byte-level vocabulary needs a byte-level pre-tokenizer, got " + pre.dump().substr(0, 200));

