@@ -170,12 +170,18 @@ void on_weights(PolicyActor* self) {
   arm_decode(self);
 }
 
-// The prompt's tokens: the chat template over `messages`, or `text` encoded, or `tokens` as given.
+// The prompt's tokens: the chat template over `messages`, or `text` encoded after the tokens the
+// tokenizer starts a text with (Llama's and Gemma's beginning-of-sequence token, as transformers and
+// vLLM put it there), or `tokens` as given.
 std::vector<std::int64_t> prompt_of(const models::Pretrained& model, const GenerateRequest& request) {
   if (!request.messages.empty())
     return model.tokenizer->apply_chat_template(request.messages, true, request.tools, request.params.enable_thinking);
-  if (!request.text.empty())
-    return model.tokenizer->encode(request.text);
+  if (!request.text.empty()) {
+    auto prompt = model.tokenizer->text_prefix();
+    auto text = model.tokenizer->encode(request.text);
+    prompt.insert(prompt.end(), text.begin(), text.end());
+    return prompt;
+  }
   return request.tokens;
 }
 

@@ -239,8 +239,42 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::load(const std::filesystem::path& pa
       fail(file, "model.unk_token",
            "a SentencePiece vocabulary needs an unknown token, or byte_fallback with the 256 tokens <0x00> to <0xFF>");
   }
+  t.read_post_processor(root.value("post_processor", json()));
   t.read_config(file.parent_path() / "tokenizer_config.json");
   return tokenizer;
+}
+
+void BpeTokenizer::read_post_processor(const json& processor) {
+  // TemplateProcessing's "single": the special tokens before the text's place ("Sequence" A), each
+  // spelled by the processor's special_tokens map, or the vocabulary. Other processors add nothing
+  // before a text (ByteLevel's, in a Sequence beside it, only adjusts offsets).
+  if (!processor.is_object())
+    return;
+  if (processor.value("type", "") == "Sequence") {
+    for (const auto& step : processor.value("processors", json::array()))
+      read_post_processor(step);
+    return;
+  }
+  if (processor.value("type", "") != "TemplateProcessing" || !processor.contains("single"))
+    return;
+  for (const auto& item : processor["single"]) {
+    if (item.contains("Sequence"))
+      break;
+    if (!item.contains("SpecialToken") || !item["SpecialToken"].contains("id"))
+      continue;
+    auto name = item["SpecialToken"]["id"].get<std::string>();
+    const auto& listed = processor.value("special_tokens", json::object());
+    if (listed.contains(name) && listed[name].contains("ids") && listed[name]["ids"].is_array()) {
+      for (const auto& id : listed[name]["ids"])
+        text_prefix_.push_back(token_id(file_, "post_processor.special_tokens", name, id));
+    } else if (auto id = special_token(name)) {
+      text_prefix_.push_back(*id);
+    } else if (auto plain = vocab_.find(name); plain != vocab_.end()) {
+      text_prefix_.push_back(plain->second);
+    } else {
+      fail(file_, "post_processor.single", "token '" + name + "' is not a token of this tokenizer");
+    }
+  }
 }
 
 void BpeTokenizer::read_config(const std::filesystem::path& file) {
@@ -639,6 +673,9 @@ void BpeTokenizer::fit_vocabulary(std::int64_t model_vocab) {
     token_byte_.resize(id_to_token_.size());
   if (eos_id_ && *eos_id_ >= model_vocab)
     eos_id_.reset();
+  text_prefix_.erase(
+    std::remove_if(text_prefix_.begin(), text_prefix_.end(), [&](auto id) { return id >= model_vocab; }),
+    text_prefix_.end());
   std::lock_guard<std::mutex> guard{cache_mutex_};
   cache_.clear();
 }

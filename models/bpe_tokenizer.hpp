@@ -36,6 +36,9 @@ public:
   std::string decode(const std::vector<std::int64_t>& ids, bool skip_special = false) const override;
   std::string token_text(std::int64_t id, bool skip_special = false) const override;
   std::int64_t vocab_size() const override;
+  std::vector<std::int64_t> text_prefix() const override {
+    return text_prefix_;
+  }
   std::optional<std::int64_t> special_token(std::string_view name) const override;
 
   /// The conversation as tokenizer_config.json's chat_template writes it: the template runs in the
@@ -83,6 +86,7 @@ private:
   enum class ChatFormat { by_vocabulary, chatml, llama3, llama31, jinja };
 
   void read_config(const std::filesystem::path& file);
+  void read_post_processor(const nlohmann::json& processor);
   void index_added_tokens(); // builds added_tokens_ from added_
   bool generation_prompt_opens_thinking(bool enable_thinking) const;
   std::vector<ChatPiece> render_jinja(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
@@ -117,6 +121,7 @@ private:
   bool ignore_merges_ = false;
   bool byte_fallback_ = false, fuse_unk_ = false; // SentencePiece: characters the vocabulary lacks
   std::optional<std::int64_t> unk_id_;
+  std::vector<std::int64_t> text_prefix_; // the post-processor's tokens before a single text
   std::unordered_map<std::string, std::int64_t> vocab_;
   std::vector<std::string> id_to_token_;
   struct Merge {

@@ -38,6 +38,14 @@ public:
 
   virtual std::int64_t vocab_size() const = 0;
 
+  /// The special tokens Hugging Face's tokenizer puts before a text when it adds special tokens
+  /// (tokenizer.json's post-processor: Llama's and Gemma's beginning-of-sequence token; none for
+  /// Qwen): what a plain-text prompt starts with, as transformers and vLLM tokenise one. (Tokens it
+  /// would put after the text, an end-of-sequence token, are left out: a prompt goes on.)
+  virtual std::vector<std::int64_t> text_prefix() const {
+    return {};
+  }
+
   /// The id of special token `name` (e.g. "<|im_end|>"), if the vocabulary has it.
   virtual std::optional<std::int64_t> special_token(std::string_view name) const = 0;
 

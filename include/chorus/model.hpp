@@ -213,7 +213,9 @@ public:
   Task<Generation> generate(std::vector<ChatMessage> messages, SamplingParams params = {},
                             std::vector<Tool> tools = {}) const;
 
-  /// Generates a continuation of plain text (no chat template).
+  /// Generates a continuation of plain text (no chat template), after the tokens the tokenizer
+  /// starts a text with (the beginning-of-sequence token of Llama and Gemma, none for Qwen), as
+  /// transformers and vLLM tokenise a prompt.
   Task<Generation> complete(std::string text, SamplingParams params = {}) const;
 
   /// Generates a reply to `messages` that is JSON satisfying `schema` (chorus/json_schema.hpp's

@@ -309,6 +309,19 @@ TEST(BpeTokenizer, Gemma3sOwnTemplateAndTokenizerGiveTheSameIds) {
     {"Conversation roles must alternate"});
 }
 
+// What a plain-text prompt starts with: the post-processor's beginning-of-sequence token where it
+// adds one (Llama 3.2, Llama 2, Gemma 3), nothing where it does not (Qwen3, Llama 3's first files).
+TEST(BpeTokenizer, TheTextPrefixIsThePostProcessorsTokensBeforeAText) {
+  auto prefix = [](const char* package) {
+    return BpeTokenizer::load(kParity / "node_modules/@lenml" / package / "models")->text_prefix();
+  };
+  EXPECT_EQ(prefix("tokenizer-llama3_2"), (std::vector<std::int64_t>{128000}));
+  EXPECT_EQ(prefix("tokenizer-llama2"), (std::vector<std::int64_t>{1}));
+  EXPECT_EQ(prefix("tokenizer-gemma3"), (std::vector<std::int64_t>{2}));
+  EXPECT_TRUE(prefix("tokenizer-qwen3").empty());
+  EXPECT_TRUE(prefix("tokenizer-llama3").empty());
+}
+
 // Which templates open the reasoning in their generation prompt: Qwen3's Thinking-2507 form always,
 // Qwen3's own never (with thinking off it writes an empty, closed block), Llama's never.
 TEST(BpeTokenizer, TemplatesWhoseGenerationPromptOpensTheReasoningAreKnown) {

@@ -271,6 +271,12 @@ TEST_F(Environments, AGemmaModelsTurnsEndAtEndOfTurnAndTheRepliesComeBackAsUserT
       if (!rollout.mask[i])
         masked.push_back(rollout.tokens[i]);
     EXPECT_EQ(tokenizer->decode(masked), "\n<start_of_turn>user\nAgain.<end_of_turn>\n<start_of_turn>model\n");
+    // A plain-text prompt starts with <bos>, as transformers and vLLM tokenise it.
+    auto completion = co_await model.complete("2+2=", {.max_tokens = 2});
+    auto text = tokenizer->encode("2+2=");
+    text.insert(text.begin(), *tokenizer->special_token("<bos>"));
+    EXPECT_EQ(completion.prompt_tokens, text);
+    EXPECT_EQ(tokenizer->decode(completion.prompt_tokens), "<bos>2+2=");
   }());
 }
 
