@@ -212,6 +212,10 @@ public:
 
 } // namespace
 
+std::size_t utf8_length(unsigned char lead) {
+  return lead < 0xC0 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
+}
+
 void tokenizer_file_error(const std::filesystem::path& file, const std::string& key, const std::string& what) {
   throw CheckpointError(file.string() + ": key '" + key + "': " + what);
 }
@@ -356,14 +360,19 @@ std::unique_ptr<PreTokenizer> PreTokenizer::from_json(const json& pre, Spelling 
       {"MergedWithPrevious", Delimiter::merged_with_previous},
       {"MergedWithNext", Delimiter::merged_with_next}};
     auto behavior = pre.value("behavior", "");
+    auto delimiter = pre["pattern"]["String"].get<std::string>();
+    if (delimiter.empty())
+      tokenizer_file_error(file, "pre_tokenizer.pattern", "a Split on the empty string");
     for (const auto& [name, value] : behaviors)
       if (name == behavior)
-        return std::make_unique<StringSplit>(pre["pattern"]["String"].get<std::string>(), value);
+        return std::make_unique<StringSplit>(delimiter, value);
     tokenizer_file_error(file, "pre_tokenizer.behavior",
                          "expected Removed, Isolated, MergedWithPrevious or MergedWithNext, got '" + behavior + "'");
   }
   if (type == "Metaspace") {
     auto replacement = pre.value("replacement", std::string(kMetaspace));
+    if (replacement.empty() || replacement.size() != utf8_length(static_cast<unsigned char>(replacement[0])))
+      tokenizer_file_error(file, "pre_tokenizer.replacement", "expected one character, got '" + replacement + "'");
     auto scheme = pre.value("prepend_scheme", pre.value("add_prefix_space", true) ? "always" : "never");
     Metaspace::Prepend prepend;
     if (scheme == "always")
@@ -392,8 +401,10 @@ TokenDecoder TokenDecoder::from_json(const json& decoder, const std::filesystem:
   result.spelling = Spelling::characters;
   if (type == "Metaspace") {
     result.from = decoder.value("replacement", std::string(kMetaspace));
+    if (result.from.empty())
+      tokenizer_file_error(file, "decoder.replacement", "expected one character");
     auto scheme = decoder.value("prepend_scheme", decoder.value("add_prefix_space", true) ? "always" : "never");
-    result.strip_start = scheme == "never" ? 0 : 1;
+    result.drop_first_replacements = scheme != "never";
     return result;
   }
   if (type != "Sequence" || !decoder.contains("decoders") || !decoder["decoders"].is_array())
@@ -410,8 +421,9 @@ TokenDecoder TokenDecoder::from_json(const json& decoder, const std::filesystem:
       result.byte_fallback = true;
     } else if (kind == "Fuse") {
       fused = true;
-    } else if (kind == "Strip" && fused && step.value("content", "") == " " && step.value("stop", 0) == 0) {
-      result.strip_start = step.value("start", std::size_t{0});
+    } else if (kind == "Strip" && fused && step.value("content", "") == " " && step.value("stop", 0) == 0
+               && step.contains("start") && step["start"].is_number_unsigned()) {
+      result.strip_start = step["start"].get<std::size_t>();
     } else {
       tokenizer_file_error(file, "decoder",
                            "only one Replace of a string, ByteFallback, Fuse and after it a Strip of leading "

@@ -63,8 +63,11 @@ struct TokenDecoder {
   std::string from = "\xE2\x96\x81", to = " ";
   /// Characters: the byte tokens "<0x41>" are their bytes.
   bool byte_fallback = false;
-  /// Characters: spaces removed from the start of the whole text (Strip; Metaspace's first space).
+  /// Characters: spaces removed from the start of the whole text (Strip).
   std::size_t strip_start = 0;
+  /// Characters: the first token's `from`s are dropped, not written as `to` (Metaspace with a
+  /// prepend scheme, as Hugging Face's tokenizers library decodes it).
+  bool drop_first_replacements = false;
 
   /// Reads tokenizer.json's `decoder`: ByteLevel, or a Sequence of Replace (of a string), ByteFallback,
   /// Fuse and Strip (of spaces, from the start), or Metaspace.
@@ -75,6 +78,9 @@ struct TokenDecoder {
 /// Throws CheckpointError("FILE: key 'KEY': WHAT"): how a tokenizer file's problems are reported.
 [[noreturn]] void tokenizer_file_error(const std::filesystem::path& file, const std::string& key,
                                        const std::string& what);
+
+/// The length of the UTF-8 character that starts with byte `lead` (1 for a stray continuation byte).
+std::size_t utf8_length(unsigned char lead);
 
 /// `text` with every ill-formed UTF-8 sequence replaced by U+FFFD, one per maximal ill-formed
 /// subpart, as the WHATWG decoder (and so a JavaScript or Python caller's decoding) does.

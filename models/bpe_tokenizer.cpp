@@ -48,11 +48,6 @@ std::string byte_token(unsigned b) {
   return std::string("<0x") + hex[b >> 4] + hex[b & 15] + ">";
 }
 
-// The length of the UTF-8 character that starts with `lead` (the text is well-formed).
-std::size_t utf8_length(unsigned char lead) {
-  return lead < 0xC0 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
-}
-
 } // namespace
 
 // -- added tokens -------------------------------------------------------------
@@ -130,118 +125,124 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::load(const std::filesystem::path& pa
   auto root = json::parse(in, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded() || !root.is_object())
     throw CheckpointError(file.string() + ": invalid JSON");
-  std::unique_ptr<BpeTokenizer> tokenizer(new BpeTokenizer());
-  auto& t = *tokenizer;
-  t.file_ = file;
-  t.decoder_ = TokenDecoder::from_json(root.value("decoder", json()), file);
-  t.normalizer_ = Normalizer::from_json(root.value("normalizer", json()), file);
-  t.pre_tokenizer_ = PreTokenizer::from_json(root.value("pre_tokenizer", json()), t.decoder_.spelling, file);
+  // A value of the wrong JSON type deep in the file is an error naming the file, like the rest.
+  try {
+    std::unique_ptr<BpeTokenizer> tokenizer(new BpeTokenizer());
+    auto& t = *tokenizer;
+    t.file_ = file;
+    t.decoder_ = TokenDecoder::from_json(root.value("decoder", json()), file);
+    t.normalizer_ = Normalizer::from_json(root.value("normalizer", json()), file);
+    t.pre_tokenizer_ = PreTokenizer::from_json(root.value("pre_tokenizer", json()), t.decoder_.spelling, file);
 
-  if (!root.contains("model") || !root["model"].is_object())
-    fail(file, "model", "missing");
-  const auto& model = root["model"];
-  if (model.value("type", "BPE") != "BPE")
-    fail(file, "model.type", "only BPE is supported, got " + model.value("type", ""));
-  t.ignore_merges_ = model.value("ignore_merges", false);
-  if (!model.contains("vocab") || !model["vocab"].is_object())
-    fail(file, "model.vocab", "missing");
-  std::int64_t largest = -1;
-  for (const auto& [token, value] : model["vocab"].items()) {
-    auto id = token_id(file, "model.vocab", token, value);
-    t.vocab_[token] = id;
-    largest = std::max(largest, id);
-  }
-  const auto& merges = model.value("merges", json::array());
-  std::int64_t rank = 0;
-  for (const auto& merge : merges) {
-    std::string left, right;
-    if (merge.is_string()) {
-      auto text = merge.get<std::string>();
-      auto space = text.find(' ', 1); // a symbol is never empty, so the separator is not at 0
-      if (space == std::string::npos)
-        fail(file, "model.merges", "entry " + std::to_string(rank) + " '" + text + "' is not \"a b\"");
-      left = text.substr(0, space);
-      right = text.substr(space + 1);
-    } else if (merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string()) {
-      left = merge[0].get<std::string>();
-      right = merge[1].get<std::string>();
-    } else {
-      fail(file, "model.merges", "entry " + std::to_string(rank) + " is neither \"a b\" nor [\"a\", \"b\"]");
+    if (!root.contains("model") || !root["model"].is_object())
+      fail(file, "model", "missing");
+    const auto& model = root["model"];
+    if (model.value("type", "BPE") != "BPE")
+      fail(file, "model.type", "only BPE is supported, got " + model.value("type", ""));
+    t.ignore_merges_ = model.value("ignore_merges", false);
+    if (!model.contains("vocab") || !model["vocab"].is_object())
+      fail(file, "model.vocab", "missing");
+    std::int64_t largest = -1;
+    for (const auto& [token, value] : model["vocab"].items()) {
+      auto id = token_id(file, "model.vocab", token, value);
+      t.vocab_[token] = id;
+      largest = std::max(largest, id);
     }
-    auto l = t.vocab_.find(left), r = t.vocab_.find(right), m = t.vocab_.find(left + right);
-    if (l == t.vocab_.end() || r == t.vocab_.end() || m == t.vocab_.end())
-      fail(file, "model.merges",
-           "entry " + std::to_string(rank) + " '" + left + " " + right
-             + "' names a token that is not in the vocabulary");
-    auto key = (static_cast<std::uint64_t>(l->second) << 32) | static_cast<std::uint64_t>(r->second);
-    t.merges_.emplace(key, Merge{rank, m->second}); // the first (best) rank of a pair wins
-    ++rank;
-  }
-
-  for (const auto& added : root.value("added_tokens", json::array())) {
-    if (!added.contains("content") || !added["content"].is_string() || !added.contains("id"))
-      fail(file, "added_tokens", "an entry lacks content or id");
-    auto id = token_id(file, "added_tokens", added["content"].get<std::string>(), added["id"]);
-    t.added_.emplace_back(added["content"].get<std::string>(), id);
-    largest = std::max(largest, id);
-    if (t.special_.size() <= static_cast<std::size_t>(id))
-      t.special_.resize(static_cast<std::size_t>(id) + 1, false);
-    t.special_[static_cast<std::size_t>(id)] = added.value("special", false);
-  }
-  t.index_added_tokens();
-  t.id_to_token_.resize(static_cast<std::size_t>(largest + 1));
-  for (const auto& [token, id] : t.vocab_)
-    t.id_to_token_[static_cast<std::size_t>(id)] = token;
-  for (const auto& [content, id] : t.added_)
-    t.id_to_token_[static_cast<std::size_t>(id)] = content;
-  t.special_.resize(t.id_to_token_.size(), false);
-  t.added_id_.assign(t.id_to_token_.size(), false);
-  for (const auto& [content, id] : t.added_)
-    t.added_id_[static_cast<std::size_t>(id)] = true;
-
-  if (t.decoder_.spelling == Spelling::byte_level) {
-    if (model.value("byte_fallback", false))
-      fail(file, "model.byte_fallback", "byte fallback is not supported with a ByteLevel decoder");
-    t.byte_symbol_ = byte_symbols();
-    for (int b = 0; b < 256; ++b) {
-      const auto& symbol = t.byte_symbol_[static_cast<std::size_t>(b)];
-      t.symbol_byte_[symbol] = static_cast<unsigned char>(b);
-      auto id = t.vocab_.find(symbol);
-      if (id == t.vocab_.end())
-        fail(file, "model.vocab", "has no token for byte " + std::to_string(b) + ": not a byte-level vocabulary");
-      t.byte_id_[static_cast<std::size_t>(b)] = id->second;
-    }
-  } else {
-    // A character the vocabulary lacks is spelled by its bytes' tokens, or is the unknown token:
-    // one of them must exist, or such text could not be encoded at all.
-    t.byte_fallback_ = model.value("byte_fallback", false);
-    t.fuse_unk_ = model.value("fuse_unk", false);
-    t.token_byte_.assign(t.id_to_token_.size(), -1);
-    t.byte_id_.fill(-1);
-    bool every_byte = true;
-    for (unsigned b = 0; b < 256; ++b) {
-      auto id = t.vocab_.find(byte_token(b));
-      if (id == t.vocab_.end()) {
-        every_byte = false;
-        continue;
+    const auto& merges = model.value("merges", json::array());
+    std::int64_t rank = 0;
+    for (const auto& merge : merges) {
+      std::string left, right;
+      if (merge.is_string()) {
+        auto text = merge.get<std::string>();
+        auto space = text.find(' ', 1); // a symbol is never empty, so the separator is not at 0
+        if (space == std::string::npos)
+          fail(file, "model.merges", "entry " + std::to_string(rank) + " '" + text + "' is not \"a b\"");
+        left = text.substr(0, space);
+        right = text.substr(space + 1);
+      } else if (merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string()) {
+        left = merge[0].get<std::string>();
+        right = merge[1].get<std::string>();
+      } else {
+        fail(file, "model.merges", "entry " + std::to_string(rank) + " is neither \"a b\" nor [\"a\", \"b\"]");
       }
-      t.byte_id_[b] = id->second;
-      if (t.decoder_.byte_fallback)
-        t.token_byte_[static_cast<std::size_t>(id->second)] = static_cast<std::int16_t>(b);
+      auto l = t.vocab_.find(left), r = t.vocab_.find(right), m = t.vocab_.find(left + right);
+      if (l == t.vocab_.end() || r == t.vocab_.end() || m == t.vocab_.end())
+        fail(file, "model.merges",
+             "entry " + std::to_string(rank) + " '" + left + " " + right
+               + "' names a token that is not in the vocabulary");
+      auto key = (static_cast<std::uint64_t>(l->second) << 32) | static_cast<std::uint64_t>(r->second);
+      t.merges_.insert_or_assign(key, Merge{rank, m->second}); // a pair listed twice: the last rank, as Hugging Face
+      ++rank;
     }
-    if (model.contains("unk_token") && model["unk_token"].is_string()) {
-      auto unk = t.vocab_.find(model["unk_token"].get<std::string>());
-      if (unk == t.vocab_.end())
-        fail(file, "model.unk_token", "'" + model["unk_token"].get<std::string>() + "' is not in the vocabulary");
-      t.unk_id_ = unk->second;
+
+    for (const auto& added : root.value("added_tokens", json::array())) {
+      if (!added.contains("content") || !added["content"].is_string() || !added.contains("id"))
+        fail(file, "added_tokens", "an entry lacks content or id");
+      auto id = token_id(file, "added_tokens", added["content"].get<std::string>(), added["id"]);
+      t.added_.emplace_back(added["content"].get<std::string>(), id);
+      largest = std::max(largest, id);
+      if (t.special_.size() <= static_cast<std::size_t>(id))
+        t.special_.resize(static_cast<std::size_t>(id) + 1, false);
+      t.special_[static_cast<std::size_t>(id)] = added.value("special", false);
     }
-    if (!t.unk_id_ && !(t.byte_fallback_ && every_byte))
-      fail(file, "model.unk_token",
-           "a SentencePiece vocabulary needs an unknown token, or byte_fallback with the 256 tokens <0x00> to <0xFF>");
+    t.index_added_tokens();
+    t.id_to_token_.resize(static_cast<std::size_t>(largest + 1));
+    for (const auto& [token, id] : t.vocab_)
+      t.id_to_token_[static_cast<std::size_t>(id)] = token;
+    for (const auto& [content, id] : t.added_)
+      t.id_to_token_[static_cast<std::size_t>(id)] = content;
+    t.special_.resize(t.id_to_token_.size(), false);
+    t.added_id_.assign(t.id_to_token_.size(), false);
+    for (const auto& [content, id] : t.added_)
+      t.added_id_[static_cast<std::size_t>(id)] = true;
+
+    if (t.decoder_.spelling == Spelling::byte_level) {
+      if (model.value("byte_fallback", false))
+        fail(file, "model.byte_fallback", "byte fallback is not supported with a ByteLevel decoder");
+      t.byte_symbol_ = byte_symbols();
+      for (int b = 0; b < 256; ++b) {
+        const auto& symbol = t.byte_symbol_[static_cast<std::size_t>(b)];
+        t.symbol_byte_[symbol] = static_cast<unsigned char>(b);
+        auto id = t.vocab_.find(symbol);
+        if (id == t.vocab_.end())
+          fail(file, "model.vocab", "has no token for byte " + std::to_string(b) + ": not a byte-level vocabulary");
+        t.byte_id_[static_cast<std::size_t>(b)] = id->second;
+      }
+    } else {
+      // A character the vocabulary lacks is spelled by its bytes' tokens, or is the unknown token:
+      // one of them must exist, or such text could not be encoded at all.
+      t.byte_fallback_ = model.value("byte_fallback", false);
+      t.fuse_unk_ = model.value("fuse_unk", false);
+      t.token_byte_.assign(t.id_to_token_.size(), -1);
+      t.byte_id_.fill(-1);
+      bool every_byte = true;
+      for (unsigned b = 0; b < 256; ++b) {
+        auto id = t.vocab_.find(byte_token(b));
+        if (id == t.vocab_.end()) {
+          every_byte = false;
+          continue;
+        }
+        t.byte_id_[b] = id->second;
+        if (t.decoder_.byte_fallback)
+          t.token_byte_[static_cast<std::size_t>(id->second)] = static_cast<std::int16_t>(b);
+      }
+      if (model.contains("unk_token") && model["unk_token"].is_string()) {
+        auto unk = t.vocab_.find(model["unk_token"].get<std::string>());
+        if (unk == t.vocab_.end())
+          fail(file, "model.unk_token", "'" + model["unk_token"].get<std::string>() + "' is not in the vocabulary");
+        t.unk_id_ = unk->second;
+      }
+      if (!t.unk_id_ && !(t.byte_fallback_ && every_byte))
+        fail(
+          file, "model.unk_token",
+          "a SentencePiece vocabulary needs an unknown token, or byte_fallback with the 256 tokens <0x00> to <0xFF>");
+    }
+    t.read_post_processor(root.value("post_processor", json()));
+    t.read_config(file.parent_path() / "tokenizer_config.json");
+    return tokenizer;
+  } catch (const json::exception& error) {
+    throw CheckpointError(file.string() + ": unexpected JSON: " + error.what());
   }
-  t.read_post_processor(root.value("post_processor", json()));
-  t.read_config(file.parent_path() / "tokenizer_config.json");
-  return tokenizer;
 }
 
 void BpeTokenizer::read_post_processor(const json& processor) {
@@ -262,6 +263,8 @@ void BpeTokenizer::read_post_processor(const json& processor) {
       break;
     if (!item.contains("SpecialToken") || !item["SpecialToken"].contains("id"))
       continue;
+    if (!item["SpecialToken"]["id"].is_string())
+      fail(file_, "post_processor.single", "a SpecialToken's id is not a string");
     auto name = item["SpecialToken"]["id"].get<std::string>();
     const auto& listed = processor.value("special_tokens", json::object());
     if (listed.contains(name) && listed[name].contains("ids") && listed[name]["ids"].is_array()) {
@@ -559,8 +562,21 @@ std::string BpeTokenizer::token_text(std::int64_t id, bool skip_special) const {
 
 std::string BpeTokenizer::decode(const std::vector<std::int64_t>& ids, bool skip_special) const {
   std::string text;
-  for (auto id : ids)
-    text += token_text(id, skip_special);
+  bool first = true; // the first token written: skipped special tokens do not count
+  for (auto id : ids) {
+    auto piece = token_text(id, skip_special); // checks the id
+    auto index = static_cast<std::size_t>(id);
+    if (skip_special && added_id_[index] && special_[index])
+      continue;
+    if (first && decoder_.drop_first_replacements) {
+      // Metaspace: the first token's markers are the space encoding put before the text: dropped.
+      piece = id_to_token_[index];
+      for (auto at = piece.find(decoder_.from); at != std::string::npos; at = piece.find(decoder_.from, at))
+        piece.erase(at, decoder_.from.size());
+    }
+    first = false;
+    text += piece;
+  }
   // SentencePiece's decoders drop the space that encoding put before the first word.
   std::size_t stripped = 0;
   while (stripped < decoder_.strip_start && stripped < text.size() && text[stripped] == ' ')

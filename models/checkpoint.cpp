@@ -134,9 +134,14 @@ Transformer load_pretrained(const std::filesystem::path& folder, torch::ScalarTy
           found = alternative;
           name = stored;
         }
-    if (found == shards.file_of.end())
-      throw CheckpointError(folder.string() + ": tensor '" + name + "' is missing (config.json describes a "
-                            + config.model_type + " model that has it)");
+    if (found == shards.file_of.end()) {
+      std::string tried;
+      if (config.from_multimodal)
+        for (const auto& stored : multimodal_names(name))
+          tried += ", nor '" + stored + "'";
+      throw CheckpointError(folder.string() + ": tensor '" + name + "'" + tried
+                            + " is missing (config.json describes a " + config.model_type + " model that has it)");
+    }
     const auto& file = shards.files.at(found->second);
     auto tensor = file.load(name);
     if (tensor.sizes() != parameter.value().sizes())

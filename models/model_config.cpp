@@ -1,6 +1,7 @@
-// config.json <-> ModelConfig. Reads the keys the Llama, Qwen2, Qwen3, Mistral and Gemma 3 families
-// use, in the spellings of transformers 4 and 5, and rejects what this engine would compute wrongly
-// (other activations, soft-capping, rope types it does not know) instead of ignoring it.
+// config.json <-> ModelConfig. Reads the keys the Llama, Qwen2, Qwen3, Mistral and Gemma 2 and 3
+// families use, in the spellings of transformers 4 and 5, and rejects what this engine would compute
+// wrongly (other activations, rope types it does not know, Qwen2's partial windows) instead of
+// ignoring it.
 #include "models/model_config.hpp"
 
 #include <chorus/errors.hpp>

@@ -251,8 +251,14 @@ torch::Tensor AttentionImpl::decode(const torch::Tensor& x, const torch::Tensor&
                          .unsqueeze(1));
   key_cache.index_put_({slots, Slice(), columns}, k.squeeze(2));
   value_cache.index_put_({slots, Slice(), columns}, v.squeeze(2));
-  // Elsewhere (a GPU): gather the sequences' slots and mask the columns past each one's length.
-  auto columns_mask = mask.defined() ? mask : decode_mask(columns, q.scalar_type());
+  // Elsewhere (a GPU): gather the sequences' slots and mask the columns past each one's length (and
+  // those before the window).
+  auto columns_mask = mask;
+  if (!columns_mask.defined()) {
+    columns_mask = decode_mask(columns, q.scalar_type());
+    if (window_ > 0)
+      columns_mask = window_mask(columns_mask, columns, window_);
+  }
   auto longest = columns_mask.size(-1);
   auto keys = key_cache.index_select(0, slots).narrow(2, 0, longest);
   auto values = value_cache.index_select(0, slots).narrow(2, 0, longest);
@@ -501,14 +507,15 @@ torch::Tensor TransformerImpl::hidden_states(const torch::Tensor& tokens, const 
 
 torch::Tensor TransformerImpl::hidden_states(const torch::Tensor& tokens, const torch::Tensor& positions,
                                              const torch::Tensor& allowed) {
-  auto time = tokens.size(1);
   auto x = embed(tokens);
   auto dtype = x.scalar_type();
   auto mask = additive_mask(allowed, dtype);
   torch::Tensor local_mask;
+  // The window by positions, not columns: packed completions after a shared prompt sit further
+  // from it in the row than in their sequences.
   if (config_.sliding_window > 0)
-    local_mask = additive_mask(
-      allowed & within_window(time, time, 0, config_.sliding_window, tokens.device()).unsqueeze(0), dtype);
+    local_mask =
+      additive_mask(allowed & ((positions.unsqueeze(2) - positions.unsqueeze(1)) < config_.sliding_window), dtype);
   x = run_layers(
     x, positions, mask, local_mask,
     [&](std::int64_t i, const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,

@@ -52,8 +52,15 @@ Task<std::optional<std::vector<std::int64_t>>> environment_turn(TrainingModel mo
   auto replied = asked;
   replied.push_back({"assistant", "?", {}});
   replied.insert(replied.end(), reply.begin(), reply.end());
-  auto question = co_await model.tokenize_chat(asked, /*add_generation_prompt=*/false, tools);
+  auto question = co_await model.tokenize_chat(asked, /*add_generation_prompt=*/false, tools, enable_thinking);
   auto rendered = co_await model.tokenize_chat(replied, /*add_generation_prompt=*/true, tools, enable_thinking);
+  // The question's turn must be written the same when more follows, up to its last stop token.
+  auto question_end = std::find(question.rbegin(), question.rend(), stop_token).base();
+  if (rendered.size() < static_cast<std::size_t>(question_end - question.begin())
+      || !std::equal(question.begin(), question_end, rendered.begin()))
+    throw Error("model '" + model.name()
+                + "': its chat template does not write a conversation's turns the same when more turns follow; "
+                  "multi-turn episodes need that");
   // The answer's stop token: the first one after those the question's rendering holds.
   auto before = std::count(question.begin(), question.end(), stop_token);
   std::ptrdiff_t seen = 0;

@@ -28,20 +28,27 @@ Rows mixed_rows() {
   return {{a, b, a, c, b, a}, {{20, 21, 22}, {30}, {23}, {40, 41, 42, 43}, {31, 32, 33, 34, 35}, {24, 25}}};
 }
 
+// Also with a sliding window of 3 (Gemma 3's layout): a later completion sits further from the shared
+// prompt in the packed row than in its own, and the window counts positions, not columns.
 TEST(Packing, CompletionsThatShareAPromptAreScoredAsOnTheirOwnRows) {
-  torch::manual_seed(3);
-  Transformer model(test::small_config());
-  auto batch = mixed_rows().batch();
-  auto packed = pack_shared_prompts(batch);
-  ASSERT_TRUE(packed.has_value());
-  EXPECT_EQ(packed->tokens.size(0), 3); // one row per distinct prompt
-  EXPECT_EQ(packed->targets.size(0), 3 + 1 + 1 + 4 + 5 + 2);
+  auto windowed = test::gemma3_config();
+  windowed.sliding_window = 3;
+  for (const auto& config : {test::small_config(), windowed}) {
+    torch::manual_seed(3);
+    Transformer model(config);
+    auto batch = mixed_rows().batch();
+    auto packed = pack_shared_prompts(batch);
+    ASSERT_TRUE(packed.has_value());
+    EXPECT_EQ(packed->tokens.size(0), 3); // one row per distinct prompt
+    EXPECT_EQ(packed->targets.size(0), 3 + 1 + 1 + 4 + 5 + 2);
 
-  auto plain = batch_logprobs(model->forward(batch.tokens, batch.attention_mask), batch);
-  auto shared = completion_logprobs(model, batch);
-  auto mask = batch.completion_mask.to(torch::kFloat32);
-  EXPECT_TRUE(torch::allclose(plain * mask, shared, 1e-5, 1e-5)) << (plain * mask - shared).abs().max();
-  EXPECT_EQ((shared * (1 - mask)).abs().max().item<float>(), 0.0f); // nothing outside the completions
+    auto plain = batch_logprobs(model->forward(batch.tokens, batch.attention_mask), batch);
+    auto shared = completion_logprobs(model, batch);
+    auto mask = batch.completion_mask.to(torch::kFloat32);
+    EXPECT_TRUE(torch::allclose(plain * mask, shared, 1e-5, 1e-5))
+      << config.model_type << ": " << (plain * mask - shared).abs().max();
+    EXPECT_EQ((shared * (1 - mask)).abs().max().item<float>(), 0.0f); // nothing outside the completions
+  }
 }
 
 TEST(Packing, GradientsMatchTheUnpackedRows) {

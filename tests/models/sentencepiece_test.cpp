@@ -32,12 +32,13 @@ json vocabulary() {
     vocab[name] = 3 + b;
   }
   std::int64_t next = 259;
-  for (const auto& token :
-       {kSpace, std::string("a"), std::string("b"), kSpace + "a", std::string("ab"), kSpace + "ab", std::string("aa")})
+  for (const auto& token : {kSpace, std::string("a"), std::string("b"), kSpace + "a", std::string("ab"), kSpace + "ab",
+                            std::string("aa"), std::string("ba"), kSpace + kSpace})
     vocab[token] = next++;
   return vocab;
 }
-constexpr std::int64_t kUnk = 0, kBos = 1, kA = 260, kB = 261, kSpaceA = 262, kAB = 263, kSpaceAB = 264, kAA = 265;
+constexpr std::int64_t kUnk = 0, kBos = 1, kA = 260, kB = 261, kSpaceA = 262, kAB = 263, kSpaceAB = 264, kAA = 265,
+                       kBA = 266, kTwoSpaces = 267;
 
 // Llama 2's tokenizer.json: Prepend and Replace normalisers, no pre-tokenizer, and the decoder chain.
 json llama2_style() {
@@ -117,6 +118,12 @@ TEST(SentencePiece, MetaspacePreTokenizerPrependsAtTheStartAndSplitsWords) {
     {"type", "Metaspace"}, {"replacement", kSpace}, {"prepend_scheme", "first"}, {"split", true}};
   file["decoder"] = {{"type", "Metaspace"}, {"replacement", kSpace}, {"prepend_scheme", "first"}};
   auto tokenizer = load(file, "sp_metaspace");
+  // Decoding, as Hugging Face's library does: the first token written loses its markers, the others
+  // are spaces (a skipped special token is not the first).
+  EXPECT_EQ(tokenizer->decode({kTwoSpaces, kSpaceAB}), " ab");
+  EXPECT_EQ(tokenizer->decode({259, kTwoSpaces, kSpaceAB}), "   ab");
+  EXPECT_EQ(tokenizer->decode({kBos, kSpaceAB, kSpaceAB}, /*skip_special=*/true), "ab ab");
+  EXPECT_EQ(tokenizer->token_text(kSpaceAB), " ab");
   EXPECT_EQ(tokenizer->encode("ab ab"), (std::vector<std::int64_t>{kSpaceAB, kSpaceAB}));
   // "first": only text at the very start gets the space; after <s> it does not.
   EXPECT_EQ(tokenizer->encode("<s>ab"), (std::vector<std::int64_t>{kBos, kAB}));
@@ -136,6 +143,15 @@ TEST(SentencePiece, GemmasNormaliserReplacesSpacesWithoutAddingOne) {
   EXPECT_EQ(tokenizer->decode({kSpaceAB, kAB}), " abab");
 }
 
+// A pair listed twice takes its last rank, as Hugging Face's map of merges does: "b a" (rank 1)
+// then comes before "a a" (ranks 0 and 2).
+TEST(SentencePiece, APairListedTwiceTakesItsLastRank) {
+  auto file = llama2_style();
+  file["normalizer"] = nullptr;
+  file["model"]["merges"] = {"a a", "b a", "a a"};
+  EXPECT_EQ(load(file, "sp_duplicate_merge")->encode("baa"), (std::vector<std::int64_t>{kBA, kA}));
+}
+
 TEST(SentencePiece, WhatCannotBeHonouredIsAnErrorNamingTheKey) {
   auto no_unknown = llama2_style();
   no_unknown["model"]["byte_fallback"] = false;
@@ -148,6 +164,18 @@ TEST(SentencePiece, WhatCannotBeHonouredIsAnErrorNamingTheKey) {
   auto strip_end = llama2_style();
   strip_end["decoder"]["decoders"][3]["stop"] = 1;
   expect_error_containing<chorus::CheckpointError>([&] { load(strip_end, "sp_strip"); }, {"key 'decoder'", "Strip"});
+  auto empty_split = llama2_style();
+  empty_split["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"String", ""}}}, {"behavior", "Isolated"}};
+  expect_error_containing<chorus::CheckpointError>([&] { load(empty_split, "sp_empty_split"); },
+                                                   {"key 'pre_tokenizer.pattern'", "empty string"});
+  auto long_replacement = llama2_style();
+  long_replacement["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "__"}};
+  expect_error_containing<chorus::CheckpointError>([&] { load(long_replacement, "sp_replacement"); },
+                                                   {"key 'pre_tokenizer.replacement'", "one character"});
+  auto wrong_type = llama2_style();
+  wrong_type["pre_tokenizer"] = {{"type", "Metaspace"}, {"split", "yes"}};
+  expect_error_containing<chorus::CheckpointError>([&] { load(wrong_type, "sp_wrong_type"); },
+                                                   {"tokenizer.json", "unexpected JSON"});
   auto scheme = llama2_style();
   scheme["pre_tokenizer"] = {{"type", "Metaspace"}, {"prepend_scheme", "sometimes"}};
   expect_error_containing<chorus::CheckpointError>([&] { load(scheme, "sp_scheme"); },

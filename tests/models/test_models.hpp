@@ -24,28 +24,28 @@ inline ModelConfig small_config(const std::string& type = "qwen2", bool tied = t
   return config;
 }
 
-/// Gemma 3's layout at small_config's size: a sliding window of 8 in every layer but the second (so
-/// that a sequence of a few dozen tokens reaches past it), the sliding layers' own rotary base, a
-/// query scale other than head_dim's.
-inline ModelConfig gemma3_config(bool tied = true, std::int64_t vocab = 97) {
-  auto config = small_config("gemma3_text", tied, vocab);
+/// What Gemma 2 and 3 share, at small_config's size: GeGLU, a query scale other than head_dim's, a
+/// sliding window of 8 in the first layer (so that a sequence of a few dozen tokens reaches past it).
+inline ModelConfig gemma_layout(const std::string& type, bool tied, std::int64_t vocab) {
+  auto config = small_config(type, tied, vocab);
   config.hidden_activation = "gelu_pytorch_tanh";
   config.query_pre_attn_scalar = 24;
   config.sliding_window = 8;
   config.sliding_layers = {true, false};
+  return config;
+}
+
+/// Gemma 3: the sliding layers' own rotary base.
+inline ModelConfig gemma3_config(bool tied = true, std::int64_t vocab = 97) {
+  auto config = gemma_layout("gemma3_text", tied, vocab);
   config.rope_theta = 1000000.0;
   config.rope_local_base_freq = 10000.0;
   return config;
 }
 
-/// Gemma 2's layout at small_config's size: every other layer windowed (8 tokens), caps small enough
-/// for these small weights' scores and logits to reach them.
+/// Gemma 2: caps small enough for these small weights' scores and logits to reach them.
 inline ModelConfig gemma2_config(bool tied = true, std::int64_t vocab = 97) {
-  auto config = small_config("gemma2", tied, vocab);
-  config.hidden_activation = "gelu_pytorch_tanh";
-  config.query_pre_attn_scalar = 24;
-  config.sliding_window = 8;
-  config.sliding_layers = {true, false};
+  auto config = gemma_layout("gemma2", tied, vocab);
   config.attn_logit_softcapping = 0.5;
   config.final_logit_softcapping = 0.2;
   return config;
