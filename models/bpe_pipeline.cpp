@@ -393,6 +393,10 @@ std::unique_ptr<PreTokenizer> PreTokenizer::from_json(const json& pre, Spelling 
 
 // -- decoder ------------------------------------------------------------------
 
+std::string TokenDecoder::text(std::string token, bool first) const {
+  return replace_all(std::move(token), from, first && drop_first_replacements ? std::string() : to);
+}
+
 TokenDecoder TokenDecoder::from_json(const json& decoder, const std::filesystem::path& file) {
   TokenDecoder result;
   auto type = decoder.is_object() ? decoder.value("type", "") : "";

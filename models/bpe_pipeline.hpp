@@ -69,6 +69,10 @@ struct TokenDecoder {
   /// prepend scheme, as Hugging Face's tokenizers library decodes it).
   bool drop_first_replacements = false;
 
+  /// Characters: the text of a token's vocabulary string, each `from` written as `to`, or dropped
+  /// if it is the first token written and drop_first_replacements.
+  std::string text(std::string token, bool first) const;
+
   /// Reads tokenizer.json's `decoder`: ByteLevel, or a Sequence of Replace (of a string), ByteFallback,
   /// Fuse and Strip (of spaces, from the start), or Metaspace.
   /// @throws CheckpointError naming `file` and the key for anything else.

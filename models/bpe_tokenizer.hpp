@@ -5,6 +5,7 @@
 #pragma once
 
 #include "models/bpe_pipeline.hpp"
+#include "models/byte_trie.hpp"
 #include "models/jinja.hpp"
 #include "models/tokenizer.hpp"
 
@@ -80,14 +81,14 @@ public:
 private:
   BpeTokenizer();
 
-  struct AddedTokens;
   // llama31: Llama 3.1's template (3.2's and 3.3's too), with its dated system turn.
   // jinja: any other template, run by the Jinja engine.
   enum class ChatFormat { by_vocabulary, chatml, llama3, llama31, jinja };
 
+  void read(const nlohmann::json& root); // tokenizer.json's object, then tokenizer_config.json
   void read_config(const std::filesystem::path& file);
   void read_post_processor(const nlohmann::json& processor);
-  void index_added_tokens(); // builds added_tokens_ from added_
+  void index_added_tokens(); // builds added_trie_ from added_
   bool generation_prompt_opens_thinking(bool enable_thinking) const;
   std::vector<ChatPiece> render_jinja(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
                                       const std::vector<Tool>& tools, bool enable_thinking) const;
@@ -101,7 +102,7 @@ private:
   // The ids of text between added tokens; `at_start`: it begins the whole input.
   void encode_text(std::string_view text, bool at_start, std::vector<std::int64_t>& ids) const;
   // Whether the added token added_[index] may be read at [at, at + length) of a text.
-  using AddedFilter = std::function<bool(std::int64_t index, std::size_t at, std::size_t length)>;
+  using AddedFilter = std::function<bool(std::size_t index, std::size_t at, std::size_t length)>;
   // The leftmost added token in `text` from `from` on (the longest at a position) that `allowed`
   // accepts (any without it), or null; `at` is where it starts.
   const std::pair<std::string, std::int64_t>* find_added(std::string_view text, std::size_t from, std::size_t& at,
@@ -132,10 +133,10 @@ private:
   std::array<std::int64_t, 256> byte_id_{};                 // byte -> id of its symbol or byte token (-1: none)
   std::vector<std::int16_t> token_byte_;                    // SentencePiece, by id: a byte token's byte, or -1
   std::vector<std::pair<std::string, std::int64_t>> added_; // as the file lists them
-  std::unique_ptr<AddedTokens> added_tokens_;
-  std::vector<bool> added_id_;               // by id: an added token
-  std::vector<bool> special_;                // by id: an added token marked special
-  std::array<std::string, 256> byte_symbol_; // byte -> its UTF-8 symbol
+  ByteTrie<std::optional<std::size_t>> added_trie_; // at each node, the index in added_ of the token ending there
+  std::vector<bool> added_id_;                      // by id: an added token
+  std::vector<bool> special_;                       // by id: an added token marked special
+  std::array<std::string, 256> byte_symbol_;        // byte -> its UTF-8 symbol
   std::unordered_map<std::string, unsigned char> symbol_byte_;
   mutable std::mutex cache_mutex_;
   mutable std::unordered_map<std::string, std::vector<std::int64_t>> cache_;

@@ -6,6 +6,8 @@
 
 #include <chorus/errors.hpp>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <fstream>
 
@@ -15,7 +17,15 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kModelTypes = "\"llama\", \"mistral\", \"qwen2\", \"qwen3\", \"gemma2\" or \"gemma3_text\"";
+// The model types read here, and the list an error message gives of them.
+constexpr std::array<std::string_view, 6> kModelTypes{"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text"};
+
+std::string expected_model_types() {
+  std::string list;
+  for (std::size_t i = 0; i < kModelTypes.size(); ++i)
+    list += (i == 0 ? "\"" : i + 1 == kModelTypes.size() ? " or \"" : ", \"") + std::string(kModelTypes[i]) + "\"";
+  return "expected " + list;
+}
 
 [[noreturn]] void fail(const std::filesystem::path& file, const std::string& key, const std::string& what) {
   throw CheckpointError(file.string() + ": key '" + key + "': " + what);
@@ -288,11 +298,10 @@ ModelConfig ModelConfig::from_json(const json& object, const std::filesystem::pa
     return config;
   }
   if (type == object.end() || !type->is_string())
-    fail(file, "model_type", std::string("missing (expected ") + kModelTypes + ")");
+    fail(file, "model_type", "missing (" + expected_model_types() + ")");
   config.model_type = type->get<std::string>();
-  if (config.model_type != "llama" && config.model_type != "mistral" && config.model_type != "qwen2"
-      && config.model_type != "qwen3" && config.model_type != "gemma2" && config.model_type != "gemma3_text")
-    fail(file, "model_type", "'" + config.model_type + "' is not supported (expected " + kModelTypes + ")");
+  if (std::find(kModelTypes.begin(), kModelTypes.end(), config.model_type) == kModelTypes.end())
+    fail(file, "model_type", "'" + config.model_type + "' is not supported (" + expected_model_types() + ")");
   bool gemma = config.gemma();
   // Gemma 3's multimodal configs leave out what keeps Gemma3TextConfig's default.
   auto gemma_default = [&](std::int64_t value) { return gemma ? std::optional<std::int64_t>(value) : std::nullopt; };

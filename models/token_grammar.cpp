@@ -15,7 +15,7 @@ constexpr std::size_t kMostRememberedStates = 1024;
 
 } // namespace
 
-TokenVocabulary::TokenVocabulary(const Tokenizer& tokenizer) : nodes_(1) {
+TokenVocabulary::TokenVocabulary(const Tokenizer& tokenizer) {
   const auto vocab = tokenizer.vocab_size();
   bytes_.resize(static_cast<std::size_t>(vocab));
   for (std::int64_t id = 0; id < vocab; ++id) {
@@ -27,22 +27,7 @@ TokenVocabulary::TokenVocabulary(const Tokenizer& tokenizer) : nodes_(1) {
     }
     if (text.empty())
       continue;
-    std::uint32_t node = 0;
-    for (char c : text) {
-      auto byte = static_cast<unsigned char>(c);
-      auto& children = nodes_[node].children;
-      auto found =
-        std::find_if(children.begin(), children.end(), [byte](const auto& child) { return child.first == byte; });
-      if (found == children.end()) {
-        auto added = static_cast<std::uint32_t>(nodes_.size());
-        nodes_[node].children.emplace_back(byte, added);
-        nodes_.emplace_back();
-        node = added;
-      } else {
-        node = found->second;
-      }
-    }
-    nodes_[node].tokens.push_back(id);
+    trie_[trie_.insert(text)].value.push_back(id);
     bytes_[static_cast<std::size_t>(id)] = std::move(text);
   }
 }
@@ -89,11 +74,11 @@ struct TokenGrammar::Walk {
 };
 
 void TokenGrammar::walk(Walk& walk, std::uint32_t node, std::uint32_t state) const {
-  for (const auto& [byte, child] : vocabulary_->nodes_[node].children) {
+  for (const auto& [byte, child] : vocabulary_->trie_[node].children) {
     if (!walk.next_bytes[state].test(byte))
       continue;
     auto next = walk.after(state, byte);
-    for (auto token : vocabulary_->nodes_[child].tokens)
+    for (auto token : vocabulary_->trie_[child].value)
       walk.mask[static_cast<std::size_t>(token) / 64] |= std::uint64_t{1} << (static_cast<std::size_t>(token) % 64);
     this->walk(walk, child, next);
   }
@@ -108,7 +93,7 @@ std::shared_ptr<const TokenMask> TokenGrammar::allowed(const GrammarMatcher& sta
   }
   Walk walk;
   walk.mask.assign((static_cast<std::size_t>(vocabulary_->size()) + 63) / 64, 0);
-  this->walk(walk, 0, walk.number(state));
+  this->walk(walk, ByteTrie<std::vector<std::int64_t>>::kRoot, walk.number(state));
   auto mask = std::make_shared<const TokenMask>(std::move(walk.mask));
   std::lock_guard lock(mutex_);
   if (masks_.size() >= kMostRememberedStates)

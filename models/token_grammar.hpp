@@ -5,6 +5,7 @@
 // states (inside a string, between fields) at most steps.
 #pragma once
 
+#include "models/byte_trie.hpp"
 #include "models/grammar.hpp"
 #include "models/tokenizer.hpp"
 
@@ -31,12 +32,8 @@ public:
 
 private:
   friend class TokenGrammar;
-  struct Node {
-    std::vector<std::pair<unsigned char, std::uint32_t>> children; // byte, node
-    std::vector<std::int64_t> tokens;                              // the tokens whose bytes end here
-  };
   std::vector<std::string> bytes_;
-  std::vector<Node> nodes_; // nodes_[0] is the root (no bytes)
+  ByteTrie<std::vector<std::int64_t>> trie_; // at each node, the tokens whose bytes end there
 };
 
 /// The tokens allowed at a state: one bit per token id (a set bit allows it).
