@@ -4,6 +4,7 @@
 // checkpoints (`model.layers.0.self_attn.q_proj.weight`, ...).
 #pragma once
 
+#include "models/attention_masks.hpp"
 #include "models/lora.hpp"
 #include "models/model_config.hpp"
 
@@ -75,13 +76,6 @@ private:
 };
 TORCH_MODULE(RMSNorm);
 
-/// The additive mask [n, 1, 1, longest] of a decode step that gathers its sequences' cache slots:
-/// sequence i reads columns [0, columns[i]] (-inf beyond), longest = max(columns) + 1.
-torch::Tensor decode_mask(const torch::Tensor& columns, torch::ScalarType dtype);
-
-/// `mask` (decode_mask of `columns`) for a sliding-window layer: columns `window` or more before a
-/// sequence's own are -inf too.
-torch::Tensor window_mask(const torch::Tensor& mask, const torch::Tensor& columns, std::int64_t window);
 
 class AttentionImpl : public torch::nn::Module {
 public:
