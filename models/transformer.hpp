@@ -76,7 +76,6 @@ private:
 };
 TORCH_MODULE(RMSNorm);
 
-
 class AttentionImpl : public torch::nn::Module {
 public:
   /// The attention of layer `layer` of `config` (which decides its sliding window).
