@@ -3,8 +3,8 @@
 #include <chorus/dpo.hpp>
 #include <chorus/errors.hpp>
 #include <chorus/gather.hpp>
-#include <chorus/schedule.hpp>
 
+#include "recipes/lr_schedules.hpp"
 #include "recipes/step_callbacks.hpp"
 #include "recipes/tokenized.hpp"
 
@@ -18,11 +18,8 @@ Task<DpoResult> run_dpo(DpoOptions options) {
 
   auto batch_size = static_cast<std::size_t>(options.samples_per_batch);
   auto total_steps = static_cast<std::int64_t>((pairs.size() + batch_size - 1) / batch_size) * options.epochs;
-  LrSchedule schedule{.base_lr = options.lr,
-                      .warmup_steps = options.warmup_steps,
-                      .total_steps = total_steps,
-                      .kind = options.lr_schedule == "constant" ? LrSchedule::Kind::constant : LrSchedule::Kind::cosine,
-                      .min_ratio = options.min_lr_ratio};
+  auto schedule = detail::lr_schedule_of("DPO", options.lr, options.warmup_steps, options.lr_schedule,
+                                         options.min_lr_ratio, total_steps);
   DpoResult result;
   auto checkpoint = co_await StageCheckpoint::open(model, options.stage, total_steps);
   auto progress = [&result] {
@@ -78,8 +75,7 @@ DPO::DPO(DpoOptions options) : options_(std::move(options)) {
     throw ConfigError("DPO: epochs, samples_per_batch and samples_per_mini_batch must be at least 1");
   if (!(options_.beta > 0))
     throw ConfigError("DPO: beta must be > 0");
-  if (options_.lr_schedule != "cosine" && options_.lr_schedule != "constant")
-    throw ConfigError("DPO: lr_schedule must be cosine or constant, got '" + options_.lr_schedule + "'");
+  detail::lr_schedule_of("DPO", options_.lr, options_.warmup_steps, options_.lr_schedule, options_.min_lr_ratio);
 }
 
 Task<DpoResult> DPO::run() const {

@@ -20,11 +20,15 @@ PolicyOptimization shared_fields(const Options& o, const char* algorithm) {
   c.grader = o.grader;
   c.logger = o.logger;
   c.lr = o.lr;
+  c.warmup_steps = o.warmup_steps;
+  c.lr_schedule = o.lr_schedule;
+  c.min_lr_ratio = o.min_lr_ratio;
   c.samples_per_batch = o.samples_per_batch;
   c.samples_per_mini_batch = o.samples_per_mini_batch;
   c.micro_batch_size = o.micro_batch_size;
   c.completions_per_sample = o.completions_per_sample;
   c.max_grad_norm = o.max_grad_norm;
+  c.weight_decay = o.weight_decay;
   c.clip_range = o.clip_range;
   c.clip_range_high = o.clip_range_high;
   c.kl_beta = o.kl_beta;

@@ -6,6 +6,7 @@
 #include <chorus/errors.hpp>
 #include <chorus/gather.hpp>
 
+#include "recipes/lr_schedules.hpp"
 #include "recipes/rollout_pipeline.hpp"
 #include "recipes/step_callbacks.hpp"
 
@@ -53,8 +54,9 @@ void check(const PolicyOptimization& c) {
     fail("samples_per_mini_batch and micro_batch_size must be at least 1");
   if (c.max_steps < 0)
     fail("the step limit must be >= 0");
-  if (!(c.lr >= 0) || !(c.clip_range >= 0) || !(c.kl_beta >= 0))
-    fail("lr, clip_range and kl_beta must be >= 0");
+  lr_schedule_of(c.algorithm, c.lr, c.warmup_steps, c.lr_schedule, c.min_lr_ratio);
+  if (!(c.clip_range >= 0) || !(c.kl_beta >= 0) || !(c.weight_decay >= 0))
+    fail("clip_range, kl_beta and weight_decay must be >= 0");
   if (c.sampling.max_tokens < 1)
     fail("sampling.max_tokens must be at least 1");
   check_overlap(c.algorithm, c.max_staleness, c.group_timeout_s, c.max_rollout_retries, c.max_grading_queue);
@@ -109,6 +111,7 @@ struct PolicyOptimizationRun {
   RolloutPipeline pipeline;
   RlProgress result;
   StageCheckpoint checkpoint;
+  LrSchedule schedule; // over the run's steps, counted from 0
 
   Task<void> train() {
     for (int step = static_cast<int>(checkpoint.step()) + 1; step <= c.max_steps; ++step) {
@@ -167,13 +170,14 @@ struct PolicyOptimizationRun {
     std::vector<TrainReport> reports;
     for (auto& mini_batch : batches_of(shuffled(std::move(samples), c.seed + static_cast<std::uint64_t>(step)),
                                        static_cast<std::size_t>(c.samples_per_mini_batch)))
-      reports.push_back(co_await c.model.train_policy(std::move(mini_batch), train_params(on_policy_version)));
+      reports.push_back(co_await c.model.train_policy(std::move(mini_batch), train_params(step, on_policy_version)));
     co_return reports;
   }
 
-  TrainParams train_params(std::int64_t on_policy_version) const {
-    return {.lr = c.lr,
+  TrainParams train_params(int step, std::int64_t on_policy_version) const {
+    return {.lr = schedule.at(step - 1),
             .max_grad_norm = c.max_grad_norm,
+            .weight_decay = c.weight_decay,
             .micro_batch_size = c.micro_batch_size,
             .clip_range = c.clip_range,
             .clip_range_high = c.clip_range_high,
@@ -195,7 +199,7 @@ struct PolicyOptimizationRun {
                       {"kl", mean_over(reports, &TrainReport::kl)},
                       {"clip_fraction", mean_over(reports, &TrainReport::clip_fraction)},
                       {"grad_norm", mean_over(reports, &TrainReport::grad_norm)},
-                      {"lr", c.lr},
+                      {"lr", mean_over(reports, &TrainReport::lr)},
                       {"tokens_per_s", mean_over(reports, &TrainReport::tokens_per_second)},
                       {"logprob_gap", reports.front().logprob_gap}});
     metrics.insert(metrics.end(),
@@ -243,8 +247,9 @@ Task<RlProgress> run_policy_optimization(PolicyOptimization c) {
     co_return stage.result;
   c.logger.begin_stage(c.stage, c.max_steps);
   auto options = pipeline_options(c);
+  auto schedule = lr_schedule_of(c.algorithm, c.lr, c.warmup_steps, c.lr_schedule, c.min_lr_ratio, c.max_steps);
   PolicyOptimizationRun run{std::move(c), RolloutPipeline(std::move(options), std::move(stage.versions)), stage.result,
-                            std::move(stage.checkpoint)};
+                            std::move(stage.checkpoint), schedule};
   co_await gather(run.pipeline.produce(), run.train());
   co_return run.result;
 }

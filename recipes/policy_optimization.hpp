@@ -53,11 +53,15 @@ struct PolicyOptimization {
   Grader grader;
   MetricsLogger logger;
   double lr = 1e-6;
+  int warmup_steps = 0;
+  std::string lr_schedule = "constant";
+  double min_lr_ratio = 0.0;
   int samples_per_batch = 64;
   int samples_per_mini_batch = 64;
   int micro_batch_size = 8;
   int completions_per_sample = 4;
   double max_grad_norm = 1.0;
+  double weight_decay = 0.0;
   double clip_range = 0.2;
   double clip_range_high = -1.0;
   double kl_beta = 0.0;

@@ -5,9 +5,12 @@
 #include <chorus/gather.hpp>
 #include <chorus/ppo.hpp>
 
+#include "recipes/lr_schedules.hpp"
 #include "recipes/policy_optimization.hpp"
 #include "recipes/rollout_pipeline.hpp"
 #include "recipes/step_callbacks.hpp"
+
+#include <cmath>
 
 namespace chorus {
 
@@ -33,6 +36,10 @@ GaeResult generalized_advantages(const std::vector<double>& rewards, const std::
 namespace {
 
 using detail::mean_of;
+
+LrSchedule lr_schedule_of(const PpoOptions& o, std::int64_t steps) {
+  return detail::lr_schedule_of("PPO", o.lr, o.warmup_steps, o.lr_schedule, o.min_lr_ratio, steps);
+}
 using detail::mean_over;
 
 // The training side of PPO; the rollouts (one per prompt) come from the pipeline, produced concurrently.
@@ -41,6 +48,8 @@ struct PpoRun {
   detail::RolloutPipeline pipeline;
   detail::RlProgress result;
   StageCheckpoint checkpoint;
+  LrSchedule schedule;       // over the run's steps, counted from 0
+  LrSchedule value_schedule; // the separate value model's: value_lr on the same schedule
 
   Task<void> train() {
     for (int step = static_cast<int>(checkpoint.step()) + 1; step <= o.max_num_ppo_steps; ++step) {
@@ -118,8 +127,9 @@ struct PpoRun {
   // ppo_epochs passes of clipped policy + value steps over shuffled mini-batches; a separate value
   // model takes its value step on each mini-batch at the same time as the policy its step.
   Task<std::vector<TrainReport>> train_on(std::vector<TrainSample> samples, int step) {
-    TrainParams params{.lr = o.lr,
+    TrainParams params{.lr = schedule.at(step - 1),
                        .max_grad_norm = o.max_grad_norm,
+                       .weight_decay = o.weight_decay,
                        .micro_batch_size = o.micro_batch_size,
                        .clip_range = o.clip_range,
                        .clip_range_high = o.clip_range_high,
@@ -127,6 +137,8 @@ struct PpoRun {
                        .kl_beta = o.kl_beta,
                        .value_coef = o.value_model ? 0.0 : o.value_coef,
                        .value_clip_range = o.value_clip_range};
+    auto value_params = params;
+    value_params.lr = value_schedule.at(step - 1);
     std::vector<TrainReport> reports;
     for (int pass = 0; pass < o.ppo_epochs; ++pass) {
       auto order = shuffled(samples, o.seed + static_cast<std::uint64_t>(step * 131 + pass));
@@ -136,7 +148,7 @@ struct PpoRun {
           continue;
         }
         auto [policy, value] =
-          co_await gather(o.model.train_ppo(mini_batch, params), o.value_model.train_values(mini_batch, params));
+          co_await gather(o.model.train_ppo(mini_batch, params), o.value_model.train_values(mini_batch, value_params));
         policy.value_loss = value.value_loss;
         reports.push_back(policy);
       }
@@ -156,7 +168,7 @@ struct PpoRun {
                     {"kl", mean_over(reports, &TrainReport::kl)},
                     {"clip_fraction", mean_over(reports, &TrainReport::clip_fraction)},
                     {"grad_norm", mean_over(reports, &TrainReport::grad_norm)},
-                    {"lr", o.lr},
+                    {"lr", mean_over(reports, &TrainReport::lr)},
                     {"tokens_per_s", mean_over(reports, &TrainReport::tokens_per_second)},
                     {"completion_length", mean_of(stats.lengths)},
                     {"policy_version", static_cast<double>(o.model.weight_version())}});
@@ -193,8 +205,12 @@ Task<PpoResult> run_ppo(PpoOptions o) {
     co_return PpoResult{stage.result.steps, stage.result.reward_mean};
   o.logger.begin_stage(o.stage, o.max_num_ppo_steps);
   auto pipeline = ppo_pipeline(o);
-  PpoRun run{std::move(o), detail::RolloutPipeline(std::move(pipeline), std::move(stage.versions)), stage.result,
-             std::move(stage.checkpoint)};
+  auto schedule = lr_schedule_of(o, o.max_num_ppo_steps), value_schedule = schedule;
+  if (o.value_lr >= 0)
+    value_schedule.base_lr = o.value_lr;
+  PpoRun run{std::move(o), detail::RolloutPipeline(std::move(pipeline), std::move(stage.versions)),
+             stage.result, std::move(stage.checkpoint),
+             schedule,     value_schedule};
   co_await gather(run.pipeline.produce(), run.train());
   co_return PpoResult{run.result.steps, run.result.reward_mean};
 }
@@ -212,6 +228,11 @@ PPO::PPO(PpoOptions options) : options_(std::move(options)) {
                       "least 1");
   if (!(options_.gamma >= 0 && options_.gamma <= 1) || !(options_.lambda >= 0 && options_.lambda <= 1))
     throw ConfigError("PPO: gamma and lambda must be in [0, 1]");
+  lr_schedule_of(options_, 1);
+  if (std::isnan(options_.value_lr))
+    throw ConfigError("PPO: value_lr must be a number (< 0: lr)");
+  if (!(options_.weight_decay >= 0))
+    throw ConfigError("PPO: weight_decay must be >= 0");
   detail::check_overlap("PPO", options_.max_staleness, options_.group_timeout_s, options_.max_rollout_retries,
                         options_.max_grading_queue);
 }

@@ -5,8 +5,8 @@
 #include <chorus/errors.hpp>
 #include <chorus/gather.hpp>
 #include <chorus/reward_modelling.hpp>
-#include <chorus/schedule.hpp>
 
+#include "recipes/lr_schedules.hpp"
 #include "recipes/step_callbacks.hpp"
 #include "recipes/tokenized.hpp"
 
@@ -52,11 +52,8 @@ Task<RewardModellingResult> run_reward_modelling(RewardModellingOptions options)
   auto count = by_pairs ? pairs.size() : labelled.size();
   auto batch_size = static_cast<std::size_t>(options.samples_per_batch);
   auto total_steps = static_cast<std::int64_t>((count + batch_size - 1) / batch_size) * options.epochs;
-  LrSchedule schedule{.base_lr = options.lr,
-                      .warmup_steps = options.warmup_steps,
-                      .total_steps = total_steps,
-                      .kind = options.lr_schedule == "constant" ? LrSchedule::Kind::constant : LrSchedule::Kind::cosine,
-                      .min_ratio = options.min_lr_ratio};
+  auto schedule = detail::lr_schedule_of("RewardModelling", options.lr, options.warmup_steps, options.lr_schedule,
+                                         options.min_lr_ratio, total_steps);
   RewardModellingResult result;
   auto checkpoint = co_await StageCheckpoint::open(model, options.stage, total_steps);
   auto progress = [&result] {
@@ -144,12 +141,9 @@ RewardModelling::RewardModelling(RewardModellingOptions options) : options_(std:
     throw ConfigError("RewardModelling: no model (spawn one with ModelBuilder::spawn_scoring)");
   if (o.epochs < 1 || o.samples_per_batch < 1 || o.samples_per_mini_batch < 1)
     throw ConfigError("RewardModelling: epochs, samples_per_batch and samples_per_mini_batch must be at least 1");
-  if (!(o.lr >= 0))
-    throw ConfigError("RewardModelling: lr must be >= 0");
   if (o.eval_every < 0)
     throw ConfigError("RewardModelling: eval_every must be >= 0 (0: at the end only)");
-  if (o.lr_schedule != "cosine" && o.lr_schedule != "constant")
-    throw ConfigError("RewardModelling: lr_schedule must be cosine or constant, got '" + o.lr_schedule + "'");
+  detail::lr_schedule_of("RewardModelling", o.lr, o.warmup_steps, o.lr_schedule, o.min_lr_ratio);
 }
 
 Task<RewardModellingResult> RewardModelling::run() const {

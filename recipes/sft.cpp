@@ -3,9 +3,9 @@
 #include <chorus/checkpoint.hpp>
 #include <chorus/errors.hpp>
 #include <chorus/gather.hpp>
-#include <chorus/schedule.hpp>
 #include <chorus/sft.hpp>
 
+#include "recipes/lr_schedules.hpp"
 #include "recipes/step_callbacks.hpp"
 #include "recipes/tokenized.hpp"
 
@@ -26,11 +26,8 @@ Task<SftResult> run_sft(SftOptions options) {
   auto batch_size = static_cast<std::size_t>(options.samples_per_batch);
   auto steps_per_epoch = static_cast<std::int64_t>((samples.size() + batch_size - 1) / batch_size);
   auto total_steps = steps_per_epoch * options.epochs;
-  LrSchedule schedule{.base_lr = options.lr,
-                      .warmup_steps = options.warmup_steps,
-                      .total_steps = total_steps,
-                      .kind = options.lr_schedule == "constant" ? LrSchedule::Kind::constant : LrSchedule::Kind::cosine,
-                      .min_ratio = options.min_lr_ratio};
+  auto schedule = detail::lr_schedule_of("SFT", options.lr, options.warmup_steps, options.lr_schedule,
+                                         options.min_lr_ratio, total_steps);
   SftResult result;
   result.eval_loss = std::numeric_limits<double>::quiet_NaN();
   auto checkpoint = co_await StageCheckpoint::open(model, options.stage, total_steps);
@@ -90,10 +87,7 @@ SFT::SFT(SftOptions options) : options_(std::move(options)) {
     throw ConfigError("SFT: the dataset is empty");
   if (options_.epochs < 1 || options_.samples_per_batch < 1 || options_.samples_per_mini_batch < 1)
     throw ConfigError("SFT: epochs, samples_per_batch and samples_per_mini_batch must be at least 1");
-  if (!(options_.lr >= 0))
-    throw ConfigError("SFT: lr must be >= 0");
-  if (options_.lr_schedule != "cosine" && options_.lr_schedule != "constant")
-    throw ConfigError("SFT: lr_schedule must be cosine or constant, got '" + options_.lr_schedule + "'");
+  detail::lr_schedule_of("SFT", options_.lr, options_.warmup_steps, options_.lr_schedule, options_.min_lr_ratio);
 }
 
 Task<SftResult> SFT::run() const {

@@ -41,9 +41,9 @@ struct DpoOptions {
   double weight_decay = 0.0;
   /// Optimizer steps of linear warm-up.
   int warmup_steps = 0;
-  /// "cosine" (to lr * min_lr_ratio) or "constant".
+  /// "cosine" or "linear" (decays to lr * min_lr_ratio over the run), or "constant".
   std::string lr_schedule = "cosine";
-  /// The cosine schedule's final rate, as a fraction of lr.
+  /// The decay's floor, as a fraction of lr.
   double min_lr_ratio = 0.1;
   /// Seeds the order of the pairs in each epoch.
   std::uint64_t seed = 0;

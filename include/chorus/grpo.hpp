@@ -26,9 +26,10 @@ namespace chorus {
 /// Options of GRPO (and of ENVGRPO).
 ///
 /// GRPO, GSPO and PPO declare the fields they share in one order, which designated initialisers
-/// must follow: dataset, model, grader, logger; lr, samples_per_batch, samples_per_mini_batch,
-/// micro_batch_size, completions_per_sample (not PPO: one completion per prompt); max_grad_norm,
-/// clip_range, clip_range_high, kl_beta, reset_reference; then the algorithm's own fields;
+/// must follow: dataset, model, grader, logger; lr, warmup_steps, lr_schedule, min_lr_ratio,
+/// samples_per_batch, samples_per_mini_batch, micro_batch_size, completions_per_sample (not PPO: one
+/// completion per prompt); max_grad_norm, weight_decay, clip_range, clip_range_high, kl_beta,
+/// reset_reference; then the algorithm's own fields;
 /// then max_num_<algorithm>_steps, max_staleness, group_timeout_s, max_rollout_retries,
 /// max_grading_queue, sampling, seed, stage.
 struct GrpoOptions {
@@ -40,8 +41,15 @@ struct GrpoOptions {
   Grader grader;
   /// Where each step's metrics go (e.g. ctx.logger()).
   MetricsLogger logger;
-  /// The learning rate, constant over the run.
+  /// The peak learning rate (see lr_schedule).
   double lr = 1e-6;
+  /// Steps of linear warm-up to lr (a step's optimizer updates all take the step's rate).
+  int warmup_steps = 0;
+  /// After the warm-up: "constant" (lr held), or a decay to lr * min_lr_ratio over the run's steps
+  /// along a "cosine" or a "linear" one.
+  std::string lr_schedule = "constant";
+  /// The decay's floor, as a fraction of lr.
+  double min_lr_ratio = 0.0;
   /// Completions per step (prompts per step = samples_per_batch / completions_per_sample).
   int samples_per_batch = 64;
   /// Completions per optimizer step: a step takes samples_per_batch / samples_per_mini_batch updates.
@@ -52,6 +60,8 @@ struct GrpoOptions {
   int completions_per_sample = 4;
   /// Clip the gradient's global norm to this (<= 0: no clipping).
   double max_grad_norm = 1.0;
+  /// AdamW weight decay of matrices and embeddings.
+  double weight_decay = 0.0;
   /// The ratio is clipped to [1 - clip_range, 1 + clip_range_high] (clip_range_high < 0: clip_range).
   double clip_range = 0.2;
   /// The upper clip range (see clip_range).

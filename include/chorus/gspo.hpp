@@ -25,8 +25,15 @@ struct GspoOptions {
   Grader grader;
   /// Where each step's metrics go (e.g. ctx.logger()).
   MetricsLogger logger;
-  /// The learning rate, constant over the run.
+  /// The peak learning rate (see lr_schedule).
   double lr = 5e-7;
+  /// Steps of linear warm-up to lr (a step's optimizer updates all take the step's rate).
+  int warmup_steps = 0;
+  /// After the warm-up: "constant" (lr held), or a decay to lr * min_lr_ratio over the run's steps
+  /// along a "cosine" or a "linear" one.
+  std::string lr_schedule = "constant";
+  /// The decay's floor, as a fraction of lr.
+  double min_lr_ratio = 0.0;
   /// Completions per step (prompts per step = samples_per_batch / completions_per_sample).
   int samples_per_batch = 256;
   /// Completions per optimizer step.
@@ -37,6 +44,8 @@ struct GspoOptions {
   int completions_per_sample = 4;
   /// Clip the gradient's global norm to this (<= 0: no clipping).
   double max_grad_norm = 1.0;
+  /// AdamW weight decay of matrices and embeddings.
+  double weight_decay = 0.0;
   /// The sequence ratio is clipped to [1 - clip_range, 1 + clip_range_high].
   double clip_range = 0.2;
   /// The upper clip range when it differs (negative: clip_range).

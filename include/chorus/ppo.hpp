@@ -51,8 +51,15 @@ struct PpoOptions {
   Grader grader;
   /// Where each step's metrics go (e.g. ctx.logger()).
   MetricsLogger logger;
-  /// The learning rate, constant over the run.
+  /// The peak learning rate (see lr_schedule).
   double lr = 1e-6;
+  /// Steps of linear warm-up to lr (a step's optimizer updates all take the step's rate).
+  int warmup_steps = 0;
+  /// After the warm-up: "constant" (lr held), or a decay to lr * min_lr_ratio over the run's steps
+  /// along a "cosine" or a "linear" one.
+  std::string lr_schedule = "constant";
+  /// The decay's floor, as a fraction of lr.
+  double min_lr_ratio = 0.0;
   /// Prompts per step (one completion each).
   int samples_per_batch = 64;
   /// Completions per optimizer step.
@@ -61,6 +68,8 @@ struct PpoOptions {
   int micro_batch_size = 8;
   /// Clip the gradient's global norm to this (<= 0: no clipping).
   double max_grad_norm = 1.0;
+  /// AdamW weight decay of matrices and embeddings.
+  double weight_decay = 0.0;
   /// The ratio is clipped to [1 - clip_range, 1 + clip_range_high].
   double clip_range = 0.2;
   /// The upper clip range when it differs (DAPO's clip-higher; negative: clip_range).
@@ -77,8 +86,11 @@ struct PpoOptions {
   double lambda = 0.95;
   /// The clip range of the value update.
   double value_clip_range = 0.2;
-  /// Weight of the value loss.
+  /// Weight of the value loss (the policy's own value head).
   double value_coef = 0.5;
+  /// The peak learning rate of a separate value_model, on the policy's schedule (< 0: lr). Value
+  /// models often learn faster than the policy may.
+  double value_lr = -1.0;
   /// Normalise the batch's advantages to mean 0 and std 1 (standard in PPO implementations).
   bool whiten_advantages = true;
   /// Steps in the run.

@@ -40,9 +40,9 @@ struct SftOptions {
   double weight_decay = 0.0;
   /// Optimizer steps of linear warm-up.
   int warmup_steps = 0;
-  /// "cosine" (decays to lr * min_lr_ratio over the run) or "constant".
+  /// "cosine" or "linear" (decays to lr * min_lr_ratio over the run), or "constant".
   std::string lr_schedule = "cosine";
-  /// The cosine schedule's final rate, as a fraction of lr.
+  /// The decay's floor, as a fraction of lr.
   double min_lr_ratio = 0.1;
   /// Held-out demonstrations: their loss is measured after each epoch (none if empty).
   std::vector<Completion> eval_dataset;

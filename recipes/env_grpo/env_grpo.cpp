@@ -10,8 +10,12 @@ struct EnvGrpoConfig {
   Dataset<Prompt> dataset;
   // The model to train: builtin:tiny or the path of a Hugging Face model folder.
   ModelRef model;
-  // The learning rate.
+  // The peak learning rate.
   double lr = 1e-6;
+  // Steps of linear learning-rate warm-up.
+  int warmup_steps = 0;
+  // After the warm-up: constant, or a decay to zero over the run along a cosine or a linear one.
+  std::string lr_schedule = "constant";
   // Episodes per step (games per step: samples_per_batch / completions_per_sample).
   int samples_per_batch = 32;
   // The group size: episodes played from each game.
@@ -31,8 +35,8 @@ struct EnvGrpoConfig {
   // LoRA adapters trained instead of every weight: lora.r > 0 (e.g. --set lora.r=16); 0: full fine-tuning.
   LoraOptions lora;
 };
-CHORUS_CONFIG(EnvGrpoConfig, dataset, model, lr, samples_per_batch, completions_per_sample, max_turns,
-              max_num_grpo_steps, max_staleness, max_tokens, seed, device, lora)
+CHORUS_CONFIG(EnvGrpoConfig, dataset, model, lr, warmup_steps, lr_schedule, samples_per_batch, completions_per_sample,
+              max_turns, max_num_grpo_steps, max_staleness, max_tokens, seed, device, lora)
 
 // The environment: one instance per episode.
 class GuessTheNumber : public Environment {
@@ -71,6 +75,8 @@ Task<void> env_grpo(EnvGrpoConfig config, RecipeContext& ctx) {
                                   .model = model,
                                   .logger = ctx.logger(),
                                   .lr = config.lr,
+                                  .warmup_steps = config.warmup_steps,
+                                  .lr_schedule = config.lr_schedule,
                                   .samples_per_batch = config.samples_per_batch,
                                   .completions_per_sample = config.completions_per_sample,
                                   .max_num_grpo_steps = config.max_num_grpo_steps,

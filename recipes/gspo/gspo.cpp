@@ -11,8 +11,12 @@ struct GspoConfig {
   ModelRef model;
   // Where the answer is in a completion: a regex whose first group is compared with "answer".
   std::string answer_pattern = "(-?[0-9]+)";
-  // The learning rate.
+  // The peak learning rate.
   double lr = 5e-7;
+  // Steps of linear learning-rate warm-up.
+  int warmup_steps = 0;
+  // After the warm-up: constant, or a decay to zero over the run along a cosine or a linear one.
+  std::string lr_schedule = "constant";
   // Completions per step (prompts per step: samples_per_batch / completions_per_sample).
   int samples_per_batch = 64;
   // Completions per optimizer step: a step takes samples_per_batch / samples_per_mini_batch updates.
@@ -38,9 +42,9 @@ struct GspoConfig {
   // LoRA adapters trained instead of every weight: lora.r > 0 (e.g. --set lora.r=16); 0: full fine-tuning.
   LoraOptions lora;
 };
-CHORUS_CONFIG(GspoConfig, dataset, model, answer_pattern, lr, samples_per_batch, samples_per_mini_batch,
-              completions_per_sample, clip_range, kl_beta, max_num_gspo_steps, max_staleness, max_tokens, temperature,
-              seed, device, lora)
+CHORUS_CONFIG(GspoConfig, dataset, model, answer_pattern, lr, warmup_steps, lr_schedule, samples_per_batch,
+              samples_per_mini_batch, completions_per_sample, clip_range, kl_beta, max_num_gspo_steps, max_staleness,
+              max_tokens, temperature, seed, device, lora)
 
 Task<void> gspo(GspoConfig config, RecipeContext& ctx) {
   auto builder = co_await config.model.to_builder(ctx, {.device = config.device, .adapter = config.lora});
@@ -53,6 +57,8 @@ Task<void> gspo(GspoConfig config, RecipeContext& ctx) {
                                .grader = correct,
                                .logger = ctx.logger(),
                                .lr = config.lr,
+                               .warmup_steps = config.warmup_steps,
+                               .lr_schedule = config.lr_schedule,
                                .samples_per_batch = config.samples_per_batch,
                                .samples_per_mini_batch = config.samples_per_mini_batch,
                                .completions_per_sample = config.completions_per_sample,

@@ -13,6 +13,10 @@ struct PpoConfig {
   std::string answer_pattern = "(-?[0-9]+)";
   // The learning rate (of the policy and its value head).
   double lr = 1e-6;
+  // Steps of linear learning-rate warm-up.
+  int warmup_steps = 0;
+  // After the warm-up: constant, or a decay to zero over the run along a cosine or a linear one.
+  std::string lr_schedule = "constant";
   // Prompts per step, one completion each.
   int samples_per_batch = 64;
   // Completions per optimizer step.
@@ -38,8 +42,9 @@ struct PpoConfig {
   // LoRA adapters trained instead of every weight: lora.r > 0 (e.g. --set lora.r=16); 0: full fine-tuning.
   LoraOptions lora;
 };
-CHORUS_CONFIG(PpoConfig, dataset, model, answer_pattern, lr, samples_per_batch, samples_per_mini_batch, ppo_epochs,
-              gamma, lambda, kl_beta, max_num_ppo_steps, max_staleness, max_tokens, seed, device, lora)
+CHORUS_CONFIG(PpoConfig, dataset, model, answer_pattern, lr, warmup_steps, lr_schedule, samples_per_batch,
+              samples_per_mini_batch, ppo_epochs, gamma, lambda, kl_beta, max_num_ppo_steps, max_staleness, max_tokens,
+              seed, device, lora)
 
 Task<void> ppo(PpoConfig config, RecipeContext& ctx) {
   auto builder = co_await config.model.to_builder(ctx, {.device = config.device, .adapter = config.lora});
@@ -52,6 +57,8 @@ Task<void> ppo(PpoConfig config, RecipeContext& ctx) {
                               .grader = correct,
                               .logger = ctx.logger(),
                               .lr = config.lr,
+                              .warmup_steps = config.warmup_steps,
+                              .lr_schedule = config.lr_schedule,
                               .samples_per_batch = config.samples_per_batch,
                               .samples_per_mini_batch = config.samples_per_mini_batch,
                               .kl_beta = config.kl_beta,

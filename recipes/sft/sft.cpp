@@ -9,7 +9,7 @@ struct SftConfig {
   Dataset<Completion> dataset;
   // The model to train: builtin:tiny or the path of a Hugging Face model folder.
   ModelRef model;
-  // The peak learning rate (linear warm-up, then cosine decay to a tenth of it).
+  // The peak learning rate.
   double lr = 1e-5;
   // Passes over the training demonstrations.
   int epochs = 1;
@@ -19,6 +19,8 @@ struct SftConfig {
   int samples_per_mini_batch = 8;
   // Optimizer steps of linear learning-rate warm-up.
   int warmup_steps = 0;
+  // After the warm-up: a decay to a tenth of lr along a cosine or a linear one, or constant.
+  std::string lr_schedule = "cosine";
   // AdamW's decoupled weight decay.
   double weight_decay = 0.0;
   // Share of the demonstrations held out; their loss is measured after each epoch.
@@ -31,7 +33,7 @@ struct SftConfig {
   LoraOptions lora;
 };
 CHORUS_CONFIG(SftConfig, dataset, model, lr, epochs, samples_per_batch, samples_per_mini_batch, warmup_steps,
-              weight_decay, eval_fraction, seed, device, lora)
+              lr_schedule, weight_decay, eval_fraction, seed, device, lora)
 
 Task<void> sft(SftConfig config, RecipeContext& ctx) {
   auto builder = co_await config.model.to_builder(ctx, {.device = config.device, .adapter = config.lora});
@@ -46,6 +48,7 @@ Task<void> sft(SftConfig config, RecipeContext& ctx) {
                               .samples_per_mini_batch = config.samples_per_mini_batch,
                               .weight_decay = config.weight_decay,
                               .warmup_steps = config.warmup_steps,
+                              .lr_schedule = config.lr_schedule,
                               .eval_dataset = eval,
                               .seed = config.seed})
                   .run();

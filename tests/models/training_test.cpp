@@ -211,6 +211,24 @@ TEST(Schedule, WarmupThenCosineByHand) {
   EXPECT_NEAR(floor.at(10), 0.1, 1e-12);
 }
 
+TEST(Schedule, WarmupThenLinearByHand) {
+  // Hugging Face's linear schedule: the rate falls by the same amount each step after the warm-up.
+  LrSchedule schedule{.base_lr = 2.0, .warmup_steps = 2, .total_steps = 6, .kind = LrSchedule::Kind::linear};
+  std::vector<double> rates;
+  for (int step = 0; step < 7; ++step)
+    rates.push_back(schedule.at(step));
+  std::vector<double> expected{1.0, 2.0, 2.0, 1.5, 1.0, 0.5, 0.0};
+  for (std::size_t i = 0; i < rates.size(); ++i)
+    EXPECT_NEAR(rates[i], expected[i], 1e-12) << "step " << i;
+  LrSchedule floor{.base_lr = 1.0, .total_steps = 4, .kind = LrSchedule::Kind::linear, .min_ratio = 0.2};
+  EXPECT_NEAR(floor.at(2), 0.6, 1e-12);
+  EXPECT_NEAR(floor.at(100), 0.2, 1e-12);
+  EXPECT_EQ(LrSchedule::kind_named("linear"), LrSchedule::Kind::linear);
+  EXPECT_EQ(LrSchedule::kind_named("cosine"), LrSchedule::Kind::cosine);
+  EXPECT_EQ(LrSchedule::kind_named("constant"), LrSchedule::Kind::constant);
+  EXPECT_FALSE(LrSchedule::kind_named("Linear").has_value());
+}
+
 ModelConfig small() {
   auto config = test::small_config("qwen2", /*tied=*/false, /*vocab=*/50);
   config.num_hidden_layers = 1;

@@ -131,6 +131,38 @@ TEST_F(Algorithms, GspoRaisesTheReward) {
   }());
 }
 
+// The RL loops follow a learning-rate schedule over their steps, as SFT over its optimizer steps:
+// here two steps of warm-up, then a linear decay to zero at the run's end; each step's two optimizer
+// updates take that step's rate, and the metrics report the rate the trainer applied.
+TEST_F(Algorithms, RlStepsFollowTheLearningRateSchedule) {
+  auto jsonl = std::filesystem::path(::testing::TempDir()) / "rl_schedule_metrics.jsonl";
+  std::filesystem::remove(jsonl);
+  runtime_.run([&]() -> Task<void> {
+    auto model = co_await tiny_model();
+    co_await GRPO({.dataset = x_task_prompts(),
+                   .model = model,
+                   .grader = FunctionGrader("x", share_of_x),
+                   .logger = MetricsLogger({.jsonl = jsonl}),
+                   .lr = 1e-3,
+                   .warmup_steps = 2,
+                   .lr_schedule = "linear",
+                   .samples_per_batch = 8,
+                   .samples_per_mini_batch = 4,
+                   .completions_per_sample = 4,
+                   .max_num_grpo_steps = 4,
+                   .sampling = {.temperature = 1.0, .max_tokens = 4}})
+      .run();
+  }());
+  std::ifstream in(jsonl);
+  std::vector<double> rates;
+  for (std::string line; std::getline(in, line);)
+    rates.push_back(Json::parse(line).at("lr").get<double>());
+  ASSERT_EQ(rates.size(), 4u);
+  std::vector<double> expected{5e-4, 1e-3, 1e-3, 5e-4};
+  for (std::size_t i = 0; i < rates.size(); ++i)
+    EXPECT_NEAR(rates[i], expected[i], 1e-12) << "step " << i + 1;
+}
+
 // A grader that cannot grade a sample (a judge's NA) leaves it out of the reward, the advantages and
 // the loss: here every completion without an 'x' is ignored, so the graded ones all score above 0 and
 // the step's mean reward counts them only; the metrics count the ignored ones.
@@ -348,4 +380,29 @@ TEST(AlgorithmOptions, BadOptionsAreConfigErrors) {
                ConfigError);
   EXPECT_THROW(GRPO({.dataset = x_task_prompts(), .grader = FunctionGrader("x", share_of_x), .max_grading_queue = -1}),
                ConfigError);
+  // The learning-rate schedule, checked the same way by every algorithm, naming the option.
+  auto expect_schedule_error = [](auto make, const std::string& words) {
+    try {
+      make();
+      ADD_FAILURE() << "no error for " << words;
+    } catch (const ConfigError& error) {
+      EXPECT_NE(std::string(error.what()).find(words), std::string::npos) << error.what();
+    }
+  };
+  auto x = FunctionGrader("x", share_of_x);
+  expect_schedule_error([&] { GRPO({.dataset = x_task_prompts(), .grader = x, .lr_schedule = "step"}); },
+                        "GRPO: lr_schedule must be constant, cosine or linear, got 'step'");
+  expect_schedule_error([&] { GSPO({.dataset = x_task_prompts(), .grader = x, .warmup_steps = -1}); },
+                        "GSPO: warmup_steps must be >= 0");
+  expect_schedule_error([&] { PPO({.dataset = x_task_prompts(), .grader = x, .min_lr_ratio = 2}); },
+                        "PPO: min_lr_ratio must be in [0, 1]");
+  expect_schedule_error([&] { PPO({.dataset = x_task_prompts(), .grader = x, .lr = -1}); }, "PPO: lr must be >= 0");
+  expect_schedule_error([&] { PPO({.dataset = x_task_prompts(), .grader = x, .value_lr = std::nan("")}); },
+                        "PPO: value_lr");
+  expect_schedule_error([&] { GRPO({.dataset = x_task_prompts(), .grader = x, .weight_decay = -0.1}); },
+                        "weight_decay must be >= 0");
+  expect_schedule_error([&] { SFT({.dataset = {{{{"user", "a"}}, "b", Json::object()}}, .lr_schedule = "step"}); },
+                        "SFT: lr_schedule must be constant, cosine or linear");
+  expect_schedule_error([&] { DPO({.dataset = {{{{"user", "a"}}, "b", "c", Json::object()}}, .min_lr_ratio = -0.5}); },
+                        "DPO: min_lr_ratio must be in [0, 1]");
 }

@@ -18,10 +18,14 @@ Options every_shared_field() {
                  .grader = FunctionGrader("x", [](const Sample&) { return 1.0; }),
                  .logger = MetricsLogger(),
                  .lr = 1e-3,
+                 .warmup_steps = 3,
+                 .lr_schedule = "linear",
+                 .min_lr_ratio = 0.25,
                  .samples_per_batch = 8,
                  .samples_per_mini_batch = 4,
                  .micro_batch_size = 2,
                  .max_grad_norm = 0.5,
+                 .weight_decay = 0.05,
                  .clip_range = 0.1,
                  .clip_range_high = 0.3,
                  .kl_beta = 0.01,
@@ -40,11 +44,13 @@ Options every_shared_field() {
 template <class Options>
 Options every_group_field() {
   return Options{.lr = 1e-3,
+                 .warmup_steps = 3,
                  .samples_per_batch = 8,
                  .samples_per_mini_batch = 4,
                  .micro_batch_size = 2,
                  .completions_per_sample = 4,
                  .max_grad_norm = 0.5,
+                 .weight_decay = 0.05,
                  .clip_range = 0.1,
                  .clip_range_high = 0.3,
                  .kl_beta = 0.01,
@@ -58,10 +64,14 @@ void expect_shared_fields(const Options& options) {
   EXPECT_EQ(options.dataset.size(), 1u);
   EXPECT_TRUE(options.grader);
   EXPECT_EQ(options.lr, 1e-3);
+  EXPECT_EQ(options.warmup_steps, 3);
+  EXPECT_EQ(options.lr_schedule, "linear");
+  EXPECT_EQ(options.min_lr_ratio, 0.25);
   EXPECT_EQ(options.samples_per_batch, 8);
   EXPECT_EQ(options.samples_per_mini_batch, 4);
   EXPECT_EQ(options.micro_batch_size, 2);
   EXPECT_EQ(options.max_grad_norm, 0.5);
+  EXPECT_EQ(options.weight_decay, 0.05);
   EXPECT_EQ(options.clip_range, 0.1);
   EXPECT_EQ(options.clip_range_high, 0.3);
   EXPECT_EQ(options.kl_beta, 0.01);

@@ -147,6 +147,24 @@ TEST_F(RewardModels, PpoTrainsASeparateValueModelAlongsideThePolicy) {
     EXPECT_EQ(policy.weight_version(), 4);
     auto after = co_await value_model.values({probe});
     EXPECT_NE(after.front().front(), before.front().front());
+
+    // value_lr sets the value model's rate apart from the policy's: at 0 its estimates stay put
+    // while the policy goes on learning.
+    co_await PPO({.dataset = test::x_task_prompts(),
+                  .model = policy,
+                  .value_model = value_model,
+                  .grader = FunctionGrader("x", test::share_of_x),
+                  .lr = 1e-3,
+                  .samples_per_batch = 16,
+                  .samples_per_mini_batch = 8,
+                  .value_lr = 0.0,
+                  .max_num_ppo_steps = 1,
+                  .sampling = {.temperature = 1.0, .max_tokens = 8},
+                  .stage = "ppo_value_lr_0"})
+      .run();
+    EXPECT_EQ(policy.weight_version(), 6);
+    auto frozen = co_await value_model.values({probe});
+    EXPECT_EQ(frozen.front(), after.front());
   }());
 }
 
