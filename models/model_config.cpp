@@ -18,7 +18,8 @@ namespace {
 using nlohmann::json;
 
 // The model types read here, and the list an error message gives of them.
-constexpr std::array<std::string_view, 6> kModelTypes{"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text"};
+constexpr std::array<std::string_view, 8> kModelTypes{"llama",  "mistral",     "qwen2", "qwen3",
+                                                      "gemma2", "gemma3_text", "olmo2", "olmo3"};
 
 std::string expected_model_types() {
   std::string list;
@@ -240,6 +241,16 @@ void read_gemma(const json& object, const std::filesystem::path& file, ModelConf
     fail(file, "use_bidirectional_attention", "bidirectional attention (an embedding model) is not supported");
 }
 
+// OLMo 3's keys: its window over three layers of every four (Olmo3Config's defaults), and its rotary
+// embedding, whose scaling (YaRN in the long-context models) applies to the full-attention layers
+// only: the sliding ones turn by rope_theta unscaled.
+void read_olmo3(const json& object, const std::filesystem::path& file, ModelConfig& config) {
+  config.sliding_window = read_int(object, "sliding_window", file, 4096);
+  config.sliding_layers = read_sliding_layers(object, file, config.num_hidden_layers, 4);
+  if (config.rope_scaling.type != "default")
+    config.rope_local_base_freq = config.rope_theta;
+}
+
 json rope_scaling_json(const RopeScaling& rope) {
   json object{{"rope_type", rope.type}, {"factor", rope.factor}};
   if (rope.type == "llama3" || rope.type == "yarn")
@@ -270,6 +281,8 @@ std::string ModelConfig::architecture() const {
                        : model_type == "mistral"     ? "Mistral"
                        : model_type == "gemma3_text" ? "Gemma3"
                        : model_type == "gemma2"      ? "Gemma2"
+                       : model_type == "olmo2"       ? "Olmo2"
+                       : model_type == "olmo3"       ? "Olmo3"
                                                      : "Llama")
     + (num_labels > 0 ? "ForSequenceClassification" : "ForCausalLM");
 }
@@ -320,11 +333,13 @@ ModelConfig ModelConfig::from_json(const json& object, const std::filesystem::pa
                                             gemma2    ? 8192
                                               : gemma ? 131072
                                                       : 2048);
-  config.rms_norm_eps = read_number(object, "rms_norm_eps", file, 1e-6);
+  config.rms_norm_eps = read_number(object, "rms_norm_eps", file, config.olmo() ? 1e-5 : 1e-6);
   if (gemma)
     read_gemma(object, file, config);
   else
     read_rope(object, file, config);
+  if (config.model_type == "olmo3")
+    read_olmo3(object, file, config);
   config.attention_bias = config.model_type == "qwen2" || read_bool(object, "attention_bias", file, false);
   config.tie_word_embeddings = read_bool(object, "tie_word_embeddings", file, gemma);
   // transformers 5 writes the storage dtype as "dtype".
@@ -442,13 +457,17 @@ json ModelConfig::to_json() const {
     object["attention_bias"] = attention_bias;
   if (model_type == "mistral")
     object["sliding_window"] = sliding_window > 0 ? json(sliding_window) : json(nullptr);
+  if (model_type == "olmo3")
+    object["sliding_window"] = sliding_window;
+  if (gemma() || model_type == "olmo3") {
+    object["layer_types"] = json::array();
+    for (std::int64_t i = 0; i < num_hidden_layers; ++i)
+      object["layer_types"].push_back(sliding(i) ? "sliding_attention" : "full_attention");
+  }
   if (gemma()) {
     object["hidden_activation"] = hidden_activation;
     object["query_pre_attn_scalar"] = query_pre_attn_scalar;
     object["sliding_window"] = sliding_window;
-    object["layer_types"] = json::array();
-    for (std::int64_t i = 0; i < num_hidden_layers; ++i)
-      object["layer_types"].push_back(sliding(i) ? "sliding_attention" : "full_attention");
     if (model_type == "gemma3_text")
       object["rope_local_base_freq"] = rope_local_base_freq;
     object["attn_logit_softcapping"] = attn_logit_softcapping > 0 ? json(attn_logit_softcapping) : json(nullptr);

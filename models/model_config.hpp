@@ -1,5 +1,5 @@
 // ModelConfig: the architecture of a decoder-only transformer of the Llama / Qwen2 / Qwen3 / Mistral /
-// Gemma 3 families, read from and written to a Hugging Face `config.json` with the same keys, so that
+// Gemma 2 and 3 / OLMo 2 and 3 families, read from and written to a Hugging Face `config.json` with the same keys, so that
 // folders round-trip.
 #pragma once
 
@@ -41,7 +41,10 @@ struct ModelConfig {
   /// attention and the MLP, norms that scale by 1 + weight, embeddings scaled by sqrt(hidden_size),
   /// GeGLU, every other layer windowed, soft-capped scores and logits) or "gemma3_text" (Gemma 3:
   /// Gemma 2's layout without soft-capping, with qwen3's head norms and sliding layers with their
-  /// own rotary base).
+  /// own rotary base), "olmo2" (OLMo 2: no norm before the attention or the MLP, one after each,
+  /// before the residual sum, and an RMSNorm over all query heads together and one over all key
+  /// heads, before the rotary embedding) or "olmo3" (OLMo 3: OLMo 2's layout, three layers of every
+  /// four windowed, rope_scaling in the full-attention layers only).
   std::string model_type = "llama";
   std::int64_t vocab_size = 0;
   std::int64_t hidden_size = 0;
@@ -74,7 +77,8 @@ struct ModelConfig {
   std::int64_t sliding_window = 0;
   std::vector<bool> sliding_layers;
   /// The rotary base of the sliding layers, which take no rope_scaling (Gemma 3's
-  /// rope_local_base_freq). 0: the same rotary embedding as the other layers.
+  /// rope_local_base_freq; OLMo 3's rope_theta when it scales). 0: the same rotary embedding as the
+  /// other layers.
   double rope_local_base_freq = 0;
   /// Gemma 2's soft-capping: attention scores become c tanh(s / c) with c = attn_logit_softcapping
   /// (before the mask and softmax), the output logits likewise with final_logit_softcapping. 0: none.
@@ -92,6 +96,12 @@ struct ModelConfig {
   /// Whether each query and key head is normalised before the rotary embedding (Qwen3, Gemma 3).
   bool qk_norm() const noexcept {
     return model_type == "qwen3" || model_type == "gemma3_text";
+  }
+
+  /// OLMo 2's and 3's layout: a norm after the attention and after the MLP (none before them), and
+  /// the queries and keys normalised across all their heads at once before the rotary embedding.
+  bool olmo() const noexcept {
+    return model_type == "olmo2" || model_type == "olmo3";
   }
 
   /// Gemma 2's and 3's layout: embeddings scaled by sqrt(hidden_size), RMSNorms that scale by

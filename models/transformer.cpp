@@ -107,19 +107,22 @@ torch::Tensor adapted_linear(const torch::Tensor& x, FusedParameter& fused, cons
 
 // -- RMSNorm ------------------------------------------------------------------
 
-RMSNormImpl::RMSNormImpl(std::int64_t dim, double eps, bool unit_offset) : eps_(eps), unit_offset_(unit_offset) {
-  weight = register_parameter("weight", unit_offset ? torch::zeros({dim}) : torch::ones({dim}));
+NormScale norm_scale(const ModelConfig& config) {
+  return config.gemma() ? NormScale::one_plus_weight : config.olmo() ? NormScale::weight_in_fp32 : NormScale::weight;
+}
+
+RMSNormImpl::RMSNormImpl(std::int64_t dim, double eps, NormScale scale) : eps_(eps), scale_(scale) {
+  weight = register_parameter("weight", scale == NormScale::one_plus_weight ? torch::zeros({dim}) : torch::ones({dim}));
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
-  if (!unit_offset_)
-    return rms_norm(x, weight, eps_);
-  // Gemma multiplies by 1 + weight in fp32 and rounds once, at the end.
-  if (x.scalar_type() == torch::kFloat32)
-    return rms_norm(x, weight + 1, eps_);
+  bool offset = scale_ == NormScale::one_plus_weight;
+  if (scale_ == NormScale::weight || x.scalar_type() == torch::kFloat32)
+    return rms_norm(x, offset ? weight + 1 : weight, eps_);
+  // Gemma and OLMo multiply by the weight in fp32 and round once, at the end.
   auto x32 = x.to(torch::kFloat32);
-  return (x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps_) * (weight.to(torch::kFloat32) + 1))
-    .to(x.scalar_type());
+  auto weight32 = offset ? weight.to(torch::kFloat32) + 1 : weight.to(torch::kFloat32);
+  return (x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps_) * weight32).to(x.scalar_type());
 }
 
 // -- attention ----------------------------------------------------------------
@@ -133,8 +136,12 @@ AttentionImpl::AttentionImpl(const ModelConfig& config, std::int64_t layer)
   v_proj = register_module("v_proj", linear(config.hidden_size, n_kv_heads_ * head_dim_, config.attention_bias));
   o_proj = register_module("o_proj", linear(n_heads_ * head_dim_, config.hidden_size, false));
   if (config.qk_norm()) {
-    q_norm = register_module("q_norm", RMSNorm(head_dim_, config.rms_norm_eps, config.gemma()));
-    k_norm = register_module("k_norm", RMSNorm(head_dim_, config.rms_norm_eps, config.gemma()));
+    q_norm = register_module("q_norm", RMSNorm(head_dim_, config.rms_norm_eps, norm_scale(config)));
+    k_norm = register_module("k_norm", RMSNorm(head_dim_, config.rms_norm_eps, norm_scale(config)));
+  } else if (config.olmo()) {
+    q_norm = register_module("q_norm", RMSNorm(n_heads_ * head_dim_, config.rms_norm_eps, norm_scale(config)));
+    k_norm = register_module("k_norm", RMSNorm(n_kv_heads_ * head_dim_, config.rms_norm_eps, norm_scale(config)));
+    norm_across_heads_ = true;
   }
 }
 
@@ -145,9 +152,15 @@ std::array<torch::Tensor, 3> AttentionImpl::project(const torch::Tensor& x, cons
   auto batch = x.size(0), time = x.size(1);
   auto bias = q_proj->bias.defined() ? qkv_bias_.get({q_proj->bias, k_proj->bias, v_proj->bias}) : torch::Tensor();
   auto qkv = adapted_linear(x, qkv_weight_, {q_proj->weight, k_proj->weight, v_proj->weight},
-                            {adapters_[0].get(), adapters_[1].get(), adapters_[2].get()}, lora_.get(), bias)
-               .view({batch, time, n_heads_ + 2 * n_kv_heads_, head_dim_});
-  if (q_norm) // Qwen3, Gemma 3: each query and key head normalised before the rotation
+                            {adapters_[0].get(), adapters_[1].get(), adapters_[2].get()}, lora_.get(), bias);
+  if (norm_across_heads_) { // OLMo: all query heads normalised as one vector, all key heads too
+    auto q_width = n_heads_ * head_dim_, kv_width = n_kv_heads_ * head_dim_;
+    qkv = torch::cat({q_norm(qkv.narrow(-1, 0, q_width)), k_norm(qkv.narrow(-1, q_width, kv_width)),
+                      qkv.narrow(-1, q_width + kv_width, kv_width)},
+                     -1);
+  }
+  qkv = qkv.view({batch, time, n_heads_ + 2 * n_kv_heads_, head_dim_});
+  if (q_norm && !norm_across_heads_) // Qwen3, Gemma 3: each query and key head normalised before the rotation
     qkv = torch::cat({q_norm(qkv.narrow(2, 0, n_heads_)), k_norm(qkv.narrow(2, n_heads_, n_kv_heads_)),
                       qkv.narrow(2, n_heads_ + n_kv_heads_, n_kv_heads_)},
                      2);
@@ -272,18 +285,27 @@ void MlpImpl::add_adapters(const LoraConfig& config, std::shared_ptr<const LoraS
 // -- layers -------------------------------------------------------------------
 
 DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& config, std::int64_t layer) {
-  auto norm = [&] { return RMSNorm(config.hidden_size, config.rms_norm_eps, config.gemma()); };
-  input_layernorm = register_module("input_layernorm", norm());
+  auto norm = [&] { return RMSNorm(config.hidden_size, config.rms_norm_eps, norm_scale(config)); };
+  if (!config.olmo())
+    input_layernorm = register_module("input_layernorm", norm());
   self_attn = register_module("self_attn", Attention(config, layer));
   post_attention_layernorm = register_module("post_attention_layernorm", norm());
   mlp = register_module("mlp", Mlp(config));
-  if (config.gemma()) {
+  if (config.gemma())
     pre_feedforward_layernorm = register_module("pre_feedforward_layernorm", norm());
+  if (config.gemma() || config.olmo())
     post_feedforward_layernorm = register_module("post_feedforward_layernorm", norm());
-  }
+}
+
+torch::Tensor DecoderLayerImpl::attention_input(const torch::Tensor& x) {
+  return input_layernorm ? input_layernorm(x) : x;
 }
 
 torch::Tensor DecoderLayerImpl::after_attention(const torch::Tensor& x, const torch::Tensor& attended) {
+  if (!input_layernorm) { // OLMo: the outputs of the attention and the MLP normalised, not their inputs
+    auto h = x + post_attention_layernorm(attended);
+    return h + post_feedforward_layernorm(mlp(h));
+  }
   if (!pre_feedforward_layernorm) {
     auto h = x + attended;
     return h + mlp(post_attention_layernorm(h));
@@ -295,7 +317,7 @@ torch::Tensor DecoderLayerImpl::after_attention(const torch::Tensor& x, const to
 torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                         const torch::Tensor& mask, torch::Tensor* key_cache, torch::Tensor* value_cache,
                                         std::int64_t start) {
-  return after_attention(x, self_attn->forward(input_layernorm(x), cos, sin, mask, key_cache, value_cache, start));
+  return after_attention(x, self_attn->forward(attention_input(x), cos, sin, mask, key_cache, value_cache, start));
 }
 
 torch::Tensor DecoderLayerImpl::decode(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
@@ -303,7 +325,7 @@ torch::Tensor DecoderLayerImpl::decode(const torch::Tensor& x, const torch::Tens
                                        torch::Tensor& key_cache, torch::Tensor& value_cache,
                                        const torch::Tensor& mask) {
   return after_attention(x,
-                         self_attn->decode(input_layernorm(x), cos, sin, slots, columns, key_cache, value_cache, mask));
+                         self_attn->decode(attention_input(x), cos, sin, slots, columns, key_cache, value_cache, mask));
 }
 
 DecoderImpl::DecoderImpl(const ModelConfig& config) {
@@ -311,7 +333,7 @@ DecoderImpl::DecoderImpl(const ModelConfig& config) {
   layers = register_module("layers", torch::nn::ModuleList());
   for (std::int64_t i = 0; i < config.num_hidden_layers; ++i)
     layers->push_back(DecoderLayer(config, i));
-  norm = register_module("norm", RMSNorm(config.hidden_size, config.rms_norm_eps, config.gemma()));
+  norm = register_module("norm", RMSNorm(config.hidden_size, config.rms_norm_eps, norm_scale(config)));
 }
 
 // -- the model ----------------------------------------------------------------

@@ -61,18 +61,29 @@ torch::Tensor adapted_linear(const torch::Tensor& x, FusedParameter& fused, cons
                              const std::vector<LoraAdapter*>& adapters, const LoraState* lora,
                              const torch::Tensor& bias = {});
 
+/// How an RMSNorm applies its weight to a bf16 or fp16 input, rounding as each family's reference
+/// code does (in fp32 the three differ only in Gemma's offset).
+enum class NormScale {
+  weight,          // Llama, Qwen, Mistral: the normalised input rounded to its dtype, then times the weight
+  weight_in_fp32,  // OLMo: times the weight in fp32, rounded once at the end
+  one_plus_weight, // Gemma: times 1 + weight in fp32, rounded once (the weight is an offset from one)
+};
+
+/// The NormScale of `config`'s family.
+NormScale norm_scale(const ModelConfig& config);
+
 /// Root-mean-square layer norm, computed in fp32 whatever the input dtype, as the reference does.
-/// With `unit_offset` (Gemma's) it scales by 1 + weight, and its weight starts at zero.
+/// With NormScale::one_plus_weight (Gemma's) it scales by 1 + weight, and its weight starts at zero.
 class RMSNormImpl : public torch::nn::Module {
 public:
-  RMSNormImpl(std::int64_t dim, double eps, bool unit_offset = false);
+  RMSNormImpl(std::int64_t dim, double eps, NormScale scale = NormScale::weight);
   torch::Tensor forward(const torch::Tensor& x);
 
   torch::Tensor weight;
 
 private:
   double eps_;
-  bool unit_offset_;
+  NormScale scale_;
 };
 TORCH_MODULE(RMSNorm);
 
@@ -100,7 +111,8 @@ public:
                     std::optional<at::Generator>& generator);
 
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
-  RMSNorm q_norm{nullptr}, k_norm{nullptr}; // per-head norms of queries and keys (Qwen3, Gemma 3); null otherwise
+  // Norms of queries and keys: per head (Qwen3, Gemma 3) or across all heads (OLMo); null otherwise.
+  RMSNorm q_norm{nullptr}, k_norm{nullptr};
 
 private:
   // The output projection of the heads' outputs [..., heads * head_dim].
@@ -113,9 +125,10 @@ private:
                        const torch::Tensor& mask) const;
 
   std::int64_t n_heads_, n_kv_heads_, head_dim_;
-  double scale_;        // of the scores: head_dim^(-1/2), or Gemma's query_pre_attn_scalar^(-1/2)
-  double softcap_;      // Gemma 2's cap of the scores; 0: none
-  std::int64_t window_; // the sliding window of this layer; 0: none
+  double scale_;                   // of the scores: head_dim^(-1/2), or Gemma's query_pre_attn_scalar^(-1/2)
+  double softcap_;                 // Gemma 2's cap of the scores; 0: none
+  std::int64_t window_;            // the sliding window of this layer; 0: none
+  bool norm_across_heads_ = false; // q_norm and k_norm span all heads (OLMo), not each one
   FusedParameter qkv_weight_, qkv_bias_, o_weight_;
   std::shared_ptr<const LoraState> lora_;
   std::array<std::unique_ptr<LoraAdapter>, 4> adapters_; // q, k, v, o; null where not adapted
@@ -151,14 +164,18 @@ public:
                        const torch::Tensor& slots, const torch::Tensor& columns, torch::Tensor& key_cache,
                        torch::Tensor& value_cache, const torch::Tensor& mask = {});
 
+  // input_layernorm: the attention's input norm (null in OLMo, whose norms follow the attention and the MLP).
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
-  // Gemma 3: post_attention_layernorm normalises the attention's output, these the MLP's input and
-  // output; null otherwise (post_attention_layernorm is then the MLP's input norm).
+  // Gemma: post_attention_layernorm normalises the attention's output, these the MLP's input and
+  // output; OLMo: post_feedforward_layernorm the MLP's output; null otherwise (post_attention_layernorm
+  // is then the MLP's input norm).
   RMSNorm pre_feedforward_layernorm{nullptr}, post_feedforward_layernorm{nullptr};
   Attention self_attn{nullptr};
   Mlp mlp{nullptr};
 
 private:
+  // What the attention reads: `x` normalised, or `x` itself (OLMo).
+  torch::Tensor attention_input(const torch::Tensor& x);
   // The rest of the layer, given its input `x` and the attention's output.
   torch::Tensor after_attention(const torch::Tensor& x, const torch::Tensor& attended);
 };

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""An independent reference forward pass of a Llama / Qwen2 / Qwen3 / Mistral / Gemma 3 model folder in
-plain PyTorch.
+"""An independent reference forward pass of a Llama / Qwen2 / Qwen3 / Mistral / Gemma 2 and 3 / OLMo 2 and 3
+model folder in plain PyTorch.
 
 Usage: reference_forward.py MODEL_FOLDER TOKENS_JSON OUT_SAFETENSORS [ADAPTER_FOLDER]
 
@@ -75,6 +75,10 @@ def sliding_layers(cfg):
             return [t == "sliding_attention" for t in cfg["layer_types"]]
         pattern = cfg.get("sliding_window_pattern", 2 if cfg["model_type"] == "gemma2" else 6)
         return [(i + 1) % pattern != 0 for i in range(n)]
+    if cfg["model_type"] == "olmo3":  # three layers of every four, unless layer_types says otherwise
+        if cfg.get("layer_types"):
+            return [t == "sliding_attention" for t in cfg["layer_types"]]
+        return [(i + 1) % 4 != 0 for i in range(n)]
     return [bool(cfg.get("sliding_window")) and cfg["model_type"] == "mistral"] * n
 
 
@@ -157,6 +161,7 @@ def main():
     bias = cfg["model_type"] == "qwen2" or cfg.get("attention_bias", False)
     gemma = cfg["model_type"] in ("gemma2", "gemma3_text")
     qk_norm = cfg["model_type"] in ("qwen3", "gemma3_text")
+    olmo = cfg["model_type"] in ("olmo2", "olmo3")
     attn_cap, final_cap = cfg.get("attn_logit_softcapping"), cfg.get("final_logit_softcapping")  # Gemma 2
     norm = gemma_rms_norm if gemma else rms_norm
     scale = cfg["query_pre_attn_scalar"] ** -0.5 if gemma else D ** -0.5
@@ -174,6 +179,8 @@ def main():
     rotations = {False: rotation(cfg)}
     # Gemma 3's sliding layers turn by their own base, unscaled.
     local_base = cfg.get("rope_local_base_freq")
+    if cfg["model_type"] == "olmo3":  # OLMo 3 scales the full-attention layers' rotation only
+        local_base = cfg["rope_theta"]
     rotations[True] = rotation({"rope_theta": local_base}) if local_base else rotations[False]
     causal = torch.full((T, T), float("-inf"), dtype=torch.float64).triu(1)
     window = cfg.get("sliding_window") or T
@@ -184,12 +191,14 @@ def main():
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}."
         cos, sin = rotations[sliding[i]]
-        h = norm(x, w[p + "input_layernorm.weight"], eps)
+        h = x if olmo else norm(x, w[p + "input_layernorm.weight"], eps)  # OLMo: no norm before
 
         def proj(name, heads):
             y = h @ w[p + f"self_attn.{name}.weight"].T
             if bias:
                 y = y + w[p + f"self_attn.{name}.bias"]
+            if olmo and name != "v_proj":  # OLMo: RMSNorm over all heads at once, before the rotation
+                y = norm(y, w[p + f"self_attn.{name[0]}_norm.weight"], eps)
             return y.view(B, T, heads, D).transpose(1, 2)
 
         q, k, v = proj("q_proj", H), proj("k_proj", KV), proj("v_proj", KV)
@@ -208,6 +217,9 @@ def main():
         if gemma:  # a norm on the attention's output, and around the MLP
             x = x + norm(out, w[p + "post_attention_layernorm.weight"], eps)
             h = norm(x, w[p + "pre_feedforward_layernorm.weight"], eps)
+        elif olmo:  # a norm on the attention's output; the MLP reads the sum as it is
+            x = x + norm(out, w[p + "post_attention_layernorm.weight"], eps)
+            h = x
         else:
             x = x + out
             h = norm(x, w[p + "post_attention_layernorm.weight"], eps)
@@ -215,7 +227,7 @@ def main():
         up = h @ w[p + "mlp.up_proj.weight"].T
         act = torch.nn.functional.gelu(gate, approximate="tanh") if gemma else torch.nn.functional.silu(gate)
         mlp = (act * up) @ w[p + "mlp.down_proj.weight"].T
-        x = x + (norm(mlp, w[p + "post_feedforward_layernorm.weight"], eps) if gemma else mlp)
+        x = x + (norm(mlp, w[p + "post_feedforward_layernorm.weight"], eps) if gemma or olmo else mlp)
 
     x = norm(x, w["model.norm.weight"], eps)
     if any(a.endswith("ForSequenceClassification") for a in cfg.get("architectures", [])):

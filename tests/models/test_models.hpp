@@ -51,6 +51,11 @@ inline ModelConfig gemma2_config(bool tied = true, std::int64_t vocab = 97) {
   return config;
 }
 
+/// OLMo 2: norms after the attention and the MLP, none before; queries and keys normalised across heads.
+inline ModelConfig olmo2_config(bool tied = false, std::int64_t vocab = 97) {
+  return small_config("olmo2", tied, vocab);
+}
+
 /// `config` with its rotary embedding stretched by `kind` ("linear", "llama3" or "yarn") to a
 /// pre-training context of 32 positions, small enough that a short sequence has wavelengths on every
 /// side of the bounds the kinds treat differently.
@@ -60,6 +65,16 @@ inline ModelConfig rope_scaled(ModelConfig config, const std::string& kind) {
   config.rope_scaling.original_max_position_embeddings = 32;
   config.rope_scaling.low_freq_factor = 1.0;
   config.rope_scaling.high_freq_factor = 4.0;
+  return config;
+}
+
+/// OLMo 3: OLMo 2's layout with a window of 8 in the first layer, and YaRN in the second (the
+/// full-attention layer) only, as OLMo 3's long-context models scale.
+inline ModelConfig olmo3_config(bool tied = false, std::int64_t vocab = 97) {
+  auto config = rope_scaled(small_config("olmo3", tied, vocab), "yarn");
+  config.sliding_window = 8;
+  config.sliding_layers = {true, false};
+  config.rope_local_base_freq = config.rope_theta;
   return config;
 }
 

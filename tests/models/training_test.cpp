@@ -311,13 +311,14 @@ TEST(Optimizer, ClippingBoundsTheGradientNorm) {
   EXPECT_NEAR(std::sqrt(squares), 0.5, 1e-4);
 }
 
-// Qwen2's layout, Gemma 2's (its caps, at Gemma 2's values, in the backward pass) and Gemma 3's (its
-// GeGLU, four norms per layer and sliding window).
+// Qwen2's layout, Gemma 2's (its caps, at Gemma 2's values, in the backward pass), Gemma 3's (its
+// GeGLU, four norms per layer and sliding window) and OLMo 3's (norms after, across heads; a window).
 TEST(Training, AFewStepsLowerTheLoss) {
   auto gemma2 = test::gemma2_config(/*tied=*/true, /*vocab=*/50);
   gemma2.attn_logit_softcapping = 50.0;
   gemma2.final_logit_softcapping = 30.0;
-  for (const auto& config : {small(), gemma2, test::gemma3_config(/*tied=*/true, /*vocab=*/50)}) {
+  for (const auto& config :
+       {small(), gemma2, test::gemma3_config(/*tied=*/true, /*vocab=*/50), test::olmo3_config(false, 50)}) {
     torch::manual_seed(4);
     Transformer model(config);
     auto optimizer = make_adamw(*model, 1e-2, 0.0);

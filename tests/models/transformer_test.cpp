@@ -12,6 +12,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
 
 using chorus::CheckpointError;
 using chorus::test::expect_error_containing;
@@ -68,7 +69,10 @@ std::vector<Architecture> architectures() {
            }()},
           {"gemma2", test::gemma2_config()},
           {"gemma3", test::gemma3_config()},
-          {"gemma3_rope_linear", test::rope_scaled(test::gemma3_config(), "linear")}};
+          {"gemma3_rope_linear", test::rope_scaled(test::gemma3_config(), "linear")},
+          {"olmo2", test::olmo2_config()},
+          {"olmo2_tied", test::olmo2_config(/*tied=*/true)},
+          {"olmo3", test::olmo3_config()}};
 }
 
 void PrintTo(const Architecture& architecture, std::ostream* out) {
@@ -108,6 +112,35 @@ TEST_P(ReferenceLogits, MatchAnIndependentPyTorchForwardWithin1e4) {
 
 INSTANTIATE_TEST_SUITE_P(Families, ReferenceLogits, ::testing::ValuesIn(architectures()),
                          [](const ::testing::TestParamInfo<Architecture>& info) { return info.param.name; });
+
+// In bf16 each family's RMSNorm rounds where its reference code does: Llama's rounds the normalised
+// input, then multiplies by the weight in bf16; OLMo's multiplies in fp32 and rounds once; Gemma's
+// multiplies by 1 + weight in fp32. In fp32 the first two are the same.
+TEST(RMSNorm, EachFamilyRoundsWhereItsReferenceDoes) {
+  torch::manual_seed(3);
+  auto x = torch::randn({64, 96}).to(torch::kBFloat16);
+  auto w = (torch::rand({96}) * 2 + 0.5).to(torch::kBFloat16);
+  auto x32 = x.to(torch::kFloat32);
+  auto normed = x32 * torch::rsqrt(x32.pow(2).mean(-1, true) + 1e-6);
+  torch::NoGradGuard no_grad;
+  std::map<NormScale, torch::Tensor> out;
+  for (auto scale : {NormScale::weight, NormScale::weight_in_fp32, NormScale::one_plus_weight}) {
+    RMSNorm norm(96, 1e-6, scale);
+    norm->weight = norm->weight.to(torch::kBFloat16);
+    norm->weight.copy_(w);
+    out[scale] = norm(x);
+    EXPECT_EQ(out[scale].scalar_type(), torch::kBFloat16);
+  }
+  EXPECT_TRUE(torch::equal(out[NormScale::weight], w * normed.to(torch::kBFloat16)));
+  EXPECT_TRUE(torch::equal(out[NormScale::weight_in_fp32], (normed * w.to(torch::kFloat32)).to(torch::kBFloat16)));
+  EXPECT_TRUE(
+    torch::equal(out[NormScale::one_plus_weight], (normed * (w.to(torch::kFloat32) + 1)).to(torch::kBFloat16)));
+  EXPECT_FALSE(torch::equal(out[NormScale::weight], out[NormScale::weight_in_fp32])); // one rounding apart
+  RMSNorm llama(96, 1e-6, NormScale::weight), olmo(96, 1e-6, NormScale::weight_in_fp32);
+  llama->weight.copy_(w.to(torch::kFloat32));
+  olmo->weight.copy_(w.to(torch::kFloat32));
+  EXPECT_TRUE(torch::allclose(llama(x32), olmo(x32), 0, 0));
+}
 
 TEST(Checkpoint, LoadOfSaveReproducesLogitsBitForBit) {
   for (bool tied : {false, true}) {
@@ -432,6 +465,57 @@ TEST(ModelConfigJson, ReadsGemma2sConfig) {
   EXPECT_EQ(ModelConfig::from_json(config.to_json(), "again.json").to_json(), config.to_json());
   gemma["final_logit_softcapping"] = nullptr; // null turns a cap off
   EXPECT_EQ(ModelConfig::from_json(gemma, "gemma2/config.json").final_logit_softcapping, 0.0);
+}
+
+// OLMo 2's and OLMo 3's config.json as the Hub has them (their keys, shapes shrunk): OLMo 3's window
+// in the layers layer_types marks (three of every four when absent), its YaRN in the full-attention
+// layers only.
+TEST(ModelConfigJson, ReadsOlmo2AndOlmo3sConfigs) {
+  auto olmo2 = nlohmann::json::parse(R"({
+    "architectures": ["Olmo2ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
+    "eos_token_id": 100257, "hidden_act": "silu", "hidden_size": 64, "initializer_range": 0.02,
+    "intermediate_size": 96, "max_position_embeddings": 4096, "model_type": "olmo2", "num_attention_heads": 4,
+    "num_hidden_layers": 2, "num_key_value_heads": 4, "pad_token_id": 100277, "rms_norm_eps": 1e-06,
+    "rope_scaling": null, "rope_theta": 500000, "tie_word_embeddings": false, "torch_dtype": "float32",
+    "transformers_version": "4.48.0", "use_cache": true, "vocab_size": 97})");
+  auto config = ModelConfig::from_json(olmo2, "olmo2/config.json");
+  EXPECT_TRUE(config.olmo());
+  EXPECT_FALSE(config.qk_norm()); // OLMo's norms span all heads, not each one
+  EXPECT_FALSE(config.gemma());
+  EXPECT_EQ(config.sliding_window, 0);
+  EXPECT_EQ(config.rms_norm_eps, 1e-6);
+  EXPECT_EQ(config.architecture(), "Olmo2ForCausalLM");
+  EXPECT_EQ(ModelConfig::from_json(config.to_json(), "again.json").to_json(), config.to_json());
+  olmo2.erase("rms_norm_eps");
+  EXPECT_EQ(ModelConfig::from_json(olmo2, "olmo2/config.json").rms_norm_eps, 1e-5); // Olmo2Config's default
+
+  auto olmo3 = nlohmann::json::parse(R"({
+    "architectures": ["Olmo3ForCausalLM"], "attention_bias": false, "eos_token_id": 100257, "hidden_act": "silu",
+    "hidden_size": 64, "intermediate_size": 96,
+    "layer_types": ["sliding_attention", "sliding_attention", "sliding_attention", "full_attention",
+                    "sliding_attention", "sliding_attention", "sliding_attention", "full_attention"],
+    "max_position_embeddings": 65536, "model_type": "olmo3", "num_attention_heads": 4, "num_hidden_layers": 8,
+    "num_key_value_heads": 4, "pad_token_id": 100277, "rms_norm_eps": 1e-06,
+    "rope_scaling": {"attention_factor": 1.2079441541679836, "beta_fast": 32, "beta_slow": 1, "factor": 8.0,
+                     "original_max_position_embeddings": 8192, "rope_type": "yarn"},
+    "rope_theta": 500000, "sliding_window": 4096, "tie_word_embeddings": false, "torch_dtype": "bfloat16",
+    "vocab_size": 97})");
+  config = ModelConfig::from_json(olmo3, "olmo3/config.json");
+  EXPECT_TRUE(config.olmo());
+  EXPECT_EQ(config.sliding_window, 4096);
+  EXPECT_EQ(config.sliding_layers, (std::vector<bool>{true, true, true, false, true, true, true, false}));
+  EXPECT_EQ(config.rope_scaling.type, "yarn");
+  EXPECT_EQ(config.rope_local_base_freq, 500000.0); // the sliding layers: rope_theta, unscaled
+  EXPECT_EQ(config.architecture(), "Olmo3ForCausalLM");
+  EXPECT_EQ(ModelConfig::from_json(config.to_json(), "again.json").to_json(), config.to_json());
+  olmo3.erase("layer_types");
+  olmo3["rope_scaling"] = nullptr;
+  config = ModelConfig::from_json(olmo3, "olmo3/config.json");
+  EXPECT_EQ(config.sliding_layers, (std::vector<bool>{true, true, true, false, true, true, true, false}));
+  EXPECT_EQ(config.rope_local_base_freq, 0.0); // unscaled: one rotary embedding for every layer
+  olmo3["layer_types"] = {"sliding_attention"};
+  expect_error_containing<CheckpointError>([&] { ModelConfig::from_json(olmo3, "olmo3/config.json"); },
+                                           {"olmo3/config.json", "layer_types", "one entry per layer"});
 }
 
 // Llama 3.2's and Qwen3's config.json as the Hub has them (their keys, shapes shrunk), and the same
