@@ -18,8 +18,8 @@ namespace {
 using nlohmann::json;
 
 // The model types read here, and the list an error message gives of them.
-constexpr std::array<std::string_view, 8> kModelTypes{"llama",  "mistral",     "qwen2", "qwen3",
-                                                      "gemma2", "gemma3_text", "olmo2", "olmo3"};
+constexpr std::array<std::string_view, 9> kModelTypes{"llama",       "mistral", "qwen2", "qwen3",  "gemma2",
+                                                      "gemma3_text", "olmo2",   "olmo3", "smollm3"};
 
 std::string expected_model_types() {
   std::string list;
@@ -251,6 +251,33 @@ void read_olmo3(const json& object, const std::filesystem::path& file, ModelConf
     config.rope_local_base_freq = config.rope_theta;
 }
 
+// SmolLM3's layers without a rotary embedding: `no_rope_layers` (1: the layer rotates, 0: it does
+// not), or every no_rope_layer_interval-th layer (4) when the list is absent or empty, as
+// SmolLM3Config fills it in.
+void read_smollm3(const json& object, const std::filesystem::path& file, ModelConfig& config) {
+  auto layers = static_cast<std::size_t>(std::max<std::int64_t>(config.num_hidden_layers, 0));
+  config.nope_layers.assign(layers, false);
+  auto listed = object.find("no_rope_layers");
+  if (listed == object.end() || listed->is_null() || (listed->is_array() && listed->empty())) {
+    auto interval = read_int(object, "no_rope_layer_interval", file, 4);
+    if (interval <= 0)
+      fail(file, "no_rope_layer_interval", "must be positive, got " + std::to_string(interval));
+    for (std::size_t i = 0; i < layers; ++i)
+      config.nope_layers[i] = (static_cast<std::int64_t>(i) + 1) % interval == 0;
+    return;
+  }
+  if (!listed->is_array() || listed->size() != layers)
+    fail(file, "no_rope_layers", "expected one entry per layer (" + std::to_string(layers) + ")");
+  for (std::size_t i = 0; i < layers; ++i) {
+    const auto& entry = (*listed)[i];
+    if (!entry.is_number_integer() || (entry != 0 && entry != 1))
+      fail(file, "no_rope_layers",
+           "entry " + std::to_string(i) + " is " + entry.dump()
+             + " (expected 1: the layer rotates, or 0: it does not)");
+    config.nope_layers[i] = entry == 0;
+  }
+}
+
 json rope_scaling_json(const RopeScaling& rope) {
   json object{{"rope_type", rope.type}, {"factor", rope.factor}};
   if (rope.type == "llama3" || rope.type == "yarn")
@@ -283,6 +310,7 @@ std::string ModelConfig::architecture() const {
                        : model_type == "gemma2"      ? "Gemma2"
                        : model_type == "olmo2"       ? "Olmo2"
                        : model_type == "olmo3"       ? "Olmo3"
+                       : model_type == "smollm3"     ? "SmolLM3"
                                                      : "Llama")
     + (num_labels > 0 ? "ForSequenceClassification" : "ForCausalLM");
 }
@@ -340,6 +368,8 @@ ModelConfig ModelConfig::from_json(const json& object, const std::filesystem::pa
     read_rope(object, file, config);
   if (config.model_type == "olmo3")
     read_olmo3(object, file, config);
+  if (config.model_type == "smollm3")
+    read_smollm3(object, file, config);
   config.attention_bias = config.model_type == "qwen2" || read_bool(object, "attention_bias", file, false);
   config.tie_word_embeddings = read_bool(object, "tie_word_embeddings", file, gemma);
   // transformers 5 writes the storage dtype as "dtype".
@@ -422,6 +452,8 @@ void ModelConfig::validate(const std::filesystem::path& file) const {
     fail(file, "sliding_window", "must be positive");
   if (sliding_window > 0 && static_cast<std::int64_t>(sliding_layers.size()) != num_hidden_layers)
     fail(file, "layer_types", "expected one entry per layer (" + std::to_string(num_hidden_layers) + ")");
+  if (!nope_layers.empty() && static_cast<std::int64_t>(nope_layers.size()) != num_hidden_layers)
+    fail(file, "no_rope_layers", "expected one entry per layer (" + std::to_string(num_hidden_layers) + ")");
   if (query_pre_attn_scalar < 0)
     fail(file, "query_pre_attn_scalar", "must be positive");
   if (rope_local_base_freq < 0)
@@ -459,6 +491,11 @@ json ModelConfig::to_json() const {
     object["sliding_window"] = sliding_window > 0 ? json(sliding_window) : json(nullptr);
   if (model_type == "olmo3")
     object["sliding_window"] = sliding_window;
+  if (model_type == "smollm3") {
+    object["no_rope_layers"] = json::array();
+    for (std::int64_t i = 0; i < num_hidden_layers; ++i)
+      object["no_rope_layers"].push_back(nope(i) ? 0 : 1);
+  }
   if (gemma() || model_type == "olmo3") {
     object["layer_types"] = json::array();
     for (std::int64_t i = 0; i < num_hidden_layers; ++i)

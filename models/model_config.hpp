@@ -1,5 +1,5 @@
 // ModelConfig: the architecture of a decoder-only transformer of the Llama / Qwen2 / Qwen3 / Mistral /
-// Gemma 2 and 3 / OLMo 2 and 3 families, read from and written to a Hugging Face `config.json` with the same keys, so that
+// Gemma 2 and 3 / OLMo 2 and 3 / SmolLM3 families, read from and written to a Hugging Face `config.json` with the same keys, so that
 // folders round-trip.
 #pragma once
 
@@ -44,7 +44,8 @@ struct ModelConfig {
   /// own rotary base), "olmo2" (OLMo 2: no norm before the attention or the MLP, one after each,
   /// before the residual sum, and an RMSNorm over all query heads together and one over all key
   /// heads, before the rotary embedding) or "olmo3" (OLMo 3: OLMo 2's layout, three layers of every
-  /// four windowed, rope_scaling in the full-attention layers only).
+  /// four windowed, rope_scaling in the full-attention layers only) or "smollm3" (SmolLM3: Llama's
+  /// layout with no rotary embedding in every fourth layer, `no_rope_layers`).
   std::string model_type = "llama";
   std::int64_t vocab_size = 0;
   std::int64_t hidden_size = 0;
@@ -76,6 +77,10 @@ struct ModelConfig {
   /// all). 0: every layer attends to the whole context.
   std::int64_t sliding_window = 0;
   std::vector<bool> sliding_layers;
+  /// The layers that take no rotary embedding: their attention sees no positions but the causal
+  /// order's (SmolLM3's "NoPE" layers, 0 in its `no_rope_layers`: every fourth). Empty: every layer
+  /// rotates.
+  std::vector<bool> nope_layers;
   /// The rotary base of the sliding layers, which take no rope_scaling (Gemma 3's
   /// rope_local_base_freq; OLMo 3's rope_theta when it scales). 0: the same rotary embedding as the
   /// other layers.
@@ -113,6 +118,11 @@ struct ModelConfig {
   /// Whether layer `layer` attends within the sliding window only.
   bool sliding(std::int64_t layer) const {
     return sliding_window > 0 && sliding_layers.at(static_cast<std::size_t>(layer));
+  }
+
+  /// Whether layer `layer` takes no rotary embedding.
+  bool nope(std::int64_t layer) const {
+    return !nope_layers.empty() && nope_layers.at(static_cast<std::size_t>(layer));
   }
 
   /// The factor attention scores are multiplied by before the softmax.

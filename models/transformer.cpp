@@ -517,9 +517,20 @@ torch::Tensor TransformerImpl::run_layers(torch::Tensor x, const torch::Tensor& 
   auto local_cos = cos, local_sin = sin;
   if (local_inv_freq_.defined())
     std::tie(local_cos, local_sin) = rotary(positions, x.scalar_type(), /*local=*/true);
+  torch::Tensor still_cos, still_sin; // SmolLM3's NoPE layers turn by nothing: cos 1, sin 0, exactly
+  if (!config_.nope_layers.empty()) {
+    still_cos = torch::ones_like(cos);
+    still_sin = torch::zeros_like(sin);
+  }
   for (std::int64_t i = 0; i < config_.num_hidden_layers; ++i) {
-    bool sliding = config_.sliding(i);
-    x = layer(i, x, sliding ? local_cos : cos, sliding ? local_sin : sin,
+    bool sliding = config_.sliding(i), still = config_.nope(i);
+    x = layer(i, x,
+              still       ? still_cos
+                : sliding ? local_cos
+                          : cos,
+              still       ? still_sin
+                : sliding ? local_sin
+                          : sin,
               sliding && local_mask.defined() ? local_mask : mask);
   }
   return x;

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""An independent reference forward pass of a Llama / Qwen2 / Qwen3 / Mistral / Gemma 2 and 3 / OLMo 2 and 3
-model folder in plain PyTorch.
+"""An independent reference forward pass of a Llama / Qwen2 / Qwen3 / Mistral / Gemma 2 and 3 / OLMo 2 and 3 /
+SmolLM3 model folder in plain PyTorch.
 
 Usage: reference_forward.py MODEL_FOLDER TOKENS_JSON OUT_SAFETENSORS [ADAPTER_FOLDER]
 
@@ -187,6 +187,8 @@ def main():
     too_far = torch.ones(T, T, dtype=torch.bool).tril(-window)  # key j with i - j >= window
     windowed = causal.masked_fill(too_far, float("-inf"))
     sliding = sliding_layers(cfg)
+    # SmolLM3: no_rope_layers[i] is 1 where layer i rotates, 0 where it does not (every 4th by default).
+    rotates = cfg.get("no_rope_layers") or [1] * cfg["num_hidden_layers"]
 
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}."
@@ -205,8 +207,9 @@ def main():
         if qk_norm:  # Qwen3, Gemma 3: RMSNorm over each head's vector, before the rotation
             q = norm(q, w[p + "self_attn.q_norm.weight"], eps)
             k = norm(k, w[p + "self_attn.k_norm.weight"], eps)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
+        if rotates[i]:
+            q = q * cos + rotate_half(q) * sin
+            k = k * cos + rotate_half(k) * sin
         k = k[:, :, None].expand(B, KV, H // KV, T, D).reshape(B, H, T, D)
         v = v[:, :, None].expand(B, KV, H // KV, T, D).reshape(B, H, T, D)
         scores = q @ k.transpose(-1, -2) * scale

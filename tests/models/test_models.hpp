@@ -78,6 +78,13 @@ inline ModelConfig olmo3_config(bool tied = false, std::int64_t vocab = 97) {
   return config;
 }
 
+/// SmolLM3: Llama's layout, its second layer without a rotary embedding (a NoPE layer).
+inline ModelConfig smollm3_config(bool tied = true, std::int64_t vocab = 97) {
+  auto config = small_config("smollm3", tied, vocab);
+  config.nope_layers = {false, true};
+  return config;
+}
+
 /// A model of `config` drawn from `seed`, with its biases and norm weights moved off their initial
 /// zeros and ones so that they matter in comparisons; embeddings scaled by `embedding_scale` (> 1:
 /// peaked distributions, no near-ties for argmax).

@@ -72,7 +72,9 @@ std::vector<Architecture> architectures() {
           {"gemma3_rope_linear", test::rope_scaled(test::gemma3_config(), "linear")},
           {"olmo2", test::olmo2_config()},
           {"olmo2_tied", test::olmo2_config(/*tied=*/true)},
-          {"olmo3", test::olmo3_config()}};
+          {"olmo3", test::olmo3_config()},
+          {"smollm3", test::smollm3_config()},
+          {"smollm3_rope_yarn", test::rope_scaled(test::smollm3_config(/*tied=*/false), "yarn")}};
 }
 
 void PrintTo(const Architecture& architecture, std::ostream* out) {
@@ -96,8 +98,9 @@ TEST_P(ReferenceLogits, MatchAnIndependentPyTorchForwardWithin1e4) {
   // reference than ten times the tolerance.
   auto plain = config;
   plain.rope_scaling = RopeScaling{};
-  if (plain.model_type == "qwen3")
+  if (plain.model_type == "qwen3" || plain.model_type == "smollm3")
     plain.model_type = "llama";
+  plain.nope_layers.clear();
   plain.sliding_window = 0;
   plain.attn_logit_softcapping = plain.final_logit_softcapping = 0;
   bool windowed = config.sliding_window > 0;
@@ -165,6 +168,28 @@ TEST(Checkpoint, LoadOfSaveReproducesLogitsBitForBit) {
   auto tokens = sample_tokens(config.vocab_size, 2, 40);
   torch::NoGradGuard no_grad;
   EXPECT_TRUE(torch::equal(model->forward(tokens), loaded->forward(tokens)));
+}
+
+// OLMo's and SmolLM3's folders hold their own tensors (no norm before the attention, norms as wide as
+// the projections) and settings (windows, YaRN in the full layers, layers without rotation).
+TEST(Checkpoint, OlmoAndSmolLM3FoldersRoundTrip) {
+  for (const auto& config : {test::olmo3_config(), test::smollm3_config()}) {
+    auto model = random_model(config, 5);
+    auto dir = fresh_dir("roundtrip_" + config.model_type);
+    save_pretrained(model, dir);
+    auto loaded = load_pretrained(dir);
+    EXPECT_EQ(loaded->config().to_json(), config.to_json());
+    auto file = SafetensorsFile::open(dir / "model.safetensors");
+    bool olmo = config.olmo();
+    EXPECT_EQ(file.contains("model.layers.0.input_layernorm.weight"), !olmo);
+    EXPECT_EQ(file.contains("model.layers.0.post_feedforward_layernorm.weight"), olmo);
+    if (olmo)
+      EXPECT_EQ(file.entry("model.layers.0.self_attn.q_norm.weight").shape,
+                (std::vector<std::int64_t>{config.num_attention_heads * config.head_dim}));
+    auto tokens = sample_tokens(config.vocab_size, 2, 30);
+    torch::NoGradGuard no_grad;
+    EXPECT_TRUE(torch::equal(model->forward(tokens), loaded->forward(tokens))) << config.model_type;
+  }
 }
 
 TEST(Checkpoint, Bfloat16FolderStoresBf16AndLoads) {
@@ -516,6 +541,42 @@ TEST(ModelConfigJson, ReadsOlmo2AndOlmo3sConfigs) {
   olmo3["layer_types"] = {"sliding_attention"};
   expect_error_containing<CheckpointError>([&] { ModelConfig::from_json(olmo3, "olmo3/config.json"); },
                                            {"olmo3/config.json", "layer_types", "one entry per layer"});
+}
+
+// SmolLM3's config.json as the Hub has it (its keys, shapes shrunk): no_rope_layers marks the layers
+// that rotate; absent, every fourth does not.
+TEST(ModelConfigJson, ReadsSmolLM3sConfig) {
+  auto smollm3 = nlohmann::json::parse(R"({
+    "architectures": ["SmolLM3ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
+    "bos_token_id": null, "eos_token_id": 128012, "hidden_act": "silu", "hidden_size": 64,
+    "initializer_range": 0.02, "intermediate_size": 96, "layer_types": ["full_attention", "full_attention",
+    "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention"],
+    "max_position_embeddings": 65536, "max_window_layers": 28, "mlp_bias": false, "model_type": "smollm3",
+    "no_rope_layer_interval": 4, "no_rope_layers": [1, 1, 1, 0, 1, 1, 1, 0], "num_attention_heads": 4,
+    "num_hidden_layers": 8, "num_key_value_heads": 2, "pad_token_id": 128004, "pretraining_tp": 2,
+    "rms_norm_eps": 1e-06, "rope_scaling": null, "rope_theta": 5000000.0, "sliding_window": null,
+    "tie_word_embeddings": true, "torch_dtype": "bfloat16", "transformers_version": "4.54.0.dev0",
+    "use_cache": false, "use_sliding_window": false, "vocab_size": 97})");
+  auto config = ModelConfig::from_json(smollm3, "smollm3/config.json");
+  EXPECT_EQ(config.nope_layers, (std::vector<bool>{false, false, false, true, false, false, false, true}));
+  EXPECT_EQ(config.sliding_window, 0);
+  EXPECT_EQ(config.head_dim, 16);
+  EXPECT_EQ(config.architecture(), "SmolLM3ForCausalLM");
+  EXPECT_EQ(ModelConfig::from_json(config.to_json(), "again.json").to_json(), config.to_json());
+  smollm3["no_rope_layers"] = nlohmann::json::array();
+  smollm3["no_rope_layer_interval"] = 2;
+  EXPECT_EQ(ModelConfig::from_json(smollm3, "smollm3/config.json").nope_layers,
+            (std::vector<bool>{false, true, false, true, false, true, false, true}));
+  smollm3["no_rope_layers"] = {1, 1, 1, 2, 1, 1, 1, 0};
+  expect_error_containing<CheckpointError>([&] { ModelConfig::from_json(smollm3, "smollm3/config.json"); },
+                                           {"smollm3/config.json", "no_rope_layers", "entry 3 is 2"});
+  smollm3["no_rope_layers"] = {1, 0};
+  expect_error_containing<CheckpointError>([&] { ModelConfig::from_json(smollm3, "smollm3/config.json"); },
+                                           {"no_rope_layers", "one entry per layer (8)"});
+  smollm3.erase("no_rope_layers");
+  smollm3["no_rope_layer_interval"] = 0;
+  expect_error_containing<CheckpointError>([&] { ModelConfig::from_json(smollm3, "smollm3/config.json"); },
+                                           {"no_rope_layer_interval", "must be positive"});
 }
 
 // Llama 3.2's and Qwen3's config.json as the Hub has them (their keys, shapes shrunk), and the same
