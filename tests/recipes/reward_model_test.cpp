@@ -132,16 +132,21 @@ TEST_F(RewardModels, PpoTrainsASeparateValueModelAlongsideThePolicy) {
     auto probe = TrainSample{co_await value_model.tokenize_chat({{"user", "Go on."}}), {'x', 'x'}};
     auto before = co_await value_model.values({probe});
     EXPECT_EQ(before.front().size(), 2u);
-    auto result = co_await PPO({.dataset = test::x_task_prompts(),
-                                .model = policy,
-                                .value_model = value_model,
-                                .grader = FunctionGrader("x", test::share_of_x),
-                                .lr = 1e-3,
-                                .samples_per_batch = 16,
-                                .samples_per_mini_batch = 8,
-                                .max_num_ppo_steps = 2,
-                                .sampling = {.temperature = 1.0, .max_tokens = 8}})
-                    .run();
+    auto ppo = [&](double value_lr, int steps, std::string stage) {
+      return PPO({.dataset = test::x_task_prompts(),
+                  .model = policy,
+                  .value_model = value_model,
+                  .grader = FunctionGrader("x", test::share_of_x),
+                  .lr = 1e-3,
+                  .samples_per_batch = 16,
+                  .samples_per_mini_batch = 8,
+                  .value_lr = value_lr,
+                  .max_num_ppo_steps = steps,
+                  .sampling = {.temperature = 1.0, .max_tokens = 8},
+                  .stage = std::move(stage)})
+        .run();
+    };
+    auto result = co_await ppo(-1.0, 2, "ppo");
     EXPECT_EQ(result.steps, 2);
     EXPECT_EQ(value_model.weight_version(), 4); // one value step per mini-batch
     EXPECT_EQ(policy.weight_version(), 4);
@@ -150,18 +155,7 @@ TEST_F(RewardModels, PpoTrainsASeparateValueModelAlongsideThePolicy) {
 
     // value_lr sets the value model's rate apart from the policy's: at 0 its estimates stay put
     // while the policy goes on learning.
-    co_await PPO({.dataset = test::x_task_prompts(),
-                  .model = policy,
-                  .value_model = value_model,
-                  .grader = FunctionGrader("x", test::share_of_x),
-                  .lr = 1e-3,
-                  .samples_per_batch = 16,
-                  .samples_per_mini_batch = 8,
-                  .value_lr = 0.0,
-                  .max_num_ppo_steps = 1,
-                  .sampling = {.temperature = 1.0, .max_tokens = 8},
-                  .stage = "ppo_value_lr_0"})
-      .run();
+    co_await ppo(0.0, 1, "ppo_value_lr_0");
     EXPECT_EQ(policy.weight_version(), 6);
     auto frozen = co_await value_model.values({probe});
     EXPECT_EQ(frozen.front(), after.front());
