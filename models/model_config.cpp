@@ -18,8 +18,8 @@ namespace {
 using nlohmann::json;
 
 // The model types read here, and the list an error message gives of them.
-constexpr std::array<std::string_view, 9> kModelTypes{"llama",       "mistral", "qwen2", "qwen3",  "gemma2",
-                                                      "gemma3_text", "olmo2",   "olmo3", "smollm3"};
+constexpr std::array<std::string_view, 10> kModelTypes{"llama",       "mistral", "qwen2", "qwen3",   "gemma2",
+                                                       "gemma3_text", "olmo2",   "olmo3", "smollm3", "granite"};
 
 std::string expected_model_types() {
   std::string list;
@@ -278,6 +278,20 @@ void read_smollm3(const json& object, const std::filesystem::path& file, ModelCo
   }
 }
 
+// Granite's four multipliers, GraniteConfig's defaults (1) where absent.
+void read_granite(const json& object, const std::filesystem::path& file, ModelConfig& config) {
+  auto multiplier = [&](const char* key) {
+    auto value = read_number(object, key, file, 1.0);
+    if (!(value > 0))
+      fail(file, key, "must be positive, got " + std::to_string(value));
+    return value;
+  };
+  config.embedding_multiplier = multiplier("embedding_multiplier");
+  config.residual_multiplier = multiplier("residual_multiplier");
+  config.attention_multiplier = multiplier("attention_multiplier");
+  config.logits_scaling = multiplier("logits_scaling");
+}
+
 json rope_scaling_json(const RopeScaling& rope) {
   json object{{"rope_type", rope.type}, {"factor", rope.factor}};
   if (rope.type == "llama3" || rope.type == "yarn")
@@ -311,11 +325,14 @@ std::string ModelConfig::architecture() const {
                        : model_type == "olmo2"       ? "Olmo2"
                        : model_type == "olmo3"       ? "Olmo3"
                        : model_type == "smollm3"     ? "SmolLM3"
+                       : model_type == "granite"     ? "Granite"
                                                      : "Llama")
     + (num_labels > 0 ? "ForSequenceClassification" : "ForCausalLM");
 }
 
 double ModelConfig::attention_scale() const {
+  if (attention_multiplier > 0) // Granite's
+    return attention_multiplier;
   return 1.0 / std::sqrt(query_pre_attn_scalar > 0 ? query_pre_attn_scalar : static_cast<double>(head_dim));
 }
 
@@ -370,6 +387,8 @@ ModelConfig ModelConfig::from_json(const json& object, const std::filesystem::pa
     read_olmo3(object, file, config);
   if (config.model_type == "smollm3")
     read_smollm3(object, file, config);
+  if (config.model_type == "granite")
+    read_granite(object, file, config);
   config.attention_bias = config.model_type == "qwen2" || read_bool(object, "attention_bias", file, false);
   config.tie_word_embeddings = read_bool(object, "tie_word_embeddings", file, gemma);
   // transformers 5 writes the storage dtype as "dtype".
@@ -454,6 +473,9 @@ void ModelConfig::validate(const std::filesystem::path& file) const {
     fail(file, "layer_types", "expected one entry per layer (" + std::to_string(num_hidden_layers) + ")");
   if (!nope_layers.empty() && static_cast<std::int64_t>(nope_layers.size()) != num_hidden_layers)
     fail(file, "no_rope_layers", "expected one entry per layer (" + std::to_string(num_hidden_layers) + ")");
+  if (!(embedding_multiplier > 0) || !(residual_multiplier > 0) || !(attention_multiplier >= 0)
+      || !(logits_scaling > 0))
+    fail(file, "embedding_multiplier", "Granite's multipliers must be positive");
   if (query_pre_attn_scalar < 0)
     fail(file, "query_pre_attn_scalar", "must be positive");
   if (rope_local_base_freq < 0)
@@ -491,6 +513,12 @@ json ModelConfig::to_json() const {
     object["sliding_window"] = sliding_window > 0 ? json(sliding_window) : json(nullptr);
   if (model_type == "olmo3")
     object["sliding_window"] = sliding_window;
+  if (model_type == "granite") {
+    object["embedding_multiplier"] = embedding_multiplier;
+    object["residual_multiplier"] = residual_multiplier;
+    object["attention_multiplier"] = attention_scale();
+    object["logits_scaling"] = logits_scaling;
+  }
   if (model_type == "smollm3") {
     object["no_rope_layers"] = json::array();
     for (std::int64_t i = 0; i < num_hidden_layers; ++i)

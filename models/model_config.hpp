@@ -1,5 +1,5 @@
 // ModelConfig: the architecture of a decoder-only transformer of the Llama / Qwen2 / Qwen3 / Mistral /
-// Gemma 2 and 3 / OLMo 2 and 3 / SmolLM3 families, read from and written to a Hugging Face `config.json` with the same keys, so that
+// Gemma 2 and 3 / OLMo 2 and 3 / SmolLM3 / Granite 3 families, read from and written to a Hugging Face `config.json` with the same keys, so that
 // folders round-trip.
 #pragma once
 
@@ -45,7 +45,8 @@ struct ModelConfig {
   /// before the residual sum, and an RMSNorm over all query heads together and one over all key
   /// heads, before the rotary embedding) or "olmo3" (OLMo 3: OLMo 2's layout, three layers of every
   /// four windowed, rope_scaling in the full-attention layers only) or "smollm3" (SmolLM3: Llama's
-  /// layout with no rotary embedding in every fourth layer, `no_rope_layers`).
+  /// layout with no rotary embedding in every fourth layer, `no_rope_layers`) or "granite" (Granite
+  /// 3: Llama's layout with four multipliers, below).
   std::string model_type = "llama";
   std::int64_t vocab_size = 0;
   std::int64_t hidden_size = 0;
@@ -89,6 +90,11 @@ struct ModelConfig {
   /// (before the mask and softmax), the output logits likewise with final_logit_softcapping. 0: none.
   double attn_logit_softcapping = 0;
   double final_logit_softcapping = 0;
+  /// Granite's multipliers (1 in other families): the embeddings times embedding_multiplier, each
+  /// block's output times residual_multiplier before the residual sum, the attention scores times
+  /// attention_multiplier (in place of head_dim^(-1/2); 0: unset) and the logits divided by
+  /// logits_scaling.
+  double embedding_multiplier = 1, residual_multiplier = 1, attention_multiplier = 0, logits_scaling = 1;
   /// Read from a multimodal checkpoint (Gemma 3 4B and larger: `Gemma3ForConditionalGeneration`,
   /// model_type "gemma3"): this is its language model, config.json's `text_config`. The checkpoint's
   /// vision weights are not read, and a save writes the language model alone (`Gemma3ForCausalLM`).
@@ -125,7 +131,8 @@ struct ModelConfig {
     return !nope_layers.empty() && nope_layers.at(static_cast<std::size_t>(layer));
   }
 
-  /// The factor attention scores are multiplied by before the softmax.
+  /// The factor attention scores are multiplied by before the softmax: head_dim^(-1/2), Gemma's
+  /// query_pre_attn_scalar^(-1/2) or Granite's attention_multiplier.
   double attention_scale() const;
 
   /// Reads config.json's object. @throws CheckpointError naming `file` and the key.

@@ -240,7 +240,8 @@ torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
 
 // -- layers -------------------------------------------------------------------
 
-DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& config, std::int64_t layer) {
+DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& config, std::int64_t layer)
+  : residual_multiplier_(config.residual_multiplier) {
   auto norm = [&] { return RMSNorm(config.hidden_size, config.rms_norm_eps, norm_scale(config)); };
   if (!config.olmo())
     input_layernorm = register_module("input_layernorm", norm());
@@ -261,6 +262,10 @@ torch::Tensor DecoderLayerImpl::after_attention(const torch::Tensor& x, const to
   if (!input_layernorm) { // OLMo: the outputs of the attention and the MLP normalised, not their inputs
     auto h = x + post_attention_layernorm(attended);
     return h + post_feedforward_layernorm(mlp(h));
+  }
+  if (residual_multiplier_ != 1) { // Granite: each block's output scaled before the residual sum
+    auto h = x + attended * residual_multiplier_;
+    return h + mlp(post_attention_layernorm(h)) * residual_multiplier_;
   }
   if (!pre_feedforward_layernorm) {
     auto h = x + attended;
@@ -343,6 +348,8 @@ torch::Tensor TransformerImpl::logits(const torch::Tensor& hidden) {
   auto logits = linear_transposed(hidden, output_weight_t_.transposed({output_weight()}));
   if (auto cap = config_.final_logit_softcapping; cap > 0) // Gemma 2
     return torch::tanh(logits / cap) * cap;
+  if (config_.logits_scaling != 1) // Granite
+    return logits / config_.logits_scaling;
   return logits;
 }
 
@@ -391,6 +398,8 @@ torch::Tensor TransformerImpl::hidden_states(const torch::Tensor& tokens, const 
 
 torch::Tensor TransformerImpl::embed(const torch::Tensor& tokens) {
   auto x = embedding_rows(model->embed_tokens->weight, tokens);
+  if (config_.embedding_multiplier != 1) // Granite
+    return x * config_.embedding_multiplier;
   if (!config_.gemma())
     return x;
   // The factor rounded to the weights' dtype first, as Gemma's reference does.

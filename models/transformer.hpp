@@ -174,6 +174,7 @@ public:
   Mlp mlp{nullptr};
 
 private:
+  double residual_multiplier_; // Granite's scale of each block's output; 1 elsewhere
   // What the attention reads: `x` normalised, or `x` itself (OLMo).
   torch::Tensor attention_input(const torch::Tensor& x);
   // The rest of the layer, given its input `x` and the attention's output.

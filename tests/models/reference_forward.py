@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """An independent reference forward pass of a Llama / Qwen2 / Qwen3 / Mistral / Gemma 2 and 3 / OLMo 2 and 3 /
-SmolLM3 model folder in plain PyTorch.
+SmolLM3 / Granite 3 model folder in plain PyTorch.
 
 Usage: reference_forward.py MODEL_FOLDER TOKENS_JSON OUT_SAFETENSORS [ADAPTER_FOLDER]
 
@@ -165,10 +165,16 @@ def main():
     attn_cap, final_cap = cfg.get("attn_logit_softcapping"), cfg.get("final_logit_softcapping")  # Gemma 2
     norm = gemma_rms_norm if gemma else rms_norm
     scale = cfg["query_pre_attn_scalar"] ** -0.5 if gemma else D ** -0.5
+    granite = cfg["model_type"] == "granite"  # four multipliers, 1 in the other families
+    residual = cfg["residual_multiplier"] if granite else 1.0
+    if granite:
+        scale = cfg["attention_multiplier"]
 
     x = w["model.embed_tokens.weight"][ids]
     if gemma:  # Gemma scales its embeddings by sqrt(hidden_size)
         x = x * math.sqrt(cfg["hidden_size"])
+    if granite:
+        x = x * cfg["embedding_multiplier"]
 
     def rotation(rope_cfg):
         inv_freq, attention_factor = rope_frequencies(rope_cfg, D)
@@ -224,13 +230,13 @@ def main():
             x = x + norm(out, w[p + "post_attention_layernorm.weight"], eps)
             h = x
         else:
-            x = x + out
+            x = x + out * residual
             h = norm(x, w[p + "post_attention_layernorm.weight"], eps)
         gate = h @ w[p + "mlp.gate_proj.weight"].T
         up = h @ w[p + "mlp.up_proj.weight"].T
         act = torch.nn.functional.gelu(gate, approximate="tanh") if gemma else torch.nn.functional.silu(gate)
         mlp = (act * up) @ w[p + "mlp.down_proj.weight"].T
-        x = x + (norm(mlp, w[p + "post_feedforward_layernorm.weight"], eps) if gemma or olmo else mlp)
+        x = x + (norm(mlp, w[p + "post_feedforward_layernorm.weight"], eps) if gemma or olmo else mlp * residual)
 
     x = norm(x, w["model.norm.weight"], eps)
     if any(a.endswith("ForSequenceClassification") for a in cfg.get("architectures", [])):
@@ -240,6 +246,8 @@ def main():
     logits = x @ head.T
     if final_cap:
         logits = final_cap * torch.tanh(logits / final_cap)
+    if granite:
+        logits = logits / cfg["logits_scaling"]
     write_safetensors(out_path, {"logits": logits.to(torch.float32)})
 
 

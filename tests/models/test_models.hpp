@@ -85,6 +85,17 @@ inline ModelConfig smollm3_config(bool tied = true, std::int64_t vocab = 97) {
   return config;
 }
 
+/// Granite 3: Llama's layout with multipliers far enough from 1 to matter (Granite 3.3 2B has 12,
+/// 0.22, 1/64 and 8).
+inline ModelConfig granite_config(bool tied = true, std::int64_t vocab = 97) {
+  auto config = small_config("granite", tied, vocab);
+  config.embedding_multiplier = 4.0;
+  config.residual_multiplier = 0.5;
+  config.attention_multiplier = 0.1;
+  config.logits_scaling = 3.0;
+  return config;
+}
+
 /// A model of `config` drawn from `seed`, with its biases and norm weights moved off their initial
 /// zeros and ones so that they matter in comparisons; embeddings scaled by `embedding_scale` (> 1:
 /// peaked distributions, no near-ties for argmax).

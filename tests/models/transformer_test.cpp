@@ -74,7 +74,8 @@ std::vector<Architecture> architectures() {
           {"olmo2_tied", test::olmo2_config(/*tied=*/true)},
           {"olmo3", test::olmo3_config()},
           {"smollm3", test::smollm3_config()},
-          {"smollm3_rope_yarn", test::rope_scaled(test::smollm3_config(/*tied=*/false), "yarn")}};
+          {"smollm3_rope_yarn", test::rope_scaled(test::smollm3_config(/*tied=*/false), "yarn")},
+          {"granite", test::granite_config()}};
 }
 
 void PrintTo(const Architecture& architecture, std::ostream* out) {
@@ -98,9 +99,11 @@ TEST_P(ReferenceLogits, MatchAnIndependentPyTorchForwardWithin1e4) {
   // reference than ten times the tolerance.
   auto plain = config;
   plain.rope_scaling = RopeScaling{};
-  if (plain.model_type == "qwen3" || plain.model_type == "smollm3")
+  if (plain.model_type == "qwen3" || plain.model_type == "smollm3" || plain.model_type == "granite")
     plain.model_type = "llama";
   plain.nope_layers.clear();
+  plain.embedding_multiplier = plain.residual_multiplier = plain.logits_scaling = 1;
+  plain.attention_multiplier = 0;
   plain.sliding_window = 0;
   plain.attn_logit_softcapping = plain.final_logit_softcapping = 0;
   bool windowed = config.sliding_window > 0;
@@ -170,10 +173,11 @@ TEST(Checkpoint, LoadOfSaveReproducesLogitsBitForBit) {
   EXPECT_TRUE(torch::equal(model->forward(tokens), loaded->forward(tokens)));
 }
 
-// OLMo's and SmolLM3's folders hold their own tensors (no norm before the attention, norms as wide as
-// the projections) and settings (windows, YaRN in the full layers, layers without rotation).
-TEST(Checkpoint, OlmoAndSmolLM3FoldersRoundTrip) {
-  for (const auto& config : {test::olmo3_config(), test::smollm3_config()}) {
+// OLMo's, SmolLM3's and Granite's folders hold their own tensors (no norm before the attention, norms
+// as wide as the projections) and settings (windows, YaRN in the full layers, layers without
+// rotation, multipliers).
+TEST(Checkpoint, OlmoSmolLM3AndGraniteFoldersRoundTrip) {
+  for (const auto& config : {test::olmo3_config(), test::smollm3_config(), test::granite_config()}) {
     auto model = random_model(config, 5);
     auto dir = fresh_dir("roundtrip_" + config.model_type);
     save_pretrained(model, dir);
@@ -577,6 +581,35 @@ TEST(ModelConfigJson, ReadsSmolLM3sConfig) {
   smollm3["no_rope_layer_interval"] = 0;
   expect_error_containing<CheckpointError>([&] { ModelConfig::from_json(smollm3, "smollm3/config.json"); },
                                            {"no_rope_layer_interval", "must be positive"});
+}
+
+// Granite 3.3's config.json as the Hub has it (its keys, shapes shrunk): its multipliers, and
+// GraniteConfig's defaults (1) where absent.
+TEST(ModelConfigJson, ReadsGranitesConfig) {
+  auto granite = nlohmann::json::parse(R"({
+    "architectures": ["GraniteForCausalLM"], "attention_bias": false, "attention_dropout": 0.1,
+    "attention_multiplier": 0.015625, "bos_token_id": 0, "embedding_multiplier": 12.0, "eos_token_id": 0,
+    "hidden_act": "silu", "hidden_size": 64, "initializer_range": 0.02, "intermediate_size": 96,
+    "logits_scaling": 8.0, "max_position_embeddings": 131072, "mlp_bias": false, "model_type": "granite",
+    "num_attention_heads": 4, "num_hidden_layers": 2, "num_key_value_heads": 2, "pad_token_id": 0,
+    "residual_multiplier": 0.22, "rms_norm_eps": 1e-05, "rope_scaling": null, "rope_theta": 10000000.0,
+    "tie_word_embeddings": true, "torch_dtype": "bfloat16", "transformers_version": "4.49.0",
+    "use_cache": true, "vocab_size": 97})");
+  auto config = ModelConfig::from_json(granite, "granite/config.json");
+  EXPECT_EQ(config.embedding_multiplier, 12.0);
+  EXPECT_EQ(config.residual_multiplier, 0.22);
+  EXPECT_EQ(config.attention_scale(), 0.015625); // in place of head_dim^(-1/2)
+  EXPECT_EQ(config.logits_scaling, 8.0);
+  EXPECT_EQ(config.architecture(), "GraniteForCausalLM");
+  EXPECT_EQ(ModelConfig::from_json(config.to_json(), "again.json").to_json(), config.to_json());
+  for (const char* key : {"attention_multiplier", "embedding_multiplier", "residual_multiplier", "logits_scaling"})
+    granite.erase(key);
+  config = ModelConfig::from_json(granite, "granite/config.json");
+  EXPECT_EQ(config.attention_scale(), 1.0); // GraniteConfig's defaults
+  EXPECT_EQ(config.logits_scaling, 1.0);
+  granite["logits_scaling"] = 0;
+  expect_error_containing<CheckpointError>([&] { ModelConfig::from_json(granite, "granite/config.json"); },
+                                           {"granite/config.json", "logits_scaling", "must be positive"});
 }
 
 // Llama 3.2's and Qwen3's config.json as the Hub has them (their keys, shapes shrunk), and the same
