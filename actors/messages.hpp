@@ -48,7 +48,8 @@ CHORUS_INSPECT(TrainSample, prompt_tokens, completion_tokens, advantage, behavio
                completion_mask, token_advantages, old_values, returns, label)
 CHORUS_INSPECT(PreferencePair, prompt_tokens, chosen_tokens, rejected_tokens)
 CHORUS_INSPECT(TrainParams, lr, max_grad_norm, weight_decay, micro_batch_size, clip_range, clip_range_high,
-               loss_aggregation, ratio_level, kl_beta, dpo_beta, value_coef, value_clip_range, on_policy_version)
+               loss_aggregation, ratio_level, kl_beta, dpo_beta, dpo_loss, dpo_label_smoothing, value_coef,
+               value_clip_range, on_policy_version)
 CHORUS_INSPECT(TrainReport, loss, grad_norm, lr, tokens, tokens_per_second, logprob_gap, clip_fraction, kl,
                reward_accuracy, reward_margin, value_loss, weight_version)
 

@@ -279,6 +279,11 @@ void Trainer::check_pairs(Objective objective, const std::vector<PreferencePair>
     throw std::invalid_argument("micro_batch_size must be at least 1, got " + std::to_string(params.micro_batch_size));
   if (objective == Objective::dpo && !(params.dpo_beta > 0))
     throw std::invalid_argument("dpo_beta must be > 0");
+  if (objective == Objective::dpo && params.dpo_loss != "sigmoid" && params.dpo_loss != "hinge"
+      && params.dpo_loss != "ipo")
+    throw std::invalid_argument("dpo_loss must be sigmoid, hinge or ipo, got '" + params.dpo_loss + "'");
+  if (objective == Objective::dpo && !(params.dpo_label_smoothing >= 0 && params.dpo_label_smoothing < 0.5))
+    throw std::invalid_argument("dpo_label_smoothing must be in [0, 0.5)");
   for (std::size_t i = 0; i < pairs.size(); ++i) {
     auto where = "pair " + std::to_string(i);
     check_sequence(pairs[i].prompt_tokens, pairs[i].chosen_tokens, where + " (chosen)");
@@ -522,8 +527,14 @@ torch::Tensor Trainer::pair_loss(Objective objective, const std::vector<Preferen
   // A pair's two completions share its prompt: scored packed, the prompt once.
   auto reference_sums = (reference_logprobs(batch) * mask).sum(1); // first: see sample_loss
   auto sums = (models::completion_logprobs(model_.model, batch) * mask).sum(1);
+  if (params.dpo_loss == "ipo") { // IPO compares mean log-probabilities per token
+    auto lengths = mask.sum(1).clamp_min(1.0);
+    reference_sums = reference_sums / lengths;
+    sums = sums / lengths;
+  }
   return count(models::dpo_loss(sums.narrow(0, 0, n), sums.narrow(0, n, n), reference_sums.narrow(0, 0, n),
-                                reference_sums.narrow(0, n, n), params.dpo_beta));
+                                reference_sums.narrow(0, n, n), params.dpo_beta, params.dpo_loss,
+                                params.dpo_label_smoothing));
 }
 
 } // namespace chorus::actors

@@ -78,11 +78,14 @@ struct PairLoss {
   double reward_margin = 0.0;   // mean margin
 };
 
-/// Direct preference optimisation (Rafailov et al. 2023) over per-sequence log-probability sums
-/// [pairs]: margin = beta * ((chosen - ref_chosen) - (rejected - ref_rejected)),
-/// loss = -mean log sigmoid(margin).
+/// Direct preference optimisation (Rafailov et al. 2023) over per-sequence log-probabilities
+/// [pairs] (sums; IPO's: means per token): margin m = beta * ((chosen - ref_chosen) - (rejected -
+/// ref_rejected)); loss = the mean over pairs of `kind`'s loss of m (TrainParams::dpo_loss):
+/// "sigmoid" -(1 - e) log sigmoid(m) - e log sigmoid(-m) with e = label_smoothing, "hinge"
+/// max(0, 1 - m), "ipo" (m / beta - 1 / (2 beta))^2.
 PairLoss dpo_loss(const torch::Tensor& chosen, const torch::Tensor& rejected, const torch::Tensor& reference_chosen,
-                  const torch::Tensor& reference_rejected, double beta);
+                  const torch::Tensor& reference_rejected, double beta, const std::string& kind = "sigmoid",
+                  double label_smoothing = 0.0);
 
 /// A reward model's Bradley-Terry loss over its scores of pairs' completions [pairs]:
 /// margin = chosen - rejected, loss = -mean log sigmoid(margin) (the negative log-likelihood that

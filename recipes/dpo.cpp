@@ -44,7 +44,9 @@ Task<DpoResult> run_dpo(DpoOptions options) {
                          .max_grad_norm = options.max_grad_norm,
                          .weight_decay = options.weight_decay,
                          .micro_batch_size = options.samples_per_mini_batch,
-                         .dpo_beta = options.beta};
+                         .dpo_beta = options.beta,
+                         .dpo_loss = options.loss_type,
+                         .dpo_label_smoothing = options.label_smoothing};
       auto report = co_await model.train_dpo(std::move(batch), params);
       ++result.steps;
       result.loss = report.loss;
@@ -75,6 +77,12 @@ DPO::DPO(DpoOptions options) : options_(std::move(options)) {
     throw ConfigError("DPO: epochs, samples_per_batch and samples_per_mini_batch must be at least 1");
   if (!(options_.beta > 0))
     throw ConfigError("DPO: beta must be > 0");
+  if (options_.loss_type != "sigmoid" && options_.loss_type != "hinge" && options_.loss_type != "ipo")
+    throw ConfigError("DPO: loss_type must be sigmoid, hinge or ipo, got '" + options_.loss_type + "'");
+  if (!(options_.label_smoothing >= 0 && options_.label_smoothing < 0.5))
+    throw ConfigError("DPO: label_smoothing must be in [0, 0.5), got " + std::to_string(options_.label_smoothing));
+  if (options_.label_smoothing > 0 && options_.loss_type != "sigmoid")
+    throw ConfigError("DPO: label_smoothing applies to the sigmoid loss only, not '" + options_.loss_type + "'");
   detail::lr_schedule_of("DPO", options_.lr, options_.warmup_steps, options_.lr_schedule, options_.min_lr_ratio);
 }
 

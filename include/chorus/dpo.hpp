@@ -29,6 +29,11 @@ struct DpoOptions {
   double lr = 1e-6;
   /// The inverse temperature of the implicit reward.
   double beta = 0.1;
+  /// The loss of a pair's margin (TrainParams::dpo_loss): "sigmoid" (DPO), "hinge" (SLiC) or "ipo"
+  /// (IPO, over mean log-probabilities per token).
+  std::string loss_type = "sigmoid";
+  /// With "sigmoid": the assumed share of flipped preferences, in [0, 0.5) (conservative DPO).
+  double label_smoothing = 0.0;
   /// Passes over the dataset.
   int epochs = 1;
   /// Pairs per optimizer step.

@@ -70,6 +70,13 @@ struct TrainParams {
   double kl_beta = 0.0;
   /// DPO steps: the inverse temperature beta of the implicit reward beta * log(pi / pi_ref).
   double dpo_beta = 0.1;
+  /// DPO steps: the loss of a pair's margin m = beta * (chosen's log-ratio - rejected's):
+  /// "sigmoid" (DPO: -log sigmoid(m)), "hinge" (SLiC: max(0, 1 - m)) or "ipo" (IPO: (m / beta -
+  /// 1 / (2 beta))^2, over each completion's mean log-probability per token).
+  std::string dpo_loss = "sigmoid";
+  /// DPO steps, "sigmoid": the assumed share of pairs whose preference is flipped (conservative DPO,
+  /// Mitchell 2023): -(1 - e) log sigmoid(m) - e log sigmoid(-m). 0: plain DPO.
+  double dpo_label_smoothing = 0.0;
   /// PPO steps: weight of the value loss.
   double value_coef = 0.5;
   /// PPO steps: the clip range of the value update.

@@ -13,6 +13,8 @@ struct DpoConfig {
   double lr = 1e-6;
   // DPO's beta: the inverse temperature of the implicit reward (higher stays closer to the reference).
   double beta = 0.1;
+  // The loss of a pair's margin: sigmoid (DPO), hinge (SLiC) or ipo (IPO).
+  std::string loss_type = "sigmoid";
   // Passes over the pairs.
   int epochs = 1;
   // Pairs per optimizer step.
@@ -24,7 +26,7 @@ struct DpoConfig {
   // LoRA adapters trained instead of every weight: lora.r > 0 (e.g. --set lora.r=16); 0: full fine-tuning.
   LoraOptions lora;
 };
-CHORUS_CONFIG(DpoConfig, dataset, model, lr, beta, epochs, samples_per_batch, seed, device, lora)
+CHORUS_CONFIG(DpoConfig, dataset, model, lr, beta, loss_type, epochs, samples_per_batch, seed, device, lora)
 
 Task<void> dpo(DpoConfig config, RecipeContext& ctx) {
   auto builder = co_await config.model.to_builder(ctx, {.device = config.device, .adapter = config.lora});
@@ -35,6 +37,7 @@ Task<void> dpo(DpoConfig config, RecipeContext& ctx) {
                               .logger = ctx.logger(),
                               .lr = config.lr,
                               .beta = config.beta,
+                              .loss_type = config.loss_type,
                               .epochs = config.epochs,
                               .samples_per_batch = config.samples_per_batch,
                               .seed = config.seed})

@@ -133,6 +133,26 @@ TEST(Trainer, DpoStepsPreferTheChosenCompletion) {
   EXPECT_THROW(without_reference.pair_step(Objective::dpo, pairs, {}), std::invalid_argument);
 }
 
+// IPO and hinge steps: at the first step (margin 0) IPO's loss is (1 / (2 beta))^2 = 1 and the
+// hinge's 1; IPO's steps then lower it. Unknown losses and smoothing out of range are refused.
+TEST(Trainer, IpoAndHingeDpoStepsStartAtTheLossOfAZeroMargin) {
+  std::vector<PreferencePair> pairs{{{1, 2, 3}, {4, 5}, {6, 7, 8}}, {{9}, {10, 11, 12}, {13}}};
+  Trainer hinge(tiny(), true);
+  EXPECT_NEAR(hinge.pair_step(Objective::dpo, pairs, {.lr = 0.0, .dpo_beta = 0.5, .dpo_loss = "hinge"}).loss, 1.0,
+              1e-5);
+  Trainer ipo(tiny(), true);
+  TrainParams params{.lr = 3e-3, .dpo_beta = 0.5, .dpo_loss = "ipo"};
+  auto first = ipo.pair_step(Objective::dpo, pairs, params);
+  EXPECT_NEAR(first.loss, 1.0, 1e-5);
+  TrainReport last;
+  for (int i = 0; i < 10; ++i)
+    last = ipo.pair_step(Objective::dpo, pairs, params);
+  EXPECT_LT(last.loss, first.loss);
+  EXPECT_GT(last.reward_margin, 0.0);
+  EXPECT_THROW(ipo.pair_step(Objective::dpo, pairs, {.dpo_loss = "kto"}), std::invalid_argument);
+  EXPECT_THROW(ipo.pair_step(Objective::dpo, pairs, {.dpo_label_smoothing = 0.5}), std::invalid_argument);
+}
+
 // A reward model: its Bradley-Terry step's loss is the loss of the scores it gives before the step
 // (read at each sequence's last token, whatever the padding), and the steps rank the pairs right.
 TEST(Trainer, RewardStepsOfAScoringModelRankTheChosenCompletionAbove) {

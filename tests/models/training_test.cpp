@@ -133,6 +133,27 @@ TEST(Losses, DpoByHand) {
   EXPECT_NEAR(rejected.grad()[0].item<double>(), 0.5 * (1 - sigmoid(1.0)) / 2, 1e-6);
 }
 
+// The same pairs (margins 1 and -1 at beta 0.5) under the other losses of a margin.
+TEST(Losses, DpoVariantsByHand) {
+  auto chosen = torch::tensor({-3.0, -2.0}), rejected = torch::tensor({-6.0, -1.0});
+  auto ref_chosen = torch::tensor({-4.0, -2.0}), ref_rejected = torch::tensor({-5.0, -3.0});
+  // Hinge (SLiC): max(0, 1 - m): 0 and 2; only the pair under the margin has a gradient, -beta / pairs.
+  chosen.set_requires_grad(true);
+  auto hinge = dpo_loss(chosen, rejected, ref_chosen, ref_rejected, 0.5, "hinge");
+  EXPECT_NEAR(hinge.loss.item<double>(), 1.0, 1e-6);
+  hinge.loss.backward();
+  EXPECT_NEAR(chosen.grad()[0].item<double>(), 0.0, 1e-12);
+  EXPECT_NEAR(chosen.grad()[1].item<double>(), -0.25, 1e-6);
+  // IPO: (m / beta - 1 / (2 beta))^2 = (2 - 1)^2 and (-2 - 1)^2: mean 5.
+  EXPECT_NEAR(dpo_loss(chosen, rejected, ref_chosen, ref_rejected, 0.5, "ipo").loss.item<double>(), 5.0, 1e-6);
+  // Conservative DPO on pair 0 alone (m = 1): 0.9 log(1 + e^-1) + 0.1 log(1 + e).
+  auto first = [](const torch::Tensor& t) { return t.narrow(0, 0, 1); };
+  auto smoothed = dpo_loss(first(chosen), first(rejected), first(ref_chosen), first(ref_rejected), 0.5, "sigmoid", 0.1);
+  EXPECT_NEAR(smoothed.loss.item<double>(), 0.9 * std::log1p(std::exp(-1.0)) + 0.1 * std::log1p(std::exp(1.0)), 1e-6);
+  EXPECT_NEAR(smoothed.reward_margin, 1.0, 1e-6); // the margin is the same whatever the loss
+  EXPECT_THROW(dpo_loss(chosen, rejected, ref_chosen, ref_rejected, 0.5, "kto"), std::invalid_argument);
+}
+
 TEST(Losses, BradleyTerryByHand) {
   // Scores: pair 0 chosen 2.0, rejected 1.0 -> margin 1 -> -log sigmoid(1) = log(1 + e^-1) = 0.31326;
   // pair 1 chosen 0.5, rejected 1.5 -> margin -1 -> log(1 + e) = 1.31326. Loss = their mean, 0.81326.

@@ -369,6 +369,11 @@ TEST(AlgorithmOptions, BadOptionsAreConfigErrors) {
                      .completions_per_sample = 4}),
                ConfigError);
   EXPECT_THROW(DPO({.dataset = {{{{"user", "a"}}, "b", "c", Json::object()}}, .beta = 0.0}), ConfigError);
+  EXPECT_THROW(DPO({.dataset = {{{{"user", "a"}}, "b", "c", Json::object()}}, .loss_type = "kto"}), ConfigError);
+  EXPECT_THROW(DPO({.dataset = {{{{"user", "a"}}, "b", "c", Json::object()}}, .label_smoothing = 0.5}), ConfigError);
+  EXPECT_THROW(
+    DPO({.dataset = {{{{"user", "a"}}, "b", "c", Json::object()}}, .loss_type = "ipo", .label_smoothing = 0.1}),
+    ConfigError);
   EXPECT_THROW(PPO({.dataset = x_task_prompts(), .grader = FunctionGrader("x", share_of_x), .gamma = 1.5}),
                ConfigError);
   // The overlap options, checked by every pipelined algorithm.
