@@ -36,11 +36,12 @@ GaeResult generalized_advantages(const std::vector<double>& rewards, const std::
 namespace {
 
 using detail::mean_of;
+using detail::mean_over;
 
+// The policy's learning-rate schedule over `steps` steps.
 LrSchedule lr_schedule_of(const PpoOptions& o, std::int64_t steps) {
   return detail::lr_schedule_of("PPO", o.lr, o.warmup_steps, o.lr_schedule, o.min_lr_ratio, steps);
 }
-using detail::mean_over;
 
 // The training side of PPO; the rollouts (one per prompt) come from the pipeline, produced concurrently.
 struct PpoRun {
@@ -205,7 +206,8 @@ Task<PpoResult> run_ppo(PpoOptions o) {
     co_return PpoResult{stage.result.steps, stage.result.reward_mean};
   o.logger.begin_stage(o.stage, o.max_num_ppo_steps);
   auto pipeline = ppo_pipeline(o);
-  auto schedule = lr_schedule_of(o, o.max_num_ppo_steps), value_schedule = schedule;
+  auto schedule = lr_schedule_of(o, o.max_num_ppo_steps);
+  auto value_schedule = schedule;
   if (o.value_lr >= 0)
     value_schedule.base_lr = o.value_lr;
   PpoRun run{std::move(o), detail::RolloutPipeline(std::move(pipeline), std::move(stage.versions)),
