@@ -279,11 +279,8 @@ void Trainer::check_pairs(Objective objective, const std::vector<PreferencePair>
     throw std::invalid_argument("micro_batch_size must be at least 1, got " + std::to_string(params.micro_batch_size));
   if (objective == Objective::dpo && !(params.dpo_beta > 0))
     throw std::invalid_argument("dpo_beta must be > 0");
-  if (objective == Objective::dpo && params.dpo_loss != "sigmoid" && params.dpo_loss != "hinge"
-      && params.dpo_loss != "ipo")
-    throw std::invalid_argument("dpo_loss must be sigmoid, hinge or ipo, got '" + params.dpo_loss + "'");
-  if (objective == Objective::dpo && !(params.dpo_label_smoothing >= 0 && params.dpo_label_smoothing < 0.5))
-    throw std::invalid_argument("dpo_label_smoothing must be in [0, 0.5)");
+  if (objective == Objective::dpo)
+    models::check_dpo_loss(params.dpo_loss, params.dpo_label_smoothing);
   for (std::size_t i = 0; i < pairs.size(); ++i) {
     auto where = "pair " + std::to_string(i);
     check_sequence(pairs[i].prompt_tokens, pairs[i].chosen_tokens, where + " (chosen)");

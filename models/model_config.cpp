@@ -10,6 +10,7 @@
 #include <array>
 #include <cmath>
 #include <fstream>
+#include <utility>
 
 namespace chorus::models {
 
@@ -278,18 +279,12 @@ void read_smollm3(const json& object, const std::filesystem::path& file, ModelCo
   }
 }
 
-// Granite's four multipliers, GraniteConfig's defaults (1) where absent.
+// Granite's four multipliers, GraniteConfig's defaults (1) where absent (validate checks them).
 void read_granite(const json& object, const std::filesystem::path& file, ModelConfig& config) {
-  auto multiplier = [&](const char* key) {
-    auto value = read_number(object, key, file, 1.0);
-    if (!(value > 0))
-      fail(file, key, "must be positive, got " + std::to_string(value));
-    return value;
-  };
-  config.embedding_multiplier = multiplier("embedding_multiplier");
-  config.residual_multiplier = multiplier("residual_multiplier");
-  config.attention_multiplier = multiplier("attention_multiplier");
-  config.logits_scaling = multiplier("logits_scaling");
+  config.embedding_multiplier = read_number(object, "embedding_multiplier", file, 1.0);
+  config.residual_multiplier = read_number(object, "residual_multiplier", file, 1.0);
+  config.attention_multiplier = read_number(object, "attention_multiplier", file, 1.0);
+  config.logits_scaling = read_number(object, "logits_scaling", file, 1.0);
 }
 
 json rope_scaling_json(const RopeScaling& rope) {
@@ -473,9 +468,14 @@ void ModelConfig::validate(const std::filesystem::path& file) const {
     fail(file, "layer_types", "expected one entry per layer (" + std::to_string(num_hidden_layers) + ")");
   if (!nope_layers.empty() && static_cast<std::int64_t>(nope_layers.size()) != num_hidden_layers)
     fail(file, "no_rope_layers", "expected one entry per layer (" + std::to_string(num_hidden_layers) + ")");
-  if (!(embedding_multiplier > 0) || !(residual_multiplier > 0) || !(attention_multiplier >= 0)
-      || !(logits_scaling > 0))
-    fail(file, "embedding_multiplier", "Granite's multipliers must be positive");
+  for (auto [key, value] : {std::pair{"embedding_multiplier", embedding_multiplier},
+                            {"residual_multiplier", residual_multiplier},
+                            {"logits_scaling", logits_scaling}})
+    if (!(value > 0))
+      fail(file, key, "must be positive, got " + std::to_string(value));
+  // Granite's scale of the scores; 0 in the other families: unset.
+  if (!(attention_multiplier > 0) && (model_type == "granite" || attention_multiplier != 0))
+    fail(file, "attention_multiplier", "must be positive, got " + std::to_string(attention_multiplier));
   if (query_pre_attn_scalar < 0)
     fail(file, "query_pre_attn_scalar", "must be positive");
   if (rope_local_base_freq < 0)

@@ -102,18 +102,24 @@ PairLoss pair_loss_of(const torch::Tensor& margin) {
 PairLoss dpo_loss(const torch::Tensor& chosen, const torch::Tensor& rejected, const torch::Tensor& reference_chosen,
                   const torch::Tensor& reference_rejected, double beta, const std::string& kind,
                   double label_smoothing) {
+  check_dpo_loss(kind, label_smoothing);
   auto margin = beta * ((chosen - reference_chosen) - (rejected - reference_rejected));
   auto result = pair_loss_of(margin);
   if (kind == "hinge")
     result.loss = torch::relu(1.0 - margin).mean();
   else if (kind == "ipo")
     result.loss = (margin / beta - 1.0 / (2.0 * beta)).pow(2).mean();
-  else if (kind != "sigmoid")
-    throw std::invalid_argument("dpo_loss must be sigmoid, hinge or ipo, got '" + kind + "'");
   else if (label_smoothing > 0)
     result.loss =
       (1.0 - label_smoothing) * result.loss - label_smoothing * torch::nn::functional::logsigmoid(-margin).mean();
   return result;
+}
+
+void check_dpo_loss(const std::string& kind, double label_smoothing) {
+  if (kind != "sigmoid" && kind != "hinge" && kind != "ipo")
+    throw std::invalid_argument("dpo_loss must be sigmoid, hinge or ipo, got '" + kind + "'");
+  if (!(label_smoothing >= 0 && label_smoothing < 0.5))
+    throw std::invalid_argument("dpo_label_smoothing must be in [0, 0.5), got " + std::to_string(label_smoothing));
 }
 
 PairLoss bradley_terry_loss(const torch::Tensor& chosen, const torch::Tensor& rejected) {

@@ -83,9 +83,14 @@ struct PairLoss {
 /// ref_rejected)); loss = the mean over pairs of `kind`'s loss of m (TrainParams::dpo_loss):
 /// "sigmoid" -(1 - e) log sigmoid(m) - e log sigmoid(-m) with e = label_smoothing, "hinge"
 /// max(0, 1 - m), "ipo" (m / beta - 1 / (2 beta))^2.
+/// @throws std::invalid_argument for an unknown `kind` or a label_smoothing outside [0, 0.5).
 PairLoss dpo_loss(const torch::Tensor& chosen, const torch::Tensor& rejected, const torch::Tensor& reference_chosen,
                   const torch::Tensor& reference_rejected, double beta, const std::string& kind = "sigmoid",
                   double label_smoothing = 0.0);
+
+/// dpo_loss's checks of `kind` and `label_smoothing`, for a caller to run before any work.
+/// @throws std::invalid_argument naming the option.
+void check_dpo_loss(const std::string& kind, double label_smoothing);
 
 /// A reward model's Bradley-Terry loss over its scores of pairs' completions [pairs]:
 /// margin = chosen - rejected, loss = -mean log sigmoid(margin) (the negative log-likelihood that

@@ -298,6 +298,10 @@ TEST(ModelConfigJson, ReadsGranitesConfig) {
   granite["logits_scaling"] = 0;
   expect_error_containing<CheckpointError>([&] { ModelConfig::from_json(granite, "granite/config.json"); },
                                            {"granite/config.json", "logits_scaling", "must be positive"});
+  granite["logits_scaling"] = 8.0;
+  granite["attention_multiplier"] = 0; // not "unset" in Granite: its scale of the scores
+  expect_error_containing<CheckpointError>([&] { ModelConfig::from_json(granite, "granite/config.json"); },
+                                           {"granite/config.json", "attention_multiplier", "must be positive"});
 }
 
 // Llama 3.2's and Qwen3's config.json as the Hub has them (their keys, shapes shrunk), and the same
