@@ -8,7 +8,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
+#include <map>
 #include <set>
 
 namespace chorus::models {
@@ -17,7 +20,22 @@ namespace {
 
 constexpr const char* kPeftPrefix = "base_model.model.";
 
-LoraConfig read_adapter_config(const std::filesystem::path& file) {
+// adapter_config.json: the LoRA config, and PEFT's per-module ranks and alphas, which chorus reads
+// for Phi-3's fused projections only (adapters stored on qkv_proj / gate_up_proj).
+struct AdapterConfig {
+  LoraConfig lora;
+  std::map<std::string, std::int64_t> rank_pattern;
+  std::map<std::string, double> alpha_pattern;
+};
+
+// PEFT names Phi-3's fused projections; this engine adapts their parts.
+const std::map<std::string, std::vector<std::string>>& fused_targets() {
+  static const std::map<std::string, std::vector<std::string>> targets = {{"qkv_proj", {"q_proj", "k_proj", "v_proj"}},
+                                                                          {"gate_up_proj", {"gate_proj", "up_proj"}}};
+  return targets;
+}
+
+AdapterConfig read_adapter_config(const std::filesystem::path& file) {
   std::ifstream in(file);
   if (!in)
     throw CheckpointError(file.string() + ": missing (an adapter folder holds adapter_config.json)");
@@ -49,7 +67,11 @@ LoraConfig read_adapter_config(const std::filesystem::path& file) {
       for (const auto& target : targets) {
         if (!target.is_string())
           throw CheckpointError(where("target_modules") + "must list module names");
-        config.target_modules.push_back(target.get<std::string>());
+        auto name = target.get<std::string>();
+        if (auto fused = fused_targets().find(name); fused != fused_targets().end())
+          config.target_modules.insert(config.target_modules.end(), fused->second.begin(), fused->second.end());
+        else
+          config.target_modules.push_back(name);
       }
     } else {
       throw CheckpointError(where("target_modules") + "must be a list of module names or \"all-linear\"");
@@ -72,7 +94,143 @@ LoraConfig read_adapter_config(const std::filesystem::path& file) {
   } catch (const std::invalid_argument& error) {
     throw CheckpointError(file.string() + ": " + error.what());
   }
-  return config;
+  AdapterConfig result{config, {}, {}};
+  // Per-module ranks and alphas: read for the fused projections (whose adapters are split below),
+  // refused elsewhere rather than loaded at the wrong scale.
+  for (const char* key : {"rank_pattern", "alpha_pattern"}) {
+    if (!json.contains(key) || json[key].is_null())
+      continue;
+    if (!json[key].is_object())
+      throw CheckpointError(where(key) + "must be an object of module names and numbers");
+    for (const auto& [module, value] : json[key].items()) {
+      if (!fused_targets().count(module) || !value.is_number() || !(value.get<double>() > 0))
+        throw CheckpointError(where(std::string(key) + "." + module)
+                              + "per-module ranks and alphas are read for Phi-3's fused qkv_proj and gate_up_proj "
+                                "only, as positive numbers");
+      if (std::string(key) == "rank_pattern")
+        result.rank_pattern[module] = value.get<std::int64_t>();
+      else
+        result.alpha_pattern[module] = value.get<double>();
+    }
+  }
+  return result;
+}
+
+// The module a LoRA tensor adapts ("...q_proj" for "...q_proj.lora_A.weight"); empty for another.
+std::string adapted_module(const std::string& name) {
+  for (const char* side : {".lora_A.", ".lora_B."})
+    if (auto at = name.find(side); at != std::string::npos)
+      return name.substr(0, at);
+  return {};
+}
+
+// The scale PEFT gives a module of rank `rank` and alpha `alpha` under `lora`'s rule.
+double peft_scale(const LoraConfig& lora, std::int64_t rank, double alpha) {
+  auto r = static_cast<double>(rank);
+  return lora.use_rslora ? alpha / std::sqrt(r) : alpha / r;
+}
+
+// Phi-3's adapters as PEFT stores them, on the fused module: the parts' A matrices stacked, [parts *
+// r, in], and their B matrices block-diagonal, [rows of all parts, parts * r], so that B A is each
+// part's B A in its rows. Its rank is parts * r, and its alpha parts * lora_alpha (rsLoRA:
+// sqrt(parts) * lora_alpha), so that its scale is the parts' own.
+std::vector<std::pair<std::string, torch::Tensor>>
+fuse_adapters(const ModelConfig& config, const LoraConfig& lora,
+              std::vector<std::pair<std::string, torch::Tensor>> named, nlohmann::json& adapter_config) {
+  std::vector<std::pair<std::string, torch::Tensor>> stored;
+  std::map<std::string, torch::Tensor> by_name;
+  for (auto& [name, tensor] : named)
+    by_name[name] = tensor;
+  std::set<std::string> done;
+  for (auto& [name, tensor] : named) {
+    auto fused = fused_part(config, adapted_module(name));
+    if (!fused) {
+      stored.emplace_back(name, tensor);
+      continue;
+    }
+    if (!done.insert(fused->module).second)
+      continue;
+    auto parts = static_cast<std::int64_t>(fused->parts.size());
+    std::vector<torch::Tensor> a;
+    auto b = torch::zeros({fused->total_rows, parts * lora.r}, tensor.options());
+    for (std::int64_t j = 0; j < parts; ++j) {
+      const auto& part = fused->parts[static_cast<std::size_t>(j)];
+      auto part_fused = *fused_part(config, part);
+      a.push_back(by_name.at(part + ".lora_A.weight"));
+      b.narrow(0, part_fused.offset, part_fused.rows)
+        .narrow(1, j * lora.r, lora.r)
+        .copy_(by_name.at(part + ".lora_B.weight"));
+    }
+    stored.emplace_back(fused->module + ".lora_A.weight", torch::cat(a, 0));
+    stored.emplace_back(fused->module + ".lora_B.weight", b);
+    auto own = fused->module.substr(fused->module.rfind('.') + 1);
+    adapter_config["rank_pattern"][own] = parts * lora.r;
+    adapter_config["alpha_pattern"][own] =
+      lora.lora_alpha * (lora.use_rslora ? std::sqrt(static_cast<double>(parts)) : static_cast<double>(parts));
+  }
+  return stored;
+}
+
+// A part's adapter from a fused one of rank `rank` (A [rank, in], B [all rows, rank]): with rank r,
+// the shared A and the part's rows of B (as PEFT trains Phi-3); with rank parts * r, the part's
+// block of a block-diagonal B (as fuse_adapters writes). B is rescaled from the fused module's scale
+// to the model's. Empty where neither fits.
+std::pair<torch::Tensor, torch::Tensor> split_adapter(const FusedPart& part, const torch::Tensor& a,
+                                                      const torch::Tensor& b, std::int64_t r, double rescale) {
+  auto rank = a.size(0), parts = static_cast<std::int64_t>(part.parts.size());
+  auto rows = b.narrow(0, part.offset, part.rows);
+  if (rank == r)
+    return {a, rows * rescale};
+  if (rank != parts * r)
+    return {};
+  auto block = static_cast<std::int64_t>(part.part) * r;
+  // Off its block, the part's rows must be zero, or the adapter is not a stack of per-part ones.
+  auto off = rows.abs().sum().item<double>() - rows.narrow(1, block, r).abs().sum().item<double>();
+  if (off > 1e-6 * (1 + rows.abs().sum().item<double>()))
+    return {};
+  return {a.narrow(0, block, r), rows.narrow(1, block, r) * rescale};
+}
+
+// The adapter of `fused`'s part from the fused module's stored pair: its A (`a_side`) or its B, in
+// fp32. @throws CheckpointError naming both tensors and their shapes when they do not split.
+torch::Tensor load_fused_part(const SafetensorsFile& file, const AdapterConfig& adapter, const FusedPart& fused,
+                              bool a_side, std::int64_t hidden_size, std::set<std::string>& used) {
+  const auto& config = adapter.lora;
+  auto stored_a = kPeftPrefix + fused.module + ".lora_A.weight",
+       stored_b = kPeftPrefix + fused.module + ".lora_B.weight";
+  for (const auto& stored : {stored_a, stored_b})
+    if (!file.contains(stored))
+      throw CheckpointError(file.path().string() + ": tensor '" + stored + "' is missing (adapter_config.json targets "
+                            + fused.module + ")");
+  auto a = file.load(stored_a), b = file.load(stored_b);
+  auto own = fused.module.substr(fused.module.rfind('.') + 1);
+  auto rank = adapter.rank_pattern.count(own) ? adapter.rank_pattern.at(own) : config.r;
+  auto alpha = adapter.alpha_pattern.count(own) ? adapter.alpha_pattern.at(own) : config.lora_alpha;
+  std::pair<torch::Tensor, torch::Tensor> part;
+  if (a.dim() == 2 && b.dim() == 2 && a.size(0) == rank && b.size(1) == rank && b.size(0) == fused.total_rows
+      && a.size(1) == hidden_size)
+    part = split_adapter(fused, a.to(torch::kFloat32), b.to(torch::kFloat32), config.r,
+                         peft_scale(config, rank, alpha) / config.scale());
+  if (!part.first.defined())
+    throw CheckpointError(file.path().string() + ": tensors '" + stored_a + "' " + shape_text(a.sizes()) + " and '"
+                          + stored_b + "' " + shape_text(b.sizes()) + " do not split into adapters of rank "
+                          + std::to_string(config.r) + " for " + fused.parts[fused.part]
+                          + ": the adapter was trained on another base model");
+  used.insert(stored_a);
+  used.insert(stored_b);
+  return a_side ? part.first : part.second;
+}
+
+// The target modules as PEFT names them for this model: Phi-3's parts by their fused module.
+std::vector<std::string> peft_targets(const ModelConfig& config, const std::vector<std::string>& targets) {
+  std::vector<std::string> names;
+  for (const auto& target : targets) {
+    auto fused = fused_part(config, "model." + target);
+    auto name = fused ? fused->module.substr(fused->module.rfind('.') + 1) : target;
+    if (std::find(names.begin(), names.end(), name) == names.end())
+      names.push_back(name);
+  }
+  return names;
 }
 
 } // namespace
@@ -117,24 +275,26 @@ void save_adapter(Transformer& model, const std::filesystem::path& folder, const
     {"r", lora.r},
     {"lora_alpha", lora.lora_alpha},
     {"lora_dropout", lora.lora_dropout},
-    {"target_modules", lora.target_modules},
+    {"target_modules", peft_targets(model->config(), lora.target_modules)},
     {"use_rslora", lora.use_rslora},
     {"modules_to_save", lora.modules_to_save.empty() ? nlohmann::json(nullptr) : nlohmann::json(lora.modules_to_save)},
     {"bias", "none"},
     {"fan_in_fan_out", false},
     {"inference_mode", true},
     {"init_lora_weights", true}};
-  {
-    std::ofstream out(folder / "adapter_config.json");
-    out << config.dump(2) << "\n";
-    if (!out)
-      throw CheckpointError((folder / "adapter_config.json").string() + ": write failed");
-  }
+  std::vector<std::pair<std::string, torch::Tensor>> named;
+  for (const auto& [name, tensor] : model->adapter_parameters())
+    named.emplace_back(name, tensor.detach());
+  named = fuse_adapters(model->config(), lora, std::move(named), config);
   auto dtype = storage_dtype(model->config().torch_dtype);
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
-  for (const auto& [name, tensor] : model->adapter_parameters())
-    tensors.emplace_back(kPeftPrefix + name, tensor.detach().to(dtype));
+  for (const auto& [name, tensor] : named)
+    tensors.emplace_back(kPeftPrefix + name, tensor.to(dtype));
   save_safetensors(folder / "adapter_model.safetensors", tensors);
+  std::ofstream out(folder / "adapter_config.json");
+  out << config.dump(2) << "\n";
+  if (!out)
+    throw CheckpointError((folder / "adapter_config.json").string() + ": write failed");
 }
 
 bool is_adapter_folder(const std::filesystem::path& folder) {
@@ -152,7 +312,8 @@ std::string adapter_base_model(const std::filesystem::path& folder) {
 }
 
 void load_adapter(Transformer& model, const std::filesystem::path& folder) {
-  auto config = read_adapter_config(folder / "adapter_config.json");
+  auto adapter = read_adapter_config(folder / "adapter_config.json");
+  const auto& config = adapter.lora;
   try {
     model->add_adapters(config);
   } catch (const std::invalid_argument& error) {
@@ -162,6 +323,12 @@ void load_adapter(Transformer& model, const std::filesystem::path& folder) {
   std::set<std::string> used;
   torch::NoGradGuard no_grad;
   for (auto& [name, parameter] : model->adapter_parameters()) {
+    if (auto fused = fused_part(model->config(), adapted_module(name))) {
+      bool a_side = name.find(".lora_A.") != std::string::npos;
+      auto part = load_fused_part(file, adapter, *fused, a_side, model->config().hidden_size, used);
+      parameter.copy_(part.to(parameter.scalar_type()));
+      continue;
+    }
     auto stored = kPeftPrefix + name;
     if (!file.contains(stored))
       throw CheckpointError(file.path().string() + ": tensor '" + stored + "' is missing (adapter_config.json "

@@ -346,9 +346,10 @@ std::vector<std::int64_t> BpeTokenizer::stop_token_ids() const {
   std::vector<std::int64_t> stops;
   if (eos_id_)
     stops.push_back(*eos_id_);
-  // <|eom_id|>: Llama 3.1 ends a turn with it when it expects a tool's result; <end_of_turn>: Gemma's.
+  // <|eom_id|>: Llama 3.1 ends a turn with it when it expects a tool's result; <end_of_turn>: Gemma's;
+  // <|end|>: Phi-3's and Phi-4 mini's.
   for (const char* name :
-       {"<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|eom_id|>", "<|end_of_text|>", "<end_of_turn>"})
+       {"<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|eom_id|>", "<|end_of_text|>", "<end_of_turn>", "<|end|>"})
     if (auto id = special_token(name); id && std::find(stops.begin(), stops.end(), *id) == stops.end())
       stops.push_back(*id);
   return stops;

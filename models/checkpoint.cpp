@@ -7,6 +7,7 @@
 
 #include "models/safetensors.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <set>
@@ -87,7 +88,90 @@ bool is_vision_weight(const std::string& name) {
   return false;
 }
 
+// The end-of-sequence ids of generation_config.json, which transformers' generate stops at, added to
+// config.json's (Phi-3's config.json names <|endoftext|>, its generation config <|end|> too).
+void add_generation_stops(const std::filesystem::path& file, ModelConfig& config) {
+  if (!std::filesystem::exists(file))
+    return;
+  std::ifstream in(file);
+  auto json = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded() || !json.is_object())
+    throw CheckpointError(file.string() + ": expected a JSON object");
+  auto eos = json.find("eos_token_id");
+  if (eos == json.end() || eos->is_null())
+    return;
+  auto ids = eos->is_array() ? *eos : nlohmann::json::array({*eos});
+  for (const auto& id : ids) {
+    if (!id.is_number_integer() || id.get<std::int64_t>() < 0)
+      throw CheckpointError(file.string() + ": key 'eos_token_id': expected token ids, got " + eos->dump());
+    if (std::find(config.eos_token_ids.begin(), config.eos_token_ids.end(), id.get<std::int64_t>())
+        == config.eos_token_ids.end())
+      config.eos_token_ids.push_back(id.get<std::int64_t>());
+  }
+}
+
+// The module of a parameter name: "model.layers.0.self_attn.q_proj" for
+// "model.layers.0.self_attn.q_proj.weight"; empty for a name that is not a weight.
+std::string weight_module(const std::string& name) {
+  constexpr std::string_view kSuffix = ".weight";
+  if (name.size() <= kSuffix.size() || name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0)
+    return {};
+  return name.substr(0, name.size() - kSuffix.size());
+}
+
+// Parameters as the checkpoint stores them: Phi-3's fused projections stacked back into one matrix.
+std::vector<std::pair<std::string, torch::Tensor>>
+stored_layout(const ModelConfig& config, std::vector<std::pair<std::string, torch::Tensor>> named) {
+  std::vector<std::pair<std::string, torch::Tensor>> stored;
+  std::map<std::string, std::vector<torch::Tensor>> pending; // fused module -> its parts so far
+  for (auto& [name, tensor] : named) {
+    auto fused = fused_part(config, weight_module(name));
+    if (!fused) {
+      stored.emplace_back(name, std::move(tensor));
+      continue;
+    }
+    auto& parts = pending[fused->module];
+    parts.resize(fused->parts.size());
+    parts[fused->part] = std::move(tensor);
+    if (std::all_of(parts.begin(), parts.end(), [](const torch::Tensor& t) { return t.defined(); })) {
+      stored.emplace_back(fused->module + ".weight", torch::cat(parts, 0));
+      pending.erase(fused->module);
+    }
+  }
+  return stored;
+}
+
 } // namespace
+
+std::optional<FusedPart> fused_part(const ModelConfig& config, const std::string& module) {
+  if (config.model_type != "phi3")
+    return std::nullopt;
+  auto dot = module.rfind('.');
+  if (dot == std::string::npos)
+    return std::nullopt;
+  auto parent = module.substr(0, dot + 1), own = module.substr(dot + 1);
+  auto q = config.num_attention_heads * config.head_dim, kv = config.num_key_value_heads * config.head_dim;
+  auto i = config.intermediate_size;
+  FusedPart fused;
+  if (own == "q_proj" || own == "k_proj" || own == "v_proj") {
+    fused.module = parent + "qkv_proj";
+    fused.parts = {parent + "q_proj", parent + "k_proj", parent + "v_proj"};
+    fused.part = own == "q_proj" ? 0 : own == "k_proj" ? 1 : 2;
+    fused.offset = fused.part == 0 ? 0 : fused.part == 1 ? q : q + kv;
+    fused.rows = fused.part == 0 ? q : kv;
+    fused.total_rows = q + 2 * kv;
+  } else if (own == "gate_proj" || own == "up_proj") {
+    fused.module = parent + "gate_up_proj";
+    fused.parts = {parent + "gate_proj", parent + "up_proj"};
+    fused.part = own == "gate_proj" ? 0 : 1;
+    fused.offset = fused.part * i;
+    fused.rows = i;
+    fused.total_rows = 2 * i;
+  } else {
+    return std::nullopt;
+  }
+  return fused;
+}
 
 void save_pretrained(Transformer& model, const std::filesystem::path& folder) {
   std::error_code ec;
@@ -105,12 +189,13 @@ void save_pretrained(Transformer& model, const std::filesystem::path& folder) {
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
   for (const auto& [name, tensor] : merged_parameters(model))
     tensors.emplace_back(name, tensor.to(dtype));
-  save_safetensors(folder / "model.safetensors", tensors);
+  save_safetensors(folder / "model.safetensors", stored_layout(config, std::move(tensors)));
 }
 
 Transformer load_pretrained(const std::filesystem::path& folder, torch::ScalarType dtype, Head head,
                             std::uint64_t seed) {
   auto config = ModelConfig::load(folder / "config.json");
+  add_generation_stops(folder / "generation_config.json", config);
   if (head == Head::language_model && config.num_labels > 0)
     throw CheckpointError((folder / "config.json").string() + ": a scoring model (" + config.architecture()
                           + "), not a language model: load it as a scoring model (spawn_scoring)");
@@ -123,8 +208,12 @@ Transformer load_pretrained(const std::filesystem::path& folder, torch::ScalarTy
   model->to(dtype);
   std::set<std::string> used;
   torch::NoGradGuard no_grad;
+  std::pair<std::string, torch::Tensor> last_fused; // read once for its two or three parts
   for (auto& parameter : model->named_parameters()) {
     auto name = parameter.key();
+    auto fused = fused_part(config, weight_module(name));
+    if (fused)
+      name = fused->module + ".weight";
     auto found = shards.file_of.find(name);
     if (new_head && name == "score.weight")
       continue;
@@ -143,7 +232,19 @@ Transformer load_pretrained(const std::filesystem::path& folder, torch::ScalarTy
                             + " is missing (config.json describes a " + config.model_type + " model that has it)");
     }
     const auto& file = shards.files.at(found->second);
-    auto tensor = file.load(name);
+    torch::Tensor tensor;
+    if (fused) {
+      if (last_fused.first != name)
+        last_fused = {name, file.load(name)};
+      const auto& whole = last_fused.second;
+      auto columns = parameter.value().size(1);
+      if (whole.dim() != 2 || whole.size(0) != fused->total_rows || whole.size(1) != columns)
+        throw CheckpointError(file.path().string() + ": tensor '" + name + "' has shape " + shape_text(whole.sizes())
+                              + " but config.json implies " + shape_text({fused->total_rows, columns}));
+      tensor = whole.narrow(0, fused->offset, fused->rows);
+    } else {
+      tensor = file.load(name);
+    }
     if (tensor.sizes() != parameter.value().sizes())
       throw CheckpointError(file.path().string() + ": tensor '" + name + "' has shape " + shape_text(tensor.sizes())
                             + " but config.json implies " + shape_text(parameter.value().sizes()));

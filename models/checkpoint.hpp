@@ -5,6 +5,7 @@
 #include "models/transformer.hpp"
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,6 +26,22 @@ std::string shape_text(torch::IntArrayRef shape);
 /// The model's parameters by name, LoRA adapters merged into the weights they adapt (W + s B A,
 /// computed in fp32) and left out themselves: what a merged folder holds.
 std::vector<std::pair<std::string, torch::Tensor>> merged_parameters(Transformer& model);
+
+/// Where a projection of this engine lies in a checkpoint that fuses it with others: Phi-3 stores q,
+/// k and v as one matrix (`qkv_proj`) and gate and up as another (`gate_up_proj`), stacked in the
+/// order this engine concatenates them.
+struct FusedPart {
+  std::string module;             ///< the stored module: "model.layers.0.self_attn.qkv_proj"
+  std::size_t part = 0;           ///< which of its parts this one is (0: q, 1: k, 2: v; 0: gate, 1: up)
+  std::vector<std::string> parts; ///< every part's own module name, in order
+  std::int64_t offset = 0;        ///< the first of this part's rows in the stored matrix
+  std::int64_t rows = 0;          ///< this part's rows (its output width)
+  std::int64_t total_rows = 0;    ///< the stored matrix's rows
+};
+
+/// `module` ("model.layers.0.self_attn.k_proj") in the config's checkpoint layout; nullopt where it
+/// is stored under its own name.
+std::optional<FusedPart> fused_part(const ModelConfig& config, const std::string& module);
 
 // -- LoRA adapter folders (PEFT's format) ----------------------------------------
 

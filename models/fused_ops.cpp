@@ -124,12 +124,13 @@ struct SwigluFunction : torch::autograd::Function<SwigluFunction> {
 // -- q, k, v with the rotary embedding ---------------------------------------
 
 // Between the projection's layout [batch, time, heads + 2 kv_heads, head_dim] and the heads-first
-// q [batch, heads, time, head_dim], k and v [batch, kv_heads, time, head_dim]: q and k turned by
-// their position's angles, v copied. `backward` goes the other way with the transposed rotation,
+// q [batch, heads, time, head_dim], k and v [batch, kv_heads, time, head_dim]: the first
+// cos.size(2) dimensions of q and k turned by their position's angles, the rest and v copied. `backward` goes the other way with the transposed rotation,
 // writing every element of `packed` (zeros where a gradient is undefined).
 void convert_heads(const torch::Tensor& packed, const std::array<torch::Tensor, 3>& split, std::int64_t heads,
                    std::int64_t kv_heads, const torch::Tensor& cos, const torch::Tensor& sin, bool backward) {
   const auto batch = packed.size(0), time = packed.size(1), all = packed.size(2), dim = packed.size(3);
+  const auto turned = cos.size(2), kept = dim - turned; // Phi-4 mini turns 3/4 of each head
   const auto& kernels = cpu_kernels();
   const auto e = element(packed);
   const auto size = static_cast<std::int64_t>(packed.element_size());
@@ -155,10 +156,13 @@ void convert_heads(const torch::Tensor& packed, const std::array<torch::Tensor, 
         else if (part == 2)
           std::memcpy(backward ? packed_row : split_row, backward ? split_row : packed_row,
                       static_cast<std::size_t>(dim * size));
-        else if (backward)
-          kernels.rotate(e, split_row, packed_row, c + angle, s + angle, dim, true);
-        else
-          kernels.rotate(e, packed_row, split_row, c + angle, s + angle, dim, false);
+        else {
+          const char* from = backward ? split_row : packed_row;
+          char* to = backward ? packed_row : split_row;
+          kernels.rotate(e, from, to, c + angle, s + angle, turned, backward);
+          if (kept > 0)
+            std::memcpy(to + turned * size, from + turned * size, static_cast<std::size_t>(kept * size));
+        }
       }
     }
   });
@@ -215,9 +219,12 @@ std::array<torch::Tensor, 3> reference_split_heads(const torch::Tensor& qkv, std
                                                    const torch::Tensor& cos, const torch::Tensor& sin) {
   auto turn = [&](const torch::Tensor& x) {
     auto rows = x.transpose(1, 2); // [batch, heads, time, head_dim]
-    auto half = rows.size(-1) / 2;
-    auto rotated = torch::cat({-rows.narrow(-1, half, half), rows.narrow(-1, 0, half)}, -1);
-    return rows * cos.unsqueeze(1) + rotated * sin.unsqueeze(1);
+    auto dim = rows.size(-1), turned = cos.size(-1);
+    auto part = turned == dim ? rows : rows.narrow(-1, 0, turned);
+    auto half = turned / 2;
+    auto rotated = torch::cat({-part.narrow(-1, half, half), part.narrow(-1, 0, half)}, -1);
+    auto out = part * cos.unsqueeze(1) + rotated * sin.unsqueeze(1);
+    return turned == dim ? out : torch::cat({out, rows.narrow(-1, turned, dim - turned)}, -1);
   };
   return {turn(qkv.narrow(2, 0, heads)), turn(qkv.narrow(2, heads, kv_heads)),
           qkv.narrow(2, heads + kv_heads, kv_heads).transpose(1, 2)};
@@ -326,12 +333,14 @@ torch::Tensor swiglu(const torch::Tensor& gate_up) {
 
 std::array<torch::Tensor, 3> split_heads_rotary(const torch::Tensor& qkv, std::int64_t heads, std::int64_t kv_heads,
                                                 const torch::Tensor& cos, const torch::Tensor& sin) {
-  TORCH_CHECK(qkv.dim() == 4 && qkv.size(2) == heads + 2 * kv_heads && qkv.size(3) % 2 == 0,
-              "split_heads_rotary: qkv [batch, time, heads + 2 kv_heads, even head_dim] expected");
+  TORCH_CHECK(qkv.dim() == 4 && qkv.size(2) == heads + 2 * kv_heads && cos.size(-1) % 2 == 0
+                && cos.size(-1) <= qkv.size(3),
+              "split_heads_rotary: qkv [batch, time, heads + 2 kv_heads, head_dim] and cos, sin [..., an even "
+              "rotary_dim <= head_dim] expected");
   if (!fusable(qkv) || cos.requires_grad() || sin.requires_grad())
     return reference_split_heads(qkv, heads, kv_heads, cos, sin);
   auto packed = qkv.contiguous();
-  auto [c, s] = broadcast_angles(cos, sin, qkv.size(0), qkv.size(1), qkv.size(3), qkv.scalar_type());
+  auto [c, s] = broadcast_angles(cos, sin, qkv.size(0), qkv.size(1), cos.size(-1), qkv.scalar_type());
   if (needs_autograd(packed)) {
     auto split = SplitHeadsFunction::apply(packed, heads, kv_heads, c, s);
     return {split[0], split[1], split[2]};

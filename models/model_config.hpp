@@ -1,5 +1,5 @@
 // ModelConfig: the architecture of a decoder-only transformer of the Llama / Qwen2 / Qwen3 / Mistral /
-// Gemma 2 and 3 / OLMo 2 and 3 / SmolLM3 / Granite 3 families, read from and written to a Hugging Face `config.json` with the same keys, so that
+// Gemma 2 and 3 / OLMo 2 and 3 / SmolLM3 / Granite 3 / Phi-3 and Phi-4 families, read from and written to a Hugging Face `config.json` with the same keys, so that
 // folders round-trip.
 #pragma once
 
@@ -19,19 +19,25 @@ struct RopeScaling {
   /// "default" (none), "linear" (positions divided by `factor`), "llama3" (Llama 3.1 and later:
   /// low frequencies divided by `factor`, high ones kept, a smooth blend between) or "yarn" (Qwen's
   /// long-context setting: a ramp between the two by dimension, and cos/sin scaled by the attention
-  /// factor).
+  /// factor) or "longrope" (Phi-3.5 and Phi-4 mini: each frequency divided by its own factor, from
+  /// `short_factor` for sequences within the pre-training context and `long_factor` past it, and
+  /// cos/sin scaled by the attention factor).
   std::string type = "default";
   double factor = 1.0;
-  /// The pre-training context (llama3, yarn).
+  /// The pre-training context (llama3, yarn, longrope).
   std::int64_t original_max_position_embeddings = 0;
   double low_freq_factor = 1.0;  // llama3
   double high_freq_factor = 4.0; // llama3
-  /// yarn: cos and sin are multiplied by it; when absent, 0.1 ln(factor) + 1 (or the mscale ratio).
+  /// yarn, longrope: cos and sin are multiplied by it; when absent, yarn's 0.1 ln(factor) + 1 (or the
+  /// mscale ratio), longrope's sqrt(1 + ln(factor) / ln(original_max_position_embeddings)).
   std::optional<double> attention_factor;
   double beta_fast = 32.0; // yarn: the ramp's bounds, in rotations over the pre-training context
   double beta_slow = 1.0;
   std::optional<double> mscale, mscale_all_dim; // yarn, DeepSeek's form of the attention factor
   bool truncate = true;                         // yarn: the ramp's bounds rounded to whole dimensions
+  /// longrope: one divisor per rotary frequency (rotary_dim / 2 of them), for a sequence no longer
+  /// than original_max_position_embeddings (short) and for one past it (long).
+  std::vector<double> short_factor, long_factor;
 };
 
 struct ModelConfig {
@@ -46,7 +52,9 @@ struct ModelConfig {
   /// heads, before the rotary embedding) or "olmo3" (OLMo 3: OLMo 2's layout, three layers of every
   /// four windowed, rope_scaling in the full-attention layers only) or "smollm3" (SmolLM3: Llama's
   /// layout with no rotary embedding in every fourth layer, `no_rope_layers`) or "granite" (Granite
-  /// 3: Llama's layout with four multipliers, below).
+  /// 3: Llama's layout with four multipliers, below) or "phi3" (Phi-3 and Phi-4: Llama's layout with
+  /// q, k and v stored as one matrix, gate and up as another, and the rotary embedding over the
+  /// first partial_rotary_factor of each head).
   std::string model_type = "llama";
   std::int64_t vocab_size = 0;
   std::int64_t hidden_size = 0;
@@ -61,6 +69,9 @@ struct ModelConfig {
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
+  /// The share of each head the rotary embedding turns (Phi-4 mini's 0.75): its first rotary_dim()
+  /// dimensions, the rest pass unturned.
+  double partial_rotary_factor = 1.0;
   /// Biases on the q, k and v projections (Qwen2; `attention_bias` for Llama and Qwen3).
   bool attention_bias = false;
   /// The output projection shares the embedding matrix.
@@ -119,6 +130,12 @@ struct ModelConfig {
   /// 1 + weight (so a zero weight is the identity), a norm after the attention and around the MLP too.
   bool gemma() const noexcept {
     return model_type == "gemma2" || model_type == "gemma3_text";
+  }
+
+  /// The dimensions of each query and key head the rotary embedding turns, as transformers rounds
+  /// them: int(head_dim * partial_rotary_factor).
+  std::int64_t rotary_dim() const noexcept {
+    return static_cast<std::int64_t>(static_cast<double>(head_dim) * partial_rotary_factor);
   }
 
   /// Whether layer `layer` attends within the sliding window only.

@@ -33,7 +33,7 @@ double yarn_mscale(double scale, double mscale = 1.0) {
 // with a linear ramp between.
 RotaryFrequencies yarn_frequencies(const torch::Tensor& inv_freq, const ModelConfig& config) {
   const auto& rope = config.rope_scaling;
-  auto dim = static_cast<double>(config.head_dim);
+  auto dim = static_cast<double>(config.rotary_dim());
   auto context = static_cast<double>(rope.original_max_position_embeddings);
   auto correction_dim = [&](double rotations) {
     return dim * std::log(context / (rotations * 2 * M_PI)) / (2 * std::log(config.rope_theta));
@@ -47,7 +47,7 @@ RotaryFrequencies yarn_frequencies(const torch::Tensor& inv_freq, const ModelCon
   high = std::min(high, dim - 1);
   if (low == high)
     high += 0.001; // as transformers does, against a division by zero
-  auto ramp = ((torch::arange(config.head_dim / 2, torch::kFloat32) - low) / (high - low)).clamp(0, 1);
+  auto ramp = ((torch::arange(config.rotary_dim() / 2, torch::kFloat32) - low) / (high - low)).clamp(0, 1);
   auto kept = 1 - ramp;
   RotaryFrequencies result;
   result.inv_freq = inv_freq / rope.factor * (1 - kept) + inv_freq * kept;
@@ -60,10 +60,30 @@ RotaryFrequencies yarn_frequencies(const torch::Tensor& inv_freq, const ModelCon
   return result;
 }
 
+// LongRoPE (arXiv 2402.13753), as Phi-3.5 and Phi-4 mini use it: each frequency divided by a factor
+// of its own, searched for short sequences and for long ones, and cos/sin scaled by
+// sqrt(1 + ln(factor) / ln(pre-training context)) unless the config gives the attention factor.
+RotaryFrequencies longrope_frequencies(const torch::Tensor& inv_freq, const RopeScaling& rope) {
+  auto divisors = [](const std::vector<double>& factors) {
+    return torch::tensor(std::vector<float>(factors.begin(), factors.end()), torch::kFloat32);
+  };
+  RotaryFrequencies result;
+  result.inv_freq = inv_freq / divisors(rope.short_factor);
+  result.long_inv_freq = inv_freq / divisors(rope.long_factor);
+  result.long_from = rope.original_max_position_embeddings;
+  if (rope.attention_factor)
+    result.attention_factor = *rope.attention_factor;
+  else if (rope.factor > 1)
+    result.attention_factor =
+      std::sqrt(1 + std::log(rope.factor) / std::log(static_cast<double>(rope.original_max_position_embeddings)));
+  return result;
+}
+
 } // namespace
 
 RotaryFrequencies rotary_frequencies(const ModelConfig& config) {
-  auto exponents = torch::arange(0, config.head_dim, 2, torch::kFloat32) / static_cast<double>(config.head_dim);
+  const auto dim = config.rotary_dim();
+  auto exponents = torch::arange(0, dim, 2, torch::kFloat32) / static_cast<double>(dim);
   auto inv_freq = 1.0 / torch::pow(config.rope_theta, exponents);
   const auto& rope = config.rope_scaling;
   if (rope.type == "default")
@@ -74,6 +94,8 @@ RotaryFrequencies rotary_frequencies(const ModelConfig& config) {
     return {llama3_frequencies(inv_freq, rope), 1.0};
   if (rope.type == "yarn")
     return yarn_frequencies(inv_freq, config);
+  if (rope.type == "longrope")
+    return longrope_frequencies(inv_freq, rope);
   throw std::invalid_argument("rope type '" + rope.type + "' is not supported");
 }
 

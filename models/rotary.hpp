@@ -9,10 +9,14 @@
 namespace chorus::models {
 
 struct RotaryFrequencies {
-  /// The angle per position of each pair of dimensions, [head_dim / 2], fp32 on the CPU.
+  /// The angle per position of each pair of turned dimensions, [rotary_dim / 2], fp32 on the CPU.
   torch::Tensor inv_freq;
-  /// cos and sin are multiplied by it (YaRN's attention temperature; 1 otherwise).
+  /// cos and sin are multiplied by it (YaRN's and LongRoPE's attention temperature; 1 otherwise).
   double attention_factor = 1.0;
+  /// LongRoPE: the frequencies of a sequence that reaches position `long_from` or past it (the
+  /// pre-training context); inv_freq serves shorter ones. Undefined for the other kinds.
+  torch::Tensor long_inv_freq;
+  std::int64_t long_from = 0;
 };
 
 RotaryFrequencies rotary_frequencies(const ModelConfig& config);

@@ -309,6 +309,8 @@ TransformerImpl::TransformerImpl(const ModelConfig& config, std::optional<std::u
     lm_head = register_module("lm_head", linear(config.hidden_size, config.vocab_size, false));
   auto frequencies = rotary_frequencies(config);
   inv_freq_ = frequencies.inv_freq;
+  long_inv_freq_ = frequencies.long_inv_freq;
+  long_from_ = frequencies.long_from;
   rotary_scale_ = frequencies.attention_factor;
   if (config.rope_local_base_freq > 0) { // Gemma 3's sliding layers: their own base, no scaling
     auto local = config;
@@ -434,7 +436,12 @@ torch::Tensor TransformerImpl::run_layers(torch::Tensor x, const torch::Tensor& 
 
 std::pair<torch::Tensor, torch::Tensor> TransformerImpl::rotary(const torch::Tensor& positions, torch::ScalarType dtype,
                                                                 bool local) const {
-  auto& inv_freq = local ? local_inv_freq_ : inv_freq_;
+  // LongRoPE turns the whole call by its long frequencies once any position reaches the pre-training
+  // context, as transformers' forward and vLLM do; keys cached before then keep their short angles
+  // (vLLM's choice; transformers' generate recomputes them).
+  bool long_context =
+    !local && long_inv_freq_.defined() && positions.numel() > 0 && positions.max().item<std::int64_t>() >= long_from_;
+  auto& inv_freq = local ? local_inv_freq_ : long_context ? long_inv_freq_ : inv_freq_;
   if (inv_freq.device() != positions.device()) // kept in fp32 on the model's device, whatever its dtype
     inv_freq = inv_freq.to(positions.device());
   auto freqs = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq;

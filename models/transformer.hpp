@@ -294,8 +294,8 @@ public:
   torch::nn::Linear score{nullptr};   // a scoring model's head: hidden -> num_labels, no bias
 
 private:
-  // cos and sin of the rotary angles for `positions` [batch, time], in `dtype`: the sliding layers'
-  // own (Gemma 3's rope_local_base_freq) when `local`.
+  // cos and sin of the rotary angles for `positions` [batch, time], [batch, time, rotary_dim] in
+  // `dtype`: the sliding layers' own (Gemma 3's rope_local_base_freq) when `local`.
   std::pair<torch::Tensor, torch::Tensor> rotary(const torch::Tensor& positions, torch::ScalarType dtype,
                                                  bool local = false) const;
   // The embeddings of `tokens`, scaled by sqrt(hidden_size) for Gemma.
@@ -310,9 +310,11 @@ private:
   std::optional<LoraConfig> lora_config_;
   std::shared_ptr<LoraState> lora_;
   std::vector<torch::Tensor> saved_module_bases_;
-  mutable torch::Tensor inv_freq_;       // rotary frequencies, [head_dim / 2], not a parameter
+  mutable torch::Tensor inv_freq_;       // rotary frequencies, [rotary_dim / 2], not a parameter
   mutable torch::Tensor local_inv_freq_; // the sliding layers' own, if they have them
-  double rotary_scale_ = 1.0;            // cos and sin multiplied by it (YaRN)
+  mutable torch::Tensor long_inv_freq_;  // LongRoPE's for positions from long_from_ on
+  std::int64_t long_from_ = 0;
+  double rotary_scale_ = 1.0; // cos and sin multiplied by it (YaRN, LongRoPE)
   FusedParameter output_weight_t_;
 };
 TORCH_MODULE(Transformer);

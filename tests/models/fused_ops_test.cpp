@@ -26,9 +26,12 @@ std::vector<torch::Tensor> reference_split(const torch::Tensor& qkv, std::int64_
                                            const torch::Tensor& cos, const torch::Tensor& sin) {
   auto turn = [&](const torch::Tensor& x) {
     auto rows = x.transpose(1, 2);
-    auto half = rows.size(-1) / 2;
-    auto rotated = torch::cat({-rows.narrow(-1, half, half), rows.narrow(-1, 0, half)}, -1);
-    return rows * cos.unsqueeze(1) + rotated * sin.unsqueeze(1);
+    // The first cos.size(-1) dimensions turn; the rest pass (a partial rotary embedding).
+    auto turned = cos.size(-1), dim = rows.size(-1);
+    auto part = rows.narrow(-1, 0, turned), kept = rows.narrow(-1, turned, dim - turned);
+    auto half = turned / 2;
+    auto rotated = torch::cat({-part.narrow(-1, half, half), part.narrow(-1, 0, half)}, -1);
+    return torch::cat({part * cos.unsqueeze(1) + rotated * sin.unsqueeze(1), kept}, -1);
   };
   return {turn(qkv.narrow(2, 0, heads)), turn(qkv.narrow(2, heads, kv_heads)),
           qkv.narrow(2, heads + kv_heads, kv_heads).transpose(1, 2)};
@@ -79,6 +82,16 @@ protected:
   torch::Tensor random(at::IntArrayRef sizes) const {
     return torch::randn(sizes).to(GetParam());
   }
+  // split_heads_rotary's q, k and v and the gradients through them, against reference_split's.
+  void expect_split_as_the_composition(const torch::Tensor& qkv, std::int64_t heads, std::int64_t kv_heads,
+                                       const torch::Tensor& cos, const torch::Tensor& sin) const {
+    auto as_vector = [](const std::array<torch::Tensor, 3>& a) {
+      return std::vector<torch::Tensor>(a.begin(), a.end());
+    };
+    expect_same_values_and_gradients(
+      {qkv}, [&](auto& t) { return flat(as_vector(split_heads_rotary(t[0], heads, kv_heads, cos, sin))); },
+      [&](auto& t) { return flat(reference_split(t[0], heads, kv_heads, cos, sin)); }, tolerance());
+  }
 };
 
 TEST_P(FusedOps, RmsNormMatchesTheComposition) {
@@ -106,16 +119,27 @@ TEST_P(FusedOps, SplitHeadsRotaryMatchesTheComposition) {
   auto angles = torch::cat({freqs, freqs}, -1);
   auto cos = angles.cos().to(GetParam()), sin = angles.sin().to(GetParam());
   auto qkv = random({batch, time, heads + 2 * kv_heads, dim});
-  auto as_vector = [](const std::array<torch::Tensor, 3>& a) { return std::vector<torch::Tensor>(a.begin(), a.end()); };
-  expect_same_values_and_gradients(
-    {qkv}, [&](auto& t) { return flat(as_vector(split_heads_rotary(t[0], heads, kv_heads, cos, sin))); },
-    [&](auto& t) { return flat(reference_split(t[0], heads, kv_heads, cos, sin)); }, tolerance());
+  expect_split_as_the_composition(qkv, heads, kv_heads, cos, sin);
   // Only q used: the gradients of k's and v's columns are zero.
   expect_same_values_and_gradients(
     {qkv}, [&](auto& t) { return split_heads_rotary(t[0], heads, kv_heads, cos, sin)[0]; },
     [&](auto& t) { return reference_split(t[0], heads, kv_heads, cos, sin)[0]; }, tolerance());
   for (const auto& part : split_heads_rotary(qkv, heads, kv_heads, cos, sin))
     EXPECT_TRUE(part.is_contiguous()); // heads first, no copy left for attention
+}
+
+// Phi-4 mini turns the first three quarters of each head: the rest passes unturned, forward and back.
+TEST_P(FusedOps, SplitHeadsRotaryTurnsPartOfEachHead) {
+  torch::manual_seed(5);
+  const std::int64_t batch = 2, time = 3, heads = 2, kv_heads = 1, dim = 16, turned = 12;
+  auto angles = torch::rand({batch, time, turned}) * 6;
+  auto cos = angles.cos().to(GetParam()), sin = angles.sin().to(GetParam());
+  auto qkv = random({batch, time, heads + 2 * kv_heads, dim});
+  expect_split_as_the_composition(qkv, heads, kv_heads, cos, sin);
+  auto q = split_heads_rotary(qkv, heads, kv_heads, cos, sin)[0];
+  EXPECT_TRUE(torch::equal(q.narrow(-1, turned, dim - turned),
+                           qkv.narrow(2, 0, heads).transpose(1, 2).narrow(-1, turned, dim - turned)));
+  EXPECT_FALSE(torch::allclose(q.narrow(-1, 0, turned), qkv.narrow(2, 0, heads).transpose(1, 2).narrow(-1, 0, turned)));
 }
 
 TEST_P(FusedOps, SplitHeadsRotaryBroadcastsOneAngleRowPerSequence) {

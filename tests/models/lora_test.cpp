@@ -319,6 +319,67 @@ TEST(LoraFolders, AnAdapterForAnotherBaseOrABrokenFolderIsAClearError) {
   expect_error_containing<CheckpointError>([&] { load_adapter(base, dir / "bad"); }, {"peft_type", "only LORA"});
 }
 
+// Phi-3 stores q, k, v as one projection and gate, up as another, and PEFT adapts each as one: a
+// saved adapter stacks the parts' A matrices and sets their B matrices block-diagonally (rank and
+// alpha times the parts in rank_pattern / alpha_pattern, the same scale), which PEFT's merge (here
+// the reference script's) computes exactly; it loads back into the per-part adapters.
+TEST(LoraFolders, Phi3sAdaptersAreStoredOnItsFusedProjections) {
+  auto dir = fresh_dir("phi3");
+  auto config = test::phi3_config();
+  auto base = random_model(config, 1);
+  auto adapted = random_model(config, 1);
+  adapted->add_adapters(rank(4), 3);
+  perturb_adapters(adapted);
+  save_adapter(adapted, dir / "adapter", "phi3-base");
+  auto json = nlohmann::json::parse(std::ifstream(dir / "adapter" / "adapter_config.json"));
+  EXPECT_EQ(json["target_modules"], nlohmann::json({"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}));
+  EXPECT_EQ(json["rank_pattern"], nlohmann::json({{"qkv_proj", 12}, {"gate_up_proj", 8}}));
+  EXPECT_EQ(json["alpha_pattern"], nlohmann::json({{"qkv_proj", 24.0}, {"gate_up_proj", 16.0}}));
+  auto file = SafetensorsFile::open(dir / "adapter" / "adapter_model.safetensors");
+  EXPECT_EQ(file.entry("base_model.model.model.layers.0.self_attn.qkv_proj.lora_B.weight").shape,
+            (std::vector<std::int64_t>{128, 12}));
+  EXPECT_FALSE(file.contains("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"));
+  auto tokens = sample_tokens(97, 2, 6);
+  auto expected = logits_of(adapted, tokens);
+  auto reference = test::reference_output(base, dir / "reference", tokens, "logits", dir / "adapter");
+  EXPECT_LT(max_difference(expected, reference), 1e-4);
+  auto reloaded = random_model(config, 1);
+  load_adapter(reloaded, dir / "adapter");
+  EXPECT_LT(max_difference(logits_of(reloaded, tokens), expected), 1e-6);
+
+  // As PEFT trains Phi-3 (one A shared by q, k and v, rank r): each part takes the shared A and its
+  // rows of B.
+  auto shared = dir / "shared";
+  std::filesystem::create_directories(shared);
+  std::ofstream(shared / "adapter_config.json")
+    << R"({"peft_type": "LORA", "r": 2, "lora_alpha": 4, "target_modules": ["qkv_proj"]})";
+  torch::manual_seed(8);
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (int layer = 0; layer < 2; ++layer) {
+    auto module = "base_model.model.model.layers." + std::to_string(layer) + ".self_attn.qkv_proj.";
+    tensors.emplace_back(module + "lora_A.weight", torch::randn({2, 64}) * 0.1);
+    tensors.emplace_back(module + "lora_B.weight", torch::randn({128, 2}) * 0.1);
+  }
+  save_safetensors(shared / "adapter_model.safetensors", tensors);
+  auto community = random_model(config, 1);
+  load_adapter(community, shared);
+  reference = test::reference_output(base, dir / "shared_reference", tokens, "logits", shared);
+  EXPECT_LT(max_difference(logits_of(community, tokens), reference), 1e-4);
+
+  // An adapter on part of a fused projection has no PEFT form.
+  auto partial = rank(4);
+  partial.target_modules = {"q_proj", "v_proj"};
+  auto refused = random_model(config, 1);
+  expect_error_containing<std::invalid_argument>([&] { refused->add_adapters(partial, 3); },
+                                                 {"lora.target_modules", "qkv_proj", "all of them or none"});
+  // A rank that is neither r nor a stack of per-part ones is named with its shapes.
+  std::ofstream(shared / "adapter_config.json")
+    << R"({"peft_type": "LORA", "r": 3, "lora_alpha": 4, "target_modules": ["qkv_proj"]})";
+  auto mismatched = random_model(config, 1);
+  expect_error_containing<CheckpointError>([&] { load_adapter(mismatched, shared); },
+                                           {"qkv_proj.lora_A.weight' [2, 64]", "do not split into adapters of rank 3"});
+}
+
 // The gradients that reach A and B are the loss's derivatives (central differences, in float64),
 // with the adapters computed as in training and as merged weights.
 TEST(Lora, AdapterGradientsMatchFiniteDifferences) {

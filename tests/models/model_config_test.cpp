@@ -304,6 +304,91 @@ TEST(ModelConfigJson, ReadsGranitesConfig) {
                                            {"granite/config.json", "attention_multiplier", "must be positive"});
 }
 
+// Phi-4 mini's config.json (its keys; shapes shrunk to head_dim 16, so 12 of each head's dimensions
+// turn and LongRoPE has 6 factors of each kind), the same settings as transformers 5 writes them,
+// Phi-3 mini's window in every layer, and the errors.
+TEST(ModelConfigJson, ReadsPhi3MiniAndPhi4MinisConfigs) {
+  auto phi4 = nlohmann::json::parse(R"({
+    "architectures": ["Phi3ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
+    "bos_token_id": 199999, "embd_pdrop": 0.0, "eos_token_id": 199999, "full_attn_mod": 1,
+    "hidden_act": "silu", "hidden_size": 64, "initializer_range": 0.02, "intermediate_size": 96,
+    "interpolate_factor": 1, "lm_head_bias": false, "max_position_embeddings": 131072, "mlp_bias": false,
+    "model_type": "phi3", "num_attention_heads": 4, "num_hidden_layers": 2, "num_key_value_heads": 2,
+    "original_max_position_embeddings": 4096, "pad_token_id": 199999, "partial_rotary_factor": 0.75,
+    "resid_pdrop": 0.0, "rms_norm_eps": 1e-05,
+    "rope_scaling": {"long_factor": [1, 1.1, 1.9, 3.2, 8.0, 20.5], "short_factor": [1, 1, 1, 1.02, 1.1, 1.3],
+                     "type": "longrope"},
+    "rope_theta": 10000.0, "sliding_window": 262144, "tie_word_embeddings": true, "torch_dtype": "bfloat16",
+    "transformers_version": "4.45.0", "use_cache": true, "vocab_size": 97})");
+  auto config = ModelConfig::from_json(phi4, "phi4/config.json");
+  EXPECT_EQ(config.architecture(), "Phi3ForCausalLM");
+  EXPECT_EQ(config.rotary_dim(), 12);
+  EXPECT_EQ(config.rope_scaling.type, "longrope");
+  EXPECT_EQ(config.rope_scaling.original_max_position_embeddings, 4096);
+  EXPECT_EQ(config.rope_scaling.factor, 32.0); // max_position_embeddings over the pre-training context
+  EXPECT_EQ(config.rope_scaling.long_factor.back(), 20.5);
+  EXPECT_EQ(config.sliding_window, 0); // a window past the context changes nothing
+  EXPECT_EQ(config.rms_norm_eps, 1e-5);
+  EXPECT_TRUE(config.tie_word_embeddings);
+  EXPECT_EQ(ModelConfig::from_json(config.to_json(), "again.json").to_json(), config.to_json());
+  EXPECT_EQ(config.to_json()["rope_scaling"].size(), 3u); // Phi3Config's own shape: type and the factors
+
+  // transformers 5: the rotary settings, the share turned and the pre-training context in one object.
+  auto v5 = phi4;
+  for (const char* key : {"rope_scaling", "rope_theta", "partial_rotary_factor", "original_max_position_embeddings"})
+    v5.erase(key);
+  v5["rope_parameters"] = phi4["rope_scaling"];
+  v5["rope_parameters"].erase("type");
+  v5["rope_parameters"]["rope_type"] = "longrope";
+  v5["rope_parameters"]["rope_theta"] = 10000.0;
+  v5["rope_parameters"]["partial_rotary_factor"] = 0.75;
+  v5["rope_parameters"]["original_max_position_embeddings"] = 4096;
+  EXPECT_EQ(ModelConfig::from_json(v5, "phi4/config.json").to_json(), config.to_json());
+
+  // Phi-3 mini 4k: the whole head turns, every layer attends within 2047 tokens; the first
+  // long-context checkpoints named LongRoPE "su".
+  auto mini = phi4;
+  for (const char* key : {"partial_rotary_factor", "rope_scaling"})
+    mini.erase(key);
+  mini["max_position_embeddings"] = 4096;
+  mini["sliding_window"] = 2047;
+  config = ModelConfig::from_json(mini, "phi3/config.json");
+  EXPECT_EQ(config.rotary_dim(), 16);
+  EXPECT_EQ(config.sliding_window, 2047);
+  EXPECT_TRUE(config.sliding(0) && config.sliding(1));
+  auto su = phi4;
+  su.erase("partial_rotary_factor");
+  su["rope_scaling"]["type"] = "su";
+  su["rope_scaling"]["long_factor"] = nlohmann::json::array({1, 1, 1, 1, 1, 1, 1, 1});
+  su["rope_scaling"]["short_factor"] = su["rope_scaling"]["long_factor"];
+  EXPECT_EQ(ModelConfig::from_json(su, "phi3/config.json").rope_scaling.type, "longrope");
+
+  auto check = [&](const nlohmann::json& json, std::initializer_list<std::string_view> expected) {
+    expect_error_containing<CheckpointError>([&] { ModelConfig::from_json(json, "phi4/config.json"); }, expected);
+  };
+  auto short_list = phi4;
+  short_list["rope_scaling"]["short_factor"].erase(0);
+  check(short_list, {"phi4/config.json", "rope_scaling.short_factor", "expected 6 factors"});
+  auto odd = phi4;
+  odd["partial_rotary_factor"] = 0.7; // 11 dimensions of 16
+  check(odd, {"partial_rotary_factor", "an even number of dimensions"});
+  auto missing = phi4;
+  missing["rope_scaling"].erase("long_factor");
+  check(missing, {"rope_scaling.long_factor", "expected a list of numbers"});
+  auto llama = small_config("llama", false).to_json();
+  llama["partial_rotary_factor"] = 0.5;
+  check(llama, {"partial_rotary_factor", "phi3 only"});
+  // LongRoPE in another family keeps its context in the rope settings.
+  llama.erase("partial_rotary_factor");
+  llama["rope_scaling"] = {{"rope_type", "longrope"},
+                           {"original_max_position_embeddings", 64},
+                           {"short_factor", {1, 1, 1, 1, 1, 1, 1, 1}},
+                           {"long_factor", {1, 2, 3, 4, 5, 6, 7, 8}}};
+  config = ModelConfig::from_json(llama, "llama/config.json");
+  EXPECT_EQ(config.rope_scaling.original_max_position_embeddings, 64);
+  EXPECT_EQ(ModelConfig::from_json(config.to_json(), "again.json").to_json(), config.to_json());
+}
+
 // Llama 3.2's and Qwen3's config.json as the Hub has them (their keys, shapes shrunk), and the same
 // settings as transformers 5 writes them (rope_parameters, dtype).
 TEST(ModelConfigJson, ReadsLlama32AndQwen3ConfigsInBothTransformersSpellings) {

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <initializer_list>
 #include <string_view>
@@ -58,6 +59,22 @@ TEST(Pretrained, SavedFolderLoadsAsTheSameModelAndTokenizer) {
   save_pretrained_model(loaded, again);
   EXPECT_TRUE(std::filesystem::exists(again / "tokenizer.json"));
   EXPECT_TRUE(std::filesystem::exists(again / "tokenizer_config.json"));
+}
+
+// transformers' generate stops at generation_config.json's end-of-sequence ids too (Phi-3's names
+// <|end|> there, its config.json <|endoftext|> only): they join the model's stop ids.
+TEST(Pretrained, GenerationConfigsEndOfSequenceIdsStopGeneration) {
+  auto tiny = builtin_tiny(3);
+  auto folder = std::filesystem::path(::testing::TempDir()) / "tiny_generation_config";
+  std::filesystem::remove_all(folder);
+  save_pretrained_model(tiny, folder);
+  std::ofstream(folder / "generation_config.json") << R"({"bos_token_id": 1, "eos_token_id": [7, 9]})";
+  auto ids = load_pretrained_model(folder.string()).model->config().eos_token_ids;
+  for (auto id : {7, 9})
+    EXPECT_NE(std::find(ids.begin(), ids.end(), id), ids.end()) << id;
+  EXPECT_EQ(ids.size(), tiny.model->config().eos_token_ids.size() + 2);
+  std::ofstream(folder / "generation_config.json") << R"({"eos_token_id": "<|end|>"})";
+  expect_load_error(folder.string(), {"generation_config.json", "key 'eos_token_id'", "expected token ids"});
 }
 
 // Gemma 3 1B's tokenizer lists the multimodal models' image token one id past its embedding: an

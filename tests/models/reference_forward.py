@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """An independent reference forward pass of a Llama / Qwen2 / Qwen3 / Mistral / Gemma 2 and 3 / OLMo 2 and 3 /
-SmolLM3 / Granite 3 model folder in plain PyTorch.
+SmolLM3 / Granite 3 / Phi-3 model folder in plain PyTorch.
 
 Usage: reference_forward.py MODEL_FOLDER TOKENS_JSON OUT_SAFETENSORS [ADAPTER_FOLDER]
 
@@ -79,7 +79,7 @@ def sliding_layers(cfg):
         if cfg.get("layer_types"):
             return [t == "sliding_attention" for t in cfg["layer_types"]]
         return [(i + 1) % 4 != 0 for i in range(n)]
-    return [bool(cfg.get("sliding_window")) and cfg["model_type"] == "mistral"] * n
+    return [bool(cfg.get("sliding_window")) and cfg["model_type"] in ("mistral", "phi3")] * n
 
 
 def rotate_half(x):
@@ -87,15 +87,25 @@ def rotate_half(x):
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
-def rope_frequencies(cfg, D):
-    """inv_freq and the cos/sin multiplier: plain RoPE, or the rope_scaling kinds (linear, llama3, yarn)
-    as their papers and Meta's / transformers' reference implementations define them."""
+def rope_frequencies(cfg, D, T=0):
+    """inv_freq and the cos/sin multiplier: plain RoPE, or the rope_scaling kinds (linear, llama3, yarn,
+    longrope) as their papers and Meta's / Microsoft's / transformers' reference implementations define
+    them. D: the rotated dimensions; T: the sequence's length (LongRoPE's factors depend on it)."""
     theta = cfg["rope_theta"]
     inv_freq = 1.0 / (theta ** (torch.arange(0, D, 2, dtype=torch.float64) / D))
     scaling = cfg.get("rope_scaling") or {}
     kind = scaling.get("rope_type", scaling.get("type", "default"))
     if kind == "default":
         return inv_freq, 1.0
+    if kind in ("longrope", "su"):
+        # Phi-3.5 / Phi-4 mini: a divisor per frequency, the long ones past the pre-training context,
+        # and the attention scale sqrt(1 + ln(s) / ln(context)) with s = max positions / context.
+        old = cfg.get("original_max_position_embeddings") or cfg["max_position_embeddings"]
+        divisors = scaling["long_factor"] if T > old else scaling["short_factor"]
+        inv = 1.0 / (torch.tensor(divisors, dtype=torch.float64) * theta ** (torch.arange(0, D, 2, dtype=torch.float64) / D))
+        s = scaling.get("factor") or cfg["max_position_embeddings"] / old
+        attention = scaling.get("attention_factor") or (math.sqrt(1 + math.log(s) / math.log(old)) if s > 1 else 1.0)
+        return inv, attention
     factor = scaling["factor"]
     if kind == "linear":
         return inv_freq / factor, 1.0
@@ -135,15 +145,23 @@ def rope_frequencies(cfg, D):
 
 
 def merge_adapter(w, adapter_folder):
+    """PEFT's merge: W += s B A, with a module's own rank and alpha where rank_pattern / alpha_pattern
+    name it (matched as PEFT does: the module's name ends with the key)."""
     acfg = json.load(open(f"{adapter_folder}/adapter_config.json"))
-    r = acfg["r"]
-    scale = acfg["lora_alpha"] / (math.sqrt(r) if acfg.get("use_rslora") else r)
     a = read_safetensors(f"{adapter_folder}/adapter_model.safetensors")
     prefix = "base_model.model."
     for name in a:
         if not name.endswith(".lora_A.weight"):
             continue
         module = name[len(prefix):-len(".lora_A.weight")]
+        r, alpha = acfg["r"], acfg["lora_alpha"]
+        for key, value in (acfg.get("rank_pattern") or {}).items():
+            if module == key or module.endswith("." + key):
+                r = value
+        for key, value in (acfg.get("alpha_pattern") or {}).items():
+            if module == key or module.endswith("." + key):
+                alpha = value
+        scale = alpha / (math.sqrt(r) if acfg.get("use_rslora") else r)
         w[module + ".weight"] = w[module + ".weight"] + scale * (a[prefix + module + ".lora_B.weight"] @ a[name])
 
 
@@ -169,6 +187,8 @@ def main():
     residual = cfg["residual_multiplier"] if granite else 1.0
     if granite:
         scale = cfg["attention_multiplier"]
+    phi3 = cfg["model_type"] == "phi3"  # q, k, v stored as one matrix, gate and up as another
+    R = int(D * cfg.get("partial_rotary_factor", 1.0)) if phi3 else D  # the rotated part of each head
 
     x = w["model.embed_tokens.weight"][ids]
     if gemma:  # Gemma scales its embeddings by sqrt(hidden_size)
@@ -177,7 +197,7 @@ def main():
         x = x * cfg["embedding_multiplier"]
 
     def rotation(rope_cfg):
-        inv_freq, attention_factor = rope_frequencies(rope_cfg, D)
+        inv_freq, attention_factor = rope_frequencies(rope_cfg, R, T)
         freqs = torch.outer(torch.arange(T, dtype=torch.float64), inv_freq)
         emb = torch.cat((freqs, freqs), dim=-1)
         return emb.cos() * attention_factor, emb.sin() * attention_factor
@@ -202,6 +222,11 @@ def main():
         h = x if olmo else norm(x, w[p + "input_layernorm.weight"], eps)  # OLMo: no norm before
 
         def proj(name, heads):
+            if phi3:  # qkv_proj holds q's rows, then k's, then v's
+                qkv = w[p + "self_attn.qkv_proj.weight"]
+                rows = {"q_proj": (0, H * D), "k_proj": (H * D, KV * D), "v_proj": (H * D + KV * D, KV * D)}[name]
+                y = h @ qkv[rows[0]:rows[0] + rows[1]].T
+                return y.view(B, T, heads, D).transpose(1, 2)
             y = h @ w[p + f"self_attn.{name}.weight"].T
             if bias:
                 y = y + w[p + f"self_attn.{name}.bias"]
@@ -213,9 +238,9 @@ def main():
         if qk_norm:  # Qwen3, Gemma 3: RMSNorm over each head's vector, before the rotation
             q = norm(q, w[p + "self_attn.q_norm.weight"], eps)
             k = norm(k, w[p + "self_attn.k_norm.weight"], eps)
-        if rotates[i]:
-            q = q * cos + rotate_half(q) * sin
-            k = k * cos + rotate_half(k) * sin
+        if rotates[i]:  # the first R dimensions of each head turn; the rest pass (Phi-4 mini: R = 3/4 D)
+            q = torch.cat((q[..., :R] * cos + rotate_half(q[..., :R]) * sin, q[..., R:]), dim=-1)
+            k = torch.cat((k[..., :R] * cos + rotate_half(k[..., :R]) * sin, k[..., R:]), dim=-1)
         k = k[:, :, None].expand(B, KV, H // KV, T, D).reshape(B, H, T, D)
         v = v[:, :, None].expand(B, KV, H // KV, T, D).reshape(B, H, T, D)
         scores = q @ k.transpose(-1, -2) * scale
@@ -232,8 +257,11 @@ def main():
         else:
             x = x + out * residual
             h = norm(x, w[p + "post_attention_layernorm.weight"], eps)
-        gate = h @ w[p + "mlp.gate_proj.weight"].T
-        up = h @ w[p + "mlp.up_proj.weight"].T
+        if phi3:  # gate_up_proj: the gate's rows, then up's
+            gate, up = (h @ w[p + "mlp.gate_up_proj.weight"].T).chunk(2, dim=-1)
+        else:
+            gate = h @ w[p + "mlp.gate_proj.weight"].T
+            up = h @ w[p + "mlp.up_proj.weight"].T
         act = torch.nn.functional.gelu(gate, approximate="tanh") if gemma else torch.nn.functional.silu(gate)
         mlp = (act * up) @ w[p + "mlp.down_proj.weight"].T
         x = x + (norm(mlp, w[p + "post_feedforward_layernorm.weight"], eps) if gemma or olmo else mlp * residual)

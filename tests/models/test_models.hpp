@@ -96,6 +96,23 @@ inline ModelConfig granite_config(bool tied = true, std::int64_t vocab = 97) {
   return config;
 }
 
+/// Phi-3 / Phi-4: q, k, v and gate, up stored as fused matrices, and the rotary embedding over the
+/// first three quarters of each head (Phi-4 mini's share: 12 of 16 dimensions, 6 frequencies).
+/// `longrope`: LongRoPE over a pre-training context of 32 positions, so that a sequence of 40 takes
+/// the long factors and one of 20 the short.
+inline ModelConfig phi3_config(bool tied = true, bool longrope = false, std::int64_t vocab = 97) {
+  auto config = small_config("phi3", tied, vocab);
+  config.partial_rotary_factor = 0.75;
+  if (longrope) {
+    config.rope_scaling.type = "longrope";
+    config.rope_scaling.original_max_position_embeddings = 32;
+    config.rope_scaling.factor = 4.0; // max_position_embeddings 128 over 32
+    config.rope_scaling.short_factor = {1.0, 1.1, 1.3, 1.8, 2.5, 4.0};
+    config.rope_scaling.long_factor = {1.0, 1.5, 2.5, 5.0, 9.0, 16.0};
+  }
+  return config;
+}
+
 /// A model of `config` drawn from `seed`, with its biases and norm weights moved off their initial
 /// zeros and ones so that they matter in comparisons; embeddings scaled by `embedding_scale` (> 1:
 /// peaked distributions, no near-ties for argmax).

@@ -75,7 +75,16 @@ std::vector<Architecture> architectures() {
           {"olmo3", test::olmo3_config()},
           {"smollm3", test::smollm3_config()},
           {"smollm3_rope_yarn", test::rope_scaled(test::smollm3_config(/*tied=*/false), "yarn")},
-          {"granite", test::granite_config()}};
+          {"granite", test::granite_config()},
+          {"phi3_partial_rotary", test::phi3_config()},
+          {"phi3_longrope_long_sequence", test::phi3_config(/*tied=*/false, /*longrope=*/true)},
+          {"phi3_mini_window", [] {
+             auto config = test::phi3_config(/*tied=*/false); // Phi-3 mini: every layer windowed
+             config.partial_rotary_factor = 1;
+             config.sliding_window = 8;
+             config.sliding_layers = {true, true};
+             return config;
+           }()}};
 }
 
 void PrintTo(const Architecture& architecture, std::ostream* out) {
@@ -99,8 +108,10 @@ TEST_P(ReferenceLogits, MatchAnIndependentPyTorchForwardWithin1e4) {
   // reference than ten times the tolerance.
   auto plain = config;
   plain.rope_scaling = RopeScaling{};
-  if (plain.model_type == "qwen3" || plain.model_type == "smollm3" || plain.model_type == "granite")
+  if (plain.model_type == "qwen3" || plain.model_type == "smollm3" || plain.model_type == "granite"
+      || plain.model_type == "phi3")
     plain.model_type = "llama";
+  plain.partial_rotary_factor = 1;
   plain.nope_layers.clear();
   plain.embedding_multiplier = plain.residual_multiplier = plain.logits_scaling = 1;
   plain.attention_multiplier = 0;
@@ -194,6 +205,68 @@ TEST(Checkpoint, OlmoSmolLM3AndGraniteFoldersRoundTrip) {
     torch::NoGradGuard no_grad;
     EXPECT_TRUE(torch::equal(model->forward(tokens), loaded->forward(tokens))) << config.model_type;
   }
+}
+
+// LongRoPE's factors depend on the sequence: the short ones within the pre-training context (32
+// here), the long ones past it, as transformers chooses them for a forward pass.
+TEST(Phi3, LongRopeTakesTheShortFactorsWithinThePretrainingContext) {
+  auto config = test::phi3_config(/*tied=*/true, /*longrope=*/true);
+  auto model = random_model(config, 43);
+  auto dir = fresh_dir("reference_phi3_longrope_short");
+  auto tokens = sample_tokens(config.vocab_size, 2, 20);
+  auto expected = test::reference_output(model, dir, tokens, "logits");
+  torch::NoGradGuard no_grad;
+  auto logits = model->forward(tokens);
+  EXPECT_LT((logits - expected).abs().max().item<double>(), 1e-4);
+  // With the long factors in their place the same tokens score differently.
+  auto swapped = config;
+  swapped.rope_scaling.short_factor = config.rope_scaling.long_factor;
+  Transformer long_model(swapped);
+  auto state = model->named_parameters();
+  for (auto& parameter : long_model->named_parameters())
+    parameter.value().copy_(state[parameter.key()]);
+  EXPECT_GT((long_model->forward(tokens) - expected).abs().max().item<double>(), 1e-3);
+}
+
+// Phi-3's folder stores q, k and v as one matrix and gate and up as another, as transformers'
+// Phi3ForCausalLM has them; they load back into the same model, and LongRoPE's settings travel in
+// Phi3Config's keys.
+TEST(Checkpoint, Phi3FoldersStoreTheFusedProjections) {
+  auto config = test::phi3_config(/*tied=*/false, /*longrope=*/true);
+  auto model = random_model(config, 6);
+  auto dir = fresh_dir("roundtrip_phi3");
+  save_pretrained(model, dir);
+  auto file = SafetensorsFile::open(dir / "model.safetensors");
+  auto q = config.num_attention_heads * config.head_dim, kv = config.num_key_value_heads * config.head_dim;
+  EXPECT_EQ(file.entry("model.layers.1.self_attn.qkv_proj.weight").shape,
+            (std::vector<std::int64_t>{q + 2 * kv, config.hidden_size}));
+  EXPECT_EQ(file.entry("model.layers.1.mlp.gate_up_proj.weight").shape,
+            (std::vector<std::int64_t>{2 * config.intermediate_size, config.hidden_size}));
+  EXPECT_FALSE(file.contains("model.layers.1.self_attn.k_proj.weight"));
+  EXPECT_FALSE(file.contains("model.layers.1.mlp.up_proj.weight"));
+  // k's rows follow q's in the fused matrix.
+  EXPECT_TRUE(torch::equal(file.load("model.layers.1.self_attn.qkv_proj.weight").narrow(0, q, kv),
+                           model->model->layers[1]->as<DecoderLayer>()->self_attn->k_proj->weight));
+  auto json = nlohmann::json::parse(std::ifstream(dir / "config.json"));
+  EXPECT_EQ(json["architectures"][0], "Phi3ForCausalLM");
+  EXPECT_EQ(json["original_max_position_embeddings"], 32);
+  EXPECT_EQ(json["partial_rotary_factor"], 0.75);
+  EXPECT_EQ(json["rope_scaling"]["type"], "longrope");
+  EXPECT_EQ(json["rope_scaling"]["long_factor"].size(), 6u);
+  auto loaded = load_pretrained(dir);
+  EXPECT_EQ(loaded->config().to_json(), config.to_json());
+  auto tokens = sample_tokens(config.vocab_size, 2, 40);
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::equal(model->forward(tokens), loaded->forward(tokens)));
+  // A fused matrix shaped for another config is named with both shapes.
+  auto other = test::phi3_config();
+  other.num_key_value_heads = 4;
+  auto other_dir = fresh_dir("phi3_other_heads");
+  save_pretrained(model, other_dir);
+  std::ofstream(other_dir / "config.json") << other.to_json().dump();
+  expect_error_containing<CheckpointError>(
+    [&] { load_pretrained(other_dir); },
+    {"'model.layers.0.self_attn.qkv_proj.weight' has shape [128, 64]", "config.json implies [192, 64]"});
 }
 
 TEST(Checkpoint, Bfloat16FolderStoresBf16AndLoads) {
