@@ -26,8 +26,7 @@ constexpr std::size_t kLongestCachedPiece = 256; // SentencePiece's pieces can b
 
 // -- what the chat template says ----------------------------------------------
 
-bool BpeTokenizer::generation_prompt_opens_thinking(bool enable_thinking) const {
-  // What the generation prompt adds to a one-question conversation: a <think> left open?
+std::optional<std::string> BpeTokenizer::generation_prompt(bool enable_thinking) const {
   const std::vector<ChatMessage> asked{{"user", "?", {}}};
   std::string without, with;
   try {
@@ -36,13 +35,31 @@ bool BpeTokenizer::generation_prompt_opens_thinking(bool enable_thinking) const 
     for (const auto& piece : render_jinja(asked, true, {}, enable_thinking))
       with += piece.value;
   } catch (const std::invalid_argument&) {
-    return false; // a template that needs more than a question (a system turn, say)
+    return std::nullopt;
   }
   if (with.compare(0, without.size(), without) != 0)
+    return std::nullopt;
+  return with.substr(without.size());
+}
+
+bool BpeTokenizer::generation_prompt_opens_thinking(bool enable_thinking) const {
+  auto prompt = generation_prompt(enable_thinking);
+  if (!prompt)
     return false;
-  auto prompt = std::string_view(with).substr(without.size());
-  auto open = prompt.rfind(kThinkOpen);
-  return open != std::string_view::npos && prompt.find(kThinkClose, open) == std::string_view::npos;
+  auto open = prompt->rfind(kThinkOpen);
+  return open != std::string::npos && prompt->find(kThinkClose, open) == std::string::npos;
+}
+
+bool BpeTokenizer::generation_prompt_skips_thinking() const {
+  auto off = generation_prompt(false), on = generation_prompt(true);
+  if (!off || !on || on->find(kThinkClose) != std::string::npos)
+    return false;
+  auto close = off->rfind(kThinkClose);
+  auto open = off->rfind(kThinkOpen, close);
+  auto blank = [](std::string_view text) { return text.find_first_not_of(" \t\r\n") == std::string_view::npos; };
+  return close != std::string::npos && open != std::string::npos
+    && blank(std::string_view(*off).substr(open + kThinkOpen.size(), close - open - kThinkOpen.size()))
+    && blank(std::string_view(*off).substr(close + kThinkClose.size()));
 }
 
 // -- encoding -----------------------------------------------------------------

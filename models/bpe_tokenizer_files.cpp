@@ -302,7 +302,7 @@ void BpeTokenizer::read_config(const std::filesystem::path& file) {
     }
     for (bool enable_thinking : {false, true})
       opens_thinking_[enable_thinking ? 1 : 0] = generation_prompt_opens_thinking(enable_thinking);
-    thinks_ = thinks_ || opens_thinking_[1];
+    thinks_ = thinks_ || opens_thinking_[1] || generation_prompt_skips_thinking();
   }
 }
 

