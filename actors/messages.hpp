@@ -77,11 +77,11 @@ struct ModelInfo {
   /// (Tokenizer::opens_thinking).
   bool opens_thinking_off = false;
   bool opens_thinking_on = false;
-  /// Its chat template writes function calls as a JSON object (Llama 3.1's: ToolCallFormat::json).
-  bool json_tool_calls = false;
+  /// How its chat template writes function calls: a ToolCallFormat, as its number.
+  std::int32_t tool_calls = 0;
 
   ToolCallFormat tool_call_format() const {
-    return json_tool_calls ? ToolCallFormat::json : ToolCallFormat::tagged;
+    return static_cast<ToolCallFormat>(tool_calls);
   }
   /// opens_thinking_off and _on, indexed by enable_thinking.
   std::array<bool, 2> opens_thinking() const {
@@ -225,7 +225,7 @@ struct LoadStateRequest {
 struct DecodeStep {};
 
 CHORUS_INSPECT(ModelInfo, model_type, vocab_size, parameters, trained_parameters, weight_version, threads, pending,
-               data_parallel_port, thinks, opens_thinking_off, opens_thinking_on, json_tool_calls)
+               data_parallel_port, thinks, opens_thinking_off, opens_thinking_on, tool_calls)
 CHORUS_INSPECT(ModelInfoRequest)
 CHORUS_INSPECT(GenerateRequest, messages, text, params, tokens, tools, id, min_weight_version, stream_to)
 CHORUS_INSPECT(GenerationDelta, id, text, logprobs)

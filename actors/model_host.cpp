@@ -129,7 +129,7 @@ ModelInfo ModelHost::info(std::int64_t weight_version) const {
   result.thinks = model.tokenizer->thinks();
   result.opens_thinking_off = model.tokenizer->opens_thinking(false);
   result.opens_thinking_on = model.tokenizer->opens_thinking(true);
-  result.json_tool_calls = model.tokenizer->tool_call_format() == ToolCallFormat::json;
+  result.tool_calls = static_cast<std::int32_t>(model.tokenizer->tool_call_format());
   return result;
 }
 

@@ -229,13 +229,17 @@ std::vector<std::int64_t> BpeTokenizer::encode(std::string_view text) const {
 
 // -- decoding and the rest ----------------------------------------------------
 
+bool BpeTokenizer::skipped_special(std::size_t id) const {
+  return special_[id] && !(id < kept_special_.size() && kept_special_[id]);
+}
+
 std::string BpeTokenizer::token_text(std::int64_t id, bool skip_special) const {
   if (id < 0 || static_cast<std::size_t>(id) >= id_to_token_.size()
       || id_to_token_[static_cast<std::size_t>(id)].empty())
     throw std::out_of_range("token id " + std::to_string(id) + " is not in the vocabulary of " + file_.string());
   const auto& token = id_to_token_[static_cast<std::size_t>(id)];
   bool added = added_id_[static_cast<std::size_t>(id)];
-  if (added && skip_special && special_[static_cast<std::size_t>(id)])
+  if (added && skip_special && skipped_special(static_cast<std::size_t>(id)))
     return {};
   if (decoder_.spelling == Spelling::characters) { // the decoder's chain runs over added tokens too
     if (auto byte = token_byte_[static_cast<std::size_t>(id)]; byte >= 0 && !added)
@@ -260,7 +264,7 @@ std::string BpeTokenizer::decode(const std::vector<std::int64_t>& ids, bool skip
   for (auto id : ids) {
     auto piece = token_text(id, skip_special); // checks the id
     auto index = static_cast<std::size_t>(id);
-    if (skip_special && added_id_[index] && special_[index])
+    if (skip_special && added_id_[index] && skipped_special(index))
       continue;
     if (first && decoder_.drop_first_replacements) // Metaspace: the space encoding put before the text
       piece = decoder_.text(id_to_token_[index], /*first=*/true);

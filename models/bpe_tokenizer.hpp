@@ -63,7 +63,7 @@ public:
     return opens_thinking_[enable_thinking ? 1 : 0];
   }
   ToolCallFormat tool_call_format() const override {
-    return chat_format_ == ChatFormat::llama31 ? ToolCallFormat::json : ToolCallFormat::tagged;
+    return tool_call_format_;
   }
   std::vector<std::int64_t> stop_token_ids() const override;
 
@@ -88,7 +88,9 @@ private:
   void read(const nlohmann::json& root); // tokenizer.json's object, then tokenizer_config.json
   void read_config(const std::filesystem::path& file);
   void read_post_processor(const nlohmann::json& processor);
-  void index_added_tokens(); // builds added_trie_ from added_
+  void index_added_tokens(); // builds added_trie_ and kept_special_ from added_
+  // Whether decoding with skip_special leaves out added token `id` (special, not kept).
+  bool skipped_special(std::size_t id) const;
   // What the generation prompt adds to a one-question conversation with `enable_thinking`; nullopt
   // for a template that needs more than a question to render (a system turn, say).
   std::optional<std::string> generation_prompt(bool enable_thinking) const;
@@ -119,6 +121,7 @@ private:
   std::filesystem::path template_file_; // where the chat template came from
   std::optional<std::int64_t> eos_id_;
   ChatFormat chat_format_ = ChatFormat::by_vocabulary;
+  ToolCallFormat tool_call_format_ = ToolCallFormat::tagged;
   bool thinks_ = false;
   std::array<bool, 2> opens_thinking_{}; // by enable_thinking
   std::shared_ptr<const JinjaTemplate> jinja_;
@@ -143,7 +146,10 @@ private:
   ByteTrie<std::optional<std::size_t>> added_trie_; // at each node, the index in added_ of the token ending there
   std::vector<bool> added_id_;                      // by id: an added token
   std::vector<bool> special_;                       // by id: an added token marked special
-  std::array<std::string, 256> byte_symbol_;        // byte -> its UTF-8 symbol
+  // by id: a special token decoding writes even when it skips special tokens: Mistral's call
+  // markers, which a completion's calls are read back by
+  std::vector<bool> kept_special_;
+  std::array<std::string, 256> byte_symbol_; // byte -> its UTF-8 symbol
   std::unordered_map<std::string, unsigned char> symbol_byte_;
   mutable std::mutex cache_mutex_;
   mutable std::unordered_map<std::string, std::vector<std::int64_t>> cache_;

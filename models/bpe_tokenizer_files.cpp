@@ -4,6 +4,7 @@
 
 #include "models/bpe_tokenizer.hpp"
 #include "models/byte_level.hpp"
+#include "models/chat_template.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -46,6 +47,12 @@ std::string byte_token(unsigned b) {
 
 void BpeTokenizer::index_added_tokens() {
   added_trie_ = {};
+  kept_special_.clear();
+  for (const auto& [content, id] : added_)
+    if (content == kMistralCalls || content == kMistralArgs || content == kMistralCallId) {
+      kept_special_.resize(std::max(kept_special_.size(), static_cast<std::size_t>(id) + 1), false);
+      kept_special_[static_cast<std::size_t>(id)] = true;
+    }
   for (std::size_t i = 0; i < added_.size(); ++i) {
     if (added_[i].first.empty())
       continue;
@@ -288,6 +295,9 @@ void BpeTokenizer::read_config(const std::filesystem::path& file) {
     else
       chat_format_ = ChatFormat::jinja;
     thinks_ = chat_format_ == ChatFormat::chatml && chat_template->find("reasoning_content") != std::string::npos;
+    tool_call_format_ = chat_format_ == ChatFormat::llama31     ? ToolCallFormat::json
+      : chat_template->find(kMistralCalls) != std::string::npos ? ToolCallFormat::mistral
+                                                                : ToolCallFormat::tagged;
   }
   if (template_file_.empty())
     template_file_ = file;

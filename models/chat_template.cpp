@@ -7,6 +7,7 @@
 
 #include "models/json_grammar.hpp"
 
+#include <cstdint>
 #include <optional>
 #include <stdexcept>
 #include <string_view>
@@ -262,20 +263,30 @@ Grammar tool_call_grammar(const std::vector<Tool>& tools, const std::string& too
     } catch (const std::invalid_argument& error) {
       throw std::invalid_argument("tool '" + tool.name + "': parameters: " + error.what());
     }
-    auto head = format == ToolCallFormat::json
-      ? grammar.add_literals({"{\"name\": " + python_json(tool.name) + ", \"parameters\": "})
-      : grammar.add_literals({"<tool_call>\n{\"name\": " + python_json(tool.name) + ", \"arguments\": "});
-    auto tail = grammar.add_literals({format == ToolCallFormat::json ? "}" : "}\n</tool_call>"});
+    // A call as the format writes it; Mistral's calls are the items of one list (below).
+    auto name = "{\"name\": " + python_json(tool.name);
+    auto head = format == ToolCallFormat::json ? grammar.add_literals({name + ", \"parameters\": "})
+      : format == ToolCallFormat::mistral      ? grammar.add_literals({name + ", \"arguments\": "})
+                                               : grammar.add_literals({"<tool_call>\n" + name + ", \"arguments\": "});
+    auto tail = grammar.add_literals({format == ToolCallFormat::tagged ? "}\n</tool_call>" : "}"});
     grammar.add_alternative(call, {Grammar::rule(head), Grammar::rule(arguments), Grammar::rule(tail)});
   }
   if (!found)
     throw std::invalid_argument("tool_choice: '" + tool_choice + "' is not one of the request's tools");
   auto root = call;
-  if (!named && parallel && format == ToolCallFormat::tagged) { // calls ::= call | call "\n" calls
+  bool mistral = format == ToolCallFormat::mistral;
+  if (!named && parallel && format != ToolCallFormat::json) { // calls ::= call | call separator calls
     root = grammar.add_rule();
-    auto newline = grammar.add_literals({"\n"});
+    auto separator = grammar.add_literals({mistral ? ", " : "\n"});
     grammar.add_alternative(root, {Grammar::rule(call)});
-    grammar.add_alternative(root, {Grammar::rule(call), Grammar::rule(newline), Grammar::rule(root)});
+    grammar.add_alternative(root, {Grammar::rule(call), Grammar::rule(separator), Grammar::rule(root)});
+  }
+  if (mistral) { // [TOOL_CALLS][call, call, ...]
+    auto list = grammar.add_rule();
+    grammar.add_alternative(list,
+                            {Grammar::rule(grammar.add_literals({std::string(kMistralCalls) + "["})),
+                             Grammar::rule(root), Grammar::rule(grammar.add_literals({"]"}))});
+    root = list;
   }
   grammar.finish(root);
   return grammar;
@@ -320,6 +331,78 @@ std::optional<std::vector<ToolCall>> json_calls(std::string_view text) {
   return calls;
 }
 
+// A call id of Mistral's shape (nine letters and digits; its templates refuse others) for a call
+// written without one, drawn from the call and its place so that a completion reads the same twice.
+std::string mistral_call_id(const ToolCall& call, std::size_t index) {
+  std::uint64_t hash = 14695981039346656037ull; // FNV-1a over the name, the arguments and the place
+  auto mix = [&](std::uint64_t value) { hash = (hash ^ value) * 1099511628211ull; };
+  for (auto part : {std::string_view(call.name), std::string_view(call.arguments)})
+    for (unsigned char c : part)
+      mix(c);
+  mix(index);
+  constexpr std::string_view kAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  std::string id;
+  for (int i = 0; i < 9; ++i, hash /= kAlphabet.size())
+    id += kAlphabet[hash % kAlphabet.size()];
+  return id;
+}
+
+// One of Mistral's calls as a JSON object {"name", "arguments", "id"?}; nullopt if it is not one.
+std::optional<ToolCall> mistral_call(const nlohmann::ordered_json& call) {
+  if (!call.is_object() || !call.contains("name") || !call["name"].is_string() || !call.contains("arguments")
+      || !call["arguments"].is_object())
+    return std::nullopt;
+  ToolCall read{call["name"].get<std::string>(), models::python_json(call["arguments"]), {}};
+  if (call.contains("id") && call["id"].is_string())
+    read.id = call["id"].get<std::string>();
+  return read;
+}
+
+// Mistral's calls after [TOOL_CALLS]: a JSON list (Nemo, Small 3), or name[ARGS]{...} with an
+// optional [CALL_ID]id before [ARGS], one per [TOOL_CALLS] (tokenizer v11 on).
+std::optional<std::vector<ToolCall>> mistral_calls(std::string_view calls) {
+  auto trim = [](std::string_view text) {
+    while (!text.empty() && models::is_space(text.front()))
+      text.remove_prefix(1);
+    while (!text.empty() && models::is_space(text.back()))
+      text.remove_suffix(1);
+    return text;
+  };
+  std::vector<ToolCall> read;
+  if (auto list = trim(calls); !list.empty() && list.front() == '[') {
+    auto json = nlohmann::ordered_json::parse(list, nullptr, /*allow_exceptions=*/false);
+    if (json.is_discarded() || !json.is_array() || json.empty())
+      return std::nullopt;
+    for (const auto& entry : json) {
+      auto call = mistral_call(entry);
+      if (!call)
+        return std::nullopt;
+      read.push_back(std::move(*call));
+    }
+    return read;
+  }
+  for (std::size_t at = 0; at != std::string_view::npos;) {
+    auto next = calls.find(models::kMistralCalls, at);
+    auto piece = calls.substr(at, next == std::string_view::npos ? std::string_view::npos : next - at);
+    at = next == std::string_view::npos ? next : next + models::kMistralCalls.size();
+    auto args = piece.find(models::kMistralArgs);
+    if (args == std::string_view::npos)
+      return std::nullopt;
+    auto head = piece.substr(0, args), id = std::string_view();
+    if (auto marker = head.find(models::kMistralCallId); marker != std::string_view::npos) {
+      id = trim(head.substr(marker + models::kMistralCallId.size()));
+      head = head.substr(0, marker);
+    }
+    auto name = trim(head);
+    auto arguments = nlohmann::ordered_json::parse(piece.substr(args + models::kMistralArgs.size()), nullptr,
+                                                   /*allow_exceptions=*/false);
+    if (name.empty() || arguments.is_discarded() || !arguments.is_object())
+      return std::nullopt;
+    read.push_back({std::string(name), models::python_json(arguments), std::string(id)});
+  }
+  return read;
+}
+
 ChatMessage tagged_calls(const std::string& text) {
   ChatMessage whole{"assistant", text, {}};
   auto first = text.find(models::kCallOpen);
@@ -349,6 +432,21 @@ ChatMessage tagged_calls(const std::string& text) {
 ChatMessage parse_tool_calls(const std::string& text, ToolCallFormat format) {
   if (format == ToolCallFormat::tagged)
     return tagged_calls(text);
+  if (format == ToolCallFormat::mistral) {
+    auto first = text.find(models::kMistralCalls);
+    auto calls = first == std::string::npos
+      ? std::nullopt
+      : mistral_calls(std::string_view(text).substr(first + models::kMistralCalls.size()));
+    if (!calls)
+      return {"assistant", text, {}};
+    for (std::size_t i = 0; i < calls->size(); ++i)
+      if ((*calls)[i].id.empty())
+        (*calls)[i].id = mistral_call_id((*calls)[i], i);
+    ChatMessage message{"assistant", text.substr(0, first), std::move(*calls)};
+    while (!message.content.empty() && models::is_space(message.content.back()))
+      message.content.pop_back();
+    return message;
+  }
   auto calls = json_calls(text);
   if (!calls)
     return {"assistant", text, {}};

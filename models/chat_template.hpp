@@ -24,6 +24,11 @@ inline constexpr std::string_view kThinkOpen = "<think>";
 inline constexpr std::string_view kThinkClose = "</think>";
 /// What Llama 3.1 may write before a call (its turn is then the call's JSON object).
 inline constexpr std::string_view kPythonTag = "<|python_tag|>";
+/// Mistral's markers: the calls that end a turn, and (tokenizer v11 on) a call's arguments and id.
+/// Special tokens that decoding keeps in a completion's text, so that its calls can be read back.
+inline constexpr std::string_view kMistralCalls = "[TOOL_CALLS]";
+inline constexpr std::string_view kMistralArgs = "[ARGS]";
+inline constexpr std::string_view kMistralCallId = "[CALL_ID]";
 
 /// A rendered conversation's part: a special token by name, the template's own text, or a
 /// message's text. A tokenizer reads the template's text as Hugging Face reads rendered text (an
@@ -61,7 +66,8 @@ std::string python_strip(std::string_view text);
 /// The completions SamplingParams::tool_choice allows: "required", one or more calls of `tools` in
 /// <tool_call> blocks as Qwen's template writes them (one per line; one only unless `parallel`), or
 /// in the `json` format one call as Llama 3.1's template writes it (`{"name": ..., "parameters":
-/// ...}`), each call's arguments a JSON object satisfying its tool's parameters (any object
+/// ...}`), in the `mistral` format one `[TOOL_CALLS][...]` list of calls (", " between them), each
+/// call's arguments a JSON object satisfying its tool's parameters (any object
 /// without); a tool's name, one call of it.
 /// @throws std::invalid_argument for no tools, a name that is none of them, or parameters that
 /// guided decoding cannot follow (naming the tool and where in its schema).

@@ -99,8 +99,9 @@ std::string response_body(const ResponseHeader& header, const std::vector<Genera
         choice["message"]["reasoning_content"] = turn.reasoning.empty() ? json(nullptr) : json(turn.reasoning);
     }
     if (header.chat && !turn.tool_calls.empty()) {
-      for (auto& call : turn.tool_calls)
-        call.id = random_id("call_");
+      for (auto& call : turn.tool_calls) // Mistral's keep the ids the model wrote, which its template checks
+        if (call.id.empty())
+          call.id = random_id("call_");
       if (turn.content.empty())
         choice["message"]["content"] = nullptr;
       choice["message"]["tool_calls"] = tool_calls_value(turn.tool_calls, false);
@@ -157,7 +158,8 @@ std::string finish_event(const ResponseHeader& header, std::int64_t index, const
       delta["content"] = rest.content;
     if (!rest.tool_calls.empty()) {
       for (auto& call : rest.tool_calls)
-        call.id = random_id("call_");
+        if (call.id.empty())
+          call.id = random_id("call_");
       delta["tool_calls"] = tool_calls_value(rest.tool_calls, true);
       if (reason == "stop")
         reason = "tool_calls";

@@ -32,9 +32,11 @@ std::size_t certain_content(std::string_view text, ToolCallFormat format) {
     bool may_call = rest.front() == '{' || rest.substr(0, kPythonTag.size()) == kPythonTag.substr(0, rest.size());
     return may_call ? 0 : text.size();
   }
-  auto end = text.find(kCallOpen);
+  // Qwen's calls start at <tool_call>, Mistral's at [TOOL_CALLS].
+  auto tag = format == ToolCallFormat::mistral ? models::kMistralCalls : kCallOpen;
+  auto end = text.find(tag);
   if (end == std::string_view::npos) // hold a tail that may begin the tag
-    end = text.size() - tag_start_at_end(text, kCallOpen);
+    end = text.size() - tag_start_at_end(text, tag);
   while (end > 0 && (text[end - 1] == ' ' || text[end - 1] == '\n' || text[end - 1] == '\t' || text[end - 1] == '\r'))
     --end; // parse_tool_calls drops the white space before a call
   return end;

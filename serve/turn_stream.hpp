@@ -13,7 +13,8 @@ namespace chorus::serve {
 
 /// How much of `text`, the start of a completion's content streamed with tools, is content for
 /// sure. `tagged`: all of it but a <tool_call> block and what precedes it that could still begin one
-/// (white space, or a beginning of "<tool_call>" at the end). `json`: nothing while it may still be
+/// (white space, or a beginning of "<tool_call>" at the end); `mistral` likewise with
+/// "[TOOL_CALLS]". `json`: nothing while it may still be
 /// a call (white space, then a JSON object or <|python_tag|>), else all of it.
 std::size_t certain_content(std::string_view text, ToolCallFormat format = ToolCallFormat::tagged);
 

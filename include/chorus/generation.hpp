@@ -57,6 +57,11 @@ enum class ToolCallFormat {
   /// Llama 3.1, 3.2 and 3.3: the turn is the call, a JSON object `{"name": ..., "parameters": {...}}`
   /// (one call a turn; results come back in "ipython" turns).
   json,
+  /// Mistral's models (Nemo, Small 3, Devstral, Magistral): `[TOOL_CALLS]` after the turn's content,
+  /// then a JSON list of `{"name": ..., "arguments": {...}, "id": ...}`, or (tokenizer v11 on)
+  /// `name[ARGS]{...}` for each call, each after its own `[TOOL_CALLS]`. Call ids are nine letters
+  /// and digits, as their templates require.
+  mistral,
 };
 
 /// The assistant turn that completion `text` makes.
@@ -66,6 +71,9 @@ enum class ToolCallFormat {
 /// - `json`: a text that is one JSON object `{"name": ..., "parameters": {...}}` ("arguments" is
 ///   read too), or several separated by ";" (as vLLM's Llama 3 parser reads them), white space
 ///   around, is calls and no content.
+/// - `mistral`: the text before `[TOOL_CALLS]` as content (trailing white space dropped), and the
+///   calls after it in either of Mistral's forms. A call keeps the id the model wrote; one without
+///   gets nine letters and digits drawn from the call (the same completion, the same ids).
 ///
 /// Either way, a call that is not such JSON leaves the whole text as content with no calls (as
 /// vLLM's parsers do): a malformed call is then visible to whoever reads it. The arguments are

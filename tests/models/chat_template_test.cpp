@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cctype>
 #include <stdexcept>
 
 using namespace chorus;
@@ -39,6 +41,46 @@ TEST(ParseToolCalls, TextWithoutOrWithBrokenCallsIsAllContent) {
     auto turn = parse_tool_calls(text);
     EXPECT_EQ(turn.content, text);
     EXPECT_TRUE(turn.tool_calls.empty()) << text;
+  }
+}
+
+// Mistral's two forms: a JSON list after [TOOL_CALLS] (Nemo, Small 3), and name[ARGS]{...} per
+// [TOOL_CALLS] (tokenizer v11 on). Ids are the model's, or nine letters and digits drawn from the
+// call, since Mistral's templates refuse any other.
+TEST(ParseToolCalls, ReadsMistralsCallsInBothForms) {
+  auto turn = parse_tool_calls("Adding. [TOOL_CALLS][{\"name\": \"add\", \"arguments\": {\"a\": 2,\"b\":3}, "
+                               "\"id\": \"abcDEF123\"}, {\"name\": \"now\", \"arguments\": {}}]",
+                               ToolCallFormat::mistral);
+  EXPECT_EQ(turn.content, "Adding.");
+  ASSERT_EQ(turn.tool_calls.size(), 2u);
+  EXPECT_EQ(turn.tool_calls[0].name, "add");
+  EXPECT_EQ(turn.tool_calls[0].arguments, "{\"a\": 2, \"b\": 3}");
+  EXPECT_EQ(turn.tool_calls[0].id, "abcDEF123");
+  const auto& drawn = turn.tool_calls[1].id;
+  EXPECT_EQ(drawn.size(), 9u);
+  EXPECT_TRUE(
+    std::all_of(drawn.begin(), drawn.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)); }));
+  EXPECT_EQ(
+    parse_tool_calls("[TOOL_CALLS][{\"name\": \"now\", \"arguments\": {}}, {\"name\": \"now\", \"arguments\": {}}]",
+                     ToolCallFormat::mistral)
+      .tool_calls[1]
+      .id,
+    drawn); // the same call in the same place, the same id
+  auto v11 = parse_tool_calls("[TOOL_CALLS]add[ARGS]{\"a\": 1, \"b\": 2}[TOOL_CALLS]now[CALL_ID]x1y2z3w4v[ARGS]{}",
+                              ToolCallFormat::mistral);
+  EXPECT_EQ(v11.content, "");
+  ASSERT_EQ(v11.tool_calls.size(), 2u);
+  EXPECT_EQ(v11.tool_calls[0].name, "add");
+  EXPECT_EQ(v11.tool_calls[0].arguments, "{\"a\": 1, \"b\": 2}");
+  EXPECT_EQ(v11.tool_calls[0].id.size(), 9u);
+  EXPECT_EQ(v11.tool_calls[1].name, "now");
+  EXPECT_EQ(v11.tool_calls[1].id, "x1y2z3w4v");
+  for (std::string text : {"No calls here.", "[TOOL_CALLS][{\"name\": \"add\"}]", "[TOOL_CALLS][]",
+                           "[TOOL_CALLS][{\"name\": \"add\", \"arguments\": {}}", "[TOOL_CALLS]add{\"a\": 1}",
+                           "[TOOL_CALLS][ARGS]{}", "<tool_call>{\"name\": \"f\", \"arguments\": {}}</tool_call>"}) {
+    auto plain = parse_tool_calls(text, ToolCallFormat::mistral);
+    EXPECT_EQ(plain.content, text);
+    EXPECT_TRUE(plain.tool_calls.empty()) << text;
   }
 }
 

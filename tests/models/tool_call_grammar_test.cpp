@@ -34,6 +34,31 @@ Json parameters_of(const std::string& name) {
 
 } // namespace
 
+// Mistral's guided calls: one [TOOL_CALLS] list of the tools' calls, read back as such.
+TEST(ToolCallGrammar, MistralsCallsAreOneList) {
+  auto grammar = tool_call_grammar(kTools, "required", /*parallel=*/true, ToolCallFormat::mistral);
+  std::mt19937 random(6);
+  std::size_t most_calls = 0;
+  for (int walk = 0; walk < 200; ++walk) {
+    auto text = random_sentence(grammar, random);
+    if (!text)
+      continue;
+    auto turn = parse_tool_calls(*text, ToolCallFormat::mistral);
+    EXPECT_EQ(turn.content, "") << *text;
+    EXPECT_FALSE(turn.tool_calls.empty()) << *text;
+    most_calls = std::max(most_calls, turn.tool_calls.size());
+    for (const auto& call : turn.tool_calls)
+      EXPECT_EQ(schema_violation(Json::parse(call.arguments), parameters_of(call.name)), "") << *text;
+  }
+  EXPECT_GT(most_calls, 1u);
+  EXPECT_TRUE(accepts(grammar, "[TOOL_CALLS][{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}]"));
+  EXPECT_FALSE(accepts(grammar, "<tool_call>\n{\"name\": \"now\", \"arguments\": {}}\n</tool_call>"));
+  auto named = tool_call_grammar(kTools, "now", /*parallel=*/true, ToolCallFormat::mistral);
+  EXPECT_TRUE(accepts(named, "[TOOL_CALLS][{\"name\": \"now\", \"arguments\": {}}]"));
+  EXPECT_FALSE(
+    accepts(named, "[TOOL_CALLS][{\"name\": \"now\", \"arguments\": {}}, {\"name\": \"now\", \"arguments\": {}}]"));
+}
+
 TEST(ToolCallGrammar, RequiredWritesOnlyCallsOfTheTools) {
   auto grammar = tool_call_grammar(kTools, "required");
   std::mt19937 random(5);
