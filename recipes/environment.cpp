@@ -37,20 +37,21 @@ std::vector<ChatMessage> reply_messages(const EnvReply& reply) {
 // The tokens between the model's turn (ending in its stop token) and the next generation: the rest
 // of the closed assistant turn, the environment's messages and the generation prompt. They are
 // rendered around stand-in turns, not the conversation so far: they do not depend on it, and
-// rendering it would cost more every turn. The stand-ins are a question and an answer, so that the
-// reply follows an assistant turn as templates that insist on alternating roles (Gemma's) require;
-// the glue is what follows the answer's stop token. (A thinking template, Qwen3's, writes the answer
+// rendering it would cost more every turn. The stand-ins are a question and an answer holding the
+// model's calls (Mistral's results name their ids), so that the reply follows an assistant turn as
+// templates that insist on alternating roles (Gemma's) require; the glue is what follows the
+// answer's stop token. (A thinking template, Qwen3's, writes the answer
 // differently once a user message follows it, so the rendering without the reply is no prefix of
 // the one with it: the stop token is found by counting, not by comparing.) Nothing if the model
 // ended its turn with a stop token the chat template does not close turns with (e.g. end-of-text
 // instead of end-of-turn): the conversation cannot go on.
-Task<std::optional<std::vector<std::int64_t>>> environment_turn(TrainingModel model,
+Task<std::optional<std::vector<std::int64_t>>> environment_turn(TrainingModel model, const ChatMessage& answer,
                                                                 const std::vector<ChatMessage>& reply,
                                                                 std::int64_t stop_token, const std::vector<Tool>& tools,
                                                                 bool enable_thinking) {
   const std::vector<ChatMessage> asked{{"user", "?", {}}};
   auto replied = asked;
-  replied.push_back({"assistant", "?", {}});
+  replied.push_back({"assistant", "?", answer.tool_calls}); // its calls: results name their ids (Mistral's)
   replied.insert(replied.end(), reply.begin(), reply.end());
   auto question = co_await model.tokenize_chat(asked, /*add_generation_prompt=*/false, tools, enable_thinking);
   auto rendered = co_await model.tokenize_chat(replied, /*add_generation_prompt=*/true, tools, enable_thinking);
@@ -118,8 +119,8 @@ Task<detail::Rollout> detail::episode(TrainingModel model, EnvironmentOptions op
       break;
     }
     auto messages = reply_messages(reply);
-    auto glue =
-      co_await environment_turn(model, messages, generation.tokens.back(), options.tools, sampling.enable_thinking);
+    auto glue = co_await environment_turn(model, conversation.back(), messages, generation.tokens.back(), options.tools,
+                                          sampling.enable_thinking);
     if (!glue) {
       rollout.grade = {
         0.0, "turn " + std::to_string(turn + 1) + " ended with a token that does not end a chat turn", {}, 0};

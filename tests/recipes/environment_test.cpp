@@ -230,6 +230,40 @@ TEST_F(Environments, ALlamaModelsJsonCallsAreParsedAndAnsweredInIpythonTurns) {
   }());
 }
 
+// Mistral Nemo (a random model with its Tekken tokenizer and template): the guided call is written
+// as [TOOL_CALLS][...], read back with a nine-character id, and the template, which refuses any
+// other id, renders the result paired with it; the second call reads the sum.
+TEST_F(Environments, AMistralModelsCallsAreReadBackWithIdsItsTemplateAccepts) {
+  runtime_.run([&]() -> Task<void> {
+    auto folder = std::filesystem::path(::testing::TempDir()) / "mistral-nemo-tiny";
+    if (std::system((std::string(CHORUS_SAVE_LLAMA_TINY) + " " + folder.string() + " mistral_nemo").c_str()) != 0) {
+      ADD_FAILURE() << "test_save_llama_tiny failed";
+      co_return;
+    }
+    auto builder = co_await ModelRef{folder.string()}.to_builder(ctx_, {.kv_cache_len = 1024});
+    auto model = co_await builder.spawn_train("mistral");
+    EXPECT_EQ(model.tool_call_format(), ToolCallFormat::mistral);
+    auto seen = std::make_shared<std::vector<ChatMessage>>();
+    auto rollout = co_await calculator_episode(model, seen, {.temperature = 1.0, .max_tokens = 60, .seed = 7});
+    EXPECT_EQ(rollout.grade.score, 1.0) << rollout.grade.explanation;
+    if (seen->empty() || seen->front().tool_calls.size() != 1) {
+      ADD_FAILURE() << "the first turn made no call";
+      co_return;
+    }
+    const auto& call = seen->front().tool_calls[0];
+    EXPECT_EQ(call.id.size(), 9u);
+    auto tokenizer = models::BpeTokenizer::load(folder);
+    std::vector<std::int64_t> masked;
+    for (std::size_t i = 0; i < rollout.tokens.size(); ++i)
+      if (!rollout.mask[i])
+        masked.push_back(rollout.tokens[i]);
+    auto arguments = Json::parse(call.arguments);
+    auto sum = std::to_string(arguments["a"].get<int>() + arguments["b"].get<int>());
+    EXPECT_EQ(tokenizer->decode(masked),
+              "[TOOL_RESULTS]{\"content\": " + sum + ", \"call_id\": \"" + call.id + "\"}[/TOOL_RESULTS]");
+  }());
+}
+
 namespace {
 
 // Asks once more after the first turn, then rewards a second answer.

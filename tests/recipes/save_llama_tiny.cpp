@@ -1,9 +1,10 @@
 // Saves a tiny random Llama model with Llama 3.2's real tokenizer and chat template (from the
 // tokenizer parity packages) as a Hugging Face folder: Llama 3.1's chat format (its dated system
 // turn, JSON tool calls, ipython turns) in a model that runs anywhere. With "gemma3", a tiny Gemma 3
-// with Gemma 3's SentencePiece tokenizer and template instead. A program of its own because the
-// recipe tests do not see LibTorch.
-// Usage: test_save_llama_tiny FOLDER [gemma3]
+// with Gemma 3's SentencePiece tokenizer and template instead; with "mistral_nemo", a tiny Mistral
+// with Mistral Nemo's Tekken tokenizer and template ([TOOL_CALLS]). A program of its own because
+// the recipe tests do not see LibTorch.
+// Usage: test_save_llama_tiny FOLDER [gemma3|mistral_nemo]
 
 #include "models/checkpoint.hpp"
 #include "models/transformer.hpp"
@@ -15,12 +16,13 @@
 
 int main(int argc, char** argv) try {
   using namespace chorus;
-  if (argc != 2 && !(argc == 3 && std::string(argv[2]) == "gemma3")) {
-    std::fprintf(stderr, "usage: %s FOLDER [gemma3]\n", argv[0]);
+  std::string variant = argc == 3 ? argv[2] : "";
+  if (argc < 2 || argc > 3 || (argc == 3 && variant != "gemma3" && variant != "mistral_nemo")) {
+    std::fprintf(stderr, "usage: %s FOLDER [gemma3|mistral_nemo]\n", argv[0]);
     return 2;
   }
   std::filesystem::path folder = argv[1];
-  bool gemma = argc == 3;
+  bool gemma = variant == "gemma3";
   models::ModelConfig config;
   config.model_type = "llama";
   config.vocab_size = 128256;
@@ -52,11 +54,22 @@ int main(int argc, char** argv) try {
     config.bos_token_id = 2;
     config.eos_token_ids = {1, 106};
   }
+  if (variant == "mistral_nemo") { // Mistral Nemo's vocabulary and ids, its head_dim of its own
+    config.model_type = "mistral";
+    config.vocab_size = 131072;
+    config.rope_theta = 1000000.0;
+    config.rope_scaling = {};
+    config.bos_token_id = 1;
+    config.eos_token_ids = {2};
+  }
   models::Transformer model(config, /*seed=*/1);
   std::filesystem::create_directories(folder);
   models::save_pretrained(model, folder);
   auto source = std::filesystem::path(CHORUS_SOURCE_DIR) / "tests/tokenizer_parity/node_modules/@lenml"
-    / (gemma ? "tokenizer-gemma3" : "tokenizer-llama3_2") / "models";
+    / (gemma               ? "tokenizer-gemma3"
+         : variant.empty() ? "tokenizer-llama3_2"
+                           : "tokenizer-mistral_nemo")
+    / "models";
   for (const char* name : {"tokenizer.json", "tokenizer_config.json"})
     std::filesystem::copy_file(source / name, folder / name, std::filesystem::copy_options::overwrite_existing);
   return 0;
