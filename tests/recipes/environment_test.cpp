@@ -99,6 +99,17 @@ TEST_F(Environments, TheEnvironmentsTurnsAreSplicedInAndMaskedOut) {
 
 namespace {
 
+// A tiny random model with a real tokenizer and chat template, saved by test_save_llama_tiny:
+// Llama 3.2's, or `variant`'s ("gemma3", "mistral_nemo"). Empty (and the test failed) if it failed.
+std::filesystem::path tiny_model_folder(const std::string& name, const std::string& variant) {
+  auto folder = std::filesystem::path(::testing::TempDir()) / name;
+  if (std::system((std::string(CHORUS_SAVE_LLAMA_TINY) + " " + folder.string() + " " + variant).c_str()) != 0) {
+    ADD_FAILURE() << "test_save_llama_tiny " << variant << " failed";
+    return {};
+  }
+  return folder;
+}
+
 // Records each turn it is asked to react to (for the test), then replies.
 struct Recording : Environment {
   std::shared_ptr<std::vector<ChatMessage>> turns;
@@ -190,11 +201,9 @@ TEST_F(Environments, ToolCallsAreParsedAnsweredAndTheToolsRendered) {
 // in an ipython turn, masked out.
 TEST_F(Environments, ALlamaModelsJsonCallsAreParsedAndAnsweredInIpythonTurns) {
   runtime_.run([&]() -> Task<void> {
-    auto folder = std::filesystem::path(::testing::TempDir()) / "llama32-tiny";
-    if (std::system((std::string(CHORUS_SAVE_LLAMA_TINY) + " " + folder.string()).c_str()) != 0) {
-      ADD_FAILURE() << "test_save_llama_tiny failed";
+    auto folder = tiny_model_folder("llama32-tiny", "");
+    if (folder.empty())
       co_return;
-    }
     auto builder = co_await ModelRef{folder.string()}.to_builder(ctx_, {.kv_cache_len = 1024});
     auto model = co_await builder.spawn_train("llama");
     EXPECT_EQ(model.tool_call_format(), ToolCallFormat::json);
@@ -235,11 +244,9 @@ TEST_F(Environments, ALlamaModelsJsonCallsAreParsedAndAnsweredInIpythonTurns) {
 // other id, renders the result paired with it; the second call reads the sum.
 TEST_F(Environments, AMistralModelsCallsAreReadBackWithIdsItsTemplateAccepts) {
   runtime_.run([&]() -> Task<void> {
-    auto folder = std::filesystem::path(::testing::TempDir()) / "mistral-nemo-tiny";
-    if (std::system((std::string(CHORUS_SAVE_LLAMA_TINY) + " " + folder.string() + " mistral_nemo").c_str()) != 0) {
-      ADD_FAILURE() << "test_save_llama_tiny failed";
+    auto folder = tiny_model_folder("mistral-nemo-tiny", "mistral_nemo");
+    if (folder.empty())
       co_return;
-    }
     auto builder = co_await ModelRef{folder.string()}.to_builder(ctx_, {.kv_cache_len = 1024});
     auto model = co_await builder.spawn_train("mistral");
     EXPECT_EQ(model.tool_call_format(), ToolCallFormat::mistral);
@@ -281,11 +288,9 @@ struct AskAgain : Recording {
 // generation prompt is Gemma's "model" turn.
 TEST_F(Environments, AGemmaModelsTurnsEndAtEndOfTurnAndTheRepliesComeBackAsUserTurns) {
   runtime_.run([&]() -> Task<void> {
-    auto folder = std::filesystem::path(::testing::TempDir()) / "gemma3-tiny";
-    if (std::system((std::string(CHORUS_SAVE_LLAMA_TINY) + " " + folder.string() + " gemma3").c_str()) != 0) {
-      ADD_FAILURE() << "test_save_llama_tiny failed";
+    auto folder = tiny_model_folder("gemma3-tiny", "gemma3");
+    if (folder.empty())
       co_return;
-    }
     auto builder = co_await ModelRef{folder.string()}.to_builder(ctx_, {.kv_cache_len = 256});
     auto model = co_await builder.spawn_train("gemma");
     auto seen = std::make_shared<std::vector<ChatMessage>>();
