@@ -28,14 +28,16 @@ struct AdapterConfig {
   std::map<std::string, double> alpha_pattern;
 };
 
-// PEFT names Phi-3's fused projections; this engine adapts their parts.
-const std::map<std::string, std::vector<std::string>>& fused_targets() {
-  static const std::map<std::string, std::vector<std::string>> targets = {{"qkv_proj", {"q_proj", "k_proj", "v_proj"}},
-                                                                          {"gate_up_proj", {"gate_proj", "up_proj"}}};
-  return targets;
+// The fused projection (fused_projections) named `name`, or null.
+const FusedProjection* fused_projection(const ModelConfig& model, const std::string& name) {
+  for (const auto& projection : fused_projections(model))
+    if (projection.name == name)
+      return &projection;
+  return nullptr;
 }
 
-AdapterConfig read_adapter_config(const std::filesystem::path& file) {
+// `model`: the base, whose fused projections PEFT names where this engine adapts their parts.
+AdapterConfig read_adapter_config(const std::filesystem::path& file, const ModelConfig& model) {
   std::ifstream in(file);
   if (!in)
     throw CheckpointError(file.string() + ": missing (an adapter folder holds adapter_config.json)");
@@ -68,8 +70,8 @@ AdapterConfig read_adapter_config(const std::filesystem::path& file) {
         if (!target.is_string())
           throw CheckpointError(where("target_modules") + "must list module names");
         auto name = target.get<std::string>();
-        if (auto fused = fused_targets().find(name); fused != fused_targets().end())
-          config.target_modules.insert(config.target_modules.end(), fused->second.begin(), fused->second.end());
+        if (const auto* fused = fused_projection(model, name))
+          config.target_modules.insert(config.target_modules.end(), fused->parts.begin(), fused->parts.end());
         else
           config.target_modules.push_back(name);
       }
@@ -103,7 +105,7 @@ AdapterConfig read_adapter_config(const std::filesystem::path& file) {
     if (!json[key].is_object())
       throw CheckpointError(where(key) + "must be an object of module names and numbers");
     for (const auto& [module, value] : json[key].items()) {
-      if (!fused_targets().count(module) || !value.is_number() || !(value.get<double>() > 0))
+      if (!fused_projection(model, module) || !value.is_number() || !(value.get<double>() > 0))
         throw CheckpointError(where(std::string(key) + "." + module)
                               + "per-module ranks and alphas are read for Phi-3's fused qkv_proj and gate_up_proj "
                                 "only, as positive numbers");
@@ -122,12 +124,6 @@ std::string adapted_module(const std::string& name) {
     if (auto at = name.find(side); at != std::string::npos)
       return name.substr(0, at);
   return {};
-}
-
-// The scale PEFT gives a module of rank `rank` and alpha `alpha` under `lora`'s rule.
-double peft_scale(const LoraConfig& lora, std::int64_t rank, double alpha) {
-  auto r = static_cast<double>(rank);
-  return lora.use_rslora ? alpha / std::sqrt(r) : alpha / r;
 }
 
 // Phi-3's adapters as PEFT stores them, on the fused module: the parts' A matrices stacked, [parts *
@@ -163,9 +159,8 @@ fuse_adapters(const ModelConfig& config, const LoraConfig& lora,
     }
     stored.emplace_back(fused->module + ".lora_A.weight", torch::cat(a, 0));
     stored.emplace_back(fused->module + ".lora_B.weight", b);
-    auto own = fused->module.substr(fused->module.rfind('.') + 1);
-    adapter_config["rank_pattern"][own] = parts * lora.r;
-    adapter_config["alpha_pattern"][own] =
+    adapter_config["rank_pattern"][fused->name] = parts * lora.r;
+    adapter_config["alpha_pattern"][fused->name] =
       lora.lora_alpha * (lora.use_rslora ? std::sqrt(static_cast<double>(parts)) : static_cast<double>(parts));
   }
   return stored;
@@ -185,39 +180,47 @@ std::pair<torch::Tensor, torch::Tensor> split_adapter(const FusedPart& part, con
     return {};
   auto block = static_cast<std::int64_t>(part.part) * r;
   // Off its block, the part's rows must be zero, or the adapter is not a stack of per-part ones.
-  auto off = rows.abs().sum().item<double>() - rows.narrow(1, block, r).abs().sum().item<double>();
-  if (off > 1e-6 * (1 + rows.abs().sum().item<double>()))
+  auto all = rows.abs().sum().item<double>();
+  if (all - rows.narrow(1, block, r).abs().sum().item<double>() > 1e-6 * (1 + all))
     return {};
   return {a.narrow(0, block, r), rows.narrow(1, block, r) * rescale};
 }
 
-// The adapter of `fused`'s part from the fused module's stored pair: its A (`a_side`) or its B, in
-// fp32. @throws CheckpointError naming both tensors and their shapes when they do not split.
+// The fused modules' stored A and B, each read once for its parts' adapters.
+using FusedAdapters = std::map<std::string, std::pair<torch::Tensor, torch::Tensor>>;
+
+// The adapter of `fused`'s part from the fused module's stored pair (read into `loaded` the first
+// time): its A (`a_side`) or its B, in fp32. @throws CheckpointError naming both tensors and their
+// shapes when they do not split.
 torch::Tensor load_fused_part(const SafetensorsFile& file, const AdapterConfig& adapter, const FusedPart& fused,
-                              bool a_side, std::int64_t hidden_size, std::set<std::string>& used) {
+                              bool a_side, std::int64_t hidden_size, FusedAdapters& loaded,
+                              std::set<std::string>& used) {
   const auto& config = adapter.lora;
   auto stored_a = kPeftPrefix + fused.module + ".lora_A.weight",
        stored_b = kPeftPrefix + fused.module + ".lora_B.weight";
-  for (const auto& stored : {stored_a, stored_b})
-    if (!file.contains(stored))
-      throw CheckpointError(file.path().string() + ": tensor '" + stored + "' is missing (adapter_config.json targets "
-                            + fused.module + ")");
-  auto a = file.load(stored_a), b = file.load(stored_b);
-  auto own = fused.module.substr(fused.module.rfind('.') + 1);
-  auto rank = adapter.rank_pattern.count(own) ? adapter.rank_pattern.at(own) : config.r;
-  auto alpha = adapter.alpha_pattern.count(own) ? adapter.alpha_pattern.at(own) : config.lora_alpha;
+  auto found = loaded.find(fused.module);
+  if (found == loaded.end()) {
+    for (const auto& stored : {stored_a, stored_b})
+      if (!file.contains(stored))
+        throw CheckpointError(file.path().string() + ": tensor '" + stored
+                              + "' is missing (adapter_config.json targets " + fused.module + ")");
+    found = loaded.emplace(fused.module, std::pair{file.load(stored_a), file.load(stored_b)}).first;
+    used.insert(stored_a);
+    used.insert(stored_b);
+  }
+  const auto& [a, b] = found->second;
+  auto rank = adapter.rank_pattern.count(fused.name) ? adapter.rank_pattern.at(fused.name) : config.r;
+  auto alpha = adapter.alpha_pattern.count(fused.name) ? adapter.alpha_pattern.at(fused.name) : config.lora_alpha;
   std::pair<torch::Tensor, torch::Tensor> part;
   if (a.dim() == 2 && b.dim() == 2 && a.size(0) == rank && b.size(1) == rank && b.size(0) == fused.total_rows
       && a.size(1) == hidden_size)
     part = split_adapter(fused, a.to(torch::kFloat32), b.to(torch::kFloat32), config.r,
-                         peft_scale(config, rank, alpha) / config.scale());
+                         lora_scale(alpha, rank, config.use_rslora) / config.scale());
   if (!part.first.defined())
     throw CheckpointError(file.path().string() + ": tensors '" + stored_a + "' " + shape_text(a.sizes()) + " and '"
                           + stored_b + "' " + shape_text(b.sizes()) + " do not split into adapters of rank "
                           + std::to_string(config.r) + " for " + fused.parts[fused.part]
                           + ": the adapter was trained on another base model");
-  used.insert(stored_a);
-  used.insert(stored_b);
   return a_side ? part.first : part.second;
 }
 
@@ -226,7 +229,7 @@ std::vector<std::string> peft_targets(const ModelConfig& config, const std::vect
   std::vector<std::string> names;
   for (const auto& target : targets) {
     auto fused = fused_part(config, "model." + target);
-    auto name = fused ? fused->module.substr(fused->module.rfind('.') + 1) : target;
+    auto name = fused ? fused->name : target;
     if (std::find(names.begin(), names.end(), name) == names.end())
       names.push_back(name);
   }
@@ -312,7 +315,7 @@ std::string adapter_base_model(const std::filesystem::path& folder) {
 }
 
 void load_adapter(Transformer& model, const std::filesystem::path& folder) {
-  auto adapter = read_adapter_config(folder / "adapter_config.json");
+  auto adapter = read_adapter_config(folder / "adapter_config.json", model->config());
   const auto& config = adapter.lora;
   try {
     model->add_adapters(config);
@@ -321,11 +324,12 @@ void load_adapter(Transformer& model, const std::filesystem::path& folder) {
   }
   auto file = SafetensorsFile::open(folder / "adapter_model.safetensors");
   std::set<std::string> used;
+  FusedAdapters fused_adapters;
   torch::NoGradGuard no_grad;
   for (auto& [name, parameter] : model->adapter_parameters()) {
     if (auto fused = fused_part(model->config(), adapted_module(name))) {
       bool a_side = name.find(".lora_A.") != std::string::npos;
-      auto part = load_fused_part(file, adapter, *fused, a_side, model->config().hidden_size, used);
+      auto part = load_fused_part(file, adapter, *fused, a_side, model->config().hidden_size, fused_adapters, used);
       parameter.copy_(part.to(parameter.scalar_type()));
       continue;
     }

@@ -42,16 +42,14 @@ std::optional<std::string> BpeTokenizer::generation_prompt(bool enable_thinking)
   return with.substr(without.size());
 }
 
-bool BpeTokenizer::generation_prompt_opens_thinking(bool enable_thinking) const {
-  auto prompt = generation_prompt(enable_thinking);
+bool BpeTokenizer::opens_thinking_in(const std::optional<std::string>& prompt) {
   if (!prompt)
     return false;
   auto open = prompt->rfind(kThinkOpen);
   return open != std::string::npos && prompt->find(kThinkClose, open) == std::string::npos;
 }
 
-bool BpeTokenizer::generation_prompt_skips_thinking() const {
-  auto off = generation_prompt(false), on = generation_prompt(true);
+bool BpeTokenizer::switches_thinking_off(const std::optional<std::string>& off, const std::optional<std::string>& on) {
   if (!off || !on || on->find(kThinkClose) != std::string::npos)
     return false;
   auto close = off->rfind(kThinkClose);

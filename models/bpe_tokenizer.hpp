@@ -94,11 +94,11 @@ private:
   // What the generation prompt adds to a one-question conversation with `enable_thinking`; nullopt
   // for a template that needs more than a question to render (a system turn, say).
   std::optional<std::string> generation_prompt(bool enable_thinking) const;
-  // The prompt leaves a <think> block open: the completion starts inside the reasoning.
-  bool generation_prompt_opens_thinking(bool enable_thinking) const;
-  // Thinking off, the prompt ends with an empty <think></think> block that thinking on does not
-  // write: the template switches a thinking model's reasoning off (Qwen3's, SmolLM3's way).
-  bool generation_prompt_skips_thinking() const;
+  // The generation prompt leaves a <think> block open: the completion starts inside the reasoning.
+  static bool opens_thinking_in(const std::optional<std::string>& prompt);
+  // Thinking off, the generation prompt ends with an empty <think></think> block that thinking on
+  // does not write: the template switches a thinking model's reasoning off (Qwen3's, SmolLM3's way).
+  static bool switches_thinking_off(const std::optional<std::string>& off, const std::optional<std::string>& on);
   std::vector<ChatPiece> render_jinja(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
                                       const std::vector<Tool>& tools, bool enable_thinking) const;
 

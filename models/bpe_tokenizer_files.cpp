@@ -310,9 +310,10 @@ void BpeTokenizer::read_config(const std::filesystem::path& file) {
     } catch (const JinjaError& error) {
       throw CheckpointError(template_file_.string() + ": chat_template: " + error.what());
     }
-    for (bool enable_thinking : {false, true})
-      opens_thinking_[enable_thinking ? 1 : 0] = generation_prompt_opens_thinking(enable_thinking);
-    thinks_ = thinks_ || opens_thinking_[1] || generation_prompt_skips_thinking();
+    const std::array<std::optional<std::string>, 2> prompts{generation_prompt(false), generation_prompt(true)};
+    for (std::size_t enable_thinking = 0; enable_thinking < 2; ++enable_thinking)
+      opens_thinking_[enable_thinking] = opens_thinking_in(prompts[enable_thinking]);
+    thinks_ = thinks_ || opens_thinking_[1] || switches_thinking_off(prompts[0], prompts[1]);
   }
 }
 

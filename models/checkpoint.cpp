@@ -143,34 +143,42 @@ stored_layout(const ModelConfig& config, std::vector<std::pair<std::string, torc
 
 } // namespace
 
+const std::vector<FusedProjection>& fused_projections(const ModelConfig& config) {
+  static const std::vector<FusedProjection> phi3 = {{"qkv_proj", {"q_proj", "k_proj", "v_proj"}},
+                                                    {"gate_up_proj", {"gate_proj", "up_proj"}}};
+  static const std::vector<FusedProjection> none;
+  return config.model_type == "phi3" ? phi3 : none;
+}
+
 std::optional<FusedPart> fused_part(const ModelConfig& config, const std::string& module) {
-  if (config.model_type != "phi3")
-    return std::nullopt;
   auto dot = module.rfind('.');
   if (dot == std::string::npos)
     return std::nullopt;
   auto parent = module.substr(0, dot + 1), own = module.substr(dot + 1);
-  auto q = config.num_attention_heads * config.head_dim, kv = config.num_key_value_heads * config.head_dim;
-  auto i = config.intermediate_size;
-  FusedPart fused;
-  if (own == "q_proj" || own == "k_proj" || own == "v_proj") {
-    fused.module = parent + "qkv_proj";
-    fused.parts = {parent + "q_proj", parent + "k_proj", parent + "v_proj"};
-    fused.part = own == "q_proj" ? 0 : own == "k_proj" ? 1 : 2;
-    fused.offset = fused.part == 0 ? 0 : fused.part == 1 ? q : q + kv;
-    fused.rows = fused.part == 0 ? q : kv;
-    fused.total_rows = q + 2 * kv;
-  } else if (own == "gate_proj" || own == "up_proj") {
-    fused.module = parent + "gate_up_proj";
-    fused.parts = {parent + "gate_proj", parent + "up_proj"};
-    fused.part = own == "gate_proj" ? 0 : 1;
-    fused.offset = fused.part * i;
-    fused.rows = i;
-    fused.total_rows = 2 * i;
-  } else {
-    return std::nullopt;
+  // A part's rows: its output width.
+  auto rows_of = [&](const std::string& part) {
+    return part == "q_proj"                  ? config.num_attention_heads * config.head_dim
+      : part == "k_proj" || part == "v_proj" ? config.num_key_value_heads * config.head_dim
+                                             : config.intermediate_size;
+  };
+  for (const auto& projection : fused_projections(config)) {
+    auto found = std::find(projection.parts.begin(), projection.parts.end(), own);
+    if (found == projection.parts.end())
+      continue;
+    FusedPart fused;
+    fused.name = projection.name;
+    fused.module = parent + projection.name;
+    fused.part = static_cast<std::size_t>(found - projection.parts.begin());
+    for (const auto& part : projection.parts) {
+      if (fused.parts.size() < fused.part)
+        fused.offset += rows_of(part);
+      fused.parts.push_back(parent + part);
+      fused.total_rows += rows_of(part);
+    }
+    fused.rows = rows_of(own);
+    return fused;
   }
-  return fused;
+  return std::nullopt;
 }
 
 void save_pretrained(Transformer& model, const std::filesystem::path& folder) {

@@ -27,10 +27,21 @@ std::string shape_text(torch::IntArrayRef shape);
 /// computed in fp32) and left out themselves: what a merged folder holds.
 std::vector<std::pair<std::string, torch::Tensor>> merged_parameters(Transformer& model);
 
-/// Where a projection of this engine lies in a checkpoint that fuses it with others: Phi-3 stores q,
-/// k and v as one matrix (`qkv_proj`) and gate and up as another (`gate_up_proj`), stacked in the
-/// order this engine concatenates them.
+/// A projection Phi-3's checkpoints store as one matrix, and the projections of this engine stacked
+/// in it, in the order this engine concatenates them.
+struct FusedProjection {
+  std::string name;               ///< "qkv_proj", "gate_up_proj"
+  std::vector<std::string> parts; ///< "q_proj", "k_proj", "v_proj"; "gate_proj", "up_proj"
+};
+
+/// Phi-3's fused projections (none in the other families): q, k and v as `qkv_proj`, gate and up
+/// as `gate_up_proj`.
+const std::vector<FusedProjection>& fused_projections(const ModelConfig& config);
+
+/// Where a projection of this engine lies in a checkpoint that fuses it with others
+/// (fused_projections).
 struct FusedPart {
+  std::string name;               ///< the stored module's own name: "qkv_proj"
   std::string module;             ///< the stored module: "model.layers.0.self_attn.qkv_proj"
   std::size_t part = 0;           ///< which of its parts this one is (0: q, 1: k, 2: v; 0: gate, 1: up)
   std::vector<std::string> parts; ///< every part's own module name, in order

@@ -132,13 +132,6 @@ void read_granite(const json& object, const std::filesystem::path& file, ModelCo
   config.logits_scaling = read_number(object, "logits_scaling", file, 1.0);
 }
 
-// Phi-3's and Phi-4's keys (Phi3Config): a rotary embedding over part of each head
-// (partial_rotary_factor, read with the rotary settings), LongRoPE's factors, and Phi-3 mini's
-// window over every layer.
-void read_phi3(const json& object, const std::filesystem::path& file, ModelConfig& config) {
-  read_window_in_every_layer(object, file, config);
-}
-
 void read_window_in_every_layer(const json& object, const std::filesystem::path& file, ModelConfig& config) {
   if (!object.contains("sliding_window") || object["sliding_window"].is_null())
     return;

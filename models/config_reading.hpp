@@ -38,7 +38,6 @@ void read_gemma(const json& object, const std::filesystem::path& file, ModelConf
 void read_olmo3(const json& object, const std::filesystem::path& file, ModelConfig& config);
 void read_smollm3(const json& object, const std::filesystem::path& file, ModelConfig& config);
 void read_granite(const json& object, const std::filesystem::path& file, ModelConfig& config);
-void read_phi3(const json& object, const std::filesystem::path& file, ModelConfig& config);
 
 /// A window shorter than the context in every layer (Mistral 7B v0.1's, Phi-3 mini's); null, or one
 /// no shorter than the context, changes nothing.

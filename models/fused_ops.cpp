@@ -125,8 +125,9 @@ struct SwigluFunction : torch::autograd::Function<SwigluFunction> {
 
 // Between the projection's layout [batch, time, heads + 2 kv_heads, head_dim] and the heads-first
 // q [batch, heads, time, head_dim], k and v [batch, kv_heads, time, head_dim]: the first
-// cos.size(2) dimensions of q and k turned by their position's angles, the rest and v copied. `backward` goes the other way with the transposed rotation,
-// writing every element of `packed` (zeros where a gradient is undefined).
+// cos.size(2) dimensions of q and k turned by their position's angles, the rest and v copied.
+// `backward` goes the other way with the transposed rotation, writing every element of `packed`
+// (zeros where a gradient is undefined).
 void convert_heads(const torch::Tensor& packed, const std::array<torch::Tensor, 3>& split, std::int64_t heads,
                    std::int64_t kv_heads, const torch::Tensor& cos, const torch::Tensor& sin, bool backward) {
   const auto batch = packed.size(0), time = packed.size(1), all = packed.size(2), dim = packed.size(3);

@@ -24,8 +24,9 @@ torch::Tensor swiglu(const torch::Tensor& gate_up);
 /// [batch, heads, time, head_dim] and k, v [batch, kv_heads, time, head_dim], contiguous, heads first
 /// (the layout attention multiplies in), turning q and k by the rotary embedding (rotate_half) with
 /// `cos`/`sin` broadcastable to [batch, time, rotary_dim]: the first rotary_dim dimensions of each
-/// head turn, the rest (Phi-4 mini's last quarter) pass as they are. Forward and backward are one pass each; as
-/// LibTorch ops the split, rotation and transposes took a dozen passes and as many gradient buffers.
+/// head turn, the rest (Phi-4 mini's last quarter) pass as they are. Forward and backward are one
+/// pass each; as LibTorch ops the split, rotation and transposes took a dozen passes and as many
+/// gradient buffers.
 std::array<torch::Tensor, 3> split_heads_rotary(const torch::Tensor& qkv, std::int64_t heads, std::int64_t kv_heads,
                                                 const torch::Tensor& cos, const torch::Tensor& sin);
 

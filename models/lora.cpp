@@ -8,9 +8,13 @@
 
 namespace chorus::models {
 
-double LoraConfig::scale() const {
+double lora_scale(double lora_alpha, std::int64_t r, bool use_rslora) {
   auto rank = static_cast<double>(r);
   return use_rslora ? lora_alpha / std::sqrt(rank) : lora_alpha / rank;
+}
+
+double LoraConfig::scale() const {
+  return lora_scale(lora_alpha, r, use_rslora);
 }
 
 const std::vector<std::string>& lora_target_names() {

@@ -30,6 +30,10 @@ struct LoraConfig {
   double scale() const;
 };
 
+/// The scale of B A for an adapter of rank `r` and `lora_alpha`: lora_alpha / r, or lora_alpha /
+/// sqrt(r) with rsLoRA.
+double lora_scale(double lora_alpha, std::int64_t r, bool use_rslora);
+
 /// The projections an adapter can target.
 const std::vector<std::string>& lora_target_names();
 

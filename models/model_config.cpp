@@ -135,9 +135,8 @@ ModelConfig ModelConfig::from_json(const json& object, const std::filesystem::pa
     read_smollm3(object, file, config);
   if (config.model_type == "granite")
     read_granite(object, file, config);
-  if (config.model_type == "phi3")
-    read_phi3(object, file, config);
-  else if (config.partial_rotary_factor != 1)
+  // Phi-3's and Phi-4's partial_rotary_factor and LongRoPE come with the rotary settings.
+  if (config.model_type != "phi3" && config.partial_rotary_factor != 1)
     fail(file, "partial_rotary_factor", "a rotary embedding over part of each head is read for phi3 only");
   config.attention_bias = config.model_type == "qwen2" || read_bool(object, "attention_bias", file, false);
   config.tie_word_embeddings = read_bool(object, "tie_word_embeddings", file, gemma);
@@ -171,7 +170,7 @@ ModelConfig ModelConfig::from_json(const json& object, const std::filesystem::pa
   // Qwen2's window covers only the layers from max_window_layers on, and no released model uses it.
   if (read_bool(object, "use_sliding_window", file, false))
     fail(file, "use_sliding_window", "sliding-window attention is not supported for " + config.model_type);
-  if (config.model_type == "mistral") // Mistral 7B v0.1's window; null since v0.2
+  if (config.model_type == "mistral" || config.model_type == "phi3") // Mistral 7B v0.1's and Phi-3 mini's
     read_window_in_every_layer(object, file, config);
   config.validate(file);
   return config;

@@ -1,5 +1,6 @@
 // LoRA on the transformer: projections that add their adapters' low-rank terms to the frozen product,
 // and the model's adapters: adding them (the base frozen), switching them off and on, listing them.
+#include "models/checkpoint.hpp"
 #include "models/fused_ops.hpp"
 #include "models/transformer.hpp"
 
@@ -60,18 +61,17 @@ void TransformerImpl::add_adapters(const LoraConfig& given, std::optional<std::u
   check_lora_config(given);
   // Phi-3 stores q, k and v as one projection and gate and up as another; PEFT adapts each as one,
   // so an adapter saved for it covers all of a fused projection's parts or none.
-  if (config_.model_type == "phi3")
-    for (const auto& [fused, parts] :
-         {std::pair<const char*, std::vector<std::string>>{"qkv_proj", {"q_proj", "k_proj", "v_proj"}},
-          {"gate_up_proj", {"gate_proj", "up_proj"}}}) {
-      auto targeted = std::count_if(parts.begin(), parts.end(), [&](const std::string& part) {
-        return std::find(given.target_modules.begin(), given.target_modules.end(), part) != given.target_modules.end();
-      });
-      if (targeted != 0 && targeted != static_cast<std::ptrdiff_t>(parts.size()))
-        throw std::invalid_argument(std::string("lora.target_modules: Phi-3 stores ")
-                                    + (parts.size() == 3 ? "q_proj, k_proj and v_proj" : "gate_proj and up_proj")
-                                    + " as one projection (" + fused + "): target all of them or none");
+  for (const auto& fused : fused_projections(config_)) {
+    std::string names;
+    std::size_t targeted = 0;
+    for (std::size_t i = 0; i < fused.parts.size(); ++i) {
+      names += (i == 0 ? "" : i + 1 == fused.parts.size() ? " and " : ", ") + fused.parts[i];
+      targeted += std::count(given.target_modules.begin(), given.target_modules.end(), fused.parts[i]);
     }
+    if (targeted != 0 && targeted != fused.parts.size())
+      throw std::invalid_argument("lora.target_modules: Phi-3 stores " + names + " as one projection (" + fused.name
+                                  + "): target all of them or none");
+  }
   // A scoring model's head is new: it trains in full beside the adapters and is saved with them, as
   // PEFT does for sequence classification.
   auto config = given;

