@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -37,6 +38,27 @@ const FusedProjection* fused_projection(const ModelConfig& model, const std::str
 }
 
 // `model`: the base, whose fused projections PEFT names where this engine adapts their parts.
+// Mixtral's experts name their gate, up and down projections w1, w3 and w2; LoRA targets them by the
+// names every other MLP's have, and PEFT's adapter_config.json by Mixtral's.
+constexpr std::array<std::pair<std::string_view, std::string_view>, 3> kMixtralExpertNames{
+  {{"gate_proj", "w1"}, {"up_proj", "w3"}, {"down_proj", "w2"}}};
+
+std::string peft_target_of(const ModelConfig& model, const std::string& target) {
+  if (model.model_type == "mixtral")
+    for (const auto& [ours, theirs] : kMixtralExpertNames)
+      if (target == ours)
+        return std::string(theirs);
+  return target;
+}
+
+std::string target_of_peft(const ModelConfig& model, const std::string& target) {
+  if (model.model_type == "mixtral")
+    for (const auto& [ours, theirs] : kMixtralExpertNames)
+      if (target == theirs)
+        return std::string(ours);
+  return target;
+}
+
 AdapterConfig read_adapter_config(const std::filesystem::path& file, const ModelConfig& model) {
   std::ifstream in(file);
   if (!in)
@@ -69,7 +91,7 @@ AdapterConfig read_adapter_config(const std::filesystem::path& file, const Model
       for (const auto& target : targets) {
         if (!target.is_string())
           throw CheckpointError(where("target_modules") + "must list module names");
-        auto name = target.get<std::string>();
+        auto name = target_of_peft(model, target.get<std::string>());
         if (const auto* fused = fused_projection(model, name))
           config.target_modules.insert(config.target_modules.end(), fused->parts.begin(), fused->parts.end());
         else
@@ -229,7 +251,7 @@ std::vector<std::string> peft_targets(const ModelConfig& config, const std::vect
   std::vector<std::string> names;
   for (const auto& target : targets) {
     auto fused = fused_part(config, "model." + target);
-    auto name = fused ? fused->name : target;
+    auto name = fused ? fused->name : peft_target_of(config, target);
     if (std::find(names.begin(), names.end(), name) == names.end())
       names.push_back(name);
   }

@@ -132,6 +132,86 @@ void read_granite(const json& object, const std::filesystem::path& file, ModelCo
   config.logits_scaling = read_number(object, "logits_scaling", file, 1.0);
 }
 
+bool is_mixture_of_experts(const std::string& model_type) {
+  return model_type == "qwen2_moe" || model_type == "qwen3_moe" || model_type == "mixtral" || model_type == "olmoe";
+}
+
+// Qwen2MoeConfig's, Qwen3MoeConfig's, MixtralConfig's and OlmoeConfig's keys and defaults. Mixtral's
+// and OLMoE's experts are intermediate_size wide and every layer is sparse; Qwen's experts have their
+// own width, and layers listed in mlp_only_layers or off the decoder_sparse_step keep a dense MLP of
+// intermediate_size.
+void read_moe(const json& object, const std::filesystem::path& file, ModelConfig& config) {
+  const auto& type = config.model_type;
+  bool mixtral = type == "mixtral", olmoe = type == "olmoe", qwen3 = type == "qwen3_moe";
+  config.num_experts = read_int(object, mixtral ? "num_local_experts" : "num_experts", file,
+                                mixtral   ? 8
+                                  : olmoe ? 64
+                                  : qwen3 ? 128
+                                          : 60);
+  if (config.num_experts <= 0)
+    fail(file, mixtral ? "num_local_experts" : "num_experts",
+         "must be positive, got " + std::to_string(config.num_experts));
+  config.num_experts_per_tok = read_int(object, "num_experts_per_tok", file, mixtral ? 2 : olmoe || qwen3 ? 8 : 4);
+  config.norm_topk_prob = mixtral || read_bool(object, "norm_topk_prob", file, false);
+  config.router_aux_loss_coef = read_number(object, "router_aux_loss_coef", file, olmoe ? 0.01 : 0.001);
+  config.output_router_logits = read_bool(object, "output_router_logits", file, false);
+  auto layers = static_cast<std::size_t>(std::max<std::int64_t>(config.num_hidden_layers, 0));
+  config.sparse_layers.assign(layers, true);
+  if (mixtral || olmoe) {
+    config.moe_intermediate_size = config.intermediate_size;
+  } else {
+    config.moe_intermediate_size = read_int(object, "moe_intermediate_size", file, qwen3 ? 768 : 1408);
+    auto step = read_int(object, "decoder_sparse_step", file, 1);
+    if (step <= 0)
+      fail(file, "decoder_sparse_step", "must be positive, got " + std::to_string(step));
+    for (std::size_t i = 0; i < layers; ++i)
+      config.sparse_layers[i] = (static_cast<std::int64_t>(i) + 1) % step == 0;
+    auto dense = object.find("mlp_only_layers");
+    if (dense != object.end() && !dense->is_null()) {
+      if (!dense->is_array())
+        fail(file, "mlp_only_layers", "expected a list of layer indices, got " + dense->dump());
+      for (const auto& layer : *dense) {
+        if (!layer.is_number_integer() || layer.get<std::int64_t>() < 0
+            || layer.get<std::int64_t>() >= config.num_hidden_layers)
+          fail(file, "mlp_only_layers",
+               "entry " + layer.dump() + " is not a layer index (0 to " + std::to_string(config.num_hidden_layers - 1)
+                 + ")");
+        config.sparse_layers[layer.get<std::size_t>()] = false;
+      }
+    }
+  }
+  if (type == "qwen2_moe")
+    config.shared_expert_intermediate_size = read_int(object, "shared_expert_intermediate_size", file, 5632);
+  // Training-time noise and clipping this engine does not apply: refused rather than ignored.
+  if (mixtral && read_number(object, "router_jitter_noise", file, 0.0) != 0)
+    fail(file, "router_jitter_noise", "the router's jitter noise is not supported (expected 0)");
+  if (olmoe && object.contains("clip_qkv") && !object["clip_qkv"].is_null())
+    fail(file, "clip_qkv", "clipping the queries, keys and values is not supported (expected null)");
+}
+
+void write_moe(const ModelConfig& config, json& object) {
+  const auto& type = config.model_type;
+  object[type == "mixtral" ? "num_local_experts" : "num_experts"] = config.num_experts;
+  object["num_experts_per_tok"] = config.num_experts_per_tok;
+  object["router_aux_loss_coef"] = config.router_aux_loss_coef;
+  object["output_router_logits"] = config.output_router_logits;
+  if (type == "mixtral")
+    return; // always renormalises; its experts are intermediate_size wide
+  object["norm_topk_prob"] = config.norm_topk_prob;
+  if (type == "olmoe") {
+    object["clip_qkv"] = nullptr;
+    return;
+  }
+  object["moe_intermediate_size"] = config.moe_intermediate_size;
+  object["decoder_sparse_step"] = 1;
+  object["mlp_only_layers"] = json::array();
+  for (std::int64_t i = 0; i < config.num_hidden_layers; ++i)
+    if (!config.sparse(i))
+      object["mlp_only_layers"].push_back(i);
+  if (type == "qwen2_moe")
+    object["shared_expert_intermediate_size"] = config.shared_expert_intermediate_size;
+}
+
 void read_window_in_every_layer(const json& object, const std::filesystem::path& file, ModelConfig& config) {
   if (!object.contains("sliding_window") || object["sliding_window"].is_null())
     return;

@@ -39,6 +39,13 @@ void read_olmo3(const json& object, const std::filesystem::path& file, ModelConf
 void read_smollm3(const json& object, const std::filesystem::path& file, ModelConfig& config);
 void read_granite(const json& object, const std::filesystem::path& file, ModelConfig& config);
 
+/// Whether `model_type` is a mixture of experts (qwen2_moe, qwen3_moe, mixtral, olmoe).
+bool is_mixture_of_experts(const std::string& model_type);
+/// A mixture of experts' keys, with its transformers config class's defaults.
+void read_moe(const json& object, const std::filesystem::path& file, ModelConfig& config);
+/// ... and written back, in its family's spelling.
+void write_moe(const ModelConfig& config, json& object);
+
 /// A window shorter than the context in every layer (Mistral 7B v0.1's, Phi-3 mini's); null, or one
 /// no shorter than the context, changes nothing.
 void read_window_in_every_layer(const json& object, const std::filesystem::path& file, ModelConfig& config);

@@ -21,8 +21,9 @@ using nlohmann::json;
 using namespace config_reading;
 
 // The model types read here, and the list an error message gives of them.
-constexpr std::array<std::string_view, 11> kModelTypes{
-  "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "olmo2", "olmo3", "smollm3", "granite", "phi3"};
+constexpr std::array<std::string_view, 15> kModelTypes{"llama",       "mistral",   "qwen2",     "qwen3",   "gemma2",
+                                                       "gemma3_text", "olmo2",     "olmo3",     "smollm3", "granite",
+                                                       "phi3",        "qwen2_moe", "qwen3_moe", "mixtral", "olmoe"};
 
 std::string expected_model_types() {
   std::string list;
@@ -71,6 +72,10 @@ std::string ModelConfig::architecture() const {
                        : model_type == "smollm3"     ? "SmolLM3"
                        : model_type == "granite"     ? "Granite"
                        : model_type == "phi3"        ? "Phi3"
+                       : model_type == "qwen2_moe"   ? "Qwen2Moe"
+                       : model_type == "qwen3_moe"   ? "Qwen3Moe"
+                       : model_type == "mixtral"     ? "Mixtral"
+                       : model_type == "olmoe"       ? "Olmoe"
                                                      : "Llama")
     + (num_labels > 0 ? "ForSequenceClassification" : "ForCausalLM");
 }
@@ -123,8 +128,11 @@ ModelConfig ModelConfig::from_json(const json& object, const std::filesystem::pa
                                             gemma2    ? 8192
                                               : gemma ? 131072
                                                       : 2048);
-  config.rms_norm_eps =
-    read_number(object, "rms_norm_eps", file, config.olmo() || config.model_type == "phi3" ? 1e-5 : 1e-6);
+  config.rms_norm_eps = read_number(object, "rms_norm_eps", file,
+                                    config.olmo() || config.model_type == "phi3" || config.model_type == "mixtral"
+                                        || config.model_type == "olmoe"
+                                      ? 1e-5
+                                      : 1e-6);
   if (gemma)
     read_gemma(object, file, config);
   else
@@ -135,10 +143,13 @@ ModelConfig ModelConfig::from_json(const json& object, const std::filesystem::pa
     read_smollm3(object, file, config);
   if (config.model_type == "granite")
     read_granite(object, file, config);
+  if (is_mixture_of_experts(config.model_type))
+    read_moe(object, file, config);
   // Phi-3's and Phi-4's partial_rotary_factor and LongRoPE come with the rotary settings.
   if (config.model_type != "phi3" && config.partial_rotary_factor != 1)
     fail(file, "partial_rotary_factor", "a rotary embedding over part of each head is read for phi3 only");
-  config.attention_bias = config.model_type == "qwen2" || read_bool(object, "attention_bias", file, false);
+  config.attention_bias = config.model_type == "qwen2" || config.model_type == "qwen2_moe"
+    || read_bool(object, "attention_bias", file, false);
   config.tie_word_embeddings = read_bool(object, "tie_word_embeddings", file, gemma);
   // transformers 5 writes the storage dtype as "dtype".
   const char* dtype_key = object.contains("torch_dtype") ? "torch_dtype" : "dtype";
@@ -170,7 +181,8 @@ ModelConfig ModelConfig::from_json(const json& object, const std::filesystem::pa
   // Qwen2's window covers only the layers from max_window_layers on, and no released model uses it.
   if (read_bool(object, "use_sliding_window", file, false))
     fail(file, "use_sliding_window", "sliding-window attention is not supported for " + config.model_type);
-  if (config.model_type == "mistral" || config.model_type == "phi3") // Mistral 7B v0.1's and Phi-3 mini's
+  // Mistral 7B v0.1's, Phi-3 mini's and Mixtral's (null in the released Mixtrals)
+  if (config.model_type == "mistral" || config.model_type == "phi3" || config.model_type == "mixtral")
     read_window_in_every_layer(object, file, config);
   config.validate(file);
   return config;
@@ -238,6 +250,21 @@ void ModelConfig::validate(const std::filesystem::path& file) const {
     fail(file, "rope_local_base_freq", "must be positive");
   if (attn_logit_softcapping < 0 || final_logit_softcapping < 0)
     fail(file, attn_logit_softcapping < 0 ? "attn_logit_softcapping" : "final_logit_softcapping", "must be positive");
+  if (moe()) {
+    if (num_experts_per_tok < 1 || num_experts_per_tok > num_experts)
+      fail(file, "num_experts_per_tok",
+           "expected 1 to " + std::to_string(num_experts) + " (the experts), got "
+             + std::to_string(num_experts_per_tok));
+    positive("moe_intermediate_size", moe_intermediate_size);
+    if (static_cast<std::int64_t>(sparse_layers.size()) != num_hidden_layers)
+      fail(file, "mlp_only_layers", "expected one entry per layer (" + std::to_string(num_hidden_layers) + ")");
+    if (shared_expert_intermediate_size < 0 || (model_type == "qwen2_moe" && shared_expert_intermediate_size == 0))
+      fail(file, "shared_expert_intermediate_size", "must be positive");
+    if ((model_type == "mixtral" || model_type == "olmoe") && moe_intermediate_size != intermediate_size)
+      fail(file, "intermediate_size", model_type + "'s experts are intermediate_size wide");
+    if (router_aux_loss_coef < 0)
+      fail(file, "router_aux_loss_coef", "must be positive or zero");
+  }
   if (hidden_activation != "silu" && hidden_activation != "gelu_pytorch_tanh")
     fail(file, "hidden_activation",
          "'" + hidden_activation + "' is not supported (expected silu or gelu_pytorch_tanh)");
@@ -263,9 +290,11 @@ json ModelConfig::to_json() const {
   };
   if (!gemma())
     object["hidden_act"] = hidden_activation;
-  if (model_type != "qwen2")
+  if (model_type != "qwen2" && model_type != "qwen2_moe")
     object["attention_bias"] = attention_bias;
-  if (model_type == "mistral")
+  if (moe())
+    write_moe(*this, object);
+  if (model_type == "mistral" || model_type == "mixtral")
     object["sliding_window"] = sliding_window > 0 ? json(sliding_window) : json(nullptr);
   if (model_type == "olmo3")
     object["sliding_window"] = sliding_window;

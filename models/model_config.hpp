@@ -1,6 +1,7 @@
 // ModelConfig: the architecture of a decoder-only transformer of the Llama / Qwen2 / Qwen3 / Mistral /
-// Gemma 2 and 3 / OLMo 2 and 3 / SmolLM3 / Granite 3 / Phi-3 and Phi-4 families, read from and written to a Hugging Face `config.json` with the same keys, so that
-// folders round-trip.
+// Gemma 2 and 3 / OLMo 2 and 3 / SmolLM3 / Granite 3 / Phi-3 and Phi-4 families and the mixtures of
+// experts Qwen2-MoE / Qwen3-MoE / Mixtral / OLMoE, read from and written to a Hugging Face
+// `config.json` with the same keys, so that folders round-trip.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -54,7 +55,10 @@ struct ModelConfig {
   /// layout with no rotary embedding in every fourth layer, `no_rope_layers`) or "granite" (Granite
   /// 3: Llama's layout with four multipliers, below) or "phi3" (Phi-3 and Phi-4: Llama's layout with
   /// q, k and v stored as one matrix, gate and up as another, and the rotary embedding over the
-  /// first partial_rotary_factor of each head).
+  /// first partial_rotary_factor of each head). Mixtures of experts (the MoE fields below):
+  /// "qwen3_moe" (Qwen3's attention), "qwen2_moe" (Qwen2's, and a shared expert), "mixtral"
+  /// (Mistral's; its experts' projections are named w1, w3 and w2) or "olmoe" (Llama's layout with
+  /// OLMo's query and key norms across all heads).
   std::string model_type = "llama";
   std::int64_t vocab_size = 0;
   std::int64_t hidden_size = 0;
@@ -110,6 +114,22 @@ struct ModelConfig {
   /// model_type "gemma3"): this is its language model, config.json's `text_config`. The checkpoint's
   /// vision weights are not read, and a save writes the language model alone (`Gemma3ForCausalLM`).
   bool from_multimodal = false;
+  /// Mixture of experts: in the layers `sparse_layers` marks, the MLP is num_experts experts of width
+  /// moe_intermediate_size (a router, `gate`, gives each token a softmax over them and the token goes
+  /// through the num_experts_per_tok most probable, its outputs summed with those probabilities,
+  /// renormalised to sum to one when norm_topk_prob). 0: every MLP is dense.
+  std::int64_t num_experts = 0;
+  std::int64_t num_experts_per_tok = 0;
+  std::int64_t moe_intermediate_size = 0;
+  bool norm_topk_prob = false;
+  std::vector<bool> sparse_layers;
+  /// Qwen2-MoE's shared expert: an MLP of this width every token goes through beside the routed
+  /// ones, its output scaled by sigmoid(shared_expert_gate x). 0: none.
+  std::int64_t shared_expert_intermediate_size = 0;
+  /// The routers' load-balancing loss (Switch Transformer's, as transformers computes it) is added
+  /// to the training loss times router_aux_loss_coef when output_router_logits is set.
+  double router_aux_loss_coef = 0;
+  bool output_router_logits = false;
   /// 0: a causal language model (`...ForCausalLM`, logits over the vocabulary). 1: a scoring model
   /// (`...ForSequenceClassification` with one label): a `score` head maps the last token's hidden
   /// state to one number, and there is no language-model head.
@@ -117,7 +137,23 @@ struct ModelConfig {
 
   /// Whether each query and key head is normalised before the rotary embedding (Qwen3, Gemma 3).
   bool qk_norm() const noexcept {
-    return model_type == "qwen3" || model_type == "gemma3_text";
+    return model_type == "qwen3" || model_type == "qwen3_moe" || model_type == "gemma3_text";
+  }
+
+  /// Whether all query heads are normalised as one vector before the rotary embedding, and all key
+  /// heads as another (OLMo 2 and 3, OLMoE).
+  bool qk_norm_across_heads() const noexcept {
+    return olmo() || model_type == "olmoe";
+  }
+
+  /// Whether some layers' MLP is a mixture of experts.
+  bool moe() const noexcept {
+    return num_experts > 0;
+  }
+
+  /// Whether layer `layer`'s MLP is a mixture of experts.
+  bool sparse(std::int64_t layer) const {
+    return moe() && sparse_layers.at(static_cast<std::size_t>(layer));
   }
 
   /// OLMo 2's and 3's layout: a norm after the attention and after the MLP (none before them), and

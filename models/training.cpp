@@ -3,6 +3,7 @@
 
 #include "models/cpu_kernels.hpp"
 #include "models/fused_adamw.hpp"
+#include "models/transformer.hpp"
 
 #include <cmath>
 #include <numeric>
@@ -296,6 +297,10 @@ StepResult optimizer_step(torch::nn::Module& model, torch::optim::Optimizer& opt
       continue;
     auto share = total > 0 ? weights[i] / total : 0.0;
     auto loss = loss_of(i);
+    // A mixture of experts trained with output_router_logits: its routers' load-balancing term too.
+    if (auto* transformer = dynamic_cast<TransformerImpl*>(&model))
+      if (auto balance = transformer->router_loss(); balance.defined())
+        loss = loss + balance.to(loss.device());
     (loss * share).backward();
     result.loss += loss.item<double>() * share;
   }

@@ -196,6 +196,8 @@ struct Shard {
 /// (and loss) are summed across ranks before clipping: every rank takes the same step. With `master`
 /// the optimizer updates its fp32 copies (make_adamw over master->trained()): the model's gradients
 /// move there before clipping and the updated copies are rounded into the model after the step.
+/// A Transformer that is a mixture of experts with output_router_logits adds its router_loss() to
+/// each micro-batch's loss, as transformers adds it to the model's.
 StepResult optimizer_step(torch::nn::Module& model, torch::optim::Optimizer& optimizer,
                           const std::vector<double>& weights, const std::function<torch::Tensor(std::size_t)>& loss_of,
                           double max_grad_norm, const Shard& shard = {}, MasterWeights* master = nullptr);

@@ -114,7 +114,7 @@ AttentionImpl::AttentionImpl(const ModelConfig& config, std::int64_t layer)
   if (config.qk_norm()) {
     q_norm = register_module("q_norm", RMSNorm(head_dim_, config.rms_norm_eps, norm_scale(config)));
     k_norm = register_module("k_norm", RMSNorm(head_dim_, config.rms_norm_eps, norm_scale(config)));
-  } else if (config.olmo()) {
+  } else if (config.qk_norm_across_heads()) {
     q_norm = register_module("q_norm", RMSNorm(n_heads_ * head_dim_, config.rms_norm_eps, norm_scale(config)));
     k_norm = register_module("k_norm", RMSNorm(n_kv_heads_ * head_dim_, config.rms_norm_eps, norm_scale(config)));
     norm_across_heads_ = true;
@@ -218,10 +218,13 @@ torch::Tensor AttentionImpl::decode(const torch::Tensor& x, const torch::Tensor&
 
 // -- MLP ----------------------------------------------------------------------
 
-MlpImpl::MlpImpl(const ModelConfig& config) : gelu_(config.hidden_activation == "gelu_pytorch_tanh") {
-  gate_proj = register_module("gate_proj", linear(config.hidden_size, config.intermediate_size, false));
-  up_proj = register_module("up_proj", linear(config.hidden_size, config.intermediate_size, false));
-  down_proj = register_module("down_proj", linear(config.intermediate_size, config.hidden_size, false));
+MlpImpl::MlpImpl(const ModelConfig& config, std::int64_t width, MlpNames names)
+  : gelu_(config.hidden_activation == "gelu_pytorch_tanh") {
+  if (width == 0)
+    width = config.intermediate_size;
+  gate_proj = register_module(names.gate, linear(config.hidden_size, width, false));
+  up_proj = register_module(names.up, linear(config.hidden_size, width, false));
+  down_proj = register_module(names.down, linear(width, config.hidden_size, false));
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
@@ -247,7 +250,10 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& config, std::int64_t layer
     input_layernorm = register_module("input_layernorm", norm());
   self_attn = register_module("self_attn", Attention(config, layer));
   post_attention_layernorm = register_module("post_attention_layernorm", norm());
-  mlp = register_module("mlp", Mlp(config));
+  if (config.sparse(layer))
+    moe = register_module(config.model_type == "mixtral" ? "block_sparse_moe" : "mlp", SparseMoe(config));
+  else
+    mlp = register_module("mlp", Mlp(config));
   if (config.gemma())
     pre_feedforward_layernorm = register_module("pre_feedforward_layernorm", norm());
   if (config.gemma() || config.olmo())
@@ -258,21 +264,25 @@ torch::Tensor DecoderLayerImpl::attention_input(const torch::Tensor& x) {
   return input_layernorm ? input_layernorm(x) : x;
 }
 
+torch::Tensor DecoderLayerImpl::feed_forward(const torch::Tensor& x) {
+  return moe ? moe(x) : mlp(x);
+}
+
 torch::Tensor DecoderLayerImpl::after_attention(const torch::Tensor& x, const torch::Tensor& attended) {
   if (!input_layernorm) { // OLMo: the outputs of the attention and the MLP normalised, not their inputs
     auto h = x + post_attention_layernorm(attended);
-    return h + post_feedforward_layernorm(mlp(h));
+    return h + post_feedforward_layernorm(feed_forward(h));
   }
   if (residual_multiplier_ != 1) { // Granite: each block's output scaled before the residual sum
     auto h = x + attended * residual_multiplier_;
-    return h + mlp(post_attention_layernorm(h)) * residual_multiplier_;
+    return h + feed_forward(post_attention_layernorm(h)) * residual_multiplier_;
   }
   if (!pre_feedforward_layernorm) {
     auto h = x + attended;
-    return h + mlp(post_attention_layernorm(h));
+    return h + feed_forward(post_attention_layernorm(h));
   }
   auto h = x + post_attention_layernorm(attended);
-  return h + post_feedforward_layernorm(mlp(pre_feedforward_layernorm(h)));
+  return h + post_feedforward_layernorm(feed_forward(pre_feedforward_layernorm(h)));
 }
 
 torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,

@@ -1,6 +1,6 @@
-// Transformer: the decoder-only model of the Llama / Qwen2 / Qwen3 / Mistral / Gemma 3 families
-// (RMSNorm, rotary embeddings, gated MLP, grouped-query attention, optional QKV bias and head norms,
-// sliding-window layers, tied or untied embeddings), with the same parameter names as Hugging Face
+// Transformer: the decoder-only model of the families model_config.hpp lists (RMSNorm, rotary
+// embeddings, gated MLP or a mixture of experts, grouped-query attention, optional QKV bias and head
+// norms, sliding-window layers, tied or untied embeddings), with the same parameter names as Hugging Face
 // checkpoints (`model.layers.0.self_attn.q_proj.weight`, ...).
 #pragma once
 
@@ -135,9 +135,19 @@ private:
 };
 TORCH_MODULE(Attention);
 
+/// The names a gated MLP's three projections are registered under: gate_proj, up_proj, down_proj,
+/// or w1, w3, w2 (Mixtral's experts). Whatever the names, LoRA targets them as gate_proj, up_proj and
+/// down_proj.
+struct MlpNames {
+  const char* gate = "gate_proj";
+  const char* up = "up_proj";
+  const char* down = "down_proj";
+};
+
 class MlpImpl : public torch::nn::Module {
 public:
-  explicit MlpImpl(const ModelConfig& config);
+  /// The MLP of `config`, `width` wide (config.intermediate_size when 0).
+  explicit MlpImpl(const ModelConfig& config, std::int64_t width = 0, MlpNames names = {});
   torch::Tensor forward(const torch::Tensor& x);
 
   /// Adapts the projections `config` targets (lora.hpp), sharing `state`.
@@ -153,6 +163,46 @@ private:
   std::array<std::unique_ptr<LoraAdapter>, 3> adapters_; // gate, up, down; null where not adapted
 };
 TORCH_MODULE(Mlp);
+
+/// A mixture of experts in place of the MLP (Qwen2-MoE, Qwen3-MoE, Mixtral, OLMoE): the router
+/// (`gate`, hidden -> experts) gives each token a softmax over the experts, the token goes through
+/// the num_experts_per_tok most probable, and their outputs are summed weighted by those
+/// probabilities (renormalised over the chosen when norm_topk_prob), as transformers computes it.
+/// Qwen2-MoE adds a shared expert every token goes through, scaled by sigmoid(shared_expert_gate x).
+class SparseMoeImpl : public torch::nn::Module {
+public:
+  explicit SparseMoeImpl(const ModelConfig& config);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  /// Adapts the projections `config` targets in every expert (and the shared one), as PEFT does.
+  void add_adapters(const LoraConfig& config, std::shared_ptr<const LoraState> state,
+                    std::optional<at::Generator>& generator);
+
+  /// The router's logits [tokens, experts] of the last forward that recorded gradients, kept for
+  /// the load-balancing loss (router_load_balancing_loss) when the config asks for it; undefined
+  /// otherwise. Taking them clears them.
+  torch::Tensor take_router_logits();
+
+  torch::nn::Linear gate{nullptr};
+  torch::nn::ModuleList experts{nullptr};
+  Mlp shared_expert{nullptr};                    // Qwen2-MoE's; null elsewhere
+  torch::nn::Linear shared_expert_gate{nullptr}; // hidden -> 1
+
+private:
+  std::int64_t top_k_;
+  bool normalise_;
+  bool keep_router_logits_;
+  std::vector<Mlp> experts_; // `experts`, typed
+  torch::Tensor router_logits_;
+};
+TORCH_MODULE(SparseMoe);
+
+/// The routers' load-balancing loss (Switch Transformer's, as transformers' load_balancing_loss_func
+/// computes it without an attention mask) over `router_logits` [tokens, experts], every sparse
+/// layer's rows concatenated: experts * sum over choice ranks r and experts e of f_re P_e, where
+/// f_re is the share of tokens whose r-th choice is e and P_e the mean probability given to e: top_k
+/// when tokens and probability spread evenly over the experts, more as they crowd onto a few.
+torch::Tensor router_load_balancing_loss(const torch::Tensor& router_logits, std::int64_t top_k);
 
 class DecoderLayerImpl : public torch::nn::Module {
 public:
@@ -171,12 +221,17 @@ public:
   // is then the MLP's input norm).
   RMSNorm pre_feedforward_layernorm{nullptr}, post_feedforward_layernorm{nullptr};
   Attention self_attn{nullptr};
+  // The MLP: a dense one, or a mixture of experts (registered as `mlp`, or Mixtral's
+  // `block_sparse_moe`) in the sparse layers of a MoE model; the other is null.
   Mlp mlp{nullptr};
+  SparseMoe moe{nullptr};
 
 private:
   double residual_multiplier_; // Granite's scale of each block's output; 1 elsewhere
   // What the attention reads: `x` normalised, or `x` itself (OLMo).
   torch::Tensor attention_input(const torch::Tensor& x);
+  // The MLP or the mixture of experts.
+  torch::Tensor feed_forward(const torch::Tensor& x);
   // The rest of the layer, given its input `x` and the attention's output.
   torch::Tensor after_attention(const torch::Tensor& x, const torch::Tensor& attended);
 };
@@ -283,6 +338,12 @@ public:
   const std::vector<torch::Tensor>& saved_module_bases() const noexcept {
     return saved_module_bases_;
   }
+
+  /// A mixture of experts trained with config().output_router_logits: router_aux_loss_coef times the
+  /// routers' load-balancing loss over the tokens of the last forward pass that recorded gradients,
+  /// which optimizer_step adds to each micro-batch's loss; undefined otherwise (and once taken, until
+  /// the next such pass).
+  torch::Tensor router_loss();
 
   /// Whether this is a scoring model (a `score` head instead of a language-model head).
   bool is_scoring() const noexcept {

@@ -55,6 +55,14 @@ void MlpImpl::add_adapters(const LoraConfig& config, std::shared_ptr<const LoraS
       adapters_[i] = std::make_unique<LoraAdapter>(*projections[i], config.r, generator);
 }
 
+void SparseMoeImpl::add_adapters(const LoraConfig& config, std::shared_ptr<const LoraState> state,
+                                 std::optional<at::Generator>& generator) {
+  for (auto& expert : experts_)
+    expert->add_adapters(config, state, generator);
+  if (shared_expert)
+    shared_expert->add_adapters(config, state, generator);
+}
+
 void TransformerImpl::add_adapters(const LoraConfig& given, std::optional<std::uint64_t> seed) {
   if (lora_config_)
     throw std::invalid_argument("the model has adapters already");
@@ -89,7 +97,10 @@ void TransformerImpl::add_adapters(const LoraConfig& given, std::optional<std::u
   for (const auto& layer : *model->layers) {
     auto* decoder_layer = layer->as<DecoderLayer>();
     decoder_layer->self_attn->add_adapters(config, lora_, generator);
-    decoder_layer->mlp->add_adapters(config, lora_, generator);
+    if (decoder_layer->moe)
+      decoder_layer->moe->add_adapters(config, lora_, generator);
+    else
+      decoder_layer->mlp->add_adapters(config, lora_, generator);
   }
   // Modules trained in full: every module whose name ends with an entry, as PEFT matches them.
   for (const auto& wanted : config.modules_to_save) {

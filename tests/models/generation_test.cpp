@@ -38,16 +38,18 @@ TEST(Generation, GreedyWithTheCacheEqualsRecomputingFromScratch) {
 
 // The cached paths (prefill and the decode kernel) of Qwen3's query/key norms, scaled rotary
 // embeddings, Gemma 2's soft-capping, Gemma 3's layout, OLMo 2's and 3's (norms after, across heads;
-// YaRN in the full layer only), SmolLM3's layer without rotation, Granite's multipliers, Phi-4 mini's partial rotation and sliding
+// YaRN in the full layer only), SmolLM3's layer without rotation, Granite's multipliers, Phi-4 mini's partial rotation, the mixtures of experts and sliding
 // windows (8 columns, passed by the longer rows), against the full forward pass.
 TEST(Generation, EachFamilysCacheEqualsRecomputingFromScratch) {
   auto mistral_windowed = test::small_config("mistral", false);
   mistral_windowed.sliding_window = 8;
   mistral_windowed.sliding_layers = {true, true};
-  for (const auto& config : {test::small_config("qwen3"), test::rope_scaled(test::small_config("llama"), "llama3"),
-                             test::rope_scaled(test::small_config("qwen3"), "yarn"), test::gemma2_config(),
-                             test::gemma3_config(), mistral_windowed, test::olmo2_config(), test::olmo3_config(),
-                             test::smollm3_config(), test::granite_config(), test::phi3_config()}) {
+  for (const auto& config :
+       {test::small_config("qwen3"), test::rope_scaled(test::small_config("llama"), "llama3"),
+        test::rope_scaled(test::small_config("qwen3"), "yarn"), test::gemma2_config(), test::gemma3_config(),
+        mistral_windowed, test::olmo2_config(), test::olmo3_config(), test::smollm3_config(), test::granite_config(),
+        test::phi3_config(), test::moe_config("qwen3_moe"), test::moe_config("qwen2_moe"), test::moe_config("mixtral"),
+        test::moe_config("olmoe")}) {
     auto model = test_model(20.0, 11, config);
     SamplingOptions options{.temperature = 0, .max_new_tokens = 12};
     auto generated = generate(model, kPrompts, options);

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """An independent reference forward pass of a Llama / Qwen2 / Qwen3 / Mistral / Gemma 2 and 3 / OLMo 2 and 3 /
-SmolLM3 / Granite 3 / Phi-3 model folder in plain PyTorch.
+SmolLM3 / Granite 3 / Phi-3 model folder, or of a mixture of experts (Qwen2-MoE / Qwen3-MoE / Mixtral /
+OLMoE), in plain PyTorch.
 
 Usage: reference_forward.py MODEL_FOLDER TOKENS_JSON OUT_SAFETENSORS [ADAPTER_FOLDER]
 
@@ -79,7 +80,7 @@ def sliding_layers(cfg):
         if cfg.get("layer_types"):
             return [t == "sliding_attention" for t in cfg["layer_types"]]
         return [(i + 1) % 4 != 0 for i in range(n)]
-    return [bool(cfg.get("sliding_window")) and cfg["model_type"] in ("mistral", "phi3")] * n
+    return [bool(cfg.get("sliding_window")) and cfg["model_type"] in ("mistral", "phi3", "mixtral")] * n
 
 
 def rotate_half(x):
@@ -144,6 +145,44 @@ def rope_frequencies(cfg, D, T=0):
     raise SystemExit(f"reference_forward.py: rope type {kind} not written here")
 
 
+def gated_mlp(w, prefix, h, gemma=False, names=("gate_proj", "up_proj", "down_proj")):
+    gate = h @ w[prefix + names[0] + ".weight"].T
+    up = h @ w[prefix + names[1] + ".weight"].T
+    act = torch.nn.functional.gelu(gate, approximate="tanh") if gemma else torch.nn.functional.silu(gate)
+    return (act * up) @ w[prefix + names[2] + ".weight"].T
+
+
+def sparse(cfg, i):
+    """Whether layer i's MLP is a mixture of experts: every layer of Mixtral and OLMoE; Qwen's layers
+    on the decoder_sparse_step that mlp_only_layers does not list."""
+    kind = cfg["model_type"]
+    if kind in ("mixtral", "olmoe"):
+        return True
+    if kind not in ("qwen2_moe", "qwen3_moe"):
+        return False
+    return i not in (cfg.get("mlp_only_layers") or []) and (i + 1) % cfg.get("decoder_sparse_step", 1) == 0
+
+
+def mixture_of_experts(cfg, w, p, h):
+    """Every expert run on every token, its output weighted by the token's routing weight for it (zero
+    where the expert is not among the token's top k): the same sum as routing, computed densely."""
+    mixtral = cfg["model_type"] == "mixtral"
+    prefix = p + ("block_sparse_moe." if mixtral else "mlp.")
+    names = ("w1", "w3", "w2") if mixtral else ("gate_proj", "up_proj", "down_proj")
+    experts = cfg["num_local_experts"] if mixtral else cfg["num_experts"]
+    probs = torch.softmax(h @ w[prefix + "gate.weight"].T, dim=-1)
+    top, chosen = probs.topk(cfg["num_experts_per_tok"], dim=-1)
+    if mixtral or cfg.get("norm_topk_prob"):
+        top = top / top.sum(-1, keepdim=True)
+    out = torch.zeros_like(h)
+    for e in range(experts):
+        weight = (top * (chosen == e)).sum(-1, keepdim=True)
+        out = out + weight * gated_mlp(w, prefix + f"experts.{e}.", h, names=names)
+    if cfg["model_type"] == "qwen2_moe":  # the shared expert, gated by a sigmoid
+        out = out + torch.sigmoid(h @ w[prefix + "shared_expert_gate.weight"].T) * gated_mlp(w, prefix + "shared_expert.", h)
+    return out
+
+
 def merge_adapter(w, adapter_folder):
     """PEFT's merge: W += s B A, with a module's own rank and alpha where rank_pattern / alpha_pattern
     name it (matched as PEFT does: the module's name ends with the key)."""
@@ -178,8 +217,11 @@ def main():
     eps = cfg["rms_norm_eps"]
     bias = cfg["model_type"] == "qwen2" or cfg.get("attention_bias", False)
     gemma = cfg["model_type"] in ("gemma2", "gemma3_text")
-    qk_norm = cfg["model_type"] in ("qwen3", "gemma3_text")
+    qk_norm = cfg["model_type"] in ("qwen3", "qwen3_moe", "gemma3_text")
     olmo = cfg["model_type"] in ("olmo2", "olmo3")
+    across_heads = olmo or cfg["model_type"] == "olmoe"  # q_norm / k_norm over all heads at once
+    if cfg["model_type"] == "qwen2_moe":
+        bias = True
     attn_cap, final_cap = cfg.get("attn_logit_softcapping"), cfg.get("final_logit_softcapping")  # Gemma 2
     norm = gemma_rms_norm if gemma else rms_norm
     scale = cfg["query_pre_attn_scalar"] ** -0.5 if gemma else D ** -0.5
@@ -230,7 +272,7 @@ def main():
             y = h @ w[p + f"self_attn.{name}.weight"].T
             if bias:
                 y = y + w[p + f"self_attn.{name}.bias"]
-            if olmo and name != "v_proj":  # OLMo: RMSNorm over all heads at once, before the rotation
+            if across_heads and name != "v_proj":  # OLMo: RMSNorm over all heads at once, before the rotation
                 y = norm(y, w[p + f"self_attn.{name[0]}_norm.weight"], eps)
             return y.view(B, T, heads, D).transpose(1, 2)
 
@@ -259,11 +301,11 @@ def main():
             h = norm(x, w[p + "post_attention_layernorm.weight"], eps)
         if phi3:  # gate_up_proj: the gate's rows, then up's
             gate, up = (h @ w[p + "mlp.gate_up_proj.weight"].T).chunk(2, dim=-1)
+            mlp = (torch.nn.functional.silu(gate) * up) @ w[p + "mlp.down_proj.weight"].T
+        elif sparse(cfg, i):
+            mlp = mixture_of_experts(cfg, w, p, h)
         else:
-            gate = h @ w[p + "mlp.gate_proj.weight"].T
-            up = h @ w[p + "mlp.up_proj.weight"].T
-        act = torch.nn.functional.gelu(gate, approximate="tanh") if gemma else torch.nn.functional.silu(gate)
-        mlp = (act * up) @ w[p + "mlp.down_proj.weight"].T
+            mlp = gated_mlp(w, p + "mlp.", h, gemma)
         x = x + (norm(mlp, w[p + "post_feedforward_layernorm.weight"], eps) if gemma or olmo else mlp * residual)
 
     x = norm(x, w["model.norm.weight"], eps)

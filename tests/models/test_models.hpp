@@ -113,6 +113,25 @@ inline ModelConfig phi3_config(bool tied = true, bool longrope = false, std::int
   return config;
 }
 
+/// A mixture of experts of `type` ("qwen3_moe", "qwen2_moe", "mixtral", "olmoe") at small_config's
+/// size: 4 experts, 2 per token, with each family's particulars: Qwen3-MoE's first layer dense
+/// (mlp_only_layers) and its top-2 weights renormalised, as Qwen3-30B-A3B's; Qwen2-MoE's shared
+/// expert; Mixtral's and OLMoE's experts intermediate_size wide.
+inline ModelConfig moe_config(const std::string& type, bool tied = false, std::int64_t vocab = 97) {
+  auto config = small_config(type, tied, vocab);
+  config.attention_bias = type == "qwen2_moe";
+  config.num_experts = 4;
+  config.num_experts_per_tok = 2;
+  config.moe_intermediate_size = type == "mixtral" || type == "olmoe" ? config.intermediate_size : 32;
+  config.norm_topk_prob = type == "mixtral" || type == "qwen3_moe";
+  config.sparse_layers = {type != "qwen3_moe", true};
+  if (type == "qwen2_moe")
+    config.shared_expert_intermediate_size = 48;
+  config.output_router_logits = false;
+  config.router_aux_loss_coef = 0.001;
+  return config;
+}
+
 /// A model of `config` drawn from `seed`, with its biases and norm weights moved off their initial
 /// zeros and ones so that they matter in comparisons; embeddings scaled by `embedding_scale` (> 1:
 /// peaked distributions, no near-ties for argmax).

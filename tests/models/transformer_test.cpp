@@ -78,13 +78,25 @@ std::vector<Architecture> architectures() {
           {"granite", test::granite_config()},
           {"phi3_partial_rotary", test::phi3_config()},
           {"phi3_longrope_long_sequence", test::phi3_config(/*tied=*/false, /*longrope=*/true)},
-          {"phi3_mini_window", [] {
+          {"phi3_mini_window",
+           [] {
              auto config = test::phi3_config(/*tied=*/false); // Phi-3 mini: every layer windowed
              config.partial_rotary_factor = 1;
              config.sliding_window = 8;
              config.sliding_layers = {true, true};
              return config;
-           }()}};
+           }()},
+          {"qwen3_moe_dense_first_layer", test::moe_config("qwen3_moe")},
+          {"qwen2_moe_shared_expert", test::moe_config("qwen2_moe", /*tied=*/true)},
+          {"mixtral", test::moe_config("mixtral")},
+          {"mixtral_sliding_window",
+           [] {
+             auto config = test::moe_config("mixtral");
+             config.sliding_window = 8;
+             config.sliding_layers = {true, true};
+             return config;
+           }()},
+          {"olmoe", test::moe_config("olmoe")}};
 }
 
 void PrintTo(const Architecture& architecture, std::ostream* out) {
@@ -118,7 +130,9 @@ TEST_P(ReferenceLogits, MatchAnIndependentPyTorchForwardWithin1e4) {
   plain.sliding_window = 0;
   plain.attn_logit_softcapping = plain.final_logit_softcapping = 0;
   bool windowed = config.sliding_window > 0;
-  if (plain.model_type != config.model_type || plain.rope_scaling.type != config.rope_scaling.type || windowed) {
+  plain.norm_topk_prob = !config.norm_topk_prob; // a mixture of experts weighs its choices otherwise
+  if (plain.model_type != config.model_type || plain.rope_scaling.type != config.rope_scaling.type || windowed
+      || config.moe()) {
     Transformer without(plain);
     auto state = model->named_parameters();
     for (auto& parameter : without->named_parameters())
