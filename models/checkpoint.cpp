@@ -141,6 +141,48 @@ stored_layout(const ModelConfig& config, std::vector<std::pair<std::string, torc
   return stored;
 }
 
+// transformers 5's packed experts, in a checkpoint saved with save_original_format=False: a layer's
+// experts as two tensors, `<layer>.mlp.experts.gate_up_proj` [experts, 2 * width, hidden] (each
+// expert's gate rows, then its up rows) and `<layer>.mlp.experts.down_proj` [experts, hidden,
+// width]; Mixtral's `block_sparse_moe` is named `mlp` there too.
+struct PackedExpertPart {
+  std::string tensor;       // the packed tensor's name
+  std::int64_t expert = 0;  // its index along the first dimension
+  std::int64_t offset = 0;  // the part's first row in the expert's matrix (up: after the gate's)
+  bool gate_and_up = false; // gate_up_proj rather than down_proj
+};
+
+std::string transformers5_module(const std::string& module) {
+  constexpr std::string_view kMixtral = "block_sparse_moe";
+  if (module.size() > kMixtral.size() && module.compare(module.size() - kMixtral.size(), kMixtral.size(), kMixtral) == 0)
+    return module.substr(0, module.size() - kMixtral.size()) + "mlp";
+  return module;
+}
+
+// Where the packed layout keeps parameter `name` ("model.layers.1.mlp.experts.5.up_proj.weight").
+std::optional<PackedExpertPart> packed_expert_part(const ModelConfig& config, const std::string& name) {
+  constexpr std::string_view kExperts = ".experts.";
+  auto at = name.find(kExperts);
+  if (!config.moe() || at == std::string::npos)
+    return std::nullopt;
+  auto rest = name.substr(at + kExperts.size()); // "5.up_proj.weight"
+  auto dot = rest.find('.');
+  if (dot == 0 || dot == std::string::npos
+      || !std::all_of(rest.begin(), rest.begin() + static_cast<long>(dot), [](char c) { return c >= '0' && c <= '9'; }))
+    return std::nullopt;
+  auto projection = rest.substr(dot + 1);
+  PackedExpertPart part;
+  part.expert = std::stoll(rest.substr(0, dot));
+  part.gate_and_up = projection != "down_proj.weight" && projection != "w2.weight";
+  if (part.gate_and_up && projection != "gate_proj.weight" && projection != "w1.weight"
+      && projection != "up_proj.weight" && projection != "w3.weight")
+    return std::nullopt;
+  if (projection == "up_proj.weight" || projection == "w3.weight")
+    part.offset = config.moe_intermediate_size;
+  part.tensor = transformers5_module(name.substr(0, at)) + ".experts." + (part.gate_and_up ? "gate_up_proj" : "down_proj");
+  return part;
+}
+
 } // namespace
 
 const std::vector<FusedProjection>& fused_projections(const ModelConfig& config) {
@@ -217,6 +259,7 @@ Transformer load_pretrained(const std::filesystem::path& folder, torch::ScalarTy
   std::set<std::string> used;
   torch::NoGradGuard no_grad;
   std::pair<std::string, torch::Tensor> last_fused; // read once for its two or three parts
+  std::map<std::string, torch::Tensor> packed_tensors; // a layer's packed experts, read once
   for (auto& parameter : model->named_parameters()) {
     auto name = parameter.key();
     auto fused = fused_part(config, weight_module(name));
@@ -225,6 +268,23 @@ Transformer load_pretrained(const std::filesystem::path& folder, torch::ScalarTy
     auto found = shards.file_of.find(name);
     if (new_head && name == "score.weight")
       continue;
+    std::optional<PackedExpertPart> packed;
+    if (found == shards.file_of.end() && config.moe()) {
+      // transformers 5's names: packed experts, Mixtral's router under `mlp`.
+      packed = packed_expert_part(config, name);
+      auto module = weight_module(name);
+      auto dot = module.rfind('.');
+      auto renamed = packed ? packed->tensor
+        : dot == std::string::npos
+        ? name
+        : transformers5_module(module.substr(0, dot)) + module.substr(dot) + ".weight";
+      if (auto alternative = shards.file_of.find(renamed); alternative != shards.file_of.end()) {
+        found = alternative;
+        name = renamed;
+      } else {
+        packed.reset();
+      }
+    }
     if (found == shards.file_of.end() && config.from_multimodal)
       for (const auto& stored : multimodal_names(name))
         if (auto alternative = shards.file_of.find(stored); alternative != shards.file_of.end()) {
@@ -241,7 +301,21 @@ Transformer load_pretrained(const std::filesystem::path& folder, torch::ScalarTy
     }
     const auto& file = shards.files.at(found->second);
     torch::Tensor tensor;
-    if (fused) {
+    if (packed) {
+      if (!packed_tensors.count(name)) {
+        if (packed_tensors.size() == 2) // a layer's two; the next layer's come next
+          packed_tensors.clear();
+        packed_tensors[name] = file.load(name);
+      }
+      const auto& whole = packed_tensors.at(name);
+      auto width = config.moe_intermediate_size, hidden = config.hidden_size;
+      auto expected = packed->gate_and_up ? std::vector<std::int64_t>{config.num_experts, 2 * width, hidden}
+                                          : std::vector<std::int64_t>{config.num_experts, hidden, width};
+      if (whole.sizes() != torch::IntArrayRef(expected))
+        throw CheckpointError(file.path().string() + ": tensor '" + name + "' has shape " + shape_text(whole.sizes())
+                              + " but config.json implies " + shape_text(expected));
+      tensor = whole[packed->expert].narrow(0, packed->offset, parameter.value().size(0));
+    } else if (fused) {
       if (last_fused.first != name)
         last_fused = {name, file.load(name)};
       const auto& whole = last_fused.second;

@@ -189,6 +189,61 @@ TEST(MixtureOfExperts, FoldersRoundTripInTheirFamiliesLayout) {
                                            {"model.layers.1.mlp.gate.weight", "has shape [4, 64]"});
 }
 
+// transformers 5, saving with save_original_format=False, packs each layer's experts into two
+// tensors, gate_up_proj [experts, 2 * width, hidden] and down_proj [experts, hidden, width], and
+// names Mixtral's block_sparse_moe `mlp`: such a folder loads to the same model.
+TEST(MixtureOfExperts, TransformersFivesPackedExpertsLoad) {
+  for (const auto* type : {"qwen3_moe", "mixtral"}) {
+    auto config = moe_config(type);
+    bool mixtral = config.model_type == "mixtral";
+    auto model = random_model(config, 12);
+    auto dir = fresh_dir(std::string("packed_") + type);
+    save_pretrained(model, dir);
+    std::vector<std::pair<std::string, torch::Tensor>> packed;
+    {
+      auto file = SafetensorsFile::open(dir / "model.safetensors");
+      for (const auto& entry : file.entries()) {
+        auto name = entry.name;
+        if (name.find(".experts.") != std::string::npos)
+          continue;
+        if (auto at = name.find("block_sparse_moe"); at != std::string::npos)
+          name.replace(at, std::string("block_sparse_moe").size(), "mlp");
+        packed.emplace_back(name, file.load(entry.name));
+      }
+      for (std::int64_t layer = 0; layer < config.num_hidden_layers; ++layer) {
+        if (!config.sparse(layer))
+          continue;
+        auto stored = "model.layers." + std::to_string(layer) + (mixtral ? ".block_sparse_moe" : ".mlp");
+        std::vector<torch::Tensor> gate_up, down;
+        for (std::int64_t e = 0; e < config.num_experts; ++e) {
+          auto expert = stored + ".experts." + std::to_string(e) + ".";
+          gate_up.push_back(torch::cat({file.load(expert + (mixtral ? "w1" : "gate_proj") + ".weight"),
+                                        file.load(expert + (mixtral ? "w3" : "up_proj") + ".weight")}));
+          down.push_back(file.load(expert + (mixtral ? "w2" : "down_proj") + ".weight"));
+        }
+        auto module = "model.layers." + std::to_string(layer) + ".mlp.experts.";
+        packed.emplace_back(module + "gate_up_proj", torch::stack(gate_up));
+        packed.emplace_back(module + "down_proj", torch::stack(down));
+      }
+    }
+    save_safetensors(dir / "model.safetensors", packed);
+    auto loaded = load_pretrained(dir);
+    auto tokens = sample_tokens(config.vocab_size, 2, 12);
+    EXPECT_TRUE(torch::equal(logits_of(model, tokens), logits_of(loaded, tokens))) << type;
+
+    // Transposed experts (another tool's layout) are refused naming the tensor and both shapes.
+    for (auto& [name, tensor] : packed)
+      if (name == "model.layers.1.mlp.experts.down_proj")
+        tensor = tensor.transpose(1, 2).contiguous();
+    save_safetensors(dir / "model.safetensors", packed);
+    expect_error_containing<CheckpointError>(
+      [&] { load_pretrained(dir); },
+      {"'model.layers.1.mlp.experts.down_proj' has shape [4, " + std::to_string(config.moe_intermediate_size)
+         + ", 64]",
+       "config.json implies [4, 64, " + std::to_string(config.moe_intermediate_size) + "]"});
+  }
+}
+
 // Training reaches the router through the routing weights, and each expert through the tokens
 // routed to it only.
 TEST(MixtureOfExperts, GradientsReachTheRouterAndTheChosenExpertsOnly) {
