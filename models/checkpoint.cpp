@@ -154,7 +154,8 @@ struct PackedExpertPart {
 
 std::string transformers5_module(const std::string& module) {
   constexpr std::string_view kMixtral = "block_sparse_moe";
-  if (module.size() > kMixtral.size() && module.compare(module.size() - kMixtral.size(), kMixtral.size(), kMixtral) == 0)
+  if (module.size() > kMixtral.size()
+      && module.compare(module.size() - kMixtral.size(), kMixtral.size(), kMixtral) == 0)
     return module.substr(0, module.size() - kMixtral.size()) + "mlp";
   return module;
 }
@@ -179,7 +180,8 @@ std::optional<PackedExpertPart> packed_expert_part(const ModelConfig& config, co
     return std::nullopt;
   if (projection == "up_proj.weight" || projection == "w3.weight")
     part.offset = config.moe_intermediate_size;
-  part.tensor = transformers5_module(name.substr(0, at)) + ".experts." + (part.gate_and_up ? "gate_up_proj" : "down_proj");
+  part.tensor =
+    transformers5_module(name.substr(0, at)) + ".experts." + (part.gate_and_up ? "gate_up_proj" : "down_proj");
   return part;
 }
 
@@ -258,7 +260,7 @@ Transformer load_pretrained(const std::filesystem::path& folder, torch::ScalarTy
   model->to(dtype);
   std::set<std::string> used;
   torch::NoGradGuard no_grad;
-  std::pair<std::string, torch::Tensor> last_fused; // read once for its two or three parts
+  std::pair<std::string, torch::Tensor> last_fused;    // read once for its two or three parts
   std::map<std::string, torch::Tensor> packed_tensors; // a layer's packed experts, read once
   for (auto& parameter : model->named_parameters()) {
     auto name = parameter.key();
@@ -274,10 +276,9 @@ Transformer load_pretrained(const std::filesystem::path& folder, torch::ScalarTy
       packed = packed_expert_part(config, name);
       auto module = weight_module(name);
       auto dot = module.rfind('.');
-      auto renamed = packed ? packed->tensor
-        : dot == std::string::npos
-        ? name
-        : transformers5_module(module.substr(0, dot)) + module.substr(dot) + ".weight";
+      auto renamed = packed        ? packed->tensor
+        : dot == std::string::npos ? name
+                                   : transformers5_module(module.substr(0, dot)) + module.substr(dot) + ".weight";
       if (auto alternative = shards.file_of.find(renamed); alternative != shards.file_of.end()) {
         found = alternative;
         name = renamed;

@@ -81,6 +81,22 @@ torch::Tensor linear_transposed(const torch::Tensor& x, const torch::Tensor& wei
   return out.view(sizes);
 }
 
+torch::Tensor linear_parts(const torch::Tensor& x, const std::vector<torch::Tensor>& weights,
+                           const torch::Tensor& bias) {
+  std::vector<torch::Tensor> outputs;
+  for (const auto& weight : weights)
+    outputs.push_back(torch::matmul(x, weight.t()));
+  auto out = outputs.size() == 1 ? outputs.front() : torch::cat(outputs, -1);
+  return bias.defined() ? out + bias : out;
+}
+
+torch::Tensor fused_linear(const torch::Tensor& x, FusedParameter& fused, const std::vector<torch::Tensor>& weights,
+                           const torch::Tensor& bias) {
+  if (!x.device().is_cpu())
+    return linear_parts(x, weights, bias);
+  return linear_transposed(x, fused.transposed(weights), bias);
+}
+
 // -- RMSNorm ------------------------------------------------------------------
 
 NormScale norm_scale(const ModelConfig& config) {
@@ -357,7 +373,7 @@ torch::Tensor TransformerImpl::logits(const torch::Tensor& hidden) {
   if (score)
     throw std::invalid_argument("a scoring model has no language-model head: it scores sequences, it does not "
                                 "generate or give log-probabilities");
-  auto logits = linear_transposed(hidden, output_weight_t_.transposed({output_weight()}));
+  auto logits = fused_linear(hidden, output_weight_t_, {output_weight()});
   if (auto cap = config_.final_logit_softcapping; cap > 0) // Gemma 2
     return torch::tanh(logits / cap) * cap;
   if (config_.logits_scaling != 1) // Granite

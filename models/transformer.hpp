@@ -53,6 +53,18 @@ private:
 /// weight transposed (FusedParameter::transposed).
 torch::Tensor linear_transposed(const torch::Tensor& x, const torch::Tensor& weight_t, const torch::Tensor& bias = {});
 
+/// x [..., in] times each of `weights` ([out_i, in]) transposed, the outputs side by side, plus
+/// `bias` [sum of outs] if defined: one product per weight, each read where it is.
+torch::Tensor linear_parts(const torch::Tensor& x, const std::vector<torch::Tensor>& weights,
+                           const torch::Tensor& bias = {});
+
+/// x [..., in] times `weights` concatenated along their outputs, plus `bias`. On the CPU through
+/// `fused`'s kept transposed concatenation (one product, in the layout BLAS multiplies fastest);
+/// elsewhere (a GPU) as linear_parts, since cuBLAS reads W^T in place as fast and a kept copy would
+/// double the weights' memory.
+torch::Tensor fused_linear(const torch::Tensor& x, FusedParameter& fused, const std::vector<torch::Tensor>& weights,
+                           const torch::Tensor& bias = {});
+
 /// x [..., in] times the weights of `bases` concatenated along their outputs (`fused` keeps the
 /// concatenation), plus `bias`, with the LoRA adapters of `adapters` (one per base, null where none)
 /// applied while `lora` is enabled: merged into the weights when autograd does not record, added as

@@ -17,16 +17,16 @@ torch::Tensor adapted_linear(const torch::Tensor& x, FusedParameter& fused, cons
   bool adapted = lora && lora->enabled
     && std::any_of(adapters.begin(), adapters.end(), [](const LoraAdapter* adapter) { return adapter != nullptr; });
   if (!adapted)
-    return linear_transposed(x, fused.transposed(bases), bias);
+    return fused_linear(x, fused, bases, bias);
   if (!torch::GradMode::is_enabled()) { // a replica, a log-prob pass: the merged weights, kept
     std::vector<torch::Tensor> merged;
     for (std::size_t i = 0; i < bases.size(); ++i)
       merged.push_back(adapters[i] ? adapters[i]->merged(bases[i], lora->scale) : bases[i]);
-    return linear_transposed(x, fused.transposed(merged), bias);
+    return fused_linear(x, fused, merged, bias);
   }
   // Training: the frozen product (its fused weight kept), each adapter's low-rank term added into
   // its columns in place: s (x A^T) B^T, with no [tokens, out] temporary beside the output.
-  auto out = linear_transposed(x, fused.transposed(bases), bias);
+  auto out = fused_linear(x, fused, bases, bias);
   std::vector<std::int64_t> widths;
   for (const auto& base : bases)
     widths.push_back(base.size(0));

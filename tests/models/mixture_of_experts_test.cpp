@@ -238,8 +238,7 @@ TEST(MixtureOfExperts, TransformersFivesPackedExpertsLoad) {
     save_safetensors(dir / "model.safetensors", packed);
     expect_error_containing<CheckpointError>(
       [&] { load_pretrained(dir); },
-      {"'model.layers.1.mlp.experts.down_proj' has shape [4, " + std::to_string(config.moe_intermediate_size)
-         + ", 64]",
+      {"'model.layers.1.mlp.experts.down_proj' has shape [4, " + std::to_string(config.moe_intermediate_size) + ", 64]",
        "config.json implies [4, 64, " + std::to_string(config.moe_intermediate_size) + "]"});
   }
 }

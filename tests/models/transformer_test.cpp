@@ -144,6 +144,28 @@ TEST_P(ReferenceLogits, MatchAnIndependentPyTorchForwardWithin1e4) {
 INSTANTIATE_TEST_SUITE_P(Families, ReferenceLogits, ::testing::ValuesIn(architectures()),
                          [](const ::testing::TestParamInfo<Architecture>& info) { return info.param.name; });
 
+// Off the CPU each projection is its own product, reading its weight in place (no kept
+// concatenation): the same values and gradients as the fused product the CPU takes.
+TEST(FusedLinear, ThePerPartProductsEqualTheFusedOne) {
+  torch::manual_seed(1);
+  auto x = torch::randn({2, 3, 8});
+  auto weight = [](std::int64_t rows) { return torch::randn({rows, 8}).requires_grad_(); };
+  std::vector<torch::Tensor> weights = {weight(4), weight(2), weight(2)};
+  auto bias = torch::randn({8});
+  FusedParameter fused;
+  auto joined = linear_transposed(x, fused.transposed(weights), bias);
+  auto parts = linear_parts(x, weights, bias);
+  EXPECT_TRUE(torch::allclose(joined, parts, 1e-5, 1e-6));
+  auto probe = torch::randn_like(parts);
+  auto joined_grads = torch::autograd::grad({(joined * probe).sum()}, weights);
+  auto parts_grads = torch::autograd::grad({(parts * probe).sum()}, weights);
+  for (std::size_t i = 0; i < weights.size(); ++i)
+    EXPECT_TRUE(torch::allclose(joined_grads[i], parts_grads[i], 1e-5, 1e-6)) << "part " << i;
+  torch::NoGradGuard no_grad; // on the CPU fused_linear keeps the concatenation
+  EXPECT_TRUE(torch::allclose(fused_linear(x, fused, weights, bias), parts, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(linear_parts(x, {weights[1]}), torch::matmul(x, weights[1].t()), 1e-6, 1e-7));
+}
+
 // In bf16 each family's RMSNorm rounds where its reference code does: Llama's rounds the normalised
 // input, then multiplies by the weight in bf16; OLMo's multiplies in fp32 and rounds once; Gemma's
 // multiplies by 1 + weight in fp32. In fp32 the first two are the same.
