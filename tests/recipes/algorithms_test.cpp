@@ -131,6 +131,54 @@ TEST_F(Algorithms, GspoRaisesTheReward) {
   }());
 }
 
+// A mixture of experts (a tiny random Qwen3-MoE over builtin:tiny's vocabulary, saved by
+// test_save_llama_tiny) through the actors: GSPO and SFT train it as they train a dense model, its
+// replica generating with each new weight version.
+TEST_F(Algorithms, AMixtureOfExpertsTrainsWithGspoAndSft) {
+  runtime_.run([&]() -> Task<void> {
+    auto tiny = co_await (co_await ModelRef{"builtin:tiny"}.to_builder(ctx_, {})).spawn_train("tiny");
+    auto folder = std::filesystem::path(co_await tiny.save("moe", ctx_));
+    auto command = std::string(CHORUS_SAVE_LLAMA_TINY) + " " + folder.string() + " qwen3_moe";
+    if (std::system(command.c_str()) != 0) {
+      ADD_FAILURE() << "failed: " << command;
+      co_return;
+    }
+    auto model = co_await (co_await ModelRef{folder.string()}.to_builder(ctx_, {.kv_cache_len = 256}))
+                   .spawn_train("moe", {.max_batch_size = 64});
+    auto grader = FunctionGrader("x", share_of_x);
+    auto options = GspoOptions{.dataset = x_task_prompts(),
+                               .model = model,
+                               .grader = grader,
+                               .lr = 0.0,
+                               .samples_per_batch = 32,
+                               .completions_per_sample = 8,
+                               .max_num_gspo_steps = 1,
+                               .sampling = {.temperature = 1.0, .max_tokens = 8}};
+    auto first = co_await GSPO(options).run();
+    options.lr = 2e-3;
+    options.samples_per_mini_batch = 16;
+    options.max_num_gspo_steps = 12;
+    auto trained = co_await GSPO(options).run();
+    EXPECT_GT(trained.reward_mean, first.reward_mean + 0.2) << first.reward_mean << " -> " << trained.reward_mean;
+
+    std::vector<Completion> examples;
+    for (int i = 0; i < 12; ++i)
+      examples.push_back({{{"user", "Name a color " + std::to_string(i)}}, "blue", Json::object()});
+    auto before = co_await completion_loss(model, co_await detail::tokenize_completions(model, examples));
+    auto sft = co_await SFT({.dataset = examples,
+                             .model = model,
+                             .lr = 3e-3,
+                             .epochs = 6,
+                             .samples_per_batch = 4,
+                             .eval_dataset = examples})
+                 .run();
+    EXPECT_LT(sft.eval_loss, 0.5 * before);
+
+    std::printf("MoE: GSPO reward %.3f -> %.3f, SFT loss %.3f -> %.3f\n", first.reward_mean, trained.reward_mean,
+                before, sft.eval_loss);
+  }());
+}
+
 // The RL loops follow a learning-rate schedule over their steps, as SFT over its optimizer steps:
 // here two steps of warm-up, then a linear decay to zero at the run's end; each step's two optimizer
 // updates take that step's rate, and the metrics report the rate the trainer applied.

@@ -3,8 +3,9 @@
 // turn, JSON tool calls, ipython turns) in a model that runs anywhere. With "gemma3", a tiny Gemma 3
 // with Gemma 3's SentencePiece tokenizer and template instead; with "mistral_nemo", a tiny Mistral
 // with Mistral Nemo's Tekken tokenizer and template ([TOOL_CALLS]). A program of its own because
-// the recipe tests do not see LibTorch.
-// Usage: test_save_llama_tiny FOLDER [gemma3|mistral_nemo]
+// the recipe tests do not see LibTorch. With "qwen3_moe", FOLDER's model (builtin:tiny saved there)
+// becomes a tiny random Qwen3-MoE over the same vocabulary, its tokenizer kept.
+// Usage: test_save_llama_tiny FOLDER [gemma3|mistral_nemo|qwen3_moe]
 
 #include "models/checkpoint.hpp"
 #include "models/transformer.hpp"
@@ -17,11 +18,37 @@
 int main(int argc, char** argv) try {
   using namespace chorus;
   std::string variant = argc == 3 ? argv[2] : "";
-  if (argc < 2 || argc > 3 || (argc == 3 && variant != "gemma3" && variant != "mistral_nemo")) {
-    std::fprintf(stderr, "usage: %s FOLDER [gemma3|mistral_nemo]\n", argv[0]);
+  if (argc < 2 || argc > 3
+      || (argc == 3 && variant != "gemma3" && variant != "mistral_nemo" && variant != "qwen3_moe")) {
+    std::fprintf(stderr, "usage: %s FOLDER [gemma3|mistral_nemo|qwen3_moe]\n", argv[0]);
     return 2;
   }
   std::filesystem::path folder = argv[1];
+  if (variant == "qwen3_moe") { // 8 experts, 2 per token, in every layer but the first
+    auto tiny = models::ModelConfig::load(folder / "config.json");
+    models::ModelConfig moe;
+    moe.model_type = "qwen3_moe";
+    moe.vocab_size = tiny.vocab_size;
+    moe.hidden_size = 128;
+    moe.intermediate_size = 256;
+    moe.num_hidden_layers = 3;
+    moe.num_attention_heads = 4;
+    moe.num_key_value_heads = 2;
+    moe.head_dim = 32;
+    moe.max_position_embeddings = tiny.max_position_embeddings;
+    moe.tie_word_embeddings = true;
+    moe.bos_token_id = tiny.bos_token_id;
+    moe.eos_token_ids = tiny.eos_token_ids;
+    moe.num_experts = 8;
+    moe.num_experts_per_tok = 2;
+    moe.moe_intermediate_size = 96;
+    moe.norm_topk_prob = true;
+    moe.sparse_layers = {false, true, true};
+    moe.router_aux_loss_coef = 0.001;
+    models::Transformer model(moe, /*seed=*/1);
+    models::save_pretrained(model, folder);
+    return 0;
+  }
   bool gemma = variant == "gemma3";
   models::ModelConfig config;
   config.model_type = "llama";
