@@ -54,20 +54,30 @@ TEST(Advantages, GroupNormalisedByHand) {
   EXPECT_FALSE(uniform_rewards({0.7, 0.8}));
 }
 
+namespace {
+
+// SFT on twelve demonstrations of one answer, 4 per step, for `epochs`: the loss on them before, and
+// the result (its eval_loss on the same demonstrations after).
+Task<std::pair<double, SftResult>> sft_on_one_answer(TrainingModel model, int epochs) {
+  std::vector<Completion> examples;
+  for (int i = 0; i < 12; ++i)
+    examples.push_back({{{"user", "Name a color " + std::to_string(i)}}, "blue", Json::object()});
+  auto before = co_await completion_loss(model, co_await detail::tokenize_completions(model, examples));
+  auto result = co_await SFT({.dataset = examples,
+                              .model = model,
+                              .lr = 3e-3,
+                              .epochs = epochs,
+                              .samples_per_batch = 4,
+                              .eval_dataset = examples})
+                  .run();
+  co_return std::pair{before, result};
+}
+
+} // namespace
+
 TEST_F(Algorithms, SftLowersTheLossOfTheDemonstrations) {
   runtime_.run([&]() -> Task<void> {
-    auto model = co_await tiny_model();
-    std::vector<Completion> examples;
-    for (int i = 0; i < 12; ++i)
-      examples.push_back({{{"user", "Name a color " + std::to_string(i)}}, "blue", Json::object()});
-    auto before = co_await completion_loss(model, co_await detail::tokenize_completions(model, examples));
-    auto result = co_await SFT({.dataset = examples,
-                                .model = model,
-                                .lr = 3e-3,
-                                .epochs = 4,
-                                .samples_per_batch = 4,
-                                .eval_dataset = examples})
-                    .run();
+    auto [before, result] = co_await sft_on_one_answer(co_await tiny_model(), 4);
     EXPECT_EQ(result.steps, 12);
     EXPECT_LT(result.eval_loss, 0.5 * before);
   }());
@@ -161,17 +171,7 @@ TEST_F(Algorithms, AMixtureOfExpertsTrainsWithGspoAndSft) {
     auto trained = co_await GSPO(options).run();
     EXPECT_GT(trained.reward_mean, first.reward_mean + 0.2) << first.reward_mean << " -> " << trained.reward_mean;
 
-    std::vector<Completion> examples;
-    for (int i = 0; i < 12; ++i)
-      examples.push_back({{{"user", "Name a color " + std::to_string(i)}}, "blue", Json::object()});
-    auto before = co_await completion_loss(model, co_await detail::tokenize_completions(model, examples));
-    auto sft = co_await SFT({.dataset = examples,
-                             .model = model,
-                             .lr = 3e-3,
-                             .epochs = 6,
-                             .samples_per_batch = 4,
-                             .eval_dataset = examples})
-                 .run();
+    auto [before, sft] = co_await sft_on_one_answer(model, 6);
     EXPECT_LT(sft.eval_loss, 0.5 * before);
 
     std::printf("MoE: GSPO reward %.3f -> %.3f, SFT loss %.3f -> %.3f\n", first.reward_mean, trained.reward_mean,
