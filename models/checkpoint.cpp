@@ -88,15 +88,17 @@ bool is_vision_weight(const std::string& name) {
   return false;
 }
 
-// The end-of-sequence ids of generation_config.json, which transformers' generate stops at, added to
-// config.json's (Phi-3's config.json names <|endoftext|>, its generation config <|end|> too).
-void add_generation_stops(const std::filesystem::path& file, ModelConfig& config) {
+// generation_config.json, kept to be written back; its end-of-sequence ids, which transformers'
+// generate stops at, are added to config.json's (Phi-3's config.json names <|endoftext|>, its
+// generation config <|end|> too).
+void read_generation_config(const std::filesystem::path& file, ModelConfig& config) {
   if (!std::filesystem::exists(file))
     return;
   std::ifstream in(file);
   auto json = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded() || !json.is_object())
     throw CheckpointError(file.string() + ": expected a JSON object");
+  config.generation_config = json;
   auto eos = json.find("eos_token_id");
   if (eos == json.end() || eos->is_null())
     return;
@@ -237,6 +239,20 @@ void save_pretrained(Transformer& model, const std::filesystem::path& folder) {
     if (!out)
       throw CheckpointError((folder / "config.json").string() + ": write failed");
   }
+  // A language model's generation defaults: the folder's own, or what transformers writes for a
+  // model that had none (its token ids, marked as taken from config.json).
+  if (config.num_labels == 0) {
+    auto generation = config.generation_config.is_object() ? config.generation_config
+                                                            : nlohmann::json{{"_from_model_config", true}};
+    auto config_json = config.to_json();
+    for (const char* key : {"bos_token_id", "eos_token_id"})
+      if (!generation.contains(key) && config_json.contains(key))
+        generation[key] = config_json[key];
+    std::ofstream out(folder / "generation_config.json");
+    out << generation.dump(2) << "\n";
+    if (!out)
+      throw CheckpointError((folder / "generation_config.json").string() + ": write failed");
+  }
   auto dtype = storage_dtype(config.torch_dtype);
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
   for (const auto& [name, tensor] : merged_parameters(model))
@@ -247,7 +263,7 @@ void save_pretrained(Transformer& model, const std::filesystem::path& folder) {
 Transformer load_pretrained(const std::filesystem::path& folder, torch::ScalarType dtype, Head head,
                             std::uint64_t seed) {
   auto config = ModelConfig::load(folder / "config.json");
-  add_generation_stops(folder / "generation_config.json", config);
+  read_generation_config(folder / "generation_config.json", config);
   if (head == Head::language_model && config.num_labels > 0)
     throw CheckpointError((folder / "config.json").string() + ": a scoring model (" + config.architecture()
                           + "), not a language model: load it as a scoring model (spawn_scoring)");

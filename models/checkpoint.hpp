@@ -12,8 +12,9 @@
 
 namespace chorus::models {
 
-/// Writes `model` to `folder` (created if needed): config.json and model.safetensors, with the
-/// weights in the config's torch_dtype; a model with LoRA adapters is written with them merged into
+/// Writes `model` to `folder` (created if needed): config.json, model.safetensors with the
+/// weights in the config's torch_dtype, and for a language model generation_config.json (the one it
+/// was loaded with, or its bos and eos ids as transformers writes them for a model without one); a model with LoRA adapters is written with them merged into
 /// its weights (a plain Hugging Face folder). @throws CheckpointError if a file cannot be written.
 void save_pretrained(Transformer& model, const std::filesystem::path& folder);
 

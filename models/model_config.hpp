@@ -130,6 +130,11 @@ struct ModelConfig {
   /// to the training loss times router_aux_loss_coef when output_router_logits is set.
   double router_aux_loss_coef = 0;
   bool output_router_logits = false;
+  /// generation_config.json as the folder holds it (transformers' generation defaults: sampling
+  /// settings, stop ids), written back when the model is saved; null when the folder has none. Its
+  /// end-of-sequence ids are also in eos_token_ids; its sampling settings are kept, not applied
+  /// (a recipe's SamplingParams say how to sample).
+  nlohmann::json generation_config;
   /// 0: a causal language model (`...ForCausalLM`, logits over the vocabulary). 1: a scoring model
   /// (`...ForSequenceClassification` with one label): a `score` head maps the last token's hidden
   /// state to one number, and there is no language-model head.

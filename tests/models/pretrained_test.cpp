@@ -68,11 +68,23 @@ TEST(Pretrained, GenerationConfigsEndOfSequenceIdsStopGeneration) {
   auto folder = std::filesystem::path(::testing::TempDir()) / "tiny_generation_config";
   std::filesystem::remove_all(folder);
   save_pretrained_model(tiny, folder);
-  std::ofstream(folder / "generation_config.json") << R"({"bos_token_id": 1, "eos_token_id": [7, 9]})";
-  auto ids = load_pretrained_model(folder.string()).model->config().eos_token_ids;
+  // A model that had none gets what transformers writes then: its ids, taken from config.json.
+  auto written = nlohmann::json::parse(std::ifstream(folder / "generation_config.json"));
+  EXPECT_EQ(written["_from_model_config"], true);
+  EXPECT_EQ(written["eos_token_id"], tiny.model->config().to_json()["eos_token_id"]);
+  std::ofstream(folder / "generation_config.json")
+    << R"({"bos_token_id": 1, "eos_token_id": [7, 9], "temperature": 0.6, "top_p": 0.95, "do_sample": true})";
+  auto loaded = load_pretrained_model(folder.string());
+  auto ids = loaded.model->config().eos_token_ids;
   for (auto id : {7, 9})
     EXPECT_NE(std::find(ids.begin(), ids.end(), id), ids.end()) << id;
   EXPECT_EQ(ids.size(), tiny.model->config().eos_token_ids.size() + 2);
+  // A save writes the folder's generation defaults back as they were.
+  auto saved = std::filesystem::path(::testing::TempDir()) / "tiny_generation_config_saved";
+  std::filesystem::remove_all(saved);
+  save_pretrained_model(loaded, saved);
+  EXPECT_EQ(nlohmann::json::parse(std::ifstream(saved / "generation_config.json")),
+            nlohmann::json::parse(std::ifstream(folder / "generation_config.json")));
   std::ofstream(folder / "generation_config.json") << R"({"eos_token_id": "<|end|>"})";
   expect_load_error(folder.string(), {"generation_config.json", "key 'eos_token_id'", "expected token ids"});
 }
