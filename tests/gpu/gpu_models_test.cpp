@@ -39,6 +39,13 @@ ModelConfig gpu_config(const std::string& type) {
   config.num_key_value_heads = 2;
   config.head_dim = 32;
   config.max_position_embeddings = 256;
+  if (type == "qwen3_moe" || type == "mixtral") { // 8 experts, 2 per token; Qwen3-MoE's first layer dense
+    config.num_experts = 8;
+    config.num_experts_per_tok = 2;
+    config.moe_intermediate_size = type == "mixtral" ? config.intermediate_size : 128;
+    config.norm_topk_prob = true;
+    config.sparse_layers = {type == "mixtral", true, true};
+  }
   return config;
 }
 
@@ -87,11 +94,13 @@ TEST_P(LogitsOnCuda, MatchTheCpuWithin1e4InFp32And2e2InBf16) {
   EXPECT_LT(error, 1e-4) << "fp32";
   auto bf16 = copy_to(cpu, kCuda, torch::kBFloat16);
   auto bf16_error = relative_error(bf16->forward(tokens.to(kCuda), mask.to(kCuda)), reference);
-  EXPECT_LT(bf16_error, 2e-2) << "bf16";
+  // A mixture of experts in bf16 may route a near-tied token to another expert than fp32 does.
+  EXPECT_LT(bf16_error, config.moe() ? 5e-2 : 2e-2) << "bf16";
   std::printf("%s logits on CUDA: relative error %.2e (fp32), %.2e (bf16)\n", GetParam().c_str(), error, bf16_error);
 }
 
 INSTANTIATE_TEST_SUITE_P(LlamaAndQwen, LogitsOnCuda, ::testing::Values("llama", "qwen2", "qwen3"));
+INSTANTIATE_TEST_SUITE_P(MixturesOfExperts, LogitsOnCuda, ::testing::Values("qwen3_moe", "mixtral"));
 
 TEST_F(OnCuda, BatchedGreedyGenerationWithTheCacheGivesTheCpusTokens) {
   auto config = gpu_config("qwen2");
