@@ -242,8 +242,8 @@ void save_pretrained(Transformer& model, const std::filesystem::path& folder) {
   // A language model's generation defaults: the folder's own, or what transformers writes for a
   // model that had none (its token ids, marked as taken from config.json).
   if (config.num_labels == 0) {
-    auto generation = config.generation_config.is_object() ? config.generation_config
-                                                            : nlohmann::json{{"_from_model_config", true}};
+    auto generation =
+      config.generation_config.is_object() ? config.generation_config : nlohmann::json{{"_from_model_config", true}};
     auto config_json = config.to_json();
     for (const char* key : {"bos_token_id", "eos_token_id"})
       if (!generation.contains(key) && config_json.contains(key))
