@@ -37,28 +37,31 @@ const FusedProjection* fused_projection(const ModelConfig& model, const std::str
   return nullptr;
 }
 
-// `model`: the base, whose fused projections PEFT names where this engine adapts their parts.
 // Mixtral's experts name their gate, up and down projections w1, w3 and w2; LoRA targets them by the
 // names every other MLP's have, and PEFT's adapter_config.json by Mixtral's.
-constexpr std::array<std::pair<std::string_view, std::string_view>, 3> kMixtralExpertNames{
-  {{"gate_proj", "w1"}, {"up_proj", "w3"}, {"down_proj", "w2"}}};
+std::array<std::pair<std::string, std::string>, 3> mixtral_expert_names() {
+  MlpNames ours;
+  return {
+    {{ours.gate, kMixtralExpertNames.gate}, {ours.up, kMixtralExpertNames.up}, {ours.down, kMixtralExpertNames.down}}};
+}
 
 std::string peft_target_of(const ModelConfig& model, const std::string& target) {
   if (model.model_type == "mixtral")
-    for (const auto& [ours, theirs] : kMixtralExpertNames)
+    for (const auto& [ours, theirs] : mixtral_expert_names())
       if (target == ours)
-        return std::string(theirs);
+        return theirs;
   return target;
 }
 
 std::string target_of_peft(const ModelConfig& model, const std::string& target) {
   if (model.model_type == "mixtral")
-    for (const auto& [ours, theirs] : kMixtralExpertNames)
+    for (const auto& [ours, theirs] : mixtral_expert_names())
       if (target == theirs)
-        return std::string(ours);
+        return ours;
   return target;
 }
 
+// `model`: the base, whose fused projections PEFT names where this engine adapts their parts.
 AdapterConfig read_adapter_config(const std::filesystem::path& file, const ModelConfig& model) {
   std::ifstream in(file);
   if (!in)

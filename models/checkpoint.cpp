@@ -174,13 +174,16 @@ std::optional<PackedExpertPart> packed_expert_part(const ModelConfig& config, co
       || !std::all_of(rest.begin(), rest.begin() + static_cast<long>(dot), [](char c) { return c >= '0' && c <= '9'; }))
     return std::nullopt;
   auto projection = rest.substr(dot + 1);
+  auto is = [&](const char* MlpNames::* role) {
+    return projection == std::string(MlpNames{}.*role) + ".weight"
+      || projection == std::string(kMixtralExpertNames.*role) + ".weight";
+  };
+  if (!is(&MlpNames::gate) && !is(&MlpNames::up) && !is(&MlpNames::down))
+    return std::nullopt;
   PackedExpertPart part;
   part.expert = std::stoll(rest.substr(0, dot));
-  part.gate_and_up = projection != "down_proj.weight" && projection != "w2.weight";
-  if (part.gate_and_up && projection != "gate_proj.weight" && projection != "w1.weight"
-      && projection != "up_proj.weight" && projection != "w3.weight")
-    return std::nullopt;
-  if (projection == "up_proj.weight" || projection == "w3.weight")
+  part.gate_and_up = !is(&MlpNames::down);
+  if (is(&MlpNames::up))
     part.offset = config.moe_intermediate_size;
   part.tensor =
     transformers5_module(name.substr(0, at)) + ".experts." + (part.gate_and_up ? "gate_up_proj" : "down_proj");
@@ -242,12 +245,14 @@ void save_pretrained(Transformer& model, const std::filesystem::path& folder) {
   // A language model's generation defaults: the folder's own, or what transformers writes for a
   // model that had none (its token ids, marked as taken from config.json).
   if (config.num_labels == 0) {
-    auto generation =
-      config.generation_config.is_object() ? config.generation_config : nlohmann::json{{"_from_model_config", true}};
-    auto config_json = config.to_json();
-    for (const char* key : {"bos_token_id", "eos_token_id"})
-      if (!generation.contains(key) && config_json.contains(key))
-        generation[key] = config_json[key];
+    auto generation = config.generation_config;
+    if (!generation.is_object()) {
+      generation = {{"_from_model_config", true}};
+      auto config_json = config.to_json();
+      for (const char* key : {"bos_token_id", "eos_token_id"})
+        if (config_json.contains(key))
+          generation[key] = config_json[key];
+    }
     std::ofstream out(folder / "generation_config.json");
     out << generation.dump(2) << "\n";
     if (!out)
@@ -313,6 +318,8 @@ Transformer load_pretrained(const std::filesystem::path& folder, torch::ScalarTy
       if (config.from_multimodal)
         for (const auto& stored : multimodal_names(name))
           tried += ", nor '" + stored + "'";
+      if (auto part = packed_expert_part(config, name))
+        tried += ", nor '" + part->tensor + "' (transformers 5's packed experts)";
       throw CheckpointError(folder.string() + ": tensor '" + name + "'" + tried
                             + " is missing (config.json describes a " + config.model_type + " model that has it)");
     }
@@ -320,7 +327,9 @@ Transformer load_pretrained(const std::filesystem::path& folder, torch::ScalarTy
     torch::Tensor tensor;
     if (packed) {
       if (!packed_tensors.count(name)) {
-        if (packed_tensors.size() == 2) // a layer's two; the next layer's come next
+        // A layer's two, read once: its experts' parameters come in order (each expert's gate, up,
+        // down), and the next layer's only after them.
+        if (packed_tensors.size() == 2)
           packed_tensors.clear();
         packed_tensors[name] = file.load(name);
       }

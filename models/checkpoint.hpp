@@ -12,10 +12,11 @@
 
 namespace chorus::models {
 
-/// Writes `model` to `folder` (created if needed): config.json, model.safetensors with the
-/// weights in the config's torch_dtype, and for a language model generation_config.json (the one it
-/// was loaded with, or its bos and eos ids as transformers writes them for a model without one); a model with LoRA adapters is written with them merged into
-/// its weights (a plain Hugging Face folder). @throws CheckpointError if a file cannot be written.
+/// Writes `model` to `folder` (created if needed): config.json, model.safetensors with the weights
+/// in the config's torch_dtype, and for a language model generation_config.json (the one it was
+/// loaded with, unchanged, or its bos and eos ids as transformers writes them for a model without
+/// one). A model with LoRA adapters is written with them merged into its weights (a plain Hugging
+/// Face folder). @throws CheckpointError if a file cannot be written.
 void save_pretrained(Transformer& model, const std::filesystem::path& folder);
 
 /// The dtype weights are stored in for config.json's torch_dtype ("bfloat16", "float16", else fp32).

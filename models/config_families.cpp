@@ -203,6 +203,7 @@ void write_moe(const ModelConfig& config, json& object) {
     return;
   }
   object["moe_intermediate_size"] = config.moe_intermediate_size;
+  // The dense layers listed one by one, whatever step the folder had: the same layers to transformers.
   object["decoder_sparse_step"] = 1;
   object["mlp_only_layers"] = json::array();
   for (std::int64_t i = 0; i < config.num_hidden_layers; ++i)

@@ -10,8 +10,7 @@ SparseMoeImpl::SparseMoeImpl(const ModelConfig& config)
   gate = register_module(
     "gate", torch::nn::Linear(torch::nn::LinearOptions(config.hidden_size, config.num_experts).bias(false)));
   experts = register_module("experts", torch::nn::ModuleList());
-  // Mixtral's experts name their projections w1 (gate), w3 (up) and w2 (down).
-  auto names = config.model_type == "mixtral" ? MlpNames{"w1", "w3", "w2"} : MlpNames{};
+  auto names = config.model_type == "mixtral" ? kMixtralExpertNames : MlpNames{};
   for (std::int64_t e = 0; e < config.num_experts; ++e) {
     experts_.emplace_back(config, config.moe_intermediate_size, names);
     experts->push_back(experts_.back());
@@ -62,15 +61,29 @@ torch::Tensor SparseMoeImpl::take_router_logits() {
   return std::exchange(router_logits_, torch::Tensor());
 }
 
-torch::Tensor router_load_balancing_loss(const torch::Tensor& router_logits, std::int64_t top_k) {
+torch::Tensor router_load_balancing_loss(const torch::Tensor& router_logits, std::int64_t top_k,
+                                         const torch::Tensor& token_weights) {
   auto experts = router_logits.size(-1);
   auto probs = torch::softmax(router_logits, -1, torch::kFloat32);
-  auto chosen = std::get<1>(probs.topk(top_k, -1));
+  auto picks = torch::one_hot(std::get<1>(probs.topk(top_k, -1)), experts).to(torch::kFloat32);
   // f: the share of the tokens' choices each expert got, per choice rank [top_k, experts]; P: the
   // mean probability the router gave each expert.
-  auto share = torch::one_hot(chosen, experts).to(torch::kFloat32).mean(0);
-  auto probability = probs.mean(0);
+  torch::Tensor share, probability;
+  if (token_weights.defined()) {
+    auto weights = token_weights.to(probs.device(), torch::kFloat32);
+    auto total = weights.sum();
+    share = (picks * weights.view({-1, 1, 1})).sum(0) / total;
+    probability = (probs * weights.unsqueeze(1)).sum(0) / total;
+  } else {
+    share = picks.mean(0);
+    probability = probs.mean(0);
+  }
   return (share * probability.unsqueeze(0)).sum() * static_cast<double>(experts);
+}
+
+bool TransformerImpl::keeps_router_logits() const {
+  return config_.moe() && config_.output_router_logits && config_.router_aux_loss_coef > 0
+    && torch::GradMode::is_enabled();
 }
 
 torch::Tensor TransformerImpl::router_loss() {
@@ -79,9 +92,15 @@ torch::Tensor TransformerImpl::router_loss() {
     if (auto moe = model->layers[i]->as<DecoderLayer>()->moe)
       if (auto kept = moe->take_router_logits(); kept.defined())
         logits.push_back(kept);
+  auto mask = std::exchange(router_token_mask_, torch::Tensor());
   if (logits.empty())
     return {};
-  return router_load_balancing_loss(torch::cat(logits), config_.num_experts_per_tok) * config_.router_aux_loss_coef;
+  auto all = torch::cat(logits);
+  // The pass's token mask, once per sparse layer (each layer's rows are the pass's tokens).
+  torch::Tensor weights;
+  if (mask.defined() && mask.numel() * static_cast<std::int64_t>(logits.size()) == all.size(0))
+    weights = mask.repeat({static_cast<std::int64_t>(logits.size())});
+  return router_load_balancing_loss(all, config_.num_experts_per_tok, weights) * config_.router_aux_loss_coef;
 }
 
 } // namespace chorus::models

@@ -124,10 +124,13 @@ ModelConfig ModelConfig::from_json(const json& object, const std::filesystem::pa
                              gemma                              ? 256
                                : config.num_attention_heads > 0 ? config.hidden_size / config.num_attention_heads
                                                                 : 0);
+  const auto& family = config.model_type;
   config.max_position_embeddings = read_int(object, "max_position_embeddings", file,
-                                            gemma2    ? 8192
-                                              : gemma ? 131072
-                                                      : 2048);
+                                            gemma2                                             ? 8192
+                                              : gemma || family == "mixtral"                   ? 131072
+                                              : family == "qwen3_moe" || family == "qwen2_moe" ? 32768
+                                              : family == "olmoe"                              ? 4096
+                                                                                               : 2048);
   config.rms_norm_eps = read_number(object, "rms_norm_eps", file,
                                     config.olmo() || config.model_type == "phi3" || config.model_type == "mixtral"
                                         || config.model_type == "olmoe"
@@ -136,7 +139,7 @@ ModelConfig ModelConfig::from_json(const json& object, const std::filesystem::pa
   if (gemma)
     read_gemma(object, file, config);
   else
-    read_rope(object, file, config);
+    read_rope(object, file, config, family == "mixtral" ? 1000000.0 : 10000.0);
   if (config.model_type == "olmo3")
     read_olmo3(object, file, config);
   if (config.model_type == "smollm3")

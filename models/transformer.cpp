@@ -403,11 +403,19 @@ torch::Tensor TransformerImpl::hidden_states(const torch::Tensor& tokens, const 
   } else {
     positions = torch::arange(time, torch::TensorOptions().dtype(torch::kInt64).device(device)).expand({batch, time});
   }
-  return hidden_states(tokens, positions, allowed);
+  auto hidden = hidden_states(tokens, positions, allowed);
+  if (keeps_router_logits())
+    router_token_mask_ = attention_mask.defined() ? attention_mask.reshape(-1) : torch::Tensor();
+  return hidden;
 }
 
 torch::Tensor TransformerImpl::hidden_states(const torch::Tensor& tokens, const torch::Tensor& positions,
                                              const torch::Tensor& allowed) {
+  if (keeps_router_logits()) { // padding attends to itself alone; past the first column, real tokens to more
+    auto first = torch::zeros({allowed.size(-1)}, allowed.options());
+    first[0] = true;
+    router_token_mask_ = (allowed.sum(-1) > 1).logical_or(first).reshape(-1);
+  }
   auto x = embed(tokens);
   auto dtype = x.scalar_type();
   auto mask = additive_mask(allowed, dtype);

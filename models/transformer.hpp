@@ -156,6 +156,9 @@ struct MlpNames {
   const char* down = "down_proj";
 };
 
+/// Mixtral's experts' names for their gate, up and down projections.
+inline constexpr MlpNames kMixtralExpertNames{"w1", "w3", "w2"};
+
 class MlpImpl : public torch::nn::Module {
 public:
   /// The MLP of `config`, `width` wide (config.intermediate_size when 0).
@@ -210,11 +213,13 @@ private:
 TORCH_MODULE(SparseMoe);
 
 /// The routers' load-balancing loss (Switch Transformer's, as transformers' load_balancing_loss_func
-/// computes it without an attention mask) over `router_logits` [tokens, experts], every sparse
-/// layer's rows concatenated: experts * sum over choice ranks r and experts e of f_re P_e, where
-/// f_re is the share of tokens whose r-th choice is e and P_e the mean probability given to e: top_k
-/// when tokens and probability spread evenly over the experts, more as they crowd onto a few.
-torch::Tensor router_load_balancing_loss(const torch::Tensor& router_logits, std::int64_t top_k);
+/// computes it) over `router_logits` [tokens, experts], every sparse layer's rows concatenated:
+/// experts * sum over choice ranks r and experts e of f_re P_e, where f_re is the share of tokens
+/// whose r-th choice is e and P_e the mean probability given to e: top_k when tokens and probability
+/// spread evenly over the experts, more as they crowd onto a few. `token_weights` [tokens], if
+/// defined, weighs the rows in both means (0: padding, left out, as transformers' attention mask).
+torch::Tensor router_load_balancing_loss(const torch::Tensor& router_logits, std::int64_t top_k,
+                                         const torch::Tensor& token_weights = {});
 
 class DecoderLayerImpl : public torch::nn::Module {
 public:
@@ -352,7 +357,9 @@ public:
   }
 
   /// A mixture of experts trained with config().output_router_logits: router_aux_loss_coef times the
-  /// routers' load-balancing loss over the tokens of the last forward pass that recorded gradients,
+  /// routers' load-balancing loss over the real tokens of the last forward pass that recorded
+  /// gradients (padding left out: attention_mask's zeros, or in rows of placed tokens those that
+  /// attend to nothing but themselves past the first column),
   /// which optimizer_step adds to each micro-batch's loss; undefined otherwise (and once taken, until
   /// the next such pass).
   torch::Tensor router_loss();
@@ -379,7 +386,11 @@ private:
   torch::Tensor run_layers(torch::Tensor x, const torch::Tensor& positions, const torch::Tensor& mask,
                            const torch::Tensor& local_mask, Layer&& layer);
 
+  // Whether this pass keeps what router_loss() needs.
+  bool keeps_router_logits() const;
+
   ModelConfig config_;
+  torch::Tensor router_token_mask_; // [tokens] of the last recorded pass: 1 real, 0 padding
   std::optional<LoraConfig> lora_config_;
   std::shared_ptr<LoraState> lora_;
   std::vector<torch::Tensor> saved_module_bases_;

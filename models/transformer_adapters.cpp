@@ -18,20 +18,22 @@ torch::Tensor adapted_linear(const torch::Tensor& x, FusedParameter& fused, cons
     && std::any_of(adapters.begin(), adapters.end(), [](const LoraAdapter* adapter) { return adapter != nullptr; });
   if (!adapted)
     return fused_linear(x, fused, bases, bias);
-  if (!torch::GradMode::is_enabled()) { // a replica, a log-prob pass: the merged weights, kept
+  bool training = torch::GradMode::is_enabled();
+  if (!training && x.device().is_cpu()) { // a replica, a log-prob pass: the merged weights, kept
     std::vector<torch::Tensor> merged;
     for (std::size_t i = 0; i < bases.size(); ++i)
       merged.push_back(adapters[i] ? adapters[i]->merged(bases[i], lora->scale) : bases[i]);
     return fused_linear(x, fused, merged, bias);
   }
-  // Training: the frozen product (its fused weight kept), each adapter's low-rank term added into
-  // its columns in place: s (x A^T) B^T, with no [tokens, out] temporary beside the output.
+  // Training, and every pass off the CPU (where a kept merged copy would double the adapted weights'
+  // memory): the frozen product, each adapter's low-rank term added into its columns in place,
+  // s (x A^T) B^T, with no [tokens, out] temporary beside the output; dropout only while training.
   auto out = fused_linear(x, fused, bases, bias);
   std::vector<std::int64_t> widths;
   for (const auto& base : bases)
     widths.push_back(base.size(0));
   add_group_deltas(x.reshape({-1, x.size(-1)}), out.view({-1, out.size(-1)}), adapters, widths, lora->scale,
-                   lora->dropout);
+                   training ? lora->dropout : 0.0);
   return out;
 }
 

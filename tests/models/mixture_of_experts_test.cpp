@@ -281,6 +281,10 @@ TEST(MixtureOfExperts, LoadBalancingLossIsTransformersFormula) {
     expected += (first + second) * mean_probability;
   }
   EXPECT_NEAR(router_load_balancing_loss(logits, 2).item<double>(), expected * 4, 1e-6);
+  // Rows weighted 0 (padding) are left out of both means.
+  auto padded = torch::cat({logits, torch::tensor({{9.0, 0.0, 0.0, 0.0}, {0.0, 0.0, 0.0, 9.0}})});
+  EXPECT_NEAR(router_load_balancing_loss(padded, 2, torch::tensor({1, 1, 1, 0, 0})).item<double>(), expected * 4, 1e-6);
+  EXPECT_GT(std::abs(router_load_balancing_loss(padded, 2).item<double>() - expected * 4), 1e-3);
 
   // The model keeps its routers' logits only when config.json asks for the loss, and only from a
   // pass that records gradients; the loss's gradient reaches the routers.
@@ -300,6 +304,32 @@ TEST(MixtureOfExperts, LoadBalancingLossIsTransformersFormula) {
   EXPECT_FALSE(on->router_loss().defined());           // taken
   balance.backward();
   EXPECT_GT(moe_of(on, 1)->gate->weight.grad().abs().max().item<double>(), 0);
+}
+
+// The model's loss leaves padding out: a left-padded row, or a row of placed tokens with padding
+// at its end (attending to itself alone), gives the loss of its real tokens alone.
+TEST(MixtureOfExperts, TheLoadBalancingLossLeavesPaddingOut) {
+  auto config = moe_config("mixtral");
+  config.output_router_logits = true;
+  auto model = random_model(config, 10);
+  auto tokens = sample_tokens(config.vocab_size, 1, 6);
+  model->hidden_states(tokens);
+  auto alone = model->router_loss().item<double>();
+
+  auto left_padded = torch::cat({torch::zeros({1, 3}, torch::kInt64), tokens}, 1);
+  auto mask = torch::cat({torch::zeros({1, 3}, torch::kInt64), torch::ones({1, 6}, torch::kInt64)}, 1);
+  model->hidden_states(left_padded, mask);
+  EXPECT_NEAR(model->router_loss().item<double>(), alone, 1e-5);
+  model->hidden_states(left_padded);
+  EXPECT_GT(std::abs(model->router_loss().item<double>() - alone), 1e-4); // the padding counted
+
+  auto right_padded = torch::cat({tokens, torch::zeros({1, 3}, torch::kInt64)}, 1);
+  auto positions = torch::tensor({{0, 1, 2, 3, 4, 5, 0, 0, 0}});
+  auto allowed = torch::eye(9, torch::kBool).logical_or(torch::ones({9, 9}, torch::kBool).tril());
+  allowed.narrow(0, 6, 3).zero_();
+  allowed.narrow(0, 6, 3).logical_or_(torch::eye(9, torch::kBool).narrow(0, 6, 3));
+  model->hidden_states(right_padded, positions, allowed.unsqueeze(0));
+  EXPECT_NEAR(model->router_loss().item<double>(), alone, 1e-5);
 }
 
 // optimizer_step adds the routers' term to the loss it minimises and reports.
