@@ -129,6 +129,14 @@ TEST(ModelConfigJson, ReadsTheMixturesOfExpertsConfigs) {
   for (const auto& config : {qwen3, qwen2, mixtral, olmoe})
     EXPECT_EQ(ModelConfig::from_json(config.to_json(), "again.json").to_json(), config.to_json()) << config.model_type;
 
+  // Keys left out take each config class's defaults (MixtralConfig: rope_theta 1e6, 131072 positions).
+  auto sparse_mixtral = nlohmann::json::parse(kMixtral);
+  for (const char* key : {"rope_theta", "max_position_embeddings"})
+    sparse_mixtral.erase(key);
+  auto defaults = ModelConfig::from_json(sparse_mixtral, "mixtral/config.json");
+  EXPECT_EQ(defaults.rope_theta, 1000000.0);
+  EXPECT_EQ(defaults.max_position_embeddings, 131072);
+
   // Qwen's dense layers: those off the decoder_sparse_step and those mlp_only_layers lists, kept
   // through a save (written back as mlp_only_layers).
   auto stepped = nlohmann::json::parse(kQwen3Moe);

@@ -85,6 +85,11 @@ TEST(Pretrained, GenerationConfigsEndOfSequenceIdsStopGeneration) {
   save_pretrained_model(loaded, saved);
   EXPECT_EQ(nlohmann::json::parse(std::ifstream(saved / "generation_config.json")),
             nlohmann::json::parse(std::ifstream(folder / "generation_config.json")));
+  // ... whatever it holds: ids are not added to a folder's own file.
+  std::ofstream(folder / "generation_config.json") << R"({"temperature": 0.7})";
+  save_pretrained_model(load_pretrained_model(folder.string()), saved);
+  EXPECT_EQ(nlohmann::json::parse(std::ifstream(saved / "generation_config.json")),
+            nlohmann::json({{"temperature", 0.7}}));
   std::ofstream(folder / "generation_config.json") << R"({"eos_token_id": "<|end|>"})";
   expect_load_error(folder.string(), {"generation_config.json", "key 'eos_token_id'", "expected token ids"});
 }
