@@ -319,6 +319,7 @@ TEST(MixtureOfExperts, LoadBalancingLossIsTransformersFormula) {
 TEST(MixtureOfExperts, TheLoadBalancingLossLeavesPaddingOut) {
   auto config = moe_config("mixtral");
   config.output_router_logits = true;
+  config.router_aux_loss_coef = 1.0;
   auto model = random_model(config, 10);
   auto tokens = sample_tokens(config.vocab_size, 1, 6);
   model->hidden_states(tokens);
@@ -327,9 +328,9 @@ TEST(MixtureOfExperts, TheLoadBalancingLossLeavesPaddingOut) {
   auto left_padded = torch::cat({torch::zeros({1, 3}, torch::kInt64), tokens}, 1);
   auto mask = torch::cat({torch::zeros({1, 3}, torch::kInt64), torch::ones({1, 6}, torch::kInt64)}, 1);
   model->hidden_states(left_padded, mask);
-  EXPECT_NEAR(model->router_loss().item<double>(), alone, 1e-5);
+  EXPECT_NEAR(model->router_loss().item<double>(), alone, 1e-4);
   model->hidden_states(left_padded);
-  EXPECT_GT(std::abs(model->router_loss().item<double>() - alone), 1e-4); // the padding counted
+  EXPECT_GT(std::abs(model->router_loss().item<double>() - alone), 1e-3); // the padding counted
 
   auto right_padded = torch::cat({tokens, torch::zeros({1, 3}, torch::kInt64)}, 1);
   auto positions = torch::tensor({{0, 1, 2, 3, 4, 5, 0, 0, 0}});
@@ -337,7 +338,7 @@ TEST(MixtureOfExperts, TheLoadBalancingLossLeavesPaddingOut) {
   allowed.narrow(0, 6, 3).zero_();
   allowed.narrow(0, 6, 3).logical_or_(torch::eye(9, torch::kBool).narrow(0, 6, 3));
   model->hidden_states(right_padded, positions, allowed.unsqueeze(0));
-  EXPECT_NEAR(model->router_loss().item<double>(), alone, 1e-5);
+  EXPECT_NEAR(model->router_loss().item<double>(), alone, 1e-4);
 }
 
 // optimizer_step adds the routers' term to the loss it minimises and reports.
