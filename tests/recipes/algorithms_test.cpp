@@ -73,6 +73,26 @@ Task<std::pair<double, SftResult>> sft_on_one_answer(TrainingModel model, int ep
   co_return std::pair{before, result};
 }
 
+// GSPO on the x task: the reward of one step at learning rate 0, then of 12 steps at 2e-3.
+Task<std::pair<double, double>> gspo_on_x(TrainingModel model, double kl_beta) {
+  auto grader = FunctionGrader("x", share_of_x);
+  auto options = GspoOptions{.dataset = x_task_prompts(),
+                             .model = model,
+                             .grader = grader,
+                             .lr = 0.0,
+                             .samples_per_batch = 32,
+                             .completions_per_sample = 8,
+                             .max_num_gspo_steps = 1,
+                             .sampling = {.temperature = 1.0, .max_tokens = 8}};
+  auto first = co_await GSPO(options).run();
+  options.lr = 2e-3;
+  options.samples_per_mini_batch = 16;
+  options.kl_beta = kl_beta;
+  options.max_num_gspo_steps = 12;
+  auto trained = co_await GSPO(options).run();
+  co_return std::pair{first.reward_mean, trained.reward_mean};
+}
+
 } // namespace
 
 TEST_F(Algorithms, SftLowersTheLossOfTheDemonstrations) {
@@ -114,30 +134,9 @@ TEST_F(Algorithms, GrpoRaisesTheReward) {
 
 TEST_F(Algorithms, GspoRaisesTheReward) {
   runtime_.run([&]() -> Task<void> {
-    auto model = co_await tiny_model();
-    auto grader = FunctionGrader("x", share_of_x);
-    auto first = co_await GSPO({.dataset = x_task_prompts(),
-                                .model = model,
-                                .grader = grader,
-                                .lr = 0.0,
-                                .samples_per_batch = 32,
-                                .completions_per_sample = 8,
-                                .max_num_gspo_steps = 1,
-                                .sampling = {.temperature = 1.0, .max_tokens = 8}})
-                   .run();
-    auto trained = co_await GSPO({.dataset = x_task_prompts(),
-                                  .model = model,
-                                  .grader = grader,
-                                  .lr = 2e-3,
-                                  .samples_per_batch = 32,
-                                  .samples_per_mini_batch = 16,
-                                  .completions_per_sample = 8,
-                                  .kl_beta = 0.01,
-                                  .max_num_gspo_steps = 12,
-                                  .sampling = {.temperature = 1.0, .max_tokens = 8}})
-                     .run();
-    EXPECT_GT(trained.reward_mean, first.reward_mean + 0.2) << first.reward_mean << " -> " << trained.reward_mean;
-    std::printf("GSPO reward %.3f -> %.3f\n", first.reward_mean, trained.reward_mean);
+    auto [first, trained] = co_await gspo_on_x(co_await tiny_model(), /*kl_beta=*/0.01);
+    EXPECT_GT(trained, first + 0.2) << first << " -> " << trained;
+    std::printf("GSPO reward %.3f -> %.3f\n", first, trained);
   }());
 }
 
@@ -155,27 +154,13 @@ TEST_F(Algorithms, AMixtureOfExpertsTrainsWithGspoAndSft) {
     }
     auto model = co_await (co_await ModelRef{folder.string()}.to_builder(ctx_, {.kv_cache_len = 256}))
                    .spawn_train("moe", {.max_batch_size = 64});
-    auto grader = FunctionGrader("x", share_of_x);
-    auto options = GspoOptions{.dataset = x_task_prompts(),
-                               .model = model,
-                               .grader = grader,
-                               .lr = 0.0,
-                               .samples_per_batch = 32,
-                               .completions_per_sample = 8,
-                               .max_num_gspo_steps = 1,
-                               .sampling = {.temperature = 1.0, .max_tokens = 8}};
-    auto first = co_await GSPO(options).run();
-    options.lr = 2e-3;
-    options.samples_per_mini_batch = 16;
-    options.max_num_gspo_steps = 12;
-    auto trained = co_await GSPO(options).run();
-    EXPECT_GT(trained.reward_mean, first.reward_mean + 0.2) << first.reward_mean << " -> " << trained.reward_mean;
+    auto [first, trained] = co_await gspo_on_x(model, /*kl_beta=*/0.0);
+    EXPECT_GT(trained, first + 0.2) << first << " -> " << trained;
 
     auto [before, sft] = co_await sft_on_one_answer(model, 6);
     EXPECT_LT(sft.eval_loss, 0.5 * before);
 
-    std::printf("MoE: GSPO reward %.3f -> %.3f, SFT loss %.3f -> %.3f\n", first.reward_mean, trained.reward_mean,
-                before, sft.eval_loss);
+    std::printf("MoE: GSPO reward %.3f -> %.3f, SFT loss %.3f -> %.3f\n", first, trained, before, sft.eval_loss);
   }());
 }
 
