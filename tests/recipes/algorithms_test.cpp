@@ -3,8 +3,8 @@
 #include <chorus/chorus.hpp>
 #include <chorus/json_schema.hpp>
 
-#include "recipes/tokenized.hpp"
 #include "runtime/runtime.hpp"
+#include "tests/recipes/short_runs.hpp"
 #include "tests/recipes/x_task.hpp"
 
 #include <gtest/gtest.h>
@@ -15,6 +15,8 @@
 #include <regex>
 
 using namespace chorus;
+using chorus::test::gspo_on_x;
+using chorus::test::sft_on_one_answer;
 using chorus::test::share_of_x;
 using chorus::test::x_task_prompts;
 
@@ -53,47 +55,6 @@ TEST(Advantages, GroupNormalisedByHand) {
   EXPECT_TRUE(uniform_rewards({0.7, 0.7}));
   EXPECT_FALSE(uniform_rewards({0.7, 0.8}));
 }
-
-namespace {
-
-// SFT on twelve demonstrations of one answer, 4 per step, for `epochs`: the loss on them before, and
-// the result (its eval_loss on the same demonstrations after).
-Task<std::pair<double, SftResult>> sft_on_one_answer(TrainingModel model, int epochs) {
-  std::vector<Completion> examples;
-  for (int i = 0; i < 12; ++i)
-    examples.push_back({{{"user", "Name a color " + std::to_string(i)}}, "blue", Json::object()});
-  auto before = co_await completion_loss(model, co_await detail::tokenize_completions(model, examples));
-  auto result = co_await SFT({.dataset = examples,
-                              .model = model,
-                              .lr = 3e-3,
-                              .epochs = epochs,
-                              .samples_per_batch = 4,
-                              .eval_dataset = examples})
-                  .run();
-  co_return std::pair{before, result};
-}
-
-// GSPO on the x task: the reward of one step at learning rate 0, then of 12 steps at 2e-3.
-Task<std::pair<double, double>> gspo_on_x(TrainingModel model, double kl_beta) {
-  auto grader = FunctionGrader("x", share_of_x);
-  auto options = GspoOptions{.dataset = x_task_prompts(),
-                             .model = model,
-                             .grader = grader,
-                             .lr = 0.0,
-                             .samples_per_batch = 32,
-                             .completions_per_sample = 8,
-                             .max_num_gspo_steps = 1,
-                             .sampling = {.temperature = 1.0, .max_tokens = 8}};
-  auto first = co_await GSPO(options).run();
-  options.lr = 2e-3;
-  options.samples_per_mini_batch = 16;
-  options.kl_beta = kl_beta;
-  options.max_num_gspo_steps = 12;
-  auto trained = co_await GSPO(options).run();
-  co_return std::pair{first.reward_mean, trained.reward_mean};
-}
-
-} // namespace
 
 TEST_F(Algorithms, SftLowersTheLossOfTheDemonstrations) {
   runtime_.run([&]() -> Task<void> {
