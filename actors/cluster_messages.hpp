@@ -141,8 +141,9 @@ struct WeightChunkRequest {
   std::int64_t index = 0;
 };
 
-CHORUS_INSPECT(ModelActorSpec, name, reference, dtype, device, seed, max_batch_size, kv_cache_len, threads, scoring,
-               lora_r, lora_alpha, lora_dropout, lora_target_modules, lora_use_rslora, lora_modules_to_save, adapter)
+CHORUS_INSPECT(ModelActorSpec, name, reference, dtype, device, gradient_checkpointing, seed, max_batch_size,
+               kv_cache_len, threads, scoring, lora_r, lora_alpha, lora_dropout, lora_target_modules, lora_use_rslora,
+               lora_modules_to_save, adapter)
 CHORUS_INSPECT(NodeWelcome, name, cores)
 CHORUS_INSPECT(NodeHello, secret)
 CHORUS_INSPECT(SpawnedActor, actor, weights)

@@ -26,6 +26,8 @@ struct ModelActorSpec {
   std::string dtype = "float32";
   /// "cpu", "cuda" or "cuda:N": where the weights, caches and activations live.
   std::string device = "cpu";
+  /// Recompute each layer in the backward pass instead of keeping its activations (training only).
+  bool gradient_checkpointing = false;
   std::uint64_t seed = 0;
   /// Sequences generated at once (continuous batching).
   std::int64_t max_batch_size = 32;

@@ -61,6 +61,7 @@ void ModelHost::load(ModelActorSpec model_spec, int weight) {
     follow_share();
     model = models::load_pretrained_model(spec.reference, parse_dtype(spec.dtype), spec.seed, parse_device(spec.device),
                                           spec.scoring ? models::Head::scoring : models::Head::language_model);
+    model.model->set_gradient_checkpointing(spec.gradient_checkpointing);
     // Every actor of a model draws the same new adapters (the seed's), so the trainer and its
     // replicas start from the same weights.
     if (!spec.adapter.empty())

@@ -43,6 +43,7 @@ ModelActorSpec actor_spec(const detail::ModelSpec& spec, const std::string& name
   result.reference = spec.reference;
   result.dtype = spec.options.dtype;
   result.device = spec.options.device;
+  result.gradient_checkpointing = spec.options.gradient_checkpointing;
   result.seed = spec.options.seed;
   result.max_batch_size = max_batch_size;
   result.kv_cache_len = spec.options.kv_cache_len;

@@ -61,6 +61,10 @@ torch::Tensor SparseMoeImpl::take_router_logits() {
   return std::exchange(router_logits_, torch::Tensor());
 }
 
+void SparseMoeImpl::keep_router_logits(torch::Tensor logits) {
+  router_logits_ = std::move(logits);
+}
+
 torch::Tensor router_load_balancing_loss(const torch::Tensor& router_logits, std::int64_t top_k,
                                          const torch::Tensor& token_weights) {
   auto experts = router_logits.size(-1);

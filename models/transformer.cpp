@@ -3,6 +3,7 @@
 // element-wise steps run as the fused kernels of fused_ops.hpp.
 #include "models/transformer.hpp"
 
+#include "models/checkpointing.hpp"
 #include "models/decode_attention.hpp"
 #include "models/fused_ops.hpp"
 #include "models/rotary.hpp"
@@ -425,11 +426,37 @@ torch::Tensor TransformerImpl::hidden_states(const torch::Tensor& tokens, const 
   if (config_.sliding_window > 0)
     local_mask =
       additive_mask(allowed & ((positions.unsqueeze(2) - positions.unsqueeze(1)) < config_.sliding_window), dtype);
-  x = run_layers(
-    x, positions, mask, local_mask,
-    [&](std::int64_t i, const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-        const torch::Tensor& mask) { return model->layers[i]->as<DecoderLayer>()->forward(x, cos, sin, mask); });
+  const bool checkpointing = gradient_checkpointing_ && torch::GradMode::is_enabled();
+  x = run_layers(x, positions, mask, local_mask,
+                 [&](std::int64_t i, const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                     const torch::Tensor& mask) {
+                   return checkpointing ? checkpointed_layer(i, x, cos, sin, mask)
+                                        : model->layers[i]->as<DecoderLayer>()->forward(x, cos, sin, mask);
+                 });
   return model->norm(x);
+}
+
+torch::Tensor TransformerImpl::checkpointed_layer(std::int64_t i, const torch::Tensor& x, const torch::Tensor& cos,
+                                                  const torch::Tensor& sin, const torch::Tensor& mask) {
+  auto* layer = model->layers[i]->as<DecoderLayer>();
+  std::vector<torch::Tensor> trained;
+  for (const auto& parameter : layer->parameters())
+    if (parameter.requires_grad())
+      trained.push_back(parameter);
+  // A mixture of experts' router logits leave the layer as a second output, so that the
+  // load-balancing loss's gradient reaches the recomputed router.
+  auto outputs = checkpointed(
+    [layer, cos, sin, mask](const torch::Tensor& input) {
+      std::vector<torch::Tensor> outputs{layer->forward(input, cos, sin, mask)};
+      if (layer->moe)
+        if (auto logits = layer->moe->take_router_logits(); logits.defined())
+          outputs.push_back(logits);
+      return outputs;
+    },
+    x, trained);
+  if (outputs.size() > 1)
+    layer->moe->keep_router_logits(outputs[1]);
+  return outputs.front();
 }
 
 torch::Tensor TransformerImpl::embed(const torch::Tensor& tokens) {

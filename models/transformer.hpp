@@ -198,6 +198,10 @@ public:
   /// otherwise. Taking them clears them.
   torch::Tensor take_router_logits();
 
+  /// Keeps `logits` as the last recorded pass's router logits, for take_router_logits: a
+  /// checkpointed layer's, which its recomputation in the backward pass differentiates.
+  void keep_router_logits(torch::Tensor logits);
+
   torch::nn::Linear gate{nullptr};
   torch::nn::ModuleList experts{nullptr};
   Mlp shared_expert{nullptr};                    // Qwen2-MoE's; null elsewhere
@@ -364,6 +368,17 @@ public:
   /// the next such pass).
   torch::Tensor router_loss();
 
+  /// Gradient checkpointing: while autograd records, each decoder layer keeps only its input and
+  /// runs again in the backward pass (models/checkpointing.hpp), so a training pass holds one
+  /// layer's activations at a time instead of all of them, for about a third more compute. Off by
+  /// default; gradients are the same either way.
+  void set_gradient_checkpointing(bool on) noexcept {
+    gradient_checkpointing_ = on;
+  }
+  bool gradient_checkpointing() const noexcept {
+    return gradient_checkpointing_;
+  }
+
   /// Whether this is a scoring model (a `score` head instead of a language-model head).
   bool is_scoring() const noexcept {
     return config_.num_labels > 0;
@@ -388,8 +403,12 @@ private:
 
   // Whether this pass keeps what router_loss() needs.
   bool keeps_router_logits() const;
+  // Layer `layer` on `x` as DecoderLayerImpl::forward, checkpointed.
+  torch::Tensor checkpointed_layer(std::int64_t layer, const torch::Tensor& x, const torch::Tensor& cos,
+                                   const torch::Tensor& sin, const torch::Tensor& mask);
 
   ModelConfig config_;
+  bool gradient_checkpointing_ = false;
   torch::Tensor router_token_mask_; // [tokens] of the last recorded pass: 1 real, 0 padding
   std::optional<LoraConfig> lora_config_;
   std::shared_ptr<LoraState> lora_;

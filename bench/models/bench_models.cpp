@@ -6,6 +6,9 @@
 //                   with torch.cat); ratio = the smaller of the two chorus/Python ratios (target 2)
 //   BENCH train     tokens/s of a forward + backward + AdamW step; ratio = chorus/Python (target 1.2);
 //                   also the model FLOP utilisation against this machine's measured fp32 matmul rate
+//   BENCH train_checkpointed  the same step with gradient checkpointing on each side (chorus's
+//                   set_gradient_checkpointing, Python's torch.utils.checkpoint around each layer);
+//                   ratio = chorus/Python (target 1.2); also each side's cost against its own plain step
 #include "models/checkpoint.hpp"
 #include "models/generation.hpp"
 #include "models/training.hpp"
@@ -62,7 +65,8 @@ double generation_tokens_per_second(Transformer& model, std::int64_t batch) {
   return static_cast<double>(batch * kNewTokens) / median(times);
 }
 
-double training_tokens_per_second(Transformer& model) {
+double training_tokens_per_second(Transformer& model, bool checkpointing = false) {
+  model->set_gradient_checkpointing(checkpointing);
   torch::manual_seed(1);
   auto ids = torch::randint(model->config().vocab_size, {kTrainBatch, kTrainSequence + 1}, torch::kInt64);
   auto inputs = ids.narrow(1, 0, kTrainSequence), targets = ids.narrow(1, 1, kTrainSequence);
@@ -138,16 +142,19 @@ int main() {
 
   // The machine is shared and noisy: alternate the two sides and keep each side's best round.
   double chorus_1 = 0, chorus_32 = 0, chorus_train = 0, python_1 = 0, python_32 = 0, python_train = 0;
+  double chorus_checkpointed = 0, python_checkpointed = 0;
   for (int round = 0; round < kRounds; ++round) {
     auto python = run_python(folder, python_threads);
     python_1 = std::max(python_1, python["generate_1"].get<double>());
     python_32 = std::max(python_32, python["generate_32"].get<double>());
     python_train = std::max(python_train, python["train"].get<double>());
+    python_checkpointed = std::max(python_checkpointed, python["train_checkpointed"].get<double>());
     chorus_1 = std::max(chorus_1, generation_tokens_per_second(model, 1));
     chorus_32 = std::max(chorus_32, generation_tokens_per_second(model, 32));
     torch::manual_seed(0);
     Transformer fresh(config); // train a copy: the timed model keeps its weights for the next round
     chorus_train = std::max(chorus_train, training_tokens_per_second(fresh));
+    chorus_checkpointed = std::max(chorus_checkpointed, training_tokens_per_second(fresh, /*checkpointing=*/true));
   }
   std::filesystem::remove_all(folder);
   std::printf("generate, %lld prompt + %lld new tokens, greedy: batch 1: chorus %.0f tok/s, Python %.0f tok/s (%.2fx); "
@@ -166,11 +173,19 @@ int main() {
               "chorus model FLOP utilisation %.1f%%\n",
               static_cast<long long>(kTrainBatch), static_cast<long long>(kTrainSequence), chorus_train, python_train,
               rate, 100 * mfu);
+  std::printf("train step with gradient checkpointing: chorus %.0f tok/s (%.2fx its plain step's time), Python %.0f "
+              "tok/s (%.2fx)\n",
+              chorus_checkpointed, chorus_train / chorus_checkpointed, python_checkpointed,
+              python_train / python_checkpointed);
 
   std::printf("BENCH generate batch1_chorus=%.0f batch1_python=%.0f batch32_chorus=%.0f batch32_python=%.0f "
               "ratio=%.2f target=2\n",
               chorus_1, python_1, chorus_32, python_32, std::min(chorus_1 / python_1, chorus_32 / python_32));
   std::printf("BENCH train chorus_tok_s=%.0f python_tok_s=%.0f matmul_gflops=%.0f mfu=%.3f ratio=%.2f target=1.2\n",
               chorus_train, python_train, rate, mfu, chorus_train / python_train);
+  std::printf("BENCH train_checkpointed chorus_tok_s=%.0f python_tok_s=%.0f chorus_cost=%.2f python_cost=%.2f "
+              "ratio=%.2f target=1.2\n",
+              chorus_checkpointed, python_checkpointed, chorus_train / chorus_checkpointed,
+              python_train / python_checkpointed, chorus_checkpointed / python_checkpointed);
   return 0;
 }

@@ -6,7 +6,9 @@ Usage: python_baseline.py MODEL_FOLDER THREADS
 Loads the folder bench_models wrote (config.json, model.safetensors, read by hand), then times:
   - greedy generation at batch 1 and batch 32, with the KV cache grown by torch.cat, as common
     Python generation loops do;
-  - one training step (forward, backward, AdamW) on a fixed batch.
+  - one training step (forward, backward, AdamW) on a fixed batch, then the same with gradient
+    checkpointing (torch.utils.checkpoint around each layer, as transformers'
+    gradient_checkpointing_enable() does).
 The shapes come from a JSON line on stdin; the timings go to stdout as one JSON line.
 """
 import json
@@ -18,6 +20,7 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.utils.checkpoint
 
 # The hand-written safetensors reader of the model tests' PyTorch reference: Debian has no
 # safetensors package. It returns float64 tensors; load_state_dict converts them to float32.
@@ -122,6 +125,7 @@ class Model(nn.Module):
         d = c["head_dim"]
         self.register_buffer("inv_freq", 1.0 / (c["rope_theta"] ** (torch.arange(0, d, 2).float() / d)),
                              persistent=False)
+        self.checkpointing = False
 
 
     def forward(self, ids, start=0, caches=None):
@@ -135,7 +139,10 @@ class Model(nn.Module):
         if T > 1:
             mask = torch.full((T, T), float("-inf")).triu(1)
         for i, layer in enumerate(self.model.layers):
-            x = layer(x, cos, sin, mask, None if caches is None else caches[i])
+            if self.checkpointing and torch.is_grad_enabled():
+                x = torch.utils.checkpoint.checkpoint(layer, x, cos, sin, mask, None, use_reentrant=False)
+            else:
+                x = layer(x, cos, sin, mask, None if caches is None else caches[i])
         x = self.model.norm(x)
         head = self.model.embed_tokens.weight if self.tied else self.lm_head.weight
         return x @ head.T
@@ -191,6 +198,9 @@ def main():
         out[f"generate_{batch}"] = time_generation(model, batch, shapes["prompt_len"], shapes["new_tokens"],
                                                    c["vocab_size"], shapes["repeats"])
     out["train"] = time_training(model, shapes["train_batch"], shapes["train_seq"], c["vocab_size"], shapes["train_steps"])
+    model.checkpointing = True
+    out["train_checkpointed"] = time_training(model, shapes["train_batch"], shapes["train_seq"], c["vocab_size"],
+                                              shapes["train_steps"])
     print(json.dumps(out), flush=True)
 
 

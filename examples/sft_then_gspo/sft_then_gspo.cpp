@@ -82,6 +82,9 @@ struct SftThenGspoConfig {
   int threads = 0;
   // Where the models run: cpu, or cuda / cuda:N with a CUDA build of LibTorch (docs/gpu.md).
   std::string device = "cpu";
+  // Recompute each layer in the backward pass instead of keeping its activations: less memory for
+  // long sequences and big batches, one more forward pass of compute (docs/models.md).
+  bool gradient_checkpointing = false;
   // LoRA adapters on the policy instead of training every weight: lora.r > 0 (--set lora.r=16). The
   // built-in model is random, not pretrained: with its embeddings and norms frozen no adapter can make
   // it confident (its logits stay within about 5 of each other), so they train beside the adapters.
@@ -91,7 +94,7 @@ CHORUS_CONFIG(SftThenGspoConfig, model, seed, train_prompts, demonstrations, eva
               sft_epochs, sft_batch_size, gspo_learning_rate, gspo_max_steps, gspo_batch_size, completions_per_sample,
               temperature, kl_beta, clip_range, clip_range_high, max_staleness, grader, judge_model,
               judge_demonstrations, judge_learning_rate, judge_epochs, policy_node, trainer_node, judge_node, threads,
-              device, lora)
+              device, gradient_checkpointing, lora)
 
 // The built-in model trained into the task's judge: SFT on the rule's verdicts of responses to
 // prompts about numbers that are not held out, in BinaryJudgeGrader's exact prompt format. Returns
@@ -100,8 +103,12 @@ Task<std::string> train_judge(const SftThenGspoConfig& config, const std::set<in
   auto prompts = even_number::prompts(config.judge_demonstrations, config.seed + 2, held_out);
   auto examples =
     binary_judge_demonstrations(even_number::judge_options({}), even_number::verdicts(prompts, config.seed + 3));
-  auto builder = co_await config.judge_model.to_builder(
-    ctx, {.kv_cache_len = 1024, .device = config.device, .threads = config.threads, .seed = config.seed + 4});
+  auto builder = co_await config.judge_model.to_builder(ctx,
+                                                        {.kv_cache_len = 1024,
+                                                         .device = config.device,
+                                                         .gradient_checkpointing = config.gradient_checkpointing,
+                                                         .threads = config.threads,
+                                                         .seed = config.seed + 4});
   auto judge = co_await builder.spawn_train("judge_training", {.max_batch_size = 16, .keep_reference = false});
   co_await SFT({.dataset = examples,
                 .model = judge,
@@ -170,6 +177,7 @@ Task<void> sft_then_gspo(SftThenGspoConfig config, RecipeContext& ctx) {
   auto builder = co_await config.model.to_builder(ctx,
                                                   {.kv_cache_len = 256,
                                                    .device = config.device,
+                                                   .gradient_checkpointing = config.gradient_checkpointing,
                                                    .threads = config.threads,
                                                    .node = config.policy_node,
                                                    .trainer_node = config.trainer_node,

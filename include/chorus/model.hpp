@@ -72,6 +72,10 @@ struct BuilderOptions {
   /// "cuda:N" with a LibTorch built with CUDA (docs/gpu.md). A device this process's LibTorch does not
   /// have is a ConfigError that says what it has.
   std::string device = "cpu";
+  /// Gradient checkpointing in the trainer: each decoder layer keeps only its input for the backward
+  /// pass and runs again there, so a step holds one layer's activations at a time instead of every
+  /// layer's (long completions, big batches) for one more forward pass of compute. The same gradients.
+  bool gradient_checkpointing = false;
   /// Inference replicas of a training model (each a policy actor with its own copy of the weights).
   int replicas = 1;
   /// Intra-op threads of each actor; 0 gives the machine's cores to the compute actors working at the

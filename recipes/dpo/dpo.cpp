@@ -23,13 +23,18 @@ struct DpoConfig {
   std::uint64_t seed = 0;
   // Where the models run: cpu, or cuda / cuda:N with a CUDA build of LibTorch (docs/gpu.md).
   std::string device = "cpu";
+  // Recompute each layer in the backward pass instead of keeping its activations: less memory for
+  // long sequences and big batches, one more forward pass of compute (docs/models.md).
+  bool gradient_checkpointing = false;
   // LoRA adapters trained instead of every weight: lora.r > 0 (e.g. --set lora.r=16); 0: full fine-tuning.
   LoraOptions lora;
 };
-CHORUS_CONFIG(DpoConfig, dataset, model, lr, beta, loss_type, epochs, samples_per_batch, seed, device, lora)
+CHORUS_CONFIG(DpoConfig, dataset, model, lr, beta, loss_type, epochs, samples_per_batch, seed, device,
+              gradient_checkpointing, lora)
 
 Task<void> dpo(DpoConfig config, RecipeContext& ctx) {
-  auto builder = co_await config.model.to_builder(ctx, {.device = config.device, .adapter = config.lora});
+  auto builder = co_await config.model.to_builder(
+    ctx, {.device = config.device, .gradient_checkpointing = config.gradient_checkpointing, .adapter = config.lora});
   auto model = co_await builder.spawn_train("dpo", {.keep_reference = true});
   auto preferences = co_await config.dataset.load(ctx);
   auto result = co_await DPO({.dataset = preferences,

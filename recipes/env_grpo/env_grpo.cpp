@@ -32,11 +32,14 @@ struct EnvGrpoConfig {
   std::uint64_t seed = 0;
   // Where the models run: cpu, or cuda / cuda:N with a CUDA build of LibTorch (docs/gpu.md).
   std::string device = "cpu";
+  // Recompute each layer in the backward pass instead of keeping its activations: less memory for
+  // long sequences and big batches, one more forward pass of compute (docs/models.md).
+  bool gradient_checkpointing = false;
   // LoRA adapters trained instead of every weight: lora.r > 0 (e.g. --set lora.r=16); 0: full fine-tuning.
   LoraOptions lora;
 };
 CHORUS_CONFIG(EnvGrpoConfig, dataset, model, lr, warmup_steps, lr_schedule, samples_per_batch, completions_per_sample,
-              max_turns, max_num_grpo_steps, max_staleness, max_tokens, seed, device, lora)
+              max_turns, max_num_grpo_steps, max_staleness, max_tokens, seed, device, gradient_checkpointing, lora)
 
 // The environment: one instance per episode.
 class GuessTheNumber : public Environment {
@@ -67,7 +70,8 @@ private:
 };
 
 Task<void> env_grpo(EnvGrpoConfig config, RecipeContext& ctx) {
-  auto builder = co_await config.model.to_builder(ctx, {.device = config.device, .adapter = config.lora});
+  auto builder = co_await config.model.to_builder(
+    ctx, {.device = config.device, .gradient_checkpointing = config.gradient_checkpointing, .adapter = config.lora});
   auto model = co_await builder.spawn_train("env_grpo", {.max_batch_size = config.samples_per_batch});
   auto prompts = co_await config.dataset.load(ctx);
   auto max_turns = config.max_turns;

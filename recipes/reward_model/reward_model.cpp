@@ -30,11 +30,14 @@ struct RewardModelConfig {
   std::uint64_t seed = 0;
   // Where the model runs: cpu, or cuda / cuda:N with a CUDA build of LibTorch (docs/gpu.md).
   std::string device = "cpu";
+  // Recompute each layer in the backward pass instead of keeping its activations: less memory for
+  // long sequences and big batches, one more forward pass of compute (docs/models.md).
+  bool gradient_checkpointing = false;
   // LoRA adapters trained instead of every weight: lora.r > 0 (e.g. --set lora.r=16); 0: full fine-tuning.
   LoraOptions lora;
 };
 CHORUS_CONFIG(RewardModelConfig, preference_dataset, metric_dataset, model, lr, epochs, samples_per_batch,
-              eval_fraction, seed, device, lora)
+              eval_fraction, seed, device, gradient_checkpointing, lora)
 
 Task<void> reward_model(RewardModelConfig config, RecipeContext& ctx) {
   bool by_pairs = !config.preference_dataset.path.empty();
@@ -48,8 +51,11 @@ Task<void> reward_model(RewardModelConfig config, RecipeContext& ctx) {
   else
     std::tie(options.metrics, options.eval_metrics) =
       train_eval_split(co_await config.metric_dataset.load(ctx), config.eval_fraction, config.seed);
-  auto builder =
-    co_await config.model.to_builder(ctx, {.device = config.device, .seed = config.seed, .adapter = config.lora});
+  auto builder = co_await config.model.to_builder(ctx,
+                                                  {.device = config.device,
+                                                   .gradient_checkpointing = config.gradient_checkpointing,
+                                                   .seed = config.seed,
+                                                   .adapter = config.lora});
   auto model = co_await builder.spawn_scoring("reward_model");
   options.model = model;
   options.logger = ctx.logger();

@@ -29,14 +29,18 @@ struct SftConfig {
   std::uint64_t seed = 0;
   // Where the models run: cpu, or cuda / cuda:N with a CUDA build of LibTorch (docs/gpu.md).
   std::string device = "cpu";
+  // Recompute each layer in the backward pass instead of keeping its activations: less memory for
+  // long sequences and big batches, one more forward pass of compute (docs/models.md).
+  bool gradient_checkpointing = false;
   // LoRA adapters trained instead of every weight: lora.r > 0 (e.g. --set lora.r=16); 0: full fine-tuning.
   LoraOptions lora;
 };
 CHORUS_CONFIG(SftConfig, dataset, model, lr, epochs, samples_per_batch, samples_per_mini_batch, warmup_steps,
-              lr_schedule, weight_decay, eval_fraction, seed, device, lora)
+              lr_schedule, weight_decay, eval_fraction, seed, device, gradient_checkpointing, lora)
 
 Task<void> sft(SftConfig config, RecipeContext& ctx) {
-  auto builder = co_await config.model.to_builder(ctx, {.device = config.device, .adapter = config.lora});
+  auto builder = co_await config.model.to_builder(
+    ctx, {.device = config.device, .gradient_checkpointing = config.gradient_checkpointing, .adapter = config.lora});
   auto model = co_await builder.spawn_train("sft", {.keep_reference = false});
   auto [train, eval] = train_eval_split(co_await config.dataset.load(ctx), config.eval_fraction, config.seed);
   auto result = co_await SFT({.dataset = train,

@@ -58,6 +58,9 @@ struct SftToGspoConfig {
   int max_tokens = 256;
   // Where the models run: cpu, or cuda / cuda:N with a CUDA build of LibTorch (docs/gpu.md).
   std::string device = "cpu";
+  // Recompute each layer in the backward pass instead of keeping its activations: less memory for
+  // long sequences and big batches, one more forward pass of compute (docs/models.md).
+  bool gradient_checkpointing = false;
   // LoRA adapters trained instead of every weight: lora.r > 0 (e.g. --set lora.r=16); 0: full fine-tuning.
   LoraOptions lora;
   // Seeds the judge's held-out split, its initial weights (builtin:tiny) and the order of its verdicts.
@@ -66,7 +69,7 @@ struct SftToGspoConfig {
 CHORUS_CONFIG(SftToGspoConfig, sft_dataset, gspo_dataset, model_to_train, judge_model, judge_dataset, judge_criteria,
               format_schema, judge_learning_rate, judge_epochs, judge_batch_size, judge_eval_fraction,
               sft_learning_rate, sft_epochs, sft_batch_size, gspo_learning_rate, gspo_max_steps, gspo_batch_size,
-              completions_per_sample, kl_beta, max_tokens, device, seed, lora)
+              completions_per_sample, kl_beta, max_tokens, device, gradient_checkpointing, seed, lora)
 
 BinaryJudgeOptions judge_options(const SftToGspoConfig& config, InferenceModel judge) {
   return {.grader_key = "output-quality",
@@ -84,8 +87,11 @@ Task<InferenceModel> spawn_judge(const SftToGspoConfig& config, RecipeContext& c
     auto [train, eval] =
       train_eval_split(co_await config.judge_dataset.load(ctx), config.judge_eval_fraction, config.seed);
     held_out = std::move(eval);
-    auto builder =
-      co_await folder.to_builder(ctx, {.kv_cache_len = 1024, .device = config.device, .seed = config.seed});
+    auto builder = co_await folder.to_builder(ctx,
+                                              {.kv_cache_len = 1024,
+                                               .device = config.device,
+                                               .gradient_checkpointing = config.gradient_checkpointing,
+                                               .seed = config.seed});
     auto trainee = co_await builder.spawn_train("judge_training", {.max_batch_size = 16, .keep_reference = false});
     co_await SFT({.dataset = binary_judge_demonstrations(judge_options(config, {}), train),
                   .model = trainee,
@@ -116,8 +122,12 @@ Task<void> sft_to_gspo(SftToGspoConfig config, RecipeContext& ctx) {
   if (!config.format_schema.is_null() && !config.format_schema.is_object())
     throw ConfigError("format_schema: expected a JSON Schema (an object such as {\"type\": \"object\", ...}), got "
                       + config.format_schema.dump());
-  auto builder = co_await config.model_to_train.to_builder(
-    ctx, {.tp = 1, .kv_cache_len = 4096, .device = config.device, .adapter = config.lora});
+  auto builder = co_await config.model_to_train.to_builder(ctx,
+                                                           {.tp = 1,
+                                                            .kv_cache_len = 4096,
+                                                            .device = config.device,
+                                                            .gradient_checkpointing = config.gradient_checkpointing,
+                                                            .adapter = config.lora});
   auto model = co_await builder.spawn_train("sft_then_gspo", {.max_batch_size = 10'000});
   auto logger = ctx.logger();
 

@@ -56,3 +56,15 @@ TEST(WeightServer, HostTensorsAreServedInPlaceWithoutACopy) {
   auto tensors = std::make_shared<const std::vector<torch::Tensor>>(std::vector<torch::Tensor>{torch::ones({3})});
   EXPECT_EQ(on_host(tensors).get(), tensors.get());
 }
+
+TEST(ModelHost, TheSpecsGradientCheckpointingReachesTheModel) {
+  for (bool on : {false, true}) {
+    ModelHost host;
+    ModelActorSpec spec;
+    spec.name = "trainer";
+    spec.gradient_checkpointing = on;
+    host.load(spec, 1);
+    ASSERT_TRUE(host.load_error.empty()) << host.load_error;
+    EXPECT_EQ(host.model.model->gradient_checkpointing(), on);
+  }
+}

@@ -104,6 +104,23 @@ TEST_F(Algorithms, GspoRaisesTheReward) {
 // A mixture of experts (a tiny random Qwen3-MoE over builtin:tiny's vocabulary, saved by
 // test_save_llama_tiny) through the actors: GSPO and SFT train it as they train a dense model, its
 // replica generating with each new weight version.
+// Through the trainer actor: a model spawned with gradient checkpointing takes the same steps.
+TEST_F(Algorithms, GradientCheckpointingLeavesTrainingAsItWas) {
+  runtime_.run([&]() -> Task<void> {
+    std::vector<SftResult> results;
+    for (bool checkpointing : {false, true}) {
+      auto builder = co_await ModelRef{"builtin:tiny"}.to_builder(
+        ctx_, {.kv_cache_len = 256, .gradient_checkpointing = checkpointing});
+      auto model = co_await builder.spawn_train(checkpointing ? "checkpointed" : "plain", {.keep_reference = false});
+      results.push_back((co_await sft_on_one_answer(model, 2)).second);
+    }
+    EXPECT_EQ(results[1].steps, results[0].steps);
+    EXPECT_NEAR(results[1].train_loss, results[0].train_loss, 1e-5);
+    EXPECT_NEAR(results[1].eval_loss, results[0].eval_loss, 1e-5);
+    EXPECT_LT(results[1].eval_loss, results[1].train_loss);
+  }());
+}
+
 TEST_F(Algorithms, AMixtureOfExpertsTrainsWithGspoAndSft) {
   runtime_.run([&]() -> Task<void> {
     auto tiny = co_await (co_await ModelRef{"builtin:tiny"}.to_builder(ctx_, {})).spawn_train("tiny");
