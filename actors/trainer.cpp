@@ -3,6 +3,7 @@
 #include "actors/trainer.hpp"
 
 #include "actors/trainer_step.hpp"
+#include "models/completion_logprobs.hpp"
 #include "models/generation.hpp"
 #include "models/packing.hpp"
 #include "models/training.hpp"
@@ -380,7 +381,7 @@ torch::Tensor Trainer::sample_loss(SampleStep& step, std::size_t begin, std::siz
   torch::Tensor hidden, logprobs;
   if (step.objective == Objective::ppo) { // the value head reads every position's state
     hidden = model_.model->hidden_states(batch.tokens, batch.attention_mask);
-    logprobs = models::batch_logprobs(model_.model->logits(hidden), batch);
+    logprobs = models::completion_logprobs(model_.model, hidden, batch);
   } else {
     logprobs = models::completion_logprobs(model_.model, batch);
   }

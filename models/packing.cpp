@@ -123,20 +123,4 @@ std::optional<PackedBatch> pack_shared_prompts(const SequenceBatch& batch) {
                      int64_tensor(places, {n})};
 }
 
-torch::Tensor completion_logprobs(Transformer& model, const SequenceBatch& batch) {
-  auto packed = pack_shared_prompts(batch);
-  if (!packed)
-    return batch_logprobs(model->forward(batch.tokens, batch.attention_mask), batch);
-  auto device = batch.tokens.device();
-  auto hidden =
-    model->hidden_states(packed->tokens.to(device), packed->positions.to(device), packed->allowed.to(device));
-  // Only the states that predict a completion token go through the output projection.
-  auto states = hidden.reshape({-1, hidden.size(-1)}).index_select(0, packed->sources.to(device));
-  auto logprobs = token_logprobs(model->logits(states), packed->targets.to(device));
-  auto shape = batch.targets.sizes();
-  return torch::zeros({shape[0] * shape[1]}, logprobs.options())
-    .scatter(0, packed->places.to(device), logprobs)
-    .view({shape[0], shape[1]});
-}
-
 } // namespace chorus::models

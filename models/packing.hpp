@@ -29,10 +29,6 @@ struct PackedBatch {
 /// own rows, so long completions after a short prompt are split over several rows.
 std::optional<PackedBatch> pack_shared_prompts(const SequenceBatch& batch);
 
-/// log p of `batch`'s completion targets under `model`: [batch, time - 1] as batch_logprobs gives,
-/// with 0 where the target is not a completion token. Rows that share a prompt are scored packed.
-torch::Tensor completion_logprobs(Transformer& model, const SequenceBatch& batch);
-
 /// The order that puts samples with equal prompts next to each other (groups in the order their
 /// prompts first appear, each group in its given order): micro-batches cut from it pack well.
 std::vector<std::size_t> grouped_by_prompt(const std::vector<const std::vector<std::int64_t>*>& prompts);

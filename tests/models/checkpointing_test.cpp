@@ -7,9 +7,8 @@
 
 #include <gtest/gtest.h>
 
-#include <malloc.h>
-
 using namespace chorus::models;
+using test::heap_in_use;
 using test::random_model;
 
 namespace {
@@ -46,13 +45,6 @@ void expect_same_gradients(Transformer& plain, Transformer& checkpointed, const 
     largest = std::max(largest, grad.abs().max().item<double>());
   }
   EXPECT_GT(largest, 0) << what;
-}
-
-// The bytes malloc has handed out and not had back (the model code keeps every block in malloc's
-// heap: transformer.cpp), or 0 where another allocator serves them (the sanitizers').
-std::size_t heap_in_use() {
-  auto info = mallinfo2();
-  return info.uordblks + info.hblkhd;
 }
 
 } // namespace

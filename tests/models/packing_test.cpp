@@ -1,4 +1,5 @@
 // Shared-prompt packing gives every completion the log-probs and gradients of its own row.
+#include "models/completion_logprobs.hpp"
 #include "models/packing.hpp"
 #include "tests/models/test_models.hpp"
 

@@ -4,6 +4,8 @@
 #include "models/model_config.hpp"
 #include "models/transformer.hpp"
 
+#include <malloc.h>
+
 namespace chorus::models::test {
 
 /// A model small enough to train in milliseconds, with grouped-query attention (4 query heads over
@@ -144,6 +146,14 @@ inline Transformer random_model(const ModelConfig& config, std::uint64_t seed, d
       parameter.value().add_(torch::randn_like(parameter.value()) * 0.1);
   model->model->embed_tokens->weight.mul_(embedding_scale);
   return model;
+}
+
+/// The bytes malloc has handed out and not had back (the model code keeps every block in malloc's
+/// heap: transformer.cpp), or about 0 where another allocator serves them (the sanitizers'): what a
+/// pass holds is the difference before and after it.
+inline std::size_t heap_in_use() {
+  auto info = mallinfo2();
+  return info.uordblks + info.hblkhd;
 }
 
 } // namespace chorus::models::test
