@@ -79,6 +79,8 @@ struct ModelInfo {
   bool opens_thinking_on = false;
   /// How its chat template writes function calls: a ToolCallFormat, as its number.
   std::int32_t tool_calls = 0;
+  /// Its folder's generation_config.json (the model's sampling defaults), as JSON text; empty if none.
+  std::string generation_config;
 
   ToolCallFormat tool_call_format() const {
     return static_cast<ToolCallFormat>(tool_calls);
@@ -225,7 +227,7 @@ struct LoadStateRequest {
 struct DecodeStep {};
 
 CHORUS_INSPECT(ModelInfo, model_type, vocab_size, parameters, trained_parameters, weight_version, threads, pending,
-               data_parallel_port, thinks, opens_thinking_off, opens_thinking_on, tool_calls)
+               data_parallel_port, thinks, opens_thinking_off, opens_thinking_on, tool_calls, generation_config)
 CHORUS_INSPECT(ModelInfoRequest)
 CHORUS_INSPECT(GenerateRequest, messages, text, params, tokens, tools, id, min_weight_version, stream_to)
 CHORUS_INSPECT(GenerationDelta, id, text, logprobs)

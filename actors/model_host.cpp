@@ -131,6 +131,8 @@ ModelInfo ModelHost::info(std::int64_t weight_version) const {
   result.opens_thinking_off = model.tokenizer->opens_thinking(false);
   result.opens_thinking_on = model.tokenizer->opens_thinking(true);
   result.tool_calls = static_cast<std::int32_t>(model.tokenizer->tool_call_format());
+  if (const auto& generation = model.model->config().generation_config; !generation.is_null())
+    result.generation_config = generation.dump();
   return result;
 }
 

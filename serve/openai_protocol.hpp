@@ -37,7 +37,19 @@ struct RequestLimits {
   std::int64_t max_choices = 16;
   /// max_tokens when a chat request gives none (a completions request's default is OpenAI's, 16).
   std::int64_t default_max_tokens = 256;
+  /// The sampling settings a request that gives none gets: OpenAI's (temperature 1, top_p 1, no
+  /// top_k), or the model's own (apply_generation_config).
+  double default_temperature = 1.0;
+  double default_top_p = 1.0;
+  std::int64_t default_top_k = 0;
 };
+
+/// Takes the sampling defaults of a model's generation_config.json (`generation_config`, the file's
+/// JSON) into `limits`, as vLLM serves by default: temperature, top_p and top_k, and max_new_tokens
+/// as a chat request's max_tokens. Returns what it set ("temperature=0.6", ...) and, prefixed with
+/// "not applied: ", the sampling keys it has no setting for (repetition_penalty, min_p).
+/// @throws std::invalid_argument naming the key for a value a request could not give.
+std::vector<std::string> apply_generation_config(RequestLimits& limits, const nlohmann::json& generation_config);
 
 /// A parsed generation request: its choices are generated independently (each with its own seed).
 struct CompletionRequest {

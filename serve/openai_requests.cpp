@@ -9,6 +9,7 @@
 #include <limits>
 #include <map>
 #include <set>
+#include <sstream>
 #include <string_view>
 
 namespace chorus::serve {
@@ -213,11 +214,11 @@ void parse_common(Fields& fields, CompletionRequest& request, const RequestLimit
                    "model", "model_not_found");
 
   auto& sampling = request.sampling;
-  sampling.temperature = fields.number("temperature", 1.0, 0.0, 2.0);
-  sampling.top_p = fields.number("top_p", 1.0, 0.0, 1.0);
+  sampling.temperature = fields.number("temperature", limits.default_temperature, 0.0, 2.0);
+  sampling.top_p = fields.number("top_p", limits.default_top_p, 0.0, 1.0);
   if (sampling.top_p == 0.0) // as vLLM does: the single most likely token
     sampling.temperature = 0.0, sampling.top_p = 1.0;
-  sampling.top_k = fields.integer("top_k", 0, 0, 1 << 30); // a vLLM extension
+  sampling.top_k = fields.integer("top_k", limits.default_top_k, 0, 1 << 30); // a vLLM extension
   sampling.max_tokens = fields.integer("max_tokens", default_max_tokens, least_max_tokens, 1 << 30);
   if (request.chat) // the newer name of max_tokens
     sampling.max_tokens = fields.integer("max_completion_tokens", sampling.max_tokens, 1, 1 << 30);
@@ -419,6 +420,37 @@ CompletionRequest parse_completion_request(const std::string& body, const Reques
   fields.only_default("best_of", [](const json& value) { return value.is_number() && value.get<double>() == 1; });
   fields.refuse_unknown();
   return request;
+}
+
+std::vector<std::string> apply_generation_config(RequestLimits& limits, const nlohmann::json& generation_config) {
+  std::vector<std::string> applied;
+  if (!generation_config.is_object())
+    return applied;
+  Fields fields(generation_config);
+  auto number = [](double value) {
+    std::ostringstream out;
+    out << value;
+    return out.str();
+  };
+  try {
+    if (fields.take("temperature"))
+      applied.push_back("temperature="
+                        + number(limits.default_temperature = fields.number("temperature", 1.0, 0.0, 2.0)));
+    if (fields.take("top_p"))
+      applied.push_back("top_p=" + number(limits.default_top_p = fields.number("top_p", 1.0, 0.0, 1.0)));
+    if (fields.take("top_k"))
+      applied.push_back("top_k=" + std::to_string(limits.default_top_k = fields.integer("top_k", 0, 0, 1 << 30)));
+    if (fields.take("max_new_tokens"))
+      applied.push_back("max_tokens="
+                        + std::to_string(limits.default_max_tokens = fields.integer("max_new_tokens", 1, 1, 1 << 30)));
+  } catch (const ApiError& error) {
+    throw std::invalid_argument("generation_config.json: " + std::string(error.what()));
+  }
+  // Sampling settings vLLM would also take that this sampler does not have.
+  for (const auto* key : {"repetition_penalty", "min_p"})
+    if (fields.take(key))
+      applied.push_back(std::string("not applied: ") + key + "=" + generation_config[key].dump());
+  return applied;
 }
 
 } // namespace chorus::serve

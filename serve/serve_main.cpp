@@ -21,6 +21,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -34,7 +35,12 @@ POST /v1/chat/completions, POST /v1/completions (both stream with "stream": true
   --port P                  the port (default 8000; 0: any free port)
   --max-batch-size N        sequences generated at once (default 32)
   --kv-cache-len N          the longest prompt plus completion, in tokens (default 2048)
-  --max-tokens N            max_tokens of a chat request that gives none (default 256)
+  --max-tokens N            max_tokens of a chat request that gives none (default 256, or the
+                            model's max_new_tokens under --generation-config auto)
+  --generation-config auto|none
+                            auto (the default, as vLLM): a request that gives no temperature,
+                            top_p or top_k gets the model's generation_config.json's; none:
+                            OpenAI's defaults (temperature 1, top_p 1, no top_k)
   --dtype float32|bfloat16  the dtype the weights are computed in (default float32)
   --threads N               intra-op threads of the model (default 0: the machine's cores)
   --http-threads N          connections served at once (default 64)
@@ -47,6 +53,8 @@ struct Options {
   chorus::actors::ModelActorSpec spec;
   chorus::serve::ServerOptions server;
   std::string served_name;
+  std::string generation_config = "auto";
+  bool max_tokens_given = false;
 };
 
 Options parse(int argc, char** argv) {
@@ -75,6 +83,11 @@ Options parse(int argc, char** argv) {
       options.spec.kv_cache_len = chorus::option_integer(arg, value(), 2, 1 << 20);
     } else if (arg == "--max-tokens") {
       options.server.limits.default_max_tokens = chorus::option_integer(arg, value(), 1, 1 << 20);
+      options.max_tokens_given = true;
+    } else if (arg == "--generation-config") {
+      options.generation_config = value();
+      if (options.generation_config != "auto" && options.generation_config != "none")
+        throw std::invalid_argument("--generation-config " + options.generation_config + ": expected auto or none");
     } else if (arg == "--dtype") {
       options.spec.dtype = value();
       if (options.spec.dtype != "float32" && options.spec.dtype != "bfloat16")
@@ -97,6 +110,28 @@ Options parse(int argc, char** argv) {
     throw std::invalid_argument("--model MODEL is required");
   options.server.limits.model = options.served_name.empty() ? options.spec.reference : options.served_name;
   return options;
+}
+
+// The model's generation_config.json's sampling defaults into the server's limits (an explicit
+// --max-tokens stays); returns an error message, or "" when they were taken.
+std::string take_sampling_defaults(Options& options, const std::string& generation_config) {
+  auto max_tokens = options.server.limits.default_max_tokens;
+  std::vector<std::string> applied;
+  try {
+    applied = chorus::serve::apply_generation_config(options.server.limits, nlohmann::json::parse(generation_config));
+  } catch (const std::exception& error) {
+    return options.spec.reference + "/" + error.what();
+  }
+  if (options.max_tokens_given)
+    options.server.limits.default_max_tokens = max_tokens;
+  std::string listed;
+  for (const auto& setting : applied)
+    listed += (listed.empty() ? "" : ", ") + setting;
+  if (!listed.empty())
+    spdlog::info("chorus-serve: sampling defaults from the model's generation_config.json (--generation-config none "
+                 "for OpenAI's): {}",
+                 listed);
+  return "";
 }
 
 } // namespace
@@ -125,6 +160,8 @@ int main(int argc, char** argv) {
           options.server.reasoning = info.thinks;
           options.server.reasoning_opened = info.opens_thinking();
           options.server.tool_call_format = info.tool_call_format();
+          if (options.generation_config == "auto" && !info.generation_config.empty())
+            failure = take_sampling_defaults(options, info.generation_config);
         },
         [&](const caf::error& error) {
           failure = chorus::handler_error_message(error);

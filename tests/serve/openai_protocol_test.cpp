@@ -317,3 +317,50 @@ TEST(OpenAIProtocol, ResponsesAndChunks) {
   auto models = json::parse(models_body("tiny", 5));
   EXPECT_EQ(models["data"][0]["id"], "tiny");
 }
+
+// As vLLM serves by default: what a request leaves out comes from the model's generation_config.json
+// (Qwen3's settings here), what it gives wins, and a setting the sampler lacks is reported.
+TEST(OpenAIProtocol, TheModelsGenerationConfigSetsTheDefaultsARequestLeavesOut) {
+  auto limits = kLimits;
+  auto applied = apply_generation_config(limits, json::parse(R"({"bos_token_id": 151643, "do_sample": true,
+    "eos_token_id": [151645, 151643], "temperature": 0.6, "top_k": 20, "top_p": 0.95, "max_new_tokens": 77,
+    "repetition_penalty": 1.05, "transformers_version": "4.51.0"})"));
+  EXPECT_EQ(applied,
+            (std::vector<std::string>{"temperature=0.6", "top_p=0.95", "top_k=20", "max_tokens=77",
+                                      "not applied: repetition_penalty=1.05"}));
+  const std::string chat = R"({"model": "tiny", "messages": [{"role": "user", "content": "x"}])";
+  auto plain = parse_chat_request(chat + "}", limits).sampling;
+  EXPECT_DOUBLE_EQ(plain.temperature, 0.6);
+  EXPECT_DOUBLE_EQ(plain.top_p, 0.95);
+  EXPECT_EQ(plain.top_k, 20);
+  EXPECT_EQ(plain.max_tokens, 77);
+  auto given = parse_chat_request(chat + R"(, "temperature": 1.0, "top_k": 0, "max_tokens": 5})", limits).sampling;
+  EXPECT_DOUBLE_EQ(given.temperature, 1.0);
+  EXPECT_DOUBLE_EQ(given.top_p, 0.95);
+  EXPECT_EQ(given.top_k, 0);
+  EXPECT_EQ(given.max_tokens, 5);
+  auto greedy = parse_chat_request(chat + R"(, "top_p": 0})", limits).sampling; // vLLM's greedy
+  EXPECT_DOUBLE_EQ(greedy.temperature, 0.0);
+  auto completion = parse_completion_request(R"({"model": "tiny", "prompt": "x"})", limits).sampling;
+  EXPECT_DOUBLE_EQ(completion.temperature, 0.6);
+  EXPECT_EQ(completion.max_tokens, 16); // the completions API's own default stays
+
+  // Without a file (or keys) OpenAI's defaults stay.
+  auto openai = kLimits;
+  EXPECT_TRUE(apply_generation_config(openai, json::parse(R"({"eos_token_id": 2})")).empty());
+  EXPECT_DOUBLE_EQ(parse_chat_request(chat + "}", openai).sampling.temperature, 1.0);
+  EXPECT_TRUE(apply_generation_config(openai, json()).empty());
+
+  // A value no request could give is refused naming the file and the key.
+  for (const auto* bad : {R"({"temperature": 3.0})", R"({"top_k": -1})", R"({"top_p": "high"})"}) {
+    auto refused = kLimits;
+    try {
+      apply_generation_config(refused, json::parse(bad));
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const std::invalid_argument& error) {
+      std::string message = error.what();
+      EXPECT_EQ(message.rfind("generation_config.json: '", 0), 0u) << message;
+      EXPECT_NE(message.find(json::parse(bad).begin().key()), std::string::npos) << message;
+    }
+  }
+}
