@@ -38,8 +38,8 @@ CHORUS_INSPECT(ToolCall, name, arguments, id)
 CHORUS_INSPECT(ChatMessage, role, content, tool_calls, reasoning)
 CHORUS_INSPECT(Tool, name, description, parameters)
 CHORUS_INSPECT(SamplingParams, temperature, top_k, top_p, max_tokens, stop, seed, min_tokens, presence_penalty,
-               frequency_penalty, logit_bias, logprobs, top_logprobs, prompt_logprobs, json_schema, choice, regex,
-               tool_choice, parallel_tool_calls, enable_thinking)
+               frequency_penalty, repetition_penalty, logit_bias, logprobs, top_logprobs, prompt_logprobs, json_schema,
+               choice, regex, tool_choice, parallel_tool_calls, enable_thinking)
 CHORUS_INSPECT(TokenLogprob, token, text, logprob)
 CHORUS_INSPECT(PositionLogprobs, chosen, top)
 CHORUS_INSPECT(Generation, text, prompt_tokens, tokens, logprobs, finish_reason, weight_version, token_logprobs,

@@ -203,6 +203,7 @@ models::SequenceRequest sequence_of(PolicyActor* self, const GenerateRequest& re
   sequence.options.sample_below = model.tokenizer->vocab_size();
   sequence.options.presence_penalty = params.presence_penalty;
   sequence.options.frequency_penalty = params.frequency_penalty;
+  sequence.options.repetition_penalty = params.repetition_penalty;
   for (const auto& [token, bias] : params.logit_bias)
     sequence.options.logit_bias.emplace_back(token, static_cast<float>(bias));
   sequence.options.top_logprobs = params.logprobs ? params.top_logprobs : 0;

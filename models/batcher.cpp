@@ -13,6 +13,7 @@
 #include <limits>
 #include <stdexcept>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace chorus::models {
 
@@ -50,6 +51,9 @@ ContinuousBatcher::Id ContinuousBatcher::add(SequenceRequest request) {
   }
   if (!std::isfinite(options.presence_penalty) || !std::isfinite(options.frequency_penalty))
     throw std::invalid_argument("generate: presence_penalty and frequency_penalty must be finite numbers");
+  if (!(options.repetition_penalty > 0) || !std::isfinite(options.repetition_penalty))
+    throw std::invalid_argument("generate: repetition_penalty must be a positive number, got "
+                                + std::to_string(options.repetition_penalty));
   if (options.top_logprobs < 0)
     throw std::invalid_argument("generate: top_logprobs must be >= 0, got " + std::to_string(options.top_logprobs));
   auto total = static_cast<std::int64_t>(prompt.size()) + std::max<std::int64_t>(request.options.max_new_tokens, 0);
@@ -130,6 +134,33 @@ bool ContinuousBatcher::append(Sequence& sequence, std::int64_t token, float log
   return false;
 }
 
+void ContinuousBatcher::apply_repetition_penalties(torch::Tensor& samplable, const torch::Tensor& logits32,
+                                                   const std::vector<Sequence*>& rows) {
+  std::vector<std::int64_t> penalised_rows, penalised_ids;
+  std::vector<float> penalties;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    auto penalty = rows[i]->request.options.repetition_penalty;
+    if (penalty == 1.0)
+      continue;
+    std::unordered_set<std::int64_t> seen(rows[i]->request.prompt.begin(), rows[i]->request.prompt.end());
+    seen.insert(rows[i]->result.tokens.begin(), rows[i]->result.tokens.end());
+    for (auto id : seen) {
+      penalised_rows.push_back(static_cast<std::int64_t>(i));
+      penalised_ids.push_back(id);
+      penalties.push_back(static_cast<float>(penalty));
+    }
+  }
+  if (penalties.empty())
+    return;
+  if (samplable.is_same(logits32))
+    samplable = logits32.clone();
+  auto index = std::vector<torch::indexing::TensorIndex>{int64_tensor(penalised_rows, device_),
+                                                         int64_tensor(penalised_ids, device_)};
+  auto values = samplable.index(index);
+  auto penalty = torch::tensor(penalties, torch::kFloat32).to(device_);
+  samplable.index_put_(index, torch::where(values > 0, values / penalty, values * penalty));
+}
+
 void ContinuousBatcher::sample_and_append(const torch::Tensor& logits, std::vector<Sequence*>& rows,
                                           std::vector<Finished>& finished) {
   auto logits32 = logits.to(torch::kFloat32);
@@ -150,6 +181,7 @@ void ContinuousBatcher::sample_and_append(const torch::Tensor& logits, std::vect
       >= int64_tensor(limits, device_).unsqueeze(1);
     samplable = logits32.masked_fill(beyond, -std::numeric_limits<float>::infinity());
   }
+  apply_repetition_penalties(samplable, logits32, rows);
   // Penalties and biases move what is drawn (the log-probs below stay the model's): one scattered
   // add over the batch for the (row, token) pairs they touch.
   std::vector<std::int64_t> shifted_rows, shifted_ids;

@@ -91,6 +91,9 @@ private:
                                    const std::vector<Sequence*>& rows, std::vector<bool>& exhausted);
   // Moves the sequence's grammar past `token`; false (the sequence ends, its error said) if it fails.
   bool advance_grammar(Sequence& sequence, std::int64_t token);
+  // Applies each row's repetition penalty to `samplable` (a copy of `logits32` first, if it is that).
+  void apply_repetition_penalties(torch::Tensor& samplable, const torch::Tensor& logits32,
+                                  const std::vector<Sequence*>& rows);
   // Picks each row's next token from `logits` [rows, vocab] and appends it; moves finished ones out.
   void sample_and_append(const torch::Tensor& logits, std::vector<Sequence*>& rows, std::vector<Finished>& finished);
   void admit(std::vector<Finished>& finished);

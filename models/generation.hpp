@@ -42,6 +42,10 @@ struct SamplingOptions {
   /// frequency_penalty once per occurrence (OpenAI's penalties).
   double presence_penalty = 0.0;
   double frequency_penalty = 0.0;
+  /// Divides the positive logits and multiplies the negative ones of every token in the prompt or
+  /// the completion so far, before the penalties above (transformers' and vLLM's repetition
+  /// penalty; 1: none).
+  double repetition_penalty = 1.0;
   /// (token id, value) pairs added to the logits before sampling (OpenAI's logit_bias).
   std::vector<std::pair<std::int64_t, float>> logit_bias;
   /// Report this many most likely tokens (below sample_below) at each position (0: none).

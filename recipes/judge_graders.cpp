@@ -74,7 +74,8 @@ std::string cache_key(const std::vector<ChatMessage>& prompt, const SamplingPara
     key += message.role + '\x1f' + message.content + '\x1e';
   key += std::to_string(s.temperature) + ',' + std::to_string(s.top_k) + ',' + std::to_string(s.top_p) + ','
     + std::to_string(s.max_tokens) + ',' + std::to_string(s.seed) + ',' + std::to_string(s.min_tokens) + ','
-    + std::to_string(s.presence_penalty) + ',' + std::to_string(s.frequency_penalty);
+    + std::to_string(s.presence_penalty) + ',' + std::to_string(s.frequency_penalty) + ','
+    + std::to_string(s.repetition_penalty);
   for (const auto& stop : s.stop)
     key += '\x1f' + stop;
   for (const auto& [token, bias] : s.logit_bias)

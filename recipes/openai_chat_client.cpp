@@ -84,6 +84,8 @@ std::string OpenAIChatClient::request_body(const std::vector<ChatMessage>& messa
     body["presence_penalty"] = sampling.presence_penalty;
   if (sampling.frequency_penalty != 0.0)
     body["frequency_penalty"] = sampling.frequency_penalty;
+  if (sampling.repetition_penalty != 1.0) // vLLM's; OpenAI's own API has none
+    body["repetition_penalty"] = sampling.repetition_penalty;
   for (const auto& [token, bias] : sampling.logit_bias)
     body["logit_bias"][std::to_string(token)] = bias;
   if (!sampling.json_schema.is_null())

@@ -42,12 +42,14 @@ struct RequestLimits {
   double default_temperature = 1.0;
   double default_top_p = 1.0;
   std::int64_t default_top_k = 0;
+  double default_repetition_penalty = 1.0;
 };
 
 /// Takes the sampling defaults of a model's generation_config.json (`generation_config`, the file's
-/// JSON) into `limits`, as vLLM serves by default: temperature, top_p and top_k, and max_new_tokens
-/// as a chat request's max_tokens. Returns what it set ("temperature=0.6", ...) and, prefixed with
-/// "not applied: ", the sampling keys it has no setting for (repetition_penalty, min_p).
+/// JSON) into `limits`, as vLLM serves by default: temperature, top_p, top_k and
+/// repetition_penalty, and max_new_tokens as a chat request's max_tokens. Returns what it set
+/// ("temperature=0.6", ...) and, prefixed with "not applied: ", the sampling keys it has no setting
+/// for (min_p).
 /// @throws std::invalid_argument naming the key for a value a request could not give.
 std::vector<std::string> apply_generation_config(RequestLimits& limits, const nlohmann::json& generation_config);
 

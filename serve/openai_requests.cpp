@@ -200,6 +200,14 @@ std::map<std::int64_t, double> parse_logit_bias(const json& bias) {
   return result;
 }
 
+// vLLM's repetition_penalty: any positive number.
+double repetition_penalty(Fields& fields, double fallback) {
+  auto penalty = fields.number("repetition_penalty", fallback, 0.0, 1e6);
+  if (penalty == 0.0)
+    invalid("repetition_penalty", "'repetition_penalty' must be greater than 0.");
+  return penalty;
+}
+
 // The fields both endpoints share.
 void parse_common(Fields& fields, CompletionRequest& request, const RequestLimits& limits,
                   std::int64_t default_max_tokens, std::int64_t least_max_tokens = 1) {
@@ -259,6 +267,7 @@ void parse_common(Fields& fields, CompletionRequest& request, const RequestLimit
   }
 
   sampling.frequency_penalty = fields.number("frequency_penalty", 0.0, -2.0, 2.0);
+  sampling.repetition_penalty = repetition_penalty(fields, limits.default_repetition_penalty); // vLLM's
   sampling.presence_penalty = fields.number("presence_penalty", 0.0, -2.0, 2.0);
   if (const auto* bias = fields.take("logit_bias"))
     sampling.logit_bias = parse_logit_bias(*bias);
@@ -440,6 +449,9 @@ std::vector<std::string> apply_generation_config(RequestLimits& limits, const nl
       applied.push_back("top_p=" + number(limits.default_top_p = fields.number("top_p", 1.0, 0.0, 1.0)));
     if (fields.take("top_k"))
       applied.push_back("top_k=" + std::to_string(limits.default_top_k = fields.integer("top_k", 0, 0, 1 << 30)));
+    if (fields.take("repetition_penalty"))
+      applied.push_back("repetition_penalty="
+                        + number(limits.default_repetition_penalty = repetition_penalty(fields, 1.0)));
     if (fields.take("max_new_tokens"))
       applied.push_back("max_tokens="
                         + std::to_string(limits.default_max_tokens = fields.integer("max_new_tokens", 1, 1, 1 << 30)));
@@ -447,9 +459,8 @@ std::vector<std::string> apply_generation_config(RequestLimits& limits, const nl
     throw std::invalid_argument("generation_config.json: " + std::string(error.what()));
   }
   // Sampling settings vLLM would also take that this sampler does not have.
-  for (const auto* key : {"repetition_penalty", "min_p"})
-    if (fields.take(key))
-      applied.push_back(std::string("not applied: ") + key + "=" + generation_config[key].dump());
+  if (fields.take("min_p"))
+    applied.push_back("not applied: min_p=" + generation_config["min_p"].dump());
   return applied;
 }
 

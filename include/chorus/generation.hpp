@@ -114,6 +114,10 @@ struct SamplingParams {
   /// Subtracted from a token's logit once for each time the completion already holds it (OpenAI's
   /// frequency_penalty: positive values curb repetition).
   double frequency_penalty = 0.0;
+  /// transformers' and vLLM's repetition penalty: the logit of every token the prompt or the
+  /// completion already holds is divided by it where positive and multiplied by it where negative,
+  /// before the penalties above (> 1 curbs repetition; 1: none; Qwen2.5's models ship 1.05).
+  double repetition_penalty = 1.0;
   /// Added to the logits of these token ids before sampling (OpenAI's logit_bias: -100 bans a
   /// token, +100 all but forces it). Penalties and biases change what is drawn, not the log-probs.
   std::map<std::int64_t, double> logit_bias;

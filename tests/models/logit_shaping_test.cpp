@@ -143,3 +143,33 @@ TEST(LogitShaping, TheTokensATextIsMadeOf) {
   GeneratedSequence unknown{{ByteTokenizer::kVocabSize + 3}, {-1.0f}, {}, {}};
   EXPECT_EQ(position_logprobs(tokenizer, unknown, 0, 1).front().chosen.text, "");
 }
+
+// transformers' and vLLM's repetition penalty, step by step: each greedy token is the argmax of the
+// model's logits for everything before it with every token seen so far (the prompt's too) divided by
+// the penalty where positive and multiplied by it where negative. The log-probs stay the model's.
+TEST(LogitShaping, ARepetitionPenaltyScalesTheLogitsOfEveryTokenSeen) {
+  auto model = peaked_model();
+  auto plain = greedy(model, {}, 12);
+  bool changed = false;
+  for (double penalty : {1.3, 4.0, 0.5}) {
+    auto penalised = greedy(model, {.repetition_penalty = penalty}, 12);
+    changed = changed || penalised.tokens != plain.tokens;
+    auto sequence = kPrompt;
+    for (std::size_t step = 0; step < penalised.tokens.size(); ++step) {
+      torch::NoGradGuard no_grad;
+      auto logits = model->forward(torch::tensor(sequence).unsqueeze(0))[0][-1].clone();
+      auto shaped = logits.clone();
+      for (auto id : std::set<std::int64_t>(sequence.begin(), sequence.end())) {
+        auto value = logits[id].item<float>();
+        shaped[id] = value > 0 ? value / penalty : value * penalty;
+      }
+      EXPECT_EQ(penalised.tokens[step], shaped.argmax().item<std::int64_t>())
+        << "penalty " << penalty << ", step " << step;
+      auto logprob = torch::log_softmax(logits, -1)[penalised.tokens[step]].item<float>();
+      EXPECT_NEAR(penalised.logprobs[step], logprob, 1e-4 * std::max(1.0f, std::abs(logprob)));
+      sequence.push_back(penalised.tokens[step]);
+    }
+  }
+  EXPECT_TRUE(changed) << "no penalty changed the greedy completion: the test shows nothing";
+  EXPECT_THROW(greedy(model, {.repetition_penalty = 0.0}), std::invalid_argument);
+}

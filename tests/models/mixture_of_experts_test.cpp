@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <fstream>
 
 using namespace chorus::models;
@@ -248,6 +249,17 @@ TEST(MixtureOfExperts, TransformersFivesPackedExpertsLoad) {
       [&] { load_pretrained(dir); },
       {"'model.layers.1.mlp.experts.down_proj' has shape [4, " + std::to_string(config.moe_intermediate_size) + ", 64]",
        "config.json implies [4, 64, " + std::to_string(config.moe_intermediate_size) + "]"});
+
+    // A layer with neither layout of an expert tensor is refused naming both names tried.
+    packed.erase(
+      std::remove_if(packed.begin(), packed.end(),
+                     [](const auto& entry) { return entry.first == "model.layers.1.mlp.experts.down_proj"; }),
+      packed.end());
+    save_safetensors(dir / "model.safetensors", packed);
+    expect_error_containing<CheckpointError>(
+      [&] { load_pretrained(dir); },
+      {"tensor 'model.layers.1." + std::string(mixtral ? "block_sparse_moe.experts.0.w2" : "mlp.experts.0.down_proj")
+       + ".weight', nor 'model.layers.1.mlp.experts.down_proj' (transformers 5's packed experts) is missing"});
   }
 }
 

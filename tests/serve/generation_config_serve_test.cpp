@@ -56,7 +56,7 @@ TEST(ChorusServe, TheModelsGenerationConfigGivesTheSamplingDefaults) {
   ASSERT_NE(greedy.port, 0);
   EXPECT_NE(
     greedy.child->output().find("sampling defaults from the model's generation_config.json (--generation-config "
-                                "none for OpenAI's): temperature=0, not applied: repetition_penalty=1.05"),
+                                "none for OpenAI's): temperature=0, repetition_penalty=1.05"),
     std::string::npos)
     << greedy.child->output();
   auto [first, second] = replies_of_two_seeds(greedy.port, folder.string());

@@ -235,6 +235,8 @@ TEST(OpenAIProtocol, RefusesWhatItCannotServeNamingTheField) {
   EXPECT_EQ(refusal(base + R"("stream_options": {"include_usage": true}})").param, "stream_options");
   EXPECT_EQ(refusal(base + R"("frequency_penalty": 2.5})").param, "frequency_penalty");
   EXPECT_EQ(refusal(base + R"("presence_penalty": "some"})").param, "presence_penalty");
+  EXPECT_EQ(refusal(base + R"("repetition_penalty": 0})").param, "repetition_penalty");
+  EXPECT_EQ(refusal(base + R"("repetition_penalty": -1.1})").param, "repetition_penalty");
   EXPECT_EQ(refusal(base + R"("logit_bias": [1]})").param, "logit_bias");
   EXPECT_EQ(refusal(base + R"("logit_bias": {"-3": 1}})").param, "logit_bias");
   EXPECT_EQ(refusal(base + R"("logit_bias": {"abc": 1}})").param, "logit_bias");
@@ -324,17 +326,21 @@ TEST(OpenAIProtocol, TheModelsGenerationConfigSetsTheDefaultsARequestLeavesOut) 
   auto limits = kLimits;
   auto applied = apply_generation_config(limits, json::parse(R"({"bos_token_id": 151643, "do_sample": true,
     "eos_token_id": [151645, 151643], "temperature": 0.6, "top_k": 20, "top_p": 0.95, "max_new_tokens": 77,
-    "repetition_penalty": 1.05, "transformers_version": "4.51.0"})"));
+    "repetition_penalty": 1.05, "min_p": 0.0, "transformers_version": "4.51.0"})"));
   EXPECT_EQ(applied,
-            (std::vector<std::string>{"temperature=0.6", "top_p=0.95", "top_k=20", "max_tokens=77",
-                                      "not applied: repetition_penalty=1.05"}));
+            (std::vector<std::string>{"temperature=0.6", "top_p=0.95", "top_k=20", "repetition_penalty=1.05",
+                                      "max_tokens=77", "not applied: min_p=0.0"}));
   const std::string chat = R"({"model": "tiny", "messages": [{"role": "user", "content": "x"}])";
   auto plain = parse_chat_request(chat + "}", limits).sampling;
   EXPECT_DOUBLE_EQ(plain.temperature, 0.6);
   EXPECT_DOUBLE_EQ(plain.top_p, 0.95);
   EXPECT_EQ(plain.top_k, 20);
   EXPECT_EQ(plain.max_tokens, 77);
-  auto given = parse_chat_request(chat + R"(, "temperature": 1.0, "top_k": 0, "max_tokens": 5})", limits).sampling;
+  EXPECT_DOUBLE_EQ(plain.repetition_penalty, 1.05);
+  auto given = parse_chat_request(
+                 chat + R"(, "temperature": 1.0, "top_k": 0, "max_tokens": 5, "repetition_penalty": 1.2})", limits)
+                 .sampling;
+  EXPECT_DOUBLE_EQ(given.repetition_penalty, 1.2);
   EXPECT_DOUBLE_EQ(given.temperature, 1.0);
   EXPECT_DOUBLE_EQ(given.top_p, 0.95);
   EXPECT_EQ(given.top_k, 0);
@@ -352,7 +358,8 @@ TEST(OpenAIProtocol, TheModelsGenerationConfigSetsTheDefaultsARequestLeavesOut) 
   EXPECT_TRUE(apply_generation_config(openai, json()).empty());
 
   // A value no request could give is refused naming the file and the key.
-  for (const auto* bad : {R"({"temperature": 3.0})", R"({"top_k": -1})", R"({"top_p": "high"})"}) {
+  for (const auto* bad :
+       {R"({"temperature": 3.0})", R"({"top_k": -1})", R"({"top_p": "high"})", R"({"repetition_penalty": 0})"}) {
     auto refused = kLimits;
     try {
       apply_generation_config(refused, json::parse(bad));
