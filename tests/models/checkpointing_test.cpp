@@ -10,13 +10,9 @@
 using namespace chorus::models;
 using test::heap_in_use;
 using test::random_model;
+using test::sample_tokens;
 
 namespace {
-
-torch::Tensor sample_tokens(std::int64_t vocab, std::int64_t batch, std::int64_t time) {
-  torch::manual_seed(5);
-  return torch::randint(vocab, {batch, time}, torch::kInt64);
-}
 
 // Next-token cross-entropy over `tokens`, plus a mixture of experts' balance loss when it keeps one.
 torch::Tensor training_loss(Transformer& model, const torch::Tensor& tokens) {
@@ -55,7 +51,7 @@ TEST(GradientCheckpointing, GradientsAreTheSameAsWithout) {
   moe.router_aux_loss_coef = 0.5;
   for (const auto& config : {test::small_config("qwen2"), test::gemma2_config(), test::olmo3_config(),
                              test::phi3_config(), moe, test::moe_config("qwen2_moe")}) {
-    auto tokens = sample_tokens(config.vocab_size, 2, 24);
+    auto tokens = sample_tokens(config.vocab_size, 2, 24, 5);
     auto plain = random_model(config, 7);
     auto checkpointed = random_model(config, 7);
     checkpointed->set_gradient_checkpointing(true);
@@ -72,7 +68,7 @@ TEST(GradientCheckpointing, GradientsAreTheSameAsWithout) {
 TEST(GradientCheckpointing, TheBalanceLossReachesTheRecomputedRouters) {
   auto config = test::moe_config("mixtral");
   config.output_router_logits = true;
-  auto tokens = sample_tokens(config.vocab_size, 2, 12);
+  auto tokens = sample_tokens(config.vocab_size, 2, 12, 5);
   auto plain = random_model(config, 8);
   auto checkpointed = random_model(config, 8);
   checkpointed->set_gradient_checkpointing(true);
@@ -95,7 +91,7 @@ TEST(GradientCheckpointing, LoraWithDropoutGetsTheSameGradients) {
   lora.r = 4;
   lora.lora_dropout = 0.3;
   lora.target_modules = {"q_proj", "v_proj", "down_proj"};
-  auto tokens = sample_tokens(config.vocab_size, 2, 16);
+  auto tokens = sample_tokens(config.vocab_size, 2, 16, 5);
   auto plain = random_model(config, 9);
   auto checkpointed = random_model(config, 9);
   std::vector<double> next_draws;
@@ -151,7 +147,7 @@ TEST(GradientCheckpointing, AForwardPassHoldsOneLayersActivations) {
   auto config = test::small_config("qwen2");
   config.num_hidden_layers = 8;
   config.max_position_embeddings = 512;
-  auto tokens = sample_tokens(config.vocab_size, 2, 257);
+  auto tokens = sample_tokens(config.vocab_size, 2, 257, 5);
   std::vector<std::size_t> held;
   for (bool on : {false, true}) {
     auto model = random_model(config, 3);

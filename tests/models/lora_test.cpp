@@ -21,14 +21,10 @@ using namespace chorus::models;
 using chorus::CheckpointError;
 using chorus::test::expect_error_containing;
 using test::random_model;
+using test::sample_tokens;
 using test::small_config;
 
 namespace {
-
-torch::Tensor sample_tokens(std::int64_t vocab, std::int64_t batch, std::int64_t time) {
-  torch::manual_seed(5);
-  return torch::randint(vocab, {batch, time}, torch::kInt64);
-}
 
 // Adapters that change the model: B drawn instead of zero.
 void perturb_adapters(Transformer& model) {
@@ -68,7 +64,7 @@ TEST(Lora, TheTrainingPathEqualsTheMergedWeights) {
     auto model = random_model(small_config(type), 1);
     model->add_adapters(rank(4), /*seed=*/3);
     perturb_adapters(model);
-    auto tokens = sample_tokens(97, 2, 9);
+    auto tokens = sample_tokens(97, 2, 9, 5);
     auto trained = model->forward(tokens); // autograd records: s B A x beside the frozen product
     torch::Tensor merged;
     {
@@ -82,7 +78,7 @@ TEST(Lora, TheTrainingPathEqualsTheMergedWeights) {
 
 TEST(Lora, FreshAdaptersAndAdaptersOffComputeAsTheBase) {
   auto model = random_model(small_config(), 1);
-  auto tokens = sample_tokens(97, 2, 7);
+  auto tokens = sample_tokens(97, 2, 7, 5);
   torch::NoGradGuard no_grad;
   auto base = model->forward(tokens).clone();
   model->add_adapters(rank(8), 3);
@@ -101,7 +97,7 @@ TEST(Lora, FreshAdaptersAndAdaptersOffComputeAsTheBase) {
 TEST(Lora, MergedWeightsFollowAnUpdateOfTheAdapters) {
   auto model = random_model(small_config(), 2);
   model->add_adapters(rank(4), 3);
-  auto tokens = sample_tokens(97, 1, 6);
+  auto tokens = sample_tokens(97, 1, 6, 5);
   torch::NoGradGuard no_grad;
   auto before = model->forward(tokens).clone();
   perturb_adapters(model);
@@ -132,7 +128,7 @@ TEST(Lora, PartlyAdaptedGroupsEqualTheMergedWeights) {
   config.target_modules = {"q_proj", "v_proj", "up_proj"};
   model->add_adapters(config, /*seed=*/3);
   perturb_adapters(model);
-  auto tokens = sample_tokens(97, 2, 9);
+  auto tokens = sample_tokens(97, 2, 9, 5);
   auto trained = model->forward(tokens);
   EXPECT_LT(max_difference(trained.detach(), logits_of(model, tokens)), 1e-5);
 }
@@ -145,7 +141,7 @@ TEST(Lora, DropoutMasksTheAdaptersInputOnTheTrainingPath) {
   config.lora_dropout = 0.5;
   model->add_adapters(config, /*seed=*/3);
   perturb_adapters(model);
-  auto tokens = sample_tokens(97, 2, 9);
+  auto tokens = sample_tokens(97, 2, 9, 5);
   auto first = model->forward(tokens).detach();
   auto second = model->forward(tokens).detach();
   EXPECT_GT(max_difference(first, second), 1e-4);
@@ -172,7 +168,7 @@ TEST(Lora, OnlyTheAdaptersTrain) {
     trained += group.params().size();
   EXPECT_EQ(trained, adapters.size());
 
-  auto tokens = sample_tokens(97, 2, 8);
+  auto tokens = sample_tokens(97, 2, 8, 5);
   for (int step = 0; step < 3; ++step) {
     optimizer_step(
       *model, *optimizer, {1.0},
@@ -258,7 +254,7 @@ TEST(LoraFolders, TheSavedAdapterIsPeftsFormatAndAnIndependentForwardAgrees) {
     EXPECT_EQ(file.entries().size(), 2u * 7u * 2u);
 
     // The base as it is, the adapter merged by the script itself.
-    auto tokens = sample_tokens(97, 2, 6);
+    auto tokens = sample_tokens(97, 2, 6, 5);
     auto reference =
       test::reference_output(base, dir / (std::string(type) + "_reference"), tokens, "logits", dir / type);
     EXPECT_LT(max_difference(logits_of(adapted, tokens), reference), 1e-4) << type;
@@ -270,7 +266,7 @@ TEST(LoraFolders, AnAdapterLoadsOntoItsBaseAndAMergedFolderComputesTheSame) {
   auto adapted = random_model(small_config(), 1);
   adapted->add_adapters(rank(4), 3);
   perturb_adapters(adapted);
-  auto tokens = sample_tokens(97, 2, 6);
+  auto tokens = sample_tokens(97, 2, 6, 5);
   auto expected = logits_of(adapted, tokens);
   save_adapter(adapted, dir / "adapter", "base");
   save_pretrained(adapted, dir / "merged");
@@ -339,7 +335,7 @@ TEST(LoraFolders, Phi3sAdaptersAreStoredOnItsFusedProjections) {
   EXPECT_EQ(file.entry("base_model.model.model.layers.0.self_attn.qkv_proj.lora_B.weight").shape,
             (std::vector<std::int64_t>{128, 12}));
   EXPECT_FALSE(file.contains("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"));
-  auto tokens = sample_tokens(97, 2, 6);
+  auto tokens = sample_tokens(97, 2, 6, 5);
   auto expected = logits_of(adapted, tokens);
   auto reference = test::reference_output(base, dir / "reference", tokens, "logits", dir / "adapter");
   EXPECT_LT(max_difference(expected, reference), 1e-4);
@@ -387,7 +383,7 @@ TEST(Lora, AdapterGradientsMatchFiniteDifferences) {
   model->add_adapters(rank(2), 3);
   perturb_adapters(model);
   model->to(torch::kFloat64);
-  auto tokens = sample_tokens(97, 1, 5);
+  auto tokens = sample_tokens(97, 1, 5, 5);
   auto loss_of = [&] { // in float64 throughout (the training losses compute in fp32)
     auto logprobs = torch::log_softmax(model->forward(tokens).narrow(1, 0, 4), -1);
     return -logprobs.gather(-1, tokens.narrow(1, 1, 4).unsqueeze(-1)).mean();
@@ -453,7 +449,7 @@ TEST(LoraFolders, ModulesToSaveTrainBesideTheAdaptersAndTravelWithThem) {
     model->model->norm->weight.mul_(1.5); // as a training step would move it
   }
   perturb_adapters(model);
-  auto tokens = sample_tokens(97, 2, 6);
+  auto tokens = sample_tokens(97, 2, 6, 5);
   auto expected = logits_of(model, tokens);
   save_adapter(model, dir / "adapter", "base");
   auto file = SafetensorsFile::open(dir / "adapter" / "adapter_model.safetensors");
@@ -489,7 +485,7 @@ TEST(LoraFolders, AScoringModelsHeadTravelsWithItsAdapters) {
     torch::NoGradGuard no_grad;
     model->score->weight.normal_(0.0, 0.5); // as training would have moved it
   }
-  auto tokens = sample_tokens(97, 2, 5);
+  auto tokens = sample_tokens(97, 2, 5, 5);
   torch::Tensor expected;
   {
     torch::NoGradGuard no_grad;

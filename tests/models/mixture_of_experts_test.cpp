@@ -23,6 +23,7 @@ using chorus::CheckpointError;
 using chorus::test::expect_error_containing;
 using test::moe_config;
 using test::random_model;
+using test::sample_tokens;
 
 namespace {
 
@@ -31,11 +32,6 @@ std::filesystem::path fresh_dir(const std::string& name) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;
-}
-
-torch::Tensor sample_tokens(std::int64_t vocab, std::int64_t batch, std::int64_t time) {
-  torch::manual_seed(3);
-  return torch::randint(vocab, {batch, time}, torch::kInt64);
 }
 
 torch::Tensor logits_of(Transformer& model, const torch::Tensor& tokens) {
@@ -184,7 +180,7 @@ TEST(MixtureOfExperts, FoldersRoundTripInTheirFamiliesLayout) {
     // Qwen3-MoE's first layer is dense here; Qwen2-MoE has its shared expert and the expert's gate.
     EXPECT_EQ(file.contains("model.layers.0.mlp.gate_proj.weight"), config.model_type == "qwen3_moe");
     EXPECT_EQ(file.contains("model.layers.1.mlp.shared_expert_gate.weight"), config.model_type == "qwen2_moe");
-    auto tokens = sample_tokens(config.vocab_size, 2, 20);
+    auto tokens = sample_tokens(config.vocab_size, 2, 20, 3);
     EXPECT_TRUE(torch::equal(logits_of(model, tokens), logits_of(loaded, tokens))) << type;
   }
   // A folder of another expert count is refused naming the tensor.
@@ -237,7 +233,7 @@ TEST(MixtureOfExperts, TransformersFivesPackedExpertsLoad) {
     }
     save_safetensors(dir / "model.safetensors", packed);
     auto loaded = load_pretrained(dir);
-    auto tokens = sample_tokens(config.vocab_size, 2, 12);
+    auto tokens = sample_tokens(config.vocab_size, 2, 12, 3);
     EXPECT_TRUE(torch::equal(logits_of(model, tokens), logits_of(loaded, tokens))) << type;
 
     // Transposed experts (another tool's layout) are refused naming the tensor and both shapes.
@@ -309,7 +305,7 @@ TEST(MixtureOfExperts, LoadBalancingLossIsTransformersFormula) {
   // The model keeps its routers' logits only when config.json asks for the loss, and only from a
   // pass that records gradients; the loss's gradient reaches the routers.
   auto config = moe_config("qwen3_moe");
-  auto tokens = sample_tokens(config.vocab_size, 2, 8);
+  auto tokens = sample_tokens(config.vocab_size, 2, 8, 3);
   auto off = random_model(config, 2);
   language_model_loss(off, tokens);
   EXPECT_FALSE(off->router_loss().defined());
@@ -333,7 +329,7 @@ TEST(MixtureOfExperts, TheLoadBalancingLossLeavesPaddingOut) {
   config.output_router_logits = true;
   config.router_aux_loss_coef = 1.0;
   auto model = random_model(config, 10);
-  auto tokens = sample_tokens(config.vocab_size, 1, 6);
+  auto tokens = sample_tokens(config.vocab_size, 1, 6, 3);
   model->hidden_states(tokens);
   auto alone = model->router_loss().item<double>();
 
@@ -358,7 +354,7 @@ TEST(MixtureOfExperts, AnOptimizerStepAddsTheLoadBalancingLoss) {
   auto config = moe_config("olmoe");
   config.output_router_logits = true;
   config.router_aux_loss_coef = 0.5;
-  auto tokens = sample_tokens(config.vocab_size, 2, 8);
+  auto tokens = sample_tokens(config.vocab_size, 2, 8, 3);
   auto model = random_model(config, 9);
   auto task = language_model_loss(model, tokens).item<double>();
   auto balance = model->router_loss().item<double>();
@@ -371,7 +367,7 @@ TEST(MixtureOfExperts, AnOptimizerStepAddsTheLoadBalancingLoss) {
 
 TEST(MixtureOfExperts, TrainingLowersTheLoss) {
   auto model = random_model(moe_config("qwen2_moe"), 8);
-  auto tokens = sample_tokens(97, 4, 12);
+  auto tokens = sample_tokens(97, 4, 12, 3);
   auto optimizer = make_adamw(*model, 1e-2, 0.0);
   auto router_before = moe_of(model, 1)->gate->weight.clone();
   double first = 0, last = 0;
@@ -415,7 +411,7 @@ TEST(LoraFolders, ExpertsAreAdaptedAsPeftAdaptsThem) {
     EXPECT_FALSE(file.contains(std::string("base_model.model.model.layers.1.") + (mixtral ? "block_sparse_moe" : "mlp")
                                + ".gate.lora_A.weight")); // the router trains in full or not at all
 
-    auto tokens = sample_tokens(97, 2, 8);
+    auto tokens = sample_tokens(97, 2, 8, 3);
     auto expected = logits_of(adapted, tokens);
     auto reference = test::reference_output(base, dir / "reference", tokens, "logits", dir / "adapter");
     EXPECT_LT((expected - reference).abs().max().item<double>(), 1e-4) << type;
@@ -447,7 +443,7 @@ TEST(LoraFolders, RoutersTrainInFullBesideTheExpertsAdapters) {
                 .contains("base_model.model.model.layers.1.mlp.gate.weight"));
   auto reloaded = random_model(config, 1);
   load_adapter(reloaded, dir);
-  auto tokens = sample_tokens(97, 2, 8);
+  auto tokens = sample_tokens(97, 2, 8, 3);
   EXPECT_TRUE(torch::allclose(logits_of(reloaded, tokens), logits_of(adapted, tokens), 0, 1e-6));
   auto base = random_model(config, 1);
   EXPECT_GT((logits_of(reloaded, tokens) - logits_of(base, tokens)).abs().max().item<double>(), 1e-4);

@@ -17,6 +17,7 @@
 using chorus::CheckpointError;
 using chorus::test::expect_error_containing;
 using namespace chorus::models;
+using test::sample_tokens;
 
 namespace {
 
@@ -36,11 +37,6 @@ ModelConfig scoring_config(const std::string& type, bool tied) {
   return config;
 }
 
-torch::Tensor sample_tokens(std::int64_t vocab, std::int64_t batch, std::int64_t time) {
-  torch::manual_seed(11);
-  return torch::randint(vocab, {batch, time}, torch::kInt64);
-}
-
 torch::Tensor scores_of(Transformer& model, const torch::Tensor& tokens) {
   torch::NoGradGuard no_grad;
   return model->scores(model->hidden_states(tokens));
@@ -55,7 +51,7 @@ TEST_P(ReferenceScores, MatchAnIndependentPyTorchForwardWithin1e4) {
   auto config = scoring_config(type, tied);
   auto model = random_model(config, 42);
   auto dir = fresh_dir("reference_" + type + (tied ? "_tied" : ""));
-  auto tokens = sample_tokens(config.vocab_size, 2, 9);
+  auto tokens = sample_tokens(config.vocab_size, 2, 9, 11);
   auto expected = test::reference_output(model, dir, tokens, "scores");
   auto scores = scores_of(model, tokens);
   ASSERT_EQ(scores.sizes(), expected.sizes());
@@ -80,7 +76,7 @@ TEST(ScoringModel, SavesAsSequenceClassificationWithAScoreTensorAndLoadsBackBitF
   EXPECT_FALSE(file.contains("lm_head.weight")); // transformers' classifier has no language-model head
 
   auto loaded = load_pretrained(dir, torch::kFloat32, Head::scoring);
-  auto tokens = sample_tokens(config.vocab_size, 2, 7);
+  auto tokens = sample_tokens(config.vocab_size, 2, 7, 11);
   EXPECT_TRUE(torch::equal(scores_of(model, tokens), scores_of(loaded, tokens)));
 }
 
@@ -93,7 +89,7 @@ TEST(ScoringModel, ALanguageModelFolderBecomesAScoringModelWithTheSameBodyAndASe
   auto again = load_pretrained(dir, torch::kFloat32, Head::scoring, /*seed=*/1);
   auto other = load_pretrained(dir, torch::kFloat32, Head::scoring, /*seed=*/2);
   ASSERT_TRUE(first->is_scoring());
-  auto tokens = sample_tokens(config.vocab_size, 1, 6);
+  auto tokens = sample_tokens(config.vocab_size, 1, 6, 11);
   torch::NoGradGuard no_grad;
   EXPECT_TRUE(torch::equal(language_model->hidden_states(tokens), first->hidden_states(tokens)));
   EXPECT_TRUE(torch::equal(first->score->weight, again->score->weight));
@@ -109,7 +105,7 @@ TEST(ScoringModel, AScoringFolderIsNotALanguageModel) {
   save_pretrained(model, dir);
   expect_error_containing<CheckpointError>([&] { load_pretrained(dir); },
                                            {"config.json", "Qwen2ForSequenceClassification", "spawn_scoring"});
-  auto tokens = sample_tokens(97, 1, 3);
+  auto tokens = sample_tokens(97, 1, 3, 11);
   torch::NoGradGuard no_grad;
   expect_error_containing<std::invalid_argument>([&] { model->forward(tokens); }, {"no language-model head"});
 }

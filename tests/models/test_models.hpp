@@ -148,6 +148,12 @@ inline Transformer random_model(const ModelConfig& config, std::uint64_t seed, d
   return model;
 }
 
+/// Token ids [batch, time] below `vocab`, drawn from LibTorch's generator seeded with `seed`.
+inline torch::Tensor sample_tokens(std::int64_t vocab, std::int64_t batch, std::int64_t time, std::uint64_t seed) {
+  torch::manual_seed(seed);
+  return torch::randint(vocab, {batch, time}, torch::kInt64);
+}
+
 /// The bytes malloc has handed out and not had back (the model code keeps every block in malloc's
 /// heap: transformer.cpp), or about 0 where another allocator serves them (the sanitizers'): what a
 /// pass holds is the difference before and after it.

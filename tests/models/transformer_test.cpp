@@ -17,6 +17,7 @@
 using chorus::CheckpointError;
 using chorus::test::expect_error_containing;
 using namespace chorus::models;
+using test::sample_tokens;
 
 namespace {
 
@@ -28,11 +29,6 @@ std::filesystem::path fresh_dir(const std::string& name) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;
-}
-
-torch::Tensor sample_tokens(std::int64_t vocab, std::int64_t batch, std::int64_t time) {
-  torch::manual_seed(7);
-  return torch::randint(vocab, {batch, time}, torch::kInt64);
 }
 
 struct Architecture {
@@ -109,7 +105,7 @@ TEST_P(ReferenceLogits, MatchAnIndependentPyTorchForwardWithin1e4) {
   const auto& [name, config] = GetParam();
   auto model = random_model(config, 42);
   auto dir = fresh_dir("reference_" + name);
-  auto tokens = sample_tokens(config.vocab_size, 2, 40);
+  auto tokens = sample_tokens(config.vocab_size, 2, 40, 7);
   auto expected = test::reference_output(model, dir, tokens, "logits");
   torch::NoGradGuard no_grad;
   auto logits = model->forward(tokens);
@@ -202,7 +198,7 @@ TEST(Checkpoint, LoadOfSaveReproducesLogitsBitForBit) {
     auto dir = fresh_dir(std::string("roundtrip_") + (tied ? "tied" : "untied"));
     save_pretrained(model, dir);
     auto loaded = load_pretrained(dir);
-    auto tokens = sample_tokens(config.vocab_size, 3, 9);
+    auto tokens = sample_tokens(config.vocab_size, 3, 9, 7);
     torch::NoGradGuard no_grad;
     EXPECT_TRUE(torch::equal(model->forward(tokens), loaded->forward(tokens))) << "tied=" << tied;
     EXPECT_EQ(SafetensorsFile::open(dir / "model.safetensors").contains("lm_head.weight"), !tied);
@@ -215,7 +211,7 @@ TEST(Checkpoint, LoadOfSaveReproducesLogitsBitForBit) {
   auto loaded = load_pretrained(dir);
   EXPECT_EQ(loaded->config().rope_scaling.type, "yarn");
   EXPECT_TRUE(SafetensorsFile::open(dir / "model.safetensors").contains("model.layers.1.self_attn.k_norm.weight"));
-  auto tokens = sample_tokens(config.vocab_size, 2, 40);
+  auto tokens = sample_tokens(config.vocab_size, 2, 40, 7);
   torch::NoGradGuard no_grad;
   EXPECT_TRUE(torch::equal(model->forward(tokens), loaded->forward(tokens)));
 }
@@ -237,7 +233,7 @@ TEST(Checkpoint, OlmoSmolLM3AndGraniteFoldersRoundTrip) {
     if (olmo)
       EXPECT_EQ(file.entry("model.layers.0.self_attn.q_norm.weight").shape,
                 (std::vector<std::int64_t>{config.num_attention_heads * config.head_dim}));
-    auto tokens = sample_tokens(config.vocab_size, 2, 30);
+    auto tokens = sample_tokens(config.vocab_size, 2, 30, 7);
     torch::NoGradGuard no_grad;
     EXPECT_TRUE(torch::equal(model->forward(tokens), loaded->forward(tokens))) << config.model_type;
   }
@@ -249,7 +245,7 @@ TEST(Phi3, LongRopeTakesTheShortFactorsWithinThePretrainingContext) {
   auto config = test::phi3_config(/*tied=*/true, /*longrope=*/true);
   auto model = random_model(config, 43);
   auto dir = fresh_dir("reference_phi3_longrope_short");
-  auto tokens = sample_tokens(config.vocab_size, 2, 20);
+  auto tokens = sample_tokens(config.vocab_size, 2, 20, 7);
   auto expected = test::reference_output(model, dir, tokens, "logits");
   torch::NoGradGuard no_grad;
   auto logits = model->forward(tokens);
@@ -291,7 +287,7 @@ TEST(Checkpoint, Phi3FoldersStoreTheFusedProjections) {
   EXPECT_EQ(json["rope_scaling"]["long_factor"].size(), 6u);
   auto loaded = load_pretrained(dir);
   EXPECT_EQ(loaded->config().to_json(), config.to_json());
-  auto tokens = sample_tokens(config.vocab_size, 2, 40);
+  auto tokens = sample_tokens(config.vocab_size, 2, 40, 7);
   torch::NoGradGuard no_grad;
   EXPECT_TRUE(torch::equal(model->forward(tokens), loaded->forward(tokens)));
   // A fused matrix shaped for another config is named with both shapes.
@@ -313,7 +309,7 @@ TEST(Checkpoint, Bfloat16FolderStoresBf16AndLoads) {
   save_pretrained(model, dir);
   EXPECT_EQ(SafetensorsFile::open(dir / "model.safetensors").entry("model.norm.weight").dtype, "BF16");
   auto loaded = load_pretrained(dir);
-  auto tokens = sample_tokens(config.vocab_size, 1, 5);
+  auto tokens = sample_tokens(config.vocab_size, 1, 5, 7);
   torch::NoGradGuard no_grad;
   auto difference = (model->forward(tokens) - loaded->forward(tokens)).abs().max().item<double>();
   EXPECT_LT(difference, 0.1) << "bf16 rounding of the weights only";
@@ -322,7 +318,7 @@ TEST(Checkpoint, Bfloat16FolderStoresBf16AndLoads) {
 TEST(Checkpoint, LeftPaddingLeavesTheRealTokensLogitsUnchanged) {
   auto config = small_config("qwen2", true);
   auto model = random_model(config, 5);
-  auto tokens = sample_tokens(config.vocab_size, 1, 6);
+  auto tokens = sample_tokens(config.vocab_size, 1, 6, 7);
   auto padded = torch::cat({torch::zeros({1, 3}, torch::kInt64), tokens}, 1);
   auto mask = torch::cat({torch::zeros({1, 3}, torch::kInt64), torch::ones({1, 6}, torch::kInt64)}, 1);
   torch::NoGradGuard no_grad;
@@ -350,7 +346,7 @@ TEST(Checkpoint, ShardedFolderLoads) {
   std::ofstream(dir / "model.safetensors.index.json")
     << nlohmann::json{{"metadata", {}}, {"weight_map", weight_map}}.dump();
   auto loaded = load_pretrained(dir);
-  auto tokens = sample_tokens(config.vocab_size, 1, 4);
+  auto tokens = sample_tokens(config.vocab_size, 1, 4, 7);
   torch::NoGradGuard no_grad;
   EXPECT_TRUE(torch::equal(model->forward(tokens), loaded->forward(tokens)));
 }
@@ -368,7 +364,7 @@ TEST(Checkpoint, TheLanguageModelOfAMultimodalGemma3CheckpointLoads) {
   auto text_config = config.to_json();
   for (const char* key : {"architectures", "model_type", "torch_dtype", "tie_word_embeddings", "attention_bias"})
     text_config.erase(key);
-  auto tokens = sample_tokens(config.vocab_size, 2, 20);
+  auto tokens = sample_tokens(config.vocab_size, 2, 20, 7);
   torch::NoGradGuard no_grad;
   auto expected = model->forward(tokens);
   for (const std::string layout : {"language_model.model.", "model.language_model."}) {
