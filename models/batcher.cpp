@@ -139,12 +139,16 @@ void ContinuousBatcher::apply_repetition_penalties(torch::Tensor& samplable, con
   std::vector<std::int64_t> penalised_rows, penalised_ids;
   std::vector<float> penalties;
   for (std::size_t i = 0; i < rows.size(); ++i) {
-    auto penalty = rows[i]->request.options.repetition_penalty;
+    auto& row = *rows[i];
+    auto penalty = row.request.options.repetition_penalty;
     if (penalty == 1.0)
       continue;
-    std::unordered_set<std::int64_t> seen(rows[i]->request.prompt.begin(), rows[i]->request.prompt.end());
-    seen.insert(rows[i]->result.tokens.begin(), rows[i]->result.tokens.end());
-    for (auto id : seen) {
+    // Kept across steps: each step adds the tokens generated since, not the whole prompt again.
+    if (row.seen_tokens == 0 && row.seen.empty())
+      row.seen.insert(row.request.prompt.begin(), row.request.prompt.end());
+    for (; row.seen_tokens < row.result.tokens.size(); ++row.seen_tokens)
+      row.seen.insert(row.result.tokens[row.seen_tokens]);
+    for (auto id : row.seen) {
       penalised_rows.push_back(static_cast<std::int64_t>(i));
       penalised_ids.push_back(id);
       penalties.push_back(static_cast<float>(penalty));

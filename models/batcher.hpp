@@ -13,6 +13,7 @@
 #include <deque>
 #include <functional>
 #include <optional>
+#include <unordered_set>
 #include <vector>
 
 namespace chorus::models {
@@ -80,6 +81,9 @@ private:
     std::int64_t length = 0;               // tokens in the cache
     std::int64_t pending = 0;              // the newest token, not yet in the cache
     std::optional<GrammarMatcher> grammar; // with options.grammar: where its parse stands
+    // With a repetition penalty: the ids of the prompt and of the first `seen_tokens` generated.
+    std::unordered_set<std::int64_t> seen;
+    std::size_t seen_tokens = 0;
   };
 
   // Adds `token` (with its log-prob) to `sequence`; true if that ends it.

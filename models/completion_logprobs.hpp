@@ -19,8 +19,9 @@ torch::Tensor state_logprobs(Transformer& model, const torch::Tensor& states, co
                              std::int64_t chunk_rows = 0);
 
 /// log p of `batch`'s completion targets under `model`: [batch, time - 1], as batch_logprobs gives
-/// them, with 0 where the target is not a completion token (those are not computed). Rows that
-/// share a prompt are scored packed (models/packing.hpp).
+/// them, with 0 at the prompt's targets (those are not computed; rows scored unpacked also leave 0
+/// wherever completion_mask is 0): callers weigh them by completion_mask. Rows that share a prompt
+/// are scored packed (models/packing.hpp).
 torch::Tensor completion_logprobs(Transformer& model, const SequenceBatch& batch);
 
 /// The same given `hidden` [batch, time, hidden], the final hidden states of the batch's rows as

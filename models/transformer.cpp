@@ -444,13 +444,18 @@ torch::Tensor TransformerImpl::checkpointed_layer(std::int64_t i, const torch::T
     if (parameter.requires_grad())
       trained.push_back(parameter);
   // A mixture of experts' router logits leave the layer as a second output, so that the
-  // load-balancing loss's gradient reaches the recomputed router.
+  // load-balancing loss's gradient reaches the recomputed router; what the layer kept before (a
+  // later pass's logits, not yet taken, when this runs again in the backward pass) is put back.
   auto outputs = checkpointed(
     [layer, cos, sin, mask](const torch::Tensor& input) {
+      auto kept = layer->moe ? layer->moe->take_router_logits() : torch::Tensor();
       std::vector<torch::Tensor> outputs{layer->forward(input, cos, sin, mask)};
-      if (layer->moe)
+      if (layer->moe) {
         if (auto logits = layer->moe->take_router_logits(); logits.defined())
           outputs.push_back(logits);
+        if (kept.defined())
+          layer->moe->keep_router_logits(kept);
+      }
       return outputs;
     },
     x, trained);

@@ -46,10 +46,9 @@ struct RequestLimits {
 };
 
 /// Takes the sampling defaults of a model's generation_config.json (`generation_config`, the file's
-/// JSON) into `limits`, as vLLM serves by default: temperature, top_p, top_k and
-/// repetition_penalty, and max_new_tokens as a chat request's max_tokens. Returns what it set
-/// ("temperature=0.6", ...) and, prefixed with "not applied: ", the sampling keys it has no setting
-/// for (min_p).
+/// JSON) into `limits`, as vLLM serves by default: temperature, top_p, top_k (-1: none) and
+/// repetition_penalty. Returns what it set ("temperature=0.6", ...) and, prefixed with "not
+/// applied: ", the keys it leaves: min_p (unless 0) and max_new_tokens.
 /// @throws std::invalid_argument naming the key for a value a request could not give.
 std::vector<std::string> apply_generation_config(RequestLimits& limits, const nlohmann::json& generation_config);
 

@@ -447,20 +447,22 @@ std::vector<std::string> apply_generation_config(RequestLimits& limits, const nl
                         + number(limits.default_temperature = fields.number("temperature", 1.0, 0.0, 2.0)));
     if (fields.take("top_p"))
       applied.push_back("top_p=" + number(limits.default_top_p = fields.number("top_p", 1.0, 0.0, 1.0)));
-    if (fields.take("top_k"))
+    if (const auto* top_k = fields.take("top_k"); top_k && *top_k != -1) // -1: vLLM's "none", as 0 here
       applied.push_back("top_k=" + std::to_string(limits.default_top_k = fields.integer("top_k", 0, 0, 1 << 30)));
     if (fields.take("repetition_penalty"))
       applied.push_back("repetition_penalty="
                         + number(limits.default_repetition_penalty = repetition_penalty(fields, 1.0)));
-    if (fields.take("max_new_tokens"))
-      applied.push_back("max_tokens="
-                        + std::to_string(limits.default_max_tokens = fields.integer("max_new_tokens", 1, 1, 1 << 30)));
   } catch (const ApiError& error) {
     throw std::invalid_argument("generation_config.json: " + std::string(error.what()));
   }
   // Sampling settings vLLM would also take that this sampler does not have.
-  if (fields.take("min_p"))
-    applied.push_back("not applied: min_p=" + generation_config["min_p"].dump());
+  // What this server does not take: min_p (no such sampler; 0 changes nothing), and max_new_tokens,
+  // which would fail every request whose prompt leaves less room in the KV cache (vLLM caps it to
+  // the room left; here a chat request's default stays --max-tokens).
+  if (const auto* min_p = fields.take("min_p"); min_p && *min_p != 0)
+    applied.push_back("not applied: min_p=" + min_p->dump());
+  if (const auto* max_new_tokens = fields.take("max_new_tokens"))
+    applied.push_back("not applied: max_new_tokens=" + max_new_tokens->dump());
   return applied;
 }
 

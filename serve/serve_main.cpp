@@ -35,12 +35,12 @@ POST /v1/chat/completions, POST /v1/completions (both stream with "stream": true
   --port P                  the port (default 8000; 0: any free port)
   --max-batch-size N        sequences generated at once (default 32)
   --kv-cache-len N          the longest prompt plus completion, in tokens (default 2048)
-  --max-tokens N            max_tokens of a chat request that gives none (default 256, or the
-                            model's max_new_tokens under --generation-config auto)
+  --max-tokens N            max_tokens of a chat request that gives none (default 256)
   --generation-config auto|none
                             auto (the default, as vLLM): a request that gives no temperature,
-                            top_p or top_k gets the model's generation_config.json's; none:
-                            OpenAI's defaults (temperature 1, top_p 1, no top_k)
+                            top_p, top_k or repetition_penalty gets the model's
+                            generation_config.json's; none: OpenAI's defaults (temperature 1,
+                            top_p 1, no top_k, no repetition penalty)
   --dtype float32|bfloat16  the dtype the weights are computed in (default float32)
   --threads N               intra-op threads of the model (default 0: the machine's cores)
   --http-threads N          connections served at once (default 64)
@@ -54,7 +54,6 @@ struct Options {
   chorus::serve::ServerOptions server;
   std::string served_name;
   std::string generation_config = "auto";
-  bool max_tokens_given = false;
 };
 
 Options parse(int argc, char** argv) {
@@ -83,7 +82,6 @@ Options parse(int argc, char** argv) {
       options.spec.kv_cache_len = chorus::option_integer(arg, value(), 2, 1 << 20);
     } else if (arg == "--max-tokens") {
       options.server.limits.default_max_tokens = chorus::option_integer(arg, value(), 1, 1 << 20);
-      options.max_tokens_given = true;
     } else if (arg == "--generation-config") {
       options.generation_config = value();
       if (options.generation_config != "auto" && options.generation_config != "none")
@@ -112,18 +110,15 @@ Options parse(int argc, char** argv) {
   return options;
 }
 
-// The model's generation_config.json's sampling defaults into the server's limits (an explicit
-// --max-tokens stays); returns an error message, or "" when they were taken.
+// The model's generation_config.json's sampling defaults into the server's limits; returns an error
+// message, or "" when they were taken.
 std::string take_sampling_defaults(Options& options, const std::string& generation_config) {
-  auto max_tokens = options.server.limits.default_max_tokens;
   std::vector<std::string> applied;
   try {
     applied = chorus::serve::apply_generation_config(options.server.limits, nlohmann::json::parse(generation_config));
   } catch (const std::exception& error) {
     return options.spec.reference + "/" + error.what();
   }
-  if (options.max_tokens_given)
-    options.server.limits.default_max_tokens = max_tokens;
   std::string listed;
   for (const auto& setting : applied)
     listed += (listed.empty() ? "" : ", ") + setting;

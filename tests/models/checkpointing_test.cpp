@@ -80,6 +80,16 @@ TEST(GradientCheckpointing, TheBalanceLossReachesTheRecomputedRouters) {
   auto gate = checkpointed->model->layers[1]->as<DecoderLayer>()->moe->gate->weight.grad();
   ASSERT_TRUE(gate.defined());
   EXPECT_GT(gate.abs().max().item<double>(), 0);
+
+  // A pass's logits not yet taken survive an earlier pass's backward, which runs the layers again.
+  auto earlier = checkpointed->hidden_states(tokens).sum() + checkpointed->router_loss();
+  auto other = sample_tokens(config.vocab_size, 2, 12, 6);
+  checkpointed->hidden_states(other);
+  earlier.backward();
+  plain->hidden_states(other);
+  auto expected = plain->router_loss(), found = checkpointed->router_loss();
+  ASSERT_TRUE(found.defined());
+  EXPECT_NEAR(found.item<double>(), expected.item<double>(), 1e-6);
 }
 
 // LoRA: the input of the first layer needs no gradient (the embeddings are frozen), yet the adapters

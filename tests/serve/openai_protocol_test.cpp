@@ -329,13 +329,13 @@ TEST(OpenAIProtocol, TheModelsGenerationConfigSetsTheDefaultsARequestLeavesOut) 
     "repetition_penalty": 1.05, "min_p": 0.0, "transformers_version": "4.51.0"})"));
   EXPECT_EQ(applied,
             (std::vector<std::string>{"temperature=0.6", "top_p=0.95", "top_k=20", "repetition_penalty=1.05",
-                                      "max_tokens=77", "not applied: min_p=0.0"}));
+                                      "not applied: max_new_tokens=77"}));
   const std::string chat = R"({"model": "tiny", "messages": [{"role": "user", "content": "x"}])";
   auto plain = parse_chat_request(chat + "}", limits).sampling;
   EXPECT_DOUBLE_EQ(plain.temperature, 0.6);
   EXPECT_DOUBLE_EQ(plain.top_p, 0.95);
   EXPECT_EQ(plain.top_k, 20);
-  EXPECT_EQ(plain.max_tokens, 77);
+  EXPECT_EQ(plain.max_tokens, 99); // --max-tokens's: the file's could leave a long prompt no room
   EXPECT_DOUBLE_EQ(plain.repetition_penalty, 1.05);
   auto given = parse_chat_request(
                  chat + R"(, "temperature": 1.0, "top_k": 0, "max_tokens": 5, "repetition_penalty": 1.2})", limits)
@@ -356,10 +356,14 @@ TEST(OpenAIProtocol, TheModelsGenerationConfigSetsTheDefaultsARequestLeavesOut) 
   EXPECT_TRUE(apply_generation_config(openai, json::parse(R"({"eos_token_id": 2})")).empty());
   EXPECT_DOUBLE_EQ(parse_chat_request(chat + "}", openai).sampling.temperature, 1.0);
   EXPECT_TRUE(apply_generation_config(openai, json()).empty());
+  // vLLM's top_k -1 means none, as 0 here; a min_p that does something is reported as not applied.
+  EXPECT_EQ(apply_generation_config(openai, json::parse(R"({"top_k": -1, "min_p": 0.05})")),
+            (std::vector<std::string>{"not applied: min_p=0.05"}));
+  EXPECT_EQ(parse_chat_request(chat + "}", openai).sampling.top_k, 0);
 
   // A value no request could give is refused naming the file and the key.
   for (const auto* bad :
-       {R"({"temperature": 3.0})", R"({"top_k": -1})", R"({"top_p": "high"})", R"({"repetition_penalty": 0})"}) {
+       {R"({"temperature": 3.0})", R"({"top_k": -2})", R"({"top_p": "high"})", R"({"repetition_penalty": 0})"}) {
     auto refused = kLimits;
     try {
       apply_generation_config(refused, json::parse(bad));
