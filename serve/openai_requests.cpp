@@ -9,7 +9,6 @@
 #include <limits>
 #include <map>
 #include <set>
-#include <sstream>
 #include <string_view>
 
 namespace chorus::serve {
@@ -61,6 +60,15 @@ json parse_object(const std::string& body) {
   if (!request.is_object())
     throw ApiError(400, "The request body must be a JSON object.");
   return request;
+}
+
+// `number` as a message shows it: 0.6, 2, not 0.600000.
+std::string format(double number) {
+  auto text = std::to_string(number);
+  text.erase(text.find_last_not_of('0') + 1);
+  if (!text.empty() && text.back() == '.')
+    text.pop_back();
+  return text;
 }
 
 // Reads the fields of a request body one by one; whatever is left unread at the end is refused,
@@ -134,14 +142,6 @@ public:
   }
 
 private:
-  static std::string format(double number) {
-    auto text = std::to_string(number);
-    text.erase(text.find_last_not_of('0') + 1);
-    if (!text.empty() && text.back() == '.')
-      text.pop_back();
-    return text;
-  }
-
   json request_;
   std::set<std::string> taken_;
 };
@@ -436,26 +436,20 @@ std::vector<std::string> apply_generation_config(RequestLimits& limits, const nl
   if (!generation_config.is_object())
     return applied;
   Fields fields(generation_config);
-  auto number = [](double value) {
-    std::ostringstream out;
-    out << value;
-    return out.str();
-  };
   try {
     if (fields.take("temperature"))
       applied.push_back("temperature="
-                        + number(limits.default_temperature = fields.number("temperature", 1.0, 0.0, 2.0)));
+                        + format(limits.default_temperature = fields.number("temperature", 1.0, 0.0, 2.0)));
     if (fields.take("top_p"))
-      applied.push_back("top_p=" + number(limits.default_top_p = fields.number("top_p", 1.0, 0.0, 1.0)));
+      applied.push_back("top_p=" + format(limits.default_top_p = fields.number("top_p", 1.0, 0.0, 1.0)));
     if (const auto* top_k = fields.take("top_k"); top_k && *top_k != -1) // -1: vLLM's "none", as 0 here
       applied.push_back("top_k=" + std::to_string(limits.default_top_k = fields.integer("top_k", 0, 0, 1 << 30)));
     if (fields.take("repetition_penalty"))
       applied.push_back("repetition_penalty="
-                        + number(limits.default_repetition_penalty = repetition_penalty(fields, 1.0)));
+                        + format(limits.default_repetition_penalty = repetition_penalty(fields, 1.0)));
   } catch (const ApiError& error) {
     throw std::invalid_argument("generation_config.json: " + std::string(error.what()));
   }
-  // Sampling settings vLLM would also take that this sampler does not have.
   // What this server does not take: min_p (no such sampler; 0 changes nothing), and max_new_tokens,
   // which would fail every request whose prompt leaves less room in the KV cache (vLLM caps it to
   // the room left; here a chat request's default stays --max-tokens).
