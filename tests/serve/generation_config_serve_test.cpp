@@ -76,4 +76,10 @@ TEST(ChorusServe, TheModelsGenerationConfigGivesTheSamplingDefaults) {
                                   std::chrono::seconds(120)))
     << bad.output();
   EXPECT_NE(bad.wait(), 0);
+
+  // So does an option value it does not know.
+  chorus::test::ChildProcess unknown(CHORUS_SERVE_PROGRAM, {"--model", folder.string(), "--generation-config", "vllm"});
+  EXPECT_TRUE(unknown.wait_for_output("--generation-config vllm: expected auto or none", std::chrono::seconds(60)))
+    << unknown.output();
+  EXPECT_EQ(unknown.wait(), 2);
 }
